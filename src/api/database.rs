@@ -1,0 +1,256 @@
+//! `Database`: one open database file, shared by every handle in the process.
+
+use crate::format::{
+    FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
+    first_data_page,
+};
+use crate::storage::{FileStorage, Storage};
+use crate::{Error, Options, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+/// An open capsuledb database. Cheap to clone (an `Arc`); `Send + Sync`.
+///
+/// Opening the same file twice in one process returns handles to the same engine;
+/// another process opening it gets [`Error::Locked`].
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+/// let info = db.info()?;
+/// assert_eq!(info.page_size, 4096);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    engine: Arc<Engine>,
+}
+
+struct Engine {
+    storage: Arc<dyn Storage>,
+    path: Option<PathBuf>,
+    /// The header copy that won at open (or was last written), and its slot.
+    header: Mutex<(Header, u32)>,
+}
+
+/// A summary of an open database, as the CLI's `info` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbInfo {
+    /// The format version the file needs to be read.
+    pub format_version: u32,
+    /// Bytes per page.
+    pub page_size: u32,
+    /// Length of the file in bytes.
+    pub file_len: u64,
+    /// Pages accounted for by the checkpointed state.
+    pub page_count: u64,
+    /// Last commit sequence folded into the checkpointed state.
+    pub checkpoint_seq: u64,
+    /// Header generation (incremented on every checkpoint).
+    pub header_generation: u64,
+    /// Which header copy is current (0 = A, 1 = B).
+    pub header_copy: u32,
+    /// Random id given to the database at creation.
+    pub database_id: u64,
+}
+
+/// Engines open in this process, by `(device, inode)`, so that opening the same file
+/// twice shares one engine instead of failing on our own lock.
+type FileId = (u64, u64);
+static OPEN_FILES: Mutex<Option<HashMap<FileId, Weak<Engine>>>> = Mutex::new(None);
+
+fn file_id_of(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+impl Database {
+    /// Opens the database file at `path`, creating it with the default [`Options`] if it
+    /// does not exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Options::new().open(path)
+    }
+
+    pub(crate) fn open_with_options(path: &Path, options: &Options) -> Result<Database> {
+        options.validate()?;
+        let mut open_files = OPEN_FILES.lock();
+        let registry = open_files.get_or_insert_with(HashMap::new);
+        registry.retain(|_, engine| engine.strong_count() > 0);
+        if let Some(engine) = file_id_of(path).and_then(|id| registry.get(&id)?.upgrade()) {
+            return Ok(Database { engine });
+        }
+        let storage = FileStorage::open(path, true)?;
+        let id = storage.file_id()?;
+        let engine = Engine::open(Arc::new(storage), Some(path.to_path_buf()), options)?;
+        registry.insert(id, Arc::downgrade(&engine));
+        Ok(Database { engine })
+    }
+
+    pub(crate) fn open_on_storage(
+        storage: Arc<dyn Storage>,
+        options: &Options,
+    ) -> Result<Database> {
+        options.validate()?;
+        Ok(Database {
+            engine: Engine::open(storage, None, options)?,
+        })
+    }
+
+    /// The path the database was opened from (`None` on simulated storage).
+    pub fn path(&self) -> Option<&Path> {
+        self.engine.path.as_deref()
+    }
+
+    /// A summary of the database's file and state.
+    pub fn info(&self) -> Result<DbInfo> {
+        let (h, copy) = *self.engine.header.lock();
+        Ok(DbInfo {
+            format_version: h.read_version,
+            page_size: h.page_size,
+            file_len: self.engine.storage.len()?,
+            page_count: h.page_count,
+            checkpoint_seq: h.checkpoint_seq,
+            header_generation: h.generation,
+            header_copy: copy,
+            database_id: h.database_id,
+        })
+    }
+}
+
+impl Engine {
+    fn open(
+        storage: Arc<dyn Storage>,
+        path: Option<PathBuf>,
+        options: &Options,
+    ) -> Result<Arc<Engine>> {
+        let header = if storage.is_empty()? {
+            create(storage.as_ref(), options)?
+        } else {
+            read_header(storage.as_ref())?
+        };
+        Ok(Arc::new(Engine {
+            storage,
+            path,
+            header: Mutex::new(header),
+        }))
+    }
+}
+
+/// Writes a new database into an empty storage: both header copies, synced.
+fn create(storage: &dyn Storage, options: &Options) -> Result<(Header, u32)> {
+    let seed = options.seed.unwrap_or_else(clock_seed);
+    let page_size = options.page_size;
+    let page_count = first_data_page(page_size);
+    let header = Header {
+        read_version: FORMAT_VERSION,
+        write_version: FORMAT_VERSION,
+        page_size,
+        generation: 1,
+        database_id: crate::rng::Rng::new(seed).next_u64(),
+        page_count,
+        checkpoint_seq: 0,
+        catalog_root: 0,
+        freelist_root: 0,
+        marker_start_page: 0,
+        marker_chain_seed: 0,
+    };
+    storage.set_len(page_count * u64::from(page_size))?;
+    for (copy, offset) in (0u32..).zip(HEADER_COPY_OFFSETS) {
+        storage.write_at(offset, &header.encode(copy))?;
+    }
+    storage.sync()?;
+    Ok((header, 0))
+}
+
+fn clock_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
+/// "Choosing a copy"). Never writes.
+fn read_header(storage: &dyn Storage) -> Result<(Header, u32)> {
+    let len = storage.len()?;
+    if len < HEADER_REGION_LEN {
+        let view = storage.view()?;
+        let magic_ok = view.get(0, 8) == Some(&crate::format::MAGIC[..]);
+        if !magic_ok {
+            return Err(Error::NotADatabase {
+                what: format!("a {len}-byte file without the capsuledb magic"),
+            });
+        }
+        return Err(Error::Truncated {
+            len,
+            needed: HEADER_REGION_LEN,
+        });
+    }
+    let view = storage.view()?;
+    let decoded: Vec<Result<Header, HeaderFault>> = (0u32..)
+        .zip(HEADER_COPY_OFFSETS)
+        .map(|(copy, offset)| {
+            let bytes = view.get(offset, HEADER_LEN).ok_or(HeaderFault::Short)?;
+            Header::decode(bytes, copy)
+        })
+        .collect();
+    let (a, b) = match decoded.as_slice() {
+        [a, b] => (a, b),
+        _ => return Err(Error::corrupted(0, "header copies missing")),
+    };
+    if matches!(a, Err(HeaderFault::BadMagic)) && matches!(b, Err(HeaderFault::BadMagic)) {
+        return Err(Error::NotADatabase {
+            what: "neither header copy has the capsuledb magic".into(),
+        });
+    }
+    let chosen = match (a, b) {
+        (Ok(a), Ok(b)) => {
+            if a.page_size != b.page_size || a.database_id != b.database_id {
+                return Err(Error::corrupted(
+                    0,
+                    "the two header copies disagree on page size or database id",
+                ));
+            }
+            if b.generation > a.generation {
+                (*b, 1)
+            } else {
+                (*a, 0)
+            }
+        }
+        (Ok(a), Err(_)) => (*a, 0),
+        (Err(_), Ok(b)) => (*b, 1),
+        (Err(fa), Err(fb)) => {
+            return Err(Error::corrupted(
+                0,
+                format!("both header copies are invalid: copy A: {fa}; copy B: {fb}"),
+            ));
+        }
+    };
+    let (header, _) = chosen;
+    if header.read_version > FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            found: header.read_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if header.write_version > FORMAT_VERSION {
+        // Read-only opening of files from newer writers comes with read-only mode.
+        return Err(Error::UnsupportedVersion {
+            found: header.write_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let needed = header
+        .page_count
+        .saturating_mul(u64::from(header.page_size));
+    if len < needed {
+        return Err(Error::Truncated { len, needed });
+    }
+    Ok(chosen)
+}

@@ -1,0 +1,78 @@
+//! `Options`: how a database is opened.
+
+use crate::format::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN, page_size_valid};
+use crate::storage::Storage;
+use crate::{Database, Error, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Tuning knobs for opening a database. Start from [`Options::new`] (the defaults) and
+/// change what you need.
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = capsuledb::Options::new()
+///     .page_size(8192)
+///     .open(dir.path().join("app.db"))?;
+/// assert_eq!(db.info()?.page_size, 8192);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) page_size: u32,
+    pub(crate) seed: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options::new()
+    }
+}
+
+impl Options {
+    /// The defaults: 4096-byte pages.
+    pub fn new() -> Options {
+        Options {
+            page_size: PAGE_SIZE_DEFAULT,
+            seed: None,
+        }
+    }
+
+    /// Page size for a *new* database: a power of two from 4096 to 65536. An existing
+    /// database keeps the page size it was created with.
+    pub fn page_size(mut self, page_size: u32) -> Options {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Seeds every random choice the engine makes (the database id, for one), so a run
+    /// on simulated storage replays exactly. By default the seed comes from the clock.
+    pub fn random_seed(mut self, seed: u64) -> Options {
+        self.seed = Some(seed);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !page_size_valid(self.page_size) {
+            return Err(Error::InvalidOptions {
+                what: format!(
+                    "page size {} is not a power of two in {PAGE_SIZE_MIN}..={PAGE_SIZE_MAX}",
+                    self.page_size
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens (creating if missing) the database file at `path` with these options.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with_options(path.as_ref(), self)
+    }
+
+    /// Opens a database on any [`Storage`], such as the simulated storage of the tests.
+    /// An empty storage becomes a new database.
+    pub fn open_storage(&self, storage: Arc<dyn Storage>) -> Result<Database> {
+        Database::open_on_storage(storage, self)
+    }
+}

@@ -1,0 +1,223 @@
+//! The one error type of capsuledb.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout capsuledb.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in capsuledb.
+///
+/// The variants fall into families a caller handles differently:
+/// - retryable: [`Error::Conflict`] (run the transaction again);
+/// - environment: [`Error::Io`], [`Error::Locked`], [`Error::InvalidPath`];
+/// - a bad file: [`Error::NotADatabase`], [`Error::Truncated`],
+///   [`Error::UnsupportedVersion`], [`Error::Corrupted`];
+/// - misuse: the limits, missing or existing tables, read-only writes;
+/// - engine state: [`Error::Poisoned`] (a commit's I/O failed; reopen) and
+///   [`Error::Closed`].
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum Error {
+    /// An operating-system call failed; `op` says what capsuledb was doing.
+    Io {
+        /// What capsuledb was doing, e.g. "sync the database file".
+        op: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Another process (or another open handle) holds the file's lock.
+    Locked {
+        /// The file that is locked.
+        path: PathBuf,
+    },
+    /// The path cannot hold a database (a directory, for instance).
+    InvalidPath {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// The file is not a capsuledb database (its magic bytes do not match).
+    NotADatabase {
+        /// What was found instead.
+        what: String,
+    },
+    /// The file is shorter than its structure requires.
+    Truncated {
+        /// The file's length in bytes.
+        len: u64,
+        /// The length at least required.
+        needed: u64,
+    },
+    /// The file was written by a newer format version than this build reads.
+    UnsupportedVersion {
+        /// The format version the file requires.
+        found: u32,
+        /// The newest format version this build supports.
+        supported: u32,
+    },
+    /// A checksum or structural check failed; the file is damaged.
+    Corrupted {
+        /// The page number where the damage was found.
+        page: u64,
+        /// What failed.
+        what: String,
+    },
+    /// An [`crate::Options`] value is out of range.
+    InvalidOptions {
+        /// What is wrong.
+        what: String,
+    },
+    /// A concurrent transaction committed first; retry the transaction.
+    Conflict {
+        /// The table of the conflicting key or range.
+        table: String,
+        /// The conflicting key (for a range conflict: the key that met the range).
+        key: Vec<u8>,
+        /// The sequence number of the committed transaction met.
+        committed_seq: u64,
+    },
+    /// The table does not exist.
+    TableNotFound {
+        /// Its name.
+        table: String,
+    },
+    /// The table already exists.
+    TableExists {
+        /// Its name.
+        table: String,
+    },
+    /// A key is longer than [`crate::MAX_KEY_LEN`] (or empty).
+    KeyTooLarge {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A value is longer than [`crate::MAX_VALUE_LEN`].
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A table name is empty or longer than [`crate::MAX_TABLE_NAME_LEN`].
+    InvalidTableName {
+        /// The name's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A transaction wrote more than the per-transaction limits allow.
+    TransactionTooLarge {
+        /// What limit was exceeded.
+        what: String,
+    },
+    /// The operation needs a read-write transaction.
+    ReadOnly,
+    /// The connection already has an open transaction.
+    TransactionInProgress,
+    /// A commit's I/O failed earlier; the database refuses commits until reopened.
+    Poisoned {
+        /// The failure that poisoned it.
+        cause: String,
+    },
+    /// The database is shutting down or closed.
+    Closed,
+}
+
+impl Error {
+    /// Whether running the same transaction again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+
+    pub(crate) fn corrupted(page: u64, what: impl Into<String>) -> Error {
+        Error::Corrupted {
+            page,
+            what: what.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, source } => write!(f, "failed to {op}: {source}"),
+            Error::Locked { path } => write!(
+                f,
+                "database {} is locked by another process or handle",
+                path.display()
+            ),
+            Error::InvalidPath { path, reason } => {
+                write!(f, "cannot use {} as a database: {reason}", path.display())
+            }
+            Error::NotADatabase { what } => write!(f, "not a capsuledb database: {what}"),
+            Error::Truncated { len, needed } => write!(
+                f,
+                "database file is truncated: {len} bytes, at least {needed} needed"
+            ),
+            Error::UnsupportedVersion { found, supported } => write!(
+                f,
+                "database needs format version {found}; this build supports up to {supported}"
+            ),
+            Error::Corrupted { page, what } => {
+                write!(f, "database is corrupted at page {page}: {what}")
+            }
+            Error::InvalidOptions { what } => write!(f, "invalid options: {what}"),
+            Error::Conflict {
+                table,
+                key,
+                committed_seq,
+            } => write!(
+                f,
+                "conflict on table {table:?} key {} with commit {committed_seq}; retry the transaction",
+                crate::util::show_bytes(key)
+            ),
+            Error::TableNotFound { table } => write!(f, "table {table:?} does not exist"),
+            Error::TableExists { table } => write!(f, "table {table:?} already exists"),
+            Error::KeyTooLarge { len, max } => {
+                write!(f, "key of {len} bytes is not allowed (1..={max} bytes)")
+            }
+            Error::ValueTooLarge { len, max } => {
+                write!(f, "value of {len} bytes exceeds the limit of {max} bytes")
+            }
+            Error::InvalidTableName { len, max } => {
+                write!(
+                    f,
+                    "table name of {len} bytes is not allowed (1..={max} bytes)"
+                )
+            }
+            Error::TransactionTooLarge { what } => write!(f, "transaction too large: {what}"),
+            Error::ReadOnly => write!(f, "cannot write in a read-only transaction"),
+            Error::TransactionInProgress => {
+                write!(f, "the connection already has an open transaction")
+            }
+            Error::Poisoned { cause } => write!(
+                f,
+                "database refuses commits after an I/O failure ({cause}); reopen it"
+            ),
+            Error::Closed => write!(f, "database is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Error {
+        Error::Io {
+            op: "do I/O",
+            source,
+        }
+    }
+}

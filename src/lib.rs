@@ -1,0 +1,43 @@
+//! # capsuledb
+//!
+//! An embedded, single-file, multi-writer MVCC database engine: many threads run
+//! serializable transactions at once, commits are made durable in groups (two fsyncs
+//! per group), and reads go through a memory-mapped file.
+//!
+//! ```
+//! # fn main() -> capsuledb::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+//! println!("page size {}", db.info()?.page_size);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layers
+//! `storage` (the only code touching the OS) → `format` (on-disk structures) → and, as
+//! they land, `pager`, `btree`, `mvcc`, `commit`, `checkpoint`, and `api` on top.
+//! Each layer uses only the ones below it.
+//!
+//! ## Safety
+//! `unsafe` appears only in `storage::file`, for mapping the file and for the `flock` and
+//! `fdatasync` calls, each with a `// SAFETY:` comment. Everything else is safe Rust.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+mod api;
+mod error;
+pub mod format;
+pub mod rng;
+pub mod storage;
+mod util;
+
+pub use api::{Database, DbInfo, Options};
+pub use error::{Error, Result};

@@ -1,0 +1,240 @@
+//! The real file: `memmap2` for reads, positioned writes, `fdatasync`, `flock`.
+
+use super::{Storage, View};
+use crate::{Error, Result};
+use memmap2::{Mmap, MmapOptions};
+use parking_lot::Mutex;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A database file on disk, exclusively locked for the life of this value.
+///
+/// Reads go through a shared memory mapping of the whole file. When the file grows,
+/// the next [`Storage::view`] maps it again; views taken earlier keep their old mapping
+/// alive, so a reader never sees its bytes disappear while the file grows.
+pub struct FileStorage {
+    file: File,
+    path: PathBuf,
+    /// The file's length as this process last set or extended it.
+    len: AtomicU64,
+    map: Mutex<Option<MapState>>,
+}
+
+struct MapState {
+    view: View,
+    mapped_len: u64,
+}
+
+impl FileStorage {
+    /// Opens (and with `create`, creates) the file at `path` and takes an exclusive,
+    /// non-blocking `flock` on it. A file locked by another process (or by another
+    /// open handle in this one) gives [`Error::Locked`].
+    pub fn open(path: &Path, create: bool) -> Result<FileStorage> {
+        if path.is_dir() {
+            return Err(Error::InvalidPath {
+                path: path.to_path_buf(),
+                reason: "is a directory",
+            });
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .open(path)
+            .map_err(|source| Error::Io {
+                op: "open the database file",
+                source,
+            })?;
+        lock_exclusive(&file, path)?;
+        let len = file
+            .metadata()
+            .map_err(io_err("stat the database file"))?
+            .len();
+        Ok(FileStorage {
+            file,
+            path: path.to_path_buf(),
+            len: AtomicU64::new(len),
+            map: Mutex::new(None),
+        })
+    }
+
+    /// The path this storage was opened with.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `(device, inode)` of the open file, identifying it across different paths.
+    pub fn file_id(&self) -> Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = self
+            .file
+            .metadata()
+            .map_err(io_err("stat the database file"))?;
+        Ok((m.dev(), m.ino()))
+    }
+}
+
+fn io_err(op: &'static str) -> impl Fn(io::Error) -> Error {
+    move |source| Error::Io { op, source }
+}
+
+fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
+    // SAFETY: `flock` takes a valid, open descriptor owned by `file` and no pointers.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Err(Error::Locked {
+            path: path.to_path_buf(),
+        })
+    } else {
+        Err(Error::Io {
+            op: "lock the database file",
+            source: err,
+        })
+    }
+}
+
+impl Storage for FileStorage {
+    fn len(&self) -> Result<u64> {
+        Ok(self.len.load(Ordering::Acquire))
+    }
+
+    fn view(&self) -> Result<View> {
+        let len = self.len.load(Ordering::Acquire);
+        let mut map = self.map.lock();
+        if let Some(state) = map.as_ref().filter(|s| s.mapped_len == len) {
+            return Ok(state.view.clone());
+        }
+        let view = if len == 0 {
+            View::empty()
+        } else {
+            let map_len = usize::try_from(len).map_err(|_| Error::InvalidPath {
+                path: self.path.clone(),
+                reason: "file is larger than the address space",
+            })?;
+            // SAFETY: the file is exclusively locked by this process, so no other
+            // process truncates or rewrites it under the mapping. Within this process
+            // the engine never writes a range a live view may read (copy-on-write
+            // pages), and never truncates below a range a live view may read.
+            let mmap: Mmap = unsafe { MmapOptions::new().len(map_len).map(&self.file) }
+                .map_err(io_err("map the database file"))?;
+            View::new(Arc::new(mmap))
+        };
+        *map = Some(MapState {
+            view: view.clone(),
+            mapped_len: len,
+        });
+        Ok(view)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(data, offset)
+            .map_err(io_err("write to the database file"))?;
+        let end = offset.saturating_add(data.len() as u64);
+        self.len.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        sync_data(&self.file).map_err(io_err("sync the database file"))
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.file
+            .set_len(len)
+            .map_err(io_err("resize the database file"))?;
+        self.len.store(len, Ordering::Release);
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sync_data(file: &File) -> io::Result<()> {
+    // SAFETY: `fdatasync` takes a valid, open descriptor owned by `file`.
+    let rc = unsafe { libc::fdatasync(file.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_data(file: &File) -> io::Result<()> {
+    file.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_sees_writes_and_old_views_survive_growth() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let s = FileStorage::open(&path, true).unwrap();
+        assert_eq!(s.len().unwrap(), 0);
+        assert_eq!(s.view().unwrap().len(), 0);
+        s.set_len(4096).unwrap();
+        s.write_at(10, b"hello").unwrap();
+        let v1 = s.view().unwrap();
+        assert_eq!(v1.get(10, 5).unwrap(), b"hello");
+        s.set_len(1 << 20).unwrap();
+        s.write_at(1 << 19, b"far").unwrap();
+        let v2 = s.view().unwrap();
+        assert_eq!(v2.len(), 1 << 20);
+        assert_eq!(v2.get(1 << 19, 3).unwrap(), b"far");
+        // The old view still reads its bytes after the remap.
+        assert_eq!(v1.len(), 4096);
+        assert_eq!(v1.get(10, 5).unwrap(), b"hello");
+        assert!(v1.get(4094, 5).is_none());
+        s.sync().unwrap();
+    }
+
+    #[test]
+    fn second_open_in_same_process_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let _a = FileStorage::open(&path, true).unwrap();
+        match FileStorage::open(&path, true) {
+            Err(Error::Locked { .. }) => {}
+            Err(e) => panic!("expected Locked, got {e}"),
+            Ok(_) => panic!("expected Locked, got a second handle"),
+        }
+    }
+
+    #[test]
+    fn remapping_while_readers_hold_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(FileStorage::open(&dir.path().join("f.db"), true).unwrap());
+        s.set_len(4096).unwrap();
+        s.write_at(0, &[7u8; 4096]).unwrap();
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let v = s.view().unwrap();
+                        assert!(v.get(0, 4096).unwrap().iter().all(|&b| b == 7));
+                    }
+                })
+            })
+            .collect();
+        for i in 1..50u64 {
+            s.set_len(4096 * (i + 1)).unwrap();
+            let _ = s.view().unwrap();
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
+    }
+}

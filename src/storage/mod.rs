@@ -1,0 +1,112 @@
+//! The storage layer: the only code in capsuledb that touches the operating system.
+//!
+//! Everything above this module reads and writes the database file through the
+//! [`Storage`] trait. Two implementations exist:
+//!
+//! - [`FileStorage`]: a real file, read through a `memmap2` mapping, written with
+//!   positioned writes, made durable with `fdatasync`, locked with `flock`;
+//! - [`SimStorage`]: an in-memory file for tests that keeps what is durable apart from
+//!   what is only written, and can crash, tear writes, flip bits and fail I/O calls,
+//!   deterministically per seed.
+//!
+//! # Visibility rule
+//! A [`View`] shows at least every write that completed before the view was taken.
+//! Whether it also shows later writes is up to the implementation (a file mapping
+//! does, the simulator does not), so callers take a fresh view after writing.
+
+mod file;
+mod sim;
+
+pub use file::FileStorage;
+pub use sim::{SECTOR_SIZE, SimStorage};
+
+use crate::Result;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// A byte-addressed file that the engine reads through a view and writes in place.
+///
+/// Implementations must be safe to call from many threads at once. Writes to
+/// disjoint ranges may run concurrently; the engine never writes a range that a
+/// reader may be reading (copy-on-write discipline above this layer).
+pub trait Storage: Send + Sync + 'static {
+    /// Current length of the file in bytes.
+    fn len(&self) -> Result<u64>;
+
+    /// Whether the file is empty.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// A read-only view of the whole file as it is now (see the module's visibility rule).
+    fn view(&self) -> Result<View>;
+
+    /// Writes `data` at byte `offset`, growing the file if the range passes its end.
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
+
+    /// Makes every completed write durable (`fdatasync`).
+    fn sync(&self) -> Result<()>;
+
+    /// Sets the file's length, zero-filling on growth.
+    fn set_len(&self, len: u64) -> Result<()>;
+}
+
+/// Bytes a [`View`] can be built on.
+pub trait ViewBytes: Send + Sync {
+    /// The viewed bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+impl ViewBytes for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl ViewBytes for memmap2::Mmap {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// A cheap, clonable, read-only view of the file. Holding a view keeps its mapping
+/// alive even after the file grows and is remapped.
+#[derive(Clone)]
+pub struct View {
+    inner: Option<Arc<dyn ViewBytes>>,
+}
+
+impl View {
+    /// A view over the given bytes.
+    pub fn new(bytes: Arc<dyn ViewBytes>) -> View {
+        View { inner: Some(bytes) }
+    }
+
+    /// A view of an empty file.
+    pub fn empty() -> View {
+        View { inner: None }
+    }
+
+    /// The bytes at `offset..offset + len`, or `None` when the range passes the end.
+    pub fn get(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(len)?;
+        self.deref().get(start..end)
+    }
+}
+
+impl Deref for View {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            Some(b) => b.bytes(),
+            None => &[],
+        }
+    }
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "View({} bytes)", self.len())
+    }
+}

@@ -1,0 +1,315 @@
+//! A simulated file for crash, corruption and fault tests.
+//!
+//! It keeps the *durable* image (what survived the last `sync`) apart from the
+//! *unsynced* operations since then. [`SimStorage::crash`] throws the live state away
+//! and keeps the durable image plus a seeded subset of the unsynced operations, each
+//! kept whole, dropped, or torn at [`SECTOR_SIZE`] boundaries. It can also flip bits,
+//! fail the N-th write, sync or resize, refuse to grow past a size (a full disk), and
+//! "lose power" after N operations so a test can crash at every I/O point.
+//! The same seed always gives the same image.
+
+use super::{Storage, View};
+use crate::rng::Rng;
+use crate::{Error, Result};
+use parking_lot::Mutex;
+use std::io;
+use std::sync::Arc;
+
+/// The unit of atomicity the simulator assumes for writes: a write may be torn only
+/// at these boundaries (absolute file offsets).
+pub const SECTOR_SIZE: u64 = 512;
+
+/// An in-memory file with crash and fault injection. Clones share one file, so a
+/// test keeps a handle while the engine owns another.
+#[derive(Clone, Default)]
+pub struct SimStorage {
+    state: Arc<Mutex<SimState>>,
+}
+
+#[derive(Default)]
+struct SimState {
+    live: Arc<Vec<u8>>,
+    durable: Vec<u8>,
+    unsynced: Vec<Unsynced>,
+    counts: IoCounts,
+    faults: Faults,
+    /// Operations still allowed before the simulated power loss.
+    power_budget: Option<u64>,
+}
+
+enum Unsynced {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+/// Counters of the calls made on a [`SimStorage`] since it was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoCounts {
+    /// Successful `write_at` calls.
+    pub writes: u64,
+    /// Bytes passed to successful `write_at` calls.
+    pub bytes_written: u64,
+    /// Successful `sync` calls.
+    pub syncs: u64,
+    /// Successful `set_len` calls.
+    pub set_lens: u64,
+}
+
+#[derive(Default)]
+struct Faults {
+    fail_write: Option<u64>,
+    fail_sync: Option<u64>,
+    fail_set_len: Option<u64>,
+    max_len: Option<u64>,
+}
+
+fn simulated(what: &str) -> io::Error {
+    io::Error::other(format!("simulated {what}"))
+}
+
+impl SimStorage {
+    /// An empty simulated file.
+    pub fn new() -> SimStorage {
+        SimStorage::default()
+    }
+
+    /// A simulated file whose durable and live images are `bytes`.
+    pub fn from_bytes(bytes: Vec<u8>) -> SimStorage {
+        let s = SimStorage::new();
+        {
+            let mut st = s.state.lock();
+            st.durable.clone_from(&bytes);
+            st.live = Arc::new(bytes);
+        }
+        s
+    }
+
+    /// A copy of the live image (what reads see now).
+    pub fn live_bytes(&self) -> Vec<u8> {
+        self.state.lock().live.as_ref().clone()
+    }
+
+    /// A copy of the durable image (what a crash that keeps nothing unsynced leaves).
+    pub fn durable_bytes(&self) -> Vec<u8> {
+        self.state.lock().durable.clone()
+    }
+
+    /// Counts of successful calls so far.
+    pub fn counts(&self) -> IoCounts {
+        self.state.lock().counts
+    }
+
+    /// Number of operations (writes, syncs, resizes) not yet covered by a sync.
+    pub fn unsynced_ops(&self) -> usize {
+        self.state.lock().unsynced.len()
+    }
+
+    /// Makes the `n`-th `write_at` from now (1-based) fail without writing anything.
+    pub fn fail_nth_write(&self, n: u64) {
+        let mut st = self.state.lock();
+        st.faults.fail_write = Some(st.counts.writes + n);
+    }
+
+    /// Makes the `n`-th `sync` from now (1-based) fail without making anything durable.
+    pub fn fail_nth_sync(&self, n: u64) {
+        let mut st = self.state.lock();
+        st.faults.fail_sync = Some(st.counts.syncs + n);
+    }
+
+    /// Makes the `n`-th `set_len` from now (1-based) fail without resizing.
+    pub fn fail_nth_set_len(&self, n: u64) {
+        let mut st = self.state.lock();
+        st.faults.fail_set_len = Some(st.counts.set_lens + n);
+    }
+
+    /// Refuses to let the file grow past `max_len` bytes, like a full disk.
+    pub fn set_max_len(&self, max_len: Option<u64>) {
+        self.state.lock().faults.max_len = max_len;
+    }
+
+    /// Lets `ops` more operations (writes, syncs, resizes) succeed, then fails every
+    /// later one, as if the power went out. Follow with [`SimStorage::crash`].
+    pub fn power_off_after(&self, ops: u64) {
+        self.state.lock().power_budget = Some(ops);
+    }
+
+    /// Flips one bit in both the live and the durable image (corruption at rest).
+    /// Offsets past the end of an image leave that image alone.
+    pub fn flip_bit(&self, offset: u64, bit: u8) {
+        let mut st = self.state.lock();
+        let mask = 1u8 << (bit % 8);
+        if let Ok(i) = usize::try_from(offset) {
+            if let Some(b) = Arc::make_mut(&mut st.live).get_mut(i) {
+                *b ^= mask;
+            }
+            if let Some(b) = st.durable.get_mut(i) {
+                *b ^= mask;
+            }
+        }
+    }
+
+    /// Simulates a crash: the file becomes the durable image plus a subset of the
+    /// unsynced operations chosen by `seed`, applied in their original order, each
+    /// kept whole, dropped, or (writes only) torn into a subset of its sectors.
+    /// Faults and the power-off budget are cleared; the file is usable again.
+    pub fn crash(&self, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let mut st = self.state.lock();
+        let mut image = std::mem::take(&mut st.durable);
+        for op in std::mem::take(&mut st.unsynced) {
+            match op {
+                Unsynced::SetLen(len) => {
+                    if rng.chance(1, 2) {
+                        resize(&mut image, len);
+                    }
+                }
+                Unsynced::Write { offset, data } => match rng.below(3) {
+                    0 => apply_write(&mut image, offset, &data),
+                    1 => {}
+                    _ => tear_write(&mut image, offset, &data, &mut rng),
+                },
+            }
+        }
+        st.durable.clone_from(&image);
+        st.live = Arc::new(image);
+        st.faults = Faults::default();
+        st.power_budget = None;
+    }
+
+    /// Simulates a crash that loses every unsynced operation.
+    pub fn crash_losing_unsynced(&self) {
+        let mut st = self.state.lock();
+        let image = st.durable.clone();
+        st.live = Arc::new(image);
+        st.unsynced.clear();
+        st.faults = Faults::default();
+        st.power_budget = None;
+    }
+
+    /// Consumes one operation of the power budget, failing once it is spent.
+    fn spend_power(st: &mut SimState) -> io::Result<()> {
+        match st.power_budget.as_mut() {
+            Some(0) => Err(simulated("power loss")),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn resize(image: &mut Vec<u8>, len: u64) {
+    image.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
+}
+
+fn apply_write(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let Ok(start) = usize::try_from(offset) else {
+        return;
+    };
+    let end = start + data.len();
+    if image.len() < end {
+        image.resize(end, 0);
+    }
+    if let Some(dst) = image.get_mut(start..end) {
+        dst.copy_from_slice(data);
+    }
+}
+
+/// Keeps each sector-aligned piece of the write with probability one half.
+fn tear_write(image: &mut Vec<u8>, offset: u64, data: &[u8], rng: &mut Rng) {
+    let end = offset + data.len() as u64;
+    let mut piece_start = offset;
+    while piece_start < end {
+        let piece_end = ((piece_start / SECTOR_SIZE) + 1) * SECTOR_SIZE;
+        let piece_end = piece_end.min(end);
+        if rng.chance(1, 2) {
+            let from = (piece_start - offset) as usize;
+            let to = (piece_end - offset) as usize;
+            if let Some(piece) = data.get(from..to) {
+                apply_write(image, piece_start, piece);
+            }
+        }
+        piece_start = piece_end;
+    }
+}
+
+impl Storage for SimStorage {
+    fn len(&self) -> Result<u64> {
+        Ok(self.state.lock().live.len() as u64)
+    }
+
+    fn view(&self) -> Result<View> {
+        let live = Arc::clone(&self.state.lock().live);
+        Ok(View::new(live))
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        let io = |source| Error::Io {
+            op: "write to the database file",
+            source,
+        };
+        let mut st = self.state.lock();
+        SimStorage::spend_power(&mut st).map_err(io)?;
+        if st.faults.fail_write == Some(st.counts.writes + 1) {
+            st.faults.fail_write = None;
+            return Err(io(simulated("write failure")));
+        }
+        let end = offset.saturating_add(data.len() as u64);
+        if st.faults.max_len.is_some_and(|max| end > max) {
+            return Err(io(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated full disk",
+            )));
+        }
+        apply_write(Arc::make_mut(&mut st.live), offset, data);
+        st.unsynced.push(Unsynced::Write {
+            offset,
+            data: data.to_vec(),
+        });
+        st.counts.writes += 1;
+        st.counts.bytes_written += data.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        let io = |source| Error::Io {
+            op: "sync the database file",
+            source,
+        };
+        let mut st = self.state.lock();
+        SimStorage::spend_power(&mut st).map_err(io)?;
+        if st.faults.fail_sync == Some(st.counts.syncs + 1) {
+            st.faults.fail_sync = None;
+            return Err(io(simulated("sync failure")));
+        }
+        let live = st.live.as_ref().clone();
+        st.durable = live;
+        st.unsynced.clear();
+        st.counts.syncs += 1;
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        let io = |source| Error::Io {
+            op: "resize the database file",
+            source,
+        };
+        let mut st = self.state.lock();
+        SimStorage::spend_power(&mut st).map_err(io)?;
+        if st.faults.fail_set_len == Some(st.counts.set_lens + 1) {
+            st.faults.fail_set_len = None;
+            return Err(io(simulated("resize failure")));
+        }
+        if st.faults.max_len.is_some_and(|max| len > max) {
+            return Err(io(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated full disk",
+            )));
+        }
+        resize(Arc::make_mut(&mut st.live), len);
+        st.unsynced.push(Unsynced::SetLen(len));
+        st.counts.set_lens += 1;
+        Ok(())
+    }
+}

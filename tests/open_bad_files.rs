@@ -1,0 +1,252 @@
+//! Opening every kind of bad file gives its typed error and leaves the bytes unchanged.
+
+use capsuledb::format::{HEADER_COPY_OFFSETS, HEADER_LEN, Header};
+use capsuledb::{Database, Error, Options};
+use std::path::Path;
+
+fn bytes_of(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// Creates a valid database file and returns its path (the handle is closed).
+fn new_db(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("x.db");
+    drop(Database::open(&path).unwrap());
+    path
+}
+
+/// Opens `path`, expects an error, and checks the file's bytes did not change.
+fn open_err_untouched(path: &Path) -> Error {
+    let before = bytes_of(path);
+    let err = match Database::open(path) {
+        Err(e) => e,
+        Ok(_) => panic!("opening {} should fail", path.display()),
+    };
+    assert_eq!(
+        before,
+        bytes_of(path),
+        "a failed open must not change the file"
+    );
+    err
+}
+
+fn header_of(bytes: &[u8], copy: usize) -> Header {
+    let off = HEADER_COPY_OFFSETS[copy] as usize;
+    Header::decode(&bytes[off..off + HEADER_LEN], copy as u32).unwrap()
+}
+
+fn rewrite_header(path: &Path, copy: usize, h: &Header) {
+    let mut bytes = bytes_of(path);
+    let off = HEADER_COPY_OFFSETS[copy] as usize;
+    bytes[off..off + HEADER_LEN].copy_from_slice(&h.encode(copy as u32));
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn new_file_then_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let bytes = bytes_of(&path);
+    assert_eq!(bytes.len(), 8192);
+    assert_eq!(&bytes[..8], b"CAPSULDB");
+    assert_eq!(
+        header_of(&bytes, 0).database_id,
+        header_of(&bytes, 1).database_id
+    );
+    let db = Database::open(&path).unwrap();
+    let info = db.info().unwrap();
+    assert_eq!(
+        (info.page_size, info.format_version, info.file_len),
+        (4096, 1, 8192)
+    );
+}
+
+#[test]
+fn not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text.db");
+    std::fs::write(&path, "hello, this is not a database\n".repeat(1000)).unwrap();
+    assert!(matches!(
+        open_err_untouched(&path),
+        Error::NotADatabase { .. }
+    ));
+    let short = dir.path().join("short.db");
+    std::fs::write(&short, b"hello").unwrap();
+    assert!(matches!(
+        open_err_untouched(&short),
+        Error::NotADatabase { .. }
+    ));
+}
+
+#[test]
+fn truncated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let bytes = bytes_of(&path);
+    std::fs::write(&path, &bytes[..5000]).unwrap();
+    match open_err_untouched(&path) {
+        Error::Truncated { len, needed } => assert_eq!((len, needed), (5000, 8192)),
+        e => panic!("expected Truncated, got {e}"),
+    }
+    // A header that accounts for more pages than the file holds.
+    std::fs::write(&path, &bytes).unwrap();
+    for copy in 0..2 {
+        let h = Header {
+            page_count: 10,
+            ..header_of(&bytes, copy)
+        };
+        rewrite_header(&path, copy, &h);
+    }
+    assert!(matches!(open_err_untouched(&path), Error::Truncated { .. }));
+}
+
+#[test]
+fn newer_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let bytes = bytes_of(&path);
+    for copy in 0..2 {
+        let h = Header {
+            read_version: 2,
+            write_version: 2,
+            ..header_of(&bytes, copy)
+        };
+        rewrite_header(&path, copy, &h);
+    }
+    match open_err_untouched(&path) {
+        Error::UnsupportedVersion { found, supported } => assert_eq!((found, supported), (2, 1)),
+        e => panic!("expected UnsupportedVersion, got {e}"),
+    }
+}
+
+#[test]
+fn both_header_checksums_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let mut bytes = bytes_of(&path);
+    bytes[40] ^= 0xFF;
+    bytes[4096 + 40] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    match open_err_untouched(&path) {
+        Error::Corrupted { page, what } => {
+            assert_eq!(page, 0);
+            assert!(
+                what.contains("copy A") && what.contains("checksum"),
+                "{what}"
+            );
+        }
+        e => panic!("expected Corrupted, got {e}"),
+    }
+}
+
+#[test]
+fn one_bad_header_copy_is_repaired_by_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    for copy in 0..2usize {
+        let mut bytes = bytes_of(&path);
+        let good = bytes.clone();
+        bytes[HEADER_COPY_OFFSETS[copy] as usize + 50] ^= 0x04;
+        std::fs::write(&path, &bytes).unwrap();
+        let db = Database::open(&path).unwrap();
+        assert_eq!(db.info().unwrap().header_copy, 1 - copy as u32);
+        drop(db);
+        std::fs::write(&path, &good).unwrap();
+    }
+}
+
+#[test]
+fn newest_valid_copy_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let bytes = bytes_of(&path);
+    let h = Header {
+        generation: 5,
+        checkpoint_seq: 42,
+        ..header_of(&bytes, 1)
+    };
+    rewrite_header(&path, 1, &h);
+    let info = Database::open(&path).unwrap().info().unwrap();
+    assert_eq!(
+        (
+            info.header_copy,
+            info.header_generation,
+            info.checkpoint_seq
+        ),
+        (1, 5, 42)
+    );
+}
+
+#[test]
+fn directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    match Database::open(dir.path()) {
+        Err(Error::InvalidPath { reason, .. }) => assert_eq!(reason, "is a directory"),
+        Err(e) => panic!("expected InvalidPath, got {e}"),
+        Ok(_) => panic!("a directory opened as a database"),
+    }
+}
+
+#[test]
+fn path_without_permission() {
+    // Root bypasses file modes, so as root use a sysfs file that refuses writers.
+    let is_root = unsafe_free_is_root();
+    let dir = tempfile::tempdir().unwrap();
+    let path = if is_root {
+        std::path::PathBuf::from("/sys/kernel/notes")
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        let p = new_db(dir.path());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+        p
+    };
+    if !path.exists() {
+        return; // no such file on this kernel; nothing to test
+    }
+    match Database::open(&path) {
+        Err(Error::Io { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied)
+        }
+        Err(e) => panic!("expected a permission error, got {e}"),
+        Ok(_) => panic!("opened a file without permission"),
+    }
+}
+
+fn unsafe_free_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn invalid_page_size_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    for bad in [0, 1000, 2048, 5000, 131072] {
+        assert!(matches!(
+            Options::new().page_size(bad).open(&path),
+            Err(Error::InvalidOptions { .. })
+        ));
+    }
+    assert!(!path.exists(), "a refused option creates no file");
+    for good in [4096, 8192, 16384, 32768, 65536] {
+        let p = dir.path().join(format!("{good}.db"));
+        let db = Options::new().page_size(good).open(&p).unwrap();
+        assert_eq!(db.info().unwrap().page_size, good);
+        drop(db);
+        // Reopening with other options keeps the stored page size.
+        assert_eq!(Database::open(&p).unwrap().info().unwrap().page_size, good);
+    }
+}
+
+#[test]
+fn same_file_twice_in_one_process_shares_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = Database::open(&path).unwrap();
+    let b = Database::open(&path).unwrap();
+    assert_eq!(a.info().unwrap().database_id, b.info().unwrap().database_id);
+}
