@@ -33,11 +33,17 @@
 #![warn(missing_docs)]
 
 mod api;
+mod commit;
 mod error;
 pub mod format;
+mod mvcc;
 pub mod rng;
 pub mod storage;
 mod util;
 
-pub use api::{Database, DbInfo, Options};
+pub use api::{
+    CATALOG_NAME, CommitInfo, Connection, Database, DbInfo, Durability, Isolation, MAX_KEY_LEN,
+    MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, Options, Range, Stats, Transaction,
+    ValueRef,
+};
 pub use error::{Error, Result};

@@ -1,7 +1,18 @@
-//! The public API: `Database`, `Options`, and (as they land) `Connection` and `Transaction`.
+//! The public API: `Database`, `Options`, `Connection`, `Transaction` and their types.
 
+mod connection;
 mod database;
 mod options;
+mod range;
+mod transaction;
+mod types;
 
-pub use database::{Database, DbInfo};
+pub use connection::Connection;
+pub use database::{Database, DbInfo, Stats};
 pub use options::Options;
+pub use range::Range;
+pub use transaction::{CATALOG_NAME, Transaction};
+pub use types::{
+    CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES,
+    MAX_VALUE_LEN, ValueRef,
+};

@@ -1,0 +1,172 @@
+//! `Range`: a double-ended iterator over a table's keys, fetched in bounded batches.
+//!
+//! The unread region is `(lo, hi)`. Each fetch reads one batch from one end of it:
+//! the committed versions visible at the snapshot, merged with the transaction's own
+//! writes over exactly the key span the batch covered, tombstones dropped. The span is
+//! recorded in the read set (Serializable), so what was scanned — even when it held
+//! nothing or only tombstones — is what validation checks.
+
+use super::transaction::Transaction;
+use super::types::ValueRef;
+use crate::Result;
+use crate::mvcc::{SCAN_BATCH_MAX, ScanEntry, TableId, bounds_nonempty};
+use std::collections::VecDeque;
+use std::ops::Bound;
+
+/// First batch size; batches double up to [`SCAN_BATCH_MAX`] so a short scan records a
+/// short range.
+const FIRST_BATCH: usize = 16;
+
+/// An iterator over `(key, value)` pairs of a table in key order. Use `.rev()` for
+/// descending order; both ends can be consumed alternately.
+pub struct Range<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    table: TableId,
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+    /// Whether `(lo, hi)` is known to hold nothing more.
+    drained: bool,
+    front: VecDeque<(Vec<u8>, ValueRef)>,
+    /// Descending: the back of this deque holds the smallest key.
+    back: VecDeque<(Vec<u8>, ValueRef)>,
+    batch: usize,
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl<'t, 'c> Range<'t, 'c> {
+    pub(crate) fn new(
+        tx: &'t Transaction<'c>,
+        table: TableId,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+    ) -> Self {
+        let drained = !bounds_nonempty(as_ref(&lo), as_ref(&hi));
+        if drained {
+            // An empty range is still a scan: record it.
+            tx.record_range(table, as_ref(&lo), as_ref(&hi));
+        }
+        Range {
+            tx,
+            table,
+            lo,
+            hi,
+            drained,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            batch: FIRST_BATCH,
+        }
+    }
+
+    /// Fetches the next batch from the low (`reverse == false`) or high end.
+    fn fetch(&mut self, reverse: bool) {
+        while !self.drained {
+            let snapshot = self.tx.snapshot_seq();
+            let got = self.tx.engine().versions.scan(
+                self.table,
+                as_ref(&self.lo),
+                as_ref(&self.hi),
+                snapshot,
+                reverse,
+                self.batch,
+            );
+            self.batch = (self.batch * 2).min(SCAN_BATCH_MAX);
+            // The span this batch covered, from our end to where it stopped.
+            let (span_lo, span_hi) = match (&got.resume_after, reverse) {
+                (Some(k), false) => (self.lo.clone(), Bound::Included(k.clone())),
+                (Some(k), true) => (Bound::Included(k.clone()), self.hi.clone()),
+                (None, _) => (self.lo.clone(), self.hi.clone()),
+            };
+            self.tx
+                .record_range(self.table, as_ref(&span_lo), as_ref(&span_hi));
+            let merged = self.merge_own(got.entries, as_ref(&span_lo), as_ref(&span_hi), reverse);
+            match got.resume_after {
+                Some(k) if reverse => self.hi = Bound::Excluded(k),
+                Some(k) => self.lo = Bound::Excluded(k),
+                None => self.drained = true,
+            }
+            let live = merged
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|bytes| (k, ValueRef { bytes })));
+            let target = if reverse {
+                &mut self.back
+            } else {
+                &mut self.front
+            };
+            let before = target.len();
+            target.extend(live);
+            if target.len() > before {
+                return;
+            }
+        }
+    }
+
+    /// Overlays the transaction's own writes in `(lo, hi)` on committed entries.
+    fn merge_own(
+        &self,
+        committed: Vec<ScanEntry>,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Vec<ScanEntry> {
+        let Some(own) = self.tx.writes.get(&self.table) else {
+            return committed;
+        };
+        if !bounds_nonempty(lo, hi) {
+            return committed;
+        }
+        let own_range = own.range::<[u8], _>((lo, hi));
+        let own_iter: Box<dyn Iterator<Item = (&Vec<u8>, &crate::mvcc::Value)>> = if reverse {
+            Box::new(own_range.rev())
+        } else {
+            Box::new(own_range)
+        };
+        let mut own_iter = own_iter.peekable();
+        let mut out = Vec::with_capacity(committed.len());
+        let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
+        for (k, v) in committed {
+            while let Some((ok, ov)) = own_iter.next_if(|(ok, _)| before(ok, &k)) {
+                out.push((ok.clone(), ov.clone()));
+            }
+            if let Some((_, ov)) = own_iter.next_if(|(ok, _)| **ok == k) {
+                out.push((k, ov.clone()));
+            } else {
+                out.push((k, v));
+            }
+        }
+        out.extend(own_iter.map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+}
+
+impl Iterator for Range<'_, '_> {
+    type Item = Result<(Vec<u8>, ValueRef)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front.is_empty() {
+            self.fetch(false);
+        }
+        self.front
+            .pop_front()
+            .or_else(|| self.back.pop_back())
+            .map(Ok)
+    }
+}
+
+impl DoubleEndedIterator for Range<'_, '_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.back.is_empty() {
+            self.fetch(true);
+        }
+        self.back
+            .pop_front()
+            .or_else(|| self.front.pop_back())
+            .map(Ok)
+    }
+}

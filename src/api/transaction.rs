@@ -1,0 +1,411 @@
+//! `Transaction`: reads, writes and commit.
+
+use super::connection::Connection;
+use super::database::Engine;
+use super::range::Range;
+use super::types::{
+    CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES,
+    MAX_VALUE_LEN, ValueRef,
+};
+use crate::commit::{ReadSet, TableRange};
+use crate::mvcc::{CATALOG_TABLE, SnapshotGuard, TableId, Value, WriteSet};
+use crate::{Error, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+/// Name shown for the catalog in conflicts on table creation or removal.
+pub const CATALOG_NAME: &str = "(catalog)";
+
+/// A transaction. Reads see the transaction's own writes, then the snapshot taken at
+/// `begin`. Dropping it without [`Transaction::commit`] rolls it back.
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+/// let mut conn = db.connect();
+/// let mut tx = conn.begin()?;
+/// tx.create_table("t")?;
+/// tx.put("t", b"a", b"1")?;
+/// tx.put("t", b"b", b"2")?;
+/// tx.delete("t", b"a")?;
+/// let keys: Vec<Vec<u8>> = tx.range("t", b"a".as_slice()..)?.map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+/// assert_eq!(keys, vec![b"b".to_vec()]);
+/// tx.commit()?;
+/// # Ok(()) }
+/// ```
+pub struct Transaction<'c> {
+    engine: Arc<Engine>,
+    _conn: std::marker::PhantomData<&'c mut Connection>,
+    snapshot: SnapshotGuard,
+    isolation: Isolation,
+    read_only: bool,
+    pub(crate) writes: WriteSet,
+    write_bytes: usize,
+    dropped: Vec<TableId>,
+    /// Committed table names resolved at the snapshot.
+    names: RefCell<HashMap<String, TableId>>,
+    reads: RefCell<ReadSet>,
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn check_table_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_TABLE_NAME_LEN {
+        return Err(Error::InvalidTableName {
+            len: name.len(),
+            max: MAX_TABLE_NAME_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn decode_table_id(v: &[u8]) -> Result<TableId> {
+    let bytes: [u8; 8] = v
+        .try_into()
+        .map_err(|_| Error::corrupted(0, "catalog entry is not an 8-byte table id"))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+fn owned_bound(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl<'c> Transaction<'c> {
+    pub(crate) fn begin(
+        conn: &'c mut Connection,
+        isolation: Isolation,
+        read_only: bool,
+    ) -> Result<Self> {
+        let engine = Arc::clone(&conn.db.engine);
+        engine.check_open()?;
+        let snapshot = engine.registry.begin();
+        Ok(Transaction {
+            engine,
+            _conn: std::marker::PhantomData,
+            snapshot,
+            isolation,
+            read_only,
+            writes: WriteSet::new(),
+            write_bytes: 0,
+            dropped: Vec::new(),
+            names: RefCell::new(HashMap::new()),
+            reads: RefCell::new(ReadSet::default()),
+        })
+    }
+
+    /// The snapshot this transaction reads: commits at or below this sequence.
+    pub fn snapshot_seq(&self) -> u64 {
+        self.snapshot.seq()
+    }
+
+    /// The isolation level (`Snapshot` for read-only transactions).
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// Whether this transaction was begun with `begin_read`.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn tracks_reads(&self) -> bool {
+        !self.read_only && self.isolation == Isolation::Serializable
+    }
+
+    fn record_point(&self, table: TableId, key: &[u8]) {
+        if self.tracks_reads() {
+            self.reads.borrow_mut().points.insert((table, key.to_vec()));
+        }
+    }
+
+    pub(crate) fn record_range(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>) {
+        if self.tracks_reads() {
+            self.reads.borrow_mut().ranges.push(TableRange {
+                table,
+                lo: owned_bound(lo),
+                hi: owned_bound(hi),
+            });
+        }
+    }
+
+    /// The id of table `name` as this transaction sees it.
+    pub(crate) fn table_id(&self, name: &str) -> Result<TableId> {
+        check_table_name(name)?;
+        if let Some(own) = self
+            .writes
+            .get(&CATALOG_TABLE)
+            .and_then(|c| c.get(name.as_bytes()))
+        {
+            return match own {
+                Some(v) => decode_table_id(v),
+                None => Err(Error::TableNotFound { table: name.into() }),
+            };
+        }
+        if let Some(&id) = self.names.borrow().get(name) {
+            return Ok(id);
+        }
+        self.record_point(CATALOG_TABLE, name.as_bytes());
+        match self.committed(CATALOG_TABLE, name.as_bytes()) {
+            Some(v) => {
+                let id = decode_table_id(&v)?;
+                self.names.borrow_mut().insert(name.to_string(), id);
+                Ok(id)
+            }
+            None => Err(Error::TableNotFound { table: name.into() }),
+        }
+    }
+
+    /// The committed value at the snapshot, below this transaction's own writes.
+    fn committed(&self, table: TableId, key: &[u8]) -> Option<Arc<[u8]>> {
+        self.engine
+            .versions
+            .get(table, key, self.snapshot.seq())
+            .flatten()
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+
+    fn add_write(&mut self, table: TableId, key: &[u8], value: Value) -> Result<()> {
+        let len = key.len() + value.as_ref().map_or(0, |v| v.len());
+        if self.write_bytes + len > MAX_TRANSACTION_BYTES {
+            return Err(Error::TransactionTooLarge {
+                what: format!("more than {MAX_TRANSACTION_BYTES} bytes of keys and values"),
+            });
+        }
+        self.write_bytes += len;
+        self.writes
+            .entry(table)
+            .or_default()
+            .insert(key.to_vec(), value);
+        Ok(())
+    }
+
+    /// Creates an empty table. Fails with [`Error::TableExists`] if it exists.
+    pub fn create_table(&mut self, name: &str) -> Result<()> {
+        self.writable()?;
+        match self.table_id(name) {
+            Ok(_) => return Err(Error::TableExists { table: name.into() }),
+            Err(Error::TableNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let id = self.engine.allocate_table_id();
+        self.add_write(
+            CATALOG_TABLE,
+            name.as_bytes(),
+            Some(Arc::from(&id.to_le_bytes()[..])),
+        )
+    }
+
+    /// Drops a table and all its data. Fails with [`Error::TableNotFound`] if missing.
+    pub fn drop_table(&mut self, name: &str) -> Result<()> {
+        self.writable()?;
+        let id = self.table_id(name)?;
+        let created_here = self
+            .writes
+            .get(&CATALOG_TABLE)
+            .and_then(|c| c.get(name.as_bytes()))
+            .is_some_and(Option::is_some)
+            && !self.names.borrow().contains_key(name);
+        if let Some(data) = self.writes.remove(&id) {
+            let freed: usize = data
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+                .sum();
+            self.write_bytes = self.write_bytes.saturating_sub(freed);
+        }
+        if !created_here {
+            self.dropped.push(id);
+        }
+        self.names.borrow_mut().remove(name);
+        self.add_write(CATALOG_TABLE, name.as_bytes(), None)
+    }
+
+    /// Whether table `name` exists.
+    pub fn table_exists(&self, name: &str) -> Result<bool> {
+        match self.table_id(name) {
+            Ok(_) => Ok(true),
+            Err(Error::TableNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names of all tables, in byte order.
+    pub fn tables(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for item in Range::new(self, CATALOG_TABLE, Bound::Unbounded, Bound::Unbounded) {
+            let (k, _) = item?;
+            names.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(names)
+    }
+
+    /// Reads `key`, copying the value out.
+    pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_ref(table, key)?.map(|v| v.to_vec()))
+    }
+
+    /// Reads `key` without copying: the value borrows the engine's bytes.
+    pub fn get_ref(&self, table: &str, key: &[u8]) -> Result<Option<ValueRef>> {
+        check_key(key)?;
+        let id = self.table_id(table)?;
+        if let Some(own) = self.writes.get(&id).and_then(|t| t.get(key)) {
+            return Ok(own.clone().map(|bytes| ValueRef { bytes }));
+        }
+        self.record_point(id, key);
+        Ok(self.committed(id, key).map(|bytes| ValueRef { bytes }))
+    }
+
+    /// Writes `key = value`.
+    pub fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.writable()?;
+        check_key(key)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: MAX_VALUE_LEN,
+            });
+        }
+        let id = self.table_id(table)?;
+        self.add_write(id, key, Some(Arc::from(value)))
+    }
+
+    /// Deletes `key` (a no-op if it does not exist).
+    pub fn delete(&mut self, table: &str, key: &[u8]) -> Result<()> {
+        self.writable()?;
+        check_key(key)?;
+        let id = self.table_id(table)?;
+        self.add_write(id, key, None)
+    }
+
+    /// Iterates the keys of `table` inside `range` in ascending order; call `.rev()` on
+    /// the iterator (or use [`Transaction::range_rev`]) for descending order. Entries come
+    /// in bounded batches, so a scan never holds engine locks while you use it.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        table: &str,
+        range: R,
+    ) -> Result<Range<'_, 'c>> {
+        let id = self.table_id(table)?;
+        let lo = range.start_bound().map(|k| k.as_ref().to_vec());
+        let hi = range.end_bound().map(|k| k.as_ref().to_vec());
+        Ok(Range::new(self, id, lo, hi))
+    }
+
+    /// Iterates the keys of `table` inside `range` in descending order.
+    pub fn range_rev<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        table: &str,
+        range: R,
+    ) -> Result<std::iter::Rev<Range<'_, 'c>>> {
+        Ok(self.range(table, range)?.rev())
+    }
+
+    /// Iterates the whole table in ascending order.
+    pub fn iter(&self, table: &str) -> Result<Range<'_, 'c>> {
+        let id = self.table_id(table)?;
+        Ok(Range::new(self, id, Bound::Unbounded, Bound::Unbounded))
+    }
+
+    /// Number of keys in `table` (a full scan).
+    pub fn len(&self, table: &str) -> Result<u64> {
+        let mut n = 0;
+        for item in self.iter(table)? {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Whether `table` has no keys.
+    pub fn is_empty(&self, table: &str) -> Result<bool> {
+        Ok(self.iter(table)?.next().transpose()?.is_none())
+    }
+
+    /// Commits with [`Durability::Durable`].
+    pub fn commit(self) -> Result<CommitInfo> {
+        self.commit_with(Durability::Durable)
+    }
+
+    /// Commits, returning once the commit has reached `durability`.
+    ///
+    /// A conflict with a concurrent commit gives [`Error::Conflict`]; nothing is
+    /// written and the transaction can be run again.
+    pub fn commit_with(self, durability: Durability) -> Result<CommitInfo> {
+        let snapshot = self.snapshot.seq();
+        if self.read_only || (self.writes.is_empty() && !self.tracks_reads()) {
+            return Ok(CommitInfo {
+                seq: snapshot,
+                durability,
+            });
+        }
+        let reads = std::mem::take(&mut *self.reads.borrow_mut());
+        let seq = self
+            .engine
+            .commit(
+                snapshot,
+                self.isolation,
+                &self.writes,
+                &reads,
+                &self.dropped,
+                durability,
+            )
+            .map_err(|e| self.name_conflict(e))?;
+        Ok(CommitInfo {
+            seq: seq.unwrap_or(snapshot),
+            durability,
+        })
+    }
+
+    /// Rolls back (the same as dropping the transaction).
+    pub fn rollback(self) {}
+
+    /// Turns a conflict on a table id into one naming the table.
+    fn name_conflict(&self, e: crate::commit::Refusal) -> Error {
+        let table = if e.table == CATALOG_TABLE {
+            CATALOG_NAME.to_string()
+        } else {
+            self.name_of(e.table)
+                .unwrap_or_else(|| format!("(table {})", e.table))
+        };
+        Error::Conflict {
+            table,
+            key: e.key,
+            committed_seq: e.committed_seq,
+        }
+    }
+
+    fn name_of(&self, id: TableId) -> Option<String> {
+        if let Some((name, _)) = self.names.borrow().iter().find(|(_, v)| **v == id) {
+            return Some(name.clone());
+        }
+        let catalog = self.writes.get(&CATALOG_TABLE)?;
+        catalog.iter().find_map(|(name, v)| {
+            let v = v.as_ref()?;
+            (decode_table_id(v).ok()? == id).then(|| String::from_utf8_lossy(name).into_owned())
+        })
+    }
+}

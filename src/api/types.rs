@@ -1,0 +1,124 @@
+//! Small public types of the transaction API: levels, limits, results.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// Longest key accepted, in bytes. Empty keys are allowed.
+pub const MAX_KEY_LEN: usize = 2048;
+
+/// Longest value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 16 << 20;
+
+/// Longest table name accepted, in bytes (names are UTF-8 and not empty).
+pub const MAX_TABLE_NAME_LEN: usize = 255;
+
+/// Most bytes of keys and values one transaction may write.
+pub const MAX_TRANSACTION_BYTES: usize = 1 << 30;
+
+/// Isolation level of a read-write transaction.
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let db = capsuledb::Database::open(dir.path().join("a.db"))?;
+/// let mut conn = db.connect();
+/// let tx = conn.begin_with(capsuledb::Isolation::Snapshot)?;
+/// # drop(tx);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Isolation {
+    /// Snapshot isolation with first-committer-wins: no lost updates, no dirty or
+    /// non-repeatable reads, no phantoms; write skew is possible.
+    Snapshot,
+    /// Serializable snapshot isolation: every committed history is equivalent to some
+    /// serial order. Transactions that would complete a dangerous structure abort with
+    /// [`crate::Error::Conflict`].
+    #[default]
+    Serializable,
+}
+
+/// How far a commit has gone before `commit` returns. Ordered `Applied < Written < Durable`.
+///
+/// ```
+/// use capsuledb::Durability;
+/// assert!(Durability::Applied < Durability::Durable);
+/// assert_eq!(Durability::default(), Durability::Durable);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Durability {
+    /// Sequenced and visible to later transactions; lost if the process dies.
+    Applied,
+    /// Handed to the operating system; survives a process crash, not a power loss.
+    Written,
+    /// On stable storage; survives a power loss.
+    #[default]
+    Durable,
+}
+
+/// What a successful commit reports.
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let db = capsuledb::Database::open(dir.path().join("a.db"))?;
+/// let mut conn = db.connect();
+/// let mut tx = conn.begin()?;
+/// tx.create_table("t")?;
+/// let info = tx.commit()?;
+/// assert!(info.seq > 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitInfo {
+    /// The commit's sequence number. A transaction that wrote nothing gets no new
+    /// sequence; its `seq` is the snapshot it read.
+    pub seq: u64,
+    /// The durability the commit reached before returning.
+    pub durability: Durability,
+}
+
+/// A value read without copying: it borrows the engine's own bytes.
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let db = capsuledb::Database::open(dir.path().join("a.db"))?;
+/// # let mut conn = db.connect();
+/// # let mut tx = conn.begin()?;
+/// # tx.create_table("t")?;
+/// tx.put("t", b"k", b"value")?;
+/// let v = tx.get_ref("t", b"k")?.unwrap();
+/// assert_eq!(&*v, b"value");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ValueRef {
+    pub(crate) bytes: Arc<[u8]>,
+}
+
+impl Deref for ValueRef {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl AsRef<[u8]> for ValueRef {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for ValueRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ValueRef({})", crate::util::show_bytes(&self.bytes))
+    }
+}
+
+impl PartialEq<[u8]> for ValueRef {
+    fn eq(&self, other: &[u8]) -> bool {
+        *self.bytes == *other
+    }
+}

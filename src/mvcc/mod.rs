@@ -1,0 +1,361 @@
+//! The version store: committed versions not yet folded into the B-tree, per key,
+//! readable concurrently with inserts, plus the snapshot registry that gives the GC
+//! horizon.
+//!
+//! A read at snapshot `S` sees the newest version with `seq <= S`. Versions no live
+//! snapshot can see are dropped: of the versions at or below the horizon (the oldest
+//! live snapshot) only the newest survives, and not even that when it is a tombstone.
+
+mod snapshots;
+
+pub use snapshots::{SnapshotGuard, SnapshotRegistry};
+
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Identifies a table for its whole life; never reused after a drop.
+pub type TableId = u64;
+
+/// The catalog: table name -> table id (8 bytes, little-endian).
+pub const CATALOG_TABLE: TableId = 0;
+
+/// A value, or `None` for a tombstone.
+pub type Value = Option<Arc<[u8]>>;
+
+/// A transaction's writes: per table, key -> new value or tombstone.
+pub type WriteSet = BTreeMap<TableId, BTreeMap<Vec<u8>, Value>>;
+
+/// Keys examined by one [`VersionStore::scan`] call at most (a bound on the time a
+/// table lock is held).
+pub const SCAN_BATCH_MAX: usize = 512;
+
+#[derive(Clone, Debug)]
+struct Version {
+    seq: u64,
+    value: Value,
+}
+
+type Chains = BTreeMap<Vec<u8>, Vec<Version>>;
+
+/// Committed versions per table and key, oldest first in each chain.
+#[derive(Default)]
+pub struct VersionStore {
+    tables: RwLock<HashMap<TableId, Arc<RwLock<Chains>>>>,
+    versions: AtomicU64,
+    bytes: AtomicU64,
+    /// Keys whose chains still held more than one version after their last prune.
+    gc_pending: Mutex<Vec<(TableId, Vec<u8>)>>,
+    /// Tables dropped at a sequence, whose data goes once the horizon passes it.
+    dropped: Mutex<Vec<(TableId, u64)>>,
+    /// Tables whose data is gone; late writes to them (serialized before their drop)
+    /// are not kept.
+    dead: Mutex<std::collections::HashSet<TableId>>,
+}
+
+/// One entry of a scan: a key and its visible value or tombstone.
+pub type ScanEntry = (Vec<u8>, Value);
+
+/// The result of one bounded scan step.
+pub struct ScanBatch {
+    /// Visible entries in scan order, tombstones included.
+    pub entries: Vec<ScanEntry>,
+    /// The last key examined when the batch stopped early; `None` when the range is done.
+    pub resume_after: Option<Vec<u8>>,
+}
+
+fn version_bytes(key: &[u8], v: &Version) -> u64 {
+    (key.len() + v.value.as_ref().map_or(0, |b| b.len()) + 32) as u64
+}
+
+impl VersionStore {
+    /// An empty store.
+    pub fn new() -> VersionStore {
+        VersionStore::default()
+    }
+
+    fn table(&self, table: TableId) -> Option<Arc<RwLock<Chains>>> {
+        self.tables.read().get(&table).cloned()
+    }
+
+    /// The newest version of `key` at or below `snapshot`: `None` when the store has
+    /// none (look further down), `Some(None)` for a tombstone.
+    pub fn get(&self, table: TableId, key: &[u8], snapshot: u64) -> Option<Value> {
+        let t = self.table(table)?;
+        let chains = t.read();
+        let chain = chains.get(key)?;
+        chain
+            .iter()
+            .rev()
+            .find(|v| v.seq <= snapshot)
+            .map(|v| v.value.clone())
+    }
+
+    /// Visible versions of the keys in `(lo, hi)`, ascending or (with `reverse`)
+    /// descending, examining at most `limit` keys.
+    pub fn scan(
+        &self,
+        table: TableId,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        snapshot: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> ScanBatch {
+        let mut batch = ScanBatch {
+            entries: Vec::new(),
+            resume_after: None,
+        };
+        let Some(t) = self.table(table) else {
+            return batch;
+        };
+        if !bounds_nonempty(lo, hi) {
+            return batch;
+        }
+        let chains = t.read();
+        let range = chains.range::<[u8], _>((lo, hi));
+        let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Vec<Version>)>> = if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let limit = limit.clamp(1, SCAN_BATCH_MAX);
+        let mut last: Option<&Vec<u8>> = None;
+        for (examined, (key, chain)) in iter.enumerate() {
+            if examined == limit {
+                batch.resume_after = last.cloned();
+                return batch;
+            }
+            last = Some(key);
+            if let Some(v) = chain.iter().rev().find(|v| v.seq <= snapshot) {
+                batch.entries.push((key.clone(), v.value.clone()));
+            }
+        }
+        batch
+    }
+
+    /// Inserts the versions of one commit and prunes the chains it touched.
+    pub fn apply(&self, seq: u64, writes: &WriteSet, horizon: u64) {
+        let mut added_versions = 0u64;
+        let mut added_bytes = 0i64;
+        let mut still_long = Vec::new();
+        for (&table, keys) in writes {
+            if self.dead.lock().contains(&table) {
+                continue;
+            }
+            let t = {
+                let existing = self.table(table);
+                match existing {
+                    Some(t) => t,
+                    None => Arc::clone(self.tables.write().entry(table).or_default()),
+                }
+            };
+            let mut chains = t.write();
+            for (key, value) in keys {
+                let v = Version {
+                    seq,
+                    value: value.clone(),
+                };
+                added_bytes += version_bytes(key, &v) as i64;
+                added_versions += 1;
+                let chain = chains.entry(key.clone()).or_default();
+                let at = chain.partition_point(|x| x.seq < seq);
+                chain.insert(at, v);
+                let (n, b) = prune_chain(key, chain, horizon);
+                added_versions -= n;
+                added_bytes -= b as i64;
+                if chain.is_empty() {
+                    chains.remove(key);
+                } else if chain.len() > 1 {
+                    still_long.push((table, key.clone()));
+                }
+            }
+        }
+        self.versions.fetch_add(added_versions, Ordering::Relaxed);
+        if added_bytes >= 0 {
+            self.bytes.fetch_add(added_bytes as u64, Ordering::Relaxed);
+        } else {
+            self.bytes
+                .fetch_sub(added_bytes.unsigned_abs(), Ordering::Relaxed);
+        }
+        if !still_long.is_empty() {
+            self.gc_pending.lock().extend(still_long);
+        }
+    }
+
+    /// Marks `table` dropped at `seq`; its data goes once no snapshot below `seq` lives.
+    pub fn drop_table_at(&self, table: TableId, seq: u64) {
+        self.dropped.lock().push((table, seq));
+    }
+
+    /// Prunes every chain that may hold versions no snapshot at or above `horizon`
+    /// can see, and the data of tables dropped at or below it.
+    pub fn gc(&self, horizon: u64) {
+        let pending = std::mem::take(&mut *self.gc_pending.lock());
+        let mut keep = Vec::new();
+        let mut removed = (0u64, 0u64);
+        for (table, key) in pending {
+            let Some(t) = self.table(table) else { continue };
+            let mut chains = t.write();
+            let Some(chain) = chains.get_mut(&key) else {
+                continue;
+            };
+            let (n, b) = prune_chain(&key, chain, horizon);
+            removed.0 += n;
+            removed.1 += b;
+            if chain.is_empty() {
+                chains.remove(&key);
+            } else if chain.len() > 1 {
+                keep.push((table, key));
+            }
+        }
+        self.gc_pending.lock().extend(keep);
+        let gone: Vec<TableId> = {
+            let mut dropped = self.dropped.lock();
+            let gone = dropped
+                .iter()
+                .filter(|d| d.1 <= horizon)
+                .map(|d| d.0)
+                .collect();
+            dropped.retain(|d| d.1 > horizon);
+            gone
+        };
+        for table in gone {
+            self.dead.lock().insert(table);
+            if let Some(t) = self.tables.write().remove(&table) {
+                for (key, chain) in t.read().iter() {
+                    removed.0 += chain.len() as u64;
+                    removed.1 += chain.iter().map(|v| version_bytes(key, v)).sum::<u64>();
+                }
+            }
+        }
+        self.versions.fetch_sub(removed.0, Ordering::Relaxed);
+        self.bytes.fetch_sub(removed.1, Ordering::Relaxed);
+    }
+
+    /// Versions held, across all tables.
+    pub fn version_count(&self) -> u64 {
+        self.versions.load(Ordering::Relaxed)
+    }
+
+    /// Approximate bytes held (keys, values and per-version overhead).
+    pub fn byte_count(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Drops versions no snapshot at or above `horizon` can see. Returns how many
+/// versions and bytes went.
+fn prune_chain(key: &[u8], chain: &mut Vec<Version>, horizon: u64) -> (u64, u64) {
+    // Index of the newest version at or below the horizon: everything older is unseen.
+    let newest_old = chain.partition_point(|v| v.seq <= horizon);
+    let mut cut = newest_old.saturating_sub(1);
+    // With no older layer beneath the store, a tombstone at or below the horizon hides
+    // nothing and can go too.
+    if newest_old > 0 && chain.get(newest_old - 1).is_some_and(|v| v.value.is_none()) {
+        cut = newest_old;
+    }
+    let bytes = chain
+        .iter()
+        .take(cut)
+        .map(|v| version_bytes(key, v))
+        .sum::<u64>();
+    chain.drain(..cut);
+    (cut as u64, bytes)
+}
+
+/// Whether `(lo, hi)` can contain any key (`BTreeMap::range` panics on inverted bounds).
+pub fn bounds_nonempty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a <= b,
+        (Bound::Included(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b))
+        | (Bound::Excluded(a), Bound::Excluded(b)) => a < b,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(table: TableId, kvs: &[(&[u8], Option<&[u8]>)]) -> WriteSet {
+        let mut w = WriteSet::new();
+        for (k, v) in kvs {
+            w.entry(table)
+                .or_default()
+                .insert(k.to_vec(), v.map(Arc::from));
+        }
+        w
+    }
+
+    #[test]
+    fn reads_at_snapshots_and_prunes() {
+        let s = VersionStore::new();
+        s.apply(1, &ws(1, &[(b"a", Some(b"1"))]), 0);
+        s.apply(2, &ws(1, &[(b"a", Some(b"2"))]), 0);
+        s.apply(3, &ws(1, &[(b"a", None)]), 0);
+        assert_eq!(s.get(1, b"a", 0), None);
+        assert_eq!(s.get(1, b"a", 1).unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(s.get(1, b"a", 2).unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(s.get(1, b"a", 3), Some(None));
+        assert_eq!(s.version_count(), 3);
+        s.gc(2);
+        assert_eq!(s.version_count(), 2, "version 1 is unseen at horizon 2");
+        s.gc(3);
+        assert_eq!(s.version_count(), 0, "a tombstone at the horizon goes too");
+        assert_eq!(s.byte_count(), 0);
+    }
+
+    #[test]
+    fn scan_is_bounded_and_resumable() {
+        let s = VersionStore::new();
+        for i in 0..1000u32 {
+            s.apply(
+                u64::from(i) + 1,
+                &ws(1, &[(&i.to_be_bytes(), Some(b"v"))]),
+                0,
+            );
+        }
+        // At snapshot 10 only the first ten keys are visible; a batch of 512 finds them
+        // and stops early with a resume point.
+        let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 10, false, 512);
+        assert_eq!(b.entries.len(), 10);
+        assert_eq!(b.resume_after, Some(511u32.to_be_bytes().to_vec()));
+        let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 1000, true, 3);
+        let keys: Vec<_> = b.entries.iter().map(|e| e.0.clone()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                999u32.to_be_bytes().to_vec(),
+                998u32.to_be_bytes().to_vec(),
+                997u32.to_be_bytes().to_vec()
+            ]
+        );
+        let lo = 5u32.to_be_bytes();
+        let hi = 2u32.to_be_bytes();
+        let b = s.scan(
+            1,
+            Bound::Included(&lo[..]),
+            Bound::Excluded(&hi[..]),
+            1000,
+            false,
+            10,
+        );
+        assert!(b.entries.is_empty() && b.resume_after.is_none());
+    }
+
+    #[test]
+    fn dropped_table_data_goes_after_horizon() {
+        let s = VersionStore::new();
+        s.apply(1, &ws(7, &[(b"a", Some(b"1")), (b"b", Some(b"2"))]), 0);
+        s.drop_table_at(7, 2);
+        s.gc(1);
+        assert_eq!(s.version_count(), 2);
+        s.gc(2);
+        assert_eq!(s.version_count(), 0);
+        assert_eq!(s.get(7, b"a", 5), None);
+    }
+}
