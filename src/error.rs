@@ -89,7 +89,7 @@ pub enum Error {
         /// Its name.
         table: String,
     },
-    /// A key is longer than [`crate::MAX_KEY_LEN`] (or empty).
+    /// A key is longer than [`crate::MAX_KEY_LEN`].
     KeyTooLarge {
         /// The key's length.
         len: usize,
@@ -179,7 +179,7 @@ impl fmt::Display for Error {
             Error::TableNotFound { table } => write!(f, "table {table:?} does not exist"),
             Error::TableExists { table } => write!(f, "table {table:?} already exists"),
             Error::KeyTooLarge { len, max } => {
-                write!(f, "key of {len} bytes is not allowed (1..={max} bytes)")
+                write!(f, "key of {len} bytes exceeds the limit of {max} bytes")
             }
             Error::ValueTooLarge { len, max } => {
                 write!(f, "value of {len} bytes exceeds the limit of {max} bytes")

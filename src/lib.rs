@@ -37,6 +37,7 @@ mod commit;
 mod error;
 pub mod format;
 mod mvcc;
+mod pager;
 pub mod rng;
 pub mod storage;
 mod util;

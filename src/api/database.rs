@@ -1,16 +1,21 @@
 //! `Database`: one open database file, shared by every handle in the process.
 
-use crate::commit::{Committer, ReadSet, Refusal};
+use crate::commit::{
+    CommitError, Committer, GroupCommit, LogArena, MarkerWriter, ReadSet, recover, scrub_tail,
+};
+use crate::format::PageKind;
 use crate::format::{
     FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
     first_data_page,
 };
 use crate::mvcc::{SnapshotRegistry, TableId, VersionStore, WriteSet};
+use crate::pager::Pager;
 use crate::storage::{FileStorage, Storage};
 use crate::{Connection, Durability, Error, Isolation, Options, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -40,7 +45,11 @@ pub(crate) struct Engine {
     pub(crate) versions: Arc<VersionStore>,
     pub(crate) registry: Arc<SnapshotRegistry>,
     committer: Committer,
+    pager: Arc<Pager>,
     next_table_id: AtomicU64,
+    closing: AtomicBool,
+    /// Commits replayed by recovery at open.
+    recovered_commits: u64,
 }
 
 /// Counters describing the engine's state, for tests, benchmarks and the CLI.
@@ -71,6 +80,24 @@ pub struct Stats {
     pub section_ns_total: u64,
     /// Longest stay in the serialized section, in nanoseconds.
     pub section_ns_max: u64,
+    /// Highest sequence on stable storage.
+    pub durable_seq: u64,
+    /// Commit groups flushed (each costs two `fdatasync`s).
+    pub groups: u64,
+    /// Commits flushed by those groups.
+    pub group_commits: u64,
+    /// `fdatasync` calls made by commit groups.
+    pub group_syncs: u64,
+    /// Bytes of capsules written by committers.
+    pub capsule_bytes: u64,
+    /// Bytes of proofs and markers written by commit groups.
+    pub log_bytes: u64,
+    /// Commits replayed by recovery when the database was opened.
+    pub recovered_commits: u64,
+    /// Pages in the free set.
+    pub free_pages: u64,
+    /// First page never allocated.
+    pub high_water_page: u64,
 }
 
 /// A summary of an open database, as the CLI's `info` shows it.
@@ -153,6 +180,7 @@ impl Database {
         let e = &self.engine;
         let index = e.committer.index_stats();
         let section = e.committer.section_stats();
+        let group = e.committer.group_stats();
         Stats {
             tip_seq: e.committer.tip(),
             visible_seq: e.registry.visible(),
@@ -166,7 +194,24 @@ impl Database {
             section_count: section.count,
             section_ns_total: section.total_ns,
             section_ns_max: section.max_ns,
+            durable_seq: e.committer.durable_seq(),
+            groups: group.groups,
+            group_commits: group.commits,
+            group_syncs: group.syncs,
+            capsule_bytes: e.committer.capsule_bytes(),
+            log_bytes: group.log_bytes,
+            recovered_commits: e.recovered_commits,
+            free_pages: e.pager.free_count(),
+            high_water_page: e.pager.high_water(),
         }
+    }
+
+    /// Shuts the database down: new commits get [`Error::Closed`], and every commit
+    /// already sequenced is written and synced before this returns. Dropping the last
+    /// handle does the same, but cannot report an error.
+    pub fn close(self) -> Result<()> {
+        self.engine.closing.store(true, Ordering::Release);
+        self.engine.committer.drain()
     }
 
     /// Prunes the commit index and drops versions no live snapshot can see. This runs
@@ -197,26 +242,66 @@ impl Engine {
         path: Option<PathBuf>,
         options: &Options,
     ) -> Result<Arc<Engine>> {
-        let header = if storage.is_empty()? {
+        let (header, copy) = if storage.is_empty()? {
             create(storage.as_ref(), options)?
         } else {
             read_header(storage.as_ref())?
         };
-        let registry = SnapshotRegistry::new(0);
+        // Recovery only reads; nothing is written until it has succeeded.
         let versions = Arc::new(VersionStore::new());
-        let committer = Committer::new(0, Arc::clone(&registry), Arc::clone(&versions));
+        let rec = recover(storage.as_ref(), &header, &versions)?;
+        let first_data = first_data_page(header.page_size);
+        let high_water = rec
+            .used_pages
+            .last()
+            .map_or(header.page_count, |&p| (p + 1).max(header.page_count));
+        let free = (first_data..high_water)
+            .filter(|p| !rec.used_pages.contains(p))
+            .collect();
+        let pager = Arc::new(Pager::new(
+            Arc::clone(&storage),
+            header.page_size,
+            high_water,
+            free,
+        )?);
+        let mut tail = rec.tail;
+        if tail.next_page == 0 {
+            tail.next_page = pager.alloc()?;
+        }
+        scrub_tail(storage.as_ref(), header.page_size, &tail)?;
+        let registry = SnapshotRegistry::new(rec.tip);
+        let group = GroupCommit::new(
+            Arc::clone(&storage),
+            LogArena::new(PageKind::Proof, Arc::clone(&pager), Arc::clone(&storage)),
+            MarkerWriter::new(Arc::clone(&storage), Arc::clone(&pager), tail),
+            rec.tip,
+        );
+        let capsules = LogArena::new(PageKind::Capsule, Arc::clone(&pager), Arc::clone(&storage));
+        let committer = Committer::new(
+            rec.tip,
+            Arc::clone(&registry),
+            Arc::clone(&versions),
+            capsules,
+            group,
+        );
         Ok(Arc::new(Engine {
             storage,
             path,
-            header: Mutex::new(header),
+            header: Mutex::new((header, copy)),
             versions,
             registry,
             committer,
-            next_table_id: AtomicU64::new(1),
+            pager,
+            next_table_id: AtomicU64::new(rec.max_table_id + 1),
+            closing: AtomicBool::new(false),
+            recovered_commits: rec.replayed,
         }))
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         Ok(())
     }
 
@@ -231,32 +316,54 @@ impl Engine {
         writes: &WriteSet,
         reads: &ReadSet,
         dropped: &[TableId],
-        _durability: Durability,
-    ) -> Result<Option<u64>, Refusal> {
+        durability: Durability,
+    ) -> Result<Option<u64>, CommitError> {
+        self.check_open()?;
         self.committer
-            .commit(snapshot, isolation, writes, reads, dropped)
+            .commit(snapshot, isolation, writes, reads, dropped, durability)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Every sequenced commit reaches the disk; a failure here was already
+        // reported to the committers that waited, and there is no one left to tell.
+        let _ = self.committer.drain();
     }
 }
 
 /// Writes a new database into an empty storage: both header copies, synced.
 fn create(storage: &dyn Storage, options: &Options) -> Result<(Header, u32)> {
     let seed = options.seed.unwrap_or_else(clock_seed);
+    let mut rng = crate::rng::Rng::new(seed);
     let page_size = options.page_size;
-    let page_count = first_data_page(page_size);
+    let first_data = first_data_page(page_size);
+    // The marker stream starts on the first data page; the page after it is reserved
+    // as the stream's next page.
+    let page_count = first_data + 2;
     let header = Header {
         read_version: FORMAT_VERSION,
         write_version: FORMAT_VERSION,
         page_size,
         generation: 1,
-        database_id: crate::rng::Rng::new(seed).next_u64(),
+        database_id: rng.next_u64(),
         page_count,
         checkpoint_seq: 0,
         catalog_root: 0,
         freelist_root: 0,
-        marker_start_page: 0,
-        marker_chain_seed: 0,
+        marker_start_page: first_data,
+        marker_chain_seed: rng.next_u64() as u32,
     };
     storage.set_len(page_count * u64::from(page_size))?;
+    let marker_page = crate::commit::MarkerWriter::new_page_image(
+        first_data,
+        page_size,
+        crate::format::MarkerPageHeader {
+            next_page: first_data + 1,
+            first_seq: 1,
+        },
+    )?;
+    storage.write_at(first_data * u64::from(page_size), &marker_page)?;
     for (copy, offset) in (0u32..).zip(HEADER_COPY_OFFSETS) {
         storage.write_at(offset, &header.encode(copy))?;
     }

@@ -373,7 +373,10 @@ impl<'c> Transaction<'c> {
                 &self.dropped,
                 durability,
             )
-            .map_err(|e| self.name_conflict(e))?;
+            .map_err(|e| match e {
+                crate::commit::CommitError::Refused(r) => self.name_conflict(r),
+                crate::commit::CommitError::Failed(e) => e,
+            })?;
         Ok(CommitInfo {
             seq: seq.unwrap_or(snapshot),
             durability,

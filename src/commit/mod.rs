@@ -1,19 +1,33 @@
-//! Commit: the commit index, the serialized section, and publishing versions.
+//! Commit: the commit index, the group-commit coordinator, the log and recovery.
 //!
-//! A commit runs in three steps:
-//! 1. the serialized section (one mutex): validate against the commit index
+//! A commit runs in these steps (DESIGN.md, "The commit protocol"):
+//! 1. outside any lock: encode the write set as a capsule and write it to freshly
+//!    allocated capsule space;
+//! 2. the serialized section (one mutex): validate against the commit index
 //!    (first-committer-wins, and SSI under `Serializable`), allocate `seq`, record the
-//!    transaction's write and read sets;
-//! 2. outside the lock: insert the versions into the version store under `seq`
-//!    (invisible until published, since snapshots read only at or below `visible`);
-//! 3. mark `seq` ready; `visible` advances over the gap-free ready prefix, and the
+//!    transaction, and queue its proof for the next group — no I/O;
+//! 3. outside the lock: insert the versions into the version store under `seq`
+//!    (invisible until published: snapshots read only at or below `visible`);
+//! 4. for `Written`/`Durable`, wait for (or lead) the group flush: proofs, FSYNC_1,
+//!    markers, FSYNC_2;
+//! 5. mark `seq` ready; `visible` advances over the gap-free ready prefix, and the
 //!    committer waits until its own `seq` is visible.
 
+mod arena;
+mod group;
 mod index;
+mod marker_writer;
+mod recovery;
 
-pub use index::{CommitIndex, IndexStats, Refusal};
+pub use arena::LogArena;
+pub use group::{GroupCommit, GroupStats, Pending};
+pub use index::{Admitted, CommitIndex, IndexStats, Refusal};
+pub use marker_writer::MarkerWriter;
+pub use recovery::{recover, scrub_tail};
 
-use crate::api::Isolation;
+use crate::Error;
+use crate::api::{Durability, Isolation};
+use crate::format::{Proof, encode_capsule};
 use crate::mvcc::{SnapshotRegistry, TableId, VersionStore, WriteSet};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
@@ -64,37 +78,60 @@ pub struct SectionStats {
     pub max_ns: u64,
 }
 
-/// The commit coordinator for in-memory application of commits.
+/// Why a commit did not happen.
+#[derive(Debug)]
+pub enum CommitError {
+    /// Validation refused it (retryable).
+    Refused(Refusal),
+    /// Something else failed (I/O, poisoned, closed).
+    Failed(Error),
+}
+
+impl From<Error> for CommitError {
+    fn from(e: Error) -> CommitError {
+        CommitError::Failed(e)
+    }
+}
+
+/// The commit coordinator.
 pub struct Committer {
     index: Mutex<CommitIndex>,
     registry: Arc<SnapshotRegistry>,
     versions: Arc<VersionStore>,
+    capsules: LogArena,
+    group: GroupCommit,
     commits: AtomicU64,
+    capsule_bytes: AtomicU64,
     section_count: AtomicU64,
     section_ns: AtomicU64,
     section_max_ns: AtomicU64,
 }
 
 impl Committer {
-    /// A coordinator whose last allocated sequence is `tip`.
+    /// A coordinator whose last allocated (and durable) sequence is `tip`.
     pub fn new(
         tip: u64,
         registry: Arc<SnapshotRegistry>,
         versions: Arc<VersionStore>,
+        capsules: LogArena,
+        group: GroupCommit,
     ) -> Committer {
         Committer {
             index: Mutex::new(CommitIndex::new(tip)),
             registry,
             versions,
+            capsules,
+            group,
             commits: AtomicU64::new(0),
+            capsule_bytes: AtomicU64::new(0),
             section_count: AtomicU64::new(0),
             section_ns: AtomicU64::new(0),
             section_max_ns: AtomicU64::new(0),
         }
     }
 
-    /// Validates and applies one transaction. Returns its new sequence (`None` when it
-    /// wrote nothing) once that sequence is visible.
+    /// Validates, logs and applies one transaction. Returns its new sequence (`None`
+    /// when it wrote nothing) once that sequence has reached `durability` and is visible.
     pub fn commit(
         &self,
         snapshot: u64,
@@ -102,22 +139,69 @@ impl Committer {
         writes: &WriteSet,
         reads: &ReadSet,
         dropped_tables: &[TableId],
-    ) -> Result<Option<u64>, Refusal> {
+        durability: Durability,
+    ) -> Result<Option<u64>, CommitError> {
+        self.group.check()?;
+        let has_writes = writes.values().any(|m| !m.is_empty()) || !dropped_tables.is_empty();
+        // Step 1, outside any lock: the capsule.
+        let capsule = if has_writes {
+            let enc = encode_capsule(snapshot, writes, dropped_tables).ok_or_else(|| {
+                Error::TransactionTooLarge {
+                    what: "the write set does not fit one capsule".into(),
+                }
+            })?;
+            let extent = self.capsules.append(&enc.bytes)?;
+            self.capsule_bytes
+                .fetch_add(enc.bytes.len() as u64, Ordering::Relaxed);
+            self.group.wait_for_room()?;
+            Some((enc, extent))
+        } else {
+            None
+        };
+        // Step 2: the serialized section.
         let admitted = {
             let mut index = self.index.lock();
             let start = Instant::now();
             let result = index.admit(snapshot, isolation, writes, reads);
+            if let (Ok(Admitted { seq: Some(seq) }), Some((enc, extent))) = (&result, &capsule) {
+                self.group.enqueue(Pending {
+                    proof: Proof {
+                        seq: *seq,
+                        snapshot,
+                        capsule_offset: extent.offset,
+                        capsule_len: enc.bytes.len() as u32,
+                        capsule_checksum: enc.checksum,
+                        write_digest: enc.write_digest,
+                        entry_count: enc.entry_count,
+                    },
+                });
+            }
             let ns = start.elapsed().as_nanos() as u64;
             self.section_count.fetch_add(1, Ordering::Relaxed);
             self.section_ns.fetch_add(ns, Ordering::Relaxed);
             self.section_max_ns.fetch_max(ns, Ordering::Relaxed);
             result
-        }?;
+        };
+        let admitted = match admitted {
+            Ok(a) => a,
+            Err(refusal) => {
+                if let Some((_, extent)) = capsule {
+                    self.capsules.release(extent);
+                }
+                return Err(CommitError::Refused(refusal));
+            }
+        };
         if let Some(seq) = admitted.seq {
+            // Step 3: versions, invisible until published.
             self.versions.apply(seq, writes, self.registry.horizon());
             for &table in dropped_tables {
                 self.versions.drop_table_at(table, seq);
             }
+            // Step 4: durability.
+            if durability > Durability::Applied {
+                self.group.wait_for(seq, durability)?;
+            }
+            // Step 5: visibility.
             self.registry.mark_ready(seq);
             self.registry.wait_visible(seq);
         }
@@ -131,6 +215,25 @@ impl Committer {
         Ok(admitted.seq)
     }
 
+    /// Writes every queued commit's proof and marker and syncs (shutdown).
+    pub fn drain(&self) -> Result<(), Error> {
+        self.group.drain()
+    }
+
+    /// Group-commit counters.
+    pub fn group_stats(&self) -> GroupStats {
+        self.group.stats()
+    }
+
+    /// Capsule bytes written so far.
+    pub fn capsule_bytes(&self) -> u64 {
+        self.capsule_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Highest sequence known durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.group.durable_seq()
+    }
     /// Prunes the commit index and the version store to the current horizon.
     pub fn maintain(&self) {
         let horizon = self.registry.horizon();

@@ -89,6 +89,8 @@ pub enum HeaderFault {
     ReservedNotZero,
     /// `page_count` does not cover the header region.
     BadPageCount(u64),
+    /// `marker_start_page` is outside the data pages.
+    BadMarkerStart(u64),
 }
 
 impl fmt::Display for HeaderFault {
@@ -104,6 +106,9 @@ impl fmt::Display for HeaderFault {
             HeaderFault::BadPageSize(s) => write!(f, "page size {s} is not allowed"),
             HeaderFault::ReservedNotZero => write!(f, "reserved header bytes are not zero"),
             HeaderFault::BadPageCount(n) => write!(f, "page count {n} is too small"),
+            HeaderFault::BadMarkerStart(p) => {
+                write!(f, "marker stream start page {p} is outside the data pages")
+            }
         }
     }
 }
@@ -163,6 +168,10 @@ impl Header {
         let page_count = raw.page_count.get();
         if page_count < first_data_page(page_size) {
             return Err(HeaderFault::BadPageCount(page_count));
+        }
+        let marker_start = raw.marker_start_page.get();
+        if marker_start < first_data_page(page_size) || marker_start >= page_count {
+            return Err(HeaderFault::BadMarkerStart(marker_start));
         }
         Ok(Header {
             read_version: raw.read_version.get(),
@@ -289,17 +298,19 @@ mod tests {
             .prop_map(
                 |((rv, wv, generation, id), shift, (pc, cs, cr, fr, ms, seed))| {
                     let page_size = 1u32 << shift;
+                    let first = crate::format::first_data_page(page_size);
+                    let page_count = pc.max(first + 1);
                     Header {
                         read_version: rv,
                         write_version: wv,
                         page_size,
                         generation,
                         database_id: id,
-                        page_count: pc.max(crate::format::first_data_page(page_size)),
+                        page_count,
                         checkpoint_seq: cs,
                         catalog_root: cr,
                         freelist_root: fr,
-                        marker_start_page: ms,
+                        marker_start_page: first + ms % (page_count - first),
                         marker_chain_seed: seed,
                     }
                 },

@@ -4,16 +4,25 @@
 //! Decoding untrusted bytes returns an error and never panics. Multi-byte integers
 //! are little-endian `zerocopy` types; nothing here depends on the host's byte order.
 
+mod capsule;
 mod header;
+mod marker;
 mod page;
+mod proof;
 #[cfg(test)]
 pub(crate) mod spec_table;
 
+pub use capsule::{
+    CAPSULE_HEADER_LEN, CAPSULE_MAGIC, Capsule, CapsuleFault, EncodedCapsule, capsule_total_len,
+    decode_capsule, encode_capsule,
+};
 pub use header::{HEADER_COPY_OFFSETS, HEADER_LEN, Header, HeaderFault, MAGIC};
+pub use marker::{MARKER_LEN, Marker, MarkerPageHeader, slots_per_page};
 pub use page::{
     LOG_PAGE_HEADER_LEN, PAGE_HEADER_LEN, PageKind, seal_page, verify_log_page, verify_sealed_page,
     write_log_page_header,
 };
+pub use proof::{PROOF_LEN, PROOF_MAGIC, Proof};
 
 /// The newest format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

@@ -138,7 +138,7 @@ impl VersionStore {
 
     /// Inserts the versions of one commit and prunes the chains it touched.
     pub fn apply(&self, seq: u64, writes: &WriteSet, horizon: u64) {
-        let mut added_versions = 0u64;
+        let mut added_versions = 0i64;
         let mut added_bytes = 0i64;
         let mut still_long = Vec::new();
         for (&table, keys) in writes {
@@ -164,7 +164,7 @@ impl VersionStore {
                 let at = chain.partition_point(|x| x.seq < seq);
                 chain.insert(at, v);
                 let (n, b) = prune_chain(key, chain, horizon);
-                added_versions -= n;
+                added_versions -= n as i64;
                 added_bytes -= b as i64;
                 if chain.is_empty() {
                     chains.remove(key);
@@ -173,7 +173,15 @@ impl VersionStore {
                 }
             }
         }
-        self.versions.fetch_add(added_versions, Ordering::Relaxed);
+        // One commit's prune can remove more versions than it added (a value and the
+        // tombstone above it), so the change is signed.
+        if added_versions >= 0 {
+            self.versions
+                .fetch_add(added_versions as u64, Ordering::Relaxed);
+        } else {
+            self.versions
+                .fetch_sub(added_versions.unsigned_abs(), Ordering::Relaxed);
+        }
         if added_bytes >= 0 {
             self.bytes.fetch_add(added_bytes as u64, Ordering::Relaxed);
         } else {

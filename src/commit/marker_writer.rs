@@ -1,0 +1,120 @@
+//! Appends markers to the dense marker stream, starting new marker pages as needed.
+
+use crate::Result;
+use crate::format::{
+    LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PageKind, slots_per_page,
+    write_log_page_header,
+};
+use crate::pager::Pager;
+use crate::storage::Storage;
+use std::sync::Arc;
+
+/// Where the stream's next marker goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamTail {
+    /// The marker page being filled.
+    pub page: u64,
+    /// Sequence of its slot 0.
+    pub first_seq: u64,
+    /// The page the stream continues on.
+    pub next_page: u64,
+    /// Sequence of the next marker.
+    pub next_seq: u64,
+    /// Chain value of the last marker (or the seed).
+    pub chain: u32,
+}
+
+/// The writer of the marker stream; used by one flushing leader at a time.
+pub struct MarkerWriter {
+    storage: Arc<dyn Storage>,
+    pager: Arc<Pager>,
+    tail: StreamTail,
+}
+
+impl MarkerWriter {
+    /// A writer continuing the stream at `tail`.
+    pub fn new(storage: Arc<dyn Storage>, pager: Arc<Pager>, tail: StreamTail) -> MarkerWriter {
+        MarkerWriter {
+            storage,
+            pager,
+            tail,
+        }
+    }
+
+    /// The full bytes of a freshly started marker page: header, then zeros.
+    pub fn new_page_image(page: u64, page_size: u32, header: MarkerPageHeader) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; page_size as usize];
+        write_log_page_header(&mut buf, PageKind::Marker, page, &header.encode())?;
+        Ok(buf)
+    }
+
+    /// Appends markers `(seq, proof_offset, proof_checksum)` (dense, in order) and
+    /// returns the bytes written.
+    pub fn append(&mut self, entries: &[(u64, u64, u32)]) -> Result<u64> {
+        let page_size = self.pager.page_size();
+        let slots = slots_per_page(page_size);
+        let mut written = 0u64;
+        let mut i = 0usize;
+        while i < entries.len() {
+            let mut slot = self.tail.next_seq - self.tail.first_seq;
+            if slot >= slots {
+                // Start the next page; choose the one after it now.
+                let next_next = self.pager.alloc()?;
+                self.tail.first_seq += slots;
+                self.tail.page = self.tail.next_page;
+                self.tail.next_page = next_next;
+                slot = 0;
+            }
+            let fresh = slot == 0;
+            let mut buf = if fresh {
+                MarkerWriter::new_page_image(
+                    self.tail.page,
+                    page_size,
+                    MarkerPageHeader {
+                        next_page: self.tail.next_page,
+                        first_seq: self.tail.first_seq,
+                    },
+                )?
+            } else {
+                Vec::new()
+            };
+            let start_slot = slot;
+            while let Some(&(seq, proof_offset, proof_checksum)) = entries.get(i) {
+                if slot >= slots {
+                    break;
+                }
+                assert_eq!(
+                    seq, self.tail.next_seq,
+                    "markers must be dense and in order"
+                );
+                let (bytes, chain) = Marker {
+                    seq,
+                    proof_offset,
+                    proof_checksum,
+                }
+                .encode(self.tail.chain);
+                if fresh {
+                    let at = LOG_PAGE_HEADER_LEN + slot as usize * MARKER_LEN;
+                    if let Some(dst) = buf.get_mut(at..at + MARKER_LEN) {
+                        dst.copy_from_slice(&bytes);
+                    }
+                } else {
+                    buf.extend_from_slice(&bytes);
+                }
+                self.tail.chain = chain;
+                self.tail.next_seq += 1;
+                slot += 1;
+                i += 1;
+            }
+            let offset = if fresh {
+                self.pager.offset_of(self.tail.page)
+            } else {
+                self.pager.offset_of(self.tail.page)
+                    + (LOG_PAGE_HEADER_LEN + start_slot as usize * MARKER_LEN) as u64
+            };
+            self.storage.write_at(offset, &buf)?;
+            written += buf.len() as u64;
+        }
+        Ok(written)
+    }
+}

@@ -1,0 +1,234 @@
+//! Recovery: replays the valid prefix of the marker stream (`format-spec/log.md`).
+
+use super::marker_writer::{MarkerWriter, StreamTail};
+use crate::format::{
+    Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PROOF_LEN, PageKind, Proof,
+    decode_capsule, first_data_page, slots_per_page, verify_log_page,
+};
+use crate::mvcc::{CATALOG_TABLE, TableId, VersionStore};
+use crate::storage::{Storage, View};
+use crate::{Error, Result};
+use std::collections::BTreeSet;
+
+/// What recovery found.
+pub struct Recovered {
+    /// Last committed sequence.
+    pub tip: u64,
+    /// Where the next marker goes.
+    pub tail: StreamTail,
+    /// Pages in use by the valid log (marker, proof and capsule pages).
+    pub used_pages: BTreeSet<u64>,
+    /// Largest table id mentioned by any committed capsule.
+    pub max_table_id: TableId,
+    /// Commits replayed.
+    pub replayed: u64,
+}
+
+struct Reader<'a> {
+    view: &'a View,
+    page_size: u64,
+}
+
+impl Reader<'_> {
+    fn page(&self, page: u64) -> Option<&[u8]> {
+        self.view
+            .get(page.checked_mul(self.page_size)?, self.page_size as usize)
+    }
+
+    fn page_of(&self, offset: u64) -> u64 {
+        offset / self.page_size
+    }
+}
+
+/// Replays the marker stream into `versions` and returns the stream's tail.
+pub fn recover(
+    storage: &dyn Storage,
+    header: &Header,
+    versions: &VersionStore,
+) -> Result<Recovered> {
+    let view = storage.view()?;
+    let r = Reader {
+        view: &view,
+        page_size: u64::from(header.page_size),
+    };
+    let slots = slots_per_page(header.page_size);
+    let first_data = first_data_page(header.page_size);
+    let mut used = BTreeSet::new();
+    let mut seq = header.checkpoint_seq + 1;
+    let mut chain = header.marker_chain_seed;
+    let mut page = header.marker_start_page;
+    let mut first_seq = seq;
+    let mut max_table_id = 0;
+    let mut replayed = 0;
+    let mut start = true;
+    let next_page = loop {
+        let ph = r
+            .page(page)
+            .ok_or_else(|| Error::corrupted(page, "marker page lies past the end of the file"))
+            .and_then(|bytes| verify_log_page(bytes, PageKind::Marker, page))
+            .map(|kh| MarkerPageHeader::decode(&kh))
+            .and_then(|h| {
+                if h.first_seq == first_seq && h.next_page >= first_data && h.next_page != page {
+                    Ok(h)
+                } else {
+                    Err(Error::corrupted(
+                        page,
+                        format!(
+                            "marker page starts at seq {} (expected {first_seq})",
+                            h.first_seq
+                        ),
+                    ))
+                }
+            });
+        let ph = match ph {
+            Ok(h) => h,
+            // The start page was synced before the header named it: damage. A later
+            // page is started by the same write as its first markers: a torn start.
+            Err(e) if start => return Err(e),
+            Err(_) => break None,
+        };
+        start = false;
+        used.insert(page);
+        let bytes = r.page(page).unwrap_or(&[]);
+        let mut slot = seq - first_seq;
+        while slot < slots {
+            let at = LOG_PAGE_HEADER_LEN + slot as usize * MARKER_LEN;
+            let Some((marker, c)) = bytes
+                .get(at..at + MARKER_LEN)
+                .and_then(|b| Marker::decode(b, seq, chain))
+            else {
+                break;
+            };
+            max_table_id = max_table_id.max(replay(&r, page, &marker, versions, &mut used)?);
+            chain = c;
+            seq += 1;
+            slot += 1;
+            replayed += 1;
+        }
+        if slot < slots {
+            break Some((page, ph.next_page));
+        }
+        // Page full: the stream continues on its next page.
+        used.insert(ph.next_page);
+        first_seq += slots;
+        page = ph.next_page;
+    };
+    let tip = seq - 1;
+    let tail = match next_page {
+        Some((page, next)) => {
+            used.insert(next);
+            StreamTail {
+                page,
+                first_seq,
+                next_page: next,
+                next_seq: seq,
+                chain,
+            }
+        }
+        None => {
+            // The stream filled a page and its next page was never validly started: the
+            // stream continues there, with a next page chosen when it is started.
+            StreamTail {
+                page,
+                first_seq,
+                next_page: 0,
+                next_seq: seq,
+                chain,
+            }
+        }
+    };
+    Ok(Recovered {
+        tip,
+        tail,
+        used_pages: used,
+        max_table_id,
+        replayed,
+    })
+}
+
+/// Verifies one committed marker's proof and capsule and applies the capsule.
+fn replay(
+    r: &Reader<'_>,
+    marker_page: u64,
+    m: &Marker,
+    versions: &VersionStore,
+    used: &mut BTreeSet<u64>,
+) -> Result<TableId> {
+    let seq = m.seq;
+    let proof_page = r.page_of(m.proof_offset);
+    let bad = |page: u64, what: String| Error::corrupted(page, format!("commit {seq}: {what}"));
+    let proof_bytes = r
+        .view
+        .get(m.proof_offset, PROOF_LEN)
+        .ok_or_else(|| bad(marker_page, "proof lies past the end of the file".into()))?;
+    let (proof, proof_sum) = Proof::decode(proof_bytes).map_err(|w| bad(proof_page, w.into()))?;
+    if proof_sum != m.proof_checksum || proof.seq != seq {
+        return Err(bad(proof_page, "proof does not match its marker".into()));
+    }
+    let cap_page = r.page_of(proof.capsule_offset);
+    let cap_bytes = r
+        .view
+        .get(proof.capsule_offset, proof.capsule_len as usize)
+        .ok_or_else(|| bad(proof_page, "capsule lies past the end of the file".into()))?;
+    let capsule = decode_capsule(cap_bytes).map_err(|f| bad(cap_page, f.0))?;
+    let stored_sum = cap_bytes
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_le_bytes);
+    if stored_sum != proof.capsule_checksum
+        || capsule.entry_count != proof.entry_count
+        || capsule.write_digest != proof.write_digest
+        || capsule.snapshot != proof.snapshot
+    {
+        return Err(bad(cap_page, "capsule does not match its proof".into()));
+    }
+    used.insert(proof_page);
+    let last_page = r.page_of(proof.capsule_offset + u64::from(proof.capsule_len).max(1) - 1);
+    // A capsule in a run: the run starts at the page holding the capsule's start.
+    used.extend(cap_page..=last_page);
+    let mut max_id = 0;
+    for (&table, keys) in &capsule.writes {
+        max_id = max_id.max(table);
+        if table == CATALOG_TABLE {
+            for v in keys.values().flatten() {
+                if let Ok(b) = <[u8; 8]>::try_from(&v[..]) {
+                    max_id = max_id.max(u64::from_le_bytes(b));
+                }
+            }
+        }
+    }
+    for &t in &capsule.dropped_tables {
+        max_id = max_id.max(t);
+    }
+    // No snapshot lives during recovery: only the newest version of a key matters.
+    versions.apply(seq, &capsule.writes, seq);
+    for &t in &capsule.dropped_tables {
+        versions.drop_table_at(t, seq);
+    }
+    Ok(max_id)
+}
+
+/// Prepares the tail for new markers: rewrites the tail page's header when no valid
+/// marker is on it yet, zeroes the slots after the tail and the whole next page, and
+/// syncs, so no record left by the lost tail can ever continue the stream.
+/// `tail.next_page` must already be chosen.
+pub fn scrub_tail(storage: &dyn Storage, page_size: u32, tail: &StreamTail) -> Result<()> {
+    let ps = u64::from(page_size);
+    let slot = tail.next_seq - tail.first_seq;
+    if slot == 0 {
+        let image = MarkerWriter::new_page_image(
+            tail.page,
+            page_size,
+            MarkerPageHeader {
+                next_page: tail.next_page,
+                first_seq: tail.first_seq,
+            },
+        )?;
+        storage.write_at(tail.page * ps, &image)?;
+    } else if slot < slots_per_page(page_size) {
+        let from = LOG_PAGE_HEADER_LEN as u64 + slot * MARKER_LEN as u64;
+        storage.write_at(tail.page * ps + from, &vec![0u8; (ps - from) as usize])?;
+    }
+    storage.write_at(tail.next_page * ps, &vec![0u8; ps as usize])?;
+    storage.sync()
+}

@@ -1,0 +1,149 @@
+//! The pager: page allocation, freeing and file growth.
+//!
+//! Pages are handed out from a free set (smallest first) or from the high-water mark,
+//! which grows the file in large steps. A run of contiguous pages (for a record larger
+//! than a page) always comes from the high-water mark.
+
+use crate::storage::Storage;
+use crate::{Error, Result};
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// The file grows by at least this many bytes at a time…
+pub const GROW_STEP_MIN: u64 = 1 << 20;
+/// …or by this fraction (1/N) of its size, whichever is larger.
+pub const GROW_FRACTION: u64 = 8;
+
+/// Allocates and frees pages of one database file.
+pub struct Pager {
+    storage: Arc<dyn Storage>,
+    page_size: u32,
+    state: Mutex<PagerState>,
+}
+
+struct PagerState {
+    /// First page never handed out.
+    high_water: u64,
+    free: BTreeSet<u64>,
+    file_len: u64,
+}
+
+impl Pager {
+    /// A pager whose pages below `high_water` are in use except `free`.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        page_size: u32,
+        high_water: u64,
+        free: BTreeSet<u64>,
+    ) -> Result<Pager> {
+        let file_len = storage.len()?;
+        Ok(Pager {
+            storage,
+            page_size,
+            state: Mutex::new(PagerState {
+                high_water,
+                free,
+                file_len,
+            }),
+        })
+    }
+
+    /// Bytes per page.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// Byte offset of page `page`.
+    pub fn offset_of(&self, page: u64) -> u64 {
+        page * u64::from(self.page_size)
+    }
+
+    /// Allocates one page.
+    pub fn alloc(&self) -> Result<u64> {
+        let mut st = self.state.lock();
+        if let Some(page) = st.free.pop_first() {
+            return Ok(page);
+        }
+        self.alloc_from_end(&mut st, 1)
+    }
+
+    /// Allocates `n` contiguous pages and returns the first.
+    pub fn alloc_run(&self, n: u64) -> Result<u64> {
+        let mut st = self.state.lock();
+        self.alloc_from_end(&mut st, n.max(1))
+    }
+
+    fn alloc_from_end(&self, st: &mut PagerState, n: u64) -> Result<u64> {
+        let first = st.high_water;
+        let end = first
+            .checked_add(n)
+            .ok_or_else(|| Error::corrupted(first, "page numbers exhausted"))?;
+        let needed = self.offset_of(end);
+        if needed > st.file_len {
+            let step = GROW_STEP_MIN.max(st.file_len / GROW_FRACTION);
+            let target = needed
+                .max(st.file_len + step)
+                .next_multiple_of(u64::from(self.page_size));
+            self.storage.set_len(target)?;
+            st.file_len = target;
+        }
+        st.high_water = end;
+        Ok(first)
+    }
+
+    /// Returns pages to the free set.
+    pub fn free(&self, pages: impl IntoIterator<Item = u64>) {
+        let mut st = self.state.lock();
+        for p in pages {
+            debug_assert!(
+                p < st.high_water,
+                "freeing page {p} that was never allocated"
+            );
+            st.free.insert(p);
+        }
+    }
+
+    /// First page never handed out.
+    pub fn high_water(&self) -> u64 {
+        self.state.lock().high_water
+    }
+
+    /// Pages in the free set.
+    pub fn free_count(&self) -> u64 {
+        self.state.lock().free.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SimStorage;
+
+    #[test]
+    fn grows_in_steps_and_reuses_freed_pages() {
+        let sim = SimStorage::new();
+        let pager = Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap();
+        assert_eq!(pager.alloc().unwrap(), 2);
+        assert_eq!(sim.len().unwrap(), GROW_STEP_MIN);
+        assert_eq!(pager.alloc_run(3).unwrap(), 3);
+        assert_eq!(pager.alloc().unwrap(), 6);
+        pager.free([3, 5]);
+        assert_eq!(pager.alloc().unwrap(), 3);
+        assert_eq!(pager.alloc().unwrap(), 5);
+        assert_eq!(pager.alloc().unwrap(), 7);
+        assert_eq!(
+            sim.counts().set_lens,
+            1,
+            "one growth step covers many pages"
+        );
+    }
+
+    #[test]
+    fn growth_failure_is_an_error() {
+        let sim = SimStorage::new();
+        sim.set_max_len(Some(8192));
+        let pager = Pager::new(Arc::new(sim), 4096, 2, BTreeSet::new()).unwrap();
+        assert!(pager.alloc().is_err());
+    }
+}
