@@ -173,3 +173,18 @@ fn views_taken_before_a_write_stay_consistent() {
     assert_eq!(&before[..], b"old");
     assert_eq!(&s.view().unwrap()[..], b"new");
 }
+
+#[test]
+fn fork_crashes_independently() {
+    let s = SimStorage::new();
+    s.write_at(0, &[1u8; 1024]).unwrap();
+    s.sync().unwrap();
+    s.write_at(0, &[2u8; 1024]).unwrap();
+    let a = s.fork();
+    let b = s.fork();
+    a.crash_losing_unsynced();
+    assert_eq!(a.live_bytes()[0], 1);
+    assert_eq!(b.live_bytes()[0], 2, "a fork keeps its own unsynced writes");
+    b.crash(3);
+    assert_eq!(s.live_bytes()[0], 2, "the original is untouched");
+}

@@ -198,12 +198,18 @@ impl Committer {
                 self.versions.drop_table_at(table, seq);
             }
             // Step 4: durability.
-            if durability > Durability::Applied {
-                self.group.wait_for(seq, durability)?;
+            if durability > Durability::Applied
+                && let Err(e) = self.group.wait_for(seq, durability)
+            {
+                // This seq never becomes visible; nor does anything after it.
+                self.registry.stall(e.to_string());
+                return Err(e.into());
             }
             // Step 5: visibility.
             self.registry.mark_ready(seq);
-            self.registry.wait_visible(seq);
+            self.registry
+                .wait_visible(seq)
+                .map_err(|cause| Error::Poisoned { cause })?;
         }
         if self
             .commits

@@ -24,6 +24,8 @@ struct State {
     ready: BTreeSet<u64>,
     /// Live snapshot sequence -> number of holders.
     live: BTreeMap<u64, usize>,
+    /// Set when a sequenced commit can never become visible (its I/O failed).
+    stalled: Option<String>,
 }
 
 /// A registered snapshot; dropping it lets the horizon move past it.
@@ -107,12 +109,24 @@ impl SnapshotRegistry {
         }
     }
 
-    /// Blocks until `seq` is visible.
-    pub fn wait_visible(&self, seq: u64) {
+    /// Blocks until `seq` is visible. Fails if visibility stalled for good below it.
+    pub fn wait_visible(&self, seq: u64) -> Result<(), String> {
         let mut st = self.state.lock();
         while st.visible < seq {
+            if let Some(cause) = &st.stalled {
+                return Err(cause.clone());
+            }
             self.visible_changed.wait(&mut st);
         }
+        Ok(())
+    }
+
+    /// Records that some sequenced commit will never become visible (its I/O failed),
+    /// releasing everyone waiting for a later sequence.
+    pub fn stall(&self, cause: String) {
+        let mut st = self.state.lock();
+        st.stalled.get_or_insert(cause);
+        self.visible_changed.notify_all();
     }
 }
 

@@ -84,6 +84,33 @@ impl SimStorage {
         s
     }
 
+    /// An independent copy of this file with everything unsynced still pending, so a
+    /// test can crash the same moment with several seeds.
+    pub fn fork(&self) -> SimStorage {
+        let st = self.state.lock();
+        let copy = SimState {
+            live: Arc::new(st.live.as_ref().clone()),
+            durable: st.durable.clone(),
+            unsynced: st
+                .unsynced
+                .iter()
+                .map(|op| match op {
+                    Unsynced::Write { offset, data } => Unsynced::Write {
+                        offset: *offset,
+                        data: data.clone(),
+                    },
+                    Unsynced::SetLen(len) => Unsynced::SetLen(*len),
+                })
+                .collect(),
+            counts: st.counts,
+            faults: Faults::default(),
+            power_budget: None,
+        };
+        SimStorage {
+            state: Arc::new(Mutex::new(copy)),
+        }
+    }
+
     /// A copy of the live image (what reads see now).
     pub fn live_bytes(&self) -> Vec<u8> {
         self.state.lock().live.as_ref().clone()
@@ -283,9 +310,17 @@ impl Storage for SimStorage {
             st.faults.fail_sync = None;
             return Err(io(simulated("sync failure")));
         }
-        let live = st.live.as_ref().clone();
-        st.durable = live;
-        st.unsynced.clear();
+        // Replaying the unsynced operations costs what they wrote, not the file's size.
+        let SimState {
+            durable, unsynced, ..
+        } = &mut *st;
+        for op in unsynced.drain(..) {
+            match op {
+                Unsynced::Write { offset, data } => apply_write(durable, offset, &data),
+                Unsynced::SetLen(len) => resize(durable, len),
+            }
+        }
+        debug_assert_eq!(st.durable.len(), st.live.len());
         st.counts.syncs += 1;
         Ok(())
     }

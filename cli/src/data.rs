@@ -1,0 +1,246 @@
+//! The data subcommands: `info`, `tables`, `get`, `put`, `delete`, `scan`, `dump`.
+//!
+//! Read commands refuse a missing file instead of creating an empty database there
+//! (`Database::open` creates); `put --create` creates the file and the table.
+
+use crate::codec::{Encoding, to_hex};
+use crate::error::{CliError, CliResult};
+use capsuledb::{Database, Durability};
+use std::io::{BufWriter, Write};
+use std::ops::Bound;
+use std::path::Path;
+
+/// Opens `file`, which must already exist.
+fn open_existing(file: &Path) -> CliResult<Database> {
+    if !file.exists() {
+        return Err(CliError::msg(format!(
+            "{}: no such database file",
+            file.display()
+        )));
+    }
+    Ok(Database::open(file)?)
+}
+
+/// Shuts the database down, reporting a failure to flush.
+fn close(db: Database) -> CliResult<()> {
+    db.close()?;
+    Ok(())
+}
+
+fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
+    BufWriter::new(std::io::stdout().lock())
+}
+
+/// `info`: the header and the engine's counters. Creates the database if missing.
+pub fn info(file: &Path) -> CliResult<()> {
+    let db = Database::open(file)?;
+    let i = db.info()?;
+    let s = db.stats();
+    let mut out = stdout();
+    writeln!(out, "file               {}", file.display())?;
+    writeln!(out, "format version     {}", i.format_version)?;
+    writeln!(out, "page size          {} bytes", i.page_size)?;
+    writeln!(out, "file size          {} bytes", i.file_len)?;
+    writeln!(out, "pages              {}", i.page_count)?;
+    writeln!(out, "checkpoint seq     {}", i.checkpoint_seq)?;
+    writeln!(
+        out,
+        "header             copy {} (generation {})",
+        if i.header_copy == 0 { "A" } else { "B" },
+        i.header_generation
+    )?;
+    writeln!(out, "database id        {:016x}", i.database_id)?;
+    writeln!(out, "last commit seq    {}", s.visible_seq)?;
+    writeln!(out, "durable seq        {}", s.durable_seq)?;
+    writeln!(out, "recovered commits  {}", s.recovered_commits)?;
+    writeln!(
+        out,
+        "versions in memory {} ({} bytes)",
+        s.versions, s.version_bytes
+    )?;
+    writeln!(out, "free pages         {}", s.free_pages)?;
+    writeln!(out, "high-water page    {}", s.high_water_page)?;
+    out.flush()?;
+    close(db)
+}
+
+/// `tables`: one table name per line, in byte order.
+pub fn tables(file: &Path) -> CliResult<()> {
+    let db = open_existing(file)?;
+    let names = {
+        let mut conn = db.connect();
+        let tx = conn.begin_read()?;
+        tx.tables()?
+    };
+    let mut out = stdout();
+    for name in names {
+        writeln!(out, "{name}")?;
+    }
+    out.flush()?;
+    close(db)
+}
+
+/// `get`: prints the value; a missing key is an error.
+pub fn get(file: &Path, table: &str, key: &str, enc: Encoding) -> CliResult<()> {
+    let key = enc.decode("key", key)?;
+    let db = open_existing(file)?;
+    let value = {
+        let mut conn = db.connect();
+        let tx = conn.begin_read()?;
+        tx.get(table, &key)?
+    };
+    let Some(value) = value else {
+        return Err(not_found(table, &key, enc));
+    };
+    let mut out = stdout();
+    writeln!(out, "{}", enc.encode("value", &value)?)?;
+    out.flush()?;
+    close(db)
+}
+
+fn not_found(table: &str, key: &[u8], enc: Encoding) -> CliError {
+    let shown = match enc {
+        Encoding::Hex => to_hex(key),
+        Encoding::Utf8 => format!("{:?}", String::from_utf8_lossy(key)),
+    };
+    CliError::msg(format!("key {shown} not found in table {table:?}"))
+}
+
+/// `put`: writes one key in a durable commit, creating the table (and the file) with
+/// `create`.
+pub fn put(
+    file: &Path,
+    table: &str,
+    key: &str,
+    value: &str,
+    create: bool,
+    enc: Encoding,
+) -> CliResult<()> {
+    let key = enc.decode("key", key)?;
+    let value = enc.decode("value", value)?;
+    let db = if create {
+        Database::open(file)?
+    } else {
+        open_existing(file)?
+    };
+    {
+        let mut conn = db.connect();
+        let mut tx = conn.begin()?;
+        if create && !tx.table_exists(table)? {
+            tx.create_table(table)?;
+        }
+        tx.put(table, &key, &value)?;
+        tx.commit_with(Durability::Durable)?;
+    }
+    close(db)
+}
+
+/// `delete`: removes one key in a durable commit; a missing key is an error.
+pub fn delete(file: &Path, table: &str, key: &str, enc: Encoding) -> CliResult<()> {
+    let key = enc.decode("key", key)?;
+    let db = open_existing(file)?;
+    {
+        let mut conn = db.connect();
+        let mut tx = conn.begin()?;
+        if tx.get(table, &key)?.is_none() {
+            return Err(not_found(table, &key, enc));
+        }
+        tx.delete(table, &key)?;
+        tx.commit_with(Durability::Durable)?;
+    }
+    close(db)
+}
+
+/// What `scan` reads.
+pub struct ScanArgs<'a> {
+    pub table: &'a str,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub reverse: bool,
+    pub limit: Option<u64>,
+    pub enc: Encoding,
+}
+
+/// `scan`: `key<TAB>value` lines for keys in `[from, to)`.
+pub fn scan(file: &Path, args: &ScanArgs<'_>) -> CliResult<()> {
+    let enc = args.enc;
+    let lo = match args.from {
+        Some(k) => Bound::Included(enc.decode("--from key", k)?),
+        None => Bound::Unbounded,
+    };
+    let hi = match args.to {
+        Some(k) => Bound::Excluded(enc.decode("--to key", k)?),
+        None => Bound::Unbounded,
+    };
+    let db = open_existing(file)?;
+    {
+        let mut conn = db.connect();
+        let tx = conn.begin_read()?;
+        let range = tx.range(args.table, (lo, hi))?;
+        let items: Box<dyn Iterator<Item = _>> = if args.reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let limit = args.limit.unwrap_or(u64::MAX);
+        let mut out = stdout();
+        for item in items.take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+            let (k, v) = item?;
+            writeln!(
+                out,
+                "{}\t{}",
+                enc.encode("key", &k)?,
+                enc.encode("value", &v)?
+            )?;
+        }
+        out.flush()?;
+    }
+    close(db)
+}
+
+/// The line format of `dump`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DumpFormat {
+    /// One JSON object per line: `{"key": ..., "value": ...}`; bytes that are not
+    /// UTF-8 (or everything, with --hex) go in `key_hex` / `value_hex` instead.
+    Jsonl,
+    /// One line per entry: the key in hex, a space, the value in hex.
+    Hex,
+}
+
+/// `dump`: every entry of a table in key order.
+pub fn dump(file: &Path, table: &str, format: DumpFormat, enc: Encoding) -> CliResult<()> {
+    let db = open_existing(file)?;
+    {
+        let mut conn = db.connect();
+        let tx = conn.begin_read()?;
+        let mut out = stdout();
+        for item in tx.iter(table)? {
+            let (k, v) = item?;
+            match format {
+                DumpFormat::Hex => writeln!(out, "{} {}", to_hex(&k), to_hex(&v))?,
+                DumpFormat::Jsonl => {
+                    let mut obj = serde_json::Map::new();
+                    json_field(&mut obj, "key", &k, enc);
+                    json_field(&mut obj, "value", &v, enc);
+                    writeln!(out, "{}", serde_json::Value::Object(obj))?;
+                }
+            }
+        }
+        out.flush()?;
+    }
+    close(db)
+}
+
+/// `name: "text"` when the bytes are UTF-8 and text is wanted, else `name_hex: "..."`.
+fn json_field(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    bytes: &[u8],
+    enc: Encoding,
+) {
+    match (enc, std::str::from_utf8(bytes)) {
+        (Encoding::Utf8, Ok(s)) => obj.insert(name.into(), s.into()),
+        _ => obj.insert(format!("{name}_hex"), to_hex(bytes).into()),
+    };
+}

@@ -1,0 +1,132 @@
+//! `capsuledb bench` with tiny sizes: every phase runs, the table and the JSON come out,
+//! and the temporary files are removed.
+
+mod common;
+use common::{ok, s};
+
+const TINY: [&str; 16] = [
+    "--seconds-per-phase",
+    "0.1",
+    "--keys",
+    "2000",
+    "--threads",
+    "2,4",
+    "--applied-threads",
+    "1,2",
+    "--contended-threads",
+    "4",
+    "--read-threads",
+    "1,2",
+    "--keys-per-writer",
+    "100",
+    "--quiet",
+    "--seed",
+];
+
+fn tiny(dir: &tempfile::TempDir, extra: &[&str]) -> String {
+    let path = s(dir.path());
+    let mut args: Vec<&str> = vec!["bench", "--path", &path];
+    args.extend(TINY);
+    args.push("7");
+    args.extend(extra);
+    ok(&args)
+}
+
+#[test]
+fn bench_prints_a_row_per_phase_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tiny(&dir, &[]);
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ")).collect();
+    assert!(
+        rows[0].contains("phase") && rows[0].contains("fsyncs/commit"),
+        "{out}"
+    );
+    assert!(rows[1].starts_with("| ---"), "{out}");
+    let phases: Vec<&str> = rows[2..]
+        .iter()
+        .map(|r| {
+            r.trim_start_matches("| ")
+                .split(" |")
+                .next()
+                .unwrap()
+                .trim()
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "raw fdatasync",
+            "durable commit",
+            "durable commit",
+            "durable commit",
+            "contended serializable",
+            "applied commit",
+            "applied commit",
+            "bulk load",
+            "point read",
+            "point read",
+            "range scan 1000",
+        ],
+        "{out}"
+    );
+    let widths: Vec<usize> = rows.iter().map(|r| r.chars().count()).collect();
+    assert!(
+        widths.iter().all(|&w| w == widths[0]),
+        "table not aligned:\n{out}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn bench_json_parses_and_selects_phases() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tiny(&dir, &["--json", "--phases", "single,contended,reads"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    let results = v["results"].as_array().expect("results array");
+    let phases: Vec<&str> = results
+        .iter()
+        .map(|r| r["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "durable commit",
+            "contended serializable",
+            "bulk load",
+            "point read",
+            "point read"
+        ]
+    );
+    for r in results {
+        assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["ops_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert_eq!(results[0]["threads"], 1);
+    assert!(results[0]["fsyncs_per_commit"].as_f64().unwrap() > 0.0);
+    assert!(results[1]["abort_pct"].as_f64().is_some());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn bench_ops_cap_ends_phases_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = s(dir.path());
+    let out = ok(&[
+        "bench",
+        "--path",
+        &path,
+        "--quiet",
+        "--json",
+        "--phases",
+        "applied",
+        "--applied-threads",
+        "1",
+        "--commits",
+        "50",
+        "--seconds-per-phase",
+        "60",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ops = v["results"][0]["ops"].as_u64().unwrap();
+    assert!((50..60).contains(&ops), "{ops}");
+}

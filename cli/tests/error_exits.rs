@@ -1,0 +1,97 @@
+//! Every failure exits non-zero with one `capsuledb: ...` line on stderr.
+
+mod common;
+use common::{db_in, fails, ok, run, s, sample};
+
+#[test]
+fn missing_key_is_an_error() {
+    let (_dir, db) = sample();
+    let line = fails(&["get", &db, "t", "nobody"], 1);
+    assert!(line.contains("not found"), "{line}");
+    let line = fails(&["delete", &db, "t", "nobody"], 1);
+    assert!(line.contains("not found"), "{line}");
+}
+
+#[test]
+fn missing_table_is_an_error() {
+    let (_dir, db) = sample();
+    for args in [
+        vec!["get", &db, "nosuch", "k"],
+        vec!["put", &db, "nosuch", "k", "v"],
+        vec!["delete", &db, "nosuch", "k"],
+        vec!["scan", &db, "nosuch"],
+        vec!["dump", &db, "nosuch"],
+    ] {
+        let line = fails(&args, 1);
+        assert!(line.contains("\"nosuch\" does not exist"), "{line}");
+    }
+}
+
+#[test]
+fn missing_file_is_an_error_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = s(&db_in(&dir));
+    for args in [
+        vec!["tables", &db],
+        vec!["get", &db, "t", "k"],
+        vec!["put", &db, "t", "k", "v"],
+        vec!["delete", &db, "t", "k"],
+        vec!["scan", &db, "t"],
+        vec!["dump", &db, "t"],
+    ] {
+        let line = fails(&args, 1);
+        assert!(line.contains("no such database file"), "{line}");
+    }
+    assert!(!db_in(&dir).exists());
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    std::fs::write(&path, b"not a database").unwrap();
+    let line = fails(&["tables", &s(&path)], 1);
+    assert!(line.contains("not a capsuledb database"), "{line}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a database");
+}
+
+#[test]
+fn bad_hex_is_an_error() {
+    let (_dir, db) = sample();
+    for args in [
+        vec!["get", "--hex", &db, "t", "zz"],
+        vec!["get", "--hex", &db, "t", "abc"],
+        vec!["put", "--hex", &db, "t", "00", "xyz"],
+        vec!["scan", "--hex", &db, "t", "--from", "0g"],
+    ] {
+        let line = fails(&args, 1);
+        assert!(line.contains("bad hex"), "{line}");
+    }
+}
+
+#[test]
+fn binary_output_without_hex_is_an_error() {
+    let (_dir, db) = sample();
+    ok(&["put", "--hex", &db, "t", "61", "ff"]);
+    let line = fails(&["get", &db, "t", "a"], 1);
+    assert!(line.contains("use --hex"), "{line}");
+}
+
+#[test]
+fn bad_command_lines_exit_2_on_one_line() {
+    let (_dir, db) = sample();
+    fails(&["frobnicate"], 2);
+    fails(&["get", &db], 2);
+    fails(&["scan", &db, "t", "--limit", "many"], 2);
+    fails(&["bench", "--threads", "0"], 2);
+    fails(&["bench", "--seconds-per-phase", "-1"], 2);
+    fails(&["dump", &db, "t", "--format", "xml"], 2);
+}
+
+#[test]
+fn help_and_version_succeed() {
+    assert!(ok(&["--help"]).contains("bench"));
+    assert!(ok(&["bench", "--help"]).contains("--seconds-per-phase"));
+    assert!(ok(&["--version"]).starts_with("capsuledb "));
+    assert_eq!(run(&["help", "scan"]).code, 0);
+}

@@ -1,0 +1,355 @@
+//! A real process crash: a child process commits `Durable` (and, on one thread, `Written`)
+//! transactions from several
+//! threads into a real file and reports each acknowledged commit on stdout; the parent
+//! kills it with SIGKILL at a seeded moment, reopens the file and finds every
+//! acknowledged commit, whole. Some rounds kill the child soon after it starts, while it
+//! may still be recovering. The rounds append to one file, so recovery replays an
+//! ever longer history of killed runs.
+
+use capsuledb::rng::Rng;
+use capsuledb::{Database, Durability, Error};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const CHILD_PATH_ENV: &str = "CAPSULEDB_CRASH_CHILD_PATH";
+const CHILD_ROUND_ENV: &str = "CAPSULEDB_CRASH_CHILD_ROUND";
+const TABLE: &str = "t";
+const WRITER_THREADS: u32 = 4;
+const ROUNDS: u32 = 24;
+const SEED: u64 = 0xC4A5_0001;
+/// Kill the child this long after it reports ready: 20..200 ms, seeded.
+const KILL_AFTER_MS_MIN: u64 = 20;
+const KILL_AFTER_MS_MAX: u64 = 200;
+/// In some rounds the kill comes this soon after the spawn, ready or not.
+const EARLY_KILL_MS_MAX: u64 = 30;
+/// The child must be ready (database open) within this long.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Stdout lines of the writer threads must not interleave.
+static OUT: Mutex<()> = Mutex::new(());
+
+fn say(line: &str) {
+    let _guard = OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+/// The two keys commit `counter` of thread `thread` in round `round` writes.
+fn keys(round: u32, thread: u32, counter: u64) -> [Vec<u8>; 2] {
+    [
+        format!("r{round:03}/w{thread}/{counter:08}/a").into_bytes(),
+        format!("r{round:03}/w{thread}/{counter:08}/b").into_bytes(),
+    ]
+}
+
+fn value(round: u32, thread: u32, counter: u64, which: usize) -> Vec<u8> {
+    format!("value {round} {thread} {counter} {which};")
+        .repeat((counter % 29 + 1) as usize * (which + 1))
+        .into_bytes()
+}
+
+/// The last writer asks for `Written`, which also survives a process crash; the others
+/// for `Durable`.
+fn durability_of(thread: u32) -> Durability {
+    if thread == WRITER_THREADS - 1 {
+        Durability::Written
+    } else {
+        Durability::Durable
+    }
+}
+
+/// Runs only as the child: opens the database, reports `READY`, then commits until killed.
+#[test]
+fn child_commits_until_killed() {
+    let Ok(path) = std::env::var(CHILD_PATH_ENV) else {
+        return;
+    };
+    let round: u32 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
+    let db = Database::open(&path).unwrap();
+    {
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        if !tx.table_exists(TABLE).unwrap() {
+            tx.create_table(TABLE).unwrap();
+            tx.commit().unwrap();
+        }
+    }
+    say("READY");
+    let threads: Vec<_> = (0..WRITER_THREADS)
+        .map(|thread| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut c = db.connect();
+                // Bounded so a child the parent forgot cannot run forever.
+                for counter in 0..1_000_000u64 {
+                    loop {
+                        let mut tx = c.begin().unwrap();
+                        for (which, k) in keys(round, thread, counter).iter().enumerate() {
+                            tx.put(TABLE, k, &value(round, thread, counter, which))
+                                .unwrap();
+                        }
+                        match tx.commit_with(durability_of(thread)) {
+                            Ok(info) => {
+                                say(&format!("ACK {thread} {counter} {}", info.seq));
+                                break;
+                            }
+                            Err(e) if e.is_retryable() => continue,
+                            Err(e) => {
+                                say(&format!("ERR {thread} {counter} {e}"));
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// What the parent learnt about one round.
+#[derive(Default)]
+struct RoundLog {
+    /// Per thread, the acknowledged counters (each thread acknowledges 0, 1, 2, ...).
+    acked: BTreeMap<u32, Vec<u64>>,
+    seqs: Vec<u64>,
+}
+
+/// Runs one child for `kill_after` after it is ready (after it is spawned when `early`),
+/// kills it, and returns what it acknowledged (every complete line it wrote, read to the
+/// end of the pipe).
+fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bool) -> RoundLog {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_commits_until_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_PATH_ENV, path)
+        .env(CHILD_ROUND_ENV, round.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        // A line cut short by the kill has no newline: it was never a whole report.
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.ends_with('\n') && tx.send(line.trim_end().to_string()).is_err() {
+                break;
+            }
+            line.clear();
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    let mut lines = Vec::new();
+    if early {
+        // Kill at a seeded moment counted from the spawn: possibly while the child is
+        // still opening (recovering and scrubbing the tail of) the database.
+        let deadline = Instant::now() + kill_after;
+        while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            lines.push(l);
+        }
+    } else {
+        let ready_deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let left = ready_deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                // The harness prints "test child_commits_until_killed ... " before it.
+                Ok(l) if l.ends_with("READY") => break,
+                Ok(l) => lines.push(l),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "round {round}: child never became ready; stdout (last lines) {:?}, \
+                         stderr {}",
+                        &lines[lines.len().saturating_sub(10)..],
+                        err_reader.join().unwrap()
+                    );
+                }
+            }
+        }
+        let deadline = Instant::now() + kill_after;
+        while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            lines.push(l);
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    // Everything the child wrote before it died is still in the pipe.
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    let stderr = err_reader.join().unwrap();
+    assert!(
+        !status.success(),
+        "round {round}: the child finished instead of being killed; stderr {stderr}"
+    );
+    let mut log = RoundLog::default();
+    for l in &lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["ACK", thread, counter, seq] => {
+                log.acked
+                    .entry(thread.parse().unwrap())
+                    .or_default()
+                    .push(counter.parse().unwrap());
+                log.seqs.push(seq.parse().unwrap());
+            }
+            [first, ..] if *first == "ERR" => {
+                panic!("round {round}: the child's commit failed: {l}; stderr {stderr}")
+            }
+            _ => {} // the test harness's own output
+        }
+    }
+    for (thread, counters) in &log.acked {
+        let want: Vec<u64> = (0..counters.len() as u64).collect();
+        assert_eq!(
+            counters, &want,
+            "round {round}: thread {thread} acknowledged out of order"
+        );
+    }
+    log
+}
+
+/// Checks one round's commits in the reopened database: every acknowledged commit is
+/// there whole; of the unacknowledged ones only each thread's one in-flight commit may
+/// be, and then whole too. Returns (acknowledged, in-flight commits that survived).
+fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    let mut acked = 0;
+    let mut in_flight = 0;
+    for thread in 0..WRITER_THREADS {
+        let n = log.acked.get(&thread).map_or(0, Vec::len) as u64;
+        for counter in 0..n + 2 {
+            let got: Vec<Option<Vec<u8>>> = keys(round, thread, counter)
+                .iter()
+                .map(|k| tx.get(TABLE, k).unwrap())
+                .collect();
+            let whole: Vec<Option<Vec<u8>>> = (0..2)
+                .map(|which| Some(value(round, thread, counter, which)))
+                .collect();
+            if counter < n {
+                assert_eq!(
+                    got, whole,
+                    "round {round}: acknowledged commit {counter} of thread {thread}"
+                );
+                acked += 1;
+            } else if counter == n && got == whole {
+                in_flight += 1;
+            } else {
+                assert_eq!(
+                    got,
+                    vec![None, None],
+                    "round {round}: commit {counter} of thread {thread} (after {n} \
+                     acknowledged) is partial, wrong, or was never started"
+                );
+            }
+        }
+    }
+    // Nothing else of this round: the scan finds only the keys checked above.
+    let prefix = format!("r{round:03}/");
+    let found = tx
+        .range(TABLE, prefix.as_bytes()..)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .take_while(|k| k.starts_with(prefix.as_bytes()))
+        .count() as u64;
+    assert_eq!(found, 2 * (acked + in_flight), "round {round}: stray keys");
+    (acked, in_flight)
+}
+
+#[test]
+fn acknowledged_commits_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.db");
+    let mut rng = Rng::new(SEED);
+    let mut logs: Vec<RoundLog> = Vec::new();
+    let mut total_acked = 0;
+    let mut total_in_flight = 0;
+    let mut parent_commits = 0u64;
+    let mut early_rounds = 0;
+    for round in 0..ROUNDS {
+        let kill_after = Duration::from_millis(
+            KILL_AFTER_MS_MIN + rng.below(KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN + 1),
+        );
+        // Round 0 creates the file; a kill during creation is another matter.
+        let early = round > 0 && rng.chance(1, 4);
+        let kill_after = if early {
+            Duration::from_millis(rng.below(EARLY_KILL_MS_MAX + 1))
+        } else {
+            kill_after
+        };
+        early_rounds += u32::from(early);
+        let log = run_child(&path, round, kill_after, early);
+        let db = Database::open(&path).unwrap_or_else(|e| {
+            panic!("round {round}: reopen after SIGKILL failed: {e}");
+        });
+        // Every round so far, not only the last: recovery replays all of them.
+        for (r, l) in logs.iter().enumerate() {
+            check_round(&db, r as u32, l);
+        }
+        let (acked, in_flight) = check_round(&db, round, &log);
+        let max_acked_seq = log.seqs.iter().copied().max().unwrap_or(0);
+        assert!(
+            db.stats().tip_seq >= max_acked_seq,
+            "round {round}: recovered tip {} below acknowledged seq {max_acked_seq}",
+            db.stats().tip_seq
+        );
+        total_acked += acked;
+        total_in_flight += in_flight;
+        // The recovered database takes a new commit, which the next reopen must find.
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.put(TABLE, format!("parent/{round:03}").as_bytes(), b"after")
+            .unwrap();
+        let seq = tx.commit().unwrap().seq;
+        assert!(seq > max_acked_seq);
+        parent_commits += 1;
+        let tx = c.begin_read().unwrap();
+        for r in 0..=round {
+            assert_eq!(
+                tx.get(TABLE, format!("parent/{r:03}").as_bytes()).unwrap(),
+                Some(b"after".to_vec()),
+                "round {round}: the parent's commit of round {r}"
+            );
+        }
+        drop(tx);
+        drop(c);
+        drop(db); // release the lock for the next child
+        logs.push(log);
+    }
+    let db = Database::open(&path).unwrap();
+    for (r, l) in logs.iter().enumerate() {
+        check_round(&db, r as u32, l);
+    }
+    println!(
+        "{ROUNDS} SIGKILL rounds ({early_rounds} killed early): {total_acked} acknowledged commits all recovered, \
+         {total_in_flight} in-flight commits recovered whole, {parent_commits} parent commits, \
+         {} commits replayed at the last open",
+        db.stats().recovered_commits
+    );
+    assert!(total_acked > 0, "the children never committed");
+    match db.close() {
+        Ok(()) | Err(Error::Closed) => {}
+        Err(e) => panic!("close: {e}"),
+    }
+}
