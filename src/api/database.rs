@@ -206,6 +206,26 @@ impl Database {
         }
     }
 
+    /// Blocks until commit `seq` has reached `level` and is visible to new
+    /// transactions. Useful before retrying after [`Error::Conflict`]: a retry that
+    /// begins before the conflicting commit (its `committed_seq`) is visible would meet
+    /// the same conflict again.
+    ///
+    /// ```
+    /// # fn main() -> capsuledb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+    /// let mut conn = db.connect();
+    /// let mut tx = conn.begin()?;
+    /// tx.create_table("t")?;
+    /// let seq = tx.commit_with(capsuledb::Durability::Applied)?.seq;
+    /// db.wait_for(seq, capsuledb::Durability::Durable)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_for(&self, seq: u64, level: Durability) -> Result<()> {
+        self.engine.committer.wait_for(seq, level)
+    }
+
     /// Shuts the database down: new commits get [`Error::Closed`], and every commit
     /// already sequenced is written and synced before this returns. Dropping the last
     /// handle does the same, but cannot report an error.
@@ -242,7 +262,7 @@ impl Engine {
         path: Option<PathBuf>,
         options: &Options,
     ) -> Result<Arc<Engine>> {
-        let (header, copy) = if storage.is_empty()? {
+        let (header, copy) = if storage.is_empty()? || interrupted_creation(storage.as_ref())? {
             create(storage.as_ref(), options)?
         } else {
             read_header(storage.as_ref())?
@@ -364,11 +384,29 @@ fn create(storage: &dyn Storage, options: &Options) -> Result<(Header, u32)> {
         },
     )?;
     storage.write_at(first_data * u64::from(page_size), &marker_page)?;
+    // The headers go last, after everything they name is durable: a crash before
+    // them leaves a file `interrupted_creation` recognises.
+    storage.sync()?;
     for (copy, offset) in (0u32..).zip(HEADER_COPY_OFFSETS) {
         storage.write_at(offset, &header.encode(copy))?;
     }
     storage.sync()?;
     Ok((header, 0))
+}
+
+/// Whether the file is what a crash during [`create`] leaves: no more than a new
+/// database's pages, and a header region that was never written (all zero).
+fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
+    let len = storage.len()?;
+    let created_len_max = HEADER_REGION_LEN + 2 * u64::from(crate::format::PAGE_SIZE_MAX);
+    if len > created_len_max {
+        return Ok(false);
+    }
+    let view = storage.view()?;
+    let region = view
+        .get(0, (len.min(HEADER_REGION_LEN)) as usize)
+        .unwrap_or(&[]);
+    Ok(region.iter().all(|&b| b == 0))
 }
 
 fn clock_seed() -> u64 {

@@ -221,6 +221,17 @@ impl Committer {
         Ok(admitted.seq)
     }
 
+    /// Blocks until `seq` has reached `level` and is visible. A `seq` not allocated yet
+    /// waits for a future commit.
+    pub fn wait_for(&self, seq: u64, level: Durability) -> Result<(), Error> {
+        if level > Durability::Applied {
+            self.group.wait_for(seq, level)?;
+        }
+        self.registry
+            .wait_visible(seq)
+            .map_err(|cause| Error::Poisoned { cause })
+    }
+
     /// Writes every queued commit's proof and marker and syncs (shutdown).
     pub fn drain(&self) -> Result<(), Error> {
         self.group.drain()

@@ -182,8 +182,28 @@ fn replay(
     {
         return Err(bad(cap_page, "capsule does not match its proof".into()));
     }
-    used.insert(proof_page);
     let last_page = r.page_of(proof.capsule_offset + u64::from(proof.capsule_len).max(1) - 1);
+    // Each log page's own header is checked the first time a record in it is met.
+    for (page, kind, pages_needed) in [
+        (proof_page, PageKind::Proof, 1),
+        (cap_page, PageKind::Capsule, last_page - cap_page + 1),
+    ] {
+        if used.contains(&page) {
+            continue;
+        }
+        let kh = r
+            .page(page)
+            .ok_or_else(|| bad(page, "page lies past the end of the file".into()))
+            .and_then(|b| verify_log_page(b, kind, page).map_err(|e| bad(page, e.to_string())))?;
+        let run_pages = u64::from(u32::from_le_bytes([kh[0], kh[1], kh[2], kh[3]]));
+        if run_pages < pages_needed || kh.get(4..).is_some_and(|r| r.iter().any(|&b| b != 0)) {
+            return Err(bad(
+                page,
+                format!("{kind:?} page run of {run_pages} pages does not hold its record"),
+            ));
+        }
+    }
+    used.insert(proof_page);
     // A capsule in a run: the run starts at the page holding the capsule's start.
     used.extend(cap_page..=last_page);
     let mut max_id = 0;
