@@ -7,14 +7,10 @@ use super::{Bench, KEY_LEN, TABLE, VALUE_LEN, random_key, value_for};
 use crate::error::CliResult;
 use capsuledb::rng::Rng;
 use capsuledb::{Connection, Database, Durability, Stats};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Attempts one contended transaction may make before the phase gives up on it.
 const RETRIES_MAX: u64 = 100_000;
-/// Longest a retry waits for the commit it conflicted with to become visible.
-const VISIBLE_WAIT_MAX: Duration = Duration::from_secs(1);
-/// Pause between looks at the visible sequence while waiting.
-const VISIBLE_POLL: Duration = Duration::from_micros(20);
 
 /// What the engine counters say about the commits of a phase.
 struct Deltas {
@@ -207,7 +203,7 @@ pub fn contended(b: &Bench, threads: usize) -> CliResult<PhaseResult> {
                     Err(e) if e.is_retryable() && aborts < RETRIES_MAX => {
                         aborts += 1;
                         if let capsuledb::Error::Conflict { committed_seq, .. } = e {
-                            wait_visible(c.conn.database(), committed_seq);
+                            wait_visible(c.conn.database(), committed_seq)?;
                         }
                     }
                     Err(e) => return Err(e.into()),
@@ -235,13 +231,10 @@ pub fn contended(b: &Bench, threads: usize) -> CliResult<PhaseResult> {
     Ok(row)
 }
 
-/// Waits (boundedly) until commit `seq` is visible to new snapshots. A retry begun
-/// earlier reads a snapshot without it and meets the same conflict again.
-fn wait_visible(db: &Database, seq: u64) {
-    let give_up = Instant::now() + VISIBLE_WAIT_MAX;
-    while db.stats().visible_seq < seq && Instant::now() < give_up {
-        std::thread::sleep(VISIBLE_POLL);
-    }
+/// Waits until commit `seq` is visible to new snapshots. A retry begun earlier reads a
+/// snapshot without it and meets the same conflict again.
+fn wait_visible(db: &Database, seq: u64) -> capsuledb::Result<()> {
+    db.wait_for(seq, capsuledb::Durability::Applied)
 }
 
 /// The counter stored in the first 8 bytes of a hot value.
