@@ -334,7 +334,7 @@ impl Engine {
         snapshot: u64,
         isolation: Isolation,
         writes: &WriteSet,
-        reads: &ReadSet,
+        reads: ReadSet,
         dropped: &[TableId],
         durability: Durability,
     ) -> Result<Option<u64>, CommitError> {

@@ -369,7 +369,7 @@ impl<'c> Transaction<'c> {
                 snapshot,
                 self.isolation,
                 &self.writes,
-                &reads,
+                reads,
                 &self.dropped,
                 durability,
             )

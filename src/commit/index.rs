@@ -23,6 +23,10 @@ use crate::api::Isolation;
 use crate::mvcc::{TableId, WriteSet};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
+use std::sync::Arc;
+
+/// A key shared by a record and the indexes that point at it.
+type Key = Arc<[u8]>;
 
 /// One index entry: the commit's order number and its concurrency sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +35,47 @@ struct Entry {
     cseq: u64,
 }
 
-/// A scanned range in the index: bounds and the reader.
-type RangeEntry = (Bound<Vec<u8>>, Bound<Vec<u8>>, Entry);
+/// A transaction's write and read sets in the shape the index keeps, built before
+/// the serialized section so that no key is copied inside it.
+pub struct Prepared {
+    isolation: Isolation,
+    /// Written keys, sorted by table and key.
+    writes: Vec<(TableId, Key)>,
+    read_points: Vec<(TableId, Key)>,
+    read_ranges: Vec<Arc<TableRange>>,
+}
+
+impl Prepared {
+    /// Prepares a transaction's sets; reads are kept only under `Serializable`.
+    pub fn new(isolation: Isolation, writes: &WriteSet, reads: ReadSet) -> Prepared {
+        let serializable = isolation == Isolation::Serializable;
+        Prepared {
+            isolation,
+            writes: writes
+                .iter()
+                .flat_map(|(&t, keys)| keys.keys().map(move |k| (t, Key::from(k.as_slice()))))
+                .collect(),
+            read_points: if serializable {
+                reads
+                    .points
+                    .into_iter()
+                    .map(|(t, k)| (t, Key::from(k)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            read_ranges: if serializable {
+                reads.ranges.into_iter().map(Arc::new).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn reads_anything(&self) -> bool {
+        !self.read_points.is_empty() || !self.read_ranges.is_empty()
+    }
+}
 
 struct Record {
     ord: u64,
@@ -40,9 +83,7 @@ struct Record {
     cseq: u64,
     /// Order number of the earliest-committed transaction this one has an rw edge to.
     out_earliest: Option<u64>,
-    writes: Vec<(TableId, Vec<u8>)>,
-    read_points: Vec<(TableId, Vec<u8>)>,
-    read_ranges: Vec<TableRange>,
+    sets: Prepared,
 }
 
 /// Why validation refused a transaction.
@@ -81,19 +122,19 @@ pub struct CommitIndex {
     tip: u64,
     next_ord: u64,
     records: VecDeque<Record>,
-    writers: HashMap<TableId, BTreeMap<Vec<u8>, VecDeque<Entry>>>,
-    point_readers: HashMap<(TableId, Vec<u8>), VecDeque<Entry>>,
-    range_readers: HashMap<TableId, VecDeque<RangeEntry>>,
+    writers: HashMap<TableId, BTreeMap<Key, VecDeque<Entry>>>,
+    point_readers: HashMap<TableId, HashMap<Key, VecDeque<Entry>>>,
+    range_readers: HashMap<TableId, VecDeque<(Arc<TableRange>, Entry)>>,
     stats: IndexStats,
 }
 
-fn in_range(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>, key: &[u8]) -> bool {
-    let above = match lo {
+fn in_range(r: &TableRange, key: &[u8]) -> bool {
+    let above = match &r.lo {
         Bound::Included(l) => key >= l.as_slice(),
         Bound::Excluded(l) => key > l.as_slice(),
         Bound::Unbounded => true,
     };
-    let below = match hi {
+    let below = match &r.hi {
         Bound::Included(h) => key <= h.as_slice(),
         Bound::Excluded(h) => key < h.as_slice(),
         Bound::Unbounded => true,
@@ -114,7 +155,18 @@ struct Edge {
     ord: u64,
     cseq: u64,
     table: TableId,
-    key: Vec<u8>,
+    key: Key,
+}
+
+impl Edge {
+    fn refusal(&self) -> Refusal {
+        Refusal {
+            table: self.table,
+            key: self.key.to_vec(),
+            committed_seq: self.cseq,
+            write_write: false,
+        }
+    }
 }
 
 impl CommitIndex {
@@ -153,15 +205,8 @@ impl CommitIndex {
     }
 
     /// Validates a transaction and, if admitted, allocates its sequence and records it.
-    pub fn admit(
-        &mut self,
-        snapshot: u64,
-        isolation: Isolation,
-        writes: &WriteSet,
-        reads: &ReadSet,
-    ) -> Result<Admitted, Refusal> {
-        let result = self.validate(snapshot, isolation, writes, reads);
-        let out_earliest = match result {
+    pub fn admit(&mut self, snapshot: u64, sets: Prepared) -> Result<Admitted, Refusal> {
+        let out_earliest = match self.validate(snapshot, &sets) {
             Ok(o) => o,
             Err(refusal) => {
                 if refusal.write_write {
@@ -173,145 +218,113 @@ impl CommitIndex {
             }
         };
         self.stats.admitted += 1;
-        let has_writes = writes.values().any(|m| !m.is_empty());
-        let seq = if has_writes {
+        let seq = if sets.writes.is_empty() {
+            None
+        } else {
             self.tip += 1;
             Some(self.tip)
-        } else {
-            None
         };
-        let serializable = isolation == Isolation::Serializable;
-        let tracks_reads = serializable && !reads.is_empty();
-        if has_writes || tracks_reads {
-            let entry = Entry {
-                ord: self.next_ord,
-                cseq: self.tip,
-            };
-            self.next_ord += 1;
-            let mut record = Record {
-                ord: entry.ord,
-                cseq: entry.cseq,
-                out_earliest,
-                writes: Vec::new(),
-                read_points: Vec::new(),
-                read_ranges: Vec::new(),
-            };
-            for (&table, keys) in writes {
-                let index = self.writers.entry(table).or_default();
-                for key in keys.keys() {
-                    index.entry(key.clone()).or_default().push_back(entry);
-                    record.writes.push((table, key.clone()));
-                }
-            }
-            if tracks_reads {
-                for (table, key) in &reads.points {
-                    self.point_readers
-                        .entry((*table, key.clone()))
-                        .or_default()
-                        .push_back(entry);
-                    record.read_points.push((*table, key.clone()));
-                }
-                for r in &reads.ranges {
-                    self.range_readers.entry(r.table).or_default().push_back((
-                        r.lo.clone(),
-                        r.hi.clone(),
-                        entry,
-                    ));
-                    record.read_ranges.push(r.clone());
-                }
-            }
-            self.records.push_back(record);
+        if sets.writes.is_empty() && !sets.reads_anything() {
+            return Ok(Admitted { seq });
         }
+        let entry = Entry {
+            ord: self.next_ord,
+            cseq: self.tip,
+        };
+        self.next_ord += 1;
+        for (table, key) in &sets.writes {
+            let index = self.writers.entry(*table).or_default();
+            index.entry(Arc::clone(key)).or_default().push_back(entry);
+        }
+        for (table, key) in &sets.read_points {
+            let index = self.point_readers.entry(*table).or_default();
+            index.entry(Arc::clone(key)).or_default().push_back(entry);
+        }
+        for r in &sets.read_ranges {
+            self.range_readers
+                .entry(r.table)
+                .or_default()
+                .push_back((Arc::clone(r), entry));
+        }
+        self.records.push_back(Record {
+            ord: entry.ord,
+            cseq: entry.cseq,
+            out_earliest,
+            sets,
+        });
         Ok(Admitted { seq })
     }
 
     /// Returns the transaction's `out_earliest` when it may commit.
-    fn validate(
-        &self,
-        snapshot: u64,
-        isolation: Isolation,
-        writes: &WriteSet,
-        reads: &ReadSet,
-    ) -> Result<Option<u64>, Refusal> {
+    fn validate(&self, snapshot: u64, sets: &Prepared) -> Result<Option<u64>, Refusal> {
         // First-committer-wins.
-        for (&table, keys) in writes {
-            let Some(index) = self.writers.get(&table) else {
-                continue;
-            };
-            for key in keys.keys() {
-                if let Some(last) = index
-                    .get(key)
-                    .and_then(|l| l.back())
-                    .filter(|l| l.cseq > snapshot)
-                {
-                    return Err(Refusal {
-                        table,
-                        key: key.clone(),
-                        committed_seq: last.cseq,
-                        write_write: true,
-                    });
-                }
-            }
-        }
-        if isolation != Isolation::Serializable {
-            return Ok(None);
-        }
-        let outs = self.out_edges(snapshot, reads);
-        // T as T_in: an out-edge to a pivot whose own out-edge met an earlier commit.
-        for e in &outs {
-            if self.record(e.ord).is_some_and(|r| r.out_earliest.is_some()) {
+        for (table, key) in &sets.writes {
+            let last = self
+                .writers
+                .get(table)
+                .and_then(|index| index.get(key))
+                .and_then(|l| l.back())
+                .filter(|l| l.cseq > snapshot);
+            if let Some(last) = last {
                 return Err(Refusal {
-                    table: e.table,
-                    key: e.key.clone(),
-                    committed_seq: e.cseq,
-                    write_write: false,
+                    table: *table,
+                    key: key.to_vec(),
+                    committed_seq: last.cseq,
+                    write_write: true,
                 });
             }
+        }
+        if sets.isolation != Isolation::Serializable {
+            return Ok(None);
+        }
+        let outs = self.out_edges(snapshot, sets);
+        // T as T_in: an out-edge to a pivot whose own out-edge met an earlier commit.
+        if let Some(e) = outs
+            .iter()
+            .find(|e| self.record(e.ord).is_some_and(|r| r.out_earliest.is_some()))
+        {
+            return Err(e.refusal());
         }
         let Some(first_out) = outs.iter().min_by_key(|e| e.ord) else {
             return Ok(None);
         };
         // T as pivot: an in-edge from a commit no earlier than the earliest out-target.
         if self
-            .latest_in_edge(snapshot, writes)
+            .latest_in_edge(snapshot, sets)
             .is_some_and(|last_in| first_out.ord <= last_in)
         {
-            return Err(Refusal {
-                table: first_out.table,
-                key: first_out.key.clone(),
-                committed_seq: first_out.cseq,
-                write_write: false,
-            });
+            return Err(first_out.refusal());
         }
         Ok(Some(first_out.ord))
     }
 
     /// Concurrent commits that wrote something `T` read: `T ->rw U`.
-    fn out_edges(&self, snapshot: u64, reads: &ReadSet) -> Vec<Edge> {
+    fn out_edges(&self, snapshot: u64, sets: &Prepared) -> Vec<Edge> {
         let mut outs = Vec::new();
-        let mut push_concurrent = |table: TableId, key: &[u8], list: &VecDeque<Entry>| {
+        let mut push_concurrent = |table: TableId, key: &Key, list: &VecDeque<Entry>| {
             for e in list.iter().rev().take_while(|e| e.cseq > snapshot) {
                 outs.push(Edge {
                     ord: e.ord,
                     cseq: e.cseq,
                     table,
-                    key: key.to_vec(),
+                    key: Arc::clone(key),
                 });
             }
         };
-        for (table, key) in &reads.points {
+        for (table, key) in &sets.read_points {
             if let Some(list) = self.writers.get(table).and_then(|w| w.get(key)) {
                 push_concurrent(*table, key, list);
             }
         }
-        for r in &reads.ranges {
+        for r in &sets.read_ranges {
             let Some(index) = self.writers.get(&r.table) else {
                 continue;
             };
-            if !crate::mvcc::bounds_nonempty(as_ref_bound(&r.lo), as_ref_bound(&r.hi)) {
+            let (lo, hi) = (as_ref_bound(&r.lo), as_ref_bound(&r.hi));
+            if !crate::mvcc::bounds_nonempty(lo, hi) {
                 continue;
             }
-            for (key, list) in index.range::<[u8], _>((as_ref_bound(&r.lo), as_ref_bound(&r.hi))) {
+            for (key, list) in index.range::<[u8], _>((lo, hi)) {
                 push_concurrent(r.table, key, list);
             }
         }
@@ -320,27 +333,25 @@ impl CommitIndex {
 
     /// The latest order number of a concurrent, committed reader of something `T`
     /// writes: `U ->rw T`.
-    fn latest_in_edge(&self, snapshot: u64, writes: &WriteSet) -> Option<u64> {
+    fn latest_in_edge(&self, snapshot: u64, sets: &Prepared) -> Option<u64> {
         let mut latest: Option<u64> = None;
         let mut see = |e: &Entry| {
             if e.cseq > snapshot {
                 latest = Some(latest.map_or(e.ord, |l| l.max(e.ord)));
             }
         };
-        for (&table, keys) in writes {
-            let ranges = self.range_readers.get(&table);
-            for key in keys.keys() {
-                if let Some(e) = self
-                    .point_readers
-                    .get(&(table, key.clone()))
-                    .and_then(|l| l.back())
-                {
+        for (table, key) in &sets.writes {
+            if let Some(e) = self
+                .point_readers
+                .get(table)
+                .and_then(|r| r.get(key))
+                .and_then(|l| l.back())
+            {
+                see(e);
+            }
+            for (range, e) in self.range_readers.get(table).into_iter().flatten() {
+                if e.cseq > snapshot && in_range(range, key) {
                     see(e);
-                }
-                for (lo, hi, e) in ranges.into_iter().flatten() {
-                    if e.cseq > snapshot && in_range(lo, hi, key) {
-                        see(e);
-                    }
                 }
             }
         }
@@ -354,32 +365,11 @@ impl CommitIndex {
             let Some(r) = self.records.pop_front() else {
                 break;
             };
-            for (table, key) in &r.writes {
-                if let Some(index) = self.writers.get_mut(table) {
-                    if let Some(list) = index.get_mut(key) {
-                        debug_assert_eq!(list.front().map(|e| e.ord), Some(r.ord));
-                        list.pop_front();
-                        if list.is_empty() {
-                            index.remove(key);
-                        }
-                    }
-                    if index.is_empty() {
-                        self.writers.remove(table);
-                    }
-                }
-            }
-            for (table, key) in r.read_points {
-                let k = (table, key);
-                if let Some(list) = self.point_readers.get_mut(&k) {
-                    list.pop_front();
-                    if list.is_empty() {
-                        self.point_readers.remove(&k);
-                    }
-                }
-            }
-            for range in &r.read_ranges {
+            forget(&mut self.writers, &r.sets.writes, r.ord);
+            forget(&mut self.point_readers, &r.sets.read_points, r.ord);
+            for range in &r.sets.read_ranges {
                 if let Some(list) = self.range_readers.get_mut(&range.table) {
-                    while list.front().is_some_and(|f| f.2.ord == r.ord) {
+                    while list.front().is_some_and(|f| f.1.ord == r.ord) {
                         list.pop_front();
                     }
                     if list.is_empty() {
@@ -387,6 +377,56 @@ impl CommitIndex {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A per-table map from key to the entries of the commits that touched it.
+trait KeyIndex: Default {
+    fn entries(&mut self, key: &[u8]) -> Option<&mut VecDeque<Entry>>;
+    fn remove_key(&mut self, key: &[u8]);
+    fn is_empty(&self) -> bool;
+}
+
+impl KeyIndex for BTreeMap<Key, VecDeque<Entry>> {
+    fn entries(&mut self, key: &[u8]) -> Option<&mut VecDeque<Entry>> {
+        self.get_mut(key)
+    }
+    fn remove_key(&mut self, key: &[u8]) {
+        self.remove(key);
+    }
+    fn is_empty(&self) -> bool {
+        BTreeMap::is_empty(self)
+    }
+}
+
+impl KeyIndex for HashMap<Key, VecDeque<Entry>> {
+    fn entries(&mut self, key: &[u8]) -> Option<&mut VecDeque<Entry>> {
+        self.get_mut(key)
+    }
+    fn remove_key(&mut self, key: &[u8]) {
+        self.remove(key);
+    }
+    fn is_empty(&self) -> bool {
+        HashMap::is_empty(self)
+    }
+}
+
+/// Removes a pruned record's entries (always the oldest of each key) from an index.
+fn forget<I: KeyIndex>(index: &mut HashMap<TableId, I>, keys: &[(TableId, Key)], ord: u64) {
+    for (table, key) in keys {
+        let Some(per_table) = index.get_mut(table) else {
+            continue;
+        };
+        if let Some(list) = per_table.entries(key) {
+            debug_assert_eq!(list.front().map(|e| e.ord), Some(ord));
+            list.pop_front();
+            if list.is_empty() {
+                per_table.remove_key(key);
+            }
+        }
+        if per_table.is_empty() {
+            index.remove(table);
         }
     }
 }

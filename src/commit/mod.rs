@@ -21,7 +21,7 @@ mod recovery;
 
 pub use arena::LogArena;
 pub use group::{GroupCommit, GroupStats, Pending};
-pub use index::{Admitted, CommitIndex, IndexStats, Refusal};
+pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
 pub use recovery::{recover, scrub_tail};
 
@@ -58,13 +58,6 @@ pub struct ReadSet {
     pub points: BTreeSet<(TableId, Vec<u8>)>,
     /// Ranges scanned.
     pub ranges: Vec<TableRange>,
-}
-
-impl ReadSet {
-    /// Whether nothing was read.
-    pub fn is_empty(&self) -> bool {
-        self.points.is_empty() && self.ranges.is_empty()
-    }
 }
 
 /// Timing of the serialized section.
@@ -137,7 +130,7 @@ impl Committer {
         snapshot: u64,
         isolation: Isolation,
         writes: &WriteSet,
-        reads: &ReadSet,
+        reads: ReadSet,
         dropped_tables: &[TableId],
         durability: Durability,
     ) -> Result<Option<u64>, CommitError> {
@@ -158,11 +151,12 @@ impl Committer {
         } else {
             None
         };
+        let sets = Prepared::new(isolation, writes, reads);
         // Step 2: the serialized section.
         let admitted = {
             let mut index = self.index.lock();
             let start = Instant::now();
-            let result = index.admit(snapshot, isolation, writes, reads);
+            let result = index.admit(snapshot, sets);
             if let (Ok(Admitted { seq: Some(seq) }), Some((enc, extent))) = (&result, &capsule) {
                 self.group.enqueue(Pending {
                     proof: Proof {

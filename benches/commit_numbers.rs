@@ -1,0 +1,257 @@
+//! The numbers the transactions and group-commit issues ask for, measured side by side
+//! in one run (a benchmark, not a test: it reports, it never asserts on time).
+//!
+//! ```sh
+//! cargo bench --bench commit_numbers            # about a minute
+//! cargo bench --bench commit_numbers -- --quick # a few seconds
+//! ```
+
+use capsuledb::rng::Rng;
+use capsuledb::{Database, Durability, Error, Options};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+struct Cfg {
+    phase: Duration,
+    recovery_commits: u64,
+}
+
+fn fresh(dir: &std::path::Path, name: &str) -> Database {
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    Database::open(path).unwrap()
+}
+
+fn setup_table(db: &Database) {
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+}
+
+fn key(thread: u64, i: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&thread.to_be_bytes());
+    k[8..16].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// Mean nanoseconds inside the serialized section for transactions of `n` keys.
+fn section_time(dir: &std::path::Path, n: u64, commits: u64) -> f64 {
+    let db = fresh(dir, &format!("section-{n}.db"));
+    setup_table(&db);
+    let mut c = db.connect();
+    let before = db.stats();
+    for i in 0..commits {
+        let mut tx = c.begin().unwrap();
+        for j in 0..n {
+            tx.put("t", &key(j, i % 64), &[7u8; 150]).unwrap();
+        }
+        tx.commit_with(Durability::Applied).unwrap();
+    }
+    let after = db.stats();
+    (after.section_ns_total - before.section_ns_total) as f64
+        / (after.section_count - before.section_count) as f64
+}
+
+struct Run {
+    commits: u64,
+    aborts: u64,
+    secs: f64,
+    groups: u64,
+    group_commits: u64,
+    syncs: u64,
+    bytes: u64,
+}
+
+/// `threads` writers doing 1-key transactions (`hot`: 16 shared keys, each read then
+/// written, at Serializable; otherwise disjoint keys) for `phase`.
+fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Duration) -> Run {
+    setup_table(db);
+    let before = db.stats();
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
+    let aborts = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (db, stop, commits, aborts) =
+                (db.clone(), stop.clone(), commits.clone(), aborts.clone());
+            std::thread::spawn(move || {
+                let mut c = db.connect();
+                let mut rng = Rng::new(t + 1);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let k = if hot {
+                        key(0, rng.below(16))
+                    } else {
+                        key(t, i % 4096)
+                    };
+                    let mut tx = c.begin().unwrap();
+                    if hot {
+                        let _ = tx.get("t", &k).unwrap();
+                    }
+                    tx.put("t", &k, &[1u8; 150]).unwrap();
+                    match tx.commit_with(level) {
+                        Ok(_) => {
+                            commits.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Error::Conflict { committed_seq, .. }) => {
+                            aborts.fetch_add(1, Ordering::Relaxed);
+                            db.wait_for(committed_seq, Durability::Applied).unwrap();
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(phase);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = db.stats();
+    Run {
+        commits: commits.load(Ordering::Relaxed),
+        aborts: aborts.load(Ordering::Relaxed),
+        secs,
+        groups: after.groups - before.groups,
+        group_commits: after.group_commits - before.group_commits,
+        syncs: after.group_syncs - before.group_syncs,
+        bytes: (after.capsule_bytes - before.capsule_bytes) + (after.log_bytes - before.log_bytes),
+    }
+}
+
+fn fdatasync_rate(dir: &std::path::Path, phase: Duration) -> f64 {
+    let path = dir.join("fsync-probe");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < phase {
+        f.write_all(&[0u8; 4096]).unwrap();
+        f.sync_data().unwrap();
+        n += 1;
+    }
+    let _ = std::fs::remove_file(&path);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let cfg = if quick {
+        Cfg {
+            phase: Duration::from_millis(300),
+            recovery_commits: 5_000,
+        }
+    } else {
+        Cfg {
+            phase: Duration::from_secs(3),
+            recovery_commits: 100_000,
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+
+    println!("## Serialized section (validate + sequence + enqueue), Applied commits\n");
+    println!("| keys per transaction | mean ns in the section |");
+    println!("|---:|---:|");
+    for n in [1u64, 10, 100] {
+        println!(
+            "| {n} | {:.0} |",
+            section_time(dir, n, if quick { 500 } else { 20_000 })
+        );
+    }
+
+    println!("\n## Applied commits/s (in memory)\n");
+    println!("| threads | disjoint commits/s | hot commits/s | hot abort % |");
+    println!("|---:|---:|---:|---:|");
+    for threads in [1u64, 2, 4, 16] {
+        let d = writers(
+            &fresh(dir, "ad.db"),
+            threads,
+            false,
+            Durability::Applied,
+            cfg.phase,
+        );
+        let h = writers(
+            &fresh(dir, "ah.db"),
+            threads,
+            true,
+            Durability::Applied,
+            cfg.phase,
+        );
+        println!(
+            "| {threads} | {:.0} | {:.0} | {:.1} |",
+            d.commits as f64 / d.secs,
+            h.commits as f64 / h.secs,
+            100.0 * h.aborts as f64 / (h.commits + h.aborts).max(1) as f64
+        );
+    }
+
+    let fsyncs = fdatasync_rate(dir, cfg.phase);
+    println!("\n## Durable commits (1-key transactions, disjoint keys)\n");
+    println!(
+        "Machine fdatasync rate (4 KiB pwrite + fdatasync), same run: {fsyncs:.0}/s, {:.0} µs each\n",
+        1e6 / fsyncs
+    );
+    println!(
+        "| threads | commits/s | vs 1 thread | fsyncs/commit | mean group | bytes/commit | mean latency µs |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut single = 0.0;
+    for threads in [1u64, 4, 16, 64] {
+        let r = writers(
+            &fresh(dir, "d.db"),
+            threads,
+            false,
+            Durability::Durable,
+            cfg.phase,
+        );
+        let rate = r.commits as f64 / r.secs;
+        if threads == 1 {
+            single = rate;
+        }
+        println!(
+            "| {threads} | {rate:.0} | {:.1}x | {:.3} | {:.1} | {:.0} | {:.0} |",
+            rate / single,
+            r.syncs as f64 / r.group_commits.max(1) as f64,
+            r.group_commits as f64 / r.groups.max(1) as f64,
+            r.bytes as f64 / r.group_commits.max(1) as f64,
+            threads as f64 * 1e6 / rate,
+        );
+    }
+
+    println!("\n## Recovery\n");
+    let path = dir.join("recover.db");
+    {
+        let db = Options::new().open(&path).unwrap();
+        setup_table(&db);
+        let mut c = db.connect();
+        for i in 0..cfg.recovery_commits {
+            let mut tx = c.begin().unwrap();
+            tx.put("t", &key(0, i), &[3u8; 150]).unwrap();
+            tx.commit_with(Durability::Applied).unwrap();
+        }
+        db.close().unwrap();
+    }
+    let start = Instant::now();
+    let db = Database::open(&path).unwrap();
+    let took = start.elapsed();
+    println!(
+        "reopen after {} commits (none checkpointed): {:.1} ms ({} commits replayed)",
+        cfg.recovery_commits,
+        took.as_secs_f64() * 1e3,
+        db.stats().recovered_commits
+    );
+}

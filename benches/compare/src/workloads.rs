@@ -1,0 +1,130 @@
+//! Workloads (a) to (e): durable single-key commits on one and many threads, the bulk
+//! load, point reads and range scans. (f) is in `smallbank.rs`.
+
+use crate::driver::{Run, run_tx, timed};
+use crate::engine::{Engine, KEY_LEN, Key, Res, Tx, err};
+use crate::rng::{Rng, seed_for};
+use std::time::Instant;
+
+/// Bytes per value in (a) to (e).
+pub const VALUE_LEN: usize = 150;
+/// Point reads per read snapshot in (d).
+pub const READS_PER_SNAPSHOT: usize = 256;
+/// Keys each writer thread of (b) cycles over.
+const KEYS_PER_WRITER: u64 = 1024;
+
+fn value(rng: &mut Rng) -> [u8; VALUE_LEN] {
+    let mut v = [0u8; VALUE_LEN];
+    rng.fill(&mut v);
+    v
+}
+
+/// (a): `n` one-key transactions in a row on one thread; returns commits/s.
+pub fn single<E: Engine>(e: &E, n: u64, seed: u64) -> Res<f64> {
+    let mut rng = Rng::new(seed_for(seed, "single", 0));
+    let mut s = e.session()?;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let (key, val) = (rng.key(), value(&mut rng));
+        run_tx(e, &mut s, false, &mut |tx: &mut dyn Tx| tx.put(&key, &val))?;
+    }
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+struct Writer {
+    rng: Rng,
+    keys: Vec<Key>,
+    value: [u8; VALUE_LEN],
+}
+
+/// (b): `threads` threads committing one-key transactions on disjoint keys for `seconds`.
+pub fn concurrent<E: Engine>(e: &E, threads: usize, seconds: f64, seed: u64) -> Res<Run> {
+    timed(
+        e,
+        threads,
+        seconds,
+        |t| {
+            let mut rng = Rng::new(seed_for(seed, "concurrent", (threads * 1000 + t) as u64));
+            // The first two bytes name the thread: no two threads share a key.
+            let keys = (0..KEYS_PER_WRITER)
+                .map(|_| {
+                    let mut k = rng.key();
+                    k[..2].copy_from_slice(&(t as u16).to_be_bytes());
+                    k
+                })
+                .collect();
+            let value = value(&mut rng);
+            Ok(Writer { rng, keys, value })
+        },
+        |e, s, w| {
+            let key = w.keys[w.rng.below(KEYS_PER_WRITER) as usize];
+            w.value[..8].copy_from_slice(&w.rng.next_u64().to_le_bytes());
+            let value = w.value;
+            let aborts = run_tx(e, s, false, &mut |tx: &mut dyn Tx| tx.put(&key, &value))?;
+            Ok((1, aborts))
+        },
+    )
+}
+
+/// The keys of the bulk load, in load order.
+pub fn bulk_keys(n: u64, seed: u64) -> Vec<Key> {
+    let mut rng = Rng::new(seed_for(seed, "bulk", 0));
+    (0..n).map(|_| rng.key()).collect()
+}
+
+/// (c): puts every key in one transaction, durably; returns seconds.
+pub fn bulk_load<E: Engine>(e: &E, keys: &[Key], seed: u64) -> Res<f64> {
+    let mut rng = Rng::new(seed_for(seed, "bulk values", 0));
+    let mut val = value(&mut rng);
+    let mut s = e.session()?;
+    let t0 = Instant::now();
+    run_tx(e, &mut s, false, &mut |tx: &mut dyn Tx| {
+        for (i, key) in (0u64..).zip(keys) {
+            val[..8].copy_from_slice(&i.to_le_bytes());
+            tx.put(key, &val)?;
+        }
+        Ok(())
+    })?;
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// (d): random point reads of loaded keys, `READS_PER_SNAPSHOT` per snapshot; every
+/// key must be found.
+pub fn reads<E: Engine>(e: &E, keys: &[Key], threads: usize, seconds: f64, seed: u64) -> Res<Run> {
+    timed(
+        e,
+        threads,
+        seconds,
+        |t| Ok((Rng::new(seed_for(seed, "reads", (threads * 1000 + t) as u64)), Vec::new())),
+        |e, s, (rng, batch): &mut (Rng, Vec<Key>)| {
+            batch.clear();
+            batch.extend((0..READS_PER_SNAPSHOT).map(|_| keys[rng.below(keys.len() as u64) as usize]));
+            let found = e.read_batch(s, batch)?;
+            if found != batch.len() {
+                return Err(err(format!("{}: found {found} of {} loaded keys", E::NAME, batch.len())));
+            }
+            Ok((found as u64, 0))
+        },
+    )
+}
+
+/// (e): scans of `len` entries from random start keys on one thread; returns the run
+/// and the mean entries per scan.
+pub fn scans<E: Engine>(e: &E, len: usize, seconds: f64, seed: u64) -> Res<(Run, f64)> {
+    let entries = std::sync::atomic::AtomicU64::new(0);
+    let run = timed(
+        e,
+        1,
+        seconds,
+        |_| Ok(Rng::new(seed_for(seed, "scans", 0))),
+        |e, s, rng| {
+            let mut start = [0u8; KEY_LEN];
+            rng.fill(&mut start);
+            let n = e.scan(s, &start, len)?;
+            entries.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok((1, 0))
+        },
+    )?;
+    let mean = entries.into_inner() as f64 / run.ops.max(1) as f64;
+    Ok((run, mean))
+}
