@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 mod api;
+mod btree;
+mod checkpoint;
 mod commit;
 mod error;
 pub mod format;
@@ -43,8 +45,10 @@ pub mod storage;
 mod util;
 
 pub use api::{
-    CATALOG_NAME, CommitInfo, Connection, Database, DbInfo, Durability, Isolation, MAX_KEY_LEN,
-    MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, Options, Range, Stats, Transaction,
-    ValueRef,
+    CATALOG_NAME, CommitInfo, Connection, Database, DbInfo, Durability, IntegrityReport, Isolation,
+    MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, Options, Range, Stats,
+    Transaction, ValueRef,
 };
+pub use checkpoint::CheckpointReport;
+pub use commit::QUEUE_COMMITS_MAX;
 pub use error::{Error, Result};

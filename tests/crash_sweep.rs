@@ -101,7 +101,13 @@ fn workload(db: &Database, seed: u64, threads: u64, txns: u64) -> Vec<Ack> {
                         };
                         r.unwrap();
                     }
-                    match tx.commit_with(level) {
+                    let committed = tx.commit_with(level);
+                    // Thread 0 also checkpoints now and then, so crashes land inside
+                    // checkpoints too (a failing checkpoint loses nothing).
+                    if thread == 0 && nth % 3 == 0 {
+                        let _ = db.checkpoint();
+                    }
+                    match committed {
                         Ok(info) => acks.push(Ack {
                             thread,
                             nth,
@@ -198,6 +204,8 @@ fn crash_at_every_io_point() {
     let db = open(&sim).unwrap();
     let acks = workload(&db, 1, 3, 12);
     assert_eq!(acks.len(), 36);
+    assert!(db.stats().checkpoints > 0, "the sweep covers checkpoints");
+    println!("uninterrupted run: {} checkpoints", db.stats().checkpoints);
     db.close().unwrap();
     let c = sim.counts();
     let total_ops = (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens);
@@ -213,6 +221,8 @@ fn crash_at_every_io_point() {
             image.crash(n * 31 + crash_seed);
             let context = format!("power off after {n} ops, crash seed {crash_seed}");
             let db = open(&image).unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
+            let report = db.check_integrity().unwrap();
+            assert!(report.is_ok(), "{context}: {:?}", report.problems);
             check(&db, &acks, 3, &context);
             drop(db);
             cases += 1;
@@ -237,9 +247,49 @@ fn crash_at_random_points_of_long_runs() {
             image.crash(rng.next_u64());
             let context = format!("long run {round}, crash seed {crash_seed}");
             let db = open(&image).unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
+            let report = db.check_integrity().unwrap();
+            assert!(report.is_ok(), "{context}: {:?}", report.problems);
             check(&db, &acks, 6, &context);
             checked += 1;
         }
     }
     println!("long-run crashes checked: {checked}");
+}
+
+#[test]
+fn checkpoints_then_clean_reopen() {
+    for seed in 0..20 {
+        let sim = setup();
+        let db = open(&sim).unwrap();
+        let acks = workload(&db, seed, 3, 30);
+        db.close().unwrap();
+        let db = open(&sim).unwrap();
+        let report = db.check_integrity().unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+        check(&db, &acks, 3, &format!("clean reopen seed {seed}"));
+    }
+}
+
+#[test]
+fn single_thread_crash_points_with_checkpoints() {
+    let mut failures = Vec::new();
+    for n in 0..400u64 {
+        let sim = setup();
+        let db = open(&sim).unwrap();
+        sim.power_off_after(n);
+        let acks = workload(&db, 5, 1, 40);
+        drop(db);
+        for crash_seed in 0..3 {
+            let image = sim.fork();
+            image.crash(crash_seed);
+            let db = open(&image).unwrap();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                check(&db, &acks, 1, "x")
+            }));
+            if r.is_err() {
+                failures.push((n, crash_seed));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
 }

@@ -377,7 +377,7 @@ fn version_store_stays_bounded_over_many_commits() {
         churn(&mut conn, 1000, &mut rng);
         peak = peak.max(db.stats().versions);
     }
-    db.collect_garbage();
+    db.collect_garbage().unwrap();
     let settled = db.stats().versions;
     assert!(
         settled <= VERSIONS_MAX,
@@ -393,7 +393,7 @@ fn version_store_stays_bounded_over_many_commits() {
         .map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap())
         .collect();
     churn(&mut conn, COMMITS_WHILE_READING, &mut rng);
-    db.collect_garbage();
+    db.collect_garbage().unwrap();
     let during = db.stats().versions;
     let again: Vec<(Key, Vec<u8>)> = reader
         .iter("t")
@@ -421,7 +421,7 @@ fn version_store_stays_bounded_over_many_commits() {
     );
 
     drop(reader);
-    db.collect_garbage();
+    db.collect_garbage().unwrap();
     let after = db.stats().versions;
     assert!(
         after <= VERSIONS_MAX && after <= during,
@@ -459,7 +459,7 @@ fn regression_apply_prunes_more_versions_than_it_adds() {
     drop(reader);
     // Chain of k: seqs 1, 2, 3; horizon 3; inserting 4 prunes 1 and 2.
     assert_eq!(put(&mut writer, b"v4"), 4);
-    db.collect_garbage();
+    db.collect_garbage().unwrap();
     // k's newest version and the catalog entry of "t".
     assert_eq!(db.stats().versions, 2);
     let tx = reader_conn.begin_read().unwrap();

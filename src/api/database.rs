@@ -1,22 +1,16 @@
 //! `Database`: one open database file, shared by every handle in the process.
 
-use crate::commit::{
-    CommitError, Committer, GroupCommit, LogArena, MarkerWriter, ReadSet, recover, scrub_tail,
-};
-use crate::format::PageKind;
+use super::engine::Engine;
 use crate::format::{
     FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
     first_data_page,
 };
-use crate::mvcc::{SnapshotRegistry, TableId, VersionStore, WriteSet};
-use crate::pager::Pager;
 use crate::storage::{FileStorage, Storage};
-use crate::{Connection, Durability, Error, Isolation, Options, Result};
+use crate::{Connection, Durability, Error, Options, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 /// An open capsuledb database. Cheap to clone (an `Arc`); `Send + Sync`.
@@ -35,21 +29,6 @@ use std::sync::{Arc, Weak};
 #[derive(Clone)]
 pub struct Database {
     pub(crate) engine: Arc<Engine>,
-}
-
-pub(crate) struct Engine {
-    storage: Arc<dyn Storage>,
-    path: Option<PathBuf>,
-    /// The header copy that won at open (or was last written), and its slot.
-    header: Mutex<(Header, u32)>,
-    pub(crate) versions: Arc<VersionStore>,
-    pub(crate) registry: Arc<SnapshotRegistry>,
-    committer: Committer,
-    pager: Arc<Pager>,
-    next_table_id: AtomicU64,
-    closing: AtomicBool,
-    /// Commits replayed by recovery at open.
-    recovered_commits: u64,
 }
 
 /// Counters describing the engine's state, for tests, benchmarks and the CLI.
@@ -98,6 +77,10 @@ pub struct Stats {
     pub free_pages: u64,
     /// First page never allocated.
     pub high_water_page: u64,
+    /// Last commit sequence folded into the checkpointed tree.
+    pub checkpoint_seq: u64,
+    /// Checkpoints run since the database was opened.
+    pub checkpoints: u64,
 }
 
 /// A summary of an open database, as the CLI's `info` shows it.
@@ -203,6 +186,8 @@ impl Database {
             recovered_commits: e.recovered_commits,
             free_pages: e.pager.free_count(),
             high_water_page: e.pager.high_water(),
+            checkpoint_seq: e.current_tree().checkpoint_seq,
+            checkpoints: e.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -234,15 +219,40 @@ impl Database {
         self.engine.committer.drain()
     }
 
-    /// Prunes the commit index and drops versions no live snapshot can see. This runs
-    /// on its own every few dozen commits; calling it is only useful before measuring.
-    pub fn collect_garbage(&self) {
+    /// Writes the markers of queued `Applied` commits, then prunes the commit index and
+    /// drops versions no live snapshot and no future checkpoint needs. Pruning runs on
+    /// its own every few dozen commits; old versions of commits not yet durable are kept
+    /// until they are (at most [`crate::QUEUE_COMMITS_MAX`] commits behind), because a
+    /// checkpoint folds only durable commits. Calling this is useful before measuring.
+    pub fn collect_garbage(&self) -> Result<()> {
+        self.engine.committer.drain()?;
         self.engine.committer.maintain();
+        Ok(())
+    }
+
+    /// Folds every commit that no live snapshot still needs into the checkpointed tree
+    /// and writes a new header, so the version store shrinks and reopening replays only
+    /// later commits. Runs on its own when the version store or the log outgrows its
+    /// budget ([`Options::version_store_budget`], [`Options::checkpoint_log_commits`]).
+    /// Returns `None` when there was nothing to fold.
+    pub fn checkpoint(&self) -> Result<Option<crate::CheckpointReport>> {
+        self.engine.run_checkpoint(true)
+    }
+
+    /// Checkpoints, then returns the free pages at the end of the file to the operating
+    /// system. Returns the number of bytes the file shrank by.
+    pub fn compact(&self) -> Result<u64> {
+        self.engine.checkpointer.compact()
+    }
+
+    /// The last error of an automatic checkpoint, if the last one failed.
+    pub fn last_checkpoint_error(&self) -> Option<String> {
+        self.engine.last_checkpoint_error.lock().clone()
     }
 
     /// A summary of the database's file and state.
     pub fn info(&self) -> Result<DbInfo> {
-        let (h, copy) = *self.engine.header.lock();
+        let (h, copy) = self.engine.checkpointer.header();
         Ok(DbInfo {
             format_version: h.read_version,
             page_size: h.page_size,
@@ -256,104 +266,8 @@ impl Database {
     }
 }
 
-impl Engine {
-    fn open(
-        storage: Arc<dyn Storage>,
-        path: Option<PathBuf>,
-        options: &Options,
-    ) -> Result<Arc<Engine>> {
-        let (header, copy) = if storage.is_empty()? || interrupted_creation(storage.as_ref())? {
-            create(storage.as_ref(), options)?
-        } else {
-            read_header(storage.as_ref())?
-        };
-        // Recovery only reads; nothing is written until it has succeeded.
-        let versions = Arc::new(VersionStore::new());
-        let rec = recover(storage.as_ref(), &header, &versions)?;
-        let first_data = first_data_page(header.page_size);
-        let high_water = rec
-            .used_pages
-            .last()
-            .map_or(header.page_count, |&p| (p + 1).max(header.page_count));
-        let free = (first_data..high_water)
-            .filter(|p| !rec.used_pages.contains(p))
-            .collect();
-        let pager = Arc::new(Pager::new(
-            Arc::clone(&storage),
-            header.page_size,
-            high_water,
-            free,
-        )?);
-        let mut tail = rec.tail;
-        if tail.next_page == 0 {
-            tail.next_page = pager.alloc()?;
-        }
-        scrub_tail(storage.as_ref(), header.page_size, &tail)?;
-        let registry = SnapshotRegistry::new(rec.tip);
-        let group = GroupCommit::new(
-            Arc::clone(&storage),
-            LogArena::new(PageKind::Proof, Arc::clone(&pager), Arc::clone(&storage)),
-            MarkerWriter::new(Arc::clone(&storage), Arc::clone(&pager), tail),
-            rec.tip,
-        );
-        let capsules = LogArena::new(PageKind::Capsule, Arc::clone(&pager), Arc::clone(&storage));
-        let committer = Committer::new(
-            rec.tip,
-            Arc::clone(&registry),
-            Arc::clone(&versions),
-            capsules,
-            group,
-        );
-        Ok(Arc::new(Engine {
-            storage,
-            path,
-            header: Mutex::new((header, copy)),
-            versions,
-            registry,
-            committer,
-            pager,
-            next_table_id: AtomicU64::new(rec.max_table_id + 1),
-            closing: AtomicBool::new(false),
-            recovered_commits: rec.replayed,
-        }))
-    }
-
-    pub(crate) fn check_open(&self) -> Result<()> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn allocate_table_id(&self) -> TableId {
-        self.next_table_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn commit(
-        &self,
-        snapshot: u64,
-        isolation: Isolation,
-        writes: &WriteSet,
-        reads: ReadSet,
-        dropped: &[TableId],
-        durability: Durability,
-    ) -> Result<Option<u64>, CommitError> {
-        self.check_open()?;
-        self.committer
-            .commit(snapshot, isolation, writes, reads, dropped, durability)
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // Every sequenced commit reaches the disk; a failure here was already
-        // reported to the committers that waited, and there is no one left to tell.
-        let _ = self.committer.drain();
-    }
-}
-
 /// Writes a new database into an empty storage: both header copies, synced.
-fn create(storage: &dyn Storage, options: &Options) -> Result<(Header, u32)> {
+pub(crate) fn create(storage: &dyn Storage, options: &Options) -> Result<(Header, u32)> {
     let seed = options.seed.unwrap_or_else(clock_seed);
     let mut rng = crate::rng::Rng::new(seed);
     let page_size = options.page_size;
@@ -396,7 +310,7 @@ fn create(storage: &dyn Storage, options: &Options) -> Result<(Header, u32)> {
 
 /// Whether the file is what a crash during [`create`] leaves: no more than a new
 /// database's pages, and a header region that was never written (all zero).
-fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
+pub(crate) fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
     let len = storage.len()?;
     let created_len_max = HEADER_REGION_LEN + 2 * u64::from(crate::format::PAGE_SIZE_MAX);
     if len > created_len_max {
@@ -419,7 +333,7 @@ fn clock_seed() -> u64 {
 
 /// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
 /// "Choosing a copy"). Never writes.
-fn read_header(storage: &dyn Storage) -> Result<(Header, u32)> {
+pub(crate) fn read_header(storage: &dyn Storage) -> Result<(Header, u32)> {
     let len = storage.len()?;
     if len < HEADER_REGION_LEN {
         let view = storage.view()?;

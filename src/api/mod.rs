@@ -2,13 +2,17 @@
 
 mod connection;
 mod database;
+mod engine;
+mod integrity;
 mod options;
 mod range;
+mod read;
 mod transaction;
 mod types;
 
 pub use connection::Connection;
 pub use database::{Database, DbInfo, Stats};
+pub use integrity::IntegrityReport;
 pub use options::Options;
 pub use range::Range;
 pub use transaction::{CATALOG_NAME, Transaction};

@@ -22,6 +22,8 @@ use std::sync::Arc;
 pub struct Options {
     pub(crate) page_size: u32,
     pub(crate) seed: Option<u64>,
+    pub(crate) version_store_budget: u64,
+    pub(crate) checkpoint_log_commits: u64,
 }
 
 impl Default for Options {
@@ -31,11 +33,14 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The defaults: 4096-byte pages.
+    /// The defaults: 4096-byte pages, a 64 MiB version-store budget, a checkpoint
+    /// every 100,000 commits at the latest.
     pub fn new() -> Options {
         Options {
             page_size: PAGE_SIZE_DEFAULT,
             seed: None,
+            version_store_budget: 64 << 20,
+            checkpoint_log_commits: 100_000,
         }
     }
 
@@ -43,6 +48,20 @@ impl Options {
     /// database keeps the page size it was created with.
     pub fn page_size(mut self, page_size: u32) -> Options {
         self.page_size = page_size;
+        self
+    }
+
+    /// Bytes the in-memory version store may hold before a checkpoint folds it into the
+    /// tree (default 64 MiB).
+    pub fn version_store_budget(mut self, bytes: u64) -> Options {
+        self.version_store_budget = bytes;
+        self
+    }
+
+    /// Commits the log may hold beyond the last checkpoint before the next one runs
+    /// (default 100,000); this bounds the time reopening takes.
+    pub fn checkpoint_log_commits(mut self, commits: u64) -> Options {
+        self.checkpoint_log_commits = commits;
         self
     }
 

@@ -9,9 +9,12 @@
 use super::transaction::Transaction;
 use super::types::ValueRef;
 use crate::Result;
-use crate::mvcc::{SCAN_BATCH_MAX, ScanEntry, TableId, bounds_nonempty};
+use crate::mvcc::{SCAN_BATCH_MAX, TableId, bounds_nonempty};
 use std::collections::VecDeque;
 use std::ops::Bound;
+
+/// An entry of a batch: a key and its value, or `None` for a tombstone.
+type Entry = (Vec<u8>, Option<ValueRef>);
 
 /// First batch size; batches double up to [`SCAN_BATCH_MAX`] so a short scan records a
 /// short range.
@@ -65,35 +68,44 @@ impl<'t, 'c> Range<'t, 'c> {
     }
 
     /// Fetches the next batch from the low (`reverse == false`) or high end.
-    fn fetch(&mut self, reverse: bool) {
+    fn fetch(&mut self, reverse: bool) -> Result<()> {
         while !self.drained {
-            let snapshot = self.tx.snapshot_seq();
-            let got = self.tx.engine().versions.scan(
+            let got = self.tx.engine().committed_scan(
                 self.table,
                 as_ref(&self.lo),
                 as_ref(&self.hi),
-                snapshot,
+                self.tx.snapshot_seq(),
                 reverse,
                 self.batch,
-            );
+            )?;
             self.batch = (self.batch * 2).min(SCAN_BATCH_MAX);
             // The span this batch covered, from our end to where it stopped.
-            let (span_lo, span_hi) = match (&got.resume_after, reverse) {
-                (Some(k), false) => (self.lo.clone(), Bound::Included(k.clone())),
-                (Some(k), true) => (Bound::Included(k.clone()), self.hi.clone()),
-                (None, _) => (self.lo.clone(), self.hi.clone()),
+            let (span_lo, span_hi) = if reverse {
+                (got.covered.clone(), self.hi.clone())
+            } else {
+                (self.lo.clone(), got.covered.clone())
             };
             self.tx
                 .record_range(self.table, as_ref(&span_lo), as_ref(&span_hi));
             let merged = self.merge_own(got.entries, as_ref(&span_lo), as_ref(&span_hi), reverse);
-            match got.resume_after {
-                Some(k) if reverse => self.hi = Bound::Excluded(k),
-                Some(k) => self.lo = Bound::Excluded(k),
-                None => self.drained = true,
+            if got.done {
+                self.drained = true;
+            } else {
+                let next = match got.covered {
+                    Bound::Included(k) => Bound::Excluded(k),
+                    Bound::Excluded(k) => Bound::Included(k),
+                    Bound::Unbounded => Bound::Unbounded,
+                };
+                if reverse {
+                    self.hi = next;
+                } else {
+                    self.lo = next;
+                }
+                if !bounds_nonempty(as_ref(&self.lo), as_ref(&self.hi)) {
+                    self.drained = true;
+                }
             }
-            let live = merged
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|bytes| (k, ValueRef { bytes })));
+            let live = merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
             let target = if reverse {
                 &mut self.back
             } else {
@@ -102,19 +114,20 @@ impl<'t, 'c> Range<'t, 'c> {
             let before = target.len();
             target.extend(live);
             if target.len() > before {
-                return;
+                return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Overlays the transaction's own writes in `(lo, hi)` on committed entries.
     fn merge_own(
         &self,
-        committed: Vec<ScanEntry>,
+        committed: Vec<Entry>,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
         reverse: bool,
-    ) -> Vec<ScanEntry> {
+    ) -> Vec<Entry> {
         let Some(own) = self.tx.writes.get(&self.table) else {
             return committed;
         };
@@ -128,19 +141,20 @@ impl<'t, 'c> Range<'t, 'c> {
             Box::new(own_range)
         };
         let mut own_iter = own_iter.peekable();
+        let own_value = |v: &crate::mvcc::Value| v.clone().map(ValueRef::shared);
         let mut out = Vec::with_capacity(committed.len());
         let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
         for (k, v) in committed {
             while let Some((ok, ov)) = own_iter.next_if(|(ok, _)| before(ok, &k)) {
-                out.push((ok.clone(), ov.clone()));
+                out.push((ok.clone(), own_value(ov)));
             }
             if let Some((_, ov)) = own_iter.next_if(|(ok, _)| **ok == k) {
-                out.push((k, ov.clone()));
+                out.push((k, own_value(ov)));
             } else {
                 out.push((k, v));
             }
         }
-        out.extend(own_iter.map(|(k, v)| (k.clone(), v.clone())));
+        out.extend(own_iter.map(|(k, v)| (k.clone(), own_value(v))));
         out
     }
 }
@@ -149,8 +163,11 @@ impl Iterator for Range<'_, '_> {
     type Item = Result<(Vec<u8>, ValueRef)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.front.is_empty() {
-            self.fetch(false);
+        if self.front.is_empty()
+            && let Err(e) = self.fetch(false)
+        {
+            self.drained = true;
+            return Some(Err(e));
         }
         self.front
             .pop_front()
@@ -161,8 +178,11 @@ impl Iterator for Range<'_, '_> {
 
 impl DoubleEndedIterator for Range<'_, '_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.back.is_empty() {
-            self.fetch(true);
+        if self.back.is_empty()
+            && let Err(e) = self.fetch(true)
+        {
+            self.drained = true;
+            return Some(Err(e));
         }
         self.back
             .pop_front()

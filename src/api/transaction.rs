@@ -1,7 +1,7 @@
 //! `Transaction`: reads, writes and commit.
 
 use super::connection::Connection;
-use super::database::Engine;
+use super::engine::Engine;
 use super::range::Range;
 use super::types::{
     CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES,
@@ -160,7 +160,7 @@ impl<'c> Transaction<'c> {
             return Ok(id);
         }
         self.record_point(CATALOG_TABLE, name.as_bytes());
-        match self.committed(CATALOG_TABLE, name.as_bytes()) {
+        match self.committed(CATALOG_TABLE, name.as_bytes())? {
             Some(v) => {
                 let id = decode_table_id(&v)?;
                 self.names.borrow_mut().insert(name.to_string(), id);
@@ -171,11 +171,8 @@ impl<'c> Transaction<'c> {
     }
 
     /// The committed value at the snapshot, below this transaction's own writes.
-    fn committed(&self, table: TableId, key: &[u8]) -> Option<Arc<[u8]>> {
-        self.engine
-            .versions
-            .get(table, key, self.snapshot.seq())
-            .flatten()
+    fn committed(&self, table: TableId, key: &[u8]) -> Result<Option<ValueRef>> {
+        self.engine.committed_get(table, key, self.snapshot.seq())
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -273,10 +270,10 @@ impl<'c> Transaction<'c> {
         check_key(key)?;
         let id = self.table_id(table)?;
         if let Some(own) = self.writes.get(&id).and_then(|t| t.get(key)) {
-            return Ok(own.clone().map(|bytes| ValueRef { bytes }));
+            return Ok(own.clone().map(ValueRef::shared));
         }
         self.record_point(id, key);
-        Ok(self.committed(id, key).map(|bytes| ValueRef { bytes }))
+        self.committed(id, key)
     }
 
     /// Writes `key = value`.

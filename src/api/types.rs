@@ -95,30 +95,76 @@ pub struct CommitInfo {
 /// ```
 #[derive(Clone)]
 pub struct ValueRef {
-    pub(crate) bytes: Arc<[u8]>,
+    inner: ValueInner,
+}
+
+#[derive(Clone)]
+enum ValueInner {
+    /// A value held by the version store or the transaction.
+    Shared(Arc<[u8]>),
+    /// A value inside the file mapping (the checkpointed tree); the view keeps the
+    /// mapping alive.
+    Mapped {
+        view: crate::storage::View,
+        offset: usize,
+        len: usize,
+        /// Keeps the tree's pages from being freed and reused while the value lives.
+        _pages: Arc<dyn std::any::Any + Send + Sync>,
+    },
+}
+
+impl ValueRef {
+    pub(crate) fn shared(bytes: Arc<[u8]>) -> ValueRef {
+        ValueRef {
+            inner: ValueInner::Shared(bytes),
+        }
+    }
+
+    /// A value that is the slice `bytes` of `view`'s bytes.
+    pub(crate) fn mapped(
+        view: &crate::storage::View,
+        bytes: &[u8],
+        pages: &Arc<dyn std::any::Any + Send + Sync>,
+    ) -> ValueRef {
+        let base = view.as_ptr() as usize;
+        let offset = (bytes.as_ptr() as usize).saturating_sub(base);
+        ValueRef {
+            inner: ValueInner::Mapped {
+                view: view.clone(),
+                offset,
+                len: bytes.len(),
+                _pages: Arc::clone(pages),
+            },
+        }
+    }
 }
 
 impl Deref for ValueRef {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.bytes
+        match &self.inner {
+            ValueInner::Shared(b) => b,
+            ValueInner::Mapped {
+                view, offset, len, ..
+            } => view.get(*offset as u64, *len).unwrap_or(&[]),
+        }
     }
 }
 
 impl AsRef<[u8]> for ValueRef {
     fn as_ref(&self) -> &[u8] {
-        &self.bytes
+        self
     }
 }
 
 impl std::fmt::Debug for ValueRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ValueRef({})", crate::util::show_bytes(&self.bytes))
+        write!(f, "ValueRef({})", crate::util::show_bytes(self))
     }
 }
 
 impl PartialEq<[u8]> for ValueRef {
     fn eq(&self, other: &[u8]) -> bool {
-        *self.bytes == *other
+        **self == *other
     }
 }

@@ -3,12 +3,17 @@
 //! Small records are packed back to back in the current page, so a one-key commit
 //! does not cost a page. A page's 32-byte header is written when the page is started,
 //! before any record in it. A record larger than a page gets a run of contiguous pages.
+//!
+//! The arena remembers, per page (or run), how many appended records are still in flight
+//! (written but not yet sequenced or abandoned) and the largest sequence among its
+//! records, so a checkpoint can free exactly the pages that hold only folded commits.
 
 use crate::Result;
 use crate::format::{LOG_PAGE_HEADER_LEN, PageKind, write_log_page_header};
 use crate::pager::Pager;
 use crate::storage::Storage;
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Where an appended record went.
@@ -18,8 +23,21 @@ pub struct Extent {
     pub offset: u64,
     /// Length in bytes.
     pub len: u64,
-    /// First page of its own run, when the record got a run of pages to itself.
-    pub run: Option<(u64, u64)>,
+    /// The page (or first page of the run) holding the record, and the run's length.
+    pub page: u64,
+    /// Pages in the record's own run (`1` for a record packed in a shared page).
+    pub run_pages: u64,
+}
+
+/// Use of one log page (or run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageUse {
+    /// Pages in the run.
+    pub run_pages: u64,
+    /// Records appended but not yet settled.
+    pub inflight: u32,
+    /// Largest commit sequence among its records.
+    pub max_seq: u64,
 }
 
 /// Append space for one kind of log page.
@@ -35,6 +53,7 @@ struct ArenaState {
     /// Current page (0 = none yet) and the next free byte in it.
     page: u64,
     used: u64,
+    pages: BTreeMap<u64, PageUse>,
 }
 
 fn kind_header(run_pages: u64) -> [u8; 16] {
@@ -44,13 +63,23 @@ fn kind_header(run_pages: u64) -> [u8; 16] {
 }
 
 impl LogArena {
-    /// An arena that starts on a fresh page at its first append.
-    pub fn new(kind: PageKind, pager: Arc<Pager>, storage: Arc<dyn Storage>) -> LogArena {
+    /// An arena that starts on a fresh page at its first append; `pages` are the log
+    /// pages of this kind that recovery found in use.
+    pub fn new(
+        kind: PageKind,
+        pager: Arc<Pager>,
+        storage: Arc<dyn Storage>,
+        pages: BTreeMap<u64, PageUse>,
+    ) -> LogArena {
         LogArena {
             kind,
             pager,
             storage,
-            state: Mutex::new(ArenaState::default()),
+            state: Mutex::new(ArenaState {
+                page: 0,
+                used: 0,
+                pages,
+            }),
         }
     }
 
@@ -58,36 +87,43 @@ impl LogArena {
         u64::from(self.pager.page_size()) - LOG_PAGE_HEADER_LEN as u64
     }
 
-    /// Reserves space for records of the given lengths (each in one piece) and returns
-    /// their offsets. Starts (and writes the header of) new pages as needed.
+    /// Reserves space for records of the given lengths (each in one piece), marks them
+    /// in flight, and returns their extents. Starts (and writes the header of) new pages.
     fn reserve(&self, lens: &[u64]) -> Result<Vec<Extent>> {
         let page_size = u64::from(self.pager.page_size());
         let mut st = self.state.lock();
         let mut out = Vec::with_capacity(lens.len());
         for &len in lens {
-            if len > self.page_payload() {
+            let extent = if len > self.page_payload() {
                 let pages = (LOG_PAGE_HEADER_LEN as u64 + len).div_ceil(page_size);
                 let first = self.pager.alloc_run(pages)?;
                 self.write_page_header(first, pages)?;
-                out.push(Extent {
+                Extent {
                     offset: self.pager.offset_of(first) + LOG_PAGE_HEADER_LEN as u64,
                     len,
-                    run: Some((first, pages)),
-                });
-                continue;
-            }
-            if st.page == 0 || st.used + len > page_size {
-                let page = self.pager.alloc()?;
-                self.write_page_header(page, 1)?;
-                st.page = page;
-                st.used = LOG_PAGE_HEADER_LEN as u64;
-            }
-            out.push(Extent {
-                offset: self.pager.offset_of(st.page) + st.used,
-                len,
-                run: None,
-            });
-            st.used += len;
+                    page: first,
+                    run_pages: pages,
+                }
+            } else {
+                if st.page == 0 || st.used + len > page_size {
+                    let page = self.pager.alloc()?;
+                    self.write_page_header(page, 1)?;
+                    st.page = page;
+                    st.used = LOG_PAGE_HEADER_LEN as u64;
+                }
+                let e = Extent {
+                    offset: self.pager.offset_of(st.page) + st.used,
+                    len,
+                    page: st.page,
+                    run_pages: 1,
+                };
+                st.used += len;
+                e
+            };
+            let u = st.pages.entry(extent.page).or_default();
+            u.run_pages = extent.run_pages;
+            u.inflight += 1;
+            out.push(extent);
         }
         Ok(out)
     }
@@ -98,7 +134,8 @@ impl LogArena {
         self.storage.write_at(self.pager.offset_of(page), &head)
     }
 
-    /// Appends one record; the write happens outside the arena's lock.
+    /// Appends one record; the write happens outside the arena's lock. The record is
+    /// in flight until [`LogArena::settle`] or [`LogArena::release`].
     pub fn append(&self, record: &[u8]) -> Result<Extent> {
         let extents = self.reserve(&[record.len() as u64])?;
         let e = extents
@@ -112,10 +149,14 @@ impl LogArena {
         Ok(e)
     }
 
-    /// Appends records, writing each contiguous stretch with one call.
-    pub fn append_many(&self, records: &[&[u8]]) -> Result<Vec<Extent>> {
+    /// Appends records of the commits `seqs` (settled at once), writing each contiguous
+    /// stretch with one call.
+    pub fn append_settled(&self, records: &[&[u8]], seqs: &[u64]) -> Result<Vec<Extent>> {
         let lens: Vec<u64> = records.iter().map(|r| r.len() as u64).collect();
         let extents = self.reserve(&lens)?;
+        for (e, &seq) in extents.iter().zip(seqs) {
+            self.settle(e, seq);
+        }
         let mut i = 0;
         while i < extents.len() {
             let start = extents.get(i).map_or(0, |e| e.offset);
@@ -134,17 +175,58 @@ impl LogArena {
         Ok(extents)
     }
 
+    /// Records that the record at `e` belongs to commit `seq`.
+    pub fn settle(&self, e: &Extent, seq: u64) {
+        let mut st = self.state.lock();
+        if let Some(u) = st.pages.get_mut(&e.page) {
+            u.inflight = u.inflight.saturating_sub(1);
+            u.max_seq = u.max_seq.max(seq);
+        }
+    }
+
     /// Gives back the space of a record that will never be referenced (an aborted
     /// commit's capsule): its own run of pages goes back to the pager; space at the
     /// end of the current page is reused; anything else waits for a checkpoint.
     pub fn release(&self, e: Extent) {
-        if let Some((first, pages)) = e.run {
-            self.pager.free(first..first + pages);
+        let mut st = self.state.lock();
+        if e.run_pages > 1 {
+            st.pages.remove(&e.page);
+            drop(st);
+            self.pager.free(e.page..e.page + e.run_pages);
             return;
         }
-        let mut st = self.state.lock();
+        if let Some(u) = st.pages.get_mut(&e.page) {
+            u.inflight = u.inflight.saturating_sub(1);
+        }
         if st.page != 0 && self.pager.offset_of(st.page) + st.used == e.offset + e.len {
             st.used -= e.len;
         }
+    }
+
+    /// Removes and returns the pages holding only commits at or below `seq`, with no
+    /// record in flight, other than the page being filled: a checkpoint folded them.
+    pub fn take_obsolete(&self, seq: u64) -> Vec<u64> {
+        let mut st = self.state.lock();
+        let current = st.page;
+        let gone: Vec<(u64, u64)> = st
+            .pages
+            .iter()
+            .filter(|(p, u)| **p != current && u.inflight == 0 && u.max_seq <= seq)
+            .map(|(p, u)| (*p, u.run_pages))
+            .collect();
+        for (p, _) in &gone {
+            st.pages.remove(p);
+        }
+        gone.into_iter().flat_map(|(p, n)| p..p + n).collect()
+    }
+
+    /// Every page the arena holds (runs expanded), for integrity checks.
+    pub fn pages(&self) -> Vec<u64> {
+        self.state
+            .lock()
+            .pages
+            .iter()
+            .flat_map(|(p, u)| *p..*p + u.run_pages)
+            .collect()
     }
 }

@@ -172,7 +172,8 @@ impl GroupCommit {
         };
         let encoded: Vec<_> = batch.iter().map(|p| p.proof.encode()).collect();
         let records: Vec<&[u8]> = encoded.iter().map(|e| &e[..]).collect();
-        let extents = self.proofs.append_many(&records)?;
+        let seqs: Vec<u64> = batch.iter().map(|p| p.proof.seq).collect();
+        let extents = self.proofs.append_settled(&records, &seqs)?;
         self.storage.sync()?; // FSYNC_1: capsules and proofs durable before any marker.
         let mut markers = self.markers.lock();
         let entries: Vec<(u64, u64, u32)> = batch
@@ -196,6 +197,16 @@ impl GroupCommit {
         st.stats.syncs += 2;
         st.stats.log_bytes += (records.len() * crate::format::PROOF_LEN) as u64 + marker_bytes;
         Ok(())
+    }
+
+    /// Runs `f` on the marker writer while no group writes markers.
+    pub fn with_markers<T>(&self, f: impl FnOnce(&mut MarkerWriter) -> T) -> T {
+        f(&mut self.markers.lock())
+    }
+
+    /// The proof arena.
+    pub fn proofs(&self) -> &LogArena {
+        &self.proofs
     }
 
     /// Counters so far.

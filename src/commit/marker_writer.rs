@@ -29,16 +29,71 @@ pub struct MarkerWriter {
     storage: Arc<dyn Storage>,
     pager: Arc<Pager>,
     tail: StreamTail,
+    /// The stream's started pages since the checkpoint, oldest first: `(first_seq, page)`.
+    pages: std::collections::VecDeque<(u64, u64)>,
 }
 
 impl MarkerWriter {
-    /// A writer continuing the stream at `tail`.
-    pub fn new(storage: Arc<dyn Storage>, pager: Arc<Pager>, tail: StreamTail) -> MarkerWriter {
+    /// A writer continuing the stream at `tail`; `pages` are the stream's started
+    /// pages, oldest first, as `(first_seq, page)`.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        pager: Arc<Pager>,
+        tail: StreamTail,
+        pages: Vec<(u64, u64)>,
+    ) -> MarkerWriter {
+        let mut pages: std::collections::VecDeque<(u64, u64)> = pages.into();
+        if pages.back().is_none_or(|&(_, p)| p != tail.page) {
+            pages.push_back((tail.first_seq, tail.page));
+        }
         MarkerWriter {
             storage,
             pager,
             tail,
+            pages,
         }
+    }
+
+    /// Where a stream starting after commit `seq` begins: the started page holding the
+    /// slot of `seq + 1`, and the chain of marker `seq` (read from `file`, where it is
+    /// durable). `None` when the slot of `seq + 1` is on a page not started yet.
+    pub fn start_after(&self, file: &[u8], seq: u64) -> Option<(u64, u32)> {
+        let slots = slots_per_page(self.pager.page_size());
+        let holding = |s: u64| {
+            self.pages
+                .iter()
+                .find(|(f, _)| *f <= s && s < f + slots)
+                .copied()
+        };
+        let (_, start_page) = holding(seq + 1)?;
+        let (first, page) = holding(seq)?;
+        let at = self.pager.offset_of(page)
+            + (LOG_PAGE_HEADER_LEN as u64)
+            + (seq - first) * MARKER_LEN as u64;
+        let b = file.get(at as usize + 28..at as usize + 32)?;
+        Some((start_page, u32::from_le_bytes(b.try_into().ok()?)))
+    }
+
+    /// Forgets, and returns, the stream pages before `page`.
+    pub fn drop_pages_before(&mut self, page: u64) -> Vec<u64> {
+        let mut gone = Vec::new();
+        while let Some(&(_, p)) = self.pages.front() {
+            if p == page {
+                break;
+            }
+            gone.push(p);
+            self.pages.pop_front();
+        }
+        gone
+    }
+
+    /// The stream's pages since the checkpoint, and the reserved next page.
+    pub fn pages(&self) -> Vec<u64> {
+        self.pages
+            .iter()
+            .map(|(_, p)| *p)
+            .chain([self.tail.next_page])
+            .collect()
     }
 
     /// The full bytes of a freshly started marker page: header, then zeros.
@@ -63,6 +118,7 @@ impl MarkerWriter {
                 self.tail.first_seq += slots;
                 self.tail.page = self.tail.next_page;
                 self.tail.next_page = next_next;
+                self.pages.push_back((self.tail.first_seq, self.tail.page));
                 slot = 0;
             }
             let fresh = slot == 0;

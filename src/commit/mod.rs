@@ -20,7 +20,7 @@ mod marker_writer;
 mod recovery;
 
 pub use arena::LogArena;
-pub use group::{GroupCommit, GroupStats, Pending};
+pub use group::{GroupCommit, GroupStats, Pending, QUEUE_COMMITS_MAX};
 pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
 pub use recovery::{recover, scrub_tail};
@@ -185,9 +185,12 @@ impl Committer {
                 return Err(CommitError::Refused(refusal));
             }
         };
+        if let (Some((_, extent)), Some(seq)) = (&capsule, admitted.seq) {
+            self.capsules.settle(extent, seq);
+        }
         if let Some(seq) = admitted.seq {
             // Step 3: versions, invisible until published.
-            self.versions.apply(seq, writes, self.registry.horizon());
+            self.versions.apply(seq, writes, self.gc_horizon());
             for &table in dropped_tables {
                 self.versions.drop_table_at(table, seq);
             }
@@ -231,6 +234,29 @@ impl Committer {
         self.group.drain()
     }
 
+    /// Where a checkpoint at `seq` starts the marker stream (see
+    /// [`MarkerWriter::start_after`]).
+    pub fn marker_start_after(&self, file: &[u8], seq: u64) -> Option<(u64, u32)> {
+        self.group.with_markers(|m| m.start_after(file, seq))
+    }
+
+    /// After a checkpoint at `seq` whose stream starts at `start_page` is durable:
+    /// removes and returns every log page it made obsolete.
+    pub fn take_obsolete_log_pages(&self, seq: u64, start_page: u64) -> Vec<u64> {
+        let mut pages = self.group.with_markers(|m| m.drop_pages_before(start_page));
+        pages.extend(self.capsules.take_obsolete(seq));
+        pages.extend(self.group.proofs().take_obsolete(seq));
+        pages
+    }
+
+    /// Every page the log uses now (marker, proof and capsule pages).
+    pub fn log_pages(&self) -> Vec<u64> {
+        let mut pages = self.group.with_markers(|m| m.pages());
+        pages.extend(self.capsules.pages());
+        pages.extend(self.group.proofs().pages());
+        pages
+    }
+
     /// Group-commit counters.
     pub fn group_stats(&self) -> GroupStats {
         self.group.stats()
@@ -247,9 +273,15 @@ impl Committer {
     }
     /// Prunes the commit index and the version store to the current horizon.
     pub fn maintain(&self) {
-        let horizon = self.registry.horizon();
-        self.index.lock().prune(horizon);
-        self.versions.gc(horizon);
+        self.index.lock().prune(self.registry.horizon());
+        self.versions.gc(self.gc_horizon());
+    }
+
+    /// The horizon below which old versions may go: no live snapshot reads below it,
+    /// and no future checkpoint folds below it (a checkpoint never passes the durable
+    /// sequence, so versions it will need stay until it has run).
+    fn gc_horizon(&self) -> u64 {
+        self.registry.horizon().min(self.group.durable_seq())
     }
 
     /// The last allocated sequence.

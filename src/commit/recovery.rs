@@ -1,5 +1,6 @@
 //! Recovery: replays the valid prefix of the marker stream (`format-spec/log.md`).
 
+use super::arena::PageUse;
 use super::marker_writer::{MarkerWriter, StreamTail};
 use crate::format::{
     Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PROOF_LEN, PageKind, Proof,
@@ -8,7 +9,7 @@ use crate::format::{
 use crate::mvcc::{CATALOG_TABLE, TableId, VersionStore};
 use crate::storage::{Storage, View};
 use crate::{Error, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What recovery found.
 pub struct Recovered {
@@ -22,6 +23,19 @@ pub struct Recovered {
     pub max_table_id: TableId,
     /// Commits replayed.
     pub replayed: u64,
+    /// The stream's started pages, oldest first, as `(first_seq, page)`.
+    pub marker_pages: Vec<(u64, u64)>,
+    /// Capsule and proof pages in use, with their runs and largest sequences.
+    pub log: LogUse,
+}
+
+/// Capsule and proof pages in use by the valid log.
+#[derive(Default)]
+pub struct LogUse {
+    /// Capsule pages (first page of each run).
+    pub capsules: BTreeMap<u64, PageUse>,
+    /// Proof pages.
+    pub proofs: BTreeMap<u64, PageUse>,
 }
 
 struct Reader<'a> {
@@ -61,6 +75,8 @@ pub fn recover(
     let mut max_table_id = 0;
     let mut replayed = 0;
     let mut start = true;
+    let mut marker_pages = Vec::new();
+    let mut log = LogUse::default();
     let next_page = loop {
         let ph = r
             .page(page)
@@ -68,7 +84,14 @@ pub fn recover(
             .and_then(|bytes| verify_log_page(bytes, PageKind::Marker, page))
             .map(|kh| MarkerPageHeader::decode(&kh))
             .and_then(|h| {
-                if h.first_seq == first_seq && h.next_page >= first_data && h.next_page != page {
+                // The start page may hold slots at or below the checkpoint, which are
+                // skipped; every later page starts right after its predecessor.
+                let first_ok = if start {
+                    h.first_seq <= first_seq && first_seq - h.first_seq < slots
+                } else {
+                    h.first_seq == first_seq
+                };
+                if first_ok && h.next_page >= first_data && h.next_page != page {
                     Ok(h)
                 } else {
                     Err(Error::corrupted(
@@ -88,7 +111,9 @@ pub fn recover(
             Err(_) => break None,
         };
         start = false;
+        first_seq = ph.first_seq;
         used.insert(page);
+        marker_pages.push((first_seq, page));
         let bytes = r.page(page).unwrap_or(&[]);
         let mut slot = seq - first_seq;
         while slot < slots {
@@ -99,7 +124,8 @@ pub fn recover(
             else {
                 break;
             };
-            max_table_id = max_table_id.max(replay(&r, page, &marker, versions, &mut used)?);
+            max_table_id =
+                max_table_id.max(replay(&r, page, &marker, versions, &mut used, &mut log)?);
             chain = c;
             seq += 1;
             slot += 1;
@@ -143,6 +169,8 @@ pub fn recover(
         used_pages: used,
         max_table_id,
         replayed,
+        marker_pages,
+        log,
     })
 }
 
@@ -153,6 +181,7 @@ fn replay(
     m: &Marker,
     versions: &VersionStore,
     used: &mut BTreeSet<u64>,
+    log: &mut LogUse,
 ) -> Result<TableId> {
     let seq = m.seq;
     let proof_page = r.page_of(m.proof_offset);
@@ -206,6 +235,14 @@ fn replay(
     used.insert(proof_page);
     // A capsule in a run: the run starts at the page holding the capsule's start.
     used.extend(cap_page..=last_page);
+    for (map, page, run) in [
+        (&mut log.proofs, proof_page, 1),
+        (&mut log.capsules, cap_page, last_page - cap_page + 1),
+    ] {
+        let u = map.entry(page).or_default();
+        u.run_pages = run;
+        u.max_seq = u.max_seq.max(seq);
+    }
     let mut max_id = 0;
     for (&table, keys) in &capsule.writes {
         max_id = max_id.max(table);

@@ -35,7 +35,7 @@ pub fn rows(markdown: &str, heading: &str) -> Vec<Row> {
         }
         in_table = true;
         let offset = cells[0].parse().expect("offset");
-        let size = cells[1].parse().expect("size");
+        let size = cells[1].parse().unwrap_or(0);
         let name = cells[3].trim_matches('`').to_string();
         out.push(Row { offset, size, name });
     }

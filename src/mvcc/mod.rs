@@ -220,18 +220,17 @@ impl VersionStore {
             }
         }
         self.gc_pending.lock().extend(keep);
-        let gone: Vec<TableId> = {
-            let mut dropped = self.dropped.lock();
-            let gone = dropped
-                .iter()
-                .filter(|d| d.1 <= horizon)
-                .map(|d| d.0)
-                .collect();
-            dropped.retain(|d| d.1 > horizon);
-            gone
-        };
+        let gone: Vec<TableId> = self
+            .dropped
+            .lock()
+            .iter()
+            .filter(|d| d.1 <= horizon)
+            .map(|d| d.0)
+            .collect();
         for table in gone {
-            self.dead.lock().insert(table);
+            if !self.dead.lock().insert(table) {
+                continue;
+            }
             if let Some(t) = self.tables.write().remove(&table) {
                 for (key, chain) in t.read().iter() {
                     removed.0 += chain.len() as u64;
@@ -241,6 +240,62 @@ impl VersionStore {
         }
         self.versions.fetch_sub(removed.0, Ordering::Relaxed);
         self.bytes.fetch_sub(removed.1, Ordering::Relaxed);
+    }
+
+    /// The newest version at or below `horizon` of every key, as composite tree keys in
+    /// order: what a checkpoint folds into the tree.
+    pub fn fold(&self, horizon: u64) -> Vec<(Vec<u8>, Value)> {
+        let mut tables: Vec<(TableId, Arc<RwLock<Chains>>)> = self
+            .tables
+            .read()
+            .iter()
+            .map(|(&id, t)| (id, Arc::clone(t)))
+            .collect();
+        tables.sort_by_key(|(id, _)| *id);
+        let mut out = Vec::new();
+        for (id, t) in tables {
+            for (key, chain) in t.read().iter() {
+                if let Some(v) = chain.iter().rev().find(|v| v.seq <= horizon) {
+                    out.push((crate::btree::composite(id, key), v.value.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops every version at or below `horizon` (now in the tree).
+    pub fn remove_folded(&self, horizon: u64) {
+        let tables: Vec<Arc<RwLock<Chains>>> = self.tables.read().values().cloned().collect();
+        let mut removed = (0u64, 0u64);
+        for t in tables {
+            let mut chains = t.write();
+            chains.retain(|key, chain| {
+                let cut = chain.partition_point(|v| v.seq <= horizon);
+                removed.0 += cut as u64;
+                removed.1 += chain
+                    .iter()
+                    .take(cut)
+                    .map(|v| version_bytes(key, v))
+                    .sum::<u64>();
+                chain.drain(..cut);
+                !chain.is_empty()
+            });
+        }
+        self.versions.fetch_sub(removed.0, Ordering::Relaxed);
+        self.bytes.fetch_sub(removed.1, Ordering::Relaxed);
+    }
+
+    /// Tables dropped at or below `horizon`, whose keys a checkpoint removes from the
+    /// tree; they are forgotten here.
+    pub fn take_drops(&self, horizon: u64) -> Vec<TableId> {
+        let mut dropped = self.dropped.lock();
+        let taken = dropped
+            .iter()
+            .filter(|d| d.1 <= horizon)
+            .map(|d| d.0)
+            .collect();
+        dropped.retain(|d| d.1 > horizon);
+        taken
     }
 
     /// Versions held, across all tables.
@@ -254,17 +309,12 @@ impl VersionStore {
     }
 }
 
-/// Drops versions no snapshot at or above `horizon` can see. Returns how many
-/// versions and bytes went.
+/// Drops versions no snapshot at or above `horizon` can see: everything older than the
+/// newest version at or below the horizon. That newest one stays, tombstone or not, until
+/// a checkpoint folds it into the tree beneath the store.
 fn prune_chain(key: &[u8], chain: &mut Vec<Version>, horizon: u64) -> (u64, u64) {
-    // Index of the newest version at or below the horizon: everything older is unseen.
     let newest_old = chain.partition_point(|v| v.seq <= horizon);
-    let mut cut = newest_old.saturating_sub(1);
-    // With no older layer beneath the store, a tombstone at or below the horizon hides
-    // nothing and can go too.
-    if newest_old > 0 && chain.get(newest_old - 1).is_some_and(|v| v.value.is_none()) {
-        cut = newest_old;
-    }
+    let cut = newest_old.saturating_sub(1);
     let bytes = chain
         .iter()
         .take(cut)
@@ -313,7 +363,13 @@ mod tests {
         s.gc(2);
         assert_eq!(s.version_count(), 2, "version 1 is unseen at horizon 2");
         s.gc(3);
-        assert_eq!(s.version_count(), 0, "a tombstone at the horizon goes too");
+        assert_eq!(
+            s.version_count(),
+            1,
+            "the tombstone stays until a checkpoint folds it"
+        );
+        s.remove_folded(3);
+        assert_eq!(s.version_count(), 0);
         assert_eq!(s.byte_count(), 0);
     }
 

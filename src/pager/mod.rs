@@ -109,6 +109,28 @@ impl Pager {
         self.state.lock().high_water
     }
 
+    /// Lowers the high-water mark over free pages at the end and returns it: the file
+    /// may then be cut at `high_water * page_size`.
+    pub fn truncate_free_tail(&self) -> u64 {
+        let mut st = self.state.lock();
+        while st.high_water > 0 && st.free.contains(&(st.high_water - 1)) {
+            let p = st.high_water - 1;
+            st.free.remove(&p);
+            st.high_water = p;
+        }
+        st.high_water
+    }
+
+    /// Records the file's new length after it was cut.
+    pub fn set_file_len(&self, len: u64) {
+        self.state.lock().file_len = len;
+    }
+
+    /// A copy of the free set, for integrity checks.
+    pub fn free_pages(&self) -> BTreeSet<u64> {
+        self.state.lock().free.clone()
+    }
+
     /// Pages in the free set.
     pub fn free_count(&self) -> u64 {
         self.state.lock().free.len() as u64

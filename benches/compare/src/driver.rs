@@ -40,7 +40,10 @@ pub fn run_tx<E: Engine>(
             Attempt::Retry { wait_for } => {
                 aborts += 1;
                 if aborts >= RETRIES_MAX {
-                    return Err(err(format!("{}: a transaction aborted {aborts} times", E::NAME)));
+                    return Err(err(format!(
+                        "{}: a transaction aborted {aborts} times",
+                        E::NAME
+                    )));
                 }
                 e.before_retry(wait_for);
             }
@@ -100,7 +103,9 @@ where
         stop.store(true, Ordering::Relaxed);
         let mut first_err = None;
         for h in handles {
-            let r = h.join().unwrap_or_else(|_| Err(err("a worker thread panicked")));
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(err("a worker thread panicked")));
             if let Err(e) = r {
                 first_err.get_or_insert(e);
             }

@@ -15,7 +15,12 @@ const BLOCKS: u64 = 256;
 /// Syncs per second, measured for `seconds`.
 pub fn raw_fdatasync(dir: &Path, seconds: f64) -> Res<f64> {
     let path = dir.join("fsync-probe");
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
     file.write_all_at(&vec![0u8; BLOCK_LEN * BLOCKS as usize], 0)?;
     file.sync_all()?;
     let block = vec![0xa5u8; BLOCK_LEN];
@@ -35,7 +40,8 @@ pub fn raw_fdatasync(dir: &Path, seconds: f64) -> Res<f64> {
 
 /// The file system holding `dir`, from /proc/mounts, as "type (device)".
 pub fn file_system_of(dir: &Path) -> String {
-    let (Ok(dir), Ok(mounts)) = (dir.canonicalize(), std::fs::read_to_string("/proc/mounts")) else {
+    let (Ok(dir), Ok(mounts)) = (dir.canonicalize(), std::fs::read_to_string("/proc/mounts"))
+    else {
         return "unknown".into();
     };
     let mut best: Option<(usize, String)> = None;

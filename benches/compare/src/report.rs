@@ -43,7 +43,10 @@ pub fn fmt_num(x: f64) -> String {
 
 impl Table {
     pub fn new(engines: Vec<&'static str>) -> Table {
-        Table { engines, rows: Vec::new() }
+        Table {
+            engines,
+            rows: Vec::new(),
+        }
     }
 
     /// Sets one cell, adding the row on first use.
@@ -52,7 +55,11 @@ impl Table {
         let row = match self.rows.iter().position(|r| r.label == label) {
             Some(i) => &mut self.rows[i],
             None => {
-                self.rows.push(Row { label: label.into(), better, cells: vec![None; n] });
+                self.rows.push(Row {
+                    label: label.into(),
+                    better,
+                    cells: vec![None; n],
+                });
                 self.rows.last_mut().expect("just pushed")
             }
         };
@@ -63,12 +70,21 @@ impl Table {
     pub fn row(&mut self, label: &str, better: Better) {
         if !self.rows.iter().any(|r| r.label == label) {
             let n = self.engines.len();
-            self.rows.push(Row { label: label.into(), better, cells: vec![None; n] });
+            self.rows.push(Row {
+                label: label.into(),
+                better,
+                cells: vec![None; n],
+            });
         }
     }
 
     fn ratio(&self, row: &Row) -> String {
-        let Some(ours) = self.engines.iter().position(|e| *e == "capsuledb").and_then(|i| row.cells[i]) else {
+        let Some(ours) = self
+            .engines
+            .iter()
+            .position(|e| *e == "capsuledb")
+            .and_then(|i| row.cells[i])
+        else {
             return "—".into();
         };
         let peers = self

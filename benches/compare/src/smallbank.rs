@@ -39,7 +39,10 @@ fn savings(id: u64) -> Key {
 
 fn balance(tx: &mut dyn Tx, key: &Key) -> Res<i64> {
     let v = tx.get(key)?.ok_or_else(|| err("account missing"))?;
-    let bytes: [u8; 8] = v.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| err("bad balance"))?;
+    let bytes: [u8; 8] = v
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| err("bad balance"))?;
     Ok(i64::from_le_bytes(bytes))
 }
 fn set(tx: &mut dyn Tx, key: &Key, value: i64) -> Res<()> {
@@ -139,7 +142,10 @@ impl Bank {
                 Ok((1, aborts))
             },
         )?;
-        self.check_total(e, INITIAL * 2 * self.accounts as i64 + delta_total.into_inner())?;
+        self.check_total(
+            e,
+            INITIAL * 2 * self.accounts as i64 + delta_total.into_inner(),
+        )?;
         Ok(run)
     }
 

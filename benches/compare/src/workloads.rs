@@ -95,13 +95,24 @@ pub fn reads<E: Engine>(e: &E, keys: &[Key], threads: usize, seconds: f64, seed:
         e,
         threads,
         seconds,
-        |t| Ok((Rng::new(seed_for(seed, "reads", (threads * 1000 + t) as u64)), Vec::new())),
+        |t| {
+            Ok((
+                Rng::new(seed_for(seed, "reads", (threads * 1000 + t) as u64)),
+                Vec::new(),
+            ))
+        },
         |e, s, (rng, batch): &mut (Rng, Vec<Key>)| {
             batch.clear();
-            batch.extend((0..READS_PER_SNAPSHOT).map(|_| keys[rng.below(keys.len() as u64) as usize]));
+            batch.extend(
+                (0..READS_PER_SNAPSHOT).map(|_| keys[rng.below(keys.len() as u64) as usize]),
+            );
             let found = e.read_batch(s, batch)?;
             if found != batch.len() {
-                return Err(err(format!("{}: found {found} of {} loaded keys", E::NAME, batch.len())));
+                return Err(err(format!(
+                    "{}: found {found} of {} loaded keys",
+                    E::NAME,
+                    batch.len()
+                )));
             }
             Ok((found as u64, 0))
         },

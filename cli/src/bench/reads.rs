@@ -51,7 +51,7 @@ pub fn bulk_load(b: &Bench) -> CliResult<(PhaseResult, Loaded)> {
     }
     let seconds = t0.elapsed().as_secs_f64();
     let after = db.stats();
-    db.collect_garbage();
+    db.collect_garbage()?;
     let written =
         (after.capsule_bytes + after.log_bytes) - (before.capsule_bytes + before.log_bytes);
     let row = PhaseResult {

@@ -6,12 +6,6 @@ use crate::engine::{Attempt, Body, Engine, Key, Res, Tx};
 use capsuledb::{Connection, Database, Durability, Error, Isolation, Stats, Transaction};
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// Longest a retry waits for the commit it conflicted with to become visible.
-const VISIBLE_WAIT_MAX: Duration = Duration::from_secs(1);
-/// Pause between looks at the visible sequence.
-const VISIBLE_POLL: Duration = Duration::from_micros(20);
 
 pub struct Capsule {
     db: Database,
@@ -43,8 +37,9 @@ fn conflict_seq(e: &crate::engine::BoxError) -> Option<u64> {
 impl Engine for Capsule {
     type Session = Connection;
     const NAME: &'static str = "capsuledb";
-    const DURABILITY: &'static str = "`commit_with(Durability::Durable)` (group commit, 2 fdatasyncs per group)";
-    const SERIALIZATION: &'static str = "many optimistic writers, `Isolation::Serializable` (SSI); on `Error::Conflict` the transaction is retried once `stats().visible_seq >= committed_seq` (bounded 1 s wait)";
+    const DURABILITY: &'static str =
+        "`commit_with(Durability::Durable)` (group commit, 2 fdatasyncs per group)";
+    const SERIALIZATION: &'static str = "many optimistic writers, `Isolation::Serializable` (SSI); on `Error::Conflict` the transaction is retried after `db.wait_for(committed_seq, Durability::Applied)` (the conflicting commit is visible)";
 
     fn open(dir: &Path) -> Res<Self> {
         let db = Database::open(dir.join("capsule.db"))?;
@@ -60,7 +55,12 @@ impl Engine for Capsule {
         Ok(self.db.connect())
     }
 
-    fn transact(&self, conn: &mut Connection, _read_only: bool, body: &mut Body<'_>) -> Res<Attempt> {
+    fn transact(
+        &self,
+        conn: &mut Connection,
+        _read_only: bool,
+        body: &mut Body<'_>,
+    ) -> Res<Attempt> {
         // Even a read-only body runs Serializable: a plain snapshot of an SSI history
         // may show a state no serial order produces.
         let mut tx = conn.begin_with(Isolation::Serializable)?;
@@ -69,17 +69,19 @@ impl Engine for Capsule {
         match outcome {
             Ok(_) => Ok(Attempt::Committed),
             Err(e) => match conflict_seq(&e) {
-                Some(seq) => Ok(Attempt::Retry { wait_for: Some(seq) }),
+                Some(seq) => Ok(Attempt::Retry {
+                    wait_for: Some(seq),
+                }),
                 None => Err(e),
             },
         }
     }
 
     fn before_retry(&self, wait_for: Option<u64>) {
-        let Some(seq) = wait_for else { return };
-        let give_up = Instant::now() + VISIBLE_WAIT_MAX;
-        while self.db.stats().visible_seq < seq && Instant::now() < give_up {
-            std::thread::sleep(VISIBLE_POLL);
+        // A retry that began before the conflicting commit is visible would meet the
+        // same conflict again. An error here (the database closing) shows on the retry.
+        if let Some(seq) = wait_for {
+            let _ = self.db.wait_for(seq, Durability::Applied);
         }
     }
 
@@ -112,7 +114,10 @@ impl Engine for Capsule {
         let groups = now.groups - base.groups;
         let commits = now.group_commits - base.group_commits;
         let syncs = now.group_syncs - base.group_syncs;
-        let conflicts = (now.write_conflicts - base.write_conflicts, now.ssi_conflicts - base.ssi_conflicts);
+        let conflicts = (
+            now.write_conflicts - base.write_conflicts,
+            now.ssi_conflicts - base.ssi_conflicts,
+        );
         (groups > 0).then(|| {
             format!(
                 "{commits} commits in {groups} groups ({:.1} commits/group, {:.2} fdatasyncs/commit); conflicts {} FCW + {} SSI",

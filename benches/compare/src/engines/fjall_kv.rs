@@ -53,7 +53,9 @@ impl Engine for Fjall {
     const SERIALIZATION: &'static str = "`OptimisticTxDatabase` (optimistic, serializable; conflicts retried at once); its commit check and journal write+fsync run under one oracle lock, so durable commits are serial; read-only bodies use a `read_tx()` snapshot";
 
     fn open(dir: &Path) -> Res<Self> {
-        let db = OptimisticTxDatabase::builder(dir).cache_size(CACHE_BYTES).open()?;
+        let db = OptimisticTxDatabase::builder(dir)
+            .cache_size(CACHE_BYTES)
+            .open()?;
         let ks = db.keyspace(TABLE, KeyspaceCreateOptions::default)?;
         Ok(Fjall { db, ks })
     }
@@ -65,11 +67,17 @@ impl Engine for Fjall {
     fn transact(&self, _: &mut (), read_only: bool, body: &mut Body<'_>) -> Res<Attempt> {
         if read_only {
             let snap = self.db.read_tx();
-            body(&mut ReadTx { snap: &snap, ks: &self.ks })?;
+            body(&mut ReadTx {
+                snap: &snap,
+                ks: &self.ks,
+            })?;
             return Ok(Attempt::Committed);
         }
         let mut tx = self.db.write_tx()?.durability(Some(PersistMode::SyncAll));
-        body(&mut WriteTx { tx: &mut tx, ks: &self.ks })?;
+        body(&mut WriteTx {
+            tx: &mut tx,
+            ks: &self.ks,
+        })?;
         match tx.commit()? {
             Ok(()) => Ok(Attempt::Committed),
             Err(fjall::Conflict) => Ok(Attempt::Retry { wait_for: None }),

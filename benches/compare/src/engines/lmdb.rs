@@ -48,7 +48,8 @@ impl Tx for ReadTx<'_, '_> {
 impl Engine for Lmdb {
     type Session = ();
     const NAME: &'static str = "LMDB (heed)";
-    const DURABILITY: &'static str = "default env flags (no `NOSYNC`/`NOMETASYNC`: data fdatasync + meta fdatasync per commit)";
+    const DURABILITY: &'static str =
+        "default env flags (no `NOSYNC`/`NOMETASYNC`: data fdatasync + meta fdatasync per commit)";
     const SERIALIZATION: &'static str = "single writer: `write_txn()` blocks on LMDB's writer mutex; read-only bodies use `read_txn()`";
 
     fn open(dir: &Path) -> Res<Self> {
@@ -61,7 +62,9 @@ impl Engine for Lmdb {
         // The handle outlives the creating transaction once it is committed.
         let db = env
             .create_databases_and_commit(txn, |opener, txn| {
-                opener.create_database::<Bytes, Bytes>(txn, None).map(CommitOrAbort::<_, ()>::Commit)
+                opener
+                    .create_database::<Bytes, Bytes>(txn, None)
+                    .map(CommitOrAbort::<_, ()>::Commit)
             })?
             .unwrap_commit();
         Ok(Lmdb { env, db })
@@ -74,11 +77,17 @@ impl Engine for Lmdb {
     fn transact(&self, _: &mut (), read_only: bool, body: &mut Body<'_>) -> Res<Attempt> {
         if read_only {
             let txn = self.env.read_txn()?;
-            body(&mut ReadTx { db: self.db, txn: &txn })?;
+            body(&mut ReadTx {
+                db: self.db,
+                txn: &txn,
+            })?;
             return Ok(Attempt::Committed);
         }
         let mut txn = self.env.write_txn()?;
-        body(&mut WriteTx { db: self.db, txn: &mut txn })?;
+        body(&mut WriteTx {
+            db: self.db,
+            txn: &mut txn,
+        })?;
         txn.commit()?;
         Ok(Attempt::Committed)
     }

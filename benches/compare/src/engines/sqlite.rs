@@ -35,13 +35,18 @@ impl Tx for SqlTx<'_> {
         if self.read_only {
             return Err(err("write in a read-only body"));
         }
-        self.conn.prepare_cached(PUT)?.execute(params![key, value])?;
+        self.conn
+            .prepare_cached(PUT)?
+            .execute(params![key, value])?;
         Ok(())
     }
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 impl Sqlite {
@@ -61,11 +66,14 @@ impl Sqlite {
 impl Engine for Sqlite {
     type Session = Connection;
     const NAME: &'static str = "SQLite";
-    const DURABILITY: &'static str = "`journal_mode=WAL`, `synchronous=FULL` (WAL fsync per commit, default auto-checkpoint)";
+    const DURABILITY: &'static str =
+        "`journal_mode=WAL`, `synchronous=FULL` (WAL fsync per commit, default auto-checkpoint)";
     const SERIALIZATION: &'static str = "one connection per thread, writers take the write lock with `BEGIN IMMEDIATE` (busy_timeout 30 s); read-only bodies use a deferred `BEGIN`";
 
     fn open(dir: &Path) -> Res<Self> {
-        let engine = Sqlite { path: dir.join("sqlite.db") };
+        let engine = Sqlite {
+            path: dir.join("sqlite.db"),
+        };
         let conn = engine.connect()?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID",
@@ -77,8 +85,17 @@ impl Engine for Sqlite {
         self.connect()
     }
 
-    fn transact(&self, conn: &mut Connection, read_only: bool, body: &mut Body<'_>) -> Res<Attempt> {
-        let begin = if read_only { "BEGIN" } else { "BEGIN IMMEDIATE" };
+    fn transact(
+        &self,
+        conn: &mut Connection,
+        read_only: bool,
+        body: &mut Body<'_>,
+    ) -> Res<Attempt> {
+        let begin = if read_only {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
         match conn.execute_batch(begin) {
             Ok(()) => {}
             Err(e) if is_busy(&e) => return Ok(Attempt::Retry { wait_for: None }),

@@ -1,0 +1,241 @@
+//! The engine behind a `Database`: opening (recovery), committing, checkpoints.
+
+use super::database::{create, interrupted_creation, read_header};
+use crate::btree;
+use crate::checkpoint::{CheckpointReport, Checkpointer, TreeState, read_free_list};
+use crate::commit::{
+    CommitError, Committer, GroupCommit, LogArena, MarkerWriter, ReadSet, recover, scrub_tail,
+};
+use crate::format::{PageKind, first_data_page};
+use crate::mvcc::{CATALOG_TABLE, SnapshotRegistry, TableId, VersionStore, WriteSet};
+use crate::pager::Pager;
+use crate::storage::Storage;
+use crate::{Durability, Error, Isolation, Options, Result};
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub(crate) struct Engine {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) page_size: u32,
+    pub(crate) versions: Arc<VersionStore>,
+    pub(crate) registry: Arc<SnapshotRegistry>,
+    pub(crate) committer: Arc<Committer>,
+    pub(crate) pager: Arc<Pager>,
+    pub(crate) checkpointer: Checkpointer,
+    next_table_id: AtomicU64,
+    pub(crate) closing: AtomicBool,
+    /// Commits replayed by recovery at open.
+    pub(crate) recovered_commits: u64,
+    version_bytes_max: u64,
+    log_commits_max: u64,
+    pub(crate) checkpoints: AtomicU64,
+    pub(crate) last_checkpoint_error: Mutex<Option<String>>,
+}
+
+/// The largest table id the tree's catalog names.
+fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
+    let mut max = 0;
+    let hi = 1u64.to_be_bytes().to_vec();
+    let mut lo = Bound::Included(CATALOG_TABLE.to_be_bytes().to_vec());
+    loop {
+        let batch = btree::scan_leaf(
+            file,
+            page_size,
+            root,
+            lo.as_ref().map(|v| v.as_slice()),
+            Bound::Excluded(&hi),
+            false,
+        )?;
+        for (_, v) in &batch.entries {
+            if let Ok(b) = <[u8; 8]>::try_from(*v) {
+                max = max.max(u64::from_le_bytes(b));
+            }
+        }
+        match batch.leaf_edge {
+            Some(edge) if edge < hi => lo = Bound::Included(edge),
+            _ => return Ok(max),
+        }
+    }
+}
+
+impl Engine {
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        path: Option<PathBuf>,
+        options: &Options,
+    ) -> Result<Arc<Engine>> {
+        let (header, copy) = if storage.is_empty()? || interrupted_creation(storage.as_ref())? {
+            create(storage.as_ref(), options)?
+        } else {
+            read_header(storage.as_ref())?
+        };
+        let page_size = header.page_size;
+        // Recovery only reads; nothing is written until it has succeeded.
+        let versions = Arc::new(VersionStore::new());
+        let rec = recover(storage.as_ref(), &header, &versions)?;
+        let first_data = first_data_page(page_size);
+        let (non_tree, free_list_run, tree_max_id) = {
+            let file = storage.view()?;
+            let (non_tree, run) = read_free_list(
+                &file,
+                page_size,
+                header.freelist_root,
+                first_data,
+                header.page_count,
+            )?;
+            (
+                non_tree,
+                run,
+                max_table_id_in_tree(&file, page_size, header.catalog_root)?,
+            )
+        };
+        let high_water = rec
+            .used_pages
+            .last()
+            .map_or(header.page_count, |&p| (p + 1).max(header.page_count));
+        // Free: outside the tree and unused by the log after the checkpoint.
+        let free: BTreeSet<u64> = non_tree
+            .iter()
+            .copied()
+            .chain(header.page_count..high_water)
+            .filter(|p| !rec.used_pages.contains(p))
+            .collect();
+        let pager = Arc::new(Pager::new(
+            Arc::clone(&storage),
+            page_size,
+            high_water,
+            free,
+        )?);
+        let mut tail = rec.tail;
+        if tail.next_page == 0 {
+            tail.next_page = pager.alloc()?;
+        }
+        scrub_tail(storage.as_ref(), page_size, &tail)?;
+        let registry = SnapshotRegistry::new(rec.tip);
+        let group = GroupCommit::new(
+            Arc::clone(&storage),
+            LogArena::new(
+                PageKind::Proof,
+                Arc::clone(&pager),
+                Arc::clone(&storage),
+                rec.log.proofs,
+            ),
+            MarkerWriter::new(
+                Arc::clone(&storage),
+                Arc::clone(&pager),
+                tail,
+                rec.marker_pages,
+            ),
+            rec.tip,
+        );
+        let capsules = LogArena::new(
+            PageKind::Capsule,
+            Arc::clone(&pager),
+            Arc::clone(&storage),
+            rec.log.capsules,
+        );
+        let committer = Arc::new(Committer::new(
+            rec.tip,
+            Arc::clone(&registry),
+            Arc::clone(&versions),
+            capsules,
+            group,
+        ));
+        let checkpointer = Checkpointer::new(
+            Arc::clone(&storage),
+            Arc::clone(&pager),
+            Arc::clone(&versions),
+            Arc::clone(&registry),
+            Arc::clone(&committer),
+            header,
+            copy,
+            non_tree,
+            free_list_run,
+        );
+        Ok(Arc::new(Engine {
+            storage,
+            path,
+            page_size,
+            versions,
+            registry,
+            committer,
+            pager,
+            checkpointer,
+            next_table_id: AtomicU64::new(rec.max_table_id.max(tree_max_id) + 1),
+            closing: AtomicBool::new(false),
+            recovered_commits: rec.replayed,
+            version_bytes_max: options.version_store_budget,
+            log_commits_max: options.checkpoint_log_commits,
+            checkpoints: AtomicU64::new(0),
+            last_checkpoint_error: Mutex::new(None),
+        }))
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn allocate_table_id(&self) -> TableId {
+        self.next_table_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The current checkpointed tree.
+    pub(crate) fn current_tree(&self) -> TreeState {
+        self.checkpointer.tree()
+    }
+
+    pub(crate) fn commit(
+        &self,
+        snapshot: u64,
+        isolation: Isolation,
+        writes: &WriteSet,
+        reads: ReadSet,
+        dropped: &[TableId],
+        durability: Durability,
+    ) -> Result<Option<u64>, CommitError> {
+        self.check_open()?;
+        let seq = self
+            .committer
+            .commit(snapshot, isolation, writes, reads, dropped, durability)?;
+        if seq.is_some()
+            && self
+                .checkpointer
+                .due(self.version_bytes_max, self.log_commits_max)
+        {
+            // A checkpoint failure loses nothing (the old state stays current); it is
+            // kept for `stats()` and retried at the next trigger.
+            let _ = self.run_checkpoint(false);
+        }
+        Ok(seq)
+    }
+
+    /// Runs a checkpoint (waiting for one in progress when `wait`).
+    pub(crate) fn run_checkpoint(&self, wait: bool) -> Result<Option<CheckpointReport>> {
+        let result = self.checkpointer.run(wait, false);
+        match &result {
+            Ok(Some(_)) => {
+                self.checkpoints.fetch_add(1, Ordering::Relaxed);
+                *self.last_checkpoint_error.lock() = None;
+            }
+            Ok(None) => {}
+            Err(e) => *self.last_checkpoint_error.lock() = Some(e.to_string()),
+        }
+        result
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Every sequenced commit reaches the disk; a failure here was already
+        // reported to the committers that waited, and there is no one left to tell.
+        let _ = self.committer.drain();
+    }
+}

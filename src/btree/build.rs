@@ -1,0 +1,411 @@
+//! Building the next tree at a checkpoint.
+//!
+//! The old tree's leaves are visited in key order with the key range their branches
+//! give them. A leaf whose range holds no change (and no dropped table) is kept as it
+//! is; runs of changed leaves are merged with their changes and packed into new
+//! leaves. All branch levels are then rebuilt over the resulting leaves. New pages come
+//! from the pager; pages of the old tree that the new one no longer uses are returned
+//! in `freed` (to be freed once the new header is durable and no reader walks the
+//! old tree).
+
+use super::page::{
+    CellValue, NodeBuilder, NodeRef, branch_cell, inline_value_max, leaf_cell_inline,
+    leaf_cell_overflow,
+};
+use super::run::{encode_run, run_pages};
+use super::{DEPTH_MAX, page_bytes};
+use crate::format::PageKind;
+use crate::pager::Pager;
+use crate::storage::Storage;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// One change to fold: a composite key and its new value (`None` deletes).
+pub type Change = (Vec<u8>, Option<Arc<[u8]>>);
+
+/// What a rebuild produced.
+pub struct Built {
+    /// The new root (`0` = empty tree).
+    pub root: u64,
+    /// Pages the new tree uses that the old one did not.
+    pub new_pages: Vec<u64>,
+    /// Pages of the old tree the new one does not use.
+    pub freed: Vec<u64>,
+}
+
+struct Builder<'a> {
+    storage: &'a dyn Storage,
+    pager: &'a Pager,
+    page_size: u32,
+    file: &'a [u8],
+    new_pages: Vec<u64>,
+    freed: Vec<u64>,
+    /// Finished leaves: (separator, page).
+    leaves: Vec<(Vec<u8>, u64)>,
+    pending: NodeBuilder,
+    pending_first: Option<Vec<u8>>,
+}
+
+impl Builder<'_> {
+    fn alloc_write(
+        &mut self,
+        bytes_for: impl FnOnce(u64) -> Result<Vec<u8>>,
+        pages: u64,
+    ) -> Result<u64> {
+        let page = if pages == 1 {
+            self.pager.alloc()?
+        } else {
+            self.pager.alloc_run(pages)?
+        };
+        let bytes = bytes_for(page)?;
+        self.storage.write_at(self.pager.offset_of(page), &bytes)?;
+        self.new_pages.extend(page..page + pages);
+        Ok(page)
+    }
+
+    fn flush_pending(&mut self) -> Result<()> {
+        if self.pending.count() == 0 {
+            return Ok(());
+        }
+        let builder = std::mem::replace(&mut self.pending, NodeBuilder::new(true, self.page_size));
+        let page = self.alloc_write(|p| builder.finish(p), 1)?;
+        let first = self.pending_first.take().unwrap_or_default();
+        self.leaves.push((first, page));
+        Ok(())
+    }
+
+    fn push_cell(&mut self, key: &[u8], cell: &[u8]) -> Result<()> {
+        if !self.pending.fits(cell.len()) {
+            self.flush_pending()?;
+        }
+        if self.pending.count() == 0 {
+            self.pending_first = Some(key.to_vec());
+        }
+        self.pending.push_raw(cell);
+        Ok(())
+    }
+
+    fn push_value(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if value.len() <= inline_value_max(self.page_size) {
+            return self.push_cell(key, &leaf_cell_inline(key, value));
+        }
+        let ps = self.page_size;
+        let len = u32::try_from(value.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
+        let run = self.alloc_write(
+            |p| Ok(encode_run(PageKind::Overflow, p, ps, value, len, 0)),
+            run_pages(ps, value.len()),
+        )?;
+        self.push_cell(key, &leaf_cell_overflow(key, run, len))
+    }
+
+    fn free_value(&mut self, v: CellValue<'_>) -> Result<()> {
+        if let CellValue::Overflow { page, .. } = v {
+            let r = super::run::read_run(self.file, PageKind::Overflow, page, self.page_size)?;
+            self.freed.extend(page..page + r.pages);
+        }
+        Ok(())
+    }
+}
+
+/// Leaves with the lower bound of their range (`None` for the leftmost).
+type LeafList = Vec<(Option<Vec<u8>>, u64)>;
+
+/// The leaves of the tree at `root`, in key order, each with the lower bound of its
+/// range (`None` for the leftmost), and every branch page.
+fn leaves_of(file: &[u8], page_size: u32, root: u64) -> Result<(LeafList, Vec<u64>)> {
+    let mut leaves = Vec::new();
+    let mut branches = Vec::new();
+    if root == 0 {
+        return Ok((leaves, branches));
+    }
+    // Depth-first, left to right: push children right to left.
+    let mut stack = vec![(root, None::<Vec<u8>>, 0usize)];
+    while let Some((page, low, depth)) = stack.pop() {
+        if depth >= DEPTH_MAX {
+            return Err(Error::corrupted(page, "tree deeper than the limit"));
+        }
+        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        if node.is_leaf() {
+            leaves.push((low, page));
+            continue;
+        }
+        branches.push(page);
+        for i in (0..=node.count()).rev() {
+            let lo = if i == 0 {
+                low.clone()
+            } else {
+                Some(node.key(i - 1)?.to_vec())
+            };
+            stack.push((node.child(i)?, lo, depth + 1));
+        }
+    }
+    Ok((leaves, branches))
+}
+
+/// Whether a table listed in `dropped` owns `key`.
+fn dropped_owner(dropped: &[[u8; 8]], key: &[u8]) -> bool {
+    key.get(..8).is_some_and(|p| dropped.iter().any(|d| d == p))
+}
+
+/// Whether the range `[low, high)` may hold a key of a dropped table.
+fn range_meets_dropped(dropped: &[[u8; 8]], low: Option<&[u8]>, high: Option<&[u8]>) -> bool {
+    dropped.iter().any(|d| {
+        let start = d.as_slice();
+        let next = u64::from_be_bytes(*d).checked_add(1).map(u64::to_be_bytes);
+        let ends_after_low = match (low, next) {
+            (Some(l), Some(n)) => n.as_slice() > l,
+            _ => true,
+        };
+        let starts_before_high = high.is_none_or(|h| start < h);
+        ends_after_low && starts_before_high
+    })
+}
+
+/// Builds the tree that is the old tree at `root` with `changes` (sorted by key, one
+/// per key) applied and every key of the `dropped` tables (8-byte BE prefixes) removed.
+pub fn rebuild(
+    storage: &dyn Storage,
+    pager: &Pager,
+    file: &[u8],
+    root: u64,
+    changes: &[Change],
+    dropped: &[[u8; 8]],
+) -> Result<Built> {
+    let page_size = pager.page_size();
+    let (old_leaves, old_branches) = leaves_of(file, page_size, root)?;
+    let mut b = Builder {
+        storage,
+        pager,
+        page_size,
+        file,
+        new_pages: Vec::new(),
+        freed: old_branches,
+        leaves: Vec::new(),
+        pending: NodeBuilder::new(true, page_size),
+        pending_first: None,
+    };
+    let mut ci = 0usize;
+    for (i, (low, leaf)) in old_leaves.iter().enumerate() {
+        let high = old_leaves.get(i + 1).and_then(|(l, _)| l.as_deref());
+        let changes_end = match high {
+            Some(h) => {
+                ci + changes
+                    .get(ci..)
+                    .unwrap_or(&[])
+                    .partition_point(|(k, _)| k.as_slice() < h)
+            }
+            None => changes.len(),
+        };
+        let touched = changes_end > ci || range_meets_dropped(dropped, low.as_deref(), high);
+        if !touched {
+            b.flush_pending()?;
+            b.leaves.push((low.clone().unwrap_or_default(), *leaf));
+            continue;
+        }
+        let node = NodeRef::parse(page_bytes(file, *leaf, page_size)?, *leaf)?;
+        b.freed.push(*leaf);
+        let mut j = 0usize;
+        let n = node.count();
+        // Merge the leaf's cells with the changes in its range.
+        while j < n || ci < changes_end {
+            let cell_key = if j < n { Some(node.key(j)?) } else { None };
+            let change = changes.get(ci).filter(|_| ci < changes_end);
+            match (cell_key, change) {
+                (Some(k), Some((ck, cv))) if ck.as_slice() == k => {
+                    b.free_value(node.value(j)?)?;
+                    if let Some(v) = cv.as_ref().filter(|_| !dropped_owner(dropped, ck)) {
+                        b.push_value(ck, v)?;
+                    }
+                    j += 1;
+                    ci += 1;
+                }
+                (Some(k), c) if c.is_none_or(|(ck, _)| k < ck.as_slice()) => {
+                    if dropped_owner(dropped, k) {
+                        b.free_value(node.value(j)?)?;
+                    } else {
+                        b.push_cell(k, node.raw_cell(j)?)?;
+                    }
+                    j += 1;
+                }
+                (_, Some((ck, cv))) => {
+                    if let Some(v) = cv.as_ref().filter(|_| !dropped_owner(dropped, ck)) {
+                        b.push_value(ck, v)?;
+                    }
+                    ci += 1;
+                }
+                (_, None) => break,
+            }
+        }
+    }
+    // An empty old tree: everything is new.
+    if old_leaves.is_empty() {
+        for (ck, cv) in changes {
+            if let Some(v) = cv.as_ref().filter(|_| !dropped_owner(dropped, ck)) {
+                b.push_value(ck, v)?;
+            }
+        }
+    }
+    b.flush_pending()?;
+    // Branch levels.
+    let mut level = std::mem::take(&mut b.leaves);
+    while level.len() > 1 {
+        let mut next = Vec::new();
+        let mut node = NodeBuilder::new(false, page_size);
+        let mut node_first: Option<Vec<u8>> = None;
+        for (sep, child) in level {
+            match node_first {
+                None => {
+                    node.set_first_child(child);
+                    node_first = Some(sep);
+                }
+                Some(_) => {
+                    let cell = branch_cell(&sep, child);
+                    if !node.fits(cell.len()) {
+                        let full = std::mem::replace(&mut node, NodeBuilder::new(false, page_size));
+                        let page = b.alloc_write(|p| full.finish(p), 1)?;
+                        next.push((node_first.take().unwrap_or_default(), page));
+                        node.set_first_child(child);
+                        node_first = Some(sep);
+                    } else {
+                        node.push_raw(&cell);
+                    }
+                }
+            }
+        }
+        if let Some(first) = node_first {
+            let page = b.alloc_write(|p| node.finish(p), 1)?;
+            next.push((first, page));
+        }
+        level = next;
+    }
+    let root = level.first().map_or(0, |(_, p)| *p);
+    Ok(Built {
+        root,
+        new_pages: b.new_pages,
+        freed: b.freed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::{get, walk};
+    use crate::storage::{SimStorage, Storage};
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn apply(
+        sim: &SimStorage,
+        pager: &Pager,
+        root: u64,
+        model: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+        changes: Vec<Change>,
+        dropped: Vec<[u8; 8]>,
+    ) -> u64 {
+        let file = sim.view().unwrap();
+        let built = rebuild(sim, pager, &file, root, &changes, &dropped).unwrap();
+        for (k, v) in changes {
+            match v {
+                Some(v) => model.insert(k, v.to_vec()),
+                None => model.remove(&k),
+            };
+        }
+        model.retain(|k, _| !dropped_owner(&dropped, k));
+        pager.free(built.freed);
+        built.root
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn rebuilt_trees_match_a_model(rounds in proptest::collection::vec(
+            (proptest::collection::btree_map((0u64..3, proptest::collection::vec(0u8..8, 0..4)), proptest::option::of(0usize..3000), 0..120),
+             proptest::option::of(0u64..3)),
+            1..6)) {
+            let sim = SimStorage::new();
+            let pager = Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap();
+            let mut model = BTreeMap::new();
+            let mut root = 0;
+            for (round, (changes, drop)) in rounds.into_iter().enumerate() {
+                let changes: Vec<Change> = changes
+                    .into_iter()
+                    .map(|((t, k), v)| (crate::btree::composite(t, &k), v.map(|len| Arc::from(vec![round as u8; len]))))
+                    .collect();
+                let dropped: Vec<[u8; 8]> = drop.map(|t| t.to_be_bytes()).into_iter().collect();
+                root = apply(&sim, &pager, root, &mut model, changes, dropped);
+                let file = sim.view().unwrap();
+                let mut pages = 0u64;
+                let keys = walk(&file, 4096, root, |_, _, n| pages += n).unwrap();
+                prop_assert_eq!(keys, model.len() as u64);
+                for (k, v) in &model {
+                    prop_assert_eq!(get(&file, 4096, root, k).unwrap(), Some(&v[..]));
+                }
+                prop_assert_eq!(get(&file, 4096, root, b"\xff\xff\xff\xff\xff\xff\xff\xffnope").unwrap(), None);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod regression {
+    use super::*;
+    use crate::btree::{composite, get};
+    use crate::rng::Rng;
+    use crate::storage::{SimStorage, Storage};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn repeated_small_updates_keep_every_key_current() {
+        for seed in 0..200 {
+            let sim = SimStorage::new();
+            let pager = Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap();
+            let mut rng = Rng::new(seed);
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut root = 0;
+            model.insert(composite(0, b"t"), 1u64.to_le_bytes().to_vec());
+            let mut first = vec![(composite(0, b"t"), Some(Arc::from(&1u64.to_le_bytes()[..])))];
+            for round in 0..30u64 {
+                let mut changes: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = first.drain(..).collect();
+                for _ in 0..rng.below(6) {
+                    let t = rng.below(3);
+                    changes.insert(
+                        composite(1, format!("ctr/{t}").as_bytes()),
+                        Some(Arc::from(&round.to_le_bytes()[..])),
+                    );
+                    let k = composite(1, format!("d/{t}/{}", rng.below(5)).as_bytes());
+                    let v = if rng.chance(1, 6) {
+                        None
+                    } else {
+                        let len = if rng.chance(1, 10) {
+                            5000
+                        } else {
+                            1 + rng.below(200) as usize
+                        };
+                        Some(Arc::from(vec![round as u8; len]))
+                    };
+                    changes.insert(k, v);
+                }
+                let changes: Vec<Change> = changes.into_iter().collect();
+                let file = sim.view().unwrap();
+                let built = rebuild(&sim, &pager, &file, root, &changes, &[]).unwrap();
+                pager.free(built.freed);
+                root = built.root;
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => model.insert(k, v.to_vec()),
+                        None => model.remove(&k),
+                    };
+                }
+                let file = sim.view().unwrap();
+                for (k, v) in &model {
+                    assert_eq!(
+                        get(&file, 4096, root, k).unwrap(),
+                        Some(&v[..]),
+                        "seed {seed} round {round} key {:?}",
+                        String::from_utf8_lossy(k)
+                    );
+                }
+            }
+        }
+    }
+}

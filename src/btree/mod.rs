@@ -1,0 +1,233 @@
+//! The copy-on-write B+tree holding the checkpointed state of every table
+//! (`format-spec/btree.md`): one tree keyed by `table id (8 bytes BE) ‖ key`.
+//!
+//! Readers walk it zero-copy through the file mapping. Pages are never modified while
+//! reachable: a checkpoint writes a new tree that shares untouched leaves with the old
+//! one ([`build`]).
+
+pub mod build;
+pub mod page;
+pub mod run;
+
+use crate::format::PageKind;
+use crate::{Error, Result};
+use page::{CellValue, NodeRef};
+use std::ops::Bound;
+
+/// Deepest tree accepted; a deeper one is corrupt (or a cycle).
+pub const DEPTH_MAX: usize = 32;
+
+/// The composite key of `key` in table `table`.
+pub fn composite(table: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
+    k.extend_from_slice(&table.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// The bytes of page `page` in `file`.
+pub fn page_bytes(file: &[u8], page: u64, page_size: u32) -> Result<&[u8]> {
+    let ps = page_size as usize;
+    usize::try_from(page)
+        .ok()
+        .and_then(|p| p.checked_mul(ps))
+        .and_then(|start| file.get(start..start + ps))
+        .ok_or_else(|| Error::corrupted(page, "page lies past the end of the file"))
+}
+
+/// Resolves a stored value to its bytes (reading an overflow run if needed).
+pub fn value_bytes<'a>(file: &'a [u8], page_size: u32, v: CellValue<'a>) -> Result<&'a [u8]> {
+    match v {
+        CellValue::Inline(b) => Ok(b),
+        CellValue::Overflow { page, len } => {
+            let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
+            if r.value_len != len {
+                return Err(Error::corrupted(
+                    page,
+                    "overflow length does not match its leaf cell",
+                ));
+            }
+            r.payload
+                .get(..len as usize)
+                .ok_or_else(|| Error::corrupted(page, "overflow value longer than its run"))
+        }
+    }
+}
+
+/// Point lookup of a composite key.
+pub fn get<'a>(file: &'a [u8], page_size: u32, root: u64, key: &[u8]) -> Result<Option<&'a [u8]>> {
+    if root == 0 {
+        return Ok(None);
+    }
+    let mut page = root;
+    for _ in 0..DEPTH_MAX {
+        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        if node.is_leaf() {
+            return match node.search(key)? {
+                Ok(i) => Ok(Some(value_bytes(file, page_size, node.value(i)?)?)),
+                Err(_) => Ok(None),
+            };
+        }
+        page = node.child(node.child_index_for(key)?)?;
+    }
+    Err(Error::corrupted(root, "tree deeper than the limit"))
+}
+
+/// One leaf's worth of a scan.
+pub struct TreeBatch<'a> {
+    /// Entries inside the requested bounds, in scan order.
+    pub entries: Vec<(&'a [u8], &'a [u8])>,
+    /// Forward: the exclusive upper end of the leaf scanned (`None`: end of tree).
+    /// Reverse: the inclusive lower end (`None`: start of tree).
+    pub leaf_edge: Option<Vec<u8>>,
+}
+
+fn in_bounds(k: &[u8], lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
+    let above = match lo {
+        Bound::Included(l) => k >= l,
+        Bound::Excluded(l) => k > l,
+        Bound::Unbounded => true,
+    };
+    let below = match hi {
+        Bound::Included(h) => k <= h,
+        Bound::Excluded(h) => k < h,
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+/// Scans the one leaf where a forward scan from `lo` (or a reverse scan from `hi`)
+/// starts, returning its entries inside `(lo, hi)` and the leaf's edge.
+pub fn scan_leaf<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    root: u64,
+    lo: Bound<&[u8]>,
+    hi: Bound<&[u8]>,
+    reverse: bool,
+) -> Result<TreeBatch<'a>> {
+    let mut batch = TreeBatch {
+        entries: Vec::new(),
+        leaf_edge: None,
+    };
+    if root == 0 {
+        return Ok(batch);
+    }
+    let mut page = root;
+    let (mut low, mut high): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+    for _ in 0..DEPTH_MAX {
+        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        if node.is_leaf() {
+            let n = node.count();
+            for j in 0..n {
+                let i = if reverse { n - 1 - j } else { j };
+                let k = node.key(i)?;
+                if in_bounds(k, lo, hi) {
+                    batch
+                        .entries
+                        .push((k, value_bytes(file, page_size, node.value(i)?)?));
+                }
+            }
+            batch.leaf_edge = if reverse { low } else { high }.map(<[u8]>::to_vec);
+            return Ok(batch);
+        }
+        let idx = if reverse {
+            match hi {
+                Bound::Unbounded => node.count(),
+                Bound::Included(k) => node.child_index_for(k)?,
+                Bound::Excluded(k) => match node.search(k)? {
+                    Ok(i) | Err(i) => i,
+                },
+            }
+        } else {
+            match lo {
+                Bound::Unbounded => 0,
+                Bound::Included(k) | Bound::Excluded(k) => node.child_index_for(k)?,
+            }
+        };
+        if idx > 0 {
+            low = Some(node.key(idx - 1)?);
+        }
+        if idx < node.count() {
+            high = Some(node.key(idx)?);
+        }
+        page = node.child(idx)?;
+    }
+    Err(Error::corrupted(root, "tree deeper than the limit"))
+}
+
+/// A node still to visit in a walk: page, depth, and the bounds its parent gives it.
+type PendingNode = (u64, usize, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Every page of the tree rooted at `root` (branches, leaves, overflow runs), verified,
+/// with the tree's invariants checked: key order, bounds, equal leaf depth.
+pub fn walk(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    mut visit: impl FnMut(u64, PageKind, u64),
+) -> Result<u64> {
+    if root == 0 {
+        return Ok(0);
+    }
+    let mut leaf_depth = None;
+    let mut keys = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<PendingNode> = vec![(root, 0, None, None)];
+    while let Some((page, depth, low, high)) = stack.pop() {
+        if depth >= DEPTH_MAX {
+            return Err(Error::corrupted(page, "tree deeper than the limit"));
+        }
+        if !seen.insert(page) {
+            return Err(Error::corrupted(page, "page reachable twice in the tree"));
+        }
+        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        let n = node.count();
+        let mut prev: Option<&[u8]> = None;
+        for i in 0..n {
+            let k = node.key(i)?;
+            if prev.is_some_and(|p| p >= k) {
+                return Err(Error::corrupted(page, "keys out of order"));
+            }
+            if low.as_deref().is_some_and(|l| k < l) || high.as_deref().is_some_and(|h| k >= h) {
+                return Err(Error::corrupted(
+                    page,
+                    "key outside the bounds its parent gives",
+                ));
+            }
+            prev = Some(k);
+        }
+        if node.is_leaf() {
+            visit(page, PageKind::Leaf, 1);
+            if n == 0 && page != root {
+                return Err(Error::corrupted(page, "empty leaf"));
+            }
+            if *leaf_depth.get_or_insert(depth) != depth {
+                return Err(Error::corrupted(page, "leaves at different depths"));
+            }
+            keys += n as u64;
+            for i in 0..n {
+                if let CellValue::Overflow { page: run_page, .. } = node.value(i)? {
+                    let r = run::read_run(file, PageKind::Overflow, run_page, page_size)?;
+                    visit(run_page, PageKind::Overflow, r.pages);
+                }
+            }
+        } else {
+            visit(page, PageKind::Branch, 1);
+            for i in 0..=n {
+                let lo = if i == 0 {
+                    low.clone()
+                } else {
+                    Some(node.key(i - 1)?.to_vec())
+                };
+                let hi = if i == n {
+                    high.clone()
+                } else {
+                    Some(node.key(i)?.to_vec())
+                };
+                stack.push((node.child(i)?, depth + 1, lo, hi));
+            }
+        }
+    }
+    Ok(keys)
+}

@@ -1,0 +1,412 @@
+//! Leaf and branch pages (`format-spec/btree.md`): parsing with bounds checks, and
+//! building.
+
+use crate::format::{LOG_PAGE_HEADER_LEN, PageKind, seal_page, verify_sealed_page};
+use crate::{Error, Result};
+
+/// Bytes of a leaf cell's fixed head.
+pub const LEAF_CELL_HEAD: usize = 8;
+/// Bytes of a branch cell's fixed head.
+pub const BRANCH_CELL_HEAD: usize = 16;
+/// Offset of the cell offset array.
+const OFFSETS_AT: usize = LOG_PAGE_HEADER_LEN;
+
+/// Largest value stored inline in a leaf.
+pub fn inline_value_max(page_size: u32) -> usize {
+    page_size as usize / 4
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// A leaf value as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellValue<'a> {
+    /// The value's bytes, in the page.
+    Inline(&'a [u8]),
+    /// The value lives in an overflow run starting at `page`.
+    Overflow {
+        /// First page of the run.
+        page: u64,
+        /// The value's length.
+        len: u32,
+    },
+}
+
+/// A verified leaf or branch page.
+pub struct NodeRef<'a> {
+    bytes: &'a [u8],
+    page: u64,
+    count: usize,
+    /// Branch: `c_0`; leaf: 0.
+    first_child: u64,
+    leaf: bool,
+}
+
+impl<'a> NodeRef<'a> {
+    /// Verifies and parses the page `page` (its full bytes).
+    pub fn parse(bytes: &'a [u8], page: u64) -> Result<NodeRef<'a>> {
+        let kind = bytes.get(4).copied().unwrap_or(0);
+        let leaf = kind == PageKind::Leaf as u8;
+        verify_sealed_page(
+            bytes,
+            if leaf {
+                PageKind::Leaf
+            } else {
+                PageKind::Branch
+            },
+            page,
+        )?;
+        let bad = |what: &str| Error::corrupted(page, what.to_string());
+        let count = usize::from(u16_at(bytes, 16).ok_or_else(|| bad("cut short"))?);
+        if bytes.get(18..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
+            return Err(bad("reserved node header bytes are not zero"));
+        }
+        let first_child = u64_at(bytes, 24).ok_or_else(|| bad("cut short"))?;
+        if leaf && first_child != 0 {
+            return Err(bad("leaf has a first child"));
+        }
+        let node = NodeRef {
+            bytes,
+            page,
+            count,
+            first_child,
+            leaf,
+        };
+        // Offsets strictly increasing, after the offset array, cells inside the page.
+        let cells_start = OFFSETS_AT + 2 * count;
+        let mut prev = cells_start;
+        for i in 0..count {
+            let off = node.offset(i)?;
+            if off < prev {
+                return Err(bad("cell offsets overlap or go backwards"));
+            }
+            let end = node.cell_end(off)?;
+            if end > bytes.len() {
+                return Err(bad("cell runs past the end of the page"));
+            }
+            prev = end;
+        }
+        Ok(node)
+    }
+
+    /// Whether this is a leaf.
+    pub fn is_leaf(&self) -> bool {
+        self.leaf
+    }
+
+    /// Number of cells (leaf) or separators (branch).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    fn offset(&self, i: usize) -> Result<usize> {
+        u16_at(self.bytes, OFFSETS_AT + 2 * i)
+            .map(usize::from)
+            .ok_or_else(|| Error::corrupted(self.page, "cell offset array cut short"))
+    }
+
+    fn cell_end(&self, off: usize) -> Result<usize> {
+        let bad = || Error::corrupted(self.page, "cell head cut short");
+        let key_len = usize::from(u16_at(self.bytes, off).ok_or_else(bad)?);
+        if self.leaf {
+            let kind = *self.bytes.get(off + 2).ok_or_else(bad)?;
+            let value_len = u32_at(self.bytes, off + 4).ok_or_else(bad)? as usize;
+            let body = match kind {
+                0 => value_len,
+                1 => 8,
+                _ => {
+                    return Err(Error::corrupted(
+                        self.page,
+                        format!("unknown value kind {kind}"),
+                    ));
+                }
+            };
+            Ok(off + LEAF_CELL_HEAD + key_len + body)
+        } else {
+            Ok(off + BRANCH_CELL_HEAD + key_len)
+        }
+    }
+
+    /// Key `i` (leaf key or branch separator).
+    pub fn key(&self, i: usize) -> Result<&'a [u8]> {
+        let off = self.offset(i)?;
+        let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
+        let head = if self.leaf {
+            LEAF_CELL_HEAD
+        } else {
+            BRANCH_CELL_HEAD
+        };
+        self.bytes
+            .get(off + head..off + head + key_len)
+            .ok_or_else(|| Error::corrupted(self.page, "key runs past the page"))
+    }
+
+    /// Value of leaf cell `i`.
+    pub fn value(&self, i: usize) -> Result<CellValue<'a>> {
+        let off = self.offset(i)?;
+        let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
+        let kind = self.bytes.get(off + 2).copied().unwrap_or(0);
+        let value_len = u32_at(self.bytes, off + 4).unwrap_or(0);
+        let at = off + LEAF_CELL_HEAD + key_len;
+        let bad = || Error::corrupted(self.page, "value runs past the page");
+        if kind == 0 {
+            Ok(CellValue::Inline(
+                self.bytes
+                    .get(at..at + value_len as usize)
+                    .ok_or_else(bad)?,
+            ))
+        } else {
+            Ok(CellValue::Overflow {
+                page: u64_at(self.bytes, at).ok_or_else(bad)?,
+                len: value_len,
+            })
+        }
+    }
+
+    /// The raw bytes of cell `i` (to copy it unchanged into a new page).
+    pub fn raw_cell(&self, i: usize) -> Result<&'a [u8]> {
+        let off = self.offset(i)?;
+        let end = self.cell_end(off)?;
+        self.bytes
+            .get(off..end)
+            .ok_or_else(|| Error::corrupted(self.page, "cell runs past the page"))
+    }
+
+    /// Child `i` of a branch, `0..=count`.
+    pub fn child(&self, i: usize) -> Result<u64> {
+        if i == 0 {
+            return Ok(self.first_child);
+        }
+        let off = self.offset(i - 1)?;
+        u64_at(self.bytes, off + 8).ok_or_else(|| Error::corrupted(self.page, "child cut short"))
+    }
+
+    /// Leaf: `Ok(i)` when key `i` equals `key`, else `Err(insertion point)`.
+    pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        let (mut lo, mut hi) = (0usize, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key(mid)?.cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
+            }
+        }
+        Ok(Err(lo))
+    }
+
+    /// Branch: the index of the child whose range holds `key`.
+    pub fn child_index_for(&self, key: &[u8]) -> Result<usize> {
+        Ok(match self.search(key)? {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        })
+    }
+}
+
+/// Accumulates cells for one page.
+pub struct NodeBuilder {
+    leaf: bool,
+    page_size: usize,
+    offsets: Vec<u16>,
+    cells: Vec<u8>,
+    first_child: u64,
+}
+
+impl NodeBuilder {
+    /// An empty leaf (`leaf`) or branch builder.
+    pub fn new(leaf: bool, page_size: u32) -> NodeBuilder {
+        NodeBuilder {
+            leaf,
+            page_size: page_size as usize,
+            offsets: Vec::new(),
+            cells: Vec::new(),
+            first_child: 0,
+        }
+    }
+
+    /// Cells added.
+    pub fn count(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn used(&self) -> usize {
+        OFFSETS_AT + 2 * self.offsets.len() + self.cells.len()
+    }
+
+    /// Whether a cell of `len` bytes still fits.
+    pub fn fits(&self, len: usize) -> bool {
+        self.used() + 2 + len <= self.page_size && self.offsets.len() < usize::from(u16::MAX)
+    }
+
+    /// Sets a branch's first child.
+    pub fn set_first_child(&mut self, child: u64) {
+        self.first_child = child;
+    }
+
+    /// Adds a raw cell (the caller checked `fits`).
+    pub fn push_raw(&mut self, cell: &[u8]) {
+        self.offsets.push(self.cells.len() as u16);
+        self.cells.extend_from_slice(cell);
+    }
+
+    /// The bytes of the finished page, numbered `page`.
+    pub fn finish(&self, page: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.page_size];
+        let count = self.offsets.len() as u16;
+        buf.get_mut(16..18)
+            .ok_or_else(|| Error::corrupted(page, "page too small"))?
+            .copy_from_slice(&count.to_le_bytes());
+        buf.get_mut(24..32)
+            .ok_or_else(|| Error::corrupted(page, "page too small"))?
+            .copy_from_slice(&self.first_child.to_le_bytes());
+        let base = OFFSETS_AT + 2 * self.offsets.len();
+        for (i, off) in self.offsets.iter().enumerate() {
+            let at = OFFSETS_AT + 2 * i;
+            let abs = (base + usize::from(*off)) as u16;
+            buf.get_mut(at..at + 2)
+                .ok_or_else(|| Error::corrupted(page, "page too small"))?
+                .copy_from_slice(&abs.to_le_bytes());
+        }
+        buf.get_mut(base..base + self.cells.len())
+            .ok_or_else(|| Error::corrupted(page, "cells do not fit the page"))?
+            .copy_from_slice(&self.cells);
+        seal_page(
+            &mut buf,
+            if self.leaf {
+                PageKind::Leaf
+            } else {
+                PageKind::Branch
+            },
+            page,
+        )?;
+        Ok(buf)
+    }
+}
+
+/// Encodes a leaf cell with an inline value.
+pub fn leaf_cell_inline(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(LEAF_CELL_HEAD + key.len() + value.len());
+    c.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    c.extend_from_slice(&[0, 0]);
+    c.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    c.extend_from_slice(key);
+    c.extend_from_slice(value);
+    c
+}
+
+/// Encodes a leaf cell pointing at an overflow run.
+pub fn leaf_cell_overflow(key: &[u8], run: u64, len: u32) -> Vec<u8> {
+    let mut c = Vec::with_capacity(LEAF_CELL_HEAD + key.len() + 8);
+    c.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    c.extend_from_slice(&[1, 0]);
+    c.extend_from_slice(&len.to_le_bytes());
+    c.extend_from_slice(key);
+    c.extend_from_slice(&run.to_le_bytes());
+    c
+}
+
+/// Encodes a branch cell.
+pub fn branch_cell(separator: &[u8], child: u64) -> Vec<u8> {
+    let mut c = Vec::with_capacity(BRANCH_CELL_HEAD + separator.len());
+    c.extend_from_slice(&(separator.len() as u16).to_le_bytes());
+    c.extend_from_slice(&[0; 6]);
+    c.extend_from_slice(&child.to_le_bytes());
+    c.extend_from_slice(separator);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn leaf_and_branch_round_trip() {
+        let mut b = NodeBuilder::new(true, 4096);
+        b.push_raw(&leaf_cell_inline(b"a", b"1"));
+        b.push_raw(&leaf_cell_overflow(b"b", 77, 5000));
+        let page = b.finish(9).unwrap();
+        let n = NodeRef::parse(&page, 9).unwrap();
+        assert!(n.is_leaf());
+        assert_eq!(n.count(), 2);
+        assert_eq!(n.key(1).unwrap(), b"b");
+        assert_eq!(n.value(0).unwrap(), CellValue::Inline(b"1"));
+        assert_eq!(
+            n.value(1).unwrap(),
+            CellValue::Overflow {
+                page: 77,
+                len: 5000
+            }
+        );
+        assert_eq!(n.search(b"b").unwrap(), Ok(1));
+        assert_eq!(n.search(b"aa").unwrap(), Err(1));
+
+        let mut b = NodeBuilder::new(false, 4096);
+        b.set_first_child(3);
+        b.push_raw(&branch_cell(b"m", 4));
+        let page = b.finish(10).unwrap();
+        let n = NodeRef::parse(&page, 10).unwrap();
+        assert_eq!((n.child(0).unwrap(), n.child(1).unwrap()), (3, 4));
+        assert_eq!(n.child_index_for(b"a").unwrap(), 0);
+        assert_eq!(n.child_index_for(b"m").unwrap(), 1);
+        assert_eq!(n.child_index_for(b"z").unwrap(), 1);
+    }
+
+    #[test]
+    fn offsets_match_spec() {
+        let md = include_str!("../../format-spec/btree.md");
+        let rows = crate::format::spec_table::rows(md, "Leaf page");
+        let names: Vec<_> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.offset, r.size))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("count", 16, 2),
+                ("reserved", 18, 6),
+                ("first_child", 24, 8)
+            ]
+        );
+        let rows = crate::format::spec_table::rows(md, "Leaf cell");
+        assert_eq!(
+            rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 2, 3, 4, 8]
+        );
+        assert_eq!(rows.get(3).map(|r| r.offset + r.size), Some(LEAF_CELL_HEAD));
+        let rows = crate::format::spec_table::rows(md, "Branch cell");
+        assert_eq!(
+            rows.last().map(|r| r.offset + r.size),
+            Some(BRANCH_CELL_HEAD)
+        );
+        assert_eq!(
+            rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 2, 8]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), n in 0u64..4) {
+            if let Ok(node) = NodeRef::parse(&bytes, n) {
+                for i in 0..node.count() {
+                    let _ = node.key(i);
+                    let _ = node.value(i);
+                    let _ = node.child(i);
+                }
+                let _ = node.search(b"k");
+            }
+        }
+    }
+}
