@@ -1,5 +1,6 @@
 //! The crash sweep: a seeded multi-threaded workload at all three durability levels
-//! loses power after N storage operations, for every N, then the simulated disk keeps
+//! (with checkpoints and compactions running beside the commits) loses power after N
+//! storage operations, for every N, then the simulated disk keeps
 //! a seeded subset of the unsynced writes (some torn at sector boundaries) and the
 //! database is reopened. After every crash:
 //! - every commit acknowledged `Durable` is present;
@@ -106,6 +107,9 @@ fn workload(db: &Database, seed: u64, threads: u64, txns: u64) -> Vec<Ack> {
                     // checkpoints too (a failing checkpoint loses nothing).
                     if thread == 0 && nth % 3 == 0 {
                         let _ = db.checkpoint();
+                    }
+                    if thread == 1 && nth % 5 == 0 {
+                        let _ = db.compact();
                     }
                     match committed {
                         Ok(info) => acks.push(Ack {

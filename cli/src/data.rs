@@ -1,4 +1,5 @@
-//! The data subcommands: `info`, `tables`, `get`, `put`, `delete`, `scan`, `dump`.
+//! The data subcommands: `info`, `check`, `compact`, `tables`, `get`, `put`, `delete`,
+//! `scan`, `dump`.
 //!
 //! Read commands refuse a missing file instead of creating an empty database there
 //! (`Database::open` creates); `put --create` creates the file and the table.
@@ -58,8 +59,71 @@ pub fn info(file: &Path) -> CliResult<()> {
         "versions in memory {} ({} bytes)",
         s.versions, s.version_bytes
     )?;
+    writeln!(
+        out,
+        "log since checkpoint {} commits",
+        s.tip_seq.saturating_sub(s.checkpoint_seq)
+    )?;
     writeln!(out, "free pages         {}", s.free_pages)?;
     writeln!(out, "high-water page    {}", s.high_water_page)?;
+    {
+        let mut conn = db.connect();
+        let tx = conn.begin_read()?;
+        for table in tx.tables()? {
+            writeln!(
+                out,
+                "table              {table} ({} entries)",
+                tx.len(&table)?
+            )?;
+        }
+    }
+    out.flush()?;
+    close(db)
+}
+
+/// `check`: `check_integrity()`, every problem on its own line; fails if any.
+pub fn check(file: &Path) -> CliResult<()> {
+    let db = open_existing(file)?;
+    let r = db.check_integrity()?;
+    let mut out = stdout();
+    for p in &r.problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    writeln!(
+        out,
+        "{}: {} tables, {} keys in {} tree pages, {} log commits in {} log pages, {} free pages, {} pages in all",
+        if r.is_ok() { "ok" } else { "DAMAGED" },
+        r.tables,
+        r.tree_keys,
+        r.tree_pages,
+        r.log_commits,
+        r.log_pages,
+        r.free_pages,
+        r.page_count
+    )?;
+    out.flush()?;
+    close(db)?;
+    if r.is_ok() {
+        Ok(())
+    } else {
+        Err(CliError::msg(format!(
+            "{} problems found",
+            r.problems.len()
+        )))
+    }
+}
+
+/// `compact`: checkpoint and cut the free tail of the file.
+pub fn compact(file: &Path) -> CliResult<()> {
+    let db = open_existing(file)?;
+    let before = db.info()?.file_len;
+    let freed = db.compact()?;
+    let after = db.info()?.file_len;
+    let mut out = stdout();
+    writeln!(
+        out,
+        "compacted: {before} -> {after} bytes ({freed} bytes returned)"
+    )?;
     out.flush()?;
     close(db)
 }

@@ -63,6 +63,24 @@ enum Command {
     /// directory (honouring TMPDIR) unless --path names a directory, and is removed
     /// afterwards.
     Bench(bench::BenchArgs),
+    /// Verify every checksum and invariant of a database.
+    ///
+    /// Checks every page of the checkpointed B+tree (checksums, key order, balance),
+    /// the catalog, the free list, every marker, proof and capsule of the log since the
+    /// last checkpoint, and that every page is used exactly once and none is leaked.
+    /// Prints each problem with its page number; exits 1 if any was found.
+    Check {
+        /// The database file (must exist).
+        file: PathBuf,
+    },
+    /// Checkpoint, then return free space at the end of the file to the OS.
+    ///
+    /// Folds every commit into the B+tree, frees the log it made obsolete, and cuts the
+    /// file after its last used page. Prints the bytes returned.
+    Compact {
+        /// The database file (must exist).
+        file: PathBuf,
+    },
     /// List the tables of a database, one per line.
     Tables {
         /// The database file (must exist).
@@ -199,6 +217,8 @@ fn run(command: Command) -> error::CliResult<()> {
     match command {
         Command::Info { file } => data::info(&file),
         Command::Bench(args) => bench::run(&args),
+        Command::Check { file } => data::check(&file),
+        Command::Compact { file } => data::compact(&file),
         Command::Tables { file } => data::tables(&file),
         Command::Get {
             file,

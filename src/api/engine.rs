@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// Commits between two automatic checkpoint attempts.
+const CHECKPOINT_RETRY_COMMITS: u64 = 256;
+
 pub(crate) struct Engine {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) path: Option<PathBuf>,
@@ -34,6 +37,7 @@ pub(crate) struct Engine {
     version_bytes_max: u64,
     log_commits_max: u64,
     pub(crate) checkpoints: AtomicU64,
+    last_checkpoint_try: AtomicU64,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
 }
 
@@ -172,6 +176,7 @@ impl Engine {
             version_bytes_max: options.version_store_budget,
             log_commits_max: options.checkpoint_log_commits,
             checkpoints: AtomicU64::new(0),
+            last_checkpoint_try: AtomicU64::new(0),
             last_checkpoint_error: Mutex::new(None),
         }))
     }
@@ -205,13 +210,22 @@ impl Engine {
         let seq = self
             .committer
             .commit(snapshot, isolation, writes, reads, dropped, durability)?;
-        if seq.is_some()
-            && self
-                .checkpointer
-                .due(self.version_bytes_max, self.log_commits_max)
-        {
+        // Try at most once per CHECKPOINT_RETRY_COMMITS commits, so a budget exceeded by
+        // versions no checkpoint can fold yet does not turn every commit into an attempt.
+        let due = seq.is_some_and(|s| {
+            let last = self.last_checkpoint_try.load(Ordering::Relaxed);
+            s >= last + CHECKPOINT_RETRY_COMMITS
+                && self
+                    .checkpointer
+                    .due(self.version_bytes_max, self.log_commits_max)
+                && self
+                    .last_checkpoint_try
+                    .compare_exchange(last, s, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+        });
+        if due {
             // A checkpoint failure loses nothing (the old state stays current); it is
-            // kept for `stats()` and retried at the next trigger.
+            // kept for `last_checkpoint_error()` and retried at the next trigger.
             let _ = self.run_checkpoint(false);
         }
         Ok(seq)

@@ -21,10 +21,26 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Pages of an old tree, freed when the last reader that may walk it lets go.
+/// Pages a checkpoint took out of a tree, freed when no reader may walk that tree or
+/// any older one (untouched leaves are shared across trees, so a page the next tree
+/// dropped may still be read through an older root).
+///
+/// Each guard holds the next newer one, so a guard is released only after every older
+/// guard is.
 pub struct TreeGuard {
     freed: Mutex<Vec<u64>>,
     pager: Arc<Pager>,
+    next: Mutex<Option<Arc<TreeGuard>>>,
+}
+
+impl TreeGuard {
+    fn new(pager: &Arc<Pager>) -> Arc<TreeGuard> {
+        Arc::new(TreeGuard {
+            freed: Mutex::new(Vec::new()),
+            pager: Arc::clone(pager),
+            next: Mutex::new(None),
+        })
+    }
 }
 
 impl Drop for TreeGuard {
@@ -101,10 +117,7 @@ impl Checkpointer {
         non_tree: BTreeSet<u64>,
         free_list_run: (u64, u64),
     ) -> Checkpointer {
-        let guard = Arc::new(TreeGuard {
-            freed: Mutex::new(Vec::new()),
-            pager: Arc::clone(&pager),
-        });
+        let guard = TreeGuard::new(&pager);
         Checkpointer {
             tree: RwLock::new(TreeState {
                 root: header.catalog_root,
@@ -222,7 +235,7 @@ impl Checkpointer {
             .collect();
         base.extend(built.freed.iter().copied());
         base.extend(old_run_first..old_run_first + old_run_pages);
-        let (run_first, run_len, non_tree) = loop {
+        let (run_first, run_len, non_tree, page_count) = loop {
             let estimate = base.len() as u64
                 + self
                     .pager
@@ -231,13 +244,16 @@ impl Checkpointer {
                 + 64;
             let pages = run_pages(ps, (estimate * 8) as usize);
             let first = self.pager.alloc_run(pages)?;
+            // Free pages at the end are not counted: `compact` can then cut them off.
+            let page_count = self.pager.truncate_free_tail();
+            let run: std::ops::Range<u64> = first..first + pages;
             let mut n = base.clone();
-            n.extend((old_header.page_count..first).filter(|p| !new_tree.contains(p)));
-            n.retain(|&p| p < first);
+            n.extend((old_header.page_count..page_count).filter(|p| !new_tree.contains(p)));
+            n.retain(|&p| p < page_count && !run.contains(&p));
             if run_pages(ps, n.len() * 8) <= pages {
-                break (first, pages, n);
+                break (first, pages, n, page_count.max(first + pages));
             }
-            self.pager.free(first..first + pages);
+            self.pager.free(run);
         };
         let entries: Vec<u8> = non_tree.iter().flat_map(|p| p.to_le_bytes()).collect();
         let mut run = btree::run::encode_run(
@@ -257,7 +273,7 @@ impl Checkpointer {
 
         let header = Header {
             generation: old_header.generation + 1,
-            page_count: run_first + run_len,
+            page_count,
             checkpoint_seq: horizon,
             catalog_root: built.root,
             freelist_root: run_first,
@@ -273,18 +289,16 @@ impl Checkpointer {
 
         // The new state is durable: publish the tree, then drop the folded versions (a
         // reader that misses a version in the store finds it in the new tree).
-        let guard = Arc::new(TreeGuard {
-            freed: Mutex::new(Vec::new()),
-            pager: Arc::clone(&self.pager),
-        });
+        let guard = TreeGuard::new(&self.pager);
         let old = std::mem::replace(
             &mut *self.tree.write(),
             TreeState {
                 root: built.root,
                 checkpoint_seq: horizon,
-                guard,
+                guard: Arc::clone(&guard),
             },
         );
+        *old.guard.next.lock() = Some(guard);
         old.guard.freed.lock().extend(
             built
                 .freed
@@ -309,28 +323,19 @@ impl Checkpointer {
         }))
     }
 
-    /// Cuts free pages at the end of the file off and rewrites the header to match.
+    /// Folds everything, frees what that made obsolete, and cuts the free pages at the
+    /// end of the file off. Returns the bytes returned to the operating system.
     pub fn compact(&self) -> Result<u64> {
         let mut st = self.state.lock();
-        self.checkpoint(&mut st, true)?;
-        // A second pass: the first freed the old free-list run and old tree pages that
-        // no reader holds any more.
-        self.checkpoint(&mut st, true)?;
         let before = self.storage.len()?;
-        let end = self.pager.truncate_free_tail();
+        // The first pass folds and frees the old tree and log; the second moves the
+        // free list (and the tree's changed pages) into the space the first freed.
+        self.checkpoint(&mut st, true)?;
+        self.checkpoint(&mut st, true)?;
         let (header, _) = self.header();
-        if end < header.page_count {
-            // The free-list run itself sits at the end: rewrite it below the cut.
-            self.checkpoint(&mut st, true)?;
-        }
-        let end = self.pager.truncate_free_tail();
-        let new_len = end * u64::from(header.page_size);
-        if new_len < before {
-            self.storage.set_len(new_len)?;
-            self.storage.sync()?;
-            self.pager.set_file_len(new_len);
-        }
-        Ok(before.saturating_sub(new_len))
+        let after = self.pager.cut_file(header.page_count)?;
+        self.storage.sync()?;
+        Ok(before.saturating_sub(after))
     }
 }
 

@@ -68,10 +68,33 @@ impl Pager {
         self.alloc_from_end(&mut st, 1)
     }
 
-    /// Allocates `n` contiguous pages and returns the first.
+    /// Allocates `n` contiguous pages and returns the first: the lowest run of free
+    /// pages that long, else from the high-water mark.
     pub fn alloc_run(&self, n: u64) -> Result<u64> {
+        let n = n.max(1);
         let mut st = self.state.lock();
-        self.alloc_from_end(&mut st, n.max(1))
+        let mut start = None;
+        let mut len = 0u64;
+        let mut prev = None;
+        for &p in &st.free {
+            if prev.is_some_and(|q: u64| q + 1 == p) {
+                len += 1;
+            } else {
+                start = Some(p);
+                len = 1;
+            }
+            prev = Some(p);
+            if len == n {
+                break;
+            }
+        }
+        if let (Some(first), true) = (start, len == n) {
+            for p in first..first + n {
+                st.free.remove(&p);
+            }
+            return Ok(first);
+        }
+        self.alloc_from_end(&mut st, n)
     }
 
     fn alloc_from_end(&self, st: &mut PagerState, n: u64) -> Result<u64> {
@@ -109,21 +132,33 @@ impl Pager {
         self.state.lock().high_water
     }
 
-    /// Lowers the high-water mark over free pages at the end and returns it: the file
-    /// may then be cut at `high_water * page_size`.
+    /// Lowers the high-water mark over free pages at the end and returns it. The file
+    /// keeps its length; pages past the mark are handed out again from the end.
     pub fn truncate_free_tail(&self) -> u64 {
         let mut st = self.state.lock();
-        while st.high_water > 0 && st.free.contains(&(st.high_water - 1)) {
+        Self::lower_high_water(&mut st, 0);
+        st.high_water
+    }
+
+    fn lower_high_water(st: &mut PagerState, floor: u64) {
+        while st.high_water > floor && st.free.contains(&(st.high_water - 1)) {
             let p = st.high_water - 1;
             st.free.remove(&p);
             st.high_water = p;
         }
-        st.high_water
     }
 
-    /// Records the file's new length after it was cut.
-    pub fn set_file_len(&self, len: u64) {
-        self.state.lock().file_len = len;
+    /// Cuts the file after its last used page, never below `floor` pages. Returns the
+    /// new length in bytes.
+    pub fn cut_file(&self, floor: u64) -> Result<u64> {
+        let mut st = self.state.lock();
+        Self::lower_high_water(&mut st, floor);
+        let len = self.offset_of(st.high_water.max(floor));
+        if len < st.file_len {
+            self.storage.set_len(len)?;
+            st.file_len = len;
+        }
+        Ok(st.file_len)
     }
 
     /// A copy of the free set, for integrity checks.
@@ -150,6 +185,8 @@ mod tests {
         assert_eq!(sim.len().unwrap(), GROW_STEP_MIN);
         assert_eq!(pager.alloc_run(3).unwrap(), 3);
         assert_eq!(pager.alloc().unwrap(), 6);
+        pager.free([3, 4]);
+        assert_eq!(pager.alloc_run(2).unwrap(), 3, "a free run is reused");
         pager.free([3, 5]);
         assert_eq!(pager.alloc().unwrap(), 3);
         assert_eq!(pager.alloc().unwrap(), 5);

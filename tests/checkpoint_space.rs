@@ -1,0 +1,113 @@
+//! Space and memory stay bounded under a steady update workload with automatic
+//! checkpoints; `compact` returns the free tail of the file.
+
+use capsuledb::storage::{SimStorage, Storage};
+use capsuledb::{Database, Durability, Options};
+use std::sync::Arc;
+
+fn open(sim: &SimStorage) -> Database {
+    Options::new()
+        .random_seed(9)
+        .version_store_budget(256 << 10)
+        .checkpoint_log_commits(2_000)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap()
+}
+
+fn update_round(db: &Database, round: u64, keys: u64) {
+    let mut c = db.connect();
+    for k in 0..keys {
+        let mut tx = c.begin().unwrap();
+        let value = vec![(round + k) as u8; 300 + (k as usize * 37) % 2000];
+        tx.put("t", &k.to_be_bytes(), &value).unwrap();
+        tx.commit_with(Durability::Written).unwrap();
+    }
+}
+
+#[test]
+fn steady_updates_reuse_space_and_bound_memory() {
+    let sim = SimStorage::new();
+    let db = open(&sim);
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    const KEYS: u64 = 500;
+    let mut sizes = Vec::new();
+    for round in 0..24 {
+        update_round(&db, round, KEYS);
+        sizes.push(sim.len().unwrap());
+    }
+    let s = db.stats();
+    assert!(s.checkpoints >= 5, "budgets trigger checkpoints: {s:?}");
+    assert!(
+        s.version_bytes < 4 << 20,
+        "the version store stays near its budget: {s:?}"
+    );
+    // After warming up, the file stops growing: every update lands in reused pages.
+    let warm = sizes[8];
+    let last = *sizes.last().unwrap();
+    assert!(
+        last <= warm + (2 << 20),
+        "file grew from {warm} to {last} bytes: {sizes:?}"
+    );
+    let report = db.check_integrity().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    // Every key reads its last value, through the tree or the store.
+    let tx = c.begin_read().unwrap();
+    for k in 0..KEYS {
+        let v = tx.get("t", &k.to_be_bytes()).unwrap().unwrap();
+        assert_eq!(v, vec![(23 + k) as u8; 300 + (k as usize * 37) % 2000]);
+    }
+    drop(tx);
+    drop(c);
+    db.close().unwrap();
+    sim.crash_losing_unsynced();
+    let db = open(&sim);
+    assert!(
+        db.stats().recovered_commits <= 2_000 + 256,
+        "reopen replays only the log after the checkpoint"
+    );
+    assert!(db.check_integrity().unwrap().is_ok());
+}
+
+#[test]
+fn compact_returns_the_free_tail() {
+    let sim = SimStorage::new();
+    let db = open(&sim);
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    for k in 0..3000u64 {
+        tx.put("t", &k.to_be_bytes(), &[7u8; 900]).unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    let mut tx = c.begin().unwrap();
+    tx.drop_table("t").unwrap();
+    tx.create_table("small").unwrap();
+    tx.put("small", b"k", b"v").unwrap();
+    tx.commit().unwrap();
+    let before = sim.len().unwrap();
+    let returned = db.compact().unwrap();
+    let after = sim.len().unwrap();
+    assert!(
+        returned > 0 && after < before / 2,
+        "{before} -> {after} bytes ({returned} returned)"
+    );
+    assert!(db.check_integrity().unwrap().is_ok());
+    let tx = c.begin_read().unwrap();
+    assert_eq!(tx.tables().unwrap(), vec!["small".to_string()]);
+    assert_eq!(tx.get("small", b"k").unwrap(), Some(b"v".to_vec()));
+    drop(tx);
+    drop(c);
+    db.close().unwrap();
+    sim.crash_losing_unsynced();
+    let db = open(&sim);
+    assert!(db.check_integrity().unwrap().is_ok());
+    let mut c = db.connect();
+    assert_eq!(
+        c.begin_read().unwrap().get("small", b"k").unwrap(),
+        Some(b"v".to_vec())
+    );
+}
