@@ -216,6 +216,8 @@ impl Database {
     /// handle does the same, but cannot report an error.
     pub fn close(self) -> Result<()> {
         self.engine.closing.store(true, Ordering::Release);
+        // Wait for a checkpoint in progress; none starts after this.
+        self.engine.checkpointer.shut();
         self.engine.committer.drain()
     }
 
@@ -236,12 +238,14 @@ impl Database {
     /// budget ([`Options::version_store_budget`], [`Options::checkpoint_log_commits`]).
     /// Returns `None` when there was nothing to fold.
     pub fn checkpoint(&self) -> Result<Option<crate::CheckpointReport>> {
+        self.engine.check_open()?;
         self.engine.run_checkpoint(true)
     }
 
     /// Checkpoints, then returns the free pages at the end of the file to the operating
     /// system. Returns the number of bytes the file shrank by.
     pub fn compact(&self) -> Result<u64> {
+        self.engine.check_open()?;
         self.engine.checkpointer.compact()
     }
 

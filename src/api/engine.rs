@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 const CHECKPOINT_RETRY_COMMITS: u64 = 256;
 
 pub(crate) struct Engine {
+    /// This engine, for the background thread of an automatic checkpoint.
+    me: std::sync::Weak<Engine>,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) path: Option<PathBuf>,
     pub(crate) page_size: u32,
@@ -38,6 +40,7 @@ pub(crate) struct Engine {
     log_commits_max: u64,
     pub(crate) checkpoints: AtomicU64,
     last_checkpoint_try: AtomicU64,
+    checkpoint_running: AtomicBool,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
 }
 
@@ -161,7 +164,8 @@ impl Engine {
             non_tree,
             free_list_run,
         );
-        Ok(Arc::new(Engine {
+        Ok(Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
             storage,
             path,
             page_size,
@@ -177,6 +181,7 @@ impl Engine {
             log_commits_max: options.checkpoint_log_commits,
             checkpoints: AtomicU64::new(0),
             last_checkpoint_try: AtomicU64::new(0),
+            checkpoint_running: AtomicBool::new(false),
             last_checkpoint_error: Mutex::new(None),
         }))
     }
@@ -210,23 +215,47 @@ impl Engine {
         let seq = self
             .committer
             .commit(snapshot, isolation, writes, reads, dropped, durability)?;
-        // Try at most once per CHECKPOINT_RETRY_COMMITS commits, so a budget exceeded by
-        // versions no checkpoint can fold yet does not turn every commit into an attempt.
-        let due = seq.is_some_and(|s| {
-            let last = self.last_checkpoint_try.load(Ordering::Relaxed);
-            s >= last + CHECKPOINT_RETRY_COMMITS
-                && self
-                    .checkpointer
-                    .due(self.version_bytes_max, self.log_commits_max)
-                && self
-                    .last_checkpoint_try
-                    .compare_exchange(last, s, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-        });
-        if due {
-            // A checkpoint failure loses nothing (the old state stays current); it is
-            // kept for `last_checkpoint_error()` and retried at the next trigger.
-            let _ = self.run_checkpoint(false);
+        if seq.is_none() {
+            return Ok(seq);
+        }
+        if self.versions.byte_count() > self.version_bytes_max.saturating_mul(2) {
+            // Back-pressure: the version store is twice over budget, so commits are
+            // outrunning checkpoints. This committer waits for one (a failure loses
+            // nothing; it is kept for `last_checkpoint_error()`).
+            let _ = self.run_checkpoint(true);
+            return Ok(seq);
+        }
+        // Otherwise in the background, at most once per CHECKPOINT_RETRY_COMMITS commits
+        // (a budget exceeded by versions no checkpoint can fold yet must not turn every
+        // commit into an attempt) and never while one runs.
+        let s = seq.unwrap_or(0);
+        let last = self.last_checkpoint_try.load(Ordering::Relaxed);
+        let due = s >= last + CHECKPOINT_RETRY_COMMITS
+            && !self.checkpoint_running.load(Ordering::Acquire)
+            && self
+                .checkpointer
+                .due(self.version_bytes_max, self.log_commits_max)
+            && self
+                .last_checkpoint_try
+                .compare_exchange(last, s, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            && !self.checkpoint_running.swap(true, Ordering::AcqRel);
+        if due && let Some(me) = self.me.upgrade() {
+            let spawned = std::thread::Builder::new()
+                .name("capsuledb-checkpoint".into())
+                .spawn(move || {
+                    if !me.closing.load(Ordering::Acquire) {
+                        let _ = me.run_checkpoint(false);
+                    }
+                    me.checkpoint_running.store(false, Ordering::Release);
+                });
+            if let Err(e) = spawned {
+                self.checkpoint_running.store(false, Ordering::Release);
+                *self.last_checkpoint_error.lock() =
+                    Some(format!("cannot start a checkpoint thread: {e}"));
+            }
+        } else if due {
+            self.checkpoint_running.store(false, Ordering::Release);
         }
         Ok(seq)
     }

@@ -88,6 +88,8 @@ struct State {
     non_tree: BTreeSet<u64>,
     free_list_run: (u64, u64),
     commits_at_last: u64,
+    /// Set at shutdown: no checkpoint starts after it.
+    shut: bool,
 }
 
 /// Runs checkpoints for one database.
@@ -134,6 +136,7 @@ impl Checkpointer {
                 non_tree,
                 free_list_run,
                 commits_at_last: 0,
+                shut: false,
             }),
         }
     }
@@ -148,6 +151,11 @@ impl Checkpointer {
         *self.header.lock()
     }
 
+    /// Waits for a checkpoint in progress and lets no other start (shutdown).
+    pub fn shut(&self) {
+        self.state.lock().shut = true;
+    }
+
     /// Runs `f` with no checkpoint in progress, on the header, the pages below
     /// `page_count` outside the tree, and the free-list run.
     pub fn hold<T>(&self, f: impl FnOnce(&Header, &BTreeSet<u64>, (u64, u64)) -> T) -> T {
@@ -156,7 +164,8 @@ impl Checkpointer {
         f(&header, &st.non_tree, st.free_list_run)
     }
 
-    /// Runs a checkpoint now unless one is running and `wait` is false. With `force`,
+    /// Runs a checkpoint now unless one is running and `wait` is false (the caller
+    /// checks that the database is not closing). With `force`,
     /// rewrites the header even when there is nothing new to fold (after `compact`).
     pub fn run(&self, wait: bool, force: bool) -> Result<Option<CheckpointReport>> {
         let guard = if wait {
@@ -165,6 +174,9 @@ impl Checkpointer {
             self.state.try_lock()
         };
         let Some(mut st) = guard else { return Ok(None) };
+        if st.shut {
+            return Ok(None);
+        }
         self.checkpoint(&mut st, force)
     }
 
@@ -327,6 +339,9 @@ impl Checkpointer {
     /// end of the file off. Returns the bytes returned to the operating system.
     pub fn compact(&self) -> Result<u64> {
         let mut st = self.state.lock();
+        if st.shut {
+            return Err(crate::Error::Closed);
+        }
         let before = self.storage.len()?;
         // The first pass folds and frees the old tree and log; the second moves the
         // free list (and the tree's changed pages) into the space the first freed.

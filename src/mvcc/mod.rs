@@ -47,7 +47,7 @@ pub struct VersionStore {
     versions: AtomicU64,
     bytes: AtomicU64,
     /// Keys whose chains still held more than one version after their last prune.
-    gc_pending: Mutex<Vec<(TableId, Vec<u8>)>>,
+    gc_pending: Mutex<std::collections::HashSet<(TableId, Vec<u8>)>>,
     /// Tables dropped at a sequence, whose data goes once the horizon passes it.
     dropped: Mutex<Vec<(TableId, u64)>>,
     /// Tables whose data is gone; late writes to them (serialized before their drop)

@@ -1,0 +1,160 @@
+//! The checkpoint issue's figures, in one run (a benchmark: it reports, never asserts
+//! on time):
+//! - a database many times larger than the version-store budget: load time, file size,
+//!   peak RSS, read-back;
+//! - reopen time after 10k, 100k and 1M committed transactions;
+//! - the longest commit stall while checkpoints run.
+//!
+//! ```sh
+//! cargo bench --bench checkpoint_numbers            # several minutes
+//! cargo bench --bench checkpoint_numbers -- --quick # under a minute
+//! ```
+
+use capsuledb::rng::Rng;
+use capsuledb::{Database, Durability, Options};
+use std::time::{Duration, Instant};
+
+fn status_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Peak resident set, file-backed mapped pages included.
+fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// Anonymous (heap) memory resident now: what the engine itself holds.
+fn anon_mb() -> f64 {
+    status_mb("RssAnon:")
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let dir = tempfile::tempdir().unwrap();
+    let budget: u64 = 64 << 20;
+    let total: u64 = if quick { 256 << 20 } else { 2 << 30 };
+    let value_len = 1000usize;
+    let keys = total / value_len as u64;
+    let batch = 1000u64;
+
+    println!("## Larger than the version-store budget\n");
+    let path = dir.path().join("big.db");
+    let db = Options::new()
+        .version_store_budget(budget)
+        .open(&path)
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    let start = Instant::now();
+    let mut rng = Rng::new(1);
+    let mut worst = Duration::ZERO;
+    let mut peak_anon = 0.0f64;
+    let mut n = 0;
+    while n < keys {
+        let mut tx = c.begin().unwrap();
+        for _ in 0..batch.min(keys - n) {
+            let k = rng.next_u64().to_be_bytes();
+            tx.put("t", &k, &[(n % 251) as u8; 1000]).unwrap();
+            n += 1;
+        }
+        let t0 = Instant::now();
+        tx.commit_with(Durability::Durable).unwrap();
+        worst = worst.max(t0.elapsed());
+        peak_anon = peak_anon.max(anon_mb());
+    }
+    let load = start.elapsed();
+    let s = db.stats();
+    println!(
+        "loaded {} MiB ({keys} keys of {value_len} bytes, {batch} per transaction) with a {} MiB budget in {:.1} s; {} checkpoints; slowest commit {:.0} ms (checkpoints run in the background)",
+        total >> 20,
+        budget >> 20,
+        load.as_secs_f64(),
+        s.checkpoints,
+        worst.as_secs_f64() * 1e3
+    );
+    db.checkpoint().unwrap();
+    let file = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "file size {} MiB; version store {} MiB; peak anonymous memory during the load {:.0} MiB; peak RSS {:.0} MiB (mapped file pages included)",
+        file >> 20,
+        db.stats().version_bytes >> 20,
+        peak_anon,
+        peak_rss_mb()
+    );
+    let mut rng = Rng::new(1);
+    let t0 = Instant::now();
+    let tx = c.begin_read().unwrap();
+    let mut checked = 0u64;
+    for i in 0..keys {
+        let k = rng.next_u64().to_be_bytes();
+        if i % 97 == 0 {
+            let v = tx.get_ref("t", &k).unwrap().unwrap();
+            assert_eq!(v.len(), value_len);
+            checked += 1;
+        }
+    }
+    drop(tx);
+    println!(
+        "read back {checked} sampled keys in {:.2} s; peak RSS {:.0} MiB (mapped file pages count toward RSS)",
+        t0.elapsed().as_secs_f64(),
+        peak_rss_mb()
+    );
+    let report = db.check_integrity().unwrap();
+    println!(
+        "check_integrity: {} problems, {} tree pages",
+        report.problems.len(),
+        report.tree_pages
+    );
+    drop(c);
+    db.close().unwrap();
+    let _ = std::fs::remove_file(&path);
+
+    println!(
+        "\n## Reopen time as history grows (1-key transactions, default checkpoint budgets)\n"
+    );
+    println!("| committed transactions | commits replayed at open | reopen ms |");
+    println!("|---:|---:|---:|");
+    let path = dir.path().join("history.db");
+    let db = Database::open(&path).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    let mut done = 0u64;
+    let marks: &[u64] = if quick {
+        &[10_000, 100_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    drop(c);
+    let mut db = db;
+    for &mark in marks {
+        let mut c = db.connect();
+        while done < mark {
+            let mut tx = c.begin().unwrap();
+            tx.put("t", &(done % 50_000).to_be_bytes(), &done.to_le_bytes())
+                .unwrap();
+            tx.commit_with(Durability::Applied).unwrap();
+            done += 1;
+        }
+        drop(c);
+        db.close().unwrap();
+        let t0 = Instant::now();
+        db = Database::open(&path).unwrap();
+        let took = t0.elapsed();
+        println!(
+            "| {mark} | {} | {:.1} |",
+            db.stats().recovered_commits,
+            took.as_secs_f64() * 1e3
+        );
+    }
+}
