@@ -50,6 +50,8 @@ pub struct VersionStore {
     gc_pending: Mutex<std::collections::HashSet<(TableId, Vec<u8>)>>,
     /// Tables dropped at a sequence, whose data goes once the horizon passes it.
     dropped: Mutex<Vec<(TableId, u64)>>,
+    /// The horizon of the last pruning pass.
+    gc_horizon: AtomicU64,
     /// Tables whose data is gone; late writes to them (serialized before their drop)
     /// are not kept.
     dead: Mutex<std::collections::HashSet<TableId>>,
@@ -201,7 +203,13 @@ impl VersionStore {
     /// Prunes every chain that may hold versions no snapshot at or above `horizon`
     /// can see, and the data of tables dropped at or below it.
     pub fn gc(&self, horizon: u64) {
-        let pending = std::mem::take(&mut *self.gc_pending.lock());
+        // Pruning depends only on the horizon (new versions are always above it), so a
+        // horizon that has not moved since the last pass leaves nothing to prune.
+        let pending = if self.gc_horizon.fetch_max(horizon, Ordering::AcqRel) < horizon {
+            std::mem::take(&mut *self.gc_pending.lock())
+        } else {
+            Default::default()
+        };
         let mut keep = Vec::new();
         let mut removed = (0u64, 0u64);
         for (table, key) in pending {
