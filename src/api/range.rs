@@ -10,6 +10,7 @@ use super::transaction::Transaction;
 use super::types::ValueRef;
 use crate::Result;
 use crate::mvcc::{SCAN_BATCH_MAX, TableId, bounds_nonempty};
+use crate::util::bound_slice;
 use std::collections::VecDeque;
 use std::ops::Bound;
 
@@ -35,14 +36,6 @@ pub struct Range<'t, 'c> {
     batch: usize,
 }
 
-fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
 impl<'t, 'c> Range<'t, 'c> {
     pub(crate) fn new(
         tx: &'t Transaction<'c>,
@@ -50,10 +43,10 @@ impl<'t, 'c> Range<'t, 'c> {
         lo: Bound<Vec<u8>>,
         hi: Bound<Vec<u8>>,
     ) -> Self {
-        let drained = !bounds_nonempty(as_ref(&lo), as_ref(&hi));
+        let drained = !bounds_nonempty(bound_slice(&lo), bound_slice(&hi));
         if drained {
             // An empty range is still a scan: record it.
-            tx.record_range(table, as_ref(&lo), as_ref(&hi));
+            tx.record_range(table, bound_slice(&lo), bound_slice(&hi));
         }
         Range {
             tx,
@@ -72,8 +65,8 @@ impl<'t, 'c> Range<'t, 'c> {
         while !self.drained {
             let got = self.tx.engine().committed_scan(
                 self.table,
-                as_ref(&self.lo),
-                as_ref(&self.hi),
+                bound_slice(&self.lo),
+                bound_slice(&self.hi),
                 self.tx.snapshot_seq(),
                 reverse,
                 self.batch,
@@ -86,8 +79,13 @@ impl<'t, 'c> Range<'t, 'c> {
                 (self.lo.clone(), got.covered.clone())
             };
             self.tx
-                .record_range(self.table, as_ref(&span_lo), as_ref(&span_hi));
-            let merged = self.merge_own(got.entries, as_ref(&span_lo), as_ref(&span_hi), reverse);
+                .record_range(self.table, bound_slice(&span_lo), bound_slice(&span_hi));
+            let merged = self.merge_own(
+                got.entries,
+                bound_slice(&span_lo),
+                bound_slice(&span_hi),
+                reverse,
+            );
             if got.done {
                 self.drained = true;
             } else {
@@ -101,7 +99,7 @@ impl<'t, 'c> Range<'t, 'c> {
                 } else {
                     self.lo = next;
                 }
-                if !bounds_nonempty(as_ref(&self.lo), as_ref(&self.hi)) {
+                if !bounds_nonempty(bound_slice(&self.lo), bound_slice(&self.hi)) {
                     self.drained = true;
                 }
             }

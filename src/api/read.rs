@@ -11,6 +11,7 @@ use super::types::ValueRef;
 use crate::Result;
 use crate::btree;
 use crate::mvcc::{SCAN_BATCH_MAX, TableId};
+use crate::util::bound_slice;
 use std::cmp::Ordering;
 use std::ops::Bound;
 
@@ -43,14 +44,6 @@ fn table_bounds(
         },
     };
     (clo, chi)
-}
-
-fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
 }
 
 /// Orders two upper bounds (forward) or two lower bounds (reverse) by how much they
@@ -140,8 +133,8 @@ impl Engine {
                 &view,
                 self.page_size,
                 tree.root,
-                as_ref(&clo),
-                as_ref(&chi),
+                bound_slice(&clo),
+                bound_slice(&chi),
                 reverse,
             )?;
             // The leaf's edge, in this table's key space; an edge outside the table

@@ -10,6 +10,7 @@ pub mod page;
 pub mod run;
 
 use crate::format::PageKind;
+use crate::util::in_bounds;
 use crate::{Error, Result};
 use page::{CellValue, NodeRef};
 use std::ops::Bound;
@@ -80,20 +81,6 @@ pub struct TreeBatch<'a> {
     /// Forward: the exclusive upper end of the leaf scanned (`None`: end of tree).
     /// Reverse: the inclusive lower end (`None`: start of tree).
     pub leaf_edge: Option<Vec<u8>>,
-}
-
-fn in_bounds(k: &[u8], lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
-    let above = match lo {
-        Bound::Included(l) => k >= l,
-        Bound::Excluded(l) => k > l,
-        Bound::Unbounded => true,
-    };
-    let below = match hi {
-        Bound::Included(h) => k <= h,
-        Bound::Excluded(h) => k < h,
-        Bound::Unbounded => true,
-    };
-    above && below
 }
 
 /// Scans the one leaf where a forward scan from `lo` (or a reverse scan from `hi`)

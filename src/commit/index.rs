@@ -21,8 +21,8 @@
 use super::{ReadSet, TableRange};
 use crate::api::Isolation;
 use crate::mvcc::{TableId, WriteSet};
+use crate::util::{bound_slice, in_bounds};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::ops::Bound;
 use std::sync::Arc;
 
 /// A key shared by a record and the indexes that point at it.
@@ -126,28 +126,6 @@ pub struct CommitIndex {
     point_readers: HashMap<TableId, HashMap<Key, VecDeque<Entry>>>,
     range_readers: HashMap<TableId, VecDeque<(Arc<TableRange>, Entry)>>,
     stats: IndexStats,
-}
-
-fn in_range(r: &TableRange, key: &[u8]) -> bool {
-    let above = match &r.lo {
-        Bound::Included(l) => key >= l.as_slice(),
-        Bound::Excluded(l) => key > l.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let below = match &r.hi {
-        Bound::Included(h) => key <= h.as_slice(),
-        Bound::Excluded(h) => key < h.as_slice(),
-        Bound::Unbounded => true,
-    };
-    above && below
-}
-
-fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
 }
 
 /// An rw edge found during validation.
@@ -320,7 +298,7 @@ impl CommitIndex {
             let Some(index) = self.writers.get(&r.table) else {
                 continue;
             };
-            let (lo, hi) = (as_ref_bound(&r.lo), as_ref_bound(&r.hi));
+            let (lo, hi) = (bound_slice(&r.lo), bound_slice(&r.hi));
             if !crate::mvcc::bounds_nonempty(lo, hi) {
                 continue;
             }
@@ -350,7 +328,9 @@ impl CommitIndex {
                 see(e);
             }
             for (range, e) in self.range_readers.get(table).into_iter().flatten() {
-                if e.cseq > snapshot && in_range(range, key) {
+                if e.cseq > snapshot
+                    && in_bounds(key, bound_slice(&range.lo), bound_slice(&range.hi))
+                {
                     see(e);
                 }
             }
