@@ -57,6 +57,7 @@ fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Result<TableI
             lo.as_ref().map(|v| v.as_slice()),
             Bound::Excluded(&hi),
             false,
+            None,
         )?;
         for (_, v) in &batch.entries {
             if let Ok(b) = <[u8; 8]>::try_from(*v) {

@@ -85,6 +85,7 @@ impl Database {
                     lo.as_ref().map(|v| v.as_slice()),
                     Bound::Excluded(&hi[..]),
                     false,
+                    None,
                 ) {
                     Ok(batch) => {
                         for (k, v) in &batch.entries {

@@ -98,6 +98,7 @@ impl Engine {
             self.page_size,
             tree.root,
             &btree::composite(table, key),
+            Some(self.pager.verified()),
         )?;
         let pages = tree.keepalive();
         Ok(found.map(|v| ValueRef::mapped(&view, v, &pages)))
@@ -136,6 +137,7 @@ impl Engine {
                 bound_slice(&clo),
                 bound_slice(&chi),
                 reverse,
+                Some(self.pager.verified()),
             )?;
             // The leaf's edge, in this table's key space; an edge outside the table
             // means the tree has nothing more for this range.

@@ -338,9 +338,9 @@ mod tests {
                 let keys = walk(&file, 4096, root, |_, _, n| pages += n).unwrap();
                 prop_assert_eq!(keys, model.len() as u64);
                 for (k, v) in &model {
-                    prop_assert_eq!(get(&file, 4096, root, k).unwrap(), Some(&v[..]));
+                    prop_assert_eq!(get(&file, 4096, root, k, None).unwrap(), Some(&v[..]));
                 }
-                prop_assert_eq!(get(&file, 4096, root, b"\xff\xff\xff\xff\xff\xff\xff\xffnope").unwrap(), None);
+                prop_assert_eq!(get(&file, 4096, root, b"\xff\xff\xff\xff\xff\xff\xff\xffnope", None).unwrap(), None);
             }
         }
     }
@@ -399,7 +399,7 @@ mod regression {
                 let file = sim.view().unwrap();
                 for (k, v) in &model {
                     assert_eq!(
-                        get(&file, 4096, root, k).unwrap(),
+                        get(&file, 4096, root, k, None).unwrap(),
                         Some(&v[..]),
                         "seed {seed} round {round} key {:?}",
                         String::from_utf8_lossy(k)

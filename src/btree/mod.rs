@@ -10,6 +10,7 @@ pub mod page;
 pub mod run;
 
 use crate::format::PageKind;
+use crate::pager::Verified;
 use crate::util::in_bounds;
 use crate::{Error, Result};
 use page::{CellValue, NodeRef};
@@ -36,12 +37,29 @@ pub fn page_bytes(file: &[u8], page: u64, page_size: u32) -> Result<&[u8]> {
         .ok_or_else(|| Error::corrupted(page, "page lies past the end of the file"))
 }
 
-/// Resolves a stored value to its bytes (reading an overflow run if needed).
-pub fn value_bytes<'a>(file: &'a [u8], page_size: u32, v: CellValue<'a>) -> Result<&'a [u8]> {
+/// Resolves a stored value to its bytes (reading an overflow run if needed); runs in
+/// `verified` skip their checksum.
+fn value_bytes_cached<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    v: CellValue<'a>,
+    verified: Option<&Verified>,
+) -> Result<&'a [u8]> {
     match v {
         CellValue::Inline(b) => Ok(b),
         CellValue::Overflow { page, len } => {
-            let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
+            let r = match verified {
+                Some(set) if set.contains(page) => {
+                    run::read_run_trusted(file, PageKind::Overflow, page, page_size)?
+                }
+                _ => {
+                    let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
+                    if let Some(set) = verified {
+                        set.insert(page);
+                    }
+                    r
+                }
+            };
             if r.value_len != len {
                 return Err(Error::corrupted(
                     page,
@@ -55,17 +73,28 @@ pub fn value_bytes<'a>(file: &'a [u8], page_size: u32, v: CellValue<'a>) -> Resu
     }
 }
 
-/// Point lookup of a composite key.
-pub fn get<'a>(file: &'a [u8], page_size: u32, root: u64, key: &[u8]) -> Result<Option<&'a [u8]>> {
+/// Point lookup of a composite key; pages in `verified` skip their checksum.
+pub fn get<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    root: u64,
+    key: &[u8],
+    verified: Option<&Verified>,
+) -> Result<Option<&'a [u8]>> {
     if root == 0 {
         return Ok(None);
     }
     let mut page = root;
     for _ in 0..DEPTH_MAX {
-        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
         if node.is_leaf() {
             return match node.search(key)? {
-                Ok(i) => Ok(Some(value_bytes(file, page_size, node.value(i)?)?)),
+                Ok(i) => Ok(Some(value_bytes_cached(
+                    file,
+                    page_size,
+                    node.value(i)?,
+                    verified,
+                )?)),
                 Err(_) => Ok(None),
             };
         }
@@ -92,6 +121,7 @@ pub fn scan_leaf<'a>(
     lo: Bound<&[u8]>,
     hi: Bound<&[u8]>,
     reverse: bool,
+    verified: Option<&Verified>,
 ) -> Result<TreeBatch<'a>> {
     let mut batch = TreeBatch {
         entries: Vec::new(),
@@ -103,16 +133,17 @@ pub fn scan_leaf<'a>(
     let mut page = root;
     let (mut low, mut high): (Option<&[u8]>, Option<&[u8]>) = (None, None);
     for _ in 0..DEPTH_MAX {
-        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
         if node.is_leaf() {
             let n = node.count();
             for j in 0..n {
                 let i = if reverse { n - 1 - j } else { j };
                 let k = node.key(i)?;
                 if in_bounds(k, lo, hi) {
-                    batch
-                        .entries
-                        .push((k, value_bytes(file, page_size, node.value(i)?)?));
+                    batch.entries.push((
+                        k,
+                        value_bytes_cached(file, page_size, node.value(i)?, verified)?,
+                    ));
                 }
             }
             batch.leaf_edge = if reverse { low } else { high }.map(<[u8]>::to_vec);

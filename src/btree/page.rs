@@ -55,17 +55,35 @@ pub struct NodeRef<'a> {
 impl<'a> NodeRef<'a> {
     /// Verifies and parses the page `page` (its full bytes).
     pub fn parse(bytes: &'a [u8], page: u64) -> Result<NodeRef<'a>> {
+        Self::parse_cached(bytes, page, None)
+    }
+
+    /// Parses the page, verifying its checksum unless `verified` says it already was
+    /// (and recording it there when it verifies). The structure is always checked.
+    pub fn parse_cached(
+        bytes: &'a [u8],
+        page: u64,
+        verified: Option<&crate::pager::Verified>,
+    ) -> Result<NodeRef<'a>> {
         let kind = bytes.get(4).copied().unwrap_or(0);
         let leaf = kind == PageKind::Leaf as u8;
-        verify_sealed_page(
-            bytes,
-            if leaf {
+        let trusted = verified.is_some_and(|v| v.contains(page));
+        if !trusted {
+            let expected = if leaf {
                 PageKind::Leaf
             } else {
                 PageKind::Branch
-            },
-            page,
-        )?;
+            };
+            verify_sealed_page(bytes, expected, page)?;
+            if let Some(v) = verified {
+                v.insert(page);
+            }
+        } else if !leaf && kind != PageKind::Branch as u8 {
+            return Err(Error::corrupted(
+                page,
+                format!("expected a tree page, found kind byte {kind}"),
+            ));
+        }
         let bad = |what: &str| Error::corrupted(page, what.to_string());
         let count = usize::from(u16_at(bytes, 16).ok_or_else(|| bad("cut short"))?);
         if bytes.get(18..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
@@ -82,6 +100,11 @@ impl<'a> NodeRef<'a> {
             first_child,
             leaf,
         };
+        if trusted {
+            // Its checksum and this structure were checked when it was first read, and
+            // it has not been written since.
+            return Ok(node);
+        }
         // Offsets strictly increasing, after the offset array, cells inside the page.
         let cells_start = OFFSETS_AT + 2 * count;
         let mut prev = cells_start;

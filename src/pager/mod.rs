@@ -20,6 +20,55 @@ pub struct Pager {
     storage: Arc<dyn Storage>,
     page_size: u32,
     state: Mutex<PagerState>,
+    verified: Verified,
+}
+
+/// Pages whose checksum a reader has verified since they were last written: the tree's
+/// pages never change while reachable, so each is verified once, not on every read. A
+/// page leaves the set when it is freed (it may be rewritten).
+#[derive(Default)]
+pub struct Verified {
+    bits: parking_lot::RwLock<Vec<std::sync::atomic::AtomicU64>>,
+}
+
+impl Verified {
+    /// Whether `page` was verified since it was last freed.
+    pub fn contains(&self, page: u64) -> bool {
+        let bits = self.bits.read();
+        let Ok(i) = usize::try_from(page / 64) else {
+            return false;
+        };
+        bits.get(i)
+            .is_some_and(|w| w.load(std::sync::atomic::Ordering::Acquire) & (1 << (page % 64)) != 0)
+    }
+
+    /// Records that `page` verified.
+    pub fn insert(&self, page: u64) {
+        let Ok(i) = usize::try_from(page / 64) else {
+            return;
+        };
+        {
+            let bits = self.bits.read();
+            if let Some(w) = bits.get(i) {
+                w.fetch_or(1 << (page % 64), std::sync::atomic::Ordering::AcqRel);
+                return;
+            }
+        }
+        let mut bits = self.bits.write();
+        if bits.len() <= i {
+            bits.resize_with(i + 1, Default::default);
+        }
+        if let Some(w) = bits.get(i) {
+            w.fetch_or(1 << (page % 64), std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    fn remove(&self, page: u64) {
+        let bits = self.bits.read();
+        if let Some(w) = usize::try_from(page / 64).ok().and_then(|i| bits.get(i)) {
+            w.fetch_and(!(1 << (page % 64)), std::sync::atomic::Ordering::AcqRel);
+        }
+    }
 }
 
 struct PagerState {
@@ -46,6 +95,7 @@ impl Pager {
                 free,
                 file_len,
             }),
+            verified: Verified::default(),
         })
     }
 
@@ -115,10 +165,16 @@ impl Pager {
         Ok(first)
     }
 
+    /// Pages verified since last written (see [`Verified`]).
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
     /// Returns pages to the free set.
     pub fn free(&self, pages: impl IntoIterator<Item = u64>) {
         let mut st = self.state.lock();
         for p in pages {
+            self.verified.remove(p);
             debug_assert!(
                 p < st.high_water,
                 "freeing page {p} that was never allocated"

@@ -3,7 +3,7 @@
 use super::{Storage, View};
 use crate::{Error, Result};
 use memmap2::{Mmap, MmapOptions};
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -22,7 +22,7 @@ pub struct FileStorage {
     path: PathBuf,
     /// The file's length as this process last set or extended it.
     len: AtomicU64,
-    map: Mutex<Option<MapState>>,
+    map: RwLock<Option<MapState>>,
 }
 
 struct MapState {
@@ -59,7 +59,7 @@ impl FileStorage {
             file,
             path: path.to_path_buf(),
             len: AtomicU64::new(len),
-            map: Mutex::new(None),
+            map: RwLock::new(None),
         })
     }
 
@@ -109,7 +109,10 @@ impl Storage for FileStorage {
 
     fn view(&self) -> Result<View> {
         let len = self.len.load(Ordering::Acquire);
-        let mut map = self.map.lock();
+        if let Some(state) = self.map.read().as_ref().filter(|s| s.mapped_len == len) {
+            return Ok(state.view.clone());
+        }
+        let mut map = self.map.write();
         if let Some(state) = map.as_ref().filter(|s| s.mapped_len == len) {
             return Ok(state.view.clone());
         }
