@@ -247,3 +247,27 @@ fn same_file_twice_in_one_process_shares_the_engine() {
     let b = Database::open(&path).unwrap();
     assert_eq!(a.info().unwrap().database_id, b.info().unwrap().database_id);
 }
+
+#[test]
+fn zeroed_headers_over_committed_data_are_not_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("z.db");
+    {
+        let db = Database::open(&path).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.put("t", b"k", b"precious").unwrap();
+        tx.commit().unwrap();
+    }
+    let mut bytes = bytes_of(&path);
+    bytes.truncate(16384); // small enough to look like an interrupted creation
+    bytes[..8192].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    // Markers exist after the header region: this is damage, not a fresh file.
+    let err = open_err_untouched(&path);
+    assert!(
+        matches!(err, Error::NotADatabase { .. } | Error::Corrupted { .. }),
+        "{err}"
+    );
+}

@@ -313,7 +313,9 @@ pub(crate) fn create(storage: &dyn Storage, options: &Options) -> Result<(Header
 }
 
 /// Whether the file is what a crash during [`create`] leaves: no more than a new
-/// database's pages, and a header region that was never written (all zero).
+/// database's pages, a header region never written (all zero), and nothing else but
+/// possibly the first marker page's 32-byte header: no commit ever reached it. A file
+/// with anything more (a marker, a capsule) is a damaged database, never re-created.
 pub(crate) fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
     let len = storage.len()?;
     let created_len_max = HEADER_REGION_LEN + 2 * u64::from(crate::format::PAGE_SIZE_MAX);
@@ -321,10 +323,15 @@ pub(crate) fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
         return Ok(false);
     }
     let view = storage.view()?;
-    let region = view
-        .get(0, (len.min(HEADER_REGION_LEN)) as usize)
-        .unwrap_or(&[]);
-    Ok(region.iter().all(|&b| b == 0))
+    let bytes = view.get(0, len as usize).unwrap_or(&[]);
+    let page_header_at = |i: usize| {
+        let block = crate::format::PAGE_SIZE_MIN as usize;
+        i >= HEADER_REGION_LEN as usize && i % block < crate::format::LOG_PAGE_HEADER_LEN
+    };
+    Ok(bytes
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == 0 || page_header_at(i)))
 }
 
 fn clock_seed() -> u64 {
