@@ -8,14 +8,23 @@
 //! # fn main() -> capsuledb::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let db = capsuledb::Database::open(dir.path().join("app.db"))?;
-//! println!("page size {}", db.info()?.page_size);
+//! let mut conn = db.connect();
+//! let mut tx = conn.begin()?; // Serializable
+//! tx.create_table("accounts")?;
+//! tx.put("accounts", b"alice", b"100")?;
+//! tx.commit()?; // Durable
+//! assert_eq!(conn.begin_read()?.get("accounts", b"alice")?.as_deref(), Some(&b"100"[..]));
 //! # Ok(()) }
 //! ```
 //!
 //! ## Layers
-//! `storage` (the only code touching the OS) → `format` (on-disk structures) → and, as
-//! they land, `pager`, `btree`, `mvcc`, `commit`, `checkpoint`, and `api` on top.
-//! Each layer uses only the ones below it.
+//! Bottom up, each using only the ones below it: `storage` (the only code touching the
+//! OS: a memory-mapped file and a fault-injecting simulator) → `format` (every on-disk
+//! structure, checked against `format-spec/`) → `pager` (allocation, free pages, growth)
+//! → `btree` (the copy-on-write B+tree) → `mvcc` (the version store, snapshots,
+//! visibility) → `commit` (validation, group commit, the log, recovery) → `checkpoint`
+//! (folding into the tree, the free list, compaction) → `api` (`Database`, `Connection`,
+//! `Transaction`).
 //!
 //! ## Safety
 //! `unsafe` appears only in `storage::file`, for mapping the file and for the `flock` and
