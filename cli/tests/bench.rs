@@ -130,3 +130,27 @@ fn bench_ops_cap_ends_phases_early() {
     let ops = v["results"][0]["ops"].as_u64().unwrap();
     assert!((50..60).contains(&ops), "{ops}");
 }
+
+#[test]
+fn bench_keep_leaves_a_database_every_subcommand_can_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept.db");
+    let kept = s(&kept);
+    tiny(&dir, &["--phases", "bulk,reads", "--keep", &kept]);
+    let info = ok(&["info", &kept]);
+    assert!(
+        info.contains("table              bench (2000 entries)"),
+        "{info}"
+    );
+    assert!(ok(&["check", &kept]).starts_with("ok:"));
+    assert_eq!(ok(&["tables", &kept]), "bench\n");
+    let scan = ok(&["scan", &kept, "bench", "--hex", "--limit", "3"]);
+    assert_eq!(scan.lines().count(), 3, "{scan}");
+    let dump = ok(&["dump", &kept, "bench", "--format", "hex"]);
+    assert_eq!(dump.lines().count(), 2000);
+    ok(&["put", &kept, "bench", "--hex", "00", "ff"]);
+    assert_eq!(ok(&["get", &kept, "bench", "--hex", "00"]), "ff\n");
+    ok(&["delete", &kept, "bench", "--hex", "00"]);
+    assert!(ok(&["compact", &kept]).starts_with("compacted:"));
+    assert!(ok(&["check", &kept]).starts_with("ok:"));
+}

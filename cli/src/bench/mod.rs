@@ -109,6 +109,10 @@ pub struct BenchArgs {
     /// Seed of the key generator: the same seed writes the same keys.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Keep the bulk-loaded database (table `bench`) at FILE instead of deleting it, to
+    /// try the other subcommands on it (`info`, `check`, `scan`, ...).
+    #[arg(long, value_name = "FILE")]
+    pub keep: Option<PathBuf>,
     /// Print the results as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -175,6 +179,21 @@ impl Bench<'_> {
     fn fresh_db(&self) -> CliResult<Database> {
         let n = self.next_db.fetch_add(1, Ordering::Relaxed);
         Ok(Database::open(self.dir.join(format!("bench-{n}.db")))?)
+    }
+
+    /// Closes a database and moves its file to `keep` (copying across file systems).
+    fn keep_db(&self, db: Database, keep: &Path) -> CliResult<()> {
+        let path = db.path().map(Path::to_path_buf);
+        db.close()?;
+        if let Some(path) = path
+            && std::fs::rename(&path, keep).is_err()
+        {
+            std::fs::copy(&path, keep)
+                .map_err(|e| CliError::io(format!("keep the database at {}", keep.display()), e))?;
+            std::fs::remove_file(&path)
+                .map_err(|e| CliError::io(format!("remove {}", path.display()), e))?;
+        }
+        Ok(())
     }
 
     /// Closes a phase's database (flushing everything) and deletes its file.
@@ -317,7 +336,10 @@ fn run_phases(b: &Bench<'_>) -> CliResult<Vec<PhaseResult>> {
         if wants(Phase::Scans) {
             results.push(reads::range_scans(b, &loaded, 1)?);
         }
-        b.finish_db(loaded.db)?;
+        match &b.args.keep {
+            Some(keep) => b.keep_db(loaded.db, keep)?,
+            None => b.finish_db(loaded.db)?,
+        }
     }
     Ok(results)
 }
