@@ -129,36 +129,50 @@ impl Engine {
         let view;
         if tree.root != 0 {
             view = self.storage.view()?;
-            let (clo, chi) = table_bounds(table, lo, hi);
-            let batch = btree::scan_leaf(
-                &view,
-                self.page_size,
-                tree.root,
-                bound_slice(&clo),
-                bound_slice(&chi),
-                reverse,
-                Some(self.pager.verified()),
-            )?;
-            // The leaf's edge, in this table's key space; an edge outside the table
-            // means the tree has nothing more for this range.
+            let (mut clo, mut chi) = table_bounds(table, lo, hi);
             let prefix = table.to_be_bytes();
-            if let Some(edge) = batch.leaf_edge.filter(|e| e.get(..8) == Some(&prefix[..])) {
+            let pages = tree.keepalive();
+            // Leaf after leaf until the batch is full, the table ends, or the tree has
+            // passed what the store batch covered.
+            loop {
+                let batch = btree::scan_leaf(
+                    &view,
+                    self.page_size,
+                    tree.root,
+                    bound_slice(&clo),
+                    bound_slice(&chi),
+                    reverse,
+                    Some(self.pager.verified()),
+                )?;
+                for (k, v) in batch.entries {
+                    tree_entries.push((
+                        k.get(8..).unwrap_or(&[]).to_vec(),
+                        ValueRef::mapped(&view, v, &pages),
+                    ));
+                }
+                // The leaf's edge, in this table's key space; an edge outside the table
+                // means the tree has nothing more for this range.
+                let Some(edge) = batch.leaf_edge.filter(|e| e.get(..8) == Some(&prefix[..])) else {
+                    break;
+                };
                 let k = edge.get(8..).unwrap_or(&[]).to_vec();
                 let tree_cover = if reverse {
                     Bound::Included(k)
                 } else {
                     Bound::Excluded(k)
                 };
-                if cover_cmp(&tree_cover, &covered, reverse) == Ordering::Less {
-                    covered = tree_cover;
+                if cover_cmp(&tree_cover, &covered, reverse) != Ordering::Less {
+                    break;
                 }
-            }
-            let pages = tree.keepalive();
-            for (k, v) in batch.entries {
-                tree_entries.push((
-                    k.get(8..).unwrap_or(&[]).to_vec(),
-                    ValueRef::mapped(&view, v, &pages),
-                ));
+                if tree_entries.len() >= limit {
+                    covered = tree_cover;
+                    break;
+                }
+                if reverse {
+                    chi = Bound::Excluded(edge);
+                } else {
+                    clo = Bound::Included(edge);
+                }
             }
         }
         let done = cover_cmp(&covered, &owned(own_end), reverse) != Ordering::Less;
