@@ -100,8 +100,14 @@ impl Engine {
             &btree::composite(table, key),
             Some(self.pager.verified()),
         )?;
-        let pages = tree.keepalive();
-        Ok(found.map(|v| ValueRef::mapped(&view, v, &pages)))
+        let Some(v) = found else { return Ok(None) };
+        let (offset, len) = ValueRef::locate(&view, v);
+        Ok(Some(ValueRef::mapped_owned(
+            view,
+            offset,
+            len,
+            tree.into_keepalive(),
+        )))
     }
 
     /// One batch of committed entries in `(lo, hi)` at `snapshot`, from the low end

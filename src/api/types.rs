@@ -126,14 +126,30 @@ impl ValueRef {
         bytes: &[u8],
         pages: &Arc<dyn std::any::Any + Send + Sync>,
     ) -> ValueRef {
+        let (offset, len) = ValueRef::locate(view, bytes);
+        ValueRef::mapped_owned(view.clone(), offset, len, Arc::clone(pages))
+    }
+
+    /// Where `bytes`, a slice of `view`, sits in it.
+    pub(crate) fn locate(view: &crate::storage::View, bytes: &[u8]) -> (usize, usize) {
         let base = view.as_ptr() as usize;
-        let offset = (bytes.as_ptr() as usize).saturating_sub(base);
+        ((bytes.as_ptr() as usize).saturating_sub(base), bytes.len())
+    }
+
+    /// A mapped value taking ownership of its view and page guard (no reference-count
+    /// traffic on the point-read path).
+    pub(crate) fn mapped_owned(
+        view: crate::storage::View,
+        offset: usize,
+        len: usize,
+        pages: Arc<dyn std::any::Any + Send + Sync>,
+    ) -> ValueRef {
         ValueRef {
             inner: ValueInner::Mapped {
-                view: view.clone(),
+                view,
                 offset,
-                len: bytes.len(),
-                _pages: Arc::clone(pages),
+                len,
+                _pages: pages,
             },
         }
     }

@@ -64,6 +64,11 @@ impl TreeState {
     pub fn keepalive(&self) -> Arc<dyn std::any::Any + Send + Sync> {
         Arc::clone(&self.guard) as Arc<dyn std::any::Any + Send + Sync>
     }
+
+    /// The same handle, taken from this state without touching the reference count.
+    pub fn into_keepalive(self) -> Arc<dyn std::any::Any + Send + Sync> {
+        self.guard as Arc<dyn std::any::Any + Send + Sync>
+    }
 }
 
 /// What one checkpoint did.
