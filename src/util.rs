@@ -25,16 +25,5 @@ pub fn bound_slice(b: &std::ops::Bound<Vec<u8>>) -> std::ops::Bound<&[u8]> {
 
 /// Whether `key` lies inside `(lo, hi)`.
 pub fn in_bounds(key: &[u8], lo: std::ops::Bound<&[u8]>, hi: std::ops::Bound<&[u8]>) -> bool {
-    use std::ops::Bound;
-    let above = match lo {
-        Bound::Included(l) => key >= l,
-        Bound::Excluded(l) => key > l,
-        Bound::Unbounded => true,
-    };
-    let below = match hi {
-        Bound::Included(h) => key <= h,
-        Bound::Excluded(h) => key < h,
-        Bound::Unbounded => true,
-    };
-    above && below
+    std::ops::RangeBounds::contains(&(lo, hi), key)
 }

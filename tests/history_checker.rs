@@ -79,17 +79,13 @@ fn decode_value(seed: u64, v: &[u8], key: &[u8]) -> Uid {
 }
 
 fn in_range(lo: &Bound<Key>, hi: &Bound<Key>, k: &[u8]) -> bool {
-    let above = match lo {
-        Bound::Included(l) => k >= l.as_slice(),
-        Bound::Excluded(l) => k > l.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let below = match hi {
-        Bound::Included(h) => k <= h.as_slice(),
-        Bound::Excluded(h) => k < h.as_slice(),
-        Bound::Unbounded => true,
-    };
-    above && below
+    std::ops::RangeBounds::contains(
+        &(
+            lo.as_ref().map(Vec::as_slice),
+            hi.as_ref().map(Vec::as_slice),
+        ),
+        k,
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -81,17 +81,13 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn in_range(lo: &Bound<Key>, hi: &Bound<Key>, k: &[u8]) -> bool {
-    let above = match lo {
-        Bound::Included(l) => k >= l.as_slice(),
-        Bound::Excluded(l) => k > l.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let below = match hi {
-        Bound::Included(h) => k <= h.as_slice(),
-        Bound::Excluded(h) => k < h.as_slice(),
-        Bound::Unbounded => true,
-    };
-    above && below
+    std::ops::RangeBounds::contains(
+        &(
+            lo.as_ref().map(Vec::as_slice),
+            hi.as_ref().map(Vec::as_slice),
+        ),
+        k,
+    )
 }
 
 fn not_found(r: &capsuledb::Result<impl std::fmt::Debug>, name: &str) -> bool {
