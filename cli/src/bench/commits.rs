@@ -43,13 +43,6 @@ fn per(n: u64, d: u64) -> Option<f64> {
 
 fn commit_row(phase: &str, threads: usize, run: &Run, d: &Deltas) -> PhaseResult {
     PhaseResult {
-        phase: phase.into(),
-        threads,
-        ops: run.ops,
-        seconds: run.seconds,
-        ops_per_s: run.ops_per_s(),
-        latency_us_p50: run.latency.quantile_us(0.5),
-        latency_us_p99: run.latency.quantile_us(0.99),
         fsyncs_per_commit: per(d.syncs, run.ops),
         abort_pct: Some(run.abort_pct()),
         group_size_mean: per(d.group_commits, d.groups),
@@ -57,7 +50,7 @@ fn commit_row(phase: &str, threads: usize, run: &Run, d: &Deltas) -> PhaseResult
         section_ns_mean: per(d.section_ns, d.sections),
         write_conflicts: Some(d.write_conflicts),
         ssi_conflicts: Some(d.ssi_conflicts),
-        notes: String::new(),
+        ..run.row(phase, threads)
     }
 }
 

@@ -39,6 +39,20 @@ pub struct Run {
 }
 
 impl Run {
+    /// A summary row with this run's timing filled in and the rest left empty.
+    pub fn row(&self, phase: &str, threads: usize) -> super::report::PhaseResult {
+        super::report::PhaseResult {
+            phase: phase.into(),
+            threads,
+            ops: self.ops,
+            seconds: self.seconds,
+            ops_per_s: self.ops_per_s(),
+            latency_us_p50: self.latency.quantile_us(0.5),
+            latency_us_p99: self.latency.quantile_us(0.99),
+            ..super::report::PhaseResult::default()
+        }
+    }
+
     pub fn ops_per_s(&self) -> f64 {
         if self.seconds > 0.0 {
             self.ops as f64 / self.seconds

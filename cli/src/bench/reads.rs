@@ -126,18 +126,11 @@ pub fn point_reads(b: &Bench, l: &Loaded, threads: usize) -> CliResult<PhaseResu
         },
     )?;
     let row = PhaseResult {
-        phase: "point read".into(),
-        threads,
-        ops: run.ops,
-        seconds: run.seconds,
-        ops_per_s: run.ops_per_s(),
-        latency_us_p50: run.latency.quantile_us(0.5),
-        latency_us_p99: run.latency.quantile_us(0.99),
         notes: format!(
             "begin_read, {READS_PER_SNAPSHOT} gets per snapshot, {} keys",
             l.keys.len()
         ),
-        ..PhaseResult::default()
+        ..run.row("point read", threads)
     };
     bar.finish_with_message(format!("{} reads/s", grouped(row.ops_per_s)));
     Ok(row)
@@ -170,18 +163,11 @@ pub fn range_scans(b: &Bench, l: &Loaded, threads: usize) -> CliResult<PhaseResu
         },
     )?;
     let row = PhaseResult {
-        phase: "range scan 1000".into(),
-        threads,
-        ops: run.ops,
-        seconds: run.seconds,
-        ops_per_s: run.ops_per_s(),
-        latency_us_p50: run.latency.quantile_us(0.5),
-        latency_us_p99: run.latency.quantile_us(0.99),
         notes: format!(
             "forward from a random key: {} keys/s",
             grouped(entries.into_inner() as f64 / run.seconds.max(f64::MIN_POSITIVE))
         ),
-        ..PhaseResult::default()
+        ..run.row("range scan 1000", threads)
     };
     bar.finish_with_message(format!("{} scans/s", grouped(row.ops_per_s)));
     Ok(row)
