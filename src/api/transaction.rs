@@ -77,14 +77,6 @@ fn decode_table_id(v: &[u8]) -> Result<TableId> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-fn owned_bound(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
 impl<'c> Transaction<'c> {
     pub(crate) fn begin(
         conn: &'c mut Connection,
@@ -137,8 +129,8 @@ impl<'c> Transaction<'c> {
         if self.tracks_reads() {
             self.reads.borrow_mut().ranges.push(TableRange {
                 table,
-                lo: owned_bound(lo),
-                hi: owned_bound(hi),
+                lo: lo.map(<[u8]>::to_vec),
+                hi: hi.map(<[u8]>::to_vec),
             });
         }
     }

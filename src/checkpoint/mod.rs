@@ -92,7 +92,6 @@ struct State {
     /// list means").
     non_tree: BTreeSet<u64>,
     free_list_run: (u64, u64),
-    commits_at_last: u64,
     /// Set at shutdown: no checkpoint starts after it.
     shut: bool,
 }
@@ -140,7 +139,6 @@ impl Checkpointer {
             state: Mutex::new(State {
                 non_tree,
                 free_list_run,
-                commits_at_last: 0,
                 shut: false,
             }),
         }
@@ -330,7 +328,6 @@ impl Checkpointer {
         self.pager.free(log_pages);
         st.non_tree = non_tree;
         st.free_list_run = (run_first, run_len);
-        st.commits_at_last = horizon;
         Ok(Some(CheckpointReport {
             checkpoint_seq: horizon,
             keys_folded: changes.len() as u64,

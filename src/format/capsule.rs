@@ -261,13 +261,7 @@ mod tests {
             ("snapshot", offset_of!(RawCapsuleHeader, snapshot), 8),
             ("reserved", offset_of!(RawCapsuleHeader, reserved), 8),
         ];
-        assert_eq!(spec.len(), code.len());
-        for (row, (name, offset, size)) in spec.iter().zip(code) {
-            assert_eq!(
-                (row.name.as_str(), row.offset, row.size),
-                (name, offset, size)
-            );
-        }
+        spec_table::assert_layout(&spec, &code);
         let spec = spec_table::rows(md, "Capsule entry");
         let code = [
             ("op", offset_of!(RawEntryHead, op), 1),
@@ -276,13 +270,7 @@ mod tests {
             ("key_len", offset_of!(RawEntryHead, key_len), 4),
             ("value_len", offset_of!(RawEntryHead, value_len), 4),
         ];
-        assert_eq!(spec.len(), code.len());
-        for (row, (name, offset, size)) in spec.iter().zip(code) {
-            assert_eq!(
-                (row.name.as_str(), row.offset, row.size),
-                (name, offset, size)
-            );
-        }
+        spec_table::assert_layout(&spec, &code);
         assert_eq!(&CAPSULE_MAGIC.to_le_bytes(), b"CAP1");
     }
 

@@ -224,13 +224,7 @@ mod tests {
             ("reserved", offset_of!(RawHeader, reserved), 40),
             ("checksum", offset_of!(RawHeader, checksum), 4),
         ];
-        assert_eq!(spec.len(), code.len());
-        for (row, (name, offset, size)) in spec.iter().zip(code) {
-            assert_eq!(
-                (row.name.as_str(), row.offset, row.size),
-                (name, offset, size)
-            );
-        }
+        spec_table::assert_layout(&spec, &code);
         assert_eq!(CHECKSUM_OFFSET, offset_of!(RawHeader, checksum));
     }
 

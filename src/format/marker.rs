@@ -140,13 +140,7 @@ mod tests {
             ("reserved", offset_of!(RawMarker, reserved), 8),
             ("chain", offset_of!(RawMarker, chain), 4),
         ];
-        assert_eq!(spec.len(), code.len());
-        for (row, (name, offset, size)) in spec.iter().zip(code) {
-            assert_eq!(
-                (row.name.as_str(), row.offset, row.size),
-                (name, offset, size)
-            );
-        }
+        spec_table::assert_layout(&spec, &code);
         let spec = spec_table::rows(md, "Marker pages and the marker stream");
         let code = [
             (
@@ -160,13 +154,7 @@ mod tests {
                 8,
             ),
         ];
-        assert_eq!(spec.len(), code.len());
-        for (row, (name, offset, size)) in spec.iter().zip(code) {
-            assert_eq!(
-                (row.name.as_str(), row.offset, row.size),
-                (name, offset, size)
-            );
-        }
+        spec_table::assert_layout(&spec, &code);
         assert_eq!(slots_per_page(4096), 127);
     }
 

@@ -188,13 +188,7 @@ mod tests {
             ("reserved", offset_of!(RawPageHeader, reserved), 2),
             ("page_number", offset_of!(RawPageHeader, page_number), 8),
         ];
-        assert_eq!(spec.len(), code.len());
-        for (row, (name, offset, size)) in spec.iter().zip(code) {
-            assert_eq!(
-                (row.name.as_str(), row.offset, row.size),
-                (name, offset, size)
-            );
-        }
+        spec_table::assert_layout(&spec, &code);
     }
 
     #[test]

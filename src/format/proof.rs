@@ -119,13 +119,7 @@ mod tests {
             ("write_digest", offset_of!(RawProof, write_digest), 4),
             ("entry_count", offset_of!(RawProof, entry_count), 4),
         ];
-        assert_eq!(spec.len(), code.len());
-        for (row, (name, offset, size)) in spec.iter().zip(code) {
-            assert_eq!(
-                (row.name.as_str(), row.offset, row.size),
-                (name, offset, size)
-            );
-        }
+        spec_table::assert_layout(&spec, &code);
         assert_eq!(&PROOF_MAGIC.to_le_bytes(), b"PRF1");
     }
 

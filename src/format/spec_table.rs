@@ -42,3 +42,19 @@ pub fn rows(markdown: &str, heading: &str) -> Vec<Row> {
     assert!(!out.is_empty(), "no table under heading {heading:?}");
     out
 }
+
+/// Asserts that `spec` rows and the code's `(name, offset, size)` triples agree, row by
+/// row and in number.
+pub fn assert_layout(spec: &[Row], code: &[(&str, usize, usize)]) {
+    assert_eq!(
+        spec.len(),
+        code.len(),
+        "rows in the spec table and fields in the code"
+    );
+    for (row, &(name, offset, size)) in spec.iter().zip(code) {
+        assert_eq!(
+            (row.name.as_str(), row.offset, row.size),
+            (name, offset, size)
+        );
+    }
+}
