@@ -126,6 +126,30 @@ pub enum Error {
     },
     /// The database is shutting down or closed.
     Closed,
+    /// A [`crate::raftlog::RaftLog`] call named an index or term that would break the
+    /// log's order: an append that does not follow the last entry or is not contiguous,
+    /// a term going backwards, a truncate of purged entries, a purge past the last
+    /// entry without its term. Nothing was written.
+    LogOrder {
+        /// The call: "append", "truncate" or "purge".
+        op: &'static str,
+        /// The index the call named.
+        index: u64,
+        /// What is wrong, e.g. "expected index 12 after the last entry 11".
+        what: String,
+    },
+    /// `begin_read_at` asked for a state outside the history-retention window
+    /// (see [`crate::Options::history_retention`]).
+    HistoryUnavailable {
+        /// The sequence asked for.
+        requested: u64,
+        /// The oldest state still retained.
+        oldest: u64,
+        /// The newest state (the visible sequence).
+        newest: u64,
+    },
+    /// The database was opened read-only; nothing may be written.
+    ReadOnlyDatabase,
 }
 
 impl Error {
@@ -153,6 +177,17 @@ impl fmt::Display for Error {
             ),
             Error::InvalidPath { path, reason } => {
                 write!(f, "cannot use {} as a database: {reason}", path.display())
+            }
+            Error::HistoryUnavailable {
+                requested,
+                oldest,
+                newest,
+            } => write!(
+                f,
+                "the state at seq {requested} is not retained: the history window holds seqs {oldest} to {newest} (see Options::history_retention)"
+            ),
+            Error::ReadOnlyDatabase => {
+                write!(f, "the database was opened read-only; it cannot be written")
             }
             Error::NotADatabase { what } => write!(f, "not a capsuledb database: {what}"),
             Error::Truncated { len, needed } => write!(
@@ -200,6 +235,9 @@ impl fmt::Display for Error {
                 "database refuses commits after an I/O failure ({cause}); reopen it"
             ),
             Error::Closed => write!(f, "database is closed"),
+            Error::LogOrder { op, index, what } => {
+                write!(f, "raft log {op} at index {index} refused: {what}")
+            }
         }
     }
 }

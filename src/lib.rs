@@ -49,15 +49,17 @@ mod error;
 pub mod format;
 mod mvcc;
 mod pager;
+pub mod raftlog;
 pub mod rng;
 pub mod storage;
 mod util;
 
 pub use api::{
     CATALOG_NAME, CommitInfo, Connection, Database, DbInfo, Durability, IntegrityReport, Isolation,
-    MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, Options, Range, Stats,
-    Transaction, ValueRef,
+    MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, Options, Page, Range,
+    Stats, Transaction, ValueRef,
 };
 pub use checkpoint::CheckpointReport;
-pub use commit::QUEUE_COMMITS_MAX;
+pub use commit::{CommitEvent, QUEUE_COMMITS_MAX, Received, Subscription};
 pub use error::{Error, Result};
+pub use mvcc::HistoryRetention;

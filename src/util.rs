@@ -27,3 +27,28 @@ pub fn bound_slice(b: &std::ops::Bound<Vec<u8>>) -> std::ops::Bound<&[u8]> {
 pub fn in_bounds(key: &[u8], lo: std::ops::Bound<&[u8]>, hi: std::ops::Bound<&[u8]>) -> bool {
     std::ops::RangeBounds::contains(&(lo, hi), key)
 }
+
+/// Whether the lower bound `a` admits no key that `b` excludes and is not the same as
+/// `b` (it is the tighter of the two).
+pub fn bound_tighter_lo(a: &std::ops::Bound<Vec<u8>>, b: &std::ops::Bound<Vec<u8>>) -> bool {
+    use std::ops::Bound::*;
+    match (a, b) {
+        (Unbounded, _) => false,
+        (_, Unbounded) => true,
+        (Included(x) | Excluded(x), Included(y) | Excluded(y)) if x != y => x > y,
+        (Excluded(_), Included(_)) => true,
+        _ => false,
+    }
+}
+
+/// Whether the upper bound `a` is the tighter of `a` and `b`.
+pub fn bound_tighter_hi(a: &std::ops::Bound<Vec<u8>>, b: &std::ops::Bound<Vec<u8>>) -> bool {
+    use std::ops::Bound::*;
+    match (a, b) {
+        (Unbounded, _) => false,
+        (_, Unbounded) => true,
+        (Included(x) | Excluded(x), Included(y) | Excluded(y)) if x != y => x < y,
+        (Excluded(_), Included(_)) => true,
+        _ => false,
+    }
+}

@@ -1,12 +1,13 @@
 //! `Database`: one open database file, shared by every handle in the process.
 
 use super::engine::Engine;
+use crate::commit::Subscription;
 use crate::format::{
     FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
     first_data_page,
 };
 use crate::storage::{FileStorage, Storage};
-use crate::{Connection, Durability, Error, Options, Result};
+use crate::{Connection, Durability, Error, Options, Result, Transaction};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
@@ -129,9 +130,20 @@ impl Database {
         let registry = open_files.get_or_insert_with(HashMap::new);
         registry.retain(|_, engine| engine.strong_count() > 0);
         if let Some(engine) = file_id_of(path).and_then(|id| registry.get(&id)?.upgrade()) {
+            if engine.read_only != options.read_only {
+                // As between processes: a writer's exclusive lock and readers' shared
+                // one exclude each other.
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
             return Ok(Database { engine });
         }
-        let storage = FileStorage::open(path, true)?;
+        let storage = if options.read_only {
+            FileStorage::open_read_only(path)?
+        } else {
+            FileStorage::open(path, true)?
+        };
         let id = storage.file_id()?;
         let engine = Engine::open(Arc::new(storage), Some(path.to_path_buf()), options)?;
         registry.insert(id, Arc::downgrade(&engine));
@@ -211,6 +223,53 @@ impl Database {
         self.engine.committer.wait_for(seq, level)
     }
 
+    /// A read-only transaction at the past state `seq`: every commit at or below `seq`
+    /// and none after it. `seq` must lie in the history window
+    /// ([`Options::history_retention`], [`Database::history_window`]); otherwise
+    /// [`Error::HistoryUnavailable`] says what the window holds. While the transaction
+    /// lives, the window does not move past `seq`.
+    pub fn begin_read_at(&self, seq: u64) -> Result<Transaction<'_>> {
+        Transaction::begin_at(Arc::clone(&self.engine), seq)
+    }
+
+    /// The states readable through [`Database::begin_read_at`] now: `(oldest, newest)`.
+    pub fn history_window(&self) -> (u64, u64) {
+        (
+            self.engine.committer.history().floor(),
+            self.engine.registry.visible(),
+        )
+    }
+
+    /// Drops retained versions older than `seq` now, whatever the retention setting:
+    /// states before `seq` can no longer be read, and a checkpoint gives their space
+    /// back to the free list. The window never passes a live `begin_read_at`
+    /// transaction or what live snapshots need. Returns the window's new oldest state.
+    pub fn drop_history_before(&self, seq: u64) -> Result<u64> {
+        let e = &self.engine;
+        e.check_writable()?;
+        e.committer.drain()?;
+        let history = e.committer.history();
+        history.drop_before(seq);
+        e.committer.maintain();
+        e.checkpointer.run(true, true)?;
+        Ok(history.floor())
+    }
+
+    /// Subscribes to the commits that become durable from now on, each as its sequence
+    /// number and the tables it touched, in order and without gaps. The subscriber's
+    /// queue holds up to 4096 events; see [`Database::subscribe_with_capacity`].
+    pub fn subscribe(&self) -> Subscription {
+        self.subscribe_with_capacity(4096)
+    }
+
+    /// [`Database::subscribe`] with room for `capacity` unreceived events. When the
+    /// queue is full the oldest event is dropped and the subscriber's next receive says
+    /// how many it missed ([`Received::Lagged`]): committers never wait for subscribers.
+    pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
+        let committer = &self.engine.committer;
+        committer.feed().subscribe(capacity, || committer.tip())
+    }
+
     /// Shuts the database down: new commits get [`Error::Closed`], and every commit
     /// already sequenced is written and synced before this returns. Dropping the last
     /// handle does the same, but cannot report an error.
@@ -218,7 +277,9 @@ impl Database {
         self.engine.closing.store(true, Ordering::Release);
         // Wait for a checkpoint in progress; none starts after this.
         self.engine.checkpointer.shut();
-        self.engine.committer.drain()
+        let drained = self.engine.committer.drain();
+        self.engine.committer.feed().close();
+        drained
     }
 
     /// Writes the markers of queued `Applied` commits, then prunes the commit index and
@@ -238,14 +299,14 @@ impl Database {
     /// budget ([`Options::version_store_budget`], [`Options::checkpoint_log_commits`]).
     /// Returns `None` when there was nothing to fold.
     pub fn checkpoint(&self) -> Result<Option<crate::CheckpointReport>> {
-        self.engine.check_open()?;
+        self.engine.check_writable()?;
         self.engine.run_checkpoint(true)
     }
 
     /// Checkpoints, then returns the free pages at the end of the file to the operating
     /// system. Returns the number of bytes the file shrank by.
     pub fn compact(&self) -> Result<u64> {
-        self.engine.check_open()?;
+        self.engine.check_writable()?;
         self.engine.checkpointer.compact()
     }
 

@@ -4,10 +4,11 @@ use super::database::{create, interrupted_creation, read_header};
 use crate::btree;
 use crate::checkpoint::{CheckpointReport, Checkpointer, TreeState, read_free_list};
 use crate::commit::{
-    CommitError, Committer, GroupCommit, LogArena, MarkerWriter, ReadSet, recover, scrub_tail,
+    CommitError, Committer, Feed, GroupCommit, LogArena, MarkerWriter, ReadSet, recover, scrub_tail,
 };
 use crate::format::{PageKind, first_data_page};
-use crate::mvcc::{CATALOG_TABLE, SnapshotRegistry, TableId, VersionStore, WriteSet};
+use crate::mvcc::history::HISTORY_PREFIX;
+use crate::mvcc::{CATALOG_TABLE, History, SnapshotRegistry, TableId, VersionStore, WriteSet};
 use crate::pager::Pager;
 use crate::storage::Storage;
 use crate::{Durability, Error, Isolation, Options, Result};
@@ -34,6 +35,8 @@ pub(crate) struct Engine {
     pub(crate) checkpointer: Checkpointer,
     next_table_id: AtomicU64,
     pub(crate) closing: AtomicBool,
+    /// Opened read-only: nothing is written.
+    pub(crate) read_only: bool,
     /// Commits replayed by recovery at open.
     pub(crate) recovered_commits: u64,
     version_bytes_max: u64,
@@ -71,13 +74,46 @@ fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Result<TableI
     }
 }
 
+/// The highest table id owning data in the tree (a dropped table's data stays while
+/// its drop is inside the history window, so its id must not be reused).
+fn max_data_table_id(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
+    let mut hi = Bound::Excluded(HISTORY_PREFIX.to_vec());
+    loop {
+        let batch = btree::scan_leaf(
+            file,
+            page_size,
+            root,
+            Bound::Unbounded,
+            hi.as_ref().map(Vec::as_slice),
+            true,
+            None,
+        )?;
+        if let Some((k, _)) = batch.entries.first() {
+            return Ok(k
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes));
+        }
+        match batch.leaf_edge {
+            Some(edge) => hi = Bound::Excluded(edge),
+            None => return Ok(0),
+        }
+    }
+}
+
 impl Engine {
     pub(crate) fn open(
         storage: Arc<dyn Storage>,
         path: Option<PathBuf>,
         options: &Options,
     ) -> Result<Arc<Engine>> {
-        let (header, copy) = if storage.is_empty()? || interrupted_creation(storage.as_ref())? {
+        let fresh = storage.is_empty()? || interrupted_creation(storage.as_ref())?;
+        let (header, copy) = if fresh && options.read_only {
+            return Err(Error::NotADatabase {
+                what: "the file holds no created database, and a read-only open cannot create one"
+                    .into(),
+            });
+        } else if fresh {
             create(storage.as_ref(), options)?
         } else {
             read_header(storage.as_ref())?
@@ -85,7 +121,21 @@ impl Engine {
         let page_size = header.page_size;
         // Recovery only reads; nothing is written until it has succeeded.
         let versions = Arc::new(VersionStore::new());
-        let rec = recover(storage.as_ref(), &header, &versions)?;
+        let (floor, kept_drops) = {
+            let file = storage.view()?;
+            let r = crate::checkpoint::read_history(&file, page_size, header.catalog_root)?;
+            (
+                r.floor.unwrap_or(header.checkpoint_seq),
+                r.drops.unwrap_or_default(),
+            )
+        };
+        let mut kept_max_id = 0;
+        for &(table, seq) in &kept_drops {
+            versions.drop_table_at(table, seq);
+            kept_max_id = kept_max_id.max(table);
+        }
+        let rec = recover(storage.as_ref(), &header, &versions, floor)?;
+        let floor = floor.min(rec.tip);
         let first_data = first_data_page(page_size);
         let (non_tree, free_list_run, tree_max_id) = {
             let file = storage.view()?;
@@ -99,7 +149,9 @@ impl Engine {
             (
                 non_tree,
                 run,
-                max_table_id_in_tree(&file, page_size, header.catalog_root)?,
+                max_table_id_in_tree(&file, page_size, header.catalog_root)?
+                    .max(max_data_table_id(&file, page_size, header.catalog_root)?)
+                    .max(kept_max_id),
             )
         };
         let high_water = rec
@@ -120,11 +172,14 @@ impl Engine {
             free,
         )?);
         let mut tail = rec.tail;
-        if tail.next_page == 0 {
-            tail.next_page = pager.alloc()?;
+        if !options.read_only {
+            if tail.next_page == 0 {
+                tail.next_page = pager.alloc()?;
+            }
+            scrub_tail(storage.as_ref(), page_size, &tail)?;
         }
-        scrub_tail(storage.as_ref(), page_size, &tail)?;
         let registry = SnapshotRegistry::new(rec.tip);
+        let feed = Arc::new(Feed::new(rec.tip));
         let group = GroupCommit::new(
             Arc::clone(&storage),
             LogArena::new(
@@ -140,6 +195,7 @@ impl Engine {
                 rec.marker_pages,
             ),
             rec.tip,
+            Arc::clone(&feed),
         );
         let capsules = LogArena::new(
             PageKind::Capsule,
@@ -151,6 +207,8 @@ impl Engine {
             rec.tip,
             Arc::clone(&registry),
             Arc::clone(&versions),
+            History::new(options.history_retention, floor, rec.tip),
+            feed,
             capsules,
             group,
         ));
@@ -177,6 +235,7 @@ impl Engine {
             checkpointer,
             next_table_id: AtomicU64::new(rec.max_table_id.max(tree_max_id) + 1),
             closing: AtomicBool::new(false),
+            read_only: options.read_only,
             recovered_commits: rec.replayed,
             version_bytes_max: options.version_store_budget,
             log_commits_max: options.checkpoint_log_commits,
@@ -194,6 +253,14 @@ impl Engine {
         Ok(())
     }
 
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnlyDatabase);
+        }
+        Ok(())
+    }
+
     pub(crate) fn allocate_table_id(&self) -> TableId {
         self.next_table_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -203,6 +270,10 @@ impl Engine {
         self.checkpointer.tree()
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a transaction's parts, passed through"
+    )]
     pub(crate) fn commit(
         &self,
         snapshot: u64,
@@ -211,11 +282,12 @@ impl Engine {
         reads: ReadSet,
         dropped: &[TableId],
         durability: Durability,
+        touched: Arc<[String]>,
     ) -> Result<Option<u64>, CommitError> {
         self.check_open()?;
-        let seq = self
-            .committer
-            .commit(snapshot, isolation, writes, reads, dropped, durability)?;
+        let seq = self.committer.commit(
+            snapshot, isolation, writes, reads, dropped, durability, touched,
+        )?;
         if seq.is_none() {
             return Ok(seq);
         }

@@ -147,7 +147,8 @@ impl Database {
             }
 
             // The log after the checkpoint: every marker, proof and capsule verifies.
-            match crate::commit::recover(e.storage.as_ref(), header, &VersionStore::new()) {
+            match crate::commit::recover(e.storage.as_ref(), header, &VersionStore::new(), u64::MAX)
+            {
                 Ok(rec) => r.log_commits = rec.replayed,
                 Err(err) => problem(&mut r, err),
             }

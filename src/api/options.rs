@@ -1,6 +1,7 @@
 //! `Options`: how a database is opened.
 
 use crate::format::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN, page_size_valid};
+use crate::mvcc::HistoryRetention;
 use crate::storage::Storage;
 use crate::{Database, Error, Result};
 use std::path::Path;
@@ -24,6 +25,8 @@ pub struct Options {
     pub(crate) seed: Option<u64>,
     pub(crate) version_store_budget: u64,
     pub(crate) checkpoint_log_commits: u64,
+    pub(crate) history_retention: HistoryRetention,
+    pub(crate) read_only: bool,
 }
 
 impl Default for Options {
@@ -41,6 +44,8 @@ impl Options {
             seed: None,
             version_store_budget: 64 << 20,
             checkpoint_log_commits: 100_000,
+            history_retention: HistoryRetention::Snapshots,
+            read_only: false,
         }
     }
 
@@ -62,6 +67,46 @@ impl Options {
     /// (default 100,000); this bounds the time reopening takes.
     pub fn checkpoint_log_commits(mut self, commits: u64) -> Options {
         self.checkpoint_log_commits = commits;
+        self
+    }
+
+    /// How long past states stay readable through [`Database::begin_read_at`] and
+    /// [`crate::Transaction::versions`] (default [`HistoryRetention::Snapshots`]: only
+    /// what live snapshots need, at no extra cost). Versions inside the window survive
+    /// checkpoints as history entries in the tree; [`Database::drop_history_before`]
+    /// gives their space back early.
+    ///
+    /// ```
+    /// # fn main() -> capsuledb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use capsuledb::{HistoryRetention, Options};
+    /// let db = Options::new()
+    ///     .history_retention(HistoryRetention::Commits(10_000))
+    ///     .open(dir.path().join("app.db"))?;
+    /// let mut conn = db.connect();
+    /// let mut tx = conn.begin()?;
+    /// tx.create_table("t")?;
+    /// tx.put("t", b"k", b"old")?;
+    /// let old = tx.commit()?.seq;
+    /// let mut tx = conn.begin()?;
+    /// tx.put("t", b"k", b"new")?;
+    /// tx.commit()?;
+    /// db.checkpoint()?; // history survives checkpoints
+    /// assert_eq!(db.begin_read_at(old)?.get("t", b"k")?.as_deref(), Some(&b"old"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn history_retention(mut self, retention: HistoryRetention) -> Options {
+        self.history_retention = retention;
+        self
+    }
+
+    /// Opens the database read-only: the file is opened without write access (so a
+    /// file the process may only read can be opened), nothing is ever written, only
+    /// read transactions can begin, and every write gives
+    /// [`Error::ReadOnlyDatabase`]. A database that was never created cannot be opened
+    /// this way.
+    pub fn read_only(mut self, read_only: bool) -> Options {
+        self.read_only = read_only;
         self
     }
 

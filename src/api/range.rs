@@ -34,6 +34,8 @@ pub struct Range<'t, 'c> {
     /// Descending: the back of this deque holds the smallest key.
     back: VecDeque<(Vec<u8>, ValueRef)>,
     batch: usize,
+    /// A batch size the caller chose: it stays fixed instead of doubling.
+    fixed_batch: bool,
 }
 
 impl<'t, 'c> Range<'t, 'c> {
@@ -57,7 +59,17 @@ impl<'t, 'c> Range<'t, 'c> {
             front: VecDeque::new(),
             back: VecDeque::new(),
             batch: FIRST_BATCH,
+            fixed_batch: false,
         }
+    }
+
+    /// Fetches `n` keys per batch (at most 512) instead of starting small and doubling:
+    /// a scan that will read many keys saves round trips, one that reads few records a
+    /// shorter span for conflict checks.
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch = n.clamp(1, SCAN_BATCH_MAX);
+        self.fixed_batch = true;
+        self
     }
 
     /// Fetches the next batch from the low (`reverse == false`) or high end.
@@ -70,8 +82,11 @@ impl<'t, 'c> Range<'t, 'c> {
                 self.tx.snapshot_seq(),
                 reverse,
                 self.batch,
+                self.tx.time_travel(),
             )?;
-            self.batch = (self.batch * 2).min(SCAN_BATCH_MAX);
+            if !self.fixed_batch {
+                self.batch = (self.batch * 2).min(SCAN_BATCH_MAX);
+            }
             // The span this batch covered, from our end to where it stopped.
             let (span_lo, span_hi) = if reverse {
                 (got.covered.clone(), self.hi.clone())

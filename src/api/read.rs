@@ -10,6 +10,7 @@ use super::engine::Engine;
 use super::types::ValueRef;
 use crate::Result;
 use crate::btree;
+use crate::mvcc::history::{decode_list, history_key, resolve};
 use crate::mvcc::{SCAN_BATCH_MAX, TableId};
 use crate::util::bound_slice;
 use std::cmp::Ordering;
@@ -25,25 +26,39 @@ pub struct CommittedBatch {
     pub done: bool,
 }
 
-fn table_bounds(
-    table: TableId,
+/// Tree bounds for the keys under `prefix` whose rest lies in `(lo, hi)`.
+fn prefix_bounds(
+    prefix: &[u8],
     lo: Bound<&[u8]>,
     hi: Bound<&[u8]>,
 ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let join = |k: &[u8]| [prefix, k].concat();
     let clo = match lo {
-        Bound::Included(k) => Bound::Included(btree::composite(table, k)),
-        Bound::Excluded(k) => Bound::Excluded(btree::composite(table, k)),
-        Bound::Unbounded => Bound::Included(table.to_be_bytes().to_vec()),
+        Bound::Included(k) => Bound::Included(join(k)),
+        Bound::Excluded(k) => Bound::Excluded(join(k)),
+        Bound::Unbounded => Bound::Included(prefix.to_vec()),
     };
     let chi = match hi {
-        Bound::Included(k) => Bound::Included(btree::composite(table, k)),
-        Bound::Excluded(k) => Bound::Excluded(btree::composite(table, k)),
-        Bound::Unbounded => match table.checked_add(1) {
-            Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        Bound::Included(k) => Bound::Included(join(k)),
+        Bound::Excluded(k) => Bound::Excluded(join(k)),
+        Bound::Unbounded => match next_prefix(prefix) {
+            Some(next) => Bound::Excluded(next),
             None => Bound::Unbounded,
         },
     };
     (clo, chi)
+}
+
+/// The smallest key above every key starting with `prefix` (`None`: no such key).
+fn next_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut p = prefix.to_vec();
+    while let Some(last) = p.pop() {
+        if last < u8::MAX {
+            p.push(last + 1);
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// Orders two upper bounds (forward) or two lower bounds (reverse) by how much they
@@ -84,6 +99,7 @@ impl Engine {
         table: TableId,
         key: &[u8],
         snapshot: u64,
+        history: bool,
     ) -> Result<Option<ValueRef>> {
         if let Some(v) = self.versions.get(table, key, snapshot) {
             return Ok(v.map(ValueRef::shared));
@@ -93,6 +109,22 @@ impl Engine {
             return Ok(None);
         }
         let view = self.storage.view()?;
+        if history {
+            let found = btree::get(
+                &view,
+                self.page_size,
+                tree.root,
+                &history_key(table, key),
+                Some(self.pager.verified()),
+            )?;
+            if let Some(bytes) = found {
+                let list = decode_list(bytes)?;
+                return Ok(resolve(&list, snapshot)
+                    .cloned()
+                    .flatten()
+                    .map(ValueRef::shared));
+            }
+        }
         let found = btree::get(
             &view,
             self.page_size,
@@ -111,7 +143,12 @@ impl Engine {
     }
 
     /// One batch of committed entries in `(lo, hi)` at `snapshot`, from the low end
-    /// (or, with `reverse`, the high end).
+    /// (or, with `reverse`, the high end). With `history`, a time-travel read: the
+    /// tree's history entries override its current values.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one scan step's full description"
+    )]
     pub(crate) fn committed_scan(
         &self,
         table: TableId,
@@ -120,6 +157,7 @@ impl Engine {
         snapshot: u64,
         reverse: bool,
         limit: usize,
+        history: bool,
     ) -> Result<CommittedBatch> {
         let store = self
             .versions
@@ -132,103 +170,157 @@ impl Engine {
         };
         let tree = self.current_tree();
         let mut tree_entries = Vec::new();
-        let view;
         if tree.root != 0 {
-            view = self.storage.view()?;
-            let (mut clo, mut chi) = table_bounds(table, lo, hi);
-            let prefix = table.to_be_bytes();
+            let view = self.storage.view()?;
             let pages = tree.keepalive();
-            // Leaf after leaf until the batch is full, the table ends, or the tree has
-            // passed what the store batch covered.
-            loop {
-                let batch = btree::scan_leaf(
+            let prefix = table.to_be_bytes();
+            for (k, v) in self.tree_entries(
+                &view,
+                tree.root,
+                &prefix,
+                lo,
+                hi,
+                reverse,
+                limit,
+                &mut covered,
+            )? {
+                tree_entries.push((k, Some(ValueRef::mapped(&view, v, &pages))));
+            }
+            if history {
+                let prefix = history_key(table, &[]);
+                let mut hist = Vec::new();
+                for (k, v) in self.tree_entries(
                     &view,
-                    self.page_size,
                     tree.root,
-                    bound_slice(&clo),
-                    bound_slice(&chi),
+                    &prefix,
+                    lo,
+                    hi,
                     reverse,
-                    Some(self.pager.verified()),
-                )?;
-                for (k, v) in batch.entries {
-                    tree_entries.push((
-                        k.get(8..).unwrap_or(&[]).to_vec(),
-                        ValueRef::mapped(&view, v, &pages),
-                    ));
+                    limit,
+                    &mut covered,
+                )? {
+                    let list = decode_list(v)?;
+                    let value = resolve(&list, snapshot).cloned().flatten();
+                    hist.push((k, value.map(ValueRef::shared)));
                 }
-                // The leaf's edge, in this table's key space; an edge outside the table
-                // means the tree has nothing more for this range.
-                let Some(edge) = batch.leaf_edge.filter(|e| e.get(..8) == Some(&prefix[..])) else {
-                    break;
-                };
-                let k = edge.get(8..).unwrap_or(&[]).to_vec();
-                let tree_cover = if reverse {
-                    Bound::Included(k)
-                } else {
-                    Bound::Excluded(k)
-                };
-                if cover_cmp(&tree_cover, &covered, reverse) != Ordering::Less {
-                    break;
-                }
-                if tree_entries.len() >= limit {
-                    covered = tree_cover;
-                    break;
-                }
-                if reverse {
-                    chi = Bound::Excluded(edge);
-                } else {
-                    clo = Bound::Included(edge);
-                }
+                tree_entries = merge_prefer(hist, tree_entries, &covered, reverse);
             }
         }
         let done = cover_cmp(&covered, &owned(own_end), reverse) != Ordering::Less;
-        // Merge: the store's versions are newer than the tree's state.
-        let mut entries = Vec::with_capacity(store.entries.len() + tree_entries.len());
-        let mut s = store
+        // The store's versions are newer than the tree's state.
+        let store_entries = store
             .entries
             .into_iter()
-            .filter(|(k, _)| within(k, &covered, reverse))
-            .peekable();
-        let mut t = tree_entries
-            .into_iter()
-            .filter(|(k, _)| within(k, &covered, reverse))
-            .peekable();
-        loop {
-            let order = match (s.peek(), t.peek()) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((a, _)), Some((b, _))) => {
-                    if reverse {
-                        b.cmp(a)
-                    } else {
-                        a.cmp(b)
-                    }
-                }
-            };
-            match order {
-                Ordering::Less => {
-                    if let Some((k, v)) = s.next() {
-                        entries.push((k, v.map(ValueRef::shared)));
-                    }
-                }
-                Ordering::Greater => {
-                    if let Some((k, v)) = t.next() {
-                        entries.push((k, Some(v)));
-                    }
-                }
-                Ordering::Equal => {
-                    t.next();
-                    if let Some((k, v)) = s.next() {
-                        entries.push((k, v.map(ValueRef::shared)));
-                    }
-                }
-            }
-        }
+            .map(|(k, v)| (k, v.map(ValueRef::shared)))
+            .collect();
         Ok(CommittedBatch {
-            entries,
+            entries: merge_prefer(store_entries, tree_entries, &covered, reverse),
             covered,
             done,
         })
     }
+
+    /// The tree's entries under `prefix` whose rest lies in `(lo, hi)`, leaf after leaf
+    /// until `limit` entries, the prefix's end, or `covered` is passed; narrows
+    /// `covered` when it stops early. Keys are returned without the prefix.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one scan step's full description"
+    )]
+    fn tree_entries<'v>(
+        &self,
+        view: &'v [u8],
+        root: u64,
+        prefix: &[u8],
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+        covered: &mut Bound<Vec<u8>>,
+    ) -> Result<Vec<(Vec<u8>, &'v [u8])>> {
+        let (mut clo, mut chi) = prefix_bounds(prefix, lo, hi);
+        let n = prefix.len();
+        let mut out = Vec::new();
+        loop {
+            let batch = btree::scan_leaf(
+                view,
+                self.page_size,
+                root,
+                bound_slice(&clo),
+                bound_slice(&chi),
+                reverse,
+                Some(self.pager.verified()),
+            )?;
+            for (k, v) in batch.entries {
+                out.push((k.get(n..).unwrap_or(&[]).to_vec(), v));
+            }
+            // The leaf's edge, in this prefix's key space; an edge outside it means the
+            // tree has nothing more for this range.
+            let Some(edge) = batch.leaf_edge.filter(|e| e.get(..n) == Some(prefix)) else {
+                break;
+            };
+            let k = edge.get(n..).unwrap_or(&[]).to_vec();
+            let tree_cover = if reverse {
+                Bound::Included(k)
+            } else {
+                Bound::Excluded(k)
+            };
+            if cover_cmp(&tree_cover, covered, reverse) != Ordering::Less {
+                break;
+            }
+            if out.len() >= limit {
+                *covered = tree_cover;
+                break;
+            }
+            if reverse {
+                chi = Bound::Excluded(edge);
+            } else {
+                clo = Bound::Included(edge);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Merges two lists in scan order, keeping only keys inside `covered`; on equal keys
+/// the entry of `first` wins.
+fn merge_prefer(
+    first: Vec<(Vec<u8>, Option<ValueRef>)>,
+    second: Vec<(Vec<u8>, Option<ValueRef>)>,
+    covered: &Bound<Vec<u8>>,
+    reverse: bool,
+) -> Vec<(Vec<u8>, Option<ValueRef>)> {
+    let mut out = Vec::with_capacity(first.len() + second.len());
+    let mut a = first
+        .into_iter()
+        .filter(|(k, _)| within(k, covered, reverse))
+        .peekable();
+    let mut b = second
+        .into_iter()
+        .filter(|(k, _)| within(k, covered, reverse))
+        .peekable();
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((x, _)), Some((y, _))) => {
+                if reverse {
+                    y.cmp(x)
+                } else {
+                    x.cmp(y)
+                }
+            }
+        };
+        if order == Ordering::Equal {
+            b.next();
+        }
+        let next = if order == Ordering::Greater {
+            b.next()
+        } else {
+            a.next()
+        };
+        out.extend(next);
+    }
+    out
 }

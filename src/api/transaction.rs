@@ -8,12 +8,24 @@ use super::types::{
     MAX_VALUE_LEN, ValueRef,
 };
 use crate::commit::{ReadSet, TableRange};
-use crate::mvcc::{CATALOG_TABLE, SnapshotGuard, TableId, Value, WriteSet};
+use crate::mvcc::history::{decode_list, history_key, prune_list};
+use crate::mvcc::{CATALOG_TABLE, HistoryPin, SnapshotGuard, TableId, Value, WriteSet};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+
+/// One page of a resumable scan ([`Transaction::page`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Page {
+    /// Keys and values, in the scan's order.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The last key of this page when more may follow: pass it as `after` to get the
+    /// next page. `None` when the range is done.
+    pub next: Option<Vec<u8>>,
+}
 
 /// Name shown for the catalog in conflicts on table creation or removal.
 pub const CATALOG_NAME: &str = "(catalog)";
@@ -39,7 +51,7 @@ pub const CATALOG_NAME: &str = "(catalog)";
 pub struct Transaction<'c> {
     engine: Arc<Engine>,
     _conn: std::marker::PhantomData<&'c mut Connection>,
-    snapshot: SnapshotGuard,
+    snapshot: Snap,
     isolation: Isolation,
     read_only: bool,
     pub(crate) writes: WriteSet,
@@ -48,6 +60,23 @@ pub struct Transaction<'c> {
     /// Committed table names resolved at the snapshot.
     names: RefCell<HashMap<String, TableId>>,
     reads: RefCell<ReadSet>,
+}
+
+/// What keeps a transaction's snapshot readable.
+enum Snap {
+    /// A live snapshot: the GC horizon and checkpoints stay at or below it.
+    Live(SnapshotGuard),
+    /// A time-travel snapshot inside the history window.
+    At(HistoryPin),
+}
+
+impl Snap {
+    fn seq(&self) -> u64 {
+        match self {
+            Snap::Live(g) => g.seq(),
+            Snap::At(p) => p.seq(),
+        }
+    }
 }
 
 fn check_key(key: &[u8]) -> Result<()> {
@@ -85,7 +114,10 @@ impl<'c> Transaction<'c> {
     ) -> Result<Self> {
         let engine = Arc::clone(&conn.db.engine);
         engine.check_open()?;
-        let snapshot = engine.registry.begin();
+        if !read_only && engine.read_only {
+            return Err(Error::ReadOnlyDatabase);
+        }
+        let snapshot = Snap::Live(engine.registry.begin());
         Ok(Transaction {
             engine,
             _conn: std::marker::PhantomData,
@@ -98,6 +130,32 @@ impl<'c> Transaction<'c> {
             names: RefCell::new(HashMap::new()),
             reads: RefCell::new(ReadSet::default()),
         })
+    }
+
+    /// A read-only transaction at the past state `seq` (`Database::begin_read_at`).
+    pub(crate) fn begin_at(engine: Arc<Engine>, seq: u64) -> Result<Self> {
+        engine.check_open()?;
+        let pin = engine
+            .committer
+            .history()
+            .pin(seq, engine.registry.visible())?;
+        Ok(Transaction {
+            engine,
+            _conn: std::marker::PhantomData,
+            snapshot: Snap::At(pin),
+            isolation: Isolation::Snapshot,
+            read_only: true,
+            writes: WriteSet::new(),
+            write_bytes: 0,
+            dropped: Vec::new(),
+            names: RefCell::new(HashMap::new()),
+            reads: RefCell::new(ReadSet::default()),
+        })
+    }
+
+    /// Whether reads go through the tree's history entries (a time-travel snapshot).
+    pub(crate) fn time_travel(&self) -> bool {
+        matches!(self.snapshot, Snap::At(_))
     }
 
     /// The snapshot this transaction reads: commits at or below this sequence.
@@ -164,7 +222,8 @@ impl<'c> Transaction<'c> {
 
     /// The committed value at the snapshot, below this transaction's own writes.
     fn committed(&self, table: TableId, key: &[u8]) -> Result<Option<ValueRef>> {
-        self.engine.committed_get(table, key, self.snapshot.seq())
+        self.engine
+            .committed_get(table, key, self.snapshot.seq(), self.time_travel())
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -231,6 +290,15 @@ impl<'c> Transaction<'c> {
         }
         self.names.borrow_mut().remove(name);
         self.add_write(CATALOG_TABLE, name.as_bytes(), None)
+    }
+
+    /// Removes every key of table `name` in one commit, keeping the table: the table
+    /// gets a new identity and the old data goes at a later checkpoint, so this costs
+    /// the same however large the table is. Fails with [`Error::TableNotFound`] if
+    /// missing.
+    pub fn clear_table(&mut self, name: &str) -> Result<()> {
+        self.drop_table(name)?;
+        self.create_table(name)
     }
 
     /// Whether table `name` exists.
@@ -334,6 +402,132 @@ impl<'c> Transaction<'c> {
         Ok(self.iter(table)?.next().transpose()?.is_none())
     }
 
+    /// One page of a scan that can be resumed in a later transaction: at most `limit`
+    /// entries of `table` inside `range` in ascending order (descending with
+    /// `reverse`), starting after the key `after` (exclusive; `None` starts at the
+    /// range's end). [`Page::next`] is the continuation for the following page.
+    ///
+    /// ```
+    /// # fn main() -> capsuledb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+    /// # let mut conn = db.connect();
+    /// # let mut tx = conn.begin()?;
+    /// # tx.create_table("t")?;
+    /// # for i in 0..10u8 { tx.put("t", &[i], b"v")?; }
+    /// # tx.commit()?;
+    /// let mut after: Option<Vec<u8>> = None;
+    /// let mut seen = 0;
+    /// loop {
+    ///     let tx = conn.begin_read()?; // a new transaction for each page
+    ///     let page = tx.page::<&[u8], _>("t", .., after.as_deref(), 4, false)?;
+    ///     seen += page.entries.len();
+    ///     match page.next {
+    ///         Some(k) => after = Some(k),
+    ///         None => break,
+    ///     }
+    /// }
+    /// assert_eq!(seen, 10);
+    /// # Ok(()) }
+    /// ```
+    pub fn page<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        table: &str,
+        range: R,
+        after: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Page> {
+        let id = self.table_id(table)?;
+        let mut lo = range.start_bound().map(|k| k.as_ref().to_vec());
+        let mut hi = range.end_bound().map(|k| k.as_ref().to_vec());
+        if let Some(a) = after {
+            let cont = Bound::Excluded(a.to_vec());
+            if reverse {
+                if crate::util::bound_tighter_hi(&cont, &hi) {
+                    hi = cont;
+                }
+            } else if crate::util::bound_tighter_lo(&cont, &lo) {
+                lo = cont;
+            }
+        }
+        let limit = limit.max(1);
+        let mut it = Range::new(self, id, lo, hi).with_batch_size(limit.saturating_add(1));
+        let mut entries = Vec::with_capacity(limit.min(4096));
+        let mut more = false;
+        loop {
+            let item = if reverse { it.next_back() } else { it.next() };
+            let Some(item) = item else { break };
+            if entries.len() == limit {
+                more = true;
+                break;
+            }
+            let (k, v) = item?;
+            entries.push((k, v.to_vec()));
+        }
+        let next = if more {
+            entries.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(Page { entries, next })
+    }
+
+    /// The retained versions of `key` in `table` at or below this transaction's
+    /// snapshot, newest first, as `(seq, value)` with `None` for a deletion. Which
+    /// versions are retained is set by [`crate::Options::history_retention`]. The oldest
+    /// pair may be the value the key held when the window starts, reported at the
+    /// window's start seq when the commit that wrote it has left the window.
+    pub fn versions(&self, table: &str, key: &[u8]) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
+        check_key(key)?;
+        let id = self.table_id(table)?;
+        let seq = self.snapshot.seq();
+        let engine = &self.engine;
+        let mut list = engine.versions.chain(id, key, seq);
+        let tree = engine.current_tree();
+        if tree.root != 0 {
+            let view = engine.storage.view()?;
+            let entry = crate::btree::get(
+                &view,
+                engine.page_size,
+                tree.root,
+                &history_key(id, key),
+                Some(engine.pager.verified()),
+            )?;
+            match entry {
+                Some(bytes) => {
+                    list.extend(decode_list(bytes)?.into_iter().filter(|(s, _)| *s <= seq))
+                }
+                None => {
+                    let v = crate::btree::get(
+                        &view,
+                        engine.page_size,
+                        tree.root,
+                        &crate::btree::composite(id, key),
+                        Some(engine.pager.verified()),
+                    )?;
+                    list.push((0, v.map(Arc::from)));
+                }
+            }
+        }
+        list.sort_by_key(|e| std::cmp::Reverse(e.0));
+        list.dedup_by_key(|e| e.0);
+        let floor = engine.committer.history().floor().min(seq);
+        prune_list(&mut list, floor);
+        if let Some(last) = list.last_mut()
+            && last.0 < floor
+        {
+            last.0 = floor;
+        }
+        if list.last().is_some_and(|(s, v)| *s <= floor && v.is_none()) {
+            list.pop();
+        }
+        Ok(list
+            .into_iter()
+            .map(|(s, v)| (s, v.map(|b| b.to_vec())))
+            .collect())
+    }
+
     /// Commits with [`Durability::Durable`].
     pub fn commit(self) -> Result<CommitInfo> {
         self.commit_with(Durability::Durable)
@@ -345,6 +539,9 @@ impl<'c> Transaction<'c> {
     /// written and the transaction can be run again.
     pub fn commit_with(self, durability: Durability) -> Result<CommitInfo> {
         let snapshot = self.snapshot.seq();
+        if self.engine.read_only && !self.writes.is_empty() {
+            return Err(Error::ReadOnlyDatabase);
+        }
         if self.read_only || (self.writes.is_empty() && !self.tracks_reads()) {
             return Ok(CommitInfo {
                 seq: snapshot,
@@ -361,6 +558,7 @@ impl<'c> Transaction<'c> {
                 reads,
                 &self.dropped,
                 durability,
+                self.touched_tables(),
             )
             .map_err(|e| match e {
                 crate::commit::CommitError::Refused(r) => self.name_conflict(r),
@@ -370,6 +568,27 @@ impl<'c> Transaction<'c> {
             seq: seq.unwrap_or(snapshot),
             durability,
         })
+    }
+
+    /// The names of the tables this transaction wrote, created, cleared or dropped.
+    fn touched_tables(&self) -> Arc<[String]> {
+        if !self.engine.committer.feed().active() {
+            return Arc::from([]);
+        }
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(catalog) = self.writes.get(&CATALOG_TABLE) {
+            names.extend(
+                catalog
+                    .keys()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+            );
+        }
+        for (&id, keys) in &self.writes {
+            if id != CATALOG_TABLE && !keys.is_empty() {
+                names.insert(self.name_of(id).unwrap_or_else(|| format!("(table {id})")));
+            }
+        }
+        names.into_iter().collect()
     }
 
     /// Rolls back (the same as dropping the transaction).

@@ -13,11 +13,16 @@ use crate::Result;
 use crate::btree::{self, build::rebuild, run::run_pages};
 use crate::commit::Committer;
 use crate::format::{HEADER_COPY_OFFSETS, Header, PageKind};
-use crate::mvcc::{SnapshotRegistry, VersionStore};
+use crate::mvcc::history::{
+    HISTORY_PREFIX, VersionList, decode_drops, decode_list, drops_key, encode_drops, encode_list,
+    floor_key, history_key, history_owner, prune_list,
+};
+use crate::mvcc::{HistoryRetention, SnapshotRegistry, TableId, VersionStore};
 use crate::pager::Pager;
 use crate::storage::Storage;
 use parking_lot::{Mutex, RwLock};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -221,14 +226,30 @@ impl Checkpointer {
             ),
             None => return Ok(None),
         };
-        let changes = self.versions.fold(horizon);
-        let dropped: Vec<[u8; 8]> = self
-            .versions
-            .take_drops(horizon)
-            .into_iter()
-            .map(u64::to_be_bytes)
-            .collect();
+        let history = self.committer.history();
+        let floor = history.advance(
+            self.committer.tip(),
+            self.registry.horizon().min(self.committer.durable_seq()),
+        );
+        let chains = self.versions.fold_chains(horizon);
+        // A dropped table's data stays while the drop is inside the history window.
+        let dropped_ids = self.versions.take_drops(horizon.min(floor));
+        let dropped: Vec<[u8; 8]> = dropped_ids.iter().map(|t| t.to_be_bytes()).collect();
         let old_tree = self.tree();
+        let mut changes: Vec<btree::build::Change> = chains
+            .iter()
+            .map(|(k, list)| (k.clone(), list.first().and_then(|(_, v)| v.clone())))
+            .collect();
+        changes.extend(history_changes(
+            &file,
+            ps,
+            old_tree.root,
+            &chains,
+            floor,
+            &dropped_ids,
+            &self.versions.pending_drops(horizon),
+            history.retention() != HistoryRetention::Snapshots,
+        )?);
         let built = rebuild(
             self.storage.as_ref(),
             &self.pager,
@@ -354,6 +375,146 @@ impl Checkpointer {
         self.storage.sync()?;
         Ok(before.saturating_sub(after))
     }
+}
+
+/// What the tree holds besides the tables' current state.
+#[derive(Default)]
+pub struct Retained {
+    /// History entries by tree key.
+    pub entries: BTreeMap<Vec<u8>, VersionList>,
+    /// The persisted floor.
+    pub floor: Option<u64>,
+    /// Drops whose data is still kept.
+    pub drops: Option<Vec<(TableId, u64)>>,
+}
+
+/// Every history entry in the tree rooted at `root`, the persisted floor and drops.
+pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> {
+    let mut r = Retained::default();
+    let fk = floor_key();
+    let dk = drops_key();
+    let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
+    loop {
+        let batch = btree::scan_leaf(
+            file,
+            page_size,
+            root,
+            lo.as_ref().map(Vec::as_slice),
+            Bound::Unbounded,
+            false,
+            None,
+        )?;
+        for (k, v) in batch.entries {
+            if k == fk.as_slice() {
+                r.floor = v.try_into().ok().map(u64::from_le_bytes);
+            } else if k == dk.as_slice() {
+                r.drops = Some(decode_drops(v)?);
+            } else {
+                r.entries.insert(k.to_vec(), decode_list(v)?);
+            }
+        }
+        match batch.leaf_edge {
+            Some(edge) => lo = Bound::Included(edge),
+            None => return Ok(r),
+        }
+    }
+}
+
+/// The history entries a checkpoint writes (`format-spec/btree.md`, "History"): each
+/// folded key whose versions reach above `floor` gets (or updates) its entry, every
+/// other entry is pruned to what reads at or above `floor` need, and entries of
+/// `dropped` tables go. The floor is persisted while any entry exists or `keep_floor`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the old tree, the fold and the window"
+)]
+fn history_changes(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    chains: &[(Vec<u8>, VersionList)],
+    floor: u64,
+    dropped: &[TableId],
+    kept_drops: &[(TableId, u64)],
+    keep_floor: bool,
+) -> Result<Vec<btree::build::Change>> {
+    let Retained {
+        entries: mut old,
+        floor: persisted,
+        drops: persisted_drops,
+    } = read_history(file, page_size, root)?;
+    let is_dropped = |composite: &[u8]| {
+        composite
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .is_some_and(|b| dropped.contains(&u64::from_be_bytes(b)))
+    };
+    let mut out: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = BTreeMap::new();
+    let mut live = 0usize;
+    for (composite, list) in chains {
+        if is_dropped(composite) {
+            continue;
+        }
+        let table = composite
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_be_bytes);
+        let hk = history_key(table, composite.get(8..).unwrap_or(&[]));
+        let existing = old.remove(&hk);
+        let above = list.first().is_some_and(|(s, _)| *s > floor);
+        if existing.is_none() && !above {
+            continue;
+        }
+        let existed = existing.is_some();
+        let mut merged = list.clone();
+        match existing {
+            Some(e) => merged.extend(e),
+            // The key's state before these versions: its value in the old tree, at a
+            // seq at or below the floor (it has no entry, so it did not change above).
+            None => {
+                let base = btree::get(file, page_size, root, composite, None)?;
+                merged.push((0, base.map(Arc::from)));
+            }
+        }
+        merged.sort_by_key(|e| std::cmp::Reverse(e.0));
+        merged.dedup_by_key(|e| e.0);
+        prune_list(&mut merged, floor);
+        if merged.len() > 1 {
+            live += 1;
+            out.insert(hk, Some(Arc::from(encode_list(&merged))));
+        } else if existed {
+            out.insert(hk, None);
+        }
+    }
+    for (hk, mut list) in old {
+        if history_owner(&hk).is_some_and(is_dropped) {
+            out.insert(hk, None);
+            continue;
+        }
+        let n = list.len();
+        prune_list(&mut list, floor);
+        if list.len() <= 1 {
+            out.insert(hk, None);
+        } else {
+            live += 1;
+            if list.len() != n {
+                out.insert(hk, Some(Arc::from(encode_list(&list))));
+            }
+        }
+    }
+    let fk = floor_key();
+    if live > 0 || keep_floor {
+        if persisted != Some(floor) {
+            out.insert(fk, Some(Arc::from(&floor.to_le_bytes()[..])));
+        }
+    } else if persisted.is_some() {
+        out.insert(fk, None);
+    }
+    if persisted_drops.as_deref().unwrap_or(&[]) != kept_drops {
+        let value = (!kept_drops.is_empty()).then(|| Arc::from(encode_drops(kept_drops)));
+        out.insert(drops_key(), value);
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// Recomputes a run's checksum over its full (padded) length.

@@ -8,6 +8,7 @@
 //! coordinator: every waiting and later commit gets [`Error::Poisoned`].
 
 use super::arena::LogArena;
+use super::feed::Feed;
 use super::marker_writer::MarkerWriter;
 use crate::api::Durability;
 use crate::format::Proof;
@@ -55,6 +56,7 @@ struct State {
 
 /// The coordinator.
 pub struct GroupCommit {
+    feed: Arc<Feed>,
     storage: Arc<dyn Storage>,
     proofs: LogArena,
     markers: Mutex<MarkerWriter>,
@@ -69,8 +71,10 @@ impl GroupCommit {
         proofs: LogArena,
         markers: MarkerWriter,
         durable: u64,
+        feed: Arc<Feed>,
     ) -> GroupCommit {
         GroupCommit {
+            feed,
             storage,
             proofs,
             markers: Mutex::new(markers),
@@ -196,6 +200,8 @@ impl GroupCommit {
         st.stats.commits += last.proof.seq - first.proof.seq + 1;
         st.stats.syncs += 2;
         st.stats.log_bytes += (records.len() * crate::format::PROOF_LEN) as u64 + marker_bytes;
+        drop(st);
+        self.feed.durable(last.proof.seq);
         Ok(())
     }
 

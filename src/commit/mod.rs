@@ -14,12 +14,14 @@
 //!    committer waits until its own `seq` is visible.
 
 mod arena;
+mod feed;
 mod group;
 mod index;
 mod marker_writer;
 mod recovery;
 
 pub use arena::LogArena;
+pub use feed::{CommitEvent, Feed, Received, Subscription};
 pub use group::{GroupCommit, GroupStats, Pending, QUEUE_COMMITS_MAX};
 pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
@@ -28,7 +30,7 @@ pub use recovery::{recover, scrub_tail};
 use crate::Error;
 use crate::api::{Durability, Isolation};
 use crate::format::{Proof, encode_capsule};
-use crate::mvcc::{SnapshotRegistry, TableId, VersionStore, WriteSet};
+use crate::mvcc::{History, SnapshotRegistry, TableId, VersionStore, WriteSet};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -93,6 +95,8 @@ pub struct Committer {
     versions: Arc<VersionStore>,
     capsules: LogArena,
     group: GroupCommit,
+    history: Arc<History>,
+    feed: Arc<Feed>,
     commits: AtomicU64,
     capsule_bytes: AtomicU64,
     section_count: AtomicU64,
@@ -106,10 +110,14 @@ impl Committer {
         tip: u64,
         registry: Arc<SnapshotRegistry>,
         versions: Arc<VersionStore>,
+        history: Arc<History>,
+        feed: Arc<Feed>,
         capsules: LogArena,
         group: GroupCommit,
     ) -> Committer {
         Committer {
+            feed,
+            history,
             index: Mutex::new(CommitIndex::new(tip)),
             registry,
             versions,
@@ -125,6 +133,10 @@ impl Committer {
 
     /// Validates, logs and applies one transaction. Returns its new sequence (`None`
     /// when it wrote nothing) once that sequence has reached `durability` and is visible.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a transaction's parts, as it hands them over"
+    )]
     pub fn commit(
         &self,
         snapshot: u64,
@@ -133,6 +145,7 @@ impl Committer {
         reads: ReadSet,
         dropped_tables: &[TableId],
         durability: Durability,
+        touched: Arc<[String]>,
     ) -> Result<Option<u64>, CommitError> {
         self.group.check()?;
         let has_writes = writes.values().any(|m| !m.is_empty()) || !dropped_tables.is_empty();
@@ -189,6 +202,7 @@ impl Committer {
             self.capsules.settle(extent, seq);
         }
         if let Some(seq) = admitted.seq {
+            self.feed.record(seq, touched);
             // Step 3: versions, invisible until published.
             self.versions.apply(seq, writes, self.gc_horizon());
             for &table in dropped_tables {
@@ -274,14 +288,30 @@ impl Committer {
     /// Prunes the commit index and the version store to the current horizon.
     pub fn maintain(&self) {
         self.index.lock().prune(self.registry.horizon());
+        self.history
+            .advance(self.tip(), self.registry.horizon().min(self.durable_seq()));
         self.versions.gc(self.gc_horizon());
     }
 
     /// The horizon below which old versions may go: no live snapshot reads below it,
     /// and no future checkpoint folds below it (a checkpoint never passes the durable
-    /// sequence, so versions it will need stay until it has run).
+    /// sequence, so versions it will need stay until it has run), and nothing inside
+    /// the history window.
     fn gc_horizon(&self) -> u64 {
-        self.registry.horizon().min(self.group.durable_seq())
+        self.registry
+            .horizon()
+            .min(self.group.durable_seq())
+            .min(self.history.floor())
+    }
+
+    /// The commit feed.
+    pub fn feed(&self) -> &Arc<Feed> {
+        &self.feed
+    }
+
+    /// The history window.
+    pub fn history(&self) -> &Arc<History> {
+        &self.history
     }
 
     /// The last allocated sequence.

@@ -59,6 +59,7 @@ pub fn recover(
     storage: &dyn Storage,
     header: &Header,
     versions: &VersionStore,
+    floor: u64,
 ) -> Result<Recovered> {
     let view = storage.view()?;
     let r = Reader {
@@ -124,8 +125,9 @@ pub fn recover(
             else {
                 break;
             };
-            max_table_id =
-                max_table_id.max(replay(&r, page, &marker, versions, &mut used, &mut log)?);
+            max_table_id = max_table_id.max(replay(
+                &r, page, &marker, versions, floor, &mut used, &mut log,
+            )?);
             chain = c;
             seq += 1;
             slot += 1;
@@ -180,6 +182,7 @@ fn replay(
     marker_page: u64,
     m: &Marker,
     versions: &VersionStore,
+    floor: u64,
     used: &mut BTreeSet<u64>,
     log: &mut LogUse,
 ) -> Result<TableId> {
@@ -257,8 +260,9 @@ fn replay(
     for &t in &capsule.dropped_tables {
         max_id = max_id.max(t);
     }
-    // No snapshot lives during recovery: only the newest version of a key matters.
-    versions.apply(seq, &capsule.writes, seq);
+    // No snapshot lives during recovery: only the newest version of a key and those
+    // inside the history window (at or above `floor`) matter.
+    versions.apply(seq, &capsule.writes, seq.min(floor));
     for &t in &capsule.dropped_tables {
         versions.drop_table_at(t, seq);
     }

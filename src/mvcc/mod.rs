@@ -6,8 +6,10 @@
 //! snapshot can see are dropped: of the versions at or below the horizon (the oldest
 //! live snapshot) only the newest survives, and not even that when it is a tombstone.
 
+pub mod history;
 mod snapshots;
 
+pub use history::{History, HistoryPin, HistoryRetention};
 pub use snapshots::{SnapshotGuard, SnapshotRegistry};
 
 use parking_lot::{Mutex, RwLock};
@@ -250,9 +252,10 @@ impl VersionStore {
         self.bytes.fetch_sub(removed.1, Ordering::Relaxed);
     }
 
-    /// The newest version at or below `horizon` of every key, as composite tree keys in
-    /// order: what a checkpoint folds into the tree.
-    pub fn fold(&self, horizon: u64) -> Vec<(Vec<u8>, Value)> {
+    /// Every version at or below `horizon` of every key, newest first, as composite tree
+    /// keys in order: what a checkpoint folds into the tree (the newest) and into
+    /// history entries (the rest).
+    pub fn fold_chains(&self, horizon: u64) -> Vec<(Vec<u8>, history::VersionList)> {
         let mut tables: Vec<(TableId, Arc<RwLock<Chains>>)> = self
             .tables
             .read()
@@ -263,12 +266,34 @@ impl VersionStore {
         let mut out = Vec::new();
         for (id, t) in tables {
             for (key, chain) in t.read().iter() {
-                if let Some(v) = chain.iter().rev().find(|v| v.seq <= horizon) {
-                    out.push((crate::btree::composite(id, key), v.value.clone()));
+                let list: history::VersionList = chain
+                    .iter()
+                    .rev()
+                    .filter(|v| v.seq <= horizon)
+                    .map(|v| (v.seq, v.value.clone()))
+                    .collect();
+                if !list.is_empty() {
+                    out.push((crate::btree::composite(id, key), list));
                 }
             }
         }
         out
+    }
+
+    /// Every version of `key` in the store at or below `snapshot`, newest first.
+    pub fn chain(&self, table: TableId, key: &[u8], snapshot: u64) -> history::VersionList {
+        let Some(t) = self.table(table) else {
+            return Vec::new();
+        };
+        let chains = t.read();
+        chains.get(key).map_or_else(Vec::new, |chain| {
+            chain
+                .iter()
+                .rev()
+                .filter(|v| v.seq <= snapshot)
+                .map(|v| (v.seq, v.value.clone()))
+                .collect()
+        })
     }
 
     /// Drops every version at or below `horizon` (now in the tree).
@@ -304,6 +329,21 @@ impl VersionStore {
             .collect();
         dropped.retain(|d| d.1 > horizon);
         taken
+    }
+
+    /// Drops recorded at or below `seq` whose data is still kept (inside the history
+    /// window): a checkpoint persists them so a reopen still removes the data later.
+    pub fn pending_drops(&self, seq: u64) -> Vec<(TableId, u64)> {
+        let mut d: Vec<(TableId, u64)> = self
+            .dropped
+            .lock()
+            .iter()
+            .copied()
+            .filter(|d| d.1 <= seq)
+            .collect();
+        d.sort_unstable();
+        d.dedup();
+        d
     }
 
     /// Versions held, across all tables.

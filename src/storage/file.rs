@@ -23,6 +23,8 @@ pub struct FileStorage {
     /// The file's length as this process last set or extended it.
     len: AtomicU64,
     map: RwLock<Option<MapState>>,
+    /// Opened with [`FileStorage::open_read_only`]: every write fails.
+    read_only: bool,
 }
 
 struct MapState {
@@ -50,7 +52,7 @@ impl FileStorage {
                 op: "open the database file",
                 source,
             })?;
-        lock_exclusive(&file, path)?;
+        lock(&file, path, libc::LOCK_EX)?;
         let len = file
             .metadata()
             .map_err(io_err("stat the database file"))?
@@ -60,7 +62,47 @@ impl FileStorage {
             path: path.to_path_buf(),
             len: AtomicU64::new(len),
             map: RwLock::new(None),
+            read_only: false,
         })
+    }
+
+    /// Opens the existing file at `path` without write access and takes a shared,
+    /// non-blocking `flock`: other read-only handles may share the file, a writer may
+    /// not ([`Error::Locked`] either way round). Every write gives
+    /// [`Error::ReadOnlyDatabase`].
+    pub fn open_read_only(path: &Path) -> Result<FileStorage> {
+        if path.is_dir() {
+            return Err(Error::InvalidPath {
+                path: path.to_path_buf(),
+                reason: "is a directory",
+            });
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(|source| Error::Io {
+                op: "open the database file",
+                source,
+            })?;
+        lock(&file, path, libc::LOCK_SH)?;
+        let len = file
+            .metadata()
+            .map_err(io_err("stat the database file"))?
+            .len();
+        Ok(FileStorage {
+            file,
+            path: path.to_path_buf(),
+            len: AtomicU64::new(len),
+            map: RwLock::new(None),
+            read_only: true,
+        })
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnlyDatabase);
+        }
+        Ok(())
     }
 
     /// The path this storage was opened with.
@@ -83,9 +125,9 @@ fn io_err(op: &'static str) -> impl Fn(io::Error) -> Error {
     move |source| Error::Io { op, source }
 }
 
-fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
+fn lock(file: &File, path: &Path, mode: libc::c_int) -> Result<()> {
     // SAFETY: `flock` takes a valid, open descriptor owned by `file` and no pointers.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    let rc = unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) };
     if rc == 0 {
         return Ok(());
     }
@@ -123,8 +165,9 @@ impl Storage for FileStorage {
                 path: self.path.clone(),
                 reason: "file is larger than the address space",
             })?;
-            // SAFETY: the file is exclusively locked by this process, so no other
-            // process truncates or rewrites it under the mapping. Within this process
+            // SAFETY: the file is locked by this process (exclusively, or shared with
+            // other read-only handles), so no other process truncates or rewrites it
+            // under the mapping. Within this process
             // the engine never writes a range a live view may read (copy-on-write
             // pages), and never truncates below a range a live view may read.
             let mmap: Mmap = unsafe { MmapOptions::new().len(map_len).map(&self.file) }
@@ -139,6 +182,7 @@ impl Storage for FileStorage {
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.writable()?;
         self.file
             .write_all_at(data, offset)
             .map_err(io_err("write to the database file"))?;
@@ -148,10 +192,12 @@ impl Storage for FileStorage {
     }
 
     fn sync(&self) -> Result<()> {
+        self.writable()?;
         sync_data(&self.file).map_err(io_err("sync the database file"))
     }
 
     fn set_len(&self, len: u64) -> Result<()> {
+        self.writable()?;
         self.file
             .set_len(len)
             .map_err(io_err("resize the database file"))?;

@@ -1,0 +1,158 @@
+//! History retention numbers: the space a 10,000-commit window costs on an update-heavy
+//! workload, and the latency of time-travel reads against current reads.
+//!
+//! `cargo bench --bench history_numbers` (pass `--quick` after `--` for a short run).
+
+use capsuledb::{Database, Durability, HistoryRetention, Options};
+use std::time::Instant;
+
+const KEYS: u64 = 10_000;
+const VALUE: usize = 100;
+const KEYS_PER_COMMIT: u64 = 10;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+struct Loaded {
+    db: Database,
+    _dir: tempfile::TempDir,
+    tip: u64,
+    load_s: f64,
+}
+
+fn load(retention: HistoryRetention, commits: u64) -> Loaded {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Options::new()
+        .history_retention(retention)
+        .open(dir.path().join("history.db"))
+        .expect("open");
+    let mut c = db.connect();
+    let mut tx = c.begin().expect("begin");
+    tx.create_table("t").expect("create");
+    for k in 0..KEYS {
+        tx.put("t", &k.to_be_bytes(), &[0u8; VALUE]).expect("put");
+    }
+    tx.commit().expect("commit");
+    let mut rng = Rng(7);
+    let start = Instant::now();
+    let mut tip = 0;
+    for i in 0..commits {
+        let mut tx = c.begin().expect("begin");
+        for _ in 0..KEYS_PER_COMMIT {
+            let k = rng.next() % KEYS;
+            let mut v = [0u8; VALUE];
+            v[..8].copy_from_slice(&i.to_le_bytes());
+            tx.put("t", &k.to_be_bytes(), &v).expect("put");
+        }
+        tip = tx.commit_with(Durability::Applied).expect("commit").seq;
+        if i % 5_000 == 4_999 {
+            db.checkpoint().expect("checkpoint");
+        }
+    }
+    db.wait_for(tip, Durability::Durable).expect("durable");
+    db.collect_garbage().expect("gc");
+    db.checkpoint().expect("checkpoint");
+    Loaded {
+        db,
+        _dir: dir,
+        tip,
+        load_s: start.elapsed().as_secs_f64(),
+    }
+}
+
+fn used_bytes(db: &Database) -> (u64, u64) {
+    let r = db.check_integrity().expect("integrity");
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let page = u64::from(db.info().expect("info").page_size);
+    (r.tree_pages * page, db.info().expect("info").file_len)
+}
+
+fn read_ns(db: &Database, at: Option<u64>, reads: u64) -> f64 {
+    let mut c = db.connect();
+    let tx = match at {
+        Some(seq) => db.begin_read_at(seq).expect("begin_read_at"),
+        None => c.begin_read().expect("begin_read"),
+    };
+    let mut rng = Rng(99);
+    let start = Instant::now();
+    let mut found = 0u64;
+    for _ in 0..reads {
+        let k = rng.next() % KEYS;
+        if tx.get_ref("t", &k.to_be_bytes()).expect("get").is_some() {
+            found += 1;
+        }
+    }
+    assert_eq!(found, reads);
+    start.elapsed().as_nanos() as f64 / reads as f64
+}
+
+fn scan_ns(db: &Database, at: Option<u64>) -> f64 {
+    let mut c = db.connect();
+    let tx = match at {
+        Some(seq) => db.begin_read_at(seq).expect("begin_read_at"),
+        None => c.begin_read().expect("begin_read"),
+    };
+    let start = Instant::now();
+    let n = tx.iter("t").expect("iter").count() as u64;
+    assert_eq!(n, KEYS);
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let commits = if quick { 12_000 } else { 30_000 };
+    let reads = if quick { 100_000 } else { 500_000 };
+    println!(
+        "update-heavy load: {KEYS} keys of {VALUE} bytes, {commits} commits of {KEYS_PER_COMMIT} random updates"
+    );
+    let plain = load(HistoryRetention::Snapshots, commits);
+    let kept = load(HistoryRetention::Commits(10_000), commits);
+    let (plain_tree, plain_file) = used_bytes(&plain.db);
+    let (kept_tree, kept_file) = used_bytes(&kept.db);
+    println!();
+    println!("| retention | load s | tree MB | file MB | window (oldest..newest) |");
+    println!("|---|---:|---:|---:|---|");
+    for (name, l, tree, file) in [
+        ("Snapshots (default)", &plain, plain_tree, plain_file),
+        ("Commits(10_000)", &kept, kept_tree, kept_file),
+    ] {
+        let (lo, hi) = l.db.history_window();
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {lo}..{hi} |",
+            l.load_s,
+            tree as f64 / 1e6,
+            file as f64 / 1e6
+        );
+    }
+    println!(
+        "\nspace overhead of the 10k-commit window: tree {:.2}x, file {:.2}x",
+        kept_tree as f64 / plain_tree as f64,
+        kept_file as f64 / plain_file as f64
+    );
+    let db = &kept.db;
+    let back = kept.tip - 5_000;
+    let current = read_ns(db, None, reads);
+    let newest = read_ns(db, Some(kept.tip), reads);
+    let past = read_ns(db, Some(back), reads);
+    let scan_now = scan_ns(db, None);
+    let scan_past = scan_ns(db, Some(back));
+    println!("\n| read (all from the checkpointed tree) | ns per key |");
+    println!("|---|---:|");
+    println!("| current snapshot, point read | {current:.0} |");
+    println!("| begin_read_at(newest), point read | {newest:.0} |");
+    println!("| begin_read_at(newest - 5000), point read | {past:.0} |");
+    println!("| current snapshot, full scan | {scan_now:.0} |");
+    println!("| begin_read_at(newest - 5000), full scan | {scan_past:.0} |");
+    println!(
+        "\ntime-travel point read / current read: {:.2}x",
+        past / current
+    );
+}

@@ -1,0 +1,223 @@
+//! The numbers the Raft-log store is held to, measured in one run (a benchmark, not a
+//! test: it reports, it never asserts on time): durable append throughput of 64-entry
+//! batches of 256-byte entries on 1 and several logs, and the latency of reading 10,000
+//! consecutive entries from the version store, from the checkpointed tree and from the
+//! log's cache, beside the machine's fdatasync rate.
+//!
+//! ```sh
+//! cargo bench --bench raftlog_numbers            # about 20 seconds
+//! cargo bench --bench raftlog_numbers -- --quick # a few seconds
+//! ```
+
+use capsuledb::Database;
+use capsuledb::raftlog::{Entry, RaftLog};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const BATCH_ENTRIES: u64 = 64;
+const ENTRY_BYTES: usize = 256;
+const READ_ENTRIES: u64 = 10_000;
+
+fn fresh(dir: &Path, name: &str) -> Database {
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    Database::open(path).unwrap()
+}
+
+fn fdatasync_rate(dir: &Path, phase: Duration) -> f64 {
+    let path = dir.join("fsync-probe");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < phase {
+        f.write_all(&[0u8; 4096]).unwrap();
+        f.sync_data().unwrap();
+        n += 1;
+    }
+    let _ = std::fs::remove_file(&path);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn batch(start: u64) -> Vec<Entry> {
+    (start..start + BATCH_ENTRIES)
+        .map(|i| {
+            let mut data = vec![(i % 251) as u8; ENTRY_BYTES];
+            data[..8].copy_from_slice(&i.to_le_bytes());
+            Entry::new(i, 1, data)
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Appends 64-entry batches to `logs` logs from one thread each for `phase`.
+fn append_phase(dir: &Path, logs: usize, phase: Duration) -> String {
+    let db = fresh(dir, &format!("append-{logs}.db"));
+    let handles: Vec<RaftLog> = (0..logs)
+        .map(|i| RaftLog::open_named(&db, &format!("log{i}")).unwrap())
+        .collect();
+    // Warm up: first commits allocate the file.
+    for log in &handles {
+        log.append(&batch(1)).unwrap();
+    }
+    let before = db.stats();
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = handles
+        .iter()
+        .cloned()
+        .map(|log| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut lat_us = Vec::new();
+                let mut next = 1 + BATCH_ENTRIES;
+                while !stop.load(Ordering::Relaxed) {
+                    let b = batch(next);
+                    let t = Instant::now();
+                    log.append(&b).unwrap();
+                    lat_us.push(t.elapsed().as_secs_f64() * 1e6);
+                    next += BATCH_ENTRIES;
+                }
+                lat_us
+            })
+        })
+        .collect();
+    std::thread::sleep(phase);
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<f64> = threads
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let secs = start.elapsed().as_secs_f64();
+    let after = db.stats();
+    lat.sort_by(f64::total_cmp);
+    let batches = lat.len() as f64;
+    let entries = batches * BATCH_ENTRIES as f64;
+    let syncs = (after.group_syncs - before.group_syncs) as f64;
+    let groups = (after.groups - before.groups).max(1) as f64;
+    format!(
+        "| append 64 x 256 B      | {logs:>4} | {:>11.0} | {:>9.0} | {:>6.1} | {:>7.0} | {:>7.0} | {:>8.2} | {:>6.2} |",
+        entries / secs,
+        batches / secs,
+        entries * ENTRY_BYTES as f64 / secs / 1e6,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        syncs / batches,
+        (after.group_commits - before.group_commits) as f64 / groups,
+    )
+}
+
+/// Median and minimum microseconds of `reps` calls of `f`, each returning `READ_ENTRIES`
+/// entries.
+fn time_reads(reps: usize, mut f: impl FnMut() -> Vec<Entry>) -> (f64, f64) {
+    let mut us = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        let got = f();
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(got.len() as u64, READ_ENTRIES);
+        std::hint::black_box(got);
+    }
+    us.sort_by(f64::total_cmp);
+    (percentile(&us, 0.5), us[0])
+}
+
+fn read_phase(dir: &Path, reps: usize) -> Vec<String> {
+    let db = fresh(dir, "read.db");
+    let log = RaftLog::open(&db).unwrap();
+    let batches = READ_ENTRIES.div_ceil(BATCH_ENTRIES) + 1;
+    for b in 0..batches {
+        log.append(&batch(1 + b * BATCH_ENTRIES)).unwrap();
+    }
+    let range = 1..=READ_ENTRIES;
+    let mut rows = Vec::new();
+    let mut row = |what: &str, where_: String, (p50, min): (f64, f64)| {
+        rows.push(format!(
+            "| read 10k consecutive   | {what:<22} | {p50:>8.0} | {min:>8.0} | {:>6.1} | {where_} |",
+            READ_ENTRIES as f64 / p50
+        ));
+    };
+    let stats = db.stats();
+    let where_ = format!("{} versions in the store", stats.versions);
+    row(
+        "database (store)",
+        where_.clone(),
+        time_reads(reps, || log.entries_uncached(range.clone()).unwrap()),
+    );
+    row(
+        "cache",
+        where_,
+        time_reads(reps, || log.entries(range.clone()).unwrap()),
+    );
+    db.checkpoint().unwrap();
+    db.collect_garbage().unwrap();
+    let where_ = format!(
+        "after checkpoint: {} versions in the store",
+        db.stats().versions
+    );
+    let cold = RaftLog::open(&db).unwrap();
+    row(
+        "database (B-tree)",
+        where_.clone(),
+        time_reads(reps, || cold.entries(range.clone()).unwrap()),
+    );
+    row(
+        "cache",
+        where_,
+        time_reads(reps, || log.entries(range.clone()).unwrap()),
+    );
+    rows
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (phase, reps) = if quick {
+        (Duration::from_millis(500), 10)
+    } else {
+        (Duration::from_secs(3), 50)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let fsyncs = fdatasync_rate(dir, phase);
+    println!(
+        "Machine fdatasync rate (4 KiB pwrite + fdatasync), same run: {fsyncs:.0}/s, {:.0} µs each\n",
+        1e6 / fsyncs
+    );
+    println!(
+        "| phase                  | logs |   entries/s | batches/s |   MB/s | p50 µs | p99 µs | fsyncs/batch | batches/group |"
+    );
+    println!(
+        "| ---------------------- | ---: | ----------: | --------: | -----: | ------: | ------: | -------: | -----: |"
+    );
+    for logs in [1, 2, 4] {
+        println!("{}", append_phase(dir, logs, phase));
+    }
+    println!(
+        "\n(one thread per log; appends to one log serialize on its writer lock, so more\n\
+         appenders on one log add nothing; several logs share group commits)\n"
+    );
+    println!(
+        "| phase                  | path                   |   p50 µs |   min µs | M entries/s | where the entries are |"
+    );
+    println!(
+        "| ---------------------- | ---------------------- | -------: | -------: | -----: | ----- |"
+    );
+    for r in read_phase(dir, reps) {
+        println!("{r}");
+    }
+}

@@ -1,0 +1,295 @@
+//! The commit feed: each commit's `(seq, tables touched)`, published to subscribers in
+//! sequence order, without gaps, once the commit is durable.
+//!
+//! Committers record their commit as soon as it has a sequence; the group-commit leader
+//! reports each new durable sequence. Whichever comes second publishes. Each subscriber
+//! has a bounded queue: when it is full the oldest event is dropped and counted, so a
+//! slow subscriber is told it lagged and never holds a committer up.
+
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// One durable commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitEvent {
+    /// The commit's sequence number.
+    pub seq: u64,
+    /// The tables it wrote, created, cleared or dropped, in byte order.
+    pub tables: Arc<[String]>,
+}
+
+/// What [`Subscription::recv`] gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Received {
+    /// The next durable commit.
+    Commit(CommitEvent),
+    /// The subscriber fell behind: this many events, the oldest ones not yet received,
+    /// were dropped. Events continue after the gap.
+    Lagged {
+        /// Events dropped since the last `Lagged`.
+        missed: u64,
+    },
+    /// The database was closed or dropped; no more events will come.
+    Closed,
+}
+
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+struct QueueState {
+    events: VecDeque<CommitEvent>,
+    missed: u64,
+    closed: bool,
+}
+
+struct FeedState {
+    /// Recorded commits not yet published.
+    pending: BTreeMap<u64, Arc<[String]>>,
+    /// The next sequence to publish.
+    next: u64,
+    durable: u64,
+    subscribers: Vec<Weak<Queue>>,
+}
+
+/// The commit feed of one database.
+pub struct Feed {
+    /// Set by the first subscriber; until then committers record nothing.
+    active: AtomicBool,
+    state: Mutex<FeedState>,
+}
+
+impl Feed {
+    /// A feed whose commits up to `durable` are already published (or predate it).
+    pub fn new(durable: u64) -> Feed {
+        Feed {
+            active: AtomicBool::new(false),
+            state: Mutex::new(FeedState {
+                pending: BTreeMap::new(),
+                next: durable + 1,
+                durable,
+                subscribers: Vec::new(),
+            }),
+        }
+    }
+
+    /// Whether anyone ever subscribed (committers skip the feed until then).
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Records that commit `seq` touched `tables`. Call after `seq` is taken.
+    pub fn record(&self, seq: u64, tables: Arc<[String]>) {
+        if !self.active() {
+            return;
+        }
+        let mut st = self.state.lock();
+        if seq >= st.next {
+            st.pending.insert(seq, tables);
+        }
+        publish(&mut st);
+    }
+
+    /// Reports that every commit up to `seq` is durable.
+    pub fn durable(&self, seq: u64) {
+        let mut st = self.state.lock();
+        st.durable = st.durable.max(seq);
+        publish(&mut st);
+    }
+
+    /// A new subscriber, receiving every commit that becomes durable from now on, with
+    /// room for `capacity` unreceived events. `tip` gives the last sequence taken; it
+    /// is read after the feed is marked active, so every later sequence is recorded.
+    pub fn subscribe(&self, capacity: usize, tip: impl FnOnce() -> u64) -> Subscription {
+        let first = !self.active.swap(true, Ordering::SeqCst);
+        let tip = tip();
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                events: VecDeque::new(),
+                missed: 0,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+        });
+        let mut st = self.state.lock();
+        if first {
+            // Sequences up to `tip` were taken while nobody recorded them.
+            st.next = st.next.max(tip + 1);
+        }
+        st.subscribers.push(Arc::downgrade(&queue));
+        Subscription { queue }
+    }
+
+    /// Tells every subscriber no more events will come.
+    pub fn close(&self) {
+        let mut st = self.state.lock();
+        for q in st.subscribers.drain(..).filter_map(|w| w.upgrade()) {
+            q.state.lock().closed = true;
+            q.ready.notify_all();
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn publish(st: &mut FeedState) {
+    // Every sequence at or below `durable` was taken by a commit with writes, whose
+    // committer records it right after taking it: wait for the record, in order.
+    while st.next <= st.durable {
+        let Some(tables) = st.pending.remove(&st.next) else {
+            return;
+        };
+        let event = CommitEvent {
+            seq: st.next,
+            tables,
+        };
+        st.next += 1;
+        st.subscribers.retain(|w| {
+            let Some(q) = w.upgrade() else { return false };
+            let mut qs = q.state.lock();
+            if qs.events.len() >= q.capacity {
+                qs.events.pop_front();
+                qs.missed += 1;
+            }
+            qs.events.push_back(event.clone());
+            drop(qs);
+            q.ready.notify_one();
+            true
+        });
+    }
+}
+
+/// A stream of durable commits, from [`crate::Database::subscribe`].
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use capsuledb::Received;
+/// let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+/// let sub = db.subscribe();
+/// let mut conn = db.connect();
+/// let mut tx = conn.begin()?;
+/// tx.create_table("orders")?;
+/// let seq = tx.commit()?.seq;
+/// match sub.recv() {
+///     Received::Commit(e) => {
+///         assert_eq!(e.seq, seq);
+///         assert_eq!(&e.tables[..], &["orders".to_string()]);
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Subscription {
+    queue: Arc<Queue>,
+}
+
+impl Subscription {
+    /// Waits for the next event.
+    pub fn recv(&self) -> Received {
+        self.wait(None)
+    }
+
+    /// Waits at most `timeout` for the next event; `None` when none came.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Received> {
+        match self.wait(Some(Instant::now() + timeout)) {
+            Received::Lagged { missed: 0 } => None,
+            r => Some(r),
+        }
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&self) -> Option<Received> {
+        self.recv_timeout(Duration::ZERO)
+    }
+
+    /// Events waiting to be received.
+    pub fn pending(&self) -> usize {
+        self.queue.state.lock().events.len()
+    }
+
+    fn wait(&self, deadline: Option<Instant>) -> Received {
+        let mut qs = self.queue.state.lock();
+        loop {
+            if qs.missed > 0 {
+                let missed = std::mem::take(&mut qs.missed);
+                return Received::Lagged { missed };
+            }
+            if let Some(e) = qs.events.pop_front() {
+                return Received::Commit(e);
+            }
+            if qs.closed {
+                return Received::Closed;
+            }
+            match deadline {
+                None => self.queue.ready.wait(&mut qs),
+                Some(d) => {
+                    if self.queue.ready.wait_until(&mut qs, d).timed_out()
+                        && qs.events.is_empty()
+                        && qs.missed == 0
+                        && !qs.closed
+                    {
+                        // "Nothing came" travels as a zero-miss lag internally.
+                        return Received::Lagged { missed: 0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(names: &[&str]) -> Arc<[String]> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn publishes_in_order_once_durable() {
+        let f = Feed::new(0);
+        let s = f.subscribe(16, || 0);
+        f.record(2, t(&["b"]));
+        f.durable(2);
+        assert!(s.try_recv().is_none(), "seq 1 not recorded yet");
+        f.record(1, t(&["a"]));
+        let seqs: Vec<u64> = std::iter::from_fn(|| match s.try_recv() {
+            Some(Received::Commit(e)) => Some(e.seq),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(seqs, vec![1, 2]);
+        f.record(3, t(&[]));
+        assert!(s.try_recv().is_none(), "3 is not durable");
+        f.durable(3);
+        assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 3));
+    }
+
+    #[test]
+    fn a_slow_subscriber_is_told_it_lagged() {
+        let f = Feed::new(0);
+        let s = f.subscribe(2, || 0);
+        for seq in 1..=5 {
+            f.record(seq, t(&["x"]));
+        }
+        f.durable(5);
+        assert_eq!(s.recv(), Received::Lagged { missed: 3 });
+        assert!(matches!(s.recv(), Received::Commit(e) if e.seq == 4));
+        assert!(matches!(s.recv(), Received::Commit(e) if e.seq == 5));
+        f.close();
+        assert_eq!(s.recv(), Received::Closed);
+    }
+}

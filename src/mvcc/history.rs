@@ -1,0 +1,418 @@
+//! History retention: which past states stay readable (`begin_read_at`), and the
+//! version lists that keep them in the tree (`format-spec/btree.md`, "History").
+//!
+//! Every state at a sequence `S >= floor` (and at or below the visible sequence) is
+//! readable. The floor only rises: it follows the retention setting, but never passes a
+//! live time-travel snapshot (a [`HistoryPin`]).
+//!
+//! Versions of a key folded by a checkpoint while still inside the window go to a
+//! *history entry*: tree key `HISTORY_PREFIX ‖ table ‖ key`, value a list of
+//! `(seq, value or tombstone)` newest first, whose oldest element is the key's state at
+//! or below the floor. A read at `S` seeks that one entry and takes the newest element
+//! at or below `S`; a key without an entry has not changed inside the window, so its
+//! tree value is its value at every retained `S`.
+
+use super::{TableId, Value};
+use crate::{Error, Result};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The first 8 bytes of every history entry's tree key (no table has this id).
+pub const HISTORY_PREFIX: [u8; 8] = u64::MAX.to_be_bytes();
+
+/// The tree key holding the persisted floor (a table id no table can have).
+pub fn floor_key() -> Vec<u8> {
+    let mut k = HISTORY_PREFIX.to_vec();
+    k.extend_from_slice(&u64::MAX.to_be_bytes());
+    k.extend_from_slice(b"floor");
+    k
+}
+
+/// The tree key holding the drops whose data is still kept: `(table, seq)` pairs.
+pub fn drops_key() -> Vec<u8> {
+    let mut k = HISTORY_PREFIX.to_vec();
+    k.extend_from_slice(&u64::MAX.to_be_bytes());
+    k.extend_from_slice(b"drops");
+    k
+}
+
+/// Encodes the kept drops.
+pub fn encode_drops(drops: &[(TableId, u64)]) -> Vec<u8> {
+    drops
+        .iter()
+        .flat_map(|(t, s)| t.to_le_bytes().into_iter().chain(s.to_le_bytes()))
+        .collect()
+}
+
+/// Decodes the kept drops.
+pub fn decode_drops(bytes: &[u8]) -> Result<Vec<(TableId, u64)>> {
+    if !bytes.len().is_multiple_of(16) {
+        return Err(corrupt("the drops record is not a whole number of pairs"));
+    }
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|c| {
+            let (t, s) = c.split_at(8);
+            (
+                u64::from_le_bytes(t.try_into().unwrap_or([0; 8])),
+                u64::from_le_bytes(s.try_into().unwrap_or([0; 8])),
+            )
+        })
+        .collect())
+}
+
+/// The tree key of `key`'s history entry in `table`.
+pub fn history_key(table: TableId, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + key.len());
+    k.extend_from_slice(&HISTORY_PREFIX);
+    k.extend_from_slice(&table.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// The composite key (`table ‖ key`) a history key belongs to.
+pub fn history_owner(history_key: &[u8]) -> Option<&[u8]> {
+    history_key
+        .strip_prefix(&HISTORY_PREFIX[..])
+        .filter(|k| k.len() >= 8)
+}
+
+/// How long past states stay readable through `begin_read_at`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HistoryRetention {
+    /// Only what live snapshots need (the default): no extra space.
+    #[default]
+    Snapshots,
+    /// The states of the last `n` commits.
+    Commits(u64),
+    /// The states committed within this long. States committed before the database was
+    /// opened count as committed at the open.
+    Duration(Duration),
+}
+
+/// Versions of one key, newest first.
+pub type VersionList = Vec<(u64, Value)>;
+
+/// Byte length of one encoded element's head: seq (8), flag (1), length (4).
+const ELEMENT_HEAD: usize = 13;
+
+/// Encodes a version list (`format-spec/btree.md`, "History").
+pub fn encode_list(list: &[(u64, Value)]) -> Vec<u8> {
+    let len = 4 + list
+        .iter()
+        .map(|(_, v)| ELEMENT_HEAD + v.as_ref().map_or(0, |b| b.len()))
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+    for (seq, v) in list {
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.push(u8::from(v.is_some()));
+        let bytes = v.as_deref().unwrap_or(&[]);
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::corrupted(0, format!("history entry: {what}"))
+}
+
+/// Decodes a version list; every length is checked against the bytes present, so a
+/// damaged entry is an error, never a large allocation.
+pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
+    let count = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| corrupt("shorter than its count"))? as usize;
+    if count == 0 || count > bytes.len() / ELEMENT_HEAD {
+        return Err(corrupt("element count does not fit its length"));
+    }
+    let mut list = Vec::with_capacity(count);
+    let mut at = 4;
+    let mut last_seq = u64::MAX;
+    for _ in 0..count {
+        let head = bytes
+            .get(at..at + ELEMENT_HEAD)
+            .ok_or_else(|| corrupt("element past its end"))?;
+        let seq = u64::from_le_bytes(
+            head.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        );
+        let flag = head.get(8).copied().unwrap_or(2);
+        let len = u32::from_le_bytes(
+            head.get(9..13)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 4]),
+        ) as usize;
+        at += ELEMENT_HEAD;
+        let body = bytes
+            .get(at..at.saturating_add(len))
+            .ok_or_else(|| corrupt("value past its end"))?;
+        at += len;
+        if seq >= last_seq && !list.is_empty() {
+            return Err(corrupt("sequences not newest first"));
+        }
+        last_seq = seq;
+        let value = match flag {
+            0 if len == 0 => None,
+            1 => Some(Arc::from(body)),
+            _ => return Err(corrupt("bad element flag")),
+        };
+        list.push((seq, value));
+    }
+    if at != bytes.len() {
+        return Err(corrupt("trailing bytes"));
+    }
+    Ok(list)
+}
+
+/// Keeps what reads at `S >= floor` need: every version above the floor and the newest
+/// at or below it.
+pub fn prune_list(list: &mut VersionList, floor: u64) {
+    if let Some(i) = list.iter().position(|(s, _)| *s <= floor) {
+        list.truncate(i + 1);
+    }
+}
+
+/// The element a read at `seq` sees: the newest at or below it.
+pub fn resolve(list: &[(u64, Value)], seq: u64) -> Option<&Value> {
+    list.iter().find(|(s, _)| *s <= seq).map(|(_, v)| v)
+}
+
+struct State {
+    floor: u64,
+    /// Live time-travel snapshots: seq -> count.
+    pins: BTreeMap<u64, usize>,
+    /// The floor asked for by `drop_history_before`.
+    explicit: u64,
+    /// `(when, tip)` samples for duration retention, oldest first.
+    samples: VecDeque<(Instant, u64)>,
+}
+
+/// The retention window of one database.
+pub struct History {
+    retention: HistoryRetention,
+    floor: AtomicU64,
+    state: Mutex<State>,
+}
+
+/// A live time-travel snapshot: the floor stays at or below its seq while it lives.
+pub struct HistoryPin {
+    history: Arc<History>,
+    seq: u64,
+}
+
+impl HistoryPin {
+    /// The pinned sequence.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl Drop for HistoryPin {
+    fn drop(&mut self) {
+        let mut st = self.history.state.lock();
+        if let Some(n) = st.pins.get_mut(&self.seq) {
+            *n -= 1;
+            if *n == 0 {
+                st.pins.remove(&self.seq);
+            }
+        }
+    }
+}
+
+impl History {
+    /// A window starting at `floor` (the persisted one, after a reopen).
+    pub fn new(retention: HistoryRetention, floor: u64, tip: u64) -> Arc<History> {
+        let mut samples = VecDeque::new();
+        samples.push_back((Instant::now(), tip));
+        Arc::new(History {
+            retention,
+            floor: AtomicU64::new(floor),
+            state: Mutex::new(State {
+                floor,
+                pins: BTreeMap::new(),
+                explicit: 0,
+                samples,
+            }),
+        })
+    }
+
+    /// The retention setting.
+    pub fn retention(&self) -> HistoryRetention {
+        self.retention
+    }
+
+    /// The oldest readable sequence.
+    pub fn floor(&self) -> u64 {
+        self.floor.load(Ordering::Acquire)
+    }
+
+    /// Pins `seq` for a time-travel snapshot, if it is inside the window (`visible` is
+    /// the newest readable sequence).
+    pub fn pin(self: &Arc<Self>, seq: u64, visible: u64) -> Result<HistoryPin> {
+        let mut st = self.state.lock();
+        if seq < st.floor || seq > visible {
+            return Err(Error::HistoryUnavailable {
+                requested: seq,
+                oldest: st.floor,
+                newest: visible,
+            });
+        }
+        *st.pins.entry(seq).or_insert(0) += 1;
+        Ok(HistoryPin {
+            history: Arc::clone(self),
+            seq,
+        })
+    }
+
+    /// Asks for the floor to rise to `seq` (it stops below live pins and `limit`).
+    pub fn drop_before(&self, seq: u64) {
+        let mut st = self.state.lock();
+        st.explicit = st.explicit.max(seq);
+    }
+
+    /// Raises the floor as far as the retention allows, given the newest sequence `tip`
+    /// and `limit`, the highest floor the engine can serve (the GC horizon). Returns the
+    /// floor.
+    pub fn advance(&self, tip: u64, limit: u64) -> u64 {
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        let target = match self.retention {
+            HistoryRetention::Snapshots => limit,
+            HistoryRetention::Commits(n) => tip.saturating_sub(n),
+            HistoryRetention::Duration(d) => {
+                let step = (d / 1000).max(Duration::from_millis(1));
+                if st
+                    .samples
+                    .back()
+                    .is_none_or(|(t, _)| now.duration_since(*t) >= step)
+                {
+                    st.samples.push_back((now, tip));
+                }
+                let mut target = st.floor;
+                while let Some(&(t, s)) = st.samples.front() {
+                    if now.duration_since(t) < d {
+                        break;
+                    }
+                    // Every state committed by `t` is older than the window: `s` (the
+                    // tip then) is the oldest state still needed.
+                    target = target.max(s);
+                    if st.samples.len() == 1 {
+                        break;
+                    }
+                    st.samples.pop_front();
+                }
+                target
+            }
+        };
+        let mut floor = target.max(st.explicit).min(limit);
+        if let Some((&oldest_pin, _)) = st.pins.first_key_value() {
+            floor = floor.min(oldest_pin);
+        }
+        if floor > st.floor {
+            st.floor = floor;
+            self.floor.store(floor, Ordering::Release);
+        }
+        st.floor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(b: &[u8]) -> Value {
+        Some(Arc::from(b))
+    }
+
+    #[test]
+    fn layout_matches_the_spec() {
+        use crate::format::spec_table;
+        let md = include_str!("../../format-spec/btree.md");
+        let list = spec_table::rows(md, "### Version list");
+        spec_table::assert_layout(&list, &[("count", 0, 4), ("elements", 4, 0)]);
+        let element = spec_table::rows(md, "Version list element");
+        spec_table::assert_layout(
+            &element,
+            &[
+                ("seq", 0, 8),
+                ("flag", 8, 1),
+                ("len", 9, 4),
+                ("value", ELEMENT_HEAD, 0),
+            ],
+        );
+        // One element with a 3-byte value, encoded, matches the offsets.
+        let bytes = encode_list(&[(0x0102, Some(Arc::from(&b"abc"[..])))]);
+        assert_eq!(&bytes[..4], &1u32.to_le_bytes());
+        assert_eq!(&bytes[4..12], &0x0102u64.to_le_bytes());
+        assert_eq!(bytes[12], 1);
+        assert_eq!(&bytes[13..17], &3u32.to_le_bytes());
+        assert_eq!(&bytes[17..], b"abc");
+    }
+
+    #[test]
+    fn list_round_trip_and_resolve() {
+        let list = vec![(9, v(b"c")), (5, None), (2, v(b"a"))];
+        let bytes = encode_list(&list);
+        assert_eq!(decode_list(&bytes).unwrap(), list);
+        assert_eq!(resolve(&list, 10), Some(&v(b"c")));
+        assert_eq!(resolve(&list, 6), Some(&None));
+        assert_eq!(resolve(&list, 4), Some(&v(b"a")));
+        assert_eq!(resolve(&list, 1), None);
+        let mut p = list.clone();
+        prune_list(&mut p, 6);
+        assert_eq!(p, vec![(9, v(b"c")), (5, None)]);
+        prune_list(&mut p, 100);
+        assert_eq!(p, vec![(9, v(b"c"))]);
+    }
+
+    #[test]
+    fn floor_follows_retention_and_stops_at_pins() {
+        let h = History::new(HistoryRetention::Commits(10), 0, 0);
+        assert_eq!(h.advance(25, 100), 15);
+        let pin = h.pin(20, 25).unwrap();
+        assert!(matches!(
+            h.pin(14, 25),
+            Err(Error::HistoryUnavailable {
+                requested: 14,
+                oldest: 15,
+                newest: 25
+            })
+        ));
+        assert_eq!(h.advance(40, 100), 20, "held by the pin");
+        drop(pin);
+        assert_eq!(h.advance(40, 100), 30);
+        assert_eq!(h.advance(40, 28), 30, "the floor never falls");
+        h.drop_before(35);
+        assert_eq!(h.advance(40, 100), 35);
+        let s = History::new(HistoryRetention::Snapshots, 3, 3);
+        assert_eq!(s.advance(50, 44), 44);
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_list(&bytes);
+        }
+
+        #[test]
+        fn round_trip(raw in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..20)), 1..10)) {
+            let n = raw.len() as u64;
+            let list: VersionList = raw
+                .into_iter()
+                .enumerate()
+                .map(|(i, (some, b))| (n - i as u64, some.then(|| Arc::from(b.as_slice()))))
+                .collect();
+            prop_assert_eq!(decode_list(&encode_list(&list)).unwrap(), list);
+        }
+    }
+}

@@ -1,0 +1,752 @@
+//! A Raft log store on one capsuledb database.
+//!
+//! [`RaftLog`] keeps a Raft replica's log and its hard state (term, vote, commit index)
+//! in two tables of a [`Database`], `<name>.log` and `<name>.meta` (the default name is
+//! `raft`; the byte layout is in `codec.rs`). Every call that changes the log is one
+//! transaction committed [`Durability::Durable`], so after a crash or power loss the log
+//! holds exactly the calls that returned `Ok` (and possibly the one in flight, whole or
+//! not at all): an append, a truncate or a purge is never half done, and the hard state
+//! is never torn. Concurrent appenders on different logs of one database share the
+//! engine's group commit.
+//!
+//! The log's bounds ([`RaftLog::first_index`], [`RaftLog::last_index`]) are kept in
+//! memory and answered without I/O; recently appended entries are kept in a bounded
+//! in-memory cache too (see [`RaftLog::entries`]).
+//!
+//! ```
+//! use capsuledb::raftlog::{Entry, HardState, RaftLog};
+//! # fn main() -> capsuledb::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = capsuledb::Database::open(dir.path().join("raft.db"))?;
+//! let log = RaftLog::open(&db)?;
+//! log.append(&[Entry::new(1, 1, b"a".to_vec()), Entry::new(2, 1, b"b".to_vec())])?;
+//! log.append(&[Entry::new(3, 2, b"c".to_vec())])?;
+//! assert_eq!((log.first_index(), log.last_index()), (1, Some(3)));
+//!
+//! // A new leader overwrites a conflicting suffix: truncate, then append.
+//! log.truncate(3)?;
+//! log.append(&[Entry::new(3, 3, b"c'".to_vec())])?;
+//! assert_eq!(log.entry(3)?.unwrap().data, b"c'");
+//!
+//! // Compaction after a snapshot: the term of the last purged entry is remembered.
+//! log.purge(2)?;
+//! assert_eq!(log.first_index(), 3);
+//! assert_eq!(log.term(2)?, Some(1));
+//! assert_eq!(log.entries(..)?.len(), 1);
+//!
+//! log.save_hard_state(&HardState { term: 3, vote: Some(2), commit: 3 })?;
+//! drop(log);
+//! let log = RaftLog::open(&db)?; // everything above survives a reopen (or a crash)
+//! assert_eq!(log.hard_state().vote, Some(2));
+//! assert_eq!((log.first_index(), log.last_index()), (3, Some(3)));
+//! # Ok(()) }
+//! ```
+//!
+//! ## Index rules
+//! - An empty log that never purged anything starts at the index of its first append
+//!   (0 for openraft, 1 for the raft-rs convention). Otherwise an append must start
+//!   right after [`RaftLog::last_entry_id`] and be contiguous, with terms that never go
+//!   down.
+//! - [`RaftLog::truncate`] may not reach purged entries; [`RaftLog::purge`] may not go
+//!   past the last entry ([`RaftLog::purge_to`] may, given the term, as installing a
+//!   snapshot needs).
+//!
+//! Breaking a rule gives [`Error::LogOrder`] and writes nothing.
+//!
+//! ## One handle per log
+//! Open each log once per database and share the (cheaply cloned) handle: the bounds
+//! and the cache live in the handle, so a second handle on the same tables would not
+//! see the first one's changes.
+//!
+//! ## After an I/O failure
+//! A commit that fails for any reason but [`Error::Conflict`] may or may not have
+//! reached the disk, so the handle stops accepting changes ([`Error::Poisoned`]); the
+//! engine refuses commits too. Reopen the database and the log to continue.
+
+mod cache;
+mod codec;
+#[cfg(feature = "openraft")]
+pub mod openraft;
+
+use crate::{Database, Durability, Error, Isolation, Result};
+use cache::Cache;
+use codec::{HARD_STATE_KEY, PURGED_KEY, decode_entry_value, decode_log_key, log_key};
+use parking_lot::{Mutex, RwLock};
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+/// Tries at creating the log's tables when another opener races us.
+const OPEN_TRIES_MAX: u32 = 8;
+
+/// Table name used by [`RaftLog::open`].
+pub const DEFAULT_NAME: &str = "raft";
+
+/// One Raft log entry: its position, the term of the leader that created it, and an
+/// opaque payload.
+///
+/// ```
+/// let e = capsuledb::raftlog::Entry::new(7, 2, b"set x=1".to_vec());
+/// assert_eq!((e.index, e.term), (7, 2));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Entry {
+    /// Position in the log.
+    pub index: u64,
+    /// Term of the leader that created the entry.
+    pub term: u64,
+    /// The payload, stored as given.
+    pub data: Vec<u8>,
+}
+
+impl Entry {
+    /// An entry at `index` of `term` carrying `data`.
+    pub fn new(index: u64, term: u64, data: Vec<u8>) -> Entry {
+        Entry { index, term, data }
+    }
+
+    /// The entry's `(index, term)`.
+    pub fn id(&self) -> EntryId {
+        EntryId {
+            index: self.index,
+            term: self.term,
+        }
+    }
+}
+
+/// An entry's position and term: what Raft compares logs by.
+///
+/// ```
+/// let e = capsuledb::raftlog::Entry::new(9, 2, Vec::new());
+/// assert_eq!(e.id(), capsuledb::raftlog::EntryId { index: 9, term: 2 });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct EntryId {
+    /// Position in the log.
+    pub index: u64,
+    /// Term of the entry.
+    pub term: u64,
+}
+
+/// The state a Raft replica must persist before answering a message: its current term,
+/// whom it voted for in that term, and (optionally) the commit index.
+///
+/// ```
+/// let h = capsuledb::raftlog::HardState { term: 4, vote: Some(1), commit: 10 };
+/// assert_eq!(capsuledb::raftlog::HardState::default().vote, None);
+/// # let _ = h;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct HardState {
+    /// Current term.
+    pub term: u64,
+    /// Node voted for in `term`, if any.
+    pub vote: Option<u64>,
+    /// Highest index known committed.
+    pub commit: u64,
+}
+
+/// What the log holds, as the handle believes it is on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Bounds {
+    /// The last purged entry, if anything was ever purged.
+    purged: Option<EntryId>,
+    /// The first held index and the last held entry, if the log holds entries.
+    held: Option<(u64, EntryId)>,
+}
+
+impl Bounds {
+    fn first_index(&self) -> u64 {
+        match (self.held, self.purged) {
+            (Some((first, _)), _) => first,
+            (None, Some(p)) => p.index.saturating_add(1),
+            (None, None) => 0,
+        }
+    }
+
+    fn last_id(&self) -> Option<EntryId> {
+        self.held.map(|(_, last)| last).or(self.purged)
+    }
+
+    /// Whether `index` is held.
+    fn holds(&self, index: u64) -> bool {
+        self.held
+            .is_some_and(|(first, last)| (first..=last.index).contains(&index))
+    }
+}
+
+/// A Raft log and hard state stored in a capsuledb [`Database`]. Cheap to clone (the
+/// clones share one log); `Send + Sync`. See the [module docs](self).
+#[derive(Clone)]
+pub struct RaftLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    log_table: String,
+    meta_table: String,
+    /// Serializes the calls that change the log (append, truncate, purge), held across
+    /// their durable commit so `bounds` always matches what is durable.
+    writer: Mutex<()>,
+    /// Serializes hard-state saves so `hard` matches the last durable save.
+    hard_writer: Mutex<()>,
+    bounds: Mutex<Bounds>,
+    hard: Mutex<HardState>,
+    cache: RwLock<Cache>,
+    /// Why the handle stopped accepting changes, after an ambiguous commit failure.
+    poisoned: Mutex<Option<String>>,
+}
+
+impl RaftLog {
+    /// Opens the log named [`DEFAULT_NAME`] in `db`, creating its tables if absent.
+    pub fn open(db: &Database) -> Result<RaftLog> {
+        RaftLog::open_named(db, DEFAULT_NAME)
+    }
+
+    /// Opens the log stored in the tables `<name>.log` and `<name>.meta` of `db`,
+    /// creating them if absent. Several logs can share one database under different
+    /// names (their appends then share group commits).
+    pub fn open_named(db: &Database, name: &str) -> Result<RaftLog> {
+        let log_table = format!("{name}.log");
+        let meta_table = format!("{name}.meta");
+        create_tables(db, &[&log_table, &meta_table])?;
+        let mut conn = db.connect();
+        let tx = conn.begin_read()?;
+        let purged = tx
+            .get(&meta_table, PURGED_KEY)?
+            .map(|v| codec::decode_purged(&v))
+            .transpose()?;
+        let hard = tx
+            .get(&meta_table, HARD_STATE_KEY)?
+            .map(|v| codec::decode_hard_state(&v))
+            .transpose()?
+            .unwrap_or_default();
+        let first = tx.iter(&log_table)?.next().transpose()?;
+        let last = tx
+            .range_rev::<&[u8], _>(&log_table, ..)?
+            .next()
+            .transpose()?;
+        let held = match (first, last) {
+            (Some((fk, _)), Some((lk, lv))) => {
+                let first = decode_log_key(&fk)?;
+                let last = decode_log_key(&lk)?;
+                let (term, _) = decode_entry_value(last, &lv)?;
+                Some((first, EntryId { index: last, term }))
+            }
+            _ => None,
+        };
+        let bounds = Bounds { purged, held };
+        check_bounds(&bounds)?;
+        drop(tx);
+        Ok(RaftLog {
+            inner: Arc::new(Inner {
+                db: db.clone(),
+                log_table,
+                meta_table,
+                writer: Mutex::new(()),
+                hard_writer: Mutex::new(()),
+                bounds: Mutex::new(bounds),
+                hard: Mutex::new(hard),
+                cache: RwLock::new(Cache::new()),
+                poisoned: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The database the log lives in.
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// Index of the first entry the log holds; when it holds none, the index the next
+    /// append must start at (0 for a log that never held anything). No I/O.
+    pub fn first_index(&self) -> u64 {
+        self.inner.bounds.lock().first_index()
+    }
+
+    /// Index of the last entry appended and not truncated, or of the last purged entry
+    /// when the log holds none; `None` for a log that never held anything. No I/O.
+    pub fn last_index(&self) -> Option<u64> {
+        self.last_entry_id().map(|id| id.index)
+    }
+
+    /// Index and term of the last entry (held or purged), as
+    /// [`RaftLog::last_index`]. No I/O.
+    pub fn last_entry_id(&self) -> Option<EntryId> {
+        self.inner.bounds.lock().last_id()
+    }
+
+    /// Index and term of the last purged entry, if anything was purged. No I/O.
+    pub fn last_purged(&self) -> Option<EntryId> {
+        self.inner.bounds.lock().purged
+    }
+
+    /// Number of entries the log holds. No I/O.
+    pub fn len(&self) -> u64 {
+        self.inner
+            .bounds
+            .lock()
+            .held
+            .map_or(0, |(first, last)| last.index - first + 1)
+    }
+
+    /// Whether the log holds no entries. No I/O.
+    pub fn is_empty(&self) -> bool {
+        self.inner.bounds.lock().held.is_none()
+    }
+
+    /// Appends `entries` in one durable transaction. They must be contiguous, start
+    /// right after the last entry (or anywhere, on a log that never held anything), and
+    /// have terms that never go down; otherwise [`Error::LogOrder`] and nothing is
+    /// written. Returns once the entries are on stable storage. An empty slice is a
+    /// no-op.
+    pub fn append(&self, entries: &[Entry]) -> Result<()> {
+        let Some(head) = entries.first() else {
+            return Ok(());
+        };
+        let inner = &*self.inner;
+        let _writer = inner.writer.lock();
+        inner.check_usable()?;
+        let before = *inner.bounds.lock();
+        let refuse = |index: u64, what: String| Error::LogOrder {
+            op: "append",
+            index,
+            what,
+        };
+        let mut prev = before.last_id();
+        if let Some(p) = prev
+            && head.index != p.index.wrapping_add(1)
+        {
+            return Err(refuse(
+                head.index,
+                format!(
+                    "expected index {} after the last entry {}",
+                    p.index.wrapping_add(1),
+                    p.index
+                ),
+            ));
+        }
+        for e in entries {
+            if let Some(p) = prev {
+                if p.index.checked_add(1) != Some(e.index) {
+                    return Err(refuse(e.index, format!("not contiguous after {}", p.index)));
+                }
+                if e.term < p.term {
+                    return Err(refuse(
+                        e.index,
+                        format!("term {} below term {} of entry {}", e.term, p.term, p.index),
+                    ));
+                }
+            }
+            prev = Some(e.id());
+        }
+        let last = prev.unwrap_or(head.id());
+        let mut conn = inner.db.connect();
+        let mut tx = conn.begin_with(Isolation::Snapshot)?;
+        for e in entries {
+            tx.put(
+                &inner.log_table,
+                &log_key(e.index),
+                &codec::entry_value(e.term, &e.data),
+            )?;
+        }
+        inner.commit(tx)?;
+        let first = before.held.map_or(head.index, |(first, _)| first);
+        let after = Bounds {
+            purged: before.purged,
+            held: Some((first, last)),
+        };
+        debug_assert!(check_bounds(&after).is_ok(), "{after:?}");
+        *inner.bounds.lock() = after;
+        inner.cache.write().append(entries);
+        Ok(())
+    }
+
+    /// Removes the entries at `from` and after, atomically and durably (the conflict
+    /// rollback of a follower). `from` past the last entry is a no-op; `from` at or
+    /// below the last purged index is [`Error::LogOrder`].
+    pub fn truncate(&self, from: u64) -> Result<()> {
+        let inner = &*self.inner;
+        let _writer = inner.writer.lock();
+        inner.check_usable()?;
+        let before = *inner.bounds.lock();
+        if let Some(p) = before.purged
+            && from <= p.index
+        {
+            return Err(Error::LogOrder {
+                op: "truncate",
+                index: from,
+                what: format!("entries up to {} are purged", p.index),
+            });
+        }
+        let Some((first, last)) = before.held else {
+            return Ok(());
+        };
+        if from > last.index {
+            return Ok(());
+        }
+        let mut conn = inner.db.connect();
+        let mut tx = conn.begin_with(Isolation::Snapshot)?;
+        let held = if from > first {
+            let prev = from - 1;
+            let value = tx
+                .get_ref(&inner.log_table, &log_key(prev))?
+                .ok_or_else(|| Error::corrupted(0, format!("raft log entry {prev} is missing")))?;
+            let (term, _) = decode_entry_value(prev, &value)?;
+            Some((first, EntryId { index: prev, term }))
+        } else {
+            None
+        };
+        for index in from.max(first)..=last.index {
+            tx.delete(&inner.log_table, &log_key(index))?;
+        }
+        inner.commit(tx)?;
+        let after = Bounds {
+            purged: before.purged,
+            held,
+        };
+        debug_assert!(check_bounds(&after).is_ok(), "{after:?}");
+        *inner.bounds.lock() = after;
+        inner.cache.write().truncate(from);
+        Ok(())
+    }
+
+    /// Removes the entries up to and including `upto`, atomically and durably (log
+    /// compaction after a snapshot), remembering `upto`'s term so
+    /// [`RaftLog::first_index`] and [`RaftLog::term`] stay right after a reopen. `upto`
+    /// at or below the last purged index is a no-op; past the last entry it is
+    /// [`Error::LogOrder`] (use [`RaftLog::purge_to`]).
+    pub fn purge(&self, upto: u64) -> Result<()> {
+        let inner = &*self.inner;
+        let _writer = inner.writer.lock();
+        inner.check_usable()?;
+        let before = *inner.bounds.lock();
+        if before.purged.is_some_and(|p| upto <= p.index) {
+            return Ok(());
+        }
+        match before.held {
+            Some((first, _)) if upto < first => Ok(()),
+            Some(_) if before.holds(upto) => {
+                let term = inner.stored_term(upto)?;
+                inner.purge_locked(before, EntryId { index: upto, term }, None)
+            }
+            _ => Err(Error::LogOrder {
+                op: "purge",
+                index: upto,
+                what: format!(
+                    "past the last entry {:?} (purge_to takes the term)",
+                    before.last_id().map(|id| id.index)
+                ),
+            }),
+        }
+    }
+
+    /// Removes the entries up to and including `upto.index`, like [`RaftLog::purge`],
+    /// but `upto` may lie past the last entry (installing a snapshot of a longer log):
+    /// the log then holds nothing and the next append must start at `upto.index + 1`.
+    /// If the entry at `upto.index` is held, its term must be `upto.term`.
+    pub fn purge_to(&self, upto: EntryId) -> Result<()> {
+        self.purge_to_inner(upto, None)
+    }
+
+    /// [`RaftLog::purge_to`], also saving `value` under the meta `name` (as
+    /// [`RaftLog::save_meta`]) in the same commit: for adapters that keep more about the
+    /// purged entry than its index and term. Nothing is saved when the purge is a no-op.
+    pub fn purge_to_with_meta(&self, upto: EntryId, name: &str, value: &[u8]) -> Result<()> {
+        self.purge_to_inner(upto, Some((name, value)))
+    }
+
+    fn purge_to_inner(&self, upto: EntryId, meta: Option<(&str, &[u8])>) -> Result<()> {
+        let inner = &*self.inner;
+        let _writer = inner.writer.lock();
+        inner.check_usable()?;
+        let before = *inner.bounds.lock();
+        if let Some(p) = before.purged
+            && upto.index <= p.index
+        {
+            if upto.index == p.index && upto.term != p.term {
+                return Err(Error::LogOrder {
+                    op: "purge",
+                    index: upto.index,
+                    what: format!("already purged with term {}, not {}", p.term, upto.term),
+                });
+            }
+            return Ok(());
+        }
+        if before.holds(upto.index) {
+            let term = inner.stored_term(upto.index)?;
+            if term != upto.term {
+                return Err(Error::LogOrder {
+                    op: "purge",
+                    index: upto.index,
+                    what: format!("the entry has term {term}, not {}", upto.term),
+                });
+            }
+        }
+        if let Some(last) = before.last_id()
+            && upto.term < last.term
+            && upto.index > last.index
+        {
+            return Err(Error::LogOrder {
+                op: "purge",
+                index: upto.index,
+                what: format!(
+                    "term {} below the last entry's term {}",
+                    upto.term, last.term
+                ),
+            });
+        }
+        inner.purge_locked(before, upto, meta)
+    }
+
+    /// The entry at `index`, if the log holds it.
+    pub fn entry(&self, index: u64) -> Result<Option<Entry>> {
+        if let Some(e) = self.inner.cache.read().get(index) {
+            return Ok(Some(e));
+        }
+        let mut conn = self.inner.db.connect();
+        let tx = conn.begin_read()?;
+        let Some(value) = tx.get_ref(&self.inner.log_table, &log_key(index))? else {
+            return Ok(None);
+        };
+        let (term, data) = decode_entry_value(index, &value)?;
+        Ok(Some(Entry::new(index, term, data.to_vec())))
+    }
+
+    /// The term of entry `index`: of a held entry, or of the last purged one; `None`
+    /// for any other index.
+    pub fn term(&self, index: u64) -> Result<Option<u64>> {
+        let bounds = *self.inner.bounds.lock();
+        if let Some(p) = bounds.purged
+            && p.index == index
+        {
+            return Ok(Some(p.term));
+        }
+        if let Some((_, last)) = bounds.held
+            && last.index == index
+        {
+            return Ok(Some(last.term));
+        }
+        Ok(self.entry(index)?.map(|e| e.term))
+    }
+
+    /// The held entries whose index lies in `range`, in index order (contiguous:
+    /// purged and never-appended indices are simply absent). Served from the in-memory
+    /// cache of recent appends when it covers the range, else from the database.
+    pub fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
+        let lo = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => match i.checked_add(1) {
+                Some(i) => i,
+                None => return Ok(Vec::new()),
+            },
+            Bound::Unbounded => 0,
+        };
+        let hi = match range.end_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => match i.checked_sub(1) {
+                Some(i) => i,
+                None => return Ok(Vec::new()),
+            },
+            Bound::Unbounded => u64::MAX,
+        };
+        // Clamp to what is held, so the cache can answer for open-ended ranges.
+        let Some((first, last)) = self.inner.bounds.lock().held else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = (lo.max(first), hi.min(last.index));
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        if let Some(found) = self.inner.cache.read().range(lo, hi) {
+            return Ok(found);
+        }
+        self.entries_from_db(lo, hi)
+    }
+
+    /// Reads entries `lo..=hi` from the database, bypassing the cache.
+    pub fn entries_uncached(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
+        let lo = range.start_bound().map(|&i| log_key(i));
+        let hi = range.end_bound().map(|&i| log_key(i));
+        self.scan((lo, hi))
+    }
+
+    fn entries_from_db(&self, lo: u64, hi: u64) -> Result<Vec<Entry>> {
+        self.scan(log_key(lo)..=log_key(hi))
+    }
+
+    fn scan(&self, keys: impl RangeBounds<[u8; 8]>) -> Result<Vec<Entry>> {
+        let mut conn = self.inner.db.connect();
+        let tx = conn.begin_read()?;
+        let mut out = Vec::new();
+        for item in tx.range(&self.inner.log_table, keys)? {
+            let (k, v) = item?;
+            let index = decode_log_key(&k)?;
+            let (term, data) = decode_entry_value(index, &v)?;
+            out.push(Entry::new(index, term, data.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Saves the hard state durably, in one key and one commit: after a crash it is
+    /// the old or the new value, never a mix, and the new one if this returned `Ok`.
+    pub fn save_hard_state(&self, hard: &HardState) -> Result<()> {
+        let inner = &*self.inner;
+        let _writer = inner.hard_writer.lock();
+        inner.check_usable()?;
+        let mut conn = inner.db.connect();
+        let mut tx = conn.begin_with(Isolation::Snapshot)?;
+        tx.put(
+            &inner.meta_table,
+            HARD_STATE_KEY,
+            &codec::encode_hard_state(hard),
+        )?;
+        inner.commit(tx)?;
+        *inner.hard.lock() = *hard;
+        Ok(())
+    }
+
+    /// The last saved hard state (all zero and no vote if none was saved). No I/O.
+    pub fn hard_state(&self) -> HardState {
+        *self.inner.hard.lock()
+    }
+
+    /// Saves `value` under `name` durably, in one commit: a small record for adapters
+    /// (openraft's vote, a committed index, a snapshot's metadata).
+    pub fn save_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_usable()?;
+        let mut conn = inner.db.connect();
+        let mut tx = conn.begin_with(Isolation::Snapshot)?;
+        tx.put(&inner.meta_table, &codec::user_meta_key(name), value)?;
+        inner.commit(tx)?;
+        Ok(())
+    }
+
+    /// The value last saved under `name` with [`RaftLog::save_meta`].
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.inner.db.connect();
+        let tx = conn.begin_read()?;
+        tx.get(&self.inner.meta_table, &codec::user_meta_key(name))
+    }
+}
+
+impl Inner {
+    fn check_usable(&self) -> Result<()> {
+        match &*self.poisoned.lock() {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits durably. A conflict wrote nothing; any other failure may or may not
+    /// have reached the disk, so the handle's bounds can no longer be trusted.
+    fn commit(&self, tx: crate::Transaction<'_>) -> Result<()> {
+        match tx.commit_with(Durability::Durable) {
+            Ok(_) => Ok(()),
+            Err(e @ Error::Conflict { .. }) => Err(e),
+            Err(e) => {
+                *self.poisoned.lock() = Some(format!("raft log commit failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// The term stored with held entry `index`.
+    fn stored_term(&self, index: u64) -> Result<u64> {
+        if let Some(e) = self.cache.read().get_term(index) {
+            return Ok(e);
+        }
+        let mut conn = self.db.connect();
+        let tx = conn.begin_read()?;
+        let value = tx
+            .get_ref(&self.log_table, &log_key(index))?
+            .ok_or_else(|| Error::corrupted(0, format!("raft log entry {index} is missing")))?;
+        Ok(decode_entry_value(index, &value)?.0)
+    }
+
+    /// Purges up to `upto` with the writer lock held and the checks done.
+    fn purge_locked(
+        &self,
+        before: Bounds,
+        upto: EntryId,
+        meta: Option<(&str, &[u8])>,
+    ) -> Result<()> {
+        let mut conn = self.db.connect();
+        let mut tx = conn.begin_with(Isolation::Snapshot)?;
+        let mut held = None;
+        if let Some((first, last)) = before.held {
+            for index in first..=upto.index.min(last.index) {
+                tx.delete(&self.log_table, &log_key(index))?;
+            }
+            if upto.index < last.index {
+                held = Some((upto.index + 1, last));
+            }
+        }
+        tx.put(&self.meta_table, PURGED_KEY, &codec::encode_purged(upto))?;
+        if let Some((name, value)) = meta {
+            tx.put(&self.meta_table, &codec::user_meta_key(name), value)?;
+        }
+        self.commit(tx)?;
+        let after = Bounds {
+            purged: Some(upto),
+            held,
+        };
+        debug_assert!(check_bounds(&after).is_ok(), "{after:?}");
+        *self.bounds.lock() = after;
+        self.cache.write().purge(upto.index);
+        Ok(())
+    }
+}
+
+/// Creates the tables that do not exist yet, in one commit.
+fn create_tables(db: &Database, names: &[&str]) -> Result<()> {
+    let mut conn = db.connect();
+    let mut tries = 0;
+    loop {
+        let mut tx = conn.begin_with(Isolation::Snapshot)?;
+        let mut missing = false;
+        for name in names {
+            if !tx.table_exists(name)? {
+                tx.create_table(name)?;
+                missing = true;
+            }
+        }
+        if !missing {
+            return Ok(());
+        }
+        match tx.commit_with(Durability::Durable) {
+            Ok(_) => return Ok(()),
+            Err(Error::Conflict { .. }) if tries < OPEN_TRIES_MAX => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The invariants of what a log holds: purged entries come before held ones, the
+/// held range is not reversed, terms do not go down.
+fn check_bounds(b: &Bounds) -> Result<()> {
+    let bad = |what: String| Err(Error::corrupted(0, format!("raft log bounds: {what}")));
+    if let Some((first, last)) = b.held {
+        if first > last.index {
+            return bad(format!("first entry {first} after last {}", last.index));
+        }
+        if let Some(p) = b.purged {
+            if p.index.checked_add(1) != Some(first) {
+                return bad(format!(
+                    "first entry {first} does not follow the last purged {}",
+                    p.index
+                ));
+            }
+            if p.term > last.term {
+                return bad(format!(
+                    "purged term {} above the last entry's term {}",
+                    p.term, last.term
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,614 @@
+//! openraft's storage traits on capsuledb (cargo feature `openraft`, openraft 0.9).
+//!
+//! - [`LogStore`] is openraft's `RaftLogStorage` + `RaftLogReader` over a
+//!   [`RaftLog`]: each openraft entry is stored serialized (JSON) as the payload of one
+//!   raftlog entry of the same index and term; the vote, the committed log id and the
+//!   full id of the last purged entry are meta records of the log, each saved in the
+//!   same commit as what it describes. It works for any type config whose entries
+//!   serialize.
+//! - [`StateMachine`] is `RaftStateMachine` for [`TypeConfig`]: a key-value state
+//!   machine whose data is a capsuledb table (`<name>.sm`), applied one durable
+//!   transaction per batch together with the last applied log id and membership
+//!   (`<name>.sm.meta`), so a crash never separates the data from what it reflects.
+//!   Snapshots are a consistent read snapshot of those tables, serialized; the current
+//!   one is kept in `<name>.sm.snapshot` in chunks.
+//!
+//! The calls block on the engine's durable commits (one or two `fdatasync`s), which is
+//! what openraft's callbacks wait for anyway; run openraft on a multi-threaded runtime.
+//!
+//! ```
+//! use capsuledb::raftlog::openraft::{LogStore, StateMachine, TypeConfig};
+//! # fn main() -> capsuledb::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = capsuledb::Database::open(dir.path().join("node1.db"))?;
+//! let log_store: LogStore<TypeConfig> = LogStore::open(&db)?;
+//! let state_machine = StateMachine::open(&db)?;
+//! // openraft::Raft::new(1, config, network, log_store, state_machine).await ...
+//! # let _ = (log_store, state_machine);
+//! # Ok(()) }
+//! ```
+
+use super::{Entry, EntryId, RaftLog};
+use crate::{Database, Durability, Isolation};
+use ::openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use ::openraft::{
+    AnyError, BasicNode, EntryPayload, LogId, OptionalSend, RaftLogId, RaftLogReader,
+    RaftSnapshotBuilder, RaftTypeConfig, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership, Vote,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::marker::PhantomData;
+use std::ops::RangeBounds;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Meta record of the log: openraft's vote.
+const VOTE: &str = "openraft.vote";
+/// Meta record of the log: the committed log id.
+const COMMITTED: &str = "openraft.committed";
+/// Meta record of the log: the full id of the last purged entry.
+const PURGED: &str = "openraft.purged";
+
+/// State-machine meta keys.
+const LAST_APPLIED: &[u8] = b"last_applied";
+const MEMBERSHIP: &[u8] = b"membership";
+const SNAPSHOT_META: &[u8] = b"snapshot_meta";
+const SNAPSHOT_COUNT: &[u8] = b"snapshot_count";
+/// Bytes of a stored snapshot per key (well under [`crate::MAX_VALUE_LEN`]).
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// A write to the key-value state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Sets `key` to `value`.
+    Set {
+        /// The key.
+        key: Vec<u8>,
+        /// The new value.
+        value: Vec<u8>,
+    },
+    /// Removes `key`.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// What applying a [`Request`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The key's value before the request.
+    pub previous: Option<Vec<u8>>,
+}
+
+::openraft::declare_raft_types!(
+    /// The openraft type configuration of [`StateMachine`]: [`Request`] in,
+    /// [`Response`] out, `u64` node ids, openraft's `BasicNode`, entries and Tokio runtime.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+);
+
+type NodeIdOf<C> = <C as RaftTypeConfig>::NodeId;
+type Nid = u64;
+
+fn io_err(e: impl std::error::Error + 'static) -> AnyError {
+    AnyError::new(&e)
+}
+
+fn logs_read<NID: ::openraft::NodeId>(e: impl std::error::Error + 'static) -> StorageError<NID> {
+    StorageIOError::read_logs(io_err(e)).into()
+}
+
+fn logs_write<NID: ::openraft::NodeId>(e: impl std::error::Error + 'static) -> StorageError<NID> {
+    StorageIOError::write_logs(io_err(e)).into()
+}
+
+fn sm_read(e: impl std::error::Error + 'static) -> StorageError<Nid> {
+    StorageIOError::read_state_machine(io_err(e)).into()
+}
+
+fn sm_write(e: impl std::error::Error + 'static) -> StorageError<Nid> {
+    StorageIOError::write_state_machine(io_err(e)).into()
+}
+
+// ---------------------------------------------------------------------------------
+// The log.
+
+/// openraft's log storage over a [`RaftLog`]; cheap to clone (clones share the log).
+pub struct LogStore<C: RaftTypeConfig> {
+    log: RaftLog,
+    _config: PhantomData<C>,
+}
+
+impl<C: RaftTypeConfig> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        LogStore {
+            log: self.log.clone(),
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<C> LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    /// The log store on the log named `raft` in `db` (created if absent).
+    pub fn open(db: &Database) -> crate::Result<Self> {
+        Ok(LogStore::new(RaftLog::open(db)?))
+    }
+
+    /// The log store on an open [`RaftLog`].
+    pub fn new(log: RaftLog) -> Self {
+        LogStore {
+            log,
+            _config: PhantomData,
+        }
+    }
+
+    /// The underlying log.
+    pub fn raft_log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    fn decode(e: &Entry) -> Result<C::Entry, StorageError<NodeIdOf<C>>> {
+        let entry: C::Entry = serde_json::from_slice(&e.data).map_err(logs_read)?;
+        let id = entry.get_log_id();
+        if id.index != e.index || id.leader_id.term != e.term {
+            return Err(logs_read(crate::Error::corrupted(
+                0,
+                format!(
+                    "raft log entry {} (term {}) holds openraft entry {id}",
+                    e.index, e.term
+                ),
+            )));
+        }
+        Ok(entry)
+    }
+
+    fn read_meta<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StorageError<NodeIdOf<C>>> {
+        match self.log.meta(name).map_err(logs_read)? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(logs_read)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn last_purged_log_id(&self) -> Result<Option<LogId<NodeIdOf<C>>>, StorageError<NodeIdOf<C>>> {
+        let Some(purged) = self.log.last_purged() else {
+            return Ok(None);
+        };
+        let id: Option<LogId<NodeIdOf<C>>> = self.read_meta(PURGED)?;
+        match id {
+            Some(id) if id.index == purged.index && id.leader_id.term == purged.term => {
+                Ok(Some(id))
+            }
+            other => Err(logs_read(crate::Error::corrupted(
+                0,
+                format!("openraft purge record {other:?} does not match the log's {purged:?}"),
+            ))),
+        }
+    }
+}
+
+impl<C> RaftLogReader<C> for LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, StorageError<NodeIdOf<C>>> {
+        let entries = self.log.entries(range).map_err(logs_read)?;
+        entries.iter().map(Self::decode).collect()
+    }
+}
+
+impl<C> RaftLogStorage<C> for LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<NodeIdOf<C>>> {
+        let last_purged_log_id = self.last_purged_log_id()?;
+        let last_log_id = match self.log.last_entry_id() {
+            Some(last) if !self.log.is_empty() => {
+                let e = self
+                    .log
+                    .entry(last.index)
+                    .map_err(logs_read)?
+                    .ok_or_else(|| {
+                        logs_read(crate::Error::corrupted(
+                            0,
+                            format!("raft log entry {} is missing", last.index),
+                        ))
+                    })?;
+                Some(Self::decode(&e)?.get_log_id().clone())
+            }
+            _ => last_purged_log_id.clone(),
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(
+        &mut self,
+        vote: &Vote<NodeIdOf<C>>,
+    ) -> Result<(), StorageError<NodeIdOf<C>>> {
+        let bytes = serde_json::to_vec(vote).map_err(|e| StorageIOError::write_vote(io_err(e)))?;
+        self.log
+            .save_meta(VOTE, &bytes)
+            .map_err(|e| StorageIOError::write_vote(io_err(e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeIdOf<C>>>, StorageError<NodeIdOf<C>>> {
+        self.read_meta(VOTE)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeIdOf<C>>>,
+    ) -> Result<(), StorageError<NodeIdOf<C>>> {
+        let bytes = serde_json::to_vec(&committed).map_err(logs_write)?;
+        self.log.save_meta(COMMITTED, &bytes).map_err(logs_write)
+    }
+
+    async fn read_committed(
+        &mut self,
+    ) -> Result<Option<LogId<NodeIdOf<C>>>, StorageError<NodeIdOf<C>>> {
+        Ok(self
+            .read_meta::<Option<LogId<NodeIdOf<C>>>>(COMMITTED)?
+            .flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<C>,
+    ) -> Result<(), StorageError<NodeIdOf<C>>>
+    where
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let purged = self.log.last_purged();
+        let mut batch = Vec::new();
+        for e in entries {
+            let id = e.get_log_id().clone();
+            if purged.is_some_and(|p| id.index <= p.index) {
+                // Already covered by the state machine: openraft purges up to the last
+                // applied id when the log is behind it, and may then hand us entries
+                // from below that point. They are purged by definition.
+                continue;
+            }
+            let data = serde_json::to_vec(&e).map_err(logs_write)?;
+            batch.push(Entry::new(id.index, id.leader_id.term, data));
+        }
+        // Returns once the entries are durable: the flush is complete.
+        match self.log.append(&batch) {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(logs_write(e))
+            }
+        }
+    }
+
+    async fn truncate(
+        &mut self,
+        log_id: LogId<NodeIdOf<C>>,
+    ) -> Result<(), StorageError<NodeIdOf<C>>> {
+        self.log.truncate(log_id.index).map_err(logs_write)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeIdOf<C>>) -> Result<(), StorageError<NodeIdOf<C>>> {
+        let id = EntryId {
+            index: log_id.index,
+            term: log_id.leader_id.term,
+        };
+        let bytes = serde_json::to_vec(&Some(log_id)).map_err(logs_write)?;
+        self.log
+            .purge_to_with_meta(id, PURGED, &bytes)
+            .map_err(logs_write)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The state machine.
+
+/// The key-value state machine of [`TypeConfig`], kept in capsuledb tables; cheap to
+/// clone (clones share the state). It is also its own snapshot builder.
+#[derive(Clone)]
+pub struct StateMachine {
+    inner: Arc<SmInner>,
+}
+
+struct SmInner {
+    db: Database,
+    data: String,
+    meta: String,
+    snapshot: String,
+    /// Snapshots built since opening, to name them uniquely with the stored count.
+    built: AtomicU64,
+}
+
+/// The serialized form of a snapshot: the applied state and every key-value pair.
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    last_applied: Option<LogId<Nid>>,
+    membership: StoredMembership<Nid, BasicNode>,
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl StateMachine {
+    /// The state machine named `raft` in `db` (tables created if absent).
+    pub fn open(db: &Database) -> crate::Result<StateMachine> {
+        StateMachine::open_named(db, super::DEFAULT_NAME)
+    }
+
+    /// The state machine in the tables `<name>.sm`, `<name>.sm.meta` and
+    /// `<name>.sm.snapshot` of `db`, created if absent.
+    pub fn open_named(db: &Database, name: &str) -> crate::Result<StateMachine> {
+        let data = format!("{name}.sm");
+        let meta = format!("{name}.sm.meta");
+        let snapshot = format!("{name}.sm.snapshot");
+        super::create_tables(db, &[&data, &meta, &snapshot])?;
+        Ok(StateMachine {
+            inner: Arc::new(SmInner {
+                db: db.clone(),
+                data,
+                meta,
+                snapshot,
+                built: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The applied value of `key`.
+    pub fn get(&self, key: &[u8]) -> crate::Result<Option<Vec<u8>>> {
+        let mut conn = self.inner.db.connect();
+        let tx = conn.begin_read()?;
+        tx.get(&self.inner.data, key)
+    }
+
+    /// Every applied key-value pair, in key order.
+    pub fn pairs(&self) -> crate::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut conn = self.inner.db.connect();
+        let tx = conn.begin_read()?;
+        tx.iter(&self.inner.data)?
+            .map(|r| r.map(|(k, v)| (k, v.to_vec())))
+            .collect()
+    }
+
+    fn meta_value<T: DeserializeOwned + Default>(
+        tx: &crate::Transaction<'_>,
+        table: &str,
+        key: &[u8],
+    ) -> Result<T, StorageError<Nid>> {
+        match tx.get(table, key).map_err(sm_read)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(sm_read),
+            None => Ok(T::default()),
+        }
+    }
+
+    fn put_json<T: Serialize>(
+        tx: &mut crate::Transaction<'_>,
+        table: &str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StorageError<Nid>> {
+        let bytes = serde_json::to_vec(value).map_err(sm_write)?;
+        tx.put(table, key, &bytes).map_err(sm_write)
+    }
+
+    /// Stores `bytes` as the current snapshot described by `meta`, in `tx`.
+    fn store_snapshot(
+        &self,
+        tx: &mut crate::Transaction<'_>,
+        meta: &SnapshotMeta<Nid, BasicNode>,
+        bytes: &[u8],
+    ) -> Result<(), StorageError<Nid>> {
+        let old: Vec<Vec<u8>> = tx
+            .iter(&self.inner.snapshot)
+            .map_err(sm_write)?
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<crate::Result<_>>()
+            .map_err(sm_write)?;
+        for k in old {
+            tx.delete(&self.inner.snapshot, &k).map_err(sm_write)?;
+        }
+        for (i, chunk) in (0u64..).zip(bytes.chunks(SNAPSHOT_CHUNK_BYTES)) {
+            tx.put(&self.inner.snapshot, &i.to_be_bytes(), chunk)
+                .map_err(sm_write)?;
+        }
+        Self::put_json(tx, &self.inner.meta, SNAPSHOT_META, &Some(meta))
+    }
+
+    fn commit(tx: crate::Transaction<'_>) -> Result<(), StorageError<Nid>> {
+        tx.commit_with(Durability::Durable)
+            .map(|_| ())
+            .map_err(sm_write)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<Nid>> {
+        let inner = &*self.inner;
+        let (data, bytes) = {
+            let mut conn = inner.db.connect();
+            // One read snapshot: the pairs and the applied state agree.
+            let tx = conn.begin_read().map_err(sm_read)?;
+            let pairs = tx
+                .iter(&inner.data)
+                .map_err(sm_read)?
+                .map(|r| r.map(|(k, v)| (k, v.to_vec())))
+                .collect::<crate::Result<Vec<_>>>()
+                .map_err(sm_read)?;
+            let data = SnapshotData {
+                last_applied: Self::meta_value(&tx, &inner.meta, LAST_APPLIED)?,
+                membership: Self::meta_value(&tx, &inner.meta, MEMBERSHIP)?,
+                pairs,
+            };
+            let bytes = serde_json::to_vec(&data).map_err(sm_read)?;
+            (data, bytes)
+        };
+        let mut conn = inner.db.connect();
+        let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
+        let count: u64 = Self::meta_value(&tx, &inner.meta, SNAPSHOT_COUNT)?;
+        let count = count + 1;
+        inner.built.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match data.last_applied {
+            Some(id) => format!("{}-{}-{count}", id.leader_id, id.index),
+            None => format!("--{count}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: data.last_applied,
+            last_membership: data.membership,
+            snapshot_id,
+        };
+        Self::put_json(&mut tx, &inner.meta, SNAPSHOT_COUNT, &count)?;
+        self.store_snapshot(&mut tx, &meta, &bytes)?;
+        Self::commit(tx)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<Nid>>, StoredMembership<Nid, BasicNode>), StorageError<Nid>> {
+        let mut conn = self.inner.db.connect();
+        let tx = conn.begin_read().map_err(sm_read)?;
+        Ok((
+            Self::meta_value(&tx, &self.inner.meta, LAST_APPLIED)?,
+            Self::meta_value(&tx, &self.inner.meta, MEMBERSHIP)?,
+        ))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<Nid>>
+    where
+        I: IntoIterator<Item = ::openraft::Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let inner = &*self.inner;
+        let mut conn = inner.db.connect();
+        let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
+        let mut responses = Vec::new();
+        let mut last = None;
+        let mut membership = None;
+        for e in entries {
+            last = Some(e.log_id);
+            let response = match e.payload {
+                EntryPayload::Blank => Response::default(),
+                EntryPayload::Normal(Request::Set { key, value }) => {
+                    let previous = tx.get(&inner.data, &key).map_err(sm_write)?;
+                    tx.put(&inner.data, &key, &value).map_err(sm_write)?;
+                    Response { previous }
+                }
+                EntryPayload::Normal(Request::Delete { key }) => {
+                    let previous = tx.get(&inner.data, &key).map_err(sm_write)?;
+                    tx.delete(&inner.data, &key).map_err(sm_write)?;
+                    Response { previous }
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(e.log_id), m));
+                    Response::default()
+                }
+            };
+            responses.push(response);
+        }
+        let Some(last) = last else {
+            return Ok(responses);
+        };
+        Self::put_json(&mut tx, &inner.meta, LAST_APPLIED, &Some(last))?;
+        if let Some(m) = membership {
+            Self::put_json(&mut tx, &inner.meta, MEMBERSHIP, &m)?;
+        }
+        Self::commit(tx)?;
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<Nid>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<Nid, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<Nid>> {
+        let inner = &*self.inner;
+        let bytes = snapshot.into_inner();
+        let data: SnapshotData = serde_json::from_slice(&bytes).map_err(sm_write)?;
+        let mut conn = inner.db.connect();
+        let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
+        let old: Vec<Vec<u8>> = tx
+            .iter(&inner.data)
+            .map_err(sm_write)?
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<crate::Result<_>>()
+            .map_err(sm_write)?;
+        for k in old {
+            tx.delete(&inner.data, &k).map_err(sm_write)?;
+        }
+        for (k, v) in &data.pairs {
+            tx.put(&inner.data, k, v).map_err(sm_write)?;
+        }
+        // The snapshot's metadata is authoritative for what it reflects.
+        Self::put_json(&mut tx, &inner.meta, LAST_APPLIED, &meta.last_log_id)?;
+        Self::put_json(&mut tx, &inner.meta, MEMBERSHIP, &meta.last_membership)?;
+        self.store_snapshot(&mut tx, meta, &bytes)?;
+        Self::commit(tx)
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<Nid>> {
+        let inner = &*self.inner;
+        let mut conn = inner.db.connect();
+        let tx = conn.begin_read().map_err(sm_read)?;
+        let meta: Option<SnapshotMeta<Nid, BasicNode>> =
+            Self::meta_value(&tx, &inner.meta, SNAPSHOT_META)?;
+        let Some(meta) = meta else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        for r in tx.iter(&inner.snapshot).map_err(sm_read)? {
+            let (_, chunk) = r.map_err(sm_read)?;
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}

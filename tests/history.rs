@@ -1,0 +1,300 @@
+//! History retention and time travel: the window, its errors, `versions`,
+//! `drop_history_before` and its space, dropped tables, crashes.
+
+use capsuledb::storage::SimStorage;
+use capsuledb::{Database, Durability, Error, HistoryRetention, Options};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn sim_db(sim: &SimStorage, retention: HistoryRetention) -> Database {
+    Options::new()
+        .random_seed(9)
+        .history_retention(retention)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap()
+}
+
+fn put(db: &Database, table: &str, key: &[u8], value: Option<&[u8]>) -> u64 {
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    if !tx.table_exists(table).unwrap() {
+        tx.create_table(table).unwrap();
+    }
+    match value {
+        Some(v) => tx.put(table, key, v).unwrap(),
+        None => tx.delete(table, key).unwrap(),
+    }
+    tx.commit().unwrap().seq
+}
+
+#[test]
+fn reads_at_every_retained_seq_across_checkpoints_and_reopen() {
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Commits(1000));
+    let mut seqs = Vec::new();
+    for i in 0..50u32 {
+        let v = i.to_le_bytes();
+        let value = (i % 7 != 3).then_some(&v[..]);
+        seqs.push((put(&db, "t", b"k", value), value.map(<[u8]>::to_vec)));
+        if i % 10 == 9 {
+            db.checkpoint().unwrap();
+        }
+    }
+    db.close().unwrap();
+    let db = sim_db(&sim, HistoryRetention::Commits(1000));
+    for (seq, want) in &seqs {
+        let tx = db.begin_read_at(*seq).unwrap();
+        assert_eq!(tx.get("t", b"k").unwrap(), *want, "at {seq}");
+        assert_eq!(tx.snapshot_seq(), *seq);
+    }
+    // versions: newest first, deletions included.
+    let tx = db.begin_read_at(seqs.last().unwrap().0).unwrap();
+    let versions = tx.versions("t", b"k").unwrap();
+    let want: Vec<(u64, Option<Vec<u8>>)> = seqs.iter().rev().cloned().collect();
+    assert_eq!(versions, want);
+    assert!(versions.iter().any(|(_, v)| v.is_none()));
+}
+
+#[test]
+fn outside_the_window_is_a_clear_error() {
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Commits(5));
+    for i in 0..40u8 {
+        put(&db, "t", b"k", Some(&[i]));
+    }
+    db.checkpoint().unwrap();
+    let (oldest, newest) = db.history_window();
+    assert!(oldest >= 30 && newest == 40, "window {oldest}..{newest}");
+    let err = db.begin_read_at(3).err().unwrap();
+    match &err {
+        Error::HistoryUnavailable {
+            requested: 3,
+            oldest: o,
+            newest: 40,
+        } => assert_eq!(*o, oldest),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("history window"), "{err}");
+    assert!(matches!(
+        db.begin_read_at(41),
+        Err(Error::HistoryUnavailable { requested: 41, .. })
+    ));
+    // The oldest retained state reads right.
+    let tx = db.begin_read_at(oldest).unwrap();
+    assert_eq!(tx.get("t", b"k").unwrap(), Some(vec![(oldest - 1) as u8]));
+}
+
+#[test]
+fn a_time_travel_snapshot_holds_the_window() {
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Commits(2));
+    let first = put(&db, "t", b"k", Some(b"first"));
+    let tx = db.begin_read_at(first).unwrap();
+    for i in 0..100u8 {
+        put(&db, "t", b"k", Some(&[i]));
+        if i % 20 == 0 {
+            db.checkpoint().unwrap();
+        }
+    }
+    db.collect_garbage().unwrap();
+    db.checkpoint().unwrap();
+    assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"first"[..]));
+    assert!(db.history_window().0 <= first);
+    drop(tx);
+    db.collect_garbage().unwrap();
+    db.checkpoint().unwrap();
+    assert!(db.history_window().0 > first);
+}
+
+#[test]
+fn default_retention_keeps_what_snapshots_need_and_no_more() {
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Snapshots);
+    let s1 = put(&db, "t", b"k", Some(b"1"));
+    // The newest state is always readable.
+    assert_eq!(
+        db.begin_read_at(s1)
+            .unwrap()
+            .get("t", b"k")
+            .unwrap()
+            .as_deref(),
+        Some(&b"1"[..])
+    );
+    for i in 0..200u8 {
+        put(&db, "t", b"k", Some(&[i]));
+    }
+    db.collect_garbage().unwrap();
+    db.checkpoint().unwrap();
+    assert!(matches!(
+        db.begin_read_at(s1),
+        Err(Error::HistoryUnavailable { .. })
+    ));
+    let info = db.check_integrity().unwrap();
+    assert!(info.problems.is_empty());
+}
+
+#[test]
+fn drop_history_before_gives_space_back() {
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Commits(1_000_000));
+    let value = vec![7u8; 600];
+    let mut first = 0;
+    for round in 0..20u8 {
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        if round == 0 {
+            tx.create_table("t").unwrap();
+        }
+        for k in 0..200u16 {
+            let mut v = value.clone();
+            v[0] = round;
+            tx.put("t", &k.to_be_bytes(), &v).unwrap();
+        }
+        let seq = tx.commit().unwrap().seq;
+        if round == 0 {
+            first = seq;
+        }
+        db.checkpoint().unwrap();
+    }
+    let before = db.stats().free_pages;
+    let tx = db.begin_read_at(first).unwrap();
+    assert_eq!(tx.get("t", &5u16.to_be_bytes()).unwrap().unwrap()[0], 0);
+    drop(tx);
+    let newest = db.history_window().1;
+    assert_eq!(db.drop_history_before(newest).unwrap(), newest);
+    db.checkpoint().unwrap();
+    let after = db.stats().free_pages;
+    assert!(
+        after > before + 100,
+        "dropping 19 versions of 200 keys frees pages: {before} -> {after}"
+    );
+    assert!(matches!(
+        db.begin_read_at(first),
+        Err(Error::HistoryUnavailable { .. })
+    ));
+    let tx = db.begin_read_at(newest).unwrap();
+    let versions = tx.versions("t", &5u16.to_be_bytes()).unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].1.as_ref().unwrap()[0], 19);
+    let r = db.check_integrity().unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    // Space is reused: the same load again does not grow the file much.
+    let len = db.info().unwrap().file_len;
+    for round in 0..3u8 {
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        for k in 0..200u16 {
+            tx.put("t", &k.to_be_bytes(), &[round; 600]).unwrap();
+        }
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+    }
+    assert!(db.info().unwrap().file_len <= len + 64 * 4096);
+}
+
+#[test]
+fn a_dropped_table_stays_readable_in_the_past() {
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Commits(100));
+    let before = put(&db, "gone", b"a", Some(b"1"));
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.drop_table("gone").unwrap();
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    db.close().unwrap();
+    let db = sim_db(&sim, HistoryRetention::Commits(100));
+    // A new table must not take the dropped one's identity while its data is kept.
+    put(&db, "new", b"b", Some(b"2"));
+    let tx = db.begin_read_at(before).unwrap();
+    assert_eq!(tx.tables().unwrap(), vec!["gone".to_string()]);
+    assert_eq!(tx.get("gone", b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(tx.versions("gone", b"b").unwrap(), vec![]);
+    drop(tx);
+    let mut c = db.connect();
+    assert!(matches!(
+        c.begin_read().unwrap().get("gone", b"a"),
+        Err(Error::TableNotFound { .. })
+    ));
+    // Once the drop leaves the window, the data goes.
+    let newest = db.history_window().1;
+    db.drop_history_before(newest).unwrap();
+    let r = db.check_integrity().unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(
+        r.tree_keys, 3,
+        "catalog entry and key of `new`, and the floor"
+    );
+}
+
+#[test]
+fn history_survives_crashes() {
+    for seed in 0..8u64 {
+        let sim = SimStorage::new();
+        let db = sim_db(&sim, HistoryRetention::Commits(1000));
+        let mut acked = Vec::new();
+        for i in 0..60u32 {
+            let seq = put(&db, "t", &(i % 5).to_be_bytes(), Some(&i.to_le_bytes()));
+            acked.push((seq, i));
+            if i % 13 == 0 {
+                db.checkpoint().unwrap();
+            }
+        }
+        // Applied commits may be lost; the Durable ones above may not.
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.put("t", b"lost?", b"x").unwrap();
+        tx.commit_with(Durability::Applied).unwrap();
+        drop(c);
+        let image = sim.fork();
+        image.crash(seed);
+        drop(db);
+        let db = sim_db(&image, HistoryRetention::Commits(1000));
+        for &(seq, i) in &acked {
+            let tx = db.begin_read_at(seq).unwrap();
+            assert_eq!(
+                tx.get("t", &(i % 5).to_be_bytes()).unwrap(),
+                Some(i.to_le_bytes().to_vec()),
+                "seed {seed}, seq {seq}"
+            );
+        }
+        let r = db.check_integrity().unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+}
+
+#[test]
+fn duration_retention_keeps_recent_states() {
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Duration(Duration::from_secs(3600)));
+    let first = put(&db, "t", b"k", Some(b"a"));
+    for i in 0..300u16 {
+        put(&db, "t", b"k", Some(&i.to_be_bytes()));
+    }
+    db.collect_garbage().unwrap();
+    db.checkpoint().unwrap();
+    assert_eq!(
+        db.begin_read_at(first)
+            .unwrap()
+            .get("t", b"k")
+            .unwrap()
+            .as_deref(),
+        Some(&b"a"[..]),
+        "an hour has not passed"
+    );
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Duration(Duration::from_millis(1)));
+    let first = put(&db, "t", b"k", Some(b"a"));
+    std::thread::sleep(Duration::from_millis(20));
+    for i in 0..300u16 {
+        put(&db, "t", b"k", Some(&i.to_be_bytes()));
+    }
+    db.collect_garbage().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    db.collect_garbage().unwrap();
+    db.checkpoint().unwrap();
+    assert!(
+        db.begin_read_at(first).is_err(),
+        "the millisecond has passed"
+    );
+}

@@ -1,0 +1,548 @@
+//! `capsuledb::raftlog`: the Raft log store against a model, across reopens, and across
+//! power losses at every storage operation of a workload.
+//!
+//! - `model_*`: random appends, truncates, purges, hard-state saves and reopens checked
+//!   after every step against a `Vec` model (bounds, every entry, the cache and the
+//!   database answering alike), including refused calls that must write nothing.
+//! - `crash_*`: the power goes out after the N-th storage operation, for every N, and
+//!   the disk keeps a seeded subset of the unsynced writes; after the reopen the log,
+//!   its purge record and its hard state are exactly the state after the acknowledged
+//!   calls, or after those plus the one in flight: nothing acknowledged is lost, no call
+//!   is half done (truncate and purge are all or nothing), the hard state is never torn.
+
+use capsuledb::raftlog::{Entry, EntryId, HardState, RaftLog};
+use capsuledb::rng::Rng;
+use capsuledb::storage::SimStorage;
+use capsuledb::{Database, Error, Options};
+use proptest::prelude::*;
+use std::sync::Arc;
+
+fn open_sim(sim: &SimStorage) -> capsuledb::Result<Database> {
+    Options::new()
+        .random_seed(11)
+        .open_storage(Arc::new(sim.clone()))
+}
+
+/// What a log should hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Model {
+    purged: Option<EntryId>,
+    entries: Vec<Entry>,
+    hard: HardState,
+}
+
+impl Model {
+    fn last_id(&self) -> Option<EntryId> {
+        self.entries.last().map(Entry::id).or(self.purged)
+    }
+
+    fn first_index(&self) -> u64 {
+        match (self.entries.first(), self.purged) {
+            (Some(e), _) => e.index,
+            (None, Some(p)) => p.index + 1,
+            (None, None) => 0,
+        }
+    }
+
+    fn next_index(&self) -> u64 {
+        self.last_id().map_or(1, |id| id.index + 1)
+    }
+
+    fn last_term(&self) -> u64 {
+        self.last_id().map_or(0, |id| id.term)
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Append(es) => self.entries.extend(es.iter().cloned()),
+            Op::Truncate(from) => self.entries.retain(|e| e.index < *from),
+            Op::Purge(upto) => {
+                let term = self
+                    .entries
+                    .iter()
+                    .find(|e| e.index == *upto)
+                    .map(|e| e.term)
+                    .unwrap();
+                self.apply(&Op::PurgeTo(EntryId { index: *upto, term }));
+            }
+            Op::PurgeTo(id) => {
+                self.entries.retain(|e| e.index > id.index);
+                self.purged = Some(*id);
+            }
+            Op::Hard(h) => self.hard = *h,
+            Op::Checkpoint => {}
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append(Vec<Entry>),
+    Truncate(u64),
+    Purge(u64),
+    PurgeTo(EntryId),
+    Hard(HardState),
+    Checkpoint,
+}
+
+fn run(log: &RaftLog, op: &Op) -> capsuledb::Result<()> {
+    match op {
+        Op::Append(es) => log.append(es),
+        Op::Truncate(from) => log.truncate(*from),
+        Op::Purge(upto) => log.purge(*upto),
+        Op::PurgeTo(id) => log.purge_to(*id),
+        Op::Hard(h) => log.save_hard_state(h),
+        Op::Checkpoint => log.database().checkpoint().map(|_| ()),
+    }
+}
+
+fn payload(index: u64, term: u64, len: usize) -> Vec<u8> {
+    let mut v = format!("{index}@{term}:").into_bytes();
+    v.resize(len.max(v.len()), b'a' + (index % 26) as u8);
+    v
+}
+
+/// A valid next operation for `model`, drawn from `rng`.
+fn next_op(model: &Model, rng: &mut Rng) -> Op {
+    let held = model.entries.len() as u64;
+    match rng.below(12) {
+        0..=5 => {
+            let term = model.last_term() + u64::from(rng.chance(1, 4));
+            let start = model.next_index();
+            let n = 1 + rng.below(6);
+            let big = rng.chance(1, 8);
+            Op::Append(
+                (start..start + n)
+                    .map(|i| {
+                        let len = if big { 5000 } else { rng.below(300) as usize };
+                        Entry::new(i, term, payload(i, term, len))
+                    })
+                    .collect(),
+            )
+        }
+        6 | 7 if held > 0 => {
+            let first = model.first_index();
+            Op::Truncate(first + rng.below(held + 1))
+        }
+        8 if held > 0 => Op::Purge(model.first_index() + rng.below(held)),
+        9 if rng.chance(1, 3) => {
+            let last = model.last_id().unwrap_or_default();
+            Op::PurgeTo(EntryId {
+                index: last.index + 1 + rng.below(3),
+                term: last.term + rng.below(2),
+            })
+        }
+        10 => Op::Hard(HardState {
+            term: rng.below(50),
+            vote: rng.chance(1, 2).then(|| rng.below(5)),
+            commit: rng.below(1000),
+        }),
+        11 => Op::Checkpoint,
+        _ => Op::Hard(HardState {
+            term: rng.next_u64(),
+            vote: None,
+            commit: rng.next_u64(),
+        }),
+    }
+}
+
+/// What the log holds, read through the handle (bounds from memory, entries from both
+/// the cache path and the database).
+fn observe(log: &RaftLog) -> Model {
+    let entries = log.entries_uncached(..).unwrap();
+    assert_eq!(
+        log.entries(..).unwrap(),
+        entries,
+        "cache and database agree"
+    );
+    let observed = Model {
+        purged: log.last_purged(),
+        entries,
+        hard: log.hard_state(),
+    };
+    assert_eq!(log.first_index(), observed.first_index(), "first_index");
+    assert_eq!(log.last_entry_id(), observed.last_id(), "last_entry_id");
+    assert_eq!(log.len(), observed.entries.len() as u64);
+    observed
+}
+
+fn check_against(log: &RaftLog, model: &Model) {
+    assert_eq!(&observe(log), model);
+    for e in &model.entries {
+        assert_eq!(log.entry(e.index).unwrap().as_ref(), Some(e));
+    }
+    let first = model.first_index();
+    if first > 0 {
+        assert_eq!(log.entry(first - 1).unwrap(), None);
+    }
+    assert_eq!(log.entry(model.next_index()).unwrap(), None);
+    if let Some(p) = model.purged {
+        assert_eq!(log.term(p.index).unwrap(), Some(p.term));
+    }
+}
+
+/// Calls the log must refuse with `Error::LogOrder`, writing nothing.
+fn refused_ops(model: &Model) -> Vec<Op> {
+    let mut ops = Vec::new();
+    if let Some(last) = model.last_id() {
+        let next = last.index + 1;
+        ops.push(Op::Append(vec![Entry::new(next + 1, last.term, vec![1])]));
+        ops.push(Op::Append(vec![
+            Entry::new(next, last.term, vec![1]),
+            Entry::new(next + 2, last.term, vec![2]),
+        ]));
+        if last.term > 0 {
+            ops.push(Op::Append(vec![Entry::new(next, last.term - 1, vec![1])]));
+        }
+        ops.push(Op::Purge(next + 5));
+    }
+    if let Some(p) = model.purged {
+        ops.push(Op::Truncate(p.index));
+        ops.push(Op::PurgeTo(EntryId {
+            index: p.index,
+            term: p.term + 1,
+        }));
+    }
+    ops
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn model_random_operations_and_reopens(seed: u64, steps in 10usize..60) {
+        let sim = SimStorage::new();
+        let mut db = open_sim(&sim).unwrap();
+        let mut log = RaftLog::open(&db).unwrap();
+        let mut model = Model::default();
+        let mut rng = Rng::new(seed);
+        for step in 0..steps {
+            if rng.chance(1, 10) {
+                drop(log);
+                if rng.chance(1, 2) {
+                    db.close().unwrap();
+                    db = open_sim(&sim).unwrap();
+                }
+                log = RaftLog::open(&db).unwrap();
+            } else {
+                let op = next_op(&model, &mut rng);
+                run(&log, &op).unwrap_or_else(|e| panic!("step {step}: {op:?}: {e}"));
+                model.apply(&op);
+            }
+            for op in refused_ops(&model) {
+                let got = run(&log, &op);
+                prop_assert!(
+                    matches!(got, Err(Error::LogOrder { .. })),
+                    "step {}: {:?} gave {:?}", step, op, got
+                );
+            }
+            check_against(&log, &model);
+        }
+    }
+}
+
+#[test]
+fn a_new_log_starts_at_its_first_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("r.db")).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    assert_eq!((log.first_index(), log.last_index()), (0, None));
+    log.append(&[Entry::new(1, 1, b"x".to_vec())]).unwrap();
+    assert_eq!((log.first_index(), log.last_index()), (1, Some(1)));
+    // Truncating everything returns to a log that never held anything.
+    log.truncate(0).unwrap();
+    assert_eq!((log.first_index(), log.last_index()), (0, None));
+    log.append(&[Entry::new(0, 0, Vec::new())]).unwrap();
+    assert_eq!(log.entry(0).unwrap(), Some(Entry::new(0, 0, Vec::new())));
+}
+
+#[test]
+fn purge_past_the_end_remembers_the_snapshot_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    {
+        let db = Database::open(&path).unwrap();
+        let log = RaftLog::open(&db).unwrap();
+        log.append(&[Entry::new(1, 1, vec![1]), Entry::new(2, 1, vec![2])])
+            .unwrap();
+        assert!(matches!(log.purge(5), Err(Error::LogOrder { .. })));
+        log.purge_to(EntryId { index: 20, term: 3 }).unwrap();
+        db.close().unwrap();
+    }
+    let db = Database::open(&path).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    assert_eq!(log.first_index(), 21);
+    assert_eq!(log.last_entry_id(), Some(EntryId { index: 20, term: 3 }));
+    assert!(log.entries(..).unwrap().is_empty());
+    assert!(matches!(
+        log.append(&[Entry::new(22, 3, vec![])]),
+        Err(Error::LogOrder { .. })
+    ));
+    log.append(&[Entry::new(21, 3, vec![])]).unwrap();
+}
+
+#[test]
+fn named_logs_are_independent_and_meta_round_trips() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    let a = RaftLog::open_named(&db, "a").unwrap();
+    let b = RaftLog::open_named(&db, "b").unwrap();
+    a.append(&[Entry::new(1, 1, b"a".to_vec())]).unwrap();
+    b.append(&[Entry::new(7, 2, b"b".to_vec())]).unwrap();
+    a.save_meta("vote", b"v1").unwrap();
+    assert_eq!(a.meta("vote").unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(b.meta("vote").unwrap(), None);
+    assert_eq!(a.last_index(), Some(1));
+    assert_eq!(b.first_index(), 7);
+}
+
+#[test]
+fn concurrent_appenders_on_separate_logs() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = RaftLog::open_named(&db, &format!("g{t}")).unwrap();
+            std::thread::spawn(move || {
+                for i in 0..50u64 {
+                    let es: Vec<Entry> = (i * 4 + 1..=i * 4 + 4)
+                        .map(|j| Entry::new(j, 1, payload(j, t, 40)))
+                        .collect();
+                    log.append(&es).unwrap();
+                }
+                log
+            })
+        })
+        .collect();
+    for (t, h) in threads.into_iter().enumerate() {
+        let log = h.join().unwrap();
+        let all = log.entries_uncached(..).unwrap();
+        assert_eq!(all.len(), 200);
+        assert!(
+            all.iter()
+                .zip(1..)
+                .all(|(e, i)| e.index == i && e.data == payload(i, t as u64, 40))
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Crashes.
+
+/// A deterministic workload: each op with the model state after it.
+fn crash_workload(seed: u64, ops: usize) -> Vec<(Op, Model)> {
+    let mut rng = Rng::new(seed);
+    let mut model = Model::default();
+    let mut out = Vec::new();
+    for _ in 0..ops {
+        let op = next_op(&model, &mut rng);
+        model.apply(&op);
+        out.push((op, model.clone()));
+    }
+    out
+}
+
+/// Runs the ops until one fails; returns how many were acknowledged.
+fn run_until_failure(db: &Database, work: &[(Op, Model)]) -> usize {
+    let Ok(log) = RaftLog::open(db) else { return 0 };
+    for (n, (op, _)) in work.iter().enumerate() {
+        match run(&log, op) {
+            Ok(()) => {}
+            // A checkpoint failing loses nothing; the next commit finds out.
+            Err(_) if matches!(op, Op::Checkpoint) => {}
+            Err(e) => {
+                assert!(
+                    !matches!(e, Error::LogOrder { .. }),
+                    "op {n} {op:?} refused: {e}"
+                );
+                return n;
+            }
+        }
+    }
+    work.len()
+}
+
+fn setup_sim() -> SimStorage {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    drop(RaftLog::open(&db).unwrap());
+    db.close().unwrap();
+    sim
+}
+
+/// Reopens a crashed image and checks it holds the state after `acked` ops or after
+/// `acked + 1` (the one in flight landed).
+fn check_recovered(image: &SimStorage, work: &[(Op, Model)], acked: usize, context: &str) {
+    let db = open_sim(image).unwrap_or_else(|e| panic!("{context}: reopen: {e}"));
+    let report = db.check_integrity().unwrap();
+    assert!(report.is_ok(), "{context}: {:?}", report.problems);
+    let log = RaftLog::open(&db).unwrap_or_else(|e| panic!("{context}: open log: {e}"));
+    let got = observe(&log);
+    let state = |n: usize| match n {
+        0 => Model::default(),
+        n => work[n - 1].1.clone(),
+    };
+    let acked_state = state(acked);
+    let ok = got == acked_state || (acked < work.len() && got == state(acked + 1));
+    assert!(
+        ok,
+        "{context}: {acked} ops acknowledged (next {:?});\n got {:?}\n want {:?}",
+        work.get(acked).map(|w| &w.0),
+        summary(&got),
+        summary(&acked_state)
+    );
+    // The log goes on after the crash.
+    let next = got.last_id().map_or(1, |id| id.index + 1);
+    log.append(&[Entry::new(next, got.last_term(), b"after".to_vec())])
+        .unwrap_or_else(|e| panic!("{context}: append after crash: {e}"));
+}
+
+fn summary(m: &Model) -> String {
+    format!(
+        "purged {:?}, entries {:?}, hard {:?}",
+        m.purged,
+        m.entries
+            .iter()
+            .map(|e| (e.index, e.term))
+            .collect::<Vec<_>>(),
+        m.hard
+    )
+}
+
+#[test]
+fn crash_at_every_io_point() {
+    let work = crash_workload(5, 40);
+    let sim = setup_sim();
+    let base = sim.counts();
+    let db = open_sim(&sim).unwrap();
+    assert_eq!(run_until_failure(&db, &work), work.len());
+    db.close().unwrap();
+    let c = sim.counts();
+    let total_ops = (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens);
+    let mut cases = 0;
+    for n in 0..total_ops + 3 {
+        let sim = setup_sim();
+        let db = open_sim(&sim).unwrap();
+        sim.power_off_after(n);
+        let acked = run_until_failure(&db, &work);
+        drop(db);
+        for seed in 0..3 {
+            let image = sim.fork();
+            image.crash(n * 7 + seed);
+            let context = format!("power off after {n} ops, crash seed {seed}");
+            check_recovered(&image, &work, acked, &context);
+            cases += 1;
+        }
+    }
+    println!("raft log crash sweep: {total_ops} I/O points, {cases} crashes checked");
+}
+
+#[test]
+fn crash_at_random_points_of_long_runs() {
+    let mut rng = Rng::new(99);
+    for round in 0..16 {
+        let work = crash_workload(1000 + round, 150);
+        let sim = setup_sim();
+        let db = open_sim(&sim).unwrap();
+        sim.power_off_after(50 + rng.below(1200));
+        let acked = run_until_failure(&db, &work);
+        drop(db);
+        for seed in 0..3 {
+            let image = sim.fork();
+            image.crash(rng.next_u64());
+            let context = format!("long run {round}, crash seed {seed}, {acked} acked");
+            check_recovered(&image, &work, acked, &context);
+        }
+    }
+}
+
+/// Two logs appended from two threads (sharing group commits) and a hard-state saver
+/// beside them: each log holds its acknowledged appends, plus at most the one in
+/// flight; the hard state is the last acknowledged save or the one in flight.
+#[test]
+fn crash_with_concurrent_appenders() {
+    let appends = 30u64;
+    for n in (0..400).step_by(3) {
+        let sim = setup_sim();
+        let db = open_sim(&sim).unwrap();
+        let logs: Vec<RaftLog> = (0..2)
+            .map(|t| RaftLog::open_named(&db, &format!("c{t}")).unwrap())
+            .collect();
+        sim.power_off_after(n);
+        let handles: Vec<_> = logs
+            .iter()
+            .cloned()
+            .map(|log| {
+                std::thread::spawn(move || {
+                    let mut acked = 0;
+                    for i in 0..appends {
+                        let es = [
+                            Entry::new(i * 2 + 1, 1, vec![i as u8; 100]),
+                            Entry::new(i * 2 + 2, 1, vec![i as u8; 3000]),
+                        ];
+                        if log.append(&es).is_err() {
+                            break;
+                        }
+                        acked = i + 1;
+                    }
+                    let mut hard_acked = 0;
+                    for t in 1..=appends {
+                        if log
+                            .save_hard_state(&HardState {
+                                term: t,
+                                vote: Some(t),
+                                commit: t * 2,
+                            })
+                            .is_err()
+                        {
+                            break;
+                        }
+                        hard_acked = t;
+                    }
+                    (acked, hard_acked)
+                })
+            })
+            .collect();
+        let acks: Vec<(u64, u64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        drop(logs);
+        drop(db);
+        for seed in 0..2 {
+            let image = sim.fork();
+            image.crash(n * 3 + seed);
+            let db = open_sim(&image).unwrap();
+            for (t, &(acked, hard_acked)) in acks.iter().enumerate() {
+                let context = format!("power off after {n}, seed {seed}, log {t}");
+                let log = RaftLog::open_named(&db, &format!("c{t}")).unwrap();
+                let got = log.entries_uncached(..).unwrap();
+                let pairs = got.len() as u64 / 2;
+                assert_eq!(got.len() % 2, 0, "{context}: torn append");
+                assert!(
+                    pairs == acked || pairs == acked + 1,
+                    "{context}: {pairs} appends recovered, {acked} acknowledged"
+                );
+                for (j, e) in got.iter().enumerate() {
+                    let i = j as u64 / 2;
+                    let len = if j % 2 == 0 { 100 } else { 3000 };
+                    assert_eq!(
+                        (e.index, e.data.clone()),
+                        (j as u64 + 1, vec![i as u8; len]),
+                        "{context}"
+                    );
+                }
+                let h = log.hard_state();
+                let expect = |t: u64| match t {
+                    0 => HardState::default(),
+                    t => HardState {
+                        term: t,
+                        vote: Some(t),
+                        commit: t * 2,
+                    },
+                };
+                assert!(
+                    h == expect(hard_acked) || h == expect(hard_acked + 1),
+                    "{context}: hard state {h:?}, {hard_acked} saves acknowledged"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Read-only mode: a file the process may only read opens, reads work, every write is a
+//! clear error, and nothing in the file changes.
+
+use capsuledb::{Database, Error, Options};
+use std::os::unix::fs::PermissionsExt;
+
+fn make(path: &std::path::Path) {
+    let db = Database::open(path).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    for i in 0..500u32 {
+        tx.put("t", &i.to_be_bytes(), &[7; 100]).unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    // Some commits only in the log, to be replayed by the read-only open.
+    let mut tx = c.begin().unwrap();
+    tx.put("t", b"log-only", b"yes").unwrap();
+    tx.commit().unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn a_read_only_file_opens_read_only_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    make(&path);
+    let before = std::fs::read(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let running_as_root = std::fs::OpenOptions::new().write(true).open(&path).is_ok();
+    if !running_as_root {
+        assert!(
+            Database::open(&path).is_err(),
+            "a read-write open of a read-only file fails"
+        );
+    }
+    let db = Options::new().read_only(true).open(&path).unwrap();
+    let mut c = db.connect();
+    {
+        let tx = c.begin_read().unwrap();
+        assert_eq!(tx.len("t").unwrap(), 501);
+        assert_eq!(
+            tx.get("t", b"log-only").unwrap().as_deref(),
+            Some(&b"yes"[..])
+        );
+        assert!(matches!(tx.versions("t", b"log-only"), Ok(v) if v.len() == 1));
+    }
+    assert!(matches!(c.begin(), Err(Error::ReadOnlyDatabase)));
+    assert!(matches!(db.checkpoint(), Err(Error::ReadOnlyDatabase)));
+    assert!(matches!(db.compact(), Err(Error::ReadOnlyDatabase)));
+    assert!(matches!(
+        db.drop_history_before(1),
+        Err(Error::ReadOnlyDatabase)
+    ));
+    assert!(
+        Error::ReadOnlyDatabase.to_string().contains("read-only"),
+        "the message says why"
+    );
+    let report = db.check_integrity().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // A second read-only handle shares the file; a writer is refused meanwhile.
+    let again = Options::new().read_only(true).open(&path).unwrap();
+    assert!(matches!(
+        Database::open(&path),
+        Err(Error::Locked { .. } | Error::Io { .. })
+    ));
+    drop(c);
+    db.close().unwrap();
+    drop(again);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "not one byte changed"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Writable again once every read-only handle is gone.
+    let db = Database::open(&path).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.put("t", b"new", b"1").unwrap();
+    tx.commit().unwrap();
+}
+
+#[test]
+fn read_only_needs_an_existing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    assert!(matches!(
+        Options::new().read_only(true).open(&path),
+        Err(Error::Io { .. })
+    ));
+    std::fs::write(&path, b"").unwrap();
+    assert!(matches!(
+        Options::new().read_only(true).open(&path),
+        Err(Error::NotADatabase { .. })
+    ));
+    assert_eq!(std::fs::read(&path).unwrap(), b"", "nothing written");
+}
+
+#[test]
+fn a_writer_blocks_a_reader_in_another_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rw.db");
+    make(&path);
+    let writer = Database::open(&path).unwrap();
+    // As between processes: the writer's handle excludes a read-only one.
+    assert!(matches!(
+        Options::new().read_only(true).open(&path),
+        Err(Error::Locked { .. })
+    ));
+    drop(writer);
+    let reader = Options::new().read_only(true).open(&path).unwrap();
+    let mut c = reader.connect();
+    assert_eq!(c.begin_read().unwrap().len("t").unwrap(), 501);
+}
