@@ -22,6 +22,30 @@ fn open_existing(file: &Path) -> CliResult<Database> {
     Ok(Database::open(file)?)
 }
 
+/// Opens `file` for reading the state at `at` (read-only, so nothing in the file, the
+/// history window included, changes) or the newest state.
+fn open_for_read(file: &Path, at: Option<u64>) -> CliResult<Database> {
+    if at.is_none() {
+        return open_existing(file);
+    }
+    if !file.exists() {
+        return open_existing(file);
+    }
+    Ok(capsuledb::Options::new().read_only(true).open(file)?)
+}
+
+/// A read transaction at `at`, or at the newest state.
+fn begin_read<'a>(
+    db: &'a Database,
+    conn: &'a mut capsuledb::Connection,
+    at: Option<u64>,
+) -> CliResult<capsuledb::Transaction<'a>> {
+    Ok(match at {
+        Some(seq) => db.begin_read_at(seq)?,
+        None => conn.begin_read()?,
+    })
+}
+
 /// Shuts the database down, reporting a failure to flush.
 fn close(db: Database) -> CliResult<()> {
     db.close()?;
@@ -53,6 +77,11 @@ pub fn info(file: &Path) -> CliResult<()> {
     writeln!(out, "database id        {:016x}", i.database_id)?;
     writeln!(out, "last commit seq    {}", s.visible_seq)?;
     writeln!(out, "durable seq        {}", s.durable_seq)?;
+    let (oldest, newest) = db.history_window();
+    writeln!(
+        out,
+        "history window     seqs {oldest} to {newest} (get/scan --at SEQ)"
+    )?;
     writeln!(out, "recovered commits  {}", s.recovered_commits)?;
     writeln!(
         out,
@@ -145,12 +174,12 @@ pub fn tables(file: &Path) -> CliResult<()> {
 }
 
 /// `get`: prints the value; a missing key is an error.
-pub fn get(file: &Path, table: &str, key: &str, enc: Encoding) -> CliResult<()> {
+pub fn get(file: &Path, table: &str, key: &str, at: Option<u64>, enc: Encoding) -> CliResult<()> {
     let key = enc.decode("key", key)?;
-    let db = open_existing(file)?;
+    let db = open_for_read(file, at)?;
     let value = {
         let mut conn = db.connect();
-        let tx = conn.begin_read()?;
+        let tx = begin_read(&db, &mut conn, at)?;
         tx.get(table, &key)?
     };
     let Some(value) = value else {
@@ -222,6 +251,7 @@ pub struct ScanArgs<'a> {
     pub to: Option<&'a str>,
     pub reverse: bool,
     pub limit: Option<u64>,
+    pub at: Option<u64>,
     pub enc: Encoding,
 }
 
@@ -236,10 +266,10 @@ pub fn scan(file: &Path, args: &ScanArgs<'_>) -> CliResult<()> {
         Some(k) => Bound::Excluded(enc.decode("--to key", k)?),
         None => Bound::Unbounded,
     };
-    let db = open_existing(file)?;
+    let db = open_for_read(file, args.at)?;
     {
         let mut conn = db.connect();
-        let tx = conn.begin_read()?;
+        let tx = begin_read(&db, &mut conn, args.at)?;
         let range = tx.range(args.table, (lo, hi))?;
         let items: Box<dyn Iterator<Item = _>> = if args.reverse {
             Box::new(range.rev())

@@ -97,6 +97,10 @@ enum Command {
         /// The key (UTF-8 text, or hex with --hex).
         #[arg(allow_hyphen_values = true)]
         key: String,
+        /// Read the state as of commit SEQ instead of the newest; SEQ must be inside
+        /// the history window (`info` shows it). Opens the file read-only.
+        #[arg(long, value_name = "SEQ")]
+        at: Option<u64>,
         #[command(flatten)]
         enc: EncodingArg,
     },
@@ -147,6 +151,10 @@ enum Command {
         /// Descending key order.
         #[arg(long)]
         reverse: bool,
+        /// Read the state as of commit SEQ instead of the newest; SEQ must be inside
+        /// the history window (`info` shows it). Opens the file read-only.
+        #[arg(long, value_name = "SEQ")]
+        at: Option<u64>,
         /// Print at most N entries.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
@@ -224,8 +232,9 @@ fn run(command: Command) -> error::CliResult<()> {
             file,
             table,
             key,
+            at,
             enc,
-        } => data::get(&file, &table, &key, enc.encoding()),
+        } => data::get(&file, &table, &key, at, enc.encoding()),
         Command::Put {
             file,
             table,
@@ -246,6 +255,7 @@ fn run(command: Command) -> error::CliResult<()> {
             from,
             to,
             reverse,
+            at,
             limit,
             enc,
         } => data::scan(
@@ -255,6 +265,7 @@ fn run(command: Command) -> error::CliResult<()> {
                 from: from.as_deref(),
                 to: to.as_deref(),
                 reverse,
+                at,
                 limit,
                 enc: enc.encoding(),
             },

@@ -108,3 +108,29 @@ fn info_creates_a_missing_database() {
     assert!(out.contains("last commit seq    0"), "{out}");
     assert!(std::path::Path::new(&db).exists());
 }
+
+#[test]
+fn get_and_scan_read_a_past_state_with_at() {
+    let (_dir, db) = sample();
+    let info = ok(&["info", &db]);
+    let seq: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("last commit seq"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(info.contains("history window"), "{info}");
+    ok(&["put", &db, "t", "alice", "101"]);
+    ok(&["delete", &db, "t", "bob"]);
+    assert_eq!(
+        ok(&["get", &db, "t", "alice", "--at", &seq.to_string()]),
+        "100\n"
+    );
+    assert_eq!(ok(&["get", &db, "t", "alice"]), "101\n");
+    assert_eq!(
+        ok(&["scan", &db, "t", "--at", &seq.to_string()]),
+        "alice\t100\nbob\t200\n"
+    );
+    assert_eq!(ok(&["scan", &db, "t"]), "alice\t101\n");
+}

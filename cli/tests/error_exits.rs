@@ -95,3 +95,11 @@ fn help_and_version_succeed() {
     assert!(ok(&["--version"]).starts_with("capsuledb "));
     assert_eq!(run(&["help", "scan"]).code, 0);
 }
+
+#[test]
+fn a_state_outside_the_history_window_is_one_clear_line() {
+    let (_dir, db) = sample();
+    let err = fails(&["get", &db, "t", "alice", "--at", "999999"], 1);
+    assert!(err.contains("history window"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
