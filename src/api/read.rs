@@ -10,7 +10,7 @@ use super::engine::Engine;
 use super::types::ValueRef;
 use crate::Result;
 use crate::btree;
-use crate::mvcc::history::{decode_list, history_key, resolve};
+use crate::mvcc::history::{find_in_list, history_key};
 use crate::mvcc::{SCAN_BATCH_MAX, TableId};
 use crate::util::bound_slice;
 use std::cmp::Ordering;
@@ -118,11 +118,10 @@ impl Engine {
                 Some(self.pager.verified()),
             )?;
             if let Some(bytes) = found {
-                let list = decode_list(bytes)?;
-                return Ok(resolve(&list, snapshot)
-                    .cloned()
-                    .flatten()
-                    .map(ValueRef::shared));
+                return Ok(match find_in_list(bytes, snapshot)? {
+                    Some(Some(v)) => Some(ValueRef::mapped(&view, v, &tree.keepalive())),
+                    _ => None,
+                });
             }
         }
         let found = btree::get(
@@ -199,9 +198,8 @@ impl Engine {
                     limit,
                     &mut covered,
                 )? {
-                    let list = decode_list(v)?;
-                    let value = resolve(&list, snapshot).cloned().flatten();
-                    hist.push((k, value.map(ValueRef::shared)));
+                    let value = find_in_list(v, snapshot)?.flatten();
+                    hist.push((k, value.map(|v| ValueRef::mapped(&view, v, &pages))));
                 }
                 tree_entries = merge_prefer(hist, tree_entries, &covered, reverse);
             }

@@ -173,6 +173,43 @@ pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
     Ok(list)
 }
 
+/// The element a read at `seq` sees, found in an encoded list without decoding the rest:
+/// `None` when no element is at or below `seq`, `Some(None)` for a deletion, else the
+/// value's bytes (a slice of `bytes`).
+pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
+    let count = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| corrupt("shorter than its count"))? as usize;
+    if count == 0 || count > bytes.len() / ELEMENT_HEAD {
+        return Err(corrupt("element count does not fit its length"));
+    }
+    let mut at = 4;
+    for _ in 0..count {
+        let head = bytes
+            .get(at..at + ELEMENT_HEAD)
+            .ok_or_else(|| corrupt("element past its end"))?;
+        let s = u64::from_le_bytes(head.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
+        let flag = head.get(8).copied().unwrap_or(2);
+        let len = u32::from_le_bytes(head.get(9..13).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]))
+            as usize;
+        at += ELEMENT_HEAD;
+        let body = bytes
+            .get(at..at.saturating_add(len))
+            .ok_or_else(|| corrupt("value past its end"))?;
+        at += len;
+        if s <= seq {
+            return match flag {
+                0 if len == 0 => Ok(Some(None)),
+                1 => Ok(Some(Some(body))),
+                _ => Err(corrupt("bad element flag")),
+            };
+        }
+    }
+    Ok(None)
+}
+
 /// Keeps what reads at `S >= floor` need: every version above the floor and the newest
 /// at or below it.
 pub fn prune_list(list: &mut VersionList, floor: u64) {
@@ -181,7 +218,9 @@ pub fn prune_list(list: &mut VersionList, floor: u64) {
     }
 }
 
-/// The element a read at `seq` sees: the newest at or below it.
+/// The element a read at `seq` sees: the newest at or below it (the decoded form of
+/// [`find_in_list`], which the read path uses).
+#[cfg(test)]
 pub fn resolve(list: &[(u64, Value)], seq: u64) -> Option<&Value> {
     list.iter().find(|(s, _)| *s <= seq).map(|(_, v)| v)
 }
@@ -368,6 +407,14 @@ mod tests {
         assert_eq!(resolve(&list, 6), Some(&None));
         assert_eq!(resolve(&list, 4), Some(&v(b"a")));
         assert_eq!(resolve(&list, 1), None);
+        for seq in 0..12 {
+            let found = find_in_list(&bytes, seq).unwrap();
+            assert_eq!(
+                found.map(|v| v.map(<[u8]>::to_vec)),
+                resolve(&list, seq).map(|v| v.as_deref().map(<[u8]>::to_vec)),
+                "at {seq}"
+            );
+        }
         let mut p = list.clone();
         prune_list(&mut p, 6);
         assert_eq!(p, vec![(9, v(b"c")), (5, None)]);
@@ -400,8 +447,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), seq in any::<u64>()) {
             let _ = decode_list(&bytes);
+            let _ = find_in_list(&bytes, seq);
         }
 
         #[test]
