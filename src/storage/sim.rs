@@ -53,6 +53,9 @@ pub struct IoCounts {
     pub syncs: u64,
     /// Successful `set_len` calls.
     pub set_lens: u64,
+    /// Successful remaps: `view` calls after the length changed (a real file maps the
+    /// file again then).
+    pub remaps: u64,
 }
 
 #[derive(Default)]
@@ -60,6 +63,9 @@ struct Faults {
     fail_write: Option<u64>,
     fail_sync: Option<u64>,
     fail_set_len: Option<u64>,
+    fail_remap: Option<u64>,
+    /// The length the last successful view saw (what a real file has mapped).
+    mapped_len: Option<usize>,
     max_len: Option<u64>,
 }
 
@@ -147,6 +153,14 @@ impl SimStorage {
     pub fn fail_nth_set_len(&self, n: u64) {
         let mut st = self.state.lock();
         st.faults.fail_set_len = Some(st.counts.set_lens + n);
+    }
+
+    /// Makes the `n`-th remap from now (1-based) fail: the `n`-th `view` that follows a
+    /// change of the file's length, where a real file maps it again (`mmap` can fail
+    /// there, for example when the address space is exhausted).
+    pub fn fail_nth_remap(&self, n: u64) {
+        let mut st = self.state.lock();
+        st.faults.fail_remap = Some(st.counts.remaps + n);
     }
 
     /// Refuses to let the file grow past `max_len` bytes, like a full disk.
@@ -267,7 +281,21 @@ impl Storage for SimStorage {
     }
 
     fn view(&self) -> Result<View> {
-        let live = Arc::clone(&self.state.lock().live);
+        let mut st = self.state.lock();
+        let len = st.live.len();
+        if st.faults.mapped_len != Some(len) {
+            if st.faults.fail_remap == Some(st.counts.remaps + 1) {
+                st.faults.fail_remap = None;
+                return Err(Error::Io {
+                    op: "map the database file",
+                    source: simulated("mmap failure"),
+                });
+            }
+            st.counts.remaps += 1;
+            st.faults.mapped_len = Some(len);
+        }
+        let live = Arc::clone(&st.live);
+        drop(st);
         Ok(View::new(live))
     }
 
