@@ -639,11 +639,11 @@ fn remap_workload(db: &Database, commits: u32) -> (Vec<u32>, usize) {
             assert!(is_io(&e), "read after commit {i}: {e:?}");
             errors += 1;
         }
-        if i % 4 == 3 {
-            if let Err(e) = db.checkpoint() {
-                assert!(is_io(&e), "checkpoint after commit {i}: {e:?}");
-                errors += 1;
-            }
+        if i % 4 == 3
+            && let Err(e) = db.checkpoint()
+        {
+            assert!(is_io(&e), "checkpoint after commit {i}: {e:?}");
+            errors += 1;
         }
     }
     (acked, errors)
