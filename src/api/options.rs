@@ -74,7 +74,10 @@ impl Options {
     /// [`crate::Transaction::versions`] (default [`HistoryRetention::Snapshots`]: only
     /// what live snapshots need, at no extra cost). Versions inside the window survive
     /// checkpoints as history entries in the tree; [`Database::drop_history_before`]
-    /// gives their space back early.
+    /// gives their space back early. The setting is not stored in the file: opening
+    /// with a shorter window drops the older history at the next checkpoint (open
+    /// read-only to look at a file's history without changing it). Each checkpoint
+    /// reads every history entry, so a very large window makes checkpoints slower.
     ///
     /// ```
     /// # fn main() -> capsuledb::Result<()> {

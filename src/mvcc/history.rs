@@ -190,10 +190,17 @@ pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
         let head = bytes
             .get(at..at + ELEMENT_HEAD)
             .ok_or_else(|| corrupt("element past its end"))?;
-        let s = u64::from_le_bytes(head.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
+        let s = u64::from_le_bytes(
+            head.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        );
         let flag = head.get(8).copied().unwrap_or(2);
-        let len = u32::from_le_bytes(head.get(9..13).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]))
-            as usize;
+        let len = u32::from_le_bytes(
+            head.get(9..13)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 4]),
+        ) as usize;
         at += ELEMENT_HEAD;
         let body = bytes
             .get(at..at.saturating_add(len))
