@@ -298,3 +298,80 @@ fn duration_retention_keeps_recent_states() {
         "the millisecond has passed"
     );
 }
+
+#[test]
+fn time_travel_reads_race_checkpoints_correctly() {
+    const KEYS: u32 = 40;
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Commits(400));
+    put(&db, "t", b"seed", Some(b"x"));
+    // commits[i] = seq of the commit that wrote key i % KEYS with value i.
+    let commits = parking_lot::Mutex::new(Vec::<u64>::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut c = db.connect();
+            for i in 0..1500u32 {
+                let mut tx = c.begin().unwrap();
+                tx.put("t", &(i % KEYS).to_be_bytes(), &i.to_le_bytes())
+                    .unwrap();
+                let level = if i % 2 == 0 {
+                    Durability::Applied
+                } else {
+                    Durability::Durable
+                };
+                let seq = tx.commit_with(level).unwrap().seq;
+                commits.lock().push(seq);
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                db.checkpoint().unwrap();
+                std::thread::yield_now();
+            }
+        });
+        for r in 0..2u64 {
+            let db = &db;
+            let commits = &commits;
+            let done = &done;
+            s.spawn(move || {
+                let mut rng = r + 1;
+                let mut checked = 0;
+                while !done.load(std::sync::atomic::Ordering::Acquire) || checked < 300 {
+                    let known = commits.lock().clone();
+                    if known.is_empty() {
+                        continue;
+                    }
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let n = (rng >> 33) as usize % known.len();
+                    let seq = known[n];
+                    let tx = match db.begin_read_at(seq) {
+                        Ok(tx) => tx,
+                        Err(Error::HistoryUnavailable { .. }) => continue,
+                        Err(e) => panic!("{e}"),
+                    };
+                    // The expected value of every key at `seq`.
+                    for k in 0..KEYS {
+                        let want = (0..=n as u32)
+                            .rev()
+                            .find(|i| i % KEYS == k)
+                            .map(|i| i.to_le_bytes().to_vec());
+                        assert_eq!(
+                            tx.get("t", &k.to_be_bytes()).unwrap(),
+                            want,
+                            "key {k} at {seq}"
+                        );
+                    }
+                    let scanned = tx.iter("t").unwrap().count();
+                    assert_eq!(scanned, 1 + (n + 1).min(KEYS as usize), "scan at {seq}");
+                    checked += 1;
+                }
+            });
+        }
+    });
+    let r = db.check_integrity().unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+}
