@@ -9,8 +9,8 @@
 //! old tree).
 
 use super::page::{
-    CellValue, NodeBuilder, NodeRef, branch_cell, inline_value_max, leaf_cell_inline,
-    leaf_cell_overflow,
+    CellValue, NodeBuilder, NodeRef, branch_cell, leaf_cell_inline, leaf_cell_overflow,
+    stored_inline,
 };
 use super::run::{encode_run, run_pages};
 use super::{DEPTH_MAX, page_bytes};
@@ -86,7 +86,7 @@ impl Builder<'_> {
     }
 
     fn push_value(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        if value.len() <= inline_value_max(self.page_size) {
+        if stored_inline(self.page_size, key.len(), value.len()) {
             return self.push_cell(key, &leaf_cell_inline(key, value));
         }
         let ps = self.page_size;

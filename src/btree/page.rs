@@ -11,9 +11,15 @@ pub const BRANCH_CELL_HEAD: usize = 16;
 /// Offset of the cell offset array.
 const OFFSETS_AT: usize = LOG_PAGE_HEADER_LEN;
 
-/// Largest value stored inline in a leaf.
+/// Largest value always stored inline in a leaf.
 pub fn inline_value_max(page_size: u32) -> usize {
     page_size as usize / 4
+}
+
+/// Whether a value is stored inline: at most a quarter page, or key and value together
+/// at most half a page (such a cell always fits a leaf page).
+pub fn stored_inline(page_size: u32, key_len: usize, value_len: usize) -> bool {
+    value_len <= inline_value_max(page_size) || key_len + value_len <= page_size as usize / 2
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
