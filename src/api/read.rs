@@ -93,6 +93,16 @@ fn within(key: &[u8], covered: &Bound<Vec<u8>>, reverse: bool) -> bool {
 }
 
 impl Engine {
+    /// Point lookup of a tree key (composite or history) in the tree rooted at `root`.
+    pub(crate) fn tree_get<'v>(
+        &self,
+        view: &'v [u8],
+        root: u64,
+        key: &[u8],
+    ) -> Result<Option<&'v [u8]>> {
+        btree::get(view, self.page_size, root, key, Some(self.pager.verified()))
+    }
+
     /// The committed value of `key` in `table` at `snapshot`.
     pub(crate) fn committed_get(
         &self,
@@ -109,29 +119,15 @@ impl Engine {
             return Ok(None);
         }
         let view = self.storage.view()?;
-        if history {
-            let found = btree::get(
-                &view,
-                self.page_size,
-                tree.root,
-                &history_key(table, key),
-                Some(self.pager.verified()),
-            )?;
-            if let Some(bytes) = found {
-                return Ok(match find_in_list(bytes, snapshot)? {
-                    Some(Some(v)) => Some(ValueRef::mapped(&view, v, &tree.keepalive())),
-                    _ => None,
-                });
-            }
+        if history && let Some(bytes) = self.tree_get(&view, tree.root, &history_key(table, key))? {
+            return Ok(match find_in_list(bytes, snapshot)? {
+                Some(Some(v)) => Some(ValueRef::mapped(&view, v, &tree.keepalive())),
+                _ => None,
+            });
         }
-        let found = btree::get(
-            &view,
-            self.page_size,
-            tree.root,
-            &btree::composite(table, key),
-            Some(self.pager.verified()),
-        )?;
-        let Some(v) = found else { return Ok(None) };
+        let Some(v) = self.tree_get(&view, tree.root, &btree::composite(table, key))? else {
+            return Ok(None);
+        };
         let (offset, len) = ValueRef::locate(&view, v);
         Ok(Some(ValueRef::mapped_owned(
             view,

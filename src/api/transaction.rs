@@ -487,25 +487,12 @@ impl<'c> Transaction<'c> {
         let tree = engine.current_tree();
         if tree.root != 0 {
             let view = engine.storage.view()?;
-            let entry = crate::btree::get(
-                &view,
-                engine.page_size,
-                tree.root,
-                &history_key(id, key),
-                Some(engine.pager.verified()),
-            )?;
-            match entry {
+            match engine.tree_get(&view, tree.root, &history_key(id, key))? {
                 Some(bytes) => {
                     list.extend(decode_list(bytes)?.into_iter().filter(|(s, _)| *s <= seq))
                 }
                 None => {
-                    let v = crate::btree::get(
-                        &view,
-                        engine.page_size,
-                        tree.root,
-                        &crate::btree::composite(id, key),
-                        Some(engine.pager.verified()),
-                    )?;
+                    let v = engine.tree_get(&view, tree.root, &crate::btree::composite(id, key))?;
                     list.push((0, v.map(Arc::from)));
                 }
             }

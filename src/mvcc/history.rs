@@ -122,9 +122,21 @@ fn corrupt(what: &str) -> Error {
     Error::corrupted(0, format!("history entry: {what}"))
 }
 
-/// Decodes a version list; every length is checked against the bytes present, so a
-/// damaged entry is an error, never a large allocation.
-pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
+/// The elements of an encoded list in order, each `(seq, value or None)`, checked as
+/// they are read: every length against the bytes present (so a damaged entry is an
+/// error, never a large allocation), the flag, and strictly decreasing sequences. After
+/// the last element, the list's bytes must be used up exactly.
+/// One decoded element: its seq and its value (`None`: deleted), borrowed.
+type Element<'a> = (u64, Option<&'a [u8]>);
+
+struct Elements<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    left: usize,
+    last_seq: Option<u64>,
+}
+
+fn elements(bytes: &[u8]) -> Result<Elements<'_>> {
     let count = bytes
         .get(..4)
         .and_then(|b| b.try_into().ok())
@@ -133,42 +145,54 @@ pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
     if count == 0 || count > bytes.len() / ELEMENT_HEAD {
         return Err(corrupt("element count does not fit its length"));
     }
-    let mut list = Vec::with_capacity(count);
-    let mut at = 4;
-    let mut last_seq = u64::MAX;
-    for _ in 0..count {
-        let head = bytes
+    Ok(Elements {
+        bytes,
+        at: 4,
+        left: count,
+        last_seq: None,
+    })
+}
+
+impl<'a> Elements<'a> {
+    fn next_element(&mut self) -> Result<Option<Element<'a>>> {
+        if self.left == 0 {
+            if self.at != self.bytes.len() {
+                return Err(corrupt("trailing bytes"));
+            }
+            return Ok(None);
+        }
+        self.left -= 1;
+        let at = self.at;
+        let head = self
+            .bytes
             .get(at..at + ELEMENT_HEAD)
             .ok_or_else(|| corrupt("element past its end"))?;
-        let seq = u64::from_le_bytes(
-            head.get(..8)
-                .and_then(|b| b.try_into().ok())
-                .unwrap_or([0; 8]),
-        );
-        let flag = head.get(8).copied().unwrap_or(2);
-        let len = u32::from_le_bytes(
-            head.get(9..13)
-                .and_then(|b| b.try_into().ok())
-                .unwrap_or([0; 4]),
-        ) as usize;
-        at += ELEMENT_HEAD;
-        let body = bytes
-            .get(at..at.saturating_add(len))
+        let field = |r: std::ops::Range<usize>| head.get(r).unwrap_or(&[]);
+        let seq = u64::from_le_bytes(field(0..8).try_into().unwrap_or([0; 8]));
+        let len = u32::from_le_bytes(field(9..13).try_into().unwrap_or([0; 4])) as usize;
+        let body = self
+            .bytes
+            .get(at + ELEMENT_HEAD..(at + ELEMENT_HEAD).saturating_add(len))
             .ok_or_else(|| corrupt("value past its end"))?;
-        at += len;
-        if seq >= last_seq && !list.is_empty() {
+        self.at = at + ELEMENT_HEAD + len;
+        if self.last_seq.is_some_and(|last| seq >= last) {
             return Err(corrupt("sequences not newest first"));
         }
-        last_seq = seq;
-        let value = match flag {
-            0 if len == 0 => None,
-            1 => Some(Arc::from(body)),
-            _ => return Err(corrupt("bad element flag")),
-        };
-        list.push((seq, value));
+        self.last_seq = Some(seq);
+        match (field(8..9), len) {
+            ([0], 0) => Ok(Some((seq, None))),
+            ([1], _) => Ok(Some((seq, Some(body)))),
+            _ => Err(corrupt("bad element flag")),
+        }
     }
-    if at != bytes.len() {
-        return Err(corrupt("trailing bytes"));
+}
+
+/// Decodes a version list (see [`Elements`] for what is checked).
+pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
+    let mut it = elements(bytes)?;
+    let mut list = Vec::with_capacity(it.left);
+    while let Some((seq, value)) = it.next_element()? {
+        list.push((seq, value.map(Arc::from)));
     }
     Ok(list)
 }
@@ -177,41 +201,10 @@ pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
 /// `None` when no element is at or below `seq`, `Some(None)` for a deletion, else the
 /// value's bytes (a slice of `bytes`).
 pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
-    let count = bytes
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or_else(|| corrupt("shorter than its count"))? as usize;
-    if count == 0 || count > bytes.len() / ELEMENT_HEAD {
-        return Err(corrupt("element count does not fit its length"));
-    }
-    let mut at = 4;
-    for _ in 0..count {
-        let head = bytes
-            .get(at..at + ELEMENT_HEAD)
-            .ok_or_else(|| corrupt("element past its end"))?;
-        let s = u64::from_le_bytes(
-            head.get(..8)
-                .and_then(|b| b.try_into().ok())
-                .unwrap_or([0; 8]),
-        );
-        let flag = head.get(8).copied().unwrap_or(2);
-        let len = u32::from_le_bytes(
-            head.get(9..13)
-                .and_then(|b| b.try_into().ok())
-                .unwrap_or([0; 4]),
-        ) as usize;
-        at += ELEMENT_HEAD;
-        let body = bytes
-            .get(at..at.saturating_add(len))
-            .ok_or_else(|| corrupt("value past its end"))?;
-        at += len;
+    let mut it = elements(bytes)?;
+    while let Some((s, value)) = it.next_element()? {
         if s <= seq {
-            return match flag {
-                0 if len == 0 => Ok(Some(None)),
-                1 => Ok(Some(Some(body))),
-                _ => Err(corrupt("bad element flag")),
-            };
+            return Ok(Some(value));
         }
     }
     Ok(None)

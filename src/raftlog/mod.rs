@@ -181,6 +181,12 @@ pub struct RaftLog {
     inner: Arc<Inner>,
 }
 
+// Shared across threads by design: a compile-time check.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<RaftLog>();
+};
+
 struct Inner {
     db: Database,
     log_table: String,
@@ -564,7 +570,8 @@ impl RaftLog {
         self.entries_from_db(lo, hi)
     }
 
-    /// Reads entries `lo..=hi` from the database, bypassing the cache.
+    /// [`RaftLog::entries`] read from the database, bypassing the cache (for checks
+    /// and measurements).
     pub fn entries_uncached(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
         let lo = range.start_bound().map(|&i| log_key(i));
         let hi = range.end_bound().map(|&i| log_key(i));

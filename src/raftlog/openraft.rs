@@ -28,6 +28,11 @@
 //! # Ok(()) }
 //! ```
 
+#![expect(
+    clippy::result_large_err,
+    reason = "openraft's traits return its StorageError; the helpers return the same"
+)]
+
 use super::{Entry, EntryId, RaftLog};
 use crate::{Database, Durability, Isolation};
 use ::openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};

@@ -37,33 +37,7 @@ impl FileStorage {
     /// non-blocking `flock` on it. A file locked by another process (or by another
     /// open handle in this one) gives [`Error::Locked`].
     pub fn open(path: &Path, create: bool) -> Result<FileStorage> {
-        if path.is_dir() {
-            return Err(Error::InvalidPath {
-                path: path.to_path_buf(),
-                reason: "is a directory",
-            });
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .open(path)
-            .map_err(|source| Error::Io {
-                op: "open the database file",
-                source,
-            })?;
-        lock(&file, path, libc::LOCK_EX)?;
-        let len = file
-            .metadata()
-            .map_err(io_err("stat the database file"))?
-            .len();
-        Ok(FileStorage {
-            file,
-            path: path.to_path_buf(),
-            len: AtomicU64::new(len),
-            map: RwLock::new(None),
-            read_only: false,
-        })
+        FileStorage::open_mode(path, false, create)
     }
 
     /// Opens the existing file at `path` without write access and takes a shared,
@@ -71,6 +45,10 @@ impl FileStorage {
     /// not ([`Error::Locked`] either way round). Every write gives
     /// [`Error::ReadOnlyDatabase`].
     pub fn open_read_only(path: &Path) -> Result<FileStorage> {
+        FileStorage::open_mode(path, true, false)
+    }
+
+    fn open_mode(path: &Path, read_only: bool, create: bool) -> Result<FileStorage> {
         if path.is_dir() {
             return Err(Error::InvalidPath {
                 path: path.to_path_buf(),
@@ -79,12 +57,22 @@ impl FileStorage {
         }
         let file = OpenOptions::new()
             .read(true)
+            .write(!read_only)
+            .create(create && !read_only)
             .open(path)
             .map_err(|source| Error::Io {
                 op: "open the database file",
                 source,
             })?;
-        lock(&file, path, libc::LOCK_SH)?;
+        lock(
+            &file,
+            path,
+            if read_only {
+                libc::LOCK_SH
+            } else {
+                libc::LOCK_EX
+            },
+        )?;
         let len = file
             .metadata()
             .map_err(io_err("stat the database file"))?
@@ -94,7 +82,7 @@ impl FileStorage {
             path: path.to_path_buf(),
             len: AtomicU64::new(len),
             map: RwLock::new(None),
-            read_only: true,
+            read_only,
         })
     }
 
