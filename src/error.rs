@@ -103,7 +103,8 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
-    /// A table name is empty or longer than [`crate::MAX_TABLE_NAME_LEN`].
+    /// A table name is empty, longer than [`crate::MAX_TABLE_NAME_LEN`], or the name
+    /// reserved for the catalog in conflicts ([`crate::CATALOG_NAME`]).
     InvalidTableName {
         /// The name's length in bytes.
         len: usize,
@@ -222,7 +223,7 @@ impl fmt::Display for Error {
             Error::InvalidTableName { len, max } => {
                 write!(
                     f,
-                    "table name of {len} bytes is not allowed (1..={max} bytes)"
+                    "table name of {len} bytes is not allowed (1..={max} bytes, and not the reserved \"(catalog)\")"
                 )
             }
             Error::TransactionTooLarge { what } => write!(f, "transaction too large: {what}"),

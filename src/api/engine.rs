@@ -45,6 +45,9 @@ pub(crate) struct Engine {
     last_checkpoint_try: AtomicU64,
     checkpoint_running: AtomicBool,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
+    /// Declared last so it drops after every other field (the storage included): then
+    /// this process no longer holds the file's lock.
+    pub(crate) lock_notice: Mutex<Option<super::database::LockNotice>>,
 }
 
 /// The largest table id the tree's catalog names.
@@ -243,6 +246,7 @@ impl Engine {
             last_checkpoint_try: AtomicU64::new(0),
             checkpoint_running: AtomicBool::new(false),
             last_checkpoint_error: Mutex::new(None),
+            lock_notice: Mutex::new(None),
         }))
     }
 

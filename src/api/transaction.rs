@@ -90,7 +90,7 @@ fn check_key(key: &[u8]) -> Result<()> {
 }
 
 fn check_table_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_TABLE_NAME_LEN {
+    if name.is_empty() || name.len() > MAX_TABLE_NAME_LEN || name == CATALOG_NAME {
         return Err(Error::InvalidTableName {
             len: name.len(),
             max: MAX_TABLE_NAME_LEN,
