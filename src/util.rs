@@ -25,7 +25,7 @@ pub fn bound_slice(b: &std::ops::Bound<Vec<u8>>) -> std::ops::Bound<&[u8]> {
 
 /// Whether `key` lies inside `(lo, hi)`.
 pub fn in_bounds(key: &[u8], lo: std::ops::Bound<&[u8]>, hi: std::ops::Bound<&[u8]>) -> bool {
-    std::ops::RangeBounds::contains(&(lo, hi), key)
+    std::ops::RangeBounds::<[u8]>::contains(&(lo, hi), key)
 }
 
 /// Whether the lower bound `a` admits no key that `b` excludes and is not the same as

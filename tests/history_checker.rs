@@ -79,7 +79,7 @@ fn decode_value(seed: u64, v: &[u8], key: &[u8]) -> Uid {
 }
 
 fn in_range(lo: &Bound<Key>, hi: &Bound<Key>, k: &[u8]) -> bool {
-    std::ops::RangeBounds::contains(
+    std::ops::RangeBounds::<[u8]>::contains(
         &(
             lo.as_ref().map(Vec::as_slice),
             hi.as_ref().map(Vec::as_slice),

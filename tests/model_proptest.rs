@@ -81,7 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn in_range(lo: &Bound<Key>, hi: &Bound<Key>, k: &[u8]) -> bool {
-    std::ops::RangeBounds::contains(
+    std::ops::RangeBounds::<[u8]>::contains(
         &(
             lo.as_ref().map(Vec::as_slice),
             hi.as_ref().map(Vec::as_slice),

@@ -23,6 +23,8 @@ impl StoreBuilder<TypeConfig, LogStore<TypeConfig>, StateMachine, tempfile::Temp
 }
 
 #[test]
-fn openraft_storage_suite() -> Result<(), StorageError<u64>> {
-    Suite::test_all(Builder)
+fn openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(Builder) {
+        panic!("openraft storage suite: {e}");
+    }
 }
