@@ -11,7 +11,6 @@ pub mod run;
 
 use crate::format::PageKind;
 use crate::pager::Verified;
-use crate::util::in_bounds;
 use crate::{Error, Result};
 use page::{CellValue, NodeRef};
 use std::ops::Bound;
@@ -135,16 +134,31 @@ pub fn scan_leaf<'a>(
     for _ in 0..DEPTH_MAX {
         let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
         if node.is_leaf() {
+            // Keys are sorted: find where the range starts by binary search, then
+            // compare each key with the far bound only, stopping at the first outside.
             let n = node.count();
-            for j in 0..n {
-                let i = if reverse { n - 1 - j } else { j };
+            let first = match lo {
+                Bound::Unbounded => 0,
+                Bound::Included(k) => node.search(k)?.unwrap_or_else(|i| i),
+                Bound::Excluded(k) => node.search(k)?.map_or_else(|i| i, |i| i + 1),
+            };
+            let end = match hi {
+                Bound::Unbounded => n,
+                Bound::Included(k) => node.search(k)?.map_or_else(|i| i, |i| i + 1),
+                Bound::Excluded(k) => node.search(k)?.unwrap_or_else(|i| i),
+            };
+            let span = first..end.max(first);
+            let order: Box<dyn Iterator<Item = usize>> = if reverse {
+                Box::new(span.rev())
+            } else {
+                Box::new(span)
+            };
+            for i in order {
                 let k = node.key(i)?;
-                if in_bounds(k, lo, hi) {
-                    batch.entries.push((
-                        k,
-                        value_bytes_cached(file, page_size, node.value(i)?, verified)?,
-                    ));
-                }
+                batch.entries.push((
+                    k,
+                    value_bytes_cached(file, page_size, node.value(i)?, verified)?,
+                ));
             }
             batch.leaf_edge = if reverse { low } else { high }.map(<[u8]>::to_vec);
             return Ok(batch);
