@@ -8,7 +8,9 @@ use crate::commit::{
 };
 use crate::format::{PageKind, first_data_page};
 use crate::mvcc::history::HISTORY_PREFIX;
-use crate::mvcc::{CATALOG_TABLE, History, SnapshotRegistry, TableId, VersionStore, WriteSet};
+use crate::mvcc::{
+    CATALOG_TABLE, History, SnapshotRegistry, TABLE_ID_MAX, TableId, VersionStore, WriteSet,
+};
 use crate::pager::Pager;
 use crate::storage::Storage;
 use crate::{Durability, Error, Isolation, Options, Result};
@@ -168,6 +170,16 @@ impl Engine {
             .chain(header.page_count..high_water)
             .filter(|p| !rec.used_pages.contains(p))
             .collect();
+        let max_table_id = rec.max_table_id.max(tree_max_id);
+        if max_table_id > TABLE_ID_MAX {
+            return Err(Error::corrupted(
+                header.catalog_root,
+                format!(
+                    "the tree names table id {max_table_id}, above the highest a table can have"
+                ),
+            ));
+        }
+        let next_table_id = max_table_id + 1;
         let pager = Arc::new(Pager::new(
             Arc::clone(&storage),
             page_size,
@@ -236,7 +248,7 @@ impl Engine {
             committer,
             pager,
             checkpointer,
-            next_table_id: AtomicU64::new(rec.max_table_id.max(tree_max_id) + 1),
+            next_table_id: AtomicU64::new(next_table_id),
             closing: AtomicBool::new(false),
             read_only: options.read_only,
             recovered_commits: rec.replayed,

@@ -6,7 +6,7 @@ use crate::format::{
     Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PROOF_LEN, PageKind, Proof,
     decode_capsule, first_data_page, slots_per_page, verify_log_page,
 };
-use crate::mvcc::{CATALOG_TABLE, TableId, VersionStore};
+use crate::mvcc::{CATALOG_TABLE, TABLE_ID_MAX, TableId, VersionStore};
 use crate::storage::{Storage, View};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,6 +68,7 @@ pub fn recover(
     };
     let slots = slots_per_page(header.page_size);
     let first_data = first_data_page(header.page_size);
+    let file_pages = view.len() as u64 / u64::from(header.page_size);
     let mut used = BTreeSet::new();
     let mut seq = header.checkpoint_seq + 1;
     let mut chain = header.marker_chain_seed;
@@ -92,9 +93,7 @@ pub fn recover(
                 } else {
                     h.first_seq == first_seq
                 };
-                if first_ok && h.next_page >= first_data && h.next_page != page {
-                    Ok(h)
-                } else {
+                if !first_ok {
                     Err(Error::corrupted(
                         page,
                         format!(
@@ -102,6 +101,21 @@ pub fn recover(
                             h.first_seq
                         ),
                     ))
+                } else if h.next_page < first_data
+                    || h.next_page == page
+                    || h.next_page >= file_pages
+                {
+                    // The pager grows the file before it hands a page out, so a synced
+                    // marker page never names a page past the file's end.
+                    Err(Error::corrupted(
+                        page,
+                        format!(
+                            "marker page names next page {} outside the file's data pages {first_data}..{file_pages}",
+                            h.next_page
+                        ),
+                    ))
+                } else {
+                    Ok(h)
                 }
             });
         let ph = match ph {
@@ -259,6 +273,12 @@ fn replay(
     }
     for &t in &capsule.dropped_tables {
         max_id = max_id.max(t);
+    }
+    if max_id > TABLE_ID_MAX {
+        return Err(bad(
+            cap_page,
+            format!("names table id {max_id}, above the highest a table can have"),
+        ));
     }
     // No snapshot lives during recovery: only the newest version of a key and those
     // inside the history window (at or above `floor`) matter.

@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Identifies a table for its whole life; never reused after a drop.
 pub type TableId = u64;
 
+/// The highest id a table can have: `u64::MAX` prefixes the history entries, and the
+/// next id after any table's must still be a table id.
+pub const TABLE_ID_MAX: TableId = u64::MAX - 2;
+
 /// The catalog: table name -> table id (8 bytes, little-endian).
 pub const CATALOG_TABLE: TableId = 0;
 

@@ -1,0 +1,199 @@
+//! The fuzz harnesses of `fuzz/` run as ordinary tests on stable: every committed seed
+//! (`fuzz/corpus/<target>/`) and every regression a fuzzer found
+//! (`fuzz/regressions/<target>/`) goes through the harness of its target, then a few
+//! thousand seeded-random inputs per harness (mutated seeds for `open_bytes`, random
+//! bytes for `decode` and `api_model`). A harness panics when capsuledb misbehaves;
+//! see `fuzz/src/lib.rs` and `fuzz/README.md`.
+//!
+//! The regressions are the fuzzers' findings, each fixed in the engine: a marker page
+//! naming a next page far past the file's end (an unbounded allocation at open) and a
+//! committed table id of `u64::MAX` (an overflow of the next table id).
+
+#[path = "../fuzz/src/lib.rs"]
+#[allow(
+    dead_code,
+    reason = "the corpus generator's helpers are used only by fuzz/examples"
+)]
+mod harness;
+
+use capsuledb::rng::Rng;
+use proptest::prelude::*;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+type Harness = fn(&[u8]);
+
+fn harness_for(target: &str) -> Harness {
+    match target {
+        "open_bytes" => harness::fuzz_open_bytes,
+        "decode" => harness::fuzz_decode,
+        "api_model" => harness::fuzz_api_model,
+        other => panic!("fuzz/{other}: no harness of that name"),
+    }
+}
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// `(target, "target/name", path)` of every file under `fuzz/<kind>/*/`.
+fn inputs(kind: &str) -> Vec<(String, String, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(fuzz_dir().join(kind)) else {
+        return out;
+    };
+    for dir in dirs {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let target = dir.file_name().unwrap().to_string_lossy().into_owned();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_file() && !name.starts_with('.') {
+                out.push((target.clone(), format!("{target}/{name}"), path));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs each input through its harness; returns the ones that panicked.
+fn replay(files: &[(String, String, PathBuf)]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (target, id, path) in files {
+        let data = std::fs::read(path).unwrap();
+        let run = harness_for(target);
+        if catch_unwind(AssertUnwindSafe(|| run(&data))).is_err() {
+            failed.push(id.clone());
+        }
+    }
+    failed
+}
+
+#[test]
+fn corpus_and_regressions_replay() {
+    let corpus = inputs("corpus");
+    for target in ["open_bytes", "decode", "api_model"] {
+        assert!(
+            corpus.iter().filter(|(t, ..)| t == target).count() >= 5,
+            "fuzz/corpus/{target}/ holds the committed seeds"
+        );
+    }
+    let regressions = inputs("regressions");
+    assert!(
+        regressions.len() >= 3,
+        "fuzz/regressions/ holds the findings"
+    );
+    let mut failed = replay(&corpus);
+    failed.extend(replay(&regressions));
+    println!(
+        "replayed {} seeds and {} regressions",
+        corpus.len(),
+        regressions.len()
+    );
+    assert!(failed.is_empty(), "inputs that failed: {failed:?}");
+}
+
+/// Seeded mutations of the committed database files: byte and bit changes, copied
+/// chunks, cut or extended ends, and (often) both header checksums fixed up so the
+/// damage reaches past the header.
+#[test]
+fn open_bytes_mutated_seeds() {
+    const CASES: u64 = 3000;
+    let seeds: Vec<Vec<u8>> = inputs("corpus")
+        .into_iter()
+        .filter(|(t, ..)| t == "open_bytes")
+        .map(|(_, _, p)| std::fs::read(p).unwrap())
+        .filter(|b| !b.is_empty())
+        .collect();
+    let mut rng = Rng::new(0x0b7e5);
+    for case in 0..CASES {
+        let mut bytes = seeds[rng.below(seeds.len() as u64) as usize].clone();
+        for _ in 0..1 + rng.below(4) {
+            let len = bytes.len() as u64;
+            let at = rng.below(len.max(1)) as usize;
+            match rng.below(6) {
+                0 => bytes[at] ^= 1 << rng.below(8),
+                1 => bytes[at] = rng.next_u64() as u8,
+                2 => {
+                    let n = 1 + rng.below(64) as usize;
+                    let from = rng.below(len) as usize;
+                    let chunk: Vec<u8> = bytes[from..(from + n).min(bytes.len())].to_vec();
+                    let end = (at + chunk.len()).min(bytes.len());
+                    bytes[at..end].copy_from_slice(&chunk[..end - at]);
+                }
+                3 => bytes.truncate(at),
+                4 => bytes.extend((0..rng.below(5000)).map(|i| i as u8)),
+                _ => {
+                    // A little-endian integer field somewhere set to an extreme.
+                    let v =
+                        [0u64, 1, u64::MAX, u64::from(u32::MAX), 1 << 40][rng.below(5) as usize];
+                    let end = (at + 8).min(bytes.len());
+                    bytes[at..end].copy_from_slice(&v.to_le_bytes()[..end - at]);
+                }
+            }
+        }
+        if rng.chance(1, 2) {
+            fix_header_checksums(&mut bytes);
+        }
+        let r = catch_unwind(AssertUnwindSafe(|| harness::fuzz_open_bytes(&bytes)));
+        assert!(r.is_ok(), "open_bytes mutated case {case} panicked");
+    }
+}
+
+fn fix_header_checksums(bytes: &mut [u8]) {
+    for offset in [0usize, 4096] {
+        if let Some(h) = bytes.get_mut(offset..offset + 128) {
+            let sum = capsuledb::format::checksum(&[&h[..124]]);
+            h[124..].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 3000,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "fuzz/regressions/fuzz_corpus.proptest-regressions"
+            ),
+        )),
+        ..ProptestConfig::default()
+    })]
+
+    /// Random bytes for every decode mode (the first byte picks it).
+    #[test]
+    fn decode_random(
+        mode in 0u8..harness::DECODE_MODES,
+        bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let mut data = vec![mode];
+        data.extend(bytes);
+        harness::fuzz_decode(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "fuzz/regressions/fuzz_corpus.proptest-regressions"
+            ),
+        )),
+        ..ProptestConfig::default()
+    })]
+
+    /// Random operation sequences (op bytes from the valid range, arguments random).
+    #[test]
+    fn api_model_random(config in any::<u8>(), ops in prop::collection::vec((0..harness::OP_COUNT, any::<[u8; 4]>()), 0..80)) {
+        let mut data = vec![config];
+        for (code, args) in ops {
+            data.push(code);
+            data.extend(args);
+        }
+        harness::fuzz_api_model(&data);
+    }
+}
