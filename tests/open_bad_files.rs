@@ -124,6 +124,48 @@ fn newer_format_version() {
 }
 
 #[test]
+fn a_newer_writers_file_opens_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    {
+        let db = capsuledb::Database::open(&path).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.put("t", b"k", b"v").unwrap();
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+    }
+    let bytes = bytes_of(&path);
+    for copy in 0..2 {
+        let h = Header {
+            write_version: 2,
+            ..header_of(&bytes, copy)
+        };
+        rewrite_header(&path, copy, &h);
+    }
+    // Read-write: refused, untouched.
+    match open_err_untouched(&path) {
+        Error::UnsupportedVersion { found, supported } => assert_eq!((found, supported), (2, 1)),
+        e => panic!("expected UnsupportedVersion, got {e}"),
+    }
+    // Read-only: readable, and still untouched.
+    let before = bytes_of(&path);
+    let db = capsuledb::Options::new()
+        .read_only(true)
+        .open(&path)
+        .unwrap();
+    let mut c = db.connect();
+    assert_eq!(
+        c.begin_read().unwrap().get("t", b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    drop(c);
+    drop(db);
+    assert_eq!(bytes_of(&path), before);
+}
+
+#[test]
 fn both_header_checksums_fail() {
     let dir = tempfile::tempdir().unwrap();
     let path = new_db(dir.path());

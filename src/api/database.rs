@@ -462,7 +462,7 @@ fn clock_seed() -> u64 {
 
 /// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
 /// "Choosing a copy"). Never writes.
-pub(crate) fn read_header(storage: &dyn Storage) -> Result<(Header, u32)> {
+pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Header, u32)> {
     let len = storage.len()?;
     if len < HEADER_REGION_LEN {
         let view = storage.view()?;
@@ -524,8 +524,8 @@ pub(crate) fn read_header(storage: &dyn Storage) -> Result<(Header, u32)> {
             supported: FORMAT_VERSION,
         });
     }
-    if header.write_version > FORMAT_VERSION {
-        // Read-only opening of files from newer writers comes with read-only mode.
+    if header.write_version > FORMAT_VERSION && !read_only {
+        // A newer writer's file that this build can read: only a read-only open.
         return Err(Error::UnsupportedVersion {
             found: header.write_version,
             supported: FORMAT_VERSION,

@@ -121,7 +121,7 @@ impl Engine {
         } else if fresh {
             create(storage.as_ref(), options)?
         } else {
-            read_header(storage.as_ref())?
+            read_header(storage.as_ref(), options.read_only)?
         };
         let page_size = header.page_size;
         // Recovery only reads; nothing is written until it has succeeded.
