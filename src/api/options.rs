@@ -107,7 +107,8 @@ impl Options {
     /// file the process may only read can be opened), nothing is ever written, only
     /// read transactions can begin, and every write gives
     /// [`Error::ReadOnlyDatabase`]. A database that was never created cannot be opened
-    /// this way.
+    /// this way. A file written by a newer version whose format this build can still
+    /// read (its `write_version` is newer, its `read_version` is not) opens only this way.
     pub fn read_only(mut self, read_only: bool) -> Options {
         self.read_only = read_only;
         self
