@@ -6,10 +6,11 @@
 //! cargo bench --bench commit_numbers -- --quick # a few seconds
 //! ```
 
+#[path = "support/fsync.rs"]
+mod fsync;
 use capsuledb::rng::Rng;
 use capsuledb::{Database, Durability, Error, Options};
-use std::fs::OpenOptions;
-use std::io::Write;
+use fsync::fdatasync_rate;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -126,25 +127,6 @@ fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Dur
         syncs: after.group_syncs - before.group_syncs,
         bytes: (after.capsule_bytes - before.capsule_bytes) + (after.log_bytes - before.log_bytes),
     }
-}
-
-fn fdatasync_rate(dir: &std::path::Path, phase: Duration) -> f64 {
-    let path = dir.join("fsync-probe");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < phase {
-        f.write_all(&[0u8; 4096]).unwrap();
-        f.sync_data().unwrap();
-        n += 1;
-    }
-    let _ = std::fs::remove_file(&path);
-    n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn main() {

@@ -9,10 +9,11 @@
 //! cargo bench --bench raftlog_numbers -- --quick # a few seconds
 //! ```
 
+#[path = "support/fsync.rs"]
+mod fsync;
 use capsuledb::Database;
 use capsuledb::raftlog::{Entry, RaftLog};
-use std::fs::OpenOptions;
-use std::io::Write;
+use fsync::fdatasync_rate;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,25 +27,6 @@ fn fresh(dir: &Path, name: &str) -> Database {
     let path = dir.join(name);
     let _ = std::fs::remove_file(&path);
     Database::open(path).unwrap()
-}
-
-fn fdatasync_rate(dir: &Path, phase: Duration) -> f64 {
-    let path = dir.join("fsync-probe");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < phase {
-        f.write_all(&[0u8; 4096]).unwrap();
-        f.sync_data().unwrap();
-        n += 1;
-    }
-    let _ = std::fs::remove_file(&path);
-    n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn batch(start: u64) -> Vec<Entry> {
