@@ -169,31 +169,17 @@ impl Engine {
             let view = self.storage.view()?;
             let pages = tree.keepalive();
             let prefix = table.to_be_bytes();
-            for (k, v) in self.tree_entries(
-                &view,
-                tree.root,
-                &prefix,
-                lo,
-                hi,
-                reverse,
-                limit,
-                &mut covered,
-            )? {
+            // One scan step over the tree keys under a prefix (a table, or its history).
+            let scan = |prefix: &[u8], covered: &mut Bound<Vec<u8>>| {
+                self.tree_entries(&view, tree.root, prefix, lo, hi, reverse, limit, covered)
+            };
+            for (k, v) in scan(&prefix, &mut covered)? {
                 tree_entries.push((k, Some(ValueRef::mapped(&view, v, &pages))));
             }
             if history {
                 let prefix = history_key(table, &[]);
                 let mut hist = Vec::new();
-                for (k, v) in self.tree_entries(
-                    &view,
-                    tree.root,
-                    &prefix,
-                    lo,
-                    hi,
-                    reverse,
-                    limit,
-                    &mut covered,
-                )? {
+                for (k, v) in scan(&prefix, &mut covered)? {
                     let value = find_in_list(v, snapshot)?.flatten();
                     hist.push((k, value.map(|v| ValueRef::mapped(&view, v, &pages))));
                 }
