@@ -128,10 +128,11 @@ impl Engine {
         let versions = Arc::new(VersionStore::new());
         let (floor, kept_drops) = {
             let file = storage.view()?;
-            let r = crate::checkpoint::read_history(&file, page_size, header.catalog_root)?;
+            let (floor, drops) =
+                crate::checkpoint::read_floor_and_drops(&file, page_size, header.catalog_root)?;
             (
-                r.floor.unwrap_or(header.checkpoint_seq),
-                r.drops.unwrap_or_default(),
+                floor.unwrap_or(header.checkpoint_seq),
+                drops.unwrap_or_default(),
             )
         };
         let mut kept_max_id = 0;

@@ -8,7 +8,7 @@ use super::types::{
     MAX_VALUE_LEN, ValueRef,
 };
 use crate::commit::{ReadSet, TableRange};
-use crate::mvcc::history::{decode_list, history_key, prune_list};
+use crate::mvcc::history::{decode_list, history_key, newest_first, prune_list};
 use crate::mvcc::{CATALOG_TABLE, HistoryPin, SnapshotGuard, TableId, Value, WriteSet};
 use crate::{Error, Result};
 use std::cell::RefCell;
@@ -497,8 +497,7 @@ impl<'c> Transaction<'c> {
                 }
             }
         }
-        list.sort_by_key(|e| std::cmp::Reverse(e.0));
-        list.dedup_by_key(|e| e.0);
+        newest_first(&mut list);
         let floor = engine.committer.history().floor().min(seq);
         prune_list(&mut list, floor);
         if let Some(last) = list.last_mut()

@@ -14,8 +14,8 @@ use crate::btree::{self, build::rebuild, run::run_pages};
 use crate::commit::Committer;
 use crate::format::{HEADER_COPY_OFFSETS, Header, PageKind};
 use crate::mvcc::history::{
-    HISTORY_PREFIX, VersionList, decode_drops, decode_list, drops_key, encode_drops, encode_list,
-    floor_key, history_key, history_owner, prune_list,
+    HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
+    encode_list, floor_key, history_key, history_owner, newest_first, prune_list,
 };
 use crate::mvcc::{HistoryRetention, SnapshotRegistry, TableId, VersionStore};
 use crate::pager::Pager;
@@ -385,7 +385,23 @@ pub struct Retained {
     /// The persisted floor.
     pub floor: Option<u64>,
     /// Drops whose data is still kept.
-    pub drops: Option<Vec<(TableId, u64)>>,
+    pub drops: Option<KeptDrops>,
+}
+
+/// The persisted floor and kept drops alone (two point lookups): what an open needs,
+/// without reading every history entry.
+pub fn read_floor_and_drops(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+) -> Result<(Option<u64>, Option<KeptDrops>)> {
+    let floor = btree::get(file, page_size, root, &floor_key(), None)?
+        .and_then(|v| v.try_into().ok())
+        .map(u64::from_le_bytes);
+    let drops = btree::get(file, page_size, root, &drops_key(), None)?
+        .map(decode_drops)
+        .transpose()?;
+    Ok((floor, drops))
 }
 
 /// Every history entry in the tree rooted at `root`, the persisted floor and drops.
@@ -476,8 +492,7 @@ fn history_changes(
                 merged.push((0, base.map(Arc::from)));
             }
         }
-        merged.sort_by_key(|e| std::cmp::Reverse(e.0));
-        merged.dedup_by_key(|e| e.0);
+        newest_first(&mut merged);
         prune_list(&mut merged, floor);
         if merged.len() > 1 {
             live += 1;

@@ -39,6 +39,9 @@ pub fn drops_key() -> Vec<u8> {
     k
 }
 
+/// Dropped tables whose data is kept: `(table, drop seq)` pairs.
+pub type KeptDrops = Vec<(TableId, u64)>;
+
 /// Encodes the kept drops.
 pub fn encode_drops(drops: &[(TableId, u64)]) -> Vec<u8> {
     drops
@@ -48,7 +51,7 @@ pub fn encode_drops(drops: &[(TableId, u64)]) -> Vec<u8> {
 }
 
 /// Decodes the kept drops.
-pub fn decode_drops(bytes: &[u8]) -> Result<Vec<(TableId, u64)>> {
+pub fn decode_drops(bytes: &[u8]) -> Result<KeptDrops> {
     if !bytes.len().is_multiple_of(16) {
         return Err(corrupt("the drops record is not a whole number of pairs"));
     }
@@ -208,6 +211,13 @@ pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
         }
     }
     Ok(None)
+}
+
+/// Orders versions gathered from several places (the store, a history entry) newest
+/// first, keeping one per sequence.
+pub fn newest_first(list: &mut VersionList) {
+    list.sort_by_key(|e| std::cmp::Reverse(e.0));
+    list.dedup_by_key(|e| e.0);
 }
 
 /// Keeps what reads at `S >= floor` need: every version above the floor and the newest
