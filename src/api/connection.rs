@@ -1,7 +1,8 @@
 //! `Connection`: one thread's way into the database.
 
-use super::transaction::Transaction;
-use crate::{Database, Isolation, Result};
+use super::{Database, Transaction};
+use crate::error::Result;
+use crate::types::Isolation;
 
 /// A connection: what a thread uses to run transactions, one at a time.
 ///

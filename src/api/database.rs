@@ -1,18 +1,14 @@
 //! `Database`: one open database file, shared by every handle in the process.
 
-use super::engine::Engine;
+use super::{Connection, Options, Transaction};
+use crate::checkpoint::CheckpointReport;
 use crate::commit::Subscription;
-use crate::format::{
-    FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
-    first_data_page,
-};
-use crate::storage::{FileStorage, Storage};
-use crate::{Connection, Durability, Error, Options, Result, Transaction};
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use crate::engine::{DbInfo, Engine, IntegrityReport, Stats};
+use crate::error::Result;
+use crate::storage::Storage;
+use crate::types::Durability;
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// An open capsuledb database. Cheap to clone (an `Arc`); `Send + Sync`.
 ///
@@ -32,147 +28,6 @@ pub struct Database {
     pub(crate) engine: Arc<Engine>,
 }
 
-/// Counters describing the engine's state, for tests, benchmarks and the CLI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Last allocated commit sequence.
-    pub tip_seq: u64,
-    /// Largest sequence visible to new snapshots.
-    pub visible_seq: u64,
-    /// Versions held in the version store.
-    pub versions: u64,
-    /// Approximate bytes held in the version store.
-    pub version_bytes: u64,
-    /// Live snapshots (open transactions).
-    pub live_snapshots: usize,
-    /// Recent commits kept by the commit index for validation.
-    pub commit_index_records: usize,
-    /// Transactions admitted by validation.
-    pub admitted: u64,
-    /// Transactions refused by first-committer-wins.
-    pub write_conflicts: u64,
-    /// Transactions refused by SSI.
-    pub ssi_conflicts: u64,
-    /// Stays in the serialized section.
-    pub section_count: u64,
-    /// Total nanoseconds in the serialized section.
-    pub section_ns_total: u64,
-    /// Longest stay in the serialized section, in nanoseconds.
-    pub section_ns_max: u64,
-    /// Highest sequence on stable storage.
-    pub durable_seq: u64,
-    /// Commit groups flushed (each costs two `fdatasync`s).
-    pub groups: u64,
-    /// Commits flushed by those groups.
-    pub group_commits: u64,
-    /// `fdatasync` calls made by commit groups.
-    pub group_syncs: u64,
-    /// Bytes of capsules written by committers.
-    pub capsule_bytes: u64,
-    /// Bytes of proofs and markers written by commit groups.
-    pub log_bytes: u64,
-    /// Commits replayed by recovery when the database was opened.
-    pub recovered_commits: u64,
-    /// Pages in the free set.
-    pub free_pages: u64,
-    /// First page never allocated.
-    pub high_water_page: u64,
-    /// Last commit sequence folded into the checkpointed tree.
-    pub checkpoint_seq: u64,
-    /// Checkpoints run since the database was opened.
-    pub checkpoints: u64,
-}
-
-/// A summary of an open database, as the CLI's `info` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DbInfo {
-    /// The format version the file needs to be read.
-    pub format_version: u32,
-    /// Bytes per page.
-    pub page_size: u32,
-    /// Length of the file in bytes.
-    pub file_len: u64,
-    /// Pages accounted for by the checkpointed state.
-    pub page_count: u64,
-    /// Last commit sequence folded into the checkpointed state.
-    pub checkpoint_seq: u64,
-    /// Header generation (incremented on every checkpoint).
-    pub header_generation: u64,
-    /// Which header copy is current (0 = A, 1 = B).
-    pub header_copy: u32,
-    /// Random id given to the database at creation.
-    pub database_id: u64,
-}
-
-/// Engines open in this process, by `(device, inode)`, so that opening the same file
-/// twice shares one engine instead of failing on our own lock.
-type FileId = (u64, u64);
-static OPEN_FILES: Mutex<Option<HashMap<FileId, Weak<Engine>>>> = Mutex::new(None);
-
-/// Files whose lock an engine of this process still holds, and the signal that one was
-/// released: an open that meets our own lock while the engine holding it is being
-/// dropped (on another thread) waits for it instead of reporting `Locked`.
-static HELD: Mutex<Option<std::collections::HashSet<FileId>>> = Mutex::new(None);
-static HELD_RELEASED: parking_lot::Condvar = parking_lot::Condvar::new();
-
-/// How long an open waits for this process's own dying engine to release the file.
-const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Marks a file's lock as held by an engine of this process; dropped as the engine's
-/// last field, after its storage.
-pub(crate) struct LockNotice(FileId);
-
-impl LockNotice {
-    fn new(id: FileId) -> LockNotice {
-        HELD.lock().get_or_insert_with(Default::default).insert(id);
-        LockNotice(id)
-    }
-}
-
-impl Drop for LockNotice {
-    fn drop(&mut self) {
-        if let Some(held) = HELD.lock().as_mut() {
-            held.remove(&self.0);
-        }
-        HELD_RELEASED.notify_all();
-    }
-}
-
-/// Opens the file, waiting while an engine of this process that is being dropped still
-/// holds its lock.
-fn open_file(path: &Path, options: &Options) -> Result<FileStorage> {
-    let deadline = std::time::Instant::now() + RELEASE_WAIT;
-    loop {
-        let opened = if options.read_only {
-            FileStorage::open_read_only(path)
-        } else {
-            FileStorage::open(path, true)
-        };
-        let Err(Error::Locked { .. }) = &opened else {
-            return opened;
-        };
-        let Some(id) = file_id_of(path) else {
-            return opened;
-        };
-        let mut held = HELD.lock();
-        if !held.as_ref().is_some_and(|h| h.contains(&id)) {
-            // Another process holds it.
-            return opened;
-        }
-        if HELD_RELEASED.wait_until(&mut held, deadline).timed_out() {
-            return opened;
-        }
-    }
-}
-
-fn file_id_of(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.dev(), m.ino()))
-}
-
 impl Database {
     /// Opens the database file at `path`, creating it with the default [`Options`] if it
     /// does not exist.
@@ -181,39 +36,18 @@ impl Database {
     }
 
     pub(crate) fn open_with_options(path: &Path, options: &Options) -> Result<Database> {
-        options.validate()?;
-        let mut open_files = OPEN_FILES.lock();
-        let registry = open_files.get_or_insert_with(HashMap::new);
-        registry.retain(|_, engine| engine.strong_count() > 0);
-        if let Some(engine) = file_id_of(path).and_then(|id| registry.get(&id)?.upgrade()) {
-            if engine.closing.load(Ordering::Acquire) {
-                // `close` was called on another handle that some clone still keeps.
-                return Err(Error::Closed);
-            }
-            if engine.read_only != options.read_only {
-                // As between processes: a writer's exclusive lock and readers' shared
-                // one exclude each other.
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                });
-            }
-            return Ok(Database { engine });
-        }
-        let storage = open_file(path, options)?;
-        let id = storage.file_id()?;
-        let engine = Engine::open(Arc::new(storage), Some(path.to_path_buf()), options)?;
-        *engine.lock_notice.lock() = Some(LockNotice::new(id));
-        registry.insert(id, Arc::downgrade(&engine));
-        Ok(Database { engine })
+        Ok(Database {
+            engine: crate::engine::open_path(path, &options.config)?,
+        })
     }
 
     pub(crate) fn open_on_storage(
         storage: Arc<dyn Storage>,
         options: &Options,
     ) -> Result<Database> {
-        options.validate()?;
+        options.config.validate()?;
         Ok(Database {
-            engine: Engine::open(storage, None, options)?,
+            engine: Engine::open(storage, None, &options.config)?,
         })
     }
 
@@ -229,35 +63,7 @@ impl Database {
 
     /// Engine counters: sequences, version-store size, validation outcomes.
     pub fn stats(&self) -> Stats {
-        let e = &self.engine;
-        let index = e.committer.index_stats();
-        let section = e.committer.section_stats();
-        let group = e.committer.group_stats();
-        Stats {
-            tip_seq: e.committer.tip(),
-            visible_seq: e.registry.visible(),
-            versions: e.versions.version_count(),
-            version_bytes: e.versions.byte_count(),
-            live_snapshots: e.registry.live_count(),
-            commit_index_records: e.committer.index_records(),
-            admitted: index.admitted,
-            write_conflicts: index.write_conflicts,
-            ssi_conflicts: index.ssi_conflicts,
-            section_count: section.count,
-            section_ns_total: section.total_ns,
-            section_ns_max: section.max_ns,
-            durable_seq: e.committer.durable_seq(),
-            groups: group.groups,
-            group_commits: group.commits,
-            group_syncs: group.syncs,
-            capsule_bytes: e.committer.capsule_bytes(),
-            log_bytes: group.log_bytes,
-            recovered_commits: e.recovered_commits,
-            free_pages: e.pager.free_count(),
-            high_water_page: e.pager.high_water(),
-            checkpoint_seq: e.current_tree().checkpoint_seq,
-            checkpoints: e.checkpoints.load(Ordering::Relaxed),
-        }
+        self.engine.stats()
     }
 
     /// Blocks until commit `seq` has reached `level` and is visible to new
@@ -291,10 +97,7 @@ impl Database {
 
     /// The states readable through [`Database::begin_read_at`] now: `(oldest, newest)`.
     pub fn history_window(&self) -> (u64, u64) {
-        (
-            self.engine.committer.history().floor(),
-            self.engine.registry.visible(),
-        )
+        self.engine.history_window()
     }
 
     /// Drops retained versions older than `seq` now, whatever the retention setting:
@@ -302,14 +105,7 @@ impl Database {
     /// back to the free list. The window never passes a live `begin_read_at`
     /// transaction or what live snapshots need. Returns the window's new oldest state.
     pub fn drop_history_before(&self, seq: u64) -> Result<u64> {
-        let e = &self.engine;
-        e.check_writable()?;
-        e.committer.drain()?;
-        let history = e.committer.history();
-        history.drop_before(seq);
-        e.committer.maintain();
-        e.checkpointer.run(true, true)?;
-        Ok(history.floor())
+        self.engine.drop_history_before(seq)
     }
 
     /// Subscribes to the commits that become durable from now on, each as its sequence
@@ -331,12 +127,7 @@ impl Database {
     /// already sequenced is written and synced before this returns. Dropping the last
     /// handle does the same, but cannot report an error.
     pub fn close(self) -> Result<()> {
-        self.engine.closing.store(true, Ordering::Release);
-        // Wait for a checkpoint in progress; none starts after this.
-        self.engine.checkpointer.shut();
-        let drained = self.engine.committer.drain();
-        self.engine.committer.feed().close();
-        drained
+        self.engine.close()
     }
 
     /// Writes the markers of queued `Applied` commits, then prunes the commit index and
@@ -345,9 +136,7 @@ impl Database {
     /// until they are (at most [`crate::QUEUE_COMMITS_MAX`] commits behind), because a
     /// checkpoint folds only durable commits. Calling this is useful before measuring.
     pub fn collect_garbage(&self) -> Result<()> {
-        self.engine.committer.drain()?;
-        self.engine.committer.maintain();
-        Ok(())
+        self.engine.collect_garbage()
     }
 
     /// Folds every commit that no live snapshot still needs into the checkpointed tree
@@ -355,16 +144,14 @@ impl Database {
     /// later commits. Runs on its own when the version store or the log outgrows its
     /// budget ([`Options::version_store_budget`], [`Options::checkpoint_log_commits`]).
     /// Returns `None` when there was nothing to fold.
-    pub fn checkpoint(&self) -> Result<Option<crate::CheckpointReport>> {
-        self.engine.check_writable()?;
-        self.engine.run_checkpoint(true)
+    pub fn checkpoint(&self) -> Result<Option<CheckpointReport>> {
+        self.engine.checkpoint()
     }
 
     /// Checkpoints, then returns the free pages at the end of the file to the operating
     /// system. Returns the number of bytes the file shrank by.
     pub fn compact(&self) -> Result<u64> {
-        self.engine.check_writable()?;
-        self.engine.checkpointer.compact()
+        self.engine.compact()
     }
 
     /// The last error of an automatic checkpoint, if the last one failed.
@@ -372,170 +159,25 @@ impl Database {
         self.engine.last_checkpoint_error.lock().clone()
     }
 
+    /// Verifies the whole database: every page checksum of the tree, its ordering and
+    /// balance, the catalog, the free list, every proof and capsule of the log, and
+    /// that every page is used exactly once (tree, free list, log or free) and none is
+    /// leaked. Returns the problems found; an `Err` only for I/O failures. Exact when no
+    /// transaction commits meanwhile (the CLI's `check` opens the file alone).
+    ///
+    /// ```
+    /// # fn main() -> capsuledb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+    /// assert!(db.check_integrity()?.is_ok());
+    /// # Ok(()) }
+    /// ```
+    pub fn check_integrity(&self) -> Result<IntegrityReport> {
+        self.engine.check_integrity()
+    }
+
     /// A summary of the database's file and state.
     pub fn info(&self) -> Result<DbInfo> {
-        let (h, copy) = self.engine.checkpointer.header();
-        Ok(DbInfo {
-            format_version: h.read_version,
-            page_size: h.page_size,
-            file_len: self.engine.storage.len()?,
-            page_count: h.page_count,
-            checkpoint_seq: h.checkpoint_seq,
-            header_generation: h.generation,
-            header_copy: copy,
-            database_id: h.database_id,
-        })
+        self.engine.info()
     }
-}
-
-/// Writes a new database into an empty storage: both header copies, synced.
-pub(crate) fn create(storage: &dyn Storage, options: &Options) -> Result<(Header, u32)> {
-    let seed = options.seed.unwrap_or_else(clock_seed);
-    let mut rng = crate::rng::Rng::new(seed);
-    let page_size = options.page_size;
-    let first_data = first_data_page(page_size);
-    // The marker stream starts on the first data page; the page after it is reserved
-    // as the stream's next page.
-    let page_count = first_data + 2;
-    let header = Header {
-        read_version: FORMAT_VERSION,
-        write_version: FORMAT_VERSION,
-        page_size,
-        generation: 1,
-        database_id: rng.next_u64(),
-        page_count,
-        checkpoint_seq: 0,
-        catalog_root: 0,
-        freelist_root: 0,
-        marker_start_page: first_data,
-        marker_chain_seed: rng.next_u64() as u32,
-    };
-    storage.set_len(page_count * u64::from(page_size))?;
-    let marker_page = crate::commit::MarkerWriter::new_page_image(
-        first_data,
-        page_size,
-        crate::format::MarkerPageHeader {
-            next_page: first_data + 1,
-            first_seq: 1,
-        },
-    )?;
-    storage.write_at(first_data * u64::from(page_size), &marker_page)?;
-    // The headers go last, after everything they name is durable: a crash before
-    // them leaves a file `interrupted_creation` recognises.
-    storage.sync()?;
-    for (copy, offset) in (0u32..).zip(HEADER_COPY_OFFSETS) {
-        storage.write_at(offset, &header.encode(copy))?;
-    }
-    storage.sync()?;
-    Ok((header, 0))
-}
-
-/// Whether the file is what a crash during [`create`] leaves: no more than a new
-/// database's pages, a header region never written (all zero), and nothing else but
-/// possibly the first marker page's 32-byte header: no commit ever reached it. A file
-/// with anything more (a marker, a capsule) is a damaged database, never re-created.
-pub(crate) fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
-    let len = storage.len()?;
-    let created_len_max = HEADER_REGION_LEN + 2 * u64::from(crate::format::PAGE_SIZE_MAX);
-    if len > created_len_max {
-        return Ok(false);
-    }
-    let view = storage.view()?;
-    let bytes = view.get(0, len as usize).unwrap_or(&[]);
-    let page_header_at = |i: usize| {
-        let block = crate::format::PAGE_SIZE_MIN as usize;
-        i >= HEADER_REGION_LEN as usize && i % block < crate::format::LOG_PAGE_HEADER_LEN
-    };
-    Ok(bytes
-        .iter()
-        .enumerate()
-        .all(|(i, &b)| b == 0 || page_header_at(i)))
-}
-
-fn clock_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    nanos ^ (u64::from(std::process::id()) << 32)
-}
-
-/// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
-/// "Choosing a copy"). Never writes.
-pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Header, u32)> {
-    let len = storage.len()?;
-    if len < HEADER_REGION_LEN {
-        let view = storage.view()?;
-        let magic_ok = view.get(0, 8) == Some(&crate::format::MAGIC[..]);
-        if !magic_ok {
-            return Err(Error::NotADatabase {
-                what: format!("a {len}-byte file without the capsuledb magic"),
-            });
-        }
-        return Err(Error::Truncated {
-            len,
-            needed: HEADER_REGION_LEN,
-        });
-    }
-    let view = storage.view()?;
-    let decoded: Vec<Result<Header, HeaderFault>> = (0u32..)
-        .zip(HEADER_COPY_OFFSETS)
-        .map(|(copy, offset)| {
-            let bytes = view.get(offset, HEADER_LEN).ok_or(HeaderFault::Short)?;
-            Header::decode(bytes, copy)
-        })
-        .collect();
-    let (a, b) = match decoded.as_slice() {
-        [a, b] => (a, b),
-        _ => return Err(Error::corrupted(0, "header copies missing")),
-    };
-    if matches!(a, Err(HeaderFault::BadMagic)) && matches!(b, Err(HeaderFault::BadMagic)) {
-        return Err(Error::NotADatabase {
-            what: "neither header copy has the capsuledb magic".into(),
-        });
-    }
-    let chosen = match (a, b) {
-        (Ok(a), Ok(b)) => {
-            if a.page_size != b.page_size || a.database_id != b.database_id {
-                return Err(Error::corrupted(
-                    0,
-                    "the two header copies disagree on page size or database id",
-                ));
-            }
-            if b.generation > a.generation {
-                (*b, 1)
-            } else {
-                (*a, 0)
-            }
-        }
-        (Ok(a), Err(_)) => (*a, 0),
-        (Err(_), Ok(b)) => (*b, 1),
-        (Err(fa), Err(fb)) => {
-            return Err(Error::corrupted(
-                0,
-                format!("both header copies are invalid: copy A: {fa}; copy B: {fb}"),
-            ));
-        }
-    };
-    let (header, _) = chosen;
-    if header.read_version > FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            found: header.read_version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    if header.write_version > FORMAT_VERSION && !read_only {
-        // A newer writer's file that this build can read: only a read-only open.
-        return Err(Error::UnsupportedVersion {
-            found: header.write_version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    let needed = header
-        .page_count
-        .saturating_mul(u64::from(header.page_size));
-    if len < needed {
-        return Err(Error::Truncated { len, needed });
-    }
-    Ok(chosen)
 }

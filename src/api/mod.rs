@@ -1,22 +1,14 @@
-//! The public API: `Database`, `Options`, `Connection`, `Transaction` and their types.
+//! The public face: `Database`, `Options`, `Connection`, `Transaction` and `Range`. Each
+//! method checks its arguments and hands the work to the engine (`crate::engine`).
 
 mod connection;
 mod database;
-mod engine;
-mod integrity;
 mod options;
 mod range;
-mod read;
 mod transaction;
-mod types;
 
 pub use connection::Connection;
-pub use database::{Database, DbInfo, Stats};
-pub use integrity::IntegrityReport;
+pub use database::Database;
 pub use options::Options;
 pub use range::Range;
 pub use transaction::{CATALOG_NAME, Page, Transaction};
-pub use types::{
-    CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES,
-    MAX_VALUE_LEN, ValueRef,
-};

@@ -1,9 +1,10 @@
 //! `Options`: how a database is opened.
 
-use crate::format::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN, page_size_valid};
+use super::Database;
+use crate::engine::Config;
+use crate::error::Result;
 use crate::mvcc::HistoryRetention;
 use crate::storage::Storage;
-use crate::{Database, Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,12 +22,7 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub(crate) page_size: u32,
-    pub(crate) seed: Option<u64>,
-    pub(crate) version_store_budget: u64,
-    pub(crate) checkpoint_log_commits: u64,
-    pub(crate) history_retention: HistoryRetention,
-    pub(crate) read_only: bool,
+    pub(crate) config: Config,
 }
 
 impl Default for Options {
@@ -40,33 +36,28 @@ impl Options {
     /// every 100,000 commits at the latest.
     pub fn new() -> Options {
         Options {
-            page_size: PAGE_SIZE_DEFAULT,
-            seed: None,
-            version_store_budget: 64 << 20,
-            checkpoint_log_commits: 100_000,
-            history_retention: HistoryRetention::Snapshots,
-            read_only: false,
+            config: Config::default(),
         }
     }
 
     /// Page size for a *new* database: a power of two from 4096 to 65536. An existing
     /// database keeps the page size it was created with.
     pub fn page_size(mut self, page_size: u32) -> Options {
-        self.page_size = page_size;
+        self.config.page_size = page_size;
         self
     }
 
     /// Bytes the in-memory version store may hold before a checkpoint folds it into the
     /// tree (default 64 MiB).
     pub fn version_store_budget(mut self, bytes: u64) -> Options {
-        self.version_store_budget = bytes;
+        self.config.version_store_budget = bytes;
         self
     }
 
     /// Commits the log may hold beyond the last checkpoint before the next one runs
     /// (default 100,000); this bounds the time reopening takes.
     pub fn checkpoint_log_commits(mut self, commits: u64) -> Options {
-        self.checkpoint_log_commits = commits;
+        self.config.checkpoint_log_commits = commits;
         self
     }
 
@@ -99,7 +90,7 @@ impl Options {
     /// # Ok(()) }
     /// ```
     pub fn history_retention(mut self, retention: HistoryRetention) -> Options {
-        self.history_retention = retention;
+        self.config.history_retention = retention;
         self
     }
 
@@ -110,27 +101,15 @@ impl Options {
     /// this way. A file written by a newer version whose format this build can still
     /// read (its `write_version` is newer, its `read_version` is not) opens only this way.
     pub fn read_only(mut self, read_only: bool) -> Options {
-        self.read_only = read_only;
+        self.config.read_only = read_only;
         self
     }
 
     /// Seeds every random choice the engine makes (the database id, for one), so a run
     /// on simulated storage replays exactly. By default the seed comes from the clock.
     pub fn random_seed(mut self, seed: u64) -> Options {
-        self.seed = Some(seed);
+        self.config.seed = Some(seed);
         self
-    }
-
-    pub(crate) fn validate(&self) -> Result<()> {
-        if !page_size_valid(self.page_size) {
-            return Err(Error::InvalidOptions {
-                what: format!(
-                    "page size {} is not a power of two in {PAGE_SIZE_MIN}..={PAGE_SIZE_MAX}",
-                    self.page_size
-                ),
-            });
-        }
-        Ok(())
     }
 
     /// Opens (creating if missing) the database file at `path` with these options.

@@ -7,9 +7,10 @@
 //! nothing or only tombstones — is what validation checks.
 
 use super::transaction::Transaction;
-use super::types::ValueRef;
 use crate::Result;
-use crate::mvcc::{SCAN_BATCH_MAX, TableId, bounds_nonempty};
+use crate::engine::ValueRef;
+use crate::mvcc::{SCAN_BATCH_MAX, bounds_nonempty};
+use crate::types::TableId;
 use crate::util::bound_slice;
 use std::collections::VecDeque;
 use std::ops::Bound;
@@ -148,13 +149,13 @@ impl<'t, 'c> Range<'t, 'c> {
             return committed;
         }
         let own_range = own.range::<[u8], _>((lo, hi));
-        let own_iter: Box<dyn Iterator<Item = (&Vec<u8>, &crate::mvcc::Value)>> = if reverse {
+        let own_iter: Box<dyn Iterator<Item = (&Vec<u8>, &crate::types::Value)>> = if reverse {
             Box::new(own_range.rev())
         } else {
             Box::new(own_range)
         };
         let mut own_iter = own_iter.peekable();
-        let own_value = |v: &crate::mvcc::Value| v.clone().map(ValueRef::shared);
+        let own_value = |v: &crate::types::Value| v.clone().map(ValueRef::shared);
         let mut out = Vec::with_capacity(committed.len());
         let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
         for (k, v) in committed {

@@ -1,16 +1,15 @@
 //! `Transaction`: reads, writes and commit.
 
 use super::connection::Connection;
-use super::engine::Engine;
 use super::range::Range;
-use super::types::{
-    CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES,
-    MAX_VALUE_LEN, ValueRef,
-};
 use crate::commit::{ReadSet, TableRange};
-use crate::mvcc::history::{decode_list, history_key, newest_first, prune_list};
-use crate::mvcc::{CATALOG_TABLE, HistoryPin, SnapshotGuard, TableId, Value, WriteSet};
-use crate::{Error, Result};
+use crate::engine::{Engine, ValueRef};
+use crate::error::{Error, Result};
+use crate::mvcc::{HistoryPin, SnapshotGuard};
+use crate::types::{
+    CATALOG_TABLE, CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN,
+    MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, TableId, Value, WriteSet,
+};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
@@ -482,36 +481,7 @@ impl<'c> Transaction<'c> {
         check_key(key)?;
         let id = self.table_id(table)?;
         let seq = self.snapshot.seq();
-        let engine = &self.engine;
-        let mut list = engine.versions.chain(id, key, seq);
-        let tree = engine.current_tree();
-        if tree.root != 0 {
-            let view = engine.storage.view()?;
-            match engine.tree_get(&view, tree.root, &history_key(id, key))? {
-                Some(bytes) => {
-                    list.extend(decode_list(bytes)?.into_iter().filter(|(s, _)| *s <= seq))
-                }
-                None => {
-                    let v = engine.tree_get(&view, tree.root, &crate::btree::composite(id, key))?;
-                    list.push((0, v.map(Arc::from)));
-                }
-            }
-        }
-        newest_first(&mut list);
-        let floor = engine.committer.history().floor().min(seq);
-        prune_list(&mut list, floor);
-        if let Some(last) = list.last_mut()
-            && last.0 < floor
-        {
-            last.0 = floor;
-        }
-        if list.last().is_some_and(|(s, v)| *s <= floor && v.is_none()) {
-            list.pop();
-        }
-        Ok(list
-            .into_iter()
-            .map(|(s, v)| (s, v.map(|b| b.to_vec())))
-            .collect())
+        self.engine.committed_versions(id, key, seq)
     }
 
     /// Commits with [`Durability::Durable`].

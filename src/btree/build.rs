@@ -14,10 +14,10 @@ use super::page::{
 };
 use super::run::{encode_run, run_pages};
 use super::{DEPTH_MAX, page_bytes};
+use crate::error::{Error, Result};
 use crate::format::PageKind;
 use crate::pager::Pager;
 use crate::storage::Storage;
-use crate::{Error, Result};
 use std::sync::Arc;
 
 /// One change to fold: a composite key and its new value (`None` deletes).

@@ -9,9 +9,9 @@ pub mod build;
 pub mod page;
 pub mod run;
 
+use crate::error::{Error, Result};
 use crate::format::PageKind;
 use crate::pager::Verified;
-use crate::{Error, Result};
 use page::{CellValue, NodeRef};
 use std::ops::Bound;
 

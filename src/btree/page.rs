@@ -1,8 +1,8 @@
 //! Leaf and branch pages (`format-spec/btree.md`): parsing with bounds checks, and
 //! building.
 
+use crate::error::{Error, Result};
 use crate::format::{LOG_PAGE_HEADER_LEN, PageKind, seal_page, verify_sealed_page};
-use crate::{Error, Result};
 
 /// Bytes of a leaf cell's fixed head.
 pub const LEAF_CELL_HEAD: usize = 8;

@@ -1,8 +1,8 @@
 //! Overflow runs and free-list runs: a header page followed by continuation pages,
 //! one checksum over the whole run (`format-spec/btree.md`).
 
+use crate::error::{Error, Result};
 use crate::format::{LOG_PAGE_HEADER_LEN, PageKind, checksum};
-use crate::{Error, Result};
 
 /// Pages needed for a run carrying `payload` bytes.
 pub fn run_pages(page_size: u32, payload: usize) -> u64 {

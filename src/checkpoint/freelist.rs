@@ -1,8 +1,8 @@
 //! Reading the persisted free list (`format-spec/btree.md`).
 
 use crate::btree::run::read_run;
+use crate::error::{Error, Result};
 use crate::format::PageKind;
-use crate::{Error, Result};
 use std::collections::BTreeSet;
 
 /// The page numbers of the free-list run at `first`, and the run's extent. Entries must

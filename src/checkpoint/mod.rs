@@ -17,9 +17,10 @@ use crate::mvcc::history::{
     HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
     encode_list, floor_key, history_key, history_owner, newest_first, prune_list,
 };
-use crate::mvcc::{HistoryRetention, SnapshotRegistry, TableId, VersionStore};
+use crate::mvcc::{HistoryRetention, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
 use crate::storage::Storage;
+use crate::types::TableId;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;

@@ -10,10 +10,10 @@
 use super::arena::LogArena;
 use super::feed::Feed;
 use super::marker_writer::MarkerWriter;
-use crate::api::Durability;
+use crate::error::{Error, Result};
 use crate::format::Proof;
 use crate::storage::Storage;
-use crate::{Error, Result};
+use crate::types::Durability;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::Arc;

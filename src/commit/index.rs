@@ -19,8 +19,7 @@
 //! Records are kept until no live snapshot is older than them (`prune`).
 
 use super::{ReadSet, TableRange};
-use crate::api::Isolation;
-use crate::mvcc::{TableId, WriteSet};
+use crate::types::{Isolation, TableId, WriteSet};
 use crate::util::{bound_slice, in_bounds};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;

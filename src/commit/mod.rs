@@ -28,9 +28,9 @@ pub use marker_writer::MarkerWriter;
 pub use recovery::{recover, scrub_tail};
 
 use crate::Error;
-use crate::api::{Durability, Isolation};
 use crate::format::{Proof, encode_capsule};
-use crate::mvcc::{History, SnapshotRegistry, TableId, VersionStore, WriteSet};
+use crate::mvcc::{History, SnapshotRegistry, VersionStore};
+use crate::types::{Durability, Isolation, TableId, WriteSet};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::ops::Bound;

@@ -2,13 +2,14 @@
 
 use super::arena::PageUse;
 use super::marker_writer::{MarkerWriter, StreamTail};
+use crate::error::{Error, Result};
 use crate::format::{
     Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PROOF_LEN, PageKind, Proof,
     decode_capsule, first_data_page, slots_per_page, verify_log_page,
 };
-use crate::mvcc::{CATALOG_TABLE, TABLE_ID_MAX, TableId, VersionStore};
+use crate::mvcc::VersionStore;
 use crate::storage::{Storage, View};
-use crate::{Error, Result};
+use crate::types::{CATALOG_TABLE, TABLE_ID_MAX, TableId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What recovery found.

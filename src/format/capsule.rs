@@ -1,8 +1,7 @@
 //! The capsule record: one transaction's write set (`format-spec/log.md`).
 
 use super::checksum;
-use crate::api::{MAX_KEY_LEN, MAX_VALUE_LEN};
-use crate::mvcc::{CATALOG_TABLE, TableId, WriteSet};
+use crate::types::{CATALOG_TABLE, MAX_KEY_LEN, MAX_VALUE_LEN, TableId, WriteSet};
 use std::sync::Arc;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};

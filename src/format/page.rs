@@ -1,7 +1,7 @@
 //! The common page header (`format-spec/page-header.md`).
 
 use super::checksum;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 

@@ -12,8 +12,8 @@
 //! at or below `S`; a key without an entry has not changed inside the window, so its
 //! tree value is its value at every retained `S`.
 
-use super::{TableId, Value};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::types::{TableId, Value};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

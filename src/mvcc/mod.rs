@@ -12,27 +12,12 @@ mod snapshots;
 pub use history::{History, HistoryPin, HistoryRetention};
 pub use snapshots::{SnapshotGuard, SnapshotRegistry};
 
+use crate::types::{TableId, Value, WriteSet};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Identifies a table for its whole life; never reused after a drop.
-pub type TableId = u64;
-
-/// The highest id a table can have: `u64::MAX` prefixes the history entries, and the
-/// next id after any table's must still be a table id.
-pub const TABLE_ID_MAX: TableId = u64::MAX - 2;
-
-/// The catalog: table name -> table id (8 bytes, little-endian).
-pub const CATALOG_TABLE: TableId = 0;
-
-/// A value, or `None` for a tombstone.
-pub type Value = Option<Arc<[u8]>>;
-
-/// A transaction's writes: per table, key -> new value or tombstone.
-pub type WriteSet = BTreeMap<TableId, BTreeMap<Vec<u8>, Value>>;
 
 /// Keys examined by one [`VersionStore::scan`] call at most (a bound on the time a
 /// table lock is held).

@@ -4,8 +4,8 @@
 //! which grows the file in large steps. A run of contiguous pages (for a record larger
 //! than a page) always comes from the high-water mark.
 
+use crate::error::{Error, Result};
 use crate::storage::Storage;
-use crate::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::sync::Arc;

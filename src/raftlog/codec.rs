@@ -31,7 +31,7 @@
 //! guessing.
 
 use super::{EntryId, HardState};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Bytes of the term in front of every entry's payload.
 pub(super) const TERM_LEN: usize = 8;

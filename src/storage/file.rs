@@ -1,7 +1,7 @@
 //! The real file: `memmap2` for reads, positioned writes, `fdatasync`, `flock`.
 
 use super::{Storage, View};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use memmap2::{Mmap, MmapOptions};
 use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};

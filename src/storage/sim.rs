@@ -9,8 +9,8 @@
 //! The same seed always gives the same image.
 
 use super::{Storage, View};
+use crate::error::{Error, Result};
 use crate::rng::Rng;
-use crate::{Error, Result};
 use parking_lot::Mutex;
 use std::io;
 use std::sync::Arc;

@@ -1,16 +1,17 @@
 //! `check_integrity()`: every checksum and invariant of the checkpointed state and the
 //! log, and the accounting of every page.
 
-use super::database::Database;
+use super::Engine;
 use crate::btree;
 use crate::checkpoint::read_free_list;
+use crate::error::{Error, Result};
 use crate::format::first_data_page;
-use crate::mvcc::{CATALOG_TABLE, VersionStore};
-use crate::{Error, Result};
+use crate::mvcc::VersionStore;
+use crate::types::CATALOG_TABLE;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-/// What [`Database::check_integrity`] found.
+/// What [`crate::Database::check_integrity`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IntegrityReport {
@@ -39,22 +40,10 @@ impl IntegrityReport {
     }
 }
 
-impl Database {
-    /// Verifies the whole database: every page checksum of the tree, its ordering and
-    /// balance, the catalog, the free list, every proof and capsule of the log, and
-    /// that every page is used exactly once (tree, free list, log or free) and none is
-    /// leaked. Returns the problems found; an `Err` only for I/O failures. Exact when no
-    /// transaction commits meanwhile (the CLI's `check` opens the file alone).
-    ///
-    /// ```
-    /// # fn main() -> capsuledb::Result<()> {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let db = capsuledb::Database::open(dir.path().join("app.db"))?;
-    /// assert!(db.check_integrity()?.is_ok());
-    /// # Ok(()) }
-    /// ```
-    pub fn check_integrity(&self) -> Result<IntegrityReport> {
-        let e = &self.engine;
+impl Engine {
+    /// Verifies the whole database; `Database::check_integrity` documents it.
+    pub(crate) fn check_integrity(&self) -> Result<IntegrityReport> {
+        let e = self;
         e.checkpointer.hold(|header, non_tree, run| {
             let mut r = IntegrityReport {
                 page_count: header.page_count,

@@ -6,15 +6,17 @@
 //! loaded after, so a version folded into a new tree and then dropped from the store
 //! is always found in that new tree.
 
-use super::engine::Engine;
-use super::types::ValueRef;
-use crate::Result;
+use super::Engine;
+use super::value::ValueRef;
 use crate::btree;
-use crate::mvcc::history::{find_in_list, history_key};
-use crate::mvcc::{SCAN_BATCH_MAX, TableId};
+use crate::error::Result;
+use crate::mvcc::SCAN_BATCH_MAX;
+use crate::mvcc::history::{decode_list, find_in_list, history_key, newest_first, prune_list};
+use crate::types::TableId;
 use crate::util::bound_slice;
 use std::cmp::Ordering;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// A batch of committed entries from one end of a scan.
 pub struct CommittedBatch {
@@ -101,6 +103,45 @@ impl Engine {
         key: &[u8],
     ) -> Result<Option<&'v [u8]>> {
         btree::get(view, self.page_size, root, key, Some(self.pager.verified()))
+    }
+
+    /// The retained versions of `key` in `table` at or below `seq`, newest first
+    /// (`Transaction::versions` documents them).
+    pub(crate) fn committed_versions(
+        &self,
+        id: TableId,
+        key: &[u8],
+        seq: u64,
+    ) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
+        let mut list = self.versions.chain(id, key, seq);
+        let tree = self.current_tree();
+        if tree.root != 0 {
+            let view = self.storage.view()?;
+            match self.tree_get(&view, tree.root, &history_key(id, key))? {
+                Some(bytes) => {
+                    list.extend(decode_list(bytes)?.into_iter().filter(|(s, _)| *s <= seq))
+                }
+                None => {
+                    let v = self.tree_get(&view, tree.root, &crate::btree::composite(id, key))?;
+                    list.push((0, v.map(Arc::from)));
+                }
+            }
+        }
+        newest_first(&mut list);
+        let floor = self.committer.history().floor().min(seq);
+        prune_list(&mut list, floor);
+        if let Some(last) = list.last_mut()
+            && last.0 < floor
+        {
+            last.0 = floor;
+        }
+        if list.last().is_some_and(|(s, v)| *s <= floor && v.is_none()) {
+            list.pop();
+        }
+        Ok(list
+            .into_iter()
+            .map(|(s, v)| (s, v.map(|b| b.to_vec())))
+            .collect())
     }
 
     /// The committed value of `key` in `table` at `snapshot`.

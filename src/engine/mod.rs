@@ -1,19 +1,34 @@
-//! The engine behind a `Database`: opening (recovery), committing, checkpoints.
+//! The engine behind a `Database`: opening (with recovery), committing, the committed
+//! read path, checkpoint triggering and integrity checks. The public face (`crate::api`)
+//! holds an `Arc<Engine>` and hands every piece of work to it.
 
-use super::database::{create, interrupted_creation, read_header};
+mod config;
+mod control;
+mod create;
+mod files;
+mod integrity;
+mod read;
+mod value;
+
+pub(crate) use config::Config;
+pub use control::{DbInfo, Stats};
+pub(crate) use files::open_path;
+pub use integrity::IntegrityReport;
+pub use value::ValueRef;
+
 use crate::btree;
 use crate::checkpoint::{CheckpointReport, Checkpointer, TreeState, read_free_list};
 use crate::commit::{
     CommitError, Committer, Feed, GroupCommit, LogArena, MarkerWriter, ReadSet, recover, scrub_tail,
 };
+use crate::error::{Error, Result};
 use crate::format::{PageKind, first_data_page};
 use crate::mvcc::history::HISTORY_PREFIX;
-use crate::mvcc::{
-    CATALOG_TABLE, History, SnapshotRegistry, TABLE_ID_MAX, TableId, VersionStore, WriteSet,
-};
+use crate::mvcc::{History, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
 use crate::storage::Storage;
-use crate::{Durability, Error, Isolation, Options, Result};
+use crate::types::{CATALOG_TABLE, Durability, Isolation, TABLE_ID_MAX, TableId, WriteSet};
+use create::{create, interrupted_creation, read_header};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -49,7 +64,7 @@ pub(crate) struct Engine {
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
     /// Declared last so it drops after every other field (the storage included): then
     /// this process no longer holds the file's lock.
-    pub(crate) lock_notice: Mutex<Option<super::database::LockNotice>>,
+    pub(crate) lock_notice: Mutex<Option<files::LockNotice>>,
 }
 
 /// The largest table id the tree's catalog names.
@@ -110,18 +125,18 @@ impl Engine {
     pub(crate) fn open(
         storage: Arc<dyn Storage>,
         path: Option<PathBuf>,
-        options: &Options,
+        config: &Config,
     ) -> Result<Arc<Engine>> {
         let fresh = storage.is_empty()? || interrupted_creation(storage.as_ref())?;
-        let (header, copy) = if fresh && options.read_only {
+        let (header, copy) = if fresh && config.read_only {
             return Err(Error::NotADatabase {
                 what: "the file holds no created database, and a read-only open cannot create one"
                     .into(),
             });
         } else if fresh {
-            create(storage.as_ref(), options)?
+            create(storage.as_ref(), config)?
         } else {
-            read_header(storage.as_ref(), options.read_only)?
+            read_header(storage.as_ref(), config.read_only)?
         };
         let page_size = header.page_size;
         // Recovery only reads; nothing is written until it has succeeded.
@@ -188,7 +203,7 @@ impl Engine {
             free,
         )?);
         let mut tail = rec.tail;
-        if !options.read_only {
+        if !config.read_only {
             if tail.next_page == 0 {
                 tail.next_page = pager.alloc()?;
             }
@@ -223,7 +238,7 @@ impl Engine {
             rec.tip,
             Arc::clone(&registry),
             Arc::clone(&versions),
-            History::new(options.history_retention, floor, rec.tip),
+            History::new(config.history_retention, floor, rec.tip),
             feed,
             capsules,
             group,
@@ -251,10 +266,10 @@ impl Engine {
             checkpointer,
             next_table_id: AtomicU64::new(next_table_id),
             closing: AtomicBool::new(false),
-            read_only: options.read_only,
+            read_only: config.read_only,
             recovered_commits: rec.replayed,
-            version_bytes_max: options.version_store_budget,
-            log_commits_max: options.checkpoint_log_commits,
+            version_bytes_max: config.version_store_budget,
+            log_commits_max: config.checkpoint_log_commits,
             checkpoints: AtomicU64::new(0),
             last_checkpoint_try: AtomicU64::new(0),
             checkpoint_running: AtomicBool::new(false),

@@ -1,0 +1,43 @@
+//! How an engine is opened: the settings `Options` (the public builder) collects.
+
+use crate::error::{Error, Result};
+use crate::format::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN, page_size_valid};
+use crate::mvcc::HistoryRetention;
+
+/// An engine's settings; `crate::Options` documents each.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) page_size: u32,
+    pub(crate) seed: Option<u64>,
+    pub(crate) version_store_budget: u64,
+    pub(crate) checkpoint_log_commits: u64,
+    pub(crate) history_retention: HistoryRetention,
+    pub(crate) read_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            page_size: PAGE_SIZE_DEFAULT,
+            seed: None,
+            version_store_budget: 64 << 20,
+            checkpoint_log_commits: 100_000,
+            history_retention: HistoryRetention::Snapshots,
+            read_only: false,
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !page_size_valid(self.page_size) {
+            return Err(Error::InvalidOptions {
+                what: format!(
+                    "page size {} is not a power of two in {PAGE_SIZE_MIN}..={PAGE_SIZE_MAX}",
+                    self.page_size
+                ),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! What `Database` asks of its engine beyond transactions: counters and file summary,
+//! the history window, checkpoints, compaction, garbage collection and closing.
+
+use super::Engine;
+use crate::checkpoint::CheckpointReport;
+use crate::error::Result;
+use std::sync::atomic::Ordering;
+
+/// Counters describing the engine's state, for tests, benchmarks and the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Last allocated commit sequence.
+    pub tip_seq: u64,
+    /// Largest sequence visible to new snapshots.
+    pub visible_seq: u64,
+    /// Versions held in the version store.
+    pub versions: u64,
+    /// Approximate bytes held in the version store.
+    pub version_bytes: u64,
+    /// Live snapshots (open transactions).
+    pub live_snapshots: usize,
+    /// Recent commits kept by the commit index for validation.
+    pub commit_index_records: usize,
+    /// Transactions admitted by validation.
+    pub admitted: u64,
+    /// Transactions refused by first-committer-wins.
+    pub write_conflicts: u64,
+    /// Transactions refused by SSI.
+    pub ssi_conflicts: u64,
+    /// Stays in the serialized section.
+    pub section_count: u64,
+    /// Total nanoseconds in the serialized section.
+    pub section_ns_total: u64,
+    /// Longest stay in the serialized section, in nanoseconds.
+    pub section_ns_max: u64,
+    /// Highest sequence on stable storage.
+    pub durable_seq: u64,
+    /// Commit groups flushed (each costs two `fdatasync`s).
+    pub groups: u64,
+    /// Commits flushed by those groups.
+    pub group_commits: u64,
+    /// `fdatasync` calls made by commit groups.
+    pub group_syncs: u64,
+    /// Bytes of capsules written by committers.
+    pub capsule_bytes: u64,
+    /// Bytes of proofs and markers written by commit groups.
+    pub log_bytes: u64,
+    /// Commits replayed by recovery when the database was opened.
+    pub recovered_commits: u64,
+    /// Pages in the free set.
+    pub free_pages: u64,
+    /// First page never allocated.
+    pub high_water_page: u64,
+    /// Last commit sequence folded into the checkpointed tree.
+    pub checkpoint_seq: u64,
+    /// Checkpoints run since the database was opened.
+    pub checkpoints: u64,
+}
+
+/// A summary of an open database, as the CLI's `info` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbInfo {
+    /// The format version the file needs to be read.
+    pub format_version: u32,
+    /// Bytes per page.
+    pub page_size: u32,
+    /// Length of the file in bytes.
+    pub file_len: u64,
+    /// Pages accounted for by the checkpointed state.
+    pub page_count: u64,
+    /// Last commit sequence folded into the checkpointed state.
+    pub checkpoint_seq: u64,
+    /// Header generation (incremented on every checkpoint).
+    pub header_generation: u64,
+    /// Which header copy is current (0 = A, 1 = B).
+    pub header_copy: u32,
+    /// Random id given to the database at creation.
+    pub database_id: u64,
+}
+
+impl Engine {
+    pub(crate) fn stats(&self) -> Stats {
+        let index = self.committer.index_stats();
+        let section = self.committer.section_stats();
+        let group = self.committer.group_stats();
+        Stats {
+            tip_seq: self.committer.tip(),
+            visible_seq: self.registry.visible(),
+            versions: self.versions.version_count(),
+            version_bytes: self.versions.byte_count(),
+            live_snapshots: self.registry.live_count(),
+            commit_index_records: self.committer.index_records(),
+            admitted: index.admitted,
+            write_conflicts: index.write_conflicts,
+            ssi_conflicts: index.ssi_conflicts,
+            section_count: section.count,
+            section_ns_total: section.total_ns,
+            section_ns_max: section.max_ns,
+            durable_seq: self.committer.durable_seq(),
+            groups: group.groups,
+            group_commits: group.commits,
+            group_syncs: group.syncs,
+            capsule_bytes: self.committer.capsule_bytes(),
+            log_bytes: group.log_bytes,
+            recovered_commits: self.recovered_commits,
+            free_pages: self.pager.free_count(),
+            high_water_page: self.pager.high_water(),
+            checkpoint_seq: self.current_tree().checkpoint_seq,
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn history_window(&self) -> (u64, u64) {
+        (self.committer.history().floor(), self.registry.visible())
+    }
+
+    pub(crate) fn drop_history_before(&self, seq: u64) -> Result<u64> {
+        self.check_writable()?;
+        self.committer.drain()?;
+        let history = self.committer.history();
+        history.drop_before(seq);
+        self.committer.maintain();
+        self.checkpointer.run(true, true)?;
+        Ok(history.floor())
+    }
+
+    pub(crate) fn close(&self) -> Result<()> {
+        self.closing.store(true, Ordering::Release);
+        // Wait for a checkpoint in progress; none starts after this.
+        self.checkpointer.shut();
+        let drained = self.committer.drain();
+        self.committer.feed().close();
+        drained
+    }
+
+    pub(crate) fn collect_garbage(&self) -> Result<()> {
+        self.committer.drain()?;
+        self.committer.maintain();
+        Ok(())
+    }
+
+    pub(crate) fn compact(&self) -> Result<u64> {
+        self.check_writable()?;
+        self.checkpointer.compact()
+    }
+
+    pub(crate) fn info(&self) -> Result<DbInfo> {
+        let (h, copy) = self.checkpointer.header();
+        Ok(DbInfo {
+            format_version: h.read_version,
+            page_size: h.page_size,
+            file_len: self.storage.len()?,
+            page_count: h.page_count,
+            checkpoint_seq: h.checkpoint_seq,
+            header_generation: h.generation,
+            header_copy: copy,
+            database_id: h.database_id,
+        })
+    }
+
+    pub(crate) fn checkpoint(&self) -> Result<Option<CheckpointReport>> {
+        self.check_writable()?;
+        self.run_checkpoint(true)
+    }
+}

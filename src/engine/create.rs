@@ -1,0 +1,161 @@
+//! Creating a database file and choosing its header copy at open.
+
+use super::config::Config;
+use crate::error::{Error, Result};
+use crate::format::{
+    FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
+    first_data_page,
+};
+use crate::storage::Storage;
+
+/// Writes a new database into an empty storage: both header copies, synced.
+pub(crate) fn create(storage: &dyn Storage, config: &Config) -> Result<(Header, u32)> {
+    let seed = config.seed.unwrap_or_else(clock_seed);
+    let mut rng = crate::rng::Rng::new(seed);
+    let page_size = config.page_size;
+    let first_data = first_data_page(page_size);
+    // The marker stream starts on the first data page; the page after it is reserved
+    // as the stream's next page.
+    let page_count = first_data + 2;
+    let header = Header {
+        read_version: FORMAT_VERSION,
+        write_version: FORMAT_VERSION,
+        page_size,
+        generation: 1,
+        database_id: rng.next_u64(),
+        page_count,
+        checkpoint_seq: 0,
+        catalog_root: 0,
+        freelist_root: 0,
+        marker_start_page: first_data,
+        marker_chain_seed: rng.next_u64() as u32,
+    };
+    storage.set_len(page_count * u64::from(page_size))?;
+    let marker_page = crate::commit::MarkerWriter::new_page_image(
+        first_data,
+        page_size,
+        crate::format::MarkerPageHeader {
+            next_page: first_data + 1,
+            first_seq: 1,
+        },
+    )?;
+    storage.write_at(first_data * u64::from(page_size), &marker_page)?;
+    // The headers go last, after everything they name is durable: a crash before
+    // them leaves a file `interrupted_creation` recognises.
+    storage.sync()?;
+    for (copy, offset) in (0u32..).zip(HEADER_COPY_OFFSETS) {
+        storage.write_at(offset, &header.encode(copy))?;
+    }
+    storage.sync()?;
+    Ok((header, 0))
+}
+
+/// Whether the file is what a crash during [`create`] leaves: no more than a new
+/// database's pages, a header region never written (all zero), and nothing else but
+/// possibly the first marker page's 32-byte header: no commit ever reached it. A file
+/// with anything more (a marker, a capsule) is a damaged database, never re-created.
+pub(crate) fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
+    let len = storage.len()?;
+    let created_len_max = HEADER_REGION_LEN + 2 * u64::from(crate::format::PAGE_SIZE_MAX);
+    if len > created_len_max {
+        return Ok(false);
+    }
+    let view = storage.view()?;
+    let bytes = view.get(0, len as usize).unwrap_or(&[]);
+    let page_header_at = |i: usize| {
+        let block = crate::format::PAGE_SIZE_MIN as usize;
+        i >= HEADER_REGION_LEN as usize && i % block < crate::format::LOG_PAGE_HEADER_LEN
+    };
+    Ok(bytes
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == 0 || page_header_at(i)))
+}
+
+fn clock_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
+/// "Choosing a copy"). Never writes.
+pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Header, u32)> {
+    let len = storage.len()?;
+    if len < HEADER_REGION_LEN {
+        let view = storage.view()?;
+        let magic_ok = view.get(0, 8) == Some(&crate::format::MAGIC[..]);
+        if !magic_ok {
+            return Err(Error::NotADatabase {
+                what: format!("a {len}-byte file without the capsuledb magic"),
+            });
+        }
+        return Err(Error::Truncated {
+            len,
+            needed: HEADER_REGION_LEN,
+        });
+    }
+    let view = storage.view()?;
+    let decoded: Vec<Result<Header, HeaderFault>> = (0u32..)
+        .zip(HEADER_COPY_OFFSETS)
+        .map(|(copy, offset)| {
+            let bytes = view.get(offset, HEADER_LEN).ok_or(HeaderFault::Short)?;
+            Header::decode(bytes, copy)
+        })
+        .collect();
+    let (a, b) = match decoded.as_slice() {
+        [a, b] => (a, b),
+        _ => return Err(Error::corrupted(0, "header copies missing")),
+    };
+    if matches!(a, Err(HeaderFault::BadMagic)) && matches!(b, Err(HeaderFault::BadMagic)) {
+        return Err(Error::NotADatabase {
+            what: "neither header copy has the capsuledb magic".into(),
+        });
+    }
+    let chosen = match (a, b) {
+        (Ok(a), Ok(b)) => {
+            if a.page_size != b.page_size || a.database_id != b.database_id {
+                return Err(Error::corrupted(
+                    0,
+                    "the two header copies disagree on page size or database id",
+                ));
+            }
+            if b.generation > a.generation {
+                (*b, 1)
+            } else {
+                (*a, 0)
+            }
+        }
+        (Ok(a), Err(_)) => (*a, 0),
+        (Err(_), Ok(b)) => (*b, 1),
+        (Err(fa), Err(fb)) => {
+            return Err(Error::corrupted(
+                0,
+                format!("both header copies are invalid: copy A: {fa}; copy B: {fb}"),
+            ));
+        }
+    };
+    let (header, _) = chosen;
+    if header.read_version > FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            found: header.read_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if header.write_version > FORMAT_VERSION && !read_only {
+        // A newer writer's file that this build can read: only a read-only open.
+        return Err(Error::UnsupportedVersion {
+            found: header.write_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let needed = header
+        .page_count
+        .saturating_mul(u64::from(header.page_size));
+    if len < needed {
+        return Err(Error::Truncated { len, needed });
+    }
+    Ok(chosen)
+}

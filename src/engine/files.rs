@@ -1,0 +1,109 @@
+//! The files this process has open: one engine per file, shared by every `Database`
+//! handle that opens it, and the wait for this process's own dying engine to release a
+//! file's lock.
+
+use super::Engine;
+use super::config::Config;
+use crate::error::{Error, Result};
+use crate::storage::FileStorage;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+/// Engines open in this process, by `(device, inode)`, so that opening the same file
+/// twice shares one engine instead of failing on our own lock.
+type FileId = (u64, u64);
+static OPEN_FILES: Mutex<Option<HashMap<FileId, Weak<Engine>>>> = Mutex::new(None);
+
+/// Files whose lock an engine of this process still holds, and the signal that one was
+/// released: an open that meets our own lock while the engine holding it is being
+/// dropped (on another thread) waits for it instead of reporting `Locked`.
+static HELD: Mutex<Option<std::collections::HashSet<FileId>>> = Mutex::new(None);
+static HELD_RELEASED: parking_lot::Condvar = parking_lot::Condvar::new();
+
+/// How long an open waits for this process's own dying engine to release the file.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Marks a file's lock as held by an engine of this process; dropped as the engine's
+/// last field, after its storage.
+pub(crate) struct LockNotice(FileId);
+
+impl LockNotice {
+    fn new(id: FileId) -> LockNotice {
+        HELD.lock().get_or_insert_with(Default::default).insert(id);
+        LockNotice(id)
+    }
+}
+
+impl Drop for LockNotice {
+    fn drop(&mut self) {
+        if let Some(held) = HELD.lock().as_mut() {
+            held.remove(&self.0);
+        }
+        HELD_RELEASED.notify_all();
+    }
+}
+
+/// Opens the file, waiting while an engine of this process that is being dropped still
+/// holds its lock.
+fn open_file(path: &Path, config: &Config) -> Result<FileStorage> {
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    loop {
+        let opened = if config.read_only {
+            FileStorage::open_read_only(path)
+        } else {
+            FileStorage::open(path, true)
+        };
+        let Err(Error::Locked { .. }) = &opened else {
+            return opened;
+        };
+        let Some(id) = file_id_of(path) else {
+            return opened;
+        };
+        let mut held = HELD.lock();
+        if !held.as_ref().is_some_and(|h| h.contains(&id)) {
+            // Another process holds it.
+            return opened;
+        }
+        if HELD_RELEASED.wait_until(&mut held, deadline).timed_out() {
+            return opened;
+        }
+    }
+}
+
+fn file_id_of(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+/// Opens the database file at `path`, or hands out the engine this process already has
+/// open for it.
+pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
+    config.validate()?;
+    let mut open_files = OPEN_FILES.lock();
+    let registry = open_files.get_or_insert_with(HashMap::new);
+    registry.retain(|_, engine| engine.strong_count() > 0);
+    if let Some(engine) = file_id_of(path).and_then(|id| registry.get(&id)?.upgrade()) {
+        if engine.closing.load(Ordering::Acquire) {
+            // `close` was called on another handle that some clone still keeps.
+            return Err(Error::Closed);
+        }
+        if engine.read_only != config.read_only {
+            // As between processes: a writer's exclusive lock and readers' shared
+            // one exclude each other.
+            return Err(Error::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        return Ok(engine);
+    }
+    let storage = open_file(path, config)?;
+    let id = storage.file_id()?;
+    let engine = Engine::open(Arc::new(storage), Some(path.to_path_buf()), config)?;
+    *engine.lock_notice.lock() = Some(LockNotice::new(id));
+    registry.insert(id, Arc::downgrade(&engine));
+    Ok(engine)
+}

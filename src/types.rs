@@ -1,0 +1,98 @@
+//! The vocabulary every layer shares: isolation and durability levels, limits, table
+//! ids, write sets. This module imports no other module of the crate (the layering test,
+//! `tests/layering.rs`, holds it to that).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Longest key accepted, in bytes. Empty keys are allowed.
+pub const MAX_KEY_LEN: usize = 2048;
+
+/// Longest value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 16 << 20;
+
+/// Longest table name accepted, in bytes (names are UTF-8 and not empty).
+pub const MAX_TABLE_NAME_LEN: usize = 255;
+
+/// Most bytes of keys and values one transaction may write.
+pub const MAX_TRANSACTION_BYTES: usize = 1 << 30;
+
+/// Isolation level of a read-write transaction.
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let db = capsuledb::Database::open(dir.path().join("a.db"))?;
+/// let mut conn = db.connect();
+/// let tx = conn.begin_with(capsuledb::Isolation::Snapshot)?;
+/// # drop(tx);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Isolation {
+    /// Snapshot isolation with first-committer-wins: no lost updates, no dirty or
+    /// non-repeatable reads, no phantoms; write skew is possible.
+    Snapshot,
+    /// Serializable snapshot isolation: every committed history is equivalent to some
+    /// serial order. Transactions that would complete a dangerous structure abort with
+    /// [`crate::Error::Conflict`].
+    #[default]
+    Serializable,
+}
+
+/// How far a commit has gone before `commit` returns. Ordered `Applied < Written < Durable`.
+///
+/// ```
+/// use capsuledb::Durability;
+/// assert!(Durability::Applied < Durability::Durable);
+/// assert_eq!(Durability::default(), Durability::Durable);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Durability {
+    /// Sequenced and visible to later transactions; lost if the process dies.
+    Applied,
+    /// Handed to the operating system; survives a process crash, not a power loss.
+    Written,
+    /// On stable storage; survives a power loss.
+    #[default]
+    Durable,
+}
+
+/// What a successful commit reports.
+///
+/// ```
+/// # fn main() -> capsuledb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let db = capsuledb::Database::open(dir.path().join("a.db"))?;
+/// let mut conn = db.connect();
+/// let mut tx = conn.begin()?;
+/// tx.create_table("t")?;
+/// let info = tx.commit()?;
+/// assert!(info.seq > 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitInfo {
+    /// The commit's sequence number. A transaction that wrote nothing gets no new
+    /// sequence; its `seq` is the snapshot it read.
+    pub seq: u64,
+    /// The durability the commit reached before returning.
+    pub durability: Durability,
+}
+
+/// Identifies a table for its whole life; never reused after a drop.
+pub type TableId = u64;
+
+/// The highest id a table can have: `u64::MAX` prefixes the history entries, and the
+/// next id after any table's must still be a table id.
+pub const TABLE_ID_MAX: TableId = u64::MAX - 2;
+
+/// The catalog: table name -> table id (8 bytes, little-endian).
+pub const CATALOG_TABLE: TableId = 0;
+
+/// A value, or `None` for a tombstone.
+pub type Value = Option<Arc<[u8]>>;
+
+/// A transaction's writes: per table, key -> new value or tombstone.
+pub type WriteSet = BTreeMap<TableId, BTreeMap<Vec<u8>, Value>>;
