@@ -1,9 +1,9 @@
-//! A short run of the soak (`examples/soak.rs`): bank transfers, scans, snapshots,
+//! A short run of the soak (`examples/soak/`): bank transfers, scans, snapshots,
 //! filler rows that grow and shrink the file, checkpoints and compactions on 16 threads
 //! for a few seconds. It asserts the invariants, `check_integrity()` and the reopen,
 //! never timings; the long run is `cargo run --release --example soak`.
 
-#[path = "../examples/soak.rs"]
+#[path = "../examples/soak/main.rs"]
 #[allow(dead_code)]
 mod soak;
 

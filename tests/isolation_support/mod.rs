@@ -1,5 +1,5 @@
 //! Shared fixtures for the `isolation_*` tests: a fresh database, the Hermitage table,
-//! integer reads and writes, and conflict assertions.
+//! the index table of the SSI cases, integer reads and writes, and conflict assertions.
 //!
 //! Keys and values are decimal strings so that failures print readably. Every schedule
 //! runs on one thread through several `Connection`s, so the interleaving is exactly the
@@ -42,6 +42,14 @@ pub fn db_with(table: &str, rows: &[(&str, i64)]) -> (tempfile::TempDir, Databas
 /// Hermitage's setup: `test` holds `1 => 10, 2 => 20`.
 pub fn hermitage_db() -> (tempfile::TempDir, Database) {
     db_with(TEST, &[("1", 10), ("2", 20)])
+}
+
+/// The table of the `isolation_ssi_*` phantom, precision and pruning cases.
+pub const IDX: &str = "idx";
+
+/// `a/1` and `d/1` bracket the (empty) ranges `b/..b0` and `c/..c0`.
+pub fn idx_db() -> (tempfile::TempDir, Database) {
+    db_with(IDX, &[("a/1", 1), ("d/1", 1)])
 }
 
 fn parse(bytes: &[u8]) -> i64 {

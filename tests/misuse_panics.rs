@@ -1,0 +1,115 @@
+//! Panics in user code while a transaction or a scan is open, on this thread and on
+//! another: nothing of the panicking transactions is visible, no snapshot leaks, and
+//! the database goes on committing, checkpointing, compacting and reopening.
+
+mod misuse_support;
+
+use capsuledb::{Database, Durability};
+use misuse_support::{TABLE, assert_clean, create_table, scan};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Runs `f`, which must panic; the panic is caught and its message checked.
+fn must_panic(f: impl FnOnce()) {
+    let caught = catch_unwind(AssertUnwindSafe(f));
+    let payload = caught.expect_err("the closure was meant to panic");
+    let msg = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or_default();
+    assert!(
+        msg.contains("user code panicked"),
+        "unexpected panic: {msg}"
+    );
+}
+
+#[test]
+fn a_panic_with_an_open_transaction_or_scan_leaves_the_database_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("panic.db");
+    let db = Database::open(&path).unwrap();
+    create_table(&db, TABLE);
+    let mut conn = db.connect();
+    let mut tx = conn.begin().unwrap();
+    for i in 0..500u32 {
+        tx.put(TABLE, &i.to_be_bytes(), &[b'c'; 100]).unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    let committed = scan(&db, TABLE);
+
+    // A read-write transaction with writes, panicking before commit.
+    must_panic(|| {
+        let mut tx = conn.begin().unwrap();
+        for i in 0..200u32 {
+            tx.put(TABLE, format!("panic{i}").as_bytes(), b"never")
+                .unwrap();
+        }
+        tx.delete(TABLE, &7u32.to_be_bytes()).unwrap();
+        panic!("user code panicked with an open transaction");
+    });
+    // A scan half consumed, holding a zero-copy value from the tree.
+    must_panic(|| {
+        let tx = conn.begin_read().unwrap();
+        let held = tx.get_ref(TABLE, &3u32.to_be_bytes()).unwrap().unwrap();
+        let mut range = tx.iter(TABLE).unwrap();
+        for _ in 0..100 {
+            range.next().unwrap().unwrap();
+        }
+        assert_eq!(held.len(), 100);
+        panic!("user code panicked with a scan open");
+    });
+    // A read-write transaction with a scan open and writes, on another thread.
+    let db2 = db.clone();
+    let joined = std::thread::spawn(move || {
+        let mut conn = db2.connect();
+        let mut tx = conn.begin().unwrap();
+        tx.put(TABLE, b"thread", b"never").unwrap();
+        let mut range = tx.iter(TABLE).unwrap();
+        range.next_back().unwrap().unwrap();
+        panic!("user code panicked on another thread");
+    })
+    .join();
+    assert!(joined.is_err());
+    assert_eq!(db.stats().live_snapshots, 0, "a panic leaked a snapshot");
+
+    // Nothing of the panicking transactions is visible; the same connection and other
+    // threads commit; checkpoints and compaction (which wait for old readers) run.
+    assert_eq!(scan(&db, TABLE), committed);
+    let mut tx = conn.begin().unwrap();
+    tx.put(TABLE, b"after", b"1").unwrap();
+    tx.commit().unwrap();
+    let workers: Vec<_> = (0..4u32)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut conn = db.connect();
+                for i in 0..50u32 {
+                    let mut tx = conn.begin().unwrap();
+                    tx.put(TABLE, format!("w{t}-{i}").as_bytes(), b"ok")
+                        .unwrap();
+                    tx.commit_with(Durability::Applied).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    db.checkpoint().unwrap();
+    db.compact().unwrap();
+    let state = scan(&db, TABLE);
+    assert_eq!(state.len(), committed.len() + 1 + 200);
+    assert!(
+        !state
+            .keys()
+            .any(|k| k.starts_with(b"panic") || k == b"thread")
+    );
+    assert_clean(&db, "after the panics");
+    drop(conn);
+    drop(db);
+
+    let db = Database::open(&path).unwrap();
+    assert_eq!(scan(&db, TABLE), state);
+    assert_clean(&db, "reopened after the panics");
+}

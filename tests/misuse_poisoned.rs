@@ -1,0 +1,94 @@
+//! Commits after the database is poisoned by a failed sync: refused at every durability
+//! level, on every connection, thread and handle, also after maintenance; reads go on,
+//! and a reopen takes commits again.
+
+mod misuse_support;
+
+use capsuledb::storage::SimStorage;
+use capsuledb::{Durability, Error};
+use misuse_support::{TABLE, assert_clean, create_table, is_io_or_poisoned, open_sim, scan};
+
+#[test]
+fn a_poisoned_database_refuses_commits_until_reopened() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    create_table(&db, TABLE);
+    let mut conn = db.connect();
+    let put = |conn: &mut capsuledb::Connection, key: &[u8], level: Durability| {
+        let mut tx = conn.begin()?;
+        tx.put(TABLE, key, b"v")?;
+        tx.commit_with(level)
+    };
+    put(&mut conn, b"before", Durability::Durable).unwrap();
+    sim.fail_nth_sync(1);
+    let e = put(&mut conn, b"failed", Durability::Durable).expect_err("the sync failed");
+    assert!(is_io_or_poisoned(&e), "{e:?}");
+
+    // Every later commit is refused: each level, each connection, other threads and
+    // other handles, also after waiting.
+    for level in [
+        Durability::Applied,
+        Durability::Written,
+        Durability::Durable,
+    ] {
+        let e = put(&mut conn, b"later", level).expect_err("poisoned");
+        assert!(matches!(e, Error::Poisoned { .. }), "{level:?}: {e:?}");
+    }
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut conn = db.connect();
+                for i in 0..5 {
+                    let mut tx = conn.begin().unwrap();
+                    tx.put(TABLE, format!("t{t}-{i}").as_bytes(), b"v").unwrap();
+                    let e = tx.commit().expect_err("poisoned");
+                    assert!(matches!(e, Error::Poisoned { .. }), "{e:?}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let e = put(&mut conn, b"much later", Durability::Durable).expect_err("still poisoned");
+    assert!(matches!(e, Error::Poisoned { .. }), "{e:?}");
+    // Creating a table is a commit too.
+    let mut tx = conn.begin().unwrap();
+    tx.create_table("new").unwrap();
+    assert!(matches!(tx.commit(), Err(Error::Poisoned { .. })));
+    // Checkpoints and compaction do not clear it (they may refuse as well).
+    for r in [db.checkpoint().map(drop), db.compact().map(drop)] {
+        if let Err(e) = r {
+            assert!(is_io_or_poisoned(&e), "{e:?}");
+        }
+    }
+    let e = put(&mut conn, b"after maintenance", Durability::Applied).expect_err("poisoned");
+    assert!(matches!(e, Error::Poisoned { .. }), "{e:?}");
+    // Reads go on and show only the acknowledged commit; read-only commits succeed.
+    let tx = conn.begin_read().unwrap();
+    assert_eq!(
+        tx.get(TABLE, b"before").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    assert_eq!(tx.get(TABLE, b"failed").unwrap(), None);
+    tx.commit().unwrap();
+    drop(conn);
+    drop(db);
+
+    // Reopened, it takes commits again; the failed commit is whole or absent.
+    let db = open_sim(&sim).unwrap();
+    let state = scan(&db, TABLE);
+    assert_eq!(
+        state.get(b"before".as_slice()).map(Vec::as_slice),
+        Some(&b"v"[..])
+    );
+    assert!(
+        state.keys().all(|k| k == b"before" || k == b"failed"),
+        "{state:?}"
+    );
+    let mut conn = db.connect();
+    put(&mut conn, b"after reopen", Durability::Durable).unwrap();
+    assert_clean(&db, "reopened after poisoning");
+}
