@@ -77,6 +77,7 @@ impl<'t, 'c> Range<'t, 'c> {
     fn fetch(&mut self, reverse: bool) -> Result<()> {
         while !self.drained {
             let got = self.tx.engine().committed_scan(
+                &mut self.tx.pin(),
                 self.table,
                 bound_slice(&self.lo),
                 bound_slice(&self.hi),

@@ -3,7 +3,7 @@
 use super::connection::Connection;
 use super::range::Range;
 use crate::commit::{ReadSet, TableRange};
-use crate::engine::{Engine, ValueRef};
+use crate::engine::{Committed, Engine, ReadPin, ValueRef};
 use crate::error::{Error, Result};
 use crate::mvcc::{HistoryPin, SnapshotGuard};
 use crate::types::{
@@ -59,6 +59,8 @@ pub struct Transaction<'c> {
     /// Committed table names resolved at the snapshot.
     names: RefCell<HashMap<String, TableId>>,
     reads: RefCell<ReadSet>,
+    /// The checkpointed tree and mapping this transaction reads, taken at `begin`.
+    pin: RefCell<Arc<ReadPin>>,
 }
 
 /// What keeps a transaction's snapshot readable.
@@ -117,6 +119,7 @@ impl<'c> Transaction<'c> {
             return Err(Error::ReadOnlyDatabase);
         }
         let snapshot = Snap::Live(engine.registry.begin());
+        let pin = RefCell::new(engine.pin()?);
         Ok(Transaction {
             engine,
             _conn: std::marker::PhantomData,
@@ -128,6 +131,7 @@ impl<'c> Transaction<'c> {
             dropped: Vec::new(),
             names: RefCell::new(HashMap::new()),
             reads: RefCell::new(ReadSet::default()),
+            pin,
         })
     }
 
@@ -138,6 +142,7 @@ impl<'c> Transaction<'c> {
             .committer
             .history()
             .pin(seq, engine.registry.visible())?;
+        let read_pin = RefCell::new(engine.pin()?);
         Ok(Transaction {
             engine,
             _conn: std::marker::PhantomData,
@@ -149,6 +154,7 @@ impl<'c> Transaction<'c> {
             dropped: Vec::new(),
             names: RefCell::new(HashMap::new()),
             reads: RefCell::new(ReadSet::default()),
+            pin: read_pin,
         })
     }
 
@@ -209,9 +215,9 @@ impl<'c> Transaction<'c> {
             return Ok(id);
         }
         self.record_point(CATALOG_TABLE, name.as_bytes());
-        match self.committed(CATALOG_TABLE, name.as_bytes())? {
-            Some(v) => {
-                let id = decode_table_id(&v)?;
+        match self.committed(CATALOG_TABLE, name.as_bytes(), decode_table_id)? {
+            Some(id) => {
+                let id = id?;
                 self.names.borrow_mut().insert(name.to_string(), id);
                 Ok(id)
             }
@@ -219,10 +225,47 @@ impl<'c> Transaction<'c> {
         }
     }
 
-    /// The committed value at the snapshot, below this transaction's own writes.
-    fn committed(&self, table: TableId, key: &[u8]) -> Result<Option<ValueRef>> {
-        self.engine
-            .committed_get(table, key, self.snapshot.seq(), self.time_travel())
+    /// The committed value at the snapshot, below this transaction's own writes, handed
+    /// to `f` in place.
+    fn committed<T>(
+        &self,
+        table: TableId,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>> {
+        let mut pin = self.pin.borrow_mut();
+        let found = self.engine.committed_get(
+            &mut pin,
+            table,
+            key,
+            self.snapshot.seq(),
+            self.time_travel(),
+        )?;
+        Ok(found.map(|c| match c {
+            Committed::Shared(v) => f(&v),
+            Committed::Mapped((offset, len)) => f(pin.bytes(offset, len)),
+        }))
+    }
+
+    /// [`Transaction::committed`] as a [`ValueRef`].
+    fn committed_ref(&self, table: TableId, key: &[u8]) -> Result<Option<ValueRef>> {
+        let mut pin = self.pin.borrow_mut();
+        let found = self.engine.committed_get(
+            &mut pin,
+            table,
+            key,
+            self.snapshot.seq(),
+            self.time_travel(),
+        )?;
+        Ok(found.map(|c| match c {
+            Committed::Shared(v) => ValueRef::shared(v),
+            Committed::Mapped((offset, len)) => ValueRef::pinned(&pin, offset, len),
+        }))
+    }
+
+    /// The read pin, for scans.
+    pub(crate) fn pin(&self) -> std::cell::RefMut<'_, Arc<ReadPin>> {
+        self.pin.borrow_mut()
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -321,7 +364,13 @@ impl<'c> Transaction<'c> {
 
     /// Reads `key`, copying the value out.
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.get_ref(table, key)?.map(|v| v.to_vec()))
+        check_key(key)?;
+        let id = self.table_id(table)?;
+        if let Some(own) = self.writes.get(&id).and_then(|t| t.get(key)) {
+            return Ok(own.as_ref().map(|v| v.to_vec()));
+        }
+        self.record_point(id, key);
+        self.committed(id, key, <[u8]>::to_vec)
     }
 
     /// Reads `key` without copying: the value borrows the engine's bytes.
@@ -332,7 +381,7 @@ impl<'c> Transaction<'c> {
             return Ok(own.clone().map(ValueRef::shared));
         }
         self.record_point(id, key);
-        self.committed(id, key)
+        self.committed_ref(id, key)
     }
 
     /// Writes `key = value`.

@@ -25,6 +25,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Pages a checkpoint took out of a tree, freed when no reader may walk that tree or
@@ -65,18 +66,6 @@ pub struct TreeState {
     guard: Arc<TreeGuard>,
 }
 
-impl TreeState {
-    /// A handle that keeps this tree's pages from being freed while it lives.
-    pub fn keepalive(&self) -> Arc<dyn std::any::Any + Send + Sync> {
-        Arc::clone(&self.guard) as Arc<dyn std::any::Any + Send + Sync>
-    }
-
-    /// The same handle, taken from this state without touching the reference count.
-    pub fn into_keepalive(self) -> Arc<dyn std::any::Any + Send + Sync> {
-        self.guard as Arc<dyn std::any::Any + Send + Sync>
-    }
-}
-
 /// What one checkpoint did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -111,6 +100,9 @@ pub struct Checkpointer {
     committer: Arc<Committer>,
     header: Mutex<(Header, u32)>,
     tree: RwLock<TreeState>,
+    /// Bumped each time a new tree is published, before the versions it folded leave
+    /// the store: a reader holding an older tree reloads it when this moved.
+    generation: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -136,6 +128,7 @@ impl Checkpointer {
                 checkpoint_seq: header.checkpoint_seq,
                 guard,
             }),
+            generation: AtomicU64::new(0),
             storage,
             pager,
             versions,
@@ -153,6 +146,12 @@ impl Checkpointer {
     /// The current tree.
     pub fn tree(&self) -> TreeState {
         self.tree.read().clone()
+    }
+
+    /// How many trees were published since open: load it before [`Checkpointer::tree`]
+    /// and compare later, to learn whether a newer tree replaced the one loaded.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The current header and its slot.
@@ -344,6 +343,7 @@ impl Checkpointer {
                 .chain(old_run_first..old_run_first + old_run_pages),
         );
         drop(old);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.versions.remove_folded(horizon);
         let log_pages = self.committer.take_obsolete_log_pages(horizon, start_page);
         let log_freed = log_pages.len() as u64;

@@ -14,6 +14,8 @@ pub(crate) use config::Config;
 pub use control::{DbInfo, Stats};
 pub(crate) use files::open_path;
 pub use integrity::IntegrityReport;
+pub(crate) use read::Committed;
+pub(crate) use value::ReadPin;
 pub use value::ValueRef;
 
 use crate::btree;

@@ -7,11 +7,11 @@
 //! is always found in that new tree.
 
 use super::Engine;
-use super::value::ValueRef;
+use super::value::{ReadPin, ValueRef};
 use crate::btree;
 use crate::error::Result;
-use crate::mvcc::SCAN_BATCH_MAX;
 use crate::mvcc::history::{decode_list, find_in_list, history_key, newest_first, prune_list};
+use crate::mvcc::{SCAN_BATCH_MAX, ScanBatch};
 use crate::types::TableId;
 use crate::util::bound_slice;
 use std::cmp::Ordering;
@@ -26,6 +26,31 @@ pub struct CommittedBatch {
     pub covered: Bound<Vec<u8>>,
     /// Whether the batch covered the whole remaining range.
     pub done: bool,
+}
+
+/// A committed value as found: shared from the version store, or `(offset, len)` in
+/// the read pin's view.
+pub(crate) enum Committed {
+    Shared(Arc<[u8]>),
+    Mapped((usize, usize)),
+}
+
+/// Longest user key whose composite tree key is built on the stack.
+const STACK_KEY_MAX: usize = 120;
+
+/// Runs `f` on the composite tree key of `key` in `table`, built without an allocation
+/// for keys up to [`STACK_KEY_MAX`] bytes.
+fn with_composite<T>(table: TableId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    let mut buf = [0u8; 8 + STACK_KEY_MAX];
+    let (head, rest) = buf.split_at_mut(8);
+    head.copy_from_slice(&table.to_be_bytes());
+    match rest.get_mut(..key.len()) {
+        Some(tail) => {
+            tail.copy_from_slice(key);
+            f(buf.get(..8 + key.len()).unwrap_or(&[]))
+        }
+        None => f(&btree::composite(table, key)),
+    }
 }
 
 /// Tree bounds for the keys under `prefix` whose rest lies in `(lo, hi)`.
@@ -144,38 +169,59 @@ impl Engine {
             .collect())
     }
 
-    /// The committed value of `key` in `table` at `snapshot`.
+    /// A read pin on the current tree ([`ReadPin`]).
+    pub(crate) fn pin(&self) -> Result<Arc<ReadPin>> {
+        // The generation first: a tree published in between makes the pin look older
+        // than it is, which costs one needless reload, never a missed version.
+        let generation = self.checkpointer.generation();
+        let tree = self.current_tree();
+        let view = self.storage.view()?;
+        Ok(Arc::new(ReadPin {
+            view,
+            tree,
+            generation,
+        }))
+    }
+
+    /// Replaces `pin` when a checkpoint published a newer tree since it was taken: the
+    /// versions that tree folded may have left the store, so only it has them. One
+    /// atomic load when nothing changed.
+    pub(crate) fn refresh(&self, pin: &mut Arc<ReadPin>) -> Result<()> {
+        if self.checkpointer.generation() != pin.generation {
+            *pin = self.pin()?;
+        }
+        Ok(())
+    }
+
+    /// The committed value of `key` in `table` at `snapshot`: the store when it may
+    /// hold the table, else (or when it has no version) the pinned tree.
     pub(crate) fn committed_get(
         &self,
+        pin: &mut Arc<ReadPin>,
         table: TableId,
         key: &[u8],
         snapshot: u64,
         history: bool,
-    ) -> Result<Option<ValueRef>> {
-        if let Some(v) = self.versions.get(table, key, snapshot) {
-            return Ok(v.map(ValueRef::shared));
+    ) -> Result<Option<Committed>> {
+        if self.versions.may_have(table)
+            && let Some(v) = self.versions.get(table, key, snapshot)
+        {
+            return Ok(v.map(Committed::Shared));
         }
-        let tree = self.current_tree();
-        if tree.root == 0 {
+        self.refresh(pin)?;
+        let p: &ReadPin = pin;
+        let root = p.tree.root;
+        if root == 0 {
             return Ok(None);
         }
-        let view = self.storage.view()?;
-        if history && let Some(bytes) = self.tree_get(&view, tree.root, &history_key(table, key))? {
+        if history && let Some(bytes) = self.tree_get(&p.view, root, &history_key(table, key))? {
             return Ok(match find_in_list(bytes, snapshot)? {
-                Some(Some(v)) => Some(ValueRef::mapped(&view, v, &tree.keepalive())),
+                Some(Some(v)) => Some(Committed::Mapped(p.locate(v))),
                 _ => None,
             });
         }
-        let Some(v) = self.tree_get(&view, tree.root, &btree::composite(table, key))? else {
-            return Ok(None);
-        };
-        let (offset, len) = ValueRef::locate(&view, v);
-        Ok(Some(ValueRef::mapped_owned(
-            view,
-            offset,
-            len,
-            tree.into_keepalive(),
-        )))
+        let found = with_composite(table, key, |k| self.tree_get(&p.view, root, k))?;
+        Ok(found.map(|v| Committed::Mapped(p.locate(v))))
     }
 
     /// One batch of committed entries in `(lo, hi)` at `snapshot`, from the low end
@@ -187,6 +233,7 @@ impl Engine {
     )]
     pub(crate) fn committed_scan(
         &self,
+        pin: &mut Arc<ReadPin>,
         table: TableId,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
@@ -195,34 +242,42 @@ impl Engine {
         limit: usize,
         history: bool,
     ) -> Result<CommittedBatch> {
-        let store = self
-            .versions
-            .scan(table, lo, hi, snapshot, reverse, limit.min(SCAN_BATCH_MAX));
+        let store = if self.versions.may_have(table) {
+            self.versions
+                .scan(table, lo, hi, snapshot, reverse, limit.min(SCAN_BATCH_MAX))
+        } else {
+            ScanBatch::default()
+        };
         let own_end = if reverse { lo } else { hi };
         let owned = |b: Bound<&[u8]>| b.map(<[u8]>::to_vec);
         let mut covered = match &store.resume_after {
             Some(k) => Bound::Included(k.clone()),
             None => owned(own_end),
         };
-        let tree = self.current_tree();
+        self.refresh(pin)?;
+        let p: &ReadPin = pin;
+        let mapped = |v: &[u8]| {
+            let (offset, len) = p.locate(v);
+            ValueRef::pinned(pin, offset, len)
+        };
+        let root = p.tree.root;
         let mut tree_entries = Vec::new();
-        if tree.root != 0 {
-            let view = self.storage.view()?;
-            let pages = tree.keepalive();
+        if root != 0 {
+            let view: &[u8] = &p.view;
             let prefix = table.to_be_bytes();
             // One scan step over the tree keys under a prefix (a table, or its history).
             let scan = |prefix: &[u8], covered: &mut Bound<Vec<u8>>| {
-                self.tree_entries(&view, tree.root, prefix, lo, hi, reverse, limit, covered)
+                self.tree_entries(view, root, prefix, lo, hi, reverse, limit, covered)
             };
             for (k, v) in scan(&prefix, &mut covered)? {
-                tree_entries.push((k, Some(ValueRef::mapped(&view, v, &pages))));
+                tree_entries.push((k, Some(mapped(v))));
             }
             if history {
                 let prefix = history_key(table, &[]);
                 let mut hist = Vec::new();
                 for (k, v) in scan(&prefix, &mut covered)? {
                     let value = find_in_list(v, snapshot)?.flatten();
-                    hist.push((k, value.map(|v| ValueRef::mapped(&view, v, &pages))));
+                    hist.push((k, value.map(mapped)));
                 }
                 tree_entries = merge_prefer(hist, tree_entries, &covered, reverse);
             }

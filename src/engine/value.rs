@@ -1,5 +1,7 @@
 //! `ValueRef`: a committed value, lent from the mapping or shared from the version store.
 
+use crate::checkpoint::TreeState;
+use crate::storage::View;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -24,17 +26,41 @@ pub struct ValueRef {
 
 #[derive(Clone)]
 enum ValueInner {
-    /// A value held by the version store or the transaction.
+    /// From the version store or the transaction's own writes.
     Shared(Arc<[u8]>),
-    /// A value inside the file mapping (the checkpointed tree); the view keeps the
-    /// mapping alive.
+    /// Bytes of the mapping, kept valid by the transaction's read pin.
     Mapped {
-        view: crate::storage::View,
+        pin: Arc<ReadPin>,
         offset: usize,
         len: usize,
-        /// Keeps the tree's pages from being freed and reused while the value lives.
-        _pages: Arc<dyn std::any::Any + Send + Sync>,
     },
+}
+
+/// What a transaction reads the checkpointed state through, taken once at `begin`: the
+/// tree (whose guard keeps its pages from being freed) and a view of the mapping that
+/// covers them. Reads then take no shared lock and write no shared counter; values
+/// handed out hold the transaction's own pin. A checkpoint that publishes a newer tree
+/// bumps the checkpointer's generation, and the next read that needs the tree reloads
+/// the pin ([`crate::engine::Engine::refresh`]).
+pub(crate) struct ReadPin {
+    pub(crate) view: View,
+    pub(crate) tree: TreeState,
+    /// The checkpointer's generation when `tree` was loaded (loaded before it).
+    pub(crate) generation: u64,
+}
+
+impl ReadPin {
+    /// Where `bytes` (a slice of this pin's view) lies in the view.
+    pub(crate) fn locate(&self, bytes: &[u8]) -> (usize, usize) {
+        let base = self.view.as_ptr() as usize;
+        ((bytes.as_ptr() as usize).saturating_sub(base), bytes.len())
+    }
+
+    /// The bytes at `offset` of the view (empty when out of range, which a located
+    /// slice never is).
+    pub(crate) fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        self.view.get(offset as u64, len).unwrap_or(&[])
+    }
 }
 
 impl ValueRef {
@@ -44,36 +70,13 @@ impl ValueRef {
         }
     }
 
-    /// A value that is the slice `bytes` of `view`'s bytes.
-    pub(crate) fn mapped(
-        view: &crate::storage::View,
-        bytes: &[u8],
-        pages: &Arc<dyn std::any::Any + Send + Sync>,
-    ) -> ValueRef {
-        let (offset, len) = ValueRef::locate(view, bytes);
-        ValueRef::mapped_owned(view.clone(), offset, len, Arc::clone(pages))
-    }
-
-    /// Where `bytes`, a slice of `view`, sits in it.
-    pub(crate) fn locate(view: &crate::storage::View, bytes: &[u8]) -> (usize, usize) {
-        let base = view.as_ptr() as usize;
-        ((bytes.as_ptr() as usize).saturating_sub(base), bytes.len())
-    }
-
-    /// A mapped value taking ownership of its view and page guard (no reference-count
-    /// traffic on the point-read path).
-    pub(crate) fn mapped_owned(
-        view: crate::storage::View,
-        offset: usize,
-        len: usize,
-        pages: Arc<dyn std::any::Any + Send + Sync>,
-    ) -> ValueRef {
+    /// `len` bytes at `offset` of `pin`'s view.
+    pub(crate) fn pinned(pin: &Arc<ReadPin>, offset: usize, len: usize) -> ValueRef {
         ValueRef {
             inner: ValueInner::Mapped {
-                view,
+                pin: Arc::clone(pin),
                 offset,
                 len,
-                _pages: pages,
             },
         }
     }
@@ -84,9 +87,7 @@ impl Deref for ValueRef {
     fn deref(&self) -> &[u8] {
         match &self.inner {
             ValueInner::Shared(b) => b,
-            ValueInner::Mapped {
-                view, offset, len, ..
-            } => view.get(*offset as u64, *len).unwrap_or(&[]),
+            ValueInner::Mapped { pin, offset, len } => pin.bytes(*offset, *len),
         }
     }
 }

@@ -46,12 +46,23 @@ pub struct VersionStore {
     /// Tables whose data is gone; late writes to them (serialized before their drop)
     /// are not kept.
     dead: Mutex<std::collections::HashSet<TableId>>,
+    /// Keys with a chain, per slot of tables (`table % TABLE_SLOTS`): a reader whose
+    /// table's slot is zero skips the store with one atomic load.
+    slot_keys: [AtomicU64; TABLE_SLOTS],
+}
+
+/// Slots of [`VersionStore::may_have`]'s per-table key counts.
+const TABLE_SLOTS: usize = 32;
+
+fn slot_of(table: TableId) -> usize {
+    (table % TABLE_SLOTS as u64) as usize
 }
 
 /// One entry of a scan: a key and its visible value or tombstone.
 pub type ScanEntry = (Vec<u8>, Value);
 
 /// The result of one bounded scan step.
+#[derive(Default)]
 pub struct ScanBatch {
     /// Visible entries in scan order, tombstones included.
     pub entries: Vec<ScanEntry>,
@@ -67,6 +78,28 @@ impl VersionStore {
     /// An empty store.
     pub fn new() -> VersionStore {
         VersionStore::default()
+    }
+
+    /// Whether the store may hold a version of some key of `table`. `false` means
+    /// [`VersionStore::get`] and [`VersionStore::scan`] would find nothing: one atomic
+    /// load, no lock. A chain is counted before its first version is inserted and
+    /// uncounted after its last is removed (with release ordering, so a reader that sees
+    /// the count drop to zero also sees the new tree a checkpoint published before).
+    pub fn may_have(&self, table: TableId) -> bool {
+        self.slot_keys
+            .get(slot_of(table))
+            .is_none_or(|n| n.load(Ordering::Acquire) > 0)
+    }
+
+    fn count_keys(&self, table: TableId, added: u64, removed: u64) {
+        if let Some(n) = self.slot_keys.get(slot_of(table)) {
+            if added > 0 {
+                n.fetch_add(added, Ordering::AcqRel);
+            }
+            if removed > 0 {
+                n.fetch_sub(removed, Ordering::AcqRel);
+            }
+        }
     }
 
     fn table(&self, table: TableId) -> Option<Arc<RwLock<Chains>>> {
@@ -146,6 +179,9 @@ impl VersionStore {
                 }
             };
             let mut chains = t.write();
+            let new_keys = keys.keys().filter(|k| !chains.contains_key(*k)).count();
+            self.count_keys(table, new_keys as u64, 0);
+            let mut emptied = 0u64;
             for (key, value) in keys {
                 let v = Version {
                     seq,
@@ -161,10 +197,12 @@ impl VersionStore {
                 added_bytes -= b as i64;
                 if chain.is_empty() {
                     chains.remove(key);
+                    emptied += 1;
                 } else if chain.len() > 1 {
                     still_long.push((table, key.clone()));
                 }
             }
+            self.count_keys(table, 0, emptied);
         }
         // One commit's prune can remove more versions than it added (a value and the
         // tombstone above it), so the change is signed.
@@ -214,6 +252,7 @@ impl VersionStore {
             removed.1 += b;
             if chain.is_empty() {
                 chains.remove(&key);
+                self.count_keys(table, 0, 1);
             } else if chain.len() > 1 {
                 keep.push((table, key));
             }
@@ -231,10 +270,12 @@ impl VersionStore {
                 continue;
             }
             if let Some(t) = self.tables.write().remove(&table) {
-                for (key, chain) in t.read().iter() {
+                let chains = t.read();
+                for (key, chain) in chains.iter() {
                     removed.0 += chain.len() as u64;
                     removed.1 += chain.iter().map(|v| version_bytes(key, v)).sum::<u64>();
                 }
+                self.count_keys(table, 0, chains.len() as u64);
             }
         }
         self.versions.fetch_sub(removed.0, Ordering::Relaxed);
@@ -287,10 +328,16 @@ impl VersionStore {
 
     /// Drops every version at or below `horizon` (now in the tree).
     pub fn remove_folded(&self, horizon: u64) {
-        let tables: Vec<Arc<RwLock<Chains>>> = self.tables.read().values().cloned().collect();
+        let tables: Vec<(TableId, Arc<RwLock<Chains>>)> = self
+            .tables
+            .read()
+            .iter()
+            .map(|(&id, t)| (id, Arc::clone(t)))
+            .collect();
         let mut removed = (0u64, 0u64);
-        for t in tables {
+        for (id, t) in tables {
             let mut chains = t.write();
+            let before = chains.len();
             chains.retain(|key, chain| {
                 let cut = chain.partition_point(|v| v.seq <= horizon);
                 removed.0 += cut as u64;
@@ -302,6 +349,7 @@ impl VersionStore {
                 chain.drain(..cut);
                 !chain.is_empty()
             });
+            self.count_keys(id, 0, (before - chains.len()) as u64);
         }
         self.versions.fetch_sub(removed.0, Ordering::Relaxed);
         self.bytes.fetch_sub(removed.1, Ordering::Relaxed);
@@ -384,6 +432,47 @@ mod tests {
                 .insert(k.to_vec(), v.map(Arc::from));
         }
         w
+    }
+
+    /// The per-slot key counts behind `may_have` stay exact through applies, pruning,
+    /// folding and table drops: a slot is zero exactly when no table in it has a chain.
+    #[test]
+    fn may_have_tracks_chains_exactly() {
+        let s = VersionStore::new();
+        let exact = |s: &VersionStore| {
+            let tables = s.tables.read();
+            for slot in 0..TABLE_SLOTS {
+                let chains: usize = tables
+                    .iter()
+                    .filter(|(id, _)| slot_of(**id) == slot)
+                    .map(|(_, t)| t.read().len())
+                    .sum();
+                assert_eq!(s.slot_keys[slot].load(Ordering::Relaxed), chains as u64);
+            }
+        };
+        assert!(!s.may_have(1));
+        let mut seq = 0;
+        for round in 0..4u8 {
+            for table in [1u64, 2, 1 + TABLE_SLOTS as u64] {
+                for i in 0..20u8 {
+                    seq += 1;
+                    let value = (i % 3 != round % 3).then_some(&b"v"[..]);
+                    s.apply(seq, &ws(table, &[(&[i, round % 2], value)]), seq / 2);
+                    exact(&s);
+                }
+            }
+            s.gc(seq - 5);
+            exact(&s);
+        }
+        assert!(s.may_have(1) && s.may_have(2));
+        assert!(!s.may_have(3));
+        s.drop_table_at(2, seq);
+        s.gc(seq);
+        exact(&s);
+        assert!(!s.may_have(2));
+        s.remove_folded(seq);
+        exact(&s);
+        assert!(!s.may_have(1));
     }
 
     #[test]

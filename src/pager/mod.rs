@@ -9,6 +9,7 @@ use crate::storage::Storage;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The file grows by at least this many bytes at a time…
 pub const GROW_STEP_MIN: u64 = 1 << 20;
@@ -26,47 +27,64 @@ pub struct Pager {
 /// Pages whose checksum a reader has verified since they were last written: the tree's
 /// pages never change while reachable, so each is verified once, not on every read. A
 /// page leaves the set when it is freed (it may be rewritten).
-#[derive(Default)]
+///
+/// A lookup is one atomic load: the bits live in chunks allocated once and never moved
+/// or freed while the set lives, so readers take no lock and write no shared counter.
 pub struct Verified {
-    bits: parking_lot::RwLock<Vec<std::sync::atomic::AtomicU64>>,
+    chunks: Box<[std::sync::OnceLock<Box<[AtomicU64]>>]>,
+}
+
+/// Pages one chunk of [`Verified`] covers (a 128 KiB bitmap).
+const VERIFIED_CHUNK_PAGES: u64 = 1 << 20;
+/// Chunks of [`Verified`]: pages above `VERIFIED_CHUNK_PAGES * VERIFIED_CHUNKS` (2^32,
+/// 16 TiB of 4 KiB pages) are simply verified on every read.
+const VERIFIED_CHUNKS: usize = 1 << 12;
+
+impl Default for Verified {
+    fn default() -> Verified {
+        Verified {
+            chunks: (0..VERIFIED_CHUNKS)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+        }
+    }
 }
 
 impl Verified {
+    /// The word holding `page`'s bit, allocating its chunk when `create`.
+    fn word(&self, page: u64, create: bool) -> Option<(&AtomicU64, u64)> {
+        let chunk = self
+            .chunks
+            .get(usize::try_from(page / VERIFIED_CHUNK_PAGES).ok()?)?;
+        let bits = if create {
+            chunk.get_or_init(|| {
+                (0..VERIFIED_CHUNK_PAGES / 64)
+                    .map(|_| AtomicU64::new(0))
+                    .collect()
+            })
+        } else {
+            chunk.get()?
+        };
+        let at = page % VERIFIED_CHUNK_PAGES;
+        Some((bits.get(usize::try_from(at / 64).ok()?)?, 1 << (at % 64)))
+    }
+
     /// Whether `page` was verified since it was last freed.
     pub fn contains(&self, page: u64) -> bool {
-        let bits = self.bits.read();
-        let Ok(i) = usize::try_from(page / 64) else {
-            return false;
-        };
-        bits.get(i)
-            .is_some_and(|w| w.load(std::sync::atomic::Ordering::Acquire) & (1 << (page % 64)) != 0)
+        self.word(page, false)
+            .is_some_and(|(w, bit)| w.load(Ordering::Acquire) & bit != 0)
     }
 
     /// Records that `page` verified.
     pub fn insert(&self, page: u64) {
-        let Ok(i) = usize::try_from(page / 64) else {
-            return;
-        };
-        {
-            let bits = self.bits.read();
-            if let Some(w) = bits.get(i) {
-                w.fetch_or(1 << (page % 64), std::sync::atomic::Ordering::AcqRel);
-                return;
-            }
-        }
-        let mut bits = self.bits.write();
-        if bits.len() <= i {
-            bits.resize_with(i + 1, Default::default);
-        }
-        if let Some(w) = bits.get(i) {
-            w.fetch_or(1 << (page % 64), std::sync::atomic::Ordering::AcqRel);
+        if let Some((w, bit)) = self.word(page, true) {
+            w.fetch_or(bit, Ordering::AcqRel);
         }
     }
 
     fn remove(&self, page: u64) {
-        let bits = self.bits.read();
-        if let Some(w) = usize::try_from(page / 64).ok().and_then(|i| bits.get(i)) {
-            w.fetch_and(!(1 << (page % 64)), std::sync::atomic::Ordering::AcqRel);
+        if let Some((w, bit)) = self.word(page, false) {
+            w.fetch_and(!bit, Ordering::AcqRel);
         }
     }
 }
