@@ -1,6 +1,6 @@
 //! The one interface every engine implements, so that each workload runs the same code
 //! on all of them: per-thread sessions, a transaction body run against a `Tx`, batched
-//! point reads inside one snapshot, and range scans.
+//! point reads inside one snapshot, and range scans in either direction.
 
 use std::path::Path;
 
@@ -62,6 +62,9 @@ pub trait Engine: Send + Sync + Sized {
     /// Reads up to `n` consecutive entries from `start` on in one read snapshot; returns
     /// how many it read.
     fn scan(&self, s: &mut Self::Session, start: &[u8], n: usize) -> Res<usize>;
+    /// Reads up to `n` consecutive entries from `start` down (descending key order,
+    /// `start` included) in one read snapshot; returns how many it read.
+    fn scan_rev(&self, s: &mut Self::Session, start: &[u8], n: usize) -> Res<usize>;
     /// Engine counters worth a footnote (capsuledb's group commit), if any.
     fn stats_note(&self) -> Option<String> {
         None

@@ -132,3 +132,9 @@ impl Table {
         out
     }
 }
+
+/// Logs a failed workload and keeps it for the notes under the table.
+pub fn failed(notes: &mut Vec<String>, what: &str, engine: &str, e: &crate::engine::BoxError) {
+    eprintln!("  {engine}: {what} FAILED: {e}");
+    notes.push(format!("{engine} failed {what}: {e}"));
+}

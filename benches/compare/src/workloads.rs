@@ -1,5 +1,6 @@
 //! Workloads (a) to (e): durable single-key commits on one and many threads, the bulk
-//! load, point reads and range scans. (f) is in `smallbank.rs`.
+//! load, point reads, forward and reverse range scans, and the single-key commits that
+//! follow the load. (f) is in `smallbank.rs`.
 
 use crate::driver::{Run, run_tx, timed};
 use crate::engine::{Engine, KEY_LEN, Key, Res, Tx, err};
@@ -138,4 +139,87 @@ pub fn scans<E: Engine>(e: &E, len: usize, seconds: f64, seed: u64) -> Res<(Run,
     )?;
     let mean = entries.into_inner() as f64 / run.ops.max(1) as f64;
     Ok((run, mean))
+}
+
+/// (e, reverse): scans of `len` entries going down from random loaded keys (each scan
+/// includes its start key) on one thread; returns the run and the mean entries per scan.
+pub fn scans_rev<E: Engine>(
+    e: &E,
+    keys: &[Key],
+    len: usize,
+    seconds: f64,
+    seed: u64,
+) -> Res<(Run, f64)> {
+    let entries = std::sync::atomic::AtomicU64::new(0);
+    let run = timed(
+        e,
+        1,
+        seconds,
+        |_| Ok(Rng::new(seed_for(seed, "reverse scans", 0))),
+        |e, s, rng| {
+            let start = keys[rng.below(keys.len() as u64) as usize];
+            let n = e.scan_rev(s, &start, len)?;
+            if n == 0 {
+                return Err(err(format!(
+                    "{}: a reverse scan missed its start key",
+                    E::NAME
+                )));
+            }
+            entries.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok((1, 0))
+        },
+    )?;
+    let mean = entries.into_inner() as f64 / run.ops.max(1) as f64;
+    Ok((run, mean))
+}
+
+/// What the single-key commits after the bulk load took.
+pub struct AfterLoad {
+    /// Wall time of all of them.
+    pub seconds: f64,
+    /// Each commit's latency, begin to durable, in seconds; ascending.
+    pub latencies_s: Vec<f64>,
+}
+
+impl AfterLoad {
+    pub fn per_s(&self) -> f64 {
+        self.latencies_s.len() as f64 / self.seconds.max(f64::MIN_POSITIVE)
+    }
+
+    /// The latency `q` (0..=1) of the way up, nearest rank.
+    pub fn quantile_s(&self, q: f64) -> f64 {
+        let n = self.latencies_s.len();
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n.max(1));
+        self.latencies_s.get(rank - 1).copied().unwrap_or(0.0)
+    }
+
+    pub fn max_s(&self) -> f64 {
+        self.latencies_s.last().copied().unwrap_or(0.0)
+    }
+}
+
+/// (c, after): `n` durable one-key transactions in a row right after the load and the
+/// reads; each writes, with even odds, a random loaded key or a new random key.
+pub fn commits_after_load<E: Engine>(e: &E, keys: &[Key], n: usize, seed: u64) -> Res<AfterLoad> {
+    let mut rng = Rng::new(seed_for(seed, "after load", 0));
+    let mut s = e.session()?;
+    let mut latencies_s = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let key = if rng.below(2) == 0 {
+            keys[rng.below(keys.len() as u64) as usize]
+        } else {
+            rng.key()
+        };
+        let val = value(&mut rng);
+        let t = Instant::now();
+        run_tx(e, &mut s, false, &mut |tx: &mut dyn Tx| tx.put(&key, &val))?;
+        latencies_s.push(t.elapsed().as_secs_f64());
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    latencies_s.sort_by(f64::total_cmp);
+    Ok(AfterLoad {
+        seconds,
+        latencies_s,
+    })
 }

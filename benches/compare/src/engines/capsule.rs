@@ -108,6 +108,17 @@ impl Engine for Capsule {
         Ok(read)
     }
 
+    fn scan_rev(&self, conn: &mut Connection, start: &[u8], n: usize) -> Res<usize> {
+        let tx = conn.begin_read()?;
+        let mut read = 0;
+        for item in tx.range_rev(TABLE, ..=start)?.take(n) {
+            let (k, v) = item?;
+            std::hint::black_box((&k, &*v));
+            read += 1;
+        }
+        Ok(read)
+    }
+
     fn stats_note(&self) -> Option<String> {
         let now = self.db.stats();
         let base = self.base.lock().ok()?.replace(now)?;

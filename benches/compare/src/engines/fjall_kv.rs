@@ -107,6 +107,17 @@ impl Engine for Fjall {
         Ok(read)
     }
 
+    fn scan_rev(&self, _: &mut (), start: &[u8], n: usize) -> Res<usize> {
+        let snap = self.db.read_tx();
+        let mut read = 0;
+        for guard in snap.range(&self.ks, ..=start).rev().take(n) {
+            let kv = guard.into_inner()?;
+            std::hint::black_box(&kv);
+            read += 1;
+        }
+        Ok(read)
+    }
+
     fn close(self) -> Res<()> {
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())

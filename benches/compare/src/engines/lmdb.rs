@@ -116,6 +116,18 @@ impl Engine for Lmdb {
         Ok(read)
     }
 
+    fn scan_rev(&self, _: &mut (), start: &[u8], n: usize) -> Res<usize> {
+        let txn = self.env.read_txn()?;
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Unbounded, Bound::Included(start));
+        let mut read = 0;
+        for item in self.db.rev_range(&txn, &bounds)?.take(n) {
+            let kv = item?;
+            std::hint::black_box(kv);
+            read += 1;
+        }
+        Ok(read)
+    }
+
     fn close(self) -> Res<()> {
         self.env.force_sync()?;
         drop(self.env);

@@ -99,6 +99,18 @@ impl Engine for Redb {
         Ok(read)
     }
 
+    fn scan_rev(&self, _: &mut (), start: &[u8], n: usize) -> Res<usize> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(TABLE)?;
+        let mut read = 0;
+        for item in table.range(..=start)?.rev().take(n) {
+            let (k, v) = item?;
+            std::hint::black_box((k.value(), v.value()));
+            read += 1;
+        }
+        Ok(read)
+    }
+
     fn close(self) -> Res<()> {
         drop(self.db);
         Ok(())

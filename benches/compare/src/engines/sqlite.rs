@@ -16,6 +16,7 @@ const CACHE_KIB: i64 = 512 * 1024;
 const GET: &str = "SELECT v FROM kv WHERE k = ?1";
 const PUT: &str = "INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)";
 const SCAN: &str = "SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k LIMIT ?2";
+const SCAN_REV: &str = "SELECT k, v FROM kv WHERE k <= ?1 ORDER BY k DESC LIMIT ?2";
 
 pub struct Sqlite {
     path: PathBuf,
@@ -134,6 +135,17 @@ impl Engine for Sqlite {
 
     fn scan(&self, conn: &mut Connection, start: &[u8], n: usize) -> Res<usize> {
         let mut stmt = conn.prepare_cached(SCAN)?;
+        let mut rows = stmt.query(params![start, n as i64])?;
+        let mut read = 0;
+        while let Some(row) = rows.next()? {
+            std::hint::black_box((row.get_ref(0)?.as_blob()?, row.get_ref(1)?.as_blob()?));
+            read += 1;
+        }
+        Ok(read)
+    }
+
+    fn scan_rev(&self, conn: &mut Connection, start: &[u8], n: usize) -> Res<usize> {
+        let mut stmt = conn.prepare_cached(SCAN_REV)?;
         let mut rows = stmt.query(params![start, n as i64])?;
         let mut read = 0;
         while let Some(row) = rows.next()? {
