@@ -569,6 +569,10 @@ impl<'c> Transaction<'c> {
                 crate::commit::CommitError::Refused(r) => self.name_conflict(r),
                 crate::commit::CommitError::Failed(e) => e,
             })?;
+        // The snapshot goes first: it holds the horizon below this commit.
+        let (engine, write_bytes) = (Arc::clone(&self.engine), self.write_bytes);
+        drop(self);
+        engine.after_large_commit(write_bytes);
         Ok(CommitInfo {
             seq: seq.unwrap_or(snapshot),
             durability,

@@ -40,6 +40,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Commits between two automatic checkpoint attempts.
 const CHECKPOINT_RETRY_COMMITS: u64 = 256;
+/// Commits between two attempts while the version store is more than twice over budget.
+const CHECKPOINT_RETRY_COMMITS_OVER_BUDGET: u64 = 8;
+/// Back-pressure per multiple of the budget the version store is over (see
+/// `Engine::throttle`).
+const THROTTLE_STEP: std::time::Duration = std::time::Duration::from_millis(1);
+/// The longest one commit is held back by back-pressure.
+const THROTTLE_MAX: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub(crate) struct Engine {
     /// This engine, for the background thread of an automatic checkpoint.
@@ -325,19 +332,18 @@ impl Engine {
         if seq.is_none() {
             return Ok(seq);
         }
-        if self.versions.byte_count() > self.version_bytes_max.saturating_mul(2) {
-            // Back-pressure: the version store is twice over budget, so commits are
-            // outrunning checkpoints. This committer waits for one (a failure loses
-            // nothing; it is kept for `last_checkpoint_error()`).
-            let _ = self.run_checkpoint(true);
-            return Ok(seq);
-        }
-        // Otherwise in the background, at most once per CHECKPOINT_RETRY_COMMITS commits
-        // (a budget exceeded by versions no checkpoint can fold yet must not turn every
-        // commit into an attempt) and never while one runs.
+        let bytes = self.versions.byte_count();
+        // Over budget, a checkpoint is due as soon as none runs; otherwise at most once
+        // per CHECKPOINT_RETRY_COMMITS commits (a budget exceeded by versions no
+        // checkpoint can fold yet must not turn every commit into an attempt).
         let s = seq.unwrap_or(0);
         let last = self.last_checkpoint_try.load(Ordering::Relaxed);
-        let due = s >= last + CHECKPOINT_RETRY_COMMITS
+        let retry_after = if bytes > self.version_bytes_max.saturating_mul(2) {
+            CHECKPOINT_RETRY_COMMITS_OVER_BUDGET
+        } else {
+            CHECKPOINT_RETRY_COMMITS
+        };
+        let due = s >= last + retry_after
             && !self.checkpoint_running.load(Ordering::Acquire)
             && self
                 .checkpointer
@@ -347,24 +353,61 @@ impl Engine {
                 .compare_exchange(last, s, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             && !self.checkpoint_running.swap(true, Ordering::AcqRel);
-        if due && let Some(me) = self.me.upgrade() {
-            let spawned = std::thread::Builder::new()
-                .name("capsuledb-checkpoint".into())
-                .spawn(move || {
-                    if !me.closing.load(Ordering::Acquire) {
-                        let _ = me.run_checkpoint(false);
-                    }
-                    me.checkpoint_running.store(false, Ordering::Release);
-                });
-            if let Err(e) = spawned {
-                self.checkpoint_running.store(false, Ordering::Release);
-                *self.last_checkpoint_error.lock() =
-                    Some(format!("cannot start a checkpoint thread: {e}"));
-            }
-        } else if due {
-            self.checkpoint_running.store(false, Ordering::Release);
+        if due {
+            self.start_background_checkpoint();
         }
+        self.throttle(bytes);
         Ok(seq)
+    }
+
+    /// Runs an automatic checkpoint on a thread of its own (the caller set
+    /// `checkpoint_running`).
+    fn start_background_checkpoint(&self) {
+        let Some(me) = self.me.upgrade() else {
+            self.checkpoint_running.store(false, Ordering::Release);
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("capsuledb-checkpoint".into())
+            .spawn(move || {
+                if !me.closing.load(Ordering::Acquire) {
+                    let _ = me.run_checkpoint(false);
+                }
+                me.checkpoint_running.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            self.checkpoint_running.store(false, Ordering::Release);
+            *self.last_checkpoint_error.lock() =
+                Some(format!("cannot start a checkpoint thread: {e}"));
+        }
+    }
+
+    /// Back-pressure: while the version store is more than twice over budget and a
+    /// checkpoint is folding it, each commit waits a little, in proportion to how far
+    /// over it is, at most [`THROTTLE_MAX`]: commits slow down gradually instead of one
+    /// of them waiting out a whole fold.
+    fn throttle(&self, bytes: u64) {
+        let budget = self.version_bytes_max.max(1);
+        if bytes <= budget.saturating_mul(2) || !self.checkpoint_running.load(Ordering::Acquire) {
+            return;
+        }
+        let over = (bytes / budget).saturating_sub(1);
+        let wait = THROTTLE_STEP
+            .saturating_mul(u32::try_from(over).unwrap_or(u32::MAX))
+            .min(THROTTLE_MAX);
+        std::thread::sleep(wait);
+    }
+
+    /// After a transaction that wrote more than half the version-store budget: folds
+    /// it into the tree now, on the committing thread, so that its versions leave the
+    /// store before the next commit and its readers read the tree. The committer that
+    /// wrote the bulk pays for it, not the next one. A failure is kept for
+    /// `last_checkpoint_error()` (the commit itself is done).
+    pub(crate) fn after_large_commit(&self, write_bytes: usize) {
+        let large = u64::try_from(write_bytes).unwrap_or(u64::MAX) > self.version_bytes_max / 2;
+        if large && !self.read_only && !self.closing.load(Ordering::Acquire) {
+            let _ = self.run_checkpoint(true);
+        }
     }
 
     /// Runs a checkpoint (waiting for one in progress when `wait`).
