@@ -103,16 +103,11 @@ fn a_zero_time_bound_allows_one_attempt() {
     let mut conn = db.connect();
     let mut other = db.connect();
     let policy = RetryPolicy::default().max_elapsed(std::time::Duration::ZERO);
-    let result = conn.run_with(
-        Isolation::Snapshot,
-        Durability::Applied,
-        &policy,
-        |tx| {
-            tx.get("t", b"k")?;
-            other.run(|o| o.put("t", b"k", b"other"))?;
-            tx.put("t", b"k", b"mine")
-        },
-    );
+    let result = conn.run_with(Isolation::Snapshot, Durability::Applied, &policy, |tx| {
+        tx.get("t", b"k")?;
+        other.run(|o| o.put("t", b"k", b"other"))?;
+        tx.put("t", b"k", b"mine")
+    });
     assert!(matches!(
         result,
         Err(Error::RetriesExhausted { attempts: 1, .. })
@@ -201,6 +196,9 @@ fn read_runs_on_a_snapshot_and_refuses_writes() {
     conn.run(|tx| tx.put("t", b"k", b"v")).unwrap();
     let got = conn.read(|tx| tx.get("t", b"k")).unwrap();
     assert_eq!(got.as_deref(), Some(&b"v"[..]));
-    let refused = conn.read(|tx| tx.count::<&[u8], _>("t", ..).map(|n| (n, tx.is_read_only())));
+    let refused = conn.read(|tx| {
+        tx.count::<&[u8], _>("t", ..)
+            .map(|n| (n, tx.is_read_only()))
+    });
     assert_eq!(refused.unwrap(), (1, true));
 }
