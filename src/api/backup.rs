@@ -4,7 +4,8 @@
 //! The copy reads a `begin_read` snapshot (which never blocks a writer) and writes every
 //! table into a new database through bulk transactions of bounded size, then folds them
 //! into its tree, cuts the free tail, checks the new file's integrity and renames it
-//! into place. The copy is thus compacted (no log, no history, no free pages at its end)
+//! into place. The copy is thus compacted (every commit folded into the tree, no history, no
+//! free pages at its end)
 //! and holds exactly the snapshot's state. Until the rename the new file has a temporary
 //! name beside the target, so a failed or interrupted backup never leaves a partial
 //! file under the target's name.
@@ -127,7 +128,7 @@ impl Database {
     /// The copy holds exactly the state of one read snapshot, taken when the backup
     /// starts ([`BackupReport::seq`]). Writers are never held up: like any long read
     /// snapshot, the backup only keeps the versions it reads in memory until it ends. The
-    /// new file has the source's page size, all tables and keys, no log and no history;
+    /// new file has the source's page size, all tables and keys folded into its tree, no history;
     /// it is checked with [`Database::check_integrity`] before it is renamed into place.
     ///
     /// ```
