@@ -140,22 +140,22 @@ proptest! {
             encode_key::<[u32; 2]>(&[n as u32, 7]),
         ];
         for bytes in &samples {
-            decodes_or_refuses::<u64>(bytes, |v| encode_key::<u64>(v));
-            decodes_or_refuses::<i32>(bytes, |v| encode_key::<i32>(v));
-            decodes_or_refuses::<bool>(bytes, |v| encode_key::<bool>(v));
+            decodes_or_refuses::<u64>(bytes, encode_key::<u64>);
+            decodes_or_refuses::<i32>(bytes, encode_key::<i32>);
+            decodes_or_refuses::<bool>(bytes, encode_key::<bool>);
             decodes_or_refuses::<&str>(bytes, |v| encode_key::<&str>(&v.as_str()));
             decodes_or_refuses::<(u64, &str)>(bytes, |(n, s)| encode_key::<(u64, &str)>(&(*n, s)));
             decodes_or_refuses::<(&str, u64)>(bytes, |(s, n)| encode_key::<(&str, u64)>(&(s, *n)));
             decodes_or_refuses::<(&[u8], bool)>(bytes, |(b, f)| encode_key::<(&[u8], bool)>(&(b, *f)));
-            decodes_or_refuses::<[u32; 2]>(bytes, |a| encode_key::<[u32; 2]>(a));
+            decodes_or_refuses::<[u32; 2]>(bytes, encode_key::<[u32; 2]>);
             decodes_or_refuses::<([&str; 2], i8)>(bytes, |(a, i)| encode_key::<([&str; 2], i8)>(&([&a[0], &a[1]], *i)));
         }
     }
 
     #[test]
     fn random_bytes_decode_or_refuse(bytes in prop::collection::vec(prop_oneof![Just(0u8), Just(0xFF), any::<u8>()], 0..24)) {
-        decodes_or_refuses::<u16>(&bytes, |v| encode_key::<u16>(v));
-        decodes_or_refuses::<i128>(&bytes, |v| encode_key::<i128>(v));
+        decodes_or_refuses::<u16>(&bytes, encode_key::<u16>);
+        decodes_or_refuses::<i128>(&bytes, encode_key::<i128>);
         decodes_or_refuses::<String>(&bytes, |v| encode_key::<String>(&v.as_str()));
         decodes_or_refuses::<(String,)>(&bytes, |(v,)| encode_key::<(String,)>(&(v,)));
         decodes_or_refuses::<(Vec<u8>, Vec<u8>)>(&bytes, |(a, b)| encode_key::<(Vec<u8>, Vec<u8>)>(&(a, b)));

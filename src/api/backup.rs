@@ -56,12 +56,15 @@ pub struct BackupReport {
     pub file_len: u64,
 }
 
+/// A backup's progress callback.
+type ProgressFn<'p> = Box<dyn FnMut(&BackupProgress) + 'p>;
+
 /// How [`Database::backup_to_with`] runs.
 #[derive(Default)]
 #[non_exhaustive]
 pub struct BackupOptions<'p> {
     overwrite: bool,
-    progress: Option<Box<dyn FnMut(&BackupProgress) + 'p>>,
+    progress: Option<ProgressFn<'p>>,
 }
 
 impl<'p> BackupOptions<'p> {
@@ -255,7 +258,7 @@ fn copy_tables(
                 tx = conn.begin_with(Isolation::Snapshot)?;
                 (batch_bytes, batch_keys) = (0, 0);
             }
-            if progress.keys_done % PROGRESS_KEYS == 0
+            if progress.keys_done.is_multiple_of(PROGRESS_KEYS)
                 && let Some(report) = options.progress.as_mut()
             {
                 report(progress);
