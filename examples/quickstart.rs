@@ -1,43 +1,44 @@
 //! The README's quick start, built and run by `cargo test` so it stays true.
 
-use capsuledb::{Database, Durability, Error};
+use capsuledb::{Database, TableDef};
+
+/// A typed table: `&str` keys, `i64` values, stored in order (`format-spec/keys.md`).
+const ACCOUNTS: TableDef<&str, i64> = TableDef::new("accounts");
 
 fn main() -> capsuledb::Result<()> {
     let path = std::env::temp_dir().join(format!("capsuledb-quickstart-{}.db", std::process::id()));
     let db = Database::open(&path)?; // created if missing
     let mut conn = db.connect(); // one Connection per thread
-    let mut tx = conn.begin()?; // Serializable by default
-    tx.create_table("accounts")?;
-    tx.put("accounts", b"alice", b"100")?;
-    tx.put("accounts", b"bob", b"50")?;
-    tx.commit()?; // Durable by default
-
-    // Retry on conflict: another transaction committed first.
-    loop {
-        let mut tx = conn.begin()?;
-        let a: i64 = String::from_utf8_lossy(&tx.get("accounts", b"alice")?.unwrap())
-            .parse()
-            .unwrap();
-        tx.put("accounts", b"alice", (a - 10).to_string().as_bytes())?;
-        match tx.commit_with(Durability::Durable) {
-            Ok(_) => break,
-            Err(Error::Conflict { committed_seq, .. }) => {
-                db.wait_for(committed_seq, Durability::Applied)?
-            }
-            Err(e) => return Err(e),
+    conn.run(|tx| {
+        // Serializable, committed Durable, retried on conflict
+        if !tx.table_exists(ACCOUNTS.name())? {
+            tx.create_table(ACCOUNTS.name())?;
         }
-    }
+        let mut accounts = tx.table_mut(ACCOUNTS);
+        accounts.put("alice", 100)?;
+        accounts.put("bob", 50)
+    })?;
 
-    let snap = conn.begin_read()?; // read-only snapshot: never blocks, never aborts
-    for item in snap.range("accounts", b"a".as_slice()..)? {
-        let (k, v) = item?;
-        println!(
-            "{} = {}",
-            String::from_utf8_lossy(&k),
-            String::from_utf8_lossy(&v)
-        );
-    }
-    drop(snap);
+    // If another transaction commits first, `run` waits until that commit is visible
+    // and runs the closure again (within `RetryPolicy::default()`).
+    let left = conn.run(|tx| {
+        let mut accounts = tx.table_mut(ACCOUNTS);
+        let alice = accounts.get("alice")?.unwrap_or(0);
+        let bob = accounts.get("bob")?.unwrap_or(0);
+        accounts.put("alice", alice - 10)?;
+        accounts.put("bob", bob + 10)?;
+        Ok::<_, capsuledb::Error>(alice - 10) // the closure's value comes back
+    })?;
+    assert_eq!(left, 90);
+
+    conn.read(|tx| {
+        // a read-only snapshot: never blocks, never aborts
+        for entry in tx.table(ACCOUNTS).iter()? {
+            let (name, balance) = entry?;
+            println!("{name} = {balance}");
+        }
+        Ok::<_, capsuledb::Error>(())
+    })?;
     db.close()?;
     let _ = std::fs::remove_file(&path);
     Ok(())

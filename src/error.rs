@@ -151,6 +151,34 @@ pub enum Error {
     },
     /// The database was opened read-only; nothing may be written.
     ReadOnlyDatabase,
+    /// Stored bytes are not an encoding of the type a typed table expects
+    /// (`format-spec/keys.md`, "Validation"): the table was written with other types, or
+    /// the key or value came from the byte API.
+    Decode {
+        /// The type expected, e.g. `u64` or `&str`.
+        ty: &'static str,
+        /// What is wrong with the bytes.
+        what: String,
+    },
+    /// A typed table's value could not be encoded: its serde implementation failed or
+    /// asked for something the codec cannot express (a sequence of unknown length).
+    Encode {
+        /// The value's type.
+        ty: &'static str,
+        /// What went wrong.
+        what: String,
+    },
+    /// [`crate::Connection::run`] gave up: every attempt met a conflict until the
+    /// [`crate::RetryPolicy`]'s bound on attempts or time was reached. Nothing of any
+    /// attempt was committed.
+    RetriesExhausted {
+        /// Attempts made, the last one included.
+        attempts: u32,
+        /// Time from the first attempt's start to giving up.
+        elapsed: std::time::Duration,
+        /// The last conflict met (an [`Error::Conflict`]).
+        last: Box<Error>,
+    },
 }
 
 impl Error {
@@ -236,6 +264,19 @@ impl fmt::Display for Error {
                 "database refuses commits after an I/O failure ({cause}); reopen it"
             ),
             Error::Closed => write!(f, "database is closed"),
+            Error::Decode { ty, what } => {
+                write!(f, "stored bytes are not a {ty}: {what}")
+            }
+            Error::Encode { ty, what } => write!(f, "cannot encode a {ty}: {what}"),
+            Error::RetriesExhausted {
+                attempts,
+                elapsed,
+                last,
+            } => write!(
+                f,
+                "gave up after {attempts} attempts in {} ms (see RetryPolicy); the last: {last}",
+                elapsed.as_millis()
+            ),
             Error::LogOrder { op, index, what } => {
                 write!(f, "raft log {op} at index {index} refused: {what}")
             }

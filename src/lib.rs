@@ -23,7 +23,8 @@
 //!
 //! 1. `types`, `util`, `rng`: the shared vocabulary (isolation and durability levels,
 //!    limits, table ids, write sets) and small helpers; `types` imports nothing.
-//! 2. `error`: the one `Error` enum.
+//! 2. `error`: the one `Error` enum; `keys`: the order-preserving encoding of typed
+//!    keys and values (`format-spec/keys.md`).
 //! 3. `storage`: the only code touching the OS (a memory-mapped file and a
 //!    fault-injecting simulator).
 //! 4. `format`: every on-disk structure, checked against `format-spec/`.
@@ -34,7 +35,8 @@
 //! 9. `checkpoint`: folding into the tree, the free list, compaction.
 //! 10. `engine`: opening and recovery wiring, committing, the committed read path,
 //!     checkpoint triggering, integrity checks.
-//! 11. `api`: `Database`, `Options`, `Connection`, `Transaction`: the public face.
+//! 11. `api`: `Database`, `Options`, `Connection`, `Transaction`, retrying closures,
+//!     typed tables, backup: the public face.
 //! 12. `raftlog`: a Raft log store built on the public API.
 //!
 //! ## Safety
@@ -59,6 +61,7 @@ mod commit;
 mod engine;
 mod error;
 pub mod format;
+mod keys;
 mod mvcc;
 mod pager;
 pub mod raftlog;
@@ -67,11 +70,18 @@ pub mod storage;
 mod types;
 mod util;
 
-pub use api::{CATALOG_NAME, Connection, Database, Options, Page, Range, Transaction};
+pub use api::{
+    BackupOptions, BackupProgress, BackupReport, CATALOG_NAME, Connection, Database, Options, Page,
+    RETRY_ATTEMPTS_DEFAULT, RETRY_ELAPSED_DEFAULT, Range, RetryPolicy, Table, TableDef,
+    Transaction, TypedRange,
+};
 pub use checkpoint::CheckpointReport;
 pub use commit::{CommitEvent, QUEUE_COMMITS_MAX, Received, Subscription};
 pub use engine::{DbInfo, IntegrityReport, Stats, ValueRef};
 pub use error::{Error, Result};
+#[cfg(feature = "serde")]
+pub use keys::Serde;
+pub use keys::{Key, Value, decode_key, encode_key, encode_value};
 pub use mvcc::HistoryRetention;
 pub use types::{
     CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // The shared vocabulary and small helpers: import nothing of the crate but each other.
     &["types", "util", "rng"],
-    &["error"],
+    &["error", "keys"],
     &["storage"],
     &["format"],
     &["pager"],

@@ -3,6 +3,7 @@
 //! Every subcommand exits 0 on success; on failure it prints one line,
 //! `capsuledb: <error>`, to stderr and exits non-zero (2 for a bad command line).
 
+mod backup;
 mod bench;
 mod codec;
 mod data;
@@ -63,6 +64,23 @@ enum Command {
     /// directory (honouring TMPDIR) unless --path names a directory, and is removed
     /// afterwards.
     Bench(bench::BenchArgs),
+    /// Write a consistent, compacted copy of a database to a new file.
+    ///
+    /// Copies every table as of one snapshot into OUT through bulk transactions, folds
+    /// them into the copy's tree, checks the copy and renames it into place (until then
+    /// it has a temporary name beside OUT). FILE is opened read-only and never written.
+    /// Prints the tables, keys, snapshot sequence and size of the copy, with the result
+    /// of checking it again after reopening. A program with the database open backs up
+    /// through the library (`Database::backup_to`) while it keeps committing.
+    Backup {
+        /// The database file (must exist).
+        file: PathBuf,
+        /// Where the copy goes (must not exist unless --force).
+        out: PathBuf,
+        /// Replace OUT if it exists (only once the copy is complete and checked).
+        #[arg(long)]
+        force: bool,
+    },
     /// Verify every checksum and invariant of a database.
     ///
     /// Checks every page of the checkpointed B+tree (checksums, key order, balance),
@@ -225,6 +243,7 @@ fn run(command: Command) -> error::CliResult<()> {
     match command {
         Command::Info { file } => data::info(&file),
         Command::Bench(args) => bench::run(&args),
+        Command::Backup { file, out, force } => backup::backup(&file, &out, force),
         Command::Check { file } => data::check(&file),
         Command::Compact { file } => data::compact(&file),
         Command::Tables { file } => data::tables(&file),

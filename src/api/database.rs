@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// An open capsuledb database. Cheap to clone (an `Arc`); `Send + Sync`.
 ///
 /// Opening the same file twice in one process returns handles to the same engine;
-/// another process opening it gets [`Error::Locked`].
+/// another process opening it gets [`Error::Locked`](crate::Error::Locked).
 ///
 /// ```
 /// # fn main() -> capsuledb::Result<()> {
@@ -67,7 +67,7 @@ impl Database {
     }
 
     /// Blocks until commit `seq` has reached `level` and is visible to new
-    /// transactions. Useful before retrying after [`Error::Conflict`]: a retry that
+    /// transactions. Useful before retrying after [`Error::Conflict`](crate::Error::Conflict): a retry that
     /// begins before the conflicting commit (its `committed_seq`) is visible would meet
     /// the same conflict again.
     ///
@@ -89,7 +89,7 @@ impl Database {
     /// A read-only transaction at the past state `seq`: every commit at or below `seq`
     /// and none after it. `seq` must lie in the history window
     /// ([`Options::history_retention`], [`Database::history_window`]); otherwise
-    /// [`Error::HistoryUnavailable`] says what the window holds. While the transaction
+    /// [`Error::HistoryUnavailable`](crate::Error::HistoryUnavailable) says what the window holds. While the transaction
     /// lives, the window does not move past `seq`.
     pub fn begin_read_at(&self, seq: u64) -> Result<Transaction<'_>> {
         Transaction::begin_at(Arc::clone(&self.engine), seq)
@@ -117,13 +117,13 @@ impl Database {
 
     /// [`Database::subscribe`] with room for `capacity` unreceived events. When the
     /// queue is full the oldest event is dropped and the subscriber's next receive says
-    /// how many it missed ([`Received::Lagged`]): committers never wait for subscribers.
+    /// how many it missed ([`Received::Lagged`](crate::Received::Lagged)): committers never wait for subscribers.
     pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
         let committer = &self.engine.committer;
         committer.feed().subscribe(capacity, || committer.tip())
     }
 
-    /// Shuts the database down: new commits get [`Error::Closed`], and every commit
+    /// Shuts the database down: new commits get [`Error::Closed`](crate::Error::Closed), and every commit
     /// already sequenced is written and synced before this returns. Dropping the last
     /// handle does the same, but cannot report an error.
     pub fn close(self) -> Result<()> {

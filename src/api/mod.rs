@@ -1,14 +1,22 @@
 //! The public face: `Database`, `Options`, `Connection`, `Transaction` and `Range`. Each
 //! method checks its arguments and hands the work to the engine (`crate::engine`).
 
+mod backup;
 mod connection;
 mod database;
 mod options;
 mod range;
+mod reads;
+mod run;
 mod transaction;
+mod typed;
+
+pub use backup::{BackupOptions, BackupProgress, BackupReport};
 
 pub use connection::Connection;
 pub use database::Database;
 pub use options::Options;
 pub use range::Range;
+pub use run::{RETRY_ATTEMPTS_DEFAULT, RETRY_ELAPSED_DEFAULT, RetryPolicy};
 pub use transaction::{CATALOG_NAME, Page, Transaction};
+pub use typed::{Table, TableDef, TypedRange};

@@ -21,6 +21,7 @@ use std::sync::Arc;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     pub(crate) config: Config,
 }
@@ -97,7 +98,7 @@ impl Options {
     /// Opens the database read-only: the file is opened without write access (so a
     /// file the process may only read can be opened), nothing is ever written, only
     /// read transactions can begin, and every write gives
-    /// [`Error::ReadOnlyDatabase`]. A database that was never created cannot be opened
+    /// [`Error::ReadOnlyDatabase`](crate::Error::ReadOnlyDatabase). A database that was never created cannot be opened
     /// this way. A file written by a newer version whose format this build can still
     /// read (its `write_version` is newer, its `read_version` is not) opens only this way.
     pub fn read_only(mut self, read_only: bool) -> Options {

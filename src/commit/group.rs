@@ -163,6 +163,9 @@ impl GroupCommit {
         let result = parking_lot::MutexGuard::unlocked(st, || self.flush(&batch));
         st.leader_active = false;
         if let Err(e) = &result {
+            log::error!(
+                "a group commit's I/O failed; the database refuses commits until reopened: {e}"
+            );
             st.poisoned = Some(e.to_string());
         }
         self.changed.notify_all();

@@ -143,7 +143,9 @@ impl Engine {
 
     pub(crate) fn compact(&self) -> Result<u64> {
         self.check_writable()?;
-        self.checkpointer.compact()
+        let shrunk = self.checkpointer.compact()?;
+        log::info!("compaction returned {shrunk} bytes at the end of the file");
+        Ok(shrunk)
     }
 
     pub(crate) fn info(&self) -> Result<DbInfo> {

@@ -76,6 +76,11 @@ pub(crate) struct Engine {
     pub(crate) lock_notice: Mutex<Option<files::LockNotice>>,
 }
 
+/// A database's path for log messages.
+fn show_path(path: Option<&std::path::Path>) -> std::borrow::Cow<'_, str> {
+    path.map_or("(storage)".into(), |p| p.to_string_lossy())
+}
+
 /// The largest table id the tree's catalog names.
 fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
     let mut max = 0;
@@ -143,6 +148,7 @@ impl Engine {
                     .into(),
             });
         } else if fresh {
+            log::info!("{}: creating a new database", show_path(path.as_deref()));
             create(storage.as_ref(), config)?
         } else {
             read_header(storage.as_ref(), config.read_only)?
@@ -165,6 +171,16 @@ impl Engine {
             kept_max_id = kept_max_id.max(table);
         }
         let rec = recover(storage.as_ref(), &header, &versions, floor)?;
+        if !fresh {
+            log::info!(
+                "{}: checkpoint at seq {}, recovery replayed {} commits of the log up to seq {} ({} log pages in use)",
+                show_path(path.as_deref()),
+                header.checkpoint_seq,
+                rec.replayed,
+                rec.tip,
+                rec.used_pages.len()
+            );
+        }
         let floor = floor.min(rec.tip);
         let first_data = first_data_page(page_size);
         let (non_tree, free_list_run, tree_max_id) = {
@@ -217,6 +233,12 @@ impl Engine {
                 tail.next_page = pager.alloc()?;
             }
             scrub_tail(storage.as_ref(), page_size, &tail)?;
+            log::debug!(
+                "cleared the marker stream after seq {} (page {}, next page {}) so no torn record can continue it",
+                tail.next_seq.saturating_sub(1),
+                tail.page,
+                tail.next_page
+            );
         }
         let registry = SnapshotRegistry::new(rec.tip);
         let feed = Arc::new(Feed::new(rec.tip));
@@ -414,12 +436,23 @@ impl Engine {
     pub(crate) fn run_checkpoint(&self, wait: bool) -> Result<Option<CheckpointReport>> {
         let result = self.checkpointer.run(wait, false);
         match &result {
-            Ok(Some(_)) => {
+            Ok(Some(r)) => {
+                log::info!(
+                    "checkpoint to seq {} in {} ms: {} keys folded, {} pages written, {} pages freed",
+                    r.checkpoint_seq,
+                    r.duration.as_millis(),
+                    r.keys_folded,
+                    r.pages_written,
+                    r.pages_freed
+                );
                 self.checkpoints.fetch_add(1, Ordering::Relaxed);
                 *self.last_checkpoint_error.lock() = None;
             }
             Ok(None) => {}
-            Err(e) => *self.last_checkpoint_error.lock() = Some(e.to_string()),
+            Err(e) => {
+                log::warn!("checkpoint failed: {e}");
+                *self.last_checkpoint_error.lock() = Some(e.to_string());
+            }
         }
         result
     }

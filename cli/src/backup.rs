@@ -1,0 +1,67 @@
+//! `capsuledb backup FILE OUT`: a consistent, compacted copy of a database, with a
+//! progress bar, checked after it is written.
+
+use crate::error::{CliError, CliResult};
+use capsuledb::{BackupOptions, Database, Options};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::Write;
+use std::path::Path;
+
+/// Copies `file` to `out` (replacing `out` only with `force`), then reopens the copy
+/// and checks it.
+pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
+    if !file.exists() {
+        return Err(CliError::msg(format!(
+            "{}: no such database file",
+            file.display()
+        )));
+    }
+    if !force && out.symlink_metadata().is_ok() {
+        return Err(CliError::msg(format!(
+            "{} exists; pass --force to replace it",
+            out.display()
+        )));
+    }
+    // Read-only: the source file is never written, whatever state it is in.
+    let db = Options::new().read_only(true).open(file)?;
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "backup [{bar:30.cyan/blue}] {pos}/{len} keys, {msg} ({elapsed})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    let options = BackupOptions::new().overwrite(force).progress(|p| {
+        bar.set_length(p.keys_total);
+        bar.set_position(p.keys_done);
+        bar.set_message(format!("{}/{} tables", p.tables_done, p.tables_total));
+    });
+    let report = db.backup_to_with(out, options);
+    bar.finish_and_clear();
+    let report = report?;
+    db.close()?;
+    let copy = Database::open(out)?;
+    let check = copy.check_integrity()?;
+    copy.close()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "{}: {} tables, {} keys ({} bytes of keys and values) as of commit {}; {} bytes; check {}",
+        out.display(),
+        report.tables,
+        report.keys,
+        report.bytes,
+        report.seq,
+        report.file_len,
+        if check.is_ok() { "ok" } else { "FAILED" }
+    )?;
+    for problem in &check.problems {
+        writeln!(stdout, "problem: {problem}")?;
+    }
+    stdout.flush()?;
+    if check.is_ok() {
+        Ok(())
+    } else {
+        Err(CliError::msg("the copy failed its integrity check"))
+    }
+}

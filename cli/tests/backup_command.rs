@@ -1,0 +1,34 @@
+//! `capsuledb backup FILE OUT`: the copy is checked and holds the data; an existing OUT
+//! is refused without --force and replaced with it; the source is left unchanged.
+
+mod common;
+use common::{fails, ok, s, sample};
+
+#[test]
+fn backup_writes_a_checked_copy_and_refuses_an_existing_target() {
+    let (dir, db) = sample();
+    let out = s(&dir.path().join("copy.db"));
+    let before = std::fs::read(&db).unwrap();
+    let printed = ok(&["backup", &db, &out]);
+    assert!(
+        printed.contains("1 tables") && printed.ends_with("check ok\n"),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the source is not written"
+    );
+    assert_eq!(ok(&["get", &out, "t", "alice"]), "100\n");
+    assert!(ok(&["check", &out]).starts_with("ok:"));
+
+    let line = fails(&["backup", &db, &out], 1);
+    assert!(line.contains("--force"), "{line}");
+    ok(&["put", &db, "t", "alice", "7"]);
+    ok(&["backup", &db, &out, "--force"]);
+    assert_eq!(ok(&["get", &out, "t", "alice"]), "7\n");
+
+    let missing = s(&dir.path().join("missing.db"));
+    fails(&["backup", &missing, &s(&dir.path().join("x.db"))], 1);
+    assert!(!dir.path().join("x.db").exists());
+}

@@ -1,0 +1,290 @@
+//! Online backup: [`Database::backup_to`] copies one snapshot into a fresh database file
+//! while writers keep committing.
+//!
+//! The copy reads a `begin_read` snapshot (which never blocks a writer) and writes every
+//! table into a new database through bulk transactions of bounded size, then folds them
+//! into its tree, cuts the free tail, checks the new file's integrity and renames it
+//! into place. The copy is thus compacted (every commit folded into the tree, no history, no
+//! free pages at its end)
+//! and holds exactly the snapshot's state. Until the rename the new file has a temporary
+//! name beside the target, so a failed or interrupted backup never leaves a partial
+//! file under the target's name.
+
+use super::{Database, Options, Transaction};
+use crate::error::{Error, Result};
+use crate::types::{Durability, Isolation};
+use std::path::{Path, PathBuf};
+
+/// Most bytes of keys and values one bulk transaction of a backup writes.
+const BACKUP_BATCH_BYTES_MAX: usize = 32 << 20;
+
+/// Most keys one bulk transaction of a backup writes.
+const BACKUP_BATCH_KEYS_MAX: u64 = 100_000;
+
+/// Keys copied between two progress reports (a report also follows each table).
+const PROGRESS_KEYS: u64 = 4096;
+
+/// How far a backup has come, as given to the progress callback.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupProgress {
+    /// Tables copied completely.
+    pub tables_done: u64,
+    /// Tables in the snapshot.
+    pub tables_total: u64,
+    /// Keys copied so far.
+    pub keys_done: u64,
+    /// Keys in the snapshot (counted before copying).
+    pub keys_total: u64,
+    /// Bytes of keys and values copied so far.
+    pub bytes_done: u64,
+}
+
+/// What a finished backup reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// The snapshot copied: every commit at or below this sequence, none after it.
+    pub seq: u64,
+    /// Tables copied.
+    pub tables: u64,
+    /// Keys copied.
+    pub keys: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
+    /// The backup file's length.
+    pub file_len: u64,
+}
+
+/// A backup's progress callback.
+type ProgressFn<'p> = Box<dyn FnMut(&BackupProgress) + 'p>;
+
+/// How [`Database::backup_to_with`] runs.
+#[derive(Default)]
+#[non_exhaustive]
+pub struct BackupOptions<'p> {
+    overwrite: bool,
+    progress: Option<ProgressFn<'p>>,
+}
+
+impl<'p> BackupOptions<'p> {
+    /// The defaults: refuse an existing target, no progress reports.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replace a file already at the target path (it is replaced only once the copy is
+    /// complete and checked).
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// Calls `progress` every few thousand keys and after each table.
+    pub fn progress(mut self, progress: impl FnMut(&BackupProgress) + 'p) -> Self {
+        self.progress = Some(Box::new(progress));
+        self
+    }
+}
+
+/// Removes the temporary file unless the backup got as far as renaming it.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+impl Database {
+    /// Writes a consistent, compacted copy of the database as it is now to a new file at
+    /// `path`, while other threads keep committing; refuses a `path` that exists
+    /// ([`Error::InvalidPath`]). See [`Database::backup_to_with`].
+    ///
+    /// ```
+    /// # fn main() -> capsuledb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+    /// # db.connect().run(|tx| { tx.create_table("t")?; tx.put("t", b"k", b"v") })?;
+    /// let report = db.backup_to(dir.path().join("app.backup.db"))?;
+    /// let copy = capsuledb::Database::open(dir.path().join("app.backup.db"))?;
+    /// assert!(copy.check_integrity()?.is_ok());
+    /// assert_eq!(report.keys, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn backup_to(&self, path: impl AsRef<Path>) -> Result<BackupReport> {
+        self.backup_to_with(path, BackupOptions::new())
+    }
+
+    /// [`Database::backup_to`] with options: overwriting an existing file, and a
+    /// progress callback.
+    ///
+    /// The copy holds exactly the state of one read snapshot, taken when the backup
+    /// starts ([`BackupReport::seq`]). Writers are never held up: like any long read
+    /// snapshot, the backup only keeps the versions it reads in memory until it ends. The
+    /// new file has the source's page size, all tables and keys folded into its tree, no history;
+    /// it is checked with [`Database::check_integrity`] before it is renamed into place.
+    ///
+    /// ```
+    /// # fn main() -> capsuledb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = capsuledb::Database::open(dir.path().join("app.db"))?;
+    /// use capsuledb::BackupOptions;
+    /// let out = dir.path().join("copy.db");
+    /// db.backup_to(&out)?;
+    /// let mut reports = 0;
+    /// let options = BackupOptions::new().overwrite(true).progress(|_| reports += 1);
+    /// db.backup_to_with(&out, options)?;
+    /// assert!(reports > 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn backup_to_with(
+        &self,
+        path: impl AsRef<Path>,
+        mut options: BackupOptions<'_>,
+    ) -> Result<BackupReport> {
+        let path = path.as_ref();
+        if self.path().is_some_and(|own| same_file(own, path)) {
+            return Err(Error::InvalidPath {
+                path: path.into(),
+                reason: "it is the database being backed up",
+            });
+        }
+        if !options.overwrite && path.symlink_metadata().is_ok() {
+            return Err(Error::InvalidPath {
+                path: path.into(),
+                reason: "it exists (ask to overwrite it to replace it)",
+            });
+        }
+        let name = path.file_name().ok_or_else(|| Error::InvalidPath {
+            path: path.into(),
+            reason: "it names no file",
+        })?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".backup-{}", std::process::id()));
+        let temp_path = path.with_file_name(temp_name);
+        let mut temp = TempFile(Some(temp_path.clone()));
+        // A temporary file left by an earlier backup of this process that was killed.
+        let _ = std::fs::remove_file(&temp_path);
+
+        let mut conn = self.connect();
+        let snap = conn.begin_read()?;
+        let tables = snap.tables()?;
+        let mut progress = BackupProgress {
+            tables_total: tables.len() as u64,
+            ..BackupProgress::default()
+        };
+        for table in &tables {
+            progress.keys_total += snap.count::<&[u8], _>(table, ..)?;
+        }
+        if let Some(report) = options.progress.as_mut() {
+            report(&progress);
+        }
+        let copy = Options::new()
+            .page_size(self.engine.page_size)
+            .open(&temp_path)?;
+        copy_tables(&snap, &tables, &copy, &mut progress, &mut options)?;
+        let seq = snap.snapshot_seq();
+        drop(snap);
+        copy.compact()?;
+        let check = copy.check_integrity()?;
+        if let Some(problem) = check.problems.first() {
+            return Err(Error::corrupted(
+                0,
+                format!("the backup copy failed its integrity check: {problem}"),
+            ));
+        }
+        let file_len = copy.info()?.file_len;
+        copy.close()?;
+        std::fs::rename(&temp_path, path).map_err(|source| Error::Io {
+            op: "rename the backup into place",
+            source,
+        })?;
+        temp.0 = None;
+        sync_parent(path)?;
+        log::info!(
+            "backup of seq {seq} to {}: {} tables, {} keys, {} bytes",
+            path.display(),
+            progress.tables_done,
+            progress.keys_done,
+            file_len
+        );
+        Ok(BackupReport {
+            seq,
+            tables: progress.tables_done,
+            keys: progress.keys_done,
+            bytes: progress.bytes_done,
+            file_len,
+        })
+    }
+}
+
+/// Copies every table of the snapshot into `copy`, in bulk transactions.
+fn copy_tables(
+    snap: &Transaction<'_>,
+    tables: &[String],
+    copy: &Database,
+    progress: &mut BackupProgress,
+    options: &mut BackupOptions<'_>,
+) -> Result<()> {
+    let mut conn = copy.connect();
+    for table in tables {
+        let mut tx = conn.begin_with(Isolation::Snapshot)?;
+        tx.create_table(table)?;
+        let (mut batch_bytes, mut batch_keys) = (0usize, 0u64);
+        let entries = snap
+            .iter(table)?
+            .with_batch_size(crate::mvcc::SCAN_BATCH_MAX);
+        for entry in entries {
+            let (key, value) = entry?;
+            tx.put(table, &key, &value)?;
+            let len = key.len() + value.len();
+            batch_bytes += len;
+            batch_keys += 1;
+            progress.keys_done += 1;
+            progress.bytes_done += len as u64;
+            if batch_bytes >= BACKUP_BATCH_BYTES_MAX || batch_keys >= BACKUP_BATCH_KEYS_MAX {
+                tx.commit_with(Durability::Applied)?;
+                tx = conn.begin_with(Isolation::Snapshot)?;
+                (batch_bytes, batch_keys) = (0, 0);
+            }
+            if progress.keys_done.is_multiple_of(PROGRESS_KEYS)
+                && let Some(report) = options.progress.as_mut()
+            {
+                report(progress);
+            }
+        }
+        // Durable: every earlier batch becomes durable with it, so the checkpoint that
+        // follows can fold them all.
+        tx.commit_with(Durability::Durable)?;
+        progress.tables_done += 1;
+        if let Some(report) = options.progress.as_mut() {
+            report(progress);
+        }
+    }
+    Ok(())
+}
+
+/// Makes the rename durable: syncs the directory that holds `path`.
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::Io {
+            op: "sync the backup's directory",
+            source,
+        })
+}

@@ -1,0 +1,168 @@
+//! `Database::backup_to` while writers commit: the copy passes `check_integrity()` and
+//! holds exactly the snapshot it reports; an existing target is refused unless asked to
+//! overwrite; progress is reported.
+
+use capsuledb::{BackupOptions, Database, Durability, Error, HistoryRetention, Isolation};
+use capsuledb::{Options, RetryPolicy};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+type Tables = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// Every table of a read transaction, as plain maps.
+fn contents(tx: &capsuledb::Transaction<'_>) -> Tables {
+    let mut out = Tables::new();
+    for table in tx.tables().unwrap() {
+        let rows = tx
+            .iter(&table)
+            .unwrap()
+            .map(|e| e.map(|(k, v)| (k, v.to_vec())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        out.insert(table, rows);
+    }
+    out
+}
+
+#[test]
+fn backup_while_writers_commit_equals_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    // History is retained so the snapshot the backup reports can be read afterwards.
+    let db = Options::new()
+        .history_retention(HistoryRetention::Commits(1_000_000))
+        .open(dir.path().join("live.db"))
+        .unwrap();
+    let mut conn = db.connect();
+    conn.run(|tx| {
+        for t in ["accounts", "log", "empty"] {
+            tx.create_table(t)?;
+        }
+        for i in 0..3000u32 {
+            // Some values need overflow pages.
+            let value = vec![(i % 251) as u8; if i % 500 == 0 { 9000 } else { 40 }];
+            tx.put("accounts", &i.to_be_bytes(), &value)?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.checkpoint().unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..3u32)
+        .map(|w| {
+            let (db, stop, commits) = (db.clone(), Arc::clone(&stop), Arc::clone(&commits));
+            std::thread::spawn(move || {
+                let mut conn = db.connect();
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    conn.run_with(
+                        Isolation::Serializable,
+                        Durability::Applied,
+                        &RetryPolicy::default(),
+                        |tx| {
+                            tx.put(
+                                "accounts",
+                                &((i * 7 + w) % 4000).to_be_bytes(),
+                                &i.to_le_bytes(),
+                            )?;
+                            tx.delete("accounts", &((i * 13 + w) % 3000).to_be_bytes())?;
+                            tx.put("log", &[w as u8, (i >> 8) as u8, i as u8], b"entry")
+                        },
+                    )
+                    .unwrap();
+                    commits.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Let the writers get going, then back up while they run.
+    while commits.load(Ordering::Relaxed) < 200 {
+        std::thread::yield_now();
+    }
+    let out = dir.path().join("copy.db");
+    let mut reports = Vec::new();
+    let report = db
+        .backup_to_with(
+            &out,
+            BackupOptions::new().progress(|p| reports.push(p.clone())),
+        )
+        .unwrap();
+    let during = commits.load(Ordering::Relaxed);
+    // Writers keep going after the backup too, then stop.
+    while commits.load(Ordering::Relaxed) < during + 100 {
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+
+    let expected = contents(&db.begin_read_at(report.seq).unwrap());
+    let copy = Database::open(&out).unwrap();
+    let check = copy.check_integrity().unwrap();
+    assert!(check.is_ok(), "{:?}", check.problems);
+    let got = contents(&copy.connect().begin_read().unwrap());
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["accounts", "empty", "log"]);
+    assert!(
+        got == expected,
+        "the copy differs from the snapshot at seq {}",
+        report.seq
+    );
+    assert!(
+        contents(&db.connect().begin_read().unwrap()) != expected,
+        "writers committed after the snapshot"
+    );
+    let keys: usize = expected.values().map(BTreeMap::len).sum();
+    assert_eq!(report.keys, keys as u64);
+    assert_eq!(report.tables, 3);
+    let last = reports.last().unwrap();
+    assert_eq!((last.tables_done, last.keys_done), (3, keys as u64));
+    assert_eq!(last.keys_total, keys as u64);
+    // Compacted: every commit of the copy is folded into its tree (only the marker
+    // stream's current pages remain of the log).
+    assert_eq!(check.log_commits, 0);
+    assert_eq!(check.tree_keys, keys as u64 + 3);
+    assert!(copy.info().unwrap().file_len <= db.info().unwrap().file_len);
+}
+
+#[test]
+fn an_existing_target_is_refused_unless_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("src.db")).unwrap();
+    let mut conn = db.connect();
+    conn.run(|tx| {
+        tx.create_table("t")?;
+        tx.put("t", b"k", b"1")
+    })
+    .unwrap();
+    let out = dir.path().join("out.db");
+    std::fs::write(&out, b"precious").unwrap();
+    let refused = db.backup_to(&out);
+    assert!(
+        matches!(refused, Err(Error::InvalidPath { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    let own = db.backup_to_with(
+        dir.path().join("src.db"),
+        BackupOptions::new().overwrite(true),
+    );
+    assert!(matches!(own, Err(Error::InvalidPath { .. })), "{own:?}");
+
+    conn.run(|tx| tx.put("t", b"k", b"2")).unwrap();
+    db.backup_to_with(&out, BackupOptions::new().overwrite(true))
+        .unwrap();
+    let copy = Database::open(&out).unwrap();
+    let v = copy.connect().read(|tx| tx.get("t", b"k")).unwrap();
+    assert_eq!(v.as_deref(), Some(&b"2"[..]));
+    // No temporary file is left beside the target.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("backup"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
