@@ -72,7 +72,7 @@ mod util;
 
 pub use api::{
     BackupOptions, BackupProgress, BackupReport, CATALOG_NAME, Connection, Database, Options, Page,
-    RETRY_ATTEMPTS_DEFAULT, RETRY_ELAPSED_DEFAULT, Range, RetryPolicy, Table, TableDef,
+    RETRY_ATTEMPTS_DEFAULT, RETRY_ELAPSED_DEFAULT, Range, RetryPolicy, Scan, Table, TableDef,
     Transaction, TypedRange,
 };
 pub use checkpoint::CheckpointReport;

@@ -8,6 +8,7 @@ mod options;
 mod range;
 mod reads;
 mod run;
+mod scan;
 mod transaction;
 mod typed;
 
@@ -18,5 +19,6 @@ pub use database::Database;
 pub use options::Options;
 pub use range::Range;
 pub use run::{RETRY_ATTEMPTS_DEFAULT, RETRY_ELAPSED_DEFAULT, RetryPolicy};
+pub use scan::Scan;
 pub use transaction::{CATALOG_NAME, Page, Transaction};
 pub use typed::{Table, TableDef, TypedRange};

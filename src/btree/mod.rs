@@ -6,6 +6,7 @@
 //! one ([`build`]).
 
 pub mod build;
+pub mod cursor;
 pub mod page;
 pub mod run;
 

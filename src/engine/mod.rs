@@ -8,6 +8,7 @@ mod create;
 mod files;
 mod integrity;
 mod read;
+mod scan;
 mod value;
 
 pub(crate) use config::Config;
@@ -15,6 +16,7 @@ pub use control::{DbInfo, Stats};
 pub(crate) use files::open_path;
 pub use integrity::IntegrityReport;
 pub(crate) use read::Committed;
+pub(crate) use scan::{OwnWrites, ScanMerge};
 pub(crate) use value::ReadPin;
 pub use value::ValueRef;
 

@@ -9,6 +9,7 @@
 use super::Engine;
 use super::value::{ReadPin, ValueRef};
 use crate::btree;
+use crate::btree::cursor::Cursor;
 use crate::error::Result;
 use crate::mvcc::history::{decode_list, find_in_list, history_key, newest_first, prune_list};
 use crate::mvcc::{SCAN_BATCH_MAX, ScanBatch};
@@ -314,44 +315,30 @@ impl Engine {
         limit: usize,
         covered: &mut Bound<Vec<u8>>,
     ) -> Result<Vec<(Vec<u8>, &'v [u8])>> {
-        let (mut clo, mut chi) = prefix_bounds(prefix, lo, hi);
+        let (clo, chi) = prefix_bounds(prefix, lo, hi);
+        let (start, end) = if reverse { (&chi, &clo) } else { (&clo, &chi) };
+        let verified = Some(self.pager.verified());
+        let mut cursor = Cursor::seek(
+            view,
+            self.page_size,
+            root,
+            bound_slice(start),
+            reverse,
+            verified,
+        )?;
         let n = prefix.len();
         let mut out = Vec::new();
-        loop {
-            let batch = btree::scan_leaf(
-                view,
-                self.page_size,
-                root,
-                bound_slice(&clo),
-                bound_slice(&chi),
-                reverse,
-                Some(self.pager.verified()),
-            )?;
-            for (k, v) in batch.entries {
-                out.push((k.get(n..).unwrap_or(&[]).to_vec(), v));
-            }
-            // The leaf's edge, in this prefix's key space; an edge outside it means the
-            // tree has nothing more for this range.
-            let Some(edge) = batch.leaf_edge.filter(|e| e.get(..n) == Some(prefix)) else {
-                break;
-            };
-            let k = edge.get(n..).unwrap_or(&[]).to_vec();
-            let tree_cover = if reverse {
-                Bound::Included(k)
-            } else {
-                Bound::Excluded(k)
-            };
-            if cover_cmp(&tree_cover, covered, reverse) != Ordering::Less {
+        // One descent, then leaf to leaf, until the range's end, `covered`, or `limit`.
+        while let Some((k, v)) = cursor.step(view, verified)? {
+            let past_end = !within(k, end, reverse);
+            let rest = k.get(n..).unwrap_or(&[]);
+            if past_end || k.get(..n) != Some(prefix) || !within(rest, covered, reverse) {
                 break;
             }
+            out.push((rest.to_vec(), v));
             if out.len() >= limit {
-                *covered = tree_cover;
+                *covered = Bound::Included(rest.to_vec());
                 break;
-            }
-            if reverse {
-                chi = Bound::Excluded(edge);
-            } else {
-                clo = Bound::Included(edge);
             }
         }
         Ok(out)

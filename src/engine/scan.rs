@@ -1,0 +1,315 @@
+//! The borrowing scan: one tree cursor walking leaf to leaf over the pinned tree,
+//! merged with the version store (only when it may hold the table, fetched in bounded
+//! batches) and the transaction's own writes. Keys and values are lent from the
+//! mapping, the store's shared values or the write set: no allocation per entry.
+
+use super::Engine;
+use super::value::ReadPin;
+use crate::btree::cursor::Cursor;
+use crate::error::Result;
+use crate::mvcc::SCAN_BATCH_MAX;
+use crate::types::{TableId, Value};
+use crate::util::bound_slice;
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// The transaction's own writes in a scan's range, in scan order.
+pub(crate) type OwnWrites<'t> = Box<dyn Iterator<Item = (&'t Vec<u8>, &'t Value)> + 't>;
+
+/// Where a source's next entry comes from, for the merge.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Own,
+    Store,
+    Tree,
+}
+
+/// The lent entry: where its key and value live until the next step.
+enum Lent<'t> {
+    Own(&'t [u8], &'t [u8]),
+    Store,
+    Tree {
+        key: (usize, usize),
+        value: (usize, usize),
+    },
+}
+
+/// A merged scan of one table at one snapshot (see the module doc).
+pub(crate) struct ScanMerge<'t> {
+    engine: &'t Engine,
+    table: TableId,
+    snapshot: u64,
+    reverse: bool,
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+    pin: Arc<ReadPin>,
+    tree: Cursor,
+    tree_done: bool,
+    /// The tree's next entry: offsets of its key (without the table prefix) and value.
+    tree_head: Option<((usize, usize), (usize, usize))>,
+    use_store: bool,
+    store: VecDeque<(Vec<u8>, Value)>,
+    /// Where the next store batch starts (`None`: the store's range is done).
+    store_next: Option<Bound<Vec<u8>>>,
+    own: std::iter::Peekable<OwnWrites<'t>>,
+    /// The last key merged (handed out or a tombstone), kept to re-seek the cursor on
+    /// a newer tree; meaningful once `started`.
+    last: Vec<u8>,
+    started: bool,
+    store_value: Option<(Vec<u8>, Arc<[u8]>)>,
+    lent: Option<Lent<'t>>,
+}
+
+/// The composite tree bound of a table-relative bound on the cursor's starting side.
+fn tree_start(table: TableId, start: Bound<&[u8]>, reverse: bool) -> Bound<Vec<u8>> {
+    let prefix = table.to_be_bytes();
+    match start {
+        Bound::Included(k) => Bound::Included(crate::btree::composite(table, k)),
+        Bound::Excluded(k) => Bound::Excluded(crate::btree::composite(table, k)),
+        Bound::Unbounded if reverse => Bound::Excluded((table + 1).to_be_bytes().to_vec()),
+        Bound::Unbounded => Bound::Included(prefix.to_vec()),
+    }
+}
+
+/// Whether `key` lies on the near side of the scan's far bound.
+fn before_end(key: &[u8], end: Bound<&[u8]>, reverse: bool) -> bool {
+    match (end, reverse) {
+        (Bound::Unbounded, _) => true,
+        (Bound::Included(e), false) => key <= e,
+        (Bound::Excluded(e), false) => key < e,
+        (Bound::Included(e), true) => key >= e,
+        (Bound::Excluded(e), true) => key > e,
+    }
+}
+
+impl<'t> ScanMerge<'t> {
+    #[expect(clippy::too_many_arguments, reason = "one scan's full description")]
+    pub(crate) fn new(
+        engine: &'t Engine,
+        pin: &mut Arc<ReadPin>,
+        table: TableId,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        snapshot: u64,
+        reverse: bool,
+        own: OwnWrites<'t>,
+    ) -> Result<ScanMerge<'t>> {
+        // The store is looked at before the tree is (re)loaded, as for point reads.
+        let use_store = engine.versions.may_have(table);
+        let start = if reverse {
+            bound_slice(&hi)
+        } else {
+            bound_slice(&lo)
+        }
+        .map(<[u8]>::to_vec);
+        engine.refresh(pin)?;
+        let tree = Self::seek(engine, pin, table, bound_slice(&start), reverse)?;
+        Ok(ScanMerge {
+            engine,
+            table,
+            snapshot,
+            reverse,
+            store_next: use_store.then(|| start.clone()),
+            lo,
+            hi,
+            pin: Arc::clone(pin),
+            tree,
+            tree_done: false,
+            tree_head: None,
+            use_store,
+            store: VecDeque::new(),
+            own: own.peekable(),
+            last: Vec::new(),
+            started: false,
+            store_value: None,
+            lent: None,
+        })
+    }
+
+    fn seek(
+        engine: &Engine,
+        pin: &ReadPin,
+        table: TableId,
+        start: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<Cursor> {
+        let from = tree_start(table, start, reverse);
+        Cursor::seek(
+            &pin.view,
+            engine.page_size,
+            pin.tree.root,
+            bound_slice(&from),
+            reverse,
+            Some(engine.pager.verified()),
+        )
+    }
+
+    /// The far end of the scan, table-relative.
+    fn end(&self) -> Bound<&[u8]> {
+        if self.reverse {
+            bound_slice(&self.lo)
+        } else {
+            bound_slice(&self.hi)
+        }
+    }
+
+    /// Fills the tree's head entry, if the tree has one left inside the range.
+    fn fill_tree(&mut self) -> Result<()> {
+        if self.tree_head.is_some() || self.tree_done {
+            return Ok(());
+        }
+        let prefix = self.table.to_be_bytes();
+        let view: &[u8] = &self.pin.view;
+        match self.tree.step(view, Some(self.engine.pager.verified()))? {
+            Some((k, v)) if k.get(..8) == Some(&prefix[..]) => {
+                let key = k.get(8..).unwrap_or(&[]);
+                if before_end(key, self.end(), self.reverse) {
+                    self.tree_head = Some((self.pin.locate(key), self.pin.locate(v)));
+                } else {
+                    self.tree_done = true;
+                }
+            }
+            _ => self.tree_done = true,
+        }
+        Ok(())
+    }
+
+    /// Refills the store's batch when it ran empty; on a newer tree (a checkpoint may
+    /// have moved the versions still to come from the store into it) re-pins and
+    /// re-seeks the cursor just past the last key handed out.
+    fn fill_store(&mut self) -> Result<()> {
+        if !self.use_store || !self.store.is_empty() {
+            return Ok(());
+        }
+        let Some(next) = self.store_next.take() else {
+            return Ok(());
+        };
+        let (lo, hi) = if self.reverse {
+            (bound_slice(&self.lo), bound_slice(&next))
+        } else {
+            (bound_slice(&next), bound_slice(&self.hi))
+        };
+        let batch = self.engine.versions.scan(
+            self.table,
+            lo,
+            hi,
+            self.snapshot,
+            self.reverse,
+            SCAN_BATCH_MAX,
+        );
+        self.store.extend(batch.entries);
+        self.store_next = batch.resume_after.map(Bound::Excluded);
+        if self.engine.checkpointer.generation() != self.pin.generation {
+            let mut pin = Arc::clone(&self.pin);
+            self.engine.refresh(&mut pin)?;
+            let resume = if self.started {
+                Bound::Excluded(self.last.clone())
+            } else if self.reverse {
+                self.hi.clone()
+            } else {
+                self.lo.clone()
+            };
+            self.tree = Self::seek(
+                self.engine,
+                &pin,
+                self.table,
+                bound_slice(&resume),
+                self.reverse,
+            )?;
+            self.pin = pin;
+            self.tree_head = None;
+            self.tree_done = false;
+        }
+        Ok(())
+    }
+
+    /// The next live entry in scan order, or `None` at the end.
+    pub(crate) fn next(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        match self.advance() {
+            Ok(true) => Some(Ok(self.current())),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn current(&self) -> (&[u8], &[u8]) {
+        match &self.lent {
+            Some(Lent::Own(k, v)) => (k, v),
+            Some(Lent::Store) => match &self.store_value {
+                Some((k, v)) => (k, v),
+                None => (&[], &[]),
+            },
+            Some(Lent::Tree { key, value }) => (
+                self.pin.bytes(key.0, key.1),
+                self.pin.bytes(value.0, value.1),
+            ),
+            None => (&[], &[]),
+        }
+    }
+
+    /// Moves to the next live entry; `false` at the end.
+    fn advance(&mut self) -> Result<bool> {
+        loop {
+            self.fill_store()?;
+            self.fill_tree()?;
+            let reverse = self.reverse;
+            let own_key = self.own.peek().map(|(k, _)| k.as_slice());
+            let store_key = self.store.front().map(|(k, _)| k.as_slice());
+            let tree_key = self.tree_head.map(|(k, _)| self.pin.bytes(k.0, k.1));
+            // The first key in scan order; on a tie the own write, then the store wins.
+            let mut pick: Option<(Source, &[u8])> = None;
+            for (source, key) in [
+                (Source::Own, own_key),
+                (Source::Store, store_key),
+                (Source::Tree, tree_key),
+            ] {
+                if let Some(k) = key
+                    && pick.is_none_or(|(_, p)| if reverse { k > p } else { k < p })
+                {
+                    pick = Some((source, k));
+                }
+            }
+            let Some((source, key)) = pick else {
+                self.lent = None;
+                return Ok(false);
+            };
+            let key = key.to_vec();
+            let same = |k: Option<&[u8]>| k == Some(key.as_slice());
+            let (own_same, store_same, tree_same) =
+                (same(own_key), same(store_key), same(tree_key));
+            let own = if own_same { self.own.next() } else { None };
+            let store = if store_same {
+                self.store.pop_front()
+            } else {
+                None
+            };
+            let tree = if tree_same {
+                self.tree_head.take()
+            } else {
+                None
+            };
+            self.last.clear();
+            self.last.extend_from_slice(&key);
+            self.started = true;
+            let lent = match source {
+                Source::Own => match own {
+                    Some((k, Some(v))) => Some(Lent::Own(k.as_slice(), v.as_ref())),
+                    _ => None,
+                },
+                Source::Store => match store {
+                    Some((k, Some(v))) => {
+                        self.store_value = Some((k, v));
+                        Some(Lent::Store)
+                    }
+                    _ => None,
+                },
+                Source::Tree => tree.map(|(key, value)| Lent::Tree { key, value }),
+            };
+            if lent.is_some() {
+                self.lent = lent;
+                return Ok(true);
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The borrowing scan (`Transaction::scan`, `scan_rev`) hands out exactly what the
+//! owned iterator and a model do: committed data split between the tree and the
+//! version store, tombstones in both, the transaction's own writes on top, any bounds,
+//! either direction, and checkpoints that fold the store while a scan is open.
+
+use capsuledb::{Database, Options};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn key(i: u8) -> Vec<u8> {
+    vec![b'k', i / 16, i % 16]
+}
+
+fn any_bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
+    prop_oneof![
+        Just(Bound::Unbounded),
+        (0u8..64).prop_map(|i| Bound::Included(key(i))),
+        (0u8..64).prop_map(|i| Bound::Excluded(key(i))),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(u8, u16),
+    Delete(u8),
+}
+
+fn any_ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(
+        prop_oneof![
+            3 => (0u8..64, 0u16..3000).prop_map(|(k, len)| Op::Put(k, len)),
+            1 => (0u8..64).prop_map(Op::Delete),
+        ],
+        0..max,
+    )
+}
+
+fn value(k: u8, len: u16, round: usize) -> Vec<u8> {
+    let mut v = vec![k ^ round as u8; usize::from(len)];
+    v.extend_from_slice(&[round as u8]);
+    v
+}
+
+fn open(dir: &tempfile::TempDir) -> Database {
+    Options::new()
+        .version_store_budget(u64::MAX / 4)
+        .checkpoint_log_commits(u64::MAX / 4)
+        .open(dir.path().join("scan.db"))
+        .expect("open")
+}
+
+fn expected(
+    model: &Model,
+    lo: &Bound<Vec<u8>>,
+    hi: &Bound<Vec<u8>>,
+    reverse: bool,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let valid = match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a <= b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a < b,
+        _ => true,
+    };
+    if !valid {
+        return Vec::new();
+    }
+    let it = model
+        .range::<Vec<u8>, _>((lo.as_ref(), hi.as_ref()))
+        .map(|(k, v)| (k.clone(), v.clone()));
+    if reverse {
+        it.rev().collect()
+    } else {
+        it.collect()
+    }
+}
+
+fn collect(
+    tx: &capsuledb::Transaction<'_>,
+    lo: &Bound<Vec<u8>>,
+    hi: &Bound<Vec<u8>>,
+    reverse: bool,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let range = (lo.clone(), hi.clone());
+    let mut scan = if reverse {
+        tx.scan_rev("t", range).expect("scan_rev")
+    } else {
+        tx.scan("t", range).expect("scan")
+    };
+    let mut out = Vec::new();
+    while let Some(entry) = scan.next() {
+        let (k, v) = entry.expect("entry");
+        out.push((k.to_vec(), v.to_vec()));
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+    #[test]
+    fn borrowing_scans_match_the_model(
+        rounds in proptest::collection::vec((any_ops(40), any::<bool>()), 1..5),
+        own in any_ops(12),
+        scans in proptest::collection::vec((any_bound(), any_bound(), any::<bool>()), 1..8),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open(&dir);
+        let mut conn = db.connect();
+        let mut tx = conn.begin().expect("begin");
+        tx.create_table("t").expect("create");
+        tx.commit().expect("commit");
+        let mut model = Model::new();
+        for (round, (ops, checkpoint)) in rounds.iter().enumerate() {
+            let mut tx = conn.begin().expect("begin");
+            for op in ops {
+                match *op {
+                    Op::Put(k, len) => {
+                        let v = value(k, len, round);
+                        tx.put("t", &key(k), &v).expect("put");
+                        model.insert(key(k), v);
+                    }
+                    Op::Delete(k) => {
+                        tx.delete("t", &key(k)).expect("delete");
+                        model.remove(&key(k));
+                    }
+                }
+            }
+            tx.commit().expect("commit");
+            if *checkpoint {
+                db.checkpoint().expect("checkpoint");
+            }
+        }
+        let mut tx = conn.begin().expect("begin");
+        for op in &own {
+            match *op {
+                Op::Put(k, len) => {
+                    let v = value(k, len, 99);
+                    tx.put("t", &key(k), &v).expect("put");
+                    model.insert(key(k), v);
+                }
+                Op::Delete(k) => {
+                    tx.delete("t", &key(k)).expect("delete");
+                    model.remove(&key(k));
+                }
+            }
+        }
+        for (lo, hi, reverse) in &scans {
+            let got = collect(&tx, lo, hi, *reverse);
+            prop_assert_eq!(&got, &expected(&model, lo, hi, *reverse));
+            let owned: Vec<(Vec<u8>, Vec<u8>)> = if *reverse {
+                tx.range_rev("t", (lo.clone(), hi.clone())).expect("range_rev")
+                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item")).collect()
+            } else {
+                tx.range("t", (lo.clone(), hi.clone())).expect("range")
+                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item")).collect()
+            };
+            prop_assert_eq!(got, owned);
+        }
+    }
+}
+
+/// A checkpoint that folds the store while a scan is open moves the versions still to
+/// come into a newer tree: the scan re-pins and still hands out every key once.
+#[test]
+fn a_checkpoint_during_a_scan_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir);
+    let mut conn = db.connect();
+    let mut tx = conn.begin().expect("begin");
+    tx.create_table("t").expect("create");
+    // Half the keys in the tree, half (and more than one store batch) in the store.
+    for i in 0u32..1500 {
+        tx.put("t", &(2 * i).to_be_bytes(), b"tree").expect("put");
+    }
+    tx.commit().expect("commit");
+    db.checkpoint().expect("checkpoint");
+    let mut tx = conn.begin().expect("begin");
+    for i in 0u32..1500 {
+        tx.put("t", &(2 * i + 1).to_be_bytes(), b"store")
+            .expect("put");
+    }
+    tx.create_table("u").expect("create");
+    tx.commit().expect("commit");
+    for reverse in [false, true] {
+        let mut reader_conn = db.connect();
+        let reader = reader_conn.begin_read().expect("begin_read");
+        // A later commit starts the marker slot after the reader's snapshot, so a
+        // checkpoint can fold up to that snapshot.
+        let mut other = conn.begin().expect("begin");
+        other.put("u", &[u8::from(reverse)], b"x").expect("put");
+        other.commit().expect("commit");
+        let mut scan = if reverse {
+            reader
+                .scan_rev(
+                    "t",
+                    ..Vec::new().into_iter().chain([0xFF; 5]).collect::<Vec<u8>>(),
+                )
+                .expect("scan")
+        } else {
+            reader.scan::<&[u8], _>("t", ..).expect("scan")
+        };
+        let mut seen = Vec::new();
+        while let Some(entry) = scan.next() {
+            let (k, v) = entry.expect("entry");
+            let n = u32::from_be_bytes(k.try_into().expect("4-byte key"));
+            assert_eq!(
+                v,
+                if n % 2 == 0 {
+                    &b"tree"[..]
+                } else {
+                    &b"store"[..]
+                }
+            );
+            seen.push(n);
+            if seen.len() == 100 {
+                // The checkpoint folds everything up to the reader's snapshot.
+                let report = db.checkpoint().expect("checkpoint");
+                assert!(report.is_some(), "the checkpoint folded the store");
+                assert_eq!(db.stats().versions, 1, "only the later commit stays");
+            }
+        }
+        let mut want: Vec<u32> = (0..3000).collect();
+        if reverse {
+            want.reverse();
+        }
+        assert_eq!(seen, want, "reverse = {reverse}");
+    }
+}
