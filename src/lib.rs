@@ -41,7 +41,8 @@
 //!
 //! ## Safety
 //! `unsafe` appears only in `storage::file`, for mapping the file and for the `flock` and
-//! `fdatasync` calls, each with a `// SAFETY:` comment. Everything else is safe Rust.
+//! `fdatasync` calls, and in `engine` for one `malloc_trim` after a bulk commit, each with
+//! a `// SAFETY:` comment. Everything else is safe Rust.
 
 #![cfg_attr(
     not(test),

@@ -424,13 +424,18 @@ impl Engine {
 
     /// After a transaction that wrote more than half the version-store budget: folds
     /// it into the tree now, on the committing thread, so that its versions leave the
-    /// store before the next commit and its readers read the tree. The committer that
-    /// wrote the bulk pays for it, not the next one. A failure is kept for
+    /// store before the next commit and its readers read the tree, and prunes the
+    /// commit index of its keys. The committer that wrote the bulk pays for both, not
+    /// the next one. A failure is kept for
     /// `last_checkpoint_error()` (the commit itself is done).
     pub(crate) fn after_large_commit(&self, write_bytes: usize) {
         let large = u64::try_from(write_bytes).unwrap_or(u64::MAX) > self.version_bytes_max / 2;
         if large && !self.read_only && !self.closing.load(Ordering::Acquire) {
             let _ = self.run_checkpoint(true);
+            // Its keys in the commit index go now too, rather than in the maintenance
+            // pass of some later committer.
+            self.committer.maintain();
+            release_freed_memory();
         }
     }
 
@@ -457,6 +462,19 @@ impl Engine {
             }
         }
         result
+    }
+}
+
+/// Hands the memory a bulk commit freed (millions of small blocks: its write set, its
+/// versions, its commit-index entries) back to the allocator's free lists and the OS
+/// now. glibc would otherwise merge those blocks inside some later, unrelated
+/// allocation: the next small commit would stall for hundreds of milliseconds.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists; it takes
+    // no pointer from us and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
