@@ -214,12 +214,10 @@ impl Client {
                     leader_id,
                     leader_addr,
                 }) => {
-                    last_problem = format!(
-                        "{} is not the leader (leader: {leader_id:?})",
-                        self.addrs[self.current]
-                    );
+                    let asked = self.current_addr().unwrap_or_default().to_string();
+                    last_problem = format!("{asked} is not the leader (leader: {leader_id:?})");
                     match leader_addr {
-                        Some(addr) if addr != self.addrs[self.current] => self.switch_to(&addr),
+                        Some(addr) if addr != asked => self.switch_to(&addr),
                         _ => {
                             self.next_addr();
                             tokio::time::sleep(NO_LEADER_PAUSE).await;

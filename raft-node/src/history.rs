@@ -82,6 +82,10 @@ pub fn check_register(ops: &[Op], initial: Value) -> Verdict {
 }
 
 /// [`check_register`] with a step budget.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "every index is a list node in 0..=2n+1 or an op in 0..n, built just above"
+)]
 pub fn check_register_with_budget(ops: &[Op], initial: Value, steps_max: u64) -> Verdict {
     let n = ops.len();
     // Nodes of a doubly linked list of events: 0 is the head, 1..=2n the events in time

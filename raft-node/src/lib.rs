@@ -10,6 +10,17 @@
 //! - [`history`]: a linearizability checker for per-key register histories (the kill test).
 //! - [`bench`]: writes/s and latency through a cluster of 1 or 3 processes.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod client;
 pub mod cluster;

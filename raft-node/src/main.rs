@@ -2,6 +2,13 @@
 //! benchmark a local cluster. On failure it prints one line, `raft-node: <error>`, and
 //! exits 1 (2 for a bad command line; `get` of a missing key also exits 1).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use clap::{Parser, Subcommand};
 use raft_node::bench::{self, BenchConfig};
 use raft_node::client::Client;
@@ -52,7 +59,10 @@ enum Command {
     /// Talk to a cluster.
     Client {
         /// Node addresses, comma-separated; requests find the leader from there.
-        #[arg(long, default_value = "127.0.0.1:21001")]
+        #[arg(
+            long,
+            default_value = "127.0.0.1:21001,127.0.0.1:21002,127.0.0.1:21003"
+        )]
         addr: String,
         #[command(subcommand)]
         op: ClientOp,
@@ -91,7 +101,7 @@ enum ClientOp {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// The first address's view of the cluster, as JSON.
+    /// The first address's view of the cluster, as JSON (no leader needed).
     Status,
     /// Initialize the (pristine) node at the first address: `1=host:port,2=...`.
     Init { members: String },
