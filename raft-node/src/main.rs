@@ -67,7 +67,8 @@ enum Command {
         #[command(subcommand)]
         op: ClientOp,
     },
-    /// Writes/s and p50/p99 latency through local clusters of 1 and 3 node processes.
+    /// Writes/s and p50/p99 latency through local clusters of 1 and 3 node processes,
+    /// and of an embedded database for reference.
     Bench {
         /// Cluster sizes, comma-separated.
         #[arg(long, default_value = "1,3")]
@@ -81,6 +82,9 @@ enum Command {
         /// Bytes per value.
         #[arg(long, default_value_t = 100)]
         value_bytes: usize,
+        /// Skip the embedded-database reference row.
+        #[arg(long)]
+        no_embedded: bool,
     },
 }
 
@@ -239,6 +243,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             clients,
             seconds,
             value_bytes,
+            no_embedded,
         } => {
             let cluster_sizes = nodes
                 .split(',')
@@ -253,6 +258,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 clients,
                 duration: Duration::from_secs(seconds),
                 value_bytes,
+                embedded: !no_embedded,
             };
             let bin = std::env::current_exe().map_err(|e| format!("find this program: {e}"))?;
             let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
