@@ -162,6 +162,16 @@ async fn stop_signal() {
     }
 }
 
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn out(s: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(s.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(()),
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -200,7 +210,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                         .map_err(e)?;
                 }
                 ClientOp::Get { key } => match client.get(key.as_bytes()).await.map_err(e)? {
-                    Some(v) => println!("{}", text(&v)),
+                    Some(v) => out(&format!("{}\n", text(&v)))?,
                     None => return Ok(false),
                 },
                 ClientOp::Delete { key } => {
@@ -215,14 +225,16 @@ async fn run(cli: Cli) -> Result<bool, String> {
                         )
                         .await
                         .map_err(e)?;
-                    for (k, v) in pairs {
-                        println!("{}\t{}", text(&k), text(&v));
-                    }
+                    let lines: String = pairs
+                        .iter()
+                        .map(|(k, v)| format!("{}\t{}\n", text(k), text(v)))
+                        .collect();
+                    out(&lines)?;
                 }
                 ClientOp::Status => {
                     let s = client.status().await.map_err(e)?;
                     let json = serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?;
-                    println!("{json}");
+                    out(&format!("{json}\n"))?;
                 }
                 ClientOp::Init { members } => {
                     client.init(parse_members(&members)?).await.map_err(e)?
@@ -267,7 +279,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 dir.path().display()
             );
             let rows = bench::run(&bin, dir.path(), &config).await?;
-            print!("{}", bench::table(&rows));
+            out(&bench::table(&rows))?;
             Ok(true)
         }
     }

@@ -95,7 +95,7 @@ struct Node {
     raft: Raft<TypeConfig>,
     state_machine: StateMachine,
     db: Database,
-    /// Set to `true` by a [`ClientRequest::Shutdown`].
+    /// Set to `true` after answering a [`ClientRequest::Shutdown`].
     stop: watch::Sender<bool>,
 }
 
@@ -200,13 +200,19 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
             // The peer hung up or sent garbage: either way this connection is done.
             Err(_) => return,
         };
+        let stop_after = matches!(rpc, Rpc::Client(ClientRequest::Shutdown));
         let reply = match rpc {
             Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
             Rpc::InstallSnapshot(r) => Reply::InstallSnapshot(node.raft.install_snapshot(r).await),
             Rpc::Vote(r) => Reply::Vote(node.raft.vote(r).await),
             Rpc::Client(r) => Reply::Client(handle_client(&node, r).await),
         };
-        if write_frame(&mut stream, &reply).await.is_err() {
+        let written = write_frame(&mut stream, &reply).await;
+        if stop_after {
+            // Answered first, so the client learns the stop was accepted.
+            let _ = node.stop.send(true);
+        }
+        if written.is_err() {
             return;
         }
     }
@@ -282,10 +288,8 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
         ClientRequest::Status => {
             ClientReply::Ok(ClientOk::Status(status(&node.raft.metrics().borrow())))
         }
-        ClientRequest::Shutdown => {
-            let _ = node.stop.send(true);
-            ClientReply::Ok(ClientOk::Done)
-        }
+        // `serve_connection` stops the node once this answer is out.
+        ClientRequest::Shutdown => ClientReply::Ok(ClientOk::Done),
     }
 }
 
