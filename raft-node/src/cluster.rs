@@ -19,6 +19,8 @@ struct LocalNode {
     addr: String,
     db: PathBuf,
     init: Option<BTreeMap<NodeId, String>>,
+    /// Extra `serve` arguments of this node.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -63,6 +65,7 @@ impl LocalCluster {
                 addr: addr.clone(),
                 db: self.dir.join(format!("node{id}.db")),
                 init: None,
+                args: Vec::new(),
                 child: None,
             },
         );
@@ -76,6 +79,13 @@ impl LocalCluster {
         members: BTreeMap<NodeId, String>,
     ) -> Result<(), ClusterError> {
         self.node_mut(id)?.init = Some(members);
+        Ok(())
+    }
+
+    /// Passes `args` to node `id`'s `serve` from its next start on (after the
+    /// cluster-wide ones).
+    pub fn set_serve_args(&mut self, id: NodeId, args: &[&str]) -> Result<(), ClusterError> {
+        self.node_mut(id)?.args = args.iter().map(|a| a.to_string()).collect();
         Ok(())
     }
 
@@ -137,6 +147,7 @@ impl LocalCluster {
             .arg("--db")
             .arg(&node.db)
             .args(&extra)
+            .args(&node.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -55,6 +55,13 @@ enum Command {
         /// Election timeout, upper bound.
         #[arg(long, default_value_t = 1500)]
         election_max_ms: u64,
+        /// Build a snapshot after this many entries since the last one.
+        #[arg(long, default_value_t = 5000)]
+        snapshot_every: u64,
+        /// Log entries kept after a snapshot covers them; followers further behind get
+        /// the snapshot.
+        #[arg(long, default_value_t = 1000)]
+        keep_logs: u64,
     },
     /// Talk to a cluster.
     Client {
@@ -187,12 +194,16 @@ async fn run(cli: Cli) -> Result<bool, String> {
             heartbeat_ms,
             election_min_ms,
             election_max_ms,
+            snapshot_every,
+            keep_logs,
         } => {
             let mut config = NodeConfig::new(id, addr, db);
             config.init = init.as_deref().map(parse_members).transpose()?;
             config.heartbeat_ms = heartbeat_ms;
             config.election_min_ms = election_min_ms;
             config.election_max_ms = election_max_ms;
+            config.snapshot_every = snapshot_every;
+            config.keep_logs = keep_logs;
             server::run(config, stop_signal())
                 .await
                 .map_err(|e| format!("node {id}: {e}"))?;

@@ -176,6 +176,12 @@ pub struct Status {
     pub last_log_index: Option<u64>,
     /// The index of the last applied entry.
     pub last_applied: Option<u64>,
+    /// The last entry the current snapshot covers.
+    pub snapshot: Option<u64>,
+    /// The last entry purged from the log (the log starts after it).
+    pub purged: Option<u64>,
+    /// Snapshots this process received from a leader and installed.
+    pub snapshots_installed: u64,
     /// The voters of the effective membership.
     pub voters: BTreeSet<NodeId>,
     /// Every node of the effective membership (voters and learners), id to address.

@@ -10,11 +10,12 @@ use crate::proto::{
 use capsuledb::Database;
 use capsuledb::raftlog::openraft::{LogStore, Request, StateMachine, TypeConfig};
 use openraft::error::{ForwardToLeader, RaftError};
-use openraft::{BasicNode, Config, Raft, RaftMetrics, TryAsRef};
+use openraft::{BasicNode, Config, Raft, RaftMetrics, SnapshotPolicy, TryAsRef};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -39,10 +40,16 @@ pub struct NodeConfig {
     pub election_min_ms: u64,
     /// Upper bound of the election timeout, in milliseconds.
     pub election_max_ms: u64,
+    /// Build a snapshot after this many applied entries since the last one.
+    pub snapshot_every: u64,
+    /// Log entries kept after a snapshot covers them; a follower further behind is sent
+    /// the snapshot.
+    pub keep_logs: u64,
 }
 
 impl NodeConfig {
-    /// A node with the default timing (heartbeat 150 ms, election 750–1500 ms).
+    /// A node with the default timing (heartbeat 150 ms, election 750–1500 ms) and
+    /// openraft's default snapshot settings (every 5000 entries, 1000 kept after).
     pub fn new(id: NodeId, addr: impl Into<String>, db: impl Into<PathBuf>) -> NodeConfig {
         NodeConfig {
             id,
@@ -52,6 +59,8 @@ impl NodeConfig {
             heartbeat_ms: 150,
             election_min_ms: 750,
             election_max_ms: 1500,
+            snapshot_every: 5000,
+            keep_logs: 1000,
         }
     }
 }
@@ -97,6 +106,8 @@ struct Node {
     db: Database,
     /// Set to `true` after answering a [`ClientRequest::Shutdown`].
     stop: watch::Sender<bool>,
+    /// Snapshots received from a leader and installed since this process started.
+    snapshots_installed: AtomicU64,
 }
 
 /// Runs a node until `shutdown` completes or a client asks it to stop, then shuts Raft
@@ -110,6 +121,8 @@ pub async fn run(
         heartbeat_interval: config.heartbeat_ms,
         election_timeout_min: config.election_min_ms,
         election_timeout_max: config.election_max_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        max_in_snapshot_log_to_keep: config.keep_logs,
         ..Default::default()
     }
     .validate()
@@ -145,6 +158,7 @@ pub async fn run(
         state_machine,
         db: db.clone(),
         stop,
+        snapshots_installed: AtomicU64::new(0),
     });
     tokio::pin!(shutdown);
     let result = loop {
@@ -203,7 +217,14 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
         let stop_after = matches!(rpc, Rpc::Client(ClientRequest::Shutdown));
         let reply = match rpc {
             Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
-            Rpc::InstallSnapshot(r) => Reply::InstallSnapshot(node.raft.install_snapshot(r).await),
+            Rpc::InstallSnapshot(r) => {
+                let last_chunk = r.done;
+                let result = node.raft.install_snapshot(r).await;
+                if last_chunk && result.is_ok() {
+                    node.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+                }
+                Reply::InstallSnapshot(result)
+            }
             Rpc::Vote(r) => Reply::Vote(node.raft.vote(r).await),
             Rpc::Client(r) => Reply::Client(handle_client(&node, r).await),
         };
@@ -286,7 +307,9 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
             }
         }
         ClientRequest::Status => {
-            ClientReply::Ok(ClientOk::Status(status(&node.raft.metrics().borrow())))
+            let mut s = status(&node.raft.metrics().borrow());
+            s.snapshots_installed = node.snapshots_installed.load(Ordering::Relaxed);
+            ClientReply::Ok(ClientOk::Status(s))
         }
         // `serve_connection` stops the node once this answer is out.
         ClientRequest::Shutdown => ClientReply::Ok(ClientOk::Done),
@@ -319,6 +342,9 @@ fn status(m: &RaftMetrics<NodeId, BasicNode>) -> Status {
         leader: m.current_leader,
         last_log_index: m.last_log_index,
         last_applied: m.last_applied.map(|l| l.index),
+        snapshot: m.snapshot.map(|l| l.index),
+        purged: m.purged.map(|l| l.index),
+        snapshots_installed: 0,
         voters: membership.voter_ids().collect(),
         nodes: membership
             .nodes()

@@ -1,6 +1,7 @@
-//! Membership through the client: one node initialized alone, two learners added and
-//! promoted to voters, then one voter removed; put, get, delete and scan along the way,
-//! and every remaining node's file holds the data afterwards.
+//! Membership through the client: one node initialized alone, two learners added (from a
+//! snapshot, the leader's log being purged) and promoted to voters, then one voter
+//! removed; put, get, delete and scan along the way, and every remaining node's file
+//! holds the data afterwards.
 
 use capsuledb::Database;
 use capsuledb::raftlog::openraft::StateMachine;
@@ -25,6 +26,10 @@ async fn one_node_grows_to_three_then_loses_one() {
     cluster
         .set_init(1, BTreeMap::from([(1, a1.clone())]))
         .unwrap();
+    // Node 1 snapshots every 5 entries and keeps no log behind: by the time the
+    // learners join, its log no longer starts at the beginning, so they get a snapshot.
+    let args = ["--snapshot-every", "5", "--keep-logs", "0"];
+    cluster.set_serve_args(1, &args).unwrap();
     cluster.start(1).unwrap();
     assert_eq!(cluster.wait_leader(WAIT).await.unwrap(), 1);
 
@@ -32,6 +37,18 @@ async fn one_node_grows_to_three_then_loses_one() {
     assert_eq!(client.put(b"a", b"1").await.unwrap(), None);
     assert_eq!(client.put(b"a", b"2").await.unwrap(), Some(b"1".to_vec()));
     client.put(b"b", b"x").await.unwrap();
+    for i in 0..8 {
+        client.put(b"z", format!("{i}").as_bytes()).await.unwrap();
+    }
+    client.delete(b"z").await.unwrap();
+    let end = std::time::Instant::now() + WAIT;
+    while cluster.status(1).await.unwrap().purged.is_none() {
+        assert!(
+            std::time::Instant::now() < end,
+            "node 1 never purged its log"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Two more processes, not initialized: they join as learners, then vote.
     cluster.start(2).unwrap();
@@ -41,6 +58,14 @@ async fn one_node_grows_to_three_then_loses_one() {
     let s = cluster.status(1).await.unwrap();
     assert_eq!(s.voters, BTreeSet::from([1]));
     assert_eq!(s.nodes.len(), 3);
+    // A blocking add_learner returns once the learner is within openraft's lag threshold;
+    // wait until both have everything.
+    let (_, index) = cluster.wait_converged(WAIT).await.unwrap();
+    for id in [2, 3] {
+        let s = cluster.status(id).await.unwrap();
+        assert_eq!(s.last_applied, Some(index));
+        assert!(s.snapshots_installed >= 1, "node {id}: {s:?}");
+    }
     client
         .change_membership(BTreeSet::from([1, 2, 3]), false)
         .await
