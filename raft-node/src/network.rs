@@ -1,0 +1,153 @@
+//! openraft's network over TCP: one connection per (node, peer) stream that openraft
+//! opens, reconnected after any failure, one RPC in flight on it at a time.
+
+use crate::proto::{NodeId, Reply, Rpc, read_frame, write_frame};
+use capsuledb::raftlog::openraft::TypeConfig;
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// How long to wait before retrying a peer that refused a connection.
+const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+/// Creates a [`PeerConnection`] for each peer openraft talks to.
+#[derive(Clone, Debug, Default)]
+pub struct TcpNetwork;
+
+impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
+        PeerConnection {
+            target,
+            addr: node.addr.clone(),
+            stream: None,
+        }
+    }
+}
+
+/// One stream of RPCs to one peer.
+pub struct PeerConnection {
+    target: NodeId,
+    addr: String,
+    stream: Option<TcpStream>,
+}
+
+fn io_error(what: &str, addr: &str, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what} {addr}: {e}"))
+}
+
+impl PeerConnection {
+    /// Sends `rpc` and returns the reply, within `ttl`. A refused connection is
+    /// `Unreachable` (openraft backs off); anything after that is a network error and
+    /// drops the connection, so the next call reconnects.
+    async fn call<E: std::error::Error>(&mut self, rpc: Rpc, ttl: Duration) -> RpcResult<Reply, E> {
+        let stream = match &mut self.stream {
+            Some(s) => s,
+            None => {
+                let connect = tokio::time::timeout(ttl, TcpStream::connect(&self.addr)).await;
+                let stream = match connect {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        let e = io_error("connect to", &self.addr, e);
+                        return Err(RPCError::Unreachable(Unreachable::new(&e)));
+                    }
+                    Err(_) => {
+                        let e =
+                            std::io::Error::other(format!("connect to {} timed out", self.addr));
+                        return Err(RPCError::Unreachable(Unreachable::new(&e)));
+                    }
+                };
+                // Heartbeats and small appends must not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                self.stream.insert(stream)
+            }
+        };
+        let exchange = async {
+            write_frame(stream, &rpc).await?;
+            read_frame::<_, Reply>(stream).await
+        };
+        let result = match tokio::time::timeout(ttl, exchange).await {
+            Ok(Ok(reply)) => return Ok(reply),
+            Ok(Err(e)) => io_error("rpc to", &self.addr, e),
+            Err(_) => {
+                std::io::Error::other(format!("rpc to {} timed out after {ttl:?}", self.addr))
+            }
+        };
+        self.stream = None;
+        Err(RPCError::Network(NetworkError::new(&result)))
+    }
+
+    fn unexpected<E: std::error::Error>(
+        &mut self,
+        reply: &Reply,
+    ) -> RPCError<NodeId, BasicNode, E> {
+        self.stream = None;
+        let e = std::io::Error::other(format!(
+            "node {} at {} answered with the wrong kind of reply: {reply:?}",
+            self.target, self.addr
+        ));
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        match self
+            .call(Rpc::AppendEntries(rpc), option.hard_ttl())
+            .await?
+        {
+            Reply::AppendEntries(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        match self
+            .call(Rpc::InstallSnapshot(rpc), option.hard_ttl())
+            .await?
+        {
+            Reply::InstallSnapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        match self.call(Rpc::Vote(rpc), option.hard_ttl()).await? {
+            Reply::Vote(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(UNREACHABLE_BACKOFF))
+    }
+}

@@ -1,0 +1,263 @@
+//! The wire protocol: every message is one frame, a `u32` little-endian byte length
+//! followed by that many bytes of JSON. A connection carries one request at a time: the
+//! caller writes a [`Rpc`] frame and reads one [`Reply`] frame back.
+//!
+//! Raft's own RPCs (append entries, install snapshot, vote) and the client requests share
+//! one port per node.
+
+use capsuledb::raftlog::openraft::TypeConfig;
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A node's id in the cluster.
+pub type NodeId = u64;
+
+/// The largest frame either side accepts: above the largest snapshot chunk openraft sends
+/// (3 MiB by default), JSON-encoded.
+pub const FRAME_BYTES_MAX: u32 = 64 << 20;
+
+/// Entries a scan returns at most, whatever the client asks for.
+pub const SCAN_LIMIT_MAX: u32 = 10_000;
+
+/// A request to a node.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Rpc {
+    /// Raft: replicate entries (and heartbeats).
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    /// Raft: one chunk of a snapshot.
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Raft: a vote request.
+    Vote(VoteRequest<NodeId>),
+    /// A client request.
+    Client(ClientRequest),
+}
+
+/// A node's answer to an [`Rpc`], of the same kind.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    /// Answer to [`Rpc::AppendEntries`].
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// Answer to [`Rpc::InstallSnapshot`].
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    /// Answer to [`Rpc::Vote`].
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// Answer to [`Rpc::Client`].
+    Client(ClientReply),
+}
+
+/// What a client asks a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Sets `key` to `value` through the log (leader only).
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Removes `key` through the log (leader only).
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A linearizable read of `key` (leader only, after a read-index round).
+    Get {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A linearizable scan of `[from, to)` in key order, at most `limit` entries.
+    Scan {
+        /// First key, inclusive; `None` from the start.
+        from: Option<Vec<u8>>,
+        /// End key, exclusive; `None` to the end.
+        to: Option<Vec<u8>>,
+        /// At most this many entries (capped at [`SCAN_LIMIT_MAX`]).
+        limit: u32,
+    },
+    /// Initializes a pristine node with these members (id to address); ignored by a node
+    /// that is already part of a cluster.
+    Init {
+        /// Every initial voter: id to `host:port`.
+        members: BTreeMap<NodeId, String>,
+    },
+    /// Adds a learner and waits until it has caught up (leader only).
+    AddLearner {
+        /// The new node's id.
+        id: NodeId,
+        /// Its `host:port`.
+        addr: String,
+    },
+    /// Makes `voters` the voter set (leader only). With `retain`, removed voters stay
+    /// as learners; without it they leave the cluster.
+    ChangeMembership {
+        /// The new voter set.
+        voters: BTreeSet<NodeId>,
+        /// Keep removed voters as learners.
+        retain: bool,
+    },
+    /// This node's view of the cluster (answered by any node).
+    Status,
+    /// Stops this node's process cleanly.
+    Shutdown,
+}
+
+impl ClientRequest {
+    /// Whether the request changes the replicated state (and so may have taken effect
+    /// when its outcome is unknown).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            ClientRequest::Put { .. }
+                | ClientRequest::Delete { .. }
+                | ClientRequest::AddLearner { .. }
+                | ClientRequest::ChangeMembership { .. }
+        )
+    }
+}
+
+/// A node's answer to a [`ClientRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// The request succeeded.
+    Ok(ClientOk),
+    /// This node is not the leader, and did nothing; ask the leader, if one is known.
+    NotLeader {
+        /// The leader this node knows of.
+        leader_id: Option<NodeId>,
+        /// Its address.
+        leader_addr: Option<String>,
+    },
+    /// The request failed on the node; for a write, it may or may not have taken effect.
+    Failed(String),
+}
+
+/// The result of a successful [`ClientRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientOk {
+    /// A write was committed and applied at log `index`; `previous` is the key's value
+    /// before it.
+    Written {
+        /// The key's value before the write.
+        previous: Option<Vec<u8>>,
+        /// The log index of the write.
+        index: u64,
+    },
+    /// The value of a [`ClientRequest::Get`].
+    Value(Option<Vec<u8>>),
+    /// The entries of a [`ClientRequest::Scan`].
+    Pairs(Vec<(Vec<u8>, Vec<u8>)>),
+    /// The answer to [`ClientRequest::Status`].
+    Status(Status),
+    /// Done, nothing to return.
+    Done,
+}
+
+/// One node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node's id.
+    pub id: NodeId,
+    /// `Leader`, `Follower`, `Candidate`, `Learner` or `Shutdown`.
+    pub state: String,
+    /// The current term.
+    pub term: u64,
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// The index of the last log entry.
+    pub last_log_index: Option<u64>,
+    /// The index of the last applied entry.
+    pub last_applied: Option<u64>,
+    /// The last entry the current snapshot covers.
+    pub snapshot: Option<u64>,
+    /// The last entry purged from the log (the log starts after it).
+    pub purged: Option<u64>,
+    /// Snapshots this process received from a leader and installed.
+    pub snapshots_installed: u64,
+    /// The voters of the effective membership.
+    pub voters: BTreeSet<NodeId>,
+    /// Every node of the effective membership (voters and learners), id to address.
+    pub nodes: BTreeMap<NodeId, String>,
+}
+
+/// Writes `msg` as one frame.
+pub async fn write_frame<W, T>(w: &mut W, msg: &T) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&n| n <= FRAME_BYTES_MAX)
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "message of {} bytes is over the frame limit {FRAME_BYTES_MAX}",
+                body.len()
+            ))
+        })?;
+    let mut buf = Vec::with_capacity(body.len() + 4);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&body);
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+/// Reads one frame and decodes it. A clean end of stream before the frame starts is
+/// `ErrorKind::UnexpectedEof`.
+pub async fn read_frame<R, T>(r: &mut R) -> std::io::Result<T>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_le_bytes(len);
+    if len > FRAME_BYTES_MAX {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the limit {FRAME_BYTES_MAX}"),
+        ));
+    }
+    let mut body = vec![0u8; len as usize];
+    r.read_exact(&mut body).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_frame_round_trips_and_an_oversized_length_is_refused() {
+        let req = Rpc::Client(ClientRequest::Put {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        });
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req).await.unwrap();
+        let back: Rpc = read_frame(&mut buf.as_slice()).await.unwrap();
+        assert!(matches!(back, Rpc::Client(ClientRequest::Put { .. })));
+
+        let mut bad = (FRAME_BYTES_MAX + 1).to_le_bytes().to_vec();
+        bad.extend_from_slice(b"{}");
+        let err = read_frame::<_, Rpc>(&mut bad.as_slice()).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+
+        let mut truncated = 10u32.to_le_bytes().to_vec();
+        truncated.extend_from_slice(b"{}");
+        let err = read_frame::<_, Rpc>(&mut truncated.as_slice())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+}

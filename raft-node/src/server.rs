@@ -1,0 +1,354 @@
+//! One node: a capsuledb file holding the openraft log and key-value state machine
+//! (`capsuledb::raftlog::openraft`), a `Raft`, and a TCP listener serving Raft's RPCs
+//! and client requests on one port.
+
+use crate::network::TcpNetwork;
+use crate::proto::{
+    ClientOk, ClientReply, ClientRequest, NodeId, Reply, Rpc, SCAN_LIMIT_MAX, Status, read_frame,
+    write_frame,
+};
+use capsuledb::Database;
+use capsuledb::raftlog::openraft::{LogStore, Request, StateMachine, TypeConfig};
+use openraft::error::{ForwardToLeader, RaftError};
+use openraft::{BasicNode, Config, Raft, RaftMetrics, SnapshotPolicy, TryAsRef};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The capsuledb table holding the state machine's data: `<log name>.sm`, see
+/// `capsuledb::raftlog::openraft::StateMachine::open_named`.
+const DATA_TABLE: &str = "raft.sm";
+
+/// How a node runs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id (not 0).
+    pub id: NodeId,
+    /// `host:port` to listen on, and the address other nodes know it by.
+    pub addr: String,
+    /// The database file (created if missing).
+    pub db: PathBuf,
+    /// On a pristine node, initialize a cluster of these members (id to address).
+    pub init: Option<BTreeMap<NodeId, String>>,
+    /// Raft timing, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the election timeout, in milliseconds.
+    pub election_min_ms: u64,
+    /// Upper bound of the election timeout, in milliseconds.
+    pub election_max_ms: u64,
+    /// Build a snapshot after this many applied entries since the last one.
+    pub snapshot_every: u64,
+    /// Log entries kept after a snapshot covers them; a follower further behind is sent
+    /// the snapshot.
+    pub keep_logs: u64,
+}
+
+impl NodeConfig {
+    /// A node with the default timing (heartbeat 150 ms, election 750–1500 ms) and
+    /// openraft's default snapshot settings (every 5000 entries, 1000 kept after).
+    pub fn new(id: NodeId, addr: impl Into<String>, db: impl Into<PathBuf>) -> NodeConfig {
+        NodeConfig {
+            id,
+            addr: addr.into(),
+            db: db.into(),
+            init: None,
+            heartbeat_ms: 150,
+            election_min_ms: 750,
+            election_max_ms: 1500,
+            snapshot_every: 5000,
+            keep_logs: 1000,
+        }
+    }
+}
+
+/// Why a node stopped or could not start.
+#[derive(Debug)]
+pub enum NodeError {
+    /// The database failed.
+    Database(capsuledb::Error),
+    /// Binding or accepting failed.
+    Io(std::io::Error),
+    /// openraft refused the configuration or failed.
+    Raft(String),
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Database(e) => write!(f, "database: {e}"),
+            NodeError::Io(e) => write!(f, "{e}"),
+            NodeError::Raft(e) => write!(f, "raft: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+impl From<capsuledb::Error> for NodeError {
+    fn from(e: capsuledb::Error) -> Self {
+        NodeError::Database(e)
+    }
+}
+
+impl From<std::io::Error> for NodeError {
+    fn from(e: std::io::Error) -> Self {
+        NodeError::Io(e)
+    }
+}
+
+struct Node {
+    raft: Raft<TypeConfig>,
+    state_machine: StateMachine,
+    db: Database,
+    /// Set to `true` after answering a [`ClientRequest::Shutdown`].
+    stop: watch::Sender<bool>,
+    /// Snapshots received from a leader and installed since this process started.
+    snapshots_installed: AtomicU64,
+}
+
+/// Runs a node until `shutdown` completes or a client asks it to stop, then shuts Raft
+/// down and closes the database.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let raft_config = Config {
+        cluster_name: "capsuledb-raft-node".into(),
+        heartbeat_interval: config.heartbeat_ms,
+        election_timeout_min: config.election_min_ms,
+        election_timeout_max: config.election_max_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        max_in_snapshot_log_to_keep: config.keep_logs,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let db = Database::open(&config.db)?;
+    let log_store: LogStore<TypeConfig> = LogStore::open(&db)?;
+    let state_machine = StateMachine::open(&db)?;
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config),
+        TcpNetwork,
+        log_store,
+        state_machine.clone(),
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let listener = TcpListener::bind(&config.addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("listen on {}: {e}", config.addr)))?;
+    if let Some(members) = &config.init {
+        init(&raft, members).await?;
+    }
+    eprintln!(
+        "raft-node {}: serving {} on {}",
+        config.id,
+        config.db.display(),
+        config.addr
+    );
+
+    let (stop, mut stopped) = watch::channel(false);
+    let node = Arc::new(Node {
+        raft: raft.clone(),
+        state_machine,
+        db: db.clone(),
+        stop,
+        snapshots_installed: AtomicU64::new(0),
+    });
+    tokio::pin!(shutdown);
+    let result = loop {
+        tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            _ = stopped.changed() => break Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let node = Arc::clone(&node);
+                    tokio::spawn(serve_connection(node, stream));
+                }
+                Err(e) => break Err(NodeError::Io(e)),
+            },
+        }
+    };
+    drop(listener);
+    raft.shutdown()
+        .await
+        .map_err(|e| NodeError::Raft(format!("shutdown: {e}")))?;
+    drop(node);
+    eprintln!("raft-node {}: stopped", config.id);
+    result
+}
+
+async fn init(
+    raft: &Raft<TypeConfig>,
+    members: &BTreeMap<NodeId, String>,
+) -> Result<(), NodeError> {
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    if initialized {
+        return Ok(());
+    }
+    let nodes: BTreeMap<NodeId, BasicNode> = members
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode::new(addr)))
+        .collect();
+    match raft.initialize(nodes).await {
+        Ok(()) => Ok(()),
+        // Another node with the same members got there first: the goal is reached.
+        Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(NodeError::Raft(format!("initialize: {e}"))),
+    }
+}
+
+async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    loop {
+        let rpc: Rpc = match read_frame(&mut stream).await {
+            Ok(rpc) => rpc,
+            // The peer hung up or sent garbage: either way this connection is done.
+            Err(_) => return,
+        };
+        let stop_after = matches!(rpc, Rpc::Client(ClientRequest::Shutdown));
+        let reply = match rpc {
+            Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
+            Rpc::InstallSnapshot(r) => {
+                let last_chunk = r.done;
+                let result = node.raft.install_snapshot(r).await;
+                if last_chunk && result.is_ok() {
+                    node.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+                }
+                Reply::InstallSnapshot(result)
+            }
+            Rpc::Vote(r) => Reply::Vote(node.raft.vote(r).await),
+            Rpc::Client(r) => Reply::Client(handle_client(&node, r).await),
+        };
+        let written = write_frame(&mut stream, &reply).await;
+        if stop_after {
+            // Answered first, so the client learns the stop was accepted.
+            let _ = node.stop.send(true);
+        }
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+/// `NotLeader` when `e` says so (the node did nothing), else `Failed`.
+fn raft_failure<E>(e: RaftError<NodeId, E>) -> ClientReply
+where
+    E: std::error::Error + TryAsRef<ForwardToLeader<NodeId, BasicNode>>,
+{
+    match e.forward_to_leader::<BasicNode>() {
+        Some(f) => ClientReply::NotLeader {
+            leader_id: f.leader_id,
+            leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()),
+        },
+        None => ClientReply::Failed(e.to_string()),
+    }
+}
+
+async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
+    let write = |r: Request| async {
+        match node.raft.client_write(r).await {
+            Ok(resp) => ClientReply::Ok(ClientOk::Written {
+                previous: resp.data.previous,
+                index: resp.log_id.index,
+            }),
+            Err(e) => raft_failure(e),
+        }
+    };
+    match request {
+        ClientRequest::Put { key, value } => write(Request::Set { key, value }).await,
+        ClientRequest::Delete { key } => write(Request::Delete { key }).await,
+        ClientRequest::Get { key } => {
+            if let Err(e) = node.raft.ensure_linearizable().await {
+                return raft_failure(e);
+            }
+            match node.state_machine.get(&key) {
+                Ok(v) => ClientReply::Ok(ClientOk::Value(v)),
+                Err(e) => ClientReply::Failed(format!("read: {e}")),
+            }
+        }
+        ClientRequest::Scan { from, to, limit } => {
+            if let Err(e) = node.raft.ensure_linearizable().await {
+                return raft_failure(e);
+            }
+            match scan(&node.db, from, to, limit) {
+                Ok(pairs) => ClientReply::Ok(ClientOk::Pairs(pairs)),
+                Err(e) => ClientReply::Failed(format!("scan: {e}")),
+            }
+        }
+        ClientRequest::Init { members } => match init(&node.raft, &members).await {
+            Ok(()) => ClientReply::Ok(ClientOk::Done),
+            Err(e) => ClientReply::Failed(e.to_string()),
+        },
+        ClientRequest::AddLearner { id, addr } => {
+            match node.raft.add_learner(id, BasicNode::new(addr), true).await {
+                Ok(r) => ClientReply::Ok(ClientOk::Written {
+                    previous: None,
+                    index: r.log_id.index,
+                }),
+                Err(e) => raft_failure(e),
+            }
+        }
+        ClientRequest::ChangeMembership { voters, retain } => {
+            match node.raft.change_membership(voters, retain).await {
+                Ok(r) => ClientReply::Ok(ClientOk::Written {
+                    previous: None,
+                    index: r.log_id.index,
+                }),
+                Err(e) => raft_failure(e),
+            }
+        }
+        ClientRequest::Status => {
+            let mut s = status(&node.raft.metrics().borrow());
+            s.snapshots_installed = node.snapshots_installed.load(Ordering::Relaxed);
+            ClientReply::Ok(ClientOk::Status(s))
+        }
+        // `serve_connection` stops the node once this answer is out.
+        ClientRequest::Shutdown => ClientReply::Ok(ClientOk::Done),
+    }
+}
+
+fn scan(
+    db: &Database,
+    from: Option<Vec<u8>>,
+    to: Option<Vec<u8>>,
+    limit: u32,
+) -> capsuledb::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let limit = limit.min(SCAN_LIMIT_MAX) as usize;
+    let mut conn = db.connect();
+    let tx = conn.begin_read()?;
+    let start = from.map_or(Bound::Unbounded, Bound::Included);
+    let end = to.map_or(Bound::Unbounded, Bound::Excluded);
+    tx.range(DATA_TABLE, (start, end))?
+        .take(limit)
+        .map(|r| r.map(|(k, v)| (k, v.to_vec())))
+        .collect()
+}
+
+fn status(m: &RaftMetrics<NodeId, BasicNode>) -> Status {
+    let membership = m.membership_config.membership();
+    Status {
+        id: m.id,
+        state: format!("{:?}", m.state),
+        term: m.current_term,
+        leader: m.current_leader,
+        last_log_index: m.last_log_index,
+        last_applied: m.last_applied.map(|l| l.index),
+        snapshot: m.snapshot.map(|l| l.index),
+        purged: m.purged.map(|l| l.index),
+        snapshots_installed: 0,
+        voters: membership.voter_ids().collect(),
+        nodes: membership
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect(),
+    }
+}
