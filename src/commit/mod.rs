@@ -38,6 +38,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+/// What the proof needs of a capsule once its bytes are written.
+struct EncodedCapsule {
+    checksum: u32,
+    entry_count: u32,
+    write_digest: u32,
+    len: u32,
+}
+
 /// Commits between two prunes of the commit index and the version store.
 const MAINTENANCE_INTERVAL: u64 = 64;
 
@@ -159,6 +167,14 @@ impl Committer {
             let extent = self.capsules.append(&enc.bytes)?;
             self.capsule_bytes
                 .fetch_add(enc.bytes.len() as u64, Ordering::Relaxed);
+            // The bytes are on their way to the file; only their summary is needed
+            // from here on (a bulk commit's capsule is as large as its data).
+            let enc = EncodedCapsule {
+                checksum: enc.checksum,
+                entry_count: enc.entry_count,
+                write_digest: enc.write_digest,
+                len: enc.bytes.len() as u32,
+            };
             self.group.wait_for_room()?;
             Some((enc, extent))
         } else {
@@ -176,7 +192,7 @@ impl Committer {
                         seq: *seq,
                         snapshot,
                         capsule_offset: extent.offset,
-                        capsule_len: enc.bytes.len() as u32,
+                        capsule_len: enc.len,
                         capsule_checksum: enc.checksum,
                         write_digest: enc.write_digest,
                         entry_count: enc.entry_count,

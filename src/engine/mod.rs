@@ -431,10 +431,11 @@ impl Engine {
     pub(crate) fn after_large_commit(&self, write_bytes: usize) {
         let large = u64::try_from(write_bytes).unwrap_or(u64::MAX) > self.version_bytes_max / 2;
         if large && !self.read_only && !self.closing.load(Ordering::Acquire) {
-            let _ = self.run_checkpoint(true);
-            // Its keys in the commit index go now too, rather than in the maintenance
-            // pass of some later committer.
+            // Its keys leave the commit index first (rather than in the maintenance pass
+            // of some later committer), so the fold's own memory comes on top of less.
             self.committer.maintain();
+            release_freed_memory();
+            let _ = self.run_checkpoint(true);
             release_freed_memory();
         }
     }
