@@ -19,13 +19,15 @@ mod group;
 mod index;
 mod marker_writer;
 mod recovery;
+mod repair;
+mod replay;
 
 pub use arena::LogArena;
 pub use feed::{CommitEvent, Feed, Received, Subscription};
 pub use group::{GroupCommit, GroupStats, Pending, QUEUE_COMMITS_MAX};
 pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
-pub use recovery::{recover, scrub_tail};
+pub use recovery::{LogDamage, apply_repairs, recover, scrub_tail};
 
 use crate::Error;
 use crate::format::{Proof, encode_capsule};
