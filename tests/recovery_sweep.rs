@@ -29,7 +29,8 @@ const TAIL: u64 = 10;
 const KIND_CAPSULE: u8 = 1;
 const KIND_PROOF: u8 = 2;
 const KIND_MARKER: u8 = 3;
-/// In the normal run, one bit in this many is flipped.
+/// In the normal run, one bit in this many is flipped (in the crash images, which are
+/// more, one in `4 * SAMPLE_ONE_IN`).
 const SAMPLE_ONE_IN: u64 = 160;
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -207,6 +208,9 @@ fn check(bytes: &[u8], expect: u64, acked: u64, deep: bool) -> Outcome {
             }
         }
         Err(e) if e.is_corruption() => {
+            if std::env::var("CAPSULEDB_SWEEP_VERBOSE").is_ok() {
+                println!("typed error: {e}");
+            }
             // Nothing was written, and a read-only open reads up to the damage.
             if sim.live_bytes() != bytes {
                 return Outcome::BadError;
@@ -275,11 +279,12 @@ impl Tally {
 
 fn sweep(bytes: &[u8], expect: u64, acked: u64, durable_only: bool, seed: u64, tally: &mut Tally) {
     let mut rng = Rng::new(seed);
+    let one_in = if durable_only { 4 * SAMPLE_ONE_IN } else { SAMPLE_ONE_IN };
     let mut deep = 0u64;
     for (name, start, len) in targets(bytes, acked, durable_only) {
         for at in start..start + len {
             for bit in 0..8u8 {
-                if !long_mode() && !rng.chance(1, SAMPLE_ONE_IN) {
+                if !long_mode() && !rng.chance(1, one_in) {
                     continue;
                 }
                 let mut damaged = bytes.to_vec();

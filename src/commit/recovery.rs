@@ -40,6 +40,9 @@ pub struct Recovered {
     pub repairs: Vec<Repair>,
     /// Damage below the durable bound (only from a lenient recovery; a strict one fails).
     pub damage: Option<LogDamage>,
+    /// The tail page's header must be rewritten (with a fresh next page) before markers
+    /// are appended: its stored next page could not be confirmed.
+    pub rewrite_tail_header: bool,
 }
 
 /// Capsule and proof pages in use by the valid log.
@@ -170,25 +173,34 @@ pub fn recover(
     let mut start = true;
     let mut replayed = 0;
     let mut marker_pages = Vec::new();
+    // Whether the page being read names its next page without confirmation (its
+    // header was rebuilt while its checksum was damaged).
+    let mut next_unconfirmed = false;
     let stop = loop {
         let ph = match marker_page_header(&f, page, first_seq) {
-            Ok(h) => h,
+            Ok(h) => {
+                next_unconfirmed = false;
+                h
+            }
             Err(what) => match f.rebuild_marker_header(page, first_seq) {
-                Some((h, bytes)) => {
+                Some((h, bytes, confirmed)) => {
                     w.repairs.push(Repair {
                         offset: page * ps,
                         bytes,
                         what: format!("the header of marker page {page} ({what})"),
                     });
+                    next_unconfirmed = !confirmed;
                     h
                 }
                 None => {
+                    // A page reached through an unconfirmed link is no evidence of a
+                    // torn start: it may not be the stream's page at all.
                     break Stop {
                         page,
                         tail_page: page,
                         seq,
                         what,
-                        always: start,
+                        always: start || next_unconfirmed,
                         next_page: None,
                         first_seq,
                     };
@@ -279,7 +291,11 @@ pub fn recover(
         return Err(d.to_error());
     }
     let tip = seq - 1;
-    let tail = match stop.next_page {
+    // A tail page whose next page is unconfirmed gets a fresh one, and its header is
+    // rewritten with it before any marker is written.
+    let rewrite_tail_header = next_unconfirmed && stop.next_page.is_some();
+    let next_page = stop.next_page.filter(|_| !rewrite_tail_header);
+    let tail = match next_page {
         Some(next) => {
             w.used.insert(next);
             StreamTail {
@@ -300,6 +316,11 @@ pub fn recover(
             chain,
         },
     };
+    if rewrite_tail_header {
+        // The rebuilt header goes back only through the scrub, with the fresh next page.
+        let at = stop.tail_page * ps;
+        w.repairs.retain(|r| r.offset != at);
+    }
     Ok(Recovered {
         tip,
         tail,
@@ -310,6 +331,7 @@ pub fn recover(
         log: w.log,
         repairs: w.repairs,
         damage,
+        rewrite_tail_header,
     })
 }
 
@@ -377,20 +399,30 @@ pub fn apply_repairs(storage: &dyn Storage, repairs: &[Repair]) -> Result<()> {
 /// marker is on it yet, zeroes the slots after the tail and the whole next page, and
 /// syncs, so no record left by the lost tail can ever continue the stream.
 /// `tail.next_page` must already be chosen.
-pub fn scrub_tail(storage: &dyn Storage, page_size: u32, tail: &StreamTail) -> Result<()> {
+/// With `rewrite_header`, the tail page's header is rewritten too (a repaired header
+/// whose next page recovery could not confirm).
+pub fn scrub_tail(
+    storage: &dyn Storage,
+    page_size: u32,
+    tail: &StreamTail,
+    rewrite_header: bool,
+) -> Result<()> {
     let ps = u64::from(page_size);
     let slot = tail.next_seq - tail.first_seq;
+    let image = MarkerWriter::new_page_image(
+        tail.page,
+        page_size,
+        MarkerPageHeader {
+            next_page: tail.next_page,
+            first_seq: tail.first_seq,
+        },
+    )?;
     if slot == 0 {
-        let image = MarkerWriter::new_page_image(
-            tail.page,
-            page_size,
-            MarkerPageHeader {
-                next_page: tail.next_page,
-                first_seq: tail.first_seq,
-            },
-        )?;
         storage.write_at(tail.page * ps, &image)?;
-    } else if slot < slots_per_page(page_size) {
+    } else if rewrite_header {
+        storage.write_at(tail.page * ps, image.get(..LOG_PAGE_HEADER_LEN).unwrap_or(&[]))?;
+    }
+    if slot > 0 && slot < slots_per_page(page_size) {
         let from = LOG_PAGE_HEADER_LEN as u64 + slot * MARKER_LEN as u64;
         storage.write_at(tail.page * ps + from, &vec![0u8; (ps - from) as usize])?;
     }

@@ -44,12 +44,6 @@ struct RecordIndex {
     capsules: Vec<u64>,
 }
 
-/// Whether a rebuilt 32-byte page header is confirmed by the stored one: its stored
-/// checksum matches the rebuilt one, or every other stored byte does.
-fn header_confirmed(rebuilt: &[u8], stored: &[u8]) -> bool {
-    rebuilt.get(..4) == stored.get(..4) || rebuilt.get(4..32) == stored.get(4..32)
-}
-
 impl<'a> LogFile<'a> {
     /// The file behind `view`.
     pub fn new(view: &'a View, page_size: u32, first_data: u64) -> LogFile<'a> {
@@ -75,58 +69,51 @@ impl<'a> LogFile<'a> {
     }
 
     /// Rebuilds the 32-byte header of a proof or capsule page from what its position
-    /// determines; `run_pages` candidates are the stored value and `needed`.
-    pub fn rebuild_log_header(&self, page: u64, kind: PageKind, needed: u64) -> Option<Vec<u8>> {
+    /// determines and `run_pages`, the run the record being read needs.
+    pub fn rebuild_log_header(&self, page: u64, kind: PageKind, run_pages: u64) -> Option<Vec<u8>> {
         let stored = self.page(page)?.get(..LOG_PAGE_HEADER_LEN)?;
-        let stored_run = stored
-            .get(16..20)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_le_bytes)?;
-        for run in [u64::from(stored_run), needed] {
-            if run == 0 || run > u64::from(u32::MAX) {
-                continue;
-            }
-            let mut kh = [0u8; 16];
-            kh[..4].copy_from_slice(&(run as u32).to_le_bytes());
-            let mut buf = vec![0u8; LOG_PAGE_HEADER_LEN];
-            write_log_page_header(&mut buf, kind, page, &kh).ok()?;
-            if header_confirmed(&buf, stored) {
-                return Some(buf);
-            }
-        }
-        None
+        let run = u32::try_from(run_pages).ok().filter(|&r| r > 0)?;
+        let mut kh = [0u8; 16];
+        kh[..4].copy_from_slice(&run.to_le_bytes());
+        let mut buf = vec![0u8; LOG_PAGE_HEADER_LEN];
+        write_log_page_header(&mut buf, kind, page, &kh).ok()?;
+        (buf.get(..4) == stored.get(..4) || buf.get(4..32) == stored.get(4..32)).then_some(buf)
     }
 
-    /// Rebuilds a marker page header whose `first_seq` the stream position determines;
-    /// `next_page` is the stored value or any data page the stored checksum confirms.
+    /// Rebuilds a marker page header whose `first_seq` the stream position determines.
+    /// `next_page` is whichever data page the stored checksum confirms; failing that
+    /// (the checksum itself is damaged), the stored `next_page` when every other stored
+    /// byte matches, returned as unconfirmed (`false`): only a page that turns out to
+    /// start the rest of the stream confirms it.
     pub fn rebuild_marker_header(
         &self,
         page: u64,
         first_seq: u64,
-    ) -> Option<(MarkerPageHeader, Vec<u8>)> {
+    ) -> Option<(MarkerPageHeader, Vec<u8>, bool)> {
         let stored = self.page(page)?.get(..LOG_PAGE_HEADER_LEN)?;
         let stored_next = stored
             .get(16..24)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
             .map(u64::from_le_bytes)?;
-        let valid_next = |n: u64| n >= self.first_data && n < self.file_pages && n != page;
-        let candidates = std::iter::once(stored_next)
-            .filter(|&n| valid_next(n))
-            .chain((self.first_data..self.file_pages).filter(|&n| n != stored_next && n != page));
-        for next_page in candidates {
+        let build = |next_page: u64| {
             let h = MarkerPageHeader {
                 next_page,
                 first_seq,
             };
             let mut buf = vec![0u8; LOG_PAGE_HEADER_LEN];
             write_log_page_header(&mut buf, PageKind::Marker, page, &h.encode()).ok()?;
-            // For a `next_page` other than the stored one only the stored checksum
-            // can confirm.
-            if header_confirmed(&buf, stored) {
-                return Some((h, buf));
-            }
+            Some((h, buf))
+        };
+        let by_checksum = (self.first_data..self.file_pages)
+            .filter(|&n| n != page)
+            .filter_map(build)
+            .find(|(_, buf)| buf.get(..4) == stored.get(..4));
+        if let Some((h, buf)) = by_checksum {
+            return Some((h, buf, true));
         }
-        None
+        let (h, buf) = build(stored_next)?;
+        let plausible = stored_next >= self.first_data && stored_next < self.file_pages;
+        (plausible && buf.get(4..32) == stored.get(4..32)).then_some((h, buf, false))
     }
 
     /// Rebuilds the marker of `seq` in `slot` (chained to `prev_chain`) from a proof of

@@ -88,13 +88,6 @@ pub(super) fn replay(
         if let Err(why) = checked {
             let rebuilt = f
                 .rebuild_log_header(page, kind, pages_needed)
-                .filter(|b| {
-                    let run = b
-                        .get(16..20)
-                        .and_then(|r| <[u8; 4]>::try_from(r).ok())
-                        .map_or(0, u32::from_le_bytes);
-                    u64::from(run) >= pages_needed
-                })
                 .ok_or_else(|| (page, why.clone()))?;
             w.repairs.push(Repair {
                 offset: page * f.page_size,

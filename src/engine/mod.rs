@@ -221,7 +221,7 @@ impl Engine {
             if tail.next_page == 0 {
                 tail.next_page = pager.alloc()?;
             }
-            scrub_tail(storage.as_ref(), page_size, &tail)?;
+            scrub_tail(storage.as_ref(), page_size, &tail, rec.rewrite_tail_header)?;
             if bound_needs_write(&header, rec.tip) {
                 (header, copy) = write_durable_bound(storage.as_ref(), &header, copy, rec.tip)?;
             }
