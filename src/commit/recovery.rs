@@ -316,11 +316,7 @@ pub fn recover(
             chain,
         },
     };
-    if rewrite_tail_header {
-        // The rebuilt header goes back only through the scrub, with the fresh next page.
-        let at = stop.tail_page * ps;
-        w.repairs.retain(|r| r.offset != at);
-    }
+
     Ok(Recovered {
         tip,
         tail,
