@@ -250,6 +250,12 @@ impl Committer {
         self.group.drain()
     }
 
+    /// Whether a commit's I/O failed: nothing more may be written then (a later sync
+    /// could make a failed commit durable after its caller was told it failed).
+    pub fn is_poisoned(&self) -> bool {
+        self.group.check().is_err()
+    }
+
     /// Where a checkpoint at `seq` starts the marker stream (see
     /// [`MarkerWriter::start_after`]).
     pub fn marker_start_after(&self, file: &[u8], seq: u64) -> Option<(u64, u32)> {

@@ -143,7 +143,7 @@ impl Engine {
         let drained = self.committer.drain();
         self.committer.feed().close();
         drained?;
-        if self.read_only {
+        if self.read_only || self.committer.is_poisoned() {
             return Ok(());
         }
         // A clean close: every marker written is durable, and the header says so.

@@ -407,7 +407,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         // Every sequenced commit reaches the disk; a failure here was already
         // reported to the committers that waited, and there is no one left to tell.
-        if self.committer.drain().is_ok() && !self.read_only {
+        if self.committer.drain().is_ok() && !self.read_only && !self.committer.is_poisoned() {
             let _ = self
                 .checkpointer
                 .raise_durable_bound(self.committer.durable_seq());
