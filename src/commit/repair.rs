@@ -91,6 +91,10 @@ impl<'a> LogFile<'a> {
         first_seq: u64,
     ) -> Option<(MarkerPageHeader, Vec<u8>, bool)> {
         let stored = self.page(page)?.get(..LOG_PAGE_HEADER_LEN)?;
+        if blank(stored) {
+            // A page never started (the usual end of the stream): nothing to confirm.
+            return None;
+        }
         let stored_next = stored
             .get(16..24)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -126,6 +130,10 @@ impl<'a> LogFile<'a> {
         prev_chain: u32,
         successor: Option<&[u8]>,
     ) -> Option<(Marker, u32, [u8; MARKER_LEN])> {
+        if blank(slot) && successor.is_none_or(blank) {
+            // The usual end of the stream: an empty slot with nothing after it.
+            return None;
+        }
         let stored_offset = slot
             .get(8..16)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -253,6 +261,10 @@ impl<'a> LogFile<'a> {
         }
         ix
     }
+}
+
+fn blank(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
 }
 
 fn read_u32(b: &[u8]) -> u32 {
