@@ -356,7 +356,10 @@ fn a_version_1_file_opens_and_is_upgraded() {
     // Read-write: upgraded by its first header write, which records the durable bound.
     let db = Database::open(&path).unwrap();
     let info = db.info().unwrap();
-    assert_eq!((info.format_version, info.log_durable_seq), (FORMAT_VERSION, 1));
+    assert_eq!(
+        (info.format_version, info.log_durable_seq),
+        (FORMAT_VERSION, 1)
+    );
     let mut c = db.connect();
     assert_eq!(
         c.begin_read().unwrap().get("t", b"k").unwrap().as_deref(),

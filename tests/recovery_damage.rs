@@ -61,7 +61,11 @@ fn issue_14_flip_in_the_marker_of_commit_9_is_repaired() {
     assert!(db.check_integrity().unwrap().is_ok());
     db.close().unwrap();
     let db = Database::open(&path).unwrap();
-    assert_eq!(db.stats().repaired_log_records, 0, "the repair was written back");
+    assert_eq!(
+        db.stats().repaired_log_records,
+        0,
+        "the repair was written back"
+    );
     assert_eq!(keys(&db), 61);
 }
 
@@ -92,7 +96,11 @@ fn a_lost_marker_and_proof_refuse_a_write_open_and_read_up_to_the_damage() {
 
     let db = Options::new().read_only(true).open(&path).unwrap();
     assert_eq!(keys(&db), 8, "the commits before the damage");
-    let damage = db.info().unwrap().log_damage.expect("the damage is reported");
+    let damage = db
+        .info()
+        .unwrap()
+        .log_damage
+        .expect("the damage is reported");
     assert_eq!((damage.seq, damage.durable_seq), (9, 61));
     assert_eq!(damage.later_markers, Some((10, 61, 52)));
     let report = db.check_integrity().unwrap();

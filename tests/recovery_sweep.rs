@@ -279,7 +279,11 @@ impl Tally {
 
 fn sweep(bytes: &[u8], expect: u64, acked: u64, durable_only: bool, seed: u64, tally: &mut Tally) {
     let mut rng = Rng::new(seed);
-    let one_in = if durable_only { 4 * SAMPLE_ONE_IN } else { SAMPLE_ONE_IN };
+    let one_in = if durable_only {
+        4 * SAMPLE_ONE_IN
+    } else {
+        SAMPLE_ONE_IN
+    };
     let mut deep = 0u64;
     for (name, start, len) in targets(bytes, acked, durable_only) {
         for at in start..start + len {
@@ -291,7 +295,7 @@ fn sweep(bytes: &[u8], expect: u64, acked: u64, durable_only: bool, seed: u64, t
                 damaged[at as usize] ^= 1 << bit;
                 deep += 1;
                 let o = catch_unwind(AssertUnwindSafe(|| {
-                    check(&damaged, expect, acked, deep % 16 == 0)
+                    check(&damaged, expect, acked, deep.is_multiple_of(16))
                 }))
                 .unwrap_or(Outcome::Panic);
                 tally.add(name, o, at, bit);

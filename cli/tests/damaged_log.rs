@@ -49,11 +49,18 @@ fn unrepairable_damage_is_reported_and_salvaged() {
     assert!(err.contains("commit 9 cannot be recovered"), "{err}");
     let out = common::run(&["check", &db]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("commit 9 cannot be recovered"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("commit 9 cannot be recovered"),
+        "{}",
+        out.stdout
+    );
     let info = ok(&["info", &db]);
     assert!(info.contains("LOG DAMAGE         commit 9"), "{info}");
     assert!(info.contains("commits 9 to 61 were durable"), "{info}");
-    assert!(info.contains("52 marker records of commits 10 to 61 remain"), "{info}");
+    assert!(
+        info.contains("52 marker records of commits 10 to 61 remain"),
+        "{info}"
+    );
     assert_eq!(std::fs::read(&db).unwrap(), bytes, "nothing was written");
 
     let out_db = s(&dir.path().join("salvaged.db"));
@@ -62,7 +69,11 @@ fn unrepairable_damage_is_reported_and_salvaged() {
     assert!(report.contains("the state after commit 8"), "{report}");
     assert!(ok(&["check", &out_db]).starts_with("ok:"));
     assert_eq!(ok(&["scan", &out_db, "t"]).lines().count(), 8);
-    assert_eq!(std::fs::read(&db).unwrap(), bytes, "salvage never modifies IN");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "salvage never modifies IN"
+    );
     let again = fails(&["salvage", &db, &out_db], 1);
     assert!(again.contains("already exists"), "{again}");
 }

@@ -416,7 +416,10 @@ pub fn scrub_tail(
     if slot == 0 {
         storage.write_at(tail.page * ps, &image)?;
     } else if rewrite_header {
-        storage.write_at(tail.page * ps, image.get(..LOG_PAGE_HEADER_LEN).unwrap_or(&[]))?;
+        storage.write_at(
+            tail.page * ps,
+            image.get(..LOG_PAGE_HEADER_LEN).unwrap_or(&[]),
+        )?;
     }
     if slot > 0 && slot < slots_per_page(page_size) {
         let from = LOG_PAGE_HEADER_LEN as u64 + slot * MARKER_LEN as u64;

@@ -22,10 +22,12 @@ pub(super) fn replay(
 ) -> Result<TableId, Fault> {
     let seq = m.seq;
     let proof_page = f.page_of(m.proof_offset);
-    let proof_bytes = f
-        .view
-        .get(m.proof_offset, PROOF_LEN)
-        .ok_or_else(|| (marker_page, "its proof lies past the end of the file".to_string()))?;
+    let proof_bytes = f.view.get(m.proof_offset, PROOF_LEN).ok_or_else(|| {
+        (
+            marker_page,
+            "its proof lies past the end of the file".to_string(),
+        )
+    })?;
     let proof = match Proof::decode(proof_bytes) {
         Ok((p, sum)) if sum == m.proof_checksum && p.seq == seq => p,
         other => {
@@ -48,7 +50,12 @@ pub(super) fn replay(
     let cap_bytes = f
         .view
         .get(proof.capsule_offset, proof.capsule_len as usize)
-        .ok_or_else(|| (proof_page, "its capsule lies past the end of the file".to_string()))?;
+        .ok_or_else(|| {
+            (
+                proof_page,
+                "its capsule lies past the end of the file".to_string(),
+            )
+        })?;
     let capsule = decode_capsule(cap_bytes).map_err(|e| (cap_page, e.0))?;
     let stored_sum = cap_bytes
         .get(..4)
@@ -76,7 +83,8 @@ pub(super) fn replay(
             .and_then(|b| verify_log_page(b, kind, page).map_err(|e| e.to_string()))
             .and_then(|kh| {
                 let run_pages = u64::from(u32::from_le_bytes([kh[0], kh[1], kh[2], kh[3]]));
-                if run_pages < pages_needed || kh.get(4..).is_some_and(|r| r.iter().any(|&b| b != 0))
+                if run_pages < pages_needed
+                    || kh.get(4..).is_some_and(|r| r.iter().any(|&b| b != 0))
                 {
                     Err(format!(
                         "{kind:?} page run of {run_pages} pages does not hold its record"

@@ -44,10 +44,7 @@ pub fn describe_damage(d: &crate::commit::LogDamage) -> String {
         ),
         None => "; no marker record of a later commit remains past it".into(),
     };
-    format!(
-        "{}{beyond}",
-        d.to_error()
-    )
+    format!("{}{beyond}", d.to_error())
 }
 
 impl IntegrityReport {

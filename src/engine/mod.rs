@@ -165,7 +165,13 @@ impl Engine {
             kept_max_id = kept_max_id.max(table);
         }
         // A read-only open reads up to damage; a read-write one refuses it, writing nothing.
-        let rec = recover(storage.as_ref(), &header, &versions, floor, config.read_only)?;
+        let rec = recover(
+            storage.as_ref(),
+            &header,
+            &versions,
+            floor,
+            config.read_only,
+        )?;
         let floor = floor.min(rec.tip);
         let first_data = first_data_page(page_size);
         let (non_tree, free_list_run, tree_max_id) = {
