@@ -70,7 +70,7 @@ mod util;
 pub use api::{CATALOG_NAME, Connection, Database, Options, Page, Range, Transaction};
 pub use checkpoint::CheckpointReport;
 pub use commit::{CommitEvent, LogDamage, QUEUE_COMMITS_MAX, Received, Subscription};
-pub use engine::{DbInfo, IntegrityReport, Stats, ValueRef, describe_damage};
+pub use engine::{DbInfo, IntegrityReport, Stats, ValueRef};
 pub use error::{Error, Result};
 pub use mvcc::HistoryRetention;
 pub use types::{

@@ -37,7 +37,7 @@ pub struct IntegrityReport {
 }
 
 /// One line describing damage to the log, and what lies beyond it.
-pub fn describe_damage(d: &crate::commit::LogDamage) -> String {
+fn describe_damage(d: &crate::commit::LogDamage) -> String {
     let beyond = match d.later_markers {
         Some((lo, hi, n)) => format!(
             "; past it, {n} marker records of commits {lo} to {hi} remain, unreadable across the damage"

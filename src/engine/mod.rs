@@ -13,7 +13,7 @@ mod value;
 pub(crate) use config::Config;
 pub use control::{DbInfo, Stats};
 pub(crate) use files::open_path;
-pub use integrity::{IntegrityReport, describe_damage};
+pub use integrity::IntegrityReport;
 pub use value::ValueRef;
 
 use crate::btree;
