@@ -250,6 +250,12 @@ impl Committer {
         self.group.drain()
     }
 
+    /// Runs `f` while no group writes markers, so the marker stream read inside is not
+    /// caught halfway through an append.
+    pub fn with_markers_quiet<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.group.with_markers(|_| f())
+    }
+
     /// Whether a commit's I/O failed: nothing more may be written then (a later sync
     /// could make a failed commit durable after its caller was told it failed).
     pub fn is_poisoned(&self) -> bool {

@@ -152,13 +152,16 @@ impl Engine {
             // The log after the checkpoint: every marker, proof and capsule verifies.
             // Read leniently: past damage to the end of the stream's pages, so damage in
             // the middle of the stream is reported, repairable or not.
-            match crate::commit::recover(
-                e.storage.as_ref(),
-                header,
-                &VersionStore::new(),
-                u64::MAX,
-                true,
-            ) {
+            let recovered = e.committer.with_markers_quiet(|| {
+                crate::commit::recover(
+                    e.storage.as_ref(),
+                    header,
+                    &VersionStore::new(),
+                    u64::MAX,
+                    true,
+                )
+            });
+            match recovered {
                 Ok(rec) => {
                     r.log_commits = rec.replayed;
                     r.log_repairable = rec.repairs.len() as u64;
