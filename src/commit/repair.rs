@@ -77,7 +77,7 @@ impl<'a> LogFile<'a> {
         kh[..4].copy_from_slice(&run.to_le_bytes());
         let mut buf = vec![0u8; LOG_PAGE_HEADER_LEN];
         write_log_page_header(&mut buf, kind, page, &kh).ok()?;
-        (buf.get(..4) == stored.get(..4) || buf.get(4..32) == stored.get(4..32)).then_some(buf)
+        header_confirmed(&buf, stored).then_some(buf)
     }
 
     /// Rebuilds a marker page header whose `first_seq` the stream position determines.
@@ -117,7 +117,7 @@ impl<'a> LogFile<'a> {
         }
         let (h, buf) = build(stored_next)?;
         let plausible = stored_next >= self.first_data && stored_next < self.file_pages;
-        (plausible && buf.get(4..32) == stored.get(4..32)).then_some((h, buf, false))
+        (plausible && header_confirmed(&buf, stored)).then_some((h, buf, false))
     }
 
     /// Rebuilds the marker of `seq` in `slot` (chained to `prev_chain`) from a proof of
@@ -145,8 +145,11 @@ impl<'a> LogFile<'a> {
                 proof_checksum,
             };
             let (bytes, chain) = m.encode(prev_chain);
-            let by_self =
-                bytes.get(28..) == slot.get(28..MARKER_LEN) || bytes.get(..28) == slot.get(..28);
+            // The stored chain confirms the rebuilt fields; or the fields are intact and
+            // only the chain field is damaged (a record of another history, left by a
+            // torn page start, has intact fields too, but a chain that differs at random).
+            let by_self = bytes.get(28..) == slot.get(28..MARKER_LEN)
+                || (bytes.get(..28) == slot.get(..28) && near(slot.get(28..MARKER_LEN), chain));
             let by_successor =
                 successor.is_some_and(|s| Marker::decode(s, seq + 1, chain).is_some());
             (by_self || by_successor).then_some((m, chain, bytes))
@@ -263,6 +266,28 @@ impl<'a> LogFile<'a> {
     }
 }
 
+/// Whether a stored 4-byte checksum field is `value` or differs from it in at most
+/// [`FIELD_DAMAGE_BITS_MAX`] bits: damage to the field itself. A field written for other
+/// contents differs at random (about 16 bits), so this never accepts foreign bytes but
+/// with odds of about 1 in 8 million.
+fn near(stored: Option<&[u8]>, value: u32) -> bool {
+    stored
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .is_some_and(|b| (u32::from_le_bytes(b) ^ value).count_ones() <= FIELD_DAMAGE_BITS_MAX)
+}
+
+/// Bits of a damaged checksum field a repair accepts as damage rather than as a field
+/// written for other contents.
+const FIELD_DAMAGE_BITS_MAX: u32 = 2;
+
+/// Whether a rebuilt 32-byte log page header is confirmed by the stored one: by its
+/// stored checksum, or (the checksum field alone damaged) every other stored byte.
+fn header_confirmed(rebuilt: &[u8], stored: &[u8]) -> bool {
+    rebuilt.get(..4) == stored.get(..4)
+        || (rebuilt.get(4..32) == stored.get(4..32)
+            && near(stored.get(..4), read_u32(rebuilt)))
+}
+
 fn blank(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
@@ -310,6 +335,45 @@ mod tests {
         assert!(LogFile::new(&view, PS, 2).rebuild_marker_header(2, 128).is_none());
         let view = View::new(Arc::new(file_with(2, &good)));
         assert!(LogFile::new(&view, PS, 2).rebuild_marker_header(2, 255).is_none());
+    }
+
+    #[test]
+    fn a_marker_of_another_history_is_not_taken_for_a_damaged_one() {
+        // A proof page holding a valid proof of seq 5.
+        let mut kh = [0u8; 16];
+        kh[..4].copy_from_slice(&1u32.to_le_bytes());
+        let mut page = vec![0u8; LOG_PAGE_HEADER_LEN];
+        write_log_page_header(&mut page, PageKind::Proof, 3, &kh).unwrap();
+        let proof = Proof {
+            seq: 5,
+            snapshot: 4,
+            capsule_offset: 9999,
+            capsule_len: 40,
+            capsule_checksum: 1,
+            write_digest: 2,
+            entry_count: 1,
+        }
+        .encode();
+        page.extend_from_slice(&proof);
+        let view = View::new(Arc::new(file_with(3, &page)));
+        let mut f = LogFile::new(&view, PS, 2);
+        let offset = 3 * u64::from(PS) + LOG_PAGE_HEADER_LEN as u64;
+        let m = Marker {
+            seq: 5,
+            proof_offset: offset,
+            proof_checksum: Proof::checksum_of(&proof),
+        };
+        // Chained to predecessor 7: intact fields, but a chain for another history.
+        let (foreign, _) = m.encode(7);
+        assert!(f.rebuild_marker(&foreign, 5, 9, None).is_none());
+        // The same record with one flipped bit in any place is rebuilt.
+        let (good, chain) = m.encode(9);
+        for bit in 0..MARKER_LEN * 8 {
+            let mut damaged = good;
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            let got = f.rebuild_marker(&damaged, 5, 9, None);
+            assert_eq!(got, Some((m, chain, good)), "bit {bit}");
+        }
     }
 
     #[test]
