@@ -284,8 +284,7 @@ const FIELD_DAMAGE_BITS_MAX: u32 = 2;
 /// stored checksum, or (the checksum field alone damaged) every other stored byte.
 fn header_confirmed(rebuilt: &[u8], stored: &[u8]) -> bool {
     rebuilt.get(..4) == stored.get(..4)
-        || (rebuilt.get(4..32) == stored.get(4..32)
-            && near(stored.get(..4), read_u32(rebuilt)))
+        || (rebuilt.get(4..32) == stored.get(4..32) && near(stored.get(..4), read_u32(rebuilt)))
 }
 
 fn blank(b: &[u8]) -> bool {
@@ -332,9 +331,17 @@ mod tests {
         }
         // A page never started, or one of another stream position, is not rebuilt.
         let view = View::new(Arc::new(file_with(2, &[])));
-        assert!(LogFile::new(&view, PS, 2).rebuild_marker_header(2, 128).is_none());
+        assert!(
+            LogFile::new(&view, PS, 2)
+                .rebuild_marker_header(2, 128)
+                .is_none()
+        );
         let view = View::new(Arc::new(file_with(2, &good)));
-        assert!(LogFile::new(&view, PS, 2).rebuild_marker_header(2, 255).is_none());
+        assert!(
+            LogFile::new(&view, PS, 2)
+                .rebuild_marker_header(2, 255)
+                .is_none()
+        );
     }
 
     #[test]
