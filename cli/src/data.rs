@@ -123,7 +123,11 @@ pub fn info(file: &Path) -> CliResult<()> {
 
 /// `check`: `check_integrity()`, every problem on its own line; fails if any.
 pub fn check(file: &Path) -> CliResult<()> {
-    let db = crate::salvage::open_even_damaged(file, false)?;
+    // Read-only: a check reports what a write open would repair, and changes nothing.
+    if !file.exists() {
+        return open_existing(file).map(drop);
+    }
+    let db = capsuledb::Options::new().read_only(true).open(file)?;
     let r = db.check_integrity()?;
     let mut out = stdout();
     for p in &r.problems {

@@ -72,9 +72,9 @@ enum Command {
     /// the catalog, the free list, every marker, proof and capsule of the log since the
     /// last checkpoint, and that every page is used exactly once and none is leaked.
     /// Reads the whole log past the first damaged record and reports damage in the
-    /// middle of it, repairable or not; a file whose log damage a write open refuses is
-    /// checked read-only. Prints each problem with its page number; exits 1 if any was
-    /// found.
+    /// middle of it, repairable (a write open rebuilds it) or not. Opens the file
+    /// read-only and changes nothing. Prints each problem with its page number; exits 1
+    /// if any was found.
     Check {
         /// The database file (must exist).
         file: PathBuf,

@@ -27,6 +27,15 @@ fn a_flipped_marker_bit_is_repaired_and_shown_by_info() {
     let mut bytes = std::fs::read(&db).unwrap();
     bytes[MARKER_PAGE_OFFSET + 300] ^= 0x01;
     std::fs::write(&db, &bytes).unwrap();
+    // `check` reads only: it reports the damage a write open repairs.
+    let out = common::run(&["check", &db]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("repairable") && out.stdout.contains("the marker of commit 9"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), bytes, "check changes nothing");
     let info = ok(&["info", &db]);
     assert!(info.contains("last commit seq    61"), "{info}");
     assert!(info.contains("repaired at open   1 log records"), "{info}");
