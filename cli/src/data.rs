@@ -58,7 +58,7 @@ fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
 
 /// `info`: the header and the engine's counters. Creates the database if missing.
 pub fn info(file: &Path) -> CliResult<()> {
-    let db = Database::open(file)?;
+    let db = crate::salvage::open_even_damaged(file, true)?;
     let i = db.info()?;
     let s = db.stats();
     let mut out = stdout();
@@ -83,6 +83,17 @@ pub fn info(file: &Path) -> CliResult<()> {
         "history window     seqs {oldest} to {newest} (get/scan --at SEQ)"
     )?;
     writeln!(out, "recovered commits  {}", s.recovered_commits)?;
+    writeln!(out, "durable bound      seq {}", i.log_durable_seq)?;
+    writeln!(
+        out,
+        "repaired at open   {} log records",
+        s.repaired_log_records
+    )?;
+    if let Some(d) = &i.log_damage {
+        for line in crate::salvage::damage_lines(d) {
+            writeln!(out, "{line}")?;
+        }
+    }
     writeln!(
         out,
         "versions in memory {} ({} bytes)",
@@ -112,7 +123,11 @@ pub fn info(file: &Path) -> CliResult<()> {
 
 /// `check`: `check_integrity()`, every problem on its own line; fails if any.
 pub fn check(file: &Path) -> CliResult<()> {
-    let db = open_existing(file)?;
+    // Read-only: a check reports what a write open would repair, and changes nothing.
+    if !file.exists() {
+        return open_existing(file).map(drop);
+    }
+    let db = capsuledb::Options::new().read_only(true).open(file)?;
     let r = db.check_integrity()?;
     let mut out = stdout();
     for p in &r.problems {

@@ -19,13 +19,15 @@ mod group;
 mod index;
 mod marker_writer;
 mod recovery;
+mod repair;
+mod replay;
 
 pub use arena::LogArena;
 pub use feed::{CommitEvent, Feed, Received, Subscription};
 pub use group::{GroupCommit, GroupStats, Pending, QUEUE_COMMITS_MAX};
 pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
-pub use recovery::{recover, scrub_tail};
+pub use recovery::{LogDamage, apply_repairs, recover, scrub_tail};
 
 use crate::Error;
 use crate::format::{Proof, encode_capsule};
@@ -262,6 +264,18 @@ impl Committer {
     /// Writes every queued commit's proof and marker and syncs (shutdown).
     pub fn drain(&self) -> Result<(), Error> {
         self.group.drain()
+    }
+
+    /// Runs `f` while no group writes markers, so the marker stream read inside is not
+    /// caught halfway through an append.
+    pub fn with_markers_quiet<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.group.with_markers(|_| f())
+    }
+
+    /// Whether a commit's I/O failed: nothing more may be written then (a later sync
+    /// could make a failed commit durable after its caller was told it failed).
+    pub fn is_poisoned(&self) -> bool {
+        self.group.check().is_err()
     }
 
     /// Where a checkpoint at `seq` starts the marker stream (see
