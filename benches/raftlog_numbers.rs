@@ -23,7 +23,7 @@ const BATCH_ENTRIES: u64 = 64;
 const ENTRY_BYTES: usize = 256;
 const READ_ENTRIES: u64 = 10_000;
 /// Batches each log keeps in flight in the pipelined rows (`RaftLog::append_async`).
-const PIPELINE_DEPTH: usize = 16;
+const PIPELINE_DEPTH: usize = 64;
 
 fn fresh(dir: &Path, name: &str) -> Database {
     let path = dir.join(name);
@@ -126,7 +126,7 @@ fn append_phase(dir: &Path, logs: usize, depth: usize, phase: Duration) -> Strin
         if depth <= 1 {
             "append 64 x 256 B".to_string()
         } else {
-            format!("append_async, {depth} in flight")
+            format!("append_async {depth} deep")
         },
         entries / secs,
         batches / secs,
