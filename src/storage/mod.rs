@@ -18,7 +18,7 @@ mod file;
 mod sim;
 
 pub use file::FileStorage;
-pub use sim::{SECTOR_SIZE, SimStorage};
+pub use sim::{SECTOR_SIZE, SimStorage, TraceOp};
 
 use crate::Result;
 use std::ops::Deref;
