@@ -234,12 +234,12 @@ impl<'c> Transaction<'c> {
     }
 
     /// The committed value at the snapshot, below this transaction's own writes, handed
-    /// to `f` in place.
-    fn committed<T>(
+    /// to `f` with the read pin it lies in.
+    fn lookup<T>(
         &self,
         table: TableId,
         key: &[u8],
-        f: impl FnOnce(&[u8]) -> T,
+        f: impl FnOnce(&Arc<ReadPin>, Committed) -> T,
     ) -> Result<Option<T>> {
         let mut pin = self.pin.borrow_mut();
         let found = self.engine.committed_get(
@@ -249,26 +249,28 @@ impl<'c> Transaction<'c> {
             self.snapshot.seq(),
             self.time_travel(),
         )?;
-        Ok(found.map(|c| match c {
-            Committed::Shared(v) => f(&v),
-            Committed::Mapped((offset, len)) => f(pin.bytes(offset, len)),
-        }))
+        Ok(found.map(|c| f(&pin, c)))
     }
 
-    /// [`Transaction::committed`] as a [`ValueRef`].
+    /// [`Transaction::lookup`] on the value's bytes, in place.
+    fn committed<T>(
+        &self,
+        table: TableId,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>> {
+        self.lookup(table, key, |pin, c| match c {
+            Committed::Shared(v) => f(&v),
+            Committed::Mapped((offset, len)) => f(pin.bytes(offset, len)),
+        })
+    }
+
+    /// [`Transaction::lookup`] as a [`ValueRef`].
     fn committed_ref(&self, table: TableId, key: &[u8]) -> Result<Option<ValueRef>> {
-        let mut pin = self.pin.borrow_mut();
-        let found = self.engine.committed_get(
-            &mut pin,
-            table,
-            key,
-            self.snapshot.seq(),
-            self.time_travel(),
-        )?;
-        Ok(found.map(|c| match c {
+        self.lookup(table, key, |pin, c| match c {
             Committed::Shared(v) => ValueRef::shared(v),
-            Committed::Mapped((offset, len)) => ValueRef::pinned(&pin, offset, len),
-        }))
+            Committed::Mapped((offset, len)) => ValueRef::pinned(pin, offset, len),
+        })
     }
 
     /// The read pin, for scans.

@@ -110,13 +110,15 @@ fn cover_cmp(a: &Bound<Vec<u8>>, b: &Bound<Vec<u8>>, reverse: bool) -> Ordering 
     }
 }
 
-fn within(key: &[u8], covered: &Bound<Vec<u8>>, reverse: bool) -> bool {
+/// Whether `key` lies on the near side of `covered`: an upper bound for a forward scan,
+/// a lower bound for a reverse one.
+pub(crate) fn within(key: &[u8], covered: Bound<&[u8]>, reverse: bool) -> bool {
     match (covered, reverse) {
         (Bound::Unbounded, _) => true,
-        (Bound::Included(c), false) => key <= c.as_slice(),
-        (Bound::Excluded(c), false) => key < c.as_slice(),
-        (Bound::Included(c), true) => key >= c.as_slice(),
-        (Bound::Excluded(c), true) => key > c.as_slice(),
+        (Bound::Included(c), false) => key <= c,
+        (Bound::Excluded(c), false) => key < c,
+        (Bound::Included(c), true) => key >= c,
+        (Bound::Excluded(c), true) => key > c,
     }
 }
 
@@ -330,9 +332,12 @@ impl Engine {
         let mut out = Vec::new();
         // One descent, then leaf to leaf, until the range's end, `covered`, or `limit`.
         while let Some((k, v)) = cursor.step(view, verified)? {
-            let past_end = !within(k, end, reverse);
+            let past_end = !within(k, bound_slice(end), reverse);
             let rest = k.get(n..).unwrap_or(&[]);
-            if past_end || k.get(..n) != Some(prefix) || !within(rest, covered, reverse) {
+            if past_end
+                || k.get(..n) != Some(prefix)
+                || !within(rest, bound_slice(covered), reverse)
+            {
                 break;
             }
             out.push((rest.to_vec(), v));
@@ -356,11 +361,11 @@ fn merge_prefer(
     let mut out = Vec::with_capacity(first.len() + second.len());
     let mut a = first
         .into_iter()
-        .filter(|(k, _)| within(k, covered, reverse))
+        .filter(|(k, _)| within(k, bound_slice(covered), reverse))
         .peekable();
     let mut b = second
         .into_iter()
-        .filter(|(k, _)| within(k, covered, reverse))
+        .filter(|(k, _)| within(k, bound_slice(covered), reverse))
         .peekable();
     loop {
         let order = match (a.peek(), b.peek()) {

@@ -4,6 +4,7 @@
 //! mapping, the store's shared values or the write set: no allocation per entry.
 
 use super::Engine;
+use super::read::within;
 use super::value::ReadPin;
 use crate::btree::cursor::Cursor;
 use crate::error::Result;
@@ -69,17 +70,6 @@ fn tree_start(table: TableId, start: Bound<&[u8]>, reverse: bool) -> Bound<Vec<u
         Bound::Excluded(k) => Bound::Excluded(crate::btree::composite(table, k)),
         Bound::Unbounded if reverse => Bound::Excluded((table + 1).to_be_bytes().to_vec()),
         Bound::Unbounded => Bound::Included(prefix.to_vec()),
-    }
-}
-
-/// Whether `key` lies on the near side of the scan's far bound.
-fn before_end(key: &[u8], end: Bound<&[u8]>, reverse: bool) -> bool {
-    match (end, reverse) {
-        (Bound::Unbounded, _) => true,
-        (Bound::Included(e), false) => key <= e,
-        (Bound::Excluded(e), false) => key < e,
-        (Bound::Included(e), true) => key >= e,
-        (Bound::Excluded(e), true) => key > e,
     }
 }
 
@@ -164,7 +154,7 @@ impl<'t> ScanMerge<'t> {
         match self.tree.step(view, Some(self.engine.pager.verified()))? {
             Some((k, v)) if k.get(..8) == Some(&prefix[..]) => {
                 let key = k.get(8..).unwrap_or(&[]);
-                if before_end(key, self.end(), self.reverse) {
+                if within(key, self.end(), self.reverse) {
                     self.tree_head = Some((self.pin.locate(key), self.pin.locate(v)));
                 } else {
                     self.tree_done = true;
