@@ -25,7 +25,8 @@ pub use feed::{CommitEvent, Feed, Received, Subscription};
 pub use group::{GroupCommit, GroupStats, Pending, QUEUE_COMMITS_MAX};
 pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
-pub use recovery::{recover, scrub_tail};
+pub use marker_writer::StreamTail;
+pub use recovery::{Recovered, StreamStart, recover, recover_from, scrub_tail};
 
 use crate::Error;
 use crate::format::{Proof, encode_capsule};

@@ -55,6 +55,50 @@ impl Reader<'_> {
     }
 }
 
+/// Where a walk of the marker stream starts, and how far it goes.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamStart {
+    /// The marker page holding the slot of `seq` (or the page the stream continues on).
+    pub page: u64,
+    /// The first sequence to read.
+    pub seq: u64,
+    /// The chain value the marker of `seq` chains to.
+    pub chain: u32,
+    /// A start page that fails to verify is damage (`true`: the header named it) or
+    /// the stream's end (`false`: a live reader resuming where it stopped).
+    pub strict: bool,
+    /// Verify and apply each commit's proof and capsule (`false`: markers only).
+    pub replay: bool,
+    /// The walk ends after this sequence.
+    pub seq_max: u64,
+}
+
+impl StreamStart {
+    /// The stream after the checkpoint `header` names, replayed to its end.
+    pub fn at_checkpoint(header: &Header) -> StreamStart {
+        StreamStart {
+            page: header.marker_start_page,
+            seq: header.checkpoint_seq + 1,
+            chain: header.marker_chain_seed,
+            strict: true,
+            replay: true,
+            seq_max: u64::MAX,
+        }
+    }
+
+    /// The stream from where `tail` stopped.
+    pub fn after(tail: &StreamTail) -> StreamStart {
+        StreamStart {
+            page: tail.page,
+            seq: tail.next_seq,
+            chain: tail.chain,
+            strict: false,
+            replay: true,
+            seq_max: u64::MAX,
+        }
+    }
+}
+
 /// Replays the marker stream into `versions` and returns the stream's tail.
 pub fn recover(
     storage: &dyn Storage,
@@ -62,18 +106,35 @@ pub fn recover(
     versions: &VersionStore,
     floor: u64,
 ) -> Result<Recovered> {
+    recover_from(
+        storage,
+        header.page_size,
+        StreamStart::at_checkpoint(header),
+        versions,
+        floor,
+    )
+}
+
+/// Replays the marker stream from `from` into `versions` and returns the stream's tail.
+pub fn recover_from(
+    storage: &dyn Storage,
+    page_size: u32,
+    from: StreamStart,
+    versions: &VersionStore,
+    floor: u64,
+) -> Result<Recovered> {
     let view = storage.view()?;
     let r = Reader {
         view: &view,
-        page_size: u64::from(header.page_size),
+        page_size: u64::from(page_size),
     };
-    let slots = slots_per_page(header.page_size);
-    let first_data = first_data_page(header.page_size);
-    let file_pages = view.len() as u64 / u64::from(header.page_size);
+    let slots = slots_per_page(page_size);
+    let first_data = first_data_page(page_size);
+    let file_pages = view.len() as u64 / u64::from(page_size);
     let mut used = BTreeSet::new();
-    let mut seq = header.checkpoint_seq + 1;
-    let mut chain = header.marker_chain_seed;
-    let mut page = header.marker_start_page;
+    let mut seq = from.seq;
+    let mut chain = from.chain;
+    let mut page = from.page;
     let mut first_seq = seq;
     let mut max_table_id = 0;
     let mut replayed = 0;
@@ -123,7 +184,7 @@ pub fn recover(
             Ok(h) => h,
             // The start page was synced before the header named it: damage. A later
             // page is started by the same write as its first markers: a torn start.
-            Err(e) if start => return Err(e),
+            Err(e) if start && from.strict => return Err(e),
             Err(_) => break None,
         };
         start = false;
@@ -132,7 +193,7 @@ pub fn recover(
         marker_pages.push((first_seq, page));
         let bytes = r.page(page).unwrap_or(&[]);
         let mut slot = seq - first_seq;
-        while slot < slots {
+        while slot < slots && seq <= from.seq_max {
             let at = LOG_PAGE_HEADER_LEN + slot as usize * MARKER_LEN;
             let Some((marker, c)) = bytes
                 .get(at..at + MARKER_LEN)
@@ -140,9 +201,11 @@ pub fn recover(
             else {
                 break;
             };
-            max_table_id = max_table_id.max(replay(
-                &r, page, &marker, versions, floor, &mut used, &mut log,
-            )?);
+            if from.replay {
+                max_table_id = max_table_id.max(replay(
+                    &r, page, &marker, versions, floor, &mut used, &mut log,
+                )?);
+            }
             chain = c;
             seq += 1;
             slot += 1;

@@ -78,6 +78,16 @@ pub struct DbInfo {
     pub header_copy: u32,
     /// Random id given to the database at creation.
     pub database_id: u64,
+    /// Opened read-only: a live reader, which follows another process's commits.
+    pub read_only: bool,
+    /// The newest commit this handle sees.
+    pub visible_seq: u64,
+    /// Whether a live reader (of any process) pins a header generation older than the
+    /// current one (`format-spec/locking.md`): pages that generation reaches are then
+    /// held out of reuse and compaction cannot cut them off.
+    pub older_generations_pinned: bool,
+    /// Pages this writer holds out of reuse for pinned older generations.
+    pub held_pages: u64,
 }
 
 impl Engine {
@@ -159,6 +169,10 @@ impl Engine {
             header_generation: h.generation,
             header_copy: copy,
             database_id: h.database_id,
+            read_only: self.read_only,
+            visible_seq: self.registry.visible(),
+            older_generations_pinned: self.storage.pinned_below(h.generation)?,
+            held_pages: self.pager.held_count(),
         })
     }
 

@@ -136,8 +136,15 @@ impl Engine {
             }
 
             // The log after the checkpoint: every marker, proof and capsule verifies.
-            match crate::commit::recover(e.storage.as_ref(), header, &VersionStore::new(), u64::MAX)
-            {
+            let start = crate::commit::StreamStart::at_checkpoint(header);
+            let scratch = VersionStore::new();
+            let replayed = if e.read_only {
+                // A writer may be appending (a live reader).
+                super::follow::recover_live(e.storage.as_ref(), ps, start, &scratch, u64::MAX)
+            } else {
+                crate::commit::recover(e.storage.as_ref(), header, &scratch, u64::MAX)
+            };
+            match replayed {
                 Ok(rec) => r.log_commits = rec.replayed,
                 Err(err) => problem(&mut r, err),
             }

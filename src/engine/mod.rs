@@ -6,6 +6,7 @@ mod config;
 mod control;
 mod create;
 mod files;
+mod follow;
 mod integrity;
 mod read;
 mod scan;
@@ -14,6 +15,7 @@ mod value;
 pub(crate) use config::Config;
 pub use control::{DbInfo, Stats};
 pub(crate) use files::open_path;
+pub(crate) use follow::Follower;
 pub use integrity::IntegrityReport;
 pub(crate) use read::Committed;
 pub(crate) use scan::{OwnWrites, ScanMerge};
@@ -23,7 +25,8 @@ pub use value::ValueRef;
 use crate::btree;
 use crate::checkpoint::{CheckpointReport, Checkpointer, TreeState, read_free_list};
 use crate::commit::{
-    CommitError, Committer, Feed, GroupCommit, LogArena, MarkerWriter, ReadSet, recover, scrub_tail,
+    CommitError, Committer, Feed, GroupCommit, LogArena, MarkerWriter, ReadSet, StreamStart,
+    StreamTail, recover, scrub_tail,
 };
 use crate::error::{Error, Result};
 use crate::format::{PageKind, first_data_page};
@@ -73,6 +76,8 @@ pub(crate) struct Engine {
     last_checkpoint_try: AtomicU64,
     checkpoint_running: AtomicBool,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
+    /// A live reader's place in the marker stream (`None` for a writer).
+    pub(crate) live_tail: Mutex<Option<StreamTail>>,
     /// Declared last so it drops after every other field (the storage included): then
     /// this process no longer holds the file's lock.
     pub(crate) lock_notice: Mutex<Option<files::LockNotice>>,
@@ -144,6 +149,8 @@ impl Engine {
         config: &Config,
     ) -> Result<Arc<Engine>> {
         let fresh = storage.is_empty()? || interrupted_creation(storage.as_ref())?;
+        // A reader pins the header's generation before it reads what the header names.
+        let mut pin = None;
         let (header, copy) = if fresh && config.read_only {
             return Err(Error::NotADatabase {
                 what: "the file holds no created database, and a read-only open cannot create one"
@@ -152,6 +159,10 @@ impl Engine {
         } else if fresh {
             log::info!("{}: creating a new database", show_path(path.as_deref()));
             create(storage.as_ref(), config)?
+        } else if config.read_only {
+            let (header, copy, p) = follow::read_header_pinned(&storage)?;
+            pin = Some(p);
+            (header, copy)
         } else {
             read_header(storage.as_ref(), config.read_only)?
         };
@@ -172,7 +183,12 @@ impl Engine {
             versions.drop_table_at(table, seq);
             kept_max_id = kept_max_id.max(table);
         }
-        let rec = recover(storage.as_ref(), &header, &versions, floor)?;
+        let rec = if config.read_only {
+            let start = StreamStart::at_checkpoint(&header);
+            follow::recover_live(storage.as_ref(), page_size, start, &versions, floor)?
+        } else {
+            recover(storage.as_ref(), &header, &versions, floor)?
+        };
         if !fresh {
             log::info!(
                 "{}: checkpoint at seq {}, recovery replayed {} commits of the log up to seq {} ({} log pages in use)",
@@ -231,6 +247,9 @@ impl Engine {
         )?);
         let mut tail = rec.tail;
         if !config.read_only {
+            // Readers of other processes may pin an older generation that reaches
+            // pages this open found free (`format-spec/locking.md`).
+            pager.hold_free_set(header.generation);
             if tail.next_page == 0 {
                 tail.next_page = pager.alloc()?;
             }
@@ -287,6 +306,9 @@ impl Engine {
             non_tree,
             free_list_run,
         );
+        if let Some(pin) = pin {
+            checkpointer.attach_pin(pin);
+        }
         Ok(Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             storage,
@@ -307,6 +329,7 @@ impl Engine {
             last_checkpoint_try: AtomicU64::new(0),
             checkpoint_running: AtomicBool::new(false),
             last_checkpoint_error: Mutex::new(None),
+            live_tail: Mutex::new(config.read_only.then_some(tail)),
             lock_notice: Mutex::new(None),
         }))
     }
