@@ -62,7 +62,11 @@ fn check_snapshot(tx: &Transaction<'_>) -> u64 {
     for row in tx.range::<&[u8], _>(LEDGER, ..).unwrap() {
         let (k, v) = row.unwrap();
         rows += 1;
-        assert_eq!(u64::from_be_bytes(k.try_into().unwrap()), rows, "ledger gap");
+        assert_eq!(
+            u64::from_be_bytes(k.try_into().unwrap()),
+            rows,
+            "ledger gap"
+        );
         let (from, to) = (usize::from(v[0]), usize::from(v[1]));
         let amount = i64::from_le_bytes(v[2..10].try_into().unwrap());
         balances[from] -= amount;
@@ -72,12 +76,13 @@ fn check_snapshot(tx: &Transaction<'_>) -> u64 {
     for i in 0..ACCOUNTS {
         let v = tx.get(BANK, &account(i)).unwrap().unwrap();
         let b = i64::from_le_bytes(v.try_into().unwrap());
-        assert_eq!(b, balances[usize::from(i)], "account {i} after {n} transfers");
+        assert_eq!(
+            b,
+            balances[usize::from(i)],
+            "account {i} after {n} transfers"
+        );
     }
-    assert_eq!(
-        balances.iter().sum::<i64>(),
-        INITIAL * i64::from(ACCOUNTS)
-    );
+    assert_eq!(balances.iter().sum::<i64>(), INITIAL * i64::from(ACCOUNTS));
     n
 }
 
@@ -109,7 +114,13 @@ fn transfer(db: &Database, rng: &mut Rng, fsync: bool) {
             .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()))
             + 1;
         let get = |tx: &Transaction<'_>, i| {
-            i64::from_le_bytes(tx.get(BANK, &account(i)).unwrap().unwrap().try_into().unwrap())
+            i64::from_le_bytes(
+                tx.get(BANK, &account(i))
+                    .unwrap()
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
+            )
         };
         let (bf, bt) = (get(&tx, from), get(&tx, to));
         tx.put(BANK, &account(from), &(bf - amount).to_le_bytes())
@@ -159,10 +170,10 @@ fn run_writer(path: &Path, churn: bool) {
                 let mut rng = Rng::new(0x11FE_0000 + t);
                 let mut done = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    transfer(&db, &mut rng, done % 16 == 0);
+                    transfer(&db, &mut rng, done.is_multiple_of(16));
                     done += 1;
-                    if churn && t == 0 && done % 20 == 0 {
-                        if done % 100 == 0 {
+                    if churn && t == 0 && done.is_multiple_of(20) {
+                        if done.is_multiple_of(100) {
                             db.compact().unwrap();
                         } else {
                             db.checkpoint().unwrap();
@@ -266,7 +277,10 @@ fn line_with(out: &mut BufReader<ChildStdout>, prefix: &str) -> String {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "child ended before {prefix}");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "child ended before {prefix}"
+        );
         // libtest may print "test child_role ... " before the child's first line.
         if let Some(at) = line.find(prefix) {
             return line[at..].trim().to_string();
@@ -302,7 +316,10 @@ fn writer_and_readers(churn: bool) -> Vec<String> {
     for r in &reports {
         eprintln!("{r}");
         assert!(field(r, "snapshots") > 1);
-        assert!(field(r, "last") > field(r, "first"), "the reader followed: {r}");
+        assert!(
+            field(r, "last") > field(r, "first"),
+            "the reader followed: {r}"
+        );
     }
     // The file the writer left, read once more, exactly.
     let db = Options::new().read_only(true).open(&path).unwrap();
@@ -347,7 +364,11 @@ fn readers_survive_a_killed_writer_and_follow_the_next() {
     }
     writer.kill().unwrap();
     writer.wait().unwrap();
-    assert_eq!(check_snapshot(&early), n_early, "the held snapshot is unchanged");
+    assert_eq!(
+        check_snapshot(&early),
+        n_early,
+        "the held snapshot is unchanged"
+    );
     let n_dead = check_snapshot(&c.begin_read().unwrap());
     assert!(n_dead >= n_late);
     // A new writer recovers the file beside the live reader.
@@ -383,11 +404,17 @@ fn a_killed_reader_releases_its_pin_and_the_writer_reuses_the_pages() {
     churn(&db, &mut rng, 20);
     let (mut pinner, mut out) = spawn("pinner", &path);
     let pinned = line_with(&mut out, "PINNED");
-    assert_eq!(field(&pinned, "generation"), db.info().unwrap().header_generation);
+    assert_eq!(
+        field(&pinned, "generation"),
+        db.info().unwrap().header_generation
+    );
     churn(&db, &mut rng, 20);
     let info = db.info().unwrap();
     assert!(info.older_generations_pinned, "the reader's pin is seen");
-    assert!(info.held_pages > 0, "pages the pinned generation reaches are held");
+    assert!(
+        info.held_pages > 0,
+        "pages the pinned generation reaches are held"
+    );
     let held = info.held_pages;
     // While the pin lives, the writer holds every page freed since and never reuses
     // one: holding only grows.
@@ -396,7 +423,10 @@ fn a_killed_reader_releases_its_pin_and_the_writer_reuses_the_pages() {
     pinner.kill().unwrap(); // SIGKILL: no cleanup runs in the reader
     pinner.wait().unwrap();
     let info = db.info().unwrap();
-    assert!(!info.older_generations_pinned, "a dead reader's pin is gone");
+    assert!(
+        !info.older_generations_pinned,
+        "a dead reader's pin is gone"
+    );
     // The next checkpoint gives the held pages back, and the churn then reuses them:
     // the file stops growing.
     churn(&db, &mut rng, 1);

@@ -103,10 +103,13 @@ fn a_reader_opens_beside_a_writer_and_follows_it() {
     // As between processes: a live reader opens beside the writer
     // (format-spec/locking.md), and a second writer is refused.
     let reader = Options::new().read_only(true).open(&path).unwrap();
-    assert!(matches!(
-        Options::new().open(dir.path().join("rw.db")).map(|_| ()),
-        Ok(())
-    ), "the same process shares its writer's engine");
+    assert!(
+        matches!(
+            Options::new().open(dir.path().join("rw.db")).map(|_| ()),
+            Ok(())
+        ),
+        "the same process shares its writer's engine"
+    );
     let mut rc = reader.connect();
     let old = rc.begin_read().unwrap();
     assert_eq!(old.len("t").unwrap(), 501);
@@ -124,9 +127,15 @@ fn a_reader_opens_beside_a_writer_and_follows_it() {
     let mut rc2 = reader.connect();
     let new = rc2.begin_read().unwrap();
     assert_eq!(new.len("t").unwrap(), 503);
-    assert_eq!(new.get("t", b"after-checkpoint").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(
+        new.get("t", b"after-checkpoint").unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
     assert!(reader.info().unwrap().read_only);
-    assert!(writer.info().unwrap().older_generations_pinned, "the old snapshot pins");
+    assert!(
+        writer.info().unwrap().older_generations_pinned,
+        "the old snapshot pins"
+    );
     drop(old);
     drop(rc);
     let r = reader.check_integrity().unwrap();

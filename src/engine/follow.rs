@@ -99,7 +99,11 @@ impl Engine {
         let mut tail = self.live_tail.lock();
         let Some(t) = *tail else { return Ok(()) };
         // Versions a live snapshot or the history window needs are kept.
-        let floor = self.committer.history().floor().min(self.registry.horizon());
+        let floor = self
+            .committer
+            .history()
+            .floor()
+            .min(self.registry.horizon());
         let rec = recover_live(
             self.storage.as_ref(),
             self.page_size,

@@ -210,7 +210,12 @@ impl Pager {
 
     /// Pages held out of reuse for readers of other processes.
     pub fn held_count(&self) -> u64 {
-        self.state.lock().held.iter().map(|(_, p)| p.len() as u64).sum()
+        self.state
+            .lock()
+            .held
+            .iter()
+            .map(|(_, p)| p.len() as u64)
+            .sum()
     }
 
     /// Allocates `n` contiguous pages and returns the first: the lowest run of free

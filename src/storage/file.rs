@@ -160,8 +160,7 @@ impl Storage for FileStorage {
     }
 
     fn pinned_below(&self, generation: u64) -> Result<bool> {
-        super::locks::pinned_below(&self.file, generation)
-            .map_err(io_err("test for readers' pins"))
+        super::locks::pinned_below(&self.file, generation).map_err(io_err("test for readers' pins"))
     }
 
     fn view(&self) -> Result<View> {

@@ -118,11 +118,17 @@ mod tests {
         pin(&reader, 7).unwrap();
         assert!(pinned_below(&writer, 8).unwrap());
         assert!(!pinned_below(&writer, 7).unwrap(), "7 is not below 7");
-        assert!(!pinned_below(&reader, 8).unwrap(), "own locks never conflict");
+        assert!(
+            !pinned_below(&reader, 8).unwrap(),
+            "own locks never conflict"
+        );
         unpin(&reader, 7).unwrap();
         assert!(!pinned_below(&writer, 8).unwrap());
         pin(&reader, 3).unwrap();
         drop(reader);
-        assert!(!pinned_below(&writer, 8).unwrap(), "closing releases the pin");
+        assert!(
+            !pinned_below(&writer, 8).unwrap(),
+            "closing releases the pin"
+        );
     }
 }
