@@ -145,11 +145,11 @@ fn reader(path: &str) {
             let mut scans = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let tx = c.begin_read().unwrap();
-                let n = tx
-                    .range::<&[u8], _>(TABLE, ..)
-                    .unwrap()
-                    .map(|r| r.unwrap())
-                    .count();
+                let mut n = 0usize;
+                for row in tx.range::<&[u8], _>(TABLE, ..).unwrap() {
+                    row.unwrap();
+                    n += 1;
+                }
                 assert_eq!(n as u64, KEYS);
                 scans += 1;
                 drop(tx);
