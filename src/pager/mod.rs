@@ -360,6 +360,68 @@ mod tests {
         );
     }
 
+    /// A simulated file whose readers pin generation `pinned` (0: none).
+    struct Pinned {
+        sim: SimStorage,
+        pinned: AtomicU64,
+    }
+
+    impl Storage for Pinned {
+        fn len(&self) -> Result<u64> {
+            self.sim.len()
+        }
+        fn view(&self) -> Result<crate::storage::View> {
+            self.sim.view()
+        }
+        fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+            self.sim.write_at(offset, data)
+        }
+        fn sync(&self) -> Result<()> {
+            self.sim.sync()
+        }
+        fn set_len(&self, len: u64) -> Result<()> {
+            self.sim.set_len(len)
+        }
+        fn pinned_below(&self, generation: u64) -> Result<bool> {
+            let p = self.pinned.load(Ordering::Acquire);
+            Ok(p != 0 && p < generation)
+        }
+    }
+
+    #[test]
+    fn pages_a_pinned_generation_reaches_are_held_until_the_pin_goes() {
+        let storage = Arc::new(Pinned {
+            sim: SimStorage::new(),
+            pinned: AtomicU64::new(3),
+        });
+        let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
+        let pages: Vec<u64> = (0..4).map(|_| pager.alloc().unwrap()).collect();
+        // Unreachable from generation 3 on: a reader of 3 does not read them.
+        pager.free_after(3, [pages[0]]);
+        assert_eq!(pager.free_count(), 1);
+        // Unreachable from 4 on: the reader of 3 may read them.
+        pager.free_after(4, [pages[1], pages[2]]);
+        assert_eq!((pager.free_count(), pager.held_count()), (1, 2));
+        assert_eq!(pager.alloc().unwrap(), pages[0]);
+        let next = pager.alloc().unwrap();
+        assert!(!pages.contains(&next), "a held page is never handed out");
+        assert_eq!(
+            pager.free_pages().len(),
+            2,
+            "held pages count as free for checks"
+        );
+        storage.pinned.store(0, Ordering::Release);
+        pager.release_held();
+        assert_eq!((pager.free_count(), pager.held_count()), (2, 0));
+        assert_eq!(pager.alloc().unwrap(), pages[1]);
+        // At open, the whole free set is held while an older generation is pinned.
+        storage.pinned.store(5, Ordering::Release);
+        pager.hold_free_set(6);
+        assert_eq!((pager.free_count(), pager.held_count()), (0, 1));
+        assert_eq!(pager.cut_file(0).unwrap() % 4096, 0);
+        assert_eq!(pager.held_count(), 1, "compaction cuts no held page");
+    }
+
     #[test]
     fn growth_failure_is_an_error() {
         let sim = SimStorage::new();
