@@ -5,7 +5,7 @@
 
 mod common;
 
-use capsuledb::{Database, Durability};
+use capsuledb::{Durability, HistoryRetention, Options};
 use common::{ok, run};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 fn inspection_commands_work_while_an_application_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::db_in(&dir);
-    let db = Database::open(&path).unwrap();
+    // Every state stays readable, for `get --at`.
+    let db = Options::new()
+        .history_retention(HistoryRetention::Commits(u64::MAX / 2))
+        .open(&path)
+        .unwrap();
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
     tx.create_table("t").unwrap();
@@ -28,8 +32,12 @@ fn inspection_commands_work_while_an_application_writes() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let mut tx = c.begin().unwrap();
-                tx.put("t", format!("k{:06}", i % 500).as_bytes(), &i.to_le_bytes())
-                    .unwrap();
+                tx.put(
+                    "t",
+                    format!("k{:06}", i % 500).as_bytes(),
+                    i.to_string().as_bytes(),
+                )
+                .unwrap();
                 tx.put("t", b"counter", i.to_string().as_bytes()).unwrap();
                 tx.commit_with(Durability::Written).unwrap();
                 if i % 200 == 199 {

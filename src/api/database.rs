@@ -13,7 +13,9 @@ use std::sync::Arc;
 /// An open capsuledb database. Cheap to clone (an `Arc`); `Send + Sync`.
 ///
 /// Opening the same file twice in one process returns handles to the same engine;
-/// another process opening it gets [`Error::Locked`](crate::Error::Locked).
+/// another process opening it read-write gets [`Error::Locked`](crate::Error::Locked).
+/// Read-only opens ([`Options::read_only`]) are live readers, in any process, beside
+/// the one writer.
 ///
 /// ```
 /// # fn main() -> capsuledb::Result<()> {

@@ -96,7 +96,12 @@ impl Engine {
         let section = self.committer.section_stats();
         let group = self.committer.group_stats();
         Stats {
-            tip_seq: self.committer.tip(),
+            // A live reader sequences nothing: its tip is what it has followed.
+            tip_seq: if self.read_only {
+                self.registry.visible()
+            } else {
+                self.committer.tip()
+            },
             visible_seq: self.registry.visible(),
             versions: self.versions.version_count(),
             version_bytes: self.versions.byte_count(),
