@@ -3,7 +3,9 @@
 //! - a database many times larger than the version-store budget: load time, file size,
 //!   peak RSS, read-back;
 //! - reopen time after 10k, 100k and 1M committed transactions;
-//! - the longest commit stall while checkpoints run.
+//! - the longest commit stall while checkpoints run;
+//! - 16 writers of 1-key durable commits far over the version-store budget: commit
+//!   latency p50, p99, p99.9 and max (back-pressure throttles, never stops a writer).
 //!
 //! ```sh
 //! cargo bench --bench checkpoint_numbers            # several minutes
@@ -118,6 +120,8 @@ fn main() {
     db.close().unwrap();
     let _ = std::fs::remove_file(&path);
 
+    sustained_writers(dir.path(), quick);
+
     println!(
         "\n## Reopen time as history grows (1-key transactions, default checkpoint budgets)\n"
     );
@@ -157,4 +161,74 @@ fn main() {
             took.as_secs_f64() * 1e3
         );
     }
+}
+
+/// 16 threads of 1-key durable commits (1 KiB values, random keys) for a fixed time
+/// with a 4 MiB version-store budget, so the store runs far over it while checkpoints
+/// fold in the background: every commit's latency is kept and summarised.
+fn sustained_writers(dir: &std::path::Path, quick: bool) {
+    let threads = 16;
+    let seconds = if quick { 5.0 } else { 20.0 };
+    let budget: u64 = 4 << 20;
+    println!(
+        "\n## {threads} writers, durable 1-key commits of 1 KiB, {} MiB version-store budget, {seconds} s\n",
+        budget >> 20
+    );
+    let path = dir.join("sustained.db");
+    let db = Options::new()
+        .version_store_budget(budget)
+        .open(&path)
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    let stop = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut all: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let db = db.clone();
+                s.spawn(move || {
+                    let mut c = db.connect();
+                    let mut rng = Rng::new(1000 + t);
+                    let mut lat = Vec::new();
+                    let value = [t as u8; 1024];
+                    while Instant::now() < stop {
+                        let t0 = Instant::now();
+                        let mut tx = c.begin().unwrap();
+                        tx.put("t", &rng.next_u64().to_be_bytes(), &value).unwrap();
+                        tx.commit_with(Durability::Durable).unwrap();
+                        lat.push(t0.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let at = |q: f64| all[((all.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    let s = db.stats();
+    println!(
+        "| commits/s | p50 ms | p99 ms | p99.9 ms | max ms | checkpoints | version store now MiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
+        all.len() as f64 / elapsed,
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        at(1.0),
+        s.checkpoints,
+        s.version_bytes as f64 / (1 << 20) as f64
+    );
+    drop(c);
+    db.close().unwrap();
+    let _ = std::fs::remove_file(&path);
 }

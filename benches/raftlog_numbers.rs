@@ -12,7 +12,7 @@
 #[path = "support/fsync.rs"]
 mod fsync;
 use capsuledb::Database;
-use capsuledb::raftlog::{Entry, RaftLog};
+use capsuledb::raftlog::{AppendTicket, Entry, RaftLog};
 use fsync::fdatasync_rate;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 const BATCH_ENTRIES: u64 = 64;
 const ENTRY_BYTES: usize = 256;
 const READ_ENTRIES: u64 = 10_000;
+/// Batches each log keeps in flight in the pipelined rows (`RaftLog::append_async`).
+const PIPELINE_DEPTH: usize = 64;
 
 fn fresh(dir: &Path, name: &str) -> Database {
     let path = dir.join(name);
@@ -47,9 +49,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Appends 64-entry batches to `logs` logs from one thread each for `phase`.
-fn append_phase(dir: &Path, logs: usize, phase: Duration) -> String {
-    let db = fresh(dir, &format!("append-{logs}.db"));
+/// Appends 64-entry batches to `logs` logs from one thread each for `phase`: one
+/// blocking `append` at a time when `depth` is 1, else `append_async` with up to about
+/// `depth` batches in flight, waited on by a second thread per log (the latency is
+/// then from submission to durable).
+fn append_phase(dir: &Path, logs: usize, depth: usize, phase: Duration) -> String {
+    let db = fresh(dir, &format!("append-{logs}-{depth}.db"));
     let handles: Vec<RaftLog> = (0..logs)
         .map(|i| RaftLog::open_named(&db, &format!("log{i}")).unwrap())
         .collect();
@@ -68,13 +73,37 @@ fn append_phase(dir: &Path, logs: usize, phase: Duration) -> String {
             std::thread::spawn(move || {
                 let mut lat_us = Vec::new();
                 let mut next = 1 + BATCH_ENTRIES;
+                if depth <= 1 {
+                    while !stop.load(Ordering::Relaxed) {
+                        let b = batch(next);
+                        let t = Instant::now();
+                        log.append(&b).unwrap();
+                        lat_us.push(t.elapsed().as_secs_f64() * 1e6);
+                        next += BATCH_ENTRIES;
+                    }
+                    return lat_us;
+                }
+                // The tickets go to a waiter thread (as the openraft adapter does), so
+                // the next batches are committed while a group is being synced.
+                let (tickets, queue) =
+                    std::sync::mpsc::sync_channel::<(Instant, AppendTicket)>(depth);
+                let waiter = std::thread::spawn(move || {
+                    let mut lat_us = Vec::new();
+                    for (t, ticket) in queue {
+                        ticket.wait().unwrap();
+                        lat_us.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                    lat_us
+                });
                 while !stop.load(Ordering::Relaxed) {
                     let b = batch(next);
                     let t = Instant::now();
-                    log.append(&b).unwrap();
-                    lat_us.push(t.elapsed().as_secs_f64() * 1e6);
+                    let ticket = log.append_async(&b).unwrap().unwrap();
+                    tickets.send((t, ticket)).unwrap();
                     next += BATCH_ENTRIES;
                 }
+                drop(tickets);
+                lat_us.extend(waiter.join().unwrap());
                 lat_us
             })
         })
@@ -93,7 +122,12 @@ fn append_phase(dir: &Path, logs: usize, phase: Duration) -> String {
     let syncs = (after.group_syncs - before.group_syncs) as f64;
     let groups = (after.groups - before.groups).max(1) as f64;
     format!(
-        "| append 64 x 256 B      | {logs:>4} | {:>11.0} | {:>9.0} | {:>6.1} | {:>7.0} | {:>7.0} | {:>8.2} | {:>6.2} |",
+        "| {:<22} | {logs:>4} | {:>11.0} | {:>9.0} | {:>6.1} | {:>7.0} | {:>7.0} | {:>8.2} | {:>6.2} |",
+        if depth <= 1 {
+            "append 64 x 256 B".to_string()
+        } else {
+            format!("append_async {depth} deep")
+        },
         entries / secs,
         batches / secs,
         entries * ENTRY_BYTES as f64 / secs / 1e6,
@@ -186,12 +220,16 @@ fn main() {
     println!(
         "| ---------------------- | ---: | ----------: | --------: | -----: | ------: | ------: | -------: | -----: |"
     );
-    for logs in [1, 2, 4] {
-        println!("{}", append_phase(dir, logs, phase));
+    for depth in [1, PIPELINE_DEPTH] {
+        for logs in [1, 2, 4] {
+            println!("{}", append_phase(dir, logs, depth, phase));
+        }
     }
     println!(
         "\n(one thread per log; appends to one log serialize on its writer lock, so more\n\
-         appenders on one log add nothing; several logs share group commits)\n"
+         appenders on one log add nothing; several logs share group commits; the\n\
+         append_async rows keep up to {PIPELINE_DEPTH} batches in flight per log, a waiter\n\
+         thread per log waiting on their tickets in order)\n"
     );
     println!(
         "| phase                  | path                   |   p50 µs |   min µs | M entries/s | where the entries are |"

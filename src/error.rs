@@ -65,6 +65,21 @@ pub enum Error {
         /// What failed.
         what: String,
     },
+    /// The commit log is damaged where commits known to be durable lie: commit `seq` is
+    /// the first that cannot be recovered, and every commit from `seq` to `durable_seq`
+    /// was durable (`format-spec/log.md`, "Recovery"). A read-write open refuses such a
+    /// file and writes nothing; a read-only open ([`crate::Options::read_only`]) opens
+    /// the commits before `seq`, and `capsuledb salvage` copies them to a new file.
+    LogCorrupted {
+        /// The page where the damage was found.
+        page: u64,
+        /// The first commit that cannot be recovered.
+        seq: u64,
+        /// The highest commit the file proves was durable (at least `seq`).
+        durable_seq: u64,
+        /// What failed.
+        what: String,
+    },
     /// An [`crate::Options`] value is out of range.
     InvalidOptions {
         /// What is wrong.
@@ -187,6 +202,12 @@ impl Error {
         matches!(self, Error::Conflict { .. })
     }
 
+    /// Whether the error reports a damaged file ([`Error::Corrupted`] or
+    /// [`Error::LogCorrupted`]).
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupted { .. } | Error::LogCorrupted { .. })
+    }
+
     pub(crate) fn corrupted(page: u64, what: impl Into<String>) -> Error {
         Error::Corrupted {
             page,
@@ -230,6 +251,18 @@ impl fmt::Display for Error {
             Error::Corrupted { page, what } => {
                 write!(f, "database is corrupted at page {page}: {what}")
             }
+            Error::LogCorrupted {
+                page,
+                seq,
+                durable_seq,
+                what,
+            } => write!(
+                f,
+                "database log is corrupted at page {page}: commit {seq} cannot be recovered ({what}); \
+                 commits {seq} to {durable_seq} were durable and lie beyond the damage. \
+                 Nothing was written; a read-only open reads the state before commit {seq}, \
+                 and `capsuledb salvage` copies it to a new file"
+            ),
             Error::InvalidOptions { what } => write!(f, "invalid options: {what}"),
             Error::Conflict {
                 table,

@@ -78,7 +78,7 @@ pub use api::{
     Transaction, TypedRange,
 };
 pub use checkpoint::CheckpointReport;
-pub use commit::{CommitEvent, QUEUE_COMMITS_MAX, Received, Subscription};
+pub use commit::{CommitEvent, LogDamage, QUEUE_COMMITS_MAX, Received, Subscription};
 pub use engine::{DbInfo, IntegrityReport, Stats, ValueRef};
 pub use error::{Error, Result};
 #[cfg(feature = "serde")]

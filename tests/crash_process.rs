@@ -19,7 +19,10 @@ const CHILD_PATH_ENV: &str = "CAPSULEDB_CRASH_CHILD_PATH";
 const CHILD_ROUND_ENV: &str = "CAPSULEDB_CRASH_CHILD_ROUND";
 const TABLE: &str = "t";
 const WRITER_THREADS: u32 = 4;
+/// Rounds in the normal run, and per file in a long run (`CAPSULEDB_KILL_ROUNDS=N` runs
+/// N rounds, a fresh file every `ROUNDS` of them, so each reopen stays cheap).
 const ROUNDS: u32 = 24;
+const ROUNDS_ENV: &str = "CAPSULEDB_KILL_ROUNDS";
 const SEED: u64 = 0xC4A5_0001;
 /// Kill the child this long after it reports ready: 20..200 ms, seeded.
 const KILL_AFTER_MS_MIN: u64 = 20;
@@ -280,19 +283,33 @@ fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
 #[test]
 fn acknowledged_commits_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crash.db");
+    let rounds: u32 = std::env::var(ROUNDS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ROUNDS);
+    let mut path = dir.path().join("crash.db");
     let mut rng = Rng::new(SEED);
     let mut logs: Vec<RoundLog> = Vec::new();
     let mut total_acked = 0;
     let mut total_in_flight = 0;
     let mut parent_commits = 0u64;
     let mut early_rounds = 0;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
+        if round > 0 && round % ROUNDS == 0 {
+            let db = Database::open(&path).unwrap();
+            for (r, l) in logs.iter().enumerate() {
+                check_round(&db, (round - ROUNDS) + r as u32, l);
+            }
+            drop(db);
+            path = dir.path().join(format!("crash-{round}.db"));
+            logs.clear();
+        }
+        let first_of_file = round - round % ROUNDS;
         let kill_after = Duration::from_millis(
             KILL_AFTER_MS_MIN + rng.below(KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN + 1),
         );
         // Round 0 creates the file; a kill during creation is another matter.
-        let early = round > 0 && rng.chance(1, 4);
+        let early = round > first_of_file && rng.chance(1, 4);
         let kill_after = if early {
             Duration::from_millis(rng.below(EARLY_KILL_MS_MAX + 1))
         } else {
@@ -305,7 +322,7 @@ fn acknowledged_commits_survive_sigkill() {
         });
         // Every round so far, not only the last: recovery replays all of them.
         for (r, l) in logs.iter().enumerate() {
-            check_round(&db, r as u32, l);
+            check_round(&db, first_of_file + r as u32, l);
         }
         let (acked, in_flight) = check_round(&db, round, &log);
         let max_acked_seq = log.seqs.iter().copied().max().unwrap_or(0);
@@ -325,7 +342,7 @@ fn acknowledged_commits_survive_sigkill() {
         assert!(seq > max_acked_seq);
         parent_commits += 1;
         let tx = c.begin_read().unwrap();
-        for r in 0..=round {
+        for r in first_of_file..=round {
             assert_eq!(
                 tx.get(TABLE, format!("parent/{r:03}").as_bytes()).unwrap(),
                 Some(b"after".to_vec()),
@@ -338,11 +355,12 @@ fn acknowledged_commits_survive_sigkill() {
         logs.push(log);
     }
     let db = Database::open(&path).unwrap();
+    let first_of_file = (rounds.max(1) - 1) / ROUNDS * ROUNDS;
     for (r, l) in logs.iter().enumerate() {
-        check_round(&db, r as u32, l);
+        check_round(&db, first_of_file + r as u32, l);
     }
     println!(
-        "{ROUNDS} SIGKILL rounds ({early_rounds} killed early): {total_acked} acknowledged commits all recovered, \
+        "{rounds} SIGKILL rounds ({early_rounds} killed early): {total_acked} acknowledged commits all recovered, \
          {total_in_flight} in-flight commits recovered whole, {parent_commits} parent commits, \
          {} commits replayed at the last open",
         db.stats().recovered_commits

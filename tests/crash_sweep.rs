@@ -214,13 +214,18 @@ fn crash_at_every_io_point() {
     let c = sim.counts();
     let total_ops = (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens);
     let mut cases = 0;
+    // Crash images per I/O point: 3, or `CAPSULEDB_CRASH_SEEDS` in a long run.
+    let seeds: u64 = std::env::var("CAPSULEDB_CRASH_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     for n in 0..total_ops + 5 {
         let sim = setup();
         let db = open(&sim).unwrap();
         sim.power_off_after(n);
         let acks = workload(&db, n, 3, 12);
         drop(db);
-        for crash_seed in 0..3 {
+        for crash_seed in 0..seeds {
             let image = sim.fork();
             image.crash(n * 31 + crash_seed);
             let context = format!("power off after {n} ops, crash seed {crash_seed}");

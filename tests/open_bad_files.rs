@@ -1,6 +1,6 @@
 //! Opening every kind of bad file gives its typed error and leaves the bytes unchanged.
 
-use capsuledb::format::{HEADER_COPY_OFFSETS, HEADER_LEN, Header};
+use capsuledb::format::{FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, Header};
 use capsuledb::{Database, Error, Options};
 use std::path::Path;
 
@@ -61,7 +61,7 @@ fn new_file_then_reopen() {
     let info = db.info().unwrap();
     assert_eq!(
         (info.page_size, info.format_version, info.file_len),
-        (4096, 1, 16384)
+        (4096, FORMAT_VERSION, 16384)
     );
 }
 
@@ -111,14 +111,16 @@ fn newer_format_version() {
     let bytes = bytes_of(&path);
     for copy in 0..2 {
         let h = Header {
-            read_version: 2,
-            write_version: 2,
+            read_version: FORMAT_VERSION + 1,
+            write_version: FORMAT_VERSION + 1,
             ..header_of(&bytes, copy)
         };
         rewrite_header(&path, copy, &h);
     }
     match open_err_untouched(&path) {
-        Error::UnsupportedVersion { found, supported } => assert_eq!((found, supported), (2, 1)),
+        Error::UnsupportedVersion { found, supported } => {
+            assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION))
+        }
         e => panic!("expected UnsupportedVersion, got {e}"),
     }
 }
@@ -139,14 +141,16 @@ fn a_newer_writers_file_opens_read_only() {
     let bytes = bytes_of(&path);
     for copy in 0..2 {
         let h = Header {
-            write_version: 2,
+            write_version: FORMAT_VERSION + 1,
             ..header_of(&bytes, copy)
         };
         rewrite_header(&path, copy, &h);
     }
     // Read-write: refused, untouched.
     match open_err_untouched(&path) {
-        Error::UnsupportedVersion { found, supported } => assert_eq!((found, supported), (2, 1)),
+        Error::UnsupportedVersion { found, supported } => {
+            assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION))
+        }
         e => panic!("expected UnsupportedVersion, got {e}"),
     }
     // Read-only: readable, and still untouched.
@@ -311,5 +315,54 @@ fn zeroed_headers_over_committed_data_are_not_recreated() {
     assert!(
         matches!(err, Error::NotADatabase { .. } | Error::Corrupted { .. }),
         "{err}"
+    );
+}
+
+#[test]
+fn a_version_1_file_opens_and_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    {
+        let db = Database::open(&path).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.put("t", b"k", b"v1").unwrap();
+        tx.commit().unwrap();
+    }
+    // What a version-1 writer leaves: version 1 and no durable bound, in both copies.
+    let bytes = bytes_of(&path);
+    for copy in 0..2 {
+        let h = Header {
+            read_version: 1,
+            write_version: 1,
+            log_durable_seq: 0,
+            ..header_of(&bytes, copy)
+        };
+        rewrite_header(&path, copy, &h);
+    }
+    // Read-only: read by the same rules, untouched.
+    let before = bytes_of(&path);
+    {
+        let db = Options::new().read_only(true).open(&path).unwrap();
+        assert_eq!(db.info().unwrap().format_version, 1);
+        let mut c = db.connect();
+        assert_eq!(
+            c.begin_read().unwrap().get("t", b"k").unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
+    }
+    assert_eq!(before, bytes_of(&path));
+    // Read-write: upgraded by its first header write, which records the durable bound.
+    let db = Database::open(&path).unwrap();
+    let info = db.info().unwrap();
+    assert_eq!(
+        (info.format_version, info.log_durable_seq),
+        (FORMAT_VERSION, 1)
+    );
+    let mut c = db.connect();
+    assert_eq!(
+        c.begin_read().unwrap().get("t", b"k").unwrap().as_deref(),
+        Some(&b"v1"[..])
     );
 }

@@ -59,6 +59,7 @@ fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
 
 /// `info`: the header and the engine's counters, read-only (a missing file is an error).
 pub fn info(file: &Path) -> CliResult<()> {
+    // A read-only open reads up to damage and reports it (`log_damage`).
     let db = open_for_read(file)?;
     let i = db.info()?;
     let s = db.stats();
@@ -84,6 +85,17 @@ pub fn info(file: &Path) -> CliResult<()> {
         "history window     seqs {oldest} to {newest} (get/scan --at SEQ)"
     )?;
     writeln!(out, "recovered commits  {}", s.recovered_commits)?;
+    writeln!(out, "durable bound      seq {}", i.log_durable_seq)?;
+    writeln!(
+        out,
+        "repaired at open   {} log records",
+        s.repaired_log_records
+    )?;
+    if let Some(d) = &i.log_damage {
+        for line in crate::salvage::damage_lines(d) {
+            writeln!(out, "{line}")?;
+        }
+    }
     writeln!(
         out,
         "versions in memory {} ({} bytes)",
@@ -122,6 +134,7 @@ pub fn info(file: &Path) -> CliResult<()> {
 
 /// `check`: `check_integrity()`, every problem on its own line; fails if any.
 pub fn check(file: &Path) -> CliResult<()> {
+    // Read-only: a check reports what a write open would repair, and changes nothing.
     let db = open_for_read(file)?;
     let r = db.check_integrity()?;
     let mut out = stdout();

@@ -8,6 +8,7 @@ mod bench;
 mod codec;
 mod data;
 mod error;
+mod salvage;
 
 use clap::{Args, Parser, Subcommand};
 use codec::Encoding;
@@ -46,8 +47,11 @@ enum Command {
     ///
     /// Shows the format version, page size, file size, checkpoint state, the last
     /// visible and durable commit sequences, the commits recovery replayed at open, the
-    /// versions held in memory, free pages and the high-water page. Creates the database
-    /// if FILE does not exist.
+    /// versions held in memory, free pages and the high-water page, the durable bound and
+    /// the log records recovery rebuilt from redundancy (a read-write open writes them
+    /// back). Opens the file read-only, as a live reader (it works while an application
+    /// writes the file); for a log damaged where durable commits lie, says what lies
+    /// beyond the damage. FILE must exist.
     Info {
         /// The database file.
         file: PathBuf,
@@ -86,10 +90,25 @@ enum Command {
     /// Checks every page of the checkpointed B+tree (checksums, key order, balance),
     /// the catalog, the free list, every marker, proof and capsule of the log since the
     /// last checkpoint, and that every page is used exactly once and none is leaked.
-    /// Prints each problem with its page number; exits 1 if any was found.
+    /// Reads the whole log past the first damaged record and reports damage in the
+    /// middle of it, repairable (a write open rebuilds it) or not. Opens the file
+    /// read-only and changes nothing. Prints each problem with its page number; exits 1
+    /// if any was found.
     Check {
         /// The database file (must exist).
         file: PathBuf,
+    },
+    /// Copy every commit of a damaged database that can be recovered into a new file.
+    ///
+    /// Opens IN read-only (it is never modified) up to the first damage to its log that
+    /// no redundancy repairs, writes the tables' state there into the new database OUT
+    /// (with a progress bar), checks OUT, and prints which commits were lost and why.
+    /// History (states before the last one) is not copied.
+    Salvage {
+        /// The damaged database file (read only).
+        input: PathBuf,
+        /// The new database file to write (must not exist).
+        output: PathBuf,
     },
     /// Checkpoint, then return free space at the end of the file to the OS.
     ///
@@ -246,6 +265,7 @@ fn run(command: Command) -> error::CliResult<()> {
         Command::Backup { file, out, force } => backup::backup(&file, &out, force),
         Command::Check { file } => data::check(&file),
         Command::Compact { file } => data::compact(&file),
+        Command::Salvage { input, output } => salvage::salvage(&input, &output),
         Command::Tables { file } => data::tables(&file),
         Command::Get {
             file,

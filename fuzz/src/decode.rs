@@ -101,6 +101,8 @@ fn decode_page(rest: &[u8], fix: bool) {
     if page.len() < LOG_PAGE_HEADER_LEN {
         page.resize(LOG_PAGE_HEADER_LEN, 0);
     }
+    // The page number as the padded page holds it (a short input has fewer than 16 bytes).
+    let number = u64_at(&page, 8);
     let header_ok = |p: &[u8], kind: PageKind| p[4] == kind as u8 && p[5] == 1 && p[6..8] == [0, 0];
     // Sealed: checksum over the whole buffer.
     let sum = checksum(&[&page[4..]]);

@@ -5,8 +5,10 @@
 //! Committers keep committing while a checkpoint runs: it takes no lock a committer
 //! waits on, except the marker writer's for a moment to find where the stream restarts.
 
+mod bound;
 mod freelist;
 
+pub use bound::{bound_needs_write, write_durable_bound};
 pub use freelist::read_free_list;
 
 use crate::Result;
@@ -329,6 +331,11 @@ impl Checkpointer {
             freelist_root: run_first,
             marker_start_page: start_page,
             marker_chain_seed: chain,
+            // The durable bound (format-spec/log.md, "Durable evidence"); writing it
+            // upgrades a version-1 file.
+            log_durable_seq: self.committer.durable_seq().max(old_header.log_durable_seq),
+            read_version: crate::format::FORMAT_VERSION,
+            write_version: crate::format::FORMAT_VERSION,
             ..old_header
         };
         let copy = 1 - old_copy;

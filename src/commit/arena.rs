@@ -63,23 +63,29 @@ fn kind_header(run_pages: u64) -> [u8; 16] {
 }
 
 impl LogArena {
-    /// An arena that starts on a fresh page at its first append; `pages` are the log
-    /// pages of this kind that recovery found in use.
+    /// An arena continuing at `resume` (a page of `pages` and the bytes used in it), or
+    /// on a fresh page at its first append; `pages` are the log pages of this kind that
+    /// recovery found in use. Continuing the last page keeps short-lived processes from
+    /// leaving a page each behind.
     pub fn new(
         kind: PageKind,
         pager: Arc<Pager>,
         storage: Arc<dyn Storage>,
         pages: BTreeMap<u64, PageUse>,
+        resume: Option<(u64, u64)>,
     ) -> LogArena {
+        let page_size = u64::from(pager.page_size());
+        let (page, used) = resume
+            .filter(|&(p, used)| {
+                pages.get(&p).is_some_and(|u| u.run_pages == 1)
+                    && (LOG_PAGE_HEADER_LEN as u64..=page_size).contains(&used)
+            })
+            .unwrap_or((0, 0));
         LogArena {
             kind,
             pager,
             storage,
-            state: Mutex::new(ArenaState {
-                page: 0,
-                used: 0,
-                pages,
-            }),
+            state: Mutex::new(ArenaState { page, used, pages }),
         }
     }
 

@@ -19,6 +19,8 @@ mod group;
 mod index;
 mod marker_writer;
 mod recovery;
+mod repair;
+mod replay;
 
 pub use arena::LogArena;
 pub use feed::{CommitEvent, Feed, Received, Subscription};
@@ -26,7 +28,9 @@ pub use group::{GroupCommit, GroupStats, Pending, QUEUE_COMMITS_MAX};
 pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
 pub use marker_writer::StreamTail;
-pub use recovery::{Recovered, StreamStart, recover, recover_from, scrub_tail};
+pub use recovery::{
+    LogDamage, Recovered, StreamStart, apply_repairs, recover, recover_from, scrub_tail,
+};
 
 use crate::Error;
 use crate::format::{Proof, encode_capsule};
@@ -38,6 +42,14 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+/// What the proof needs of a capsule once its bytes are written.
+struct EncodedCapsule {
+    checksum: u32,
+    entry_count: u32,
+    write_digest: u32,
+    len: u32,
+}
 
 /// Commits between two prunes of the commit index and the version store.
 const MAINTENANCE_INTERVAL: u64 = 64;
@@ -160,6 +172,14 @@ impl Committer {
             let extent = self.capsules.append(&enc.bytes)?;
             self.capsule_bytes
                 .fetch_add(enc.bytes.len() as u64, Ordering::Relaxed);
+            // The bytes are on their way to the file; only their summary is needed
+            // from here on (a bulk commit's capsule is as large as its data).
+            let enc = EncodedCapsule {
+                checksum: enc.checksum,
+                entry_count: enc.entry_count,
+                write_digest: enc.write_digest,
+                len: enc.bytes.len() as u32,
+            };
             self.group.wait_for_room()?;
             Some((enc, extent))
         } else {
@@ -177,7 +197,7 @@ impl Committer {
                         seq: *seq,
                         snapshot,
                         capsule_offset: extent.offset,
-                        capsule_len: enc.bytes.len() as u32,
+                        capsule_len: enc.len,
                         capsule_checksum: enc.checksum,
                         write_digest: enc.write_digest,
                         entry_count: enc.entry_count,
@@ -247,6 +267,18 @@ impl Committer {
     /// Writes every queued commit's proof and marker and syncs (shutdown).
     pub fn drain(&self) -> Result<(), Error> {
         self.group.drain()
+    }
+
+    /// Runs `f` while no group writes markers, so the marker stream read inside is not
+    /// caught halfway through an append.
+    pub fn with_markers_quiet<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.group.with_markers(|_| f())
+    }
+
+    /// Whether a commit's I/O failed: nothing more may be written then (a later sync
+    /// could make a failed commit durable after its caller was told it failed).
+    pub fn is_poisoned(&self) -> bool {
+        self.group.check().is_err()
     }
 
     /// Where a checkpoint at `seq` starts the marker stream (see

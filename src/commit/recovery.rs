@@ -1,15 +1,23 @@
-//! Recovery: replays the valid prefix of the marker stream (`format-spec/log.md`).
+//! Recovery: replays the committed prefix of the marker stream, telling a torn tail from
+//! damage and repairing from redundancy (`format-spec/log.md`, "Recovery").
+//!
+//! The stream ends at the first page or record that is neither valid nor repairable. Past
+//! the durable bound that is the torn tail of a crash; at or below it, it is damage: a
+//! strict (read-write) recovery fails with [`Error::LogCorrupted`], a lenient (read-only)
+//! one returns the prefix before it and describes the damage.
 
 use super::arena::PageUse;
 use super::marker_writer::{MarkerWriter, StreamTail};
+use super::repair::{LogFile, Repair};
+use super::replay::replay;
 use crate::error::{Error, Result};
 use crate::format::{
-    Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PROOF_LEN, PageKind, Proof,
-    decode_capsule, first_data_page, slots_per_page, verify_log_page,
+    Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PageKind, first_data_page,
+    slots_per_page, verify_log_page,
 };
 use crate::mvcc::VersionStore;
-use crate::storage::{Storage, View};
-use crate::types::{CATALOG_TABLE, TABLE_ID_MAX, TableId};
+use crate::storage::Storage;
+use crate::types::TableId;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What recovery found.
@@ -28,6 +36,13 @@ pub struct Recovered {
     pub marker_pages: Vec<(u64, u64)>,
     /// Capsule and proof pages in use, with their runs and largest sequences.
     pub log: LogUse,
+    /// Records and headers rebuilt from redundancy, to be written back.
+    pub repairs: Vec<Repair>,
+    /// Damage below the durable bound (only from a lenient recovery; a strict one fails).
+    pub damage: Option<LogDamage>,
+    /// The tail page's header must be rewritten (with a fresh next page) before markers
+    /// are appended: its stored next page could not be confirmed.
+    pub rewrite_tail_header: bool,
 }
 
 /// Capsule and proof pages in use by the valid log.
@@ -37,22 +52,104 @@ pub struct LogUse {
     pub capsules: BTreeMap<u64, PageUse>,
     /// Proof pages.
     pub proofs: BTreeMap<u64, PageUse>,
+    /// Bytes used in each single-page capsule or proof page, by page.
+    pub ends: BTreeMap<u64, u64>,
 }
 
-struct Reader<'a> {
-    view: &'a View,
-    page_size: u64,
+impl LogUse {
+    /// The page holding the newest record of `map` and the bytes used in it, when it
+    /// is a single page: where an arena may continue appending.
+    pub fn resume_point(&self, map: &BTreeMap<u64, PageUse>) -> Option<(u64, u64)> {
+        let (&page, u) = map.iter().max_by_key(|(_, u)| u.max_seq)?;
+        (u.run_pages == 1)
+            .then(|| self.ends.get(&page).map(|&used| (page, used)))
+            .flatten()
+    }
 }
 
-impl Reader<'_> {
-    fn page(&self, page: u64) -> Option<&[u8]> {
-        self.view
-            .get(page.checked_mul(self.page_size)?, self.page_size as usize)
-    }
+/// Damage to the commit log where durable commits lie: what a read-only open reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogDamage {
+    /// The page where the damage was found.
+    pub page: u64,
+    /// The first commit that cannot be recovered.
+    pub seq: u64,
+    /// The highest commit the file proves was durable (at least `seq`).
+    pub durable_seq: u64,
+    /// What failed.
+    pub what: String,
+    /// Marker records of later commits still found past the damage (their chain cannot
+    /// be verified across it): `(first seq, last seq, records)`.
+    pub later_markers: Option<(u64, u64, u64)>,
+}
 
-    fn page_of(&self, offset: u64) -> u64 {
-        offset / self.page_size
+impl LogDamage {
+    /// The typed error a read-write open returns for this damage.
+    pub fn to_error(&self) -> Error {
+        Error::LogCorrupted {
+            page: self.page,
+            seq: self.seq,
+            durable_seq: self.durable_seq,
+            what: self.what.clone(),
+        }
     }
+}
+
+/// Where the walk of the stream stopped.
+struct Stop {
+    /// The page where the stream stopped (the damaged page for damage).
+    page: u64,
+    /// The marker page the stream stopped on.
+    tail_page: u64,
+    seq: u64,
+    what: String,
+    /// Damage whatever the durable bound (the start page, a committed record's proof or
+    /// capsule).
+    always: bool,
+    /// The walk stopped at its last sequence (`StreamStart::seq_max`): no damage.
+    limit: bool,
+    /// Where the stream would continue: the slot's page (`Some(next_page)`) or a page not
+    /// started (`None`).
+    next_page: Option<u64>,
+    /// First sequence of `page`.
+    first_seq: u64,
+}
+
+/// What the walk collects besides the versions it applies.
+#[derive(Default)]
+pub(super) struct Walk {
+    pub(super) used: BTreeSet<u64>,
+    pub(super) log: LogUse,
+    pub(super) repairs: Vec<Repair>,
+    pub(super) max_table_id: TableId,
+}
+
+fn marker_page_header(
+    f: &LogFile<'_>,
+    page: u64,
+    first_seq: u64,
+) -> std::result::Result<MarkerPageHeader, String> {
+    let bytes = f
+        .page(page)
+        .ok_or("marker page lies past the end of the file")?;
+    let kh = verify_log_page(bytes, PageKind::Marker, page).map_err(|e| e.to_string())?;
+    let h = MarkerPageHeader::decode(&kh);
+    if h.first_seq != first_seq {
+        return Err(format!(
+            "marker page starts at seq {} (expected {first_seq})",
+            h.first_seq
+        ));
+    }
+    // The pager grows the file before it hands a page out, so a synced marker page never
+    // names a page past the file's end.
+    if h.next_page < f.first_data || h.next_page == page || h.next_page >= f.file_pages {
+        return Err(format!(
+            "marker page names next page {} outside the file's data pages {}..{}",
+            h.next_page, f.first_data, f.file_pages
+        ));
+    }
+    Ok(h)
 }
 
 /// Where a walk of the marker stream starts, and how far it goes.
@@ -64,8 +161,11 @@ pub struct StreamStart {
     pub seq: u64,
     /// The chain value the marker of `seq` chains to.
     pub chain: u32,
-    /// A start page that fails to verify is damage (`true`: the header named it) or
-    /// the stream's end (`false`: a live reader resuming where it stopped).
+    /// `true`: the header named this start (recovery as `format-spec/log.md` says:
+    /// damage is told from a torn tail, and records are rebuilt from redundancy).
+    /// `false`: a live reader resuming where it stopped, while a writer in another
+    /// process may be appending: the first page or record that does not verify is the
+    /// end of what it can see, never damage, and nothing is rebuilt.
     pub strict: bool,
     /// Verify and apply each commit's proof and capsule (`false`: markers only).
     pub replay: bool,
@@ -86,7 +186,7 @@ impl StreamStart {
         }
     }
 
-    /// The stream from where `tail` stopped.
+    /// The stream from where `tail` stopped (a live reader resuming).
     pub fn after(tail: &StreamTail) -> StreamStart {
         StreamStart {
             page: tail.page,
@@ -99,278 +199,325 @@ impl StreamStart {
     }
 }
 
-/// Replays the marker stream into `versions` and returns the stream's tail.
+/// Replays the marker stream into `versions` and returns the stream's tail. A `lenient`
+/// recovery returns the prefix before damage (and the damage) instead of failing.
 pub fn recover(
     storage: &dyn Storage,
     header: &Header,
     versions: &VersionStore,
     floor: u64,
+    lenient: bool,
 ) -> Result<Recovered> {
     recover_from(
         storage,
-        header.page_size,
+        header,
         StreamStart::at_checkpoint(header),
         versions,
         floor,
+        lenient,
     )
 }
 
 /// Replays the marker stream from `from` into `versions` and returns the stream's tail.
+/// `header` gives the page size and the durable bound. A walk that stops at
+/// `from.seq_max` stops at no damage; a non-`strict` one never finds damage.
 pub fn recover_from(
     storage: &dyn Storage,
-    page_size: u32,
+    header: &Header,
     from: StreamStart,
     versions: &VersionStore,
     floor: u64,
+    lenient: bool,
 ) -> Result<Recovered> {
     let view = storage.view()?;
-    let r = Reader {
-        view: &view,
-        page_size: u64::from(page_size),
-    };
-    let slots = slots_per_page(page_size);
-    let first_data = first_data_page(page_size);
-    let file_pages = view.len() as u64 / u64::from(page_size);
-    let mut used = BTreeSet::new();
+    let ps = u64::from(header.page_size);
+    let mut f = LogFile::new(&view, header.page_size, first_data_page(header.page_size));
+    let slots = slots_per_page(header.page_size);
+    let bound = header.log_durable_seq.max(header.checkpoint_seq);
+    let mut w = Walk::default();
     let mut seq = from.seq;
     let mut chain = from.chain;
     let mut page = from.page;
-    let mut first_seq = seq;
-    let mut max_table_id = 0;
-    let mut replayed = 0;
+    // Every marker page starts at `1 + m * slots` (format-spec/log.md, "Reading the stream").
+    let mut first_seq = 1 + seq.saturating_sub(1) / slots * slots;
     let mut start = true;
+    let mut replayed = 0;
     let mut marker_pages = Vec::new();
-    let mut log = LogUse::default();
-    let next_page = loop {
-        let ph = r
-            .page(page)
-            .ok_or_else(|| Error::corrupted(page, "marker page lies past the end of the file"))
-            .and_then(|bytes| verify_log_page(bytes, PageKind::Marker, page))
-            .map(|kh| MarkerPageHeader::decode(&kh))
-            .and_then(|h| {
-                // The start page may hold slots at or below the checkpoint, which are
-                // skipped; every later page starts right after its predecessor.
-                let first_ok = if start {
-                    h.first_seq <= first_seq && first_seq - h.first_seq < slots
-                } else {
-                    h.first_seq == first_seq
-                };
-                if !first_ok {
-                    Err(Error::corrupted(
-                        page,
-                        format!(
-                            "marker page starts at seq {} (expected {first_seq})",
-                            h.first_seq
-                        ),
-                    ))
-                } else if h.next_page < first_data
-                    || h.next_page == page
-                    || h.next_page >= file_pages
-                {
-                    // The pager grows the file before it hands a page out, so a synced
-                    // marker page never names a page past the file's end.
-                    Err(Error::corrupted(
-                        page,
-                        format!(
-                            "marker page names next page {} outside the file's data pages {first_data}..{file_pages}",
-                            h.next_page
-                        ),
-                    ))
-                } else {
-                    Ok(h)
+    // Whether the page being read names its next page without confirmation (its
+    // header was rebuilt while its checksum was damaged).
+    let mut next_unconfirmed = false;
+    let stop = loop {
+        let ph = match marker_page_header(&f, page, first_seq) {
+            Ok(h) => {
+                next_unconfirmed = false;
+                h
+            }
+            Err(what) => match from
+                .strict
+                .then(|| f.rebuild_marker_header(page, first_seq))
+                .flatten()
+            {
+                Some((h, bytes, confirmed)) => {
+                    w.repairs.push(Repair {
+                        offset: page * ps,
+                        bytes,
+                        what: format!("the header of marker page {page} ({what})"),
+                    });
+                    next_unconfirmed = !confirmed;
+                    h
                 }
-            });
-        let ph = match ph {
-            Ok(h) => h,
-            // The start page was synced before the header named it: damage. A later
-            // page is started by the same write as its first markers: a torn start.
-            Err(e) if start && from.strict => return Err(e),
-            Err(_) => break None,
+                None => {
+                    // A page reached through an unconfirmed link is no evidence of a
+                    // torn start: it may not be the stream's page at all.
+                    break Stop {
+                        page,
+                        tail_page: page,
+                        seq,
+                        what,
+                        always: start || next_unconfirmed,
+                        limit: false,
+                        next_page: None,
+                        first_seq,
+                    };
+                }
+            },
         };
         start = false;
-        first_seq = ph.first_seq;
-        used.insert(page);
+        w.used.insert(page);
         marker_pages.push((first_seq, page));
-        let bytes = r.page(page).unwrap_or(&[]);
+        let bytes = f.page(page).unwrap_or(&[]);
         let mut slot = seq - first_seq;
-        while slot < slots && seq <= from.seq_max {
+        let mut stopped = None;
+        while slot < slots {
+            if seq > from.seq_max {
+                stopped = Some(Stop {
+                    page,
+                    tail_page: page,
+                    seq,
+                    what: "the walk's last sequence".to_string(),
+                    always: false,
+                    limit: true,
+                    next_page: Some(ph.next_page),
+                    first_seq,
+                });
+                break;
+            }
             let at = LOG_PAGE_HEADER_LEN + slot as usize * MARKER_LEN;
-            let Some((marker, c)) = bytes
-                .get(at..at + MARKER_LEN)
-                .and_then(|b| Marker::decode(b, seq, chain))
-            else {
+            let record = bytes.get(at..at + MARKER_LEN).unwrap_or(&[]);
+            let decoded = match Marker::decode(record, seq, chain) {
+                Some(found) => Some(found),
+                None if !from.strict => None,
+                None => {
+                    let successor = if slot + 1 < slots {
+                        bytes.get(at + MARKER_LEN..at + 2 * MARKER_LEN)
+                    } else {
+                        f.page(ph.next_page)
+                            .and_then(|b| b.get(LOG_PAGE_HEADER_LEN..LOG_PAGE_HEADER_LEN + 32))
+                    };
+                    f.rebuild_marker(record, seq, chain, successor)
+                        .map(|(m, c, rebuilt)| {
+                            w.repairs.push(Repair {
+                                offset: page * ps + at as u64,
+                                bytes: rebuilt.to_vec(),
+                                what: format!("the marker of commit {seq} (page {page})"),
+                            });
+                            (m, c)
+                        })
+                }
+            };
+            let Some((marker, c)) = decoded else {
+                let what = if record.iter().all(|&b| b == 0) {
+                    "its marker slot is empty".to_string()
+                } else {
+                    "its marker record is damaged and cannot be rebuilt from its proof".to_string()
+                };
+                stopped = Some(Stop {
+                    page,
+                    tail_page: page,
+                    seq,
+                    what,
+                    always: false,
+                    limit: false,
+                    next_page: Some(ph.next_page),
+                    first_seq,
+                });
                 break;
             };
-            if from.replay {
-                max_table_id = max_table_id.max(replay(
-                    &r, page, &marker, versions, floor, &mut used, &mut log,
-                )?);
+            if !from.replay {
+                // Markers only.
+            } else if let Err((bad_page, what)) =
+                replay(&mut f, page, &marker, versions, floor, &mut w)
+            {
+                stopped = Some(Stop {
+                    page: bad_page,
+                    tail_page: page,
+                    seq,
+                    what,
+                    always: true,
+                    limit: false,
+                    next_page: Some(ph.next_page),
+                    first_seq,
+                });
+                break;
             }
             chain = c;
             seq += 1;
             slot += 1;
             replayed += 1;
         }
-        if slot < slots {
-            break Some((page, ph.next_page));
+        if let Some(s) = stopped {
+            break s;
         }
         // Page full: the stream continues on its next page.
-        used.insert(ph.next_page);
+        w.used.insert(ph.next_page);
         first_seq += slots;
         page = ph.next_page;
     };
+    let damage =
+        (from.strict && !stop.limit && (stop.always || stop.seq <= bound)).then(|| LogDamage {
+            page: stop.page,
+            seq: stop.seq,
+            durable_seq: bound.max(stop.seq),
+            what: stop.what.clone(),
+            later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
+        });
+    if let Some(d) = &damage
+        && !lenient
+    {
+        return Err(d.to_error());
+    }
     let tip = seq - 1;
+    // A tail page whose next page is unconfirmed gets a fresh one, and its header is
+    // rewritten with it before any marker is written.
+    let rewrite_tail_header = next_unconfirmed && stop.next_page.is_some();
+    let next_page = stop.next_page.filter(|_| !rewrite_tail_header);
     let tail = match next_page {
-        Some((page, next)) => {
-            used.insert(next);
+        Some(next) => {
+            w.used.insert(next);
             StreamTail {
-                page,
-                first_seq,
+                page: stop.tail_page,
+                first_seq: stop.first_seq,
                 next_page: next,
                 next_seq: seq,
                 chain,
             }
         }
-        None => {
-            // The stream filled a page and its next page was never validly started: the
-            // stream continues there, with a next page chosen when it is started.
-            StreamTail {
-                page,
-                first_seq,
-                next_page: 0,
-                next_seq: seq,
-                chain,
-            }
-        }
+        // The stream filled a page and its next page was never validly started: the
+        // stream continues there, with a next page chosen when it is started.
+        None => StreamTail {
+            page: stop.tail_page,
+            first_seq: stop.first_seq,
+            next_page: 0,
+            next_seq: seq,
+            chain,
+        },
     };
+
     Ok(Recovered {
         tip,
         tail,
-        used_pages: used,
-        max_table_id,
+        used_pages: w.used,
+        max_table_id: w.max_table_id,
         replayed,
         marker_pages,
-        log,
+        log: w.log,
+        repairs: w.repairs,
+        damage,
+        rewrite_tail_header,
     })
 }
 
-/// Verifies one committed marker's proof and capsule and applies the capsule.
-fn replay(
-    r: &Reader<'_>,
-    marker_page: u64,
-    m: &Marker,
-    versions: &VersionStore,
-    floor: u64,
-    used: &mut BTreeSet<u64>,
-    log: &mut LogUse,
-) -> Result<TableId> {
-    let seq = m.seq;
-    let proof_page = r.page_of(m.proof_offset);
-    let bad = |page: u64, what: String| Error::corrupted(page, format!("commit {seq}: {what}"));
-    let proof_bytes = r
-        .view
-        .get(m.proof_offset, PROOF_LEN)
-        .ok_or_else(|| bad(marker_page, "proof lies past the end of the file".into()))?;
-    let (proof, proof_sum) = Proof::decode(proof_bytes).map_err(|w| bad(proof_page, w.into()))?;
-    if proof_sum != m.proof_checksum || proof.seq != seq {
-        return Err(bad(proof_page, "proof does not match its marker".into()));
-    }
-    let cap_page = r.page_of(proof.capsule_offset);
-    let cap_bytes = r
-        .view
-        .get(proof.capsule_offset, proof.capsule_len as usize)
-        .ok_or_else(|| bad(proof_page, "capsule lies past the end of the file".into()))?;
-    let capsule = decode_capsule(cap_bytes).map_err(|f| bad(cap_page, f.0))?;
-    let stored_sum = cap_bytes
-        .get(..4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, u32::from_le_bytes);
-    if stored_sum != proof.capsule_checksum
-        || capsule.entry_count != proof.entry_count
-        || capsule.write_digest != proof.write_digest
-        || capsule.snapshot != proof.snapshot
-    {
-        return Err(bad(cap_page, "capsule does not match its proof".into()));
-    }
-    let last_page = r.page_of(proof.capsule_offset + u64::from(proof.capsule_len).max(1) - 1);
-    // Each log page's own header is checked the first time a record in it is met.
-    for (page, kind, pages_needed) in [
-        (proof_page, PageKind::Proof, 1),
-        (cap_page, PageKind::Capsule, last_page - cap_page + 1),
-    ] {
-        if used.contains(&page) {
-            continue;
-        }
-        let kh = r
-            .page(page)
-            .ok_or_else(|| bad(page, "page lies past the end of the file".into()))
-            .and_then(|b| verify_log_page(b, kind, page).map_err(|e| bad(page, e.to_string())))?;
-        let run_pages = u64::from(u32::from_le_bytes([kh[0], kh[1], kh[2], kh[3]]));
-        if run_pages < pages_needed || kh.get(4..).is_some_and(|r| r.iter().any(|&b| b != 0)) {
-            return Err(bad(
-                page,
-                format!("{kind:?} page run of {run_pages} pages does not hold its record"),
-            ));
-        }
-    }
-    used.insert(proof_page);
-    // A capsule in a run: the run starts at the page holding the capsule's start.
-    used.extend(cap_page..=last_page);
-    for (map, page, run) in [
-        (&mut log.proofs, proof_page, 1),
-        (&mut log.capsules, cap_page, last_page - cap_page + 1),
-    ] {
-        let u = map.entry(page).or_default();
-        u.run_pages = run;
-        u.max_seq = u.max_seq.max(seq);
-    }
-    let mut max_id = 0;
-    for (&table, keys) in &capsule.writes {
-        max_id = max_id.max(table);
-        if table == CATALOG_TABLE {
-            for v in keys.values().flatten() {
-                if let Ok(b) = <[u8; 8]>::try_from(&v[..]) {
-                    max_id = max_id.max(u64::from_le_bytes(b));
-                }
+/// Marker records of later commits found past damage at `seq` on `page` (whose slot 0
+/// is `first_seq`), following the pages' stored `next_page` links: records whose `seq`
+/// field names their slot. Their chain cannot be verified across the damage.
+fn later_markers(
+    f: &LogFile<'_>,
+    page: u64,
+    first_seq: u64,
+    seq: u64,
+    slots: u64,
+) -> Option<(u64, u64, u64)> {
+    let mut found: Option<(u64, u64, u64)> = None;
+    let (mut page, mut first, mut from) = (page, first_seq, seq + 1);
+    // Every page at most once.
+    for _ in 0..f.file_pages {
+        let bytes = f.page(page)?;
+        for s in from.saturating_sub(first)..slots {
+            let at = LOG_PAGE_HEADER_LEN + s as usize * MARKER_LEN;
+            let stored = bytes
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes);
+            if stored == Some(first + s) {
+                let (lo, _, n) = found.unwrap_or((first + s, 0, 0));
+                found = Some((lo, first + s, n + 1));
             }
         }
+        let next = verify_log_page(bytes, PageKind::Marker, page)
+            .ok()
+            .map(|kh| MarkerPageHeader::decode(&kh).next_page)
+            .or_else(|| {
+                bytes
+                    .get(16..24)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_le_bytes)
+            })?;
+        let valid = f
+            .page(next)
+            .and_then(|b| verify_log_page(b, PageKind::Marker, next).ok())
+            .is_some_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first + slots);
+        if !valid {
+            break;
+        }
+        page = next;
+        first += slots;
+        from = first;
     }
-    for &t in &capsule.dropped_tables {
-        max_id = max_id.max(t);
+    found
+}
+
+/// Writes back what recovery rebuilt, and syncs.
+pub fn apply_repairs(storage: &dyn Storage, repairs: &[Repair]) -> Result<()> {
+    if repairs.is_empty() {
+        return Ok(());
     }
-    if max_id > TABLE_ID_MAX {
-        return Err(bad(
-            cap_page,
-            format!("names table id {max_id}, above the highest a table can have"),
-        ));
+    for r in repairs {
+        storage.write_at(r.offset, &r.bytes)?;
     }
-    // No snapshot lives during recovery: only the newest version of a key and those
-    // inside the history window (at or above `floor`) matter.
-    versions.apply(seq, &capsule.writes, seq.min(floor));
-    for &t in &capsule.dropped_tables {
-        versions.drop_table_at(t, seq);
-    }
-    Ok(max_id)
+    storage.sync()
 }
 
 /// Prepares the tail for new markers: rewrites the tail page's header when no valid
 /// marker is on it yet, zeroes the slots after the tail and the whole next page, and
 /// syncs, so no record left by the lost tail can ever continue the stream.
 /// `tail.next_page` must already be chosen.
-pub fn scrub_tail(storage: &dyn Storage, page_size: u32, tail: &StreamTail) -> Result<()> {
+/// With `rewrite_header`, the tail page's header is rewritten too (a repaired header
+/// whose next page recovery could not confirm).
+pub fn scrub_tail(
+    storage: &dyn Storage,
+    page_size: u32,
+    tail: &StreamTail,
+    rewrite_header: bool,
+) -> Result<()> {
     let ps = u64::from(page_size);
     let slot = tail.next_seq - tail.first_seq;
+    let image = MarkerWriter::new_page_image(
+        tail.page,
+        page_size,
+        MarkerPageHeader {
+            next_page: tail.next_page,
+            first_seq: tail.first_seq,
+        },
+    )?;
     if slot == 0 {
-        let image = MarkerWriter::new_page_image(
-            tail.page,
-            page_size,
-            MarkerPageHeader {
-                next_page: tail.next_page,
-                first_seq: tail.first_seq,
-            },
-        )?;
         storage.write_at(tail.page * ps, &image)?;
-    } else if slot < slots_per_page(page_size) {
+    } else if rewrite_header {
+        storage.write_at(
+            tail.page * ps,
+            image.get(..LOG_PAGE_HEADER_LEN).unwrap_or(&[]),
+        )?;
+    }
+    if slot > 0 && slot < slots_per_page(page_size) {
         let from = LOG_PAGE_HEADER_LEN as u64 + slot * MARKER_LEN as u64;
         storage.write_at(tail.page * ps + from, &vec![0u8; (ps - from) as usize])?;
     }

@@ -48,6 +48,10 @@ pub struct Stats {
     pub log_bytes: u64,
     /// Commits replayed by recovery when the database was opened.
     pub recovered_commits: u64,
+    /// Log records and page headers recovery rebuilt from redundancy when the database
+    /// was opened (`format-spec/log.md`, "Repairs from redundancy"); a read-write open
+    /// wrote them back.
+    pub repaired_log_records: u64,
     /// Pages in the free set.
     pub free_pages: u64,
     /// First page never allocated.
@@ -88,6 +92,11 @@ pub struct DbInfo {
     pub older_generations_pinned: bool,
     /// Pages this writer holds out of reuse for pinned older generations.
     pub held_pages: u64,
+    /// The durable bound: the header proves every commit up to it was durable.
+    pub log_durable_seq: u64,
+    /// Damage to the log a read-only open stopped at: the commits from its `seq` on
+    /// cannot be read (a read-write open refuses such a file).
+    pub log_damage: Option<crate::commit::LogDamage>,
 }
 
 impl Engine {
@@ -120,6 +129,7 @@ impl Engine {
             capsule_bytes: self.committer.capsule_bytes(),
             log_bytes: group.log_bytes,
             recovered_commits: self.recovered_commits,
+            repaired_log_records: self.repaired_log_records,
             free_pages: self.pager.free_count(),
             high_water_page: self.pager.high_water(),
             checkpoint_seq: self.current_tree().checkpoint_seq,
@@ -147,7 +157,13 @@ impl Engine {
         self.checkpointer.shut();
         let drained = self.committer.drain();
         self.committer.feed().close();
-        drained
+        drained?;
+        if self.read_only || self.committer.is_poisoned() {
+            return Ok(());
+        }
+        // A clean close: every marker written is durable, and the header says so.
+        self.checkpointer
+            .raise_durable_bound(self.committer.durable_seq())
     }
 
     pub(crate) fn collect_garbage(&self) -> Result<()> {
@@ -178,6 +194,8 @@ impl Engine {
             visible_seq: self.registry.visible(),
             older_generations_pinned: self.storage.pinned_below(h.generation)?,
             held_pages: self.pager.held_count(),
+            log_durable_seq: h.log_durable_seq,
+            log_damage: self.log_damage.clone(),
         })
     }
 

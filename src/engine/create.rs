@@ -29,6 +29,7 @@ pub(crate) fn create(storage: &dyn Storage, config: &Config) -> Result<(Header, 
         freelist_root: 0,
         marker_start_page: first_data,
         marker_chain_seed: rng.next_u64() as u32,
+        log_durable_seq: 0,
     };
     storage.set_len(page_count * u64::from(page_size))?;
     let marker_page = crate::commit::MarkerWriter::new_page_image(

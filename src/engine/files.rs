@@ -50,12 +50,15 @@ impl Drop for LockNotice {
 /// holds its lock.
 fn open_file(path: &Path, config: &Config) -> Result<FileStorage> {
     let deadline = std::time::Instant::now() + RELEASE_WAIT;
-    loop {
-        let opened = if config.read_only {
+    let try_open = || {
+        if config.read_only {
             FileStorage::open_read_only(path)
         } else {
             FileStorage::open(path, true)
-        };
+        }
+    };
+    loop {
+        let opened = try_open();
         let Err(Error::Locked { .. }) = &opened else {
             return opened;
         };
@@ -64,8 +67,11 @@ fn open_file(path: &Path, config: &Config) -> Result<FileStorage> {
         };
         let mut held = HELD.lock();
         if !held.as_ref().is_some_and(|h| h.contains(&id)) {
-            // Another process holds it.
-            return opened;
+            // Another process holds it, or this process's dying engine released it
+            // between the refused open and this look (its lock goes before its notice):
+            // one more try tells the two apart.
+            drop(held);
+            return try_open();
         }
         if HELD_RELEASED.wait_until(&mut held, deadline).timed_out() {
             return opened;

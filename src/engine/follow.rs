@@ -60,36 +60,45 @@ pub(crate) fn read_header_pinned(
 
 /// Replays the marker stream from `start` as a live reader must: a first pass reads
 /// only the markers, a second (with a fresh view of the file, which then covers every
-/// record those markers name) replays exactly those. The first marker that does not
-/// verify ends the stream: it may be the writer's write in progress.
+/// record those markers name) replays exactly those. From the checkpoint (`start.strict`)
+/// this is a lenient recovery (damage below the durable bound is reported, not an
+/// error); resuming mid-stream, the first page or record that does not verify ends the
+/// stream: it may be the writer's write in progress. Nothing is written either way.
 pub(crate) fn recover_live(
     storage: &dyn Storage,
-    page_size: u32,
+    header: &Header,
     start: StreamStart,
     versions: &VersionStore,
     floor: u64,
 ) -> Result<Recovered> {
     let markers = recover_from(
         storage,
-        page_size,
+        header,
         StreamStart {
             replay: false,
             ..start
         },
         versions,
         floor,
+        true,
     )?;
     let last = markers.tail.next_seq.saturating_sub(1);
-    recover_from(
+    let mut rec = recover_from(
         storage,
-        page_size,
+        header,
         StreamStart {
             seq_max: last,
             ..start
         },
         versions,
         floor,
-    )
+        true,
+    )?;
+    // The second pass stops at `last`: damage the first found past it is still damage.
+    if rec.damage.is_none() {
+        rec.damage = markers.damage;
+    }
+    Ok(rec)
 }
 
 impl Engine {
@@ -104,9 +113,10 @@ impl Engine {
             .history()
             .floor()
             .min(self.registry.horizon());
+        let (header, _) = self.checkpointer.header();
         let rec = recover_live(
             self.storage.as_ref(),
-            self.page_size,
+            &header,
             StreamStart::after(&t),
             &self.versions,
             floor,

@@ -31,6 +31,20 @@ pub struct IntegrityReport {
     pub page_count: u64,
     /// Commits in the log after the checkpoint, all verified.
     pub log_commits: u64,
+    /// Log records and headers that are damaged but can be rebuilt from redundancy (a
+    /// read-write open rewrites them).
+    pub log_repairable: u64,
+}
+
+/// One line describing damage to the log, and what lies beyond it.
+fn describe_damage(d: &crate::commit::LogDamage) -> String {
+    let beyond = match d.later_markers {
+        Some((lo, hi, n)) => format!(
+            "; past it, {n} marker records of commits {lo} to {hi} remain, unreadable across the damage"
+        ),
+        None => "; no marker record of a later commit remains past it".into(),
+    };
+    format!("{}{beyond}", d.to_error())
 }
 
 impl IntegrityReport {
@@ -136,16 +150,38 @@ impl Engine {
             }
 
             // The log after the checkpoint: every marker, proof and capsule verifies.
-            let start = crate::commit::StreamStart::at_checkpoint(header);
-            let scratch = VersionStore::new();
-            let replayed = if e.read_only {
-                // A writer may be appending (a live reader).
-                super::follow::recover_live(e.storage.as_ref(), ps, start, &scratch, u64::MAX)
-            } else {
-                crate::commit::recover(e.storage.as_ref(), header, &scratch, u64::MAX)
-            };
-            match replayed {
-                Ok(rec) => r.log_commits = rec.replayed,
+            // Read leniently: past damage to the end of the stream's pages, so damage in
+            // the middle of the stream is reported, repairable or not.
+            let recovered = e.committer.with_markers_quiet(|| {
+                let scratch = VersionStore::new();
+                if e.read_only {
+                    // A writer in another process may be appending (a live reader).
+                    let start = crate::commit::StreamStart::at_checkpoint(header);
+                    super::follow::recover_live(
+                        e.storage.as_ref(),
+                        header,
+                        start,
+                        &scratch,
+                        u64::MAX,
+                    )
+                } else {
+                    crate::commit::recover(e.storage.as_ref(), header, &scratch, u64::MAX, true)
+                }
+            });
+            match recovered {
+                Ok(rec) => {
+                    r.log_commits = rec.replayed;
+                    r.log_repairable = rec.repairs.len() as u64;
+                    for rep in &rec.repairs {
+                        r.problems.push(format!(
+                            "repairable (a read-write open rebuilds it from redundancy): {}",
+                            rep.what
+                        ));
+                    }
+                    if let Some(d) = &rec.damage {
+                        r.problems.push(describe_damage(d));
+                    }
+                }
                 Err(err) => problem(&mut r, err),
             }
             let log: BTreeSet<u64> = e.committer.log_pages().into_iter().collect();

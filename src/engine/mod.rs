@@ -23,10 +23,13 @@ pub(crate) use value::ReadPin;
 pub use value::ValueRef;
 
 use crate::btree;
-use crate::checkpoint::{CheckpointReport, Checkpointer, TreeState, read_free_list};
+use crate::checkpoint::{
+    CheckpointReport, Checkpointer, TreeState, bound_needs_write, read_free_list,
+    write_durable_bound,
+};
 use crate::commit::{
-    CommitError, Committer, Feed, GroupCommit, LogArena, MarkerWriter, ReadSet, StreamStart,
-    StreamTail, recover, scrub_tail,
+    CommitError, Committer, Feed, GroupCommit, LogArena, LogDamage, MarkerWriter, ReadSet,
+    StreamStart, StreamTail, apply_repairs, recover, scrub_tail,
 };
 use crate::error::{Error, Result};
 use crate::format::{PageKind, first_data_page};
@@ -70,6 +73,11 @@ pub(crate) struct Engine {
     pub(crate) read_only: bool,
     /// Commits replayed by recovery at open.
     pub(crate) recovered_commits: u64,
+    /// Log records and headers recovery rebuilt from redundancy at open (rewritten by a
+    /// read-write open).
+    pub(crate) repaired_log_records: u64,
+    /// Damage a read-only open stopped at (a read-write open refuses such a file).
+    pub(crate) log_damage: Option<LogDamage>,
     version_bytes_max: u64,
     log_commits_max: u64,
     pub(crate) checkpoints: AtomicU64,
@@ -183,11 +191,13 @@ impl Engine {
             versions.drop_table_at(table, seq);
             kept_max_id = kept_max_id.max(table);
         }
+        // A read-only open reads up to damage; a read-write one refuses it, writing nothing.
+        // A read-only open is a live reader: a writer in another process may be appending.
         let rec = if config.read_only {
             let start = StreamStart::at_checkpoint(&header);
-            follow::recover_live(storage.as_ref(), page_size, start, &versions, floor)?
+            follow::recover_live(storage.as_ref(), &header, start, &versions, floor)?
         } else {
-            recover(storage.as_ref(), &header, &versions, floor)?
+            recover(storage.as_ref(), &header, &versions, floor, false)?
         };
         if !fresh {
             log::info!(
@@ -246,21 +256,30 @@ impl Engine {
             free,
         )?);
         let mut tail = rec.tail;
+        let (mut header, mut copy) = (header, copy);
         if !config.read_only {
             // Readers of other processes may pin an older generation that reaches
             // pages this open found free (`format-spec/locking.md`).
             pager.hold_free_set(header.generation);
+            // Recovery explained everything: rebuilt records go back, the torn tail is
+            // scrubbed, and the recovered stream becomes the durable bound.
+            apply_repairs(storage.as_ref(), &rec.repairs)?;
             if tail.next_page == 0 {
                 tail.next_page = pager.alloc()?;
             }
-            scrub_tail(storage.as_ref(), page_size, &tail)?;
+            scrub_tail(storage.as_ref(), page_size, &tail, rec.rewrite_tail_header)?;
             log::debug!(
                 "cleared the marker stream after seq {} (page {}, next page {}) so no torn record can continue it",
                 tail.next_seq.saturating_sub(1),
                 tail.page,
                 tail.next_page
             );
+            if bound_needs_write(&header, rec.tip) {
+                (header, copy) = write_durable_bound(storage.as_ref(), &header, copy, rec.tip)?;
+            }
         }
+        let proof_resume = rec.log.resume_point(&rec.log.proofs);
+        let capsule_resume = rec.log.resume_point(&rec.log.capsules);
         let registry = SnapshotRegistry::new(rec.tip);
         let feed = Arc::new(Feed::new(rec.tip));
         let group = GroupCommit::new(
@@ -270,6 +289,7 @@ impl Engine {
                 Arc::clone(&pager),
                 Arc::clone(&storage),
                 rec.log.proofs,
+                proof_resume,
             ),
             MarkerWriter::new(
                 Arc::clone(&storage),
@@ -285,6 +305,7 @@ impl Engine {
             Arc::clone(&pager),
             Arc::clone(&storage),
             rec.log.capsules,
+            capsule_resume,
         );
         let committer = Arc::new(Committer::new(
             rec.tip,
@@ -323,6 +344,8 @@ impl Engine {
             closing: AtomicBool::new(false),
             read_only: config.read_only,
             recovered_commits: rec.replayed,
+            repaired_log_records: rec.repairs.len() as u64,
+            log_damage: rec.damage,
             version_bytes_max: config.version_store_budget,
             log_commits_max: config.checkpoint_log_commits,
             checkpoints: AtomicU64::new(0),
@@ -454,10 +477,11 @@ impl Engine {
     pub(crate) fn after_large_commit(&self, write_bytes: usize) {
         let large = u64::try_from(write_bytes).unwrap_or(u64::MAX) > self.version_bytes_max / 2;
         if large && !self.read_only && !self.closing.load(Ordering::Acquire) {
-            let _ = self.run_checkpoint(true);
-            // Its keys in the commit index go now too, rather than in the maintenance
-            // pass of some later committer.
+            // Its keys leave the commit index first (rather than in the maintenance pass
+            // of some later committer), so the fold's own memory comes on top of less.
             self.committer.maintain();
+            release_freed_memory();
+            let _ = self.run_checkpoint(true);
             release_freed_memory();
         }
     }
@@ -505,6 +529,10 @@ impl Drop for Engine {
     fn drop(&mut self) {
         // Every sequenced commit reaches the disk; a failure here was already
         // reported to the committers that waited, and there is no one left to tell.
-        let _ = self.committer.drain();
+        if self.committer.drain().is_ok() && !self.read_only && !self.committer.is_poisoned() {
+            let _ = self
+                .checkpointer
+                .raise_durable_bound(self.committer.durable_seq());
+        }
     }
 }

@@ -34,7 +34,8 @@ struct RawHeader {
     freelist_root: U64,
     marker_start_page: U64,
     marker_chain_seed: U32,
-    reserved: [u8; 40],
+    log_durable_seq: U64,
+    reserved: [u8; 32],
     checksum: U32,
 }
 
@@ -65,6 +66,9 @@ pub struct Header {
     pub marker_start_page: u64,
     /// Chain value the first marker after the checkpoint chains to.
     pub marker_chain_seed: u32,
+    /// The durable bound: every marker at or below it was durable when this copy was
+    /// written (`format-spec/log.md`, "Durable evidence"); `0` in version-1 files.
+    pub log_durable_seq: u64,
 }
 
 /// Why a header copy is not valid.
@@ -130,7 +134,8 @@ impl Header {
             freelist_root: U64::new(self.freelist_root),
             marker_start_page: U64::new(self.marker_start_page),
             marker_chain_seed: U32::new(self.marker_chain_seed),
-            reserved: [0; 40],
+            log_durable_seq: U64::new(self.log_durable_seq),
+            reserved: [0; 32],
             checksum: U32::new(0),
         };
         let sum = checksum(&[raw.as_bytes().get(..CHECKSUM_OFFSET).unwrap_or(&[])]);
@@ -185,6 +190,7 @@ impl Header {
             freelist_root: raw.freelist_root.get(),
             marker_start_page: raw.marker_start_page.get(),
             marker_chain_seed: raw.marker_chain_seed.get(),
+            log_durable_seq: raw.log_durable_seq.get(),
         })
     }
 }
@@ -221,7 +227,8 @@ mod tests {
                 offset_of!(RawHeader, marker_chain_seed),
                 4,
             ),
-            ("reserved", offset_of!(RawHeader, reserved), 40),
+            ("log_durable_seq", offset_of!(RawHeader, log_durable_seq), 8),
+            ("reserved", offset_of!(RawHeader, reserved), 32),
             ("checksum", offset_of!(RawHeader, checksum), 4),
         ];
         spec_table::assert_layout(&spec, &code);
@@ -241,6 +248,7 @@ mod tests {
             freelist_root: 0,
             marker_start_page: 5,
             marker_chain_seed: 99,
+            log_durable_seq: 2,
         }
     }
 
@@ -277,7 +285,7 @@ mod tests {
         );
         // A non-zero reserved byte with a checksum that covers it.
         let mut bad = good;
-        bad[90] = 1;
+        bad[100] = 1;
         let sum = checksum(&[&bad[..CHECKSUM_OFFSET]]);
         bad[CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
         assert_eq!(Header::decode(&bad, 0), Err(HeaderFault::ReservedNotZero));
@@ -306,6 +314,7 @@ mod tests {
                         freelist_root: fr,
                         marker_start_page: first + ms % (page_count - first),
                         marker_chain_seed: seed,
+                        log_durable_seq: cs.rotate_left(7),
                     }
                 },
             )

@@ -24,8 +24,10 @@ pub use page::{
 };
 pub use proof::{PROOF_LEN, PROOF_MAGIC, Proof};
 
-/// The newest format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads and writes (`format-spec/README.md`,
+/// "Version changes"). Version-1 files are read too, and upgraded by their first header
+/// write.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Bytes at the start of the file reserved for the two header copies.
 pub const HEADER_REGION_LEN: u64 = 8192;

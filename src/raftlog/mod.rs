@@ -7,7 +7,10 @@
 //! holds exactly the calls that returned `Ok` (and possibly the one in flight, whole or
 //! not at all): an append, a truncate or a purge is never half done, and the hard state
 //! is never torn. Concurrent appenders on different logs of one database share the
-//! engine's group commit.
+//! engine's group commit. [`RaftLog::append_async`] pipelines appends: it returns an
+//! [`AppendTicket`] before the entries are durable, so one log can keep several batches
+//! in flight, sharing group commits; after a crash the log is a prefix of the appends,
+//! holding at least those whose ticket was waited on.
 //!
 //! The log's bounds ([`RaftLog::first_index`], [`RaftLog::last_index`]) are kept in
 //! memory and answered without I/O; recently appended entries are kept in a bounded
@@ -192,7 +195,9 @@ struct Inner {
     log_table: String,
     meta_table: String,
     /// Serializes the calls that change the log (append, truncate, purge), held across
-    /// their durable commit so `bounds` always matches what is durable.
+    /// their commit so `bounds` always matches the committed log (an append from
+    /// [`RaftLog::append_async`] may not be durable yet; later commits are durable only
+    /// after it).
     writer: Mutex<()>,
     /// Serializes hard-state saves so `hard` matches the last durable save.
     hard_writer: Mutex<()>,
@@ -305,10 +310,40 @@ impl RaftLog {
     /// right after the last entry (or anywhere, on a log that never held anything), and
     /// have terms that never go down; otherwise [`Error::LogOrder`] and nothing is
     /// written. Returns once the entries are on stable storage. An empty slice is a
-    /// no-op.
+    /// no-op. [`RaftLog::append_async`] returns earlier.
     pub fn append(&self, entries: &[Entry]) -> Result<()> {
+        match self.append_async(entries)? {
+            Some(ticket) => ticket.wait(),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends `entries` like [`RaftLog::append`] but returns before they are durable,
+    /// with a ticket to learn when they are ([`AppendTicket::wait`]); `None` for an
+    /// empty slice. The entries are in the log (bounds, reads) at once. Several appends
+    /// can be in flight and share one group commit: waiting on a ticket makes its
+    /// append and every earlier one durable.
+    ///
+    /// After a crash the log holds a prefix of the appends made: every append whose
+    /// ticket was waited on successfully, possibly some later ones, never a later one
+    /// without an earlier one, and none half written.
+    ///
+    /// ```
+    /// use capsuledb::raftlog::{Entry, RaftLog};
+    /// # fn main() -> capsuledb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = capsuledb::Database::open(dir.path().join("raft.db"))?;
+    /// let log = RaftLog::open(&db)?;
+    /// let first = log.append_async(&[Entry::new(1, 1, b"a".to_vec())])?;
+    /// let second = log.append_async(&[Entry::new(2, 1, b"b".to_vec())])?;
+    /// assert_eq!(log.last_index(), Some(2)); // in the log, maybe not durable yet
+    /// second.unwrap().wait()?; // both appends are durable now
+    /// assert!(db.stats().durable_seq >= first.unwrap().seq());
+    /// # Ok(()) }
+    /// ```
+    pub fn append_async(&self, entries: &[Entry]) -> Result<Option<AppendTicket>> {
         let Some(head) = entries.first() else {
-            return Ok(());
+            return Ok(None);
         };
         let inner = &*self.inner;
         let _writer = inner.writer.lock();
@@ -356,7 +391,8 @@ impl RaftLog {
                 &codec::entry_value(e.term, &e.data),
             )?;
         }
-        inner.commit(tx)?;
+        // Sequenced and visible, not yet durable: the ticket waits for that.
+        let seq = inner.commit_with(tx, Durability::Applied)?;
         let first = before.held.map_or(head.index, |(first, _)| first);
         let after = Bounds {
             purged: before.purged,
@@ -365,7 +401,11 @@ impl RaftLog {
         debug_assert!(check_bounds(&after).is_ok(), "{after:?}");
         *inner.bounds.lock() = after;
         inner.cache.write().append(entries);
-        Ok(())
+        Ok(Some(AppendTicket {
+            inner: Arc::clone(&self.inner),
+            seq,
+            last,
+        }))
     }
 
     /// Removes the entries at `from` and after, atomically and durably (the conflict
@@ -638,6 +678,50 @@ impl RaftLog {
     }
 }
 
+/// An append that may not be durable yet ([`RaftLog::append_async`]). Cheap to clone;
+/// `Send + Sync`, so another thread can wait on it.
+#[derive(Clone)]
+#[must_use = "an append is not known durable until its ticket is waited on"]
+pub struct AppendTicket {
+    inner: Arc<Inner>,
+    seq: u64,
+    last: EntryId,
+}
+
+impl AppendTicket {
+    /// Blocks until the append (and every earlier change of the database) is on
+    /// stable storage. If that fails, the append may or may not survive a crash, so
+    /// the log's handle stops accepting changes ([`Error::Poisoned`]).
+    pub fn wait(&self) -> Result<()> {
+        match self.inner.db.wait_for(self.seq, Durability::Durable) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.inner.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// The commit sequence number of the append's transaction.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The id of the append's last entry.
+    pub fn last(&self) -> EntryId {
+        self.last
+    }
+}
+
+impl std::fmt::Debug for AppendTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendTicket")
+            .field("seq", &self.seq)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
 impl Inner {
     fn check_usable(&self) -> Result<()> {
         match &*self.poisoned.lock() {
@@ -651,13 +735,26 @@ impl Inner {
     /// Commits durably. A conflict wrote nothing; any other failure may or may not
     /// have reached the disk, so the handle's bounds can no longer be trusted.
     fn commit(&self, tx: crate::Transaction<'_>) -> Result<()> {
-        match tx.commit_with(Durability::Durable) {
-            Ok(_) => Ok(()),
+        self.commit_with(tx, Durability::Durable).map(|_| ())
+    }
+
+    /// Commits at `level` and returns the commit's seq; failures as [`Inner::commit`].
+    fn commit_with(&self, tx: crate::Transaction<'_>, level: Durability) -> Result<u64> {
+        match tx.commit_with(level) {
+            Ok(info) => Ok(info.seq),
             Err(e @ Error::Conflict { .. }) => Err(e),
             Err(e) => {
-                *self.poisoned.lock() = Some(format!("raft log commit failed: {e}"));
+                self.poison(&e);
                 Err(e)
             }
+        }
+    }
+
+    /// Stops accepting changes after an ambiguous failure.
+    fn poison(&self, e: &Error) {
+        let mut poisoned = self.poisoned.lock();
+        if poisoned.is_none() {
+            *poisoned = Some(format!("raft log commit failed: {e}"));
         }
     }
 

@@ -13,8 +13,13 @@
 //!   Snapshots are a consistent read snapshot of those tables, serialized; the current
 //!   one is kept in `<name>.sm.snapshot` in chunks.
 //!
-//! The calls block on the engine's durable commits (one or two `fdatasync`s), which is
-//! what openraft's callbacks wait for anyway; run openraft on a multi-threaded runtime.
+//! `append` does not wait for the disk: it commits the entries without waiting
+//! ([`RaftLog::append_async`]) and hands the ticket with openraft's callback to the log
+//! store's flusher thread (`capsuledb-raft-flush`, one per log store, started at the
+//! first append, stopped when the last clone is dropped), which calls the callback once
+//! the entries are durable. Several appends are then in flight and share group commits.
+//! The other calls (vote, truncate, purge, state machine) block on durable commits (one
+//! or two `fdatasync`s); run openraft on a multi-threaded runtime.
 //!
 //! ```
 //! use capsuledb::raftlog::openraft::{LogStore, StateMachine, TypeConfig};
@@ -33,7 +38,7 @@
     reason = "openraft's traits return its StorageError; the helpers return the same"
 )]
 
-use super::{Entry, EntryId, RaftLog};
+use super::{AppendTicket, Entry, EntryId, RaftLog};
 use crate::{Database, Durability, Isolation};
 use ::openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use ::openraft::{
@@ -45,10 +50,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::io::Cursor;
-use std::marker::PhantomData;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 /// Meta record of the log: openraft's vote.
 const VOTE: &str = "openraft.vote";
@@ -62,6 +68,9 @@ const LAST_APPLIED: &[u8] = b"last_applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const SNAPSHOT_META: &[u8] = b"snapshot_meta";
 const SNAPSHOT_COUNT: &[u8] = b"snapshot_count";
+/// Appends handed to a log store's flusher thread and not yet reported durable; an
+/// `append` finding the queue full waits for room (back-pressure).
+const FLUSH_QUEUE_APPENDS_MAX: usize = 1024;
 /// Bytes of a stored snapshot per key (well under [`crate::MAX_VALUE_LEN`]).
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
@@ -123,17 +132,77 @@ fn sm_write(e: impl std::error::Error + 'static) -> StorageError<Nid> {
 // ---------------------------------------------------------------------------------
 // The log.
 
-/// openraft's log storage over a [`RaftLog`]; cheap to clone (clones share the log).
+/// openraft's log storage over a [`RaftLog`]; cheap to clone (clones share the log and
+/// its flusher thread).
 pub struct LogStore<C: RaftTypeConfig> {
     log: RaftLog,
-    _config: PhantomData<C>,
+    flusher: Arc<parking_lot::Mutex<Option<Flusher<C>>>>,
 }
 
 impl<C: RaftTypeConfig> Clone for LogStore<C> {
     fn clone(&self) -> Self {
         LogStore {
             log: self.log.clone(),
-            _config: PhantomData,
+            flusher: Arc::clone(&self.flusher),
+        }
+    }
+}
+
+/// An append whose callback waits for its entries to be durable.
+type FlushJob<C> = (AppendTicket, LogFlushed<C>);
+
+/// The thread that reports appends durable to openraft, off the async runtime.
+struct Flusher<C: RaftTypeConfig> {
+    jobs: Option<SyncSender<FlushJob<C>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<C: RaftTypeConfig> Flusher<C> {
+    fn start() -> std::io::Result<Flusher<C>> {
+        let (jobs, queue) = sync_channel(FLUSH_QUEUE_APPENDS_MAX);
+        let thread = std::thread::Builder::new()
+            .name("capsuledb-raft-flush".into())
+            .spawn(move || Flusher::run(&queue))?;
+        Ok(Flusher {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Takes every queued append, waits once for the newest (durability is in commit
+    /// order, so that covers the others) and calls their callbacks in order. Returns
+    /// when the last sender is gone and the queue is empty.
+    fn run(queue: &Receiver<FlushJob<C>>) {
+        while let Ok(job) = queue.recv() {
+            let mut batch = vec![job];
+            while batch.len() < FLUSH_QUEUE_APPENDS_MAX
+                && let Ok(job) = queue.try_recv()
+            {
+                batch.push(job);
+            }
+            let newest = batch
+                .iter()
+                .map(|(ticket, _)| ticket)
+                .max_by_key(|t| t.seq());
+            let result = newest.map_or(Ok(()), AppendTicket::wait);
+            for (_, callback) in batch {
+                callback.log_io_completed(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                });
+            }
+        }
+    }
+}
+
+impl<C: RaftTypeConfig> Drop for Flusher<C> {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread finish the appends it holds, then stop.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            log::error!("the raft log flusher thread panicked");
         }
     }
 }
@@ -152,8 +221,27 @@ where
     pub fn new(log: RaftLog) -> Self {
         LogStore {
             log,
-            _config: PhantomData,
+            flusher: Arc::new(parking_lot::Mutex::new(None)),
         }
+    }
+
+    /// Hands an append's ticket and callback to the flusher thread, starting it if
+    /// needed. Blocks only while [`FLUSH_QUEUE_APPENDS_MAX`] appends are queued.
+    fn flush_later(
+        &self,
+        ticket: AppendTicket,
+        callback: LogFlushed<C>,
+    ) -> Result<(), StorageError<NodeIdOf<C>>> {
+        let jobs = {
+            let mut flusher = self.flusher.lock();
+            if flusher.is_none() {
+                *flusher = Some(Flusher::start().map_err(logs_write)?);
+            }
+            flusher.as_ref().and_then(|f| f.jobs.clone())
+        };
+        let stopped = || logs_write(std::io::Error::other("the raft log flusher stopped"));
+        let jobs = jobs.ok_or_else(stopped)?;
+        jobs.send((ticket, callback)).map_err(|_| stopped())
     }
 
     /// The underlying log.
@@ -304,9 +392,10 @@ where
             let data = serde_json::to_vec(&e).map_err(logs_write)?;
             batch.push(Entry::new(id.index, id.leader_id.term, data));
         }
-        // Returns once the entries are durable: the flush is complete.
-        match self.log.append(&batch) {
-            Ok(()) => {
+        // The entries are in the log now; the flusher reports them durable.
+        match self.log.append_async(&batch) {
+            Ok(Some(ticket)) => self.flush_later(ticket, callback),
+            Ok(None) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }

@@ -6,6 +6,8 @@
 //! kept whole, dropped, or torn at [`SECTOR_SIZE`] boundaries. It can also flip bits,
 //! fail the N-th write, sync or resize, refuse to grow past a size (a full disk), and
 //! "lose power" after N operations so a test can crash at every I/O point.
+//! When asked ([`SimStorage::start_trace`]) it records the order of its successful
+//! writes, syncs and resizes, so a test can check the order the engine issues them in.
 //! The same seed always gives the same image.
 
 use super::{Storage, View};
@@ -35,6 +37,24 @@ struct SimState {
     faults: Faults,
     /// Operations still allowed before the simulated power loss.
     power_budget: Option<u64>,
+    /// The operations recorded since [`SimStorage::start_trace`], if tracing.
+    trace: Option<Vec<TraceOp>>,
+}
+
+/// One successful operation of a traced [`SimStorage`], in the order it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceOp {
+    /// `write_at` of `len` bytes at `offset`.
+    Write {
+        /// File offset of the first byte.
+        offset: u64,
+        /// Bytes written.
+        len: u64,
+    },
+    /// `sync`: everything before it is durable.
+    Sync,
+    /// `set_len` to this length.
+    SetLen(u64),
 }
 
 enum Unsynced {
@@ -111,6 +131,7 @@ impl SimStorage {
             counts: st.counts,
             faults: Faults::default(),
             power_budget: None,
+            trace: None,
         };
         SimStorage {
             state: Arc::new(Mutex::new(copy)),
@@ -130,6 +151,24 @@ impl SimStorage {
     /// Counts of successful calls so far.
     pub fn counts(&self) -> IoCounts {
         self.state.lock().counts
+    }
+
+    /// Starts recording the successful writes, syncs and resizes (dropping any trace
+    /// recorded so far). Off by default, when it costs one branch per operation.
+    pub fn start_trace(&self) {
+        self.state.lock().trace = Some(Vec::new());
+    }
+
+    /// Stops recording and returns the operations recorded since
+    /// [`SimStorage::start_trace`], in order (empty if tracing was off).
+    pub fn take_trace(&self) -> Vec<TraceOp> {
+        self.state.lock().trace.take().unwrap_or_default()
+    }
+
+    /// How many operations the trace holds so far (0 when not tracing): a position a
+    /// test can note when something happens, to compare with the trace's indices.
+    pub fn trace_len(&self) -> usize {
+        self.state.lock().trace.as_ref().map_or(0, Vec::len)
     }
 
     /// Number of operations (writes, syncs, resizes) not yet covered by a sync.
@@ -324,6 +363,12 @@ impl Storage for SimStorage {
         });
         st.counts.writes += 1;
         st.counts.bytes_written += data.len() as u64;
+        if let Some(trace) = st.trace.as_mut() {
+            trace.push(TraceOp::Write {
+                offset,
+                len: data.len() as u64,
+            });
+        }
         Ok(())
     }
 
@@ -350,6 +395,9 @@ impl Storage for SimStorage {
         }
         debug_assert_eq!(st.durable.len(), st.live.len());
         st.counts.syncs += 1;
+        if let Some(trace) = st.trace.as_mut() {
+            trace.push(TraceOp::Sync);
+        }
         Ok(())
     }
 
@@ -373,6 +421,9 @@ impl Storage for SimStorage {
         resize(Arc::make_mut(&mut st.live), len);
         st.unsynced.push(Unsynced::SetLen(len));
         st.counts.set_lens += 1;
+        if let Some(trace) = st.trace.as_mut() {
+            trace.push(TraceOp::SetLen(len));
+        }
         Ok(())
     }
 }

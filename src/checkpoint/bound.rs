@@ -1,0 +1,52 @@
+//! Raising the durable bound: the header's `log_durable_seq` (`format-spec/log.md`,
+//! "Durable evidence"), written at open, at a clean close and by every checkpoint.
+
+use super::Checkpointer;
+use crate::Result;
+use crate::format::{FORMAT_VERSION, HEADER_COPY_OFFSETS, Header};
+use crate::storage::Storage;
+
+/// Writes `header` with `log_durable_seq` raised to `seq` (and the format version of
+/// this build) into the other copy, and syncs; returns the new header and its copy.
+pub fn write_durable_bound(
+    storage: &dyn Storage,
+    header: &Header,
+    copy: u32,
+    seq: u64,
+) -> Result<(Header, u32)> {
+    let new = Header {
+        generation: header.generation + 1,
+        log_durable_seq: seq.max(header.log_durable_seq),
+        read_version: FORMAT_VERSION,
+        write_version: FORMAT_VERSION,
+        ..*header
+    };
+    let new_copy = 1 - copy.min(1);
+    let slot = HEADER_COPY_OFFSETS
+        .get(new_copy as usize)
+        .copied()
+        .unwrap_or(0);
+    storage.write_at(slot, &new.encode(new_copy))?;
+    storage.sync()?;
+    Ok((new, new_copy))
+}
+
+/// Whether a header needs a write to record `seq` as durable.
+pub fn bound_needs_write(header: &Header, seq: u64) -> bool {
+    seq > header.log_durable_seq.max(header.checkpoint_seq) || header.read_version < FORMAT_VERSION
+}
+
+impl Checkpointer {
+    /// Records that every marker up to `seq` is durable (a clean close), unless the
+    /// header already says so. Waits for a checkpoint in progress.
+    pub fn raise_durable_bound(&self, seq: u64) -> Result<()> {
+        let _st = self.state.lock();
+        let (header, copy) = self.header();
+        if !bound_needs_write(&header, seq) {
+            return Ok(());
+        }
+        let written = write_durable_bound(self.storage.as_ref(), &header, copy, seq)?;
+        *self.header.lock() = written;
+        Ok(())
+    }
+}

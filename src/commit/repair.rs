@@ -1,0 +1,404 @@
+//! Repairs from redundancy (`format-spec/log.md`, "Repairs from redundancy").
+//!
+//! Each function rebuilds damaged bytes from other durable records and returns them only
+//! when a checksum written together with the original confirms them, so a repair never
+//! invents a record: it restores the one that was written.
+
+use crate::format::{
+    CAPSULE_HEADER_LEN, CAPSULE_MAGIC, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader,
+    PROOF_LEN, PROOF_MAGIC, PageKind, Proof, capsule_total_len, checksum, decode_capsule,
+    verify_log_page, write_log_page_header,
+};
+use crate::storage::View;
+use std::collections::BTreeMap;
+
+/// Bytes recovery rebuilt, to be written back by a read-write open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repair {
+    /// Absolute file offset of the rebuilt bytes.
+    pub offset: u64,
+    /// The rebuilt bytes.
+    pub bytes: Vec<u8>,
+    /// What was repaired, for reports.
+    pub what: String,
+}
+
+/// The file as recovery reads it, with a lazily built index of every proof and capsule
+/// record found in the file's log pages (used only when something needs repairing).
+pub struct LogFile<'a> {
+    /// The mapped file.
+    pub view: &'a View,
+    /// Bytes per page.
+    pub page_size: u64,
+    /// First data page.
+    pub first_data: u64,
+    /// Pages in the file.
+    pub file_pages: u64,
+    index: Option<RecordIndex>,
+}
+
+/// Offsets of every decodable proof (by sequence) and capsule record in the file.
+#[derive(Default)]
+struct RecordIndex {
+    proofs: BTreeMap<u64, Vec<u64>>,
+    capsules: Vec<u64>,
+}
+
+impl<'a> LogFile<'a> {
+    /// The file behind `view`.
+    pub fn new(view: &'a View, page_size: u32, first_data: u64) -> LogFile<'a> {
+        let page_size = u64::from(page_size);
+        LogFile {
+            view,
+            page_size,
+            first_data,
+            file_pages: view.len() as u64 / page_size,
+            index: None,
+        }
+    }
+
+    /// The bytes of `page`, if it lies inside the file.
+    pub fn page(&self, page: u64) -> Option<&'a [u8]> {
+        self.view
+            .get(page.checked_mul(self.page_size)?, self.page_size as usize)
+    }
+
+    /// The page holding file offset `offset`.
+    pub fn page_of(&self, offset: u64) -> u64 {
+        offset / self.page_size
+    }
+
+    /// Rebuilds the 32-byte header of a proof or capsule page from what its position
+    /// determines and `run_pages`, the run the record being read needs.
+    pub fn rebuild_log_header(&self, page: u64, kind: PageKind, run_pages: u64) -> Option<Vec<u8>> {
+        let stored = self.page(page)?.get(..LOG_PAGE_HEADER_LEN)?;
+        let run = u32::try_from(run_pages).ok().filter(|&r| r > 0)?;
+        let mut kh = [0u8; 16];
+        kh[..4].copy_from_slice(&run.to_le_bytes());
+        let mut buf = vec![0u8; LOG_PAGE_HEADER_LEN];
+        write_log_page_header(&mut buf, kind, page, &kh).ok()?;
+        header_confirmed(&buf, stored).then_some(buf)
+    }
+
+    /// Rebuilds a marker page header whose `first_seq` the stream position determines.
+    /// `next_page` is whichever data page the stored checksum confirms; failing that
+    /// (the checksum itself is damaged), the stored `next_page` when every other stored
+    /// byte matches, returned as unconfirmed (`false`): only a page that turns out to
+    /// start the rest of the stream confirms it.
+    pub fn rebuild_marker_header(
+        &self,
+        page: u64,
+        first_seq: u64,
+    ) -> Option<(MarkerPageHeader, Vec<u8>, bool)> {
+        let stored = self.page(page)?.get(..LOG_PAGE_HEADER_LEN)?;
+        if blank(stored) {
+            // A page never started (the usual end of the stream): nothing to confirm.
+            return None;
+        }
+        let stored_next = stored
+            .get(16..24)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)?;
+        let build = |next_page: u64| {
+            let h = MarkerPageHeader {
+                next_page,
+                first_seq,
+            };
+            let mut buf = vec![0u8; LOG_PAGE_HEADER_LEN];
+            write_log_page_header(&mut buf, PageKind::Marker, page, &h.encode()).ok()?;
+            Some((h, buf))
+        };
+        let by_checksum = (self.first_data..self.file_pages)
+            .filter(|&n| n != page)
+            .filter_map(build)
+            .find(|(_, buf)| buf.get(..4) == stored.get(..4));
+        if let Some((h, buf)) = by_checksum {
+            return Some((h, buf, true));
+        }
+        let (h, buf) = build(stored_next)?;
+        let plausible = stored_next >= self.first_data && stored_next < self.file_pages;
+        (plausible && header_confirmed(&buf, stored)).then_some((h, buf, false))
+    }
+
+    /// Rebuilds the marker of `seq` in `slot` (chained to `prev_chain`) from a proof of
+    /// `seq`; `successor` is the next slot's bytes, if any. Returns the marker, its chain
+    /// and its bytes.
+    pub fn rebuild_marker(
+        &mut self,
+        slot: &[u8],
+        seq: u64,
+        prev_chain: u32,
+        successor: Option<&[u8]>,
+    ) -> Option<(Marker, u32, [u8; MARKER_LEN])> {
+        if blank(slot) && successor.is_none_or(blank) {
+            // The usual end of the stream: an empty slot with nothing after it.
+            return None;
+        }
+        let stored_offset = slot
+            .get(8..16)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)?;
+        let confirm = |offset: u64, proof_checksum: u32| {
+            let m = Marker {
+                seq,
+                proof_offset: offset,
+                proof_checksum,
+            };
+            let (bytes, chain) = m.encode(prev_chain);
+            // The stored chain confirms the rebuilt fields; or the fields are intact and
+            // only the chain field is damaged (a record of another history, left by a
+            // torn page start, has intact fields too, but a chain that differs at random).
+            let by_self = bytes.get(28..) == slot.get(28..MARKER_LEN)
+                || (bytes.get(..28) == slot.get(..28) && near(slot.get(28..MARKER_LEN), chain));
+            let by_successor =
+                successor.is_some_and(|s| Marker::decode(s, seq + 1, chain).is_some());
+            (by_self || by_successor).then_some((m, chain, bytes))
+        };
+        if let Some(sum) = self.proof_of(stored_offset, seq)
+            && let Some(found) = confirm(stored_offset, sum)
+        {
+            return Some(found);
+        }
+        let offsets = self.index().proofs.get(&seq).cloned().unwrap_or_default();
+        offsets
+            .into_iter()
+            .filter(|&o| o != stored_offset)
+            .find_map(|o| self.proof_of(o, seq).and_then(|sum| confirm(o, sum)))
+    }
+
+    /// The checksum of a valid proof of `seq` at `offset`.
+    fn proof_of(&self, offset: u64, seq: u64) -> Option<u32> {
+        let (p, sum) = Proof::decode(self.view.get(offset, PROOF_LEN)?).ok()?;
+        (p.seq == seq).then_some(sum)
+    }
+
+    /// Rebuilds the proof of `seq` whose checksum the marker recorded as `proof_checksum`
+    /// from the capsule it names: first the capsule at the damaged proof's own
+    /// `capsule_offset`, then every capsule record of the file.
+    pub fn rebuild_proof(
+        &mut self,
+        damaged: &[u8],
+        seq: u64,
+        proof_checksum: u32,
+    ) -> Option<(Proof, [u8; PROOF_LEN])> {
+        let stored_offset = damaged
+            .get(24..32)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes);
+        let try_at = |offset: u64| -> Option<(Proof, [u8; PROOF_LEN])> {
+            let len = capsule_total_len(self.view.get(offset, CAPSULE_HEADER_LEN)?)?;
+            let bytes = self.view.get(offset, len as usize)?;
+            let capsule = decode_capsule(bytes).ok()?;
+            let stored_sum = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+            let proof = Proof {
+                seq,
+                snapshot: capsule.snapshot,
+                capsule_offset: offset,
+                capsule_len: len,
+                capsule_checksum: stored_sum,
+                write_digest: capsule.write_digest,
+                entry_count: capsule.entry_count,
+            };
+            let enc = proof.encode();
+            (Proof::checksum_of(&enc) == proof_checksum).then_some((proof, enc))
+        };
+        if let Some(found) = stored_offset.and_then(try_at) {
+            return Some(found);
+        }
+        let capsules = self.index().capsules.clone();
+        capsules
+            .into_iter()
+            .filter(|&o| Some(o) != stored_offset)
+            .find_map(try_at)
+    }
+
+    /// The index of every proof and capsule record in the file, built on first use.
+    fn index(&mut self) -> &RecordIndex {
+        if self.index.is_none() {
+            self.index = Some(self.build_index());
+        }
+        self.index.get_or_insert_with(RecordIndex::default)
+    }
+
+    fn build_index(&self) -> RecordIndex {
+        let mut ix = RecordIndex::default();
+        let ps = self.page_size;
+        for page in self.first_data..self.file_pages {
+            let Some(bytes) = self.page(page) else {
+                continue;
+            };
+            let is = |kind: PageKind| {
+                verify_log_page(bytes, kind, page).is_ok()
+                    || self.rebuild_log_header(page, kind, 1).is_some()
+            };
+            let base = page * ps;
+            if is(PageKind::Proof) {
+                let mut at = LOG_PAGE_HEADER_LEN as u64;
+                while at + PROOF_LEN as u64 <= ps {
+                    if let Some(b) = self.view.get(base + at, PROOF_LEN)
+                        && b.get(4..8) == Some(&PROOF_MAGIC.to_le_bytes()[..])
+                        && let Ok((p, _)) = Proof::decode(b)
+                    {
+                        ix.proofs.entry(p.seq).or_default().push(base + at);
+                    }
+                    at += PROOF_LEN as u64;
+                }
+            } else if is(PageKind::Capsule) {
+                // Records are packed back to back; a damaged one ends the walk of its page.
+                let mut at = base + LOG_PAGE_HEADER_LEN as u64;
+                while let Some(head) = self.view.get(at, CAPSULE_HEADER_LEN) {
+                    let Some(len) = capsule_total_len(head) else {
+                        break;
+                    };
+                    let magic_ok = head.get(4..8) == Some(&CAPSULE_MAGIC.to_le_bytes()[..]);
+                    let sum_ok = self.view.get(at, len as usize).is_some_and(|b| {
+                        b.get(4..).map(|r| checksum(&[r])) == b.get(..4).map(read_u32)
+                    });
+                    if !magic_ok || !sum_ok || (len as usize) < CAPSULE_HEADER_LEN {
+                        break;
+                    }
+                    ix.capsules.push(at);
+                    at += u64::from(len);
+                }
+            }
+        }
+        ix
+    }
+}
+
+/// Whether a stored 4-byte checksum field is `value` or differs from it in at most
+/// [`FIELD_DAMAGE_BITS_MAX`] bits: damage to the field itself. A field written for other
+/// contents differs at random (about 16 bits), so this never accepts foreign bytes but
+/// with odds of about 1 in 8 million.
+fn near(stored: Option<&[u8]>, value: u32) -> bool {
+    stored
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .is_some_and(|b| (u32::from_le_bytes(b) ^ value).count_ones() <= FIELD_DAMAGE_BITS_MAX)
+}
+
+/// Bits of a damaged checksum field a repair accepts as damage rather than as a field
+/// written for other contents.
+const FIELD_DAMAGE_BITS_MAX: u32 = 2;
+
+/// Whether a rebuilt 32-byte log page header is confirmed by the stored one: by its
+/// stored checksum, or (the checksum field alone damaged) every other stored byte.
+fn header_confirmed(rebuilt: &[u8], stored: &[u8]) -> bool {
+    rebuilt.get(..4) == stored.get(..4)
+        || (rebuilt.get(4..32) == stored.get(4..32) && near(stored.get(..4), read_u32(rebuilt)))
+}
+
+fn blank(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+fn read_u32(b: &[u8]) -> u32 {
+    b.get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const PS: u32 = 4096;
+
+    fn file_with(page: u64, header: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0u8; 6 * PS as usize];
+        let at = (page * u64::from(PS)) as usize;
+        bytes[at..at + header.len()].copy_from_slice(header);
+        bytes
+    }
+
+    #[test]
+    fn every_single_flip_of_a_marker_page_header_is_rebuilt() {
+        let h = MarkerPageHeader {
+            next_page: 4,
+            first_seq: 128,
+        };
+        let mut good = vec![0u8; LOG_PAGE_HEADER_LEN];
+        write_log_page_header(&mut good, PageKind::Marker, 2, &h.encode()).unwrap();
+        for bit in 0..LOG_PAGE_HEADER_LEN * 8 {
+            let mut damaged = good.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            let view = View::new(Arc::new(file_with(2, &damaged)));
+            let f = LogFile::new(&view, PS, 2);
+            let (got, bytes, confirmed) = f.rebuild_marker_header(2, 128).unwrap();
+            assert_eq!((got, &bytes), (h, &good), "bit {bit}");
+            // Only a flip in the checksum itself leaves `next_page` unconfirmed.
+            assert_eq!(confirmed, bit >= 32, "bit {bit}");
+        }
+        // A page never started, or one of another stream position, is not rebuilt.
+        let view = View::new(Arc::new(file_with(2, &[])));
+        assert!(
+            LogFile::new(&view, PS, 2)
+                .rebuild_marker_header(2, 128)
+                .is_none()
+        );
+        let view = View::new(Arc::new(file_with(2, &good)));
+        assert!(
+            LogFile::new(&view, PS, 2)
+                .rebuild_marker_header(2, 255)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_marker_of_another_history_is_not_taken_for_a_damaged_one() {
+        // A proof page holding a valid proof of seq 5.
+        let mut kh = [0u8; 16];
+        kh[..4].copy_from_slice(&1u32.to_le_bytes());
+        let mut page = vec![0u8; LOG_PAGE_HEADER_LEN];
+        write_log_page_header(&mut page, PageKind::Proof, 3, &kh).unwrap();
+        let proof = Proof {
+            seq: 5,
+            snapshot: 4,
+            capsule_offset: 9999,
+            capsule_len: 40,
+            capsule_checksum: 1,
+            write_digest: 2,
+            entry_count: 1,
+        }
+        .encode();
+        page.extend_from_slice(&proof);
+        let view = View::new(Arc::new(file_with(3, &page)));
+        let mut f = LogFile::new(&view, PS, 2);
+        let offset = 3 * u64::from(PS) + LOG_PAGE_HEADER_LEN as u64;
+        let m = Marker {
+            seq: 5,
+            proof_offset: offset,
+            proof_checksum: Proof::checksum_of(&proof),
+        };
+        // Chained to predecessor 7: intact fields, but a chain for another history.
+        let (foreign, _) = m.encode(7);
+        assert!(f.rebuild_marker(&foreign, 5, 9, None).is_none());
+        // The same record with one flipped bit in any place is rebuilt.
+        let (good, chain) = m.encode(9);
+        for bit in 0..MARKER_LEN * 8 {
+            let mut damaged = good;
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            let got = f.rebuild_marker(&damaged, 5, 9, None);
+            assert_eq!(got, Some((m, chain, good)), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn every_single_flip_of_a_log_page_header_is_rebuilt() {
+        for (kind, run) in [(PageKind::Proof, 1u64), (PageKind::Capsule, 3)] {
+            let mut kh = [0u8; 16];
+            kh[..4].copy_from_slice(&(run as u32).to_le_bytes());
+            let mut good = vec![0u8; LOG_PAGE_HEADER_LEN];
+            write_log_page_header(&mut good, kind, 3, &kh).unwrap();
+            for bit in 0..LOG_PAGE_HEADER_LEN * 8 {
+                let mut damaged = good.clone();
+                damaged[bit / 8] ^= 1 << (bit % 8);
+                let view = View::new(Arc::new(file_with(3, &damaged)));
+                let f = LogFile::new(&view, PS, 2);
+                assert_eq!(f.rebuild_log_header(3, kind, run), Some(good.clone()));
+                // Another run length is never confirmed.
+                assert_eq!(f.rebuild_log_header(3, kind, run + 1), None, "bit {bit}");
+            }
+        }
+    }
+}
