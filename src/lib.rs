@@ -40,7 +40,8 @@
 //! 12. `raftlog`: a Raft log store built on the public API.
 //!
 //! ## Safety
-//! `unsafe` appears only in `storage::file`, for mapping the file and for the `flock` and
+//! `unsafe` appears only in `storage::file` and `storage::locks`, for mapping the file, the
+//! open-file-description locks of live readers (`format-spec/locking.md`), and the `flock` and
 //! `fdatasync` calls, and in `engine` for one `malloc_trim` after a bulk commit, each with
 //! a `// SAFETY:` comment. Everything else is safe Rust.
 

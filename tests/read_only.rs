@@ -59,12 +59,8 @@ fn a_read_only_file_opens_read_only_and_refuses_writes() {
     );
     let report = db.check_integrity().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    // A second read-only handle shares the file; a writer is refused meanwhile.
+    // A second read-only handle shares the file.
     let again = Options::new().read_only(true).open(&path).unwrap();
-    assert!(matches!(
-        Database::open(&path),
-        Err(Error::Locked { .. } | Error::Io { .. })
-    ));
     drop(c);
     db.close().unwrap();
     drop(again);
@@ -99,18 +95,53 @@ fn read_only_needs_an_existing_database() {
 }
 
 #[test]
-fn a_writer_blocks_a_reader_in_another_handle() {
+fn a_reader_opens_beside_a_writer_and_follows_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rw.db");
     make(&path);
     let writer = Database::open(&path).unwrap();
-    // As between processes: the writer's handle excludes a read-only one.
-    assert!(matches!(
-        Options::new().read_only(true).open(&path),
-        Err(Error::Locked { .. })
-    ));
-    drop(writer);
+    // As between processes: a live reader opens beside the writer
+    // (format-spec/locking.md), and a second writer is refused.
     let reader = Options::new().read_only(true).open(&path).unwrap();
-    let mut c = reader.connect();
-    assert_eq!(c.begin_read().unwrap().len("t").unwrap(), 501);
+    assert!(
+        matches!(
+            Options::new().open(dir.path().join("rw.db")).map(|_| ()),
+            Ok(())
+        ),
+        "the same process shares its writer's engine"
+    );
+    let mut rc = reader.connect();
+    let old = rc.begin_read().unwrap();
+    assert_eq!(old.len("t").unwrap(), 501);
+    let mut wc = writer.connect();
+    let mut tx = wc.begin().unwrap();
+    tx.put("t", b"after", b"1").unwrap();
+    tx.commit().unwrap();
+    writer.checkpoint().unwrap();
+    let mut tx = wc.begin().unwrap();
+    tx.put("t", b"after-checkpoint", b"2").unwrap();
+    tx.commit().unwrap();
+    // The old snapshot is unchanged; a new one sees both commits.
+    assert_eq!(old.len("t").unwrap(), 501);
+    assert!(old.get("t", b"after").unwrap().is_none());
+    let mut rc2 = reader.connect();
+    let new = rc2.begin_read().unwrap();
+    assert_eq!(new.len("t").unwrap(), 503);
+    assert_eq!(
+        new.get("t", b"after-checkpoint").unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert!(reader.info().unwrap().read_only);
+    assert!(
+        writer.info().unwrap().older_generations_pinned,
+        "the old snapshot pins"
+    );
+    drop(old);
+    drop(rc);
+    let r = reader.check_integrity().unwrap();
+    assert!(r.is_ok(), "{:?}", r.problems);
+    drop(new);
+    drop(rc2);
+    drop(reader);
+    assert!(!writer.info().unwrap().older_generations_pinned);
 }

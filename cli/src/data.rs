@@ -22,14 +22,15 @@ fn open_existing(file: &Path) -> CliResult<Database> {
     Ok(Database::open(file)?)
 }
 
-/// Opens `file` for reading the state at `at` (read-only, so nothing in the file, the
-/// history window included, changes) or the newest state.
-fn open_for_read(file: &Path, at: Option<u64>) -> CliResult<Database> {
-    if at.is_none() {
-        return open_existing(file);
-    }
+/// Opens `file`, which must already exist, read-only: a live reader, so it works
+/// while an application writes the file, and nothing in the file (the history window
+/// included) changes.
+fn open_for_read(file: &Path) -> CliResult<Database> {
     if !file.exists() {
-        return open_existing(file);
+        return Err(CliError::msg(format!(
+            "{}: no such database file",
+            file.display()
+        )));
     }
     Ok(capsuledb::Options::new().read_only(true).open(file)?)
 }
@@ -56,9 +57,10 @@ fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
     BufWriter::new(std::io::stdout().lock())
 }
 
-/// `info`: the header and the engine's counters. Creates the database if missing.
+/// `info`: the header and the engine's counters, read-only (a missing file is an error).
 pub fn info(file: &Path) -> CliResult<()> {
-    let db = crate::salvage::open_even_damaged(file, true)?;
+    // A read-only open reads up to damage and reports it (`log_damage`).
+    let db = open_for_read(file)?;
     let i = db.info()?;
     let s = db.stats();
     let mut out = stdout();
@@ -106,6 +108,15 @@ pub fn info(file: &Path) -> CliResult<()> {
     )?;
     writeln!(out, "free pages         {}", s.free_pages)?;
     writeln!(out, "high-water page    {}", s.high_water_page)?;
+    writeln!(
+        out,
+        "reader pins        {}",
+        if i.older_generations_pinned {
+            "a reader pins an older header generation: the writer keeps the pages it reaches out of reuse"
+        } else {
+            "none older than the current header generation"
+        }
+    )?;
     {
         let mut conn = db.connect();
         let tx = conn.begin_read()?;
@@ -124,10 +135,7 @@ pub fn info(file: &Path) -> CliResult<()> {
 /// `check`: `check_integrity()`, every problem on its own line; fails if any.
 pub fn check(file: &Path) -> CliResult<()> {
     // Read-only: a check reports what a write open would repair, and changes nothing.
-    if !file.exists() {
-        return open_existing(file).map(drop);
-    }
-    let db = capsuledb::Options::new().read_only(true).open(file)?;
+    let db = open_for_read(file)?;
     let r = db.check_integrity()?;
     let mut out = stdout();
     for p in &r.problems {
@@ -174,7 +182,7 @@ pub fn compact(file: &Path) -> CliResult<()> {
 
 /// `tables`: one table name per line, in byte order.
 pub fn tables(file: &Path) -> CliResult<()> {
-    let db = open_existing(file)?;
+    let db = open_for_read(file)?;
     let names = {
         let mut conn = db.connect();
         let tx = conn.begin_read()?;
@@ -191,7 +199,7 @@ pub fn tables(file: &Path) -> CliResult<()> {
 /// `get`: prints the value; a missing key is an error.
 pub fn get(file: &Path, table: &str, key: &str, at: Option<u64>, enc: Encoding) -> CliResult<()> {
     let key = enc.decode("key", key)?;
-    let db = open_for_read(file, at)?;
+    let db = open_for_read(file)?;
     let value = {
         let mut conn = db.connect();
         let tx = begin_read(&db, &mut conn, at)?;
@@ -281,7 +289,7 @@ pub fn scan(file: &Path, args: &ScanArgs<'_>) -> CliResult<()> {
         Some(k) => Bound::Excluded(enc.decode("--to key", k)?),
         None => Bound::Unbounded,
     };
-    let db = open_for_read(file, args.at)?;
+    let db = open_for_read(file)?;
     {
         let mut conn = db.connect();
         let tx = begin_read(&db, &mut conn, args.at)?;
@@ -319,7 +327,7 @@ pub enum DumpFormat {
 
 /// `dump`: every entry of a table in key order.
 pub fn dump(file: &Path, table: &str, format: DumpFormat, enc: Encoding) -> CliResult<()> {
-    let db = open_existing(file)?;
+    let db = open_for_read(file)?;
     {
         let mut conn = db.connect();
         let tx = conn.begin_read()?;

@@ -48,9 +48,10 @@ enum Command {
     /// Shows the format version, page size, file size, checkpoint state, the last
     /// visible and durable commit sequences, the commits recovery replayed at open, the
     /// versions held in memory, free pages and the high-water page, the durable bound and
-    /// the log records repaired at open. For a file whose log is damaged where durable
-    /// commits lie, opens it read-only and says what lies beyond the damage. Creates the
-    /// database if FILE does not exist.
+    /// the log records recovery rebuilt from redundancy (a read-write open writes them
+    /// back). Opens the file read-only, as a live reader (it works while an application
+    /// writes the file); for a log damaged where durable commits lie, says what lies
+    /// beyond the damage. FILE must exist.
     Info {
         /// The database file.
         file: PathBuf,

@@ -1,9 +1,9 @@
-//! Damaged files: opening one for `info` and `check` (read-only when a write open
-//! refuses the damage), and `salvage`, which copies every commit that can be recovered
-//! into a new database.
+//! Damaged files: describing the damage for `info` (which, like `check`, opens read-only
+//! and reads up to the damage), and `salvage`, which copies every commit that can be
+//! recovered into a new database.
 
 use crate::error::{CliError, CliResult};
-use capsuledb::{Database, Error, LogDamage, Options};
+use capsuledb::{LogDamage, Options};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::Path;
@@ -12,22 +12,6 @@ use std::path::Path;
 const SALVAGE_BATCH_KEYS: usize = 4096;
 /// Bytes copied per transaction by `salvage`.
 const SALVAGE_BATCH_BYTES: usize = 8 << 20;
-
-/// Opens `file` for writing, or, when the log is damaged where durable commits lie (a
-/// write open refuses and writes nothing), read-only up to the damage. `create` lets a
-/// missing file be created.
-pub fn open_even_damaged(file: &Path, create: bool) -> CliResult<Database> {
-    if !create && !file.exists() {
-        return Err(CliError::msg(format!(
-            "{}: no such database file",
-            file.display()
-        )));
-    }
-    match Database::open(file) {
-        Err(Error::LogCorrupted { .. }) => Ok(Options::new().read_only(true).open(file)?),
-        other => Ok(other?),
-    }
-}
 
 /// Lines describing damage to the log, for `info` and `salvage`.
 pub fn damage_lines(d: &LogDamage) -> Vec<String> {

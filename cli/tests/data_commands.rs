@@ -101,12 +101,11 @@ fn info_shows_header_and_counters() {
 }
 
 #[test]
-fn info_creates_a_missing_database() {
+fn info_never_creates_a_missing_database() {
     let dir = tempfile::tempdir().unwrap();
     let db = common::s(&common::db_in(&dir));
-    let out = ok(&["info", &db]);
-    assert!(out.contains("last commit seq    0"), "{out}");
-    assert!(std::path::Path::new(&db).exists());
+    assert!(common::fails(&["info", &db], 1).contains("no such database file"));
+    assert!(!std::path::Path::new(&db).exists());
 }
 
 #[test]

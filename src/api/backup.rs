@@ -191,7 +191,7 @@ impl Database {
             report(&progress);
         }
         let copy = Options::new()
-            .page_size(self.engine.page_size)
+            .page_size(self.engine().page_size)
             .open(&temp_path)?;
         copy_tables(&snap, &tables, &copy, &mut progress, &mut options)?;
         let seq = snap.snapshot_seq();

@@ -3,7 +3,7 @@
 use super::{Connection, Options, Transaction};
 use crate::checkpoint::CheckpointReport;
 use crate::commit::Subscription;
-use crate::engine::{DbInfo, Engine, IntegrityReport, Stats};
+use crate::engine::{DbInfo, Engine, Follower, IntegrityReport, Stats};
 use crate::error::Result;
 use crate::storage::Storage;
 use crate::types::Durability;
@@ -13,7 +13,9 @@ use std::sync::Arc;
 /// An open capsuledb database. Cheap to clone (an `Arc`); `Send + Sync`.
 ///
 /// Opening the same file twice in one process returns handles to the same engine;
-/// another process opening it gets [`Error::Locked`](crate::Error::Locked).
+/// another process opening it read-write gets [`Error::Locked`](crate::Error::Locked).
+/// Read-only opens ([`Options::read_only`]) are live readers, in any process, beside
+/// the one writer.
 ///
 /// ```
 /// # fn main() -> capsuledb::Result<()> {
@@ -25,7 +27,15 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Database {
-    pub(crate) engine: Arc<Engine>,
+    handle: Handle,
+}
+
+/// A writer's (or a storage's) one engine, or a live reader that follows another
+/// process's writes from one header generation's engine to the next.
+#[derive(Clone)]
+enum Handle {
+    Engine(Arc<Engine>),
+    Live(Arc<Follower>),
 }
 
 impl Database {
@@ -36,9 +46,29 @@ impl Database {
     }
 
     pub(crate) fn open_with_options(path: &Path, options: &Options) -> Result<Database> {
-        Ok(Database {
-            engine: crate::engine::open_path(path, &options.config)?,
-        })
+        let handle = if options.config.read_only {
+            Handle::Live(Arc::new(Follower::open(path, &options.config)?))
+        } else {
+            Handle::Engine(crate::engine::open_path(path, &options.config)?)
+        };
+        Ok(Database { handle })
+    }
+
+    /// The engine now (a live reader's: of the generation it last looked at).
+    pub(crate) fn engine(&self) -> Arc<Engine> {
+        match &self.handle {
+            Handle::Engine(e) => Arc::clone(e),
+            Handle::Live(f) => f.current(),
+        }
+    }
+
+    /// The engine a new transaction begins on: a live reader's first follows the
+    /// writer to its newest header and commit.
+    pub(crate) fn latest(&self) -> Result<Arc<Engine>> {
+        match &self.handle {
+            Handle::Engine(e) => Ok(Arc::clone(e)),
+            Handle::Live(f) => f.latest(),
+        }
     }
 
     pub(crate) fn open_on_storage(
@@ -47,13 +77,16 @@ impl Database {
     ) -> Result<Database> {
         options.config.validate()?;
         Ok(Database {
-            engine: Engine::open(storage, None, &options.config)?,
+            handle: Handle::Engine(Engine::open(storage, None, &options.config)?),
         })
     }
 
     /// The path the database was opened from (`None` on simulated storage).
     pub fn path(&self) -> Option<&Path> {
-        self.engine.path.as_deref()
+        match &self.handle {
+            Handle::Engine(e) => e.path.as_deref(),
+            Handle::Live(f) => Some(f.path()),
+        }
     }
 
     /// A new connection for running transactions; make one per thread.
@@ -63,7 +96,7 @@ impl Database {
 
     /// Engine counters: sequences, version-store size, validation outcomes.
     pub fn stats(&self) -> Stats {
-        self.engine.stats()
+        self.engine().stats()
     }
 
     /// Blocks until commit `seq` has reached `level` and is visible to new
@@ -83,7 +116,7 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn wait_for(&self, seq: u64, level: Durability) -> Result<()> {
-        self.engine.committer.wait_for(seq, level)
+        self.engine().committer.wait_for(seq, level)
     }
 
     /// A read-only transaction at the past state `seq`: every commit at or below `seq`
@@ -92,12 +125,12 @@ impl Database {
     /// [`Error::HistoryUnavailable`](crate::Error::HistoryUnavailable) says what the window holds. While the transaction
     /// lives, the window does not move past `seq`.
     pub fn begin_read_at(&self, seq: u64) -> Result<Transaction<'_>> {
-        Transaction::begin_at(Arc::clone(&self.engine), seq)
+        Transaction::begin_at(self.latest()?, seq)
     }
 
     /// The states readable through [`Database::begin_read_at`] now: `(oldest, newest)`.
     pub fn history_window(&self) -> (u64, u64) {
-        self.engine.history_window()
+        self.engine().history_window()
     }
 
     /// Drops retained versions older than `seq` now, whatever the retention setting:
@@ -105,7 +138,7 @@ impl Database {
     /// back to the free list. The window never passes a live `begin_read_at`
     /// transaction or what live snapshots need. Returns the window's new oldest state.
     pub fn drop_history_before(&self, seq: u64) -> Result<u64> {
-        self.engine.drop_history_before(seq)
+        self.engine().drop_history_before(seq)
     }
 
     /// Subscribes to the commits that become durable from now on, each as its sequence
@@ -119,7 +152,8 @@ impl Database {
     /// queue is full the oldest event is dropped and the subscriber's next receive says
     /// how many it missed ([`Received::Lagged`](crate::Received::Lagged)): committers never wait for subscribers.
     pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
-        let committer = &self.engine.committer;
+        let engine = self.engine();
+        let committer = &engine.committer;
         committer.feed().subscribe(capacity, || committer.tip())
     }
 
@@ -127,7 +161,7 @@ impl Database {
     /// already sequenced is written and synced before this returns. Dropping the last
     /// handle does the same, but cannot report an error.
     pub fn close(self) -> Result<()> {
-        self.engine.close()
+        self.engine().close()
     }
 
     /// Writes the markers of queued `Applied` commits, then prunes the commit index and
@@ -136,7 +170,7 @@ impl Database {
     /// until they are (at most [`crate::QUEUE_COMMITS_MAX`] commits behind), because a
     /// checkpoint folds only durable commits. Calling this is useful before measuring.
     pub fn collect_garbage(&self) -> Result<()> {
-        self.engine.collect_garbage()
+        self.engine().collect_garbage()
     }
 
     /// Folds every commit that no live snapshot still needs into the checkpointed tree
@@ -145,18 +179,18 @@ impl Database {
     /// budget ([`Options::version_store_budget`], [`Options::checkpoint_log_commits`]).
     /// Returns `None` when there was nothing to fold.
     pub fn checkpoint(&self) -> Result<Option<CheckpointReport>> {
-        self.engine.checkpoint()
+        self.engine().checkpoint()
     }
 
     /// Checkpoints, then returns the free pages at the end of the file to the operating
     /// system. Returns the number of bytes the file shrank by.
     pub fn compact(&self) -> Result<u64> {
-        self.engine.compact()
+        self.engine().compact()
     }
 
     /// The last error of an automatic checkpoint, if the last one failed.
     pub fn last_checkpoint_error(&self) -> Option<String> {
-        self.engine.last_checkpoint_error.lock().clone()
+        self.engine().last_checkpoint_error.lock().clone()
     }
 
     /// Verifies the whole database: every page checksum of the tree, its ordering and
@@ -173,11 +207,11 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn check_integrity(&self) -> Result<IntegrityReport> {
-        self.engine.check_integrity()
+        self.latest()?.check_integrity()
     }
 
     /// A summary of the database's file and state.
     pub fn info(&self) -> Result<DbInfo> {
-        self.engine.info()
+        self.latest()?.info()
     }
 }

@@ -101,6 +101,12 @@ impl Options {
     /// [`Error::ReadOnlyDatabase`](crate::Error::ReadOnlyDatabase). A database that was never created cannot be opened
     /// this way. A file written by a newer version whose format this build can still
     /// read (its `write_version` is newer, its `read_version` is not) opens only this way.
+    ///
+    /// A read-only handle is a **live reader**: it opens beside a writer in another
+    /// process (or in this one) and never gets [`Error::Locked`](crate::Error::Locked).
+    /// Each new transaction sees the newest checkpoint plus every commit the writer has
+    /// written so far; older transactions keep their state. The writer reuses no page a
+    /// live reader's transactions may still read (`format-spec/locking.md`). Linux only.
     pub fn read_only(mut self, read_only: bool) -> Options {
         self.config.read_only = read_only;
         self

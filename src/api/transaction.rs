@@ -121,7 +121,7 @@ impl<'c> Transaction<'c> {
         isolation: Isolation,
         read_only: bool,
     ) -> Result<Self> {
-        let engine = Arc::clone(&conn.db.engine);
+        let engine = conn.db.latest()?;
         engine.check_open()?;
         if !read_only && engine.read_only {
             return Err(Error::ReadOnlyDatabase);

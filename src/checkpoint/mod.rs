@@ -21,7 +21,7 @@ use crate::mvcc::history::{
 };
 use crate::mvcc::{HistoryRetention, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
-use crate::storage::Storage;
+use crate::storage::{GenerationPin, Storage};
 use crate::types::TableId;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,24 +37,30 @@ use std::time::{Duration, Instant};
 /// Each guard holds the next newer one, so a guard is released only after every older
 /// guard is.
 pub struct TreeGuard {
-    freed: Mutex<Vec<u64>>,
+    /// The pages, and the header generation from which on none of them is reachable.
+    freed: Mutex<(u64, Vec<u64>)>,
     pager: Arc<Pager>,
     next: Mutex<Option<Arc<TreeGuard>>>,
+    /// A live reader's pin on the generation this tree belongs to, released with the
+    /// last reader of the tree (`format-spec/locking.md`).
+    pin: Mutex<Option<GenerationPin>>,
 }
 
 impl TreeGuard {
     fn new(pager: &Arc<Pager>) -> Arc<TreeGuard> {
         Arc::new(TreeGuard {
-            freed: Mutex::new(Vec::new()),
+            freed: Mutex::new((0, Vec::new())),
             pager: Arc::clone(pager),
             next: Mutex::new(None),
+            pin: Mutex::new(None),
         })
     }
 }
 
 impl Drop for TreeGuard {
     fn drop(&mut self) {
-        self.pager.free(std::mem::take(&mut *self.freed.lock()));
+        let (generation, pages) = std::mem::take(&mut *self.freed.lock());
+        self.pager.free_after(generation, pages);
     }
 }
 
@@ -145,6 +151,12 @@ impl Checkpointer {
         }
     }
 
+    /// Ties a live reader's pin on the header generation to the current tree: it is
+    /// released when the last reader of the tree is gone.
+    pub fn attach_pin(&self, pin: GenerationPin) {
+        *self.tree.read().guard.pin.lock() = Some(pin);
+    }
+
     /// The current tree.
     pub fn tree(&self) -> TreeState {
         self.tree.read().clone()
@@ -201,6 +213,8 @@ impl Checkpointer {
 
     fn checkpoint(&self, st: &mut State, force: bool) -> Result<Option<CheckpointReport>> {
         let start = Instant::now();
+        // Pages held for readers of other processes whose pins are gone come back.
+        self.pager.release_held();
         let (old_header, old_copy) = self.header();
         let ps = old_header.page_size;
         let mut horizon = self.registry.horizon().min(self.committer.durable_seq());
@@ -342,19 +356,23 @@ impl Checkpointer {
             },
         );
         *old.guard.next.lock() = Some(guard);
-        old.guard.freed.lock().extend(
-            built
-                .freed
-                .iter()
-                .copied()
-                .chain(old_run_first..old_run_first + old_run_pages),
-        );
+        {
+            let mut freed = old.guard.freed.lock();
+            freed.0 = header.generation;
+            freed.1.extend(
+                built
+                    .freed
+                    .iter()
+                    .copied()
+                    .chain(old_run_first..old_run_first + old_run_pages),
+            );
+        }
         drop(old);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.versions.remove_folded(horizon);
         let log_pages = self.committer.take_obsolete_log_pages(horizon, start_page);
         let log_freed = log_pages.len() as u64;
-        self.pager.free(log_pages);
+        self.pager.free_after(header.generation, log_pages);
         st.non_tree = non_tree;
         st.free_list_run = (run_first, run_len);
         Ok(Some(CheckpointReport {

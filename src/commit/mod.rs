@@ -27,7 +27,10 @@ pub use feed::{CommitEvent, Feed, Received, Subscription};
 pub use group::{GroupCommit, GroupStats, Pending, QUEUE_COMMITS_MAX};
 pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
-pub use recovery::{LogDamage, apply_repairs, recover, scrub_tail};
+pub use marker_writer::StreamTail;
+pub use recovery::{
+    LogDamage, Recovered, StreamStart, apply_repairs, recover, recover_from, scrub_tail,
+};
 
 use crate::Error;
 use crate::format::{Proof, encode_capsule};

@@ -107,6 +107,8 @@ struct Stop {
     /// Damage whatever the durable bound (the start page, a committed record's proof or
     /// capsule).
     always: bool,
+    /// The walk stopped at its last sequence (`StreamStart::seq_max`): no damage.
+    limit: bool,
     /// Where the stream would continue: the slot's page (`Some(next_page)`) or a page not
     /// started (`None`).
     next_page: Option<u64>,
@@ -150,11 +152,79 @@ fn marker_page_header(
     Ok(h)
 }
 
+/// Where a walk of the marker stream starts, and how far it goes.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamStart {
+    /// The marker page holding the slot of `seq` (or the page the stream continues on).
+    pub page: u64,
+    /// The first sequence to read.
+    pub seq: u64,
+    /// The chain value the marker of `seq` chains to.
+    pub chain: u32,
+    /// `true`: the header named this start (recovery as `format-spec/log.md` says:
+    /// damage is told from a torn tail, and records are rebuilt from redundancy).
+    /// `false`: a live reader resuming where it stopped, while a writer in another
+    /// process may be appending: the first page or record that does not verify is the
+    /// end of what it can see, never damage, and nothing is rebuilt.
+    pub strict: bool,
+    /// Verify and apply each commit's proof and capsule (`false`: markers only).
+    pub replay: bool,
+    /// The walk ends after this sequence.
+    pub seq_max: u64,
+}
+
+impl StreamStart {
+    /// The stream after the checkpoint `header` names, replayed to its end.
+    pub fn at_checkpoint(header: &Header) -> StreamStart {
+        StreamStart {
+            page: header.marker_start_page,
+            seq: header.checkpoint_seq + 1,
+            chain: header.marker_chain_seed,
+            strict: true,
+            replay: true,
+            seq_max: u64::MAX,
+        }
+    }
+
+    /// The stream from where `tail` stopped (a live reader resuming).
+    pub fn after(tail: &StreamTail) -> StreamStart {
+        StreamStart {
+            page: tail.page,
+            seq: tail.next_seq,
+            chain: tail.chain,
+            strict: false,
+            replay: true,
+            seq_max: u64::MAX,
+        }
+    }
+}
+
 /// Replays the marker stream into `versions` and returns the stream's tail. A `lenient`
 /// recovery returns the prefix before damage (and the damage) instead of failing.
 pub fn recover(
     storage: &dyn Storage,
     header: &Header,
+    versions: &VersionStore,
+    floor: u64,
+    lenient: bool,
+) -> Result<Recovered> {
+    recover_from(
+        storage,
+        header,
+        StreamStart::at_checkpoint(header),
+        versions,
+        floor,
+        lenient,
+    )
+}
+
+/// Replays the marker stream from `from` into `versions` and returns the stream's tail.
+/// `header` gives the page size and the durable bound. A walk that stops at
+/// `from.seq_max` stops at no damage; a non-`strict` one never finds damage.
+pub fn recover_from(
+    storage: &dyn Storage,
+    header: &Header,
+    from: StreamStart,
     versions: &VersionStore,
     floor: u64,
     lenient: bool,
@@ -165,11 +235,11 @@ pub fn recover(
     let slots = slots_per_page(header.page_size);
     let bound = header.log_durable_seq.max(header.checkpoint_seq);
     let mut w = Walk::default();
-    let mut seq = header.checkpoint_seq + 1;
-    let mut chain = header.marker_chain_seed;
-    let mut page = header.marker_start_page;
+    let mut seq = from.seq;
+    let mut chain = from.chain;
+    let mut page = from.page;
     // Every marker page starts at `1 + m * slots` (format-spec/log.md, "Reading the stream").
-    let mut first_seq = 1 + header.checkpoint_seq / slots * slots;
+    let mut first_seq = 1 + seq.saturating_sub(1) / slots * slots;
     let mut start = true;
     let mut replayed = 0;
     let mut marker_pages = Vec::new();
@@ -182,7 +252,11 @@ pub fn recover(
                 next_unconfirmed = false;
                 h
             }
-            Err(what) => match f.rebuild_marker_header(page, first_seq) {
+            Err(what) => match from
+                .strict
+                .then(|| f.rebuild_marker_header(page, first_seq))
+                .flatten()
+            {
                 Some((h, bytes, confirmed)) => {
                     w.repairs.push(Repair {
                         offset: page * ps,
@@ -201,6 +275,7 @@ pub fn recover(
                         seq,
                         what,
                         always: start || next_unconfirmed,
+                        limit: false,
                         next_page: None,
                         first_seq,
                     };
@@ -214,10 +289,24 @@ pub fn recover(
         let mut slot = seq - first_seq;
         let mut stopped = None;
         while slot < slots {
+            if seq > from.seq_max {
+                stopped = Some(Stop {
+                    page,
+                    tail_page: page,
+                    seq,
+                    what: "the walk's last sequence".to_string(),
+                    always: false,
+                    limit: true,
+                    next_page: Some(ph.next_page),
+                    first_seq,
+                });
+                break;
+            }
             let at = LOG_PAGE_HEADER_LEN + slot as usize * MARKER_LEN;
             let record = bytes.get(at..at + MARKER_LEN).unwrap_or(&[]);
             let decoded = match Marker::decode(record, seq, chain) {
                 Some(found) => Some(found),
+                None if !from.strict => None,
                 None => {
                     let successor = if slot + 1 < slots {
                         bytes.get(at + MARKER_LEN..at + 2 * MARKER_LEN)
@@ -248,18 +337,24 @@ pub fn recover(
                     seq,
                     what,
                     always: false,
+                    limit: false,
                     next_page: Some(ph.next_page),
                     first_seq,
                 });
                 break;
             };
-            if let Err((bad_page, what)) = replay(&mut f, page, &marker, versions, floor, &mut w) {
+            if !from.replay {
+                // Markers only.
+            } else if let Err((bad_page, what)) =
+                replay(&mut f, page, &marker, versions, floor, &mut w)
+            {
                 stopped = Some(Stop {
                     page: bad_page,
                     tail_page: page,
                     seq,
                     what,
                     always: true,
+                    limit: false,
                     next_page: Some(ph.next_page),
                     first_seq,
                 });
@@ -278,13 +373,14 @@ pub fn recover(
         first_seq += slots;
         page = ph.next_page;
     };
-    let damage = (stop.always || stop.seq <= bound).then(|| LogDamage {
-        page: stop.page,
-        seq: stop.seq,
-        durable_seq: bound.max(stop.seq),
-        what: stop.what.clone(),
-        later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
-    });
+    let damage =
+        (from.strict && !stop.limit && (stop.always || stop.seq <= bound)).then(|| LogDamage {
+            page: stop.page,
+            seq: stop.seq,
+            durable_seq: bound.max(stop.seq),
+            what: stop.what.clone(),
+            later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
+        });
     if let Some(d) = &damage
         && !lenient
     {

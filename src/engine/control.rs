@@ -82,6 +82,16 @@ pub struct DbInfo {
     pub header_copy: u32,
     /// Random id given to the database at creation.
     pub database_id: u64,
+    /// Opened read-only: a live reader, which follows another process's commits.
+    pub read_only: bool,
+    /// The newest commit this handle sees.
+    pub visible_seq: u64,
+    /// Whether a live reader (of any process) pins a header generation older than the
+    /// current one (`format-spec/locking.md`): pages that generation reaches are then
+    /// held out of reuse and compaction cannot cut them off.
+    pub older_generations_pinned: bool,
+    /// Pages this writer holds out of reuse for pinned older generations.
+    pub held_pages: u64,
     /// The durable bound: the header proves every commit up to it was durable.
     pub log_durable_seq: u64,
     /// Damage to the log a read-only open stopped at: the commits from its `seq` on
@@ -95,7 +105,12 @@ impl Engine {
         let section = self.committer.section_stats();
         let group = self.committer.group_stats();
         Stats {
-            tip_seq: self.committer.tip(),
+            // A live reader sequences nothing: its tip is what it has followed.
+            tip_seq: if self.read_only {
+                self.registry.visible()
+            } else {
+                self.committer.tip()
+            },
             visible_seq: self.registry.visible(),
             versions: self.versions.version_count(),
             version_bytes: self.versions.byte_count(),
@@ -175,6 +190,10 @@ impl Engine {
             header_generation: h.generation,
             header_copy: copy,
             database_id: h.database_id,
+            read_only: self.read_only,
+            visible_seq: self.registry.visible(),
+            older_generations_pinned: self.storage.pinned_below(h.generation)?,
+            held_pages: self.pager.held_count(),
             log_durable_seq: h.log_durable_seq,
             log_damage: self.log_damage.clone(),
         })

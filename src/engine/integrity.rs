@@ -153,13 +153,20 @@ impl Engine {
             // Read leniently: past damage to the end of the stream's pages, so damage in
             // the middle of the stream is reported, repairable or not.
             let recovered = e.committer.with_markers_quiet(|| {
-                crate::commit::recover(
-                    e.storage.as_ref(),
-                    header,
-                    &VersionStore::new(),
-                    u64::MAX,
-                    true,
-                )
+                let scratch = VersionStore::new();
+                if e.read_only {
+                    // A writer in another process may be appending (a live reader).
+                    let start = crate::commit::StreamStart::at_checkpoint(header);
+                    super::follow::recover_live(
+                        e.storage.as_ref(),
+                        header,
+                        start,
+                        &scratch,
+                        u64::MAX,
+                    )
+                } else {
+                    crate::commit::recover(e.storage.as_ref(), header, &scratch, u64::MAX, true)
+                }
             });
             match recovered {
                 Ok(rec) => {

@@ -6,6 +6,7 @@ mod config;
 mod control;
 mod create;
 mod files;
+mod follow;
 mod integrity;
 mod read;
 mod scan;
@@ -14,6 +15,7 @@ mod value;
 pub(crate) use config::Config;
 pub use control::{DbInfo, Stats};
 pub(crate) use files::open_path;
+pub(crate) use follow::Follower;
 pub use integrity::IntegrityReport;
 pub(crate) use read::Committed;
 pub(crate) use scan::{OwnWrites, ScanMerge};
@@ -27,7 +29,7 @@ use crate::checkpoint::{
 };
 use crate::commit::{
     CommitError, Committer, Feed, GroupCommit, LogArena, LogDamage, MarkerWriter, ReadSet,
-    apply_repairs, recover, scrub_tail,
+    StreamStart, StreamTail, apply_repairs, recover, scrub_tail,
 };
 use crate::error::{Error, Result};
 use crate::format::{PageKind, first_data_page};
@@ -82,6 +84,8 @@ pub(crate) struct Engine {
     last_checkpoint_try: AtomicU64,
     checkpoint_running: AtomicBool,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
+    /// A live reader's place in the marker stream (`None` for a writer).
+    pub(crate) live_tail: Mutex<Option<StreamTail>>,
     /// Declared last so it drops after every other field (the storage included): then
     /// this process no longer holds the file's lock.
     pub(crate) lock_notice: Mutex<Option<files::LockNotice>>,
@@ -153,6 +157,8 @@ impl Engine {
         config: &Config,
     ) -> Result<Arc<Engine>> {
         let fresh = storage.is_empty()? || interrupted_creation(storage.as_ref())?;
+        // A reader pins the header's generation before it reads what the header names.
+        let mut pin = None;
         let (header, copy) = if fresh && config.read_only {
             return Err(Error::NotADatabase {
                 what: "the file holds no created database, and a read-only open cannot create one"
@@ -161,6 +167,10 @@ impl Engine {
         } else if fresh {
             log::info!("{}: creating a new database", show_path(path.as_deref()));
             create(storage.as_ref(), config)?
+        } else if config.read_only {
+            let (header, copy, p) = follow::read_header_pinned(&storage)?;
+            pin = Some(p);
+            (header, copy)
         } else {
             read_header(storage.as_ref(), config.read_only)?
         };
@@ -182,13 +192,13 @@ impl Engine {
             kept_max_id = kept_max_id.max(table);
         }
         // A read-only open reads up to damage; a read-write one refuses it, writing nothing.
-        let rec = recover(
-            storage.as_ref(),
-            &header,
-            &versions,
-            floor,
-            config.read_only,
-        )?;
+        // A read-only open is a live reader: a writer in another process may be appending.
+        let rec = if config.read_only {
+            let start = StreamStart::at_checkpoint(&header);
+            follow::recover_live(storage.as_ref(), &header, start, &versions, floor)?
+        } else {
+            recover(storage.as_ref(), &header, &versions, floor, false)?
+        };
         if !fresh {
             log::info!(
                 "{}: checkpoint at seq {}, recovery replayed {} commits of the log up to seq {} ({} log pages in use)",
@@ -248,6 +258,9 @@ impl Engine {
         let mut tail = rec.tail;
         let (mut header, mut copy) = (header, copy);
         if !config.read_only {
+            // Readers of other processes may pin an older generation that reaches
+            // pages this open found free (`format-spec/locking.md`).
+            pager.hold_free_set(header.generation);
             // Recovery explained everything: rebuilt records go back, the torn tail is
             // scrubbed, and the recovered stream becomes the durable bound.
             apply_repairs(storage.as_ref(), &rec.repairs)?;
@@ -314,6 +327,9 @@ impl Engine {
             non_tree,
             free_list_run,
         );
+        if let Some(pin) = pin {
+            checkpointer.attach_pin(pin);
+        }
         Ok(Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             storage,
@@ -336,6 +352,7 @@ impl Engine {
             last_checkpoint_try: AtomicU64::new(0),
             checkpoint_running: AtomicBool::new(false),
             last_checkpoint_error: Mutex::new(None),
+            live_tail: Mutex::new(config.read_only.then_some(tail)),
             lock_notice: Mutex::new(None),
         }))
     }

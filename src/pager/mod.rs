@@ -94,6 +94,10 @@ struct PagerState {
     high_water: u64,
     free: BTreeSet<u64>,
     file_len: u64,
+    /// Freed pages kept out of reuse while a reader in another process may pin a
+    /// generation that reaches them: `(generation, pages)`, the pages being
+    /// unreachable from `generation` on (`format-spec/locking.md`).
+    held: Vec<(u64, Vec<u64>)>,
 }
 
 impl Pager {
@@ -112,6 +116,7 @@ impl Pager {
                 high_water,
                 free,
                 file_len,
+                held: Vec::new(),
             }),
             verified: Verified::default(),
         })
@@ -130,10 +135,87 @@ impl Pager {
     /// Allocates one page.
     pub fn alloc(&self) -> Result<u64> {
         let mut st = self.state.lock();
+        if st.free.is_empty() && self.would_grow(&st, 1) {
+            self.release_held_locked(&mut st);
+        }
         if let Some(page) = st.free.pop_first() {
             return Ok(page);
         }
         self.alloc_from_end(&mut st, 1)
+    }
+
+    /// Whether handing out `n` pages from the end grows the file: the moment to ask
+    /// whether held pages may be reused instead (one lock test per growth, not per
+    /// allocation).
+    fn would_grow(&self, st: &PagerState, n: u64) -> bool {
+        !st.held.is_empty() && self.offset_of(st.high_water.saturating_add(n)) > st.file_len
+    }
+
+    /// Returns `pages`, unreachable from header generation `generation` on, to the
+    /// free set, or holds them while a reader of another handle pins an older
+    /// generation.
+    pub fn free_after(&self, generation: u64, pages: impl IntoIterator<Item = u64>) {
+        let pages: Vec<u64> = pages.into_iter().collect();
+        if pages.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock();
+        for &p in &pages {
+            self.verified.remove(p);
+        }
+        st.held.push((generation, pages));
+        self.release_held_locked(&mut st);
+    }
+
+    /// Holds every page of the free set as unreachable from `generation` on (the
+    /// writer at open: an older generation may still be pinned).
+    pub fn hold_free_set(&self, generation: u64) {
+        let mut st = self.state.lock();
+        let pages: Vec<u64> = std::mem::take(&mut st.free).into_iter().collect();
+        if !pages.is_empty() {
+            st.held.push((generation, pages));
+        }
+        self.release_held_locked(&mut st);
+    }
+
+    /// Moves held pages no pinned generation reaches into the free set.
+    pub fn release_held(&self) {
+        let mut st = self.state.lock();
+        self.release_held_locked(&mut st);
+    }
+
+    fn release_held_locked(&self, st: &mut PagerState) {
+        if st.held.is_empty() {
+            return;
+        }
+        st.held.sort_by_key(|(g, _)| *g);
+        // `pinned_below` is monotone in the generation: test from the newest batch
+        // down, and release it and every older one at the first that is unpinned.
+        // An error counts as pinned: holding longer is always safe.
+        let mut free_upto = 0;
+        for i in (0..st.held.len()).rev() {
+            let g = st.held.get(i).map_or(0, |(g, _)| *g);
+            if !self.storage.pinned_below(g).unwrap_or(true) {
+                free_upto = i + 1;
+                break;
+            }
+        }
+        for (_, pages) in st.held.drain(..free_upto).collect::<Vec<_>>() {
+            for p in pages {
+                debug_assert!(p < st.high_water, "freeing page {p} never allocated");
+                st.free.insert(p);
+            }
+        }
+    }
+
+    /// Pages held out of reuse for readers of other processes.
+    pub fn held_count(&self) -> u64 {
+        self.state
+            .lock()
+            .held
+            .iter()
+            .map(|(_, p)| p.len() as u64)
+            .sum()
     }
 
     /// Allocates `n` contiguous pages and returns the first: the lowest run of free
@@ -161,6 +243,9 @@ impl Pager {
                 st.free.remove(&p);
             }
             return Ok(first);
+        }
+        if self.would_grow(&st, n) {
+            self.release_held_locked(&mut st);
         }
         self.alloc_from_end(&mut st, n)
     }
@@ -235,9 +320,12 @@ impl Pager {
         Ok(st.file_len)
     }
 
-    /// A copy of the free set, for integrity checks.
+    /// A copy of the free set and the held pages, for integrity checks.
     pub fn free_pages(&self) -> BTreeSet<u64> {
-        self.state.lock().free.clone()
+        let st = self.state.lock();
+        let mut all = st.free.clone();
+        all.extend(st.held.iter().flat_map(|(_, p)| p.iter().copied()));
+        all
     }
 
     /// Pages in the free set.
@@ -270,6 +358,68 @@ mod tests {
             1,
             "one growth step covers many pages"
         );
+    }
+
+    /// A simulated file whose readers pin generation `pinned` (0: none).
+    struct Pinned {
+        sim: SimStorage,
+        pinned: AtomicU64,
+    }
+
+    impl Storage for Pinned {
+        fn len(&self) -> Result<u64> {
+            self.sim.len()
+        }
+        fn view(&self) -> Result<crate::storage::View> {
+            self.sim.view()
+        }
+        fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+            self.sim.write_at(offset, data)
+        }
+        fn sync(&self) -> Result<()> {
+            self.sim.sync()
+        }
+        fn set_len(&self, len: u64) -> Result<()> {
+            self.sim.set_len(len)
+        }
+        fn pinned_below(&self, generation: u64) -> Result<bool> {
+            let p = self.pinned.load(Ordering::Acquire);
+            Ok(p != 0 && p < generation)
+        }
+    }
+
+    #[test]
+    fn pages_a_pinned_generation_reaches_are_held_until_the_pin_goes() {
+        let storage = Arc::new(Pinned {
+            sim: SimStorage::new(),
+            pinned: AtomicU64::new(3),
+        });
+        let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
+        let pages: Vec<u64> = (0..4).map(|_| pager.alloc().unwrap()).collect();
+        // Unreachable from generation 3 on: a reader of 3 does not read them.
+        pager.free_after(3, [pages[0]]);
+        assert_eq!(pager.free_count(), 1);
+        // Unreachable from 4 on: the reader of 3 may read them.
+        pager.free_after(4, [pages[1], pages[2]]);
+        assert_eq!((pager.free_count(), pager.held_count()), (1, 2));
+        assert_eq!(pager.alloc().unwrap(), pages[0]);
+        let next = pager.alloc().unwrap();
+        assert!(!pages.contains(&next), "a held page is never handed out");
+        assert_eq!(
+            pager.free_pages().len(),
+            2,
+            "held pages count as free for checks"
+        );
+        storage.pinned.store(0, Ordering::Release);
+        pager.release_held();
+        assert_eq!((pager.free_count(), pager.held_count()), (2, 0));
+        assert_eq!(pager.alloc().unwrap(), pages[1]);
+        // At open, the whole free set is held while an older generation is pinned.
+        storage.pinned.store(5, Ordering::Release);
+        pager.hold_free_set(6);
+        assert_eq!((pager.free_count(), pager.held_count()), (0, 1));
+        assert_eq!(pager.cut_file(0).unwrap() % 4096, 0);
+        assert_eq!(pager.held_count(), 1, "compaction cuts no held page");
     }
 
     #[test]

@@ -40,9 +40,9 @@ impl FileStorage {
         FileStorage::open_mode(path, false, create)
     }
 
-    /// Opens the existing file at `path` without write access and takes a shared,
-    /// non-blocking `flock`: other read-only handles may share the file, a writer may
-    /// not ([`Error::Locked`] either way round). Every write gives
+    /// Opens the existing file at `path` without write access and without a `flock`:
+    /// a live reader, beside any other readers and one writer. Its length follows the
+    /// file's (another process may grow it). Every write gives
     /// [`Error::ReadOnlyDatabase`].
     pub fn open_read_only(path: &Path) -> Result<FileStorage> {
         FileStorage::open_mode(path, true, false)
@@ -64,15 +64,11 @@ impl FileStorage {
                 op: "open the database file",
                 source,
             })?;
-        lock(
-            &file,
-            path,
-            if read_only {
-                libc::LOCK_SH
-            } else {
-                libc::LOCK_EX
-            },
-        )?;
+        // The writer's exclusive `flock`; a reader takes none, so it never conflicts
+        // with the writer and pins generations instead (`format-spec/locking.md`).
+        if !read_only {
+            lock(&file, path, libc::LOCK_EX)?;
+        }
         let len = file
             .metadata()
             .map_err(io_err("stat the database file"))?
@@ -132,13 +128,43 @@ fn lock(file: &File, path: &Path, mode: libc::c_int) -> Result<()> {
     }
 }
 
+impl FileStorage {
+    /// The file's length: as this process set it, or for a reader, as it is now.
+    fn current_len(&self) -> Result<u64> {
+        if self.read_only {
+            let len = self
+                .file
+                .metadata()
+                .map_err(io_err("stat the database file"))?
+                .len();
+            self.len.store(len, Ordering::Release);
+            return Ok(len);
+        }
+        Ok(self.len.load(Ordering::Acquire))
+    }
+}
+
 impl Storage for FileStorage {
     fn len(&self) -> Result<u64> {
-        Ok(self.len.load(Ordering::Acquire))
+        self.current_len()
+    }
+
+    fn pin_generation(&self, generation: u64) -> Result<()> {
+        super::locks::pin(&self.file, generation).map_err(io_err("pin a header generation"))
+    }
+
+    fn unpin_generation(&self, generation: u64) {
+        // A failed unlock leaves the pin until the file is closed: the writer only
+        // defers page reuse longer.
+        let _ = super::locks::unpin(&self.file, generation);
+    }
+
+    fn pinned_below(&self, generation: u64) -> Result<bool> {
+        super::locks::pinned_below(&self.file, generation).map_err(io_err("test for readers' pins"))
     }
 
     fn view(&self) -> Result<View> {
-        let len = self.len.load(Ordering::Acquire);
+        let len = self.current_len()?;
         if let Some(state) = self.map.read().as_ref().filter(|s| s.mapped_len == len) {
             return Ok(state.view.clone());
         }
@@ -153,11 +179,12 @@ impl Storage for FileStorage {
                 path: self.path.clone(),
                 reason: "file is larger than the address space",
             })?;
-            // SAFETY: the file is locked by this process (exclusively, or shared with
-            // other read-only handles), so no other process truncates or rewrites it
-            // under the mapping. Within this process
-            // the engine never writes a range a live view may read (copy-on-write
-            // pages), and never truncates below a range a live view may read.
+            // SAFETY: a writer holds the exclusive `flock`, so no other writer changes
+            // the file. Within the writer's process the engine never writes a range a
+            // live view may read (copy-on-write pages) and never truncates below one.
+            // A reader's views are protected by its generation pins: the writer reuses
+            // or cuts no page a pinned generation reaches (`format-spec/locking.md`),
+            // and the reader reads nothing else.
             let mmap: Mmap = unsafe { MmapOptions::new().len(map_len).map(&self.file) }
                 .map_err(io_err("map the database file"))?;
             View::new(Arc::new(mmap))

@@ -15,6 +15,7 @@
 //! does, the simulator does not), so callers take a fresh view after writing.
 
 mod file;
+pub mod locks;
 mod sim;
 
 pub use file::FileStorage;
@@ -49,6 +50,49 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Sets the file's length, zero-filling on growth.
     fn set_len(&self, len: u64) -> Result<()>;
+
+    /// Pins header generation `generation` for this handle (a live reader;
+    /// `format-spec/locking.md`). Storage no other process can open pins nothing.
+    fn pin_generation(&self, _generation: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// Releases this handle's pin on `generation`.
+    fn unpin_generation(&self, _generation: u64) {}
+
+    /// Whether a reader in another handle (or process) pins a generation below
+    /// `generation`: pages unreachable from `generation` on must not be reused then.
+    fn pinned_below(&self, _generation: u64) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// A pin on one header generation, released when dropped.
+pub struct GenerationPin {
+    storage: Arc<dyn Storage>,
+    generation: u64,
+}
+
+impl GenerationPin {
+    /// Pins `generation` through `storage`.
+    pub fn new(storage: &Arc<dyn Storage>, generation: u64) -> Result<GenerationPin> {
+        storage.pin_generation(generation)?;
+        Ok(GenerationPin {
+            storage: Arc::clone(storage),
+            generation,
+        })
+    }
+
+    /// The pinned generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl Drop for GenerationPin {
+    fn drop(&mut self) {
+        self.storage.unpin_generation(self.generation);
+    }
 }
 
 /// Bytes a [`View`] can be built on.

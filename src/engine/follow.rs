@@ -1,0 +1,184 @@
+//! Live readers (`format-spec/locking.md`): a read-only open of a file that another
+//! process may be writing. Each header generation is read by an engine of its own,
+//! opened read-only and pinned (an OFD read lock on the generation's byte) before it
+//! reads anything the header names. A [`Follower`] hands out the engine of the newest
+//! generation: before each transaction it rereads the header, opens the next
+//! generation's engine when a checkpoint moved it, and otherwise replays the commits
+//! appended to the marker stream since the last look. Transactions keep the engine they
+//! began on, and with it their tree, their version store and their pin.
+
+use super::Engine;
+use super::config::Config;
+use super::create::read_header;
+use crate::commit::{Recovered, StreamStart, recover_from};
+use crate::error::{Error, Result};
+use crate::format::Header;
+use crate::mvcc::VersionStore;
+use crate::storage::{FileStorage, GenerationPin, Storage};
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Attempts at reading a header whose generation is still current after pinning it
+/// (each failed attempt means the writer published a newer one meanwhile).
+const PIN_ATTEMPTS_MAX: u32 = 64;
+
+/// Reads the newest valid header of a file another process may be writing. The file's
+/// length is read before the header, so a header written (after the file grew) in
+/// between names pages past that length; reading again settles it.
+pub(crate) fn read_header_live(storage: &dyn Storage) -> Result<(Header, u32)> {
+    let mut attempt = 0;
+    loop {
+        match read_header(storage, true) {
+            Err(Error::Truncated { .. }) if attempt < PIN_ATTEMPTS_MAX => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Reads the header and pins its generation, then checks that the generation is still
+/// the newest: a writer that tests for pins after publishing a newer header then sees
+/// this one (`format-spec/locking.md`, "Pinning").
+pub(crate) fn read_header_pinned(
+    storage: &Arc<dyn Storage>,
+) -> Result<(Header, u32, GenerationPin)> {
+    for _ in 0..PIN_ATTEMPTS_MAX {
+        let (header, copy) = read_header_live(storage.as_ref())?;
+        let pin = GenerationPin::new(storage, header.generation)?;
+        let (again, _) = read_header_live(storage.as_ref())?;
+        if again.generation == header.generation {
+            return Ok((header, copy, pin));
+        }
+    }
+    Err(Error::Io {
+        op: "pin a header generation",
+        source: std::io::Error::other(
+            "the writer published a newer header on every attempt to pin one",
+        ),
+    })
+}
+
+/// Replays the marker stream from `start` as a live reader must: a first pass reads
+/// only the markers, a second (with a fresh view of the file, which then covers every
+/// record those markers name) replays exactly those. From the checkpoint (`start.strict`)
+/// this is a lenient recovery (damage below the durable bound is reported, not an
+/// error); resuming mid-stream, the first page or record that does not verify ends the
+/// stream: it may be the writer's write in progress. Nothing is written either way.
+pub(crate) fn recover_live(
+    storage: &dyn Storage,
+    header: &Header,
+    start: StreamStart,
+    versions: &VersionStore,
+    floor: u64,
+) -> Result<Recovered> {
+    let markers = recover_from(
+        storage,
+        header,
+        StreamStart {
+            replay: false,
+            ..start
+        },
+        versions,
+        floor,
+        true,
+    )?;
+    let last = markers.tail.next_seq.saturating_sub(1);
+    let mut rec = recover_from(
+        storage,
+        header,
+        StreamStart {
+            seq_max: last,
+            ..start
+        },
+        versions,
+        floor,
+        true,
+    )?;
+    // The second pass stops at `last`: damage the first found past it is still damage.
+    if rec.damage.is_none() {
+        rec.damage = markers.damage;
+    }
+    Ok(rec)
+}
+
+impl Engine {
+    /// A live reader's engine: replays the commits written to the marker stream since
+    /// the last call and makes them visible. Nothing for a writer's engine.
+    pub(crate) fn follow_log(&self) -> Result<()> {
+        let mut tail = self.live_tail.lock();
+        let Some(t) = *tail else { return Ok(()) };
+        // Versions a live snapshot or the history window needs are kept.
+        let floor = self
+            .committer
+            .history()
+            .floor()
+            .min(self.registry.horizon());
+        let (header, _) = self.checkpointer.header();
+        let rec = recover_live(
+            self.storage.as_ref(),
+            &header,
+            StreamStart::after(&t),
+            &self.versions,
+            floor,
+        )?;
+        for seq in t.next_seq..rec.tail.next_seq {
+            self.registry.mark_ready(seq);
+        }
+        *tail = Some(rec.tail);
+        Ok(())
+    }
+}
+
+/// A read-only database handle that follows a file another process writes.
+pub(crate) struct Follower {
+    /// One open file description for every generation's engine: its pins are this
+    /// handle's.
+    storage: Arc<dyn Storage>,
+    path: PathBuf,
+    config: Config,
+    current: Mutex<Arc<Engine>>,
+}
+
+impl Follower {
+    /// Opens `path` read-only, at its newest header and commit.
+    pub(crate) fn open(path: &Path, config: &Config) -> Result<Follower> {
+        config.validate()?;
+        let storage: Arc<dyn Storage> = Arc::new(FileStorage::open_read_only(path)?);
+        let engine = Engine::open(Arc::clone(&storage), Some(path.to_path_buf()), config)?;
+        Ok(Follower {
+            storage,
+            path: path.to_path_buf(),
+            config: config.clone(),
+            current: Mutex::new(engine),
+        })
+    }
+
+    /// The path it was opened from.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The engine of the generation last looked at.
+    pub(crate) fn current(&self) -> Arc<Engine> {
+        Arc::clone(&self.current.lock())
+    }
+
+    /// The engine of the newest generation, with every commit written so far.
+    pub(crate) fn latest(&self) -> Result<Arc<Engine>> {
+        let mut current = self.current.lock();
+        current.check_open()?;
+        let (header, _) = read_header_live(self.storage.as_ref())?;
+        let (held, _) = current.checkpointer.header();
+        if header.generation != held.generation {
+            let next = Engine::open(
+                Arc::clone(&self.storage),
+                Some(self.path.clone()),
+                &self.config,
+            )?;
+            *current = next;
+        } else {
+            current.follow_log()?;
+        }
+        Ok(Arc::clone(&current))
+    }
+}
