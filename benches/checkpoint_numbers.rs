@@ -37,6 +37,19 @@ fn anon_mb() -> f64 {
     status_mb("RssAnon:")
 }
 
+/// A new database at `path` with a `budget`-byte version store and the table `t`.
+fn open_with_table(path: &std::path::Path, budget: u64) -> (Database, capsuledb::Connection) {
+    let db = Options::new()
+        .version_store_budget(budget)
+        .open(path)
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    (db, c)
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let dir = tempfile::tempdir().unwrap();
@@ -48,14 +61,7 @@ fn main() {
 
     println!("## Larger than the version-store budget\n");
     let path = dir.path().join("big.db");
-    let db = Options::new()
-        .version_store_budget(budget)
-        .open(&path)
-        .unwrap();
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    tx.commit().unwrap();
+    let (db, mut c) = open_with_table(&path, budget);
     let start = Instant::now();
     let mut rng = Rng::new(1);
     let mut worst = Duration::ZERO;
@@ -175,14 +181,7 @@ fn sustained_writers(dir: &std::path::Path, quick: bool) {
         budget >> 20
     );
     let path = dir.join("sustained.db");
-    let db = Options::new()
-        .version_store_budget(budget)
-        .open(&path)
-        .unwrap();
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    tx.commit().unwrap();
+    let (db, c) = open_with_table(&path, budget);
     let stop = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut all: Vec<Duration> = std::thread::scope(|s| {
