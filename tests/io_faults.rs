@@ -412,6 +412,89 @@ fn failed_fsync_2_poisons_and_recovers_all_or_nothing() {
     fsync_failure_poisons(2, true);
 }
 
+/// Pipelined groups: one sync is FSYNC_2 of group N and FSYNC_1 of group N+1. When it
+/// fails, both groups are poisoned: no commit of either is acknowledged, every later
+/// commit is refused, and after a crash each is whole or absent.
+#[test]
+fn failed_sync_serving_two_groups_poisons_both() {
+    for mode in CRASH_MODES {
+        let before = 5;
+        let sim = SimStorage::new();
+        let db = Arc::new(open(&sim).unwrap());
+        for i in 0..before {
+            try_commit(&db, i).unwrap();
+        }
+        // Sync 1 from now is FSYNC_1 of group N (commit `before`); hold it there until
+        // commit `before + 1` has queued behind it as group N+1. Sync 2 then serves
+        // both, and fails.
+        let syncs_before = sim.counts().syncs;
+        let gate = sim.hold_nth_sync(1);
+        sim.fail_nth_sync(2);
+        let first = {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || try_commit(&db, before))
+        };
+        gate.wait_held();
+        let tip = db.stats().tip_seq;
+        // Its own keys only: the shared `last` key would conflict with group N's.
+        let second = {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || {
+                let mut c = db.connect();
+                let mut tx = c.begin()?;
+                for j in 0..KEYS_PER_COMMIT {
+                    tx.put(TABLE, &data_key(before + 1, j), &value_of(before + 1, j))?;
+                }
+                Ok::<u64, Error>(tx.commit_with(Durability::Durable)?.seq)
+            })
+        };
+        while db.stats().tip_seq == tip && !second.is_finished() {
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            db.stats().tip_seq,
+            tip + 1,
+            "group N+1 is sequenced and queued"
+        );
+        gate.release();
+        let first = first.join().unwrap();
+        let second = second.join().unwrap();
+        let e1 = first.expect_err("group N's FSYNC_2 failed: not acknowledged");
+        let e2 = second.expect_err("group N+1's FSYNC_1 failed: not acknowledged");
+        assert!(is_io(&e1) || is_poisoned(&e1), "group N: {e1:?}");
+        assert!(is_io(&e2) || is_poisoned(&e2), "group N+1: {e2:?}");
+        // One sync succeeded (the held one); the next, serving both groups, failed.
+        assert_eq!(sim.counts().syncs - syncs_before, 1);
+        for i in before + 2..before + 4 {
+            let e = try_commit(&db, i).expect_err("commit after a failed fsync");
+            assert!(is_poisoned(&e), "commit {i}: {e:?}");
+        }
+        let acked: Vec<u32> = (0..before).collect();
+        assert_eq!(read_state(&db, before + 4), model(&acked));
+        drop(db);
+        crash(&sim, mode);
+        let db = open(&sim).unwrap();
+        // Group N+1 never had a marker written: it is gone in every mode.
+        let state = read_state(&db, before + 4).unwrap_or_default();
+        for j in 0..KEYS_PER_COMMIT {
+            assert!(
+                !state.contains_key(&data_key(before + 1, j)),
+                "group N+1 survived"
+            );
+        }
+        let failed = [before, before + 2, before + 3];
+        let survived = check_recovered(&db, &acked, &failed, before + 4);
+        match mode {
+            // Group N's markers were written before the failed sync; group N+1 has
+            // only its proof.
+            CrashMode::NoCrash => assert!(survived),
+            CrashMode::LoseUnsynced => assert!(!survived, "nothing unsynced survives"),
+            CrashMode::Seeded(_) => {}
+        }
+        check_accepts_commit(&sim, db, before + 4);
+    }
+}
+
 #[test]
 fn each_commit_costs_two_syncs() {
     let sim = SimStorage::new();

@@ -1,11 +1,24 @@
-//! The group-commit coordinator: leader/follower flushing of proofs and markers.
+//! The group-commit coordinator: leader/follower flushing of proofs and markers, with
+//! consecutive groups overlapped.
 //!
 //! Admitted commits join a bounded queue in sequence order (inside the serialized
 //! section). A committer that needs `Written` or `Durable` either waits or, if no
-//! flush is running, becomes the leader: it takes up to [`GROUP_COMMITS_MAX`] queued
-//! commits and writes their proofs, **FSYNC_1**, their markers (publishing `written`),
-//! **FSYNC_2** (publishing `durable`), then wakes everyone. Any I/O failure poisons the
-//! coordinator: every waiting and later commit gets [`Error::Poisoned`].
+//! step is running, becomes the leader for one **step**:
+//!
+//! 1. the markers of the group whose proofs the previous step's sync made durable
+//!    (group N) are written, and `written` is published;
+//! 2. up to [`GROUP_COMMITS_MAX`] queued commits become group N+1: their proofs are
+//!    written;
+//! 3. one `fdatasync`: it is FSYNC_2 of group N and FSYNC_1 of group N+1;
+//! 4. `durable` is published for group N, and everyone waiting is woken.
+//!
+//! So while group N waits on its FSYNC_2, group N+1 has formed and written its proofs,
+//! and one sync serves both. Every commit still sees capsule, proof, a sync, marker, a
+//! sync, in that order, before it is acknowledged `Durable`: its proof is written in
+//! the step that makes it group N+1, its marker only in the next step, after that sync.
+//! A lone commit takes two steps, as it took two syncs before. Any I/O failure poisons
+//! the coordinator: both groups a failed sync served, and every waiting and later
+//! commit, get [`Error::Poisoned`].
 
 use super::arena::LogArena;
 use super::feed::Feed;
@@ -45,8 +58,14 @@ pub struct GroupStats {
     pub log_bytes: u64,
 }
 
+/// A commit whose proof is written: `(seq, proof_offset, proof_checksum)`.
+type Proved = (u64, u64, u32);
+
 struct State {
     queue: VecDeque<Pending>,
+    /// The group whose proofs the last step's sync made durable; its markers are the
+    /// next step's to write.
+    proved: Vec<Proved>,
     leader_active: bool,
     written: u64,
     durable: u64,
@@ -80,6 +99,7 @@ impl GroupCommit {
             markers: Mutex::new(markers),
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                proved: Vec::new(),
                 leader_active: false,
                 written: durable,
                 durable,
@@ -140,72 +160,86 @@ impl GroupCommit {
     /// Flushes everything queued so far (shutdown).
     pub fn drain(&self) -> Result<()> {
         let mut st = self.state.lock();
-        while !st.queue.is_empty() || st.leader_active {
+        while !st.queue.is_empty() || !st.proved.is_empty() || st.leader_active {
             self.lead_or_wait(&mut st)?;
         }
         Ok(())
     }
 
-    /// Either flushes one group as the leader or waits for a change.
+    /// Either runs one step as the leader or waits for a change.
     fn lead_or_wait(&self, st: &mut parking_lot::MutexGuard<'_, State>) -> Result<()> {
         if let Some(cause) = &st.poisoned {
             return Err(Error::Poisoned {
                 cause: cause.clone(),
             });
         }
-        if st.leader_active || st.queue.is_empty() {
+        if st.leader_active || (st.queue.is_empty() && st.proved.is_empty()) {
             self.changed.wait(st);
             return Ok(());
         }
         st.leader_active = true;
         let n = st.queue.len().min(GROUP_COMMITS_MAX);
-        let batch: Vec<Pending> = st.queue.drain(..n).collect();
-        let result = parking_lot::MutexGuard::unlocked(st, || self.flush(&batch));
+        let fresh: Vec<Pending> = st.queue.drain(..n).collect();
+        let marked = std::mem::take(&mut st.proved);
+        let result = parking_lot::MutexGuard::unlocked(st, || self.step(&marked, &fresh));
         st.leader_active = false;
-        if let Err(e) = &result {
-            log::error!(
-                "a group commit's I/O failed; the database refuses commits until reopened: {e}"
-            );
-            st.poisoned = Some(e.to_string());
-        }
+        let result = match result {
+            Ok(proved) => {
+                st.proved = proved;
+                Ok(())
+            }
+            Err(e) => {
+                log::error!(
+                    "a group commit's I/O failed; the database refuses commits until reopened: {e}"
+                );
+                st.poisoned = Some(e.to_string());
+                Err(e)
+            }
+        };
         self.changed.notify_all();
         result
     }
 
-    /// Proofs, FSYNC_1, markers, FSYNC_2 for one group.
-    fn flush(&self, batch: &[Pending]) -> Result<()> {
-        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-            return Ok(());
-        };
-        let encoded: Vec<_> = batch.iter().map(|p| p.proof.encode()).collect();
-        let records: Vec<&[u8]> = encoded.iter().map(|e| &e[..]).collect();
-        let seqs: Vec<u64> = batch.iter().map(|p| p.proof.seq).collect();
-        let extents = self.proofs.append_settled(&records, &seqs)?;
-        self.storage.sync()?; // FSYNC_1: capsules and proofs durable before any marker.
-        let mut markers = self.markers.lock();
-        let entries: Vec<(u64, u64, u32)> = batch
-            .iter()
-            .zip(&extents)
-            .zip(&encoded)
-            .map(|((p, e), enc)| (p.proof.seq, e.offset, Proof::checksum_of(enc)))
-            .collect();
-        let marker_bytes = markers.append(&entries)?;
-        drop(markers);
-        {
+    /// One step: the markers of `marked` (whose proofs are durable), the proofs of
+    /// `fresh`, then one sync that is FSYNC_2 of `marked` and FSYNC_1 of `fresh`.
+    /// Returns `fresh` as proved commits, for the next step's markers.
+    fn step(&self, marked: &[Proved], fresh: &[Pending]) -> Result<Vec<Proved>> {
+        let mut log_bytes = 0u64;
+        if let Some(&(last_marked, _, _)) = marked.last() {
+            log_bytes += self.markers.lock().append(marked)?;
             let mut st = self.state.lock();
-            st.written = last.proof.seq;
+            st.written = last_marked;
             self.changed.notify_all();
         }
-        self.storage.sync()?; // FSYNC_2: the markers themselves.
+        let mut proved = Vec::with_capacity(fresh.len());
+        if !fresh.is_empty() {
+            let encoded: Vec<_> = fresh.iter().map(|p| p.proof.encode()).collect();
+            let records: Vec<&[u8]> = encoded.iter().map(|e| &e[..]).collect();
+            let seqs: Vec<u64> = fresh.iter().map(|p| p.proof.seq).collect();
+            let extents = self.proofs.append_settled(&records, &seqs)?;
+            log_bytes += (records.len() * crate::format::PROOF_LEN) as u64;
+            proved.extend(
+                fresh
+                    .iter()
+                    .zip(&extents)
+                    .zip(&encoded)
+                    .map(|((p, e), enc)| (p.proof.seq, e.offset, Proof::checksum_of(enc))),
+            );
+        }
+        // FSYNC_2 of `marked` and FSYNC_1 of `fresh`: no marker of `fresh` is written
+        // before this returns.
+        self.storage.sync()?;
         let mut st = self.state.lock();
-        st.durable = last.proof.seq;
-        st.stats.groups += 1;
-        st.stats.commits += last.proof.seq - first.proof.seq + 1;
-        st.stats.syncs += 2;
-        st.stats.log_bytes += (records.len() * crate::format::PROOF_LEN) as u64 + marker_bytes;
-        drop(st);
-        self.feed.durable(last.proof.seq);
-        Ok(())
+        st.stats.syncs += 1;
+        st.stats.log_bytes += log_bytes;
+        if let (Some(&(first, _, _)), Some(&(last, _, _))) = (marked.first(), marked.last()) {
+            st.durable = last;
+            st.stats.groups += 1;
+            st.stats.commits += last - first + 1;
+            drop(st);
+            self.feed.durable(last);
+        }
+        Ok(proved)
     }
 
     /// Runs `f` on the marker writer while no group writes markers.

@@ -19,7 +19,7 @@ pub mod locks;
 mod sim;
 
 pub use file::FileStorage;
-pub use sim::{SECTOR_SIZE, SimStorage, TraceOp};
+pub use sim::{SECTOR_SIZE, SimStorage, SyncGate, TraceOp};
 
 use crate::Result;
 use std::ops::Deref;

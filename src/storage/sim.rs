@@ -6,6 +6,8 @@
 //! kept whole, dropped, or torn at [`SECTOR_SIZE`] boundaries. It can also flip bits,
 //! fail the N-th write, sync or resize, refuse to grow past a size (a full disk), and
 //! "lose power" after N operations so a test can crash at every I/O point.
+//! A test can hold the N-th sync until it releases it ([`SimStorage::hold_nth_sync`]),
+//! to line concurrent commits up deterministically around one sync.
 //! When asked ([`SimStorage::start_trace`]) it records the order of its successful
 //! writes, syncs and resizes, so a test can check the order the engine issues them in.
 //! The same seed always gives the same image.
@@ -13,7 +15,7 @@
 use super::{Storage, View};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::io;
 use std::sync::Arc;
 
@@ -87,6 +89,52 @@ struct Faults {
     /// The length the last successful view saw (what a real file has mapped).
     mapped_len: Option<usize>,
     max_len: Option<u64>,
+    /// The sync (by count) that blocks on a gate until the test releases it.
+    hold_sync: Option<(u64, SyncGate)>,
+}
+
+/// A hold on one future sync of a [`SimStorage`] (see [`SimStorage::hold_nth_sync`]).
+#[derive(Clone, Default)]
+pub struct SyncGate {
+    inner: Arc<(Mutex<GateState>, Condvar)>,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum GateState {
+    #[default]
+    Armed,
+    Held,
+    Released,
+}
+
+impl SyncGate {
+    /// Blocks until the held sync has been called (and is waiting on the gate).
+    pub fn wait_held(&self) {
+        let (m, cv) = &*self.inner;
+        let mut st = m.lock();
+        while *st == GateState::Armed {
+            cv.wait(&mut st);
+        }
+    }
+
+    /// Lets the held sync (or the sync still to come) go on.
+    pub fn release(&self) {
+        let (m, cv) = &*self.inner;
+        *m.lock() = GateState::Released;
+        cv.notify_all();
+    }
+
+    fn block(&self) {
+        let (m, cv) = &*self.inner;
+        let mut st = m.lock();
+        if *st == GateState::Armed {
+            *st = GateState::Held;
+            cv.notify_all();
+        }
+        while *st != GateState::Released {
+            cv.wait(&mut st);
+        }
+    }
 }
 
 fn simulated(what: &str) -> io::Error {
@@ -186,6 +234,16 @@ impl SimStorage {
     pub fn fail_nth_sync(&self, n: u64) {
         let mut st = self.state.lock();
         st.faults.fail_sync = Some(st.counts.syncs + n);
+    }
+
+    /// Makes the `n`-th `sync` from now (1-based) wait, before it makes anything
+    /// durable, until the returned gate is released. Faults armed for that sync still
+    /// apply once it goes on.
+    pub fn hold_nth_sync(&self, n: u64) -> SyncGate {
+        let gate = SyncGate::default();
+        let mut st = self.state.lock();
+        st.faults.hold_sync = Some((st.counts.syncs + n, gate.clone()));
+        gate
     }
 
     /// Makes the `n`-th `set_len` from now (1-based) fail without resizing.
@@ -378,6 +436,19 @@ impl Storage for SimStorage {
             source,
         };
         let mut st = self.state.lock();
+        let next = st.counts.syncs + 1;
+        if st
+            .faults
+            .hold_sync
+            .as_ref()
+            .is_some_and(|(n, _)| *n == next)
+        {
+            if let Some((_, gate)) = st.faults.hold_sync.take() {
+                drop(st);
+                gate.block();
+                st = self.state.lock();
+            }
+        }
         SimStorage::spend_power(&mut st).map_err(io)?;
         if st.faults.fail_sync == Some(st.counts.syncs + 1) {
             st.faults.fail_sync = None;
