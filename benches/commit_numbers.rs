@@ -66,6 +66,19 @@ struct Run {
     group_commits: u64,
     syncs: u64,
     bytes: u64,
+    /// Every successful commit's latency, in microseconds, sorted.
+    latencies_us: Vec<u32>,
+}
+
+impl Run {
+    /// The `q` quantile of commit latency, in microseconds.
+    fn latency(&self, q: f64) -> u32 {
+        let n = self.latencies_us.len();
+        if n == 0 {
+            return 0;
+        }
+        self.latencies_us[((n as f64 * q) as usize).min(n - 1)]
+    }
 }
 
 /// `threads` writers doing 1-key transactions (`hot`: 16 shared keys, each read then
@@ -85,6 +98,7 @@ fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Dur
                 let mut c = db.connect();
                 let mut rng = Rng::new(t + 1);
                 let mut i = 0u64;
+                let mut latencies = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let k = if hot {
@@ -97,8 +111,11 @@ fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Dur
                         let _ = tx.get("t", &k).unwrap();
                     }
                     tx.put("t", &k, &[1u8; 150]).unwrap();
+                    let began = Instant::now();
                     match tx.commit_with(level) {
                         Ok(_) => {
+                            latencies
+                                .push(began.elapsed().as_micros().min(u32::MAX as u128) as u32);
                             commits.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(Error::Conflict { committed_seq, .. }) => {
@@ -108,14 +125,17 @@ fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Dur
                         Err(e) => panic!("{e}"),
                     }
                 }
+                latencies
             })
         })
         .collect();
     std::thread::sleep(phase);
     stop.store(true, Ordering::Relaxed);
+    let mut latencies_us = Vec::new();
     for h in handles {
-        h.join().unwrap();
+        latencies_us.extend(h.join().unwrap());
     }
+    latencies_us.sort_unstable();
     let secs = start.elapsed().as_secs_f64();
     let after = db.stats();
     Run {
@@ -126,6 +146,7 @@ fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Dur
         group_commits: after.group_commits - before.group_commits,
         syncs: after.group_syncs - before.group_syncs,
         bytes: (after.capsule_bytes - before.capsule_bytes) + (after.log_bytes - before.log_bytes),
+        latencies_us,
     }
 }
 
@@ -188,9 +209,9 @@ fn main() {
         1e6 / fsyncs
     );
     println!(
-        "| threads | commits/s | vs 1 thread | fsyncs/commit | mean group | bytes/commit | mean latency µs |"
+        "| threads | commits/s | vs 1 thread | fsyncs/commit | mean group | bytes/commit | p50 µs | p99 µs | p99 in fdatasyncs |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut single = 0.0;
     for threads in [1u64, 4, 16, 64] {
         let r = writers(
@@ -205,12 +226,14 @@ fn main() {
             single = rate;
         }
         println!(
-            "| {threads} | {rate:.0} | {:.1}x | {:.3} | {:.1} | {:.0} | {:.0} |",
+            "| {threads} | {rate:.0} | {:.1}x | {:.3} | {:.1} | {:.0} | {} | {} | {:.1} |",
             rate / single,
             r.syncs as f64 / r.group_commits.max(1) as f64,
             r.group_commits as f64 / r.groups.max(1) as f64,
             r.bytes as f64 / r.group_commits.max(1) as f64,
-            threads as f64 * 1e6 / rate,
+            r.latency(0.50),
+            r.latency(0.99),
+            f64::from(r.latency(0.99)) * fsyncs / 1e6,
         );
     }
 
