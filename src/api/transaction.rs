@@ -574,6 +574,7 @@ impl<'c> Transaction<'c> {
                 &self.dropped,
                 durability,
                 self.touched_tables(),
+                self.write_bytes,
             )
             .map_err(|e| match e {
                 crate::commit::CommitError::Refused(r) => self.name_conflict(r),

@@ -13,7 +13,7 @@ pub use freelist::read_free_list;
 
 use crate::Result;
 use crate::btree::{self, build::rebuild, run::run_pages};
-use crate::commit::Committer;
+use crate::commit::{CommitError, Committer, ReadSet};
 use crate::format::{HEADER_COPY_OFFSETS, Header, PageKind};
 use crate::mvcc::history::{
     HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
@@ -22,7 +22,7 @@ use crate::mvcc::history::{
 use crate::mvcc::{HistoryRetention, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
 use crate::storage::{GenerationPin, Storage};
-use crate::types::TableId;
+use crate::types::{Isolation, TableId, WriteSet};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -216,7 +216,6 @@ impl Checkpointer {
         // Pages held for readers of other processes whose pins are gone come back.
         self.pager.release_held();
         let (old_header, old_copy) = self.header();
-        let ps = old_header.page_size;
         let mut horizon = self.registry.horizon().min(self.committer.durable_seq());
         let file = self.storage.view()?;
         // The stream restarts at the slot of `horizon + 1`, which must be on a started page.
@@ -242,40 +241,208 @@ impl Checkpointer {
             ),
             None => return Ok(None),
         };
+        let old_tree = self.tree();
+        let readers_from = self.registry.horizon().min(self.committer.durable_seq());
+        let tip = self.committer.tip();
+        let (keys_folded, built) =
+            self.fold(&file, old_tree.root, horizon, tip, readers_from, None)?;
+        drop(file);
+        self.install(
+            st,
+            Install {
+                start,
+                old_header,
+                old_copy,
+                built,
+                checkpoint_seq: horizon,
+                start_page,
+                chain,
+                keys_folded,
+            },
+            || {},
+        )
+    }
+
+    /// Commits a large transaction straight into the tree (`format-spec/btree.md`,
+    /// "Tree commits"): no capsule, proof or marker; the new header is its commit
+    /// record. The caller holds the snapshot registry's exclusive hold, so no snapshot
+    /// but the transaction's own reads below the new tree. Returns the commit's
+    /// sequence (`None` when it wrote nothing).
+    pub fn tree_commit(
+        &self,
+        snapshot: u64,
+        isolation: Isolation,
+        writes: &WriteSet,
+        reads: ReadSet,
+        touched: Arc<[String]>,
+    ) -> std::result::Result<Option<u64>, CommitError> {
+        let mut st = self.state.lock();
+        if st.shut {
+            return Err(CommitError::Failed(crate::Error::Closed));
+        }
+        let start = Instant::now();
+        self.pager.release_held();
+        let Some(admission) = self
+            .committer
+            .admit_tree(snapshot, isolation, writes, reads, touched)?
+        else {
+            return Ok(None);
+        };
+        let seq = admission.seq;
+        let mut admission = Some(admission);
+        let mut old_reserved = None;
+        let result =
+            self.tree_commit_io(&mut st, start, seq, writes, |page, next, first, chain| {
+                if let Some(a) = admission.take() {
+                    old_reserved = Some(self.committer.finish_tree(a, page, next, first, chain));
+                }
+            });
+        match result {
+            Ok(()) => {
+                if let Some(page) = old_reserved {
+                    let (header, _) = self.header();
+                    self.pager.free_after(header.generation, vec![page]);
+                }
+                Ok(Some(seq))
+            }
+            Err(e) => {
+                if let Some(a) = admission.take() {
+                    self.committer.fail_tree(a, &e);
+                }
+                Err(CommitError::Failed(e))
+            }
+        }
+    }
+
+    /// The writes of a tree commit at `seq`: the tree, a fresh marker stream, the
+    /// header; `published(page, next_page, first_seq, chain)` runs once the tree is
+    /// published.
+    fn tree_commit_io(
+        &self,
+        st: &mut State,
+        start: Instant,
+        seq: u64,
+        writes: &WriteSet,
+        published: impl FnOnce(u64, u64, u64, u32),
+    ) -> Result<()> {
+        let (old_header, old_copy) = self.header();
+        let file = self.storage.view()?;
+        let old_tree = self.tree();
+        // Once published, no snapshot reads below `seq` (the registry's hold).
+        let (keys_folded, built) =
+            self.fold(&file, old_tree.root, seq - 1, seq, seq, Some((seq, writes)))?;
+        drop(file);
+        // The new stream: one fresh page holding the slot of `seq + 1` (slots stay where
+        // the positional layout puts them, so earlier slots of the page stay empty), its
+        // next page reserved.
+        let slots = crate::format::slots_per_page(old_header.page_size);
+        let first_seq = 1 + seq / slots * slots;
+        let page = self.pager.alloc()?;
+        let next_page = self.pager.alloc()?;
+        let image = crate::commit::MarkerWriter::new_page_image(
+            page,
+            old_header.page_size,
+            crate::format::MarkerPageHeader {
+                next_page,
+                first_seq,
+            },
+        )?;
+        self.storage.write_at(self.pager.offset_of(page), &image)?;
+        let mut seed = Vec::with_capacity(24);
+        seed.extend_from_slice(&old_header.database_id.to_le_bytes());
+        seed.extend_from_slice(&seq.to_le_bytes());
+        seed.extend_from_slice(&(old_header.generation + 1).to_le_bytes());
+        let chain = crc32fast::hash(&seed);
+        self.install(
+            st,
+            Install {
+                start,
+                old_header,
+                old_copy,
+                built,
+                checkpoint_seq: seq,
+                start_page: page,
+                chain,
+                keys_folded,
+            },
+            || published(page, next_page, first_seq, chain),
+        )?;
+        Ok(())
+    }
+
+    /// Builds the next tree: the store's versions at or below `horizon`, and `extra`
+    /// (a tree commit's writes at its sequence), over the tree at `root`, keeping the
+    /// history readers at or above `readers_from` may need (`tip`: the last sequence
+    /// taken). Returns the keys folded and what the build wrote.
+    fn fold(
+        &self,
+        file: &[u8],
+        root: u64,
+        horizon: u64,
+        tip: u64,
+        readers_from: u64,
+        extra: Option<(u64, &WriteSet)>,
+    ) -> Result<(u64, btree::build::Built)> {
+        let ps = self.pager.page_size();
         let history = self.committer.history();
-        let floor = history.advance(
-            self.committer.tip(),
-            self.registry.horizon().min(self.committer.durable_seq()),
-        );
-        let chains = self.versions.fold_chains(horizon);
+        let floor = history.advance(tip, readers_from);
+        let mut chains = self.versions.fold_chains(horizon);
+        if let Some((seq, writes)) = extra {
+            chains = merge_writes(chains, seq, writes);
+        }
         // A dropped table's data stays while the drop is inside the history window.
         let dropped_ids = self.versions.take_drops(horizon.min(floor));
         let dropped: Vec<[u8; 8]> = dropped_ids.iter().map(|t| t.to_be_bytes()).collect();
-        let old_tree = self.tree();
-        let mut changes: Vec<btree::build::Change> = chains
-            .iter()
-            .map(|(k, list)| (k.clone(), list.first().and_then(|(_, v)| v.clone())))
-            .collect();
-        changes.extend(history_changes(
-            &file,
+        let retained = history_changes(
+            file,
             ps,
-            old_tree.root,
+            root,
             &chains,
             floor,
             &dropped_ids,
             &self.versions.pending_drops(horizon),
             history.retention() != HistoryRetention::Snapshots,
-        )?);
+        )?;
+        // History keys sort after every table's keys, so the list stays in order.
+        let mut changes: Vec<btree::build::Change> = chains
+            .into_iter()
+            .map(|(k, list)| {
+                let newest = list.into_iter().next().and_then(|(_, v)| v);
+                (k, newest)
+            })
+            .collect();
+        changes.extend(retained);
         let built = rebuild(
             self.storage.as_ref(),
             &self.pager,
-            &file,
-            old_tree.root,
+            file,
+            root,
             &changes,
             &dropped,
         )?;
-        drop(file);
+        Ok((changes.len() as u64, built))
+    }
 
+    /// Writes the free list and the new header for `built`, syncing before and after the
+    /// header, then publishes the tree, drops the folded versions, runs `published`,
+    /// and frees what the old state used.
+    fn install(
+        &self,
+        st: &mut State,
+        i: Install,
+        published: impl FnOnce(),
+    ) -> Result<Option<CheckpointReport>> {
+        let Install {
+            start,
+            old_header,
+            old_copy,
+            built,
+            checkpoint_seq: horizon,
+            start_page,
+            chain,
+            keys_folded,
+        } = i;
+        let ps = old_header.page_size;
         // The new free list: every page below the new page count outside the new tree.
         let (old_run_first, old_run_pages) = st.free_list_run;
         let new_tree: BTreeSet<u64> = built.new_pages.iter().copied().collect();
@@ -333,7 +500,11 @@ impl Checkpointer {
             marker_chain_seed: chain,
             // The durable bound (format-spec/log.md, "Durable evidence"); writing it
             // upgrades a version-1 file.
-            log_durable_seq: self.committer.durable_seq().max(old_header.log_durable_seq),
+            log_durable_seq: self
+                .committer
+                .durable_seq()
+                .max(horizon)
+                .max(old_header.log_durable_seq),
             read_version: crate::format::FORMAT_VERSION,
             write_version: crate::format::FORMAT_VERSION,
             ..old_header
@@ -370,6 +541,7 @@ impl Checkpointer {
         drop(old);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.versions.remove_folded(horizon);
+        published();
         let log_pages = self.committer.take_obsolete_log_pages(horizon, start_page);
         let log_freed = log_pages.len() as u64;
         self.pager.free_after(header.generation, log_pages);
@@ -377,7 +549,7 @@ impl Checkpointer {
         st.free_list_run = (run_first, run_len);
         Ok(Some(CheckpointReport {
             checkpoint_seq: horizon,
-            keys_folded: changes.len() as u64,
+            keys_folded,
             pages_written: built.new_pages.len() as u64 + run_len,
             pages_freed: built.freed.len() as u64 + old_run_pages + log_freed,
             duration: start.elapsed(),
@@ -401,6 +573,45 @@ impl Checkpointer {
         self.storage.sync()?;
         Ok(before.saturating_sub(after))
     }
+}
+
+/// What [`Checkpointer::install`] writes and publishes.
+struct Install {
+    start: Instant,
+    old_header: Header,
+    old_copy: u32,
+    built: btree::build::Built,
+    checkpoint_seq: u64,
+    start_page: u64,
+    chain: u32,
+    keys_folded: u64,
+}
+
+/// Merges a tree commit's `writes` (at `seq`) into the store's fold chains (composite
+/// keys in order, newest first): each written key's list gains `(seq, value)` in front.
+fn merge_writes(
+    store: Vec<(Vec<u8>, VersionList)>,
+    seq: u64,
+    writes: &WriteSet,
+) -> Vec<(Vec<u8>, VersionList)> {
+    let n: usize = writes.values().map(BTreeMap::len).sum();
+    let mut out = Vec::with_capacity(store.len() + n);
+    let mut older = store.into_iter().peekable();
+    for (&table, keys) in writes {
+        for (key, value) in keys {
+            let ck = btree::composite(table, key);
+            while let Some(next) = older.next_if(|(k, _)| *k < ck) {
+                out.push(next);
+            }
+            let mut list: VersionList = vec![(seq, value.clone())];
+            if let Some((_, below)) = older.next_if(|(k, _)| *k == ck) {
+                list.extend(below);
+            }
+            out.push((ck, list));
+        }
+    }
+    out.extend(older);
+    out
 }
 
 /// What the tree holds besides the tables' current state.

@@ -242,6 +242,31 @@ impl GroupCommit {
         Ok(proved)
     }
 
+    /// Fails every waiting and later commit with `cause` (a tree commit's I/O failed).
+    pub fn poison(&self, cause: String) {
+        let mut st = self.state.lock();
+        st.poisoned.get_or_insert(cause);
+        self.changed.notify_all();
+    }
+
+    /// After a tree commit at `seq` (every commit below it durable, nothing queued):
+    /// runs `f` on the marker writer, to start the new stream, once no step runs, and
+    /// records `seq` as written and durable.
+    pub fn skip_to<T>(&self, seq: u64, f: impl FnOnce(&mut MarkerWriter) -> T) -> T {
+        let mut st = self.state.lock();
+        while st.leader_active {
+            self.changed.wait(&mut st);
+        }
+        debug_assert!(st.queue.is_empty() && st.proved.is_empty());
+        let out = f(&mut self.markers.lock());
+        st.written = st.written.max(seq);
+        st.durable = st.durable.max(seq);
+        drop(st);
+        self.feed.durable(seq);
+        self.changed.notify_all();
+        out
+    }
+
     /// Runs `f` on the marker writer while no group writes markers.
     pub fn with_markers<T>(&self, f: impl FnOnce(&mut MarkerWriter) -> T) -> T {
         f(&mut self.markers.lock())

@@ -74,6 +74,31 @@ impl MarkerWriter {
         Some((start_page, u32::from_le_bytes(b.try_into().ok()?)))
     }
 
+    /// Continues in a new stream (after a tree commit at `next_seq - 1`): its first page
+    /// `page` (already written; its slot 0 is `first_seq`, its slot for `next_seq`
+    /// empty) and its reserved next page. The old stream's pages stay listed until
+    /// [`MarkerWriter::drop_pages_before`] drops them; the old stream's reserved next
+    /// page, never started, is returned.
+    pub fn restart(
+        &mut self,
+        page: u64,
+        next_page: u64,
+        first_seq: u64,
+        next_seq: u64,
+        chain: u32,
+    ) -> u64 {
+        let old_reserved = self.tail.next_page;
+        self.tail = StreamTail {
+            page,
+            first_seq,
+            next_page,
+            next_seq,
+            chain,
+        };
+        self.pages.push_back((first_seq, page));
+        old_reserved
+    }
+
     /// Forgets, and returns, the stream pages before `page`.
     pub fn drop_pages_before(&mut self, page: u64) -> Vec<u64> {
         let mut gone = Vec::new();

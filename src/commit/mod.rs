@@ -101,6 +101,15 @@ impl From<Error> for CommitError {
     }
 }
 
+/// An admitted tree commit (`format-spec/btree.md`, "Tree commits"): every commit below
+/// `seq` is durable and visible, and the serialized section stays closed to every other
+/// commit while this lives. [`Committer::finish_tree`] or [`Committer::fail_tree`] ends it.
+pub struct TreeAdmission<'a> {
+    _section: parking_lot::MutexGuard<'a, CommitIndex>,
+    /// The tree commit's sequence.
+    pub seq: u64,
+}
+
 /// The commit coordinator.
 pub struct Committer {
     index: Mutex<CommitIndex>,
@@ -251,6 +260,77 @@ impl Committer {
             self.maintain();
         }
         Ok(admitted.seq)
+    }
+
+    /// Validates and sequences a tree commit (a large transaction written straight into
+    /// the tree), then waits until every commit below it is durable and visible. `None`
+    /// when the transaction wrote nothing.
+    pub fn admit_tree(
+        &self,
+        snapshot: u64,
+        isolation: Isolation,
+        writes: &WriteSet,
+        reads: ReadSet,
+        touched: Arc<[String]>,
+    ) -> Result<Option<TreeAdmission<'_>>, CommitError> {
+        self.group.check()?;
+        let sets = Prepared::new(isolation, writes, reads);
+        let mut index = self.index.lock();
+        let start = Instant::now();
+        let result = index.admit(snapshot, sets);
+        let ns = start.elapsed().as_nanos() as u64;
+        self.section_count.fetch_add(1, Ordering::Relaxed);
+        self.section_ns.fetch_add(ns, Ordering::Relaxed);
+        self.section_max_ns.fetch_max(ns, Ordering::Relaxed);
+        let seq = match result {
+            Ok(Admitted { seq: Some(seq) }) => seq,
+            Ok(Admitted { seq: None }) => return Ok(None),
+            Err(refusal) => return Err(CommitError::Refused(refusal)),
+        };
+        self.feed.record(seq, touched);
+        let below = seq - 1;
+        if let Err(e) = self.group.wait_for(below, Durability::Durable) {
+            self.registry.stall(e.to_string());
+            return Err(e.into());
+        }
+        self.registry
+            .wait_visible(below)
+            .map_err(|cause| Error::Poisoned { cause })?;
+        Ok(Some(TreeAdmission {
+            _section: index,
+            seq,
+        }))
+    }
+
+    /// Ends a tree commit whose header is durable: the marker stream continues in the
+    /// new stream `(page, next_page, first_seq, chain)`, the commit is durable and visible, and the
+    /// serialized section reopens. Returns the old stream's reserved page, never used.
+    pub fn finish_tree(
+        &self,
+        admission: TreeAdmission<'_>,
+        page: u64,
+        next_page: u64,
+        first_seq: u64,
+        chain: u32,
+    ) -> u64 {
+        let seq = admission.seq;
+        let old_reserved = self.group.skip_to(seq, |m| {
+            m.restart(page, next_page, first_seq, seq + 1, chain)
+        });
+        self.registry.mark_ready(seq);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        drop(admission);
+        old_reserved
+    }
+
+    /// Ends a tree commit whose I/O failed: whether its header reached the disk is
+    /// unknown, so nothing more is written until the database is reopened.
+    pub fn fail_tree(&self, admission: TreeAdmission<'_>, cause: &Error) {
+        let cause = format!("a tree commit's I/O failed: {cause}");
+        log::error!("{cause}; the database refuses commits until reopened");
+        self.group.poison(cause.clone());
+        self.registry.stall(cause);
+        drop(admission);
     }
 
     /// Blocks until `seq` has reached `level` and is visible. A `seq` not allocated yet

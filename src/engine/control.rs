@@ -60,6 +60,9 @@ pub struct Stats {
     pub checkpoint_seq: u64,
     /// Checkpoints run since the database was opened.
     pub checkpoints: u64,
+    /// Transactions committed straight into the tree, written once (counted in
+    /// `checkpoints` too; `format-spec/btree.md`, "Tree commits").
+    pub tree_commits: u64,
 }
 
 /// A summary of an open database, as the CLI's `info` shows it.
@@ -134,6 +137,7 @@ impl Engine {
             high_water_page: self.pager.high_water(),
             checkpoint_seq: self.current_tree().checkpoint_seq,
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            tree_commits: self.tree_commits.load(Ordering::Relaxed),
         }
     }
 

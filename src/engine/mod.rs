@@ -83,6 +83,8 @@ pub(crate) struct Engine {
     pub(crate) checkpoints: AtomicU64,
     last_checkpoint_try: AtomicU64,
     checkpoint_running: AtomicBool,
+    /// Transactions committed straight into the tree.
+    pub(crate) tree_commits: AtomicU64,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
     /// A live reader's place in the marker stream (`None` for a writer).
     pub(crate) live_tail: Mutex<Option<StreamTail>>,
@@ -351,6 +353,7 @@ impl Engine {
             checkpoints: AtomicU64::new(0),
             last_checkpoint_try: AtomicU64::new(0),
             checkpoint_running: AtomicBool::new(false),
+            tree_commits: AtomicU64::new(0),
             last_checkpoint_error: Mutex::new(None),
             live_tail: Mutex::new(config.read_only.then_some(tail)),
             lock_notice: Mutex::new(None),
@@ -394,8 +397,26 @@ impl Engine {
         dropped: &[TableId],
         durability: Durability,
         touched: Arc<[String]>,
+        write_bytes: usize,
     ) -> Result<Option<u64>, CommitError> {
         self.check_open()?;
+        // A large transaction goes straight into the tree when no other snapshot is
+        // live (`format-spec/btree.md`, "Tree commits"); otherwise the ordinary path.
+        let large = u64::try_from(write_bytes).unwrap_or(u64::MAX) > self.version_bytes_max / 2;
+        if large
+            && dropped.is_empty()
+            && !self.read_only
+            && let Some(_hold) = self.registry.try_exclusive(snapshot)
+        {
+            let seq = self
+                .checkpointer
+                .tree_commit(snapshot, isolation, writes, reads, touched)?;
+            if seq.is_some() {
+                self.checkpoints.fetch_add(1, Ordering::Relaxed);
+                self.tree_commits.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(seq);
+        }
         let seq = self.committer.commit(
             snapshot, isolation, writes, reads, dropped, durability, touched,
         )?;

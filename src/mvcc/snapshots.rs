@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct SnapshotRegistry {
     state: Mutex<State>,
     visible_changed: Condvar,
+    /// Signalled when an exclusive hold ([`SnapshotRegistry::try_exclusive`]) ends.
+    reopened: Condvar,
     visible: AtomicU64,
 }
 
@@ -26,6 +28,8 @@ struct State {
     live: BTreeMap<u64, usize>,
     /// Set when a sequenced commit can never become visible (its I/O failed).
     stalled: Option<String>,
+    /// While set, no new snapshot is taken (a tree commit is being published).
+    exclusive: bool,
 }
 
 /// A registered snapshot; dropping it lets the horizon move past it.
@@ -53,6 +57,18 @@ impl Drop for SnapshotGuard {
     }
 }
 
+/// Holds new snapshots back while it lives ([`SnapshotRegistry::try_exclusive`]).
+pub struct ExclusiveHold {
+    registry: Arc<SnapshotRegistry>,
+}
+
+impl Drop for ExclusiveHold {
+    fn drop(&mut self) {
+        self.registry.state.lock().exclusive = false;
+        self.registry.reopened.notify_all();
+    }
+}
+
 impl SnapshotRegistry {
     /// A registry whose visible sequence starts at `visible`.
     pub fn new(visible: u64) -> Arc<SnapshotRegistry> {
@@ -62,9 +78,13 @@ impl SnapshotRegistry {
         Arc::new(r)
     }
 
-    /// Takes a snapshot at the current visible sequence.
+    /// Takes a snapshot at the current visible sequence (waiting while an exclusive
+    /// hold lasts).
     pub fn begin(self: &Arc<Self>) -> SnapshotGuard {
         let mut st = self.state.lock();
+        while st.exclusive {
+            self.reopened.wait(&mut st);
+        }
         let seq = st.visible;
         *st.live.entry(seq).or_default() += 1;
         SnapshotGuard {
@@ -78,6 +98,22 @@ impl SnapshotRegistry {
     pub fn horizon(&self) -> u64 {
         let st = self.state.lock();
         st.live.keys().next().copied().unwrap_or(st.visible)
+    }
+
+    /// When the only live snapshot is one holder of `own`: holds every new snapshot
+    /// back until the returned guard is dropped, so no snapshot but `own` can read below
+    /// what becomes visible meanwhile. `None` when other snapshots are live (or another
+    /// exclusive hold is in place).
+    pub fn try_exclusive(self: &Arc<Self>, own: u64) -> Option<ExclusiveHold> {
+        let mut st = self.state.lock();
+        let alone = st.live.len() == 1 && st.live.get(&own) == Some(&1);
+        if !alone || st.exclusive {
+            return None;
+        }
+        st.exclusive = true;
+        Some(ExclusiveHold {
+            registry: Arc::clone(self),
+        })
     }
 
     /// The visible sequence.
@@ -159,5 +195,30 @@ mod tests {
         r.mark_ready(7);
         assert_eq!(r.horizon(), 7);
         assert_eq!(r.live_count(), 0);
+    }
+
+    #[test]
+    fn an_exclusive_hold_needs_to_be_alone_and_holds_new_snapshots_back() {
+        let r = SnapshotRegistry::new(5);
+        let own = r.begin();
+        let other = r.begin();
+        assert!(
+            r.try_exclusive(own.seq()).is_none(),
+            "another snapshot is live"
+        );
+        drop(other);
+        let hold = r.try_exclusive(own.seq()).expect("alone");
+        assert!(r.try_exclusive(own.seq()).is_none(), "one hold at a time");
+        let waiter = {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || r.begin().seq())
+        };
+        r.mark_ready(6);
+        drop(hold);
+        assert_eq!(
+            waiter.join().unwrap(),
+            6,
+            "the held snapshot sees what became visible"
+        );
     }
 }

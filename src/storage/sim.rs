@@ -437,17 +437,14 @@ impl Storage for SimStorage {
         };
         let mut st = self.state.lock();
         let next = st.counts.syncs + 1;
-        if st
-            .faults
-            .hold_sync
-            .as_ref()
-            .is_some_and(|(n, _)| *n == next)
-        {
-            if let Some((_, gate)) = st.faults.hold_sync.take() {
-                drop(st);
-                gate.block();
-                st = self.state.lock();
-            }
+        let held = match &st.faults.hold_sync {
+            Some((n, _)) if *n == next => st.faults.hold_sync.take(),
+            _ => None,
+        };
+        if let Some((_, gate)) = held {
+            drop(st);
+            gate.block();
+            st = self.state.lock();
         }
         SimStorage::spend_power(&mut st).map_err(io)?;
         if st.faults.fail_sync == Some(st.counts.syncs + 1) {
