@@ -163,6 +163,9 @@ fn range_meets_dropped(dropped: &[[u8; 8]], low: Option<&[u8]>, high: Option<&[u
 
 /// Builds the tree that is the old tree at `root` with `changes` (sorted by key, one
 /// per key) applied and every key of the `dropped` tables (8-byte BE prefixes) removed.
+/// Leaves at or above page `relocate_from` are rewritten even when unchanged, into the
+/// lowest free pages (`compact` moves the tree out of the file's tail this way;
+/// `u64::MAX` moves nothing).
 pub fn rebuild(
     storage: &dyn Storage,
     pager: &Pager,
@@ -170,6 +173,7 @@ pub fn rebuild(
     root: u64,
     changes: &[Change],
     dropped: &[[u8; 8]],
+    relocate_from: u64,
 ) -> Result<Built> {
     let page_size = pager.page_size();
     let (old_leaves, old_branches) = leaves_of(file, page_size, root)?;
@@ -196,7 +200,9 @@ pub fn rebuild(
             }
             None => changes.len(),
         };
-        let touched = changes_end > ci || range_meets_dropped(dropped, low.as_deref(), high);
+        let touched = changes_end > ci
+            || *leaf >= relocate_from
+            || range_meets_dropped(dropped, low.as_deref(), high);
         if !touched {
             b.flush_pending()?;
             b.leaves.push((low.clone().unwrap_or_default(), *leaf));
@@ -303,7 +309,7 @@ mod tests {
         dropped: Vec<[u8; 8]>,
     ) -> u64 {
         let file = sim.view().unwrap();
-        let built = rebuild(sim, pager, &file, root, &changes, &dropped).unwrap();
+        let built = rebuild(sim, pager, &file, root, &changes, &dropped, u64::MAX).unwrap();
         for (k, v) in changes {
             match v {
                 Some(v) => model.insert(k, v.to_vec()),
@@ -387,7 +393,7 @@ mod regression {
                 }
                 let changes: Vec<Change> = changes.into_iter().collect();
                 let file = sim.view().unwrap();
-                let built = rebuild(&sim, &pager, &file, root, &changes, &[]).unwrap();
+                let built = rebuild(&sim, &pager, &file, root, &changes, &[], u64::MAX).unwrap();
                 pager.free(built.freed);
                 root = built.root;
                 for (k, v) in changes {

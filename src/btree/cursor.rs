@@ -190,7 +190,7 @@ mod tests {
                 .map(|(k, len)| (k.clone(), Some(Arc::from(vec![k.len() as u8; *len]))))
                 .collect();
             let file = sim.view().unwrap();
-            let root = rebuild(&sim, &pager, &file, 0, &changes, &[]).unwrap().root;
+            let root = rebuild(&sim, &pager, &file, 0, &changes, &[], u64::MAX).unwrap().root;
             let file = sim.view().unwrap();
             let model: BTreeMap<Vec<u8>, Vec<u8>> =
                 changes.iter().map(|(k, v)| (k.clone(), v.as_deref().unwrap_or(&[]).to_vec())).collect();

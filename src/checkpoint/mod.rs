@@ -111,6 +111,8 @@ pub struct Checkpointer {
     /// Bumped each time a new tree is published, before the versions it folded leave
     /// the store: a reader holding an older tree reloads it when this moved.
     generation: AtomicU64,
+    /// Leaves at or above this page are rewritten by the next fold (`compact`).
+    relocate_from: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -137,6 +139,7 @@ impl Checkpointer {
                 guard,
             }),
             generation: AtomicU64::new(0),
+            relocate_from: AtomicU64::new(u64::MAX),
             storage,
             pager,
             versions,
@@ -326,15 +329,10 @@ impl Checkpointer {
         published: impl FnOnce(u64, u64, u64, u32),
     ) -> Result<()> {
         let (old_header, old_copy) = self.header();
-        let file = self.storage.view()?;
-        let old_tree = self.tree();
-        // Once published, no snapshot reads below `seq` (the registry's hold).
-        let (keys_folded, built) =
-            self.fold(&file, old_tree.root, seq - 1, seq, seq, Some((seq, writes)))?;
-        drop(file);
-        // The new stream: one fresh page holding the slot of `seq + 1` (slots stay where
-        // the positional layout puts them, so earlier slots of the page stay empty), its
-        // next page reserved.
+        // The new stream first, so that its pages come before the tree's new pages in the
+        // file (a stream page at the end would keep `compact` from cutting the tail): one
+        // fresh page holding the slot of `seq + 1` (slots stay where the positional
+        // layout puts them, so earlier slots of the page stay empty), its next reserved.
         let slots = crate::format::slots_per_page(old_header.page_size);
         let first_seq = 1 + seq / slots * slots;
         let page = self.pager.alloc()?;
@@ -348,6 +346,12 @@ impl Checkpointer {
             },
         )?;
         self.storage.write_at(self.pager.offset_of(page), &image)?;
+        let file = self.storage.view()?;
+        let old_tree = self.tree();
+        // Once published, no snapshot reads below `seq` (the registry's hold).
+        let (keys_folded, built) =
+            self.fold(&file, old_tree.root, seq - 1, seq, seq, Some((seq, writes)))?;
+        drop(file);
         let mut seed = Vec::with_capacity(24);
         seed.extend_from_slice(&old_header.database_id.to_le_bytes());
         seed.extend_from_slice(&seq.to_le_bytes());
@@ -419,6 +423,7 @@ impl Checkpointer {
             root,
             &changes,
             &dropped,
+            self.relocate_from.load(Ordering::Acquire),
         )?;
         Ok((changes.len() as u64, built))
     }
@@ -565,8 +570,22 @@ impl Checkpointer {
         }
         let before = self.storage.len()?;
         // The first pass folds and frees the old tree and log; the second moves the
-        // free list (and the tree's changed pages) into the space the first freed.
+        // free list, the tree's changed pages and its leaves in the tail into the space
+        // the first freed; the third counts the pages the second freed out.
         self.checkpoint(&mut st, true)?;
+        // Every page in use would fit below `in_use`: the second pass also moves the
+        // tree's leaves that lie above it (a tree written after the log, as a tree
+        // commit's is, would otherwise keep the tail).
+        let (header, _) = self.header();
+        let in_use = header
+            .page_count
+            .saturating_sub(self.pager.free_pages().len() as u64);
+        self.relocate_from.store(in_use, Ordering::Release);
+        let second = self.checkpoint(&mut st, true);
+        self.relocate_from.store(u64::MAX, Ordering::Release);
+        second?;
+        // The pages the second pass moved out of are free only once its header is
+        // durable: a third pass writes a header whose page count leaves them out.
         self.checkpoint(&mut st, true)?;
         let (header, _) = self.header();
         let after = self.pager.cut_file(header.page_count)?;
