@@ -264,10 +264,14 @@ impl<'t> ScanMerge<'t> {
                 self.lent = None;
                 return Ok(false);
             };
-            let key = key.to_vec();
-            let same = |k: Option<&[u8]>| k == Some(key.as_slice());
+            // Every source holding the picked key moves past it; the key is kept (in a
+            // buffer reused from step to step) to re-seek the cursor on a newer tree.
+            let same = |k: Option<&[u8]>| k == Some(key);
             let (own_same, store_same, tree_same) =
                 (same(own_key), same(store_key), same(tree_key));
+            self.last.clear();
+            self.last.extend_from_slice(key);
+            self.started = true;
             let own = if own_same { self.own.next() } else { None };
             let store = if store_same {
                 self.store.pop_front()
@@ -279,9 +283,6 @@ impl<'t> ScanMerge<'t> {
             } else {
                 None
             };
-            self.last.clear();
-            self.last.extend_from_slice(&key);
-            self.started = true;
             let lent = match source {
                 Source::Own => match own {
                     Some((k, Some(v))) => Some(Lent::Own(k.as_slice(), v.as_ref())),
