@@ -141,6 +141,7 @@ impl<'a> NodeRef<'a> {
         self.count
     }
 
+    #[inline]
     fn offset(&self, i: usize) -> Result<usize> {
         u16_at(self.bytes, OFFSETS_AT + 2 * i)
             .map(usize::from)
@@ -186,6 +187,7 @@ impl<'a> NodeRef<'a> {
     /// A leaf page that [`NodeRef::parse_cached`] already accepted with `count` cells,
     /// taken again without checking it again: a reachable page never changes, so a
     /// cursor parses each leaf once when it enters it, not once per cell it hands out.
+    #[inline]
     pub(crate) fn parsed_leaf(bytes: &'a [u8], page: u64, count: usize) -> NodeRef<'a> {
         NodeRef {
             bytes,
@@ -197,6 +199,7 @@ impl<'a> NodeRef<'a> {
     }
 
     /// Key and value of leaf cell `i`, reading its offset and head once.
+    #[inline]
     pub fn entry(&self, i: usize) -> Result<(&'a [u8], CellValue<'a>)> {
         let bad = || Error::corrupted(self.page, "cell runs past the page");
         let off = self.offset(i)?;
