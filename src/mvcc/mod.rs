@@ -70,6 +70,33 @@ pub struct ScanBatch {
     pub resume_after: Option<Vec<u8>>,
 }
 
+/// One table's chains, taken once by a reader: a table's chains stay the same object
+/// while the table lives, so a transaction that keeps the pin reads them without the
+/// map's lock or a reference count per read (shared writes that two reading threads
+/// would pass back and forth).
+pub struct TablePin {
+    table: TableId,
+    chains: Arc<RwLock<Chains>>,
+}
+
+impl TablePin {
+    /// The table pinned.
+    pub fn table(&self) -> TableId {
+        self.table
+    }
+
+    /// [`VersionStore::get`] in the pinned table.
+    pub fn get(&self, key: &[u8], snapshot: u64) -> Option<Value> {
+        let chains = self.chains.read();
+        let chain = chains.get(key)?;
+        chain
+            .iter()
+            .rev()
+            .find(|v| v.seq <= snapshot)
+            .map(|v| v.value.clone())
+    }
+}
+
 /// Scan entries with their keys back to back in one buffer, front first
 /// ([`VersionStore::scan_into`]).
 #[derive(Default)]
@@ -152,14 +179,16 @@ impl VersionStore {
     /// The newest version of `key` at or below `snapshot`: `None` when the store has
     /// none (look further down), `Some(None)` for a tombstone.
     pub fn get(&self, table: TableId, key: &[u8], snapshot: u64) -> Option<Value> {
-        let t = self.table(table)?;
-        let chains = t.read();
-        let chain = chains.get(key)?;
-        chain
-            .iter()
-            .rev()
-            .find(|v| v.seq <= snapshot)
-            .map(|v| v.value.clone())
+        self.pin_table(table)?.get(key, snapshot)
+    }
+
+    /// `table`'s chains, for a reader to keep ([`TablePin`]); `None` while the store
+    /// never held the table.
+    pub fn pin_table(&self, table: TableId) -> Option<TablePin> {
+        Some(TablePin {
+            table,
+            chains: self.table(table)?,
+        })
     }
 
     /// Visible versions of the keys in `(lo, hi)`, ascending or (with `reverse`)
@@ -185,7 +214,10 @@ impl VersionStore {
 
     /// [`VersionStore::scan`] into `out`, whose buffers are reused from batch to batch:
     /// no allocation per key. Returns the batch's `resume_after`.
-    #[expect(clippy::too_many_arguments, reason = "one scan step's full description")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one scan step's full description"
+    )]
     pub fn scan_into(
         &self,
         table: TableId,
@@ -204,7 +236,10 @@ impl VersionStore {
 
     /// The scan itself: hands each visible entry to `push` under the table's read
     /// lock; returns the last key examined when it stopped early.
-    #[expect(clippy::too_many_arguments, reason = "one scan step's full description")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one scan step's full description"
+    )]
     fn scan_with(
         &self,
         table: TableId,
