@@ -17,6 +17,9 @@ use std::sync::Arc;
 /// The transaction's own writes in a scan's range, in scan order.
 pub(crate) type OwnWrites<'t> = Box<dyn Iterator<Item = (&'t Vec<u8>, &'t Value)> + 't>;
 
+/// Where a key lies in a buffer: `(start, end)`.
+type KeyRange = (usize, usize);
+
 /// Where a source's next entry comes from, for the merge.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -59,7 +62,7 @@ pub(crate) struct ScanMerge<'t> {
     last: Vec<u8>,
     started: bool,
     /// The lent store entry: its key's range in `store`, and its value.
-    store_value: Option<((usize, usize), Arc<[u8]>)>,
+    store_value: Option<(KeyRange, Arc<[u8]>)>,
     lent: Option<Lent<'t>>,
 }
 

@@ -79,9 +79,7 @@ impl ReadPin {
                 None => {
                     // An empty slot: pin the table there (a table the store never
                     // held is not pinned; it may appear later).
-                    let Some(p) = store.pin_table(table) else {
-                        return None;
-                    };
+                    let p = store.pin_table(table)?;
                     slot.get_or_init(|| p)
                 }
             };
