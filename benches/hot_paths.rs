@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the hot paths, through the public API:
 //! record encode/decode, a point read served by the version store and by the B+tree,
-//! a 100-key range scan, and whole commits at `Durability::Applied` (validation,
+//! a 100-key range scan, 1000-entry borrowing scans forward and reverse, point reads
+//! on two threads at once, and whole commits at `Durability::Applied` (validation,
 //! sequencing and version-store insertion; `commit_numbers` reports the serialized
 //! section alone).
 //!
@@ -14,6 +15,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Instant;
 
 fn key(i: u64) -> [u8; 24] {
     let mut k = [0u8; 24];
@@ -101,6 +103,91 @@ fn reads(c: &mut Criterion) {
     }
 }
 
+/// 100k keys checkpointed into the B+tree, then 1000 one-key commits left in the
+/// version store (as after the comparison harness's load): reads consult both.
+fn tree_and_store() -> (tempfile::TempDir, Database) {
+    let (dir, db) = loaded(true, 100_000);
+    let mut conn = db.connect();
+    for i in 0..1000u64 {
+        let mut tx = conn.begin().unwrap();
+        tx.put("t", &key(i * 97 % 100_000), &[4u8; 150]).unwrap();
+        tx.commit_with(Durability::Applied).unwrap();
+    }
+    (dir, db)
+}
+
+/// Borrowing scans of 1000 entries from random start keys (each in a fresh read
+/// transaction, as the comparison harness runs them), forward and reverse.
+fn long_scans(c: &mut Criterion) {
+    const SCAN_LEN: usize = 1000;
+    for (name, (_dir, db)) in [
+        ("B+tree", loaded(true, 100_000)),
+        ("B+tree + 1000 in the store", tree_and_store()),
+    ] {
+        let mut sorted: Vec<[u8; 24]> = (0..100_000).map(key).collect();
+        sorted.sort();
+        let mut conn = db.connect();
+        let mut i = 0usize;
+        for reverse in [false, true] {
+            let dir = if reverse { "reverse" } else { "forward" };
+            c.bench_function(&format!("1000-entry scan {dir}, {name}"), |b| {
+                b.iter(|| {
+                    // Start keys with 1000 entries on the scan's side.
+                    i = (i + 7919) % (sorted.len() - 2 * SCAN_LEN);
+                    let start = sorted[i + SCAN_LEN];
+                    let tx = conn.begin_read().unwrap();
+                    let mut scan = if reverse {
+                        tx.scan_rev("t", ..=start.as_slice()).unwrap()
+                    } else {
+                        tx.scan("t", start.as_slice()..).unwrap()
+                    };
+                    let mut n = 0;
+                    while n < SCAN_LEN {
+                        let Some(e) = scan.next() else { break };
+                        black_box(e.unwrap());
+                        n += 1;
+                    }
+                    assert_eq!(n, SCAN_LEN);
+                })
+            });
+        }
+    }
+}
+
+/// Point reads on two threads at once, each with its own connection and read
+/// transaction: the time is per read per thread, so perfect scaling matches the one
+/// thread row.
+fn parallel_reads(c: &mut Criterion) {
+    const THREADS: u64 = 2;
+    for (name, (_dir, db)) in [
+        ("B+tree", loaded(true, 100_000)),
+        ("B+tree + 1000 in the store", tree_and_store()),
+    ] {
+        for threads in [1, THREADS] {
+            c.bench_function(&format!("point read, {threads} threads, {name}"), |b| {
+                b.iter_custom(|iters| {
+                    let db = &db;
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for t in 0..threads {
+                            s.spawn(move || {
+                                let mut conn = db.connect();
+                                let tx = conn.begin_read().unwrap();
+                                let mut i = t * 50_000;
+                                for _ in 0..iters {
+                                    i = (i + 7919) % 100_000;
+                                    black_box(tx.get_ref("t", &key(i)).unwrap().unwrap());
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+        }
+    }
+}
+
 fn commits(c: &mut Criterion) {
     let (_dir, db) = loaded(false, 0);
     let mut conn = db.connect();
@@ -126,5 +213,12 @@ fn commits(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, encode_decode, reads, commits);
+criterion_group!(
+    benches,
+    encode_decode,
+    reads,
+    long_scans,
+    parallel_reads,
+    commits
+);
 criterion_main!(benches);

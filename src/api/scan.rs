@@ -35,6 +35,10 @@ pub struct Scan<'t, 'c> {
     inner: Inner<'t, 'c>,
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per scan, on the caller's stack: boxing would allocate per scan"
+)]
 enum Inner<'t, 'c> {
     Empty,
     Merge(ScanMerge<'t>),

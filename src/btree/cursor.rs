@@ -3,7 +3,9 @@
 //! the path it keeps (the tree's leaves have no sibling links; the path is what LMDB's
 //! cursors keep too). The cursor holds page numbers and indices, not borrowed pages:
 //! each step takes the file's bytes again, so the caller may keep the mapping in an
-//! `Arc` beside the cursor.
+//! `Arc` beside the cursor. A page is parsed and verified once, when the cursor enters
+//! it (a reachable page never changes); entering a leaf also touches its cells ahead
+//! of the walk, so their cache misses overlap.
 
 use super::page::NodeRef;
 use super::{DEPTH_MAX, page_bytes, value_bytes_cached};
@@ -19,6 +21,8 @@ pub struct Cursor {
     reverse: bool,
     path: Vec<(u64, usize)>,
     leaf: u64,
+    /// Cells in `leaf`, which was parsed (and verified) when the cursor entered it.
+    count: usize,
     /// Forward: the next cell to hand out. Reverse: one past it (0 = this leaf is done).
     next: usize,
     /// The tree is empty or the cursor walked off its end.
@@ -42,6 +46,7 @@ impl Cursor {
             reverse,
             path: Vec::new(),
             leaf: 0,
+            count: 0,
             next: 0,
             done: root == 0,
         };
@@ -61,6 +66,12 @@ impl Cursor {
                     (Bound::Included(k), true) => node.search(k)?.map_or_else(|i| i, |i| i + 1),
                     (Bound::Excluded(k), true) => node.search(k)?.unwrap_or_else(|i| i),
                 };
+                c.count = node.count();
+                if reverse {
+                    node.touch_cells(0, c.next);
+                } else {
+                    node.touch_cells(c.next, c.count);
+                }
                 return Ok(c);
             }
             let idx = match start {
@@ -91,20 +102,17 @@ impl Cursor {
             if self.done {
                 return Ok(None);
             }
-            let node = NodeRef::parse_cached(
-                page_bytes(file, self.leaf, self.page_size)?,
-                self.leaf,
-                verified,
-            )?;
             let at = if self.reverse {
                 self.next.checked_sub(1)
             } else {
-                Some(self.next).filter(|&i| i < node.count())
+                Some(self.next).filter(|&i| i < self.count)
             };
             if let Some(i) = at {
+                let bytes = page_bytes(file, self.leaf, self.page_size)?;
+                let (key, value) = NodeRef::parsed_leaf(bytes, self.leaf, self.count).entry(i)?;
                 self.next = if self.reverse { i } else { i + 1 };
-                let value = value_bytes_cached(file, self.page_size, node.value(i)?, verified)?;
-                return Ok(Some((node.key(i)?, value)));
+                let value = value_bytes_cached(file, self.page_size, value, verified)?;
+                return Ok(Some((key, value)));
             }
             self.next_leaf(file, verified)?;
         }
@@ -139,7 +147,9 @@ impl Cursor {
                 NodeRef::parse_cached(page_bytes(file, page, self.page_size)?, page, verified)?;
             if node.is_leaf() {
                 self.leaf = page;
-                self.next = if self.reverse { node.count() } else { 0 };
+                self.count = node.count();
+                self.next = if self.reverse { self.count } else { 0 };
+                node.touch_cells(0, self.count);
                 return Ok(());
             }
             let edge = if self.reverse { node.count() } else { 0 };

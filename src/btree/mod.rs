@@ -28,6 +28,7 @@ pub fn composite(table: u64, key: &[u8]) -> Vec<u8> {
 }
 
 /// The bytes of page `page` in `file`.
+#[inline]
 pub fn page_bytes(file: &[u8], page: u64, page_size: u32) -> Result<&[u8]> {
     let ps = page_size as usize;
     usize::try_from(page)
@@ -39,6 +40,7 @@ pub fn page_bytes(file: &[u8], page: u64, page_size: u32) -> Result<&[u8]> {
 
 /// Resolves a stored value to its bytes (reading an overflow run if needed); runs in
 /// `verified` skip their checksum.
+#[inline]
 fn value_bytes_cached<'a>(
     file: &'a [u8],
     page_size: u32,

@@ -10,6 +10,9 @@ pub const LEAF_CELL_HEAD: usize = 8;
 pub const BRANCH_CELL_HEAD: usize = 16;
 /// Offset of the cell offset array.
 const OFFSETS_AT: usize = LOG_PAGE_HEADER_LEN;
+/// Bytes per CPU cache line (64 on the targets that matter; a wrong guess costs only
+/// speed).
+const CACHE_LINE: usize = 64;
 
 /// Largest value always stored inline in a leaf.
 pub fn inline_value_max(page_size: u32) -> usize {
@@ -138,6 +141,7 @@ impl<'a> NodeRef<'a> {
         self.count
     }
 
+    #[inline]
     fn offset(&self, i: usize) -> Result<usize> {
         u16_at(self.bytes, OFFSETS_AT + 2 * i)
             .map(usize::from)
@@ -178,6 +182,65 @@ impl<'a> NodeRef<'a> {
         self.bytes
             .get(off + head..off + head + key_len)
             .ok_or_else(|| Error::corrupted(self.page, "key runs past the page"))
+    }
+
+    /// A leaf page that [`NodeRef::parse_cached`] already accepted with `count` cells,
+    /// taken again without checking it again: a reachable page never changes, so a
+    /// cursor parses each leaf once when it enters it, not once per cell it hands out.
+    #[inline]
+    pub(crate) fn parsed_leaf(bytes: &'a [u8], page: u64, count: usize) -> NodeRef<'a> {
+        NodeRef {
+            bytes,
+            page,
+            count,
+            first_child: 0,
+            leaf: true,
+        }
+    }
+
+    /// Key and value of leaf cell `i`, reading its offset and head once.
+    #[inline]
+    pub fn entry(&self, i: usize) -> Result<(&'a [u8], CellValue<'a>)> {
+        let bad = || Error::corrupted(self.page, "cell runs past the page");
+        let off = self.offset(i)?;
+        let key_len = usize::from(u16_at(self.bytes, off).ok_or_else(bad)?);
+        let kind = *self.bytes.get(off + 2).ok_or_else(bad)?;
+        let value_len = u32_at(self.bytes, off + 4).ok_or_else(bad)?;
+        let at = off + LEAF_CELL_HEAD + key_len;
+        let key = self.bytes.get(off + LEAF_CELL_HEAD..at).ok_or_else(bad)?;
+        let value = if kind == 0 {
+            CellValue::Inline(
+                self.bytes
+                    .get(at..at + value_len as usize)
+                    .ok_or_else(bad)?,
+            )
+        } else {
+            CellValue::Overflow {
+                page: u64_at(self.bytes, at).ok_or_else(bad)?,
+                len: value_len,
+            }
+        };
+        Ok((key, value))
+    }
+
+    /// Reads one byte of every cache line of cells `from..to`. The loads are
+    /// independent, so their misses overlap, where a walk that meets each cell's miss
+    /// in turn waits for them one by one (in reverse especially: the hardware
+    /// prefetcher follows ascending addresses best, and cells are laid out ascending).
+    pub fn touch_cells(&self, from: usize, to: usize) {
+        if from >= to {
+            return;
+        }
+        let (Ok(start), Ok(last)) = (self.offset(from), self.offset(to - 1)) else {
+            return;
+        };
+        let end = self.cell_end(last).unwrap_or(start);
+        let cells = self.bytes.get(start..end).unwrap_or(&[]);
+        let mut acc = 0u8;
+        for b in cells.iter().step_by(CACHE_LINE) {
+            acc ^= *b;
+        }
+        std::hint::black_box(acc);
     }
 
     /// Value of leaf cell `i`.

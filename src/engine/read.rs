@@ -183,6 +183,7 @@ impl Engine {
             view,
             tree,
             generation,
+            tables: Default::default(),
         }))
     }
 
@@ -207,7 +208,7 @@ impl Engine {
         history: bool,
     ) -> Result<Option<Committed>> {
         if self.versions.may_have(table)
-            && let Some(v) = self.versions.get(table, key, snapshot)
+            && let Some(v) = pin.store_get(&self.versions, table, key, snapshot)
         {
             return Ok(v.map(Committed::Shared));
         }

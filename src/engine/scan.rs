@@ -8,15 +8,17 @@ use super::read::within;
 use super::value::ReadPin;
 use crate::btree::cursor::Cursor;
 use crate::error::Result;
-use crate::mvcc::SCAN_BATCH_MAX;
+use crate::mvcc::{FlatBatch, SCAN_BATCH_MAX};
 use crate::types::{TableId, Value};
 use crate::util::bound_slice;
-use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::Arc;
 
 /// The transaction's own writes in a scan's range, in scan order.
 pub(crate) type OwnWrites<'t> = Box<dyn Iterator<Item = (&'t Vec<u8>, &'t Value)> + 't>;
+
+/// Where a key lies in a buffer: `(start, end)`.
+type KeyRange = (usize, usize);
 
 /// Where a source's next entry comes from, for the merge.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,7 +52,8 @@ pub(crate) struct ScanMerge<'t> {
     /// The tree's next entry: offsets of its key (without the table prefix) and value.
     tree_head: Option<((usize, usize), (usize, usize))>,
     use_store: bool,
-    store: VecDeque<(Vec<u8>, Value)>,
+    /// The store's batch, its buffers reused from batch to batch.
+    store: FlatBatch,
     /// Where the next store batch starts (`None`: the store's range is done).
     store_next: Option<Bound<Vec<u8>>>,
     own: std::iter::Peekable<OwnWrites<'t>>,
@@ -58,7 +61,8 @@ pub(crate) struct ScanMerge<'t> {
     /// a newer tree; meaningful once `started`.
     last: Vec<u8>,
     started: bool,
-    store_value: Option<(Vec<u8>, Arc<[u8]>)>,
+    /// The lent store entry: its key's range in `store`, and its value.
+    store_value: Option<(KeyRange, Arc<[u8]>)>,
     lent: Option<Lent<'t>>,
 }
 
@@ -108,7 +112,7 @@ impl<'t> ScanMerge<'t> {
             tree_done: false,
             tree_head: None,
             use_store,
-            store: VecDeque::new(),
+            store: FlatBatch::default(),
             own: own.peekable(),
             last: Vec::new(),
             started: false,
@@ -180,16 +184,16 @@ impl<'t> ScanMerge<'t> {
         } else {
             (bound_slice(&next), bound_slice(&self.hi))
         };
-        let batch = self.engine.versions.scan(
+        let resume_after = self.engine.versions.scan_into(
             self.table,
             lo,
             hi,
             self.snapshot,
             self.reverse,
             SCAN_BATCH_MAX,
+            &mut self.store,
         );
-        self.store.extend(batch.entries);
-        self.store_next = batch.resume_after.map(Bound::Excluded);
+        self.store_next = resume_after.map(Bound::Excluded);
         if self.engine.checkpointer.generation() != self.pin.generation {
             let mut pin = Arc::clone(&self.pin);
             self.engine.refresh(&mut pin)?;
@@ -227,7 +231,7 @@ impl<'t> ScanMerge<'t> {
         match &self.lent {
             Some(Lent::Own(k, v)) => (k, v),
             Some(Lent::Store) => match &self.store_value {
-                Some((k, v)) => (k, v),
+                Some((k, v)) => (self.store.key(*k), v),
                 None => (&[], &[]),
             },
             Some(Lent::Tree { key, value }) => (
@@ -245,7 +249,7 @@ impl<'t> ScanMerge<'t> {
             self.fill_tree()?;
             let reverse = self.reverse;
             let own_key = self.own.peek().map(|(k, _)| k.as_slice());
-            let store_key = self.store.front().map(|(k, _)| k.as_slice());
+            let store_key = self.store.front_key();
             let tree_key = self.tree_head.map(|(k, _)| self.pin.bytes(k.0, k.1));
             // The first key in scan order; on a tie the own write, then the store wins.
             let mut pick: Option<(Source, &[u8])> = None;
@@ -264,10 +268,14 @@ impl<'t> ScanMerge<'t> {
                 self.lent = None;
                 return Ok(false);
             };
-            let key = key.to_vec();
-            let same = |k: Option<&[u8]>| k == Some(key.as_slice());
+            // Every source holding the picked key moves past it; the key is kept (in a
+            // buffer reused from step to step) to re-seek the cursor on a newer tree.
+            let same = |k: Option<&[u8]>| k == Some(key);
             let (own_same, store_same, tree_same) =
                 (same(own_key), same(store_key), same(tree_key));
+            self.last.clear();
+            self.last.extend_from_slice(key);
+            self.started = true;
             let own = if own_same { self.own.next() } else { None };
             let store = if store_same {
                 self.store.pop_front()
@@ -279,9 +287,6 @@ impl<'t> ScanMerge<'t> {
             } else {
                 None
             };
-            self.last.clear();
-            self.last.extend_from_slice(&key);
-            self.started = true;
             let lent = match source {
                 Source::Own => match own {
                     Some((k, Some(v))) => Some(Lent::Own(k.as_slice(), v.as_ref())),

@@ -1,9 +1,11 @@
 //! `ValueRef`: a committed value, lent from the mapping or shared from the version store.
 
 use crate::checkpoint::TreeState;
+use crate::mvcc::{TablePin, VersionStore};
 use crate::storage::View;
+use crate::types::TableId;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A value read without copying: it borrows the engine's own bytes.
 ///
@@ -47,13 +49,45 @@ pub(crate) struct ReadPin {
     pub(crate) tree: TreeState,
     /// The checkpointer's generation when `tree` was loaded (loaded before it).
     pub(crate) generation: u64,
+    /// The version store's tables this pin's reads looked in, each taken once (see
+    /// [`TablePin`]); filled on first use, at most [`PINNED_TABLES_MAX`].
+    pub(crate) tables: [OnceLock<TablePin>; PINNED_TABLES_MAX],
 }
+
+/// Store tables a read pin keeps; reads of further tables take theirs per read.
+pub(crate) const PINNED_TABLES_MAX: usize = 4;
 
 impl ReadPin {
     /// Where `bytes` (a slice of this pin's view) lies in the view.
     pub(crate) fn locate(&self, bytes: &[u8]) -> (usize, usize) {
         let base = self.view.as_ptr() as usize;
         ((bytes.as_ptr() as usize).saturating_sub(base), bytes.len())
+    }
+
+    /// The newest version of `key` in `table` at or below `snapshot` in `store`
+    /// ([`VersionStore::get`]), through the table's pin, taken on first use.
+    pub(crate) fn store_get(
+        &self,
+        store: &VersionStore,
+        table: TableId,
+        key: &[u8],
+        snapshot: u64,
+    ) -> Option<crate::types::Value> {
+        for slot in &self.tables {
+            let pinned = match slot.get() {
+                Some(p) => p,
+                None => {
+                    // An empty slot: pin the table there (a table the store never
+                    // held is not pinned; it may appear later).
+                    let p = store.pin_table(table)?;
+                    slot.get_or_init(|| p)
+                }
+            };
+            if pinned.table() == table {
+                return pinned.get(key, snapshot);
+            }
+        }
+        store.get(table, key, snapshot)
     }
 
     /// The bytes at `offset` of the view (empty when out of range, which a located

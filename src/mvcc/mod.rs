@@ -70,6 +70,76 @@ pub struct ScanBatch {
     pub resume_after: Option<Vec<u8>>,
 }
 
+/// One table's chains, taken once by a reader: a table's chains stay the same object
+/// while the table lives, so a transaction that keeps the pin reads them without the
+/// map's lock or a reference count per read (shared writes that two reading threads
+/// would pass back and forth).
+pub struct TablePin {
+    table: TableId,
+    chains: Arc<RwLock<Chains>>,
+}
+
+impl TablePin {
+    /// The table pinned.
+    pub fn table(&self) -> TableId {
+        self.table
+    }
+
+    /// [`VersionStore::get`] in the pinned table.
+    pub fn get(&self, key: &[u8], snapshot: u64) -> Option<Value> {
+        let chains = self.chains.read();
+        let chain = chains.get(key)?;
+        chain
+            .iter()
+            .rev()
+            .find(|v| v.seq <= snapshot)
+            .map(|v| v.value.clone())
+    }
+}
+
+/// Scan entries with their keys back to back in one buffer, front first
+/// ([`VersionStore::scan_into`]).
+#[derive(Default)]
+pub struct FlatBatch {
+    keys: Vec<u8>,
+    /// Each entry's key range in `keys`, and its value or tombstone.
+    entries: std::collections::VecDeque<(usize, usize, Value)>,
+}
+
+impl FlatBatch {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.entries.clear();
+    }
+
+    fn push(&mut self, key: &[u8], value: Value) {
+        let start = self.keys.len();
+        self.keys.extend_from_slice(key);
+        self.entries.push_back((start, self.keys.len(), value));
+    }
+
+    /// Whether no entry is left.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The front entry's key.
+    pub fn front_key(&self) -> Option<&[u8]> {
+        let &(start, end, _) = self.entries.front()?;
+        self.keys.get(start..end)
+    }
+
+    /// Removes the front entry: its key's range (see [`FlatBatch::key`]) and value.
+    pub fn pop_front(&mut self) -> Option<((usize, usize), Value)> {
+        self.entries.pop_front().map(|(s, e, v)| ((s, e), v))
+    }
+
+    /// A key by its range, valid until the next [`VersionStore::scan_into`].
+    pub fn key(&self, (start, end): (usize, usize)) -> &[u8] {
+        self.keys.get(start..end).unwrap_or(&[])
+    }
+}
+
 fn version_bytes(key: &[u8], v: &Version) -> u64 {
     (key.len() + v.value.as_ref().map_or(0, |b| b.len()) + 32) as u64
 }
@@ -109,14 +179,16 @@ impl VersionStore {
     /// The newest version of `key` at or below `snapshot`: `None` when the store has
     /// none (look further down), `Some(None)` for a tombstone.
     pub fn get(&self, table: TableId, key: &[u8], snapshot: u64) -> Option<Value> {
-        let t = self.table(table)?;
-        let chains = t.read();
-        let chain = chains.get(key)?;
-        chain
-            .iter()
-            .rev()
-            .find(|v| v.seq <= snapshot)
-            .map(|v| v.value.clone())
+        self.pin_table(table)?.get(key, snapshot)
+    }
+
+    /// `table`'s chains, for a reader to keep ([`TablePin`]); `None` while the store
+    /// never held the table.
+    pub fn pin_table(&self, table: TableId) -> Option<TablePin> {
+        Some(TablePin {
+            table,
+            chains: self.table(table)?,
+        })
     }
 
     /// Visible versions of the keys in `(lo, hi)`, ascending or (with `reverse`)
@@ -130,15 +202,57 @@ impl VersionStore {
         reverse: bool,
         limit: usize,
     ) -> ScanBatch {
-        let mut batch = ScanBatch {
-            entries: Vec::new(),
-            resume_after: None,
-        };
-        let Some(t) = self.table(table) else {
-            return batch;
-        };
+        let mut entries = Vec::new();
+        let resume_after = self.scan_with(table, lo, hi, snapshot, reverse, limit, |k, v| {
+            entries.push((k.to_vec(), v.clone()))
+        });
+        ScanBatch {
+            entries,
+            resume_after,
+        }
+    }
+
+    /// [`VersionStore::scan`] into `out`, whose buffers are reused from batch to batch:
+    /// no allocation per key. Returns the batch's `resume_after`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one scan step's full description"
+    )]
+    pub fn scan_into(
+        &self,
+        table: TableId,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        snapshot: u64,
+        reverse: bool,
+        limit: usize,
+        out: &mut FlatBatch,
+    ) -> Option<Vec<u8>> {
+        out.clear();
+        self.scan_with(table, lo, hi, snapshot, reverse, limit, |k, v| {
+            out.push(k, v.clone())
+        })
+    }
+
+    /// The scan itself: hands each visible entry to `push` under the table's read
+    /// lock; returns the last key examined when it stopped early.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one scan step's full description"
+    )]
+    fn scan_with(
+        &self,
+        table: TableId,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        snapshot: u64,
+        reverse: bool,
+        limit: usize,
+        mut push: impl FnMut(&[u8], &Value),
+    ) -> Option<Vec<u8>> {
+        let t = self.table(table)?;
         if !bounds_nonempty(lo, hi) {
-            return batch;
+            return None;
         }
         let chains = t.read();
         let range = chains.range::<[u8], _>((lo, hi));
@@ -151,15 +265,14 @@ impl VersionStore {
         let mut last: Option<&Vec<u8>> = None;
         for (examined, (key, chain)) in iter.enumerate() {
             if examined == limit {
-                batch.resume_after = last.cloned();
-                return batch;
+                return last.cloned();
             }
             last = Some(key);
             if let Some(v) = chain.iter().rev().find(|v| v.seq <= snapshot) {
-                batch.entries.push((key.clone(), v.value.clone()));
+                push(key, &v.value);
             }
         }
-        batch
+        None
     }
 
     /// Inserts the versions of one commit and prunes the chains it touched.

@@ -561,13 +561,29 @@ impl RaftLog {
     }
 
     fn scan(&self, keys: impl RangeBounds<[u8; 8]>) -> Result<Vec<Entry>> {
+        // Keys are consecutive indices: the range bounds how many entries come back.
+        let first = match keys.start_bound() {
+            Bound::Included(k) => u64::from_be_bytes(*k),
+            Bound::Excluded(k) => u64::from_be_bytes(*k).saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let last = match keys.end_bound() {
+            Bound::Included(k) => u64::from_be_bytes(*k),
+            Bound::Excluded(k) => u64::from_be_bytes(*k).saturating_sub(1),
+            Bound::Unbounded => u64::MAX,
+        };
+        let held = self.len();
+        let expected = last.saturating_sub(first).saturating_add(1).min(held);
         let mut conn = self.inner.db.connect();
         let tx = conn.begin_read()?;
-        let mut out = Vec::new();
-        for item in tx.range(&self.inner.log_table, keys)? {
+        let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        // The borrowing scan: each key and value is lent from the mapping (or the
+        // store), so the only copy per entry is the entry's own data.
+        let mut scan = tx.scan(&self.inner.log_table, keys)?;
+        while let Some(item) = scan.next() {
             let (k, v) = item?;
-            let index = decode_log_key(&k)?;
-            let (term, data) = decode_entry_value(index, &v)?;
+            let index = decode_log_key(k)?;
+            let (term, data) = decode_entry_value(index, v)?;
             out.push(Entry::new(index, term, data.to_vec()));
         }
         Ok(out)
