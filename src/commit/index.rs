@@ -232,6 +232,69 @@ impl CommitIndex {
         Ok(Admitted { seq })
     }
 
+    /// Validates a tree commit and allocates its sequence without recording it. Sound
+    /// only while no other snapshot is live and none is taken below the new sequence
+    /// (the caller's exclusive hold): no later transaction is concurrent with it, so no
+    /// later validation needs its sets. Writes are checked in place (no copy of a large
+    /// write set); with reads under `Serializable`, the full SSI check runs.
+    pub fn admit_unrecorded(
+        &mut self,
+        snapshot: u64,
+        isolation: Isolation,
+        writes: &WriteSet,
+        reads: ReadSet,
+    ) -> Result<Admitted, Refusal> {
+        let serializable_reads = isolation == Isolation::Serializable
+            && (!reads.points.is_empty() || !reads.ranges.is_empty());
+        let checked = if serializable_reads {
+            self.validate(snapshot, &Prepared::new(isolation, writes, reads))
+                .map(|_| ())
+        } else {
+            // Without reads, SSI has no out-edge to find: first-committer-wins decides.
+            self.first_committer_wins(snapshot, writes)
+        };
+        if let Err(refusal) = checked {
+            if refusal.write_write {
+                self.stats.write_conflicts += 1;
+            } else {
+                self.stats.ssi_conflicts += 1;
+            }
+            return Err(refusal);
+        }
+        self.stats.admitted += 1;
+        if writes.values().all(BTreeMap::is_empty) {
+            return Ok(Admitted { seq: None });
+        }
+        self.tip += 1;
+        Ok(Admitted {
+            seq: Some(self.tip),
+        })
+    }
+
+    /// First-committer-wins over a write set, in place.
+    fn first_committer_wins(&self, snapshot: u64, writes: &WriteSet) -> Result<(), Refusal> {
+        for (table, keys) in writes {
+            let Some(index) = self.writers.get(table) else {
+                continue;
+            };
+            for key in keys.keys() {
+                let last = index
+                    .get(key.as_slice())
+                    .and_then(|l| l.back())
+                    .filter(|l| l.cseq > snapshot);
+                if let Some(last) = last {
+                    return Err(Refusal {
+                        table: *table,
+                        key: key.clone(),
+                        committed_seq: last.cseq,
+                        write_write: true,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Returns the transaction's `out_earliest` when it may commit.
     fn validate(&self, snapshot: u64, sets: &Prepared) -> Result<Option<u64>, Refusal> {
         // First-committer-wins.

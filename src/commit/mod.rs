@@ -264,7 +264,9 @@ impl Committer {
 
     /// Validates and sequences a tree commit (a large transaction written straight into
     /// the tree), then waits until every commit below it is durable and visible. `None`
-    /// when the transaction wrote nothing.
+    /// when the transaction wrote nothing. The caller holds the snapshot registry's
+    /// exclusive hold, so the commit need not be recorded for later validations
+    /// ([`CommitIndex::admit_unrecorded`]).
     pub fn admit_tree(
         &self,
         snapshot: u64,
@@ -274,10 +276,9 @@ impl Committer {
         touched: Arc<[String]>,
     ) -> Result<Option<TreeAdmission<'_>>, CommitError> {
         self.group.check()?;
-        let sets = Prepared::new(isolation, writes, reads);
         let mut index = self.index.lock();
         let start = Instant::now();
-        let result = index.admit(snapshot, sets);
+        let result = index.admit_unrecorded(snapshot, isolation, writes, reads);
         let ns = start.elapsed().as_nanos() as u64;
         self.section_count.fetch_add(1, Ordering::Relaxed);
         self.section_ns.fetch_add(ns, Ordering::Relaxed);

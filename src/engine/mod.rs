@@ -489,15 +489,18 @@ impl Engine {
         std::thread::sleep(wait);
     }
 
-    /// After a transaction that wrote more than half the version-store budget: folds
-    /// it into the tree now, on the committing thread, so that its versions leave the
+    /// After a transaction that wrote more than half the version-store budget and went
+    /// through the log (not a tree commit, which leaves the store empty): folds it into
+    /// the tree now, on the committing thread, so that its versions leave the
     /// store before the next commit and its readers read the tree, and prunes the
     /// commit index of its keys. The committer that wrote the bulk pays for both, not
     /// the next one. A failure is kept for
     /// `last_checkpoint_error()` (the commit itself is done).
     pub(crate) fn after_large_commit(&self, write_bytes: usize) {
         let large = u64::try_from(write_bytes).unwrap_or(u64::MAX) > self.version_bytes_max / 2;
-        if large && !self.read_only && !self.closing.load(Ordering::Acquire) {
+        // A tree commit left nothing in the store (and nothing in the commit index).
+        let in_store = self.versions.byte_count() > self.version_bytes_max / 2;
+        if large && in_store && !self.read_only && !self.closing.load(Ordering::Acquire) {
             // Its keys leave the commit index first (rather than in the maintenance pass
             // of some later committer), so the fold's own memory comes on top of less.
             self.committer.maintain();
