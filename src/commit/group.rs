@@ -28,11 +28,15 @@ use crate::format::Proof;
 use crate::storage::Storage;
 use crate::types::Durability;
 use parking_lot::{Condvar, Mutex};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// Most commits flushed by one group.
 pub const GROUP_COMMITS_MAX: usize = 512;
+
+/// Condition variables waiters are spread over by sequence (`seq % WAKE_SLOTS`), so a
+/// step wakes only the committers it finished, not every waiter.
+const WAKE_SLOTS: usize = 64;
 
 /// Most commits waiting for a flush; a committer finding the queue this full flushes
 /// (or waits) before it is admitted.
@@ -67,6 +71,8 @@ struct State {
     /// next step's to write.
     proved: Vec<Proved>,
     leader_active: bool,
+    /// Committers blocked in [`GroupCommit::wait_for`], by the sequence they wait for.
+    waiting: BTreeMap<u64, usize>,
     written: u64,
     durable: u64,
     poisoned: Option<String>,
@@ -80,7 +86,10 @@ pub struct GroupCommit {
     proofs: LogArena,
     markers: Mutex<MarkerWriter>,
     state: Mutex<State>,
+    /// Woken after every step: [`GroupCommit::drain`], [`GroupCommit::wait_for_room`].
     changed: Condvar,
+    /// Waiters for a sequence `s` wait on `slots[s % WAKE_SLOTS]`.
+    slots: Box<[Condvar]>,
 }
 
 impl GroupCommit {
@@ -101,12 +110,48 @@ impl GroupCommit {
                 queue: VecDeque::new(),
                 proved: Vec::new(),
                 leader_active: false,
+                waiting: BTreeMap::new(),
                 written: durable,
                 durable,
                 poisoned: None,
                 stats: GroupStats::default(),
             }),
             changed: Condvar::new(),
+            slots: (0..WAKE_SLOTS).map(|_| Condvar::new()).collect(),
+        }
+    }
+
+    fn slot(&self, seq: u64) -> &Condvar {
+        let i = (seq % WAKE_SLOTS as u64) as usize;
+        self.slots.get(i).unwrap_or(&self.changed)
+    }
+
+    /// Wakes the waiters of every sequence in `(from, to]`.
+    fn wake_range(&self, from: u64, to: u64) {
+        if to.saturating_sub(from) >= WAKE_SLOTS as u64 {
+            self.slots.iter().for_each(|c| {
+                c.notify_all();
+            });
+        } else {
+            (from + 1..=to).for_each(|s| {
+                self.slot(s).notify_all();
+            });
+        }
+    }
+
+    /// When work is left and no step runs, wakes someone to lead the next one: the
+    /// waiter of the smallest sequence not yet durable, else the general waiters.
+    fn hand_off(&self, st: &State) {
+        if st.leader_active || (st.queue.is_empty() && st.proved.is_empty()) {
+            return;
+        }
+        match st.waiting.range(st.durable + 1..).next() {
+            Some((&s, _)) => {
+                self.slot(s).notify_all();
+            }
+            None => {
+                self.changed.notify_all();
+            }
         }
     }
 
@@ -136,7 +181,7 @@ impl GroupCommit {
     pub fn wait_for_room(&self) -> Result<()> {
         let mut st = self.state.lock();
         while st.queue.len() >= QUEUE_COMMITS_MAX {
-            self.lead_or_wait(&mut st)?;
+            self.lead_or_wait(&mut st, None)?;
         }
         Ok(())
     }
@@ -151,9 +196,11 @@ impl GroupCommit {
                 Durability::Durable => st.durable >= seq,
             };
             if reached {
+                // Someone must lead the next step if this waiter was the one woken to.
+                self.hand_off(&st);
                 return Ok(());
             }
-            self.lead_or_wait(&mut st)?;
+            self.lead_or_wait(&mut st, Some(seq))?;
         }
     }
 
@@ -161,20 +208,37 @@ impl GroupCommit {
     pub fn drain(&self) -> Result<()> {
         let mut st = self.state.lock();
         while !st.queue.is_empty() || !st.proved.is_empty() || st.leader_active {
-            self.lead_or_wait(&mut st)?;
+            self.lead_or_wait(&mut st, None)?;
         }
         Ok(())
     }
 
-    /// Either runs one step as the leader or waits for a change.
-    fn lead_or_wait(&self, st: &mut parking_lot::MutexGuard<'_, State>) -> Result<()> {
+    /// Either runs one step as the leader or waits for a change (`seq`: the sequence
+    /// the caller waits for, if any).
+    fn lead_or_wait(
+        &self,
+        st: &mut parking_lot::MutexGuard<'_, State>,
+        seq: Option<u64>,
+    ) -> Result<()> {
         if let Some(cause) = &st.poisoned {
             return Err(Error::Poisoned {
                 cause: cause.clone(),
             });
         }
         if st.leader_active || (st.queue.is_empty() && st.proved.is_empty()) {
-            self.changed.wait(st);
+            match seq {
+                Some(s) => {
+                    *st.waiting.entry(s).or_default() += 1;
+                    self.slot(s).wait(st);
+                    if let Some(n) = st.waiting.get_mut(&s) {
+                        *n -= 1;
+                        if *n == 0 {
+                            st.waiting.remove(&s);
+                        }
+                    }
+                }
+                None => self.changed.wait(st),
+            }
             return Ok(());
         }
         st.leader_active = true;
@@ -193,10 +257,12 @@ impl GroupCommit {
                     "a group commit's I/O failed; the database refuses commits until reopened: {e}"
                 );
                 st.poisoned = Some(e.to_string());
+                self.wake_range(0, u64::MAX);
                 Err(e)
             }
         };
         self.changed.notify_all();
+        self.hand_off(st);
         result
     }
 
@@ -208,8 +274,9 @@ impl GroupCommit {
         if let Some(&(last_marked, _, _)) = marked.last() {
             log_bytes += self.markers.lock().append(marked)?;
             let mut st = self.state.lock();
+            let before = st.written;
             st.written = last_marked;
-            self.changed.notify_all();
+            self.wake_range(before, last_marked);
         }
         let mut proved = Vec::with_capacity(fresh.len());
         if !fresh.is_empty() {
@@ -233,7 +300,9 @@ impl GroupCommit {
         st.stats.syncs += 1;
         st.stats.log_bytes += log_bytes;
         if let (Some(&(first, _, _)), Some(&(last, _, _))) = (marked.first(), marked.last()) {
+            let before = st.durable;
             st.durable = last;
+            self.wake_range(before, last);
             st.stats.groups += 1;
             st.stats.commits += last - first + 1;
             drop(st);
@@ -247,6 +316,7 @@ impl GroupCommit {
         let mut st = self.state.lock();
         st.poisoned.get_or_insert(cause);
         self.changed.notify_all();
+        self.wake_range(0, u64::MAX);
     }
 
     /// After a tree commit at `seq` (every commit below it durable, nothing queued):
@@ -259,11 +329,13 @@ impl GroupCommit {
         }
         debug_assert!(st.queue.is_empty() && st.proved.is_empty());
         let out = f(&mut self.markers.lock());
+        let before = st.durable;
         st.written = st.written.max(seq);
         st.durable = st.durable.max(seq);
+        self.wake_range(before, st.durable);
+        self.changed.notify_all();
         drop(st);
         self.feed.durable(seq);
-        self.changed.notify_all();
         out
     }
 

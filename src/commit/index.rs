@@ -472,3 +472,65 @@ fn forget<I: KeyIndex>(index: &mut HashMap<TableId, I>, keys: &[(TableId, Key)],
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writes(keys: &[&[u8]]) -> WriteSet {
+        let mut w = WriteSet::new();
+        let t = w.entry(1).or_default();
+        for k in keys {
+            t.insert(k.to_vec(), Some(Arc::from(&b"v"[..])));
+        }
+        w
+    }
+
+    #[test]
+    fn an_unrecorded_admission_checks_first_committer_wins_and_records_nothing() {
+        let mut index = CommitIndex::new(0);
+        let w = writes(&[b"a"]);
+        let a = index.admit(
+            0,
+            Prepared::new(Isolation::Snapshot, &w, ReadSet::default()),
+        );
+        assert_eq!(a.map(|a| a.seq), Ok(Some(1)));
+        let records = index.record_count();
+        // Concurrent with commit 1 (snapshot 0) and writing its key: refused.
+        let big = writes(&[b"a", b"b", b"c"]);
+        let refused = index
+            .admit_unrecorded(0, Isolation::Serializable, &big, ReadSet::default())
+            .expect_err("first committer wins");
+        assert_eq!(
+            (refused.key.as_slice(), refused.committed_seq),
+            (&b"a"[..], 1)
+        );
+        // After it (snapshot 1): admitted at 2, and not recorded.
+        let ok = index.admit_unrecorded(1, Isolation::Serializable, &big, ReadSet::default());
+        assert_eq!(ok.map(|a| a.seq), Ok(Some(2)));
+        assert_eq!(index.record_count(), records);
+        assert_eq!(index.tip(), 2);
+        assert_eq!(index.stats().write_conflicts, 1);
+    }
+
+    #[test]
+    fn an_unrecorded_serializable_admission_with_reads_runs_the_ssi_check() {
+        let mut index = CommitIndex::new(0);
+        // T1 (snapshot 0) reads x, writes y; commits first.
+        let mut r1 = ReadSet::default();
+        r1.points.insert((1, b"x".to_vec()));
+        let w1 = writes(&[b"y"]);
+        index
+            .admit(0, Prepared::new(Isolation::Serializable, &w1, r1))
+            .unwrap();
+        // T2 (snapshot 0) reads y (written by T1 after T2's snapshot) and writes x
+        // (read by T1): write skew, refused.
+        let mut r2 = ReadSet::default();
+        r2.points.insert((1, b"y".to_vec()));
+        let w2 = writes(&[b"x"]);
+        let refused = index
+            .admit_unrecorded(0, Isolation::Serializable, &w2, r2)
+            .expect_err("write skew");
+        assert!(!refused.write_write);
+    }
+}
