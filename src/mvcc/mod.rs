@@ -51,6 +51,9 @@ pub struct VersionStore {
     slot_keys: [AtomicU64; TABLE_SLOTS],
 }
 
+/// Keys a checkpoint's pass over a table handles per hold of the table's lock.
+const LOCK_CHUNK_KEYS: usize = 4096;
+
 /// Slots of [`VersionStore::may_have`]'s per-table key counts.
 const TABLE_SLOTS: usize = 32;
 
@@ -408,15 +411,32 @@ impl VersionStore {
         tables.sort_by_key(|(id, _)| *id);
         let mut out = Vec::new();
         for (id, t) in tables {
-            for (key, chain) in t.read().iter() {
-                let list: history::VersionList = chain
-                    .iter()
-                    .rev()
-                    .filter(|v| v.seq <= horizon)
-                    .map(|v| (v.seq, v.value.clone()))
-                    .collect();
-                if !list.is_empty() {
-                    out.push((crate::btree::composite(id, key), list));
+            // A chunk of keys at a time, so a committer applying to this table waits
+            // for one chunk, never for the whole table (versions applied in between are
+            // above the horizon and not folded).
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let chains = t.read();
+                let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let mut n = 0usize;
+                for (key, chain) in chains.range::<[u8], _>((lo, Bound::Unbounded)) {
+                    if n == LOCK_CHUNK_KEYS {
+                        break;
+                    }
+                    n += 1;
+                    after = Some(key.clone());
+                    let list: history::VersionList = chain
+                        .iter()
+                        .rev()
+                        .filter(|v| v.seq <= horizon)
+                        .map(|v| (v.seq, v.value.clone()))
+                        .collect();
+                    if !list.is_empty() {
+                        out.push((crate::btree::composite(id, key), list));
+                    }
+                }
+                if n < LOCK_CHUNK_KEYS {
+                    break;
                 }
             }
         }
@@ -439,7 +459,8 @@ impl VersionStore {
         })
     }
 
-    /// Drops every version at or below `horizon` (now in the tree).
+    /// Drops every version at or below `horizon` (now in the tree), a chunk of keys
+    /// per table lock at a time.
     pub fn remove_folded(&self, horizon: u64) {
         let tables: Vec<(TableId, Arc<RwLock<Chains>>)> = self
             .tables
@@ -449,20 +470,38 @@ impl VersionStore {
             .collect();
         let mut removed = (0u64, 0u64);
         for (id, t) in tables {
-            let mut chains = t.write();
-            let before = chains.len();
-            chains.retain(|key, chain| {
-                let cut = chain.partition_point(|v| v.seq <= horizon);
-                removed.0 += cut as u64;
-                removed.1 += chain
-                    .iter()
-                    .take(cut)
-                    .map(|v| version_bytes(key, v))
-                    .sum::<u64>();
-                chain.drain(..cut);
-                !chain.is_empty()
-            });
-            self.count_keys(id, 0, (before - chains.len()) as u64);
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let mut chains = t.write();
+                let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let mut n = 0usize;
+                let mut emptied = Vec::new();
+                for (key, chain) in chains.range_mut::<[u8], _>((lo, Bound::Unbounded)) {
+                    if n == LOCK_CHUNK_KEYS {
+                        break;
+                    }
+                    n += 1;
+                    after = Some(key.clone());
+                    let cut = chain.partition_point(|v| v.seq <= horizon);
+                    removed.0 += cut as u64;
+                    removed.1 += chain
+                        .iter()
+                        .take(cut)
+                        .map(|v| version_bytes(key, v))
+                        .sum::<u64>();
+                    chain.drain(..cut);
+                    if chain.is_empty() {
+                        emptied.push(key.clone());
+                    }
+                }
+                for key in &emptied {
+                    chains.remove(key);
+                }
+                self.count_keys(id, 0, emptied.len() as u64);
+                if n < LOCK_CHUNK_KEYS {
+                    break;
+                }
+            }
         }
         self.versions.fetch_sub(removed.0, Ordering::Relaxed);
         self.bytes.fetch_sub(removed.1, Ordering::Relaxed);
