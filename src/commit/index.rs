@@ -185,14 +185,7 @@ impl CommitIndex {
     pub fn admit(&mut self, snapshot: u64, sets: Prepared) -> Result<Admitted, Refusal> {
         let out_earliest = match self.validate(snapshot, &sets) {
             Ok(o) => o,
-            Err(refusal) => {
-                if refusal.write_write {
-                    self.stats.write_conflicts += 1;
-                } else {
-                    self.stats.ssi_conflicts += 1;
-                }
-                return Err(refusal);
-            }
+            Err(refusal) => return Err(self.refused(refusal)),
         };
         self.stats.admitted += 1;
         let seq = if sets.writes.is_empty() {
@@ -254,12 +247,7 @@ impl CommitIndex {
             self.first_committer_wins(snapshot, writes)
         };
         if let Err(refusal) = checked {
-            if refusal.write_write {
-                self.stats.write_conflicts += 1;
-            } else {
-                self.stats.ssi_conflicts += 1;
-            }
-            return Err(refusal);
+            return Err(self.refused(refusal));
         }
         self.stats.admitted += 1;
         if writes.values().all(BTreeMap::is_empty) {
@@ -269,6 +257,16 @@ impl CommitIndex {
         Ok(Admitted {
             seq: Some(self.tip),
         })
+    }
+
+    /// Counts a refusal by its kind and returns it.
+    fn refused(&mut self, refusal: Refusal) -> Refusal {
+        if refusal.write_write {
+            self.stats.write_conflicts += 1;
+        } else {
+            self.stats.ssi_conflicts += 1;
+        }
+        refusal
     }
 
     /// First-committer-wins over a write set, in place.
