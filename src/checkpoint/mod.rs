@@ -562,8 +562,9 @@ impl Checkpointer {
     }
 
     /// Folds everything, frees what that made obsolete, and cuts the free pages at the
-    /// end of the file off. Returns the bytes returned to the operating system.
-    pub fn compact(&self) -> Result<u64> {
+    /// end of the file off. Returns the bytes returned to the operating system and the
+    /// checkpoints it ran.
+    pub fn compact(&self) -> Result<(u64, u64)> {
         let mut st = self.state.lock();
         if st.shut {
             return Err(crate::Error::Closed);
@@ -572,7 +573,7 @@ impl Checkpointer {
         // The first pass folds and frees the old tree and log; the second moves the
         // free list, the tree's changed pages and its leaves in the tail into the space
         // the first freed; the third counts the pages the second freed out.
-        self.checkpoint(&mut st, true)?;
+        let mut passes = u64::from(self.checkpoint(&mut st, true)?.is_some());
         // Every page in use would fit below `in_use`: the second pass also moves the
         // tree's leaves that lie above it (a tree written after the log, as a tree
         // commit's is, would otherwise keep the tail).
@@ -583,14 +584,14 @@ impl Checkpointer {
         self.relocate_from.store(in_use, Ordering::Release);
         let second = self.checkpoint(&mut st, true);
         self.relocate_from.store(u64::MAX, Ordering::Release);
-        second?;
+        passes += u64::from(second?.is_some());
         // The pages the second pass moved out of are free only once its header is
         // durable: a third pass writes a header whose page count leaves them out.
-        self.checkpoint(&mut st, true)?;
+        passes += u64::from(self.checkpoint(&mut st, true)?.is_some());
         let (header, _) = self.header();
         let after = self.pager.cut_file(header.page_count)?;
         self.storage.sync()?;
-        Ok(before.saturating_sub(after))
+        Ok((before.saturating_sub(after), passes))
     }
 }
 
