@@ -48,6 +48,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Makes every completed write durable (`fdatasync`).
     fn sync(&self) -> Result<()>;
 
+    /// Starts writing back the data written so far and waits for what an earlier call
+    /// started: a long writer (a checkpoint) calls it every few MiB, so the dirty data it
+    /// leaves for the next `sync` (a group commit's) stays small. No durability promise;
+    /// an I/O error shows at the next `sync`. Storage with nothing to write back does
+    /// nothing.
+    fn write_behind(&self) {}
+
     /// Sets the file's length, zero-filling on growth.
     fn set_len(&self, len: u64) -> Result<()>;
 
