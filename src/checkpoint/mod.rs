@@ -7,25 +7,25 @@
 
 mod bound;
 mod freelist;
+mod retained;
+mod tree_commit;
 
 pub use bound::{bound_needs_write, write_durable_bound};
 pub use freelist::read_free_list;
+use retained::history_changes;
+pub use retained::read_floor_and_drops;
+use tree_commit::merge_writes;
 
 use crate::Result;
 use crate::btree::{self, build::rebuild, run::run_pages};
-use crate::commit::{CommitError, Committer, ReadSet};
+use crate::commit::Committer;
 use crate::format::{HEADER_COPY_OFFSETS, Header, PageKind};
-use crate::mvcc::history::{
-    HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
-    encode_list, floor_key, history_key, history_owner, newest_first, prune_list,
-};
 use crate::mvcc::{HistoryRetention, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
 use crate::storage::{GenerationPin, Storage};
-use crate::types::{Isolation, TableId, WriteSet};
+use crate::types::WriteSet;
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -266,114 +266,6 @@ impl Checkpointer {
         )
     }
 
-    /// Commits a large transaction straight into the tree (`format-spec/btree.md`,
-    /// "Tree commits"): no capsule, proof or marker; the new header is its commit
-    /// record. The caller holds the snapshot registry's exclusive hold, so no snapshot
-    /// but the transaction's own reads below the new tree. Returns the commit's
-    /// sequence (`None` when it wrote nothing).
-    pub fn tree_commit(
-        &self,
-        snapshot: u64,
-        isolation: Isolation,
-        writes: &WriteSet,
-        reads: ReadSet,
-        touched: Arc<[String]>,
-    ) -> std::result::Result<Option<u64>, CommitError> {
-        let mut st = self.state.lock();
-        if st.shut {
-            return Err(CommitError::Failed(crate::Error::Closed));
-        }
-        let start = Instant::now();
-        self.pager.release_held();
-        let Some(admission) = self
-            .committer
-            .admit_tree(snapshot, isolation, writes, reads, touched)?
-        else {
-            return Ok(None);
-        };
-        let seq = admission.seq;
-        let mut admission = Some(admission);
-        let mut old_reserved = None;
-        let result =
-            self.tree_commit_io(&mut st, start, seq, writes, |page, next, first, chain| {
-                if let Some(a) = admission.take() {
-                    old_reserved = Some(self.committer.finish_tree(a, page, next, first, chain));
-                }
-            });
-        match result {
-            Ok(()) => {
-                if let Some(page) = old_reserved {
-                    let (header, _) = self.header();
-                    self.pager.free_after(header.generation, vec![page]);
-                }
-                Ok(Some(seq))
-            }
-            Err(e) => {
-                if let Some(a) = admission.take() {
-                    self.committer.fail_tree(a, &e);
-                }
-                Err(CommitError::Failed(e))
-            }
-        }
-    }
-
-    /// The writes of a tree commit at `seq`: the tree, a fresh marker stream, the
-    /// header; `published(page, next_page, first_seq, chain)` runs once the tree is
-    /// published.
-    fn tree_commit_io(
-        &self,
-        st: &mut State,
-        start: Instant,
-        seq: u64,
-        writes: &WriteSet,
-        published: impl FnOnce(u64, u64, u64, u32),
-    ) -> Result<()> {
-        let (old_header, old_copy) = self.header();
-        // The new stream first, so that its pages come before the tree's new pages in the
-        // file (a stream page at the end would keep `compact` from cutting the tail): one
-        // fresh page holding the slot of `seq + 1` (slots stay where the positional
-        // layout puts them, so earlier slots of the page stay empty), its next reserved.
-        let slots = crate::format::slots_per_page(old_header.page_size);
-        let first_seq = 1 + seq / slots * slots;
-        let page = self.pager.alloc()?;
-        let next_page = self.pager.alloc()?;
-        let image = crate::commit::MarkerWriter::new_page_image(
-            page,
-            old_header.page_size,
-            crate::format::MarkerPageHeader {
-                next_page,
-                first_seq,
-            },
-        )?;
-        self.storage.write_at(self.pager.offset_of(page), &image)?;
-        let file = self.storage.view()?;
-        let old_tree = self.tree();
-        // Once published, no snapshot reads below `seq` (the registry's hold).
-        let (keys_folded, built) =
-            self.fold(&file, old_tree.root, seq - 1, seq, seq, Some((seq, writes)))?;
-        drop(file);
-        let mut seed = Vec::with_capacity(24);
-        seed.extend_from_slice(&old_header.database_id.to_le_bytes());
-        seed.extend_from_slice(&seq.to_le_bytes());
-        seed.extend_from_slice(&(old_header.generation + 1).to_le_bytes());
-        let chain = crc32fast::hash(&seed);
-        self.install(
-            st,
-            Install {
-                start,
-                old_header,
-                old_copy,
-                built,
-                checkpoint_seq: seq,
-                start_page: page,
-                chain,
-                keys_folded,
-            },
-            || published(page, next_page, first_seq, chain),
-        )?;
-        Ok(())
-    }
-
     /// Builds the next tree: the store's versions at or below `horizon`, and `extra`
     /// (a tree commit's writes at its sequence), over the tree at `root`, keeping the
     /// history readers at or above `readers_from` may need (`tip`: the last sequence
@@ -605,188 +497,6 @@ struct Install {
     start_page: u64,
     chain: u32,
     keys_folded: u64,
-}
-
-/// Merges a tree commit's `writes` (at `seq`) into the store's fold chains (composite
-/// keys in order, newest first): each written key's list gains `(seq, value)` in front.
-fn merge_writes(
-    store: Vec<(Vec<u8>, VersionList)>,
-    seq: u64,
-    writes: &WriteSet,
-) -> Vec<(Vec<u8>, VersionList)> {
-    let n: usize = writes.values().map(BTreeMap::len).sum();
-    let mut out = Vec::with_capacity(store.len() + n);
-    let mut older = store.into_iter().peekable();
-    for (&table, keys) in writes {
-        for (key, value) in keys {
-            let ck = btree::composite(table, key);
-            while let Some(next) = older.next_if(|(k, _)| *k < ck) {
-                out.push(next);
-            }
-            let mut list: VersionList = vec![(seq, value.clone())];
-            if let Some((_, below)) = older.next_if(|(k, _)| *k == ck) {
-                list.extend(below);
-            }
-            out.push((ck, list));
-        }
-    }
-    out.extend(older);
-    out
-}
-
-/// What the tree holds besides the tables' current state.
-#[derive(Default)]
-pub struct Retained {
-    /// History entries by tree key.
-    pub entries: BTreeMap<Vec<u8>, VersionList>,
-    /// The persisted floor.
-    pub floor: Option<u64>,
-    /// Drops whose data is still kept.
-    pub drops: Option<KeptDrops>,
-}
-
-/// The persisted floor and kept drops alone (two point lookups): what an open needs,
-/// without reading every history entry.
-pub fn read_floor_and_drops(
-    file: &[u8],
-    page_size: u32,
-    root: u64,
-) -> Result<(Option<u64>, Option<KeptDrops>)> {
-    let floor = btree::get(file, page_size, root, &floor_key(), None)?
-        .and_then(|v| v.try_into().ok())
-        .map(u64::from_le_bytes);
-    let drops = btree::get(file, page_size, root, &drops_key(), None)?
-        .map(decode_drops)
-        .transpose()?;
-    Ok((floor, drops))
-}
-
-/// Every history entry in the tree rooted at `root`, the persisted floor and drops.
-pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> {
-    let mut r = Retained::default();
-    let fk = floor_key();
-    let dk = drops_key();
-    let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
-    loop {
-        let batch = btree::scan_leaf(
-            file,
-            page_size,
-            root,
-            lo.as_ref().map(Vec::as_slice),
-            Bound::Unbounded,
-            false,
-            None,
-        )?;
-        for (k, v) in batch.entries {
-            if k == fk.as_slice() {
-                r.floor = v.try_into().ok().map(u64::from_le_bytes);
-            } else if k == dk.as_slice() {
-                r.drops = Some(decode_drops(v)?);
-            } else {
-                r.entries.insert(k.to_vec(), decode_list(v)?);
-            }
-        }
-        match batch.leaf_edge {
-            Some(edge) => lo = Bound::Included(edge),
-            None => return Ok(r),
-        }
-    }
-}
-
-/// The history entries a checkpoint writes (`format-spec/btree.md`, "History"): each
-/// folded key whose versions reach above `floor` gets (or updates) its entry, every
-/// other entry is pruned to what reads at or above `floor` need, and entries of
-/// `dropped` tables go. The floor is persisted while any entry exists or `keep_floor`.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the old tree, the fold and the window"
-)]
-fn history_changes(
-    file: &[u8],
-    page_size: u32,
-    root: u64,
-    chains: &[(Vec<u8>, VersionList)],
-    floor: u64,
-    dropped: &[TableId],
-    kept_drops: &[(TableId, u64)],
-    keep_floor: bool,
-) -> Result<Vec<btree::build::Change>> {
-    let Retained {
-        entries: mut old,
-        floor: persisted,
-        drops: persisted_drops,
-    } = read_history(file, page_size, root)?;
-    let is_dropped = |composite: &[u8]| {
-        composite
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .is_some_and(|b| dropped.contains(&u64::from_be_bytes(b)))
-    };
-    let mut out: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = BTreeMap::new();
-    let mut live = 0usize;
-    for (composite, list) in chains {
-        if is_dropped(composite) {
-            continue;
-        }
-        let table = composite
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_be_bytes);
-        let hk = history_key(table, composite.get(8..).unwrap_or(&[]));
-        let existing = old.remove(&hk);
-        let above = list.first().is_some_and(|(s, _)| *s > floor);
-        if existing.is_none() && !above {
-            continue;
-        }
-        let existed = existing.is_some();
-        let mut merged = list.clone();
-        match existing {
-            Some(e) => merged.extend(e),
-            // The key's state before these versions: its value in the old tree, at a
-            // seq at or below the floor (it has no entry, so it did not change above).
-            None => {
-                let base = btree::get(file, page_size, root, composite, None)?;
-                merged.push((0, base.map(Arc::from)));
-            }
-        }
-        newest_first(&mut merged);
-        prune_list(&mut merged, floor);
-        if merged.len() > 1 {
-            live += 1;
-            out.insert(hk, Some(Arc::from(encode_list(&merged))));
-        } else if existed {
-            out.insert(hk, None);
-        }
-    }
-    for (hk, mut list) in old {
-        if history_owner(&hk).is_some_and(is_dropped) {
-            out.insert(hk, None);
-            continue;
-        }
-        let n = list.len();
-        prune_list(&mut list, floor);
-        if list.len() <= 1 {
-            out.insert(hk, None);
-        } else {
-            live += 1;
-            if list.len() != n {
-                out.insert(hk, Some(Arc::from(encode_list(&list))));
-            }
-        }
-    }
-    let fk = floor_key();
-    if live > 0 || keep_floor {
-        if persisted != Some(floor) {
-            out.insert(fk, Some(Arc::from(&floor.to_le_bytes()[..])));
-        }
-    } else if persisted.is_some() {
-        out.insert(fk, None);
-    }
-    if persisted_drops.as_deref().unwrap_or(&[]) != kept_drops {
-        let value = (!kept_drops.is_empty()).then(|| Arc::from(encode_drops(kept_drops)));
-        out.insert(drops_key(), value);
-    }
-    Ok(out.into_iter().collect())
 }
 
 /// Recomputes a run's checksum over its full (padded) length.

@@ -1,0 +1,169 @@
+//! What the tree holds besides the tables' current state: history entries, the
+//! persisted floor and the kept drops (`format-spec/btree.md`, "History"), read back
+//! and rewritten by each checkpoint.
+
+use crate::Result;
+use crate::btree;
+use crate::mvcc::history::{
+    HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
+    encode_list, floor_key, history_key, history_owner, newest_first, prune_list,
+};
+use crate::types::TableId;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// What the tree holds besides the tables' current state.
+#[derive(Default)]
+pub struct Retained {
+    /// History entries by tree key.
+    pub entries: BTreeMap<Vec<u8>, VersionList>,
+    /// The persisted floor.
+    pub floor: Option<u64>,
+    /// Drops whose data is still kept.
+    pub drops: Option<KeptDrops>,
+}
+
+/// The persisted floor and kept drops alone (two point lookups): what an open needs,
+/// without reading every history entry.
+pub fn read_floor_and_drops(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+) -> Result<(Option<u64>, Option<KeptDrops>)> {
+    let floor = btree::get(file, page_size, root, &floor_key(), None)?
+        .and_then(|v| v.try_into().ok())
+        .map(u64::from_le_bytes);
+    let drops = btree::get(file, page_size, root, &drops_key(), None)?
+        .map(decode_drops)
+        .transpose()?;
+    Ok((floor, drops))
+}
+
+/// Every history entry in the tree rooted at `root`, the persisted floor and drops.
+pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> {
+    let mut r = Retained::default();
+    let fk = floor_key();
+    let dk = drops_key();
+    let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
+    loop {
+        let batch = btree::scan_leaf(
+            file,
+            page_size,
+            root,
+            lo.as_ref().map(Vec::as_slice),
+            Bound::Unbounded,
+            false,
+            None,
+        )?;
+        for (k, v) in batch.entries {
+            if k == fk.as_slice() {
+                r.floor = v.try_into().ok().map(u64::from_le_bytes);
+            } else if k == dk.as_slice() {
+                r.drops = Some(decode_drops(v)?);
+            } else {
+                r.entries.insert(k.to_vec(), decode_list(v)?);
+            }
+        }
+        match batch.leaf_edge {
+            Some(edge) => lo = Bound::Included(edge),
+            None => return Ok(r),
+        }
+    }
+}
+
+/// The history entries a checkpoint writes (`format-spec/btree.md`, "History"): each
+/// folded key whose versions reach above `floor` gets (or updates) its entry, every
+/// other entry is pruned to what reads at or above `floor` need, and entries of
+/// `dropped` tables go. The floor is persisted while any entry exists or `keep_floor`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the old tree, the fold and the window"
+)]
+pub(super) fn history_changes(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    chains: &[(Vec<u8>, VersionList)],
+    floor: u64,
+    dropped: &[TableId],
+    kept_drops: &[(TableId, u64)],
+    keep_floor: bool,
+) -> Result<Vec<btree::build::Change>> {
+    let Retained {
+        entries: mut old,
+        floor: persisted,
+        drops: persisted_drops,
+    } = read_history(file, page_size, root)?;
+    let is_dropped = |composite: &[u8]| {
+        composite
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .is_some_and(|b| dropped.contains(&u64::from_be_bytes(b)))
+    };
+    let mut out: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = BTreeMap::new();
+    let mut live = 0usize;
+    for (composite, list) in chains {
+        if is_dropped(composite) {
+            continue;
+        }
+        let table = composite
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_be_bytes);
+        let hk = history_key(table, composite.get(8..).unwrap_or(&[]));
+        let existing = old.remove(&hk);
+        let above = list.first().is_some_and(|(s, _)| *s > floor);
+        if existing.is_none() && !above {
+            continue;
+        }
+        let existed = existing.is_some();
+        let mut merged = list.clone();
+        match existing {
+            Some(e) => merged.extend(e),
+            // The key's state before these versions: its value in the old tree, at a
+            // seq at or below the floor (it has no entry, so it did not change above).
+            None => {
+                let base = btree::get(file, page_size, root, composite, None)?;
+                merged.push((0, base.map(Arc::from)));
+            }
+        }
+        newest_first(&mut merged);
+        prune_list(&mut merged, floor);
+        if merged.len() > 1 {
+            live += 1;
+            out.insert(hk, Some(Arc::from(encode_list(&merged))));
+        } else if existed {
+            out.insert(hk, None);
+        }
+    }
+    for (hk, mut list) in old {
+        if history_owner(&hk).is_some_and(is_dropped) {
+            out.insert(hk, None);
+            continue;
+        }
+        let n = list.len();
+        prune_list(&mut list, floor);
+        if list.len() <= 1 {
+            out.insert(hk, None);
+        } else {
+            live += 1;
+            if list.len() != n {
+                out.insert(hk, Some(Arc::from(encode_list(&list))));
+            }
+        }
+    }
+    let fk = floor_key();
+    if live > 0 || keep_floor {
+        if persisted != Some(floor) {
+            out.insert(fk, Some(Arc::from(&floor.to_le_bytes()[..])));
+        }
+    } else if persisted.is_some() {
+        out.insert(fk, None);
+    }
+    if persisted_drops.as_deref().unwrap_or(&[]) != kept_drops {
+        let value = (!kept_drops.is_empty()).then(|| Arc::from(encode_drops(kept_drops)));
+        out.insert(drops_key(), value);
+    }
+    Ok(out.into_iter().collect())
+}
