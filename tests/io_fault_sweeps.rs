@@ -1,0 +1,234 @@
+//! I/O faults at every I/O point: the N-th write, sync, resize or remap fails, or the power
+//! goes after N operations, for every N a workload reaches (on a fresh database, across a
+//! marker page, and while creating one); after each, in every crash mode, the database
+//! reopens with every acknowledged commit and a failed one whole or not at all.
+
+mod io_faults_support;
+
+use capsuledb::storage::SimStorage;
+use capsuledb::{Database, Error};
+use io_faults_support::*;
+use std::collections::BTreeMap;
+
+fn sweep(kind: &str, w: &Workload, total: u64, make: impl Fn(u64) -> Fault) {
+    let failing_points = sweep_points(kind, w, total, make);
+    assert!(failing_points > 0);
+}
+
+/// Runs every point of a sweep; returns how many made a commit fail.
+fn sweep_points(kind: &str, w: &Workload, total: u64, make: impl Fn(u64) -> Fault) -> usize {
+    let mut failing_points = 0;
+    let mut survivors = 0;
+    let mut runs = 0;
+    for n in 1..=total + 1 {
+        for (m, mode) in CRASH_MODES.into_iter().enumerate() {
+            let mode = match mode {
+                CrashMode::Seeded(s) => CrashMode::Seeded(s ^ (n << 8) ^ m as u64),
+                other => other,
+            };
+            let (failed, survived) = sweep_point(w, make(n), mode);
+            runs += 1;
+            if failed > 0 {
+                failing_points += 1;
+            }
+            if survived {
+                survivors += 1;
+            }
+        }
+    }
+    println!(
+        "{kind} sweep over 1..={} (commits {}..{}): {runs} runs, {failing_points} with a \
+         failed commit, {survivors} where the failed commit survived recovery",
+        total + 1,
+        w.from,
+        w.to
+    );
+    failing_points
+}
+
+#[test]
+fn sweep_failing_each_write() {
+    let w = Workload::fresh();
+    sweep("write", &w, workload_counts(&w).writes, Fault::Write);
+}
+
+#[test]
+fn sweep_failing_each_sync() {
+    let w = Workload::fresh();
+    let counts = workload_counts(&w);
+    assert_eq!(counts.syncs, 2 * u64::from(WORKLOAD_COMMITS));
+    sweep("sync", &w, counts.syncs, Fault::Sync);
+}
+
+#[test]
+fn sweep_failing_each_set_len() {
+    let w = Workload::fresh();
+    sweep("set_len", &w, workload_counts(&w).set_lens, Fault::SetLen);
+}
+
+/// Commits with reads and checkpoints between them (which map the grown file); every
+/// call may fail with `Io` once. Returns the acknowledged commits and the errors seen.
+fn remap_workload(db: &Database, commits: u32) -> (Vec<u32>, usize) {
+    let mut acked = Vec::new();
+    let mut errors = 0;
+    for i in 0..commits {
+        match try_commit(db, i) {
+            Ok(_) => acked.push(i),
+            Err(e) => {
+                assert!(is_io(&e) || is_poisoned(&e), "commit {i}: {e:?}");
+                errors += 1;
+            }
+        }
+        let mut c = db.connect();
+        // A large value in another table, so the file grows and is mapped again.
+        let grow = c.begin().and_then(|mut tx| {
+            if !tx.table_exists("big")? {
+                tx.create_table("big")?;
+            }
+            tx.put("big", &i.to_be_bytes(), &big_value(i, 150_000))?;
+            tx.commit()
+        });
+        if let Err(e) = grow {
+            assert!(is_io(&e) || is_poisoned(&e), "large commit {i}: {e:?}");
+            errors += 1;
+        }
+        let read = c
+            .begin_read()
+            .and_then(|tx| tx.get("t", &data_key(i, 0)).map(|_| ()));
+        if let Err(e) = read {
+            assert!(is_io(&e), "read after commit {i}: {e:?}");
+            errors += 1;
+        }
+        if i % 4 == 3
+            && let Err(e) = db.checkpoint()
+        {
+            assert!(is_io(&e), "checkpoint after commit {i}: {e:?}");
+            errors += 1;
+        }
+    }
+    (acked, errors)
+}
+
+#[test]
+fn sweep_failing_each_remap() {
+    let commits = 16;
+    let total = {
+        let sim = SimStorage::new();
+        let db = open(&sim).unwrap();
+        let before = sim.counts().remaps;
+        remap_workload(&db, commits);
+        sim.counts().remaps - before
+    };
+    assert!(total > 0, "the workload maps a grown file");
+    let mut with_error = 0;
+    for n in 1..=total + 1 {
+        let sim = SimStorage::new();
+        let db = open(&sim).unwrap();
+        sim.fail_nth_remap(n);
+        let (acked, errors) = remap_workload(&db, commits);
+        if errors > 0 {
+            with_error += 1;
+        }
+        // A failed remap is retried by the next call: the live database reads right.
+        assert_eq!(
+            read_state(&db, commits),
+            model(&acked),
+            "remap {n}: live state"
+        );
+        drop(db);
+        disarm(&sim);
+        sim.crash(n);
+        let db = open(&sim).unwrap();
+        let r = db.check_integrity().unwrap();
+        assert!(r.problems.is_empty(), "remap {n}: {:?}", r.problems);
+        assert_eq!(
+            read_state(&db, commits),
+            model(&acked),
+            "remap {n}: recovered state"
+        );
+        check_accepts_commit(&sim, db, commits);
+    }
+    println!(
+        "remap sweep over 1..={}: {with_error} points returned an error",
+        total + 1
+    );
+    assert!(with_error > 0);
+}
+
+#[test]
+fn sweep_power_off_after_each_operation() {
+    let w = Workload::fresh();
+    let c = workload_counts(&w);
+    sweep(
+        "power-off",
+        &w,
+        c.writes + c.syncs + c.set_lens,
+        Fault::PowerOff,
+    );
+}
+
+/// Marker pages hold 127 markers (4 KiB pages): commits 120..136 start the stream's
+/// second marker page (seq 128) in the middle of the sweep.
+fn across_marker_page() -> Workload {
+    Workload::on_top_of(120, 136)
+}
+
+#[test]
+fn sweep_failing_each_write_across_a_marker_page() {
+    let w = across_marker_page();
+    sweep("write", &w, workload_counts(&w).writes, Fault::Write);
+}
+
+#[test]
+fn sweep_failing_each_sync_across_a_marker_page() {
+    let w = across_marker_page();
+    sweep("sync", &w, workload_counts(&w).syncs, Fault::Sync);
+}
+
+#[test]
+fn sweep_power_off_across_a_marker_page() {
+    let w = across_marker_page();
+    let c = workload_counts(&w);
+    sweep(
+        "power-off",
+        &w,
+        c.writes + c.syncs + c.set_lens,
+        Fault::PowerOff,
+    );
+}
+
+#[test]
+fn crash_while_creating_gives_a_new_database_or_a_typed_error() {
+    // Creation makes a handful of I/O calls (resize, marker page, two header copies,
+    // sync); lose power after each prefix of them and crash with several seeds.
+    let mut fresh = 0;
+    let mut refused = BTreeMap::<String, u64>::new();
+    for ops in 0..6 {
+        for seed in 0..16 {
+            let sim = SimStorage::new();
+            sim.power_off_after(ops);
+            assert!(
+                open(&sim).is_err(),
+                "creating and opening takes more than {ops} I/O calls"
+            );
+            sim.crash(seed);
+            match open(&sim) {
+                Ok(db) => {
+                    assert_eq!(read_state(&db, 1), None, "a new database is empty");
+                    check_accepts_commit(&sim, db, 1);
+                    fresh += 1;
+                }
+                Err(e) => {
+                    let kind = match e {
+                        Error::NotADatabase { .. } => "NotADatabase",
+                        Error::Corrupted { .. } => "Corrupted",
+                        Error::Truncated { .. } => "Truncated",
+                        other => panic!("after a crash during creation: {other:?}"),
+                    };
+                    *refused.entry(kind.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+    println!("crash during creation: {fresh} reopened as a database, refused: {refused:?}");
+}
