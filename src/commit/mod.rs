@@ -213,10 +213,7 @@ impl Committer {
                     },
                 });
             }
-            let ns = start.elapsed().as_nanos() as u64;
-            self.section_count.fetch_add(1, Ordering::Relaxed);
-            self.section_ns.fetch_add(ns, Ordering::Relaxed);
-            self.section_max_ns.fetch_max(ns, Ordering::Relaxed);
+            self.record_section(start);
             result
         };
         let admitted = match admitted {
@@ -262,6 +259,14 @@ impl Committer {
         Ok(admitted.seq)
     }
 
+    /// Counts one stay in the serialized section, begun at `start`.
+    fn record_section(&self, start: Instant) {
+        let ns = start.elapsed().as_nanos() as u64;
+        self.section_count.fetch_add(1, Ordering::Relaxed);
+        self.section_ns.fetch_add(ns, Ordering::Relaxed);
+        self.section_max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
     /// Validates and sequences a tree commit (a large transaction written straight into
     /// the tree), then waits until every commit below it is durable and visible. `None`
     /// when the transaction wrote nothing. The caller holds the snapshot registry's
@@ -279,10 +284,7 @@ impl Committer {
         let mut index = self.index.lock();
         let start = Instant::now();
         let result = index.admit_unrecorded(snapshot, isolation, writes, reads);
-        let ns = start.elapsed().as_nanos() as u64;
-        self.section_count.fetch_add(1, Ordering::Relaxed);
-        self.section_ns.fetch_add(ns, Ordering::Relaxed);
-        self.section_max_ns.fetch_max(ns, Ordering::Relaxed);
+        self.record_section(start);
         let seq = match result {
             Ok(Admitted { seq: Some(seq) }) => seq,
             Ok(Admitted { seq: None }) => return Ok(None),

@@ -402,8 +402,7 @@ impl Engine {
         self.check_open()?;
         // A large transaction goes straight into the tree when no other snapshot is
         // live (`format-spec/btree.md`, "Tree commits"); otherwise the ordinary path.
-        let large = u64::try_from(write_bytes).unwrap_or(u64::MAX) > self.version_bytes_max / 2;
-        if large
+        if self.is_large(write_bytes)
             && dropped.is_empty()
             && !self.read_only
             && let Some(_hold) = self.registry.try_exclusive(snapshot)
@@ -489,6 +488,12 @@ impl Engine {
         std::thread::sleep(wait);
     }
 
+    /// Whether `bytes` (of a transaction's writes, or in the store) pass half the
+    /// version-store budget: what makes a transaction large.
+    fn is_large(&self, bytes: impl TryInto<u64>) -> bool {
+        bytes.try_into().unwrap_or(u64::MAX) > self.version_bytes_max / 2
+    }
+
     /// After a transaction that wrote more than half the version-store budget and went
     /// through the log (not a tree commit, which leaves the store empty): folds it into
     /// the tree now, on the committing thread, so that its versions leave the
@@ -497,10 +502,13 @@ impl Engine {
     /// the next one. A failure is kept for
     /// `last_checkpoint_error()` (the commit itself is done).
     pub(crate) fn after_large_commit(&self, write_bytes: usize) {
-        let large = u64::try_from(write_bytes).unwrap_or(u64::MAX) > self.version_bytes_max / 2;
         // A tree commit left nothing in the store (and nothing in the commit index).
-        let in_store = self.versions.byte_count() > self.version_bytes_max / 2;
-        if large && in_store && !self.read_only && !self.closing.load(Ordering::Acquire) {
+        let in_store = self.is_large(self.versions.byte_count());
+        if self.is_large(write_bytes)
+            && in_store
+            && !self.read_only
+            && !self.closing.load(Ordering::Acquire)
+        {
             // Its keys leave the commit index first (rather than in the maintenance pass
             // of some later committer), so the fold's own memory comes on top of less.
             self.committer.maintain();
