@@ -9,12 +9,12 @@
 //! cargo bench --bench hot_paths
 //! ```
 
-use capsuledb::format::{Header, Marker, Proof, decode_capsule, encode_capsule};
+use capsuledb::format::{
+    Header, Marker, Proof, TableWrites, WriteSet, decode_capsule, encode_capsule,
+};
 use capsuledb::{Database, Durability, Options};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Instant;
 
 fn key(i: u64) -> [u8; 24] {
@@ -24,10 +24,8 @@ fn key(i: u64) -> [u8; 24] {
 }
 
 fn encode_decode(c: &mut Criterion) {
-    let mut writes = BTreeMap::new();
-    let table: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = (0..10)
-        .map(|i| (key(i).to_vec(), Some(Arc::from(&[7u8; 150][..]))))
-        .collect();
+    let mut writes = WriteSet::new();
+    let table: TableWrites = (0..10).map(|i| (key(i), Some([7u8; 150]))).collect();
     writes.insert(1u64, table);
     let enc = encode_capsule(1, &writes, &[]).unwrap();
     c.bench_function("capsule encode, 10 keys", |b| {

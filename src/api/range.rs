@@ -14,6 +14,7 @@ use crate::types::TableId;
 use crate::util::bound_slice;
 use std::collections::VecDeque;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// An entry of a batch: a key and its value, or `None` for a tombstone.
 type Entry = (Vec<u8>, Option<ValueRef>);
@@ -149,27 +150,21 @@ impl<'t, 'c> Range<'t, 'c> {
         if !bounds_nonempty(lo, hi) {
             return committed;
         }
-        let own_range = own.range::<[u8], _>((lo, hi));
-        let own_iter: Box<dyn Iterator<Item = (&Vec<u8>, &crate::types::Value)>> = if reverse {
-            Box::new(own_range.rev())
-        } else {
-            Box::new(own_range)
-        };
-        let mut own_iter = own_iter.peekable();
-        let own_value = |v: &crate::types::Value| v.clone().map(ValueRef::shared);
+        let mut own_iter = own.range(lo, hi, reverse).peekable();
+        let own_value = |v: Option<&[u8]>| v.map(|v| ValueRef::shared(Arc::from(v)));
         let mut out = Vec::with_capacity(committed.len());
         let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
         for (k, v) in committed {
             while let Some((ok, ov)) = own_iter.next_if(|(ok, _)| before(ok, &k)) {
-                out.push((ok.clone(), own_value(ov)));
+                out.push((ok.to_vec(), own_value(ov)));
             }
-            if let Some((_, ov)) = own_iter.next_if(|(ok, _)| **ok == k) {
+            if let Some((_, ov)) = own_iter.next_if(|(ok, _)| *ok == k.as_slice()) {
                 out.push((k, own_value(ov)));
             } else {
                 out.push((k, v));
             }
         }
-        out.extend(own_iter.map(|(k, v)| (k.clone(), own_value(v))));
+        out.extend(own_iter.map(|(k, v)| (k.to_vec(), own_value(v))));
         out
     }
 }

@@ -131,15 +131,8 @@ impl<'c> Transaction<'c> {
             });
         }
         let own: OwnWrites<'_> = match self.writes.get(&id) {
-            Some(t) => {
-                let r = t.range::<[u8], _>((bound_slice(&lo), bound_slice(&hi)));
-                if reverse {
-                    Box::new(r.rev())
-                } else {
-                    Box::new(r)
-                }
-            }
-            None => Box::new(std::iter::empty()),
+            Some(t) => t.range(bound_slice(&lo), bound_slice(&hi), reverse),
+            None => crate::types::WritesIter::empty(),
         };
         let merge = ScanMerge::new(
             self.engine(),

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::{HistoryPin, SnapshotGuard};
 use crate::types::{
     CATALOG_TABLE, CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN,
-    MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, TableId, Value, WriteSet,
+    MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, TABLE_WRITES_BYTES_MAX, TableId, WriteSet,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -289,18 +289,21 @@ impl<'c> Transaction<'c> {
         Ok(())
     }
 
-    fn add_write(&mut self, table: TableId, key: &[u8], value: Value) -> Result<()> {
-        let len = key.len() + value.as_ref().map_or(0, |v| v.len());
+    fn add_write(&mut self, table: TableId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let len = key.len() + value.map_or(0, <[u8]>::len);
         if self.write_bytes + len > MAX_TRANSACTION_BYTES {
             return Err(Error::TransactionTooLarge {
                 what: format!("more than {MAX_TRANSACTION_BYTES} bytes of keys and values"),
             });
         }
-        self.write_bytes += len;
         self.writes
             .entry(table)
             .or_default()
-            .insert(key.to_vec(), value);
+            .insert(key, value)
+            .map_err(|_| Error::TransactionTooLarge {
+                what: format!("more than {TABLE_WRITES_BYTES_MAX} bytes of puts to one table"),
+            })?;
+        self.write_bytes += len;
         Ok(())
     }
 
@@ -313,11 +316,7 @@ impl<'c> Transaction<'c> {
             Err(e) => return Err(e),
         }
         let id = self.engine.allocate_table_id();
-        self.add_write(
-            CATALOG_TABLE,
-            name.as_bytes(),
-            Some(Arc::from(&id.to_le_bytes()[..])),
-        )
+        self.add_write(CATALOG_TABLE, name.as_bytes(), Some(&id.to_le_bytes()[..]))
     }
 
     /// Drops a table and all its data. Fails with [`Error::TableNotFound`] if missing.
@@ -328,12 +327,12 @@ impl<'c> Transaction<'c> {
             .writes
             .get(&CATALOG_TABLE)
             .and_then(|c| c.get(name.as_bytes()))
-            .is_some_and(Option::is_some)
+            .is_some_and(|v| v.is_some())
             && !self.names.borrow().contains_key(name);
         if let Some(data) = self.writes.remove(&id) {
             let freed: usize = data
                 .iter()
-                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
                 .sum();
             self.write_bytes = self.write_bytes.saturating_sub(freed);
         }
@@ -388,7 +387,7 @@ impl<'c> Transaction<'c> {
         check_key(key)?;
         let id = self.table_id(table)?;
         if let Some(own) = self.writes.get(&id).and_then(|t| t.get(key)) {
-            return Ok(own.clone().map(ValueRef::shared));
+            return Ok(own.map(|v| ValueRef::shared(Arc::from(v))));
         }
         self.record_point(id, key);
         self.committed_ref(id, key)
@@ -405,7 +404,7 @@ impl<'c> Transaction<'c> {
             });
         }
         let id = self.table_id(table)?;
-        self.add_write(id, key, Some(Arc::from(value)))
+        self.add_write(id, key, Some(value))
     }
 
     /// Deletes `key` (a no-op if it does not exist).
@@ -635,8 +634,7 @@ impl<'c> Transaction<'c> {
         }
         let catalog = self.writes.get(&CATALOG_TABLE)?;
         catalog.iter().find_map(|(name, v)| {
-            let v = v.as_ref()?;
-            (decode_table_id(v).ok()? == id).then(|| String::from_utf8_lossy(name).into_owned())
+            (decode_table_id(v?).ok()? == id).then(|| String::from_utf8_lossy(name).into_owned())
         })
     }
 }

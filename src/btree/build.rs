@@ -9,7 +9,7 @@
 //! old tree).
 
 use super::page::{
-    CellValue, NodeBuilder, NodeRef, branch_cell, leaf_cell_inline, leaf_cell_overflow,
+    CellValue, NodeBuilder, NodeRef, branch_cell, leaf_cell_inline_len, leaf_cell_overflow,
     stored_inline,
 };
 use super::run::{encode_run, run_pages};
@@ -22,6 +22,43 @@ use std::sync::Arc;
 
 /// One change to fold: a composite key and its new value (`None` deletes).
 pub type Change = (Vec<u8>, Option<Arc<[u8]>>);
+
+/// The changes a rebuild applies, in key order, one per composite key: read one at a
+/// time, so that a large fold need not hold them all as [`Change`]s.
+pub trait ChangeSource {
+    /// The next change (composite key, new value or `None` to delete), not consumed.
+    fn peek(&mut self) -> Option<(&[u8], Option<&[u8]>)>;
+    /// Moves past the change [`ChangeSource::peek`] gave.
+    fn advance(&mut self);
+}
+
+/// A slice of [`Change`]s as a [`ChangeSource`].
+#[cfg(test)]
+pub struct SliceChanges<'a> {
+    changes: &'a [Change],
+    at: usize,
+}
+
+#[cfg(test)]
+impl<'a> SliceChanges<'a> {
+    /// The changes of `changes`, from the first.
+    pub fn new(changes: &'a [Change]) -> Self {
+        SliceChanges { changes, at: 0 }
+    }
+}
+
+#[cfg(test)]
+impl ChangeSource for SliceChanges<'_> {
+    fn peek(&mut self) -> Option<(&[u8], Option<&[u8]>)> {
+        self.changes
+            .get(self.at)
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+
+    fn advance(&mut self) {
+        self.at += 1;
+    }
+}
 
 /// What a rebuild produced.
 pub struct Built {
@@ -85,20 +122,28 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn push_cell(&mut self, key: &[u8], cell: &[u8]) -> Result<()> {
-        if !self.pending.fits(cell.len()) {
+    /// Makes room for a cell of `len` bytes with key `key` in the pending leaf.
+    fn room_for(&mut self, key: &[u8], len: usize) -> Result<()> {
+        if !self.pending.fits(len) {
             self.flush_pending()?;
         }
         if self.pending.count() == 0 {
             self.pending_first = Some(key.to_vec());
         }
+        Ok(())
+    }
+
+    fn push_cell(&mut self, key: &[u8], cell: &[u8]) -> Result<()> {
+        self.room_for(key, cell.len())?;
         self.pending.push_raw(cell);
         Ok(())
     }
 
     fn push_value(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         if stored_inline(self.page_size, key.len(), value.len()) {
-            return self.push_cell(key, &leaf_cell_inline(key, value));
+            self.room_for(key, leaf_cell_inline_len(key, value))?;
+            self.pending.push_leaf_inline(key, value);
+            return Ok(());
         }
         let ps = self.page_size;
         let len = u32::try_from(value.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
@@ -177,12 +222,35 @@ fn range_meets_dropped(dropped: &[[u8; 8]], low: Option<&[u8]>, high: Option<&[u
 /// Leaves at or above page `relocate_from` are rewritten even when unchanged, into the
 /// lowest free pages (`compact` moves the tree out of the file's tail this way;
 /// `u64::MAX` moves nothing).
+#[cfg(test)]
 pub fn rebuild(
     storage: &dyn Storage,
     pager: &Pager,
     file: &[u8],
     root: u64,
     changes: &[Change],
+    dropped: &[[u8; 8]],
+    relocate_from: u64,
+) -> Result<Built> {
+    let mut source = SliceChanges::new(changes);
+    rebuild_from(
+        storage,
+        pager,
+        file,
+        root,
+        &mut source,
+        dropped,
+        relocate_from,
+    )
+}
+
+/// [`rebuild`] with its changes read from a [`ChangeSource`].
+pub fn rebuild_from(
+    storage: &dyn Storage,
+    pager: &Pager,
+    file: &[u8],
+    root: u64,
+    changes: &mut dyn ChangeSource,
     dropped: &[[u8; 8]],
     relocate_from: u64,
 ) -> Result<Built> {
@@ -200,19 +268,11 @@ pub fn rebuild(
         pending_first: None,
         unflushed: 0,
     };
-    let mut ci = 0usize;
     for (i, (low, leaf)) in old_leaves.iter().enumerate() {
         let high = old_leaves.get(i + 1).and_then(|(l, _)| l.as_deref());
-        let changes_end = match high {
-            Some(h) => {
-                ci + changes
-                    .get(ci..)
-                    .unwrap_or(&[])
-                    .partition_point(|(k, _)| k.as_slice() < h)
-            }
-            None => changes.len(),
-        };
-        let touched = changes_end > ci
+        let below_high = |k: &[u8]| high.is_none_or(|h| k < h);
+        let has_changes = changes.peek().is_some_and(|(k, _)| below_high(k));
+        let touched = has_changes
             || *leaf >= relocate_from
             || range_meets_dropped(dropped, low.as_deref(), high);
         if !touched {
@@ -225,42 +285,47 @@ pub fn rebuild(
         let mut j = 0usize;
         let n = node.count();
         // Merge the leaf's cells with the changes in its range.
-        while j < n || ci < changes_end {
+        loop {
             let cell_key = if j < n { Some(node.key(j)?) } else { None };
-            let change = changes.get(ci).filter(|_| ci < changes_end);
-            match (cell_key, change) {
-                (Some(k), Some((ck, cv))) if ck.as_slice() == k => {
+            let change = changes.peek().filter(|(k, _)| below_high(k));
+            let took_change = match (cell_key, change) {
+                (Some(k), Some((ck, cv))) if ck == k => {
                     b.free_value(node.value(j)?)?;
-                    if let Some(v) = cv.as_ref().filter(|_| !dropped_owner(dropped, ck)) {
+                    if let Some(v) = cv.filter(|_| !dropped_owner(dropped, ck)) {
                         b.push_value(ck, v)?;
                     }
                     j += 1;
-                    ci += 1;
+                    true
                 }
-                (Some(k), c) if c.is_none_or(|(ck, _)| k < ck.as_slice()) => {
+                (Some(k), c) if c.is_none_or(|(ck, _)| k < ck) => {
                     if dropped_owner(dropped, k) {
                         b.free_value(node.value(j)?)?;
                     } else {
                         b.push_cell(k, node.raw_cell(j)?)?;
                     }
                     j += 1;
+                    false
                 }
                 (_, Some((ck, cv))) => {
-                    if let Some(v) = cv.as_ref().filter(|_| !dropped_owner(dropped, ck)) {
+                    if let Some(v) = cv.filter(|_| !dropped_owner(dropped, ck)) {
                         b.push_value(ck, v)?;
                     }
-                    ci += 1;
+                    true
                 }
                 (_, None) => break,
+            };
+            if took_change {
+                changes.advance();
             }
         }
     }
     // An empty old tree: everything is new.
     if old_leaves.is_empty() {
-        for (ck, cv) in changes {
-            if let Some(v) = cv.as_ref().filter(|_| !dropped_owner(dropped, ck)) {
+        while let Some((ck, cv)) = changes.peek() {
+            if let Some(v) = cv.filter(|_| !dropped_owner(dropped, ck)) {
                 b.push_value(ck, v)?;
             }
+            changes.advance();
         }
     }
     b.flush_pending()?;

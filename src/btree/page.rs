@@ -352,6 +352,13 @@ impl NodeBuilder {
         self.cells.extend_from_slice(cell);
     }
 
+    /// Adds an inline leaf cell, written in place (the caller checked `fits` for
+    /// [`leaf_cell_inline_len`]).
+    pub fn push_leaf_inline(&mut self, key: &[u8], value: &[u8]) {
+        self.offsets.push(self.cells.len() as u16);
+        append_leaf_cell_inline(&mut self.cells, key, value);
+    }
+
     /// The bytes of the finished page, numbered `page`.
     pub fn finish(&self, page: u64) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.page_size];
@@ -387,14 +394,26 @@ impl NodeBuilder {
 }
 
 /// Encodes a leaf cell with an inline value.
+#[cfg(test)]
 pub fn leaf_cell_inline(key: &[u8], value: &[u8]) -> Vec<u8> {
     let mut c = Vec::with_capacity(LEAF_CELL_HEAD + key.len() + value.len());
-    c.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    c.extend_from_slice(&[0, 0]);
-    c.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    c.extend_from_slice(key);
-    c.extend_from_slice(value);
+    append_leaf_cell_inline(&mut c, key, value);
     c
+}
+
+/// Appends an inline leaf cell (the key's length, the flags, the value's length, the
+/// key, the value) to `out`.
+fn append_leaf_cell_inline(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+}
+
+/// Bytes of an inline leaf cell.
+pub fn leaf_cell_inline_len(key: &[u8], value: &[u8]) -> usize {
+    LEAF_CELL_HEAD + key.len() + value.len()
 }
 
 /// Encodes a leaf cell pointing at an overflow run.

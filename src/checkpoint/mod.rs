@@ -6,18 +6,19 @@
 //! waits on, except the marker writer's for a moment to find where the stream restarts.
 
 mod bound;
+mod folded;
 mod freelist;
 mod retained;
 mod tree_commit;
 
 pub use bound::{bound_needs_write, write_durable_bound};
+use folded::{FoldChanges, FoldMerge};
 pub use freelist::read_free_list;
 use retained::history_changes;
 pub use retained::read_floor_and_drops;
-use tree_commit::merge_writes;
 
 use crate::Result;
-use crate::btree::{self, build::rebuild, run::run_pages};
+use crate::btree::{self, build::rebuild_from, run::run_pages};
 use crate::commit::Committer;
 use crate::format::{HEADER_COPY_OFFSETS, Header, PageKind};
 use crate::mvcc::{HistoryRetention, SnapshotRegistry, VersionStore};
@@ -282,10 +283,7 @@ impl Checkpointer {
         let ps = self.pager.page_size();
         let history = self.committer.history();
         let floor = history.advance(tip, readers_from);
-        let mut chains = self.versions.fold_chains(horizon);
-        if let Some((seq, writes)) = extra {
-            chains = merge_writes(chains, seq, writes);
-        }
+        let chains = self.versions.fold_chains(horizon);
         // A dropped table's data stays while the drop is inside the history window.
         let dropped_ids = self.versions.take_drops(horizon.min(floor));
         let dropped: Vec<[u8; 8]> = dropped_ids.iter().map(|t| t.to_be_bytes()).collect();
@@ -293,31 +291,24 @@ impl Checkpointer {
             file,
             ps,
             root,
-            &chains,
+            FoldMerge::new(&chains, extra),
             floor,
             &dropped_ids,
             &self.versions.pending_drops(horizon),
             history.retention() != HistoryRetention::Snapshots,
         )?;
-        // History keys sort after every table's keys, so the list stays in order.
-        let mut changes: Vec<btree::build::Change> = chains
-            .into_iter()
-            .map(|(k, list)| {
-                let newest = list.into_iter().next().and_then(|(_, v)| v);
-                (k, newest)
-            })
-            .collect();
-        changes.extend(retained);
-        let built = rebuild(
+        // History keys sort after every table's keys, so the changes stay in order.
+        let mut changes = FoldChanges::new(FoldMerge::new(&chains, extra), retained);
+        let built = rebuild_from(
             self.storage.as_ref(),
             &self.pager,
             file,
             root,
-            &changes,
+            &mut changes,
             &dropped,
             self.relocate_from.load(Ordering::Acquire),
         )?;
-        Ok((changes.len() as u64, built))
+        Ok((changes.taken, built))
     }
 
     /// Writes the free list and the new header for `built`, syncing before and after the

@@ -2,6 +2,7 @@
 //! persisted floor and the kept drops (`format-spec/btree.md`, "History"), read back
 //! and rewritten by each checkpoint.
 
+use super::folded::FoldMerge;
 use crate::Result;
 use crate::btree;
 use crate::mvcc::history::{
@@ -84,7 +85,7 @@ pub(super) fn history_changes(
     file: &[u8],
     page_size: u32,
     root: u64,
-    chains: &[(Vec<u8>, VersionList)],
+    folded: FoldMerge<'_>,
     floor: u64,
     dropped: &[TableId],
     kept_drops: &[(TableId, u64)],
@@ -101,30 +102,29 @@ pub(super) fn history_changes(
             .and_then(|b| b.try_into().ok())
             .is_some_and(|b| dropped.contains(&u64::from_be_bytes(b)))
     };
+    let nothing_kept = old.is_empty();
     let mut out: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = BTreeMap::new();
     let mut live = 0usize;
-    for (composite, list) in chains {
-        if is_dropped(composite) {
+    for (table, key, versions) in folded {
+        let above = versions.newest_seq() > floor;
+        // Most folds of a large load: nothing kept, nothing to keep (no key to build).
+        if (nothing_kept && !above) || dropped.contains(&table) {
             continue;
         }
-        let table = composite
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_be_bytes);
-        let hk = history_key(table, composite.get(8..).unwrap_or(&[]));
+        let hk = history_key(table, key);
         let existing = old.remove(&hk);
-        let above = list.first().is_some_and(|(s, _)| *s > floor);
         if existing.is_none() && !above {
             continue;
         }
         let existed = existing.is_some();
-        let mut merged = list.clone();
+        let mut merged = versions.to_list();
         match existing {
             Some(e) => merged.extend(e),
             // The key's state before these versions: its value in the old tree, at a
             // seq at or below the floor (it has no entry, so it did not change above).
             None => {
-                let base = btree::get(file, page_size, root, composite, None)?;
+                let composite = btree::composite(table, key);
+                let base = btree::get(file, page_size, root, &composite, None)?;
                 merged.push((0, base.map(Arc::from)));
             }
         }

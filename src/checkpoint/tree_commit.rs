@@ -3,11 +3,8 @@
 
 use super::{Checkpointer, Install, State};
 use crate::Result;
-use crate::btree;
 use crate::commit::{CommitError, ReadSet};
-use crate::mvcc::history::VersionList;
 use crate::types::{Isolation, WriteSet};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -119,31 +116,4 @@ impl Checkpointer {
         )?;
         Ok(())
     }
-}
-
-/// Merges a tree commit's `writes` (at `seq`) into the store's fold chains (composite
-/// keys in order, newest first): each written key's list gains `(seq, value)` in front.
-pub(super) fn merge_writes(
-    store: Vec<(Vec<u8>, VersionList)>,
-    seq: u64,
-    writes: &WriteSet,
-) -> Vec<(Vec<u8>, VersionList)> {
-    let n: usize = writes.values().map(BTreeMap::len).sum();
-    let mut out = Vec::with_capacity(store.len() + n);
-    let mut older = store.into_iter().peekable();
-    for (&table, keys) in writes {
-        for (key, value) in keys {
-            let ck = btree::composite(table, key);
-            while let Some(next) = older.next_if(|(k, _)| *k < ck) {
-                out.push(next);
-            }
-            let mut list: VersionList = vec![(seq, value.clone())];
-            if let Some((_, below)) = older.next_if(|(k, _)| *k == ck) {
-                list.extend(below);
-            }
-            out.push((ck, list));
-        }
-    }
-    out.extend(older);
-    out
 }

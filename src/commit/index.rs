@@ -52,7 +52,7 @@ impl Prepared {
             isolation,
             writes: writes
                 .iter()
-                .flat_map(|(&t, keys)| keys.keys().map(move |k| (t, Key::from(k.as_slice()))))
+                .flat_map(|(&t, keys)| keys.keys().map(move |k| (t, Key::from(k))))
                 .collect(),
             read_points: if serializable {
                 reads
@@ -240,8 +240,12 @@ impl CommitIndex {
         let serializable_reads = isolation == Isolation::Serializable
             && (!reads.points.is_empty() || !reads.ranges.is_empty());
         let checked = if serializable_reads {
-            self.validate(snapshot, &Prepared::new(isolation, writes, reads))
-                .map(|_| ())
+            // The reads prepared, the writes read in place (no copy of a large write set).
+            let reads = Prepared::new(isolation, &WriteSet::new(), reads);
+            let keys = writes
+                .iter()
+                .flat_map(|(&t, keys)| keys.keys().map(move |k| (t, k)));
+            self.validate_keys(snapshot, &reads, keys).map(|_| ())
         } else {
             // Without reads, SSI has no out-edge to find: first-committer-wins decides.
             self.first_committer_wins(snapshot, writes)
@@ -250,7 +254,7 @@ impl CommitIndex {
             return Err(self.refused(refusal));
         }
         self.stats.admitted += 1;
-        if writes.values().all(BTreeMap::is_empty) {
+        if writes.values().all(crate::types::TableWrites::is_empty) {
             return Ok(Admitted { seq: None });
         }
         self.tip += 1;
@@ -277,13 +281,13 @@ impl CommitIndex {
             };
             for key in keys.keys() {
                 let last = index
-                    .get(key.as_slice())
+                    .get(key)
                     .and_then(|l| l.back())
                     .filter(|l| l.cseq > snapshot);
                 if let Some(last) = last {
                     return Err(Refusal {
                         table: *table,
-                        key: key.clone(),
+                        key: key.to_vec(),
                         committed_seq: last.cseq,
                         write_write: true,
                     });
@@ -295,17 +299,29 @@ impl CommitIndex {
 
     /// Returns the transaction's `out_earliest` when it may commit.
     fn validate(&self, snapshot: u64, sets: &Prepared) -> Result<Option<u64>, Refusal> {
+        let keys = sets.writes.iter().map(|(t, k)| (*t, &**k));
+        self.validate_keys(snapshot, sets, keys)
+    }
+
+    /// [`CommitIndex::validate`] with the written keys given by `writes` (the reads and
+    /// isolation still come from `sets`).
+    fn validate_keys<'w>(
+        &self,
+        snapshot: u64,
+        sets: &Prepared,
+        writes: impl Iterator<Item = (TableId, &'w [u8])> + Clone,
+    ) -> Result<Option<u64>, Refusal> {
         // First-committer-wins.
-        for (table, key) in &sets.writes {
+        for (table, key) in writes.clone() {
             let last = self
                 .writers
-                .get(table)
+                .get(&table)
                 .and_then(|index| index.get(key))
                 .and_then(|l| l.back())
                 .filter(|l| l.cseq > snapshot);
             if let Some(last) = last {
                 return Err(Refusal {
-                    table: *table,
+                    table,
                     key: key.to_vec(),
                     committed_seq: last.cseq,
                     write_write: true,
@@ -328,7 +344,7 @@ impl CommitIndex {
         };
         // T as pivot: an in-edge from a commit no earlier than the earliest out-target.
         if self
-            .latest_in_edge(snapshot, sets)
+            .latest_in_edge(snapshot, writes)
             .is_some_and(|last_in| first_out.ord <= last_in)
         {
             return Err(first_out.refusal());
@@ -371,23 +387,27 @@ impl CommitIndex {
 
     /// The latest order number of a concurrent, committed reader of something `T`
     /// writes: `U ->rw T`.
-    fn latest_in_edge(&self, snapshot: u64, sets: &Prepared) -> Option<u64> {
+    fn latest_in_edge<'w>(
+        &self,
+        snapshot: u64,
+        writes: impl Iterator<Item = (TableId, &'w [u8])>,
+    ) -> Option<u64> {
         let mut latest: Option<u64> = None;
         let mut see = |e: &Entry| {
             if e.cseq > snapshot {
                 latest = Some(latest.map_or(e.ord, |l| l.max(e.ord)));
             }
         };
-        for (table, key) in &sets.writes {
+        for (table, key) in writes {
             if let Some(e) = self
                 .point_readers
-                .get(table)
+                .get(&table)
                 .and_then(|r| r.get(key))
                 .and_then(|l| l.back())
             {
                 see(e);
             }
-            for (range, e) in self.range_readers.get(table).into_iter().flatten() {
+            for (range, e) in self.range_readers.get(&table).into_iter().flatten() {
                 if e.cseq > snapshot
                     && in_bounds(key, bound_slice(&range.lo), bound_slice(&range.hi))
                 {
@@ -479,7 +499,7 @@ mod tests {
         let mut w = WriteSet::new();
         let t = w.entry(1).or_default();
         for k in keys {
-            t.insert(k.to_vec(), Some(Arc::from(&b"v"[..])));
+            t.insert(k, Some(&b"v"[..])).unwrap();
         }
         w
     }

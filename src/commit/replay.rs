@@ -134,8 +134,9 @@ pub(super) fn replay(
     for (&table, keys) in &capsule.writes {
         max_id = max_id.max(table);
         if table == CATALOG_TABLE {
-            for v in keys.values().flatten() {
-                if let Ok(b) = <[u8; 8]>::try_from(&v[..]) {
+            for (_, v) in keys {
+                let Some(v) = v else { continue };
+                if let Ok(b) = <[u8; 8]>::try_from(v) {
                     max_id = max_id.max(u64::from_le_bytes(b));
                 }
             }

@@ -9,13 +9,13 @@ use super::value::ReadPin;
 use crate::btree::cursor::Cursor;
 use crate::error::Result;
 use crate::mvcc::{FlatBatch, SCAN_BATCH_MAX};
-use crate::types::{TableId, Value};
+use crate::types::TableId;
 use crate::util::bound_slice;
 use std::ops::Bound;
 use std::sync::Arc;
 
 /// The transaction's own writes in a scan's range, in scan order.
-pub(crate) type OwnWrites<'t> = Box<dyn Iterator<Item = (&'t Vec<u8>, &'t Value)> + 't>;
+pub(crate) type OwnWrites<'t> = crate::types::WritesIter<'t>;
 
 /// Where a key lies in a buffer: `(start, end)`.
 type KeyRange = (usize, usize);
@@ -248,7 +248,7 @@ impl<'t> ScanMerge<'t> {
             self.fill_store()?;
             self.fill_tree()?;
             let reverse = self.reverse;
-            let own_key = self.own.peek().map(|(k, _)| k.as_slice());
+            let own_key = self.own.peek().map(|(k, _)| *k);
             let store_key = self.store.front_key();
             let tree_key = self.tree_head.map(|(k, _)| self.pin.bytes(k.0, k.1));
             // The first key in scan order; on a tie the own write, then the store wins.
@@ -289,7 +289,7 @@ impl<'t> ScanMerge<'t> {
             };
             let lent = match source {
                 Source::Own => match own {
-                    Some((k, Some(v))) => Some(Lent::Own(k.as_slice(), v.as_ref())),
+                    Some((k, Some(v))) => Some(Lent::Own(k, v)),
                     _ => None,
                 },
                 Source::Store => match store {

@@ -2,7 +2,6 @@
 
 use super::checksum;
 use crate::types::{CATALOG_TABLE, MAX_KEY_LEN, MAX_VALUE_LEN, TableId, WriteSet};
-use std::sync::Arc;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -213,14 +212,16 @@ pub fn decode_capsule(bytes: &[u8]) -> Result<Capsule, CapsuleFault> {
                     .writes
                     .entry(table)
                     .or_default()
-                    .insert(key.to_vec(), Some(Arc::from(value)));
+                    .insert(key, Some(value))
+                    .map_err(|_| fault("capsule writes more than a table's write buffer holds"))?;
             }
             OP_DELETE if value_len == 0 => {
                 capsule
                     .writes
                     .entry(table)
                     .or_default()
-                    .insert(key.to_vec(), None);
+                    .insert(key, None)
+                    .map_err(|_| fault("capsule writes more than a table's write buffer holds"))?;
             }
             OP_DROP_TABLE if key_len == 0 && value_len == 0 && table != CATALOG_TABLE => {
                 capsule.dropped_tables.push(table);
@@ -288,7 +289,7 @@ mod tests {
             .prop_map(|(entries, dropped)| {
                 let mut w = WriteSet::new();
                 for (t, k, v) in entries {
-                    w.entry(t).or_default().insert(k, v.map(Arc::from));
+                    w.entry(t).or_default().insert(&k, v.as_deref()).unwrap();
                 }
                 (w, dropped)
             })

@@ -12,6 +12,8 @@ mod proof;
 #[cfg(test)]
 pub(crate) mod spec_table;
 
+/// A capsule's writes: per table, each key's newest value or tombstone.
+pub use crate::types::{TableWrites, WriteSet};
 pub use capsule::{
     CAPSULE_HEADER_LEN, CAPSULE_MAGIC, Capsule, CapsuleFault, EncodedCapsule, capsule_total_len,
     decode_capsule, encode_capsule,

@@ -301,11 +301,11 @@ impl VersionStore {
             for (key, value) in keys {
                 let v = Version {
                     seq,
-                    value: value.clone(),
+                    value: value.map(Arc::from),
                 };
                 added_bytes += version_bytes(key, &v) as i64;
                 added_versions += 1;
-                let chain = chains.entry(key.clone()).or_default();
+                let chain = chains.entry(key.to_vec()).or_default();
                 let at = chain.partition_point(|x| x.seq < seq);
                 chain.insert(at, v);
                 let (n, b) = prune_chain(key, chain, horizon);
@@ -315,7 +315,7 @@ impl VersionStore {
                     chains.remove(key);
                     emptied += 1;
                 } else if chain.len() > 1 {
-                    still_long.push((table, key.clone()));
+                    still_long.push((table, key.to_vec()));
                 }
             }
             self.count_keys(table, 0, emptied);
@@ -579,9 +579,7 @@ mod tests {
     fn ws(table: TableId, kvs: &[(&[u8], Option<&[u8]>)]) -> WriteSet {
         let mut w = WriteSet::new();
         for (k, v) in kvs {
-            w.entry(table)
-                .or_default()
-                .insert(k.to_vec(), v.map(Arc::from));
+            w.entry(table).or_default().insert(k, *v).unwrap();
         }
         w
     }

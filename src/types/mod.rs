@@ -2,8 +2,12 @@
 //! ids, write sets. This module imports no other module of the crate (the layering test,
 //! `tests/layering.rs`, holds it to that).
 
+mod writes;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+pub use writes::{Iter as WritesIter, TABLE_WRITES_BYTES_MAX, TableWrites};
 
 /// Longest key accepted, in bytes. Empty keys are allowed.
 pub const MAX_KEY_LEN: usize = 2048;
@@ -95,4 +99,4 @@ pub const CATALOG_TABLE: TableId = 0;
 pub type Value = Option<Arc<[u8]>>;
 
 /// A transaction's writes: per table, key -> new value or tombstone.
-pub type WriteSet = BTreeMap<TableId, BTreeMap<Vec<u8>, Value>>;
+pub type WriteSet = BTreeMap<TableId, TableWrites>;

@@ -1,0 +1,529 @@
+//! A transaction's writes to one table, kept compact. Each put appends its key and value
+//! to one byte buffer; sorted runs of 8-byte handles index the buffer. A million 24-byte
+//! keys with 150-byte values take 177 MB of buffer and 8 MB of handles, where a
+//! `BTreeMap<Vec<u8>, Arc<[u8]>>` took about 280 MB in separate allocations, and a put
+//! is an append instead of a tree insertion.
+//!
+//! Layout of one put in the buffer: the key's length and a tag as LEB128 varints (the tag
+//! is 0 for a tombstone, else the value's length plus one), then the key, then the value.
+//! A handle is the key's first four bytes (big-endian, zero-padded) in its high 32 bits and
+//! the put's offset in the buffer in its low 32, so most comparisons between handles never
+//! touch the buffer. The newest puts sit unsorted in a short tail; a full tail becomes a
+//! sorted run holding one handle per key (the newest), and runs are merged so that each is
+//! at least twice the next newer one: about `log2(puts / TAIL_MAX)` runs, each put merged
+//! that many times. Overwritten puts stay in the buffer until the transaction ends (the
+//! transaction's byte limit counts every put, so they are bounded by it).
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::ops::Bound;
+
+/// Puts kept unsorted, newest last, before they become a sorted run.
+const TAIL_MAX: usize = 32;
+
+/// Most bytes one table's buffer holds: handles address it with 32 bits.
+pub const TABLE_WRITES_BYTES_MAX: usize = u32::MAX as usize;
+
+/// Room a put's two varints may take.
+const VARINTS_LEN_MAX: usize = 20;
+
+/// A transaction's writes to one table: key → new value, or `None` for a tombstone. Reads
+/// and iteration see the newest put of each key, in key order.
+#[derive(Clone, Default)]
+pub struct TableWrites {
+    /// Every put, in order (layout in the module doc).
+    data: Vec<u8>,
+    /// Sorted runs, oldest first, one handle per key; a newer run's handle wins.
+    runs: Vec<Vec<u64>>,
+    /// The newest puts, unsorted, newest last (at most `TAIL_MAX`).
+    tail: Vec<u64>,
+}
+
+/// The buffer of one table's writes is full ([`TABLE_WRITES_BYTES_MAX`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WritesFull;
+
+/// The first four bytes of `key`, big-endian, zero-padded: ordering by it and then by the
+/// whole key is the keys' byte order.
+fn prefix(key: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    for (d, s) in b.iter_mut().zip(key) {
+        *d = *s;
+    }
+    u32::from_be_bytes(b)
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a varint at `*at`, moving `*at` past it.
+fn read_varint(data: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    while let Some(&b) = data.get(*at) {
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 || shift >= 63 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+fn handle_prefix(h: u64) -> u32 {
+    (h >> 32) as u32
+}
+
+fn handle_offset(h: u64) -> usize {
+    (h & 0xffff_ffff) as usize
+}
+
+impl TableWrites {
+    /// No writes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `key = value` (`None`: a tombstone), replacing an earlier put of `key`.
+    pub fn insert(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), WritesFull> {
+        let need = VARINTS_LEN_MAX + key.len() + value.map_or(0, <[u8]>::len);
+        if self.data.len().saturating_add(need) > TABLE_WRITES_BYTES_MAX {
+            return Err(WritesFull);
+        }
+        let offset = self.data.len() as u64;
+        push_varint(&mut self.data, key.len() as u64);
+        push_varint(&mut self.data, value.map_or(0, |v| v.len() as u64 + 1));
+        self.data.extend_from_slice(key);
+        if let Some(v) = value {
+            self.data.extend_from_slice(v);
+        }
+        self.tail.push((u64::from(prefix(key)) << 32) | offset);
+        if self.tail.len() >= TAIL_MAX {
+            self.seal_tail();
+        }
+        Ok(())
+    }
+
+    /// The newest put of `key`: `Some(None)` for a tombstone, `None` when not written.
+    pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        let p = prefix(key);
+        for &h in self.tail.iter().rev() {
+            if handle_prefix(h) == p && self.key(h) == key {
+                return Some(self.value(h));
+            }
+        }
+        for run in self.runs.iter().rev() {
+            if let Ok(i) = run.binary_search_by(|&h| self.cmp_probe(h, p, key)) {
+                return run.get(i).map(|&h| self.value(h));
+            }
+        }
+        None
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Keys written (each counted once). Walks every run: O(keys).
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Bytes the buffer holds (every put, overwritten ones included).
+    pub fn buffer_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Every written key with its newest value, in key order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.range(Bound::Unbounded, Bound::Unbounded, false)
+    }
+
+    /// The keys written, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        self.iter().map(|(k, _)| k)
+    }
+
+    /// Written keys in `(lo, hi)` with their newest values, in key order, or in reverse
+    /// order when `reverse`.
+    pub fn range(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, reverse: bool) -> Iter<'_> {
+        let below = |h: u64| match lo {
+            Bound::Included(k) => self.key(h) < k,
+            Bound::Excluded(k) => self.key(h) <= k,
+            Bound::Unbounded => false,
+        };
+        let within = |h: u64| match hi {
+            Bound::Included(k) => self.key(h) <= k,
+            Bound::Excluded(k) => self.key(h) < k,
+            Bound::Unbounded => true,
+        };
+        let mut spans: Vec<(usize, usize)> = self
+            .runs
+            .iter()
+            .map(|run| {
+                let start = run.partition_point(|&h| below(h));
+                let end = run.partition_point(|&h| within(h)).max(start);
+                (start, end)
+            })
+            .collect();
+        let mut tail: Vec<u64> = self
+            .tail
+            .iter()
+            .copied()
+            .filter(|&h| !below(h) && within(h))
+            .collect();
+        self.sort_newest_per_key(&mut tail);
+        spans.push((0, tail.len()));
+        Iter {
+            writes: self,
+            tail,
+            spans,
+            reverse,
+        }
+    }
+
+    fn key(&self, h: u64) -> &[u8] {
+        self.entry(h).0
+    }
+
+    fn value(&self, h: u64) -> Option<&[u8]> {
+        self.entry(h).1
+    }
+
+    fn entry(&self, h: u64) -> (&[u8], Option<&[u8]>) {
+        let mut at = handle_offset(h);
+        let key_len = read_varint(&self.data, &mut at) as usize;
+        let tag = read_varint(&self.data, &mut at) as usize;
+        let key_end = at + key_len;
+        let key = self.data.get(at..key_end).unwrap_or(&[]);
+        let value = match tag {
+            0 => None,
+            t => Some(self.data.get(key_end..key_end + (t - 1)).unwrap_or(&[])),
+        };
+        debug_assert!(key.len() == key_len, "a handle points into its buffer");
+        (key, value)
+    }
+
+    fn cmp_handles(&self, a: u64, b: u64) -> Ordering {
+        match handle_prefix(a).cmp(&handle_prefix(b)) {
+            Ordering::Equal if a == b => Ordering::Equal,
+            Ordering::Equal => self.key(a).cmp(self.key(b)),
+            other => other,
+        }
+    }
+
+    /// A handle against a probe key whose prefix is `p`.
+    fn cmp_probe(&self, h: u64, p: u32, key: &[u8]) -> Ordering {
+        match handle_prefix(h).cmp(&p) {
+            Ordering::Equal => self.key(h).cmp(key),
+            other => other,
+        }
+    }
+
+    /// Sorts handles by key, keeping the newest (highest offset) of each key.
+    fn sort_newest_per_key(&self, hs: &mut Vec<u64>) {
+        hs.sort_unstable_by(|&a, &b| {
+            self.cmp_handles(a, b)
+                .then_with(|| handle_offset(b).cmp(&handle_offset(a)))
+        });
+        hs.dedup_by(|later, kept| self.cmp_handles(*later, *kept) == Ordering::Equal);
+    }
+
+    /// Turns the tail into a run, then merges runs until each is at least twice the
+    /// next newer one.
+    fn seal_tail(&mut self) {
+        let mut run = std::mem::replace(&mut self.tail, Vec::with_capacity(TAIL_MAX));
+        self.sort_newest_per_key(&mut run);
+        self.runs.push(run);
+        while let [.., older, newer] = self.runs.as_slice() {
+            if newer.len() * 2 < older.len() {
+                break;
+            }
+            let (Some(newer), Some(older)) = (self.runs.pop(), self.runs.pop()) else {
+                break;
+            };
+            let merged = self.merge(older, &newer);
+            self.runs.push(merged);
+        }
+    }
+
+    /// Merges two runs in `older`'s buffer, from the back (no second buffer: the last
+    /// merges of a large load would otherwise briefly hold every handle twice); on a key
+    /// in both, `newer`'s handle wins.
+    fn merge(&self, mut older: Vec<u64>, newer: &[u64]) -> Vec<u64> {
+        let kept = older.len();
+        older.resize(kept + newer.len(), 0);
+        // Unread older handles lie below `i`; the merged tail starts at `w >= i`.
+        let (mut i, mut j, mut w) = (kept, newer.len(), older.len());
+        while let Some(&b) = j.checked_sub(1).and_then(|at| newer.get(at)) {
+            let a = i.checked_sub(1).and_then(|at| older.get(at)).copied();
+            let take = match a.map(|a| self.cmp_handles(a, b)) {
+                Some(Ordering::Greater) => {
+                    i -= 1;
+                    a
+                }
+                Some(Ordering::Equal) => {
+                    i -= 1;
+                    j -= 1;
+                    Some(b)
+                }
+                _ => {
+                    j -= 1;
+                    Some(b)
+                }
+            };
+            w -= 1;
+            if let (Some(h), Some(slot)) = (take, older.get_mut(w)) {
+                *slot = h;
+            }
+        }
+        // Older handles below `i` are already in place; close the gap duplicates left.
+        let end = older.len();
+        older.copy_within(w..end, i);
+        older.truncate(i + (end - w));
+        older
+    }
+}
+
+impl fmt::Debug for TableWrites {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for TableWrites {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for TableWrites {}
+
+/// Written keys with their newest values, in key order or reversed
+/// ([`TableWrites::range`]): a merge of the runs and the sorted tail.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    writes: &'a TableWrites,
+    /// The tail's handles in range, sorted, one per key.
+    tail: Vec<u64>,
+    /// Per source (each run, oldest first, then the tail): the part not yet yielded.
+    spans: Vec<(usize, usize)>,
+    reverse: bool,
+}
+
+impl Iter<'_> {
+    /// An iteration over nothing.
+    pub fn empty() -> Iter<'static> {
+        static NOTHING: TableWrites = TableWrites {
+            data: Vec::new(),
+            runs: Vec::new(),
+            tail: Vec::new(),
+        };
+        Iter {
+            writes: &NOTHING,
+            tail: Vec::new(),
+            spans: Vec::new(),
+            reverse: false,
+        }
+    }
+
+    /// The next handle of source `i` in the iteration's direction.
+    fn head(&self, i: usize) -> Option<u64> {
+        let (start, end) = *self.spans.get(i)?;
+        if start >= end {
+            return None;
+        }
+        let source = match self.writes.runs.get(i) {
+            Some(run) => run.as_slice(),
+            None => self.tail.as_slice(),
+        };
+        let at = if self.reverse { end - 1 } else { start };
+        source.get(at).copied()
+    }
+
+    fn advance(&mut self, i: usize) {
+        if let Some((start, end)) = self.spans.get_mut(i) {
+            if self.reverse {
+                *end -= 1;
+            } else {
+                *start += 1;
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let w = self.writes;
+        let wanted = if self.reverse {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        };
+        // The first key in the direction; on a tie the later (newer) source wins.
+        let mut best: Option<u64> = None;
+        for i in 0..self.spans.len() {
+            let Some(h) = self.head(i) else { continue };
+            let o = best.map_or(wanted, |b| w.cmp_handles(h, b));
+            if o == wanted || o == Ordering::Equal {
+                best = Some(h);
+            }
+        }
+        let best = best?;
+        for i in 0..self.spans.len() {
+            if self
+                .head(i)
+                .is_some_and(|h| w.cmp_handles(h, best) == Ordering::Equal)
+            {
+                self.advance(i);
+            }
+        }
+        Some(w.entry(best))
+    }
+}
+
+impl<'a> IntoIterator for &'a TableWrites {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(K, Option<V>)> for TableWrites {
+    /// Writes in order, later ones replacing earlier ones of the same key.
+    ///
+    /// # Panics
+    /// When one table's writes pass 4 GiB (the buffer's 32-bit addressing).
+    fn from_iter<T: IntoIterator<Item = (K, Option<V>)>>(iter: T) -> Self {
+        let mut w = TableWrites::new();
+        for (k, v) in iter {
+            let inserted = w.insert(k.as_ref(), v.as_ref().map(AsRef::as_ref));
+            assert!(
+                inserted.is_ok(),
+                "write set over {TABLE_WRITES_BYTES_MAX} bytes"
+            );
+        }
+        w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(Vec<u8>, Option<Vec<u8>>),
+        Get(Vec<u8>),
+        Range(Vec<u8>, Vec<u8>, bool, bool),
+    }
+
+    fn small_key() -> impl Strategy<Value = Vec<u8>> {
+        // Few distinct keys, many sharing a prefix: overwrites and prefix ties.
+        prop_oneof![
+            prop::collection::vec(0u8..3, 0..7),
+            prop::collection::vec(any::<u8>(), 0..3),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (small_key(), prop::option::of(prop::collection::vec(any::<u8>(), 0..5)))
+                .prop_map(|(k, v)| Op::Put(k, v)),
+            1 => small_key().prop_map(Op::Get),
+            1 => (small_key(), small_key(), any::<bool>(), any::<bool>())
+                .prop_map(|(a, b, inc, rev)| Op::Range(a, b, inc, rev)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Against a `BTreeMap`: every get, range (both directions) and full iteration.
+        #[test]
+        fn behaves_as_a_sorted_map(ops in prop::collection::vec(op(), 0..600)) {
+            let mut w = TableWrites::new();
+            let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => {
+                        w.insert(&k, v.as_deref()).unwrap();
+                        model.insert(k, v);
+                    }
+                    Op::Get(k) => {
+                        let got = w.get(&k).map(|v| v.map(<[u8]>::to_vec));
+                        prop_assert_eq!(got, model.get(&k).cloned());
+                    }
+                    Op::Range(a, b, inclusive, reverse) => {
+                        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                        let hi_bound = if inclusive {
+                            Bound::Included(hi.as_slice())
+                        } else {
+                            Bound::Excluded(hi.as_slice())
+                        };
+                        let got: Vec<(Vec<u8>, Option<Vec<u8>>)> = w
+                            .range(Bound::Included(lo.as_slice()), hi_bound, reverse)
+                            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                            .collect();
+                        let mut want: Vec<(Vec<u8>, Option<Vec<u8>>)> = if !inclusive && lo == hi {
+                            Vec::new()
+                        } else {
+                            model
+                                .range::<[u8], _>((Bound::Included(lo.as_slice()), hi_bound))
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect()
+                        };
+                        if reverse {
+                            want.reverse();
+                        }
+                        prop_assert_eq!(got, want);
+                    }
+                }
+            }
+            let all: Vec<(Vec<u8>, Option<Vec<u8>>)> = w
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                .collect();
+            let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = model.into_iter().collect();
+            prop_assert_eq!(w.len(), want.len());
+            prop_assert_eq!(all, want);
+        }
+    }
+
+    #[test]
+    fn runs_stay_few_over_many_puts() {
+        let mut w = TableWrites::new();
+        for i in 0..100_000u32 {
+            let key = (i.wrapping_mul(2_654_435_761)).to_be_bytes();
+            w.insert(&key, Some(b"v")).unwrap();
+        }
+        assert!(w.runs.len() <= 13, "{} runs", w.runs.len());
+        assert_eq!(w.len(), 100_000);
+        assert!(w.keys().zip(w.keys().skip(1)).all(|(a, b)| a < b));
+    }
+
+    #[test]
+    fn long_values_and_keys_round_trip() {
+        let mut w = TableWrites::new();
+        let key = vec![7u8; 2048];
+        let value = vec![9u8; 70_000];
+        w.insert(&key, Some(&value)).unwrap();
+        w.insert(b"", None).unwrap();
+        assert_eq!(w.get(&key), Some(Some(value.as_slice())));
+        assert_eq!(w.get(b""), Some(None));
+        assert_eq!(w.get(b"x"), None);
+    }
+}
