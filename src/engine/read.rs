@@ -11,7 +11,9 @@ use super::value::{ReadPin, ValueRef};
 use crate::btree;
 use crate::btree::cursor::Cursor;
 use crate::error::Result;
-use crate::mvcc::history::{decode_list, find_in_list, history_key, newest_first, prune_list};
+use crate::mvcc::history::{
+    HISTORY_PREFIX, decode_list, find_in_list, history_key, newest_first, prune_list,
+};
 use crate::mvcc::{SCAN_BATCH_MAX, ScanBatch};
 use crate::types::TableId;
 use crate::util::bound_slice;
@@ -51,6 +53,23 @@ fn with_composite<T>(table: TableId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> 
             f(buf.get(..8 + key.len()).unwrap_or(&[]))
         }
         None => f(&btree::composite(table, key)),
+    }
+}
+
+/// Runs `f` on the history key of `key` in `table` ([`history_key`]), built without an
+/// allocation for keys up to [`STACK_KEY_MAX`] bytes.
+fn with_history_key<T>(table: TableId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    let mut buf = [0u8; 16 + STACK_KEY_MAX];
+    let (head, rest) = buf.split_at_mut(16);
+    let (prefix, id) = head.split_at_mut(8);
+    prefix.copy_from_slice(&HISTORY_PREFIX);
+    id.copy_from_slice(&table.to_be_bytes());
+    match rest.get_mut(..key.len()) {
+        Some(tail) => {
+            tail.copy_from_slice(key);
+            f(buf.get(..16 + key.len()).unwrap_or(&[]))
+        }
+        None => f(&history_key(table, key)),
     }
 }
 
@@ -218,7 +237,9 @@ impl Engine {
         if root == 0 {
             return Ok(None);
         }
-        if history && let Some(bytes) = self.tree_get(&p.view, root, &history_key(table, key))? {
+        if history
+            && let Some(bytes) = with_history_key(table, key, |k| self.tree_get(&p.view, root, k))?
+        {
             return Ok(match find_in_list(bytes, snapshot)? {
                 Some(Some(v)) => Some(Committed::Mapped(p.locate(v))),
                 _ => None,
