@@ -58,6 +58,9 @@ pub struct Transaction<'c> {
     dropped: Vec<TableId>,
     /// Committed table names resolved at the snapshot.
     names: RefCell<HashMap<String, TableId>>,
+    /// The last name resolved through `names`: a read loop on one table compares its
+    /// name instead of hashing it.
+    last_name: RefCell<Option<(String, TableId)>>,
     reads: RefCell<ReadSet>,
     /// The checkpointed tree and mapping this transaction reads, taken at `begin`.
     pin: RefCell<Arc<ReadPin>>,
@@ -138,6 +141,7 @@ impl<'c> Transaction<'c> {
             write_bytes: 0,
             dropped: Vec::new(),
             names: RefCell::new(HashMap::new()),
+            last_name: RefCell::new(None),
             reads: RefCell::new(ReadSet::default()),
             pin,
         })
@@ -161,6 +165,7 @@ impl<'c> Transaction<'c> {
             write_bytes: 0,
             dropped: Vec::new(),
             names: RefCell::new(HashMap::new()),
+            last_name: RefCell::new(None),
             reads: RefCell::new(ReadSet::default()),
             pin: read_pin,
         })
@@ -219,7 +224,13 @@ impl<'c> Transaction<'c> {
                 None => Err(Error::TableNotFound { table: name.into() }),
             };
         }
+        if let Some((last, id)) = &*self.last_name.borrow()
+            && last == name
+        {
+            return Ok(*id);
+        }
         if let Some(&id) = self.names.borrow().get(name) {
+            *self.last_name.borrow_mut() = Some((name.to_string(), id));
             return Ok(id);
         }
         self.record_point(CATALOG_TABLE, name.as_bytes());
@@ -340,6 +351,7 @@ impl<'c> Transaction<'c> {
             self.dropped.push(id);
         }
         self.names.borrow_mut().remove(name);
+        *self.last_name.borrow_mut() = None;
         self.add_write(CATALOG_TABLE, name.as_bytes(), None)
     }
 

@@ -46,6 +46,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// Bytes of keys and values above which a durable commit goes straight into the tree
+/// when it can ([`Engine::commit`]): below, a capsule and the version store cost less
+/// than rewriting the leaves its keys fall in.
+const TREE_COMMIT_DURABLE_BYTES_MIN: u64 = 1 << 20;
+
 /// Commits between two automatic checkpoint attempts.
 const CHECKPOINT_RETRY_COMMITS: u64 = 256;
 /// Commits between two attempts while the version store is more than twice over budget.
@@ -402,7 +407,7 @@ impl Engine {
         self.check_open()?;
         // A large transaction goes straight into the tree when no other snapshot is
         // live (`format-spec/btree.md`, "Tree commits"); otherwise the ordinary path.
-        if self.is_large(write_bytes)
+        if self.tree_sized(write_bytes, durability)
             && dropped.is_empty()
             && !self.read_only
             && let Some(_hold) = self.registry.try_exclusive(snapshot)
@@ -492,6 +497,15 @@ impl Engine {
     /// version-store budget: what makes a transaction large.
     fn is_large(&self, bytes: impl TryInto<u64>) -> bool {
         bytes.try_into().unwrap_or(u64::MAX) > self.version_bytes_max / 2
+    }
+
+    /// Whether a commit writing `bytes` is worth a tree commit: a large one always; a
+    /// durable one from [`TREE_COMMIT_DURABLE_BYTES_MIN`] (it pays two syncs anyway, and
+    /// its readers then read the tree rather than the version store). An `Applied`
+    /// commit below large stays in memory, as asked.
+    fn tree_sized(&self, bytes: usize, durability: Durability) -> bool {
+        self.is_large(bytes)
+            || (durability == Durability::Durable && bytes as u64 > TREE_COMMIT_DURABLE_BYTES_MIN)
     }
 
     /// After a transaction that wrote more than half the version-store budget and went
