@@ -244,6 +244,18 @@ impl<'t> ScanMerge<'t> {
 
     /// Moves to the next live entry; `false` at the end.
     fn advance(&mut self) -> Result<bool> {
+        // Only the tree left (the store's range done or never looked at, no own write
+        // to come): no merge, and no key to keep for a re-seek, which only a store
+        // batch still to read can ask for.
+        let store_pending = self.use_store && (!self.store.is_empty() || self.store_next.is_some());
+        if !store_pending && self.own.peek().is_none() {
+            self.fill_tree()?;
+            self.lent = self
+                .tree_head
+                .take()
+                .map(|(key, value)| Lent::Tree { key, value });
+            return Ok(self.lent.is_some());
+        }
         loop {
             self.fill_store()?;
             self.fill_tree()?;
