@@ -49,30 +49,40 @@ fn value_bytes_cached<'a>(
 ) -> Result<&'a [u8]> {
     match v {
         CellValue::Inline(b) => Ok(b),
-        CellValue::Overflow { page, len } => {
-            let r = match verified {
-                Some(set) if set.contains(page) => {
-                    run::read_run_trusted(file, PageKind::Overflow, page, page_size)?
-                }
-                _ => {
-                    let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
-                    if let Some(set) = verified {
-                        set.insert(page);
-                    }
-                    r
-                }
-            };
-            if r.value_len != len {
-                return Err(Error::corrupted(
-                    page,
-                    "overflow length does not match its leaf cell",
-                ));
-            }
-            r.payload
-                .get(..len as usize)
-                .ok_or_else(|| Error::corrupted(page, "overflow value longer than its run"))
-        }
+        CellValue::Overflow { page, len } => overflow_bytes(file, page_size, page, len, verified),
     }
+}
+
+/// The bytes of an overflow value (kept out of line: most values are inline).
+#[inline(never)]
+fn overflow_bytes<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    page: u64,
+    len: u32,
+    verified: Option<&Verified>,
+) -> Result<&'a [u8]> {
+    let r = match verified {
+        Some(set) if set.contains(page) => {
+            run::read_run_trusted(file, PageKind::Overflow, page, page_size)?
+        }
+        _ => {
+            let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
+            if let Some(set) = verified {
+                set.insert(page);
+            }
+            r
+        }
+    };
+    if r.value_len != len {
+        return Err(Error::corrupted(
+            page,
+            "overflow length does not match its leaf cell",
+        ));
+    }
+    r.payload
+        .get(..len as usize)
+        .ok_or_else(|| Error::corrupted(page, "overflow value longer than its run"))
 }
 
 /// Point lookup of a composite key; pages in `verified` skip their checksum.

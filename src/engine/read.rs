@@ -131,6 +131,7 @@ fn cover_cmp(a: &Bound<Vec<u8>>, b: &Bound<Vec<u8>>, reverse: bool) -> Ordering 
 
 /// Whether `key` lies on the near side of `covered`: an upper bound for a forward scan,
 /// a lower bound for a reverse one.
+#[inline]
 pub(crate) fn within(key: &[u8], covered: Bound<&[u8]>, reverse: bool) -> bool {
     match (covered, reverse) {
         (Bound::Unbounded, _) => true,

@@ -59,6 +59,7 @@ pub(crate) const PINNED_TABLES_MAX: usize = 4;
 
 impl ReadPin {
     /// Where `bytes` (a slice of this pin's view) lies in the view.
+    #[inline]
     pub(crate) fn locate(&self, bytes: &[u8]) -> (usize, usize) {
         let base = self.view.as_ptr() as usize;
         ((bytes.as_ptr() as usize).saturating_sub(base), bytes.len())
@@ -92,6 +93,7 @@ impl ReadPin {
 
     /// The bytes at `offset` of the view (empty when out of range, which a located
     /// slice never is).
+    #[inline]
     pub(crate) fn bytes(&self, offset: usize, len: usize) -> &[u8] {
         self.view.get(offset as u64, len).unwrap_or(&[])
     }

@@ -187,7 +187,7 @@ impl Storage for FileStorage {
             // and the reader reads nothing else.
             let mmap: Mmap = unsafe { MmapOptions::new().len(map_len).map(&self.file) }
                 .map_err(io_err("map the database file"))?;
-            View::new(Arc::new(mmap))
+            View::mapped(Arc::new(mmap))
         };
         *map = Some(MapState {
             view: view.clone(),

@@ -124,21 +124,42 @@ impl ViewBytes for memmap2::Mmap {
 /// alive even after the file grows and is remapped.
 #[derive(Clone)]
 pub struct View {
-    inner: Option<Arc<dyn ViewBytes>>,
+    inner: ViewInner,
+}
+
+/// What a view holds: a file mapping is reached without a dynamic call, since every
+/// read of the tree goes through it.
+#[derive(Clone)]
+enum ViewInner {
+    Empty,
+    Mapped(Arc<memmap2::Mmap>),
+    Other(Arc<dyn ViewBytes>),
 }
 
 impl View {
     /// A view over the given bytes.
     pub fn new(bytes: Arc<dyn ViewBytes>) -> View {
-        View { inner: Some(bytes) }
+        View {
+            inner: ViewInner::Other(bytes),
+        }
+    }
+
+    /// A view over a file mapping.
+    pub fn mapped(map: Arc<memmap2::Mmap>) -> View {
+        View {
+            inner: ViewInner::Mapped(map),
+        }
     }
 
     /// A view of an empty file.
     pub fn empty() -> View {
-        View { inner: None }
+        View {
+            inner: ViewInner::Empty,
+        }
     }
 
     /// The bytes at `offset..offset + len`, or `None` when the range passes the end.
+    #[inline]
     pub fn get(&self, offset: u64, len: usize) -> Option<&[u8]> {
         let start = usize::try_from(offset).ok()?;
         let end = start.checked_add(len)?;
@@ -148,10 +169,12 @@ impl View {
 
 impl Deref for View {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         match &self.inner {
-            Some(b) => b.bytes(),
-            None => &[],
+            ViewInner::Mapped(m) => m,
+            ViewInner::Other(b) => b.bytes(),
+            ViewInner::Empty => &[],
         }
     }
 }
