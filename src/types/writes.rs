@@ -24,6 +24,10 @@ const TAIL_MAX: usize = 32;
 /// Most bytes one table's buffer holds: handles address it with 32 bits.
 pub const TABLE_WRITES_BYTES_MAX: usize = u32::MAX as usize;
 
+/// Buffer length from which overwritten puts are dropped (see
+/// [`TableWrites::drop_overwritten`]).
+const REWRITE_BYTES_MIN: usize = 16 << 20;
+
 /// Room a put's two varints may take.
 const VARINTS_LEN_MAX: usize = 20;
 
@@ -37,6 +41,10 @@ pub struct TableWrites {
     runs: Vec<Vec<u64>>,
     /// The newest puts, unsorted, newest last (at most `TAIL_MAX`).
     tail: Vec<u64>,
+    /// Puts since the buffer was last rewritten.
+    puts: usize,
+    /// The buffer's length when it was last rewritten or checked for it.
+    checked_len: usize,
 }
 
 /// The buffer of one table's writes is full ([`TABLE_WRITES_BYTES_MAX`]).
@@ -76,6 +84,19 @@ fn read_varint(data: &[u8], at: &mut usize) -> u64 {
     v
 }
 
+/// Appends one put to `data` (the caller checked it fits 32-bit offsets) and returns its
+/// handle.
+fn append_entry(data: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> u64 {
+    let offset = data.len() as u64;
+    push_varint(data, key.len() as u64);
+    push_varint(data, value.map_or(0, |v| v.len() as u64 + 1));
+    data.extend_from_slice(key);
+    if let Some(v) = value {
+        data.extend_from_slice(v);
+    }
+    (u64::from(prefix(key)) << 32) | offset
+}
+
 fn handle_prefix(h: u64) -> u32 {
     (h >> 32) as u32
 }
@@ -96,18 +117,41 @@ impl TableWrites {
         if self.data.len().saturating_add(need) > TABLE_WRITES_BYTES_MAX {
             return Err(WritesFull);
         }
-        let offset = self.data.len() as u64;
-        push_varint(&mut self.data, key.len() as u64);
-        push_varint(&mut self.data, value.map_or(0, |v| v.len() as u64 + 1));
-        self.data.extend_from_slice(key);
-        if let Some(v) = value {
-            self.data.extend_from_slice(v);
-        }
-        self.tail.push((u64::from(prefix(key)) << 32) | offset);
+        let handle = append_entry(&mut self.data, key, value);
+        self.tail.push(handle);
+        self.puts += 1;
         if self.tail.len() >= TAIL_MAX {
             self.seal_tail();
+            self.drop_overwritten();
         }
         Ok(())
+    }
+
+    /// Rewrites the buffer with only each key's newest put when more than half the puts
+    /// since the last rewrite were overwritten (a transaction updating a few keys many
+    /// times would otherwise keep every value it ever wrote). Checked each time the
+    /// buffer doubles past [`REWRITE_BYTES_MIN`], so a load of distinct keys pays a sum,
+    /// not a walk; the new buffer is at most half the old one.
+    fn drop_overwritten(&mut self) {
+        if self.data.len() < REWRITE_BYTES_MIN.max(self.checked_len.saturating_mul(2)) {
+            return;
+        }
+        self.checked_len = self.data.len();
+        // Merges keep one handle per key: few handles for many puts means overwrites.
+        let handles = self.tail.len() + self.runs.iter().map(Vec::len).sum::<usize>();
+        if handles.saturating_mul(2) > self.puts {
+            return;
+        }
+        let mut data = Vec::new();
+        let mut run = Vec::new();
+        for (key, value) in self.iter() {
+            run.push(append_entry(&mut data, key, value));
+        }
+        self.puts = run.len();
+        self.checked_len = data.len();
+        self.data = data;
+        self.runs = vec![run];
+        self.tail.clear();
     }
 
     /// The newest put of `key`: `Some(None)` for a tombstone, `None` when not written.
@@ -325,6 +369,8 @@ impl Iter<'_> {
             data: Vec::new(),
             runs: Vec::new(),
             tail: Vec::new(),
+            puts: 0,
+            checked_len: 0,
         };
         Iter {
             writes: &NOTHING,
@@ -513,6 +559,30 @@ mod tests {
         assert!(w.runs.len() <= 13, "{} runs", w.runs.len());
         assert_eq!(w.len(), 100_000);
         assert!(w.keys().zip(w.keys().skip(1)).all(|(a, b)| a < b));
+    }
+
+    /// A few keys overwritten many times: the buffer keeps about their newest puts, not
+    /// every put (here 400,000 puts of 100-byte values, 40 MB in all).
+    #[test]
+    fn overwrites_do_not_pile_up() {
+        let mut w = TableWrites::new();
+        for i in 0..400_000u32 {
+            let key = (i % 10).to_be_bytes();
+            let mut value = [0u8; 100];
+            value[..4].copy_from_slice(&i.to_le_bytes());
+            w.insert(&key, Some(&value)).unwrap();
+        }
+        assert!(
+            w.buffer_len() <= 2 * REWRITE_BYTES_MIN,
+            "{}",
+            w.buffer_len()
+        );
+        assert_eq!(w.len(), 10);
+        for k in 0..10u32 {
+            let last = 400_000 - 10 + k;
+            let v = w.get(&k.to_be_bytes()).unwrap().unwrap();
+            assert_eq!(&v[..4], &last.to_le_bytes());
+        }
     }
 
     #[test]
