@@ -11,8 +11,9 @@
 //! touch the buffer. The newest puts sit unsorted in a short tail; a full tail becomes a
 //! sorted run holding one handle per key (the newest), and runs are merged so that each is
 //! at least twice the next newer one: about `log2(puts / TAIL_MAX)` runs, each put merged
-//! that many times. Overwritten puts stay in the buffer until the transaction ends (the
-//! transaction's byte limit counts every put, so they are bounded by it).
+//! that many times. Overwritten puts stay in the buffer until it is rewritten: each time it
+//! doubles past 16 MiB, if most puts since the last rewrite were overwrites, only each
+//! key's newest put is kept.
 
 use std::cmp::Ordering;
 use std::fmt;
