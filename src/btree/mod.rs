@@ -27,6 +27,16 @@ pub fn composite(table: u64, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// A composite key split into its table (0 when it is shorter than a table id) and the
+/// key within the table: the inverse of [`composite`].
+pub fn split_composite(composite: &[u8]) -> (u64, &[u8]) {
+    let table = composite
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes);
+    (table, composite.get(8..).unwrap_or(&[]))
+}
+
 /// The bytes of page `page` in `file`.
 #[inline]
 pub fn page_bytes(file: &[u8], page: u64, page_size: u32) -> Result<&[u8]> {

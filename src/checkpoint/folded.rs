@@ -4,6 +4,7 @@
 //! every key and value into a list first).
 
 use crate::btree::build::{Change, ChangeSource};
+use crate::btree::split_composite;
 use crate::mvcc::history::VersionList;
 use crate::types::{TableId, WriteSet};
 use std::cmp::Ordering;
@@ -64,15 +65,6 @@ pub(super) struct FoldMerge<'a> {
     seq: u64,
 }
 
-/// A store chain's composite key split into table and key.
-fn split(composite: &[u8]) -> (TableId, &[u8]) {
-    let table = composite
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_be_bytes);
-    (table, composite.get(8..).unwrap_or(&[]))
-}
-
 impl<'a> FoldMerge<'a> {
     /// The merge of `chains` with `writes` (a tree commit's, at its sequence).
     pub fn new(chains: &'a [(Vec<u8>, VersionList)], writes: Option<(u64, &'a WriteSet)>) -> Self {
@@ -103,13 +95,13 @@ impl<'a> Iterator for FoldMerge<'a> {
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (Some((composite, _)), Some((t, k, _))) => {
-                let (st, sk) = split(composite);
+                let (st, sk) = split_composite(composite);
                 st.cmp(t).then_with(|| sk.cmp(k))
             }
         };
         if order == Ordering::Less {
             let (composite, list) = self.store.next()?;
-            let (table, key) = split(composite);
+            let (table, key) = split_composite(composite);
             return Some((table, key, Versions::Store(list)));
         }
         let below = if order == Ordering::Equal {

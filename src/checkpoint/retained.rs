@@ -96,12 +96,8 @@ pub(super) fn history_changes(
         floor: persisted,
         drops: persisted_drops,
     } = read_history(file, page_size, root)?;
-    let is_dropped = |composite: &[u8]| {
-        composite
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .is_some_and(|b| dropped.contains(&u64::from_be_bytes(b)))
-    };
+    // (The catalog, table 0, which a short key would give, is never dropped.)
+    let is_dropped = |composite: &[u8]| dropped.contains(&btree::split_composite(composite).0);
     let nothing_kept = old.is_empty();
     let mut out: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = BTreeMap::new();
     let mut live = 0usize;

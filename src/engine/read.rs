@@ -41,35 +41,22 @@ pub(crate) enum Committed {
 /// Longest user key whose composite tree key is built on the stack.
 const STACK_KEY_MAX: usize = 120;
 
-/// Runs `f` on the composite tree key of `key` in `table`, built without an allocation
-/// for keys up to [`STACK_KEY_MAX`] bytes.
-fn with_composite<T>(table: TableId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
-    let mut buf = [0u8; 8 + STACK_KEY_MAX];
-    let (head, rest) = buf.split_at_mut(8);
-    head.copy_from_slice(&table.to_be_bytes());
-    match rest.get_mut(..key.len()) {
-        Some(tail) => {
-            tail.copy_from_slice(key);
-            f(buf.get(..8 + key.len()).unwrap_or(&[]))
-        }
-        None => f(&btree::composite(table, key)),
-    }
-}
-
-/// Runs `f` on the history key of `key` in `table` ([`history_key`]), built without an
-/// allocation for keys up to [`STACK_KEY_MAX`] bytes.
-fn with_history_key<T>(table: TableId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+/// Runs `f` on the tree key `head ++ table ++ key` (`head` empty: the composite key;
+/// [`HISTORY_PREFIX`]: the history key), built without an allocation for keys up to
+/// [`STACK_KEY_MAX`] bytes.
+fn with_tree_key<T>(head: &[u8], table: TableId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
     let mut buf = [0u8; 16 + STACK_KEY_MAX];
-    let (head, rest) = buf.split_at_mut(16);
-    let (prefix, id) = head.split_at_mut(8);
-    prefix.copy_from_slice(&HISTORY_PREFIX);
-    id.copy_from_slice(&table.to_be_bytes());
-    match rest.get_mut(..key.len()) {
-        Some(tail) => {
+    let len = head.len() + 8 + key.len();
+    match buf.get_mut(..len) {
+        Some(out) if head.len() <= 8 => {
+            let (h, rest) = out.split_at_mut(head.len());
+            let (id, tail) = rest.split_at_mut(8);
+            h.copy_from_slice(head);
+            id.copy_from_slice(&table.to_be_bytes());
             tail.copy_from_slice(key);
-            f(buf.get(..16 + key.len()).unwrap_or(&[]))
+            f(out)
         }
-        None => f(&history_key(table, key)),
+        _ => f(&[head, &btree::composite(table, key)].concat()),
     }
 }
 
@@ -239,14 +226,16 @@ impl Engine {
             return Ok(None);
         }
         if history
-            && let Some(bytes) = with_history_key(table, key, |k| self.tree_get(&p.view, root, k))?
+            && let Some(bytes) = with_tree_key(&HISTORY_PREFIX, table, key, |k| {
+                self.tree_get(&p.view, root, k)
+            })?
         {
             return Ok(match find_in_list(bytes, snapshot)? {
                 Some(Some(v)) => Some(Committed::Mapped(p.locate(v))),
                 _ => None,
             });
         }
-        let found = with_composite(table, key, |k| self.tree_get(&p.view, root, k))?;
+        let found = with_tree_key(&[], table, key, |k| self.tree_get(&p.view, root, k))?;
         Ok(found.map(|v| Committed::Mapped(p.locate(v))))
     }
 
