@@ -8,8 +8,9 @@
 //! is 0 for a tombstone, else the value's length plus one), then the key, then the value.
 //! A handle is the key's first four bytes (big-endian, zero-padded) in its high 32 bits and
 //! the put's offset in the buffer in its low 32, so most comparisons between handles never
-//! touch the buffer. The newest puts sit unsorted in a short tail; a full tail becomes a
-//! sorted run holding one handle per key (the newest), and runs are merged so that each is
+//! touch the buffer. The newest puts sit in a short tail kept sorted, one handle per key
+//! (a put of a key already there replaces its handle); a full tail becomes a sorted run,
+//! and runs are merged so that each is
 //! at least twice the next newer one: about `log2(puts / TAIL_MAX)` runs, each put merged
 //! that many times. Overwritten puts stay in the buffer until it is rewritten: each time it
 //! doubles past 16 MiB, if most puts since the last rewrite were overwrites, only each
@@ -19,7 +20,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Bound;
 
-/// Puts kept unsorted, newest last, before they become a sorted run.
+/// Keys kept in the tail before it becomes a run.
 const TAIL_MAX: usize = 32;
 
 /// Most bytes one table's buffer holds: handles address it with 32 bits.
@@ -40,12 +41,14 @@ pub struct TableWrites {
     data: Vec<u8>,
     /// Sorted runs, oldest first, one handle per key; a newer run's handle wins.
     runs: Vec<Vec<u64>>,
-    /// The newest puts, unsorted, newest last (at most `TAIL_MAX`).
+    /// The newest puts, sorted, one handle per key (fewer than `TAIL_MAX`); newer than
+    /// every run.
     tail: Vec<u64>,
-    /// Puts since the buffer was last rewritten.
-    puts: usize,
+    /// Puts since the buffer was last rewritten (each takes at least two of the buffer's
+    /// at most 2^32 bytes, so 32 bits hold it).
+    puts: u32,
     /// The buffer's length when it was last rewritten or checked for it.
-    checked_len: usize,
+    checked_len: u32,
 }
 
 /// The buffer of one table's writes is full ([`TABLE_WRITES_BYTES_MAX`]).
@@ -89,6 +92,8 @@ fn read_varint(data: &[u8], at: &mut usize) -> u64 {
 /// handle.
 fn append_entry(data: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> u64 {
     let offset = data.len() as u64;
+    // One growth for the whole put (a small transaction's buffer is allocated once).
+    data.reserve(VARINTS_LEN_MAX + key.len() + value.map_or(0, <[u8]>::len));
     push_varint(data, key.len() as u64);
     push_varint(data, value.map_or(0, |v| v.len() as u64 + 1));
     data.extend_from_slice(key);
@@ -119,12 +124,20 @@ impl TableWrites {
             return Err(WritesFull);
         }
         let handle = append_entry(&mut self.data, key, value);
-        self.tail.push(handle);
-        self.puts += 1;
+        let p = prefix(key);
+        match self.tail.binary_search_by(|&h| self.cmp_probe(h, p, key)) {
+            Ok(i) => {
+                if let Some(slot) = self.tail.get_mut(i) {
+                    *slot = handle;
+                }
+            }
+            Err(i) => self.tail.insert(i, handle),
+        }
+        self.puts = self.puts.saturating_add(1);
         if self.tail.len() >= TAIL_MAX {
             self.seal_tail();
-            self.drop_overwritten();
         }
+        self.drop_overwritten();
         Ok(())
     }
 
@@ -134,13 +147,14 @@ impl TableWrites {
     /// buffer doubles past [`REWRITE_BYTES_MIN`], so a load of distinct keys pays a sum,
     /// not a walk; the new buffer is at most half the old one.
     fn drop_overwritten(&mut self) {
-        if self.data.len() < REWRITE_BYTES_MIN.max(self.checked_len.saturating_mul(2)) {
+        let checked = self.checked_len as usize;
+        if self.data.len() < REWRITE_BYTES_MIN.max(checked.saturating_mul(2)) {
             return;
         }
-        self.checked_len = self.data.len();
+        self.checked_len = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
         // Merges keep one handle per key: few handles for many puts means overwrites.
         let handles = self.tail.len() + self.runs.iter().map(Vec::len).sum::<usize>();
-        if handles.saturating_mul(2) > self.puts {
+        if handles.saturating_mul(2) > self.puts as usize {
             return;
         }
         let mut data = Vec::new();
@@ -148,8 +162,8 @@ impl TableWrites {
         for (key, value) in self.iter() {
             run.push(append_entry(&mut data, key, value));
         }
-        self.puts = run.len();
-        self.checked_len = data.len();
+        self.puts = u32::try_from(run.len()).unwrap_or(u32::MAX);
+        self.checked_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         self.data = data;
         self.runs = vec![run];
         self.tail.clear();
@@ -158,12 +172,7 @@ impl TableWrites {
     /// The newest put of `key`: `Some(None)` for a tombstone, `None` when not written.
     pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         let p = prefix(key);
-        for &h in self.tail.iter().rev() {
-            if handle_prefix(h) == p && self.key(h) == key {
-                return Some(self.value(h));
-            }
-        }
-        for run in self.runs.iter().rev() {
+        for run in std::iter::once(&self.tail).chain(self.runs.iter().rev()) {
             if let Ok(i) = run.binary_search_by(|&h| self.cmp_probe(h, p, key)) {
                 return run.get(i).map(|&h| self.value(h));
             }
@@ -209,27 +218,21 @@ impl TableWrites {
             Bound::Excluded(k) => self.key(h) < k,
             Bound::Unbounded => true,
         };
-        let mut spans: Vec<(usize, usize)> = self
-            .runs
-            .iter()
-            .map(|run| {
-                let start = run.partition_point(|&h| below(h));
-                let end = run.partition_point(|&h| within(h)).max(start);
-                (start, end)
-            })
-            .collect();
-        let mut tail: Vec<u64> = self
-            .tail
-            .iter()
-            .copied()
-            .filter(|&h| !below(h) && within(h))
-            .collect();
-        self.sort_newest_per_key(&mut tail);
-        spans.push((0, tail.len()));
+        let span = |run: &[u64]| {
+            let start = match lo {
+                Bound::Unbounded => 0,
+                _ => run.partition_point(|&h| below(h)),
+            };
+            let end = match hi {
+                Bound::Unbounded => run.len(),
+                _ => run.partition_point(|&h| within(h)).max(start),
+            };
+            (start, end)
+        };
         Iter {
             writes: self,
-            tail,
-            spans,
+            tail: span(&self.tail),
+            spans: self.runs.iter().map(|run| span(run)).collect(),
             reverse,
         }
     }
@@ -272,20 +275,10 @@ impl TableWrites {
         }
     }
 
-    /// Sorts handles by key, keeping the newest (highest offset) of each key.
-    fn sort_newest_per_key(&self, hs: &mut Vec<u64>) {
-        hs.sort_unstable_by(|&a, &b| {
-            self.cmp_handles(a, b)
-                .then_with(|| handle_offset(b).cmp(&handle_offset(a)))
-        });
-        hs.dedup_by(|later, kept| self.cmp_handles(*later, *kept) == Ordering::Equal);
-    }
-
     /// Turns the tail into a run, then merges runs until each is at least twice the
     /// next newer one.
     fn seal_tail(&mut self) {
-        let mut run = std::mem::replace(&mut self.tail, Vec::with_capacity(TAIL_MAX));
-        self.sort_newest_per_key(&mut run);
+        let run = std::mem::replace(&mut self.tail, Vec::with_capacity(TAIL_MAX));
         self.runs.push(run);
         while let [.., older, newer] = self.runs.as_slice() {
             if newer.len() * 2 < older.len() {
@@ -356,9 +349,10 @@ impl Eq for TableWrites {}
 #[derive(Clone)]
 pub struct Iter<'a> {
     writes: &'a TableWrites,
-    /// The tail's handles in range, sorted, one per key.
-    tail: Vec<u64>,
-    /// Per source (each run, oldest first, then the tail): the part not yet yielded.
+    /// The part of the tail not yet yielded.
+    tail: (usize, usize),
+    /// Per run, oldest first: the part not yet yielded (empty, unallocated, when the
+    /// writes fit the tail).
     spans: Vec<(usize, usize)>,
     reverse: bool,
 }
@@ -375,28 +369,33 @@ impl Iter<'_> {
         };
         Iter {
             writes: &NOTHING,
-            tail: Vec::new(),
+            tail: (0, 0),
             spans: Vec::new(),
             reverse: false,
         }
     }
 
-    /// The next handle of source `i` in the iteration's direction.
+    /// The next handle of source `i` (each run, oldest first, then the tail) in the
+    /// iteration's direction.
     fn head(&self, i: usize) -> Option<u64> {
-        let (start, end) = *self.spans.get(i)?;
+        let ((start, end), source) = match self.spans.get(i) {
+            Some(&span) => (span, self.writes.runs.get(i)?.as_slice()),
+            None => (self.tail, self.writes.tail.as_slice()),
+        };
         if start >= end {
             return None;
         }
-        let source = match self.writes.runs.get(i) {
-            Some(run) => run.as_slice(),
-            None => self.tail.as_slice(),
-        };
         let at = if self.reverse { end - 1 } else { start };
         source.get(at).copied()
     }
 
     fn advance(&mut self, i: usize) {
-        if let Some((start, end)) = self.spans.get_mut(i) {
+        let span = if i < self.spans.len() {
+            self.spans.get_mut(i)
+        } else {
+            Some(&mut self.tail)
+        };
+        if let Some((start, end)) = span {
             if self.reverse {
                 *end -= 1;
             } else {
@@ -417,8 +416,13 @@ impl<'a> Iterator for Iter<'a> {
             Ordering::Less
         };
         // The first key in the direction; on a tie the later (newer) source wins.
+        if self.spans.is_empty() {
+            let h = self.head(0)?;
+            self.advance(0);
+            return Some(w.entry(h));
+        }
         let mut best: Option<u64> = None;
-        for i in 0..self.spans.len() {
+        for i in 0..=self.spans.len() {
             let Some(h) = self.head(i) else { continue };
             let o = best.map_or(wanted, |b| w.cmp_handles(h, b));
             if o == wanted || o == Ordering::Equal {
@@ -426,7 +430,7 @@ impl<'a> Iterator for Iter<'a> {
             }
         }
         let best = best?;
-        for i in 0..self.spans.len() {
+        for i in 0..=self.spans.len() {
             if self
                 .head(i)
                 .is_some_and(|h| w.cmp_handles(h, best) == Ordering::Equal)
@@ -548,6 +552,14 @@ mod tests {
             prop_assert_eq!(w.len(), want.len());
             prop_assert_eq!(all, want);
         }
+    }
+
+    /// A `WriteSet` leaf node holds 11 of these: at 80 bytes it stays within the
+    /// allocator's small-size cache (at 88 every transaction's first write paid for a
+    /// large-block allocation).
+    #[test]
+    fn table_writes_stay_small() {
+        assert!(std::mem::size_of::<TableWrites>() <= 80);
     }
 
     #[test]
