@@ -12,13 +12,14 @@
 
 use capsuledb::format::{
     CAPSULE_MAGIC, HEADER_COPY_OFFSETS, HEADER_LEN, MARKER_LEN, PROOF_LEN, PROOF_MAGIC, PageKind,
-    capsule_total_len, decode_capsule, first_data_page,
+    capsule_total_len, decode_capsule, encode_list, first_data_page,
 };
 use capsuledb::storage::SimStorage;
 use capsuledb::{Durability, Options};
 use capsuledb_fuzz::{
     DECODE_CAPSULE, DECODE_CAPSULE_IN_DB, DECODE_HEADER, DECODE_HEADER_FIXED, DECODE_LOG_IN_DB,
-    DECODE_MARKER, DECODE_PAGE, DECODE_PAGE_FIXED, DECODE_PROOF, DECODE_TREE_IN_DB, op,
+    DECODE_MARKER, DECODE_PAGE, DECODE_PAGE_FIXED, DECODE_PROOF, DECODE_TREE_IN_DB,
+    DECODE_VERSION_LIST, op,
     sample_database, trim_database,
 };
 use std::path::Path;
@@ -245,6 +246,30 @@ fn decode_seeds(db: &[u8]) -> Vec<(String, Vec<u8>)> {
             vec![DECODE_CAPSULE_IN_DB, index, 1, 4],
         ));
     }
+    // A version list of three elements (a value, a deletion, an empty value), read at
+    // seq 6, indexed and in the version-2 layout.
+    let list = [
+        (9u64, Some(Arc::from(&b"nine"[..]))),
+        (5, None),
+        (0, Some(Arc::from(&b""[..]))),
+    ];
+    let at = 6u64.to_le_bytes();
+    seeds.push((
+        "version_list".into(),
+        [&[DECODE_VERSION_LIST][..], &at, &encode_list(&list).expect("a small list")].concat(),
+    ));
+    let mut v2 = 3u32.to_le_bytes().to_vec();
+    for (seq, v) in &list {
+        v2.extend_from_slice(&seq.to_le_bytes());
+        v2.push(u8::from(v.is_some()));
+        let b: &[u8] = v.as_deref().unwrap_or(&[]);
+        v2.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        v2.extend_from_slice(b);
+    }
+    seeds.push((
+        "version_list_v2".into(),
+        [&[DECODE_VERSION_LIST][..], &at, &v2].concat(),
+    ));
     seeds
 }
 

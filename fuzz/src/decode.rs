@@ -1,6 +1,6 @@
-//! The `decode` harness: the first byte picks a mode (`DECODE_*`). Modes 0-6 run every
-//! public decoder of `capsuledb::format` on the bytes, raw and with the checksum fixed
-//! up so the structural checks behind it are reached; modes 7-9 are in
+//! The `decode` harness: the first byte picks a mode (`DECODE_*`). Modes 0-6 and 10 run
+//! every public decoder of `capsuledb::format` on the bytes, raw and with the checksum
+//! fixed up so the structural checks behind it are reached; modes 7-9 are in
 //! [`decode_in_db`](super::decode_in_db).
 
 use super::decode_in_db::{capsule_in_database, page_in_database};
@@ -8,11 +8,12 @@ use super::input::{Input, u64_at};
 use capsuledb::format::{
     CAPSULE_HEADER_LEN, HEADER_LEN, Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker,
     MarkerPageHeader, PROOF_LEN, PageKind, Proof, capsule_total_len, checksum, decode_capsule,
-    encode_capsule, first_data_page, verify_log_page, verify_sealed_page,
+    decode_list, encode_capsule, encode_list, find_in_list, first_data_page, verify_log_page,
+    verify_sealed_page,
 };
 
 /// Modes of [`fuzz_decode`], chosen by the first input byte modulo this.
-pub const DECODE_MODES: u8 = 10;
+pub const DECODE_MODES: u8 = 11;
 /// Mode: `Header::decode` on the bytes as they are.
 pub const DECODE_HEADER: u8 = 0;
 /// Mode: `Header::decode` after fixing the checksum field.
@@ -34,6 +35,9 @@ pub const DECODE_LOG_IN_DB: u8 = 8;
 /// Mode: a committed capsule in the log of a real database replaced, with its
 /// checksum, its proof and every marker from its own on fixed to match.
 pub const DECODE_CAPSULE_IN_DB: u8 = 9;
+/// Mode: a history version list (`decode_list`, and `find_in_list` at the sequence the
+/// first 8 bytes give, on the rest).
+pub const DECODE_VERSION_LIST: u8 = 10;
 
 /// Decodes arbitrary bytes with the decoder the first byte names (see `DECODE_*`):
 /// never a panic; whatever decodes re-encodes to the same bytes; a page whose header
@@ -52,7 +56,35 @@ pub fn fuzz_decode(data: &[u8]) {
         DECODE_CAPSULE => decode_capsule_bytes(rest),
         DECODE_TREE_IN_DB => page_in_database(rest, true),
         DECODE_LOG_IN_DB => page_in_database(rest, false),
-        _ => capsule_in_database(rest),
+        DECODE_CAPSULE_IN_DB => capsule_in_database(rest),
+        _ => decode_version_list(rest),
+    }
+}
+
+/// A list that decodes answers every read like its decoded form and, when indexed,
+/// re-encodes to the same bytes; one that does not decode never panics a read either.
+fn decode_version_list(rest: &[u8]) {
+    let seq = u64_at(rest, 0);
+    let bytes = rest.get(8..).unwrap_or(&[]);
+    let found = find_in_list(bytes, seq);
+    let Ok(list) = decode_list(bytes) else {
+        return;
+    };
+    let want = list
+        .iter()
+        .find(|(s, _)| *s <= seq)
+        .map(|(_, v)| v.as_deref());
+    assert_eq!(
+        found.ok(),
+        Some(want),
+        "find_in_list disagrees with decode_list"
+    );
+    if bytes.get(..4) == Some(&[0, 0, 0, 0]) {
+        assert_eq!(
+            encode_list(&list).ok().as_deref(),
+            Some(bytes),
+            "a decoded list re-encodes differently"
+        );
     }
 }
 

@@ -40,7 +40,7 @@ pub use api_model::{OP_COUNT, fuzz_api_model};
 pub use decode::{
     DECODE_CAPSULE, DECODE_CAPSULE_IN_DB, DECODE_HEADER, DECODE_HEADER_FIXED, DECODE_LOG_IN_DB,
     DECODE_MARKER, DECODE_MODES, DECODE_PAGE, DECODE_PAGE_FIXED, DECODE_PROOF, DECODE_TREE_IN_DB,
-    fuzz_decode,
+    DECODE_VERSION_LIST, fuzz_decode,
 };
 pub use model::MODEL_TABLES;
 pub use open_bytes::fuzz_open_bytes;

@@ -128,7 +128,7 @@ pub(super) fn history_changes(
         prune_list(&mut merged, floor);
         if merged.len() > 1 {
             live += 1;
-            out.insert(hk, Some(Arc::from(encode_list(&merged))));
+            out.insert(hk, Some(Arc::from(encode_list(&merged)?)));
         } else if existed {
             out.insert(hk, None);
         }
@@ -145,7 +145,7 @@ pub(super) fn history_changes(
         } else {
             live += 1;
             if list.len() != n {
-                out.insert(hk, Some(Arc::from(encode_list(&list))));
+                out.insert(hk, Some(Arc::from(encode_list(&list)?)));
             }
         }
     }

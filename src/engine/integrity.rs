@@ -7,9 +7,13 @@ use crate::checkpoint::read_free_list;
 use crate::error::{Error, Result};
 use crate::format::first_data_page;
 use crate::mvcc::VersionStore;
+use crate::mvcc::history::{HISTORY_PREFIX, decode_list};
 use crate::types::CATALOG_TABLE;
 use std::collections::BTreeSet;
 use std::ops::Bound;
+
+/// A check of one tree entry (key, value), adding what it finds to the report.
+type EntryCheck<'a> = dyn FnMut(&mut IntegrityReport, &[u8], &[u8]) + 'a;
 
 /// What [`crate::Database::check_integrity`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,41 +81,59 @@ impl Engine {
                 Err(err) => problem(&mut r, err),
             }
             r.tree_pages = tree.len() as u64;
-            // The catalog: names to 8-byte ids.
-            let mut lo = Bound::Included(CATALOG_TABLE.to_be_bytes().to_vec());
-            let hi = 1u64.to_be_bytes();
-            loop {
-                match btree::scan_leaf(
-                    &file,
-                    ps,
-                    header.catalog_root,
-                    lo.as_ref().map(|v| v.as_slice()),
-                    Bound::Excluded(&hi[..]),
-                    false,
-                    None,
-                ) {
-                    Ok(batch) => {
-                        for (k, v) in &batch.entries {
-                            r.tables += 1;
-                            if v.len() != 8 {
-                                r.problems.push(format!(
-                                    "catalog entry {} holds {} bytes, not a table id",
-                                    crate::util::show_bytes(k.get(8..).unwrap_or(&[])),
-                                    v.len()
-                                ));
+            // Every entry of the tree keys in `[lo, hi)`, leaf after leaf.
+            let range = |r: &mut IntegrityReport, lo: &[u8], hi: &[u8], f: &mut EntryCheck<'_>| {
+                let mut lo = lo.to_vec();
+                loop {
+                    match btree::scan_leaf(
+                        &file,
+                        ps,
+                        header.catalog_root,
+                        Bound::Included(&lo[..]),
+                        Bound::Excluded(hi),
+                        false,
+                        None,
+                    ) {
+                        Ok(batch) => {
+                            for (k, v) in &batch.entries {
+                                f(r, k, v);
+                            }
+                            match batch.leaf_edge {
+                                Some(edge) if edge.as_slice() < hi => lo = edge,
+                                _ => break,
                             }
                         }
-                        match batch.leaf_edge {
-                            Some(edge) if edge.as_slice() < &hi[..] => lo = Bound::Included(edge),
-                            _ => break,
+                        Err(err) => {
+                            problem(r, err);
+                            break;
                         }
                     }
-                    Err(err) => {
-                        problem(&mut r, err);
-                        break;
-                    }
                 }
-            }
+            };
+            // The catalog: names to 8-byte ids.
+            let catalog = CATALOG_TABLE.to_be_bytes();
+            range(&mut r, &catalog, &1u64.to_be_bytes(), &mut |r, k, v| {
+                r.tables += 1;
+                if v.len() != 8 {
+                    r.problems.push(format!(
+                        "catalog entry {} holds {} bytes, not a table id",
+                        crate::util::show_bytes(k.get(8..).unwrap_or(&[])),
+                        v.len()
+                    ));
+                }
+            });
+            // History entries: every version list decodes (the floor and the kept drops
+            // sit after them, under a second `FF×8`).
+            let history_end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
+            range(&mut r, &HISTORY_PREFIX, &history_end, &mut |r, k, v| {
+                if let Err(err) = decode_list(v) {
+                    let (table, key) = btree::split_composite(k.get(8..).unwrap_or(&[]));
+                    r.problems.push(format!(
+                        "the history entry of key {} in table {table}: {err}",
+                        crate::util::show_bytes(key)
+                    ));
+                }
+            });
 
             // The persisted free list must match what the engine holds.
             let persisted = read_free_list(

@@ -225,7 +225,10 @@ impl Engine {
         if root == 0 {
             return Ok(None);
         }
+        // The tree's ordinary entries are its state at `checkpoint_seq`: a snapshot at or
+        // above it needs no history entry.
         if history
+            && snapshot < p.tree.checkpoint_seq
             && let Some(bytes) = with_tree_key(&HISTORY_PREFIX, table, key, |k| {
                 self.tree_get(&p.view, root, k)
             })?
@@ -287,7 +290,7 @@ impl Engine {
             for (k, v) in scan(&prefix, &mut covered)? {
                 tree_entries.push((k, Some(mapped(v))));
             }
-            if history {
+            if history && snapshot < p.tree.checkpoint_seq {
                 let prefix = history_key(table, &[]);
                 let mut hist = Vec::new();
                 for (k, v) in scan(&prefix, &mut covered)? {

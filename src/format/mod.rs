@@ -11,8 +11,8 @@ mod page;
 mod proof;
 #[cfg(test)]
 pub(crate) mod spec_table;
+mod version_list;
 
-/// A capsule's writes: per table, each key's newest value or tombstone.
 pub use crate::types::{TableWrites, WriteSet};
 pub use capsule::{
     CAPSULE_HEADER_LEN, CAPSULE_MAGIC, Capsule, CapsuleFault, EncodedCapsule, capsule_total_len,
@@ -25,11 +25,13 @@ pub use page::{
     write_log_page_header,
 };
 pub use proof::{PROOF_LEN, PROOF_MAGIC, Proof};
+/// A capsule's writes: per table, each key's newest value or tombstone.
+pub use version_list::{VersionList, decode_list, encode_list, find_in_list};
 
 /// The newest format version this build reads and writes (`format-spec/README.md`,
 /// "Version changes"). Version-1 files are read too, and upgraded by their first header
 /// write.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Bytes at the start of the file reserved for the two header copies.
 pub const HEADER_REGION_LEN: u64 = 8192;

@@ -13,7 +13,7 @@
 //! tree value is its value at every retained `S`.
 
 use crate::error::{Error, Result};
-use crate::types::{TableId, Value};
+use crate::types::TableId;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -97,120 +97,10 @@ pub enum HistoryRetention {
     Duration(Duration),
 }
 
-/// Versions of one key, newest first.
-pub type VersionList = Vec<(u64, Value)>;
-
-/// Byte length of one encoded element's head: seq (8), flag (1), length (4).
-const ELEMENT_HEAD: usize = 13;
-
-/// Encodes a version list (`format-spec/btree.md`, "History").
-pub fn encode_list(list: &[(u64, Value)]) -> Vec<u8> {
-    let len = 4 + list
-        .iter()
-        .map(|(_, v)| ELEMENT_HEAD + v.as_ref().map_or(0, |b| b.len()))
-        .sum::<usize>();
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&(list.len() as u32).to_le_bytes());
-    for (seq, v) in list {
-        out.extend_from_slice(&seq.to_le_bytes());
-        out.push(u8::from(v.is_some()));
-        let bytes = v.as_deref().unwrap_or(&[]);
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
-    }
-    out
-}
+pub use crate::format::{VersionList, decode_list, encode_list, find_in_list};
 
 fn corrupt(what: &str) -> Error {
     Error::corrupted(0, format!("history entry: {what}"))
-}
-
-/// The elements of an encoded list in order, each `(seq, value or None)`, checked as
-/// they are read: every length against the bytes present (so a damaged entry is an
-/// error, never a large allocation), the flag, and strictly decreasing sequences. After
-/// the last element, the list's bytes must be used up exactly.
-/// One decoded element: its seq and its value (`None`: deleted), borrowed.
-type Element<'a> = (u64, Option<&'a [u8]>);
-
-struct Elements<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    left: usize,
-    last_seq: Option<u64>,
-}
-
-fn elements(bytes: &[u8]) -> Result<Elements<'_>> {
-    let count = bytes
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or_else(|| corrupt("shorter than its count"))? as usize;
-    if count == 0 || count > bytes.len() / ELEMENT_HEAD {
-        return Err(corrupt("element count does not fit its length"));
-    }
-    Ok(Elements {
-        bytes,
-        at: 4,
-        left: count,
-        last_seq: None,
-    })
-}
-
-impl<'a> Elements<'a> {
-    fn next_element(&mut self) -> Result<Option<Element<'a>>> {
-        if self.left == 0 {
-            if self.at != self.bytes.len() {
-                return Err(corrupt("trailing bytes"));
-            }
-            return Ok(None);
-        }
-        self.left -= 1;
-        let at = self.at;
-        let head = self
-            .bytes
-            .get(at..at + ELEMENT_HEAD)
-            .ok_or_else(|| corrupt("element past its end"))?;
-        let field = |r: std::ops::Range<usize>| head.get(r).unwrap_or(&[]);
-        let seq = u64::from_le_bytes(field(0..8).try_into().unwrap_or([0; 8]));
-        let len = u32::from_le_bytes(field(9..13).try_into().unwrap_or([0; 4])) as usize;
-        let body = self
-            .bytes
-            .get(at + ELEMENT_HEAD..(at + ELEMENT_HEAD).saturating_add(len))
-            .ok_or_else(|| corrupt("value past its end"))?;
-        self.at = at + ELEMENT_HEAD + len;
-        if self.last_seq.is_some_and(|last| seq >= last) {
-            return Err(corrupt("sequences not newest first"));
-        }
-        self.last_seq = Some(seq);
-        match (field(8..9), len) {
-            ([0], 0) => Ok(Some((seq, None))),
-            ([1], _) => Ok(Some((seq, Some(body)))),
-            _ => Err(corrupt("bad element flag")),
-        }
-    }
-}
-
-/// Decodes a version list (see [`Elements`] for what is checked).
-pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
-    let mut it = elements(bytes)?;
-    let mut list = Vec::with_capacity(it.left);
-    while let Some((seq, value)) = it.next_element()? {
-        list.push((seq, value.map(Arc::from)));
-    }
-    Ok(list)
-}
-
-/// The element a read at `seq` sees, found in an encoded list without decoding the rest:
-/// `None` when no element is at or below `seq`, `Some(None)` for a deletion, else the
-/// value's bytes (a slice of `bytes`).
-pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
-    let mut it = elements(bytes)?;
-    while let Some((s, value)) = it.next_element()? {
-        if s <= seq {
-            return Ok(Some(value));
-        }
-    }
-    Ok(None)
 }
 
 /// Orders versions gathered from several places (the store, a history entry) newest
@@ -226,13 +116,6 @@ pub fn prune_list(list: &mut VersionList, floor: u64) {
     if let Some(i) = list.iter().position(|(s, _)| *s <= floor) {
         list.truncate(i + 1);
     }
-}
-
-/// The element a read at `seq` sees: the newest at or below it (the decoded form of
-/// [`find_in_list`], which the read path uses).
-#[cfg(test)]
-pub fn resolve(list: &[(u64, Value)], seq: u64) -> Option<&Value> {
-    list.iter().find(|(s, _)| *s <= seq).map(|(_, v)| v)
 }
 
 struct State {
@@ -377,60 +260,6 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    fn v(b: &[u8]) -> Value {
-        Some(Arc::from(b))
-    }
-
-    #[test]
-    fn layout_matches_the_spec() {
-        use crate::format::spec_table;
-        let md = include_str!("../../format-spec/btree.md");
-        let list = spec_table::rows(md, "### Version list");
-        spec_table::assert_layout(&list, &[("count", 0, 4), ("elements", 4, 0)]);
-        let element = spec_table::rows(md, "Version list element");
-        spec_table::assert_layout(
-            &element,
-            &[
-                ("seq", 0, 8),
-                ("flag", 8, 1),
-                ("len", 9, 4),
-                ("value", ELEMENT_HEAD, 0),
-            ],
-        );
-        // One element with a 3-byte value, encoded, matches the offsets.
-        let bytes = encode_list(&[(0x0102, Some(Arc::from(&b"abc"[..])))]);
-        assert_eq!(&bytes[..4], &1u32.to_le_bytes());
-        assert_eq!(&bytes[4..12], &0x0102u64.to_le_bytes());
-        assert_eq!(bytes[12], 1);
-        assert_eq!(&bytes[13..17], &3u32.to_le_bytes());
-        assert_eq!(&bytes[17..], b"abc");
-    }
-
-    #[test]
-    fn list_round_trip_and_resolve() {
-        let list = vec![(9, v(b"c")), (5, None), (2, v(b"a"))];
-        let bytes = encode_list(&list);
-        assert_eq!(decode_list(&bytes).unwrap(), list);
-        assert_eq!(resolve(&list, 10), Some(&v(b"c")));
-        assert_eq!(resolve(&list, 6), Some(&None));
-        assert_eq!(resolve(&list, 4), Some(&v(b"a")));
-        assert_eq!(resolve(&list, 1), None);
-        for seq in 0..12 {
-            let found = find_in_list(&bytes, seq).unwrap();
-            assert_eq!(
-                found.map(|v| v.map(<[u8]>::to_vec)),
-                resolve(&list, seq).map(|v| v.as_deref().map(<[u8]>::to_vec)),
-                "at {seq}"
-            );
-        }
-        let mut p = list.clone();
-        prune_list(&mut p, 6);
-        assert_eq!(p, vec![(9, v(b"c")), (5, None)]);
-        prune_list(&mut p, 100);
-        assert_eq!(p, vec![(9, v(b"c"))]);
-    }
 
     #[test]
     fn floor_follows_retention_and_stops_at_pins() {
@@ -453,24 +282,5 @@ mod tests {
         assert_eq!(h.advance(40, 100), 35);
         let s = History::new(HistoryRetention::Snapshots, 3, 3);
         assert_eq!(s.advance(50, 44), 44);
-    }
-
-    proptest! {
-        #[test]
-        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), seq in any::<u64>()) {
-            let _ = decode_list(&bytes);
-            let _ = find_in_list(&bytes, seq);
-        }
-
-        #[test]
-        fn round_trip(raw in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..20)), 1..10)) {
-            let n = raw.len() as u64;
-            let list: VersionList = raw
-                .into_iter()
-                .enumerate()
-                .map(|(i, (some, b))| (n - i as u64, some.then(|| Arc::from(b.as_slice()))))
-                .collect();
-            prop_assert_eq!(decode_list(&encode_list(&list)).unwrap(), list);
-        }
     }
 }

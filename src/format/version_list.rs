@@ -1,0 +1,381 @@
+//! The encoded version list of a history entry (`format-spec/btree.md`, "Version list"):
+//! a count and an index of `(seq, offset)` entries, newest first, then one record per
+//! element (a flag byte and the value). A read at `S` binary-searches the index and
+//! touches one record. Lists written by version-2 builds have no index (each element
+//! carries its own sequence and length); they are told apart by their first four bytes
+//! (`0` here, the count there) and still read.
+
+use crate::error::{Error, Result};
+use crate::types::Value;
+use std::sync::Arc;
+
+/// Versions of one key, newest first.
+pub type VersionList = Vec<(u64, Value)>;
+
+/// One decoded element: its seq and its value (`None`: deleted), borrowed.
+type Element<'a> = (u64, Option<&'a [u8]>);
+
+/// Bytes before the index: the tag and the count.
+const HEAD: usize = 8;
+
+/// Bytes of one index entry: seq (8), record offset (4).
+const ENTRY: usize = 12;
+
+/// Byte length of a version-2 element's head: seq (8), flag (1), length (4).
+const V2_ELEMENT_HEAD: usize = 13;
+
+fn corrupt(what: &str) -> Error {
+    Error::corrupted(0, format!("history entry: {what}"))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    bytes
+        .get(at..at.checked_add(4)?)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    bytes
+        .get(at..at.checked_add(8)?)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+}
+
+/// Encodes a version list, newest first, with its index. A list past 4 GiB (record
+/// offsets are 32-bit) is [`Error::ValueTooLarge`]; a history entry is one tree value,
+/// far below that.
+pub fn encode_list(list: &[(u64, Value)]) -> Result<Vec<u8>> {
+    let index_end = HEAD + ENTRY * list.len();
+    let records: usize = list
+        .iter()
+        .map(|(_, v)| 1 + v.as_ref().map_or(0, |b| b.len()))
+        .sum();
+    let len = index_end + records;
+    let too_large = || Error::ValueTooLarge {
+        len,
+        max: u32::MAX as usize,
+    };
+    let count = u32::try_from(list.len()).map_err(|_| too_large())?;
+    if u32::try_from(len).is_err() {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    let mut offset = index_end;
+    for (seq, v) in list {
+        out.extend_from_slice(&seq.to_le_bytes());
+        // Below `len`, checked above.
+        out.extend_from_slice(&(offset as u32).to_le_bytes());
+        offset += 1 + v.as_ref().map_or(0, |b| b.len());
+    }
+    for (_, v) in list {
+        out.push(u8::from(v.is_some()));
+        out.extend_from_slice(v.as_deref().unwrap_or(&[]));
+    }
+    Ok(out)
+}
+
+/// An indexed list's parts, checked to fit: its count and its bytes.
+struct Indexed<'a> {
+    bytes: &'a [u8],
+    count: usize,
+}
+
+impl<'a> Indexed<'a> {
+    /// `None` when `bytes` is a version-2 list.
+    fn parse(bytes: &'a [u8]) -> Result<Option<Self>> {
+        match u32_at(bytes, 0) {
+            None => Err(corrupt("shorter than its count")),
+            Some(0) => {
+                let count = u32_at(bytes, 4).ok_or_else(|| corrupt("shorter than its count"))?;
+                let count = count as usize;
+                // Each element takes an index entry and at least its flag byte.
+                if count == 0 || count > (bytes.len() - HEAD) / (ENTRY + 1) {
+                    return Err(corrupt("element count does not fit its length"));
+                }
+                Ok(Some(Indexed { bytes, count }))
+            }
+            Some(_) => Ok(None),
+        }
+    }
+
+    fn seq(&self, i: usize) -> u64 {
+        u64_at(self.bytes, HEAD + ENTRY * i).unwrap_or(0)
+    }
+
+    fn offset(&self, i: usize) -> usize {
+        u32_at(self.bytes, HEAD + ENTRY * i + 8).unwrap_or(0) as usize
+    }
+
+    /// Element `i`, its record checked against the index and the bytes.
+    fn element(&self, i: usize) -> Result<Element<'a>> {
+        let start = self.offset(i);
+        let end = if i + 1 < self.count {
+            self.offset(i + 1)
+        } else {
+            self.bytes.len()
+        };
+        if start < HEAD + ENTRY * self.count || start >= end {
+            return Err(corrupt("record offsets out of order"));
+        }
+        let record = self
+            .bytes
+            .get(start..end)
+            .ok_or_else(|| corrupt("record past its end"))?;
+        match record.split_first() {
+            Some((1, value)) => Ok((self.seq(i), Some(value))),
+            Some((0, [])) => Ok((self.seq(i), None)),
+            _ => Err(corrupt("bad element flag")),
+        }
+    }
+}
+
+/// A version-2 list's elements in order, each checked as it is read: every length
+/// against the bytes present (so a damaged entry is an error, never a large allocation),
+/// the flag, and strictly decreasing sequences. After the last element, the list's
+/// bytes must be used up exactly.
+struct V2Elements<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    left: usize,
+    last_seq: Option<u64>,
+}
+
+impl<'a> V2Elements<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let count = u32_at(bytes, 0).ok_or_else(|| corrupt("shorter than its count"))? as usize;
+        if count == 0 || count > bytes.len() / V2_ELEMENT_HEAD {
+            return Err(corrupt("element count does not fit its length"));
+        }
+        Ok(V2Elements {
+            bytes,
+            at: 4,
+            left: count,
+            last_seq: None,
+        })
+    }
+
+    fn next_element(&mut self) -> Result<Option<Element<'a>>> {
+        if self.left == 0 {
+            if self.at != self.bytes.len() {
+                return Err(corrupt("trailing bytes"));
+            }
+            return Ok(None);
+        }
+        self.left -= 1;
+        let at = self.at;
+        let seq = u64_at(self.bytes, at).ok_or_else(|| corrupt("element past its end"))?;
+        let flag = self.bytes.get(at + 8).copied();
+        let len = u32_at(self.bytes, at + 9).ok_or_else(|| corrupt("element past its end"))?;
+        let len = len as usize;
+        let body_at = at + V2_ELEMENT_HEAD;
+        let body = self
+            .bytes
+            .get(body_at..body_at.saturating_add(len))
+            .ok_or_else(|| corrupt("value past its end"))?;
+        self.at = body_at + len;
+        if self.last_seq.is_some_and(|last| seq >= last) {
+            return Err(corrupt("sequences not newest first"));
+        }
+        self.last_seq = Some(seq);
+        match (flag, len) {
+            (Some(0), 0) => Ok(Some((seq, None))),
+            (Some(1), _) => Ok(Some((seq, Some(body)))),
+            _ => Err(corrupt("bad element flag")),
+        }
+    }
+}
+
+/// Decodes a version list of either version, checking all of it: sequences strictly
+/// decreasing, records in order and using the bytes up exactly, flags valid.
+pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
+    let Some(list) = Indexed::parse(bytes)? else {
+        let mut it = V2Elements::parse(bytes)?;
+        let mut out = Vec::with_capacity(it.left);
+        while let Some((seq, value)) = it.next_element()? {
+            out.push((seq, value.map(Arc::from)));
+        }
+        return Ok(out);
+    };
+    let mut out = Vec::with_capacity(list.count);
+    for i in 0..list.count {
+        let (seq, value) = list.element(i)?;
+        if out.last().is_some_and(|&(last, _)| seq >= last) {
+            return Err(corrupt("sequences not newest first"));
+        }
+        out.push((seq, value.map(Arc::from)));
+    }
+    if list.offset(0) != HEAD + ENTRY * list.count {
+        return Err(corrupt("the first record does not follow the index"));
+    }
+    Ok(out)
+}
+
+/// The element a read at `seq` sees, found without decoding the rest: `None` when no
+/// element is at or below `seq`, `Some(None)` for a deletion, else the value's bytes (a
+/// slice of `bytes`). An indexed list is binary-searched; a version-2 list is walked.
+pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
+    let Some(list) = Indexed::parse(bytes)? else {
+        let mut it = V2Elements::parse(bytes)?;
+        while let Some((s, value)) = it.next_element()? {
+            if s <= seq {
+                return Ok(Some(value));
+            }
+        }
+        return Ok(None);
+    };
+    // Sequences decrease: the first index entry at or below `seq`.
+    let (mut lo, mut hi) = (0, list.count);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if list.seq(mid) > seq {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if lo == list.count {
+        return Ok(None);
+    }
+    Ok(Some(list.element(lo)?.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(b: &[u8]) -> Value {
+        Some(Arc::from(b))
+    }
+
+    /// The element a read at `seq` sees in a decoded list.
+    fn resolve(list: &[(u64, Value)], seq: u64) -> Option<&Value> {
+        list.iter().find(|(s, _)| *s <= seq).map(|(_, v)| v)
+    }
+
+    /// A list as a version-2 build wrote it.
+    fn encode_v2(list: &[(u64, Value)]) -> Vec<u8> {
+        let mut out = (list.len() as u32).to_le_bytes().to_vec();
+        for (seq, v) in list {
+            out.extend_from_slice(&seq.to_le_bytes());
+            out.push(u8::from(v.is_some()));
+            let bytes = v.as_deref().unwrap_or(&[]);
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn layout_matches_the_spec() {
+        use crate::format::spec_table;
+        let md = include_str!("../../format-spec/btree.md");
+        let rows = |h| spec_table::rows(md, h);
+        spec_table::assert_layout(
+            &rows("### Version list"),
+            &[("tag", 0, 4), ("count", 4, 4), ("index", HEAD, 0)],
+        );
+        spec_table::assert_layout(
+            &rows("Version list index entry"),
+            &[("seq", 0, 8), ("offset", 8, 4)],
+        );
+        spec_table::assert_layout(
+            &rows("Version list record"),
+            &[("flag", 0, 1), ("value", 1, 0)],
+        );
+        spec_table::assert_layout(
+            &rows("### Version-2 version list"),
+            &[("count", 0, 4), ("elements", 4, 0)],
+        );
+        spec_table::assert_layout(
+            &rows("Version-2 version list element"),
+            &[
+                ("seq", 0, 8),
+                ("flag", 8, 1),
+                ("len", 9, 4),
+                ("value", V2_ELEMENT_HEAD, 0),
+            ],
+        );
+        // Two elements, encoded, match the offsets.
+        let bytes = encode_list(&[(0x0102, v(b"abc")), (7, None)]).unwrap();
+        assert_eq!(&bytes[..4], &0u32.to_le_bytes());
+        assert_eq!(&bytes[4..8], &2u32.to_le_bytes());
+        assert_eq!(&bytes[8..16], &0x0102u64.to_le_bytes());
+        assert_eq!(&bytes[16..20], &32u32.to_le_bytes());
+        assert_eq!(&bytes[20..28], &7u64.to_le_bytes());
+        assert_eq!(&bytes[28..32], &36u32.to_le_bytes());
+        assert_eq!(&bytes[32..], &[1, b'a', b'b', b'c', 0]);
+    }
+
+    #[test]
+    fn both_versions_round_trip_and_resolve() {
+        let list = vec![(9, v(b"c")), (5, None), (2, v(b"a")), (0, v(b""))];
+        for bytes in [encode_list(&list).unwrap(), encode_v2(&list)] {
+            assert_eq!(decode_list(&bytes).unwrap(), list);
+            for seq in 0..12 {
+                let found = find_in_list(&bytes, seq).unwrap();
+                assert_eq!(
+                    found.map(|v| v.map(<[u8]>::to_vec)),
+                    resolve(&list, seq).map(|v| v.as_deref().map(<[u8]>::to_vec)),
+                    "at {seq}"
+                );
+            }
+        }
+        assert_eq!(
+            find_in_list(&encode_list(&list[..3]).unwrap(), 1).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn damaged_indexed_lists_are_errors() {
+        let good = encode_list(&[(9, v(b"c")), (5, None)]).unwrap();
+        let damaged = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = good.clone();
+            f(&mut b);
+            b
+        };
+        for (what, bytes) in [
+            ("count 0", damaged(&|b| b[4] = 0)),
+            ("count too large", damaged(&|b| b[4] = 9)),
+            ("seqs increasing", damaged(&|b| b[8] = 1)),
+            ("first record late", damaged(&|b| b[16] = 33)),
+            ("offsets out of order", damaged(&|b| b[28] = 30)),
+            ("last offset past the end", damaged(&|b| b[28] = 40)),
+            ("bad flag", damaged(&|b| b[32] = 2)),
+            ("deletion with bytes", damaged(&|b| b.push(7))),
+            ("truncated", damaged(&|b| b.truncate(10))),
+        ] {
+            assert!(decode_list(&bytes).is_err(), "{what}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), seq in any::<u64>()) {
+            let _ = decode_list(&bytes);
+            let _ = find_in_list(&bytes, seq);
+        }
+
+        #[test]
+        fn round_trip_and_find(
+            raw in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..20)), 1..40),
+            seq in 0u64..90,
+        ) {
+            let n = raw.len() as u64;
+            let list: VersionList = raw
+                .into_iter()
+                .enumerate()
+                .map(|(i, (some, b))| (2 * (n - i as u64), some.then(|| Arc::from(b.as_slice()))))
+                .collect();
+            let bytes = encode_list(&list).unwrap();
+            prop_assert_eq!(decode_list(&bytes).unwrap(), list.clone());
+            let found = find_in_list(&bytes, seq).unwrap().map(|v| v.map(<[u8]>::to_vec));
+            let want = resolve(&list, seq).map(|v| v.as_deref().map(<[u8]>::to_vec));
+            prop_assert_eq!(found, want);
+        }
+    }
+}
