@@ -6,7 +6,7 @@
 use super::Engine;
 use super::read::within;
 use super::value::ReadPin;
-use crate::btree::cursor::Cursor;
+use crate::btree::cursor::{Cursor, LeafRun};
 use crate::error::Result;
 use crate::mvcc::{FlatBatch, SCAN_BATCH_MAX};
 use crate::types::TableId;
@@ -64,6 +64,14 @@ pub(crate) struct ScanMerge<'t> {
     /// The lent store entry: its key's range in `store`, and its value.
     store_value: Option<(KeyRange, Arc<[u8]>)>,
     lent: Option<Lent<'t>>,
+    /// Only the tree is left (no store batch to come, no own write, no tree head
+    /// taken): entries come straight from leaf runs. Once set, it stays set.
+    tree_only: bool,
+    /// The leaf run being handed out (cells known to lie inside the scan) and the
+    /// next cell (forward) or one past it (reverse).
+    run: Option<(LeafRun, usize)>,
+    /// The run was cut at the scan's end: nothing after it.
+    run_cut: bool,
 }
 
 /// The composite tree bound of a table-relative bound on the cursor's starting side.
@@ -118,6 +126,9 @@ impl<'t> ScanMerge<'t> {
             started: false,
             store_value: None,
             lent: None,
+            tree_only: false,
+            run: None,
+            run_cut: false,
         })
     }
 
@@ -220,10 +231,69 @@ impl<'t> ScanMerge<'t> {
 
     /// The next live entry in scan order, or `None` at the end.
     pub(crate) fn next(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        if !self.tree_only {
+            let store_pending =
+                self.use_store && (!self.store.is_empty() || self.store_next.is_some());
+            self.tree_only =
+                !store_pending && self.tree_head.is_none() && self.own.peek().is_none();
+        }
+        if self.tree_only {
+            return self.next_in_run().transpose();
+        }
         match self.advance() {
             Ok(true) => Some(Ok(self.current())),
             Ok(false) => None,
             Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// The next tree entry when only the tree is left: a whole leaf's cells are taken
+    /// from the cursor at once and checked against the table and the scan's end by
+    /// their far cell, so each entry costs one cell read.
+    fn next_in_run(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+        let engine = self.engine;
+        let verified = Some(engine.pager.verified());
+        let reverse = self.reverse;
+        loop {
+            if let Some((run, pos)) = &mut self.run {
+                let i = if reverse {
+                    (*pos > run.lo).then(|| {
+                        *pos -= 1;
+                        *pos
+                    })
+                } else {
+                    (*pos < run.hi).then(|| {
+                        *pos += 1;
+                        *pos - 1
+                    })
+                };
+                if let Some(i) = i {
+                    let run = *run;
+                    let (key, value) = run.entry(&self.pin.view, i, verified)?;
+                    return Ok(Some((key.get(8..).unwrap_or(&[]), value)));
+                }
+                self.run = None;
+                self.tree_done |= self.run_cut;
+            }
+            if self.tree_done {
+                return Ok(None);
+            }
+            let view: &[u8] = &self.pin.view;
+            let Some(run) = self.tree.take_run(view, verified)? else {
+                self.tree_done = true;
+                return Ok(None);
+            };
+            let prefix = self.table.to_be_bytes();
+            let end = if reverse {
+                bound_slice(&self.lo)
+            } else {
+                bound_slice(&self.hi)
+            };
+            let (run, cut) = run.narrowed(view, reverse, |k| {
+                k.get(..8) == Some(&prefix[..]) && within(k.get(8..).unwrap_or(&[]), end, reverse)
+            })?;
+            self.run_cut = cut;
+            self.run = Some((run, if reverse { run.hi } else { run.lo }));
         }
     }
 
