@@ -155,6 +155,13 @@ fn observe(log: &RaftLog) -> Model {
         entries,
         "cache and database agree"
     );
+    let mut lent = Vec::new();
+    log.for_each_entry(.., |index, term, data| {
+        lent.push(Entry::new(index, term, data.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(lent, entries, "lent and owned reads agree");
     let observed = Model {
         purged: log.last_purged(),
         entries,
@@ -272,6 +279,42 @@ fn a_new_log_starts_at_its_first_append() {
     assert_eq!((log.first_index(), log.last_index()), (0, None));
     log.append(&[Entry::new(0, 0, Vec::new())]).unwrap();
     assert_eq!(log.entry(0).unwrap(), Some(Entry::new(0, 0, Vec::new())));
+}
+
+#[test]
+fn lent_reads_follow_ranges_and_stop_at_the_first_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("lent.db")).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    let batch: Vec<Entry> = (1..=300)
+        .map(|i| Entry::new(i, 2, payload(i, 2, 40)))
+        .collect();
+    log.append(&batch).unwrap();
+    for checkpointed in [false, true] {
+        if checkpointed {
+            db.checkpoint().unwrap();
+        }
+        for (lo, hi) in [(1, 300), (17, 17), (250, 299), (299, 400)] {
+            let mut seen = Vec::new();
+            log.for_each_entry(lo..=hi, |index, term, data| {
+                assert_eq!((term, data), (2, &payload(index, 2, 40)[..]));
+                seen.push(index);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(seen, (lo..=hi.min(300)).collect::<Vec<_>>(), "{lo}..={hi}");
+        }
+        let mut calls = 0;
+        let stopped = log.for_each_entry(.., |index, _, _| {
+            calls += 1;
+            if index == 5 {
+                return Err(capsuledb::Error::ReadOnly);
+            }
+            Ok(())
+        });
+        assert!(matches!(stopped, Err(capsuledb::Error::ReadOnly)));
+        assert_eq!(calls, 5);
+    }
 }
 
 #[test]

@@ -71,13 +71,13 @@ mod codec;
 mod entry;
 #[cfg(feature = "openraft")]
 pub mod openraft;
+mod read;
 
 use crate::{Database, Durability, Error, Isolation, Result};
 use cache::Cache;
 use codec::{HARD_STATE_KEY, PURGED_KEY, decode_entry_value, decode_log_key, log_key};
 pub use entry::{AppendTicket, Entry, EntryId, HardState};
 use parking_lot::{Mutex, RwLock};
-use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 /// Tries at creating the log's tables when another opener races us.
@@ -512,81 +512,6 @@ impl RaftLog {
             return Ok(Some(last.term));
         }
         Ok(self.entry(index)?.map(|e| e.term))
-    }
-
-    /// The held entries whose index lies in `range`, in index order (contiguous:
-    /// purged and never-appended indices are simply absent). Served from the in-memory
-    /// cache of recent appends when it covers the range, else from the database.
-    pub fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
-        let lo = match range.start_bound() {
-            Bound::Included(&i) => i,
-            Bound::Excluded(&i) => match i.checked_add(1) {
-                Some(i) => i,
-                None => return Ok(Vec::new()),
-            },
-            Bound::Unbounded => 0,
-        };
-        let hi = match range.end_bound() {
-            Bound::Included(&i) => i,
-            Bound::Excluded(&i) => match i.checked_sub(1) {
-                Some(i) => i,
-                None => return Ok(Vec::new()),
-            },
-            Bound::Unbounded => u64::MAX,
-        };
-        // Clamp to what is held, so the cache can answer for open-ended ranges.
-        let Some((first, last)) = self.inner.bounds.lock().held else {
-            return Ok(Vec::new());
-        };
-        let (lo, hi) = (lo.max(first), hi.min(last.index));
-        if lo > hi {
-            return Ok(Vec::new());
-        }
-        if let Some(found) = self.inner.cache.read().range(lo, hi) {
-            return Ok(found);
-        }
-        self.entries_from_db(lo, hi)
-    }
-
-    /// [`RaftLog::entries`] read from the database, bypassing the cache (for checks
-    /// and measurements).
-    pub fn entries_uncached(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
-        let lo = range.start_bound().map(|&i| log_key(i));
-        let hi = range.end_bound().map(|&i| log_key(i));
-        self.scan((lo, hi))
-    }
-
-    fn entries_from_db(&self, lo: u64, hi: u64) -> Result<Vec<Entry>> {
-        self.scan(log_key(lo)..=log_key(hi))
-    }
-
-    fn scan(&self, keys: impl RangeBounds<[u8; 8]>) -> Result<Vec<Entry>> {
-        // Keys are consecutive indices: the range bounds how many entries come back.
-        let first = match keys.start_bound() {
-            Bound::Included(k) => u64::from_be_bytes(*k),
-            Bound::Excluded(k) => u64::from_be_bytes(*k).saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let last = match keys.end_bound() {
-            Bound::Included(k) => u64::from_be_bytes(*k),
-            Bound::Excluded(k) => u64::from_be_bytes(*k).saturating_sub(1),
-            Bound::Unbounded => u64::MAX,
-        };
-        let held = self.len();
-        let expected = last.saturating_sub(first).saturating_add(1).min(held);
-        let mut conn = self.inner.db.connect();
-        let tx = conn.begin_read()?;
-        let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-        // The borrowing scan: each key and value is lent from the mapping (or the
-        // store), so the only copy per entry is the entry's own data.
-        let mut scan = tx.scan(&self.inner.log_table, keys)?;
-        while let Some(item) = scan.next() {
-            let (k, v) = item?;
-            let index = decode_log_key(k)?;
-            let (term, data) = decode_entry_value(index, v)?;
-            out.push(Entry::new(index, term, data.to_vec()));
-        }
-        Ok(out)
     }
 
     /// Saves the hard state durably, in one key and one commit: after a crash it is
