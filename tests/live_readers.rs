@@ -272,20 +272,37 @@ fn spawn(role: &str, path: &Path) -> (Child, BufReader<ChildStdout>) {
     (child, out)
 }
 
-/// The first stdout line of `out` starting with `prefix`.
-fn line_with(out: &mut BufReader<ChildStdout>, prefix: &str) -> String {
+/// The first stdout line of `out` starting with `prefix`, or, when the child's stdout
+/// ends first, what it printed.
+fn try_line_with(out: &mut BufReader<ChildStdout>, prefix: &str) -> Result<String, String> {
     let mut line = String::new();
+    let mut seen = String::new();
     loop {
         line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "child ended before {prefix}"
-        );
+        if out.read_line(&mut line).unwrap() == 0 {
+            return Err(seen);
+        }
+        seen.push_str(&line);
         // libtest may print "test child_role ... " before the child's first line.
         if let Some(at) = line.find(prefix) {
-            return line[at..].trim().to_string();
+            return Ok(line[at..].trim().to_string());
         }
     }
+}
+
+/// The first stdout line of `out` starting with `prefix`.
+fn line_with(out: &mut BufReader<ChildStdout>, prefix: &str) -> String {
+    try_line_with(out, prefix)
+        .unwrap_or_else(|seen| panic!("child ended before {prefix}; it printed {seen:?}"))
+}
+
+/// [`line_with`] for `child`; when it ends first, the panic says how it ended (its exit
+/// status names the signal that killed it, if one did).
+fn child_line(child: &mut Child, out: &mut BufReader<ChildStdout>, prefix: &str) -> String {
+    try_line_with(out, prefix).unwrap_or_else(|seen| {
+        let status = child.wait();
+        panic!("child ended before {prefix}: {status:?}; it printed {seen:?}")
+    })
 }
 
 fn field(line: &str, name: &str) -> u64 {
@@ -302,15 +319,15 @@ fn writer_and_readers(churn: bool) -> Vec<String> {
     let path = dir.path().join("live.db");
     setup(&path);
     let (mut writer, mut wout) = spawn(if churn { "writer-churn" } else { "writer" }, &path);
-    line_with(&mut wout, "READY");
+    child_line(&mut writer, &mut wout, "READY");
     let readers: Vec<_> = (0..READERS).map(|_| spawn("reader", &path)).collect();
     let mut reports = Vec::new();
     for (mut child, mut out) in readers {
-        reports.push(line_with(&mut out, "READER"));
+        reports.push(child_line(&mut child, &mut out, "READER"));
         assert!(child.wait().unwrap().success(), "a reader failed");
     }
     drop(writer.stdin.take());
-    let w = line_with(&mut wout, "WRITER");
+    let w = child_line(&mut writer, &mut wout, "WRITER");
     assert!(writer.wait().unwrap().success(), "the writer failed");
     eprintln!("{w}");
     for r in &reports {
