@@ -72,6 +72,9 @@ pub(crate) struct ScanMerge<'t> {
     run: Option<(LeafRun, usize)>,
     /// The run was cut at the scan's end: nothing after it.
     run_cut: bool,
+    /// The last key merged is the store batch's key at this range, not yet copied into
+    /// `last` (copied before the batch's buffer is reused).
+    last_in_store: Option<KeyRange>,
 }
 
 /// The composite tree bound of a table-relative bound on the cursor's starting side.
@@ -129,6 +132,7 @@ impl<'t> ScanMerge<'t> {
             tree_only: false,
             run: None,
             run_cut: false,
+            last_in_store: None,
         })
     }
 
@@ -190,6 +194,10 @@ impl<'t> ScanMerge<'t> {
         let Some(next) = self.store_next.take() else {
             return Ok(());
         };
+        if let Some(range) = self.last_in_store.take() {
+            self.last.clear();
+            self.last.extend_from_slice(self.store.key(range));
+        }
         let (lo, hi) = if self.reverse {
             (bound_slice(&self.lo), bound_slice(&next))
         } else {
@@ -326,6 +334,26 @@ impl<'t> ScanMerge<'t> {
                 .map(|(key, value)| Lent::Tree { key, value });
             return Ok(self.lent.is_some());
         }
+        // Only the store left (the tree's range done, no own write to come): entries
+        // come straight from its batches, and the last key is copied only when a
+        // batch is refilled (for a re-seek on a newer tree, which ends this path).
+        while self.tree_done && self.tree_head.is_none() && self.own.peek().is_none() {
+            self.fill_store()?;
+            if !self.tree_done {
+                break;
+            }
+            let Some((key, value)) = self.store.pop_front() else {
+                self.lent = None;
+                return Ok(false);
+            };
+            self.started = true;
+            self.last_in_store = Some(key);
+            if let Some(v) = value {
+                self.store_value = Some((key, v));
+                self.lent = Some(Lent::Store);
+                return Ok(true);
+            }
+        }
         loop {
             self.fill_store()?;
             self.fill_tree()?;
@@ -358,6 +386,7 @@ impl<'t> ScanMerge<'t> {
             self.last.clear();
             self.last.extend_from_slice(key);
             self.started = true;
+            self.last_in_store = None;
             let own = if own_same { self.own.next() } else { None };
             let store = if store_same {
                 self.store.pop_front()
