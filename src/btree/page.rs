@@ -25,13 +25,14 @@ pub fn stored_inline(page_size: u32, key_len: usize, value_len: usize) -> bool {
     value_len <= inline_value_max(page_size) || key_len + value_len <= page_size as usize / 2
 }
 
-/// Byte order of two tree keys, comparing the first two 8-byte words as integers before
-/// the rest: a table's composite keys all share their first word (the table id), so a
-/// search would otherwise call `memcmp` past it on every probe.
+/// Byte order of two tree keys, comparing the first three 8-byte words as integers
+/// before the rest: a table's composite keys all share their first word (the table id),
+/// and its history keys their first two (`FF×8`, the table id), so a search would
+/// otherwise call `memcmp` past them on every probe.
 #[inline]
 pub fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     let mut at = 0;
-    while at < 16 {
+    while at < 24 {
         let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) else {
             break;
         };
