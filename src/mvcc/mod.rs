@@ -143,6 +143,27 @@ impl FlatBatch {
     }
 }
 
+/// Hands each chain's version visible at `snapshot` to `push`, for at most `limit`
+/// chains; returns the last key examined when it stopped early.
+fn scan_chains<'c>(
+    chains: impl Iterator<Item = (&'c Vec<u8>, &'c Vec<Version>)>,
+    snapshot: u64,
+    limit: usize,
+    mut push: impl FnMut(&[u8], &Value),
+) -> Option<Vec<u8>> {
+    let mut last: Option<&Vec<u8>> = None;
+    for (examined, (key, chain)) in chains.enumerate() {
+        if examined == limit {
+            return last.cloned();
+        }
+        last = Some(key);
+        if let Some(v) = chain.iter().rev().find(|v| v.seq <= snapshot) {
+            push(key, &v.value);
+        }
+    }
+    None
+}
+
 fn version_bytes(key: &[u8], v: &Version) -> u64 {
     (key.len() + v.value.as_ref().map_or(0, |b| b.len()) + 32) as u64
 }
@@ -251,7 +272,7 @@ impl VersionStore {
         snapshot: u64,
         reverse: bool,
         limit: usize,
-        mut push: impl FnMut(&[u8], &Value),
+        push: impl FnMut(&[u8], &Value),
     ) -> Option<Vec<u8>> {
         let t = self.table(table)?;
         if !bounds_nonempty(lo, hi) {
@@ -259,23 +280,13 @@ impl VersionStore {
         }
         let chains = t.read();
         let range = chains.range::<[u8], _>((lo, hi));
-        let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Vec<Version>)>> = if reverse {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        };
         let limit = limit.clamp(1, SCAN_BATCH_MAX);
-        let mut last: Option<&Vec<u8>> = None;
-        for (examined, (key, chain)) in iter.enumerate() {
-            if examined == limit {
-                return last.cloned();
-            }
-            last = Some(key);
-            if let Some(v) = chain.iter().rev().find(|v| v.seq <= snapshot) {
-                push(key, &v.value);
-            }
+        // One loop per direction (no dynamic call per key).
+        if reverse {
+            scan_chains(range.rev(), snapshot, limit, push)
+        } else {
+            scan_chains(range, snapshot, limit, push)
         }
-        None
     }
 
     /// Inserts the versions of one commit and prunes the chains it touched.
