@@ -1,5 +1,23 @@
 //! Small helpers shared by several layers.
 
+/// The little-endian `u16` at `at` in `b`, or `None` when it passes the end.
+#[inline]
+pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The little-endian `u32` at `at` in `b`, or `None` when it passes the end.
+#[inline]
+pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The little-endian `u64` at `at` in `b`, or `None` when it passes the end.
+#[inline]
+pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
 /// Shows bytes as UTF-8 when printable, otherwise as hex, cut to a readable length.
 pub fn show_bytes(bytes: &[u8]) -> String {
     const SHOW_LEN_MAX: usize = 64;

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{LOG_PAGE_HEADER_LEN, PageKind, seal_page, verify_sealed_page};
+use crate::util::{u16_at, u32_at, u64_at};
 
 /// Bytes of a leaf cell's fixed head.
 pub const LEAF_CELL_HEAD: usize = 8;
@@ -44,19 +45,6 @@ pub fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
         at += 8;
     }
     a.get(at..).unwrap_or(&[]).cmp(b.get(at..).unwrap_or(&[]))
-}
-
-#[inline]
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// A leaf value as stored.

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::types::Value;
+use crate::util::{u32_at, u64_at};
 use std::sync::Arc;
 
 /// Versions of one key, newest first.
@@ -26,20 +27,6 @@ const V2_ELEMENT_HEAD: usize = 13;
 
 fn corrupt(what: &str) -> Error {
     Error::corrupted(0, format!("history entry: {what}"))
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes
-        .get(at..at.checked_add(4)?)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    bytes
-        .get(at..at.checked_add(8)?)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
 }
 
 /// Encodes a version list, newest first, with its index. A list past 4 GiB (record
