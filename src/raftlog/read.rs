@@ -74,13 +74,24 @@ impl RaftLog {
     pub fn for_each_entry(
         &self,
         range: impl RangeBounds<u64>,
-        mut f: impl FnMut(u64, u64, &[u8]) -> Result<()>,
+        f: impl FnMut(u64, u64, &[u8]) -> Result<()>,
     ) -> Result<()> {
         let lo = range.start_bound().map(|&i| log_key(i));
         let hi = range.end_bound().map(|&i| log_key(i));
+        self.walk((lo, hi), f)
+    }
+
+    /// Calls `f(index, term, data)` for each entry under the log keys in `keys`, in
+    /// order, through the borrowing scan: each key and value is lent from the mapping
+    /// (or the store).
+    fn walk(
+        &self,
+        keys: impl RangeBounds<[u8; 8]>,
+        mut f: impl FnMut(u64, u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut conn = self.inner.db.connect();
         let tx = conn.begin_read()?;
-        let mut scan = tx.scan(&self.inner.log_table, (lo, hi))?;
+        let mut scan = tx.scan(&self.inner.log_table, keys)?;
         while let Some(item) = scan.next() {
             let (k, v) = item?;
             let index = decode_log_key(k)?;
@@ -108,18 +119,12 @@ impl RaftLog {
         };
         let held = self.len();
         let expected = last.saturating_sub(first).saturating_add(1).min(held);
-        let mut conn = self.inner.db.connect();
-        let tx = conn.begin_read()?;
         let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-        // The borrowing scan: each key and value is lent from the mapping (or the
-        // store), so the only copy per entry is the entry's own data.
-        let mut scan = tx.scan(&self.inner.log_table, keys)?;
-        while let Some(item) = scan.next() {
-            let (k, v) = item?;
-            let index = decode_log_key(k)?;
-            let (term, data) = decode_entry_value(index, v)?;
+        // The only copy per entry is the entry's own data.
+        self.walk(keys, |index, term, data| {
             out.push(Entry::new(index, term, data.to_vec()));
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }
