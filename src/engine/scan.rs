@@ -65,7 +65,9 @@ pub(crate) struct ScanMerge<'t> {
     store_value: Option<(KeyRange, Arc<[u8]>)>,
     lent: Option<Lent<'t>>,
     /// Only the tree is left (no store batch to come, no own write, no tree head
-    /// taken): entries come straight from leaf runs. Once set, it stays set.
+    /// taken): entries come straight from leaf runs, with no merge and no key kept for
+    /// a re-seek (which only a store batch still to read can ask for). Once set, it
+    /// stays set.
     tree_only: bool,
     /// The leaf run being handed out (cells known to lie inside the scan) and the
     /// next cell (forward) or one past it (reverse).
@@ -242,8 +244,16 @@ impl<'t> ScanMerge<'t> {
         if !self.tree_only {
             let store_pending =
                 self.use_store && (!self.store.is_empty() || self.store_next.is_some());
-            self.tree_only =
-                !store_pending && self.tree_head.is_none() && self.own.peek().is_none();
+            if !store_pending && self.own.peek().is_none() {
+                // Only the tree left: a head the merge already took goes out first.
+                match self.tree_head.take() {
+                    Some((key, value)) => {
+                        self.lent = Some(Lent::Tree { key, value });
+                        return Some(Ok(self.current()));
+                    }
+                    None => self.tree_only = true,
+                }
+            }
         }
         if self.tree_only {
             return self.next_in_run().transpose();
@@ -322,18 +332,6 @@ impl<'t> ScanMerge<'t> {
 
     /// Moves to the next live entry; `false` at the end.
     fn advance(&mut self) -> Result<bool> {
-        // Only the tree left (the store's range done or never looked at, no own write
-        // to come): no merge, and no key to keep for a re-seek, which only a store
-        // batch still to read can ask for.
-        let store_pending = self.use_store && (!self.store.is_empty() || self.store_next.is_some());
-        if !store_pending && self.own.peek().is_none() {
-            self.fill_tree()?;
-            self.lent = self
-                .tree_head
-                .take()
-                .map(|(key, value)| Lent::Tree { key, value });
-            return Ok(self.lent.is_some());
-        }
         // Only the store left (the tree's range done, no own write to come): entries
         // come straight from its batches, and the last key is copied only when a
         // batch is refilled (for a re-seek on a newer tree, which ends this path).
