@@ -1,5 +1,9 @@
 //! Small helpers shared by several layers.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::sync::Arc;
+
 /// The little-endian `u16` at `at` in `b`, or `None` when it passes the end.
 #[inline]
 pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -68,5 +72,126 @@ pub fn bound_tighter_hi(a: &std::ops::Bound<Vec<u8>>, b: &std::ops::Bound<Vec<u8
         (Included(x) | Excluded(x), Included(y) | Excluded(y)) if x != y => x < y,
         (Excluded(_), Included(_)) => true,
         _ => false,
+    }
+}
+
+/// Byte order of two keys, comparing the first three 8-byte words as integers before
+/// the rest: a table's composite keys all share their first word (the table id), and
+/// its history keys their first two (`FF×8`, the table id), so a search would otherwise
+/// call `memcmp` past them on every probe. Short keys (a Raft log's 8-byte indexes)
+/// are decided by one word.
+#[inline]
+pub fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
+    let mut at = 0;
+    while at < 24 {
+        let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) else {
+            break;
+        };
+        let x = u64::from_be_bytes(x.try_into().unwrap_or([0; 8]));
+        let y = u64::from_be_bytes(y.try_into().unwrap_or([0; 8]));
+        if x != y {
+            return x.cmp(&y);
+        }
+        at += 8;
+    }
+    let (a, b) = (a.get(at..).unwrap_or(&[]), b.get(at..).unwrap_or(&[]));
+    if a.is_empty() || b.is_empty() {
+        return a.len().cmp(&b.len());
+    }
+    a.cmp(b)
+}
+
+/// An owned key in an in-memory ordered map, ordered by [`cmp_keys`] (byte order,
+/// without a `memcmp` call per probe). It borrows as `[u8]`, so maps keyed by it are
+/// still looked up by plain slices; a lookup by `&OrdKey` takes the fast comparison.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OrdKey<B>(pub B);
+
+/// The owned keys of the version store's chains.
+pub type VecKey = OrdKey<Vec<u8>>;
+
+/// The shared keys of the commit index.
+pub type SharedKey = OrdKey<Arc<[u8]>>;
+
+impl<B: AsRef<[u8]> + Eq> Ord for OrdKey<B> {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_keys(self.0.as_ref(), other.0.as_ref())
+    }
+}
+
+impl<B: AsRef<[u8]> + Eq> PartialOrd for OrdKey<B> {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<B: AsRef<[u8]>> Borrow<[u8]> for OrdKey<B> {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+}
+
+impl<B: AsRef<[u8]>> AsRef<[u8]> for OrdKey<B> {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+}
+
+impl<B: AsRef<[u8]>> std::ops::Deref for OrdKey<B> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+}
+
+impl From<&[u8]> for SharedKey {
+    fn from(k: &[u8]) -> SharedKey {
+        OrdKey(Arc::from(k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn cmp_keys_is_byte_order(
+            common in prop::collection::vec(0u8..3, 0..30),
+            a in prop::collection::vec(0u8..3, 0..12),
+            b in prop::collection::vec(0u8..3, 0..12),
+        ) {
+            let a = [common.as_slice(), &a].concat();
+            let b = [common.as_slice(), &b].concat();
+            prop_assert_eq!(cmp_keys(&a, &b), a.cmp(&b));
+            prop_assert_eq!(cmp_keys(&b, &a), b.cmp(&a));
+            let (x, y) = (OrdKey(a.clone()), OrdKey(b.clone()));
+            prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+            prop_assert_eq!(x == y, a == b);
+        }
+    }
+
+    #[test]
+    fn maps_keyed_by_ord_keys_find_slices() {
+        let keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0; 8], vec![0; 9], vec![1; 30]];
+        let map: std::collections::BTreeMap<VecKey, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (OrdKey(k.clone()), i))
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(map.get(k.as_slice()), Some(&i));
+            assert_eq!(map.get(&OrdKey(k.clone())), Some(&i));
+        }
+        let order: Vec<&[u8]> = map.keys().map(|k| &**k).collect();
+        let mut sorted: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        sorted.sort();
+        assert_eq!(order, sorted);
     }
 }

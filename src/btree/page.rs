@@ -26,26 +26,7 @@ pub fn stored_inline(page_size: u32, key_len: usize, value_len: usize) -> bool {
     value_len <= inline_value_max(page_size) || key_len + value_len <= page_size as usize / 2
 }
 
-/// Byte order of two tree keys, comparing the first three 8-byte words as integers
-/// before the rest: a table's composite keys all share their first word (the table id),
-/// and its history keys their first two (`FF×8`, the table id), so a search would
-/// otherwise call `memcmp` past them on every probe.
-#[inline]
-pub fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let mut at = 0;
-    while at < 24 {
-        let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) else {
-            break;
-        };
-        let x = u64::from_be_bytes(x.try_into().unwrap_or([0; 8]));
-        let y = u64::from_be_bytes(y.try_into().unwrap_or([0; 8]));
-        if x != y {
-            return x.cmp(&y);
-        }
-        at += 8;
-    }
-    a.get(at..).unwrap_or(&[]).cmp(b.get(at..).unwrap_or(&[]))
-}
+pub use crate::util::cmp_keys;
 
 /// A leaf value as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -452,21 +433,6 @@ pub fn branch_cell(separator: &[u8], child: u64) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    proptest! {
-        /// The word-at-a-time comparison is byte order, at every length and prefix.
-        #[test]
-        fn cmp_keys_is_byte_order(
-            common in prop::collection::vec(0u8..3, 0..20),
-            a in prop::collection::vec(0u8..3, 0..12),
-            b in prop::collection::vec(0u8..3, 0..12),
-        ) {
-            let a = [common.as_slice(), &a].concat();
-            let b = [common.as_slice(), &b].concat();
-            prop_assert_eq!(cmp_keys(&a, &b), a.cmp(&b));
-            prop_assert_eq!(cmp_keys(&b, &a), b.cmp(&a));
-        }
-    }
 
     #[test]
     fn leaf_and_branch_round_trip() {

@@ -21,11 +21,17 @@
 use super::{ReadSet, TableRange};
 use crate::types::{Isolation, TableId, WriteSet};
 use crate::util::{bound_slice, in_bounds};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// A key shared by a record and the indexes that point at it.
-type Key = Arc<[u8]>;
+type Key = crate::util::SharedKey;
+
+/// What the index's maps are looked up by: a plain slice, or a [`Key`] (whose own
+/// comparison is the faster one).
+trait LookupKey: Ord + std::hash::Hash + AsRef<[u8]> {}
+impl<Q: Ord + std::hash::Hash + AsRef<[u8]> + ?Sized> LookupKey for Q {}
 
 /// One index entry: the commit's order number and its concurrency sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +64,7 @@ impl Prepared {
                 reads
                     .points
                     .into_iter()
-                    .map(|(t, k)| (t, Key::from(k)))
+                    .map(|(t, k)| (t, Key::from(&*k)))
                     .collect()
             } else {
                 Vec::new()
@@ -204,11 +210,11 @@ impl CommitIndex {
         self.next_ord += 1;
         for (table, key) in &sets.writes {
             let index = self.writers.entry(*table).or_default();
-            index.entry(Arc::clone(key)).or_default().push_back(entry);
+            index.entry(key.clone()).or_default().push_back(entry);
         }
         for (table, key) in &sets.read_points {
             let index = self.point_readers.entry(*table).or_default();
-            index.entry(Arc::clone(key)).or_default().push_back(entry);
+            index.entry(key.clone()).or_default().push_back(entry);
         }
         for r in &sets.read_ranges {
             self.range_readers
@@ -299,18 +305,23 @@ impl CommitIndex {
 
     /// Returns the transaction's `out_earliest` when it may commit.
     fn validate(&self, snapshot: u64, sets: &Prepared) -> Result<Option<u64>, Refusal> {
-        let keys = sets.writes.iter().map(|(t, k)| (*t, &**k));
+        // Looked up by their own keys: the maps then compare by words, not `memcmp`.
+        let keys = sets.writes.iter().map(|(t, k)| (*t, k));
         self.validate_keys(snapshot, sets, keys)
     }
 
     /// [`CommitIndex::validate`] with the written keys given by `writes` (the reads and
     /// isolation still come from `sets`).
-    fn validate_keys<'w>(
+    fn validate_keys<'w, Q>(
         &self,
         snapshot: u64,
         sets: &Prepared,
-        writes: impl Iterator<Item = (TableId, &'w [u8])> + Clone,
-    ) -> Result<Option<u64>, Refusal> {
+        writes: impl Iterator<Item = (TableId, &'w Q)> + Clone,
+    ) -> Result<Option<u64>, Refusal>
+    where
+        Q: LookupKey + ?Sized + 'w,
+        Key: Borrow<Q>,
+    {
         // First-committer-wins.
         for (table, key) in writes.clone() {
             let last = self
@@ -322,7 +333,7 @@ impl CommitIndex {
             if let Some(last) = last {
                 return Err(Refusal {
                     table,
-                    key: key.to_vec(),
+                    key: key.as_ref().to_vec(),
                     committed_seq: last.cseq,
                     write_write: true,
                 });
@@ -361,7 +372,7 @@ impl CommitIndex {
                     ord: e.ord,
                     cseq: e.cseq,
                     table,
-                    key: Arc::clone(key),
+                    key: key.clone(),
                 });
             }
         };
@@ -387,11 +398,15 @@ impl CommitIndex {
 
     /// The latest order number of a concurrent, committed reader of something `T`
     /// writes: `U ->rw T`.
-    fn latest_in_edge<'w>(
+    fn latest_in_edge<'w, Q>(
         &self,
         snapshot: u64,
-        writes: impl Iterator<Item = (TableId, &'w [u8])>,
-    ) -> Option<u64> {
+        writes: impl Iterator<Item = (TableId, &'w Q)>,
+    ) -> Option<u64>
+    where
+        Q: LookupKey + ?Sized + 'w,
+        Key: Borrow<Q>,
+    {
         let mut latest: Option<u64> = None;
         let mut see = |e: &Entry| {
             if e.cseq > snapshot {
@@ -409,7 +424,7 @@ impl CommitIndex {
             }
             for (range, e) in self.range_readers.get(&table).into_iter().flatten() {
                 if e.cseq > snapshot
-                    && in_bounds(key, bound_slice(&range.lo), bound_slice(&range.hi))
+                    && in_bounds(key.as_ref(), bound_slice(&range.lo), bound_slice(&range.hi))
                 {
                     see(e);
                 }

@@ -13,7 +13,9 @@ pub use history::{History, HistoryPin, HistoryRetention};
 pub use snapshots::{SnapshotGuard, SnapshotRegistry};
 
 use crate::types::{TableId, Value, WriteSet};
+use crate::util::{OrdKey, VecKey};
 use parking_lot::{Mutex, RwLock};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ struct Version {
     value: Value,
 }
 
-type Chains = BTreeMap<Vec<u8>, Vec<Version>>;
+type Chains = BTreeMap<VecKey, Vec<Version>>;
 
 /// Committed versions per table and key, oldest first in each chain.
 #[derive(Default)]
@@ -146,15 +148,15 @@ impl FlatBatch {
 /// Hands each chain's version visible at `snapshot` to `push`, for at most `limit`
 /// chains; returns the last key examined when it stopped early.
 fn scan_chains<'c>(
-    chains: impl Iterator<Item = (&'c Vec<u8>, &'c Vec<Version>)>,
+    chains: impl Iterator<Item = (&'c VecKey, &'c Vec<Version>)>,
     snapshot: u64,
     limit: usize,
     mut push: impl FnMut(&[u8], &Value),
 ) -> Option<Vec<u8>> {
-    let mut last: Option<&Vec<u8>> = None;
+    let mut last: Option<&VecKey> = None;
     for (examined, (key, chain)) in chains.enumerate() {
         if examined == limit {
-            return last.cloned();
+            return last.map(|k| k.0.clone());
         }
         last = Some(key);
         if let Some(v) = chain.iter().rev().find(|v| v.seq <= snapshot) {
@@ -306,8 +308,6 @@ impl VersionStore {
                 }
             };
             let mut chains = t.write();
-            let new_keys = keys.keys().filter(|k| !chains.contains_key(*k)).count();
-            self.count_keys(table, new_keys as u64, 0);
             let mut emptied = 0u64;
             for (key, value) in keys {
                 let v = Version {
@@ -316,7 +316,16 @@ impl VersionStore {
                 };
                 added_bytes += version_bytes(key, &v) as i64;
                 added_versions += 1;
-                let chain = chains.entry(key.to_vec()).or_default();
+                // Inserted by an owned key: the map then compares by words, not `memcmp`.
+                let chain = match chains.entry(OrdKey(key.to_vec())) {
+                    Entry::Vacant(e) => {
+                        // Counted before its first version goes in: a reader that
+                        // finds no count must find no version.
+                        self.count_keys(table, 1, 0);
+                        e.insert(Vec::new())
+                    }
+                    Entry::Occupied(e) => e.into_mut(),
+                };
                 let at = chain.partition_point(|x| x.seq < seq);
                 chain.insert(at, v);
                 let (n, b) = prune_chain(key, chain, horizon);
@@ -371,14 +380,14 @@ impl VersionStore {
         for (table, key) in pending {
             let Some(t) = self.table(table) else { continue };
             let mut chains = t.write();
-            let Some(chain) = chains.get_mut(&key) else {
+            let Some(chain) = chains.get_mut(key.as_slice()) else {
                 continue;
             };
             let (n, b) = prune_chain(&key, chain, horizon);
             removed.0 += n;
             removed.1 += b;
             if chain.is_empty() {
-                chains.remove(&key);
+                chains.remove(key.as_slice());
                 self.count_keys(table, 0, 1);
             } else if chain.len() > 1 {
                 keep.push((table, key));
@@ -435,7 +444,7 @@ impl VersionStore {
                         break;
                     }
                     n += 1;
-                    after = Some(key.clone());
+                    after = Some(key.0.clone());
                     let list: history::VersionList = chain
                         .iter()
                         .rev()
@@ -492,7 +501,7 @@ impl VersionStore {
                         break;
                     }
                     n += 1;
-                    after = Some(key.clone());
+                    after = Some(key.0.clone());
                     let cut = chain.partition_point(|v| v.seq <= horizon);
                     removed.0 += cut as u64;
                     removed.1 += chain
