@@ -458,17 +458,21 @@ impl CommitIndex {
 
 /// A per-table map from key to the entries of the commits that touched it.
 trait KeyIndex: Default {
-    fn entries(&mut self, key: &[u8]) -> Option<&mut VecDeque<Entry>>;
-    fn remove_key(&mut self, key: &[u8]);
+    /// Drops the oldest entry of `key` (the commit `ord`), and the key with its last
+    /// entry: one search, by the key itself (the maps' own, faster comparison).
+    fn forget_front(&mut self, key: &Key, ord: u64);
     fn is_empty(&self) -> bool;
 }
 
 impl KeyIndex for BTreeMap<Key, VecDeque<Entry>> {
-    fn entries(&mut self, key: &[u8]) -> Option<&mut VecDeque<Entry>> {
-        self.get_mut(key)
-    }
-    fn remove_key(&mut self, key: &[u8]) {
-        self.remove(key);
+    fn forget_front(&mut self, key: &Key, ord: u64) {
+        if let std::collections::btree_map::Entry::Occupied(mut e) = self.entry(key.clone()) {
+            debug_assert_eq!(e.get().front().map(|e| e.ord), Some(ord));
+            e.get_mut().pop_front();
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
     }
     fn is_empty(&self) -> bool {
         BTreeMap::is_empty(self)
@@ -476,30 +480,27 @@ impl KeyIndex for BTreeMap<Key, VecDeque<Entry>> {
 }
 
 impl KeyIndex for HashMap<Key, VecDeque<Entry>> {
-    fn entries(&mut self, key: &[u8]) -> Option<&mut VecDeque<Entry>> {
-        self.get_mut(key)
-    }
-    fn remove_key(&mut self, key: &[u8]) {
-        self.remove(key);
+    fn forget_front(&mut self, key: &Key, ord: u64) {
+        if let std::collections::hash_map::Entry::Occupied(mut e) = self.entry(key.clone()) {
+            debug_assert_eq!(e.get().front().map(|e| e.ord), Some(ord));
+            e.get_mut().pop_front();
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
     }
     fn is_empty(&self) -> bool {
         HashMap::is_empty(self)
     }
 }
 
-/// Removes a pruned record's entries (always the oldest of each key) from an index.
+/// Removes the entries of commit `ord` for `keys` (each the oldest of its key).
 fn forget<I: KeyIndex>(index: &mut HashMap<TableId, I>, keys: &[(TableId, Key)], ord: u64) {
     for (table, key) in keys {
         let Some(per_table) = index.get_mut(table) else {
             continue;
         };
-        if let Some(list) = per_table.entries(key) {
-            debug_assert_eq!(list.front().map(|e| e.ord), Some(ord));
-            list.pop_front();
-            if list.is_empty() {
-                per_table.remove_key(key);
-            }
-        }
+        per_table.forget_front(key, ord);
         if per_table.is_empty() {
             index.remove(table);
         }
