@@ -21,14 +21,15 @@ use crate::Result;
 use crate::btree::{self, build::rebuild_from, run::run_pages};
 use crate::commit::Committer;
 use crate::format::{HEADER_COPY_OFFSETS, Header, PageKind};
+use crate::mvcc::history_filter::KeyFilter;
 use crate::mvcc::{HistoryRetention, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
 use crate::storage::{GenerationPin, Storage};
 use crate::types::WriteSet;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Pages a checkpoint took out of a tree, freed when no reader may walk that tree or
@@ -45,6 +46,9 @@ pub struct TreeGuard {
     /// A live reader's pin on the generation this tree belongs to, released with the
     /// last reader of the tree (`format-spec/locking.md`).
     pin: Mutex<Option<GenerationPin>>,
+    /// Which keys this tree holds history entries for, once built
+    /// ([`Checkpointer::index_history`]).
+    history: OnceLock<KeyFilter>,
 }
 
 impl TreeGuard {
@@ -54,6 +58,7 @@ impl TreeGuard {
             pager: Arc::clone(pager),
             next: Mutex::new(None),
             pin: Mutex::new(None),
+            history: OnceLock::new(),
         })
     }
 }
@@ -73,6 +78,14 @@ pub struct TreeState {
     /// The checkpoint sequence the tree holds the state of.
     pub checkpoint_seq: u64,
     guard: Arc<TreeGuard>,
+}
+
+impl TreeState {
+    /// Which keys this tree holds history entries for: `None` until
+    /// [`Checkpointer::index_history`] has built it (a reader then looks every key up).
+    pub fn history_filter(&self) -> Option<&KeyFilter> {
+        self.guard.history.get()
+    }
 }
 
 /// What one checkpoint did.
@@ -159,6 +172,32 @@ impl Checkpointer {
     /// released when the last reader of the tree is gone.
     pub fn attach_pin(&self, pin: GenerationPin) {
         *self.tree.read().guard.pin.lock() = Some(pin);
+    }
+
+    /// Gives the current tree its history-key filter ([`TreeState::history_filter`])
+    /// if it has none: at open, before any checkpoint (every tree a checkpoint or a
+    /// tree commit publishes has one from the start).
+    pub fn index_history(&self) {
+        let tree = self.tree();
+        if tree.guard.history.get().is_none()
+            && let Some(filter) = self.history_filter_of(tree.root)
+        {
+            let _ = tree.guard.history.set(filter);
+        }
+    }
+
+    /// The history-key filter of the tree rooted at `root`: `None` when its history
+    /// leaves cannot be read (readers then look every key up, and meet the damage).
+    fn history_filter_of(&self, root: u64) -> Option<KeyFilter> {
+        let view = self.storage.view().ok()?;
+        let ps = self.pager.page_size();
+        match retained::history_key_hashes(&view, ps, root) {
+            Ok(hashes) => Some(KeyFilter::from_hashes(&hashes)),
+            Err(e) => {
+                log::warn!("the history keys of the tree at page {root} could not be read: {e}");
+                None
+            }
+        }
     }
 
     /// The current tree.
@@ -406,6 +445,9 @@ impl Checkpointer {
         // The new state is durable: publish the tree, then drop the folded versions (a
         // reader that misses a version in the store finds it in the new tree).
         let guard = TreeGuard::new(&self.pager);
+        if let Some(filter) = self.history_filter_of(built.root) {
+            let _ = guard.history.set(filter);
+        }
         let old = std::mem::replace(
             &mut *self.tree.write(),
             TreeState {

@@ -9,6 +9,7 @@ use crate::mvcc::history::{
     HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
     encode_list, floor_key, history_key, history_owner, newest_first, prune_list,
 };
+use crate::mvcc::history_filter::KeyFilter;
 use crate::types::TableId;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -69,6 +70,31 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
         match batch.leaf_edge {
             Some(edge) => lo = Bound::Included(edge),
             None => return Ok(r),
+        }
+    }
+}
+
+/// The hashes of the history keys in the tree rooted at `root` (not the floor's or the
+/// kept drops' keys), for its [`KeyFilter`]: a walk over the history leaves that reads
+/// keys only.
+pub fn history_key_hashes(file: &[u8], page_size: u32, root: u64) -> Result<Vec<u64>> {
+    let end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
+    let mut hashes = Vec::new();
+    let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
+    loop {
+        let batch = btree::scan_leaf(
+            file,
+            page_size,
+            root,
+            lo.as_ref().map(Vec::as_slice),
+            Bound::Excluded(&end),
+            false,
+            None,
+        )?;
+        hashes.extend(batch.entries.iter().map(|(k, _)| KeyFilter::hash_of(k)));
+        match batch.leaf_edge {
+            Some(edge) => lo = Bound::Included(edge),
+            None => return Ok(hashes),
         }
     }
 }

@@ -124,16 +124,43 @@ impl Engine {
             });
             // History entries: every version list decodes (the floor and the kept drops
             // sit after them, under a second `FF×8`).
+            // The tree's in-memory history filter must know every one of them (a key
+            // it misses would be read at its current value in the past).
+            let current = e.current_tree();
+            let filter = (current.root == header.catalog_root)
+                .then(|| current.history_filter())
+                .flatten();
+            let (mut history_keys, mut unknown, mut first_unknown) = (0usize, 0usize, None);
             let history_end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
             range(&mut r, &HISTORY_PREFIX, &history_end, &mut |r, k, v| {
+                history_keys += 1;
+                let (table, key) = btree::split_composite(k.get(8..).unwrap_or(&[]));
                 if let Err(err) = decode_list(v) {
-                    let (table, key) = btree::split_composite(k.get(8..).unwrap_or(&[]));
                     r.problems.push(format!(
                         "the history entry of key {} in table {table}: {err}",
                         crate::util::show_bytes(key)
                     ));
                 }
+                if filter.is_some_and(|f| !f.may_contain(k)) {
+                    unknown += 1;
+                    first_unknown.get_or_insert_with(|| {
+                        format!("key {} in table {table}", crate::util::show_bytes(key))
+                    });
+                }
             });
+            if let Some(first) = first_unknown {
+                r.problems.push(format!(
+                    "the in-memory history filter does not know {unknown} of the tree's {history_keys} history entries (the first: {first})"
+                ));
+            }
+            if let Some(f) = filter
+                && f.keys() != history_keys
+            {
+                r.problems.push(format!(
+                    "the in-memory history filter was built from {} keys; the tree holds {history_keys} history entries",
+                    f.keys()
+                ));
+            }
 
             // The persisted free list must match what the engine holds.
             let persisted = read_free_list(

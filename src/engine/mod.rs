@@ -331,6 +331,7 @@ impl Engine {
             non_tree,
             free_list_run,
         );
+        checkpointer.index_history();
         if let Some(pin) = pin {
             checkpointer.attach_pin(pin);
         }

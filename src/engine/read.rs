@@ -226,11 +226,15 @@ impl Engine {
             return Ok(None);
         }
         // The tree's ordinary entries are its state at `checkpoint_seq`: a snapshot at or
-        // above it needs no history entry.
+        // above it needs no history entry, and neither does a key the tree's history
+        // filter has never seen (it has no history entry in this tree).
         if history
             && snapshot < p.tree.checkpoint_seq
             && let Some(bytes) = with_tree_key(&HISTORY_PREFIX, table, key, |k| {
-                self.tree_get(&p.view, root, k)
+                match p.tree.history_filter() {
+                    Some(f) if !f.may_contain(k) => Ok(None),
+                    _ => self.tree_get(&p.view, root, k),
+                }
             })?
         {
             return Ok(match find_in_list(bytes, snapshot)? {

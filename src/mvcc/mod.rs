@@ -7,6 +7,7 @@
 //! live snapshot) only the newest survives, and not even that when it is a tombstone.
 
 pub mod history;
+pub mod history_filter;
 mod snapshots;
 
 pub use history::{History, HistoryPin, HistoryRetention};
