@@ -62,6 +62,14 @@ pub struct GroupStats {
     pub log_bytes: u64,
 }
 
+/// The waiters' map for a level ([`State::waiting`] or [`State::waiting_written`]).
+fn waiting(st: &mut State, level: Durability) -> &mut BTreeMap<u64, usize> {
+    match level {
+        Durability::Written => &mut st.waiting_written,
+        _ => &mut st.waiting,
+    }
+}
+
 /// A commit whose proof is written: `(seq, proof_offset, proof_checksum)`.
 type Proved = (u64, u64, u32);
 
@@ -71,8 +79,13 @@ struct State {
     /// next step's to write.
     proved: Vec<Proved>,
     leader_active: bool,
-    /// Committers blocked in [`GroupCommit::wait_for`], by the sequence they wait for.
+    /// Committers blocked in [`GroupCommit::wait_for`] until a sequence is durable, by
+    /// that sequence.
     waiting: BTreeMap<u64, usize>,
+    /// The same for committers waiting only until a sequence is written: a step that
+    /// writes markers wakes these alone (a durable waiter woken then would only sleep
+    /// again, two needless task switches a commit).
+    waiting_written: BTreeMap<u64, usize>,
     written: u64,
     durable: u64,
     poisoned: Option<String>,
@@ -111,6 +124,7 @@ impl GroupCommit {
                 proved: Vec::new(),
                 leader_active: false,
                 waiting: BTreeMap::new(),
+                waiting_written: BTreeMap::new(),
                 written: durable,
                 durable,
                 poisoned: None,
@@ -145,7 +159,8 @@ impl GroupCommit {
         if st.leader_active || (st.queue.is_empty() && st.proved.is_empty()) {
             return;
         }
-        match st.waiting.range(st.durable + 1..).next() {
+        let durable = st.waiting.range(st.durable + 1..).next();
+        match durable.or_else(|| st.waiting_written.range(st.written + 1..).next()) {
             Some((&s, _)) => {
                 self.slot(s).notify_all();
             }
@@ -200,7 +215,7 @@ impl GroupCommit {
                 self.hand_off(&st);
                 return Ok(());
             }
-            self.lead_or_wait(&mut st, Some(seq))?;
+            self.lead_or_wait(&mut st, Some((seq, level)))?;
         }
     }
 
@@ -213,12 +228,12 @@ impl GroupCommit {
         Ok(())
     }
 
-    /// Either runs one step as the leader or waits for a change (`seq`: the sequence
-    /// the caller waits for, if any).
+    /// Either runs one step as the leader or waits for a change (`wait`: the sequence
+    /// the caller waits for and the level it waits for, if any).
     fn lead_or_wait(
         &self,
         st: &mut parking_lot::MutexGuard<'_, State>,
-        seq: Option<u64>,
+        wait: Option<(u64, Durability)>,
     ) -> Result<()> {
         if let Some(cause) = &st.poisoned {
             return Err(Error::Poisoned {
@@ -226,14 +241,15 @@ impl GroupCommit {
             });
         }
         if st.leader_active || (st.queue.is_empty() && st.proved.is_empty()) {
-            match seq {
-                Some(s) => {
-                    *st.waiting.entry(s).or_default() += 1;
+            match wait {
+                Some((s, level)) => {
+                    *waiting(st, level).entry(s).or_default() += 1;
                     self.slot(s).wait(st);
-                    if let Some(n) = st.waiting.get_mut(&s) {
+                    let map = waiting(st, level);
+                    if let Some(n) = map.get_mut(&s) {
                         *n -= 1;
                         if *n == 0 {
-                            st.waiting.remove(&s);
+                            map.remove(&s);
                         }
                     }
                 }
@@ -276,7 +292,10 @@ impl GroupCommit {
             let mut st = self.state.lock();
             let before = st.written;
             st.written = last_marked;
-            self.wake_range(before, last_marked);
+            // Only the committers waiting for `Written`: the durable ones wait on.
+            for (&s, _) in st.waiting_written.range(before + 1..=last_marked) {
+                self.slot(s).notify_all();
+            }
         }
         let mut proved = Vec::with_capacity(fresh.len());
         if !fresh.is_empty() {
