@@ -9,11 +9,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Condition variables the visibility waiters are spread over by sequence
+/// (`seq % VISIBLE_SLOTS`), so a commit that becomes visible wakes its own waiter, not
+/// every committer waiting for a later one.
+const VISIBLE_SLOTS: usize = 32;
+
 /// Tracks visibility and the snapshots that are alive.
 #[derive(Default)]
 pub struct SnapshotRegistry {
     state: Mutex<State>,
-    visible_changed: Condvar,
+    /// Waiters for sequence `s` to become visible wait on `visible_slots[s % VISIBLE_SLOTS]`.
+    visible_slots: [Condvar; VISIBLE_SLOTS],
     /// Signalled when an exclusive hold ([`SnapshotRegistry::try_exclusive`]) ends.
     reopened: Condvar,
     visible: AtomicU64,
@@ -141,7 +147,7 @@ impl SnapshotRegistry {
         }
         if st.visible != before {
             self.visible.store(st.visible, Ordering::Release);
-            self.visible_changed.notify_all();
+            self.wake_visible(before, st.visible);
         }
     }
 
@@ -152,7 +158,7 @@ impl SnapshotRegistry {
             if let Some(cause) = &st.stalled {
                 return Err(cause.clone());
             }
-            self.visible_changed.wait(&mut st);
+            self.visible_slot(seq).wait(&mut st);
         }
         Ok(())
     }
@@ -162,13 +168,64 @@ impl SnapshotRegistry {
     pub fn stall(&self, cause: String) {
         let mut st = self.state.lock();
         st.stalled.get_or_insert(cause);
-        self.visible_changed.notify_all();
+        self.wake_visible(0, u64::MAX);
+    }
+
+    fn visible_slot(&self, seq: u64) -> &Condvar {
+        let [.., last] = &self.visible_slots;
+        let i = (seq % VISIBLE_SLOTS as u64) as usize;
+        self.visible_slots.get(i).unwrap_or(last)
+    }
+
+    /// Wakes the waiters of every sequence in `(from, to]`.
+    fn wake_visible(&self, from: u64, to: u64) {
+        if to.saturating_sub(from) >= VISIBLE_SLOTS as u64 {
+            self.visible_slots.iter().for_each(|c| {
+                c.notify_all();
+            });
+        } else {
+            (from + 1..=to).for_each(|s| {
+                self.visible_slot(s).notify_all();
+            });
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Waiters spread over the slots each wake once their own sequence is visible,
+    /// whatever order the commits become ready in, and all of them when visibility
+    /// stalls.
+    #[test]
+    fn every_visibility_waiter_wakes() {
+        let r = Arc::new(SnapshotRegistry::new(0));
+        let waiters: Vec<_> = (1..=100u64)
+            .map(|seq| {
+                let r = Arc::clone(&r);
+                std::thread::spawn(move || r.wait_visible(seq))
+            })
+            .collect();
+        let mut order: Vec<u64> = (1..=100).collect();
+        let mut rng = crate::rng::Rng::new(5);
+        for i in (1..order.len()).rev() {
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        for seq in order {
+            r.mark_ready(seq);
+        }
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Ok(()));
+        }
+        let stuck = {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || r.wait_visible(150))
+        };
+        r.mark_ready(102);
+        r.stall("a sync failed".into());
+        assert_eq!(stuck.join().unwrap(), Err("a sync failed".to_string()));
+    }
 
     #[test]
     fn visibility_is_a_gap_free_prefix() {
