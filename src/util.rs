@@ -155,6 +155,48 @@ impl From<&[u8]> for SharedKey {
     }
 }
 
+/// Condition variables that waiters for a sequence number sleep on, one chosen by the
+/// sequence (`seq % N`): waking the sequences that advanced wakes their own waiters, not
+/// everyone waiting for a later one. Each waiter re-checks its condition, so two
+/// sequences sharing a variable cost only a spurious wake-up.
+pub struct WakeSlots<const N: usize>([parking_lot::Condvar; N]);
+
+impl<const N: usize> Default for WakeSlots<N> {
+    fn default() -> Self {
+        const { assert!(N > 0, "a WakeSlots needs at least one slot") };
+        WakeSlots(std::array::from_fn(|_| parking_lot::Condvar::new()))
+    }
+}
+
+impl<const N: usize> WakeSlots<N> {
+    /// The variable the waiters for `seq` sleep on.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "an index taken modulo N (at least one) is below N"
+    )]
+    pub fn slot(&self, seq: u64) -> &parking_lot::Condvar {
+        &self.0[(seq % N as u64) as usize]
+    }
+
+    /// Wakes the waiters of every sequence in `(from, to]`.
+    pub fn wake_range(&self, from: u64, to: u64) {
+        if to.saturating_sub(from) >= N as u64 {
+            self.wake_all();
+        } else {
+            (from + 1..=to).for_each(|s| {
+                self.slot(s).notify_all();
+            });
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn wake_all(&self) {
+        self.0.iter().for_each(|c| {
+            c.notify_all();
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::format::Proof;
 use crate::storage::Storage;
 use crate::types::Durability;
+use crate::util::WakeSlots;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -101,8 +102,8 @@ pub struct GroupCommit {
     state: Mutex<State>,
     /// Woken after every step: [`GroupCommit::drain`], [`GroupCommit::wait_for_room`].
     changed: Condvar,
-    /// Waiters for a sequence `s` wait on `slots[s % WAKE_SLOTS]`.
-    slots: Box<[Condvar]>,
+    /// Waiters for a sequence, spread over the slots by sequence.
+    slots: WakeSlots<WAKE_SLOTS>,
 }
 
 impl GroupCommit {
@@ -131,25 +132,7 @@ impl GroupCommit {
                 stats: GroupStats::default(),
             }),
             changed: Condvar::new(),
-            slots: (0..WAKE_SLOTS).map(|_| Condvar::new()).collect(),
-        }
-    }
-
-    fn slot(&self, seq: u64) -> &Condvar {
-        let i = (seq % WAKE_SLOTS as u64) as usize;
-        self.slots.get(i).unwrap_or(&self.changed)
-    }
-
-    /// Wakes the waiters of every sequence in `(from, to]`.
-    fn wake_range(&self, from: u64, to: u64) {
-        if to.saturating_sub(from) >= WAKE_SLOTS as u64 {
-            self.slots.iter().for_each(|c| {
-                c.notify_all();
-            });
-        } else {
-            (from + 1..=to).for_each(|s| {
-                self.slot(s).notify_all();
-            });
+            slots: WakeSlots::default(),
         }
     }
 
@@ -162,7 +145,7 @@ impl GroupCommit {
         let durable = st.waiting.range(st.durable + 1..).next();
         match durable.or_else(|| st.waiting_written.range(st.written + 1..).next()) {
             Some((&s, _)) => {
-                self.slot(s).notify_all();
+                self.slots.slot(s).notify_all();
             }
             None => {
                 self.changed.notify_all();
@@ -244,7 +227,7 @@ impl GroupCommit {
             match wait {
                 Some((s, level)) => {
                     *waiting(st, level).entry(s).or_default() += 1;
-                    self.slot(s).wait(st);
+                    self.slots.slot(s).wait(st);
                     let map = waiting(st, level);
                     if let Some(n) = map.get_mut(&s) {
                         *n -= 1;
@@ -273,7 +256,7 @@ impl GroupCommit {
                     "a group commit's I/O failed; the database refuses commits until reopened: {e}"
                 );
                 st.poisoned = Some(e.to_string());
-                self.wake_range(0, u64::MAX);
+                self.slots.wake_all();
                 Err(e)
             }
         };
@@ -294,7 +277,7 @@ impl GroupCommit {
             st.written = last_marked;
             // Only the committers waiting for `Written`: the durable ones wait on.
             for (&s, _) in st.waiting_written.range(before + 1..=last_marked) {
-                self.slot(s).notify_all();
+                self.slots.slot(s).notify_all();
             }
         }
         let mut proved = Vec::with_capacity(fresh.len());
@@ -321,7 +304,7 @@ impl GroupCommit {
         if let (Some(&(first, _, _)), Some(&(last, _, _))) = (marked.first(), marked.last()) {
             let before = st.durable;
             st.durable = last;
-            self.wake_range(before, last);
+            self.slots.wake_range(before, last);
             st.stats.groups += 1;
             st.stats.commits += last - first + 1;
             drop(st);
@@ -335,7 +318,7 @@ impl GroupCommit {
         let mut st = self.state.lock();
         st.poisoned.get_or_insert(cause);
         self.changed.notify_all();
-        self.wake_range(0, u64::MAX);
+        self.slots.wake_all();
     }
 
     /// After a tree commit at `seq` (every commit below it durable, nothing queued):
@@ -351,7 +334,7 @@ impl GroupCommit {
         let before = st.durable;
         st.written = st.written.max(seq);
         st.durable = st.durable.max(seq);
-        self.wake_range(before, st.durable);
+        self.slots.wake_range(before, st.durable);
         self.changed.notify_all();
         drop(st);
         self.feed.durable(seq);

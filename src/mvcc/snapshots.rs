@@ -4,6 +4,7 @@
 //! visible; it only moves forward, over a gap-free prefix. The registry counts the
 //! live snapshots so the GC horizon (the oldest of them) is known.
 
+use crate::util::WakeSlots;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,8 +19,8 @@ const VISIBLE_SLOTS: usize = 32;
 #[derive(Default)]
 pub struct SnapshotRegistry {
     state: Mutex<State>,
-    /// Waiters for sequence `s` to become visible wait on `visible_slots[s % VISIBLE_SLOTS]`.
-    visible_slots: [Condvar; VISIBLE_SLOTS],
+    /// Waiters for a sequence to become visible, spread over the slots by sequence.
+    visible_slots: WakeSlots<VISIBLE_SLOTS>,
     /// Signalled when an exclusive hold ([`SnapshotRegistry::try_exclusive`]) ends.
     reopened: Condvar,
     visible: AtomicU64,
@@ -147,7 +148,7 @@ impl SnapshotRegistry {
         }
         if st.visible != before {
             self.visible.store(st.visible, Ordering::Release);
-            self.wake_visible(before, st.visible);
+            self.visible_slots.wake_range(before, st.visible);
         }
     }
 
@@ -158,7 +159,7 @@ impl SnapshotRegistry {
             if let Some(cause) = &st.stalled {
                 return Err(cause.clone());
             }
-            self.visible_slot(seq).wait(&mut st);
+            self.visible_slots.slot(seq).wait(&mut st);
         }
         Ok(())
     }
@@ -168,26 +169,7 @@ impl SnapshotRegistry {
     pub fn stall(&self, cause: String) {
         let mut st = self.state.lock();
         st.stalled.get_or_insert(cause);
-        self.wake_visible(0, u64::MAX);
-    }
-
-    fn visible_slot(&self, seq: u64) -> &Condvar {
-        let [.., last] = &self.visible_slots;
-        let i = (seq % VISIBLE_SLOTS as u64) as usize;
-        self.visible_slots.get(i).unwrap_or(last)
-    }
-
-    /// Wakes the waiters of every sequence in `(from, to]`.
-    fn wake_visible(&self, from: u64, to: u64) {
-        if to.saturating_sub(from) >= VISIBLE_SLOTS as u64 {
-            self.visible_slots.iter().for_each(|c| {
-                c.notify_all();
-            });
-        } else {
-            (from + 1..=to).for_each(|s| {
-                self.visible_slot(s).notify_all();
-            });
-        }
+        self.visible_slots.wake_all();
     }
 }
 
