@@ -42,11 +42,14 @@ pub fn read_floor_and_drops(
     Ok((floor, drops))
 }
 
-/// Every history entry in the tree rooted at `root`, the persisted floor and drops.
-pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> {
-    let mut r = Retained::default();
-    let fk = floor_key();
-    let dk = drops_key();
+/// Calls `f` on every entry from the first history key up to `hi`, leaf after leaf.
+fn walk_history(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    hi: Bound<&[u8]>,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
     let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
     loop {
         let batch = btree::scan_leaf(
@@ -54,24 +57,36 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
             page_size,
             root,
             lo.as_ref().map(Vec::as_slice),
-            Bound::Unbounded,
+            hi,
             false,
             None,
         )?;
         for (k, v) in batch.entries {
-            if k == fk.as_slice() {
-                r.floor = v.try_into().ok().map(u64::from_le_bytes);
-            } else if k == dk.as_slice() {
-                r.drops = Some(decode_drops(v)?);
-            } else {
-                r.entries.insert(k.to_vec(), decode_list(v)?);
-            }
+            f(k, v)?;
         }
         match batch.leaf_edge {
             Some(edge) => lo = Bound::Included(edge),
-            None => return Ok(r),
+            None => return Ok(()),
         }
     }
+}
+
+/// Every history entry in the tree rooted at `root`, the persisted floor and drops.
+pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> {
+    let mut r = Retained::default();
+    let fk = floor_key();
+    let dk = drops_key();
+    walk_history(file, page_size, root, Bound::Unbounded, |k, v| {
+        if k == fk.as_slice() {
+            r.floor = v.try_into().ok().map(u64::from_le_bytes);
+        } else if k == dk.as_slice() {
+            r.drops = Some(decode_drops(v)?);
+        } else {
+            r.entries.insert(k.to_vec(), decode_list(v)?);
+        }
+        Ok(())
+    })?;
+    Ok(r)
 }
 
 /// The hashes of the history keys in the tree rooted at `root` (not the floor's or the
@@ -80,23 +95,11 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
 pub fn history_key_hashes(file: &[u8], page_size: u32, root: u64) -> Result<Vec<u64>> {
     let end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
     let mut hashes = Vec::new();
-    let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
-    loop {
-        let batch = btree::scan_leaf(
-            file,
-            page_size,
-            root,
-            lo.as_ref().map(Vec::as_slice),
-            Bound::Excluded(&end),
-            false,
-            None,
-        )?;
-        hashes.extend(batch.entries.iter().map(|(k, _)| KeyFilter::hash_of(k)));
-        match batch.leaf_edge {
-            Some(edge) => lo = Bound::Included(edge),
-            None => return Ok(hashes),
-        }
-    }
+    walk_history(file, page_size, root, Bound::Excluded(&end), |k, _| {
+        hashes.push(KeyFilter::hash_of(k));
+        Ok(())
+    })?;
+    Ok(hashes)
 }
 
 /// The history entries a checkpoint writes (`format-spec/btree.md`, "History"): each
