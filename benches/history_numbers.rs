@@ -28,7 +28,8 @@ struct Loaded {
     load_s: f64,
 }
 
-fn load(retention: HistoryRetention, commits: u64) -> Loaded {
+/// A new database keeping `retention`, with table `t` holding `keys` zeroed values.
+fn open_loaded(retention: HistoryRetention, keys: u64) -> (Database, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Options::new()
         .history_retention(retention)
@@ -37,10 +38,16 @@ fn load(retention: HistoryRetention, commits: u64) -> Loaded {
     let mut c = db.connect();
     let mut tx = c.begin().expect("begin");
     tx.create_table("t").expect("create");
-    for k in 0..KEYS {
+    for k in 0..keys {
         tx.put("t", &k.to_be_bytes(), &[0u8; VALUE]).expect("put");
     }
     tx.commit().expect("commit");
+    (db, dir)
+}
+
+fn load(retention: HistoryRetention, commits: u64) -> Loaded {
+    let (db, dir) = open_loaded(retention, KEYS);
+    let mut c = db.connect();
     let mut rng = Rng(7);
     let start = Instant::now();
     let mut tip = 0;
@@ -75,7 +82,8 @@ fn used_bytes(db: &Database) -> (u64, u64) {
     (r.tree_pages * page, db.info().expect("info").file_len)
 }
 
-fn read_ns(db: &Database, at: Option<u64>, reads: u64) -> f64 {
+/// Nanoseconds per random point read of table `t`'s `keys` keys, now or at `at`.
+fn read_ns(db: &Database, at: Option<u64>, reads: u64, keys: u64) -> f64 {
     let mut c = db.connect();
     let tx = match at {
         Some(seq) => db.begin_read_at(seq).expect("begin_read_at"),
@@ -85,7 +93,7 @@ fn read_ns(db: &Database, at: Option<u64>, reads: u64) -> f64 {
     let start = Instant::now();
     let mut found = 0u64;
     for _ in 0..reads {
-        let k = rng.next() % KEYS;
+        let k = rng.next() % keys;
         if tx.get_ref("t", &k.to_be_bytes()).expect("get").is_some() {
             found += 1;
         }
@@ -111,49 +119,31 @@ fn scan_ns(db: &Database, at: Option<u64>) -> f64 {
 /// shape where most keys have no history entry. Returns (current, past) ns per read,
 /// the past snapshot 1,000 commits back.
 fn sparse_history(keys: u64, reads: u64) -> (f64, f64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = Options::new()
-        .history_retention(HistoryRetention::Commits(1_000))
-        .open(dir.path().join("sparse.db"))
-        .expect("open");
+    let (db, _dir) = open_loaded(HistoryRetention::Commits(1_000), keys);
     let mut c = db.connect();
-    let mut tx = c.begin().expect("begin");
-    tx.create_table("t").expect("create");
-    for k in 0..keys {
-        tx.put("t", &k.to_be_bytes(), &[0u8; VALUE]).expect("put");
-    }
-    tx.commit().expect("commit");
     let mut rng = Rng(11);
-    let mut seqs = Vec::new();
+    let mut tip = 0;
     for i in 0..2_000u64 {
         let mut tx = c.begin().expect("begin");
         let mut v = [0u8; VALUE];
         v[..8].copy_from_slice(&i.to_le_bytes());
         tx.put("t", &(rng.next() % keys).to_be_bytes(), &v)
             .expect("put");
-        seqs.push(tx.commit_with(Durability::Applied).expect("commit").seq);
+        tip = tx.commit_with(Durability::Applied).expect("commit").seq;
     }
-    let tip = *seqs.last().expect("commits");
     db.wait_for(tip, Durability::Durable).expect("durable");
     db.collect_garbage().expect("gc");
     db.checkpoint().expect("checkpoint");
-    let timed = |at: Option<u64>| {
-        let mut c = db.connect();
-        let tx = match at {
-            Some(seq) => db.begin_read_at(seq).expect("begin_read_at"),
-            None => c.begin_read().expect("begin_read"),
-        };
-        let mut rng = Rng(99);
-        let start = Instant::now();
-        for _ in 0..reads {
-            let k = rng.next() % keys;
-            assert!(tx.get_ref("t", &k.to_be_bytes()).expect("get").is_some());
-        }
-        start.elapsed().as_nanos() as f64 / reads as f64
-    };
+    let past = Some(tip - 1_000);
     // A first pass of each warms the mapping; the second is reported.
-    let _ = (timed(None), timed(Some(tip - 1_000)));
-    (timed(None), timed(Some(tip - 1_000)))
+    let _ = (
+        read_ns(&db, None, reads, keys),
+        read_ns(&db, past, reads, keys),
+    );
+    (
+        read_ns(&db, None, reads, keys),
+        read_ns(&db, past, reads, keys),
+    )
 }
 
 fn main() {
@@ -189,9 +179,9 @@ fn main() {
     );
     let db = &kept.db;
     let back = kept.tip - 5_000;
-    let current = read_ns(db, None, reads);
-    let newest = read_ns(db, Some(kept.tip), reads);
-    let past = read_ns(db, Some(back), reads);
+    let current = read_ns(db, None, reads, KEYS);
+    let newest = read_ns(db, Some(kept.tip), reads, KEYS);
+    let past = read_ns(db, Some(back), reads, KEYS);
     let scan_now = scan_ns(db, None);
     let scan_past = scan_ns(db, Some(back));
     println!("\n| read (all from the checkpointed tree) | ns per key |");
