@@ -7,19 +7,25 @@ use std::sync::Arc;
 /// The little-endian `u16` at `at` in `b`, or `None` when it passes the end.
 #[inline]
 pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 /// The little-endian `u32` at `at` in `b`, or `None` when it passes the end.
 #[inline]
 pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// The little-endian `u64` at `at` in `b`, or `None` when it passes the end.
 #[inline]
 pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Shows bytes as UTF-8 when printable, otherwise as hex, cut to a readable length.
@@ -217,6 +223,17 @@ mod tests {
             prop_assert_eq!(x.cmp(&y), a.cmp(&b));
             prop_assert_eq!(x == y, a == b);
         }
+    }
+
+    /// Offsets near the end of the address space read as missing, never wrap (a
+    /// version list's record offsets come from the file).
+    #[test]
+    fn field_readers_refuse_offsets_past_the_end() {
+        let b = [1u8; 16];
+        assert_eq!(u16_at(&b, 14), Some(0x0101));
+        assert_eq!(u16_at(&b, 15), None);
+        assert_eq!(u32_at(&b, usize::MAX - 1), None);
+        assert_eq!(u64_at(&b, usize::MAX - 3), None);
     }
 
     #[test]
