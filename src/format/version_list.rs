@@ -117,6 +117,32 @@ impl<'a> Indexed<'a> {
             _ => Err(corrupt("bad element flag")),
         }
     }
+
+    /// What a read sees in element `i`, like [`Indexed::element`] but without touching
+    /// the record's bytes when its length alone tells: a record longer than its flag is
+    /// a value (its flag is `1`; a value's bytes are only read by whoever reads the
+    /// value). A point read then costs the index lines, not the record's line too. The
+    /// list comes from a checksummed page; [`decode_list`] (and so `check_integrity`)
+    /// still checks every flag.
+    fn seen(&self, i: usize) -> Result<Option<&'a [u8]>> {
+        let start = self.offset(i);
+        let end = if i + 1 < self.count {
+            self.offset(i + 1)
+        } else {
+            self.bytes.len()
+        };
+        if start < HEAD + ENTRY * self.count || start >= end {
+            return Err(corrupt("record offsets out of order"));
+        }
+        if end - start > 1 {
+            return self
+                .bytes
+                .get(start + 1..end)
+                .map(Some)
+                .ok_or_else(|| corrupt("record past its end"));
+        }
+        Ok(self.element(i)?.1)
+    }
 }
 
 /// A version-2 list's elements in order, each checked as it is read: every length
@@ -226,7 +252,7 @@ pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
     if lo == list.count {
         return Ok(None);
     }
-    Ok(Some(list.element(lo)?.1))
+    Ok(Some(list.seen(lo)?))
 }
 
 #[cfg(test)]
@@ -338,6 +364,29 @@ mod tests {
         ] {
             assert!(decode_list(&bytes).is_err(), "{what}");
         }
+    }
+
+    #[test]
+    fn a_point_read_checks_the_flag_only_where_the_length_does_not_tell() {
+        let good = encode_list(&[(9, v(b"c")), (7, Some(Arc::from(&b""[..]))), (5, None)]).unwrap();
+        // Records start after the 8-byte head and three 12-byte index entries.
+        let (value_at, empty_at, deleted_at) = (44, 46, 47);
+        assert_eq!(find_in_list(&good, 9).unwrap(), Some(Some(&b"c"[..])));
+        assert_eq!(find_in_list(&good, 8).unwrap(), Some(Some(&b""[..])));
+        assert_eq!(find_in_list(&good, 6).unwrap(), Some(None));
+        // A one-byte record is a value or a deletion by its flag alone: a bad flag there
+        // is an error on the read path too.
+        for at in [empty_at, deleted_at] {
+            let mut bad = good.clone();
+            bad[at] = 2;
+            assert!(find_in_list(&bad, 8).is_err() || find_in_list(&bad, 6).is_err());
+        }
+        // A longer record is a value by its length; its flag is checked by the full
+        // decode (integrity checks), not by a point read.
+        let mut bad = good.clone();
+        bad[value_at] = 0;
+        assert_eq!(find_in_list(&bad, 9).unwrap(), Some(Some(&b"c"[..])));
+        assert!(decode_list(&bad).is_err());
     }
 
     proptest! {
