@@ -134,9 +134,9 @@ impl Cursor {
                 };
                 c.count = node.count();
                 if reverse {
-                    node.touch_cells(0, c.next);
+                    node.touch_cells(0, c.next, true);
                 } else {
-                    node.touch_cells(c.next, c.count);
+                    node.touch_cells(c.next, c.count, false);
                 }
                 return Ok(c);
             }
@@ -251,7 +251,7 @@ impl Cursor {
                 self.leaf = page;
                 self.count = node.count();
                 self.next = if self.reverse { self.count } else { 0 };
-                node.touch_cells(0, self.count);
+                node.touch_cells(0, self.count, self.reverse);
                 return Ok(());
             }
             let edge = if self.reverse { node.count() } else { 0 };

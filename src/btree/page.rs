@@ -215,22 +215,39 @@ impl<'a> NodeRef<'a> {
         Ok((key, value))
     }
 
-    /// Reads one byte of every cache line of cells `from..to`. The loads are
-    /// independent, so their misses overlap, where a walk that meets each cell's miss
-    /// in turn waits for them one by one (in reverse especially: the hardware
-    /// prefetcher follows ascending addresses best, and cells are laid out ascending).
-    pub fn touch_cells(&self, from: usize, to: usize) {
-        if from >= to {
-            return;
-        }
-        let (Ok(start), Ok(last)) = (self.offset(from), self.offset(to - 1)) else {
-            return;
-        };
-        let end = self.cell_end(last).unwrap_or(start);
-        let cells = self.bytes.get(start..end).unwrap_or(&[]);
+    /// Reads one byte of every cache line where one of the cells `from..to` starts (its
+    /// head and the start of its key: what a walk over the cells reads). The loads are
+    /// independent, so their misses overlap, where a walk that meets each cell's miss in
+    /// turn waits for them one by one. With `values`, every line of the cells, values
+    /// included: for a walk in descending order, which the hardware prefetcher does not
+    /// follow, so a reader of the values would otherwise meet each value's misses in turn.
+    pub fn touch_cells(&self, from: usize, to: usize, values: bool) {
         let mut acc = 0u8;
-        for b in cells.iter().step_by(CACHE_LINE) {
-            acc ^= *b;
+        if values {
+            if let (Ok(start), Some(last)) = (self.offset(from), to.checked_sub(1))
+                && let Ok(last) = self.offset(last)
+            {
+                let end = self.cell_end(last).unwrap_or(start);
+                for b in self
+                    .bytes
+                    .get(start..end)
+                    .unwrap_or(&[])
+                    .iter()
+                    .step_by(CACHE_LINE)
+                {
+                    acc ^= *b;
+                }
+            }
+        } else {
+            let mut last_line = usize::MAX;
+            for i in from..to {
+                let Ok(off) = self.offset(i) else { break };
+                let line = off / CACHE_LINE;
+                if line != last_line {
+                    acc ^= self.bytes.get(off).copied().unwrap_or(0);
+                    last_line = line;
+                }
+            }
         }
         std::hint::black_box(acc);
     }

@@ -28,6 +28,7 @@ usage: compare [--quick] [options]
   --read-seconds S     (d) and (e) duration of each run          [3]
   --scan-len N         (e) entries per scan                      [1000]
   --after-commits N    (c) durable 1-key commits after the load  [1000]
+  --value-len N        (a) to (e) bytes per value (at least 8)   [150]
   --bank-threads N     (f) threads                               [16]
   --accounts N         (f) accounts (each checking + savings)    [10000]
   --hot N              (f) accounts in the hot set               [100]
@@ -158,6 +159,13 @@ pub fn parse_args() -> Res<Config> {
             "--read-seconds" => c.read_seconds = value.parse().map_err(|e| bad(&e))?,
             "--scan-len" => c.scan_len = value.parse().map_err(|e| bad(&e))?,
             "--after-commits" => c.after_commits = value.parse().map_err(|e| bad(&e))?,
+            "--value-len" => {
+                let n: usize = value.parse().map_err(|e| bad(&e))?;
+                if n < 8 {
+                    return Err(err("--value-len must be at least 8"));
+                }
+                crate::workloads::set_value_len(n);
+            }
             "--bank-threads" => c.bank_threads = value.parse().map_err(|e| bad(&e))?,
             "--accounts" => c.bank.accounts = value.parse().map_err(|e| bad(&e))?,
             "--hot" => c.bank.hot = value.parse().map_err(|e| bad(&e))?,

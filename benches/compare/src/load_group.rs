@@ -9,7 +9,7 @@ use crate::fsync;
 use crate::memory::{self, Peak};
 use crate::report::{Better, Table, failed, fmt_num};
 use crate::runner::{Runner, slug};
-use crate::workloads::{self, VALUE_LEN};
+use crate::workloads;
 use std::path::Path;
 
 /// The figures of the group for one engine, filled in as they are measured.
@@ -224,9 +224,10 @@ pub fn run(
             failed(notes, "(c)/(d)/(e)", name, &e);
         }
     }
-    let raw = c.keys * (KEY_LEN + VALUE_LEN) as u64;
+    let value_len = workloads::value_len();
+    let raw = c.keys * (KEY_LEN + value_len) as u64;
     notes.push(format!(
-        "(c) raw data of the bulk load: {} keys × ({KEY_LEN} + {VALUE_LEN}) bytes = {} (key + value bytes), to read the memory and file rows against. The memory row is the peak of RssAnon (heap and anonymous mappings; pages of memory-mapped files are not in it), sampled every 5 ms from before the load's transaction begins until its durable commit returns, minus RssAnon just before (freed memory is handed back with `malloc_trim(0)` first, and each engine runs after the previous one is closed). RssAnon before the engine opened / before its load began (the baseline): {}.",
+        "(c) raw data of the bulk load: {} keys × ({KEY_LEN} + {value_len}) bytes = {} (key + value bytes), to read the memory and file rows against. The memory row is the peak of RssAnon (heap and anonymous mappings; pages of memory-mapped files are not in it), sampled every 5 ms from before the load's transaction begins until its durable commit returns, minus RssAnon just before (freed memory is handed back with `malloc_trim(0)` first, and each engine runs after the previous one is closed). RssAnon before the engine opened / before its load began (the baseline): {}.",
         fmt_num(c.keys as f64),
         mb(raw),
         if baselines.is_empty() {

@@ -5,17 +5,29 @@
 use crate::driver::{Run, run_tx, timed};
 use crate::engine::{Engine, KEY_LEN, Key, Res, Tx, err};
 use crate::rng::{Rng, seed_for};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+/// Bytes per value in (a) to (e) unless `--value-len` says otherwise.
+pub const VALUE_LEN_DEFAULT: usize = 150;
+static VALUE_LEN: AtomicUsize = AtomicUsize::new(VALUE_LEN_DEFAULT);
+
 /// Bytes per value in (a) to (e).
-pub const VALUE_LEN: usize = 150;
+pub fn value_len() -> usize {
+    VALUE_LEN.load(Ordering::Relaxed)
+}
+
+/// Sets the bytes per value (`--value-len`), before any workload runs.
+pub fn set_value_len(n: usize) {
+    VALUE_LEN.store(n, Ordering::Relaxed);
+}
 /// Point reads per read snapshot in (d).
 pub const READS_PER_SNAPSHOT: usize = 256;
 /// Keys each writer thread of (b) cycles over.
 const KEYS_PER_WRITER: u64 = 1024;
 
-fn value(rng: &mut Rng) -> [u8; VALUE_LEN] {
-    let mut v = [0u8; VALUE_LEN];
+fn value(rng: &mut Rng) -> Vec<u8> {
+    let mut v = vec![0u8; value_len().max(8)];
     rng.fill(&mut v);
     v
 }
@@ -35,7 +47,7 @@ pub fn single<E: Engine>(e: &E, n: u64, seed: u64) -> Res<f64> {
 struct Writer {
     rng: Rng,
     keys: Vec<Key>,
-    value: [u8; VALUE_LEN],
+    value: Vec<u8>,
 }
 
 /// (b): `threads` threads committing one-key transactions on disjoint keys for `seconds`.
@@ -60,7 +72,7 @@ pub fn concurrent<E: Engine>(e: &E, threads: usize, seconds: f64, seed: u64) -> 
         |e, s, w| {
             let key = w.keys[w.rng.below(KEYS_PER_WRITER) as usize];
             w.value[..8].copy_from_slice(&w.rng.next_u64().to_le_bytes());
-            let value = w.value;
+            let value = &w.value;
             let aborts = run_tx(e, s, false, &mut |tx: &mut dyn Tx| tx.put(&key, &value))?;
             Ok((1, aborts))
         },
