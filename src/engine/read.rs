@@ -191,6 +191,7 @@ impl Engine {
             tree,
             generation,
             tables: Default::default(),
+            filter_use: Default::default(),
         }))
     }
 
@@ -232,7 +233,15 @@ impl Engine {
             && snapshot < p.tree.checkpoint_seq
             && let Some(bytes) = with_tree_key(&HISTORY_PREFIX, table, key, |k| {
                 match p.tree.history_filter() {
-                    Some(f) if !f.may_contain(k) => Ok(None),
+                    Some(f) if p.filter_use.worth_asking() => {
+                        let spared = !f.may_contain(k);
+                        p.filter_use.note(spared);
+                        if spared {
+                            Ok(None)
+                        } else {
+                            self.tree_get(&p.view, root, k)
+                        }
+                    }
                     _ => self.tree_get(&p.view, root, k),
                 }
             })?

@@ -5,6 +5,7 @@ use crate::mvcc::{TablePin, VersionStore};
 use crate::storage::View;
 use crate::types::TableId;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// A value read without copying: it borrows the engine's own bytes.
@@ -52,6 +53,49 @@ pub(crate) struct ReadPin {
     /// The version store's tables this pin's reads looked in, each taken once (see
     /// [`TablePin`]); filled on first use, at most [`PINNED_TABLES_MAX`].
     pub(crate) tables: [OnceLock<TablePin>; PINNED_TABLES_MAX],
+    /// Whether the tree's history filter still earns its keep for this pin's past reads.
+    pub(crate) filter_use: FilterUse,
+}
+
+/// Past point reads a pin's history filter is judged over.
+const FILTER_ROUND: u32 = 256;
+
+/// How often a pin's history filter answered "not there" ([`FilterUse::note`]). Where
+/// nearly every key has a history entry (an update-heavy table inside its window), the
+/// filter only ever says "maybe" and each past read pays its hash and probes for nothing;
+/// after a round of [`FILTER_ROUND`] reads with fewer than one "not there" in 16, the pin
+/// stops asking it. Relaxed loads and stores of a pin its own transaction reads through:
+/// no locked instruction on the read path.
+#[derive(Debug, Default)]
+pub(crate) struct FilterUse {
+    asked: AtomicU32,
+    spared: AtomicU32,
+    off: AtomicBool,
+}
+
+impl FilterUse {
+    /// Whether to ask the filter.
+    #[inline]
+    pub(crate) fn worth_asking(&self) -> bool {
+        !self.off.load(Ordering::Relaxed)
+    }
+
+    /// Records one answer (`spared`: the filter said "not there", saving a descent).
+    #[inline]
+    pub(crate) fn note(&self, spared: bool) {
+        let asked = self.asked.load(Ordering::Relaxed) + 1;
+        let spared = self.spared.load(Ordering::Relaxed) + u32::from(spared);
+        if asked < FILTER_ROUND {
+            self.asked.store(asked, Ordering::Relaxed);
+            self.spared.store(spared, Ordering::Relaxed);
+            return;
+        }
+        if spared < FILTER_ROUND / 16 {
+            self.off.store(true, Ordering::Relaxed);
+        }
+        self.asked.store(0, Ordering::Relaxed);
+        self.spared.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Store tables a read pin keeps; reads of further tables take theirs per read.
@@ -143,5 +187,36 @@ impl std::fmt::Debug for ValueRef {
 impl PartialEq<[u8]> for ValueRef {
     fn eq(&self, other: &[u8]) -> bool {
         **self == *other
+    }
+}
+
+#[cfg(test)]
+mod filter_use_tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_that_spares_nothing_is_no_longer_asked() {
+        let u = FilterUse::default();
+        for _ in 0..FILTER_ROUND - 1 {
+            u.note(false);
+            assert!(u.worth_asking());
+        }
+        u.note(false);
+        assert!(!u.worth_asking());
+    }
+
+    #[test]
+    fn a_filter_that_spares_descents_is_kept() {
+        let u = FilterUse::default();
+        for i in 0..FILTER_ROUND * 4 {
+            // One "not there" in eight: a round keeps it.
+            u.note(i % 8 == 0);
+        }
+        assert!(u.worth_asking());
+        // Fewer than one in 16 over a whole round turns it off.
+        for i in 0..FILTER_ROUND {
+            u.note(i % 32 == 0);
+        }
+        assert!(!u.worth_asking());
     }
 }
