@@ -25,6 +25,7 @@ use super::feed::Feed;
 use super::marker_writer::MarkerWriter;
 use crate::error::{Error, Result};
 use crate::format::Proof;
+use crate::mvcc::SnapshotRegistry;
 use crate::storage::Storage;
 use crate::types::Durability;
 use crate::util::WakeSlots;
@@ -96,6 +97,9 @@ struct State {
 /// The coordinator.
 pub struct GroupCommit {
     feed: Arc<Feed>,
+    /// Told each level reached, so a commit becomes visible without waiting for its
+    /// committer to wake ([`SnapshotRegistry::reached`]).
+    registry: Arc<SnapshotRegistry>,
     storage: Arc<dyn Storage>,
     proofs: LogArena,
     markers: Mutex<MarkerWriter>,
@@ -114,9 +118,11 @@ impl GroupCommit {
         markers: MarkerWriter,
         durable: u64,
         feed: Arc<Feed>,
+        registry: Arc<SnapshotRegistry>,
     ) -> GroupCommit {
         GroupCommit {
             feed,
+            registry,
             storage,
             proofs,
             markers: Mutex::new(markers),
@@ -279,6 +285,9 @@ impl GroupCommit {
             for (&s, _) in st.waiting_written.range(before + 1..=last_marked) {
                 self.slots.slot(s).notify_all();
             }
+            let durable = st.durable;
+            drop(st);
+            self.registry.reached(last_marked, durable);
         }
         let mut proved = Vec::with_capacity(fresh.len());
         if !fresh.is_empty() {
@@ -307,7 +316,9 @@ impl GroupCommit {
             self.slots.wake_range(before, last);
             st.stats.groups += 1;
             st.stats.commits += last - first + 1;
+            let written = st.written;
             drop(st);
+            self.registry.reached(written, last);
             self.feed.durable(last);
         }
         Ok(proved)
@@ -336,7 +347,9 @@ impl GroupCommit {
         st.durable = st.durable.max(seq);
         self.slots.wake_range(before, st.durable);
         self.changed.notify_all();
+        let (written, durable) = (st.written, st.durable);
         drop(st);
+        self.registry.reached(written, durable);
         self.feed.durable(seq);
         out
     }

@@ -235,7 +235,10 @@ impl Committer {
             for &table in dropped_tables {
                 self.versions.drop_table_at(table, seq);
             }
-            // Step 4: durability.
+            // Step 4: durability. The versions are applied: the commit becomes visible
+            // once it reaches `durability`, whether or not this thread is running then
+            // (the group commit tells the registry each level it reaches).
+            self.registry.mark_applied(seq, durability);
             if durability > Durability::Applied
                 && let Err(e) = self.group.wait_for(seq, durability)
             {
@@ -244,7 +247,6 @@ impl Committer {
                 return Err(e.into());
             }
             // Step 5: visibility.
-            self.registry.mark_ready(seq);
             self.registry
                 .wait_visible(seq)
                 .map_err(|cause| Error::Poisoned { cause })?;

@@ -303,6 +303,7 @@ impl Engine {
             ),
             rec.tip,
             Arc::clone(&feed),
+            Arc::clone(&registry),
         );
         let capsules = LogArena::new(
             PageKind::Capsule,

@@ -1,12 +1,18 @@
 //! Live snapshots and the visible sequence.
 //!
 //! `visible` is the largest sequence such that every commit at or below it is
-//! visible; it only moves forward, over a gap-free prefix. The registry counts the
-//! live snapshots so the GC horizon (the oldest of them) is known.
+//! visible; it only moves forward, over a gap-free prefix. A commit is ready to become
+//! visible once its versions are applied and it reached the durability its committer
+//! asked for; the committer reports the first ([`SnapshotRegistry::mark_applied`]), the
+//! group commit the second ([`SnapshotRegistry::reached`]), whichever comes last moves
+//! `visible`. So a committer that is slow to wake after its group's sync holds back no
+//! later commit. The registry counts the live snapshots so the GC horizon (the oldest of
+//! them) is known.
 
+use crate::types::Durability;
 use crate::util::WakeSlots;
 use parking_lot::{Condvar, Mutex};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,8 +35,13 @@ pub struct SnapshotRegistry {
 #[derive(Default)]
 struct State {
     visible: u64,
-    /// Sequences ready to become visible but waiting for a smaller one.
-    ready: BTreeSet<u64>,
+    /// Sequences whose versions are applied, above `visible`, with the durability
+    /// their committers wait for.
+    applied: BTreeMap<u64, Durability>,
+    /// Every commit at or below this is written to the file (its marker).
+    written: u64,
+    /// Every commit at or below this is durable.
+    durable: u64,
     /// Live snapshot sequence -> number of holders.
     live: BTreeMap<u64, usize>,
     /// Set when a sequenced commit can never become visible (its I/O failed).
@@ -80,7 +91,12 @@ impl SnapshotRegistry {
     /// A registry whose visible sequence starts at `visible`.
     pub fn new(visible: u64) -> Arc<SnapshotRegistry> {
         let r = SnapshotRegistry::default();
-        r.state.lock().visible = visible;
+        {
+            let mut st = r.state.lock();
+            st.visible = visible;
+            st.written = visible;
+            st.durable = visible;
+        }
         r.visible.store(visible, Ordering::Release);
         Arc::new(r)
     }
@@ -136,14 +152,44 @@ impl SnapshotRegistry {
     /// Marks `seq` ready; the visible sequence advances over every ready sequence
     /// that has no gap below it.
     pub fn mark_ready(&self, seq: u64) {
+        self.mark_applied(seq, Durability::Applied);
+    }
+
+    /// Records that `seq`'s versions are applied and that it becomes visible once it
+    /// reaches `level` (at once for `Applied`; for `Written` and `Durable` when the
+    /// group commit reports that level reached, [`SnapshotRegistry::reached`]).
+    pub fn mark_applied(&self, seq: u64, level: Durability) {
         let mut st = self.state.lock();
         if seq <= st.visible {
             return;
         }
-        st.ready.insert(seq);
+        st.applied.insert(seq, level);
+        self.advance(&mut st);
+    }
+
+    /// The group commit reports every commit up to `written` written and up to
+    /// `durable` durable.
+    pub fn reached(&self, written: u64, durable: u64) {
+        let mut st = self.state.lock();
+        st.written = st.written.max(written).max(durable);
+        st.durable = st.durable.max(durable);
+        self.advance(&mut st);
+    }
+
+    /// Moves `visible` over every next sequence that is applied and reached its level.
+    fn advance(&self, st: &mut State) {
         let before = st.visible;
-        while let Some(next) = st.visible.checked_add(1).filter(|n| st.ready.contains(n)) {
-            st.ready.remove(&next);
+        while let Some(next) = st.visible.checked_add(1) {
+            let ready = match st.applied.get(&next) {
+                None => false,
+                Some(Durability::Applied) => true,
+                Some(Durability::Written) => st.written >= next,
+                Some(Durability::Durable) => st.durable >= next,
+            };
+            if !ready {
+                break;
+            }
+            st.applied.remove(&next);
             st.visible = next;
         }
         if st.visible != before {
@@ -176,6 +222,43 @@ impl SnapshotRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit becomes visible when it is both applied and at its level, whichever
+    /// comes last, and never before a smaller one.
+    #[test]
+    fn visible_once_applied_and_at_its_level() {
+        let r = SnapshotRegistry::new(0);
+        r.mark_applied(1, Durability::Durable);
+        r.mark_applied(2, Durability::Applied);
+        r.mark_applied(3, Durability::Written);
+        assert_eq!(
+            r.visible(),
+            0,
+            "1 is not durable yet, 2 and 3 wait behind it"
+        );
+        r.reached(2, 0);
+        assert_eq!(r.visible(), 0, "written is not durable");
+        r.reached(2, 1);
+        assert_eq!(
+            r.visible(),
+            2,
+            "1 durable; 2 needed nothing; 3 is not written yet"
+        );
+        r.reached(3, 1);
+        assert_eq!(r.visible(), 3);
+        // The level may come first: the group reports 5 durable before 4 and 5 are
+        // applied (a committer not yet scheduled).
+        r.reached(5, 5);
+        assert_eq!(r.visible(), 3);
+        r.mark_applied(5, Durability::Durable);
+        assert_eq!(r.visible(), 3, "4 is not applied");
+        r.mark_applied(4, Durability::Durable);
+        assert_eq!(r.visible(), 5);
+        // Durable implies written.
+        r.mark_applied(6, Durability::Written);
+        r.reached(0, 6);
+        assert_eq!(r.visible(), 6);
+    }
 
     /// Waiters spread over the slots each wake once their own sequence is visible,
     /// whatever order the commits become ready in, and all of them when visibility
