@@ -96,8 +96,9 @@ impl<'a> Indexed<'a> {
         u32_at(self.bytes, HEAD + ENTRY * i + 8).unwrap_or(0) as usize
     }
 
-    /// Element `i`, its record checked against the index and the bytes.
-    fn element(&self, i: usize) -> Result<Element<'a>> {
+    /// The bytes of element `i`'s record (flag and value), its offsets checked against
+    /// the index and the bytes. Slicing reads none of them.
+    fn record(&self, i: usize) -> Result<&'a [u8]> {
         let start = self.offset(i);
         let end = if i + 1 < self.count {
             self.offset(i + 1)
@@ -107,15 +108,14 @@ impl<'a> Indexed<'a> {
         if start < HEAD + ENTRY * self.count || start >= end {
             return Err(corrupt("record offsets out of order"));
         }
-        let record = self
-            .bytes
+        self.bytes
             .get(start..end)
-            .ok_or_else(|| corrupt("record past its end"))?;
-        match record.split_first() {
-            Some((1, value)) => Ok((self.seq(i), Some(value))),
-            Some((0, [])) => Ok((self.seq(i), None)),
-            _ => Err(corrupt("bad element flag")),
-        }
+            .ok_or_else(|| corrupt("record past its end"))
+    }
+
+    /// Element `i`, its record checked against the index and the bytes.
+    fn element(&self, i: usize) -> Result<Element<'a>> {
+        Ok((self.seq(i), flagged(self.record(i)?)?))
     }
 
     /// What a read sees in element `i`, like [`Indexed::element`] but without touching
@@ -125,23 +125,20 @@ impl<'a> Indexed<'a> {
     /// list comes from a checksummed page; [`decode_list`] (and so `check_integrity`)
     /// still checks every flag.
     fn seen(&self, i: usize) -> Result<Option<&'a [u8]>> {
-        let start = self.offset(i);
-        let end = if i + 1 < self.count {
-            self.offset(i + 1)
-        } else {
-            self.bytes.len()
-        };
-        if start < HEAD + ENTRY * self.count || start >= end {
-            return Err(corrupt("record offsets out of order"));
+        let record = self.record(i)?;
+        match record.get(1..) {
+            Some(value) if !value.is_empty() => Ok(Some(value)),
+            _ => flagged(record),
         }
-        if end - start > 1 {
-            return self
-                .bytes
-                .get(start + 1..end)
-                .map(Some)
-                .ok_or_else(|| corrupt("record past its end"));
-        }
-        Ok(self.element(i)?.1)
+    }
+}
+
+/// A record's value by its flag: `Some(bytes)` for `1`, `None` for a lone `0`.
+fn flagged(record: &[u8]) -> Result<Option<&[u8]>> {
+    match record.split_first() {
+        Some((1, value)) => Ok(Some(value)),
+        Some((0, [])) => Ok(None),
+        _ => Err(corrupt("bad element flag")),
     }
 }
 
