@@ -203,6 +203,7 @@ fn decode_seeds(db: &[u8]) -> Vec<(String, Vec<u8>)> {
             &[
                 PageKind::Branch,
                 PageKind::Leaf,
+                PageKind::CompactLeaf,
                 PageKind::Overflow,
                 PageKind::FreeList,
             ][..],

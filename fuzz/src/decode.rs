@@ -108,9 +108,10 @@ fn decode_header(rest: &[u8], fix: bool) {
     }
 }
 
-pub(super) const SEALED_KINDS: [PageKind; 4] = [
+pub(super) const SEALED_KINDS: [PageKind; 5] = [
     PageKind::Branch,
     PageKind::Leaf,
+    PageKind::CompactLeaf,
     PageKind::Overflow,
     PageKind::FreeList,
 ];

@@ -73,7 +73,7 @@ pub(super) fn page_in_database(rest: &[u8], tree: bool) {
             let n = u32_at(&file, start + 16) as usize;
             start + n.max(1) * ps
         }
-        Some(PageKind::Branch | PageKind::Leaf) => start + ps,
+        Some(PageKind::Branch | PageKind::Leaf | PageKind::CompactLeaf) => start + ps,
         _ => start + LOG_PAGE_HEADER_LEN,
     };
     if let Some(covered) = file.get(start + 4..end) {

@@ -9,8 +9,8 @@
 //! old tree).
 
 use super::page::{
-    CellValue, NodeBuilder, NodeRef, branch_cell, leaf_cell_inline_len, leaf_cell_overflow,
-    stored_inline,
+    CellValue, NodeBuilder, NodeRef, TreeKey, branch_cell, leaf_cell_inline_len,
+    leaf_cell_overflow_len, stored_inline,
 };
 use super::run::{encode_run, run_pages};
 use super::{DEPTH_MAX, page_bytes};
@@ -122,9 +122,11 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Makes room for a cell of `len` bytes with key `key` in the pending leaf.
-    fn room_for(&mut self, key: &[u8], len: usize) -> Result<()> {
-        if !self.pending.fits(len) {
+    /// Makes room for a cell of `len` bytes with key `key` in the pending leaf: a new
+    /// leaf when it does not fit, or when its key's first 8 bytes (its table) differ
+    /// from the leaf's (a compact leaf holds one prefix).
+    fn room_for(&mut self, key: &TreeKey<'_>, len: usize) -> Result<()> {
+        if !self.pending.fits(len) || !self.pending.takes_key(key) {
             self.flush_pending()?;
         }
         if self.pending.count() == 0 {
@@ -133,17 +135,37 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn push_cell(&mut self, key: &[u8], cell: &[u8]) -> Result<()> {
-        self.room_for(key, cell.len())?;
-        self.pending.push_raw(cell);
-        Ok(())
+    /// Copies cell `j` of the old leaf `node` (key `key`, value `value`): unchanged from
+    /// a compact leaf, re-encoded from a version-3 one.
+    fn copy_cell(
+        &mut self,
+        node: &NodeRef<'_>,
+        j: usize,
+        key: &TreeKey<'_>,
+        value: CellValue<'_>,
+    ) -> Result<()> {
+        if node.is_compact() {
+            let cell = node.raw_cell(j)?;
+            self.room_for(key, cell.len())?;
+            return self.pending.push_compact_cell(key, cell);
+        }
+        match value {
+            CellValue::Inline(v) => {
+                self.room_for(key, leaf_cell_inline_len(key, v))?;
+                self.pending.push_leaf_inline(key, v)
+            }
+            CellValue::Overflow { page, len } => {
+                self.room_for(key, leaf_cell_overflow_len(key))?;
+                self.pending.push_leaf_overflow(key, page, len)
+            }
+        }
     }
 
     fn push_value(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let tkey = TreeKey::whole(key);
         if stored_inline(self.page_size, key.len(), value.len()) {
-            self.room_for(key, leaf_cell_inline_len(key, value))?;
-            self.pending.push_leaf_inline(key, value);
-            return Ok(());
+            self.room_for(&tkey, leaf_cell_inline_len(&tkey, value))?;
+            return self.pending.push_leaf_inline(&tkey, value);
         }
         let ps = self.page_size;
         let len = u32::try_from(value.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
@@ -151,7 +173,8 @@ impl Builder<'_> {
             |p| Ok(encode_run(PageKind::Overflow, p, ps, value, len, 0)),
             run_pages(ps, value.len()),
         )?;
-        self.push_cell(key, &leaf_cell_overflow(key, run, len))
+        self.room_for(&tkey, leaf_cell_overflow_len(&tkey))?;
+        self.pending.push_leaf_overflow(&tkey, run, len)
     }
 
     fn free_value(&mut self, v: CellValue<'_>) -> Result<()> {
@@ -190,7 +213,7 @@ fn leaves_of(file: &[u8], page_size: u32, root: u64) -> Result<(LeafList, Vec<u6
             let lo = if i == 0 {
                 low.clone()
             } else {
-                Some(node.key(i - 1)?.to_vec())
+                Some(node.separator(i - 1)?.to_vec())
             };
             stack.push((node.child(i)?, lo, depth + 1));
         }
@@ -199,8 +222,8 @@ fn leaves_of(file: &[u8], page_size: u32, root: u64) -> Result<(LeafList, Vec<u6
 }
 
 /// Whether a table listed in `dropped` owns `key`.
-fn dropped_owner(dropped: &[[u8; 8]], key: &[u8]) -> bool {
-    key.get(..8).is_some_and(|p| dropped.iter().any(|d| d == p))
+fn dropped_owner(dropped: &[[u8; 8]], key: &TreeKey<'_>) -> bool {
+    !dropped.is_empty() && key.table_bytes().is_some_and(|p| dropped.contains(&p))
 }
 
 /// Whether the range `[low, high)` may hold a key of a dropped table.
@@ -286,35 +309,27 @@ pub fn rebuild_from(
         let n = node.count();
         // Merge the leaf's cells with the changes in its range.
         loop {
-            let cell_key = if j < n { Some(node.key(j)?) } else { None };
+            let cell = if j < n { Some(node.entry(j)?) } else { None };
             let change = changes.peek().filter(|(k, _)| below_high(k));
-            let took_change = match (cell_key, change) {
-                (Some(k), Some((ck, cv))) if ck == k => {
-                    b.free_value(node.value(j)?)?;
-                    if let Some(v) = cv.filter(|_| !dropped_owner(dropped, ck)) {
-                        b.push_value(ck, v)?;
-                    }
-                    j += 1;
-                    true
-                }
-                (Some(k), c) if c.is_none_or(|(ck, _)| k < ck) => {
-                    if dropped_owner(dropped, k) {
-                        b.free_value(node.value(j)?)?;
-                    } else {
-                        b.push_cell(k, node.raw_cell(j)?)?;
-                    }
-                    j += 1;
-                    false
-                }
-                (_, Some((ck, cv))) => {
-                    if let Some(v) = cv.filter(|_| !dropped_owner(dropped, ck)) {
-                        b.push_value(ck, v)?;
-                    }
-                    true
-                }
-                (_, None) => break,
+            let order = match (&cell, change) {
+                (Some((k, _)), Some((ck, _))) => k.cmp_bytes(ck),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => break,
             };
-            if took_change {
+            if let Some((k, value)) = cell.filter(|_| order.is_le()) {
+                // The cell goes: replaced by its change, or its table dropped.
+                if order.is_eq() || dropped_owner(dropped, &k) {
+                    b.free_value(value)?;
+                } else {
+                    b.copy_cell(&node, j, &k, value)?;
+                }
+                j += 1;
+            }
+            if let Some((ck, cv)) = change.filter(|_| order.is_ge()) {
+                if let Some(v) = cv.filter(|_| !dropped_owner(dropped, &TreeKey::whole(ck))) {
+                    b.push_value(ck, v)?;
+                }
                 changes.advance();
             }
         }
@@ -322,7 +337,7 @@ pub fn rebuild_from(
     // An empty old tree: everything is new.
     if old_leaves.is_empty() {
         while let Some((ck, cv)) = changes.peek() {
-            if let Some(v) = cv.filter(|_| !dropped_owner(dropped, ck)) {
+            if let Some(v) = cv.filter(|_| !dropped_owner(dropped, &TreeKey::whole(ck))) {
                 b.push_value(ck, v)?;
             }
             changes.advance();
@@ -393,7 +408,7 @@ mod tests {
                 None => model.remove(&k),
             };
         }
-        model.retain(|k, _| !dropped_owner(&dropped, k));
+        model.retain(|k, _| !dropped_owner(&dropped, &TreeKey::whole(k)));
         pager.free(built.freed);
         built.root
     }

@@ -7,13 +7,14 @@
 
 pub mod build;
 pub mod cursor;
+pub mod key;
 pub mod page;
 pub mod run;
 
 use crate::error::{Error, Result};
 use crate::format::PageKind;
 use crate::pager::Verified;
-use page::{CellValue, NodeRef};
+use page::{CellValue, NodeRef, TreeKey};
 use std::ops::Bound;
 
 /// Deepest tree accepted; a deeper one is corrupt (or a cycle).
@@ -128,7 +129,7 @@ pub fn get<'a>(
 /// One leaf's worth of a scan.
 pub struct TreeBatch<'a> {
     /// Entries inside the requested bounds, in scan order.
-    pub entries: Vec<(&'a [u8], &'a [u8])>,
+    pub entries: Vec<(TreeKey<'a>, &'a [u8])>,
     /// Forward: the exclusive upper end of the leaf scanned (`None`: end of tree).
     /// Reverse: the inclusive lower end (`None`: start of tree).
     pub leaf_edge: Option<Vec<u8>>,
@@ -201,10 +202,10 @@ pub fn scan_leaf<'a>(
             }
         };
         if idx > 0 {
-            low = Some(node.key(idx - 1)?);
+            low = Some(node.separator(idx - 1)?);
         }
         if idx < node.count() {
-            high = Some(node.key(idx)?);
+            high = Some(node.separator(idx)?);
         }
         page = node.child(idx)?;
     }
@@ -238,13 +239,15 @@ pub fn walk(
         }
         let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
         let n = node.count();
-        let mut prev: Option<&[u8]> = None;
+        let mut prev: Option<TreeKey<'_>> = None;
         for i in 0..n {
             let k = node.key(i)?;
             if prev.is_some_and(|p| p >= k) {
                 return Err(Error::corrupted(page, "keys out of order"));
             }
-            if low.as_deref().is_some_and(|l| k < l) || high.as_deref().is_some_and(|h| k >= h) {
+            if low.as_deref().is_some_and(|l| k.cmp_bytes(l).is_lt())
+                || high.as_deref().is_some_and(|h| k.cmp_bytes(h).is_ge())
+            {
                 return Err(Error::corrupted(
                     page,
                     "key outside the bounds its parent gives",
@@ -273,12 +276,12 @@ pub fn walk(
                 let lo = if i == 0 {
                     low.clone()
                 } else {
-                    Some(node.key(i - 1)?.to_vec())
+                    Some(node.separator(i - 1)?.to_vec())
                 };
                 let hi = if i == n {
                     high.clone()
                 } else {
-                    Some(node.key(i)?.to_vec())
+                    Some(node.separator(i)?.to_vec())
                 };
                 stack.push((node.child(i)?, depth + 1, lo, hi));
             }

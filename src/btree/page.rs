@@ -5,8 +5,16 @@ use crate::error::{Error, Result};
 use crate::format::{LOG_PAGE_HEADER_LEN, PageKind, seal_page, verify_sealed_page};
 use crate::util::{u16_at, u32_at, u64_at};
 
-/// Bytes of a leaf cell's fixed head.
+/// Bytes of a version-3 (kind 5) leaf cell's fixed head.
 pub const LEAF_CELL_HEAD: usize = 8;
+/// Bytes of a compact leaf cell's fixed head.
+pub const COMPACT_CELL_HEAD: usize = 4;
+/// Bytes of the key prefix a compact leaf stores once.
+pub const PREFIX_LEN: usize = 8;
+/// A compact cell's `value_len` when the value is in an overflow run.
+const OVERFLOW_MARK: u16 = 0xFFFF;
+/// Bytes after a compact overflow cell's key: the run's first page and the value's length.
+const OVERFLOW_BODY: usize = 12;
 /// Bytes of a branch cell's fixed head.
 pub const BRANCH_CELL_HEAD: usize = 16;
 /// Offset of the cell offset array.
@@ -26,6 +34,7 @@ pub fn stored_inline(page_size: u32, key_len: usize, value_len: usize) -> bool {
     value_len <= inline_value_max(page_size) || key_len + value_len <= page_size as usize / 2
 }
 
+pub use super::key::TreeKey;
 pub use crate::util::cmp_keys;
 
 /// A leaf value as stored.
@@ -42,6 +51,28 @@ pub enum CellValue<'a> {
     },
 }
 
+/// What a tree page is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    Branch,
+    /// A version-3 leaf (kind 5): whole keys in its cells.
+    Leaf,
+    /// A compact leaf (kind 8): one 8-byte key prefix for the page.
+    Compact,
+}
+
+impl Form {
+    fn of(kind: u8) -> Form {
+        if kind == PageKind::CompactLeaf as u8 {
+            Form::Compact
+        } else if kind == PageKind::Leaf as u8 {
+            Form::Leaf
+        } else {
+            Form::Branch
+        }
+    }
+}
+
 /// A verified leaf or branch page.
 pub struct NodeRef<'a> {
     bytes: &'a [u8],
@@ -49,7 +80,9 @@ pub struct NodeRef<'a> {
     count: usize,
     /// Branch: `c_0`; leaf: 0.
     first_child: u64,
-    leaf: bool,
+    form: Form,
+    /// A compact leaf's key prefix; empty otherwise.
+    prefix: &'a [u8],
 }
 
 impl<'a> NodeRef<'a> {
@@ -66,19 +99,19 @@ impl<'a> NodeRef<'a> {
         verified: Option<&crate::pager::Verified>,
     ) -> Result<NodeRef<'a>> {
         let kind = bytes.get(4).copied().unwrap_or(0);
-        let leaf = kind == PageKind::Leaf as u8;
+        let form = Form::of(kind);
         let trusted = verified.is_some_and(|v| v.contains(page));
         if !trusted {
-            let expected = if leaf {
-                PageKind::Leaf
-            } else {
-                PageKind::Branch
+            let expected = match form {
+                Form::Compact => PageKind::CompactLeaf,
+                Form::Leaf => PageKind::Leaf,
+                Form::Branch => PageKind::Branch,
             };
             verify_sealed_page(bytes, expected, page)?;
             if let Some(v) = verified {
                 v.insert(page);
             }
-        } else if !leaf && kind != PageKind::Branch as u8 {
+        } else if form == Form::Branch && kind != PageKind::Branch as u8 {
             return Err(Error::corrupted(
                 page,
                 format!("expected a tree page, found kind byte {kind}"),
@@ -90,15 +123,21 @@ impl<'a> NodeRef<'a> {
             return Err(bad("reserved node header bytes are not zero"));
         }
         let first_child = u64_at(bytes, 24).ok_or_else(|| bad("cut short"))?;
-        if leaf && first_child != 0 {
+        if form == Form::Leaf && first_child != 0 {
             return Err(bad("leaf has a first child"));
         }
+        let (first_child, prefix) = match form {
+            Form::Branch => (first_child, &[][..]),
+            Form::Leaf => (0, &[][..]),
+            Form::Compact => (0, bytes.get(24..32).ok_or_else(|| bad("cut short"))?),
+        };
         let node = NodeRef {
             bytes,
             page,
             count,
             first_child,
-            leaf,
+            form,
+            prefix,
         };
         if trusted {
             // Its checksum and this structure were checked when it was first read, and
@@ -124,7 +163,13 @@ impl<'a> NodeRef<'a> {
 
     /// Whether this is a leaf.
     pub fn is_leaf(&self) -> bool {
-        self.leaf
+        self.form != Form::Branch
+    }
+
+    /// Whether this is a compact leaf (its cells can be copied unchanged into another
+    /// compact leaf of the same prefix).
+    pub fn is_compact(&self) -> bool {
+        self.form == Form::Compact
     }
 
     /// Number of cells (leaf) or separators (branch).
@@ -142,38 +187,63 @@ impl<'a> NodeRef<'a> {
     fn cell_end(&self, off: usize) -> Result<usize> {
         let bad = || Error::corrupted(self.page, "cell head cut short");
         let key_len = usize::from(u16_at(self.bytes, off).ok_or_else(bad)?);
-        if self.leaf {
-            let kind = *self.bytes.get(off + 2).ok_or_else(bad)?;
-            let value_len = u32_at(self.bytes, off + 4).ok_or_else(bad)? as usize;
-            let body = match kind {
-                0 => value_len,
-                1 => 8,
-                _ => {
-                    return Err(Error::corrupted(
-                        self.page,
-                        format!("unknown value kind {kind}"),
-                    ));
-                }
-            };
-            Ok(off + LEAF_CELL_HEAD + key_len + body)
-        } else {
-            Ok(off + BRANCH_CELL_HEAD + key_len)
+        match self.form {
+            Form::Compact => {
+                let value_len = u16_at(self.bytes, off + 2).ok_or_else(bad)?;
+                let body = if value_len == OVERFLOW_MARK {
+                    OVERFLOW_BODY
+                } else {
+                    usize::from(value_len)
+                };
+                Ok(off + COMPACT_CELL_HEAD + key_len + body)
+            }
+            Form::Leaf => {
+                let kind = *self.bytes.get(off + 2).ok_or_else(bad)?;
+                let value_len = u32_at(self.bytes, off + 4).ok_or_else(bad)? as usize;
+                let body = match kind {
+                    0 => value_len,
+                    1 => 8,
+                    _ => {
+                        return Err(Error::corrupted(
+                            self.page,
+                            format!("unknown value kind {kind}"),
+                        ));
+                    }
+                };
+                Ok(off + LEAF_CELL_HEAD + key_len + body)
+            }
+            Form::Branch => Ok(off + BRANCH_CELL_HEAD + key_len),
         }
     }
 
-    /// Key `i` (leaf key or branch separator).
+    /// The bytes cell `i` holds of its key: a compact leaf's key after the prefix, else
+    /// the whole key (or separator).
     #[inline]
-    pub fn key(&self, i: usize) -> Result<&'a [u8]> {
+    fn tail(&self, i: usize) -> Result<&'a [u8]> {
         let off = self.offset(i)?;
         let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
-        let head = if self.leaf {
-            LEAF_CELL_HEAD
-        } else {
-            BRANCH_CELL_HEAD
+        let head = match self.form {
+            Form::Compact => COMPACT_CELL_HEAD,
+            Form::Leaf => LEAF_CELL_HEAD,
+            Form::Branch => BRANCH_CELL_HEAD,
         };
         self.bytes
             .get(off + head..off + head + key_len)
             .ok_or_else(|| Error::corrupted(self.page, "key runs past the page"))
+    }
+
+    /// Key `i` (leaf key or branch separator).
+    #[inline]
+    pub fn key(&self, i: usize) -> Result<TreeKey<'a>> {
+        Ok(TreeKey::parts(self.prefix, self.tail(i)?))
+    }
+
+    /// Separator `i` of a branch, in one piece.
+    pub fn separator(&self, i: usize) -> Result<&'a [u8]> {
+        if self.form != Form::Branch {
+            return Err(Error::corrupted(self.page, "a leaf has no separators"));
+        }
+        self.tail(i)
     }
 
     /// A leaf page that [`NodeRef::parse_cached`] already accepted with `count` cells,
@@ -181,25 +251,44 @@ impl<'a> NodeRef<'a> {
     /// cursor parses each leaf once when it enters it, not once per cell it hands out.
     #[inline]
     pub(crate) fn parsed_leaf(bytes: &'a [u8], page: u64, count: usize) -> NodeRef<'a> {
+        let form = match Form::of(bytes.get(4).copied().unwrap_or(0)) {
+            Form::Compact => Form::Compact,
+            _ => Form::Leaf,
+        };
+        let prefix = match form {
+            Form::Compact => bytes.get(24..32).unwrap_or(&[]),
+            _ => &[],
+        };
         NodeRef {
             bytes,
             page,
             count,
             first_child: 0,
-            leaf: true,
+            form,
+            prefix,
         }
     }
 
     /// Key and value of leaf cell `i`, reading its offset and head once.
     #[inline]
-    pub fn entry(&self, i: usize) -> Result<(&'a [u8], CellValue<'a>)> {
+    pub fn entry(&self, i: usize) -> Result<(TreeKey<'a>, CellValue<'a>)> {
         let bad = || Error::corrupted(self.page, "cell runs past the page");
         let off = self.offset(i)?;
         let key_len = usize::from(u16_at(self.bytes, off).ok_or_else(bad)?);
+        if self.form == Form::Compact {
+            let value_len = u16_at(self.bytes, off + 2).ok_or_else(bad)?;
+            let at = off + COMPACT_CELL_HEAD + key_len;
+            let tail = self
+                .bytes
+                .get(off + COMPACT_CELL_HEAD..at)
+                .ok_or_else(bad)?;
+            let key = TreeKey::parts(self.prefix, tail);
+            return Ok((key, self.compact_value(at, value_len)?));
+        }
         let kind = *self.bytes.get(off + 2).ok_or_else(bad)?;
         let value_len = u32_at(self.bytes, off + 4).ok_or_else(bad)?;
         let at = off + LEAF_CELL_HEAD + key_len;
-        let key = self.bytes.get(off + LEAF_CELL_HEAD..at).ok_or_else(bad)?;
+        let key = TreeKey::whole(self.bytes.get(off + LEAF_CELL_HEAD..at).ok_or_else(bad)?);
         let value = if kind == 0 {
             CellValue::Inline(
                 self.bytes
@@ -213,6 +302,24 @@ impl<'a> NodeRef<'a> {
             }
         };
         Ok((key, value))
+    }
+
+    /// The value of a compact cell whose value (or overflow reference) starts at `at`.
+    #[inline]
+    fn compact_value(&self, at: usize, value_len: u16) -> Result<CellValue<'a>> {
+        let bad = || Error::corrupted(self.page, "value runs past the page");
+        if value_len == OVERFLOW_MARK {
+            Ok(CellValue::Overflow {
+                page: u64_at(self.bytes, at).ok_or_else(bad)?,
+                len: u32_at(self.bytes, at + 8).ok_or_else(bad)?,
+            })
+        } else {
+            Ok(CellValue::Inline(
+                self.bytes
+                    .get(at..at + usize::from(value_len))
+                    .ok_or_else(bad)?,
+            ))
+        }
     }
 
     /// Reads one byte of every cache line where one of the cells `from..to` starts (its
@@ -254,24 +361,13 @@ impl<'a> NodeRef<'a> {
 
     /// Value of leaf cell `i`.
     pub fn value(&self, i: usize) -> Result<CellValue<'a>> {
-        let off = self.offset(i)?;
-        let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
-        let kind = self.bytes.get(off + 2).copied().unwrap_or(0);
-        let value_len = u32_at(self.bytes, off + 4).unwrap_or(0);
-        let at = off + LEAF_CELL_HEAD + key_len;
-        let bad = || Error::corrupted(self.page, "value runs past the page");
-        if kind == 0 {
-            Ok(CellValue::Inline(
-                self.bytes
-                    .get(at..at + value_len as usize)
-                    .ok_or_else(bad)?,
-            ))
-        } else {
-            Ok(CellValue::Overflow {
-                page: u64_at(self.bytes, at).ok_or_else(bad)?,
-                len: value_len,
-            })
+        if self.form == Form::Compact {
+            let off = self.offset(i)?;
+            let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
+            let value_len = u16_at(self.bytes, off + 2).unwrap_or(0);
+            return self.compact_value(off + COMPACT_CELL_HEAD + key_len, value_len);
         }
+        self.entry(i).map(|(_, v)| v)
     }
 
     /// The raw bytes of cell `i` (to copy it unchanged into a new page).
@@ -292,12 +388,21 @@ impl<'a> NodeRef<'a> {
         u64_at(self.bytes, off + 8).ok_or_else(|| Error::corrupted(self.page, "child cut short"))
     }
 
-    /// Leaf: `Ok(i)` when key `i` equals `key`, else `Err(insertion point)`.
+    /// Leaf: `Ok(i)` when key `i` equals `key`, else `Err(insertion point)`. A compact
+    /// leaf compares the key's first 8 bytes with its prefix once, then searches the
+    /// rest of the key among its cells.
+    #[inline]
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        let (head, key) = key.split_at(key.len().min(self.prefix.len()));
+        match cmp_keys(self.prefix, head) {
+            std::cmp::Ordering::Less => return Ok(Err(self.count)),
+            std::cmp::Ordering::Greater => return Ok(Err(0)),
+            std::cmp::Ordering::Equal => {}
+        }
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match cmp_keys(self.key(mid)?, key) {
+            match cmp_keys(self.tail(mid)?, key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Ok(mid)),
@@ -315,13 +420,16 @@ impl<'a> NodeRef<'a> {
     }
 }
 
-/// Accumulates cells for one page.
+/// Accumulates cells for one page: a branch, or a compact leaf whose keys all start
+/// with the first key's 8-byte prefix.
 pub struct NodeBuilder {
     leaf: bool,
     page_size: usize,
     offsets: Vec<u16>,
     cells: Vec<u8>,
     first_child: u64,
+    /// A leaf's key prefix, set by its first cell.
+    prefix: Option<[u8; PREFIX_LEN]>,
 }
 
 impl NodeBuilder {
@@ -333,6 +441,7 @@ impl NodeBuilder {
             offsets: Vec::new(),
             cells: Vec::new(),
             first_child: 0,
+            prefix: None,
         }
     }
 
@@ -350,26 +459,85 @@ impl NodeBuilder {
         self.used() + 2 + len <= self.page_size && self.offsets.len() < usize::from(u16::MAX)
     }
 
+    /// Whether a leaf cell of the key `key` may join this leaf: it is empty, or its
+    /// keys start with the same 8 bytes.
+    pub fn takes_key(&self, key: &TreeKey<'_>) -> bool {
+        self.prefix.is_none() || self.prefix == key.table_bytes()
+    }
+
     /// Sets a branch's first child.
     pub fn set_first_child(&mut self, child: u64) {
         self.first_child = child;
     }
 
-    /// Adds a raw cell (the caller checked `fits`).
+    /// Adds a raw cell (the caller checked `fits`, and for a leaf `takes_key`).
     pub fn push_raw(&mut self, cell: &[u8]) {
         self.offsets.push(self.cells.len() as u16);
         self.cells.extend_from_slice(cell);
     }
 
+    /// Adds a compact leaf's cell unchanged, for its key `key` (the caller checked
+    /// `fits` for the cell's length and `takes_key`).
+    pub fn push_compact_cell(&mut self, key: &TreeKey<'_>, cell: &[u8]) -> Result<()> {
+        self.set_prefix(key)?;
+        self.push_raw(cell);
+        Ok(())
+    }
+
+    fn set_prefix(&mut self, key: &TreeKey<'_>) -> Result<()> {
+        if self.prefix.is_none() {
+            self.prefix = Some(key.table_bytes().ok_or_else(|| short_key(key))?);
+        }
+        Ok(())
+    }
+
     /// Adds an inline leaf cell, written in place (the caller checked `fits` for
-    /// [`leaf_cell_inline_len`]).
-    pub fn push_leaf_inline(&mut self, key: &[u8], value: &[u8]) {
+    /// [`leaf_cell_inline_len`] and `takes_key`).
+    pub fn push_leaf_inline(&mut self, key: &TreeKey<'_>, value: &[u8]) -> Result<()> {
+        self.set_prefix(key)?;
         self.offsets.push(self.cells.len() as u16);
-        append_leaf_cell_inline(&mut self.cells, key, value);
+        let rest = key.user();
+        self.cells
+            .extend_from_slice(&(rest.len() as u16).to_le_bytes());
+        self.cells
+            .extend_from_slice(&(value.len() as u16).to_le_bytes());
+        self.cells.extend_from_slice(rest);
+        self.cells.extend_from_slice(value);
+        Ok(())
+    }
+
+    /// Adds a leaf cell whose value is in the overflow run `run` (the caller checked
+    /// `fits` for [`leaf_cell_overflow_len`] and `takes_key`).
+    pub fn push_leaf_overflow(&mut self, key: &TreeKey<'_>, run: u64, len: u32) -> Result<()> {
+        self.set_prefix(key)?;
+        self.offsets.push(self.cells.len() as u16);
+        let rest = key.user();
+        self.cells
+            .extend_from_slice(&(rest.len() as u16).to_le_bytes());
+        self.cells.extend_from_slice(&OVERFLOW_MARK.to_le_bytes());
+        self.cells.extend_from_slice(rest);
+        self.cells.extend_from_slice(&run.to_le_bytes());
+        self.cells.extend_from_slice(&len.to_le_bytes());
+        Ok(())
     }
 
     /// The bytes of the finished page, numbered `page`.
     pub fn finish(&self, page: u64) -> Result<Vec<u8>> {
+        if self.leaf {
+            self.finish_as(page, PageKind::CompactLeaf, self.prefix.unwrap_or_default())
+        } else {
+            self.finish_as(page, PageKind::Branch, self.first_child.to_le_bytes())
+        }
+    }
+
+    /// The finished page as a version-3 leaf (kind 5) of the raw cells pushed, for tests
+    /// of reading such leaves.
+    #[cfg(test)]
+    pub fn finish_v3_leaf(&self, page: u64) -> Result<Vec<u8>> {
+        self.finish_as(page, PageKind::Leaf, [0; 8])
+    }
+
+    fn finish_as(&self, page: u64, kind: PageKind, word: [u8; 8]) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.page_size];
         let count = self.offsets.len() as u16;
         buf.get_mut(16..18)
@@ -377,7 +545,7 @@ impl NodeBuilder {
             .copy_from_slice(&count.to_le_bytes());
         buf.get_mut(24..32)
             .ok_or_else(|| Error::corrupted(page, "page too small"))?
-            .copy_from_slice(&self.first_child.to_le_bytes());
+            .copy_from_slice(&word);
         let base = OFFSETS_AT + 2 * self.offsets.len();
         for (i, off) in self.offsets.iter().enumerate() {
             let at = OFFSETS_AT + 2 * i;
@@ -389,44 +557,44 @@ impl NodeBuilder {
         buf.get_mut(base..base + self.cells.len())
             .ok_or_else(|| Error::corrupted(page, "cells do not fit the page"))?
             .copy_from_slice(&self.cells);
-        seal_page(
-            &mut buf,
-            if self.leaf {
-                PageKind::Leaf
-            } else {
-                PageKind::Branch
-            },
-            page,
-        )?;
+        seal_page(&mut buf, kind, page)?;
         Ok(buf)
     }
 }
 
-/// Encodes a leaf cell with an inline value.
+/// The error for a tree key too short to hold a table id.
+fn short_key(key: &TreeKey<'_>) -> Error {
+    Error::corrupted(
+        0,
+        format!("tree key of {} bytes is shorter than a table id", key.len()),
+    )
+}
+
+/// Bytes of a compact leaf cell holding `key` and the inline `value`.
+pub fn leaf_cell_inline_len(key: &TreeKey<'_>, value: &[u8]) -> usize {
+    COMPACT_CELL_HEAD + key.user().len() + value.len()
+}
+
+/// Bytes of a compact leaf cell holding `key` and a reference to an overflow run.
+pub fn leaf_cell_overflow_len(key: &TreeKey<'_>) -> usize {
+    COMPACT_CELL_HEAD + key.user().len() + OVERFLOW_BODY
+}
+
+/// Encodes a version-3 (kind 5) inline leaf cell, for tests that build such leaves.
 #[cfg(test)]
-pub fn leaf_cell_inline(key: &[u8], value: &[u8]) -> Vec<u8> {
+pub fn v3_leaf_cell_inline(key: &[u8], value: &[u8]) -> Vec<u8> {
     let mut c = Vec::with_capacity(LEAF_CELL_HEAD + key.len() + value.len());
-    append_leaf_cell_inline(&mut c, key, value);
+    c.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    c.extend_from_slice(&[0, 0]);
+    c.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    c.extend_from_slice(key);
+    c.extend_from_slice(value);
     c
 }
 
-/// Appends an inline leaf cell (the key's length, the flags, the value's length, the
-/// key, the value) to `out`.
-fn append_leaf_cell_inline(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
-    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    out.extend_from_slice(key);
-    out.extend_from_slice(value);
-}
-
-/// Bytes of an inline leaf cell.
-pub fn leaf_cell_inline_len(key: &[u8], value: &[u8]) -> usize {
-    LEAF_CELL_HEAD + key.len() + value.len()
-}
-
-/// Encodes a leaf cell pointing at an overflow run.
-pub fn leaf_cell_overflow(key: &[u8], run: u64, len: u32) -> Vec<u8> {
+/// Encodes a version-3 (kind 5) leaf cell pointing at an overflow run, for tests.
+#[cfg(test)]
+pub fn v3_leaf_cell_overflow(key: &[u8], run: u64, len: u32) -> Vec<u8> {
     let mut c = Vec::with_capacity(LEAF_CELL_HEAD + key.len() + 8);
     c.extend_from_slice(&(key.len() as u16).to_le_bytes());
     c.extend_from_slice(&[1, 0]);
@@ -451,16 +619,65 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn k(table: u64, key: &[u8]) -> Vec<u8> {
+        crate::btree::composite(table, key)
+    }
+
     #[test]
     fn leaf_and_branch_round_trip() {
+        let (a, b_key) = (k(3, b"a"), k(3, b"b"));
         let mut b = NodeBuilder::new(true, 4096);
-        b.push_raw(&leaf_cell_inline(b"a", b"1"));
-        b.push_raw(&leaf_cell_overflow(b"b", 77, 5000));
+        b.push_leaf_inline(&TreeKey::whole(&a), b"1").unwrap();
+        b.push_leaf_overflow(&TreeKey::whole(&b_key), 77, 5000)
+            .unwrap();
+        assert!(!b.takes_key(&TreeKey::whole(&k(4, b"c"))));
+        assert!(b.takes_key(&TreeKey::whole(&k(3, b"c"))));
         let page = b.finish(9).unwrap();
+        assert_eq!(page[4], PageKind::CompactLeaf as u8);
         let n = NodeRef::parse(&page, 9).unwrap();
-        assert!(n.is_leaf());
+        assert!(n.is_leaf() && n.is_compact());
         assert_eq!(n.count(), 2);
-        assert_eq!(n.key(1).unwrap(), b"b");
+        assert!(n.key(1).unwrap().eq_bytes(&b_key));
+        assert_eq!(n.key(1).unwrap().user(), b"b");
+        assert_eq!(n.key(1).unwrap().table_bytes(), Some(3u64.to_be_bytes()));
+        assert_eq!(n.key(0).unwrap().to_vec(), a);
+        assert_eq!(n.value(0).unwrap(), CellValue::Inline(b"1"));
+        let overflow = CellValue::Overflow {
+            page: 77,
+            len: 5000,
+        };
+        assert_eq!(n.value(1).unwrap(), overflow);
+        assert_eq!(n.entry(1).unwrap().1, overflow);
+        assert_eq!(n.search(&b_key).unwrap(), Ok(1));
+        assert_eq!(n.search(&k(3, b"aa")).unwrap(), Err(1));
+        assert_eq!(n.search(&k(2, b"zz")).unwrap(), Err(0));
+        assert_eq!(n.search(&k(4, b"")).unwrap(), Err(2));
+        assert_eq!(n.search(&[0, 0, 0]).unwrap(), Err(0));
+        assert_eq!(n.search(&k(3, b"")).unwrap(), Err(0));
+
+        let mut b = NodeBuilder::new(false, 4096);
+        b.set_first_child(3);
+        b.push_raw(&branch_cell(b"m", 4));
+        let page = b.finish(10).unwrap();
+        let n = NodeRef::parse(&page, 10).unwrap();
+        assert_eq!((n.child(0).unwrap(), n.child(1).unwrap()), (3, 4));
+        assert_eq!(n.separator(0).unwrap(), b"m");
+        assert_eq!(n.child_index_for(b"a").unwrap(), 0);
+        assert_eq!(n.child_index_for(b"m").unwrap(), 1);
+        assert_eq!(n.child_index_for(b"z").unwrap(), 1);
+    }
+
+    #[test]
+    fn version_3_leaves_are_read() {
+        let (a, b_key) = (k(3, b"a"), k(3, b"b"));
+        let mut b = NodeBuilder::new(true, 4096);
+        b.push_raw(&v3_leaf_cell_inline(&a, b"1"));
+        b.push_raw(&v3_leaf_cell_overflow(&b_key, 77, 5000));
+        let page = b.finish_v3_leaf(9).unwrap();
+        let n = NodeRef::parse(&page, 9).unwrap();
+        assert!(n.is_leaf() && !n.is_compact());
+        assert!(n.key(1).unwrap().eq_bytes(&b_key));
+        assert_eq!(n.key(1).unwrap().user(), b"b");
         assert_eq!(n.value(0).unwrap(), CellValue::Inline(b"1"));
         assert_eq!(
             n.value(1).unwrap(),
@@ -469,18 +686,49 @@ mod tests {
                 len: 5000
             }
         );
-        assert_eq!(n.search(b"b").unwrap(), Ok(1));
-        assert_eq!(n.search(b"aa").unwrap(), Err(1));
+        assert_eq!(n.search(&b_key).unwrap(), Ok(1));
+        assert_eq!(n.search(&k(3, b"aa")).unwrap(), Err(1));
+        let parsed = NodeRef::parsed_leaf(&page, 9, 2);
+        assert_eq!(parsed.entry(0).unwrap().0.to_vec(), a);
+    }
 
-        let mut b = NodeBuilder::new(false, 4096);
-        b.set_first_child(3);
-        b.push_raw(&branch_cell(b"m", 4));
-        let page = b.finish(10).unwrap();
-        let n = NodeRef::parse(&page, 10).unwrap();
-        assert_eq!((n.child(0).unwrap(), n.child(1).unwrap()), (3, 4));
-        assert_eq!(n.child_index_for(b"a").unwrap(), 0);
-        assert_eq!(n.child_index_for(b"m").unwrap(), 1);
-        assert_eq!(n.child_index_for(b"z").unwrap(), 1);
+    proptest! {
+        #[test]
+        fn compact_leaves_round_trip(
+            table in 0u64..4,
+            entries in proptest::collection::btree_map(
+                proptest::collection::vec(any::<u8>(), 0..40),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+                0..12),
+            probe in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            let mut b = NodeBuilder::new(true, 4096);
+            let keys: Vec<Vec<u8>> = entries.keys().map(|u| k(table, u)).collect();
+            for (key, v) in keys.iter().zip(entries.values()) {
+                let key = TreeKey::whole(key);
+                match v {
+                    Some(v) => b.push_leaf_inline(&key, v).unwrap(),
+                    None => b.push_leaf_overflow(&key, 9, 70_000).unwrap(),
+                }
+            }
+            let page = b.finish(2).unwrap();
+            let n = NodeRef::parse(&page, 2).unwrap();
+            prop_assert_eq!(n.count(), entries.len());
+            for (i, (key, v)) in keys.iter().zip(entries.values()).enumerate() {
+                let (got, value) = n.entry(i).unwrap();
+                prop_assert_eq!(got.to_vec(), key.clone());
+                prop_assert_eq!(n.search(key).unwrap(), Ok(i));
+                let want = match v {
+                    Some(v) => CellValue::Inline(v),
+                    None => CellValue::Overflow { page: 9, len: 70_000 },
+                };
+                prop_assert_eq!(value, want);
+                prop_assert_eq!(n.value(i).unwrap(), want);
+            }
+            let probe = k(table, &probe);
+            let want = keys.binary_search(&probe);
+            prop_assert_eq!(n.search(&probe).unwrap(), want);
+        }
     }
 
     #[test]
@@ -498,6 +746,15 @@ mod tests {
                 ("reserved", 18, 6),
                 ("first_child", 24, 8)
             ]
+        );
+        let rows = crate::format::spec_table::rows(md, "Compact leaf cell");
+        assert_eq!(
+            rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 2, 4]
+        );
+        assert_eq!(
+            rows.get(1).map(|r| r.offset + r.size),
+            Some(COMPACT_CELL_HEAD)
         );
         let rows = crate::format::spec_table::rows(md, "Leaf cell");
         assert_eq!(

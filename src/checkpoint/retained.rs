@@ -61,8 +61,11 @@ fn walk_history(
             false,
             None,
         )?;
+        let mut key = Vec::new();
         for (k, v) in batch.entries {
-            f(k, v)?;
+            key.clear();
+            k.extend_into(&mut key);
+            f(&key, v)?;
         }
         match batch.leaf_edge {
             Some(edge) => lo = Bound::Included(edge),

@@ -95,8 +95,11 @@ impl Engine {
                         None,
                     ) {
                         Ok(batch) => {
+                            let mut key = Vec::new();
                             for (k, v) in &batch.entries {
-                                f(r, k, v);
+                                key.clear();
+                                k.extend_into(&mut key);
+                                f(r, &key, v);
                             }
                             match batch.leaf_edge {
                                 Some(edge) if edge.as_slice() < hi => lo = edge,

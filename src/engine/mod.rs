@@ -145,7 +145,7 @@ fn max_data_table_id(file: &[u8], page_size: u32, root: u64) -> Result<TableId> 
             None,
         )?;
         if let Some((k, _)) = batch.entries.first() {
-            return Ok(btree::split_composite(k).0);
+            return Ok(k.table_bytes().map_or(0, u64::from_be_bytes));
         }
         match batch.leaf_edge {
             Some(edge) => hi = Bound::Excluded(edge),

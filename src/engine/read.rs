@@ -10,6 +10,7 @@ use super::Engine;
 use super::value::{ReadPin, ValueRef};
 use crate::btree;
 use crate::btree::cursor::Cursor;
+use crate::btree::page::TreeKey;
 use crate::error::Result;
 use crate::mvcc::history::{
     HISTORY_PREFIX, decode_list, find_in_list, history_key, newest_first, prune_list,
@@ -126,6 +127,18 @@ pub(crate) fn within(key: &[u8], covered: Bound<&[u8]>, reverse: bool) -> bool {
         (Bound::Excluded(c), false) => key < c,
         (Bound::Included(c), true) => key >= c,
         (Bound::Excluded(c), true) => key > c,
+    }
+}
+
+/// [`within`] for a key as a tree page holds it.
+#[inline]
+pub(crate) fn within_key(key: &TreeKey<'_>, covered: Bound<&[u8]>, reverse: bool) -> bool {
+    match (covered, reverse) {
+        (Bound::Unbounded, _) => true,
+        (Bound::Included(c), false) => key.cmp_bytes(c).is_le(),
+        (Bound::Excluded(c), false) => key.cmp_bytes(c).is_lt(),
+        (Bound::Included(c), true) => key.cmp_bytes(c).is_ge(),
+        (Bound::Excluded(c), true) => key.cmp_bytes(c).is_gt(),
     }
 }
 
@@ -360,12 +373,9 @@ impl Engine {
         let mut out = Vec::new();
         // One descent, then leaf to leaf, until the range's end, `covered`, or `limit`.
         while let Some((k, v)) = cursor.step(view, verified)? {
-            let past_end = !within(k, bound_slice(end), reverse);
-            let rest = k.get(n..).unwrap_or(&[]);
-            if past_end
-                || k.get(..n) != Some(prefix)
-                || !within(rest, bound_slice(covered), reverse)
-            {
+            let past_end = !within_key(&k, bound_slice(end), reverse);
+            let rest = k.after(n).unwrap_or(&[]);
+            if past_end || !k.starts_with(prefix) || !within(rest, bound_slice(covered), reverse) {
                 break;
             }
             out.push((rest.to_vec(), v));

@@ -173,8 +173,8 @@ impl<'t> ScanMerge<'t> {
         let prefix = self.table.to_be_bytes();
         let view: &[u8] = &self.pin.view;
         match self.tree.step(view, Some(self.engine.pager.verified()))? {
-            Some((k, v)) if k.get(..8) == Some(&prefix[..]) => {
-                let key = k.get(8..).unwrap_or(&[]);
+            Some((k, v)) if k.table_bytes() == Some(prefix) => {
+                let key = k.user();
                 if within(key, self.end(), self.reverse) {
                     self.tree_head = Some((self.pin.locate(key), self.pin.locate(v)));
                 } else {
@@ -288,7 +288,7 @@ impl<'t> ScanMerge<'t> {
                 if let Some(i) = i {
                     let run = *run;
                     let (key, value) = run.entry(&self.pin.view, i, verified)?;
-                    return Ok(Some((key.get(8..).unwrap_or(&[]), value)));
+                    return Ok(Some((key.user(), value)));
                 }
                 self.run = None;
                 self.tree_done |= self.run_cut;
@@ -308,7 +308,7 @@ impl<'t> ScanMerge<'t> {
                 bound_slice(&self.hi)
             };
             let (run, cut) = run.narrowed(view, reverse, |k| {
-                k.get(..8) == Some(&prefix[..]) && within(k.get(8..).unwrap_or(&[]), end, reverse)
+                k.table_bytes() == Some(prefix) && within(k.user(), end, reverse)
             })?;
             self.run_cut = cut;
             self.run = Some((run, if reverse { run.hi } else { run.lo }));

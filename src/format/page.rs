@@ -27,12 +27,15 @@ pub enum PageKind {
     Marker = 3,
     /// B-tree branch.
     Branch = 4,
-    /// B-tree leaf.
+    /// B-tree leaf of version 3 and earlier (whole keys in its cells; still read).
     Leaf = 5,
     /// Overflow value chain.
     Overflow = 6,
     /// Persisted free list.
     FreeList = 7,
+    /// B-tree leaf whose keys share one 8-byte prefix, stored once (written since
+    /// version 4).
+    CompactLeaf = 8,
 }
 
 impl PageKind {
@@ -46,6 +49,7 @@ impl PageKind {
             5 => PageKind::Leaf,
             6 => PageKind::Overflow,
             7 => PageKind::FreeList,
+            8 => PageKind::CompactLeaf,
             _ => return None,
         })
     }
@@ -193,11 +197,11 @@ mod tests {
 
     #[test]
     fn kinds_match_spec_numbers() {
-        for b in 1..=7u8 {
+        for b in 1..=8u8 {
             assert_eq!(PageKind::from_u8(b).map(|k| k as u8), Some(b));
         }
         assert_eq!(PageKind::from_u8(0), None);
-        assert_eq!(PageKind::from_u8(8), None);
+        assert_eq!(PageKind::from_u8(9), None);
     }
 
     #[test]
