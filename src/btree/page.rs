@@ -216,20 +216,31 @@ impl<'a> NodeRef<'a> {
         }
     }
 
+    /// Bytes before the key in one of this page's cells.
+    #[inline(always)]
+    fn cell_head(&self) -> usize {
+        match self.form {
+            Form::Compact => COMPACT_CELL_HEAD,
+            Form::Leaf => LEAF_CELL_HEAD,
+            Form::Branch => BRANCH_CELL_HEAD,
+        }
+    }
+
+    /// The bytes cell `i` holds of its key, behind a cell head of `head` bytes.
+    #[inline(always)]
+    fn tail_at(&self, i: usize, head: usize) -> Result<&'a [u8]> {
+        let off = self.offset(i)?;
+        let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
+        self.bytes
+            .get(off + head..off + head + key_len)
+            .ok_or_else(|| Error::corrupted(self.page, "key runs past the page"))
+    }
+
     /// The bytes cell `i` holds of its key: a compact leaf's key after the prefix, else
     /// the whole key (or separator).
     #[inline]
     fn tail(&self, i: usize) -> Result<&'a [u8]> {
-        let off = self.offset(i)?;
-        let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
-        let head = match self.form {
-            Form::Compact => COMPACT_CELL_HEAD,
-            Form::Leaf => LEAF_CELL_HEAD,
-            Form::Branch => BRANCH_CELL_HEAD,
-        };
-        self.bytes
-            .get(off + head..off + head + key_len)
-            .ok_or_else(|| Error::corrupted(self.page, "key runs past the page"))
+        self.tail_at(i, self.cell_head())
     }
 
     /// Key `i` (leaf key or branch separator).
@@ -399,10 +410,11 @@ impl<'a> NodeRef<'a> {
             std::cmp::Ordering::Greater => return Ok(Err(0)),
             std::cmp::Ordering::Equal => {}
         }
+        let head = self.cell_head();
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match cmp_keys(self.tail(mid)?, key) {
+            match cmp_keys(self.tail_at(mid, head)?, key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Ok(mid)),
