@@ -9,8 +9,7 @@
 //! old tree).
 
 use super::page::{
-    CellValue, NodeBuilder, NodeRef, TreeKey, branch_cell, leaf_cell_inline_len,
-    leaf_cell_overflow_len, stored_inline,
+    CellValue, NodeBuilder, NodeRef, OVERFLOW_CELL_BODY, TreeKey, branch_cell, stored_inline,
 };
 use super::run::{encode_run, run_pages};
 use super::{DEPTH_MAX, page_bytes};
@@ -122,12 +121,12 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Makes room for a cell of `len` bytes with key `key` in the pending leaf: a new
-    /// leaf when it does not fit, or when its key's first 8 bytes (its table) differ
-    /// from the leaf's (a compact leaf holds one prefix).
-    fn room_for(&mut self, key: &TreeKey<'_>, len: usize) -> Result<()> {
-        if !self.pending.fits(len) || !self.pending.takes_key(key) {
+    /// Makes room in the pending leaf for a cell with key `key` and `body` bytes after
+    /// it, starting a new leaf when [`NodeBuilder::admit`] says so.
+    fn room_for(&mut self, key: &TreeKey<'_>, body: usize) -> Result<()> {
+        if !self.pending.admit(key, body) {
             self.flush_pending()?;
+            self.pending.admit(key, body);
         }
         if self.pending.count() == 0 {
             self.pending_first = Some(key.to_vec());
@@ -136,7 +135,7 @@ impl Builder<'_> {
     }
 
     /// Copies cell `j` of the old leaf `node` (key `key`, value `value`): unchanged from
-    /// a compact leaf, re-encoded from a version-3 one.
+    /// a compact leaf with the pending leaf's prefix, else re-encoded.
     fn copy_cell(
         &mut self,
         node: &NodeRef<'_>,
@@ -144,28 +143,28 @@ impl Builder<'_> {
         key: &TreeKey<'_>,
         value: CellValue<'_>,
     ) -> Result<()> {
-        if node.is_compact() {
-            let cell = node.raw_cell(j)?;
-            self.room_for(key, cell.len())?;
-            return self.pending.push_compact_cell(key, cell);
+        let body = match value {
+            CellValue::Inline(v) => v.len(),
+            CellValue::Overflow { .. } => OVERFLOW_CELL_BODY,
+        };
+        self.room_for(key, body)?;
+        if node.is_compact() && node.prefix() == self.pending.prefix() {
+            self.pending.push_raw(node.raw_cell(j)?);
+            return Ok(());
         }
         match value {
-            CellValue::Inline(v) => {
-                self.room_for(key, leaf_cell_inline_len(key, v))?;
-                self.pending.push_leaf_inline(key, v)
-            }
-            CellValue::Overflow { page, len } => {
-                self.room_for(key, leaf_cell_overflow_len(key))?;
-                self.pending.push_leaf_overflow(key, page, len)
-            }
+            CellValue::Inline(v) => self.pending.push_leaf_inline(key, v),
+            CellValue::Overflow { page, len } => self.pending.push_leaf_overflow(key, page, len),
         }
+        Ok(())
     }
 
     fn push_value(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let tkey = TreeKey::whole(key);
         if stored_inline(self.page_size, key.len(), value.len()) {
-            self.room_for(&tkey, leaf_cell_inline_len(&tkey, value))?;
-            return self.pending.push_leaf_inline(&tkey, value);
+            self.room_for(&tkey, value.len())?;
+            self.pending.push_leaf_inline(&tkey, value);
+            return Ok(());
         }
         let ps = self.page_size;
         let len = u32::try_from(value.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
@@ -173,8 +172,9 @@ impl Builder<'_> {
             |p| Ok(encode_run(PageKind::Overflow, p, ps, value, len, 0)),
             run_pages(ps, value.len()),
         )?;
-        self.room_for(&tkey, leaf_cell_overflow_len(&tkey))?;
-        self.pending.push_leaf_overflow(&tkey, run, len)
+        self.room_for(&tkey, OVERFLOW_CELL_BODY)?;
+        self.pending.push_leaf_overflow(&tkey, run, len);
+        Ok(())
     }
 
     fn free_value(&mut self, v: CellValue<'_>) -> Result<()> {

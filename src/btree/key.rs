@@ -53,10 +53,27 @@ impl<'a> TreeKey<'a> {
     #[inline]
     pub fn table_bytes(&self) -> Option<[u8; PREFIX_LEN]> {
         if self.head.len() == PREFIX_LEN {
-            self.head.try_into().ok()
-        } else {
-            self.tail.get(..PREFIX_LEN)?.try_into().ok()
+            return self.head.try_into().ok();
         }
+        if self.head.is_empty() {
+            return self.tail.get(..PREFIX_LEN)?.try_into().ok();
+        }
+        match self.first_bytes() {
+            (b, PREFIX_LEN) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Its first `min(8, len)` bytes (zero-padded) and how many there are.
+    #[inline]
+    pub fn first_bytes(&self) -> ([u8; PREFIX_LEN], usize) {
+        let mut out = [0u8; PREFIX_LEN];
+        let mut n = 0;
+        for (d, s) in out.iter_mut().zip(self.head.iter().chain(self.tail)) {
+            *d = *s;
+            n += 1;
+        }
+        (out, n)
     }
 
     /// Its bytes after the first 8 (the key within its table), in one piece.
@@ -64,6 +81,17 @@ impl<'a> TreeKey<'a> {
     pub fn user(&self) -> &'a [u8] {
         let skip = PREFIX_LEN.saturating_sub(self.head.len());
         self.tail.get(skip..).unwrap_or(&[])
+    }
+
+    /// Appends its bytes from `n` on to `out`.
+    pub fn extend_from(&self, n: usize, out: &mut Vec<u8>) {
+        match n.checked_sub(self.head.len()) {
+            Some(skip) => out.extend_from_slice(self.tail.get(skip..).unwrap_or(&[])),
+            None => {
+                out.extend_from_slice(self.head.get(n..).unwrap_or(&[]));
+                out.extend_from_slice(self.tail);
+            }
+        }
     }
 
     /// Whether its bytes start with `p`.

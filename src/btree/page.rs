@@ -57,7 +57,7 @@ enum Form {
     Branch,
     /// A version-3 leaf (kind 5): whole keys in its cells.
     Leaf,
-    /// A compact leaf (kind 8): one 8-byte key prefix for the page.
+    /// A compact leaf (kind 8): one key prefix (up to 8 bytes) for the page.
     Compact,
 }
 
@@ -119,8 +119,12 @@ impl<'a> NodeRef<'a> {
         }
         let bad = |what: &str| Error::corrupted(page, what.to_string());
         let count = usize::from(u16_at(bytes, 16).ok_or_else(|| bad("cut short"))?);
-        if bytes.get(18..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
+        if bytes.get(19..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
             return Err(bad("reserved node header bytes are not zero"));
+        }
+        let prefix_len = usize::from(bytes.get(18).copied().unwrap_or(0));
+        if prefix_len > PREFIX_LEN || (form != Form::Compact && prefix_len != 0) {
+            return Err(bad("bad key prefix length"));
         }
         let first_child = u64_at(bytes, 24).ok_or_else(|| bad("cut short"))?;
         if form == Form::Leaf && first_child != 0 {
@@ -129,7 +133,20 @@ impl<'a> NodeRef<'a> {
         let (first_child, prefix) = match form {
             Form::Branch => (first_child, &[][..]),
             Form::Leaf => (0, &[][..]),
-            Form::Compact => (0, bytes.get(24..32).ok_or_else(|| bad("cut short"))?),
+            Form::Compact => {
+                if bytes
+                    .get(24 + prefix_len..32)
+                    .is_some_and(|r| r.iter().any(|&b| b != 0))
+                {
+                    return Err(bad("bytes after the key prefix are not zero"));
+                }
+                (
+                    0,
+                    bytes
+                        .get(24..24 + prefix_len)
+                        .ok_or_else(|| bad("cut short"))?,
+                )
+            }
         };
         let node = NodeRef {
             bytes,
@@ -175,6 +192,11 @@ impl<'a> NodeRef<'a> {
     /// Number of cells (leaf) or separators (branch).
     pub fn count(&self) -> usize {
         self.count
+    }
+
+    /// The key prefix a compact leaf stores once (empty for other pages).
+    pub fn prefix(&self) -> &'a [u8] {
+        self.prefix
     }
 
     #[inline]
@@ -267,7 +289,10 @@ impl<'a> NodeRef<'a> {
             _ => Form::Leaf,
         };
         let prefix = match form {
-            Form::Compact => bytes.get(24..32).unwrap_or(&[]),
+            Form::Compact => {
+                let len = usize::from(bytes.get(18).copied().unwrap_or(0));
+                bytes.get(24..24 + len).unwrap_or(&[])
+            }
             _ => &[],
         };
         NodeRef {
@@ -432,16 +457,18 @@ impl<'a> NodeRef<'a> {
     }
 }
 
-/// Accumulates cells for one page: a branch, or a compact leaf whose keys all start
-/// with the first key's 8-byte prefix.
+/// Accumulates cells for one page: a branch, or a compact leaf whose keys share its
+/// prefix.
 pub struct NodeBuilder {
     leaf: bool,
     page_size: usize,
     offsets: Vec<u16>,
     cells: Vec<u8>,
     first_child: u64,
-    /// A leaf's key prefix, set by its first cell.
-    prefix: Option<[u8; PREFIX_LEN]>,
+    /// A leaf's key prefix (its first `prefix_len` bytes; the rest zero), set by its
+    /// first cell and shortened by [`NodeBuilder::admit`].
+    prefix: [u8; PREFIX_LEN],
+    prefix_len: usize,
 }
 
 impl NodeBuilder {
@@ -453,7 +480,8 @@ impl NodeBuilder {
             offsets: Vec::new(),
             cells: Vec::new(),
             first_child: 0,
-            prefix: None,
+            prefix: [0; PREFIX_LEN],
+            prefix_len: 0,
         }
     }
 
@@ -471,10 +499,72 @@ impl NodeBuilder {
         self.used() + 2 + len <= self.page_size && self.offsets.len() < usize::from(u16::MAX)
     }
 
-    /// Whether a leaf cell of the key `key` may join this leaf: it is empty, or its
-    /// keys start with the same 8 bytes.
-    pub fn takes_key(&self, key: &TreeKey<'_>) -> bool {
-        self.prefix.is_none() || self.prefix == key.table_bytes()
+    /// The leaf's key prefix as it stands.
+    pub fn prefix(&self) -> &[u8] {
+        self.prefix.get(..self.prefix_len).unwrap_or(&[])
+    }
+
+    /// Whether a leaf cell of the key `key` with `body` bytes after the key (the inline
+    /// value, or an overflow reference) joins this leaf (`format-spec/btree.md`, "How a
+    /// checkpoint fills leaves"): an empty leaf takes the key's first 8 bytes as its
+    /// prefix; a key that does not start with the prefix joins only a leaf less than
+    /// half full, whose prefix then shrinks to what the keys share. `false`: start a
+    /// new leaf.
+    pub fn admit(&mut self, key: &TreeKey<'_>, body: usize) -> bool {
+        let (start, start_len) = key.first_bytes();
+        if self.offsets.is_empty() {
+            self.prefix = start;
+            self.prefix_len = start_len;
+            return self.fits(COMPACT_CELL_HEAD + key.len() - start_len + body);
+        }
+        let common = self
+            .prefix()
+            .iter()
+            .zip(start.get(..start_len).unwrap_or(&[]))
+            .take_while(|(a, b)| a == b)
+            .count();
+        if common == self.prefix_len {
+            return self.fits(COMPACT_CELL_HEAD + key.len() - common + body);
+        }
+        let grow = (self.prefix_len - common) * self.offsets.len();
+        if self.used() >= self.page_size / 2
+            || !self.fits(grow + COMPACT_CELL_HEAD + key.len() - common + body)
+        {
+            return false;
+        }
+        self.shrink_prefix(common);
+        true
+    }
+
+    /// Shortens the prefix to `len` bytes: each cell's key gives back the bytes the
+    /// prefix no longer holds.
+    fn shrink_prefix(&mut self, len: usize) {
+        let gone = self
+            .prefix
+            .get(len..self.prefix_len)
+            .unwrap_or(&[])
+            .to_vec();
+        let mut cells = Vec::with_capacity(self.cells.len() + gone.len() * self.offsets.len());
+        let mut offsets = Vec::with_capacity(self.offsets.len());
+        for (i, &off) in self.offsets.iter().enumerate() {
+            let end = self
+                .offsets
+                .get(i + 1)
+                .map_or(self.cells.len(), |&o| usize::from(o));
+            let cell = self.cells.get(usize::from(off)..end).unwrap_or(&[]);
+            let rest_len = u16_at(cell, 0).unwrap_or(0);
+            offsets.push(cells.len() as u16);
+            cells.extend_from_slice(&(rest_len + gone.len() as u16).to_le_bytes());
+            cells.extend_from_slice(cell.get(2..4).unwrap_or(&[0, 0]));
+            cells.extend_from_slice(&gone);
+            cells.extend_from_slice(cell.get(4..).unwrap_or(&[]));
+        }
+        self.cells = cells;
+        self.offsets = offsets;
+        for b in self.prefix.iter_mut().skip(len) {
+            *b = 0;
+        }
+        self.prefix_len = len;
     }
 
     /// Sets a branch's first child.
@@ -482,63 +572,44 @@ impl NodeBuilder {
         self.first_child = child;
     }
 
-    /// Adds a raw cell (the caller checked `fits`, and for a leaf `takes_key`).
+    /// Adds a raw cell (the caller checked `fits`; for a leaf, the cell of a compact
+    /// leaf with the same prefix, admitted).
     pub fn push_raw(&mut self, cell: &[u8]) {
         self.offsets.push(self.cells.len() as u16);
         self.cells.extend_from_slice(cell);
     }
 
-    /// Adds a compact leaf's cell unchanged, for its key `key` (the caller checked
-    /// `fits` for the cell's length and `takes_key`).
-    pub fn push_compact_cell(&mut self, key: &TreeKey<'_>, cell: &[u8]) -> Result<()> {
-        self.set_prefix(key)?;
-        self.push_raw(cell);
-        Ok(())
-    }
-
-    fn set_prefix(&mut self, key: &TreeKey<'_>) -> Result<()> {
-        if self.prefix.is_none() {
-            self.prefix = Some(key.table_bytes().ok_or_else(|| short_key(key))?);
-        }
-        Ok(())
-    }
-
-    /// Adds an inline leaf cell, written in place (the caller checked `fits` for
-    /// [`leaf_cell_inline_len`] and `takes_key`).
-    pub fn push_leaf_inline(&mut self, key: &TreeKey<'_>, value: &[u8]) -> Result<()> {
-        self.set_prefix(key)?;
+    /// Starts a compact cell for `key` (admitted) whose value word is `value_word`.
+    fn push_head(&mut self, key: &TreeKey<'_>, value_word: u16) {
         self.offsets.push(self.cells.len() as u16);
-        let rest = key.user();
+        let rest_len = key.len() - self.prefix_len;
         self.cells
-            .extend_from_slice(&(rest.len() as u16).to_le_bytes());
-        self.cells
-            .extend_from_slice(&(value.len() as u16).to_le_bytes());
-        self.cells.extend_from_slice(rest);
+            .extend_from_slice(&(rest_len as u16).to_le_bytes());
+        self.cells.extend_from_slice(&value_word.to_le_bytes());
+        key.extend_from(self.prefix_len, &mut self.cells);
+    }
+
+    /// Adds an inline leaf cell, written in place (the caller had it
+    /// [`NodeBuilder::admit`]ted with the value's length).
+    pub fn push_leaf_inline(&mut self, key: &TreeKey<'_>, value: &[u8]) {
+        self.push_head(key, value.len() as u16);
         self.cells.extend_from_slice(value);
-        Ok(())
     }
 
-    /// Adds a leaf cell whose value is in the overflow run `run` (the caller checked
-    /// `fits` for [`leaf_cell_overflow_len`] and `takes_key`).
-    pub fn push_leaf_overflow(&mut self, key: &TreeKey<'_>, run: u64, len: u32) -> Result<()> {
-        self.set_prefix(key)?;
-        self.offsets.push(self.cells.len() as u16);
-        let rest = key.user();
-        self.cells
-            .extend_from_slice(&(rest.len() as u16).to_le_bytes());
-        self.cells.extend_from_slice(&OVERFLOW_MARK.to_le_bytes());
-        self.cells.extend_from_slice(rest);
+    /// Adds a leaf cell whose value is in the overflow run `run` (the caller had it
+    /// [`NodeBuilder::admit`]ted with [`OVERFLOW_BODY`]).
+    pub fn push_leaf_overflow(&mut self, key: &TreeKey<'_>, run: u64, len: u32) {
+        self.push_head(key, OVERFLOW_MARK);
         self.cells.extend_from_slice(&run.to_le_bytes());
         self.cells.extend_from_slice(&len.to_le_bytes());
-        Ok(())
     }
 
     /// The bytes of the finished page, numbered `page`.
     pub fn finish(&self, page: u64) -> Result<Vec<u8>> {
         if self.leaf {
-            self.finish_as(page, PageKind::CompactLeaf, self.prefix.unwrap_or_default())
+            self.finish_as(page, PageKind::CompactLeaf, self.prefix_len, self.prefix)
         } else {
-            self.finish_as(page, PageKind::Branch, self.first_child.to_le_bytes())
+            self.finish_as(page, PageKind::Branch, 0, self.first_child.to_le_bytes())
         }
     }
 
@@ -546,15 +617,24 @@ impl NodeBuilder {
     /// of reading such leaves.
     #[cfg(test)]
     pub fn finish_v3_leaf(&self, page: u64) -> Result<Vec<u8>> {
-        self.finish_as(page, PageKind::Leaf, [0; 8])
+        self.finish_as(page, PageKind::Leaf, 0, [0; 8])
     }
 
-    fn finish_as(&self, page: u64, kind: PageKind, word: [u8; 8]) -> Result<Vec<u8>> {
+    fn finish_as(
+        &self,
+        page: u64,
+        kind: PageKind,
+        prefix_len: usize,
+        word: [u8; 8],
+    ) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.page_size];
         let count = self.offsets.len() as u16;
         buf.get_mut(16..18)
             .ok_or_else(|| Error::corrupted(page, "page too small"))?
             .copy_from_slice(&count.to_le_bytes());
+        if let Some(b) = buf.get_mut(18) {
+            *b = prefix_len as u8;
+        }
         buf.get_mut(24..32)
             .ok_or_else(|| Error::corrupted(page, "page too small"))?
             .copy_from_slice(&word);
@@ -574,23 +654,8 @@ impl NodeBuilder {
     }
 }
 
-/// The error for a tree key too short to hold a table id.
-fn short_key(key: &TreeKey<'_>) -> Error {
-    Error::corrupted(
-        0,
-        format!("tree key of {} bytes is shorter than a table id", key.len()),
-    )
-}
-
-/// Bytes of a compact leaf cell holding `key` and the inline `value`.
-pub fn leaf_cell_inline_len(key: &TreeKey<'_>, value: &[u8]) -> usize {
-    COMPACT_CELL_HEAD + key.user().len() + value.len()
-}
-
-/// Bytes of a compact leaf cell holding `key` and a reference to an overflow run.
-pub fn leaf_cell_overflow_len(key: &TreeKey<'_>) -> usize {
-    COMPACT_CELL_HEAD + key.user().len() + OVERFLOW_BODY
-}
+/// Bytes after a compact cell's key when its value is in an overflow run.
+pub const OVERFLOW_CELL_BODY: usize = OVERFLOW_BODY;
 
 /// Encodes a version-3 (kind 5) inline leaf cell, for tests that build such leaves.
 #[cfg(test)]
@@ -627,175 +692,5 @@ pub fn branch_cell(separator: &[u8], child: u64) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn k(table: u64, key: &[u8]) -> Vec<u8> {
-        crate::btree::composite(table, key)
-    }
-
-    #[test]
-    fn leaf_and_branch_round_trip() {
-        let (a, b_key) = (k(3, b"a"), k(3, b"b"));
-        let mut b = NodeBuilder::new(true, 4096);
-        b.push_leaf_inline(&TreeKey::whole(&a), b"1").unwrap();
-        b.push_leaf_overflow(&TreeKey::whole(&b_key), 77, 5000)
-            .unwrap();
-        assert!(!b.takes_key(&TreeKey::whole(&k(4, b"c"))));
-        assert!(b.takes_key(&TreeKey::whole(&k(3, b"c"))));
-        let page = b.finish(9).unwrap();
-        assert_eq!(page[4], PageKind::CompactLeaf as u8);
-        let n = NodeRef::parse(&page, 9).unwrap();
-        assert!(n.is_leaf() && n.is_compact());
-        assert_eq!(n.count(), 2);
-        assert!(n.key(1).unwrap().eq_bytes(&b_key));
-        assert_eq!(n.key(1).unwrap().user(), b"b");
-        assert_eq!(n.key(1).unwrap().table_bytes(), Some(3u64.to_be_bytes()));
-        assert_eq!(n.key(0).unwrap().to_vec(), a);
-        assert_eq!(n.value(0).unwrap(), CellValue::Inline(b"1"));
-        let overflow = CellValue::Overflow {
-            page: 77,
-            len: 5000,
-        };
-        assert_eq!(n.value(1).unwrap(), overflow);
-        assert_eq!(n.entry(1).unwrap().1, overflow);
-        assert_eq!(n.search(&b_key).unwrap(), Ok(1));
-        assert_eq!(n.search(&k(3, b"aa")).unwrap(), Err(1));
-        assert_eq!(n.search(&k(2, b"zz")).unwrap(), Err(0));
-        assert_eq!(n.search(&k(4, b"")).unwrap(), Err(2));
-        assert_eq!(n.search(&[0, 0, 0]).unwrap(), Err(0));
-        assert_eq!(n.search(&k(3, b"")).unwrap(), Err(0));
-
-        let mut b = NodeBuilder::new(false, 4096);
-        b.set_first_child(3);
-        b.push_raw(&branch_cell(b"m", 4));
-        let page = b.finish(10).unwrap();
-        let n = NodeRef::parse(&page, 10).unwrap();
-        assert_eq!((n.child(0).unwrap(), n.child(1).unwrap()), (3, 4));
-        assert_eq!(n.separator(0).unwrap(), b"m");
-        assert_eq!(n.child_index_for(b"a").unwrap(), 0);
-        assert_eq!(n.child_index_for(b"m").unwrap(), 1);
-        assert_eq!(n.child_index_for(b"z").unwrap(), 1);
-    }
-
-    #[test]
-    fn version_3_leaves_are_read() {
-        let (a, b_key) = (k(3, b"a"), k(3, b"b"));
-        let mut b = NodeBuilder::new(true, 4096);
-        b.push_raw(&v3_leaf_cell_inline(&a, b"1"));
-        b.push_raw(&v3_leaf_cell_overflow(&b_key, 77, 5000));
-        let page = b.finish_v3_leaf(9).unwrap();
-        let n = NodeRef::parse(&page, 9).unwrap();
-        assert!(n.is_leaf() && !n.is_compact());
-        assert!(n.key(1).unwrap().eq_bytes(&b_key));
-        assert_eq!(n.key(1).unwrap().user(), b"b");
-        assert_eq!(n.value(0).unwrap(), CellValue::Inline(b"1"));
-        assert_eq!(
-            n.value(1).unwrap(),
-            CellValue::Overflow {
-                page: 77,
-                len: 5000
-            }
-        );
-        assert_eq!(n.search(&b_key).unwrap(), Ok(1));
-        assert_eq!(n.search(&k(3, b"aa")).unwrap(), Err(1));
-        let parsed = NodeRef::parsed_leaf(&page, 9, 2);
-        assert_eq!(parsed.entry(0).unwrap().0.to_vec(), a);
-    }
-
-    proptest! {
-        #[test]
-        fn compact_leaves_round_trip(
-            table in 0u64..4,
-            entries in proptest::collection::btree_map(
-                proptest::collection::vec(any::<u8>(), 0..40),
-                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
-                0..12),
-            probe in proptest::collection::vec(any::<u8>(), 0..12),
-        ) {
-            let mut b = NodeBuilder::new(true, 4096);
-            let keys: Vec<Vec<u8>> = entries.keys().map(|u| k(table, u)).collect();
-            for (key, v) in keys.iter().zip(entries.values()) {
-                let key = TreeKey::whole(key);
-                match v {
-                    Some(v) => b.push_leaf_inline(&key, v).unwrap(),
-                    None => b.push_leaf_overflow(&key, 9, 70_000).unwrap(),
-                }
-            }
-            let page = b.finish(2).unwrap();
-            let n = NodeRef::parse(&page, 2).unwrap();
-            prop_assert_eq!(n.count(), entries.len());
-            for (i, (key, v)) in keys.iter().zip(entries.values()).enumerate() {
-                let (got, value) = n.entry(i).unwrap();
-                prop_assert_eq!(got.to_vec(), key.clone());
-                prop_assert_eq!(n.search(key).unwrap(), Ok(i));
-                let want = match v {
-                    Some(v) => CellValue::Inline(v),
-                    None => CellValue::Overflow { page: 9, len: 70_000 },
-                };
-                prop_assert_eq!(value, want);
-                prop_assert_eq!(n.value(i).unwrap(), want);
-            }
-            let probe = k(table, &probe);
-            let want = keys.binary_search(&probe);
-            prop_assert_eq!(n.search(&probe).unwrap(), want);
-        }
-    }
-
-    #[test]
-    fn offsets_match_spec() {
-        let md = include_str!("../../format-spec/btree.md");
-        let rows = crate::format::spec_table::rows(md, "Leaf page");
-        let names: Vec<_> = rows
-            .iter()
-            .map(|r| (r.name.as_str(), r.offset, r.size))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("count", 16, 2),
-                ("reserved", 18, 6),
-                ("first_child", 24, 8)
-            ]
-        );
-        let rows = crate::format::spec_table::rows(md, "Compact leaf cell");
-        assert_eq!(
-            rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            vec![0, 2, 4]
-        );
-        assert_eq!(
-            rows.get(1).map(|r| r.offset + r.size),
-            Some(COMPACT_CELL_HEAD)
-        );
-        let rows = crate::format::spec_table::rows(md, "Leaf cell");
-        assert_eq!(
-            rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            vec![0, 2, 3, 4, 8]
-        );
-        assert_eq!(rows.get(3).map(|r| r.offset + r.size), Some(LEAF_CELL_HEAD));
-        let rows = crate::format::spec_table::rows(md, "Branch cell");
-        assert_eq!(
-            rows.last().map(|r| r.offset + r.size),
-            Some(BRANCH_CELL_HEAD)
-        );
-        assert_eq!(
-            rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            vec![0, 2, 8]
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), n in 0u64..4) {
-            if let Ok(node) = NodeRef::parse(&bytes, n) {
-                for i in 0..node.count() {
-                    let _ = node.key(i);
-                    let _ = node.value(i);
-                    let _ = node.child(i);
-                }
-                let _ = node.search(b"k");
-            }
-        }
-    }
-}
+#[path = "page_tests.rs"]
+mod tests;

@@ -1,0 +1,224 @@
+//! Tests of leaf and branch pages (`page.rs`).
+
+use super::*;
+use proptest::prelude::*;
+
+fn k(table: u64, key: &[u8]) -> Vec<u8> {
+    crate::btree::composite(table, key)
+}
+
+#[test]
+fn leaf_and_branch_round_trip() {
+    let (a, b_key) = (k(3, b"a"), k(3, b"b"));
+    let mut b = NodeBuilder::new(true, 4096);
+    assert!(b.admit(&TreeKey::whole(&a), 1));
+    b.push_leaf_inline(&TreeKey::whole(&a), b"1");
+    assert!(b.admit(&TreeKey::whole(&b_key), OVERFLOW_BODY));
+    b.push_leaf_overflow(&TreeKey::whole(&b_key), 77, 5000);
+    assert_eq!(b.prefix(), 3u64.to_be_bytes());
+    let page = b.finish(9).unwrap();
+    assert_eq!(page[4], PageKind::CompactLeaf as u8);
+    let n = NodeRef::parse(&page, 9).unwrap();
+    assert!(n.is_leaf() && n.is_compact());
+    assert_eq!(n.count(), 2);
+    assert!(n.key(1).unwrap().eq_bytes(&b_key));
+    assert_eq!(n.key(1).unwrap().user(), b"b");
+    assert_eq!(n.key(1).unwrap().table_bytes(), Some(3u64.to_be_bytes()));
+    assert_eq!(n.key(0).unwrap().to_vec(), a);
+    assert_eq!(n.value(0).unwrap(), CellValue::Inline(b"1"));
+    let overflow = CellValue::Overflow {
+        page: 77,
+        len: 5000,
+    };
+    assert_eq!(n.value(1).unwrap(), overflow);
+    assert_eq!(n.entry(1).unwrap().1, overflow);
+    assert_eq!(n.search(&b_key).unwrap(), Ok(1));
+    assert_eq!(n.search(&k(3, b"aa")).unwrap(), Err(1));
+    assert_eq!(n.search(&k(2, b"zz")).unwrap(), Err(0));
+    assert_eq!(n.search(&k(4, b"")).unwrap(), Err(2));
+    assert_eq!(n.search(&[0, 0, 0]).unwrap(), Err(0));
+    assert_eq!(n.search(&k(3, b"")).unwrap(), Err(0));
+
+    let mut b = NodeBuilder::new(false, 4096);
+    b.set_first_child(3);
+    b.push_raw(&branch_cell(b"m", 4));
+    let page = b.finish(10).unwrap();
+    let n = NodeRef::parse(&page, 10).unwrap();
+    assert_eq!((n.child(0).unwrap(), n.child(1).unwrap()), (3, 4));
+    assert_eq!(n.separator(0).unwrap(), b"m");
+    assert_eq!(n.child_index_for(b"a").unwrap(), 0);
+    assert_eq!(n.child_index_for(b"m").unwrap(), 1);
+    assert_eq!(n.child_index_for(b"z").unwrap(), 1);
+}
+
+#[test]
+fn version_3_leaves_are_read() {
+    let (a, b_key) = (k(3, b"a"), k(3, b"b"));
+    let mut b = NodeBuilder::new(true, 4096);
+    b.push_raw(&v3_leaf_cell_inline(&a, b"1"));
+    b.push_raw(&v3_leaf_cell_overflow(&b_key, 77, 5000));
+    let page = b.finish_v3_leaf(9).unwrap();
+    let n = NodeRef::parse(&page, 9).unwrap();
+    assert!(n.is_leaf() && !n.is_compact());
+    assert!(n.key(1).unwrap().eq_bytes(&b_key));
+    assert_eq!(n.key(1).unwrap().user(), b"b");
+    assert_eq!(n.value(0).unwrap(), CellValue::Inline(b"1"));
+    assert_eq!(
+        n.value(1).unwrap(),
+        CellValue::Overflow {
+            page: 77,
+            len: 5000
+        }
+    );
+    assert_eq!(n.search(&b_key).unwrap(), Ok(1));
+    assert_eq!(n.search(&k(3, b"aa")).unwrap(), Err(1));
+    let parsed = NodeRef::parsed_leaf(&page, 9, 2);
+    assert_eq!(parsed.entry(0).unwrap().0.to_vec(), a);
+}
+
+/// Keys of several small tables share a leaf: its prefix shrinks to what they
+/// share, the cells already in it take back the bytes it gave up, and every key
+/// reads back whole. A leaf at least half full starts a new leaf instead.
+#[test]
+fn small_tables_share_a_leaf_and_its_prefix_shrinks() {
+    let mut b = NodeBuilder::new(true, 4096);
+    let keys: Vec<Vec<u8>> = (0..40u64)
+        .flat_map(|t| [k(0x0102 + t * 3, b"x"), k(0x0102 + t * 3, b"yy")])
+        .collect();
+    for key in &keys {
+        let key = TreeKey::whole(key);
+        assert!(b.admit(&key, 10));
+        b.push_leaf_inline(&key, &[9; 10]);
+    }
+    assert_eq!(b.prefix(), &[0, 0, 0, 0, 0, 0, 1][..]);
+    let page = b.finish(4).unwrap();
+    assert_eq!(page[18], 7);
+    let n = NodeRef::parse(&page, 4).unwrap();
+    assert_eq!(n.prefix(), &[0, 0, 0, 0, 0, 0, 1][..]);
+    for (i, key) in keys.iter().enumerate() {
+        let (got, value) = n.entry(i).unwrap();
+        assert_eq!(got.to_vec(), *key);
+        assert_eq!(got.user(), &key[8..]);
+        assert_eq!(
+            got.table_bytes().map(|t| t.to_vec()),
+            Some(key[..8].to_vec())
+        );
+        assert_eq!(value, CellValue::Inline(&[9; 10]));
+        assert_eq!(n.search(key).unwrap(), Ok(i));
+    }
+    assert_eq!(n.search(&k(1, b"")).unwrap(), Err(0));
+    assert_eq!(n.search(&k(1 << 60, b"")).unwrap(), Err(keys.len()));
+
+    // Half full: the next table starts a new leaf.
+    let mut b = NodeBuilder::new(true, 4096);
+    let big = TreeKey::whole(&keys[0]);
+    assert!(b.admit(&big, 1100));
+    b.push_leaf_inline(&big, &[1; 1100]);
+    let next = TreeKey::whole(&keys[1]);
+    assert!(b.admit(&next, 1100));
+    b.push_leaf_inline(&next, &[1; 1100]);
+    assert!(!b.admit(&TreeKey::whole(&keys[2]), 10));
+    assert_eq!(b.prefix(), &keys[0][..8]);
+}
+
+proptest! {
+    #[test]
+    fn compact_leaves_round_trip(
+        table in 0u64..4,
+        entries in proptest::collection::btree_map(
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+            0..12),
+        probe in proptest::collection::vec(any::<u8>(), 0..12),
+    ) {
+        let mut b = NodeBuilder::new(true, 4096);
+        let keys: Vec<Vec<u8>> = entries.keys().map(|u| k(table, u)).collect();
+        for (key, v) in keys.iter().zip(entries.values()) {
+            let key = TreeKey::whole(key);
+            match v {
+                Some(v) => {
+                    prop_assert!(b.admit(&key, v.len()));
+                    b.push_leaf_inline(&key, v);
+                }
+                None => {
+                    prop_assert!(b.admit(&key, OVERFLOW_BODY));
+                    b.push_leaf_overflow(&key, 9, 70_000);
+                }
+            }
+        }
+        let page = b.finish(2).unwrap();
+        let n = NodeRef::parse(&page, 2).unwrap();
+        prop_assert_eq!(n.count(), entries.len());
+        for (i, (key, v)) in keys.iter().zip(entries.values()).enumerate() {
+            let (got, value) = n.entry(i).unwrap();
+            prop_assert_eq!(got.to_vec(), key.clone());
+            prop_assert_eq!(n.search(key).unwrap(), Ok(i));
+            let want = match v {
+                Some(v) => CellValue::Inline(v),
+                None => CellValue::Overflow { page: 9, len: 70_000 },
+            };
+            prop_assert_eq!(value, want);
+            prop_assert_eq!(n.value(i).unwrap(), want);
+        }
+        let probe = k(table, &probe);
+        let want = keys.binary_search(&probe);
+        prop_assert_eq!(n.search(&probe).unwrap(), want);
+    }
+}
+
+#[test]
+fn offsets_match_spec() {
+    let md = include_str!("../../format-spec/btree.md");
+    let rows = crate::format::spec_table::rows(md, "Leaf page");
+    let names: Vec<_> = rows
+        .iter()
+        .map(|r| (r.name.as_str(), r.offset, r.size))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("count", 16, 2),
+            ("prefix_len", 18, 1),
+            ("reserved", 19, 5),
+            ("first_child", 24, 8)
+        ]
+    );
+    let rows = crate::format::spec_table::rows(md, "Compact leaf cell");
+    assert_eq!(
+        rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 2, 4]
+    );
+    assert_eq!(
+        rows.get(1).map(|r| r.offset + r.size),
+        Some(COMPACT_CELL_HEAD)
+    );
+    let rows = crate::format::spec_table::rows(md, "Leaf cell");
+    assert_eq!(
+        rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 2, 3, 4, 8]
+    );
+    assert_eq!(rows.get(3).map(|r| r.offset + r.size), Some(LEAF_CELL_HEAD));
+    let rows = crate::format::spec_table::rows(md, "Branch cell");
+    assert_eq!(
+        rows.last().map(|r| r.offset + r.size),
+        Some(BRANCH_CELL_HEAD)
+    );
+    assert_eq!(
+        rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 2, 8]
+    );
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), n in 0u64..4) {
+        if let Ok(node) = NodeRef::parse(&bytes, n) {
+            for i in 0..node.count() {
+                let _ = node.key(i);
+                let _ = node.value(i);
+                let _ = node.child(i);
+            }
+            let _ = node.search(b"k");
+        }
+    }
+}
