@@ -22,6 +22,9 @@ const OFFSETS_AT: usize = LOG_PAGE_HEADER_LEN;
 /// Bytes per CPU cache line (64 on the targets that matter; a wrong guess costs only
 /// speed).
 const CACHE_LINE: usize = 64;
+/// Bytes of each cell a descending walk over large cells touches ahead
+/// ([`NodeRef::touch_cells`]).
+pub const TOUCH_CELL_MAX: usize = 4 * CACHE_LINE;
 
 /// Largest value always stored inline in a leaf.
 pub fn inline_value_max(page_size: u32) -> usize {
@@ -361,16 +364,22 @@ impl<'a> NodeRef<'a> {
     /// Reads one byte of every cache line where one of the cells `from..to` starts (its
     /// head and the start of its key: what a walk over the cells reads). The loads are
     /// independent, so their misses overlap, where a walk that meets each cell's miss in
-    /// turn waits for them one by one. With `values`, every line of the cells, values
-    /// included: for a walk in descending order, which the hardware prefetcher does not
-    /// follow, so a reader of the values would otherwise meet each value's misses in turn.
+    /// turn waits for them one by one. With `values`, for a walk in descending order
+    /// (which the hardware prefetcher does not follow), the cells' lines up to
+    /// [`TOUCH_CELL_MAX`] bytes into each: every line of small cells, values included, so
+    /// a reader of the values does not meet their misses in turn; the head, key and first
+    /// value bytes of large ones, whose later lines a reader reads in ascending order and
+    /// a walk that reads no values does not read at all.
     pub fn touch_cells(&self, from: usize, to: usize, values: bool) {
         let mut acc = 0u8;
-        if values {
-            if let (Ok(start), Some(last)) = (self.offset(from), to.checked_sub(1))
-                && let Ok(last) = self.offset(last)
+        let span = match (self.offset(from), to.checked_sub(1).map(|l| self.offset(l))) {
+            (Ok(start), Some(Ok(last))) => Some((start, self.cell_end(last).unwrap_or(start))),
+            _ => None,
+        };
+        match span {
+            Some((start, end))
+                if values && end.saturating_sub(start) <= TOUCH_CELL_MAX * (to - from) =>
             {
-                let end = self.cell_end(last).unwrap_or(start);
                 for b in self
                     .bytes
                     .get(start..end)
@@ -381,14 +390,17 @@ impl<'a> NodeRef<'a> {
                     acc ^= *b;
                 }
             }
-        } else {
-            let mut last_line = usize::MAX;
-            for i in from..to {
-                let Ok(off) = self.offset(i) else { break };
-                let line = off / CACHE_LINE;
-                if line != last_line {
-                    acc ^= self.bytes.get(off).copied().unwrap_or(0);
-                    last_line = line;
+            _ => {
+                let reach = if values { TOUCH_CELL_MAX } else { 1 };
+                let mut next_line = 0;
+                for i in from..to {
+                    let Ok(off) = self.offset(i) else { break };
+                    let mut at = off.max(next_line);
+                    while at < off + reach {
+                        acc ^= self.bytes.get(at).copied().unwrap_or(0);
+                        at = (at / CACHE_LINE + 1) * CACHE_LINE;
+                    }
+                    next_line = at;
                 }
             }
         }
