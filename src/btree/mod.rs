@@ -108,10 +108,13 @@ pub fn get<'a>(
         return Ok(None);
     }
     let mut page = root;
+    // The separators around the page being searched (none for the root).
+    let mut bounds: (Option<&[u8]>, Option<&[u8]>) = (None, None);
     for _ in 0..DEPTH_MAX {
         let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
+        let found = node.search_near(key, bounds)?;
         if node.is_leaf() {
-            return match node.search(key)? {
+            return match found {
                 Ok(i) => Ok(Some(value_bytes_cached(
                     file,
                     page_size,
@@ -121,7 +124,17 @@ pub fn get<'a>(
                 Err(_) => Ok(None),
             };
         }
-        page = node.child(node.child_index_for(key)?)?;
+        let idx = match found {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        if idx > 0 {
+            bounds.0 = Some(node.separator(idx - 1)?);
+        }
+        if idx < node.count() {
+            bounds.1 = Some(node.separator(idx)?);
+        }
+        page = node.child(idx)?;
     }
     Err(Error::corrupted(root, "tree deeper than the limit"))
 }

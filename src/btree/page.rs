@@ -460,6 +460,88 @@ impl<'a> NodeRef<'a> {
         Ok(Err(lo))
     }
 
+    /// [`NodeRef::search`], starting where `key` falls between `bounds` (the keys the
+    /// parent branch puts around this page: every key here is at or above the first and
+    /// below the second) by interpolation: the cell at the estimated index is compared
+    /// first, then cells at doubling distances from it until the key is bracketed, then
+    /// a binary search of the bracket. Keys spread evenly over the range (random keys,
+    /// counters) are found within a few neighbouring cells, where a binary search from
+    /// the middle touches a line in every part of the page. The answer is the same for
+    /// any estimate: only the order of the probes changes.
+    #[inline]
+    pub fn search_near(
+        &self,
+        key: &[u8],
+        bounds: (Option<&[u8]>, Option<&[u8]>),
+    ) -> Result<std::result::Result<usize, usize>> {
+        let estimate = match bounds {
+            (Some(lo), Some(hi)) if self.count >= HINT_MIN_CELLS => {
+                interpolate(key, lo, hi, self.count)
+            }
+            _ => None,
+        };
+        let Some(at) = estimate else {
+            return self.search(key);
+        };
+        let (head, key) = key.split_at(key.len().min(self.prefix.len()));
+        match cmp_keys(self.prefix, head) {
+            std::cmp::Ordering::Less => return Ok(Err(self.count)),
+            std::cmp::Ordering::Greater => return Ok(Err(0)),
+            std::cmp::Ordering::Equal => {}
+        }
+        let cell = self.cell_head();
+        let probe =
+            |i: usize| -> Result<std::cmp::Ordering> { Ok(cmp_keys(self.tail_at(i, cell)?, key)) };
+        // Cells below `lo` are below the key, cells at and above `hi` above it.
+        let (mut lo, mut hi) = (0usize, self.count);
+        let at = at.min(self.count - 1);
+        // About the spread of the estimate's error for evenly spread keys (half the
+        // square root of the count).
+        let first_step = (self.count.isqrt() / 2).max(1);
+        match probe(at)? {
+            std::cmp::Ordering::Equal => return Ok(Ok(at)),
+            std::cmp::Ordering::Less => {
+                lo = at + 1;
+                let mut step = first_step;
+                while at + step < hi {
+                    match probe(at + step)? {
+                        std::cmp::Ordering::Less => lo = at + step + 1,
+                        std::cmp::Ordering::Greater => {
+                            hi = at + step;
+                            break;
+                        }
+                        std::cmp::Ordering::Equal => return Ok(Ok(at + step)),
+                    }
+                    step *= 4;
+                }
+            }
+            std::cmp::Ordering::Greater => {
+                hi = at;
+                let mut step = first_step;
+                while step <= at && at - step >= lo {
+                    match probe(at - step)? {
+                        std::cmp::Ordering::Greater => hi = at - step,
+                        std::cmp::Ordering::Less => {
+                            lo = at - step + 1;
+                            break;
+                        }
+                        std::cmp::Ordering::Equal => return Ok(Ok(at - step)),
+                    }
+                    step *= 4;
+                }
+            }
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match probe(mid)? {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
+            }
+        }
+        Ok(Err(lo))
+    }
+
     /// Branch: the index of the child whose range holds `key`.
     pub fn child_index_for(&self, key: &[u8]) -> Result<usize> {
         Ok(match self.search(key)? {
@@ -468,6 +550,77 @@ impl<'a> NodeRef<'a> {
         })
     }
 }
+
+/// Pages with fewer cells are searched from the middle ([`NodeRef::search_near`]).
+const HINT_MIN_CELLS: usize = 16;
+
+/// Where `key` falls among `count` keys spread evenly over `[lo, hi)`, reading the bytes
+/// after the bounds' common prefix as a number: as decimal digits when both bounds have
+/// a digit there (keys such as `user:0000123456`, whose bytes use ten values of 256), else
+/// as 8 bytes big-endian. Either reading keeps the keys' order, so a poor estimate costs
+/// probes, never a wrong answer. `None` when the key is not strictly inside the range.
+#[inline]
+fn interpolate(key: &[u8], lo: &[u8], hi: &[u8], count: usize) -> Option<usize> {
+    let common = common_prefix(lo, hi);
+    let decimal = lo.get(common).is_some_and(u8::is_ascii_digit)
+        && hi.get(common).is_some_and(u8::is_ascii_digit);
+    let number = |k: &[u8]| -> f64 {
+        let rest = k.get(common..).unwrap_or(&[]);
+        if decimal {
+            let mut n = 0u64;
+            let mut digits = rest.iter().take_while(|b| b.is_ascii_digit());
+            for _ in 0..DECIMAL_DIGITS {
+                n = n * 10 + digits.next().map_or(0, |b| u64::from(b - b'0'));
+            }
+            n as f64
+        } else {
+            word(rest) as f64
+        }
+    };
+    let (a, b, x) = (number(lo), number(hi), number(key));
+    if !(a <= x && x < b) {
+        return None;
+    }
+    Some(((x - a) / (b - a) * count as f64) as usize)
+}
+
+/// The first 8 bytes of `b`, big-endian, zero-padded.
+#[inline]
+fn word(b: &[u8]) -> u64 {
+    match b.first_chunk::<8>() {
+        Some(w) => u64::from_be_bytes(*w),
+        None => {
+            let mut w = [0u8; 8];
+            for (d, s) in w.iter_mut().zip(b) {
+                *d = *s;
+            }
+            u64::from_be_bytes(w)
+        }
+    }
+}
+
+/// Bytes `a` and `b` share at their start, compared 8 at a time.
+#[inline]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let mut at = 0;
+    while let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) {
+        let diff = word(x) ^ word(y);
+        if diff != 0 {
+            return at + diff.leading_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    at + a
+        .get(at..)
+        .unwrap_or(&[])
+        .iter()
+        .zip(b.get(at..).unwrap_or(&[]))
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// Decimal digits [`interpolate`] reads: enough to place a key among the cells of a page.
+const DECIMAL_DIGITS: usize = 8;
 
 /// Accumulates cells for one page: a branch, or a compact leaf whose keys share its
 /// prefix.

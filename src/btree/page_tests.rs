@@ -222,3 +222,70 @@ proptest! {
         }
     }
 }
+
+/// Keys spread evenly, clustered, decimal or random, any bounds (even ones that do not
+/// bound the page): the interpolating search finds what the binary search finds.
+fn search_keys() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    prop_oneof![
+        proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 0..12), 0..120)
+            .prop_map(|s| s.into_iter().collect()),
+        proptest::collection::btree_set(0u64..1_000_000, 0..120).prop_map(|s| s
+            .into_iter()
+            .map(|n| format!("user:{n:08}").into_bytes())
+            .collect()),
+        proptest::collection::btree_set(0u64..1_000_000, 0..120).prop_map(|s| s
+            .into_iter()
+            .map(|n| format!("user{n}").into_bytes())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()),
+        proptest::collection::btree_set((0u64..4).prop_map(|x| x * x * x * 1000), 0..120)
+            .prop_map(|s| s.into_iter().map(|n| n.to_be_bytes().to_vec()).collect()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #[test]
+    fn interpolating_search_matches_binary_search(
+        table in 0u64..3,
+        users in search_keys(),
+        probe in proptest::collection::vec(any::<u8>(), 0..12),
+        pick in any::<proptest::sample::Index>(),
+        bounds in (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..14)),
+                   proptest::option::of(proptest::collection::vec(any::<u8>(), 0..14))),
+        tight in any::<bool>(),
+    ) {
+        let keys: Vec<Vec<u8>> = users.iter().map(|u| k(table, u)).collect();
+        let mut b = NodeBuilder::new(true, 65536);
+        for key in &keys {
+            let key = TreeKey::whole(key);
+            prop_assert!(b.admit(&key, 1));
+            b.push_leaf_inline(&key, b"v");
+        }
+        let page = b.finish(3).unwrap();
+        let n = NodeRef::parse(&page, 3).unwrap();
+        // Bounds that really bound the page (the first key and one past the last), or
+        // arbitrary ones.
+        let (lo, hi) = if tight && !keys.is_empty() {
+            let mut past = keys[keys.len() - 1].clone();
+            past.push(0);
+            (Some(keys[0].clone()), Some(past))
+        } else {
+            (bounds.0.map(|b| k(table, &b)), bounds.1.map(|b| k(table, &b)))
+        };
+        let mut probes = vec![k(table, &probe), k(table + 1, b""), k(table, b"")];
+        if !keys.is_empty() {
+            let i = pick.index(keys.len());
+            probes.push(keys[i].clone());
+            let mut after = keys[i].clone();
+            after.push(1);
+            probes.push(after);
+        }
+        for p in probes {
+            let want = keys.binary_search(&p);
+            prop_assert_eq!(n.search(&p).unwrap(), want);
+            prop_assert_eq!(n.search_near(&p, (lo.as_deref(), hi.as_deref())).unwrap(), want);
+        }
+    }
+}
