@@ -285,7 +285,7 @@ impl<'a> NodeRef<'a> {
     /// A leaf page that [`NodeRef::parse_cached`] already accepted with `count` cells,
     /// taken again without checking it again: a reachable page never changes, so a
     /// cursor parses each leaf once when it enters it, not once per cell it hands out.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn parsed_leaf(bytes: &'a [u8], page: u64, count: usize) -> NodeRef<'a> {
         let form = match Form::of(bytes.get(4).copied().unwrap_or(0)) {
             Form::Compact => Form::Compact,
@@ -309,7 +309,7 @@ impl<'a> NodeRef<'a> {
     }
 
     /// Key and value of leaf cell `i`, reading its offset and head once.
-    #[inline]
+    #[inline(always)]
     pub fn entry(&self, i: usize) -> Result<(TreeKey<'a>, CellValue<'a>)> {
         let bad = || Error::corrupted(self.page, "cell runs past the page");
         let off = self.offset(i)?;
@@ -344,7 +344,7 @@ impl<'a> NodeRef<'a> {
     }
 
     /// The value of a compact cell whose value (or overflow reference) starts at `at`.
-    #[inline]
+    #[inline(always)]
     fn compact_value(&self, at: usize, value_len: u16) -> Result<CellValue<'a>> {
         let bad = || Error::corrupted(self.page, "value runs past the page");
         if value_len == OVERFLOW_MARK {
