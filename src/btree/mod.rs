@@ -108,9 +108,11 @@ pub fn get<'a>(
         return Ok(None);
     }
     let mut page = root;
-    // The separators around the page being searched (none for the root).
+    // The separators around the page being searched, taken from branches below the
+    // root: a tree of two levels is small enough to stay in the caches, where a binary
+    // search costs less than the estimate that spares cache misses in a larger one.
     let mut bounds: (Option<&[u8]>, Option<&[u8]>) = (None, None);
-    for _ in 0..DEPTH_MAX {
+    for level in 0..DEPTH_MAX {
         let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
         let found = node.search_near(key, bounds)?;
         if node.is_leaf() {
@@ -128,11 +130,13 @@ pub fn get<'a>(
             Ok(i) => i + 1,
             Err(i) => i,
         };
-        if idx > 0 {
-            bounds.0 = Some(node.separator(idx - 1)?);
-        }
-        if idx < node.count() {
-            bounds.1 = Some(node.separator(idx)?);
+        if level > 0 {
+            if idx > 0 {
+                bounds.0 = Some(node.separator(idx - 1)?);
+            }
+            if idx < node.count() {
+                bounds.1 = Some(node.separator(idx)?);
+            }
         }
         page = node.child(idx)?;
     }

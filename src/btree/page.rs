@@ -490,21 +490,19 @@ impl<'a> NodeRef<'a> {
             std::cmp::Ordering::Equal => {}
         }
         let cell = self.cell_head();
-        let probe =
-            |i: usize| -> Result<std::cmp::Ordering> { Ok(cmp_keys(self.tail_at(i, cell)?, key)) };
         // Cells below `lo` are below the key, cells at and above `hi` above it.
         let (mut lo, mut hi) = (0usize, self.count);
         let at = at.min(self.count - 1);
         // About the spread of the estimate's error for evenly spread keys (half the
         // square root of the count).
         let first_step = (self.count.isqrt() / 2).max(1);
-        match probe(at)? {
+        match self.probe(at, cell, key)? {
             std::cmp::Ordering::Equal => return Ok(Ok(at)),
             std::cmp::Ordering::Less => {
                 lo = at + 1;
                 let mut step = first_step;
                 while at + step < hi {
-                    match probe(at + step)? {
+                    match self.probe(at + step, cell, key)? {
                         std::cmp::Ordering::Less => lo = at + step + 1,
                         std::cmp::Ordering::Greater => {
                             hi = at + step;
@@ -519,7 +517,7 @@ impl<'a> NodeRef<'a> {
                 hi = at;
                 let mut step = first_step;
                 while step <= at && at - step >= lo {
-                    match probe(at - step)? {
+                    match self.probe(at - step, cell, key)? {
                         std::cmp::Ordering::Greater => hi = at - step,
                         std::cmp::Ordering::Less => {
                             lo = at - step + 1;
@@ -533,13 +531,20 @@ impl<'a> NodeRef<'a> {
         }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match probe(mid)? {
+            match self.probe(mid, cell, key)? {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Ok(mid)),
             }
         }
         Ok(Err(lo))
+    }
+
+    /// The order of cell `i`'s key (behind a cell head of `cell` bytes, after the page's
+    /// prefix) against `key`.
+    #[inline(always)]
+    fn probe(&self, i: usize, cell: usize, key: &[u8]) -> Result<std::cmp::Ordering> {
+        Ok(cmp_keys(self.tail_at(i, cell)?, key))
     }
 
     /// Branch: the index of the child whose range holds `key`.
@@ -564,24 +569,28 @@ fn interpolate(key: &[u8], lo: &[u8], hi: &[u8], count: usize) -> Option<usize> 
     let common = common_prefix(lo, hi);
     let decimal = lo.get(common).is_some_and(u8::is_ascii_digit)
         && hi.get(common).is_some_and(u8::is_ascii_digit);
-    let number = |k: &[u8]| -> f64 {
-        let rest = k.get(common..).unwrap_or(&[]);
-        if decimal {
-            let mut n = 0u64;
-            let mut digits = rest.iter().take_while(|b| b.is_ascii_digit());
-            for _ in 0..DECIMAL_DIGITS {
-                n = n * 10 + digits.next().map_or(0, |b| u64::from(b - b'0'));
-            }
-            n as f64
-        } else {
-            word(rest) as f64
-        }
-    };
+    let number = |k: &[u8]| key_number(k.get(common..).unwrap_or(&[]), decimal);
     let (a, b, x) = (number(lo), number(hi), number(key));
     if !(a <= x && x < b) {
         return None;
     }
     Some(((x - a) / (b - a) * count as f64) as usize)
+}
+
+/// The bytes `rest` as a number of the same order: their first [`DECIMAL_DIGITS`] decimal
+/// digits (`decimal`), or their first 8 bytes big-endian.
+#[inline(always)]
+fn key_number(rest: &[u8], decimal: bool) -> f64 {
+    if decimal {
+        let mut n = 0u64;
+        let mut digits = rest.iter().take_while(|b| b.is_ascii_digit());
+        for _ in 0..DECIMAL_DIGITS {
+            n = n * 10 + digits.next().map_or(0, |b| u64::from(b - b'0'));
+        }
+        n as f64
+    } else {
+        word(rest) as f64
+    }
 }
 
 /// The first 8 bytes of `b`, big-endian, zero-padded.
