@@ -441,33 +441,20 @@ impl<'a> NodeRef<'a> {
     /// rest of the key among its cells.
     #[inline]
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
-        let (head, key) = key.split_at(key.len().min(self.prefix.len()));
-        match cmp_keys(self.prefix, head) {
-            std::cmp::Ordering::Less => return Ok(Err(self.count)),
-            std::cmp::Ordering::Greater => return Ok(Err(0)),
-            std::cmp::Ordering::Equal => {}
+        match self.past_prefix(key) {
+            Ok(rest) => self.bisect(0, self.count, self.cell_head(), rest),
+            Err(at) => Ok(Err(at)),
         }
-        let head = self.cell_head();
-        let (mut lo, mut hi) = (0usize, self.count);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match cmp_keys(self.tail_at(mid, head)?, key) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
-            }
-        }
-        Ok(Err(lo))
     }
 
     /// [`NodeRef::search`], starting where `key` falls between `bounds` (the keys the
     /// parent branch puts around this page: every key here is at or above the first and
     /// below the second) by interpolation: the cell at the estimated index is compared
-    /// first, then cells at doubling distances from it until the key is bracketed, then
-    /// a binary search of the bracket. Keys spread evenly over the range (random keys,
-    /// counters) are found within a few neighbouring cells, where a binary search from
-    /// the middle touches a line in every part of the page. The answer is the same for
-    /// any estimate: only the order of the probes changes.
+    /// first, then cells at distances growing fourfold from it until the key is
+    /// bracketed, then a binary search of the bracket. Keys spread evenly over the range
+    /// (random keys, counters) are found within a few neighbouring cells, where a binary
+    /// search from the middle touches a line in every part of the page. The answer is
+    /// the same for any estimate: only the order of the probes changes.
     #[inline]
     pub fn search_near(
         &self,
@@ -483,12 +470,10 @@ impl<'a> NodeRef<'a> {
         let Some(at) = estimate else {
             return self.search(key);
         };
-        let (head, key) = key.split_at(key.len().min(self.prefix.len()));
-        match cmp_keys(self.prefix, head) {
-            std::cmp::Ordering::Less => return Ok(Err(self.count)),
-            std::cmp::Ordering::Greater => return Ok(Err(0)),
-            std::cmp::Ordering::Equal => {}
-        }
+        let key = match self.past_prefix(key) {
+            Ok(rest) => rest,
+            Err(at) => return Ok(Err(at)),
+        };
         let cell = self.cell_head();
         // Cells below `lo` are below the key, cells at and above `hi` above it.
         let (mut lo, mut hi) = (0usize, self.count);
@@ -529,6 +514,31 @@ impl<'a> NodeRef<'a> {
                 }
             }
         }
+        self.bisect(lo, hi, cell, key)
+    }
+
+    /// `key` without this page's prefix; or, when the prefix puts the key before or after
+    /// every cell, the insertion point that says so.
+    #[inline(always)]
+    fn past_prefix<'k>(&self, key: &'k [u8]) -> std::result::Result<&'k [u8], usize> {
+        let (head, rest) = key.split_at(key.len().min(self.prefix.len()));
+        match cmp_keys(self.prefix, head) {
+            std::cmp::Ordering::Less => Err(self.count),
+            std::cmp::Ordering::Greater => Err(0),
+            std::cmp::Ordering::Equal => Ok(rest),
+        }
+    }
+
+    /// Binary search for `key` (past the prefix) among cells `lo..hi`, every cell below
+    /// `lo` being below it and every cell from `hi` on above it.
+    #[inline(always)]
+    fn bisect(
+        &self,
+        mut lo: usize,
+        mut hi: usize,
+        cell: usize,
+        key: &[u8],
+    ) -> Result<std::result::Result<usize, usize>> {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.probe(mid, cell, key)? {
@@ -691,12 +701,7 @@ impl NodeBuilder {
             self.prefix_len = start_len;
             return self.fits(COMPACT_CELL_HEAD + key.len() - start_len + body);
         }
-        let common = self
-            .prefix()
-            .iter()
-            .zip(start.get(..start_len).unwrap_or(&[]))
-            .take_while(|(a, b)| a == b)
-            .count();
+        let common = common_prefix(self.prefix(), start.get(..start_len).unwrap_or(&[]));
         if common == self.prefix_len {
             return self.fits(COMPACT_CELL_HEAD + key.len() - common + body);
         }
