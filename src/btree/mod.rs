@@ -7,7 +7,9 @@
 
 pub mod build;
 pub mod cursor;
+mod estimate;
 pub mod key;
+mod node_builder;
 pub mod page;
 pub mod run;
 

@@ -1,0 +1,242 @@
+//! Building leaf and branch pages (`format-spec/btree.md`): cells accumulated for one
+//! page, then sealed.
+
+use super::estimate::common_prefix;
+use super::page::BRANCH_CELL_HEAD;
+#[cfg(test)]
+use super::page::LEAF_CELL_HEAD;
+use super::page::{
+    COMPACT_CELL_HEAD, OFFSETS_AT, OVERFLOW_BODY, OVERFLOW_MARK, PREFIX_LEN, TreeKey,
+};
+use crate::error::{Error, Result};
+use crate::format::{PageKind, seal_page};
+use crate::util::u16_at;
+
+/// Accumulates cells for one page: a branch, or a compact leaf whose keys share its
+/// prefix.
+pub struct NodeBuilder {
+    leaf: bool,
+    page_size: usize,
+    offsets: Vec<u16>,
+    cells: Vec<u8>,
+    first_child: u64,
+    /// A leaf's key prefix (its first `prefix_len` bytes; the rest zero), set by its
+    /// first cell and shortened by [`NodeBuilder::admit`].
+    prefix: [u8; PREFIX_LEN],
+    prefix_len: usize,
+}
+
+impl NodeBuilder {
+    /// An empty leaf (`leaf`) or branch builder.
+    pub fn new(leaf: bool, page_size: u32) -> NodeBuilder {
+        NodeBuilder {
+            leaf,
+            page_size: page_size as usize,
+            offsets: Vec::new(),
+            cells: Vec::new(),
+            first_child: 0,
+            prefix: [0; PREFIX_LEN],
+            prefix_len: 0,
+        }
+    }
+
+    /// Cells added.
+    pub fn count(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn used(&self) -> usize {
+        OFFSETS_AT + 2 * self.offsets.len() + self.cells.len()
+    }
+
+    /// Whether a cell of `len` bytes still fits.
+    pub fn fits(&self, len: usize) -> bool {
+        self.used() + 2 + len <= self.page_size && self.offsets.len() < usize::from(u16::MAX)
+    }
+
+    /// The leaf's key prefix as it stands.
+    pub fn prefix(&self) -> &[u8] {
+        self.prefix.get(..self.prefix_len).unwrap_or(&[])
+    }
+
+    /// Whether a leaf cell of the key `key` with `body` bytes after the key (the inline
+    /// value, or an overflow reference) joins this leaf (`format-spec/btree.md`, "How a
+    /// checkpoint fills leaves"): an empty leaf takes the key's first 8 bytes as its
+    /// prefix; a key that does not start with the prefix joins only a leaf less than
+    /// half full, whose prefix then shrinks to what the keys share. `false`: start a
+    /// new leaf.
+    pub fn admit(&mut self, key: &TreeKey<'_>, body: usize) -> bool {
+        let (start, start_len) = key.first_bytes();
+        if self.offsets.is_empty() {
+            self.prefix = start;
+            self.prefix_len = start_len;
+            return self.fits(COMPACT_CELL_HEAD + key.len() - start_len + body);
+        }
+        let common = common_prefix(self.prefix(), start.get(..start_len).unwrap_or(&[]));
+        if common == self.prefix_len {
+            return self.fits(COMPACT_CELL_HEAD + key.len() - common + body);
+        }
+        let grow = (self.prefix_len - common) * self.offsets.len();
+        if self.used() >= self.page_size / 2
+            || !self.fits(grow + COMPACT_CELL_HEAD + key.len() - common + body)
+        {
+            return false;
+        }
+        self.shrink_prefix(common);
+        true
+    }
+
+    /// Shortens the prefix to `len` bytes: each cell's key gives back the bytes the
+    /// prefix no longer holds.
+    fn shrink_prefix(&mut self, len: usize) {
+        let gone = self
+            .prefix
+            .get(len..self.prefix_len)
+            .unwrap_or(&[])
+            .to_vec();
+        let mut cells = Vec::with_capacity(self.cells.len() + gone.len() * self.offsets.len());
+        let mut offsets = Vec::with_capacity(self.offsets.len());
+        for (i, &off) in self.offsets.iter().enumerate() {
+            let end = self
+                .offsets
+                .get(i + 1)
+                .map_or(self.cells.len(), |&o| usize::from(o));
+            let cell = self.cells.get(usize::from(off)..end).unwrap_or(&[]);
+            let rest_len = u16_at(cell, 0).unwrap_or(0);
+            offsets.push(cells.len() as u16);
+            cells.extend_from_slice(&(rest_len + gone.len() as u16).to_le_bytes());
+            cells.extend_from_slice(cell.get(2..4).unwrap_or(&[0, 0]));
+            cells.extend_from_slice(&gone);
+            cells.extend_from_slice(cell.get(4..).unwrap_or(&[]));
+        }
+        self.cells = cells;
+        self.offsets = offsets;
+        for b in self.prefix.iter_mut().skip(len) {
+            *b = 0;
+        }
+        self.prefix_len = len;
+    }
+
+    /// Sets a branch's first child.
+    pub fn set_first_child(&mut self, child: u64) {
+        self.first_child = child;
+    }
+
+    /// Adds a raw cell (the caller checked `fits`; for a leaf, the cell of a compact
+    /// leaf with the same prefix, admitted).
+    pub fn push_raw(&mut self, cell: &[u8]) {
+        self.offsets.push(self.cells.len() as u16);
+        self.cells.extend_from_slice(cell);
+    }
+
+    /// Starts a compact cell for `key` (admitted) whose value word is `value_word`.
+    fn push_head(&mut self, key: &TreeKey<'_>, value_word: u16) {
+        self.offsets.push(self.cells.len() as u16);
+        let rest_len = key.len() - self.prefix_len;
+        self.cells
+            .extend_from_slice(&(rest_len as u16).to_le_bytes());
+        self.cells.extend_from_slice(&value_word.to_le_bytes());
+        key.extend_from(self.prefix_len, &mut self.cells);
+    }
+
+    /// Adds an inline leaf cell, written in place (the caller had it
+    /// [`NodeBuilder::admit`]ted with the value's length).
+    pub fn push_leaf_inline(&mut self, key: &TreeKey<'_>, value: &[u8]) {
+        self.push_head(key, value.len() as u16);
+        self.cells.extend_from_slice(value);
+    }
+
+    /// Adds a leaf cell whose value is in the overflow run `run` (the caller had it
+    /// [`NodeBuilder::admit`]ted with [`OVERFLOW_BODY`]).
+    pub fn push_leaf_overflow(&mut self, key: &TreeKey<'_>, run: u64, len: u32) {
+        self.push_head(key, OVERFLOW_MARK);
+        self.cells.extend_from_slice(&run.to_le_bytes());
+        self.cells.extend_from_slice(&len.to_le_bytes());
+    }
+
+    /// The bytes of the finished page, numbered `page`.
+    pub fn finish(&self, page: u64) -> Result<Vec<u8>> {
+        if self.leaf {
+            self.finish_as(page, PageKind::CompactLeaf, self.prefix_len, self.prefix)
+        } else {
+            self.finish_as(page, PageKind::Branch, 0, self.first_child.to_le_bytes())
+        }
+    }
+
+    /// The finished page as a version-3 leaf (kind 5) of the raw cells pushed, for tests
+    /// of reading such leaves.
+    #[cfg(test)]
+    pub fn finish_v3_leaf(&self, page: u64) -> Result<Vec<u8>> {
+        self.finish_as(page, PageKind::Leaf, 0, [0; 8])
+    }
+
+    fn finish_as(
+        &self,
+        page: u64,
+        kind: PageKind,
+        prefix_len: usize,
+        word: [u8; 8],
+    ) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.page_size];
+        let count = self.offsets.len() as u16;
+        buf.get_mut(16..18)
+            .ok_or_else(|| Error::corrupted(page, "page too small"))?
+            .copy_from_slice(&count.to_le_bytes());
+        if let Some(b) = buf.get_mut(18) {
+            *b = prefix_len as u8;
+        }
+        buf.get_mut(24..32)
+            .ok_or_else(|| Error::corrupted(page, "page too small"))?
+            .copy_from_slice(&word);
+        let base = OFFSETS_AT + 2 * self.offsets.len();
+        for (i, off) in self.offsets.iter().enumerate() {
+            let at = OFFSETS_AT + 2 * i;
+            let abs = (base + usize::from(*off)) as u16;
+            buf.get_mut(at..at + 2)
+                .ok_or_else(|| Error::corrupted(page, "page too small"))?
+                .copy_from_slice(&abs.to_le_bytes());
+        }
+        buf.get_mut(base..base + self.cells.len())
+            .ok_or_else(|| Error::corrupted(page, "cells do not fit the page"))?
+            .copy_from_slice(&self.cells);
+        seal_page(&mut buf, kind, page)?;
+        Ok(buf)
+    }
+}
+
+/// Bytes after a compact cell's key when its value is in an overflow run.
+pub const OVERFLOW_CELL_BODY: usize = OVERFLOW_BODY;
+
+/// Encodes a version-3 (kind 5) inline leaf cell, for tests that build such leaves.
+#[cfg(test)]
+pub fn v3_leaf_cell_inline(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(LEAF_CELL_HEAD + key.len() + value.len());
+    c.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    c.extend_from_slice(&[0, 0]);
+    c.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    c.extend_from_slice(key);
+    c.extend_from_slice(value);
+    c
+}
+
+/// Encodes a version-3 (kind 5) leaf cell pointing at an overflow run, for tests.
+#[cfg(test)]
+pub fn v3_leaf_cell_overflow(key: &[u8], run: u64, len: u32) -> Vec<u8> {
+    let mut c = Vec::with_capacity(LEAF_CELL_HEAD + key.len() + 8);
+    c.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    c.extend_from_slice(&[1, 0]);
+    c.extend_from_slice(&len.to_le_bytes());
+    c.extend_from_slice(key);
+    c.extend_from_slice(&run.to_le_bytes());
+    c
+}
+
+/// Encodes a branch cell.
+pub fn branch_cell(separator: &[u8], child: u64) -> Vec<u8> {
+    let mut c = Vec::with_capacity(BRANCH_CELL_HEAD + separator.len());
+    c.extend_from_slice(&(separator.len() as u16).to_le_bytes());
+    c.extend_from_slice(&[0; 6]);
+    c.extend_from_slice(&child.to_le_bytes());
+    c.extend_from_slice(separator);
+    c
+}
