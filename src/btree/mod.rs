@@ -154,6 +154,20 @@ pub struct TreeBatch<'a> {
     pub leaf_edge: Option<Vec<u8>>,
 }
 
+impl TreeBatch<'_> {
+    /// Calls `f` on each entry with its key whole (copied into one reused buffer: a
+    /// compact leaf holds a key's prefix apart from the rest).
+    pub fn try_for_each_whole(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        let mut key = Vec::new();
+        for (k, v) in &self.entries {
+            key.clear();
+            k.extend_into(&mut key);
+            f(&key, v)?;
+        }
+        Ok(())
+    }
+}
+
 /// Scans the one leaf where a forward scan from `lo` (or a reverse scan from `hi`)
 /// starts, returning its entries inside `(lo, hi)` and the leaf's edge.
 pub fn scan_leaf<'a>(

@@ -61,12 +61,7 @@ fn walk_history(
             false,
             None,
         )?;
-        let mut key = Vec::new();
-        for (k, v) in batch.entries {
-            key.clear();
-            k.extend_into(&mut key);
-            f(&key, v)?;
-        }
+        batch.try_for_each_whole(&mut f)?;
         match batch.leaf_edge {
             Some(edge) => lo = Bound::Included(edge),
             None => return Ok(()),

@@ -95,12 +95,11 @@ impl Engine {
                         None,
                     ) {
                         Ok(batch) => {
-                            let mut key = Vec::new();
-                            for (k, v) in &batch.entries {
-                                key.clear();
-                                k.extend_into(&mut key);
-                                f(r, &key, v);
-                            }
+                            // The closure never fails.
+                            let _ = batch.try_for_each_whole(|k, v| {
+                                f(r, k, v);
+                                Ok(())
+                            });
                             match batch.leaf_edge {
                                 Some(edge) if edge.as_slice() < hi => lo = edge,
                                 _ => break,

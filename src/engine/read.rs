@@ -121,24 +121,24 @@ fn cover_cmp(a: &Bound<Vec<u8>>, b: &Bound<Vec<u8>>, reverse: bool) -> Ordering 
 /// a lower bound for a reverse one.
 #[inline]
 pub(crate) fn within(key: &[u8], covered: Bound<&[u8]>, reverse: bool) -> bool {
-    match (covered, reverse) {
-        (Bound::Unbounded, _) => true,
-        (Bound::Included(c), false) => key <= c,
-        (Bound::Excluded(c), false) => key < c,
-        (Bound::Included(c), true) => key >= c,
-        (Bound::Excluded(c), true) => key > c,
-    }
+    within_by(|c| key.cmp(c), covered, reverse)
 }
 
 /// [`within`] for a key as a tree page holds it.
 #[inline]
 pub(crate) fn within_key(key: &TreeKey<'_>, covered: Bound<&[u8]>, reverse: bool) -> bool {
+    within_by(|c| key.cmp_bytes(c), covered, reverse)
+}
+
+/// [`within`] for a key given by its order against the bound's bytes.
+#[inline(always)]
+fn within_by(order: impl Fn(&[u8]) -> Ordering, covered: Bound<&[u8]>, reverse: bool) -> bool {
     match (covered, reverse) {
         (Bound::Unbounded, _) => true,
-        (Bound::Included(c), false) => key.cmp_bytes(c).is_le(),
-        (Bound::Excluded(c), false) => key.cmp_bytes(c).is_lt(),
-        (Bound::Included(c), true) => key.cmp_bytes(c).is_ge(),
-        (Bound::Excluded(c), true) => key.cmp_bytes(c).is_gt(),
+        (Bound::Included(c), false) => order(c).is_le(),
+        (Bound::Excluded(c), false) => order(c).is_lt(),
+        (Bound::Included(c), true) => order(c).is_ge(),
+        (Bound::Excluded(c), true) => order(c).is_gt(),
     }
 }
 
