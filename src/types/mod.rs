@@ -2,6 +2,7 @@
 //! ids, write sets. This module imports no other module of the crate (the layering test,
 //! `tests/layering.rs`, holds it to that).
 
+mod write_runs;
 mod writes;
 
 use std::collections::BTreeMap;

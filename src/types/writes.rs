@@ -1,54 +1,67 @@
-//! A transaction's writes to one table, kept compact. Each put appends its key and value
-//! to one byte buffer; sorted runs of 8-byte handles index the buffer. A million 24-byte
-//! keys with 150-byte values take 177 MB of buffer and 8 MB of handles, where a
-//! `BTreeMap<Vec<u8>, Arc<[u8]>>` took about 280 MB in separate allocations, and a put
-//! is an append instead of a tree insertion.
+//! A transaction's writes to one table, kept compact. The newest puts are appended to a
+//! short tail buffer, indexed by sorted 8-byte handles; a full tail becomes a sorted run
+//! ([`super::write_runs`]): its records copied out in key order, one per key, with a
+//! fence every 32 records or 2 KiB and a Bloom filter of its keys. Runs are merged four at
+//! a time (a run made by `n` merges is merged only with three others made by `n` merges),
+//! so a put is copied about `log4(puts / TAIL_MAX)` times, reads search fewer than
+//! `3 × log4(puts / TAIL_MAX)` + 1 runs (most of them turned away by their filter), and a
+//! merge drops each input chunk as soon as it has read past it.
 //!
-//! Layout of one put in the buffer: the key's length and a tag as LEB128 varints (the tag
-//! is 0 for a tombstone, else the value's length plus one), then the key, then the value.
-//! A handle is the key's first four bytes (big-endian, zero-padded) in its high 32 bits and
-//! the put's offset in the buffer in its low 32, so most comparisons between handles never
-//! touch the buffer. The newest puts sit in a short tail kept sorted, one handle per key
-//! (a put of a key already there replaces its handle); a full tail becomes a sorted run,
-//! and runs are merged so that each is
-//! at least twice the next newer one: about `log2(puts / TAIL_MAX)` runs, each put merged
-//! that many times. Overwritten puts stay in the buffer until it is rewritten: each time it
-//! doubles past 16 MiB, if most puts since the last rewrite were overwrites, only each
-//! key's newest put is kept.
+//! A million 24-byte keys with 16-byte values take 42 MB of records and about 1.5 MB of
+//! fences and filters; with an 8-byte handle per put, as before, they took 50 MB, and a
+//! `BTreeMap<Vec<u8>, Arc<[u8]>>` several times that in separate allocations. An
+//! overwritten put stays in its run until a merge meets the newer one.
+//!
+//! Layout of one record: the key's length and a tag as LEB128 varints (the tag is 0 for
+//! a tombstone, else the value's length plus one), then the key, then the value. A tail
+//! handle is the key's first four bytes (big-endian, zero-padded) in its high 32 bits and
+//! the record's offset in the tail buffer in its low 32, so most comparisons between
+//! handles never touch the buffer.
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Bound;
 
+use super::write_runs::{
+    self, MERGE_MAX, Pos, Run, RunBuilder, VARINTS_LEN_MAX, key_order, same_key,
+};
+
 /// Keys kept in the tail before it becomes a run.
-const TAIL_MAX: usize = 32;
+#[cfg(not(test))]
+const TAIL_MAX: usize = 64;
+/// Small in unit tests, so a few hundred puts make and merge many runs.
+#[cfg(test)]
+const TAIL_MAX: usize = 4;
 
-/// Most bytes one table's buffer holds: handles address it with 32 bits.
+/// Tail bytes from which it becomes a run whatever its keys (overwrites of a few keys
+/// would otherwise grow it without bound).
+#[cfg(not(test))]
+const TAIL_BYTES: usize = 32 << 10;
+#[cfg(test)]
+const TAIL_BYTES: usize = 48;
+
+/// Runs made by the same number of merges that are merged into one.
+const FAN_IN: usize = 4;
+
+// A merge takes at most `MERGE_MAX` runs.
+const _: () = assert!(FAN_IN <= MERGE_MAX);
+
+/// Most bytes one table's writes hold.
 pub const TABLE_WRITES_BYTES_MAX: usize = u32::MAX as usize;
-
-/// Buffer length from which overwritten puts are dropped (see
-/// [`TableWrites::drop_overwritten`]).
-const REWRITE_BYTES_MIN: usize = 16 << 20;
-
-/// Room a put's two varints may take.
-const VARINTS_LEN_MAX: usize = 20;
 
 /// A transaction's writes to one table: key → new value, or `None` for a tombstone. Reads
 /// and iteration see the newest put of each key, in key order.
 #[derive(Clone, Default)]
 pub struct TableWrites {
-    /// Every put, in order (layout in the module doc).
-    data: Vec<u8>,
-    /// Sorted runs, oldest first, one handle per key; a newer run's handle wins.
-    runs: Vec<Vec<u64>>,
-    /// The newest puts, sorted, one handle per key (fewer than `TAIL_MAX`); newer than
-    /// every run.
+    /// Sorted runs, oldest first; a newer run's record of a key wins.
+    runs: Vec<Run>,
+    /// The newest puts, as records, in the order they came.
+    tail_data: Vec<u8>,
+    /// Handles of the tail's newest record of each key, sorted by key (fewer than
+    /// `TAIL_MAX`); newer than every run.
     tail: Vec<u64>,
-    /// Puts since the buffer was last rewritten (each takes at least two of the buffer's
-    /// at most 2^32 bytes, so 32 bits hold it).
-    puts: u32,
-    /// The buffer's length when it was last rewritten or checked for it.
-    checked_len: u32,
+    /// Bytes of records in the runs and the tail.
+    bytes: usize,
 }
 
 /// The buffer of one table's writes is full ([`TABLE_WRITES_BYTES_MAX`]).
@@ -63,44 +76,6 @@ fn prefix(key: &[u8]) -> u32 {
         *d = *s;
     }
     u32::from_be_bytes(b)
-}
-
-fn push_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads a varint at `*at`, moving `*at` past it.
-fn read_varint(data: &[u8], at: &mut usize) -> u64 {
-    let mut v = 0u64;
-    let mut shift = 0;
-    while let Some(&b) = data.get(*at) {
-        *at += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 || shift >= 63 {
-            break;
-        }
-        shift += 7;
-    }
-    v
-}
-
-/// Appends one put to `data` (the caller checked it fits 32-bit offsets) and returns its
-/// handle.
-fn append_entry(data: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> u64 {
-    let offset = data.len() as u64;
-    // One growth for the whole put (a small transaction's buffer is allocated once).
-    data.reserve(VARINTS_LEN_MAX + key.len() + value.map_or(0, <[u8]>::len));
-    push_varint(data, key.len() as u64);
-    push_varint(data, value.map_or(0, |v| v.len() as u64 + 1));
-    data.extend_from_slice(key);
-    if let Some(v) = value {
-        data.extend_from_slice(v);
-    }
-    (u64::from(prefix(key)) << 32) | offset
 }
 
 fn handle_prefix(h: u64) -> u32 {
@@ -120,11 +95,14 @@ impl TableWrites {
     /// Records `key = value` (`None`: a tombstone), replacing an earlier put of `key`.
     pub fn insert(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), WritesFull> {
         let need = VARINTS_LEN_MAX + key.len() + value.map_or(0, <[u8]>::len);
-        if self.data.len().saturating_add(need) > TABLE_WRITES_BYTES_MAX {
+        if self.bytes.saturating_add(need) > TABLE_WRITES_BYTES_MAX {
             return Err(WritesFull);
         }
-        let handle = append_entry(&mut self.data, key, value);
+        let offset = self.tail_data.len();
+        write_runs::push_record(&mut self.tail_data, key, value);
+        self.bytes += self.tail_data.len() - offset;
         let p = prefix(key);
+        let handle = (u64::from(p) << 32) | offset as u64;
         match self.tail.binary_search_by(|&h| self.cmp_probe(h, p, key)) {
             Ok(i) => {
                 if let Some(slot) = self.tail.get_mut(i) {
@@ -133,56 +111,25 @@ impl TableWrites {
             }
             Err(i) => self.tail.insert(i, handle),
         }
-        self.puts = self.puts.saturating_add(1);
-        if self.tail.len() >= TAIL_MAX {
+        if self.tail.len() >= TAIL_MAX || self.tail_data.len() >= TAIL_BYTES {
             self.seal_tail();
         }
-        self.drop_overwritten();
         Ok(())
-    }
-
-    /// Rewrites the buffer with only each key's newest put when more than half the puts
-    /// since the last rewrite were overwritten (a transaction updating a few keys many
-    /// times would otherwise keep every value it ever wrote). Checked each time the
-    /// buffer doubles past [`REWRITE_BYTES_MIN`], so a load of distinct keys pays a sum,
-    /// not a walk; the new buffer is at most half the old one.
-    fn drop_overwritten(&mut self) {
-        let checked = self.checked_len as usize;
-        if self.data.len() < REWRITE_BYTES_MIN.max(checked.saturating_mul(2)) {
-            return;
-        }
-        self.checked_len = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
-        // Merges keep one handle per key: few handles for many puts means overwrites.
-        let handles = self.tail.len() + self.runs.iter().map(Vec::len).sum::<usize>();
-        if handles.saturating_mul(2) > self.puts as usize {
-            return;
-        }
-        let mut data = Vec::new();
-        let mut run = Vec::new();
-        for (key, value) in self.iter() {
-            run.push(append_entry(&mut data, key, value));
-        }
-        self.puts = u32::try_from(run.len()).unwrap_or(u32::MAX);
-        self.checked_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        self.data = data;
-        self.runs = vec![run];
-        self.tail.clear();
     }
 
     /// The newest put of `key`: `Some(None)` for a tombstone, `None` when not written.
     pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         let p = prefix(key);
-        for run in std::iter::once(&self.tail).chain(self.runs.iter().rev()) {
-            if let Ok(i) = run.binary_search_by(|&h| self.cmp_probe(h, p, key)) {
-                return run.get(i).map(|&h| self.value(h));
-            }
+        if let Ok(i) = self.tail.binary_search_by(|&h| self.cmp_probe(h, p, key)) {
+            return self.tail.get(i).map(|&h| self.tail_entry(h).1);
         }
-        None
+        let hash = write_runs::key_hash(key);
+        self.runs.iter().rev().find_map(|run| run.get(key, hash))
     }
 
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.tail.is_empty() && self.runs.is_empty()
     }
 
     /// Keys written (each counted once). Walks every run: O(keys).
@@ -190,9 +137,9 @@ impl TableWrites {
         self.iter().count()
     }
 
-    /// Bytes the buffer holds (every put, overwritten ones included).
+    /// Bytes of records held (overwritten puts included until a merge drops them).
     pub fn buffer_len(&self) -> usize {
-        self.data.len()
+        self.bytes
     }
 
     /// Every written key with its newest value, in key order.
@@ -208,125 +155,97 @@ impl TableWrites {
     /// Written keys in `(lo, hi)` with their newest values, in key order, or in reverse
     /// order when `reverse`.
     pub fn range(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, reverse: bool) -> Iter<'_> {
-        let below = |h: u64| match lo {
-            Bound::Included(k) => self.key(h) < k,
-            Bound::Excluded(k) => self.key(h) <= k,
+        let below = |k: &[u8]| match lo {
+            Bound::Included(b) => k < b,
+            Bound::Excluded(b) => k <= b,
             Bound::Unbounded => false,
         };
-        let within = |h: u64| match hi {
-            Bound::Included(k) => self.key(h) <= k,
-            Bound::Excluded(k) => self.key(h) < k,
+        let within = |k: &[u8]| match hi {
+            Bound::Included(b) => k <= b,
+            Bound::Excluded(b) => k < b,
             Bound::Unbounded => true,
         };
-        let span = |run: &[u64]| {
-            let start = match lo {
-                Bound::Unbounded => 0,
-                _ => run.partition_point(|&h| below(h)),
-            };
-            let end = match hi {
-                Bound::Unbounded => run.len(),
-                _ => run.partition_point(|&h| within(h)).max(start),
-            };
-            (start, end)
+        let tail_start = match lo {
+            Bound::Unbounded => 0,
+            _ => self.tail.partition_point(|&h| below(self.tail_entry(h).0)),
         };
+        let tail_end = match hi {
+            Bound::Unbounded => self.tail.len(),
+            _ => self
+                .tail
+                .partition_point(|&h| within(self.tail_entry(h).0))
+                .max(tail_start),
+        };
+        let spans = self
+            .runs
+            .iter()
+            .map(|run| {
+                let start = match lo {
+                    Bound::Unbounded => run.start(),
+                    Bound::Included(b) => run.partition(b, false),
+                    Bound::Excluded(b) => run.partition(b, true),
+                };
+                let end = match hi {
+                    Bound::Unbounded => run.end(),
+                    Bound::Included(b) => run.partition(b, true).max(start),
+                    Bound::Excluded(b) => run.partition(b, false).max(start),
+                };
+                Span::new(run, start, end, reverse)
+            })
+            .collect();
         Iter {
             writes: self,
-            tail: span(&self.tail),
-            spans: self.runs.iter().map(|run| span(run)).collect(),
+            tail: (tail_start, tail_end),
+            spans,
             reverse,
         }
     }
 
-    fn key(&self, h: u64) -> &[u8] {
-        self.entry(h).0
+    /// The tail record a handle points to.
+    fn tail_entry(&self, h: u64) -> (&[u8], Option<&[u8]>) {
+        write_runs::record(&self.tail_data, handle_offset(h))
+            .map_or((&[], None), |(k, v, _)| (k, v))
     }
 
-    fn value(&self, h: u64) -> Option<&[u8]> {
-        self.entry(h).1
-    }
-
-    fn entry(&self, h: u64) -> (&[u8], Option<&[u8]>) {
-        let mut at = handle_offset(h);
-        let key_len = read_varint(&self.data, &mut at) as usize;
-        let tag = read_varint(&self.data, &mut at) as usize;
-        let key_end = at + key_len;
-        let key = self.data.get(at..key_end).unwrap_or(&[]);
-        let value = match tag {
-            0 => None,
-            t => Some(self.data.get(key_end..key_end + (t - 1)).unwrap_or(&[])),
-        };
-        debug_assert!(key.len() == key_len, "a handle points into its buffer");
-        (key, value)
-    }
-
-    fn cmp_handles(&self, a: u64, b: u64) -> Ordering {
-        match handle_prefix(a).cmp(&handle_prefix(b)) {
-            Ordering::Equal if a == b => Ordering::Equal,
-            Ordering::Equal => self.key(a).cmp(self.key(b)),
-            other => other,
-        }
-    }
-
-    /// A handle against a probe key whose prefix is `p`.
+    /// A tail handle against a probe key whose prefix is `p`.
     fn cmp_probe(&self, h: u64, p: u32, key: &[u8]) -> Ordering {
         match handle_prefix(h).cmp(&p) {
-            Ordering::Equal => self.key(h).cmp(key),
+            Ordering::Equal => self.tail_entry(h).0.cmp(key),
             other => other,
         }
     }
 
-    /// Turns the tail into a run, then merges runs until each is at least twice the
-    /// next newer one.
+    /// Turns the tail into a run, then merges the newest runs while [`FAN_IN`] of them
+    /// were made by the same number of merges.
     fn seal_tail(&mut self) {
-        let run = std::mem::replace(&mut self.tail, Vec::with_capacity(TAIL_MAX));
-        self.runs.push(run);
-        while let [.., older, newer] = self.runs.as_slice() {
-            if newer.len() * 2 < older.len() {
+        let oldest = self.runs.is_empty();
+        let mut run = RunBuilder::new(0, self.tail.len(), self.tail_data.len(), oldest);
+        for &h in &self.tail {
+            let at = handle_offset(h);
+            let key = self.tail_entry(h).0;
+            run.push(write_runs::record_bytes(&self.tail_data, at), key);
+        }
+        self.runs.push(run.finish());
+        self.tail.clear();
+        if self.tail_data.capacity() > 2 * TAIL_BYTES {
+            self.tail_data = Vec::new();
+        } else {
+            self.tail_data.clear();
+        }
+        while let Some(first) = self.runs.len().checked_sub(FAN_IN) {
+            let newest = self.runs.get(first..).unwrap_or(&[]);
+            let level = newest.first().map_or(0, Run::level);
+            if !newest.iter().all(|r| r.level() == level) {
                 break;
             }
-            let (Some(newer), Some(older)) = (self.runs.pop(), self.runs.pop()) else {
-                break;
-            };
-            let merged = self.merge(older, &newer);
-            self.runs.push(merged);
+            let group = self.runs.split_off(first);
+            self.runs.push(write_runs::merge(
+                group,
+                level.saturating_add(1),
+                first == 0,
+            ));
         }
-    }
-
-    /// Merges two runs in `older`'s buffer, from the back (no second buffer: the last
-    /// merges of a large load would otherwise briefly hold every handle twice); on a key
-    /// in both, `newer`'s handle wins.
-    fn merge(&self, mut older: Vec<u64>, newer: &[u64]) -> Vec<u64> {
-        let kept = older.len();
-        older.resize(kept + newer.len(), 0);
-        // Unread older handles lie below `i`; the merged tail starts at `w >= i`.
-        let (mut i, mut j, mut w) = (kept, newer.len(), older.len());
-        while let Some(&b) = j.checked_sub(1).and_then(|at| newer.get(at)) {
-            let a = i.checked_sub(1).and_then(|at| older.get(at)).copied();
-            let take = match a.map(|a| self.cmp_handles(a, b)) {
-                Some(Ordering::Greater) => {
-                    i -= 1;
-                    a
-                }
-                Some(Ordering::Equal) => {
-                    i -= 1;
-                    j -= 1;
-                    Some(b)
-                }
-                _ => {
-                    j -= 1;
-                    Some(b)
-                }
-            };
-            w -= 1;
-            if let (Some(h), Some(slot)) = (take, older.get_mut(w)) {
-                *slot = h;
-            }
-        }
-        // Older handles below `i` are already in place; close the gap duplicates left.
-        let end = older.len();
-        older.copy_within(w..end, i);
-        older.truncate(i + (end - w));
-        older
+        self.bytes = self.runs.iter().map(Run::bytes).sum();
     }
 }
 
@@ -344,6 +263,56 @@ impl PartialEq for TableWrites {
 
 impl Eq for TableWrites {}
 
+/// The part of one run an iteration has not yet yielded, and its next record in the
+/// iteration's direction.
+#[derive(Clone)]
+struct Span<'a> {
+    run: &'a Run,
+    /// Positions not yet yielded: `start..end`.
+    start: Pos,
+    end: Pos,
+    /// The next record in the direction while `start < end`: key, value, the position
+    /// after it; and its own position.
+    head: Option<(write_runs::Entry<'a>, Pos)>,
+}
+
+impl<'a> Span<'a> {
+    fn new(run: &'a Run, start: Pos, end: Pos, reverse: bool) -> Self {
+        let mut span = Self {
+            run,
+            start,
+            end,
+            head: None,
+        };
+        span.load(reverse);
+        span
+    }
+
+    fn load(&mut self, reverse: bool) {
+        if self.start >= self.end {
+            self.head = None;
+            return;
+        }
+        let at = if reverse {
+            self.run.before(self.end)
+        } else {
+            Some(self.start)
+        };
+        self.head = at.and_then(|at| Some((self.run.entry(at)?, at)));
+    }
+
+    fn advance(&mut self, reverse: bool) {
+        if let Some(((_, _, next), at)) = self.head {
+            if reverse {
+                self.end = at;
+            } else {
+                self.start = next;
+            }
+        }
+        self.load(reverse);
+    }
+}
+
 /// Written keys with their newest values, in key order or reversed
 /// ([`TableWrites::range`]): a merge of the runs and the sorted tail.
 #[derive(Clone)]
@@ -351,21 +320,19 @@ pub struct Iter<'a> {
     writes: &'a TableWrites,
     /// The part of the tail not yet yielded.
     tail: (usize, usize),
-    /// Per run, oldest first: the part not yet yielded (empty, unallocated, when the
-    /// writes fit the tail).
-    spans: Vec<(usize, usize)>,
+    /// Per run, oldest first (empty, unallocated, when the writes fit the tail).
+    spans: Vec<Span<'a>>,
     reverse: bool,
 }
 
-impl Iter<'_> {
+impl<'a> Iter<'a> {
     /// An iteration over nothing.
     pub fn empty() -> Iter<'static> {
         static NOTHING: TableWrites = TableWrites {
-            data: Vec::new(),
             runs: Vec::new(),
+            tail_data: Vec::new(),
             tail: Vec::new(),
-            puts: 0,
-            checked_len: 0,
+            bytes: 0,
         };
         Iter {
             writes: &NOTHING,
@@ -375,32 +342,22 @@ impl Iter<'_> {
         }
     }
 
-    /// The next handle of source `i` (each run, oldest first, then the tail) in the
-    /// iteration's direction.
-    fn head(&self, i: usize) -> Option<u64> {
-        let ((start, end), source) = match self.spans.get(i) {
-            Some(&span) => (span, self.writes.runs.get(i)?.as_slice()),
-            None => (self.tail, self.writes.tail.as_slice()),
-        };
+    /// The tail's next entry in the iteration's direction.
+    fn tail_head(&self) -> Option<(&'a [u8], Option<&'a [u8]>)> {
+        let (start, end) = self.tail;
         if start >= end {
             return None;
         }
         let at = if self.reverse { end - 1 } else { start };
-        source.get(at).copied()
+        let w: &'a TableWrites = self.writes;
+        w.tail.get(at).map(|&h| w.tail_entry(h))
     }
 
-    fn advance(&mut self, i: usize) {
-        let span = if i < self.spans.len() {
-            self.spans.get_mut(i)
+    fn advance_tail(&mut self) {
+        if self.reverse {
+            self.tail.1 -= 1;
         } else {
-            Some(&mut self.tail)
-        };
-        if let Some((start, end)) = span {
-            if self.reverse {
-                *end -= 1;
-            } else {
-                *start += 1;
-            }
+            self.tail.0 += 1;
         }
     }
 }
@@ -409,36 +366,39 @@ impl<'a> Iterator for Iter<'a> {
     type Item = (&'a [u8], Option<&'a [u8]>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let w = self.writes;
         let wanted = if self.reverse {
             Ordering::Greater
         } else {
             Ordering::Less
         };
-        // The first key in the direction; on a tie the later (newer) source wins.
-        if self.spans.is_empty() {
-            let h = self.head(0)?;
-            self.advance(0);
-            return Some(w.entry(h));
-        }
-        let mut best: Option<u64> = None;
-        for i in 0..=self.spans.len() {
-            let Some(h) = self.head(i) else { continue };
-            let o = best.map_or(wanted, |b| w.cmp_handles(h, b));
-            if o == wanted || o == Ordering::Equal {
-                best = Some(h);
+        // The first key in the direction; on a tie the newer source (a later run, then
+        // the tail) wins.
+        let mut best: Option<Self::Item> = None;
+        for span in &self.spans {
+            let Some(((k, v, _), _)) = span.head else {
+                continue;
+            };
+            if best.is_none_or(|(b, _)| key_order(k, b) != wanted.reverse()) {
+                best = Some((k, v));
             }
         }
-        let best = best?;
-        for i in 0..=self.spans.len() {
-            if self
-                .head(i)
-                .is_some_and(|h| w.cmp_handles(h, best) == Ordering::Equal)
-            {
-                self.advance(i);
+        let tail = self.tail_head();
+        if let Some((k, v)) = tail
+            && best.is_none_or(|(b, _)| key_order(k, b) != wanted.reverse())
+        {
+            best = Some((k, v));
+        }
+        let (key, value) = best?;
+        let reverse = self.reverse;
+        for span in &mut self.spans {
+            if span.head.is_some_and(|((k, _, _), _)| same_key(k, key)) {
+                span.advance(reverse);
             }
         }
-        Some(w.entry(best))
+        if tail.is_some_and(|(k, _)| same_key(k, key)) {
+            self.advance_tail();
+        }
+        Some((key, value))
     }
 }
 
@@ -455,7 +415,7 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(K, Option<V>)> for TableWrite
     /// Writes in order, later ones replacing earlier ones of the same key.
     ///
     /// # Panics
-    /// When one table's writes pass 4 GiB (the buffer's 32-bit addressing).
+    /// When one table's writes pass 4 GiB.
     fn from_iter<T: IntoIterator<Item = (K, Option<V>)>>(iter: T) -> Self {
         let mut w = TableWrites::new();
         for (k, v) in iter {
@@ -565,17 +525,28 @@ mod tests {
     #[test]
     fn runs_stay_few_over_many_puts() {
         let mut w = TableWrites::new();
-        for i in 0..100_000u32 {
+        let puts = 100_000u32;
+        for i in 0..puts {
             let key = (i.wrapping_mul(2_654_435_761)).to_be_bytes();
             w.insert(&key, Some(b"v")).unwrap();
         }
-        assert!(w.runs.len() <= 13, "{} runs", w.runs.len());
+        // Fewer than FAN_IN runs per number of merges.
+        let levels = (f64::from(puts) / TAIL_MAX as f64)
+            .log(FAN_IN as f64)
+            .ceil() as usize
+            + 1;
+        assert!(w.runs.len() < FAN_IN * levels, "{} runs", w.runs.len());
         assert_eq!(w.len(), 100_000);
         assert!(w.keys().zip(w.keys().skip(1)).all(|(a, b)| a < b));
+        // Distinct keys: every record is live, and the runs hold nothing else.
+        assert_eq!(
+            w.buffer_len(),
+            w.runs.iter().map(Run::bytes).sum::<usize>() + w.tail_data.len()
+        );
     }
 
-    /// A few keys overwritten many times: the buffer keeps about their newest puts, not
-    /// every put (here 400,000 puts of 100-byte values, 40 MB in all).
+    /// A few keys overwritten many times: merges keep about their newest puts, not every
+    /// put (here 400,000 puts of 100-byte values, 40 MB in all).
     #[test]
     fn overwrites_do_not_pile_up() {
         let mut w = TableWrites::new();
@@ -585,11 +556,7 @@ mod tests {
             value[..4].copy_from_slice(&i.to_le_bytes());
             w.insert(&key, Some(&value)).unwrap();
         }
-        assert!(
-            w.buffer_len() <= 2 * REWRITE_BYTES_MIN,
-            "{}",
-            w.buffer_len()
-        );
+        assert!(w.buffer_len() <= 1 << 20, "{}", w.buffer_len());
         assert_eq!(w.len(), 10);
         for k in 0..10u32 {
             let last = 400_000 - 10 + k;
