@@ -16,7 +16,8 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
-/// Bytes a chunk is allocated with (a longer record gets a chunk of its own size).
+/// Bytes a chunk is allocated with (a record of more than a quarter of it gets a chunk of
+/// its own size).
 #[cfg(not(test))]
 const CHUNK: usize = 64 << 10;
 /// Small in unit tests, so records cross chunk boundaries often.
@@ -397,7 +398,13 @@ impl RunBuilder {
             .is_some_and(|c| c.capacity() - c.len() >= need);
         if !fits {
             self.close_chunk();
-            let room = CHUNK.min(self.left).max(need);
+            // A record of more than a quarter chunk gets a chunk of its own size (in a
+            // shared chunk it would leave a slack of up to half the chunk).
+            let room = if need > CHUNK / 4 {
+                need
+            } else {
+                CHUNK.min(self.left).max(need)
+            };
             self.run.chunks.push(Vec::with_capacity(room));
         }
         let chunk = self.run.chunks.len().saturating_sub(1);
@@ -422,10 +429,14 @@ impl RunBuilder {
         self.left = self.left.saturating_sub(need);
     }
 
-    /// Gives back the room the last chunk will not use.
+    /// Gives back the room the last chunk will not use, when that is more than an
+    /// eighth of it. A chunk keeps a smaller slack (less than one record): chunks of
+    /// one size are what a merge frees and then allocates again, and a chunk shrunk by a
+    /// few bytes would no longer fit the next allocation (with 1 KiB records that left
+    /// a fifth of the heap free but unusable).
     fn close_chunk(&mut self) {
         if let Some(last) = self.run.chunks.last_mut()
-            && last.capacity() - last.len() > 64
+            && last.capacity() - last.len() > last.capacity() / 8
         {
             last.shrink_to_fit();
         }
