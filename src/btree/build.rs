@@ -3,7 +3,10 @@
 //! The old tree's leaves are visited in key order with the key range their branches
 //! give them. A leaf whose range holds no change (and no dropped table) is kept as it
 //! is; runs of changed leaves are merged with their changes and packed into new
-//! leaves. All branch levels are then rebuilt over the resulting leaves. New pages come
+//! leaves. All branch levels are rebuilt over the resulting leaves as they come: each
+//! level holds the one node it is filling, and a full node is written and becomes a
+//! child of the level above (a load of a million keys no longer lists every leaf
+//! with its separator in memory before building the branches). New pages come
 //! from the pager; pages of the old tree that the new one no longer uses are returned
 //! in `freed` (to be freed once the new header is durable and no reader walks the
 //! old tree).
@@ -76,12 +79,22 @@ struct Builder<'a> {
     file: &'a [u8],
     new_pages: Vec<u64>,
     freed: Vec<u64>,
-    /// Finished leaves: (separator, page).
-    leaves: Vec<(Vec<u8>, u64)>,
+    /// The branch levels being built, the leaves' parents first.
+    levels: Vec<Level>,
     pending: NodeBuilder,
     pending_first: Option<Vec<u8>>,
     /// Bytes written since the last [`Storage::write_behind`].
     unflushed: usize,
+}
+
+/// One branch level while a rebuild streams children into it: the node being filled, the
+/// separator of its first child, and the children the level has taken in all. A rebuild
+/// holds one node per level, never a list of every leaf.
+struct Level {
+    node: NodeBuilder,
+    first: Option<Vec<u8>>,
+    first_child: u64,
+    children: u64,
 }
 
 /// Bytes a rebuild writes between two [`Storage::write_behind`] calls: what it leaves
@@ -117,8 +130,71 @@ impl Builder<'_> {
         let builder = std::mem::replace(&mut self.pending, NodeBuilder::new(true, self.page_size));
         let page = self.alloc_write(|p| builder.finish(p), 1)?;
         let first = self.pending_first.take().unwrap_or_default();
-        self.leaves.push((first, page));
-        Ok(())
+        self.add_child(0, first, page)
+    }
+
+    /// Adds `child`, whose keys start at `separator`, to the branch level at `depth`
+    /// (0: the leaves' parents); a full node is written and added to the level above.
+    fn add_child(
+        &mut self,
+        mut depth: usize,
+        mut separator: Vec<u8>,
+        mut child: u64,
+    ) -> Result<()> {
+        loop {
+            if self.levels.len() <= depth {
+                self.levels.push(Level {
+                    node: NodeBuilder::new(false, self.page_size),
+                    first: None,
+                    first_child: 0,
+                    children: 0,
+                });
+            }
+            let page_size = self.page_size;
+            let Some(level) = self.levels.get_mut(depth) else {
+                return Ok(());
+            };
+            level.children += 1;
+            if level.first.is_none() {
+                level.node.set_first_child(child);
+                level.first = Some(separator);
+                level.first_child = child;
+                return Ok(());
+            }
+            let cell = branch_cell(&separator, child);
+            if level.node.fits(cell.len()) {
+                level.node.push_raw(&cell);
+                return Ok(());
+            }
+            let full = std::mem::replace(&mut level.node, NodeBuilder::new(false, page_size));
+            let full_first = level.first.replace(separator).unwrap_or_default();
+            level.node.set_first_child(child);
+            level.first_child = child;
+            let page = self.alloc_write(|p| full.finish(p), 1)?;
+            depth += 1;
+            separator = full_first;
+            child = page;
+        }
+    }
+
+    /// Writes the nodes still being filled, level by level, and returns the root: the
+    /// only child of the first level that took one child in all (`0`: no leaves).
+    fn finish_levels(&mut self) -> Result<u64> {
+        let mut depth = 0;
+        loop {
+            let page_size = self.page_size;
+            let Some(level) = self.levels.get_mut(depth) else {
+                return Ok(0);
+            };
+            if level.children <= 1 {
+                return Ok(level.first_child);
+            }
+            let node = std::mem::replace(&mut level.node, NodeBuilder::new(false, page_size));
+            let first = level.first.take().unwrap_or_default();
+            let page = self.alloc_write(|p| node.finish(p), 1)?;
+            self.add_child(depth + 1, first, page)?;
+            depth += 1;
+        }
     }
 
     /// Makes room in the pending leaf for a cell with key `key` and `body` bytes after
@@ -286,7 +362,7 @@ pub fn rebuild_from(
         file,
         new_pages: Vec::new(),
         freed: old_branches,
-        leaves: Vec::new(),
+        levels: Vec::new(),
         pending: NodeBuilder::new(true, page_size),
         pending_first: None,
         unflushed: 0,
@@ -300,7 +376,7 @@ pub fn rebuild_from(
             || range_meets_dropped(dropped, low.as_deref(), high);
         if !touched {
             b.flush_pending()?;
-            b.leaves.push((low.clone().unwrap_or_default(), *leaf));
+            b.add_child(0, low.clone().unwrap_or_default(), *leaf)?;
             continue;
         }
         let node = NodeRef::parse(page_bytes(file, *leaf, page_size)?, *leaf)?;
@@ -344,39 +420,7 @@ pub fn rebuild_from(
         }
     }
     b.flush_pending()?;
-    // Branch levels.
-    let mut level = std::mem::take(&mut b.leaves);
-    while level.len() > 1 {
-        let mut next = Vec::new();
-        let mut node = NodeBuilder::new(false, page_size);
-        let mut node_first: Option<Vec<u8>> = None;
-        for (sep, child) in level {
-            match node_first {
-                None => {
-                    node.set_first_child(child);
-                    node_first = Some(sep);
-                }
-                Some(_) => {
-                    let cell = branch_cell(&sep, child);
-                    if !node.fits(cell.len()) {
-                        let full = std::mem::replace(&mut node, NodeBuilder::new(false, page_size));
-                        let page = b.alloc_write(|p| full.finish(p), 1)?;
-                        next.push((node_first.take().unwrap_or_default(), page));
-                        node.set_first_child(child);
-                        node_first = Some(sep);
-                    } else {
-                        node.push_raw(&cell);
-                    }
-                }
-            }
-        }
-        if let Some(first) = node_first {
-            let page = b.alloc_write(|p| node.finish(p), 1)?;
-            next.push((first, page));
-        }
-        level = next;
-    }
-    let root = level.first().map_or(0, |(_, p)| *p);
+    let root = b.finish_levels()?;
     Ok(Built {
         root,
         new_pages: b.new_pages,
