@@ -8,7 +8,8 @@
 //! merge drops each input chunk as soon as it has read past it.
 //!
 //! A million 24-byte keys with 16-byte values take 40 MB of records (a run leaves out
-//! the lengths all its records share) and about 1.5 MB of fences and filters; with an 8-byte handle per put, as before, they took 50 MB, and a
+//! the lengths all its records share) and about 1.5 MB of fences and filters; with an
+//! 8-byte handle per put, as before, they took 50 MB, and a
 //! `BTreeMap<Vec<u8>, Arc<[u8]>>` several times that in separate allocations. An
 //! overwritten put stays in its run until a merge meets the newer one.
 //!
