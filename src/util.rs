@@ -4,6 +4,8 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use crate::types::cmp_keys;
+
 /// The little-endian `u16` at `at` in `b`, or `None` when it passes the end.
 #[inline]
 pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -79,32 +81,6 @@ pub fn bound_tighter_hi(a: &std::ops::Bound<Vec<u8>>, b: &std::ops::Bound<Vec<u8
         (Excluded(_), Included(_)) => true,
         _ => false,
     }
-}
-
-/// Byte order of two keys, comparing the first three 8-byte words as integers before
-/// the rest: a table's composite keys all share their first word (the table id), and
-/// its history keys their first two (`FF×8`, the table id), so a search would otherwise
-/// call `memcmp` past them on every probe. Short keys (a Raft log's 8-byte indexes)
-/// are decided by one word.
-#[inline]
-pub fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
-    let mut at = 0;
-    while at < 24 {
-        let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) else {
-            break;
-        };
-        let x = u64::from_be_bytes(x.try_into().unwrap_or([0; 8]));
-        let y = u64::from_be_bytes(y.try_into().unwrap_or([0; 8]));
-        if x != y {
-            return x.cmp(&y);
-        }
-        at += 8;
-    }
-    let (a, b) = (a.get(at..).unwrap_or(&[]), b.get(at..).unwrap_or(&[]));
-    if a.is_empty() || b.is_empty() {
-        return a.len().cmp(&b.len());
-    }
-    a.cmp(b)
 }
 
 /// An owned key in an in-memory ordered map, ordered by [`cmp_keys`] (byte order,

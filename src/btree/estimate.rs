@@ -1,6 +1,8 @@
 //! Where a key should sit among a page's cells, from the separators around the page
 //! ([`super::page::NodeRef::search_near`] starts its search there).
 
+use crate::types::first_word;
+
 /// Pages with fewer cells are searched from the middle ([`NodeRef::search_near`]).
 pub(super) const HINT_MIN_CELLS: usize = 16;
 
@@ -34,22 +36,7 @@ fn key_number(rest: &[u8], decimal: bool) -> f64 {
         }
         n as f64
     } else {
-        word(rest) as f64
-    }
-}
-
-/// The first 8 bytes of `b`, big-endian, zero-padded.
-#[inline]
-fn word(b: &[u8]) -> u64 {
-    match b.first_chunk::<8>() {
-        Some(w) => u64::from_be_bytes(*w),
-        None => {
-            let mut w = [0u8; 8];
-            for (d, s) in w.iter_mut().zip(b) {
-                *d = *s;
-            }
-            u64::from_be_bytes(w)
-        }
+        first_word(rest) as f64
     }
 }
 
@@ -58,7 +45,7 @@ fn word(b: &[u8]) -> u64 {
 pub(super) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let mut at = 0;
     while let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) {
-        let diff = word(x) ^ word(y);
+        let diff = first_word(x) ^ first_word(y);
         if diff != 0 {
             return at + diff.leading_zeros() as usize / 8;
         }

@@ -2,7 +2,7 @@
 //! leaf's 8-byte prefix and the rest of the key.
 
 use super::page::PREFIX_LEN;
-use crate::util::cmp_keys;
+use crate::types::cmp_keys;
 
 /// A tree key as a page holds it: `head ‖ tail`, where `head` is a compact leaf's
 /// 8-byte prefix (stored once per page) and empty for keys stored whole. Compares and

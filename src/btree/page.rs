@@ -43,7 +43,7 @@ pub use super::key::TreeKey;
 pub use super::node_builder::{NodeBuilder, OVERFLOW_CELL_BODY, branch_cell};
 #[cfg(test)]
 pub use super::node_builder::{v3_leaf_cell_inline, v3_leaf_cell_overflow};
-pub use crate::util::cmp_keys;
+pub use crate::types::cmp_keys;
 
 /// A leaf value as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

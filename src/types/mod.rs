@@ -2,12 +2,14 @@
 //! ids, write sets. This module imports no other module of the crate (the layering test,
 //! `tests/layering.rs`, holds it to that).
 
+mod order;
 mod write_runs;
 mod writes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use order::{cmp_keys, first_word};
 pub use writes::{Iter as WritesIter, TABLE_WRITES_BYTES_MAX, TableWrites};
 
 /// Longest key accepted, in bytes. Empty keys are allowed.

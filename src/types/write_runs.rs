@@ -19,6 +19,8 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
+use super::{cmp_keys, first_word};
+
 /// Bytes a chunk is allocated with (a record of more than a quarter of it gets a chunk of
 /// its own size).
 #[cfg(not(test))]
@@ -194,37 +196,6 @@ impl Shape {
 /// where the next record starts.
 pub(super) type Record<'a> = (&'a [u8], Option<&'a [u8]>, usize);
 
-/// The first eight bytes of `key` as a big-endian number, zero-padded.
-#[inline]
-fn first_word(key: &[u8]) -> u64 {
-    match key.first_chunk::<8>() {
-        Some(w) => u64::from_be_bytes(*w),
-        None => {
-            let mut w = [0u8; 8];
-            for (d, s) in w.iter_mut().zip(key) {
-                *d = *s;
-            }
-            u64::from_be_bytes(w)
-        }
-    }
-}
-
-/// The byte order of two keys, from their first eight bytes when those differ (most
-/// keys of a merge differ there, and a call to `memcmp` costs more than the compare).
-#[inline]
-pub(super) fn key_order(a: &[u8], b: &[u8]) -> Ordering {
-    match first_word(a).cmp(&first_word(b)) {
-        Ordering::Equal => a.cmp(b),
-        other => other,
-    }
-}
-
-/// Whether two keys are equal, from their first eight bytes when those differ.
-#[inline]
-pub(super) fn same_key(a: &[u8], b: &[u8]) -> bool {
-    first_word(a) == first_word(b) && a == b
-}
-
 /// A record's place in a run: its chunk and its offset there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Pos {
@@ -388,7 +359,7 @@ impl Run {
     /// The position of the first record whose key is not below `bound` (below: less, or
     /// not greater when `inclusive`); the run's end when there is none.
     pub(super) fn partition(&self, bound: &[u8], inclusive: bool) -> Pos {
-        let below = |k: &[u8]| match key_order(k, bound) {
+        let below = |k: &[u8]| match cmp_keys(k, bound) {
             Ordering::Less => true,
             Ordering::Equal => inclusive,
             Ordering::Greater => false,
@@ -420,7 +391,7 @@ impl Run {
             return None;
         }
         match self.entry(self.partition(key, false)) {
-            Some((k, value, _)) if same_key(k, key) => Some(value),
+            Some((k, value, _)) if cmp_keys(k, key).is_eq() => Some(value),
             _ => None,
         }
     }
@@ -610,16 +581,14 @@ pub(super) fn merge(runs: Vec<Run>, level: u8, oldest: bool) -> Run {
         let mut best: Option<(usize, &[u8])> = None;
         for (i, s) in srcs.iter().enumerate() {
             let Some(k) = s.key() else { continue };
-            if best.is_none_or(|(_, b)| key_order(k, b) != Ordering::Greater) {
+            if best.is_none_or(|(_, b)| cmp_keys(k, b) != Ordering::Greater) {
                 best = Some((i, k));
             }
         }
         let Some((b, key)) = best else { break };
         let mut same = 0u64;
         for (i, s) in srcs.iter().enumerate() {
-            if s.key()
-                .is_some_and(|k| key_order(k, key) == Ordering::Equal)
-            {
+            if s.key().is_some_and(|k| cmp_keys(k, key) == Ordering::Equal) {
                 same |= 1 << i;
             }
         }

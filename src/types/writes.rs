@@ -23,9 +23,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Bound;
 
-use super::write_runs::{
-    self, MERGE_MAX, Pos, Run, RunBuilder, Shape, VARINTS_LEN_MAX, key_order, same_key,
-};
+use super::write_runs::{self, MERGE_MAX, Pos, Run, RunBuilder, Shape, VARINTS_LEN_MAX};
+use super::{cmp_keys, first_word};
 
 /// Keys kept in the tail before it becomes a run.
 #[cfg(not(test))]
@@ -72,11 +71,7 @@ pub struct WritesFull;
 /// The first four bytes of `key`, big-endian, zero-padded: ordering by it and then by the
 /// whole key is the keys' byte order.
 fn prefix(key: &[u8]) -> u32 {
-    let mut b = [0u8; 4];
-    for (d, s) in b.iter_mut().zip(key) {
-        *d = *s;
-    }
-    u32::from_be_bytes(b)
+    (first_word(key) >> 32) as u32
 }
 
 fn handle_prefix(h: u64) -> u32 {
@@ -389,24 +384,27 @@ impl<'a> Iterator for Iter<'a> {
             let Some(((k, v, _), _)) = span.head else {
                 continue;
             };
-            if best.is_none_or(|(b, _)| key_order(k, b) != wanted.reverse()) {
+            if best.is_none_or(|(b, _)| cmp_keys(k, b) != wanted.reverse()) {
                 best = Some((k, v));
             }
         }
         let tail = self.tail_head();
         if let Some((k, v)) = tail
-            && best.is_none_or(|(b, _)| key_order(k, b) != wanted.reverse())
+            && best.is_none_or(|(b, _)| cmp_keys(k, b) != wanted.reverse())
         {
             best = Some((k, v));
         }
         let (key, value) = best?;
         let reverse = self.reverse;
         for span in &mut self.spans {
-            if span.head.is_some_and(|((k, _, _), _)| same_key(k, key)) {
+            if span
+                .head
+                .is_some_and(|((k, _, _), _)| cmp_keys(k, key).is_eq())
+            {
                 span.advance(reverse);
             }
         }
-        if tail.is_some_and(|(k, _)| same_key(k, key)) {
+        if tail.is_some_and(|(k, _)| cmp_keys(k, key).is_eq()) {
             self.advance_tail();
         }
         Some((key, value))
