@@ -196,6 +196,16 @@ impl Shape {
 /// where the next record starts.
 pub(super) type Record<'a> = (&'a [u8], Option<&'a [u8]>, usize);
 
+/// Whether `key` lies below `bound`: before it, or equal to it when `inclusive`.
+#[inline]
+pub(super) fn below(key: &[u8], bound: &[u8], inclusive: bool) -> bool {
+    match cmp_keys(key, bound) {
+        Ordering::Less => true,
+        Ordering::Equal => inclusive,
+        Ordering::Greater => false,
+    }
+}
+
 /// A record's place in a run: its chunk and its offset there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Pos {
@@ -292,6 +302,10 @@ pub(super) struct Run {
     shape: Shape,
 }
 
+/// Where a record keeps its key and value in its chunk, and the position of the record
+/// after it ([`Run::locate`]).
+type Located = (Range<usize>, Option<Range<usize>>, Pos);
+
 /// A record read in place: key, value (`None` for a tombstone), and the position of the
 /// record after it.
 pub(super) type Entry<'a> = (&'a [u8], Option<&'a [u8]>, Pos);
@@ -313,8 +327,20 @@ impl Run {
 
     /// The record at `pos`, or `None` at the run's end.
     pub(super) fn entry(&self, pos: Pos) -> Option<Entry<'_>> {
+        let (key, value, next) = self.locate(pos)?;
         let data = self.chunks.get(pos.chunk as usize)?;
-        let (key, value, end) = self.shape.record(data, pos.off as usize)?;
+        let value = match value {
+            Some(v) => Some(data.get(v)?),
+            None => None,
+        };
+        Some((data.get(key)?, value, next))
+    }
+
+    /// Where the record at `pos` keeps its key and value in chunk `pos.chunk`, and the
+    /// position of the record after it; `None` at the run's end.
+    fn locate(&self, pos: Pos) -> Option<Located> {
+        let data = self.chunks.get(pos.chunk as usize)?;
+        let (key, value, end) = self.shape.parse(data, pos.off as usize)?;
         let next = if end >= data.len() {
             Pos {
                 chunk: pos.chunk + 1,
@@ -359,11 +385,7 @@ impl Run {
     /// The position of the first record whose key is not below `bound` (below: less, or
     /// not greater when `inclusive`); the run's end when there is none.
     pub(super) fn partition(&self, bound: &[u8], inclusive: bool) -> Pos {
-        let below = |k: &[u8]| match cmp_keys(k, bound) {
-            Ordering::Less => true,
-            Ordering::Equal => inclusive,
-            Ordering::Greater => false,
-        };
+        let below = |k: &[u8]| below(k, bound, inclusive);
         let word = first_word(bound);
         // Blocks whose first key is below the bound: the answer is in the last of them.
         let blocks = self.fences.partition_point(|f| match f.word.cmp(&word) {
@@ -500,22 +522,20 @@ impl RunBuilder {
 struct Draining {
     run: Run,
     pos: Pos,
-    /// The record at `pos`: its key's and value's ranges and its end, in chunk
-    /// `pos.chunk`.
-    head: Option<(Range<usize>, Option<Range<usize>>, usize)>,
+    /// The record at `pos` ([`Run::locate`]).
+    head: Option<Located>,
 }
 
 impl Draining {
     fn new(mut run: Run) -> Self {
         run.fences = Vec::new();
         run.filter = Filter::default();
-        let mut d = Self {
+        let head = run.locate(Pos::default());
+        Self {
             run,
             pos: Pos::default(),
-            head: None,
-        };
-        d.load();
-        d
+            head,
+        }
     }
 
     fn chunk(&self) -> &[u8] {
@@ -523,10 +543,6 @@ impl Draining {
             .chunks
             .get(self.pos.chunk as usize)
             .map_or(&[], Vec::as_slice)
-    }
-
-    fn load(&mut self) {
-        self.head = self.run.shape.parse(self.chunk(), self.pos.off as usize);
     }
 
     fn key(&self) -> Option<&[u8]> {
@@ -540,19 +556,16 @@ impl Draining {
     }
 
     fn advance(&mut self) {
-        let Some((_, _, end)) = self.head else { return };
-        if end >= self.chunk().len() {
-            if let Some(done) = self.run.chunks.get_mut(self.pos.chunk as usize) {
-                *done = Vec::new();
-            }
-            self.pos = Pos {
-                chunk: self.pos.chunk + 1,
-                off: 0,
-            };
-        } else {
-            self.pos.off = end as u32;
+        let Some((_, _, next)) = self.head else {
+            return;
+        };
+        if next.chunk != self.pos.chunk
+            && let Some(done) = self.run.chunks.get_mut(self.pos.chunk as usize)
+        {
+            *done = Vec::new();
         }
-        self.load();
+        self.pos = next;
+        self.head = self.run.locate(next);
     }
 }
 
@@ -626,6 +639,11 @@ mod tests {
         b.finish()
     }
 
+    /// Whether `run` finds none of the keys `key(i)` for `i` in `ids`.
+    fn lacks(run: &Run, ids: std::ops::Range<u32>) -> bool {
+        ids.map(key).all(|k| run.get(&k, key_hash(&k)).is_none())
+    }
+
     /// Every key of a run is found (a filter never says no to a key it holds), and a
     /// filter turns away most absent keys: at 8 bits and 4 probes a key, about 3% of
     /// them get through.
@@ -641,11 +659,7 @@ mod tests {
             .filter(|k| run.filter.may_hold(key_hash(k)))
             .count();
         assert!(passed < 20_000 / 15, "{passed} of 20000 absent keys passed");
-        assert!(
-            (20_000..40_000)
-                .map(key)
-                .all(|k| run.get(&k, key_hash(&k)).is_none())
-        );
+        assert!(lacks(&run, 20_000..40_000));
     }
 
     /// The oldest run has no filter and is searched directly.
@@ -655,11 +669,7 @@ mod tests {
         let run = run_of(&keys, true);
         assert!(run.filter.blocks.is_empty());
         assert!(keys.iter().all(|k| run.get(k, key_hash(k)).is_some()));
-        assert!(
-            (500..1_000)
-                .map(key)
-                .all(|k| run.get(&k, key_hash(&k)).is_none())
-        );
+        assert!(lacks(&run, 500..1_000));
     }
 
     /// `before` walks back through every record, across chunks and fences.

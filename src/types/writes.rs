@@ -151,41 +151,31 @@ impl TableWrites {
     /// Written keys in `(lo, hi)` with their newest values, in key order, or in reverse
     /// order when `reverse`.
     pub fn range(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, reverse: bool) -> Iter<'_> {
-        let below = |k: &[u8]| match lo {
-            Bound::Included(b) => k < b,
-            Bound::Excluded(b) => k <= b,
-            Bound::Unbounded => false,
+        // Each bound as a partition: the key, and whether keys equal to it lie below.
+        let lower = match lo {
+            Bound::Included(b) => Some((b, false)),
+            Bound::Excluded(b) => Some((b, true)),
+            Bound::Unbounded => None,
         };
-        let within = |k: &[u8]| match hi {
-            Bound::Included(b) => k <= b,
-            Bound::Excluded(b) => k < b,
-            Bound::Unbounded => true,
+        let upper = match hi {
+            Bound::Included(b) => Some((b, true)),
+            Bound::Excluded(b) => Some((b, false)),
+            Bound::Unbounded => None,
         };
-        let tail_start = match lo {
-            Bound::Unbounded => 0,
-            _ => self.tail.partition_point(|&h| below(self.tail_entry(h).0)),
-        };
-        let tail_end = match hi {
-            Bound::Unbounded => self.tail.len(),
-            _ => self
-                .tail
-                .partition_point(|&h| within(self.tail_entry(h).0))
-                .max(tail_start),
-        };
+        let tail_start = lower.map_or(0, |(b, inclusive)| self.tail_partition(b, inclusive));
+        let tail_end = upper
+            .map_or(self.tail.len(), |(b, inclusive)| {
+                self.tail_partition(b, inclusive)
+            })
+            .max(tail_start);
         let spans = self
             .runs
             .iter()
             .map(|run| {
-                let start = match lo {
-                    Bound::Unbounded => run.start(),
-                    Bound::Included(b) => run.partition(b, false),
-                    Bound::Excluded(b) => run.partition(b, true),
-                };
-                let end = match hi {
-                    Bound::Unbounded => run.end(),
-                    Bound::Included(b) => run.partition(b, true).max(start),
-                    Bound::Excluded(b) => run.partition(b, false).max(start),
-                };
+                let start = lower.map_or(run.start(), |(b, inclusive)| run.partition(b, inclusive));
+                let end = upper
+                    .map_or(run.end(), |(b, inclusive)| run.partition(b, inclusive))
+                    .max(start);
                 Span::new(run, start, end, reverse)
             })
             .collect();
@@ -195,6 +185,13 @@ impl TableWrites {
             spans,
             reverse,
         }
+    }
+
+    /// The index of the first tail handle whose key is not below `bound` (see
+    /// [`write_runs::below`]).
+    fn tail_partition(&self, bound: &[u8], inclusive: bool) -> usize {
+        self.tail
+            .partition_point(|&h| write_runs::below(self.tail_entry(h).0, bound, inclusive))
     }
 
     /// The tail record a handle points to.
