@@ -93,7 +93,6 @@ struct Builder<'a> {
 struct Level {
     node: NodeBuilder,
     first: Option<Vec<u8>>,
-    first_child: u64,
     children: u64,
 }
 
@@ -146,7 +145,6 @@ impl Builder<'_> {
                 self.levels.push(Level {
                     node: NodeBuilder::new(false, self.page_size),
                     first: None,
-                    first_child: 0,
                     children: 0,
                 });
             }
@@ -158,7 +156,6 @@ impl Builder<'_> {
             if level.first.is_none() {
                 level.node.set_first_child(child);
                 level.first = Some(separator);
-                level.first_child = child;
                 return Ok(());
             }
             let cell = branch_cell(&separator, child);
@@ -169,7 +166,6 @@ impl Builder<'_> {
             let full = std::mem::replace(&mut level.node, NodeBuilder::new(false, page_size));
             let full_first = level.first.replace(separator).unwrap_or_default();
             level.node.set_first_child(child);
-            level.first_child = child;
             let page = self.alloc_write(|p| full.finish(p), 1)?;
             depth += 1;
             separator = full_first;
@@ -187,7 +183,7 @@ impl Builder<'_> {
                 return Ok(0);
             };
             if level.children <= 1 {
-                return Ok(level.first_child);
+                return Ok(level.node.first_child());
             }
             let node = std::mem::replace(&mut level.node, NodeBuilder::new(false, page_size));
             let first = level.first.take().unwrap_or_default();

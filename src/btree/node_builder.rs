@@ -122,6 +122,11 @@ impl NodeBuilder {
         self.first_child = child;
     }
 
+    /// A branch's first child (`0` until set).
+    pub fn first_child(&self) -> u64 {
+        self.first_child
+    }
+
     /// Adds a raw cell (the caller checked `fits`; for a leaf, the cell of a compact
     /// leaf with the same prefix, admitted).
     pub fn push_raw(&mut self, cell: &[u8]) {
