@@ -1,7 +1,7 @@
 //! A file written by a format-version-3 build, whose tree leaves hold whole keys
 //! (`format-spec/btree.md`, "Leaf page of version 3 and earlier"), opens, reads every
-//! key by point reads and by scans both ways, is upgraded to version 4 by its first
-//! header write, and keeps reading right once a checkpoint rewrites one table's leaves
+//! key by point reads and by scans both ways, is upgraded to the current version by its
+//! first header write, and keeps reading right once a checkpoint rewrites one table's leaves
 //! as compact leaves (`kind = 8`) while the other table's stay as they were.
 //!
 //! `tests/fixtures/v3-leaves.db` was written by the build at commit 30cc60a: one commit

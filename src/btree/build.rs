@@ -12,7 +12,8 @@
 //! old tree).
 
 use super::page::{
-    CellValue, NodeBuilder, NodeRef, OVERFLOW_CELL_BODY, TreeKey, branch_cell, stored_inline,
+    CellValue, LEAF_PAGES_MAX, NodeBuilder, NodeRef, OVERFLOW_CELL_BODY, TreeKey, branch_cell,
+    stored_inline,
 };
 use super::run::{encode_run, run_pages};
 use super::{DEPTH_MAX, page_bytes};
@@ -127,7 +128,7 @@ impl Builder<'_> {
             return Ok(());
         }
         let builder = std::mem::replace(&mut self.pending, NodeBuilder::new(true, self.page_size));
-        let page = self.alloc_write(|p| builder.finish(p), 1)?;
+        let page = self.alloc_write(|p| builder.finish(p), builder.pages())?;
         let first = self.pending_first.take().unwrap_or_default();
         self.add_child(0, first, page)
     }
@@ -367,8 +368,9 @@ pub fn rebuild_from(
         let high = old_leaves.get(i + 1).and_then(|(l, _)| l.as_deref());
         let below_high = |k: &[u8]| high.is_none_or(|h| k < h);
         let has_changes = changes.peek().is_some_and(|(k, _)| below_high(k));
+        // A multi-page leaf that starts below `relocate_from` may reach past it.
         let touched = has_changes
-            || *leaf >= relocate_from
+            || leaf.saturating_add(LEAF_PAGES_MAX as u64) > relocate_from
             || range_meets_dropped(dropped, low.as_deref(), high);
         if !touched {
             b.flush_pending()?;
@@ -376,7 +378,7 @@ pub fn rebuild_from(
             continue;
         }
         let node = NodeRef::parse(page_bytes(file, *leaf, page_size)?, *leaf)?;
-        b.freed.push(*leaf);
+        b.freed.extend(*leaf..*leaf + node.pages());
         let mut j = 0usize;
         let n = node.count();
         // Merge the leaf's cells with the changes in its range.

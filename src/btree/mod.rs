@@ -9,6 +9,8 @@ pub mod build;
 pub mod cursor;
 mod estimate;
 pub mod key;
+#[cfg(test)]
+mod multi_page_leaf_tests;
 mod node_builder;
 pub mod page;
 pub mod run;
@@ -40,15 +42,22 @@ pub fn split_composite(composite: &[u8]) -> (u64, &[u8]) {
     (table, composite.get(8..).unwrap_or(&[]))
 }
 
-/// The bytes of page `page` in `file`.
+/// The bytes of the tree page `page` in `file`: one page, or every page of a multi-page leaf
+/// (its length read from its first page, and checked by its checksum when parsed).
 #[inline]
 pub fn page_bytes(file: &[u8], page: u64, page_size: u32) -> Result<&[u8]> {
     let ps = page_size as usize;
-    usize::try_from(page)
-        .ok()
-        .and_then(|p| p.checked_mul(ps))
-        .and_then(|start| file.get(start..start + ps))
-        .ok_or_else(|| Error::corrupted(page, "page lies past the end of the file"))
+    let start = usize::try_from(page).ok().and_then(|p| p.checked_mul(ps));
+    let first = start
+        .and_then(|start| file.get(start..start.checked_add(ps)?))
+        .ok_or_else(|| Error::corrupted(page, "page lies past the end of the file"))?;
+    let pages = page::node_pages(first);
+    if pages == 1 {
+        return Ok(first);
+    }
+    start
+        .and_then(|start| file.get(start..start.checked_add(ps.checked_mul(pages)?)?))
+        .ok_or_else(|| Error::corrupted(page, "multi-page leaf lies past the end of the file"))
 }
 
 /// Resolves a stored value to its bytes (reading an overflow run if needed); runs in
@@ -289,7 +298,7 @@ pub fn walk(
             prev = Some(k);
         }
         if node.is_leaf() {
-            visit(page, PageKind::Leaf, 1);
+            visit(page, PageKind::Leaf, node.pages());
             if n == 0 && page != root {
                 return Err(Error::corrupted(page, "empty leaf"));
             }

@@ -6,7 +6,8 @@ use super::page::BRANCH_CELL_HEAD;
 #[cfg(test)]
 use super::page::LEAF_CELL_HEAD;
 use super::page::{
-    COMPACT_CELL_HEAD, OFFSETS_AT, OVERFLOW_BODY, OVERFLOW_MARK, PREFIX_LEN, TreeKey,
+    COMPACT_CELL_HEAD, LEAF_BYTES_MAX, OFFSETS_AT, OVERFLOW_BODY, OVERFLOW_MARK, PREFIX_LEN,
+    TreeKey,
 };
 use crate::error::{Error, Result};
 use crate::format::{PageKind, seal_page};
@@ -17,6 +18,9 @@ use crate::util::u16_at;
 pub struct NodeBuilder {
     leaf: bool,
     page_size: usize,
+    /// Pages the node may fill: 1, or more for a leaf of large cells grown by
+    /// [`NodeBuilder::admit`] (a multi-page leaf).
+    room_pages: usize,
     offsets: Vec<u16>,
     cells: Vec<u8>,
     first_child: u64,
@@ -32,6 +36,7 @@ impl NodeBuilder {
         NodeBuilder {
             leaf,
             page_size: page_size as usize,
+            room_pages: 1,
             offsets: Vec::new(),
             cells: Vec::new(),
             first_child: 0,
@@ -49,9 +54,38 @@ impl NodeBuilder {
         OFFSETS_AT + 2 * self.offsets.len() + self.cells.len()
     }
 
+    /// Bytes the node may fill.
+    fn room(&self) -> usize {
+        self.page_size * self.room_pages
+    }
+
     /// Whether a cell of `len` bytes still fits.
     pub fn fits(&self, len: usize) -> bool {
-        self.used() + 2 + len <= self.page_size && self.offsets.len() < usize::from(u16::MAX)
+        self.used() + 2 + len <= self.room() && self.offsets.len() < usize::from(u16::MAX)
+    }
+
+    /// Whether a leaf cell of `len` bytes fits, growing the leaf by a page at a time
+    /// while it does not, more than an eighth of the leaf is unused and the leaf has
+    /// fewer than [`LEAF_GROW_PAGES`] pages (`format-spec/btree.md`, "How a checkpoint
+    /// fills leaves").
+    fn fits_or_grows(&mut self, len: usize) -> bool {
+        while !self.fits(len) {
+            let unused = self.room().saturating_sub(self.used());
+            if !self.leaf
+                || self.room_pages >= LEAF_GROW_PAGES
+                || self.room() + self.page_size > LEAF_BYTES_MAX
+                || unused <= self.room() / 8
+            {
+                return false;
+            }
+            self.room_pages += 1;
+        }
+        true
+    }
+
+    /// Pages the finished node takes: as many as its cells need.
+    pub fn pages(&self) -> u64 {
+        self.used().div_ceil(self.page_size).max(1) as u64
     }
 
     /// The leaf's key prefix as it stands.
@@ -70,14 +104,14 @@ impl NodeBuilder {
         if self.offsets.is_empty() {
             self.prefix = start;
             self.prefix_len = start_len;
-            return self.fits(COMPACT_CELL_HEAD + key.len() - start_len + body);
+            return self.fits_or_grows(COMPACT_CELL_HEAD + key.len() - start_len + body);
         }
         let common = common_prefix(self.prefix(), start.get(..start_len).unwrap_or(&[]));
         if common == self.prefix_len {
-            return self.fits(COMPACT_CELL_HEAD + key.len() - common + body);
+            return self.fits_or_grows(COMPACT_CELL_HEAD + key.len() - common + body);
         }
         let grow = (self.prefix_len - common) * self.offsets.len();
-        if self.used() >= self.page_size / 2
+        if self.used() >= self.room() / 2
             || !self.fits(grow + COMPACT_CELL_HEAD + key.len() - common + body)
         {
             return false;
@@ -182,13 +216,19 @@ impl NodeBuilder {
         prefix_len: usize,
         word: [u8; 8],
     ) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; self.page_size];
+        let pages = self.pages();
+        let mut buf = vec![0u8; self.page_size * pages as usize];
         let count = self.offsets.len() as u16;
         buf.get_mut(16..18)
             .ok_or_else(|| Error::corrupted(page, "page too small"))?
             .copy_from_slice(&count.to_le_bytes());
         if let Some(b) = buf.get_mut(18) {
             *b = prefix_len as u8;
+        }
+        if pages > 1
+            && let Some(b) = buf.get_mut(19)
+        {
+            *b = pages as u8;
         }
         buf.get_mut(24..32)
             .ok_or_else(|| Error::corrupted(page, "page too small"))?
@@ -208,6 +248,10 @@ impl NodeBuilder {
         Ok(buf)
     }
 }
+
+/// Most pages a checkpoint grows a leaf of large cells to (readers accept runs up to
+/// [`super::page::LEAF_PAGES_MAX`]).
+pub const LEAF_GROW_PAGES: usize = 4;
 
 /// Bytes after a compact cell's key when its value is in an overflow run.
 pub const OVERFLOW_CELL_BODY: usize = OVERFLOW_BODY;

@@ -28,6 +28,21 @@ const CACHE_LINE: usize = 64;
 /// ([`NodeRef::touch_cells`]).
 pub const TOUCH_CELL_MAX: usize = 4 * CACHE_LINE;
 
+/// Most pages a leaf may have (`format-spec/btree.md`).
+pub const LEAF_PAGES_MAX: usize = 16;
+/// Most bytes a multi-page leaf may have: its cell offsets are `u16`s.
+pub const LEAF_BYTES_MAX: usize = 1 << 16;
+
+/// Pages of the tree page whose first page is `first`, as its header states (unverified):
+/// a compact leaf's `pages` byte when it is 2 or more, else 1.
+#[inline]
+pub fn node_pages(first: &[u8]) -> usize {
+    match (first.get(4), first.get(19)) {
+        (Some(&kind), Some(&n)) if kind == PageKind::CompactLeaf as u8 && n > 1 => usize::from(n),
+        _ => 1,
+    }
+}
+
 /// Largest value always stored inline in a leaf.
 pub fn inline_value_max(page_size: u32) -> usize {
     page_size as usize / 4
@@ -127,8 +142,19 @@ impl<'a> NodeRef<'a> {
         }
         let bad = |what: &str| Error::corrupted(page, what.to_string());
         let count = usize::from(u16_at(bytes, 16).ok_or_else(|| bad("cut short"))?);
-        if bytes.get(19..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
+        if bytes.get(20..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
             return Err(bad("reserved node header bytes are not zero"));
+        }
+        match bytes.get(19).copied().unwrap_or(0) {
+            0 => {}
+            _ if form != Form::Compact => {
+                return Err(bad("reserved node header bytes are not zero"));
+            }
+            1 => return Err(bad("a multi-page leaf of one page")),
+            n if usize::from(n) > LEAF_PAGES_MAX || bytes.len() > LEAF_BYTES_MAX => {
+                return Err(bad("leaf longer than the limit"));
+            }
+            _ => {}
         }
         let prefix_len = usize::from(bytes.get(18).copied().unwrap_or(0));
         if prefix_len > PREFIX_LEN || (form != Form::Compact && prefix_len != 0) {
@@ -184,6 +210,11 @@ impl<'a> NodeRef<'a> {
             prev = end;
         }
         Ok(node)
+    }
+
+    /// Pages the node occupies: more than 1 for a multi-page leaf.
+    pub fn pages(&self) -> u64 {
+        node_pages(self.bytes) as u64
     }
 
     /// Whether this is a leaf.

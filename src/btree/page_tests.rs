@@ -179,7 +179,8 @@ fn offsets_match_spec() {
         vec![
             ("count", 16, 2),
             ("prefix_len", 18, 1),
-            ("reserved", 19, 5),
+            ("pages", 19, 1),
+            ("reserved", 20, 4),
             ("first_child", 24, 8)
         ]
     );

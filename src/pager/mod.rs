@@ -98,6 +98,11 @@ struct PagerState {
     /// generation that reaches them: `(generation, pages)`, the pages being
     /// unreachable from `generation` on (`format-spec/locking.md`).
     held: Vec<(u64, Vec<u64>)>,
+    /// `(n, from)`: no run of `n` free pages starts below page `from`, so
+    /// [`Pager::alloc_run`] resumes its search there (a checkpoint writing many multi-page leaves
+    /// into a free set without such runs would otherwise search the whole set each
+    /// time). Cleared whenever a page joins the free set.
+    run_hint: Option<(u64, u64)>,
 }
 
 impl Pager {
@@ -117,6 +122,7 @@ impl Pager {
                 free,
                 file_len,
                 held: Vec::new(),
+                run_hint: None,
             }),
             verified: Verified::default(),
         })
@@ -204,6 +210,7 @@ impl Pager {
             for p in pages {
                 debug_assert!(p < st.high_water, "freeing page {p} never allocated");
                 st.free.insert(p);
+                st.run_hint = None;
             }
         }
     }
@@ -223,10 +230,14 @@ impl Pager {
     pub fn alloc_run(&self, n: u64) -> Result<u64> {
         let n = n.max(1);
         let mut st = self.state.lock();
+        let from = match st.run_hint {
+            Some((m, from)) if m == n => from,
+            _ => 0,
+        };
         let mut start = None;
         let mut len = 0u64;
         let mut prev = None;
-        for &p in &st.free {
+        for &p in st.free.range(from..) {
             if prev.is_some_and(|q: u64| q + 1 == p) {
                 len += 1;
             } else {
@@ -242,8 +253,12 @@ impl Pager {
             for p in first..first + n {
                 st.free.remove(&p);
             }
+            st.run_hint = Some((n, first));
             return Ok(first);
         }
+        // The pages from `start` on may yet become a run when pages join the set; none
+        // before it can (and a page joining clears the hint).
+        st.run_hint = Some((n, start.unwrap_or(from)));
         if self.would_grow(&st, n) {
             self.release_held_locked(&mut st);
         }
@@ -283,6 +298,7 @@ impl Pager {
                 "freeing page {p} that was never allocated"
             );
             st.free.insert(p);
+            st.run_hint = None;
         }
     }
 
