@@ -1,8 +1,9 @@
 //! The pager: page allocation, freeing and file growth.
 //!
 //! Pages are handed out from a free set (smallest first) or from the high-water mark,
-//! which grows the file in large steps. A run of contiguous pages (for a record larger
-//! than a page) always comes from the high-water mark.
+//! which grows the file in steps. A run of contiguous pages (an overflow value, a
+//! multi-page leaf, a capsule larger than a page) comes from the lowest run of free
+//! pages that long, else from the high-water mark.
 
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -13,8 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The file grows by at least this many bytes at a time…
 pub const GROW_STEP_MIN: u64 = 1 << 20;
-/// …or by this fraction (1/N) of its size, whichever is larger.
-pub const GROW_FRACTION: u64 = 8;
+/// …or by this fraction (1/N) of its size, whichever is larger…
+pub const GROW_FRACTION: u64 = 16;
+/// …but by at most this many bytes (more only when one allocation needs it): the
+/// file's unused tail stays under 1/16 of it, and under 64 MiB.
+pub const GROW_STEP_MAX: u64 = 64 << 20;
 
 /// Allocates and frees pages of one database file.
 pub struct Pager {
@@ -272,7 +276,7 @@ impl Pager {
             .ok_or_else(|| Error::corrupted(first, "page numbers exhausted"))?;
         let needed = self.offset_of(end);
         if needed > st.file_len {
-            let step = GROW_STEP_MIN.max(st.file_len / GROW_FRACTION);
+            let step = (st.file_len / GROW_FRACTION).clamp(GROW_STEP_MIN, GROW_STEP_MAX);
             let target = needed
                 .max(st.file_len + step)
                 .next_multiple_of(u64::from(self.page_size));
