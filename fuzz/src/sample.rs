@@ -33,6 +33,12 @@ pub fn sample_database(page_size: u32, checkpointed: bool, tail: bool) -> Vec<u8
     for i in 0..10u32 {
         tx.put("b", &i.to_be_bytes(), b"b-value").expect("put");
     }
+    // Values of about a quarter page: once checkpointed, leaves of several pages.
+    tx.create_table("d").expect("create d");
+    for i in 0..12u32 {
+        let v = vec![i as u8; page_size as usize / 4 - 4];
+        tx.put("d", &i.to_be_bytes(), &v).expect("put");
+    }
     tx.commit().expect("commit");
     if checkpointed {
         db.checkpoint().expect("checkpoint");
