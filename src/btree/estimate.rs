@@ -3,7 +3,8 @@
 
 use crate::types::first_word;
 
-/// Pages with fewer cells are searched from the middle ([`NodeRef::search_near`]).
+/// Pages with fewer cells are searched from the middle, unless their cells are large
+/// ([`NodeRef::search_near`]).
 pub(super) const HINT_MIN_CELLS: usize = 16;
 
 /// Where `key` falls among `count` keys spread evenly over `[lo, hi)`, reading the bytes

@@ -28,6 +28,10 @@ const CACHE_LINE: usize = 64;
 /// ([`NodeRef::touch_cells`]).
 pub const TOUCH_CELL_MAX: usize = 4 * CACHE_LINE;
 
+/// Cells larger than this on average make a search start at its estimate
+/// ([`NodeRef::search_near`]).
+const LARGE_CELL: usize = TOUCH_CELL_MAX;
+
 /// Most pages a leaf may have (`format-spec/btree.md`).
 pub const LEAF_PAGES_MAX: usize = 16;
 /// Most bytes a multi-page leaf may have: its cell offsets are `u16`s.
@@ -210,6 +214,15 @@ impl<'a> NodeRef<'a> {
             prev = end;
         }
         Ok(node)
+    }
+
+    /// Whether the node has a few cells of more than [`LARGE_CELL`] bytes on average: each
+    /// probe of a search then reads its own cache line, so a search starts at the
+    /// estimate even below [`HINT_MIN_CELLS`] cells (a leaf of seven 1,000-byte values:
+    /// one or two probes instead of three).
+    #[inline]
+    fn large_cells(&self) -> bool {
+        self.count >= 3 && self.bytes.len() >= LARGE_CELL * self.count
     }
 
     /// Pages the node occupies: more than 1 for a multi-page leaf.
@@ -498,7 +511,7 @@ impl<'a> NodeRef<'a> {
         bounds: (Option<&[u8]>, Option<&[u8]>),
     ) -> Result<std::result::Result<usize, usize>> {
         let estimate = match bounds {
-            (Some(lo), Some(hi)) if self.count >= HINT_MIN_CELLS => {
+            (Some(lo), Some(hi)) if self.count >= HINT_MIN_CELLS || self.large_cells() => {
                 interpolate(key, lo, hi, self.count)
             }
             _ => None,

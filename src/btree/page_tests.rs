@@ -256,13 +256,17 @@ proptest! {
         bounds in (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..14)),
                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..14))),
         tight in any::<bool>(),
+        value_len in prop_oneof![Just(1usize), 250usize..480],
     ) {
+        // Values of 250 bytes or more make cells large enough for a search from the
+        // estimate at fewer than 16 cells.
         let keys: Vec<Vec<u8>> = users.iter().map(|u| k(table, u)).collect();
         let mut b = NodeBuilder::new(true, 65536);
+        let value = vec![b'v'; value_len];
         for key in &keys {
             let key = TreeKey::whole(key);
-            prop_assert!(b.admit(&key, 1));
-            b.push_leaf_inline(&key, b"v");
+            prop_assert!(b.admit(&key, value.len()));
+            b.push_leaf_inline(&key, &value);
         }
         let page = b.finish(3).unwrap();
         let n = NodeRef::parse(&page, 3).unwrap();
