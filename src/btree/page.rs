@@ -216,13 +216,20 @@ impl<'a> NodeRef<'a> {
         Ok(node)
     }
 
-    /// Whether the node has a few cells of more than [`LARGE_CELL`] bytes on average: each
-    /// probe of a search then reads its own cache line, so a search starts at the
-    /// estimate even below [`HINT_MIN_CELLS`] cells (a leaf of seven 1,000-byte values:
-    /// one or two probes instead of three).
+    /// Whether the node has at least 3 cells of [`LARGE_CELL`] bytes or more on average
+    /// (the distance from its first cell to its last, per cell): each probe of a search
+    /// then reads its own cache line, so a search starts at the estimate even below
+    /// [`HINT_MIN_CELLS`] cells (a leaf of seven 1,000-byte values: one or two probes
+    /// instead of three).
     #[inline]
     fn large_cells(&self) -> bool {
-        self.count >= 3 && self.bytes.len() >= LARGE_CELL * self.count
+        self.count >= 3
+            && match (self.offset(0), self.offset(self.count - 1)) {
+                (Ok(first), Ok(last)) => {
+                    last.saturating_sub(first) >= LARGE_CELL * (self.count - 1)
+                }
+                _ => false,
+            }
     }
 
     /// Pages the node occupies: more than 1 for a multi-page leaf.
