@@ -207,3 +207,39 @@ fn runs_are_found_past_the_free_pages_that_cannot_hold_them() {
     assert_eq!(pager.alloc_run(2).unwrap(), first);
     assert_eq!(pager.alloc_run(1).unwrap(), first + 2);
 }
+
+/// At 32 KiB pages a leaf grows to two pages, 64 KiB, the most a leaf may hold (its cell
+/// offsets are `u16`s); at 64 KiB pages it never grows. Every cell reads back either way.
+#[test]
+fn the_largest_leaves_keep_every_offset_in_range() {
+    for (page_size, value_len, want_pages) in [(32_768u32, 9_000usize, 2u64), (65_536, 17_000, 1)] {
+        let mut b = NodeBuilder::new(true, page_size);
+        let value = vec![3u8; value_len];
+        let mut keys = Vec::new();
+        loop {
+            let k = key(keys.len() as u32);
+            let tkey = TreeKey::whole(&k);
+            if !b.admit(&tkey, value.len()) {
+                break;
+            }
+            b.push_leaf_inline(&tkey, &value);
+            keys.push(k);
+        }
+        assert_eq!(b.pages(), want_pages, "{page_size}-byte pages");
+        let page = 1u64;
+        let mut file = vec![0u8; page_size as usize];
+        file.extend(b.finish(page).unwrap());
+        let bytes = page_bytes(&file, page, page_size).unwrap();
+        assert_eq!(bytes.len() as u64, want_pages * u64::from(page_size));
+        let node = NodeRef::parse(bytes, page).unwrap();
+        assert_eq!(node.count(), keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            let (got, value) = node.entry(i).unwrap();
+            assert_eq!(got.to_vec(), *k);
+            assert_eq!(
+                value,
+                super::page::CellValue::Inline(&vec![3u8; value_len][..])
+            );
+        }
+    }
+}
