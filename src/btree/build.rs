@@ -294,6 +294,20 @@ fn leaves_of(file: &[u8], page_size: u32, root: u64) -> Result<(LeafList, Vec<u6
     Ok((leaves, branches))
 }
 
+/// Whether the leaf at `leaf` has a page at or above `mark` (a multi-page leaf may start
+/// below it and reach past it). Reads the leaf's header only when it starts within
+/// [`LEAF_PAGES_MAX`] pages below the mark.
+pub(super) fn reaches(file: &[u8], page_size: u32, leaf: u64, mark: u64) -> Result<bool> {
+    if leaf >= mark {
+        return Ok(true);
+    }
+    if leaf.saturating_add(LEAF_PAGES_MAX as u64) <= mark {
+        return Ok(false);
+    }
+    let pages = page_bytes(file, leaf, page_size)?.len() / page_size as usize;
+    Ok(leaf + pages as u64 > mark)
+}
+
 /// Whether a table listed in `dropped` owns `key`.
 fn dropped_owner(dropped: &[[u8; 8]], key: &TreeKey<'_>) -> bool {
     !dropped.is_empty() && key.table_bytes().is_some_and(|p| dropped.contains(&p))
@@ -368,9 +382,8 @@ pub fn rebuild_from(
         let high = old_leaves.get(i + 1).and_then(|(l, _)| l.as_deref());
         let below_high = |k: &[u8]| high.is_none_or(|h| k < h);
         let has_changes = changes.peek().is_some_and(|(k, _)| below_high(k));
-        // A multi-page leaf that starts below `relocate_from` may reach past it.
         let touched = has_changes
-            || leaf.saturating_add(LEAF_PAGES_MAX as u64) > relocate_from
+            || reaches(file, page_size, *leaf, relocate_from)?
             || range_meets_dropped(dropped, low.as_deref(), high);
         if !touched {
             b.flush_pending()?;

@@ -243,3 +243,23 @@ fn the_largest_leaves_keep_every_offset_in_range() {
         }
     }
 }
+
+/// Compaction rewrites every leaf with a page at or above its mark, a multi-page leaf
+/// that starts below the mark included, and no leaf that ends below it.
+#[test]
+fn a_leaf_reaching_past_the_compaction_mark_is_moved() {
+    use super::build::reaches;
+    let (sim, _pager, root, _) = build(400, 1000);
+    let file = sim.view().unwrap();
+    let (_, runs) = pages_of(&file, root);
+    let &(first, n) = runs.first().expect("a multi-page leaf");
+    for mark in first..=first + n {
+        assert_eq!(
+            reaches(&file, PS, first, mark).unwrap(),
+            mark < first + n,
+            "mark {mark}"
+        );
+    }
+    assert!(!reaches(&file, PS, first, u64::MAX).unwrap());
+    assert!(reaches(&file, PS, first, 0).unwrap());
+}
