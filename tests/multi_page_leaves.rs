@@ -5,7 +5,7 @@
 //! no acknowledged commit and leaves no earlier state.
 
 use capsuledb::storage::SimStorage;
-use capsuledb::{Database, Durability, Options};
+use capsuledb::{Database, Durability, Options, Transaction};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,6 +29,17 @@ fn open(sim: &SimStorage) -> Database {
         .unwrap()
 }
 
+/// Every entry of table `t`, by a forward scan, in the order it gives them.
+fn scan_all(tx: &Transaction<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    tx.iter("t")
+        .unwrap()
+        .map(|e| {
+            let (k, v) = e.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
 fn assert_reads(db: &Database, want: &BTreeMap<Vec<u8>, Vec<u8>>, context: &str) {
     let mut c = db.connect();
     let tx = c.begin_read().unwrap();
@@ -40,14 +51,7 @@ fn assert_reads(db: &Database, want: &BTreeMap<Vec<u8>, Vec<u8>>, context: &str)
         );
     }
     assert_eq!(tx.get("t", b"key-missing").unwrap(), None, "{context}");
-    let forward: Vec<(Vec<u8>, Vec<u8>)> = tx
-        .iter("t")
-        .unwrap()
-        .map(|e| {
-            let (k, v) = e.unwrap();
-            (k.to_vec(), v.to_vec())
-        })
-        .collect();
+    let forward = scan_all(&tx);
     let all: Vec<(Vec<u8>, Vec<u8>)> = want.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(forward, all, "{context}: forward scan");
     let reverse: Vec<Vec<u8>> = tx
@@ -230,14 +234,7 @@ fn crashes_inside_checkpoints_of_leaf_runs_lose_nothing() {
             assert_integrity(&db, &context);
             let mut c = db.connect();
             let tx = c.begin_read().unwrap();
-            let now: BTreeMap<Vec<u8>, Vec<u8>> = tx
-                .iter("t")
-                .unwrap()
-                .map(|e| {
-                    let (k, v) = e.unwrap();
-                    (k.to_vec(), v.to_vec())
-                })
-                .collect();
+            let now: BTreeMap<Vec<u8>, Vec<u8>> = scan_all(&tx).into_iter().collect();
             let at = states.iter().position(|s| *s == now);
             match at {
                 Some(k) => assert!(

@@ -63,6 +63,15 @@ impl ChangeSource for SliceChanges<'_> {
     }
 }
 
+/// A put of every key of `model`, in key order: the changes that build it from nothing.
+#[cfg(test)]
+pub fn puts(model: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<Change> {
+    model
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(Arc::from(&v[..]))))
+        .collect()
+}
+
 /// What a rebuild produced.
 pub struct Built {
     /// The new root (`0` = empty tree).
@@ -578,12 +587,8 @@ mod regression {
         for i in 0..400u32 {
             model.insert(composite(5_000, &i.to_be_bytes()), vec![7; 60]);
         }
-        let changes: Vec<Change> = model
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(Arc::from(&v[..]))))
-            .collect();
         let file = sim.view().unwrap();
-        let built = rebuild(&sim, &pager, &file, 0, &changes, &[], u64::MAX).unwrap();
+        let built = rebuild(&sim, &pager, &file, 0, &puts(&model), &[], u64::MAX).unwrap();
         let file = sim.view().unwrap();
         let mut leaves = Vec::new();
         crate::btree::walk(&file, 4096, built.root, |p, kind, _| {

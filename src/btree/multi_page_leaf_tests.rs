@@ -2,7 +2,7 @@
 //! page instead of leaving more than an eighth of it unused; its pages are used,
 //! freed and verified as one.
 
-use super::build::{Change, rebuild};
+use super::build::{Change, puts, rebuild};
 use super::page::{NodeBuilder, NodeRef, TreeKey};
 use super::{composite, get, page_bytes, walk};
 use crate::error::Error;
@@ -62,12 +62,8 @@ fn build(n: u32, value_len: usize) -> (SimStorage, Pager, u64, BTreeMap<Vec<u8>,
     let model: BTreeMap<Vec<u8>, Vec<u8>> = (0..n)
         .map(|i| (key(i), vec![(i % 251) as u8; value_len]))
         .collect();
-    let changes: Vec<Change> = model
-        .iter()
-        .map(|(k, v)| (k.clone(), Some(Arc::from(&v[..]))))
-        .collect();
     let file = sim.view().unwrap();
-    let built = rebuild(&sim, &pager, &file, 0, &changes, &[], u64::MAX).unwrap();
+    let built = rebuild(&sim, &pager, &file, 0, &puts(&model), &[], u64::MAX).unwrap();
     (sim, pager, built.root, model)
 }
 

@@ -109,6 +109,14 @@ struct PagerState {
     run_hint: Option<(u64, u64)>,
 }
 
+impl PagerState {
+    /// Puts `page` in the free set; a run may now start below the hint, so it goes.
+    fn insert_free(&mut self, page: u64) {
+        self.free.insert(page);
+        self.run_hint = None;
+    }
+}
+
 impl Pager {
     /// A pager whose pages below `high_water` are in use except `free`.
     pub fn new(
@@ -213,8 +221,7 @@ impl Pager {
         for (_, pages) in st.held.drain(..free_upto).collect::<Vec<_>>() {
             for p in pages {
                 debug_assert!(p < st.high_water, "freeing page {p} never allocated");
-                st.free.insert(p);
-                st.run_hint = None;
+                st.insert_free(p);
             }
         }
     }
@@ -301,8 +308,7 @@ impl Pager {
                 p < st.high_water,
                 "freeing page {p} that was never allocated"
             );
-            st.free.insert(p);
-            st.run_hint = None;
+            st.insert_free(p);
         }
     }
 
