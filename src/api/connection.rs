@@ -1,8 +1,12 @@
 //! `Connection`: one thread's way into the database.
 
 use super::{Database, Transaction};
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::types::Isolation;
+use crate::types::{Isolation, TableId};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 /// A connection: what a thread uses to run transactions, one at a time.
 ///
@@ -24,9 +28,87 @@ use crate::types::Isolation;
 /// ```
 pub struct Connection {
     pub(crate) db: Database,
+    /// Table names its transactions resolved, kept for the next one (only this
+    /// connection's transactions lock it, one at a time).
+    pub(crate) names: Arc<Mutex<NameCache>>,
+}
+
+/// Table names resolved by a connection's transactions, kept between them so that a
+/// short transaction does not look its table up in the catalog again. Valid while the
+/// catalog has not changed: they were resolved at snapshots at or above `at`, the
+/// engine's [`crate::commit::Committer::catalog_changed_at`] then, and a transaction
+/// takes them only when that value is still `at` and its own snapshot is at or above it
+/// (so it sees the same catalog).
+#[derive(Default)]
+pub(crate) struct NameCache {
+    /// The engine they were resolved in (a `Weak`, so that its address stays its own).
+    engine: Weak<Engine>,
+    at: u64,
+    names: HashMap<String, TableId>,
+    last: Option<(String, TableId)>,
+}
+
+/// The committed table names a transaction resolved at its snapshot. When the
+/// transaction ends they go back to its connection's [`NameCache`] (a separate value
+/// with its own `Drop`, so that a transaction keeps no borrow of its connection alive
+/// past its last use).
+#[derive(Default)]
+pub(crate) struct Names {
+    pub(crate) map: HashMap<String, TableId>,
+    /// The last name resolved through `map`: a read loop on one table compares its
+    /// name instead of hashing it.
+    pub(crate) last: Option<(String, TableId)>,
+    /// Where they go back, and the catalog sequence they are valid from; `None` when
+    /// they are not kept (a time-travel snapshot, or one below the catalog's last
+    /// change).
+    home: Option<(Arc<Mutex<NameCache>>, u64)>,
+}
+
+impl Names {
+    /// The names a transaction at `snapshot` in `engine`, whose catalog last changed
+    /// at `catalog_at`, starts with: the connection's kept names when still valid.
+    pub(crate) fn begin(
+        cache: &Arc<Mutex<NameCache>>,
+        engine: &Arc<Engine>,
+        catalog_at: u64,
+        snapshot: u64,
+    ) -> Names {
+        let mut c = cache.lock();
+        let mut map = std::mem::take(&mut c.names);
+        let mut last = c.last.take();
+        let same_engine = std::ptr::eq(c.engine.as_ptr(), Arc::as_ptr(engine));
+        if !(same_engine && c.at == catalog_at && snapshot >= catalog_at) {
+            // The map's allocation is kept for the transaction's own names.
+            map.clear();
+            last = None;
+        }
+        if !same_engine {
+            c.engine = Arc::downgrade(engine);
+        }
+        let home = (snapshot >= catalog_at).then(|| (Arc::clone(cache), catalog_at));
+        Names { map, last, home }
+    }
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        if let Some((home, at)) = self.home.take() {
+            let mut c = home.lock();
+            c.at = at;
+            c.names = std::mem::take(&mut self.map);
+            c.last = self.last.take();
+        }
+    }
 }
 
 impl Connection {
+    pub(crate) fn new(db: Database) -> Connection {
+        Connection {
+            db,
+            names: Arc::default(),
+        }
+    }
+
     /// Begins a Serializable read-write transaction.
     pub fn begin(&mut self) -> Result<Transaction<'_>> {
         self.begin_with(Isolation::Serializable)

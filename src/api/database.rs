@@ -91,7 +91,7 @@ impl Database {
 
     /// A new connection for running transactions; make one per thread.
     pub fn connect(&self) -> Connection {
-        Connection { db: self.clone() }
+        Connection::new(self.clone())
     }
 
     /// Engine counters: sequences, version-store size, validation outcomes.

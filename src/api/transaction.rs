@@ -1,6 +1,6 @@
 //! `Transaction`: reads, writes and commit.
 
-use super::connection::Connection;
+use super::connection::{Connection, Names};
 use super::range::Range;
 use crate::commit::{ReadSet, TableRange};
 use crate::engine::{Committed, Engine, ReadPin, ValueRef};
@@ -11,7 +11,6 @@ use crate::types::{
     MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, TABLE_WRITES_BYTES_MAX, TableId, WriteSet,
 };
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
@@ -57,10 +56,7 @@ pub struct Transaction<'c> {
     write_bytes: usize,
     dropped: Vec<TableId>,
     /// Committed table names resolved at the snapshot.
-    names: RefCell<HashMap<String, TableId>>,
-    /// The last name resolved through `names`: a read loop on one table compares its
-    /// name instead of hashing it.
-    last_name: RefCell<Option<(String, TableId)>>,
+    names: RefCell<Names>,
     reads: RefCell<ReadSet>,
     /// The checkpointed tree and mapping this transaction reads, taken at `begin`.
     pin: RefCell<Arc<ReadPin>>,
@@ -131,6 +127,9 @@ impl<'c> Transaction<'c> {
         }
         let snapshot = Snap::Live(engine.registry.begin());
         let pin = RefCell::new(engine.pin()?);
+        // Read after the snapshot: every catalog change at or below it is counted.
+        let catalog_at = engine.committer.catalog_changed_at();
+        let names = Names::begin(&conn.names, &engine, catalog_at, snapshot.seq());
         Ok(Transaction {
             engine,
             _conn: std::marker::PhantomData,
@@ -140,8 +139,7 @@ impl<'c> Transaction<'c> {
             writes: WriteSet::new(),
             write_bytes: 0,
             dropped: Vec::new(),
-            names: RefCell::new(HashMap::new()),
-            last_name: RefCell::new(None),
+            names: RefCell::new(names),
             reads: RefCell::new(ReadSet::default()),
             pin,
         })
@@ -164,8 +162,7 @@ impl<'c> Transaction<'c> {
             writes: WriteSet::new(),
             write_bytes: 0,
             dropped: Vec::new(),
-            names: RefCell::new(HashMap::new()),
-            last_name: RefCell::new(None),
+            names: RefCell::default(),
             reads: RefCell::new(ReadSet::default()),
             pin: read_pin,
         })
@@ -224,20 +221,23 @@ impl<'c> Transaction<'c> {
                 None => Err(Error::TableNotFound { table: name.into() }),
             };
         }
-        if let Some((last, id)) = &*self.last_name.borrow()
-            && last == name
         {
-            return Ok(*id);
-        }
-        if let Some(&id) = self.names.borrow().get(name) {
-            *self.last_name.borrow_mut() = Some((name.to_string(), id));
-            return Ok(id);
+            let mut names = self.names.borrow_mut();
+            if let Some((last, id)) = &names.last
+                && last == name
+            {
+                return Ok(*id);
+            }
+            if let Some(&id) = names.map.get(name) {
+                names.last = Some((name.to_string(), id));
+                return Ok(id);
+            }
         }
         self.record_point(CATALOG_TABLE, name.as_bytes());
         match self.committed(CATALOG_TABLE, name.as_bytes(), decode_table_id)? {
             Some(id) => {
                 let id = id?;
-                self.names.borrow_mut().insert(name.to_string(), id);
+                self.names.borrow_mut().map.insert(name.to_string(), id);
                 Ok(id)
             }
             None => Err(Error::TableNotFound { table: name.into() }),
@@ -339,7 +339,7 @@ impl<'c> Transaction<'c> {
             .get(&CATALOG_TABLE)
             .and_then(|c| c.get(name.as_bytes()))
             .is_some_and(|v| v.is_some())
-            && !self.names.borrow().contains_key(name);
+            && !self.names.borrow().map.contains_key(name);
         if let Some(data) = self.writes.remove(&id) {
             let freed: usize = data
                 .iter()
@@ -350,8 +350,10 @@ impl<'c> Transaction<'c> {
         if !created_here {
             self.dropped.push(id);
         }
-        self.names.borrow_mut().remove(name);
-        *self.last_name.borrow_mut() = None;
+        let mut names = self.names.borrow_mut();
+        names.map.remove(name);
+        names.last = None;
+        drop(names);
         self.add_write(CATALOG_TABLE, name.as_bytes(), None)
     }
 
@@ -641,7 +643,7 @@ impl<'c> Transaction<'c> {
     }
 
     fn name_of(&self, id: TableId) -> Option<String> {
-        if let Some((name, _)) = self.names.borrow().iter().find(|(_, v)| **v == id) {
+        if let Some((name, _)) = self.names.borrow().map.iter().find(|(_, v)| **v == id) {
             return Some(name.clone());
         }
         let catalog = self.writes.get(&CATALOG_TABLE)?;

@@ -35,7 +35,7 @@ pub use recovery::{
 use crate::Error;
 use crate::format::{Proof, encode_capsule};
 use crate::mvcc::{History, SnapshotRegistry, VersionStore};
-use crate::types::{Durability, Isolation, TableId, WriteSet};
+use crate::types::{CATALOG_TABLE, Durability, Isolation, TableId, WriteSet};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -124,6 +124,10 @@ pub struct Committer {
     section_count: AtomicU64,
     section_ns: AtomicU64,
     section_max_ns: AtomicU64,
+    /// The newest sequence that may have changed the catalog: raised when such a
+    /// commit is admitted, before it can become visible (see
+    /// [`Committer::catalog_changed_at`]).
+    catalog_seq: AtomicU64,
 }
 
 impl Committer {
@@ -150,7 +154,23 @@ impl Committer {
             section_count: AtomicU64::new(0),
             section_ns: AtomicU64::new(0),
             section_max_ns: AtomicU64::new(0),
+            catalog_seq: AtomicU64::new(tip),
         }
+    }
+
+    /// The newest sequence that may have changed the catalog (table names): every
+    /// commit that creates or drops a table raises it when it is admitted, before it can
+    /// become visible, and it starts at the tip the database opened at. A snapshot at
+    /// `S >= catalog_changed_at()` therefore sees the same catalog as any other such
+    /// snapshot for as long as this value stays the same: what lets a connection keep
+    /// the table names it resolved between its transactions.
+    pub fn catalog_changed_at(&self) -> u64 {
+        self.catalog_seq.load(Ordering::SeqCst)
+    }
+
+    /// Records that the commit at `seq` may change the catalog (before it is visible).
+    pub fn catalog_changing(&self, seq: u64) {
+        self.catalog_seq.fetch_max(seq, Ordering::SeqCst);
     }
 
     /// Validates, logs and applies one transaction. Returns its new sequence (`None`
@@ -229,6 +249,9 @@ impl Committer {
             self.capsules.settle(extent, seq);
         }
         if let Some(seq) = admitted.seq {
+            if writes.get(&CATALOG_TABLE).is_some() || !dropped_tables.is_empty() {
+                self.catalog_changing(seq);
+            }
             self.feed.record(seq, touched);
             // Step 3: versions, invisible until published.
             self.versions.apply(seq, writes, self.gc_horizon());
@@ -292,6 +315,9 @@ impl Committer {
             Ok(Admitted { seq: None }) => return Ok(None),
             Err(refusal) => return Err(CommitError::Refused(refusal)),
         };
+        if writes.get(&CATALOG_TABLE).is_some() {
+            self.catalog_changing(seq);
+        }
         self.feed.record(seq, touched);
         let below = seq - 1;
         if let Err(e) = self.group.wait_for(below, Durability::Durable) {

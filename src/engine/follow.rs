@@ -121,6 +121,10 @@ impl Engine {
             &self.versions,
             floor,
         )?;
+        // Any of the other process's commits may have changed the catalog.
+        if rec.tail.next_seq > t.next_seq {
+            self.committer.catalog_changing(rec.tail.next_seq - 1);
+        }
         for seq in t.next_seq..rec.tail.next_seq {
             self.registry.mark_ready(seq);
         }

@@ -29,6 +29,7 @@ usage: compare [--quick] [options]
   --scan-len N         (e) entries per scan                      [1000]
   --after-commits N    (c) durable 1-key commits after the load  [1000]
   --value-len N        (a) to (e) bytes per value (at least 8)   [150]
+  --reads-per-snapshot N  (d) point reads per read transaction   [256]
   --bank-threads N     (f) threads                               [16]
   --accounts N         (f) accounts (each checking + savings)    [10000]
   --hot N              (f) accounts in the hot set               [100]
@@ -165,6 +166,13 @@ pub fn parse_args() -> Res<Config> {
                     return Err(err("--value-len must be at least 8"));
                 }
                 crate::workloads::set_value_len(n);
+            }
+            "--reads-per-snapshot" => {
+                let n: usize = value.parse().map_err(|e| bad(&e))?;
+                if n == 0 {
+                    return Err(err("--reads-per-snapshot must be at least 1"));
+                }
+                crate::workloads::set_reads_per_snapshot(n);
             }
             "--bank-threads" => c.bank_threads = value.parse().map_err(|e| bad(&e))?,
             "--accounts" => c.bank.accounts = value.parse().map_err(|e| bad(&e))?,

@@ -109,8 +109,14 @@ impl Labels {
             ),
             memory: "(c) peak anonymous memory (RssAnon) during the bulk load, minus RssAnon just before it: MB".into(),
             size: "(c) all files after the bulk load: MB allocated on disk".into(),
-            reads_1: "(d) random point reads, 1 thread: reads/s".into(),
-            reads_2: "(d) random point reads, 2 threads: reads/s".into(),
+            reads_1: format!(
+                "(d) random point reads, 1 thread, {} per read transaction: reads/s",
+                workloads::reads_per_snapshot()
+            ),
+            reads_2: format!(
+                "(d) random point reads, 2 threads, {} per read transaction: reads/s",
+                workloads::reads_per_snapshot()
+            ),
             scans: format!(
                 "(e) {}-key range scans from random starts, 1 thread: scans/s",
                 c.scan_len

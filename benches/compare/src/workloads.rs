@@ -21,8 +21,20 @@ pub fn value_len() -> usize {
 pub fn set_value_len(n: usize) {
     VALUE_LEN.store(n, Ordering::Relaxed);
 }
+/// Point reads per read snapshot in (d) unless `--reads-per-snapshot` says otherwise.
+pub const READS_PER_SNAPSHOT_DEFAULT: usize = 256;
+static READS_PER_SNAPSHOT: AtomicUsize = AtomicUsize::new(READS_PER_SNAPSHOT_DEFAULT);
+
 /// Point reads per read snapshot in (d).
-pub const READS_PER_SNAPSHOT: usize = 256;
+pub fn reads_per_snapshot() -> usize {
+    READS_PER_SNAPSHOT.load(Ordering::Relaxed)
+}
+
+/// Sets the point reads per read snapshot (`--reads-per-snapshot`), before any workload
+/// runs.
+pub fn set_reads_per_snapshot(n: usize) {
+    READS_PER_SNAPSHOT.store(n, Ordering::Relaxed);
+}
 /// Keys each writer thread of (b) cycles over.
 const KEYS_PER_WRITER: u64 = 1024;
 
@@ -101,7 +113,7 @@ pub fn bulk_load<E: Engine>(e: &E, keys: &[Key], seed: u64) -> Res<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
-/// (d): random point reads of loaded keys, `READS_PER_SNAPSHOT` per snapshot; every
+/// (d): random point reads of loaded keys, `reads_per_snapshot()` per snapshot; every
 /// key must be found.
 pub fn reads<E: Engine>(e: &E, keys: &[Key], threads: usize, seconds: f64, seed: u64) -> Res<Run> {
     timed(
@@ -117,7 +129,7 @@ pub fn reads<E: Engine>(e: &E, keys: &[Key], threads: usize, seconds: f64, seed:
         |e, s, (rng, batch): &mut (Rng, Vec<Key>)| {
             batch.clear();
             batch.extend(
-                (0..READS_PER_SNAPSHOT).map(|_| keys[rng.below(keys.len() as u64) as usize]),
+                (0..reads_per_snapshot()).map(|_| keys[rng.below(keys.len() as u64) as usize]),
             );
             let found = e.read_batch(s, batch)?;
             if found != batch.len() {
