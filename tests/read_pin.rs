@@ -108,3 +108,83 @@ fn a_reader_sees_nothing_newer_than_its_snapshot_after_a_checkpoint() {
     assert_eq!(reader.get("t", b"k2").expect("get"), None);
     assert_eq!(reader.len("t").expect("len"), 1);
 }
+
+/// Threads that read once and went idle (or ended) leave no pin of an old tree behind:
+/// the pins kept for the next transactions are dropped when a newer tree is published,
+/// so the pages each checkpoint frees are reused and the file stops growing.
+#[test]
+fn pins_kept_for_idle_threads_do_not_hold_old_trees() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(&dir);
+    let rewrite = |round: u32| {
+        let mut c = db.connect();
+        let mut tx = c.begin().expect("begin");
+        if round == 0 {
+            tx.create_table("t").expect("create");
+        }
+        for i in 0u32..2_000 {
+            tx.put("t", &i.to_be_bytes(), &[round as u8; 200])
+                .expect("put");
+        }
+        tx.commit().expect("commit");
+        db.checkpoint().expect("checkpoint");
+    };
+    rewrite(0);
+    // Every shard gets a kept pin of the current tree.
+    std::thread::scope(|s| {
+        for _ in 0..32 {
+            s.spawn(|| {
+                let mut c = db.connect();
+                let tx = c.begin_read().expect("begin_read");
+                assert!(tx.get("t", &7u32.to_be_bytes()).expect("get").is_some());
+            });
+        }
+    });
+    let mut idle = db.connect();
+    drop(idle.begin_read().expect("begin_read"));
+    let mut lens = Vec::new();
+    for round in 1..=30 {
+        rewrite(round);
+        lens.push(db.info().expect("info").file_len);
+    }
+    let (early, last) = (lens[2], lens[29]);
+    assert!(
+        last <= early + early / 4,
+        "the file grew from {early} to {last} bytes over 27 rewrites: {lens:?}"
+    );
+    let tx = idle.begin_read().expect("begin_read");
+    assert_eq!(
+        tx.get("t", &7u32.to_be_bytes()).expect("get").as_deref(),
+        Some(&[30u8; 200][..])
+    );
+}
+
+/// A thread's transactions see every commit and checkpoint another thread made before
+/// they began, through the pins kept between them.
+#[test]
+fn kept_pins_follow_commits_and_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(&dir);
+    let mut c = db.connect();
+    let mut tx = c.begin().expect("begin");
+    tx.create_table("t").expect("create");
+    tx.put("t", b"k", &0u32.to_be_bytes()).expect("put");
+    tx.commit().expect("commit");
+    let mut reader = db.connect();
+    for round in 1u32..=200 {
+        let mut tx = c.begin().expect("begin");
+        tx.put("t", b"k", &round.to_be_bytes()).expect("put");
+        tx.put("t", &round.to_be_bytes(), b"x").expect("put");
+        tx.commit().expect("commit");
+        if round % 7 == 0 {
+            db.checkpoint().expect("checkpoint");
+        }
+        let tx = reader.begin_read().expect("begin_read");
+        assert_eq!(
+            tx.get("t", b"k").expect("get").as_deref(),
+            Some(&round.to_be_bytes()[..]),
+            "round {round}"
+        );
+        assert_eq!(tx.len("t").expect("len"), u64::from(round) + 1);
+    }
+}

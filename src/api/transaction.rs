@@ -126,7 +126,7 @@ impl<'c> Transaction<'c> {
             return Err(Error::ReadOnlyDatabase);
         }
         let snapshot = Snap::Live(engine.registry.begin());
-        let pin = RefCell::new(engine.pin()?);
+        let pin = RefCell::new(engine.shared_pin()?);
         // Read after the snapshot: every catalog change at or below it is counted.
         let catalog_at = engine.committer.catalog_changed_at();
         let names = Names::begin(&conn.names, &engine, catalog_at, snapshot.seq());

@@ -128,7 +128,12 @@ pub struct Checkpointer {
     /// Leaves at or above this page are rewritten by the next fold (`compact`).
     relocate_from: AtomicU64,
     state: Mutex<State>,
+    /// Runs each time a new tree is published, right after `generation` moves.
+    publish_hook: std::sync::OnceLock<PublishHook>,
 }
+
+/// What runs when a new tree is published ([`Checkpointer::on_publish`]).
+pub type PublishHook = Box<dyn Fn() + Send + Sync>;
 
 impl Checkpointer {
     /// A checkpointer for the state named by `header` (the copy in slot `copy`), whose
@@ -165,7 +170,15 @@ impl Checkpointer {
                 free_list_run,
                 shut: false,
             }),
+            publish_hook: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets what runs each time a new tree is published, right after
+    /// [`Checkpointer::generation`] moves (the engine empties its kept read pins there).
+    /// Set once; a second hook is ignored.
+    pub fn on_publish(&self, hook: PublishHook) {
+        let _ = self.publish_hook.set(hook);
     }
 
     /// Ties a live reader's pin on the header generation to the current tree: it is
@@ -470,6 +483,9 @@ impl Checkpointer {
         }
         drop(old);
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(hook) = self.publish_hook.get() {
+            hook();
+        }
         self.versions.remove_folded(horizon);
         published();
         let log_pages = self.committer.take_obsolete_log_pages(horizon, start_page);

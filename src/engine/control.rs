@@ -159,6 +159,7 @@ impl Engine {
         self.closing.store(true, Ordering::Release);
         // Wait for a checkpoint in progress; none starts after this.
         self.checkpointer.shut();
+        self.pins.clear();
         let drained = self.committer.drain();
         self.committer.feed().close();
         drained?;

@@ -8,6 +8,7 @@ mod create;
 mod files;
 mod follow;
 mod integrity;
+mod pin_cache;
 mod read;
 mod scan;
 mod value;
@@ -72,6 +73,8 @@ pub(crate) struct Engine {
     pub(crate) committer: Arc<Committer>,
     pub(crate) pager: Arc<Pager>,
     pub(crate) checkpointer: Checkpointer,
+    /// Pins of the current tree kept for the next read transactions.
+    pub(crate) pins: Arc<pin_cache::PinCache>,
     next_table_id: AtomicU64,
     pub(crate) closing: AtomicBool,
     /// Opened read-only: nothing is written.
@@ -336,6 +339,11 @@ impl Engine {
         if let Some(pin) = pin {
             checkpointer.attach_pin(pin);
         }
+        let pins = Arc::new(pin_cache::PinCache::default());
+        {
+            let pins = Arc::clone(&pins);
+            checkpointer.on_publish(Box::new(move || pins.clear()));
+        }
         Ok(Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             storage,
@@ -346,6 +354,7 @@ impl Engine {
             committer,
             pager,
             checkpointer,
+            pins,
             next_table_id: AtomicU64::new(next_table_id),
             closing: AtomicBool::new(false),
             read_only: config.read_only,

@@ -208,6 +208,19 @@ impl Engine {
         }))
     }
 
+    /// A read pin on the current tree for a new transaction: the one kept for this
+    /// thread's shard when it is still current, else a new one, then kept
+    /// ([`pin_cache`](super::pin_cache)).
+    pub(crate) fn shared_pin(&self) -> Result<Arc<ReadPin>> {
+        let generation = self.checkpointer.generation();
+        if let Some(pin) = self.pins.get(generation) {
+            return Ok(pin);
+        }
+        let pin = self.pin()?;
+        self.pins.offer(&pin, || self.checkpointer.generation());
+        Ok(pin)
+    }
+
     /// Replaces `pin` when a checkpoint published a newer tree since it was taken: the
     /// versions that tree folded may have left the store, so only it has them. One
     /// atomic load when nothing changed.
