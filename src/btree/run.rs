@@ -48,17 +48,6 @@ pub struct RunRef<'a> {
     pub entry_count: u64,
 }
 
-/// Reads a run already verified since it was written: its header is checked, its
-/// checksum is not recomputed.
-pub fn read_run_trusted<'a>(
-    view: &'a [u8],
-    kind: PageKind,
-    page: u64,
-    page_size: u32,
-) -> Result<RunRef<'a>> {
-    read_run_inner(view, kind, page, page_size, false)
-}
-
 /// Verifies the run of `kind` starting at `page` in the file bytes `view`.
 pub fn read_run<'a>(
     view: &'a [u8],
@@ -66,7 +55,7 @@ pub fn read_run<'a>(
     page: u64,
     page_size: u32,
 ) -> Result<RunRef<'a>> {
-    read_run_inner(view, kind, page, page_size, true)
+    read_run_inner(view, kind, page, page_size)
 }
 
 #[expect(
@@ -78,7 +67,6 @@ fn read_run_inner<'a>(
     kind: PageKind,
     page: u64,
     page_size: u32,
-    verify: bool,
 ) -> Result<RunRef<'a>> {
     let ps = u64::from(page_size);
     let bad = |what: String| Error::corrupted(page, what);
@@ -113,11 +101,7 @@ fn read_run_inner<'a>(
         .get(start as usize..end as usize)
         .ok_or_else(|| bad("run lies past the end of the file".into()))?;
     let stored = u32::from_le_bytes(run[..4].try_into().unwrap_or_default());
-    let computed = if verify {
-        checksum(&[&run[4..]])
-    } else {
-        stored
-    };
+    let computed = checksum(&[&run[4..]]);
     if stored != computed {
         return Err(bad(format!(
             "{kind:?} run checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
