@@ -254,7 +254,7 @@ impl Committer {
             }
             self.feed.record(seq, touched);
             // Step 3: versions, invisible until published.
-            self.versions.apply(seq, writes, self.gc_horizon());
+            self.versions.apply(seq, writes, self.apply_horizon());
             for &table in dropped_tables {
                 self.versions.drop_table_at(table, seq);
             }
@@ -444,6 +444,16 @@ impl Committer {
     fn gc_horizon(&self) -> u64 {
         self.registry
             .horizon()
+            .min(self.group.durable_seq())
+            .min(self.history.floor())
+    }
+
+    /// [`Committer::gc_horizon`] with the registry's most recent horizon instead of a
+    /// fresh one (at most [`MAINTENANCE_INTERVAL`] commits old): what a commit prunes the
+    /// chains it touches to, without locking every shard of live snapshots.
+    fn apply_horizon(&self) -> u64 {
+        self.registry
+            .recent_horizon()
             .min(self.group.durable_seq())
             .min(self.history.floor())
     }

@@ -88,6 +88,8 @@ pub struct SnapshotRegistry {
     live: [Arc<LiveShard>; LIVE_SHARDS],
     /// `State::exclusive`, for `begin` to test without the lock.
     exclusive: AtomicBool,
+    /// The newest horizon computed ([`SnapshotRegistry::recent_horizon`]).
+    last_horizon: AtomicU64,
 }
 
 impl Default for SnapshotRegistry {
@@ -99,6 +101,7 @@ impl Default for SnapshotRegistry {
             visible: AtomicU64::new(0),
             live: std::array::from_fn(|_| Arc::default()),
             exclusive: AtomicBool::new(false),
+            last_horizon: AtomicU64::new(0),
         }
     }
 }
@@ -160,6 +163,7 @@ impl SnapshotRegistry {
             st.durable = visible;
         }
         r.visible.store(visible, Ordering::SeqCst);
+        r.last_horizon.store(visible, Ordering::SeqCst);
         Arc::new(r)
     }
 
@@ -214,7 +218,17 @@ impl SnapshotRegistry {
                 h = h.min(s);
             }
         }
+        self.last_horizon.fetch_max(h, Ordering::AcqRel);
         h
+    }
+
+    /// The newest horizon [`SnapshotRegistry::horizon`] computed, without computing one
+    /// (no shard is locked). A horizon stays a lower bound of every snapshot taken later
+    /// (those read a `visible` at least as new), so an older one is only less precise:
+    /// what a commit prunes its chains to, between the maintenance passes that compute a
+    /// fresh one.
+    pub fn recent_horizon(&self) -> u64 {
+        self.last_horizon.load(Ordering::Acquire)
     }
 
     /// When the only live snapshot is one holder of `own`: holds every new snapshot
