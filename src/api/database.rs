@@ -62,6 +62,16 @@ impl Database {
         }
     }
 
+    /// The engine a new transaction of a connection begins on, borrowed from the
+    /// handle when it is a writer's (no shared reference count per transaction); a
+    /// live reader's first follows the writer to its newest header and commit.
+    pub(crate) fn latest_ref(&self) -> Result<EngineRef<'_>> {
+        match &self.handle {
+            Handle::Engine(e) => Ok(EngineRef::Borrowed(e)),
+            Handle::Live(f) => f.latest().map(EngineRef::Owned),
+        }
+    }
+
     /// The engine a new transaction begins on: a live reader's first follows the
     /// writer to its newest header and commit.
     pub(crate) fn latest(&self) -> Result<Arc<Engine>> {
@@ -213,5 +223,23 @@ impl Database {
     /// A summary of the database's file and state.
     pub fn info(&self) -> Result<DbInfo> {
         self.latest()?.info()
+    }
+}
+
+/// A transaction's engine: borrowed from its connection's handle, or its own reference
+/// (a live reader's engine of the moment, a time-travel transaction's).
+pub(crate) enum EngineRef<'a> {
+    Borrowed(&'a Arc<Engine>),
+    Owned(Arc<Engine>),
+}
+
+impl std::ops::Deref for EngineRef<'_> {
+    type Target = Arc<Engine>;
+
+    fn deref(&self) -> &Arc<Engine> {
+        match self {
+            EngineRef::Borrowed(e) => e,
+            EngineRef::Owned(e) => e,
+        }
     }
 }

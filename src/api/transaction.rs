@@ -1,6 +1,7 @@
 //! `Transaction`: reads, writes and commit.
 
 use super::connection::{Connection, Names};
+use super::database::EngineRef;
 use super::range::Range;
 use crate::commit::{ReadSet, TableRange};
 use crate::engine::{Committed, Engine, ReadPin, ValueRef};
@@ -47,7 +48,7 @@ pub const CATALOG_NAME: &str = "(catalog)";
 /// # Ok(()) }
 /// ```
 pub struct Transaction<'c> {
-    engine: Arc<Engine>,
+    engine: EngineRef<'c>,
     _conn: std::marker::PhantomData<&'c mut Connection>,
     snapshot: Snap,
     isolation: Isolation,
@@ -120,7 +121,8 @@ impl<'c> Transaction<'c> {
         isolation: Isolation,
         read_only: bool,
     ) -> Result<Self> {
-        let engine = conn.db.latest()?;
+        let conn: &'c Connection = conn;
+        let engine = conn.db.latest_ref()?;
         engine.check_open()?;
         if !read_only && engine.read_only {
             return Err(Error::ReadOnlyDatabase);
@@ -154,7 +156,7 @@ impl<'c> Transaction<'c> {
             .pin(seq, engine.registry.visible())?;
         let read_pin = RefCell::new(engine.pin()?);
         Ok(Transaction {
-            engine,
+            engine: EngineRef::Owned(engine),
             _conn: std::marker::PhantomData,
             snapshot: Snap::At(pin),
             isolation: Isolation::Snapshot,
@@ -594,7 +596,7 @@ impl<'c> Transaction<'c> {
                 crate::commit::CommitError::Failed(e) => e,
             })?;
         // The snapshot goes first: it holds the horizon below this commit.
-        let (engine, write_bytes) = (Arc::clone(&self.engine), self.write_bytes);
+        let (engine, write_bytes) = (Arc::clone(&*self.engine), self.write_bytes);
         drop(self);
         engine.after_large_commit(write_bytes);
         Ok(CommitInfo {
