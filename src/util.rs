@@ -230,3 +230,53 @@ mod tests {
         assert_eq!(order, sorted);
     }
 }
+
+/// Shards of per-thread state: a thread uses its own ([`ThreadShards::home`]), handed out
+/// round robin on its first use, so threads that each touch only their own write
+/// different cache lines (give `T` a line of its own). Readers of the whole state visit
+/// every shard ([`ThreadShards::iter`]).
+pub struct ThreadShards<T>([T; THREAD_SHARDS]);
+
+/// Shards a [`ThreadShards`] has.
+pub const THREAD_SHARDS: usize = 16;
+
+static NEXT_SHARD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    static HOME_SHARD: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The calling thread's shard index (`0..THREAD_SHARDS`), the same in every
+/// [`ThreadShards`].
+fn home_shard() -> usize {
+    HOME_SHARD.with(|h| match h.get() {
+        Some(i) => i,
+        None => {
+            let i = NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % THREAD_SHARDS;
+            h.set(Some(i));
+            i
+        }
+    })
+}
+
+impl<T: Default> Default for ThreadShards<T> {
+    fn default() -> Self {
+        ThreadShards(std::array::from_fn(|_| T::default()))
+    }
+}
+
+impl<T> ThreadShards<T> {
+    /// The calling thread's shard.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "an index taken modulo THREAD_SHARDS is below it"
+    )]
+    pub fn home(&self) -> &T {
+        &self.0[home_shard() % THREAD_SHARDS]
+    }
+
+    /// Every shard.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+}

@@ -4,7 +4,7 @@
 //! tables it reads. Making one takes the tree's and the mapping's locks and reference
 //! counts, which every reading thread shares; a transaction of one read paid for them
 //! each time, and two threads passed those cache lines back and forth. A pin of the
-//! current tree is now kept per shard ([`crate::mvcc::home_shard`]) and handed to the
+//! current tree is now kept per shard ([`crate::util::ThreadShards`]) and handed to the
 //! next transaction of a thread of that shard.
 //!
 //! A kept pin keeps its tree's pages from reuse, so none outlives its tree: a pin is
@@ -13,7 +13,7 @@
 //! hold older trees, as before.
 
 use super::ReadPin;
-use crate::mvcc::{LIVE_SHARDS, home_shard};
+use crate::util::ThreadShards;
 use parking_lot::Mutex;
 use std::sync::Arc;
 
@@ -25,22 +25,14 @@ struct Slot(Mutex<Option<Arc<ReadPin>>>);
 /// Pins of the current tree, by shard.
 #[derive(Default)]
 pub(crate) struct PinCache {
-    slots: [Slot; LIVE_SHARDS],
+    slots: ThreadShards<Slot>,
 }
 
 impl PinCache {
-    /// The calling thread's slot.
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "an index taken modulo LIVE_SHARDS is below it"
-    )]
-    fn home(&self) -> &Slot {
-        &self.slots[home_shard() % LIVE_SHARDS]
-    }
-
     /// The kept pin of generation `generation`, if this thread's shard has one.
     pub(crate) fn get(&self, generation: u64) -> Option<Arc<ReadPin>> {
-        self.home()
+        self.slots
+            .home()
             .0
             .lock()
             .as_ref()
@@ -52,7 +44,7 @@ impl PinCache {
     /// (tested under the slot's lock, which [`PinCache::clear`] takes after the
     /// generation moves: a pin of an older tree is never left behind).
     pub(crate) fn offer(&self, pin: &Arc<ReadPin>, current: impl FnOnce() -> u64) {
-        let mut slot = self.home().0.lock();
+        let mut slot = self.slots.home().0.lock();
         if current() == pin.generation {
             *slot = Some(Arc::clone(pin));
         }
@@ -60,7 +52,7 @@ impl PinCache {
 
     /// Drops every kept pin (a newer tree was published, or the engine closes).
     pub(crate) fn clear(&self) {
-        for slot in &self.slots {
+        for slot in self.slots.iter() {
             let old = slot.0.lock().take();
             drop(old);
         }

@@ -13,7 +13,7 @@ mod snapshots;
 
 pub use history::{History, HistoryPin, HistoryRetention};
 pub use read::{FlatBatch, SCAN_BATCH_MAX, ScanBatch, TablePin, bounds_nonempty};
-pub use snapshots::{LIVE_SHARDS, SnapshotGuard, SnapshotRegistry, home_shard};
+pub use snapshots::{SnapshotGuard, SnapshotRegistry};
 
 use crate::types::{TableId, Value, WriteSet};
 use crate::util::{OrdKey, VecKey};

@@ -10,44 +10,22 @@
 //! them) is known.
 
 use crate::types::Durability;
-use crate::util::WakeSlots;
+use crate::util::{ThreadShards, WakeSlots};
 use parking_lot::{Condvar, Mutex};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Condition variables the visibility waiters are spread over by sequence
 /// (`seq % VISIBLE_SLOTS`), so a commit that becomes visible wakes its own waiter, not
 /// every committer waiting for a later one.
 const VISIBLE_SLOTS: usize = 32;
 
-/// Shards the live snapshots are counted in. A thread counts its snapshots in its own
-/// shard ([`home_shard`]), so two threads beginning and ending read transactions lock
-/// and write different cache lines, and neither takes the lock the commit path
-/// advances visibility under.
-pub const LIVE_SHARDS: usize = 16;
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static HOME_SHARD: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-/// The calling thread's shard (`0..LIVE_SHARDS`), handed out round robin on first use.
-pub fn home_shard() -> usize {
-    HOME_SHARD.with(|h| match h.get() {
-        Some(i) => i,
-        None => {
-            let i = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % LIVE_SHARDS;
-            h.set(Some(i));
-            i
-        }
-    })
-}
-
 /// The live snapshots of one shard: `(sequence, holders)` pairs, a handful at most.
-/// Aligned so that no two shards share a cache line.
+/// Live snapshots are counted in [`ThreadShards`]: a thread counts its snapshots in its
+/// own shard, so two threads beginning and ending read transactions lock and write
+/// different cache lines, and neither takes the lock the commit path advances
+/// visibility under. Aligned so that no two shards share a cache line.
 #[repr(align(128))]
 #[derive(Default)]
 pub struct LiveShard {
@@ -85,7 +63,7 @@ pub struct SnapshotRegistry {
     reopened: Condvar,
     visible: AtomicU64,
     /// Live snapshots, by the shard of the thread that took them.
-    live: [Arc<LiveShard>; LIVE_SHARDS],
+    live: ThreadShards<Arc<LiveShard>>,
     /// `State::exclusive`, for `begin` to test without the lock.
     exclusive: AtomicBool,
     /// The newest horizon computed ([`SnapshotRegistry::recent_horizon`]).
@@ -99,7 +77,7 @@ impl Default for SnapshotRegistry {
             visible_slots: WakeSlots::default(),
             reopened: Condvar::new(),
             visible: AtomicU64::new(0),
-            live: std::array::from_fn(|_| Arc::default()),
+            live: ThreadShards::default(),
             exclusive: AtomicBool::new(false),
             last_horizon: AtomicU64::new(0),
         }
@@ -176,7 +154,7 @@ impl SnapshotRegistry {
     /// newer than the second read, so it never passes the snapshot. In the same way an
     /// exclusive hold either sees the count or is seen by the test that follows it.
     pub fn begin(&self) -> SnapshotGuard {
-        let shard = self.home();
+        let shard = self.live.home();
         loop {
             if self.exclusive.load(Ordering::SeqCst) {
                 let mut st = self.state.lock();
@@ -198,15 +176,6 @@ impl SnapshotRegistry {
             }
             shard.remove(seq);
         }
-    }
-
-    /// The calling thread's shard.
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "an index taken modulo LIVE_SHARDS is below it"
-    )]
-    fn home(&self) -> &Arc<LiveShard> {
-        &self.live[home_shard() % LIVE_SHARDS]
     }
 
     /// The oldest live snapshot, or the visible sequence when none is live. No current
