@@ -173,6 +173,14 @@ impl Committer {
         self.catalog_seq.fetch_max(seq, Ordering::SeqCst);
     }
 
+    /// [`Committer::catalog_changing`] for an admitted commit that writes the catalog
+    /// or drops a table.
+    fn note_catalog_change(&self, seq: u64, writes: &WriteSet, dropped_tables: &[TableId]) {
+        if writes.get(&CATALOG_TABLE).is_some() || !dropped_tables.is_empty() {
+            self.catalog_changing(seq);
+        }
+    }
+
     /// Validates, logs and applies one transaction. Returns its new sequence (`None`
     /// when it wrote nothing) once that sequence has reached `durability` and is visible.
     #[expect(
@@ -249,9 +257,7 @@ impl Committer {
             self.capsules.settle(extent, seq);
         }
         if let Some(seq) = admitted.seq {
-            if writes.get(&CATALOG_TABLE).is_some() || !dropped_tables.is_empty() {
-                self.catalog_changing(seq);
-            }
+            self.note_catalog_change(seq, writes, dropped_tables);
             self.feed.record(seq, touched);
             // Step 3: versions, invisible until published.
             self.versions.apply(seq, writes, self.apply_horizon());
@@ -315,9 +321,7 @@ impl Committer {
             Ok(Admitted { seq: None }) => return Ok(None),
             Err(refusal) => return Err(CommitError::Refused(refusal)),
         };
-        if writes.get(&CATALOG_TABLE).is_some() {
-            self.catalog_changing(seq);
-        }
+        self.note_catalog_change(seq, writes, &[]);
         self.feed.record(seq, touched);
         let below = seq - 1;
         if let Err(e) = self.group.wait_for(below, Durability::Durable) {
@@ -442,18 +446,19 @@ impl Committer {
     /// sequence, so versions it will need stay until it has run), and nothing inside
     /// the history window.
     fn gc_horizon(&self) -> u64 {
-        self.registry
-            .horizon()
-            .min(self.group.durable_seq())
-            .min(self.history.floor())
+        self.below_fold_and_window(self.registry.horizon())
     }
 
     /// [`Committer::gc_horizon`] with the registry's most recent horizon instead of a
     /// fresh one (at most [`MAINTENANCE_INTERVAL`] commits old): what a commit prunes the
     /// chains it touches to, without locking every shard of live snapshots.
     fn apply_horizon(&self) -> u64 {
-        self.registry
-            .recent_horizon()
+        self.below_fold_and_window(self.registry.recent_horizon())
+    }
+
+    /// `horizon`, lowered to what the next checkpoint may fold and the history window.
+    fn below_fold_and_window(&self, horizon: u64) -> u64 {
+        horizon
             .min(self.group.durable_seq())
             .min(self.history.floor())
     }
