@@ -3,7 +3,12 @@
 //! a live reader, from the writer it follows) between two transactions of one connection,
 //! and check that the second sees the change, never the name's old table.
 
-use capsuledb::{Database, Error, Options};
+use capsuledb::{Connection, Database, Error, Options};
+
+/// `k` of table `t`, read in a new read transaction of `c`.
+fn read_k(c: &mut Connection) -> Option<Vec<u8>> {
+    c.begin_read().unwrap().get("t", b"k").unwrap()
+}
 
 fn put(db: &Database, table: &str, key: &[u8], value: &[u8]) {
     let mut c = db.connect();
@@ -36,30 +41,19 @@ fn a_table_recreated_by_another_connection_is_seen_by_the_next_transaction() {
     let (_dir, db) = setup();
     let mut reader = db.connect();
     for _ in 0..3 {
-        let tx = reader.begin_read().unwrap();
-        assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(read_k(&mut reader).as_deref(), Some(&b"old"[..]));
     }
     recreate(&db, "t");
-    let tx = reader.begin_read().unwrap();
-    assert_eq!(tx.get("t", b"k").unwrap(), None, "the new table is empty");
-    drop(tx);
+    assert_eq!(read_k(&mut reader), None, "the new table is empty");
     put(&db, "t", b"k", b"new");
-    let tx = reader.begin_read().unwrap();
-    assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(read_k(&mut reader).as_deref(), Some(&b"new"[..]));
 }
 
 #[test]
 fn a_table_dropped_by_another_connection_is_gone_for_the_next_transaction() {
     let (_dir, db) = setup();
     let mut reader = db.connect();
-    assert!(
-        reader
-            .begin_read()
-            .unwrap()
-            .get("t", b"k")
-            .unwrap()
-            .is_some()
-    );
+    assert!(read_k(&mut reader).is_some());
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
     tx.drop_table("t").unwrap();
@@ -82,15 +76,12 @@ fn a_transaction_that_drops_its_table_leaves_no_stale_name_behind() {
     tx.create_table("t").unwrap();
     tx.put("t", b"k", b"mine").unwrap();
     tx.commit().unwrap();
-    let tx = c.begin_read().unwrap();
-    assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"mine"[..]));
-    drop(tx);
+    assert_eq!(read_k(&mut c).as_deref(), Some(&b"mine"[..]));
     // Rolled back: the names it resolved still hold.
     let mut tx = c.begin().unwrap();
     tx.drop_table("t").unwrap();
     drop(tx);
-    let tx = c.begin_read().unwrap();
-    assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"mine"[..]));
+    assert_eq!(read_k(&mut c).as_deref(), Some(&b"mine"[..]));
 }
 
 #[test]
@@ -104,14 +95,8 @@ fn a_snapshot_older_than_a_catalog_change_resolves_names_as_of_itself() {
     put(&db, "t", b"k", b"new");
     assert_eq!(old.get("t", b"k").unwrap().as_deref(), Some(&b"old"[..]));
     drop(old);
-    assert_eq!(
-        b.begin_read().unwrap().get("t", b"k").unwrap().as_deref(),
-        Some(&b"new"[..])
-    );
-    assert_eq!(
-        a.begin_read().unwrap().get("t", b"k").unwrap().as_deref(),
-        Some(&b"new"[..])
-    );
+    assert_eq!(read_k(&mut b).as_deref(), Some(&b"new"[..]));
+    assert_eq!(read_k(&mut a).as_deref(), Some(&b"new"[..]));
 }
 
 #[test]
@@ -123,18 +108,14 @@ fn a_live_reader_sees_a_table_its_writer_recreated() {
         .unwrap();
     let mut rc = reader.connect();
     for _ in 0..3 {
-        let tx = rc.begin_read().unwrap();
-        assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(read_k(&mut rc).as_deref(), Some(&b"old"[..]));
     }
     recreate(&writer, "t");
     put(&writer, "t", b"k", b"new");
-    let tx = rc.begin_read().unwrap();
-    assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"new"[..]));
-    drop(tx);
+    assert_eq!(read_k(&mut rc).as_deref(), Some(&b"new"[..]));
     // Again across a checkpoint, which gives the reader a new engine.
     recreate(&writer, "t");
     put(&writer, "t", b"k", b"newer");
     writer.checkpoint().unwrap();
-    let tx = rc.begin_read().unwrap();
-    assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"newer"[..]));
+    assert_eq!(read_k(&mut rc).as_deref(), Some(&b"newer"[..]));
 }
