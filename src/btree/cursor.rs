@@ -95,7 +95,46 @@ impl LeafRun {
     }
 }
 
+impl LeafRun {
+    /// The first index in `lo..hi` (inside the run) whose key fails `before`, where
+    /// `before` holds for a prefix of those cells in index order: a binary search.
+    pub fn partition(
+        &self,
+        file: &[u8],
+        mut lo: usize,
+        mut hi: usize,
+        before: impl Fn(&TreeKey<'_>) -> bool,
+    ) -> Result<usize> {
+        let bytes = page_bytes(file, self.leaf, self.page_size)?;
+        let node = NodeRef::parsed_leaf(bytes, self.leaf, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if before(&node.key(mid)?) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+}
+
 impl Cursor {
+    /// Hands the cells of `run` from `pos` on (forward), or below `pos` (reverse), back
+    /// to the cursor it was taken from, which has not moved since: its next step starts
+    /// there. Cells the run had cut off at the scan's end come back too (the next step
+    /// tests them again).
+    pub fn give_back(&mut self, run: &LeafRun, pos: usize) -> Result<()> {
+        if self.done || self.leaf != run.leaf || pos > self.count {
+            return Err(Error::corrupted(
+                run.leaf,
+                "a leaf run handed back to a cursor that moved on",
+            ));
+        }
+        self.next = pos;
+        Ok(())
+    }
+
     /// A cursor on the tree rooted at `root` (0 = empty) at the first key inside
     /// `start` (forward: the smallest key at or after a lower bound; `reverse`: the
     /// largest key at or before an upper bound).

@@ -74,6 +74,9 @@ pub(crate) struct ScanMerge<'t> {
     run: Option<(LeafRun, usize)>,
     /// The run was cut at the scan's end: nothing after it.
     run_cut: bool,
+    /// While the merge still has store or own entries: where the run's cells stop
+    /// coming before the first of them (`None`: not yet found for this run and front).
+    run_stop: Option<usize>,
     /// The last key merged is the store batch's key at this range, not yet copied into
     /// `last` (copied before the batch's buffer is reused).
     last_in_store: Option<KeyRange>,
@@ -134,6 +137,7 @@ impl<'t> ScanMerge<'t> {
             tree_only: false,
             run: None,
             run_cut: false,
+            run_stop: None,
             last_in_store: None,
         })
     }
@@ -258,11 +262,117 @@ impl<'t> ScanMerge<'t> {
         if self.tree_only {
             return self.next_in_run().transpose();
         }
+        match self.run_before_front() {
+            Ok(true) => return self.next_in_run().transpose(),
+            Ok(false) => {}
+            Err(e) => return Some(Err(e)),
+        }
+        self.run_stop = None;
         match self.advance() {
             Ok(true) => Some(Ok(self.current())),
             Ok(false) => None,
             Err(e) => Some(Err(e)),
         }
+    }
+
+    /// Whether the tree's next entry comes before the first entry the store batch and
+    /// the transaction's own writes still hold, so it can be handed out from a leaf run
+    /// with no merge: a scan of a table the store holds a few versions of merges only
+    /// at their keys. `false` (the merge takes the next step) when the tree is done, its
+    /// head already taken, or the store batch empty with more to fetch (the refill may
+    /// re-seek the cursor past the last merged key). Before returning `false` with a run
+    /// held, the run's remaining cells go back to the cursor.
+    fn run_before_front(&mut self) -> Result<bool> {
+        if self.tree_done
+            || self.tree_head.is_some()
+            || (self.use_store && self.store.is_empty() && self.store_next.is_some())
+        {
+            return Ok(false);
+        }
+        let reverse = self.reverse;
+        loop {
+            if self.run.is_none() {
+                if !self.load_run()? {
+                    return Ok(false);
+                }
+                self.run_stop = None;
+            }
+            let Some((run, pos)) = self.run else {
+                return Ok(false);
+            };
+            let stop = match self.run_stop {
+                Some(stop) => stop,
+                None => {
+                    let own_key = self.own.peek().map(|(k, _)| *k);
+                    let front = match (own_key, self.store.front_key()) {
+                        (Some(a), Some(b)) if reverse => Some(a.max(b)),
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let Some(front) = front else {
+                        // Nothing left to merge with (the caller's tree-only path
+                        // takes over): the run goes back to the cursor all the same.
+                        self.tree.give_back(&run, pos)?;
+                        self.run = None;
+                        return Ok(false);
+                    };
+                    let view: &[u8] = &self.pin.view;
+                    // Forward: cells `pos..stop` lie below the front; reverse: cells
+                    // `stop..pos` lie above it.
+                    let stop = if reverse {
+                        run.partition(view, run.lo, pos, |k| k.user() <= front)?
+                    } else {
+                        run.partition(view, pos, run.hi, |k| k.user() < front)?
+                    };
+                    self.run_stop = Some(stop);
+                    stop
+                }
+            };
+            let more = if reverse { pos > stop } else { pos < stop };
+            if more {
+                return Ok(true);
+            }
+            let at_end = if reverse {
+                pos == run.lo
+            } else {
+                pos == run.hi
+            };
+            if !at_end {
+                // The front comes next: the rest of the leaf goes back to the cursor.
+                self.tree.give_back(&run, pos)?;
+                self.run = None;
+                return Ok(false);
+            }
+            self.run = None;
+            if self.run_cut {
+                self.tree_done = true;
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Takes the cursor's next leaf run, narrowed to the table and the scan's end;
+    /// `false` when the tree has none left (and marks it done).
+    fn load_run(&mut self) -> Result<bool> {
+        let verified = Some(self.engine.pager.verified());
+        let reverse = self.reverse;
+        let view: &[u8] = &self.pin.view;
+        let Some(run) = self.tree.take_run(view, verified)? else {
+            self.tree_done = true;
+            return Ok(false);
+        };
+        let prefix = self.table.to_be_bytes();
+        let end = if reverse {
+            bound_slice(&self.lo)
+        } else {
+            bound_slice(&self.hi)
+        };
+        let (run, cut) = run.narrowed(view, reverse, |k| {
+            k.table_bytes() == Some(prefix) && within(k.user(), end, reverse)
+        })?;
+        self.run_cut = cut;
+        self.run = Some((run, if reverse { run.hi } else { run.lo }));
+        Ok(true)
     }
 
     /// The next tree entry when only the tree is left: a whole leaf's cells are taken
@@ -293,25 +403,9 @@ impl<'t> ScanMerge<'t> {
                 self.run = None;
                 self.tree_done |= self.run_cut;
             }
-            if self.tree_done {
+            if self.tree_done || !self.load_run()? {
                 return Ok(None);
             }
-            let view: &[u8] = &self.pin.view;
-            let Some(run) = self.tree.take_run(view, verified)? else {
-                self.tree_done = true;
-                return Ok(None);
-            };
-            let prefix = self.table.to_be_bytes();
-            let end = if reverse {
-                bound_slice(&self.lo)
-            } else {
-                bound_slice(&self.hi)
-            };
-            let (run, cut) = run.narrowed(view, reverse, |k| {
-                k.table_bytes() == Some(prefix) && within(k.user(), end, reverse)
-            })?;
-            self.run_cut = cut;
-            self.run = Some((run, if reverse { run.hi } else { run.lo }));
         }
     }
 
