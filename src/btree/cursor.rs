@@ -45,7 +45,7 @@ pub struct LeafRun {
 impl LeafRun {
     /// Cell `i` of the run's leaf as `(key, value)`, borrowed from `file` (the bytes the
     /// cursor walks), the value resolved through its overflow run when it has one.
-    #[inline]
+    #[inline(always)]
     pub fn entry<'a>(
         &self,
         file: &'a [u8],

@@ -83,7 +83,7 @@ fn value_bytes_cached<'a>(
 /// value is then located from the cell alone, as the spec places it (offset 32 of the
 /// run), without touching the run's pages: a read that only hands the value out, or a
 /// scan that passes it by, costs no cache or TLB miss on them.
-#[inline(never)]
+#[inline]
 fn overflow_bytes<'a>(
     file: &'a [u8],
     page_size: u32,
@@ -91,20 +91,32 @@ fn overflow_bytes<'a>(
     len: u32,
     verified: Option<&Verified>,
 ) -> Result<&'a [u8]> {
-    let bad = |what: &str| Error::corrupted(page, what.to_string());
     if let Some(set) = verified
         && set.contains(page)
     {
-        let start = page
+        let value = page
             .checked_mul(u64::from(page_size))
             .and_then(|s| s.checked_add(crate::format::LOG_PAGE_HEADER_LEN as u64))
             .and_then(|s| usize::try_from(s).ok())
-            .ok_or_else(|| bad("overflow run lies past the end of the file"))?;
-        return start
-            .checked_add(len as usize)
-            .and_then(|end| file.get(start..end))
-            .ok_or_else(|| bad("overflow run lies past the end of the file"));
+            .and_then(|start| file.get(start..start.checked_add(len as usize)?));
+        if let Some(value) = value {
+            return Ok(value);
+        }
     }
+    overflow_bytes_read(file, page_size, page, len, verified)
+}
+
+/// [`overflow_bytes`] of a run not yet verified (or lying past the end of the file):
+/// read whole and checked, then added to `verified`.
+#[inline(never)]
+fn overflow_bytes_read<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    page: u64,
+    len: u32,
+    verified: Option<&Verified>,
+) -> Result<&'a [u8]> {
+    let bad = |what: &str| Error::corrupted(page, what.to_string());
     let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
     if r.value_len != len {
         return Err(bad("overflow length does not match its leaf cell"));

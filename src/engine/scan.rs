@@ -243,8 +243,50 @@ impl<'t> ScanMerge<'t> {
         Ok(())
     }
 
-    /// The next live entry in scan order, or `None` at the end.
+    /// The next live entry in scan order, or `None` at the end. The common step, a
+    /// cell of the leaf run being handed out when only the tree is left, is inlined
+    /// into the caller: its result stays in registers instead of going through memory
+    /// at each call level.
+    #[inline(always)]
     pub(crate) fn next(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        if self.tree_only
+            && let Some((run, i)) = self.next_cell()
+        {
+            return Some(self.run_entry(run, i));
+        }
+        self.next_slow()
+    }
+
+    /// The held run's next cell in scan order (moving past it), or `None` when the run
+    /// is done or none is held.
+    #[inline(always)]
+    fn next_cell(&mut self) -> Option<(LeafRun, usize)> {
+        let (run, pos) = self.run.as_mut()?;
+        let i = if self.reverse {
+            (*pos > run.lo).then(|| {
+                *pos -= 1;
+                *pos
+            })
+        } else {
+            (*pos < run.hi).then(|| {
+                *pos += 1;
+                *pos - 1
+            })
+        }?;
+        Some((*run, i))
+    }
+
+    /// Cell `i` of `run` as the scan hands it out.
+    #[inline(always)]
+    fn run_entry(&self, run: LeafRun, i: usize) -> Result<(&[u8], &[u8])> {
+        let verified = Some(self.engine.pager.verified());
+        let (key, value) = run.entry(&self.pin.view, i, verified)?;
+        Ok((key.user(), value))
+    }
+
+    /// [`ScanMerge::next`] past its inlined step.
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         if !self.tree_only {
             let store_pending =
                 self.use_store && (!self.store.is_empty() || self.store_next.is_some());
@@ -379,28 +421,11 @@ impl<'t> ScanMerge<'t> {
     /// from the cursor at once and checked against the table and the scan's end by
     /// their far cell, so each entry costs one cell read.
     fn next_in_run(&mut self) -> Result<Option<(&[u8], &[u8])>> {
-        let engine = self.engine;
-        let verified = Some(engine.pager.verified());
-        let reverse = self.reverse;
         loop {
-            if let Some((run, pos)) = &mut self.run {
-                let i = if reverse {
-                    (*pos > run.lo).then(|| {
-                        *pos -= 1;
-                        *pos
-                    })
-                } else {
-                    (*pos < run.hi).then(|| {
-                        *pos += 1;
-                        *pos - 1
-                    })
-                };
-                if let Some(i) = i {
-                    let run = *run;
-                    let (key, value) = run.entry(&self.pin.view, i, verified)?;
-                    return Ok(Some((key.user(), value)));
-                }
-                self.run = None;
+            if let Some((run, i)) = self.next_cell() {
+                return self.run_entry(run, i).map(Some);
+            }
+            if self.run.take().is_some() {
                 self.tree_done |= self.run_cut;
             }
             if self.tree_done || !self.load_run()? {

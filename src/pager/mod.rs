@@ -74,9 +74,14 @@ impl Verified {
     }
 
     /// Whether `page` was verified since it was last freed.
+    #[inline]
     pub fn contains(&self, page: u64) -> bool {
-        self.word(page, false)
-            .is_some_and(|(w, bit)| w.load(Ordering::Acquire) & bit != 0)
+        let at = page % VERIFIED_CHUNK_PAGES;
+        usize::try_from(page / VERIFIED_CHUNK_PAGES)
+            .ok()
+            .and_then(|c| self.chunks.get(c)?.get())
+            .and_then(|bits| bits.get(usize::try_from(at / 64).ok()?))
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (at % 64)) != 0)
     }
 
     /// Records that `page` verified.
