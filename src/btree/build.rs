@@ -15,7 +15,7 @@ use super::page::{
     CellValue, LEAF_PAGES_MAX, NodeBuilder, NodeRef, OVERFLOW_CELL_BODY, TreeKey, branch_cell,
     stored_inline,
 };
-use super::run::{encode_run, run_pages};
+use super::run::{encode_run_into, run_pages};
 use super::{DEPTH_MAX, page_bytes};
 use crate::error::{Error, Result};
 use crate::format::PageKind;
@@ -95,6 +95,8 @@ struct Builder<'a> {
     pending_first: Option<Vec<u8>>,
     /// Bytes written since the last [`Storage::write_behind`].
     unflushed: usize,
+    /// The buffer overflow runs are encoded in, reused from run to run.
+    run_buf: Vec<u8>,
 }
 
 /// One branch level while a rebuild streams children into it: the node being filled, the
@@ -116,20 +118,31 @@ impl Builder<'_> {
         bytes_for: impl FnOnce(u64) -> Result<Vec<u8>>,
         pages: u64,
     ) -> Result<u64> {
-        let page = if pages == 1 {
-            self.pager.alloc()?
-        } else {
-            self.pager.alloc_run(pages)?
-        };
+        let page = self.alloc(pages)?;
         let bytes = bytes_for(page)?;
-        self.storage.write_at(self.pager.offset_of(page), &bytes)?;
+        self.write_new(page, pages, &bytes)?;
+        Ok(page)
+    }
+
+    /// `pages` free pages in a row.
+    fn alloc(&self, pages: u64) -> Result<u64> {
+        if pages == 1 {
+            self.pager.alloc()
+        } else {
+            self.pager.alloc_run(pages)
+        }
+    }
+
+    /// Writes the `pages` pages just allocated at `page`.
+    fn write_new(&mut self, page: u64, pages: u64, bytes: &[u8]) -> Result<()> {
+        self.storage.write_at(self.pager.offset_of(page), bytes)?;
         self.unflushed += bytes.len();
         if self.unflushed >= WRITE_BEHIND_BYTES {
             self.storage.write_behind();
             self.unflushed = 0;
         }
         self.new_pages.extend(page..page + pages);
-        Ok(page)
+        Ok(())
     }
 
     fn flush_pending(&mut self) -> Result<()> {
@@ -250,10 +263,13 @@ impl Builder<'_> {
         }
         let ps = self.page_size;
         let len = u32::try_from(value.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
-        let run = self.alloc_write(
-            |p| Ok(encode_run(PageKind::Overflow, p, ps, value, len, 0)),
-            run_pages(ps, value.len()),
-        )?;
+        let pages = run_pages(ps, value.len());
+        let run = self.alloc(pages)?;
+        let mut buf = std::mem::take(&mut self.run_buf);
+        encode_run_into(&mut buf, PageKind::Overflow, run, ps, value, len, 0);
+        let written = self.write_new(run, pages, &buf);
+        self.run_buf = buf;
+        written?;
         self.room_for(&tkey, OVERFLOW_CELL_BODY)?;
         self.pending.push_leaf_overflow(&tkey, run, len);
         Ok(())
@@ -386,6 +402,7 @@ pub fn rebuild_from(
         pending: NodeBuilder::new(true, page_size),
         pending_first: None,
         unflushed: 0,
+        run_buf: Vec::new(),
     };
     for (i, (low, leaf)) in old_leaves.iter().enumerate() {
         let high = old_leaves.get(i + 1).and_then(|(l, _)| l.as_deref());

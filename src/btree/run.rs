@@ -10,10 +10,6 @@ pub fn run_pages(page_size: u32, payload: usize) -> u64 {
 }
 
 /// Builds the bytes of a run of `kind` at `page` carrying `payload`.
-#[expect(
-    clippy::indexing_slicing,
-    reason = "the buffer is sized to hold the header and payload"
-)]
 pub fn encode_run(
     kind: PageKind,
     page: u64,
@@ -22,18 +18,49 @@ pub fn encode_run(
     value_len: u32,
     entry_count: u64,
 ) -> Vec<u8> {
+    let mut buf = Vec::new();
+    encode_run_into(
+        &mut buf,
+        kind,
+        page,
+        page_size,
+        payload,
+        value_len,
+        entry_count,
+    );
+    buf
+}
+
+/// [`encode_run`] into `buf` (its earlier contents replaced), so a writer of many runs
+/// reuses one buffer: no allocation and no zeroing of the payload's bytes per run.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the buffer is sized to hold the header and payload"
+)]
+pub fn encode_run_into(
+    buf: &mut Vec<u8>,
+    kind: PageKind,
+    page: u64,
+    page_size: u32,
+    payload: &[u8],
+    value_len: u32,
+    entry_count: u64,
+) {
     let pages = run_pages(page_size, payload.len());
-    let mut buf = vec![0u8; (pages * u64::from(page_size)) as usize];
+    let len = (pages * u64::from(page_size)) as usize;
+    buf.clear();
+    buf.reserve(len);
+    buf.extend_from_slice(&[0u8; LOG_PAGE_HEADER_LEN]);
+    buf.extend_from_slice(payload);
+    buf.resize(len, 0);
     buf[4] = kind as u8;
     buf[5] = 1;
     buf[8..16].copy_from_slice(&page.to_le_bytes());
     buf[16..20].copy_from_slice(&(pages as u32).to_le_bytes());
     buf[20..24].copy_from_slice(&value_len.to_le_bytes());
     buf[24..32].copy_from_slice(&entry_count.to_le_bytes());
-    buf[LOG_PAGE_HEADER_LEN..LOG_PAGE_HEADER_LEN + payload.len()].copy_from_slice(payload);
     let sum = checksum(&[&buf[4..]]);
     buf[..4].copy_from_slice(&sum.to_le_bytes());
-    buf
 }
 
 /// A verified run: its payload region and header fields.

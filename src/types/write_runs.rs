@@ -29,6 +29,16 @@ const CHUNK: usize = 64 << 10;
 #[cfg(test)]
 const CHUNK: usize = 64;
 
+/// Bytes from which a record gets a chunk of its own size, which merges then move from
+/// run to run instead of copying the record: a large value is copied into the first
+/// run it joins, and after that only its chunk's place moves (a merge of records of
+/// 4 KB values no longer copies each of them at every level). Below it, records share
+/// chunks (one allocation each would cost more than the copies it saves).
+#[cfg(not(test))]
+const OWN_CHUNK_MIN: usize = 2048;
+#[cfg(test)]
+const OWN_CHUNK_MIN: usize = CHUNK / 4;
+
 /// A record gets a fence when this many records, or [`FENCE_BYTES`] bytes of them, have
 /// passed since the last fence.
 #[cfg(not(test))]
@@ -466,31 +476,50 @@ impl RunBuilder {
             .chunks
             .last()
             .is_some_and(|c| c.capacity() - c.len() >= need);
-        if !fits {
+        let own = need >= OWN_CHUNK_MIN;
+        if !fits || own {
             self.close_chunk();
-            // A record of more than a quarter chunk gets a chunk of its own size (in a
-            // shared chunk it would leave a slack of up to half the chunk).
-            let room = if need > CHUNK / 4 {
+            // A large record gets a chunk of its own size ([`OWN_CHUNK_MIN`]).
+            let room = if own {
                 need
             } else {
                 CHUNK.min(self.left).max(need)
             };
             self.run.chunks.push(Vec::with_capacity(room));
         }
-        let chunk = self.run.chunks.len().saturating_sub(1);
+        let word = first_word(key);
         if let Some(data) = self.run.chunks.last_mut() {
-            let (records, bytes) = self.since_fence;
-            if records >= SPARSE || bytes >= FENCE_BYTES {
-                self.since_fence = (0, 0);
-                self.run.fences.push(Fence {
-                    word: first_word(key),
-                    pos: Pos {
-                        chunk: chunk as u32,
-                        off: data.len() as u32,
-                    },
-                });
-            }
             shape.encode(data, key, value);
+        }
+        self.counted(word, need);
+    }
+
+    /// Appends a record that comes as a chunk of its own (see [`OWN_CHUNK_MIN`]),
+    /// already encoded in the builder's shape, after every record pushed before it in
+    /// key order; `hash` and `word` are its key's [`key_hash`] and [`first_word`].
+    fn push_own_chunk(&mut self, hash: u64, word: u64, chunk: Vec<u8>) {
+        self.run.filter.insert(hash);
+        self.close_chunk();
+        let need = chunk.len();
+        self.run.chunks.push(chunk);
+        self.counted(word, need);
+    }
+
+    /// Counts a record of `need` bytes just appended at the end of the last chunk,
+    /// giving it a fence when one is due.
+    fn counted(&mut self, word: u64, need: usize) {
+        let (records, bytes) = self.since_fence;
+        if records >= SPARSE || bytes >= FENCE_BYTES {
+            self.since_fence = (0, 0);
+            let chunk = self.run.chunks.len().saturating_sub(1);
+            let end = self.run.chunks.last().map_or(0, Vec::len);
+            self.run.fences.push(Fence {
+                word,
+                pos: Pos {
+                    chunk: chunk as u32,
+                    off: end.saturating_sub(need) as u32,
+                },
+            });
         }
         self.since_fence.0 += 1;
         self.since_fence.1 += need;
@@ -555,6 +584,23 @@ impl Draining {
         self.chunk().get(value.clone()?)
     }
 
+    /// The head record's chunk, taken whole, when the record fills it alone (it was
+    /// given a chunk of its own) and is encoded in `shape`: the record moves to the
+    /// merge's output instead of being copied. The head stays readable only through
+    /// [`Draining::advance`] after this.
+    /// Returns it with its key's [`key_hash`] and [`first_word`].
+    fn take_own_chunk(&mut self, shape: Shape) -> Option<(u64, u64, Vec<u8>)> {
+        let (_, _, next) = self.head.as_ref()?;
+        let alone = self.pos.off == 0 && next.chunk != self.pos.chunk;
+        if !alone || self.run.shape != shape || self.chunk().len() < OWN_CHUNK_MIN {
+            return None;
+        }
+        let key = self.key()?;
+        let (hash, word) = (key_hash(key), first_word(key));
+        let chunk = self.run.chunks.get_mut(self.pos.chunk as usize)?;
+        Some((hash, word, std::mem::take(chunk)))
+    }
+
     fn advance(&mut self) {
         let Some((_, _, next)) = self.head else {
             return;
@@ -605,8 +651,11 @@ pub(super) fn merge(runs: Vec<Run>, level: u8, oldest: bool) -> Run {
                 same |= 1 << i;
             }
         }
-        if let Some(s) = srcs.get(b) {
-            out.push(key, s.value());
+        if let Some(s) = srcs.get_mut(b) {
+            match s.take_own_chunk(shape) {
+                Some((hash, word, chunk)) => out.push_own_chunk(hash, word, chunk),
+                None => out.push(s.key().unwrap_or(&[]), s.value()),
+            }
         }
         for (i, s) in srcs.iter_mut().enumerate() {
             if same & (1 << i) != 0 {

@@ -536,8 +536,34 @@ mod tests {
         ]
     }
 
+    /// Puts mostly of one shape with records long enough to get chunks of their own
+    /// (which merges move instead of copying), now and then another length or a
+    /// tombstone: moved records must keep their bytes only where the shapes agree.
+    fn large_op() -> impl Strategy<Value = Op> {
+        let key = prop_oneof![
+            8 => prop::collection::vec(0u8..4, 3),
+            1 => small_key(),
+        ];
+        let value = prop_oneof![
+            8 => prop::collection::vec(any::<u8>(), 20).prop_map(Some),
+            1 => prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
+        ];
+        prop_oneof![
+            6 => (key.clone(), value).prop_map(|(k, v)| Op::Put(k, v)),
+            1 => key.clone().prop_map(Op::Get),
+            1 => (key.clone(), key, any::<bool>(), any::<bool>())
+                .prop_map(|(a, b, inc, rev)| Op::Range(a, b, inc, rev)),
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The same, with records that get chunks of their own.
+        #[test]
+        fn large_records_behave_as_a_sorted_map(ops in prop::collection::vec(large_op(), 0..600)) {
+            check(ops)?;
+        }
 
         /// Against a `BTreeMap`: every get, range (both directions) and full iteration.
         #[test]
