@@ -64,6 +64,27 @@ pub use super::node_builder::{NodeBuilder, OVERFLOW_CELL_BODY, branch_cell};
 pub use super::node_builder::{v3_leaf_cell_inline, v3_leaf_cell_overflow};
 pub use crate::types::cmp_keys;
 
+/// A tree page's first read: its checksum and kind checked, then recorded in `verified`.
+#[cold]
+#[inline(never)]
+fn verify_first_read(
+    bytes: &[u8],
+    form: Form,
+    page: u64,
+    verified: Option<&crate::pager::Verified>,
+) -> Result<()> {
+    let expected = match form {
+        Form::Compact => PageKind::CompactLeaf,
+        Form::Leaf => PageKind::Leaf,
+        Form::Branch => PageKind::Branch,
+    };
+    verify_sealed_page(bytes, expected, page)?;
+    if let Some(v) = verified {
+        v.insert(page);
+    }
+    Ok(())
+}
+
 /// A leaf value as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CellValue<'a> {
@@ -120,6 +141,10 @@ impl<'a> NodeRef<'a> {
 
     /// Parses the page, verifying its checksum unless `verified` says it already was
     /// (and recording it there when it verifies). The structure is always checked.
+    ///
+    /// Inlined into the descents that call it per level: a parsed node returned through
+    /// memory stalled the caller's first load of it.
+    #[inline(always)]
     pub fn parse_cached(
         bytes: &'a [u8],
         page: u64,
@@ -129,15 +154,7 @@ impl<'a> NodeRef<'a> {
         let form = Form::of(kind);
         let trusted = verified.is_some_and(|v| v.contains(page));
         if !trusted {
-            let expected = match form {
-                Form::Compact => PageKind::CompactLeaf,
-                Form::Leaf => PageKind::Leaf,
-                Form::Branch => PageKind::Branch,
-            };
-            verify_sealed_page(bytes, expected, page)?;
-            if let Some(v) = verified {
-                v.insert(page);
-            }
+            verify_first_read(bytes, form, page, verified)?;
         } else if form == Form::Branch && kind != PageKind::Branch as u8 {
             return Err(Error::corrupted(
                 page,
