@@ -241,7 +241,7 @@ impl Engine {
         snapshot: u64,
         history: bool,
     ) -> Result<Option<Committed>> {
-        if self.versions.may_have(table)
+        if self.versions.may_have_key(table, key)
             && let Some(v) = pin.store_get(&self.versions, table, key, snapshot)
         {
             return Ok(v.map(Committed::Shared));

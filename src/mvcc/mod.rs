@@ -22,7 +22,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[derive(Clone, Debug)]
 struct Version {
@@ -49,6 +49,32 @@ pub struct VersionStore {
     /// Keys with a chain, per slot of tables (`table % TABLE_SLOTS`): a reader whose
     /// table's slot is zero skips the store with one atomic load.
     slot_keys: [AtomicU64; TABLE_SLOTS],
+    /// Keys with a chain, per bucket of `(table, key)` ([`key_bucket`]): a point read
+    /// whose key's bucket is zero skips the store (its table lock and map search) even
+    /// while the store holds other keys of the table.
+    key_buckets: KeyBuckets,
+}
+
+/// [`VersionStore::key_buckets`]: [`KEY_BUCKETS`] counts.
+struct KeyBuckets(Box<[AtomicU32]>);
+
+impl Default for KeyBuckets {
+    fn default() -> KeyBuckets {
+        KeyBuckets((0..KEY_BUCKETS).map(|_| AtomicU32::new(0)).collect())
+    }
+}
+
+/// Buckets of [`VersionStore::key_buckets`] (256 KiB of counts: they stay in a core's
+/// second-level cache). A store of a few thousand keys leaves most of them zero; one of
+/// hundreds of thousands (near its default budget) leaves few, and reads then take the
+/// table's lock as before.
+const KEY_BUCKETS: usize = 1 << 16;
+
+/// The bucket of `key` in `table`.
+fn key_bucket(table: TableId, key: &[u8]) -> usize {
+    const M: u64 = 0x9E37_79B9_7F4A_7C15;
+    let h = (history_filter::KeyFilter::hash_of(key) ^ table.wrapping_mul(M)).wrapping_mul(M);
+    (h >> (64 - KEY_BUCKETS.trailing_zeros())) as usize
 }
 
 /// A chain that a prune may shorten once the horizon reaches its first field: the
@@ -90,14 +116,37 @@ impl VersionStore {
             .is_none_or(|n| n.load(Ordering::Acquire) > 0)
     }
 
-    fn count_keys(&self, table: TableId, added: u64, removed: u64) {
+    /// Whether the store may hold a version of `key` in `table`: [`VersionStore::may_have`]
+    /// narrowed to the key's bucket, with the same ordering (a chain is counted in its
+    /// bucket before its first version goes in, and uncounted after it is removed). Two
+    /// atomic loads, no lock.
+    #[inline]
+    pub fn may_have_key(&self, table: TableId, key: &[u8]) -> bool {
+        self.may_have(table)
+            && self
+                .key_buckets
+                .0
+                .get(key_bucket(table, key))
+                .is_none_or(|n| n.load(Ordering::Acquire) > 0)
+    }
+
+    /// Counts a chain of `key` in `table` created (before its first version goes in).
+    fn count_chain(&self, table: TableId, key: &[u8]) {
+        if let Some(n) = self.key_buckets.0.get(key_bucket(table, key)) {
+            n.fetch_add(1, Ordering::AcqRel);
+        }
         if let Some(n) = self.slot_keys.get(slot_of(table)) {
-            if added > 0 {
-                n.fetch_add(added, Ordering::AcqRel);
-            }
-            if removed > 0 {
-                n.fetch_sub(removed, Ordering::AcqRel);
-            }
+            n.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Uncounts a chain of `key` in `table` removed (after it left the map).
+    fn uncount_chain(&self, table: TableId, key: &[u8]) {
+        if let Some(n) = self.key_buckets.0.get(key_bucket(table, key)) {
+            n.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(n) = self.slot_keys.get(slot_of(table)) {
+            n.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -122,7 +171,6 @@ impl VersionStore {
                 }
             };
             let mut chains = t.write();
-            let mut emptied = 0u64;
             for (key, value) in keys {
                 let v = Version {
                     seq,
@@ -135,7 +183,7 @@ impl VersionStore {
                     Entry::Vacant(e) => {
                         // Counted before its first version goes in: a reader that
                         // finds no count must find no version.
-                        self.count_keys(table, 1, 0);
+                        self.count_chain(table, key);
                         e.insert(Vec::new())
                     }
                     Entry::Occupied(e) => e.into_mut(),
@@ -147,12 +195,11 @@ impl VersionStore {
                 added_bytes -= b as i64;
                 if chain.is_empty() {
                     chains.remove(key);
-                    emptied += 1;
+                    self.uncount_chain(table, key);
                 } else if let Some(next) = chain.get(1) {
                     still_long.push((next.seq, table, OrdKey(key.to_vec())));
                 }
             }
-            self.count_keys(table, 0, emptied);
         }
         // One commit's prune can remove more versions than it added (a value and the
         // tombstone above it), so the change is signed.
@@ -202,7 +249,7 @@ impl VersionStore {
             removed.1 += b;
             if chain.is_empty() {
                 chains.remove(&key);
-                self.count_keys(table, 0, 1);
+                self.uncount_chain(table, &key);
             } else if let Some(next) = chain.get(1) {
                 keep.push((next.seq, table, key));
             }
@@ -226,8 +273,8 @@ impl VersionStore {
                 for (key, chain) in chains.iter() {
                     removed.0 += chain.len() as u64;
                     removed.1 += chain.iter().map(|v| version_bytes(key, v)).sum::<u64>();
+                    self.uncount_chain(table, key);
                 }
-                self.count_keys(table, 0, chains.len() as u64);
             }
         }
         self.versions.fetch_sub(removed.0, Ordering::Relaxed);
@@ -332,8 +379,8 @@ impl VersionStore {
                 }
                 for key in &emptied {
                     chains.remove(key);
+                    self.uncount_chain(id, key);
                 }
-                self.count_keys(id, 0, emptied.len() as u64);
                 if n < LOCK_CHUNK_KEYS {
                     break;
                 }
@@ -498,8 +545,9 @@ mod tests {
         }
     }
 
-    /// The per-slot key counts behind `may_have` stay exact through applies, pruning,
-    /// folding and table drops: a slot is zero exactly when no table in it has a chain.
+    /// The per-slot key counts behind `may_have`, and the per-bucket ones behind
+    /// `may_have_key`, stay exact through applies, pruning, folding and table drops: a
+    /// slot (a bucket) is zero exactly when no table (no key) in it has a chain.
     #[test]
     fn may_have_tracks_chains_exactly() {
         let s = VersionStore::new();
@@ -512,6 +560,19 @@ mod tests {
                     .map(|(_, t)| t.read().len())
                     .sum();
                 assert_eq!(s.slot_keys[slot].load(Ordering::Relaxed), chains as u64);
+            }
+            let mut buckets = vec![0u32; KEY_BUCKETS];
+            for (&id, t) in tables.iter() {
+                for key in t.read().keys() {
+                    buckets[key_bucket(id, key)] += 1;
+                }
+            }
+            for (b, want) in buckets.iter().enumerate() {
+                assert_eq!(
+                    s.key_buckets.0[b].load(Ordering::Relaxed),
+                    *want,
+                    "bucket {b}"
+                );
             }
         };
         assert!(!s.may_have(1));
@@ -530,6 +591,17 @@ mod tests {
         }
         assert!(s.may_have(1) && s.may_have(2));
         assert!(!s.may_have(3));
+        // Every key with a chain is found by its bucket; of keys without one, most
+        // buckets are empty.
+        for (&id, t) in s.tables.read().iter() {
+            for key in t.read().keys() {
+                assert!(s.may_have_key(id, key));
+            }
+        }
+        let spared = (1000u32..2000)
+            .filter(|i| !s.may_have_key(1, &i.to_be_bytes()))
+            .count();
+        assert!(spared > 900, "{spared} of 1000 absent keys spared");
         s.drop_table_at(2, seq);
         s.gc(seq);
         exact(&s);
