@@ -14,7 +14,8 @@
 //!
 //! Runs are merged by [`merge`], which drops each input chunk as soon as it has read past
 //! it: merging runs that hold most of a transaction's writes costs a few chunks of memory
-//! beyond its output, not a second copy.
+//! beyond its output, not a second copy. A record of [`OWN_CHUNK_MIN`] bytes or more has
+//! a chunk of its own, which a merge moves to its output instead of copying it.
 
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -586,9 +587,9 @@ impl Draining {
 
     /// The head record's chunk, taken whole, when the record fills it alone (it was
     /// given a chunk of its own) and is encoded in `shape`: the record moves to the
-    /// merge's output instead of being copied. The head stays readable only through
-    /// [`Draining::advance`] after this.
-    /// Returns it with its key's [`key_hash`] and [`first_word`].
+    /// merge's output instead of being copied; returned with its key's [`key_hash`] and
+    /// [`first_word`]. The head stays readable only through [`Draining::advance`] after
+    /// this.
     fn take_own_chunk(&mut self, shape: Shape) -> Option<(u64, u64, Vec<u8>)> {
         let (_, _, next) = self.head.as_ref()?;
         let alone = self.pos.off == 0 && next.chunk != self.pos.chunk;

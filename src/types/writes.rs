@@ -3,7 +3,8 @@
 //! ([`super::write_runs`]): its records copied out in key order, one per key, with a
 //! fence every 32 records or 2 KiB and a Bloom filter of its keys. Runs are merged four at
 //! a time (a run made by `n` merges is merged only with three others made by `n` merges),
-//! so a put is copied about `log4(puts / TAIL_MAX)` times, reads search fewer than
+//! so a put is copied about `log4(puts / TAIL_MAX)` times (a large one, which gets a
+//! chunk of its own, twice: into the tail and into its first run), reads search fewer than
 //! `3 × log4(puts / TAIL_MAX)` + 1 runs (most of them turned away by their filter), and a
 //! merge drops each input chunk as soon as it has read past it.
 //!
