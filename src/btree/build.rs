@@ -95,8 +95,6 @@ struct Builder<'a> {
     pending_first: Option<Vec<u8>>,
     /// Bytes written since the last [`Storage::write_behind`].
     unflushed: usize,
-    /// The buffer overflow runs are encoded in, reused from run to run.
-    run_buf: Vec<u8>,
     /// New pages written but not yet handed to the storage: consecutive pages gathered
     /// into one write of up to [`COALESCE_BYTES`], starting at `coalesced_at`.
     coalesced: Vec<u8>,
@@ -146,17 +144,27 @@ impl Builder<'_> {
     /// Writes the `pages` pages just allocated at `page`: gathered with the new pages
     /// just before them when they follow on, else after those are written.
     fn write_new(&mut self, page: u64, pages: u64, bytes: &[u8]) -> Result<()> {
+        self.write_new_with(page, pages, |buf| buf.extend_from_slice(bytes))
+    }
+
+    /// [`Builder::write_new`] of the bytes `encode` appends to the buffer (an overflow
+    /// run is encoded straight into it).
+    fn write_new_with(
+        &mut self,
+        page: u64,
+        pages: u64,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<()> {
+        let len = pages as usize * self.page_size as usize;
         let follows = self.pager.offset_of(self.coalesced_at) + self.coalesced.len() as u64
             == self.pager.offset_of(page);
-        if !self.coalesced.is_empty()
-            && (!follows || self.coalesced.len() + bytes.len() > COALESCE_BYTES)
-        {
+        if !self.coalesced.is_empty() && (!follows || self.coalesced.len() + len > COALESCE_BYTES) {
             self.write_coalesced()?;
         }
         if self.coalesced.is_empty() {
             self.coalesced_at = page;
         }
-        self.coalesced.extend_from_slice(bytes);
+        encode(&mut self.coalesced);
         self.new_pages.extend(page..page + pages);
         if self.coalesced.len() >= COALESCE_BYTES {
             self.write_coalesced()?;
@@ -173,7 +181,12 @@ impl Builder<'_> {
         self.storage
             .write_at(self.pager.offset_of(self.coalesced_at), &self.coalesced)?;
         self.unflushed += self.coalesced.len();
-        self.coalesced.clear();
+        if self.coalesced.capacity() > 2 * COALESCE_BYTES {
+            // One run of a very large value grew it: not kept for the rest of the build.
+            self.coalesced = Vec::new();
+        } else {
+            self.coalesced.clear();
+        }
         if self.unflushed >= WRITE_BEHIND_BYTES {
             self.storage.write_behind();
             self.unflushed = 0;
@@ -301,11 +314,9 @@ impl Builder<'_> {
         let len = u32::try_from(value.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
         let pages = run_pages(ps, value.len());
         let run = self.alloc(pages)?;
-        let mut buf = std::mem::take(&mut self.run_buf);
-        encode_run_into(&mut buf, PageKind::Overflow, run, ps, value, len, 0);
-        let written = self.write_new(run, pages, &buf);
-        self.run_buf = buf;
-        written?;
+        self.write_new_with(run, pages, |buf| {
+            encode_run_into(buf, PageKind::Overflow, run, ps, value, len, 0);
+        })?;
         self.room_for(&tkey, OVERFLOW_CELL_BODY)?;
         self.pending.push_leaf_overflow(&tkey, run, len);
         Ok(())
@@ -438,7 +449,6 @@ pub fn rebuild_from(
         pending: NodeBuilder::new(true, page_size),
         pending_first: None,
         unflushed: 0,
-        run_buf: Vec::new(),
         coalesced: Vec::new(),
         coalesced_at: 0,
     };

@@ -31,11 +31,12 @@ pub fn encode_run(
     buf
 }
 
-/// [`encode_run`] into `buf` (its earlier contents replaced), so a writer of many runs
-/// reuses one buffer: no allocation and no zeroing of the payload's bytes per run.
+/// Appends the bytes of [`encode_run`] to `buf`, so a writer of many runs encodes them
+/// straight into its write buffer: no allocation and no zeroing of the payload's bytes per
+/// run.
 #[expect(
     clippy::indexing_slicing,
-    reason = "the buffer is sized to hold the header and payload"
+    reason = "the run's bytes are appended before they are indexed"
 )]
 pub fn encode_run_into(
     buf: &mut Vec<u8>,
@@ -48,19 +49,20 @@ pub fn encode_run_into(
 ) {
     let pages = run_pages(page_size, payload.len());
     let len = (pages * u64::from(page_size)) as usize;
-    buf.clear();
+    let start = buf.len();
     buf.reserve(len);
     buf.extend_from_slice(&[0u8; LOG_PAGE_HEADER_LEN]);
     buf.extend_from_slice(payload);
-    buf.resize(len, 0);
-    buf[4] = kind as u8;
-    buf[5] = 1;
-    buf[8..16].copy_from_slice(&page.to_le_bytes());
-    buf[16..20].copy_from_slice(&(pages as u32).to_le_bytes());
-    buf[20..24].copy_from_slice(&value_len.to_le_bytes());
-    buf[24..32].copy_from_slice(&entry_count.to_le_bytes());
-    let sum = checksum(&[&buf[4..]]);
-    buf[..4].copy_from_slice(&sum.to_le_bytes());
+    buf.resize(start + len, 0);
+    let run = &mut buf[start..];
+    run[4] = kind as u8;
+    run[5] = 1;
+    run[8..16].copy_from_slice(&page.to_le_bytes());
+    run[16..20].copy_from_slice(&(pages as u32).to_le_bytes());
+    run[20..24].copy_from_slice(&value_len.to_le_bytes());
+    run[24..32].copy_from_slice(&entry_count.to_le_bytes());
+    let sum = checksum(&[&run[4..]]);
+    run[..4].copy_from_slice(&sum.to_le_bytes());
 }
 
 /// A verified run: its payload region and header fields.
