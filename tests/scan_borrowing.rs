@@ -10,6 +10,9 @@ use std::ops::Bound;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// A scan to check: its lower and upper bound, and whether it runs in reverse.
+type ScanSpec = (Bound<Vec<u8>>, Bound<Vec<u8>>, bool);
+
 fn key(i: u8) -> Vec<u8> {
     vec![b'k', i / 16, i % 16]
 }
@@ -96,6 +99,33 @@ fn collect(
     out
 }
 
+/// Each scan of `scans` (bounds and direction) hands out what the model holds in its
+/// range, and what the owned iterator hands out.
+fn check_scans(
+    tx: &capsuledb::Transaction<'_>,
+    model: &Model,
+    scans: &[ScanSpec],
+) -> Result<(), TestCaseError> {
+    for (lo, hi, reverse) in scans {
+        let got = collect(tx, lo, hi, *reverse);
+        prop_assert_eq!(&got, &expected(model, lo, hi, *reverse));
+        let range = (lo.clone(), hi.clone());
+        let owned: Vec<(Vec<u8>, Vec<u8>)> = if *reverse {
+            tx.range_rev("t", range)
+                .expect("range_rev")
+                .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item"))
+                .collect()
+        } else {
+            tx.range("t", range)
+                .expect("range")
+                .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item"))
+                .collect()
+        };
+        prop_assert_eq!(got, owned);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
     #[test]
@@ -153,18 +183,7 @@ proptest! {
                 }
             }
         }
-        for (lo, hi, reverse) in &scans {
-            let got = collect(&tx, lo, hi, *reverse);
-            prop_assert_eq!(&got, &expected(&model, lo, hi, *reverse));
-            let owned: Vec<(Vec<u8>, Vec<u8>)> = if *reverse {
-                tx.range_rev("t", (lo.clone(), hi.clone())).expect("range_rev")
-                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item")).collect()
-            } else {
-                tx.range("t", (lo.clone(), hi.clone())).expect("range")
-                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item")).collect()
-            };
-            prop_assert_eq!(got, owned);
-        }
+        check_scans(&tx, &model, &scans)?;
     }
 }
 
@@ -240,6 +259,25 @@ fn wide_key(i: u16) -> Vec<u8> {
     i.to_be_bytes().to_vec()
 }
 
+/// Puts `value` at (`true`) or deletes (`false`) each wide key of `ops`, in `tx` and in
+/// `model`.
+fn put_or_delete(
+    tx: &mut capsuledb::Transaction<'_>,
+    model: &mut Model,
+    ops: &[(u16, bool)],
+    value: &[u8],
+) {
+    for &(k, put) in ops {
+        if put {
+            tx.put("t", &wide_key(k), value).expect("put");
+            model.insert(wide_key(k), value.to_vec());
+        } else {
+            tx.delete("t", &wide_key(k)).expect("delete");
+            model.remove(&wide_key(k));
+        }
+    }
+}
+
 fn any_wide_bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
     prop_oneof![
         Just(Bound::Unbounded),
@@ -275,38 +313,11 @@ proptest! {
         tx.commit().expect("commit");
         db.checkpoint().expect("checkpoint");
         let mut tx = conn.begin().expect("begin");
-        for &(k, put) in &store {
-            if put {
-                tx.put("t", &wide_key(k), b"store").expect("put");
-                model.insert(wide_key(k), b"store".to_vec());
-            } else {
-                tx.delete("t", &wide_key(k)).expect("delete");
-                model.remove(&wide_key(k));
-            }
-        }
+        put_or_delete(&mut tx, &mut model, &store, b"store");
         tx.commit().expect("commit");
         let mut tx = conn.begin().expect("begin");
-        for &(k, put) in &own {
-            if put {
-                tx.put("t", &wide_key(k), b"own").expect("put");
-                model.insert(wide_key(k), b"own".to_vec());
-            } else {
-                tx.delete("t", &wide_key(k)).expect("delete");
-                model.remove(&wide_key(k));
-            }
-        }
-        for (lo, hi, reverse) in &scans {
-            let got = collect(&tx, lo, hi, *reverse);
-            prop_assert_eq!(&got, &expected(&model, lo, hi, *reverse));
-            let owned: Vec<(Vec<u8>, Vec<u8>)> = if *reverse {
-                tx.range_rev("t", (lo.clone(), hi.clone())).expect("range_rev")
-                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item")).collect()
-            } else {
-                tx.range("t", (lo.clone(), hi.clone())).expect("range")
-                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item")).collect()
-            };
-            prop_assert_eq!(got, owned);
-        }
+        put_or_delete(&mut tx, &mut model, &own, b"own");
+        check_scans(&tx, &model, &scans)?;
     }
 }
 

@@ -76,26 +76,16 @@ impl LeafRun {
         if self.lo >= self.hi || inside(&node.key(far)?) {
             return Ok((self, false));
         }
-        // `inside` holds for cells below `cut` (forward) or at and above it (reverse).
-        let (mut a, mut b) = (self.lo, self.hi);
-        while a < b {
-            let mid = a + (b - a) / 2;
-            if inside(&node.key(mid)?) != reverse {
-                a = mid + 1;
-            } else {
-                b = mid;
-            }
-        }
+        // `inside` holds for cells below the cut (forward) or at and above it (reverse).
+        let cut = self.partition(file, self.lo, self.hi, |k| inside(k) != reverse)?;
         if reverse {
-            self.lo = a;
+            self.lo = cut;
         } else {
-            self.hi = a;
+            self.hi = cut;
         }
         Ok((self, true))
     }
-}
 
-impl LeafRun {
     /// The first index in `lo..hi` (inside the run) whose key fails `before`, where
     /// `before` holds for a prefix of those cells in index order: a binary search.
     pub fn partition(

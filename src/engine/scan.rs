@@ -404,11 +404,7 @@ impl<'t> ScanMerge<'t> {
             return Ok(false);
         };
         let prefix = self.table.to_be_bytes();
-        let end = if reverse {
-            bound_slice(&self.lo)
-        } else {
-            bound_slice(&self.hi)
-        };
+        let end = self.end();
         let (run, cut) = run.narrowed(view, reverse, |k| {
             k.table_bytes() == Some(prefix) && within(k.user(), end, reverse)
         })?;

@@ -56,6 +56,7 @@ impl Default for Verified {
 
 impl Verified {
     /// The word holding `page`'s bit, allocating its chunk when `create`.
+    #[inline]
     fn word(&self, page: u64, create: bool) -> Option<(&AtomicU64, u64)> {
         let chunk = self
             .chunks
@@ -76,12 +77,8 @@ impl Verified {
     /// Whether `page` was verified since it was last freed.
     #[inline]
     pub fn contains(&self, page: u64) -> bool {
-        let at = page % VERIFIED_CHUNK_PAGES;
-        usize::try_from(page / VERIFIED_CHUNK_PAGES)
-            .ok()
-            .and_then(|c| self.chunks.get(c)?.get())
-            .and_then(|bits| bits.get(usize::try_from(at / 64).ok()?))
-            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (at % 64)) != 0)
+        self.word(page, false)
+            .is_some_and(|(w, bit)| w.load(Ordering::Acquire) & bit != 0)
     }
 
     /// Records that `page` verified.
