@@ -99,6 +99,23 @@ pub enum CellValue<'a> {
     },
 }
 
+/// [`NodeRef::header`]'s problem for a kind byte that is no tree page's.
+const NOT_A_TREE_PAGE: &str = "not a tree page";
+
+/// The error for a problem [`NodeRef::header`] found in page `page`.
+#[cold]
+#[inline(never)]
+fn header_error(bytes: &[u8], page: u64, what: &'static str) -> Error {
+    if what == NOT_A_TREE_PAGE {
+        let kind = bytes.get(4).copied().unwrap_or(0);
+        return Error::corrupted(
+            page,
+            format!("expected a tree page, found kind byte {kind}"),
+        );
+    }
+    Error::corrupted(page, what.to_string())
+}
+
 /// What a tree page is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Form {
@@ -150,72 +167,33 @@ impl<'a> NodeRef<'a> {
         page: u64,
         verified: Option<&crate::pager::Verified>,
     ) -> Result<NodeRef<'a>> {
-        let kind = bytes.get(4).copied().unwrap_or(0);
-        let form = Form::of(kind);
         let trusted = verified.is_some_and(|v| v.contains(page));
-        if !trusted {
-            verify_first_read(bytes, form, page, verified)?;
-        } else if form == Form::Branch && kind != PageKind::Branch as u8 {
-            return Err(Error::corrupted(
-                page,
-                format!("expected a tree page, found kind byte {kind}"),
-            ));
-        }
-        let bad = |what: &str| Error::corrupted(page, what.to_string());
-        let count = usize::from(u16_at(bytes, 16).ok_or_else(|| bad("cut short"))?);
-        if bytes.get(20..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
-            return Err(bad("reserved node header bytes are not zero"));
-        }
-        match bytes.get(19).copied().unwrap_or(0) {
-            0 => {}
-            _ if form != Form::Compact => {
-                return Err(bad("reserved node header bytes are not zero"));
-            }
-            1 => return Err(bad("a multi-page leaf of one page")),
-            n if usize::from(n) > LEAF_PAGES_MAX || bytes.len() > LEAF_BYTES_MAX => {
-                return Err(bad("leaf longer than the limit"));
-            }
-            _ => {}
-        }
-        let prefix_len = usize::from(bytes.get(18).copied().unwrap_or(0));
-        if prefix_len > PREFIX_LEN || (form != Form::Compact && prefix_len != 0) {
-            return Err(bad("bad key prefix length"));
-        }
-        let first_child = u64_at(bytes, 24).ok_or_else(|| bad("cut short"))?;
-        if form == Form::Leaf && first_child != 0 {
-            return Err(bad("leaf has a first child"));
-        }
-        let (first_child, prefix) = match form {
-            Form::Branch => (first_child, &[][..]),
-            Form::Leaf => (0, &[][..]),
-            Form::Compact => {
-                if bytes
-                    .get(24 + prefix_len..32)
-                    .is_some_and(|r| r.iter().any(|&b| b != 0))
-                {
-                    return Err(bad("bytes after the key prefix are not zero"));
-                }
-                (
-                    0,
-                    bytes
-                        .get(24..24 + prefix_len)
-                        .ok_or_else(|| bad("cut short"))?,
-                )
-            }
-        };
-        let node = NodeRef {
-            bytes,
-            page,
-            count,
-            first_child,
-            form,
-            prefix,
-        };
         if trusted {
-            // Its checksum and this structure were checked when it was first read, and
-            // it has not been written since.
-            return Ok(node);
+            // Its checksum and its cells were checked when it was first read, and it has
+            // not been written since: only the header is parsed (and checked) again. The
+            // header's problems are plain strings, so the node stays in registers.
+            return match Self::header(bytes, page, true) {
+                Ok(node) => Ok(node),
+                Err(what) => Err(header_error(bytes, page, what)),
+            };
         }
+        Self::parse_first(bytes, page, verified)
+    }
+
+    /// [`NodeRef::parse_cached`] for a page not yet verified: its checksum, header and
+    /// cell offsets.
+    #[inline(never)]
+    fn parse_first(
+        bytes: &'a [u8],
+        page: u64,
+        verified: Option<&crate::pager::Verified>,
+    ) -> Result<NodeRef<'a>> {
+        let form = Form::of(bytes.get(4).copied().unwrap_or(0));
+        verify_first_read(bytes, form, page, verified)?;
+        let node =
+            Self::header(bytes, page, false).map_err(|what| header_error(bytes, page, what))?;
+        let bad = |what: &str| Error::corrupted(page, what.to_string());
+        let count = node.count;
         // Offsets strictly increasing, after the offset array, cells inside the page.
         let cells_start = OFFSETS_AT + 2 * count;
         let mut prev = cells_start;
@@ -231,6 +209,64 @@ impl<'a> NodeRef<'a> {
             prev = end;
         }
         Ok(node)
+    }
+
+    /// The node's header fields, checked (a page whose kind byte is no tree page's reads
+    /// as a branch; `trusted` then rejects it, an unverified page's checksum check already
+    /// did).
+    #[inline(always)]
+    fn header(
+        bytes: &'a [u8],
+        page: u64,
+        trusted: bool,
+    ) -> std::result::Result<NodeRef<'a>, &'static str> {
+        let kind = bytes.get(4).copied().unwrap_or(0);
+        let form = Form::of(kind);
+        if trusted && form == Form::Branch && kind != PageKind::Branch as u8 {
+            return Err(NOT_A_TREE_PAGE);
+        }
+        let count = usize::from(u16_at(bytes, 16).ok_or("cut short")?);
+        if bytes.get(20..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
+            return Err("reserved node header bytes are not zero");
+        }
+        match bytes.get(19).copied().unwrap_or(0) {
+            0 => {}
+            _ if form != Form::Compact => return Err("reserved node header bytes are not zero"),
+            1 => return Err("a multi-page leaf of one page"),
+            n if usize::from(n) > LEAF_PAGES_MAX || bytes.len() > LEAF_BYTES_MAX => {
+                return Err("leaf longer than the limit");
+            }
+            _ => {}
+        }
+        let prefix_len = usize::from(bytes.get(18).copied().unwrap_or(0));
+        if prefix_len > PREFIX_LEN || (form != Form::Compact && prefix_len != 0) {
+            return Err("bad key prefix length");
+        }
+        let first_child = u64_at(bytes, 24).ok_or("cut short")?;
+        if form == Form::Leaf && first_child != 0 {
+            return Err("leaf has a first child");
+        }
+        let (first_child, prefix) = match form {
+            Form::Branch => (first_child, &[][..]),
+            Form::Leaf => (0, &[][..]),
+            Form::Compact => {
+                if bytes
+                    .get(24 + prefix_len..32)
+                    .is_some_and(|r| r.iter().any(|&b| b != 0))
+                {
+                    return Err("bytes after the key prefix are not zero");
+                }
+                (0, bytes.get(24..24 + prefix_len).ok_or("cut short")?)
+            }
+        };
+        Ok(NodeRef {
+            bytes,
+            page,
+            count,
+            first_child,
+            form,
+            prefix,
+        })
     }
 
     /// Whether the node has at least 3 cells of [`LARGE_CELL`] bytes or more on average

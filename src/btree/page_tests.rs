@@ -294,3 +294,48 @@ proptest! {
         }
     }
 }
+
+/// A page read once (so trusted afterwards) whose header changes in memory: the trusted
+/// path still parses the header and names the page instead of reading it as a node.
+#[test]
+fn a_trusted_page_with_a_bad_header_is_an_error_naming_it() {
+    let verified = crate::pager::Verified::default();
+    let mut b = NodeBuilder::new(true, 4096);
+    let key = k(3, b"a");
+    assert!(b.admit(&TreeKey::whole(&key), 1));
+    b.push_leaf_inline(&TreeKey::whole(&key), b"1");
+    let mut page = b.finish(9).unwrap();
+    assert_eq!(
+        NodeRef::parse_cached(&page, 9, Some(&verified))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert!(verified.contains(9));
+    let good = page.clone();
+    page[4] = 1;
+    let err = NodeRef::parse_cached(&page, 9, Some(&verified))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("page 9") && err.contains("expected a tree page, found kind byte 1"),
+        "{err}"
+    );
+    page = good.clone();
+    page[20] = 1;
+    let err = NodeRef::parse_cached(&page, 9, Some(&verified))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("page 9") && err.contains("reserved node header bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        NodeRef::parse_cached(&good, 9, Some(&verified))
+            .unwrap()
+            .count(),
+        1
+    );
+}
