@@ -223,9 +223,13 @@ pub fn decode_list(bytes: &[u8]) -> Result<VersionList> {
     Ok(out)
 }
 
+/// Longest index [`find_in_list`] counts through instead of binary-searching (32 entries:
+/// six cache lines).
+const LINEAR_INDEX_MAX: usize = 32;
+
 /// The element a read at `seq` sees, found without decoding the rest: `None` when no
 /// element is at or below `seq`, `Some(None)` for a deletion, else the value's bytes (a
-/// slice of `bytes`). An indexed list is binary-searched; a version-2 list is walked.
+/// slice of `bytes`). An indexed list's index is searched; a version-2 list is walked.
 pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
     let Some(list) = Indexed::parse(bytes)? else {
         let mut it = V2Elements::parse(bytes)?;
@@ -236,16 +240,26 @@ pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
         }
         return Ok(None);
     };
-    // Sequences decrease: the first index entry at or below `seq`.
-    let (mut lo, mut hi) = (0, list.count);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if list.seq(mid) > seq {
-            lo = mid + 1;
-        } else {
-            hi = mid;
+    // Sequences decrease: the first index entry at or below `seq`, which is the number of
+    // entries above it. A short index is counted without branches: its loads do not
+    // depend on each other, so the index's cache lines (lists live in leaves that are
+    // seldom cached) are fetched together instead of one probe after another.
+    let lo = if list.count <= LINEAR_INDEX_MAX {
+        (0..list.count)
+            .map(|i| usize::from(list.seq(i) > seq))
+            .sum()
+    } else {
+        let (mut lo, mut hi) = (0, list.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if list.seq(mid) > seq {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
         }
-    }
+        lo
+    };
     if lo == list.count {
         return Ok(None);
     }
