@@ -307,10 +307,13 @@ pub(super) struct Run {
     filter: Filter,
     len: usize,
     bytes: usize,
-    /// How many merges made this run (0: a sealed tail).
+    /// How many merges made this run (0: a sealed tail), or the level its size stands
+    /// for after runs were appended to it ([`Run::try_append`]).
     level: u8,
     /// What its records leave out.
     shape: Shape,
+    /// Where its last record starts (meaningless while it has none).
+    last: Pos,
 }
 
 /// Where a record keeps its key and value in its chunk, and the position of the record
@@ -334,6 +337,69 @@ impl Run {
 
     pub(super) fn level(&self) -> u8 {
         self.level
+    }
+
+    /// Raises the run's level to `level` (a run appended to stands for the level its size
+    /// would have reached by merges, so the leveling keeps merging like with like).
+    pub(super) fn raise_level(&mut self, level: u8) {
+        self.level = self.level.max(level);
+    }
+
+    /// Appends `next`, when every key of `next` is above every key of this run and its
+    /// records can take this run's shape: chunks and fences move, no record is copied
+    /// (one whose shape leaves out more than this run's is re-encoded into it). The run
+    /// then has no filter: a read first checks that the key lies within the run's first
+    /// and last keys (a load in key order leaves one run of disjoint stretches, which a
+    /// filter of their union would not turn away any better). Gives `next` back when it
+    /// cannot be appended.
+    pub(super) fn try_append(&mut self, next: Run) -> Option<Run> {
+        if self.len == 0 || next.len == 0 {
+            return Some(next);
+        }
+        let ordered = match (self.entry(self.last), next.entry(next.start())) {
+            (Some((last, _, _)), Some((first, _, _))) => cmp_keys(last, first).is_lt(),
+            _ => false,
+        };
+        if !ordered || self.shape.meet(next.shape) != self.shape {
+            return Some(next);
+        }
+        let next = if next.shape == self.shape {
+            next
+        } else {
+            let mut b = RunBuilder::new(next.level, next.len, next.bytes, true, self.shape);
+            let mut pos = next.start();
+            while let Some((key, value, after)) = next.entry(pos) {
+                b.push(key, value);
+                pos = after;
+            }
+            b.finish()
+        };
+        let shift = self.chunks.len() as u32;
+        let moved = |p: Pos| Pos {
+            chunk: p.chunk + shift,
+            off: p.off,
+        };
+        self.fences.extend(next.fences.iter().map(|f| Fence {
+            word: f.word,
+            pos: moved(f.pos),
+        }));
+        self.chunks.extend(next.chunks);
+        self.last = moved(next.last);
+        self.len += next.len;
+        self.bytes += next.bytes;
+        self.level = self.level.max(next.level);
+        self.filter = Filter::default();
+        None
+    }
+
+    /// Whether `key` lies within the run's first and last keys.
+    fn spans_key(&self, key: &[u8]) -> bool {
+        match (self.entry(self.start()), self.entry(self.last)) {
+            (Some((first, _, _)), Some((last, _, _))) => {
+                cmp_keys(first, key).is_le() && cmp_keys(key, last).is_le()
+            }
+            _ => false,
+        }
     }
 
     /// The record at `pos`, or `None` at the run's end.
@@ -421,6 +487,9 @@ impl Run {
     /// `None` when the run has none.
     pub(super) fn get(&self, key: &[u8], hash: u64) -> Option<Option<&[u8]>> {
         if !self.filter.may_hold(hash) {
+            return None;
+        }
+        if self.filter.blocks.is_empty() && !self.spans_key(key) {
             return None;
         }
         match self.entry(self.partition(key, false)) {
@@ -524,6 +593,11 @@ impl RunBuilder {
         }
         self.since_fence.0 += 1;
         self.since_fence.1 += need;
+        let end = self.run.chunks.last().map_or(0, Vec::len);
+        self.run.last = Pos {
+            chunk: self.run.chunks.len().saturating_sub(1) as u32,
+            off: end.saturating_sub(need) as u32,
+        };
         self.run.len += 1;
         self.run.bytes += need;
         self.left = self.left.saturating_sub(need);

@@ -52,7 +52,7 @@ pub fn measure<E: Engine>(e: &E, dir: &Path, c: &Config, keys: &[Key], out: &mut
         );
         out.reads.push((threads, run.per_s()));
     }
-    let (run, mean) = workloads::scans(e, c.scan_len, c.read_seconds, c.seed)?;
+    let (run, mean) = workloads::scans(e, keys, c.ascending_keys, c.scan_len, c.read_seconds, c.seed)?;
     eprintln!(
         "    scans: {} scans/s ({mean:.0} entries each)",
         fmt_num(run.per_s())
@@ -104,8 +104,9 @@ impl Labels {
         let n = fmt_num(c.after_commits as f64);
         Labels {
             load: format!(
-                "(c) bulk load of {} keys in one durable transaction: s",
-                fmt_num(c.keys as f64)
+                "(c) bulk load of {} {}keys in one durable transaction: s",
+                fmt_num(c.keys as f64),
+                if c.ascending_keys { "ascending " } else { "" }
             ),
             memory: "(c) peak anonymous memory (RssAnon) during the bulk load, minus RssAnon just before it: MB".into(),
             size: "(c) all files after the bulk load: MB allocated on disk".into(),
@@ -159,7 +160,7 @@ pub fn run(
     c: &Config,
     root: &Path,
 ) {
-    let keys = workloads::bulk_keys(c.keys, c.seed);
+    let keys = workloads::bulk_keys(c.keys, c.seed, c.ascending_keys);
     let l = Labels::new(c);
     for (label, better) in l.all() {
         t.row(label, better);

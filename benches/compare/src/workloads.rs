@@ -91,10 +91,19 @@ pub fn concurrent<E: Engine>(e: &E, threads: usize, seconds: f64, seed: u64) -> 
     )
 }
 
-/// The keys of the bulk load, in load order.
-pub fn bulk_keys(n: u64, seed: u64) -> Vec<Key> {
+/// The keys of the bulk load, in load order: random, or with `ascending` a big-endian
+/// counter in the first 8 bytes (then random bytes), so they are loaded in key order.
+pub fn bulk_keys(n: u64, seed: u64, ascending: bool) -> Vec<Key> {
     let mut rng = Rng::new(seed_for(seed, "bulk", 0));
-    (0..n).map(|_| rng.key()).collect()
+    (0..n)
+        .map(|i| {
+            let mut k = rng.key();
+            if ascending {
+                k[..8].copy_from_slice(&i.to_be_bytes());
+            }
+            k
+        })
+        .collect()
 }
 
 /// (c): puts every key in one transaction, durably; returns seconds.
@@ -145,8 +154,17 @@ pub fn reads<E: Engine>(e: &E, keys: &[Key], threads: usize, seconds: f64, seed:
 }
 
 /// (e): scans of `len` entries from random start keys on one thread; returns the run
-/// and the mean entries per scan.
-pub fn scans<E: Engine>(e: &E, len: usize, seconds: f64, seed: u64) -> Res<(Run, f64)> {
+/// and the mean entries per scan. With `ascending` keys a random start key would lie past
+/// every loaded key (their first 8 bytes count from 0), so a start then takes a random
+/// loaded key's counter and random bytes after it.
+pub fn scans<E: Engine>(
+    e: &E,
+    keys: &[Key],
+    ascending: bool,
+    len: usize,
+    seconds: f64,
+    seed: u64,
+) -> Res<(Run, f64)> {
     let entries = std::sync::atomic::AtomicU64::new(0);
     let run = timed(
         e,
@@ -156,6 +174,10 @@ pub fn scans<E: Engine>(e: &E, len: usize, seconds: f64, seed: u64) -> Res<(Run,
         |e, s, rng| {
             let mut start = [0u8; KEY_LEN];
             rng.fill(&mut start);
+            if ascending {
+                let loaded = keys[rng.below(keys.len() as u64) as usize];
+                start[..8].copy_from_slice(&loaded[..8]);
+            }
             let n = e.scan(s, &start, len)?;
             entries.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             Ok((1, 0))
