@@ -7,6 +7,7 @@ mod control;
 mod create;
 mod files;
 mod follow;
+mod idle;
 mod integrity;
 mod pin_cache;
 mod read;
@@ -91,6 +92,8 @@ pub(crate) struct Engine {
     pub(crate) checkpoints: AtomicU64,
     last_checkpoint_try: AtomicU64,
     checkpoint_running: AtomicBool,
+    /// An idle watcher runs (`idle.rs`).
+    idle_armed: AtomicBool,
     /// Transactions committed straight into the tree.
     pub(crate) tree_commits: AtomicU64,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
@@ -366,6 +369,7 @@ impl Engine {
             checkpoints: AtomicU64::new(0),
             last_checkpoint_try: AtomicU64::new(0),
             checkpoint_running: AtomicBool::new(false),
+            idle_armed: AtomicBool::new(false),
             tree_commits: AtomicU64::new(0),
             last_checkpoint_error: Mutex::new(None),
             live_tail: Mutex::new(config.read_only.then_some(tail)),
@@ -458,6 +462,8 @@ impl Engine {
             && !self.checkpoint_running.swap(true, Ordering::AcqRel);
         if due {
             self.start_background_checkpoint();
+        } else {
+            self.arm_idle_fold(bytes);
         }
         self.throttle(bytes);
         Ok(seq)

@@ -29,6 +29,8 @@ usage: compare [--quick] [options]
   --scan-len N         (e) entries per scan                      [1000]
   --after-commits N    (c) durable 1-key commits after the load  [1000]
   --value-len N        (a) to (e) bytes per value (at least 8)   [150]
+  --load-batch N       (c) keys per transaction of the bulk load
+                       (0: all in one)                           [0]
   --key-order ORDER    (c) random, or ascending (a big-endian counter
                        in each key's first 8 bytes, loaded in order) [random]
   --reads-per-snapshot N  (d) point reads per read transaction   [256]
@@ -83,6 +85,8 @@ pub struct Config {
     pub bank_threads: usize,
     pub bank: Bank,
     pub seed: u64,
+    /// `--load-batch`: keys per transaction of the bulk load (0: one transaction).
+    pub load_batch: usize,
     /// `--key-order ascending`: the bulk load's keys ascend in load order.
     pub ascending_keys: bool,
     pub fsync_seconds: f64,
@@ -137,6 +141,7 @@ pub fn parse_args() -> Res<Config> {
         },
         seed: 42,
         ascending_keys: false,
+        load_batch: 0,
         fsync_seconds: if quick { 0.3 } else { 1.0 },
     };
     let mut it = args.iter();
@@ -184,6 +189,7 @@ pub fn parse_args() -> Res<Config> {
             "--hot" => c.bank.hot = value.parse().map_err(|e| bad(&e))?,
             "--hot-pct" => c.bank.hot_pct = value.parse().map_err(|e| bad(&e))?,
             "--seed" => c.seed = value.parse().map_err(|e| bad(&e))?,
+            "--load-batch" => c.load_batch = value.parse().map_err(|e| bad(&e))?,
             "--key-order" => {
                 c.ascending_keys = match value.as_str() {
                     "random" => false,

@@ -16,6 +16,8 @@ use std::path::Path;
 #[derive(Default)]
 pub struct Cells {
     load_s: Option<f64>,
+    /// The longest transaction of a batched load, s.
+    load_longest: Option<f64>,
     memory: Option<Peak>,
     size: Option<(u64, u64)>,
     stats: Option<String>,
@@ -32,10 +34,12 @@ pub struct Cells {
 pub fn measure<E: Engine>(e: &E, dir: &Path, c: &Config, keys: &[Key], out: &mut Cells) -> Res<()> {
     let _ = e.stats_note();
     // Sampled from before the transaction begins until its durable commit returns.
-    let (loaded, peak) = memory::peak_during(|| workloads::bulk_load(e, keys, c.seed));
+    let (loaded, peak) =
+        memory::peak_during(|| workloads::bulk_load(e, keys, c.seed, c.load_batch));
     out.memory = peak;
-    let s = loaded?;
+    let (s, longest) = loaded?;
     out.load_s = Some(s);
+    out.load_longest = Some(longest);
     out.size = Some(fsync::dir_size(dir)?);
     out.stats = e.stats_note();
     eprintln!(
@@ -104,9 +108,14 @@ impl Labels {
         let n = fmt_num(c.after_commits as f64);
         Labels {
             load: format!(
-                "(c) bulk load of {} {}keys in one durable transaction: s",
+                "(c) bulk load of {} {}keys in {}: s",
                 fmt_num(c.keys as f64),
-                if c.ascending_keys { "ascending " } else { "" }
+                if c.ascending_keys { "ascending " } else { "" },
+                if c.load_batch == 0 {
+                    "one durable transaction".to_string()
+                } else {
+                    format!("durable transactions of {} keys", fmt_num(c.load_batch as f64))
+                }
             ),
             memory: "(c) peak anonymous memory (RssAnon) during the bulk load, minus RssAnon just before it: MB".into(),
             size: "(c) all files after the bulk load: MB allocated on disk".into(),
@@ -187,6 +196,13 @@ pub fn run(
         let name = r.name();
         if let Some(s) = cells.load_s {
             t.set(&l.load, Better::Lower, i, s);
+        }
+        if let Some(x) = cells.load_longest.filter(|_| c.load_batch > 0) {
+            notes.push(format!(
+                "{name} (c): the longest of the load's transactions of {} keys took {:.1} ms",
+                fmt_num(c.load_batch as f64),
+                x * 1e3
+            ));
         }
         if let Some(p) = cells.memory {
             t.set(&l.memory, Better::Lower, i, p.above_baseline() as f64 / 1e6);

@@ -1,0 +1,76 @@
+//! Folding the version store once commits stop. A checkpoint is otherwise started only
+//! by a commit (`Engine::commit`, when the store passes its budget or the log its commit
+//! bound): after a burst of commits that leaves the store well filled but under budget
+//! (a load in batches of a few thousand keys), every read of the idle database would
+//! keep merging the store with the tree until some later commit. A watcher thread,
+//! started by such a commit, folds the store once no commit has come for
+//! [`IDLE_AFTER`], and then ends; it holds the engine only while it looks and folds.
+
+use super::Engine;
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How long commits must have stopped before the watcher folds the store (it looks
+/// every `IDLE_AFTER`, so the fold starts one to two of them after the last commit).
+const IDLE_AFTER: Duration = Duration::from_millis(50);
+
+/// The watcher is started once the store holds this fraction of its budget or more
+/// (a sixteenth: 4 MiB of the default 64 MiB, tens of thousands of small versions).
+const IDLE_FOLD_FRACTION: u64 = 16;
+
+impl Engine {
+    /// Whether the store holds enough to be worth an idle fold.
+    fn worth_idle_fold(&self, store_bytes: u64) -> bool {
+        store_bytes > 0 && store_bytes >= self.version_bytes_max / IDLE_FOLD_FRACTION
+    }
+
+    /// After a commit through the log that left `store_bytes` in the store: starts the
+    /// idle watcher when the store is worth folding and none runs.
+    pub(super) fn arm_idle_fold(&self, store_bytes: u64) {
+        if self.read_only
+            || !self.worth_idle_fold(store_bytes)
+            || self.idle_armed.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let me = self.me.clone();
+        let spawned = std::thread::Builder::new()
+            .name("capsuledb-idle".into())
+            .spawn(move || watch(me));
+        if spawned.is_err() {
+            // Nothing is lost: the next commit's checkpoint policy still applies.
+            self.idle_armed.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The watcher: looks every [`IDLE_AFTER`] whether a commit came since it last looked;
+/// once none did, folds the store (unless a checkpoint runs) and ends.
+fn watch(engine: Weak<Engine>) {
+    let mut seen = None;
+    loop {
+        std::thread::sleep(IDLE_AFTER);
+        let Some(me) = engine.upgrade() else {
+            return;
+        };
+        if me.closing.load(Ordering::Acquire) {
+            me.idle_armed.store(false, Ordering::Release);
+            return;
+        }
+        let tip = me.committer.tip();
+        if seen != Some(tip) {
+            seen = Some(tip);
+            continue;
+        }
+        // Disarmed first: a commit from here on starts a new watcher.
+        me.idle_armed.store(false, Ordering::Release);
+        if me.worth_idle_fold(me.versions.byte_count())
+            && !me.checkpoint_running.swap(true, Ordering::AcqRel)
+        {
+            let _ = me.run_checkpoint(false);
+            me.checkpoint_running.store(false, Ordering::Release);
+        }
+        return;
+    }
+}

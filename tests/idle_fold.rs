@@ -1,0 +1,103 @@
+//! A version store left well filled by a burst of commits is folded into the tree once
+//! commits stop, without another commit to start the checkpoint; the watcher that does
+//! it never keeps a dropped database open.
+
+use capsuledb::{Database, Durability, Options};
+use std::time::{Duration, Instant};
+
+/// Generous: the fold starts within about 100 ms of the last commit on an idle machine.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A burst of durable commits of `keys` keys each (`rounds` of them), all under the
+/// store's budget, so no commit starts a checkpoint.
+fn burst(db: &Database, rounds: u64, keys: u64) {
+    let mut c = db.connect();
+    for r in 0..rounds {
+        let mut tx = c.begin().unwrap();
+        for k in 0..keys {
+            let key = (r * keys + k).to_be_bytes();
+            tx.put("t", &key, &[r as u8; 100]).unwrap();
+        }
+        tx.commit_with(Durability::Durable).unwrap();
+    }
+}
+
+fn open(path: &std::path::Path) -> Database {
+    Options::new()
+        .version_store_budget(4 << 20)
+        .open(path)
+        .unwrap()
+}
+
+#[test]
+fn a_filled_store_is_folded_once_commits_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("idle.db"));
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    // 20 × 100 keys of about 110 bytes: 220 KB, over a sixteenth of the 4 MiB budget.
+    burst(&db, 20, 100);
+    let filled = db.stats();
+    assert!(filled.version_bytes > 0);
+    let tip = filled.tip_seq;
+    let start = Instant::now();
+    while db.stats().version_bytes > 0 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the store was never folded: {:?}",
+            db.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let after = db.stats();
+    assert_eq!(after.tip_seq, tip, "folded without a commit");
+    assert!(after.checkpoints > filled.checkpoints);
+    // Every key reads back from the tree.
+    let tx = c.begin_read().unwrap();
+    for k in 0..2000u64 {
+        let v = tx.get("t", &k.to_be_bytes()).unwrap().unwrap();
+        assert_eq!(v, vec![(k / 100) as u8; 100]);
+    }
+    assert!(db.check_integrity().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_small_store_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("small.db"));
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    burst(&db, 3, 10);
+    let before = db.stats();
+    std::thread::sleep(Duration::from_millis(400));
+    let after = db.stats();
+    assert_eq!(after.checkpoints, before.checkpoints);
+    assert_eq!(after.version_bytes, before.version_bytes);
+}
+
+#[test]
+fn a_watching_database_reopens_at_once_after_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reopen.db");
+    for round in 0..5u64 {
+        let db = open(&path);
+        if round == 0 {
+            let mut c = db.connect();
+            let mut tx = c.begin().unwrap();
+            tx.create_table("t").unwrap();
+            tx.commit().unwrap();
+        }
+        // A watcher is started by this burst and is still waiting when the database
+        // is dropped; the next open must not find the file held.
+        burst(&db, 20, 100);
+        drop(db);
+    }
+    let db = open(&path);
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    assert_eq!(tx.iter("t").unwrap().count(), 2000);
+}
