@@ -357,3 +357,51 @@ fn a_crash_at_every_io_point_recovers_before_or_after_never_earlier() {
         "some crashes fell inside the tree commit"
     );
 }
+
+/// A durable transaction of a few MiB (not large) is a tree commit while the file is
+/// small next to it, and takes the log once the file's pages in use pass eight times
+/// its bytes: in a large tree its keys could each fall in a leaf of their own, and
+/// every such commit would rewrite much of the tree. Either way it reads back.
+#[test]
+fn a_mid_sized_durable_transaction_uses_the_tree_only_while_the_file_is_small() {
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .version_store_budget(256 << 20)
+        .random_seed(0x0007_EEC1)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let mut model = State::new();
+    // 2,000 keys of 1,000 bytes: about 2 MB, over the 1 MiB from which a durable
+    // commit may go into the tree, far under half the budget.
+    let batch = |round: u64| -> Writes {
+        (0..2000u64)
+            .map(|i| {
+                let key = format!(
+                    "mid/{:010}",
+                    (round * 2000 + i).wrapping_mul(0x9E37_79B9) % 4_000_000_007
+                );
+                (key.into_bytes(), Some(vec![round as u8; 1000]))
+            })
+            .collect()
+    };
+    let mut tree_commits = Vec::new();
+    for round in 0..14 {
+        let w = batch(round);
+        commit(&db, &w).unwrap();
+        apply(&mut model, &w);
+        tree_commits.push(db.stats().tree_commits);
+    }
+    assert_eq!(
+        tree_commits[0], 1,
+        "the first, into an empty file, is a tree commit"
+    );
+    let last = *tree_commits.last().unwrap();
+    assert!(last < 14, "later ones take the log: {tree_commits:?}");
+    assert_eq!(
+        tree_commits[13], tree_commits[12],
+        "once the file is large, no more tree commits: {tree_commits:?}"
+    );
+    assert!(db.stats().capsule_bytes > 0);
+    assert_eq!(read_state(&db), model);
+    assert_sound(&db);
+}

@@ -51,6 +51,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Keys written and read (points), and ranges read: what pruning its record costs.
+    pub fn size(&self) -> usize {
+        self.writes.len() + self.read_points.len() + self.read_ranges.len()
+    }
+
     /// Prepares a transaction's sets; reads are kept only under `Serializable`.
     pub fn new(isolation: Isolation, writes: &WriteSet, reads: ReadSet) -> Prepared {
         let serializable = isolation == Isolation::Serializable;
@@ -434,12 +439,20 @@ impl CommitIndex {
     }
 
     /// Forgets commits that no live or future transaction is concurrent with: those
-    /// with `cseq <= horizon`, the oldest live snapshot.
-    pub fn prune(&mut self, horizon: u64) {
-        while self.records.front().is_some_and(|r| r.cseq <= horizon) {
+    /// with `cseq <= horizon`, the oldest live snapshot; it stops once the commits
+    /// forgotten held `budget` keys (always at least one commit): a committer that
+    /// prunes pays for about as many keys as it wrote, never for every commit since the
+    /// last pruning (hundreds of thousands of keys after a burst of large commits took
+    /// a committer half a second).
+    pub fn prune_some(&mut self, horizon: u64, budget: usize) {
+        let mut left = budget;
+        while left > 0 && self.records.front().is_some_and(|r| r.cseq <= horizon) {
             let Some(r) = self.records.pop_front() else {
                 break;
             };
+            left = left.saturating_sub(
+                (r.sets.writes.len() + r.sets.read_points.len() + r.sets.read_ranges.len()).max(1),
+            );
             forget(&mut self.writers, &r.sets.writes, r.ord);
             forget(&mut self.point_readers, &r.sets.read_points, r.ord);
             for range in &r.sets.read_ranges {
@@ -566,5 +579,45 @@ mod tests {
             .admit_unrecorded(0, Isolation::Serializable, &w2, r2)
             .expect_err("write skew");
         assert!(!refused.write_write);
+    }
+
+    #[test]
+    fn pruning_with_a_budget_forgets_whole_commits_in_order_and_keeps_validating() {
+        let mut index = CommitIndex::new(0);
+        // Commits 1..=4 of 3 keys each, then commit 5 of key "late".
+        for i in 0..4u8 {
+            let keys = [[b'k', i, 0], [b'k', i, 1], [b'k', i, 2]];
+            let w = writes(&[&keys[0], &keys[1], &keys[2]]);
+            index
+                .admit(
+                    u64::from(i),
+                    Prepared::new(Isolation::Snapshot, &w, ReadSet::default()),
+                )
+                .unwrap();
+        }
+        let late = writes(&[b"late"]);
+        index
+            .admit(
+                4,
+                Prepared::new(Isolation::Snapshot, &late, ReadSet::default()),
+            )
+            .unwrap();
+        assert_eq!(index.record_count(), 5);
+        // A budget of one key still forgets one whole commit (3 keys).
+        index.prune_some(4, 1);
+        assert_eq!(index.record_count(), 4);
+        // A budget of 4 keys: the next commit (3 keys) and, with 1 key left, one more.
+        index.prune_some(4, 4);
+        assert_eq!(index.record_count(), 2);
+        // Nothing above the horizon goes, whatever the budget.
+        index.prune_some(4, usize::MAX);
+        assert_eq!(index.record_count(), 1, "commit 5 is above horizon 4");
+        // What is kept still refuses a concurrent writer of its key.
+        let refused = index
+            .admit_unrecorded(4, Isolation::Snapshot, &late, ReadSet::default())
+            .expect_err("first committer wins");
+        assert_eq!(refused.committed_seq, 5);
+        index.prune_some(5, usize::MAX);
+        assert_eq!(index.record_count(), 0);
     }
 }

@@ -53,6 +53,11 @@ struct EncodedCapsule {
 
 /// Commits between two prunes of the commit index and the version store.
 const MAINTENANCE_INTERVAL: u64 = 64;
+/// Keys of commit-index records a commit forgets besides twice its own
+/// (`CommitIndex::prune_some`).
+const PRUNE_STEP_KEYS: usize = 1024;
+/// Keys of commit-index records one maintenance pass forgets at most.
+const PRUNE_MAINTAIN_KEYS: usize = 32_768;
 
 /// A key range a transaction scanned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,6 +228,7 @@ impl Committer {
             None
         };
         let sets = Prepared::new(isolation, writes, reads);
+        let prune_budget = PRUNE_STEP_KEYS.saturating_add(sets.size().saturating_mul(2));
         // Step 2: the serialized section.
         let admitted = {
             let mut index = self.index.lock();
@@ -285,7 +291,14 @@ impl Committer {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(MAINTENANCE_INTERVAL)
         {
-            self.maintain();
+            self.maintain_up_to(PRUNE_MAINTAIN_KEYS);
+        } else {
+            // Each commit forgets about twice the keys it recorded (with the most recent
+            // horizon): the index keeps up with its inflow, and no committer pays for a
+            // whole interval's records at once.
+            self.index
+                .lock()
+                .prune_some(self.registry.recent_horizon(), prune_budget);
         }
         Ok(admitted.seq)
     }
@@ -435,7 +448,15 @@ impl Committer {
     }
     /// Prunes the commit index and the version store to the current horizon.
     pub fn maintain(&self) {
-        self.index.lock().prune(self.registry.horizon());
+        self.maintain_up_to(usize::MAX);
+    }
+
+    /// [`Committer::maintain`], forgetting at most `prune_keys` keys of the commit
+    /// index (the rest goes in later passes and commits' own steps).
+    fn maintain_up_to(&self, prune_keys: usize) {
+        self.index
+            .lock()
+            .prune_some(self.registry.horizon(), prune_keys);
         self.history
             .advance(self.tip(), self.registry.horizon().min(self.durable_seq()));
         self.versions.gc(self.gc_horizon());

@@ -53,6 +53,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// than rewriting the leaves its keys fall in.
 const TREE_COMMIT_DURABLE_BYTES_MIN: u64 = 1 << 20;
 
+/// A durable commit of [`TREE_COMMIT_DURABLE_BYTES_MIN`] bytes or more (not large) goes
+/// into the tree only while the file's pages in use are at most this many times its
+/// bytes ([`Engine::tree_sized`]).
+const TREE_COMMIT_FILE_RATIO: u64 = 8;
+
 /// Commits between two automatic checkpoint attempts.
 const CHECKPOINT_RETRY_COMMITS: u64 = 256;
 /// Commits between two attempts while the version store is more than twice over budget.
@@ -91,6 +96,8 @@ pub(crate) struct Engine {
     log_commits_max: u64,
     pub(crate) checkpoints: AtomicU64,
     last_checkpoint_try: AtomicU64,
+    /// The store's bytes at the last automatic checkpoint attempt.
+    last_checkpoint_try_bytes: AtomicU64,
     checkpoint_running: AtomicBool,
     /// An idle watcher runs (`idle.rs`).
     idle_armed: AtomicBool,
@@ -368,6 +375,7 @@ impl Engine {
             log_commits_max: config.checkpoint_log_commits,
             checkpoints: AtomicU64::new(0),
             last_checkpoint_try: AtomicU64::new(0),
+            last_checkpoint_try_bytes: AtomicU64::new(0),
             checkpoint_running: AtomicBool::new(false),
             idle_armed: AtomicBool::new(false),
             tree_commits: AtomicU64::new(0),
@@ -450,7 +458,16 @@ impl Engine {
         } else {
             CHECKPOINT_RETRY_COMMITS
         };
-        let due = s >= last + retry_after
+        // Over budget, a store that grew by a sixteenth of the budget since the last
+        // attempt is due too, however few commits brought it: commits of thousands of
+        // keys would otherwise fill it to twice the budget before the next attempt.
+        let grown = bytes > self.version_bytes_max
+            && bytes
+                >= self
+                    .last_checkpoint_try_bytes
+                    .load(Ordering::Relaxed)
+                    .saturating_add(self.version_bytes_max / 16);
+        let due = (s >= last + retry_after || grown)
             && !self.checkpoint_running.load(Ordering::Acquire)
             && self
                 .checkpointer
@@ -461,6 +478,8 @@ impl Engine {
                 .is_ok()
             && !self.checkpoint_running.swap(true, Ordering::AcqRel);
         if due {
+            self.last_checkpoint_try_bytes
+                .store(bytes, Ordering::Relaxed);
             self.start_background_checkpoint();
         } else {
             self.arm_idle_fold(bytes);
@@ -515,11 +534,24 @@ impl Engine {
 
     /// Whether a commit writing `bytes` is worth a tree commit: a large one always; a
     /// durable one from [`TREE_COMMIT_DURABLE_BYTES_MIN`] (it pays two syncs anyway, and
-    /// its readers then read the tree rather than the version store). An `Applied`
-    /// commit below large stays in memory, as asked.
+    /// its readers then read the tree rather than the version store) while the file's
+    /// pages in use are at most [`TREE_COMMIT_FILE_RATIO`] times its bytes. In a larger
+    /// tree its keys may fall in a leaf each (a load in batches of random keys), and
+    /// each such commit would rewrite much of the tree: the log and a later fold, which
+    /// rewrites those leaves once for many commits, cost less. An `Applied` commit below
+    /// large stays in memory, as asked.
     fn tree_sized(&self, bytes: usize, durability: Durability) -> bool {
-        self.is_large(bytes)
-            || (durability == Durability::Durable && bytes as u64 > TREE_COMMIT_DURABLE_BYTES_MIN)
+        if self.is_large(bytes) {
+            return true;
+        }
+        let in_use = self
+            .pager
+            .high_water()
+            .saturating_sub(self.pager.free_count())
+            .saturating_mul(u64::from(self.page_size));
+        durability == Durability::Durable
+            && bytes as u64 > TREE_COMMIT_DURABLE_BYTES_MIN
+            && in_use <= (bytes as u64).saturating_mul(TREE_COMMIT_FILE_RATIO)
     }
 
     /// After a transaction that wrote more than half the version-store budget and went
