@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::types::cmp_keys;
+use crate::types::{cmp_keys, first_word};
 
 /// The little-endian `u16` at `at` in `b`, or `None` when it passes the end.
 #[inline]
@@ -89,9 +89,6 @@ pub fn bound_tighter_hi(a: &std::ops::Bound<Vec<u8>>, b: &std::ops::Bound<Vec<u8
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct OrdKey<B>(pub B);
 
-/// The owned keys of the version store's chains.
-pub type VecKey = OrdKey<Vec<u8>>;
-
 /// The shared keys of the commit index.
 pub type SharedKey = OrdKey<Arc<[u8]>>;
 
@@ -134,6 +131,58 @@ impl<B: AsRef<[u8]>> std::ops::Deref for OrdKey<B> {
 impl From<&[u8]> for SharedKey {
     fn from(k: &[u8]) -> SharedKey {
         OrdKey(Arc::from(k))
+    }
+}
+
+/// An owned key of the version store's chains: its first eight bytes as a number
+/// ([`first_word`]) beside its bytes, in byte order. A map search compares the numbers,
+/// which sit in the map's own nodes, and reaches a key's bytes only when they tie: a
+/// search among hundreds of thousands of keys otherwise missed the cache at every key it
+/// compared (about 2 µs a point read with 300,000 keys in the store). It does not
+/// borrow as `[u8]`, so every lookup goes through this comparison.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HeadKey {
+    head: u64,
+    bytes: Vec<u8>,
+}
+
+impl HeadKey {
+    /// The key `key`.
+    pub fn new(key: &[u8]) -> HeadKey {
+        HeadKey::from_vec(key.to_vec())
+    }
+
+    /// The key `bytes`.
+    pub fn from_vec(bytes: Vec<u8>) -> HeadKey {
+        HeadKey {
+            head: first_word(&bytes),
+            bytes,
+        }
+    }
+}
+
+impl Ord for HeadKey {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        match self.head.cmp(&other.head) {
+            Ordering::Equal => cmp_keys(&self.bytes, &other.bytes),
+            unequal => unequal,
+        }
+    }
+}
+
+impl PartialOrd for HeadKey {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::ops::Deref for HeadKey {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -198,6 +247,11 @@ mod tests {
             let (x, y) = (OrdKey(a.clone()), OrdKey(b.clone()));
             prop_assert_eq!(x.cmp(&y), a.cmp(&b));
             prop_assert_eq!(x == y, a == b);
+            // Keys shorter than, as long as and longer than their first word.
+            let (h, g) = (HeadKey::new(&a), HeadKey::new(&b));
+            prop_assert_eq!(h.cmp(&g), a.cmp(&b));
+            prop_assert_eq!(h == g, a == b);
+            prop_assert_eq!(&*h, a.as_slice());
         }
     }
 
@@ -215,7 +269,7 @@ mod tests {
     #[test]
     fn maps_keyed_by_ord_keys_find_slices() {
         let keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0; 8], vec![0; 9], vec![1; 30]];
-        let map: std::collections::BTreeMap<VecKey, usize> = keys
+        let map: std::collections::BTreeMap<OrdKey<Vec<u8>>, usize> = keys
             .iter()
             .enumerate()
             .map(|(i, k)| (OrdKey(k.clone()), i))

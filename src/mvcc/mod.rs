@@ -16,7 +16,7 @@ pub use read::{FlatBatch, SCAN_BATCH_MAX, ScanBatch, TablePin, bounds_nonempty};
 pub use snapshots::{SnapshotGuard, SnapshotRegistry};
 
 use crate::types::{TableId, Value, WriteSet};
-use crate::util::{OrdKey, VecKey};
+use crate::util::HeadKey;
 use parking_lot::{Mutex, RwLock};
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -30,7 +30,7 @@ struct Version {
     value: Value,
 }
 
-type Chains = BTreeMap<VecKey, Vec<Version>>;
+type Chains = BTreeMap<HeadKey, Vec<Version>>;
 
 /// Committed versions per table and key, oldest first in each chain.
 #[derive(Default)]
@@ -83,7 +83,7 @@ fn key_bucket(table: TableId, key: &[u8]) -> usize {
 /// take from the front, commits add at the back), and every commit that gives a chain
 /// its second version queues it again, so no prune comes late; an entry that comes
 /// early finds nothing to drop and queues the chain at its new value.
-type PendingKey = (u64, TableId, VecKey);
+type PendingKey = (u64, TableId, HeadKey);
 
 /// Keys a checkpoint's pass over a table handles per hold of the table's lock.
 const LOCK_CHUNK_KEYS: usize = 4096;
@@ -178,8 +178,8 @@ impl VersionStore {
                 };
                 added_bytes += version_bytes(key, &v) as i64;
                 added_versions += 1;
-                // Inserted by an owned key: the map then compares by words, not `memcmp`.
-                let chain = match chains.entry(OrdKey(key.to_vec())) {
+                let owned = HeadKey::new(key);
+                let chain = match chains.entry(owned.clone()) {
                     Entry::Vacant(e) => {
                         // Counted before its first version goes in: a reader that
                         // finds no count must find no version.
@@ -194,10 +194,10 @@ impl VersionStore {
                 added_versions -= n as i64;
                 added_bytes -= b as i64;
                 if chain.is_empty() {
-                    chains.remove(key);
+                    chains.remove(&owned);
                     self.uncount_chain(table, key);
                 } else if let Some(next) = chain.get(1) {
-                    still_long.push((next.seq, table, OrdKey(key.to_vec())));
+                    still_long.push((next.seq, table, owned));
                 }
             }
         }
@@ -233,7 +233,7 @@ impl VersionStore {
         // anything to drop: a pass costs what it prunes, not every long chain.
         let ready = {
             let mut pending = self.gc_pending.lock();
-            let later = pending.split_off(&(horizon.saturating_add(1), 0, OrdKey(Vec::new())));
+            let later = pending.split_off(&(horizon.saturating_add(1), 0, HeadKey::default()));
             std::mem::replace(&mut *pending, later)
         };
         let mut keep = Vec::new();
@@ -297,17 +297,17 @@ impl VersionStore {
             // A chunk of keys at a time, so a committer applying to this table waits
             // for one chunk, never for the whole table (versions applied in between are
             // above the horizon and not folded).
-            let mut after: Option<Vec<u8>> = None;
+            let mut after: Option<HeadKey> = None;
             loop {
                 let chains = t.read();
-                let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let lo = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
                 let mut n = 0usize;
-                for (key, chain) in chains.range::<[u8], _>((lo, Bound::Unbounded)) {
+                for (key, chain) in chains.range((lo, Bound::Unbounded)) {
                     if n == LOCK_CHUNK_KEYS {
                         break;
                     }
                     n += 1;
-                    after = Some(key.0.clone());
+                    after = Some(key.clone());
                     let list: history::VersionList = chain
                         .iter()
                         .rev()
@@ -332,14 +332,16 @@ impl VersionStore {
             return Vec::new();
         };
         let chains = t.read();
-        chains.get(key).map_or_else(Vec::new, |chain| {
-            chain
-                .iter()
-                .rev()
-                .filter(|v| v.seq <= snapshot)
-                .map(|v| (v.seq, v.value.clone()))
-                .collect()
-        })
+        chains
+            .get(&HeadKey::new(key))
+            .map_or_else(Vec::new, |chain| {
+                chain
+                    .iter()
+                    .rev()
+                    .filter(|v| v.seq <= snapshot)
+                    .map(|v| (v.seq, v.value.clone()))
+                    .collect()
+            })
     }
 
     /// Drops every version at or below `horizon` (now in the tree), a chunk of keys
@@ -353,18 +355,18 @@ impl VersionStore {
             .collect();
         let mut removed = (0u64, 0u64);
         for (id, t) in tables {
-            let mut after: Option<Vec<u8>> = None;
+            let mut after: Option<HeadKey> = None;
             loop {
                 let mut chains = t.write();
-                let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let lo = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
                 let mut n = 0usize;
                 let mut emptied = Vec::new();
-                for (key, chain) in chains.range_mut::<[u8], _>((lo, Bound::Unbounded)) {
+                for (key, chain) in chains.range_mut((lo, Bound::Unbounded)) {
                     if n == LOCK_CHUNK_KEYS {
                         break;
                     }
                     n += 1;
-                    after = Some(key.0.clone());
+                    after = Some(key.clone());
                     let cut = chain.partition_point(|v| v.seq <= horizon);
                     removed.0 += cut as u64;
                     removed.1 += chain

@@ -3,7 +3,7 @@
 
 use super::{Chains, Version, VersionStore};
 use crate::types::{TableId, Value};
-use crate::util::VecKey;
+use crate::util::HeadKey;
 use parking_lot::RwLock;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ impl TablePin {
     /// [`VersionStore::get`] in the pinned table.
     pub fn get(&self, key: &[u8], snapshot: u64) -> Option<Value> {
         let chains = self.chains.read();
-        let chain = chains.get(key)?;
+        let chain = chains.get(&HeadKey::new(key))?;
         chain
             .iter()
             .rev()
@@ -97,15 +97,15 @@ impl FlatBatch {
 /// Hands each chain's version visible at `snapshot` to `push`, for at most `limit`
 /// chains; returns the last key examined when it stopped early.
 fn scan_chains<'c>(
-    chains: impl Iterator<Item = (&'c VecKey, &'c Vec<Version>)>,
+    chains: impl Iterator<Item = (&'c HeadKey, &'c Vec<Version>)>,
     snapshot: u64,
     limit: usize,
     mut push: impl FnMut(&[u8], &Value),
 ) -> Option<Vec<u8>> {
-    let mut last: Option<&VecKey> = None;
+    let mut last: Option<&HeadKey> = None;
     for (examined, (key, chain)) in chains.enumerate() {
         if examined == limit {
-            return last.map(|k| k.0.clone());
+            return last.map(|k| k.to_vec());
         }
         last = Some(key);
         if let Some(v) = chain.iter().rev().find(|v| v.seq <= snapshot) {
@@ -195,7 +195,8 @@ impl VersionStore {
             return None;
         }
         let chains = t.read();
-        let range = chains.range::<[u8], _>((lo, hi));
+        let owned = |b: Bound<&[u8]>| b.map(HeadKey::new);
+        let range = chains.range((owned(lo), owned(hi)));
         let limit = limit.clamp(1, SCAN_BATCH_MAX);
         // One loop per direction (no dynamic call per key).
         if reverse {
