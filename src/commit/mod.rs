@@ -295,10 +295,11 @@ impl Committer {
         } else {
             // Each commit forgets about twice the keys it recorded (with the most recent
             // horizon): the index keeps up with its inflow, and no committer pays for a
-            // whole interval's records at once.
-            self.index
-                .lock()
-                .prune_some(self.registry.recent_horizon(), prune_budget);
+            // whole interval's records at once. Skipped while another committer holds
+            // the index: a later commit or pass prunes instead, and none queues for it.
+            if let Some(mut index) = self.index.try_lock() {
+                index.prune_some(self.registry.recent_horizon(), prune_budget);
+            }
         }
         Ok(admitted.seq)
     }

@@ -28,8 +28,10 @@ impl Engine {
     /// After a commit through the log that left `store_bytes` in the store: starts the
     /// idle watcher when the store is worth folding and none runs.
     pub(super) fn arm_idle_fold(&self, store_bytes: u64) {
+        // Read before the swap: commits while a watcher runs write nothing shared here.
         if self.read_only
             || !self.worth_idle_fold(store_bytes)
+            || self.idle_armed.load(Ordering::Acquire)
             || self.idle_armed.swap(true, Ordering::AcqRel)
         {
             return;
