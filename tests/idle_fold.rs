@@ -29,14 +29,19 @@ fn open(path: &std::path::Path) -> Database {
         .unwrap()
 }
 
-#[test]
-fn a_filled_store_is_folded_once_commits_stop() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir.path().join("idle.db"));
+/// Creates the table `t` the bursts write.
+fn create_table(db: &Database) {
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
     tx.create_table("t").unwrap();
     tx.commit().unwrap();
+}
+
+#[test]
+fn a_filled_store_is_folded_once_commits_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("idle.db"));
+    create_table(&db);
     // 20 × 100 keys of about 110 bytes: 220 KB, over a sixteenth of the 4 MiB budget.
     burst(&db, 20, 100);
     let filled = db.stats();
@@ -55,6 +60,7 @@ fn a_filled_store_is_folded_once_commits_stop() {
     assert_eq!(after.tip_seq, tip, "folded without a commit");
     assert!(after.checkpoints > filled.checkpoints);
     // Every key reads back from the tree.
+    let mut c = db.connect();
     let tx = c.begin_read().unwrap();
     for k in 0..2000u64 {
         let v = tx.get("t", &k.to_be_bytes()).unwrap().unwrap();
@@ -67,10 +73,7 @@ fn a_filled_store_is_folded_once_commits_stop() {
 fn a_small_store_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir.path().join("small.db"));
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    tx.commit().unwrap();
+    create_table(&db);
     burst(&db, 3, 10);
     let before = db.stats();
     std::thread::sleep(Duration::from_millis(400));
@@ -86,10 +89,7 @@ fn a_watching_database_reopens_at_once_after_drop() {
     for round in 0..5u64 {
         let db = open(&path);
         if round == 0 {
-            let mut c = db.connect();
-            let mut tx = c.begin().unwrap();
-            tx.create_table("t").unwrap();
-            tx.commit().unwrap();
+            create_table(&db);
         }
         // A watcher is started by this burst and is still waiting when the database
         // is dropped; the next open must not find the file held.

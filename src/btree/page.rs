@@ -172,7 +172,7 @@ impl<'a> NodeRef<'a> {
             // Its checksum and its cells were checked when it was first read, and it has
             // not been written since: only the header is parsed (and checked) again. The
             // header's problems are plain strings, so the node stays in registers.
-            return match Self::header(bytes, page, true) {
+            return match Self::header(bytes, page) {
                 Ok(node) => Ok(node),
                 Err(what) => Err(header_error(bytes, page, what)),
             };
@@ -190,8 +190,7 @@ impl<'a> NodeRef<'a> {
     ) -> Result<NodeRef<'a>> {
         let form = Form::of(bytes.get(4).copied().unwrap_or(0));
         verify_first_read(bytes, form, page, verified)?;
-        let node =
-            Self::header(bytes, page, false).map_err(|what| header_error(bytes, page, what))?;
+        let node = Self::header(bytes, page).map_err(|what| header_error(bytes, page, what))?;
         let bad = |what: &str| Error::corrupted(page, what.to_string());
         let count = node.count;
         // Offsets strictly increasing, after the offset array, cells inside the page.
@@ -211,18 +210,13 @@ impl<'a> NodeRef<'a> {
         Ok(node)
     }
 
-    /// The node's header fields, checked (a page whose kind byte is no tree page's reads
-    /// as a branch; `trusted` then rejects it, an unverified page's checksum check already
-    /// did).
+    /// The node's header fields, checked (a kind byte that is no tree page's is refused:
+    /// an unverified page's checksum check refuses it first).
     #[inline(always)]
-    fn header(
-        bytes: &'a [u8],
-        page: u64,
-        trusted: bool,
-    ) -> std::result::Result<NodeRef<'a>, &'static str> {
+    fn header(bytes: &'a [u8], page: u64) -> std::result::Result<NodeRef<'a>, &'static str> {
         let kind = bytes.get(4).copied().unwrap_or(0);
         let form = Form::of(kind);
-        if trusted && form == Form::Branch && kind != PageKind::Branch as u8 {
+        if form == Form::Branch && kind != PageKind::Branch as u8 {
             return Err(NOT_A_TREE_PAGE);
         }
         let count = usize::from(u16_at(bytes, 16).ok_or("cut short")?);

@@ -312,22 +312,22 @@ fn a_trusted_page_with_a_bad_header_is_an_error_naming_it() {
         1
     );
     assert!(verified.contains(9));
+    let error_of = |page: &[u8]| {
+        NodeRef::parse_cached(page, 9, Some(&verified))
+            .err()
+            .unwrap()
+            .to_string()
+    };
     let good = page.clone();
     page[4] = 1;
-    let err = NodeRef::parse_cached(&page, 9, Some(&verified))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = error_of(&page);
     assert!(
         err.contains("page 9") && err.contains("expected a tree page, found kind byte 1"),
         "{err}"
     );
     page = good.clone();
     page[20] = 1;
-    let err = NodeRef::parse_cached(&page, 9, Some(&verified))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = error_of(&page);
     assert!(
         err.contains("page 9") && err.contains("reserved node header bytes"),
         "{err}"

@@ -450,9 +450,7 @@ impl CommitIndex {
             let Some(r) = self.records.pop_front() else {
                 break;
             };
-            left = left.saturating_sub(
-                (r.sets.writes.len() + r.sets.read_points.len() + r.sets.read_ranges.len()).max(1),
-            );
+            left = left.saturating_sub(r.sets.size().max(1));
             forget(&mut self.writers, &r.sets.writes, r.ord);
             forget(&mut self.point_readers, &r.sets.read_points, r.ord);
             for range in &r.sets.read_ranges {

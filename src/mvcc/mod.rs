@@ -178,8 +178,7 @@ impl VersionStore {
                 };
                 added_bytes += version_bytes(key, &v) as i64;
                 added_versions += 1;
-                let owned = HeadKey::new(key);
-                let chain = match chains.entry(owned.clone()) {
+                let chain = match chains.entry(HeadKey::new(key)) {
                     Entry::Vacant(e) => {
                         // Counted before its first version goes in: a reader that
                         // finds no count must find no version.
@@ -194,10 +193,10 @@ impl VersionStore {
                 added_versions -= n as i64;
                 added_bytes -= b as i64;
                 if chain.is_empty() {
-                    chains.remove(&owned);
+                    chains.remove(&HeadKey::new(key));
                     self.uncount_chain(table, key);
                 } else if let Some(next) = chain.get(1) {
-                    still_long.push((next.seq, table, owned));
+                    still_long.push((next.seq, table, HeadKey::new(key)));
                 }
             }
         }

@@ -256,17 +256,13 @@ impl TableWrites {
         }
         let run = run.finish();
         // Keys put in order: the new run goes after the newest one without a copy.
-        let run = match self.runs.last_mut() {
-            Some(newest) => newest.try_append(run).map_or_else(
-                || {
-                    newest.raise_level(level_of(newest.len()));
-                    None
-                },
-                Some,
-            ),
-            None => Some(run),
-        };
-        self.runs.extend(run);
+        match self.runs.last_mut() {
+            Some(newest) => match newest.try_append(run) {
+                None => newest.raise_level(level_of(newest.len())),
+                Some(run) => self.runs.push(run),
+            },
+            None => self.runs.push(run),
+        }
         self.tail.clear();
         if self.tail_data.capacity() > 2 * TAIL_BYTES {
             self.tail_data = Vec::new();
