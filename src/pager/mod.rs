@@ -335,14 +335,15 @@ impl Pager {
         }
     }
 
-    /// Cuts the file after its last used page, never below `floor` pages. Returns the
-    /// new length in bytes.
+    /// Cuts the file after its last used page, never below `floor` pages, unless a
+    /// reader in another process pins a generation (then the file keeps its length and
+    /// the pages past the mark are handed out again from the end). Returns the new
+    /// length in bytes.
     pub fn cut_file(&self, floor: u64) -> Result<u64> {
         let mut st = self.state.lock();
         Self::lower_high_water(&mut st, floor);
         let len = self.offset_of(st.high_water.max(floor));
-        if len < st.file_len {
-            self.storage.set_len(len)?;
+        if len < st.file_len && self.storage.cut_len(len)? {
             st.file_len = len;
         }
         Ok(st.file_len)

@@ -163,6 +163,15 @@ impl Storage for FileStorage {
         super::locks::pinned_below(&self.file, generation).map_err(io_err("test for readers' pins"))
     }
 
+    fn cut_len(&self, len: u64) -> Result<bool> {
+        // Pins are kept out while the length changes, so no reader pins between the
+        // test and the cut and then reads a page the cut removed.
+        super::locks::without_pins(&self.file, || self.set_len(len))
+            .map_err(io_err("keep readers' pins out"))?
+            .transpose()
+            .map(|cut| cut.is_some())
+    }
+
     fn view(&self) -> Result<View> {
         let len = self.current_len()?;
         if let Some(state) = self.map.read().as_ref().filter(|s| s.mapped_len == len) {
@@ -183,8 +192,9 @@ impl Storage for FileStorage {
             // the file. Within the writer's process the engine never writes a range a
             // live view may read (copy-on-write pages) and never truncates below one.
             // A reader's views are protected by its generation pins: the writer reuses
-            // or cuts no page a pinned generation reaches (`format-spec/locking.md`),
-            // and the reader reads nothing else.
+            // no page a pinned generation reaches and cuts the file only while no
+            // generation is pinned (`format-spec/locking.md`); a reader maps after it
+            // pins (every view re-reads the length).
             let mmap: Mmap = unsafe { MmapOptions::new().len(map_len).map(&self.file) }
                 .map_err(io_err("map the database file"))?;
             View::mapped(Arc::new(mmap))

@@ -5,7 +5,7 @@
 //! is read or written. OFD locks belong to the open file description: they work on a
 //! read-only descriptor, two descriptors in one process do not share them, and the
 //! kernel drops them when the last descriptor closes, so a killed reader releases its
-//! pins.
+//! pins. The writer cuts the file only while it keeps every pin out ([`without_pins`]).
 
 use std::fs::File;
 use std::io;
@@ -58,6 +58,26 @@ mod imp {
         fcntl(file, libc::F_OFD_GETLK, &mut l)?;
         Ok(l.l_type != libc::F_UNLCK as libc::c_short)
     }
+
+    pub fn try_write_lock(file: &File, start: u64, len: u64) -> io::Result<bool> {
+        let mut l = flock_for(libc::F_WRLCK as libc::c_short, start, len);
+        match fcntl(file, libc::F_OFD_SETLK, &mut l) {
+            Ok(()) => Ok(true),
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn unlock_range(file: &File, start: u64, len: u64) -> io::Result<()> {
+        let mut l = flock_for(libc::F_UNLCK as libc::c_short, start, len);
+        fcntl(file, libc::F_OFD_SETLK, &mut l)
+    }
+}
+
+/// Whether a failed `F_OFD_SETLK` met another description's lock (POSIX allows either
+/// error).
+fn is_conflict(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -82,11 +102,45 @@ mod imp {
     pub fn any_lock(_: &File, _: u64, _: u64) -> io::Result<bool> {
         Ok(false)
     }
+
+    pub fn try_write_lock(_: &File, _: u64, _: u64) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    pub fn unlock_range(_: &File, _: u64, _: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
-/// Pins `generation`: a shared lock on its byte, held by `file`'s description.
+/// How long [`pin`] retries while the writer keeps pins out (it does so only for one
+/// `ftruncate`).
+const PIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Pins `generation`: a shared lock on its byte, held by `file`'s description. While
+/// the writer keeps pins out ([`without_pins`]) the lock is tried again.
 pub fn pin(file: &File, generation: u64) -> io::Result<()> {
-    imp::read_lock(file, PIN_BASE + generation.min(PIN_GENERATION_MAX))
+    let byte = PIN_BASE + generation.min(PIN_GENERATION_MAX);
+    let deadline = std::time::Instant::now() + PIN_WAIT;
+    loop {
+        match imp::read_lock(file, byte) {
+            Err(e) if is_conflict(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `f` while no other description pins any generation, keeping new pins out
+/// meanwhile: a write lock over every pin byte, taken without waiting and released
+/// after `f`. `None` (and `f` not run) when another description holds a pin.
+pub fn without_pins<T>(file: &File, f: impl FnOnce() -> T) -> io::Result<Option<T>> {
+    if !imp::try_write_lock(file, PIN_BASE, PIN_GENERATION_MAX)? {
+        return Ok(None);
+    }
+    let out = f();
+    imp::unlock_range(file, PIN_BASE, PIN_GENERATION_MAX)?;
+    Ok(Some(out))
 }
 
 /// Releases the pin on `generation` held by `file`'s description.
@@ -124,6 +178,29 @@ mod tests {
         );
         unpin(&reader, 7).unwrap();
         assert!(!pinned_below(&writer, 8).unwrap());
+        // While pins are kept out, none is taken; a pin keeps them from being kept out.
+        assert_eq!(without_pins(&writer, || 5).unwrap(), Some(5));
+        pin(&reader, 3).unwrap();
+        assert_eq!(without_pins(&writer, || 5).unwrap(), None);
+        unpin(&reader, 3).unwrap();
+        let late = std::thread::scope(|s| {
+            without_pins(&writer, || {
+                let t = s.spawn(|| pin(&reader, 4));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                assert!(!pinned_below(&writer, 8).unwrap(), "no pin while kept out");
+                t
+            })
+            .unwrap()
+            .unwrap()
+            .join()
+            .unwrap()
+        });
+        late.unwrap();
+        assert!(
+            pinned_below(&writer, 8).unwrap(),
+            "the pin is taken afterwards"
+        );
+        unpin(&reader, 4).unwrap();
         pin(&reader, 3).unwrap();
         drop(reader);
         assert!(

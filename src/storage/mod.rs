@@ -58,6 +58,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Sets the file's length, zero-filling on growth.
     fn set_len(&self, len: u64) -> Result<()>;
 
+    /// Shrinks the file to `len` bytes unless a reader in another handle (or process)
+    /// pins any generation: a pinned reader may read any page below the length it
+    /// mapped, so the file never shrinks under it (`format-spec/locking.md`, writer rule
+    /// 6). Returns whether the file was cut.
+    fn cut_len(&self, len: u64) -> Result<bool> {
+        if self.pinned_below(locks::PIN_GENERATION_MAX)? {
+            return Ok(false);
+        }
+        self.set_len(len)?;
+        Ok(true)
+    }
+
     /// Pins header generation `generation` for this handle (a live reader;
     /// `format-spec/locking.md`). Storage no other process can open pins nothing.
     fn pin_generation(&self, _generation: u64) -> Result<()> {
