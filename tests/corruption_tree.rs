@@ -1,4 +1,4 @@
-//! Bit flips in the checkpointed state (B+tree leaves and branches, overflow runs, the
+//! Bit flips in the checkpointed state (B+tree leaves and branches, overflow extents, the
 //! free list, the header) end in correct data or a typed error, never a wrong value
 //! and never a panic. Every bit of every such page of a small database is flipped.
 
@@ -104,14 +104,33 @@ fn every_bit_of_the_checkpointed_state() {
     let mut offsets: Vec<usize> = (0..128).chain(4096..4096 + 128).collect();
     let pages = bytes.len() / PAGE;
     let mut kinds = BTreeMap::new();
+    let mut extents = 0;
+    // The 3,000-byte values, whose overflow extents have no page header: found by
+    // their first bytes.
+    let extent_starts: Vec<Vec<u8>> = model
+        .values()
+        .filter(|v| v.len() == 3000)
+        .map(|v| v[..32].to_vec())
+        .collect();
     for p in 2..pages {
         let kind = bytes[p * PAGE + 4];
         if (4..=7).contains(&kind) && bytes[p * PAGE + 8..p * PAGE + 16] == (p as u64).to_le_bytes()
         {
             *kinds.entry(kind).or_insert(0) += 1;
             offsets.extend(p * PAGE..(p + 1) * PAGE);
+        } else if extent_starts
+            .iter()
+            .any(|s| bytes[p * PAGE..p * PAGE + 32] == s[..])
+        {
+            extents += 1;
+            offsets.extend(p * PAGE..(p + 1) * PAGE);
         }
     }
+    assert_eq!(
+        extents,
+        extent_starts.len(),
+        "every large value in an extent"
+    );
     assert!(
         kinds.contains_key(&4) || kinds.get(&5).is_some_and(|&n| n > 1),
         "a multi-page tree: {kinds:?}"
@@ -126,7 +145,7 @@ fn every_bit_of_the_checkpointed_state() {
         }
     }
     println!(
-        "{} flips over {} bytes (pages by kind {kinds:?}): {correct} read back correctly, {typed} typed errors, 0 wrong values, 0 panics",
+        "{} flips over {} bytes (pages by kind {kinds:?}, {extents} overflow extents): {correct} read back correctly, {typed} typed errors, 0 wrong values, 0 panics",
         correct + typed,
         offsets.len()
     );

@@ -12,10 +12,10 @@
 //! old tree).
 
 use super::page::{
-    CellValue, LEAF_PAGES_MAX, NodeBuilder, NodeRef, OVERFLOW_CELL_BODY, TreeKey, branch_cell,
-    stored_inline,
+    CellValue, EXTENT_CELL_BODY, LEAF_PAGES_MAX, NodeBuilder, NodeRef, OVERFLOW_CELL_BODY, TreeKey,
+    branch_cell, stored_inline,
 };
-use super::run::{encode_run_into, run_pages};
+use super::run::{encode_extent_into, extent_checksum, extent_pages};
 use super::{DEPTH_MAX, page_bytes};
 use crate::error::{Error, Result};
 use crate::format::PageKind;
@@ -290,6 +290,7 @@ impl Builder<'_> {
         let body = match value {
             CellValue::Inline(v) => v.len(),
             CellValue::Overflow { .. } => OVERFLOW_CELL_BODY,
+            CellValue::Extent { .. } => EXTENT_CELL_BODY,
         };
         self.room_for(key, body)?;
         if node.is_compact() && node.prefix() == self.pending.prefix() {
@@ -299,6 +300,9 @@ impl Builder<'_> {
         match value {
             CellValue::Inline(v) => self.pending.push_leaf_inline(key, v),
             CellValue::Overflow { page, len } => self.pending.push_leaf_overflow(key, page, len),
+            CellValue::Extent { page, len, crc } => {
+                self.pending.push_leaf_extent(key, page, len, crc);
+            }
         }
         Ok(())
     }
@@ -312,20 +316,26 @@ impl Builder<'_> {
         }
         let ps = self.page_size;
         let len = u32::try_from(value.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
-        let pages = run_pages(ps, value.len());
-        let run = self.alloc(pages)?;
-        self.write_new_with(run, pages, |buf| {
-            encode_run_into(buf, PageKind::Overflow, run, ps, value, len, 0);
-        })?;
-        self.room_for(&tkey, OVERFLOW_CELL_BODY)?;
-        self.pending.push_leaf_overflow(&tkey, run, len);
+        let pages = extent_pages(ps, value.len());
+        let first = self.alloc(pages)?;
+        self.write_new_with(first, pages, |buf| encode_extent_into(buf, ps, value))?;
+        self.room_for(&tkey, EXTENT_CELL_BODY)?;
+        self.pending
+            .push_leaf_extent(&tkey, first, len, extent_checksum(first, value));
         Ok(())
     }
 
     fn free_value(&mut self, v: CellValue<'_>) -> Result<()> {
-        if let CellValue::Overflow { page, .. } = v {
-            let r = super::run::read_run(self.file, PageKind::Overflow, page, self.page_size)?;
-            self.freed.extend(page..page + r.pages);
+        match v {
+            CellValue::Inline(_) => {}
+            CellValue::Overflow { page, .. } => {
+                let r = super::run::read_run(self.file, PageKind::Overflow, page, self.page_size)?;
+                self.freed.extend(page..page + r.pages);
+            }
+            CellValue::Extent { page, len, .. } => {
+                self.freed
+                    .extend(page..page + extent_pages(self.page_size, len as usize));
+            }
         }
         Ok(())
     }

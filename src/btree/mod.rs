@@ -72,7 +72,46 @@ fn value_bytes_cached<'a>(
     match v {
         CellValue::Inline(b) => Ok(b),
         CellValue::Overflow { page, len } => overflow_bytes(file, page_size, page, len, verified),
+        CellValue::Extent { page, len, crc } => {
+            extent_value(file, page_size, page, len, crc, verified)
+        }
     }
+}
+
+/// The bytes of a value in an overflow extent: its checksum checked the first time, then
+/// (while `verified` holds it) located from the cell alone.
+#[inline]
+fn extent_value<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    page: u64,
+    len: u32,
+    crc: u32,
+    verified: Option<&Verified>,
+) -> Result<&'a [u8]> {
+    if let Some(set) = verified
+        && set.contains(page)
+    {
+        return run::extent_bytes(file, page, page_size, len);
+    }
+    extent_value_read(file, page_size, page, len, crc, verified)
+}
+
+/// [`extent_value`] of an extent not yet verified: checked, then added to `verified`.
+#[inline(never)]
+fn extent_value_read<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    page: u64,
+    len: u32,
+    crc: u32,
+    verified: Option<&Verified>,
+) -> Result<&'a [u8]> {
+    let value = run::read_extent(file, page, page_size, len, crc)?;
+    if let Some(set) = verified {
+        set.insert(page);
+    }
+    Ok(value)
 }
 
 /// The bytes of an overflow value (kept out of line: most values are inline).
@@ -331,9 +370,21 @@ pub fn walk(
             }
             keys += n as u64;
             for i in 0..n {
-                if let CellValue::Overflow { page: run_page, .. } = node.value(i)? {
-                    let r = run::read_run(file, PageKind::Overflow, run_page, page_size)?;
-                    visit(run_page, PageKind::Overflow, r.pages);
+                match node.value(i)? {
+                    CellValue::Inline(_) => {}
+                    CellValue::Overflow { page: run_page, .. } => {
+                        let r = run::read_run(file, PageKind::Overflow, run_page, page_size)?;
+                        visit(run_page, PageKind::Overflow, r.pages);
+                    }
+                    CellValue::Extent {
+                        page: first,
+                        len,
+                        crc,
+                    } => {
+                        run::read_extent(file, first, page_size, len, crc)?;
+                        let pages = run::extent_pages(page_size, len as usize);
+                        visit(first, PageKind::Overflow, pages);
+                    }
                 }
             }
         } else {
@@ -387,6 +438,64 @@ mod overflow_tests {
         assert_eq!(again, &value[..]);
         // Past the end of the file: an error, not a short slice.
         assert!(overflow_bytes(&file[..3 * 4096], 4096, 2, 10_000, Some(&verified)).is_err());
+    }
+
+    /// A file of two 4 KiB pages before an overflow extent at page 2 holding `value`, and
+    /// the checksum its cell carries.
+    fn file_with_extent(value: &[u8]) -> (Vec<u8>, u32) {
+        let mut file = vec![0u8; 2 * 4096];
+        run::encode_extent_into(&mut file, 4096, value);
+        (file, run::extent_checksum(2, value))
+    }
+
+    #[test]
+    fn a_value_of_a_whole_page_takes_one_extent_page() {
+        let value = vec![7u8; 4096];
+        let (file, crc) = file_with_extent(&value);
+        assert_eq!(file.len(), 3 * 4096);
+        assert_eq!(run::extent_pages(4096, 4096), 1);
+        assert_eq!(run::extent_pages(4096, 4097), 2);
+        let verified = Verified::default();
+        let got = extent_value(&file, 4096, 2, 4096, crc, Some(&verified)).unwrap();
+        assert_eq!(got, &value[..]);
+        assert!(verified.contains(2), "an extent checked once is verified");
+        let again = extent_value(&file, 4096, 2, 4096, crc, Some(&verified)).unwrap();
+        assert_eq!(again, &value[..]);
+    }
+
+    /// A flipped value bit, a value read at another page (a misdirected write), a cell
+    /// whose length or checksum disagrees, or an extent past the end of the file: each is
+    /// an error naming the extent's first page, on every read.
+    #[test]
+    fn a_damaged_or_misplaced_extent_is_refused_naming_its_page() {
+        let value: Vec<u8> = (0..6_000u32).map(|i| (i * 7) as u8).collect();
+        let (file, crc) = file_with_extent(&value);
+        let verified = Verified::default();
+        let mut flipped = file.clone();
+        flipped[2 * 4096 + 5_999] ^= 0x10;
+        let mut moved = vec![0u8; 4096];
+        moved.extend_from_slice(&file[2 * 4096..]);
+        let cases: [(&[u8], u64, u32, u32); 5] = [
+            (&flipped, 2, 6_000, crc),
+            (&moved, 1, 6_000, crc),
+            (&file, 2, 5_999, crc),
+            (&file, 2, 6_000, crc ^ 1),
+            (&file[..3 * 4096], 2, 6_000, crc),
+        ];
+        for (bytes, page, len, sum) in cases {
+            for _ in 0..2 {
+                let e = extent_value(bytes, 4096, page, len, sum, Some(&verified)).unwrap_err();
+                assert!(e.to_string().contains(&format!("page {page}")), "{e}");
+                assert!(!verified.contains(page));
+            }
+        }
+        // The zeros after the value are not covered: the value still reads back.
+        let mut tail = file.clone();
+        tail[2 * 4096 + 7_000] ^= 1;
+        assert_eq!(
+            extent_value(&tail, 4096, 2, 6_000, crc, None).unwrap(),
+            &value[..]
+        );
     }
 
     /// A cell whose length disagrees with its run's header is an error on every read:

@@ -6,8 +6,8 @@ use super::page::BRANCH_CELL_HEAD;
 #[cfg(test)]
 use super::page::LEAF_CELL_HEAD;
 use super::page::{
-    COMPACT_CELL_HEAD, LEAF_BYTES_MAX, OFFSETS_AT, OVERFLOW_BODY, OVERFLOW_MARK, PREFIX_LEN,
-    TreeKey,
+    COMPACT_CELL_HEAD, EXTENT_BODY, EXTENT_MARK, LEAF_BYTES_MAX, OFFSETS_AT, OVERFLOW_BODY,
+    OVERFLOW_MARK, PREFIX_LEN, TreeKey,
 };
 use crate::error::{Error, Result};
 use crate::format::{PageKind, seal_page};
@@ -193,6 +193,15 @@ impl NodeBuilder {
         self.cells.extend_from_slice(&len.to_le_bytes());
     }
 
+    /// Adds a leaf cell whose value is in the overflow extent at `page` (the caller had it
+    /// [`NodeBuilder::admit`]ted with [`EXTENT_CELL_BODY`]).
+    pub fn push_leaf_extent(&mut self, key: &TreeKey<'_>, page: u64, len: u32, crc: u32) {
+        self.push_head(key, EXTENT_MARK);
+        self.cells.extend_from_slice(&page.to_le_bytes());
+        self.cells.extend_from_slice(&len.to_le_bytes());
+        self.cells.extend_from_slice(&crc.to_le_bytes());
+    }
+
     /// The bytes of the finished page, numbered `page`.
     pub fn finish(&self, page: u64) -> Result<Vec<u8>> {
         if self.leaf {
@@ -255,6 +264,9 @@ pub const LEAF_GROW_PAGES: usize = 4;
 
 /// Bytes after a compact cell's key when its value is in an overflow run.
 pub const OVERFLOW_CELL_BODY: usize = OVERFLOW_BODY;
+
+/// Bytes after a compact cell's key when its value is in an overflow extent.
+pub const EXTENT_CELL_BODY: usize = EXTENT_BODY;
 
 /// Encodes a version-3 (kind 5) inline leaf cell, for tests that build such leaves.
 #[cfg(test)]

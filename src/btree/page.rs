@@ -17,6 +17,11 @@ pub const PREFIX_LEN: usize = 8;
 pub(super) const OVERFLOW_MARK: u16 = 0xFFFF;
 /// Bytes after a compact overflow cell's key: the run's first page and the value's length.
 pub(super) const OVERFLOW_BODY: usize = 12;
+/// A compact cell's `value_len` when the value is in an overflow extent (version 6).
+pub(super) const EXTENT_MARK: u16 = 0xFFFE;
+/// Bytes after a compact extent cell's key: the extent's first page, the value's length
+/// and its checksum (`format-spec/btree.md`, "Extent reference").
+pub(super) const EXTENT_BODY: usize = 16;
 /// Bytes of a branch cell's fixed head.
 pub const BRANCH_CELL_HEAD: usize = 16;
 /// Offset of the cell offset array.
@@ -59,7 +64,7 @@ pub fn stored_inline(page_size: u32, key_len: usize, value_len: usize) -> bool {
 }
 
 pub use super::key::TreeKey;
-pub use super::node_builder::{NodeBuilder, OVERFLOW_CELL_BODY, branch_cell};
+pub use super::node_builder::{EXTENT_CELL_BODY, NodeBuilder, OVERFLOW_CELL_BODY, branch_cell};
 #[cfg(test)]
 pub use super::node_builder::{v3_leaf_cell_inline, v3_leaf_cell_overflow};
 pub use crate::types::cmp_keys;
@@ -90,12 +95,23 @@ fn verify_first_read(
 pub enum CellValue<'a> {
     /// The value's bytes, in the page.
     Inline(&'a [u8]),
-    /// The value lives in an overflow run starting at `page`.
+    /// The value lives in an overflow run starting at `page` (written by version 5 and
+    /// earlier).
     Overflow {
         /// First page of the run.
         page: u64,
         /// The value's length.
         len: u32,
+    },
+    /// The value's bytes alone fill the pages of an overflow extent starting at `page`
+    /// (version 6), checked by `crc`.
+    Extent {
+        /// First page of the extent.
+        page: u64,
+        /// The value's length.
+        len: u32,
+        /// CRC-32 of the page number (8 bytes, little-endian) and the value.
+        crc: u32,
     },
 }
 
@@ -318,10 +334,10 @@ impl<'a> NodeRef<'a> {
         match self.form {
             Form::Compact => {
                 let value_len = u16_at(self.bytes, off + 2).ok_or_else(bad)?;
-                let body = if value_len == OVERFLOW_MARK {
-                    OVERFLOW_BODY
-                } else {
-                    usize::from(value_len)
+                let body = match value_len {
+                    OVERFLOW_MARK => OVERFLOW_BODY,
+                    EXTENT_MARK => EXTENT_BODY,
+                    _ => usize::from(value_len),
                 };
                 Ok(off + COMPACT_CELL_HEAD + key_len + body)
             }
@@ -454,6 +470,12 @@ impl<'a> NodeRef<'a> {
             Ok(CellValue::Overflow {
                 page: u64_at(self.bytes, at).ok_or_else(bad)?,
                 len: u32_at(self.bytes, at + 8).ok_or_else(bad)?,
+            })
+        } else if value_len == EXTENT_MARK {
+            Ok(CellValue::Extent {
+                page: u64_at(self.bytes, at).ok_or_else(bad)?,
+                len: u32_at(self.bytes, at + 8).ok_or_else(bad)?,
+                crc: u32_at(self.bytes, at + 12).ok_or_else(bad)?,
             })
         } else {
             Ok(CellValue::Inline(

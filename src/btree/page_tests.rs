@@ -15,12 +15,15 @@ fn leaf_and_branch_round_trip() {
     b.push_leaf_inline(&TreeKey::whole(&a), b"1");
     assert!(b.admit(&TreeKey::whole(&b_key), OVERFLOW_BODY));
     b.push_leaf_overflow(&TreeKey::whole(&b_key), 77, 5000);
+    let c_key = k(3, b"c");
+    assert!(b.admit(&TreeKey::whole(&c_key), EXTENT_CELL_BODY));
+    b.push_leaf_extent(&TreeKey::whole(&c_key), 81, 4096, 0xDEAD_BEEF);
     assert_eq!(b.prefix(), 3u64.to_be_bytes());
     let page = b.finish(9).unwrap();
     assert_eq!(page[4], PageKind::CompactLeaf as u8);
     let n = NodeRef::parse(&page, 9).unwrap();
     assert!(n.is_leaf() && n.is_compact());
-    assert_eq!(n.count(), 2);
+    assert_eq!(n.count(), 3);
     assert!(n.key(1).unwrap().eq_bytes(&b_key));
     assert_eq!(n.key(1).unwrap().user(), b"b");
     assert_eq!(n.key(1).unwrap().table_bytes(), Some(3u64.to_be_bytes()));
@@ -32,10 +35,18 @@ fn leaf_and_branch_round_trip() {
     };
     assert_eq!(n.value(1).unwrap(), overflow);
     assert_eq!(n.entry(1).unwrap().1, overflow);
+    let extent = CellValue::Extent {
+        page: 81,
+        len: 4096,
+        crc: 0xDEAD_BEEF,
+    };
+    assert_eq!(n.value(2).unwrap(), extent);
+    assert_eq!(n.entry(2).unwrap().1, extent);
+    assert_eq!(n.search(&c_key).unwrap(), Ok(2));
     assert_eq!(n.search(&b_key).unwrap(), Ok(1));
     assert_eq!(n.search(&k(3, b"aa")).unwrap(), Err(1));
     assert_eq!(n.search(&k(2, b"zz")).unwrap(), Err(0));
-    assert_eq!(n.search(&k(4, b"")).unwrap(), Err(2));
+    assert_eq!(n.search(&k(4, b"")).unwrap(), Err(3));
     assert_eq!(n.search(&[0, 0, 0]).unwrap(), Err(0));
     assert_eq!(n.search(&k(3, b"")).unwrap(), Err(0));
 

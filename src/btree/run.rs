@@ -65,6 +65,62 @@ pub fn encode_run_into(
     run[..4].copy_from_slice(&sum.to_le_bytes());
 }
 
+/// Pages of an overflow extent holding a value of `len` bytes (`format-spec/btree.md`,
+/// "Overflow extent").
+pub fn extent_pages(page_size: u32, len: usize) -> u64 {
+    (len as u64).div_ceil(u64::from(page_size))
+}
+
+/// The checksum an extent reference carries: CRC-32 of the first page's number (8 bytes,
+/// little-endian) followed by the value.
+pub fn extent_checksum(page: u64, value: &[u8]) -> u32 {
+    checksum(&[&page.to_le_bytes(), value])
+}
+
+/// Appends the pages of an overflow extent holding `value` to `buf`: the value, then
+/// zeros to the end of its last page.
+pub fn encode_extent_into(buf: &mut Vec<u8>, page_size: u32, value: &[u8]) {
+    let len = extent_pages(page_size, value.len()) * u64::from(page_size);
+    let start = buf.len();
+    buf.reserve(len as usize);
+    buf.extend_from_slice(value);
+    buf.resize(start + len as usize, 0);
+}
+
+/// The value of `len` bytes in the extent at `page`, its checksum compared with `crc`.
+pub fn read_extent(view: &[u8], page: u64, page_size: u32, len: u32, crc: u32) -> Result<&[u8]> {
+    let value = extent_bytes(view, page, page_size, len)?;
+    let computed = extent_checksum(page, value);
+    if computed != crc {
+        return Err(Error::corrupted(
+            page,
+            format!(
+                "overflow extent checksum mismatch (its leaf cell states {crc:#010x}, computed {computed:#010x})"
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// The `len` bytes of the extent at `page`, unchecked (for an extent verified before).
+#[inline]
+pub fn extent_bytes(view: &[u8], page: u64, page_size: u32, len: u32) -> Result<&[u8]> {
+    page.checked_mul(u64::from(page_size))
+        .and_then(|s| usize::try_from(s).ok())
+        .and_then(|start| view.get(start..start.checked_add(len as usize)?))
+        .filter(|_| len > 0)
+        .ok_or_else(|| {
+            Error::corrupted(
+                page,
+                if len == 0 {
+                    "overflow extent of no bytes"
+                } else {
+                    "overflow extent lies past the end of the file"
+                },
+            )
+        })
+}
+
 /// A verified run: its payload region and header fields.
 pub struct RunRef<'a> {
     /// Bytes after the 32-byte header, to the end of the run.
