@@ -103,22 +103,29 @@ pub fn read_extent(view: &[u8], page: u64, page_size: u32, len: u32, crc: u32) -
 }
 
 /// The `len` bytes of the extent at `page`, unchecked (for an extent verified before).
-#[inline]
+#[inline(always)]
 pub fn extent_bytes(view: &[u8], page: u64, page_size: u32, len: u32) -> Result<&[u8]> {
-    page.checked_mul(u64::from(page_size))
+    match page
+        .checked_mul(u64::from(page_size))
         .and_then(|s| usize::try_from(s).ok())
         .and_then(|start| view.get(start..start.checked_add(len as usize)?))
-        .filter(|_| len > 0)
-        .ok_or_else(|| {
-            Error::corrupted(
-                page,
-                if len == 0 {
-                    "overflow extent of no bytes"
-                } else {
-                    "overflow extent lies past the end of the file"
-                },
-            )
-        })
+    {
+        Some(value) if len > 0 => Ok(value),
+        _ => Err(extent_error(page, len)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn extent_error(page: u64, len: u32) -> Error {
+    Error::corrupted(
+        page,
+        if len == 0 {
+            "overflow extent of no bytes"
+        } else {
+            "overflow extent lies past the end of the file"
+        },
+    )
 }
 
 /// A verified run: its payload region and header fields.
