@@ -57,7 +57,7 @@ const MAINTENANCE_INTERVAL: u64 = 64;
 /// (`CommitIndex::prune_some`).
 const PRUNE_STEP_KEYS: usize = 1024;
 /// Keys of commit-index records one maintenance pass forgets at most.
-const PRUNE_MAINTAIN_KEYS: usize = 4_096;
+const PRUNE_MAINTAIN_KEYS: usize = 1_024;
 
 /// A key range a transaction scanned.
 #[derive(Clone, Debug, PartialEq, Eq)]
