@@ -40,6 +40,71 @@ struct Entry {
     cseq: u64,
 }
 
+/// The entries of one key, oldest first: most keys have one, held without an
+/// allocation of its own (a large commit's record otherwise cost a queue per key to
+/// build and to free).
+#[derive(Default)]
+enum Entries {
+    #[default]
+    Empty,
+    One(Entry),
+    Many(VecDeque<Entry>),
+}
+
+impl Entries {
+    fn push_back(&mut self, e: Entry) {
+        match self {
+            Entries::Empty => *self = Entries::One(e),
+            Entries::One(first) => *self = Entries::Many(VecDeque::from([*first, e])),
+            Entries::Many(q) => q.push_back(e),
+        }
+    }
+
+    fn front(&self) -> Option<&Entry> {
+        match self {
+            Entries::Empty => None,
+            Entries::One(e) => Some(e),
+            Entries::Many(q) => q.front(),
+        }
+    }
+
+    fn back(&self) -> Option<&Entry> {
+        match self {
+            Entries::Empty => None,
+            Entries::One(e) => Some(e),
+            Entries::Many(q) => q.back(),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        match self {
+            Entries::Empty => {}
+            Entries::One(_) => *self = Entries::Empty,
+            Entries::Many(q) => {
+                q.pop_front();
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Entries::Empty => true,
+            Entries::One(_) => false,
+            Entries::Many(q) => q.is_empty(),
+        }
+    }
+
+    /// The entries, newest first.
+    fn newest_first(&self) -> impl Iterator<Item = &Entry> {
+        let (one, many) = match self {
+            Entries::Empty => (None, None),
+            Entries::One(e) => (Some(e), None),
+            Entries::Many(q) => (None, Some(q.iter().rev())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
 /// A transaction's write and read sets in the shape the index keeps, built before
 /// the serialized section so that no key is copied inside it.
 pub struct Prepared {
@@ -135,8 +200,8 @@ pub struct CommitIndex {
     tip: u64,
     next_ord: u64,
     records: VecDeque<Record>,
-    writers: HashMap<TableId, BTreeMap<Key, VecDeque<Entry>>>,
-    point_readers: HashMap<TableId, HashMap<Key, VecDeque<Entry>>>,
+    writers: HashMap<TableId, BTreeMap<Key, Entries>>,
+    point_readers: HashMap<TableId, HashMap<Key, Entries>>,
     range_readers: HashMap<TableId, VecDeque<(Arc<TableRange>, Entry)>>,
     stats: IndexStats,
 }
@@ -375,8 +440,8 @@ impl CommitIndex {
     /// Concurrent commits that wrote something `T` read: `T ->rw U`.
     fn out_edges(&self, snapshot: u64, sets: &Prepared) -> Vec<Edge> {
         let mut outs = Vec::new();
-        let mut push_concurrent = |table: TableId, key: &Key, list: &VecDeque<Entry>| {
-            for e in list.iter().rev().take_while(|e| e.cseq > snapshot) {
+        let mut push_concurrent = |table: TableId, key: &Key, list: &Entries| {
+            for e in list.newest_first().take_while(|e| e.cseq > snapshot) {
                 outs.push(Edge {
                     ord: e.ord,
                     cseq: e.cseq,
@@ -503,7 +568,7 @@ trait KeyIndex: Default {
     fn is_empty(&self) -> bool;
 }
 
-impl KeyIndex for BTreeMap<Key, VecDeque<Entry>> {
+impl KeyIndex for BTreeMap<Key, Entries> {
     fn forget_front(&mut self, key: &Key, ord: u64) {
         if let std::collections::btree_map::Entry::Occupied(mut e) = self.entry(key.clone()) {
             debug_assert_eq!(e.get().front().map(|e| e.ord), Some(ord));
@@ -518,7 +583,7 @@ impl KeyIndex for BTreeMap<Key, VecDeque<Entry>> {
     }
 }
 
-impl KeyIndex for HashMap<Key, VecDeque<Entry>> {
+impl KeyIndex for HashMap<Key, Entries> {
     fn forget_front(&mut self, key: &Key, ord: u64) {
         if let std::collections::hash_map::Entry::Occupied(mut e) = self.entry(key.clone()) {
             debug_assert_eq!(e.get().front().map(|e| e.ord), Some(ord));
@@ -605,6 +670,32 @@ mod tests {
             .admit_unrecorded(0, Isolation::Serializable, &w2, r2)
             .expect_err("write skew");
         assert!(!refused.write_write);
+    }
+
+    #[test]
+    fn a_key_entries_keep_their_order_from_one_to_many_and_back() {
+        let e = |ord| Entry {
+            ord,
+            cseq: ord + 10,
+        };
+        let mut list = Entries::default();
+        assert!(list.is_empty() && list.front().is_none() && list.back().is_none());
+        list.push_back(e(1));
+        assert!(matches!(list, Entries::One(_)));
+        assert_eq!((list.front(), list.back()), (Some(&e(1)), Some(&e(1))));
+        list.push_back(e(2));
+        list.push_back(e(3));
+        let newest: Vec<u64> = list.newest_first().map(|x| x.ord).collect();
+        assert_eq!(newest, [3, 2, 1]);
+        list.pop_front();
+        assert_eq!((list.front(), list.back()), (Some(&e(2)), Some(&e(3))));
+        list.pop_front();
+        list.pop_front();
+        assert!(list.is_empty());
+        list.push_back(e(4));
+        assert_eq!(list.newest_first().map(|x| x.ord).collect::<Vec<_>>(), [4]);
+        list.pop_front();
+        assert!(list.is_empty() && list.newest_first().next().is_none());
     }
 
     #[test]
