@@ -60,9 +60,18 @@ pub fn page_bytes(file: &[u8], page: u64, page_size: u32) -> Result<&[u8]> {
         .ok_or_else(|| Error::corrupted(page, "multi-page leaf lies past the end of the file"))
 }
 
-/// Resolves a stored value to its bytes (reading an overflow run if needed); runs in
-/// `verified` skip their checksum. Always inlined: a scan's step calls it for every
-/// entry (out of line, the call cost a scan of large values 5% of its time).
+/// Resolves a stored value to its bytes: an overflow extent or run in `verified` is
+/// located from its cell alone, else read, checked and added to `verified`
+/// ([`value_bytes_read`]). Always inlined: a scan's step calls it for every entry (out
+/// of line, the call cost a scan of large values 5% of its time).
+///
+/// A value in `verified` was checked once: an extent's checksum matched its cell's, a
+/// run's header and checksum were checked and its `value_len` matched the cell's `len`
+/// (a cell and what it names are written together and never change while reachable; a
+/// freed page leaves the set). Its value is then located where the spec places it (the
+/// extent's first byte, or offset 32 of the run), without touching its pages: a read
+/// that only hands the value out, or a scan that passes it by, costs no cache or TLB
+/// miss on them.
 #[inline(always)]
 fn value_bytes_cached<'a>(
     file: &'a [u8],
@@ -70,101 +79,55 @@ fn value_bytes_cached<'a>(
     v: CellValue<'a>,
     verified: Option<&Verified>,
 ) -> Result<&'a [u8]> {
-    match v {
-        CellValue::Inline(b) => Ok(b),
-        CellValue::Overflow { page, len } => overflow_bytes(file, page_size, page, len, verified),
-        CellValue::Extent { page, len, crc } => {
-            extent_value(file, page_size, page, len, crc, verified)
-        }
-    }
-}
-
-/// The bytes of a value in an overflow extent: its checksum checked the first time, then
-/// (while `verified` holds it) located from the cell alone.
-#[inline(always)]
-fn extent_value<'a>(
-    file: &'a [u8],
-    page_size: u32,
-    page: u64,
-    len: u32,
-    crc: u32,
-    verified: Option<&Verified>,
-) -> Result<&'a [u8]> {
-    if let Some(set) = verified
-        && set.contains(page)
-    {
-        return run::extent_bytes(file, page, page_size, len);
-    }
-    extent_value_read(file, page_size, page, len, crc, verified)
-}
-
-/// [`extent_value`] of an extent not yet verified: checked, then added to `verified`.
-#[inline(never)]
-fn extent_value_read<'a>(
-    file: &'a [u8],
-    page_size: u32,
-    page: u64,
-    len: u32,
-    crc: u32,
-    verified: Option<&Verified>,
-) -> Result<&'a [u8]> {
-    let value = run::read_extent(file, page, page_size, len, crc)?;
-    if let Some(set) = verified {
-        set.insert(page);
-    }
-    Ok(value)
-}
-
-/// The bytes of an overflow value (kept out of line: most values are inline).
-///
-/// A run in `verified` was read whole once, its checksum and header checked and its
-/// `value_len` found equal to the `len` of the cell naming it (a cell and its run are
-/// written together and never change while reachable; a freed run leaves the set). Its
-/// value is then located from the cell alone, as the spec places it (offset 32 of the
-/// run), without touching the run's pages: a read that only hands the value out, or a
-/// scan that passes it by, costs no cache or TLB miss on them.
-#[inline]
-fn overflow_bytes<'a>(
-    file: &'a [u8],
-    page_size: u32,
-    page: u64,
-    len: u32,
-    verified: Option<&Verified>,
-) -> Result<&'a [u8]> {
+    let (page, len, skip) = match v {
+        CellValue::Inline(b) => return Ok(b),
+        CellValue::Overflow { page, len } => (page, len, crate::format::LOG_PAGE_HEADER_LEN),
+        // An extent of no bytes is never verified: it goes to the error below.
+        CellValue::Extent { page, len, .. } if len > 0 => (page, len, 0),
+        CellValue::Extent { .. } => return value_bytes_read(file, page_size, v, verified),
+    };
     if let Some(set) = verified
         && set.contains(page)
     {
         let value = page
             .checked_mul(u64::from(page_size))
-            .and_then(|s| s.checked_add(crate::format::LOG_PAGE_HEADER_LEN as u64))
+            .and_then(|s| s.checked_add(skip as u64))
             .and_then(|s| usize::try_from(s).ok())
             .and_then(|start| file.get(start..start.checked_add(len as usize)?));
         if let Some(value) = value {
             return Ok(value);
         }
     }
-    overflow_bytes_read(file, page_size, page, len, verified)
+    value_bytes_read(file, page_size, v, verified)
 }
 
-/// [`overflow_bytes`] of a run not yet verified (or lying past the end of the file):
-/// read whole and checked, then added to `verified`.
+/// [`value_bytes_cached`] of an overflow extent or run not yet verified (or lying past
+/// the end of the file): read whole and checked, then added to `verified`.
 #[inline(never)]
-fn overflow_bytes_read<'a>(
+fn value_bytes_read<'a>(
     file: &'a [u8],
     page_size: u32,
-    page: u64,
-    len: u32,
+    v: CellValue<'a>,
     verified: Option<&Verified>,
 ) -> Result<&'a [u8]> {
-    let bad = |what: &str| Error::corrupted(page, what.to_string());
-    let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
-    if r.value_len != len {
-        return Err(bad("overflow length does not match its leaf cell"));
-    }
-    let value = r
-        .payload
-        .get(..len as usize)
-        .ok_or_else(|| bad("overflow value longer than its run"))?;
+    let (page, value) = match v {
+        CellValue::Inline(b) => return Ok(b),
+        CellValue::Extent { page, len, crc } => {
+            (page, run::read_extent(file, page, page_size, len, crc)?)
+        }
+        CellValue::Overflow { page, len } => {
+            let bad = |what: &str| Error::corrupted(page, what.to_string());
+            let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
+            if r.value_len != len {
+                return Err(bad("overflow length does not match its leaf cell"));
+            }
+            let value = r
+                .payload
+                .get(..len as usize)
+                .ok_or_else(|| bad("overflow value longer than its run"))?;
+            (page, value)
+        }
+    };
     if let Some(set) = verified {
         set.insert(page);
     }
@@ -432,13 +395,30 @@ mod overflow_tests {
         let value: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let file = file_with_run(&value, 10_000);
         let verified = Verified::default();
-        let first = overflow_bytes(&file, 4096, 2, 10_000, Some(&verified)).unwrap();
+        let first = run_value(&file, 10_000, Some(&verified)).unwrap();
         assert_eq!(first, &value[..]);
         assert!(verified.contains(2), "a run read whole is verified");
-        let again = overflow_bytes(&file, 4096, 2, 10_000, Some(&verified)).unwrap();
+        let again = run_value(&file, 10_000, Some(&verified)).unwrap();
         assert_eq!(again, &value[..]);
         // Past the end of the file: an error, not a short slice.
-        assert!(overflow_bytes(&file[..3 * 4096], 4096, 2, 10_000, Some(&verified)).is_err());
+        assert!(run_value(&file[..3 * 4096], 10_000, Some(&verified)).is_err());
+    }
+
+    /// The value of the overflow run at page 2, `len` bytes long by its cell.
+    fn run_value<'a>(file: &'a [u8], len: u32, verified: Option<&Verified>) -> Result<&'a [u8]> {
+        let v = CellValue::Overflow { page: 2, len };
+        value_bytes_cached(file, 4096, v, verified)
+    }
+
+    /// The value of the overflow extent at `page` named by a cell of `len` and `crc`.
+    fn extent_value<'a>(
+        file: &'a [u8],
+        page: u64,
+        len: u32,
+        crc: u32,
+        verified: Option<&Verified>,
+    ) -> Result<&'a [u8]> {
+        value_bytes_cached(file, 4096, CellValue::Extent { page, len, crc }, verified)
     }
 
     /// A file of two 4 KiB pages before an overflow extent at page 2 holding `value`, and
@@ -457,10 +437,10 @@ mod overflow_tests {
         assert_eq!(run::extent_pages(4096, 4096), 1);
         assert_eq!(run::extent_pages(4096, 4097), 2);
         let verified = Verified::default();
-        let got = extent_value(&file, 4096, 2, 4096, crc, Some(&verified)).unwrap();
+        let got = extent_value(&file, 2, 4096, crc, Some(&verified)).unwrap();
         assert_eq!(got, &value[..]);
         assert!(verified.contains(2), "an extent checked once is verified");
-        let again = extent_value(&file, 4096, 2, 4096, crc, Some(&verified)).unwrap();
+        let again = extent_value(&file, 2, 4096, crc, Some(&verified)).unwrap();
         assert_eq!(again, &value[..]);
     }
 
@@ -485,7 +465,7 @@ mod overflow_tests {
         ];
         for (bytes, page, len, sum) in cases {
             for _ in 0..2 {
-                let e = extent_value(bytes, 4096, page, len, sum, Some(&verified)).unwrap_err();
+                let e = extent_value(bytes, page, len, sum, Some(&verified)).unwrap_err();
                 assert!(e.to_string().contains(&format!("page {page}")), "{e}");
                 assert!(!verified.contains(page));
             }
@@ -494,7 +474,7 @@ mod overflow_tests {
         let mut tail = file.clone();
         tail[2 * 4096 + 7_000] ^= 1;
         assert_eq!(
-            extent_value(&tail, 4096, 2, 6_000, crc, None).unwrap(),
+            extent_value(&tail, 2, 6_000, crc, None).unwrap(),
             &value[..]
         );
     }
@@ -507,13 +487,13 @@ mod overflow_tests {
         let file = file_with_run(&value, 6_000);
         let verified = Verified::default();
         for _ in 0..3 {
-            let e = overflow_bytes(&file, 4096, 2, 5_000, Some(&verified)).unwrap_err();
+            let e = run_value(&file, 5_000, Some(&verified)).unwrap_err();
             assert!(e.to_string().contains("page 2"), "{e}");
             assert!(!verified.contains(2));
         }
         let mut damaged = file.clone();
         damaged[2 * 4096 + 100] ^= 1;
-        assert!(overflow_bytes(&damaged, 4096, 2, 6_000, Some(&verified)).is_err());
+        assert!(run_value(&damaged, 6_000, Some(&verified)).is_err());
         assert!(!verified.contains(2));
     }
 }

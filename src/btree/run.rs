@@ -102,9 +102,8 @@ pub fn read_extent(view: &[u8], page: u64, page_size: u32, len: u32, crc: u32) -
     Ok(value)
 }
 
-/// The `len` bytes of the extent at `page`, unchecked (for an extent verified before).
-#[inline(always)]
-pub fn extent_bytes(view: &[u8], page: u64, page_size: u32, len: u32) -> Result<&[u8]> {
+/// The `len` bytes of the extent at `page`, unchecked ([`read_extent`] checks them).
+fn extent_bytes(view: &[u8], page: u64, page_size: u32, len: u32) -> Result<&[u8]> {
     match page
         .checked_mul(u64::from(page_size))
         .and_then(|s| usize::try_from(s).ok())
