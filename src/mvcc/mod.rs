@@ -353,19 +353,21 @@ impl VersionStore {
             .map(|(&id, t)| (id, Arc::clone(t)))
             .collect();
         let mut removed = (0u64, 0u64);
+        // What a chunk removed is freed after its lock is released: the frees (a value
+        // and a chain each) would otherwise hold readers and committers up.
+        let mut garbage: Vec<Vec<Version>> = Vec::new();
+        let mut emptied: Vec<HeadKey> = Vec::new();
         for (id, t) in tables {
             let mut after: Option<HeadKey> = None;
             loop {
                 let mut chains = t.write();
-                let lo = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
+                let lo = after.take().map_or(Bound::Unbounded, Bound::Excluded);
                 let mut n = 0usize;
-                let mut emptied = Vec::new();
                 for (key, chain) in chains.range_mut((lo, Bound::Unbounded)) {
                     if n == LOCK_CHUNK_KEYS {
                         break;
                     }
                     n += 1;
-                    after = Some(key.clone());
                     let cut = chain.partition_point(|v| v.seq <= horizon);
                     removed.0 += cut as u64;
                     removed.1 += chain
@@ -373,16 +375,24 @@ impl VersionStore {
                         .take(cut)
                         .map(|v| version_bytes(key, v))
                         .sum::<u64>();
-                    chain.drain(..cut);
-                    if chain.is_empty() {
+                    if cut == chain.len() {
                         emptied.push(key.clone());
+                    } else {
+                        garbage.push(chain.drain(..cut).collect());
+                    }
+                    if n == LOCK_CHUNK_KEYS {
+                        after = Some(key.clone());
                     }
                 }
-                for key in &emptied {
-                    chains.remove(key);
-                    self.uncount_chain(id, key);
+                for key in emptied.drain(..) {
+                    if let Some(chain) = chains.remove(&key) {
+                        garbage.push(chain);
+                    }
+                    self.uncount_chain(id, &key);
                 }
-                if n < LOCK_CHUNK_KEYS {
+                drop(chains);
+                garbage.clear();
+                if after.is_none() {
                     break;
                 }
             }
@@ -634,6 +644,42 @@ mod tests {
         s.remove_folded(3);
         assert_eq!(s.version_count(), 0);
         assert_eq!(s.byte_count(), 0);
+    }
+
+    /// A fold's removal works a chunk of keys per lock: across several chunks, every
+    /// chain loses exactly its versions at or below the horizon, and a chain left empty
+    /// leaves the map and its bucket count.
+    #[test]
+    fn removing_folded_versions_spans_lock_chunks() {
+        let s = VersionStore::new();
+        let n = 2 * LOCK_CHUNK_KEYS as u32 + 100;
+        let keys: Vec<[u8; 4]> = (0..n).map(u32::to_be_bytes).collect();
+        let first: Vec<(&[u8], Option<&[u8]>)> =
+            keys.iter().map(|k| (&k[..], Some(&b"old"[..]))).collect();
+        s.apply(1, &ws(1, &first), 0);
+        let newer: Vec<(&[u8], Option<&[u8]>)> = keys
+            .iter()
+            .step_by(3)
+            .map(|k| (&k[..], Some(&b"new"[..])))
+            .collect();
+        s.apply(2, &ws(1, &newer), 0);
+        s.remove_folded(1);
+        let kept = n.div_ceil(3);
+        assert_eq!(s.version_count(), u64::from(kept));
+        for (i, k) in keys.iter().enumerate() {
+            let chain = s.chain(1, k, u64::MAX);
+            if i % 3 == 0 {
+                assert_eq!(chain.len(), 1, "key {i}");
+                assert_eq!(chain[0].0, 2);
+                assert!(s.may_have_key(1, k));
+            } else {
+                assert!(chain.is_empty(), "key {i}");
+            }
+        }
+        assert_eq!(s.tables.read()[&1].read().len(), kept as usize);
+        s.remove_folded(2);
+        assert_eq!((s.version_count(), s.byte_count()), (0, 0));
+        assert!(!s.may_have(1));
     }
 
     #[test]
