@@ -4,21 +4,21 @@
 //! every key and value into a list first).
 
 use crate::btree::build::{Change, ChangeSource};
-use crate::btree::split_composite;
 use crate::mvcc::history::VersionList;
-use crate::types::{TableId, WriteSet};
+use crate::mvcc::{FoldedChains, FoldedIter};
+use crate::types::{TableId, Value, WriteSet};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// One folded key's versions.
 pub(super) enum Versions<'a> {
     /// From the store, newest first.
-    Store(&'a VersionList),
+    Store(&'a [(u64, Value)]),
     /// A tree commit's write at `seq`, above the store's versions `below`, if any.
     Write {
         seq: u64,
         value: Option<&'a [u8]>,
-        below: Option<&'a VersionList>,
+        below: Option<&'a [(u64, Value)]>,
     },
 }
 
@@ -42,7 +42,7 @@ impl<'a> Versions<'a> {
     /// Every version, newest first, as a list of its own.
     pub fn to_list(&self) -> VersionList {
         match self {
-            Versions::Store(list) => (*list).clone(),
+            Versions::Store(list) => list.to_vec(),
             Versions::Write { seq, value, below } => {
                 let mut list = vec![(*seq, value.map(Arc::from))];
                 list.extend(below.iter().flat_map(|b| b.iter().cloned()));
@@ -57,17 +57,17 @@ pub(super) type Folded<'a> = (TableId, &'a [u8], Versions<'a>);
 
 type WriteItems<'a> = Box<dyn Iterator<Item = (TableId, &'a [u8], Option<&'a [u8]>)> + 'a>;
 
-/// The store's chains (composite keys in order, newest first) merged with a tree
+/// The store's chains (keys in tree order, versions newest first) merged with a tree
 /// commit's writes at `seq`, in composite-key order.
 pub(super) struct FoldMerge<'a> {
-    store: std::iter::Peekable<std::slice::Iter<'a, (Vec<u8>, VersionList)>>,
+    store: std::iter::Peekable<FoldedIter<'a>>,
     writes: std::iter::Peekable<WriteItems<'a>>,
     seq: u64,
 }
 
 impl<'a> FoldMerge<'a> {
     /// The merge of `chains` with `writes` (a tree commit's, at its sequence).
-    pub fn new(chains: &'a [(Vec<u8>, VersionList)], writes: Option<(u64, &'a WriteSet)>) -> Self {
+    pub fn new(chains: &'a FoldedChains, writes: Option<(u64, &'a WriteSet)>) -> Self {
         let (seq, items): (u64, WriteItems<'a>) = match writes {
             Some((seq, w)) => (
                 seq,
@@ -94,18 +94,14 @@ impl<'a> Iterator for FoldMerge<'a> {
             (None, None) => return None,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some((composite, _)), Some((t, k, _))) => {
-                let (st, sk) = split_composite(composite);
-                st.cmp(t).then_with(|| sk.cmp(k))
-            }
+            (Some((st, sk, _)), Some((t, k, _))) => st.cmp(t).then_with(|| sk.cmp(k)),
         };
         if order == Ordering::Less {
-            let (composite, list) = self.store.next()?;
-            let (table, key) = split_composite(composite);
+            let (table, key, list) = self.store.next()?;
             return Some((table, key, Versions::Store(list)));
         }
         let below = if order == Ordering::Equal {
-            self.store.next().map(|(_, list)| list)
+            self.store.next().map(|(_, _, list)| list)
         } else {
             None
         };

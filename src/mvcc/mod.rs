@@ -280,10 +280,10 @@ impl VersionStore {
         self.bytes.fetch_sub(removed.1, Ordering::Relaxed);
     }
 
-    /// Every version at or below `horizon` of every key, newest first, as composite tree
-    /// keys in order: what a checkpoint folds into the tree (the newest) and into
-    /// history entries (the rest).
-    pub fn fold_chains(&self, horizon: u64) -> Vec<(Vec<u8>, history::VersionList)> {
+    /// Every version at or below `horizon` of every key, newest first, keys in tree
+    /// order: what a checkpoint folds into the tree (the newest) and into history
+    /// entries (the rest).
+    pub fn fold_chains(&self, horizon: u64) -> FoldedChains {
         let mut tables: Vec<(TableId, Arc<RwLock<Chains>>)> = self
             .tables
             .read()
@@ -291,7 +291,7 @@ impl VersionStore {
             .map(|(&id, t)| (id, Arc::clone(t)))
             .collect();
         tables.sort_by_key(|(id, _)| *id);
-        let mut out = Vec::new();
+        let mut out = FoldedChains::default();
         for (id, t) in tables {
             // A chunk of keys at a time, so a committer applying to this table waits
             // for one chunk, never for the whole table (versions applied in between are
@@ -299,25 +299,27 @@ impl VersionStore {
             let mut after: Option<HeadKey> = None;
             loop {
                 let chains = t.read();
-                let lo = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
+                let lo = after.take().map_or(Bound::Unbounded, Bound::Excluded);
                 let mut n = 0usize;
                 for (key, chain) in chains.range((lo, Bound::Unbounded)) {
                     if n == LOCK_CHUNK_KEYS {
                         break;
                     }
                     n += 1;
-                    after = Some(key.clone());
-                    let list: history::VersionList = chain
-                        .iter()
-                        .rev()
-                        .filter(|v| v.seq <= horizon)
-                        .map(|v| (v.seq, v.value.clone()))
-                        .collect();
-                    if !list.is_empty() {
-                        out.push((crate::btree::composite(id, key), list));
+                    if n == LOCK_CHUNK_KEYS {
+                        after = Some(key.clone());
                     }
+                    out.push(
+                        id,
+                        key,
+                        chain
+                            .iter()
+                            .rev()
+                            .filter(|v| v.seq <= horizon)
+                            .map(|v| (v.seq, v.value.clone())),
+                    );
                 }
-                if n < LOCK_CHUNK_KEYS {
+                if after.is_none() {
                     break;
                 }
             }
@@ -453,6 +455,68 @@ fn prune_chain(key: &[u8], chain: &mut Vec<Version>, horizon: u64) -> (u64, u64)
         .sum::<u64>();
     chain.drain(..cut);
     (cut as u64, bytes)
+}
+
+/// The versions a checkpoint folds ([`VersionStore::fold_chains`]): per key, in tree
+/// order, its table, its key and its versions newest first. Held in three flat arrays,
+/// not in two allocations per key (a fold after a load in batches takes hundreds of
+/// thousands of keys).
+#[derive(Default)]
+pub struct FoldedChains {
+    key_bytes: Vec<u8>,
+    versions: Vec<(u64, Value)>,
+    /// Per key: its table, and where its key and its versions end in the arrays.
+    ends: Vec<(TableId, usize, usize)>,
+}
+
+impl FoldedChains {
+    /// Adds `key` of `table` with `versions` (newest first), after every key added
+    /// before it in tree order; a key without versions is left out.
+    fn push(&mut self, table: TableId, key: &[u8], versions: impl Iterator<Item = (u64, Value)>) {
+        let start = self.versions.len();
+        self.versions.extend(versions);
+        if self.versions.len() > start {
+            self.key_bytes.extend_from_slice(key);
+            self.ends
+                .push((table, self.key_bytes.len(), self.versions.len()));
+        }
+    }
+
+    /// Each key's table, key and versions (newest first), in tree order.
+    pub fn iter(&self) -> FoldedIter<'_> {
+        FoldedIter {
+            chains: self,
+            next: 0,
+            key_start: 0,
+            versions_start: 0,
+        }
+    }
+}
+
+/// [`FoldedChains::iter`].
+#[derive(Clone)]
+pub struct FoldedIter<'a> {
+    chains: &'a FoldedChains,
+    next: usize,
+    key_start: usize,
+    versions_start: usize,
+}
+
+impl<'a> Iterator for FoldedIter<'a> {
+    type Item = (TableId, &'a [u8], &'a [(u64, Value)]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let &(table, key_end, versions_end) = self.chains.ends.get(self.next)?;
+        self.next += 1;
+        let key = self.chains.key_bytes.get(self.key_start..key_end)?;
+        let versions = self
+            .chains
+            .versions
+            .get(self.versions_start..versions_end)?;
+        self.key_start = key_end;
+        self.versions_start = versions_end;
+        Some((table, key, versions))
+    }
 }
 
 #[cfg(test)]
