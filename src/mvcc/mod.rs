@@ -6,6 +6,7 @@
 //! snapshot can see are dropped: of the versions at or below the horizon (the oldest
 //! live snapshot) only the newest survives, and not even that when it is a tombstone.
 
+mod chain;
 pub mod history;
 pub mod history_filter;
 mod read;
@@ -30,7 +31,9 @@ struct Version {
     value: Value,
 }
 
-type Chains = BTreeMap<HeadKey, Vec<Version>>;
+use chain::Chain;
+
+type Chains = BTreeMap<HeadKey, Chain>;
 
 /// Committed versions per table and key, oldest first in each chain.
 #[derive(Default)]
@@ -183,12 +186,15 @@ impl VersionStore {
                         // Counted before its first version goes in: a reader that
                         // finds no count must find no version.
                         self.count_chain(table, key);
-                        e.insert(Vec::new())
+                        e.insert(Chain::new(v))
                     }
-                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Occupied(e) => {
+                        let chain = e.into_mut();
+                        let at = chain.partition_point(|x| x.seq < seq);
+                        chain.insert(at, v);
+                        chain
+                    }
                 };
-                let at = chain.partition_point(|x| x.seq < seq);
-                chain.insert(at, v);
                 let (n, b) = prune_chain(key, chain, horizon);
                 added_versions -= n as i64;
                 added_bytes -= b as i64;
@@ -357,7 +363,7 @@ impl VersionStore {
         let mut removed = (0u64, 0u64);
         // What a chunk removed is freed after its lock is released: the frees (a value
         // and a chain each) would otherwise hold readers and committers up.
-        let mut garbage: Vec<Vec<Version>> = Vec::new();
+        let mut garbage: Vec<Chain> = Vec::new();
         let mut emptied: Vec<HeadKey> = Vec::new();
         for (id, t) in tables {
             let mut after: Option<HeadKey> = None;
@@ -380,7 +386,8 @@ impl VersionStore {
                     if cut == chain.len() {
                         emptied.push(key.clone());
                     } else {
-                        garbage.push(chain.drain(..cut).collect());
+                        // Rare: versions committed while the checkpoint ran.
+                        chain.drop_front(cut);
                     }
                     if n == LOCK_CHUNK_KEYS {
                         after = Some(key.clone());
@@ -445,7 +452,7 @@ impl VersionStore {
 /// Drops versions no snapshot at or above `horizon` can see: everything older than the
 /// newest version at or below the horizon. That newest one stays, tombstone or not, until
 /// a checkpoint folds it into the tree beneath the store.
-fn prune_chain(key: &[u8], chain: &mut Vec<Version>, horizon: u64) -> (u64, u64) {
+fn prune_chain(key: &[u8], chain: &mut Chain, horizon: u64) -> (u64, u64) {
     let newest_old = chain.partition_point(|v| v.seq <= horizon);
     let cut = newest_old.saturating_sub(1);
     let bytes = chain
@@ -453,7 +460,7 @@ fn prune_chain(key: &[u8], chain: &mut Vec<Version>, horizon: u64) -> (u64, u64)
         .take(cut)
         .map(|v| version_bytes(key, v))
         .sum::<u64>();
-    chain.drain(..cut);
+    chain.drop_front(cut);
     (cut as u64, bytes)
 }
 

@@ -1,7 +1,7 @@
 //! The read side of the version store: point reads, pinned tables, and bounded scan
 //! steps (owned batches, and flat batches whose buffers a borrowing scan reuses).
 
-use super::{Chains, Version, VersionStore};
+use super::{Chain, Chains, VersionStore};
 use crate::types::{TableId, Value};
 use crate::util::HeadKey;
 use parking_lot::RwLock;
@@ -97,7 +97,7 @@ impl FlatBatch {
 /// Hands each chain's version visible at `snapshot` to `push`, for at most `limit`
 /// chains; returns the last key examined when it stopped early.
 fn scan_chains<'c>(
-    chains: impl Iterator<Item = (&'c HeadKey, &'c Vec<Version>)>,
+    chains: impl Iterator<Item = (&'c HeadKey, &'c Chain)>,
     snapshot: u64,
     limit: usize,
     mut push: impl FnMut(&[u8], &Value),

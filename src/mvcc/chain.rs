@@ -1,0 +1,103 @@
+//! One key's versions in the store, oldest first. Most keys hold one version (a load, a
+//! key written once since the last fold), so that one is held in the map's entry itself:
+//! a chain of one costs no allocation of its own, and a read, a fold or a removal of it
+//! one cache miss less.
+
+use super::Version;
+
+/// A key's versions, oldest first (strictly increasing `seq`). Reads see a slice.
+#[derive(Debug)]
+pub(super) enum Chain {
+    /// The only version.
+    One(Version),
+    /// Any number of versions (none only while the chain is being emptied).
+    Many(Vec<Version>),
+}
+
+impl Chain {
+    /// A chain of one version.
+    pub(super) fn new(v: Version) -> Chain {
+        Chain::One(v)
+    }
+
+    /// Inserts `v` at `at` (as `Vec::insert`).
+    pub(super) fn insert(&mut self, at: usize, v: Version) {
+        match self {
+            Chain::Many(list) => list.insert(at.min(list.len()), v),
+            Chain::One(_) => {
+                let Chain::One(old) = std::mem::replace(self, Chain::Many(Vec::new())) else {
+                    return;
+                };
+                let list = if at == 0 { vec![v, old] } else { vec![old, v] };
+                *self = Chain::Many(list);
+            }
+        }
+    }
+
+    /// Drops the oldest `cut` versions; a chain left with one holds it inline again.
+    pub(super) fn drop_front(&mut self, cut: usize) {
+        if cut == 0 {
+            return;
+        }
+        match self {
+            Chain::One(_) => *self = Chain::Many(Vec::new()),
+            Chain::Many(list) => {
+                list.drain(..cut.min(list.len()));
+                if list.len() == 1
+                    && let Some(v) = list.pop()
+                {
+                    *self = Chain::One(v);
+                }
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Chain {
+    type Target = [Version];
+
+    fn deref(&self) -> &[Version] {
+        match self {
+            Chain::One(v) => std::slice::from_ref(v),
+            Chain::Many(list) => list,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(seq: u64) -> Version {
+        Version { seq, value: None }
+    }
+
+    fn seqs(c: &Chain) -> Vec<u64> {
+        c.iter().map(|v| v.seq).collect()
+    }
+
+    #[test]
+    fn a_chain_goes_from_one_to_many_and_back() {
+        let mut c = Chain::new(v(5));
+        assert!(matches!(c, Chain::One(_)));
+        assert_eq!(seqs(&c), [5]);
+        c.insert(1, v(7));
+        c.insert(0, v(3));
+        c.insert(2, v(6));
+        assert_eq!(seqs(&c), [3, 5, 6, 7]);
+        c.drop_front(0);
+        assert_eq!(seqs(&c), [3, 5, 6, 7]);
+        c.drop_front(2);
+        assert_eq!(seqs(&c), [6, 7]);
+        c.drop_front(1);
+        assert!(matches!(c, Chain::One(_)));
+        assert_eq!(seqs(&c), [7]);
+        c.insert(0, v(1));
+        assert_eq!(seqs(&c), [1, 7]);
+        c.drop_front(2);
+        assert!(c.is_empty());
+        let mut one = Chain::new(v(9));
+        one.drop_front(1);
+        assert!(one.is_empty());
+    }
+}
