@@ -83,54 +83,14 @@ fn watch(engine: Weak<Engine>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::{Durability, Options};
-    use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant};
+impl Engine {
+    /// Tests: whether a checkpoint runs, as the commit path and the idle watcher see it.
+    pub(crate) fn set_checkpoint_running(&self, running: bool) {
+        self.checkpoint_running.store(running, Ordering::Release);
+    }
 
-    /// A burst's last commits can come while a checkpoint the budget started still
-    /// folds: the watcher then waits for it and folds what it left, instead of leaving
-    /// those versions in the store for every later read to merge.
-    #[test]
-    fn the_watcher_waits_out_a_running_checkpoint_and_folds_what_it_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Options::new()
-            .version_store_budget(4 << 20)
-            .open(dir.path().join("idle.db"))
-            .unwrap();
-        let engine = db.engine();
-        let mut c = db.connect();
-        let mut tx = c.begin().unwrap();
-        tx.create_table("t").unwrap();
-        tx.commit().unwrap();
-        // A checkpoint runs (as far as every other part of the engine can tell).
-        engine.checkpoint_running.store(true, Ordering::Release);
-        for r in 0..20u64 {
-            let mut tx = c.begin().unwrap();
-            for k in 0..100u64 {
-                tx.put("t", &(r * 100 + k).to_be_bytes(), &[r as u8; 100])
-                    .unwrap();
-            }
-            tx.commit_with(Durability::Durable).unwrap();
-        }
-        // Several of the watcher's looks: none folds while the checkpoint runs.
-        std::thread::sleep(Duration::from_millis(400));
-        assert!(db.stats().version_bytes > 0);
-        assert!(engine.idle_armed.load(Ordering::Acquire));
-        engine.checkpoint_running.store(false, Ordering::Release);
-        let start = Instant::now();
-        while db.stats().version_bytes > 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the watcher gave up: {:?}",
-                db.stats()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let tx = c.begin_read().unwrap();
-        for k in 0..2000u64 {
-            let v = tx.get("t", &k.to_be_bytes()).unwrap().unwrap();
-            assert_eq!(v, vec![(k / 100) as u8; 100]);
-        }
+    /// Tests: whether an idle watcher is started and has not ended.
+    pub(crate) fn idle_watcher_armed(&self) -> bool {
+        self.idle_armed.load(Ordering::Acquire)
     }
 }
