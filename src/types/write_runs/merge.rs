@@ -97,21 +97,22 @@ pub(in crate::types) fn merge(runs: Vec<Run>, level: u8, oldest: bool) -> Run {
     let mut out = RunBuilder::new(level, records, bytes, oldest, shape);
     let mut srcs: Vec<Draining> = runs.into_iter().map(Draining::new).collect();
     loop {
-        // The least key; on a tie the newer (later) run wins.
+        // The least key, and every run whose head holds it (in one pass); on a tie the
+        // newer (later) run wins.
         let mut best: Option<(usize, &[u8])> = None;
-        for (i, s) in srcs.iter().enumerate() {
-            let Some(k) = s.key() else { continue };
-            if best.is_none_or(|(_, b)| cmp_keys(k, b) != Ordering::Greater) {
-                best = Some((i, k));
-            }
-        }
-        let Some((b, key)) = best else { break };
         let mut same = 0u64;
         for (i, s) in srcs.iter().enumerate() {
-            if s.key().is_some_and(|k| cmp_keys(k, key) == Ordering::Equal) {
+            let Some(k) = s.key() else { continue };
+            let order = best.map_or(Ordering::Less, |(_, b)| cmp_keys(k, b));
+            if order == Ordering::Less {
+                same = 0;
+            }
+            if order != Ordering::Greater {
+                best = Some((i, k));
                 same |= 1 << i;
             }
         }
+        let Some((b, _)) = best else { break };
         if let Some(s) = srcs.get_mut(b) {
             match s.take_own_chunk(shape) {
                 Some((hash, word, chunk)) => out.push_own_chunk(hash, word, chunk),
