@@ -307,13 +307,22 @@ impl VersionStore {
                 let chains = t.read();
                 let lo = after.take().map_or(Bound::Unbounded, Bound::Excluded);
                 let mut n = 0usize;
-                for (key, chain) in chains.range((lo, Bound::Unbounded)) {
+                let range = chains.range((lo, Bound::Unbounded));
+                // Taking a version raises its value's reference count, a cache miss a
+                // key: the chains a few keys ahead have their newest value fetched early.
+                let mut ahead = range.clone().skip(FOLD_PREFETCH_AHEAD);
+                for (key, chain) in range {
                     if n == LOCK_CHUNK_KEYS {
                         break;
                     }
                     n += 1;
                     if n == LOCK_CHUNK_KEYS {
                         after = Some(key.clone());
+                    }
+                    if let Some((_, c)) = ahead.next()
+                        && let Some(Version { value: Some(v), .. }) = c.last()
+                    {
+                        crate::util::prefetch(v, 64);
                     }
                     out.push(
                         id,
