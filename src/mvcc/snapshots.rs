@@ -475,7 +475,9 @@ mod tests {
                 .map(|_| {
                     sc.spawn(|| {
                         let mut out = Vec::new();
-                        while !stop.load(Ordering::SeqCst) {
+                        // At least one sample, however late the thread is scheduled
+                        // (on a loaded machine the marking can end before it starts).
+                        while out.is_empty() || !stop.load(Ordering::SeqCst) {
                             let g = r.begin();
                             let from = tick();
                             std::hint::spin_loop();
@@ -489,7 +491,7 @@ mod tests {
                 .collect();
             let horizons = sc.spawn(|| {
                 let mut out = Vec::new();
-                while !stop.load(Ordering::SeqCst) {
+                while out.is_empty() || !stop.load(Ordering::SeqCst) {
                     let from = tick();
                     let h = r.horizon();
                     let to = tick();
