@@ -246,26 +246,27 @@ impl std::ops::Deref for EngineRef<'_> {
 
 #[cfg(test)]
 mod idle_watcher_tests {
-    use crate::{Durability, Options};
+    use crate::{Database, Durability, Options};
     use std::time::{Duration, Instant};
 
-    /// A burst's last commits can come while a checkpoint the budget started still
-    /// folds: the watcher then waits for it and folds what it left, instead of leaving
-    /// those versions in the store for every later read to merge.
-    #[test]
-    fn the_watcher_waits_out_a_running_checkpoint_and_folds_what_it_left() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A database with a 4 MiB store budget and the table `t`.
+    fn open(dir: &tempfile::TempDir) -> Database {
         let db = Options::new()
             .version_store_budget(4 << 20)
             .open(dir.path().join("idle.db"))
             .unwrap();
-        let engine = db.engine();
         let mut c = db.connect();
         let mut tx = c.begin().unwrap();
         tx.create_table("t").unwrap();
         tx.commit().unwrap();
-        // A checkpoint runs (as far as every other part of the engine can tell).
-        engine.set_checkpoint_running(true);
+        db
+    }
+
+    /// 20 durable commits of 100 keys of 110 bytes: over a sixteenth of the budget (the
+    /// watcher starts), under the budget (no commit starts a checkpoint). Then several
+    /// of the watcher's looks go by.
+    fn burst(db: &Database) {
+        let mut c = db.connect();
         for r in 0..20u64 {
             let mut tx = c.begin().unwrap();
             for k in 0..100u64 {
@@ -274,11 +275,11 @@ mod idle_watcher_tests {
             }
             tx.commit_with(Durability::Durable).unwrap();
         }
-        // Several of the watcher's looks: none folds while the checkpoint runs.
         std::thread::sleep(Duration::from_millis(400));
-        assert!(db.stats().version_bytes > 0);
-        assert!(engine.idle_watcher_armed());
-        engine.set_checkpoint_running(false);
+    }
+
+    /// Waits (a minute at most) for the watcher to empty the store, then reads every key.
+    fn folded_and_exact(db: &Database) {
         let start = Instant::now();
         while db.stats().version_bytes > 0 {
             assert!(
@@ -288,10 +289,49 @@ mod idle_watcher_tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        let mut c = db.connect();
         let tx = c.begin_read().unwrap();
         for k in 0..2000u64 {
             let v = tx.get("t", &k.to_be_bytes()).unwrap().unwrap();
             assert_eq!(v, vec![(k / 100) as u8; 100]);
         }
+    }
+
+    /// A burst's last commits can come while a checkpoint the budget started still
+    /// folds: the watcher then waits for it and folds what it left, instead of leaving
+    /// those versions in the store for every later read to merge.
+    #[test]
+    fn the_watcher_waits_out_a_running_checkpoint_and_folds_what_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let engine = db.engine();
+        // A checkpoint runs (as far as every other part of the engine can tell).
+        engine.set_checkpoint_running(true);
+        burst(&db);
+        assert!(
+            db.stats().version_bytes > 0,
+            "folded while a checkpoint ran"
+        );
+        assert!(engine.idle_watcher_armed());
+        engine.set_checkpoint_running(false);
+        folded_and_exact(&db);
+    }
+
+    /// The same when the checkpointer is held by the application's own checkpoint (or a
+    /// tree commit): the watcher's attempt would find it taken and end.
+    #[test]
+    fn the_watcher_waits_out_the_applications_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let engine = db.engine();
+        let held = engine.hold_checkpointer();
+        burst(&db);
+        assert!(
+            db.stats().version_bytes > 0,
+            "folded while the checkpointer was held"
+        );
+        assert!(engine.idle_watcher_armed());
+        drop(held);
+        folded_and_exact(&db);
     }
 }

@@ -242,6 +242,18 @@ impl Checkpointer {
         f(&header, &st.non_tree, st.free_list_run)
     }
 
+    /// Whether a checkpoint, a tree commit or a compaction holds the checkpointer now.
+    pub fn busy(&self) -> bool {
+        self.state.is_locked()
+    }
+
+    /// Tests: holds the checkpointer as a checkpoint in progress does, until the guard
+    /// is dropped.
+    #[cfg(test)]
+    pub fn hold_for_test(&self) -> impl Drop + '_ {
+        self.state.lock()
+    }
+
     /// Runs a checkpoint now unless one is running and `wait` is false (the caller
     /// checks that the database is not closing). With `force`,
     /// rewrites the header even when there is nothing new to fold (after `compact`).

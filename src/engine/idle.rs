@@ -65,9 +65,11 @@ fn watch(engine: Weak<Engine>) {
             seen = Some(tip);
             continue;
         }
-        // A checkpoint folding now (one a commit over budget started) leaves the
-        // versions committed while it ran: look again once it is done.
-        if me.checkpoint_running.load(Ordering::Acquire) {
+        // A checkpoint folding now (one a commit over budget started, or the
+        // application's own, or a tree commit) leaves the versions committed while it
+        // ran, and the watcher's own attempt would find the checkpointer taken: look
+        // again once it is done.
+        if me.checkpoint_running.load(Ordering::Acquire) || me.checkpointer.busy() {
             continue;
         }
         // Disarmed first: a commit from here on starts a new watcher.
@@ -92,5 +94,11 @@ impl Engine {
     /// Tests: whether an idle watcher is started and has not ended.
     pub(crate) fn idle_watcher_armed(&self) -> bool {
         self.idle_armed.load(Ordering::Acquire)
+    }
+
+    /// Tests: holds the checkpointer as a checkpoint of the application's own does,
+    /// until the guard is dropped.
+    pub(crate) fn hold_checkpointer(&self) -> impl Drop + '_ {
+        self.checkpointer.hold_for_test()
     }
 }
