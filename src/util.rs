@@ -8,8 +8,8 @@ use crate::types::{cmp_keys, first_word};
 
 /// Asks the processor to start loading the cache lines of `bytes` (up to `max` bytes of
 /// them) without waiting for them: a hint with no effect on what the program computes.
-/// Where later reads depend on one another (an index, then the record it points to), the
-/// lines are then on their way together instead of one miss after the other. A no-op
+/// A walk that will read scattered values in turn (a checkpoint copying the store's
+/// values into leaves) asks for the next ones early, so their misses overlap. A no-op
 /// off x86-64.
 #[inline]
 pub fn prefetch(bytes: &[u8], max: usize) {

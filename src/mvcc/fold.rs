@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 impl VersionStore {
-    /// Every version at or below `horizon` of every key, newest first, keys in tree
-    /// order: what a checkpoint folds into the tree (the newest) and into history
-    /// entries (the rest).
-    pub fn fold_chains(&self, horizon: u64) -> FoldedChains {
+    /// Every table's chains, in table order (the tree's), taken out of the map's lock so
+    /// a walk over them locks one table at a time.
+    fn tables_in_order(&self) -> Vec<(TableId, Arc<RwLock<Chains>>)> {
         let mut tables: Vec<(TableId, Arc<RwLock<Chains>>)> = self
             .tables
             .read()
@@ -23,8 +22,15 @@ impl VersionStore {
             .map(|(&id, t)| (id, Arc::clone(t)))
             .collect();
         tables.sort_by_key(|(id, _)| *id);
+        tables
+    }
+
+    /// Every version at or below `horizon` of every key, newest first, keys in tree
+    /// order: what a checkpoint folds into the tree (the newest) and into history
+    /// entries (the rest).
+    pub fn fold_chains(&self, horizon: u64) -> FoldedChains {
         let mut out = FoldedChains::default();
-        for (id, t) in tables {
+        for (id, t) in self.tables_in_order() {
             // A chunk of keys at a time, so a committer applying to this table waits
             // for one chunk, never for the whole table (versions applied in between are
             // above the horizon and not folded).
@@ -71,18 +77,12 @@ impl VersionStore {
     /// Drops every version at or below `horizon` (now in the tree), a chunk of keys
     /// per table lock at a time.
     pub fn remove_folded(&self, horizon: u64) {
-        let tables: Vec<(TableId, Arc<RwLock<Chains>>)> = self
-            .tables
-            .read()
-            .iter()
-            .map(|(&id, t)| (id, Arc::clone(t)))
-            .collect();
         let mut removed = (0u64, 0u64);
         // What a chunk removed is freed after its lock is released: the frees (a value
         // and a chain each) would otherwise hold readers and committers up.
         let mut garbage: Vec<Chain> = Vec::new();
         let mut emptied: Vec<HeadKey> = Vec::new();
-        for (id, t) in tables {
+        for (id, t) in self.tables_in_order() {
             let mut after: Option<HeadKey> = None;
             loop {
                 let mut chains = t.write();
