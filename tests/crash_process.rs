@@ -6,14 +6,13 @@
 //! may still be recovering. The rounds append to one file, so recovery replays an
 //! ever longer history of killed runs.
 
+mod crash_support;
+
 use capsuledb::rng::Rng;
 use capsuledb::{Database, Durability, Error};
+use crash_support::{KillTiming, Killed, keys_under, kill_child, rounds, say};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHILD_PATH_ENV: &str = "CAPSULEDB_CRASH_CHILD_PATH";
 const CHILD_ROUND_ENV: &str = "CAPSULEDB_CRASH_CHILD_ROUND";
@@ -22,25 +21,14 @@ const WRITER_THREADS: u32 = 4;
 /// Rounds in the normal run, and per file in a long run (`CAPSULEDB_KILL_ROUNDS=N` runs
 /// N rounds, a fresh file every `ROUNDS` of them, so each reopen stays cheap).
 const ROUNDS: u32 = 24;
-const ROUNDS_ENV: &str = "CAPSULEDB_KILL_ROUNDS";
 const SEED: u64 = 0xC4A5_0001;
-/// Kill the child this long after it reports ready: 20..200 ms, seeded.
-const KILL_AFTER_MS_MIN: u64 = 20;
-const KILL_AFTER_MS_MAX: u64 = 200;
-/// In some rounds the kill comes this soon after the spawn, ready or not.
-const EARLY_KILL_MS_MAX: u64 = 30;
-/// The child must be ready (database open) within this long.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Stdout lines of the writer threads must not interleave.
-static OUT: Mutex<()> = Mutex::new(());
-
-fn say(line: &str) {
-    let _guard = OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").unwrap();
-    out.flush().unwrap();
-}
+/// Kill the child 20..200 ms after it reports ready (seeded), or in some rounds at most
+/// 30 ms after the spawn.
+const TIMING: KillTiming = KillTiming {
+    min_ms: 20,
+    max_ms: 200,
+    early_max_ms: 30,
+};
 
 /// The two keys commit `counter` of thread `thread` in round `round` writes.
 fn keys(round: u32, thread: u32, counter: u64) -> [Vec<u8>; 2] {
@@ -129,81 +117,16 @@ struct RoundLog {
 /// kills it, and returns what it acknowledged (every complete line it wrote, read to the
 /// end of the pipe).
 fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bool) -> RoundLog {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_commits_until_killed",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_PATH_ENV, path)
-        .env(CHILD_ROUND_ENV, round.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        // A line cut short by the kill has no newline: it was never a whole report.
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        while r.read_line(&mut line).unwrap_or(0) > 0 {
-            if line.ends_with('\n') && tx.send(line.trim_end().to_string()).is_err() {
-                break;
-            }
-            line.clear();
-        }
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-        s
-    });
-    let mut lines = Vec::new();
-    if early {
-        // Kill at a seeded moment counted from the spawn: possibly while the child is
-        // still opening (recovering and scrubbing the tail of) the database.
-        let deadline = Instant::now() + kill_after;
-        while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            lines.push(l);
-        }
-    } else {
-        let ready_deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let left = ready_deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                // The harness prints "test child_commits_until_killed ... " before it.
-                Ok(l) if l.ends_with("READY") => break,
-                Ok(l) => lines.push(l),
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "round {round}: child never became ready; stdout (last lines) {:?}, \
-                         stderr {}",
-                        &lines[lines.len().saturating_sub(10)..],
-                        err_reader.join().unwrap()
-                    );
-                }
-            }
-        }
-        let deadline = Instant::now() + kill_after;
-        while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            lines.push(l);
-        }
-    }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    // Everything the child wrote before it died is still in the pipe.
-    reader.join().unwrap();
-    lines.extend(rx.try_iter());
-    let stderr = err_reader.join().unwrap();
-    assert!(
-        !status.success(),
-        "round {round}: the child finished instead of being killed; stderr {stderr}"
+    let envs = [
+        (CHILD_PATH_ENV, path.display().to_string()),
+        (CHILD_ROUND_ENV, round.to_string()),
+    ];
+    let Killed { lines, stderr } = kill_child(
+        "child_commits_until_killed",
+        &envs,
+        round,
+        kill_after,
+        early,
     );
     let mut log = RoundLog::default();
     for l in &lines {
@@ -270,12 +193,7 @@ fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
     }
     // Nothing else of this round: the scan finds only the keys checked above.
     let prefix = format!("r{round:03}/");
-    let found = tx
-        .range(TABLE, prefix.as_bytes()..)
-        .unwrap()
-        .map(|r| r.unwrap().0)
-        .take_while(|k| k.starts_with(prefix.as_bytes()))
-        .count() as u64;
+    let found = keys_under(&tx, TABLE, prefix.as_bytes());
     assert_eq!(found, 2 * (acked + in_flight), "round {round}: stray keys");
     (acked, in_flight)
 }
@@ -283,10 +201,7 @@ fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
 #[test]
 fn acknowledged_commits_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let rounds: u32 = std::env::var(ROUNDS_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ROUNDS);
+    let rounds = rounds(ROUNDS);
     let mut path = dir.path().join("crash.db");
     let mut rng = Rng::new(SEED);
     let mut logs: Vec<RoundLog> = Vec::new();
@@ -305,16 +220,8 @@ fn acknowledged_commits_survive_sigkill() {
             logs.clear();
         }
         let first_of_file = round - round % ROUNDS;
-        let kill_after = Duration::from_millis(
-            KILL_AFTER_MS_MIN + rng.below(KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN + 1),
-        );
         // Round 0 creates the file; a kill during creation is another matter.
-        let early = round > first_of_file && rng.chance(1, 4);
-        let kill_after = if early {
-            Duration::from_millis(rng.below(EARLY_KILL_MS_MAX + 1))
-        } else {
-            kill_after
-        };
+        let (kill_after, early) = TIMING.next(&mut rng, round == first_of_file);
         early_rounds += u32::from(early);
         let log = run_child(&path, round, kill_after, early);
         let db = Database::open(&path).unwrap_or_else(|e| {
