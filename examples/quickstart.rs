@@ -1,11 +1,11 @@
-//! The README's quick start, built and run by `cargo test` so it stays true.
+//! The README's quick start, run by `tests/quickstart.rs` so it stays true.
 
 use capsuledb::{Database, TableDef};
 
 /// A typed table: `&str` keys, `i64` values, stored in order (`format-spec/keys.md`).
 const ACCOUNTS: TableDef<&str, i64> = TableDef::new("accounts");
 
-fn main() -> capsuledb::Result<()> {
+pub fn main() -> capsuledb::Result<()> {
     let path = std::env::temp_dir().join(format!("capsuledb-quickstart-{}.db", std::process::id()));
     let db = Database::open(&path)?; // created if missing
     let mut conn = db.connect(); // one Connection per thread

@@ -1,6 +1,6 @@
 //! Commit: the commit index, the group-commit coordinator, the log and recovery.
 //!
-//! A commit runs in these steps (DESIGN.md, "The commit protocol"):
+//! A commit runs in these steps (`ARCHITECTURE.md`, "The life of a commit"):
 //! 1. outside any lock: encode the write set as a capsule and write it to freshly
 //!    allocated capsule space;
 //! 2. the serialized section (one mutex): validate against the commit index
