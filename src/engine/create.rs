@@ -14,9 +14,7 @@ pub(crate) fn create(storage: &dyn Storage, config: &Config) -> Result<(Header, 
     let mut rng = crate::rng::Rng::new(seed);
     let page_size = config.page_size;
     let first_data = first_data_page(page_size);
-    // The marker stream starts on the first data page; the page after it is reserved
-    // as the stream's next page.
-    let page_count = first_data + 2;
+    let page_count = created_pages(page_size);
     let header = Header {
         read_version: FORMAT_VERSION,
         write_version: FORMAT_VERSION,
@@ -51,14 +49,30 @@ pub(crate) fn create(storage: &dyn Storage, config: &Config) -> Result<(Header, 
     Ok((header, 0))
 }
 
+/// Pages of a new database of `page_size`-byte pages: the header region's, then the
+/// marker stream's first page on the first data page and the page after it, reserved as
+/// the stream's next page.
+fn created_pages(page_size: u32) -> u64 {
+    first_data_page(page_size) + 2
+}
+
+/// The longest file [`create`] makes, over every page size (`format-spec/header.md`,
+/// "Choosing a copy": 196,608 bytes, three 64 KiB pages).
+fn created_len_max() -> u64 {
+    std::iter::successors(Some(crate::format::PAGE_SIZE_MIN), |&ps| ps.checked_mul(2))
+        .take_while(|&ps| ps <= crate::format::PAGE_SIZE_MAX)
+        .map(|ps| created_pages(ps) * u64::from(ps))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Whether the file is what a crash during [`create`] leaves: no more than a new
 /// database's pages, a header region never written (all zero), and nothing else but
 /// possibly the first marker page's 32-byte header: no commit ever reached it. A file
 /// with anything more (a marker, a capsule) is a damaged database, never re-created.
 pub(crate) fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
     let len = storage.len()?;
-    let created_len_max = HEADER_REGION_LEN + 2 * u64::from(crate::format::PAGE_SIZE_MAX);
-    if len > created_len_max {
+    if len > created_len_max() {
         return Ok(false);
     }
     let view = storage.view()?;

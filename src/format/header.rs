@@ -95,6 +95,9 @@ pub enum HeaderFault {
     BadPageCount(u64),
     /// `marker_start_page` is outside the data pages.
     BadMarkerStart(u64),
+    /// `catalog_root` names a tree but `freelist_root` is `0`, which means "no checkpoint
+    /// yet: every data page is free".
+    TreeWithoutFreeList(u64),
 }
 
 impl fmt::Display for HeaderFault {
@@ -112,6 +115,9 @@ impl fmt::Display for HeaderFault {
             HeaderFault::BadPageCount(n) => write!(f, "page count {n} is too small"),
             HeaderFault::BadMarkerStart(p) => {
                 write!(f, "marker stream start page {p} is outside the data pages")
+            }
+            HeaderFault::TreeWithoutFreeList(root) => {
+                write!(f, "a tree at page {root} but no free list")
             }
         }
     }
@@ -177,6 +183,10 @@ impl Header {
         let marker_start = raw.marker_start_page.get();
         if marker_start < first_data_page(page_size) || marker_start >= page_count {
             return Err(HeaderFault::BadMarkerStart(marker_start));
+        }
+        let catalog_root = raw.catalog_root.get();
+        if catalog_root != 0 && raw.freelist_root.get() == 0 {
+            return Err(HeaderFault::TreeWithoutFreeList(catalog_root));
         }
         Ok(Header {
             read_version: raw.read_version.get(),
@@ -245,7 +255,7 @@ mod tests {
             page_count: 10,
             checkpoint_seq: 3,
             catalog_root: 4,
-            freelist_root: 0,
+            freelist_root: 6,
             marker_start_page: 5,
             marker_chain_seed: 99,
             log_durable_seq: 2,
@@ -289,6 +299,21 @@ mod tests {
         let sum = checksum(&[&bad[..CHECKSUM_OFFSET]]);
         bad[CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
         assert_eq!(Header::decode(&bad, 0), Err(HeaderFault::ReservedNotZero));
+        let h = Header {
+            freelist_root: 0,
+            ..sample()
+        };
+        assert_eq!(
+            Header::decode(&h.encode(0), 0),
+            Err(HeaderFault::TreeWithoutFreeList(4))
+        );
+        // No checkpoint yet: neither a tree nor a free list.
+        let h = Header {
+            catalog_root: 0,
+            freelist_root: 0,
+            ..sample()
+        };
+        assert_eq!(Header::decode(&h.encode(0), 0), Ok(h));
     }
 
     fn any_header() -> impl Strategy<Value = Header> {
@@ -311,7 +336,8 @@ mod tests {
                         page_count,
                         checkpoint_seq: cs,
                         catalog_root: cr,
-                        freelist_root: fr,
+                        // A tree always comes with a free list.
+                        freelist_root: if cr == 0 { fr } else { fr.max(1) },
                         marker_start_page: first + ms % (page_count - first),
                         marker_chain_seed: seed,
                         log_durable_seq: cs.rotate_left(7),
