@@ -193,3 +193,35 @@ fn serde_values_round_trip() {
     let bad = conn.read(|tx| tx.table(ACCOUNTS).get(("eu", 2)));
     assert!(matches!(bad, Err(Error::Decode { .. })), "{bad:?}");
 }
+
+/// A `Serde<T>` value followed by extra bytes is not a value of `T` (`format-spec/keys.md`,
+/// "Validation" 5): postcard alone would read the value and ignore the rest.
+#[cfg(feature = "serde")]
+#[test]
+fn serde_values_with_trailing_bytes_are_refused() {
+    use capsuledb::Serde;
+    const POINTS: TableDef<u32, Serde<(i32, i32)>> = TableDef::new("points");
+    let (_dir, db) = open();
+    let mut conn = db.connect();
+    conn.run(|tx| {
+        tx.create_table(POINTS.name())?;
+        tx.table_mut(POINTS).put(1, &(3, -4))
+    })
+    .unwrap();
+    let key = capsuledb::encode_key::<u32>(&1);
+    let mut stored = conn
+        .read(|tx| tx.get(POINTS.name(), &key))
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        conn.read(|tx| tx.table(POINTS).get(1)).unwrap(),
+        Some((3, -4))
+    );
+    stored.push(0);
+    conn.run(|tx| tx.put(POINTS.name(), &key, &stored)).unwrap();
+    let bad = conn.read(|tx| tx.table(POINTS).get(1));
+    assert!(
+        matches!(&bad, Err(Error::Decode { what, .. }) if what.contains("1 bytes after")),
+        "{bad:?}"
+    );
+}

@@ -44,7 +44,17 @@ impl<T: Serialize + DeserializeOwned + 'static> Value for Serde<T> {
     }
 
     fn decode_value(bytes: &[u8]) -> Result<T> {
-        postcard::from_bytes(bytes)
-            .map_err(|e| decode_error(std::any::type_name::<T>(), format!("postcard: {e}")))
+        let ty = std::any::type_name::<T>();
+        // `from_bytes` would ignore bytes after the value (`format-spec/keys.md`,
+        // "Validation" 5: they are an error).
+        let (value, rest) = postcard::take_from_bytes(bytes)
+            .map_err(|e| decode_error(ty, format!("postcard: {e}")))?;
+        if !rest.is_empty() {
+            return Err(decode_error(
+                ty,
+                format!("{} bytes after the value", rest.len()),
+            ));
+        }
+        Ok(value)
     }
 }
