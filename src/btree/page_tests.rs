@@ -219,6 +219,21 @@ fn offsets_match_spec() {
         rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
         vec![0, 2, 8]
     );
+    // The reference after an extent cell's key: page, length and checksum at 0, 8, 12
+    // (`NodeRef::compact_value`, `NodeBuilder::push_leaf_extent`).
+    let rows = crate::format::spec_table::rows(md, "Extent reference");
+    crate::format::spec_table::assert_layout(
+        &rows,
+        &[
+            ("first_page", 0, 8),
+            ("value_len", 8, 4),
+            ("checksum", 12, 4),
+        ],
+    );
+    assert_eq!(
+        rows.last().map(|r| r.offset + r.size),
+        Some(EXTENT_CELL_BODY)
+    );
 }
 
 proptest! {

@@ -4,6 +4,12 @@
 use crate::error::{Error, Result};
 use crate::format::{LOG_PAGE_HEADER_LEN, PageKind, checksum};
 
+/// Where a run's header fields sit in its first page (`format-spec/btree.md`, "Overflow
+/// run"): the pages in the run, an overflow value's length, a free list's entry count.
+const RUN_PAGES_AT: usize = 16;
+const VALUE_LEN_AT: usize = 20;
+const ENTRY_COUNT_AT: usize = 24;
+
 /// Pages needed for a run carrying `payload` bytes.
 pub fn run_pages(page_size: u32, payload: usize) -> u64 {
     ((LOG_PAGE_HEADER_LEN + payload) as u64).div_ceil(u64::from(page_size))
@@ -58,9 +64,9 @@ pub fn encode_run_into(
     run[4] = kind as u8;
     run[5] = 1;
     run[8..16].copy_from_slice(&page.to_le_bytes());
-    run[16..20].copy_from_slice(&(pages as u32).to_le_bytes());
-    run[20..24].copy_from_slice(&value_len.to_le_bytes());
-    run[24..32].copy_from_slice(&entry_count.to_le_bytes());
+    run[RUN_PAGES_AT..VALUE_LEN_AT].copy_from_slice(&(pages as u32).to_le_bytes());
+    run[VALUE_LEN_AT..ENTRY_COUNT_AT].copy_from_slice(&value_len.to_le_bytes());
+    run[ENTRY_COUNT_AT..LOG_PAGE_HEADER_LEN].copy_from_slice(&entry_count.to_le_bytes());
     let sum = checksum(&[&run[4..]]);
     run[..4].copy_from_slice(&sum.to_le_bytes());
 }
@@ -179,10 +185,20 @@ fn read_run_inner<'a>(
         ));
     }
     let pages = u64::from(u32::from_le_bytes(
-        head[16..20].try_into().unwrap_or_default(),
+        head[RUN_PAGES_AT..VALUE_LEN_AT]
+            .try_into()
+            .unwrap_or_default(),
     ));
-    let value_len = u32::from_le_bytes(head[20..24].try_into().unwrap_or_default());
-    let entry_count = u64::from_le_bytes(head[24..32].try_into().unwrap_or_default());
+    let value_len = u32::from_le_bytes(
+        head[VALUE_LEN_AT..ENTRY_COUNT_AT]
+            .try_into()
+            .unwrap_or_default(),
+    );
+    let entry_count = u64::from_le_bytes(
+        head[ENTRY_COUNT_AT..LOG_PAGE_HEADER_LEN]
+            .try_into()
+            .unwrap_or_default(),
+    );
     let end = pages
         .checked_mul(ps)
         .and_then(|l| l.checked_add(start))
@@ -209,6 +225,24 @@ fn read_run_inner<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_match_spec() {
+        let md = include_str!("../../format-spec/btree.md");
+        let rows = crate::format::spec_table::rows(md, "Overflow run");
+        crate::format::spec_table::assert_layout(
+            &rows,
+            &[
+                ("run_pages", RUN_PAGES_AT, VALUE_LEN_AT - RUN_PAGES_AT),
+                ("value_len", VALUE_LEN_AT, ENTRY_COUNT_AT - VALUE_LEN_AT),
+                (
+                    "entry_count",
+                    ENTRY_COUNT_AT,
+                    LOG_PAGE_HEADER_LEN - ENTRY_COUNT_AT,
+                ),
+            ],
+        );
+    }
 
     #[test]
     fn runs_round_trip_and_catch_flips() {

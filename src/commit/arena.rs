@@ -236,3 +236,23 @@ impl LogArena {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log page's kind header (bytes 16..32): `run_pages`, then reserved zeros.
+    #[test]
+    fn offsets_match_spec() {
+        let md = include_str!("../../format-spec/log.md");
+        let rows = crate::format::spec_table::rows(md, "Log pages");
+        crate::format::spec_table::assert_layout(
+            &rows,
+            &[("run_pages", 16, 4), ("reserved", 20, 12)],
+        );
+        let kh = kind_header(3);
+        assert_eq!(kh.len(), LOG_PAGE_HEADER_LEN - 16);
+        assert_eq!(kh[..4], 3u32.to_le_bytes());
+        assert!(kh[4..].iter().all(|&b| b == 0));
+    }
+}
