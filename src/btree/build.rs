@@ -333,8 +333,14 @@ impl Builder<'_> {
                 self.freed.extend(page..page + r.pages);
             }
             CellValue::Extent { page, len, .. } => {
-                self.freed
-                    .extend(page..page + extent_pages(self.page_size, len as usize));
+                // The cell comes from a checksummed leaf, but its extent is only read
+                // (and checked) when its value is: one outside the file is not freed.
+                let file_pages = self.file.len() as u64 / u64::from(self.page_size);
+                let end = page
+                    .checked_add(extent_pages(self.page_size, len as usize))
+                    .filter(|&end| page > 0 && end <= file_pages)
+                    .ok_or_else(|| Error::corrupted(page, "overflow extent outside the file"))?;
+                self.freed.extend(page..end);
             }
         }
         Ok(())
@@ -342,21 +348,27 @@ impl Builder<'_> {
 }
 
 /// Leaves with the lower bound of their range (`None` for the leftmost).
-type LeafList = Vec<(Option<Vec<u8>>, u64)>;
+pub(super) type LeafList = Vec<(Option<Vec<u8>>, u64)>;
 
 /// The leaves of the tree at `root`, in key order, each with the lower bound of its
 /// range (`None` for the leftmost), and every branch page.
-fn leaves_of(file: &[u8], page_size: u32, root: u64) -> Result<(LeafList, Vec<u64>)> {
+pub(super) fn leaves_of(file: &[u8], page_size: u32, root: u64) -> Result<(LeafList, Vec<u64>)> {
     let mut leaves = Vec::new();
     let mut branches = Vec::new();
     if root == 0 {
         return Ok((leaves, branches));
     }
-    // Depth-first, left to right: push children right to left.
+    // Depth-first, left to right: push children right to left. A page reached twice (a
+    // damaged or hostile file) would be freed or linked twice, and a branch whose
+    // children all name one subtree multiplies the walk: refused.
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![(root, None::<Vec<u8>>, 0usize)];
     while let Some((page, low, depth)) = stack.pop() {
         if depth >= DEPTH_MAX {
             return Err(Error::corrupted(page, "tree deeper than the limit"));
+        }
+        if !seen.insert(page) {
+            return Err(Error::corrupted(page, "tree page reachable twice"));
         }
         let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
         if node.is_leaf() {

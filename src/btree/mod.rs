@@ -8,6 +8,8 @@
 pub mod build;
 pub mod cursor;
 mod estimate;
+#[cfg(test)]
+mod hostile_tests;
 pub mod key;
 #[cfg(test)]
 mod multi_page_leaf_tests;
@@ -18,7 +20,7 @@ pub mod run;
 use crate::error::{Error, Result};
 use crate::format::PageKind;
 use crate::pager::Verified;
-use page::{CellValue, NodeRef, TreeKey};
+use page::{CellValue, NodeRef, TreeKey, cmp_keys};
 use std::ops::Bound;
 
 /// Deepest tree accepted; a deeper one is corrupt (or a cycle).
@@ -253,7 +255,25 @@ pub fn scan_leaf<'a>(
                     value_bytes_cached(file, page_size, node.value(i)?, verified)?,
                 ));
             }
-            batch.leaf_edge = if reverse { low } else { high }.map(<[u8]>::to_vec);
+            // The next leaf's bound must lie past where this scan started, else a caller
+            // that resumes from it (separators out of order in a damaged or hostile
+            // file) would scan this leaf again and again.
+            let edge = if reverse { low } else { high };
+            // (A reverse scan resumes below the edge, excluding it: an edge equal to an
+            // included start is progress.)
+            let advances = match (edge, if reverse { hi } else { lo }) {
+                (None, _) | (_, Bound::Unbounded) => true,
+                (Some(e), Bound::Included(b)) if reverse => cmp_keys(e, b).is_le(),
+                (Some(e), Bound::Excluded(b)) if reverse => cmp_keys(e, b).is_lt(),
+                (Some(e), Bound::Included(b) | Bound::Excluded(b)) => cmp_keys(e, b).is_gt(),
+            };
+            if !advances {
+                return Err(Error::corrupted(
+                    page,
+                    "a separator above this leaf does not move past the scan's start (keys out of order)",
+                ));
+            }
+            batch.leaf_edge = edge.map(<[u8]>::to_vec);
             return Ok(batch);
         }
         let idx = if reverse {

@@ -98,7 +98,20 @@ pub enum HeaderFault {
     /// `catalog_root` names a tree but `freelist_root` is `0`, which means "no checkpoint
     /// yet: every data page is free".
     TreeWithoutFreeList(u64),
+    /// A field's value leaves no room to go on: a root page outside the data pages
+    /// below `page_count`, a `generation` with no pin byte left, a `checkpoint_seq` in the
+    /// upper half of the sequence space.
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
 }
+
+/// Largest `checkpoint_seq` a valid header holds: sequences above it are never reached
+/// (`format-spec/header.md`, validation 9), so recovery's arithmetic on them cannot wrap.
+pub const CHECKPOINT_SEQ_MAX: u64 = u64::MAX / 2;
 
 impl fmt::Display for HeaderFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,6 +131,9 @@ impl fmt::Display for HeaderFault {
             }
             HeaderFault::TreeWithoutFreeList(root) => {
                 write!(f, "a tree at page {root} but no free list")
+            }
+            HeaderFault::OutOfRange { field, value } => {
+                write!(f, "{field} {value} is out of range")
             }
         }
     }
@@ -187,6 +203,29 @@ impl Header {
         let catalog_root = raw.catalog_root.get();
         if catalog_root != 0 && raw.freelist_root.get() == 0 {
             return Err(HeaderFault::TreeWithoutFreeList(catalog_root));
+        }
+        let first = first_data_page(page_size);
+        for (field, root) in [
+            ("catalog_root", catalog_root),
+            ("freelist_root", raw.freelist_root.get()),
+        ] {
+            if root != 0 && (root < first || root >= page_count) {
+                return Err(HeaderFault::OutOfRange { field, value: root });
+            }
+        }
+        let generation = raw.generation.get();
+        if generation >= crate::storage::locks::PIN_GENERATION_MAX {
+            return Err(HeaderFault::OutOfRange {
+                field: "generation",
+                value: generation,
+            });
+        }
+        let checkpoint_seq = raw.checkpoint_seq.get();
+        if checkpoint_seq > CHECKPOINT_SEQ_MAX {
+            return Err(HeaderFault::OutOfRange {
+                field: "checkpoint_seq",
+                value: checkpoint_seq,
+            });
         }
         Ok(Header {
             read_version: raw.read_version.get(),
@@ -307,6 +346,53 @@ mod tests {
             Header::decode(&h.encode(0), 0),
             Err(HeaderFault::TreeWithoutFreeList(4))
         );
+        for (h, field, value) in [
+            (
+                Header {
+                    catalog_root: 1,
+                    ..sample()
+                },
+                "catalog_root",
+                1,
+            ),
+            (
+                Header {
+                    catalog_root: 10,
+                    ..sample()
+                },
+                "catalog_root",
+                10,
+            ),
+            (
+                Header {
+                    freelist_root: 12,
+                    ..sample()
+                },
+                "freelist_root",
+                12,
+            ),
+            (
+                Header {
+                    generation: crate::storage::locks::PIN_GENERATION_MAX,
+                    ..sample()
+                },
+                "generation",
+                crate::storage::locks::PIN_GENERATION_MAX,
+            ),
+            (
+                Header {
+                    checkpoint_seq: CHECKPOINT_SEQ_MAX + 1,
+                    ..sample()
+                },
+                "checkpoint_seq",
+                CHECKPOINT_SEQ_MAX + 1,
+            ),
+        ] {
+            assert_eq!(
+                Header::decode(&h.encode(0), 0),
+                Err(HeaderFault::OutOfRange { field, value })
+            );
+        }
         // No checkpoint yet: neither a tree nor a free list.
         let h = Header {
             catalog_root: 0,
@@ -327,17 +413,25 @@ mod tests {
                     let page_size = 1u32 << shift;
                     let first = crate::format::first_data_page(page_size);
                     let page_count = pc.max(first + 1);
+                    // A root is 0 or a data page below `page_count`; a tree always comes
+                    // with a free list.
+                    let root = |r: u64| first + r % (page_count - first);
+                    let catalog_root = if cr % 4 == 0 { 0 } else { root(cr) };
+                    let freelist_root = if catalog_root == 0 && fr % 4 == 0 {
+                        0
+                    } else {
+                        root(fr)
+                    };
                     Header {
                         read_version: rv,
                         write_version: wv,
                         page_size,
-                        generation,
+                        generation: generation % crate::storage::locks::PIN_GENERATION_MAX,
                         database_id: id,
                         page_count,
-                        checkpoint_seq: cs,
-                        catalog_root: cr,
-                        // A tree always comes with a free list.
-                        freelist_root: if cr == 0 { fr } else { fr.max(1) },
+                        checkpoint_seq: cs % (CHECKPOINT_SEQ_MAX + 1),
+                        catalog_root,
+                        freelist_root,
                         marker_start_page: first + ms % (page_count - first),
                         marker_chain_seed: seed,
                         log_durable_seq: cs.rotate_left(7),

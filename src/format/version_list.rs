@@ -244,7 +244,15 @@ pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
     // entries above it. A short index is counted without branches: its loads do not
     // depend on each other, so the index's cache lines (lists live in leaves that are
     // seldom cached) are fetched together instead of one probe after another.
+    // The list comes from a checksummed page, but a writer's mistake or a hostile file
+    // must not make a read see a version newer than its snapshot, or an older one than
+    // it should: a short index, all of it loaded anyway, is checked to decrease; a long
+    // one around the entry found.
     let lo = if list.count <= LINEAR_INDEX_MAX {
+        let decreasing = (1..list.count).all(|i| list.seq(i - 1) > list.seq(i));
+        if !decreasing {
+            return Err(corrupt("index sequences do not decrease"));
+        }
         (0..list.count)
             .map(|i| usize::from(list.seq(i) > seq))
             .sum()
@@ -257,6 +265,12 @@ pub fn find_in_list(bytes: &[u8], seq: u64) -> Result<Option<Option<&[u8]>>> {
             } else {
                 hi = mid;
             }
+        }
+        let above = lo.checked_sub(1).is_none_or(|i| list.seq(i) > seq);
+        let at = lo == list.count || list.seq(lo) <= seq;
+        let below = lo + 1 >= list.count || list.seq(lo) > list.seq(lo + 1);
+        if !(above && at && below) {
+            return Err(corrupt("index sequences do not decrease"));
         }
         lo
     };
@@ -375,6 +389,33 @@ mod tests {
         ] {
             assert!(decode_list(&bytes).is_err(), "{what}");
         }
+    }
+
+    /// An index whose sequences do not decrease (a writer's mistake or a hostile file)
+    /// is an error for a point read too, never a version the snapshot should not see.
+    #[test]
+    fn a_point_read_refuses_an_index_out_of_order() {
+        let short = encode_list(&[(10, v(b"old")), (20, v(b"new"))]).unwrap();
+        for at in [5, 15, 25] {
+            assert!(
+                find_in_list(&short, at).is_err(),
+                "short index, read at {at}"
+            );
+        }
+        // A long index (binary search) around the entry found.
+        let mut long: Vec<(u64, Value)> =
+            (0..40u64).rev().map(|s| (s * 10 + 10, v(b"x"))).collect();
+        long.swap(20, 21);
+        let bytes = encode_list(&long).unwrap();
+        let (a, b) = (long[20].0, long[21].0);
+        assert!(a < b);
+        // At `b + 5` the newest version at or below is `b`, misplaced after `a`.
+        assert!(
+            find_in_list(&bytes, b + 5).is_err(),
+            "long index, read at {}",
+            b + 5
+        );
+        assert_eq!(find_in_list(&bytes, 1000).unwrap(), Some(Some(&b"x"[..])));
     }
 
     #[test]

@@ -223,7 +223,10 @@ impl Pager {
         for (_, pages) in st.held.drain(..free_upto).collect::<Vec<_>>() {
             for p in pages {
                 debug_assert!(p < st.high_water, "freeing page {p} never allocated");
-                st.insert_free(p);
+                // A page never handed out (a damaged file's reference) is not made free.
+                if p < st.high_water {
+                    st.insert_free(p);
+                }
             }
         }
     }
@@ -310,7 +313,11 @@ impl Pager {
                 p < st.high_water,
                 "freeing page {p} that was never allocated"
             );
-            st.insert_free(p);
+            // A page never handed out (a damaged file's reference) is not made free: a
+            // later allocation would take it past the end of what is in use.
+            if p < st.high_water {
+                st.insert_free(p);
+            }
         }
     }
 

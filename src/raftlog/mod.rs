@@ -232,11 +232,9 @@ impl RaftLog {
 
     /// Number of entries the log holds. No I/O.
     pub fn len(&self) -> u64 {
-        self.inner
-            .bounds
-            .lock()
-            .held
-            .map_or(0, |(first, last)| last.index - first + 1)
+        self.inner.bounds.lock().held.map_or(0, |(first, last)| {
+            last.index.saturating_sub(first).saturating_add(1)
+        })
     }
 
     /// Whether the log holds no entries. No I/O.

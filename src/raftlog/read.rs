@@ -7,6 +7,9 @@ use super::entry::Entry;
 use crate::Result;
 use std::ops::{Bound, RangeBounds};
 
+/// Most entries [`RaftLog::entries`] reserves room for before reading them.
+const PREALLOCATE_ENTRIES_MAX: u64 = 1 << 16;
+
 impl RaftLog {
     /// The held entries whose index lies in `range`, in index order (contiguous:
     /// purged and never-appended indices are simply absent). Served from the in-memory
@@ -118,7 +121,14 @@ impl RaftLog {
             Bound::Unbounded => u64::MAX,
         };
         let held = self.len();
-        let expected = last.saturating_sub(first).saturating_add(1).min(held);
+        // The log's bounds come from its first and last keys; entries between them are
+        // counted, not read, so a damaged file could claim far more than it holds: the
+        // first allocation is capped and the vector grows with what is really there.
+        let expected = last
+            .saturating_sub(first)
+            .saturating_add(1)
+            .min(held)
+            .min(PREALLOCATE_ENTRIES_MAX);
         let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         // The only copy per entry is the entry's own data.
         self.walk(keys, |index, term, data| {
