@@ -120,6 +120,9 @@ struct Stop {
 #[derive(Default)]
 pub(super) struct Walk {
     pub(super) used: BTreeSet<u64>,
+    /// Proof and capsule pages whose header replay checked (or rebuilt): the kind and
+    /// the run's length it found, so a later record on the page is held to them.
+    pub(super) checked: std::collections::BTreeMap<u64, (crate::format::PageKind, u64)>,
     pub(super) log: LogUse,
     pub(super) repairs: Vec<Repair>,
     pub(super) max_table_id: TableId,

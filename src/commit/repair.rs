@@ -81,7 +81,8 @@ impl<'a> LogFile<'a> {
     }
 
     /// Rebuilds a marker page header whose `first_seq` the stream position determines.
-    /// `next_page` is whichever data page the stored checksum confirms; failing that
+    /// `next_page` is whichever data page within two bits of the stored one the stored
+    /// checksum confirms; failing that
     /// (the checksum itself is damaged), the stored `next_page` when every other stored
     /// byte matches, returned as unconfirmed (`false`): only a page that turns out to
     /// start the rest of the stream confirms it.
@@ -108,8 +109,13 @@ impl<'a> LogFile<'a> {
             write_log_page_header(&mut buf, PageKind::Marker, page, &h.encode()).ok()?;
             Some((h, buf))
         };
-        let by_checksum = (self.first_data..self.file_pages)
-            .filter(|&n| n != page)
+        // Damage confined to `next_page` is a few flipped bits: the candidates are the
+        // stored value with at most two of its bits changed, not every page of the file
+        // (a file of N pages would offer a false match with odds N / 2^32, a page the
+        // stream does not own, which the open's scrub of the tail would then zero; and
+        // every damaged header would cost a pass over the file).
+        let by_checksum = within_two_bits(stored_next)
+            .filter(|&n| n != page && n >= self.first_data && n < self.file_pages)
             .filter_map(build)
             .find(|(_, buf)| buf.get(..4) == stored.get(..4));
         if let Some((h, buf)) = by_checksum {
@@ -295,6 +301,13 @@ fn read_u32(b: &[u8]) -> u32 {
     b.get(..4)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, u32::from_le_bytes)
+}
+
+/// `value` and every value that differs from it in one or two bits.
+fn within_two_bits(value: u64) -> impl Iterator<Item = u64> {
+    std::iter::once(value)
+        .chain((0..64).map(move |i| value ^ (1 << i)))
+        .chain((0..64).flat_map(move |i| ((i + 1)..64).map(move |j| value ^ (1 << i) ^ (1 << j))))
 }
 
 #[cfg(test)]

@@ -74,8 +74,20 @@ pub(super) fn replay(
         (proof_page, PageKind::Proof, 1),
         (cap_page, PageKind::Capsule, last_page - cap_page + 1),
     ] {
-        if w.used.contains(&page) {
-            continue;
+        // A page met before was checked then: a record on it must be of the kind found
+        // there and fit the run found there (a proof inside a capsule or marker page, or
+        // a capsule longer than its run, is damage, never read).
+        match w.checked.get(&page) {
+            Some(&(k, run)) if k == kind && run >= pages_needed => continue,
+            Some(&(k, run)) => {
+                return Err((
+                    page,
+                    format!(
+                        "a {kind:?} record of {pages_needed} pages on a {k:?} page run of {run} pages"
+                    ),
+                ));
+            }
+            None => {}
         }
         let checked = f
             .page(page)
@@ -90,9 +102,14 @@ pub(super) fn replay(
                         "{kind:?} page run of {run_pages} pages does not hold its record"
                     ))
                 } else {
-                    Ok(())
+                    Ok(run_pages)
                 }
             });
+        let run_pages = match checked {
+            Ok(run_pages) => run_pages,
+            Err(_) => pages_needed,
+        };
+        w.checked.insert(page, (kind, run_pages));
         if let Err(why) = checked {
             let rebuilt = f
                 .rebuild_log_header(page, kind, pages_needed)
