@@ -357,6 +357,38 @@ mod tests {
         );
     }
 
+    /// `next_page` damaged in two bits is rebuilt; in three, no page of the file is tried
+    /// in its place (any could match the stored checksum by chance), so the header is
+    /// damage.
+    #[test]
+    fn a_next_page_is_rebuilt_only_within_two_bits_of_the_stored_one() {
+        let h = MarkerPageHeader {
+            next_page: 4,
+            first_seq: 128,
+        };
+        let mut good = vec![0u8; LOG_PAGE_HEADER_LEN];
+        write_log_page_header(&mut good, PageKind::Marker, 2, &h.encode()).unwrap();
+        // `next_page` is the kind header's first field: bytes 16..24 of the page.
+        let damaged_in = |bits: &[usize]| {
+            let mut d = good.clone();
+            for &b in bits {
+                d[16 + b / 8] ^= 1 << (b % 8);
+            }
+            d
+        };
+        let view = View::new(Arc::new(file_with(2, &damaged_in(&[0, 1]))));
+        let (got, _, confirmed) = LogFile::new(&view, PS, 2)
+            .rebuild_marker_header(2, 128)
+            .unwrap();
+        assert_eq!((got, confirmed), (h, true));
+        let view = View::new(Arc::new(file_with(2, &damaged_in(&[0, 1, 3]))));
+        assert!(
+            LogFile::new(&view, PS, 2)
+                .rebuild_marker_header(2, 128)
+                .is_none()
+        );
+    }
+
     #[test]
     fn a_marker_of_another_history_is_not_taken_for_a_damaged_one() {
         // A proof page holding a valid proof of seq 5.
