@@ -230,6 +230,30 @@ fn directory_is_refused() {
     }
 }
 
+/// A FIFO (an open of it would block until a writer came) and a device are refused,
+/// read-write and read-only, without waiting.
+#[test]
+fn a_fifo_or_a_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let mut paths = vec![std::path::PathBuf::from("/dev/null")];
+    if made.is_ok_and(|s| s.success()) {
+        paths.push(fifo);
+    }
+    for path in paths {
+        for read_only in [false, true] {
+            match capsuledb::Options::new().read_only(read_only).open(&path) {
+                Err(Error::InvalidPath { reason, .. }) => {
+                    assert_eq!(reason, "is not a regular file", "{}", path.display());
+                }
+                Err(e) => panic!("{}: expected InvalidPath, got {e}", path.display()),
+                Ok(_) => panic!("{} opened as a database", path.display()),
+            }
+        }
+    }
+}
+
 #[test]
 fn path_without_permission() {
     // Root bypasses file modes, so as root use a sysfs file that refuses writers.

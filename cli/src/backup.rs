@@ -16,14 +16,28 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
             file.display()
         )));
     }
-    if !force && out.symlink_metadata().is_ok() {
-        return Err(CliError::msg(format!(
-            "{} exists; pass --force to replace it",
-            out.display()
-        )));
+    match out.symlink_metadata() {
+        Ok(m) if !m.is_file() => {
+            // `--force` replaces a regular file only: never a device, a pipe, a socket,
+            // a directory or a symlink's target.
+            return Err(CliError::msg(format!(
+                "{} exists and is not a regular file",
+                out.display()
+            )));
+        }
+        Ok(_) if !force => {
+            return Err(CliError::msg(format!(
+                "{} exists; pass --force to replace it",
+                out.display()
+            )));
+        }
+        _ => {}
     }
     // Read-only: the source file is never written, whatever state it is in.
     let db = Options::new().read_only(true).open(file)?;
+    // A damaged log's readable state is an earlier one: a backup of it would look like a
+    // good copy of the database. `salvage` is the command for such a file.
+    crate::data::refuse_damage(&db, file)?;
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
         "backup [{bar:30.cyan/blue}] {pos}/{len} keys, {msg} ({elapsed})",

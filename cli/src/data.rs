@@ -24,7 +24,9 @@ fn open_existing(file: &Path) -> CliResult<Database> {
 
 /// Opens `file`, which must already exist, read-only: a live reader, so it works
 /// while an application writes the file, and nothing in the file (the history window
-/// included) changes.
+/// included) changes. A read-only open of a file whose log is damaged stops at the
+/// damage; `info` and `check` report it, the commands that read data call
+/// [`refuse_damage`].
 fn open_for_read(file: &Path) -> CliResult<Database> {
     if !file.exists() {
         return Err(CliError::msg(format!(
@@ -33,6 +35,34 @@ fn open_for_read(file: &Path) -> CliResult<Database> {
         )));
     }
     Ok(capsuledb::Options::new().read_only(true).open(file)?)
+}
+
+/// Fails when the log of `db` (opened read-only) is damaged: what could be read is an
+/// earlier state than the file's durable one, and showing it as the database's content
+/// would hide lost commits. `salvage` copies what can be recovered and says what was lost.
+pub fn refuse_damage(db: &Database, file: &Path) -> CliResult<()> {
+    match db.info()?.log_damage {
+        Some(d) => Err(CliError::msg(format!(
+            "{}: the log is damaged at page {} (commit {}: {}); commits {} to {} were durable \
+             and cannot be read, so the readable state is an earlier one. `capsuledb info` \
+             shows the damage; `capsuledb salvage {} OUT` copies what can be recovered",
+            file.display(),
+            d.page,
+            d.seq,
+            d.what,
+            d.seq,
+            d.durable_seq,
+            file.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// [`open_for_read`], refusing a damaged log ([`refuse_damage`]).
+fn open_for_data(file: &Path) -> CliResult<Database> {
+    let db = open_for_read(file)?;
+    refuse_damage(&db, file)?;
+    Ok(db)
 }
 
 /// A read transaction at `at`, or at the newest state.
@@ -137,24 +167,31 @@ pub fn check(file: &Path) -> CliResult<()> {
     // Read-only: a check reports what a write open would repair, and changes nothing.
     let db = open_for_read(file)?;
     let r = db.check_integrity()?;
-    let mut out = stdout();
-    for p in &r.problems {
-        writeln!(out, "problem: {p}")?;
-    }
-    writeln!(
-        out,
-        "{}: {} tables, {} keys in {} tree pages, {} log commits in {} log pages, {} free pages, {} pages in all",
-        if r.is_ok() { "ok" } else { "DAMAGED" },
-        r.tables,
-        r.tree_keys,
-        r.tree_pages,
-        r.log_commits,
-        r.log_pages,
-        r.free_pages,
-        r.page_count
-    )?;
-    out.flush()?;
+    let printed = (|| -> std::io::Result<()> {
+        let mut out = stdout();
+        for p in &r.problems {
+            writeln!(out, "problem: {p}")?;
+        }
+        writeln!(
+            out,
+            "{}: {} tables, {} keys in {} tree pages, {} log commits in {} log pages, {} free pages, {} pages in all (the counts are the checkpointed tree's)",
+            if r.is_ok() { "ok" } else { "DAMAGED" },
+            r.tables,
+            r.tree_keys,
+            r.tree_pages,
+            r.log_commits,
+            r.log_pages,
+            r.free_pages,
+            r.page_count
+        )?;
+        out.flush()
+    })();
     close(db)?;
+    // The verdict decides the exit status even when the output could not be written
+    // (`check ... | grep -q ok` must not pass a damaged file because the pipe closed).
+    if r.is_ok() {
+        printed?;
+    }
     if r.is_ok() {
         Ok(())
     } else {
@@ -182,7 +219,7 @@ pub fn compact(file: &Path) -> CliResult<()> {
 
 /// `tables`: one table name per line, in byte order.
 pub fn tables(file: &Path) -> CliResult<()> {
-    let db = open_for_read(file)?;
+    let db = open_for_data(file)?;
     let names = {
         let mut conn = db.connect();
         let tx = conn.begin_read()?;
@@ -199,7 +236,7 @@ pub fn tables(file: &Path) -> CliResult<()> {
 /// `get`: prints the value; a missing key is an error.
 pub fn get(file: &Path, table: &str, key: &str, at: Option<u64>, enc: Encoding) -> CliResult<()> {
     let key = enc.decode("key", key)?;
-    let db = open_for_read(file)?;
+    let db = open_for_data(file)?;
     let value = {
         let mut conn = db.connect();
         let tx = begin_read(&db, &mut conn, at)?;
@@ -289,7 +326,7 @@ pub fn scan(file: &Path, args: &ScanArgs<'_>) -> CliResult<()> {
         Some(k) => Bound::Excluded(enc.decode("--to key", k)?),
         None => Bound::Unbounded,
     };
-    let db = open_for_read(file)?;
+    let db = open_for_data(file)?;
     {
         let mut conn = db.connect();
         let tx = begin_read(&db, &mut conn, args.at)?;
@@ -327,7 +364,7 @@ pub enum DumpFormat {
 
 /// `dump`: every entry of a table in key order.
 pub fn dump(file: &Path, table: &str, format: DumpFormat, enc: Encoding) -> CliResult<()> {
-    let db = open_for_read(file)?;
+    let db = open_for_data(file)?;
     {
         let mut conn = db.connect();
         let tx = conn.begin_read()?;

@@ -81,7 +81,8 @@ enum Command {
         file: PathBuf,
         /// Where the copy goes (must not exist unless --force).
         out: PathBuf,
-        /// Replace OUT if it exists (only once the copy is complete and checked).
+        /// Replace OUT if it exists and is a regular file (only once the copy is complete
+        /// and checked).
         #[arg(long)]
         force: bool,
     },

@@ -64,7 +64,15 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     for t in &tables {
         total += tx.len(t)?;
     }
-    let dst = Options::new().page_size(info.page_size).open(output)?;
+    // Written under a temporary name beside OUT and renamed into place once checked: a
+    // failed salvage (a full disk, say) leaves no partial file that looks complete.
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "salvage".into());
+    let temp = output.with_file_name(format!(".{name}.salvage-{}", std::process::id()));
+    let guard = RemoveOnDrop(Some(temp.clone()));
+    let dst = Options::new().page_size(info.page_size).open(&temp)?;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>10} [{bar:30.cyan/blue}] {pos}/{len} keys {msg}")
@@ -106,6 +114,13 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         )));
     }
     dst.close()?;
+    std::fs::rename(&temp, output).map_err(|e| {
+        CliError::io(
+            format!("rename the salvaged file to {}", output.display()),
+            e,
+        )
+    })?;
+    guard.disarm();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -142,4 +157,22 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Removes a file when dropped, unless disarmed: the temporary output of a salvage that
+/// failed part way.
+struct RemoveOnDrop(Option<std::path::PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }

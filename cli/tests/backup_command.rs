@@ -32,3 +32,13 @@ fn backup_writes_a_checked_copy_and_refuses_an_existing_target() {
     fails(&["backup", &missing, &s(&dir.path().join("x.db"))], 1);
     assert!(!dir.path().join("x.db").exists());
 }
+
+/// `--force` replaces a regular file only: never a device or a pipe.
+#[test]
+fn backup_never_replaces_a_special_file() {
+    let (_dir, db) = common::sample();
+    let err = fails(&["backup", &db, "/dev/null", "--force"], 1);
+    assert!(err.contains("not a regular file"), "{err}");
+    let meta = std::fs::metadata("/dev/null").unwrap();
+    assert!(!meta.is_file(), "/dev/null is still a device");
+}

@@ -2,7 +2,7 @@
 //! and the temporary files are removed.
 
 mod common;
-use common::{ok, s};
+use common::{fails, ok, s};
 
 const TINY: [&str; 16] = [
     "--seconds-per-phase",
@@ -153,4 +153,41 @@ fn bench_keep_leaves_a_database_every_subcommand_can_use() {
     ok(&["delete", &kept, "bench", "--hex", "00"]);
     assert!(ok(&["compact", &kept]).starts_with("compacted:"));
     assert!(ok(&["check", &kept]).starts_with("ok:"));
+}
+
+/// `--keep` never replaces a file, and says so before any phase runs.
+#[test]
+fn bench_keep_refuses_an_existing_file_at_once() {
+    let (_dir, db) = common::sample();
+    let before = std::fs::read(&db).unwrap();
+    let err = fails(
+        &["bench", "--phases", "bulk", "--keys", "10", "--keep", &db],
+        1,
+    );
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+/// A closed stdout ends `bench` quietly (exit 0), as it does the other commands: no panic.
+#[test]
+fn bench_output_into_a_closed_pipe_is_no_failure() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_capsuledb"))
+        .args([
+            "bench",
+            "--phases",
+            "fsync",
+            "--seconds-per-phase",
+            "0.1",
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is printed
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }

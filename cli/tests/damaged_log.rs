@@ -88,4 +88,41 @@ fn unrepairable_damage_is_reported_and_salvaged() {
     );
     let again = fails(&["salvage", &db, &out_db], 1);
     assert!(again.contains("already exists"), "{again}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".salvage-")),
+        "no temporary file is left beside OUT"
+    );
+}
+
+/// The commands that show data refuse a file whose log is damaged instead of showing the
+/// state before the damage as if it were the database's (an earlier state is lost data);
+/// `backup` refuses too. Each names the damage and points at `salvage`.
+#[test]
+fn data_commands_and_backup_refuse_a_damaged_log() {
+    let (dir, db) = sixty_one_puts();
+    let mut bytes = std::fs::read(&db).unwrap();
+    let m = marker_of(9);
+    let proof = u64::from_le_bytes(bytes[m + 8..m + 16].try_into().unwrap()) as usize;
+    bytes[proof..proof + 48].fill(0);
+    bytes[m..m + 32].fill(0);
+    std::fs::write(&db, &bytes).unwrap();
+    let out_db = s(&dir.path().join("backup.db"));
+    for args in [
+        vec!["scan", &db, "t"],
+        vec!["get", &db, "t", "k01"],
+        vec!["tables", &db],
+        vec!["dump", &db, "t"],
+        vec!["backup", &db, &out_db],
+    ] {
+        let err = fails(&args, 1);
+        assert!(
+            err.contains("the log is damaged") && err.contains("salvage"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!std::path::Path::new(&out_db).exists(), "no backup written");
 }

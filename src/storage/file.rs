@@ -55,6 +55,13 @@ impl FileStorage {
                 reason: "is a directory",
             });
         }
+        // A FIFO would block the open until a writer came; a device is no database.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(Error::InvalidPath {
+                path: path.to_path_buf(),
+                reason: "is not a regular file",
+            });
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(!read_only)

@@ -19,6 +19,7 @@ use capsuledb::{Database, Durability};
 use driver::Limits;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use report::PhaseResult;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -110,7 +111,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Keep the bulk-loaded database (table `bench`) at FILE instead of deleting it, to
-    /// try the other subcommands on it (`info`, `check`, `scan`, ...).
+    /// try the other subcommands on it (`info`, `check`, `scan`, ...). FILE must not
+    /// exist; the bulk phase must be among the phases run.
     #[arg(long, value_name = "FILE")]
     pub keep: Option<PathBuf>,
     /// Print the results as JSON on stdout instead of the table.
@@ -227,8 +229,55 @@ pub fn value_for(rng: &mut Rng) -> [u8; VALUE_LEN] {
     value
 }
 
+/// Most bytes the writers' key pools of one commit phase may hold together.
+const KEY_POOLS_BYTES_MAX: u64 = 2 << 30;
+
 /// Runs the selected phases and prints the summary.
 pub fn run(args: &BenchArgs) -> CliResult<()> {
+    // Every writer of a commit phase holds its pool of keys: refuse a combination whose
+    // pools alone would not fit in memory, before anything runs.
+    let most_threads = args
+        .threads
+        .iter()
+        .chain(&args.applied_threads)
+        .copied()
+        .chain([args.contended_threads, 1])
+        .max()
+        .unwrap_or(1) as u64;
+    let pool_bytes = most_threads
+        .saturating_mul(args.keys_per_writer)
+        .saturating_mul(KEY_LEN as u64);
+    if pool_bytes > KEY_POOLS_BYTES_MAX {
+        return Err(CliError::msg(format!(
+            "{most_threads} writers × {} keys per writer would hold {} MiB of keys; \
+             lower --threads or --keys-per-writer (at most {} MiB)",
+            args.keys_per_writer,
+            pool_bytes >> 20,
+            KEY_POOLS_BYTES_MAX >> 20
+        )));
+    }
+    // `--keep` is checked before any phase runs: it never replaces a file, and a path
+    // that cannot be kept is said at once, not after the whole run.
+    if let Some(keep) = &args.keep {
+        if keep.symlink_metadata().is_ok() {
+            return Err(CliError::msg(format!(
+                "{} exists; --keep writes a new file only",
+                keep.display()
+            )));
+        }
+        let parent = keep.parent().filter(|p| !p.as_os_str().is_empty());
+        if parent.is_some_and(|p| !p.is_dir()) {
+            return Err(CliError::msg(format!(
+                "--keep {}: no such directory",
+                keep.display()
+            )));
+        }
+        if !args.phases.is_empty() && !args.phases.contains(&Phase::Bulk) {
+            return Err(CliError::msg(
+                "--keep keeps the bulk-loaded database: add the bulk phase to --phases",
+            ));
+        }
+    }
     let tmp = match &args.path {
         Some(dir) => tempfile::Builder::new()
             .prefix("capsuledb-bench-")
@@ -246,16 +295,22 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
         seed: args.seed,
         seconds_per_phase: args.seconds_per_phase,
     };
+    // Output goes through `writeln!`: a closed pipe or a full disk is an error the
+    // caller reports (a closed pipe is no failure), never a panic as with `println!`.
     if !args.json {
-        println!(
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
             "capsuledb bench: {} ({}), {} CPUs, {} s per phase, seed {}",
             machine.directory, machine.file_system, machine.cpus, args.seconds_per_phase, args.seed
-        );
+        )?;
         if machine.file_system.starts_with("tmpfs") || machine.file_system.starts_with("ramfs") {
-            println!(
+            writeln!(
+                out,
                 "note: this directory is in memory, so fsync costs nothing; use --path DIR on a disk"
-            );
+            )?;
         }
+        out.flush()?;
     }
     let bench = Bench {
         args,
@@ -267,14 +322,16 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
         next_db: AtomicU32::new(0),
     };
     let results = run_phases(&bench)?;
+    let mut out = std::io::stdout().lock();
     if args.json {
         let text = serde_json::to_string_pretty(&report::json(&machine, &results))
             .map_err(|e| CliError::msg(format!("cannot encode the results: {e}")))?;
-        println!("{text}");
+        writeln!(out, "{text}")?;
     } else {
-        println!();
-        print!("{}", report::table(&results));
+        writeln!(out)?;
+        write!(out, "{}", report::table(&results))?;
     }
+    out.flush()?;
     tmp.close()
         .map_err(|e| CliError::io("remove the benchmark directory", e))?;
     Ok(())
