@@ -114,7 +114,9 @@ enum Command {
     /// Checkpoint, then return free space at the end of the file to the OS.
     ///
     /// Folds every commit into the B+tree, frees the log it made obsolete, and cuts the
-    /// file after its last used page. Prints the bytes returned.
+    /// file after its last used page. Prints the bytes returned. The CLI keeps no history
+    /// window (the window is an application's open option, not stored in the file), so
+    /// the checkpoint drops the retained history that `get --at` and `scan --at` read.
     Compact {
         /// The database file (must exist).
         file: PathBuf,
