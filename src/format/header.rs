@@ -192,19 +192,19 @@ impl Header {
         if raw.reserved.iter().any(|&b| b != 0) {
             return Err(HeaderFault::ReservedNotZero);
         }
+        let first = first_data_page(page_size);
         let page_count = raw.page_count.get();
-        if page_count < first_data_page(page_size) {
+        if page_count < first {
             return Err(HeaderFault::BadPageCount(page_count));
         }
         let marker_start = raw.marker_start_page.get();
-        if marker_start < first_data_page(page_size) || marker_start >= page_count {
+        if marker_start < first || marker_start >= page_count {
             return Err(HeaderFault::BadMarkerStart(marker_start));
         }
         let catalog_root = raw.catalog_root.get();
         if catalog_root != 0 && raw.freelist_root.get() == 0 {
             return Err(HeaderFault::TreeWithoutFreeList(catalog_root));
         }
-        let first = first_data_page(page_size);
         for (field, root) in [
             ("catalog_root", catalog_root),
             ("freelist_root", raw.freelist_root.get()),

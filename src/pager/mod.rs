@@ -112,10 +112,18 @@ struct PagerState {
 }
 
 impl PagerState {
-    /// Puts `page` in the free set; a run may now start below the hint, so it goes.
+    /// Puts `page` in the free set; a run may now start below the hint, so it goes. A
+    /// page never handed out (a damaged file's reference) is not made free: a later
+    /// allocation would take it past the end of what is in use.
     fn insert_free(&mut self, page: u64) {
-        self.free.insert(page);
-        self.run_hint = None;
+        debug_assert!(
+            page < self.high_water,
+            "freeing page {page} that was never allocated"
+        );
+        if page < self.high_water {
+            self.free.insert(page);
+            self.run_hint = None;
+        }
     }
 }
 
@@ -222,11 +230,7 @@ impl Pager {
         }
         for (_, pages) in st.held.drain(..free_upto).collect::<Vec<_>>() {
             for p in pages {
-                debug_assert!(p < st.high_water, "freeing page {p} never allocated");
-                // A page never handed out (a damaged file's reference) is not made free.
-                if p < st.high_water {
-                    st.insert_free(p);
-                }
+                st.insert_free(p);
             }
         }
     }
@@ -309,15 +313,7 @@ impl Pager {
         let mut st = self.state.lock();
         for p in pages {
             self.verified.remove(p);
-            debug_assert!(
-                p < st.high_water,
-                "freeing page {p} that was never allocated"
-            );
-            // A page never handed out (a damaged file's reference) is not made free: a
-            // later allocation would take it past the end of what is in use.
-            if p < st.high_water {
-                st.insert_free(p);
-            }
+            st.insert_free(p);
         }
     }
 
