@@ -10,12 +10,10 @@ mod crash_support;
 
 use capsuledb::rng::Rng;
 use capsuledb::{Database, Durability, Error};
-use crash_support::{KillTiming, Killed, keys_under, kill_child, rounds, say};
+use crash_support::{KillTiming, Killed, child_args, keys_under, kill_child, rounds, say};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const CHILD_PATH_ENV: &str = "CAPSULEDB_CRASH_CHILD_PATH";
-const CHILD_ROUND_ENV: &str = "CAPSULEDB_CRASH_CHILD_ROUND";
 const TABLE: &str = "t";
 const WRITER_THREADS: u32 = 4;
 /// Rounds in the normal run, and per file in a long run (`CAPSULEDB_KILL_ROUNDS=N` runs
@@ -57,10 +55,9 @@ fn durability_of(thread: u32) -> Durability {
 /// Runs only as the child: opens the database, reports `READY`, then commits until killed.
 #[test]
 fn child_commits_until_killed() {
-    let Ok(path) = std::env::var(CHILD_PATH_ENV) else {
+    let Some((path, round)) = child_args() else {
         return;
     };
-    let round: u32 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
     let db = Database::open(&path).unwrap();
     {
         let mut c = db.connect();
@@ -117,17 +114,8 @@ struct RoundLog {
 /// kills it, and returns what it acknowledged (every complete line it wrote, read to the
 /// end of the pipe).
 fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bool) -> RoundLog {
-    let envs = [
-        (CHILD_PATH_ENV, path.display().to_string()),
-        (CHILD_ROUND_ENV, round.to_string()),
-    ];
-    let Killed { lines, stderr } = kill_child(
-        "child_commits_until_killed",
-        &envs,
-        round,
-        kill_after,
-        early,
-    );
+    let Killed { lines, stderr } =
+        kill_child("child_commits_until_killed", path, round, kill_after, early);
     let mut log = RoundLog::default();
     for l in &lines {
         let f: Vec<&str> = l.split_whitespace().collect();

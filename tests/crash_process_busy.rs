@@ -15,12 +15,10 @@ mod crash_support;
 
 use capsuledb::rng::Rng;
 use capsuledb::{Database, Durability, Options, Transaction};
-use crash_support::{KillTiming, Killed, keys_under, kill_child, rounds, say};
+use crash_support::{KillTiming, Killed, child_args, keys_under, kill_child, rounds, say};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const CHILD_PATH_ENV: &str = "CAPSULEDB_BUSY_CHILD_PATH";
-const CHILD_ROUND_ENV: &str = "CAPSULEDB_BUSY_CHILD_ROUND";
 const TABLE: &str = "t";
 /// Small inserting writers (two keys a commit).
 const SMALL_WRITERS: u32 = 2;
@@ -139,10 +137,9 @@ fn writer(
 /// and the checkpointing thread until killed.
 #[test]
 fn busy_child_until_killed() {
-    let Ok(path) = std::env::var(CHILD_PATH_ENV) else {
+    let Some((path, round)) = child_args() else {
         return;
     };
-    let round: u32 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
     let db = options().open(&path).unwrap();
     {
         let mut c = db.connect();
@@ -239,12 +236,8 @@ struct RoundLog {
 }
 
 fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bool) -> RoundLog {
-    let envs = [
-        (CHILD_PATH_ENV, path.display().to_string()),
-        (CHILD_ROUND_ENV, round.to_string()),
-    ];
     let Killed { lines, stderr } =
-        kill_child("busy_child_until_killed", &envs, round, kill_after, early);
+        kill_child("busy_child_until_killed", path, round, kill_after, early);
     let mut log = RoundLog::default();
     for l in &lines {
         let f: Vec<&str> = l.split_whitespace().collect();

@@ -21,6 +21,17 @@ fn marker_of(seq: usize) -> usize {
     MARKER_PAGE_OFFSET + 32 + (seq - 1) * 32
 }
 
+/// Loses commit 9's marker and its proof (damage nothing repairs); returns the file's bytes.
+fn lose_commit_9(db: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(db).unwrap();
+    let m = marker_of(9);
+    let proof = u64::from_le_bytes(bytes[m + 8..m + 16].try_into().unwrap()) as usize;
+    bytes[proof..proof + 48].fill(0);
+    bytes[m..m + 32].fill(0);
+    std::fs::write(db, &bytes).unwrap();
+    bytes
+}
+
 #[test]
 fn a_flipped_marker_bit_is_repaired_and_shown_by_info() {
     let (_dir, db) = sixty_one_puts();
@@ -49,13 +60,7 @@ fn a_flipped_marker_bit_is_repaired_and_shown_by_info() {
 #[test]
 fn unrepairable_damage_is_reported_and_salvaged() {
     let (dir, db) = sixty_one_puts();
-    let mut bytes = std::fs::read(&db).unwrap();
-    // Commit 9's marker and its proof are both lost.
-    let m = marker_of(9);
-    let proof = u64::from_le_bytes(bytes[m + 8..m + 16].try_into().unwrap()) as usize;
-    bytes[proof..proof + 48].fill(0);
-    bytes[m..m + 32].fill(0);
-    std::fs::write(&db, &bytes).unwrap();
+    let bytes = lose_commit_9(&db);
 
     let err = fails(&["put", &db, "t", "new", "v"], 1);
     assert!(err.contains("commit 9 cannot be recovered"), "{err}");
@@ -104,12 +109,7 @@ fn unrepairable_damage_is_reported_and_salvaged() {
 #[test]
 fn data_commands_and_backup_refuse_a_damaged_log() {
     let (dir, db) = sixty_one_puts();
-    let mut bytes = std::fs::read(&db).unwrap();
-    let m = marker_of(9);
-    let proof = u64::from_le_bytes(bytes[m + 8..m + 16].try_into().unwrap()) as usize;
-    bytes[proof..proof + 48].fill(0);
-    bytes[m..m + 32].fill(0);
-    std::fs::write(&db, &bytes).unwrap();
+    lose_commit_9(&db);
     let out_db = s(&dir.path().join("backup.db"));
     for args in [
         vec!["scan", &db, "t"],

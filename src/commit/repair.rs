@@ -324,14 +324,20 @@ mod tests {
         bytes
     }
 
-    #[test]
-    fn every_single_flip_of_a_marker_page_header_is_rebuilt() {
+    /// The header of marker page 2 (next page 4, first seq 128) and its bytes.
+    fn marker_header_of_page_2() -> (MarkerPageHeader, Vec<u8>) {
         let h = MarkerPageHeader {
             next_page: 4,
             first_seq: 128,
         };
-        let mut good = vec![0u8; LOG_PAGE_HEADER_LEN];
-        write_log_page_header(&mut good, PageKind::Marker, 2, &h.encode()).unwrap();
+        let mut bytes = vec![0u8; LOG_PAGE_HEADER_LEN];
+        write_log_page_header(&mut bytes, PageKind::Marker, 2, &h.encode()).unwrap();
+        (h, bytes)
+    }
+
+    #[test]
+    fn every_single_flip_of_a_marker_page_header_is_rebuilt() {
+        let (h, good) = marker_header_of_page_2();
         for bit in 0..LOG_PAGE_HEADER_LEN * 8 {
             let mut damaged = good.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
@@ -362,12 +368,7 @@ mod tests {
     /// damage.
     #[test]
     fn a_next_page_is_rebuilt_only_within_two_bits_of_the_stored_one() {
-        let h = MarkerPageHeader {
-            next_page: 4,
-            first_seq: 128,
-        };
-        let mut good = vec![0u8; LOG_PAGE_HEADER_LEN];
-        write_log_page_header(&mut good, PageKind::Marker, 2, &h.encode()).unwrap();
+        let (h, good) = marker_header_of_page_2();
         // `next_page` is the kind header's first field: bytes 16..24 of the page.
         let damaged_in = |bits: &[usize]| {
             let mut d = good.clone();

@@ -30,19 +30,32 @@ pub struct Killed {
     pub stderr: String,
 }
 
-/// Runs the test `child_test` of this binary as a child with `envs` set, lets it run
-/// `kill_after` after it prints `READY` (after it is spawned when `early`), kills it with
-/// SIGKILL and returns what it wrote.
+/// The child's database file and round, passed in the environment.
+const CHILD_PATH_ENV: &str = "CAPSULEDB_CRASH_CHILD_PATH";
+const CHILD_ROUND_ENV: &str = "CAPSULEDB_CRASH_CHILD_ROUND";
+
+/// In the child test: the database file and round [`kill_child`] gave it; `None` when
+/// the test runs as an ordinary test (it then returns at once).
+pub fn child_args() -> Option<(String, u32)> {
+    let path = std::env::var(CHILD_PATH_ENV).ok()?;
+    let round = std::env::var(CHILD_ROUND_ENV).ok()?.parse().ok()?;
+    Some((path, round))
+}
+
+/// Runs the test `child_test` of this binary as a child on the database at `path` in
+/// `round` ([`child_args`]), lets it run `kill_after` after it prints `READY` (after it
+/// is spawned when `early`), kills it with SIGKILL and returns what it wrote.
 pub fn kill_child(
     child_test: &str,
-    envs: &[(&str, String)],
+    path: &std::path::Path,
     round: u32,
     kill_after: Duration,
     early: bool,
 ) -> Killed {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .env(CHILD_PATH_ENV, path)
+        .env(CHILD_ROUND_ENV, round.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
