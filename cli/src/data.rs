@@ -190,10 +190,7 @@ pub fn check(file: &Path) -> CliResult<()> {
     // The verdict decides the exit status even when the output could not be written
     // (`check ... | grep -q ok` must not pass a damaged file because the pipe closed).
     if r.is_ok() {
-        printed?;
-    }
-    if r.is_ok() {
-        Ok(())
+        Ok(printed?)
     } else {
         Err(CliError::msg(format!(
             "{} problems found",
