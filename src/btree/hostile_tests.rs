@@ -116,3 +116,35 @@ fn a_page_reached_twice_is_refused_by_a_rebuild() {
         Ok((leaves, _)) => panic!("listed {} leaves of one", leaves.len()),
     }
 }
+
+/// A leaf whose keys are out of order or repeated (whole keys, or a compact leaf's
+/// tails under its prefix), or a branch whose separators are: refused on the page's
+/// first read, naming it, with or without the verified set; a search or scan would
+/// otherwise trust the order and hand out keys outside its range.
+#[test]
+fn a_page_with_keys_out_of_order_is_refused_on_first_read() {
+    use super::page::NodeRef;
+    let t = |k: &[u8]| super::composite(3, k);
+    let (a, b) = (t(b"a"), t(b"b"));
+    let cases = [
+        leaf(2, &[b"bbbbbbbb", b"aaaaaaaa"]),
+        leaf(2, &[b"aaaaaaaa", b"aaaaaaaa"]),
+        leaf(2, &[&b[..], &a[..]]),
+        leaf(2, &[&a[..], &a[..]]),
+        branch(2, 5, &[(b"mmmmmmmm", 6), (b"cccccccc", 7)]),
+        branch(2, 5, &[(b"mmmmmmmm", 6), (b"mmmmmmmm", 7)]),
+    ];
+    for (page, bytes) in cases {
+        let verified = crate::pager::Verified::default();
+        for set in [None, Some(&verified)] {
+            let e = NodeRef::parse_cached(&bytes, page, set).err().unwrap();
+            assert!(
+                e.to_string().contains("page 2") && e.to_string().contains("keys out of order"),
+                "{e}"
+            );
+        }
+        assert!(!verified.contains(page));
+    }
+    let (page, good) = leaf(2, &[&a[..], &b[..]]);
+    assert_eq!(NodeRef::parse(&good, page).unwrap().count(), 2);
+}

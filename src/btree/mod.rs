@@ -89,7 +89,7 @@ fn value_bytes_cached<'a>(
         CellValue::Extent { .. } => return value_bytes_read(file, page_size, v, verified),
     };
     if let Some(set) = verified
-        && set.contains(page)
+        && set.contains_value(page)
     {
         let value = page
             .checked_mul(u64::from(page_size))
@@ -131,7 +131,7 @@ fn value_bytes_read<'a>(
         }
     };
     if let Some(set) = verified {
-        set.insert(page);
+        set.insert_value(page);
     }
     Ok(value)
 }
@@ -417,7 +417,7 @@ mod overflow_tests {
         let verified = Verified::default();
         let first = run_value(&file, 10_000, Some(&verified)).unwrap();
         assert_eq!(first, &value[..]);
-        assert!(verified.contains(2), "a run read whole is verified");
+        assert!(verified.contains_value(2), "a run read whole is verified");
         let again = run_value(&file, 10_000, Some(&verified)).unwrap();
         assert_eq!(again, &value[..]);
         // Past the end of the file: an error, not a short slice.
@@ -459,7 +459,10 @@ mod overflow_tests {
         let verified = Verified::default();
         let got = extent_value(&file, 2, 4096, crc, Some(&verified)).unwrap();
         assert_eq!(got, &value[..]);
-        assert!(verified.contains(2), "an extent checked once is verified");
+        assert!(
+            verified.contains_value(2),
+            "an extent checked once is verified"
+        );
         let again = extent_value(&file, 2, 4096, crc, Some(&verified)).unwrap();
         assert_eq!(again, &value[..]);
     }
@@ -487,7 +490,7 @@ mod overflow_tests {
             for _ in 0..2 {
                 let e = extent_value(bytes, page, len, sum, Some(&verified)).unwrap_err();
                 assert!(e.to_string().contains(&format!("page {page}")), "{e}");
-                assert!(!verified.contains(page));
+                assert!(!verified.contains_value(page));
             }
         }
         // The zeros after the value are not covered: the value still reads back.
@@ -509,11 +512,56 @@ mod overflow_tests {
         for _ in 0..3 {
             let e = run_value(&file, 5_000, Some(&verified)).unwrap_err();
             assert!(e.to_string().contains("page 2"), "{e}");
-            assert!(!verified.contains(2));
+            assert!(!verified.contains_value(2));
         }
         let mut damaged = file.clone();
         damaged[2 * 4096 + 100] ^= 1;
         assert!(run_value(&damaged, 6_000, Some(&verified)).is_err());
-        assert!(!verified.contains(2));
+        assert!(!verified.contains_value(2));
+    }
+
+    /// A leaf page `page` of one cell, sealed, with its cell's value byte changed after
+    /// sealing when `damaged` (so its checksum fails).
+    fn leaf_page(page: u64, damaged: bool) -> Vec<u8> {
+        let key = composite(3, b"a");
+        let mut b = page::NodeBuilder::new(true, 4096);
+        assert!(b.admit(&TreeKey::whole(&key), 1));
+        b.push_leaf_inline(&TreeKey::whole(&key), b"1");
+        let mut bytes = b.finish(page).unwrap();
+        if damaged {
+            let at = bytes.iter().rposition(|&b| b == b'1').unwrap();
+            bytes[at] = b'2';
+        }
+        bytes
+    }
+
+    /// A page verified as a value is never trusted as a tree page, nor a tree page as a
+    /// value: each is checked as what it is read as (a hostile cell or child pointer
+    /// naming the other kind's page).
+    #[test]
+    fn a_page_verified_as_one_kind_is_checked_again_as_the_other() {
+        // An extent whose bytes are a damaged leaf page, its cell's checksum matching.
+        let damaged = leaf_page(2, true);
+        let (file, crc) = file_with_extent(&damaged);
+        let verified = Verified::default();
+        assert_eq!(
+            extent_value(&file, 2, 4096, crc, Some(&verified)).unwrap(),
+            &damaged[..]
+        );
+        assert!(verified.contains_value(2) && !verified.contains(2));
+        let e = page::NodeRef::parse_cached(&damaged, 2, Some(&verified))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("page 2"), "{e}");
+        // A tree page verified as one, then named by a cell whose checksum is not its.
+        let leaf = leaf_page(2, false);
+        let mut file = vec![0u8; 2 * 4096];
+        file.extend_from_slice(&leaf);
+        let verified = Verified::default();
+        assert!(page::NodeRef::parse_cached(&leaf, 2, Some(&verified)).is_ok());
+        assert!(verified.contains(2) && !verified.contains_value(2));
+        let wrong = run::extent_checksum(2, &leaf) ^ 1;
+        let e = extent_value(&file, 2, 4096, wrong, Some(&verified)).unwrap_err();
+        assert!(e.to_string().contains("page 2"), "{e}");
     }
 }

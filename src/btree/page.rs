@@ -69,25 +69,16 @@ pub use super::node_builder::{EXTENT_CELL_BODY, NodeBuilder, OVERFLOW_CELL_BODY,
 pub use super::node_builder::{v3_leaf_cell_inline, v3_leaf_cell_overflow};
 pub use crate::types::cmp_keys;
 
-/// A tree page's first read: its checksum and kind checked, then recorded in `verified`.
+/// A tree page's first read: its checksum and kind checked.
 #[cold]
 #[inline(never)]
-fn verify_first_read(
-    bytes: &[u8],
-    form: Form,
-    page: u64,
-    verified: Option<&crate::pager::Verified>,
-) -> Result<()> {
+fn verify_first_read(bytes: &[u8], form: Form, page: u64) -> Result<()> {
     let expected = match form {
         Form::Compact => PageKind::CompactLeaf,
         Form::Leaf => PageKind::Leaf,
         Form::Branch => PageKind::Branch,
     };
-    verify_sealed_page(bytes, expected, page)?;
-    if let Some(v) = verified {
-        v.insert(page);
-    }
-    Ok(())
+    verify_sealed_page(bytes, expected, page)
 }
 
 /// A leaf value as stored.
@@ -196,8 +187,8 @@ impl<'a> NodeRef<'a> {
         Self::parse_first(bytes, page, verified)
     }
 
-    /// [`NodeRef::parse_cached`] for a page not yet verified: its checksum, header and
-    /// cell offsets.
+    /// [`NodeRef::parse_cached`] for a page not yet verified: its checksum, header, cell
+    /// offsets and key order.
     #[inline(never)]
     fn parse_first(
         bytes: &'a [u8],
@@ -205,7 +196,7 @@ impl<'a> NodeRef<'a> {
         verified: Option<&crate::pager::Verified>,
     ) -> Result<NodeRef<'a>> {
         let form = Form::of(bytes.get(4).copied().unwrap_or(0));
-        verify_first_read(bytes, form, page, verified)?;
+        verify_first_read(bytes, form, page)?;
         let node = Self::header(bytes, page).map_err(|what| header_error(bytes, page, what))?;
         let bad = |what: &str| Error::corrupted(page, what.to_string());
         let count = node.count;
@@ -222,6 +213,20 @@ impl<'a> NodeRef<'a> {
                 return Err(bad("cell runs past the end of the page"));
             }
             prev = end;
+        }
+        // Keys (a branch's separators) strictly increasing: a search or a scan trusts
+        // the order, and a page out of order would hand out keys outside a range. A
+        // compact leaf's keys share its prefix, so their tails decide.
+        let mut last: Option<&[u8]> = None;
+        for i in 0..count {
+            let tail = node.tail(i)?;
+            if last.is_some_and(|l| cmp_keys(l, tail).is_ge()) {
+                return Err(bad("keys out of order"));
+            }
+            last = Some(tail);
+        }
+        if let Some(v) = verified {
+            v.insert(page);
         }
         Ok(node)
     }

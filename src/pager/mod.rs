@@ -32,21 +32,32 @@ pub struct Pager {
 /// pages never change while reachable, so each is verified once, not on every read. A
 /// page leaves the set when it is freed (it may be rewritten).
 ///
+/// Tree nodes and values (overflow runs and extents) are kept apart: a page verified as
+/// one is never trusted as the other (a cell naming a tree page as its value, or a
+/// branch naming an extent as its child, is checked as what it is read as).
+///
 /// A lookup is one atomic load: the bits live in chunks allocated once and never moved
 /// or freed while the set lives, so readers take no lock and write no shared counter.
+#[derive(Default)]
 pub struct Verified {
+    nodes: Bitmap,
+    values: Bitmap,
+}
+
+/// One kind's bits of [`Verified`].
+struct Bitmap {
     chunks: Box<[std::sync::OnceLock<Box<[AtomicU64]>>]>,
 }
 
-/// Pages one chunk of [`Verified`] covers (a 128 KiB bitmap).
+/// Pages one chunk of a [`Bitmap`] covers (a 128 KiB bitmap).
 const VERIFIED_CHUNK_PAGES: u64 = 1 << 20;
-/// Chunks of [`Verified`]: pages above `VERIFIED_CHUNK_PAGES * VERIFIED_CHUNKS` (2^32,
+/// Chunks of a [`Bitmap`]: pages above `VERIFIED_CHUNK_PAGES * VERIFIED_CHUNKS` (2^32,
 /// 16 TiB of 4 KiB pages) are simply verified on every read.
 const VERIFIED_CHUNKS: usize = 1 << 12;
 
-impl Default for Verified {
-    fn default() -> Verified {
-        Verified {
+impl Default for Bitmap {
+    fn default() -> Bitmap {
+        Bitmap {
             chunks: (0..VERIFIED_CHUNKS)
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
@@ -54,7 +65,7 @@ impl Default for Verified {
     }
 }
 
-impl Verified {
+impl Bitmap {
     /// The word holding `page`'s bit, allocating its chunk when `create`.
     #[inline]
     fn word(&self, page: u64, create: bool) -> Option<(&AtomicU64, u64)> {
@@ -74,15 +85,13 @@ impl Verified {
         Some((bits.get(usize::try_from(at / 64).ok()?)?, 1 << (at % 64)))
     }
 
-    /// Whether `page` was verified since it was last freed.
     #[inline]
-    pub fn contains(&self, page: u64) -> bool {
+    fn contains(&self, page: u64) -> bool {
         self.word(page, false)
             .is_some_and(|(w, bit)| w.load(Ordering::Acquire) & bit != 0)
     }
 
-    /// Records that `page` verified.
-    pub fn insert(&self, page: u64) {
+    fn insert(&self, page: u64) {
         if let Some((w, bit)) = self.word(page, true) {
             w.fetch_or(bit, Ordering::AcqRel);
         }
@@ -92,6 +101,36 @@ impl Verified {
         if let Some((w, bit)) = self.word(page, false) {
             w.fetch_and(!bit, Ordering::AcqRel);
         }
+    }
+}
+
+impl Verified {
+    /// Whether tree page `page` was verified (as a tree page) since it was last freed.
+    #[inline]
+    pub fn contains(&self, page: u64) -> bool {
+        self.nodes.contains(page)
+    }
+
+    /// Records that tree page `page` verified.
+    pub fn insert(&self, page: u64) {
+        self.nodes.insert(page);
+    }
+
+    /// Whether the value (overflow run or extent) starting at `page` was verified since
+    /// its first page was last freed.
+    #[inline]
+    pub fn contains_value(&self, page: u64) -> bool {
+        self.values.contains(page)
+    }
+
+    /// Records that the value starting at `page` verified.
+    pub fn insert_value(&self, page: u64) {
+        self.values.insert(page);
+    }
+
+    fn remove(&self, page: u64) {
+        self.nodes.remove(page);
+        self.values.remove(page);
     }
 }
 
