@@ -182,6 +182,13 @@ impl Engine {
                 Ok(_) => {}
                 Err(err) => problem(&mut r, err),
             }
+            // A tree page outside the data pages would be handed out again by the pager.
+            for &p in tree.range(..first_data).chain(tree.range(header.page_count..)) {
+                r.problems.push(format!(
+                    "page {p} of the tree lies outside the data pages (from {first_data} up to {})",
+                    header.page_count
+                ));
+            }
             let run_pages: BTreeSet<u64> = (run.0..run.0 + run.1).collect();
             for p in first_data..header.page_count {
                 let uses = [
