@@ -1,7 +1,7 @@
 //! `capsuledb backup FILE OUT`: a consistent, compacted copy of a database, with a
 //! progress bar, checked after it is written.
 
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, naming_output};
 use capsuledb::{BackupOptions, Database, Options};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
@@ -52,11 +52,12 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     });
     let report = db.backup_to_with(out, options);
     bar.finish_and_clear();
-    let report = report?;
+    let named = |e: capsuledb::Error| naming_output(out, e.into());
+    let report = report.map_err(named)?;
     db.close()?;
-    let copy = Database::open(out)?;
-    let check = copy.check_integrity()?;
-    copy.close()?;
+    let copy = Database::open(out).map_err(named)?;
+    let check = copy.check_integrity().map_err(named)?;
+    copy.close().map_err(named)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,

@@ -40,6 +40,20 @@ impl Encoding {
             },
         }
     }
+
+    /// [`Encoding::encode`] for a field of a `key<TAB>value` line: text holding a tab or
+    /// a line break is refused (the line could not be split back), like bytes that are
+    /// not UTF-8.
+    pub fn encode_field(self, what: &str, bytes: &[u8]) -> CliResult<String> {
+        let text = self.encode(what, bytes)?;
+        if self == Encoding::Utf8 && text.contains(['\t', '\n', '\r']) {
+            return Err(CliError::msg(format!(
+                "{what} 0x{} holds a tab or a line break, which a key<TAB>value line cannot carry; use --hex",
+                to_hex(bytes.get(..32).unwrap_or(bytes))
+            )));
+        }
+        Ok(text)
+    }
 }
 
 /// Lower-case hex, two digits per byte.
@@ -101,6 +115,16 @@ mod tests {
         assert!(from_hex("abc").is_err());
         assert!(from_hex("zz").is_err());
         assert!(from_hex("é1").is_err());
+    }
+
+    #[test]
+    fn line_fields_refuse_tabs_and_line_breaks_in_text() {
+        for bad in [&b"a\tb"[..], b"a\nb", b"a\r"] {
+            let e = Encoding::Utf8.encode_field("key", bad).unwrap_err();
+            assert!(e.to_string().contains("use --hex"), "{e}");
+            assert_eq!(Encoding::Hex.encode_field("key", bad).unwrap(), to_hex(bad));
+        }
+        assert_eq!(Encoding::Utf8.encode_field("key", b"a b").unwrap(), "a b");
     }
 
     #[test]

@@ -11,11 +11,19 @@ use std::io::{BufWriter, Write};
 use std::ops::Bound;
 use std::path::Path;
 
-/// Opens `file`, which must already exist.
+/// Opens `file`, which must already exist and not be empty: the library makes an empty
+/// file a new database, which a command that then fails (a missing table) would leave
+/// behind. `put --create` makes one on purpose.
 fn open_existing(file: &Path) -> CliResult<Database> {
     if !file.exists() {
         return Err(CliError::msg(format!(
             "{}: no such database file",
+            file.display()
+        )));
+    }
+    if std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(CliError::msg(format!(
+            "{}: the file is empty, not a database (`put --create` makes one)",
             file.display()
         )));
     }
@@ -340,8 +348,8 @@ pub fn scan(file: &Path, args: &ScanArgs<'_>) -> CliResult<()> {
             writeln!(
                 out,
                 "{}\t{}",
-                enc.encode("key", &k)?,
-                enc.encode("value", &v)?
+                enc.encode_field("key", &k)?,
+                enc.encode_field("value", &v)?
             )?;
         }
         out.flush()?;

@@ -39,6 +39,18 @@ impl CliError {
     }
 }
 
+/// Names `out` in an I/O error of the engine met while writing it (`backup`, `salvage`):
+/// the engine's own message says only "the database file", which reads as the input.
+pub fn naming_output(out: &std::path::Path, e: CliError) -> CliError {
+    match e {
+        CliError::Db(capsuledb::Error::Io { op, source }) => CliError::Io {
+            what: format!("{op} {} (the output)", out.display()),
+            source,
+        },
+        other => other,
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -66,7 +66,7 @@ enum Command {
     /// 1000-key range scans. Keys are 24 random bytes from a seeded generator, values
     /// 150 bytes. The defaults take about a minute. The database lives in a temporary
     /// directory (honouring TMPDIR) unless --path names a directory, and is removed
-    /// afterwards.
+    /// afterwards, also when the run is interrupted (Ctrl-C, SIGTERM, SIGHUP).
     Bench(bench::BenchArgs),
     /// Write a consistent, compacted copy of a database to a new file.
     ///
@@ -177,6 +177,8 @@ enum Command {
         enc: EncodingArg,
     },
     /// Print the entries of a key range as `key<TAB>value` lines, in key order.
+    ///
+    /// Text that is not UTF-8, or holds a tab or a line break, is refused: use --hex.
     Scan {
         /// The database file (must exist).
         file: PathBuf,

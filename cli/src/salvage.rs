@@ -2,7 +2,7 @@
 //! and reads up to the damage), and `salvage`, which copies every commit that can be
 //! recovered into a new database.
 
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, naming_output};
 use capsuledb::{LogDamage, Options};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -72,48 +72,9 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         .unwrap_or_else(|| "salvage".into());
     let temp = output.with_file_name(format!(".{name}.salvage-{}", std::process::id()));
     let guard = RemoveOnDrop(Some(temp.clone()));
-    let dst = Options::new().page_size(info.page_size).open(&temp)?;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30.cyan/blue}] {pos}/{len} keys {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("salvage");
-    let mut out_conn = dst.connect();
-    let mut copied = 0u64;
-    for table in &tables {
-        bar.set_message(table.clone());
-        let mut w = out_conn.begin()?;
-        w.create_table(table)?;
-        let (mut keys, mut bytes) = (0usize, 0usize);
-        for item in tx.iter(table)? {
-            let (k, v) = item?;
-            w.put(table, &k, &v)?;
-            keys += 1;
-            bytes += k.len() + v.len();
-            copied += 1;
-            if keys >= SALVAGE_BATCH_KEYS || bytes >= SALVAGE_BATCH_BYTES {
-                w.commit()?;
-                bar.set_position(copied);
-                w = out_conn.begin()?;
-                (keys, bytes) = (0, 0);
-            }
-        }
-        w.commit()?;
-        bar.set_position(copied);
-    }
-    bar.finish_and_clear();
+    let copied = write_copy(&tx, &tables, &temp, info.page_size, total)
+        .map_err(|e| naming_output(output, e))?;
     drop(tx);
-    drop(out_conn);
-    let report = dst.check_integrity()?;
-    if !report.is_ok() {
-        return Err(CliError::msg(format!(
-            "the salvaged database fails its check: {}",
-            report.problems.join("; ")
-        )));
-    }
-    dst.close()?;
     std::fs::rename(&temp, output).map_err(|e| {
         CliError::io(
             format!("rename the salvaged file to {}", output.display()),
@@ -175,4 +136,58 @@ impl Drop for RemoveOnDrop {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Writes `tables` as `tx` reads them into a new database at `temp` (pages of
+/// `page_size`), with a progress bar over `total` keys, and checks it; returns the keys
+/// copied.
+fn write_copy(
+    tx: &capsuledb::Transaction<'_>,
+    tables: &[String],
+    temp: &Path,
+    page_size: u32,
+    total: u64,
+) -> CliResult<u64> {
+    let dst = Options::new().page_size(page_size).open(temp)?;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30.cyan/blue}] {pos}/{len} keys {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("salvage");
+    let mut out_conn = dst.connect();
+    let mut copied = 0u64;
+    for table in tables {
+        bar.set_message(table.clone());
+        let mut w = out_conn.begin()?;
+        w.create_table(table)?;
+        let (mut keys, mut bytes) = (0usize, 0usize);
+        for item in tx.iter(table)? {
+            let (k, v) = item?;
+            w.put(table, &k, &v)?;
+            keys += 1;
+            bytes += k.len() + v.len();
+            copied += 1;
+            if keys >= SALVAGE_BATCH_KEYS || bytes >= SALVAGE_BATCH_BYTES {
+                w.commit()?;
+                bar.set_position(copied);
+                w = out_conn.begin()?;
+                (keys, bytes) = (0, 0);
+            }
+        }
+        w.commit()?;
+        bar.set_position(copied);
+    }
+    bar.finish_and_clear();
+    drop(out_conn);
+    let report = dst.check_integrity()?;
+    if !report.is_ok() {
+        return Err(CliError::msg(format!(
+            "the salvaged database fails its check: {}",
+            report.problems.join("; ")
+        )));
+    }
+    dst.close()?;
+    Ok(copied)
 }

@@ -42,3 +42,15 @@ fn backup_never_replaces_a_special_file() {
     let meta = std::fs::metadata("/dev/null").unwrap();
     assert!(!meta.is_file(), "/dev/null is still a device");
 }
+
+/// An output that cannot be written is named in the error as the output, not as "the
+/// database file" (which reads as the input).
+#[test]
+fn an_output_that_cannot_be_written_is_named_as_the_output() {
+    let (dir, db) = sample();
+    let out = s(&dir.path().join("no-such-dir").join("copy.db"));
+    for cmd in ["backup", "salvage"] {
+        let err = fails(&[cmd, &db, &out], 1);
+        assert!(err.contains(&out) && err.contains("(the output)"), "{err}");
+    }
+}

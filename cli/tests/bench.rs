@@ -191,3 +191,35 @@ fn bench_output_into_a_closed_pipe_is_no_failure() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// A run ended by SIGTERM (or Ctrl-C's SIGINT) removes its temporary directory, as a
+/// finished run does, and exits with 128 + the signal's number.
+#[test]
+fn an_interrupted_run_removes_its_directory() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_capsuledb"))
+        .args(["bench", "--path", &s(dir.path()), "--phases", "single"])
+        .args(["--seconds-per-phase", "120", "--seed", "7"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first line is printed once the signals are taken over.
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("capsuledb bench: "), "{line}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: sends a signal to the child this test started and still waits for.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the run's directory is left behind"
+    );
+}

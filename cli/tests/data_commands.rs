@@ -133,3 +133,24 @@ fn get_and_scan_read_a_past_state_with_at() {
     );
     assert_eq!(ok(&["scan", &db, "t"]), "alice\t101\n");
 }
+
+/// A key or value holding a tab or a line break cannot be printed as a `key<TAB>value`
+/// line that splits back: `scan` refuses it in text and prints it with --hex.
+#[test]
+fn scan_refuses_tabs_and_line_breaks_in_text_and_prints_them_in_hex() {
+    let (_dir, db) = sample();
+    ok(&["put", &db, "t", "a\tb", "x"]);
+    let err = common::fails(&["scan", &db, "t"], 1);
+    assert!(
+        err.contains("tab or a line break") && err.contains("--hex"),
+        "{err}"
+    );
+    ok(&["delete", &db, "t", "a\tb"]);
+    ok(&["put", &db, "t", "alice", "1\n2"]);
+    let err = common::fails(&["scan", &db, "t", "--to", "b"], 1);
+    assert!(err.contains("value") && err.contains("--hex"), "{err}");
+    assert_eq!(
+        ok(&["scan", "--hex", &db, "t", "--to", "62"]),
+        "616c696365\t310a32\n"
+    );
+}

@@ -103,3 +103,27 @@ fn a_state_outside_the_history_window_is_one_clear_line() {
     assert!(err.contains("history window"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// An empty file is no database: every command but `put --create` refuses it and leaves
+/// it empty (the library would make it a database, left behind by a command that then
+/// fails on a missing table).
+#[test]
+fn an_empty_file_is_refused_and_left_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    std::fs::write(&path, b"").unwrap();
+    let db = s(&path);
+    for args in [
+        vec!["put", &db, "t", "k", "v"],
+        vec!["delete", &db, "t", "k"],
+        vec!["compact", &db],
+        vec!["get", &db, "t", "k"],
+        vec!["scan", &db, "t"],
+        vec!["check", &db],
+    ] {
+        fails(&args, 1);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "{args:?}");
+    }
+    ok(&["put", "--create", &db, "t", "k", "v"]);
+    assert_eq!(ok(&["get", &db, "t", "k"]), "v\n");
+}

@@ -10,6 +10,7 @@ mod commits;
 mod driver;
 mod fsync;
 mod histogram;
+mod interrupt;
 mod reads;
 mod report;
 
@@ -288,6 +289,9 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
             .tempdir()
             .map_err(|e| CliError::io("create a temporary directory", e))?,
     };
+    // Interrupted, the run removes its directory as a finished one does (the threads the
+    // phases start inherit the blocked signals).
+    interrupt::remove_on_signal(tmp.path().to_path_buf());
     let machine = report::Machine {
         directory: tmp.path().display().to_string(),
         file_system: fsync::file_system_of(tmp.path()),

@@ -1,0 +1,60 @@
+//! Ctrl-C (SIGINT), SIGTERM or SIGHUP during `bench`: the benchmark's temporary
+//! directory is removed before the process exits, as it is after a finished run.
+//!
+//! The three signals are blocked in the calling thread before any other thread exists
+//! (threads inherit the mask), and one thread waits for them with `sigwait`: the
+//! removal then runs in an ordinary thread, not in a signal handler, where it would not
+//! be safe.
+
+use std::path::PathBuf;
+
+/// The signals that end a benchmark early.
+fn signals() -> libc::sigset_t {
+    // SAFETY: `sigemptyset` initialises the set it is given; `sigaddset` adds valid
+    // signal numbers to an initialised set. Neither can fail for these arguments.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        set
+    }
+}
+
+/// From now on, SIGINT, SIGTERM and SIGHUP remove `dir` (and everything in it) and end
+/// the process with status 128 + the signal's number. Call it before the benchmark
+/// starts any thread. Returns `false` (and changes nothing) if the signals could not be
+/// blocked: they then end the process as before, leaving `dir` behind.
+pub fn remove_on_signal(dir: PathBuf) -> bool {
+    let set = signals();
+    // SAFETY: `set` is an initialised signal set; the old mask is not asked for.
+    let blocked = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if blocked != 0 {
+        return false;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("bench-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is initialised and `sig` is a valid place for the result.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                return;
+            }
+            // Writers may still be creating files in it: a few tries.
+            for _ in 0..5 {
+                if std::fs::remove_dir_all(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+            }
+            eprintln!("\ncapsuledb: bench interrupted; removed {}", dir.display());
+            std::process::exit(128 + sig);
+        });
+    if spawned.is_err() {
+        // No thread to wait for them: let the signals act as before.
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+        return false;
+    }
+    true
+}
