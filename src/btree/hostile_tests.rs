@@ -148,3 +148,59 @@ fn a_page_with_keys_out_of_order_is_refused_on_first_read() {
     let (page, good) = leaf(2, &[&a[..], &b[..]]);
     assert_eq!(NodeRef::parse(&good, page).unwrap().count(), 2);
 }
+
+/// Two cells naming one overflow extent, or an extent over another tree page: the walk
+/// (the integrity check's) refuses the tree, naming the page used twice; freeing the
+/// tree would otherwise free that page twice.
+#[test]
+fn a_page_used_twice_by_values_is_refused_by_the_walk() {
+    use super::page::EXTENT_CELL_BODY;
+    use super::run::{encode_extent_into, extent_checksum};
+    // A leaf at `page` whose cells name the extents `(first page, length, checksum)`.
+    let leaf_naming = |page: u64, extents: &[(u64, u32, u32)]| {
+        let mut b = NodeBuilder::new(true, PS);
+        for (i, &(e, len, crc)) in extents.iter().enumerate() {
+            let k = vec![b'a' + i as u8; 8];
+            let key = TreeKey::whole(&k);
+            assert!(b.admit(&key, EXTENT_CELL_BODY));
+            b.push_leaf_extent(&key, e, len, crc);
+        }
+        (page, b.finish(page).unwrap())
+    };
+    let value = vec![5u8; 3000];
+    let mut extent = Vec::new();
+    encode_extent_into(&mut extent, PS, &value);
+    let named = (2, value.len() as u32, extent_checksum(2, &value));
+
+    // One leaf, two cells naming the extent at page 2.
+    let file = file_of(
+        4,
+        vec![(2, extent.clone()), leaf_naming(3, &[named, named])],
+    );
+    let e = super::walk(&file, PS, 3, |_, _, _| {}).unwrap_err();
+    assert!(
+        e.to_string().contains("page 2") && e.to_string().contains("twice"),
+        "{e}"
+    );
+
+    // A root over leaves 3 and 4; leaf 4's value is "an extent" at page 3, leaf 3
+    // itself, its checksum computed over the leaf's bytes (a hostile file).
+    let (_, leaf3) = leaf_naming(3, &[named]);
+    let over_leaf = (3, PS, extent_checksum(3, &leaf3));
+    let mut leaf4 = NodeBuilder::new(true, PS);
+    let key = TreeKey::whole(b"nnnnnnnn");
+    assert!(leaf4.admit(&key, EXTENT_CELL_BODY));
+    leaf4.push_leaf_extent(&key, over_leaf.0, over_leaf.1, over_leaf.2);
+    let nodes = vec![
+        branch(1, 3, &[(b"mmmmmmmm", 4)]),
+        (2, extent),
+        (3, leaf3),
+        (4, leaf4.finish(4).unwrap()),
+    ];
+    let file = file_of(5, nodes);
+    let e = super::walk(&file, PS, 1, |_, _, _| {}).unwrap_err();
+    assert!(
+        e.to_string().contains("page 3") && e.to_string().contains("twice"),
+        "{e}"
+    );
+}

@@ -305,7 +305,8 @@ pub fn scan_leaf<'a>(
 type PendingNode = (u64, usize, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Every page of the tree rooted at `root` (branches, leaves, overflow runs), verified,
-/// with the tree's invariants checked: key order, bounds, equal leaf depth.
+/// with the tree's invariants checked: key order, bounds, equal leaf depth, and no page
+/// used twice (a node reached twice, two cells naming one value, a value over a node).
 pub fn walk(
     file: &[u8],
     page_size: u32,
@@ -317,16 +318,28 @@ pub fn walk(
     }
     let mut leaf_depth = None;
     let mut keys = 0u64;
-    let mut seen = std::collections::HashSet::new();
+    // Every page the tree uses (nodes, a multi-page leaf's later pages, values): each
+    // once, or a later free would free it twice.
+    let mut used = std::collections::HashSet::new();
+    let mut claim = |first: u64, pages: u64| -> Result<()> {
+        for p in first..first.saturating_add(pages) {
+            if !used.insert(p) {
+                return Err(Error::corrupted(
+                    p,
+                    "page used twice in the tree (a value named by two cells, or overlapping another page of the tree)",
+                ));
+            }
+        }
+        Ok(())
+    };
     let mut stack: Vec<PendingNode> = vec![(root, 0, None, None)];
     while let Some((page, depth, low, high)) = stack.pop() {
         if depth >= DEPTH_MAX {
             return Err(Error::corrupted(page, "tree deeper than the limit"));
         }
-        if !seen.insert(page) {
-            return Err(Error::corrupted(page, "page reachable twice in the tree"));
-        }
+        claim(page, 1).map_err(|_| Error::corrupted(page, "page reachable twice in the tree"))?;
         let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        claim(page + 1, node.pages().saturating_sub(1))?;
         let n = node.count();
         let mut prev: Option<TreeKey<'_>> = None;
         for i in 0..n {
@@ -358,6 +371,7 @@ pub fn walk(
                     CellValue::Inline(_) => {}
                     CellValue::Overflow { page: run_page, .. } => {
                         let r = run::read_run(file, PageKind::Overflow, run_page, page_size)?;
+                        claim(run_page, r.pages)?;
                         visit(run_page, PageKind::Overflow, r.pages);
                     }
                     CellValue::Extent {
@@ -367,6 +381,7 @@ pub fn walk(
                     } => {
                         run::read_extent(file, first, page_size, len, crc)?;
                         let pages = run::extent_pages(page_size, len as usize);
+                        claim(first, pages)?;
                         visit(first, PageKind::Overflow, pages);
                     }
                 }
