@@ -707,3 +707,48 @@ fn pipelined_appends_survive_a_reopen() {
         assert_eq!(e, &Entry::new(i, 1 + i / 10, vec![i as u8; 50]));
     }
 }
+
+/// A log whose tables hold two entries 2^62 indexes apart (a damaged or hostile file: an
+/// append never leaves a gap): a purge or a truncate deletes the entries that are there,
+/// in one commit, instead of visiting every index between them.
+#[test]
+fn a_purge_or_truncate_across_a_gap_deletes_only_what_is_there() {
+    let far = 1u64 << 62;
+    let entry = |term: u64| {
+        let mut v = term.to_le_bytes().to_vec();
+        v.push(7);
+        v
+    };
+    for purge in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("gap.db")).unwrap();
+        {
+            let log = RaftLog::open(&db).unwrap();
+            drop(log);
+            let mut c = db.connect();
+            let mut tx = c.begin().unwrap();
+            tx.put("raft.log", &1u64.to_be_bytes(), &entry(1)).unwrap();
+            tx.put("raft.log", &far.to_be_bytes(), &entry(2)).unwrap();
+            tx.commit().unwrap();
+        }
+        let log = RaftLog::open(&db).unwrap();
+        assert_eq!(log.first_index(), 1);
+        assert_eq!(
+            log.last_entry_id(),
+            Some(EntryId {
+                index: far,
+                term: 2
+            })
+        );
+        if purge {
+            log.purge(far).unwrap();
+            assert_eq!(log.first_index(), far + 1);
+        } else {
+            log.truncate(2).unwrap();
+            assert_eq!(log.last_entry_id(), Some(EntryId { index: 1, term: 1 }));
+        }
+        let mut c = db.connect();
+        let tx = c.begin_read().unwrap();
+        assert_eq!(tx.len("raft.log").unwrap(), u64::from(!purge));
+    }
+}

@@ -379,9 +379,7 @@ impl RaftLog {
         } else {
             None
         };
-        for index in from.max(first)..=last.index {
-            tx.delete(&inner.log_table, &log_key(index))?;
-        }
+        inner.delete_entries(&mut tx, from.max(first), last.index)?;
         inner.commit(tx)?;
         let after = Bounds {
             purged: before.purged,
@@ -605,6 +603,27 @@ impl Inner {
     }
 
     /// Purges up to `upto` with the writer lock held and the checks done.
+    /// Deletes the entries `lo..=hi` in `tx`: the keys found there, not every index in
+    /// between (a log's first and last keys come from the file, so a damaged or hostile
+    /// one could put 2^63 indexes between two entries).
+    fn delete_entries(&self, tx: &mut crate::Transaction<'_>, lo: u64, hi: u64) -> Result<()> {
+        if lo > hi {
+            return Ok(());
+        }
+        let mut held = Vec::new();
+        {
+            let mut scan = tx.scan(&self.log_table, log_key(lo)..=log_key(hi))?;
+            while let Some(item) = scan.next() {
+                let (key, _) = item?;
+                held.push(decode_log_key(key)?);
+            }
+        }
+        for index in held {
+            tx.delete(&self.log_table, &log_key(index))?;
+        }
+        Ok(())
+    }
+
     fn purge_locked(
         &self,
         before: Bounds,
@@ -615,9 +634,7 @@ impl Inner {
         let mut tx = conn.begin_with(Isolation::Snapshot)?;
         let mut held = None;
         if let Some((first, last)) = before.held {
-            for index in first..=upto.index.min(last.index) {
-                tx.delete(&self.log_table, &log_key(index))?;
-            }
+            self.delete_entries(&mut tx, first, upto.index.min(last.index))?;
             if upto.index < last.index {
                 held = Some((upto.index + 1, last));
             }
