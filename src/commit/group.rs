@@ -21,6 +21,7 @@
 //! commit, get [`Error::Poisoned`].
 
 use super::arena::LogArena;
+use super::doorbells::Doorbells;
 use super::feed::Feed;
 use super::marker_writer::MarkerWriter;
 use crate::error::{Error, Result};
@@ -28,16 +29,16 @@ use crate::format::Proof;
 use crate::mvcc::SnapshotRegistry;
 use crate::storage::Storage;
 use crate::types::Durability;
-use crate::util::WakeSlots;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most commits flushed by one group.
 pub const GROUP_COMMITS_MAX: usize = 512;
 
-/// Condition variables waiters are spread over by sequence (`seq % WAKE_SLOTS`), so a
-/// step wakes only the committers it finished, not every waiter.
+/// Bells waiters are spread over by sequence (`seq % WAKE_SLOTS`), so a step wakes only
+/// the committers it finished, not every waiter.
 const WAKE_SLOTS: usize = 64;
 
 /// Most commits waiting for a flush; a committer finding the queue this full flushes
@@ -82,7 +83,8 @@ struct State {
     proved: Vec<Proved>,
     leader_active: bool,
     /// Committers blocked in [`GroupCommit::wait_for`] until a sequence is durable, by
-    /// that sequence.
+    /// that sequence. A sequence leaves when it becomes durable ([`GroupCommit::publish`]):
+    /// its waiters return without taking the state lock again.
     waiting: BTreeMap<u64, usize>,
     /// The same for committers waiting only until a sequence is written: a step that
     /// writes markers wakes these alone (a durable waiter woken then would only sleep
@@ -106,8 +108,12 @@ pub struct GroupCommit {
     state: Mutex<State>,
     /// Woken after every step: [`GroupCommit::drain`], [`GroupCommit::wait_for_room`].
     changed: Condvar,
-    /// Waiters for a sequence, spread over the slots by sequence.
-    slots: WakeSlots<WAKE_SLOTS>,
+    /// Waiters for a sequence, spread over the bells by sequence.
+    bells: Doorbells<WAKE_SLOTS>,
+    /// `State::written` and `State::durable`, readable without the state lock (stored
+    /// under it, after the state's own fields).
+    written_at: AtomicU64,
+    durable_at: AtomicU64,
 }
 
 impl GroupCommit {
@@ -138,8 +144,37 @@ impl GroupCommit {
                 stats: GroupStats::default(),
             }),
             changed: Condvar::new(),
-            slots: WakeSlots::default(),
+            bells: Doorbells::default(),
+            written_at: AtomicU64::new(durable),
+            durable_at: AtomicU64::new(durable),
         }
+    }
+
+    /// Whether commit `seq` has reached `level`, without the state lock.
+    fn reached(&self, seq: u64, level: Durability) -> bool {
+        match level {
+            Durability::Applied => true,
+            Durability::Written => self.written_at.load(Ordering::Acquire) >= seq,
+            Durability::Durable => self.durable_at.load(Ordering::Acquire) >= seq,
+        }
+    }
+
+    /// Moves `written` and `durable` forward to the given values, publishes them, and
+    /// forgets the waiters they satisfy (who find that out from the published values,
+    /// without the state lock). Returns the satisfied waiters' sequences, whose bells the
+    /// caller rings (after releasing the state lock, if it likes).
+    fn publish(&self, st: &mut State, written: u64, durable: u64) -> Vec<u64> {
+        st.written = st.written.max(written);
+        st.durable = st.durable.max(durable);
+        self.written_at.store(st.written, Ordering::Release);
+        self.durable_at.store(st.durable, Ordering::Release);
+        let still = st.waiting.split_off(&(st.durable + 1));
+        let mut done: Vec<u64> = std::mem::replace(&mut st.waiting, still)
+            .into_keys()
+            .collect();
+        let still = st.waiting_written.split_off(&(st.written + 1));
+        done.extend(std::mem::replace(&mut st.waiting_written, still).into_keys());
+        done
     }
 
     /// When work is left and no step runs, wakes someone to lead the next one: the
@@ -150,9 +185,7 @@ impl GroupCommit {
         }
         let durable = st.waiting.range(st.durable + 1..).next();
         match durable.or_else(|| st.waiting_written.range(st.written + 1..).next()) {
-            Some((&s, _)) => {
-                self.slots.slot(s).notify_all();
-            }
+            Some((&s, _)) => self.bells.ring(s),
             None => {
                 self.changed.notify_all();
             }
@@ -185,13 +218,16 @@ impl GroupCommit {
     pub fn wait_for_room(&self) -> Result<()> {
         let mut st = self.state.lock();
         while st.queue.len() >= QUEUE_COMMITS_MAX {
-            self.lead_or_wait(&mut st, None)?;
+            self.lead_or_wait(&mut st)?;
         }
         Ok(())
     }
 
     /// Blocks until commit `seq` has reached `level` (`Written` or `Durable`).
     pub fn wait_for(&self, seq: u64, level: Durability) -> Result<()> {
+        if self.reached(seq, level) {
+            return Ok(());
+        }
         let mut st = self.state.lock();
         loop {
             let reached = match level {
@@ -204,7 +240,40 @@ impl GroupCommit {
                 self.hand_off(&st);
                 return Ok(());
             }
-            self.lead_or_wait(&mut st, Some((seq, level)))?;
+            if let Some(cause) = &st.poisoned {
+                return Err(Error::Poisoned {
+                    cause: cause.clone(),
+                });
+            }
+            if !st.leader_active && (!st.queue.is_empty() || !st.proved.is_empty()) {
+                self.lead(&mut st)?;
+                continue;
+            }
+            // Sleep on the bell of `seq`, outside the state lock. Once `seq` is reached,
+            // `publish` has forgotten this waiter, and it returns without the lock; a
+            // waiter rung for anything else (to lead, a poisoning, a sequence sharing
+            // its bell) takes the lock again and forgets itself.
+            *waiting(&mut st, level).entry(seq).or_default() += 1;
+            let ticket = self.bells.ticket(seq);
+            drop(st);
+            self.bells.wait(seq, ticket, || self.reached(seq, level));
+            if self.reached(seq, level) {
+                return Ok(());
+            }
+            st = self.state.lock();
+            let still_waiting = match level {
+                Durability::Written => st.written < seq,
+                _ => st.durable < seq,
+            };
+            if still_waiting {
+                let map = waiting(&mut st, level);
+                if let Some(n) = map.get_mut(&seq) {
+                    *n -= 1;
+                    if *n == 0 {
+                        map.remove(&seq);
+                    }
+                }
+            }
         }
     }
 
@@ -212,40 +281,27 @@ impl GroupCommit {
     pub fn drain(&self) -> Result<()> {
         let mut st = self.state.lock();
         while !st.queue.is_empty() || !st.proved.is_empty() || st.leader_active {
-            self.lead_or_wait(&mut st, None)?;
+            self.lead_or_wait(&mut st)?;
         }
         Ok(())
     }
 
-    /// Either runs one step as the leader or waits for a change (`wait`: the sequence
-    /// the caller waits for and the level it waits for, if any).
-    fn lead_or_wait(
-        &self,
-        st: &mut parking_lot::MutexGuard<'_, State>,
-        wait: Option<(u64, Durability)>,
-    ) -> Result<()> {
+    /// Either runs one step as the leader or waits for a change.
+    fn lead_or_wait(&self, st: &mut parking_lot::MutexGuard<'_, State>) -> Result<()> {
         if let Some(cause) = &st.poisoned {
             return Err(Error::Poisoned {
                 cause: cause.clone(),
             });
         }
         if st.leader_active || (st.queue.is_empty() && st.proved.is_empty()) {
-            match wait {
-                Some((s, level)) => {
-                    *waiting(st, level).entry(s).or_default() += 1;
-                    self.slots.slot(s).wait(st);
-                    let map = waiting(st, level);
-                    if let Some(n) = map.get_mut(&s) {
-                        *n -= 1;
-                        if *n == 0 {
-                            map.remove(&s);
-                        }
-                    }
-                }
-                None => self.changed.wait(st),
-            }
+            self.changed.wait(st);
             return Ok(());
         }
+        self.lead(st)
+    }
+
+    /// Runs one step as the leader (no step runs, and there is work).
+    fn lead(&self, st: &mut parking_lot::MutexGuard<'_, State>) -> Result<()> {
         st.leader_active = true;
         let n = st.queue.len().min(GROUP_COMMITS_MAX);
         let fresh: Vec<Pending> = st.queue.drain(..n).collect();
@@ -262,7 +318,7 @@ impl GroupCommit {
                     "a group commit's I/O failed; the database refuses commits until reopened: {e}"
                 );
                 st.poisoned = Some(e.to_string());
-                self.slots.wake_all();
+                self.bells.ring_all();
                 Err(e)
             }
         };
@@ -279,15 +335,13 @@ impl GroupCommit {
         if let Some(&(last_marked, _, _)) = marked.last() {
             log_bytes += self.markers.lock().append(marked)?;
             let mut st = self.state.lock();
-            let before = st.written;
-            st.written = last_marked;
             // Only the committers waiting for `Written`: the durable ones wait on.
-            for (&s, _) in st.waiting_written.range(before + 1..=last_marked) {
-                self.slots.slot(s).notify_all();
-            }
             let durable = st.durable;
+            let done = self.publish(&mut st, last_marked, durable);
             drop(st);
+            // Visible first, so the committers woken find their commits visible.
             self.registry.reached(last_marked, durable);
+            done.iter().for_each(|&s| self.bells.ring(s));
         }
         let mut proved = Vec::with_capacity(fresh.len());
         if !fresh.is_empty() {
@@ -311,14 +365,13 @@ impl GroupCommit {
         st.stats.syncs += 1;
         st.stats.log_bytes += log_bytes;
         if let (Some(&(first, _, _)), Some(&(last, _, _))) = (marked.first(), marked.last()) {
-            let before = st.durable;
-            st.durable = last;
-            self.slots.wake_range(before, last);
+            let written = st.written;
+            let done = self.publish(&mut st, written, last);
             st.stats.groups += 1;
             st.stats.commits += last - first + 1;
-            let written = st.written;
             drop(st);
             self.registry.reached(written, last);
+            done.iter().for_each(|&s| self.bells.ring(s));
             self.feed.durable(last);
         }
         Ok(proved)
@@ -329,7 +382,7 @@ impl GroupCommit {
         let mut st = self.state.lock();
         st.poisoned.get_or_insert(cause);
         self.changed.notify_all();
-        self.slots.wake_all();
+        self.bells.ring_all();
     }
 
     /// After a tree commit at `seq` (every commit below it durable, nothing queued):
@@ -342,14 +395,12 @@ impl GroupCommit {
         }
         debug_assert!(st.queue.is_empty() && st.proved.is_empty());
         let out = f(&mut self.markers.lock());
-        let before = st.durable;
-        st.written = st.written.max(seq);
-        st.durable = st.durable.max(seq);
-        self.slots.wake_range(before, st.durable);
+        let done = self.publish(&mut st, seq, seq);
         self.changed.notify_all();
         let (written, durable) = (st.written, st.durable);
         drop(st);
         self.registry.reached(written, durable);
+        done.iter().for_each(|&s| self.bells.ring(s));
         self.feed.durable(seq);
         out
     }
@@ -371,6 +422,6 @@ impl GroupCommit {
 
     /// Highest sequence on disk.
     pub fn durable_seq(&self) -> u64 {
-        self.state.lock().durable
+        self.durable_at.load(Ordering::Acquire)
     }
 }

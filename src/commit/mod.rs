@@ -14,6 +14,7 @@
 //!    committer waits until its own `seq` is visible.
 
 mod arena;
+mod doorbells;
 mod feed;
 mod group;
 mod index;
