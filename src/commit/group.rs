@@ -32,7 +32,7 @@ use crate::types::Durability;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Most commits flushed by one group.
 pub const GROUP_COMMITS_MAX: usize = 512;
@@ -77,7 +77,6 @@ fn waiting(st: &mut State, level: Durability) -> &mut BTreeMap<u64, usize> {
 type Proved = (u64, u64, u32);
 
 struct State {
-    queue: VecDeque<Pending>,
     /// The group whose proofs the last step's sync made durable; its markers are the
     /// next step's to write.
     proved: Vec<Proved>,
@@ -106,6 +105,12 @@ pub struct GroupCommit {
     proofs: LogArena,
     markers: Mutex<MarkerWriter>,
     state: Mutex<State>,
+    /// Admitted commits waiting for a step, in sequence order: a lock of their own, so
+    /// admitting a commit (inside the serialized section) never waits for the state
+    /// lock. Lock order: `state`, then `queue`.
+    queue: Mutex<VecDeque<Pending>>,
+    /// `queue`'s length, readable without its lock (stored under it).
+    queued: AtomicUsize,
     /// Woken after every step: [`GroupCommit::drain`], [`GroupCommit::wait_for_room`].
     changed: Condvar,
     /// Waiters for a sequence, spread over the bells by sequence.
@@ -133,7 +138,6 @@ impl GroupCommit {
             proofs,
             markers: Mutex::new(markers),
             state: Mutex::new(State {
-                queue: VecDeque::new(),
                 proved: Vec::new(),
                 leader_active: false,
                 waiting: BTreeMap::new(),
@@ -143,6 +147,8 @@ impl GroupCommit {
                 poisoned: None,
                 stats: GroupStats::default(),
             }),
+            queue: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
             changed: Condvar::new(),
             bells: Doorbells::default(),
             written_at: AtomicU64::new(durable),
@@ -177,10 +183,17 @@ impl GroupCommit {
         done
     }
 
+    /// Whether a step has work: queued commits, or a proved group whose markers are due.
+    /// A commit queued just after this read is seen by its own committer's
+    /// [`GroupCommit::wait_for`], which then leads.
+    fn has_work(&self, st: &State) -> bool {
+        self.queued.load(Ordering::Acquire) > 0 || !st.proved.is_empty()
+    }
+
     /// When work is left and no step runs, wakes someone to lead the next one: the
     /// waiter of the smallest sequence not yet durable, else the general waiters.
     fn hand_off(&self, st: &State) {
-        if st.leader_active || (st.queue.is_empty() && st.proved.is_empty()) {
+        if st.leader_active || !self.has_work(st) {
             return;
         }
         let durable = st.waiting.range(st.durable + 1..).next();
@@ -205,19 +218,23 @@ impl GroupCommit {
     /// Queues a sequenced commit. Called inside the serialized section, so the queue
     /// is in sequence order.
     pub fn enqueue(&self, pending: Pending) {
-        let mut st = self.state.lock();
+        let mut queue = self.queue.lock();
         debug_assert!(
-            st.queue
+            queue
                 .back()
                 .is_none_or(|b| b.proof.seq + 1 == pending.proof.seq)
         );
-        st.queue.push_back(pending);
+        queue.push_back(pending);
+        self.queued.store(queue.len(), Ordering::Release);
     }
 
     /// Blocks while the queue is full, flushing if nobody else is.
     pub fn wait_for_room(&self) -> Result<()> {
+        if self.queued.load(Ordering::Acquire) < QUEUE_COMMITS_MAX {
+            return Ok(());
+        }
         let mut st = self.state.lock();
-        while st.queue.len() >= QUEUE_COMMITS_MAX {
+        while self.queued.load(Ordering::Acquire) >= QUEUE_COMMITS_MAX {
             self.lead_or_wait(&mut st)?;
         }
         Ok(())
@@ -245,7 +262,7 @@ impl GroupCommit {
                     cause: cause.clone(),
                 });
             }
-            if !st.leader_active && (!st.queue.is_empty() || !st.proved.is_empty()) {
+            if !st.leader_active && self.has_work(&st) {
                 self.lead(&mut st)?;
                 continue;
             }
@@ -280,7 +297,7 @@ impl GroupCommit {
     /// Flushes everything queued so far (shutdown).
     pub fn drain(&self) -> Result<()> {
         let mut st = self.state.lock();
-        while !st.queue.is_empty() || !st.proved.is_empty() || st.leader_active {
+        while self.has_work(&st) || st.leader_active {
             self.lead_or_wait(&mut st)?;
         }
         Ok(())
@@ -293,7 +310,7 @@ impl GroupCommit {
                 cause: cause.clone(),
             });
         }
-        if st.leader_active || (st.queue.is_empty() && st.proved.is_empty()) {
+        if st.leader_active || !self.has_work(st) {
             self.changed.wait(st);
             return Ok(());
         }
@@ -303,8 +320,13 @@ impl GroupCommit {
     /// Runs one step as the leader (no step runs, and there is work).
     fn lead(&self, st: &mut parking_lot::MutexGuard<'_, State>) -> Result<()> {
         st.leader_active = true;
-        let n = st.queue.len().min(GROUP_COMMITS_MAX);
-        let fresh: Vec<Pending> = st.queue.drain(..n).collect();
+        let fresh: Vec<Pending> = {
+            let mut queue = self.queue.lock();
+            let n = queue.len().min(GROUP_COMMITS_MAX);
+            let fresh = queue.drain(..n).collect();
+            self.queued.store(queue.len(), Ordering::Release);
+            fresh
+        };
         let marked = std::mem::take(&mut st.proved);
         let result = parking_lot::MutexGuard::unlocked(st, || self.step(&marked, &fresh));
         st.leader_active = false;
@@ -393,7 +415,7 @@ impl GroupCommit {
         while st.leader_active {
             self.changed.wait(&mut st);
         }
-        debug_assert!(st.queue.is_empty() && st.proved.is_empty());
+        debug_assert!(self.queued.load(Ordering::Acquire) == 0 && st.proved.is_empty());
         let out = f(&mut self.markers.lock());
         let done = self.publish(&mut st, seq, seq);
         self.changed.notify_all();
