@@ -74,12 +74,18 @@ impl Engine {
 
             // The tree.
             let mut tree = BTreeSet::new();
-            match btree::walk(&file, ps, header.catalog_root, |p, _, n| {
+            let walked = match btree::walk(&file, ps, header.catalog_root, |p, _, n| {
                 tree.extend(p..p + n)
             }) {
-                Ok(keys) => r.tree_keys = keys,
-                Err(err) => problem(&mut r, err),
-            }
+                Ok(keys) => {
+                    r.tree_keys = keys;
+                    true
+                }
+                Err(err) => {
+                    problem(&mut r, err);
+                    false
+                }
+            };
             r.tree_pages = tree.len() as u64;
             // Every entry of the tree keys in `[lo, hi)`, leaf after leaf.
             let range = |r: &mut IntegrityReport, lo: &[u8], hi: &[u8], f: &mut EntryCheck<'_>| {
@@ -190,6 +196,13 @@ impl Engine {
                 ));
             }
             let run_pages: BTreeSet<u64> = (run.0..run.0 + run.1).collect();
+            if !walked {
+                // Every page below the damage would look leaked: one line says so.
+                r.problems.push(
+                    "pages the tree walk did not reach (below the damage above) are not reported as leaked"
+                        .to_string(),
+                );
+            }
             for p in first_data..header.page_count {
                 let uses = [
                     tree.contains(&p),
@@ -198,6 +211,7 @@ impl Engine {
                 ];
                 match uses.iter().filter(|&&u| u).count() {
                     1 => {}
+                    0 if !walked => {}
                     0 => r.problems.push(format!(
                         "page {p} is leaked: neither in the tree nor in the free list"
                     )),
