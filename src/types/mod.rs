@@ -2,6 +2,7 @@
 //! ids, write sets. This module imports no other module of the crate (the layering test,
 //! `tests/layering.rs`, holds it to that).
 
+mod hint;
 mod order;
 mod write_runs;
 mod writes;
@@ -9,6 +10,7 @@ mod writes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use hint::prefetch;
 pub use order::{cmp_keys, first_word};
 pub use writes::{Iter as WritesIter, TABLE_WRITES_BYTES_MAX, TableWrites};
 

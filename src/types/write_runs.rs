@@ -56,6 +56,9 @@ const FENCE_BYTES: usize = 2048;
 #[cfg(test)]
 const FENCE_BYTES: usize = 40;
 
+/// How many chunks ahead a walk over a run asks for ([`Run::prefetch_ahead`]).
+const PREFETCH_CHUNKS: usize = 4;
+
 /// Bits of a run's filter per key it holds.
 const FILTER_BITS: usize = 8;
 
@@ -402,6 +405,19 @@ impl Run {
                 cmp_keys(first, key).is_le() && cmp_keys(key, last).is_le()
             }
             _ => false,
+        }
+    }
+
+    /// At the first record of a chunk, asks for the first line of the chunk
+    /// [`PREFETCH_CHUNKS`] chunks on: a walk front to back over records of large values
+    /// (one chunk each) then finds each record's head in cache instead of missing on it
+    /// (on small records it is one line per 64 KiB chunk).
+    #[inline]
+    pub(super) fn prefetch_ahead(&self, pos: Pos) {
+        if pos.off == 0
+            && let Some(chunk) = self.chunks.get(pos.chunk as usize + PREFETCH_CHUNKS)
+        {
+            super::prefetch(chunk, 64);
         }
     }
 

@@ -333,6 +333,7 @@ impl<'a> Span<'a> {
         let at = if reverse {
             self.run.before(self.end)
         } else {
+            self.run.prefetch_ahead(self.start);
             Some(self.start)
         };
         self.head = at.and_then(|at| Some((self.run.entry(at)?, at)));

@@ -72,6 +72,7 @@ impl Draining {
             *done = Vec::new();
         }
         self.pos = next;
+        self.run.prefetch_ahead(next);
         self.head = self.run.locate(next);
     }
 }
