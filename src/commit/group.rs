@@ -111,6 +111,8 @@ pub struct GroupCommit {
     queue: Mutex<VecDeque<Pending>>,
     /// `queue`'s length, readable without its lock (stored under it).
     queued: AtomicUsize,
+    /// The newest sequence ever queued (stored under `queue`'s lock).
+    last_queued: AtomicU64,
     /// Woken after every step: [`GroupCommit::drain`], [`GroupCommit::wait_for_room`].
     changed: Condvar,
     /// Waiters for a sequence, spread over the bells by sequence.
@@ -149,6 +151,7 @@ impl GroupCommit {
             }),
             queue: Mutex::new(VecDeque::new()),
             queued: AtomicUsize::new(0),
+            last_queued: AtomicU64::new(durable),
             changed: Condvar::new(),
             bells: Doorbells::default(),
             written_at: AtomicU64::new(durable),
@@ -224,8 +227,14 @@ impl GroupCommit {
                 .back()
                 .is_none_or(|b| b.proof.seq + 1 == pending.proof.seq)
         );
+        self.last_queued.store(pending.proof.seq, Ordering::Release);
         queue.push_back(pending);
         self.queued.store(queue.len(), Ordering::Release);
+    }
+
+    /// The newest sequence ever queued (`durable` at open).
+    pub fn last_queued(&self) -> u64 {
+        self.last_queued.load(Ordering::Acquire)
     }
 
     /// Blocks while the queue is full, flushing if nobody else is.

@@ -496,6 +496,17 @@ impl Committer {
         &self.history
     }
 
+    /// The newest sequence queued for a group (the durable sequence at open before any).
+    pub fn last_queued(&self) -> u64 {
+        self.group.last_queued()
+    }
+
+    /// Makes every commit up to `seq` (queued already) durable, leading the steps or
+    /// waiting for the running one, as a durable committer does.
+    pub fn flush_to(&self, seq: u64) -> Result<(), Error> {
+        self.group.wait_for(seq, Durability::Durable)
+    }
+
     /// The last allocated sequence.
     pub fn tip(&self) -> u64 {
         self.index.lock().tip()

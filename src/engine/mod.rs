@@ -6,6 +6,7 @@ mod config;
 mod control;
 mod create;
 mod files;
+mod flush;
 mod follow;
 mod idle;
 mod integrity;
@@ -101,6 +102,8 @@ pub(crate) struct Engine {
     checkpoint_running: AtomicBool,
     /// An idle watcher runs (`idle.rs`).
     idle_armed: AtomicBool,
+    /// A flusher runs (`flush.rs`).
+    flush_armed: AtomicBool,
     /// Transactions committed straight into the tree.
     pub(crate) tree_commits: AtomicU64,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
@@ -378,6 +381,7 @@ impl Engine {
             last_checkpoint_try_bytes: AtomicU64::new(0),
             checkpoint_running: AtomicBool::new(false),
             idle_armed: AtomicBool::new(false),
+            flush_armed: AtomicBool::new(false),
             tree_commits: AtomicU64::new(0),
             last_checkpoint_error: Mutex::new(None),
             live_tail: Mutex::new(config.read_only.then_some(tail)),
@@ -447,6 +451,7 @@ impl Engine {
         if seq.is_none() {
             return Ok(seq);
         }
+        self.arm_flush(durability);
         let bytes = self.versions.byte_count();
         // Over budget, a checkpoint is due as soon as none runs; otherwise at most once
         // per CHECKPOINT_RETRY_COMMITS commits (a budget exceeded by versions no

@@ -1,0 +1,70 @@
+//! Flushing `Applied` and `Written` commits that no durable commit follows. Such a
+//! commit returns before its group is written; its proof and marker would otherwise wait
+//! for the next commit that waits for `Durable` (or for `close`), however long that is:
+//! readers in other processes would not see it, and neither would the durable feed. A
+//! flusher thread, started by such a commit when none runs, waits [`FLUSH_AFTER`] (so a
+//! burst of commits shares its groups) and then makes every commit queued so far durable
+//! as a durable committer does (leading the steps, or waiting for the running one), and
+//! ends once nothing is left to flush.
+
+use super::Engine;
+use crate::types::Durability;
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How long after an `Applied` or `Written` commit the flusher starts its groups.
+pub(super) const FLUSH_AFTER: Duration = Duration::from_millis(10);
+
+impl Engine {
+    /// After a commit at `durability` that returned before it was durable: starts the
+    /// flusher when none runs.
+    pub(super) fn arm_flush(&self, durability: Durability) {
+        if durability == Durability::Durable
+            || self.read_only
+            || self.flush_armed.load(Ordering::Acquire)
+            || self.flush_armed.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let me = self.me.clone();
+        let spawned = std::thread::Builder::new()
+            .name("capsuledb-flush".into())
+            .spawn(move || flush(me));
+        if spawned.is_err() {
+            // The commit stays as durable as its level promised; the next durable commit
+            // or `close` flushes it.
+            self.flush_armed.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The flusher: after [`FLUSH_AFTER`], makes the commits queued so far durable; again
+/// while more came meanwhile; then ends.
+fn flush(engine: Weak<Engine>) {
+    loop {
+        std::thread::sleep(FLUSH_AFTER);
+        let Some(me) = engine.upgrade() else {
+            return;
+        };
+        if me.closing.load(Ordering::Acquire) {
+            // `close` flushes everything itself.
+            me.flush_armed.store(false, Ordering::Release);
+            return;
+        }
+        let target = me.committer.last_queued();
+        if target > me.committer.durable_seq() && me.committer.flush_to(target).is_err() {
+            // Poisoned: every later commit fails, nothing is left to flush.
+            me.flush_armed.store(false, Ordering::Release);
+            return;
+        }
+        // Disarmed first, then a last look: a commit queued after `target` either sees
+        // the flusher disarmed and starts a new one, or is seen here.
+        me.flush_armed.store(false, Ordering::Release);
+        if me.committer.last_queued() <= me.committer.durable_seq()
+            || me.flush_armed.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+    }
+}
