@@ -152,10 +152,11 @@ fn every_bit_of_the_checkpointed_state() {
 }
 
 /// A damaged tree page the open does not read: `check_integrity` names it, and does not
-/// report the pages its walk then did not reach as leaked (they are not lost to the
-/// free list; the walk stopped).
+/// report the pages its walk then could not reach as leaked (they are not lost to the
+/// free list). Two damaged pages at once: both are named (the walk goes on past the
+/// first).
 #[test]
-fn a_damaged_tree_page_is_reported_once_not_as_leaked_pages() {
+fn damaged_tree_pages_are_each_named_and_not_reported_as_leaked_pages() {
     let (bytes, _) = build();
     let pages = bytes.len() / PAGE;
     let tree_pages: Vec<usize> = (2..pages)
@@ -164,7 +165,7 @@ fn a_damaged_tree_page_is_reported_once_not_as_leaked_pages() {
                 && bytes[p * PAGE + 8..p * PAGE + 16] == (p as u64).to_le_bytes()
         })
         .collect();
-    let mut reported = 0;
+    let mut reported = Vec::new();
     for &page in &tree_pages {
         let mut damaged = bytes.clone();
         damaged[page * PAGE + 200] ^= 0x20;
@@ -189,10 +190,28 @@ fn a_damaged_tree_page_is_reported_once_not_as_leaked_pages() {
             report.problems
         );
         assert!(report.problems.len() <= 3, "{:?}", report.problems);
-        reported += 1;
+        reported.push(page);
     }
     assert!(
-        reported > 0,
-        "no tree page the open does not read: {tree_pages:?}"
+        reported.len() >= 2,
+        "two tree pages the open does not read: {tree_pages:?}"
     );
+    // Two damaged pages at once: the walk goes on past the first, and names both.
+    let mut damaged = bytes.clone();
+    let (a, b) = (reported[0], reported[reported.len() - 1]);
+    for page in [a, b] {
+        damaged[page * PAGE + 200] ^= 0x20;
+    }
+    let db = open(damaged).unwrap();
+    let report = db.check_integrity().unwrap();
+    for page in [a, b] {
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains(&format!("page {page}:"))),
+            "page {page}: {:?}",
+            report.problems
+        );
+    }
 }

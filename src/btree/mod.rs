@@ -307,23 +307,75 @@ type PendingNode = (u64, usize, Option<Vec<u8>>, Option<Vec<u8>>);
 /// Every page of the tree rooted at `root` (branches, leaves, overflow runs), verified,
 /// with the tree's invariants checked: key order, bounds, equal leaf depth, and no page
 /// used twice (a node reached twice, two cells naming one value, a value over a node).
+/// Stops at the first problem; [`walk_reporting`] goes on past it.
+#[cfg(test)]
 pub fn walk(
     file: &[u8],
     page_size: u32,
     root: u64,
-    mut visit: impl FnMut(u64, PageKind, u64),
+    visit: impl FnMut(u64, PageKind, u64),
 ) -> Result<u64> {
-    if root == 0 {
-        return Ok(0);
+    let mut first = None;
+    let keys = walk_reporting(file, page_size, root, visit, |e| {
+        first.get_or_insert(e);
+    });
+    // `walk_reporting` goes on after a problem; the first one ends this walk's answer.
+    match first {
+        Some(e) => Err(e),
+        None => Ok(keys),
     }
-    let mut leaf_depth = None;
-    let mut keys = 0u64;
-    // Every page the tree uses (nodes, a multi-page leaf's later pages, values): each
-    // once, or a later free would free it twice.
-    let mut used = std::collections::HashSet::new();
-    let mut claim = |first: u64, pages: u64| -> Result<()> {
+}
+
+/// [`walk`], telling `problem` of each problem and going on past it: a node that fails
+/// its checks is reported and its subtree (or the rest of its values) skipped, so every
+/// damaged page the walk can reach is named. Returns the keys of the leaves that passed.
+pub fn walk_reporting(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    visit: impl FnMut(u64, PageKind, u64),
+    mut problem: impl FnMut(Error),
+) -> u64 {
+    if root == 0 {
+        return 0;
+    }
+    let mut w = Walker {
+        file,
+        page_size,
+        root,
+        visit,
+        leaf_depth: None,
+        keys: 0,
+        used: std::collections::HashSet::new(),
+        stack: vec![(root, 0, None, None)],
+    };
+    while let Some(pending) = w.stack.pop() {
+        if let Err(e) = w.node(pending) {
+            problem(e);
+        }
+    }
+    w.keys
+}
+
+/// The state of one [`walk_reporting`].
+struct Walker<'f, V> {
+    file: &'f [u8],
+    page_size: u32,
+    root: u64,
+    visit: V,
+    leaf_depth: Option<usize>,
+    keys: u64,
+    /// Every page the tree uses (nodes, a multi-page leaf's later pages, values): each
+    /// once, or a later free would free it twice.
+    used: std::collections::HashSet<u64>,
+    stack: Vec<PendingNode>,
+}
+
+impl<V: FnMut(u64, PageKind, u64)> Walker<'_, V> {
+    /// Records `pages` pages from `first` as the tree's.
+    fn claim(&mut self, first: u64, pages: u64) -> Result<()> {
         for p in first..first.saturating_add(pages) {
-            if !used.insert(p) {
+            if !self.used.insert(p) {
                 return Err(Error::corrupted(
                     p,
                     "page used twice in the tree (a value named by two cells, or overlapping another page of the tree)",
@@ -331,15 +383,19 @@ pub fn walk(
             }
         }
         Ok(())
-    };
-    let mut stack: Vec<PendingNode> = vec![(root, 0, None, None)];
-    while let Some((page, depth, low, high)) = stack.pop() {
+    }
+
+    /// Checks one node, visits its pages and values, and queues its children.
+    fn node(&mut self, (page, depth, low, high): PendingNode) -> Result<()> {
+        let file = self.file;
+        let page_size = self.page_size;
         if depth >= DEPTH_MAX {
             return Err(Error::corrupted(page, "tree deeper than the limit"));
         }
-        claim(page, 1).map_err(|_| Error::corrupted(page, "page reachable twice in the tree"))?;
+        self.claim(page, 1)
+            .map_err(|_| Error::corrupted(page, "page reachable twice in the tree"))?;
         let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
-        claim(page + 1, node.pages().saturating_sub(1))?;
+        self.claim(page + 1, node.pages().saturating_sub(1))?;
         let n = node.count();
         let mut prev: Option<TreeKey<'_>> = None;
         for i in 0..n {
@@ -358,21 +414,21 @@ pub fn walk(
             prev = Some(k);
         }
         if node.is_leaf() {
-            visit(page, PageKind::Leaf, node.pages());
-            if n == 0 && page != root {
+            (self.visit)(page, PageKind::Leaf, node.pages());
+            if n == 0 && page != self.root {
                 return Err(Error::corrupted(page, "empty leaf"));
             }
-            if *leaf_depth.get_or_insert(depth) != depth {
+            if *self.leaf_depth.get_or_insert(depth) != depth {
                 return Err(Error::corrupted(page, "leaves at different depths"));
             }
-            keys += n as u64;
+            self.keys += n as u64;
             for i in 0..n {
                 match node.value(i)? {
                     CellValue::Inline(_) => {}
                     CellValue::Overflow { page: run_page, .. } => {
                         let r = run::read_run(file, PageKind::Overflow, run_page, page_size)?;
-                        claim(run_page, r.pages)?;
-                        visit(run_page, PageKind::Overflow, r.pages);
+                        self.claim(run_page, r.pages)?;
+                        (self.visit)(run_page, PageKind::Overflow, r.pages);
                     }
                     CellValue::Extent {
                         page: first,
@@ -381,13 +437,13 @@ pub fn walk(
                     } => {
                         run::read_extent(file, first, page_size, len, crc)?;
                         let pages = run::extent_pages(page_size, len as usize);
-                        claim(first, pages)?;
-                        visit(first, PageKind::Overflow, pages);
+                        self.claim(first, pages)?;
+                        (self.visit)(first, PageKind::Overflow, pages);
                     }
                 }
             }
         } else {
-            visit(page, PageKind::Branch, 1);
+            (self.visit)(page, PageKind::Branch, 1);
             for i in 0..=n {
                 let lo = if i == 0 {
                     low.clone()
@@ -399,11 +455,11 @@ pub fn walk(
                 } else {
                     Some(node.separator(i)?.to_vec())
                 };
-                stack.push((node.child(i)?, depth + 1, lo, hi));
+                self.stack.push((node.child(i)?, depth + 1, lo, hi));
             }
         }
+        Ok(())
     }
-    Ok(keys)
 }
 
 #[cfg(test)]

@@ -74,18 +74,19 @@ impl Engine {
 
             // The tree.
             let mut tree = BTreeSet::new();
-            let walked = match btree::walk(&file, ps, header.catalog_root, |p, _, n| {
-                tree.extend(p..p + n)
-            }) {
-                Ok(keys) => {
-                    r.tree_keys = keys;
-                    true
-                }
-                Err(err) => {
-                    problem(&mut r, err);
-                    false
-                }
-            };
+            // Past a damaged page to the end, so every damaged page it can reach is named.
+            let mut damaged = Vec::new();
+            r.tree_keys = btree::walk_reporting(
+                &file,
+                ps,
+                header.catalog_root,
+                |p, _, n| tree.extend(p..p + n),
+                |err| damaged.push(err),
+            );
+            let walked = damaged.is_empty();
+            for err in damaged {
+                problem(&mut r, err);
+            }
             r.tree_pages = tree.len() as u64;
             // Every entry of the tree keys in `[lo, hi)`, leaf after leaf.
             let range = |r: &mut IntegrityReport, lo: &[u8], hi: &[u8], f: &mut EntryCheck<'_>| {
@@ -199,7 +200,7 @@ impl Engine {
             if !walked {
                 // Every page below the damage would look leaked: one line says so.
                 r.problems.push(
-                    "pages the tree walk did not reach (below the damage above) are not reported as leaked"
+                    "pages the tree walk could not reach (below the damage above) are not reported as leaked"
                         .to_string(),
                 );
             }
