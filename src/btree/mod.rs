@@ -397,21 +397,18 @@ impl<V: FnMut(u64, PageKind, u64)> Walker<'_, V> {
         let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
         self.claim(page + 1, node.pages().saturating_sub(1))?;
         let n = node.count();
-        let mut prev: Option<TreeKey<'_>> = None;
-        for i in 0..n {
-            let k = node.key(i)?;
-            if prev.is_some_and(|p| p >= k) {
-                return Err(Error::corrupted(page, "keys out of order"));
-            }
-            if low.as_deref().is_some_and(|l| k.cmp_bytes(l).is_lt())
-                || high.as_deref().is_some_and(|h| k.cmp_bytes(h).is_ge())
+        // `NodeRef::parse` refused keys out of order, so the first and last keys hold the
+        // node to the bounds its parent gives.
+        if n > 0 {
+            let (first, last) = (node.key(0)?, node.key(n - 1)?);
+            if low.as_deref().is_some_and(|l| first.cmp_bytes(l).is_lt())
+                || high.as_deref().is_some_and(|h| last.cmp_bytes(h).is_ge())
             {
                 return Err(Error::corrupted(
                     page,
                     "key outside the bounds its parent gives",
                 ));
             }
-            prev = Some(k);
         }
         if node.is_leaf() {
             (self.visit)(page, PageKind::Leaf, node.pages());

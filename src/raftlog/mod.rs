@@ -602,7 +602,6 @@ impl Inner {
         Ok(decode_entry_value(index, &value)?.0)
     }
 
-    /// Purges up to `upto` with the writer lock held and the checks done.
     /// Deletes the entries `lo..=hi` in `tx`: the keys found there, not every index in
     /// between (a log's first and last keys come from the file, so a damaged or hostile
     /// one could put 2^63 indexes between two entries).
@@ -624,6 +623,7 @@ impl Inner {
         Ok(())
     }
 
+    /// Purges up to `upto` with the writer lock held and the checks done.
     fn purge_locked(
         &self,
         before: Bounds,
