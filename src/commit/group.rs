@@ -95,6 +95,17 @@ struct State {
     stats: GroupStats,
 }
 
+impl State {
+    /// Whether commit `seq` has reached `level` ([`GroupCommit::reached`], under the lock).
+    fn reached(&self, seq: u64, level: Durability) -> bool {
+        match level {
+            Durability::Applied => true,
+            Durability::Written => self.written >= seq,
+            Durability::Durable => self.durable >= seq,
+        }
+    }
+}
+
 /// The coordinator.
 pub struct GroupCommit {
     feed: Arc<Feed>,
@@ -186,6 +197,14 @@ impl GroupCommit {
         done
     }
 
+    /// After `publish` (and outside the state lock): tells the snapshot registry the
+    /// levels reached, then rings the bells of the waiters they satisfied (`done`), so
+    /// the committers woken find their commits visible.
+    fn announce(&self, written: u64, durable: u64, done: &[u64]) {
+        self.registry.reached(written, durable);
+        done.iter().for_each(|&s| self.bells.ring(s));
+    }
+
     /// Whether a step has work: queued commits, or a proved group whose markers are due.
     /// A commit queued just after this read is seen by its own committer's
     /// [`GroupCommit::wait_for`], which then leads.
@@ -256,12 +275,7 @@ impl GroupCommit {
         }
         let mut st = self.state.lock();
         loop {
-            let reached = match level {
-                Durability::Applied => true,
-                Durability::Written => st.written >= seq,
-                Durability::Durable => st.durable >= seq,
-            };
-            if reached {
+            if st.reached(seq, level) {
                 // Someone must lead the next step if this waiter was the one woken to.
                 self.hand_off(&st);
                 return Ok(());
@@ -287,11 +301,7 @@ impl GroupCommit {
                 return Ok(());
             }
             st = self.state.lock();
-            let still_waiting = match level {
-                Durability::Written => st.written < seq,
-                _ => st.durable < seq,
-            };
-            if still_waiting {
+            if !st.reached(seq, level) {
                 let map = waiting(&mut st, level);
                 if let Some(n) = map.get_mut(&seq) {
                     *n -= 1;
@@ -370,9 +380,7 @@ impl GroupCommit {
             let durable = st.durable;
             let done = self.publish(&mut st, last_marked, durable);
             drop(st);
-            // Visible first, so the committers woken find their commits visible.
-            self.registry.reached(last_marked, durable);
-            done.iter().for_each(|&s| self.bells.ring(s));
+            self.announce(last_marked, durable, &done);
         }
         let mut proved = Vec::with_capacity(fresh.len());
         if !fresh.is_empty() {
@@ -401,8 +409,7 @@ impl GroupCommit {
             st.stats.groups += 1;
             st.stats.commits += last - first + 1;
             drop(st);
-            self.registry.reached(written, last);
-            done.iter().for_each(|&s| self.bells.ring(s));
+            self.announce(written, last, &done);
             self.feed.durable(last);
         }
         Ok(proved)
@@ -430,8 +437,7 @@ impl GroupCommit {
         self.changed.notify_all();
         let (written, durable) = (st.written, st.durable);
         drop(st);
-        self.registry.reached(written, durable);
-        done.iter().for_each(|&s| self.bells.ring(s));
+        self.announce(written, durable, &done);
         self.feed.durable(seq);
         out
     }

@@ -20,21 +20,10 @@ impl Engine {
     /// After a commit at `durability` that returned before it was durable: starts the
     /// flusher when none runs.
     pub(super) fn arm_flush(&self, durability: Durability) {
-        if durability == Durability::Durable
-            || self.read_only
-            || self.flush_armed.load(Ordering::Acquire)
-            || self.flush_armed.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        let me = self.me.clone();
-        let spawned = std::thread::Builder::new()
-            .name("capsuledb-flush".into())
-            .spawn(move || flush(me));
-        if spawned.is_err() {
-            // The commit stays as durable as its level promised; the next durable commit
-            // or `close` flushes it.
-            self.flush_armed.store(false, Ordering::Release);
+        // If the thread cannot start, the commit stays as durable as its level promised;
+        // the next durable commit or `close` flushes it.
+        if durability != Durability::Durable && !self.read_only {
+            self.start_once(&self.flush_armed, "capsuledb-flush", flush);
         }
     }
 }

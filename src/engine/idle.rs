@@ -8,7 +8,7 @@
 
 use super::Engine;
 use std::sync::Weak;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How long commits must have stopped before the watcher folds the store (it looks
@@ -29,20 +29,26 @@ impl Engine {
     /// idle watcher when the store is worth folding and none runs.
     pub(super) fn arm_idle_fold(&self, store_bytes: u64) {
         // Read before the swap: commits while a watcher runs write nothing shared here.
-        if self.read_only
-            || !self.worth_idle_fold(store_bytes)
-            || self.idle_armed.load(Ordering::Acquire)
-            || self.idle_armed.swap(true, Ordering::AcqRel)
-        {
+        // If the thread cannot start, nothing is lost: the next commit's checkpoint
+        // policy still applies.
+        if !self.read_only && self.worth_idle_fold(store_bytes) {
+            self.start_once(&self.idle_armed, "capsuledb-idle", watch);
+        }
+    }
+
+    /// Starts `run` on a thread named `name` unless `armed` says one runs (it is set
+    /// here, and cleared again if the thread cannot start; `run` clears it when it
+    /// ends). The thread gets the engine weakly: it never keeps a dropped one alive.
+    pub(super) fn start_once(&self, armed: &AtomicBool, name: &str, run: fn(Weak<Engine>)) {
+        if armed.load(Ordering::Acquire) || armed.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = self.me.clone();
         let spawned = std::thread::Builder::new()
-            .name("capsuledb-idle".into())
-            .spawn(move || watch(me));
+            .name(name.into())
+            .spawn(move || run(me));
         if spawned.is_err() {
-            // Nothing is lost: the next commit's checkpoint policy still applies.
-            self.idle_armed.store(false, Ordering::Release);
+            armed.store(false, Ordering::Release);
         }
     }
 }
