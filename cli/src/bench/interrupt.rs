@@ -24,14 +24,14 @@ fn signals() -> libc::sigset_t {
 
 /// From now on, SIGINT, SIGTERM and SIGHUP remove `dir` (and everything in it) and end
 /// the process with status 128 + the signal's number. Call it before the benchmark
-/// starts any thread. Returns `false` (and changes nothing) if the signals could not be
-/// blocked: they then end the process as before, leaving `dir` behind.
-pub fn remove_on_signal(dir: PathBuf) -> bool {
+/// starts any thread. If the signals cannot be blocked or the thread cannot start,
+/// nothing changes: they end the process as before, leaving `dir` behind.
+pub fn remove_on_signal(dir: PathBuf) {
     let set = signals();
     // SAFETY: `set` is an initialised signal set; the old mask is not asked for.
     let blocked = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if blocked != 0 {
-        return false;
+        return;
     }
     let spawned = std::thread::Builder::new()
         .name("bench-signals".into())
@@ -54,7 +54,5 @@ pub fn remove_on_signal(dir: PathBuf) -> bool {
         // No thread to wait for them: let the signals act as before.
         // SAFETY: as above.
         unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
-        return false;
     }
-    true
 }
