@@ -21,7 +21,6 @@ fn commits_that_return_before_durable_become_durable_alone() {
     tx.create_table("t").unwrap();
     tx.commit().unwrap();
     let sub = db.subscribe();
-    let mut last = 0;
     for (i, level) in [
         Durability::Applied,
         Durability::Written,
@@ -32,7 +31,7 @@ fn commits_that_return_before_durable_become_durable_alone() {
     {
         let mut tx = c.begin().unwrap();
         tx.put("t", &[i as u8], b"v").unwrap();
-        last = tx.commit_with(level).unwrap().seq;
+        let last = tx.commit_with(level).unwrap().seq;
         match sub.recv_timeout(PATIENCE) {
             Some(Received::Commit(e)) => assert_eq!(e.seq, last, "{level:?}"),
             other => panic!("{level:?} commit {last} never became durable: {other:?}"),
@@ -51,7 +50,6 @@ fn commits_that_return_before_durable_become_durable_alone() {
     let tx = c.begin_read().unwrap();
     assert_eq!(tx.len("t").unwrap(), 3);
     assert!(again.info().unwrap().log_damage.is_none());
-    let _ = last;
 }
 
 /// A burst of `Applied` commits from several threads: every one of them becomes durable
