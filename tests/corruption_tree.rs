@@ -1,6 +1,7 @@
-//! Bit flips in the checkpointed state (B+tree leaves and branches, overflow extents, the
-//! free list, the header) end in correct data or a typed error, never a wrong value
-//! and never a panic. Every bit of every such page of a small database is flipped.
+//! Bit flips in the checkpointed state (B+tree leaves, compact and uniform, and branches,
+//! overflow extents, the free list, the header) end in correct data or a typed error,
+//! never a wrong value and never a panic. Every bit of every such page of a small
+//! database is flipped.
 
 use capsuledb::storage::SimStorage;
 use capsuledb::{Database, Error, Options};
@@ -15,7 +16,16 @@ fn open(bytes: Vec<u8>) -> capsuledb::Result<Database> {
         .open_storage(Arc::new(SimStorage::from_bytes(bytes)))
 }
 
-/// A small database whose data lives only in the tree, and its contents.
+/// Pairs of table `u`: 4-byte keys and 12-byte values, cells of one size (uniform
+/// leaves).
+const UNIFORM_PAIRS: u32 = 400;
+
+fn uniform_value(i: u32) -> Vec<u8> {
+    (0..12).map(|j| (i * 7 + j) as u8).collect()
+}
+
+/// A small database whose data lives only in the tree, and the contents of its table
+/// `t` (table `u` holds [`UNIFORM_PAIRS`] pairs of [`uniform_value`]s).
 fn build() -> (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>) {
     let sim = SimStorage::new();
     let db = Options::new()
@@ -35,6 +45,10 @@ fn build() -> (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>) {
         let v: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
         tx.put("t", &i.to_be_bytes(), &v).unwrap();
         model.insert(i.to_be_bytes().to_vec(), v);
+    }
+    tx.create_table("u").unwrap();
+    for i in 0..UNIFORM_PAIRS {
+        tx.put("u", &i.to_be_bytes(), &uniform_value(i)).unwrap();
     }
     tx.commit().unwrap();
     db.checkpoint().unwrap().unwrap();
@@ -66,6 +80,25 @@ fn read_all(db: &Database, model: &BTreeMap<Vec<u8>, Vec<u8>>) -> capsuledb::Res
     for (k, v) in model {
         let got = tx.get("t", k)?;
         assert_eq!(got.as_ref(), Some(v), "a get returned a wrong value");
+    }
+    let mut n = 0u32;
+    for item in tx.iter("u")? {
+        let (k, v) = item?;
+        assert_eq!(
+            (&k[..], &v[..]),
+            (&n.to_be_bytes()[..], &uniform_value(n)[..]),
+            "a scan of the uniform leaves returned data that was never committed"
+        );
+        n += 1;
+    }
+    assert_eq!(n, UNIFORM_PAIRS, "a scan of the uniform leaves lost pairs");
+    for i in (0..UNIFORM_PAIRS).step_by(7) {
+        let got = tx.get("u", &i.to_be_bytes())?;
+        assert_eq!(
+            got.as_deref(),
+            Some(&uniform_value(i)[..]),
+            "a get returned a wrong value"
+        );
     }
     Ok(())
 }
@@ -100,7 +133,8 @@ fn case(bytes: &[u8], offset: usize, bit: u8, model: &BTreeMap<Vec<u8>, Vec<u8>>
 fn every_bit_of_the_checkpointed_state() {
     let (bytes, model) = build();
     // The pages that hold the checkpointed state: header region, tree, overflow and
-    // free-list pages (kind bytes 4 to 7 at offset 4 of a page's first sector).
+    // free-list pages (kind bytes 4 to 9 at offset 4 of a page's first sector, all but
+    // the version-3 leaf's 5 written).
     let mut offsets: Vec<usize> = (0..128).chain(4096..4096 + 128).collect();
     let pages = bytes.len() / PAGE;
     let mut kinds = BTreeMap::new();
@@ -114,7 +148,7 @@ fn every_bit_of_the_checkpointed_state() {
         .collect();
     for p in 2..pages {
         let kind = bytes[p * PAGE + 4];
-        if (4..=7).contains(&kind) && bytes[p * PAGE + 8..p * PAGE + 16] == (p as u64).to_le_bytes()
+        if (4..=9).contains(&kind) && bytes[p * PAGE + 8..p * PAGE + 16] == (p as u64).to_le_bytes()
         {
             *kinds.entry(kind).or_insert(0) += 1;
             offsets.extend(p * PAGE..(p + 1) * PAGE);
@@ -131,9 +165,10 @@ fn every_bit_of_the_checkpointed_state() {
         extent_starts.len(),
         "every large value in an extent"
     );
+    assert!(kinds.contains_key(&4), "a tree of several pages: {kinds:?}");
     assert!(
-        kinds.contains_key(&4) || kinds.get(&5).is_some_and(|&n| n > 1),
-        "a multi-page tree: {kinds:?}"
+        kinds.contains_key(&8) && kinds.contains_key(&9),
+        "compact and uniform leaves: {kinds:?}"
     );
     let (mut correct, mut typed) = (0u64, 0u64);
     for &offset in &offsets {
@@ -161,7 +196,7 @@ fn damaged_tree_pages_are_each_named_and_not_reported_as_leaked_pages() {
     let pages = bytes.len() / PAGE;
     let tree_pages: Vec<usize> = (2..pages)
         .filter(|&p| {
-            [4, 5, 8].contains(&bytes[p * PAGE + 4])
+            [4, 5, 8, 9].contains(&bytes[p * PAGE + 4])
                 && bytes[p * PAGE + 8..p * PAGE + 16] == (p as u64).to_le_bytes()
         })
         .collect();

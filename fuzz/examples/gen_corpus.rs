@@ -204,6 +204,7 @@ fn decode_seeds(db: &[u8]) -> Vec<(String, Vec<u8>)> {
                 PageKind::Branch,
                 PageKind::Leaf,
                 PageKind::CompactLeaf,
+                PageKind::UniformLeaf,
                 PageKind::Overflow,
                 PageKind::FreeList,
             ][..],

@@ -108,10 +108,11 @@ fn decode_header(rest: &[u8], fix: bool) {
     }
 }
 
-pub(super) const SEALED_KINDS: [PageKind; 5] = [
+pub(super) const SEALED_KINDS: [PageKind; 6] = [
     PageKind::Branch,
     PageKind::Leaf,
     PageKind::CompactLeaf,
+    PageKind::UniformLeaf,
     PageKind::Overflow,
     PageKind::FreeList,
 ];

@@ -73,7 +73,7 @@ pub(super) fn page_in_database(rest: &[u8], tree: bool) {
             let n = u32_at(&file, start + 16) as usize;
             start + n.max(1) * ps
         }
-        Some(PageKind::CompactLeaf) => {
+        Some(PageKind::CompactLeaf | PageKind::UniformLeaf) => {
             // A leaf of several pages: its count at byte 19 (0 or 1: one page).
             let n = usize::from(file.get(start + 19).copied().unwrap_or(0));
             start + n.max(1) * ps

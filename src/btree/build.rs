@@ -266,11 +266,19 @@ impl Builder<'_> {
     }
 
     /// Makes room in the pending leaf for a cell with key `key` and `body` bytes after
-    /// it, starting a new leaf when [`NodeBuilder::admit`] says so.
-    fn room_for(&mut self, key: &TreeKey<'_>, body: usize) -> Result<()> {
-        if !self.pending.admit(key, body) {
+    /// it (`inline`: an inline value of `body` bytes), starting a new leaf when
+    /// [`NodeBuilder::admit`] says so.
+    fn room_for(&mut self, key: &TreeKey<'_>, body: usize, inline: bool) -> Result<()> {
+        let admit = |b: &mut NodeBuilder| {
+            if inline {
+                b.admit_inline(key, body)
+            } else {
+                b.admit(key, body)
+            }
+        };
+        if !admit(&mut self.pending) {
             self.flush_pending()?;
-            self.pending.admit(key, body);
+            admit(&mut self.pending);
         }
         if self.pending.count() == 0 {
             self.pending_first = Some(key.to_vec());
@@ -287,12 +295,12 @@ impl Builder<'_> {
         key: &TreeKey<'_>,
         value: CellValue<'_>,
     ) -> Result<()> {
-        let body = match value {
-            CellValue::Inline(v) => v.len(),
-            CellValue::Overflow { .. } => OVERFLOW_CELL_BODY,
-            CellValue::Extent { .. } => EXTENT_CELL_BODY,
+        let (body, inline) = match value {
+            CellValue::Inline(v) => (v.len(), true),
+            CellValue::Overflow { .. } => (OVERFLOW_CELL_BODY, false),
+            CellValue::Extent { .. } => (EXTENT_CELL_BODY, false),
         };
-        self.room_for(key, body)?;
+        self.room_for(key, body, inline)?;
         if node.is_compact() && node.prefix() == self.pending.prefix() {
             self.pending.push_raw(node.raw_cell(j)?);
             return Ok(());
@@ -310,7 +318,7 @@ impl Builder<'_> {
     fn push_value(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let tkey = TreeKey::whole(key);
         if stored_inline(self.page_size, key.len(), value.len()) {
-            self.room_for(&tkey, value.len())?;
+            self.room_for(&tkey, value.len(), true)?;
             self.pending.push_leaf_inline(&tkey, value);
             return Ok(());
         }
@@ -319,7 +327,7 @@ impl Builder<'_> {
         let pages = extent_pages(ps, value.len());
         let first = self.alloc(pages)?;
         self.write_new_with(first, pages, |buf| encode_extent_into(buf, ps, value))?;
-        self.room_for(&tkey, EXTENT_CELL_BODY)?;
+        self.room_for(&tkey, EXTENT_CELL_BODY, false)?;
         self.pending
             .push_leaf_extent(&tkey, first, len, extent_checksum(first, value));
         Ok(())

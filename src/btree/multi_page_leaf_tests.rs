@@ -21,16 +21,35 @@ fn key(i: u32) -> Vec<u8> {
     composite(1, &k)
 }
 
-/// Cells admitted into one leaf builder before it asks for a new leaf, and the pages
-/// the finished leaf takes.
+/// Cells admitted into one compact leaf builder before it asks for a new leaf, and the
+/// pages the finished leaf takes: values of `value_len` and `value_len + 1` bytes in
+/// turn (cells of one size would make a uniform leaf).
 fn fill(value_len: usize) -> (usize, u64) {
+    let mut b = NodeBuilder::new(true, PS);
+    let mut n = 0u32;
+    loop {
+        let key = key(n);
+        let tkey = TreeKey::whole(&key);
+        let value = vec![7u8; value_len + n as usize % 2];
+        if !b.admit_inline(&tkey, value.len()) {
+            return (b.count(), b.pages());
+        }
+        b.push_leaf_inline(&tkey, &value);
+        n += 1;
+    }
+}
+
+/// [`fill`] with values of one size: a uniform leaf.
+fn fill_uniform(value_len: usize) -> (usize, u64) {
     let mut b = NodeBuilder::new(true, PS);
     let value = vec![7u8; value_len];
     let mut n = 0u32;
     loop {
         let key = key(n);
         let tkey = TreeKey::whole(&key);
-        if !b.admit(&tkey, value.len()) {
+        if !b.admit_inline(&tkey, value.len()) {
+            let page = b.finish(5).unwrap();
+            assert_eq!(page[4], PageKind::UniformLeaf as u8);
             return (b.count(), b.pages());
         }
         b.push_leaf_inline(&tkey, &value);
@@ -55,12 +74,26 @@ fn large_cells_grow_a_leaf_and_small_ones_never_do() {
     assert_eq!(fill(2000), (2, 1));
 }
 
+#[test]
+fn uniform_cells_fill_a_page_without_heads_or_offsets() {
+    // 16-byte keys after the table id with 8-byte values: 24 bytes a cell, 169 to a page
+    // (a compact leaf of 8- and 9-byte values in turn holds 133 cells of 30 and 31 bytes,
+    // their heads and offsets included).
+    assert_eq!(fill_uniform(8), (169, 1));
+    assert_eq!(fill(8).0, 133);
+    // 1,000-byte values: four cells of 1,016 bytes fill a page exactly, so it does not
+    // grow.
+    assert_eq!(fill_uniform(1000), (4, 1));
+}
+
 /// A tree of `n` keys with `value_len`-byte values built from nothing.
 fn build(n: u32, value_len: usize) -> (SimStorage, Pager, u64, BTreeMap<Vec<u8>, Vec<u8>>) {
     let sim = SimStorage::new();
     let pager = Pager::new(Arc::new(sim.clone()), PS, 2, BTreeSet::new()).unwrap();
+    // Values of two lengths in turn: compact leaves (cells of one size would make uniform
+    // leaves, whose 1,000-byte values fill one page exactly).
     let model: BTreeMap<Vec<u8>, Vec<u8>> = (0..n)
-        .map(|i| (key(i), vec![(i % 251) as u8; value_len]))
+        .map(|i| (key(i), vec![(i % 251) as u8; value_len + i as usize % 2]))
         .collect();
     let file = sim.view().unwrap();
     let built = rebuild(&sim, &pager, &file, 0, &puts(&model), &[], u64::MAX).unwrap();

@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 use crate::format::{PageKind, seal_page};
 use crate::util::u16_at;
 
-/// Accumulates cells for one page: a branch, or a compact leaf whose keys share its
-/// prefix.
+/// Accumulates cells for one page: a branch, or a leaf whose keys share its prefix,
+/// written as a uniform leaf when its cells all hold inline values of one key length
+/// (after the prefix) and one value length, else as a compact leaf. Cells are kept in
+/// the compact encoding until the page is finished.
 pub struct NodeBuilder {
     leaf: bool,
     page_size: usize,
@@ -28,6 +30,10 @@ pub struct NodeBuilder {
     /// first cell and shortened by [`NodeBuilder::admit`].
     prefix: [u8; PREFIX_LEN],
     prefix_len: usize,
+    /// A leaf's `(rest_len, value_len)` while every cell so far is inline with these
+    /// lengths (it is then written as a uniform leaf); `None` when it has no cells or a
+    /// cell broke the uniformity.
+    uniform: Option<(usize, usize)>,
 }
 
 impl NodeBuilder {
@@ -42,6 +48,7 @@ impl NodeBuilder {
             first_child: 0,
             prefix: [0; PREFIX_LEN],
             prefix_len: 0,
+            uniform: None,
         }
     }
 
@@ -50,8 +57,31 @@ impl NodeBuilder {
         self.offsets.len()
     }
 
+    /// Bytes the node takes in the form it would be written in now.
     fn used(&self) -> usize {
+        match self.uniform {
+            Some((rest, value)) if self.leaf => OFFSETS_AT + self.offsets.len() * (rest + value),
+            _ => self.compact_used(),
+        }
+    }
+
+    /// Bytes the node takes as a compact leaf (or a branch).
+    fn compact_used(&self) -> usize {
         OFFSETS_AT + 2 * self.offsets.len() + self.cells.len()
+    }
+
+    /// Bytes the leaf takes once a cell of `rest` key bytes (after the prefix) and `body`
+    /// bytes after them joins it, after its prefix gives back `grow` bytes to each cell
+    /// it has; `inline`: `body` is an inline value (the cell may keep the leaf uniform).
+    fn used_with(&self, rest: usize, body: usize, inline: bool, grow: usize) -> usize {
+        let count = self.offsets.len();
+        let stays_uniform = inline
+            && (count == 0 || self.uniform.map(|(r, v)| (r + grow, v)) == Some((rest, body)));
+        if stays_uniform {
+            OFFSETS_AT + (count + 1) * (rest + body)
+        } else {
+            self.compact_used() + grow * count + 2 + COMPACT_CELL_HEAD + rest + body
+        }
     }
 
     /// Bytes the node may fill.
@@ -64,12 +94,12 @@ impl NodeBuilder {
         self.used() + 2 + len <= self.room() && self.offsets.len() < usize::from(u16::MAX)
     }
 
-    /// Whether a leaf cell of `len` bytes fits, growing the leaf by a page at a time
-    /// while it does not, more than an eighth of the leaf is unused and the leaf has
-    /// fewer than [`LEAF_GROW_PAGES`] pages (`format-spec/btree.md`, "How a checkpoint
-    /// fills leaves").
-    fn fits_or_grows(&mut self, len: usize) -> bool {
-        while !self.fits(len) {
+    /// Whether the leaf still fits once it takes `after` bytes (with one more cell),
+    /// growing it by a page at a time while it does not, more than an eighth of the leaf
+    /// is unused and the leaf has fewer than [`LEAF_GROW_PAGES`] pages
+    /// (`format-spec/btree.md`, "How a checkpoint fills leaves").
+    fn fits_or_grows(&mut self, after: usize) -> bool {
+        while after > self.room() || self.offsets.len() >= usize::from(u16::MAX) {
             let unused = self.room().saturating_sub(self.used());
             if !self.leaf
                 || self.room_pages >= LEAF_GROW_PAGES
@@ -93,26 +123,40 @@ impl NodeBuilder {
         self.prefix.get(..self.prefix_len).unwrap_or(&[])
     }
 
-    /// Whether a leaf cell of the key `key` with `body` bytes after the key (the inline
-    /// value, or an overflow reference) joins this leaf (`format-spec/btree.md`, "How a
+    /// Whether a leaf cell of the key `key` with `body` bytes after the key (an overflow
+    /// reference, or an inline value counted as if it broke a uniform leaf: see
+    /// [`NodeBuilder::admit_inline`]) joins this leaf (`format-spec/btree.md`, "How a
     /// checkpoint fills leaves"): an empty leaf takes the key's first 8 bytes as its
     /// prefix; a key that does not start with the prefix joins only a leaf less than
     /// half full, whose prefix then shrinks to what the keys share. `false`: start a
     /// new leaf.
     pub fn admit(&mut self, key: &TreeKey<'_>, body: usize) -> bool {
+        self.admit_as(key, body, false)
+    }
+
+    /// [`NodeBuilder::admit`] for a cell with an inline value of `value_len` bytes: one
+    /// that keeps a uniform leaf uniform is counted at its uniform size.
+    pub fn admit_inline(&mut self, key: &TreeKey<'_>, value_len: usize) -> bool {
+        self.admit_as(key, value_len, true)
+    }
+
+    fn admit_as(&mut self, key: &TreeKey<'_>, body: usize, inline: bool) -> bool {
         let (start, start_len) = key.first_bytes();
         if self.offsets.is_empty() {
             self.prefix = start;
             self.prefix_len = start_len;
-            return self.fits_or_grows(COMPACT_CELL_HEAD + key.len() - start_len + body);
+            let after = self.used_with(key.len() - start_len, body, inline, 0);
+            return self.fits_or_grows(after);
         }
         let common = common_prefix(self.prefix(), start.get(..start_len).unwrap_or(&[]));
         if common == self.prefix_len {
-            return self.fits_or_grows(COMPACT_CELL_HEAD + key.len() - common + body);
+            let after = self.used_with(key.len() - common, body, inline, 0);
+            return self.fits_or_grows(after);
         }
-        let grow = (self.prefix_len - common) * self.offsets.len();
+        let after = self.used_with(key.len() - common, body, inline, self.prefix_len - common);
         if self.used() >= self.room() / 2
-            || !self.fits(grow + COMPACT_CELL_HEAD + key.len() - common + body)
+            || after > self.room()
+            || self.offsets.len() >= usize::from(u16::MAX)
         {
             return false;
         }
@@ -145,6 +189,7 @@ impl NodeBuilder {
         }
         self.cells = cells;
         self.offsets = offsets;
+        self.uniform = self.uniform.map(|(rest, value)| (rest + gone.len(), value));
         for b in self.prefix.iter_mut().skip(len) {
             *b = 0;
         }
@@ -166,6 +211,21 @@ impl NodeBuilder {
     pub fn push_raw(&mut self, cell: &[u8]) {
         self.offsets.push(self.cells.len() as u16);
         self.cells.extend_from_slice(cell);
+        let rest = usize::from(u16_at(cell, 0).unwrap_or(0));
+        match u16_at(cell, 2) {
+            Some(word) if word < EXTENT_MARK => self.note_inline(rest, usize::from(word)),
+            _ => self.uniform = None,
+        }
+    }
+
+    /// Keeps the leaf uniform after an inline cell of these lengths was pushed when it
+    /// is the first cell or matches the others.
+    fn note_inline(&mut self, rest: usize, value_len: usize) {
+        self.uniform = match self.uniform {
+            _ if self.offsets.len() == 1 => Some((rest, value_len)),
+            Some(u) if u == (rest, value_len) => Some(u),
+            _ => None,
+        };
     }
 
     /// Starts a compact cell for `key` (admitted) whose value word is `value_word`.
@@ -183,12 +243,14 @@ impl NodeBuilder {
     pub fn push_leaf_inline(&mut self, key: &TreeKey<'_>, value: &[u8]) {
         self.push_head(key, value.len() as u16);
         self.cells.extend_from_slice(value);
+        self.note_inline(key.len() - self.prefix_len, value.len());
     }
 
     /// Adds a leaf cell whose value is in the overflow run `run` (the caller had it
     /// [`NodeBuilder::admit`]ted with [`OVERFLOW_BODY`]).
     pub fn push_leaf_overflow(&mut self, key: &TreeKey<'_>, run: u64, len: u32) {
         self.push_head(key, OVERFLOW_MARK);
+        self.uniform = None;
         self.cells.extend_from_slice(&run.to_le_bytes());
         self.cells.extend_from_slice(&len.to_le_bytes());
     }
@@ -197,6 +259,7 @@ impl NodeBuilder {
     /// [`NodeBuilder::admit`]ted with [`EXTENT_CELL_BODY`]).
     pub fn push_leaf_extent(&mut self, key: &TreeKey<'_>, page: u64, len: u32, crc: u32) {
         self.push_head(key, EXTENT_MARK);
+        self.uniform = None;
         self.cells.extend_from_slice(&page.to_le_bytes());
         self.cells.extend_from_slice(&len.to_le_bytes());
         self.cells.extend_from_slice(&crc.to_le_bytes());
@@ -204,7 +267,12 @@ impl NodeBuilder {
 
     /// The bytes of the finished page, numbered `page`.
     pub fn finish(&self, page: u64) -> Result<Vec<u8>> {
-        if self.leaf {
+        if self.leaf
+            && let Some((rest, value)) = self.uniform
+            && !self.offsets.is_empty()
+        {
+            self.finish_uniform(page, rest, value)
+        } else if self.leaf {
             self.finish_as(page, PageKind::CompactLeaf, self.prefix_len, self.prefix)
         } else {
             self.finish_as(page, PageKind::Branch, 0, self.first_child.to_le_bytes())
@@ -216,6 +284,46 @@ impl NodeBuilder {
     #[cfg(test)]
     pub fn finish_v3_leaf(&self, page: u64) -> Result<Vec<u8>> {
         self.finish_as(page, PageKind::Leaf, 0, [0; 8])
+    }
+
+    /// The finished page as a uniform leaf whose cells have keys of `rest` bytes after
+    /// the prefix and values of `value` bytes: each compact cell without its head.
+    fn finish_uniform(&self, page: u64, rest: usize, value: usize) -> Result<Vec<u8>> {
+        let short = || Error::corrupted(page, "cells do not fit the page");
+        let pages = self.pages();
+        let mut buf = vec![0u8; self.page_size * pages as usize];
+        let count = self.offsets.len() as u16;
+        buf.get_mut(16..18)
+            .ok_or_else(short)?
+            .copy_from_slice(&count.to_le_bytes());
+        if let Some(b) = buf.get_mut(18) {
+            *b = self.prefix_len as u8;
+        }
+        if pages > 1
+            && let Some(b) = buf.get_mut(19)
+        {
+            *b = pages as u8;
+        }
+        buf.get_mut(20..22)
+            .ok_or_else(short)?
+            .copy_from_slice(&(rest as u16).to_le_bytes());
+        buf.get_mut(22..24)
+            .ok_or_else(short)?
+            .copy_from_slice(&(value as u16).to_le_bytes());
+        buf.get_mut(24..32)
+            .ok_or_else(short)?
+            .copy_from_slice(&self.prefix);
+        let stride = rest + value;
+        for (i, &off) in self.offsets.iter().enumerate() {
+            let from = usize::from(off) + COMPACT_CELL_HEAD;
+            let body = self.cells.get(from..from + stride).ok_or_else(short)?;
+            let at = OFFSETS_AT + i * stride;
+            buf.get_mut(at..at + stride)
+                .ok_or_else(short)?
+                .copy_from_slice(body);
+        }
+        seal_page(&mut buf, PageKind::UniformLeaf, page)?;
+        Ok(buf)
     }
 
     fn finish_as(

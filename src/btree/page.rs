@@ -43,11 +43,16 @@ pub const LEAF_PAGES_MAX: usize = 16;
 pub const LEAF_BYTES_MAX: usize = 1 << 16;
 
 /// Pages of the tree page whose first page is `first`, as its header states (unverified):
-/// a compact leaf's `pages` byte when it is 2 or more, else 1.
+/// a compact or uniform leaf's `pages` byte when it is 2 or more, else 1.
 #[inline]
 pub fn node_pages(first: &[u8]) -> usize {
     match (first.get(4), first.get(19)) {
-        (Some(&kind), Some(&n)) if kind == PageKind::CompactLeaf as u8 && n > 1 => usize::from(n),
+        (Some(&kind), Some(&n))
+            if (kind == PageKind::CompactLeaf as u8 || kind == PageKind::UniformLeaf as u8)
+                && n > 1 =>
+        {
+            usize::from(n)
+        }
         _ => 1,
     }
 }
@@ -75,6 +80,7 @@ pub use crate::types::cmp_keys;
 fn verify_first_read(bytes: &[u8], form: Form, page: u64) -> Result<()> {
     let expected = match form {
         Form::Compact => PageKind::CompactLeaf,
+        Form::Uniform => PageKind::UniformLeaf,
         Form::Leaf => PageKind::Leaf,
         Form::Branch => PageKind::Branch,
     };
@@ -131,12 +137,17 @@ enum Form {
     Leaf,
     /// A compact leaf (kind 8): one key prefix (up to 8 bytes) for the page.
     Compact,
+    /// A uniform leaf (kind 9): a compact leaf's prefix, and cells of one size without
+    /// heads or offsets.
+    Uniform,
 }
 
 impl Form {
     fn of(kind: u8) -> Form {
         if kind == PageKind::CompactLeaf as u8 {
             Form::Compact
+        } else if kind == PageKind::UniformLeaf as u8 {
+            Form::Uniform
         } else if kind == PageKind::Leaf as u8 {
             Form::Leaf
         } else {
@@ -153,8 +164,13 @@ pub struct NodeRef<'a> {
     /// Branch: `c_0`; leaf: 0.
     first_child: u64,
     form: Form,
-    /// A compact leaf's key prefix; empty otherwise.
+    /// A compact or uniform leaf's key prefix; empty otherwise.
     prefix: &'a [u8],
+    /// A uniform leaf's bytes of each key after the prefix (0 for other pages).
+    rest_len: usize,
+    /// A uniform leaf's bytes per cell: `rest_len` and the value's length (0 for other
+    /// pages).
+    stride: usize,
 }
 
 impl<'a> NodeRef<'a> {
@@ -200,8 +216,12 @@ impl<'a> NodeRef<'a> {
         let node = Self::header(bytes, page).map_err(|what| header_error(bytes, page, what))?;
         let bad = |what: &str| Error::corrupted(page, what.to_string());
         let count = node.count;
-        // Offsets strictly increasing, after the offset array, cells inside the page.
-        let cells_start = OFFSETS_AT + 2 * count;
+        // Offsets strictly increasing, after the offset array, cells inside the page (a
+        // uniform leaf has no offset array: its header check put its cells inside it).
+        let cells_start = match node.form {
+            Form::Uniform => OFFSETS_AT,
+            _ => OFFSETS_AT + 2 * count,
+        };
         let mut prev = cells_start;
         for i in 0..count {
             let off = node.offset(i)?;
@@ -241,12 +261,25 @@ impl<'a> NodeRef<'a> {
             return Err(NOT_A_TREE_PAGE);
         }
         let count = usize::from(u16_at(bytes, 16).ok_or("cut short")?);
-        if bytes.get(20..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
-            return Err("reserved node header bytes are not zero");
-        }
+        let prefixed = matches!(form, Form::Compact | Form::Uniform);
+        let (rest_len, stride) = if form == Form::Uniform {
+            // Bytes 20..24 hold the cells' two lengths; the cells must fit the leaf.
+            let rest_len = usize::from(u16_at(bytes, 20).ok_or("cut short")?);
+            let value_len = usize::from(u16_at(bytes, 22).ok_or("cut short")?);
+            let stride = rest_len + value_len;
+            if count == 0 || OFFSETS_AT + count * stride > bytes.len() {
+                return Err("uniform cells do not fit the leaf");
+            }
+            (rest_len, stride)
+        } else {
+            if bytes.get(20..24).is_some_and(|r| r.iter().any(|&b| b != 0)) {
+                return Err("reserved node header bytes are not zero");
+            }
+            (0, 0)
+        };
         match bytes.get(19).copied().unwrap_or(0) {
             0 => {}
-            _ if form != Form::Compact => return Err("reserved node header bytes are not zero"),
+            _ if !prefixed => return Err("reserved node header bytes are not zero"),
             1 => return Err("a multi-page leaf of one page"),
             n if usize::from(n) > LEAF_PAGES_MAX || bytes.len() > LEAF_BYTES_MAX => {
                 return Err("leaf longer than the limit");
@@ -254,7 +287,7 @@ impl<'a> NodeRef<'a> {
             _ => {}
         }
         let prefix_len = usize::from(bytes.get(18).copied().unwrap_or(0));
-        if prefix_len > PREFIX_LEN || (form != Form::Compact && prefix_len != 0) {
+        if prefix_len > PREFIX_LEN || (!prefixed && prefix_len != 0) {
             return Err("bad key prefix length");
         }
         let first_child = u64_at(bytes, 24).ok_or("cut short")?;
@@ -264,7 +297,7 @@ impl<'a> NodeRef<'a> {
         let (first_child, prefix) = match form {
             Form::Branch => (first_child, &[][..]),
             Form::Leaf => (0, &[][..]),
-            Form::Compact => {
+            Form::Compact | Form::Uniform => {
                 if bytes
                     .get(24 + prefix_len..32)
                     .is_some_and(|r| r.iter().any(|&b| b != 0))
@@ -281,6 +314,8 @@ impl<'a> NodeRef<'a> {
             first_child,
             form,
             prefix,
+            rest_len,
+            stride,
         })
     }
 
@@ -311,7 +346,7 @@ impl<'a> NodeRef<'a> {
     }
 
     /// Whether this is a compact leaf (its cells can be copied unchanged into another
-    /// compact leaf of the same prefix).
+    /// compact leaf of the same prefix; a uniform leaf's cells have no heads).
     pub fn is_compact(&self) -> bool {
         self.form == Form::Compact
     }
@@ -326,8 +361,12 @@ impl<'a> NodeRef<'a> {
         self.prefix
     }
 
+    /// Where cell `i` starts: from the offset array, or a uniform leaf's arithmetic.
     #[inline]
     fn offset(&self, i: usize) -> Result<usize> {
+        if self.form == Form::Uniform {
+            return Ok(OFFSETS_AT + i * self.stride);
+        }
         u16_at(self.bytes, OFFSETS_AT + 2 * i)
             .map(usize::from)
             .ok_or_else(|| Error::corrupted(self.page, "cell offset array cut short"))
@@ -335,6 +374,9 @@ impl<'a> NodeRef<'a> {
 
     fn cell_end(&self, off: usize) -> Result<usize> {
         let bad = || Error::corrupted(self.page, "cell head cut short");
+        if self.form == Form::Uniform {
+            return Ok(off + self.stride);
+        }
         let key_len = usize::from(u16_at(self.bytes, off).ok_or_else(bad)?);
         match self.form {
             Form::Compact => {
@@ -362,6 +404,7 @@ impl<'a> NodeRef<'a> {
                 Ok(off + LEAF_CELL_HEAD + key_len + body)
             }
             Form::Branch => Ok(off + BRANCH_CELL_HEAD + key_len),
+            Form::Uniform => Ok(off + self.stride),
         }
     }
 
@@ -372,14 +415,20 @@ impl<'a> NodeRef<'a> {
             Form::Compact => COMPACT_CELL_HEAD,
             Form::Leaf => LEAF_CELL_HEAD,
             Form::Branch => BRANCH_CELL_HEAD,
+            Form::Uniform => 0,
         }
     }
 
-    /// The bytes cell `i` holds of its key, behind a cell head of `head` bytes.
+    /// The bytes cell `i` holds of its key, behind a cell head of `head` bytes (a
+    /// uniform leaf's cells have none, and one key length).
     #[inline(always)]
     fn tail_at(&self, i: usize, head: usize) -> Result<&'a [u8]> {
         let off = self.offset(i)?;
-        let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
+        let key_len = if self.form == Form::Uniform {
+            self.rest_len
+        } else {
+            usize::from(u16_at(self.bytes, off).unwrap_or(0))
+        };
         self.bytes
             .get(off + head..off + head + key_len)
             .ok_or_else(|| Error::corrupted(self.page, "key runs past the page"))
@@ -413,14 +462,25 @@ impl<'a> NodeRef<'a> {
     pub(crate) fn parsed_leaf(bytes: &'a [u8], page: u64, count: usize) -> NodeRef<'a> {
         let form = match Form::of(bytes.get(4).copied().unwrap_or(0)) {
             Form::Compact => Form::Compact,
+            Form::Uniform => Form::Uniform,
             _ => Form::Leaf,
         };
         let prefix = match form {
-            Form::Compact => {
+            Form::Compact | Form::Uniform => {
                 let len = usize::from(bytes.get(18).copied().unwrap_or(0));
                 bytes.get(24..24 + len).unwrap_or(&[])
             }
             _ => &[],
+        };
+        let (rest_len, stride) = match form {
+            Form::Uniform => {
+                let rest_len = usize::from(u16_at(bytes, 20).unwrap_or(0));
+                (
+                    rest_len,
+                    rest_len + usize::from(u16_at(bytes, 22).unwrap_or(0)),
+                )
+            }
+            _ => (0, 0),
         };
         NodeRef {
             bytes,
@@ -429,6 +489,8 @@ impl<'a> NodeRef<'a> {
             first_child: 0,
             form,
             prefix,
+            rest_len,
+            stride,
         }
     }
 
@@ -437,6 +499,9 @@ impl<'a> NodeRef<'a> {
     pub fn entry(&self, i: usize) -> Result<(TreeKey<'a>, CellValue<'a>)> {
         let bad = || Error::corrupted(self.page, "cell runs past the page");
         let off = self.offset(i)?;
+        if self.form == Form::Uniform {
+            return self.uniform_entry(off);
+        }
         let key_len = usize::from(u16_at(self.bytes, off).ok_or_else(bad)?);
         if self.form == Form::Compact {
             let value_len = u16_at(self.bytes, off + 2).ok_or_else(bad)?;
@@ -465,6 +530,20 @@ impl<'a> NodeRef<'a> {
             }
         };
         Ok((key, value))
+    }
+
+    /// Key and value of the uniform leaf cell at `off`.
+    #[inline(always)]
+    fn uniform_entry(&self, off: usize) -> Result<(TreeKey<'a>, CellValue<'a>)> {
+        match (
+            self.bytes.get(off..off + self.rest_len),
+            self.bytes.get(off + self.rest_len..off + self.stride),
+        ) {
+            (Some(tail), Some(value)) => {
+                Ok((TreeKey::parts(self.prefix, tail), CellValue::Inline(value)))
+            }
+            _ => Err(Error::corrupted(self.page, "cell runs past the page")),
+        }
     }
 
     /// The value of a compact cell whose value (or overflow reference) starts at `at`.
@@ -539,6 +618,14 @@ impl<'a> NodeRef<'a> {
 
     /// Value of leaf cell `i`.
     pub fn value(&self, i: usize) -> Result<CellValue<'a>> {
+        if self.form == Form::Uniform {
+            let off = self.offset(i)?;
+            return self
+                .bytes
+                .get(off + self.rest_len..off + self.stride)
+                .map(CellValue::Inline)
+                .ok_or_else(|| Error::corrupted(self.page, "value runs past the page"));
+        }
         if self.form == Form::Compact {
             let off = self.offset(i)?;
             let key_len = usize::from(u16_at(self.bytes, off).unwrap_or(0));
@@ -548,8 +635,15 @@ impl<'a> NodeRef<'a> {
         self.entry(i).map(|(_, v)| v)
     }
 
-    /// The raw bytes of cell `i` (to copy it unchanged into a new page).
+    /// The raw bytes of cell `i` (to copy it unchanged into a new page; a uniform leaf's
+    /// cells have no heads, so they are never copied raw).
     pub fn raw_cell(&self, i: usize) -> Result<&'a [u8]> {
+        if self.form == Form::Uniform {
+            return Err(Error::corrupted(
+                self.page,
+                "a uniform leaf's cells are not copied raw",
+            ));
+        }
         let off = self.offset(i)?;
         let end = self.cell_end(off)?;
         self.bytes

@@ -177,6 +177,125 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Cells of one size make a uniform leaf (kind 9) that reads back like a compact
+    /// one; one cell of another size makes the leaf compact.
+    #[test]
+    fn uniform_leaves_round_trip(
+        table in 0u64..4,
+        key_len in 0usize..12,
+        value_len in 0usize..60,
+        seeds in proptest::collection::btree_set(any::<u64>(), 1..300),
+        odd_one in any::<bool>(),
+        probe in any::<u64>(),
+    ) {
+        let user = |s: u64| s.to_be_bytes().repeat(2)[..key_len].to_vec();
+        let users: std::collections::BTreeSet<Vec<u8>> = seeds.iter().map(|&s| user(s)).collect();
+        let mut b = NodeBuilder::new(true, 4096);
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        for (i, u) in users.iter().enumerate() {
+            let key = k(table, u);
+            // With `odd_one`, the second cell's value is a byte longer.
+            let len = value_len + usize::from(odd_one && i == 1);
+            let value = vec![i as u8; len];
+            if !b.admit_inline(&TreeKey::whole(&key), len) {
+                break;
+            }
+            b.push_leaf_inline(&TreeKey::whole(&key), &value);
+            keys.push(key);
+            values.push(value);
+        }
+        let page = b.finish(2).unwrap();
+        let uniform = !(odd_one && keys.len() > 1);
+        let kind = if uniform { PageKind::UniformLeaf } else { PageKind::CompactLeaf };
+        prop_assert_eq!(page[4], kind as u8);
+        prop_assert_eq!(page.len(), 4096);
+        let verified = crate::pager::Verified::default();
+        let n = NodeRef::parse_cached(&page, 2, Some(&verified)).unwrap();
+        let again = NodeRef::parse_cached(&page, 2, Some(&verified)).unwrap();
+        let lent = NodeRef::parsed_leaf(&page, 2, keys.len());
+        prop_assert_eq!(n.is_compact(), !uniform);
+        prop_assert_eq!(n.count(), keys.len());
+        for (i, (key, value)) in keys.iter().zip(&values).enumerate() {
+            for node in [&n, &again, &lent] {
+                let (got, v) = node.entry(i).unwrap();
+                prop_assert_eq!(got.to_vec(), key.clone());
+                prop_assert_eq!(v, CellValue::Inline(value));
+                prop_assert_eq!(node.value(i).unwrap(), CellValue::Inline(value));
+                prop_assert_eq!(node.key(i).unwrap().to_vec(), key.clone());
+            }
+            prop_assert_eq!(n.search(key).unwrap(), Ok(i));
+            let bounds = (Some(&keys[0][..]), Some(&[0xFFu8; 9][..]));
+            prop_assert_eq!(n.search_near(key, bounds).unwrap(), Ok(i));
+        }
+        prop_assert_eq!(n.raw_cell(0).is_ok(), !uniform);
+        n.touch_cells(0, keys.len(), true);
+        n.touch_cells(0, keys.len(), false);
+        let probe = k(table, &user(probe));
+        prop_assert_eq!(n.search(&probe).unwrap(), keys.binary_search(&probe));
+    }
+}
+
+/// A uniform leaf whose header is wrong: cells that do not fit, or keys out of order
+/// (each resealed, so only the structure is wrong), is refused naming its page, trusted
+/// or not.
+#[test]
+fn a_damaged_uniform_leaf_is_refused_naming_its_page() {
+    let mut b = NodeBuilder::new(true, 4096);
+    for i in 0..10u64 {
+        let key = k(3, &i.to_be_bytes());
+        assert!(b.admit_inline(&TreeKey::whole(&key), 4));
+        b.push_leaf_inline(&TreeKey::whole(&key), &[1, 2, 3, 4]);
+    }
+    let good = b.finish(9).unwrap();
+    assert_eq!(good[4], PageKind::UniformLeaf as u8);
+    assert_eq!((good[20], good[22]), (8, 4));
+    let verified = crate::pager::Verified::default();
+    NodeRef::parse_cached(&good, 9, Some(&verified)).unwrap();
+    let resealed = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut page = good.clone();
+        f(&mut page);
+        crate::format::seal_page(&mut page, PageKind::UniformLeaf, 9).unwrap();
+        page
+    };
+    // Count and lengths that put the cells past the page; no cells at all.
+    for (page, what) in [
+        (
+            resealed(&|p| p[16..18].copy_from_slice(&400u16.to_le_bytes())),
+            "uniform cells do not fit",
+        ),
+        (
+            resealed(&|p| p[20..22].copy_from_slice(&4000u16.to_le_bytes())),
+            "uniform cells do not fit",
+        ),
+        (
+            resealed(&|p| p[16..18].copy_from_slice(&0u16.to_le_bytes())),
+            "uniform cells do not fit",
+        ),
+    ] {
+        for v in [None, Some(&verified)] {
+            let err = NodeRef::parse_cached(&page, 9, v)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("page 9") && err.contains(what), "{err}");
+        }
+    }
+    // A shorter key length reads every key as its first 7 bytes' rest: all cells but
+    // the shifted ones out of order.
+    let page = resealed(&|p| p[20..22].copy_from_slice(&2u16.to_le_bytes()));
+    let err = NodeRef::parse(&page, 9).err().unwrap().to_string();
+    assert!(
+        err.contains("page 9") && err.contains("keys out of order"),
+        "{err}"
+    );
+    // A flipped bit without a reseal fails the checksum.
+    let mut page = good.clone();
+    page[40] ^= 1;
+    assert!(NodeRef::parse(&page, 9).is_err());
+}
+
 #[test]
 fn offsets_match_spec() {
     let md = include_str!("../../format-spec/btree.md");
@@ -194,6 +313,13 @@ fn offsets_match_spec() {
             ("reserved", 20, 4),
             ("first_child", 24, 8)
         ]
+    );
+    let rows = crate::format::spec_table::rows(md, "Uniform leaf");
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.name.as_str(), r.offset, r.size))
+            .collect::<Vec<_>>(),
+        vec![("rest_len", 20, 2), ("value_len", 22, 2)]
     );
     let rows = crate::format::spec_table::rows(md, "Compact leaf cell");
     assert_eq!(
@@ -327,15 +453,18 @@ proptest! {
 fn a_trusted_page_with_a_bad_header_is_an_error_naming_it() {
     let verified = crate::pager::Verified::default();
     let mut b = NodeBuilder::new(true, 4096);
-    let key = k(3, b"a");
-    assert!(b.admit(&TreeKey::whole(&key), 1));
-    b.push_leaf_inline(&TreeKey::whole(&key), b"1");
+    // Two values of different lengths: a compact leaf, whose bytes 20..24 are reserved.
+    for (key, value) in [(k(3, b"a"), &b"1"[..]), (k(3, b"b"), &b"22"[..])] {
+        assert!(b.admit_inline(&TreeKey::whole(&key), value.len()));
+        b.push_leaf_inline(&TreeKey::whole(&key), value);
+    }
     let mut page = b.finish(9).unwrap();
+    assert_eq!(page[4], PageKind::CompactLeaf as u8);
     assert_eq!(
         NodeRef::parse_cached(&page, 9, Some(&verified))
             .unwrap()
             .count(),
-        1
+        2
     );
     assert!(verified.contains(9));
     let error_of = |page: &[u8]| {
@@ -362,6 +491,6 @@ fn a_trusted_page_with_a_bad_header_is_an_error_naming_it() {
         NodeRef::parse_cached(&good, 9, Some(&verified))
             .unwrap()
             .count(),
-        1
+        2
     );
 }

@@ -31,7 +31,7 @@ pub use version_list::{VersionList, decode_list, encode_list, find_in_list};
 /// The newest format version this build reads and writes (`format-spec/README.md`,
 /// "Version changes"). Version-1 files are read too, and upgraded by their first header
 /// write.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// Bytes at the start of the file reserved for the two header copies.
 pub const HEADER_REGION_LEN: u64 = 8192;

@@ -36,6 +36,9 @@ pub enum PageKind {
     /// B-tree leaf whose keys share one 8-byte prefix, stored once (written since
     /// version 4).
     CompactLeaf = 8,
+    /// B-tree leaf of cells of one size, without cell heads or offsets (written since
+    /// version 7).
+    UniformLeaf = 9,
 }
 
 impl PageKind {
@@ -50,6 +53,7 @@ impl PageKind {
             6 => PageKind::Overflow,
             7 => PageKind::FreeList,
             8 => PageKind::CompactLeaf,
+            9 => PageKind::UniformLeaf,
             _ => return None,
         })
     }
@@ -197,11 +201,11 @@ mod tests {
 
     #[test]
     fn kinds_match_spec_numbers() {
-        for b in 1..=8u8 {
+        for b in 1..=9u8 {
             assert_eq!(PageKind::from_u8(b).map(|k| k as u8), Some(b));
         }
         assert_eq!(PageKind::from_u8(0), None);
-        assert_eq!(PageKind::from_u8(9), None);
+        assert_eq!(PageKind::from_u8(10), None);
     }
 
     #[test]
@@ -243,7 +247,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn sealed_round_trip(body in proptest::collection::vec(any::<u8>(), 4096 - 16), n in any::<u64>(), k in 4u8..=7) {
+        fn sealed_round_trip(body in proptest::collection::vec(any::<u8>(), 4096 - 16), n in any::<u64>(), k in 4u8..=9) {
             let kind = PageKind::from_u8(k).unwrap();
             let mut page = vec![0u8; 16];
             page.extend_from_slice(&body);
