@@ -7,7 +7,7 @@
 //! it (a reachable page never changes); entering a leaf also touches its cells ahead
 //! of the walk, so their cache misses overlap.
 
-use super::page::{NodeRef, TreeKey};
+use super::page::{LeafShape, NodeRef, TreeKey};
 use super::{DEPTH_MAX, page_bytes, value_bytes_cached};
 use crate::error::{Error, Result};
 use crate::pager::Verified;
@@ -21,8 +21,9 @@ pub struct Cursor {
     reverse: bool,
     path: Vec<(u64, usize)>,
     leaf: u64,
-    /// Cells in `leaf`, which was parsed (and verified) when the cursor entered it.
-    count: usize,
+    /// What the cursor keeps of `leaf`, which was parsed (and verified) when it entered
+    /// it: its cells and how to find them.
+    shape: LeafShape,
     /// Forward: the next cell to hand out. Reverse: one past it (0 = this leaf is done).
     next: usize,
     /// The tree is empty or the cursor walked off its end.
@@ -35,7 +36,7 @@ pub struct Cursor {
 pub struct LeafRun {
     leaf: u64,
     page_size: u32,
-    count: usize,
+    shape: LeafShape,
     /// First cell of the run (in index order).
     pub lo: usize,
     /// One past its last cell.
@@ -52,8 +53,8 @@ impl LeafRun {
         i: usize,
         verified: Option<&Verified>,
     ) -> Result<(TreeKey<'a>, &'a [u8])> {
-        let bytes = page_bytes(file, self.leaf, self.page_size)?;
-        let (key, value) = NodeRef::parsed_leaf(bytes, self.leaf, self.count).entry(i)?;
+        let bytes = self.shape.bytes(file, self.leaf, self.page_size)?;
+        let (key, value) = NodeRef::parsed_leaf(bytes, self.leaf, self.shape).entry(i)?;
         Ok((
             key,
             value_bytes_cached(file, self.page_size, value, verified)?,
@@ -70,8 +71,8 @@ impl LeafRun {
         reverse: bool,
         inside: impl Fn(&TreeKey<'_>) -> bool,
     ) -> Result<(LeafRun, bool)> {
-        let bytes = page_bytes(file, self.leaf, self.page_size)?;
-        let node = NodeRef::parsed_leaf(bytes, self.leaf, self.count);
+        let bytes = self.shape.bytes(file, self.leaf, self.page_size)?;
+        let node = NodeRef::parsed_leaf(bytes, self.leaf, self.shape);
         let far = if reverse { self.lo } else { self.hi - 1 };
         if self.lo >= self.hi || inside(&node.key(far)?) {
             return Ok((self, false));
@@ -95,8 +96,8 @@ impl LeafRun {
         mut hi: usize,
         before: impl Fn(&TreeKey<'_>) -> bool,
     ) -> Result<usize> {
-        let bytes = page_bytes(file, self.leaf, self.page_size)?;
-        let node = NodeRef::parsed_leaf(bytes, self.leaf, self.count);
+        let bytes = self.shape.bytes(file, self.leaf, self.page_size)?;
+        let node = NodeRef::parsed_leaf(bytes, self.leaf, self.shape);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if before(&node.key(mid)?) {
@@ -115,7 +116,7 @@ impl Cursor {
     /// there. Cells the run had cut off at the scan's end come back too (the next step
     /// tests them again).
     pub fn give_back(&mut self, run: &LeafRun, pos: usize) -> Result<()> {
-        if self.done || self.leaf != run.leaf || pos > self.count {
+        if self.done || self.leaf != run.leaf || pos > self.shape.count() {
             return Err(Error::corrupted(
                 run.leaf,
                 "a leaf run handed back to a cursor that moved on",
@@ -141,7 +142,7 @@ impl Cursor {
             reverse,
             path: Vec::new(),
             leaf: 0,
-            count: 0,
+            shape: LeafShape::NONE,
             next: 0,
             done: root == 0,
         };
@@ -161,11 +162,11 @@ impl Cursor {
                     (Bound::Included(k), true) => node.search(k)?.map_or_else(|i| i, |i| i + 1),
                     (Bound::Excluded(k), true) => node.search(k)?.unwrap_or_else(|i| i),
                 };
-                c.count = node.count();
+                c.shape = node.shape();
                 if reverse {
                     node.touch_cells(0, c.next, true);
                 } else {
-                    node.touch_cells(c.next, c.count, false);
+                    node.touch_cells(c.next, node.count(), false);
                 }
                 return Ok(c);
             }
@@ -200,11 +201,11 @@ impl Cursor {
             let at = if self.reverse {
                 self.next.checked_sub(1)
             } else {
-                Some(self.next).filter(|&i| i < self.count)
+                Some(self.next).filter(|&i| i < self.shape.count())
             };
             if let Some(i) = at {
-                let bytes = page_bytes(file, self.leaf, self.page_size)?;
-                let (key, value) = NodeRef::parsed_leaf(bytes, self.leaf, self.count).entry(i)?;
+                let bytes = self.shape.bytes(file, self.leaf, self.page_size)?;
+                let (key, value) = NodeRef::parsed_leaf(bytes, self.leaf, self.shape).entry(i)?;
                 self.next = if self.reverse { i } else { i + 1 };
                 let value = value_bytes_cached(file, self.page_size, value, verified)?;
                 return Ok(Some((key, value)));
@@ -233,14 +234,14 @@ impl Cursor {
             let (lo, hi) = if self.reverse {
                 (0, self.next)
             } else {
-                (self.next, self.count)
+                (self.next, self.shape.count())
             };
             if lo < hi {
-                self.next = if self.reverse { 0 } else { self.count };
+                self.next = if self.reverse { 0 } else { self.shape.count() };
                 return Ok(Some(LeafRun {
                     leaf: self.leaf,
                     page_size: self.page_size,
-                    count: self.count,
+                    shape: self.shape,
                     lo,
                     hi,
                 }));
@@ -278,9 +279,9 @@ impl Cursor {
                 NodeRef::parse_cached(page_bytes(file, page, self.page_size)?, page, verified)?;
             if node.is_leaf() {
                 self.leaf = page;
-                self.count = node.count();
-                self.next = if self.reverse { self.count } else { 0 };
-                node.touch_cells(0, self.count, self.reverse);
+                self.shape = node.shape();
+                self.next = if self.reverse { node.count() } else { 0 };
+                node.touch_cells(0, node.count(), self.reverse);
                 return Ok(());
             }
             let edge = if self.reverse { node.count() } else { 0 };
@@ -329,7 +330,8 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// A cursor from any bound, either way, hands out exactly the model's keys on
         /// that side of the bound, in order, with their values (inline and overflow);
-        /// so do its leaf runs, narrowed to an end bound.
+        /// so do its leaf runs, narrowed to an end bound. With `fixed`, keys and values
+        /// of one size each (uniform leaves).
         #[test]
         fn cursor_walks_like_the_model(
             entries in proptest::collection::btree_map(
@@ -337,12 +339,26 @@ mod tests {
             start in any_bound(),
             end in any_bound(),
             reverse in any::<bool>(),
+            fixed in any::<bool>(),
         ) {
             let sim = SimStorage::new();
             let pager = Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap();
-            let changes: Vec<Change> = entries
+            let sized: BTreeMap<Vec<u8>, Vec<u8>> = entries
                 .iter()
-                .map(|(k, len)| (k.clone(), Some(Arc::from(vec![k.len() as u8; *len]))))
+                .map(|(k, len)| {
+                    if fixed {
+                        let mut k = k.clone();
+                        k.resize(14, 0);
+                        let v = vec![k[8]; 20];
+                        (k, v)
+                    } else {
+                        (k.clone(), vec![k.len() as u8; *len])
+                    }
+                })
+                .collect();
+            let changes: Vec<Change> = sized
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(Arc::from(&v[..]))))
                 .collect();
             let file = sim.view().unwrap();
             let root = rebuild(&sim, &pager, &file, 0, &changes, &[], u64::MAX).unwrap().root;

@@ -156,6 +156,47 @@ impl Form {
     }
 }
 
+/// What a cursor keeps of a leaf it parsed (and verified) when it entered it
+/// ([`NodeRef::shape`]), to take the leaf again per cell without its header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LeafShape {
+    /// The leaf's bytes (its pages' bytes: more than one page for a multi-page leaf).
+    len: usize,
+    count: usize,
+    form: Form,
+    prefix_len: usize,
+    rest_len: usize,
+    stride: usize,
+}
+
+impl LeafShape {
+    /// The shape of no leaf (a cursor not on one).
+    pub(crate) const NONE: LeafShape = LeafShape {
+        len: 0,
+        count: 0,
+        form: Form::Leaf,
+        prefix_len: 0,
+        rest_len: 0,
+        stride: 0,
+    };
+
+    /// Cells in the leaf.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The bytes of leaf `page` in `file` (pages of `page_size` bytes), where the
+    /// cursor found them when it entered the leaf.
+    #[inline(always)]
+    pub(crate) fn bytes<'a>(&self, file: &'a [u8], page: u64, page_size: u32) -> Result<&'a [u8]> {
+        usize::try_from(page)
+            .ok()
+            .and_then(|p| p.checked_mul(page_size as usize))
+            .and_then(|start| file.get(start..start.checked_add(self.len)?))
+            .ok_or_else(|| Error::corrupted(page, "page lies past the end of the file"))
+    }
+}
+
 /// A verified leaf or branch page.
 pub struct NodeRef<'a> {
     bytes: &'a [u8],
@@ -423,11 +464,25 @@ impl<'a> NodeRef<'a> {
     /// uniform leaf's cells have none, and one key length).
     #[inline(always)]
     fn tail_at(&self, i: usize, head: usize) -> Result<&'a [u8]> {
-        let off = self.offset(i)?;
-        let key_len = if self.form == Form::Uniform {
-            self.rest_len
+        if self.form == Form::Uniform {
+            self.tail_in::<true>(i, 0)
         } else {
-            usize::from(u16_at(self.bytes, off).unwrap_or(0))
+            self.tail_in::<false>(i, head)
+        }
+    }
+
+    /// [`NodeRef::tail_at`] for a page known to be a uniform leaf (`UNIFORM`) or known
+    /// not to be one: a search tells once, not at every probe.
+    #[inline(always)]
+    fn tail_in<const UNIFORM: bool>(&self, i: usize, head: usize) -> Result<&'a [u8]> {
+        let (off, key_len) = if UNIFORM {
+            (OFFSETS_AT + i * self.stride, self.rest_len)
+        } else {
+            let off = usize::from(
+                u16_at(self.bytes, OFFSETS_AT + 2 * i)
+                    .ok_or_else(|| Error::corrupted(self.page, "cell offset array cut short"))?,
+            );
+            (off, usize::from(u16_at(self.bytes, off).unwrap_or(0)))
         };
         self.bytes
             .get(off + head..off + head + key_len)
@@ -455,42 +510,34 @@ impl<'a> NodeRef<'a> {
         self.tail(i)
     }
 
-    /// A leaf page that [`NodeRef::parse_cached`] already accepted with `count` cells,
-    /// taken again without checking it again: a reachable page never changes, so a
-    /// cursor parses each leaf once when it enters it, not once per cell it hands out.
+    /// What a cursor keeps of this leaf to take it again per cell
+    /// ([`NodeRef::parsed_leaf`]).
+    pub(crate) fn shape(&self) -> LeafShape {
+        LeafShape {
+            len: self.bytes.len(),
+            count: self.count,
+            form: self.form,
+            prefix_len: self.prefix.len(),
+            rest_len: self.rest_len,
+            stride: self.stride,
+        }
+    }
+
+    /// A leaf page that [`NodeRef::parse_cached`] already accepted, taken again from its
+    /// [`NodeRef::shape`] without reading or checking its header again: a reachable page
+    /// never changes, so a cursor parses each leaf once when it enters it, not once per
+    /// cell it hands out.
     #[inline(always)]
-    pub(crate) fn parsed_leaf(bytes: &'a [u8], page: u64, count: usize) -> NodeRef<'a> {
-        let form = match Form::of(bytes.get(4).copied().unwrap_or(0)) {
-            Form::Compact => Form::Compact,
-            Form::Uniform => Form::Uniform,
-            _ => Form::Leaf,
-        };
-        let prefix = match form {
-            Form::Compact | Form::Uniform => {
-                let len = usize::from(bytes.get(18).copied().unwrap_or(0));
-                bytes.get(24..24 + len).unwrap_or(&[])
-            }
-            _ => &[],
-        };
-        let (rest_len, stride) = match form {
-            Form::Uniform => {
-                let rest_len = usize::from(u16_at(bytes, 20).unwrap_or(0));
-                (
-                    rest_len,
-                    rest_len + usize::from(u16_at(bytes, 22).unwrap_or(0)),
-                )
-            }
-            _ => (0, 0),
-        };
+    pub(crate) fn parsed_leaf(bytes: &'a [u8], page: u64, shape: LeafShape) -> NodeRef<'a> {
         NodeRef {
             bytes,
             page,
-            count,
+            count: shape.count,
             first_child: 0,
-            form,
-            prefix,
-            rest_len,
-            stride,
+            form: shape.form,
+            prefix: bytes.get(24..24 + shape.prefix_len).unwrap_or(&[]),
+            rest_len: shape.rest_len,
+            stride: shape.stride,
         }
     }
 
@@ -666,7 +713,8 @@ impl<'a> NodeRef<'a> {
     #[inline]
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
         match self.past_prefix(key) {
-            Ok(rest) => self.bisect(0, self.count, self.cell_head(), rest),
+            Ok(rest) if self.form == Form::Uniform => self.bisect::<true>(0, self.count, 0, rest),
+            Ok(rest) => self.bisect::<false>(0, self.count, self.cell_head(), rest),
             Err(at) => Ok(Err(at)),
         }
     }
@@ -691,9 +739,21 @@ impl<'a> NodeRef<'a> {
             }
             _ => None,
         };
-        let Some(at) = estimate else {
-            return self.search(key);
-        };
+        match estimate {
+            None => self.search(key),
+            Some(at) if self.form == Form::Uniform => self.search_from::<true>(at, key),
+            Some(at) => self.search_from::<false>(at, key),
+        }
+    }
+
+    /// [`NodeRef::search_near`] from the estimate `at`, in a page known to be a uniform
+    /// leaf (`UNIFORM`) or known not to be one.
+    #[inline(always)]
+    fn search_from<const UNIFORM: bool>(
+        &self,
+        at: usize,
+        key: &[u8],
+    ) -> Result<std::result::Result<usize, usize>> {
         let key = match self.past_prefix(key) {
             Ok(rest) => rest,
             Err(at) => return Ok(Err(at)),
@@ -705,13 +765,13 @@ impl<'a> NodeRef<'a> {
         // About the spread of the estimate's error for evenly spread keys (half the
         // square root of the count).
         let first_step = (self.count.isqrt() / 2).max(1);
-        match self.probe(at, cell, key)? {
+        match self.probe::<UNIFORM>(at, cell, key)? {
             std::cmp::Ordering::Equal => return Ok(Ok(at)),
             std::cmp::Ordering::Less => {
                 lo = at + 1;
                 let mut step = first_step;
                 while at + step < hi {
-                    match self.probe(at + step, cell, key)? {
+                    match self.probe::<UNIFORM>(at + step, cell, key)? {
                         std::cmp::Ordering::Less => lo = at + step + 1,
                         std::cmp::Ordering::Greater => {
                             hi = at + step;
@@ -726,7 +786,7 @@ impl<'a> NodeRef<'a> {
                 hi = at;
                 let mut step = first_step;
                 while step <= at && at - step >= lo {
-                    match self.probe(at - step, cell, key)? {
+                    match self.probe::<UNIFORM>(at - step, cell, key)? {
                         std::cmp::Ordering::Greater => hi = at - step,
                         std::cmp::Ordering::Less => {
                             lo = at - step + 1;
@@ -738,7 +798,7 @@ impl<'a> NodeRef<'a> {
                 }
             }
         }
-        self.bisect(lo, hi, cell, key)
+        self.bisect::<UNIFORM>(lo, hi, cell, key)
     }
 
     /// `key` without this page's prefix; or, when the prefix puts the key before or after
@@ -756,7 +816,7 @@ impl<'a> NodeRef<'a> {
     /// Binary search for `key` (past the prefix) among cells `lo..hi`, every cell below
     /// `lo` being below it and every cell from `hi` on above it.
     #[inline(always)]
-    fn bisect(
+    fn bisect<const UNIFORM: bool>(
         &self,
         mut lo: usize,
         mut hi: usize,
@@ -765,7 +825,7 @@ impl<'a> NodeRef<'a> {
     ) -> Result<std::result::Result<usize, usize>> {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.probe(mid, cell, key)? {
+            match self.probe::<UNIFORM>(mid, cell, key)? {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Ok(mid)),
@@ -777,8 +837,13 @@ impl<'a> NodeRef<'a> {
     /// The order of cell `i`'s key (behind a cell head of `cell` bytes, after the page's
     /// prefix) against `key`.
     #[inline(always)]
-    fn probe(&self, i: usize, cell: usize, key: &[u8]) -> Result<std::cmp::Ordering> {
-        Ok(cmp_keys(self.tail_at(i, cell)?, key))
+    fn probe<const UNIFORM: bool>(
+        &self,
+        i: usize,
+        cell: usize,
+        key: &[u8],
+    ) -> Result<std::cmp::Ordering> {
+        Ok(cmp_keys(self.tail_in::<UNIFORM>(i, cell)?, key))
     }
 
     /// Branch: the index of the child whose range holds `key`.

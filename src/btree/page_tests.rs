@@ -83,7 +83,7 @@ fn version_3_leaves_are_read() {
     );
     assert_eq!(n.search(&b_key).unwrap(), Ok(1));
     assert_eq!(n.search(&k(3, b"aa")).unwrap(), Err(1));
-    let parsed = NodeRef::parsed_leaf(&page, 9, 2);
+    let parsed = NodeRef::parsed_leaf(&page, 9, n.shape());
     assert_eq!(parsed.entry(0).unwrap().0.to_vec(), a);
 }
 
@@ -214,7 +214,7 @@ proptest! {
         let verified = crate::pager::Verified::default();
         let n = NodeRef::parse_cached(&page, 2, Some(&verified)).unwrap();
         let again = NodeRef::parse_cached(&page, 2, Some(&verified)).unwrap();
-        let lent = NodeRef::parsed_leaf(&page, 2, keys.len());
+        let lent = NodeRef::parsed_leaf(&page, 2, n.shape());
         prop_assert_eq!(n.is_compact(), !uniform);
         prop_assert_eq!(n.count(), keys.len());
         for (i, (key, value)) in keys.iter().zip(&values).enumerate() {

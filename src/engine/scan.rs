@@ -250,7 +250,8 @@ impl<'t> ScanMerge<'t> {
     #[inline(always)]
     pub(crate) fn next(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         if self.tree_only
-            && let Some((run, i)) = self.next_cell()
+            && let Some(i) = self.next_cell()
+            && let Some((run, _)) = &self.run
         {
             return Some(self.run_entry(run, i));
         }
@@ -260,7 +261,7 @@ impl<'t> ScanMerge<'t> {
     /// The held run's next cell in scan order (moving past it), or `None` when the run
     /// is done or none is held.
     #[inline(always)]
-    fn next_cell(&mut self) -> Option<(LeafRun, usize)> {
+    fn next_cell(&mut self) -> Option<usize> {
         let (run, pos) = self.run.as_mut()?;
         let i = if self.reverse {
             (*pos > run.lo).then(|| {
@@ -273,12 +274,12 @@ impl<'t> ScanMerge<'t> {
                 *pos - 1
             })
         }?;
-        Some((*run, i))
+        Some(i)
     }
 
     /// Cell `i` of `run` as the scan hands it out.
     #[inline(always)]
-    fn run_entry(&self, run: LeafRun, i: usize) -> Result<(&[u8], &[u8])> {
+    fn run_entry(&self, run: &LeafRun, i: usize) -> Result<(&[u8], &[u8])> {
         let verified = Some(self.engine.pager.verified());
         let (key, value) = run.entry(&self.pin.view, i, verified)?;
         Ok((key.user(), value))
@@ -418,7 +419,9 @@ impl<'t> ScanMerge<'t> {
     /// their far cell, so each entry costs one cell read.
     fn next_in_run(&mut self) -> Result<Option<(&[u8], &[u8])>> {
         loop {
-            if let Some((run, i)) = self.next_cell() {
+            if let Some(i) = self.next_cell()
+                && let Some((run, _)) = &self.run
+            {
                 return self.run_entry(run, i).map(Some);
             }
             if self.run.take().is_some() {
