@@ -20,9 +20,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     };
     match which % 10 {
-        0 => check::<u64>(bytes, |v| encode_key::<u64>(v)),
-        1 => check::<i32>(bytes, |v| encode_key::<i32>(v)),
-        2 => check::<bool>(bytes, |v| encode_key::<bool>(v)),
+        0 => check::<u64>(bytes, encode_key::<u64>),
+        1 => check::<i32>(bytes, encode_key::<i32>),
+        2 => check::<bool>(bytes, encode_key::<bool>),
         3 => check::<&str>(bytes, |v| encode_key::<&str>(&v.as_str())),
         4 => check::<(&str,)>(bytes, |(v,)| encode_key::<(&str,)>(&(v.as_str(),))),
         5 => check::<(u64, &str, i16)>(bytes, |(n, s, i)| {
@@ -42,7 +42,14 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             encode_key::<((i64, &[u8]), [u8; 4])>(&((*i, b.as_slice()), *a))
         }),
         _ => check::<(u8, i8, u16, i16, &str, &[u8])>(bytes, |(a, b, c, d, s, t)| {
-            encode_key::<(u8, i8, u16, i16, &str, &[u8])>(&(*a, *b, *c, *d, s.as_str(), t.as_slice()))
+            encode_key::<(u8, i8, u16, i16, &str, &[u8])>(&(
+                *a,
+                *b,
+                *c,
+                *d,
+                s.as_str(),
+                t.as_slice(),
+            ))
         }),
     }
 });
