@@ -23,7 +23,10 @@ pub struct NodeBuilder {
     /// Pages the node may fill: 1, or more for a leaf of large cells grown by
     /// [`NodeBuilder::admit`] (a multi-page leaf).
     room_pages: usize,
-    offsets: Vec<u16>,
+    /// Where each cell starts in `cells`. 32 bits: a uniform leaf is counted at its
+    /// uniform size, so the compact encoding it is staged in may pass 65,535 bytes (64
+    /// KiB pages of small cells).
+    offsets: Vec<u32>,
     cells: Vec<u8>,
     first_child: u64,
     /// A leaf's key prefix (its first `prefix_len` bytes; the rest zero), set by its
@@ -178,10 +181,10 @@ impl NodeBuilder {
             let end = self
                 .offsets
                 .get(i + 1)
-                .map_or(self.cells.len(), |&o| usize::from(o));
-            let cell = self.cells.get(usize::from(off)..end).unwrap_or(&[]);
+                .map_or(self.cells.len(), |&o| o as usize);
+            let cell = self.cells.get(off as usize..end).unwrap_or(&[]);
             let rest_len = u16_at(cell, 0).unwrap_or(0);
-            offsets.push(cells.len() as u16);
+            offsets.push(cells.len() as u32);
             cells.extend_from_slice(&(rest_len + gone.len() as u16).to_le_bytes());
             cells.extend_from_slice(cell.get(2..4).unwrap_or(&[0, 0]));
             cells.extend_from_slice(&gone);
@@ -209,11 +212,13 @@ impl NodeBuilder {
     /// Adds a raw cell (the caller checked `fits`; for a leaf, the cell of a compact
     /// leaf with the same prefix, admitted).
     pub fn push_raw(&mut self, cell: &[u8]) {
-        self.offsets.push(self.cells.len() as u16);
+        self.offsets.push(self.cells.len() as u32);
         self.cells.extend_from_slice(cell);
         let rest = usize::from(u16_at(cell, 0).unwrap_or(0));
         match u16_at(cell, 2) {
-            Some(word) if word < EXTENT_MARK => self.note_inline(rest, usize::from(word)),
+            Some(word) if self.leaf && word < EXTENT_MARK => {
+                self.note_inline(rest, usize::from(word));
+            }
             _ => self.uniform = None,
         }
     }
@@ -230,7 +235,7 @@ impl NodeBuilder {
 
     /// Starts a compact cell for `key` (admitted) whose value word is `value_word`.
     fn push_head(&mut self, key: &TreeKey<'_>, value_word: u16) {
-        self.offsets.push(self.cells.len() as u16);
+        self.offsets.push(self.cells.len() as u32);
         let rest_len = key.len() - self.prefix_len;
         self.cells
             .extend_from_slice(&(rest_len as u16).to_le_bytes());
@@ -315,7 +320,7 @@ impl NodeBuilder {
             .copy_from_slice(&self.prefix);
         let stride = rest + value;
         for (i, &off) in self.offsets.iter().enumerate() {
-            let from = usize::from(off) + COMPACT_CELL_HEAD;
+            let from = off as usize + COMPACT_CELL_HEAD;
             let body = self.cells.get(from..from + stride).ok_or_else(short)?;
             let at = OFFSETS_AT + i * stride;
             buf.get_mut(at..at + stride)
@@ -353,7 +358,9 @@ impl NodeBuilder {
         let base = OFFSETS_AT + 2 * self.offsets.len();
         for (i, off) in self.offsets.iter().enumerate() {
             let at = OFFSETS_AT + 2 * i;
-            let abs = (base + usize::from(*off)) as u16;
+            // A compact leaf fits its room (at most 65,536 bytes), so its offsets fit.
+            let abs = u16::try_from(base + *off as usize)
+                .map_err(|_| Error::corrupted(page, "cells do not fit the page"))?;
             buf.get_mut(at..at + 2)
                 .ok_or_else(|| Error::corrupted(page, "page too small"))?
                 .copy_from_slice(&abs.to_le_bytes());

@@ -308,7 +308,10 @@ impl<'a> NodeRef<'a> {
             let rest_len = usize::from(u16_at(bytes, 20).ok_or("cut short")?);
             let value_len = usize::from(u16_at(bytes, 22).ok_or("cut short")?);
             let stride = rest_len + value_len;
-            if count == 0 || OFFSETS_AT + count * stride > bytes.len() {
+            let end = count
+                .checked_mul(stride)
+                .and_then(|b| b.checked_add(OFFSETS_AT));
+            if count == 0 || end.is_none_or(|end| end > bytes.len()) {
                 return Err("uniform cells do not fit the leaf");
             }
             (rest_len, stride)

@@ -237,6 +237,33 @@ proptest! {
     }
 }
 
+/// A 64 KiB page of uniform cells: the builder stages them in the compact encoding, past
+/// 65,535 bytes (4,094 cells of 8 + 8 bytes take 81,880 bytes with their heads), and every
+/// cell reads back (16-bit staging offsets wrapped: cell 3,277 on were copied from the
+/// wrong place).
+#[test]
+fn a_64k_page_of_uniform_cells_reads_back_every_cell() {
+    let mut b = NodeBuilder::new(true, 65536);
+    let mut keys = Vec::new();
+    for i in 0u64..10_000 {
+        let key = k(3, &i.to_be_bytes());
+        if !b.admit_inline(&TreeKey::whole(&key), 8) {
+            break;
+        }
+        b.push_leaf_inline(&TreeKey::whole(&key), &(i * 3).to_le_bytes());
+        keys.push(key);
+    }
+    assert_eq!(keys.len(), 4094);
+    let page = b.finish(7).unwrap();
+    assert_eq!((page.len(), page[4]), (65536, PageKind::UniformLeaf as u8));
+    let n = NodeRef::parse(&page, 7).unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(n.search(key).unwrap(), Ok(i));
+        let value = (i as u64 * 3).to_le_bytes();
+        assert_eq!(n.value(i).unwrap(), CellValue::Inline(&value));
+    }
+}
+
 /// A uniform leaf whose header is wrong: cells that do not fit, or keys out of order
 /// (each resealed, so only the structure is wrong), is refused naming its page, trusted
 /// or not.
