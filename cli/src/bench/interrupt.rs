@@ -7,6 +7,21 @@
 //! be safe.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set when a signal arrived: its thread is removing the directory and will end the
+/// process.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// When a signal arrived, waits for its thread to end the process (with 128 + the
+/// signal's number, once the directory is gone), so that the benchmark's own ending (an
+/// error from its files vanishing, or its summary) does not exit first with another
+/// status or leave the directory half removed. Returns at once otherwise.
+pub fn wait_if_interrupted() {
+    while INTERRUPTED.load(Ordering::Acquire) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
 
 /// The signals that end a benchmark early.
 fn signals() -> libc::sigset_t {
@@ -41,6 +56,7 @@ pub fn remove_on_signal(dir: PathBuf) {
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                 return;
             }
+            INTERRUPTED.store(true, Ordering::Release);
             // Writers may still be creating files in it: a few tries.
             for _ in 0..5 {
                 if std::fs::remove_dir_all(&dir).is_ok() || !dir.exists() {

@@ -233,8 +233,16 @@ pub fn value_for(rng: &mut Rng) -> [u8; VALUE_LEN] {
 /// Most bytes the writers' key pools of one commit phase may hold together.
 const KEY_POOLS_BYTES_MAX: u64 = 2 << 30;
 
-/// Runs the selected phases and prints the summary.
+/// Runs the selected phases and prints the summary. Interrupted by a signal, it leaves the
+/// exit to the thread that removes the run's directory (the run's own error, its files
+/// gone under it, must not end the process first with another status).
 pub fn run(args: &BenchArgs) -> CliResult<()> {
+    let result = run_uninterrupted(args);
+    interrupt::wait_if_interrupted();
+    result
+}
+
+fn run_uninterrupted(args: &BenchArgs) -> CliResult<()> {
     // Every writer of a commit phase holds its pool of keys: refuse a combination whose
     // pools alone would not fit in memory, before anything runs.
     let most_threads = args
