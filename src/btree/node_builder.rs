@@ -292,32 +292,14 @@ impl NodeBuilder {
     }
 
     /// The finished page as a uniform leaf whose cells have keys of `rest` bytes after
-    /// the prefix and values of `value` bytes: each compact cell without its head.
+    /// the prefix and values of `value` bytes: each compact cell without its head, the
+    /// two lengths at bytes 20..24.
     fn finish_uniform(&self, page: u64, rest: usize, value: usize) -> Result<Vec<u8>> {
         let short = || Error::corrupted(page, "cells do not fit the page");
-        let pages = self.pages();
-        let mut buf = vec![0u8; self.page_size * pages as usize];
-        let count = self.offsets.len() as u16;
-        buf.get_mut(16..18)
-            .ok_or_else(short)?
-            .copy_from_slice(&count.to_le_bytes());
-        if let Some(b) = buf.get_mut(18) {
-            *b = self.prefix_len as u8;
-        }
-        if pages > 1
-            && let Some(b) = buf.get_mut(19)
-        {
-            *b = pages as u8;
-        }
-        buf.get_mut(20..22)
-            .ok_or_else(short)?
-            .copy_from_slice(&(rest as u16).to_le_bytes());
-        buf.get_mut(22..24)
-            .ok_or_else(short)?
-            .copy_from_slice(&(value as u16).to_le_bytes());
-        buf.get_mut(24..32)
-            .ok_or_else(short)?
-            .copy_from_slice(&self.prefix);
+        let mut lengths = [0u8; 4];
+        lengths[..2].copy_from_slice(&(rest as u16).to_le_bytes());
+        lengths[2..].copy_from_slice(&(value as u16).to_le_bytes());
+        let mut buf = self.kind_header(page, self.prefix_len, lengths, self.prefix)?;
         let stride = rest + value;
         for (i, &off) in self.offsets.iter().enumerate() {
             let from = off as usize + COMPACT_CELL_HEAD;
@@ -331,11 +313,14 @@ impl NodeBuilder {
         Ok(buf)
     }
 
-    fn finish_as(
+    /// The zeroed bytes of the finished node, its pages' worth, with its kind header
+    /// (`format-spec/btree.md`): `count`, `prefix_len`, `pages` (for more than one),
+    /// bytes 20..24 (`lengths`: a uniform leaf's, else zero) and the 8-byte `word`.
+    fn kind_header(
         &self,
         page: u64,
-        kind: PageKind,
         prefix_len: usize,
+        lengths: [u8; 4],
         word: [u8; 8],
     ) -> Result<Vec<u8>> {
         let pages = self.pages();
@@ -352,9 +337,23 @@ impl NodeBuilder {
         {
             *b = pages as u8;
         }
+        buf.get_mut(20..24)
+            .ok_or_else(|| Error::corrupted(page, "page too small"))?
+            .copy_from_slice(&lengths);
         buf.get_mut(24..32)
             .ok_or_else(|| Error::corrupted(page, "page too small"))?
             .copy_from_slice(&word);
+        Ok(buf)
+    }
+
+    fn finish_as(
+        &self,
+        page: u64,
+        kind: PageKind,
+        prefix_len: usize,
+        word: [u8; 8],
+    ) -> Result<Vec<u8>> {
+        let mut buf = self.kind_header(page, prefix_len, [0; 4], word)?;
         let base = OFFSETS_AT + 2 * self.offsets.len();
         for (i, off) in self.offsets.iter().enumerate() {
             let at = OFFSETS_AT + 2 * i;

@@ -1,8 +1,7 @@
 //! Leaf and branch pages (`format-spec/btree.md`): parsing with bounds checks, and
-//! searching. Building them is in `node_builder.rs`, the search's estimate in
-//! `estimate.rs`.
+//! reading cells. Searching them is in `page_search.rs`, building them in
+//! `node_builder.rs`, the search's estimate in `estimate.rs`.
 
-use super::estimate::{HINT_MIN_CELLS, interpolate};
 use crate::error::{Error, Result};
 use crate::format::{LOG_PAGE_HEADER_LEN, PageKind, verify_sealed_page};
 use crate::util::{u16_at, u32_at, u64_at};
@@ -47,12 +46,7 @@ pub const LEAF_BYTES_MAX: usize = 1 << 16;
 #[inline]
 pub fn node_pages(first: &[u8]) -> usize {
     match (first.get(4), first.get(19)) {
-        (Some(&kind), Some(&n))
-            if (kind == PageKind::CompactLeaf as u8 || kind == PageKind::UniformLeaf as u8)
-                && n > 1 =>
-        {
-            usize::from(n)
-        }
+        (Some(&kind), Some(&n)) if Form::of(kind).prefixed() && n > 1 => usize::from(n),
         _ => 1,
     }
 }
@@ -153,6 +147,12 @@ impl Form {
         } else {
             Form::Branch
         }
+    }
+
+    /// Whether pages of this form are compact or uniform leaves: a key prefix, and a
+    /// page count (multi-page leaves) at byte 19.
+    fn prefixed(self) -> bool {
+        matches!(self, Form::Compact | Form::Uniform)
     }
 }
 
@@ -302,7 +302,7 @@ impl<'a> NodeRef<'a> {
             return Err(NOT_A_TREE_PAGE);
         }
         let count = usize::from(u16_at(bytes, 16).ok_or("cut short")?);
-        let prefixed = matches!(form, Form::Compact | Form::Uniform);
+        let prefixed = form.prefixed();
         let (rest_len, stride) = if form == Form::Uniform {
             // Bytes 20..24 hold the cells' two lengths; the cells must fit the leaf.
             let rest_len = usize::from(u16_at(bytes, 20).ok_or("cut short")?);
@@ -363,22 +363,6 @@ impl<'a> NodeRef<'a> {
         })
     }
 
-    /// Whether the node has at least 3 cells of [`LARGE_CELL`] bytes or more on average
-    /// (the distance from its first cell to its last, per cell): each probe of a search
-    /// then reads its own cache line, so a search starts at the estimate even below
-    /// [`HINT_MIN_CELLS`] cells (a leaf of seven 1,000-byte values: one or two probes
-    /// instead of three).
-    #[inline]
-    fn large_cells(&self) -> bool {
-        self.count >= 3
-            && match (self.offset(0), self.offset(self.count - 1)) {
-                (Ok(first), Ok(last)) => {
-                    last.saturating_sub(first) >= LARGE_CELL * (self.count - 1)
-                }
-                _ => false,
-            }
-    }
-
     /// Pages the node occupies: more than 1 for a multi-page leaf.
     pub fn pages(&self) -> u64 {
         node_pages(self.bytes) as u64
@@ -409,6 +393,17 @@ impl<'a> NodeRef<'a> {
     #[inline]
     fn offset(&self, i: usize) -> Result<usize> {
         if self.form == Form::Uniform {
+            self.offset_in::<true>(i)
+        } else {
+            self.offset_in::<false>(i)
+        }
+    }
+
+    /// [`NodeRef::offset`] for a page known to be a uniform leaf (`UNIFORM`) or known
+    /// not to be one.
+    #[inline(always)]
+    fn offset_in<const UNIFORM: bool>(&self, i: usize) -> Result<usize> {
+        if UNIFORM {
             return Ok(OFFSETS_AT + i * self.stride);
         }
         u16_at(self.bytes, OFFSETS_AT + 2 * i)
@@ -418,11 +413,9 @@ impl<'a> NodeRef<'a> {
 
     fn cell_end(&self, off: usize) -> Result<usize> {
         let bad = || Error::corrupted(self.page, "cell head cut short");
-        if self.form == Form::Uniform {
-            return Ok(off + self.stride);
-        }
-        let key_len = usize::from(u16_at(self.bytes, off).ok_or_else(bad)?);
+        let key_len = || u16_at(self.bytes, off).map(usize::from).ok_or_else(bad);
         match self.form {
+            Form::Uniform => Ok(off + self.stride),
             Form::Compact => {
                 let value_len = u16_at(self.bytes, off + 2).ok_or_else(bad)?;
                 let body = match value_len {
@@ -430,7 +423,7 @@ impl<'a> NodeRef<'a> {
                     EXTENT_MARK => EXTENT_BODY,
                     _ => usize::from(value_len),
                 };
-                Ok(off + COMPACT_CELL_HEAD + key_len + body)
+                Ok(off + COMPACT_CELL_HEAD + key_len()? + body)
             }
             Form::Leaf => {
                 let kind = *self.bytes.get(off + 2).ok_or_else(bad)?;
@@ -445,10 +438,9 @@ impl<'a> NodeRef<'a> {
                         ));
                     }
                 };
-                Ok(off + LEAF_CELL_HEAD + key_len + body)
+                Ok(off + LEAF_CELL_HEAD + key_len()? + body)
             }
-            Form::Branch => Ok(off + BRANCH_CELL_HEAD + key_len),
-            Form::Uniform => Ok(off + self.stride),
+            Form::Branch => Ok(off + BRANCH_CELL_HEAD + key_len()?),
         }
     }
 
@@ -478,14 +470,11 @@ impl<'a> NodeRef<'a> {
     /// not to be one: a search tells once, not at every probe.
     #[inline(always)]
     fn tail_in<const UNIFORM: bool>(&self, i: usize, head: usize) -> Result<&'a [u8]> {
-        let (off, key_len) = if UNIFORM {
-            (OFFSETS_AT + i * self.stride, self.rest_len)
+        let off = self.offset_in::<UNIFORM>(i)?;
+        let key_len = if UNIFORM {
+            self.rest_len
         } else {
-            let off = usize::from(
-                u16_at(self.bytes, OFFSETS_AT + 2 * i)
-                    .ok_or_else(|| Error::corrupted(self.page, "cell offset array cut short"))?,
-            );
-            (off, usize::from(u16_at(self.bytes, off).unwrap_or(0)))
+            usize::from(u16_at(self.bytes, off).unwrap_or(0))
         };
         self.bytes
             .get(off + head..off + head + key_len)
@@ -669,12 +658,7 @@ impl<'a> NodeRef<'a> {
     /// Value of leaf cell `i`.
     pub fn value(&self, i: usize) -> Result<CellValue<'a>> {
         if self.form == Form::Uniform {
-            let off = self.offset(i)?;
-            return self
-                .bytes
-                .get(off + self.rest_len..off + self.stride)
-                .map(CellValue::Inline)
-                .ok_or_else(|| Error::corrupted(self.page, "value runs past the page"));
+            return self.uniform_entry(self.offset(i)?).map(|(_, v)| v);
         }
         if self.form == Form::Compact {
             let off = self.offset(i)?;
@@ -709,154 +693,10 @@ impl<'a> NodeRef<'a> {
         let off = self.offset(i - 1)?;
         u64_at(self.bytes, off + 8).ok_or_else(|| Error::corrupted(self.page, "child cut short"))
     }
-
-    /// Leaf: `Ok(i)` when key `i` equals `key`, else `Err(insertion point)`. A compact
-    /// leaf compares the key's first 8 bytes with its prefix once, then searches the
-    /// rest of the key among its cells.
-    #[inline]
-    pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
-        match self.past_prefix(key) {
-            Ok(rest) if self.form == Form::Uniform => self.bisect::<true>(0, self.count, 0, rest),
-            Ok(rest) => self.bisect::<false>(0, self.count, self.cell_head(), rest),
-            Err(at) => Ok(Err(at)),
-        }
-    }
-
-    /// [`NodeRef::search`], starting where `key` falls between `bounds` (the keys the
-    /// parent branch puts around this page: every key here is at or above the first and
-    /// below the second) by interpolation: the cell at the estimated index is compared
-    /// first, then cells at distances growing fourfold from it until the key is
-    /// bracketed, then a binary search of the bracket. Keys spread evenly over the range
-    /// (random keys, counters) are found within a few neighbouring cells, where a binary
-    /// search from the middle touches a line in every part of the page. The answer is
-    /// the same for any estimate: only the order of the probes changes.
-    #[inline]
-    pub fn search_near(
-        &self,
-        key: &[u8],
-        bounds: (Option<&[u8]>, Option<&[u8]>),
-    ) -> Result<std::result::Result<usize, usize>> {
-        let estimate = match bounds {
-            (Some(lo), Some(hi)) if self.count >= HINT_MIN_CELLS || self.large_cells() => {
-                interpolate(key, lo, hi, self.count)
-            }
-            _ => None,
-        };
-        match estimate {
-            None => self.search(key),
-            Some(at) if self.form == Form::Uniform => self.search_from::<true>(at, key),
-            Some(at) => self.search_from::<false>(at, key),
-        }
-    }
-
-    /// [`NodeRef::search_near`] from the estimate `at`, in a page known to be a uniform
-    /// leaf (`UNIFORM`) or known not to be one.
-    #[inline(always)]
-    fn search_from<const UNIFORM: bool>(
-        &self,
-        at: usize,
-        key: &[u8],
-    ) -> Result<std::result::Result<usize, usize>> {
-        let key = match self.past_prefix(key) {
-            Ok(rest) => rest,
-            Err(at) => return Ok(Err(at)),
-        };
-        let cell = self.cell_head();
-        // Cells below `lo` are below the key, cells at and above `hi` above it.
-        let (mut lo, mut hi) = (0usize, self.count);
-        let at = at.min(self.count - 1);
-        // About the spread of the estimate's error for evenly spread keys (half the
-        // square root of the count).
-        let first_step = (self.count.isqrt() / 2).max(1);
-        match self.probe::<UNIFORM>(at, cell, key)? {
-            std::cmp::Ordering::Equal => return Ok(Ok(at)),
-            std::cmp::Ordering::Less => {
-                lo = at + 1;
-                let mut step = first_step;
-                while at + step < hi {
-                    match self.probe::<UNIFORM>(at + step, cell, key)? {
-                        std::cmp::Ordering::Less => lo = at + step + 1,
-                        std::cmp::Ordering::Greater => {
-                            hi = at + step;
-                            break;
-                        }
-                        std::cmp::Ordering::Equal => return Ok(Ok(at + step)),
-                    }
-                    step *= 4;
-                }
-            }
-            std::cmp::Ordering::Greater => {
-                hi = at;
-                let mut step = first_step;
-                while step <= at && at - step >= lo {
-                    match self.probe::<UNIFORM>(at - step, cell, key)? {
-                        std::cmp::Ordering::Greater => hi = at - step,
-                        std::cmp::Ordering::Less => {
-                            lo = at - step + 1;
-                            break;
-                        }
-                        std::cmp::Ordering::Equal => return Ok(Ok(at - step)),
-                    }
-                    step *= 4;
-                }
-            }
-        }
-        self.bisect::<UNIFORM>(lo, hi, cell, key)
-    }
-
-    /// `key` without this page's prefix; or, when the prefix puts the key before or after
-    /// every cell, the insertion point that says so.
-    #[inline(always)]
-    fn past_prefix<'k>(&self, key: &'k [u8]) -> std::result::Result<&'k [u8], usize> {
-        let (head, rest) = key.split_at(key.len().min(self.prefix.len()));
-        match cmp_keys(self.prefix, head) {
-            std::cmp::Ordering::Less => Err(self.count),
-            std::cmp::Ordering::Greater => Err(0),
-            std::cmp::Ordering::Equal => Ok(rest),
-        }
-    }
-
-    /// Binary search for `key` (past the prefix) among cells `lo..hi`, every cell below
-    /// `lo` being below it and every cell from `hi` on above it.
-    #[inline(always)]
-    fn bisect<const UNIFORM: bool>(
-        &self,
-        mut lo: usize,
-        mut hi: usize,
-        cell: usize,
-        key: &[u8],
-    ) -> Result<std::result::Result<usize, usize>> {
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.probe::<UNIFORM>(mid, cell, key)? {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
-            }
-        }
-        Ok(Err(lo))
-    }
-
-    /// The order of cell `i`'s key (behind a cell head of `cell` bytes, after the page's
-    /// prefix) against `key`.
-    #[inline(always)]
-    fn probe<const UNIFORM: bool>(
-        &self,
-        i: usize,
-        cell: usize,
-        key: &[u8],
-    ) -> Result<std::cmp::Ordering> {
-        Ok(cmp_keys(self.tail_in::<UNIFORM>(i, cell)?, key))
-    }
-
-    /// Branch: the index of the child whose range holds `key`.
-    pub fn child_index_for(&self, key: &[u8]) -> Result<usize> {
-        Ok(match self.search(key)? {
-            Ok(i) => i + 1,
-            Err(i) => i,
-        })
-    }
 }
+
+#[path = "page_search.rs"]
+mod search;
 
 #[cfg(test)]
 #[path = "page_tests.rs"]
