@@ -4,8 +4,11 @@
 //! and compaction, and a crash at any I/O point of checkpoints that rewrite runs loses
 //! no acknowledged commit and leaves no earlier state.
 
+mod leaf_support;
+
 use capsuledb::storage::SimStorage;
-use capsuledb::{Database, Durability, Options, Transaction};
+use capsuledb::{Database, Options};
+use leaf_support::{crash_at_every_io_point, scan_all};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,17 +32,6 @@ fn open(sim: &SimStorage) -> Database {
         .unwrap()
 }
 
-/// Every entry of table `t`, by a forward scan, in the order it gives them.
-fn scan_all(tx: &Transaction<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    tx.iter("t")
-        .unwrap()
-        .map(|e| {
-            let (k, v) = e.unwrap();
-            (k.to_vec(), v.to_vec())
-        })
-        .collect()
-}
-
 fn assert_reads(db: &Database, want: &BTreeMap<Vec<u8>, Vec<u8>>, context: &str) {
     let mut c = db.connect();
     let tx = c.begin_read().unwrap();
@@ -51,7 +43,7 @@ fn assert_reads(db: &Database, want: &BTreeMap<Vec<u8>, Vec<u8>>, context: &str)
         );
     }
     assert_eq!(tx.get("t", b"key-missing").unwrap(), None, "{context}");
-    let forward = scan_all(&tx);
+    let forward = scan_all(&tx, "t");
     let all: Vec<(Vec<u8>, Vec<u8>)> = want.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(forward, all, "{context}: forward scan");
     let reverse: Vec<Vec<u8>> = tx
@@ -134,26 +126,6 @@ fn large_values_fill_leaf_runs_and_read_back_everywhere() {
     assert_reads(&db, &model, "compacted and reopened");
 }
 
-/// Commits of a workload that rewrites multi-page leaves: each updates 40 keys and deletes
-/// 5; a checkpoint follows every second commit.
-fn workload(db: &Database, acked: &mut u32) {
-    let mut c = db.connect();
-    for n in 1..=6u32 {
-        let mut tx = c.begin().unwrap();
-        apply(n, &mut |k, v| match v {
-            Some(v) => tx.put("t", &k, &v).unwrap(),
-            None => tx.delete("t", &k).unwrap(),
-        });
-        if tx.commit_with(Durability::Durable).is_err() {
-            return;
-        }
-        *acked = n;
-        if n % 2 == 0 && db.checkpoint().is_err() {
-            return;
-        }
-    }
-}
-
 /// The writes of commit `n` (0: the initial load of 600 keys).
 fn apply(n: u32, f: &mut dyn FnMut(Vec<u8>, Option<Vec<u8>>)) {
     if n == 0 {
@@ -169,80 +141,14 @@ fn apply(n: u32, f: &mut dyn FnMut(Vec<u8>, Option<Vec<u8>>)) {
     }
 }
 
-fn state_after(commits: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for n in 0..=commits {
-        apply(n, &mut |k, v| match v {
-            Some(v) => {
-                m.insert(k, v);
-            }
-            None => {
-                m.remove(&k);
-            }
-        });
-    }
-    m
-}
-
-fn setup() -> SimStorage {
-    let sim = SimStorage::new();
-    let db = open(&sim);
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    apply(0, &mut |k, v| {
-        tx.put("t", &k, &v.unwrap_or_default()).unwrap()
-    });
-    tx.commit().unwrap();
-    db.checkpoint().unwrap();
-    drop(c);
-    db.close().unwrap();
-    sim
-}
-
+/// A workload that rewrites multi-page leaves (commits of 40 updates and 5 deletes, a
+/// checkpoint after every second): a crash at any of its I/O points loses nothing.
 #[test]
 fn crashes_inside_checkpoints_of_leaf_runs_lose_nothing() {
-    let sim = setup();
-    let base = sim.counts();
-    let db = open(&sim);
-    let mut acked = 0;
-    workload(&db, &mut acked);
-    assert_eq!(acked, 6);
-    assert!(
-        assert_integrity(&db, "uninterrupted") > 0,
-        "the workload has a tree"
-    );
-    drop(db);
-    let c = sim.counts();
-    let total = (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens);
-    let states: Vec<_> = (0..=6).map(state_after).collect();
-    for n in (0..total + 3).step_by(if std::env::var("CI").is_ok() { 3 } else { 1 }) {
-        let sim = setup();
-        let db = open(&sim);
-        sim.power_off_after(n);
-        let mut acked = 0;
-        workload(&db, &mut acked);
-        drop(db);
-        for seed in 0..2 {
-            let image = sim.fork();
-            image.crash(n * 7 + seed);
-            let context = format!("power off after {n} of {total} ops, crash seed {seed}");
-            let db = Options::new()
-                .random_seed(3)
-                .open_storage(Arc::new(image))
-                .unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
-            assert_integrity(&db, &context);
-            let mut c = db.connect();
-            let tx = c.begin_read().unwrap();
-            let now: BTreeMap<Vec<u8>, Vec<u8>> = scan_all(&tx).into_iter().collect();
-            let at = states.iter().position(|s| *s == now);
-            match at {
-                Some(k) => assert!(
-                    k as u32 >= acked,
-                    "{context}: state after commit {k}, {acked} acknowledged"
-                ),
-                None => panic!("{context}: the state is no commit's"),
-            }
-        }
-    }
+    crash_at_every_io_point(open, 3, apply, |db, _| {
+        assert!(
+            assert_integrity(db, "uninterrupted") > 0,
+            "the workload has a tree"
+        );
+    });
 }

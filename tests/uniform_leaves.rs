@@ -5,8 +5,11 @@
 //! point of checkpoints that rewrite uniform leaves loses no acknowledged commit and leaves
 //! no earlier state.
 
+mod leaf_support;
+
 use capsuledb::storage::SimStorage;
-use capsuledb::{Database, Durability, Options};
+use capsuledb::{Database, Options};
+use leaf_support::{crash_at_every_io_point, page_kinds, scan_all, scan_all_reversed};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -27,33 +30,32 @@ fn check(db: &Database, model: &BTreeMap<Vec<u8>, Vec<u8>>) -> u64 {
     for (k, v) in model {
         assert_eq!(tx.get("t", k).unwrap().as_deref(), Some(&v[..]));
     }
-    let forward: Vec<(Vec<u8>, Vec<u8>)> = tx
-        .iter("t")
-        .unwrap()
-        .map(|e| {
-            let (k, v) = e.unwrap();
-            (k.to_vec(), v.to_vec())
-        })
-        .collect();
     let want: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    assert_eq!(forward, want);
-    let mut backward: Vec<(Vec<u8>, Vec<u8>)> = tx
-        .iter("t")
-        .unwrap()
-        .rev()
-        .map(|e| {
-            let (k, v) = e.unwrap();
-            (k.to_vec(), v.to_vec())
-        })
-        .collect();
-    backward.reverse();
-    assert_eq!(backward, want);
+    assert_eq!(scan_all(&tx, "t"), want);
+    assert_eq!(scan_all_reversed(&tx, "t"), want);
     // A key between two stored ones, and past the last, is absent.
     assert_eq!(tx.get("t", &[0u8; 9]).unwrap(), None);
     assert_eq!(tx.get("t", &u64::MAX.to_be_bytes()).unwrap(), None);
     let report = db.check_integrity().unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     report.tree_pages
+}
+
+/// Puts [`PAIRS`] pairs into a new table `t` in one commit: 8-byte keys spread over the
+/// u64 range, and `value(i)`. Returns them.
+fn load(db: &Database, value: fn(u64) -> Vec<u8>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut model = BTreeMap::new();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    for i in 0..PAIRS {
+        let k = i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes().to_vec();
+        let v = value(i);
+        tx.put("t", &k, &v).unwrap();
+        model.insert(k, v);
+    }
+    tx.commit().unwrap();
+    model
 }
 
 /// 64 KiB pages of 8 + 8 B pairs: 4,094 cells a leaf, more than the builder's staging of
@@ -65,20 +67,9 @@ fn fixed_size_pairs_on_64k_pages_read_back() {
         .page_size(65536)
         .open_storage(Arc::new(sim.clone()))
         .unwrap();
-    let mut model = BTreeMap::new();
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    for i in 0..PAIRS {
-        let k = i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes().to_vec();
-        let v = (i * 5).to_le_bytes().to_vec();
-        tx.put("t", &k, &v).unwrap();
-        model.insert(k, v);
-    }
-    tx.commit().unwrap();
+    let model = load(&db, |i| (i * 5).to_le_bytes().to_vec());
     db.checkpoint().unwrap().unwrap();
     check(&db, &model);
-    drop(c);
     db.close().unwrap();
     let db = Options::new()
         .page_size(65536)
@@ -91,18 +82,8 @@ fn fixed_size_pairs_on_64k_pages_read_back() {
 fn fixed_size_pairs_take_uniform_leaves_and_read_back_through_changes() {
     let sim = SimStorage::new();
     let db = open(&sim);
-    let mut model = BTreeMap::new();
+    let mut model = load(&db, |i| i.to_le_bytes().to_vec());
     let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    for i in 0..PAIRS {
-        // Keys spread over the u64 range, values of 8 bytes.
-        let k = i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes().to_vec();
-        let v = i.to_le_bytes().to_vec();
-        tx.put("t", &k, &v).unwrap();
-        model.insert(k, v);
-    }
-    tx.commit().unwrap();
     db.checkpoint().unwrap().unwrap();
     let pages = check(&db, &model);
     // 20,000 pairs of 16 bytes: 254 cells to a uniform leaf (32 + 254 × 16 bytes of a
@@ -178,109 +159,16 @@ fn apply(n: u32, f: &mut dyn FnMut(Vec<u8>, Option<Vec<u8>>)) {
     f(crash_key(n * 401 % 3_000), Some(vec![n as u8; 20]));
 }
 
-fn state_after(commits: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for n in 0..=commits {
-        apply(n, &mut |k, v| match v {
-            Some(v) => {
-                m.insert(k, v);
-            }
-            None => {
-                m.remove(&k);
-            }
-        });
-    }
-    m
-}
-
-fn crash_setup() -> SimStorage {
-    let sim = SimStorage::new();
-    let db = open(&sim);
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    apply(0, &mut |k, v| {
-        tx.put("t", &k, &v.unwrap_or_default()).unwrap()
-    });
-    tx.commit().unwrap();
-    db.checkpoint().unwrap();
-    drop(c);
-    db.close().unwrap();
-    sim
-}
-
-/// Six durable commits, a checkpoint after every second; stops at the first failure
-/// (the storage lost power). `acked`: the commits acknowledged.
-fn crash_workload(db: &Database, acked: &mut u32) {
-    let mut c = db.connect();
-    for n in 1..=6u32 {
-        let mut tx = c.begin().unwrap();
-        apply(n, &mut |k, v| match v {
-            Some(v) => tx.put("t", &k, &v).unwrap(),
-            None => tx.delete("t", &k).unwrap(),
-        });
-        if tx.commit_with(Durability::Durable).is_err() {
-            return;
-        }
-        *acked = n;
-        if n % 2 == 0 && db.checkpoint().is_err() {
-            return;
-        }
-    }
-}
-
+/// The crash workload (`leaf_support::crash_at_every_io_point`) over uniform and compact
+/// leaves: every reopen clean, at a commit at or after the last acknowledged one.
 #[test]
 fn crashes_inside_checkpoints_of_uniform_leaves_lose_nothing() {
-    let sim = crash_setup();
-    let base = sim.counts();
-    let db = open(&sim);
-    let mut acked = 0;
-    crash_workload(&db, &mut acked);
-    assert_eq!(acked, 6);
-    assert!(check(&db, &state_after(6)) > 0);
-    drop(db);
-    // The checkpoints wrote uniform leaves, and compact ones where a 20-byte value landed.
-    let bytes = sim.live_bytes();
-    let kinds: Vec<u8> = bytes.chunks(4096).skip(2).map(|p| p[4]).collect();
-    assert!(kinds.contains(&9) && kinds.contains(&8), "{kinds:?}");
-    let c = sim.counts();
-    let total = (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens);
+    let total = crash_at_every_io_point(open, 5, apply, |db, sim| {
+        assert!(check(db, &leaf_support::state_after(apply, 6)) > 0);
+        // The checkpoints wrote uniform leaves, and compact ones where a 20-byte value
+        // landed.
+        let kinds = page_kinds(&sim.live_bytes());
+        assert!(kinds.contains(&9) && kinds.contains(&8), "{kinds:?}");
+    });
     println!("{total} I/O points, each crashed two ways");
-    let states: Vec<_> = (0..=6).map(state_after).collect();
-    for n in (0..total + 3).step_by(if std::env::var("CI").is_ok() { 3 } else { 1 }) {
-        let sim = crash_setup();
-        let db = open(&sim);
-        sim.power_off_after(n);
-        let mut acked = 0;
-        crash_workload(&db, &mut acked);
-        drop(db);
-        for seed in 0..2 {
-            let image = sim.fork();
-            image.crash(n * 7 + seed);
-            let context = format!("power off after {n} of {total} ops, crash seed {seed}");
-            let db = Options::new()
-                .random_seed(5)
-                .open_storage(Arc::new(image))
-                .unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
-            let report = db.check_integrity().unwrap();
-            assert!(report.is_ok(), "{context}: {:?}", report.problems);
-            let mut c = db.connect();
-            let tx = c.begin_read().unwrap();
-            let now: BTreeMap<Vec<u8>, Vec<u8>> = tx
-                .iter("t")
-                .unwrap()
-                .map(|e| {
-                    let (k, v) = e.unwrap();
-                    (k.to_vec(), v.to_vec())
-                })
-                .collect();
-            match states.iter().position(|s| *s == now) {
-                Some(k) => assert!(
-                    k as u32 >= acked,
-                    "{context}: state after commit {k}, {acked} acknowledged"
-                ),
-                None => panic!("{context}: the state is no commit's"),
-            }
-        }
-    }
 }

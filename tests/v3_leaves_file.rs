@@ -8,11 +8,14 @@
 //! creates tables `a` and `b`, puts keys `0..300` (4-byte big-endian) into `a` and
 //! `0..200` into `b` with the values [`value`] gives (key 100 of `b` is a 3000-byte value,
 //! in an overflow run), then a checkpoint. The file was 1,064,960 bytes; the fixture
-//! keeps its first 86,016, and everything after them was zero, which [`restore`] puts
-//! back.
+//! keeps its first 86,016, and everything after them was zero, which `restore_fixture`
+//! puts back.
+
+mod leaf_support;
 
 use capsuledb::format::FORMAT_VERSION;
 use capsuledb::{Database, Options};
+use leaf_support::{page_kinds, restore_fixture, scan_all};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -40,12 +43,6 @@ fn model() -> Model {
     m
 }
 
-fn restore(path: &std::path::Path) {
-    std::fs::write(path, FIXTURE).unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.set_len(FILE_LEN).unwrap();
-}
-
 /// Every key of both tables read back by point reads, forward and reverse scans, and a
 /// range scan from the middle.
 fn assert_reads(db: &Database, want: &Model) {
@@ -62,15 +59,7 @@ fn assert_reads(db: &Database, want: &Model) {
             assert_eq!(tx.get(&name, k).unwrap().as_deref(), Some(&v[..]));
         }
         assert_eq!(tx.get(&name, &999u32.to_be_bytes()).unwrap(), None);
-        let forward: Vec<(Vec<u8>, Vec<u8>)> = tx
-            .iter(&name)
-            .unwrap()
-            .map(|e| {
-                let (k, v) = e.unwrap();
-                (k.to_vec(), v.to_vec())
-            })
-            .collect();
-        assert_eq!(forward, table, "forward scan of {name}");
+        assert_eq!(scan_all(&tx, &name), table, "forward scan of {name}");
         let reverse: Vec<Vec<u8>> = tx
             .range::<&[u8], _>(&name, ..)
             .unwrap()
@@ -98,7 +87,7 @@ fn assert_reads(db: &Database, want: &Model) {
 fn a_version_3_file_reads_upgrades_and_mixes_leaf_layouts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v3.db");
-    restore(&path);
+    restore_fixture(&path, FIXTURE, FILE_LEN);
     let mut want = model();
 
     // Read-only: nothing is written, the version stays 3.
@@ -131,8 +120,7 @@ fn a_version_3_file_reads_upgrades_and_mixes_leaf_layouts() {
     drop(c);
     drop(db);
 
-    let file = std::fs::read(&path).unwrap();
-    let kinds: Vec<u8> = file.chunks(4096).skip(2).map(|p| p[4]).collect();
+    let kinds = page_kinds(&std::fs::read(&path).unwrap());
     assert!(kinds.contains(&8), "the checkpoint wrote compact leaves");
 
     let db = Database::open(&path).unwrap();

@@ -8,10 +8,13 @@
 //! commit creates tables `a` and `b`, puts keys `0..2000` (4-byte big-endian) into `a`
 //! with 8-byte values and `0..200` into `b` with values of 10 to 14 bytes ([`value`]),
 //! then a checkpoint and a close. The file was 1,064,960 bytes; the fixture keeps its
-//! first 147,456, and everything after them was zero, which [`restore`] puts back.
+//! first 147,456, and everything after them was zero, which `restore_fixture` puts back.
+
+mod leaf_support;
 
 use capsuledb::format::FORMAT_VERSION;
 use capsuledb::{Database, Options};
+use leaf_support::{page_kinds, restore_fixture, scan_all, scan_all_reversed};
 use std::collections::BTreeMap;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/v6-compact-leaves.db");
@@ -37,12 +40,6 @@ fn model() -> Model {
     m
 }
 
-fn restore(path: &std::path::Path) {
-    std::fs::write(path, FIXTURE).unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.set_len(FILE_LEN).unwrap();
-}
-
 /// Every key of both tables by point reads and by scans both ways, and the integrity
 /// report.
 fn assert_reads(db: &Database, want: &Model) {
@@ -59,26 +56,12 @@ fn assert_reads(db: &Database, want: &Model) {
             assert_eq!(tx.get(&name, k).unwrap().as_deref(), Some(&v[..]));
         }
         assert_eq!(tx.get(&name, &9999u32.to_be_bytes()).unwrap(), None);
-        let forward: Vec<(Vec<u8>, Vec<u8>)> = tx
-            .iter(&name)
-            .unwrap()
-            .map(|e| {
-                let (k, v) = e.unwrap();
-                (k.to_vec(), v.to_vec())
-            })
-            .collect();
-        assert_eq!(forward, table, "forward scan of {name}");
-        let mut reverse: Vec<(Vec<u8>, Vec<u8>)> = tx
-            .iter(&name)
-            .unwrap()
-            .rev()
-            .map(|e| {
-                let (k, v) = e.unwrap();
-                (k.to_vec(), v.to_vec())
-            })
-            .collect();
-        reverse.reverse();
-        assert_eq!(reverse, table, "reverse scan of {name}");
+        assert_eq!(scan_all(&tx, &name), table, "forward scan of {name}");
+        assert_eq!(
+            scan_all_reversed(&tx, &name),
+            table,
+            "reverse scan of {name}"
+        );
     }
     let report = db.check_integrity().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
@@ -87,8 +70,7 @@ fn assert_reads(db: &Database, want: &Model) {
 /// How many pages of the file at `path` have each of the kind bytes 8 and 9 (compact
 /// and uniform leaves; free pages may still hold old ones).
 fn leaf_kinds(path: &std::path::Path) -> (usize, usize) {
-    let file = std::fs::read(path).unwrap();
-    let kinds: Vec<u8> = file.chunks(4096).skip(2).map(|p| p[4]).collect();
+    let kinds = page_kinds(&std::fs::read(path).unwrap());
     (
         kinds.iter().filter(|&&k| k == 8).count(),
         kinds.iter().filter(|&&k| k == 9).count(),
@@ -99,7 +81,7 @@ fn leaf_kinds(path: &std::path::Path) -> (usize, usize) {
 fn a_version_6_file_reads_upgrades_and_mixes_compact_and_uniform_leaves() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v6.db");
-    restore(&path);
+    restore_fixture(&path, FIXTURE, FILE_LEN);
     let mut want = model();
     assert_eq!(
         leaf_kinds(&path).1,
