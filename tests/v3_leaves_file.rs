@@ -15,8 +15,7 @@ mod leaf_support;
 
 use capsuledb::format::FORMAT_VERSION;
 use capsuledb::{Database, Options};
-use leaf_support::{page_kinds, restore_fixture, scan_all};
-use std::collections::BTreeMap;
+use leaf_support::{TwoTables, assert_table, page_kinds, restore_fixture, two_tables};
 use std::ops::Bound;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/v3-leaves.db");
@@ -30,36 +29,18 @@ fn value(t: u8, k: u32) -> Vec<u8> {
     vec![(k as u8).wrapping_mul(if t == b'a' { 1 } else { 7 }); len as usize]
 }
 
-type Model = BTreeMap<(u8, Vec<u8>), Vec<u8>>;
-
-fn model() -> Model {
-    let mut m = BTreeMap::new();
-    for k in 0u32..300 {
-        m.insert((b'a', k.to_be_bytes().to_vec()), value(b'a', k));
-    }
-    for k in 0u32..200 {
-        m.insert((b'b', k.to_be_bytes().to_vec()), value(b'b', k));
-    }
-    m
+fn model() -> TwoTables {
+    two_tables(300, 200, value)
 }
 
 /// Every key of both tables read back by point reads, forward and reverse scans, and a
 /// range scan from the middle.
-fn assert_reads(db: &Database, want: &Model) {
+fn assert_reads(db: &Database, want: &TwoTables) {
     let mut c = db.connect();
     let tx = c.begin_read().unwrap();
     for t in [b'a', b'b'] {
         let name = (t as char).to_string();
-        let table: Vec<(Vec<u8>, Vec<u8>)> = want
-            .iter()
-            .filter(|((tt, _), _)| *tt == t)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, v) in &table {
-            assert_eq!(tx.get(&name, k).unwrap().as_deref(), Some(&v[..]));
-        }
-        assert_eq!(tx.get(&name, &999u32.to_be_bytes()).unwrap(), None);
-        assert_eq!(scan_all(&tx, &name), table, "forward scan of {name}");
+        let table = assert_table(&tx, want, t, 999);
         let reverse: Vec<Vec<u8>> = tx
             .range::<&[u8], _>(&name, ..)
             .unwrap()

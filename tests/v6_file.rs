@@ -14,8 +14,9 @@ mod leaf_support;
 
 use capsuledb::format::FORMAT_VERSION;
 use capsuledb::{Database, Options};
-use leaf_support::{page_kinds, restore_fixture, scan_all, scan_all_reversed};
-use std::collections::BTreeMap;
+use leaf_support::{
+    TwoTables, assert_table, page_kinds, restore_fixture, scan_all_reversed, two_tables,
+};
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/v6-compact-leaves.db");
 const FILE_LEN: u64 = 1_064_960;
@@ -27,36 +28,18 @@ fn value(t: u8, k: u32) -> Vec<u8> {
     vec![(k as u8).wrapping_mul(7); 10 + k as usize % 5]
 }
 
-type Model = BTreeMap<(u8, Vec<u8>), Vec<u8>>;
-
-fn model() -> Model {
-    let mut m = BTreeMap::new();
-    for k in 0u32..2000 {
-        m.insert((b'a', k.to_be_bytes().to_vec()), value(b'a', k));
-    }
-    for k in 0u32..200 {
-        m.insert((b'b', k.to_be_bytes().to_vec()), value(b'b', k));
-    }
-    m
+fn model() -> TwoTables {
+    two_tables(2000, 200, value)
 }
 
 /// Every key of both tables by point reads and by scans both ways, and the integrity
 /// report.
-fn assert_reads(db: &Database, want: &Model) {
+fn assert_reads(db: &Database, want: &TwoTables) {
     let mut c = db.connect();
     let tx = c.begin_read().unwrap();
     for t in [b'a', b'b'] {
         let name = (t as char).to_string();
-        let table: Vec<(Vec<u8>, Vec<u8>)> = want
-            .iter()
-            .filter(|((tt, _), _)| *tt == t)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, v) in &table {
-            assert_eq!(tx.get(&name, k).unwrap().as_deref(), Some(&v[..]));
-        }
-        assert_eq!(tx.get(&name, &9999u32.to_be_bytes()).unwrap(), None);
-        assert_eq!(scan_all(&tx, &name), table, "forward scan of {name}");
+        let table = assert_table(&tx, want, t, 9999);
         assert_eq!(
             scan_all_reversed(&tx, &name),
             table,

@@ -159,3 +159,40 @@ pub fn crash_at_every_io_point(
     }
     total
 }
+
+/// The contents of tables `a` and `b`, keyed by `(table letter, key)`.
+pub type TwoTables = BTreeMap<(u8, Vec<u8>), Vec<u8>>;
+
+/// Tables `a` and `b` holding the 4-byte big-endian keys `0..a_keys` and `0..b_keys`,
+/// each with `value(table letter, key)`.
+pub fn two_tables(a_keys: u32, b_keys: u32, value: fn(u8, u32) -> Vec<u8>) -> TwoTables {
+    let mut m = BTreeMap::new();
+    for (t, keys) in [(b'a', a_keys), (b'b', b_keys)] {
+        for k in 0..keys {
+            m.insert((t, k.to_be_bytes().to_vec()), value(t, k));
+        }
+    }
+    m
+}
+
+/// Checks table `t` of `want` in `tx`: every entry by a point read, key `missing` absent,
+/// and a forward scan. Returns the table's entries in key order.
+pub fn assert_table(
+    tx: &Transaction<'_>,
+    want: &TwoTables,
+    t: u8,
+    missing: u32,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let name = (t as char).to_string();
+    let table: Vec<(Vec<u8>, Vec<u8>)> = want
+        .iter()
+        .filter(|((tt, _), _)| *tt == t)
+        .map(|((_, k), v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in &table {
+        assert_eq!(tx.get(&name, k).unwrap().as_deref(), Some(&v[..]));
+    }
+    assert_eq!(tx.get(&name, &missing.to_be_bytes()).unwrap(), None);
+    assert_eq!(scan_all(tx, &name), table, "forward scan of {name}");
+    table
+}
