@@ -378,14 +378,34 @@ fn time_travel_reads_race_checkpoints_correctly() {
 
 /// A large table loaded before the window and of which few keys changed inside it:
 /// past reads of the unchanged keys (no history entry) skip the history descent (the
-/// tree's history filter has never seen them) and still read right, as do the changed
-/// keys, before and after a reopen (which builds the filter of the tree it finds), and
-/// `check_integrity` finds the filter complete.
+/// tree's history directory does not hold them) and still read right, as do the changed
+/// keys, before and after a reopen (which builds the directory of the tree it finds), and
+/// `check_integrity` finds the directory complete.
 #[test]
 fn past_reads_of_unchanged_keys_skip_history_and_read_right() {
+    unchanged_keys_read_right(usize::MAX);
+}
+
+/// [`past_reads_of_unchanged_keys_skip_history_and_read_right`] where trees keep a
+/// history filter instead of a directory (`history_directory_keys(0)`, as a tree with
+/// more history keys than the directory may hold does).
+#[test]
+fn past_reads_of_unchanged_keys_skip_history_by_the_filter_and_read_right() {
+    unchanged_keys_read_right(0);
+}
+
+fn unchanged_keys_read_right(directory_keys: usize) {
     const WINDOW: u64 = 100;
     let sim = SimStorage::new();
-    let db = sim_db(&sim, HistoryRetention::Commits(WINDOW));
+    let open = |sim: &SimStorage| {
+        Options::new()
+            .random_seed(9)
+            .history_retention(HistoryRetention::Commits(WINDOW))
+            .history_directory_keys(directory_keys)
+            .open_storage(Arc::new(sim.clone()))
+            .unwrap()
+    };
+    let db = open(&sim);
     let key = |i: u32| i.to_be_bytes();
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
@@ -440,5 +460,5 @@ fn past_reads_of_unchanged_keys_skip_history_and_read_right() {
     check(&db);
     drop(c);
     db.close().unwrap();
-    check(&sim_db(&sim, HistoryRetention::Commits(WINDOW)));
+    check(&open(&sim));
 }

@@ -64,10 +64,17 @@ fn value(k: u8, len: usize, salt: u64) -> Vec<u8> {
         .collect()
 }
 
-fn open(sim: &SimStorage, retention: HistoryRetention) -> Database {
+/// Most history keys a tree keeps a directory of: every tree of these runs (`ALL`), or
+/// only small ones (`FEW`: the others keep a filter), or none (`NONE`).
+const ALL: usize = usize::MAX;
+const FEW: usize = 4;
+const NONE: usize = 0;
+
+fn open(sim: &SimStorage, retention: HistoryRetention, directory_keys: usize) -> Database {
     Options::new()
         .random_seed(5)
         .history_retention(retention)
+        .history_directory_keys(directory_keys)
         .open_storage(Arc::new(sim.clone()))
         .unwrap()
 }
@@ -178,9 +185,9 @@ fn check_at(db: &Database, model: &Model, seq: u64) {
     }
 }
 
-fn run(ops: Vec<Op>, retention: HistoryRetention) {
+fn run(ops: Vec<Op>, retention: HistoryRetention, directory_keys: usize) {
     let sim = SimStorage::new();
-    let mut db = Some(open(&sim, retention));
+    let mut db = Some(open(&sim, retention, directory_keys));
     let mut cur: State = BTreeMap::new();
     let mut ids: BTreeMap<String, u64> = BTreeMap::new();
     let mut next_id = 0u64;
@@ -267,7 +274,7 @@ fn run(ops: Vec<Op>, retention: HistoryRetention) {
             Op::Reopen => {
                 drop(conn);
                 db.take().unwrap().close().unwrap();
-                db = Some(open(&sim, retention));
+                db = Some(open(&sim, retention, directory_keys));
                 let r = db.as_ref().unwrap().check_integrity().unwrap();
                 assert!(r.problems.is_empty(), "{:?}", r.problems);
                 None
@@ -310,16 +317,21 @@ proptest! {
 
     #[test]
     fn time_travel_matches_the_model_with_a_long_window(ops in proptest::collection::vec(op(), 1..70)) {
-        run(ops, HistoryRetention::Commits(1_000));
+        run(ops, HistoryRetention::Commits(1_000), ALL);
+    }
+
+    #[test]
+    fn time_travel_matches_the_model_with_filters_only(ops in proptest::collection::vec(op(), 1..70)) {
+        run(ops, HistoryRetention::Commits(1_000), NONE);
     }
 
     #[test]
     fn time_travel_matches_the_model_with_a_short_window(ops in proptest::collection::vec(op(), 1..70)) {
-        run(ops, HistoryRetention::Commits(6));
+        run(ops, HistoryRetention::Commits(6), FEW);
     }
 
     #[test]
     fn time_travel_matches_the_model_without_retention(ops in proptest::collection::vec(op(), 1..50)) {
-        run(ops, HistoryRetention::Snapshots);
+        run(ops, HistoryRetention::Snapshots, ALL);
     }
 }

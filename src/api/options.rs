@@ -95,6 +95,19 @@ impl Options {
         self
     }
 
+    /// Most history keys a checkpointed tree keeps an in-memory directory of (default
+    /// 262,144; `0`: none). With it, a time-travel point read of a key that changed
+    /// inside the window goes straight to the key's version list instead of descending
+    /// the tree, and a key that did not is known to have no history entry. It takes 36
+    /// to 72 bytes of memory a history key, and is built when a checkpoint publishes its
+    /// tree and at open. A tree with more history keys keeps a Bloom
+    /// filter of them instead (1.25 bytes a key), which only rules keys out. Answers
+    /// are the same either way.
+    pub fn history_directory_keys(mut self, keys: usize) -> Options {
+        self.config.history_directory_keys = keys;
+        self
+    }
+
     /// Opens the database read-only: the file is opened without write access (so a
     /// file the process may only read can be opened), nothing is ever written, only
     /// read transactions can begin, and every write gives

@@ -28,6 +28,12 @@ impl<'a> TreeKey<'a> {
         TreeKey { head, tail }
     }
 
+    /// Its part stored once per page (a compact or uniform leaf's prefix; empty for a
+    /// key stored whole) and its part in the cell.
+    pub(crate) fn pieces(&self) -> (&'a [u8], &'a [u8]) {
+        (self.head, self.tail)
+    }
+
     /// Its length in bytes.
     pub(crate) fn len(&self) -> usize {
         self.head.len() + self.tail.len()

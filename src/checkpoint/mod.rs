@@ -21,7 +21,7 @@ use crate::Result;
 use crate::btree::{self, build::rebuild_from, run::run_pages};
 use crate::commit::Committer;
 use crate::format::{HEADER_COPY_OFFSETS, Header, PageKind};
-use crate::mvcc::history_filter::KeyFilter;
+use crate::mvcc::history_directory::HistoryIndex;
 use crate::mvcc::{HistoryRetention, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
 use crate::storage::{GenerationPin, Storage};
@@ -46,9 +46,9 @@ pub struct TreeGuard {
     /// A live reader's pin on the generation this tree belongs to, released with the
     /// last reader of the tree (`format-spec/locking.md`).
     pin: Mutex<Option<GenerationPin>>,
-    /// Which keys this tree holds history entries for, once built
+    /// Which keys this tree holds history entries for, and where, once built
     /// ([`Checkpointer::index_history`]).
-    history: OnceLock<KeyFilter>,
+    history: OnceLock<HistoryIndex>,
 }
 
 impl TreeGuard {
@@ -81,9 +81,9 @@ pub struct TreeState {
 }
 
 impl TreeState {
-    /// Which keys this tree holds history entries for: `None` until
+    /// Which keys this tree holds history entries for, and where: `None` until
     /// [`Checkpointer::index_history`] has built it (a reader then looks every key up).
-    pub fn history_filter(&self) -> Option<&KeyFilter> {
+    pub fn history_index(&self) -> Option<&HistoryIndex> {
         self.guard.history.get()
     }
 }
@@ -130,6 +130,8 @@ pub struct Checkpointer {
     state: Mutex<State>,
     /// Runs each time a new tree is published, right after `generation` moves.
     publish_hook: std::sync::OnceLock<PublishHook>,
+    /// Most history keys a tree gets a directory of (`Options::history_directory_keys`).
+    directory_keys: usize,
 }
 
 /// What runs when a new tree is published ([`Checkpointer::on_publish`]).
@@ -171,7 +173,15 @@ impl Checkpointer {
                 shut: false,
             }),
             publish_hook: std::sync::OnceLock::new(),
+            directory_keys: crate::mvcc::history_directory::DIRECTORY_KEYS_DEFAULT,
         }
+    }
+
+    /// The checkpointer, giving trees a history directory of at most `keys` keys
+    /// (`Options::history_directory_keys`).
+    pub fn with_directory_keys(mut self, keys: usize) -> Checkpointer {
+        self.directory_keys = keys;
+        self
     }
 
     /// Sets what runs each time a new tree is published, right after
@@ -187,25 +197,25 @@ impl Checkpointer {
         *self.tree.read().guard.pin.lock() = Some(pin);
     }
 
-    /// Gives the current tree its history-key filter ([`TreeState::history_filter`])
+    /// Gives the current tree its history index ([`TreeState::history_index`])
     /// if it has none: at open, before any checkpoint (every tree a checkpoint or a
     /// tree commit publishes has one from the start).
     pub fn index_history(&self) {
         let tree = self.tree();
         if tree.guard.history.get().is_none()
-            && let Some(filter) = self.history_filter_of(tree.root)
+            && let Some(index) = self.history_index_of(tree.root)
         {
-            let _ = tree.guard.history.set(filter);
+            let _ = tree.guard.history.set(index);
         }
     }
 
-    /// The history-key filter of the tree rooted at `root`: `None` when its history
-    /// leaves cannot be read (readers then look every key up, and meet the damage).
-    fn history_filter_of(&self, root: u64) -> Option<KeyFilter> {
+    /// The history index of the tree rooted at `root`: `None` when its history leaves
+    /// cannot be read (readers then look every key up, and meet the damage).
+    fn history_index_of(&self, root: u64) -> Option<HistoryIndex> {
         let view = self.storage.view().ok()?;
         let ps = self.pager.page_size();
-        match retained::history_key_hashes(&view, ps, root) {
-            Ok(hashes) => Some(KeyFilter::from_hashes(&hashes)),
+        match retained::locate_history(&view, ps, root) {
+            Ok(located) => Some(HistoryIndex::of(&located, self.directory_keys)),
             Err(e) => {
                 log::warn!("the history keys of the tree at page {root} could not be read: {e}");
                 None
@@ -470,8 +480,8 @@ impl Checkpointer {
         // The new state is durable: publish the tree, then drop the folded versions (a
         // reader that misses a version in the store finds it in the new tree).
         let guard = TreeGuard::new(&self.pager);
-        if let Some(filter) = self.history_filter_of(built.root) {
-            let _ = guard.history.set(filter);
+        if let Some(index) = self.history_index_of(built.root) {
+            let _ = guard.history.set(index);
         }
         let old = std::mem::replace(
             &mut *self.tree.write(),

@@ -5,10 +5,12 @@
 use super::folded::FoldMerge;
 use crate::Result;
 use crate::btree;
+use crate::btree::page::TreeKey;
 use crate::mvcc::history::{
     HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
     encode_list, floor_key, history_key, history_owner, newest_first, prune_list,
 };
+use crate::mvcc::history_directory::Located;
 use crate::mvcc::history_filter::KeyFilter;
 use crate::types::TableId;
 use std::collections::BTreeMap;
@@ -42,13 +44,14 @@ pub fn read_floor_and_drops(
     Ok((floor, drops))
 }
 
-/// Calls `f` on every entry from the first history key up to `hi`, leaf after leaf.
-fn walk_history(
-    file: &[u8],
+/// Calls `f` on every entry from the first history key up to `hi`, leaf after leaf, its
+/// key as the page holds it.
+fn walk_history_held<'a>(
+    file: &'a [u8],
     page_size: u32,
     root: u64,
     hi: Bound<&[u8]>,
-    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    mut f: impl FnMut(TreeKey<'a>, &'a [u8]) -> Result<()>,
 ) -> Result<()> {
     let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
     loop {
@@ -61,12 +64,30 @@ fn walk_history(
             false,
             None,
         )?;
-        batch.try_for_each_whole(&mut f)?;
+        for &(k, v) in &batch.entries {
+            f(k, v)?;
+        }
         match batch.leaf_edge {
             Some(edge) => lo = Bound::Included(edge),
             None => return Ok(()),
         }
     }
+}
+
+/// Calls `f` on every entry from the first history key up to `hi`, its key whole.
+fn walk_history(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    hi: Bound<&[u8]>,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut key = Vec::new();
+    walk_history_held(file, page_size, root, hi, |k, v| {
+        key.clear();
+        k.extend_into(&mut key);
+        f(&key, v)
+    })
 }
 
 /// Every history entry in the tree rooted at `root`, the persisted floor and drops.
@@ -87,17 +108,40 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
     Ok(r)
 }
 
-/// The hashes of the history keys in the tree rooted at `root` (not the floor's or the
-/// kept drops' keys), for its [`KeyFilter`]: a walk over the history leaves that reads
-/// keys only.
-pub fn history_key_hashes(file: &[u8], page_size: u32, root: u64) -> Result<Vec<u64>> {
+/// The history keys of the tree rooted at `root` (not the floor's or the kept drops'
+/// keys), each with its hash and where its key bytes and version list are in `file`,
+/// for the tree's [`HistoryIndex`](crate::mvcc::history_directory::HistoryIndex): a
+/// walk over the history leaves, every one verified as a first read is.
+pub fn locate_history(file: &[u8], page_size: u32, root: u64) -> Result<Vec<Located>> {
     let end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
-    let mut hashes = Vec::new();
-    walk_history(file, page_size, root, Bound::Excluded(&end), |k, _| {
-        hashes.push(KeyFilter::hash_of(k));
+    let offset = |s: &[u8]| {
+        (s.as_ptr() as usize)
+            .checked_sub(file.as_ptr() as usize)
+            .filter(|at| at.saturating_add(s.len()) <= file.len())
+            // An offset no slot can hold (the directory then gives way to a filter).
+            .unwrap_or(0)
+    };
+    let mut located = Vec::new();
+    let mut key = Vec::new();
+    walk_history_held(file, page_size, root, Bound::Excluded(&end), |k, v| {
+        key.clear();
+        k.extend_into(&mut key);
+        let (head, rest) = k.pieces();
+        located.push(Located {
+            hash: KeyFilter::hash_of(&key),
+            // The walk's keys lie at or above `HISTORY_PREFIX`, so they start with it, and
+            // so does a leaf prefix of 8 bytes or fewer.
+            head_len: if HISTORY_PREFIX.starts_with(head) {
+                head.len()
+            } else {
+                usize::MAX
+            },
+            rest: (offset(rest), rest.len()),
+            value: (offset(v), v.len()),
+        });
         Ok(())
     })?;
-    Ok(hashes)
+    Ok(located)
 }
 
 /// The history entries a checkpoint writes (`format-spec/btree.md`, "History"): each

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::format::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN, page_size_valid};
 use crate::mvcc::HistoryRetention;
+use crate::mvcc::history_directory::DIRECTORY_KEYS_DEFAULT;
 
 /// An engine's settings; `crate::Options` documents each.
 #[derive(Clone, Debug)]
@@ -12,6 +13,7 @@ pub(crate) struct Config {
     pub(crate) version_store_budget: u64,
     pub(crate) checkpoint_log_commits: u64,
     pub(crate) history_retention: HistoryRetention,
+    pub(crate) history_directory_keys: usize,
     pub(crate) read_only: bool,
 }
 
@@ -23,6 +25,7 @@ impl Default for Config {
             version_store_budget: 64 << 20,
             checkpoint_log_commits: 100_000,
             history_retention: HistoryRetention::Snapshots,
+            history_directory_keys: DIRECTORY_KEYS_DEFAULT,
             read_only: false,
         }
     }

@@ -133,11 +133,12 @@ impl Engine {
             });
             // History entries: every version list decodes (the floor and the kept drops
             // sit after them, under a second `FF×8`).
-            // The tree's in-memory history filter must know every one of them (a key
-            // it misses would be read at its current value in the past).
+            // The tree's in-memory history index must know every one of them (a key
+            // it misses would be read at its current value in the past), and its
+            // directory must find each at its version list.
             let current = e.current_tree();
-            let filter = (current.root == header.catalog_root)
-                .then(|| current.history_filter())
+            let index = (current.root == header.catalog_root)
+                .then(|| current.history_index())
                 .flatten();
             let (mut history_keys, mut unknown, mut first_unknown) = (0usize, 0usize, None);
             let history_end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
@@ -150,7 +151,7 @@ impl Engine {
                         crate::util::show_bytes(key)
                     ));
                 }
-                if filter.is_some_and(|f| !f.may_contain(k)) {
+                if index.is_some_and(|i| !i.knows(&file, k, v)) {
                     unknown += 1;
                     first_unknown.get_or_insert_with(|| {
                         format!("key {} in table {table}", crate::util::show_bytes(key))
@@ -159,15 +160,15 @@ impl Engine {
             });
             if let Some(first) = first_unknown {
                 r.problems.push(format!(
-                    "the in-memory history filter does not know {unknown} of the tree's {history_keys} history entries (the first: {first})"
+                    "the in-memory history index does not know {unknown} of the tree's {history_keys} history entries (the first: {first})"
                 ));
             }
-            if let Some(f) = filter
-                && f.keys() != history_keys
+            if let Some(i) = index
+                && i.keys() != history_keys
             {
                 r.problems.push(format!(
-                    "the in-memory history filter was built from {} keys; the tree holds {history_keys} history entries",
-                    f.keys()
+                    "the in-memory history index was built from {} keys; the tree holds {history_keys} history entries",
+                    i.keys()
                 ));
             }
 

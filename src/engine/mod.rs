@@ -347,7 +347,8 @@ impl Engine {
             copy,
             non_tree,
             free_list_run,
-        );
+        )
+        .with_directory_keys(config.history_directory_keys);
         checkpointer.index_history();
         if let Some(pin) = pin {
             checkpointer.attach_pin(pin);

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::mvcc::history::{
     HISTORY_PREFIX, decode_list, find_in_list, history_key, newest_first, prune_list,
 };
+use crate::mvcc::history_directory::{HistoryIndex, Lookup};
 use crate::mvcc::{SCAN_BATCH_MAX, ScanBatch};
 use crate::types::TableId;
 use crate::util::bound_slice;
@@ -254,12 +255,17 @@ impl Engine {
         }
         // The tree's ordinary entries are its state at `checkpoint_seq`: a snapshot at or
         // above it needs no history entry, and neither does a key the tree's history
-        // filter has never seen (it has no history entry in this tree).
+        // index says has none.
         if history
             && snapshot < p.tree.checkpoint_seq
             && let Some(bytes) = with_tree_key(&HISTORY_PREFIX, table, key, |k| {
-                match p.tree.history_filter() {
-                    Some(f) if p.filter_use.worth_asking() => {
+                match p.tree.history_index() {
+                    Some(HistoryIndex::Directory(d)) => match d.get(&p.view, k) {
+                        Lookup::Found(list) => Ok(Some(list)),
+                        Lookup::Absent => Ok(None),
+                        Lookup::Unknown => self.tree_get(&p.view, root, k),
+                    },
+                    Some(HistoryIndex::Filter(f)) if p.filter_use.worth_asking() => {
                         let spared = !f.may_contain(k);
                         p.filter_use.note(spared);
                         if spared {

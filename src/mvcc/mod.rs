@@ -9,6 +9,7 @@
 mod chain;
 mod fold;
 pub mod history;
+pub mod history_directory;
 pub mod history_filter;
 mod read;
 mod snapshots;
