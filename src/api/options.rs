@@ -96,11 +96,11 @@ impl Options {
     }
 
     /// Most history keys a checkpointed tree keeps an in-memory directory of (default
-    /// 262,144; `0`: none). With it, a time-travel point read of a key that changed
+    /// 1,048,576; `0`: none). With it, a time-travel point read of a key that changed
     /// inside the window goes straight to the key's version list instead of descending
-    /// the tree, and a key that did not is known to have no history entry. It takes 36
-    /// to 72 bytes of memory a history key, and is built when a checkpoint publishes its
-    /// tree and at open. A tree with more history keys keeps a Bloom
+    /// the tree, and a key that did not is known to have no history entry. It takes 24
+    /// bytes of memory a history key (40 when the key's version list is stored in an
+    /// overflow extent), and is built when a checkpoint publishes its tree and at open. A tree with more history keys keeps a Bloom
     /// filter of them instead (1.25 bytes a key), which only rules keys out. Answers
     /// are the same either way.
     pub fn history_directory_keys(mut self, keys: usize) -> Options {

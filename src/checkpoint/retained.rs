@@ -127,18 +127,19 @@ pub fn locate_history(file: &[u8], page_size: u32, root: u64) -> Result<Vec<Loca
         key.clear();
         k.extend_into(&mut key);
         let (head, rest) = k.pieces();
-        located.push(Located {
-            hash: KeyFilter::hash_of(&key),
-            // The walk's keys lie at or above `HISTORY_PREFIX`, so they start with it, and
-            // so does a leaf prefix of 8 bytes or fewer.
-            head_len: if HISTORY_PREFIX.starts_with(head) {
-                head.len()
-            } else {
-                usize::MAX
-            },
-            rest: (offset(rest), rest.len()),
-            value: (offset(v), v.len()),
-        });
+        // The walk's keys lie at or above `HISTORY_PREFIX`, so they start with it, and so
+        // does a leaf prefix of 8 bytes or fewer.
+        let head_len = if HISTORY_PREFIX.starts_with(head) {
+            head.len()
+        } else {
+            usize::MAX
+        };
+        located.push(Located::new(
+            KeyFilter::hash_of(&key),
+            head_len,
+            (offset(rest), rest.len()),
+            (offset(v), v.len()),
+        ));
         Ok(())
     })?;
     Ok(located)

@@ -19,51 +19,80 @@ use super::history::HISTORY_PREFIX;
 use super::history_filter::KeyFilter;
 
 /// Most history keys a directory is built for unless the options say otherwise
-/// (`Options::history_directory_keys`): its slots then take at most 12 MiB (24 bytes
-/// each, at least a third of them empty). A tree with more history keys keeps a
-/// [`KeyFilter`] only.
-pub const DIRECTORY_KEYS_DEFAULT: usize = 1 << 18;
+/// (`Options::history_directory_keys`): its slots then take at most 24 MiB (16 bytes
+/// each, 1.5 a key). A tree with more history keys keeps a [`KeyFilter`] only.
+pub const DIRECTORY_KEYS_DEFAULT: usize = 1 << 20;
 
-/// Longest run of slots a key may sit past its hash's slot. Keys whose hashes crowd
-/// one region (as a hostile file could arrange) make the build give up, and the tree
-/// keeps a filter, so no lookup probes more than this many slots.
-const PROBES_MAX: usize = 64;
+/// Longest run of slots a key may sit past its hash's slot. At two thirds full, runs
+/// of a million random keys stay far below it; keys whose hashes crowd one region (as
+/// a hostile file could arrange) make the build give up, and the tree keeps a filter,
+/// so no lookup probes more than this many slots.
+const PROBES_MAX: usize = 1024;
 
 /// Bits of a slot's `shape` holding the key's length after its leaf's prefix.
 const REST_BITS: u32 = 12;
 
-/// One history entry as the walk over the tree's history leaves found it.
+/// Low bits of a slot's `key`: the list is stored apart from the key (bit 0) and the
+/// hash's tag (the other 15).
+const KEY_LOW_BITS: u32 = 16;
+
+/// One history entry as the walk over the tree's history leaves found it (32 bytes: a
+/// tree's whole history is located before its directory is sized).
 #[derive(Clone, Copy, Debug)]
 pub struct Located {
     /// [`KeyFilter::hash_of`] the whole key.
     pub hash: u64,
+    /// File offset of the key's bytes after its leaf's prefix (`0`: an entry no slot
+    /// can hold).
+    rest_at: u64,
+    value_at: u64,
+    value_len: u32,
+    rest_len: u16,
     /// Bytes of the key its leaf stores once for all its cells (a prefix of
     /// [`HISTORY_PREFIX`]).
-    pub head_len: usize,
-    /// File offset and length of the key's other bytes, in its cell.
-    pub rest: (usize, usize),
-    /// File offset and length of the version list.
-    pub value: (usize, usize),
+    head_len: u8,
+}
+
+impl Located {
+    /// The entry of the key hashing to `hash`, whose first `head_len` bytes its leaf
+    /// stores once, whose other bytes are at `rest` and whose version list is at
+    /// `value` (file offsets and lengths).
+    pub fn new(hash: u64, head_len: usize, rest: (usize, usize), value: (usize, usize)) -> Located {
+        let fits = head_len <= HISTORY_PREFIX.len()
+            && rest.1 < 1 << REST_BITS
+            && (rest.0 as u64) < 1 << (64 - KEY_LOW_BITS)
+            && u32::try_from(value.1).is_ok();
+        Located {
+            hash,
+            rest_at: if fits { rest.0 as u64 } else { 0 },
+            value_at: value.0 as u64,
+            value_len: u32::try_from(value.1).unwrap_or(0),
+            rest_len: u16::try_from(rest.1).unwrap_or(0),
+            head_len: u8::try_from(head_len).unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
-    /// File offset of the key's bytes after its leaf's prefix; `0` marks an empty slot
+    /// File offset of the key's bytes after its leaf's prefix (the high 48 bits), the
+    /// hash's tag (15 bits: most slots of other keys are passed without reading the
+    /// file) and whether the list lies apart from the key (bit 0). `0`: an empty slot
     /// (offset 0 is the file header, never a tree page).
-    rest_at: u64,
-    value_at: u64,
-    value_len: u32,
+    key: u64,
+    /// The list's length when it follows the key's bytes (an inline value); else its
+    /// index in [`KeyDirectory::apart`].
+    value: u32,
     /// The rest's length (low [`REST_BITS`] bits) and the prefix's (the high bits).
     shape: u16,
-    /// The hash's top 16 bits: most slots of other keys are passed without reading
-    /// the file.
-    tag: u16,
 }
 
 /// The history entries of one tree by key ([`KeyDirectory::get`]).
 pub struct KeyDirectory {
     slots: Box<[Slot]>,
-    mask: usize,
+    /// File offset and length of each list that does not follow its key's bytes (in an
+    /// overflow extent).
+    apart: Box<[(u64, u64)]>,
     /// The longest probe any key needed at the build.
     probes: usize,
     keys: usize,
@@ -81,40 +110,49 @@ pub enum Lookup<'v> {
     Unknown,
 }
 
-fn tag(hash: u64) -> u16 {
-    (hash >> 48) as u16
+/// The tag bits of a slot's `key` for `hash` (its low bits; the slot comes from its
+/// high bits).
+fn tag(hash: u64) -> u64 {
+    (hash << 1) & ((1 << KEY_LOW_BITS) - 2)
+}
+
+/// The slot `hash` starts at among `len`.
+fn home(hash: u64, len: usize) -> usize {
+    ((u128::from(hash) * len as u128) >> 64) as usize
 }
 
 impl KeyDirectory {
     /// A directory of `entries` (every history entry of one tree, each key once):
-    /// `None` when there are more than `keys_max`, when an entry's shape does not fit
-    /// a slot, or when hashes crowd past [`PROBES_MAX`].
+    /// `None` when there are more than `keys_max`, when an entry does not fit a slot,
+    /// or when hashes crowd past [`PROBES_MAX`].
     pub fn build(entries: &[Located], keys_max: usize) -> Option<KeyDirectory> {
         if entries.len() > keys_max {
             return None;
         }
-        let len = (entries.len() * 3 / 2).max(16).next_power_of_two();
+        let len = (entries.len() + entries.len() / 2).max(16);
         let mut slots = vec![Slot::default(); len].into_boxed_slice();
-        let mask = len - 1;
+        let mut apart = Vec::new();
         let mut probes = 1;
         for e in entries {
-            let (rest_at, rest_len) = e.rest;
-            let (value_at, value_len) = e.value;
-            if rest_at == 0 || rest_len >= 1 << REST_BITS || e.head_len > HISTORY_PREFIX.len() {
+            if e.rest_at == 0 {
                 return None;
             }
+            let follows = e.value_at == e.rest_at + u64::from(e.rest_len);
             let slot = Slot {
-                rest_at: u64::try_from(rest_at).ok()?,
-                value_at: u64::try_from(value_at).ok()?,
-                value_len: u32::try_from(value_len).ok()?,
-                shape: u16::try_from(rest_len | (e.head_len << REST_BITS)).ok()?,
-                tag: tag(e.hash),
+                key: e.rest_at << KEY_LOW_BITS | tag(e.hash) | u64::from(!follows),
+                value: if follows {
+                    e.value_len
+                } else {
+                    apart.push((e.value_at, u64::from(e.value_len)));
+                    u32::try_from(apart.len() - 1).ok()?
+                },
+                shape: e.rest_len | u16::from(e.head_len) << REST_BITS,
             };
-            let mut at = e.hash as usize & mask;
+            let mut at = home(e.hash, len);
             let mut probe = 1;
             loop {
                 let s = slots.get_mut(at)?;
-                if s.rest_at == 0 {
+                if s.key == 0 {
                     *s = slot;
                     break;
                 }
@@ -122,13 +160,13 @@ impl KeyDirectory {
                 if probe > PROBES_MAX {
                     return None;
                 }
-                at = (at + 1) & mask;
+                at = if at + 1 == len { 0 } else { at + 1 };
             }
             probes = probes.max(probe);
         }
         Some(KeyDirectory {
             slots,
-            mask,
+            apart: apart.into_boxed_slice(),
             probes,
             keys: entries.len(),
         })
@@ -143,42 +181,57 @@ impl KeyDirectory {
         }
         let hash = KeyFilter::hash_of(key);
         let tag = tag(hash);
-        let mut at = hash as usize & self.mask;
+        let len = self.slots.len();
+        let mut at = home(hash, len);
         for _ in 0..self.probes {
             let Some(s) = self.slots.get(at) else {
                 return Lookup::Unknown;
             };
-            if s.rest_at == 0 {
+            if s.key == 0 {
                 return Lookup::Absent;
             }
-            if s.tag == tag {
+            if s.key & ((1 << KEY_LOW_BITS) - 2) == tag {
                 let head = usize::from(s.shape >> REST_BITS);
                 let rest_len = usize::from(s.shape & ((1 << REST_BITS) - 1));
                 // The key's first `head` bytes are the prefix's: both are history keys.
                 if head + rest_len == key.len() {
-                    let (Ok(rest_at), Ok(value_at), Ok(value_len)) = (
-                        usize::try_from(s.rest_at),
-                        usize::try_from(s.value_at),
-                        usize::try_from(s.value_len),
-                    ) else {
+                    let Ok(rest_at) = usize::try_from(s.key >> KEY_LOW_BITS) else {
                         return Lookup::Unknown;
                     };
-                    let stored = file.get(rest_at..rest_at.saturating_add(rest_len));
-                    match stored {
+                    match file.get(rest_at..rest_at.saturating_add(rest_len)) {
                         Some(rest) if Some(rest) == key.get(head..) => {
-                            return match file.get(value_at..value_at.saturating_add(value_len)) {
-                                Some(list) => Lookup::Found(list),
-                                None => Lookup::Unknown,
-                            };
+                            return self.list(file, s, rest_at + rest_len);
                         }
                         Some(_) => {}
                         None => return Lookup::Unknown,
                     }
                 }
             }
-            at = (at + 1) & self.mask;
+            at = if at + 1 == len { 0 } else { at + 1 };
         }
         Lookup::Absent
+    }
+
+    /// The list of the key in slot `s`, whose bytes end at `rest_end`.
+    fn list<'v>(&self, file: &'v [u8], s: &Slot, rest_end: usize) -> Lookup<'v> {
+        let (at, len) = if s.key & 1 == 0 {
+            (Some(rest_end), usize::try_from(s.value).ok())
+        } else {
+            match usize::try_from(s.value)
+                .ok()
+                .and_then(|i| self.apart.get(i))
+            {
+                Some(&(at, len)) => (usize::try_from(at).ok(), usize::try_from(len).ok()),
+                None => (None, None),
+            }
+        };
+        match (at, len) {
+            (Some(at), Some(len)) => match file.get(at..at.saturating_add(len)) {
+                Some(list) => Lookup::Found(list),
+                None => Lookup::Unknown,
+            },
+            _ => Lookup::Unknown,
+        }
     }
 
     /// Keys the directory was built with.
@@ -239,24 +292,35 @@ mod tests {
     use proptest::prelude::*;
 
     /// A file holding each key's rest and a list after it, as a leaf would, from
-    /// offset 64 on; and the entries locating them (heads of `head` bytes).
-    fn file_of(keys: &[Vec<u8>], head: usize) -> (Vec<u8>, Vec<Located>) {
+    /// offset 64 on (or, `apart`, every list after every rest, as overflow extents
+    /// would); and the entries locating them (heads of `head` bytes).
+    fn file_of(keys: &[Vec<u8>], head: usize, apart: bool) -> (Vec<u8>, Vec<Located>) {
         let mut file = vec![0u8; 64];
-        let mut located = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
+        let mut rests = Vec::new();
+        for k in keys {
             let whole = [&HISTORY_PREFIX[..], k].concat();
-            let rest = whole.get(head..).unwrap_or(&[]);
+            let rest = whole.get(head..).unwrap_or(&[]).to_vec();
             let rest_at = file.len();
-            file.extend_from_slice(rest);
+            file.extend_from_slice(&rest);
             let value_at = file.len();
+            if !apart {
+                file.extend_from_slice(format!("list {}", rests.len()).as_bytes());
+            }
+            rests.push((KeyFilter::hash_of(&whole), rest_at, rest.len(), value_at));
+        }
+        let mut located = Vec::new();
+        for (i, (hash, rest_at, rest_len, mut value_at)) in rests.into_iter().enumerate() {
             let list = format!("list {i}");
-            file.extend_from_slice(list.as_bytes());
-            located.push(Located {
-                hash: KeyFilter::hash_of(&whole),
-                head_len: head,
-                rest: (rest_at, rest.len()),
-                value: (value_at, list.len()),
-            });
+            if apart {
+                value_at = file.len();
+                file.extend_from_slice(list.as_bytes());
+            }
+            located.push(Located::new(
+                hash,
+                head,
+                (rest_at, rest_len),
+                (value_at, list.len()),
+            ));
         }
         (file, located)
     }
@@ -269,9 +333,10 @@ mod tests {
             keys in prop::collection::btree_set(prop::collection::vec(0u8..4, 0..12), 0..200),
             others in prop::collection::vec(prop::collection::vec(0u8..4, 0..12), 0..50),
             head in 0usize..=8,
+            apart in any::<bool>(),
         ) {
             let keys: Vec<Vec<u8>> = keys.into_iter().collect();
-            let (file, located) = file_of(&keys, head);
+            let (file, located) = file_of(&keys, head, apart);
             let d = KeyDirectory::build(&located, DIRECTORY_KEYS_DEFAULT).expect("built");
             prop_assert_eq!(d.keys(), keys.len());
             for (i, k) in keys.iter().enumerate() {
@@ -288,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_key_that_is_not_a_history_key_or_an_offset_past_the_file_is_unknown() {
-        let (file, located) = file_of(&[b"\x00\x00\x00\x00\x00\x00\x00\x07k".to_vec()], 8);
+        let (file, located) = file_of(&[b"\x00\x00\x00\x00\x00\x00\x00\x07k".to_vec()], 8, false);
         let d = KeyDirectory::build(&located, DIRECTORY_KEYS_DEFAULT).expect("built");
         assert_eq!(
             d.get(&file, b"\x00\x00\x00\x00\x00\x00\x00\x07k"),
@@ -302,7 +367,7 @@ mod tests {
     #[test]
     fn a_hash_shared_by_two_keys_is_told_apart_by_their_bytes() {
         let whole = |k: &[u8]| [&HISTORY_PREFIX[..], k].concat();
-        let (file, mut located) = file_of(&[b"two".to_vec(), b"one".to_vec()], 8);
+        let (file, mut located) = file_of(&[b"two".to_vec(), b"one".to_vec()], 8, true);
         // Both keys claim `one`'s hash: `two` takes its slot, `one` the next, and a
         // lookup of `one` passes `two`'s slot (same tag) by comparing bytes.
         for e in &mut located {
@@ -317,10 +382,13 @@ mod tests {
     #[test]
     fn the_index_knows_an_entry_only_at_its_own_list() {
         let keys = [b"a".to_vec(), b"b".to_vec()];
-        let (file, located) = file_of(&keys, 8);
+        let (file, located) = file_of(&keys, 8, false);
         let index = HistoryIndex::of(&located, DIRECTORY_KEYS_DEFAULT);
         let whole = |k: &[u8]| [&HISTORY_PREFIX[..], k].concat();
-        let at = |e: &Located| file.get(e.value.0..e.value.0 + e.value.1).unwrap_or(&[]);
+        let at = |e: &Located| {
+            let (at, len) = (e.value_at as usize, e.value_len as usize);
+            file.get(at..at + len).unwrap_or(&[])
+        };
         let (a, b) = (at(&located[0]), at(&located[1]));
         assert!(index.knows(&file, &whole(b"a"), a));
         assert!(index.knows(&file, &whole(b"b"), b));
@@ -334,8 +402,10 @@ mod tests {
 
     #[test]
     fn crowded_hashes_or_too_many_keys_build_no_directory() {
-        let keys: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect();
-        let (_, mut located) = file_of(&keys, 8);
+        let keys: Vec<Vec<u8>> = (0..PROBES_MAX as u32 + 1)
+            .map(|i| i.to_be_bytes().to_vec())
+            .collect();
+        let (_, mut located) = file_of(&keys, 8, false);
         for e in &mut located {
             e.hash = 5;
         }
@@ -344,7 +414,7 @@ mod tests {
             HistoryIndex::of(&located, DIRECTORY_KEYS_DEFAULT),
             HistoryIndex::Filter(_)
         ));
-        let (_, located) = file_of(&keys[..10], 8);
+        let (_, located) = file_of(&keys[..10], 8, false);
         assert!(KeyDirectory::build(&located, 10).is_some());
         assert!(KeyDirectory::build(&located, 9).is_none());
         assert!(matches!(
