@@ -100,9 +100,10 @@ impl Options {
     /// inside the window goes straight to the key's version list instead of descending
     /// the tree, and a key that did not is known to have no history entry. It takes 24
     /// bytes of memory a history key (40 when the key's version list is stored in an
-    /// overflow extent), and is built when a checkpoint publishes its tree and at open. A tree with more history keys keeps a Bloom
-    /// filter of them instead (1.25 bytes a key), which only rules keys out. Answers
-    /// are the same either way.
+    /// overflow extent), and is built when a checkpoint publishes its tree and at open,
+    /// taking 32 bytes a key more while it is built. A tree with more history keys keeps
+    /// a Bloom filter of them instead (1.25 bytes a key, 8 while it is built), which
+    /// only rules keys out. Answers are the same either way.
     pub fn history_directory_keys(mut self, keys: usize) -> Options {
         self.config.history_directory_keys = keys;
         self

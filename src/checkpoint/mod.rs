@@ -214,8 +214,8 @@ impl Checkpointer {
     fn history_index_of(&self, root: u64) -> Option<HistoryIndex> {
         let view = self.storage.view().ok()?;
         let ps = self.pager.page_size();
-        match retained::locate_history(&view, ps, root) {
-            Ok(located) => Some(HistoryIndex::of(&located, self.directory_keys)),
+        match retained::index_history(&view, ps, root, self.directory_keys) {
+            Ok(index) => Some(index),
             Err(e) => {
                 log::warn!("the history keys of the tree at page {root} could not be read: {e}");
                 None

@@ -10,8 +10,7 @@ use crate::mvcc::history::{
     HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
     encode_list, floor_key, history_key, history_owner, newest_first, prune_list,
 };
-use crate::mvcc::history_directory::Located;
-use crate::mvcc::history_filter::KeyFilter;
+use crate::mvcc::history_directory::{HistoryIndex, IndexBuilder};
 use crate::types::TableId;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -108,20 +107,23 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
     Ok(r)
 }
 
-/// The history keys of the tree rooted at `root` (not the floor's or the kept drops'
-/// keys), each with its hash and where its key bytes and version list are in `file`,
-/// for the tree's [`HistoryIndex`](crate::mvcc::history_directory::HistoryIndex): a
-/// walk over the history leaves, every one verified as a first read is.
-pub fn locate_history(file: &[u8], page_size: u32, root: u64) -> Result<Vec<Located>> {
+/// The index of the history keys of the tree rooted at `root` (not the floor's or the
+/// kept drops' keys): a walk over the history leaves, every one verified as a first read
+/// is, that locates each key's bytes and version list in `file` for a directory of at
+/// most `directory_keys` keys ([`IndexBuilder`]).
+pub fn index_history(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    directory_keys: usize,
+) -> Result<HistoryIndex> {
     let end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
     let offset = |s: &[u8]| {
         (s.as_ptr() as usize)
             .checked_sub(file.as_ptr() as usize)
             .filter(|at| at.saturating_add(s.len()) <= file.len())
-            // An offset no slot can hold (the directory then gives way to a filter).
-            .unwrap_or(0)
     };
-    let mut located = Vec::new();
+    let mut builder = IndexBuilder::new(directory_keys);
     let mut key = Vec::new();
     walk_history_held(file, page_size, root, Bound::Excluded(&end), |k, v| {
         key.clear();
@@ -134,15 +136,15 @@ pub fn locate_history(file: &[u8], page_size: u32, root: u64) -> Result<Vec<Loca
         } else {
             usize::MAX
         };
-        located.push(Located::new(
-            KeyFilter::hash_of(&key),
+        builder.add(
+            &key,
             head_len,
             (offset(rest), rest.len()),
             (offset(v), v.len()),
-        ));
+        );
         Ok(())
     })?;
-    Ok(located)
+    Ok(builder.finish())
 }
 
 /// The history entries a checkpoint writes (`format-spec/btree.md`, "History"): each

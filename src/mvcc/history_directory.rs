@@ -56,20 +56,101 @@ pub struct Located {
 impl Located {
     /// The entry of the key hashing to `hash`, whose first `head_len` bytes its leaf
     /// stores once, whose other bytes are at `rest` and whose version list is at
-    /// `value` (file offsets and lengths).
-    pub fn new(hash: u64, head_len: usize, rest: (usize, usize), value: (usize, usize)) -> Located {
-        let fits = head_len <= HISTORY_PREFIX.len()
-            && rest.1 < 1 << REST_BITS
-            && (rest.0 as u64) < 1 << (64 - KEY_LOW_BITS)
-            && u32::try_from(value.1).is_ok();
+    /// `value` (file offsets, `None` where the walk could not tell one, and lengths).
+    pub fn new(
+        hash: u64,
+        head_len: usize,
+        rest: (Option<usize>, usize),
+        value: (Option<usize>, usize),
+    ) -> Located {
+        let (rest_at, value_at) = match (rest.0, value.0) {
+            (Some(r), Some(v))
+                if head_len <= HISTORY_PREFIX.len()
+                    && rest.1 < 1 << REST_BITS
+                    && (r as u64) < 1 << (64 - KEY_LOW_BITS)
+                    && u32::try_from(value.1).is_ok() =>
+            {
+                (r as u64, v as u64)
+            }
+            _ => (0, 0),
+        };
         Located {
             hash,
-            rest_at: if fits { rest.0 as u64 } else { 0 },
-            value_at: value.0 as u64,
+            rest_at,
+            value_at,
             value_len: u32::try_from(value.1).unwrap_or(0),
             rest_len: u16::try_from(rest.1).unwrap_or(0),
             head_len: u8::try_from(head_len).unwrap_or(0),
         }
+    }
+}
+
+/// What a walk over a tree's history keys, in key order, collects for the tree's
+/// [`HistoryIndex`]: every entry located while there are at most the directory's limit
+/// of them and they come in strictly increasing order (as a sound tree gives them),
+/// else each key's hash alone (8 bytes a key), for a filter.
+pub struct IndexBuilder {
+    keys_max: usize,
+    located: Vec<Located>,
+    hashes: Vec<u64>,
+    locating: bool,
+    /// The last key added, while locating.
+    last: Vec<u8>,
+}
+
+impl IndexBuilder {
+    /// A builder whose index is a directory while it has at most `keys_max` keys.
+    pub fn new(keys_max: usize) -> IndexBuilder {
+        IndexBuilder {
+            keys_max,
+            located: Vec::new(),
+            hashes: Vec::new(),
+            locating: keys_max > 0,
+            last: Vec::new(),
+        }
+    }
+
+    /// Adds the next history key, `key` whole, located as [`Located::new`] takes it.
+    pub fn add(
+        &mut self,
+        key: &[u8],
+        head_len: usize,
+        rest: (Option<usize>, usize),
+        value: (Option<usize>, usize),
+    ) {
+        let hash = KeyFilter::hash_of(key);
+        if self.locating
+            && (self.located.len() == self.keys_max
+                || (!self.located.is_empty() && key <= self.last.as_slice()))
+        {
+            // Too many for a directory (or keys out of order, which a directory could
+            // answer for differently from the tree): hashes only, from here on.
+            self.hashes = self.located.iter().map(|e| e.hash).collect();
+            self.located = Vec::new();
+            self.locating = false;
+        }
+        if self.locating {
+            self.located.push(Located::new(hash, head_len, rest, value));
+            self.last.clear();
+            self.last.extend_from_slice(key);
+        } else {
+            self.hashes.push(hash);
+        }
+    }
+
+    /// The index of the keys added.
+    pub fn finish(self) -> HistoryIndex {
+        if self.locating
+            && let Some(d) = KeyDirectory::build(&self.located, self.keys_max)
+        {
+            return HistoryIndex::Directory(d);
+        }
+        let hashes = if self.locating {
+            self.located.iter().map(|e| e.hash).collect()
+        } else {
+            self.hashes
+        };
+        HistoryIndex::Filter(KeyFilter::from_hashes(&hashes))
     }
 }
 
@@ -90,6 +171,10 @@ struct Slot {
 /// The history entries of one tree by key ([`KeyDirectory::get`]).
 pub struct KeyDirectory {
     slots: Box<[Slot]>,
+    /// Mixed into every key's hash before it picks a slot and a tag: random for each
+    /// directory, so keys chosen to crowd one region of the table (their hashes are
+    /// public) land apart.
+    seed: u64,
     /// File offset and length of each list that does not follow its key's bytes (in an
     /// overflow extent).
     apart: Box<[(u64, u64)]>,
@@ -110,6 +195,22 @@ pub enum Lookup<'v> {
     Unknown,
 }
 
+/// A key's hash mixed with a directory's seed (SplitMix64's finalizer).
+fn mixed(hash: u64, seed: u64) -> u64 {
+    let mut h = hash ^ seed;
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^ (h >> 31)
+}
+
+/// A random seed for a new directory (the standard library's per-process hash keys).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6469_7265_6374_6F72);
+    h.finish()
+}
+
 /// The tag bits of a slot's `key` for `hash` (its low bits; the slot comes from its
 /// high bits).
 fn tag(hash: u64) -> u64 {
@@ -126,9 +227,10 @@ impl KeyDirectory {
     /// `None` when there are more than `keys_max`, when an entry does not fit a slot,
     /// or when hashes crowd past [`PROBES_MAX`].
     pub fn build(entries: &[Located], keys_max: usize) -> Option<KeyDirectory> {
-        if entries.len() > keys_max {
+        if entries.len() > keys_max || keys_max == 0 {
             return None;
         }
+        let seed = random_seed();
         let len = (entries.len() + entries.len() / 2).max(16);
         let mut slots = vec![Slot::default(); len].into_boxed_slice();
         let mut apart = Vec::new();
@@ -138,8 +240,9 @@ impl KeyDirectory {
                 return None;
             }
             let follows = e.value_at == e.rest_at + u64::from(e.rest_len);
+            let hash = mixed(e.hash, seed);
             let slot = Slot {
-                key: e.rest_at << KEY_LOW_BITS | tag(e.hash) | u64::from(!follows),
+                key: e.rest_at << KEY_LOW_BITS | tag(hash) | u64::from(!follows),
                 value: if follows {
                     e.value_len
                 } else {
@@ -148,7 +251,7 @@ impl KeyDirectory {
                 },
                 shape: e.rest_len | u16::from(e.head_len) << REST_BITS,
             };
-            let mut at = home(e.hash, len);
+            let mut at = home(hash, len);
             let mut probe = 1;
             loop {
                 let s = slots.get_mut(at)?;
@@ -166,6 +269,7 @@ impl KeyDirectory {
         }
         Some(KeyDirectory {
             slots,
+            seed,
             apart: apart.into_boxed_slice(),
             probes,
             keys: entries.len(),
@@ -179,7 +283,7 @@ impl KeyDirectory {
         if !key.starts_with(&HISTORY_PREFIX) {
             return Lookup::Unknown;
         }
-        let hash = KeyFilter::hash_of(key);
+        let hash = mixed(KeyFilter::hash_of(key), self.seed);
         let tag = tag(hash);
         let len = self.slots.len();
         let mut at = home(hash, len);
@@ -250,18 +354,6 @@ pub enum HistoryIndex {
 }
 
 impl HistoryIndex {
-    /// The index of the history entries `located` (every one of a tree): a directory
-    /// when they are at most `directory_keys`.
-    pub fn of(located: &[Located], directory_keys: usize) -> HistoryIndex {
-        match KeyDirectory::build(located, directory_keys) {
-            Some(d) => HistoryIndex::Directory(d),
-            None => {
-                let hashes: Vec<u64> = located.iter().map(|e| e.hash).collect();
-                HistoryIndex::Filter(KeyFilter::from_hashes(&hashes))
-            }
-        }
-    }
-
     /// Whether the index knows the history entry `key` whose version list is `list`
     /// (a slice of `file`): the directory finds that very list, the filter may hold
     /// the key. `check_integrity` asks it of every history entry.
@@ -318,11 +410,22 @@ mod tests {
             located.push(Located::new(
                 hash,
                 head,
-                (rest_at, rest_len),
-                (value_at, list.len()),
+                (Some(rest_at), rest_len),
+                (Some(value_at), list.len()),
             ));
         }
         (file, located)
+    }
+
+    /// The index a tree whose history entries are `located` gets.
+    fn index_of(located: &[Located], keys_max: usize) -> HistoryIndex {
+        match KeyDirectory::build(located, keys_max) {
+            Some(d) => HistoryIndex::Directory(d),
+            None => {
+                let hashes: Vec<u64> = located.iter().map(|e| e.hash).collect();
+                HistoryIndex::Filter(KeyFilter::from_hashes(&hashes))
+            }
+        }
     }
 
     proptest! {
@@ -380,10 +483,43 @@ mod tests {
     }
 
     #[test]
+    fn the_builder_locates_keys_in_order_up_to_its_limit_else_keeps_hashes() {
+        let key = |i: u8| [&HISTORY_PREFIX[..], &[i]].concat();
+        let build = |keys: &[u8], max: usize| {
+            let mut b = IndexBuilder::new(max);
+            for &i in keys {
+                b.add(&key(i), 8, (Some(64 + usize::from(i)), 1), (Some(1000), 4));
+            }
+            b.finish()
+        };
+        let directory = |i: &HistoryIndex| matches!(i, HistoryIndex::Directory(_));
+        assert!(directory(&build(&[1, 2, 3], 3)));
+        assert!(directory(&build(&[], 3)));
+        // One key too many, keys out of order or repeated, no directory allowed: a
+        // filter of every key.
+        for index in [
+            build(&[1, 2, 3, 4], 3),
+            build(&[1, 3, 2], 3),
+            build(&[1, 1], 3),
+            build(&[1], 0),
+            build(&[], 0),
+        ] {
+            assert!(!directory(&index));
+        }
+        let filter = build(&[1, 2, 3, 4], 3);
+        assert_eq!(filter.keys(), 4);
+        assert!((1..=4).all(|i| filter.knows(&[], &key(i), &[])));
+        // An entry the walk could not place makes no directory either.
+        let mut b = IndexBuilder::new(3);
+        b.add(&key(1), 8, (Some(64), 1), (None, 4));
+        assert!(!directory(&b.finish()));
+    }
+
+    #[test]
     fn the_index_knows_an_entry_only_at_its_own_list() {
         let keys = [b"a".to_vec(), b"b".to_vec()];
         let (file, located) = file_of(&keys, 8, false);
-        let index = HistoryIndex::of(&located, DIRECTORY_KEYS_DEFAULT);
+        let index = index_of(&located, DIRECTORY_KEYS_DEFAULT);
         let whole = |k: &[u8]| [&HISTORY_PREFIX[..], k].concat();
         let at = |e: &Located| {
             let (at, len) = (e.value_at as usize, e.value_len as usize);
@@ -411,15 +547,12 @@ mod tests {
         }
         assert!(KeyDirectory::build(&located, DIRECTORY_KEYS_DEFAULT).is_none());
         assert!(matches!(
-            HistoryIndex::of(&located, DIRECTORY_KEYS_DEFAULT),
+            index_of(&located, DIRECTORY_KEYS_DEFAULT),
             HistoryIndex::Filter(_)
         ));
         let (_, located) = file_of(&keys[..10], 8, false);
         assert!(KeyDirectory::build(&located, 10).is_some());
         assert!(KeyDirectory::build(&located, 9).is_none());
-        assert!(matches!(
-            HistoryIndex::of(&located, 0),
-            HistoryIndex::Filter(_)
-        ));
+        assert!(matches!(index_of(&located, 0), HistoryIndex::Filter(_)));
     }
 }

@@ -1,6 +1,7 @@
 //! Which keys a checkpointed tree holds history entries for: a Bloom filter over the
-//! tree's history keys, built once per published tree, in memory only (nothing of it
-//! is in the file).
+//! tree's history keys, built once per published tree that has more of them than its
+//! directory may hold ([`HistoryIndex`](super::history_directory::HistoryIndex)), in
+//! memory only (nothing of it is in the file). Its hash also places keys in a directory.
 //!
 //! A time-travel point read asks it before descending into the history region: a key
 //! the filter has never seen has no history entry in that tree, so its tree value is
