@@ -441,6 +441,12 @@ fn unchanged_keys_read_right(directory_keys: usize) {
     let check = |db: &Database| {
         let report = db.check_integrity().unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
+        // The tree's index holds (at least) the 30 changed keys, as a directory unless
+        // the options allow none.
+        let s = db.stats();
+        assert!(s.history_keys >= 30, "{} history keys", s.history_keys);
+        assert_eq!(s.history_directory, directory_keys > 0);
+        assert!(s.history_index_bytes > 0);
         let past = db.begin_read_at(at).unwrap();
         let mut c = db.connect();
         let now = c.begin_read().unwrap();

@@ -144,6 +144,17 @@ pub fn info(file: &Path) -> CliResult<()> {
         "log since checkpoint {} commits",
         s.tip_seq.saturating_sub(s.checkpoint_seq)
     )?;
+    writeln!(
+        out,
+        "history index      {} keys, {} in {} bytes of memory",
+        s.history_keys,
+        if s.history_directory {
+            "a directory (past reads need no tree descent)"
+        } else {
+            "a Bloom filter"
+        },
+        s.history_index_bytes
+    )?;
     writeln!(out, "free pages         {}", s.free_pages)?;
     writeln!(out, "high-water page    {}", s.high_water_page)?;
     writeln!(

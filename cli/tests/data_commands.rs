@@ -93,6 +93,7 @@ fn info_shows_header_and_counters() {
         "last commit seq    2",
         "durable seq        2",
         "recovered commits  2",
+        "history index",
         "free pages",
         "high-water page",
     ] {

@@ -4,6 +4,7 @@
 use super::Engine;
 use crate::checkpoint::CheckpointReport;
 use crate::error::Result;
+use crate::mvcc::history_directory::HistoryIndex;
 use std::sync::atomic::Ordering;
 
 /// Counters describing the engine's state, for tests, benchmarks and the CLI.
@@ -63,6 +64,14 @@ pub struct Stats {
     /// Transactions committed straight into the tree, written once (counted in
     /// `checkpoints` too; `format-spec/btree.md`, "Tree commits").
     pub tree_commits: u64,
+    /// History entries of the checkpointed tree, as its in-memory history index counts
+    /// them (0 until the index is built).
+    pub history_keys: u64,
+    /// Whether that index is a directory (time-travel reads of those keys need no tree
+    /// descent; `Options::history_directory_keys`), not a Bloom filter.
+    pub history_directory: bool,
+    /// Bytes of memory that index takes.
+    pub history_index_bytes: u64,
 }
 
 /// A summary of an open database, as the CLI's `info` shows it.
@@ -107,6 +116,8 @@ impl Engine {
         let index = self.committer.index_stats();
         let section = self.committer.section_stats();
         let group = self.committer.group_stats();
+        let tree = self.current_tree();
+        let history = tree.history_index();
         Stats {
             // A live reader sequences nothing: its tip is what it has followed.
             tip_seq: if self.read_only {
@@ -135,9 +146,12 @@ impl Engine {
             repaired_log_records: self.repaired_log_records,
             free_pages: self.pager.free_count(),
             high_water_page: self.pager.high_water(),
-            checkpoint_seq: self.current_tree().checkpoint_seq,
+            checkpoint_seq: tree.checkpoint_seq,
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             tree_commits: self.tree_commits.load(Ordering::Relaxed),
+            history_keys: history.map_or(0, |h| h.keys() as u64),
+            history_directory: matches!(history, Some(HistoryIndex::Directory(_))),
+            history_index_bytes: history.map_or(0, |h| h.bytes() as u64),
         }
     }
 

@@ -342,6 +342,11 @@ impl KeyDirectory {
     pub fn keys(&self) -> usize {
         self.keys
     }
+
+    /// Bytes of memory its slots and its table of lists stored apart take.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots) + std::mem::size_of_val(&*self.apart)
+    }
 }
 
 /// What a published tree knows of its history keys: a directory of them while they
@@ -374,6 +379,14 @@ impl HistoryIndex {
         match self {
             HistoryIndex::Directory(d) => d.keys(),
             HistoryIndex::Filter(f) => f.keys(),
+        }
+    }
+
+    /// Bytes of memory it takes.
+    pub fn bytes(&self) -> usize {
+        match self {
+            HistoryIndex::Directory(d) => d.bytes(),
+            HistoryIndex::Filter(f) => f.bytes(),
         }
     }
 }

@@ -87,6 +87,11 @@ impl KeyFilter {
     pub fn keys(&self) -> usize {
         self.keys
     }
+
+    /// Bytes of memory its bits take.
+    pub fn bytes(&self) -> usize {
+        self.words.len() * 8
+    }
 }
 
 /// The bit positions of hash `h` (double hashing: `h`'s halves as start and step).
