@@ -1,5 +1,7 @@
 //! History retention numbers: the space a 10,000-commit window costs on an update-heavy
-//! workload, and the latency of time-travel reads against current reads.
+//! workload, and the latency of time-travel reads against current reads in three shapes:
+//! ten versions a key, 1% of a large table's keys changed, and every key of a large
+//! table changed once.
 //!
 //! `cargo bench --bench history_numbers` (pass `--quick` after `--` for a short run).
 
@@ -154,6 +156,40 @@ fn sparse_history(keys: u64, reads: u64) -> (f64, f64) {
     )
 }
 
+/// A table of `keys` keys, every one of them updated after a snapshot (in 100 commits):
+/// the shape where every key has a history entry and the history is as large as the
+/// table. Returns (current, past) ns per read, the past read at the snapshot, and
+/// whether the tree's history index is a directory.
+fn all_changed(keys: u64, reads: u64) -> (f64, f64, bool) {
+    let (db, _dir) = open_loaded(HistoryRetention::Commits(1_000), keys);
+    let mut c = db.connect();
+    let snapshot = db.history_window().1;
+    let mut tip = 0;
+    for round in 0..100u64 {
+        let mut tx = c.begin().expect("begin");
+        for k in (round * keys / 100)..((round + 1) * keys / 100) {
+            let mut v = [1u8; VALUE];
+            v[..8].copy_from_slice(&round.to_le_bytes());
+            tx.put("t", &k.to_be_bytes(), &v).expect("put");
+        }
+        tip = tx.commit_with(Durability::Applied).expect("commit").seq;
+    }
+    db.wait_for(tip, Durability::Durable).expect("durable");
+    db.collect_garbage().expect("gc");
+    db.checkpoint().expect("checkpoint");
+    let directory = db.stats().history_directory;
+    let _ = (
+        read_ns(&db, None, reads, keys),
+        read_ns(&db, Some(snapshot), reads, keys),
+    );
+    let (mut current, mut past) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        current.push(read_ns(&db, None, reads, keys));
+        past.push(read_ns(&db, Some(snapshot), reads, keys));
+    }
+    (median(current), median(past), directory)
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let commits = if quick { 12_000 } else { 30_000 };
@@ -222,6 +258,15 @@ fn main() {
         "\n{sparse_keys} keys loaded before a 1,000-commit window, 2,000 one-key updates \
          (most keys without a history entry): current read {now:.0} ns, read 1,000 \
          commits back {back:.0} ns, {:.2}x",
+        back / now
+    );
+    let all_keys = if quick { 200_000 } else { 1_000_000 };
+    let (now, back, directory) = all_changed(all_keys, reads);
+    println!(
+        "\n{all_keys} keys, every one updated after the snapshot (every key has a history \
+         entry; the tree's history index is {}): current read {now:.0} ns, read at the \
+         snapshot {back:.0} ns, {:.2}x",
+        if directory { "a directory" } else { "a filter" },
         back / now
     );
 }
