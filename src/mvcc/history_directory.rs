@@ -1,7 +1,8 @@
 //! Where a checkpointed tree keeps each history entry: a hash table from history key to
 //! the file offsets of the entry's key bytes and version list, built once per published
-//! tree from the walk that builds its [`KeyFilter`], in memory only (nothing of it is in
-//! the file).
+//! tree from one walk over its history leaves (a tree with more history keys than the
+//! options allow a directory gets a [`KeyFilter`] from that walk instead), in memory
+//! only (nothing of it is in the file).
 //!
 //! A time-travel point read whose key is here reads the version list at its offset
 //! without descending the tree: the list and the key bytes beside it are one or two
@@ -36,8 +37,9 @@ const REST_BITS: u32 = 12;
 /// hash's tag (the other 15).
 const KEY_LOW_BITS: u32 = 16;
 
-/// One history entry as the walk over the tree's history leaves found it (32 bytes: a
-/// tree's whole history is located before its directory is sized).
+/// One history entry as the walk over the tree's history leaves found it (32 bytes: the
+/// walk holds one per history key while a directory may still be built, since the
+/// directory is sized from their count).
 #[derive(Clone, Copy, Debug)]
 pub struct Located {
     /// [`KeyFilter::hash_of`] the whole key.
