@@ -51,12 +51,20 @@ pub(super) fn log_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
-/// The index named by a log key.
+/// The index named by a log key. Inlined into the walks that read entries, with its
+/// error apart: returned through memory, the result stalled every entry's read.
+#[inline]
 pub(super) fn decode_log_key(key: &[u8]) -> Result<u64> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| corrupted(format!("raft log key of {} bytes, not 8", key.len())))?;
-    Ok(u64::from_be_bytes(bytes))
+    match <[u8; 8]>::try_from(key) {
+        Ok(bytes) => Ok(u64::from_be_bytes(bytes)),
+        Err(_) => Err(bad_log_key(key.len())),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn bad_log_key(len: usize) -> Error {
+    corrupted(format!("raft log key of {len} bytes, not 8"))
 }
 
 /// The stored value of an entry: its term, then its payload.
@@ -67,15 +75,22 @@ pub(super) fn entry_value(term: u64, data: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Splits a stored entry value into its term and payload.
+/// Splits a stored entry value into its term and payload (inlined as
+/// [`decode_log_key`] is).
+#[inline]
 pub(super) fn decode_entry_value(index: u64, value: &[u8]) -> Result<(u64, &[u8])> {
     match value.split_first_chunk::<TERM_LEN>() {
         Some((term, data)) => Ok((u64::from_le_bytes(*term), data)),
-        None => Err(corrupted(format!(
-            "raft log entry {index}: value of {} bytes is shorter than its term",
-            value.len()
-        ))),
+        None => Err(short_entry_value(index, value.len())),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn short_entry_value(index: u64, len: usize) -> Error {
+    corrupted(format!(
+        "raft log entry {index}: value of {len} bytes is shorter than its term"
+    ))
 }
 
 pub(super) fn encode_hard_state(h: &HardState) -> [u8; HARD_STATE_LEN] {
