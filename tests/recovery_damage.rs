@@ -181,3 +181,63 @@ fn a_flipped_header_checksum_of_the_tail_page_gets_a_fresh_next_page() {
     let db = Database::open(&path).unwrap();
     assert_eq!(keys(&db), 200);
 }
+
+/// A bit flipped at rest in the durable marker a checkpoint would start the next stream
+/// after: the checkpoint refuses, naming the marker page, instead of seeding the next
+/// stream with the damaged chain value. (It did seed it: no later marker continued that
+/// value, so a recovery from that header lost every commit after the checkpoint,
+/// silently when the process crashed before another header write, and here, after a
+/// clean close, as `LogCorrupted` at commit 11 on every read-write open.) The commits
+/// after it stay durable, and reopening repairs the marker.
+#[test]
+fn a_checkpoint_refuses_to_start_the_stream_after_a_damaged_marker() {
+    use capsuledb::storage::{SimStorage, Storage};
+    use std::sync::Arc;
+    let sim = SimStorage::new();
+    let open = || {
+        Options::new()
+            .random_seed(3)
+            .open_storage(Arc::new(sim.clone()))
+            .unwrap()
+    };
+    let db = open();
+    let mut c = db.connect();
+    let commit = |c: &mut capsuledb::Connection, i: u64| {
+        let mut tx = c.begin().unwrap();
+        if i == 1 {
+            tx.create_table(TABLE).unwrap();
+        }
+        tx.put(TABLE, format!("k{i:03}").as_bytes(), b"v").unwrap();
+        assert_eq!(tx.commit().unwrap().seq, i);
+    };
+    for i in 1..=10 {
+        commit(&mut c, i);
+    }
+    // One bit of marker 10's chain value (its bytes 28..32), where a checkpoint now
+    // would read it.
+    let at = marker_offset(10) + 29;
+    let byte = sim.view().unwrap()[at as usize];
+    sim.write_at(at, &[byte ^ 0x04]).unwrap();
+    let refused = db.checkpoint();
+    for i in 11..=15 {
+        commit(&mut c, i);
+    }
+    drop(c);
+    drop(db);
+    sim.crash_losing_unsynced();
+    let db = open();
+    assert_eq!(keys(&db), 15, "every durable commit is there");
+    assert_eq!(
+        db.stats().repaired_log_records,
+        1,
+        "the marker was repaired"
+    );
+    assert!(db.check_integrity().unwrap().is_ok());
+    match refused {
+        Err(Error::Corrupted { page, ref what }) => {
+            assert_eq!(page, MARKER_PAGE);
+            assert!(what.contains("marker 10"), "{what}");
+        }
+        other => panic!("the checkpoint after a damaged marker gave {other:?}"),
+    }
+}

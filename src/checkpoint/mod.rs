@@ -297,14 +297,13 @@ impl Checkpointer {
         let mut horizon = self.registry.horizon().min(self.committer.durable_seq());
         let file = self.storage.view()?;
         // The stream restarts at the slot of `horizon + 1`, which must be on a started page.
+        let seed = (old_header.checkpoint_seq, old_header.marker_chain_seed);
         let restart = if horizon > old_header.checkpoint_seq {
-            match self.committer.marker_start_after(&file, horizon) {
+            match self.committer.marker_start_after(&file, horizon, seed)? {
                 Some(r) => Some(r),
                 None => {
                     horizon -= 1;
-                    self.committer
-                        .marker_start_after(&file, horizon)
-                        .filter(|_| horizon > old_header.checkpoint_seq)
+                    self.committer.marker_start_after(&file, horizon, seed)?
                 }
             }
         } else {

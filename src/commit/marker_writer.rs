@@ -56,8 +56,24 @@ impl MarkerWriter {
 
     /// Where a stream starting after commit `seq` begins: the started page holding the
     /// slot of `seq + 1`, and the chain of marker `seq` (read from `file`, where it is
-    /// durable). `None` when the slot of `seq + 1` is on a page not started yet.
-    pub fn start_after(&self, file: &[u8], seq: u64) -> Option<(u64, u32)> {
+    /// durable). `Ok(None)` when the slot of `seq + 1` is on a page not started yet, or
+    /// `seq` is not past `seed`'s sequence.
+    ///
+    /// `seed` is the stream's start as the current header names it: the sequence its
+    /// first marker follows and the chain value before that marker. Marker `seq` is
+    /// checked against the chain of the marker before it (or `seed`) before its chain is
+    /// used: copied unchecked, a bit flipped at rest in it would seed the next stream with
+    /// a value no later marker continues, and a recovery from that header would take the
+    /// stream for ended there, losing every commit after it.
+    pub fn start_after(
+        &self,
+        file: &[u8],
+        seq: u64,
+        seed: (u64, u32),
+    ) -> Result<Option<(u64, u32)>> {
+        if seq <= seed.0 {
+            return Ok(None);
+        }
         let slots = slots_per_page(self.pager.page_size());
         let holding = |s: u64| {
             self.pages
@@ -65,13 +81,35 @@ impl MarkerWriter {
                 .find(|(f, _)| *f <= s && s < f + slots)
                 .copied()
         };
-        let (_, start_page) = holding(seq + 1)?;
-        let (first, page) = holding(seq)?;
-        let at = self.pager.offset_of(page)
-            + (LOG_PAGE_HEADER_LEN as u64)
-            + (seq - first) * MARKER_LEN as u64;
-        let b = file.get(at as usize + 28..at as usize + 32)?;
-        Some((start_page, u32::from_le_bytes(b.try_into().ok()?)))
+        let slot = |s: u64| {
+            let (first, page) = holding(s)?;
+            let at = self.pager.offset_of(page)
+                + (LOG_PAGE_HEADER_LEN as u64)
+                + (s - first) * MARKER_LEN as u64;
+            let at = usize::try_from(at).ok()?;
+            Some((page, file.get(at..at.checked_add(MARKER_LEN)?)?))
+        };
+        let (Some((_, start_page)), Some((page, bytes))) = (holding(seq + 1), slot(seq)) else {
+            return Ok(None);
+        };
+        let prev_chain = if seq - 1 == seed.0 {
+            Some(seed.1)
+        } else {
+            slot(seq - 1)
+                .and_then(|(_, b)| b.get(28..32)?.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        match prev_chain.and_then(|c| Marker::decode(bytes, seq, c)) {
+            Some((_, chain)) => Ok(Some((start_page, chain))),
+            None => Err(crate::Error::corrupted(
+                page,
+                format!(
+                    "marker {seq} does not continue the marker chain, so no checkpoint can \
+                     start the next stream after it (reopening the database repairs a \
+                     marker damaged in up to two bits)"
+                ),
+            )),
+        }
     }
 
     /// Continues in a new stream (after a tree commit at `next_seq - 1`): its first page

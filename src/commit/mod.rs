@@ -411,10 +411,15 @@ impl Committer {
         self.group.check().is_err()
     }
 
-    /// Where a checkpoint at `seq` starts the marker stream (see
-    /// [`MarkerWriter::start_after`]).
-    pub fn marker_start_after(&self, file: &[u8], seq: u64) -> Option<(u64, u32)> {
-        self.group.with_markers(|m| m.start_after(file, seq))
+    /// Where a checkpoint at `seq` starts the marker stream, the current stream starting
+    /// after `seed` (see [`MarkerWriter::start_after`]).
+    pub fn marker_start_after(
+        &self,
+        file: &[u8],
+        seq: u64,
+        seed: (u64, u32),
+    ) -> crate::Result<Option<(u64, u32)>> {
+        self.group.with_markers(|m| m.start_after(file, seq, seed))
     }
 
     /// After a checkpoint at `seq` whose stream starts at `start_page` is durable:
