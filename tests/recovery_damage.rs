@@ -183,14 +183,14 @@ fn a_flipped_header_checksum_of_the_tail_page_gets_a_fresh_next_page() {
 }
 
 /// A bit flipped at rest in the durable marker a checkpoint would start the next stream
-/// after: the checkpoint refuses, naming the marker page, instead of seeding the next
-/// stream with the damaged chain value. (It did seed it: no later marker continued that
-/// value, so a recovery from that header lost every commit after the checkpoint,
-/// silently when the process crashed before another header write, and here, after a
-/// clean close, as `LogCorrupted` at commit 11 on every read-write open.) The commits
-/// after it stay durable, and reopening repairs the marker.
+/// after: the checkpoint does not seed the next stream with the damaged chain value
+/// (it did: no later marker continued that value, so a recovery from that header lost
+/// every commit after the checkpoint, silently when the process crashed before another
+/// header write, and here, after a clean close, as `LogCorrupted` at commit 11 on every
+/// read-write open). It stops one commit earlier, after the marker before, and leaves the
+/// damaged one to recovery, which repairs it; if that marker fails too, it refuses.
 #[test]
-fn a_checkpoint_refuses_to_start_the_stream_after_a_damaged_marker() {
+fn a_checkpoint_never_starts_the_stream_after_a_damaged_marker() {
     use capsuledb::storage::{SimStorage, Storage};
     use std::sync::Arc;
     let sim = SimStorage::new();
@@ -210,17 +210,30 @@ fn a_checkpoint_refuses_to_start_the_stream_after_a_damaged_marker() {
         tx.put(TABLE, format!("k{i:03}").as_bytes(), b"v").unwrap();
         assert_eq!(tx.commit().unwrap().seq, i);
     };
+    let flip = |at: u64| {
+        let byte = sim.view().unwrap()[at as usize];
+        sim.write_at(at, &[byte ^ 0x04]).unwrap();
+    };
     for i in 1..=10 {
         commit(&mut c, i);
     }
     // One bit of marker 10's chain value (its bytes 28..32), where a checkpoint now
-    // would read it.
-    let at = marker_offset(10) + 29;
-    let byte = sim.view().unwrap()[at as usize];
-    sim.write_at(at, &[byte ^ 0x04]).unwrap();
-    let refused = db.checkpoint();
+    // would read it: the checkpoint stops at commit 9.
+    flip(marker_offset(10) + 29);
+    let report = db.checkpoint().unwrap().unwrap();
+    assert_eq!(report.checkpoint_seq, 9);
     for i in 11..=15 {
         commit(&mut c, i);
+    }
+    // Markers 14 and 15 both damaged: no checkpoint can start after either.
+    flip(marker_offset(15) + 29);
+    flip(marker_offset(14) + 29);
+    match db.checkpoint() {
+        Err(Error::Corrupted { page, what }) => {
+            assert_eq!(page, MARKER_PAGE);
+            assert!(what.contains("marker 14"), "{what}");
+        }
+        other => panic!("a checkpoint after two damaged markers gave {other:?}"),
     }
     drop(c);
     drop(db);
@@ -229,15 +242,8 @@ fn a_checkpoint_refuses_to_start_the_stream_after_a_damaged_marker() {
     assert_eq!(keys(&db), 15, "every durable commit is there");
     assert_eq!(
         db.stats().repaired_log_records,
-        1,
-        "the marker was repaired"
+        3,
+        "the damaged markers were repaired"
     );
     assert!(db.check_integrity().unwrap().is_ok());
-    match refused {
-        Err(Error::Corrupted { page, ref what }) => {
-            assert_eq!(page, MARKER_PAGE);
-            assert!(what.contains("marker 10"), "{what}");
-        }
-        other => panic!("the checkpoint after a damaged marker gave {other:?}"),
-    }
 }

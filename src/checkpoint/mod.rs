@@ -298,10 +298,13 @@ impl Checkpointer {
         let file = self.storage.view()?;
         // The stream restarts at the slot of `horizon + 1`, which must be on a started page.
         let seed = (old_header.checkpoint_seq, old_header.marker_chain_seed);
+        // When the slot of `horizon + 1` is not started, or marker `horizon` fails its
+        // chain check (damaged at rest: recovery repairs or reports it later), the
+        // checkpoint stops one commit earlier.
         let restart = if horizon > old_header.checkpoint_seq {
-            match self.committer.marker_start_after(&file, horizon, seed)? {
-                Some(r) => Some(r),
-                None => {
+            match self.committer.marker_start_after(&file, horizon, seed) {
+                Ok(Some(r)) => Some(r),
+                Ok(None) | Err(_) => {
                     horizon -= 1;
                     self.committer.marker_start_after(&file, horizon, seed)?
                 }
