@@ -271,13 +271,24 @@ pub fn recover_from(
                 }
                 None => {
                     // A page reached through an unconfirmed link is no evidence of a
-                    // torn start: it may not be the stream's page at all.
+                    // torn start: it may not be the stream's page at all. A page whose
+                    // slot holds the next marker, chained, is no torn start either: its
+                    // header shares that slot's sector and was written with it, so the
+                    // header was damaged since.
+                    let holds_next = f
+                        .page(page)
+                        .and_then(|b| {
+                            let at = LOG_PAGE_HEADER_LEN
+                                + usize::try_from(seq - first_seq).ok()? * MARKER_LEN;
+                            b.get(at..at.checked_add(MARKER_LEN)?)
+                        })
+                        .is_some_and(|r| Marker::decode(r, seq, chain).is_some());
                     break Stop {
                         page,
                         tail_page: page,
                         seq,
                         what,
-                        always: start || next_unconfirmed,
+                        always: start || next_unconfirmed || holds_next,
                         limit: false,
                         next_page: None,
                         first_seq,
