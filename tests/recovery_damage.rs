@@ -248,22 +248,16 @@ fn a_checkpoint_never_starts_the_stream_after_a_damaged_marker() {
     assert!(db.check_integrity().unwrap().is_ok());
 }
 
-/// A marker page whose header is damaged past repair (its next-page link three bits
-/// off) but whose markers are whole, after a crash: a torn start of that page would
-/// have torn its first marker with the header (they share a sector), so this is damage,
-/// and the read-write open refuses it instead of ending the log before the page and
-/// losing its commits (it did: 127 of 140 durable commits came back, and no error).
-#[test]
-fn a_damaged_header_of_a_marker_page_with_whole_markers_is_an_error_after_a_crash() {
+/// A crash image of 140 durable commits made by one process (no header names them: they
+/// lie above the durable bound), and the page of the second marker page (commits 128 on).
+fn crashed_after_140_commits() -> (capsuledb::storage::SimStorage, u64) {
     use capsuledb::storage::{SimStorage, Storage};
     use std::sync::Arc;
     let sim = SimStorage::new();
-    let open = |sim: &SimStorage| {
-        Options::new()
-            .random_seed(3)
-            .open_storage(Arc::new(sim.clone()))
-    };
-    let db = open(&sim).unwrap();
+    let db = Options::new()
+        .random_seed(3)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
     let mut c = db.connect();
     for i in 1..=140u64 {
         let mut tx = c.begin().unwrap();
@@ -273,21 +267,37 @@ fn a_damaged_header_of_a_marker_page_with_whole_markers_is_an_error_after_a_cras
         tx.put(TABLE, format!("k{i:03}").as_bytes(), b"v").unwrap();
         assert_eq!(tx.commit().unwrap().seq, i);
     }
-    // The power fails: every commit was durable, no header names them.
     let image = sim.fork();
     image.crash_losing_unsynced();
     drop(c);
     drop(db);
     let view = image.view().unwrap();
-    // The first marker page names the second (holding commits 128 on) at bytes 16..24.
+    // The first marker page names the second at bytes 16..24.
     let at = (MARKER_PAGE * PAGE) as usize + 16;
     let second = u64::from_le_bytes(view[at..at + 8].try_into().unwrap());
-    // That page's own link, three bits off.
+    (image, second)
+}
+
+fn open_image(image: &capsuledb::storage::SimStorage) -> capsuledb::Result<Database> {
+    Options::new()
+        .random_seed(3)
+        .open_storage(std::sync::Arc::new(image.clone()))
+}
+
+/// A marker page whose header is damaged past repair (its next-page link three bits
+/// off, its checksum failing) but whose markers are whole, after a crash: a torn start
+/// of that page would have torn its first marker with the header (they share a sector),
+/// so this is damage, and the read-write open refuses it instead of ending the log
+/// before the page and losing its commits (it did: 127 of 140 durable commits came
+/// back, and no error).
+#[test]
+fn a_damaged_header_of_a_marker_page_with_whole_markers_is_an_error_after_a_crash() {
+    use capsuledb::storage::Storage;
+    let (image, second) = crashed_after_140_commits();
     let link = (second * PAGE) as usize + 16;
-    let damaged = view[link] ^ 0b0000_0111;
-    drop(view);
+    let damaged = image.view().unwrap()[link] ^ 0b0000_0111;
     image.write_at(link as u64, &[damaged]).unwrap();
-    match open(&image) {
+    match open_image(&image) {
         Err(Error::LogCorrupted {
             seq, durable_seq, ..
         }) => {
@@ -303,8 +313,30 @@ fn a_damaged_header_of_a_marker_page_with_whole_markers_is_an_error_after_a_cras
     // A read-only open reads every commit before the damage and reports it.
     let db = Options::new()
         .read_only(true)
-        .open_storage(Arc::new(image.clone()))
+        .open_storage(std::sync::Arc::new(image.clone()))
         .unwrap();
     assert_eq!(keys(&db), 127);
     assert_eq!(db.info().unwrap().log_damage.map(|d| d.seq), Some(128));
+}
+
+/// What a crash leaves when the file's growth was not synced and a marker page started
+/// since was written: its header verifies but names a next page past the file's end,
+/// while its first slot holds a chained marker (of a commit never acknowledged). That is
+/// the end of the log, not damage: the open succeeds with the commits before the page.
+#[test]
+fn a_marker_page_naming_a_page_past_the_end_after_a_crash_ends_the_log() {
+    use capsuledb::format::{MarkerPageHeader, PageKind, write_log_page_header};
+    use capsuledb::storage::Storage;
+    let (image, second) = crashed_after_140_commits();
+    let file_pages = image.view().unwrap().len() as u64 / PAGE;
+    let mut header = [0u8; LOG_PAGE_HEADER_LEN];
+    let kind_header = MarkerPageHeader {
+        next_page: file_pages + 3,
+        first_seq: 128,
+    }
+    .encode();
+    write_log_page_header(&mut header, PageKind::Marker, second, &kind_header).unwrap();
+    image.write_at(second * PAGE, &header).unwrap();
+    let db = open_image(&image).unwrap();
+    assert_eq!(keys(&db), 127);
 }

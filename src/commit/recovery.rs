@@ -272,17 +272,27 @@ pub fn recover_from(
                 None => {
                     // A page reached through an unconfirmed link is no evidence of a
                     // torn start: it may not be the stream's page at all. A page whose
-                    // slot holds the next marker, chained, is no torn start either: its
-                    // header shares that slot's sector and was written with it, so the
-                    // header was damaged since.
-                    let holds_next = f
-                        .page(page)
-                        .and_then(|b| {
-                            let at = LOG_PAGE_HEADER_LEN
-                                + usize::try_from(seq - first_seq).ok()? * MARKER_LEN;
-                            b.get(at..at.checked_add(MARKER_LEN)?)
-                        })
-                        .is_some_and(|r| Marker::decode(r, seq, chain).is_some());
+                    // header fails its checksum while its slot holds the next marker,
+                    // chained, is no torn start either: the header shares that slot's
+                    // sector and was written with it, so it was damaged since. (A header
+                    // that verifies but names a next page past the file's end is a
+                    // crash's: the file's growth was not synced. And a live reader may
+                    // read a page's header before a writer starts the page and its slot
+                    // after: the header is read again, and one that verifies now was
+                    // being written.)
+                    let header_fails = || {
+                        f.page(page)
+                            .is_none_or(|b| verify_log_page(b, PageKind::Marker, page).is_err())
+                    };
+                    let holds_next = header_fails()
+                        && f.page(page)
+                            .and_then(|b| {
+                                let at = LOG_PAGE_HEADER_LEN
+                                    + usize::try_from(seq - first_seq).ok()? * MARKER_LEN;
+                                b.get(at..at.checked_add(MARKER_LEN)?)
+                            })
+                            .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
+                        && header_fails();
                     break Stop {
                         page,
                         tail_page: page,
