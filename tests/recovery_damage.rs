@@ -12,18 +12,21 @@ const PAGE: u64 = 4096;
 /// The first marker page of a new 4 KiB-page database.
 const MARKER_PAGE: u64 = 2;
 
+/// Commit `i` of a fresh database: key `k{i}` (the first also creates the table).
+fn commit_key(c: &mut capsuledb::Connection, i: u64) {
+    let mut tx = c.begin().unwrap();
+    if i == 1 {
+        tx.create_table(TABLE).unwrap();
+    }
+    tx.put(TABLE, format!("k{i:03}").as_bytes(), b"v").unwrap();
+    assert_eq!(tx.commit().unwrap().seq, i);
+}
+
 /// `n` one-commit processes, as `capsuledb put` makes them: open, commit, close.
 fn short_lived_commits(path: &Path, n: u64) {
     for i in 1..=n {
         let db = Database::open(path).unwrap();
-        let mut c = db.connect();
-        let mut tx = c.begin().unwrap();
-        if i == 1 {
-            tx.create_table(TABLE).unwrap();
-        }
-        tx.put(TABLE, format!("k{i:03}").as_bytes(), b"v").unwrap();
-        assert_eq!(tx.commit().unwrap().seq, i);
-        drop(c);
+        commit_key(&mut db.connect(), i);
         db.close().unwrap();
     }
 }
@@ -125,12 +128,7 @@ fn a_lost_marker_page_header_in_the_middle_of_the_stream_is_an_error() {
         let db = Database::open(&path).unwrap();
         let mut c = db.connect();
         for i in 1..=300u64 {
-            let mut tx = c.begin().unwrap();
-            if i == 1 {
-                tx.create_table(TABLE).unwrap();
-            }
-            tx.put(TABLE, format!("k{i:03}").as_bytes(), b"v").unwrap();
-            tx.commit().unwrap();
+            commit_key(&mut c, i);
         }
         drop(c);
         db.close().unwrap();
@@ -202,20 +200,12 @@ fn a_checkpoint_never_starts_the_stream_after_a_damaged_marker() {
     };
     let db = open();
     let mut c = db.connect();
-    let commit = |c: &mut capsuledb::Connection, i: u64| {
-        let mut tx = c.begin().unwrap();
-        if i == 1 {
-            tx.create_table(TABLE).unwrap();
-        }
-        tx.put(TABLE, format!("k{i:03}").as_bytes(), b"v").unwrap();
-        assert_eq!(tx.commit().unwrap().seq, i);
-    };
     let flip = |at: u64| {
         let byte = sim.view().unwrap()[at as usize];
         sim.write_at(at, &[byte ^ 0x04]).unwrap();
     };
     for i in 1..=10 {
-        commit(&mut c, i);
+        commit_key(&mut c, i);
     }
     // One bit of marker 10's chain value (its bytes 28..32), where a checkpoint now
     // would read it: the checkpoint stops at commit 9.
@@ -223,7 +213,7 @@ fn a_checkpoint_never_starts_the_stream_after_a_damaged_marker() {
     let report = db.checkpoint().unwrap().unwrap();
     assert_eq!(report.checkpoint_seq, 9);
     for i in 11..=15 {
-        commit(&mut c, i);
+        commit_key(&mut c, i);
     }
     // Markers 14 and 15 both damaged: no checkpoint can start after either.
     flip(marker_offset(15) + 29);
@@ -260,12 +250,7 @@ fn crashed_after_140_commits() -> (capsuledb::storage::SimStorage, u64) {
         .unwrap();
     let mut c = db.connect();
     for i in 1..=140u64 {
-        let mut tx = c.begin().unwrap();
-        if i == 1 {
-            tx.create_table(TABLE).unwrap();
-        }
-        tx.put(TABLE, format!("k{i:03}").as_bytes(), b"v").unwrap();
-        assert_eq!(tx.commit().unwrap().seq, i);
+        commit_key(&mut c, i);
     }
     let image = sim.fork();
     image.crash_losing_unsynced();
