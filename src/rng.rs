@@ -3,6 +3,15 @@
 //! The engine and its test support take randomness only from here, so one `u64` seed
 //! replays a whole simulated run.
 
+/// SplitMix64's finalizer: every bit of `z` moves about half the bits of the result
+/// (also the last step of the engine's key hashes).
+#[inline]
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// SplitMix64: tiny, fast, and good enough for choosing crash subsets and workloads.
 #[derive(Clone, Debug)]
 pub struct Rng {
@@ -18,10 +27,7 @@ impl Rng {
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix64(self.state)
     }
 
     /// A value in `0..n` (`0` when `n == 0`).

@@ -197,12 +197,9 @@ pub enum Lookup<'v> {
     Unknown,
 }
 
-/// A key's hash mixed with a directory's seed (SplitMix64's finalizer).
+/// A key's hash mixed with a directory's seed.
 fn mixed(hash: u64, seed: u64) -> u64 {
-    let mut h = hash ^ seed;
-    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    h ^ (h >> 31)
+    crate::rng::mix64(hash ^ seed)
 }
 
 /// A random seed for a new directory (the standard library's per-process hash keys).

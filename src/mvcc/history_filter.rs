@@ -40,10 +40,7 @@ fn hash(key: &[u8]) -> u64 {
         t.copy_from_slice(rest);
     }
     h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(M);
-    // SplitMix64's finalizer.
-    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    h ^ (h >> 31)
+    crate::rng::mix64(h)
 }
 
 impl KeyFilter {
