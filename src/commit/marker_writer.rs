@@ -2,8 +2,8 @@
 
 use crate::Result;
 use crate::format::{
-    LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PageKind, slots_per_page,
-    write_log_page_header,
+    LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PageKind, marker_slot,
+    slots_per_page, write_log_page_header,
 };
 use crate::pager::Pager;
 use crate::storage::Storage;
@@ -83,11 +83,8 @@ impl MarkerWriter {
         };
         let slot = |s: u64| {
             let (first, page) = holding(s)?;
-            let at = self.pager.offset_of(page)
-                + (LOG_PAGE_HEADER_LEN as u64)
-                + (s - first) * MARKER_LEN as u64;
-            let at = usize::try_from(at).ok()?;
-            Some((page, file.get(at..at.checked_add(MARKER_LEN)?)?))
+            let from = usize::try_from(self.pager.offset_of(page)).ok()?;
+            Some((page, marker_slot(file.get(from..)?, s - first)?))
         };
         let (Some((_, start_page)), Some((page, bytes))) = (holding(seq + 1), slot(seq)) else {
             return Ok(None);

@@ -13,7 +13,7 @@ use super::replay::replay;
 use crate::error::{Error, Result};
 use crate::format::{
     Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PageKind, first_data_page,
-    slots_per_page, verify_log_page,
+    marker_slot, slots_per_page, verify_log_page,
 };
 use crate::mvcc::VersionStore;
 use crate::storage::Storage;
@@ -286,11 +286,7 @@ pub fn recover_from(
                     };
                     let holds_next = header_fails()
                         && f.page(page)
-                            .and_then(|b| {
-                                let at = LOG_PAGE_HEADER_LEN
-                                    + usize::try_from(seq - first_seq).ok()? * MARKER_LEN;
-                                b.get(at..at.checked_add(MARKER_LEN)?)
-                            })
+                            .and_then(|b| marker_slot(b, seq - first_seq))
                             .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
                         && header_fails();
                     break Stop {
@@ -335,8 +331,7 @@ pub fn recover_from(
                     let successor = if slot + 1 < slots {
                         bytes.get(at + MARKER_LEN..at + 2 * MARKER_LEN)
                     } else {
-                        f.page(ph.next_page)
-                            .and_then(|b| b.get(LOG_PAGE_HEADER_LEN..LOG_PAGE_HEADER_LEN + 32))
+                        f.page(ph.next_page).and_then(|b| marker_slot(b, 0))
                     };
                     f.rebuild_marker(record, seq, chain, successor)
                         .map(|(m, c, rebuilt)| {
@@ -467,10 +462,8 @@ fn later_markers(
     for _ in 0..f.file_pages {
         let bytes = f.page(page)?;
         for s in from.saturating_sub(first)..slots {
-            let at = LOG_PAGE_HEADER_LEN + s as usize * MARKER_LEN;
-            let stored = bytes
-                .get(at..at + 8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            let stored = marker_slot(bytes, s)
+                .and_then(|r| <[u8; 8]>::try_from(r.get(..8)?).ok())
                 .map(u64::from_le_bytes);
             if stored == Some(first + s) {
                 let (lo, _, n) = found.unwrap_or((first + s, 0, 0));

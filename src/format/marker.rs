@@ -33,6 +33,16 @@ pub fn slots_per_page(page_size: u32) -> u64 {
     (u64::from(page_size) - LOG_PAGE_HEADER_LEN as u64) / MARKER_LEN as u64
 }
 
+/// Slot `slot`'s record in a marker page (`page`: the page's bytes, or the file from the
+/// page's start on): `None` past the bytes given.
+pub fn marker_slot(page: &[u8], slot: u64) -> Option<&[u8]> {
+    let at = usize::try_from(slot)
+        .ok()?
+        .checked_mul(MARKER_LEN)?
+        .checked_add(LOG_PAGE_HEADER_LEN)?;
+    page.get(at..at.checked_add(MARKER_LEN)?)
+}
+
 /// A commit marker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Marker {

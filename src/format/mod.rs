@@ -19,7 +19,7 @@ pub use capsule::{
     decode_capsule, encode_capsule,
 };
 pub use header::{HEADER_COPY_OFFSETS, HEADER_LEN, Header, HeaderFault, MAGIC};
-pub use marker::{MARKER_LEN, Marker, MarkerPageHeader, slots_per_page};
+pub use marker::{MARKER_LEN, Marker, MarkerPageHeader, marker_slot, slots_per_page};
 pub use page::{
     LOG_PAGE_HEADER_LEN, PAGE_HEADER_LEN, PageKind, seal_page, verify_log_page, verify_sealed_page,
     write_log_page_header,
