@@ -43,16 +43,17 @@ pub fn read_floor_and_drops(
     Ok((floor, drops))
 }
 
-/// Calls `f` on every entry from the first history key up to `hi`, leaf after leaf, its
-/// key as the page holds it.
-fn walk_history_held<'a>(
+/// Calls `f` on every entry from the first history key up to `hi`, leaf after leaf, with
+/// its key as the page holds it and whole (copied into one reused buffer).
+fn walk_history<'a>(
     file: &'a [u8],
     page_size: u32,
     root: u64,
     hi: Bound<&[u8]>,
-    mut f: impl FnMut(TreeKey<'a>, &'a [u8]) -> Result<()>,
+    mut f: impl FnMut(TreeKey<'a>, &[u8], &'a [u8]) -> Result<()>,
 ) -> Result<()> {
     let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
+    let mut key = Vec::new();
     loop {
         let batch = btree::scan_leaf(
             file,
@@ -64,7 +65,9 @@ fn walk_history_held<'a>(
             None,
         )?;
         for &(k, v) in &batch.entries {
-            f(k, v)?;
+            key.clear();
+            k.extend_into(&mut key);
+            f(k, &key, v)?;
         }
         match batch.leaf_edge {
             Some(edge) => lo = Bound::Included(edge),
@@ -73,28 +76,12 @@ fn walk_history_held<'a>(
     }
 }
 
-/// Calls `f` on every entry from the first history key up to `hi`, its key whole.
-fn walk_history(
-    file: &[u8],
-    page_size: u32,
-    root: u64,
-    hi: Bound<&[u8]>,
-    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
-) -> Result<()> {
-    let mut key = Vec::new();
-    walk_history_held(file, page_size, root, hi, |k, v| {
-        key.clear();
-        k.extend_into(&mut key);
-        f(&key, v)
-    })
-}
-
 /// Every history entry in the tree rooted at `root`, the persisted floor and drops.
 pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> {
     let mut r = Retained::default();
     let fk = floor_key();
     let dk = drops_key();
-    walk_history(file, page_size, root, Bound::Unbounded, |k, v| {
+    walk_history(file, page_size, root, Bound::Unbounded, |_, k, v| {
         if k == fk.as_slice() {
             r.floor = v.try_into().ok().map(u64::from_le_bytes);
         } else if k == dk.as_slice() {
@@ -124,10 +111,7 @@ pub fn index_history(
             .filter(|at| at.saturating_add(s.len()) <= file.len())
     };
     let mut builder = IndexBuilder::new(directory_keys);
-    let mut key = Vec::new();
-    walk_history_held(file, page_size, root, Bound::Excluded(&end), |k, v| {
-        key.clear();
-        k.extend_into(&mut key);
+    walk_history(file, page_size, root, Bound::Excluded(&end), |k, key, v| {
         let (head, rest) = k.pieces();
         // The walk's keys lie at or above `HISTORY_PREFIX`, so they start with it, and so
         // does a leaf prefix of 8 bytes or fewer.
@@ -137,7 +121,7 @@ pub fn index_history(
             usize::MAX
         };
         builder.add(
-            &key,
+            key,
             head_len,
             (offset(rest), rest.len()),
             (offset(v), v.len()),
