@@ -535,6 +535,7 @@ impl Checkpointer {
             return Err(crate::Error::Closed);
         }
         let before = self.storage.len()?;
+        self.pager.release_reserve();
         // The first pass folds and frees the old tree and log; the second moves the
         // free list, the tree's changed pages and its leaves in the tail into the space
         // the first freed; the third counts the pages the second freed out.

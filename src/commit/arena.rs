@@ -112,7 +112,7 @@ impl LogArena {
                 }
             } else {
                 if st.page == 0 || st.used + len > page_size {
-                    let page = self.pager.alloc()?;
+                    let page = self.pager.alloc_log()?;
                     self.write_page_header(page, 1)?;
                     st.page = page;
                     st.used = LOG_PAGE_HEADER_LEN as u64;

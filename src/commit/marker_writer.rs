@@ -174,7 +174,7 @@ impl MarkerWriter {
             let mut slot = self.tail.next_seq - self.tail.first_seq;
             if slot >= slots {
                 // Start the next page; choose the one after it now.
-                let next_next = self.pager.alloc()?;
+                let next_next = self.pager.alloc_log()?;
                 self.tail.first_seq += slots;
                 self.tail.page = self.tail.next_page;
                 self.tail.next_page = next_next;

@@ -20,6 +20,12 @@ pub const GROW_FRACTION: u64 = 16;
 /// file's unused tail stays under 1/16 of it, and under 64 MiB.
 pub const GROW_STEP_MAX: u64 = 64 << 20;
 
+/// Pages the log takes from the file's end at a time when no free page is left
+/// ([`Pager::alloc_log`]): written with zeros at once, so the first sync after has the
+/// file system allocate all of them together, not one page (and one journal commit)
+/// per later sync of the group commit.
+pub const LOG_RESERVE_PAGES: u64 = 32;
+
 /// Allocates and frees pages of one database file.
 pub struct Pager {
     storage: Arc<dyn Storage>,
@@ -148,6 +154,10 @@ struct PagerState {
     /// into a free set without such runs would otherwise search the whole set each
     /// time). Cleared whenever a page joins the free set.
     run_hint: Option<(u64, u64)>,
+    /// Pages past every page handed out, below `high_water`, already written with
+    /// zeros, that [`Pager::alloc_log`] hands out next. Nothing references them: a
+    /// checkpoint's free list and an open count them free.
+    reserve: std::ops::Range<u64>,
 }
 
 impl PagerState {
@@ -184,6 +194,7 @@ impl Pager {
                 file_len,
                 held: Vec::new(),
                 run_hint: None,
+                reserve: 0..0,
             }),
             verified: Verified::default(),
         })
@@ -209,6 +220,49 @@ impl Pager {
             return Ok(page);
         }
         self.alloc_from_end(&mut st, 1)
+    }
+
+    /// Allocates one page for the log (a capsule, proof or marker page): a free page
+    /// (its blocks are on disk already), else the next of the reserve, else a fresh
+    /// reserve of [`LOG_RESERVE_PAGES`] from the end, whose pages after the first are
+    /// written with zeros now. A page in a hole would have the file system allocate
+    /// its block at the sync after its first write, a journal commit inside each group
+    /// commit's sync; zeros written for a run of pages have it allocate the run at one
+    /// sync. The zeros need no sync of their own: the group's next sync carries them,
+    /// and a failure of that sync fails that group.
+    pub fn alloc_log(&self) -> Result<u64> {
+        let mut st = self.state.lock();
+        if st.free.is_empty() && st.reserve.is_empty() && self.would_grow(&st, 1) {
+            self.release_held_locked(&mut st);
+        }
+        if let Some(page) = st.free.pop_first() {
+            return Ok(page);
+        }
+        if let Some(page) = st.reserve.next() {
+            return Ok(page);
+        }
+        let first = self.alloc_from_end(&mut st, LOG_RESERVE_PAGES)?;
+        let rest = first + 1..first + LOG_RESERVE_PAGES;
+        let zeros = vec![0u8; (rest.end - rest.start) as usize * self.page_size as usize];
+        if let Err(e) = self.storage.write_at(self.offset_of(rest.start), &zeros) {
+            // Nothing was handed out: every page goes back.
+            for p in first..rest.end {
+                st.insert_free(p);
+            }
+            return Err(e);
+        }
+        st.reserve = rest;
+        Ok(first)
+    }
+
+    /// Returns the log's reserve to the free set (before `compact`, so its pages at
+    /// the end do not keep the file from being cut).
+    pub fn release_reserve(&self) {
+        let mut st = self.state.lock();
+        let reserve = std::mem::replace(&mut st.reserve, 0..0);
+        for p in reserve {
+            st.insert_free(p);
+        }
     }
 
     /// Whether handing out `n` pages from the end grows the file: the moment to ask
@@ -491,6 +545,54 @@ mod tests {
         assert_eq!((pager.free_count(), pager.held_count()), (0, 1));
         assert_eq!(pager.cut_file(0).unwrap() % 4096, 0);
         assert_eq!(pager.held_count(), 1, "compaction cuts no held page");
+    }
+
+    #[test]
+    fn the_log_takes_free_pages_then_a_reserve_written_with_zeros() {
+        let sim = SimStorage::new();
+        let pager = Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap();
+        let a = pager.alloc().unwrap();
+        pager.free([a]);
+        assert_eq!(pager.alloc_log().unwrap(), a, "a free page first");
+        let writes = sim.counts().writes;
+        let first = pager.alloc_log().unwrap();
+        assert_eq!(first, 3, "then a reserve from the end");
+        assert_eq!(pager.high_water(), 3 + LOG_RESERVE_PAGES);
+        assert_eq!(sim.counts().writes, writes + 1, "one write of zeros");
+        for i in 1..LOG_RESERVE_PAGES {
+            assert_eq!(pager.alloc_log().unwrap(), first + i);
+        }
+        assert_eq!(
+            sim.counts().writes,
+            writes + 1,
+            "the reserve needs no writes"
+        );
+        assert_eq!(pager.alloc().unwrap(), first + LOG_RESERVE_PAGES);
+        // Other allocations never take a reserve page; compaction returns the reserve.
+        let next = pager.alloc_log().unwrap();
+        assert_eq!(next, first + LOG_RESERVE_PAGES + 1);
+        let run = pager.alloc_run(2).unwrap();
+        assert!(
+            run >= next + LOG_RESERVE_PAGES,
+            "a run comes after the reserve"
+        );
+        pager.release_reserve();
+        assert_eq!(pager.free_count(), LOG_RESERVE_PAGES - 1);
+        assert_eq!(pager.alloc().unwrap(), next + 1);
+    }
+
+    #[test]
+    fn a_failed_write_of_the_log_reserve_hands_out_nothing() {
+        let sim = SimStorage::new();
+        let pager = Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap();
+        sim.fail_nth_write(1);
+        assert!(pager.alloc_log().is_err());
+        assert_eq!(
+            pager.free_count(),
+            LOG_RESERVE_PAGES,
+            "every page went back"
+        );
+        assert_eq!(pager.alloc_log().unwrap(), 2);
     }
 
     #[test]
