@@ -1,9 +1,10 @@
-//! Every committer waiting on the group commit is woken. A step rings the bells of two
-//! of the committers it finished and each committer woken rings two more on its way
-//! out (`commit/group.rs`, `ring_listed`): a lost ring would leave a committer asleep
+//! Every committer waiting on the group commit is woken. Committers sleep on doorbells
+//! chosen by their sequence (`commit/doorbells.rs`) and a step rings the bells of the
+//! ones it finished (`commit/group.rs`): a lost ring would leave a committer asleep
 //! forever. Many threads commit at `Durable` and `Written`, and others wait on
-//! sequences they did not commit (so one sequence has several waiters, and waiters
-//! that did not commit ring their share too); all of them must return.
+//! sequences they did not commit (so one sequence has several waiters); and one large
+//! group of sleeping committers is finished with nothing after it to ring their bells
+//! by chance. All of them must return.
 //!
 //! A committer left asleep would hang the test: a watchdog fails it instead, after a
 //! bound far above the workload's time on any machine (a liveness check, not a timing).
@@ -103,8 +104,8 @@ fn every_waiting_committer_is_woken() {
     );
 }
 
-/// One group of many sleeping committers, and nothing after it: only the committers'
-/// own rings can wake the ones the step did not ring itself.
+/// One group of many sleeping committers, and nothing after it: only the step's own
+/// rings can wake them.
 #[test]
 fn a_large_group_with_nothing_after_it_wakes_every_committer() {
     const GROUP: u64 = 40;

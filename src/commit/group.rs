@@ -10,9 +10,7 @@
 //! 2. up to [`GROUP_COMMITS_MAX`] queued commits become group N+1: their proofs are
 //!    written;
 //! 3. one `fdatasync`: it is FSYNC_2 of group N and FSYNC_1 of group N+1;
-//! 4. `durable` is published for group N, and everyone waiting is woken: the leader
-//!    rings two committers' bells and each committer woken rings two more, so the
-//!    leader's next step does not wait for a wake per committer.
+//! 4. `durable` is published for group N, and everyone waiting is woken.
 //!
 //! So while group N waits on its FSYNC_2, group N+1 has formed and written its proofs,
 //! and one sync serves both. Every commit still sees capsule, proof, a sync, marker, a
@@ -42,10 +40,6 @@ pub const GROUP_COMMITS_MAX: usize = 512;
 /// Bells waiters are spread over by sequence (`seq % WAKE_SLOTS`), so a step wakes only
 /// the committers it finished, not every waiter.
 const WAKE_SLOTS: usize = 64;
-
-/// Bells a step rings itself, and each committer it wakes rings on its way out
-/// ([`GroupCommit::ring_listed`]).
-const RING_FANOUT: usize = 2;
 
 /// Most commits waiting for a flush; a committer finding the queue this full flushes
 /// (or waits) before it is admitted.
@@ -134,14 +128,6 @@ pub struct GroupCommit {
     changed: Condvar,
     /// Waiters for a sequence, spread over the bells by sequence.
     bells: Doorbells<WAKE_SLOTS>,
-    /// Sequences whose bells are still to ring: a step rings [`RING_FANOUT`] of them
-    /// and each committer it wakes rings as many more on its way out, so waking a
-    /// group costs the leader two wakes, not one per committer. Filled under the state
-    /// lock before the levels are published: every waiter listed returns after the
-    /// listing and rings its share (lock order: `state`, then `to_ring`).
-    to_ring: Mutex<VecDeque<u64>>,
-    /// `to_ring`'s length, readable without its lock (stored under it).
-    to_ring_len: AtomicUsize,
     /// `State::written` and `State::durable`, readable without the state lock (stored
     /// under it, after the state's own fields).
     written_at: AtomicU64,
@@ -179,8 +165,6 @@ impl GroupCommit {
             last_queued: AtomicU64::new(durable),
             changed: Condvar::new(),
             bells: Doorbells::default(),
-            to_ring: Mutex::new(VecDeque::new()),
-            to_ring_len: AtomicUsize::new(0),
             written_at: AtomicU64::new(durable),
             durable_at: AtomicU64::new(durable),
         }
@@ -195,55 +179,30 @@ impl GroupCommit {
         }
     }
 
-    /// Moves `written` and `durable` forward to the given values, forgets the waiters
-    /// they satisfy and lists their bells in `to_ring`, then publishes the levels
-    /// (waiters find them from the published values, without the state lock). The
-    /// caller then calls [`GroupCommit::announce`] (after releasing the state lock, if
-    /// it likes).
-    fn publish(&self, st: &mut State, written: u64, durable: u64) {
+    /// Moves `written` and `durable` forward to the given values, publishes them, and
+    /// forgets the waiters they satisfy (who find that out from the published values,
+    /// without the state lock). Returns the satisfied waiters' sequences, whose bells the
+    /// caller rings (after releasing the state lock, if it likes).
+    fn publish(&self, st: &mut State, written: u64, durable: u64) -> Vec<u64> {
         st.written = st.written.max(written);
         st.durable = st.durable.max(durable);
-        let still = st.waiting.split_off(&(st.durable + 1));
-        let done = std::mem::replace(&mut st.waiting, still);
-        let still = st.waiting_written.split_off(&(st.written + 1));
-        let done_written = std::mem::replace(&mut st.waiting_written, still);
-        if !done.is_empty() || !done_written.is_empty() {
-            let mut to_ring = self.to_ring.lock();
-            to_ring.extend(done.into_keys().chain(done_written.into_keys()));
-            self.to_ring_len.store(to_ring.len(), Ordering::Release);
-        }
         self.written_at.store(st.written, Ordering::Release);
         self.durable_at.store(st.durable, Ordering::Release);
+        let still = st.waiting.split_off(&(st.durable + 1));
+        let mut done: Vec<u64> = std::mem::replace(&mut st.waiting, still)
+            .into_keys()
+            .collect();
+        let still = st.waiting_written.split_off(&(st.written + 1));
+        done.extend(std::mem::replace(&mut st.waiting_written, still).into_keys());
+        done
     }
 
     /// After `publish` (and outside the state lock): tells the snapshot registry the
-    /// levels reached, so the committers woken find their commits visible, then rings
-    /// the first bells listed; the committers woken ring the rest.
-    fn announce(&self, written: u64, durable: u64) {
+    /// levels reached, then rings the bells of the waiters they satisfied (`done`), so
+    /// the committers woken find their commits visible.
+    fn announce(&self, written: u64, durable: u64, done: &[u64]) {
         self.registry.reached(written, durable);
-        self.ring_listed();
-    }
-
-    /// Rings up to [`RING_FANOUT`] of the bells listed in `to_ring`. Every committer
-    /// `publish` listed calls this after it finds its commit reached, so the list
-    /// always empties: each bell rung wakes a committer that rings more.
-    fn ring_listed(&self) {
-        if self.to_ring_len.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let mut seqs = [0u64; RING_FANOUT];
-        let n = {
-            let mut to_ring = self.to_ring.lock();
-            let mut n = 0;
-            for slot in &mut seqs {
-                let Some(s) = to_ring.pop_front() else { break };
-                *slot = s;
-                n += 1;
-            }
-            self.to_ring_len.store(to_ring.len(), Ordering::Release);
-            n
-        };
-        seqs.iter().take(n).for_each(|&s| self.bells.ring(s));
+        done.iter().for_each(|&s| self.bells.ring(s));
     }
 
     /// Whether a step has work: queued commits, or a proved group whose markers are due.
@@ -319,8 +278,6 @@ impl GroupCommit {
             if st.reached(seq, level) {
                 // Someone must lead the next step if this waiter was the one woken to.
                 self.hand_off(&st);
-                drop(st);
-                self.ring_listed();
                 return Ok(());
             }
             if let Some(cause) = &st.poisoned {
@@ -341,7 +298,6 @@ impl GroupCommit {
             drop(st);
             self.bells.wait(seq, ticket, || self.reached(seq, level));
             if self.reached(seq, level) {
-                self.ring_listed();
                 return Ok(());
             }
             st = self.state.lock();
@@ -422,9 +378,9 @@ impl GroupCommit {
             let mut st = self.state.lock();
             // Only the committers waiting for `Written`: the durable ones wait on.
             let durable = st.durable;
-            self.publish(&mut st, last_marked, durable);
+            let done = self.publish(&mut st, last_marked, durable);
             drop(st);
-            self.announce(last_marked, durable);
+            self.announce(last_marked, durable, &done);
         }
         let mut proved = Vec::with_capacity(fresh.len());
         if !fresh.is_empty() {
@@ -449,11 +405,11 @@ impl GroupCommit {
         st.stats.log_bytes += log_bytes;
         if let (Some(&(first, _, _)), Some(&(last, _, _))) = (marked.first(), marked.last()) {
             let written = st.written;
-            self.publish(&mut st, written, last);
+            let done = self.publish(&mut st, written, last);
             st.stats.groups += 1;
             st.stats.commits += last - first + 1;
             drop(st);
-            self.announce(written, last);
+            self.announce(written, last, &done);
             self.feed.durable(last);
         }
         Ok(proved)
@@ -477,11 +433,11 @@ impl GroupCommit {
         }
         debug_assert!(self.queued.load(Ordering::Acquire) == 0 && st.proved.is_empty());
         let out = f(&mut self.markers.lock());
-        self.publish(&mut st, seq, seq);
+        let done = self.publish(&mut st, seq, seq);
         self.changed.notify_all();
         let (written, durable) = (st.written, st.durable);
         drop(st);
-        self.announce(written, durable);
+        self.announce(written, durable, &done);
         self.feed.durable(seq);
         out
     }
