@@ -325,3 +325,63 @@ fn a_marker_page_naming_a_page_past_the_end_after_a_crash_ends_the_log() {
     let db = open_image(&image).unwrap();
     assert_eq!(keys(&db), 127);
 }
+
+/// Flips bit 0 of the byte at `offset` of the file under a live writer and reader (the
+/// write goes through the page cache both map).
+fn flip_live(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    f.write_all_at(&[b[0] ^ 1], offset).unwrap();
+}
+
+/// A read-only handle following a live writer stops at damage the writer's later
+/// records prove (two chained markers a whole group past it, or a verified marker
+/// whose capsule fails) with `LogCorrupted`, not silently at an earlier state.
+#[test]
+fn a_live_reader_reports_damage_the_writers_later_records_prove() {
+    use capsuledb::format::Proof;
+    for damage_capsule in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let writer = Database::open(&path).unwrap();
+        let mut c = writer.connect();
+        for i in 1..=10 {
+            commit_key(&mut c, i);
+        }
+        let reader = Options::new().read_only(true).open(&path).unwrap();
+        assert_eq!(keys(&reader), 10);
+        // More than a group (512 commits) past commit 11.
+        for i in 11..=700 {
+            commit_key(&mut c, i);
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let (page, offset) = if damage_capsule {
+            let at = proof_offset_of(&bytes, 11) as usize;
+            let (proof, _) = Proof::decode(&bytes[at..at + PROOF_LEN]).unwrap();
+            (proof.capsule_offset / PAGE, proof.capsule_offset + 40)
+        } else {
+            // The proof offset in commit 11's marker: its chain no longer holds.
+            (MARKER_PAGE, marker_offset(11) + 9)
+        };
+        flip_live(&path, offset);
+        let mut rc = reader.connect();
+        match rc.begin_read() {
+            Err(Error::LogCorrupted { page: p, seq, .. }) => {
+                assert_eq!((p, seq), (page, 11), "capsule damaged: {damage_capsule}");
+            }
+            Err(e) => panic!("capsule damaged {damage_capsule}: {e}"),
+            Ok(_) => panic!("capsule damaged {damage_capsule}: read an earlier state"),
+        }
+        // The writer's own state is whole; after a checkpoint past the damage the
+        // reader follows again.
+        assert_eq!(keys(&writer), 700);
+        writer.checkpoint().unwrap();
+        assert_eq!(keys(&reader), 700);
+    }
+}

@@ -7,6 +7,7 @@
 //! one returns the prefix before it and describes the damage.
 
 use super::arena::PageUse;
+use super::group::GROUP_COMMITS_MAX;
 use super::marker_writer::{MarkerWriter, StreamTail};
 use super::repair::{LogFile, Repair};
 use super::replay::replay;
@@ -107,6 +108,9 @@ struct Stop {
     /// Damage whatever the durable bound (the start page, a committed record's proof or
     /// capsule).
     always: bool,
+    /// A marker that verified named a proof or capsule that does not: damage to a live
+    /// reader too (its marker was written after they were synced).
+    replay_failed: bool,
     /// The walk stopped at its last sequence (`StreamStart::seq_max`): no damage.
     limit: bool,
     /// Where the stream would continue: the slot's page (`Some(next_page)`) or a page not
@@ -295,6 +299,7 @@ pub fn recover_from(
                         seq,
                         what,
                         always: start || next_unconfirmed || holds_next,
+                        replay_failed: false,
                         limit: false,
                         next_page: None,
                         first_seq,
@@ -316,6 +321,7 @@ pub fn recover_from(
                     seq,
                     what: "the walk's last sequence".to_string(),
                     always: false,
+                    replay_failed: false,
                     limit: true,
                     next_page: Some(ph.next_page),
                     first_seq,
@@ -356,6 +362,7 @@ pub fn recover_from(
                     seq,
                     what,
                     always: false,
+                    replay_failed: false,
                     limit: false,
                     next_page: Some(ph.next_page),
                     first_seq,
@@ -373,6 +380,7 @@ pub fn recover_from(
                     seq,
                     what,
                     always: true,
+                    replay_failed: true,
                     limit: false,
                     next_page: Some(ph.next_page),
                     first_seq,
@@ -392,14 +400,24 @@ pub fn recover_from(
         first_seq += slots;
         page = ph.next_page;
     };
-    let damage =
-        (from.strict && !stop.limit && (stop.always || stop.seq <= bound)).then(|| LogDamage {
-            page: stop.page,
-            seq: stop.seq,
-            durable_seq: bound.max(stop.seq),
-            what: stop.what.clone(),
-            later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
-        });
+    // A live reader (not `strict`) cannot tell its writer's write in progress from
+    // damage by the record alone; two chained markers a whole group past the stop were
+    // written after the stop's marker was written and synced, so a stop that still
+    // fails when read again is damage.
+    let live_proof = (!from.strict && !stop.limit)
+        .then(|| chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots))
+        .flatten()
+        .filter(|_| !stop_reads_valid(&f, &stop, chain));
+    let damage = ((from.strict && !stop.limit && (stop.always || stop.seq <= bound))
+        || stop.replay_failed
+        || live_proof.is_some())
+    .then(|| LogDamage {
+        page: stop.page,
+        seq: stop.seq,
+        durable_seq: bound.max(stop.seq).max(live_proof.unwrap_or(0)),
+        what: stop.what.clone(),
+        later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
+    });
     if let Some(d) = &damage
         && !lenient
     {
@@ -446,6 +464,39 @@ pub fn recover_from(
     })
 }
 
+/// Whether the stop's page header and marker slot verify when read again (a live
+/// reader's view of a record the writer was still writing).
+fn stop_reads_valid(f: &LogFile<'_>, stop: &Stop, chain: u32) -> bool {
+    f.page(stop.tail_page).is_some_and(|b| {
+        verify_log_page(b, PageKind::Marker, stop.tail_page).is_ok()
+            && marker_slot(b, stop.seq - stop.first_seq)
+                .is_some_and(|r| Marker::decode(r, stop.seq, chain).is_some())
+    })
+}
+
+/// The first of two consecutive marker records, both at least a group
+/// ([`GROUP_COMMITS_MAX`]) past `seq`, the second chained to the first's stored chain,
+/// found past a stop at `seq` on `page` (whose slot 0 is `first_seq`) as
+/// [`later_markers`] walks: markers a later group wrote.
+fn chained_later(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, slots: u64) -> Option<u64> {
+    let mut found = None;
+    let mut prev: Option<(u64, u32)> = None;
+    walk_later_slots(f, page, first_seq, seq, slots, |at, record| {
+        if found.is_some() {
+            return;
+        }
+        if let Some((p, chain)) = prev
+            && p + 1 == at
+            && p >= seq + GROUP_COMMITS_MAX as u64
+            && Marker::decode(record, at, chain).is_some()
+        {
+            found = Some(p);
+        }
+        prev = Marker::stored_chain(record).map(|c| (at, c));
+    });
+    found
+}
+
 /// Marker records of later commits found past damage at `seq` on `page` (whose slot 0
 /// is `first_seq`), following the pages' stored `next_page` links: records whose `seq`
 /// field names their slot. Their chain cannot be verified across the damage.
@@ -457,20 +508,38 @@ fn later_markers(
     slots: u64,
 ) -> Option<(u64, u64, u64)> {
     let mut found: Option<(u64, u64, u64)> = None;
+    walk_later_slots(f, page, first_seq, seq, slots, |at, _| {
+        let (lo, _, n) = found.unwrap_or((at, 0, 0));
+        found = Some((lo, at, n + 1));
+    });
+    found
+}
+
+/// Calls `visit(seq, record)` for each slot past `seq` (on `page`, whose slot 0 is
+/// `first_seq`, and on the pages its stored `next_page` links lead to) whose record's
+/// `seq` field names that very slot, in order.
+fn walk_later_slots(
+    f: &LogFile<'_>,
+    page: u64,
+    first_seq: u64,
+    seq: u64,
+    slots: u64,
+    mut visit: impl FnMut(u64, &[u8]),
+) {
     let (mut page, mut first, mut from) = (page, first_seq, seq + 1);
     // Every page at most once.
     for _ in 0..f.file_pages {
-        let bytes = f.page(page)?;
+        let Some(bytes) = f.page(page) else { return };
         for s in from.saturating_sub(first)..slots {
-            let stored = marker_slot(bytes, s)
+            let record = marker_slot(bytes, s);
+            let stored = record
                 .and_then(|r| <[u8; 8]>::try_from(r.get(..8)?).ok())
                 .map(u64::from_le_bytes);
-            if stored == Some(first + s) {
-                let (lo, _, n) = found.unwrap_or((first + s, 0, 0));
-                found = Some((lo, first + s, n + 1));
+            if let (Some(r), true) = (record, stored == Some(first + s)) {
+                visit(first + s, r);
             }
         }
-        let next = verify_log_page(bytes, PageKind::Marker, page)
+        let Some(next) = verify_log_page(bytes, PageKind::Marker, page)
             .ok()
             .map(|kh| MarkerPageHeader::decode(&kh).next_page)
             .or_else(|| {
@@ -478,19 +547,21 @@ fn later_markers(
                     .get(16..24)
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map(u64::from_le_bytes)
-            })?;
+            })
+        else {
+            return;
+        };
         let valid = f
             .page(next)
             .and_then(|b| verify_log_page(b, PageKind::Marker, next).ok())
             .is_some_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first + slots);
         if !valid {
-            break;
+            return;
         }
         page = next;
         first += slots;
         from = first;
     }
-    found
 }
 
 /// Writes back what recovery rebuilt, and syncs.

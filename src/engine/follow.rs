@@ -7,9 +7,9 @@
 //! appended to the marker stream since the last look. Transactions keep the engine they
 //! began on, and with it their tree, their version store and their pin.
 
-use super::Engine;
 use super::config::Config;
 use super::create::read_header;
+use super::{Engine, show_path};
 use crate::commit::{Recovered, StreamStart, recover_from};
 use crate::error::{Error, Result};
 use crate::format::Header;
@@ -129,7 +129,21 @@ impl Engine {
             self.registry.mark_ready(seq);
         }
         *tail = Some(rec.tail);
-        Ok(())
+        // Damage the writer's later records prove is never read as the end of what it
+        // wrote: the reader would stay at an earlier state without a word. The commits
+        // before it are visible; each later call fails the same way until the writer
+        // publishes a header past the damage.
+        match rec.damage {
+            Some(d) => {
+                log::error!(
+                    "{}: a live reader stopped at damage to the commit log: {}",
+                    show_path(self.path.as_deref()),
+                    d.to_error()
+                );
+                Err(d.to_error())
+            }
+            None => Ok(()),
+        }
     }
 }
 

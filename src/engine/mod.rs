@@ -115,7 +115,7 @@ pub(crate) struct Engine {
 }
 
 /// A database's path for log messages.
-fn show_path(path: Option<&std::path::Path>) -> std::borrow::Cow<'_, str> {
+pub(crate) fn show_path(path: Option<&std::path::Path>) -> std::borrow::Cow<'_, str> {
     path.map_or("(storage)".into(), |p| p.to_string_lossy())
 }
 
@@ -227,6 +227,13 @@ impl Engine {
                 rec.replayed,
                 rec.tip,
                 rec.used_pages.len()
+            );
+        }
+        if let Some(d) = &rec.damage {
+            log::warn!(
+                "{}: read-only open: the commit log is damaged; reads see the commits before it: {}",
+                show_path(path.as_deref()),
+                d.to_error()
             );
         }
         let floor = floor.min(rec.tip);

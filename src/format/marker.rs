@@ -74,6 +74,13 @@ impl Marker {
         (out, chain)
     }
 
+    /// The chain value a marker record stores (the one the next marker chains to),
+    /// not verified.
+    pub fn stored_chain(bytes: &[u8]) -> Option<u32> {
+        let raw = RawMarker::read_from_bytes(bytes.get(..MARKER_LEN)?).ok()?;
+        Some(raw.chain.get())
+    }
+
     /// Decodes the slot expected to hold `expected_seq`, chained to `prev_chain`.
     /// `None` means the stream ends here (empty, torn, stale or foreign record).
     pub fn decode(bytes: &[u8], expected_seq: u64, prev_chain: u32) -> Option<(Marker, u32)> {
