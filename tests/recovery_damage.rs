@@ -241,6 +241,13 @@ fn a_checkpoint_never_starts_the_stream_after_a_damaged_marker() {
 /// A crash image of 140 durable commits made by one process (no header names them: they
 /// lie above the durable bound), and the page of the second marker page (commits 128 on).
 fn crashed_after_140_commits() -> (capsuledb::storage::SimStorage, u64) {
+    crashed_after(140)
+}
+
+/// The image a crash leaves after `n` durable commits of one process (none of them
+/// below the durable bound `D`: the process never checkpointed or closed), and the
+/// second marker page.
+fn crashed_after(n: u64) -> (capsuledb::storage::SimStorage, u64) {
     use capsuledb::storage::{SimStorage, Storage};
     use std::sync::Arc;
     let sim = SimStorage::new();
@@ -249,7 +256,7 @@ fn crashed_after_140_commits() -> (capsuledb::storage::SimStorage, u64) {
         .open_storage(Arc::new(sim.clone()))
         .unwrap();
     let mut c = db.connect();
-    for i in 1..=140u64 {
+    for i in 1..=n {
         commit_key(&mut c, i);
     }
     let image = sim.fork();
@@ -383,5 +390,50 @@ fn a_live_reader_reports_damage_the_writers_later_records_prove() {
         assert_eq!(keys(&writer), 700);
         writer.checkpoint().unwrap();
         assert_eq!(keys(&reader), 700);
+    }
+}
+
+/// Above the durable bound, after a crash, a marker lost with its proof (nothing
+/// rebuilds it) is damage when markers of a later group follow it: a group's markers
+/// are written only after every earlier group's were synced, and a group holds at most
+/// 512 commits. With fewer commits after it, it reads as the end of the log (the limit
+/// `format-spec/log.md` states).
+#[test]
+fn a_lost_marker_a_group_before_later_markers_is_an_error_after_a_crash() {
+    use capsuledb::storage::Storage;
+    for (lost, acknowledged) in [(11u64, true), (650, false)] {
+        let (image, _) = crashed_after(700);
+        let view = image.view().unwrap().to_vec();
+        // Marker `lost` lies on the marker page holding its slot, found along the links.
+        let slots = (PAGE - LOG_PAGE_HEADER_LEN as u64) / MARKER_LEN as u64;
+        let mut page = MARKER_PAGE;
+        for _ in 0..(lost - 1) / slots {
+            let at = (page * PAGE) as usize + 16;
+            page = u64::from_le_bytes(view[at..at + 8].try_into().unwrap());
+        }
+        let m = page * PAGE + LOG_PAGE_HEADER_LEN as u64 + ((lost - 1) % slots) * MARKER_LEN as u64;
+        let proof = u64::from_le_bytes(view[m as usize + 8..m as usize + 16].try_into().unwrap());
+        image.write_at(proof, &[0u8; PROOF_LEN]).unwrap();
+        image.write_at(m, &[0u8; MARKER_LEN]).unwrap();
+        match (open_image(&image), acknowledged) {
+            (
+                Err(Error::LogCorrupted {
+                    page: p,
+                    seq,
+                    durable_seq,
+                    ..
+                }),
+                true,
+            ) => {
+                assert_eq!((p, seq), (page, lost));
+                assert!(durable_seq >= lost + 512, "durable_seq {durable_seq}");
+            }
+            (Ok(db), false) => assert_eq!(keys(&db) as u64, lost - 1),
+            (Ok(db), true) => panic!(
+                "the open took the lost marker for the end of the log: {} of 700 commits",
+                keys(&db)
+            ),
+            (Err(e), _) => panic!("marker {lost}: {e}"),
+        }
     }
 }

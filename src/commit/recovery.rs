@@ -400,24 +400,23 @@ pub fn recover_from(
         first_seq += slots;
         page = ph.next_page;
     };
-    // A live reader (not `strict`) cannot tell its writer's write in progress from
-    // damage by the record alone; two chained markers a whole group past the stop were
-    // written after the stop's marker was written and synced, so a stop that still
-    // fails when read again is damage.
-    let live_proof = (!from.strict && !stop.limit)
+    // Neither a crash's torn tail nor a live writer's write in progress can be told
+    // from damage by the record alone above the durable bound; but two chained markers a
+    // whole group past the stop were written after the stop's marker was written and
+    // synced, so a stop that still fails when read again is damage.
+    let damaged_anyway = from.strict && (stop.always || stop.seq <= bound);
+    let later_group = (!stop.limit && !damaged_anyway)
         .then(|| chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots))
         .flatten()
         .filter(|_| !stop_reads_valid(&f, &stop, chain));
-    let damage = ((from.strict && !stop.limit && (stop.always || stop.seq <= bound))
-        || stop.replay_failed
-        || live_proof.is_some())
-    .then(|| LogDamage {
-        page: stop.page,
-        seq: stop.seq,
-        durable_seq: bound.max(stop.seq).max(live_proof.unwrap_or(0)),
-        what: stop.what.clone(),
-        later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
-    });
+    let damage = ((!stop.limit && damaged_anyway) || stop.replay_failed || later_group.is_some())
+        .then(|| LogDamage {
+            page: stop.page,
+            seq: stop.seq,
+            durable_seq: bound.max(stop.seq).max(later_group.unwrap_or(0)),
+            what: stop.what.clone(),
+            later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
+        });
     if let Some(d) = &damage
         && !lenient
     {
