@@ -347,13 +347,16 @@ fn flip_live(path: &Path, offset: u64) {
     f.write_all_at(&[b[0] ^ 1], offset).unwrap();
 }
 
-/// A read-only handle following a live writer stops at damage the writer's later
-/// records prove (two chained markers a whole group past it, or a verified marker
-/// whose capsule fails) with `LogCorrupted`, not silently at an earlier state.
+/// A read-only handle following a live writer never stays silently at an earlier state
+/// when the writer's later records prove damage (a verified marker whose capsule fails,
+/// or a marker lost with its proof and a later group's markers after it): the look that
+/// finds it fails with `LogCorrupted`, later looks read the commits before it and
+/// `info()` reports it, as a read-only open does. Damage redundancy rebuilds (one bit of
+/// a marker) is rebuilt in memory, and the reader reads on.
 #[test]
 fn a_live_reader_reports_damage_the_writers_later_records_prove() {
     use capsuledb::format::Proof;
-    for damage_capsule in [false, true] {
+    for case in ["capsule", "marker and proof", "one bit of a marker"] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
         let writer = Database::open(&path).unwrap();
@@ -368,28 +371,49 @@ fn a_live_reader_reports_damage_the_writers_later_records_prove() {
             commit_key(&mut c, i);
         }
         let bytes = std::fs::read(&path).unwrap();
-        let (page, offset) = if damage_capsule {
-            let at = proof_offset_of(&bytes, 11) as usize;
-            let (proof, _) = Proof::decode(&bytes[at..at + PROOF_LEN]).unwrap();
-            (proof.capsule_offset / PAGE, proof.capsule_offset + 40)
-        } else {
-            // The proof offset in commit 11's marker: its chain no longer holds.
-            (MARKER_PAGE, marker_offset(11) + 9)
-        };
-        flip_live(&path, offset);
-        let mut rc = reader.connect();
-        match rc.begin_read() {
-            Err(Error::LogCorrupted { page: p, seq, .. }) => {
-                assert_eq!((p, seq), (page, 11), "capsule damaged: {damage_capsule}");
+        let proof_at = proof_offset_of(&bytes, 11);
+        let page = match case {
+            "capsule" => {
+                let at = proof_at as usize;
+                let (proof, _) = Proof::decode(&bytes[at..at + PROOF_LEN]).unwrap();
+                flip_live(&path, proof.capsule_offset + 40);
+                Some(proof.capsule_offset / PAGE)
             }
-            Err(e) => panic!("capsule damaged {damage_capsule}: {e}"),
-            Ok(_) => panic!("capsule damaged {damage_capsule}: read an earlier state"),
+            "marker and proof" => {
+                for at in proof_at..proof_at + 8 {
+                    flip_live(&path, at);
+                }
+                flip_live(&path, marker_offset(11) + 9);
+                Some(MARKER_PAGE)
+            }
+            _ => {
+                flip_live(&path, marker_offset(11) + 9);
+                None
+            }
+        };
+        let mut rc = reader.connect();
+        match (rc.begin_read(), page) {
+            (Err(Error::LogCorrupted { page: p, seq, .. }), Some(page)) => {
+                assert_eq!((p, seq), (page, 11), "{case}");
+                // Once told, the reader reads the commits before the damage.
+                assert_eq!(keys(&reader), 10, "{case}");
+                let damage = reader.info().unwrap().log_damage.expect(case);
+                assert_eq!(damage.seq, 11, "{case}");
+                assert!(!reader.check_integrity().unwrap().is_ok(), "{case}");
+            }
+            (Ok(tx), None) => {
+                drop(tx);
+                assert_eq!(keys(&reader), 700, "rebuilt in memory");
+                assert!(reader.info().unwrap().log_damage.is_none());
+            }
+            (Err(e), _) => panic!("{case}: {e}"),
+            (Ok(_), Some(_)) => panic!("{case}: read an earlier state"),
         }
         // The writer's own state is whole; after a checkpoint past the damage the
         // reader follows again.
         assert_eq!(keys(&writer), 700);
         writer.checkpoint().unwrap();
-        assert_eq!(keys(&reader), 700);
+        assert_eq!(keys(&reader), 700, "{case}");
     }
 }
 
@@ -426,7 +450,16 @@ fn a_lost_marker_a_group_before_later_markers_is_an_error_after_a_crash() {
                 true,
             ) => {
                 assert_eq!((p, seq), (page, lost));
-                assert!(durable_seq >= lost + 512, "durable_seq {durable_seq}");
+                assert!(durable_seq >= lost, "durable_seq {durable_seq}");
+                // A read-only handle reads the commits before it, and says why.
+                let db = Options::new()
+                    .read_only(true)
+                    .open_storage(std::sync::Arc::new(image.clone()))
+                    .unwrap();
+                assert_eq!(keys(&db) as u64, lost - 1);
+                assert_eq!(keys(&db) as u64, lost - 1, "a second look reads too");
+                assert_eq!(db.info().unwrap().log_damage.map(|d| d.seq), Some(lost));
+                assert!(!db.check_integrity().unwrap().is_ok());
             }
             (Ok(db), false) => assert_eq!(keys(&db) as u64, lost - 1),
             (Ok(db), true) => panic!(

@@ -34,7 +34,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Most commits flushed by one group.
+/// Most commits flushed by one group. Part of the file format's contract: recovery
+/// takes markers this many sequences past where the stream stops as proof that the
+/// stopping marker was synced (`format-spec/log.md`, "Reading the stream", step 4), so a
+/// writer must never flush larger groups.
 pub const GROUP_COMMITS_MAX: usize = 512;
 
 /// Bells waiters are spread over by sequence (`seq % WAKE_SLOTS`), so a step wakes only

@@ -408,12 +408,20 @@ pub fn recover_from(
     let later_group = (!stop.limit && !damaged_anyway)
         .then(|| chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots))
         .flatten()
-        .filter(|_| !stop_reads_valid(&f, &stop, chain));
+        .filter(|_| {
+            // The stop is read again after the later markers, never before them.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            !stop_marker_reads_valid(&f, &stop, chain)
+        });
     let damage = ((!stop.limit && damaged_anyway) || stop.replay_failed || later_group.is_some())
         .then(|| LogDamage {
             page: stop.page,
             seq: stop.seq,
-            durable_seq: bound.max(stop.seq).max(later_group.unwrap_or(0)),
+            // The later pair's group began at most a group before it; every earlier group
+            // was synced.
+            durable_seq: bound
+                .max(stop.seq)
+                .max(later_group.map_or(0, |j| j - GROUP_COMMITS_MAX as u64)),
             what: stop.what.clone(),
             later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
         });
@@ -463,24 +471,23 @@ pub fn recover_from(
     })
 }
 
-/// Whether the stop's page header and marker slot verify when read again (a live
-/// reader's view of a record the writer was still writing).
-fn stop_reads_valid(f: &LogFile<'_>, stop: &Stop, chain: u32) -> bool {
-    f.page(stop.tail_page).is_some_and(|b| {
-        verify_log_page(b, PageKind::Marker, stop.tail_page).is_ok()
-            && marker_slot(b, stop.seq - stop.first_seq)
-                .is_some_and(|r| Marker::decode(r, stop.seq, chain).is_some())
-    })
+/// Whether the stop's marker verifies when read again: a live writer was writing it
+/// (the page's header is not asked: one damaged on disk may have been rebuilt in
+/// memory, and a marker that verifies now explains the stop either way).
+fn stop_marker_reads_valid(f: &LogFile<'_>, stop: &Stop, chain: u32) -> bool {
+    f.page(stop.tail_page)
+        .and_then(|b| marker_slot(b, stop.seq - stop.first_seq))
+        .is_some_and(|r| Marker::decode(r, stop.seq, chain).is_some())
 }
 
 /// The first of two consecutive marker records, both at least a group
 /// ([`GROUP_COMMITS_MAX`]) past `seq`, the second chained to the first's stored chain,
 /// found past a stop at `seq` on `page` (whose slot 0 is `first_seq`) as
-/// [`later_markers`] walks: markers a later group wrote.
+/// [`later_markers`] walks, on pages whose headers verify: markers a later group wrote.
 fn chained_later(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, slots: u64) -> Option<u64> {
     let mut found = None;
     let mut prev: Option<(u64, u32)> = None;
-    walk_later_slots(f, page, first_seq, seq, slots, |at, record| {
+    walk_later_slots(f, page, first_seq, seq, slots, true, |at, record| {
         if found.is_some() {
             return;
         }
@@ -507,7 +514,7 @@ fn later_markers(
     slots: u64,
 ) -> Option<(u64, u64, u64)> {
     let mut found: Option<(u64, u64, u64)> = None;
-    walk_later_slots(f, page, first_seq, seq, slots, |at, _| {
+    walk_later_slots(f, page, first_seq, seq, slots, false, |at, _| {
         let (lo, _, n) = found.unwrap_or((at, 0, 0));
         found = Some((lo, at, n + 1));
     });
@@ -516,19 +523,28 @@ fn later_markers(
 
 /// Calls `visit(seq, record)` for each slot past `seq` (on `page`, whose slot 0 is
 /// `first_seq`, and on the pages its stored `next_page` links lead to) whose record's
-/// `seq` field names that very slot, in order.
+/// `seq` field names that very slot, in order. With `verified_only`, only on pages whose
+/// header verifies with the expected `first_seq` (the walk ends at the first that does
+/// not).
 fn walk_later_slots(
     f: &LogFile<'_>,
     page: u64,
     first_seq: u64,
     seq: u64,
     slots: u64,
+    verified_only: bool,
     mut visit: impl FnMut(u64, &[u8]),
 ) {
     let (mut page, mut first, mut from) = (page, first_seq, seq + 1);
     // Every page at most once.
     for _ in 0..f.file_pages {
         let Some(bytes) = f.page(page) else { return };
+        if verified_only
+            && !verify_log_page(bytes, PageKind::Marker, page)
+                .is_ok_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first)
+        {
+            return;
+        }
         for s in from.saturating_sub(first)..slots {
             let record = marker_slot(bytes, s);
             let stored = record

@@ -7,9 +7,9 @@
 //! appended to the marker stream since the last look. Transactions keep the engine they
 //! began on, and with it their tree, their version store and their pin.
 
+use super::Engine;
 use super::config::Config;
 use super::create::read_header;
-use super::{Engine, show_path};
 use crate::commit::{Recovered, StreamStart, recover_from};
 use crate::error::{Error, Result};
 use crate::format::Header;
@@ -130,19 +130,18 @@ impl Engine {
         }
         *tail = Some(rec.tail);
         // Damage the writer's later records prove is never read as the end of what it
-        // wrote: the reader would stay at an earlier state without a word. The commits
-        // before it are visible; each later call fails the same way until the writer
-        // publishes a header past the damage.
+        // wrote (the reader would stay at an earlier state without a word); damage this
+        // engine's open already reported (`log_damage`) is where it stays.
         match rec.damage {
-            Some(d) => {
-                log::error!(
-                    "{}: a live reader stopped at damage to the commit log: {}",
-                    show_path(self.path.as_deref()),
-                    d.to_error()
-                );
+            Some(d)
+                if self
+                    .log_damage
+                    .as_ref()
+                    .is_none_or(|known| known.seq != d.seq) =>
+            {
                 Err(d.to_error())
             }
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 }
@@ -194,8 +193,29 @@ impl Follower {
                 &self.config,
             )?;
             *current = next;
-        } else {
-            current.follow_log()?;
+        } else if let Err(e) = current.follow_log() {
+            let Error::LogCorrupted { .. } = e else {
+                return Err(e);
+            };
+            // The damage is proven. A read-only recovery from the checkpoint rebuilds what
+            // redundancy can (in memory) and reports the rest in `log_damage`, as an
+            // open does; this look fails with that damage once, and later looks read the
+            // commits before it.
+            let next = Engine::open(
+                Arc::clone(&self.storage),
+                Some(self.path.clone()),
+                &self.config,
+            )?;
+            let damage = next.log_damage.clone();
+            *current = next;
+            if let Some(d) = damage {
+                log::error!(
+                    "{}: a live reader stopped at damage to the commit log: {}",
+                    self.path.display(),
+                    d.to_error()
+                );
+                return Err(d.to_error());
+            }
         }
         Ok(Arc::clone(&current))
     }

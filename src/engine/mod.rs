@@ -115,7 +115,7 @@ pub(crate) struct Engine {
 }
 
 /// A database's path for log messages.
-pub(crate) fn show_path(path: Option<&std::path::Path>) -> std::borrow::Cow<'_, str> {
+fn show_path(path: Option<&std::path::Path>) -> std::borrow::Cow<'_, str> {
     path.map_or("(storage)".into(), |p| p.to_string_lossy())
 }
 
