@@ -352,11 +352,16 @@ fn flip_live(path: &Path, offset: u64) {
 /// or a marker lost with its proof and a later group's markers after it): the look that
 /// finds it fails with `LogCorrupted`, later looks read the commits before it and
 /// `info()` reports it, as a read-only open does. Damage redundancy rebuilds (one bit of
-/// a marker) is rebuilt in memory, and the reader reads on.
+/// a marker, or of its page's header) is rebuilt in memory, and the reader reads on.
 #[test]
 fn a_live_reader_reports_damage_the_writers_later_records_prove() {
     use capsuledb::format::Proof;
-    for case in ["capsule", "marker and proof", "one bit of a marker"] {
+    for case in [
+        "capsule",
+        "marker and proof",
+        "one bit of a marker",
+        "one bit of the marker page's header",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
         let writer = Database::open(&path).unwrap();
@@ -386,8 +391,13 @@ fn a_live_reader_reports_damage_the_writers_later_records_prove() {
                 flip_live(&path, marker_offset(11) + 9);
                 Some(MARKER_PAGE)
             }
-            _ => {
+            "one bit of a marker" => {
                 flip_live(&path, marker_offset(11) + 9);
+                None
+            }
+            _ => {
+                // The header's checksum: the page's slots still hold chained markers.
+                flip_live(&path, MARKER_PAGE * PAGE + 1);
                 None
             }
         };

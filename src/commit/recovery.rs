@@ -108,9 +108,10 @@ struct Stop {
     /// Damage whatever the durable bound (the start page, a committed record's proof or
     /// capsule).
     always: bool,
-    /// A marker that verified named a proof or capsule that does not: damage to a live
-    /// reader too (its marker was written after they were synced).
-    replay_failed: bool,
+    /// Damage to a live reader too: a marker that verified named a proof or capsule
+    /// that does not (the marker was written after they were synced), or a page header
+    /// that fails while its slot holds the next marker (see the walk).
+    proven: bool,
     /// The walk stopped at its last sequence (`StreamStart::seq_max`): no damage.
     limit: bool,
     /// Where the stream would continue: the slot's page (`Some(next_page)`) or a page not
@@ -259,53 +260,53 @@ pub fn recover_from(
                 next_unconfirmed = false;
                 h
             }
-            Err(what) => match from
-                .strict
-                .then(|| f.rebuild_marker_header(page, first_seq))
-                .flatten()
-            {
-                Some((h, bytes, confirmed)) => {
-                    w.repairs.push(Repair {
-                        offset: page * ps,
-                        bytes,
-                        what: format!("the header of marker page {page} ({what})"),
-                    });
-                    next_unconfirmed = !confirmed;
-                    h
+            Err(what) => {
+                // A page reached through an unconfirmed link is no evidence of a torn
+                // start: it may not be the stream's page at all. A page whose header
+                // fails its checksum while its slot holds the next marker, chained, is no
+                // torn start either: the header shares that slot's sector and was written
+                // with it, so it was damaged since; a live reader rebuilds it (in memory)
+                // too. (A header that verifies but names a next page past the file's end
+                // is a crash's: the file's growth was not synced. And a live reader may
+                // read a page's header before a writer starts the page and its slot after:
+                // the header is read again, and one that verifies now was being written.)
+                let header_fails = || {
+                    f.page(page)
+                        .is_none_or(|b| verify_log_page(b, PageKind::Marker, page).is_err())
+                };
+                let holds_next = header_fails()
+                    && f.page(page)
+                        .and_then(|b| marker_slot(b, seq - first_seq))
+                        .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
+                    && header_fails();
+                match (from.strict || holds_next)
+                    .then(|| f.rebuild_marker_header(page, first_seq))
+                    .flatten()
+                {
+                    Some((h, bytes, confirmed)) => {
+                        w.repairs.push(Repair {
+                            offset: page * ps,
+                            bytes,
+                            what: format!("the header of marker page {page} ({what})"),
+                        });
+                        next_unconfirmed = !confirmed;
+                        h
+                    }
+                    None => {
+                        break Stop {
+                            page,
+                            tail_page: page,
+                            seq,
+                            what,
+                            always: start || next_unconfirmed || holds_next,
+                            proven: holds_next,
+                            limit: false,
+                            next_page: None,
+                            first_seq,
+                        };
+                    }
                 }
-                None => {
-                    // A page reached through an unconfirmed link is no evidence of a
-                    // torn start: it may not be the stream's page at all. A page whose
-                    // header fails its checksum while its slot holds the next marker,
-                    // chained, is no torn start either: the header shares that slot's
-                    // sector and was written with it, so it was damaged since. (A header
-                    // that verifies but names a next page past the file's end is a
-                    // crash's: the file's growth was not synced. And a live reader may
-                    // read a page's header before a writer starts the page and its slot
-                    // after: the header is read again, and one that verifies now was
-                    // being written.)
-                    let header_fails = || {
-                        f.page(page)
-                            .is_none_or(|b| verify_log_page(b, PageKind::Marker, page).is_err())
-                    };
-                    let holds_next = header_fails()
-                        && f.page(page)
-                            .and_then(|b| marker_slot(b, seq - first_seq))
-                            .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
-                        && header_fails();
-                    break Stop {
-                        page,
-                        tail_page: page,
-                        seq,
-                        what,
-                        always: start || next_unconfirmed || holds_next,
-                        replay_failed: false,
-                        limit: false,
-                        next_page: None,
-                        first_seq,
-                    };
-                }
-            },
+            }
         };
         start = false;
         w.used.insert(page);
@@ -321,7 +322,7 @@ pub fn recover_from(
                     seq,
                     what: "the walk's last sequence".to_string(),
                     always: false,
-                    replay_failed: false,
+                    proven: false,
                     limit: true,
                     next_page: Some(ph.next_page),
                     first_seq,
@@ -362,7 +363,7 @@ pub fn recover_from(
                     seq,
                     what,
                     always: false,
-                    replay_failed: false,
+                    proven: false,
                     limit: false,
                     next_page: Some(ph.next_page),
                     first_seq,
@@ -380,7 +381,7 @@ pub fn recover_from(
                     seq,
                     what,
                     always: true,
-                    replay_failed: true,
+                    proven: true,
                     limit: false,
                     next_page: Some(ph.next_page),
                     first_seq,
@@ -413,17 +414,19 @@ pub fn recover_from(
             std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
             !stop_marker_reads_valid(&f, &stop, chain)
         });
-    let damage = ((!stop.limit && damaged_anyway) || stop.replay_failed || later_group.is_some())
-        .then(|| LogDamage {
-            page: stop.page,
-            seq: stop.seq,
-            // The later pair's group began at most a group before it; every earlier group
-            // was synced.
-            durable_seq: bound
-                .max(stop.seq)
-                .max(later_group.map_or(0, |j| j - GROUP_COMMITS_MAX as u64)),
-            what: stop.what.clone(),
-            later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
+    let damage =
+        ((!stop.limit && damaged_anyway) || stop.proven || later_group.is_some()).then(|| {
+            LogDamage {
+                page: stop.page,
+                seq: stop.seq,
+                // The later pair's group began at most a group before it; every earlier group
+                // was synced.
+                durable_seq: bound
+                    .max(stop.seq)
+                    .max(later_group.map_or(0, |j| j - GROUP_COMMITS_MAX as u64)),
+                what: stop.what.clone(),
+                later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
+            }
         });
     if let Some(d) = &damage
         && !lenient

@@ -25,6 +25,11 @@ pub struct FileStorage {
     map: RwLock<Option<MapState>>,
     /// Opened with [`FileStorage::open_read_only`]: every write fails.
     read_only: bool,
+    /// Pins held through this open file description, by generation. A pin is one
+    /// byte's lock on the description, not counted by the kernel: two engines of one
+    /// handle pinning the same generation (a live reader opening its generation again)
+    /// share it, and it is unlocked when the last lets go.
+    pins: parking_lot::Mutex<std::collections::BTreeMap<u64, usize>>,
 }
 
 struct MapState {
@@ -86,6 +91,7 @@ impl FileStorage {
             len: AtomicU64::new(len),
             map: RwLock::new(None),
             read_only,
+            pins: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -157,13 +163,27 @@ impl Storage for FileStorage {
     }
 
     fn pin_generation(&self, generation: u64) -> Result<()> {
-        super::locks::pin(&self.file, generation).map_err(io_err("pin a header generation"))
+        let mut pins = self.pins.lock();
+        let held = pins.entry(generation).or_insert(0);
+        if *held == 0 {
+            super::locks::pin(&self.file, generation).map_err(io_err("pin a header generation"))?;
+        }
+        *held += 1;
+        Ok(())
     }
 
     fn unpin_generation(&self, generation: u64) {
-        // A failed unlock leaves the pin until the file is closed: the writer only
-        // defers page reuse longer.
-        let _ = super::locks::unpin(&self.file, generation);
+        let mut pins = self.pins.lock();
+        let Some(held) = pins.get_mut(&generation) else {
+            return;
+        };
+        *held -= 1;
+        if *held == 0 {
+            pins.remove(&generation);
+            // A failed unlock leaves the pin until the file is closed: the writer only
+            // defers page reuse longer.
+            let _ = super::locks::unpin(&self.file, generation);
+        }
     }
 
     fn pinned_below(&self, generation: u64) -> Result<bool> {
@@ -298,6 +318,30 @@ mod tests {
         assert_eq!(v1.get(10, 5).unwrap(), b"hello");
         assert!(v1.get(4094, 5).is_none());
         s.sync().unwrap();
+    }
+
+    /// Two pins of one generation through one handle (a live reader opening its
+    /// generation again) hold it until both are let go.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_generation_pinned_twice_stays_pinned_until_both_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let writer = FileStorage::open(&path, true).unwrap();
+        writer.set_len(4096).unwrap();
+        let reader = FileStorage::open_read_only(&path).unwrap();
+        reader.pin_generation(5).unwrap();
+        reader.pin_generation(5).unwrap();
+        assert!(writer.pinned_below(6).unwrap());
+        reader.unpin_generation(5);
+        assert!(writer.pinned_below(6).unwrap(), "one pin is still held");
+        reader.unpin_generation(5);
+        assert!(!writer.pinned_below(6).unwrap());
+        reader.unpin_generation(5);
+        assert!(
+            !writer.pinned_below(6).unwrap(),
+            "an extra unpin is harmless"
+        );
     }
 
     #[test]
