@@ -491,9 +491,6 @@ fn chained_later(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, slots: u6
     let mut found = None;
     let mut prev: Option<(u64, u32)> = None;
     walk_later_slots(f, page, first_seq, seq, slots, true, |at, record| {
-        if found.is_some() {
-            return;
-        }
         if let Some((p, chain)) = prev
             && p + 1 == at
             && p >= seq + GROUP_COMMITS_MAX as u64
@@ -502,6 +499,7 @@ fn chained_later(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, slots: u6
             found = Some(p);
         }
         prev = Marker::stored_chain(record).map(|c| (at, c));
+        found.is_none()
     });
     found
 }
@@ -520,13 +518,15 @@ fn later_markers(
     walk_later_slots(f, page, first_seq, seq, slots, false, |at, _| {
         let (lo, _, n) = found.unwrap_or((at, 0, 0));
         found = Some((lo, at, n + 1));
+        true
     });
     found
 }
 
 /// Calls `visit(seq, record)` for each slot past `seq` (on `page`, whose slot 0 is
 /// `first_seq`, and on the pages its stored `next_page` links lead to) whose record's
-/// `seq` field names that very slot, in order. With `verified_only`, only on pages whose
+/// `seq` field names that very slot, in order, while `visit` returns `true`. With
+/// `verified_only`, only on pages whose
 /// header verifies with the expected `first_seq` (the walk ends at the first that does
 /// not).
 fn walk_later_slots(
@@ -536,7 +536,7 @@ fn walk_later_slots(
     seq: u64,
     slots: u64,
     verified_only: bool,
-    mut visit: impl FnMut(u64, &[u8]),
+    mut visit: impl FnMut(u64, &[u8]) -> bool,
 ) {
     let (mut page, mut first, mut from) = (page, first_seq, seq + 1);
     // Every page at most once.
@@ -553,8 +553,10 @@ fn walk_later_slots(
             let stored = record
                 .and_then(|r| <[u8; 8]>::try_from(r.get(..8)?).ok())
                 .map(u64::from_le_bytes);
-            if let (Some(r), true) = (record, stored == Some(first + s)) {
-                visit(first + s, r);
+            if let (Some(r), true) = (record, stored == Some(first + s))
+                && !visit(first + s, r)
+            {
+                return;
             }
         }
         let Some(next) = verify_log_page(bytes, PageKind::Marker, page)
