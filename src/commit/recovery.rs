@@ -278,7 +278,11 @@ pub fn recover_from(
                     && f.page(page)
                         .and_then(|b| marker_slot(b, seq - first_seq))
                         .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
-                    && header_fails();
+                    && {
+                        // The header is read again after the slot, never before it.
+                        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                        header_fails()
+                    };
                 match (from.strict || holds_next)
                     .then(|| f.rebuild_marker_header(page, first_seq))
                     .flatten()

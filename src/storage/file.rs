@@ -164,11 +164,14 @@ impl Storage for FileStorage {
 
     fn pin_generation(&self, generation: u64) -> Result<()> {
         let mut pins = self.pins.lock();
-        let held = pins.entry(generation).or_insert(0);
-        if *held == 0 {
-            super::locks::pin(&self.file, generation).map_err(io_err("pin a header generation"))?;
+        match pins.get_mut(&generation) {
+            Some(held) => *held += 1,
+            None => {
+                super::locks::pin(&self.file, generation)
+                    .map_err(io_err("pin a header generation"))?;
+                pins.insert(generation, 1);
+            }
         }
-        *held += 1;
         Ok(())
     }
 
@@ -177,7 +180,7 @@ impl Storage for FileStorage {
         let Some(held) = pins.get_mut(&generation) else {
             return;
         };
-        *held -= 1;
+        *held = held.saturating_sub(1);
         if *held == 0 {
             pins.remove(&generation);
             // A failed unlock leaves the pin until the file is closed: the writer only
