@@ -429,7 +429,12 @@ pub fn recover_from(
                     .max(stop.seq)
                     .max(later_group.map_or(0, |j| j - GROUP_COMMITS_MAX as u64)),
                 what: stop.what.clone(),
-                later_markers: later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots),
+                // A live reader's walk only decides whether to open its generation again, whose
+                // read-only recovery describes the damage: the later markers are counted there.
+                later_markers: from
+                    .strict
+                    .then(|| later_markers(&f, stop.tail_page, stop.first_seq, stop.seq, slots))
+                    .flatten(),
             }
         });
     if let Some(d) = &damage
