@@ -215,13 +215,21 @@ impl Pager {
     /// Allocates one page.
     pub fn alloc(&self) -> Result<u64> {
         let mut st = self.state.lock();
-        if st.free.is_empty() && self.would_grow(&st, 1) {
-            self.release_held_locked(&mut st);
-        }
-        if let Some(page) = st.free.pop_first() {
+        let grows = self.would_grow(&st, 1);
+        if let Some(page) = self.pop_free(&mut st, grows) {
             return Ok(page);
         }
         self.alloc_from_end(&mut st, 1)
+    }
+
+    /// The smallest free page; when there is none and the allocation would otherwise
+    /// grow the file (`grows`), held pages no pinned generation reaches are released
+    /// first.
+    fn pop_free(&self, st: &mut PagerState, grows: bool) -> Option<u64> {
+        if st.free.is_empty() && grows {
+            self.release_held_locked(st);
+        }
+        st.free.pop_first()
     }
 
     /// Allocates one page for the log (a capsule, proof or marker page): a free page
@@ -234,10 +242,8 @@ impl Pager {
     /// and a failure of that sync fails that group.
     pub fn alloc_log(&self) -> Result<u64> {
         let mut st = self.state.lock();
-        if st.free.is_empty() && st.reserve.is_empty() && self.would_grow(&st, 1) {
-            self.release_held_locked(&mut st);
-        }
-        if let Some(page) = st.free.pop_first() {
+        let grows = st.reserve.is_empty() && self.would_grow(&st, 1);
+        if let Some(page) = self.pop_free(&mut st, grows) {
             return Ok(page);
         }
         if let Some(page) = st.reserve.next() {
