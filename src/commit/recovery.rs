@@ -274,15 +274,11 @@ pub fn recover_from(
                     f.page(page)
                         .is_none_or(|b| verify_log_page(b, PageKind::Marker, page).is_err())
                 };
-                let holds_next = header_fails()
-                    && f.page(page)
-                        .and_then(|b| marker_slot(b, seq - first_seq))
-                        .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
-                    && {
-                        // The header is read again after the slot, never before it.
-                        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-                        header_fails()
-                    };
+                let holds_next = header_fails() && slot_holds(&f, page, first_seq, seq, chain) && {
+                    // The header is read again after the slot, never before it.
+                    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                    header_fails()
+                };
                 match (from.strict || holds_next)
                     .then(|| f.rebuild_marker_header(page, first_seq))
                     .flatten()
@@ -416,7 +412,9 @@ pub fn recover_from(
         .filter(|_| {
             // The stop is read again after the later markers, never before them.
             std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-            !stop_marker_reads_valid(&f, &stop, chain)
+            // (The page's header is not asked: one damaged on disk may have been
+            // rebuilt in memory, and a marker that verifies now explains the stop.)
+            !slot_holds(&f, stop.tail_page, stop.first_seq, stop.seq, chain)
         });
     let damage =
         ((!stop.limit && damaged_anyway) || stop.proven || later_group.is_some()).then(|| {
@@ -483,13 +481,12 @@ pub fn recover_from(
     })
 }
 
-/// Whether the stop's marker verifies when read again: a live writer was writing it
-/// (the page's header is not asked: one damaged on disk may have been rebuilt in
-/// memory, and a marker that verifies now explains the stop either way).
-fn stop_marker_reads_valid(f: &LogFile<'_>, stop: &Stop, chain: u32) -> bool {
-    f.page(stop.tail_page)
-        .and_then(|b| marker_slot(b, stop.seq - stop.first_seq))
-        .is_some_and(|r| Marker::decode(r, stop.seq, chain).is_some())
+/// Whether the slot of `seq` on marker page `page` (whose slot 0 is `first_seq`) holds
+/// marker `seq`, chained to `chain`.
+fn slot_holds(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, chain: u32) -> bool {
+    f.page(page)
+        .and_then(|b| marker_slot(b, seq - first_seq))
+        .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
 }
 
 /// The first of two consecutive marker records, both at least a group
