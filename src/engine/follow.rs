@@ -186,27 +186,23 @@ impl Follower {
         current.check_open()?;
         let (header, _) = read_header_live(self.storage.as_ref())?;
         let (held, _) = current.checkpointer.header();
-        if header.generation != held.generation {
-            let next = Engine::open(
-                Arc::clone(&self.storage),
-                Some(self.path.clone()),
-                &self.config,
-            )?;
-            *current = next;
-        } else if let Err(e) = current.follow_log() {
-            let Error::LogCorrupted { .. } = e else {
-                return Err(e);
+        // A moved generation, or damage the resumed walk proves, opens the generation
+        // again: a read-only recovery from the checkpoint rebuilds what redundancy can (in
+        // memory) and reports the rest in `log_damage`, as an open does. Proven damage
+        // fails this look once; later looks read the commits before it.
+        let proven = header.generation == held.generation
+            && match current.follow_log() {
+                Ok(()) => false,
+                Err(Error::LogCorrupted { .. }) => true,
+                Err(e) => return Err(e),
             };
-            // The damage is proven. A read-only recovery from the checkpoint rebuilds what
-            // redundancy can (in memory) and reports the rest in `log_damage`, as an
-            // open does; this look fails with that damage once, and later looks read the
-            // commits before it.
+        if header.generation != held.generation || proven {
             let next = Engine::open(
                 Arc::clone(&self.storage),
                 Some(self.path.clone()),
                 &self.config,
             )?;
-            let damage = next.log_damage.clone();
+            let damage = next.log_damage.clone().filter(|_| proven);
             *current = next;
             if let Some(d) = damage {
                 log::error!(
