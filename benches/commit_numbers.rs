@@ -150,11 +150,9 @@ fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Dur
     }
 }
 
-/// Mean microseconds of writing `k` 4 KiB pages into an already-written file and then one
-/// `fdatasync`, for `k` in 1, 2, 3, 4, 8: the pages contiguous, or far apart.
-fn sync_cost_by_pages(dir: &std::path::Path, rounds: u64) -> Vec<(u64, f64, f64)> {
-    use std::os::unix::fs::FileExt;
-    let path = dir.join("sync-cost");
+/// A fresh empty file `name` in `dir`, for measuring the disk.
+fn scratch_file(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::fs::File) {
+    let path = dir.join(name);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .read(true)
@@ -162,6 +160,14 @@ fn sync_cost_by_pages(dir: &std::path::Path, rounds: u64) -> Vec<(u64, f64, f64)
         .truncate(true)
         .open(&path)
         .unwrap();
+    (path, file)
+}
+
+/// Mean microseconds of writing `k` 4 KiB pages into an already-written file and then one
+/// `fdatasync`, for `k` in 1, 2, 3, 4, 8: the pages contiguous, or far apart.
+fn sync_cost_by_pages(dir: &std::path::Path, rounds: u64) -> Vec<(u64, f64, f64)> {
+    use std::os::unix::fs::FileExt;
+    let (path, file) = scratch_file(dir, "sync-cost");
     let pages = 16_384u64;
     let page = vec![1u8; 4096];
     for p in 0..pages {
@@ -197,14 +203,7 @@ fn sync_cost_by_pages(dir: &std::path::Path, rounds: u64) -> Vec<(u64, f64, f64)
 /// allocates its block at the sync) and through the same file once written.
 fn sync_cost_into_holes(dir: &std::path::Path, rounds: u64) -> (f64, f64) {
     use std::os::unix::fs::FileExt;
-    let path = dir.join("sync-holes");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
+    let (path, file) = scratch_file(dir, "sync-holes");
     file.set_len(rounds * 4096).unwrap();
     file.sync_all().unwrap();
     let page = vec![1u8; 4096];
