@@ -1,6 +1,6 @@
 //! A version store left well filled by a burst of commits is folded into the tree once
-//! commits stop, without another commit to start the checkpoint; the watcher that does
-//! it never keeps a dropped database open.
+//! commits stop, without another commit to start the checkpoint, and the commit index
+//! forgets those commits; the watcher that does it never keeps a dropped database open.
 
 use capsuledb::{Database, Durability, Options};
 use std::time::{Duration, Instant};
@@ -67,6 +67,42 @@ fn a_filled_store_is_folded_once_commits_stop() {
         assert_eq!(v, vec![(k / 100) as u8; 100]);
     }
     assert!(db.check_integrity().unwrap().problems.is_empty());
+}
+
+/// A load in batches of thousands of keys: each batch forgets its predecessor's
+/// commit-index record as it commits (with a fresh horizon, not one up to 64 commits
+/// old), and once commits stop the watcher forgets the last one, so the small commits
+/// after the load find no backlog of the load's keys to prune. Before, the index kept up
+/// to 64 batches' keys and the next commits paid for them, a thousand keys each.
+#[test]
+fn a_load_in_batches_leaves_the_commit_index_no_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::new()
+        .version_store_budget(32 << 20)
+        .open(dir.path().join("batches.db"))
+        .unwrap();
+    create_table(&db);
+    // 40 batches of 1,100 keys (more than the 1,024 a commit prunes besides its own
+    // share): about 5 MB, over the watcher's sixteenth of the budget, under the budget.
+    burst(&db, 40, 1_100);
+    let loaded = db.stats();
+    assert!(
+        loaded.commit_index_records <= 2,
+        "each batch forgets the one before it: {loaded:?}"
+    );
+    let start = Instant::now();
+    while db.stats().commit_index_records > 0 || db.stats().version_bytes > 0 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the load's last records were never forgotten: {:?}",
+            db.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(db.stats().tip_seq, loaded.tip_seq, "without a commit");
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    assert_eq!(tx.iter("t").unwrap().count(), 44_000);
 }
 
 #[test]

@@ -254,6 +254,11 @@ impl CommitIndex {
         self.records.len()
     }
 
+    /// Whether [`CommitIndex::prune_some`] with `horizon` has anything left to forget.
+    pub fn prunable(&self, horizon: u64) -> bool {
+        self.records.front().is_some_and(|r| r.cseq <= horizon)
+    }
+
     fn record(&self, ord: u64) -> Option<&Record> {
         let front = self.records.front()?.ord;
         self.records

@@ -230,6 +230,12 @@ impl Committer {
         };
         let sets = Prepared::new(isolation, writes, reads);
         let prune_budget = PRUNE_STEP_KEYS.saturating_add(sets.size().saturating_mul(2));
+        // A commit of many keys prunes with a fresh horizon (a look at every shard of
+        // live snapshots, small beside recording those keys): with the recent one, up
+        // to MAINTENANCE_INTERVAL commits old, a load in batches of thousands of keys
+        // could prune none of its predecessors, and the backlog fell on the small
+        // commits after it, a thousand keys each.
+        let fresh_horizon = sets.size() >= PRUNE_STEP_KEYS;
         // Step 2: the serialized section.
         let admitted = {
             let mut index = self.index.lock();
@@ -299,7 +305,12 @@ impl Committer {
             // whole interval's records at once. Skipped while another committer holds
             // the index: a later commit or pass prunes instead, and none queues for it.
             if let Some(mut index) = self.index.try_lock() {
-                index.prune_some(self.registry.recent_horizon(), prune_budget);
+                let horizon = if fresh_horizon {
+                    self.registry.horizon()
+                } else {
+                    self.registry.recent_horizon()
+                };
+                index.prune_some(horizon, prune_budget);
             }
         }
         Ok(admitted.seq)
@@ -456,6 +467,21 @@ impl Committer {
     /// Prunes the commit index and the version store to the current horizon.
     pub fn maintain(&self) {
         self.maintain_up_to(usize::MAX);
+    }
+
+    /// Forgets what the commit index holds below the current horizon, in passes of
+    /// [`PRUNE_MAINTAIN_KEYS`] keys (the index's lock is let go between them), while
+    /// `go_on()` holds: the idle watcher's, once commits stopped, so the small commits
+    /// after a load find no backlog of its keys to prune.
+    pub fn prune_while(&self, go_on: impl Fn() -> bool) {
+        let horizon = self.registry.horizon();
+        while go_on() {
+            let mut index = self.index.lock();
+            index.prune_some(horizon, PRUNE_MAINTAIN_KEYS);
+            if !index.prunable(horizon) {
+                return;
+            }
+        }
     }
 
     /// [`Committer::maintain`], forgetting at most `prune_keys` keys of the commit

@@ -4,7 +4,8 @@
 //! (a load in batches of a few thousand keys), every read of the idle database would
 //! keep merging the store with the tree until some later commit. A watcher thread,
 //! started by such a commit, folds the store once no commit has come for
-//! [`IDLE_AFTER`], and then ends; it holds the engine only while it looks and folds.
+//! [`IDLE_AFTER`], forgets the commit index's records of the commits it folded, and
+//! then ends; it holds the engine only while it looks, folds and prunes.
 
 use super::Engine;
 use std::sync::Weak;
@@ -86,6 +87,10 @@ fn watch(engine: Weak<Engine>) {
             let _ = me.run_checkpoint(false);
             me.checkpoint_running.store(false, Ordering::Release);
         }
+        // The commit index's records of those commits too, a pass at a time, until a
+        // commit comes (which then prunes its own share).
+        me.committer
+            .prune_while(|| me.committer.tip() == tip && !me.closing.load(Ordering::Acquire));
         return;
     }
 }
