@@ -57,6 +57,9 @@ const MAINTENANCE_INTERVAL: u64 = 64;
 /// Keys of commit-index records a commit forgets besides twice its own
 /// (`CommitIndex::prune_some`).
 const PRUNE_STEP_KEYS: usize = 1024;
+/// Keys from which a commit prunes the commit index below a fresh horizon rather than
+/// the most recent one (`Committer::commit`).
+const PRUNE_FRESH_HORIZON_KEYS: usize = 64;
 /// Keys of commit-index records one maintenance pass forgets at most.
 const PRUNE_MAINTAIN_KEYS: usize = 1_024;
 
@@ -234,8 +237,9 @@ impl Committer {
         // live snapshots, small beside recording those keys): with the recent one, up
         // to MAINTENANCE_INTERVAL commits old, a load in batches of thousands of keys
         // could prune none of its predecessors, and the backlog fell on the small
-        // commits after it, a thousand keys each.
-        let fresh_horizon = sets.size() >= PRUNE_STEP_KEYS;
+        // commits after it, a thousand keys each. From 64 keys a batch, the backlog a
+        // stale horizon leaves is at most 64 commits of fewer keys.
+        let fresh_horizon = sets.size() >= PRUNE_FRESH_HORIZON_KEYS;
         // Step 2: the serialized section.
         let admitted = {
             let mut index = self.index.lock();
