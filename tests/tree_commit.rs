@@ -136,6 +136,14 @@ fn a_large_transaction_is_written_once_into_the_tree() {
     let after = db.stats();
     assert_eq!(after.tree_commits, before.tree_commits + 1);
     assert_eq!(after.capsule_bytes, before.capsule_bytes, "no capsule");
+    // Its syncs are the file's, not a group's: `file_syncs` counts every one the
+    // simulated file saw.
+    assert_eq!(after.group_syncs, before.group_syncs, "no group");
+    assert!(
+        after.file_syncs > before.file_syncs,
+        "a tree commit syncs the file"
+    );
+    assert_eq!(after.file_syncs, sim.counts().syncs);
     assert_eq!(after.checkpoint_seq, seq, "the tree holds it");
     assert_eq!(after.durable_seq, seq);
     assert_eq!(after.versions, 0, "the store holds nothing of it");

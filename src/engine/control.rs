@@ -43,6 +43,9 @@ pub struct Stats {
     pub group_commits: u64,
     /// `fdatasync` calls made by commit groups.
     pub group_syncs: u64,
+    /// Every `fdatasync` of the database file through this handle that succeeded: the
+    /// groups', and those of tree commits, checkpoints, compactions and opens.
+    pub file_syncs: u64,
     /// Bytes of capsules written by committers.
     pub capsule_bytes: u64,
     /// Bytes of proofs and markers written by commit groups.
@@ -140,6 +143,7 @@ impl Engine {
             groups: group.groups,
             group_commits: group.commits,
             group_syncs: group.syncs,
+            file_syncs: self.storage.sync_count(),
             capsule_bytes: self.committer.capsule_bytes(),
             log_bytes: group.log_bytes,
             recovered_commits: self.recovered_commits,

@@ -30,6 +30,8 @@ pub struct FileStorage {
     /// handle pinning the same generation (a live reader opening its generation again)
     /// share it, and it is unlocked when the last lets go.
     pins: parking_lot::Mutex<std::collections::BTreeMap<u64, usize>>,
+    /// `fdatasync` calls that succeeded.
+    syncs: AtomicU64,
 }
 
 struct MapState {
@@ -92,6 +94,7 @@ impl FileStorage {
             map: RwLock::new(None),
             read_only,
             pins: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
+            syncs: AtomicU64::new(0),
         })
     }
 
@@ -248,7 +251,13 @@ impl Storage for FileStorage {
 
     fn sync(&self) -> Result<()> {
         self.writable()?;
-        sync_data(&self.file).map_err(io_err("sync the database file"))
+        sync_data(&self.file).map_err(io_err("sync the database file"))?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     fn write_behind(&self) {

@@ -48,6 +48,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Makes every completed write durable (`fdatasync`).
     fn sync(&self) -> Result<()>;
 
+    /// Calls to [`Storage::sync`] that succeeded so far (for `Stats::file_syncs`).
+    fn sync_count(&self) -> u64;
+
     /// Starts writing back the data written so far and waits for what an earlier call
     /// started: a long writer (a checkpoint) calls it every few MiB, so the dirty data it
     /// leaves for the next `sync` (a group commit's) stays small. No durability promise;

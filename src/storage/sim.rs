@@ -469,6 +469,10 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    fn sync_count(&self) -> u64 {
+        self.state.lock().counts.syncs
+    }
+
     fn set_len(&self, len: u64) -> Result<()> {
         let io = |source| Error::Io {
             op: "resize the database file",
