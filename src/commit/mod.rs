@@ -473,19 +473,15 @@ impl Committer {
         self.maintain_up_to(usize::MAX);
     }
 
-    /// Forgets what the commit index holds below the current horizon, in passes of
-    /// [`PRUNE_MAINTAIN_KEYS`] keys (the index's lock is let go between them), while
-    /// `go_on()` holds: the idle watcher's, once commits stopped, so the small commits
+    /// One pass of the idle watcher's pruning: forgets up to [`PRUNE_MAINTAIN_KEYS`] keys
+    /// of the commit index below the current horizon, and says whether any is left
+    /// below it. The watcher runs passes once commits stopped, so the small commits
     /// after a load find no backlog of its keys to prune.
-    pub fn prune_while(&self, go_on: impl Fn() -> bool) {
+    pub fn prune_pass(&self) -> bool {
         let horizon = self.registry.horizon();
-        while go_on() {
-            let mut index = self.index.lock();
-            index.prune_some(horizon, PRUNE_MAINTAIN_KEYS);
-            if !index.prunable(horizon) {
-                return;
-            }
-        }
+        let mut index = self.index.lock();
+        index.prune_some(horizon, PRUNE_MAINTAIN_KEYS);
+        index.prunable(horizon)
     }
 
     /// [`Committer::maintain`], forgetting at most `prune_keys` keys of the commit

@@ -87,11 +87,21 @@ fn watch(engine: Weak<Engine>) {
             let _ = me.run_checkpoint(false);
             me.checkpoint_running.store(false, Ordering::Release);
         }
-        // The commit index's records of those commits too, a pass at a time, until a
-        // commit comes (which then prunes its own share).
-        me.committer
-            .prune_while(|| me.committer.tip() == tip && !me.closing.load(Ordering::Acquire));
-        return;
+        drop(me);
+        // The commit index's records of those commits too, a pass at a time, holding the
+        // engine only for each pass, until a commit comes (which then prunes its own
+        // share) or the database is dropped or closing.
+        loop {
+            let Some(me) = engine.upgrade() else {
+                return;
+            };
+            if me.committer.tip() != tip
+                || me.closing.load(Ordering::Acquire)
+                || !me.committer.prune_pass()
+            {
+                return;
+            }
+        }
     }
 }
 
