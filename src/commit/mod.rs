@@ -308,12 +308,14 @@ impl Committer {
             // horizon): the index keeps up with its inflow, and no committer pays for a
             // whole interval's records at once. Skipped while another committer holds
             // the index: a later commit or pass prunes instead, and none queues for it.
+            // The horizon is taken before the index's lock, so the look at every shard
+            // of live snapshots is not made while other committers wait for the index.
+            let horizon = if fresh_horizon {
+                self.registry.horizon()
+            } else {
+                self.registry.recent_horizon()
+            };
             if let Some(mut index) = self.index.try_lock() {
-                let horizon = if fresh_horizon {
-                    self.registry.horizon()
-                } else {
-                    self.registry.recent_horizon()
-                };
                 index.prune_some(horizon, prune_budget);
             }
         }
@@ -473,13 +475,17 @@ impl Committer {
         self.maintain_up_to(usize::MAX);
     }
 
-    /// One pass of the idle watcher's pruning: forgets up to [`PRUNE_MAINTAIN_KEYS`] keys
-    /// of the commit index below the current horizon, and says whether any is left
-    /// below it. The watcher runs passes once commits stopped, so the small commits
-    /// after a load find no backlog of its keys to prune.
-    pub fn prune_pass(&self) -> bool {
+    /// One pass of the idle watcher's pruning, while the last sequence taken is still
+    /// `tip` (no commit came): forgets up to [`PRUNE_MAINTAIN_KEYS`] keys of the commit
+    /// index below the current horizon, and says whether any is left below it. The
+    /// watcher runs passes once commits stopped, so the small commits after a load find
+    /// no backlog of its keys to prune; a commit that came prunes its own share.
+    pub fn prune_pass(&self, tip: u64) -> bool {
         let horizon = self.registry.horizon();
         let mut index = self.index.lock();
+        if index.tip() != tip {
+            return false;
+        }
         index.prune_some(horizon, PRUNE_MAINTAIN_KEYS);
         index.prunable(horizon)
     }

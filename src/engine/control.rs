@@ -43,8 +43,9 @@ pub struct Stats {
     pub group_commits: u64,
     /// `fdatasync` calls made by commit groups.
     pub group_syncs: u64,
-    /// Every `fdatasync` of the database file through this handle that succeeded: the
-    /// groups', and those of tree commits, checkpoints, compactions and opens.
+    /// Every `fdatasync` of the database file that succeeded, as its storage counts them
+    /// (a file: since this process opened it): the groups', and those of tree commits,
+    /// checkpoints, compactions and opens.
     pub file_syncs: u64,
     /// Bytes of capsules written by committers.
     pub capsule_bytes: u64,

@@ -32,12 +32,14 @@ impl VersionStore {
         // Room for every version the store holds, and as many keys, taken at once: grown
         // by doubling, the arrays held up to twice that, and each growth held the old
         // and the new copy together (a fold after a load in batches: 38 MB at the peak).
+        // The count is a hint: committers add to it after their versions are in, so it
+        // may lag (even wrap below zero for a moment when a dropped table's versions are
+        // taken out first), and versions above the horizon are not folded. A room that
+        // cannot be had is not taken; the arrays then grow as before.
         let versions = usize::try_from(self.version_count()).unwrap_or(0);
-        let mut out = FoldedChains {
-            key_bytes: Vec::new(),
-            versions: Vec::with_capacity(versions),
-            ends: Vec::with_capacity(versions),
-        };
+        let mut out = FoldedChains::default();
+        let _ = out.versions.try_reserve_exact(versions);
+        let _ = out.ends.try_reserve_exact(versions);
         for (id, t) in self.tables_in_order() {
             // A chunk of keys at a time, so a committer applying to this table waits
             // for one chunk, never for the whole table (versions applied in between are
