@@ -512,9 +512,6 @@ mod tests {
         fn sync(&self) -> Result<()> {
             self.sim.sync()
         }
-        fn sync_count(&self) -> u64 {
-            self.sim.sync_count()
-        }
         fn set_len(&self, len: u64) -> Result<()> {
             self.sim.set_len(len)
         }
