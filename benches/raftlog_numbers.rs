@@ -2,7 +2,8 @@
 //! test: it reports, it never asserts on time): durable append throughput of 64-entry
 //! batches of 256-byte entries on 1 and several logs, and the latency of reading 10,000
 //! consecutive entries from the version store, from the checkpointed tree and from the
-//! log's cache, beside the machine's fdatasync rate.
+//! log's cache (owned one allocation per entry, owned in one `EntryBatch`, and lent),
+//! beside the machine's fdatasync rate.
 //!
 //! ```sh
 //! cargo bench --bench raftlog_numbers            # about 20 seconds
@@ -12,7 +13,7 @@
 #[path = "support/fsync.rs"]
 mod fsync;
 use capsuledb::Database;
-use capsuledb::raftlog::{AppendTicket, Entry, RaftLog};
+use capsuledb::raftlog::{AppendTicket, Entry, EntryBatch, RaftLog};
 use fsync::fdatasync_rate;
 use std::path::Path;
 use std::sync::Arc;
@@ -140,13 +141,18 @@ fn append_phase(dir: &Path, logs: usize, depth: usize, phase: Duration) -> Strin
 
 /// Median and minimum microseconds of `reps` calls of `f`, each returning `READ_ENTRIES`
 /// entries.
-fn time_reads(reps: usize, mut f: impl FnMut() -> Vec<Entry>) -> (f64, f64) {
+fn time_reads(reps: usize, f: impl FnMut() -> Vec<Entry>) -> (f64, f64) {
+    time_owned_reads(reps, f, Vec::len)
+}
+
+/// [`time_reads`] for any owned result that `len` counts (dropped after the clock stops).
+fn time_owned_reads<T>(reps: usize, mut f: impl FnMut() -> T, len: fn(&T) -> usize) -> (f64, f64) {
     let mut us = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t = Instant::now();
         let got = f();
         us.push(t.elapsed().as_secs_f64() * 1e6);
-        assert_eq!(got.len() as u64, READ_ENTRIES);
+        assert_eq!(len(&got) as u64, READ_ENTRIES);
         std::hint::black_box(got);
     }
     us.sort_by(f64::total_cmp);
@@ -203,6 +209,15 @@ fn read_phase(dir: &Path, reps: usize) -> Vec<String> {
         time_reads(reps, || log.entries_uncached(range.clone()).unwrap()),
     );
     row(
+        "database (store), batch",
+        where_.clone(),
+        time_owned_reads(
+            reps,
+            || log.entry_batch(range.clone()).unwrap(),
+            EntryBatch::len,
+        ),
+    );
+    row(
         "database (store), lent",
         where_.clone(),
         time_lent_reads(reps, || lent_count(&log, range.clone())),
@@ -223,6 +238,15 @@ fn read_phase(dir: &Path, reps: usize) -> Vec<String> {
         "database (B-tree)",
         where_.clone(),
         time_reads(reps, || cold.entries(range.clone()).unwrap()),
+    );
+    row(
+        "database, batch",
+        where_.clone(),
+        time_owned_reads(
+            reps,
+            || cold.entry_batch(range.clone()).unwrap(),
+            EntryBatch::len,
+        ),
     );
     row(
         "database, lent",

@@ -162,6 +162,9 @@ fn observe(log: &RaftLog) -> Model {
     })
     .unwrap();
     assert_eq!(lent, entries, "lent and owned reads agree");
+    let batch = log.entry_batch(..).unwrap();
+    assert_eq!(batch.len(), entries.len());
+    assert_eq!(batch.into_entries(), entries, "batch and owned reads agree");
     let observed = Model {
         purged: log.last_purged(),
         entries,
@@ -303,6 +306,13 @@ fn lent_reads_follow_ranges_and_stop_at_the_first_error() {
             })
             .unwrap();
             assert_eq!(seen, (lo..=hi.min(300)).collect::<Vec<_>>(), "{lo}..={hi}");
+            let batch = log.entry_batch(lo..=hi).unwrap();
+            let owned = log.entries_uncached(lo..=hi).unwrap();
+            assert_eq!(
+                batch.iter().map(|e| e.to_entry()).collect::<Vec<_>>(),
+                owned
+            );
+            assert_eq!(batch.iter().rev().count(), seen.len());
         }
         let mut calls = 0;
         let stopped = log.for_each_entry(.., |index, _, _| {

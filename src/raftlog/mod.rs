@@ -66,6 +66,7 @@
 //! reached the disk, so the handle stops accepting changes ([`Error::Poisoned`]); the
 //! engine refuses commits too. Reopen the database and the log to continue.
 
+mod batch;
 mod cache;
 mod codec;
 mod entry;
@@ -74,6 +75,7 @@ pub mod openraft;
 mod read;
 
 use crate::{Database, Durability, Error, Isolation, Result};
+pub use batch::{EntryBatch, EntryRef, Iter as EntryBatchIter};
 use cache::Cache;
 use codec::{HARD_STATE_KEY, PURGED_KEY, decode_entry_value, decode_log_key, log_key};
 pub use entry::{AppendTicket, Entry, EntryId, HardState};

@@ -1,14 +1,19 @@
 //! Reading entries: owned ([`RaftLog::entries`], from the cache of recent appends or
-//! the database) and lent ([`RaftLog::for_each_entry`], from the database with no copy).
+//! the database), owned in one buffer ([`RaftLog::entry_batch`]) and lent
+//! ([`RaftLog::for_each_entry`]), both from the database.
 
 use super::RaftLog;
+use super::batch::EntryBatch;
 use super::codec::{decode_entry_value, decode_log_key, log_key};
 use super::entry::Entry;
 use crate::Result;
 use std::ops::{Bound, RangeBounds};
 
-/// Most entries [`RaftLog::entries`] reserves room for before reading them.
+/// Most entries a read reserves room for before reading them.
 const PREALLOCATE_ENTRIES_MAX: u64 = 1 << 16;
+/// Most payload bytes [`RaftLog::entry_batch`] reserves before reading past the first
+/// entry (it reserves the first entry's length times the entries expected).
+const PREALLOCATE_BATCH_BYTES_MAX: usize = 16 << 20;
 
 impl RaftLog {
     /// The held entries whose index lies in `range`, in index order (contiguous:
@@ -51,6 +56,31 @@ impl RaftLog {
         let lo = range.start_bound().map(|&i| log_key(i));
         let hi = range.end_bound().map(|&i| log_key(i));
         self.scan((lo, hi))
+    }
+
+    /// The held entries whose index lies in `range`, in index order, owned in one
+    /// [`EntryBatch`]: their payloads back to back in one buffer, so the read costs two
+    /// allocations however many entries it returns (where [`RaftLog::entries`] makes one
+    /// per entry, and an allocator that gave that memory back faults it in again on the
+    /// next read). Reads the database, not the cache.
+    pub fn entry_batch(&self, range: impl RangeBounds<u64>) -> Result<EntryBatch> {
+        let lo = range.start_bound().map(|&i| log_key(i));
+        let hi = range.end_bound().map(|&i| log_key(i));
+        let expected = self.expected_entries(&(lo, hi));
+        let mut batch = EntryBatch::with_capacity(expected, 0);
+        let mut reserved = false;
+        self.walk((lo, hi), |index, term, data| {
+            if !reserved {
+                // Entries of one log tend to be alike: the first one's length times the
+                // count is a good first guess (capped: the count may be a damaged claim).
+                let guess = data.len().saturating_mul(expected);
+                batch.reserve_bytes(guess.min(PREALLOCATE_BATCH_BYTES_MAX));
+                reserved = true;
+            }
+            batch.push(index, term, data);
+            Ok(())
+        })?;
+        Ok(batch)
     }
 
     /// Calls `f(index, term, data)` for each held entry whose index lies in `range`,
@@ -109,6 +139,17 @@ impl RaftLog {
     }
 
     fn scan(&self, keys: impl RangeBounds<[u8; 8]>) -> Result<Vec<Entry>> {
+        let mut out = Vec::with_capacity(self.expected_entries(&keys));
+        // The only copy per entry is the entry's own data.
+        self.walk(keys, |index, term, data| {
+            out.push(Entry::new(index, term, data.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// How many entries to reserve room for before reading those under `keys`.
+    fn expected_entries(&self, keys: &impl RangeBounds<[u8; 8]>) -> usize {
         // Keys are consecutive indices: the range bounds how many entries come back.
         let first = match keys.start_bound() {
             Bound::Included(k) => u64::from_be_bytes(*k),
@@ -129,12 +170,6 @@ impl RaftLog {
             .saturating_add(1)
             .min(held)
             .min(PREALLOCATE_ENTRIES_MAX);
-        let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-        // The only copy per entry is the entry's own data.
-        self.walk(keys, |index, term, data| {
-            out.push(Entry::new(index, term, data.to_vec()));
-            Ok(())
-        })?;
-        Ok(out)
+        usize::try_from(expected).unwrap_or(0)
     }
 }
