@@ -27,7 +27,23 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Database {
-    handle: Handle,
+    handle: Arc<Owner>,
+}
+
+/// What a `Database` and its clones share. Dropped with the last of them (every
+/// connection and Raft log holds one), it makes every commit already sequenced durable
+/// at once, on the dropping thread: a background thread of the engine (an automatic
+/// checkpoint, the idle watcher) may still hold the engine then, and the engine's own
+/// drop, which does the same, would run only when that thread lets go, too late for a
+/// process that exits right after dropping its handles.
+struct Owner(Handle);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Handle::Engine(e) = &self.0 {
+            e.flush_for_last_handle();
+        }
+    }
 }
 
 /// A writer's (or a storage's) one engine, or a live reader that follows another
@@ -51,12 +67,14 @@ impl Database {
         } else {
             Handle::Engine(crate::engine::open_path(path, &options.config)?)
         };
-        Ok(Database { handle })
+        Ok(Database {
+            handle: Arc::new(Owner(handle)),
+        })
     }
 
     /// The engine now (a live reader's: of the generation it last looked at).
     pub(crate) fn engine(&self) -> Arc<Engine> {
-        match &self.handle {
+        match &self.handle.0 {
             Handle::Engine(e) => Arc::clone(e),
             Handle::Live(f) => f.current(),
         }
@@ -66,7 +84,7 @@ impl Database {
     /// handle when it is a writer's (no shared reference count per transaction); a
     /// live reader's first follows the writer to its newest header and commit.
     pub(crate) fn latest_ref(&self) -> Result<EngineRef<'_>> {
-        match &self.handle {
+        match &self.handle.0 {
             Handle::Engine(e) => Ok(EngineRef::Borrowed(e)),
             Handle::Live(f) => f.latest().map(EngineRef::Owned),
         }
@@ -75,7 +93,7 @@ impl Database {
     /// The engine a new transaction begins on: a live reader's first follows the
     /// writer to its newest header and commit.
     pub(crate) fn latest(&self) -> Result<Arc<Engine>> {
-        match &self.handle {
+        match &self.handle.0 {
             Handle::Engine(e) => Ok(Arc::clone(e)),
             Handle::Live(f) => f.latest(),
         }
@@ -86,14 +104,15 @@ impl Database {
         options: &Options,
     ) -> Result<Database> {
         options.config.validate()?;
+        let engine = Engine::open(storage, None, &options.config)?;
         Ok(Database {
-            handle: Handle::Engine(Engine::open(storage, None, &options.config)?),
+            handle: Arc::new(Owner(Handle::Engine(engine))),
         })
     }
 
     /// The path the database was opened from (`None` on simulated storage).
     pub fn path(&self) -> Option<&Path> {
-        match &self.handle {
+        match &self.handle.0 {
             Handle::Engine(e) => e.path.as_deref(),
             Handle::Live(f) => Some(f.path()),
         }
@@ -333,5 +352,41 @@ mod idle_watcher_tests {
         assert!(engine.idle_watcher_armed());
         drop(held);
         folded_and_exact(&db);
+    }
+}
+
+#[cfg(test)]
+mod last_handle_tests {
+    use crate::{Database, Durability};
+
+    /// The engine still held elsewhere when the last handle goes (as an automatic
+    /// checkpoint or the idle watcher holds it): the commits queued `Applied` are durable
+    /// when the drop returns, not only once that holder lets go (a process exiting right
+    /// after the drop would have lost them).
+    #[test]
+    fn dropping_the_last_handle_makes_queued_commits_durable_while_the_engine_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("last.db")).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.commit_with(Durability::Durable).unwrap();
+        let mut last = 0;
+        for k in 0..50u64 {
+            let mut tx = c.begin().unwrap();
+            tx.put("t", &k.to_be_bytes(), b"v").unwrap();
+            last = tx.commit_with(Durability::Applied).unwrap().seq;
+        }
+        let held = db.engine();
+        let clone = db.clone();
+        drop(db);
+        assert!(clone.stats().tip_seq >= last, "a clone still works");
+        drop(clone);
+        drop(c);
+        assert!(
+            held.committer.durable_seq() >= last,
+            "commit {last} not durable after the last handle went (durable up to {})",
+            held.committer.durable_seq()
+        );
     }
 }

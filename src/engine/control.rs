@@ -190,6 +190,16 @@ impl Engine {
             .raise_durable_bound(self.committer.durable_seq())
     }
 
+    /// The last `Database` handle is gone: every sequenced commit reaches the disk now
+    /// (as the engine's own drop would do, which a background thread holding the
+    /// engine may delay). A failure was already reported to the committers that
+    /// waited, and there is no one left to tell.
+    pub(crate) fn flush_for_last_handle(&self) {
+        if !self.read_only {
+            let _ = self.committer.drain();
+        }
+    }
+
     pub(crate) fn collect_garbage(&self) -> Result<()> {
         self.committer.drain()?;
         self.committer.maintain();

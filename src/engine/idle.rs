@@ -54,6 +54,17 @@ impl Engine {
     }
 }
 
+/// Clears a flag when dropped: a background thread's "running" flag is cleared however
+/// the thread's work ends, a panic included (a flag left set would keep every later
+/// automatic checkpoint, or watcher, from starting).
+pub(super) struct ClearOnDrop<'a>(pub(super) &'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// The watcher: looks every [`IDLE_AFTER`] whether a commit came since it last looked;
 /// once none did and no checkpoint runs, folds what the store holds and ends.
 fn watch(engine: Weak<Engine>) {
@@ -84,8 +95,8 @@ fn watch(engine: Weak<Engine>) {
         // The store was worth folding when the watcher started: whatever is left now,
         // however little, is folded too, so an idle database reads its tree alone.
         if me.versions.byte_count() > 0 && !me.checkpoint_running.swap(true, Ordering::AcqRel) {
+            let _running = ClearOnDrop(&me.checkpoint_running);
             let _ = me.run_checkpoint(false);
-            me.checkpoint_running.store(false, Ordering::Release);
         }
         drop(me);
         // The commit index's records of those commits too, a pass at a time, holding the

@@ -511,10 +511,10 @@ impl Engine {
         let spawned = std::thread::Builder::new()
             .name("capsuledb-checkpoint".into())
             .spawn(move || {
+                let _running = idle::ClearOnDrop(&me.checkpoint_running);
                 if !me.closing.load(Ordering::Acquire) {
                     let _ = me.run_checkpoint(false);
                 }
-                me.checkpoint_running.store(false, Ordering::Release);
             });
         if let Err(e) = spawned {
             self.checkpoint_running.store(false, Ordering::Release);
