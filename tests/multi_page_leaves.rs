@@ -1,7 +1,5 @@
 //! Leaves of large cells span several pages (multi-page leaves, `format-spec/btree.md`, "Leaf
-//! page"): a table of 1,000-byte values (or of 2,100- and 5,000-byte ones, which an overflow
-//! extent would hold at 1.95x and 1.6x, so they are inline too; or of 3,700-byte ones, in
-//! extents) takes at most 1.2x its raw bytes of tree, reads
+//! page"): a table of 1,000-byte values takes at most 1.2x its raw bytes of tree, reads
 //! back by point reads and scans both ways through loads, updates, checkpoints, reopen
 //! and compaction, and a crash at any I/O point of checkpoints that rewrite runs loses
 //! no acknowledged commit and leaves no earlier state.
@@ -22,13 +20,8 @@ fn key(i: u32) -> Vec<u8> {
 }
 
 fn value(i: u32, round: u32) -> Vec<u8> {
-    value_of(VALUE, i, round)
-}
-
-/// A value of `len - i % 8` bytes.
-fn value_of(len: usize, i: u32, round: u32) -> Vec<u8> {
     let mut v = format!("{i}:{round}:").into_bytes();
-    v.resize(len - (i as usize % 8), b'a' + (round % 26) as u8);
+    v.resize(VALUE - (i as usize % 8), b'a' + (round % 26) as u8);
     v
 }
 
@@ -82,25 +75,6 @@ fn assert_integrity(db: &Database, context: &str) -> u64 {
 
 #[test]
 fn large_values_fill_leaf_runs_and_read_back_everywhere() {
-    fill_and_read_back(VALUE);
-}
-
-#[test]
-fn values_an_extent_would_leave_half_empty_fill_leaf_runs_too() {
-    fill_and_read_back(2_100);
-    fill_and_read_back(5_000);
-}
-
-#[test]
-fn values_that_nearly_fill_an_extent_keep_it() {
-    fill_and_read_back(3_700);
-}
-
-/// 2,000 keys of `len - i % 8`-byte values: loaded, updated, deleted, checkpointed,
-/// reopened and compacted; the tree at most 1.2x the raw bytes after the load, and every
-/// read exact throughout.
-fn fill_and_read_back(len: usize) {
-    let value = |i, round| value_of(len, i, round);
     let sim = SimStorage::new();
     let db = open(&sim);
     let mut model = BTreeMap::new();
@@ -117,7 +91,7 @@ fn fill_and_read_back(len: usize) {
     let tree_pages = assert_integrity(&db, "after the load");
     assert!(
         tree_pages as usize * 4096 * 10 <= raw * 12,
-        "{len}-byte values: {tree_pages} tree pages for {raw} raw bytes"
+        "{tree_pages} tree pages for {raw} raw bytes"
     );
     assert_reads(&db, &model, "after the load");
 
