@@ -38,7 +38,7 @@ fn build() -> (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>) {
     tx.create_table("t").unwrap();
     for i in 0..300u32 {
         let len = if i % 50 == 0 {
-            4000
+            3000
         } else {
             20 + (i as usize % 40)
         };
@@ -139,11 +139,11 @@ fn every_bit_of_the_checkpointed_state() {
     let pages = bytes.len() / PAGE;
     let mut kinds = BTreeMap::new();
     let mut extents = 0;
-    // The 4,000-byte values, whose overflow extents have no page header: found by
+    // The 3,000-byte values, whose overflow extents have no page header: found by
     // their first bytes.
     let extent_starts: Vec<Vec<u8>> = model
         .values()
-        .filter(|v| v.len() == 4000)
+        .filter(|v| v.len() == 3000)
         .map(|v| v[..32].to_vec())
         .collect();
     for p in 2..pages {

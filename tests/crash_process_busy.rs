@@ -89,10 +89,10 @@ fn large_key(round: u32, batch: u64, i: u32) -> Vec<u8> {
     format!("r{round:03}/L/{batch:04}/{i:05}").into_bytes()
 }
 
-/// [`LARGE_VALUE`] bytes; every 500th key's 8,000 (an overflow extent in the tree).
+/// [`LARGE_VALUE`] bytes; every 500th key's 6,000 (an overflow extent in the tree).
 fn large_value(round: u32, batch: u64, i: u32) -> Vec<u8> {
     let mut v = format!("large {round} {batch} {i};").into_bytes();
-    v.resize(if i % 500 == 7 { 8_000 } else { LARGE_VALUE }, b'.');
+    v.resize(if i % 500 == 7 { 6_000 } else { LARGE_VALUE }, b'.');
     v
 }
 

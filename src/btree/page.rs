@@ -56,27 +56,14 @@ pub fn inline_value_max(page_size: u32) -> usize {
     page_size as usize / 4
 }
 
-/// Whether a value is stored inline (`format-spec/btree.md`, "Compact leaf cell"): at
-/// most a quarter page, or key and value together at most half a page (such a cell always
-/// fits a leaf page); or, with pages of at most 16 KiB, key and value together at most
-/// 7/4 of a page when an overflow extent would leave more than an eighth of its pages
-/// unused (a 2,100-byte value in a 4 KiB extent). A multi-page leaf, which grows to
-/// [`LEAF_GROW_PAGES`] pages, packs such cells tighter than extents would hold them.
+/// Whether a value is stored inline: at most a quarter page, or key and value together
+/// at most half a page (such a cell always fits a leaf page).
 pub fn stored_inline(page_size: u32, key_len: usize, value_len: usize) -> bool {
-    let ps = page_size as usize;
-    if value_len <= inline_value_max(page_size) || key_len + value_len <= ps / 2 {
-        return true;
-    }
-    let extent = value_len.div_ceil(ps.max(1)).saturating_mul(ps);
-    ps.saturating_mul(LEAF_GROW_PAGES) <= LEAF_BYTES_MAX
-        && key_len + value_len <= ps / 4 * 7
-        && extent - value_len > extent / 8
+    value_len <= inline_value_max(page_size) || key_len + value_len <= page_size as usize / 2
 }
 
 pub use super::key::TreeKey;
-pub use super::node_builder::{
-    EXTENT_CELL_BODY, LEAF_GROW_PAGES, NodeBuilder, OVERFLOW_CELL_BODY, branch_cell,
-};
+pub use super::node_builder::{EXTENT_CELL_BODY, NodeBuilder, OVERFLOW_CELL_BODY, branch_cell};
 #[cfg(test)]
 pub use super::node_builder::{v3_leaf_cell_inline, v3_leaf_cell_overflow};
 pub use crate::types::cmp_keys;
