@@ -67,6 +67,15 @@ pub struct BackupOptions<'p> {
     progress: Option<ProgressFn<'p>>,
 }
 
+impl std::fmt::Debug for BackupOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupOptions")
+            .field("overwrite", &self.overwrite)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
 impl<'p> BackupOptions<'p> {
     /// The defaults: refuse an existing target, no progress reports.
     pub fn new() -> Self {

@@ -33,6 +33,14 @@ pub struct Connection {
     pub(crate) names: Arc<Mutex<NameCache>>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Table names resolved by a connection's transactions, kept between them so that a
 /// short transaction does not look its table up in the catalog again. Valid while the
 /// catalog has not changed: they were resolved at snapshots at or above `at`, the

@@ -38,6 +38,15 @@ pub struct Database {
 /// process that exits right after dropping its handles.
 struct Owner(Handle);
 
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.path())
+            .field("live_reader", &matches!(self.handle.0, Handle::Live(_)))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Owner {
     fn drop(&mut self) {
         if let Handle::Engine(e) = &self.0 {

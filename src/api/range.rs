@@ -40,6 +40,17 @@ pub struct Range<'t, 'c> {
     fixed_batch: bool,
 }
 
+impl std::fmt::Debug for Range<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Range")
+            .field("table", &self.table)
+            .field("lo", &self.lo)
+            .field("hi", &self.hi)
+            .field("buffered", &(self.front.len() + self.back.len()))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'t, 'c> Range<'t, 'c> {
     pub(crate) fn new(
         tx: &'t Transaction<'c>,

@@ -35,6 +35,12 @@ pub struct Scan<'t, 'c> {
     inner: Inner<'t, 'c>,
 }
 
+impl std::fmt::Debug for Scan<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan").finish_non_exhaustive()
+    }
+}
+
 #[expect(
     clippy::large_enum_variant,
     reason = "one per scan, on the caller's stack: boxing would allocate per scan"

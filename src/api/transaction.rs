@@ -71,6 +71,17 @@ enum Snap {
     At(HistoryPin),
 }
 
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("snapshot", &self.snapshot.seq())
+            .field("isolation", &self.isolation)
+            .field("read_only", &self.read_only)
+            .field("write_bytes", &self.write_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Snap {
     fn seq(&self) -> u64 {
         match self {

@@ -85,6 +85,14 @@ pub struct Table<T, K, V> {
     def: TableDef<K, V>,
 }
 
+impl<T, K, V> std::fmt::Debug for Table<T, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("def", &self.def)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'c> Transaction<'c> {
     /// The typed table `def` for reading (`get`, `range`, `first`, `last`, `count`).
     pub fn table<K: Key, V: Value>(&self, def: TableDef<K, V>) -> Table<&Self, K, V> {
@@ -185,6 +193,16 @@ impl<'c, T: DerefMut<Target = Transaction<'c>>, K: Key, V: Value> Table<T, K, V>
 pub struct TypedRange<'t, 'c, K, V> {
     inner: Range<'t, 'c>,
     types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for TypedRange<'_, '_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedRange")
+            .field("range", &self.inner)
+            .field("key", &std::any::type_name::<K>())
+            .field("value", &std::any::type_name::<V>())
+            .finish()
+    }
 }
 
 impl<'t, 'c, K: Key, V: Value> TypedRange<'t, 'c, K, V> {

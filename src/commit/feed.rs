@@ -196,6 +196,17 @@ pub struct Subscription {
     queue: Arc<Queue>,
 }
 
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.queue.state.lock();
+        f.debug_struct("Subscription")
+            .field("queued", &st.events.len())
+            .field("capacity", &self.queue.capacity)
+            .field("closed", &st.closed)
+            .finish()
+    }
+}
+
 impl Subscription {
     /// Waits for the next event.
     pub fn recv(&self) -> Received {

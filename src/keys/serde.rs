@@ -30,6 +30,12 @@ use std::marker::PhantomData;
 /// ```
 pub struct Serde<T>(PhantomData<fn() -> T>);
 
+impl<T> std::fmt::Debug for Serde<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Serde<{}>", std::any::type_name::<T>())
+    }
+}
+
 impl<T: Serialize + DeserializeOwned + 'static> Value for Serde<T> {
     type Ref<'a> = &'a T;
     type Owned = T;

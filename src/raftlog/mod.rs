@@ -124,6 +124,16 @@ pub struct RaftLog {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for RaftLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftLog")
+            .field("log_table", &self.inner.log_table)
+            .field("first_index", &self.first_index())
+            .field("last_index", &self.last_index())
+            .finish_non_exhaustive()
+    }
+}
+
 // Shared across threads by design: a compile-time check.
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}

@@ -139,6 +139,14 @@ pub struct LogStore<C: RaftTypeConfig> {
     flusher: Arc<parking_lot::Mutex<Option<Flusher<C>>>>,
 }
 
+impl<C: RaftTypeConfig> std::fmt::Debug for LogStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: RaftTypeConfig> Clone for LogStore<C> {
     fn clone(&self) -> Self {
         LogStore {
@@ -433,6 +441,14 @@ where
 #[derive(Clone)]
 pub struct StateMachine {
     inner: Arc<SmInner>,
+}
+
+impl std::fmt::Debug for StateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachine")
+            .field("data", &self.inner.data)
+            .finish_non_exhaustive()
+    }
 }
 
 struct SmInner {

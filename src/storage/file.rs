@@ -39,6 +39,16 @@ struct MapState {
     mapped_len: u64,
 }
 
+impl std::fmt::Debug for FileStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStorage")
+            .field("path", &self.path)
+            .field("len", &self.len.load(Ordering::Relaxed))
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FileStorage {
     /// Opens (and with `create`, creates) the file at `path` and takes an exclusive,
     /// non-blocking `flock` on it. A file locked by another process (or by another

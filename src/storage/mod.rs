@@ -98,6 +98,14 @@ pub struct GenerationPin {
     generation: u64,
 }
 
+impl std::fmt::Debug for GenerationPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenerationPin")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
 impl GenerationPin {
     /// Pins `generation` through `storage`.
     pub fn new(storage: &Arc<dyn Storage>, generation: u64) -> Result<GenerationPin> {

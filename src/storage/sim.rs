@@ -99,12 +99,20 @@ pub struct SyncGate {
     inner: Arc<(Mutex<GateState>, Condvar)>,
 }
 
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum GateState {
     #[default]
     Armed,
     Held,
     Released,
+}
+
+impl std::fmt::Debug for SyncGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncGate")
+            .field("state", &*self.inner.0.lock())
+            .finish()
+    }
 }
 
 impl SyncGate {
@@ -139,6 +147,17 @@ impl SyncGate {
 
 fn simulated(what: &str) -> io::Error {
     io::Error::other(format!("simulated {what}"))
+}
+
+impl std::fmt::Debug for SimStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("SimStorage")
+            .field("live_bytes", &st.live.len())
+            .field("durable_bytes", &st.durable.len())
+            .field("unsynced_writes", &st.unsynced.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimStorage {

@@ -363,6 +363,15 @@ pub struct Iter<'a> {
     reverse: bool,
 }
 
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("runs", &self.spans.len())
+            .field("reverse", &self.reverse)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Iter<'a> {
     /// An iteration over nothing.
     pub fn empty() -> Iter<'static> {
