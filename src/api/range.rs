@@ -197,6 +197,9 @@ impl Iterator for Range<'_, '_> {
     }
 }
 
+// Once both ends met (or an error was returned), `fetch` does nothing more.
+impl std::iter::FusedIterator for Range<'_, '_> {}
+
 impl DoubleEndedIterator for Range<'_, '_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         if self.back.is_empty()

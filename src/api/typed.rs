@@ -227,6 +227,8 @@ impl<K: Key, V: Value> Iterator for TypedRange<'_, '_, K, V> {
     }
 }
 
+impl<K: Key, V: Value> std::iter::FusedIterator for TypedRange<'_, '_, K, V> {}
+
 impl<K: Key, V: Value> DoubleEndedIterator for TypedRange<'_, '_, K, V> {
     fn next_back(&mut self) -> Option<Self::Item> {
         self.inner.next_back().map(Self::decode)

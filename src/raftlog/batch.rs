@@ -199,6 +199,8 @@ impl DoubleEndedIterator for Iter<'_> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
+impl std::iter::FusedIterator for Iter<'_> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
