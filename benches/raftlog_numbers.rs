@@ -197,7 +197,7 @@ fn read_phase(dir: &Path, reps: usize) -> Vec<String> {
     let mut rows = Vec::new();
     let mut row = |what: &str, where_: String, (p50, min): (f64, f64)| {
         rows.push(format!(
-            "| read 10k consecutive   | {what:<22} | {p50:>8.0} | {min:>8.0} | {:>6.1} | {where_} |",
+            "| read 10k consecutive   | {what:<23} | {p50:>8.0} | {min:>8.0} | {:>6.1} | {where_} |",
             READ_ENTRIES as f64 / p50
         ));
     };
@@ -293,10 +293,10 @@ fn main() {
          thread per log waiting on their tickets in order)\n"
     );
     println!(
-        "| phase                  | path                   |   p50 µs |   min µs | M entries/s | where the entries are |"
+        "| phase                  | path                    |   p50 µs |   min µs | M entries/s | where the entries are |"
     );
     println!(
-        "| ---------------------- | ---------------------- | -------: | -------: | -----: | ----- |"
+        "| ---------------------- | ----------------------- | -------: | -------: | -----: | ----- |"
     );
     for r in read_phase(dir, reps) {
         println!("{r}");

@@ -9,6 +9,7 @@ use crate::storage::Storage;
 use crate::types::Durability;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// An open capsuledb database. Cheap to clone (an `Arc`); `Send + Sync`.
 ///
@@ -30,14 +31,6 @@ pub struct Database {
     handle: Arc<Owner>,
 }
 
-/// What a `Database` and its clones share. Dropped with the last of them (every
-/// connection and Raft log holds one), it makes every commit already sequenced durable
-/// at once, on the dropping thread: a background thread of the engine (an automatic
-/// checkpoint, the idle watcher) may still hold the engine then, and the engine's own
-/// drop, which does the same, would run only when that thread lets go, too late for a
-/// process that exits right after dropping its handles.
-struct Owner(Handle);
-
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
@@ -47,9 +40,29 @@ impl std::fmt::Debug for Database {
     }
 }
 
+/// What a `Database` and its clones share (every connection and Raft log holds one).
+/// The engine counts these, one per open of its file in this process: when the last is
+/// dropped, every commit queued by then is made durable at once, on the dropping thread.
+/// A background thread of the engine (an automatic checkpoint, the idle watcher) may
+/// still hold the engine then, and the engine's own drop, which does the same, would run
+/// only when that thread lets go, too late for a process that exits right after dropping
+/// its handles.
+struct Owner(Handle);
+
+impl Owner {
+    fn new(handle: Handle) -> Owner {
+        if let Handle::Engine(e) = &handle {
+            e.handles.fetch_add(1, Ordering::AcqRel);
+        }
+        Owner(handle)
+    }
+}
+
 impl Drop for Owner {
     fn drop(&mut self) {
-        if let Handle::Engine(e) = &self.0 {
+        if let Handle::Engine(e) = &self.0
+            && e.handles.fetch_sub(1, Ordering::AcqRel) == 1
+        {
             e.flush_for_last_handle();
         }
     }
@@ -77,7 +90,7 @@ impl Database {
             Handle::Engine(crate::engine::open_path(path, &options.config)?)
         };
         Ok(Database {
-            handle: Arc::new(Owner(handle)),
+            handle: Arc::new(Owner::new(handle)),
         })
     }
 
@@ -115,7 +128,7 @@ impl Database {
         options.config.validate()?;
         let engine = Engine::open(storage, None, &options.config)?;
         Ok(Database {
-            handle: Arc::new(Owner(Handle::Engine(engine))),
+            handle: Arc::new(Owner::new(Handle::Engine(engine))),
         })
     }
 
@@ -366,36 +379,115 @@ mod idle_watcher_tests {
 
 #[cfg(test)]
 mod last_handle_tests {
-    use crate::{Database, Durability};
+    use crate::{Connection, Database, Durability};
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
 
-    /// The engine still held elsewhere when the last handle goes (as an automatic
-    /// checkpoint or the idle watcher holds it): the commits queued `Applied` are durable
-    /// when the drop returns, not only once that holder lets go (a process exiting right
-    /// after the drop would have lost them).
-    #[test]
-    fn dropping_the_last_handle_makes_queued_commits_durable_while_the_engine_is_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path().join("last.db")).unwrap();
+    /// A connection to the database at `path` with the table `t` (created if missing).
+    fn open(path: &Path) -> (Database, Connection) {
+        let db = Database::open(path).unwrap();
         let mut c = db.connect();
         let mut tx = c.begin().unwrap();
-        tx.create_table("t").unwrap();
+        if !tx.tables().unwrap().iter().any(|t| t == "t") {
+            tx.create_table("t").unwrap();
+        }
         tx.commit_with(Durability::Durable).unwrap();
+        (db, c)
+    }
+
+    /// 50 `Applied` commits through `c`; the last one's sequence.
+    fn applied(c: &mut Connection, from: u64) -> u64 {
         let mut last = 0;
-        for k in 0..50u64 {
+        for k in from..from + 50 {
             let mut tx = c.begin().unwrap();
             tx.put("t", &k.to_be_bytes(), b"v").unwrap();
             last = tx.commit_with(Durability::Applied).unwrap().seq;
         }
+        last
+    }
+
+    /// The engine still held elsewhere when the last handle goes (as an automatic
+    /// checkpoint or the idle watcher holds it): the commits queued `Applied` are durable
+    /// when the drop returns, not only once that holder lets go (a process exiting right
+    /// after the drop would have lost them). The flusher is kept from running, so nothing
+    /// else makes them durable meanwhile.
+    #[test]
+    fn dropping_the_last_handle_makes_queued_commits_durable_while_the_engine_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut c) = open(&dir.path().join("last.db"));
         let held = db.engine();
+        held.hold_flusher();
+        let last = applied(&mut c, 0);
         let clone = db.clone();
         drop(db);
         assert!(clone.stats().tip_seq >= last, "a clone still works");
         drop(clone);
+        assert!(
+            held.committer.durable_seq() < last,
+            "flushed before the last handle went"
+        );
+        // The connection holds the last handle.
         drop(c);
         assert!(
             held.committer.durable_seq() >= last,
             "commit {last} not durable after the last handle went (durable up to {})",
             held.committer.durable_seq()
         );
+    }
+
+    /// Two opens of one file share its engine: the handles of one going leave the other's
+    /// commits queued; the other's last handle going flushes them.
+    #[test]
+    fn the_last_handle_is_the_last_of_every_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.db");
+        let (first, c1) = open(&path);
+        let (second, mut c2) = open(&path);
+        let held = first.engine();
+        held.hold_flusher();
+        let last = applied(&mut c2, 0);
+        drop((first, c1));
+        assert!(
+            held.committer.durable_seq() < last,
+            "the first open's drop flushed"
+        );
+        drop((second, c2));
+        assert!(held.committer.durable_seq() >= last);
+    }
+
+    /// The handles of one open go, twenty times, while another open of the same file
+    /// keeps committing: no drop waits for the other open's commits (a watchdog: a drop
+    /// takes milliseconds; it fails the test instead of hanging it).
+    #[test]
+    fn dropping_one_open_does_not_wait_for_another_opens_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.db");
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (db, mut c) = open(&path);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut k = 0;
+                while !stop.load(Ordering::Acquire) {
+                    applied(&mut c, k);
+                    k += 50;
+                }
+                drop((c, db));
+            })
+        };
+        for round in 0..20u64 {
+            let (db, mut c) = open(&path);
+            applied(&mut c, 1_000_000 + round * 50);
+            let start = Instant::now();
+            drop((c, db));
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the drop waited on the other open's commits"
+            );
+        }
+        stop.store(true, Ordering::Release);
+        writer.join().unwrap();
     }
 }

@@ -54,9 +54,11 @@ impl Engine {
     }
 }
 
-/// Clears a flag when dropped: a background thread's "running" flag is cleared however
-/// the thread's work ends, a panic included (a flag left set would keep every later
-/// automatic checkpoint, or watcher, from starting).
+/// Clears a flag when dropped: a background checkpoint's `checkpoint_running` is cleared
+/// however its work ends, a panic included (a flag left set would keep every later
+/// automatic checkpoint from starting, and make back-pressure wait on a fold that never
+/// ends). The flusher's and the watcher's own flags are handed over, not just cleared,
+/// and keep their explicit stores.
 pub(super) struct ClearOnDrop<'a>(pub(super) &'a AtomicBool);
 
 impl Drop for ClearOnDrop<'_> {
@@ -121,6 +123,12 @@ impl Engine {
     /// Tests: whether a checkpoint runs, as the commit path and the idle watcher see it.
     pub(crate) fn set_checkpoint_running(&self, running: bool) {
         self.checkpoint_running.store(running, Ordering::Release);
+    }
+
+    /// Tests: marks the flusher as running, so `Applied` commits start none and stay
+    /// queued until something else flushes them.
+    pub(crate) fn hold_flusher(&self) {
+        self.flush_armed.store(true, Ordering::Release);
     }
 
     /// Tests: whether an idle watcher is started and has not ended.

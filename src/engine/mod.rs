@@ -47,7 +47,7 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Bytes of keys and values above which a durable commit goes straight into the tree
 /// when it can ([`Engine::commit`]): below, a capsule and the version store cost less
@@ -104,6 +104,10 @@ pub(crate) struct Engine {
     idle_armed: AtomicBool,
     /// A flusher runs (`flush.rs`).
     flush_armed: AtomicBool,
+    /// `Database` handles of this process on this engine, counted per open (each open
+    /// of the same file shares the engine; its clones share one count): the last one's
+    /// drop flushes (`Engine::flush_for_last_handle`).
+    pub(crate) handles: AtomicUsize,
     /// Transactions committed straight into the tree.
     pub(crate) tree_commits: AtomicU64,
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
@@ -390,6 +394,7 @@ impl Engine {
             checkpoint_running: AtomicBool::new(false),
             idle_armed: AtomicBool::new(false),
             flush_armed: AtomicBool::new(false),
+            handles: AtomicUsize::new(0),
             tree_commits: AtomicU64::new(0),
             last_checkpoint_error: Mutex::new(None),
             live_tail: Mutex::new(config.read_only.then_some(tail)),

@@ -4,8 +4,9 @@
 //! ten thousand allocations, and an allocator that hands freed memory back to the system
 //! (glibc trims the top of its heap past 128 KiB) makes the next read fault every page in
 //! again. A batch holds every payload back to back in one buffer and the entries' heads in
-//! another, so reading it costs two allocations whatever the entry count, and it can be
-//! kept, moved to another thread or sent on after the read transaction ends.
+//! another, so its entries take two allocations (for entries of like sizes, up to 65,536
+//! of them and 16 MiB), and it can be kept, moved to another thread or sent on after the
+//! read transaction ends.
 
 use super::entry::{Entry, EntryId};
 

@@ -20,34 +20,32 @@ impl RaftLog {
     /// purged and never-appended indices are simply absent). Served from the in-memory
     /// cache of recent appends when it covers the range, else from the database.
     pub fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
-        let lo = match range.start_bound() {
-            Bound::Included(&i) => i,
-            Bound::Excluded(&i) => match i.checked_add(1) {
-                Some(i) => i,
-                None => return Ok(Vec::new()),
-            },
-            Bound::Unbounded => 0,
-        };
-        let hi = match range.end_bound() {
-            Bound::Included(&i) => i,
-            Bound::Excluded(&i) => match i.checked_sub(1) {
-                Some(i) => i,
-                None => return Ok(Vec::new()),
-            },
-            Bound::Unbounded => u64::MAX,
-        };
-        // Clamp to what is held, so the cache can answer for open-ended ranges.
-        let Some((first, last)) = self.inner.bounds.lock().held else {
+        let Some((lo, hi)) = self.held_part(&range) else {
             return Ok(Vec::new());
         };
-        let (lo, hi) = (lo.max(first), hi.min(last.index));
-        if lo > hi {
-            return Ok(Vec::new());
-        }
         if let Some(found) = self.inner.cache.read().range(lo, hi) {
             return Ok(found);
         }
         self.entries_from_db(lo, hi)
+    }
+
+    /// The part of `range` the log holds, as inclusive first and last indices (`None`:
+    /// nothing), clamped to the log's bounds so that the cache can answer for
+    /// open-ended ranges and reads reserve room only for what is there.
+    fn held_part(&self, range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
+        let lo = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i.checked_add(1)?,
+            Bound::Unbounded => 0,
+        };
+        let hi = match range.end_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i.checked_sub(1)?,
+            Bound::Unbounded => u64::MAX,
+        };
+        let (first, last) = self.inner.bounds.lock().held?;
+        let (lo, hi) = (lo.max(first), hi.min(last.index));
+        (lo <= hi).then_some((lo, hi))
     }
 
     /// [`RaftLog::entries`] read from the database, bypassing the cache (for checks
@@ -59,17 +57,20 @@ impl RaftLog {
     }
 
     /// The held entries whose index lies in `range`, in index order, owned in one
-    /// [`EntryBatch`]: their payloads back to back in one buffer, so the read costs two
-    /// allocations however many entries it returns (where [`RaftLog::entries`] makes one
-    /// per entry, and an allocator that gave that memory back faults it in again on the
-    /// next read). Reads the database, not the cache.
+    /// [`EntryBatch`]: their payloads back to back in one buffer, so the entries take
+    /// two allocations (more only when later entries outgrow the room the first one's
+    /// length suggested, or past 65,536 entries or 16 MiB), where [`RaftLog::entries`]
+    /// makes one per entry (and an allocator that gave that memory back faults it in
+    /// again on the next read). Reads the database, not the cache.
     pub fn entry_batch(&self, range: impl RangeBounds<u64>) -> Result<EntryBatch> {
-        let lo = range.start_bound().map(|&i| log_key(i));
-        let hi = range.end_bound().map(|&i| log_key(i));
-        let expected = self.expected_entries(&(lo, hi));
+        let Some((first, last)) = self.held_part(&range) else {
+            return Ok(EntryBatch::default());
+        };
+        let (lo, hi) = (log_key(first), log_key(last));
+        let expected = self.expected_entries(&(lo..=hi));
         let mut batch = EntryBatch::with_capacity(expected, 0);
         let mut reserved = false;
-        self.walk((lo, hi), |index, term, data| {
+        self.walk(lo..=hi, |index, term, data| {
             if !reserved {
                 // Entries of one log tend to be alike: the first one's length times the
                 // count is a good first guess (capped: the count may be a damaged claim).
