@@ -363,11 +363,15 @@ impl Checkpointer {
         // A dropped table's data stays while the drop is inside the history window.
         let dropped_ids = self.versions.take_drops(horizon.min(floor));
         let dropped: Vec<[u8; 8]> = dropped_ids.iter().map(|t| t.to_be_bytes()).collect();
+        // The newest version folded: the store's are at or below the horizon, a tree
+        // commit's at its own sequence.
+        let newest = extra.map_or(horizon, |(seq, _)| seq.max(horizon));
         let retained = history_changes(
             file,
             ps,
             root,
             FoldMerge::new(&chains, extra),
+            newest,
             floor,
             &dropped_ids,
             &self.versions.pending_drops(horizon),

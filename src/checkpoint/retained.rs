@@ -135,6 +135,8 @@ pub fn index_history(
 /// folded key whose versions reach above `floor` gets (or updates) its entry, every
 /// other entry is pruned to what reads at or above `floor` need, and entries of
 /// `dropped` tables go. The floor is persisted while any entry exists or `keep_floor`.
+/// `newest` bounds the folded versions' sequences: when no entry exists and none
+/// reaches above `floor`, the fold is not walked (a large load's tree commit).
 #[expect(
     clippy::too_many_arguments,
     reason = "the old tree, the fold and the window"
@@ -144,6 +146,7 @@ pub(super) fn history_changes(
     page_size: u32,
     root: u64,
     folded: FoldMerge<'_>,
+    newest: u64,
     floor: u64,
     dropped: &[TableId],
     kept_drops: &[(TableId, u64)],
@@ -159,7 +162,9 @@ pub(super) fn history_changes(
     let nothing_kept = old.is_empty();
     let mut out: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = BTreeMap::new();
     let mut live = 0usize;
-    for (table, key, versions) in folded {
+    // Nothing kept and nothing to keep: every key of the fold would be passed over.
+    let folded = (!nothing_kept || newest > floor).then_some(folded);
+    for (table, key, versions) in folded.into_iter().flatten() {
         let above = versions.newest_seq() > floor;
         // Most folds of a large load: nothing kept, nothing to keep (no key to build).
         if (nothing_kept && !above) || dropped.contains(&table) {

@@ -360,6 +360,9 @@ impl CommitIndex {
 
     /// First-committer-wins over a write set, in place.
     fn first_committer_wins(&self, snapshot: u64, writes: &WriteSet) -> Result<(), Refusal> {
+        if self.tip <= snapshot {
+            return Ok(());
+        }
         for (table, keys) in writes {
             let Some(index) = self.writers.get(table) else {
                 continue;
@@ -401,6 +404,12 @@ impl CommitIndex {
         Q: LookupKey + ?Sized + 'w,
         Key: Borrow<Q>,
     {
+        // No commit was sequenced after the snapshot: nothing can have written a key
+        // first, and no read can have an out-edge (a tree commit of a million keys
+        // looked each up for nothing).
+        if self.tip <= snapshot {
+            return Ok(None);
+        }
         // First-committer-wins.
         for (table, key) in writes.clone() {
             let last = self
