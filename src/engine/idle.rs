@@ -67,6 +67,20 @@ impl Drop for ClearOnDrop<'_> {
     }
 }
 
+/// Clears a flag when dropped by a panic: a background thread's "I run" flag, which the
+/// thread hands over (clears, then may set again) rather than clearing once at its end,
+/// so only an unwinding thread clears it here (a flag left set would keep every later
+/// such thread from starting).
+pub(super) struct ClearIfPanicking<'a>(pub(super) &'a AtomicBool);
+
+impl Drop for ClearIfPanicking<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// The watcher: looks every [`IDLE_AFTER`] whether a commit came since it last looked;
 /// once none did and no checkpoint runs, folds what the store holds and ends.
 fn watch(engine: Weak<Engine>) {
@@ -76,6 +90,8 @@ fn watch(engine: Weak<Engine>) {
         let Some(me) = engine.upgrade() else {
             return;
         };
+        // Until the watcher disarms itself below, the flag is its own.
+        let unwinding = ClearIfPanicking(&me.idle_armed);
         if me.closing.load(Ordering::Acquire) {
             me.idle_armed.store(false, Ordering::Release);
             return;
@@ -93,6 +109,7 @@ fn watch(engine: Weak<Engine>) {
             continue;
         }
         // Disarmed first: a commit from here on starts a new watcher.
+        drop(unwinding);
         me.idle_armed.store(false, Ordering::Release);
         // The store was worth folding when the watcher started: whatever is left now,
         // however little, is folded too, so an idle database reads its tree alone.
@@ -140,5 +157,32 @@ impl Engine {
     /// until the guard is dropped.
     pub(crate) fn hold_checkpointer(&self) -> impl Drop + '_ {
         self.checkpointer.hold_for_test()
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::{ClearIfPanicking, ClearOnDrop};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// `ClearOnDrop` clears its flag however the scope ends; `ClearIfPanicking` only
+    /// when it ends by a panic.
+    #[test]
+    fn the_guards_clear_their_flags_when_they_should() {
+        for panics in [false, true] {
+            let always = AtomicBool::new(true);
+            let unwinding = AtomicBool::new(true);
+            let ended = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _a = ClearOnDrop(&always);
+                    let _b = ClearIfPanicking(&unwinding);
+                    assert!(!panics, "a background thread's panic");
+                })
+                .join()
+            });
+            assert_eq!(ended.is_err(), panics);
+            assert!(!always.load(Ordering::Acquire));
+            assert_eq!(unwinding.load(Ordering::Acquire), !panics);
+        }
     }
 }
