@@ -314,7 +314,8 @@ impl CommitIndex {
     /// only while no other snapshot is live and none is taken below the new sequence
     /// (the caller's exclusive hold): no later transaction is concurrent with it, so no
     /// later validation needs its sets. Writes are checked in place (no copy of a large
-    /// write set); with reads under `Serializable`, the full SSI check runs.
+    /// write set); with reads under `Serializable`, the full SSI check runs, unless no
+    /// commit was sequenced after the snapshot (then there is nothing to check).
     pub fn admit_unrecorded(
         &mut self,
         snapshot: u64,

@@ -36,9 +36,9 @@ fn flush(engine: Weak<Engine>) {
         let Some(me) = engine.upgrade() else {
             return;
         };
-        // The flag is this thread's until it disarms below (after that, only atomic
-        // loads run before the iteration ends).
-        let _unwinding = super::idle::ClearIfPanicking(&me.flush_armed);
+        // No guard clears `flush_armed` if this thread panics: the panic could come from
+        // a group step that left the group commit with a leader that never returns, and
+        // a successor would wait on it forever, holding the engine.
         if me.closing.load(Ordering::Acquire) {
             // `close` flushes everything itself.
             me.flush_armed.store(false, Ordering::Release);

@@ -57,8 +57,8 @@ impl Engine {
 /// Clears a flag when dropped: a background checkpoint's `checkpoint_running` is cleared
 /// however its work ends, a panic included (a flag left set would keep every later
 /// automatic checkpoint from starting, and make back-pressure wait on a fold that never
-/// ends). The flusher's and the watcher's own flags are handed over, not just cleared,
-/// and keep their explicit stores.
+/// ends). The watcher's own flag is handed over, not just cleared: see
+/// [`ClearIfPanicking`].
 pub(super) struct ClearOnDrop<'a>(pub(super) &'a AtomicBool);
 
 impl Drop for ClearOnDrop<'_> {
@@ -67,10 +67,12 @@ impl Drop for ClearOnDrop<'_> {
     }
 }
 
-/// Clears a flag when dropped by a panic: a background thread's "I run" flag, which the
-/// thread hands over (clears, then may set again) rather than clearing once at its end,
-/// so only an unwinding thread clears it here (a flag left set would keep every later
-/// such thread from starting).
+/// Clears a flag when dropped by a panic: the idle watcher's "I run" flag, which the
+/// watcher hands over (clears, then a commit may set it again) rather than clearing once
+/// at its end, so only an unwinding thread clears it here (a flag left set would keep
+/// every later watcher from starting). The flusher has none: its panic may come from a
+/// group step that left a leader that never returns, and a successor would wait on it
+/// forever, holding the engine.
 pub(super) struct ClearIfPanicking<'a>(pub(super) &'a AtomicBool);
 
 impl Drop for ClearIfPanicking<'_> {
