@@ -113,3 +113,78 @@ fn a_panic_with_an_open_transaction_or_scan_leaves_the_database_usable() {
     assert_eq!(scan(&db, TABLE), state);
     assert_clean(&db, "reopened after the panics");
 }
+
+/// A [`SimStorage`] whose `sync` panics once armed: a storage the application plugged in
+/// (`Options::open_storage`) with a bug.
+struct PanickingSync {
+    inner: capsuledb::storage::SimStorage,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl capsuledb::storage::Storage for PanickingSync {
+    fn len(&self) -> capsuledb::Result<u64> {
+        self.inner.len()
+    }
+    fn view(&self) -> capsuledb::Result<capsuledb::storage::View> {
+        self.inner.view()
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> capsuledb::Result<()> {
+        self.inner.write_at(offset, data)
+    }
+    fn sync(&self) -> capsuledb::Result<()> {
+        if self.armed.load(std::sync::atomic::Ordering::Acquire) {
+            panic!("the storage's sync panicked");
+        }
+        self.inner.sync()
+    }
+    fn set_len(&self, len: u64) -> capsuledb::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+/// A group commit's step panics (here in the storage's `sync`): every committer of the
+/// group, and every later one, gets an error instead of waiting forever on a leader that
+/// will never finish, and `close` returns. A watchdog fails the test instead of hanging.
+#[test]
+fn a_panic_in_a_group_commit_step_poisons_instead_of_hanging() {
+    use capsuledb::storage::Storage;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let storage = Arc::new(PanickingSync {
+        inner: capsuledb::storage::SimStorage::new(),
+        armed: false.into(),
+    });
+    let db = capsuledb::Options::new()
+        .open_storage(Arc::clone(&storage) as Arc<dyn Storage>)
+        .unwrap();
+    create_table(&db, TABLE);
+    storage.armed.store(true, Ordering::Release);
+    let (done, finished) = std::sync::mpsc::channel();
+    for t in 0..4u64 {
+        let db = db.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut c = db.connect();
+            let mut tx = c.begin().unwrap();
+            tx.put(TABLE, &t.to_be_bytes(), b"v").unwrap();
+            let committed = tx.commit_with(Durability::Durable);
+            let _ = done.send(committed.is_ok());
+        });
+    }
+    for _ in 0..4 {
+        let ok = finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("a committer waited forever on a panicked group step");
+        assert!(!ok, "a commit whose group step panicked was acknowledged");
+    }
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.put(TABLE, b"later", b"v").unwrap();
+    let later = tx.commit_with(Durability::Durable);
+    assert!(
+        matches!(later, Err(capsuledb::Error::Poisoned { .. })),
+        "{later:?}"
+    );
+    drop(c);
+    assert!(db.close().is_err(), "close reports the poisoned state");
+}

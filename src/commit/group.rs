@@ -350,7 +350,18 @@ impl GroupCommit {
             fresh
         };
         let marked = std::mem::take(&mut st.proved);
-        let result = parking_lot::MutexGuard::unlocked(st, || self.step(&marked, &fresh));
+        // A panic in a step (a bug, or a `Storage` the application plugged in) would leave
+        // `leader_active` set and every later committer, `drain` and `close` waiting on
+        // it forever: it poisons the group instead, as a failed I/O does (the panic
+        // itself is reported by the thread's panic hook).
+        let result = parking_lot::MutexGuard::unlocked(st, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(&marked, &fresh)))
+                .unwrap_or_else(|_| {
+                    Err(Error::Poisoned {
+                        cause: "a group commit step panicked".into(),
+                    })
+                })
+        });
         st.leader_active = false;
         let result = match result {
             Ok(proved) => {
