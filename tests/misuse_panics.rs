@@ -168,15 +168,22 @@ fn a_panic_in_a_group_commit_step_poisons_instead_of_hanging() {
             let mut tx = c.begin().unwrap();
             tx.put(TABLE, &t.to_be_bytes(), b"v").unwrap();
             let committed = tx.commit_with(Durability::Durable);
-            let _ = done.send(committed.is_ok());
+            let _ = done.send(committed.err());
         });
     }
+    let mut caught = 0;
     for _ in 0..4 {
-        let ok = finished
+        let failed = finished
             .recv_timeout(std::time::Duration::from_secs(120))
             .expect("a committer waited forever on a panicked group step");
-        assert!(!ok, "a commit whose group step panicked was acknowledged");
+        match failed {
+            Some(capsuledb::Error::Poisoned { cause }) => {
+                caught += usize::from(cause.contains("panicked"));
+            }
+            other => panic!("a commit whose group step panicked returned {other:?}"),
+        }
     }
+    assert!(caught > 0, "no committer was told the step panicked");
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
     tx.put(TABLE, b"later", b"v").unwrap();

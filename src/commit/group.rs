@@ -16,9 +16,9 @@
 //! and one sync serves both. Every commit still sees capsule, proof, a sync, marker, a
 //! sync, in that order, before it is acknowledged `Durable`: its proof is written in
 //! the step that makes it group N+1, its marker only in the next step, after that sync.
-//! A lone commit takes two steps, as it took two syncs before. Any I/O failure poisons
-//! the coordinator: both groups a failed sync served, and every waiting and later
-//! commit, get [`Error::Poisoned`].
+//! A lone commit takes two steps, as it took two syncs before. Any I/O failure, or a
+//! panic inside a step (caught by its leader), poisons the coordinator: both groups a
+//! failed sync served, and every waiting and later commit, get [`Error::Poisoned`].
 
 use super::arena::LogArena;
 use super::doorbells::Doorbells;
@@ -289,7 +289,14 @@ impl GroupCommit {
                 });
             }
             if !st.leader_active && self.has_work(&st) {
-                self.lead(&mut st)?;
+                if let Err(e) = self.lead(&mut st) {
+                    // A step that failed after `seq` was published (a panic past the
+                    // sync) still made it durable.
+                    if st.reached(seq, level) {
+                        return Ok(());
+                    }
+                    return Err(e);
+                }
                 continue;
             }
             // Sleep on the bell of `seq`, outside the state lock. Once `seq` is reached,
@@ -356,7 +363,9 @@ impl GroupCommit {
         // itself is reported by the thread's panic hook).
         let result = parking_lot::MutexGuard::unlocked(st, || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(&marked, &fresh)))
-                .unwrap_or_else(|_| {
+                .unwrap_or_else(|payload| {
+                    // Not dropped here: a payload whose drop panics would escape.
+                    std::mem::forget(payload);
                     Err(Error::Poisoned {
                         cause: "a group commit step panicked".into(),
                     })
@@ -369,9 +378,6 @@ impl GroupCommit {
                 Ok(())
             }
             Err(e) => {
-                log::error!(
-                    "a group commit's I/O failed; the database refuses commits until reopened: {e}"
-                );
                 st.poisoned = Some(e.to_string());
                 self.bells.ring_all();
                 Err(e)
@@ -379,6 +385,12 @@ impl GroupCommit {
         };
         self.changed.notify_all();
         self.hand_off(st);
+        // Logged last: every waiter is already told, whatever the logger does.
+        if let Err(e) = &result {
+            log::error!(
+                "a group commit step failed; the database refuses commits until reopened: {e}"
+            );
+        }
         result
     }
 

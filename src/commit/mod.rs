@@ -356,7 +356,13 @@ impl Committer {
         self.note_catalog_change(seq, writes, &[]);
         self.feed.record(seq, touched);
         let below = seq - 1;
-        if let Err(e) = self.group.wait_for(below, Durability::Durable) {
+        // `wait_for` answers from its fast path without looking at poisoning: a group
+        // poisoned after it published `below` durable refuses the tree commit here.
+        if let Err(e) = self
+            .group
+            .wait_for(below, Durability::Durable)
+            .and_then(|()| self.group.check())
+        {
             self.registry.stall(e.to_string());
             return Err(e.into());
         }

@@ -36,9 +36,9 @@ fn flush(engine: Weak<Engine>) {
         let Some(me) = engine.upgrade() else {
             return;
         };
-        // No guard clears `flush_armed` if this thread panics: the panic could come from
-        // a group step that left the group commit with a leader that never returns, and
-        // a successor would wait on it forever, holding the engine.
+        // No guard clears `flush_armed` if this thread panics (a group step's panic is
+        // caught by its leader and comes back as `Poisoned`, handled below; any other
+        // would be a bug that should not start a flusher after every commit).
         if me.closing.load(Ordering::Acquire) {
             // `close` flushes everything itself.
             me.flush_armed.store(false, Ordering::Release);

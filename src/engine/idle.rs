@@ -70,9 +70,7 @@ impl Drop for ClearOnDrop<'_> {
 /// Clears a flag when dropped by a panic: the idle watcher's "I run" flag, which the
 /// watcher hands over (clears, then a commit may set it again) rather than clearing once
 /// at its end, so only an unwinding thread clears it here (a flag left set would keep
-/// every later watcher from starting). The flusher has none: its panic may come from a
-/// group step that left a leader that never returns, and a successor would wait on it
-/// forever, holding the engine.
+/// every later watcher from starting). The flusher has none (see `flush.rs`).
 pub(super) struct ClearIfPanicking<'a>(pub(super) &'a AtomicBool);
 
 impl Drop for ClearIfPanicking<'_> {
