@@ -199,3 +199,16 @@ proptest! {
         harness::fuzz_api_model(&data);
     }
 }
+
+/// A seeded failure of `api_model_random` (found by CI at `b2846a5`, which let a
+/// committer that led a failing step return `Ok` when its sequence had already reached
+/// its level): the model then found, after close and reopen, a state that was no commit
+/// prefix at or after the last acknowledged one (an empty database where a table had
+/// been created). A leader's failed step answers with the step's error, as before.
+#[test]
+fn api_model_regression_a_failed_step_is_its_leaders_error() {
+    let data = [
+        0u8, 0, 0, 35, 0, 93, 8, 96, 0, 61, 0, 4, 255, 40, 7, 0, 0, 70, 0, 0, 0,
+    ];
+    harness::fuzz_api_model(&data);
+}

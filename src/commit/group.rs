@@ -289,14 +289,7 @@ impl GroupCommit {
                 });
             }
             if !st.leader_active && self.has_work(&st) {
-                if let Err(e) = self.lead(&mut st) {
-                    // A step that failed after `seq` was published (a panic past the
-                    // sync) still made it durable.
-                    if st.reached(seq, level) {
-                        return Ok(());
-                    }
-                    return Err(e);
-                }
+                self.lead(&mut st)?;
                 continue;
             }
             // Sleep on the bell of `seq`, outside the state lock. Once `seq` is reached,
