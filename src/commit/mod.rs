@@ -544,10 +544,16 @@ impl Committer {
         self.group.last_queued()
     }
 
-    /// Makes every commit up to `seq` (queued already) durable, leading the steps or
-    /// waiting for the running one, as a durable committer does.
-    pub fn flush_to(&self, seq: u64) -> Result<(), Error> {
-        self.group.wait_for(seq, Durability::Durable)
+    /// Makes every commit queued so far durable (nothing to do when they all are),
+    /// leading the steps or waiting for the running one, as a durable committer does:
+    /// for the flusher and the last handle's drop. Commits queued meanwhile are not
+    /// waited for.
+    pub fn flush_queued(&self) -> Result<(), Error> {
+        let target = self.last_queued();
+        if target <= self.durable_seq() {
+            return Ok(());
+        }
+        self.group.wait_for(target, Durability::Durable)
     }
 
     /// The last allocated sequence.

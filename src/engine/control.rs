@@ -193,16 +193,12 @@ impl Engine {
     /// The last `Database` handle is gone: every commit queued so far reaches the disk
     /// now (as the engine's own drop would do, which a background thread holding the
     /// engine may delay). Bounded: it flushes up to the last commit queued when it
-    /// starts, so a handle opened meanwhile that keeps committing cannot hold it. A
-    /// failure was already reported to the committers that waited, and there is no one
-    /// left to tell.
+    /// starts (`Committer::flush_queued`, as the flusher does), so a handle opened
+    /// meanwhile that keeps committing cannot hold it. A failure was already reported
+    /// to the committers that waited, and there is no one left to tell.
     pub(crate) fn flush_for_last_handle(&self) {
-        if self.read_only {
-            return;
-        }
-        let target = self.committer.last_queued();
-        if target > self.committer.durable_seq() {
-            let _ = self.committer.flush_to(target);
+        if !self.read_only {
+            let _ = self.committer.flush_queued();
         }
     }
 

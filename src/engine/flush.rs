@@ -44,14 +44,13 @@ fn flush(engine: Weak<Engine>) {
             me.flush_armed.store(false, Ordering::Release);
             return;
         }
-        let target = me.committer.last_queued();
-        if target > me.committer.durable_seq() && me.committer.flush_to(target).is_err() {
+        if me.committer.flush_queued().is_err() {
             // Poisoned: every later commit fails, nothing is left to flush.
             me.flush_armed.store(false, Ordering::Release);
             return;
         }
-        // Disarmed first, then a last look: a commit queued after `target` either sees
-        // the flusher disarmed and starts a new one, or is seen here.
+        // Disarmed first, then a last look: a commit queued after the flush looked
+        // either sees the flusher disarmed and starts a new one, or is seen here.
         me.flush_armed.store(false, Ordering::Release);
         if me.committer.last_queued() <= me.committer.durable_seq()
             || me.flush_armed.swap(true, Ordering::AcqRel)
