@@ -81,7 +81,7 @@ pub use api::{
 };
 pub use checkpoint::CheckpointReport;
 pub use commit::{CommitEvent, LogDamage, QUEUE_COMMITS_MAX, Received, Subscription};
-pub use engine::{DbInfo, IntegrityReport, Stats, ValueRef};
+pub use engine::{DbInfo, IntegrityReport, SalvageLoss, SalvageReport, Stats, ValueRef};
 pub use error::{Error, Result};
 #[cfg(feature = "serde")]
 pub use keys::Serde;

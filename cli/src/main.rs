@@ -103,7 +103,9 @@ enum Command {
     ///
     /// Opens IN read-only (it is never modified) up to the first damage to its log that
     /// no redundancy repairs, writes the tables' state there into the new database OUT
-    /// (with a progress bar), checks OUT, and prints which commits were lost and why.
+    /// (with a progress bar), checks OUT, and prints which commits were lost and why. A
+    /// damaged tree page is passed over: every other key is copied, and the keys it hid
+    /// are named with the page.
     /// History (states before the last one) is not copied.
     Salvage {
         /// The damaged database file (read only).

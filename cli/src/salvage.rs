@@ -3,7 +3,7 @@
 //! recovered into a new database.
 
 use crate::error::{CliError, CliResult, naming_output};
-use capsuledb::{LogDamage, Options};
+use capsuledb::{Database, LogDamage, Options, SalvageLoss};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::Path;
@@ -57,13 +57,15 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     let src = Options::new().read_only(true).open(input)?;
     let info = src.info()?;
     let stats = src.stats();
-    let mut conn = src.connect();
-    let tx = conn.begin_read()?;
-    let tables = tx.tables()?;
-    let mut total = 0u64;
-    for t in &tables {
-        total += tx.len(t)?;
-    }
+    let (tables, total) = {
+        let mut conn = src.connect();
+        let tx = conn.begin_read()?;
+        let tables = tx.tables()?;
+        // Counting reads the tables whole: with a damaged page it fails, and the
+        // progress bar counts without a total.
+        let total: Option<u64> = tables.iter().map(|t| tx.len(t).ok()).sum();
+        (tables, total)
+    };
     // Written under a temporary name beside OUT and renamed into place once checked: a
     // failed salvage (a full disk, say) leaves no partial file that looks complete.
     let name = output
@@ -72,9 +74,8 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         .unwrap_or_else(|| "salvage".into());
     let temp = output.with_file_name(format!(".{name}.salvage-{}", std::process::id()));
     let guard = RemoveOnDrop(Some(temp.clone()));
-    let copied = write_copy(&tx, &tables, &temp, info.page_size, total)
+    let (copied, losses) = write_copy(&src, &tables, &temp, info.page_size, total)
         .map_err(|e| naming_output(output, e))?;
-    drop(tx);
     std::fs::rename(&temp, output).map_err(|e| {
         CliError::io(
             format!("rename the salvaged file to {}", output.display()),
@@ -95,10 +96,27 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         "wrote {} (checked: ok); history before that state is not copied",
         output.display()
     )?;
+    for (table, loss) in &losses {
+        let until = loss.until.as_deref().map_or_else(
+            || "to the end of the table".to_string(),
+            |k| format!("up to {}", show_key(k)),
+        );
+        writeln!(
+            out,
+            "lost: table {table}, keys from {} {until} (damaged tree page {}: {}); their later versions, from the log, were copied",
+            show_key(&loss.from),
+            loss.page,
+            loss.what
+        )?;
+    }
     match &info.log_damage {
-        None => writeln!(
+        None if losses.is_empty() => writeln!(
             out,
             "lost: nothing (the log holds no damage below its durable commits)"
+        )?,
+        None => writeln!(
+            out,
+            "      the log holds no damage below its durable commits"
         )?,
         Some(d) => {
             writeln!(
@@ -138,49 +156,69 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Writes `tables` as `tx` reads them into a new database at `temp` (pages of
-/// `page_size`), with a progress bar over `total` keys, and checks it; returns the keys
-/// copied.
+/// A key for the report: as text when it is printable, else in hex.
+fn show_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(text) if !text.chars().any(char::is_control) => format!("{text:?}"),
+        _ => format!("0x{}", crate::codec::to_hex(key)),
+    }
+}
+
+/// Writes what can be read of `tables` in `src` into a new database at `temp` (pages of
+/// `page_size`), with a progress bar over `total` keys (when known), and checks it;
+/// returns the keys copied and what could not be read, by table.
 fn write_copy(
-    tx: &capsuledb::Transaction<'_>,
+    src: &Database,
     tables: &[String],
     temp: &Path,
     page_size: u32,
-    total: u64,
-) -> CliResult<u64> {
+    total: Option<u64>,
+) -> CliResult<(u64, Vec<(String, SalvageLoss)>)> {
     let dst = Options::new().page_size(page_size).open(temp)?;
-    let bar = ProgressBar::new(total);
+    let bar = match total {
+        Some(total) => ProgressBar::new(total),
+        None => ProgressBar::no_length(),
+    };
     bar.set_style(
         ProgressStyle::with_template("{prefix:>10} [{bar:30.cyan/blue}] {pos}/{len} keys {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
     bar.set_prefix("salvage");
-    let mut out_conn = dst.connect();
     let mut copied = 0u64;
+    let mut losses = Vec::new();
     for table in tables {
         bar.set_message(table.clone());
-        let mut w = out_conn.begin()?;
-        w.create_table(table)?;
-        let (mut keys, mut bytes) = (0usize, 0usize);
-        for item in tx.iter(table)? {
-            let (k, v) = item?;
-            w.put(table, &k, &v)?;
-            keys += 1;
+        let mut conn = dst.connect();
+        let mut tx = conn.begin()?;
+        tx.create_table(table)?;
+        tx.commit()?;
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut bytes = 0usize;
+        let mut flush = |batch: &mut Vec<(Vec<u8>, Vec<u8>)>| -> capsuledb::Result<()> {
+            let mut w = conn.begin()?;
+            for (k, v) in batch.drain(..) {
+                w.put(table, &k, &v)?;
+            }
+            w.commit()?;
+            Ok(())
+        };
+        let report = src.salvage_table(table, |k, v| {
+            batch.push((k.to_vec(), v.to_vec()));
             bytes += k.len() + v.len();
             copied += 1;
-            if keys >= SALVAGE_BATCH_KEYS || bytes >= SALVAGE_BATCH_BYTES {
-                w.commit()?;
+            if batch.len() >= SALVAGE_BATCH_KEYS || bytes >= SALVAGE_BATCH_BYTES {
+                flush(&mut batch)?;
+                bytes = 0;
                 bar.set_position(copied);
-                w = out_conn.begin()?;
-                (keys, bytes) = (0, 0);
             }
-        }
-        w.commit()?;
+            Ok(())
+        })?;
+        flush(&mut batch)?;
         bar.set_position(copied);
+        losses.extend(report.losses.into_iter().map(|l| (table.clone(), l)));
     }
     bar.finish_and_clear();
-    drop(out_conn);
     let report = dst.check_integrity()?;
     if !report.is_ok() {
         return Err(CliError::msg(format!(
@@ -189,5 +227,5 @@ fn write_copy(
         )));
     }
     dst.close()?;
-    Ok(copied)
+    Ok((copied, losses))
 }

@@ -16,6 +16,7 @@ mod multi_page_leaf_tests;
 mod node_builder;
 pub mod page;
 pub mod run;
+pub mod salvage;
 
 use crate::error::{Error, Result};
 use crate::format::PageKind;

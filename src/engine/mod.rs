@@ -12,6 +12,7 @@ mod idle;
 mod integrity;
 mod pin_cache;
 mod read;
+mod salvage;
 mod scan;
 mod value;
 
@@ -21,6 +22,7 @@ pub(crate) use files::open_path;
 pub(crate) use follow::Follower;
 pub use integrity::IntegrityReport;
 pub(crate) use read::Committed;
+pub use salvage::{SalvageLoss, SalvageReport};
 pub(crate) use scan::{OwnWrites, ScanMerge};
 pub(crate) use value::ReadPin;
 pub use value::ValueRef;

@@ -1,0 +1,165 @@
+//! A forward walk over the tree that passes over damage, for copying what can still be
+//! read out of a damaged file (`Transaction::salvage`, the CLI's `salvage`).
+//!
+//! The walk goes leaf by leaf from a start key, as a scan does, but every page and value
+//! is verified (the pager's set of verified pages is not trusted: the file is known to be
+//! damaged), and a node that fails its checks ends the step with the keys it hides named:
+//! from the step's start to the upper bound its parent gives it, where the next step
+//! resumes. A value that fails its checks names its key alone. Nothing is guessed: keys
+//! are only ever read from pages that verified.
+
+use super::page::{NodeRef, TreeKey, cmp_keys};
+use super::{DEPTH_MAX, page_bytes, value_bytes_cached};
+use crate::error::{Error, Result};
+
+/// Keys the walk could not read: `error` names the damaged page.
+#[derive(Debug)]
+pub struct Damage {
+    /// What failed, naming the page.
+    pub error: Error,
+    /// The first tree key that may be lost (inclusive).
+    pub from: Vec<u8>,
+    /// The end of the lost keys (exclusive; at most the walk's end).
+    pub until: Vec<u8>,
+}
+
+/// One step of a salvaging walk ([`salvage_leaf`]).
+#[derive(Debug, Default)]
+pub struct SalvageStep<'a> {
+    /// The entries read, in key order, at or above the step's start and below its end.
+    pub entries: Vec<(TreeKey<'a>, &'a [u8])>,
+    /// What could not be read.
+    pub damage: Vec<Damage>,
+    /// Where the next step starts (`None`: the walk has reached the end).
+    pub next: Option<Vec<u8>>,
+}
+
+/// One leaf of a forward walk over the keys in `[lo, hi)` of the tree at `root`, or the
+/// damage that hides it (see the module documentation). Never fails: whatever fails is
+/// in the step's `damage`.
+pub fn salvage_leaf<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    root: u64,
+    lo: &[u8],
+    hi: &[u8],
+) -> SalvageStep<'a> {
+    let mut step = SalvageStep::default();
+    if root == 0 {
+        return step;
+    }
+    let mut page = root;
+    let mut high: Option<&'a [u8]> = None;
+    for _ in 0..DEPTH_MAX {
+        let node = match page_bytes(file, page, page_size).and_then(|b| NodeRef::parse(b, page)) {
+            Ok(node) => node,
+            Err(error) => return hidden(step, error, lo, high, hi),
+        };
+        if node.is_leaf() {
+            if let Err(error) = read_leaf(file, page_size, &node, lo, hi, &mut step) {
+                step.entries.clear();
+                return hidden(step, error, lo, high, hi);
+            }
+            return match high {
+                Some(h) if cmp_keys(h, lo).is_le() => {
+                    // A separator that does not move past the start: keys out of order
+                    // above this leaf. Resuming from it would loop; the rest is lost.
+                    let error = Error::corrupted(
+                        page,
+                        "a separator above this leaf does not move past the walk's start (keys out of order)",
+                    );
+                    step.damage.push(Damage {
+                        error,
+                        from: lo.to_vec(),
+                        until: hi.to_vec(),
+                    });
+                    step
+                }
+                _ => {
+                    step.next = resume_at(high, hi);
+                    step
+                }
+            };
+        }
+        let descend = node.child_index_for(lo).and_then(|idx| {
+            let sep = if idx < node.count() {
+                Some(node.separator(idx)?)
+            } else {
+                None
+            };
+            Ok((idx, sep))
+        });
+        let (idx, sep) = match descend {
+            Ok(found) => found,
+            Err(error) => return hidden(step, error, lo, high, hi),
+        };
+        if sep.is_some() {
+            high = sep;
+        }
+        page = match node.child(idx) {
+            Ok(child) => child,
+            Err(error) => return hidden(step, error, lo, high, hi),
+        };
+    }
+    let error = Error::corrupted(root, "tree deeper than the limit");
+    hidden(step, error, lo, None, hi)
+}
+
+/// The entries of leaf `node` in `[lo, hi)`, each value verified; a value that fails
+/// names its key in `step.damage`. An error is the leaf's own (a key that cannot be read).
+fn read_leaf<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    node: &NodeRef<'a>,
+    lo: &[u8],
+    hi: &[u8],
+    step: &mut SalvageStep<'a>,
+) -> Result<()> {
+    let first = node.search(lo)?.unwrap_or_else(|i| i);
+    for i in first..node.count() {
+        let key = node.key(i)?;
+        if key.cmp_bytes(hi).is_ge() {
+            break;
+        }
+        match node
+            .value(i)
+            .and_then(|v| value_bytes_cached(file, page_size, v, None))
+        {
+            Ok(value) => step.entries.push((key, value)),
+            Err(error) => {
+                let mut from = Vec::new();
+                key.extend_into(&mut from);
+                let mut until = from.clone();
+                until.push(0);
+                step.damage.push(Damage { error, from, until });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ends `step` at a node that failed (`error`): the keys from `lo` to the node's upper
+/// bound `high` are lost, and the walk resumes there.
+fn hidden<'a>(
+    mut step: SalvageStep<'a>,
+    error: Error,
+    lo: &[u8],
+    high: Option<&[u8]>,
+    hi: &[u8],
+) -> SalvageStep<'a> {
+    // A bound at or below the start would not move the walk on: the rest is lost.
+    let high = high.filter(|h| cmp_keys(h, lo).is_gt());
+    step.damage.push(Damage {
+        error,
+        from: lo.to_vec(),
+        until: high.map_or_else(|| hi.to_vec(), <[u8]>::to_vec),
+    });
+    step.next = resume_at(high, hi);
+    step
+}
+
+/// Where the next step starts: at `high`, unless that is at or past the walk's end `hi`
+/// (or the tree's end).
+fn resume_at(high: Option<&[u8]>, hi: &[u8]) -> Option<Vec<u8>> {
+    high.filter(|h| cmp_keys(h, hi).is_lt()).map(<[u8]>::to_vec)
+}

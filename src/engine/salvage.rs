@@ -1,0 +1,149 @@
+//! Reading what can still be read of a table in a damaged file ([`crate::Database::salvage_table`]).
+
+use super::{Engine, ReadPin};
+use crate::btree;
+use crate::btree::salvage::{Damage, salvage_leaf};
+use crate::error::{Error, Result};
+use crate::types::{TableId, Value};
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Where a salvage hands each entry it read: an error stops the walk.
+pub(crate) type EntrySink<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
+/// Store entries a salvage takes per hold of the table's lock.
+const STORE_BATCH: usize = 4096;
+
+/// Keys of a table a salvage could not read: their tree page (or value) failed its
+/// checks. Versions of those keys committed after the last checkpoint come from the log
+/// and are not lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SalvageLoss {
+    /// The damaged page.
+    pub page: u64,
+    /// What failed.
+    pub what: String,
+    /// The first key that may be lost (inclusive).
+    pub from: Vec<u8>,
+    /// Where the lost keys end (exclusive; `None`: the end of the table).
+    pub until: Option<Vec<u8>>,
+}
+
+/// The outcome of [`crate::Database::salvage_table`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// The commit whose state was read.
+    pub seq: u64,
+    /// Entries handed to the caller.
+    pub entries: u64,
+    /// What could not be read, in key order.
+    pub losses: Vec<SalvageLoss>,
+}
+
+impl Engine {
+    /// Hands `entry` every key of `table` at `snapshot` that can be read, in key order,
+    /// passing over tree pages and values that fail their checks (each named in the
+    /// report). The store's versions override the tree's, as in every read.
+    pub(crate) fn salvage_table(
+        &self,
+        pin: &mut Arc<ReadPin>,
+        table: TableId,
+        snapshot: u64,
+        entry: &mut EntrySink<'_>,
+    ) -> Result<SalvageReport> {
+        // The store first, then the tree: a checkpoint takes versions out of the store
+        // only after it published the tree that holds them, so the newest tree, taken
+        // after, has every version the store no longer had.
+        let store = self.store_entries(table, snapshot);
+        self.refresh(pin)?;
+        let p: &ReadPin = pin;
+        let lo = btree::composite(table, &[]);
+        let hi = table
+            .checked_add(1)
+            .map(|t| t.to_be_bytes().to_vec())
+            .ok_or_else(|| Error::corrupted(0, "table id out of range"))?;
+        let mut report = SalvageReport {
+            seq: snapshot,
+            ..SalvageReport::default()
+        };
+        let mut store = store.into_iter().peekable();
+        let mut from = lo;
+        let mut key = Vec::new();
+        loop {
+            let step = salvage_leaf(&p.view, self.page_size, p.tree.root, &from, &hi);
+            for (k, v) in &step.entries {
+                key.clear();
+                k.extend_into(&mut key);
+                let user = key.get(8..).unwrap_or_default();
+                // The store's keys below this one, then this one: the store's version
+                // when it has one (a tombstone hides the tree's), else the tree's.
+                while let Some((sk, sv)) = store.next_if(|(sk, _)| sk.as_slice() < user) {
+                    if let Some(value) = &sv {
+                        entry(&sk, value)?;
+                        report.entries += 1;
+                    }
+                }
+                if let Some((_, sv)) = store.next_if(|(sk, _)| sk.as_slice() == user) {
+                    if let Some(value) = &sv {
+                        entry(user, value)?;
+                        report.entries += 1;
+                    }
+                    continue;
+                }
+                entry(user, v)?;
+                report.entries += 1;
+            }
+            report
+                .losses
+                .extend(step.damage.into_iter().map(|d| loss(d, &hi)));
+            match step.next {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        for (k, v) in store {
+            if let Some(value) = &v {
+                entry(&k, value)?;
+                report.entries += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every visible version of `table` at `snapshot` in the store, tombstones included,
+    /// in key order.
+    fn store_entries(&self, table: TableId, snapshot: u64) -> Vec<(Vec<u8>, Value)> {
+        let mut out = Vec::new();
+        let mut lo: Option<Vec<u8>> = None;
+        loop {
+            let batch = self.versions.scan(
+                table,
+                lo.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+                Bound::Unbounded,
+                snapshot,
+                false,
+                STORE_BATCH,
+            );
+            out.extend(batch.entries);
+            match batch.resume_after {
+                Some(last) => lo = Some(last),
+                None => return out,
+            }
+        }
+    }
+}
+
+/// A [`Damage`] of the walk over one table's tree keys (`[table id, end)`), in the
+/// table's own keys.
+fn loss(d: Damage, end: &[u8]) -> SalvageLoss {
+    let (page, what) = match d.error {
+        Error::Corrupted { page, what } => (page, what),
+        other => (0, other.to_string()),
+    };
+    SalvageLoss {
+        page,
+        what,
+        from: d.from.get(8..).unwrap_or_default().to_vec(),
+        until: (d.until.as_slice() < end).then(|| d.until.get(8..).unwrap_or_default().to_vec()),
+    }
+}
