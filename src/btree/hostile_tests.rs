@@ -4,6 +4,7 @@
 
 use super::build::leaves_of;
 use super::page::{NodeBuilder, TreeKey, branch_cell};
+use super::salvage::salvage_leaf;
 use super::scan_leaf;
 use std::ops::Bound;
 
@@ -64,6 +65,23 @@ fn scan_all(file: &[u8], root: u64, reverse: bool, limit: usize) -> Result<usize
     panic!("the scan did not end after {limit} leaves");
 }
 
+/// Walks the whole tree as a salvage does (resuming where each step says), at most
+/// `limit` steps: returns the steps taken; panics if the walk does not end or goes back.
+fn salvage_all(file: &[u8], root: u64, limit: usize) -> usize {
+    let mut from = Vec::new();
+    for n in 1..=limit {
+        let step = salvage_leaf(file, PS, root, &from, &[0xFF; 9]);
+        match step.next {
+            None => return n,
+            Some(next) => {
+                assert!(next > from, "a salvage step must move on");
+                from = next;
+            }
+        }
+    }
+    panic!("the salvage walk did not end after {limit} steps");
+}
+
 #[test]
 fn scans_over_separators_out_of_order_end() {
     let keys: [&[u8]; 1] = [b"mmmmmmmm"];
@@ -89,6 +107,7 @@ fn scans_over_separators_out_of_order_end() {
             // Ends, with the leaves or with an error: never loops.
             let _ = scan_all(&file, 1, reverse, 16);
         }
+        salvage_all(&file, 1, 16);
     }
 }
 
@@ -115,6 +134,23 @@ fn a_page_reached_twice_is_refused_by_a_rebuild() {
         Err(err) => assert!(err.to_string().contains("reachable twice"), "{err}"),
         Ok((leaves, _)) => panic!("listed {} leaves of one", leaves.len()),
     }
+    // A salvage walk ends, and hands the leaf's key over at most once, in order.
+    let mut from = Vec::new();
+    let mut handed = Vec::new();
+    for _ in 0..200 {
+        let step = salvage_leaf(&file, PS, 1, &from, &[0xFF; 9]);
+        for (k, _) in &step.entries {
+            let mut key = Vec::new();
+            k.extend_into(&mut key);
+            assert!(key >= from, "a key below the step's start");
+            handed.push(key);
+        }
+        match step.next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert!(handed.len() <= 1, "handed over {handed:?}");
 }
 
 /// A leaf whose keys are out of order or repeated (whole keys, or a compact leaf's

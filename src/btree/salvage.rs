@@ -56,7 +56,8 @@ pub fn salvage_leaf<'a>(
             Err(error) => return hidden(step, error, lo, high, hi),
         };
         if node.is_leaf() {
-            if let Err(error) = read_leaf(file, page_size, &node, lo, hi, &mut step) {
+            if let Err(error) = read_leaf(file, page_size, (page, &node), lo, (high, hi), &mut step)
+            {
                 step.entries.clear();
                 return hidden(step, error, lo, high, hi);
             }
@@ -105,14 +106,16 @@ pub fn salvage_leaf<'a>(
     hidden(step, error, lo, None, hi)
 }
 
-/// The entries of leaf `node` in `[lo, hi)`, each value verified; a value that fails
-/// names its key in `step.damage`. An error is the leaf's own (a key that cannot be read).
+/// The entries of leaf `node` (at `page`) in `[lo, hi)`, each value verified; a value
+/// that fails names its key in `step.damage`. An error is the leaf's own: a key that
+/// cannot be read, or one at or above `high`, the bound its parent gives it (handed over,
+/// it would come again, out of order, from the leaf the walk finds next).
 fn read_leaf<'a>(
     file: &'a [u8],
     page_size: u32,
-    node: &NodeRef<'a>,
+    (page, node): (u64, &NodeRef<'a>),
     lo: &[u8],
-    hi: &[u8],
+    (high, hi): (Option<&[u8]>, &[u8]),
     step: &mut SalvageStep<'a>,
 ) -> Result<()> {
     let first = node.search(lo)?.unwrap_or_else(|i| i);
@@ -120,6 +123,12 @@ fn read_leaf<'a>(
         let key = node.key(i)?;
         if key.cmp_bytes(hi).is_ge() {
             break;
+        }
+        if high.is_some_and(|h| key.cmp_bytes(h).is_ge()) {
+            return Err(Error::corrupted(
+                page,
+                "key outside the bounds its parent gives",
+            ));
         }
         match node
             .value(i)
