@@ -119,3 +119,42 @@ fn a_live_reader_sees_a_table_its_writer_recreated() {
     writer.checkpoint().unwrap();
     assert_eq!(read_k(&mut rc).as_deref(), Some(&b"newer"[..]));
 }
+
+/// Under Serializable a table name from the connection's cache is still a read of the
+/// catalog: a transaction that read `t` through a cached name and writes what a
+/// concurrent transaction that dropped `t` read is a write skew (each read what the other
+/// changed), and one of them must fail. `drop_table` and `clear_table` both.
+#[test]
+fn a_cached_table_name_is_a_catalog_read_under_serializable() {
+    for clear in [false, true] {
+        let (_dir, db) = setup();
+        let mut c0 = db.connect();
+        let mut tx = c0.begin().unwrap();
+        tx.create_table("u").unwrap();
+        tx.put("u", b"x", b"0").unwrap();
+        tx.commit().unwrap();
+        let mut c1 = db.connect();
+        // Resolves both names, which the connection keeps for its next transaction.
+        {
+            let tx = c1.begin().unwrap();
+            tx.get("t", b"k").unwrap();
+            tx.get("u", b"x").unwrap();
+        }
+        let mut c2 = db.connect();
+        let mut t = c1.begin().unwrap();
+        assert_eq!(t.get("t", b"k").unwrap().as_deref(), Some(&b"old"[..]));
+        let mut d = c2.begin().unwrap();
+        assert_eq!(d.get("u", b"x").unwrap().as_deref(), Some(&b"0"[..]));
+        if clear {
+            d.clear_table("t").unwrap();
+        } else {
+            d.drop_table("t").unwrap();
+        }
+        d.commit().unwrap();
+        t.put("u", b"x", b"1").unwrap();
+        assert!(
+            matches!(t.commit(), Err(Error::Conflict { .. })),
+            "write skew through a cached table name (clear: {clear})"
+        );
+    }
+}

@@ -70,6 +70,10 @@ pub(crate) struct Names {
     /// they are not kept (a time-travel snapshot, or one below the catalog's last
     /// change).
     home: Option<(Arc<Mutex<NameCache>>, u64)>,
+    /// The tables whose catalog entry this transaction has recorded as read (under
+    /// Serializable a name taken from the cache is still a read of the catalog; each is
+    /// recorded once).
+    pub(crate) recorded: Vec<TableId>,
 }
 
 impl Names {
@@ -94,7 +98,12 @@ impl Names {
             c.engine = Arc::downgrade(engine);
         }
         let home = (snapshot >= catalog_at).then(|| (Arc::clone(cache), catalog_at));
-        Names { map, last, home }
+        Names {
+            map,
+            last,
+            home,
+            recorded: Vec::new(),
+        }
     }
 }
 
@@ -127,8 +136,10 @@ impl Connection {
         Transaction::begin(self, isolation, false)
     }
 
-    /// Begins a read-only snapshot: it never blocks and never aborts; writes give
-    /// [`crate::Error::ReadOnly`].
+    /// Begins a read-only snapshot: it never aborts, and it waits for no writer except
+    /// a transaction being committed straight into the tree (a large one, or a durable
+    /// one of 1 MiB or more, admitted while no other snapshot was open), whose fold and
+    /// sync it waits out; writes give [`crate::Error::ReadOnly`].
     pub fn begin_read(&mut self) -> Result<Transaction<'_>> {
         Transaction::begin(self, Isolation::Snapshot, true)
     }

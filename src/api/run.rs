@@ -185,7 +185,7 @@ impl Connection {
     }
 
     /// Runs `f` on a read-only snapshot ([`Connection::begin_read`]) and returns what it
-    /// returned. A snapshot never blocks and never aborts, so there is nothing to retry.
+    /// returned. A snapshot never aborts, so there is nothing to retry.
     ///
     /// ```
     /// # fn main() -> capsuledb::Result<()> {

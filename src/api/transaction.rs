@@ -236,13 +236,23 @@ impl<'c> Transaction<'c> {
         }
         {
             let mut names = self.names.borrow_mut();
-            if let Some((last, id)) = &names.last
-                && last == name
-            {
-                return Ok(*id);
-            }
-            if let Some(&id) = names.map.get(name) {
-                names.last = Some((name.to_string(), id));
+            let cached = match &names.last {
+                Some((last, id)) if last == name => Some(*id),
+                _ => {
+                    let id = names.map.get(name).copied();
+                    if let Some(id) = id {
+                        names.last = Some((name.to_string(), id));
+                    }
+                    id
+                }
+            };
+            if let Some(id) = cached {
+                // A name from the connection's cache was read from the catalog by an
+                // earlier transaction: under Serializable this one reads it too.
+                if self.tracks_reads() && !names.recorded.contains(&id) {
+                    names.recorded.push(id);
+                    self.record_point(CATALOG_TABLE, name.as_bytes());
+                }
                 return Ok(id);
             }
         }
@@ -250,7 +260,9 @@ impl<'c> Transaction<'c> {
         match self.committed(CATALOG_TABLE, name.as_bytes(), decode_table_id)? {
             Some(id) => {
                 let id = id?;
-                self.names.borrow_mut().map.insert(name.to_string(), id);
+                let mut names = self.names.borrow_mut();
+                names.map.insert(name.to_string(), id);
+                names.recorded.push(id);
                 Ok(id)
             }
             None => Err(Error::TableNotFound { table: name.into() }),
@@ -565,6 +577,9 @@ impl<'c> Transaction<'c> {
     pub fn versions(&self, table: &str, key: &[u8]) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
         check_key(key)?;
         let id = self.table_id(table)?;
+        // The newest of them is the key's value at the snapshot: under Serializable a
+        // read, as `get` is.
+        self.record_point(id, key);
         let seq = self.snapshot.seq();
         self.engine.committed_versions(id, key, seq)
     }
