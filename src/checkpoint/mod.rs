@@ -479,8 +479,21 @@ impl Checkpointer {
         };
         let copy = 1 - old_copy;
         let slot = HEADER_COPY_OFFSETS.get(copy as usize).copied().unwrap_or(0);
-        self.storage.write_at(slot, &header.encode(copy))?;
-        self.storage.sync()?;
+        let written = self
+            .storage
+            .write_at(slot, &header.encode(copy))
+            .and_then(|()| self.storage.sync());
+        if let Err(e) = written {
+            // Whether the header reached the disk is unknown, and another process may
+            // already read it (and pin its generation): a later header written with
+            // the same generation would let pages that reader reaches be reused. Nothing
+            // more is written until the database is reopened, which reads whichever
+            // header is whole (both name consistent states).
+            st.shut = true;
+            self.committer
+                .poison(format!("a checkpoint's header write failed: {e}"));
+            return Err(e);
+        }
         *self.header.lock() = (header, copy);
 
         // The new state is durable: publish the tree, then drop the folded versions (a

@@ -428,6 +428,13 @@ impl Committer {
         self.group.with_markers(|_| f())
     }
 
+    /// Refuses every later commit with `cause`: a write whose outcome on disk is unknown
+    /// failed outside a commit (a checkpoint's header).
+    pub fn poison(&self, cause: String) {
+        log::error!("{cause}; the database refuses commits until reopened");
+        self.group.poison(cause);
+    }
+
     /// Whether a commit's I/O failed: nothing more may be written then (a later sync
     /// could make a failed commit durable after its caller was told it failed).
     pub fn is_poisoned(&self) -> bool {
