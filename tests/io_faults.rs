@@ -323,3 +323,25 @@ fn a_failed_checkpoint_header_sync_poisons() {
         check_accepts_commit(&sim, db, 6);
     }
 }
+
+/// After a failed commit I/O a checkpoint writes nothing either: its sync could make the
+/// failed group durable after its committers were told it failed, and its header could
+/// name a marker page whose start never reached the disk. It returns `Poisoned`, and the
+/// reopened file holds every acknowledged commit and the failed one whole or not at all.
+#[test]
+fn no_checkpoint_after_a_failed_commit_io() {
+    for fault in [Fault::Sync(1), Fault::Sync(2)] {
+        for mode in CRASH_MODES {
+            let before = 5;
+            let (sim, db, err) = fail_one_commit(fault, before);
+            assert!(is_io(&err) || is_poisoned(&err), "{err:?}");
+            let e = db.checkpoint().expect_err("a checkpoint after poisoning");
+            assert!(is_poisoned(&e), "{fault:?}: {e:?}");
+            drop(db);
+            crash(&sim, mode);
+            let db = open(&sim).unwrap();
+            let acked: Vec<u32> = (0..before).collect();
+            check_recovered(&db, &acked, &[before], before + 1);
+        }
+    }
+}

@@ -188,3 +188,39 @@ fn kept_pins_follow_commits_and_checkpoints() {
         assert_eq!(tx.len("t").expect("len"), u64::from(round) + 1);
     }
 }
+
+const CHECKPOINTS: u32 = 800;
+
+/// A value kept while hundreds of checkpoints publish newer trees holds each of them
+/// (their pages may be shared with its tree); dropping it releases them one after the
+/// other, not nested: on a thread with a small stack the drop returns.
+#[test]
+fn a_value_kept_through_hundreds_of_checkpoints_drops_on_a_small_stack() {
+    let sim = capsuledb::storage::SimStorage::new();
+    let db = Options::new()
+        .open_storage(std::sync::Arc::new(sim))
+        .expect("open");
+    let mut conn = db.connect();
+    let mut tx = conn.begin().expect("begin");
+    tx.create_table("t").expect("create");
+    tx.put("t", b"kept", &[7u8; 100]).expect("put");
+    tx.commit().expect("commit");
+    db.checkpoint().expect("checkpoint");
+    let kept = {
+        let tx = conn.begin_read().expect("begin_read");
+        tx.get_ref("t", b"kept").expect("get").expect("present")
+    };
+    for i in 0u32..CHECKPOINTS {
+        let mut tx = conn.begin().expect("begin");
+        tx.put("t", &i.to_be_bytes(), b"v").expect("put");
+        tx.commit().expect("commit");
+        db.checkpoint().expect("checkpoint");
+    }
+    assert_eq!(&kept[..], &[7u8; 100][..]);
+    std::thread::Builder::new()
+        .stack_size(16 << 10)
+        .spawn(move || drop(kept))
+        .expect("spawn")
+        .join()
+        .expect("the drop returns");
+}

@@ -67,6 +67,20 @@ impl Drop for TreeGuard {
     fn drop(&mut self) {
         let (generation, pages) = std::mem::take(&mut *self.freed.lock());
         self.pager.free_after(generation, pages);
+        // The newer guards this one was the last to hold go too, oldest first, in a
+        // loop: a reader that outlived thousands of checkpoints (a `ValueRef` kept
+        // through a bulk load of many tree commits) would otherwise drop them nested,
+        // one stack frame each, and could overflow its thread's stack.
+        let mut next = self.next.get_mut().take();
+        while let Some(guard) = next {
+            match Arc::try_unwrap(guard) {
+                Ok(mut guard) => {
+                    next = guard.next.get_mut().take();
+                    drop(guard);
+                }
+                Err(_) => break,
+            }
+        }
     }
 }
 
@@ -290,6 +304,11 @@ impl Checkpointer {
     }
 
     fn checkpoint(&self, st: &mut State, force: bool) -> Result<Option<CheckpointReport>> {
+        // After a failed commit I/O nothing more is written (`format-spec/log.md`): a
+        // checkpoint's sync could make the failed group durable after its committers
+        // were told it failed, and its header could name a marker page whose start
+        // never reached the disk (every later open would then report damage).
+        self.committer.check_poisoned()?;
         let start = Instant::now();
         // Pages held for readers of other processes whose pins are gone come back.
         self.pager.release_held();

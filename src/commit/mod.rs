@@ -435,6 +435,11 @@ impl Committer {
         self.group.poison(cause);
     }
 
+    /// Fails with [`Error::Poisoned`] once a commit's I/O failed.
+    pub fn check_poisoned(&self) -> crate::error::Result<()> {
+        self.group.check()
+    }
+
     /// Whether a commit's I/O failed: nothing more may be written then (a later sync
     /// could make a failed commit durable after its caller was told it failed).
     pub fn is_poisoned(&self) -> bool {
