@@ -97,6 +97,43 @@ fn clock_seed() -> u64 {
 
 /// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
 /// "Choosing a copy"). Never writes.
+/// `A` or `B`, the name of header copy `copy` (0 or 1).
+fn copy_name(copy: usize) -> char {
+    if copy == 0 { 'A' } else { 'B' }
+}
+
+/// Decodes header copy `copy`; one that fails is repaired when flipping one of its bits
+/// makes it whole (its checksum, over the other 124 bytes, then confirms every bit: no
+/// two one-bit repairs of a copy can both verify).
+pub(crate) fn decode_or_repair(
+    bytes: &[u8],
+    copy: u32,
+) -> std::result::Result<Header, HeaderFault> {
+    let fault = match Header::decode(bytes, copy) {
+        Ok(header) => return Ok(header),
+        Err(fault @ HeaderFault::Short) => return Err(fault),
+        Err(fault) => fault,
+    };
+    let mut trial = bytes.get(..HEADER_LEN).unwrap_or_default().to_vec();
+    for bit in 0..trial.len() * 8 {
+        let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
+        if let Some(b) = trial.get_mut(byte) {
+            *b ^= mask;
+        }
+        if let Ok(header) = Header::decode(&trial, copy) {
+            log::warn!(
+                "header copy {}: bit {bit} was flipped; repaired (the checksum confirms it)",
+                copy_name(copy as usize)
+            );
+            return Ok(header);
+        }
+        if let Some(b) = trial.get_mut(byte) {
+            *b ^= mask;
+        }
+    }
+    Err(fault)
+}
+
 pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Header, u32)> {
     let len = storage.len()?;
     if len < HEADER_REGION_LEN {
@@ -117,7 +154,7 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
         .zip(HEADER_COPY_OFFSETS)
         .map(|(copy, offset)| {
             let bytes = view.get(offset, HEADER_LEN).ok_or(HeaderFault::Short)?;
-            Header::decode(bytes, copy)
+            decode_or_repair(bytes, copy)
         })
         .collect();
     let (a, b) = match decoded.as_slice() {
@@ -143,8 +180,28 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
                 (*a, 0)
             }
         }
-        (Ok(a), Err(_)) => (*a, 0),
-        (Err(_), Ok(b)) => (*b, 1),
+        (Ok(valid), Err(fault)) | (Err(fault), Ok(valid)) => {
+            let (good, bad) = if a.is_ok() { (0, 1) } else { (1, 0) };
+            // A copy sits alone in its 512-byte sector, which a crash leaves old or new
+            // (format-spec/README.md): a copy that fails its checks and no one-bit repair
+            // restores is damage, and it may be the newer one. Only a live reader (a
+            // writer in another process may be writing that copy this instant) reads
+            // the other; a read-write open would start from a possibly earlier state.
+            if !read_only && !matches!(fault, HeaderFault::Short) {
+                let offset = HEADER_COPY_OFFSETS.get(bad).copied().unwrap_or(0);
+                return Err(Error::corrupted(
+                    offset / u64::from(valid.page_size),
+                    format!(
+                        "header copy {} is damaged beyond repair ({fault}); it may hold a newer state than copy {} (generation {}), so the file is not opened read-write at a possibly earlier state (a read-only open reads copy {})",
+                        copy_name(bad),
+                        copy_name(good),
+                        valid.generation,
+                        copy_name(good)
+                    ),
+                ));
+            }
+            (*valid, good as u32)
+        }
         (Err(fa), Err(fb)) => {
             return Err(Error::corrupted(
                 0,
