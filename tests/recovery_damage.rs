@@ -480,3 +480,23 @@ fn a_lost_marker_a_group_before_later_markers_is_an_error_after_a_crash() {
         }
     }
 }
+
+/// A marker page whose first sector (its header and first slots) is zeroed at rest, with
+/// a whole group's worth of durable commits on the pages after it: its link to them is
+/// gone with the header, but they are still found (pages whose headers verify at the
+/// stream's next positions), so this is damage, not the end of the log (it was: 127 of
+/// 700 durable commits came back, and no error).
+#[test]
+fn a_zeroed_first_sector_of_a_marker_page_before_a_later_group_is_an_error() {
+    use capsuledb::storage::Storage;
+    let (image, second) = crashed_after(700);
+    image.write_at(second * PAGE, &[0u8; 512]).unwrap();
+    match open_image(&image) {
+        Err(Error::LogCorrupted { seq, .. }) => assert_eq!(seq, 128),
+        Ok(db) => panic!(
+            "the open took the damaged page for the end of the log: {} of 700 commits",
+            keys(&db)
+        ),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}

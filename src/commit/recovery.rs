@@ -407,7 +407,16 @@ pub fn recover_from(
     // synced, so a stop that still fails when read again is damage.
     let damaged_anyway = from.strict && (stop.always || stop.seq <= bound);
     let later_group = (!stop.limit && !damaged_anyway)
-        .then(|| chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots))
+        .then(|| {
+            chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots).or_else(|| {
+                // A stop at a page whose header is lost lost its link to the pages after
+                // it too: in a strict recovery they are looked for where the stream
+                // would have put them.
+                (from.strict && !marker_header_verifies(&f, stop.tail_page, stop.first_seq))
+                    .then(|| chained_later_past_lost_header(&f, stop.first_seq, stop.seq, slots))
+                    .flatten()
+            })
+        })
         .flatten()
         .filter(|_| {
             // The stop is read again after the later markers, never before them.
@@ -508,6 +517,40 @@ fn chained_later(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, slots: u6
         found.is_none()
     });
     found
+}
+
+/// Whether `page` is a marker page whose header verifies with `first_seq`.
+fn marker_header_verifies(f: &LogFile<'_>, page: u64, first_seq: u64) -> bool {
+    f.page(page).is_some_and(|b| {
+        verify_log_page(b, PageKind::Marker, page)
+            .is_ok_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first_seq)
+    })
+}
+
+/// [`chained_later`] for a stop at `seq` on a marker page (slot 0 `first_seq`) whose
+/// header, and so its link to the next page, is lost: the file's marker pages whose
+/// headers verify at the stream's later positions (`first_seq` plus a whole number of
+/// pages) are walked from, in stream order. Pages of an earlier crashed run or an older
+/// stream cannot hold a chained pair a whole group past `seq` (see `chained_later`). Reads
+/// the first bytes of every page: only a strict recovery that stops at a lost page
+/// header pays for it.
+fn chained_later_past_lost_header(
+    f: &LogFile<'_>,
+    first_seq: u64,
+    seq: u64,
+    slots: u64,
+) -> Option<u64> {
+    let mut candidates: Vec<(u64, u64)> = (f.first_data..f.file_pages)
+        .filter_map(|p| {
+            let kh = verify_log_page(f.page(p)?, PageKind::Marker, p).ok()?;
+            let at = MarkerPageHeader::decode(&kh).first_seq;
+            (at > first_seq && (at - first_seq).is_multiple_of(slots.max(1))).then_some((at, p))
+        })
+        .collect();
+    candidates.sort_unstable();
+    candidates
+        .into_iter()
+        .find_map(|(at, p)| chained_later(f, p, at, seq, slots))
 }
 
 /// Marker records of later commits found past damage at `seq` on `page` (whose slot 0
