@@ -331,6 +331,9 @@ impl Checkpointer {
         } else {
             None
         };
+        // A horizon below the history floor could have lost versions to pruning (the
+        // floor bounds it, see `fold`): such a checkpoint waits for the next commit.
+        let restart = restart.filter(|_| horizon >= self.committer.history().floor());
         let (horizon, start_page, chain) = match restart {
             Some((page, chain)) => (horizon, page, chain),
             None if force => (
@@ -377,8 +380,14 @@ impl Checkpointer {
     ) -> Result<(u64, btree::build::Built)> {
         let ps = self.pager.page_size();
         let history = self.committer.history();
-        let floor = history.advance(tip, readers_from);
+        // The chains are taken before the floor rises: commits and garbage collection
+        // prune chains to their newest version at or below the floor (and the durable
+        // sequence and the horizon), and a floor raised past `horizon` first would let
+        // them drop the version at or below `horizon` this fold must write (the tree
+        // would then be wrong at its own checkpoint sequence, for time travel after a
+        // reopen). The floor is at most `horizon` here (`checkpoint`).
         let chains = self.versions.fold_chains(horizon);
+        let floor = history.advance(tip, readers_from);
         // A dropped table's data stays while the drop is inside the history window.
         let dropped_ids = self.versions.take_drops(horizon.min(floor));
         let dropped: Vec<[u8; 8]> = dropped_ids.iter().map(|t| t.to_be_bytes()).collect();
