@@ -500,3 +500,32 @@ fn a_zeroed_first_sector_of_a_marker_page_before_a_later_group_is_an_error() {
         Err(e) => panic!("unexpected error {e}"),
     }
 }
+
+/// A crashed run whose stream filled its marker page, and whose next page still holds a
+/// header an earlier crashed run wrote at the same position (it verifies) over an empty
+/// first slot: that header's link names a page the later run used for its proofs. The
+/// open must not take the link as the stream's (a start writes the header and slot 0 in
+/// one sector, so a header over an empty slot 0 is not this stream's): it zeroed the
+/// linked page as the torn tail, and the next open found durable commits' proofs gone.
+#[test]
+fn a_leftover_marker_page_header_never_gets_a_live_page_zeroed() {
+    use capsuledb::format::{MarkerPageHeader, PageKind, write_log_page_header};
+    use capsuledb::storage::Storage;
+    let (image, second) = crashed_after(127);
+    let bytes = image.view().unwrap().to_vec();
+    let live = proof_offset_of(&bytes, 100) / PAGE;
+    assert_ne!(live, second);
+    let mut header = [0u8; LOG_PAGE_HEADER_LEN];
+    let kind_header = MarkerPageHeader {
+        next_page: live,
+        first_seq: 128,
+    }
+    .encode();
+    write_log_page_header(&mut header, PageKind::Marker, second, &kind_header).unwrap();
+    image.write_at(second * PAGE, &header).unwrap();
+    let db = open_image(&image).unwrap();
+    assert_eq!(keys(&db), 127);
+    drop(db);
+    let db = open_image(&image).expect("the second open finds every durable commit");
+    assert_eq!(keys(&db), 127);
+}

@@ -357,6 +357,13 @@ pub fn recover_from(
                 } else {
                     "its marker record is damaged and cannot be rebuilt from its proof".to_string()
                 };
+                // A page is started by one write of its header and slot 0, which share a
+                // sector: a later page whose header verifies over a slot 0 that does not
+                // was not started by this stream (an earlier crashed run left that header
+                // at the same position), and its link may name a page this stream has
+                // used since. The stream continues on the page, with a next page chosen
+                // afresh, and the link is never followed (the open would zero that page).
+                let started = slot > 0 || marker_pages.len() == 1;
                 stopped = Some(Stop {
                     page,
                     tail_page: page,
@@ -365,7 +372,7 @@ pub fn recover_from(
                     always: false,
                     proven: false,
                     limit: false,
-                    next_page: Some(ph.next_page),
+                    next_page: started.then_some(ph.next_page),
                     first_seq,
                 });
                 break;
