@@ -82,7 +82,11 @@ pub struct AppendTicket {
 impl AppendTicket {
     /// Blocks until the append (and every earlier change of the database) is on
     /// stable storage. If that fails, the append may or may not survive a crash, so
-    /// the log's handle stops accepting changes ([`crate::Error::Poisoned`]).
+    /// the log's handle stops accepting changes ([`crate::Error::Poisoned`]). A
+    /// [`RaftLog::truncate`](super::RaftLog::truncate) since the append may have removed
+    /// its entries: `Ok` then says the database is durable up to the append, not that
+    /// they are still held (compare [`AppendTicket::last`] with the log's term at its
+    /// index).
     pub fn wait(&self) -> Result<()> {
         match self.inner.db.wait_for(self.seq, Durability::Durable) {
             Ok(()) => Ok(()),

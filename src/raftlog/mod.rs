@@ -465,6 +465,27 @@ impl RaftLog {
             }
             return Ok(());
         }
+        if let Some((first, _)) = before.held
+            && upto.index < first
+        {
+            // Below a log that starts past it (one never purged may start anywhere):
+            // nothing to remove. Only `first - 1` may be recorded as purged, which keeps
+            // the first entry right after the purged one.
+            let first_term = inner.stored_term(first)?;
+            if upto.term > first_term {
+                return Err(Error::LogOrder {
+                    op: "purge",
+                    index: upto.index,
+                    what: format!(
+                        "term {} above the first entry's term {first_term}",
+                        upto.term
+                    ),
+                });
+            }
+            if upto.index + 1 < first {
+                return Ok(());
+            }
+        }
         if before.holds(upto.index) {
             let term = inner.stored_term(upto.index)?;
             if term != upto.term {

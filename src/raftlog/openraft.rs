@@ -17,8 +17,10 @@
 //! ([`RaftLog::append_async`]) and hands the ticket with openraft's callback to the log
 //! store's flusher thread (`capsuledb-raft-flush`, one per log store, started at the
 //! first append, stopped when the last clone is dropped), which calls the callback once
-//! the entries are durable. Several appends are then in flight and share group commits.
-//! The other calls (vote, truncate, purge, state machine) block on durable commits (one
+//! the entries are durable, so the runtime's thread never blocks on the disk. (openraft
+//! 0.9 waits for each append's callback before its next storage call, so one append per
+//! log store is in flight; the log stores of several nodes in one database share group
+//! commits.) The other calls (vote, truncate, purge, state machine) block on durable commits (one
 //! or two `fdatasync`s); run openraft on a multi-threaded runtime.
 //!
 //! ```
