@@ -466,25 +466,12 @@ impl RaftLog {
             return Ok(());
         }
         if let Some((first, _)) = before.held
-            && upto.index < first
+            && upto.index.saturating_add(1) < first
         {
             // Below a log that starts past it (one never purged may start anywhere):
-            // nothing to remove. Only `first - 1` may be recorded as purged, which keeps
-            // the first entry right after the purged one.
-            let first_term = inner.stored_term(first)?;
-            if upto.term > first_term {
-                return Err(Error::LogOrder {
-                    op: "purge",
-                    index: upto.index,
-                    what: format!(
-                        "term {} above the first entry's term {first_term}",
-                        upto.term
-                    ),
-                });
-            }
-            if upto.index + 1 < first {
-                return Ok(());
-            }
+            // nothing to remove, and nothing recorded (only `first - 1` may be, which
+            // keeps the first entry right after the purged one).
+            return Ok(());
         }
         if before.holds(upto.index) {
             let term = inner.stored_term(upto.index)?;
