@@ -307,10 +307,12 @@ fn a_failed_checkpoint_header_sync_poisons() {
         assert!(db.checkpoint().is_err(), "the header's sync fails");
         let e = try_commit(&db, 5).expect_err("a commit after the failed header sync");
         assert!(is_poisoned(&e), "{e:?}");
-        assert!(
-            !matches!(db.checkpoint(), Ok(Some(_))),
-            "no checkpoint writes another header"
-        );
+        let e = db
+            .checkpoint()
+            .expect_err("no checkpoint writes another header");
+        assert!(is_poisoned(&e), "{e:?}");
+        let e = db.compact().expect_err("nor a compaction");
+        assert!(is_poisoned(&e), "{e:?}");
         let acked: Vec<u32> = (0..5).collect();
         assert_eq!(read_state(&db, 6), model(&acked));
         drop(db);

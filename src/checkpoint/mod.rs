@@ -331,9 +331,6 @@ impl Checkpointer {
         } else {
             None
         };
-        // A horizon below the history floor could have lost versions to pruning (the
-        // floor bounds it, see `fold`): such a checkpoint waits for the next commit.
-        let restart = restart.filter(|_| horizon >= self.committer.history().floor());
         let (horizon, start_page, chain) = match restart {
             Some((page, chain)) => (horizon, page, chain),
             None if force => (
@@ -380,13 +377,18 @@ impl Checkpointer {
     ) -> Result<(u64, btree::build::Built)> {
         let ps = self.pager.page_size();
         let history = self.committer.history();
-        // The chains are taken before the floor rises: commits and garbage collection
-        // prune chains to their newest version at or below the floor (and the durable
-        // sequence and the horizon), and a floor raised past `horizon` first would let
-        // them drop the version at or below `horizon` this fold must write (the tree
-        // would then be wrong at its own checkpoint sequence, for time travel after a
-        // reopen). The floor is at most `horizon` here (`checkpoint`).
-        let chains = self.versions.fold_chains(horizon);
+        // The chains are taken before the floor rises, and nothing raises it past
+        // `horizon` meanwhile: commits and garbage collection prune chains to their
+        // newest version at or below the floor (and the durable sequence and the
+        // horizon), and a floor above `horizon` would let them drop the version at or
+        // below `horizon` this fold must write (the tree would then be wrong at its own
+        // checkpoint sequence, for time travel after a reopen). A floor already above it
+        // (a horizon lowered by one to a started marker page, just after the floor rose
+        // to the tip) leaves that possible for the keys written in between.
+        let chains = {
+            let _hold = history.hold_for_fold(horizon);
+            self.versions.fold_chains(horizon)
+        };
         let floor = history.advance(tip, readers_from);
         // A dropped table's data stays while the drop is inside the history window.
         let dropped_ids = self.versions.take_drops(horizon.min(floor));
@@ -515,9 +517,10 @@ impl Checkpointer {
             // Whether the header reached the disk is unknown, and another process may
             // already read it (and pin its generation): a later header written with
             // the same generation would let pages that reader reaches be reused. Nothing
-            // more is written until the database is reopened, which reads whichever
-            // header is whole (both name consistent states).
-            st.shut = true;
+            // more is written until the database is reopened (every later checkpoint,
+            // compaction and commit is refused as poisoned); the reopen reads the header
+            // if it reached the disk whole, else the other (a one-bit flip of it is
+            // repaired; a copy damaged more refuses a read-write open).
             self.committer
                 .poison(format!("a checkpoint's header write failed: {e}"));
             return Err(e);

@@ -417,11 +417,16 @@ pub fn recover_from(
         .then(|| {
             chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots).or_else(|| {
                 // A stop at a page whose header is lost lost its link to the pages after
-                // it too: in a strict recovery they are looked for where the stream
-                // would have put them.
-                (from.strict && !marker_header_verifies(&f, stop.tail_page, stop.first_seq))
-                    .then(|| chained_later_past_lost_header(&f, stop.first_seq, stop.seq, slots))
-                    .flatten()
+                // it too: a read-write recovery looks for them where the stream would
+                // have put them, when the page holds anything past its first sector (a
+                // page the stream moved on from was filled; the usual end of the
+                // stream, a page never started, is blank and costs nothing).
+                (from.strict
+                    && !lenient
+                    && !marker_header_verifies(&f, stop.tail_page, stop.first_seq)
+                    && written_past_first_sector(&f, stop.tail_page))
+                .then(|| chained_later_past_lost_header(&f, stop.first_seq, stop.seq, slots))
+                .flatten()
             })
         })
         .flatten()
@@ -534,13 +539,24 @@ fn marker_header_verifies(f: &LogFile<'_>, page: u64, first_seq: u64) -> bool {
     })
 }
 
+/// Whether `page` holds a non-zero byte past its first 512-byte sector.
+fn written_past_first_sector(f: &LogFile<'_>, page: u64) -> bool {
+    f.page(page)
+        .and_then(|b| b.get(512..))
+        .is_some_and(|rest| rest.iter().any(|&x| x != 0))
+}
+
+/// Candidate pages [`chained_later_past_lost_header`] walks from, at most: a hostile
+/// file of many linked marker pages would otherwise cost a walk per page.
+const LOST_HEADER_CANDIDATES_MAX: usize = 4;
+
 /// [`chained_later`] for a stop at `seq` on a marker page (slot 0 `first_seq`) whose
 /// header, and so its link to the next page, is lost: the file's marker pages whose
 /// headers verify at the stream's later positions (`first_seq` plus a whole number of
 /// pages) are walked from, in stream order. Pages of an earlier crashed run or an older
 /// stream cannot hold a chained pair a whole group past `seq` (see `chained_later`). Reads
-/// the first bytes of every page: only a strict recovery that stops at a lost page
-/// header pays for it.
+/// the first bytes of every page: only a read-write recovery that stops at a lost header
+/// over a written page pays for it.
 fn chained_later_past_lost_header(
     f: &LogFile<'_>,
     first_seq: u64,
@@ -557,6 +573,7 @@ fn chained_later_past_lost_header(
     candidates.sort_unstable();
     candidates
         .into_iter()
+        .take(LOST_HEADER_CANDIDATES_MAX)
         .find_map(|(at, p)| chained_later(f, p, at, seq, slots))
 }
 

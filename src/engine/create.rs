@@ -187,8 +187,14 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
             // restores is damage, and it may be the newer one. Only a live reader (a
             // writer in another process may be writing that copy this instant) reads
             // the other; a read-write open would start from a possibly earlier state.
-            if !read_only && !matches!(fault, HeaderFault::Short) {
-                let offset = HEADER_COPY_OFFSETS.get(bad).copied().unwrap_or(0);
+            let offset = HEADER_COPY_OFFSETS.get(bad).copied().unwrap_or(0);
+            // Creation writes both copies (generation 1) before one sync: a crash may keep
+            // one and lose the other, which is then blank. That is no damage.
+            let creation_cut = valid.generation == 1
+                && view
+                    .get(offset, HEADER_LEN)
+                    .is_some_and(|b| b.iter().all(|&x| x == 0));
+            if !read_only && !creation_cut && !matches!(fault, HeaderFault::Short) {
                 return Err(Error::corrupted(
                     offset / u64::from(valid.page_size),
                     format!(

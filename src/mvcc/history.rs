@@ -126,6 +126,9 @@ struct State {
     explicit: u64,
     /// `(when, tip)` samples for duration retention, oldest first.
     samples: VecDeque<(Instant, u64)>,
+    /// While a checkpoint collects the versions it folds, the horizon it folds to: the
+    /// floor does not rise above it meanwhile ([`History::hold_for_fold`]).
+    fold_cap: u64,
 }
 
 /// The retention window of one database.
@@ -145,6 +148,17 @@ impl HistoryPin {
     /// The pinned sequence.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+}
+
+/// Keeps the floor from rising past a checkpoint's horizon ([`History::hold_for_fold`]).
+pub struct FoldHold {
+    history: Arc<History>,
+}
+
+impl Drop for FoldHold {
+    fn drop(&mut self) {
+        self.history.state.lock().fold_cap = u64::MAX;
     }
 }
 
@@ -173,8 +187,21 @@ impl History {
                 pins: BTreeMap::new(),
                 explicit: 0,
                 samples,
+                fold_cap: u64::MAX,
             }),
         })
+    }
+
+    /// Keeps the floor at or below `horizon` until the returned guard drops: commits and
+    /// garbage collection prune each chain to its newest version at or below the floor,
+    /// so while a checkpoint collects the versions at or below `horizon` that it folds, a
+    /// floor above `horizon` would let them drop the one it must write.
+    pub fn hold_for_fold(self: &Arc<Self>, horizon: u64) -> FoldHold {
+        let mut st = self.state.lock();
+        st.fold_cap = st.fold_cap.min(horizon);
+        FoldHold {
+            history: Arc::clone(self),
+        }
     }
 
     /// The retention setting.
@@ -245,7 +272,7 @@ impl History {
                 target
             }
         };
-        let mut floor = target.max(st.explicit).min(limit);
+        let mut floor = target.max(st.explicit).min(limit).min(st.fold_cap);
         if let Some((&oldest_pin, _)) = st.pins.first_key_value() {
             floor = floor.min(oldest_pin);
         }
