@@ -378,3 +378,66 @@ fn checkpoints_during_a_scan_between_sparse_store_keys_lose_and_repeat_nothing()
         assert_eq!(seen, want, "reverse = {reverse}");
     }
 }
+
+/// A scan that meets an error while it moves to a checkpoint's newer tree (here the
+/// file's mapping failing to grow), and that its caller goes on with, stays exact: the
+/// store batch fetched after the checkpoint folded its versions is never merged with the
+/// older tree. Before, the scan went on handing out the older tree's values.
+#[test]
+fn a_scan_continued_after_an_error_in_its_move_to_a_newer_tree_stays_exact() {
+    use capsuledb::Durability;
+    use capsuledb::storage::SimStorage;
+    use std::sync::Arc;
+    const KEYS: u32 = 3000;
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .version_store_budget(u64::MAX / 4)
+        .checkpoint_log_commits(u64::MAX / 4)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.create_table("other").unwrap();
+    for i in 0..KEYS {
+        tx.put("t", &i.to_be_bytes(), b"old").unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    let mut tx = c.begin().unwrap();
+    for i in 0..KEYS {
+        tx.put("t", &i.to_be_bytes(), b"new").unwrap();
+    }
+    tx.commit().unwrap();
+    let mut reader = db.connect();
+    let rtx = reader.begin_read().unwrap();
+    let mut scan = rtx.scan::<&[u8], _>("t", ..).unwrap();
+    let mut seen = 0u32;
+    while seen < 100 {
+        let (_, v) = scan.next().unwrap().unwrap();
+        assert_eq!(v, b"new");
+        seen += 1;
+    }
+    // The checkpoint folds the new values and takes them out of the store; the file
+    // grows, and the scan's next move to the new tree fails to map it once.
+    assert!(db.checkpoint().unwrap().is_some());
+    let mut w = c.begin().unwrap();
+    w.put("other", b"big", &vec![1u8; 4 << 20]).unwrap();
+    w.commit_with(Durability::Applied).unwrap();
+    sim.fail_nth_remap(1);
+    let mut errors = 0;
+    while let Some(item) = scan.next() {
+        match item {
+            Ok((_, v)) => {
+                assert_eq!(v, b"new", "entry {seen}: a value from the older tree");
+                seen += 1;
+            }
+            Err(_) => {
+                errors += 1;
+                assert!(errors < 10, "the scan keeps failing");
+            }
+        }
+    }
+    assert_eq!(seen, KEYS);
+    assert_eq!(errors, 1, "the failed mapping reached the scan");
+}

@@ -218,28 +218,42 @@ impl<'t> ScanMerge<'t> {
             SCAN_BATCH_MAX,
             &mut self.store,
         );
-        self.store_next = resume_after.map(Bound::Excluded);
-        if self.engine.checkpointer.generation() != self.pin.generation {
-            let mut pin = Arc::clone(&self.pin);
-            self.engine.refresh(&mut pin)?;
-            let resume = if self.started {
-                Bound::Excluded(self.last.clone())
-            } else if self.reverse {
-                self.hi.clone()
-            } else {
-                self.lo.clone()
-            };
-            self.tree = Self::seek(
-                self.engine,
-                &pin,
-                self.table,
-                bound_slice(&resume),
-                self.reverse,
-            )?;
-            self.pin = pin;
-            self.tree_head = None;
-            self.tree_done = false;
+        if self.engine.checkpointer.generation() != self.pin.generation
+            && let Err(e) = self.repin()
+        {
+            // The batch was fetched after the versions a checkpoint folded left the
+            // store: it is merged with the new tree or not at all. The next call fetches
+            // it again (a scan the caller goes on with after the error stays exact).
+            self.store.clear();
+            self.store_next = Some(next);
+            return Err(e);
         }
+        self.store_next = resume_after.map(Bound::Excluded);
+        Ok(())
+    }
+
+    /// Moves the scan to the newest tree, its cursor just past the last key handed out
+    /// (or at the range's start); nothing changes when it fails.
+    fn repin(&mut self) -> Result<()> {
+        let mut pin = Arc::clone(&self.pin);
+        self.engine.refresh(&mut pin)?;
+        let resume = if self.started {
+            Bound::Excluded(self.last.clone())
+        } else if self.reverse {
+            self.hi.clone()
+        } else {
+            self.lo.clone()
+        };
+        self.tree = Self::seek(
+            self.engine,
+            &pin,
+            self.table,
+            bound_slice(&resume),
+            self.reverse,
+        )?;
+        self.pin = pin;
+        self.tree_head = None;
+        self.tree_done = false;
         Ok(())
     }
 

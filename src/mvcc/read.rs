@@ -61,7 +61,8 @@ pub struct FlatBatch {
 }
 
 impl FlatBatch {
-    fn clear(&mut self) {
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
         self.keys.clear();
         self.entries.clear();
     }
