@@ -270,6 +270,25 @@ fn crashed_after(n: u64) -> (capsuledb::storage::SimStorage, u64) {
     (image, second)
 }
 
+/// Writes a marker page header (one that verifies) at `page` of `image`.
+fn write_marker_page_header(
+    image: &capsuledb::storage::SimStorage,
+    page: u64,
+    next_page: u64,
+    first_seq: u64,
+) {
+    use capsuledb::format::{MarkerPageHeader, PageKind, write_log_page_header};
+    use capsuledb::storage::Storage;
+    let mut header = [0u8; LOG_PAGE_HEADER_LEN];
+    let kind_header = MarkerPageHeader {
+        next_page,
+        first_seq,
+    }
+    .encode();
+    write_log_page_header(&mut header, PageKind::Marker, page, &kind_header).unwrap();
+    image.write_at(page * PAGE, &header).unwrap();
+}
+
 fn open_image(image: &capsuledb::storage::SimStorage) -> capsuledb::Result<Database> {
     Options::new()
         .random_seed(3)
@@ -317,18 +336,10 @@ fn a_damaged_header_of_a_marker_page_with_whole_markers_is_an_error_after_a_cras
 /// the end of the log, not damage: the open succeeds with the commits before the page.
 #[test]
 fn a_marker_page_naming_a_page_past_the_end_after_a_crash_ends_the_log() {
-    use capsuledb::format::{MarkerPageHeader, PageKind, write_log_page_header};
     use capsuledb::storage::Storage;
     let (image, second) = crashed_after_140_commits();
     let file_pages = image.view().unwrap().len() as u64 / PAGE;
-    let mut header = [0u8; LOG_PAGE_HEADER_LEN];
-    let kind_header = MarkerPageHeader {
-        next_page: file_pages + 3,
-        first_seq: 128,
-    }
-    .encode();
-    write_log_page_header(&mut header, PageKind::Marker, second, &kind_header).unwrap();
-    image.write_at(second * PAGE, &header).unwrap();
+    write_marker_page_header(&image, second, file_pages + 3, 128);
     let db = open_image(&image).unwrap();
     assert_eq!(keys(&db), 127);
 }
@@ -509,20 +520,12 @@ fn a_zeroed_first_sector_of_a_marker_page_before_a_later_group_is_an_error() {
 /// linked page as the torn tail, and the next open found durable commits' proofs gone.
 #[test]
 fn a_leftover_marker_page_header_never_gets_a_live_page_zeroed() {
-    use capsuledb::format::{MarkerPageHeader, PageKind, write_log_page_header};
     use capsuledb::storage::Storage;
     let (image, second) = crashed_after(127);
     let bytes = image.view().unwrap().to_vec();
     let live = proof_offset_of(&bytes, 100) / PAGE;
     assert_ne!(live, second);
-    let mut header = [0u8; LOG_PAGE_HEADER_LEN];
-    let kind_header = MarkerPageHeader {
-        next_page: live,
-        first_seq: 128,
-    }
-    .encode();
-    write_log_page_header(&mut header, PageKind::Marker, second, &kind_header).unwrap();
-    image.write_at(second * PAGE, &header).unwrap();
+    write_marker_page_header(&image, second, live, 128);
     let db = open_image(&image).unwrap();
     assert_eq!(keys(&db), 127);
     drop(db);
