@@ -95,8 +95,6 @@ fn clock_seed() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
-/// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
-/// "Choosing a copy"). Never writes.
 /// `A` or `B`, the name of header copy `copy` (0 or 1).
 fn copy_name(copy: usize) -> char {
     if copy == 0 { 'A' } else { 'B' }
@@ -134,6 +132,8 @@ pub(crate) fn decode_or_repair(
     Err(fault)
 }
 
+/// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
+/// "Choosing a copy"). Never writes.
 pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Header, u32)> {
     let len = storage.len()?;
     if len < HEADER_REGION_LEN {
