@@ -599,6 +599,7 @@ impl<'c> Transaction<'c> {
             return Err(Error::ReadOnlyDatabase);
         }
         if self.read_only || (self.writes.is_empty() && !self.tracks_reads()) {
+            self.read_state_reaches(snapshot, durability)?;
             return Ok(CommitInfo {
                 seq: snapshot,
                 durability,
@@ -621,6 +622,10 @@ impl<'c> Transaction<'c> {
                 crate::commit::CommitError::Refused(r) => self.name_conflict(r),
                 crate::commit::CommitError::Failed(e) => e,
             })?;
+        if seq.is_none() {
+            // Nothing written (a Serializable transaction that only read).
+            self.read_state_reaches(snapshot, durability)?;
+        }
         // The snapshot goes first: it holds the horizon below this commit.
         let (engine, write_bytes) = (Arc::clone(&*self.engine), self.write_bytes);
         drop(self);
@@ -629,6 +634,17 @@ impl<'c> Transaction<'c> {
             seq: seq.unwrap_or(snapshot),
             durability,
         })
+    }
+
+    /// For a commit that writes nothing: the state it read reaches `durability` first,
+    /// so a caller that acts on what it read, told it is durable, never acts on a state
+    /// a crash then loses (an `Applied` commit not yet flushed). Nothing to wait for when
+    /// it already has; a read-only database cannot tell, and does not wait.
+    fn read_state_reaches(&self, snapshot: u64, durability: Durability) -> Result<()> {
+        if durability > Durability::Applied && !self.engine.read_only {
+            self.engine.committer.wait_for(snapshot, durability)?;
+        }
+        Ok(())
     }
 
     /// The names of the tables this transaction wrote, created, cleared or dropped.

@@ -166,7 +166,8 @@ impl Engine {
 
     pub(crate) fn drop_history_before(&self, seq: u64) -> Result<u64> {
         self.check_writable()?;
-        self.committer.drain()?;
+        // Up to what is queued now: `drain` would go on while other threads commit.
+        self.committer.flush_queued()?;
         let history = self.committer.history();
         history.drop_before(seq);
         self.committer.maintain();
@@ -203,7 +204,8 @@ impl Engine {
     }
 
     pub(crate) fn collect_garbage(&self) -> Result<()> {
-        self.committer.drain()?;
+        // Up to what is queued now: `drain` would go on while other threads commit.
+        self.committer.flush_queued()?;
         self.committer.maintain();
         Ok(())
     }

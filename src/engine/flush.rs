@@ -23,6 +23,11 @@ impl Engine {
         // If the thread cannot start, the commit stays as durable as its level promised;
         // the next durable commit or `close` flushes it.
         if durability != Durability::Durable && !self.read_only {
+            // Between this commit's queueing and the look at the flag, as the flusher
+            // has between clearing the flag and its last look at the queue: without
+            // both fences each could read the other's old value, and no flusher would
+            // run for this commit.
+            std::sync::atomic::fence(Ordering::SeqCst);
             self.start_once(&self.flush_armed, "capsuledb-flush", flush);
         }
     }
@@ -52,6 +57,7 @@ fn flush(engine: Weak<Engine>) {
         // Disarmed first, then a last look: a commit queued after the flush looked
         // either sees the flusher disarmed and starts a new one, or is seen here.
         me.flush_armed.store(false, Ordering::Release);
+        std::sync::atomic::fence(Ordering::SeqCst);
         if me.committer.last_queued() <= me.committer.durable_seq()
             || me.flush_armed.swap(true, Ordering::AcqRel)
         {
