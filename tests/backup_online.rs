@@ -166,3 +166,50 @@ fn an_existing_target_is_refused_unless_overwrite() {
         .collect();
     assert!(names.is_empty(), "{names:?}");
 }
+
+/// A backup that must not overwrite never replaces a file made at its path while it
+/// copied (it links the copy into place, which fails when the name exists; a rename
+/// would have replaced it), and leaves no temporary file behind; two backups to one
+/// path from two threads each write their own temporary file.
+#[test]
+fn a_file_made_at_the_path_during_a_backup_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("src.db")).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    tx.commit().unwrap();
+    let out = dir.path().join("copy.db");
+    let made = out.clone();
+    let result = db.backup_to_with(
+        &out,
+        BackupOptions::new().progress(move |_| {
+            if !made.exists() {
+                std::fs::write(&made, b"someone else's file").unwrap();
+            }
+        }),
+    );
+    assert!(
+        matches!(result, Err(capsuledb::Error::InvalidPath { .. })),
+        "{result:?}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"someone else's file");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".backup-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_file(&out).unwrap();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| db.backup_to_with(&out, BackupOptions::new().overwrite(true))))
+            .collect();
+        for r in runs {
+            r.join().unwrap().unwrap();
+        }
+    });
+    let copy = Database::open(&out).unwrap();
+    assert!(copy.check_integrity().unwrap().is_ok());
+}

@@ -500,3 +500,32 @@ fn power_lost_during_creation_never_leaves_an_unopenable_file() {
         }
     }
 }
+
+/// A header copy damaged beyond repair, read past by a read-only open: `DbInfo` says so
+/// and `check_integrity` reports it (the state read may be an earlier one), and an
+/// undamaged file reports nothing.
+#[test]
+fn a_read_only_open_past_a_damaged_header_copy_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let ro = |path: &Path| Options::new().read_only(true).open(path).unwrap();
+    let db = ro(&path);
+    assert_eq!(db.info().unwrap().header_damage, None);
+    assert!(db.check_integrity().unwrap().is_ok());
+    drop(db);
+    let mut bytes = bytes_of(&path);
+    bytes[HEADER_COPY_OFFSETS[1] as usize + 50] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    let db = ro(&path);
+    let damage = db.info().unwrap().header_damage.expect("reported");
+    assert!(
+        damage.contains("copy B") && damage.contains("beyond repair"),
+        "{damage}"
+    );
+    let report = db.check_integrity().unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains("copy B")),
+        "{:?}",
+        report.problems
+    );
+}

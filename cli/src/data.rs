@@ -27,7 +27,29 @@ fn open_existing(file: &Path) -> CliResult<Database> {
             file.display()
         )));
     }
+    // The library also creates a database over a short file of zeros (what a crash
+    // during creation leaves): a file that never held a database's header is not one
+    // to these commands either.
+    if short_and_blank(file) {
+        return Err(CliError::msg(format!(
+            "{}: the file holds no database header (only zero bytes), not a database (`put --create` makes one)",
+            file.display()
+        )));
+    }
     Ok(Database::open(file)?)
+}
+
+/// Whether `file` is at most 192 KiB (the longest file creation makes) and its first
+/// 8 KiB (both header copies) are zero.
+fn short_and_blank(file: &Path) -> bool {
+    use std::io::Read;
+    let short = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() <= 196_608);
+    let mut head = [0u8; 8192];
+    short
+        && std::fs::File::open(file).is_ok_and(|mut f| {
+            let n = f.read(&mut head).unwrap_or(0);
+            head.get(..n).is_some_and(|b| b.iter().all(|&x| x == 0))
+        })
 }
 
 /// Opens `file`, which must already exist, read-only: a live reader, so it works
@@ -49,7 +71,16 @@ fn open_for_read(file: &Path) -> CliResult<Database> {
 /// earlier state than the file's durable one, and showing it as the database's content
 /// would hide lost commits. `salvage` copies what can be recovered and says what was lost.
 pub fn refuse_damage(db: &Database, file: &Path) -> CliResult<()> {
-    match db.info()?.log_damage {
+    let info = db.info()?;
+    if let Some(what) = &info.header_damage {
+        return Err(CliError::msg(format!(
+            "{}: {what}, so the readable state may be an earlier one. `capsuledb check` \
+             shows it; `capsuledb salvage {} OUT` copies what can be read",
+            file.display(),
+            file.display()
+        )));
+    }
+    match info.log_damage {
         Some(d) => Err(CliError::msg(format!(
             "{}: the log is damaged at page {} (commit {}: {}); commits {} to {} were durable \
              and cannot be read, so the readable state is an earlier one. `capsuledb info` \

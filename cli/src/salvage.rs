@@ -109,8 +109,14 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             loss.what
         )?;
     }
+    if let Some(what) = &info.header_damage {
+        writeln!(
+            out,
+            "lost: possibly a newer state than the one copied: {what}"
+        )?;
+    }
     match &info.log_damage {
-        None if losses.is_empty() => writeln!(
+        None if losses.is_empty() && info.header_damage.is_none() => writeln!(
             out,
             "lost: nothing (the log holds no damage below its durable commits)"
         )?,

@@ -127,3 +127,25 @@ fn an_empty_file_is_refused_and_left_empty() {
     ok(&["put", "--create", &db, "t", "k", "v"]);
     assert_eq!(ok(&["get", &db, "t", "k"]), "v\n");
 }
+
+/// A short file of zero bytes (which the library takes for a creation a crash cut
+/// short, and creates over) is refused by every command but `put --create`, and left
+/// as it was.
+#[test]
+fn a_short_file_of_zeros_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    std::fs::write(&path, vec![0u8; 8192]).unwrap();
+    let db = s(&path);
+    for args in [
+        vec!["put", &db, "t", "k", "v"],
+        vec!["delete", &db, "t", "k"],
+        vec!["compact", &db],
+        vec!["get", &db, "t", "k"],
+        vec!["scan", &db, "t"],
+        vec!["check", &db],
+    ] {
+        fails(&args, 1);
+        assert_eq!(std::fs::read(&path).unwrap(), vec![0u8; 8192], "{args:?}");
+    }
+}

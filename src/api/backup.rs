@@ -178,13 +178,21 @@ impl Database {
             path: path.into(),
             reason: "it names no file",
         })?;
+        // Unique to this backup: two backups to one path (threads of one process, or
+        // processes with one pid in two containers on a shared volume) never share it.
+        static BACKUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(name);
-        temp_name.push(format!(".backup-{}", std::process::id()));
+        temp_name.push(format!(
+            ".backup-{}-{}-{:x}",
+            std::process::id(),
+            BACKUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        ));
         let temp_path = path.with_file_name(temp_name);
         let mut temp = TempFile(Some(temp_path.clone()));
-        // A temporary file left by an earlier backup of this process that was killed.
-        let _ = std::fs::remove_file(&temp_path);
 
         let mut conn = self.connect();
         let snap = conn.begin_read()?;
@@ -215,10 +223,29 @@ impl Database {
         }
         let file_len = copy.info()?.file_len;
         copy.close()?;
-        std::fs::rename(&temp_path, path).map_err(|source| Error::Io {
-            op: "rename the backup into place",
-            source,
-        })?;
+        if options.overwrite {
+            std::fs::rename(&temp_path, path).map_err(|source| Error::Io {
+                op: "rename the backup into place",
+                source,
+            })?;
+        } else {
+            // Not over a file made at `path` while the copy ran: a link fails if the
+            // name exists (a rename would replace it).
+            std::fs::hard_link(&temp_path, path).map_err(|source| {
+                if source.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::InvalidPath {
+                        path: path.into(),
+                        reason: "it exists (ask to overwrite it to replace it)",
+                    }
+                } else {
+                    Error::Io {
+                        op: "link the backup into place",
+                        source,
+                    }
+                }
+            })?;
+            let _ = std::fs::remove_file(&temp_path);
+        }
         temp.0 = None;
         sync_parent(path)?;
         log::info!(

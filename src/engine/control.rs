@@ -113,6 +113,10 @@ pub struct DbInfo {
     /// Damage to the log a read-only open stopped at: the commits from its `seq` on
     /// cannot be read (a read-write open refuses such a file).
     pub log_damage: Option<crate::commit::LogDamage>,
+    /// A header copy damaged beyond repair beside the one read (only a read-only open
+    /// reads such a file): the damaged copy may have held a newer state, so what this
+    /// handle reads may be an earlier one.
+    pub header_damage: Option<String>,
 }
 
 impl Engine {
@@ -235,6 +239,7 @@ impl Engine {
             held_pages: self.pager.held_count(),
             log_durable_seq: h.log_durable_seq,
             log_damage: self.log_damage.clone(),
+            header_damage: super::create::header_damage(self.storage.as_ref())?,
         })
     }
 

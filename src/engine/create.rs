@@ -132,6 +132,41 @@ pub(crate) fn decode_or_repair(
     Err(fault)
 }
 
+/// What is wrong with a header copy that fails its checks (after a one-bit repair)
+/// beside one that passes, unless it is a crash during creation: the damage a
+/// read-write open refuses, and a read-only open reads past (`DbInfo::header_damage`).
+/// `None` for a file whose copies both pass.
+pub(crate) fn header_damage(storage: &dyn Storage) -> Result<Option<String>> {
+    let view = storage.view()?;
+    let decoded: Vec<(u64, std::result::Result<Header, HeaderFault>)> = (0u32..)
+        .zip(HEADER_COPY_OFFSETS)
+        .map(|(copy, offset)| {
+            let bytes = view.get(offset, HEADER_LEN).ok_or(HeaderFault::Short);
+            (offset, bytes.and_then(|b| decode_or_repair(b, copy)))
+        })
+        .collect();
+    let mut damage = None;
+    for (i, (offset, d)) in decoded.iter().enumerate() {
+        let other = decoded.get(1 - i.min(1)).map(|(_, o)| o);
+        if let (Err(fault), Some(Ok(valid))) = (d, other) {
+            let blank = view
+                .get(*offset, HEADER_LEN)
+                .is_some_and(|b| b.iter().all(|&x| x == 0));
+            let creation_cut = valid.generation == 1 && blank;
+            if !creation_cut && !matches!(fault, HeaderFault::Short) {
+                damage = Some(format!(
+                    "header copy {} (page {}) is damaged beyond repair ({fault}); it may hold a newer state than copy {} (generation {}), which was read",
+                    copy_name(i),
+                    offset / u64::from(valid.page_size),
+                    copy_name(1 - i.min(1)),
+                    valid.generation
+                ));
+            }
+        }
+    }
+    Ok(damage)
+}
+
 /// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
 /// "Choosing a copy"). Never writes.
 pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Header, u32)> {

@@ -71,6 +71,10 @@ impl Engine {
             let ps = header.page_size;
             let first_data = first_data_page(ps);
             let problem = |r: &mut IntegrityReport, e: Error| r.problems.push(e.to_string());
+            // The header copies: one damaged beyond repair may have held a newer state.
+            if let Some(damage) = super::create::header_damage(e.storage.as_ref())? {
+                r.problems.push(damage);
+            }
 
             // The tree.
             let mut tree = BTreeSet::new();
