@@ -73,6 +73,8 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "salvage".into());
     let temp = output.with_file_name(format!(".{name}.salvage-{}", std::process::id()));
+    // One an earlier salvage by a process of this pid left (killed): never merged into.
+    let _ = std::fs::remove_file(&temp);
     let guard = RemoveOnDrop(Some(temp.clone()));
     let (copied, losses) = write_copy(&src, &tables, &temp, info.page_size, total)
         .map_err(|e| naming_output(output, e))?;
@@ -83,6 +85,14 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         )
     })?;
     guard.disarm();
+    // The rename reaches the disk before OUT is reported written.
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::File::open(&parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| CliError::io(format!("sync the directory {}", parent.display()), e))?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
