@@ -104,15 +104,11 @@ fn a_state_outside_the_history_window_is_one_clear_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
-/// An empty file is no database: every command but `put --create` refuses it and leaves
-/// it empty (the library would make it a database, left behind by a command that then
-/// fails on a missing table).
-#[test]
-fn an_empty_file_is_refused_and_left_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_in(&dir);
-    std::fs::write(&path, b"").unwrap();
-    let db = s(&path);
+/// Every command that must refuse a file that holds no database (all but `put
+/// --create`) fails on the file at `path`, and leaves its bytes as they were.
+fn every_command_refuses_and_leaves_alone(path: &std::path::Path) {
+    let before = std::fs::read(path).unwrap();
+    let db = s(path);
     for args in [
         vec!["put", &db, "t", "k", "v"],
         vec!["delete", &db, "t", "k"],
@@ -122,8 +118,20 @@ fn an_empty_file_is_refused_and_left_empty() {
         vec!["check", &db],
     ] {
         fails(&args, 1);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "{args:?}");
+        assert_eq!(std::fs::read(path).unwrap(), before, "{args:?}");
     }
+}
+
+/// An empty file is no database: every command but `put --create` refuses it and leaves
+/// it empty (the library would make it a database, left behind by a command that then
+/// fails on a missing table).
+#[test]
+fn an_empty_file_is_refused_and_left_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    std::fs::write(&path, b"").unwrap();
+    every_command_refuses_and_leaves_alone(&path);
+    let db = s(&path);
     ok(&["put", "--create", &db, "t", "k", "v"]);
     assert_eq!(ok(&["get", &db, "t", "k"]), "v\n");
 }
@@ -136,16 +144,5 @@ fn a_short_file_of_zeros_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     std::fs::write(&path, vec![0u8; 8192]).unwrap();
-    let db = s(&path);
-    for args in [
-        vec!["put", &db, "t", "k", "v"],
-        vec!["delete", &db, "t", "k"],
-        vec!["compact", &db],
-        vec!["get", &db, "t", "k"],
-        vec!["scan", &db, "t"],
-        vec!["check", &db],
-    ] {
-        fails(&args, 1);
-        assert_eq!(std::fs::read(&path).unwrap(), vec![0u8; 8192], "{args:?}");
-    }
+    every_command_refuses_and_leaves_alone(&path);
 }
