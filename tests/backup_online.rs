@@ -213,3 +213,27 @@ fn a_file_made_at_the_path_during_a_backup_is_not_replaced() {
     let copy = Database::open(&out).unwrap();
     assert!(copy.check_integrity().unwrap().is_ok());
 }
+
+/// A read-only handle past damage (here a header copy damaged beyond repair, which may
+/// have held a newer state) refuses to back up: the copy would check clean and hide
+/// what was lost.
+#[test]
+fn a_backup_of_a_damaged_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("src.db");
+    {
+        let db = Database::open(&path).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.put("t", b"k", b"v").unwrap();
+        tx.commit().unwrap();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[capsuledb::format::HEADER_COPY_OFFSETS[1] as usize + 50] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    let db = Options::new().read_only(true).open(&path).unwrap();
+    let out = dir.path().join("copy.db");
+    assert!(matches!(db.backup_to(&out), Err(Error::Corrupted { .. })));
+    assert!(!out.exists());
+}

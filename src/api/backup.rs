@@ -196,6 +196,17 @@ impl Database {
 
         let mut conn = self.connect();
         let snap = conn.begin_read()?;
+        // A read-only handle past damage reads an earlier state than the file's (a
+        // damaged log, or a header copy that may have held a newer state): a copy of it
+        // would pass its check and hide what was lost. `capsuledb salvage` copies such a
+        // file and says what was lost.
+        let info = self.info()?;
+        if let Some(damage) = &info.log_damage {
+            return Err(damage.to_error());
+        }
+        if let Some(what) = info.header_damage {
+            return Err(Error::corrupted(0, what));
+        }
         let tables = snap.tables()?;
         let mut progress = BackupProgress {
             tables_total: tables.len() as u64,
