@@ -197,3 +197,39 @@ fn compaction_never_shrinks_the_file_under_a_pinned_reader() {
     );
     assert!(db.check_integrity().unwrap().is_ok());
 }
+
+/// `wait_for` on a read-only handle returns once the writer's commit is visible to it
+/// (before, it waited on a group commit the reader never runs, for ever).
+#[test]
+fn wait_for_on_a_live_reader_returns_when_the_commit_is_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let writer = capsuledb::Database::open(&path).unwrap();
+    let mut c = writer.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    let reader = capsuledb::Options::new()
+        .read_only(true)
+        .open(&path)
+        .unwrap();
+    let mut tx = c.begin().unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    let seq = tx.commit().unwrap().seq;
+    let (done, rx) = std::sync::mpsc::channel();
+    let r = reader.clone();
+    std::thread::spawn(move || {
+        let res = r.wait_for(seq, capsuledb::Durability::Durable);
+        let _ = done.send(res.is_ok());
+    });
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(60)),
+        Ok(true),
+        "the reader's wait returns"
+    );
+    let mut rc = reader.connect();
+    assert_eq!(
+        rc.begin_read().unwrap().get("t", b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}

@@ -166,8 +166,27 @@ impl Database {
     /// db.wait_for(seq, capsuledb::Durability::Durable)?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// On a read-only handle (a live reader of another process's commits) it waits until
+    /// `seq` is visible to it, following the writer: a reader sees a commit once the
+    /// writer has written its marker, and cannot tell a written marker from a synced
+    /// one, so every level waits for that.
     pub fn wait_for(&self, seq: u64, level: Durability) -> Result<()> {
-        self.engine().committer.wait_for(seq, level)
+        match &self.handle.0 {
+            Handle::Engine(e) => e.committer.wait_for(seq, level),
+            Handle::Live(f) => {
+                // Nothing in this process moves a reader's state: it looks again, less
+                // often the longer it waits (at most every 20 ms).
+                let mut pause = std::time::Duration::from_micros(200);
+                loop {
+                    if f.latest()?.registry.visible() >= seq {
+                        return Ok(());
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+            }
+        }
     }
 
     /// A read-only transaction at the past state `seq`: every commit at or below `seq`
