@@ -301,3 +301,18 @@ fn wait_for_blocks_until_the_level() {
     db.wait_for(seq, Durability::Durable).unwrap();
     assert!(db.stats().durable_seq >= seq);
 }
+
+/// A subscription taken after `close` (on another handle of the database) says at once
+/// that no event will come; before, its `recv` waited until the engine was dropped.
+#[test]
+fn a_subscription_after_close_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = capsuledb::Database::open(dir.path().join("c.db")).unwrap();
+    let other = db.clone();
+    db.close().unwrap();
+    let sub = other.subscribe();
+    assert!(matches!(
+        sub.recv_timeout(Duration::from_secs(60)),
+        Some(Received::Closed)
+    ));
+}

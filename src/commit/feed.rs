@@ -57,6 +57,8 @@ struct FeedState {
     next: u64,
     durable: u64,
     subscribers: Vec<Weak<Queue>>,
+    /// Set by [`Feed::close`]: a later subscriber starts closed.
+    closed: bool,
 }
 
 /// The commit feed of one database.
@@ -76,6 +78,7 @@ impl Feed {
                 next: durable + 1,
                 durable,
                 subscribers: Vec::new(),
+                closed: false,
             }),
         }
     }
@@ -120,6 +123,11 @@ impl Feed {
             capacity: capacity.max(1),
         });
         let mut st = self.state.lock();
+        if st.closed {
+            // After `close`: no event will come, and `recv` says so at once.
+            queue.state.lock().closed = true;
+            return Subscription { queue };
+        }
         if first {
             // Sequences up to `tip` were taken while nobody recorded them.
             st.next = st.next.max(tip + 1);
@@ -131,6 +139,7 @@ impl Feed {
     /// Tells every subscriber no more events will come.
     pub fn close(&self) {
         let mut st = self.state.lock();
+        st.closed = true;
         for q in st.subscribers.drain(..).filter_map(|w| w.upgrade()) {
             q.state.lock().closed = true;
             q.ready.notify_all();
