@@ -58,25 +58,29 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     let copy = Database::open(out).map_err(named)?;
     let check = copy.check_integrity().map_err(named)?;
     copy.close().map_err(named)?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(
-        stdout,
-        "{}: {} tables, {} keys ({} bytes of keys and values) as of commit {}; {} bytes; check {}",
-        out.display(),
-        report.tables,
-        report.keys,
-        report.bytes,
-        report.seq,
-        report.file_len,
-        if check.is_ok() { "ok" } else { "FAILED" }
-    )?;
-    for problem in &check.problems {
-        writeln!(stdout, "problem: {problem}")?;
+    let printed = (|| -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "{}: {} tables, {} keys ({} bytes of keys and values) as of commit {}; {} bytes; check {}",
+            out.display(),
+            report.tables,
+            report.keys,
+            report.bytes,
+            report.seq,
+            report.file_len,
+            if check.is_ok() { "ok" } else { "FAILED" }
+        )?;
+        for problem in &check.problems {
+            writeln!(stdout, "problem: {problem}")?;
+        }
+        stdout.flush()
+    })();
+    // The verdict first: a failed check is an error even when stdout is gone (a closed
+    // pipe, which `main` treats as success, would otherwise hide it).
+    if !check.is_ok() {
+        return Err(CliError::msg("the copy failed its integrity check"));
     }
-    stdout.flush()?;
-    if check.is_ok() {
-        Ok(())
-    } else {
-        Err(CliError::msg("the copy failed its integrity check"))
-    }
+    printed?;
+    Ok(())
 }
