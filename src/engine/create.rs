@@ -6,7 +6,7 @@ use crate::format::{
     FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
     first_data_page,
 };
-use crate::storage::Storage;
+use crate::storage::{Storage, View};
 
 /// Writes a new database into an empty storage: both header copies, synced.
 pub(crate) fn create(storage: &dyn Storage, config: &Config) -> Result<(Header, u32)> {
@@ -132,39 +132,59 @@ pub(crate) fn decode_or_repair(
     Err(fault)
 }
 
-/// What is wrong with a header copy that fails its checks (after a one-bit repair)
-/// beside one that passes, unless it is a crash during creation: the damage a
-/// read-write open refuses, and a read-only open reads past (`DbInfo::header_damage`).
-/// `None` for a file whose copies both pass.
-pub(crate) fn header_damage(storage: &dyn Storage) -> Result<Option<String>> {
-    let view = storage.view()?;
-    let decoded: Vec<(u64, std::result::Result<Header, HeaderFault>)> = (0u32..)
+/// Both header copies of `view`, each decoded or repaired ([`decode_or_repair`]).
+fn decode_copies(view: &View) -> Vec<std::result::Result<Header, HeaderFault>> {
+    (0u32..)
         .zip(HEADER_COPY_OFFSETS)
         .map(|(copy, offset)| {
-            let bytes = view.get(offset, HEADER_LEN).ok_or(HeaderFault::Short);
-            (offset, bytes.and_then(|b| decode_or_repair(b, copy)))
+            let bytes = view.get(offset, HEADER_LEN).ok_or(HeaderFault::Short)?;
+            decode_or_repair(bytes, copy)
         })
-        .collect();
-    let mut damage = None;
-    for (i, (offset, d)) in decoded.iter().enumerate() {
-        let other = decoded.get(1 - i.min(1)).map(|(_, o)| o);
-        if let (Err(fault), Some(Ok(valid))) = (d, other) {
-            let blank = view
-                .get(*offset, HEADER_LEN)
-                .is_some_and(|b| b.iter().all(|&x| x == 0));
-            let creation_cut = valid.generation == 1 && blank;
-            if !creation_cut && !matches!(fault, HeaderFault::Short) {
-                damage = Some(format!(
-                    "header copy {} (page {}) is damaged beyond repair ({fault}); it may hold a newer state than copy {} (generation {}), which was read",
-                    copy_name(i),
-                    offset / u64::from(valid.page_size),
-                    copy_name(1 - i.min(1)),
-                    valid.generation
-                ));
-            }
-        }
+        .collect()
+}
+
+/// Copy `bad`, which failed with `fault` (after a one-bit repair) beside the valid copy
+/// `valid`: its page and what is wrong with it, unless that is no damage. A copy sits
+/// alone in its 512-byte sector, which a crash leaves old or new (format-spec/README.md),
+/// so a copy that fails is damage and may be the newer one; but creation writes both
+/// copies (generation 1) before one sync, so a blank copy beside a first-generation one
+/// is a crash during creation, and a copy cut off by the file's end is no copy.
+fn copy_damage(
+    view: &View,
+    valid: &Header,
+    bad: usize,
+    fault: &HeaderFault,
+) -> Option<(u64, String)> {
+    let offset = HEADER_COPY_OFFSETS.get(bad).copied().unwrap_or(0);
+    let blank = view
+        .get(offset, HEADER_LEN)
+        .is_some_and(|b| b.iter().all(|&x| x == 0));
+    if matches!(fault, HeaderFault::Short) || (valid.generation == 1 && blank) {
+        return None;
     }
-    Ok(damage)
+    let page = offset / u64::from(valid.page_size);
+    Some((
+        page,
+        format!(
+            "header copy {} (page {page}) is damaged beyond repair ({fault}); it may hold a newer state than copy {} (generation {})",
+            copy_name(bad),
+            copy_name(1 - bad.min(1)),
+            valid.generation
+        ),
+    ))
+}
+
+/// The damage a read-write open refuses and a read-only open reads past
+/// (`DbInfo::header_damage`): a header copy that fails beside one that passes
+/// ([`copy_damage`]). `None` for a file whose copies both pass.
+pub(crate) fn header_damage(storage: &dyn Storage) -> Result<Option<String>> {
+    let view = storage.view()?;
+    Ok(match decode_copies(&view).as_slice() {
+        [Ok(valid), Err(fault)] => copy_damage(&view, valid, 1, fault),
+        [Err(fault), Ok(valid)] => copy_damage(&view, valid, 0, fault),
+        _ => None,
+    }
+    .map(|(_, what)| format!("{what}, which was read")))
 }
 
 /// Reads both header copies and picks the newest valid one (`format-spec/header.md`,
@@ -185,13 +205,7 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
         });
     }
     let view = storage.view()?;
-    let decoded: Vec<Result<Header, HeaderFault>> = (0u32..)
-        .zip(HEADER_COPY_OFFSETS)
-        .map(|(copy, offset)| {
-            let bytes = view.get(offset, HEADER_LEN).ok_or(HeaderFault::Short)?;
-            decode_or_repair(bytes, copy)
-        })
-        .collect();
+    let decoded = decode_copies(&view);
     let (a, b) = match decoded.as_slice() {
         [a, b] => (a, b),
         _ => return Err(Error::corrupted(0, "header copies missing")),
@@ -217,26 +231,14 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
         }
         (Ok(valid), Err(fault)) | (Err(fault), Ok(valid)) => {
             let (good, bad) = if a.is_ok() { (0, 1) } else { (1, 0) };
-            // A copy sits alone in its 512-byte sector, which a crash leaves old or new
-            // (format-spec/README.md): a copy that fails its checks and no one-bit repair
-            // restores is damage, and it may be the newer one. Only a live reader (a
-            // writer in another process may be writing that copy this instant) reads
-            // the other; a read-write open would start from a possibly earlier state.
-            let offset = HEADER_COPY_OFFSETS.get(bad).copied().unwrap_or(0);
-            // Creation writes both copies (generation 1) before one sync: a crash may keep
-            // one and lose the other, which is then blank. That is no damage.
-            let creation_cut = valid.generation == 1
-                && view
-                    .get(offset, HEADER_LEN)
-                    .is_some_and(|b| b.iter().all(|&x| x == 0));
-            if !read_only && !creation_cut && !matches!(fault, HeaderFault::Short) {
+            // Only a live reader (a writer in another process may be writing that copy
+            // this instant) reads the other; a read-write open would start from a
+            // possibly earlier state.
+            if !read_only && let Some((page, what)) = copy_damage(&view, valid, bad, fault) {
                 return Err(Error::corrupted(
-                    offset / u64::from(valid.page_size),
+                    page,
                     format!(
-                        "header copy {} is damaged beyond repair ({fault}); it may hold a newer state than copy {} (generation {}), so the file is not opened read-write at a possibly earlier state (a read-only open reads copy {})",
-                        copy_name(bad),
-                        copy_name(good),
-                        valid.generation,
+                        "{what}, so the file is not opened read-write at a possibly earlier state (a read-only open reads copy {})",
                         copy_name(good)
                     ),
                 ));
