@@ -615,10 +615,7 @@ fn walk_later_slots(
     // Every page at most once.
     for _ in 0..f.file_pages {
         let Some(bytes) = f.page(page) else { return };
-        if verified_only
-            && !verify_log_page(bytes, PageKind::Marker, page)
-                .is_ok_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first)
-        {
+        if verified_only && !marker_header_verifies(f, page, first) {
             return;
         }
         for s in from.saturating_sub(first)..slots {
@@ -644,11 +641,7 @@ fn walk_later_slots(
         else {
             return;
         };
-        let valid = f
-            .page(next)
-            .and_then(|b| verify_log_page(b, PageKind::Marker, next).ok())
-            .is_some_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first + slots);
-        if !valid {
+        if !marker_header_verifies(f, next, first + slots) {
             return;
         }
         page = next;
