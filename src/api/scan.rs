@@ -3,7 +3,7 @@
 
 use super::range::Range;
 use super::transaction::Transaction;
-use crate::engine::{OwnWrites, ScanMerge, ValueRef};
+use crate::engine::{OwnWrites, ScanMerge, Step, ValueRef};
 use crate::error::Result;
 use crate::mvcc::bounds_nonempty;
 use crate::util::bound_slice;
@@ -68,7 +68,7 @@ impl Scan<'_, '_> {
     #[inline(always)]
     pub fn next(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         if matches!(self.inner, Inner::Owned { .. }) {
-            return self.next_owned();
+            return self.next_owned().into_item();
         }
         match &mut self.inner {
             Inner::Merge(m) => m.next(),
@@ -78,7 +78,12 @@ impl Scan<'_, '_> {
 
     /// [`Scan::next`] of a time-travel scan.
     #[inline(never)]
-    fn next_owned(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+    fn next_owned(&mut self) -> Step<'_> {
+        Step::from(self.owned_item())
+    }
+
+    /// [`Scan::next_owned`]'s step.
+    fn owned_item(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         let Inner::Owned {
             range,
             reverse,

@@ -23,7 +23,7 @@ pub(crate) use follow::Follower;
 pub use integrity::IntegrityReport;
 pub(crate) use read::Committed;
 pub use salvage::{SalvageLoss, SalvageReport};
-pub(crate) use scan::{OwnWrites, ScanMerge};
+pub(crate) use scan::{OwnWrites, ScanMerge, Step};
 pub(crate) use value::ReadPin;
 pub use value::ValueRef;
 

@@ -20,6 +20,43 @@ pub(crate) type OwnWrites<'t> = crate::types::WritesIter<'t>;
 /// Where a key lies in a buffer: `(start, end)`.
 type KeyRange = (usize, usize);
 
+/// What a step taken out of line found, handed back to the inlined step that called it.
+/// Not the entry's `Option<Result<..>>` itself: a call returning that writes it through
+/// a pointer to the caller's entry, which keeps the entry in memory in the caller's loop
+/// (the inlined common step then stores it field by field and the caller reloads it
+/// wider, a stalled load per entry). Returned in its own slot, the entry comes out in
+/// registers; the rare error is boxed to keep the step small.
+pub(crate) enum Step<'a> {
+    /// The next entry.
+    Entry(&'a [u8], &'a [u8]),
+    /// The scan is done.
+    End,
+    /// The step failed.
+    Failed(Box<crate::error::Error>),
+}
+
+impl<'a> Step<'a> {
+    /// The step as the entry a scan hands out.
+    #[inline(always)]
+    pub(crate) fn into_item(self) -> Option<Result<(&'a [u8], &'a [u8])>> {
+        match self {
+            Step::Entry(key, value) => Some(Ok((key, value))),
+            Step::End => None,
+            Step::Failed(e) => Some(Err(*e)),
+        }
+    }
+}
+
+impl<'a> From<Option<Result<(&'a [u8], &'a [u8])>>> for Step<'a> {
+    fn from(item: Option<Result<(&'a [u8], &'a [u8])>>) -> Step<'a> {
+        match item {
+            Some(Ok((key, value))) => Step::Entry(key, value),
+            None => Step::End,
+            Some(Err(e)) => Step::Failed(Box::new(e)),
+        }
+    }
+}
+
 /// Where a source's next entry comes from, for the merge.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -269,7 +306,7 @@ impl<'t> ScanMerge<'t> {
         {
             return Some(self.run_entry(run, i));
         }
-        self.next_slow()
+        self.next_slow().into_item()
     }
 
     /// The held run's next cell in scan order (moving past it), or `None` when the run
@@ -301,7 +338,12 @@ impl<'t> ScanMerge<'t> {
 
     /// [`ScanMerge::next`] past its inlined step.
     #[inline(never)]
-    fn next_slow(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+    fn next_slow(&mut self) -> Step<'_> {
+        Step::from(self.next_merged())
+    }
+
+    /// [`ScanMerge::next_slow`]'s step.
+    fn next_merged(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         if !self.tree_only {
             let store_pending =
                 self.use_store && (!self.store.is_empty() || self.store_next.is_some());
