@@ -214,6 +214,12 @@ impl Database {
     /// Subscribes to the commits that become durable from now on, each as its sequence
     /// number and the tables it touched, in order and without gaps. The subscriber's
     /// queue holds up to 4096 events; see [`Database::subscribe_with_capacity`].
+    ///
+    /// Until a database has its first subscriber, committers record nothing for the
+    /// feed: when that first subscription begins while commits are in flight (taken
+    /// their sequence, not yet durable), its first receive is a
+    /// [`Received::Lagged`](crate::Received::Lagged) counting them, and its events
+    /// start after them. Later subscribers miss nothing.
     pub fn subscribe(&self) -> Subscription {
         self.subscribe_with_capacity(4096)
     }

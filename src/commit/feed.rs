@@ -110,6 +110,9 @@ impl Feed {
     /// A new subscriber, receiving every commit that becomes durable from now on, with
     /// room for `capacity` unreceived events. `tip` gives the last sequence taken; it
     /// is read after the feed is marked active, so every later sequence is recorded.
+    /// The first subscriber cannot receive the commits sequenced before it and durable
+    /// after it (nobody recorded their tables): it starts with a
+    /// [`Received::Lagged`] counting them.
     pub fn subscribe(&self, capacity: usize, tip: impl FnOnce() -> u64) -> Subscription {
         let first = !self.active.swap(true, Ordering::SeqCst);
         let tip = tip();
@@ -129,8 +132,12 @@ impl Feed {
             return Subscription { queue };
         }
         if first {
-            // Sequences up to `tip` were taken while nobody recorded them.
+            // Sequences up to `tip` were taken while nobody recorded them. Those not yet
+            // durable become durable after this subscription began, unrecorded: the
+            // subscriber is told it missed them rather than left to think none came.
             st.next = st.next.max(tip + 1);
+            let missed = tip.saturating_sub(st.durable);
+            queue.state.lock().missed = missed;
         }
         st.subscribers.push(Arc::downgrade(&queue));
         Subscription { queue }
@@ -296,6 +303,27 @@ mod tests {
         assert!(s.try_recv().is_none(), "3 is not durable");
         f.durable(3);
         assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 3));
+    }
+
+    #[test]
+    fn the_first_subscriber_is_told_of_commits_in_flight_when_it_subscribed() {
+        let f = Feed::new(0);
+        f.durable(2);
+        // Sequences 3..=5 were taken, unrecorded, and are not durable yet.
+        let s = f.subscribe(16, || 5);
+        f.durable(5);
+        assert_eq!(s.try_recv(), Some(Received::Lagged { missed: 3 }));
+        assert!(s.try_recv().is_none());
+        f.record(6, t(&["x"]));
+        f.durable(6);
+        assert!(matches!(s.recv(), Received::Commit(e) if e.seq == 6));
+        // A later subscriber is owed nothing it cannot get.
+        let later = f.subscribe(16, || 6);
+        assert!(later.try_recv().is_none());
+        // Nothing in flight: no notice.
+        let g = Feed::new(4);
+        let quiet = g.subscribe(16, || 4);
+        assert!(quiet.try_recv().is_none());
     }
 
     #[test]
