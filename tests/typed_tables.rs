@@ -157,6 +157,45 @@ fn prefix_first_last_and_count_on_the_byte_api() {
     .unwrap();
 }
 
+#[test]
+fn first_and_last_pass_long_runs_of_deleted_keys() {
+    let (_dir, db) = open();
+    let mut conn = db.connect();
+    conn.run(|tx| {
+        tx.create_table("t")?;
+        for i in 0..3000u32 {
+            tx.put("t", &i.to_be_bytes(), b"v")?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    // Committed deletes at both ends, then the transaction's own deletes further in.
+    conn.run(|tx| {
+        for i in (0..1200u32).chain(1800..3000) {
+            tx.delete("t", &i.to_be_bytes())?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    conn.run(|tx| {
+        let key = |e: Option<(Vec<u8>, capsuledb::ValueRef)>| e.map(|(k, _)| k);
+        assert_eq!(key(tx.first("t")?), Some(1200u32.to_be_bytes().to_vec()));
+        assert_eq!(key(tx.last("t")?), Some(1799u32.to_be_bytes().to_vec()));
+        for i in (1200..1500u32).chain(1550..1800) {
+            tx.delete("t", &i.to_be_bytes())?;
+        }
+        assert_eq!(key(tx.first("t")?), Some(1500u32.to_be_bytes().to_vec()));
+        assert_eq!(key(tx.last("t")?), Some(1549u32.to_be_bytes().to_vec()));
+        for i in 1500..1550u32 {
+            tx.delete("t", &i.to_be_bytes())?;
+        }
+        assert_eq!(key(tx.first("t")?), None);
+        assert_eq!(key(tx.last("t")?), None);
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
 #[cfg(feature = "serde")]
 #[test]
 fn serde_values_round_trip() {

@@ -51,12 +51,15 @@ impl<'c> Transaction<'c> {
 
     /// The entry with the smallest key of `table`, if any.
     pub fn first(&self, table: &str) -> Result<Option<(Vec<u8>, ValueRef)>> {
-        self.iter(table)?.with_batch_size(1).next().transpose()
+        self.iter(table)?.with_first_batch(1).next().transpose()
     }
 
     /// The entry with the largest key of `table`, if any.
     pub fn last(&self, table: &str) -> Result<Option<(Vec<u8>, ValueRef)>> {
-        self.iter(table)?.with_batch_size(1).next_back().transpose()
+        self.iter(table)?
+            .with_first_batch(1)
+            .next_back()
+            .transpose()
     }
 
     /// Counts the keys of `table` inside `range` by scanning it; values are lent from
