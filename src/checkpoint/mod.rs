@@ -384,10 +384,13 @@ impl Checkpointer {
         // below `horizon` this fold must write (the tree would then be wrong at its own
         // checkpoint sequence, for time travel after a reopen). A floor already above it
         // (a horizon lowered by one to a started marker page, just after the floor rose
-        // to the tip) leaves that possible for the keys written in between.
-        let chains = {
-            let _hold = history.hold_for_fold(horizon);
-            self.versions.fold_chains(horizon)
+        // to the tip) may have let that happen to the keys written in between: the
+        // tree is then persisted with the floor, above the horizon, so that no reader
+        // reads the tree at its own sequence (a reopen would otherwise start the window
+        // at the checkpoint's sequence when nothing else keeps the floor).
+        let (chains, floor_above) = {
+            let hold = history.hold_for_fold(horizon);
+            (self.versions.fold_chains(horizon), hold.floor_above())
         };
         let floor = history.advance(tip, readers_from);
         // A dropped table's data stays while the drop is inside the history window.
@@ -405,7 +408,7 @@ impl Checkpointer {
             floor,
             &dropped_ids,
             &self.versions.pending_drops(horizon),
-            history.retention() != HistoryRetention::Snapshots,
+            history.retention() != HistoryRetention::Snapshots || floor_above,
         )?;
         // History keys sort after every table's keys, so the changes stay in order.
         let mut changes = FoldChanges::new(FoldMerge::new(&chains, extra), retained);

@@ -154,6 +154,17 @@ impl HistoryPin {
 /// Keeps the floor from rising past a checkpoint's horizon ([`History::hold_for_fold`]).
 pub struct FoldHold {
     history: Arc<History>,
+    floor_above: bool,
+}
+
+impl FoldHold {
+    /// Whether the floor already stood above the horizon when the hold began: versions
+    /// at or below the horizon may have been pruned before it, so the tree the fold
+    /// builds may be wrong at its own sequence, and the window must stay above it (the
+    /// fold persists the floor).
+    pub fn floor_above(&self) -> bool {
+        self.floor_above
+    }
 }
 
 impl Drop for FoldHold {
@@ -201,6 +212,7 @@ impl History {
         st.fold_cap = st.fold_cap.min(horizon);
         FoldHold {
             history: Arc::clone(self),
+            floor_above: st.floor > horizon,
         }
     }
 
@@ -309,5 +321,19 @@ mod tests {
         assert_eq!(h.advance(40, 100), 35);
         let s = History::new(HistoryRetention::Snapshots, 3, 3);
         assert_eq!(s.advance(50, 44), 44);
+    }
+
+    #[test]
+    fn a_fold_hold_caps_the_floor_and_says_when_it_stood_above() {
+        let h = History::new(HistoryRetention::Snapshots, 0, 0);
+        let hold = h.hold_for_fold(10);
+        assert!(!hold.floor_above());
+        assert_eq!(h.advance(40, 40), 10, "capped at the horizon");
+        drop(hold);
+        assert_eq!(h.advance(40, 40), 40);
+        // The floor rose to the tip before a fold at a lower horizon began.
+        let late = h.hold_for_fold(39);
+        assert!(late.floor_above());
+        assert_eq!(h.advance(45, 45), 40, "never past the hold, never down");
     }
 }
