@@ -232,26 +232,30 @@ impl<'a> NodeRef<'a> {
         verified: Option<&crate::pager::Verified>,
     ) -> Result<NodeRef<'a>> {
         let trusted = verified.is_some_and(|v| v.contains(page));
-        if trusted {
-            // Its checksum and its cells were checked when it was first read, and it has
-            // not been written since: only the header is parsed (and checked) again. The
-            // header's problems are plain strings, so the node stays in registers.
-            return match Self::header(bytes, page) {
-                Ok(node) => Ok(node),
-                Err(what) => Err(header_error(bytes, page, what)),
-            };
+        if !trusted {
+            // The out-of-line check returns only its verdict, never the node: a node
+            // returned from a call is written through a pointer to the caller's node,
+            // which then lives in memory on the common path too (stored field by field,
+            // reloaded wider: a stalled load per level).
+            Self::check_first(bytes, page, verified)?;
         }
-        Self::parse_first(bytes, page, verified)
+        // Its checksum and its cells were checked when it was first read, and it has
+        // not been written since: only the header is parsed (and checked) again. The
+        // header's problems are plain strings, so the node stays in registers.
+        match Self::header(bytes, page) {
+            Ok(node) => Ok(node),
+            Err(what) => Err(header_error(bytes, page, what)),
+        }
     }
 
-    /// [`NodeRef::parse_cached`] for a page not yet verified: its checksum, header, cell
-    /// offsets and key order.
+    /// [`NodeRef::parse_cached`]'s checks of a page not yet verified: its checksum,
+    /// header, cell offsets and key order; the page joins `verified` when they pass.
     #[inline(never)]
-    fn parse_first(
+    fn check_first(
         bytes: &'a [u8],
         page: u64,
         verified: Option<&crate::pager::Verified>,
-    ) -> Result<NodeRef<'a>> {
+    ) -> Result<()> {
         let form = Form::of(bytes.get(4).copied().unwrap_or(0));
         verify_first_read(bytes, form, page)?;
         let node = Self::header(bytes, page).map_err(|what| header_error(bytes, page, what))?;
@@ -289,7 +293,7 @@ impl<'a> NodeRef<'a> {
         if let Some(v) = verified {
             v.insert(page);
         }
-        Ok(node)
+        Ok(())
     }
 
     /// The node's header fields, checked (a kind byte that is no tree page's is refused:
