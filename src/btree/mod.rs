@@ -87,7 +87,9 @@ fn value_bytes_cached<'a>(
         CellValue::Overflow { page, len } => (page, len, crate::format::LOG_PAGE_HEADER_LEN),
         // An extent of no bytes is never verified: it goes to the error below.
         CellValue::Extent { page, len, .. } if len > 0 => (page, len, 0),
-        CellValue::Extent { .. } => return value_bytes_read(file, page_size, v, verified),
+        CellValue::Extent { .. } => {
+            return value_bytes_read(file, page_size, v, verified).map_err(|e| *e);
+        }
     };
     if let Some(set) = verified
         && set.contains_value(page)
@@ -101,13 +103,25 @@ fn value_bytes_cached<'a>(
             return Ok(value);
         }
     }
-    value_bytes_read(file, page_size, v, verified)
+    value_bytes_read(file, page_size, v, verified).map_err(|e| *e)
 }
 
 /// [`value_bytes_cached`] of an overflow extent or run not yet verified (or lying past
-/// the end of the file): read whole and checked, then added to `verified`.
+/// the end of the file): read whole and checked, then added to `verified`. Its error is
+/// boxed so that its result comes back in two registers: one returned through memory
+/// keeps the inlined caller's value in memory on its common path too.
 #[inline(never)]
 fn value_bytes_read<'a>(
+    file: &'a [u8],
+    page_size: u32,
+    v: CellValue<'a>,
+    verified: Option<&Verified>,
+) -> std::result::Result<&'a [u8], Box<Error>> {
+    value_bytes_checked(file, page_size, v, verified).map_err(Box::new)
+}
+
+/// [`value_bytes_read`]'s work.
+fn value_bytes_checked<'a>(
     file: &'a [u8],
     page_size: u32,
     v: CellValue<'a>,

@@ -659,7 +659,10 @@ impl<'a> NodeRef<'a> {
         std::hint::black_box(acc);
     }
 
-    /// Value of leaf cell `i`.
+    /// Value of leaf cell `i`. Inlined into the point read that calls it: a value
+    /// returned from a call comes back through memory, reloaded wider than it was
+    /// stored (a stalled load per read).
+    #[inline(always)]
     pub fn value(&self, i: usize) -> Result<CellValue<'a>> {
         if self.form == Form::Uniform {
             return self.uniform_entry(self.offset(i)?).map(|(_, v)| v);
