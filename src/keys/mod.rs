@@ -49,7 +49,9 @@ pub trait Key {
     fn encode(value: &Self::Ref<'_>, element: bool, out: &mut Vec<u8>);
 
     /// Decodes one value from the start of `bytes`, returning it and the number of
-    /// bytes it took. The bare form (`element == false`) takes every byte it is given.
+    /// bytes it took. Strings and byte strings in the bare form (`element == false`)
+    /// take every byte they are given; other types take what they use, and the callers
+    /// that decode a whole key or value refuse any bytes left over.
     fn decode(bytes: &[u8], element: bool) -> Result<(Self::Owned, usize)>;
 }
 
