@@ -227,8 +227,12 @@ where
             format!("frame of {len} bytes is over the limit {FRAME_BYTES_MAX}"),
         ));
     }
-    let mut body = vec![0u8; len as usize];
-    r.read_exact(&mut body).await?;
+    // The buffer grows as bytes arrive: a header alone allocates nothing.
+    let mut body = Vec::new();
+    r.take(u64::from(len)).read_to_end(&mut body).await?;
+    if body.len() != len as usize {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     serde_json::from_slice(&body)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

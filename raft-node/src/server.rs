@@ -10,6 +10,7 @@ use crate::proto::{
 use capsuledb::Database;
 use capsuledb::raftlog::openraft::{LogStore, Request, StateMachine, TypeConfig};
 use openraft::error::{ForwardToLeader, RaftError};
+use openraft::raft::AppendEntriesRequest;
 use openraft::{BasicNode, Config, Raft, RaftMetrics, SnapshotPolicy, TryAsRef};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -161,10 +162,15 @@ pub async fn run(
         snapshots_installed: AtomicU64::new(0),
     });
     tokio::pin!(shutdown);
+    let raft_stopped = raft_stopped(raft.metrics());
+    tokio::pin!(raft_stopped);
     let result = loop {
         tokio::select! {
             () = &mut shutdown => break Ok(()),
             _ = stopped.changed() => break Ok(()),
+            // A fatal error stops the node's Raft for good: the process exits with it
+            // instead of answering every request with a failure.
+            why = &mut raft_stopped => break Err(NodeError::Raft(format!("raft stopped: {why}"))),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let node = Arc::clone(&node);
@@ -181,6 +187,34 @@ pub async fn run(
     drop(node);
     eprintln!("raft-node {}: stopped", config.id);
     result
+}
+
+/// Waits until the Raft reports a fatal error or its metrics end; says which.
+async fn raft_stopped(mut metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode>>) -> String {
+    loop {
+        if let Err(e) = &metrics.borrow_and_update().running_state {
+            return e.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "its metrics ended".to_string();
+        }
+    }
+}
+
+/// Whether an append's entries follow its `prev_log_id` (when it has one) and each
+/// other one index at a time, their terms never going down. openraft 0.9 checks this
+/// only in debug builds; the log refuses such an append with an error openraft takes
+/// as fatal, so one malformed message from the network would stop the node's Raft.
+fn append_well_formed(r: &AppendEntriesRequest<TypeConfig>) -> bool {
+    let mut prev = r.prev_log_id;
+    r.entries.iter().all(|e| {
+        let id = e.log_id;
+        let follows = prev.is_none_or(|p| {
+            p.index.checked_add(1) == Some(id.index) && id.leader_id >= p.leader_id
+        });
+        prev = Some(id);
+        follows
+    })
 }
 
 async fn init(
@@ -216,6 +250,8 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
         };
         let stop_after = matches!(rpc, Rpc::Client(ClientRequest::Shutdown));
         let reply = match rpc {
+            // A malformed append is garbage like a frame that does not parse.
+            Rpc::AppendEntries(r) if !append_well_formed(&r) => return,
             Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
             Rpc::InstallSnapshot(r) => {
                 let last_chunk = r.done;
@@ -255,11 +291,23 @@ where
 
 async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
     let write = |r: Request| async {
+        // A node that led when the write went in and answers `ForwardToLeader` lost
+        // its leadership with the write in its log, which a later leader may still
+        // commit: its outcome is unknown, never "did nothing" (the client would retry
+        // and could apply it twice).
+        let led = {
+            let m = node.raft.metrics();
+            let m = m.borrow();
+            m.current_leader == Some(m.id)
+        };
         match node.raft.client_write(r).await {
             Ok(resp) => ClientReply::Ok(ClientOk::Written {
                 previous: resp.data.previous,
                 index: resp.log_id.index,
             }),
+            Err(e) if led && e.forward_to_leader::<BasicNode>().is_some() => ClientReply::Failed(
+                format!("leadership changed while the write was in flight, outcome unknown: {e}"),
+            ),
             Err(e) => raft_failure(e),
         }
     };
@@ -350,5 +398,60 @@ fn status(m: &RaftMetrics<NodeId, BasicNode>) -> Status {
             .nodes()
             .map(|(id, n)| (*id, n.addr.clone()))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+
+    fn id(term: u64, index: u64) -> LogId<NodeId> {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn append(
+        prev: Option<LogId<NodeId>>,
+        ids: &[LogId<NodeId>],
+    ) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(3, 1),
+            prev_log_id: prev,
+            entries: ids
+                .iter()
+                .map(|&log_id| Entry {
+                    log_id,
+                    payload: EntryPayload::Blank,
+                })
+                .collect(),
+            leader_commit: None,
+        }
+    }
+
+    #[test]
+    fn only_appends_that_follow_their_previous_entry_reach_raft() {
+        assert!(append_well_formed(&append(None, &[])));
+        assert!(append_well_formed(&append(
+            None,
+            &[id(1, 0), id(1, 1), id(2, 2)]
+        )));
+        assert!(append_well_formed(&append(
+            Some(id(1, 4)),
+            &[id(1, 5), id(2, 6)]
+        )));
+        assert!(append_well_formed(&append(Some(id(1, 4)), &[])));
+        // A gap, a repeat, an entry before its previous one, a term going down.
+        assert!(!append_well_formed(&append(
+            Some(id(1, 4)),
+            &[id(1, 5), id(1, 7)]
+        )));
+        assert!(!append_well_formed(&append(Some(id(1, 4)), &[id(1, 4)])));
+        assert!(!append_well_formed(&append(Some(id(1, 4)), &[id(1, 6)])));
+        assert!(!append_well_formed(&append(Some(id(2, 4)), &[id(1, 5)])));
+        assert!(!append_well_formed(&append(None, &[id(2, 0), id(1, 1)])));
+        assert!(!append_well_formed(&append(
+            Some(id(1, u64::MAX)),
+            &[id(1, 0)]
+        )));
     }
 }

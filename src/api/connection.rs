@@ -140,6 +140,13 @@ impl Connection {
     /// a transaction being committed straight into the tree (a large one, or a durable
     /// one of 1 MiB or more, admitted while no other snapshot was open), whose fold and
     /// sync it waits out; writes give [`crate::Error::ReadOnly`].
+    ///
+    /// It reads a snapshot and records nothing, so it is not part of the serializable
+    /// order: with Serializable writers it can see a state no serial order of the
+    /// committed transactions produces (the read-only anomaly: it sees a commit but not
+    /// an earlier-serialized concurrent one). A read whose result must agree with a
+    /// serial order runs in a read-write transaction ([`Connection::begin`]) that
+    /// commits.
     pub fn begin_read(&mut self) -> Result<Transaction<'_>> {
         Transaction::begin(self, Isolation::Snapshot, true)
     }

@@ -365,6 +365,10 @@ impl<'c> Transaction<'c> {
             .and_then(|c| c.get(name.as_bytes()))
             .is_some_and(|v| v.is_some())
             && !self.names.borrow().map.contains_key(name);
+        // The one step that can fail comes first: a drop that failed changed nothing
+        // (a transaction committed after it would otherwise keep the table's row and
+        // drop its data, which later commits' writes would then vanish into).
+        self.add_write(CATALOG_TABLE, name.as_bytes(), None)?;
         if let Some(data) = self.writes.remove(&id) {
             let freed: usize = data
                 .iter()
@@ -378,8 +382,7 @@ impl<'c> Transaction<'c> {
         let mut names = self.names.borrow_mut();
         names.map.remove(name);
         names.last = None;
-        drop(names);
-        self.add_write(CATALOG_TABLE, name.as_bytes(), None)
+        Ok(())
     }
 
     /// Removes every key of table `name` in one commit, keeping the table: the table
@@ -387,6 +390,14 @@ impl<'c> Transaction<'c> {
     /// the same however large the table is. Fails with [`Error::TableNotFound`] if
     /// missing.
     pub fn clear_table(&mut self, name: &str) -> Result<()> {
+        // Both catalog writes must fit, or neither is made: a clear that failed halfway
+        // would leave the table dropped.
+        let catalog_bytes = 2 * name.len() + std::mem::size_of::<TableId>();
+        if self.write_bytes + catalog_bytes > MAX_TRANSACTION_BYTES {
+            return Err(Error::TransactionTooLarge {
+                what: format!("more than {MAX_TRANSACTION_BYTES} bytes of keys and values"),
+            });
+        }
         self.drop_table(name)?;
         self.create_table(name)
     }

@@ -460,6 +460,11 @@ struct SmInner {
     snapshot: String,
     /// Snapshots built since opening, to name them uniquely with the stored count.
     built: AtomicU64,
+    /// Held while a snapshot is stored: openraft builds snapshots in a task of their
+    /// own, beside the state machine's commands, so a build's store and an install
+    /// would otherwise conflict (a fatal storage error) or the build would replace a
+    /// newer installed snapshot with its older one.
+    storing: parking_lot::Mutex<()>,
 }
 
 /// The serialized form of a snapshot: the applied state and every key-value pair.
@@ -490,6 +495,7 @@ impl StateMachine {
                 meta,
                 snapshot,
                 built: AtomicU64::new(0),
+                storing: parking_lot::Mutex::new(()),
             }),
         })
     }
@@ -582,8 +588,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let bytes = serde_json::to_vec(&data).map_err(sm_read)?;
             (data, bytes)
         };
+        let _storing = inner.storing.lock();
         let mut conn = inner.db.connect();
         let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
+        let stored: Option<SnapshotMeta<Nid, BasicNode>> =
+            Self::meta_value(&tx, &inner.meta, SNAPSHOT_META)?;
+        // An installed snapshot at or past this one, stored meanwhile, stays: this one
+        // is handed to openraft unstored (openraft keeps the newer one it holds).
+        let keep_stored = stored.is_some_and(|m| m.last_log_id >= data.last_applied);
         let count: u64 = Self::meta_value(&tx, &inner.meta, SNAPSHOT_COUNT)?;
         let count = count + 1;
         inner.built.fetch_add(1, Ordering::Relaxed);
@@ -596,9 +608,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: data.membership,
             snapshot_id,
         };
-        Self::put_json(&mut tx, &inner.meta, SNAPSHOT_COUNT, &count)?;
-        self.store_snapshot(&mut tx, &meta, &bytes)?;
-        Self::commit(tx)?;
+        if !keep_stored {
+            Self::put_json(&mut tx, &inner.meta, SNAPSHOT_COUNT, &count)?;
+            self.store_snapshot(&mut tx, &meta, &bytes)?;
+            Self::commit(tx)?;
+        }
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
@@ -681,6 +695,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let inner = &*self.inner;
         let bytes = snapshot.into_inner();
         let data: SnapshotData = serde_json::from_slice(&bytes).map_err(sm_write)?;
+        let _storing = inner.storing.lock();
         let mut conn = inner.db.connect();
         let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
         let old: Vec<Vec<u8>> = tx
