@@ -258,7 +258,7 @@ impl Database {
             let _ = std::fs::remove_file(&temp_path);
         }
         temp.0 = None;
-        sync_parent(path)?;
+        crate::storage::sync_parent(path, "sync the backup's directory")?;
         log::info!(
             "backup of seq {seq} to {}: {} tables, {} keys, {} bytes",
             path.display(),
@@ -320,18 +320,4 @@ fn copy_tables(
         }
     }
     Ok(())
-}
-
-/// Makes the rename durable: syncs the directory that holds `path`.
-fn sync_parent(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| Error::Io {
-            op: "sync the backup's directory",
-            source,
-        })
 }

@@ -79,6 +79,7 @@ impl FileStorage {
                 reason: "is not a regular file",
             });
         }
+        let new_file = create && !read_only && std::fs::symlink_metadata(path).is_err();
         let file = OpenOptions::new()
             .read(true)
             .write(!read_only)
@@ -92,6 +93,11 @@ impl FileStorage {
         // with the writer and pins generations instead (`format-spec/locking.md`).
         if !read_only {
             lock(&file, path, libc::LOCK_EX)?;
+        }
+        if new_file {
+            // The file's syncs make its bytes durable, not its name: without this a
+            // power cut could lose a new database, its durable commits with it.
+            sync_parent(path, "sync the new database file's directory")?;
         }
         let len = file
             .metadata()
@@ -314,6 +320,18 @@ fn write_behind(file: &File) {
 
 #[cfg(not(target_os = "linux"))]
 fn write_behind(_file: &File) {}
+
+/// Syncs the directory that holds `path`, making a name created or renamed there
+/// durable; `op` says what for in an error.
+pub(crate) fn sync_parent(path: &Path, op: &'static str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::Io { op, source })
+}
 
 #[cfg(test)]
 mod tests {
