@@ -266,6 +266,18 @@ fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bo
 
 /// Checks one round in the reopened database and returns (acknowledged commits found,
 /// in-flight commits found whole).
+/// Every key and value of `round`.
+fn round_state(db: &Database, round: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    let prefix = format!("r{round:03}/");
+    tx.range(TABLE, prefix.as_bytes()..)
+        .unwrap()
+        .map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap())
+        .take_while(|(k, _)| k.starts_with(prefix.as_bytes()))
+        .collect()
+}
+
 fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
     let mut c = db.connect();
     let tx = c.begin_read().unwrap();
@@ -399,12 +411,14 @@ fn acknowledged_commits_survive_sigkill_while_busy() {
     let mut path = dir.path().join("busy.db");
     let mut rng = Rng::new(SEED);
     let mut logs: Vec<RoundLog> = Vec::new();
+    let mut states: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
     let (mut total_acked, mut total_in_flight, mut early_rounds) = (0, 0, 0);
     let mut per_writer: BTreeMap<String, u64> = BTreeMap::new();
     for round in 0..rounds {
         if round > 0 && round % ROUNDS == 0 {
             path = dir.path().join(format!("busy-{round}.db"));
             logs.clear();
+            states.clear();
         }
         let first_of_file = round - round % ROUNDS;
         // Round 0 of a file creates it; a kill during creation is another test's matter.
@@ -421,10 +435,18 @@ fn acknowledged_commits_survive_sigkill_while_busy() {
             log.max_seq
         );
         // Every round of this file, not only the last: recovery replays all of them.
-        for (r, l) in logs.iter().enumerate() {
-            check_round(&db, first_of_file + r as u32, l);
+        // An earlier round must read exactly as the reopen after its own kill found
+        // it: a commit in flight there, found then and gone now, is an earlier state.
+        for (r, (l, state)) in logs.iter().zip(&states).enumerate() {
+            let r = first_of_file + r as u32;
+            check_round(&db, r, l);
+            assert!(
+                round_state(&db, r) == *state,
+                "round {round}: round {r} no longer reads as the reopen after its kill found it"
+            );
         }
         let (acked, in_flight) = check_round(&db, round, &log);
+        states.push(round_state(&db, round));
         total_acked += acked;
         total_in_flight += in_flight;
         let report = db.check_integrity().unwrap();
