@@ -32,6 +32,11 @@ pub struct FileStorage {
     pins: parking_lot::Mutex<std::collections::BTreeMap<u64, usize>>,
     /// `fdatasync` calls that succeeded.
     syncs: AtomicU64,
+    /// Set when a sync (or a write-behind's wait) of this file failed. The kernel
+    /// reports a failed writeback once per open file and may have dropped the data:
+    /// every later sync fails too, so no commit is acknowledged durable on top of
+    /// writes that may be lost, whichever thread's sync consumed the error.
+    sync_failed: std::sync::atomic::AtomicBool,
 }
 
 struct MapState {
@@ -111,6 +116,7 @@ impl FileStorage {
             read_only,
             pins: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
             syncs: AtomicU64::new(0),
+            sync_failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -267,7 +273,22 @@ impl Storage for FileStorage {
 
     fn sync(&self) -> Result<()> {
         self.writable()?;
-        sync_data(&self.file).map_err(io_err("sync the database file"))?;
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(Error::Io {
+                op: "sync the database file",
+                source: io::Error::other(
+                    "an earlier sync of this file failed: data written before it may not \
+                     be on disk (reopen the database to recover what is)",
+                ),
+            });
+        }
+        if let Err(e) = sync_data(&self.file) {
+            self.sync_failed.store(true, Ordering::Release);
+            return Err(Error::Io {
+                op: "sync the database file",
+                source: e,
+            });
+        }
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -277,8 +298,9 @@ impl Storage for FileStorage {
     }
 
     fn write_behind(&self) {
-        if self.writable().is_ok() {
-            write_behind(&self.file);
+        if self.writable().is_ok() && write_behind(&self.file).is_err() {
+            // Its wait reports (and clears) a failed writeback: the next sync fails.
+            self.sync_failed.store(true, Ordering::Release);
         }
     }
 
@@ -309,17 +331,25 @@ fn sync_data(file: &File) -> io::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
-fn write_behind(file: &File) {
+fn write_behind(file: &File) -> io::Result<()> {
     // Waits for writeback in flight, then starts it for everything dirty, without
-    // waiting for that. An error here is the next `fdatasync`'s to report.
+    // waiting for that. Its wait reports a failed writeback (and the kernel then
+    // clears it): the caller makes every later sync fail.
     let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE;
     // SAFETY: `sync_file_range` takes a valid, open descriptor owned by `file`; offset 0
     // and length 0 name the whole file.
-    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn write_behind(_file: &File) {}
+fn write_behind(_file: &File) -> io::Result<()> {
+    Ok(())
+}
 
 /// Syncs the directory that holds `path`, making a name created or renamed there
 /// durable; `op` says what for in an error.
@@ -331,6 +361,30 @@ pub(crate) fn sync_parent(path: &Path, op: &'static str) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| Error::Io { op, source })
+}
+
+#[cfg(test)]
+mod sticky_sync_tests {
+    use super::*;
+
+    #[test]
+    fn after_a_failed_sync_every_later_sync_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStorage::open(&dir.path().join("f.db"), true).unwrap();
+        s.write_at(0, &[1u8; 4096]).unwrap();
+        s.sync().unwrap();
+        // What `sync` records when fdatasync (or a write-behind's wait) fails: the
+        // kernel reported the lost writeback once, to whichever call came first.
+        s.sync_failed.store(true, Ordering::Release);
+        s.write_at(0, &[2u8; 4096]).unwrap();
+        let e = s.sync().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("an earlier sync of this file failed"),
+            "{e}"
+        );
+        assert!(s.sync().is_err());
+    }
 }
 
 #[cfg(test)]
