@@ -199,10 +199,16 @@ impl MarkerWriter {
                 if slot >= slots {
                     break;
                 }
-                assert_eq!(
-                    seq, self.tail.next_seq,
-                    "markers must be dense and in order"
-                );
+                if seq != self.tail.next_seq {
+                    // A bug, never the file's doing: the group poisons on it.
+                    return Err(crate::Error::Poisoned {
+                        cause: format!(
+                            "marker for seq {seq} where seq {} comes next: markers must be \
+                             dense and in order",
+                            self.tail.next_seq
+                        ),
+                    });
+                }
                 let (bytes, chain) = Marker {
                     seq,
                     proof_offset,
