@@ -226,7 +226,11 @@ impl Committer {
                 write_digest: enc.write_digest,
                 len: enc.bytes.len() as u32,
             };
-            self.group.wait_for_room()?;
+            if let Err(e) = self.group.wait_for_room() {
+                // Refused before any proof names it: its space is the arena's again.
+                self.capsules.release(extent);
+                return Err(e.into());
+            }
             Some((enc, extent))
         } else {
             None
@@ -270,8 +274,12 @@ impl Committer {
                 return Err(CommitError::Refused(refusal));
             }
         };
-        if let (Some((_, extent)), Some(seq)) = (&capsule, admitted.seq) {
-            self.capsules.settle(extent, seq);
+        match (&capsule, admitted.seq) {
+            (Some((_, extent)), Some(seq)) => self.capsules.settle(extent, seq),
+            // Admitted without a sequence (nothing it wrote needs one): no marker will
+            // name the capsule, so its space goes back now, not never.
+            (Some((_, extent)), None) => self.capsules.release(*extent),
+            (None, _) => {}
         }
         if let Some(seq) = admitted.seq {
             self.note_catalog_change(seq, writes, dropped_tables);
