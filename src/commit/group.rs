@@ -284,6 +284,14 @@ impl GroupCommit {
                 return Ok(());
             }
             if let Some(cause) = &st.poisoned {
+                if st.leader_active {
+                    // Poisoned from outside the step in flight (a checkpoint's failed
+                    // header write): that step may still make `seq` durable and
+                    // visible, and then a `Poisoned` answer would have its committer
+                    // retry a commit that happened. Its end decides.
+                    self.changed.wait(&mut st);
+                    continue;
+                }
                 return Err(Error::Poisoned {
                     cause: cause.clone(),
                 });

@@ -180,7 +180,7 @@ impl Engine {
     }
 
     pub(crate) fn close(&self) -> Result<()> {
-        self.closing.store(true, Ordering::Release);
+        self.closing.store(true, Ordering::SeqCst);
         // Wait for a checkpoint in progress; none starts after this.
         self.checkpointer.shut();
         self.pins.clear();
