@@ -5,7 +5,8 @@ use crate::proto::{NodeId, Reply, Rpc, read_frame, write_frame};
 use capsuledb::raftlog::openraft::TypeConfig;
 use openraft::BasicNode;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -45,6 +46,11 @@ pub struct PeerConnection {
 
 fn io_error(what: &str, addr: &str, e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("{what} {addr}: {e}"))
+}
+
+/// Whether a failed call was refused for a message over the frame limit.
+fn too_large(e: &NetworkError) -> bool {
+    e.to_string().contains("over the frame limit")
 }
 
 impl PeerConnection {
@@ -107,10 +113,18 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
-        match self
-            .call(Rpc::AppendEntries(rpc), option.hard_ttl())
-            .await?
-        {
+        let entries = rpc.entries.len() as u64;
+        let reply = match self.call(Rpc::AppendEntries(rpc), option.hard_ttl()).await {
+            // Over the frame limit (nothing was sent): openraft sends fewer entries at a
+            // time instead of the same batch again and again.
+            Err(RPCError::Network(e)) if entries > 1 && too_large(&e) => {
+                return Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(entries / 2),
+                ));
+            }
+            other => other?,
+        };
+        match reply {
             Reply::AppendEntries(r) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }

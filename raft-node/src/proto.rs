@@ -199,10 +199,13 @@ where
         .ok()
         .filter(|&n| n <= FRAME_BYTES_MAX)
         .ok_or_else(|| {
-            std::io::Error::other(format!(
-                "message of {} bytes is over the frame limit {FRAME_BYTES_MAX}",
-                body.len()
-            ))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "message of {} bytes is over the frame limit {FRAME_BYTES_MAX}",
+                    body.len()
+                ),
+            )
         })?;
     let mut buf = Vec::with_capacity(body.len() + 4);
     buf.extend_from_slice(&len.to_le_bytes());
