@@ -264,8 +264,6 @@ fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bo
     log
 }
 
-/// Checks one round in the reopened database and returns (acknowledged commits found,
-/// in-flight commits found whole).
 /// Every key and value of `round`.
 fn round_state(db: &Database, round: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut c = db.connect();
@@ -278,6 +276,8 @@ fn round_state(db: &Database, round: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// Checks one round in the reopened database and returns (acknowledged commits found,
+/// in-flight commits found whole).
 fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
     let mut c = db.connect();
     let tx = c.begin_read().unwrap();

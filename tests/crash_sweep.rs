@@ -284,7 +284,8 @@ fn checkpoints_then_clean_reopen() {
 
 #[test]
 fn single_thread_crash_points_with_checkpoints() {
-    // The points cover the whole run: it takes fewer operations than there are points.
+    // The points cover the whole run: as many as its operations (the flusher's timing
+    // can change their number a little), and a few past its end.
     let sim = setup();
     let base = sim.counts();
     let db = open(&sim).unwrap();
@@ -292,9 +293,8 @@ fn single_thread_crash_points_with_checkpoints() {
     drop(db);
     let c = sim.counts();
     let total_ops = (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens);
-    assert!(total_ops < 400, "the run takes {total_ops} operations");
     let mut failures = Vec::new();
-    for n in 0..400u64 {
+    for n in 0..total_ops.max(400) + 20 {
         let sim = setup();
         let db = open(&sim).unwrap();
         sim.power_off_after(n);

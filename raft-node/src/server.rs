@@ -209,7 +209,8 @@ fn append_well_formed(r: &AppendEntriesRequest<TypeConfig>) -> bool {
     let mut prev = r.prev_log_id;
     r.entries.iter().all(|e| {
         let id = e.log_id;
-        let follows = prev.is_none_or(|p| {
+        // With no previous entry the append starts the log, at index 0.
+        let follows = prev.map_or(id.index == 0, |p| {
             p.index.checked_add(1) == Some(id.index) && id.leader_id >= p.leader_id
         });
         prev = Some(id);
@@ -453,5 +454,6 @@ mod tests {
             Some(id(1, u64::MAX)),
             &[id(1, 0)]
         )));
+        assert!(!append_well_formed(&append(None, &[id(1, 5)])));
     }
 }

@@ -217,9 +217,9 @@ impl Database {
     ///
     /// Until a database has its first subscriber, committers record nothing for the
     /// feed: when that first subscription begins while commits are in flight (taken
-    /// their sequence, not yet durable), its first receive is a
+    /// their sequence, not yet durable), it receives, once they are durable, a
     /// [`Received::Lagged`](crate::Received::Lagged) counting them, and its events
-    /// start after them. Later subscribers miss nothing.
+    /// start after them.
     pub fn subscribe(&self) -> Subscription {
         self.subscribe_with_capacity(4096)
     }

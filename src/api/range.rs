@@ -85,15 +85,6 @@ impl<'t, 'c> Range<'t, 'c> {
         self
     }
 
-    /// Starts with batches of `n` keys, doubling as [`Range`] does: a caller that wants
-    /// one entry fetches one when the range starts live, and a run of deleted keys costs
-    /// a number of fetches logarithmic in its length, not one per key.
-    pub(crate) fn with_first_batch(mut self, n: usize) -> Self {
-        self.batch = n.clamp(1, SCAN_BATCH_MAX);
-        self.fixed_batch = false;
-        self
-    }
-
     /// Fetches the next batch from the low (`reverse == false`) or high end.
     fn fetch(&mut self, reverse: bool) -> Result<()> {
         while !self.drained {

@@ -49,17 +49,17 @@ impl<'c> Transaction<'c> {
         self.range(table, prefix_bounds(prefix))
     }
 
-    /// The entry with the smallest key of `table`, if any.
+    /// The entry with the smallest key of `table`, if any. It fetches one key at a
+    /// time, so under Serializable it records as read exactly the keys it passed (a
+    /// run of deleted keys at the table's start costs a fetch each).
     pub fn first(&self, table: &str) -> Result<Option<(Vec<u8>, ValueRef)>> {
-        self.iter(table)?.with_first_batch(1).next().transpose()
+        self.iter(table)?.with_batch_size(1).next().transpose()
     }
 
-    /// The entry with the largest key of `table`, if any.
+    /// The entry with the largest key of `table`, if any; one key a fetch, as
+    /// [`Transaction::first`].
     pub fn last(&self, table: &str) -> Result<Option<(Vec<u8>, ValueRef)>> {
-        self.iter(table)?
-            .with_first_batch(1)
-            .next_back()
-            .transpose()
+        self.iter(table)?.with_batch_size(1).next_back().transpose()
     }
 
     /// Counts the keys of `table` inside `range` by scanning it; values are lent from

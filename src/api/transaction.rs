@@ -327,11 +327,14 @@ impl<'c> Transaction<'c> {
 
     fn add_write(&mut self, table: TableId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         let len = key.len() + value.map_or(0, <[u8]>::len);
-        if self.write_bytes + len > MAX_TRANSACTION_BYTES {
-            return Err(Error::TransactionTooLarge {
-                what: format!("more than {MAX_TRANSACTION_BYTES} bytes of keys and values"),
-            });
-        }
+        fits(self.write_bytes + len)?;
+        self.insert_write(table, key, value)
+    }
+
+    /// [`Transaction::add_write`] without the check of the transaction's total (its
+    /// caller made it).
+    fn insert_write(&mut self, table: TableId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let len = key.len() + value.map_or(0, <[u8]>::len);
         self.writes
             .entry(table)
             .or_default()
@@ -341,6 +344,15 @@ impl<'c> Transaction<'c> {
             })?;
         self.write_bytes += len;
         Ok(())
+    }
+
+    /// Bytes of keys and values this transaction writes to table `id`.
+    fn pending_bytes(&self, id: TableId) -> usize {
+        self.writes.get(&id).map_or(0, |data| {
+            data.iter()
+                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+                .sum()
+        })
     }
 
     /// Creates an empty table. Fails with [`Error::TableExists`] if it exists.
@@ -365,15 +377,14 @@ impl<'c> Transaction<'c> {
             .and_then(|c| c.get(name.as_bytes()))
             .is_some_and(|v| v.is_some())
             && !self.names.borrow().map.contains_key(name);
-        // The one step that can fail comes first: a drop that failed changed nothing
-        // (a transaction committed after it would otherwise keep the table's row and
-        // drop its data, which later commits' writes would then vanish into).
-        self.add_write(CATALOG_TABLE, name.as_bytes(), None)?;
-        if let Some(data) = self.writes.remove(&id) {
-            let freed: usize = data
-                .iter()
-                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
-                .sum();
+        // What can fail comes first: a drop that failed changed nothing (a transaction
+        // committed after it would otherwise keep the table's row and drop its data,
+        // which later commits' writes would then vanish into). The total is checked as
+        // it will be, without the table's own writes.
+        let freed = self.pending_bytes(id);
+        fits(self.write_bytes.saturating_sub(freed) + name.len())?;
+        self.insert_write(CATALOG_TABLE, name.as_bytes(), None)?;
+        if self.writes.remove(&id).is_some() {
             self.write_bytes = self.write_bytes.saturating_sub(freed);
         }
         if !created_here {
@@ -390,14 +401,13 @@ impl<'c> Transaction<'c> {
     /// the same however large the table is. Fails with [`Error::TableNotFound`] if
     /// missing.
     pub fn clear_table(&mut self, name: &str) -> Result<()> {
-        // Both catalog writes must fit, or neither is made: a clear that failed halfway
-        // would leave the table dropped.
+        // Both catalog writes must fit (without the table's own writes, which the drop
+        // removes), or neither is made: a clear that failed halfway would leave the
+        // table dropped.
+        self.writable()?;
+        let id = self.table_id(name)?;
         let catalog_bytes = 2 * name.len() + std::mem::size_of::<TableId>();
-        if self.write_bytes + catalog_bytes > MAX_TRANSACTION_BYTES {
-            return Err(Error::TransactionTooLarge {
-                what: format!("more than {MAX_TRANSACTION_BYTES} bytes of keys and values"),
-            });
-        }
+        fits(self.write_bytes.saturating_sub(self.pending_bytes(id)) + catalog_bytes)?;
         self.drop_table(name)?;
         self.create_table(name)
     }
@@ -706,4 +716,14 @@ impl<'c> Transaction<'c> {
             (decode_table_id(v?).ok()? == id).then(|| String::from_utf8_lossy(name).into_owned())
         })
     }
+}
+
+/// Refuses a transaction whose keys and values would reach `total` bytes, over the limit.
+fn fits(total: usize) -> Result<()> {
+    if total > MAX_TRANSACTION_BYTES {
+        return Err(Error::TransactionTooLarge {
+            what: format!("more than {MAX_TRANSACTION_BYTES} bytes of keys and values"),
+        });
+    }
+    Ok(())
 }

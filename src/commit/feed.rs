@@ -50,6 +50,9 @@ struct QueueState {
     closed: bool,
 }
 
+/// A subscriber's queue and the commits of the first subscriber's gap it is owed.
+type Owed = (Weak<Queue>, u64);
+
 struct FeedState {
     /// Recorded commits not yet published.
     pending: BTreeMap<u64, Arc<[String]>>,
@@ -59,6 +62,12 @@ struct FeedState {
     subscribers: Vec<Weak<Queue>>,
     /// Set by [`Feed::close`]: a later subscriber starts closed.
     closed: bool,
+    /// The commits up to `tip` that were in flight, unrecorded, when the first
+    /// subscriber came: `(tip, [(queue, count)])`, each subscriber since then with the
+    /// number of them not yet durable when it subscribed. Told as a lag once they are
+    /// durable (before the events after them), not before: a subscriber that rereads the
+    /// database on a lag must find them there.
+    gap: Option<(u64, Vec<Owed>)>,
 }
 
 /// The commit feed of one database.
@@ -79,6 +88,7 @@ impl Feed {
                 durable,
                 subscribers: Vec::new(),
                 closed: false,
+                gap: None,
             }),
         }
     }
@@ -111,8 +121,8 @@ impl Feed {
     /// room for `capacity` unreceived events. `tip` gives the last sequence taken; it
     /// is read after the feed is marked active, so every later sequence is recorded.
     /// The first subscriber cannot receive the commits sequenced before it and durable
-    /// after it (nobody recorded their tables): it starts with a
-    /// [`Received::Lagged`] counting them.
+    /// after it (nobody recorded their tables): once they are durable it gets a
+    /// [`Received::Lagged`] counting them, before the events after them.
     pub fn subscribe(&self, capacity: usize, tip: impl FnOnce() -> u64) -> Subscription {
         let first = !self.active.swap(true, Ordering::SeqCst);
         let tip = tip();
@@ -134,10 +144,18 @@ impl Feed {
         if first {
             // Sequences up to `tip` were taken while nobody recorded them. Those not yet
             // durable become durable after this subscription began, unrecorded: the
-            // subscriber is told it missed them rather than left to think none came.
+            // subscribers are told they missed them rather than left to think none came
+            // (one that came before this lock, between the swap and here, too).
             st.next = st.next.max(tip + 1);
             let missed = tip.saturating_sub(st.durable);
-            queue.state.lock().missed = missed;
+            if missed > 0 {
+                let owed = st.subscribers.iter().map(|w| (w.clone(), missed)).collect();
+                st.gap = Some((tip, owed));
+            }
+        }
+        let durable = st.durable;
+        if let Some((tip, owed)) = &mut st.gap {
+            owed.push((Arc::downgrade(&queue), tip.saturating_sub(durable)));
         }
         st.subscribers.push(Arc::downgrade(&queue));
         Subscription { queue }
@@ -161,6 +179,15 @@ impl Drop for Feed {
 }
 
 fn publish(st: &mut FeedState) {
+    let durable = st.durable;
+    if let Some((_, owed)) = st.gap.take_if(|(tip, _)| *tip <= durable) {
+        for (queue, missed) in owed {
+            if let Some(q) = queue.upgrade() {
+                q.state.lock().missed += missed;
+                q.ready.notify_one();
+            }
+        }
+    }
     // Every sequence at or below `durable` was taken by a commit with writes, whose
     // committer records it right after taking it: wait for the record, in order.
     while st.next <= st.durable {
@@ -311,6 +338,11 @@ mod tests {
         f.durable(2);
         // Sequences 3..=5 were taken, unrecorded, and are not durable yet.
         let s = f.subscribe(16, || 5);
+        f.durable(4);
+        assert!(
+            s.try_recv().is_none(),
+            "told only once they are all durable"
+        );
         f.durable(5);
         assert_eq!(s.try_recv(), Some(Received::Lagged { missed: 3 }));
         assert!(s.try_recv().is_none());
@@ -320,6 +352,14 @@ mod tests {
         // A later subscriber is owed nothing it cannot get.
         let later = f.subscribe(16, || 6);
         assert!(later.try_recv().is_none());
+        // One that comes while the first one's gap is pending is told of it too.
+        let g = Feed::new(0);
+        let one = g.subscribe(16, || 4);
+        g.durable(1);
+        let two = g.subscribe(16, || 4);
+        g.durable(4);
+        assert_eq!(one.try_recv(), Some(Received::Lagged { missed: 4 }));
+        assert_eq!(two.try_recv(), Some(Received::Lagged { missed: 3 }));
         // Nothing in flight: no notice.
         let g = Feed::new(4);
         let quiet = g.subscribe(16, || 4);

@@ -46,6 +46,8 @@ pub(crate) fn create(storage: &dyn Storage, config: &Config) -> Result<(Header, 
         storage.write_at(offset, &header.encode(copy))?;
     }
     storage.sync()?;
+    // Every creation, an interrupted one completed by a later open too.
+    storage.sync_name()?;
     Ok((header, 0))
 }
 

@@ -84,7 +84,6 @@ impl FileStorage {
                 reason: "is not a regular file",
             });
         }
-        let new_file = create && !read_only && std::fs::symlink_metadata(path).is_err();
         let file = OpenOptions::new()
             .read(true)
             .write(!read_only)
@@ -98,11 +97,6 @@ impl FileStorage {
         // with the writer and pins generations instead (`format-spec/locking.md`).
         if !read_only {
             lock(&file, path, libc::LOCK_EX)?;
-        }
-        if new_file {
-            // The file's syncs make its bytes durable, not its name: without this a
-            // power cut could lose a new database, its durable commits with it.
-            sync_parent(path, "sync the new database file's directory")?;
         }
         let len = file
             .metadata()
@@ -283,7 +277,9 @@ impl Storage for FileStorage {
             });
         }
         if let Err(e) = sync_data(&self.file) {
-            self.sync_failed.store(true, Ordering::Release);
+            if loses_writes(&e) {
+                self.sync_failed.store(true, Ordering::Release);
+            }
             return Err(Error::Io {
                 op: "sync the database file",
                 source: e,
@@ -297,8 +293,21 @@ impl Storage for FileStorage {
         self.syncs.load(Ordering::Relaxed)
     }
 
+    fn sync_name(&self) -> Result<()> {
+        self.writable()?;
+        // The file's syncs make its bytes durable, not its name: without this a power
+        // cut could lose a new database, its durable commits with it. A directory this
+        // process may not read cannot be synced; its creation goes on as before.
+        match sync_parent(&self.path, "sync the new database file's directory") {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     fn write_behind(&self) {
-        if self.writable().is_ok() && write_behind(&self.file).is_err() {
+        if self.writable().is_ok() && write_behind(&self.file).is_err_and(|e| loses_writes(&e)) {
             // Its wait reports (and clears) a failed writeback: the next sync fails.
             self.sync_failed.store(true, Ordering::Release);
         }
@@ -349,6 +358,16 @@ fn write_behind(file: &File) -> io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn write_behind(_file: &File) -> io::Result<()> {
     Ok(())
+}
+
+/// Whether a failed sync may have lost writes: the kernel reports a failed writeback
+/// (and forgets it) as one of these. Others (an interrupted call, no memory for the
+/// request) lost nothing, and the next sync tries again.
+fn loses_writes(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::ENOSPC | libc::EDQUOT) | None
+    )
 }
 
 /// Syncs the directory that holds `path`, making a name created or renamed there

@@ -62,6 +62,12 @@ pub trait Storage: Send + Sync + 'static {
     /// nothing.
     fn write_behind(&self) {}
 
+    /// Makes the storage's name durable where it has one (a new file's directory entry):
+    /// a database's creation calls it once its header is durable.
+    fn sync_name(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Sets the file's length, zero-filling on growth.
     fn set_len(&self, len: u64) -> Result<()>;
 
