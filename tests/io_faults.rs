@@ -347,3 +347,80 @@ fn no_checkpoint_after_a_failed_commit_io() {
         }
     }
 }
+
+/// A writeback the kernel lost after a failed sync: the failed group's marker stays
+/// readable in the page cache, never reaching the disk, and no later sync writes it. A
+/// reopen in the same boot reads that commit from it; it must write the log's pages
+/// again so that its own sync carries them, or a later power cut loses the marker — a
+/// silent end of the log, taking the durable commits after it along.
+#[test]
+fn a_reopen_writes_back_log_pages_a_lost_writeback_left_only_in_memory() {
+    let sim = SimStorage::new();
+    let open = |sim: &SimStorage| {
+        capsuledb::Options::new()
+            .random_seed(3)
+            .open_storage(Arc::new(sim.clone()))
+            .unwrap()
+    };
+    let put = |db: &Database, k: &[u8]| {
+        let mut c = db.connect();
+        let mut tx = c.begin()?;
+        tx.put("t", k, k)?;
+        tx.commit_with(Durability::Durable).map(|_| ())
+    };
+    let db = open(&sim);
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit_with(Durability::Durable).unwrap();
+    drop(c);
+    put(&db, b"a").unwrap();
+    // The group's second sync fails after its marker was written; the kernel drops the
+    // page, which stays readable; the process ends.
+    sim.fail_nth_sync(2);
+    put(&db, b"b").expect_err("its FSYNC_2 failed");
+    sim.lose_writeback();
+    let image = sim.fork();
+
+    drop(db);
+    // The reopen (same boot) finds `b` (a failed commit's outcome is unknown: it may
+    // be there), and a durable commit follows.
+    let db = open(&image);
+    let read = |db: &Database, k: &[u8]| {
+        db.connect()
+            .begin_read()
+            .unwrap()
+            .get("t", k)
+            .unwrap()
+            .is_some()
+    };
+    assert!(
+        read(&db, b"b"),
+        "the failed commit's marker is read from memory"
+    );
+    // Power lost right after the reopen: the disk must hold what it showed. (Without
+    // the rewrite the reopen's durable bound names `b`, whose marker the disk lacks:
+    // the next open fails with `LogCorrupted`.)
+    let disk = image.fork();
+    disk.crash_losing_unsynced();
+    let after = capsuledb::Options::new()
+        .random_seed(3)
+        .open_storage(Arc::new(disk))
+        .unwrap_or_else(|e| panic!("a power cut right after the reopen: {e}"));
+    assert!(read(&after, b"a") && read(&after, b"b"));
+    drop(after);
+    put(&db, b"c").unwrap();
+    // Power lost (before any close could fold the log into the tree): the disk must
+    // hold every commit the reopen showed and every durable one after it.
+    let disk = image.fork();
+    drop(db);
+    disk.crash_losing_unsynced();
+    let db = open(&disk);
+    for k in [&b"a"[..], b"b", b"c"] {
+        assert!(
+            read(&db, k),
+            "key {} is gone after the power cut",
+            String::from_utf8_lossy(k)
+        );
+    }
+}

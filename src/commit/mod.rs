@@ -30,7 +30,8 @@ pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
 pub use marker_writer::StreamTail;
 pub use recovery::{
-    LogDamage, Recovered, StreamStart, apply_repairs, recover, recover_from, scrub_tail,
+    LogDamage, Recovered, StreamStart, apply_repairs, recover, recover_from, rewrite_log_pages,
+    scrub_tail,
 };
 
 use crate::Error;

@@ -661,6 +661,32 @@ pub fn apply_repairs(storage: &dyn Storage, repairs: &[Repair]) -> Result<()> {
     storage.sync()
 }
 
+/// Writes the recovered stream's marker pages again, byte for byte, for the open's sync
+/// to carry ([`scrub_tail`] syncs). A sync that failed in an earlier run may have left
+/// markers in the page cache, marked clean but never written (the kernel reports a lost
+/// writeback once; that run refused everything after it): this open reads them, and a
+/// power cut later would lose them — a lost marker ends the log there, while the durable
+/// bound this open writes names them. Proofs and capsules need no rewrite: a marker is
+/// written only after a sync that succeeded carried its proof and capsule.
+pub fn rewrite_log_pages(
+    storage: &dyn Storage,
+    page_size: u32,
+    pages: impl IntoIterator<Item = u64>,
+) -> Result<()> {
+    let ps = u64::from(page_size);
+    for page in pages {
+        let Some(start) = page.checked_mul(ps) else {
+            continue;
+        };
+        let bytes = match storage.view()?.get(start, ps as usize) {
+            Some(b) => b.to_vec(),
+            None => continue,
+        };
+        storage.write_at(start, &bytes)?;
+    }
+    Ok(())
+}
+
 /// Prepares the tail for new markers: rewrites the tail page's header when no valid
 /// marker is on it yet, zeroes the slots after the tail and the whole next page, and
 /// syncs, so no record left by the lost tail can ever continue the stream.

@@ -34,7 +34,7 @@ use crate::checkpoint::{
 };
 use crate::commit::{
     CommitError, Committer, Feed, GroupCommit, LogArena, LogDamage, MarkerWriter, ReadSet,
-    StreamStart, StreamTail, apply_repairs, recover, scrub_tail,
+    StreamStart, StreamTail, apply_repairs, recover, rewrite_log_pages, scrub_tail,
 };
 use crate::error::{Error, Result};
 use crate::format::{PageKind, first_data_page};
@@ -297,6 +297,11 @@ impl Engine {
             // Recovery explained everything: rebuilt records go back, the torn tail is
             // scrubbed, and the recovered stream becomes the durable bound.
             apply_repairs(storage.as_ref(), &rec.repairs)?;
+            rewrite_log_pages(
+                storage.as_ref(),
+                page_size,
+                rec.marker_pages.iter().map(|&(_, page)| page),
+            )?;
             if tail.next_page == 0 {
                 tail.next_page = pager.alloc()?;
             }

@@ -333,6 +333,13 @@ impl SimStorage {
         st.power_budget = None;
     }
 
+    /// Simulates a writeback the kernel lost after a failed sync: every unsynced
+    /// operation is forgotten (no later sync makes it durable) while reads still see
+    /// it, as pages marked clean without reaching the disk. A later crash loses them.
+    pub fn lose_writeback(&self) {
+        self.state.lock().unsynced.clear();
+    }
+
     /// Simulates a crash that loses every unsynced operation.
     pub fn crash_losing_unsynced(&self) {
         let mut st = self.state.lock();
