@@ -172,10 +172,24 @@ impl VersionStore {
                 let existing = self.table(table);
                 match existing {
                     Some(t) => t,
-                    None => Arc::clone(self.tables.write().entry(table).or_default()),
+                    None => {
+                        // Created under the map's lock, and only for a table not dead
+                        // by then: `gc` marks a table dead before it removes its chains,
+                        // and chains created after that would never be visited again.
+                        let mut tables = self.tables.write();
+                        if self.dead.lock().contains(&table) {
+                            continue;
+                        }
+                        Arc::clone(tables.entry(table).or_default())
+                    }
                 }
             };
             let mut chains = t.write();
+            // A table `gc` removed after this commit found it: the versions would go
+            // into chains nothing reaches, counted for ever.
+            if self.dead.lock().contains(&table) {
+                continue;
+            }
             for (key, value) in keys {
                 let v = Version {
                     seq,
