@@ -373,8 +373,18 @@ fn version_store_stays_bounded_over_many_commits() {
         churn(&mut conn, 1000, &mut rng);
         peak = peak.max(db.stats().versions);
     }
-    db.collect_garbage().unwrap();
-    let settled = db.stats().versions;
+    // A checkpoint running beside the collection holds the history floor at its
+    // horizon while it gathers what it folds (so a loaded machine can leave more for a
+    // moment): the store settles once none runs.
+    let mut settled = u64::MAX;
+    for _ in 0..200 {
+        db.collect_garbage().unwrap();
+        settled = db.stats().versions;
+        if settled <= VERSIONS_MAX {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         settled <= VERSIONS_MAX,
         "{settled} versions after {COMMITS} commits over {KEYS} keys"
@@ -417,8 +427,15 @@ fn version_store_stays_bounded_over_many_commits() {
     );
 
     drop(reader);
-    db.collect_garbage().unwrap();
-    let after = db.stats().versions;
+    let mut after = u64::MAX;
+    for _ in 0..200 {
+        db.collect_garbage().unwrap();
+        after = db.stats().versions;
+        if after <= VERSIONS_MAX && after <= during {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         after <= VERSIONS_MAX && after <= during,
         "{after} versions after the snapshot ended (was {during} while it lived)"
