@@ -383,7 +383,7 @@ pub(crate) fn sync_parent(path: &Path, op: &'static str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod sticky_sync_tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -404,11 +404,6 @@ mod sticky_sync_tests {
         );
         assert!(s.sync().is_err());
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn view_sees_writes_and_old_views_survive_growth() {
