@@ -32,7 +32,7 @@ use crate::types::Durability;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Most commits flushed by one group. Part of the file format's contract: recovery
 /// takes markers this many sequences past where the stream stops as proof that the
@@ -135,6 +135,9 @@ pub struct GroupCommit {
     /// under it, after the state's own fields).
     written_at: AtomicU64,
     durable_at: AtomicU64,
+    /// Whether `State::poisoned` is set, readable without the state lock (stored under
+    /// it, never cleared): a commit's first check takes no lock the leader holds.
+    poisoned_at: AtomicBool,
 }
 
 impl GroupCommit {
@@ -170,6 +173,7 @@ impl GroupCommit {
             bells: Doorbells::default(),
             written_at: AtomicU64::new(durable),
             durable_at: AtomicU64::new(durable),
+            poisoned_at: AtomicBool::new(false),
         }
     }
 
@@ -232,6 +236,9 @@ impl GroupCommit {
 
     /// Fails when the coordinator is poisoned.
     pub fn check(&self) -> Result<()> {
+        if !self.poisoned_at.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &self.state.lock().poisoned {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),
@@ -380,6 +387,7 @@ impl GroupCommit {
             }
             Err(e) => {
                 st.poisoned = Some(e.to_string());
+                self.poisoned_at.store(true, Ordering::Release);
                 self.bells.ring_all();
                 Err(e)
             }
@@ -446,6 +454,7 @@ impl GroupCommit {
     pub fn poison(&self, cause: String) {
         let mut st = self.state.lock();
         st.poisoned.get_or_insert(cause);
+        self.poisoned_at.store(true, Ordering::Release);
         self.changed.notify_all();
         self.bells.ring_all();
     }

@@ -575,14 +575,16 @@ impl Engine {
         if self.is_large(bytes) {
             return true;
         }
+        if durability != Durability::Durable || bytes as u64 <= TREE_COMMIT_DURABLE_BYTES_MIN {
+            return false;
+        }
+        // Only now the pager's lock (a small commit takes none of it).
         let in_use = self
             .pager
             .high_water()
             .saturating_sub(self.pager.free_count())
             .saturating_mul(u64::from(self.page_size));
-        durability == Durability::Durable
-            && bytes as u64 > TREE_COMMIT_DURABLE_BYTES_MIN
-            && in_use <= (bytes as u64).saturating_mul(TREE_COMMIT_FILE_RATIO)
+        in_use <= (bytes as u64).saturating_mul(TREE_COMMIT_FILE_RATIO)
     }
 
     /// After a transaction that wrote more than half the version-store budget and went

@@ -306,6 +306,9 @@ impl SnapshotRegistry {
 
     /// Blocks until `seq` is visible. Fails if visibility stalled for good below it.
     pub fn wait_visible(&self, seq: u64) -> Result<(), String> {
+        if self.visible.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
         let mut st = self.state.lock();
         while st.visible < seq {
             if let Some(cause) = &st.stalled {
