@@ -352,6 +352,31 @@ fn purge_past_the_end_remembers_the_snapshot_position() {
     log.append(&[Entry::new(21, 3, vec![])]).unwrap();
 }
 
+/// A snapshot of a committed prefix may end in a term below the log's last entry (a
+/// deposed leader's uncommitted entries here, an older-term entry the current leader
+/// committed past them): `purge_to` past the end takes it and drops the whole log.
+/// It answered `LogOrder`, which openraft takes as fatal, and the node stopped.
+#[test]
+fn purge_past_the_end_takes_a_term_below_the_last_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    {
+        let db = Database::open(&path).unwrap();
+        let log = RaftLog::open(&db).unwrap();
+        log.append(&[Entry::new(1, 5, vec![1]), Entry::new(2, 5, vec![2])])
+            .unwrap();
+        log.purge_to(EntryId { index: 9, term: 4 }).unwrap();
+        assert!(log.entries(..).unwrap().is_empty());
+        log.append(&[Entry::new(10, 6, vec![10])]).unwrap();
+        db.close().unwrap();
+    }
+    let db = Database::open(&path).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    assert_eq!(log.last_purged(), Some(EntryId { index: 9, term: 4 }));
+    assert_eq!(log.first_index(), 10);
+    assert_eq!(log.last_entry_id(), Some(EntryId { index: 10, term: 6 }));
+}
+
 #[test]
 fn named_logs_are_independent_and_meta_round_trips() {
     let sim = SimStorage::new();

@@ -4,6 +4,7 @@
 #![cfg(feature = "openraft")]
 
 use capsuledb::Database;
+use capsuledb::raftlog::RaftLog;
 use capsuledb::raftlog::openraft::{LogStore, StateMachine, TypeConfig};
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};
@@ -16,7 +17,10 @@ impl StoreBuilder<TypeConfig, LogStore<TypeConfig>, StateMachine, tempfile::Temp
     ) -> Result<(tempfile::TempDir, LogStore<TypeConfig>, StateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path().join("node.db")).unwrap();
-        let log = LogStore::open(&db).unwrap();
+        // The log under a name of its own: the suite purges logs its state machine never
+        // applied, and a log store beside its own state machine (same name) waits for
+        // the state machine to reach a purge first (a test below).
+        let log = LogStore::new(RaftLog::open_named(&db, "suite").unwrap());
         let sm = StateMachine::open(&db).unwrap();
         Ok((dir, log, sm))
     }
@@ -27,4 +31,54 @@ fn openraft_storage_suite() {
     if let Err(e) = Suite::test_all(Builder) {
         panic!("openraft storage suite: {e}");
     }
+}
+
+/// openraft purges the log right after handing a received snapshot's install to the
+/// state machine's task, without waiting for it. A purge durable before the install,
+/// then a crash, left a log purged past a state machine that still needed its entries
+/// (the node could not start). A log store beside its state machine now waits for the
+/// state machine to have durably applied the purge's index.
+#[test]
+fn a_purge_waits_for_the_state_machine_to_reach_it() {
+    use openraft::storage::{RaftLogStorage, RaftStateMachine};
+    use openraft::{CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
+    use std::collections::BTreeSet;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("node.db")).unwrap();
+        let mut log: LogStore<TypeConfig> = LogStore::open(&db).unwrap();
+        let mut sm = StateMachine::open(&db).unwrap();
+        let id = LogId::new(CommittedLeaderId::new(3, 1), 40);
+        let purge = tokio::spawn({
+            let mut log = log.clone();
+            async move { log.purge(id).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !purge.is_finished(),
+            "purged before the state machine reached it"
+        );
+        assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, None);
+        let membership = Membership::new(vec![BTreeSet::from([1u64])], None);
+        let meta = SnapshotMeta {
+            last_log_id: Some(id),
+            last_membership: StoredMembership::new(None, membership.clone()),
+            snapshot_id: "s".into(),
+        };
+        let data = serde_json::json!({
+            "last_applied": Some(id),
+            "membership": StoredMembership::<u64, openraft::BasicNode>::new(None, membership),
+            "pairs": [],
+        });
+        let bytes = serde_json::to_vec(&data).unwrap();
+        sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(bytes)))
+            .await
+            .unwrap();
+        purge.await.unwrap().unwrap();
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_purged_log_id,
+            Some(id)
+        );
+    });
 }

@@ -219,6 +219,12 @@ impl RaftLog {
         &self.inner.db
     }
 
+    /// The log's name: its tables are `<name>.log` and `<name>.meta`.
+    pub fn name(&self) -> &str {
+        let table = &self.inner.log_table;
+        table.strip_suffix(".log").unwrap_or(table)
+    }
+
     /// Index of the first entry the log holds; when it holds none, the index the next
     /// append must start at (0 for a log that never held anything). No I/O.
     pub fn first_index(&self) -> u64 {
@@ -436,7 +442,9 @@ impl RaftLog {
     /// Removes the entries up to and including `upto.index`, like [`RaftLog::purge`],
     /// but `upto` may lie past the last entry (installing a snapshot of a longer log):
     /// the log then holds nothing and the next append must start at `upto.index + 1`.
-    /// If the entry at `upto.index` is held, its term must be `upto.term`.
+    /// If the entry at `upto.index` is held, its term must be `upto.term`; past the last
+    /// entry any term is taken (even one below the last entry's: the snapshot of a
+    /// committed prefix supersedes entries a deposed leader left here).
     pub fn purge_to(&self, upto: EntryId) -> Result<()> {
         self.purge_to_inner(upto, None)
     }
@@ -483,19 +491,10 @@ impl RaftLog {
                 });
             }
         }
-        if let Some(last) = before.last_id()
-            && upto.term < last.term
-            && upto.index > last.index
-        {
-            return Err(Error::LogOrder {
-                op: "purge",
-                index: upto.index,
-                what: format!(
-                    "term {} below the last entry's term {}",
-                    upto.term, last.term
-                ),
-            });
-        }
+        // Past the last entry, the whole log goes whatever its terms: a snapshot of a
+        // committed prefix supersedes it. Its last term may be below the last entry's
+        // (entries a deposed leader left uncommitted here, an older-term entry committed
+        // by the current leader), and openraft treats a refusal as fatal.
         inner.purge_locked(before, upto, meta)
     }
 

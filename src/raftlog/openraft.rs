@@ -17,11 +17,22 @@
 //! ([`RaftLog::append_async`]) and hands the ticket with openraft's callback to the log
 //! store's flusher thread (`capsuledb-raft-flush`, one per log store, started at the
 //! first append, stopped when the last clone is dropped), which calls the callback once
-//! the entries are durable, so the runtime's thread never blocks on the disk. (openraft
-//! 0.9 waits for each append's callback before its next storage call, so one append per
-//! log store is in flight; the log stores of several nodes in one database share group
-//! commits.) The other calls (vote, truncate, purge, state machine) block on durable commits (one
-//! or two `fdatasync`s); run openraft on a multi-threaded runtime.
+//! the entries are durable, so the runtime's thread does not wait for the disk on an
+//! append (it can still block briefly: while 8,192 commits wait for a group, or for a
+//! batch large enough to be written into the tree directly). (openraft 0.9 waits for
+//! each append's callback before its next storage call, so one append per log store is
+//! in flight; the log stores of several nodes in one database share group commits.) The
+//! other calls (vote, committed, truncate, purge, the state machine's apply, install and
+//! build) block the calling thread on a durable commit (one or two `fdatasync`s): run
+//! openraft on a multi-threaded runtime with a spare worker.
+//!
+//! A purge waits until the [`StateMachine`] of the same name (`<name>.sm.meta`) has
+//! durably applied the purged index: openraft purges right after handing a received
+//! snapshot's install to the state machine's task, and a purge durable before that
+//! install, then a crash, would leave the log without entries the state machine still
+//! needs. With a state machine of the application's own (no such table), the purge does
+//! not wait: that state machine must make an installed snapshot durable before openraft
+//! can purge past it, or keep its own record.
 //!
 //! ```
 //! use capsuledb::raftlog::openraft::{LogStore, StateMachine, TypeConfig};
@@ -73,6 +84,11 @@ const SNAPSHOT_COUNT: &[u8] = b"snapshot_count";
 /// Appends handed to a log store's flusher thread and not yet reported durable; an
 /// `append` finding the queue full waits for room (back-pressure).
 const FLUSH_QUEUE_APPENDS_MAX: usize = 1024;
+/// Longest a purge waits for the state machine beside the log to reach its index
+/// (`LogStore::wait_state_machine_reaches`), and how often it looks meanwhile.
+const PURGE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(120);
+const PURGE_POLL_MIN: std::time::Duration = std::time::Duration::from_micros(200);
+const PURGE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(20);
 /// Bytes of a stored snapshot per key (well under [`crate::MAX_VALUE_LEN`]).
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
@@ -301,6 +317,72 @@ where
     }
 }
 
+impl<C> LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    /// The index the [`StateMachine`] beside this log (the one of the same name, in
+    /// `<name>.sm.meta`) has durably applied: `None` when there is no such state machine
+    /// (an application's own keeps its own promise), `Some(None)` when it has applied
+    /// nothing. Its commits are durable before they are visible, so what a read sees
+    /// survives a crash.
+    fn state_machine_applied(&self) -> Result<Option<Option<u64>>, StorageError<NodeIdOf<C>>> {
+        let table = format!("{}.sm.meta", self.log.name());
+        let mut conn = self.log.database().connect();
+        let tx = conn.begin_read().map_err(logs_read)?;
+        if !tx.table_exists(&table).map_err(logs_read)? {
+            return Ok(None);
+        }
+        let Some(bytes) = tx.get(&table, LAST_APPLIED).map_err(logs_read)? else {
+            return Ok(Some(None));
+        };
+        let applied: serde_json::Value = serde_json::from_slice(&bytes).map_err(logs_read)?;
+        if applied.is_null() {
+            return Ok(Some(None));
+        }
+        match applied.get("index").and_then(serde_json::Value::as_u64) {
+            Some(index) => Ok(Some(Some(index))),
+            None => Err(logs_read(crate::Error::corrupted(
+                0,
+                format!("the state machine's last applied id {applied} has no index"),
+            ))),
+        }
+    }
+
+    /// Waits until the state machine beside this log has durably applied `index`.
+    /// openraft purges the log right after handing a received snapshot's install to the
+    /// state machine's task, without waiting for it: a purge made durable first, then a
+    /// crash, left a log purged past a state machine that still needed the entries
+    /// (openraft then fails reading them, and the node cannot start). Every other purge
+    /// openraft asks for is at or below what is applied, and returns at once.
+    async fn wait_state_machine_reaches(
+        &self,
+        index: u64,
+    ) -> Result<(), StorageError<NodeIdOf<C>>> {
+        let start = std::time::Instant::now();
+        let mut pause = PURGE_POLL_MIN;
+        loop {
+            match self.state_machine_applied()? {
+                None => return Ok(()),
+                Some(Some(applied)) if applied >= index => return Ok(()),
+                Some(applied) if start.elapsed() >= PURGE_WAIT_MAX => {
+                    return Err(logs_write(std::io::Error::other(format!(
+                        "the log is not purged to index {index}: the state machine beside it \
+                         has durably applied {applied:?} after {} s, and a crash would leave \
+                         it needing the entries",
+                        PURGE_WAIT_MAX.as_secs()
+                    ))));
+                }
+                Some(_) => {
+                    <C::AsyncRuntime as ::openraft::AsyncRuntime>::sleep(pause).await;
+                    pause = (pause * 2).min(PURGE_POLL_MAX);
+                }
+            }
+        }
+    }
+}
+
 impl<C> RaftLogReader<C> for LogStore<C>
 where
     C: RaftTypeConfig,
@@ -424,6 +506,7 @@ where
     }
 
     async fn purge(&mut self, log_id: LogId<NodeIdOf<C>>) -> Result<(), StorageError<NodeIdOf<C>>> {
+        self.wait_state_machine_reaches(log_id.index).await?;
         let id = EntryId {
             index: log_id.index,
             term: log_id.leader_id.term,
