@@ -132,13 +132,16 @@ impl Builder<'_> {
         Ok(page)
     }
 
-    /// `pages` free pages in a row.
-    fn alloc(&self, pages: u64) -> Result<u64> {
-        if pages == 1 {
-            self.pager.alloc()
+    /// `pages` free pages in a row, counted among the build's new pages at once (a
+    /// build that fails hands them all back, written or not).
+    fn alloc(&mut self, pages: u64) -> Result<u64> {
+        let page = if pages == 1 {
+            self.pager.alloc()?
         } else {
-            self.pager.alloc_run(pages)
-        }
+            self.pager.alloc_run(pages)?
+        };
+        self.new_pages.extend(page..page + pages);
+        Ok(page)
     }
 
     /// Writes the `pages` pages just allocated at `page`: gathered with the new pages
@@ -165,7 +168,6 @@ impl Builder<'_> {
             self.coalesced_at = page;
         }
         encode(&mut self.coalesced);
-        self.new_pages.extend(page..page + pages);
         if self.coalesced.len() >= COALESCE_BYTES {
             self.write_coalesced()?;
         }
@@ -482,6 +484,32 @@ pub fn rebuild_from(
         coalesced: Vec::new(),
         coalesced_at: 0,
     };
+    match merge_into(&mut b, &old_leaves, changes, dropped, relocate_from) {
+        Ok(root) => Ok(Built {
+            root,
+            new_pages: b.new_pages,
+            freed: b.freed,
+        }),
+        Err(e) => {
+            // Never reachable from a header: the pages the build took are free again (a
+            // failed checkpoint on a nearly full disk would otherwise leak them until a
+            // reopen, and each retry take more).
+            pager.free(std::mem::take(&mut b.new_pages));
+            Err(e)
+        }
+    }
+}
+
+/// [`rebuild_from`]'s merge of the old leaves with the changes into `b`; returns the
+/// new root.
+fn merge_into(
+    b: &mut Builder<'_>,
+    old_leaves: &LeafList,
+    changes: &mut dyn ChangeSource,
+    dropped: &[[u8; 8]],
+    relocate_from: u64,
+) -> Result<u64> {
+    let (file, page_size) = (b.file, b.page_size);
     for (i, (low, leaf)) in old_leaves.iter().enumerate() {
         let high = old_leaves.get(i + 1).and_then(|(l, _)| l.as_deref());
         let below_high = |k: &[u8]| high.is_none_or(|h| k < h);
@@ -537,11 +565,7 @@ pub fn rebuild_from(
     b.flush_pending()?;
     let root = b.finish_levels()?;
     b.write_coalesced()?;
-    Ok(Built {
-        root,
-        new_pages: b.new_pages,
-        freed: b.freed,
-    })
+    Ok(root)
 }
 
 #[cfg(test)]

@@ -343,8 +343,7 @@ impl Checkpointer {
         let old_tree = self.tree();
         let readers_from = self.registry.horizon().min(self.committer.durable_seq());
         let tip = self.committer.tip();
-        let (keys_folded, built) =
-            self.fold(&file, old_tree.root, horizon, tip, readers_from, None)?;
+        let folded = self.fold(&file, old_tree.root, horizon, tip, readers_from, None)?;
         drop(file);
         self.install(
             st,
@@ -352,11 +351,12 @@ impl Checkpointer {
                 start,
                 old_header,
                 old_copy,
-                built,
+                built: folded.built,
                 checkpoint_seq: horizon,
                 start_page,
                 chain,
-                keys_folded,
+                keys_folded: folded.keys,
+                drops_bound: folded.drops_bound,
             },
             || {},
         )
@@ -374,7 +374,7 @@ impl Checkpointer {
         tip: u64,
         readers_from: u64,
         extra: Option<(u64, &WriteSet)>,
-    ) -> Result<(u64, btree::build::Built)> {
+    ) -> Result<Folded> {
         let ps = self.pager.page_size();
         let history = self.committer.history();
         // The chains are taken before the floor rises, and nothing raises it past
@@ -394,7 +394,10 @@ impl Checkpointer {
         };
         let floor = history.advance(tip, readers_from);
         // A dropped table's data stays while the drop is inside the history window.
-        let dropped_ids = self.versions.take_drops(horizon.min(floor));
+        // Taken from the store's list only once the header is durable (`install`): a
+        // checkpoint that fails leaves them for the next, which removes their data.
+        let drops_bound = horizon.min(floor);
+        let dropped_ids = self.versions.drops_at_or_below(drops_bound);
         let dropped: Vec<[u8; 8]> = dropped_ids.iter().map(|t| t.to_be_bytes()).collect();
         // The newest version folded: the store's are at or below the horizon, a tree
         // commit's at its own sequence.
@@ -407,7 +410,12 @@ impl Checkpointer {
             newest,
             floor,
             &dropped_ids,
-            &self.versions.pending_drops(horizon),
+            &self
+                .versions
+                .pending_drops(horizon)
+                .into_iter()
+                .filter(|&(_, seq)| seq > drops_bound)
+                .collect::<Vec<_>>(),
             history.retention() != HistoryRetention::Snapshots || floor_above,
         )?;
         // History keys sort after every table's keys, so the changes stay in order.
@@ -421,7 +429,28 @@ impl Checkpointer {
             &dropped,
             self.relocate_from.load(Ordering::Acquire),
         )?;
-        Ok((changes.taken, built))
+        Ok(Folded {
+            keys: changes.taken,
+            built,
+            drops_bound,
+        })
+    }
+
+    /// After a checkpoint failed before its header was written: the pages its build and
+    /// its free list took (`run`) were never reachable from a header and are free again
+    /// (else a failed checkpoint on a nearly full disk leaked them until a reopen, and
+    /// each retry took more). Returns `e`.
+    fn give_back(
+        &self,
+        built: &btree::build::Built,
+        run: Option<std::ops::Range<u64>>,
+        e: crate::Error,
+    ) -> crate::Error {
+        self.pager.free(built.new_pages.iter().copied());
+        if let Some(run) = run {
+            self.pager.free(run);
+        }
+        e
     }
 
     /// Writes the free list and the new header for `built`, syncing before and after the
@@ -442,6 +471,7 @@ impl Checkpointer {
             start_page,
             chain,
             keys_folded,
+            drops_bound,
         } = i;
         let ps = old_header.page_size;
         // The new free list: every page below the new page count outside the new tree.
@@ -463,7 +493,10 @@ impl Checkpointer {
                     .saturating_sub(old_header.page_count)
                 + 64;
             let pages = run_pages(ps, (estimate * 8) as usize);
-            let first = self.pager.alloc_run(pages)?;
+            let first = match self.pager.alloc_run(pages) {
+                Ok(first) => first,
+                Err(e) => return Err(self.give_back(&built, None, e)),
+            };
             // Free pages at the end are not counted: `compact` can then cut them off.
             let page_count = self.pager.truncate_free_tail();
             let run: std::ops::Range<u64> = first..first + pages;
@@ -487,9 +520,17 @@ impl Checkpointer {
         run.resize((run_len * u64::from(ps)) as usize, 0);
         // A padded run: its checksum covers the padding too.
         let run = reseal_run(run, run_len);
-        self.storage
-            .write_at(self.pager.offset_of(run_first), &run)?;
-        self.storage.sync()?;
+        let run_pages_taken = run_first..run_first + run_len;
+        let durable = self
+            .storage
+            .write_at(self.pager.offset_of(run_first), &run)
+            .and_then(|()| self.storage.sync())
+            // A group's step may have failed meanwhile (poisoned only once it returned):
+            // the marker page this header would name may never have been written.
+            .and_then(|()| self.committer.check_poisoned());
+        if let Err(e) = durable {
+            return Err(self.give_back(&built, Some(run_pages_taken), e));
+        }
 
         let header = Header {
             generation: old_header.generation + 1,
@@ -529,6 +570,8 @@ impl Checkpointer {
             return Err(e);
         }
         *self.header.lock() = (header, copy);
+        // The dropped tables' data is out of the durable tree.
+        self.versions.take_drops(drops_bound);
 
         // The new state is durable: publish the tree, then drop the folded versions (a
         // reader that misses a version in the store finds it in the new tree).
@@ -622,6 +665,18 @@ struct Install {
     start_page: u64,
     chain: u32,
     keys_folded: u64,
+    /// Tables dropped at or below this sequence had their data folded out of the tree:
+    /// forgotten once the header is durable.
+    drops_bound: u64,
+}
+
+/// What a fold built.
+struct Folded {
+    /// Keys folded.
+    keys: u64,
+    built: btree::build::Built,
+    /// See [`Install::drops_bound`].
+    drops_bound: u64,
 }
 
 /// Recomputes a run's checksum over its full (padded) length.

@@ -92,8 +92,7 @@ impl Checkpointer {
         let file = self.storage.view()?;
         let old_tree = self.tree();
         // Once published, no snapshot reads below `seq` (the registry's hold).
-        let (keys_folded, built) =
-            self.fold(&file, old_tree.root, seq - 1, seq, seq, Some((seq, writes)))?;
+        let folded = self.fold(&file, old_tree.root, seq - 1, seq, seq, Some((seq, writes)))?;
         drop(file);
         let mut seed = Vec::with_capacity(24);
         seed.extend_from_slice(&old_header.database_id.to_le_bytes());
@@ -106,11 +105,12 @@ impl Checkpointer {
                 start,
                 old_header,
                 old_copy,
-                built,
+                built: folded.built,
                 checkpoint_seq: seq,
                 start_page: page,
                 chain,
-                keys_folded,
+                keys_folded: folded.keys,
+                drops_bound: folded.drops_bound,
             },
             || published(page, next_page, first_seq, chain),
         )?;

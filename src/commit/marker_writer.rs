@@ -31,6 +31,10 @@ pub struct MarkerWriter {
     tail: StreamTail,
     /// The stream's started pages since the checkpoint, oldest first: `(first_seq, page)`.
     pages: std::collections::VecDeque<(u64, u64)>,
+    /// Why an append failed: `tail` and `pages` may then name a page never written, so
+    /// [`MarkerWriter::start_after`] refuses (the group is poisoned once its step
+    /// returns, and a checkpoint between the two would name that page in its header).
+    failed: Option<String>,
 }
 
 impl MarkerWriter {
@@ -51,6 +55,7 @@ impl MarkerWriter {
             pager,
             tail,
             pages,
+            failed: None,
         }
     }
 
@@ -71,6 +76,11 @@ impl MarkerWriter {
         seq: u64,
         seed: (u64, u32),
     ) -> Result<Option<(u64, u32)>> {
+        if let Some(cause) = &self.failed {
+            return Err(crate::Error::Poisoned {
+                cause: cause.clone(),
+            });
+        }
         if seq <= seed.0 {
             return Ok(None);
         }
@@ -166,6 +176,16 @@ impl MarkerWriter {
     /// Appends markers `(seq, proof_offset, proof_checksum)` (dense, in order) and
     /// returns the bytes written.
     pub fn append(&mut self, entries: &[(u64, u64, u32)]) -> Result<u64> {
+        let appended = self.append_inner(entries);
+        if let Err(e) = &appended {
+            self.failed
+                .get_or_insert_with(|| format!("a marker write failed: {e}"));
+        }
+        appended
+    }
+
+    /// [`MarkerWriter::append`]'s work.
+    fn append_inner(&mut self, entries: &[(u64, u64, u32)]) -> Result<u64> {
         let page_size = self.pager.page_size();
         let slots = slots_per_page(page_size);
         let mut written = 0u64;
@@ -238,5 +258,55 @@ impl MarkerWriter {
             written += buf.len() as u64;
         }
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SimStorage;
+    use std::collections::BTreeSet;
+
+    /// A failed append leaves `tail` and `pages` naming a page it may never have
+    /// written; the group is poisoned only once its step returns, and a checkpoint
+    /// between the two took that page as the next stream's start, naming it in a header
+    /// (every later open then found the log damaged). `start_after` refuses instead.
+    #[test]
+    fn no_stream_start_after_a_failed_append() {
+        let sim = SimStorage::new();
+        let pager = Arc::new(Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap());
+        let (page, next_page) = (pager.alloc_log().unwrap(), pager.alloc_log().unwrap());
+        let tail = StreamTail {
+            page,
+            first_seq: 1,
+            next_page,
+            next_seq: 1,
+            chain: 7,
+        };
+        let mut w = MarkerWriter::new(Arc::new(sim.clone()), pager, tail, vec![]);
+        let image = MarkerWriter::new_page_image(
+            page,
+            4096,
+            MarkerPageHeader {
+                next_page,
+                first_seq: 1,
+            },
+        )
+        .unwrap();
+        sim.write_at(w.pager.offset_of(page), &image).unwrap();
+        let slots = slots_per_page(4096);
+        let full: Vec<(u64, u64, u32)> = (1..=slots).map(|s| (s, 0, 0)).collect();
+        w.append(&full).unwrap();
+        let file = sim.view().unwrap();
+        assert!(w.start_after(&file, slots - 1, (0, 7)).is_ok());
+        drop(file);
+        // The next marker starts `next_page`; its write fails.
+        sim.fail_nth_write(1);
+        assert!(w.append(&[(slots + 1, 0, 0)]).is_err());
+        let file = sim.view().unwrap();
+        assert!(matches!(
+            w.start_after(&file, slots, (0, 7)),
+            Err(crate::Error::Poisoned { .. })
+        ));
     }
 }

@@ -321,7 +321,18 @@ impl VersionStore {
     }
 
     /// Tables dropped at or below `horizon`, whose keys a checkpoint removes from the
-    /// tree; they are forgotten here.
+    /// tree (they stay listed until [`VersionStore::take_drops`]).
+    pub fn drops_at_or_below(&self, horizon: u64) -> Vec<TableId> {
+        self.dropped
+            .lock()
+            .iter()
+            .filter(|d| d.1 <= horizon)
+            .map(|d| d.0)
+            .collect()
+    }
+
+    /// [`VersionStore::drops_at_or_below`], forgetting them: once a checkpoint that
+    /// removed their data from the tree is durable.
     pub fn take_drops(&self, horizon: u64) -> Vec<TableId> {
         let mut dropped = self.dropped.lock();
         let taken = dropped
