@@ -103,7 +103,8 @@ impl LogArena {
             let extent = if len > self.page_payload() {
                 let pages = (LOG_PAGE_HEADER_LEN as u64 + len).div_ceil(page_size);
                 let first = self.pager.alloc_run(pages)?;
-                self.write_page_header(first, pages)?;
+                self.write_page_header(first, pages)
+                    .inspect_err(|_| self.pager.free(first..first + pages))?;
                 Extent {
                     offset: self.pager.offset_of(first) + LOG_PAGE_HEADER_LEN as u64,
                     len,
@@ -113,7 +114,10 @@ impl LogArena {
             } else {
                 if st.page == 0 || st.used + len > page_size {
                     let page = self.pager.alloc_log()?;
-                    self.write_page_header(page, 1)?;
+                    // A failed header write fails only this commit: the page, in no
+                    // list yet, goes back rather than leaking until a reopen.
+                    self.write_page_header(page, 1)
+                        .inspect_err(|_| self.pager.free([page]))?;
                     st.page = page;
                     st.used = LOG_PAGE_HEADER_LEN as u64;
                 }
