@@ -233,3 +233,55 @@ fn wait_for_on_a_live_reader_returns_when_the_commit_is_visible() {
         Some(&b"v"[..])
     );
 }
+
+/// A live reader whose newest header copy is damaged at rest never goes back to the
+/// older copy's generation: the writer may have reused the pages that generation
+/// reaches (it tags and releases them once no reader pins it), so reading it could
+/// return another tree's data. Before, the reader took the other copy as a "moved"
+/// generation and opened it; now its next transaction fails with `Corrupted`.
+#[test]
+fn a_live_reader_never_goes_back_to_an_older_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rw.db");
+    make(&path);
+    let writer = Database::open(&path).unwrap();
+    let reader = Options::new().read_only(true).open(&path).unwrap();
+    let mut rc = reader.connect();
+    drop(rc.begin_read().unwrap());
+    let mut wc = writer.connect();
+    let mut tx = wc.begin().unwrap();
+    tx.put("t", b"after", b"1").unwrap();
+    tx.commit().unwrap();
+    writer.checkpoint().unwrap();
+    let tx = rc.begin_read().unwrap();
+    assert_eq!(tx.get("t", b"after").unwrap().as_deref(), Some(&b"1"[..]));
+    drop(tx);
+    let newest = writer.info().unwrap().header_copy;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let at = capsuledb::format::HEADER_COPY_OFFSETS[newest as usize] + 40;
+        f.write_all_at(&[0xA5; 16], at).unwrap();
+    }
+    for _ in 0..2 {
+        match rc.begin_read() {
+            Err(Error::Corrupted { .. }) => {}
+            Err(e) => panic!("expected Corrupted, got {e:?}"),
+            Ok(tx) => panic!(
+                "read an older generation: `after` is {:?}",
+                tx.get("t", b"after")
+            ),
+        }
+    }
+}
+
+/// A read-only database follows another process's commits without their tables: its
+/// subscription says `Closed` at once rather than waiting for ever.
+#[test]
+fn a_read_only_subscription_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    make(&path);
+    let reader = Options::new().read_only(true).open(&path).unwrap();
+    assert_eq!(reader.subscribe().recv(), capsuledb::Received::Closed);
+}

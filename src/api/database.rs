@@ -227,7 +227,13 @@ impl Database {
     /// [`Database::subscribe`] with room for `capacity` unreceived events. When the
     /// queue is full the oldest event is dropped and the subscriber's next receive says
     /// how many it missed ([`Received::Lagged`](crate::Received::Lagged)): committers never wait for subscribers.
+    ///
+    /// A database opened read-only follows another process's commits without their
+    /// tables: its subscription is closed at once ([`Received::Closed`](crate::Received::Closed)).
     pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
+        if let Handle::Live(_) = &self.handle.0 {
+            return crate::commit::Feed::closed_subscription();
+        }
         let engine = self.engine();
         let committer = &engine.committer;
         committer.feed().subscribe(capacity, || committer.tip())

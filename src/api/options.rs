@@ -120,7 +120,12 @@ impl Options {
     /// process (or in this one) and never gets [`Error::Locked`](crate::Error::Locked).
     /// Each new transaction sees the newest checkpoint plus every commit the writer has
     /// written so far; older transactions keep their state. The writer reuses no page a
-    /// live reader's transactions may still read (`format-spec/locking.md`). Linux only.
+    /// live reader's transactions may still read (`format-spec/locking.md`). The handle
+    /// keeps the generation it last looked at pinned for as long as it lives, even with
+    /// no transaction open: pages the writer frees after that generation (old tree
+    /// pages, obsolete log pages) are not reused and `compact` does not shrink the file
+    /// until the handle begins a transaction on a newer generation or is dropped, so
+    /// a process that reads rarely should drop its handle between reads. Linux only.
     pub fn read_only(mut self, read_only: bool) -> Options {
         self.config.read_only = read_only;
         self

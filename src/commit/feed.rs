@@ -161,6 +161,21 @@ impl Feed {
         Subscription { queue }
     }
 
+    /// A subscription that receives nothing: [`Subscription::recv`] says
+    /// [`Received::Closed`] at once.
+    pub fn closed_subscription() -> Subscription {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                events: VecDeque::new(),
+                missed: 0,
+                closed: true,
+            }),
+            ready: Condvar::new(),
+            capacity: 1,
+        });
+        Subscription { queue }
+    }
+
     /// Tells every subscriber no more events will come.
     pub fn close(&self) {
         let mut st = self.state.lock();

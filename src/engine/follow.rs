@@ -46,7 +46,9 @@ pub(crate) fn read_header_pinned(
         let (header, copy) = read_header_live(storage.as_ref())?;
         let pin = GenerationPin::new(storage, header.generation)?;
         let (again, _) = read_header_live(storage.as_ref())?;
-        if again.generation == header.generation {
+        // The same header twice, not just the same generation: one read overlapping the
+        // writer's write of that copy is taken again.
+        if again == header {
             return Ok((header, copy, pin));
         }
     }
@@ -186,6 +188,22 @@ impl Follower {
         current.check_open()?;
         let (header, _) = read_header_live(self.storage.as_ref())?;
         let (held, _) = current.checkpointer.header();
+        // Headers only move forward. An older one means the newer copy no longer
+        // verifies (damaged at rest) and the other copy was taken: its generation's
+        // pages may be the writer's again, so it is never read.
+        let went_back = |generation: u64| {
+            Error::corrupted(
+                0,
+                format!(
+                    "the newest valid header copy is generation {generation}, older than \
+                     generation {} this reader already read: the newer copy is damaged",
+                    held.generation
+                ),
+            )
+        };
+        if header.generation < held.generation {
+            return Err(went_back(header.generation));
+        }
         // A moved generation, or damage the resumed walk proves, opens the generation
         // again: a read-only recovery from the checkpoint rebuilds what redundancy can (in
         // memory) and reports the rest in `log_damage`, as an open does. Proven damage
@@ -202,15 +220,35 @@ impl Follower {
                 Some(self.path.clone()),
                 &self.config,
             )?;
-            let damage = next.log_damage.clone().filter(|_| proven);
+            let next_generation = next.checkpointer.header().0.generation;
+            if next_generation < held.generation {
+                return Err(went_back(next_generation));
+            }
+            // Damage the new generation's recovery found (below the durable bound: never
+            // the writer's write in progress), or a log ending before commits this
+            // reader already read, fails this look once, whether or not the generation
+            // moved: the reader is never moved back to an earlier state without a word.
+            let before = current.registry.visible();
+            let after = next.registry.visible();
+            let damage = next.log_damage.clone();
             *current = next;
-            if let Some(d) = damage {
+            let error = match damage {
+                Some(d) => Some(d.to_error()),
+                None if after < before => Some(Error::corrupted(
+                    0,
+                    format!(
+                        "generation {next_generation}'s log ends at commit {after}, before \
+                         commit {before} this reader already read"
+                    ),
+                )),
+                None => None,
+            };
+            if let Some(e) = error {
                 log::error!(
-                    "{}: a live reader stopped at damage to the commit log: {}",
+                    "{}: a live reader stopped at damage to the commit log: {e}",
                     self.path.display(),
-                    d.to_error()
                 );
-                return Err(d.to_error());
+                return Err(e);
             }
         }
         Ok(Arc::clone(&current))

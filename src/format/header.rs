@@ -175,7 +175,10 @@ impl Header {
         if raw.magic != MAGIC {
             return Err(HeaderFault::BadMagic);
         }
-        let computed = checksum(&[head.get(..CHECKSUM_OFFSET).unwrap_or(&[])]);
+        // Over the copy decoded, not `bytes` again: a live reader's `bytes` is the shared
+        // mapping, which the writer may be overwriting; a checksum of a second read
+        // could match fields the first read took from the older header.
+        let computed = checksum(&[raw.as_bytes().get(..CHECKSUM_OFFSET).unwrap_or(&[])]);
         if raw.checksum.get() != computed {
             return Err(HeaderFault::BadChecksum {
                 stored: raw.checksum.get(),
