@@ -377,6 +377,29 @@ fn purge_past_the_end_takes_a_term_below_the_last_entry() {
     assert_eq!(log.last_entry_id(), Some(EntryId { index: 10, term: 6 }));
 }
 
+/// Two opens of one log in one process share one handle: with a handle each, the second
+/// still believed the log empty and took an append at any index (a hole after the
+/// first's entries, which a reopen did not notice and reads then came back short).
+#[test]
+fn a_log_opened_twice_is_one_log() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    let a = RaftLog::open(&db).unwrap();
+    let b = RaftLog::open(&db).unwrap();
+    a.append(&[Entry::new(1, 1, vec![1]), Entry::new(2, 1, vec![2])])
+        .unwrap();
+    assert_eq!(b.last_index(), Some(2));
+    assert!(matches!(
+        b.append(&[Entry::new(50, 1, vec![50])]),
+        Err(Error::LogOrder { .. })
+    ));
+    b.append(&[Entry::new(3, 1, vec![3])]).unwrap();
+    assert_eq!(a.entries(..).unwrap().len(), 3);
+    // Another name is another log.
+    let c = RaftLog::open_named(&db, "other").unwrap();
+    assert_eq!(c.last_index(), None);
+}
+
 #[test]
 fn named_logs_are_independent_and_meta_round_trips() {
     let sim = SimStorage::new();

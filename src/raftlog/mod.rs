@@ -57,9 +57,10 @@
 //! Breaking a rule gives [`Error::LogOrder`] and writes nothing.
 //!
 //! ## One handle per log
-//! Open each log once per database and share the (cheaply cloned) handle: the bounds
-//! and the cache live in the handle, so a second handle on the same tables would not
-//! see the first one's changes.
+//! The bounds and the cache live in the handle, so two handles on the same tables would
+//! each miss the other's changes (an append at any index on a log the other had
+//! filled, leaving a hole). Opening a log that is already open in this process, on
+//! the same database, returns the open handle (a clone); the handles are shared.
 //!
 //! ## After an I/O failure
 //! A commit that fails for any reason but [`Error::Conflict`] may or may not have
@@ -84,6 +85,12 @@ use std::sync::Arc;
 
 /// Tries at creating the log's tables when another opener races us.
 const OPEN_TRIES_MAX: u32 = 8;
+
+/// The logs open in this process: the engine they are on (its address: the handle
+/// holds the engine, so the address names no other while the handle lives), their
+/// name and their shared state.
+type OpenLogs = Vec<(usize, String, std::sync::Weak<Inner>)>;
+static OPEN_LOGS: Mutex<OpenLogs> = Mutex::new(Vec::new());
 
 /// Table name used by [`RaftLog::open`].
 pub const DEFAULT_NAME: &str = "raft";
@@ -168,6 +175,24 @@ impl RaftLog {
     /// creating them if absent. Several logs can share one database under different
     /// names (their appends then share group commits).
     pub fn open_named(db: &Database, name: &str) -> Result<RaftLog> {
+        // Held while the log opens, so two racing opens make one handle.
+        let mut open = OPEN_LOGS.lock();
+        open.retain(|(_, _, inner)| inner.strong_count() > 0);
+        let engine = Arc::as_ptr(&db.engine()) as usize;
+        if let Some(inner) = open
+            .iter()
+            .find(|(e, n, _)| *e == engine && n == name)
+            .and_then(|(_, _, inner)| inner.upgrade())
+        {
+            return Ok(RaftLog { inner });
+        }
+        let log = RaftLog::open_new(db, name)?;
+        open.push((engine, name.to_string(), Arc::downgrade(&log.inner)));
+        Ok(log)
+    }
+
+    /// [`RaftLog::open_named`] of a log not open in this process.
+    fn open_new(db: &Database, name: &str) -> Result<RaftLog> {
         let log_table = format!("{name}.log");
         let meta_table = format!("{name}.meta");
         create_tables(db, &[&log_table, &meta_table])?;
