@@ -529,3 +529,25 @@ fn a_read_only_open_past_a_damaged_header_copy_says_so() {
         report.problems
     );
 }
+
+/// A live reader opening a file whose creator is writing its first header copy this
+/// instant (the other copy still zeros, this one torn) is told the file is not a
+/// database yet; it was told the file was corrupted at page 0.
+#[test]
+fn a_reader_of_a_database_being_created_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let mut bytes = bytes_of(&path);
+    let (a, b) = (
+        HEADER_COPY_OFFSETS[0] as usize,
+        HEADER_COPY_OFFSETS[1] as usize,
+    );
+    // Copy A half written (its second half still zeros), copy B never written.
+    bytes[a + HEADER_LEN / 2..a + HEADER_LEN].fill(0);
+    bytes[b..b + HEADER_LEN].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    match Options::new().read_only(true).open(&path) {
+        Err(Error::NotADatabase { what }) => assert!(what.contains("being created"), "{what}"),
+        other => panic!("expected NotADatabase, got {other:?}"),
+    }
+}

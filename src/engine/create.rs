@@ -247,6 +247,24 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
             }
             (*valid, good as u32)
         }
+        (Err(fa), Err(fb))
+            if read_only
+                && len <= created_len_max()
+                && matches!(
+                    (fa, fb),
+                    (HeaderFault::BadMagic, HeaderFault::BadChecksum { .. })
+                        | (HeaderFault::BadChecksum { .. }, HeaderFault::BadMagic)
+                ) =>
+        {
+            // A new database's first header copy being written by another process
+            // this instant (the other copy not yet written): not a database yet, rather
+            // than a damaged one.
+            return Err(Error::NotADatabase {
+                what: "a database being created (one header copy not yet written, the other \
+                       incomplete)"
+                    .into(),
+            });
+        }
         (Err(fa), Err(fb)) => {
             return Err(Error::corrupted(
                 0,
