@@ -99,6 +99,8 @@ struct Builder<'a> {
     /// into one write of up to [`COALESCE_BYTES`], starting at `coalesced_at`.
     coalesced: Vec<u8>,
     coalesced_at: u64,
+    /// Values whose pages reach this page are copied to new pages (`u64::MAX`: none).
+    relocate_from: u64,
 }
 
 /// Bytes of consecutive new pages gathered into one write: a bulk load writes its leaves
@@ -297,6 +299,15 @@ impl Builder<'_> {
         key: &TreeKey<'_>,
         value: CellValue<'_>,
     ) -> Result<()> {
+        if self.relocate_from != u64::MAX
+            && value_end(self.file, self.page_size, value)? > self.relocate_from
+        {
+            // An overflow value in the file's tail (`compact`): copied to new pages, so
+            // the tail can be cut. Its checksum is checked as it is read.
+            let bytes = super::value_bytes_checked(self.file, self.page_size, value, None)?;
+            self.free_value(value)?;
+            return self.push_value(&key.to_vec(), bytes);
+        }
         let (body, inline) = match value {
             CellValue::Inline(v) => (v.len(), true),
             CellValue::Overflow { .. } => (OVERFLOW_CELL_BODY, false),
@@ -412,6 +423,37 @@ pub(super) fn reaches(file: &[u8], page_size: u32, leaf: u64, mark: u64) -> Resu
     Ok(leaf + pages as u64 > mark)
 }
 
+/// The page after the last page of `v`'s own pages (0 for an inline value).
+fn value_end(file: &[u8], page_size: u32, v: CellValue<'_>) -> Result<u64> {
+    Ok(match v {
+        CellValue::Inline(_) => 0,
+        CellValue::Extent { page, len, .. } => {
+            page.saturating_add(extent_pages(page_size, len as usize))
+        }
+        CellValue::Overflow { page, .. } => {
+            let r = super::run::read_run(file, PageKind::Overflow, page, page_size)?;
+            page.saturating_add(r.pages)
+        }
+    })
+}
+
+/// Whether a value of `leaf` (not the leaf itself) has a page at or above `mark`: with
+/// `compact`'s mark, the leaf is rewritten and the value copied out of the tail. No
+/// leaf is read when nothing is relocated (`u64::MAX`).
+fn values_reach(file: &[u8], page_size: u32, leaf: u64, mark: u64) -> Result<bool> {
+    if mark == u64::MAX {
+        return Ok(false);
+    }
+    let node = NodeRef::parse(page_bytes(file, leaf, page_size)?, leaf)?;
+    for j in 0..node.count() {
+        let (_, value) = node.entry(j)?;
+        if value_end(file, page_size, value)? > mark {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Whether a table listed in `dropped` owns `key`.
 fn dropped_owner(dropped: &[[u8; 8]], key: &TreeKey<'_>) -> bool {
     !dropped.is_empty() && key.table_bytes().is_some_and(|p| dropped.contains(&p))
@@ -483,6 +525,7 @@ pub fn rebuild_from(
         unflushed: 0,
         coalesced: Vec::new(),
         coalesced_at: 0,
+        relocate_from,
     };
     match merge_into(&mut b, &old_leaves, changes, dropped, relocate_from) {
         Ok(root) => Ok(Built {
@@ -516,6 +559,7 @@ fn merge_into(
         let has_changes = changes.peek().is_some_and(|(k, _)| below_high(k));
         let touched = has_changes
             || reaches(file, page_size, *leaf, relocate_from)?
+            || values_reach(file, page_size, *leaf, relocate_from)?
             || range_meets_dropped(dropped, low.as_deref(), high);
         if !touched {
             b.flush_pending()?;
