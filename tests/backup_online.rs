@@ -151,6 +151,14 @@ fn an_existing_target_is_refused_unless_overwrite() {
         BackupOptions::new().overwrite(true),
     );
     assert!(matches!(own, Err(Error::InvalidPath { .. })), "{own:?}");
+    // The same file under another name (here a hard link; a bind mount or a
+    // case-folding directory does the same without a second link) is the database
+    // too: it was compared by canonical path, which does not unify those.
+    let alias = dir.path().join("alias.db");
+    std::fs::hard_link(dir.path().join("src.db"), &alias).unwrap();
+    let own = db.backup_to_with(&alias, BackupOptions::new().overwrite(true));
+    assert!(matches!(own, Err(Error::InvalidPath { .. })), "{own:?}");
+    std::fs::remove_file(&alias).unwrap();
 
     conn.run(|tx| tx.put("t", b"k", b"2")).unwrap();
     db.backup_to_with(&out, BackupOptions::new().overwrite(true))

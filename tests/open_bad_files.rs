@@ -551,3 +551,71 @@ fn a_reader_of_a_database_being_created_is_told_so() {
         other => panic!("expected NotADatabase, got {other:?}"),
     }
 }
+
+/// A read-only open never uses the free list: one damaged free-list page no longer keeps
+/// it (and `salvage`, which opens read-only) from every other page. `check_integrity`
+/// still reports the page, and a read-write open still refuses the file.
+#[test]
+fn a_damaged_free_list_does_not_keep_a_read_only_open_from_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    {
+        let db = Database::open(&path).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        for i in 0..500u32 {
+            tx.put("t", &i.to_be_bytes(), &[3; 200]).unwrap();
+        }
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+        db.close().unwrap();
+    }
+    let mut bytes = bytes_of(&path);
+    let h = [header_of(&bytes, 0), header_of(&bytes, 1)]
+        .into_iter()
+        .max_by_key(|h| h.generation)
+        .unwrap();
+    assert!(h.freelist_root > 0);
+    let at = (h.freelist_root * u64::from(h.page_size)) as usize + 40;
+    bytes[at] ^= 0xFF;
+    bytes[at + 1] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    let ro = Options::new().read_only(true).open(&path).unwrap();
+    {
+        let mut c = ro.connect();
+        let tx = c.begin_read().unwrap();
+        assert_eq!(tx.len("t").unwrap(), 500);
+    }
+    let report = ro.check_integrity().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("page {}", h.freelist_root))),
+        "{:?}",
+        report.problems
+    );
+    drop(ro);
+    assert!(Database::open(&path).is_err());
+}
+
+/// A header copy with one flipped bit is read repaired; `check_integrity` lists it as
+/// repairable, as it lists repairable log records (it said the file was fine).
+#[test]
+fn check_lists_a_header_copy_with_a_flipped_bit_as_repairable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let mut bytes = bytes_of(&path);
+    bytes[HEADER_COPY_OFFSETS[0] as usize + 50] ^= 0x10;
+    bytes[HEADER_COPY_OFFSETS[1] as usize + 50] ^= 0x04;
+    std::fs::write(&path, &bytes).unwrap();
+    let ro = Options::new().read_only(true).open(&path).unwrap();
+    let report = ro.check_integrity().unwrap();
+    let repairable: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.contains("repairable (a read-write open writes it back whole): header copy"))
+        .collect();
+    assert_eq!(repairable.len(), 2, "{:?}", report.problems);
+}

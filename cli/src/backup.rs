@@ -2,7 +2,7 @@
 //! progress bar, checked after it is written.
 
 use crate::error::{CliError, CliResult, naming_output};
-use capsuledb::{BackupOptions, Database, Options};
+use capsuledb::{BackupOptions, Options};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
 use std::path::Path;
@@ -55,9 +55,10 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     let named = |e: capsuledb::Error| naming_output(out, e.into());
     let report = report.map_err(named)?;
     db.close()?;
-    let copy = Database::open(out).map_err(named)?;
+    // Checked read-only: a read-write open would write to the new backup (a header).
+    let copy = Options::new().read_only(true).open(out).map_err(named)?;
     let check = copy.check_integrity().map_err(named)?;
-    copy.close().map_err(named)?;
+    drop(copy);
     let printed = (|| -> std::io::Result<()> {
         let mut stdout = std::io::stdout().lock();
         writeln!(

@@ -72,19 +72,34 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "salvage".into());
-    let temp = output.with_file_name(format!(".{name}.salvage-{}", std::process::id()));
-    // One an earlier salvage by a process of this pid left (killed): never merged into.
-    let _ = std::fs::remove_file(&temp);
+    // Unique: never a name another salvage (another process with this pid, in another
+    // container on a shared volume) is writing.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let temp = output.with_file_name(format!(".{name}.salvage-{}-{nanos}", std::process::id()));
+    if temp.symlink_metadata().is_ok() {
+        return Err(CliError::msg(format!(
+            "{}: exists; another salvage may be writing it",
+            temp.display()
+        )));
+    }
     let guard = RemoveOnDrop(Some(temp.clone()));
     let (copied, losses) = write_copy(&src, &tables, &temp, info.page_size, total)
         .map_err(|e| naming_output(output, e))?;
-    std::fs::rename(&temp, output).map_err(|e| {
-        CliError::io(
-            format!("rename the salvaged file to {}", output.display()),
-            e,
-        )
+    // A link, not a rename: it fails if OUT was made while the salvage ran (a rename
+    // would replace it).
+    std::fs::hard_link(&temp, output).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            CliError::msg(format!(
+                "{}: made while the salvage ran; salvage writes a new file",
+                output.display()
+            ))
+        } else {
+            CliError::io(format!("link the salvaged file to {}", output.display()), e)
+        }
     })?;
-    guard.disarm();
+    drop(guard);
     // The rename reaches the disk before OUT is reported written.
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -154,15 +169,9 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     Ok(())
 }
 
-/// Removes a file when dropped, unless disarmed: the temporary output of a salvage that
-/// failed part way.
+/// Removes a file when dropped: the temporary output of a salvage (linked into place
+/// once checked, or left by a failure part way).
 struct RemoveOnDrop(Option<std::path::PathBuf>);
-
-impl RemoveOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

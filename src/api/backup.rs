@@ -107,9 +107,13 @@ impl Drop for TempFile {
     }
 }
 
+/// Whether `a` and `b` name one file: the same device and inode (the same file under
+/// two paths a canonical path does not unify, a bind mount or a case-folding directory,
+/// is still one file). A path that names nothing is no file.
 fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
         _ => false,
     }
 }
@@ -235,6 +239,14 @@ impl Database {
         let file_len = copy.info()?.file_len;
         copy.close()?;
         if options.overwrite {
+            // Again just before: `path` may have been made this database's name while
+            // the copy ran, and the rename would take the name from the live file.
+            if self.path().is_some_and(|own| same_file(own, path)) {
+                return Err(Error::InvalidPath {
+                    path: path.into(),
+                    reason: "it is the database being backed up",
+                });
+            }
             std::fs::rename(&temp_path, path).map_err(|source| Error::Io {
                 op: "rename the backup into place",
                 source,

@@ -179,14 +179,89 @@ fn copy_damage(
 /// The damage a read-write open refuses and a read-only open reads past
 /// (`DbInfo::header_damage`): a header copy that fails beside one that passes
 /// ([`copy_damage`]). `None` for a file whose copies both pass.
+///
+/// The file may be live (this process's checkpoint, or another process's writer, may be
+/// writing a copy this instant, and a copy read mid-write fails its checksum): the
+/// copies are read until two reads in a row find the same bytes, so only damage that
+/// stays is reported.
 pub(crate) fn header_damage(storage: &dyn Storage) -> Result<Option<String>> {
+    Ok(header_report(storage)?.0)
+}
+
+/// Reads of the header region, at most, until two in a row agree.
+const HEADER_READS_MAX: u32 = 20;
+
+/// [`header_damage`], and the copies a one-bit repair makes whole (read as repaired,
+/// reported by `check_integrity` as repairable). A healthy region is read once.
+pub(crate) fn header_report(storage: &dyn Storage) -> Result<(Option<String>, Vec<String>)> {
+    let region = |storage: &dyn Storage| -> Result<Vec<u8>> {
+        let view = storage.view()?;
+        Ok(view
+            .get(0, HEADER_REGION_LEN as usize)
+            .unwrap_or_default()
+            .to_vec())
+    };
+    let mut last = region(storage)?;
+    let mut report = header_report_of(last.clone());
+    for _ in 0..HEADER_READS_MAX {
+        if report.0.is_none() && report.1.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let again = region(storage)?;
+        if again == last {
+            break;
+        }
+        report = header_report_of(again.clone());
+        last = again;
+    }
+    Ok(report)
+}
+
+/// Writes back, whole, every header copy that reads only repaired (one flipped bit):
+/// a read-write open's part, before its sync. Returns whether it wrote any.
+pub(crate) fn rewrite_repaired_header_copies(storage: &dyn Storage) -> Result<bool> {
     let view = storage.view()?;
-    Ok(match decode_copies(&view).as_slice() {
+    let mut repaired = Vec::new();
+    for (copy, offset) in (0u32..).zip(HEADER_COPY_OFFSETS) {
+        let bytes = view.get(offset, HEADER_LEN).unwrap_or_default();
+        if Header::decode(bytes, copy).is_err()
+            && let Ok(header) = decode_or_repair(bytes, copy)
+        {
+            repaired.push((offset, header.encode(copy)));
+        }
+    }
+    drop(view);
+    for (offset, bytes) in &repaired {
+        storage.write_at(*offset, bytes)?;
+    }
+    Ok(!repaired.is_empty())
+}
+
+/// What [`header_report`] says of the header region `bytes`.
+fn header_report_of(bytes: Vec<u8>) -> (Option<String>, Vec<String>) {
+    let view = View::new(std::sync::Arc::new(bytes));
+    let damage = match decode_copies(&view).as_slice() {
         [Ok(valid), Err(fault)] => copy_damage(&view, valid, 1, fault),
         [Err(fault), Ok(valid)] => copy_damage(&view, valid, 0, fault),
         _ => None,
     }
-    .map(|(_, what)| format!("{what}, which was read")))
+    .map(|(_, what)| format!("{what}, which was read"));
+    let repaired = (0u32..)
+        .zip(HEADER_COPY_OFFSETS)
+        .filter(|&(copy, offset)| {
+            let bytes = view.get(offset, HEADER_LEN).unwrap_or_default();
+            Header::decode(bytes, copy).is_err() && decode_or_repair(bytes, copy).is_ok()
+        })
+        .map(|(copy, offset)| {
+            format!(
+                "repairable (a read-write open writes it back whole): header copy {} (at byte \
+                 {offset}) has one flipped bit and is read repaired",
+                copy_name(copy as usize)
+            )
+        })
+        .collect();
+    (damage, repaired)
 }
 
 /// Reads both header copies and picks the newest valid one (`format-spec/header.md`,

@@ -72,9 +72,9 @@ impl Engine {
             let first_data = first_data_page(ps);
             let problem = |r: &mut IntegrityReport, e: Error| r.problems.push(e.to_string());
             // The header copies: one damaged beyond repair may have held a newer state.
-            if let Some(damage) = super::create::header_damage(e.storage.as_ref())? {
-                r.problems.push(damage);
-            }
+            let (damage, repairable) = super::create::header_report(e.storage.as_ref())?;
+            r.problems.extend(damage);
+            r.problems.extend(repairable);
 
             // The tree.
             let mut tree = BTreeSet::new();

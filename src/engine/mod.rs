@@ -203,10 +203,34 @@ impl Engine {
         let page_size = header.page_size;
         // Recovery only reads; nothing is written until it has succeeded.
         let versions = Arc::new(VersionStore::new());
+        // A read-only open never allocates, creates a table or writes history: what
+        // it reads only for those (the free list, the largest table id, the history
+        // floor and kept drops) is read leniently, so one damaged page of them does not
+        // keep `salvage` and reads from every other page; `check_integrity` reports it.
+        let lenient = |what: &str, e: Error| -> Result<()> {
+            if config.read_only {
+                log::warn!(
+                    "{}: read-only open: {what} could not be read ({e}); opened without it",
+                    show_path(path.as_deref())
+                );
+                Ok(())
+            } else {
+                Err(e)
+            }
+        };
         let (floor, kept_drops) = {
             let file = storage.view()?;
-            let (floor, drops) =
-                crate::checkpoint::read_floor_and_drops(&file, page_size, header.catalog_root)?;
+            let (floor, drops) = match crate::checkpoint::read_floor_and_drops(
+                &file,
+                page_size,
+                header.catalog_root,
+            ) {
+                Ok(found) => found,
+                Err(e) => {
+                    lenient("the history floor and kept drops", e)?;
+                    (None, None)
+                }
+            };
             (
                 floor.unwrap_or(header.checkpoint_seq),
                 drops.unwrap_or_default(),
@@ -246,20 +270,29 @@ impl Engine {
         let first_data = first_data_page(page_size);
         let (non_tree, free_list_run, tree_max_id) = {
             let file = storage.view()?;
-            let (non_tree, run) = read_free_list(
+            let (non_tree, run) = match read_free_list(
                 &file,
                 page_size,
                 header.freelist_root,
                 first_data,
                 header.page_count,
-            )?;
-            (
-                non_tree,
-                run,
-                max_table_id_in_tree(&file, page_size, header.catalog_root)?
-                    .max(max_data_table_id(&file, page_size, header.catalog_root)?)
-                    .max(kept_max_id),
-            )
+            ) {
+                Ok(found) => found,
+                Err(e) => {
+                    lenient("the free list", e)?;
+                    (BTreeSet::new(), (header.freelist_root, 0))
+                }
+            };
+            let max_id = match max_table_id_in_tree(&file, page_size, header.catalog_root)
+                .and_then(|a| Ok(a.max(max_data_table_id(&file, page_size, header.catalog_root)?)))
+            {
+                Ok(id) => id,
+                Err(e) => {
+                    lenient("the largest table id", e)?;
+                    0
+                }
+            };
+            (non_tree, run, max_id.max(kept_max_id))
         };
         let high_water = rec
             .used_pages
@@ -312,8 +345,13 @@ impl Engine {
                 tail.page,
                 tail.next_page
             );
+            // A header copy read repaired (one flipped bit) is written back whole; the
+            // sync below (or the bound's) carries it.
+            let rewrote = create::rewrite_repaired_header_copies(storage.as_ref())?;
             if bound_needs_write(&header, rec.tip) {
                 (header, copy) = write_durable_bound(storage.as_ref(), &header, copy, rec.tip)?;
+            } else if rewrote {
+                storage.sync()?;
             }
         }
         let proof_resume = rec.log.resume_point(&rec.log.proofs);
