@@ -592,3 +592,30 @@ fn a_checkpoint_runs_when_the_floor_is_at_the_tip_of_a_full_marker_page() {
     let tx = c.begin_read().unwrap();
     assert_eq!(tx.len("t").unwrap(), 126);
 }
+
+/// `drop_history_before` with a sequence past the newest state drops the history before
+/// the newest state, once: the window the database was opened with goes on for later
+/// commits. Before, the value stayed in force and no later state stayed readable once
+/// replaced.
+#[test]
+fn dropping_history_past_the_newest_state_keeps_the_window_for_later_commits() {
+    let sim = SimStorage::new();
+    let db = sim_db(&sim, HistoryRetention::Commits(1000));
+    for i in 0..5u8 {
+        put(&db, "t", b"k", Some(&[i]));
+    }
+    let newest = db.history_window().1;
+    assert_eq!(db.drop_history_before(u64::MAX).unwrap(), newest);
+    let first_after = put(&db, "t", b"k", Some(b"a"));
+    for _ in 0..5 {
+        put(&db, "t", b"k", Some(b"b"));
+    }
+    db.checkpoint().unwrap();
+    assert!(
+        db.history_window().0 <= first_after,
+        "window {:?}, first commit after the drop {first_after}",
+        db.history_window()
+    );
+    let tx = db.begin_read_at(first_after).unwrap();
+    assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"a"[..]));
+}

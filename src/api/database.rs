@@ -206,7 +206,9 @@ impl Database {
     /// Drops retained versions older than `seq` now, whatever the retention setting:
     /// states before `seq` can no longer be read, and a checkpoint gives their space
     /// back to the free list. The window never passes a live `begin_read_at`
-    /// transaction or what live snapshots need. Returns the window's new oldest state.
+    /// transaction or what live snapshots need; a `seq` past the newest state drops the
+    /// history before the newest state, and the retention setting goes on for later
+    /// commits. Returns the window's new oldest state.
     pub fn drop_history_before(&self, seq: u64) -> Result<u64> {
         self.engine().drop_history_before(seq)
     }

@@ -173,7 +173,10 @@ impl Engine {
         // Up to what is queued now: `drain` would go on while other threads commit.
         self.committer.flush_queued()?;
         let history = self.committer.history();
-        history.drop_before(seq);
+        // Never past the newest state: the request is for history older than `seq`
+        // now, and a larger value would stay in force and keep no history of the commits
+        // after it (the window the database was opened with switched off).
+        history.drop_before(seq.min(self.registry.visible()));
         self.committer.maintain();
         self.checkpointer.run(true, true)?;
         Ok(history.floor())

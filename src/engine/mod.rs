@@ -218,6 +218,7 @@ impl Engine {
                 Err(e)
             }
         };
+        let mut floor_unread = false;
         let (floor, kept_drops) = {
             let file = storage.view()?;
             let (floor, drops) = match crate::checkpoint::read_floor_and_drops(
@@ -228,6 +229,7 @@ impl Engine {
                 Ok(found) => found,
                 Err(e) => {
                     lenient("the history floor and kept drops", e)?;
+                    floor_unread = true;
                     (None, None)
                 }
             };
@@ -238,6 +240,18 @@ impl Engine {
         };
         let mut kept_max_id = 0;
         for &(table, seq) in &kept_drops {
+            // Never the catalog, never after the checkpoint that kept it: a record that
+            // says so would have the next checkpoint delete the catalog or live data.
+            if table == CATALOG_TABLE || seq > header.checkpoint_seq {
+                return Err(Error::corrupted(
+                    header.catalog_root,
+                    format!(
+                        "the tree's kept drops name table {table} dropped at commit {seq} \
+                         (the checkpoint is at commit {})",
+                        header.checkpoint_seq
+                    ),
+                ));
+            }
             versions.drop_table_at(table, seq);
             kept_max_id = kept_max_id.max(table);
         }
@@ -266,7 +280,14 @@ impl Engine {
                 d.to_error()
             );
         }
-        let floor = floor.min(rec.tip);
+        // With its record unread, the window may have started anywhere after the
+        // checkpoint (a tree written with the floor above it is wrong at its own
+        // sequence): only the newest state is read.
+        let floor = if floor_unread {
+            rec.tip
+        } else {
+            floor.min(rec.tip)
+        };
         let first_data = first_data_page(page_size);
         let (non_tree, free_list_run, tree_max_id) = {
             let file = storage.view()?;

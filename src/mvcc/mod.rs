@@ -278,14 +278,18 @@ impl VersionStore {
         if !keep.is_empty() {
             self.gc_pending.lock().extend(keep);
         }
-        let gone: Vec<TableId> = self
-            .dropped
-            .lock()
-            .iter()
-            .filter(|d| d.1 <= horizon)
-            .map(|d| d.0)
-            .collect();
-        for table in gone {
+        self.versions.fetch_sub(removed.0, Ordering::Relaxed);
+        self.bytes.fetch_sub(removed.1, Ordering::Relaxed);
+        let gone = self.drops_at_or_below(horizon);
+        self.kill_tables(&gone);
+    }
+
+    /// Marks dropped tables dead and removes their versions: no snapshot reads them,
+    /// and writes to them are discarded from now on (a transaction that began before
+    /// the drop may still commit one).
+    fn kill_tables(&self, tables: &[TableId]) {
+        let mut removed = (0u64, 0u64);
+        for &table in tables {
             if !self.dead.lock().insert(table) {
                 continue;
             }
@@ -333,14 +337,21 @@ impl VersionStore {
 
     /// [`VersionStore::drops_at_or_below`], forgetting them: once a checkpoint that
     /// removed their data from the tree is durable.
+    /// The tables are marked dead as they are forgotten (as garbage collection does
+    /// while they are listed): a write to one committed later by a transaction that
+    /// began before its drop would otherwise stay in the store and reach the tree.
     pub fn take_drops(&self, horizon: u64) -> Vec<TableId> {
-        let mut dropped = self.dropped.lock();
-        let taken = dropped
-            .iter()
-            .filter(|d| d.1 <= horizon)
-            .map(|d| d.0)
-            .collect();
-        dropped.retain(|d| d.1 > horizon);
+        let taken: Vec<TableId> = {
+            let mut dropped = self.dropped.lock();
+            let taken = dropped
+                .iter()
+                .filter(|d| d.1 <= horizon)
+                .map(|d| d.0)
+                .collect();
+            dropped.retain(|d| d.1 > horizon);
+            taken
+        };
+        self.kill_tables(&taken);
         taken
     }
 
