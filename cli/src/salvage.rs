@@ -89,7 +89,19 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         .map_err(|e| naming_output(output, e))?;
     // A link, not a rename: it fails if OUT was made while the salvage ran (a rename
     // would replace it).
-    std::fs::hard_link(&temp, output).map_err(|e| {
+    let linked = match std::fs::hard_link(&temp, output) {
+        // A file system without hard links (vfat, exFAT, some network mounts): a
+        // rename, after looking once more that OUT is still free.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            if output.symlink_metadata().is_ok() {
+                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            } else {
+                std::fs::rename(&temp, output).map_err(|_| e)
+            }
+        }
+        other => other,
+    };
+    linked.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             CliError::msg(format!(
                 "{}: made while the salvage ran; salvage writes a new file",

@@ -252,9 +252,10 @@ impl Database {
                 source,
             })?;
         } else {
-            // Not over a file made at `path` while the copy ran: a link fails if the
-            // name exists (a rename would replace it).
-            std::fs::hard_link(&temp_path, path).map_err(|source| {
+            // Not over a file made at `path` while the copy ran: a link (or, on a file
+            // system without links, a rename that does not replace) fails if the name
+            // exists (a plain rename would replace it).
+            crate::storage::rename_no_replace(&temp_path, path).map_err(|source| {
                 if source.kind() == std::io::ErrorKind::AlreadyExists {
                     Error::InvalidPath {
                         path: path.into(),
@@ -267,7 +268,6 @@ impl Database {
                     }
                 }
             })?;
-            let _ = std::fs::remove_file(&temp_path);
         }
         temp.0 = None;
         crate::storage::sync_parent(path, "sync the backup's directory")?;

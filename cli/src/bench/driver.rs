@@ -4,8 +4,8 @@
 use super::histogram::Histogram;
 use crate::error::{CliError, CliResult};
 use indicatif::ProgressBar;
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the progress bar is redrawn.
@@ -96,7 +96,9 @@ where
 {
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
-    let barrier = Barrier::new(threads + 1);
+    // The start gate: workers that initialized count themselves and wait for it to
+    // open (a barrier would wait for ever for a worker whose thread never started).
+    let gate = (Mutex::new((0usize, false)), Condvar::new());
     let phase = Duration::from_secs_f64(limits.seconds);
     let ops_max = limits.ops_max.unwrap_or(u64::MAX);
     let bar_len = phase.as_millis() as u64;
@@ -106,7 +108,20 @@ where
         if state.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
-        barrier.wait();
+        {
+            let mut g = gate
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            g.0 += 1;
+            gate.1.notify_all();
+            while !g.1 {
+                g = gate
+                    .1
+                    .wait(g)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
         let mut state = state?;
         let start = Instant::now();
         let mut end = WorkerEnd {
@@ -134,10 +149,42 @@ where
     };
     let worker = &worker;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| scope.spawn(move || worker(t)))
-            .collect();
-        barrier.wait();
+        let mut handles = Vec::with_capacity(threads);
+        let mut spawn_error = None;
+        for t in 0..threads {
+            match std::thread::Builder::new().spawn_scoped(scope, move || worker(t)) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // The threads already running stop at once, and the error is told.
+                    stop.store(true, Ordering::Relaxed);
+                    spawn_error = Some(CliError::msg(format!(
+                        "could not start benchmark thread {} of {threads}: {e}",
+                        t + 1
+                    )));
+                    break;
+                }
+            }
+        }
+        {
+            let mut g = gate
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while g.0 < handles.len() {
+                g = gate
+                    .1
+                    .wait_timeout(g, TICK)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+                // Only a worker that panicked ends before the gate opens.
+                if handles.iter().any(|h| h.is_finished()) {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            g.1 = true;
+            gate.1.notify_all();
+        }
         let start = Instant::now();
         while !handles.iter().all(|h| h.is_finished()) {
             let n = done.load(Ordering::Relaxed);
@@ -157,7 +204,7 @@ where
             seconds: 0.0,
             latency: Histogram::new(),
         };
-        let mut first_error = None;
+        let mut first_error = spawn_error;
         for h in handles {
             match h.join() {
                 Ok(Ok(end)) => {
