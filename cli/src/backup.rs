@@ -33,6 +33,10 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
         }
         _ => {}
     }
+    // Interrupted, the copy being written (`.OUT.backup-<pid>-…` beside OUT, named by
+    // the library) is removed; installed before the open starts any thread.
+    let (dir, prefix) = temp_prefix(out, "backup");
+    crate::interrupt::clean_up_on_signal(move || remove_with_prefix(&dir, &prefix));
     // Read-only: the source file is never written, whatever state it is in.
     let db = Options::new().read_only(true).open(file)?;
     // A damaged log's readable state is an earlier one: a backup of it would look like a
@@ -84,4 +88,30 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     }
     printed?;
     Ok(())
+}
+
+/// The directory of `out` and the start of the names this process gives the temporary
+/// copies it writes there for `what` (`.OUT.what-<pid>-`).
+pub fn temp_prefix(out: &Path, what: &str) -> (std::path::PathBuf, String) {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, format!(".{name}.{what}-{}-", std::process::id()))
+}
+
+/// Removes the files of `dir` whose names start with `prefix`; says which, if any.
+pub fn remove_with_prefix(dir: &Path, prefix: &str) -> Option<String> {
+    let removed: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    (!removed.is_empty()).then(|| removed.join(", "))
 }

@@ -8,6 +8,7 @@ mod bench;
 mod codec;
 mod data;
 mod error;
+mod interrupt;
 mod salvage;
 
 use clap::{Args, Parser, Subcommand};

@@ -54,6 +54,10 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             output.display()
         )));
     }
+    // Interrupted, the copy being written (`.OUT.salvage-<pid>-…`) is removed;
+    // installed before the open starts any thread.
+    let (dir, prefix) = crate::backup::temp_prefix(output, "salvage");
+    crate::interrupt::clean_up_on_signal(move || crate::backup::remove_with_prefix(&dir, &prefix));
     let src = Options::new().read_only(true).open(input)?;
     let info = src.info()?;
     let stats = src.stats();

@@ -54,3 +54,63 @@ fn an_output_that_cannot_be_written_is_named_as_the_output() {
         assert!(err.contains(&out) && err.contains("(the output)"), "{err}");
     }
 }
+
+/// A backup ended by SIGTERM (or Ctrl-C's SIGINT) removes the copy it was writing
+/// (`.OUT.backup-…` beside OUT), which was left behind for ever, and exits with 128 +
+/// the signal's number.
+#[test]
+fn an_interrupted_backup_removes_its_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.db");
+    {
+        let db = capsuledb::Database::open(&src).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        for i in 0..300_000u32 {
+            tx.put("t", &i.to_be_bytes(), &[9u8; 100]).unwrap();
+        }
+        tx.commit().unwrap();
+        db.close().unwrap();
+    }
+    let out = dir.path().join("copy.db");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_capsuledb"))
+        .args(["backup", &s(&src), &s(&out)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let temps = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(".copy.db.backup-")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut signalled = false;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if temps() > 0 {
+            let pid = i32::try_from(child.id()).unwrap();
+            // SAFETY: sends a signal to the child this test started and still waits for.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+            signalled = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let status = child.wait().unwrap();
+    if signalled {
+        // The signal may come as the backup finishes: then it ends with success.
+        assert!(
+            status.code() == Some(128 + libc::SIGTERM) || status.success(),
+            "{status:?}"
+        );
+    }
+    assert_eq!(temps(), 0, "the backup's copy is left behind");
+}

@@ -10,7 +10,6 @@ mod commits;
 mod driver;
 mod fsync;
 mod histogram;
-mod interrupt;
 mod reads;
 mod report;
 
@@ -238,7 +237,7 @@ const KEY_POOLS_BYTES_MAX: u64 = 2 << 30;
 /// gone under it, must not end the process first with another status).
 pub fn run(args: &BenchArgs) -> CliResult<()> {
     let result = run_uninterrupted(args);
-    interrupt::wait_if_interrupted();
+    crate::interrupt::wait_if_interrupted();
     result
 }
 
@@ -299,7 +298,7 @@ fn run_uninterrupted(args: &BenchArgs) -> CliResult<()> {
     };
     // Interrupted, the run removes its directory as a finished one does (the threads the
     // phases start inherit the blocked signals).
-    interrupt::remove_on_signal(tmp.path().to_path_buf());
+    crate::interrupt::remove_on_signal(tmp.path().to_path_buf());
     let machine = report::Machine {
         directory: tmp.path().display().to_string(),
         file_system: fsync::file_system_of(tmp.path()),

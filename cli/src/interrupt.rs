@@ -1,12 +1,13 @@
-//! Ctrl-C (SIGINT), SIGTERM or SIGHUP during `bench`: the benchmark's temporary
-//! directory is removed before the process exits, as it is after a finished run.
+//! Ctrl-C (SIGINT), SIGTERM or SIGHUP during `bench`, `backup` or `salvage`: what the
+//! command was writing (the benchmark's temporary directory, a backup's or salvage's
+//! temporary copy) is removed before the process exits, as it is after a finished or
+//! failed run.
 //!
 //! The three signals are blocked in the calling thread before any other thread exists
 //! (threads inherit the mask), and one thread waits for them with `sigwait`: the
 //! removal then runs in an ordinary thread, not in a signal handler, where it would not
 //! be safe.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set when a signal arrived: its thread is removing the directory and will end the
@@ -37,11 +38,12 @@ fn signals() -> libc::sigset_t {
     }
 }
 
-/// From now on, SIGINT, SIGTERM and SIGHUP remove `dir` (and everything in it) and end
-/// the process with status 128 + the signal's number. Call it before the benchmark
-/// starts any thread. If the signals cannot be blocked or the thread cannot start,
-/// nothing changes: they end the process as before, leaving `dir` behind.
-pub fn remove_on_signal(dir: PathBuf) {
+/// From now on, SIGINT, SIGTERM and SIGHUP run `cleanup` (which says what it removed,
+/// if anything) and end the process with status 128 + the signal's number. Call it
+/// before the command starts any thread (opening a database starts some). If the
+/// signals cannot be blocked or the thread cannot start, nothing changes: they end the
+/// process as before, leaving the files behind.
+pub fn clean_up_on_signal(cleanup: impl FnOnce() -> Option<String> + Send + 'static) {
     let set = signals();
     // SAFETY: `set` is an initialised signal set; the old mask is not asked for.
     let blocked = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -49,7 +51,7 @@ pub fn remove_on_signal(dir: PathBuf) {
         return;
     }
     let spawned = std::thread::Builder::new()
-        .name("bench-signals".into())
+        .name("capsuledb-signals".into())
         .spawn(move || {
             let mut sig: libc::c_int = 0;
             // SAFETY: `set` is initialised and `sig` is a valid place for the result.
@@ -57,13 +59,9 @@ pub fn remove_on_signal(dir: PathBuf) {
                 return;
             }
             INTERRUPTED.store(true, Ordering::Release);
-            // Writers may still be creating files in it: a few tries.
-            for _ in 0..5 {
-                if std::fs::remove_dir_all(&dir).is_ok() || !dir.exists() {
-                    break;
-                }
+            if let Some(what) = cleanup() {
+                eprintln!("\ncapsuledb: interrupted; removed {what}");
             }
-            eprintln!("\ncapsuledb: bench interrupted; removed {}", dir.display());
             std::process::exit(128 + sig);
         });
     if spawned.is_err() {
@@ -71,4 +69,17 @@ pub fn remove_on_signal(dir: PathBuf) {
         // SAFETY: as above.
         unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
     }
+}
+
+/// [`clean_up_on_signal`] removing the directory `dir` and everything in it.
+pub fn remove_on_signal(dir: std::path::PathBuf) {
+    clean_up_on_signal(move || {
+        // Writers may still be creating files in it: a few tries.
+        for _ in 0..5 {
+            if std::fs::remove_dir_all(&dir).is_ok() || !dir.exists() {
+                break;
+            }
+        }
+        Some(dir.display().to_string())
+    });
 }
