@@ -159,6 +159,12 @@ fn an_existing_target_is_refused_unless_overwrite() {
     let own = db.backup_to_with(&alias, BackupOptions::new().overwrite(true));
     assert!(matches!(own, Err(Error::InvalidPath { .. })), "{own:?}");
     std::fs::remove_file(&alias).unwrap();
+    // Nor a name the open file was renamed to since it was opened.
+    let moved = dir.path().join("moved.db");
+    std::fs::rename(dir.path().join("src.db"), &moved).unwrap();
+    let own = db.backup_to_with(&moved, BackupOptions::new().overwrite(true));
+    assert!(matches!(own, Err(Error::InvalidPath { .. })), "{own:?}");
+    std::fs::rename(&moved, dir.path().join("src.db")).unwrap();
 
     conn.run(|tx| tx.put("t", b"k", b"2")).unwrap();
     db.backup_to_with(&out, BackupOptions::new().overwrite(true))

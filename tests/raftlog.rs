@@ -375,6 +375,11 @@ fn purge_past_the_end_takes_a_term_below_the_last_entry() {
     assert_eq!(log.last_purged(), Some(EntryId { index: 9, term: 4 }));
     assert_eq!(log.first_index(), 10);
     assert_eq!(log.last_entry_id(), Some(EntryId { index: 10, term: 6 }));
+    // Purged entries were committed: a later committed index has no lower term.
+    assert!(matches!(
+        log.purge_to(EntryId { index: 30, term: 3 }),
+        Err(Error::LogOrder { .. })
+    ));
 }
 
 /// Two opens of one log in one process share one handle: with a handle each, the second

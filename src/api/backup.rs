@@ -119,6 +119,21 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 impl Database {
+    /// Whether `path` names this database's own file: the open file's device and inode
+    /// (the name it was opened by may since have been renamed, even to `path`), else its
+    /// path.
+    fn is_own_file(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let engine = self.engine();
+        let open = engine.lock_notice.lock().as_ref().map(|n| n.file_id());
+        match (open, std::fs::metadata(path)) {
+            (Some(id), Ok(m)) if id == (m.dev(), m.ino()) => true,
+            _ => self.path().is_some_and(|own| same_file(own, path)),
+        }
+    }
+}
+
+impl Database {
     /// Writes a consistent, compacted copy of the database as it is now to a new file at
     /// `path`, while other threads keep committing; refuses a `path` that exists
     /// ([`Error::InvalidPath`]). See [`Database::backup_to_with`].
@@ -166,7 +181,7 @@ impl Database {
         mut options: BackupOptions<'_>,
     ) -> Result<BackupReport> {
         let path = path.as_ref();
-        if self.path().is_some_and(|own| same_file(own, path)) {
+        if self.is_own_file(path) {
             return Err(Error::InvalidPath {
                 path: path.into(),
                 reason: "it is the database being backed up",
@@ -241,7 +256,7 @@ impl Database {
         if options.overwrite {
             // Again just before: `path` may have been made this database's name while
             // the copy ran, and the rename would take the name from the live file.
-            if self.path().is_some_and(|own| same_file(own, path)) {
+            if self.is_own_file(path) {
                 return Err(Error::InvalidPath {
                     path: path.into(),
                     reason: "it is the database being backed up",

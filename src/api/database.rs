@@ -95,6 +95,15 @@ impl Database {
     }
 
     /// The engine now (a live reader's: of the generation it last looked at).
+    /// A value naming this database (its engine, or a live reader's handle) among the
+    /// open ones, for as long as a clone of this handle lives.
+    pub(crate) fn identity(&self) -> usize {
+        match &self.handle.0 {
+            Handle::Engine(e) => Arc::as_ptr(e) as usize,
+            Handle::Live(_) => Arc::as_ptr(&self.handle) as usize,
+        }
+    }
+
     pub(crate) fn engine(&self) -> Arc<Engine> {
         match &self.handle.0 {
             Handle::Engine(e) => Arc::clone(e),

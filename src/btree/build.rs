@@ -301,12 +301,9 @@ impl Builder<'_> {
     ) -> Result<()> {
         if self.relocate_from != u64::MAX
             && value_end(self.file, self.page_size, value)? > self.relocate_from
+            && let Some(moved) = self.relocate_value(key, value)?
         {
-            // An overflow value in the file's tail (`compact`): copied to new pages, so
-            // the tail can be cut. Its checksum is checked as it is read.
-            let bytes = super::value_bytes_checked(self.file, self.page_size, value, None)?;
-            self.free_value(value)?;
-            return self.push_value(&key.to_vec(), bytes);
+            return Ok(moved);
         }
         let (body, inline) = match value {
             CellValue::Inline(v) => (v.len(), true),
@@ -326,6 +323,33 @@ impl Builder<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Copies a value in the file's tail (`compact`) to free pages below the mark, so
+    /// the tail can be cut; its checksum is checked as it is read. `None` (nothing done)
+    /// when no run of free pages below the mark holds it: moved elsewhere, it could
+    /// land in the tail again or grow the file.
+    fn relocate_value(&mut self, key: &TreeKey<'_>, value: CellValue<'_>) -> Result<Option<()>> {
+        let bytes = super::value_bytes_checked(self.file, self.page_size, value, None)?;
+        let whole = key.to_vec();
+        if stored_inline(self.page_size, whole.len(), bytes.len()) {
+            self.free_value(value)?;
+            return self.push_value(&whole, bytes).map(Some);
+        }
+        let ps = self.page_size;
+        let pages = extent_pages(ps, bytes.len());
+        let Some(first) = self.pager.alloc_run_below(pages, self.relocate_from) else {
+            return Ok(None);
+        };
+        self.new_pages.extend(first..first + pages);
+        self.free_value(value)?;
+        let len = u32::try_from(bytes.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
+        self.write_new_with(first, pages, |buf| encode_extent_into(buf, ps, bytes))?;
+        let tkey = TreeKey::whole(&whole);
+        self.room_for(&tkey, EXTENT_CELL_BODY, false)?;
+        self.pending
+            .push_leaf_extent(&tkey, first, len, extent_checksum(first, bytes));
+        Ok(Some(()))
     }
 
     fn push_value(&mut self, key: &[u8], value: &[u8]) -> Result<()> {

@@ -525,9 +525,10 @@ impl Checkpointer {
             .storage
             .write_at(self.pager.offset_of(run_first), &run)
             .and_then(|()| self.storage.sync())
-            // A group's step may have failed meanwhile (poisoned only once it returned):
-            // the marker page this header would name may never have been written.
-            .and_then(|()| self.committer.check_poisoned());
+            // A group's step may have failed meanwhile (poisoned only once it returns,
+            // so a step in flight is waited for): the marker page this header would name
+            // may never have been written.
+            .and_then(|()| self.committer.check_poisoned_settled());
         if let Err(e) = durable {
             return Err(self.give_back(&built, Some(run_pages_taken), e));
         }

@@ -96,6 +96,8 @@ struct State {
     durable: u64,
     poisoned: Option<String>,
     stats: GroupStats,
+    /// Steps that returned, failed or not.
+    steps_ended: u64,
 }
 
 impl State {
@@ -165,6 +167,7 @@ impl GroupCommit {
                 durable,
                 poisoned: None,
                 stats: GroupStats::default(),
+                steps_ended: 0,
             }),
             queue: Mutex::new(VecDeque::new()),
             queued: AtomicUsize::new(0),
@@ -240,6 +243,25 @@ impl GroupCommit {
             return Ok(());
         }
         match &self.state.lock().poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// [`GroupCommit::check`] once no step is in flight: a step whose write or sync
+    /// failed is poisoned only when it returns, and what it wrote before (a marker
+    /// page's start) is then known bad.
+    pub fn check_settled(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        // The step in flight now, not every later one: under steady commits a step
+        // nearly always runs.
+        let ended = st.steps_ended;
+        while st.leader_active && st.steps_ended == ended {
+            self.changed.wait(&mut st);
+        }
+        match &st.poisoned {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),
             }),
@@ -380,6 +402,7 @@ impl GroupCommit {
                 })
         });
         st.leader_active = false;
+        st.steps_ended += 1;
         let result = match result {
             Ok(proved) => {
                 st.proved = proved;

@@ -444,6 +444,12 @@ impl Committer {
         self.group.poison(cause);
     }
 
+    /// [`Committer::check_poisoned`] once the group step in flight (if any) returned:
+    /// a step whose write or sync failed is poisoned only then.
+    pub fn check_poisoned_settled(&self) -> crate::error::Result<()> {
+        self.group.check_settled()
+    }
+
     /// Fails with [`Error::Poisoned`] once a commit's I/O failed.
     pub fn check_poisoned(&self) -> crate::error::Result<()> {
         self.group.check()

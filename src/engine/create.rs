@@ -218,24 +218,20 @@ pub(crate) fn header_report(storage: &dyn Storage) -> Result<(Option<String>, Ve
     Ok(report)
 }
 
-/// Writes back, whole, every header copy that reads only repaired (one flipped bit):
-/// a read-write open's part, before its sync. Returns whether it wrote any.
-pub(crate) fn rewrite_repaired_header_copies(storage: &dyn Storage) -> Result<bool> {
+/// The header copies that read only repaired (one flipped bit), each with what it
+/// holds: a read-write open writes them back whole.
+pub(crate) fn repaired_header_copies(storage: &dyn Storage) -> Result<Vec<(u32, Header)>> {
     let view = storage.view()?;
-    let mut repaired = Vec::new();
-    for (copy, offset) in (0u32..).zip(HEADER_COPY_OFFSETS) {
-        let bytes = view.get(offset, HEADER_LEN).unwrap_or_default();
-        if Header::decode(bytes, copy).is_err()
-            && let Ok(header) = decode_or_repair(bytes, copy)
-        {
-            repaired.push((offset, header.encode(copy)));
-        }
-    }
-    drop(view);
-    for (offset, bytes) in &repaired {
-        storage.write_at(*offset, bytes)?;
-    }
-    Ok(!repaired.is_empty())
+    Ok((0u32..)
+        .zip(HEADER_COPY_OFFSETS)
+        .filter_map(|(copy, offset)| {
+            let bytes = view.get(offset, HEADER_LEN).unwrap_or_default();
+            match Header::decode(bytes, copy) {
+                Ok(_) => None,
+                Err(_) => decode_or_repair(bytes, copy).ok().map(|h| (copy, h)),
+            }
+        })
+        .collect())
 }
 
 /// What [`header_report`] says of the header region `bytes`.
@@ -292,6 +288,13 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
             what: "neither header copy has the capsuledb magic".into(),
         });
     }
+    // Whether copy `c` was never written (all zero).
+    let blank = |c: usize| {
+        HEADER_COPY_OFFSETS.get(c).is_some_and(|&offset| {
+            view.get(offset, HEADER_LEN)
+                .is_some_and(|b| b.iter().all(|&x| x == 0))
+        })
+    };
     let chosen = match (a, b) {
         (Ok(a), Ok(b)) => {
             if a.page_size != b.page_size || a.database_id != b.database_id {
@@ -325,11 +328,11 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
         (Err(fa), Err(fb))
             if read_only
                 && len <= created_len_max()
-                && matches!(
-                    (fa, fb),
-                    (HeaderFault::BadMagic, HeaderFault::BadChecksum { .. })
-                        | (HeaderFault::BadChecksum { .. }, HeaderFault::BadMagic)
-                ) =>
+                && match (fa, fb) {
+                    (HeaderFault::BadMagic, HeaderFault::BadChecksum { .. }) => blank(0),
+                    (HeaderFault::BadChecksum { .. }, HeaderFault::BadMagic) => blank(1),
+                    _ => false,
+                } =>
         {
             // A new database's first header copy being written by another process
             // this instant (the other copy not yet written): not a database yet, rather

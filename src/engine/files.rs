@@ -35,6 +35,11 @@ impl LockNotice {
         HELD.lock().get_or_insert_with(Default::default).insert(id);
         LockNotice(id)
     }
+
+    /// The open file's device and inode.
+    pub(crate) fn file_id(&self) -> FileId {
+        self.0
+    }
 }
 
 impl Drop for LockNotice {

@@ -184,6 +184,7 @@ impl Engine {
                 first_data,
                 header.page_count,
             );
+            let free_list_read = persisted.is_ok();
             match persisted {
                 Ok((n, _)) if n != *non_tree => r.problems.push(format!(
                     "the free list at page {} does not match the engine's ({} against {} pages)",
@@ -208,7 +209,13 @@ impl Engine {
                     "pages the tree walk could not reach (below the damage above) are not reported as leaked"
                         .to_string(),
                 );
+            } else if !free_list_read {
+                // Every free page would look leaked: the error above says why.
+                r.problems.push(
+                    "pages are not checked for leaks: the free list could not be read".to_string(),
+                );
             }
+            let walked = walked && free_list_read;
             for p in first_data..header.page_count {
                 let uses = [
                     tree.contains(&p),

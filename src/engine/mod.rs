@@ -239,19 +239,29 @@ impl Engine {
             )
         };
         let mut kept_max_id = 0;
-        for &(table, seq) in &kept_drops {
-            // Never the catalog, never after the checkpoint that kept it: a record that
-            // says so would have the next checkpoint delete the catalog or live data.
-            if table == CATALOG_TABLE || seq > header.checkpoint_seq {
-                return Err(Error::corrupted(
-                    header.catalog_root,
-                    format!(
-                        "the tree's kept drops name table {table} dropped at commit {seq} \
-                         (the checkpoint is at commit {})",
-                        header.checkpoint_seq
+        // Never the catalog, never after the checkpoint that kept it: a record that says
+        // so would have the next checkpoint delete the catalog or live data.
+        let bad_drop = kept_drops
+            .iter()
+            .find(|&&(table, seq)| table == CATALOG_TABLE || seq > header.checkpoint_seq);
+        let kept_drops = match bad_drop {
+            Some(&(table, seq)) => {
+                lenient(
+                    "the tree's kept drops",
+                    Error::corrupted(
+                        header.catalog_root,
+                        format!(
+                            "the tree's kept drops name table {table} dropped at commit {seq} \
+                             (the checkpoint is at commit {})",
+                            header.checkpoint_seq
+                        ),
                     ),
-                ));
+                )?;
+                Vec::new()
             }
+            None => kept_drops,
+        };
+        for &(table, seq) in &kept_drops {
             versions.drop_table_at(table, seq);
             kept_max_id = kept_max_id.max(table);
         }
@@ -366,12 +376,23 @@ impl Engine {
                 tail.page,
                 tail.next_page
             );
-            // A header copy read repaired (one flipped bit) is written back whole; the
-            // sync below (or the bound's) carries it.
-            let rewrote = create::rewrite_repaired_header_copies(storage.as_ref())?;
-            if bound_needs_write(&header, rec.tip) {
+            // A header copy read repaired (one flipped bit) is written back whole. Never
+            // the current copy in place (a reader of another process reading it torn
+            // would take the older one): when that is the one, a new header goes into
+            // the other copy first, and the repaired one is then the older.
+            let repaired = create::repaired_header_copies(storage.as_ref())?;
+            if bound_needs_write(&header, rec.tip) || repaired.iter().any(|&(c, _)| c == copy) {
                 (header, copy) = write_durable_bound(storage.as_ref(), &header, copy, rec.tip)?;
-            } else if rewrote {
+            }
+            let older: Vec<_> = repaired.iter().filter(|&&(c, _)| c != copy).collect();
+            for &&(c, h) in &older {
+                let slot = crate::format::HEADER_COPY_OFFSETS
+                    .get(c as usize)
+                    .copied()
+                    .unwrap_or(0);
+                storage.write_at(slot, &h.encode(c))?;
+            }
+            if !older.is_empty() {
                 storage.sync()?;
             }
         }

@@ -386,6 +386,32 @@ impl Pager {
         self.alloc_from_end(&mut st, n)
     }
 
+    /// `n` free pages in a row that all lie below page `mark`, if the free set holds
+    /// such a run; never grows the file (compaction moving data out of the tail).
+    pub fn alloc_run_below(&self, n: u64, mark: u64) -> Option<u64> {
+        let n = n.max(1);
+        let mut st = self.state.lock();
+        let mut start = 0u64;
+        let mut len = 0u64;
+        let mut prev = None;
+        for &p in st.free.range(..mark) {
+            if prev.is_some_and(|q: u64| q + 1 == p) {
+                len += 1;
+            } else {
+                start = p;
+                len = 1;
+            }
+            prev = Some(p);
+            if len == n {
+                for q in start..start + n {
+                    st.free.remove(&q);
+                }
+                return Some(start);
+            }
+        }
+        None
+    }
+
     fn alloc_from_end(&self, st: &mut PagerState, n: u64) -> Result<u64> {
         let first = st.high_water;
         let end = first

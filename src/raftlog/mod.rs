@@ -86,9 +86,9 @@ use std::sync::Arc;
 /// Tries at creating the log's tables when another opener races us.
 const OPEN_TRIES_MAX: u32 = 8;
 
-/// The logs open in this process: the engine they are on (its address: the handle
-/// holds the engine, so the address names no other while the handle lives), their
-/// name and their shared state.
+/// The logs open in this process: the database they are on ([`Database::identity`]:
+/// the handle holds that database, so the value names no other while the handle lives),
+/// their name and their shared state.
 type OpenLogs = Vec<(usize, String, std::sync::Weak<Inner>)>;
 static OPEN_LOGS: Mutex<OpenLogs> = Mutex::new(Vec::new());
 
@@ -175,19 +175,29 @@ impl RaftLog {
     /// creating them if absent. Several logs can share one database under different
     /// names (their appends then share group commits).
     pub fn open_named(db: &Database, name: &str) -> Result<RaftLog> {
-        // Held while the log opens, so two racing opens make one handle.
+        let id = db.identity();
+        let open_now = || {
+            let mut open = OPEN_LOGS.lock();
+            open.retain(|(_, _, inner)| inner.strong_count() > 0);
+            open.iter()
+                .find(|(d, n, _)| *d == id && n == name)
+                .and_then(|(_, _, inner)| inner.upgrade())
+        };
+        if let Some(inner) = open_now() {
+            return Ok(RaftLog { inner });
+        }
+        // Opened without the registry's lock (it commits): an open that raced this one
+        // and registered first wins, and this handle is dropped unused.
+        let log = RaftLog::open_new(db, name)?;
         let mut open = OPEN_LOGS.lock();
-        open.retain(|(_, _, inner)| inner.strong_count() > 0);
-        let engine = Arc::as_ptr(&db.engine()) as usize;
         if let Some(inner) = open
             .iter()
-            .find(|(e, n, _)| *e == engine && n == name)
+            .find(|(d, n, _)| *d == id && n == name)
             .and_then(|(_, _, inner)| inner.upgrade())
         {
             return Ok(RaftLog { inner });
         }
-        let log = RaftLog::open_new(db, name)?;
-        open.push((engine, name.to_string(), Arc::downgrade(&log.inner)));
+        open.push((id, name.to_string(), Arc::downgrade(&log.inner)));
         Ok(log)
     }
 
@@ -486,6 +496,20 @@ impl RaftLog {
         let _writer = inner.writer.lock();
         inner.check_usable()?;
         let before = *inner.bounds.lock();
+        if let Some(p) = before.purged
+            && upto.index > p.index
+            && upto.term < p.term
+        {
+            // Purged entries were committed: a later committed index has no lower term.
+            return Err(Error::LogOrder {
+                op: "purge",
+                index: upto.index,
+                what: format!(
+                    "term {} below the term {} of the purged entry {}",
+                    upto.term, p.term, p.index
+                ),
+            });
+        }
         if let Some(p) = before.purged
             && upto.index <= p.index
         {

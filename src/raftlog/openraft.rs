@@ -84,9 +84,9 @@ const SNAPSHOT_COUNT: &[u8] = b"snapshot_count";
 /// Appends handed to a log store's flusher thread and not yet reported durable; an
 /// `append` finding the queue full waits for room (back-pressure).
 const FLUSH_QUEUE_APPENDS_MAX: usize = 1024;
-/// Longest a purge waits for the state machine beside the log to reach its index
-/// (`LogStore::wait_state_machine_reaches`), and how often it looks meanwhile.
-const PURGE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(120);
+/// How often a purge waiting for the state machine beside the log to reach its index
+/// (`LogStore::wait_state_machine_reaches`) says so in the log, and how often it looks.
+const PURGE_WAIT_WARN: std::time::Duration = std::time::Duration::from_secs(10);
 const PURGE_POLL_MIN: std::time::Duration = std::time::Duration::from_micros(200);
 const PURGE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(20);
 /// Bytes of a stored snapshot per key (well under [`crate::MAX_VALUE_LEN`]).
@@ -360,21 +360,24 @@ where
         &self,
         index: u64,
     ) -> Result<(), StorageError<NodeIdOf<C>>> {
-        let start = std::time::Instant::now();
+        let mut warned = std::time::Instant::now();
         let mut pause = PURGE_POLL_MIN;
         loop {
             match self.state_machine_applied()? {
                 None => return Ok(()),
                 Some(Some(applied)) if applied >= index => return Ok(()),
-                Some(applied) if start.elapsed() >= PURGE_WAIT_MAX => {
-                    return Err(logs_write(std::io::Error::other(format!(
-                        "the log is not purged to index {index}: the state machine beside it \
-                         has durably applied {applied:?} after {} s, and a crash would leave \
-                         it needing the entries",
-                        PURGE_WAIT_MAX.as_secs()
-                    ))));
-                }
-                Some(_) => {
+                Some(applied) => {
+                    // No deadline: an error here is fatal to openraft, and a large
+                    // snapshot's install may take long. Said in the log meanwhile.
+                    if warned.elapsed() >= PURGE_WAIT_WARN {
+                        log::warn!(
+                            "a purge of raft log {} to index {index} waits for its state \
+                             machine ({}.sm), which has durably applied {applied:?}",
+                            self.log.name(),
+                            self.log.name()
+                        );
+                        warned = std::time::Instant::now();
+                    }
                     <C::AsyncRuntime as ::openraft::AsyncRuntime>::sleep(pause).await;
                     pause = (pause * 2).min(PURGE_POLL_MAX);
                 }
