@@ -165,6 +165,16 @@ fn an_existing_target_is_refused_unless_overwrite() {
     let own = db.backup_to_with(&moved, BackupOptions::new().overwrite(true));
     assert!(matches!(own, Err(Error::InvalidPath { .. })), "{own:?}");
     std::fs::rename(&moved, dir.path().join("src.db")).unwrap();
+    // The same through a read-only handle (the CLI's backup opens one).
+    let ro = capsuledb::Options::new()
+        .read_only(true)
+        .open(dir.path().join("src.db"))
+        .unwrap();
+    std::fs::rename(dir.path().join("src.db"), &moved).unwrap();
+    let own = ro.backup_to_with(&moved, BackupOptions::new().overwrite(true));
+    assert!(matches!(own, Err(Error::InvalidPath { .. })), "{own:?}");
+    std::fs::rename(&moved, dir.path().join("src.db")).unwrap();
+    drop(ro);
 
     conn.run(|tx| tx.put("t", b"k", b"2")).unwrap();
     db.backup_to_with(&out, BackupOptions::new().overwrite(true))

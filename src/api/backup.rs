@@ -124,9 +124,7 @@ impl Database {
     /// path.
     fn is_own_file(&self, path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
-        let engine = self.engine();
-        let open = engine.lock_notice.lock().as_ref().map(|n| n.file_id());
-        match (open, std::fs::metadata(path)) {
+        match (self.open_file_id(), std::fs::metadata(path)) {
             (Some(id), Ok(m)) if id == (m.dev(), m.ino()) => true,
             _ => self.path().is_some_and(|own| same_file(own, path)),
         }

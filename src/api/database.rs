@@ -104,6 +104,15 @@ impl Database {
         }
     }
 
+    /// The device and inode of the file this handle has open (`None` for a database on
+    /// storage of the application's own).
+    pub(crate) fn open_file_id(&self) -> Option<(u64, u64)> {
+        match &self.handle.0 {
+            Handle::Engine(e) => e.lock_notice.lock().as_ref().map(|n| n.file_id()),
+            Handle::Live(f) => f.file_id(),
+        }
+    }
+
     pub(crate) fn engine(&self) -> Arc<Engine> {
         match &self.handle.0 {
             Handle::Engine(e) => Arc::clone(e),

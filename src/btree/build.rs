@@ -101,6 +101,9 @@ struct Builder<'a> {
     coalesced_at: u64,
     /// Values whose pages reach this page are copied to new pages (`u64::MAX`: none).
     relocate_from: u64,
+    /// The fewest pages a relocation found no run for below `relocate_from`: the free
+    /// pages there only get fewer during a build, so no larger value is tried again.
+    relocate_failed: u64,
 }
 
 /// Bytes of consecutive new pages gathered into one write: a bulk load writes its leaves
@@ -330,18 +333,30 @@ impl Builder<'_> {
     /// when no run of free pages below the mark holds it: moved elsewhere, it could
     /// land in the tail again or grow the file.
     fn relocate_value(&mut self, key: &TreeKey<'_>, value: CellValue<'_>) -> Result<Option<()>> {
-        let bytes = super::value_bytes_checked(self.file, self.page_size, value, None)?;
-        let whole = key.to_vec();
-        if stored_inline(self.page_size, whole.len(), bytes.len()) {
-            self.free_value(value)?;
-            return self.push_value(&whole, bytes).map(Some);
-        }
         let ps = self.page_size;
-        let pages = extent_pages(ps, bytes.len());
+        let value_len = match value {
+            CellValue::Inline(_) => return Ok(None),
+            CellValue::Extent { len, .. } | CellValue::Overflow { len, .. } => len as usize,
+        };
+        let pages = extent_pages(ps, value_len);
+        if pages >= self.relocate_failed {
+            return Ok(None);
+        }
+        // The run first (a value that cannot move is not read); once taken, its pages
+        // are the build's, given back if the read below fails.
         let Some(first) = self.pager.alloc_run_below(pages, self.relocate_from) else {
+            self.relocate_failed = pages;
             return Ok(None);
         };
         self.new_pages.extend(first..first + pages);
+        let bytes = super::value_bytes_checked(self.file, ps, value, None)?;
+        if bytes.len() != value_len {
+            return Err(Error::corrupted(
+                first,
+                "an overflow value's length does not match its cell",
+            ));
+        }
+        let whole = key.to_vec();
         self.free_value(value)?;
         let len = u32::try_from(bytes.len()).map_err(|_| Error::corrupted(0, "value too large"))?;
         self.write_new_with(first, pages, |buf| encode_extent_into(buf, ps, bytes))?;
@@ -550,6 +565,7 @@ pub fn rebuild_from(
         coalesced: Vec::new(),
         coalesced_at: 0,
         relocate_from,
+        relocate_failed: u64::MAX,
     };
     match merge_into(&mut b, &old_leaves, changes, dropped, relocate_from) {
         Ok(root) => Ok(Built {

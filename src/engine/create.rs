@@ -277,7 +277,16 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
             needed: HEADER_REGION_LEN,
         });
     }
-    let view = storage.view()?;
+    // One copy of the header region, decoded and looked at (a live file's mapping may
+    // change between two reads of it).
+    let view = {
+        let live = storage.view()?;
+        View::new(std::sync::Arc::new(
+            live.get(0, HEADER_REGION_LEN as usize)
+                .unwrap_or_default()
+                .to_vec(),
+        ))
+    };
     let decoded = decode_copies(&view);
     let (a, b) = match decoded.as_slice() {
         [a, b] => (a, b),

@@ -156,20 +156,30 @@ pub(crate) struct Follower {
     path: PathBuf,
     config: Config,
     current: Mutex<Arc<Engine>>,
+    /// The open file's device and inode.
+    file_id: Option<(u64, u64)>,
 }
 
 impl Follower {
     /// Opens `path` read-only, at its newest header and commit.
     pub(crate) fn open(path: &Path, config: &Config) -> Result<Follower> {
         config.validate()?;
-        let storage: Arc<dyn Storage> = Arc::new(FileStorage::open_read_only(path)?);
+        let file = FileStorage::open_read_only(path)?;
+        let file_id = file.file_id().ok();
+        let storage: Arc<dyn Storage> = Arc::new(file);
         let engine = Engine::open(Arc::clone(&storage), Some(path.to_path_buf()), config)?;
         Ok(Follower {
             storage,
             path: path.to_path_buf(),
             config: config.clone(),
             current: Mutex::new(engine),
+            file_id,
         })
+    }
+
+    /// The open file's device and inode.
+    pub(crate) fn file_id(&self) -> Option<(u64, u64)> {
+        self.file_id
     }
 
     /// The path it was opened from.

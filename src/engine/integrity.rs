@@ -75,6 +75,22 @@ impl Engine {
             let (damage, repairable) = super::create::header_report(e.storage.as_ref())?;
             r.problems.extend(damage);
             r.problems.extend(repairable);
+            // The history floor and the kept drops, as a read-write open reads them (a
+            // read-only one reads past them).
+            match crate::checkpoint::read_floor_and_drops(&file, ps, header.catalog_root) {
+                Ok((_, drops)) => {
+                    for (table, seq) in drops.unwrap_or_default() {
+                        if table == crate::types::CATALOG_TABLE || seq > header.checkpoint_seq {
+                            r.problems.push(format!(
+                                "the tree's kept drops name table {table} dropped at commit \
+                                 {seq} (the checkpoint is at commit {})",
+                                header.checkpoint_seq
+                            ));
+                        }
+                    }
+                }
+                Err(err) => problem(&mut r, err),
+            }
 
             // The tree.
             let mut tree = BTreeSet::new();

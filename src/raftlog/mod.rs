@@ -176,12 +176,17 @@ impl RaftLog {
     /// names (their appends then share group commits).
     pub fn open_named(db: &Database, name: &str) -> Result<RaftLog> {
         let id = db.identity();
+        // A dead entry for the same log may stand before a live one: every match is
+        // tried.
+        let live = |open: &OpenLogs| {
+            open.iter()
+                .filter(|(d, n, _)| *d == id && n == name)
+                .find_map(|(_, _, inner)| inner.upgrade())
+        };
         let open_now = || {
             let mut open = OPEN_LOGS.lock();
             open.retain(|(_, _, inner)| inner.strong_count() > 0);
-            open.iter()
-                .find(|(d, n, _)| *d == id && n == name)
-                .and_then(|(_, _, inner)| inner.upgrade())
+            live(&open)
         };
         if let Some(inner) = open_now() {
             return Ok(RaftLog { inner });
@@ -190,11 +195,7 @@ impl RaftLog {
         // and registered first wins, and this handle is dropped unused.
         let log = RaftLog::open_new(db, name)?;
         let mut open = OPEN_LOGS.lock();
-        if let Some(inner) = open
-            .iter()
-            .find(|(d, n, _)| *d == id && n == name)
-            .and_then(|(_, _, inner)| inner.upgrade())
-        {
+        if let Some(inner) = live(&open) {
             return Ok(RaftLog { inner });
         }
         open.push((id, name.to_string(), Arc::downgrade(&log.inner)));
@@ -252,6 +253,13 @@ impl RaftLog {
     /// The database the log lives in.
     pub fn database(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// Fails when the handle or its database no longer accepts changes (an ambiguous
+    /// commit failure poisoned one of them).
+    pub(crate) fn usable(&self) -> Result<()> {
+        self.inner.check_usable()?;
+        self.inner.db.engine().committer.check_poisoned()
     }
 
     /// The log's name: its tables are `<name>.log` and `<name>.meta`.
@@ -478,8 +486,9 @@ impl RaftLog {
     /// but `upto` may lie past the last entry (installing a snapshot of a longer log):
     /// the log then holds nothing and the next append must start at `upto.index + 1`.
     /// If the entry at `upto.index` is held, its term must be `upto.term`; past the last
-    /// entry any term is taken (even one below the last entry's: the snapshot of a
-    /// committed prefix supersedes entries a deposed leader left here).
+    /// entry a term below the last entry's is taken (the snapshot of a committed prefix
+    /// supersedes entries a deposed leader left here), never one below the term of an
+    /// entry purged before (purged entries were committed).
     pub fn purge_to(&self, upto: EntryId) -> Result<()> {
         self.purge_to_inner(upto, None)
     }

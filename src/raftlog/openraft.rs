@@ -69,6 +69,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+mod state_machine;
+pub use state_machine::StateMachine;
+
 /// Meta record of the log: openraft's vote.
 const VOTE: &str = "openraft.vote";
 /// Meta record of the log: the committed log id.
@@ -89,6 +92,19 @@ const FLUSH_QUEUE_APPENDS_MAX: usize = 1024;
 const PURGE_WAIT_WARN: std::time::Duration = std::time::Duration::from_secs(10);
 const PURGE_POLL_MIN: std::time::Duration = std::time::Duration::from_micros(200);
 const PURGE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(20);
+/// State machines (database, name) whose snapshot install failed in this process: a
+/// purge waiting for one of them stops waiting.
+static FAILED_INSTALLS: parking_lot::Mutex<Vec<(usize, String)>> =
+    parking_lot::Mutex::new(Vec::new());
+
+fn install_failed(db: &Database, name: &str) -> bool {
+    let id = db.identity();
+    FAILED_INSTALLS
+        .lock()
+        .iter()
+        .any(|(d, n)| *d == id && n == name)
+}
+
 /// Bytes of a stored snapshot per key (well under [`crate::MAX_VALUE_LEN`]).
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
@@ -363,6 +379,17 @@ where
         let mut warned = std::time::Instant::now();
         let mut pause = PURGE_POLL_MIN;
         loop {
+            // What the wait is for may never come: the database closed (the read below
+            // fails) or poisoned, or the state machine's install failed (openraft then
+            // stops, once this returns).
+            self.log.usable().map_err(logs_write)?;
+            if install_failed(self.log.database(), self.log.name()) {
+                return Err(logs_write(std::io::Error::other(format!(
+                    "the log is not purged to index {index}: the state machine {}.sm failed \
+                     to install a snapshot",
+                    self.log.name()
+                ))));
+            }
             match self.state_machine_applied()? {
                 None => return Ok(()),
                 Some(Some(applied)) if applied >= index => return Ok(()),
@@ -518,310 +545,5 @@ where
         self.log
             .purge_to_with_meta(id, PURGED, &bytes)
             .map_err(logs_write)
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// The state machine.
-
-/// The key-value state machine of [`TypeConfig`], kept in capsuledb tables; cheap to
-/// clone (clones share the state). It is also its own snapshot builder.
-#[derive(Clone)]
-pub struct StateMachine {
-    inner: Arc<SmInner>,
-}
-
-impl std::fmt::Debug for StateMachine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateMachine")
-            .field("data", &self.inner.data)
-            .finish_non_exhaustive()
-    }
-}
-
-struct SmInner {
-    db: Database,
-    data: String,
-    meta: String,
-    snapshot: String,
-    /// Snapshots built since opening, to name them uniquely with the stored count.
-    built: AtomicU64,
-    /// Held while a snapshot is stored: openraft builds snapshots in a task of their
-    /// own, beside the state machine's commands, so a build's store and an install
-    /// would otherwise conflict (a fatal storage error) or the build would replace a
-    /// newer installed snapshot with its older one.
-    storing: parking_lot::Mutex<()>,
-}
-
-/// The serialized form of a snapshot: the applied state and every key-value pair.
-#[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    last_applied: Option<LogId<Nid>>,
-    membership: StoredMembership<Nid, BasicNode>,
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl StateMachine {
-    /// The state machine named `raft` in `db` (tables created if absent).
-    pub fn open(db: &Database) -> crate::Result<StateMachine> {
-        StateMachine::open_named(db, super::DEFAULT_NAME)
-    }
-
-    /// The state machine in the tables `<name>.sm`, `<name>.sm.meta` and
-    /// `<name>.sm.snapshot` of `db`, created if absent.
-    pub fn open_named(db: &Database, name: &str) -> crate::Result<StateMachine> {
-        let data = format!("{name}.sm");
-        let meta = format!("{name}.sm.meta");
-        let snapshot = format!("{name}.sm.snapshot");
-        super::create_tables(db, &[&data, &meta, &snapshot])?;
-        Ok(StateMachine {
-            inner: Arc::new(SmInner {
-                db: db.clone(),
-                data,
-                meta,
-                snapshot,
-                built: AtomicU64::new(0),
-                storing: parking_lot::Mutex::new(()),
-            }),
-        })
-    }
-
-    /// The applied value of `key`.
-    pub fn get(&self, key: &[u8]) -> crate::Result<Option<Vec<u8>>> {
-        let mut conn = self.inner.db.connect();
-        let tx = conn.begin_read()?;
-        tx.get(&self.inner.data, key)
-    }
-
-    /// Every applied key-value pair, in key order.
-    pub fn pairs(&self) -> crate::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut conn = self.inner.db.connect();
-        let tx = conn.begin_read()?;
-        tx.iter(&self.inner.data)?
-            .map(|r| r.map(|(k, v)| (k, v.to_vec())))
-            .collect()
-    }
-
-    fn meta_value<T: DeserializeOwned + Default>(
-        tx: &crate::Transaction<'_>,
-        table: &str,
-        key: &[u8],
-    ) -> Result<T, StorageError<Nid>> {
-        match tx.get(table, key).map_err(sm_read)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(sm_read),
-            None => Ok(T::default()),
-        }
-    }
-
-    fn put_json<T: Serialize>(
-        tx: &mut crate::Transaction<'_>,
-        table: &str,
-        key: &[u8],
-        value: &T,
-    ) -> Result<(), StorageError<Nid>> {
-        let bytes = serde_json::to_vec(value).map_err(sm_write)?;
-        tx.put(table, key, &bytes).map_err(sm_write)
-    }
-
-    /// Stores `bytes` as the current snapshot described by `meta`, in `tx`.
-    fn store_snapshot(
-        &self,
-        tx: &mut crate::Transaction<'_>,
-        meta: &SnapshotMeta<Nid, BasicNode>,
-        bytes: &[u8],
-    ) -> Result<(), StorageError<Nid>> {
-        let old: Vec<Vec<u8>> = tx
-            .iter(&self.inner.snapshot)
-            .map_err(sm_write)?
-            .map(|r| r.map(|(k, _)| k))
-            .collect::<crate::Result<_>>()
-            .map_err(sm_write)?;
-        for k in old {
-            tx.delete(&self.inner.snapshot, &k).map_err(sm_write)?;
-        }
-        for (i, chunk) in (0u64..).zip(bytes.chunks(SNAPSHOT_CHUNK_BYTES)) {
-            tx.put(&self.inner.snapshot, &i.to_be_bytes(), chunk)
-                .map_err(sm_write)?;
-        }
-        Self::put_json(tx, &self.inner.meta, SNAPSHOT_META, &Some(meta))
-    }
-
-    fn commit(tx: crate::Transaction<'_>) -> Result<(), StorageError<Nid>> {
-        tx.commit_with(Durability::Durable)
-            .map(|_| ())
-            .map_err(sm_write)
-    }
-}
-
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<Nid>> {
-        let inner = &*self.inner;
-        let (data, bytes) = {
-            let mut conn = inner.db.connect();
-            // One read snapshot: the pairs and the applied state agree.
-            let tx = conn.begin_read().map_err(sm_read)?;
-            let pairs = tx
-                .iter(&inner.data)
-                .map_err(sm_read)?
-                .map(|r| r.map(|(k, v)| (k, v.to_vec())))
-                .collect::<crate::Result<Vec<_>>>()
-                .map_err(sm_read)?;
-            let data = SnapshotData {
-                last_applied: Self::meta_value(&tx, &inner.meta, LAST_APPLIED)?,
-                membership: Self::meta_value(&tx, &inner.meta, MEMBERSHIP)?,
-                pairs,
-            };
-            let bytes = serde_json::to_vec(&data).map_err(sm_read)?;
-            (data, bytes)
-        };
-        let _storing = inner.storing.lock();
-        let mut conn = inner.db.connect();
-        let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
-        let stored: Option<SnapshotMeta<Nid, BasicNode>> =
-            Self::meta_value(&tx, &inner.meta, SNAPSHOT_META)?;
-        // An installed snapshot at or past this one, stored meanwhile, stays: this one
-        // is handed to openraft unstored (openraft keeps the newer one it holds).
-        let keep_stored = stored.is_some_and(|m| m.last_log_id >= data.last_applied);
-        let count: u64 = Self::meta_value(&tx, &inner.meta, SNAPSHOT_COUNT)?;
-        let count = count + 1;
-        inner.built.fetch_add(1, Ordering::Relaxed);
-        let snapshot_id = match data.last_applied {
-            Some(id) => format!("{}-{}-{count}", id.leader_id, id.index),
-            None => format!("--{count}"),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: data.last_applied,
-            last_membership: data.membership,
-            snapshot_id,
-        };
-        if !keep_stored {
-            Self::put_json(&mut tx, &inner.meta, SNAPSHOT_COUNT, &count)?;
-            self.store_snapshot(&mut tx, &meta, &bytes)?;
-            Self::commit(tx)?;
-        }
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        })
-    }
-}
-
-impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotBuilder = Self;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<Nid>>, StoredMembership<Nid, BasicNode>), StorageError<Nid>> {
-        let mut conn = self.inner.db.connect();
-        let tx = conn.begin_read().map_err(sm_read)?;
-        Ok((
-            Self::meta_value(&tx, &self.inner.meta, LAST_APPLIED)?,
-            Self::meta_value(&tx, &self.inner.meta, MEMBERSHIP)?,
-        ))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<Nid>>
-    where
-        I: IntoIterator<Item = ::openraft::Entry<TypeConfig>> + OptionalSend,
-        I::IntoIter: OptionalSend,
-    {
-        let inner = &*self.inner;
-        let mut conn = inner.db.connect();
-        let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
-        let mut responses = Vec::new();
-        let mut last = None;
-        let mut membership = None;
-        for e in entries {
-            last = Some(e.log_id);
-            let response = match e.payload {
-                EntryPayload::Blank => Response::default(),
-                EntryPayload::Normal(Request::Set { key, value }) => {
-                    let previous = tx.get(&inner.data, &key).map_err(sm_write)?;
-                    tx.put(&inner.data, &key, &value).map_err(sm_write)?;
-                    Response { previous }
-                }
-                EntryPayload::Normal(Request::Delete { key }) => {
-                    let previous = tx.get(&inner.data, &key).map_err(sm_write)?;
-                    tx.delete(&inner.data, &key).map_err(sm_write)?;
-                    Response { previous }
-                }
-                EntryPayload::Membership(m) => {
-                    membership = Some(StoredMembership::new(Some(e.log_id), m));
-                    Response::default()
-                }
-            };
-            responses.push(response);
-        }
-        let Some(last) = last else {
-            return Ok(responses);
-        };
-        Self::put_json(&mut tx, &inner.meta, LAST_APPLIED, &Some(last))?;
-        if let Some(m) = membership {
-            Self::put_json(&mut tx, &inner.meta, MEMBERSHIP, &m)?;
-        }
-        Self::commit(tx)?;
-        Ok(responses)
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<Nid>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<Nid, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<Nid>> {
-        let inner = &*self.inner;
-        let bytes = snapshot.into_inner();
-        let data: SnapshotData = serde_json::from_slice(&bytes).map_err(sm_write)?;
-        let _storing = inner.storing.lock();
-        let mut conn = inner.db.connect();
-        let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
-        let old: Vec<Vec<u8>> = tx
-            .iter(&inner.data)
-            .map_err(sm_write)?
-            .map(|r| r.map(|(k, _)| k))
-            .collect::<crate::Result<_>>()
-            .map_err(sm_write)?;
-        for k in old {
-            tx.delete(&inner.data, &k).map_err(sm_write)?;
-        }
-        for (k, v) in &data.pairs {
-            tx.put(&inner.data, k, v).map_err(sm_write)?;
-        }
-        // The snapshot's metadata is authoritative for what it reflects.
-        Self::put_json(&mut tx, &inner.meta, LAST_APPLIED, &meta.last_log_id)?;
-        Self::put_json(&mut tx, &inner.meta, MEMBERSHIP, &meta.last_membership)?;
-        self.store_snapshot(&mut tx, meta, &bytes)?;
-        Self::commit(tx)
-    }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<Nid>> {
-        let inner = &*self.inner;
-        let mut conn = inner.db.connect();
-        let tx = conn.begin_read().map_err(sm_read)?;
-        let meta: Option<SnapshotMeta<Nid, BasicNode>> =
-            Self::meta_value(&tx, &inner.meta, SNAPSHOT_META)?;
-        let Some(meta) = meta else {
-            return Ok(None);
-        };
-        let mut bytes = Vec::new();
-        for r in tx.iter(&inner.snapshot).map_err(sm_read)? {
-            let (_, chunk) = r.map_err(sm_read)?;
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        }))
     }
 }
