@@ -44,6 +44,21 @@ struct Queue {
     capacity: usize,
 }
 
+impl Queue {
+    /// An empty queue with room for `capacity` events (at least one).
+    fn new(capacity: usize, closed: bool) -> Arc<Queue> {
+        Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                events: VecDeque::new(),
+                missed: 0,
+                closed,
+            }),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+        })
+    }
+}
+
 struct QueueState {
     events: VecDeque<CommitEvent>,
     missed: u64,
@@ -126,15 +141,7 @@ impl Feed {
     pub fn subscribe(&self, capacity: usize, tip: impl FnOnce() -> u64) -> Subscription {
         let first = !self.active.swap(true, Ordering::SeqCst);
         let tip = tip();
-        let queue = Arc::new(Queue {
-            state: Mutex::new(QueueState {
-                events: VecDeque::new(),
-                missed: 0,
-                closed: false,
-            }),
-            ready: Condvar::new(),
-            capacity: capacity.max(1),
-        });
+        let queue = Queue::new(capacity, false);
         let mut st = self.state.lock();
         if st.closed {
             // After `close`: no event will come, and `recv` says so at once.
@@ -164,16 +171,9 @@ impl Feed {
     /// A subscription that receives nothing: [`Subscription::recv`] says
     /// [`Received::Closed`] at once.
     pub fn closed_subscription() -> Subscription {
-        let queue = Arc::new(Queue {
-            state: Mutex::new(QueueState {
-                events: VecDeque::new(),
-                missed: 0,
-                closed: true,
-            }),
-            ready: Condvar::new(),
-            capacity: 1,
-        });
-        Subscription { queue }
+        Subscription {
+            queue: Queue::new(1, true),
+        }
     }
 
     /// Tells every subscriber no more events will come.

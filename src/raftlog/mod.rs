@@ -257,6 +257,7 @@ impl RaftLog {
 
     /// Fails when the handle or its database no longer accepts changes (an ambiguous
     /// commit failure poisoned one of them).
+    #[cfg(feature = "openraft")]
     pub(crate) fn usable(&self) -> Result<()> {
         self.inner.check_usable()?;
         self.inner.db.engine().committer.check_poisoned()
