@@ -117,10 +117,17 @@ fn decode_table_id(v: &[u8]) -> Result<TableId> {
         .map_err(|_| Error::corrupted(0, "catalog entry is not an 8-byte table id"))?;
     // A damaged catalog entry naming the catalog's own id would let a table's keys be
     // written as table names (found by the `decode` fuzz target, modes 7 and 9).
+    // An id past the largest a table can have would reach the history region's keys
+    // (or overflow a reverse scan's bound): a read-only open, which reads the largest
+    // id leniently, could otherwise read it.
     match u64::from_le_bytes(bytes) {
         CATALOG_TABLE => Err(Error::corrupted(
             0,
             "catalog entry names table id 0, the catalog's own",
+        )),
+        id if id > crate::types::TABLE_ID_MAX => Err(Error::corrupted(
+            0,
+            format!("catalog entry names table id {id}, past the largest a table can have"),
         )),
         id => Ok(id),
     }

@@ -567,7 +567,10 @@ fn chained_later_past_lost_header(
         .filter_map(|p| {
             let kh = verify_log_page(f.page(p)?, PageKind::Marker, p).ok()?;
             let at = MarkerPageHeader::decode(&kh).first_seq;
-            (at > first_seq && (at - first_seq).is_multiple_of(slots.max(1))).then_some((at, p))
+            // Sequences near the top of the range (only a hostile page names one) would
+            // overflow the walk's sums.
+            (at > first_seq && at < u64::MAX / 2 && (at - first_seq).is_multiple_of(slots.max(1)))
+                .then_some((at, p))
         })
         .collect();
     candidates.sort_unstable();

@@ -218,6 +218,19 @@ pub(crate) fn header_report(storage: &dyn Storage) -> Result<(Option<String>, Ve
     Ok(report)
 }
 
+/// Writes header copy `copy` again with the bytes it holds, and syncs: a header read
+/// through the page cache reaches the disk (a read-write open's first write).
+pub(crate) fn rewrite_header_copy(storage: &dyn Storage, copy: u32) -> Result<()> {
+    let offset = HEADER_COPY_OFFSETS.get(copy as usize).copied().unwrap_or(0);
+    let bytes = storage
+        .view()?
+        .get(offset, HEADER_LEN)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| Error::corrupted(0, "the header copy lies past the file's end"))?;
+    storage.write_at(offset, &bytes)?;
+    storage.sync()
+}
+
 /// The header copies that read only repaired (one flipped bit), each with what it
 /// holds: a read-write open writes them back whole.
 pub(crate) fn repaired_header_copies(storage: &dyn Storage) -> Result<Vec<(u32, Header)>> {

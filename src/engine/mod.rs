@@ -358,9 +358,35 @@ impl Engine {
             // Readers of other processes may pin an older generation that reaches
             // pages this open found free (`format-spec/locking.md`).
             pager.hold_free_set(header.generation);
+            // The header this open recovered from is made durable before anything is
+            // written to a page only it frees: read through the page cache, it may be a
+            // header whose sync failed (the kernel then marks the page clean without
+            // writing it) or one a kill cut off before its sync, and new commits on pages
+            // only it names would vanish with it at a power cut. Its own bytes are
+            // written again (a live reader reading them mid-write reads the same bytes);
+            // a copy read repaired gets a new generation in the other copy instead.
+            let current_repaired = create::repaired_header_copies(storage.as_ref())?
+                .iter()
+                .any(|&(c, _)| c == copy);
+            if current_repaired {
+                (header, copy) =
+                    write_durable_bound(storage.as_ref(), &header, copy, header.log_durable_seq)?;
+            } else {
+                create::rewrite_header_copy(storage.as_ref(), copy)?;
+            }
             // Recovery explained everything: rebuilt records go back, the torn tail is
-            // scrubbed, and the recovered stream becomes the durable bound.
-            apply_repairs(storage.as_ref(), &rec.repairs)?;
+            // scrubbed, and the recovered stream becomes the durable bound. A tail page
+            // header rebuilt with an unconfirmed next page is not written back: the scrub
+            // writes that header with a next page of its own choosing (made durable
+            // first, a crash before the scrub would have the next open trust it).
+            let tail_header = tail.page * u64::from(page_size);
+            let repairs: Vec<_> = rec
+                .repairs
+                .iter()
+                .filter(|r| !(rec.rewrite_tail_header && r.offset == tail_header))
+                .cloned()
+                .collect();
+            apply_repairs(storage.as_ref(), &repairs)?;
             rewrite_log_pages(
                 storage.as_ref(),
                 page_size,
