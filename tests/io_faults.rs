@@ -535,3 +535,30 @@ fn failed_checkpoints_leak_no_pages_and_keep_their_drops() {
         "(pages, tree keys, tree pages) after 4 failed checkpoints, against the twin's"
     );
 }
+
+/// An `Applied` commit whose background flush fails (the group's sync) is lost at a
+/// reopen; `close` must say so. It returned `Ok` when the failed step had taken every
+/// queued commit, since `drain` then found nothing to flush.
+#[test]
+fn close_after_a_failed_background_flush_reports_the_poison() {
+    let sim = SimStorage::new();
+    let db = open(&sim).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit_with(Durability::Durable).unwrap();
+    sim.fail_nth_sync(1);
+    let mut tx = c.begin().unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    let seq = tx.commit_with(Durability::Applied).unwrap().seq;
+    // The step that flushes it fails (the flusher's, or this waiter's own); the
+    // waiter for its durability is told.
+    let waited = db.wait_for(seq, Durability::Durable);
+    assert!(
+        matches!(waited, Err(Error::Poisoned { .. } | Error::Io { .. })),
+        "{waited:?}"
+    );
+    drop(c);
+    let closed = db.close();
+    assert!(matches!(closed, Err(Error::Poisoned { .. })), "{closed:?}");
+}

@@ -261,7 +261,11 @@ impl Database {
 
     /// Shuts the database down: new commits get [`Error::Closed`](crate::Error::Closed), and every commit
     /// already sequenced is written and synced before this returns. Dropping the last
-    /// handle does the same, but cannot report an error.
+    /// handle does the same, but cannot report an error. On a poisoned database (a
+    /// commit's I/O failed) it returns [`Error::Poisoned`](crate::Error::Poisoned): commits
+    /// acknowledged below `Durable` may be lost. An error from the final header write
+    /// leaves every commit durable (each group's sync succeeded before it was reported)
+    /// and the database closed.
     pub fn close(self) -> Result<()> {
         self.engine().close()
     }

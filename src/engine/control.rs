@@ -190,9 +190,13 @@ impl Engine {
         let drained = self.committer.drain();
         self.committer.feed().close();
         drained?;
-        if self.read_only || self.committer.is_poisoned() {
+        if self.read_only {
             return Ok(());
         }
+        // Poisoned, nothing more is written, and commits acknowledged below `Durable`
+        // (or sequenced) since the failed step may be lost: close says so, even when
+        // the failed step had taken every queued commit and `drain` found none left.
+        self.committer.check_poisoned()?;
         // A clean close: every marker written is durable, and the header says so.
         self.checkpointer
             .raise_durable_bound(self.committer.durable_seq())
