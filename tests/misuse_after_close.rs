@@ -103,3 +103,26 @@ fn a_held_value_outlives_its_database_safely() {
     let db = Database::open(&path).unwrap();
     assert_clean(&db, "reopened after the held value went");
 }
+
+/// `wait_for` a commit no one has made yet (the next sequence) ends with `Closed` when
+/// the database closes; it waited for ever, keeping the engine and its file lock.
+#[test]
+fn waiting_for_a_commit_that_never_comes_ends_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("w.db")).unwrap();
+    create_table(&db, TABLE);
+    let next = db.stats().tip_seq + 1;
+    let waiters: Vec<_> = [Durability::Applied, Durability::Durable]
+        .into_iter()
+        .map(|level| {
+            let db = db.clone();
+            std::thread::spawn(move || db.wait_for(next, level))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    db.close().unwrap();
+    for w in waiters {
+        let waited = w.join().unwrap();
+        assert!(matches!(waited, Err(Error::Closed)), "{waited:?}");
+    }
+}

@@ -189,6 +189,9 @@ impl Database {
     /// `seq` is visible to it, following the writer: a reader sees a commit once the
     /// writer has written its marker, and cannot tell a written marker from a synced
     /// one, so every level waits for that.
+    ///
+    /// A `seq` no commit has taken yet waits for a future commit; once the database is
+    /// closed (by any handle) such a wait ends with [`Error::Closed`](crate::Error::Closed).
     pub fn wait_for(&self, seq: u64, level: Durability) -> Result<()> {
         match &self.handle.0 {
             Handle::Engine(e) => e.committer.wait_for(seq, level),

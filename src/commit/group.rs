@@ -140,6 +140,8 @@ pub struct GroupCommit {
     /// Whether `State::poisoned` is set, readable without the state lock (stored under
     /// it, never cleared): a commit's first check takes no lock the leader holds.
     poisoned_at: AtomicBool,
+    /// Set at close: a waiter for a sequence never queued stops waiting.
+    closed: AtomicBool,
 }
 
 impl GroupCommit {
@@ -177,6 +179,7 @@ impl GroupCommit {
             written_at: AtomicU64::new(durable),
             durable_at: AtomicU64::new(durable),
             poisoned_at: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -300,6 +303,20 @@ impl GroupCommit {
         Ok(())
     }
 
+    /// After a close (everything queued was drained): waiters for a sequence never
+    /// queued are woken to give up ([`Error::Closed`]); no commit will take it.
+    pub fn close_waits(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let _st = self.state.lock();
+        self.changed.notify_all();
+        self.bells.ring_all();
+    }
+
+    /// Whether the database closed with `seq` never queued.
+    pub fn closed_before(&self, seq: u64) -> bool {
+        self.closed.load(Ordering::SeqCst) && seq > self.last_queued()
+    }
+
     /// Blocks until commit `seq` has reached `level` (`Written` or `Durable`).
     pub fn wait_for(&self, seq: u64, level: Durability) -> Result<()> {
         if self.reached(seq, level) {
@@ -311,6 +328,9 @@ impl GroupCommit {
                 // Someone must lead the next step if this waiter was the one woken to.
                 self.hand_off(&st);
                 return Ok(());
+            }
+            if self.closed_before(seq) {
+                return Err(Error::Closed);
             }
             if let Some(cause) = &st.poisoned {
                 if st.leader_active {

@@ -417,13 +417,26 @@ impl Committer {
 
     /// Blocks until `seq` has reached `level` and is visible. A `seq` not allocated yet
     /// waits for a future commit.
+    /// Once the database is closed, a `seq` no commit took gives [`Error::Closed`].
     pub fn wait_for(&self, seq: u64, level: Durability) -> Result<(), Error> {
         if level > Durability::Applied {
             self.group.wait_for(seq, level)?;
         }
-        self.registry
-            .wait_visible(seq)
-            .map_err(|cause| Error::Poisoned { cause })
+        match self
+            .registry
+            .wait_visible_until(seq, || self.group.closed_before(seq))
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Closed),
+            Err(cause) => Err(Error::Poisoned { cause }),
+        }
+    }
+
+    /// After a close drained every queued commit: ends the waits for sequences no
+    /// commit took.
+    pub fn close_waits(&self) {
+        self.group.close_waits();
+        self.registry.wake_all();
     }
 
     /// Writes every queued commit's proof and marker and syncs (shutdown).

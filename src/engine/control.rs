@@ -189,6 +189,8 @@ impl Engine {
         self.pins.clear();
         let drained = self.committer.drain();
         self.committer.feed().close();
+        // `wait_for` a commit that will never come ends.
+        self.committer.close_waits();
         drained?;
         if self.read_only {
             return Ok(());

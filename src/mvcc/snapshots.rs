@@ -319,6 +319,33 @@ impl SnapshotRegistry {
         Ok(())
     }
 
+    /// [`SnapshotRegistry::wait_visible`] for a caller that waits for a commit which
+    /// may not be sequenced yet: it also ends, with `Ok(false)`, once `ended` holds (the
+    /// database closed and no commit will take `seq`). Waiters are woken for that by
+    /// [`SnapshotRegistry::wake_all`].
+    pub fn wait_visible_until(&self, seq: u64, ended: impl Fn() -> bool) -> Result<bool, String> {
+        if self.visible.load(Ordering::Acquire) >= seq {
+            return Ok(true);
+        }
+        let mut st = self.state.lock();
+        while st.visible < seq {
+            if let Some(cause) = &st.stalled {
+                return Err(cause.clone());
+            }
+            if ended() {
+                return Ok(false);
+            }
+            self.visible_slots.slot(seq).wait(&mut st);
+        }
+        Ok(true)
+    }
+
+    /// Wakes every waiter for visibility, to look again (at a close).
+    pub fn wake_all(&self) {
+        let _st = self.state.lock();
+        self.visible_slots.wake_all();
+    }
+
     /// Records that some sequenced commit will never become visible (its I/O failed),
     /// releasing everyone waiting for a later sequence.
     pub fn stall(&self, cause: String) {
