@@ -348,6 +348,24 @@ fn no_checkpoint_after_a_failed_commit_io() {
     }
 }
 
+/// Puts `k = k` into table `t` in one durable commit.
+fn put_self(db: &Database, k: &[u8]) -> capsuledb::Result<()> {
+    let mut c = db.connect();
+    let mut tx = c.begin()?;
+    tx.put("t", k, k)?;
+    tx.commit_with(Durability::Durable).map(|_| ())
+}
+
+/// Whether table `t` holds `k`.
+fn holds(db: &Database, k: &[u8]) -> bool {
+    db.connect()
+        .begin_read()
+        .unwrap()
+        .get("t", k)
+        .unwrap()
+        .is_some()
+}
+
 /// A writeback the kernel lost after a failed sync: the failed group's marker stays
 /// readable in the page cache, never reaching the disk, and no later sync writes it. A
 /// reopen in the same boot reads that commit from it; it must write the log's pages
@@ -362,12 +380,7 @@ fn a_reopen_writes_back_log_pages_a_lost_writeback_left_only_in_memory() {
             .open_storage(Arc::new(sim.clone()))
             .unwrap()
     };
-    let put = |db: &Database, k: &[u8]| {
-        let mut c = db.connect();
-        let mut tx = c.begin()?;
-        tx.put("t", k, k)?;
-        tx.commit_with(Durability::Durable).map(|_| ())
-    };
+    let put = put_self;
     let db = open(&sim);
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
@@ -386,14 +399,7 @@ fn a_reopen_writes_back_log_pages_a_lost_writeback_left_only_in_memory() {
     // The reopen (same boot) finds `b` (a failed commit's outcome is unknown: it may
     // be there), and a durable commit follows.
     let db = open(&image);
-    let read = |db: &Database, k: &[u8]| {
-        db.connect()
-            .begin_read()
-            .unwrap()
-            .get("t", k)
-            .unwrap()
-            .is_some()
-    };
+    let read = holds;
     assert!(
         read(&db, b"b"),
         "the failed commit's marker is read from memory"
@@ -439,20 +445,8 @@ fn a_reopen_makes_the_header_it_read_durable() {
             .random_seed(5)
             .open_storage(Arc::new(sim.clone()))
     };
-    let put = |db: &Database, k: &[u8]| {
-        let mut c = db.connect();
-        let mut tx = c.begin()?;
-        tx.put("t", k, k)?;
-        tx.commit_with(Durability::Durable).map(|_| ())
-    };
-    let read = |db: &Database, k: &[u8]| {
-        db.connect()
-            .begin_read()
-            .unwrap()
-            .get("t", k)
-            .unwrap()
-            .is_some()
-    };
+    let put = put_self;
+    let read = holds;
     let db = open(&sim).unwrap();
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
