@@ -11,6 +11,7 @@
 //! file under the target's name.
 
 use super::{Database, Options, Transaction};
+use crate::engine::files::file_id_of;
 use crate::error::{Error, Result};
 use crate::types::{Durability, Isolation};
 use std::path::{Path, PathBuf};
@@ -111,9 +112,8 @@ impl Drop for TempFile {
 /// two paths a canonical path does not unify, a bind mount or a case-folding directory,
 /// is still one file). A path that names nothing is no file.
 fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+    match (file_id_of(a), file_id_of(b)) {
+        (Some(a), Some(b)) => a == b,
         _ => false,
     }
 }
@@ -123,11 +123,9 @@ impl Database {
     /// (the name it was opened by may since have been renamed, even to `path`), else its
     /// path.
     fn is_own_file(&self, path: &Path) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        match (self.open_file_id(), std::fs::metadata(path)) {
-            (Some(id), Ok(m)) if id == (m.dev(), m.ino()) => true,
-            _ => self.path().is_some_and(|own| same_file(own, path)),
-        }
+        let target = file_id_of(path);
+        (target.is_some() && self.open_file_id() == target)
+            || self.path().is_some_and(|own| same_file(own, path))
     }
 }
 

@@ -84,7 +84,7 @@ fn open_file(path: &Path, config: &Config) -> Result<FileStorage> {
     }
 }
 
-fn file_id_of(path: &Path) -> Option<(u64, u64)> {
+pub(crate) fn file_id_of(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.dev(), m.ino()))

@@ -5,7 +5,7 @@
 mod config;
 mod control;
 mod create;
-mod files;
+pub(crate) mod files;
 mod flush;
 mod follow;
 mod idle;
@@ -365,15 +365,16 @@ impl Engine {
             // only it names would vanish with it at a power cut. Its own bytes are
             // written again (a live reader reading them mid-write reads the same bytes);
             // a copy read repaired gets a new generation in the other copy instead.
-            let current_repaired = create::repaired_header_copies(storage.as_ref())?
-                .iter()
-                .any(|&(c, _)| c == copy);
-            if current_repaired {
+            let mut repaired = create::repaired_header_copies(storage.as_ref())?;
+            if repaired.iter().any(|&(c, _)| c == copy) {
                 (header, copy) =
                     write_durable_bound(storage.as_ref(), &header, copy, header.log_durable_seq)?;
             } else {
                 create::rewrite_header_copy(storage.as_ref(), copy)?;
             }
+            // The current copy is whole on disk now; a repaired older one is written back
+            // below, once it is sure to stay the older.
+            repaired.retain(|&(c, _)| c != copy);
             // Recovery explained everything: rebuilt records go back, the torn tail is
             // scrubbed, and the recovered stream becomes the durable bound. A tail page
             // header rebuilt with an unconfirmed next page is not written back: the scrub
@@ -402,12 +403,11 @@ impl Engine {
                 tail.page,
                 tail.next_page
             );
-            // A header copy read repaired (one flipped bit) is written back whole. Never
+            // A header copy read repaired (one flipped bit) is written back whole, never
             // the current copy in place (a reader of another process reading it torn
-            // would take the older one): when that is the one, a new header goes into
-            // the other copy first, and the repaired one is then the older.
-            let repaired = create::repaired_header_copies(storage.as_ref())?;
-            if bound_needs_write(&header, rec.tip) || repaired.iter().any(|&(c, _)| c == copy) {
+            // would take the older one): a repaired current copy got a new generation
+            // in the other copy above, and the repaired one is the older now.
+            if bound_needs_write(&header, rec.tip) {
                 (header, copy) = write_durable_bound(storage.as_ref(), &header, copy, rec.tip)?;
             }
             let older: Vec<_> = repaired.iter().filter(|&&(c, _)| c != copy).collect();
