@@ -6,7 +6,10 @@
 mod misuse_support;
 
 use capsuledb::storage::SimStorage;
-use capsuledb::{CATALOG_NAME, Database, Error, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_VALUE_LEN};
+use capsuledb::{
+    CATALOG_NAME, Database, Error, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_TRANSACTION_BYTES,
+    MAX_VALUE_LEN,
+};
 use misuse_support::{TABLE, assert_clean, create_table, open_sim, scan};
 
 fn max_key(tag: u32) -> Vec<u8> {
@@ -218,6 +221,37 @@ fn values_at_the_limit_work_and_one_byte_more_is_refused() {
         );
     }
     assert_clean(&db, "after rewriting a maximal value");
+}
+
+/// The transaction's size limit counts what its write buffer holds, not every put: a
+/// counter-like key overwritten with a 1 KiB value 1.1 million times (1.1 GiB of puts,
+/// over [`MAX_TRANSACTION_BYTES`]) commits, and its last value is what reads see. (Each
+/// put used to add to the total for good: `TransactionTooLarge` after about a million.)
+#[test]
+fn overwriting_one_key_many_times_stays_within_the_transaction_limit() {
+    const PUTS: u32 = 1_100_000;
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    create_table(&db, TABLE);
+    let mut conn = db.connect();
+    let mut tx = conn.begin().unwrap();
+    let mut value = vec![0u8; 1024];
+    assert!(PUTS as usize * (value.len() + 7) > MAX_TRANSACTION_BYTES);
+    for i in 0..PUTS {
+        value[..4].copy_from_slice(&i.to_le_bytes());
+        tx.put(TABLE, b"counter", &value).unwrap();
+        if i % 100_000 == 0 {
+            // Other keys around it, overwritten less often.
+            tx.put(TABLE, &i.to_be_bytes(), &value).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let tx = conn.begin_read().unwrap();
+    let got = tx.get(TABLE, b"counter").unwrap().expect("counter");
+    assert_eq!(&got[..4], &(PUTS - 1).to_le_bytes());
+    assert_eq!(tx.iter(TABLE).unwrap().count(), 12);
+    drop(tx);
+    assert_clean(&db, "after a transaction of many overwrites");
 }
 
 #[test]

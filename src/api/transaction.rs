@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::{HistoryPin, SnapshotGuard};
 use crate::types::{
     CATALOG_TABLE, CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN,
-    MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, TABLE_WRITES_BYTES_MAX, TableId, WriteSet,
+    MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, TABLE_WRITES_BYTES_MAX, TableId, TableWrites, WriteSet,
 };
 use std::cell::RefCell;
 use std::ops::{Bound, RangeBounds};
@@ -340,26 +340,22 @@ impl<'c> Transaction<'c> {
 
     /// [`Transaction::add_write`] without the check of the transaction's total (its
     /// caller made it).
+    /// The transaction's total follows what its buffers hold ([`TableWrites::payload`]),
+    /// not every put: an overwritten put stops counting once a merge drops it.
     fn insert_write(&mut self, table: TableId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-        let len = key.len() + value.map_or(0, <[u8]>::len);
-        self.writes
-            .entry(table)
-            .or_default()
-            .insert(key, value)
+        let data = self.writes.entry(table).or_default();
+        let before = data.payload();
+        data.insert(key, value)
             .map_err(|_| Error::TransactionTooLarge {
                 what: format!("more than {TABLE_WRITES_BYTES_MAX} bytes of puts to one table"),
             })?;
-        self.write_bytes += len;
+        self.write_bytes = self.write_bytes.saturating_sub(before) + data.payload();
         Ok(())
     }
 
-    /// Bytes of keys and values this transaction writes to table `id`.
+    /// Bytes of keys and values this transaction holds for table `id`.
     fn pending_bytes(&self, id: TableId) -> usize {
-        self.writes.get(&id).map_or(0, |data| {
-            data.iter()
-                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
-                .sum()
-        })
+        self.writes.get(&id).map_or(0, TableWrites::payload)
     }
 
     /// Creates an empty table. Fails with [`Error::TableExists`] if it exists.

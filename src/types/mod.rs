@@ -23,7 +23,9 @@ pub const MAX_VALUE_LEN: usize = 16 << 20;
 /// Longest table name accepted, in bytes (names are UTF-8 and not empty).
 pub const MAX_TABLE_NAME_LEN: usize = 255;
 
-/// Most bytes of keys and values one transaction may write.
+/// Most bytes of keys and values one transaction may hold: the newest put of each key
+/// counts, and an overwritten put only until the transaction's write buffer merges it
+/// away, so overwriting one key many times stays far below the limit.
 pub const MAX_TRANSACTION_BYTES: usize = 1 << 30;
 
 /// Isolation level of a read-write transaction.

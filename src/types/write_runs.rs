@@ -313,6 +313,8 @@ pub(super) struct Run {
     filter: Filter,
     len: usize,
     bytes: usize,
+    /// Bytes of its records' keys and values (what a transaction's size limit counts).
+    payload: usize,
     /// How many merges made this run (0: a sealed tail), or the level its size stands
     /// for after runs were appended to it ([`Run::try_append`]).
     level: u8,
@@ -339,6 +341,11 @@ impl Run {
     /// Bytes of records held.
     pub(super) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Bytes of the keys and values its records hold.
+    pub(super) fn payload(&self) -> usize {
+        self.payload
     }
 
     pub(super) fn level(&self) -> u8 {
@@ -393,6 +400,7 @@ impl Run {
         self.last = moved(next.last);
         self.len += next.len;
         self.bytes += next.bytes;
+        self.payload += next.payload;
         self.level = self.level.max(next.level);
         self.filter = Filter::default();
         None
@@ -580,14 +588,17 @@ impl RunBuilder {
         if let Some(data) = self.run.chunks.last_mut() {
             shape.encode(data, key, value);
         }
+        self.run.payload += key.len() + value.map_or(0, <[u8]>::len);
         self.counted(word, need);
     }
 
     /// Appends a record that comes as a chunk of its own (see [`OWN_CHUNK_MIN`]),
     /// already encoded in the builder's shape, after every record pushed before it in
-    /// key order; `hash` and `word` are its key's [`key_hash`] and [`first_word`].
-    fn push_own_chunk(&mut self, hash: u64, word: u64, chunk: Vec<u8>) {
+    /// key order; `hash` and `word` are its key's [`key_hash`] and [`first_word`],
+    /// `payload` the bytes of its key and value.
+    fn push_own_chunk(&mut self, hash: u64, word: u64, payload: usize, chunk: Vec<u8>) {
         self.run.filter.insert(hash);
+        self.run.payload += payload;
         self.close_chunk();
         let need = chunk.len();
         self.run.chunks.push(chunk);

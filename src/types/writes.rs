@@ -76,8 +76,11 @@ pub struct TableWrites {
     /// Handles of the tail's newest record of each key, sorted by key (fewer than
     /// `TAIL_MAX`); newer than every run.
     tail: Vec<u64>,
-    /// Bytes of records in the runs and the tail.
-    bytes: usize,
+    /// Bytes of records in the runs and the tail (at most [`TABLE_WRITES_BYTES_MAX`];
+    /// `u32` keeps the struct small, see the test `table_writes_stay_small`).
+    bytes: u32,
+    /// Bytes of the keys and values of those records ([`TableWrites::payload`]).
+    payload: u32,
 }
 
 /// The buffer of one table's writes is full ([`TABLE_WRITES_BYTES_MAX`]).
@@ -88,6 +91,11 @@ pub struct WritesFull;
 /// whole key is the keys' byte order.
 fn prefix(key: &[u8]) -> u32 {
     (first_word(key) >> 32) as u32
+}
+
+/// `n` as a `u32`, `u32::MAX` when larger.
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn handle_prefix(h: u64) -> u32 {
@@ -106,13 +114,15 @@ impl TableWrites {
 
     /// Records `key = value` (`None`: a tombstone), replacing an earlier put of `key`.
     pub fn insert(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), WritesFull> {
-        let need = VARINTS_LEN_MAX + key.len() + value.map_or(0, <[u8]>::len);
-        if self.bytes.saturating_add(need) > TABLE_WRITES_BYTES_MAX {
+        let len = key.len() + value.map_or(0, <[u8]>::len);
+        let need = VARINTS_LEN_MAX + len;
+        if (self.bytes as usize).saturating_add(need) > TABLE_WRITES_BYTES_MAX {
             return Err(WritesFull);
         }
         let offset = self.tail_data.len();
         write_runs::push_record(&mut self.tail_data, key, value);
-        self.bytes += self.tail_data.len() - offset;
+        self.bytes = saturate(self.bytes as usize + (self.tail_data.len() - offset));
+        self.payload = saturate(self.payload as usize + len);
         let p = prefix(key);
         let handle = (u64::from(p) << 32) | offset as u64;
         // Keys put in order go after the tail's last without a search.
@@ -161,7 +171,15 @@ impl TableWrites {
 
     /// Bytes of records held (overwritten puts included until a merge drops them).
     pub fn buffer_len(&self) -> usize {
-        self.bytes
+        self.bytes as usize
+    }
+
+    /// Bytes of the keys and values held: those of the newest put of each key, plus
+    /// those of overwritten puts a merge has not yet dropped (a bounded few: the tail's,
+    /// and fewer than [`FAN_IN`] runs' at each level). What a transaction's size limit
+    /// counts, so overwriting one key a million times does not reach it.
+    pub fn payload(&self) -> usize {
+        self.payload as usize
     }
 
     /// Every written key with its newest value, in key order.
@@ -282,7 +300,8 @@ impl TableWrites {
                 first == 0,
             ));
         }
-        self.bytes = self.runs.iter().map(Run::bytes).sum();
+        self.bytes = saturate(self.runs.iter().map(Run::bytes).sum());
+        self.payload = saturate(self.runs.iter().map(Run::payload).sum());
     }
 }
 
@@ -380,6 +399,7 @@ impl<'a> Iter<'a> {
             tail_data: Vec::new(),
             tail: Vec::new(),
             bytes: 0,
+            payload: 0,
         };
         Iter {
             writes: &NOTHING,
@@ -679,6 +699,12 @@ mod tests {
             w.buffer_len(),
             w.runs.iter().map(Run::bytes).sum::<usize>() + w.tail_data.len()
         );
+        assert_eq!(
+            w.payload(),
+            w.iter()
+                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+                .sum::<usize>()
+        );
     }
 
     /// A few keys overwritten many times: merges keep about their newest puts, not every
@@ -693,6 +719,7 @@ mod tests {
             w.insert(&key, Some(&value)).unwrap();
         }
         assert!(w.buffer_len() <= 1 << 20, "{}", w.buffer_len());
+        assert!(w.payload() <= 1 << 20, "{}", w.payload());
         assert_eq!(w.len(), 10);
         for k in 0..10u32 {
             let last = 400_000 - 10 + k;

@@ -48,9 +48,9 @@ impl Draining {
     /// The head record's chunk, taken whole, when the record fills it alone (it was
     /// given a chunk of its own) and is encoded in `shape`: the record moves to the
     /// merge's output instead of being copied; returned with its key's [`key_hash`] and
-    /// [`first_word`]. The head stays readable only through [`Draining::advance`] after
-    /// this.
-    fn take_own_chunk(&mut self, shape: Shape) -> Option<(u64, u64, Vec<u8>)> {
+    /// [`first_word`] and the bytes of its key and value. The head stays readable only
+    /// through [`Draining::advance`] after this.
+    fn take_own_chunk(&mut self, shape: Shape) -> Option<(u64, u64, usize, Vec<u8>)> {
         let (_, _, next) = self.head.as_ref()?;
         let alone = self.pos.off == 0 && next.chunk != self.pos.chunk;
         if !alone || self.run.shape != shape || self.chunk().len() < OWN_CHUNK_MIN {
@@ -58,8 +58,9 @@ impl Draining {
         }
         let key = self.key()?;
         let (hash, word) = (key_hash(key), first_word(key));
+        let payload = key.len() + self.value().map_or(0, <[u8]>::len);
         let chunk = self.run.chunks.get_mut(self.pos.chunk as usize)?;
-        Some((hash, word, std::mem::take(chunk)))
+        Some((hash, word, payload, std::mem::take(chunk)))
     }
 
     fn advance(&mut self) {
@@ -116,7 +117,9 @@ pub(in crate::types) fn merge(runs: Vec<Run>, level: u8, oldest: bool) -> Run {
         let Some((b, _)) = best else { break };
         if let Some(s) = srcs.get_mut(b) {
             match s.take_own_chunk(shape) {
-                Some((hash, word, chunk)) => out.push_own_chunk(hash, word, chunk),
+                Some((hash, word, payload, chunk)) => {
+                    out.push_own_chunk(hash, word, payload, chunk);
+                }
                 None => out.push(s.key().unwrap_or(&[]), s.value()),
             }
         }
