@@ -268,7 +268,10 @@ impl Database {
     /// commit's I/O failed) it returns [`Error::Poisoned`](crate::Error::Poisoned): commits
     /// acknowledged below `Durable` may be lost. An error from the final header write
     /// leaves every commit durable (each group's sync succeeded before it was reported)
-    /// and the database closed.
+    /// and the database closed. Opening the file again in this process afterwards opens
+    /// it afresh (waiting a moment while a background thread lets go of the closed
+    /// engine), unless a clone of a closed handle or one of its connections is still
+    /// kept: then the open answers [`Error::Closed`](crate::Error::Closed).
     pub fn close(self) -> Result<()> {
         self.engine().close()
     }

@@ -99,17 +99,23 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     registry.retain(|_, engine| engine.strong_count() > 0);
     if let Some(engine) = file_id_of(path).and_then(|id| registry.get(&id)?.upgrade()) {
         if engine.closing.load(Ordering::Acquire) {
-            // `close` was called on another handle that some clone still keeps.
-            return Err(Error::Closed);
-        }
-        if engine.read_only != config.read_only {
+            if engine.handles.load(Ordering::Acquire) > 0 {
+                // `close` was called on another handle that some clone still keeps.
+                return Err(Error::Closed);
+            }
+            // Closed, and no handle is left: only a background thread still holds the
+            // engine, for a moment. The open waits for it to go (`open_file` waits for
+            // the lock it releases) and opens the file afresh, as after any close.
+            drop(engine);
+        } else if engine.read_only != config.read_only {
             // As between processes: a writer's exclusive lock and readers' shared
             // one exclude each other.
             return Err(Error::Locked {
                 path: path.to_path_buf(),
             });
+        } else {
+            return Ok(engine);
         }
-        return Ok(engine);
     }
     let storage = open_file(path, config)?;
     let id = storage.file_id()?;
@@ -117,4 +123,49 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     *engine.lock_notice.lock() = Some(LockNotice::new(id));
     registry.insert(id, Arc::downgrade(&engine));
     Ok(engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Database;
+    use std::time::Duration;
+
+    /// An open right after `close` while a background thread (the flusher, the idle
+    /// watcher) still holds the closed engine for a moment waits for it and opens the
+    /// file again; it used to answer `Closed`.
+    #[test]
+    fn an_open_right_after_close_waits_for_a_background_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reopen.db");
+        let db = Database::open(&path).unwrap();
+        let first = db.identity();
+        // As a background thread holds it: briefly, then lets go.
+        let held = db.latest().unwrap();
+        db.close().unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        let db = Database::open(&path).unwrap();
+        assert_ne!(db.identity(), first, "a new engine");
+        holder.join().unwrap();
+        let mut conn = db.connect();
+        let mut tx = conn.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.commit().unwrap();
+    }
+
+    /// While a handle of the closed database is still kept (here: a connection), an
+    /// open answers `Closed` at once, as before.
+    #[test]
+    fn an_open_while_a_closed_handle_is_kept_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kept.db");
+        let db = Database::open(&path).unwrap();
+        let conn = db.connect();
+        db.close().unwrap();
+        assert!(matches!(Database::open(&path), Err(crate::Error::Closed)));
+        drop(conn);
+        Database::open(&path).unwrap();
+    }
 }
