@@ -403,6 +403,27 @@ pub fn recover_from(
         if let Some(s) = stopped {
             break s;
         }
+        // Page full, its next page named without confirmation: a page never started
+        // there, while no page of the file starts the stream's next position, means the
+        // stream ended on this page (the link is not followed: a damaged one may name a
+        // page in use; the writer continues on a fresh next page, see `scrub_tail`).
+        if next_unconfirmed
+            && f.page(ph.next_page)
+                .is_none_or(|b| b.iter().all(|&x| x == 0))
+            && !started_anywhere(&f, first_seq + slots)
+        {
+            break Stop {
+                page,
+                tail_page: page,
+                seq,
+                what: format!("marker page {page} is full and the page after it was never started"),
+                always: false,
+                proven: false,
+                limit: false,
+                next_page: Some(ph.next_page),
+                first_seq,
+            };
+        }
         // Page full: the stream continues on its next page.
         w.used.insert(ph.next_page);
         first_seq += slots;
@@ -537,6 +558,13 @@ fn marker_header_verifies(f: &LogFile<'_>, page: u64, first_seq: u64) -> bool {
         verify_log_page(b, PageKind::Marker, page)
             .is_ok_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first_seq)
     })
+}
+
+/// Whether any page of the file is a marker page whose header verifies with
+/// `first_seq`. Reads the first bytes of every page: only a walk that reaches the end of
+/// a full page whose next page is unconfirmed pays for it.
+fn started_anywhere(f: &LogFile<'_>, first_seq: u64) -> bool {
+    (f.first_data..f.file_pages).any(|p| marker_header_verifies(f, p, first_seq))
 }
 
 /// Whether `page` holds a non-zero byte past its first 512-byte sector.
