@@ -28,6 +28,11 @@ pub struct Cursor {
     next: usize,
     /// The tree is empty or the cursor walked off its end.
     done: bool,
+    /// The far key (in the cursor's direction) of the last non-empty leaf it left, when
+    /// `left_any`: the next leaf's keys must lie past it. A hostile tree naming a page
+    /// twice, or a branch cycle, would otherwise hand out the same keys again, for ever.
+    passed: Vec<u8>,
+    left_any: bool,
 }
 
 /// Cells of one leaf a cursor handed over at once ([`Cursor::take_run`]): indices
@@ -145,6 +150,8 @@ impl Cursor {
             shape: LeafShape::NONE,
             next: 0,
             done: root == 0,
+            passed: Vec::new(),
+            left_any: false,
         };
         if c.done {
             return Ok(c);
@@ -257,6 +264,17 @@ impl Cursor {
     /// Moves to the first cell of the next leaf in the cursor's direction: up the path
     /// to the first branch with a child left on that side, then down its edge.
     fn next_leaf(&mut self, file: &[u8], verified: Option<&Verified>) -> Result<()> {
+        if let Some(last) = self.shape.count().checked_sub(1) {
+            let bytes = self.shape.bytes(file, self.leaf, self.page_size)?;
+            let far = NodeRef::parsed_leaf(bytes, self.leaf, self.shape).key(if self.reverse {
+                0
+            } else {
+                last
+            })?;
+            self.passed.clear();
+            far.extend_into(&mut self.passed);
+            self.left_any = true;
+        }
         let mut page = loop {
             let Some((branch, idx)) = self.path.pop() else {
                 self.done = true;
@@ -278,6 +296,23 @@ impl Cursor {
             let node =
                 NodeRef::parse_cached(page_bytes(file, page, self.page_size)?, page, verified)?;
             if node.is_leaf() {
+                if let Some(last) = node.count().checked_sub(1)
+                    && self.left_any
+                {
+                    let near = node.key(if self.reverse { last } else { 0 })?;
+                    let past = match near.cmp_bytes(&self.passed) {
+                        std::cmp::Ordering::Greater => !self.reverse,
+                        std::cmp::Ordering::Less => self.reverse,
+                        std::cmp::Ordering::Equal => false,
+                    };
+                    if !past {
+                        return Err(Error::corrupted(
+                            page,
+                            "a leaf whose keys do not follow the leaf before it in key order \
+                             (a page reached twice, or out of place)",
+                        ));
+                    }
+                }
                 self.leaf = page;
                 self.shape = node.shape();
                 self.next = if self.reverse { node.count() } else { 0 };

@@ -240,3 +240,66 @@ fn a_page_used_twice_by_values_is_refused_by_the_walk() {
         "{e}"
     );
 }
+
+/// Walks the whole tree with a [`super::cursor::Cursor`] (as the engine's scans and
+/// range reads do), in `reverse` or forward, at most `limit` keys: `Ok(keys)` in the
+/// order handed out, or the error that refused the tree.
+fn cursor_all(file: &[u8], root: u64, reverse: bool, limit: usize) -> Result<Vec<Vec<u8>>, String> {
+    let mut c = super::cursor::Cursor::seek(file, PS, root, Bound::Unbounded, reverse, None)
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Some((k, _)) = c.step(file, None).map_err(|e| e.to_string())? {
+        out.push(k.to_vec());
+        assert!(
+            out.len() <= limit,
+            "the cursor did not end after {limit} keys"
+        );
+    }
+    Ok(out)
+}
+
+/// A branch naming the same leaf twice, a branch naming itself, and a chain of branches
+/// each naming the next many times (a walk of 150^k leaves): a cursor refuses the leaf
+/// that does not follow the one before it in key order, naming it, instead of handing
+/// out the same keys again (for ever, in the chain).
+#[test]
+fn a_cursor_refuses_a_leaf_reached_twice() {
+    let keys: [&[u8]; 2] = [b"aaaaaaaa", b"bbbbbbbb"];
+    // Root 1: children 2 and 2.
+    let twice = file_of(3, vec![branch(1, 2, &[(b"mmmmmmmm", 2)]), leaf(2, &keys)]);
+    // Root 1: children 2 and 1 (itself).
+    let cycle = file_of(3, vec![branch(1, 2, &[(b"mmmmmmmm", 1)]), leaf(2, &keys)]);
+    // Branches 1..=20, each naming the next 100 times; branch 20 names leaf 21.
+    let seps: Vec<Vec<u8>> = (0..99u32)
+        .map(|i| format!("s{i:07}").into_bytes())
+        .collect();
+    let mut nodes = vec![leaf(21, &keys)];
+    for p in 1..=20u64 {
+        let cells: Vec<(&[u8], u64)> = seps.iter().map(|s| (s.as_slice(), p + 1)).collect();
+        nodes.push(branch(p, p + 1, &cells));
+    }
+    let chain = file_of(22, nodes);
+    for (name, file) in [("twice", &twice), ("cycle", &cycle), ("chain", &chain)] {
+        for reverse in [false, true] {
+            let got = cursor_all(file, 1, reverse, 16);
+            let err = got.expect_err(name);
+            // (A reverse walk of the cycle descends into it: "deeper than the limit".)
+            assert!(err.contains("corrupted at page"), "{name}: {err}");
+        }
+    }
+    // A well-formed two-leaf tree still walks in order both ways.
+    let fine = file_of(
+        4,
+        vec![
+            branch(1, 2, &[(b"mmmmmmmm", 3)]),
+            leaf(2, &keys),
+            leaf(3, &[b"nnnnnnnn", b"oooooooo"]),
+        ],
+    );
+    let forward = cursor_all(&fine, 1, false, 16).unwrap();
+    assert_eq!(forward.len(), 4);
+    assert!(forward.windows(2).all(|w| w[0] < w[1]));
+    let mut backward = cursor_all(&fine, 1, true, 16).unwrap();
+    backward.reverse();
+    assert_eq!(backward, forward);
+}
