@@ -193,3 +193,25 @@ fn first_committer_wins_names_the_key() {
         }
     }
 }
+
+/// The empty key deleted many times in one transaction (its buffer's tail turned into a
+/// run holding only that delete, whose record took no bytes): the transaction read the
+/// old value back and the commit left the delete out, so the key came back.
+#[test]
+fn the_empty_key_deleted_many_times_stays_deleted() {
+    let (_dir, db) = db();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.put("t", b"", b"old").unwrap();
+    tx.commit().unwrap();
+    let mut tx = c.begin().unwrap();
+    for _ in 0..20_000 {
+        tx.delete("t", b"").unwrap();
+    }
+    assert_eq!(tx.get("t", b"").unwrap(), None);
+    tx.commit().unwrap();
+    let tx = c.begin_read().unwrap();
+    assert_eq!(tx.get("t", b"").unwrap(), None);
+    assert_eq!(tx.iter("t").unwrap().count(), 0);
+}

@@ -120,10 +120,12 @@ impl Shape {
         tag: None,
     };
 
-    /// The shape of the one record `key = value`.
+    /// The shape of the one record `key = value`. The empty key keeps its length's
+    /// varint: a record must take at least one byte (a run of only the empty key, with
+    /// no value, would otherwise hold a record of no bytes, which reads cannot find).
     pub(super) fn of(key: &[u8], value: Option<&[u8]>) -> Shape {
         Shape {
-            key_len: Some(key.len() as u64),
+            key_len: (!key.is_empty()).then_some(key.len() as u64),
             tag: Some(tag_of(value)),
         }
     }

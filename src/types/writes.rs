@@ -728,6 +728,28 @@ mod tests {
         }
     }
 
+    /// The empty key alone in a run, deleted or put with an empty value: its record
+    /// encoded to no bytes (the run left out both lengths), and reads and merges passed
+    /// over it, so the transaction read the key's committed value and its commit left
+    /// the delete out.
+    #[test]
+    fn the_empty_key_alone_in_a_run_is_kept() {
+        for value in [None, Some(&b""[..])] {
+            let mut w = TableWrites::new();
+            for _ in 0..4 * TAIL_BYTES {
+                w.insert(b"", value).unwrap();
+            }
+            assert_eq!(w.get(b""), Some(value), "{value:?}");
+            assert_eq!(w.iter().collect::<Vec<_>>(), vec![(&b""[..], value)]);
+            w.insert(b"k", Some(b"v")).unwrap();
+            for _ in 0..4 * TAIL_BYTES {
+                w.insert(b"x", None).unwrap();
+            }
+            assert_eq!(w.get(b""), Some(value), "{value:?} after merges");
+            assert_eq!(w.len(), 3);
+        }
+    }
+
     #[test]
     fn long_values_and_keys_round_trip() {
         let mut w = TableWrites::new();
