@@ -92,3 +92,32 @@ fn a_poisoned_database_refuses_commits_until_reopened() {
     put(&mut conn, b"after reopen", Durability::Durable).unwrap();
     assert_clean(&db, "reopened after poisoning");
 }
+
+/// A `Written` commit whose own thread led the step: its marker was written (the commit
+/// reached `Written` and became visible) before the step's second sync failed. It is
+/// answered `Ok`, as the group's other `Written` waiters are; it was answered with the
+/// step's error while other transactions already read it.
+#[test]
+fn a_written_commit_that_led_a_failing_step_is_answered_ok() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    create_table(&db, TABLE);
+    let mut conn = db.connect();
+    let mut tx = conn.begin().unwrap();
+    tx.put(TABLE, b"before", b"v").unwrap();
+    tx.commit().unwrap();
+    // The step of its proof syncs (1), the step of its marker fails its sync (2).
+    sim.fail_nth_sync(2);
+    let mut tx = conn.begin().unwrap();
+    tx.put(TABLE, b"w", b"v").unwrap();
+    let answer = tx.commit_with(Durability::Written);
+    let tx = conn.begin_read().unwrap();
+    let visible = tx.get(TABLE, b"w").unwrap().is_some();
+    drop(tx);
+    assert!(visible, "the commit reached Written");
+    answer.expect("a commit that reached Written is answered Ok");
+    // The group is poisoned all the same.
+    let mut tx = conn.begin().unwrap();
+    tx.put(TABLE, b"later", b"v").unwrap();
+    assert!(matches!(tx.commit(), Err(Error::Poisoned { .. })));
+}

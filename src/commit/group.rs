@@ -330,6 +330,9 @@ impl GroupCommit {
                 return Ok(());
             }
             if self.closed_before(seq) {
+                // Rung to lead, perhaps: the next waiter is, or a `Written` commit
+                // queued after the close's drain would wait for ever.
+                self.hand_off(&st);
                 return Err(Error::Closed);
             }
             if let Some(cause) = &st.poisoned {
@@ -346,7 +349,16 @@ impl GroupCommit {
                 });
             }
             if !st.leader_active && self.has_work(&st) {
-                self.lead(&mut st)?;
+                if let Err(e) = self.lead(&mut st) {
+                    // A step that failed after publishing `seq` at `level` (a `Written`
+                    // commit whose marker was written before the step's sync failed)
+                    // reached it: the commit is visible, and its committer is told so,
+                    // as the group's other waiters are.
+                    if st.reached(seq, level) {
+                        return Ok(());
+                    }
+                    return Err(e);
+                }
                 continue;
             }
             // Sleep on the bell of `seq`, outside the state lock. Once `seq` is reached,
