@@ -37,6 +37,11 @@ pub struct FileStorage {
     /// every later sync fails too, so no commit is acknowledged durable on top of
     /// writes that may be lost, whichever thread's sync consumed the error.
     sync_failed: std::sync::atomic::AtomicBool,
+    /// Held across a sync's look at `sync_failed`, its `fdatasync` and its store of the
+    /// flag (and across a write-behind's wait): the kernel reports a failed writeback
+    /// to one of two concurrent waits on this file description, and the other, finding
+    /// the flag not yet set, would have acknowledged commits over lost writes.
+    sync_lock: parking_lot::Mutex<()>,
 }
 
 struct MapState {
@@ -111,6 +116,7 @@ impl FileStorage {
             pins: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
             syncs: AtomicU64::new(0),
             sync_failed: std::sync::atomic::AtomicBool::new(false),
+            sync_lock: parking_lot::Mutex::new(()),
         })
     }
 
@@ -267,6 +273,7 @@ impl Storage for FileStorage {
 
     fn sync(&self) -> Result<()> {
         self.writable()?;
+        let _one_at_a_time = self.sync_lock.lock();
         if self.sync_failed.load(Ordering::Acquire) {
             return Err(Error::Io {
                 op: "sync the database file",
@@ -307,6 +314,10 @@ impl Storage for FileStorage {
     }
 
     fn write_behind(&self) {
+        // Only a hint: skipped while a sync runs (which writes everything back anyway).
+        let Some(_one_at_a_time) = self.sync_lock.try_lock() else {
+            return;
+        };
         if self.writable().is_ok() && write_behind(&self.file).is_err_and(|e| loses_writes(&e)) {
             // Its wait reports (and clears) a failed writeback: the next sync fails.
             self.sync_failed.store(true, Ordering::Release);
