@@ -25,6 +25,10 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+/// Entries of the per-table maps (drops, latest writes) below which a prune leaves
+/// them alone.
+const TABLE_SWEEP_MIN: usize = 64;
+
 /// A key shared by a record and the indexes that point at it.
 type Key = crate::util::SharedKey;
 
@@ -113,6 +117,9 @@ pub struct Prepared {
     writes: Vec<(TableId, Key)>,
     read_points: Vec<(TableId, Key)>,
     read_ranges: Vec<Arc<TableRange>>,
+    /// Tables it drops (or clears): a write to every key of each, for
+    /// first-committer-wins against commits writing into them.
+    dropped: Vec<TableId>,
 }
 
 impl Prepared {
@@ -144,7 +151,14 @@ impl Prepared {
             } else {
                 Vec::new()
             },
+            dropped: Vec::new(),
         }
+    }
+
+    /// The same sets, for a transaction that also drops (or clears) `tables`.
+    pub fn dropping(mut self, tables: &[TableId]) -> Prepared {
+        self.dropped = tables.to_vec();
+        self
     }
 
     fn reads_anything(&self) -> bool {
@@ -203,6 +217,15 @@ pub struct CommitIndex {
     writers: HashMap<TableId, BTreeMap<Key, Entries>>,
     point_readers: HashMap<TableId, HashMap<Key, Entries>>,
     range_readers: HashMap<TableId, VecDeque<(Arc<TableRange>, Entry)>>,
+    /// Tables dropped by recorded commits: the sequence of the drop (an id is dropped
+    /// once; a cleared table gets a new one).
+    table_drops: HashMap<TableId, u64>,
+    /// The sequence of the latest recorded commit writing into each table.
+    table_writes: HashMap<TableId, u64>,
+    /// Entries of the two maps above from which a prune sweeps them (entries at or
+    /// below the horizon are harmless, only memory): amortized over the commits, with
+    /// thousands of tables.
+    table_sweep_at: usize,
     stats: IndexStats,
 }
 
@@ -235,6 +258,9 @@ impl CommitIndex {
             writers: HashMap::new(),
             point_readers: HashMap::new(),
             range_readers: HashMap::new(),
+            table_drops: HashMap::new(),
+            table_writes: HashMap::new(),
+            table_sweep_at: TABLE_SWEEP_MIN,
             stats: IndexStats::default(),
         }
     }
@@ -286,9 +312,18 @@ impl CommitIndex {
             cseq: self.tip,
         };
         self.next_ord += 1;
+        let mut last_table = None;
         for (table, key) in &sets.writes {
+            if last_table != Some(*table) {
+                // Sorted by table: once per table written.
+                last_table = Some(*table);
+                self.table_writes.insert(*table, entry.cseq);
+            }
             let index = self.writers.entry(*table).or_default();
             index.entry(key.clone()).or_default().push_back(entry);
+        }
+        for &table in &sets.dropped {
+            self.table_drops.insert(table, entry.cseq);
         }
         for (table, key) in &sets.read_points {
             let index = self.point_readers.entry(*table).or_default();
@@ -365,6 +400,13 @@ impl CommitIndex {
             return Ok(());
         }
         for (table, keys) in writes {
+            if let Some(refusal) = keys
+                .keys()
+                .next()
+                .and_then(|key| self.dropped_since(snapshot, *table, key))
+            {
+                return Err(refusal);
+            }
             let Some(index) = self.writers.get(table) else {
                 continue;
             };
@@ -384,6 +426,18 @@ impl CommitIndex {
             }
         }
         Ok(())
+    }
+
+    /// The refusal of a write of `key` into `table` when a commit after `snapshot`
+    /// dropped the table.
+    fn dropped_since(&self, snapshot: u64, table: TableId, key: &[u8]) -> Option<Refusal> {
+        let &cseq = self.table_drops.get(&table).filter(|&&c| c > snapshot)?;
+        Some(Refusal {
+            table,
+            key: key.to_vec(),
+            committed_seq: cseq,
+            write_write: true,
+        })
     }
 
     /// Returns the transaction's `out_earliest` when it may commit.
@@ -411,7 +465,29 @@ impl CommitIndex {
         if self.tip <= snapshot {
             return Ok(None);
         }
-        // First-committer-wins.
+        // First-committer-wins, a drop counting as a write to every key of its table.
+        for &table in &sets.dropped {
+            if let Some(&cseq) = self.table_writes.get(&table).filter(|&&c| c > snapshot) {
+                return Err(Refusal {
+                    table,
+                    key: Vec::new(),
+                    committed_seq: cseq,
+                    write_write: true,
+                });
+            }
+        }
+        if !self.table_drops.is_empty() {
+            let mut last_table = None;
+            for (table, key) in writes.clone() {
+                if last_table == Some(table) {
+                    continue;
+                }
+                last_table = Some(table);
+                if let Some(refusal) = self.dropped_since(snapshot, table, key.as_ref()) {
+                    return Err(refusal);
+                }
+            }
+        }
         for (table, key) in writes.clone() {
             let last = self
                 .writers
@@ -532,6 +608,14 @@ impl CommitIndex {
     /// 9 ms). Forgetting part of such a record is as safe as forgetting all of it: no
     /// transaction it could conflict with is live.
     pub fn prune_some(&mut self, horizon: u64, budget: usize) {
+        // No live snapshot is older than `horizon`: a drop or write at or below it is
+        // concurrent with no transaction that can still commit.
+        if self.table_drops.len() + self.table_writes.len() >= self.table_sweep_at {
+            self.table_drops.retain(|_, c| *c > horizon);
+            self.table_writes.retain(|_, c| *c > horizon);
+            let left = self.table_drops.len() + self.table_writes.len();
+            self.table_sweep_at = left.saturating_mul(2).max(TABLE_SWEEP_MIN);
+        }
         let mut left = budget.max(1);
         while left > 0 {
             let Some(r) = self.records.front_mut().filter(|r| r.cseq <= horizon) else {

@@ -236,7 +236,7 @@ impl Committer {
         } else {
             None
         };
-        let sets = Prepared::new(isolation, writes, reads);
+        let sets = Prepared::new(isolation, writes, reads).dropping(dropped_tables);
         let prune_budget = PRUNE_STEP_KEYS.saturating_add(sets.size().saturating_mul(2));
         // A commit of many keys prunes with a fresh horizon (a look at every shard of
         // live snapshots, small beside recording those keys): with the recent one, up

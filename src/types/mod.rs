@@ -42,11 +42,14 @@ pub const MAX_TRANSACTION_BYTES: usize = 1 << 30;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Isolation {
     /// Snapshot isolation with first-committer-wins: no lost updates, no dirty or
-    /// non-repeatable reads, no phantoms; write skew is possible.
+    /// non-repeatable reads, no phantoms; write skew is possible. Dropping or clearing a
+    /// table counts as writing every key of it.
     Snapshot,
-    /// Serializable snapshot isolation: every committed history is equivalent to some
-    /// serial order. Transactions that would complete a dangerous structure abort with
-    /// [`crate::Error::Conflict`].
+    /// Serializable snapshot isolation: every committed history of `Serializable`
+    /// transactions is equivalent to some serial order. Transactions that would complete
+    /// a dangerous structure abort with [`crate::Error::Conflict`]. A `Snapshot`
+    /// transaction's reads are not tracked, so a history mixing the two levels may
+    /// show write skew between them (as in PostgreSQL).
     #[default]
     Serializable,
 }
