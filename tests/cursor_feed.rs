@@ -316,3 +316,47 @@ fn a_subscription_after_close_is_closed() {
         Some(Received::Closed)
     ));
 }
+
+/// The first subscriber, arriving while another thread commits without pause: every
+/// commit event after the ones it is told it missed names the table the commit wrote
+/// (a commit whose tables were read before the subscription, and sequenced after it,
+/// was published naming none).
+#[test]
+fn the_first_subscriber_sees_the_tables_of_every_commit_it_receives() {
+    for round in 0..40u32 {
+        let db = db();
+        fill(&db, 1);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (db, stop) = (db.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut c = db.connect();
+                let mut i = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut tx = c.begin().unwrap();
+                    tx.put("t", &i.to_be_bytes(), b"v").unwrap();
+                    tx.commit_with(Durability::Applied).unwrap();
+                    i += 1;
+                }
+            })
+        };
+        // Let the writer run a little first (a different moment each round).
+        for _ in 0..round * 500 {
+            std::hint::spin_loop();
+        }
+        let sub = db.subscribe_with_capacity(1 << 16);
+        let mut events = 0;
+        while events < 200 {
+            match sub.recv_timeout(Duration::from_secs(10)) {
+                Some(Received::Commit(e)) => {
+                    assert_eq!(&e.tables[..], ["t".to_string()], "round {round}: {e:?}");
+                    events += 1;
+                }
+                Some(Received::Lagged { .. }) => {}
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+    }
+}

@@ -639,7 +639,7 @@ impl<'c> Transaction<'c> {
                 reads,
                 &self.dropped,
                 durability,
-                self.touched_tables(),
+                &|| self.touched_tables(),
                 self.write_bytes,
             )
             .map_err(|e| match e {
@@ -671,11 +671,9 @@ impl<'c> Transaction<'c> {
         Ok(())
     }
 
-    /// The names of the tables this transaction wrote, created, cleared or dropped.
+    /// The names of the tables this transaction wrote, created, cleared or dropped (asked
+    /// for by the feed only once its commit has a sequence and someone subscribed).
     fn touched_tables(&self) -> Arc<[String]> {
-        if !self.engine.committer.feed().active() {
-            return Arc::from([]);
-        }
         let mut names = std::collections::BTreeSet::new();
         if let Some(catalog) = self.writes.get(&CATALOG_TABLE) {
             names.extend(

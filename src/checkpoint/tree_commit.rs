@@ -5,7 +5,6 @@ use super::{Checkpointer, Install, State};
 use crate::Result;
 use crate::commit::{CommitError, ReadSet};
 use crate::types::{Isolation, WriteSet};
-use std::sync::Arc;
 use std::time::Instant;
 
 impl Checkpointer {
@@ -20,7 +19,7 @@ impl Checkpointer {
         isolation: Isolation,
         writes: &WriteSet,
         reads: ReadSet,
-        touched: Arc<[String]>,
+        touched: crate::commit::Touched<'_>,
     ) -> std::result::Result<Option<u64>, CommitError> {
         let mut st = self.state.lock();
         if st.shut {

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+/// Gives the names of the tables a commit touched, in byte order, when the feed asks.
+pub type Touched<'a> = &'a dyn Fn() -> Arc<[String]>;
+
 /// One durable commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -113,11 +116,15 @@ impl Feed {
         self.active.load(Ordering::SeqCst)
     }
 
-    /// Records that commit `seq` touched `tables`. Call after `seq` is taken.
-    pub fn record(&self, seq: u64, tables: Arc<[String]>) {
+    /// Records that commit `seq` touched the tables `tables` names. Call after `seq` is
+    /// taken: `tables` is asked only when someone subscribed, and then after the
+    /// subscriber's look at the tip (a commit whose tables were read before the first
+    /// subscription recorded none).
+    pub fn record(&self, seq: u64, tables: Touched<'_>) {
         if !self.active() {
             return;
         }
+        let tables = tables();
         let mut st = self.state.lock();
         if seq >= st.next {
             st.pending.insert(seq, tables);
@@ -154,6 +161,10 @@ impl Feed {
             // subscribers are told they missed them rather than left to think none came
             // (one that came before this lock, between the swap and here, too).
             st.next = st.next.max(tip + 1);
+            // A commit recorded between the swap and this lock, at or below `tip`, is
+            // counted in the gap below; its record would stay here for good.
+            let next = st.next;
+            st.pending = st.pending.split_off(&next);
             let missed = tip.saturating_sub(st.durable);
             if missed > 0 {
                 let owed = st.subscribers.iter().map(|w| (w.clone(), missed)).collect();
@@ -331,17 +342,17 @@ mod tests {
     fn publishes_in_order_once_durable() {
         let f = Feed::new(0);
         let s = f.subscribe(16, || 0);
-        f.record(2, t(&["b"]));
+        f.record(2, &|| t(&["b"]));
         f.durable(2);
         assert!(s.try_recv().is_none(), "seq 1 not recorded yet");
-        f.record(1, t(&["a"]));
+        f.record(1, &|| t(&["a"]));
         let seqs: Vec<u64> = std::iter::from_fn(|| match s.try_recv() {
             Some(Received::Commit(e)) => Some(e.seq),
             _ => None,
         })
         .collect();
         assert_eq!(seqs, vec![1, 2]);
-        f.record(3, t(&[]));
+        f.record(3, &|| t(&[]));
         assert!(s.try_recv().is_none(), "3 is not durable");
         f.durable(3);
         assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 3));
@@ -361,7 +372,7 @@ mod tests {
         f.durable(5);
         assert_eq!(s.try_recv(), Some(Received::Lagged { missed: 3 }));
         assert!(s.try_recv().is_none());
-        f.record(6, t(&["x"]));
+        f.record(6, &|| t(&["x"]));
         f.durable(6);
         assert!(matches!(s.recv(), Received::Commit(e) if e.seq == 6));
         // A later subscriber is owed nothing it cannot get.
@@ -386,7 +397,7 @@ mod tests {
         let f = Feed::new(0);
         let s = f.subscribe(2, || 0);
         for seq in 1..=5 {
-            f.record(seq, t(&["x"]));
+            f.record(seq, &|| t(&["x"]));
         }
         f.durable(5);
         assert_eq!(s.recv(), Received::Lagged { missed: 3 });

@@ -24,7 +24,7 @@ mod repair;
 mod replay;
 
 pub use arena::LogArena;
-pub use feed::{CommitEvent, Feed, Received, Subscription};
+pub use feed::{CommitEvent, Feed, Received, Subscription, Touched};
 pub use group::{GroupCommit, GroupStats, Pending, QUEUE_COMMITS_MAX};
 pub use index::{Admitted, CommitIndex, IndexStats, Prepared, Refusal};
 pub use marker_writer::MarkerWriter;
@@ -205,7 +205,7 @@ impl Committer {
         reads: ReadSet,
         dropped_tables: &[TableId],
         durability: Durability,
-        touched: Arc<[String]>,
+        touched: Touched<'_>,
     ) -> Result<Option<u64>, CommitError> {
         self.group.check()?;
         let has_writes = writes.values().any(|m| !m.is_empty()) || !dropped_tables.is_empty();
@@ -350,7 +350,7 @@ impl Committer {
         isolation: Isolation,
         writes: &WriteSet,
         reads: ReadSet,
-        touched: Arc<[String]>,
+        touched: Touched<'_>,
     ) -> Result<Option<TreeAdmission<'_>>, CommitError> {
         self.group.check()?;
         let mut index = self.index.lock();

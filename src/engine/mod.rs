@@ -551,7 +551,7 @@ impl Engine {
         reads: ReadSet,
         dropped: &[TableId],
         durability: Durability,
-        touched: Arc<[String]>,
+        touched: crate::commit::Touched<'_>,
         write_bytes: usize,
     ) -> Result<Option<u64>, CommitError> {
         self.check_open()?;
