@@ -395,11 +395,16 @@ impl Builder<'_> {
             CellValue::Extent { page, len, .. } => {
                 // The cell comes from a checksummed leaf, but its extent is only read
                 // (and checked) when its value is: one outside the file is not freed.
+                // Nor is one over the file's headers (a hostile cell): freed, the next
+                // checkpoint would write a leaf over a header copy.
                 let file_pages = self.file.len() as u64 / u64::from(self.page_size);
+                let first_data = crate::format::first_data_page(self.page_size);
                 let end = page
                     .checked_add(extent_pages(self.page_size, len as usize))
-                    .filter(|&end| page > 0 && end <= file_pages)
-                    .ok_or_else(|| Error::corrupted(page, "overflow extent outside the file"))?;
+                    .filter(|&end| page >= first_data && end <= file_pages)
+                    .ok_or_else(|| {
+                        Error::corrupted(page, "overflow extent outside the file's data pages")
+                    })?;
                 self.freed.extend(page..end);
             }
         }

@@ -303,3 +303,28 @@ fn a_cursor_refuses_a_leaf_reached_twice() {
     backward.reverse();
     assert_eq!(backward, forward);
 }
+
+/// A leaf cell naming an "extent" at page 1 (a header copy's page), its value never read:
+/// a rebuild deleting the key refuses to free the page (it freed it, and the next
+/// checkpoint wrote a leaf over the header copy).
+#[test]
+fn a_rebuild_never_frees_a_header_page_a_cell_names() {
+    use super::build::rebuild;
+    use super::page::EXTENT_CELL_BODY;
+    use crate::pager::Pager;
+    use crate::storage::SimStorage;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    let key = crate::btree::composite(1, b"k");
+    let mut b = NodeBuilder::new(true, PS);
+    assert!(b.admit(&TreeKey::whole(&key), EXTENT_CELL_BODY));
+    b.push_leaf_extent(&TreeKey::whole(&key), 1, 100, 0);
+    let file = file_of(4, vec![(3, b.finish(3).unwrap())]);
+    let sim = SimStorage::from_bytes(file.clone());
+    let pager = Pager::new(Arc::new(sim.clone()), PS, 4, BTreeSet::new()).unwrap();
+    let changes = vec![(key, None)];
+    let e = rebuild(&sim, &pager, &file, 3, &changes, &[], u64::MAX)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("page 1"), "{e}");
+}

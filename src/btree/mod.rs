@@ -20,7 +20,7 @@ pub mod salvage;
 
 use crate::error::{Error, Result};
 use crate::format::PageKind;
-use crate::pager::Verified;
+use crate::pager::{ValueTag, Verified};
 use page::{CellValue, NodeRef, TreeKey, cmp_keys};
 use std::ops::Bound;
 
@@ -82,17 +82,24 @@ fn value_bytes_cached<'a>(
     v: CellValue<'a>,
     verified: Option<&Verified>,
 ) -> Result<&'a [u8]> {
-    let (page, len, skip) = match v {
+    let (page, len, skip, tag) = match v {
         CellValue::Inline(b) => return Ok(b),
-        CellValue::Overflow { page, len } => (page, len, crate::format::LOG_PAGE_HEADER_LEN),
+        CellValue::Overflow { page, len } => (
+            page,
+            len,
+            crate::format::LOG_PAGE_HEADER_LEN,
+            ValueTag::run(len),
+        ),
         // An extent of no bytes is never verified: it goes to the error below.
-        CellValue::Extent { page, len, .. } if len > 0 => (page, len, 0),
+        CellValue::Extent { page, len, crc } if len > 0 => {
+            (page, len, 0, ValueTag::extent(len, crc))
+        }
         CellValue::Extent { .. } => {
             return value_bytes_read(file, page_size, v, verified).map_err(|e| *e);
         }
     };
     if let Some(set) = verified
-        && set.contains_value(page)
+        && set.contains_value(page, tag)
     {
         let value = page
             .checked_mul(u64::from(page_size))
@@ -127,11 +134,13 @@ fn value_bytes_checked<'a>(
     v: CellValue<'a>,
     verified: Option<&Verified>,
 ) -> Result<&'a [u8]> {
-    let (page, value) = match v {
+    let (page, tag, value) = match v {
         CellValue::Inline(b) => return Ok(b),
-        CellValue::Extent { page, len, crc } => {
-            (page, run::read_extent(file, page, page_size, len, crc)?)
-        }
+        CellValue::Extent { page, len, crc } => (
+            page,
+            ValueTag::extent(len, crc),
+            run::read_extent(file, page, page_size, len, crc)?,
+        ),
         CellValue::Overflow { page, len } => {
             let bad = |what: &str| Error::corrupted(page, what.to_string());
             let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
@@ -142,11 +151,11 @@ fn value_bytes_checked<'a>(
                 .payload
                 .get(..len as usize)
                 .ok_or_else(|| bad("overflow value longer than its run"))?;
-            (page, value)
+            (page, ValueTag::run(len), value)
         }
     };
     if let Some(set) = verified {
-        set.insert_value(page);
+        set.insert_value(page, tag);
     }
     Ok(value)
 }
@@ -500,7 +509,10 @@ mod overflow_tests {
         let verified = Verified::default();
         let first = run_value(&file, 10_000, Some(&verified)).unwrap();
         assert_eq!(first, &value[..]);
-        assert!(verified.contains_value(2), "a run read whole is verified");
+        assert!(
+            verified.contains_value(2, ValueTag::run(10_000)),
+            "a run read whole is verified"
+        );
         let again = run_value(&file, 10_000, Some(&verified)).unwrap();
         assert_eq!(again, &value[..]);
         // Past the end of the file: an error, not a short slice.
@@ -543,7 +555,7 @@ mod overflow_tests {
         let got = extent_value(&file, 2, 4096, crc, Some(&verified)).unwrap();
         assert_eq!(got, &value[..]);
         assert!(
-            verified.contains_value(2),
+            verified.contains_value(2, ValueTag::extent(4096, crc)),
             "an extent checked once is verified"
         );
         let again = extent_value(&file, 2, 4096, crc, Some(&verified)).unwrap();
@@ -573,7 +585,7 @@ mod overflow_tests {
             for _ in 0..2 {
                 let e = extent_value(bytes, page, len, sum, Some(&verified)).unwrap_err();
                 assert!(e.to_string().contains(&format!("page {page}")), "{e}");
-                assert!(!verified.contains_value(page));
+                assert!(!verified.contains_value(page, ValueTag::extent(len, sum)));
             }
         }
         // The zeros after the value are not covered: the value still reads back.
@@ -595,12 +607,12 @@ mod overflow_tests {
         for _ in 0..3 {
             let e = run_value(&file, 5_000, Some(&verified)).unwrap_err();
             assert!(e.to_string().contains("page 2"), "{e}");
-            assert!(!verified.contains_value(2));
+            assert!(!verified.contains_value(2, ValueTag::run(5_000)));
         }
         let mut damaged = file.clone();
         damaged[2 * 4096 + 100] ^= 1;
         assert!(run_value(&damaged, 6_000, Some(&verified)).is_err());
-        assert!(!verified.contains_value(2));
+        assert!(!verified.contains_value(2, ValueTag::run(6_000)));
     }
 
     /// A leaf page `page` of one cell, sealed, with its cell's value byte changed after
@@ -631,7 +643,7 @@ mod overflow_tests {
             extent_value(&file, 2, 4096, crc, Some(&verified)).unwrap(),
             &damaged[..]
         );
-        assert!(verified.contains_value(2) && !verified.contains(2));
+        assert!(verified.contains_value(2, ValueTag::extent(4096, crc)) && !verified.contains(2));
         let e = page::NodeRef::parse_cached(&damaged, 2, Some(&verified))
             .err()
             .unwrap();
@@ -642,9 +654,38 @@ mod overflow_tests {
         file.extend_from_slice(&leaf);
         let verified = Verified::default();
         assert!(page::NodeRef::parse_cached(&leaf, 2, Some(&verified)).is_ok());
-        assert!(verified.contains(2) && !verified.contains_value(2));
+        assert!(verified.contains(2));
         let wrong = run::extent_checksum(2, &leaf) ^ 1;
         let e = extent_value(&file, 2, 4096, wrong, Some(&verified)).unwrap_err();
         assert!(e.to_string().contains("page 2"), "{e}");
+    }
+
+    /// Two cells naming one extent page, the second with another length or checksum (a
+    /// hostile file): once the first verified, the second was served the page's bytes
+    /// for its own length unchecked (running into the pages after it), or the first's
+    /// bytes under another checksum. Each cell is checked as what it says; an overflow
+    /// run and an extent at one page are checked each as its own kind.
+    #[test]
+    fn a_verified_value_is_trusted_only_as_its_cell_described_it() {
+        let value: Vec<u8> = (0..100u32).map(|i| i as u8).collect();
+        let (mut file, crc) = file_with_extent(&value);
+        file.resize(8 * 4096, 0xAB);
+        let verified = Verified::default();
+        assert_eq!(
+            extent_value(&file, 2, 100, crc, Some(&verified)).unwrap(),
+            &value[..]
+        );
+        for (len, sum) in [(9_000, 0xdead), (9_000, crc), (100, crc ^ 1), (99, crc)] {
+            assert!(
+                extent_value(&file, 2, len, sum, Some(&verified)).is_err(),
+                "len {len} crc {sum:#x}"
+            );
+        }
+        assert!(run_value(&file, 100, Some(&verified)).is_err());
+        // The verified cell still reads from the cache.
+        assert_eq!(
+            extent_value(&file, 2, 100, crc, Some(&verified)).unwrap(),
+            &value[..]
+        );
     }
 }

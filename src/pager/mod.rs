@@ -10,7 +10,9 @@ use crate::storage::Storage;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+mod verified;
+pub use verified::{ValueTag, Verified};
 
 /// The file grows by at least this many bytes at a time…
 pub const GROW_STEP_MIN: u64 = 1 << 20;
@@ -34,112 +36,6 @@ pub struct Pager {
     page_size: u32,
     state: Mutex<PagerState>,
     verified: Verified,
-}
-
-/// Pages whose checksum a reader has verified since they were last written: the tree's
-/// pages never change while reachable, so each is verified once, not on every read. A
-/// page leaves the set when it is freed (it may be rewritten).
-///
-/// Tree nodes and values (overflow runs and extents) are kept apart: a page verified as
-/// one is never trusted as the other (a cell naming a tree page as its value, or a
-/// branch naming an extent as its child, is checked as what it is read as).
-///
-/// A lookup is one atomic load: the bits live in chunks allocated once and never moved
-/// or freed while the set lives, so readers take no lock and write no shared counter.
-#[derive(Default)]
-pub struct Verified {
-    nodes: Bitmap,
-    values: Bitmap,
-}
-
-/// One kind's bits of [`Verified`].
-struct Bitmap {
-    chunks: Box<[std::sync::OnceLock<Box<[AtomicU64]>>]>,
-}
-
-/// Pages one chunk of a [`Bitmap`] covers (a 128 KiB bitmap).
-const VERIFIED_CHUNK_PAGES: u64 = 1 << 20;
-/// Chunks of a [`Bitmap`]: pages above `VERIFIED_CHUNK_PAGES * VERIFIED_CHUNKS` (2^32,
-/// 16 TiB of 4 KiB pages) are simply verified on every read.
-const VERIFIED_CHUNKS: usize = 1 << 12;
-
-impl Default for Bitmap {
-    fn default() -> Bitmap {
-        Bitmap {
-            chunks: (0..VERIFIED_CHUNKS)
-                .map(|_| std::sync::OnceLock::new())
-                .collect(),
-        }
-    }
-}
-
-impl Bitmap {
-    /// The word holding `page`'s bit, allocating its chunk when `create`.
-    #[inline]
-    fn word(&self, page: u64, create: bool) -> Option<(&AtomicU64, u64)> {
-        let chunk = self
-            .chunks
-            .get(usize::try_from(page / VERIFIED_CHUNK_PAGES).ok()?)?;
-        let bits = if create {
-            chunk.get_or_init(|| {
-                (0..VERIFIED_CHUNK_PAGES / 64)
-                    .map(|_| AtomicU64::new(0))
-                    .collect()
-            })
-        } else {
-            chunk.get()?
-        };
-        let at = page % VERIFIED_CHUNK_PAGES;
-        Some((bits.get(usize::try_from(at / 64).ok()?)?, 1 << (at % 64)))
-    }
-
-    #[inline]
-    fn contains(&self, page: u64) -> bool {
-        self.word(page, false)
-            .is_some_and(|(w, bit)| w.load(Ordering::Acquire) & bit != 0)
-    }
-
-    fn insert(&self, page: u64) {
-        if let Some((w, bit)) = self.word(page, true) {
-            w.fetch_or(bit, Ordering::AcqRel);
-        }
-    }
-
-    fn remove(&self, page: u64) {
-        if let Some((w, bit)) = self.word(page, false) {
-            w.fetch_and(!bit, Ordering::AcqRel);
-        }
-    }
-}
-
-impl Verified {
-    /// Whether tree page `page` was verified (as a tree page) since it was last freed.
-    #[inline]
-    pub fn contains(&self, page: u64) -> bool {
-        self.nodes.contains(page)
-    }
-
-    /// Records that tree page `page` verified.
-    pub fn insert(&self, page: u64) {
-        self.nodes.insert(page);
-    }
-
-    /// Whether the value (overflow run or extent) starting at `page` was verified since
-    /// its first page was last freed.
-    #[inline]
-    pub fn contains_value(&self, page: u64) -> bool {
-        self.values.contains(page)
-    }
-
-    /// Records that the value starting at `page` verified.
-    pub fn insert_value(&self, page: u64) {
-        self.values.insert(page);
-    }
-
-    fn remove(&self, page: u64) {
-        self.nodes.remove(page);
-        self.values.remove(page);
-    }
 }
 
 struct PagerState {
@@ -497,6 +393,7 @@ impl Pager {
 mod tests {
     use super::*;
     use crate::storage::SimStorage;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     #[test]
     fn grows_in_steps_and_reuses_freed_pages() {
