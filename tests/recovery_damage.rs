@@ -540,6 +540,14 @@ fn a_leftover_marker_page_header_never_gets_a_live_page_zeroed() {
 /// `LogCorrupted`).
 #[test]
 fn a_flipped_header_checksum_of_a_full_last_marker_page_is_repaired() {
+    // The next page as the writer left it (zeros), or holding what an earlier use of a
+    // free page left there.
+    for leftover in [None, Some(0xABu8)] {
+        flipped_checksum_of_a_full_last_marker_page(leftover);
+    }
+}
+
+fn flipped_checksum_of_a_full_last_marker_page(leftover: Option<u8>) {
     let slots = (PAGE - LOG_PAGE_HEADER_LEN as u64) / MARKER_LEN as u64;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.db");
@@ -554,8 +562,18 @@ fn a_flipped_header_checksum_of_a_full_last_marker_page_is_repaired() {
     }
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[(MARKER_PAGE * PAGE) as usize] ^= 1;
+    if let Some(b) = leftover {
+        // The header's `next_page` (bytes 16..24 of the page).
+        let at = (MARKER_PAGE * PAGE) as usize + 16;
+        let next = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+        let page = next * PAGE as usize;
+        if bytes.len() < page + PAGE as usize {
+            bytes.resize(page + PAGE as usize, 0);
+        }
+        bytes[page..page + PAGE as usize].fill(b);
+    }
     std::fs::write(&path, &bytes).unwrap();
-    let db = Database::open(&path).unwrap();
+    let db = Database::open(&path).unwrap_or_else(|e| panic!("{leftover:?}: {e}"));
     assert_eq!(keys(&db) as u64, slots);
     assert_eq!(db.stats().visible_seq, slots);
     let mut c = db.connect();

@@ -403,13 +403,15 @@ pub fn recover_from(
         if let Some(s) = stopped {
             break s;
         }
-        // Page full, its next page named without confirmation: a page never started
-        // there, while no page of the file starts the stream's next position, means the
-        // stream ended on this page (the link is not followed: a damaged one may name a
-        // page in use; the writer continues on a fresh next page, see `scrub_tail`).
+        // Page full, its next page named without confirmation: a page this stream never
+        // started there (blank, or holding what an earlier use of the page left: no
+        // header of the next position and none of its markers), while no page of the
+        // file starts the stream's next position, means the stream ended on this page
+        // (the link is not followed: a damaged one may name a page in use; the writer
+        // continues on a fresh next page, see `scrub_tail`).
         if next_unconfirmed
-            && f.page(ph.next_page)
-                .is_none_or(|b| b.iter().all(|&x| x == 0))
+            && !marker_header_verifies(&f, ph.next_page, first_seq + slots)
+            && !holds_stream_markers(&f, ph.next_page, first_seq + slots, chain, slots)
             && !started_anywhere(&f, first_seq + slots)
         {
             break Stop {
@@ -557,6 +559,30 @@ fn marker_header_verifies(f: &LogFile<'_>, page: u64, first_seq: u64) -> bool {
     f.page(page).is_some_and(|b| {
         verify_log_page(b, PageKind::Marker, page)
             .is_ok_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first_seq)
+    })
+}
+
+/// Whether marker page position `first_seq` of the stream could be `page`: its slot 0
+/// holds marker `first_seq` chained to `chain` (the last marker before it), or two of its
+/// slots hold consecutive markers of that position, the second chained to the first.
+fn holds_stream_markers(
+    f: &LogFile<'_>,
+    page: u64,
+    first_seq: u64,
+    chain: u32,
+    slots: u64,
+) -> bool {
+    let Some(b) = f.page(page) else {
+        return false;
+    };
+    if marker_slot(b, 0).is_some_and(|r| Marker::decode(r, first_seq, chain).is_some()) {
+        return true;
+    }
+    (0..slots.saturating_sub(1)).any(|s| {
+        let (Some(a), Some(n)) = (marker_slot(b, s), marker_slot(b, s + 1)) else {
+            return false;
+        };
+        Marker::stored_chain(a).is_some_and(|c| Marker::decode(n, first_seq + s + 1, c).is_some())
     })
 }
 
