@@ -682,6 +682,14 @@ mod overflow_tests {
             );
         }
         assert!(run_value(&file, 100, Some(&verified)).is_err());
+        // A length past 2^31 never shares a tag with a short one.
+        assert_ne!(
+            ValueTag::extent(100, crc),
+            ValueTag::extent((1 << 31) + 100, crc)
+        );
+        assert_ne!(ValueTag::run(100), ValueTag::run((1 << 31) + 100));
+        verified.insert_value(5, ValueTag::run((1 << 31) + 100));
+        assert!(!verified.contains_value(5, ValueTag::run((1 << 31) + 100)));
         // The verified cell still reads from the cache.
         assert_eq!(
             extent_value(&file, 2, 100, crc, Some(&verified)).unwrap(),

@@ -26,27 +26,38 @@ pub struct Verified {
 
 /// What a leaf cell says of the value it names, as [`Verified`] keeps it: for an
 /// extent its checksum (high 32 bits) and length; for an overflow run its length with
-/// bit 31 set (lengths are below 2^31, so the two never meet). Never 0: a value of no
-/// bytes is never verified.
+/// bit 31 set. A length of 2^31 or more (no valid cell's: values are at most 16 MiB)
+/// gets the tag 0, which is never kept nor found: such a cell is checked on every read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ValueTag(u64);
+
+/// Lengths a [`ValueTag`] holds exactly.
+const TAG_LEN_MAX: u32 = 0x7fff_ffff;
 
 impl ValueTag {
     /// An extent of `len` bytes (more than 0) with checksum `crc`.
     pub fn extent(len: u32, crc: u32) -> ValueTag {
-        ValueTag((u64::from(crc) << 32) | u64::from(len & 0x7fff_ffff))
+        if len == 0 || len > TAG_LEN_MAX {
+            return ValueTag(0);
+        }
+        ValueTag((u64::from(crc) << 32) | u64::from(len))
     }
 
     /// An overflow run holding a value of `len` bytes.
     pub fn run(len: u32) -> ValueTag {
-        ValueTag(1 << 31 | u64::from(len & 0x7fff_ffff))
+        if len > TAG_LEN_MAX {
+            return ValueTag(0);
+        }
+        ValueTag(1 << 31 | u64::from(len))
     }
 }
 
 /// Pages one chunk of [`Tags`] covers (8 bytes a page: 128 KiB, as a [`Bitmap`]'s
-/// chunk). With [`VERIFIED_CHUNKS`] chunks, values starting above page 2^26 (256 GiB of
-/// 4 KiB pages) are simply verified on every read.
+/// chunk, allocated only where values were read: 0.2% of the file's size there).
 const TAG_CHUNK_PAGES: u64 = 1 << 14;
+/// Chunks of [`Tags`] (384 KiB of empty slots a set): values starting above page 2^28
+/// (1 TiB of 4 KiB pages) are simply verified on every read.
+const TAG_CHUNKS: usize = 1 << 14;
 
 /// The [`ValueTag`] of the value starting at each page (0: none verified).
 struct Tags {
@@ -56,7 +67,7 @@ struct Tags {
 impl Default for Tags {
     fn default() -> Tags {
         Tags {
-            chunks: (0..VERIFIED_CHUNKS)
+            chunks: (0..TAG_CHUNKS)
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
         }
@@ -87,6 +98,9 @@ impl Tags {
     }
 
     fn insert(&self, page: u64, tag: ValueTag) {
+        if tag.0 == 0 {
+            return;
+        }
         if let Some(s) = self.slot(page, true) {
             s.store(tag.0, Ordering::Release);
         }
