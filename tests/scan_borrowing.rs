@@ -441,3 +441,72 @@ fn a_scan_continued_after_an_error_in_its_move_to_a_newer_tree_stays_exact() {
     assert_eq!(seen, KEYS);
     assert_eq!(errors, 1, "the failed mapping reached the scan");
 }
+
+/// A store batch examines at most 512 keys, visible or not: keys committed after the
+/// reader began (invisible to it) filling a batch came back as an empty batch with more
+/// to come, and the scan ended there (rows beyond them lost), or handed out a tree key
+/// before the store keys still to come (out of order, and a key with a newer store
+/// version twice). Both directions, with and without a tree under the store.
+#[test]
+fn a_scan_reads_past_keys_its_snapshot_cannot_see() {
+    for reverse in [false, true] {
+        for with_tree in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = open(&dir);
+            let mut c = db.connect();
+            let mut tx = c.begin().unwrap();
+            tx.create_table("t").unwrap();
+            // Visible rows on both sides of where the invisible ones will go; with a
+            // tree, "k" is checkpointed and then overwritten in the store.
+            for k in ["b", "k", "z"] {
+                tx.put("t", k.as_bytes(), b"old").unwrap();
+            }
+            tx.commit().unwrap();
+            if with_tree {
+                db.checkpoint().unwrap();
+                let mut tx = c.begin().unwrap();
+                tx.put("t", b"k", b"new").unwrap();
+                tx.put("t", b"m", b"new").unwrap();
+                tx.commit().unwrap();
+            }
+            let mut rc = db.connect();
+            let reader = rc.begin_read().unwrap();
+            // 1,200 keys on each side of "k", committed after the reader began: some
+            // batch examines only those.
+            let mut tx = c.begin().unwrap();
+            for i in 0..1200u32 {
+                tx.put("t", format!("c{i:04}").as_bytes(), b"late").unwrap();
+                tx.put("t", format!("n{i:04}").as_bytes(), b"late").unwrap();
+            }
+            tx.commit().unwrap();
+            let mut want: Vec<(Vec<u8>, Vec<u8>)> = if with_tree {
+                vec![("b", "old"), ("k", "new"), ("m", "new"), ("z", "old")]
+            } else {
+                vec![("b", "old"), ("k", "old"), ("z", "old")]
+            }
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+            if reverse {
+                want.reverse();
+            }
+            let all = (Bound::Unbounded, Bound::Unbounded);
+            let got = collect(&reader, &all.0, &all.1, reverse);
+            assert_eq!(got, want, "reverse {reverse}, tree {with_tree}");
+            let owned: Vec<(Vec<u8>, Vec<u8>)> = if reverse {
+                reader
+                    .range_rev::<&[u8], _>("t", ..)
+                    .unwrap()
+                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap())
+                    .collect()
+            } else {
+                reader
+                    .range::<&[u8], _>("t", ..)
+                    .unwrap()
+                    .map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap())
+                    .collect()
+            };
+            assert_eq!(owned, want, "owned, reverse {reverse}, tree {with_tree}");
+        }
+    }
+}

@@ -231,9 +231,24 @@ impl<'t> ScanMerge<'t> {
     /// have moved the versions still to come from the store into it) re-pins and
     /// re-seeks the cursor just past the last key handed out.
     fn fill_store(&mut self) -> Result<()> {
-        if !self.use_store || !self.store.is_empty() {
+        if !self.use_store {
             return Ok(());
         }
+        // A batch examines at most `SCAN_BATCH_MAX` keys, visible at the snapshot or
+        // not: one of keys committed after it comes back empty with more to come, and
+        // the next is fetched (an empty batch taken for the store's end lost every key
+        // after it, or let a tree key past store keys still to come).
+        while self.store.is_empty() {
+            self.fetch_store()?;
+            if self.store_next.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One batch of [`ScanMerge::fill_store`].
+    fn fetch_store(&mut self) -> Result<()> {
         let Some(next) = self.store_next.take() else {
             return Ok(());
         };
