@@ -4,7 +4,8 @@
 //!
 //! A read at snapshot `S` sees the newest version with `seq <= S`. Versions no live
 //! snapshot can see are dropped: of the versions at or below the horizon (the oldest
-//! live snapshot) only the newest survives, and not even that when it is a tombstone.
+//! live snapshot) only the newest survives, a tombstone too (it hides the tree's older
+//! value until a checkpoint folds it).
 
 mod chain;
 mod fold;
@@ -293,8 +294,15 @@ impl VersionStore {
             if !self.dead.lock().insert(table) {
                 continue;
             }
-            if let Some(t) = self.tables.write().remove(&table) {
-                let chains = t.read();
+            // The map's lock is released before the table's is taken.
+            let gone = self.tables.write().remove(&table);
+            if let Some(t) = gone {
+                // Emptied under the table's own lock: a fold (`remove_folded`) or `gc`
+                // that fetched the table before it left the map takes that lock too,
+                // and finds either the chains it then counts itself or none, never
+                // chains counted here as well (counted twice, the store's totals wrapped
+                // and a key bucket shared with a live key said it held none).
+                let chains = std::mem::take(&mut *t.write());
                 for (key, chain) in chains.iter() {
                     removed.0 += chain.len() as u64;
                     removed.1 += chain.iter().map(|v| version_bytes(key, v)).sum::<u64>();
@@ -561,6 +569,57 @@ mod tests {
         s.remove_folded(seq);
         exact(&s);
         assert!(!s.may_have(1));
+    }
+
+    /// A dropped table's cleanup (`gc` past the drop) racing a checkpoint's
+    /// `remove_folded` of the same versions: each version is uncounted once. The fold
+    /// could take the table before the cleanup removed it from the map and then count
+    /// its chains a second time: the store's totals wrapped and the key buckets and
+    /// table slots went below what they hold.
+    #[test]
+    fn a_dropped_tables_cleanup_and_a_fold_count_each_version_once() {
+        // The fold takes the tables in id order: it works through `other` while the
+        // cleanup removes `dropped` (same slot), then reaches `dropped`.
+        let (other, dropped) = (1u64, 1 + 2 * TABLE_SLOTS as u64);
+        for round in 0..40u64 {
+            let s = std::sync::Arc::new(VersionStore::new());
+            let mut w = WriteSet::new();
+            for i in 0..20_000u32 {
+                w.entry(other)
+                    .or_default()
+                    .insert(&i.to_be_bytes(), Some(b"v"))
+                    .unwrap();
+            }
+            for i in 0..2_000u32 {
+                w.entry(dropped)
+                    .or_default()
+                    .insert(&i.to_be_bytes(), Some(b"v"))
+                    .unwrap();
+            }
+            s.apply(1, &w, 0);
+            s.apply(50, &ws(other, &[(b"late", Some(b"v"))]), 0);
+            s.drop_table_at(dropped, 2);
+            let cleaner = {
+                let s = std::sync::Arc::clone(&s);
+                std::thread::spawn(move || {
+                    for _ in 0..round * 2_000 {
+                        std::hint::spin_loop();
+                    }
+                    s.gc(10);
+                })
+            };
+            s.remove_folded(10);
+            cleaner.join().unwrap();
+            assert_eq!(s.version_count(), 1, "round {round}");
+            assert!(s.may_have(other) && s.may_have_key(other, b"late"));
+            let held: usize = s.tables.read().values().map(|t| t.read().len()).sum();
+            assert_eq!(held, 1);
+            assert_eq!(
+                s.slot_keys[slot_of(other)].load(Ordering::Relaxed),
+                1,
+                "round {round}"
+            );
+        }
     }
 
     #[test]
