@@ -56,6 +56,13 @@ impl Owner {
         }
         Owner(handle)
     }
+
+    /// An owner of a handle whose open already counted it (`engine::open_path` counts
+    /// under its registry's lock, so an open meeting a closed engine never sees it
+    /// without the handle that is about to keep it).
+    fn counted(handle: Handle) -> Owner {
+        Owner(handle)
+    }
 }
 
 impl Drop for Owner {
@@ -90,7 +97,7 @@ impl Database {
             Handle::Engine(crate::engine::open_path(path, &options.config)?)
         };
         Ok(Database {
-            handle: Arc::new(Owner::new(handle)),
+            handle: Arc::new(Owner::counted(handle)),
         })
     }
 

@@ -220,6 +220,9 @@ pub struct CommitIndex {
     /// Tables dropped by recorded commits: the sequence of the drop (an id is dropped
     /// once; a cleared table gets a new one).
     table_drops: HashMap<TableId, u64>,
+    /// The sequence of the newest of them (0: none): a commit whose snapshot is at or
+    /// past it skips the look at its written tables.
+    newest_drop: u64,
     /// The sequence of the latest recorded commit writing into each table.
     table_writes: HashMap<TableId, u64>,
     /// Entries of the two maps above from which a prune sweeps them (entries at or
@@ -259,6 +262,7 @@ impl CommitIndex {
             point_readers: HashMap::new(),
             range_readers: HashMap::new(),
             table_drops: HashMap::new(),
+            newest_drop: 0,
             table_writes: HashMap::new(),
             table_sweep_at: TABLE_SWEEP_MIN,
             stats: IndexStats::default(),
@@ -324,6 +328,7 @@ impl CommitIndex {
         }
         for &table in &sets.dropped {
             self.table_drops.insert(table, entry.cseq);
+            self.newest_drop = entry.cseq;
         }
         for (table, key) in &sets.read_points {
             let index = self.point_readers.entry(*table).or_default();
@@ -476,7 +481,7 @@ impl CommitIndex {
                 });
             }
         }
-        if !self.table_drops.is_empty() {
+        if self.newest_drop > snapshot {
             let mut last_table = None;
             for (table, key) in writes.clone() {
                 if last_table == Some(table) {

@@ -91,7 +91,8 @@ pub(crate) fn file_id_of(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Opens the database file at `path`, or hands out the engine this process already has
-/// open for it.
+/// open for it, counted as one more handle (`Engine::handles`): the caller's owner
+/// takes that count over.
 pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     config.validate()?;
     let mut open_files = OPEN_FILES.lock();
@@ -114,6 +115,7 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
                 path: path.to_path_buf(),
             });
         } else {
+            engine.handles.fetch_add(1, Ordering::AcqRel);
             return Ok(engine);
         }
     }
@@ -122,6 +124,7 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     let engine = Engine::open(Arc::new(storage), Some(path.to_path_buf()), config)?;
     *engine.lock_notice.lock() = Some(LockNotice::new(id));
     registry.insert(id, Arc::downgrade(&engine));
+    engine.handles.fetch_add(1, Ordering::AcqRel);
     Ok(engine)
 }
 
