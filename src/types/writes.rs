@@ -176,7 +176,7 @@ impl TableWrites {
 
     /// Bytes of the keys and values held: those of the newest put of each key, plus
     /// those of overwritten puts a merge has not yet dropped (a bounded few: the tail's,
-    /// and fewer than [`FAN_IN`] runs' at each level). What a transaction's size limit
+    /// and fewer than four runs' at each level). What a transaction's size limit
     /// counts, so overwriting one key a million times does not reach it.
     pub fn payload(&self) -> usize {
         self.payload as usize
