@@ -604,3 +604,48 @@ mod last_handle_tests {
         writer.join().unwrap();
     }
 }
+
+#[cfg(test)]
+mod reopen_after_close_tests {
+    use crate::Database;
+    use std::time::Duration;
+
+    /// An open right after `close` while a background thread (the flusher, the idle
+    /// watcher) still holds the closed engine for a moment waits for it and opens the
+    /// file again; it used to answer `Closed`.
+    #[test]
+    fn an_open_right_after_close_waits_for_a_background_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reopen.db");
+        let db = Database::open(&path).unwrap();
+        let first = db.identity();
+        // As a background thread holds it: briefly, then lets go.
+        let held = db.latest().unwrap();
+        db.close().unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        let db = Database::open(&path).unwrap();
+        assert_ne!(db.identity(), first, "a new engine");
+        holder.join().unwrap();
+        let mut conn = db.connect();
+        let mut tx = conn.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.commit().unwrap();
+    }
+
+    /// While a handle of the closed database is still kept (here: a connection), an
+    /// open answers `Closed` at once, as before.
+    #[test]
+    fn an_open_while_a_closed_handle_is_kept_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kept.db");
+        let db = Database::open(&path).unwrap();
+        let conn = db.connect();
+        db.close().unwrap();
+        assert!(matches!(Database::open(&path), Err(crate::Error::Closed)));
+        drop(conn);
+        Database::open(&path).unwrap();
+    }
+}
