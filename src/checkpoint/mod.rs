@@ -571,6 +571,10 @@ impl Checkpointer {
             return Err(e);
         }
         *self.header.lock() = (header, copy);
+        // The free-list bookkeeping follows the header at once: a later checkpoint must
+        // start from this tree's non-tree pages whatever happens below.
+        st.non_tree = non_tree;
+        st.free_list_run = (run_first, run_len);
         // The dropped tables' data is out of the durable tree.
         self.versions.take_drops(drops_bound);
 
@@ -610,8 +614,6 @@ impl Checkpointer {
         let log_pages = self.committer.take_obsolete_log_pages(horizon, start_page);
         let log_freed = log_pages.len() as u64;
         self.pager.free_after(header.generation, log_pages);
-        st.non_tree = non_tree;
-        st.free_list_run = (run_first, run_len);
         Ok(Some(CheckpointReport {
             checkpoint_seq: horizon,
             keys_folded,

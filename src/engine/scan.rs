@@ -234,7 +234,7 @@ impl<'t> ScanMerge<'t> {
         if !self.use_store {
             return Ok(());
         }
-        // A batch examines at most `SCAN_BATCH_MAX` keys, visible at the snapshot or
+        // A batch examines at most `SCAN_EXAMINE_MAX` keys, visible at the snapshot or
         // not: one of keys committed after it comes back empty with more to come, and
         // the next is fetched (an empty batch taken for the store's end lost every key
         // after it, or let a tree key past store keys still to come).

@@ -8,9 +8,16 @@ use parking_lot::RwLock;
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// Keys examined by one [`VersionStore::scan`] call at most (a bound on the time a
-/// table lock is held).
+/// Entries (visible versions, tombstones included) one [`VersionStore::scan`] call
+/// returns at most.
 pub const SCAN_BATCH_MAX: usize = 512;
+
+/// Keys one scan call examines at most, visible at its snapshot or not (a bound on the
+/// time a table lock is held): a call past many keys committed after its snapshot
+/// returns with fewer entries than asked, or none, and a resume point. Larger than a
+/// batch, so that a read of one entry (`first`, `last`) past such keys takes a call per
+/// 4,096 of them, not one per key.
+pub const SCAN_EXAMINE_MAX: usize = 4096;
 
 /// One entry of a scan: a key and its visible value or tombstone.
 pub type ScanEntry = (Vec<u8>, Value);
@@ -95,8 +102,9 @@ impl FlatBatch {
     }
 }
 
-/// Hands each chain's version visible at `snapshot` to `push`, for at most `limit`
-/// chains; returns the last key examined when it stopped early.
+/// Hands each chain's version visible at `snapshot` to `push`, at most `limit` of them
+/// and examining at most [`SCAN_EXAMINE_MAX`] chains; returns the last key examined
+/// when it stopped early.
 fn scan_chains<'c>(
     chains: impl Iterator<Item = (&'c HeadKey, &'c Chain)>,
     snapshot: u64,
@@ -104,13 +112,15 @@ fn scan_chains<'c>(
     mut push: impl FnMut(&[u8], &Value),
 ) -> Option<Vec<u8>> {
     let mut last: Option<&HeadKey> = None;
+    let mut pushed = 0usize;
     for (examined, (key, chain)) in chains.enumerate() {
-        if examined == limit {
+        if pushed == limit || examined == SCAN_EXAMINE_MAX {
             return last.map(|k| k.to_vec());
         }
         last = Some(key);
         if let Some(v) = chain.iter().rev().find(|v| v.seq <= snapshot) {
             push(key, &v.value);
+            pushed += 1;
         }
     }
     None
@@ -243,10 +253,17 @@ mod tests {
             );
         }
         // At snapshot 10 only the first ten keys are visible; a batch of 512 finds them
-        // and stops early with a resume point.
+        // and examines the rest to the end.
         let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 10, false, 512);
         assert_eq!(b.entries.len(), 10);
-        assert_eq!(b.resume_after, Some(511u32.to_be_bytes().to_vec()));
+        assert_eq!(b.resume_after, None);
+        // A batch of one returns the first visible key, resuming after it.
+        let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 10, false, 1);
+        assert_eq!(b.entries.len(), 1);
+        assert_eq!(b.resume_after, Some(0u32.to_be_bytes().to_vec()));
+        // In reverse, past the 990 keys committed after snapshot 10, in one call.
+        let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 10, true, 1);
+        assert_eq!(b.entries[0].0, 9u32.to_be_bytes().to_vec());
         let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 1000, true, 3);
         let keys: Vec<_> = b.entries.iter().map(|e| e.0.clone()).collect();
         assert_eq!(
@@ -268,5 +285,27 @@ mod tests {
             10,
         );
         assert!(b.entries.is_empty() && b.resume_after.is_none());
+    }
+
+    /// A call examines at most `SCAN_EXAMINE_MAX` keys, visible or not: past more keys
+    /// than that which its snapshot cannot see, it returns no entry and a resume point.
+    #[test]
+    fn a_scan_call_examines_a_bounded_number_of_keys() {
+        let s = VersionStore::new();
+        let mut w = WriteSet::new();
+        for i in 0..10_000u32 {
+            w.entry(1)
+                .or_default()
+                .insert(&i.to_be_bytes(), Some(b"v"))
+                .unwrap();
+        }
+        s.apply(5, &w, 0);
+        s.apply(6, &ws(1, &[(&20_000u32.to_be_bytes(), Some(b"v"))]), 0);
+        let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 6, false, 1);
+        assert_eq!(b.entries.len(), 1);
+        let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 1, false, 1);
+        assert!(b.entries.is_empty());
+        let at = u32::try_from(SCAN_EXAMINE_MAX - 1).unwrap().to_be_bytes();
+        assert_eq!(b.resume_after, Some(at.to_vec()));
     }
 }
