@@ -649,3 +649,37 @@ mod reopen_after_close_tests {
         Database::open(&path).unwrap();
     }
 }
+
+#[cfg(test)]
+mod table_id_tests {
+    use crate::Database;
+    use crate::types::TABLE_ID_MAX;
+    use std::sync::atomic::Ordering;
+
+    /// A file naming the largest table id: creating one more table is refused (it was
+    /// given an id every later open refuses, and then ids wrapped onto existing tables).
+    #[test]
+    fn creating_a_table_past_the_largest_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("ids.db")).unwrap();
+        db.latest()
+            .unwrap()
+            .next_table_id
+            .store(TABLE_ID_MAX, Ordering::Relaxed);
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("last").unwrap();
+        tx.commit().unwrap();
+        let mut tx = c.begin().unwrap();
+        let e = tx.create_table("one more").unwrap_err();
+        assert!(e.is_corruption(), "{e:?}");
+        drop(tx);
+        drop(c);
+        db.close().unwrap();
+        let db = Database::open(dir.path().join("ids.db")).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.put("last", b"k", b"v").unwrap();
+        tx.commit().unwrap();
+    }
+}

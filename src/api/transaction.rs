@@ -366,7 +366,7 @@ impl<'c> Transaction<'c> {
             Err(Error::TableNotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let id = self.engine.allocate_table_id();
+        let id = self.engine.allocate_table_id()?;
         self.add_write(CATALOG_TABLE, name.as_bytes(), Some(&id.to_le_bytes()[..]))
     }
 

@@ -396,8 +396,10 @@ impl Builder<'_> {
                 // The cell comes from a checksummed leaf, but its extent is only read
                 // (and checked) when its value is: one outside the file is not freed.
                 // Nor is one over the file's headers (a hostile cell): freed, the next
-                // checkpoint would write a leaf over a header copy.
-                let file_pages = self.file.len() as u64 / u64::from(self.page_size);
+                // checkpoint would write a leaf over a header copy; nor one past the
+                // pages ever handed out (the file's unused tail).
+                let file_pages = (self.file.len() as u64 / u64::from(self.page_size))
+                    .min(self.pager.high_water());
                 let first_data = crate::format::first_data_page(self.page_size);
                 let end = page
                     .checked_add(extent_pages(self.page_size, len as usize))

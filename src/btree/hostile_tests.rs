@@ -327,4 +327,19 @@ fn a_rebuild_never_frees_a_header_page_a_cell_names() {
         .err()
         .expect("refused");
     assert!(e.to_string().contains("page 1"), "{e}");
+    // An extent in the file's unused tail, past every page ever handed out (the pager's
+    // high-water mark, 4, in a file of 8 pages): refused too (freeing it tripped the
+    // pager's assertion in debug builds).
+    let key = crate::btree::composite(1, b"k");
+    let mut b = NodeBuilder::new(true, PS);
+    assert!(b.admit(&TreeKey::whole(&key), EXTENT_CELL_BODY));
+    b.push_leaf_extent(&TreeKey::whole(&key), 6, 100, 0);
+    let file = file_of(8, vec![(3, b.finish(3).unwrap())]);
+    let sim = SimStorage::from_bytes(file.clone());
+    let pager = Pager::new(Arc::new(sim.clone()), PS, 4, BTreeSet::new()).unwrap();
+    let changes = vec![(key, None)];
+    let e = rebuild(&sim, &pager, &file, 3, &changes, &[], u64::MAX)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("page 6"), "{e}");
 }

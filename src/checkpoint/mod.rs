@@ -571,12 +571,6 @@ impl Checkpointer {
             return Err(e);
         }
         *self.header.lock() = (header, copy);
-        // The free-list bookkeeping follows the header at once: a later checkpoint must
-        // start from this tree's non-tree pages whatever happens below.
-        st.non_tree = non_tree;
-        st.free_list_run = (run_first, run_len);
-        // The dropped tables' data is out of the durable tree.
-        self.versions.take_drops(drops_bound);
 
         // The new state is durable: publish the tree, then drop the folded versions (a
         // reader that misses a version in the store finds it in the new tree).
@@ -592,6 +586,12 @@ impl Checkpointer {
                 guard: Arc::clone(&guard),
             },
         );
+        // The free-list bookkeeping changes with the tree, at once: the next checkpoint
+        // builds on the tree published and must start from that tree's non-tree pages.
+        st.non_tree = non_tree;
+        st.free_list_run = (run_first, run_len);
+        // The dropped tables' data is out of the durable tree.
+        self.versions.take_drops(drops_bound);
         *old.guard.next.lock() = Some(guard);
         {
             let mut freed = old.guard.freed.lock();

@@ -84,7 +84,7 @@ pub(crate) struct Engine {
     pub(crate) checkpointer: Checkpointer,
     /// Pins of the current tree kept for the next read transactions.
     pub(crate) pins: Arc<pin_cache::PinCache>,
-    next_table_id: AtomicU64,
+    pub(crate) next_table_id: AtomicU64,
     pub(crate) closing: AtomicBool,
     /// Opened read-only: nothing is written.
     pub(crate) read_only: bool,
@@ -530,8 +530,24 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) fn allocate_table_id(&self) -> TableId {
-        self.next_table_id.fetch_add(1, Ordering::Relaxed)
+    /// A table id no table has had. None is left once the file names the largest,
+    /// [`crate::types::TABLE_ID_MAX`] (only a damaged or crafted file does: the ids
+    /// above it are the history's prefix and the catalog's wrap-around, and a table
+    /// given one would be refused by every later open).
+    pub(crate) fn allocate_table_id(&self) -> Result<TableId> {
+        self.next_table_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| {
+                (id <= TABLE_ID_MAX).then(|| id + 1)
+            })
+            .map_err(|_| {
+                Error::corrupted(
+                    0,
+                    format!(
+                        "no table id is left: the file names table id {}, the largest",
+                        crate::types::TABLE_ID_MAX
+                    ),
+                )
+            })
     }
 
     /// The current checkpointed tree.

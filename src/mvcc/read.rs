@@ -103,18 +103,18 @@ impl FlatBatch {
 }
 
 /// Hands each chain's version visible at `snapshot` to `push`, at most `limit` of them
-/// and examining at most [`SCAN_EXAMINE_MAX`] chains; returns the last key examined
-/// when it stopped early.
+/// and examining at most `examine` chains; returns the last key examined when it
+/// stopped early.
 fn scan_chains<'c>(
     chains: impl Iterator<Item = (&'c HeadKey, &'c Chain)>,
     snapshot: u64,
-    limit: usize,
+    (limit, examine): (usize, usize),
     mut push: impl FnMut(&[u8], &Value),
 ) -> Option<Vec<u8>> {
     let mut last: Option<&HeadKey> = None;
     let mut pushed = 0usize;
     for (examined, (key, chain)) in chains.enumerate() {
-        if pushed == limit || examined == SCAN_EXAMINE_MAX {
+        if pushed == limit || examined == examine {
             return last.map(|k| k.to_vec());
         }
         last = Some(key);
@@ -143,7 +143,10 @@ impl VersionStore {
     }
 
     /// Visible versions of the keys in `(lo, hi)`, ascending or (with `reverse`)
-    /// descending, examining at most `limit` keys.
+    /// descending: at most `limit` of them, examining at most `limit` keys, or 64
+    /// (a caller merging the batch with the tree drops what lies past the tree's own
+    /// `limit` entries: a larger budget would be examined again by its next call), or
+    /// for a batch of one ([`crate::Transaction::first`]) [`SCAN_EXAMINE_MAX`].
     pub fn scan(
         &self,
         table: TableId,
@@ -154,9 +157,19 @@ impl VersionStore {
         limit: usize,
     ) -> ScanBatch {
         let mut entries = Vec::new();
-        let resume_after = self.scan_with(table, lo, hi, snapshot, reverse, limit, |k, v| {
-            entries.push((k.to_vec(), v.clone()))
-        });
+        let examine = if limit <= 1 {
+            SCAN_EXAMINE_MAX
+        } else {
+            limit.max(64)
+        };
+        let resume_after = self.scan_with(
+            table,
+            lo,
+            hi,
+            (snapshot, reverse),
+            (limit, examine),
+            |k, v| entries.push((k.to_vec(), v.clone())),
+        );
         ScanBatch {
             entries,
             resume_after,
@@ -164,7 +177,8 @@ impl VersionStore {
     }
 
     /// [`VersionStore::scan`] into `out`, whose buffers are reused from batch to batch:
-    /// no allocation per key. Returns the batch's `resume_after`.
+    /// no allocation per key; it examines up to [`SCAN_EXAMINE_MAX`] keys (a borrowing
+    /// scan keeps its whole batch). Returns the batch's `resume_after`.
     #[expect(
         clippy::too_many_arguments,
         reason = "one scan step's full description"
@@ -180,25 +194,27 @@ impl VersionStore {
         out: &mut FlatBatch,
     ) -> Option<Vec<u8>> {
         out.clear();
-        self.scan_with(table, lo, hi, snapshot, reverse, limit, |k, v| {
-            out.push(k, v.clone())
-        })
+        self.scan_with(
+            table,
+            lo,
+            hi,
+            (snapshot, reverse),
+            (limit, SCAN_EXAMINE_MAX),
+            |k, v| out.push(k, v.clone()),
+        )
     }
 
     /// The scan itself: hands each visible entry to `push` under the table's read
     /// lock; returns the last key examined when it stopped early.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one scan step's full description"
-    )]
+    /// `at` is the snapshot and the direction (`reverse`), `budget` the most entries
+    /// returned and the most keys examined.
     fn scan_with(
         &self,
         table: TableId,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
-        snapshot: u64,
-        reverse: bool,
-        limit: usize,
+        (snapshot, reverse): (u64, bool),
+        (limit, examine): (usize, usize),
         push: impl FnMut(&[u8], &Value),
     ) -> Option<Vec<u8>> {
         let t = self.table(table)?;
@@ -209,11 +225,12 @@ impl VersionStore {
         let owned = |b: Bound<&[u8]>| b.map(HeadKey::new);
         let range = chains.range((owned(lo), owned(hi)));
         let limit = limit.clamp(1, SCAN_BATCH_MAX);
+        let examine = examine.clamp(limit, SCAN_EXAMINE_MAX);
         // One loop per direction (no dynamic call per key).
         if reverse {
-            scan_chains(range.rev(), snapshot, limit, push)
+            scan_chains(range.rev(), snapshot, (limit, examine), push)
         } else {
-            scan_chains(range, snapshot, limit, push)
+            scan_chains(range, snapshot, (limit, examine), push)
         }
     }
 }
@@ -253,10 +270,10 @@ mod tests {
             );
         }
         // At snapshot 10 only the first ten keys are visible; a batch of 512 finds them
-        // and examines the rest to the end.
+        // and stops after 512 keys examined, with a resume point.
         let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 10, false, 512);
         assert_eq!(b.entries.len(), 10);
-        assert_eq!(b.resume_after, None);
+        assert_eq!(b.resume_after, Some(511u32.to_be_bytes().to_vec()));
         // A batch of one returns the first visible key, resuming after it.
         let b = s.scan(1, Bound::Unbounded, Bound::Unbounded, 10, false, 1);
         assert_eq!(b.entries.len(), 1);
