@@ -306,7 +306,8 @@ fn a_cursor_refuses_a_leaf_reached_twice() {
 
 /// A leaf cell naming an "extent" at page 1 (a header copy's page), its value never read:
 /// a rebuild deleting the key refuses to free the page (it freed it, and the next
-/// checkpoint wrote a leaf over the header copy).
+/// checkpoint wrote a leaf over the header copy). So is one in the file's unused tail,
+/// past every page ever handed out (freeing it tripped the pager's debug assertion).
 #[test]
 fn a_rebuild_never_frees_a_header_page_a_cell_names() {
     use super::build::rebuild;
@@ -315,31 +316,24 @@ fn a_rebuild_never_frees_a_header_page_a_cell_names() {
     use crate::storage::SimStorage;
     use std::collections::BTreeSet;
     use std::sync::Arc;
-    let key = crate::btree::composite(1, b"k");
-    let mut b = NodeBuilder::new(true, PS);
-    assert!(b.admit(&TreeKey::whole(&key), EXTENT_CELL_BODY));
-    b.push_leaf_extent(&TreeKey::whole(&key), 1, 100, 0);
-    let file = file_of(4, vec![(3, b.finish(3).unwrap())]);
-    let sim = SimStorage::from_bytes(file.clone());
-    let pager = Pager::new(Arc::new(sim.clone()), PS, 4, BTreeSet::new()).unwrap();
-    let changes = vec![(key, None)];
-    let e = rebuild(&sim, &pager, &file, 3, &changes, &[], u64::MAX)
-        .err()
-        .expect("refused");
-    assert!(e.to_string().contains("page 1"), "{e}");
-    // An extent in the file's unused tail, past every page ever handed out (the pager's
-    // high-water mark, 4, in a file of 8 pages): refused too (freeing it tripped the
-    // pager's assertion in debug builds).
-    let key = crate::btree::composite(1, b"k");
-    let mut b = NodeBuilder::new(true, PS);
-    assert!(b.admit(&TreeKey::whole(&key), EXTENT_CELL_BODY));
-    b.push_leaf_extent(&TreeKey::whole(&key), 6, 100, 0);
-    let file = file_of(8, vec![(3, b.finish(3).unwrap())]);
-    let sim = SimStorage::from_bytes(file.clone());
-    let pager = Pager::new(Arc::new(sim.clone()), PS, 4, BTreeSet::new()).unwrap();
-    let changes = vec![(key, None)];
-    let e = rebuild(&sim, &pager, &file, 3, &changes, &[], u64::MAX)
-        .err()
-        .expect("refused");
-    assert!(e.to_string().contains("page 6"), "{e}");
+    // The leaf at page 3 of a file of `pages` pages, its cell naming an extent at
+    // `extent`; the pager's high-water mark is 4.
+    let refusal = |extent: u64, pages: u64| {
+        let key = crate::btree::composite(1, b"k");
+        let mut b = NodeBuilder::new(true, PS);
+        assert!(b.admit(&TreeKey::whole(&key), EXTENT_CELL_BODY));
+        b.push_leaf_extent(&TreeKey::whole(&key), extent, 100, 0);
+        let file = file_of(pages, vec![(3, b.finish(3).unwrap())]);
+        let sim = SimStorage::from_bytes(file.clone());
+        let pager = Pager::new(Arc::new(sim.clone()), PS, 4, BTreeSet::new()).unwrap();
+        let changes = vec![(key, None)];
+        rebuild(&sim, &pager, &file, 3, &changes, &[], u64::MAX)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let e = refusal(1, 4);
+    assert!(e.contains("page 1"), "{e}");
+    let e = refusal(6, 8);
+    assert!(e.contains("page 6"), "{e}");
 }
