@@ -683,3 +683,55 @@ mod table_id_tests {
         tx.commit().unwrap();
     }
 }
+
+#[cfg(test)]
+mod catalog_check_tests {
+    use crate::Database;
+    use crate::types::{CATALOG_TABLE, Durability, Isolation, WriteSet};
+    use std::sync::Arc;
+
+    /// Two catalog names on one table id (only a damaged or crafted file holds them:
+    /// written here below the API): `check_integrity` reports them.
+    #[test]
+    fn check_integrity_reports_two_names_on_one_table_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("catalog.db")).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("a").unwrap();
+        tx.commit().unwrap();
+        let engine = db.latest().unwrap();
+        let id_a = {
+            let tx = c.begin_read().unwrap();
+            tx.table_id("a").unwrap()
+        };
+        let mut writes = WriteSet::new();
+        writes
+            .entry(CATALOG_TABLE)
+            .or_default()
+            .insert(b"b", Some(&id_a.to_le_bytes()))
+            .unwrap();
+        let snapshot = engine.registry.visible();
+        engine
+            .commit(
+                snapshot,
+                Isolation::Serializable,
+                &writes,
+                crate::commit::ReadSet::default(),
+                &[],
+                Durability::Durable,
+                &|| Arc::from([]),
+                9,
+            )
+            .unwrap();
+        db.checkpoint().unwrap();
+        let report = db.check_integrity().unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("name the same table id")),
+            "{report:?}"
+        );
+    }
+}

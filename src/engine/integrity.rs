@@ -139,15 +139,35 @@ impl Engine {
                     }
                 }
             };
-            // The catalog: names to 8-byte ids.
+            // The catalog: valid names to 8-byte ids, each id a table's own (two names
+            // on one id would read each other's rows, and a drop of one empty both).
             let catalog = CATALOG_TABLE.to_be_bytes();
+            let mut owners: std::collections::HashMap<u64, Vec<u8>> = Default::default();
             range(&mut r, &catalog, &1u64.to_be_bytes(), &mut |r, k, v| {
                 r.tables += 1;
-                if v.len() != 8 {
+                let name = k.get(8..).unwrap_or(&[]);
+                let shown = crate::util::show_bytes(name);
+                if name.is_empty()
+                    || name.len() > crate::types::MAX_TABLE_NAME_LEN
+                    || std::str::from_utf8(name).is_err()
+                {
+                    r.problems
+                        .push(format!("catalog entry {shown} is not a valid table name"));
+                }
+                let Ok(id) = <[u8; 8]>::try_from(v).map(u64::from_le_bytes) else {
                     r.problems.push(format!(
-                        "catalog entry {} holds {} bytes, not a table id",
-                        crate::util::show_bytes(k.get(8..).unwrap_or(&[])),
+                        "catalog entry {shown} holds {} bytes, not a table id",
                         v.len()
+                    ));
+                    return;
+                };
+                if id == CATALOG_TABLE || id > crate::types::TABLE_ID_MAX {
+                    r.problems
+                        .push(format!("catalog entry {shown} names table id {id}, which no table may have"));
+                } else if let Some(other) = owners.insert(id, name.to_vec()) {
+                    r.problems.push(format!(
+                        "catalog entries {} and {shown} name the same table id {id}",
+                        crate::util::show_bytes(&other)
                     ));
                 }
             });
