@@ -35,12 +35,25 @@ pub fn read_floor_and_drops(
     root: u64,
 ) -> Result<(Option<u64>, Option<KeptDrops>)> {
     let floor = btree::get(file, page_size, root, &floor_key(), None)?
-        .and_then(|v| v.try_into().ok())
-        .map(u64::from_le_bytes);
+        .map(|v| decode_floor(v, root))
+        .transpose()?;
     let drops = btree::get(file, page_size, root, &drops_key(), None)?
         .map(decode_drops)
         .transpose()?;
     Ok((floor, drops))
+}
+
+/// The persisted floor record's value: 8 bytes. Any other length is damage (read as no
+/// floor, the window would start at the checkpoint's sequence, below a floor the tree
+/// may have been written above); the error names the tree's root, under which the
+/// record sits.
+fn decode_floor(v: &[u8], root: u64) -> Result<u64> {
+    <[u8; 8]>::try_from(v).map(u64::from_le_bytes).map_err(|_| {
+        crate::error::Error::corrupted(
+            root,
+            format!("the history floor record holds {} bytes, not 8", v.len()),
+        )
+    })
 }
 
 /// Calls `f` on every entry from the first history key up to `hi`, leaf after leaf, with
@@ -83,7 +96,7 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
     let dk = drops_key();
     walk_history(file, page_size, root, Bound::Unbounded, |_, k, v| {
         if k == fk.as_slice() {
-            r.floor = v.try_into().ok().map(u64::from_le_bytes);
+            r.floor = Some(decode_floor(v, root)?);
         } else if k == dk.as_slice() {
             r.drops = Some(decode_drops(v)?);
         } else {
@@ -225,4 +238,37 @@ pub(super) fn history_changes(
         out.insert(drops_key(), value);
     }
     Ok(out.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::build::rebuild;
+    use crate::pager::Pager;
+    use crate::storage::{SimStorage, Storage};
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    /// A floor record of 7 bytes is damage, not "no floor" (the window would have
+    /// started at the checkpoint's sequence, below a floor the tree may sit above).
+    #[test]
+    fn a_floor_record_of_the_wrong_length_is_an_error() {
+        let sim = SimStorage::new();
+        let pager = Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap();
+        let file = sim.view().unwrap();
+        let changes = vec![(floor_key(), Some(Arc::from(&[1u8; 7][..])))];
+        let built = rebuild(&sim, &pager, &file, 0, &changes, &[], u64::MAX).unwrap();
+        let file = sim.view().unwrap();
+        let e = read_floor_and_drops(&file, 4096, built.root).unwrap_err();
+        assert!(
+            e.is_corruption() && e.to_string().contains("7 bytes"),
+            "{e}"
+        );
+        assert!(read_history(&file, 4096, built.root).is_err());
+        let changes = vec![(floor_key(), Some(Arc::from(&9u64.to_le_bytes()[..])))];
+        let built = rebuild(&sim, &pager, &file, 0, &changes, &[], u64::MAX).unwrap();
+        let file = sim.view().unwrap();
+        let (floor, _) = read_floor_and_drops(&file, 4096, built.root).unwrap();
+        assert_eq!(floor, Some(9));
+    }
 }
