@@ -4,6 +4,8 @@
 mod backup;
 mod connection;
 mod database;
+#[cfg(test)]
+mod database_tests;
 mod options;
 mod range;
 mod reads;

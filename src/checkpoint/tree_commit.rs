@@ -10,28 +10,37 @@ use std::time::Instant;
 impl Checkpointer {
     /// Commits a large transaction straight into the tree (`format-spec/btree.md`,
     /// "Tree commits"): no capsule, proof or marker; the new header is its commit
-    /// record. The caller holds the snapshot registry's exclusive hold, so no snapshot
-    /// but the transaction's own reads below the new tree. Returns the commit's
-    /// sequence (`None` when it wrote nothing).
-    pub fn tree_commit(
+    /// record. Once it holds the checkpointer, it takes the snapshot registry's
+    /// exclusive hold (`hold`), so that no snapshot but the transaction's own reads
+    /// below the new tree; taken first, the hold would keep every new transaction
+    /// waiting while a checkpoint or compaction in progress ends. Returns the commit's
+    /// sequence (`None` when it wrote nothing), or the reads back (`Err`) when the hold
+    /// was refused: the caller commits through the log.
+    pub fn tree_commit<H>(
         &self,
         snapshot: u64,
         isolation: Isolation,
         writes: &WriteSet,
         reads: ReadSet,
         touched: crate::commit::Touched<'_>,
-    ) -> std::result::Result<Option<u64>, CommitError> {
+        hold: impl FnOnce() -> Option<H>,
+    ) -> std::result::Result<std::result::Result<Option<u64>, ReadSet>, CommitError> {
         let mut st = self.state.lock();
         if st.shut {
             return Err(CommitError::Failed(crate::Error::Closed));
         }
+        // Released before the checkpointer (declared after it), once the commit is
+        // visible or has failed.
+        let Some(_hold) = hold() else {
+            return Ok(Err(reads));
+        };
         let start = Instant::now();
         self.pager.release_held();
         let Some(admission) = self
             .committer
             .admit_tree(snapshot, isolation, writes, reads, touched)?
         else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
         let seq = admission.seq;
         let mut admission = Some(admission);
@@ -48,7 +57,7 @@ impl Checkpointer {
                     let (header, _) = self.header();
                     self.pager.free_after(header.generation, vec![page]);
                 }
-                Ok(Some(seq))
+                Ok(Ok(Some(seq)))
             }
             Err(e) => {
                 if let Some(a) = admission.take() {

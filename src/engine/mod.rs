@@ -573,20 +573,30 @@ impl Engine {
         self.check_open()?;
         // A large transaction goes straight into the tree when no other snapshot is
         // live (`format-spec/btree.md`, "Tree commits"); otherwise the ordinary path.
-        if self.tree_sized(write_bytes, durability)
-            && dropped.is_empty()
-            && !self.read_only
-            && let Some(_hold) = self.registry.try_exclusive(snapshot)
-        {
-            let seq = self
-                .checkpointer
-                .tree_commit(snapshot, isolation, writes, reads, touched)?;
-            if seq.is_some() {
-                self.checkpoints.fetch_add(1, Ordering::Relaxed);
-                self.tree_commits.fetch_add(1, Ordering::Relaxed);
-            }
-            return Ok(seq);
-        }
+        let reads =
+            if self.tree_sized(write_bytes, durability) && dropped.is_empty() && !self.read_only {
+                let registry = &self.registry;
+                match self.checkpointer.tree_commit(
+                    snapshot,
+                    isolation,
+                    writes,
+                    reads,
+                    touched,
+                    || registry.try_exclusive(snapshot),
+                )? {
+                    Ok(seq) => {
+                        if seq.is_some() {
+                            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+                            self.tree_commits.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return Ok(seq);
+                    }
+                    // Another snapshot is live: through the log.
+                    Err(reads) => reads,
+                }
+            } else {
+                reads
+            };
         let seq = self.committer.commit(
             snapshot, isolation, writes, reads, dropped, durability, touched,
         )?;

@@ -1,0 +1,175 @@
+//! Tests of `Database` that reach below the API: a closed engine a background thread
+//! still holds, table ids, the catalog check, a tree commit waiting for a checkpoint.
+
+mod reopen_after_close_tests {
+    use crate::Database;
+    use std::time::Duration;
+
+    /// An open right after `close` while a background thread (the flusher, the idle
+    /// watcher) still holds the closed engine for a moment waits for it and opens the
+    /// file again; it used to answer `Closed`.
+    #[test]
+    fn an_open_right_after_close_waits_for_a_background_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reopen.db");
+        let db = Database::open(&path).unwrap();
+        let first = db.identity();
+        // As a background thread holds it: briefly, then lets go.
+        let held = db.latest().unwrap();
+        db.close().unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        let db = Database::open(&path).unwrap();
+        assert_ne!(db.identity(), first, "a new engine");
+        holder.join().unwrap();
+        let mut conn = db.connect();
+        let mut tx = conn.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.commit().unwrap();
+    }
+
+    /// While a handle of the closed database is still kept (here: a connection), an
+    /// open answers `Closed` at once, as before.
+    #[test]
+    fn an_open_while_a_closed_handle_is_kept_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kept.db");
+        let db = Database::open(&path).unwrap();
+        let conn = db.connect();
+        db.close().unwrap();
+        assert!(matches!(Database::open(&path), Err(crate::Error::Closed)));
+        drop(conn);
+        Database::open(&path).unwrap();
+    }
+}
+
+mod table_id_tests {
+    use crate::Database;
+    use crate::types::TABLE_ID_MAX;
+    use std::sync::atomic::Ordering;
+
+    /// A file naming the largest table id: creating one more table is refused (it was
+    /// given an id every later open refuses, and then ids wrapped onto existing tables).
+    #[test]
+    fn creating_a_table_past_the_largest_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("ids.db")).unwrap();
+        db.latest()
+            .unwrap()
+            .next_table_id
+            .store(TABLE_ID_MAX, Ordering::Relaxed);
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("last").unwrap();
+        tx.commit().unwrap();
+        let mut tx = c.begin().unwrap();
+        let e = tx.create_table("one more").unwrap_err();
+        assert!(e.is_corruption(), "{e:?}");
+        drop(tx);
+        drop(c);
+        db.close().unwrap();
+        let db = Database::open(dir.path().join("ids.db")).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.put("last", b"k", b"v").unwrap();
+        tx.commit().unwrap();
+    }
+}
+
+mod catalog_check_tests {
+    use crate::Database;
+    use crate::types::{CATALOG_TABLE, Durability, Isolation, WriteSet};
+    use std::sync::Arc;
+
+    /// Two catalog names on one table id (only a damaged or crafted file holds them:
+    /// written here below the API): `check_integrity` reports them.
+    #[test]
+    fn check_integrity_reports_two_names_on_one_table_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("catalog.db")).unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("a").unwrap();
+        tx.commit().unwrap();
+        let engine = db.latest().unwrap();
+        let id_a = {
+            let tx = c.begin_read().unwrap();
+            tx.table_id("a").unwrap()
+        };
+        let mut writes = WriteSet::new();
+        writes
+            .entry(CATALOG_TABLE)
+            .or_default()
+            .insert(b"b", Some(&id_a.to_le_bytes()))
+            .unwrap();
+        let snapshot = engine.registry.visible();
+        engine
+            .commit(
+                snapshot,
+                Isolation::Serializable,
+                &writes,
+                crate::commit::ReadSet::default(),
+                &[],
+                Durability::Durable,
+                &|| Arc::from([]),
+                9,
+            )
+            .unwrap();
+        db.checkpoint().unwrap();
+        let report = db.check_integrity().unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("name the same table id")),
+            "{report:?}"
+        );
+    }
+}
+
+mod tree_commit_wait_tests {
+    use crate::Options;
+
+    /// A tree commit waiting for a checkpoint in progress keeps no one else waiting:
+    /// new transactions begin meanwhile. (It took the registry's exclusive hold before
+    /// the checkpointer, and every `begin` waited for both; here the begin would have
+    /// waited for ever, this thread holding the checkpointer.)
+    #[test]
+    fn a_waiting_tree_commit_lets_transactions_begin() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Options::new()
+            .version_store_budget(1 << 20)
+            .open(dir.path().join("wait.db"))
+            .unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.commit().unwrap();
+        let engine = db.latest().unwrap();
+        let held = engine.checkpointer.hold_for_test();
+        let bulk = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut c = db.connect();
+                let mut tx = c.begin().unwrap();
+                for i in 0..2_000u32 {
+                    tx.put("t", &i.to_be_bytes(), &[7u8; 1000]).unwrap();
+                }
+                tx.commit().map(|_| ())
+            })
+        };
+        // Let the bulk commit reach the checkpointer (if it has not yet, the begin
+        // below passes either way).
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let tx = c.begin_read().unwrap();
+        drop(tx);
+        drop(held);
+        bulk.join().unwrap().unwrap();
+        let tx = c.begin_read().unwrap();
+        assert_eq!(tx.iter("t").unwrap().count(), 2_000);
+        drop(tx);
+        assert_eq!(db.stats().tree_commits, 1);
+    }
+}
