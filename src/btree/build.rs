@@ -390,7 +390,16 @@ impl Builder<'_> {
             CellValue::Inline(_) => {}
             CellValue::Overflow { page, .. } => {
                 let r = super::run::read_run(self.file, PageKind::Overflow, page, self.page_size)?;
-                self.freed.extend(page..page + r.pages);
+                // As for an extent below: never the headers, never past the pages ever
+                // handed out (a hostile run there checks out by itself).
+                let first_data = crate::format::first_data_page(self.page_size);
+                let end = page
+                    .checked_add(r.pages)
+                    .filter(|&end| page >= first_data && end <= self.pager.high_water())
+                    .ok_or_else(|| {
+                        Error::corrupted(page, "overflow run outside the file's data pages")
+                    })?;
+                self.freed.extend(page..end);
             }
             CellValue::Extent { page, len, .. } => {
                 // The cell comes from a checksummed leaf, but its extent is only read

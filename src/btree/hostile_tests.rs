@@ -336,4 +336,26 @@ fn a_rebuild_never_frees_a_header_page_a_cell_names() {
     assert!(e.contains("page 1"), "{e}");
     let e = refusal(6, 8);
     assert!(e.contains("page 6"), "{e}");
+    // An overflow run, whole and checksummed, in the unused tail: refused too.
+    let key = crate::btree::composite(1, b"k");
+    let value = vec![3u8; 5000];
+    let run = super::run::encode_run(
+        crate::format::PageKind::Overflow,
+        6,
+        PS,
+        &value,
+        value.len() as u32,
+        0,
+    );
+    let mut b = NodeBuilder::new(true, PS);
+    assert!(b.admit(&TreeKey::whole(&key), super::page::OVERFLOW_CELL_BODY));
+    b.push_leaf_overflow(&TreeKey::whole(&key), 6, value.len() as u32);
+    let file = file_of(9, vec![(3, b.finish(3).unwrap()), (6, run)]);
+    let sim = SimStorage::from_bytes(file.clone());
+    let pager = Pager::new(Arc::new(sim.clone()), PS, 4, BTreeSet::new()).unwrap();
+    let e = rebuild(&sim, &pager, &file, 3, &[(key, None)], &[], u64::MAX)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("page 6"), "{e}");
 }

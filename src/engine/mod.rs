@@ -573,30 +573,33 @@ impl Engine {
         self.check_open()?;
         // A large transaction goes straight into the tree when no other snapshot is
         // live (`format-spec/btree.md`, "Tree commits"); otherwise the ordinary path.
-        let reads =
-            if self.tree_sized(write_bytes, durability) && dropped.is_empty() && !self.read_only {
-                let registry = &self.registry;
-                match self.checkpointer.tree_commit(
-                    snapshot,
-                    isolation,
-                    writes,
-                    reads,
-                    touched,
-                    || registry.try_exclusive(snapshot),
-                )? {
-                    Ok(seq) => {
-                        if seq.is_some() {
-                            self.checkpoints.fetch_add(1, Ordering::Relaxed);
-                            self.tree_commits.fetch_add(1, Ordering::Relaxed);
-                        }
-                        return Ok(seq);
+        let reads = if self.tree_sized(write_bytes, durability)
+            && dropped.is_empty()
+            && !self.read_only
+            && self.alone_now(snapshot)
+        {
+            let registry = &self.registry;
+            match self.checkpointer.tree_commit(
+                snapshot,
+                isolation,
+                writes,
+                reads,
+                touched,
+                || registry.try_exclusive(snapshot),
+            )? {
+                Ok(seq) => {
+                    if seq.is_some() {
+                        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+                        self.tree_commits.fetch_add(1, Ordering::Relaxed);
                     }
-                    // Another snapshot is live: through the log.
-                    Err(reads) => reads,
+                    return Ok(seq);
                 }
-            } else {
-                reads
-            };
+                // Another snapshot is live: through the log.
+                Err(reads) => reads,
+            }
+        } else {
+            reads
+        };
         let seq = self.committer.commit(
             snapshot, isolation, writes, reads, dropped, durability, touched,
         )?;
@@ -717,6 +720,15 @@ impl Engine {
             .saturating_sub(self.pager.free_count())
             .saturating_mul(u64::from(self.page_size));
         in_use <= (bytes as u64).saturating_mul(TREE_COMMIT_FILE_RATIO)
+    }
+
+    /// Whether no snapshot but the committer's own (`snapshot`) is live now: the
+    /// registry's exclusive hold, taken and let go at once. A cheap first look before a
+    /// tree commit, which takes the hold for good only once it holds the checkpointer:
+    /// with another snapshot live, a large commit goes through the log at once instead
+    /// of waiting for a checkpoint in progress to find that out.
+    fn alone_now(&self, snapshot: u64) -> bool {
+        self.registry.try_exclusive(snapshot).is_some()
     }
 
     /// After a transaction that wrote more than half the version-store budget and went
