@@ -1,12 +1,16 @@
 //! Creating a database file and choosing its header copy at open.
 
 use super::config::Config;
+use crate::btree;
 use crate::error::{Error, Result};
 use crate::format::{
     FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
     first_data_page,
 };
+use crate::mvcc::history::HISTORY_PREFIX;
 use crate::storage::{Storage, View};
+use crate::types::{CATALOG_TABLE, TableId};
+use std::ops::Bound;
 
 /// Writes a new database into an empty storage: both header copies, synced.
 pub(crate) fn create(storage: &dyn Storage, config: &Config) -> Result<(Header, u32)> {
@@ -393,4 +397,55 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
         return Err(Error::Truncated { len, needed });
     }
     Ok(chosen)
+}
+
+/// The largest table id the tree's catalog names.
+pub(super) fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
+    let mut max = 0;
+    let hi = 1u64.to_be_bytes().to_vec();
+    let mut lo = Bound::Included(CATALOG_TABLE.to_be_bytes().to_vec());
+    loop {
+        let batch = btree::scan_leaf(
+            file,
+            page_size,
+            root,
+            lo.as_ref().map(|v| v.as_slice()),
+            Bound::Excluded(&hi),
+            false,
+            None,
+        )?;
+        for (_, v) in &batch.entries {
+            if let Ok(b) = <[u8; 8]>::try_from(*v) {
+                max = max.max(u64::from_le_bytes(b));
+            }
+        }
+        match batch.leaf_edge {
+            Some(edge) if edge < hi => lo = Bound::Included(edge),
+            _ => return Ok(max),
+        }
+    }
+}
+
+/// The highest table id owning data in the tree (a dropped table's data stays while
+/// its drop is inside the history window, so its id must not be reused).
+pub(super) fn max_data_table_id(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
+    let mut hi = Bound::Excluded(HISTORY_PREFIX.to_vec());
+    loop {
+        let batch = btree::scan_leaf(
+            file,
+            page_size,
+            root,
+            Bound::Unbounded,
+            hi.as_ref().map(Vec::as_slice),
+            true,
+            None,
+        )?;
+        if let Some((k, _)) = batch.entries.first() {
+            return Ok(k.table_bytes().map_or(0, u64::from_be_bytes));
+        }
+        match batch.leaf_edge {
+            Some(edge) => hi = Bound::Excluded(edge),
+            None => return Ok(0),
+        }
+    }
 }

@@ -27,7 +27,6 @@ pub(crate) use scan::{OwnWrites, ScanMerge, Step};
 pub(crate) use value::ReadPin;
 pub use value::ValueRef;
 
-use crate::btree;
 use crate::checkpoint::{
     CheckpointReport, Checkpointer, TreeState, bound_needs_write, read_free_list,
     write_durable_bound,
@@ -38,7 +37,6 @@ use crate::commit::{
 };
 use crate::error::{Error, Result};
 use crate::format::{PageKind, first_data_page};
-use crate::mvcc::history::HISTORY_PREFIX;
 use crate::mvcc::{History, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
 use crate::storage::Storage;
@@ -46,7 +44,6 @@ use crate::types::{CATALOG_TABLE, Durability, Isolation, TABLE_ID_MAX, TableId, 
 use create::{create, interrupted_creation, read_header};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
-use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -123,57 +120,6 @@ pub(crate) struct Engine {
 /// A database's path for log messages.
 fn show_path(path: Option<&std::path::Path>) -> std::borrow::Cow<'_, str> {
     path.map_or("(storage)".into(), |p| p.to_string_lossy())
-}
-
-/// The largest table id the tree's catalog names.
-fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
-    let mut max = 0;
-    let hi = 1u64.to_be_bytes().to_vec();
-    let mut lo = Bound::Included(CATALOG_TABLE.to_be_bytes().to_vec());
-    loop {
-        let batch = btree::scan_leaf(
-            file,
-            page_size,
-            root,
-            lo.as_ref().map(|v| v.as_slice()),
-            Bound::Excluded(&hi),
-            false,
-            None,
-        )?;
-        for (_, v) in &batch.entries {
-            if let Ok(b) = <[u8; 8]>::try_from(*v) {
-                max = max.max(u64::from_le_bytes(b));
-            }
-        }
-        match batch.leaf_edge {
-            Some(edge) if edge < hi => lo = Bound::Included(edge),
-            _ => return Ok(max),
-        }
-    }
-}
-
-/// The highest table id owning data in the tree (a dropped table's data stays while
-/// its drop is inside the history window, so its id must not be reused).
-fn max_data_table_id(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
-    let mut hi = Bound::Excluded(HISTORY_PREFIX.to_vec());
-    loop {
-        let batch = btree::scan_leaf(
-            file,
-            page_size,
-            root,
-            Bound::Unbounded,
-            hi.as_ref().map(Vec::as_slice),
-            true,
-            None,
-        )?;
-        if let Some((k, _)) = batch.entries.first() {
-            return Ok(k.table_bytes().map_or(0, u64::from_be_bytes));
-        }
-        match batch.leaf_edge {
-            Some(edge) => hi = Bound::Excluded(edge),
-            None => return Ok(0),
-        }
-    }
 }
 
 impl Engine {
@@ -314,9 +260,14 @@ impl Engine {
                     (BTreeSet::new(), (header.freelist_root, 0))
                 }
             };
-            let max_id = match max_table_id_in_tree(&file, page_size, header.catalog_root)
-                .and_then(|a| Ok(a.max(max_data_table_id(&file, page_size, header.catalog_root)?)))
-            {
+            let max_id = match create::max_table_id_in_tree(&file, page_size, header.catalog_root)
+                .and_then(|a| {
+                    Ok(a.max(create::max_data_table_id(
+                        &file,
+                        page_size,
+                        header.catalog_root,
+                    )?))
+                }) {
                 Ok(id) => id,
                 Err(e) => {
                     lenient("the largest table id", e)?;
