@@ -130,7 +130,20 @@ mod catalog_check_tests {
 }
 
 mod tree_commit_wait_tests {
-    use crate::Options;
+    use crate::{Database, Options};
+
+    /// A durable commit of 2,000 values of 1,000 bytes into table `t`, on a thread.
+    fn spawn_bulk(db: &Database) -> std::thread::JoinHandle<crate::Result<()>> {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = db.connect();
+            let mut tx = c.begin()?;
+            for i in 0..2_000u32 {
+                tx.put("t", &i.to_be_bytes(), &[7u8; 1000])?;
+            }
+            tx.commit().map(|_| ())
+        })
+    }
 
     /// A tree commit waiting for a checkpoint in progress keeps no one else waiting:
     /// new transactions begin meanwhile. (It took the registry's exclusive hold before
@@ -149,17 +162,7 @@ mod tree_commit_wait_tests {
         tx.commit().unwrap();
         let engine = db.latest().unwrap();
         let held = engine.checkpointer.hold_for_test();
-        let bulk = {
-            let db = db.clone();
-            std::thread::spawn(move || {
-                let mut c = db.connect();
-                let mut tx = c.begin().unwrap();
-                for i in 0..2_000u32 {
-                    tx.put("t", &i.to_be_bytes(), &[7u8; 1000]).unwrap();
-                }
-                tx.commit().map(|_| ())
-            })
-        };
+        let bulk = spawn_bulk(&db);
         // Let the bulk commit reach the checkpointer (if it has not yet, the begin
         // below passes either way).
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -189,17 +192,7 @@ mod tree_commit_wait_tests {
         let reader = c.begin_read().unwrap();
         let engine = db.latest().unwrap();
         let held = engine.checkpointer.hold_for_test();
-        let bulk = {
-            let db = db.clone();
-            std::thread::spawn(move || {
-                let mut c = db.connect();
-                let mut tx = c.begin().unwrap();
-                for i in 0..2_000u32 {
-                    tx.put("t", &i.to_be_bytes(), &[7u8; 1000]).unwrap();
-                }
-                tx.commit().map(|_| ())
-            })
-        };
+        let bulk = spawn_bulk(&db);
         bulk.join().unwrap().unwrap();
         drop(held);
         assert_eq!(reader.iter("t").unwrap().count(), 0);

@@ -16,11 +16,12 @@ mod typed;
 
 pub use backup::{BackupOptions, BackupProgress, BackupReport};
 
+pub use crate::types::CATALOG_NAME;
 pub use connection::Connection;
 pub use database::Database;
 pub use options::Options;
 pub use range::Range;
 pub use run::{RETRY_ATTEMPTS_DEFAULT, RETRY_ELAPSED_DEFAULT, RetryPolicy};
 pub use scan::Scan;
-pub use transaction::{CATALOG_NAME, Page, Transaction};
+pub use transaction::{Page, Transaction};
 pub use typed::{Table, TableDef, TypedRange};

@@ -6,9 +6,10 @@ use super::range::Range;
 use crate::commit::{ReadSet, TableRange};
 use crate::engine::{Committed, Engine, ReadPin, ValueRef};
 use crate::error::{Error, Result};
+use crate::format::{check_table_name, decode_table_id};
 use crate::mvcc::{HistoryPin, SnapshotGuard};
 use crate::types::{
-    CATALOG_TABLE, CommitInfo, Durability, Isolation, MAX_KEY_LEN, MAX_TABLE_NAME_LEN,
+    CATALOG_NAME, CATALOG_TABLE, CommitInfo, Durability, Isolation, MAX_KEY_LEN,
     MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, TABLE_WRITES_BYTES_MAX, TableId, TableWrites, WriteSet,
 };
 use std::cell::RefCell;
@@ -25,9 +26,6 @@ pub struct Page {
     /// next page. `None` when the range is done.
     pub next: Option<Vec<u8>>,
 }
-
-/// Name shown for the catalog in conflicts on table creation or removal.
-pub const CATALOG_NAME: &str = "(catalog)";
 
 /// A transaction. Reads see the transaction's own writes, then the snapshot taken at
 /// `begin`. Dropping it without [`Transaction::commit`] rolls it back.
@@ -99,38 +97,6 @@ fn check_key(key: &[u8]) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn check_table_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_TABLE_NAME_LEN || name == CATALOG_NAME {
-        return Err(Error::InvalidTableName {
-            len: name.len(),
-            max: MAX_TABLE_NAME_LEN,
-        });
-    }
-    Ok(())
-}
-
-fn decode_table_id(v: &[u8]) -> Result<TableId> {
-    let bytes: [u8; 8] = v
-        .try_into()
-        .map_err(|_| Error::corrupted(0, "catalog entry is not an 8-byte table id"))?;
-    // A damaged catalog entry naming the catalog's own id would let a table's keys be
-    // written as table names (found by the `decode` fuzz target, modes 7 and 9).
-    // An id past the largest a table can have would reach the history region's keys
-    // (or overflow a reverse scan's bound): a read-only open, which reads the largest
-    // id leniently, could otherwise read it.
-    match u64::from_le_bytes(bytes) {
-        CATALOG_TABLE => Err(Error::corrupted(
-            0,
-            "catalog entry names table id 0, the catalog's own",
-        )),
-        id if id > crate::types::TABLE_ID_MAX => Err(Error::corrupted(
-            0,
-            format!("catalog entry names table id {id}, past the largest a table can have"),
-        )),
-        id => Ok(id),
-    }
 }
 
 impl<'c> Transaction<'c> {

@@ -6,6 +6,7 @@ use crate::btree;
 use crate::checkpoint::read_free_list;
 use crate::error::{Error, Result};
 use crate::format::first_data_page;
+use crate::format::{check_table_name, decode_table_id};
 use crate::mvcc::VersionStore;
 use crate::mvcc::history::{HISTORY_PREFIX, decode_list};
 use crate::types::CATALOG_TABLE;
@@ -147,28 +148,21 @@ impl Engine {
                 r.tables += 1;
                 let name = k.get(8..).unwrap_or(&[]);
                 let shown = crate::util::show_bytes(name);
-                if name.is_empty()
-                    || name.len() > crate::types::MAX_TABLE_NAME_LEN
-                    || std::str::from_utf8(name).is_err()
-                {
+                let valid = std::str::from_utf8(name).is_ok_and(|n| check_table_name(n).is_ok());
+                if !valid {
                     r.problems
                         .push(format!("catalog entry {shown} is not a valid table name"));
                 }
-                let Ok(id) = <[u8; 8]>::try_from(v).map(u64::from_le_bytes) else {
-                    r.problems.push(format!(
-                        "catalog entry {shown} holds {} bytes, not a table id",
-                        v.len()
-                    ));
-                    return;
-                };
-                if id == CATALOG_TABLE || id > crate::types::TABLE_ID_MAX {
-                    r.problems
-                        .push(format!("catalog entry {shown} names table id {id}, which no table may have"));
-                } else if let Some(other) = owners.insert(id, name.to_vec()) {
-                    r.problems.push(format!(
-                        "catalog entries {} and {shown} name the same table id {id}",
-                        crate::util::show_bytes(&other)
-                    ));
+                match decode_table_id(v) {
+                    Err(e) => r.problems.push(format!("catalog entry {shown}: {e}")),
+                    Ok(id) => {
+                        if let Some(other) = owners.insert(id, name.to_vec()) {
+                            r.problems.push(format!(
+                                "catalog entries {} and {shown} name the same table id {id}",
+                                crate::util::show_bytes(&other)
+                            ));
+                        }
+                    }
                 }
             });
             // History entries: every version list decodes (the floor and the kept drops

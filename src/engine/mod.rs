@@ -482,7 +482,7 @@ impl Engine {
     }
 
     /// A table id no table has had. None is left once the file names the largest,
-    /// [`crate::types::TABLE_ID_MAX`] (only a damaged or crafted file does: the ids
+    /// [`TABLE_ID_MAX`] (only a damaged or crafted file does: the ids
     /// above it are the history's prefix and the catalog's wrap-around, and a table
     /// given one would be refused by every later open).
     pub(crate) fn allocate_table_id(&self) -> Result<TableId> {
@@ -494,8 +494,7 @@ impl Engine {
                 Error::corrupted(
                     0,
                     format!(
-                        "no table id is left: the file names table id {}, the largest",
-                        crate::types::TABLE_ID_MAX
+                        "no table id is left: the file names table id {TABLE_ID_MAX}, the largest"
                     ),
                 )
             })

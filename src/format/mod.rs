@@ -5,6 +5,7 @@
 //! are little-endian `zerocopy` types; nothing here depends on the host's byte order.
 
 mod capsule;
+mod catalog;
 mod header;
 mod marker;
 mod page;
@@ -18,6 +19,7 @@ pub use capsule::{
     CAPSULE_HEADER_LEN, CAPSULE_MAGIC, Capsule, CapsuleFault, EncodedCapsule, capsule_total_len,
     decode_capsule, encode_capsule,
 };
+pub(crate) use catalog::{check_table_name, decode_table_id};
 pub use header::{HEADER_COPY_OFFSETS, HEADER_LEN, Header, HeaderFault, MAGIC};
 pub use marker::{MARKER_LEN, Marker, MarkerPageHeader, marker_slot, slots_per_page};
 pub use page::{

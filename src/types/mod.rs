@@ -110,3 +110,6 @@ pub type Value = Option<Arc<[u8]>>;
 
 /// A transaction's writes: per table, key -> new value or tombstone.
 pub type WriteSet = BTreeMap<TableId, TableWrites>;
+
+/// Name shown for the catalog in conflicts on table creation or removal.
+pub const CATALOG_NAME: &str = "(catalog)";
