@@ -214,6 +214,27 @@ impl Error {
             what: what.into(),
         }
     }
+
+    /// A [`Error::Corrupted`] from a decoder that could not know where its bytes lay
+    /// (page 0) now names `page`; any other error is unchanged.
+    pub(crate) fn on_page(self, page: u64) -> Error {
+        match self {
+            Error::Corrupted { page: 0, what } => Error::Corrupted { page, what },
+            other => other,
+        }
+    }
+
+    /// [`Error::on_page`] with the page of the file holding `part`, a slice of the
+    /// mapped `file` (a value read in place); unchanged when `part` lies elsewhere.
+    pub(crate) fn on_page_of(self, file: &[u8], part: &[u8], page_size: u32) -> Error {
+        let start = file.as_ptr() as usize;
+        match (part.as_ptr() as usize).checked_sub(start) {
+            Some(offset) if offset < file.len() && page_size > 0 => {
+                self.on_page(offset as u64 / u64::from(page_size))
+            }
+            _ => self,
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -185,7 +185,7 @@ fn flipped_bits_in_history_leaves_read_right_or_fail_typed() {
 fn hostile_edits_of_history_leaves_never_panic() {
     let (bytes, states) = build();
     let mut rng = Rng::new(11);
-    let mut answered = 0u32;
+    let (mut answered, mut named_list_damage) = (0u32, 0u32);
     for &(start, len, kind) in &history_leaves(&bytes) {
         for _ in 0..40 {
             let mut copy = bytes.clone();
@@ -205,13 +205,15 @@ fn hostile_edits_of_history_leaves_never_panic() {
                     continue;
                 };
                 for i in 0..KEYS {
-                    if tx.get("t", &i.to_be_bytes()).is_ok() {
-                        answered += 1;
+                    match tx.get("t", &i.to_be_bytes()) {
+                        Ok(_) => answered += 1,
+                        Err(e) => named_list_damage += names_its_page(&e),
                     }
                 }
                 if let Ok(it) = tx.iter("t") {
                     for item in it.take(10_000) {
-                        if item.is_err() {
+                        if let Err(e) = item {
+                            named_list_damage += names_its_page(&e);
                             break;
                         }
                     }
@@ -220,4 +222,20 @@ fn hostile_edits_of_history_leaves_never_panic() {
         }
     }
     assert!(answered > 0, "no past read answered at all");
+    assert!(
+        named_list_damage > 0,
+        "no edit reached a version list's own checks"
+    );
+}
+
+/// Checks that a damaged version list's error names the page its bytes lie on (a data
+/// page, never page 0: the decoder alone cannot know it); 1 for such an error.
+fn names_its_page(e: &Error) -> u32 {
+    match e {
+        Error::Corrupted { page, what } if what.starts_with("history entry") => {
+            assert!(*page >= 2, "a damaged version list named page {page}: {e}");
+            1
+        }
+        _ => 0,
+    }
 }

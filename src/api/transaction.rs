@@ -230,7 +230,14 @@ impl<'c> Transaction<'c> {
             }
         }
         self.record_point(CATALOG_TABLE, name.as_bytes());
-        match self.committed(CATALOG_TABLE, name.as_bytes(), decode_table_id)? {
+        let page_size = u64::from(self.engine.page_size.max(1));
+        let found = self.lookup(CATALOG_TABLE, name.as_bytes(), |pin, c| match c {
+            Committed::Shared(v) => decode_table_id(&v),
+            // A damaged entry read in place names its page.
+            Committed::Mapped((offset, len)) => decode_table_id(pin.bytes(offset, len))
+                .map_err(|e| e.on_page(offset as u64 / page_size)),
+        })?;
+        match found {
             Some(id) => {
                 let id = id?;
                 let mut names = self.names.borrow_mut();

@@ -38,7 +38,7 @@ pub fn read_floor_and_drops(
         .map(|v| decode_floor(v, root))
         .transpose()?;
     let drops = btree::get(file, page_size, root, &drops_key(), None)?
-        .map(decode_drops)
+        .map(|v| decode_drops(v).map_err(|e| e.on_page_of(file, v, page_size)))
         .transpose()?;
     Ok((floor, drops))
 }
@@ -98,9 +98,10 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
         if k == fk.as_slice() {
             r.floor = Some(decode_floor(v, root)?);
         } else if k == dk.as_slice() {
-            r.drops = Some(decode_drops(v)?);
+            r.drops = Some(decode_drops(v).map_err(|e| e.on_page_of(file, v, page_size))?);
         } else {
-            r.entries.insert(k.to_vec(), decode_list(v)?);
+            let list = decode_list(v).map_err(|e| e.on_page_of(file, v, page_size))?;
+            r.entries.insert(k.to_vec(), list);
         }
         Ok(())
     })?;

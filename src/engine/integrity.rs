@@ -153,7 +153,7 @@ impl Engine {
                     r.problems
                         .push(format!("catalog entry {shown} is not a valid table name"));
                 }
-                match decode_table_id(v) {
+                match decode_table_id(v).map_err(|err| err.on_page_of(&file, v, ps)) {
                     Err(e) => r.problems.push(format!("catalog entry {shown}: {e}")),
                     Ok(id) => {
                         if let Some(other) = owners.insert(id, name.to_vec()) {
@@ -179,7 +179,7 @@ impl Engine {
             range(&mut r, &HISTORY_PREFIX, &history_end, &mut |r, k, v| {
                 history_keys += 1;
                 let (table, key) = btree::split_composite(k.get(8..).unwrap_or(&[]));
-                if let Err(err) = decode_list(v) {
+                if let Err(err) = decode_list(v).map_err(|err| err.on_page_of(&file, v, ps)) {
                     r.problems.push(format!(
                         "the history entry of key {} in table {table}: {err}",
                         crate::util::show_bytes(key)

@@ -168,7 +168,9 @@ impl Engine {
             let view = self.storage.view()?;
             match self.tree_get(&view, tree.root, &history_key(id, key))? {
                 Some(bytes) => {
-                    list.extend(decode_list(bytes)?.into_iter().filter(|(s, _)| *s <= seq))
+                    let decoded = decode_list(bytes)
+                        .map_err(|e| e.on_page_of(&view, bytes, self.page_size))?;
+                    list.extend(decoded.into_iter().filter(|(s, _)| *s <= seq))
                 }
                 None => {
                     let v = self.tree_get(&view, tree.root, &crate::btree::composite(id, key))?;
@@ -278,7 +280,9 @@ impl Engine {
                 }
             })?
         {
-            return Ok(match find_in_list(bytes, snapshot)? {
+            let found = find_in_list(bytes, snapshot)
+                .map_err(|e| e.on_page_of(&p.view, bytes, self.page_size))?;
+            return Ok(match found {
                 Some(Some(v)) => Some(Committed::Mapped(p.locate(v))),
                 _ => None,
             });
@@ -339,7 +343,9 @@ impl Engine {
                 let prefix = history_key(table, &[]);
                 let mut hist = Vec::new();
                 for (k, v) in scan(&prefix, &mut covered)? {
-                    let value = find_in_list(v, snapshot)?.flatten();
+                    let value = find_in_list(v, snapshot)
+                        .map_err(|e| e.on_page_of(view, v, self.page_size))?
+                        .flatten();
                     hist.push((k, value.map(mapped)));
                 }
                 tree_entries = merge_prefer(hist, tree_entries, &covered, reverse);
