@@ -176,3 +176,75 @@ fn named_logs_are_independent_and_meta_round_trips() {
     assert_eq!(a.last_index(), Some(1));
     assert_eq!(b.first_index(), 7);
 }
+
+/// A log whose table lost an entry between two others, or holds a term lower than the
+/// entry before it (damage: every committed state of a log is contiguous, its terms
+/// never go down): reads that cross the damage fail as corrupted instead of answering
+/// without the entry (a caller indexing the answer by position got the wrong entries)
+/// or reading the index as never appended. Past the log's ends, reads stay empty.
+#[test]
+fn a_gap_or_a_lower_term_inside_the_log_is_damage_not_absence() {
+    let entry = |term: u64| {
+        let mut v = term.to_le_bytes().to_vec();
+        v.push(7);
+        v
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("gap.db")).unwrap();
+    drop(RaftLog::open(&db).unwrap());
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    for i in [1u64, 2, 4, 5] {
+        tx.put("raft.log", &i.to_be_bytes(), &entry(1)).unwrap();
+    }
+    tx.commit().unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    let corrupted = |r: capsuledb::Result<()>| {
+        assert!(
+            matches!(r, Err(Error::Corrupted { ref what, .. }) if what.contains("entry 3 is missing")),
+            "{r:?}"
+        )
+    };
+    corrupted(log.entries(1..=5).map(drop));
+    corrupted(log.entries(3..).map(drop));
+    corrupted(log.entries_uncached(..).map(drop));
+    corrupted(log.entry_batch(2..=4).map(drop));
+    corrupted(log.for_each_entry(.., |_, _, _| Ok(())));
+    corrupted(log.entry(3).map(drop));
+    corrupted(log.term(3).map(drop));
+    assert_eq!(log.entries(4..=5).unwrap().len(), 2);
+    assert_eq!(log.entry(0).unwrap(), None);
+    assert_eq!(log.entry(6).unwrap(), None);
+    drop(log);
+
+    let mut tx = c.begin().unwrap();
+    tx.put("raft.log", &3u64.to_be_bytes(), &entry(1)).unwrap();
+    tx.put("raft.log", &4u64.to_be_bytes(), &entry(0)).unwrap();
+    tx.commit().unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    let r = log.entries(1..=5);
+    assert!(
+        matches!(r, Err(Error::Corrupted { ref what, .. }) if what.contains("term 0, below 1")),
+        "{r:?}"
+    );
+    assert_eq!(log.entries(1..=3).unwrap().len(), 3);
+}
+
+/// `purge_to` the index right before the first entry of a log that starts late records
+/// that index with the term it is given, which openraft's storage suite sets above the
+/// first entry's: the record was written, then the next open refused the log as
+/// corrupted (its bounds check compared the purged term with the last entry's).
+#[test]
+fn purge_to_right_below_the_first_entry_with_a_higher_term_opens_again() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    log.append(&[Entry::new(5, 1, b"a".to_vec())]).unwrap();
+    log.purge_to(EntryId { index: 4, term: 3 }).unwrap();
+    assert_eq!(log.first_index(), 5);
+    drop(log);
+    let log = RaftLog::open(&db).expect("the log opens again");
+    assert_eq!(log.first_index(), 5);
+    assert_eq!(log.term(4).unwrap(), Some(3));
+    assert_eq!(log.entries(..).unwrap().len(), 1);
+}

@@ -6,7 +6,7 @@ use super::RaftLog;
 use super::batch::EntryBatch;
 use super::codec::{decode_entry_value, decode_log_key, log_key};
 use super::entry::Entry;
-use crate::Result;
+use crate::{Error, Result, Transaction};
 use std::ops::{Bound, RangeBounds};
 
 /// Most entries a read reserves room for before reading them.
@@ -125,11 +125,39 @@ impl RaftLog {
     ) -> Result<()> {
         let mut conn = self.inner.db.connect();
         let tx = conn.begin_read()?;
+        // Every committed state of a log is contiguous with terms that do not go down:
+        // within one snapshot, a gap or a lower term is damage, never an answer.
+        let from = match keys.start_bound() {
+            Bound::Included(k) => Some(u64::from_be_bytes(*k)),
+            Bound::Excluded(k) => u64::from_be_bytes(*k).checked_add(1),
+            Bound::Unbounded => None,
+        };
+        let mut prev: Option<(u64, u64)> = None;
         let mut scan = tx.scan(&self.inner.log_table, keys)?;
         while let Some(item) = scan.next() {
             let (k, v) = item?;
             let index = decode_log_key(k)?;
             let (term, data) = decode_entry_value(index, v)?;
+            match prev {
+                Some((p, _)) if p.checked_add(1) != Some(index) => {
+                    return Err(missing(p.saturating_add(1), p, index));
+                }
+                Some((p, pt)) if term < pt => {
+                    return Err(Error::corrupted(
+                        0,
+                        format!("raft log entry {index} has term {term}, below {pt} of entry {p}"),
+                    ));
+                }
+                None if from.is_some_and(|lo| lo < index) => {
+                    // The range starts before the first entry found: fine at the log's
+                    // start, damage if the snapshot holds an entry below it.
+                    if let Some(lo) = from {
+                        check_present(&tx, &self.inner.log_table, lo, index)?;
+                    }
+                }
+                _ => {}
+            }
+            prev = Some((index, term));
             f(index, term, data)?;
         }
         Ok(())
@@ -172,5 +200,32 @@ impl RaftLog {
             .min(held)
             .min(PREALLOCATE_ENTRIES_MAX);
         usize::try_from(expected).unwrap_or(0)
+    }
+}
+
+/// The error for entry `index` missing between entries `below` and `above`.
+fn missing(index: u64, below: u64, above: u64) -> Error {
+    Error::corrupted(
+        0,
+        format!("raft log entry {index} is missing between entries {below} and {above}"),
+    )
+}
+
+/// Checks, in `tx`'s snapshot, that no entry of `log_table` lies below `lo` when the
+/// first one at or above it is `found` (past `lo`): the log is contiguous, so one below
+/// means the entries `lo..found` are missing.
+pub(super) fn check_present(
+    tx: &Transaction<'_>,
+    log_table: &str,
+    lo: u64,
+    found: u64,
+) -> Result<()> {
+    let below = tx
+        .range_rev::<&[u8], _>(log_table, ..&log_key(lo)[..])?
+        .next()
+        .transpose()?;
+    match below {
+        Some((k, _)) => Err(missing(lo, decode_log_key(&k)?, found)),
+        None => Ok(()),
     }
 }
