@@ -82,3 +82,57 @@ fn a_purge_waits_for_the_state_machine_to_reach_it() {
         );
     });
 }
+
+/// A failed snapshot install makes a purge waiting for it stop with an error (what it
+/// waits for will not come). It stopped every later purge in the process too, even one
+/// the state machine had already reached, and one after a new `StateMachine` handle
+/// (a new Raft on the same database) opened: openraft takes a failed purge as fatal.
+#[test]
+fn a_failed_install_stops_only_the_purges_it_leaves_waiting() {
+    use openraft::storage::{RaftLogStorage, RaftStateMachine};
+    use openraft::{CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
+    use std::collections::BTreeSet;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("node.db")).unwrap();
+        let mut log: LogStore<TypeConfig> = LogStore::open(&db).unwrap();
+        let mut sm = StateMachine::open(&db).unwrap();
+        let membership = Membership::new(vec![BTreeSet::from([1u64])], None);
+        let meta = |index: u64| SnapshotMeta {
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(3, 1), index)),
+            last_membership: StoredMembership::new(None, membership.clone()),
+            snapshot_id: format!("s{index}"),
+        };
+        let id = |index: u64| LogId::new(CommittedLeaderId::new(3, 1), index);
+        let data = serde_json::json!({
+            "last_applied": Some(id(40)),
+            "membership": StoredMembership::<u64, openraft::BasicNode>::new(None, membership.clone()),
+            "pairs": [],
+        });
+        let good = serde_json::to_vec(&data).unwrap();
+        sm.install_snapshot(&meta(40), Box::new(std::io::Cursor::new(good)))
+            .await
+            .unwrap();
+        log.purge(id(40)).await.unwrap();
+        let bad = b"not a snapshot".to_vec();
+        assert!(
+            sm.install_snapshot(&meta(60), Box::new(std::io::Cursor::new(bad)))
+                .await
+                .is_err()
+        );
+        // Waiting for index 60, which the failed install was to reach: stopped.
+        assert!(log.purge(id(60)).await.is_err());
+        // Already reached: no wait, no error.
+        log.purge(id(40)).await.unwrap();
+        // A new state machine handle starts afresh: its purges wait for it again.
+        let _sm = StateMachine::open(&db).unwrap();
+        let purge = tokio::spawn({
+            let mut log = log.clone();
+            async move { log.purge(id(60)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!purge.is_finished(), "the purge did not wait");
+        purge.abort();
+    });
+}

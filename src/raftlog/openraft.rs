@@ -13,13 +13,16 @@
 //!   Snapshots are a consistent read snapshot of those tables, serialized; the current
 //!   one is kept in `<name>.sm.snapshot` in chunks.
 //!
-//! `append` does not wait for the disk: it commits the entries without waiting
+//! `append` does not wait for its entries to be durable: it commits the entries without waiting
 //! ([`RaftLog::append_async`]) and hands the ticket with openraft's callback to the log
 //! store's flusher thread (`capsuledb-raft-flush`, one per log store, started at the
 //! first append, stopped when the last clone is dropped), which calls the callback once
 //! the entries are durable, so the runtime's thread does not wait for the disk on an
-//! append (it can still block briefly: while 8,192 commits wait for a group, or for a
-//! batch large enough to be written into the tree directly). (openraft 0.9 waits for
+//! append. It can still block briefly: while 8,192 commits wait for a group, for a
+//! batch large enough to be written into the tree directly, and for the commits
+//! sequenced before its own to become visible (entries are readable when `append`
+//! returns, and commits become visible in sequence order): under load, up to the
+//! first sync of a group in flight, one `fdatasync`. (openraft 0.9 waits for
 //! each append's callback before its next storage call, so one append per log store is
 //! in flight; the log stores of several nodes in one database share group commits.) The
 //! other calls (vote, committed, truncate, purge, the state machine's apply, install and
@@ -96,6 +99,18 @@ const PURGE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(20)
 /// purge waiting for one of them stops waiting.
 static FAILED_INSTALLS: parking_lot::Mutex<Vec<(usize, String)>> =
     parking_lot::Mutex::new(Vec::new());
+
+/// Records how the latest snapshot install of state machine `name` in `db` ended (or,
+/// with `ok`, that a new handle of it opened): a failure makes waiting purges stop, a
+/// success clears it.
+fn note_install(db: &Database, name: &str, ok: bool) {
+    let id = db.identity();
+    let mut failed = FAILED_INSTALLS.lock();
+    failed.retain(|(d, n)| !(*d == id && n == name));
+    if !ok {
+        failed.push((id, name.to_string()));
+    }
+}
 
 fn install_failed(db: &Database, name: &str) -> bool {
     let id = db.identity();
@@ -383,16 +398,16 @@ where
             // fails) or poisoned, or the state machine's install failed (openraft then
             // stops, once this returns).
             self.log.usable().map_err(logs_write)?;
-            if install_failed(self.log.database(), self.log.name()) {
-                return Err(logs_write(std::io::Error::other(format!(
-                    "the log is not purged to index {index}: the state machine {}.sm failed \
-                     to install a snapshot",
-                    self.log.name()
-                ))));
-            }
             match self.state_machine_applied()? {
                 None => return Ok(()),
                 Some(Some(applied)) if applied >= index => return Ok(()),
+                _ if install_failed(self.log.database(), self.log.name()) => {
+                    return Err(logs_write(std::io::Error::other(format!(
+                        "the log is not purged to index {index}: the state machine {}.sm \
+                         failed to install a snapshot",
+                        self.log.name()
+                    ))));
+                }
                 Some(applied) => {
                     // No deadline: an error here is fatal to openraft, and a large
                     // snapshot's install may take long. Said in the log meanwhile.

@@ -53,6 +53,9 @@ impl StateMachine {
         let meta = format!("{name}.sm.meta");
         let snapshot = format!("{name}.sm.snapshot");
         crate::raftlog::create_tables(db, &[&data, &meta, &snapshot])?;
+        // A new state machine handle (a new Raft on this database) starts with no
+        // failed install: an earlier one's failure ended that Raft, not this one.
+        note_install(db, name, true);
         Ok(StateMachine {
             inner: Arc::new(SmInner {
                 db: db.clone(),
@@ -258,13 +261,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<Nid>> {
         let installed = self.install(meta, snapshot.into_inner());
-        if installed.is_err() {
-            let inner = &*self.inner;
-            let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
-            FAILED_INSTALLS
-                .lock()
-                .push((inner.db.identity(), name.to_string()));
-        }
+        let inner = &*self.inner;
+        let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
+        note_install(&inner.db, name, installed.is_ok());
         installed
     }
 
