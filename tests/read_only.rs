@@ -285,3 +285,64 @@ fn a_read_only_subscription_is_closed() {
     let reader = Options::new().read_only(true).open(&path).unwrap();
     assert_eq!(reader.subscribe().recv(), capsuledb::Received::Closed);
 }
+
+/// A live reader that stays idle (a monitor that reads once in a while) moves to each
+/// new header generation by itself, its pin with it: before, its handle pinned the
+/// generation of its last transaction for as long as it lived, and the writer held every
+/// page freed since out of reuse (the file grew by each checkpoint's churn).
+#[test]
+fn an_idle_live_reader_stops_pinning_older_generations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idle.db");
+    make(&path);
+    let db = Database::open(&path).unwrap();
+    let reader = Options::new().read_only(true).open(&path).unwrap();
+    {
+        let mut rc = reader.connect();
+        let rtx = rc.begin_read().unwrap();
+        assert!(rtx.get("t", b"log-only").unwrap().is_some());
+    }
+    let mut c = db.connect();
+    for round in 0..3u32 {
+        let mut tx = c.begin().unwrap();
+        for i in 0..200u32 {
+            tx.put("t", &i.to_be_bytes(), &round.to_be_bytes()).unwrap();
+        }
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+    }
+    assert!(db.info().unwrap().older_generations_pinned);
+    // A deadline for a liveness check, not a measure: the reader looks twice a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while db.info().unwrap().older_generations_pinned {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle reader still pins an older generation"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // It reads the newest state, and its pin keeps the file's length.
+    let mut rc = reader.connect();
+    let rtx = rc.begin_read().unwrap();
+    assert_eq!(
+        rtx.get("t", &0u32.to_be_bytes()).unwrap().as_deref(),
+        Some(&2u32.to_be_bytes()[..])
+    );
+    drop(rtx);
+    drop(rc);
+    // Closed, it stays closed: no look (its thread's, after a commit moved the
+    // generation) opens the file again under it.
+    let kept = reader.clone();
+    reader.close().unwrap();
+    let mut tx = c.begin().unwrap();
+    tx.put("t", b"after", b"close").unwrap();
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    let mut kc = kept.connect();
+    assert!(matches!(kc.begin_read(), Err(Error::Closed)));
+    drop(kc);
+    drop(kept);
+    assert!(!db.info().unwrap().older_generations_pinned);
+    db.close().unwrap();
+}

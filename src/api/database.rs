@@ -67,10 +67,15 @@ impl Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if let Handle::Engine(e) = &self.0
-            && e.handles.fetch_sub(1, Ordering::AcqRel) == 1
-        {
-            e.flush_for_last_handle();
+        match &self.0 {
+            Handle::Engine(e) => {
+                if e.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    e.flush_for_last_handle();
+                }
+            }
+            // The last handle of a live reader: its pins go with it, not a moment later
+            // with a look of its idle-follow thread.
+            Handle::Live(f) => f.stop_idle_follow(),
         }
     }
 }
@@ -92,7 +97,9 @@ impl Database {
 
     pub(crate) fn open_with_options(path: &Path, options: &Options) -> Result<Database> {
         let handle = if options.config.read_only {
-            Handle::Live(Arc::new(Follower::open(path, &options.config)?))
+            let follower = Arc::new(Follower::open(path, &options.config)?);
+            follower.start_idle_follow();
+            Handle::Live(follower)
         } else {
             Handle::Engine(crate::engine::open_path(path, &options.config)?)
         };
@@ -280,7 +287,10 @@ impl Database {
     /// engine), unless a clone of a closed handle or one of its connections is still
     /// kept: then the open answers [`Error::Closed`](crate::Error::Closed).
     pub fn close(self) -> Result<()> {
-        self.engine().close()
+        match &self.handle.0 {
+            Handle::Engine(e) => e.close(),
+            Handle::Live(f) => f.close(),
+        }
     }
 
     /// Writes the markers of queued `Applied` commits, then prunes the commit index and

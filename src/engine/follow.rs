@@ -15,9 +15,10 @@ use crate::error::{Error, Result};
 use crate::format::Header;
 use crate::mvcc::VersionStore;
 use crate::storage::{FileStorage, GenerationPin, Storage};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// Attempts at reading a header whose generation is still current after pinning it
 /// (each failed attempt means the writer published a newer one meanwhile).
@@ -148,6 +149,10 @@ impl Engine {
     }
 }
 
+/// How often a live reader's background thread moves an idle handle to the newest
+/// header generation (its pin with it).
+const IDLE_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
 /// A read-only database handle that follows a file another process writes.
 pub(crate) struct Follower {
     /// One open file description for every generation's engine: its pins are this
@@ -158,6 +163,16 @@ pub(crate) struct Follower {
     current: Mutex<Arc<Engine>>,
     /// The open file's device and inode.
     file_id: Option<(u64, u64)>,
+    idle: Arc<IdleFollow>,
+}
+
+/// What the handle shares with its idle-follow thread ([`Follower::start_idle_follow`]).
+#[derive(Default)]
+struct IdleFollow {
+    stop: Mutex<bool>,
+    wake: Condvar,
+    /// Held by the thread while it holds the handle, for [`Follower::stop_idle_follow`].
+    tick: Mutex<()>,
 }
 
 impl Follower {
@@ -174,7 +189,63 @@ impl Follower {
             config: config.clone(),
             current: Mutex::new(engine),
             file_id,
+            idle: Arc::default(),
         })
+    }
+
+    /// Starts the thread (`capsuledb-follow`) that moves the handle to each new header
+    /// generation while no transaction begins: the handle's engine pins its generation,
+    /// and without it an idle handle (a monitor that reads once an hour) kept the writer
+    /// from reusing every page freed since, and from compacting. It holds the handle only
+    /// while it looks, never takes a look a transaction's begin is taking, and swaps in
+    /// the next generation only when that opens without damage: damage is left for the
+    /// handle's own next look to report. Without the thread (it could not start) the
+    /// handle works as before and moves at its next transaction.
+    pub(crate) fn start_idle_follow(self: &Arc<Self>) {
+        let follower = Arc::downgrade(self);
+        let idle = Arc::clone(&self.idle);
+        let spawned = std::thread::Builder::new()
+            .name("capsuledb-follow".into())
+            .spawn(move || idle_follow(&idle, &follower));
+        if let Err(e) = spawned {
+            log::warn!(
+                "{}: no idle-follow thread ({e}): the reader moves to newer generations \
+                 only when a transaction begins",
+                self.path.display()
+            );
+        }
+    }
+
+    /// Stops the idle-follow thread, waiting for a look it is taking: called as the
+    /// last handle goes, so that the thread does not hold the handle (and its pins) a
+    /// moment past it.
+    pub(crate) fn stop_idle_follow(&self) {
+        *self.idle.stop.lock() = true;
+        self.idle.wake.notify_all();
+        drop(self.idle.tick.lock());
+    }
+
+    /// Closes the handle: its idle-follow thread stops first, and the engine is closed
+    /// under the lock every look takes, so that no look (a `begin` racing the close, or
+    /// the thread) swaps in an open engine after it.
+    pub(crate) fn close(&self) -> Result<()> {
+        self.stop_idle_follow();
+        self.current.lock().close()
+    }
+
+    /// One look of the idle-follow thread; `false` once the handle is closed.
+    fn follow_idle(&self) -> bool {
+        let Some(mut current) = self.current.try_lock() else {
+            // A transaction's begin is looking.
+            return true;
+        };
+        if current.check_open().is_err() {
+            return false;
+        }
+        if let Err(e) = self.look(&mut current, true) {
+            log::debug!("{}: idle follow: {e}", self.path.display());
+        }
+        true
     }
 
     /// The open file's device and inode.
@@ -196,6 +267,15 @@ impl Follower {
     pub(crate) fn latest(&self) -> Result<Arc<Engine>> {
         let mut current = self.current.lock();
         current.check_open()?;
+        self.look(&mut current, false)?;
+        Ok(Arc::clone(&current))
+    }
+
+    /// Moves `current` to the newest generation and commit. With `idle` (the idle-follow
+    /// thread's look) it moves only to a new generation that opens without damage, and
+    /// leaves everything else (the stream's new commits, damage, a header gone back) for
+    /// the handle's own next look, which reports it.
+    fn look(&self, current: &mut Arc<Engine>, idle: bool) -> Result<()> {
         let (header, _) = read_header_live(self.storage.as_ref())?;
         let (held, _) = current.checkpointer.header();
         // Headers only move forward. An older one means the newer copy no longer
@@ -213,6 +293,9 @@ impl Follower {
         };
         if header.generation < held.generation {
             return Err(went_back(header.generation));
+        }
+        if idle && header.generation == held.generation {
+            return Ok(());
         }
         // A moved generation, or damage the resumed walk proves, opens the generation
         // again: a read-only recovery from the checkpoint rebuilds what redundancy can (in
@@ -241,6 +324,9 @@ impl Follower {
             let before = current.registry.visible();
             let after = next.registry.visible();
             let damage = next.log_damage.clone();
+            if idle && (damage.is_some() || after < before) {
+                return Ok(());
+            }
             *current = next;
             let error = match damage {
                 Some(d) => Some(d.to_error()),
@@ -261,6 +347,39 @@ impl Follower {
                 return Err(e);
             }
         }
-        Ok(Arc::clone(&current))
+        Ok(())
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        // Possibly on the idle-follow thread itself: only tells it to stop.
+        *self.idle.stop.lock() = true;
+        self.idle.wake.notify_all();
+    }
+}
+
+/// The idle-follow thread's loop ([`Follower::start_idle_follow`]).
+fn idle_follow(idle: &IdleFollow, follower: &Weak<Follower>) {
+    loop {
+        {
+            let mut stop = idle.stop.lock();
+            if !*stop {
+                idle.wake.wait_for(&mut stop, IDLE_FOLLOW_INTERVAL);
+            }
+            if *stop {
+                return;
+            }
+        }
+        let _tick = idle.tick.lock();
+        if *idle.stop.lock() {
+            return;
+        }
+        let Some(f) = follower.upgrade() else {
+            return;
+        };
+        if !f.follow_idle() {
+            return;
+        }
     }
 }
