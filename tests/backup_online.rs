@@ -261,3 +261,29 @@ fn a_backup_of_a_damaged_file_is_refused() {
     assert!(matches!(db.backup_to(&out), Err(Error::Corrupted { .. })));
     assert!(!out.exists());
 }
+
+/// A backup's snapshot may hold commits acknowledged at `Applied` (sequenced, not yet
+/// durable): the backup is renamed into place only once they are durable in the source,
+/// so it never holds a commit the source could still lose.
+#[test]
+fn a_backup_holds_only_commits_durable_in_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("src.db")).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    for i in 0..50u32 {
+        let mut tx = c.begin().unwrap();
+        tx.put("t", &i.to_be_bytes(), b"v").unwrap();
+        tx.commit_with(capsuledb::Durability::Applied).unwrap();
+    }
+    let report = db.backup_to(dir.path().join("copy.db")).unwrap();
+    assert_eq!(report.keys, 50);
+    assert!(
+        db.stats().durable_seq >= report.seq,
+        "the backup holds commit {} beyond the source's durable {}",
+        report.seq,
+        db.stats().durable_seq
+    );
+}

@@ -156,7 +156,10 @@ impl Database {
     /// starts ([`BackupReport::seq`]). Writers are never held up: like any long read
     /// snapshot, the backup only keeps the versions it reads in memory until it ends. The
     /// new file has the source's page size, all tables and keys folded into its tree, no history;
-    /// it is checked with [`Database::check_integrity`] before it is renamed into place.
+    /// it is checked with [`Database::check_integrity`] before it is renamed into place,
+    /// and only once every commit it holds is durable in the source (the snapshot may
+    /// hold commits acknowledged at [`crate::Durability::Applied`]; a backup never holds
+    /// a commit the source could still lose).
     ///
     /// ```
     /// # fn main() -> capsuledb::Result<()> {
@@ -249,6 +252,9 @@ impl Database {
         }
         let file_len = copy.info()?.file_len;
         copy.close()?;
+        // The snapshot may hold commits not yet durable here (`Applied`): a crash or a
+        // failed sync would lose them from the source, not from the backup.
+        self.wait_for(seq, crate::Durability::Durable)?;
         if options.overwrite {
             // Again just before: `path` may have been made this database's name while
             // the copy ran, and the rename would take the name from the live file.

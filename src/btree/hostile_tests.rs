@@ -359,3 +359,41 @@ fn a_rebuild_never_frees_a_header_page_a_cell_names() {
         .to_string();
     assert!(e.contains("page 6"), "{e}");
 }
+
+/// A branch whose separator lies past the bound its parent gives it (each page valid):
+/// the salvage walk took that separator as its next start and skipped the keys of the
+/// parent's next subtree below it, naming none of them lost. It now keeps the parent's
+/// bound and hands over every key a lookup finds.
+#[test]
+fn a_salvage_walk_keeps_the_bound_its_parent_gives() {
+    let file = file_of(
+        6,
+        vec![
+            branch(1, 2, &[(b"mmmmmmmm", 4)]),
+            branch(2, 3, &[(b"tttttttt", 5)]),
+            leaf(3, &[b"aaaaaaaa"]),
+            leaf(4, &[b"nnnnnnnn", b"pppppppp", b"xxxxxxxx"]),
+            leaf(5, &[b"uuuuuuuu"]),
+        ],
+    );
+    let mut from = Vec::new();
+    let mut handed = Vec::new();
+    for _ in 0..16 {
+        let step = salvage_leaf(&file, PS, 1, &from, &[0xFF; 9]);
+        assert!(step.damage.is_empty(), "{:?}", step.damage);
+        for (k, _) in &step.entries {
+            let mut key = Vec::new();
+            k.extend_into(&mut key);
+            handed.push(key);
+        }
+        match step.next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    let want: Vec<Vec<u8>> = [b"aaaaaaaa", b"nnnnnnnn", b"pppppppp", b"xxxxxxxx"]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
+    assert_eq!(handed, want);
+}

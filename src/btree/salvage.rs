@@ -94,8 +94,14 @@ pub fn salvage_leaf<'a>(
             Ok(found) => found,
             Err(error) => return hidden(step, error, lo, high, hi),
         };
-        if sep.is_some() {
-            high = sep;
+        // The bound a child gives is never past the one its own parent gave: a
+        // separator past it (damage with valid checksums, or a hostile file) would have
+        // the step resume past keys of the next subtree that no step then reads, and
+        // none named lost. Clamped, the leaf's keys past the parent's bound are damage.
+        match (high, sep) {
+            (Some(h), Some(s)) if cmp_keys(s, h).is_gt() => {}
+            (_, Some(s)) => high = Some(s),
+            (_, None) => {}
         }
         page = match node.child(idx) {
             Ok(child) => child,

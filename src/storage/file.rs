@@ -434,7 +434,11 @@ pub(crate) fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
                 .write(true)
                 .create_new(true)
                 .open(to)?;
-            std::fs::rename(from, to)
+            // The empty claim must not stay behind when the rename fails: a database
+            // opened there would be created afresh, empty.
+            std::fs::rename(from, to).inspect_err(|_| {
+                let _ = std::fs::remove_file(to);
+            })
         }
         _ => Err(e),
     }
