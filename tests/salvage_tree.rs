@@ -205,3 +205,48 @@ fn each_damaged_tree_page_loses_only_its_own_keys() {
         "most damaged pages hold keys of t: {lossy} of {damaged_cases} ({refused} refused)"
     );
 }
+
+/// `Transaction::salvage_table` copies the transaction's snapshot, not the newest state:
+/// the CLI salvages every table through one read transaction, so a file a writer still
+/// commits to comes out as one committed state (a salvage per table through the
+/// database read each table at the newest commit of its moment).
+#[test]
+fn a_salvage_through_one_transaction_copies_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("s.db")).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    for t in ["a", "b"] {
+        tx.create_table(t).unwrap();
+        tx.put(t, b"k", b"old").unwrap();
+    }
+    tx.commit().unwrap();
+    let mut rc = db.connect();
+    let snapshot = rc.begin_read().unwrap();
+    let mut copied = Vec::new();
+    snapshot
+        .salvage_table("a", |k, v| {
+            copied.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    let mut tx = c.begin().unwrap();
+    tx.put("b", b"k", b"new").unwrap();
+    tx.put("b", b"k2", b"new").unwrap();
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    let report = snapshot
+        .salvage_table("b", |k, v| {
+            copied.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    assert!(report.losses.is_empty());
+    assert_eq!(
+        copied,
+        vec![
+            (b"k".to_vec(), b"old".to_vec()),
+            (b"k".to_vec(), b"old".to_vec())
+        ]
+    );
+}

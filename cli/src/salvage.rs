@@ -3,7 +3,7 @@
 //! recovered into a new database.
 
 use crate::error::{CliError, CliResult, naming_output};
-use capsuledb::{Database, LogDamage, Options, SalvageLoss};
+use capsuledb::{LogDamage, Options, SalvageLoss};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::Path;
@@ -59,17 +59,15 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     let (dir, prefix) = crate::backup::temp_prefix(output, "salvage");
     crate::interrupt::clean_up_on_signal(move || crate::backup::remove_with_prefix(&dir, &prefix));
     let src = Options::new().read_only(true).open(input)?;
+    // One read transaction for the list of tables, the count and every table's copy:
+    // one committed state, even of a file a writer still commits to.
+    let mut conn = src.connect();
+    let snapshot = conn.begin_read()?;
     let info = src.info()?;
-    let stats = src.stats();
-    let (tables, total) = {
-        let mut conn = src.connect();
-        let tx = conn.begin_read()?;
-        let tables = tx.tables()?;
-        // Counting reads the tables whole: with a damaged page it fails, and the
-        // progress bar counts without a total.
-        let total: Option<u64> = tables.iter().map(|t| tx.len(t).ok()).sum();
-        (tables, total)
-    };
+    let tables = snapshot.tables()?;
+    // Counting reads the tables whole: with a damaged page it fails, and the progress
+    // bar counts without a total.
+    let total: Option<u64> = tables.iter().map(|t| snapshot.len(t).ok()).sum();
     // Written under a temporary name beside OUT and renamed into place once checked: a
     // failed salvage (a full disk, say) leaves no partial file that looks complete.
     let name = output
@@ -89,8 +87,10 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         )));
     }
     let guard = RemoveOnDrop(Some(temp.clone()));
-    let (copied, losses) = write_copy(&src, &tables, &temp, info.page_size, total)
+    let (copied, losses) = write_copy(&snapshot, &tables, &temp, info.page_size, total)
         .map_err(|e| naming_output(output, e))?;
+    let seq = snapshot.snapshot_seq();
+    drop(snapshot);
     // A link, not a rename: it fails if OUT was made while the salvage ran (a rename
     // would replace it).
     let linked = match std::fs::hard_link(&temp, output) {
@@ -100,7 +100,7 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             if output.symlink_metadata().is_ok() {
                 Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
             } else {
-                std::fs::rename(&temp, output).map_err(|_| e)
+                std::fs::rename(&temp, output)
             }
         }
         other => other,
@@ -129,7 +129,7 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         out,
         "salvaged {} tables, {copied} keys: the state after commit {} of {}",
         tables.len(),
-        stats.visible_seq,
+        seq,
         input.display()
     )?;
     writeln!(
@@ -205,11 +205,11 @@ fn show_key(key: &[u8]) -> String {
     }
 }
 
-/// Writes what can be read of `tables` in `src` into a new database at `temp` (pages of
+/// Writes what can be read of `tables` in the snapshot `src` into a new database at `temp` (pages of
 /// `page_size`), with a progress bar over `total` keys (when known), and checks it;
 /// returns the keys copied and what could not be read, by table.
 fn write_copy(
-    src: &Database,
+    src: &capsuledb::Transaction<'_>,
     tables: &[String],
     temp: &Path,
     page_size: u32,

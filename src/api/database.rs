@@ -378,14 +378,28 @@ impl Database {
     pub fn salvage_table(
         &self,
         table: &str,
-        mut entry: impl FnMut(&[u8], &[u8]) -> Result<()>,
+        entry: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<SalvageReport> {
         let mut conn = self.connect();
         let tx = conn.begin_read()?;
-        let id = tx.table_id(table)?;
-        let snapshot = tx.snapshot_seq();
-        let mut pin = tx.pin();
-        tx.engine()
+        tx.salvage_table(table, entry)
+    }
+}
+
+impl Transaction<'_> {
+    /// [`Database::salvage_table`] at this transaction's snapshot: salvaging every table
+    /// through one read transaction copies one committed state, even of a file another
+    /// process is still writing (a salvage per table through the database would read
+    /// each at the newest commit of its moment).
+    pub fn salvage_table(
+        &self,
+        table: &str,
+        mut entry: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<SalvageReport> {
+        let id = self.table_id(table)?;
+        let snapshot = self.snapshot_seq();
+        let mut pin = self.pin();
+        self.engine()
             .salvage_table(&mut pin, id, snapshot, &mut entry)
     }
 }
