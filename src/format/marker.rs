@@ -89,7 +89,9 @@ impl Marker {
         if raw.seq.get() != expected_seq || raw.reserved != [0; 8] {
             return None;
         }
-        let chain = checksum(&[&prev_chain.to_le_bytes(), b.get(..28)?]);
+        // Checked over the copy the fields came from: a live reader's mapping may be
+        // written meanwhile, and a second read could pass with fields from the first.
+        let chain = checksum(&[&prev_chain.to_le_bytes(), raw.as_bytes().get(..28)?]);
         if chain != raw.chain.get() {
             return None;
         }
