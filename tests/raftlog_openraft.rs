@@ -33,6 +33,42 @@ fn openraft_storage_suite() {
     }
 }
 
+/// The log id `index` of term 3 (node 1).
+fn log_id(index: u64) -> openraft::LogId<u64> {
+    openraft::LogId::new(openraft::CommittedLeaderId::new(3, 1), index)
+}
+
+/// A snapshot of an empty state machine that applied up to `index` (one voter), as
+/// openraft hands it to `install_snapshot`.
+fn snapshot_at(index: u64) -> (openraft::SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>) {
+    use openraft::{Membership, StoredMembership};
+    let membership = Membership::new(vec![std::collections::BTreeSet::from([1u64])], None);
+    let meta = openraft::SnapshotMeta {
+        last_log_id: Some(log_id(index)),
+        last_membership: StoredMembership::new(None, membership.clone()),
+        snapshot_id: format!("s{index}"),
+    };
+    let data = serde_json::json!({
+        "last_applied": Some(log_id(index)),
+        "membership": StoredMembership::<u64, openraft::BasicNode>::new(None, membership),
+        "pairs": [],
+    });
+    (meta, serde_json::to_vec(&data).unwrap())
+}
+
+/// A database in a new directory with the default log store and state machine, on a
+/// runtime, for `f`.
+fn with_node<F: std::future::Future<Output = ()>>(
+    f: impl FnOnce(Database, LogStore<TypeConfig>, StateMachine) -> F,
+) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("node.db")).unwrap();
+    let log: LogStore<TypeConfig> = LogStore::open(&db).unwrap();
+    let sm = StateMachine::open(&db).unwrap();
+    rt.block_on(f(db, log, sm));
+}
+
 /// openraft purges the log right after handing a received snapshot's install to the
 /// state machine's task, without waiting for it. A purge durable before the install,
 /// then a crash, left a log purged past a state machine that still needed its entries
@@ -41,18 +77,10 @@ fn openraft_storage_suite() {
 #[test]
 fn a_purge_waits_for_the_state_machine_to_reach_it() {
     use openraft::storage::{RaftLogStorage, RaftStateMachine};
-    use openraft::{CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
-    use std::collections::BTreeSet;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path().join("node.db")).unwrap();
-        let mut log: LogStore<TypeConfig> = LogStore::open(&db).unwrap();
-        let mut sm = StateMachine::open(&db).unwrap();
-        let id = LogId::new(CommittedLeaderId::new(3, 1), 40);
+    with_node(|_db, mut log, mut sm| async move {
         let purge = tokio::spawn({
             let mut log = log.clone();
-            async move { log.purge(id).await }
+            async move { log.purge(log_id(40)).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(
@@ -60,25 +88,14 @@ fn a_purge_waits_for_the_state_machine_to_reach_it() {
             "purged before the state machine reached it"
         );
         assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, None);
-        let membership = Membership::new(vec![BTreeSet::from([1u64])], None);
-        let meta = SnapshotMeta {
-            last_log_id: Some(id),
-            last_membership: StoredMembership::new(None, membership.clone()),
-            snapshot_id: "s".into(),
-        };
-        let data = serde_json::json!({
-            "last_applied": Some(id),
-            "membership": StoredMembership::<u64, openraft::BasicNode>::new(None, membership),
-            "pairs": [],
-        });
-        let bytes = serde_json::to_vec(&data).unwrap();
+        let (meta, bytes) = snapshot_at(40);
         sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(bytes)))
             .await
             .unwrap();
         purge.await.unwrap().unwrap();
         assert_eq!(
             log.get_log_state().await.unwrap().last_purged_log_id,
-            Some(id)
+            Some(log_id(40))
         );
     });
 }
@@ -90,46 +107,28 @@ fn a_purge_waits_for_the_state_machine_to_reach_it() {
 #[test]
 fn a_failed_install_stops_only_the_purges_it_leaves_waiting() {
     use openraft::storage::{RaftLogStorage, RaftStateMachine};
-    use openraft::{CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
-    use std::collections::BTreeSet;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path().join("node.db")).unwrap();
-        let mut log: LogStore<TypeConfig> = LogStore::open(&db).unwrap();
-        let mut sm = StateMachine::open(&db).unwrap();
-        let membership = Membership::new(vec![BTreeSet::from([1u64])], None);
-        let meta = |index: u64| SnapshotMeta {
-            last_log_id: Some(LogId::new(CommittedLeaderId::new(3, 1), index)),
-            last_membership: StoredMembership::new(None, membership.clone()),
-            snapshot_id: format!("s{index}"),
-        };
-        let id = |index: u64| LogId::new(CommittedLeaderId::new(3, 1), index);
-        let data = serde_json::json!({
-            "last_applied": Some(id(40)),
-            "membership": StoredMembership::<u64, openraft::BasicNode>::new(None, membership.clone()),
-            "pairs": [],
-        });
-        let good = serde_json::to_vec(&data).unwrap();
-        sm.install_snapshot(&meta(40), Box::new(std::io::Cursor::new(good)))
+    with_node(|db, mut log, mut sm| async move {
+        let (meta, good) = snapshot_at(40);
+        sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(good)))
             .await
             .unwrap();
-        log.purge(id(40)).await.unwrap();
+        log.purge(log_id(40)).await.unwrap();
+        let (meta, _) = snapshot_at(60);
         let bad = b"not a snapshot".to_vec();
         assert!(
-            sm.install_snapshot(&meta(60), Box::new(std::io::Cursor::new(bad)))
+            sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(bad)))
                 .await
                 .is_err()
         );
         // Waiting for index 60, which the failed install was to reach: stopped.
-        assert!(log.purge(id(60)).await.is_err());
+        assert!(log.purge(log_id(60)).await.is_err());
         // Already reached: no wait, no error.
-        log.purge(id(40)).await.unwrap();
+        log.purge(log_id(40)).await.unwrap();
         // A new state machine handle starts afresh: its purges wait for it again.
         let _sm = StateMachine::open(&db).unwrap();
         let purge = tokio::spawn({
             let mut log = log.clone();
-            async move { log.purge(id(60)).await }
+            async move { log.purge(log_id(60)).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!purge.is_finished(), "the purge did not wait");
