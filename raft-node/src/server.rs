@@ -290,25 +290,39 @@ where
     }
 }
 
+/// Whether the node leads by its metrics, and its term.
+fn leadership(node: &Node) -> (bool, u64) {
+    let m = node.raft.metrics();
+    let m = m.borrow();
+    (m.current_leader == Some(m.id), m.current_term)
+}
+
 async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
     let write = |r: Request| async {
         // A node that led when the write went in and answers `ForwardToLeader` lost
         // its leadership with the write in its log, which a later leader may still
         // commit: its outcome is unknown, never "did nothing" (the client would retry
-        // and could apply it twice).
-        let led = {
-            let m = node.raft.metrics();
-            let m = m.borrow();
-            m.current_leader == Some(m.id)
-        };
-        match node.raft.client_write(r).await {
+        // and could apply it twice). The metrics may lag the node's own state (it
+        // may have just won an election): a term that moved while the write was in
+        // flight, or a node leading by the metrics before or after, counts as having
+        // led. Only a node that followed in one term throughout refused it unwritten.
+        let (led_before, term_before) = leadership(node);
+        let written = node.raft.client_write(r).await;
+        match written {
             Ok(resp) => ClientReply::Ok(ClientOk::Written {
                 previous: resp.data.previous,
                 index: resp.log_id.index,
             }),
-            Err(e) if led && e.forward_to_leader::<BasicNode>().is_some() => ClientReply::Failed(
-                format!("leadership changed while the write was in flight, outcome unknown: {e}"),
-            ),
+            Err(e)
+                if e.forward_to_leader::<BasicNode>().is_some() && {
+                    let (led_after, term_after) = leadership(node);
+                    led_before || led_after || term_after != term_before
+                } =>
+            {
+                ClientReply::Failed(format!(
+                    "leadership changed while the write was in flight, outcome unknown: {e}"
+                ))
+            }
             Err(e) => raft_failure(e),
         }
     };
