@@ -632,3 +632,27 @@ fn check_lists_a_header_copy_with_a_flipped_bit_as_repairable() {
         .collect();
     assert_eq!(repairable.len(), 2, "{:?}", report.problems);
 }
+
+/// A version store budget under 16 KiB made every commit a large one (a tree commit or
+/// a checkpoint each), and no checkpoint-by-commits bound checkpointed after every
+/// commit: both are refused as options, before any file is made.
+#[test]
+fn invalid_budget_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.db");
+    for bad in [
+        Options::new().version_store_budget(0),
+        Options::new().version_store_budget(16 * 1024 - 1),
+        Options::new().checkpoint_log_commits(0),
+    ] {
+        let r = bad.open(&path);
+        assert!(matches!(r, Err(Error::InvalidOptions { .. })), "{r:?}");
+    }
+    assert!(!path.exists(), "a refused option creates no file");
+    let db = Options::new()
+        .version_store_budget(16 * 1024)
+        .checkpoint_log_commits(1)
+        .open(&path)
+        .unwrap();
+    db.connect().run(|tx| tx.create_table("t")).unwrap();
+}

@@ -249,4 +249,43 @@ fn a_salvage_through_one_transaction_copies_its_snapshot() {
             (b"k".to_vec(), b"old".to_vec())
         ]
     );
+    // The entry callback may read through the same transaction (the walk holds a pin
+    // of its own, not the transaction's).
+    let mut seen = 0;
+    snapshot
+        .salvage_table("b", |k, _| {
+            assert!(snapshot.get("a", k)?.is_some());
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, 1);
+}
+
+/// A time-travel transaction below the last checkpoint cannot be salvaged (the walk
+/// reads the tree's current entries, not its history): it is refused, where it handed
+/// over the newer state as the older one.
+#[test]
+fn a_time_travel_salvage_below_the_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::new()
+        .history_retention(capsuledb::HistoryRetention::Commits(100))
+        .open(dir.path().join("s.db"))
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.put("t", b"k", b"old").unwrap();
+    let old = tx.commit().unwrap().seq;
+    let mut tx = c.begin().unwrap();
+    tx.put("t", b"k", b"new").unwrap();
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    let past = db.begin_read_at(old).unwrap();
+    assert_eq!(past.get("t", b"k").unwrap().as_deref(), Some(&b"old"[..]));
+    let r = past.salvage_table("t", |_, v| {
+        assert_eq!(v, b"old", "a salvage handed over another state");
+        Ok(())
+    });
+    assert!(matches!(r, Err(Error::HistoryUnavailable { .. })), "{r:?}");
 }

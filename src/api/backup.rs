@@ -159,7 +159,9 @@ impl Database {
     /// it is checked with [`Database::check_integrity`] before it is renamed into place,
     /// and only once every commit it holds is durable in the source (the snapshot may
     /// hold commits acknowledged at [`crate::Durability::Applied`]; a backup never holds
-    /// a commit the source could still lose).
+    /// a commit the source could still lose). A live reader's backup
+    /// ([`crate::Options::read_only`]) holds what the writer had written, which a crash
+    /// of the writer's machine before its next sync could still take from the source.
     ///
     /// ```
     /// # fn main() -> capsuledb::Result<()> {
@@ -253,8 +255,11 @@ impl Database {
         let file_len = copy.info()?.file_len;
         copy.close()?;
         // The snapshot may hold commits not yet durable here (`Applied`): a crash or a
-        // failed sync would lose them from the source, not from the backup.
-        self.wait_for(seq, crate::Durability::Durable)?;
+        // failed sync would lose them from the source, not from the backup. (A live
+        // reader sees what the writer has written and cannot tell when it is synced.)
+        if !info.read_only {
+            self.wait_for(seq, crate::Durability::Durable)?;
+        }
         if options.overwrite {
             // Again just before: `path` may have been made this database's name while
             // the copy ran, and the rename would take the name from the live file.

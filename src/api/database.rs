@@ -285,7 +285,10 @@ impl Database {
     /// and the database closed. Opening the file again in this process afterwards opens
     /// it afresh (waiting a moment while a background thread lets go of the closed
     /// engine), unless a clone of a closed handle or one of its connections is still
-    /// kept: then the open answers [`Error::Closed`](crate::Error::Closed).
+    /// kept: then the open answers [`Error::Closed`](crate::Error::Closed). A
+    /// [`crate::ValueRef`] or a scan iterator of the closed database still kept holds
+    /// its file (and its lock) open until dropped: an open meanwhile answers
+    /// [`Error::Locked`](crate::Error::Locked).
     pub fn close(self) -> Result<()> {
         match &self.handle.0 {
             Handle::Engine(e) => e.close(),
@@ -390,7 +393,10 @@ impl Transaction<'_> {
     /// [`Database::salvage_table`] at this transaction's snapshot: salvaging every table
     /// through one read transaction copies one committed state, even of a file another
     /// process is still writing (a salvage per table through the database would read
-    /// each at the newest commit of its moment).
+    /// each at the newest commit of its moment). A time-travel transaction
+    /// ([`Database::begin_read_at`]) below the last checkpoint gets
+    /// [`Error::HistoryUnavailable`](crate::Error::HistoryUnavailable): the salvage walks
+    /// the tree's current entries, not its history.
     pub fn salvage_table(
         &self,
         table: &str,
@@ -398,7 +404,9 @@ impl Transaction<'_> {
     ) -> Result<SalvageReport> {
         let id = self.table_id(table)?;
         let snapshot = self.snapshot_seq();
-        let mut pin = self.pin();
+        // A pin of its own, not the transaction's borrowed for the walk: `entry` may
+        // read through the transaction.
+        let mut pin = Arc::clone(&self.pin());
         self.engine()
             .salvage_table(&mut pin, id, snapshot, &mut entry)
     }

@@ -49,14 +49,16 @@ impl Options {
     }
 
     /// Bytes the in-memory version store may hold before a checkpoint folds it into the
-    /// tree (default 64 MiB).
+    /// tree (default 64 MiB; at least 16 KiB, else the open fails with
+    /// [`crate::Error::InvalidOptions`]). A commit larger than this goes to the tree
+    /// directly.
     pub fn version_store_budget(mut self, bytes: u64) -> Options {
         self.config.version_store_budget = bytes;
         self
     }
 
     /// Commits the log may hold beyond the last checkpoint before the next one runs
-    /// (default 100,000); this bounds the time reopening takes.
+    /// (default 100,000; at least 1); this bounds the time reopening takes.
     pub fn checkpoint_log_commits(mut self, commits: u64) -> Options {
         self.config.checkpoint_log_commits = commits;
         self
@@ -121,11 +123,12 @@ impl Options {
     /// Each new transaction sees the newest checkpoint plus every commit the writer has
     /// written so far; older transactions keep their state. The writer reuses no page a
     /// live reader's transactions may still read (`format-spec/locking.md`). The handle
-    /// keeps the generation it last looked at pinned for as long as it lives, even with
-    /// no transaction open: pages the writer frees after that generation (old tree
-    /// pages, obsolete log pages) are not reused and `compact` does not shrink the file
-    /// until the handle begins a transaction on a newer generation or is dropped, so
-    /// a process that reads rarely should drop its handle between reads. Linux only.
+    /// pins the generation it last looked at even with no transaction open; its thread
+    /// (`capsuledb-follow`) moves an idle handle to each new generation twice a second,
+    /// so pages the writer frees are held back only while a transaction of an older
+    /// generation lives (or for a new generation whose log shows damage, until the
+    /// handle's next transaction reports it). While any live reader is open, `compact`
+    /// does not shrink the file. Linux only.
     pub fn read_only(mut self, read_only: bool) -> Options {
         self.config.read_only = read_only;
         self
@@ -139,6 +142,10 @@ impl Options {
     }
 
     /// Opens (creating if missing) the database file at `path` with these options.
+    ///
+    /// A file this process already has open (read-write) is not opened twice: the new
+    /// handle shares that engine, and the first open's options hold until every handle
+    /// of it is gone (a warning is logged when the two differ).
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Database> {
         Database::open_with_options(path.as_ref(), self)
     }

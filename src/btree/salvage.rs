@@ -97,7 +97,8 @@ pub fn salvage_leaf<'a>(
         // The bound a child gives is never past the one its own parent gave: a
         // separator past it (damage with valid checksums, or a hostile file) would have
         // the step resume past keys of the next subtree that no step then reads, and
-        // none named lost. Clamped, the leaf's keys past the parent's bound are damage.
+        // none named lost. Clamped, a leaf below holding a key past the parent's bound
+        // fails whole, and its range from the step's start is named lost.
         match (high, sep) {
             (Some(h), Some(s)) if cmp_keys(s, h).is_gt() => {}
             (_, Some(s)) => high = Some(s),

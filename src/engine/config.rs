@@ -41,6 +41,34 @@ impl Config {
                 ),
             });
         }
+        if self.version_store_budget < VERSION_STORE_BUDGET_MIN {
+            // Every commit would count as large: a tree commit or a checkpoint each.
+            return Err(Error::InvalidOptions {
+                what: format!(
+                    "version store budget of {} bytes is below the smallest, \
+                     {VERSION_STORE_BUDGET_MIN}",
+                    self.version_store_budget
+                ),
+            });
+        }
+        if self.checkpoint_log_commits == 0 {
+            return Err(Error::InvalidOptions {
+                what: "checkpoint_log_commits must be at least 1".into(),
+            });
+        }
         Ok(())
     }
+
+    /// Whether `other` sets what an open engine runs by (budgets, retention, history
+    /// index) differently: the page size only matters at creation, the seed only to
+    /// tests.
+    pub(crate) fn differs_at_runtime(&self, other: &Config) -> bool {
+        self.version_store_budget != other.version_store_budget
+            || self.checkpoint_log_commits != other.checkpoint_log_commits
+            || self.history_retention != other.history_retention
+            || self.history_directory_keys != other.history_directory_keys
+    }
 }
+
+/// The smallest version store budget an engine takes (16 KiB).
+pub(crate) const VERSION_STORE_BUDGET_MIN: u64 = 16 << 10;

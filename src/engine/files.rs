@@ -115,6 +115,14 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
                 path: path.to_path_buf(),
             });
         } else {
+            if engine.config.differs_at_runtime(config) {
+                // One engine per file: the first open's options hold.
+                log::warn!(
+                    "{}: already open in this process; this open shares that engine and \
+                     its options, not the ones it was given",
+                    path.display()
+                );
+            }
             engine.handles.fetch_add(1, Ordering::AcqRel);
             return Ok(engine);
         }

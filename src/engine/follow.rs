@@ -173,6 +173,10 @@ struct IdleFollow {
     wake: Condvar,
     /// Held by the thread while it holds the handle, for [`Follower::stop_idle_follow`].
     tick: Mutex<()>,
+    /// A generation the thread found damaged (or behind the handle): not opened again
+    /// by the thread (each try is a whole read-only recovery); the handle's own next
+    /// look reports it.
+    skip: Mutex<Option<u64>>,
 }
 
 impl Follower {
@@ -294,7 +298,10 @@ impl Follower {
         if header.generation < held.generation {
             return Err(went_back(header.generation));
         }
-        if idle && header.generation == held.generation {
+        if idle
+            && (header.generation == held.generation
+                || *self.idle.skip.lock() == Some(header.generation))
+        {
             return Ok(());
         }
         // A moved generation, or damage the resumed walk proves, opens the generation
@@ -315,6 +322,9 @@ impl Follower {
             )?;
             let next_generation = next.checkpointer.header().0.generation;
             if next_generation < held.generation {
+                if idle {
+                    *self.idle.skip.lock() = Some(header.generation);
+                }
                 return Err(went_back(next_generation));
             }
             // Damage the new generation's recovery found (below the durable bound: never
@@ -325,6 +335,7 @@ impl Follower {
             let after = next.registry.visible();
             let damage = next.log_damage.clone();
             if idle && (damage.is_some() || after < before) {
+                *self.idle.skip.lock() = Some(header.generation);
                 return Ok(());
             }
             *current = next;

@@ -85,6 +85,8 @@ pub(crate) struct Engine {
     pub(crate) closing: AtomicBool,
     /// Opened read-only: nothing is written.
     pub(crate) read_only: bool,
+    /// The settings it was opened with.
+    pub(crate) config: Config,
     /// Commits replayed by recovery at open.
     pub(crate) recovered_commits: u64,
     /// Log records and headers recovery rebuilt from redundancy at open (rewritten by a
@@ -447,6 +449,7 @@ impl Engine {
             next_table_id: AtomicU64::new(next_table_id),
             closing: AtomicBool::new(false),
             read_only: config.read_only,
+            config: config.clone(),
             recovered_commits: rec.replayed,
             repaired_log_records: rec.repairs.len() as u64,
             log_damage: rec.damage,

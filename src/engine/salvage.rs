@@ -57,6 +57,15 @@ impl Engine {
         let store = self.store_entries(table, snapshot);
         self.refresh(pin)?;
         let p: &ReadPin = pin;
+        if snapshot < p.tree.checkpoint_seq {
+            // A time-travel snapshot below the tree's checkpoint: the walk reads the
+            // tree's current entries, not its history, so it cannot salvage that state.
+            return Err(Error::HistoryUnavailable {
+                requested: snapshot,
+                oldest: p.tree.checkpoint_seq,
+                newest: self.registry.visible(),
+            });
+        }
         let lo = btree::composite(table, &[]);
         let hi = table
             .checked_add(1)

@@ -100,9 +100,10 @@ const PURGE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(20)
 static FAILED_INSTALLS: parking_lot::Mutex<Vec<(usize, String)>> =
     parking_lot::Mutex::new(Vec::new());
 
-/// Records how the latest snapshot install of state machine `name` in `db` ended (or,
-/// with `ok`, that a new handle of it opened): a failure makes waiting purges stop, a
-/// success clears it.
+/// Records how the latest snapshot install of state machine `name` in `db` ended: a
+/// failure makes purges waiting for more than it applied stop, a later success clears
+/// it. (Not cleared by a new handle: a purge of the failed Raft still polling would
+/// then wait for ever.)
 fn note_install(db: &Database, name: &str, ok: bool) {
     let id = db.identity();
     let mut failed = FAILED_INSTALLS.lock();

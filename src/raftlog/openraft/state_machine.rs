@@ -53,9 +53,6 @@ impl StateMachine {
         let meta = format!("{name}.sm.meta");
         let snapshot = format!("{name}.sm.snapshot");
         crate::raftlog::create_tables(db, &[&data, &meta, &snapshot])?;
-        // A new state machine handle (a new Raft on this database) starts with no
-        // failed install: an earlier one's failure ended that Raft, not this one.
-        note_install(db, name, true);
         Ok(StateMachine {
             inner: Arc::new(SmInner {
                 db: db.clone(),
