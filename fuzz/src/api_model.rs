@@ -57,8 +57,9 @@ pub fn fuzz_api_model(data: &[u8]) {
         .page_size(if config & 1 == 0 { 4096 } else { 8192 })
         .version_store_budget(match (config >> 1) & 3 {
             0 | 1 => 64 << 20,
-            2 => 16 << 10,
-            _ => 2 << 10,
+            2 => 64 << 10,
+            // The smallest budget the options take.
+            _ => 16 << 10,
         })
         .checkpoint_log_commits(if config & 8 == 0 { 100_000 } else { 4 });
     let mut sim = SimStorage::new();
