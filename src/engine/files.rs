@@ -20,7 +20,9 @@ static OPEN_FILES: Mutex<Option<HashMap<FileId, Weak<Engine>>>> = Mutex::new(Non
 /// Files whose lock an engine of this process still holds, and the signal that one was
 /// released: an open that meets our own lock while the engine holding it is being
 /// dropped (on another thread) waits for it instead of reporting `Locked`.
-static HELD: Mutex<Option<std::collections::HashSet<FileId>>> = Mutex::new(None);
+/// Counted per file: a dying engine's notice may still stand when a new engine of the
+/// same file (which took the lock the dying one had just released) adds its own.
+static HELD: Mutex<Option<HashMap<FileId, usize>>> = Mutex::new(None);
 static HELD_RELEASED: parking_lot::Condvar = parking_lot::Condvar::new();
 
 /// How long an open waits for this process's own dying engine to release the file.
@@ -32,7 +34,11 @@ pub(crate) struct LockNotice(FileId);
 
 impl LockNotice {
     fn new(id: FileId) -> LockNotice {
-        HELD.lock().get_or_insert_with(Default::default).insert(id);
+        *HELD
+            .lock()
+            .get_or_insert_with(Default::default)
+            .entry(id)
+            .or_default() += 1;
         LockNotice(id)
     }
 
@@ -44,8 +50,13 @@ impl LockNotice {
 
 impl Drop for LockNotice {
     fn drop(&mut self) {
-        if let Some(held) = HELD.lock().as_mut() {
-            held.remove(&self.0);
+        if let Some(held) = HELD.lock().as_mut()
+            && let Some(count) = held.get_mut(&self.0)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.0);
+            }
         }
         HELD_RELEASED.notify_all();
     }
@@ -71,7 +82,7 @@ fn open_file(path: &Path, config: &Config) -> Result<FileStorage> {
             return opened;
         };
         let mut held = HELD.lock();
-        if !held.as_ref().is_some_and(|h| h.contains(&id)) {
+        if !held.as_ref().is_some_and(|h| h.contains_key(&id)) {
             // Another process holds it, or this process's dying engine released it
             // between the refused open and this look (its lock goes before its notice):
             // one more try tells the two apart.
