@@ -99,6 +99,26 @@ fn corpus_and_regressions_replay() {
     assert!(failed.is_empty(), "inputs that failed: {failed:?}");
 }
 
+/// A `decode` input's first byte picks its mode modulo [`harness::DECODE_MODES`]: a
+/// regression saved with a byte past the mode count moved to another mode when a mode
+/// was added (two catalog-id regressions, saved as 17 and 19 for modes 7 and 9, ran
+/// modes 6 and 8 once the version-list mode made eleven, and tested nothing). Each
+/// names its mode directly.
+#[test]
+fn decode_regressions_name_their_mode_directly() {
+    for (target, id, path) in inputs("regressions") {
+        if target != "decode" {
+            continue;
+        }
+        let first = std::fs::read(&path).unwrap().first().copied();
+        assert!(
+            first.is_some_and(|b| b < harness::DECODE_MODES),
+            "{id}: first byte {first:?} is not a mode below {}",
+            harness::DECODE_MODES
+        );
+    }
+}
+
 /// Seeded mutations of the committed database files: byte and bit changes, copied
 /// chunks, cut or extended ends, and (often) both header checksums fixed up so the
 /// damage reaches past the header.
