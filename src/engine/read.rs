@@ -280,12 +280,9 @@ impl Engine {
                 }
             })?
         {
-            let found = find_in_list(bytes, snapshot)
+            let found = version_at(bytes, snapshot)
                 .map_err(|e| e.on_page_of(&p.view, bytes, self.page_size))?;
-            return Ok(match found {
-                Some(Some(v)) => Some(Committed::Mapped(p.locate(v))),
-                _ => None,
-            });
+            return Ok(found.map(|v| Committed::Mapped(p.locate(v))));
         }
         let found = with_tree_key(&[], table, key, |k| self.tree_get(&p.view, root, k))?;
         Ok(found.map(|v| Committed::Mapped(p.locate(v))))
@@ -343,9 +340,8 @@ impl Engine {
                 let prefix = history_key(table, &[]);
                 let mut hist = Vec::new();
                 for (k, v) in scan(&prefix, &mut covered)? {
-                    let value = find_in_list(v, snapshot)
-                        .map_err(|e| e.on_page_of(view, v, self.page_size))?
-                        .flatten();
+                    let value = version_at(v, snapshot)
+                        .map_err(|e| e.on_page_of(view, v, self.page_size))?;
                     hist.push((k, value.map(mapped)));
                 }
                 tree_entries = merge_prefer(hist, tree_entries, &covered, reverse);
@@ -454,4 +450,36 @@ fn merge_prefer(
         out.extend(next);
     }
     out
+}
+
+/// The value a history entry's version list gives at `snapshot` (`None`: absent then).
+/// A time-travel read is at or above the history floor, and every list keeps its newest
+/// version at or below the floor (a key created later has a base version "absent" at
+/// sequence 0): a list with none at or below `snapshot` is damage, never "absent".
+fn version_at(list: &[u8], snapshot: u64) -> Result<Option<&[u8]>> {
+    find_in_list(list, snapshot)?.ok_or_else(|| {
+        crate::error::Error::corrupted(
+            0,
+            format!("history entry: no version at or below commit {snapshot}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_at;
+    use crate::mvcc::history::encode_list;
+
+    /// A list with no version at or below the read's sequence is damage (every list
+    /// keeps one at or below the floor): it read as "absent" before.
+    #[test]
+    fn a_list_with_no_version_at_or_below_the_read_is_damage() {
+        let value: crate::types::Value = Some(std::sync::Arc::from(&b"v"[..]));
+        let list = encode_list(&[(10, value), (4, None)]).unwrap();
+        assert_eq!(version_at(&list, 12).unwrap(), Some(&b"v"[..]));
+        assert_eq!(version_at(&list, 5).unwrap(), None);
+        let newer_only = encode_list(&[(10, Some(std::sync::Arc::from(&b"v"[..])))]).unwrap();
+        let err = version_at(&newer_only, 5).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+    }
 }
