@@ -19,7 +19,10 @@ use std::ops::Bound;
 pub struct Cursor {
     page_size: u32,
     reverse: bool,
-    path: Vec<(u64, usize)>,
+    /// The steps down to the leaf: each branch, the child taken there, and the bounds
+    /// its ancestors give that child ([`Bounds`]: every node entered below it must
+    /// hold keys within them).
+    path: Vec<(u64, usize, Bounds)>,
     leaf: u64,
     /// What the cursor keeps of `leaf`, which was parsed (and verified) when it entered
     /// it: its cells and how to find them.
@@ -28,11 +31,24 @@ pub struct Cursor {
     next: usize,
     /// The tree is empty or the cursor walked off its end.
     done: bool,
-    /// The far key (in the cursor's direction) of the last non-empty leaf it left, when
-    /// `left_any`: the next leaf's keys must lie past it. A hostile tree naming a page
-    /// twice, or a branch cycle, would otherwise hand out the same keys again, for ever.
-    passed: Vec<u8>,
-    left_any: bool,
+}
+
+/// A byte range of the file a cursor walks (a separator of a branch on its path): its
+/// offset and length. Offsets, not borrows: the cursor holds no pages.
+type Span = (usize, usize);
+
+/// The bounds the branches above a child give it: its keys lie at or above `lo` and
+/// below `hi` (`None`: no bound on that side).
+#[derive(Clone, Copy, Debug, Default)]
+struct Bounds {
+    lo: Option<Span>,
+    hi: Option<Span>,
+}
+
+/// Where `part`, a slice of `file`, lies in it.
+fn span_of(file: &[u8], part: &[u8]) -> Option<Span> {
+    let offset = (part.as_ptr() as usize).checked_sub(file.as_ptr() as usize)?;
+    (offset.checked_add(part.len())? <= file.len()).then_some((offset, part.len()))
 }
 
 /// Cells of one leaf a cursor handed over at once ([`Cursor::take_run`]): indices
@@ -150,8 +166,6 @@ impl Cursor {
             shape: LeafShape::NONE,
             next: 0,
             done: root == 0,
-            passed: Vec::new(),
-            left_any: false,
         };
         if c.done {
             return Ok(c);
@@ -159,6 +173,7 @@ impl Cursor {
         let mut page = root;
         for _ in 0..DEPTH_MAX {
             let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
+            c.check_bounds(file, &node, page)?;
             if node.is_leaf() {
                 c.leaf = page;
                 c.next = match (start, reverse) {
@@ -187,7 +202,7 @@ impl Cursor {
                 },
                 Bound::Excluded(k) => node.child_index_for(k)?,
             };
-            c.path.push((page, idx));
+            c.descend(file, &node, page, idx)?;
             page = node.child(idx)?;
         }
         Err(Error::corrupted(root, "tree deeper than the limit"))
@@ -261,22 +276,71 @@ impl Cursor {
         ))
     }
 
+    /// Takes child `idx` of branch `node` (at `page`): a step of the path, with the
+    /// bounds the child gets (the separators on either side of it, else the branch's
+    /// own).
+    fn descend(&mut self, file: &[u8], node: &NodeRef<'_>, page: u64, idx: usize) -> Result<()> {
+        let inherited = self.path.last().map(|s| s.2).unwrap_or_default();
+        let lo = match idx.checked_sub(1) {
+            Some(i) => span_of(file, node.separator(i)?),
+            None => inherited.lo,
+        };
+        let hi = if idx < node.count() {
+            span_of(file, node.separator(idx)?)
+        } else {
+            inherited.hi
+        };
+        self.path.push((page, idx, Bounds { lo, hi }));
+        Ok(())
+    }
+
+    /// Checks that `node` (at `page`, entered through the path) holds keys (a branch:
+    /// separators) within the bounds its ancestors give it. Checked at every node
+    /// entered, so a key the cursor hands out is one a lookup, which descends by the
+    /// same separators, finds: a hostile tree (valid checksums) whose branch names a
+    /// child out of its place had scans hand out keys no lookup reached. Two
+    /// comparisons per node entered.
+    fn check_bounds(&self, file: &[u8], node: &NodeRef<'_>, page: u64) -> Result<()> {
+        let Some((_, _, b)) = self.path.last() else {
+            return Ok(());
+        };
+        let Some(last) = node.count().checked_sub(1) else {
+            return Ok(());
+        };
+        let bound = |span: Span| file.get(span.0..span.0 + span.1).unwrap_or(&[]);
+        let out = || {
+            Error::corrupted(
+                page,
+                "a node whose keys lie outside the bounds its parent branches give",
+            )
+        };
+        if node.is_leaf() {
+            if b.lo
+                .is_some_and(|lo| node.key(0).is_ok_and(|k| k.cmp_bytes(bound(lo)).is_lt()))
+                || b.hi
+                    .is_some_and(|hi| node.key(last).is_ok_and(|k| k.cmp_bytes(bound(hi)).is_ge()))
+            {
+                return Err(out());
+            }
+        } else if b.lo.is_some_and(|lo| node.separator(0).is_ok_and(|s| s < bound(lo)))
+            // A branch's last separator may equal the bound (its last child then holds
+            // nothing); the leaves below are checked exactly.
+            || b.hi.is_some_and(|hi| node.separator(last).is_ok_and(|s| s > bound(hi)))
+        {
+            return Err(out());
+        }
+        Ok(())
+    }
+
     /// Moves to the first cell of the next leaf in the cursor's direction: up the path
     /// to the first branch with a child left on that side, then down its edge.
+    /// Every node entered is checked against the bounds its ancestors give
+    /// ([`Cursor::check_bounds`]), which keeps the leaves' keys in strict order from one
+    /// leaf to the next: a hostile tree naming a page twice, or a branch cycle, is
+    /// refused instead of handing out the same keys again.
     fn next_leaf(&mut self, file: &[u8], verified: Option<&Verified>) -> Result<()> {
-        if let Some(last) = self.shape.count().checked_sub(1) {
-            let bytes = self.shape.bytes(file, self.leaf, self.page_size)?;
-            let far = NodeRef::parsed_leaf(bytes, self.leaf, self.shape).key(if self.reverse {
-                0
-            } else {
-                last
-            })?;
-            self.passed.clear();
-            far.extend_into(&mut self.passed);
-            self.left_any = true;
-        }
         let mut page = loop {
-            let Some((branch, idx)) = self.path.pop() else {
+            let Some((branch, idx, _)) = self.path.pop() else {
                 self.done = true;
                 return Ok(());
             };
@@ -288,31 +352,15 @@ impl Cursor {
                 Some(idx + 1).filter(|&i| i <= node.count())
             };
             if let Some(s) = sibling {
-                self.path.push((branch, s));
+                self.descend(file, &node, branch, s)?;
                 break node.child(s)?;
             }
         };
         while self.path.len() < DEPTH_MAX {
             let node =
                 NodeRef::parse_cached(page_bytes(file, page, self.page_size)?, page, verified)?;
+            self.check_bounds(file, &node, page)?;
             if node.is_leaf() {
-                if let Some(last) = node.count().checked_sub(1)
-                    && self.left_any
-                {
-                    let near = node.key(if self.reverse { last } else { 0 })?;
-                    let past = match near.cmp_bytes(&self.passed) {
-                        std::cmp::Ordering::Greater => !self.reverse,
-                        std::cmp::Ordering::Less => self.reverse,
-                        std::cmp::Ordering::Equal => false,
-                    };
-                    if !past {
-                        return Err(Error::corrupted(
-                            page,
-                            "a leaf whose keys do not follow the leaf before it in key order \
-                             (a page reached twice, or out of place)",
-                        ));
-                    }
-                }
                 self.leaf = page;
                 self.shape = node.shape();
                 self.next = if self.reverse { node.count() } else { 0 };
@@ -320,7 +368,7 @@ impl Cursor {
                 return Ok(());
             }
             let edge = if self.reverse { node.count() } else { 0 };
-            self.path.push((page, edge));
+            self.descend(file, &node, page, edge)?;
             page = node.child(edge)?;
         }
         Err(Error::corrupted(page, "tree deeper than the limit"))

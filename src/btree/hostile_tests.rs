@@ -304,6 +304,46 @@ fn a_cursor_refuses_a_leaf_reached_twice() {
     assert_eq!(backward, forward);
 }
 
+/// A leaf, or a branch, holding keys outside the bounds its ancestors give it (every
+/// page valid): a lookup descends by the separators and never finds them, and a scan
+/// handed them out (a fuzzed branch whose child pointer moved by one had a scan hand
+/// out a key and its value that a read of the same key answered as absent). The cursor
+/// refuses the node, naming it, and hands out none of its keys; so does `scan_leaf`.
+#[test]
+fn a_cursor_refuses_a_node_outside_the_bounds_its_ancestors_give() {
+    // Root 1: keys below "mmmmmmmm" in leaf 2, the rest in leaf 3, which holds a key
+    // below it.
+    let leaf_out = file_of(
+        4,
+        vec![
+            branch(1, 2, &[(b"mmmmmmmm", 3)]),
+            leaf(2, &[b"aaaaaaaa"]),
+            leaf(3, &[b"bbbbbbbb", b"zzzzzzzz"]),
+        ],
+    );
+    // Root 1: the rest in branch 3, whose separator lies below the root's bound: its
+    // own leaves then pass their parent's bounds but not the root's.
+    let branch_out = file_of(
+        6,
+        vec![
+            branch(1, 2, &[(b"mmmmmmmm", 3)]),
+            leaf(2, &[b"aaaaaaaa"]),
+            branch(3, 4, &[(b"cccccccc", 5)]),
+            leaf(4, &[b"bbbbbbbb"]),
+            leaf(5, &[b"dddddddd"]),
+        ],
+    );
+    for (name, file) in [("leaf", &leaf_out), ("branch", &branch_out)] {
+        for reverse in [false, true] {
+            let err = cursor_all(file, 1, reverse, 16).expect_err(name);
+            assert!(err.contains("outside the bounds"), "{name}: {err}");
+            // The leaf-at-a-time scan (integrity check, open, history walks) too.
+            let err = scan_all(file, 1, reverse, 16).expect_err(name);
+            assert!(err.contains("outside the bounds"), "{name}: {err}");
+        }
+    }
+}
+
 /// A leaf cell naming an "extent" at page 1 (a header copy's page), its value never read:
 /// a rebuild deleting the key refuses to free the page (it freed it, and the next
 /// checkpoint wrote a leaf over the header copy). So is one in the file's unused tail,

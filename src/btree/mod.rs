@@ -252,6 +252,30 @@ pub fn scan_leaf<'a>(
     let (mut low, mut high): (Option<&[u8]>, Option<&[u8]>) = (None, None);
     for _ in 0..DEPTH_MAX {
         let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
+        // Within the bounds the branches above give it, as a cursor checks
+        // (`Cursor::check_bounds`): a node out of its place would hand out keys a
+        // lookup never finds.
+        if let Some(last) = node.count().checked_sub(1) {
+            let (below, above) = if node.is_leaf() {
+                let (first, last) = (node.key(0)?, node.key(last)?);
+                (
+                    low.is_some_and(|l| first.cmp_bytes(l).is_lt()),
+                    high.is_some_and(|h| last.cmp_bytes(h).is_ge()),
+                )
+            } else {
+                let (first, last) = (node.separator(0)?, node.separator(last)?);
+                (
+                    low.is_some_and(|l| first < l),
+                    high.is_some_and(|h| last > h),
+                )
+            };
+            if below || above {
+                return Err(Error::corrupted(
+                    page,
+                    "a node whose keys lie outside the bounds its parent branches give",
+                ));
+            }
+        }
         if node.is_leaf() {
             // Keys are sorted: find where the range starts by binary search, then
             // compare each key with the far bound only, stopping at the first outside.
