@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::pager::Verified;
 use std::ops::Bound;
 
-/// Where a cursor stands: the branches above its leaf (page, child index taken), its
-/// leaf, and the next cell of the leaf to hand out.
+/// Where a cursor stands: the branches above its leaf (page, child index taken, the
+/// bounds that child gets), its leaf, and the next cell of the leaf to hand out.
 #[derive(Clone, Debug)]
 pub struct Cursor {
     page_size: u32,

@@ -259,8 +259,8 @@ fn cursor_all(file: &[u8], root: u64, reverse: bool, limit: usize) -> Result<Vec
 }
 
 /// A branch naming the same leaf twice, a branch naming itself, and a chain of branches
-/// each naming the next many times (a walk of 150^k leaves): a cursor refuses the leaf
-/// that does not follow the one before it in key order, naming it, instead of handing
+/// each naming the next many times (a walk of 150^k leaves): a cursor refuses the node
+/// outside the bounds its ancestors give it, naming it, instead of handing
 /// out the same keys again (for ever, in the chain).
 #[test]
 fn a_cursor_refuses_a_leaf_reached_twice() {

@@ -347,17 +347,15 @@ impl Engine {
                 rec.marker_pages.iter().map(|&(_, page)| page),
             )?;
             if tail.next_page == 0 {
-                let len = storage.len()?;
                 tail.next_page = pager.alloc()?;
-                if storage.len()? > len {
-                    // The new next page lies past the old end: the growth is made
-                    // durable before a header naming it is written over a page that
-                    // may hold durable markers. Otherwise a crash could keep the
-                    // header and lose the length, and the next open, finding a verified
-                    // header linking past the file, would take the page's durable
-                    // markers for a torn tail.
-                    storage.sync()?;
-                }
+                // The new next page may lie past the file's durable length (grown now,
+                // or by the crashed process without a sync since): the length is made
+                // durable before a header naming it is written over a page that may
+                // hold durable markers. Otherwise a crash could keep the header and
+                // lose the length, and the next open, finding a verified header
+                // linking past the file, would take the page's durable markers for a
+                // torn tail. Once per open that rewrites the tail page's header.
+                storage.sync()?;
             }
             scrub_tail(storage.as_ref(), page_size, &tail, rec.rewrite_tail_header)?;
             log::debug!(
