@@ -30,6 +30,7 @@ fn harness_for(target: &str) -> Harness {
         "open_bytes" => harness::fuzz_open_bytes,
         "decode" => harness::fuzz_decode,
         "api_model" => harness::fuzz_api_model,
+        "key_decode" => harness::fuzz_key_decode,
         other => panic!("fuzz/{other}: no harness of that name"),
     }
 }
@@ -185,6 +186,13 @@ proptest! {
         )),
         ..ProptestConfig::default()
     })]
+
+    /// Random bytes for every typed key: two candidate keys of one type (the first
+    /// byte picks it, the second splits them).
+    #[test]
+    fn key_decode_random(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        harness::fuzz_key_decode(&bytes);
+    }
 
     /// Random bytes for every decode mode (the first byte picks it).
     #[test]

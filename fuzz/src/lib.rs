@@ -18,6 +18,8 @@
 //!   valid checksum, which reaches the decoders that are not public (B+tree nodes,
 //!   overflow and free-list runs, the marker stream), and committed capsules replaced
 //!   with their proof and marker chain fixed up, which reaches recovery's replay.
+//! - [`fuzz_key_decode`]: the typed-key decoder on arbitrary bytes: canonical, and
+//!   two decoded keys compare as their bytes do.
 //! - [`fuzz_api_model`]: the input as a sequence of API operations on simulated
 //!   storage, checked against a `BTreeMap` model, with checkpoints, compaction,
 //!   reopens, crashes (process crash, power loss with torn writes, power loss losing
@@ -31,6 +33,7 @@ mod api_model;
 mod decode;
 mod decode_in_db;
 mod input;
+mod key_decode;
 mod model;
 pub mod op;
 mod open_bytes;
@@ -42,6 +45,7 @@ pub use decode::{
     DECODE_MARKER, DECODE_MODES, DECODE_PAGE, DECODE_PAGE_FIXED, DECODE_PROOF, DECODE_TREE_IN_DB,
     DECODE_VERSION_LIST, fuzz_decode,
 };
+pub use key_decode::fuzz_key_decode;
 pub use model::MODEL_TABLES;
 pub use open_bytes::fuzz_open_bytes;
 pub use sample::{sample_database, trim_database};
