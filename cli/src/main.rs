@@ -267,6 +267,16 @@ fn usage_error_line(e: &clap::Error) -> String {
 }
 
 fn run(command: Command) -> error::CliResult<()> {
+    let result = run_command(command);
+    // A signal during `bench`, `backup` or `salvage`: its thread removes what the
+    // command was writing and ends the process with 128 + the signal's number; the
+    // command's own ending (an error from its file vanishing) must not exit first with
+    // status 1.
+    interrupt::wait_if_interrupted();
+    result
+}
+
+fn run_command(command: Command) -> error::CliResult<()> {
     match command {
         Command::Info { file } => data::info(&file),
         Command::Bench(args) => bench::run(&args),
