@@ -135,11 +135,24 @@ pub fn pin(file: &File, generation: u64) -> io::Result<()> {
 /// meanwhile: a write lock over every pin byte, taken without waiting and released
 /// after `f`. `None` (and `f` not run) when another description holds a pin.
 pub fn without_pins<T>(file: &File, f: impl FnOnce() -> T) -> io::Result<Option<T>> {
+    /// Releases the write lock over the pin bytes however `f` ends (a panic unwinding
+    /// through it included): held on, it would keep every reader's pin out until the
+    /// writer closes.
+    struct Release<'a>(&'a File);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            let _ = imp::unlock_range(self.0, PIN_BASE, PIN_GENERATION_MAX);
+        }
+    }
     if !imp::try_write_lock(file, PIN_BASE, PIN_GENERATION_MAX)? {
         return Ok(None);
     }
+    let release = Release(file);
     let out = f();
-    imp::unlock_range(file, PIN_BASE, PIN_GENERATION_MAX)?;
+    std::mem::forget(release);
+    // Unlocking a whole range splits no lock, so it should not fail; tried twice.
+    imp::unlock_range(file, PIN_BASE, PIN_GENERATION_MAX)
+        .or_else(|_| imp::unlock_range(file, PIN_BASE, PIN_GENERATION_MAX))?;
     Ok(Some(out))
 }
 
