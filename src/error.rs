@@ -227,8 +227,7 @@ impl Error {
     /// [`Error::on_page`] with the page of the file holding `part`, a slice of the
     /// mapped `file` (a value read in place); unchanged when `part` lies elsewhere.
     pub(crate) fn on_page_of(self, file: &[u8], part: &[u8], page_size: u32) -> Error {
-        let start = file.as_ptr() as usize;
-        match (part.as_ptr() as usize).checked_sub(start) {
+        match crate::util::offset_in(file, part) {
             Some(offset) if offset < file.len() && page_size > 0 => {
                 self.on_page(offset as u64 / u64::from(page_size))
             }

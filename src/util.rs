@@ -8,6 +8,13 @@ use crate::types::{cmp_keys, first_word};
 
 pub use crate::types::prefetch;
 
+/// Where `part`, a slice borrowed from `whole` (a value or key read in place from a
+/// mapped file), starts in it; `None` unless `part` lies wholly inside `whole`.
+pub fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let offset = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (offset.checked_add(part.len())? <= whole.len()).then_some(offset)
+}
+
 /// The little-endian `u16` at `at` in `b`, or `None` when it passes the end.
 #[inline]
 pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {

@@ -47,8 +47,7 @@ struct Bounds {
 
 /// Where `part`, a slice of `file`, lies in it.
 fn span_of(file: &[u8], part: &[u8]) -> Option<Span> {
-    let offset = (part.as_ptr() as usize).checked_sub(file.as_ptr() as usize)?;
-    (offset.checked_add(part.len())? <= file.len()).then_some((offset, part.len()))
+    crate::util::offset_in(file, part).map(|at| (at, part.len()))
 }
 
 /// Cells of one leaf a cursor handed over at once ([`Cursor::take_run`]): indices
@@ -294,48 +293,19 @@ impl Cursor {
         Ok(())
     }
 
-    /// Checks that `node` (at `page`, entered through the path) holds keys (a branch:
-    /// separators) within the bounds its ancestors give it. Checked at every node
-    /// entered, so a key the cursor hands out is one a lookup, which descends by the
-    /// same separators, finds: a hostile tree (valid checksums) whose branch names a
-    /// child out of its place had scans hand out keys no lookup reached. Two
-    /// comparisons per node entered.
+    /// [`super::check_within`] for `node` (at `page`), entered through the path: within
+    /// the bounds the path's last step gives (none at the root).
     fn check_bounds(&self, file: &[u8], node: &NodeRef<'_>, page: u64) -> Result<()> {
-        let Some((_, _, b)) = self.path.last() else {
-            return Ok(());
-        };
-        let Some(last) = node.count().checked_sub(1) else {
-            return Ok(());
-        };
-        let bound = |span: Span| file.get(span.0..span.0 + span.1).unwrap_or(&[]);
-        let out = || {
-            Error::corrupted(
-                page,
-                "a node whose keys lie outside the bounds its parent branches give",
-            )
-        };
-        if node.is_leaf() {
-            if b.lo
-                .is_some_and(|lo| node.key(0).is_ok_and(|k| k.cmp_bytes(bound(lo)).is_lt()))
-                || b.hi
-                    .is_some_and(|hi| node.key(last).is_ok_and(|k| k.cmp_bytes(bound(hi)).is_ge()))
-            {
-                return Err(out());
-            }
-        } else if b.lo.is_some_and(|lo| node.separator(0).is_ok_and(|s| s < bound(lo)))
-            // A branch's last separator may equal the bound (its last child then holds
-            // nothing); the leaves below are checked exactly.
-            || b.hi.is_some_and(|hi| node.separator(last).is_ok_and(|s| s > bound(hi)))
-        {
-            return Err(out());
-        }
-        Ok(())
+        let b = self.path.last().map(|s| s.2).unwrap_or_default();
+        let bound =
+            |span: Option<Span>| span.map(|(at, len)| file.get(at..at + len).unwrap_or(&[]));
+        super::check_within(node, page, bound(b.lo), bound(b.hi))
     }
 
     /// Moves to the first cell of the next leaf in the cursor's direction: up the path
     /// to the first branch with a child left on that side, then down its edge.
     /// Every node entered is checked against the bounds its ancestors give
-    /// ([`Cursor::check_bounds`]), which keeps the leaves' keys in strict order from one
+    /// ([`super::check_within`]), which keeps the leaves' keys in strict order from one
     /// leaf to the next: a hostile tree naming a page twice, or a branch cycle, is
     /// refused instead of handing out the same keys again.
     fn next_leaf(&mut self, file: &[u8], verified: Option<&Verified>) -> Result<()> {

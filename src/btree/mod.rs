@@ -230,6 +230,38 @@ impl TreeBatch<'_> {
     }
 }
 
+/// Refuses `node` (at `page`) when its keys (a branch: its separators) leave the bounds
+/// the branches above give it: at or above `lo`, below `hi` (`None`: no bound). Checked
+/// at every node a walk enters (cursors, [`scan_leaf`]), so a walk hands out only keys a
+/// lookup, descending by the same separators, finds, and a page reached twice or a
+/// branch cycle is refused. A branch's last separator may equal `hi` (its last child
+/// then holds nothing; the leaves below are checked exactly).
+pub(crate) fn check_within(
+    node: &NodeRef<'_>,
+    page: u64,
+    lo: Option<&[u8]>,
+    hi: Option<&[u8]>,
+) -> Result<()> {
+    let Some(last) = node.count().checked_sub(1) else {
+        return Ok(());
+    };
+    let outside = if node.is_leaf() {
+        let (first, last) = (node.key(0)?, node.key(last)?);
+        lo.is_some_and(|lo| first.cmp_bytes(lo).is_lt())
+            || hi.is_some_and(|hi| last.cmp_bytes(hi).is_ge())
+    } else {
+        let (first, last) = (node.separator(0)?, node.separator(last)?);
+        lo.is_some_and(|lo| first < lo) || hi.is_some_and(|hi| last > hi)
+    };
+    if outside {
+        return Err(Error::corrupted(
+            page,
+            "a node whose keys lie outside the bounds its parent branches give",
+        ));
+    }
+    Ok(())
+}
+
 /// Scans the one leaf where a forward scan from `lo` (or a reverse scan from `hi`)
 /// starts, returning its entries inside `(lo, hi)` and the leaf's edge.
 pub fn scan_leaf<'a>(
@@ -252,30 +284,7 @@ pub fn scan_leaf<'a>(
     let (mut low, mut high): (Option<&[u8]>, Option<&[u8]>) = (None, None);
     for _ in 0..DEPTH_MAX {
         let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
-        // Within the bounds the branches above give it, as a cursor checks
-        // (`Cursor::check_bounds`): a node out of its place would hand out keys a
-        // lookup never finds.
-        if let Some(last) = node.count().checked_sub(1) {
-            let (below, above) = if node.is_leaf() {
-                let (first, last) = (node.key(0)?, node.key(last)?);
-                (
-                    low.is_some_and(|l| first.cmp_bytes(l).is_lt()),
-                    high.is_some_and(|h| last.cmp_bytes(h).is_ge()),
-                )
-            } else {
-                let (first, last) = (node.separator(0)?, node.separator(last)?);
-                (
-                    low.is_some_and(|l| first < l),
-                    high.is_some_and(|h| last > h),
-                )
-            };
-            if below || above {
-                return Err(Error::corrupted(
-                    page,
-                    "a node whose keys lie outside the bounds its parent branches give",
-                ));
-            }
-        }
+        check_within(&node, page, low, high)?;
         if node.is_leaf() {
             // Keys are sorted: find where the range starts by binary search, then
             // compare each key with the far bound only, stopping at the first outside.

@@ -119,11 +119,7 @@ pub fn index_history(
     directory_keys: usize,
 ) -> Result<HistoryIndex> {
     let end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
-    let offset = |s: &[u8]| {
-        (s.as_ptr() as usize)
-            .checked_sub(file.as_ptr() as usize)
-            .filter(|at| at.saturating_add(s.len()) <= file.len())
-    };
+    let offset = |s: &[u8]| crate::util::offset_in(file, s);
     let mut builder = IndexBuilder::new(directory_keys);
     walk_history(file, page_size, root, Bound::Excluded(&end), |k, key, v| {
         let (head, rest) = k.pieces();

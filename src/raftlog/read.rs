@@ -148,14 +148,14 @@ impl RaftLog {
                         format!("raft log entry {index} has term {term}, below {pt} of entry {p}"),
                     ));
                 }
-                None if from.is_some_and(|lo| lo < index) => {
+                None => {
                     // The range starts before the first entry found: fine at the log's
                     // start, damage if the snapshot holds an entry below it.
-                    if let Some(lo) = from {
+                    if let Some(lo) = from.filter(|&lo| lo < index) {
                         check_present(&tx, &self.inner.log_table, lo, index)?;
                     }
                 }
-                _ => {}
+                Some(_) => {}
             }
             prev = Some((index, term));
             f(index, term, data)?;
