@@ -81,6 +81,12 @@ impl LeafRun {
         ))
     }
 
+    /// The key of cell `i` of the run's leaf alone, its value not read.
+    pub fn key<'a>(&self, file: &'a [u8], i: usize) -> Result<TreeKey<'a>> {
+        let bytes = self.shape.bytes(file, self.leaf, self.page_size)?;
+        NodeRef::parsed_leaf(bytes, self.leaf, self.shape).key(i)
+    }
+
     /// The run's cells `lo..hi` narrowed to those for which `inside(key)` holds, where
     /// `inside` holds for a prefix of the run in the cursor's direction (keys only move
     /// one way): one test of the far cell when the whole run is inside, else a binary

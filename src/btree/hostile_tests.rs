@@ -437,3 +437,105 @@ fn a_salvage_walk_keeps_the_bound_its_parent_gives() {
         .collect();
     assert_eq!(handed, want);
 }
+
+/// An overflow run whose header disagrees with its leaf cell (another length, or an
+/// entry count an overflow run never has), checksum valid: every read of the key
+/// refuses it, so the integrity walk must too (it read the run's pages alone and said
+/// the tree was sound).
+#[test]
+fn the_walk_refuses_an_overflow_run_a_read_refuses() {
+    use super::page::OVERFLOW_CELL_BODY;
+    let key = crate::btree::composite(1, b"k");
+    let value = vec![7u8; 6000];
+    // The cell says `cell_len`; the run at page 4 says `run_len` and `entries`.
+    let tree = |cell_len: u32, run_len: u32, entries: u64| {
+        let run = super::run::encode_run(
+            crate::format::PageKind::Overflow,
+            4,
+            PS,
+            &value,
+            run_len,
+            entries,
+        );
+        let mut b = NodeBuilder::new(true, PS);
+        assert!(b.admit(&TreeKey::whole(&key), OVERFLOW_CELL_BODY));
+        b.push_leaf_overflow(&TreeKey::whole(&key), 4, cell_len);
+        file_of(7, vec![(3, b.finish(3).unwrap()), (4, run)])
+    };
+    let read = |file: &[u8]| super::get(file, PS, 3, &key, None).map(|v| v.map(<[u8]>::len));
+    let sound = tree(6000, 6000, 0);
+    assert_eq!(read(&sound).unwrap(), Some(6000));
+    assert_eq!(super::walk(&sound, PS, 3, |_, _, _| {}).unwrap(), 1);
+    for (cell_len, run_len, entries) in [(5000, 6000, 0), (6000, 5000, 0), (6000, 6000, 1)] {
+        let file = tree(cell_len, run_len, entries);
+        let e = read(&file).unwrap_err().to_string();
+        assert!(e.contains("page 4"), "{e}");
+        let e = super::walk(&file, PS, 3, |_, _, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("page 4"), "{cell_len} {run_len} {entries}: {e}");
+    }
+}
+
+/// Two damaged extents named by one leaf, and a leaf at another depth than the first
+/// the walk met: the walk names both extents (it stopped at a leaf's first damaged
+/// value) and still checks the values of the leaf at the wrong depth.
+#[test]
+fn the_walk_names_every_damaged_value_of_a_leaf() {
+    use super::page::EXTENT_CELL_BODY;
+    use super::run::{encode_extent_into, extent_checksum};
+    let value = vec![5u8; 3000];
+    let mut extent = Vec::new();
+    encode_extent_into(&mut extent, PS, &value);
+    // A leaf at `page` whose keys `prefix‖a`, `prefix‖b`, ... name extents at `pages`.
+    let leaf_naming = |page: u64, prefix: u8, pages: &[u64]| {
+        let mut b = NodeBuilder::new(true, PS);
+        for (i, &e) in pages.iter().enumerate() {
+            let k = [vec![prefix; 7], vec![b'a' + i as u8]].concat();
+            let key = TreeKey::whole(&k);
+            assert!(b.admit(&key, EXTENT_CELL_BODY));
+            b.push_leaf_extent(&key, e, 3000, extent_checksum(e, &value));
+        }
+        (page, b.finish(page).unwrap())
+    };
+    // Extents at 2, 4 and 5; the ones at 2 and 5 damaged.
+    let mut bad = extent.clone();
+    bad[100] ^= 1;
+    let file = file_of(
+        7,
+        vec![
+            (2, bad.clone()),
+            leaf_naming(3, b'a', &[2, 4, 5]),
+            (4, extent.clone()),
+            (5, bad.clone()),
+        ],
+    );
+    let mut named = Vec::new();
+    super::walk_reporting(&file, PS, 3, |_, _, _| {}, |e| named.push(e.to_string()));
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert!(
+        named[0].contains("page 2") && named[1].contains("page 5"),
+        "{named:?}"
+    );
+
+    // A root over a leaf (page 3, damaged extent at 2) and a branch over a leaf (page
+    // 5, damaged extent at 6): the walk meets leaf 5 first (depth 2), then leaf 3 at
+    // depth 1, which it names, and still names the extent under it.
+    let file = file_of(
+        9,
+        vec![
+            branch(1, 3, &[(b"mmmmmmmm", 4)]),
+            (2, bad.clone()),
+            leaf_naming(3, b'a', &[2]),
+            branch(4, 5, &[]),
+            leaf_naming(5, b'n', &[6]),
+            (6, bad),
+        ],
+    );
+    let mut named = Vec::new();
+    super::walk_reporting(&file, PS, 1, |_, _, _| {}, |e| named.push(e.to_string()));
+    let all = named.join(" | ");
+    for page in ["page 2", "page 3", "page 6"] {
+        assert!(all.contains(page), "{page}: {all}");
+    }
+}

@@ -144,6 +144,9 @@ fn value_bytes_checked<'a>(
         CellValue::Overflow { page, len } => {
             let bad = |what: &str| Error::corrupted(page, what.to_string());
             let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
+            if r.entry_count != 0 {
+                return Err(bad("an overflow run with an entry count"));
+            }
             if r.value_len != len {
                 return Err(bad("overflow length does not match its leaf cell"));
             }
@@ -405,11 +408,13 @@ pub fn walk_reporting(
         keys: 0,
         used: std::collections::HashSet::new(),
         stack: vec![(root, 0, None, None)],
+        value_problems: Vec::new(),
     };
     while let Some(pending) = w.stack.pop() {
         if let Err(e) = w.node(pending) {
             problem(e);
         }
+        w.value_problems.drain(..).for_each(&mut problem);
     }
     w.keys
 }
@@ -426,6 +431,8 @@ struct Walker<'f, V> {
     /// once, or a later free would free it twice.
     used: std::collections::HashSet<u64>,
     stack: Vec<PendingNode>,
+    /// Problems of a leaf's values: each value is checked, however many fail before it.
+    value_problems: Vec<Error>,
 }
 
 impl<V: FnMut(u64, PageKind, u64)> Walker<'_, V> {
@@ -437,6 +444,29 @@ impl<V: FnMut(u64, PageKind, u64)> Walker<'_, V> {
                     p,
                     "page used twice in the tree (a value named by two cells, or overlapping another page of the tree)",
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one value of a leaf as a read of it does, and claims its pages.
+    fn value(&mut self, v: CellValue<'_>) -> Result<()> {
+        let (file, page_size) = (self.file, self.page_size);
+        match v {
+            CellValue::Inline(_) => {}
+            CellValue::Overflow { page: run_page, .. } => {
+                value_bytes_checked(file, page_size, v, None)?;
+                let r = run::read_run(file, PageKind::Overflow, run_page, page_size)?;
+                self.claim(run_page, r.pages)?;
+                (self.visit)(run_page, PageKind::Overflow, r.pages);
+            }
+            CellValue::Extent {
+                page: first, len, ..
+            } => {
+                value_bytes_checked(file, page_size, v, None)?;
+                let pages = run::extent_pages(page_size, len as usize);
+                self.claim(first, pages)?;
+                (self.visit)(first, PageKind::Overflow, pages);
             }
         }
         Ok(())
@@ -472,28 +502,15 @@ impl<V: FnMut(u64, PageKind, u64)> Walker<'_, V> {
             if n == 0 && page != self.root {
                 return Err(Error::corrupted(page, "empty leaf"));
             }
+            // A leaf at another depth is named, and its values still checked.
             if *self.leaf_depth.get_or_insert(depth) != depth {
-                return Err(Error::corrupted(page, "leaves at different depths"));
+                let e = Error::corrupted(page, "leaves at different depths");
+                self.value_problems.push(e);
             }
             self.keys += n as u64;
             for i in 0..n {
-                match node.value(i)? {
-                    CellValue::Inline(_) => {}
-                    CellValue::Overflow { page: run_page, .. } => {
-                        let r = run::read_run(file, PageKind::Overflow, run_page, page_size)?;
-                        self.claim(run_page, r.pages)?;
-                        (self.visit)(run_page, PageKind::Overflow, r.pages);
-                    }
-                    CellValue::Extent {
-                        page: first,
-                        len,
-                        crc,
-                    } => {
-                        run::read_extent(file, first, page_size, len, crc)?;
-                        let pages = run::extent_pages(page_size, len as usize);
-                        self.claim(first, pages)?;
-                        (self.visit)(first, PageKind::Overflow, pages);
-                    }
+                if let Err(e) = self.value(node.value(i)?) {
+                    self.value_problems.push(e);
                 }
             }
         } else {

@@ -427,25 +427,18 @@ pub(super) fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Re
 }
 
 /// The highest table id owning data in the tree (a dropped table's data stays while
-/// its drop is inside the history window, so its id must not be reused).
+/// its drop is inside the history window, so its id must not be reused): the table of
+/// the last key below the history prefix. Reads that key alone: a damaged value beside
+/// it is for a read of it to report, not a reason to refuse every open.
 pub(super) fn max_data_table_id(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
-    let mut hi = Bound::Excluded(HISTORY_PREFIX.to_vec());
-    loop {
-        let batch = btree::scan_leaf(
-            file,
-            page_size,
-            root,
-            Bound::Unbounded,
-            hi.as_ref().map(Vec::as_slice),
-            true,
-            None,
-        )?;
-        if let Some((k, _)) = batch.entries.first() {
-            return Ok(k.table_bytes().map_or(0, u64::from_be_bytes));
-        }
-        match batch.leaf_edge {
-            Some(edge) => hi = Bound::Excluded(edge),
-            None => return Ok(0),
-        }
+    let start = Bound::Excluded(&HISTORY_PREFIX[..]);
+    let mut cursor = btree::cursor::Cursor::seek(file, page_size, root, start, true, None)?;
+    match cursor.take_run(file, None)? {
+        // A reverse run hands out its cells from `hi - 1` down.
+        Some(run) => Ok(run
+            .key(file, run.hi - 1)?
+            .table_bytes()
+            .map_or(0, u64::from_be_bytes)),
+        None => Ok(0),
     }
 }
