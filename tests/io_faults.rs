@@ -556,3 +556,61 @@ fn close_after_a_failed_background_flush_reports_the_poison() {
     let closed = db.close();
     assert!(matches!(closed, Err(Error::Poisoned { .. })), "{closed:?}");
 }
+
+/// A [`SimStorage`] whose `sync_name` (the directory sync that makes a new file's name
+/// durable) fails while `fail` is set, counting the calls that succeeded.
+struct NameSync {
+    inner: SimStorage,
+    fail: std::sync::atomic::AtomicBool,
+    synced: std::sync::atomic::AtomicU64,
+}
+
+impl capsuledb::storage::Storage for NameSync {
+    fn len(&self) -> capsuledb::Result<u64> {
+        self.inner.len()
+    }
+    fn view(&self) -> capsuledb::Result<capsuledb::storage::View> {
+        self.inner.view()
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> capsuledb::Result<()> {
+        self.inner.write_at(offset, data)
+    }
+    fn sync(&self) -> capsuledb::Result<()> {
+        self.inner.sync()
+    }
+    fn set_len(&self, len: u64) -> capsuledb::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_name(&self) -> capsuledb::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.fail.load(Ordering::Acquire) {
+            return Err(Error::Io {
+                op: "sync the directory",
+                source: std::io::Error::from_raw_os_error(5),
+            });
+        }
+        self.synced.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+/// A creation whose directory sync failed after its header was durable: the next open
+/// reads the file as created, and made nothing sync its name again, so every commit
+/// made on it could go with the name at a power cut. Every read-write open syncs it.
+#[test]
+fn an_open_after_a_creation_that_failed_to_sync_its_name_syncs_it() {
+    use capsuledb::storage::Storage;
+    use std::sync::atomic::Ordering;
+    let storage = Arc::new(NameSync {
+        inner: SimStorage::new(),
+        fail: true.into(),
+        synced: 0.into(),
+    });
+    let open = || capsuledb::Options::new().open_storage(Arc::clone(&storage) as Arc<dyn Storage>);
+    let e = open().expect_err("the creation's directory sync failed");
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    storage.fail.store(false, Ordering::Release);
+    let db = open().unwrap();
+    assert_eq!(storage.synced.load(Ordering::Acquire), 1);
+    db.close().unwrap();
+}

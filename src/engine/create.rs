@@ -82,7 +82,11 @@ pub(crate) fn interrupted_creation(storage: &dyn Storage) -> Result<bool> {
         return Ok(false);
     }
     let view = storage.view()?;
-    let bytes = view.get(0, len as usize).unwrap_or(&[]);
+    // A file cut below `len` since (by a writer while a live reader looks): not a
+    // creation this open may complete.
+    let Some(bytes) = view.get(0, len as usize) else {
+        return Ok(false);
+    };
     let page_header_at = |i: usize| {
         let block = crate::format::PAGE_SIZE_MIN as usize;
         i >= HEADER_REGION_LEN as usize && i % block < crate::format::LOG_PAGE_HEADER_LEN

@@ -120,8 +120,9 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
             // the lock it releases) and opens the file afresh, as after any close.
             drop(engine);
         } else if engine.read_only != config.read_only {
-            // As between processes: a writer's exclusive lock and readers' shared
-            // one exclude each other.
+            // Not reached by the public API (a read-only open is a live reader,
+            // `Follower`, never registered here); an engine is shared only with an open
+            // of its own kind.
             return Err(Error::Locked {
                 path: path.to_path_buf(),
             });

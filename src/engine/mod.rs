@@ -146,7 +146,13 @@ impl Engine {
             pin = Some(p);
             (header, copy)
         } else {
-            read_header(storage.as_ref(), config.read_only)?
+            let read = read_header(storage.as_ref(), config.read_only)?;
+            // The creation synced the file's name after its header: a creation stopped
+            // between the two (killed, or the directory's sync failed) left a file this
+            // open reads as created, whose name a power cut could still lose with every
+            // commit made on it. One directory sync an open makes sure of it.
+            storage.sync_name()?;
+            read
         };
         let page_size = header.page_size;
         // Recovery only reads; nothing is written until it has succeeded.

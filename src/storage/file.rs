@@ -305,7 +305,7 @@ impl Storage for FileStorage {
         // The file's syncs make its bytes durable, not its name: without this a power
         // cut could lose a new database, its durable commits with it. A directory this
         // process may not read cannot be synced; its creation goes on as before.
-        match sync_parent(&self.path, "sync the new database file's directory") {
+        match sync_parent(&self.path, "sync the database file's directory") {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
                 Ok(())
             }
@@ -371,13 +371,23 @@ fn write_behind(_file: &File) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a failed sync may have lost writes: the kernel reports a failed writeback
-/// (and forgets it) as one of these. Others (an interrupted call, no memory for the
-/// request) lost nothing, and the next sync tries again.
+/// Whether a failed sync may have lost writes. The kernel reports a failed writeback
+/// (once, then forgets it) with whatever error the device gave: EIO, ENOSPC and EDQUOT,
+/// but also ENODATA, ETIMEDOUT, ENOLINK, EREMOTEIO, EILSEQ, ENOMEM and others. So every
+/// failure counts, but for a call the system refused before starting any writeback
+/// (not supported for this file, interrupted, a bad descriptor), which reported none:
+/// the next sync tries again.
 fn loses_writes(e: &io::Error) -> bool {
-    matches!(
+    !matches!(
         e.raw_os_error(),
-        Some(libc::EIO | libc::ENOSPC | libc::EDQUOT) | None
+        Some(
+            libc::EINTR
+                | libc::EINVAL
+                | libc::ESPIPE
+                | libc::ENOSYS
+                | libc::EOPNOTSUPP
+                | libc::EBADF
+        )
     )
 }
 
@@ -481,6 +491,41 @@ mod tests {
             "{e}"
         );
         assert!(s.sync().is_err());
+    }
+
+    /// A failed writeback comes back as the device's own error, not only EIO: each of
+    /// these made the next sync succeed over the lost writes (only EIO, ENOSPC and
+    /// EDQUOT counted).
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn every_writeback_error_makes_later_syncs_fail() {
+        let lost = [
+            libc::EIO,
+            libc::ENOSPC,
+            libc::EDQUOT,
+            libc::ENODATA,
+            libc::ETIMEDOUT,
+            libc::ENOLINK,
+            libc::EREMOTEIO,
+            libc::EILSEQ,
+            libc::ENODEV,
+            libc::ENOMEM,
+            libc::EAGAIN,
+        ];
+        for e in lost {
+            assert!(loses_writes(&io::Error::from_raw_os_error(e)), "{e}");
+        }
+        assert!(loses_writes(&io::Error::other("no code")));
+        // Refused before any writeback started: nothing reported, nothing lost.
+        for e in [
+            libc::EINTR,
+            libc::EINVAL,
+            libc::ESPIPE,
+            libc::ENOSYS,
+            libc::EBADF,
+        ] {
+            assert!(!loses_writes(&io::Error::from_raw_os_error(e)), "{e}");
+        }
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub trait Storage: Send + Sync + 'static {
     fn write_behind(&self) {}
 
     /// Makes the storage's name durable where it has one (a new file's directory entry):
-    /// a database's creation calls it once its header is durable.
+    /// a database's creation calls it once its header is durable, and every read-write
+    /// open of a created one (a creation may have stopped before it).
     fn sync_name(&self) -> Result<()> {
         Ok(())
     }
