@@ -195,3 +195,59 @@ fn a_panic_in_a_group_commit_step_poisons_instead_of_hanging() {
     drop(c);
     assert!(db.close().is_err(), "close reports the poisoned state");
 }
+
+/// A tree commit (a transaction over half the version-store budget) whose storage
+/// panics in its sync: its sequence was taken and would never be visible, so a later
+/// `Applied` commit waited for ever (nothing poisoned, and `close` did not end it). The
+/// panic now poisons: the later commit is refused. A watchdog fails the test instead of
+/// hanging.
+#[test]
+fn a_panic_in_a_tree_commit_poisons_instead_of_hanging_later_commits() {
+    use capsuledb::storage::Storage;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let storage = Arc::new(PanickingSync {
+        inner: capsuledb::storage::SimStorage::new(),
+        armed: false.into(),
+    });
+    let db = capsuledb::Options::new()
+        .version_store_budget(64 * 1024)
+        .open_storage(Arc::clone(&storage) as Arc<dyn Storage>)
+        .unwrap();
+    create_table(&db, TABLE);
+    storage.armed.store(true, Ordering::Release);
+    let large = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = db.connect();
+            let mut tx = c.begin().unwrap();
+            for i in 0..1500u32 {
+                tx.put(TABLE, &i.to_be_bytes(), &[7u8; 80]).unwrap();
+            }
+            tx.commit_with(Durability::Durable)
+        })
+    };
+    let panicked = large.join();
+    assert!(
+        panicked.is_err(),
+        "the tree commit's sync panicked: {panicked:?}"
+    );
+    let (done, finished) = std::sync::mpsc::channel();
+    {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = db.connect();
+            let mut tx = c.begin().unwrap();
+            tx.put(TABLE, b"after", b"v").unwrap();
+            let _ = done.send(tx.commit_with(Durability::Applied).err());
+        });
+    }
+    let after = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a commit after a panicked tree commit waited forever");
+    assert!(
+        matches!(&after, Some(capsuledb::Error::Poisoned { cause }) if cause.contains("tree commit")),
+        "{after:?}"
+    );
+    assert!(db.close().is_err(), "close reports the poisoned state");
+}

@@ -114,10 +114,32 @@ impl From<Error> for CommitError {
 /// An admitted tree commit (`format-spec/btree.md`, "Tree commits"): every commit below
 /// `seq` is durable and visible, and the serialized section stays closed to every other
 /// commit while this lives. [`Committer::finish_tree`] or [`Committer::fail_tree`] ends it.
+/// Dropped without either (a panic in the tree commit's I/O, say in an application's
+/// `Storage`), it poisons the database: its sequence was taken and will never be
+/// visible nor have a marker, so every later commit would otherwise wait for ever.
 pub struct TreeAdmission<'a> {
     _section: parking_lot::MutexGuard<'a, CommitIndex>,
+    committer: &'a Committer,
+    /// Ended by `finish_tree` or `fail_tree`.
+    ended: bool,
     /// The tree commit's sequence.
     pub seq: u64,
+}
+
+impl Drop for TreeAdmission<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            // Poisoned before anything is logged: a logger that panics too must not
+            // leave the sequence taken and the database open to commits.
+            let cause = format!(
+                "the tree commit of sequence {} never ended (a panic)",
+                self.seq
+            );
+            self.committer.group.poison(cause.clone());
+            self.committer.registry.stall(cause.clone());
+            log::error!("{cause}; the database refuses commits until reopened");
+        }
+    }
 }
 
 /// The commit coordinator.
@@ -380,6 +402,8 @@ impl Committer {
             .map_err(|cause| Error::Poisoned { cause })?;
         Ok(Some(TreeAdmission {
             _section: index,
+            committer: self,
+            ended: false,
             seq,
         }))
     }
@@ -401,18 +425,22 @@ impl Committer {
         });
         self.registry.mark_ready(seq);
         self.commits.fetch_add(1, Ordering::Relaxed);
+        let mut admission = admission;
+        admission.ended = true;
         drop(admission);
         old_reserved
     }
 
     /// Ends a tree commit whose I/O failed: whether its header reached the disk is
     /// unknown, so nothing more is written until the database is reopened.
-    pub fn fail_tree(&self, admission: TreeAdmission<'_>, cause: &Error) {
+    pub fn fail_tree(&self, mut admission: TreeAdmission<'_>, cause: &Error) {
         let cause = format!("a tree commit's I/O failed: {cause}");
-        log::error!("{cause}; the database refuses commits until reopened");
+        // Logged last: every waiter is told first, whatever the logger does.
         self.group.poison(cause.clone());
-        self.registry.stall(cause);
+        self.registry.stall(cause.clone());
+        admission.ended = true;
         drop(admission);
+        log::error!("{cause}; the database refuses commits until reopened");
     }
 
     /// Blocks until `seq` has reached `level` and is visible. A `seq` not allocated yet
@@ -453,8 +481,9 @@ impl Committer {
     /// Refuses every later commit with `cause`: a write whose outcome on disk is unknown
     /// failed outside a commit (a checkpoint's header).
     pub fn poison(&self, cause: String) {
+        // Logged last: the database is poisoned whatever the logger does.
+        self.group.poison(cause.clone());
         log::error!("{cause}; the database refuses commits until reopened");
-        self.group.poison(cause);
     }
 
     /// [`Committer::check_poisoned`] once the group step in flight (if any) returned:
