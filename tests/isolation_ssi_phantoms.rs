@@ -282,3 +282,29 @@ fn write_skew_by_delete_serializable() {
 fn write_skew_by_delete_snapshot() {
     write_skew_by_delete(Snapshot);
 }
+
+// Write skew through `Transaction::salvage_table`: T1 copies the table (reading x) and
+// writes y; T2 reads y and writes x. The salvage recorded no read, so both committed.
+// It now counts as a read of the whole table: the second committer is refused.
+#[test]
+fn a_salvage_through_a_transaction_is_a_read_of_the_whole_table() {
+    let (_d, db) = db_with(IDX, &[("x", 0), ("y", 0)]);
+    let (mut c1, mut c2) = (db.connect(), db.connect());
+    let mut t1 = c1.begin_with(Serializable).unwrap();
+    let mut t2 = c2.begin_with(Serializable).unwrap();
+    let mut seen = 0;
+    t1.salvage_table(IDX, |_, _| {
+        seen += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, 2);
+    assert_eq!(get_int(&t2, IDX, "y"), Some(0));
+    put_int(&mut t1, IDX, "y", 1);
+    put_int(&mut t2, IDX, "x", 1);
+    ok(t1.commit());
+    assert!(
+        matches!(t2.commit(), Err(capsuledb::Error::Conflict { .. })),
+        "write skew through a salvage committed"
+    );
+}

@@ -397,12 +397,17 @@ impl Transaction<'_> {
     /// ([`Database::begin_read_at`]) below the last checkpoint gets
     /// [`Error::HistoryUnavailable`](crate::Error::HistoryUnavailable): the salvage walks
     /// the tree's current entries, not its history.
+    ///
+    /// It hands over the committed state only, never this transaction's own writes.
+    /// At [`Isolation::Serializable`](crate::Isolation::Serializable) it counts as a
+    /// read of the whole table, as a scan of it would.
     pub fn salvage_table(
         &self,
         table: &str,
         mut entry: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<SalvageReport> {
         let id = self.table_id(table)?;
+        self.record_range(id, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
         let snapshot = self.snapshot_seq();
         // A pin of its own, not the transaction's borrowed for the walk: `entry` may
         // read through the transaction.

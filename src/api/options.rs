@@ -50,8 +50,11 @@ impl Options {
 
     /// Bytes the in-memory version store may hold before a checkpoint folds it into the
     /// tree (default 64 MiB; at least 16 KiB, else the open fails with
-    /// [`crate::Error::InvalidOptions`]). A commit larger than this goes to the tree
-    /// directly.
+    /// [`crate::Error::InvalidOptions`]). A commit writing more than half of it (or a
+    /// durable one of more than 1 MiB while the pages in use are at most eight times
+    /// its bytes) goes straight into the tree when no other snapshot is live and it
+    /// drops no table; otherwise it goes through the log, and a checkpoint soon follows
+    /// a large one.
     pub fn version_store_budget(mut self, bytes: u64) -> Options {
         self.config.version_store_budget = bytes;
         self
@@ -113,8 +116,10 @@ impl Options {
 
     /// Opens the database read-only: the file is opened without write access (so a
     /// file the process may only read can be opened), nothing is ever written, only
-    /// read transactions can begin, and every write gives
-    /// [`Error::ReadOnlyDatabase`](crate::Error::ReadOnlyDatabase). A database that was never created cannot be opened
+    /// read transactions can begin ([`Connection::begin`](crate::Connection::begin)
+    /// gives [`Error::ReadOnlyDatabase`](crate::Error::ReadOnlyDatabase); a write in a
+    /// read transaction gives [`Error::ReadOnly`](crate::Error::ReadOnly), as on any
+    /// database). A database that was never created cannot be opened
     /// this way. A file written by a newer version whose format this build can still
     /// read (its `write_version` is newer, its `read_version` is not) opens only this way.
     ///

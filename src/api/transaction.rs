@@ -54,6 +54,9 @@ pub struct Transaction<'c> {
     pub(crate) writes: WriteSet,
     write_bytes: usize,
     dropped: Vec<TableId>,
+    /// The names of the tables this transaction dropped or cleared, by their ids before
+    /// (a conflict on one names it).
+    dropped_names: Vec<(TableId, String)>,
     /// Committed table names resolved at the snapshot.
     names: RefCell<Names>,
     reads: RefCell<ReadSet>,
@@ -125,6 +128,7 @@ impl<'c> Transaction<'c> {
             writes: WriteSet::new(),
             write_bytes: 0,
             dropped: Vec::new(),
+            dropped_names: Vec::new(),
             names: RefCell::new(names),
             reads: RefCell::new(ReadSet::default()),
             pin,
@@ -148,6 +152,7 @@ impl<'c> Transaction<'c> {
             writes: WriteSet::new(),
             write_bytes: 0,
             dropped: Vec::new(),
+            dropped_names: Vec::new(),
             names: RefCell::default(),
             reads: RefCell::new(ReadSet::default()),
             pin: read_pin,
@@ -366,6 +371,7 @@ impl<'c> Transaction<'c> {
         if !created_here {
             self.dropped.push(id);
         }
+        self.dropped_names.push((id, name.to_string()));
         let mut names = self.names.borrow_mut();
         names.map.remove(name);
         names.last = None;
@@ -384,8 +390,15 @@ impl<'c> Transaction<'c> {
         let id = self.table_id(name)?;
         let catalog_bytes = 2 * name.len() + std::mem::size_of::<TableId>();
         fits(self.write_bytes.saturating_sub(self.pending_bytes(id)) + catalog_bytes)?;
+        // The new id too (none may be left): ids are never reused, so one taken by a
+        // clear that then fails is only skipped.
+        let new_id = self.engine.allocate_table_id()?;
         self.drop_table(name)?;
-        self.create_table(name)
+        self.add_write(
+            CATALOG_TABLE,
+            name.as_bytes(),
+            Some(&new_id.to_le_bytes()[..]),
+        )
     }
 
     /// Whether table `name` exists.
@@ -496,7 +509,8 @@ impl<'c> Transaction<'c> {
     }
 
     /// One page of a scan that can be resumed in a later transaction: at most `limit`
-    /// entries of `table` inside `range` in ascending order (descending with
+    /// entries (a `limit` of 0 counts as 1, so that every page moves on) of `table`
+    /// inside `range` in ascending order (descending with
     /// `reverse`), starting after the key `after` (exclusive; `None` starts at the
     /// range's end). [`Page::next`] is the continuation for the following page.
     ///
@@ -685,9 +699,15 @@ impl<'c> Transaction<'c> {
         if let Some((name, _)) = self.names.borrow().map.iter().find(|(_, v)| **v == id) {
             return Some(name.clone());
         }
-        let catalog = self.writes.get(&CATALOG_TABLE)?;
-        catalog.iter().find_map(|(name, v)| {
-            (decode_table_id(v?).ok()? == id).then(|| String::from_utf8_lossy(name).into_owned())
+        let written = self.writes.get(&CATALOG_TABLE).and_then(|catalog| {
+            catalog.iter().find_map(|(name, v)| {
+                (decode_table_id(v?).ok()? == id)
+                    .then(|| String::from_utf8_lossy(name).into_owned())
+            })
+        });
+        written.or_else(|| {
+            let dropped = self.dropped_names.iter().find(|(d, _)| *d == id);
+            dropped.map(|(_, name)| name.clone())
         })
     }
 }

@@ -8,10 +8,12 @@
 //!    transaction, and queue its proof for the next group — no I/O;
 //! 3. outside the lock: insert the versions into the version store under `seq`
 //!    (invisible until published: snapshots read only at or below `visible`);
-//! 4. for `Written`/`Durable`, wait for (or lead) the group flush: proofs, FSYNC_1,
-//!    markers, FSYNC_2;
-//! 5. mark `seq` ready; `visible` advances over the gap-free ready prefix, and the
-//!    committer waits until its own `seq` is visible.
+//! 4. mark `seq` applied at its durability level, then for `Written`/`Durable` wait
+//!    for (or lead) the group flush: proofs, FSYNC_1, markers, FSYNC_2; the group
+//!    tells the snapshot registry each level it reaches, which makes `seq` ready then
+//!    (whether or not its committer is running);
+//! 5. `visible` advances over the gap-free ready prefix, and the committer waits until
+//!    its own `seq` is visible.
 
 mod arena;
 mod doorbells;

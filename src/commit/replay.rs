@@ -3,7 +3,9 @@
 
 use super::recovery::Walk;
 use super::repair::{LogFile, Repair};
-use crate::format::{Marker, PROOF_LEN, PageKind, Proof, decode_capsule, verify_log_page};
+use crate::format::{
+    Marker, PROOF_LEN, PageKind, Proof, decode_capsule, decode_table_id, verify_log_page,
+};
 use crate::mvcc::VersionStore;
 use crate::types::{CATALOG_TABLE, TABLE_ID_MAX, TableId};
 
@@ -153,8 +155,15 @@ pub(super) fn replay(
         if table == CATALOG_TABLE {
             for (_, v) in keys {
                 let Some(v) = v else { continue };
-                if let Ok(b) = <[u8; 8]>::try_from(v) {
-                    max_id = max_id.max(u64::from_le_bytes(b));
+                // A value no writer makes (not 8 bytes, or the catalog's own id) is
+                // refused here, naming the capsule's page: read later from the version
+                // store, it would be reported without a page.
+                match decode_table_id(v) {
+                    Ok(id) => max_id = max_id.max(id),
+                    Err(crate::error::Error::Corrupted { what, .. }) => {
+                        return Err((cap_page, format!("its capsule's {what}")));
+                    }
+                    Err(e) => return Err((cap_page, e.to_string())),
                 }
             }
         }

@@ -41,8 +41,11 @@ enum ValueInner {
 
 /// What a transaction reads the checkpointed state through, taken once at `begin`: the
 /// tree (whose guard keeps its pages from being freed) and a view of the mapping that
-/// covers them. Reads then take no shared lock and write no shared counter; values
-/// handed out hold the transaction's own pin. A checkpoint that publishes a newer tree
+/// covers them. A transaction's pin is often its thread shard's kept one
+/// ([`crate::engine::Engine::shared_pin`]), shared with the shard's other transactions
+/// (so its `tables` are whichever the shard read first); a time-travel transaction's is
+/// its own, and only such pins use `filter_use`. Values handed out hold the pin they
+/// were read through. A checkpoint that publishes a newer tree
 /// bumps the checkpointer's generation, and the next read that needs the tree reloads
 /// the pin ([`crate::engine::Engine::refresh`]).
 pub(crate) struct ReadPin {
