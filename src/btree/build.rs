@@ -428,7 +428,16 @@ pub(super) type LeafList = Vec<(Option<Vec<u8>>, u64)>;
 
 /// The leaves of the tree at `root`, in key order, each with the lower bound of its
 /// range (`None` for the leftmost), and every branch page.
-pub(super) fn leaves_of(file: &[u8], page_size: u32, root: u64) -> Result<(LeafList, Vec<u64>)> {
+///
+/// Every node must lie within `data_pages` (the file's data pages handed out so far):
+/// a hostile tree naming a page past them would have it freed (a page the pager never
+/// handed out) or handed out while the tree still uses it.
+pub(super) fn leaves_of(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    data_pages: std::ops::Range<u64>,
+) -> Result<(LeafList, Vec<u64>)> {
     let mut leaves = Vec::new();
     let mut branches = Vec::new();
     if root == 0 {
@@ -447,6 +456,13 @@ pub(super) fn leaves_of(file: &[u8], page_size: u32, root: u64) -> Result<(LeafL
             return Err(Error::corrupted(page, "tree page reachable twice"));
         }
         let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        let end = page.saturating_add(node.pages().max(1));
+        if page < data_pages.start || end > data_pages.end {
+            return Err(Error::corrupted(
+                page,
+                "tree page outside the file's data pages",
+            ));
+        }
         if node.is_leaf() {
             leaves.push((low, page));
             continue;
@@ -566,7 +582,8 @@ pub fn rebuild_from(
     relocate_from: u64,
 ) -> Result<Built> {
     let page_size = pager.page_size();
-    let (old_leaves, old_branches) = leaves_of(file, page_size, root)?;
+    let data_pages = crate::format::first_data_page(page_size)..pager.high_water();
+    let (old_leaves, old_branches) = leaves_of(file, page_size, root, data_pages)?;
     let mut b = Builder {
         storage,
         pager,

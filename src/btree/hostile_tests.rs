@@ -130,7 +130,7 @@ fn a_page_reached_twice_is_refused_by_a_rebuild() {
             leaf(3, &[b"mmmmmmmm"]),
         ],
     );
-    match leaves_of(&file, PS, 1) {
+    match leaves_of(&file, PS, 1, 0..u64::MAX) {
         Err(err) => assert!(err.to_string().contains("reachable twice"), "{err}"),
         Ok((leaves, _)) => panic!("listed {} leaves of one", leaves.len()),
     }
@@ -538,4 +538,35 @@ fn the_walk_names_every_damaged_value_of_a_leaf() {
     for page in ["page 2", "page 3", "page 6"] {
         assert!(all.contains(page), "{page}: {all}");
     }
+}
+
+/// A branch naming a leaf in the file's unused tail, past every page the pager handed
+/// out (each page valid): a rebuild freed that page (the pager's debug assertion, or
+/// nothing in a release build) and could hand it out while the tree still used it. The
+/// rebuild now refuses the tree, naming the page.
+#[test]
+fn a_rebuild_refuses_a_tree_page_past_the_pages_handed_out() {
+    use super::build::rebuild;
+    use crate::pager::Pager;
+    use crate::storage::SimStorage;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    let key = crate::btree::composite(1, b"aaaaaaaa");
+    let far = crate::btree::composite(1, b"nnnnnnnn");
+    let (_, left) = leaf(3, &[&key]);
+    let (_, right) = leaf(6, &[&far]);
+    let sep = crate::btree::composite(1, b"mmmmmmmm");
+    let file = file_of(8, vec![branch(2, 3, &[(&sep, 6)]), (3, left), (6, right)]);
+    // The pager's high-water mark is 4: page 6 was never handed out.
+    let sim = SimStorage::from_bytes(file.clone());
+    let pager = Pager::new(Arc::new(sim.clone()), PS, 4, BTreeSet::new()).unwrap();
+    let changes = vec![(far.clone(), None)];
+    let e = rebuild(&sim, &pager, &file, 2, &changes, &[], u64::MAX)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("page 6") && e.contains("outside"), "{e}");
+    // Inside the pages handed out, the same tree rebuilds.
+    let pager = Pager::new(Arc::new(sim.clone()), PS, 8, BTreeSet::new()).unwrap();
+    assert!(rebuild(&sim, &pager, &file, 2, &changes, &[], u64::MAX).is_ok());
 }

@@ -14,6 +14,7 @@ pub fn write_durable_bound(
     copy: u32,
     seq: u64,
 ) -> Result<(Header, u32)> {
+    crate::format::check_next_header(header.generation.saturating_add(1), header.checkpoint_seq)?;
     let new = Header {
         generation: header.generation + 1,
         log_durable_seq: seq.max(header.log_durable_seq),

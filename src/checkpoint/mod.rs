@@ -474,6 +474,13 @@ impl Checkpointer {
             drops_bound,
         } = i;
         let ps = old_header.page_size;
+        // Before anything is written: the header this install ends with must be one a
+        // reader accepts.
+        if let Err(e) =
+            crate::format::check_next_header(old_header.generation.saturating_add(1), horizon)
+        {
+            return Err(self.give_back(&built, None, e));
+        }
         // The new free list: every page below the new page count outside the new tree.
         let (old_run_first, old_run_pages) = st.free_list_run;
         let new_tree: BTreeSet<u64> = built.new_pages.iter().copied().collect();

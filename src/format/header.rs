@@ -139,6 +139,26 @@ impl fmt::Display for HeaderFault {
     }
 }
 
+/// Refuses a header about to be written with `generation` and `checkpoint_seq` that
+/// [`Header::decode`] would refuse: a writer must never make a header its reader
+/// rejects (a hostile file can start from a generation or sequence near the limit; no
+/// real one ever comes close).
+pub(crate) fn check_next_header(generation: u64, checkpoint_seq: u64) -> crate::error::Result<()> {
+    if generation >= crate::storage::locks::PIN_GENERATION_MAX {
+        return Err(crate::error::Error::corrupted(
+            0,
+            format!("the header's generation {generation} leaves no room for another header"),
+        ));
+    }
+    if checkpoint_seq > CHECKPOINT_SEQ_MAX {
+        return Err(crate::error::Error::corrupted(
+            0,
+            format!("checkpoint sequence {checkpoint_seq} is past the largest a header can hold"),
+        ));
+    }
+    Ok(())
+}
+
 impl Header {
     /// Encodes the header as copy `copy` (0 = A, 1 = B), checksum included.
     pub fn encode(&self, copy: u32) -> [u8; HEADER_LEN] {

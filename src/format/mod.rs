@@ -20,6 +20,7 @@ pub use capsule::{
     decode_capsule, encode_capsule,
 };
 pub(crate) use catalog::{check_table_name, decode_table_id};
+pub(crate) use header::check_next_header;
 pub use header::{HEADER_COPY_OFFSETS, HEADER_LEN, Header, HeaderFault, MAGIC};
 pub use marker::{MARKER_LEN, Marker, MarkerPageHeader, marker_slot, slots_per_page};
 pub use page::{
