@@ -272,7 +272,7 @@ fn main() {
     let dir = dir.path();
     let fsyncs = fdatasync_rate(dir, phase);
     println!(
-        "Machine fdatasync rate (4 KiB pwrite + fdatasync), same run: {fsyncs:.0}/s, {:.0} µs each\n",
+        "Machine fdatasync rate (4 KiB pwrite over written blocks + fdatasync), same run: {fsyncs:.0}/s, {:.0} µs each\n",
         1e6 / fsyncs
     );
     println!(

@@ -205,10 +205,17 @@ pub fn parse_args() -> Res<Config> {
         || c.bank.accounts < 2
         || c.bank.hot == 0
         || c.bank.hot_pct > 100
+        || (c.bank.hot < 2 && c.bank.hot_pct == 100)
     {
         return Err(err(
-            "--keys and --after-commits must be > 0, --accounts >= 2, --hot > 0, --hot-pct <= 100",
+            "--keys and --after-commits must be > 0, --accounts >= 2, --hot > 0, --hot-pct <= 100, \
+             and --hot >= 2 when --hot-pct is 100 (a transfer needs two accounts)",
         ));
+    }
+    for (flag, s) in [("--seconds", c.seconds), ("--read-seconds", c.read_seconds)] {
+        if !(s.is_finite() && s > 0.0 && s < 1e9) {
+            return Err(err(format!("{flag} must be a positive number of seconds")));
+        }
     }
     Ok(c)
 }

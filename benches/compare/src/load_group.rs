@@ -36,8 +36,9 @@ pub fn measure<E: Engine>(e: &E, dir: &Path, c: &Config, keys: &[Key], out: &mut
     // Sampled from before the transaction begins until its durable commit returns.
     let (loaded, peak) =
         memory::peak_during(|| workloads::bulk_load(e, keys, c.seed, c.load_batch));
-    out.memory = peak;
+    // A failed load's peak is no figure: kept only once the load succeeded.
     let (s, longest) = loaded?;
+    out.memory = peak;
     out.load_s = Some(s);
     out.load_longest = Some(longest);
     out.size = Some(fsync::dir_size(dir)?);
@@ -56,7 +57,14 @@ pub fn measure<E: Engine>(e: &E, dir: &Path, c: &Config, keys: &[Key], out: &mut
         );
         out.reads.push((threads, run.per_s()));
     }
-    let (run, mean) = workloads::scans(e, keys, c.ascending_keys, c.scan_len, c.read_seconds, c.seed)?;
+    let (run, mean) = workloads::scans(
+        e,
+        keys,
+        c.ascending_keys,
+        c.scan_len,
+        c.read_seconds,
+        c.seed,
+    )?;
     eprintln!(
         "    scans: {} scans/s ({mean:.0} entries each)",
         fmt_num(run.per_s())

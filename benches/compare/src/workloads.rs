@@ -85,7 +85,7 @@ pub fn concurrent<E: Engine>(e: &E, threads: usize, seconds: f64, seed: u64) -> 
             let key = w.keys[w.rng.below(KEYS_PER_WRITER) as usize];
             w.value[..8].copy_from_slice(&w.rng.next_u64().to_le_bytes());
             let value = &w.value;
-            let aborts = run_tx(e, s, false, &mut |tx: &mut dyn Tx| tx.put(&key, &value))?;
+            let aborts = run_tx(e, s, false, &mut |tx: &mut dyn Tx| tx.put(&key, value))?;
             Ok((1, aborts))
         },
     )

@@ -42,7 +42,8 @@ impl Tx for ReadTx<'_> {
 impl Engine for Redb {
     type Session = ();
     const NAME: &'static str = "redb";
-    const DURABILITY: &'static str = "`Durability::Immediate` (default; 2 fsyncs per commit)";
+    const DURABILITY: &'static str =
+        "`Durability::Immediate` (default: the commit syncs the file before it returns)";
     const SERIALIZATION: &'static str = "single writer: `begin_write()` blocks until the previous write transaction ends; read-only bodies use `begin_read()`";
 
     fn open(dir: &Path) -> Res<Self> {
