@@ -159,3 +159,80 @@ fn compact_moves_overflow_values_out_of_the_tail() {
     }
     assert_eq!(tx.len("small").unwrap(), 0);
 }
+
+/// Many updates of a few keys, then a reopen before any checkpoint: the running engine
+/// kept only each key's newest version, but the open replayed the whole log keeping
+/// every version (the history window started at the checkpoint), far past the budget.
+/// Under the default retention a reopen now keeps the newest; under `Commits(n)` the
+/// last `n` commits' states, which time travel still reads.
+#[test]
+fn a_reopen_replays_the_log_within_the_history_window() {
+    use capsuledb::HistoryRetention;
+    let sim = SimStorage::new();
+    let options = |retention| {
+        Options::new()
+            .random_seed(9)
+            .version_store_budget(1 << 20)
+            .checkpoint_log_commits(100_000)
+            .history_retention(retention)
+    };
+    let db = options(HistoryRetention::Snapshots)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    for i in 0..4_000u64 {
+        let mut tx = c.begin().unwrap();
+        tx.put("t", &(i % 4).to_be_bytes(), &[i as u8; 200])
+            .unwrap();
+        tx.commit_with(Durability::Applied).unwrap();
+    }
+    let tip = db.stats().tip_seq;
+    drop(c);
+    db.close().unwrap();
+
+    let db = options(HistoryRetention::Snapshots)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.tip_seq, tip);
+    assert!(
+        stats.versions <= 8 && stats.version_bytes < 64 << 10,
+        "a reopen kept {} versions, {} bytes",
+        stats.versions,
+        stats.version_bytes
+    );
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    assert_eq!(
+        tx.get("t", &3u64.to_be_bytes()).unwrap().as_deref(),
+        Some(&[3999u64 as u8; 200][..])
+    );
+    drop(tx);
+    drop(c);
+    db.close().unwrap();
+
+    // The last 100 commits' states are kept, and read.
+    let db = options(HistoryRetention::Commits(100))
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let versions = db.stats().versions;
+    assert!((100..=120).contains(&versions), "{versions}");
+    let past = db.begin_read_at(tip - 90).unwrap();
+    // Write `i` is commit `i + 2` (the table's creation is commit 1).
+    assert_eq!(tip, 4_001);
+    let newest_of_3 = (0..4_000u64)
+        .filter(|i| i % 4 == 3 && i + 2 <= tip - 90)
+        .max()
+        .unwrap();
+    assert_eq!(
+        past.get("t", &3u64.to_be_bytes()).unwrap().as_deref(),
+        Some(&[newest_of_3 as u8; 200][..])
+    );
+    drop(past);
+    assert!(db.begin_read_at(tip - 200).is_err());
+    db.close().unwrap();
+}

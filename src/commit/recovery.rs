@@ -16,7 +16,7 @@ use crate::format::{
     Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker, MarkerPageHeader, PageKind, first_data_page,
     marker_slot, slots_per_page, verify_log_page,
 };
-use crate::mvcc::VersionStore;
+use crate::mvcc::{ReplayWindow, VersionStore};
 use crate::storage::Storage;
 use crate::types::TableId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,7 +213,7 @@ pub fn recover(
     storage: &dyn Storage,
     header: &Header,
     versions: &VersionStore,
-    floor: u64,
+    window: ReplayWindow,
     lenient: bool,
 ) -> Result<Recovered> {
     recover_from(
@@ -221,7 +221,7 @@ pub fn recover(
         header,
         StreamStart::at_checkpoint(header),
         versions,
-        floor,
+        window,
         lenient,
     )
 }
@@ -234,7 +234,7 @@ pub fn recover_from(
     header: &Header,
     from: StreamStart,
     versions: &VersionStore,
-    floor: u64,
+    window: ReplayWindow,
     lenient: bool,
 ) -> Result<Recovered> {
     let view = storage.view()?;
@@ -380,7 +380,7 @@ pub fn recover_from(
             if !from.replay {
                 // Markers only.
             } else if let Err((bad_page, what)) =
-                replay(&mut f, page, &marker, versions, floor, &mut w)
+                replay(&mut f, page, &marker, versions, window, &mut w)
             {
                 stopped = Some(Stop {
                     page: bad_page,

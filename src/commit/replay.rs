@@ -6,7 +6,7 @@ use super::repair::{LogFile, Repair};
 use crate::format::{
     Marker, PROOF_LEN, PageKind, Proof, decode_capsule, decode_table_id, verify_log_page,
 };
-use crate::mvcc::VersionStore;
+use crate::mvcc::{ReplayWindow, VersionStore};
 use crate::types::{CATALOG_TABLE, TABLE_ID_MAX, TableId};
 
 /// Why a committed marker's records do not verify: the page and what failed.
@@ -19,7 +19,7 @@ pub(super) fn replay(
     marker_page: u64,
     m: &Marker,
     versions: &VersionStore,
-    floor: u64,
+    window: ReplayWindow,
     w: &mut Walk,
 ) -> Result<TableId, Fault> {
     let seq = m.seq;
@@ -178,8 +178,8 @@ pub(super) fn replay(
         ));
     }
     // No snapshot lives during recovery: only the newest version of a key and those
-    // inside the history window (at or above `floor`) matter.
-    versions.apply(seq, &capsule.writes, seq.min(floor));
+    // inside the history window matter.
+    versions.apply(seq, &capsule.writes, window.horizon(seq));
     for &t in &capsule.dropped_tables {
         versions.drop_table_at(t, seq);
     }

@@ -13,6 +13,7 @@ use super::create::read_header;
 use crate::commit::{Recovered, StreamStart, recover_from};
 use crate::error::{Error, Result};
 use crate::format::Header;
+use crate::mvcc::ReplayWindow;
 use crate::mvcc::VersionStore;
 use crate::storage::{FileStorage, GenerationPin, Storage};
 use parking_lot::{Condvar, Mutex};
@@ -72,7 +73,7 @@ pub(crate) fn recover_live(
     header: &Header,
     start: StreamStart,
     versions: &VersionStore,
-    floor: u64,
+    window: ReplayWindow,
 ) -> Result<Recovered> {
     let markers = recover_from(
         storage,
@@ -82,7 +83,7 @@ pub(crate) fn recover_live(
             ..start
         },
         versions,
-        floor,
+        window,
         true,
     )?;
     let last = markers.tail.next_seq.saturating_sub(1);
@@ -94,7 +95,7 @@ pub(crate) fn recover_live(
             ..start
         },
         versions,
-        floor,
+        window,
         true,
     )?;
     // The second pass stops at `last`: damage the first found past it is still damage.
@@ -110,7 +111,8 @@ impl Engine {
     pub(crate) fn follow_log(&self) -> Result<()> {
         let mut tail = self.live_tail.lock();
         let Some(t) = *tail else { return Ok(()) };
-        // Versions a live snapshot or the history window needs are kept.
+        // Versions a live snapshot or the history window needs are kept (a reader's
+        // window is the file's: every state from the floor its generation's tree keeps).
         let floor = self
             .committer
             .history()
@@ -122,7 +124,7 @@ impl Engine {
             &header,
             StreamStart::after(&t),
             &self.versions,
-            floor,
+            ReplayWindow::from_floor(floor),
         )?;
         // Any of the other process's commits may have changed the catalog.
         if rec.tail.next_seq > t.next_seq {

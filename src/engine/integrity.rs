@@ -281,10 +281,16 @@ impl Engine {
                         header,
                         start,
                         &scratch,
-                        u64::MAX,
+                        crate::mvcc::ReplayWindow::from_floor(u64::MAX),
                     )
                 } else {
-                    crate::commit::recover(e.storage.as_ref(), header, &scratch, u64::MAX, true)
+                    crate::commit::recover(
+                        e.storage.as_ref(),
+                        header,
+                        &scratch,
+                        crate::mvcc::ReplayWindow::from_floor(u64::MAX),
+                        true,
+                    )
                 }
             });
             match recovered {

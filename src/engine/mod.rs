@@ -221,11 +221,20 @@ impl Engine {
         }
         // A read-only open reads up to damage; a read-write one refuses it, writing nothing.
         // A read-only open is a live reader: a writer in another process may be appending.
+        // Only the states the history window will serve are kept (under the default
+        // retention, the newest: a log of many commits since the checkpoint replayed
+        // into memory whole). A read-only handle serves the file's whole window, to look
+        // at its history without changing it.
+        let window = if config.read_only {
+            crate::mvcc::ReplayWindow::from_floor(floor)
+        } else {
+            crate::mvcc::ReplayWindow::at_open(config.history_retention, floor)
+        };
         let rec = if config.read_only {
             let start = StreamStart::at_checkpoint(&header);
-            follow::recover_live(storage.as_ref(), &header, start, &versions, floor)?
+            follow::recover_live(storage.as_ref(), &header, start, &versions, window)?
         } else {
-            recover(storage.as_ref(), &header, &versions, floor, false)?
+            recover(storage.as_ref(), &header, &versions, window, false)?
         };
         if !fresh {
             log::info!(
@@ -250,7 +259,7 @@ impl Engine {
         let floor = if floor_unread {
             rec.tip
         } else {
-            floor.min(rec.tip)
+            window.floor_at(rec.tip)
         };
         let first_data = first_data_page(page_size);
         let (non_tree, free_list_run, tree_max_id) = {

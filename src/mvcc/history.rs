@@ -99,6 +99,50 @@ pub enum HistoryRetention {
 
 pub use crate::format::{VersionList, decode_list, encode_list, find_in_list};
 
+/// What a replay of the log keeps of each key's versions: no snapshot lives while it
+/// runs, so only the states the history window will serve, from `floor` on, or, under
+/// a retention of the last `commits` commits, from `seq - commits` on at each commit
+/// `seq` (a later tip only moves that window up). Each applied version prunes the
+/// versions below the horizon that a newer one at or below it hides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayWindow {
+    floor: u64,
+    commits: u64,
+}
+
+impl ReplayWindow {
+    /// Every state from `floor` on.
+    pub fn from_floor(floor: u64) -> ReplayWindow {
+        ReplayWindow {
+            floor,
+            commits: u64::MAX,
+        }
+    }
+
+    /// The window an open under `retention` serves, the history floor read from the
+    /// tree being `floor`: under `Snapshots` only the newest state (no snapshot is live
+    /// at an open); under `Commits(n)` the last `n` commits' states; under `Duration`
+    /// every state from the floor on (states before the open count as committed at it).
+    pub fn at_open(retention: HistoryRetention, floor: u64) -> ReplayWindow {
+        let commits = match retention {
+            HistoryRetention::Snapshots => 0,
+            HistoryRetention::Commits(n) => n,
+            HistoryRetention::Duration(_) => u64::MAX,
+        };
+        ReplayWindow { floor, commits }
+    }
+
+    /// The horizon commit `seq`'s versions are applied with.
+    pub fn horizon(&self, seq: u64) -> u64 {
+        seq.min(self.floor.max(seq.saturating_sub(self.commits)))
+    }
+
+    /// The history floor once the log is replayed up to `tip`.
+    pub fn floor_at(&self, tip: u64) -> u64 {
+        self.horizon(tip)
+    }
+}
+
 fn corrupt(what: &str) -> Error {
     Error::corrupted(0, format!("history entry: {what}"))
 }

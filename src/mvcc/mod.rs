@@ -16,7 +16,7 @@ mod read;
 mod snapshots;
 
 pub use fold::{FoldedChains, FoldedIter};
-pub use history::{History, HistoryPin, HistoryRetention};
+pub use history::{History, HistoryPin, HistoryRetention, ReplayWindow};
 pub use read::{FlatBatch, SCAN_BATCH_MAX, ScanBatch, TablePin, bounds_nonempty};
 pub use snapshots::{SnapshotGuard, SnapshotRegistry};
 
