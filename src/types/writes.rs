@@ -273,10 +273,20 @@ impl TableWrites {
             run.push(key, value);
         }
         let run = run.finish();
-        // Keys put in order: the new run goes after the newest one without a copy.
+        // Keys put in order: the new run goes after the newest one without a copy. Its
+        // level rises with its size, but never past the run before it: levels must
+        // not rise from older runs to newer, or the older run could never again be one
+        // of `FAN_IN` newest runs of one level, and runs would pile up unmerged (a load
+        // in key order with an earlier key rewritten now and then made two a cycle).
+        let cap = self
+            .runs
+            .len()
+            .checked_sub(2)
+            .and_then(|i| self.runs.get(i))
+            .map_or(u8::MAX, Run::level);
         match self.runs.last_mut() {
             Some(newest) => match newest.try_append(run) {
-                None => newest.raise_level(level_of(newest.len())),
+                None => newest.raise_level(level_of(newest.len()).min(cap)),
                 Some(run) => self.runs.push(run),
             },
             None => self.runs.push(run),
@@ -705,6 +715,50 @@ mod tests {
                 .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
                 .sum::<usize>()
         );
+    }
+
+    /// A load in key order with an earlier key rewritten now and then: a tail holding
+    /// that key is pushed as a run of its own, the next ascending tail appended to it
+    /// raised its level past the run before, which then never merged again (two more
+    /// runs a cycle, each holding a dead copy of the rewritten key, counted in the
+    /// payload). Runs stay few, and the payload counts the live data.
+    #[test]
+    fn runs_stay_few_over_an_ordered_load_with_rewrites() {
+        let mut w = TableWrites::new();
+        let mut row = 0u32;
+        let mut rows = |w: &mut TableWrites, n: u32| {
+            for _ in 0..n {
+                let key = [b"r".as_slice(), &row.to_be_bytes()].concat();
+                w.insert(&key, Some(b"v")).unwrap();
+                row += 1;
+            }
+        };
+        let cycles = 1_000;
+        for _ in 0..cycles {
+            rows(&mut w, 3);
+            w.insert(b"m", Some(&[0; 8])).unwrap();
+            rows(&mut w, 3);
+            w.insert(b"m", Some(&[0; 8])).unwrap();
+            rows(&mut w, 4);
+        }
+        let puts = cycles * 12;
+        let levels = (f64::from(puts) / TAIL_MAX as f64)
+            .log(FAN_IN as f64)
+            .ceil() as usize
+            + 1;
+        assert!(w.runs.len() < FAN_IN * levels, "{} runs", w.runs.len());
+        assert_eq!(w.len(), 10 * cycles as usize + 1);
+        let live: usize = w
+            .iter()
+            .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+            .sum();
+        assert!(
+            w.payload() < live + 9 * FAN_IN * levels,
+            "{} of {live}",
+            w.payload()
+        );
+        assert!(w.keys().zip(w.keys().skip(1)).all(|(a, b)| a < b));
+        assert_eq!(w.get(b"m"), Some(Some(&[0u8; 8][..])));
     }
 
     /// A few keys overwritten many times: merges keep about their newest puts, not every
