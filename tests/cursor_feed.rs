@@ -360,3 +360,65 @@ fn the_first_subscriber_sees_the_tables_of_every_commit_it_receives() {
         writer.join().unwrap();
     }
 }
+
+/// Large `Applied` commits beside one-key `Durable` ones: a `Durable` group made the
+/// large commit durable while its committer still applied it, and the feed published
+/// it before it was visible (a subscriber reading on the event did not find it). Every
+/// event now comes once its commit is visible.
+#[test]
+fn a_subscriber_is_told_of_a_commit_only_once_it_is_visible() {
+    let db = db();
+    fill(&db, 1);
+    let sub = db.subscribe();
+    // Takes each event while the commits run, and reads at once.
+    let checker = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = db.connect();
+            let mut seen = 0;
+            while seen < 420 {
+                match sub.recv_timeout(Duration::from_secs(120)) {
+                    Some(Received::Commit(e)) => {
+                        // Visibility only rises: a commit not visible once its event is
+                        // taken was published before it was visible.
+                        let visible = c.begin_read().unwrap().snapshot_seq();
+                        assert!(visible >= e.seq, "event {} before visible {visible}", e.seq);
+                        seen += 1;
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            seen
+        })
+    };
+    let large = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = db.connect();
+            for round in 0..20u32 {
+                let mut tx = c.begin().unwrap();
+                for i in 0..20_000u32 {
+                    tx.put("t", &(round * 20_000 + i).to_be_bytes(), b"v")
+                        .unwrap();
+                }
+                tx.commit_with(Durability::Applied).unwrap();
+            }
+        })
+    };
+    let small = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = db.connect();
+            for i in 0..400u32 {
+                let mut tx = c.begin().unwrap();
+                tx.put("t", b"small", &i.to_be_bytes()).unwrap();
+                tx.commit_with(Durability::Durable).unwrap();
+            }
+        })
+    };
+    large.join().unwrap();
+    small.join().unwrap();
+    db.wait_for(db.stats().tip_seq, Durability::Durable)
+        .unwrap();
+    assert_eq!(checker.join().unwrap(), 420);
+}

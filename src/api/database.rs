@@ -249,7 +249,8 @@ impl Database {
     }
 
     /// Subscribes to the commits that become durable from now on, each as its sequence
-    /// number and the tables it touched, in order and without gaps. The subscriber's
+    /// number and the tables it touched, in order and without gaps. An event comes once
+    /// its commit is durable and visible: a transaction begun on it reads the commit. The subscriber's
     /// queue holds up to 4096 events; see [`Database::subscribe_with_capacity`].
     ///
     /// Until a database has its first subscriber, committers record nothing for the

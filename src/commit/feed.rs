@@ -1,8 +1,10 @@
 //! The commit feed: each commit's `(seq, tables touched)`, published to subscribers in
-//! sequence order, without gaps, once the commit is durable.
+//! sequence order, without gaps, once the commit is durable and visible (a subscriber
+//! that reads the database on an event finds the commit there).
 //!
-//! Committers record their commit as soon as it has a sequence; the group-commit leader
-//! reports each new durable sequence. Whichever comes second publishes. Each subscriber
+//! Committers record their commit as soon as it has a sequence, and report the visible
+//! sequence once theirs is visible; the group-commit leader reports each new durable
+//! sequence. Whichever comes last publishes. Each subscriber
 //! has a bounded queue: when it is full the oldest event is dropped and counted, so a
 //! slow subscriber is told it lagged and never holds a committer up.
 
@@ -77,6 +79,8 @@ struct FeedState {
     /// The next sequence to publish.
     next: u64,
     durable: u64,
+    /// The newest sequence reported visible: nothing above it is published yet.
+    visible: u64,
     subscribers: Vec<Weak<Queue>>,
     /// Set by [`Feed::close`]: a later subscriber starts closed.
     closed: bool,
@@ -104,6 +108,7 @@ impl Feed {
                 pending: BTreeMap::new(),
                 next: durable + 1,
                 durable,
+                visible: durable,
                 subscribers: Vec::new(),
                 closed: false,
                 gap: None,
@@ -139,6 +144,17 @@ impl Feed {
         publish(&mut st);
     }
 
+    /// Reports that every commit up to `seq` is visible (a committer whose commit became
+    /// visible; `close`, for what it leaves durable). Nothing when nobody subscribed.
+    pub fn visible(&self, seq: u64) {
+        if !self.active() {
+            return;
+        }
+        let mut st = self.state.lock();
+        st.visible = st.visible.max(seq);
+        publish(&mut st);
+    }
+
     /// A new subscriber, receiving every commit that becomes durable from now on, with
     /// room for `capacity` unreceived events. `tip` gives the last sequence taken; it
     /// is read after the feed is marked active, so every later sequence is recorded.
@@ -146,20 +162,29 @@ impl Feed {
     /// after it (nobody recorded their tables): once they are durable it gets a
     /// [`Received::Lagged`] counting them, before the events after them.
     pub fn subscribe(&self, capacity: usize, tip: impl FnOnce() -> u64) -> Subscription {
+        let queue = Queue::new(capacity, false);
+        let mine = Arc::downgrade(&queue);
+        {
+            let mut st = self.state.lock();
+            if st.closed {
+                // After `close`: no event will come, and `recv` says so at once.
+                queue.state.lock().closed = true;
+                return Subscription { queue };
+            }
+            // Receiving from before the feed is marked active: a commit sequenced after
+            // `tip` below and published before this subscriber's second look (below)
+            // reached nobody, and was missed with no lag told.
+            st.subscribers.push(mine.clone());
+        }
         let first = !self.active.swap(true, Ordering::SeqCst);
         let tip = tip();
-        let queue = Queue::new(capacity, false);
         let mut st = self.state.lock();
-        if st.closed {
-            // After `close`: no event will come, and `recv` says so at once.
-            queue.state.lock().closed = true;
-            return Subscription { queue };
-        }
         if first {
             // Sequences up to `tip` were taken while nobody recorded them. Those not yet
             // durable become durable after this subscription began, unrecorded: the
             // subscribers are told they missed them rather than left to think none came
-            // (one that came before this lock, between the swap and here, too).
+            // (one that came before this lock, between the swap and here, too; one
+            // published before this lock was durable then, and is not counted).
             st.next = st.next.max(tip + 1);
             // A commit recorded between the swap and this lock, at or below `tip`, is
             // counted in the gap below; its record would stay here for good.
@@ -172,10 +197,13 @@ impl Feed {
             }
         }
         let durable = st.durable;
-        if let Some((tip, owed)) = &mut st.gap {
-            owed.push((Arc::downgrade(&queue), tip.saturating_sub(durable)));
+        if let Some((tip, owed)) = &mut st.gap
+            && !owed.iter().any(|(w, _)| w.ptr_eq(&mine))
+        {
+            owed.push((mine, tip.saturating_sub(durable)));
         }
-        st.subscribers.push(Arc::downgrade(&queue));
+        // What became publishable meanwhile (a record waiting for this look's `next`).
+        publish(&mut st);
         Subscription { queue }
     }
 
@@ -205,7 +233,7 @@ impl Drop for Feed {
 }
 
 fn publish(st: &mut FeedState) {
-    let durable = st.durable;
+    let durable = st.durable.min(st.visible);
     if let Some((_, owed)) = st.gap.take_if(|(tip, _)| *tip <= durable) {
         for (queue, missed) in owed {
             if let Some(q) = queue.upgrade() {
@@ -216,7 +244,7 @@ fn publish(st: &mut FeedState) {
     }
     // Every sequence at or below `durable` was taken by a commit with writes, whose
     // committer records it right after taking it: wait for the record, in order.
-    while st.next <= st.durable {
+    while st.next <= durable {
         let Some(tables) = st.pending.remove(&st.next) else {
             return;
         };
@@ -284,7 +312,8 @@ impl Subscription {
 
     /// Waits at most `timeout` for the next event; `None` when none came.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Received> {
-        match self.wait(Some(Instant::now() + timeout)) {
+        // A timeout past what an `Instant` can hold waits as `recv` does.
+        match self.wait(Instant::now().checked_add(timeout)) {
             Received::Lagged { missed: 0 } => None,
             r => Some(r),
         }
@@ -338,12 +367,60 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
+    /// Reports `seq` durable and visible, as the group and its committers do.
+    fn done(f: &Feed, seq: u64) {
+        f.durable(seq);
+        f.visible(seq);
+    }
+
+    /// A durable commit is published only once it is visible: a subscriber that reads
+    /// the database on the event must find it there (it was told of a commit another
+    /// committer's group made durable while its own committer still applied it).
+    #[test]
+    fn publishes_only_what_is_visible() {
+        let f = Feed::new(0);
+        let s = f.subscribe(16, || 0);
+        f.record(1, &|| t(&["a"]));
+        f.record(2, &|| t(&["b"]));
+        f.durable(2);
+        assert!(s.try_recv().is_none(), "durable, not visible");
+        f.visible(1);
+        assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 1));
+        assert!(s.try_recv().is_none(), "2 is not visible");
+        f.visible(2);
+        assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 2));
+    }
+
+    /// The first subscriber's look at the tip races a commit sequenced after it and
+    /// published before the subscriber joined the list: it reached nobody, with no lag
+    /// told. The subscriber now receives from before its look.
+    #[test]
+    fn the_first_subscriber_misses_no_commit_sequenced_after_its_look() {
+        let f = Feed::new(0);
+        let s = f.subscribe(16, || {
+            f.record(1, &|| t(&["a"]));
+            done(&f, 1);
+            0
+        });
+        assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 1));
+        assert!(s.try_recv().is_none());
+    }
+
+    /// A timeout longer than an `Instant` can hold waits as `recv` does (it panicked).
+    #[test]
+    fn a_huge_timeout_waits_without_a_panic() {
+        let f = Feed::new(0);
+        let s = f.subscribe(16, || 0);
+        f.close();
+        assert_eq!(s.recv_timeout(Duration::MAX), Some(Received::Closed));
+    }
+
     #[test]
     fn publishes_in_order_once_durable() {
         let f = Feed::new(0);
         let s = f.subscribe(16, || 0);
         f.record(2, &|| t(&["b"]));
-        f.durable(2);
+        done(&f, 2);
         assert!(s.try_recv().is_none(), "seq 1 not recorded yet");
         f.record(1, &|| t(&["a"]));
         let seqs: Vec<u64> = std::iter::from_fn(|| match s.try_recv() {
@@ -354,26 +431,26 @@ mod tests {
         assert_eq!(seqs, vec![1, 2]);
         f.record(3, &|| t(&[]));
         assert!(s.try_recv().is_none(), "3 is not durable");
-        f.durable(3);
+        done(&f, 3);
         assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 3));
     }
 
     #[test]
     fn the_first_subscriber_is_told_of_commits_in_flight_when_it_subscribed() {
         let f = Feed::new(0);
-        f.durable(2);
+        done(&f, 2);
         // Sequences 3..=5 were taken, unrecorded, and are not durable yet.
         let s = f.subscribe(16, || 5);
-        f.durable(4);
+        done(&f, 4);
         assert!(
             s.try_recv().is_none(),
             "told only once they are all durable"
         );
-        f.durable(5);
+        done(&f, 5);
         assert_eq!(s.try_recv(), Some(Received::Lagged { missed: 3 }));
         assert!(s.try_recv().is_none());
         f.record(6, &|| t(&["x"]));
-        f.durable(6);
+        done(&f, 6);
         assert!(matches!(s.recv(), Received::Commit(e) if e.seq == 6));
         // A later subscriber is owed nothing it cannot get.
         let later = f.subscribe(16, || 6);
@@ -381,9 +458,9 @@ mod tests {
         // One that comes while the first one's gap is pending is told of it too.
         let g = Feed::new(0);
         let one = g.subscribe(16, || 4);
-        g.durable(1);
+        done(&g, 1);
         let two = g.subscribe(16, || 4);
-        g.durable(4);
+        done(&g, 4);
         assert_eq!(one.try_recv(), Some(Received::Lagged { missed: 4 }));
         assert_eq!(two.try_recv(), Some(Received::Lagged { missed: 3 }));
         // Nothing in flight: no notice.
@@ -399,7 +476,7 @@ mod tests {
         for seq in 1..=5 {
             f.record(seq, &|| t(&["x"]));
         }
-        f.durable(5);
+        done(&f, 5);
         assert_eq!(s.recv(), Received::Lagged { missed: 3 });
         assert!(matches!(s.recv(), Received::Commit(e) if e.seq == 4));
         assert!(matches!(s.recv(), Received::Commit(e) if e.seq == 5));

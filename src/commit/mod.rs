@@ -329,6 +329,8 @@ impl Committer {
             self.registry
                 .wait_visible(seq)
                 .map_err(|cause| Error::Poisoned { cause })?;
+            // The feed publishes a durable commit only once it is visible.
+            self.feed.visible(self.registry.visible());
         }
         if self
             .commits
@@ -426,6 +428,7 @@ impl Committer {
             m.restart(page, next_page, first_seq, seq + 1, chain)
         });
         self.registry.mark_ready(seq);
+        self.feed.visible(self.registry.visible());
         self.commits.fetch_add(1, Ordering::Relaxed);
         let mut admission = admission;
         admission.ended = true;

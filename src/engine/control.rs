@@ -191,7 +191,10 @@ impl Engine {
         // A step led by another thread (the flusher) may have made commits durable and
         // not yet told the feed when `drain` saw it end: told here, before the feed
         // closes, subscribers receive every commit this close leaves durable.
-        self.committer.feed().durable(self.committer.durable_seq());
+        // (Visible or not: nothing reads the database once it is closed.)
+        let durable = self.committer.durable_seq();
+        self.committer.feed().durable(durable);
+        self.committer.feed().visible(durable);
         self.committer.feed().close();
         // `wait_for` a commit that will never come ends.
         self.committer.close_waits();
