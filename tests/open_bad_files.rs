@@ -700,3 +700,43 @@ fn no_header_is_written_past_the_largest_generation() {
     assert_eq!(tx.get("t", b"k1").unwrap().as_deref(), Some(&b"v1"[..]));
     assert_eq!(tx.get("t", b"k2").unwrap().as_deref(), Some(&b"v2"[..]));
 }
+
+/// The newest header copy damaged while the older one names pages past the file's end
+/// (as a copy from before a compaction that cut the file does): every open said "file
+/// is truncated", naming neither copy. It now names the damaged copy's page.
+#[test]
+fn a_damaged_header_beside_a_copy_naming_pages_past_the_end_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let db = Database::open(&path).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    drop(c);
+    db.close().unwrap();
+    let bytes = bytes_of(&path);
+    let newest = (0..2)
+        .max_by_key(|&c| header_of(&bytes, c).generation)
+        .unwrap();
+    let older = 1 - newest;
+    let mut h = header_of(&bytes, older);
+    h.page_count = bytes.len() as u64 / u64::from(h.page_size) + 10;
+    rewrite_header(&path, older, &h);
+    let mut bytes = bytes_of(&path);
+    bytes[HEADER_COPY_OFFSETS[newest] as usize + 50] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    let name = if newest == 0 { "copy A" } else { "copy B" };
+    for read_only in [false, true] {
+        let e = Options::new()
+            .read_only(read_only)
+            .open(&path)
+            .expect_err("neither state opens");
+        assert!(
+            matches!(e, Error::Corrupted { .. }) && e.to_string().contains(name),
+            "read-only {read_only}: {e}"
+        );
+    }
+}

@@ -145,6 +145,13 @@ pub fn info(file: &Path) -> CliResult<()> {
         if i.header_copy == 0 { "A" } else { "B" },
         i.header_generation
     )?;
+    if let Some(what) = &i.header_damage {
+        // The other copy may hold a newer state than the one shown.
+        writeln!(
+            out,
+            "HEADER DAMAGE      {what}; the state shown may be an earlier one (capsuledb salvage IN OUT copies it)"
+        )?;
+    }
     writeln!(out, "database id        {:016x}", i.database_id)?;
     writeln!(out, "last commit seq    {}", s.visible_seq)?;
     writeln!(out, "durable seq        {}", s.durable_seq)?;
@@ -319,20 +326,36 @@ pub fn put(
     let key = enc.decode("key", key)?;
     let value = enc.decode("value", value)?;
     let db = if create {
-        Database::open(file)?
-    } else {
-        open_existing(file)?
-    };
-    {
-        let mut conn = db.connect();
-        let mut tx = conn.begin()?;
-        if create && !tx.table_exists(table)? {
-            tx.create_table(table)?;
+        // A database this command creates and then fails to write into (a key too
+        // long, a bad table name) is not left behind.
+        let existed = std::fs::symlink_metadata(file).is_ok();
+        let db = Database::open(file)?;
+        let written = put_into(&db, table, &key, &value, true);
+        if written.is_err() && !existed {
+            drop(db);
+            let _ = std::fs::remove_file(file);
+            return written;
         }
-        tx.put(table, &key, &value)?;
-        tx.commit_with(Durability::Durable)?;
-    }
+        written?;
+        db
+    } else {
+        let db = open_existing(file)?;
+        put_into(&db, table, &key, &value, false)?;
+        db
+    };
     close(db)
+}
+
+/// `put`'s durable commit of one key (creating the table when `create`).
+fn put_into(db: &Database, table: &str, key: &[u8], value: &[u8], create: bool) -> CliResult<()> {
+    let mut conn = db.connect();
+    let mut tx = conn.begin()?;
+    if create && !tx.table_exists(table)? {
+        tx.create_table(table)?;
+    }
+    tx.put(table, key, value)?;
+    tx.commit_with(Durability::Durable)?;
+    Ok(())
 }
 
 /// `delete`: removes one key in a durable commit; a missing key is an error.

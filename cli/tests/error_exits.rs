@@ -146,3 +146,21 @@ fn a_short_file_of_zeros_is_refused_and_left_alone() {
     std::fs::write(&path, vec![0u8; 8192]).unwrap();
     every_command_refuses_and_leaves_alone(&path);
 }
+
+/// `put --create` that fails (a key over the limit, an empty table name) leaves no new
+/// database behind; an existing one stays.
+#[test]
+fn a_failed_put_create_leaves_no_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let db = s(&path);
+    let long = "k".repeat(3000);
+    let line = fails(&["put", "--create", &db, "t", &long, "v"], 1);
+    assert!(line.contains("3000"), "{line}");
+    assert!(!path.exists(), "a failed put --create left {db}");
+    fails(&["put", "--create", &db, "", "k", "v"], 1);
+    assert!(!path.exists());
+    ok(&["put", "--create", &db, "t", "k", "v"]);
+    fails(&["put", "--create", &db, "t", &long, "v"], 1);
+    assert!(path.exists(), "an existing database stays");
+}

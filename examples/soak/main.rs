@@ -50,11 +50,20 @@ fn parse_args(args: &[String]) -> Result<(Config, Option<tempfile::TempDir>), St
                 .filter(|x| x.is_finite() && *x >= 0.0)
                 .ok_or_else(|| format!("{flag}: not a number: {v}"))
         };
+        // A span a `Duration` can hold (a huge one panicked).
+        let secs = |x: f64| {
+            Duration::try_from_secs_f64(x).map_err(|_| format!("{flag}: too large: {value}"))
+        };
         match flag.as_str() {
-            "--minutes" => cfg.duration = Duration::from_secs_f64(num(value)? * 60.0),
-            "--seconds" => cfg.duration = Duration::from_secs_f64(num(value)?),
-            "--threads" => cfg.threads = num(value)? as usize,
-            "--report-secs" => cfg.report_every = Duration::from_secs_f64(num(value)?.max(0.1)),
+            "--minutes" => cfg.duration = secs(num(value)? * 60.0)?,
+            "--seconds" => cfg.duration = secs(num(value)?)?,
+            "--threads" => {
+                cfg.threads = Some(num(value)?)
+                    .filter(|&n| (1.0..=4096.0).contains(&n))
+                    .ok_or_else(|| format!("{flag}: 1 to 4096 threads, not {value}"))?
+                    as usize
+            }
+            "--report-secs" => cfg.report_every = secs(num(value)?.max(0.1))?,
             "--seed" => cfg.seed = num(value)? as u64,
             "--path" => path = Some(PathBuf::from(value)),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),

@@ -325,6 +325,8 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
                 .is_some_and(|b| b.iter().all(|&x| x == 0))
         })
     };
+    // The copy that failed beside the chosen one, with its fault.
+    let mut fell_back = None;
     let chosen = match (a, b) {
         (Ok(a), Ok(b)) => {
             if a.page_size != b.page_size || a.database_id != b.database_id {
@@ -353,6 +355,7 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
                     ),
                 ));
             }
+            fell_back = Some((bad, fault));
             (*valid, good as u32)
         }
         (Err(fa), Err(fb))
@@ -398,6 +401,22 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
         .page_count
         .saturating_mul(u64::from(header.page_size));
     if len < needed {
+        if let Some((bad, fault)) = fell_back {
+            // The older copy names pages the newer state (a compaction) cut off: the
+            // damage is the other copy's, not a truncation.
+            let page = HEADER_COPY_OFFSETS.get(bad).copied().unwrap_or(0)
+                / u64::from(header.page_size).max(1);
+            return Err(Error::corrupted(
+                page,
+                format!(
+                    "header copy {} is damaged ({fault}), and copy {} names {needed} bytes, \
+                     more than the file's {len} (the damaged copy's state cut them off): \
+                     neither state can be opened",
+                    copy_name(bad),
+                    copy_name(1 - bad)
+                ),
+            ));
+        }
         return Err(Error::Truncated { len, needed });
     }
     Ok(chosen)
