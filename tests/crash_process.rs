@@ -146,11 +146,14 @@ fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bo
 /// Checks one round's commits in the reopened database: every acknowledged commit is
 /// there whole; of the unacknowledged ones only each thread's one in-flight commit may
 /// be, and then whole too. Returns (acknowledged, in-flight commits that survived).
-fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
+/// Checks one round's commits; returns how many were acknowledged, and the threads whose
+/// in-flight commit was recovered whole (a later open must recover exactly those: a
+/// commit an open found and served never vanishes).
+fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, Vec<u32>) {
     let mut c = db.connect();
     let tx = c.begin_read().unwrap();
     let mut acked = 0;
-    let mut in_flight = 0;
+    let mut in_flight = Vec::new();
     for thread in 0..WRITER_THREADS {
         let n = log.acked.get(&thread).map_or(0, Vec::len) as u64;
         for counter in 0..n + 2 {
@@ -168,7 +171,7 @@ fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
                 );
                 acked += 1;
             } else if counter == n && got == whole {
-                in_flight += 1;
+                in_flight.push(thread);
             } else {
                 assert_eq!(
                     got,
@@ -182,7 +185,11 @@ fn check_round(db: &Database, round: u32, log: &RoundLog) -> (u64, u64) {
     // Nothing else of this round: the scan finds only the keys checked above.
     let prefix = format!("r{round:03}/");
     let found = keys_under(&tx, TABLE, prefix.as_bytes());
-    assert_eq!(found, 2 * (acked + in_flight), "round {round}: stray keys");
+    assert_eq!(
+        found,
+        2 * (acked + in_flight.len() as u64),
+        "round {round}: stray keys"
+    );
     (acked, in_flight)
 }
 
@@ -192,7 +199,7 @@ fn acknowledged_commits_survive_sigkill() {
     let rounds = rounds(ROUNDS);
     let mut path = dir.path().join("crash.db");
     let mut rng = Rng::new(SEED);
-    let mut logs: Vec<RoundLog> = Vec::new();
+    let mut logs: Vec<(RoundLog, Vec<u32>)> = Vec::new();
     let mut total_acked = 0;
     let mut total_in_flight = 0;
     let mut parent_commits = 0u64;
@@ -200,8 +207,9 @@ fn acknowledged_commits_survive_sigkill() {
     for round in 0..rounds {
         if round > 0 && round % ROUNDS == 0 {
             let db = Database::open(&path).unwrap();
-            for (r, l) in logs.iter().enumerate() {
-                check_round(&db, (round - ROUNDS) + r as u32, l);
+            for (r, (l, first)) in logs.iter().enumerate() {
+                let again = check_round(&db, (round - ROUNDS) + r as u32, l).1;
+                assert_eq!(&again, first, "round {r}'s in-flight commits changed");
             }
             drop(db);
             path = dir.path().join(format!("crash-{round}.db"));
@@ -216,8 +224,12 @@ fn acknowledged_commits_survive_sigkill() {
             panic!("round {round}: reopen after SIGKILL failed: {e}");
         });
         // Every round so far, not only the last: recovery replays all of them.
-        for (r, l) in logs.iter().enumerate() {
-            check_round(&db, first_of_file + r as u32, l);
+        for (r, (l, first)) in logs.iter().enumerate() {
+            let again = check_round(&db, first_of_file + r as u32, l).1;
+            assert_eq!(
+                &again, first,
+                "round {round}: round {r}'s in-flight commits changed across a reopen"
+            );
         }
         let (acked, in_flight) = check_round(&db, round, &log);
         let max_acked_seq = log.seqs.iter().copied().max().unwrap_or(0);
@@ -227,7 +239,7 @@ fn acknowledged_commits_survive_sigkill() {
             db.stats().tip_seq
         );
         total_acked += acked;
-        total_in_flight += in_flight;
+        total_in_flight += in_flight.len() as u64;
         // The recovered database takes a new commit, which the next reopen must find.
         let mut c = db.connect();
         let mut tx = c.begin().unwrap();
@@ -247,12 +259,13 @@ fn acknowledged_commits_survive_sigkill() {
         drop(tx);
         drop(c);
         drop(db); // release the lock for the next child
-        logs.push(log);
+        logs.push((log, in_flight));
     }
     let db = Database::open(&path).unwrap();
     let first_of_file = (rounds.max(1) - 1) / ROUNDS * ROUNDS;
-    for (r, l) in logs.iter().enumerate() {
-        check_round(&db, first_of_file + r as u32, l);
+    for (r, (l, first)) in logs.iter().enumerate() {
+        let again = check_round(&db, first_of_file + r as u32, l).1;
+        assert_eq!(&again, first, "round {r}'s in-flight commits changed");
     }
     println!(
         "{rounds} SIGKILL rounds ({early_rounds} killed early): {total_acked} acknowledged commits all recovered, \

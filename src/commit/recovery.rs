@@ -173,7 +173,9 @@ pub struct StreamStart {
     /// damage is told from a torn tail, and records are rebuilt from redundancy).
     /// `false`: a live reader resuming where it stopped, while a writer in another
     /// process may be appending: the first page or record that does not verify is the
-    /// end of what it can see, never damage, and nothing is rebuilt.
+    /// end of what it can see, never damage, and nothing is rebuilt, but for a marker
+    /// page header whose slot holds the next marker, chained, which is rebuilt in memory
+    /// (`format-spec/locking.md`, "One exception").
     pub strict: bool,
     /// Verify and apply each commit's proof and capsule (`false`: markers only).
     pub replay: bool,

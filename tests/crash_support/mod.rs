@@ -114,9 +114,18 @@ pub fn kill_child(
     reader.join().unwrap();
     lines.extend(rx.try_iter());
     let stderr = err_reader.join().unwrap();
+    // Killed, not dead of its own: a child that panicked (an engine error unwrapped, a
+    // worker thread's assertion) or exited with an error must fail the round, not
+    // pass as killed.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "round {round}: the child ended with {status} instead of being killed; stderr {stderr}"
+    );
     assert!(
-        !status.success(),
-        "round {round}: the child finished instead of being killed; stderr {stderr}"
+        !stderr.contains("panicked at"),
+        "round {round}: a thread of the child panicked before the kill; stderr {stderr}"
     );
     Killed { lines, stderr }
 }
