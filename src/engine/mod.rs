@@ -603,6 +603,14 @@ impl Engine {
         // Over budget, a store that grew by a sixteenth of the budget since the last
         // attempt is due too, however few commits brought it: commits of thousands of
         // keys would otherwise fill it to twice the budget before the next attempt.
+        // Grown from its low point since then: measured from its size when the attempt
+        // began, which a fold then emptied, each attempt's mark stood a sixteenth above
+        // the last, and after sixteen folds the store reached twice the budget again.
+        let low = self.last_checkpoint_try_bytes.load(Ordering::Relaxed);
+        if bytes < low {
+            self.last_checkpoint_try_bytes
+                .fetch_min(bytes, Ordering::Relaxed);
+        }
         let grown = bytes > self.version_bytes_max
             && bytes
                 >= self
