@@ -127,13 +127,20 @@ impl Model {
     }
 }
 
-fn check_at(db: &Database, model: &Model, seq: u64) {
+/// Checks the state at `seq`; the retention promises every state from `promised` on (a
+/// refusal of one of them fails: the engine's own `oldest` would accept a window that
+/// lost them all).
+fn check_at(db: &Database, model: &Model, seq: u64, promised: u64) {
     let tx = match db.begin_read_at(seq) {
         Ok(tx) => tx,
         Err(Error::HistoryUnavailable { oldest, .. }) => {
             assert!(
                 seq < oldest,
                 "seq {seq} refused inside the window from {oldest}"
+            );
+            assert!(
+                seq < promised,
+                "seq {seq} refused, though the retention keeps every state from {promised}"
             );
             return;
         }
@@ -196,6 +203,14 @@ fn run(ops: Vec<Op>, retention: HistoryRetention, directory_keys: usize) {
         writes: BTreeMap::new(),
     };
     let mut salt = 0u64;
+    // The highest sequence `drop_history_before` was asked for.
+    let mut dropped_to = 0u64;
+    // The oldest state the retention promises, given the newest.
+    let promised = |newest: u64, dropped_to: u64| match retention {
+        HistoryRetention::Commits(n) => newest.saturating_sub(n).max(dropped_to).min(newest),
+        HistoryRetention::Snapshots => newest,
+        _ => dropped_to.min(newest),
+    };
     for op in ops {
         let d = db.as_ref().unwrap();
         let mut conn = d.connect();
@@ -281,11 +296,13 @@ fn run(ops: Vec<Op>, retention: HistoryRetention, directory_keys: usize) {
             }
             Op::ReadBack(back) => {
                 let newest = *model.states.keys().next_back().unwrap();
-                check_at(d, &model, newest.saturating_sub(*back as u64));
+                let p = promised(newest, dropped_to);
+                check_at(d, &model, newest.saturating_sub(*back as u64), p);
                 None
             }
             Op::DropHistoryBack(back) => {
                 let newest = *model.states.keys().next_back().unwrap();
+                dropped_to = dropped_to.max(newest.saturating_sub(*back as u64));
                 let floor = d
                     .drop_history_before(newest.saturating_sub(*back as u64))
                     .unwrap();
@@ -306,7 +323,7 @@ fn run(ops: Vec<Op>, retention: HistoryRetention, directory_keys: usize) {
     let d = db.as_ref().unwrap();
     let newest = *model.states.keys().next_back().unwrap();
     for seq in 0..=newest {
-        check_at(d, &model, seq);
+        check_at(d, &model, seq, promised(newest, dropped_to));
     }
     let r = d.check_integrity().unwrap();
     assert!(r.problems.is_empty(), "{:?}", r.problems);

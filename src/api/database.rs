@@ -274,7 +274,9 @@ impl Database {
         }
         let engine = self.engine();
         let committer = &engine.committer;
-        committer.feed().subscribe(capacity, || committer.tip())
+        committer
+            .feed()
+            .subscribe(capacity, || (committer.tip(), engine.registry.visible()))
     }
 
     /// Shuts the database down: new commits get [`Error::Closed`](crate::Error::Closed), and every commit

@@ -156,14 +156,18 @@ impl Feed {
     }
 
     /// A new subscriber, receiving every commit that becomes durable from now on, with
-    /// room for `capacity` unreceived events. `tip` gives the last sequence taken; it
-    /// is read after the feed is marked active, so every later sequence is recorded.
+    /// room for `capacity` unreceived events. `look` gives the last sequence taken and
+    /// the visible one; it is read after the feed is marked active, so every later
+    /// sequence is recorded and every later visibility reported.
     /// The first subscriber cannot receive the commits sequenced before it and durable
     /// after it (nobody recorded their tables): once they are durable it gets a
     /// [`Received::Lagged`] counting them, before the events after them.
-    pub fn subscribe(&self, capacity: usize, tip: impl FnOnce() -> u64) -> Subscription {
+    pub fn subscribe(&self, capacity: usize, look: impl FnOnce() -> (u64, u64)) -> Subscription {
         let queue = Queue::new(capacity, false);
         let mine = Arc::downgrade(&queue);
+        // How far commits were durable when this subscriber joined: those up to it
+        // (and visible) come before the subscription.
+        let joined_durable;
         {
             let mut st = self.state.lock();
             if st.closed {
@@ -175,32 +179,37 @@ impl Feed {
             // `tip` below and published before this subscriber's second look (below)
             // reached nobody, and was missed with no lag told.
             st.subscribers.push(mine.clone());
+            joined_durable = st.durable;
         }
         let first = !self.active.swap(true, Ordering::SeqCst);
-        let tip = tip();
+        let (tip, visible) = look();
         let mut st = self.state.lock();
+        // Nobody reported visibility while nobody subscribed: the look's is current.
+        st.visible = st.visible.max(visible);
+        // Durable and visible when it joined: before the subscription.
+        let before = joined_durable.min(visible);
         if first {
-            // Sequences up to `tip` were taken while nobody recorded them. Those not yet
-            // durable become durable after this subscription began, unrecorded: the
-            // subscribers are told they missed them rather than left to think none came
-            // (one that came before this lock, between the swap and here, too; one
-            // published before this lock was durable then, and is not counted).
+            // Sequences up to `tip` were taken while nobody recorded them (and one the
+            // swap above raced). Every sequence below `next` was published, before this
+            // subscriber joined or to it; those from `next` to `tip` that came after it
+            // joined can never be (their records are dropped here): the subscribers are
+            // told they missed them, once they are durable and visible, rather than left
+            // to think none came.
+            let from = st.next.max(before + 1);
             st.next = st.next.max(tip + 1);
-            // A commit recorded between the swap and this lock, at or below `tip`, is
-            // counted in the gap below; its record would stay here for good.
             let next = st.next;
             st.pending = st.pending.split_off(&next);
-            let missed = tip.saturating_sub(st.durable);
+            let missed = (tip + 1).saturating_sub(from);
             if missed > 0 {
                 let owed = st.subscribers.iter().map(|w| (w.clone(), missed)).collect();
                 st.gap = Some((tip, owed));
             }
-        }
-        let durable = st.durable;
-        if let Some((tip, owed)) = &mut st.gap
+        } else if let Some((gap_tip, owed)) = &mut st.gap
             && !owed.iter().any(|(w, _)| w.ptr_eq(&mine))
         {
-            owed.push((mine, tip.saturating_sub(durable)));
+            // The first subscriber's gap, still pending: what of it came after this one
+            // joined.
+            owed.push((mine, gap_tip.saturating_sub(before)));
         }
         // What became publishable meanwhile (a record waiting for this look's `next`).
         publish(&mut st);
@@ -379,7 +388,7 @@ mod tests {
     #[test]
     fn publishes_only_what_is_visible() {
         let f = Feed::new(0);
-        let s = f.subscribe(16, || 0);
+        let s = f.subscribe(16, || (0, 0));
         f.record(1, &|| t(&["a"]));
         f.record(2, &|| t(&["b"]));
         f.durable(2);
@@ -400,17 +409,47 @@ mod tests {
         let s = f.subscribe(16, || {
             f.record(1, &|| t(&["a"]));
             done(&f, 1);
-            0
+            (1, 1)
         });
         assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 1));
         assert!(s.try_recv().is_none());
+        // Seq 2 taken before the look, unrecorded (its committer looked before the
+        // feed was active), durable and visible before the look: missed, and told.
+        let f = Feed::new(0);
+        let s = f.subscribe(16, || {
+            f.record(1, &|| t(&["a"]));
+            done(&f, 2);
+            (2, 2)
+        });
+        let got: Vec<Received> = std::iter::from_fn(|| s.try_recv()).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.contains(&Received::Lagged { missed: 1 }), "{got:?}");
+        assert!(
+            got.iter()
+                .any(|r| matches!(r, Received::Commit(e) if e.seq == 1))
+        );
+    }
+
+    /// A commit visible before anyone subscribed (its committer's report went nowhere)
+    /// and durable after: the first subscriber's lag notice for it waited for the next
+    /// commit's report, for ever on a quiet database. The look gives the visible
+    /// sequence.
+    #[test]
+    fn the_first_subscribers_lag_needs_no_later_commit() {
+        let f = Feed::new(0);
+        f.durable(1);
+        f.visible(2); // nobody subscribed: not recorded
+        let s = f.subscribe(16, || (2, 2));
+        assert!(s.try_recv().is_none(), "2 is not durable yet");
+        f.durable(2);
+        assert_eq!(s.try_recv(), Some(Received::Lagged { missed: 1 }));
     }
 
     /// A timeout longer than an `Instant` can hold waits as `recv` does (it panicked).
     #[test]
     fn a_huge_timeout_waits_without_a_panic() {
         let f = Feed::new(0);
-        let s = f.subscribe(16, || 0);
+        let s = f.subscribe(16, || (0, 0));
         f.close();
         assert_eq!(s.recv_timeout(Duration::MAX), Some(Received::Closed));
     }
@@ -418,7 +457,7 @@ mod tests {
     #[test]
     fn publishes_in_order_once_durable() {
         let f = Feed::new(0);
-        let s = f.subscribe(16, || 0);
+        let s = f.subscribe(16, || (0, 0));
         f.record(2, &|| t(&["b"]));
         done(&f, 2);
         assert!(s.try_recv().is_none(), "seq 1 not recorded yet");
@@ -440,7 +479,7 @@ mod tests {
         let f = Feed::new(0);
         done(&f, 2);
         // Sequences 3..=5 were taken, unrecorded, and are not durable yet.
-        let s = f.subscribe(16, || 5);
+        let s = f.subscribe(16, || (5, 2));
         done(&f, 4);
         assert!(
             s.try_recv().is_none(),
@@ -453,26 +492,26 @@ mod tests {
         done(&f, 6);
         assert!(matches!(s.recv(), Received::Commit(e) if e.seq == 6));
         // A later subscriber is owed nothing it cannot get.
-        let later = f.subscribe(16, || 6);
+        let later = f.subscribe(16, || (6, 6));
         assert!(later.try_recv().is_none());
         // One that comes while the first one's gap is pending is told of it too.
         let g = Feed::new(0);
-        let one = g.subscribe(16, || 4);
+        let one = g.subscribe(16, || (4, 0));
         done(&g, 1);
-        let two = g.subscribe(16, || 4);
+        let two = g.subscribe(16, || (4, 1));
         done(&g, 4);
         assert_eq!(one.try_recv(), Some(Received::Lagged { missed: 4 }));
         assert_eq!(two.try_recv(), Some(Received::Lagged { missed: 3 }));
         // Nothing in flight: no notice.
         let g = Feed::new(4);
-        let quiet = g.subscribe(16, || 4);
+        let quiet = g.subscribe(16, || (4, 4));
         assert!(quiet.try_recv().is_none());
     }
 
     #[test]
     fn a_slow_subscriber_is_told_it_lagged() {
         let f = Feed::new(0);
-        let s = f.subscribe(2, || 0);
+        let s = f.subscribe(2, || (0, 0));
         for seq in 1..=5 {
             f.record(seq, &|| t(&["x"]));
         }

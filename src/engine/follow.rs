@@ -27,12 +27,18 @@ const PIN_ATTEMPTS_MAX: u32 = 64;
 
 /// Reads the newest valid header of a file another process may be writing. The file's
 /// length is read before the header, so a header written (after the file grew) in
-/// between names pages past that length; reading again settles it.
+/// between names pages past that length, and a copy being written reads as damaged
+/// (beside a copy naming pages past the length taken, that is reported as damage);
+/// reading again settles both. Real damage persists across the attempts.
 pub(crate) fn read_header_live(storage: &dyn Storage) -> Result<(Header, u32)> {
     let mut attempt = 0;
     loop {
         match read_header(storage, true) {
-            Err(Error::Truncated { .. }) if attempt < PIN_ATTEMPTS_MAX => attempt += 1,
+            Err(Error::Truncated { .. } | Error::Corrupted { .. })
+                if attempt < PIN_ATTEMPTS_MAX =>
+            {
+                attempt += 1
+            }
             other => return other,
         }
     }
