@@ -367,7 +367,7 @@ type PendingNode = (u64, usize, Option<Vec<u8>>, Option<Vec<u8>>);
 /// Every page of the tree rooted at `root` (branches, leaves, overflow runs), verified,
 /// with the tree's invariants checked: key order, bounds, equal leaf depth, and no page
 /// used twice (a node reached twice, two cells naming one value, a value over a node).
-/// Stops at the first problem; [`walk_reporting`] goes on past it.
+/// Answers with the first problem [`walk_reporting`] reports, if any.
 #[cfg(test)]
 pub fn walk(
     file: &[u8],
@@ -387,8 +387,10 @@ pub fn walk(
 }
 
 /// [`walk`], telling `problem` of each problem and going on past it: a node that fails
-/// its checks is reported and its subtree (or the rest of its values) skipped, so every
-/// damaged page the walk can reach is named. Returns the keys of the leaves that passed.
+/// its checks is reported and its subtree skipped, and every value of a leaf is checked
+/// (each damaged one reported; a leaf at another depth than the first leaf met is
+/// reported and its values still checked), so every damaged page the walk can reach is
+/// named. Returns the keys of the leaves it parsed.
 pub fn walk_reporting(
     file: &[u8],
     page_size: u32,

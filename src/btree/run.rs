@@ -173,10 +173,17 @@ fn read_run_inner<'a>(
     let head = view
         .get(start as usize..(start + LOG_PAGE_HEADER_LEN as u64) as usize)
         .ok_or_else(|| bad("run lies past the end of the file".into()))?;
-    if head[4] != kind as u8 || head[5] != 1 || head[6] != 0 || head[7] != 0 {
+    if head[4] != kind as u8 {
         return Err(bad(format!(
             "expected a {kind:?} run, found kind byte {}",
             head[4]
+        )));
+    }
+    if head[5] != 1 || head[6] != 0 || head[7] != 0 {
+        return Err(bad(format!(
+            "a {kind:?} run of version {} (its reserved bytes {:?})",
+            head[5],
+            &head[6..8]
         )));
     }
     if u64::from_le_bytes(head[8..16].try_into().unwrap_or_default()) != page {

@@ -14,6 +14,7 @@ mod proof;
 pub(crate) mod spec_table;
 mod version_list;
 
+/// A capsule's writes: per table, each key's newest value or tombstone.
 pub use crate::types::{TableWrites, WriteSet};
 pub use capsule::{
     CAPSULE_HEADER_LEN, CAPSULE_MAGIC, Capsule, CapsuleFault, EncodedCapsule, capsule_total_len,
@@ -28,7 +29,6 @@ pub use page::{
     write_log_page_header,
 };
 pub use proof::{PROOF_LEN, PROOF_MAGIC, Proof};
-/// A capsule's writes: per table, each key's newest value or tombstone.
 pub use version_list::{VersionList, decode_list, encode_list, find_in_list};
 
 /// The newest format version this build reads and writes (`format-spec/README.md`,

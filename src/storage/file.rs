@@ -284,7 +284,10 @@ impl Storage for FileStorage {
             });
         }
         if let Err(e) = sync_data(&self.file) {
-            if loses_writes(&e) {
+            // Every failure but an interrupted call: an `fdatasync` this file does not
+            // support fails every time anyway, and a writeback error may come back as
+            // any code (a FUSE daemon's own, EOPNOTSUPP from the block layer).
+            if e.raw_os_error() != Some(libc::EINTR) {
                 self.sync_failed.store(true, Ordering::Release);
             }
             return Err(Error::Io {
@@ -304,9 +307,18 @@ impl Storage for FileStorage {
         self.writable()?;
         // The file's syncs make its bytes durable, not its name: without this a power
         // cut could lose a new database, its durable commits with it. A directory this
-        // process may not read cannot be synced; its creation goes on as before.
+        // process may not read cannot be synced, nor one on a file system without
+        // directory syncs (EINVAL, EOPNOTSUPP): the open goes on, said in the log.
         match sync_parent(&self.path, "sync the database file's directory") {
-            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
+            Err(Error::Io { source, .. })
+                if source.kind() == io::ErrorKind::PermissionDenied
+                    || matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
+            {
+                log::warn!(
+                    "{}: its directory cannot be synced ({source}): a power cut may lose a \
+                     newly created file's name",
+                    self.path.display()
+                );
                 Ok(())
             }
             other => other,
@@ -353,17 +365,23 @@ fn sync_data(file: &File) -> io::Result<()> {
 #[cfg(target_os = "linux")]
 fn write_behind(file: &File) -> io::Result<()> {
     // Waits for writeback in flight, then starts it for everything dirty, without
-    // waiting for that. Its wait reports a failed writeback (and the kernel then
-    // clears it): the caller makes every later sync fail.
-    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE;
-    // SAFETY: `sync_file_range` takes a valid, open descriptor owned by `file`; offset 0
-    // and length 0 name the whole file.
-    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // waiting for that: two calls. The wait reports a failed writeback (and the kernel
+    // then clears it): its error is the caller's, which makes every later sync fail.
+    // The start's is not: it fails without losing anything (no memory for the request
+    // under pressure; the pages stay dirty for the next sync).
+    let range = |flags| {
+        // SAFETY: `sync_file_range` takes a valid, open descriptor owned by `file`;
+        // offset 0 and length 0 name the whole file.
+        let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    range(libc::SYNC_FILE_RANGE_WAIT_BEFORE)?;
+    let _ = range(libc::SYNC_FILE_RANGE_WRITE);
+    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -371,12 +389,12 @@ fn write_behind(_file: &File) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a failed sync may have lost writes. The kernel reports a failed writeback
-/// (once, then forgets it) with whatever error the device gave: EIO, ENOSPC and EDQUOT,
-/// but also ENODATA, ETIMEDOUT, ENOLINK, EREMOTEIO, EILSEQ, ENOMEM and others. So every
-/// failure counts, but for a call the system refused before starting any writeback
-/// (not supported for this file, interrupted, a bad descriptor), which reported none:
-/// the next sync tries again.
+/// Whether a failed write-behind wait may have lost writes. The kernel reports a failed
+/// writeback (once, then forgets it) with whatever error the device gave: EIO, ENOSPC
+/// and EDQUOT, but also ENODATA, ETIMEDOUT, ENOLINK, EREMOTEIO, EILSEQ, ENOMEM and
+/// others. So every failure counts, but for a call the system refused before waiting
+/// on any writeback (not supported for this file, interrupted, a bad descriptor),
+/// which reported none. (A failed `fdatasync` counts whatever its code, but EINTR.)
 fn loses_writes(e: &io::Error) -> bool {
     !matches!(
         e.raw_os_error(),

@@ -355,7 +355,8 @@ impl Run {
     }
 
     /// Raises the run's level to `level` (a run appended to stands for the level its size
-    /// would have reached by merges, so the leveling keeps merging like with like).
+    /// would have reached by merges, so the leveling keeps merging like with like; the
+    /// caller caps it at the level of the run before).
     pub(super) fn raise_level(&mut self, level: u8) {
         self.level = self.level.max(level);
     }
