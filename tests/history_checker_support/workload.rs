@@ -74,6 +74,7 @@ fn worker(
     seed: u64,
     thread: usize,
     start: Arc<Barrier>,
+    acked: Arc<std::sync::atomic::AtomicU64>,
 ) -> Vec<Txn> {
     let mut rng = Rng::new(seed ^ (thread as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut conn = db.connect();
@@ -89,6 +90,9 @@ fn worker(
         };
         // Some read-write transactions only read: the read-only SSI cases.
         let may_write = kind == Kind::ReadWrite && roll >= 22;
+        // Every commit acknowledged before `begin` is visible to it (the checker takes
+        // the engine's snapshot number on trust otherwise).
+        let known = acked.load(std::sync::atomic::Ordering::Acquire);
         let mut tx = match kind {
             Kind::Reader => conn.begin_read(),
             Kind::ReadWrite => conn.begin_with(iso),
@@ -98,7 +102,14 @@ fn worker(
             uid,
             thread,
             kind,
-            snapshot: tx.snapshot_seq(),
+            snapshot: {
+                let s = tx.snapshot_seq();
+                assert!(
+                    s >= known,
+                    "seed {seed:#x}: a snapshot at {s} below acknowledged commit {known}"
+                );
+                s
+            },
             tip_before: 0,
             tip_after: 0,
             reads: Vec::new(),
@@ -187,6 +198,9 @@ fn worker(
             rec.tip_before = db.stats().tip_seq;
             let result = tx.commit_with(Durability::Applied);
             rec.tip_after = db.stats().tip_seq;
+            if let Ok(info) = &result {
+                acked.fetch_max(info.seq, std::sync::atomic::Ordering::AcqRel);
+            }
             rec.outcome = match result {
                 Ok(info) => Outcome::Committed { seq: info.seq },
                 Err(Error::Conflict {
@@ -215,7 +229,12 @@ fn worker(
 /// Runs one seeded workload on a fresh database and records its history.
 pub fn run(seed: u64, iso: Isolation, profile: Profile) -> History {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("history.db")).unwrap();
+    // Checkpoints every few hundred commits, so reads are served from the tree as well
+    // as the version store, and folds race the workload (the defaults never fold it).
+    let db = capsuledb::Options::new()
+        .checkpoint_log_commits(300)
+        .open(dir.path().join("history.db"))
+        .unwrap();
     let mut conn = db.connect();
     let mut tx = conn.begin().unwrap();
     let mut setup = Txn {
@@ -241,11 +260,13 @@ pub fn run(seed: u64, iso: Isolation, profile: Profile) -> History {
         seq: tx.commit().unwrap().seq,
     };
     let start = Arc::new(Barrier::new(THREADS));
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let db = db.clone();
             let start = Arc::clone(&start);
-            std::thread::spawn(move || worker(db, iso, profile, seed, t, start))
+            let acked = Arc::clone(&acked);
+            std::thread::spawn(move || worker(db, iso, profile, seed, t, start, acked))
         })
         .collect();
     let mut txns = vec![setup];
@@ -277,6 +298,11 @@ pub fn run(seed: u64, iso: Isolation, profile: Profile) -> History {
         })
         .collect();
     let stats = db.stats();
+    // The history crossed at least one checkpoint (a long enough one does).
+    assert!(
+        final_tip < 600 || stats.checkpoints > 0,
+        "no checkpoint in {final_tip} commits"
+    );
     History {
         seed,
         profile: profile.name,
