@@ -206,3 +206,99 @@ fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
         trace.len()
     );
 }
+
+/// The acknowledgement side, exactly: the test above reads the trace's length only
+/// after `commit_with` returned, an upper bound on when it did (a leader that woke its
+/// `Durable` committers before their FSYNC_2 would almost always pass it, the sync
+/// recorded before they ran). Here a sync is held inside the storage, before the trace
+/// records it, while committers run: every commit that returned by then must find its
+/// marker, and for `Durable` a sync after it, already in the trace.
+#[test]
+fn no_commit_is_acknowledged_while_the_sync_it_waits_for_is_held() {
+    let sim = SimStorage::new();
+    // No checkpoint, however many commits come: every record stays where the image
+    // says (the committers run until the looks are done).
+    let db: Database = Options::new()
+        .random_seed(3)
+        .checkpoint_log_commits(10_000_000)
+        .version_store_budget(1 << 30)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    {
+        let mut conn = db.connect();
+        let mut tx = conn.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.commit_with(Durability::Durable).unwrap();
+    }
+    sim.start_trace();
+    let returned = Arc::new(parking_lot::Mutex::new(Vec::<(u64, Durability)>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (db, returned, stop) = (db.clone(), Arc::clone(&returned), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut conn = db.connect();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let mut tx = conn.begin().unwrap();
+                    tx.put("t", &(t << 32 | i).to_be_bytes(), &[t as u8; 60])
+                        .unwrap();
+                    let lvl = level(t, i % COMMITS_PER_THREAD);
+                    let seq = tx.commit_with(lvl).unwrap().seq;
+                    returned.lock().push((seq, lvl));
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    // While each held sync waits: who returned, and how far the trace reached.
+    let mut looks = Vec::new();
+    for _ in 0..8 {
+        let gate = sim.hold_nth_sync(sim.counts().syncs + 3);
+        gate.wait_held();
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        let trace_len = sim.trace_len();
+        looks.push((returned.lock().clone(), trace_len));
+        gate.release();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    for h in handles {
+        h.join().unwrap();
+    }
+    // Everything durable, so every commit has its marker in the image.
+    assert_eq!(db.stats().checkpoints, 0);
+    db.close().unwrap();
+    let trace = sim.take_trace();
+    let placed = placed_commits(&sim.live_bytes());
+    let mut checked = 0;
+    for &(ref acked, trace_len) in &looks {
+        for &(seq, lvl) in acked {
+            // The marker's own write: the last over its slot in the whole trace (a log
+            // page's zero image covers the slot earlier; nothing writes it later here).
+            let Some(p) = placed.get(&seq) else {
+                panic!(
+                    "commit {seq} ({lvl:?}) has no marker in the image ({} placed)",
+                    placed.len()
+                )
+            };
+            let marker = last_write(&trace, &p.marker).expect("marker written");
+            match lvl {
+                Durability::Durable => assert!(
+                    sync_after(&trace, marker).is_some_and(|s| s < trace_len),
+                    "commit {seq} returned Durable while the sync after its marker was held"
+                ),
+                Durability::Written => assert!(
+                    marker < trace_len,
+                    "commit {seq} returned Written before its marker was written"
+                ),
+                _ => {}
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+    println!(
+        "{checked} acknowledgements checked while {} syncs were held",
+        looks.len()
+    );
+}
