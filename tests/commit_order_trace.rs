@@ -270,21 +270,39 @@ fn no_commit_is_acknowledged_while_the_sync_it_waits_for_is_held() {
     db.close().unwrap();
     let trace = sim.take_trace();
     let placed = placed_commits(&sim.live_bytes());
+    // Each marker's own write: the last over its slot in the whole trace (a log page's
+    // zero image covers the slot earlier; nothing writes it later here), found in one
+    // pass; and the first sync after each trace index.
+    let slot_seq: BTreeMap<u64, u64> = placed.iter().map(|(&s, p)| (p.marker.start, s)).collect();
+    let mut marker_write: BTreeMap<u64, usize> = BTreeMap::new();
+    for (i, op) in trace.iter().enumerate() {
+        if let TraceOp::Write { offset, len } = *op {
+            let first = offset.saturating_sub(MARKER_LEN as u64 - 1);
+            for (_, &seq) in slot_seq.range(first..offset + len) {
+                marker_write.insert(seq, i);
+            }
+        }
+    }
+    let mut next_sync = vec![usize::MAX; trace.len() + 1];
+    for i in (0..trace.len()).rev() {
+        next_sync[i] = if matches!(trace[i], TraceOp::Sync) {
+            i
+        } else {
+            next_sync[i + 1]
+        };
+    }
     let mut checked = 0;
     for &(ref acked, trace_len) in &looks {
         for &(seq, lvl) in acked {
-            // The marker's own write: the last over its slot in the whole trace (a log
-            // page's zero image covers the slot earlier; nothing writes it later here).
-            let Some(p) = placed.get(&seq) else {
+            let Some(&marker) = marker_write.get(&seq) else {
                 panic!(
                     "commit {seq} ({lvl:?}) has no marker in the image ({} placed)",
                     placed.len()
                 )
             };
-            let marker = last_write(&trace, &p.marker).expect("marker written");
             match lvl {
                 Durability::Durable => assert!(
-                    sync_after(&trace, marker).is_some_and(|s| s < trace_len),
+                    next_sync[marker + 1] < trace_len,
                     "commit {seq} returned Durable while the sync after its marker was held"
                 ),
                 Durability::Written => assert!(
