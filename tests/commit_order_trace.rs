@@ -114,10 +114,10 @@ fn level(t: u64, i: u64) -> Durability {
     }
 }
 
-#[test]
-fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
+/// A database on a simulated storage with table `t` created, tracing from then on.
+fn traced(options: Options) -> (SimStorage, Database) {
     let sim = SimStorage::new();
-    let db: Database = Options::new()
+    let db = options
         .random_seed(3)
         .open_storage(Arc::new(sim.clone()))
         .unwrap();
@@ -128,6 +128,12 @@ fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
         tx.commit_with(Durability::Durable).unwrap();
     }
     sim.start_trace();
+    (sim, db)
+}
+
+#[test]
+fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
+    let (sim, db) = traced(Options::new());
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let (db, sim) = (db.clone(), sim.clone());
@@ -215,22 +221,13 @@ fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
 /// marker, and for `Durable` a sync after it, already in the trace.
 #[test]
 fn no_commit_is_acknowledged_while_the_sync_it_waits_for_is_held() {
-    let sim = SimStorage::new();
     // No checkpoint, however many commits come: every record stays where the image
     // says (the committers run until the looks are done).
-    let db: Database = Options::new()
-        .random_seed(3)
-        .checkpoint_log_commits(10_000_000)
-        .version_store_budget(1 << 30)
-        .open_storage(Arc::new(sim.clone()))
-        .unwrap();
-    {
-        let mut conn = db.connect();
-        let mut tx = conn.begin().unwrap();
-        tx.create_table("t").unwrap();
-        tx.commit_with(Durability::Durable).unwrap();
-    }
-    sim.start_trace();
+    let (sim, db) = traced(
+        Options::new()
+            .checkpoint_log_commits(10_000_000)
+            .version_store_budget(1 << 30),
+    );
     let returned = Arc::new(parking_lot::Mutex::new(Vec::<(u64, Durability)>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handles: Vec<_> = (0..THREADS)

@@ -657,6 +657,33 @@ fn invalid_budget_options() {
     db.connect().run(|tx| tx.create_table("t")).unwrap();
 }
 
+/// A database in `dir` whose table `t` holds `key` (checkpointed if `checkpoint`),
+/// closed; its path and the copy holding its newest header.
+fn one_commit_closed(
+    dir: &Path,
+    key: &[u8],
+    value: &[u8],
+    checkpoint: bool,
+) -> (std::path::PathBuf, usize) {
+    let path = new_db(dir);
+    let db = Database::open(&path).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.put("t", key, value).unwrap();
+    tx.commit().unwrap();
+    if checkpoint {
+        db.checkpoint().unwrap();
+    }
+    drop(c);
+    db.close().unwrap();
+    let bytes = bytes_of(&path);
+    let newest = (0..2)
+        .max_by_key(|&c| header_of(&bytes, c).generation)
+        .unwrap();
+    (path, newest)
+}
+
 /// A header whose generation is one below the largest a reader accepts (a crafted
 /// file): the next checkpoint wrote a header with the largest generation, which the
 /// next open refused, after it had freed the log behind it. A header write now checks
@@ -664,20 +691,8 @@ fn invalid_budget_options() {
 #[test]
 fn no_header_is_written_past_the_largest_generation() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gen.db");
-    let db = Database::open(&path).unwrap();
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    tx.put("t", b"k1", b"v1").unwrap();
-    tx.commit().unwrap();
-    drop(c);
-    db.close().unwrap();
-    let bytes = bytes_of(&path);
-    let newest = (0..2)
-        .max_by_key(|&c| header_of(&bytes, c).generation)
-        .unwrap();
-    let mut h = header_of(&bytes, newest);
+    let (path, newest) = one_commit_closed(dir.path(), b"k1", b"v1", false);
+    let mut h = header_of(&bytes_of(&path), newest);
     // `PIN_GENERATION_MAX` (2^62 - 1) is refused; one below it is the largest read.
     h.generation = (1u64 << 62) - 2;
     rewrite_header(&path, newest, &h);
@@ -707,20 +722,8 @@ fn no_header_is_written_past_the_largest_generation() {
 #[test]
 fn a_damaged_header_beside_a_copy_naming_pages_past_the_end_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let path = new_db(dir.path());
-    let db = Database::open(&path).unwrap();
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    tx.put("t", b"k", b"v").unwrap();
-    tx.commit().unwrap();
-    db.checkpoint().unwrap();
-    drop(c);
-    db.close().unwrap();
+    let (path, newest) = one_commit_closed(dir.path(), b"k", b"v", true);
     let bytes = bytes_of(&path);
-    let newest = (0..2)
-        .max_by_key(|&c| header_of(&bytes, c).generation)
-        .unwrap();
     let older = 1 - newest;
     let mut h = header_of(&bytes, older);
     h.page_count = bytes.len() as u64 / u64::from(h.page_size) + 10;

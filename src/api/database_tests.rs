@@ -1,6 +1,27 @@
 //! Tests of `Database` that reach below the API: a closed engine a background thread
 //! still holds, table ids, the catalog check, a tree commit waiting for a checkpoint.
 
+/// Commits `writes` durably straight through the engine, past the API's checks (what
+/// only a crafted or damaged file could hold).
+fn commit_below_api(
+    engine: &std::sync::Arc<crate::engine::Engine>,
+    writes: &crate::types::WriteSet,
+) {
+    let snapshot = engine.registry.visible();
+    engine
+        .commit(
+            snapshot,
+            crate::types::Isolation::Serializable,
+            writes,
+            crate::commit::ReadSet::default(),
+            &[],
+            crate::types::Durability::Durable,
+            &|| std::sync::Arc::from([]),
+            9,
+        )
+        .unwrap();
+}
+
 mod reopen_after_close_tests {
     use crate::Database;
     use std::time::Duration;
@@ -90,8 +111,7 @@ mod table_id_tests {
 
 mod catalog_check_tests {
     use crate::Database;
-    use crate::types::{CATALOG_TABLE, Durability, Isolation, WriteSet};
-    use std::sync::Arc;
+    use crate::types::{CATALOG_TABLE, WriteSet};
 
     /// Two catalog names on one table id (only a damaged or crafted file holds them:
     /// written here below the API): `check_integrity` reports them.
@@ -114,19 +134,7 @@ mod catalog_check_tests {
             .or_default()
             .insert(b"b", Some(&id_a.to_le_bytes()))
             .unwrap();
-        let snapshot = engine.registry.visible();
-        engine
-            .commit(
-                snapshot,
-                Isolation::Serializable,
-                &writes,
-                crate::commit::ReadSet::default(),
-                &[],
-                Durability::Durable,
-                &|| Arc::from([]),
-                9,
-            )
-            .unwrap();
+        super::commit_below_api(&engine, &writes);
         db.checkpoint().unwrap();
         let report = db.check_integrity().unwrap();
         assert!(
@@ -141,8 +149,7 @@ mod catalog_check_tests {
 
 mod catalog_replay_tests {
     use crate::Database;
-    use crate::types::{CATALOG_TABLE, Durability, Isolation, WriteSet};
-    use std::sync::Arc;
+    use crate::types::{CATALOG_TABLE, WriteSet};
 
     /// A logged catalog entry whose value is no table id (3 bytes; written here below
     /// the API, as only a crafted file holds it): replay accepted it, and a read of the
@@ -160,19 +167,7 @@ mod catalog_replay_tests {
             .or_default()
             .insert(b"t", Some(&[1, 2, 3]))
             .unwrap();
-        let snapshot = engine.registry.visible();
-        engine
-            .commit(
-                snapshot,
-                Isolation::Serializable,
-                &writes,
-                crate::commit::ReadSet::default(),
-                &[],
-                Durability::Durable,
-                &|| Arc::from([]),
-                9,
-            )
-            .unwrap();
+        super::commit_below_api(&engine, &writes);
         drop(engine);
         drop(db);
         let e = Database::open(&path).unwrap_err();
