@@ -91,21 +91,7 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         .map_err(|e| naming_output(output, e))?;
     let seq = snapshot.snapshot_seq();
     drop(snapshot);
-    // A link, not a rename: it fails if OUT was made while the salvage ran (a rename
-    // would replace it).
-    let linked = match std::fs::hard_link(&temp, output) {
-        // A file system without hard links (vfat, exFAT, some network mounts): a
-        // rename, after looking once more that OUT is still free.
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            if output.symlink_metadata().is_ok() {
-                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
-            } else {
-                std::fs::rename(&temp, output)
-            }
-        }
-        other => other,
-    };
-    linked.map_err(|e| {
+    link_no_replace(&temp, output).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             CliError::msg(format!(
                 "{}: made while the salvage ran; salvage writes a new file",
@@ -187,7 +173,24 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
 
 /// Removes a file when dropped: the temporary output of a salvage (linked into place
 /// once checked, or left by a failure part way).
-struct RemoveOnDrop(Option<std::path::PathBuf>);
+pub(crate) struct RemoveOnDrop(pub(crate) Option<std::path::PathBuf>);
+
+/// Gives `temp`'s file the name `output` without replacing a file there: a link, not a
+/// rename (it fails with `AlreadyExists` if `output` was made meanwhile); on a file
+/// system without hard links (vfat, exFAT, some network mounts), a rename after looking
+/// once more that `output` is still free. `temp` keeps its name after a link.
+pub(crate) fn link_no_replace(temp: &Path, output: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(temp, output) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            if output.symlink_metadata().is_ok() {
+                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            } else {
+                std::fs::rename(temp, output)
+            }
+        }
+        other => other,
+    }
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

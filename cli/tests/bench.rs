@@ -223,3 +223,24 @@ fn an_interrupted_run_removes_its_directory() {
         "the run's directory is left behind"
     );
 }
+
+/// `--keep` onto another file system (the benchmark's directory on tmpfs, when the
+/// machine has one): a copy beside FILE, synced and linked in, and nothing else left
+/// there (the copy went straight to FILE's name, a failure leaving part of it).
+#[test]
+fn bench_keep_across_file_systems_leaves_one_whole_file() {
+    let shm = std::path::Path::new("/dev/shm");
+    if !shm.is_dir() {
+        return; // no second file system here
+    }
+    let run_dir = tempfile::tempdir_in(shm).unwrap();
+    let keep_dir = tempfile::tempdir().unwrap();
+    let kept = s(&keep_dir.path().join("kept.db"));
+    tiny(&run_dir, &["--phases", "bulk", "--keep", &kept]);
+    assert!(ok(&["check", &kept]).starts_with("ok:"));
+    let names: Vec<_> = std::fs::read_dir(keep_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("kept.db")]);
+}

@@ -183,19 +183,48 @@ impl Bench<'_> {
         Ok(Database::open(self.dir.join(format!("bench-{n}.db")))?)
     }
 
-    /// Closes a database and moves its file to `keep` (copying across file systems).
+    /// Closes a database and gives its file the name `keep`, never replacing a file
+    /// there (one made while the benchmark ran) and never leaving part of one: a link
+    /// on the same file system; across file systems a copy beside `keep`, synced, then
+    /// linked in (a failed copy removes itself).
     fn keep_db(&self, db: Database, keep: &Path) -> CliResult<()> {
         let path = db.path().map(Path::to_path_buf);
         db.close()?;
-        if let Some(path) = path
-            && std::fs::rename(&path, keep).is_err()
-        {
-            std::fs::copy(&path, keep)
-                .map_err(|e| CliError::io(format!("keep the database at {}", keep.display()), e))?;
-            std::fs::remove_file(&path)
-                .map_err(|e| CliError::io(format!("remove {}", path.display()), e))?;
+        let Some(path) = path else { return Ok(()) };
+        let kept = |e: std::io::Error| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                CliError::msg(format!(
+                    "{}: made while the benchmark ran; --keep writes a new file",
+                    keep.display()
+                ))
+            } else {
+                CliError::io(format!("keep the database at {}", keep.display()), e)
+            }
+        };
+        match std::fs::hard_link(&path, keep) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(kept(e)),
+            Err(_) => {
+                let name = keep.file_name().unwrap_or_default().to_string_lossy();
+                let temp = keep.with_file_name(format!(".{name}.bench-{}", std::process::id()));
+                let guard = crate::salvage::RemoveOnDrop(Some(temp.clone()));
+                std::fs::copy(&path, &temp)
+                    .and_then(|_| std::fs::File::open(&temp)?.sync_all())
+                    .map_err(kept)?;
+                crate::salvage::link_no_replace(&temp, keep).map_err(kept)?;
+                drop(guard);
+            }
         }
-        Ok(())
+        std::fs::remove_file(&path)
+            .map_err(|e| CliError::io(format!("remove {}", path.display()), e))?;
+        // The new name reaches the disk before the run reports it kept.
+        let parent = match keep.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        std::fs::File::open(&parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| CliError::io(format!("sync {}", parent.display()), e))
     }
 
     /// Closes a phase's database (flushing everything) and deletes its file.
