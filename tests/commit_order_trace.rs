@@ -251,7 +251,7 @@ fn no_commit_is_acknowledged_while_the_sync_it_waits_for_is_held() {
     // While each held sync waits: who returned, and how far the trace reached.
     let mut looks = Vec::new();
     for _ in 0..8 {
-        let gate = sim.hold_nth_sync(sim.counts().syncs + 3);
+        let gate = sim.hold_nth_sync(3);
         gate.wait_held();
         std::thread::sleep(std::time::Duration::from_millis(15));
         let trace_len = sim.trace_len();

@@ -614,3 +614,34 @@ fn an_open_after_a_creation_that_failed_to_sync_its_name_syncs_it() {
     assert_eq!(storage.synced.load(Ordering::Acquire), 1);
     db.close().unwrap();
 }
+
+/// A subscriber waiting on a database a failed sync poisons: no commit can become
+/// durable any more, and it waited until the database was closed. It receives what
+/// was durable, then `Closed`.
+#[test]
+fn a_poisoned_database_closes_its_subscriptions() {
+    let sim = SimStorage::new();
+    let db = open(&sim).unwrap();
+    try_commit(&db, 0).unwrap();
+    let sub = db.subscribe();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        loop {
+            let r = sub.recv();
+            let end = matches!(r, capsuledb::Received::Closed);
+            got.push(r);
+            if end {
+                break;
+            }
+        }
+        let _ = tx.send(got);
+    });
+    sim.fail_nth_sync(1);
+    assert!(try_commit(&db, 1).is_err());
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the subscriber was never told the database is poisoned");
+    assert_eq!(got.last(), Some(&capsuledb::Received::Closed), "{got:?}");
+    drop(db);
+}

@@ -39,7 +39,8 @@ pub enum Received {
         /// Events dropped since the last `Lagged`.
         missed: u64,
     },
-    /// The database was closed or dropped; no more events will come.
+    /// The database was closed or dropped, or poisoned (a write or sync failed, so no
+    /// commit becomes durable any more); no more events will come.
     Closed,
 }
 

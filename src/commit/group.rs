@@ -449,6 +449,9 @@ impl GroupCommit {
         };
         self.changed.notify_all();
         self.hand_off(st);
+        if result.is_err() {
+            self.close_feed_poisoned();
+        }
         // Logged last: every waiter is already told, whatever the logger does.
         if let Err(e) = &result {
             log::error!(
@@ -512,6 +515,15 @@ impl GroupCommit {
         self.poisoned_at.store(true, Ordering::Release);
         self.changed.notify_all();
         self.bells.ring_all();
+        drop(st);
+        self.close_feed_poisoned();
+    }
+
+    /// Once poisoned: subscribers receive what is durable and visible, then `Closed`
+    /// (no commit becomes durable any more; they waited until the database was closed).
+    fn close_feed_poisoned(&self) {
+        self.feed.visible(self.registry.visible());
+        self.feed.close();
     }
 
     /// After a tree commit at `seq` (every commit below it durable, nothing queued):
