@@ -142,22 +142,27 @@ impl capsuledb::storage::Storage for PanickingSync {
     }
 }
 
+/// A database with `options` on a [`PanickingSync`] (not armed yet) holding `TABLE`.
+fn panicking_db(options: capsuledb::Options) -> (std::sync::Arc<PanickingSync>, Database) {
+    use std::sync::Arc;
+    let storage = Arc::new(PanickingSync {
+        inner: capsuledb::storage::SimStorage::new(),
+        armed: false.into(),
+    });
+    let db = options
+        .open_storage(Arc::clone(&storage) as Arc<dyn capsuledb::storage::Storage>)
+        .unwrap();
+    create_table(&db, TABLE);
+    (storage, db)
+}
+
 /// A group commit's step panics (here in the storage's `sync`): every committer of the
 /// group, and every later one, gets an error instead of waiting forever on a leader that
 /// will never finish, and `close` returns. A watchdog fails the test instead of hanging.
 #[test]
 fn a_panic_in_a_group_commit_step_poisons_instead_of_hanging() {
-    use capsuledb::storage::Storage;
-    use std::sync::Arc;
     use std::sync::atomic::Ordering;
-    let storage = Arc::new(PanickingSync {
-        inner: capsuledb::storage::SimStorage::new(),
-        armed: false.into(),
-    });
-    let db = capsuledb::Options::new()
-        .open_storage(Arc::clone(&storage) as Arc<dyn Storage>)
-        .unwrap();
-    create_table(&db, TABLE);
+    let (storage, db) = panicking_db(capsuledb::Options::new());
     storage.armed.store(true, Ordering::Release);
     let (done, finished) = std::sync::mpsc::channel();
     for t in 0..4u64 {
@@ -203,18 +208,8 @@ fn a_panic_in_a_group_commit_step_poisons_instead_of_hanging() {
 /// hanging.
 #[test]
 fn a_panic_in_a_tree_commit_poisons_instead_of_hanging_later_commits() {
-    use capsuledb::storage::Storage;
-    use std::sync::Arc;
     use std::sync::atomic::Ordering;
-    let storage = Arc::new(PanickingSync {
-        inner: capsuledb::storage::SimStorage::new(),
-        armed: false.into(),
-    });
-    let db = capsuledb::Options::new()
-        .version_store_budget(64 * 1024)
-        .open_storage(Arc::clone(&storage) as Arc<dyn Storage>)
-        .unwrap();
-    create_table(&db, TABLE);
+    let (storage, db) = panicking_db(capsuledb::Options::new().version_store_budget(64 * 1024));
     storage.armed.store(true, Ordering::Release);
     let large = {
         let db = db.clone();

@@ -90,13 +90,18 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     Ok(())
 }
 
+/// The directory `out` lies in (`.` for a bare name).
+pub fn dir_of(out: &Path) -> std::path::PathBuf {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
 /// The directory of `out` and the start of the names this process gives the temporary
 /// copies it writes there for `what` (`.OUT.what-<pid>-`).
 pub fn temp_prefix(out: &Path, what: &str) -> (std::path::PathBuf, String) {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let dir = dir_of(out);
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -103,13 +103,7 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     })?;
     drop(guard);
     // The rename reaches the disk before OUT is reported written.
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::File::open(&parent)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CliError::io(format!("sync the directory {}", parent.display()), e))?;
+    sync_dir_of(output)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -174,6 +168,14 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
 /// Removes a file when dropped: the temporary output of a salvage (linked into place
 /// once checked, or left by a failure part way).
 pub(crate) struct RemoveOnDrop(pub(crate) Option<std::path::PathBuf>);
+
+/// Syncs the directory `path` lies in: a name just given there reaches the disk.
+pub(crate) fn sync_dir_of(path: &Path) -> CliResult<()> {
+    let dir = crate::backup::dir_of(path);
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| CliError::io(format!("sync the directory {}", dir.display()), e))
+}
 
 /// Gives `temp`'s file the name `output` without replacing a file there: a link, not a
 /// rename (it fails with `AlreadyExists` if `output` was made meanwhile); on a file

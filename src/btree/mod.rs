@@ -141,26 +141,39 @@ fn value_bytes_checked<'a>(
             ValueTag::extent(len, crc),
             run::read_extent(file, page, page_size, len, crc)?,
         ),
-        CellValue::Overflow { page, len } => {
-            let bad = |what: &str| Error::corrupted(page, what.to_string());
-            let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
-            if r.entry_count != 0 {
-                return Err(bad("an overflow run with an entry count"));
-            }
-            if r.value_len != len {
-                return Err(bad("overflow length does not match its leaf cell"));
-            }
-            let value = r
-                .payload
-                .get(..len as usize)
-                .ok_or_else(|| bad("overflow value longer than its run"))?;
-            (page, ValueTag::run(len), value)
-        }
+        CellValue::Overflow { page, len } => (
+            page,
+            ValueTag::run(len),
+            overflow_run(file, page_size, page, len)?.1,
+        ),
     };
     if let Some(set) = verified {
         set.insert_value(page, tag);
     }
     Ok(value)
+}
+
+/// The overflow run at `page` holding a value of `len` bytes by its leaf cell, verified
+/// and checked against the cell: the run and the value.
+fn overflow_run(
+    file: &[u8],
+    page_size: u32,
+    page: u64,
+    len: u32,
+) -> Result<(run::RunRef<'_>, &[u8])> {
+    let bad = |what: &str| Error::corrupted(page, what.to_string());
+    let r = run::read_run(file, PageKind::Overflow, page, page_size)?;
+    if r.entry_count != 0 {
+        return Err(bad("an overflow run with an entry count"));
+    }
+    if r.value_len != len {
+        return Err(bad("overflow length does not match its leaf cell"));
+    }
+    let value = r
+        .payload
+        .get(..len as usize)
+        .ok_or_else(|| bad("overflow value longer than its run"))?;
+    Ok((r, value))
 }
 
 /// Point lookup of a composite key; pages in `verified` skip their checksum.
@@ -456,9 +469,11 @@ impl<V: FnMut(u64, PageKind, u64)> Walker<'_, V> {
         let (file, page_size) = (self.file, self.page_size);
         match v {
             CellValue::Inline(_) => {}
-            CellValue::Overflow { page: run_page, .. } => {
-                value_bytes_checked(file, page_size, v, None)?;
-                let r = run::read_run(file, PageKind::Overflow, run_page, page_size)?;
+            CellValue::Overflow {
+                page: run_page,
+                len,
+            } => {
+                let (r, _) = overflow_run(file, page_size, run_page, len)?;
                 self.claim(run_page, r.pages)?;
                 (self.visit)(run_page, PageKind::Overflow, r.pages);
             }

@@ -205,8 +205,8 @@ impl Bench<'_> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(kept(e)),
             Err(_) => {
-                let name = keep.file_name().unwrap_or_default().to_string_lossy();
-                let temp = keep.with_file_name(format!(".{name}.bench-{}", std::process::id()));
+                let (dir, prefix) = crate::backup::temp_prefix(keep, "bench");
+                let temp = dir.join(prefix);
                 let guard = crate::salvage::RemoveOnDrop(Some(temp.clone()));
                 std::fs::copy(&path, &temp)
                     .and_then(|_| std::fs::File::open(&temp)?.sync_all())
@@ -218,13 +218,7 @@ impl Bench<'_> {
         std::fs::remove_file(&path)
             .map_err(|e| CliError::io(format!("remove {}", path.display()), e))?;
         // The new name reaches the disk before the run reports it kept.
-        let parent = match keep.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        std::fs::File::open(&parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| CliError::io(format!("sync {}", parent.display()), e))
+        crate::salvage::sync_dir_of(keep)
     }
 
     /// Closes a phase's database (flushing everything) and deletes its file.
