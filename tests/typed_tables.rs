@@ -264,3 +264,23 @@ fn serde_values_with_trailing_bytes_are_refused() {
         "{bad:?}"
     );
 }
+
+/// postcard cannot read what needs `deserialize_any` (an internally tagged enum): such a
+/// value is refused at `put`, where it used to be stored and then refused by every read.
+#[cfg(feature = "serde")]
+#[test]
+fn a_serde_value_postcard_cannot_read_back_is_refused_at_put() {
+    use capsuledb::Serde;
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[serde(tag = "kind")]
+    enum Event {
+        Open { at: u64 },
+    }
+    const EVENTS: TableDef<u32, Serde<Event>> = TableDef::new("events");
+    let (_dir, db) = open();
+    let mut conn = db.connect();
+    conn.run(|tx| tx.create_table(EVENTS.name())).unwrap();
+    let put = conn.run(|tx| tx.table_mut(EVENTS).put(1, &Event::Open { at: 5 }));
+    assert!(matches!(put, Err(Error::Encode { .. })), "{put:?}");
+    assert_eq!(conn.read(|tx| tx.table(EVENTS).len()).unwrap(), 0);
+}

@@ -7,8 +7,22 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 
-/// A typed table's value type for any `T` that serde can serialize: the value is
-/// stored in postcard's wire format, which is stable across postcard 1.x.
+/// A typed table's value type for a serde type `T`: the value is stored in postcard's
+/// wire format, which is stable across postcard 1.x.
+///
+/// postcard does not describe its data, so `T`'s serde implementation must read back
+/// by position what it wrote:
+/// - no `deserialize_any`: internally tagged (`#[serde(tag = ...)]`) and untagged enums,
+///   `serde_json::Value` and the like cannot be read. A `put` of such a value fails with
+///   [`Error::Encode`] (every value is decoded once after encoding, to check), rather
+///   than storing bytes no read could decode;
+/// - no `#[serde(skip_serializing_if = ...)]` (or other fields left out when writing):
+///   the fields after a left-out one are read from the wrong bytes, and a read can
+///   return a *different value without an error*. This the check at `put` cannot always
+///   see (the wrong value may encode to the same bytes);
+/// - a recursive `T` (`enum Tree { Leaf, Node(Box<Tree>) }`) is decoded without a depth
+///   limit: bytes nested deeper than the thread's stack allows (only a hostile file can
+///   hold them with valid checksums) overflow the stack.
 ///
 /// ```
 /// # fn main() -> capsuledb::Result<()> {
@@ -45,6 +59,26 @@ impl<T: Serialize + DeserializeOwned + 'static> Value for Serde<T> {
             ty: std::any::type_name::<T>(),
             what: format!("postcard: {e}"),
         })?;
+        // What a read will do with these bytes, done once now: a `T` postcard cannot
+        // read back (it needs `deserialize_any`) fails here, not at every later read.
+        match postcard::take_from_bytes::<T>(&bytes) {
+            Ok((_, [])) => {}
+            Ok((_, rest)) => {
+                return Err(Error::Encode {
+                    ty: std::any::type_name::<T>(),
+                    what: format!(
+                        "postcard: its decoder stops {} bytes before the end of the encoding",
+                        rest.len()
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(Error::Encode {
+                    ty: std::any::type_name::<T>(),
+                    what: format!("postcard cannot read the encoding back ({e}): see `Serde`"),
+                });
+            }
+        }
         out.extend_from_slice(&bytes);
         Ok(())
     }
