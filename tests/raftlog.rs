@@ -353,6 +353,49 @@ fn concurrent_appenders_on_separate_logs() {
     }
 }
 
+/// Once a reader sees a truncate's new bounds, no removed entry is served to it: the
+/// truncate dropped the entries from the cache only after setting the bounds, and a
+/// reader in between got an entry past `last_index` from the cache (nothing is
+/// appended, so an index past the last can never be held again).
+#[test]
+fn a_reader_that_saw_a_truncate_is_never_served_a_removed_entry() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    let n = 1_500u64;
+    let es: Vec<Entry> = (1..=n).map(|i| Entry::new(i, 1, vec![1; 8])).collect();
+    log.append(&es).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (log, done) = (log.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let last = log.last_index().unwrap_or(0);
+                    let past = log.entry(last + 1).unwrap();
+                    assert!(
+                        past.is_none(),
+                        "entry {} served after last_index {last}",
+                        last + 1
+                    );
+                    assert!(log.entries(last + 1..=last + 1).unwrap().is_empty());
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for from in (2..=n).rev() {
+        log.truncate(from).unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert_eq!(log.last_index(), Some(1));
+}
+
 // ---------------------------------------------------------------------------------
 // Crashes.
 

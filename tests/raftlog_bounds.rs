@@ -212,6 +212,17 @@ fn a_gap_or_a_lower_term_inside_the_log_is_damage_not_absence() {
     corrupted(log.for_each_entry(.., |_, _, _| Ok(())));
     corrupted(log.entry(3).map(drop));
     corrupted(log.term(3).map(drop));
+    // A range whose top, or whole, lies in the gap: its reads found entries (or none)
+    // and checked nothing past the last one, answering `[1, 2]` or `[]`.
+    corrupted(log.entries(3..=3).map(drop));
+    corrupted(log.entries(1..=3).map(drop));
+    corrupted(log.entries(1..4).map(drop));
+    corrupted(log.entries_uncached(2..=3).map(drop));
+    corrupted(log.entry_batch(3..=3).map(drop));
+    corrupted(log.for_each_entry(1..=3, |_, _, _| Ok(())));
+    assert_eq!(log.entries(0..=2).unwrap().len(), 2);
+    assert_eq!(log.entries(5..=9).unwrap().len(), 1);
+    assert_eq!(log.entries(6..=9).unwrap().len(), 0);
     assert_eq!(log.entries(4..=5).unwrap().len(), 2);
     assert_eq!(log.entry(0).unwrap(), None);
     assert_eq!(log.entry(6).unwrap(), None);

@@ -89,7 +89,7 @@ impl Cache {
         }
     }
 
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.entries.clear();
         self.bytes = 0;
     }

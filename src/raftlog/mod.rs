@@ -68,6 +68,7 @@
 //! engine refuses commits too. Reopen the database and the log to continue.
 
 mod batch;
+mod bounds;
 mod cache;
 mod codec;
 mod entry;
@@ -77,6 +78,7 @@ mod read;
 
 use crate::{Database, Durability, Error, Isolation, Result};
 pub use batch::{EntryBatch, EntryRef, Iter as EntryBatchIter};
+use bounds::{Bounds, check_bounds};
 use cache::Cache;
 use codec::{HARD_STATE_KEY, PURGED_KEY, decode_entry_value, decode_log_key, log_key};
 pub use entry::{AppendTicket, Entry, EntryId, HardState};
@@ -97,35 +99,6 @@ static OPENING: Mutex<()> = Mutex::new(());
 
 /// Table name used by [`RaftLog::open`].
 pub const DEFAULT_NAME: &str = "raft";
-
-/// What the log holds, as the handle believes it is on disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-struct Bounds {
-    /// The last purged entry, if anything was ever purged.
-    purged: Option<EntryId>,
-    /// The first held index and the last held entry, if the log holds entries.
-    held: Option<(u64, EntryId)>,
-}
-
-impl Bounds {
-    fn first_index(&self) -> u64 {
-        match (self.held, self.purged) {
-            (Some((first, _)), _) => first,
-            (None, Some(p)) => p.index.saturating_add(1),
-            (None, None) => 0,
-        }
-    }
-
-    fn last_id(&self) -> Option<EntryId> {
-        self.held.map(|(_, last)| last).or(self.purged)
-    }
-
-    /// Whether `index` is held.
-    fn holds(&self, index: u64) -> bool {
-        self.held
-            .is_some_and(|(first, last)| (first..=last.index).contains(&index))
-    }
-}
 
 /// A Raft log and hard state stored in a capsuledb [`Database`]. Cheap to clone (the
 /// clones share one log); `Send + Sync`. See the [module docs](self).
@@ -449,14 +422,13 @@ impl RaftLog {
             None
         };
         inner.delete_entries(&mut tx, from.max(first), last.index)?;
-        inner.commit(tx)?;
+        inner.commit_removal(tx, |cache| cache.truncate(from))?;
         let after = Bounds {
             purged: before.purged,
             held,
         };
         debug_assert!(check_bounds(&after).is_ok(), "{after:?}");
         *inner.bounds.lock() = after;
-        inner.cache.write().truncate(from);
         Ok(())
     }
 
@@ -663,6 +635,19 @@ impl Inner {
         self.commit_with(tx, Durability::Durable).map(|_| ())
     }
 
+    /// Commits a removal of entries, dropping them from the cache first (`forget`): a
+    /// reader that saw the new bounds must not be served a removed entry from the cache
+    /// (meanwhile readers read the database). Only appends fill the cache, under the
+    /// writer lock the caller holds; a failed commit empties it.
+    fn commit_removal(
+        &self,
+        tx: crate::Transaction<'_>,
+        forget: impl FnOnce(&mut Cache),
+    ) -> Result<()> {
+        forget(&mut self.cache.write());
+        self.commit(tx).inspect_err(|_| self.cache.write().clear())
+    }
+
     /// Commits at `level` and returns the commit's seq; failures as [`Inner::commit`].
     fn commit_with(&self, tx: crate::Transaction<'_>, level: Durability) -> Result<u64> {
         match tx.commit_with(level) {
@@ -737,14 +722,13 @@ impl Inner {
         if let Some((name, value)) = meta {
             tx.put(&self.meta_table, &codec::user_meta_key(name), value)?;
         }
-        self.commit(tx)?;
+        self.commit_removal(tx, |cache| cache.purge(upto.index))?;
         let after = Bounds {
             purged: Some(upto),
             held,
         };
         debug_assert!(check_bounds(&after).is_ok(), "{after:?}");
         *self.bounds.lock() = after;
-        self.cache.write().purge(upto.index);
         Ok(())
     }
 }
@@ -771,27 +755,4 @@ fn create_tables(db: &Database, names: &[&str]) -> Result<()> {
             Err(e) => return Err(e),
         }
     }
-}
-
-/// The invariants of what a log holds: purged entries come before held ones, the
-/// held range is not reversed. The purged entry's term is not compared with the held
-/// ones': `purge_to` the index right before a log that starts late records the term
-/// it is given, which openraft's own storage suite sets above the first entry's (a
-/// log holding that record was refused at its next open).
-fn check_bounds(b: &Bounds) -> Result<()> {
-    let bad = |what: String| Err(Error::corrupted(0, format!("raft log bounds: {what}")));
-    if let Some((first, last)) = b.held {
-        if first > last.index {
-            return bad(format!("first entry {first} after last {}", last.index));
-        }
-        if let Some(p) = b.purged
-            && p.index.checked_add(1) != Some(first)
-        {
-            return bad(format!(
-                "first entry {first} does not follow the last purged {}",
-                p.index
-            ));
-        }
-    }
-    Ok(())
 }

@@ -132,6 +132,11 @@ impl RaftLog {
             Bound::Excluded(k) => u64::from_be_bytes(*k).checked_add(1),
             Bound::Unbounded => None,
         };
+        let to = match keys.end_bound() {
+            Bound::Included(k) => Some(u64::from_be_bytes(*k)),
+            Bound::Excluded(k) => u64::from_be_bytes(*k).checked_sub(1),
+            Bound::Unbounded => None,
+        };
         let mut prev: Option<(u64, u64)> = None;
         let mut scan = tx.scan(&self.inner.log_table, keys)?;
         while let Some(item) = scan.next() {
@@ -159,6 +164,26 @@ impl RaftLog {
             }
             prev = Some((index, term));
             f(index, term, data)?;
+        }
+        // The range ends before the next entry held: damage if the snapshot holds one
+        // past the range's end and one before the gap (at the range's top, or around
+        // the whole range).
+        let next = match prev {
+            Some((p, _)) => p.checked_add(1),
+            None => from,
+        };
+        if let (Some(next), Some(to)) = (next, to)
+            && next <= to
+        {
+            let table = &self.inner.log_table;
+            let above = tx.range::<&[u8], _>(table, &log_key(next)[..]..)?.next();
+            if let Some((k, _)) = above.transpose()? {
+                let above = decode_log_key(&k)?;
+                match prev {
+                    Some((p, _)) => return Err(missing(next, p, above)),
+                    None => check_present(&tx, table, next, above)?,
+                }
+            }
         }
         Ok(())
     }
