@@ -141,3 +141,50 @@ fn a_failed_install_stops_only_the_purges_it_leaves_waiting() {
         purge.abort();
     });
 }
+
+/// A request the state machine cannot hold (a key over the key limit) that reached the
+/// log is applied as nothing, on every replica alike: failing the apply stopped each
+/// node's Raft at that entry, and again at every restart (openraft replays committed
+/// entries at start). `Request::check` refuses it before it reaches the log.
+#[test]
+fn an_inapplicable_request_is_applied_as_nothing() {
+    use capsuledb::raftlog::openraft::{REQUEST_JSON_BYTES_MAX, Request};
+    use openraft::storage::RaftStateMachine;
+    use openraft::{Entry, EntryPayload};
+    let big_key = Request::Set {
+        key: vec![1; capsuledb::MAX_KEY_LEN + 1],
+        value: b"v".to_vec(),
+    };
+    assert!(matches!(
+        big_key.check(),
+        Err(capsuledb::Error::KeyTooLarge { .. })
+    ));
+    let big_json = Request::Set {
+        key: b"k".to_vec(),
+        value: vec![255; REQUEST_JSON_BYTES_MAX / 4 + 1],
+    };
+    assert!(matches!(
+        big_json.check(),
+        Err(capsuledb::Error::ValueTooLarge { .. })
+    ));
+    let fine = Request::Set {
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+    };
+    fine.check().unwrap();
+    with_node(|_db, _log, mut sm| async move {
+        let entry = |index, r: Request| Entry::<TypeConfig> {
+            log_id: log_id(index),
+            payload: EntryPayload::Normal(r),
+        };
+        let answers = sm
+            .apply(vec![entry(1, big_key), entry(2, fine)])
+            .await
+            .unwrap();
+        assert!(answers[0].refused.as_deref().unwrap().contains("key of"));
+        assert_eq!(answers[1].refused, None);
+        assert_eq!(sm.pairs().unwrap(), vec![(b"k".to_vec(), b"v".to_vec())]);
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(2)));
+    });
+}

@@ -189,6 +189,7 @@ impl Client {
                 "the node is not the leader".to_string(),
             )),
             ClientReply::Failed(e) => Err(ClientError::Failed(e)),
+            ClientReply::Refused(e) => Err(ClientError::NotApplied(format!("refused: {e}"))),
         }
     }
 
@@ -210,6 +211,9 @@ impl Client {
                     tokio::time::sleep(NO_LEADER_PAUSE).await;
                 }
                 Ok(ClientReply::Failed(e)) => return Err(ClientError::Failed(e)),
+                Ok(ClientReply::Refused(e)) => {
+                    return Err(ClientError::NotApplied(format!("refused: {e}")));
+                }
                 Ok(ClientReply::NotLeader {
                     leader_id,
                     leader_addr,

@@ -138,6 +138,9 @@ pub enum ClientReply {
     },
     /// The request failed on the node; for a write, it may or may not have taken effect.
     Failed(String),
+    /// The write was refused and did nothing, on any node and at any retry: its key or
+    /// value is over the limits (`capsuledb::raftlog::openraft::Request::check`).
+    Refused(String),
 }
 
 /// The result of a successful [`ClientRequest`].

@@ -10,7 +10,7 @@ use crate::proto::{
 use capsuledb::Database;
 use capsuledb::raftlog::openraft::{LogStore, Request, StateMachine, TypeConfig};
 use openraft::error::{ForwardToLeader, RaftError};
-use openraft::raft::AppendEntriesRequest;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
 use openraft::{BasicNode, Config, Raft, RaftMetrics, SnapshotPolicy, TryAsRef};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -109,6 +109,39 @@ struct Node {
     stop: watch::Sender<bool>,
     /// Snapshots received from a leader and installed since this process started.
     snapshots_installed: AtomicU64,
+    /// The snapshot being received: its id and the end of the bytes received so far.
+    receiving: std::sync::Mutex<Option<(String, u64)>>,
+}
+
+/// Most bytes of a snapshot received: its install is one transaction.
+const SNAPSHOT_BYTES_MAX: u64 = capsuledb::MAX_TRANSACTION_BYTES as u64;
+
+impl Node {
+    /// Whether a snapshot chunk continues what was received: a new snapshot starts at
+    /// offset 0, and a chunk of the one being received starts at or before the end of
+    /// its bytes so far (openraft resends a chunk whose answer was lost), ending
+    /// within [`SNAPSHOT_BYTES_MAX`]. openraft's receiver writes a chunk at its offset
+    /// into memory, so one frame naming a far offset would allocate that much.
+    fn snapshot_chunk_follows(&self, r: &InstallSnapshotRequest<TypeConfig>) -> bool {
+        let mut receiving = self.receiving.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(end) = r.offset.checked_add(r.data.len() as u64) else {
+            return false;
+        };
+        let id = &r.meta.snapshot_id;
+        let follows = end <= SNAPSHOT_BYTES_MAX
+            && (r.offset == 0
+                || receiving
+                    .as_ref()
+                    .is_some_and(|(at, next)| at == id && r.offset <= *next));
+        if follows {
+            let next = match &*receiving {
+                Some((at, next)) if at == id && r.offset != 0 => end.max(*next),
+                _ => end,
+            };
+            *receiving = (!r.done).then(|| (id.clone(), next));
+        }
+        follows
+    }
 }
 
 /// Runs a node until `shutdown` completes or a client asks it to stop, then shuts Raft
@@ -160,6 +193,7 @@ pub async fn run(
         db: db.clone(),
         stop,
         snapshots_installed: AtomicU64::new(0),
+        receiving: std::sync::Mutex::new(None),
     });
     tokio::pin!(shutdown);
     let raft_stopped = raft_stopped(raft.metrics());
@@ -254,6 +288,8 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
             // A malformed append is garbage like a frame that does not parse.
             Rpc::AppendEntries(r) if !append_well_formed(&r) => return,
             Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
+            // So is a snapshot chunk that leaves a hole or runs past the limit.
+            Rpc::InstallSnapshot(r) if !node.snapshot_chunk_follows(&r) => return,
             Rpc::InstallSnapshot(r) => {
                 let last_chunk = r.done;
                 let result = node.raft.install_snapshot(r).await;
@@ -299,6 +335,10 @@ fn leadership(node: &Node) -> (bool, u64) {
 
 async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
     let write = |r: Request| async {
+        // A leader whose log cannot store the entry would stop its Raft.
+        if let Err(e) = r.check() {
+            return ClientReply::Refused(e.to_string());
+        }
         // A node that led when the write went in and answers `ForwardToLeader` lost
         // its leadership with the write in its log, which a later leader may still
         // commit: its outcome is unknown, never "did nothing" (the client would retry
@@ -309,6 +349,9 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
         let (led_before, term_before) = leadership(node);
         let written = node.raft.client_write(r).await;
         match written {
+            Ok(resp) if resp.data.refused.is_some() => {
+                ClientReply::Refused(resp.data.refused.unwrap_or_default())
+            }
             Ok(resp) => ClientReply::Ok(ClientOk::Written {
                 previous: resp.data.previous,
                 index: resp.log_id.index,

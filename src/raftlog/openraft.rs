@@ -37,6 +37,17 @@
 //! not wait: that state machine must make an installed snapshot durable before openraft
 //! can purge past it, or keep its own record.
 //!
+//! Limits. An entry is stored as one capsuledb value, so its JSON must fit
+//! [`crate::MAX_VALUE_LEN`]: [`Request::check`] says whether a request does (JSON
+//! spends up to 4 bytes per byte of a key or value), and a leader must check before
+//! `client_write`, since openraft stops on a log store that cannot store an entry. A
+//! request whose key is over [`crate::MAX_KEY_LEN`] that reaches the log anyway is
+//! applied as nothing ([`Response::refused`]). A snapshot is built, and installed, in
+//! one transaction ([`crate::MAX_TRANSACTION_BYTES`], 1 GiB) as JSON: a state machine
+//! whose pairs serialize to more (from about 250 MB of keys and values) cannot be
+//! snapshotted, and openraft stops when a build fails. Keep such state elsewhere, or
+//! set openraft's snapshot policy to `Never`.
+//!
 //! ```
 //! use capsuledb::raftlog::openraft::{LogStore, StateMachine, TypeConfig};
 //! # fn main() -> capsuledb::Result<()> {
@@ -121,6 +132,31 @@ fn install_failed(db: &Database, name: &str) -> bool {
         .any(|(d, n)| *d == id && n == name)
 }
 
+/// Most payload bytes one append of [`LogStore::append`] commits, well under
+/// [`crate::MAX_TRANSACTION_BYTES`].
+const APPEND_PART_BYTES_MAX: usize = 256 << 20;
+
+/// `batch` cut into consecutive parts of at most [`APPEND_PART_BYTES_MAX`] payload
+/// bytes each (one entry alone may be more; an empty batch is one empty part).
+fn append_parts(mut batch: &[Entry]) -> Vec<&[Entry]> {
+    let mut parts = Vec::new();
+    loop {
+        let mut bytes = 0;
+        let cut = batch.iter().enumerate().position(|(i, e)| {
+            bytes += e.data.len();
+            i > 0 && bytes > APPEND_PART_BYTES_MAX
+        });
+        let (part, rest) = batch
+            .split_at_checked(cut.unwrap_or(batch.len()))
+            .unwrap_or((batch, &[]));
+        parts.push(part);
+        if rest.is_empty() {
+            return parts;
+        }
+        batch = rest;
+    }
+}
+
 /// Bytes of a stored snapshot per key (well under [`crate::MAX_VALUE_LEN`]).
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
@@ -141,11 +177,81 @@ pub enum Request {
     },
 }
 
+/// The largest JSON encoding of a [`Request`] that [`Request::check`] accepts: its
+/// log entry (the openraft entry as JSON, a few hundred bytes more) must fit one
+/// capsuledb value ([`crate::MAX_VALUE_LEN`]). JSON writes each byte of a key or value
+/// as a number and a comma, up to 4 bytes, so a value of 4 MiB may not fit.
+pub const REQUEST_JSON_BYTES_MAX: usize = crate::MAX_VALUE_LEN - 4096;
+
+impl Request {
+    /// Whether this request can go into the log and be applied: its key within
+    /// [`crate::MAX_KEY_LEN`] ([`crate::Error::KeyTooLarge`]) and its JSON within
+    /// [`REQUEST_JSON_BYTES_MAX`] ([`crate::Error::ValueTooLarge`]). Call it before
+    /// `Raft::client_write`: a leader whose log store cannot store an entry stops its
+    /// Raft (openraft treats a storage error as fatal). A request with a key too large
+    /// that reaches the log anyway is applied as nothing on every replica
+    /// ([`Response::refused`]).
+    pub fn check(&self) -> crate::Result<()> {
+        if let Some(refused) = self.inapplicable() {
+            return Err(refused);
+        }
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        serde_json::to_writer(&mut count, self).map_err(|e| crate::Error::Encode {
+            ty: "raft request",
+            what: e.to_string(),
+        })?;
+        if count.0 > REQUEST_JSON_BYTES_MAX {
+            return Err(crate::Error::ValueTooLarge {
+                len: count.0,
+                max: REQUEST_JSON_BYTES_MAX,
+            });
+        }
+        Ok(())
+    }
+
+    /// Why the state machine cannot apply this request, if it cannot: the same answer
+    /// on every replica (it depends on the request alone).
+    fn inapplicable(&self) -> Option<crate::Error> {
+        let (key, value) = match self {
+            Request::Set { key, value } => (key, Some(value)),
+            Request::Delete { key } => (key, None),
+        };
+        if key.len() > crate::MAX_KEY_LEN {
+            return Some(crate::Error::KeyTooLarge {
+                len: key.len(),
+                max: crate::MAX_KEY_LEN,
+            });
+        }
+        match value {
+            Some(v) if v.len() > crate::MAX_VALUE_LEN => Some(crate::Error::ValueTooLarge {
+                len: v.len(),
+                max: crate::MAX_VALUE_LEN,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// What applying a [`Request`] returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     /// The key's value before the request.
     pub previous: Option<Vec<u8>>,
+    /// Set when the request was applied as nothing because the state machine cannot
+    /// hold it (a key over [`crate::MAX_KEY_LEN`]): why. [`Request::check`] refuses
+    /// such requests before they reach the log.
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 ::openraft::declare_raft_types!(
@@ -530,8 +636,18 @@ where
             let data = serde_json::to_vec(&e).map_err(logs_write)?;
             batch.push(Entry::new(id.index, id.leader_id.term, data));
         }
-        // The entries are in the log now; the flusher reports them durable.
-        match self.log.append_async(&batch) {
+        // The entries are in the log now; the flusher reports them durable. A batch
+        // over one transaction's limit would fail (fatally, for openraft): it goes in
+        // as several appends, and the last one's ticket covers them all (commits
+        // become durable in order).
+        let mut appended = Ok(None);
+        for part in append_parts(&batch) {
+            appended = self.log.append_async(part);
+            if appended.is_err() {
+                break;
+            }
+        }
+        match appended {
             Ok(Some(ticket)) => self.flush_later(ticket, callback),
             Ok(None) => {
                 callback.log_io_completed(Ok(()));
@@ -561,5 +677,23 @@ where
         self.log
             .purge_to_with_meta(id, PURGED, &bytes)
             .map_err(logs_write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_over_the_part_limit_is_appended_in_parts() {
+        // Zeroed allocations: the pages are never touched.
+        let e = |index, mib: usize| Entry::new(index, 1, vec![0; mib << 20]);
+        let batch = vec![e(1, 100), e(2, 100), e(3, 100), e(4, 300), e(5, 1)];
+        let parts: Vec<Vec<u64>> = append_parts(&batch)
+            .iter()
+            .map(|p| p.iter().map(|e| e.index).collect())
+            .collect();
+        assert_eq!(parts, vec![vec![1, 2], vec![3], vec![4], vec![5]]);
+        assert_eq!(append_parts(&[]), vec![&[] as &[Entry]]);
     }
 }

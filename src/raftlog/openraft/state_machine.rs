@@ -214,16 +214,30 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last = Some(e.log_id);
             let response = match e.payload {
                 EntryPayload::Blank => Response::default(),
-                EntryPayload::Normal(Request::Set { key, value }) => {
-                    let previous = tx.get(&inner.data, &key).map_err(sm_write)?;
-                    tx.put(&inner.data, &key, &value).map_err(sm_write)?;
-                    Response { previous }
-                }
-                EntryPayload::Normal(Request::Delete { key }) => {
-                    let previous = tx.get(&inner.data, &key).map_err(sm_write)?;
-                    tx.delete(&inner.data, &key).map_err(sm_write)?;
-                    Response { previous }
-                }
+                // Deterministic on every replica: failing here would stop each node's
+                // Raft at this entry, again at every restart.
+                EntryPayload::Normal(r) => match (r.inapplicable(), r) {
+                    (Some(refused), _) => Response {
+                        previous: None,
+                        refused: Some(refused.to_string()),
+                    },
+                    (None, Request::Set { key, value }) => {
+                        let previous = tx.get(&inner.data, &key).map_err(sm_write)?;
+                        tx.put(&inner.data, &key, &value).map_err(sm_write)?;
+                        Response {
+                            previous,
+                            refused: None,
+                        }
+                    }
+                    (None, Request::Delete { key }) => {
+                        let previous = tx.get(&inner.data, &key).map_err(sm_write)?;
+                        tx.delete(&inner.data, &key).map_err(sm_write)?;
+                        Response {
+                            previous,
+                            refused: None,
+                        }
+                    }
+                },
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m));
                     Response::default()

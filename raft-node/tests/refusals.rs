@@ -1,0 +1,72 @@
+//! What one request or frame must not do to a node: a write whose key is over
+//! capsuledb's key limit used to reach every log, fail every state machine's apply and
+//! stop every node, again at each restart; a value whose JSON entry is over the value
+//! limit stopped the leader (its log store could not store it); a snapshot chunk naming
+//! a far offset made the node allocate that much. Each is refused now, as a write that
+//! did nothing or a dropped connection, and the node goes on serving.
+
+use openraft::raft::InstallSnapshotRequest;
+use openraft::{CommittedLeaderId, LogId, SnapshotMeta, StoredMembership, Vote};
+use raft_node::client::Client;
+use raft_node::cluster::LocalCluster;
+use raft_node::proto::{Reply, Rpc, read_frame, write_frame};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_writes_and_a_far_snapshot_chunk_do_not_stop_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::new(env!("CARGO_BIN_EXE_raft-node"), dir.path());
+    let a1 = cluster.add(1).unwrap();
+    cluster
+        .set_init(1, BTreeMap::from([(1, a1.clone())]))
+        .unwrap();
+    cluster.start(1).unwrap();
+    cluster.wait_leader(WAIT).await.unwrap();
+    let mut client = Client::new([a1.clone()]);
+    client.put(b"a", b"1").await.unwrap();
+
+    let key = vec![b'k'; capsuledb::MAX_KEY_LEN + 1];
+    let e = client.put(&key, b"v").await.unwrap_err();
+    assert!(!e.may_have_applied(), "{e}");
+    let e = client.delete(&key).await.unwrap_err();
+    assert!(!e.may_have_applied(), "{e}");
+    // 5 MiB of 255s: 20 MiB of JSON, over one value.
+    let e = client.put(b"v", &vec![255u8; 5 << 20]).await.unwrap_err();
+    assert!(!e.may_have_applied(), "{e}");
+    assert_eq!(client.put(b"a", b"2").await.unwrap(), Some(b"1".to_vec()));
+
+    // A snapshot chunk at offset 0, then one of the same snapshot 16 TiB further on.
+    let mut stream = TcpStream::connect(&a1).await.unwrap();
+    let chunk = |offset: u64| {
+        Rpc::InstallSnapshot(InstallSnapshotRequest {
+            vote: Vote::new_committed(1_000, 9),
+            meta: SnapshotMeta {
+                last_log_id: Some(LogId::new(CommittedLeaderId::new(1_000, 9), 1_000_000)),
+                last_membership: StoredMembership::default(),
+                snapshot_id: "far".into(),
+            },
+            offset,
+            data: vec![0],
+            done: false,
+        })
+    };
+    write_frame(&mut stream, &chunk(0)).await.unwrap();
+    let _: Reply = read_frame(&mut stream).await.unwrap();
+    write_frame(&mut stream, &chunk(1 << 44)).await.unwrap();
+    let dropped = read_frame::<_, Reply>(&mut stream).await;
+    assert!(dropped.is_err(), "the far chunk was answered: {dropped:?}");
+
+    // The node still serves (it follows the stranger's term until it elects itself
+    // again) and starts again.
+    cluster.wait_leader(WAIT).await.unwrap();
+    assert_eq!(client.put(b"a", b"3").await.unwrap(), Some(b"2".to_vec()));
+    cluster.stop(1, WAIT).await.unwrap();
+    cluster.start(1).unwrap();
+    cluster.wait_leader(WAIT).await.unwrap();
+    assert_eq!(client.get(b"a").await.unwrap(), Some(b"3".to_vec()));
+    cluster.stop_all(WAIT).await.unwrap();
+}
