@@ -211,6 +211,21 @@ impl Checkpointer {
         *self.tree.read().guard.pin.lock() = Some(pin);
     }
 
+    /// At a live reader's close: the current tree takes a fresh guard without the pin,
+    /// so the pin goes with the last transaction still reading the tree (none begins on
+    /// a closed handle) instead of staying while a clone of the handle lives.
+    pub fn detach_pin(&self) {
+        let mut tree = self.tree.write();
+        if tree.guard.pin.lock().is_none() {
+            return;
+        }
+        let fresh = TreeGuard::new(&self.pager);
+        // Released after the old guard, as a newer one.
+        *fresh.next.lock() = tree.guard.next.lock().take();
+        *tree.guard.next.lock() = Some(Arc::clone(&fresh));
+        tree.guard = fresh;
+    }
+
     /// Gives the current tree its history index ([`TreeState::history_index`])
     /// if it has none: at open, before any checkpoint (every tree a checkpoint or a
     /// tree commit publishes has one from the start).

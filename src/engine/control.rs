@@ -200,6 +200,8 @@ impl Engine {
         self.committer.close_waits();
         drained?;
         if self.read_only {
+            // A live reader's handle pins nothing once closed (a clone of it may live).
+            self.checkpointer.detach_pin();
             return Ok(());
         }
         // Poisoned, nothing more is written, and commits acknowledged below `Durable`

@@ -288,14 +288,32 @@ impl Follower {
     /// leaves everything else (the stream's new commits, damage, a header gone back) for
     /// the handle's own next look, which reports it.
     fn look(&self, current: &mut Arc<Engine>, idle: bool) -> Result<()> {
-        let (header, _) = read_header_live(self.storage.as_ref())?;
+        let (mut header, mut copy) = read_header_live(self.storage.as_ref())?;
         let (held, _) = current.checkpointer.header();
+        // A read that overlapped the writer's publishing of two headers can find the
+        // copy it held torn and the other still older: an older header counts only when
+        // two reads agree.
+        for _ in 0..PIN_ATTEMPTS_MAX {
+            if header.generation >= held.generation {
+                break;
+            }
+            let again = read_header_live(self.storage.as_ref())?;
+            if again == (header, copy) {
+                break;
+            }
+            (header, copy) = again;
+        }
         // Headers only move forward. An older one means the newer copy no longer
         // verifies (damaged at rest) and the other copy was taken: its generation's
-        // pages may be the writer's again, so it is never read.
-        let went_back = |generation: u64| {
+        // pages may be the writer's again, so it is never read. The error names the
+        // damaged copy's page (the copy not taken).
+        let went_back = |generation: u64, taken: u32| {
+            let damaged = crate::format::HEADER_COPY_OFFSETS
+                .get(1 - taken.min(1) as usize)
+                .copied()
+                .unwrap_or(0);
             Error::corrupted(
-                0,
+                damaged / u64::from(held.page_size.max(1)),
                 format!(
                     "the newest valid header copy is generation {generation}, older than \
                      generation {} this reader already read: the newer copy is damaged",
@@ -304,7 +322,7 @@ impl Follower {
             )
         };
         if header.generation < held.generation {
-            return Err(went_back(header.generation));
+            return Err(went_back(header.generation, copy));
         }
         if idle
             && (header.generation == held.generation
@@ -328,12 +346,13 @@ impl Follower {
                 Some(self.path.clone()),
                 &self.config,
             )?;
-            let next_generation = next.checkpointer.header().0.generation;
+            let (next_header, next_copy) = next.checkpointer.header();
+            let next_generation = next_header.generation;
             if next_generation < held.generation {
                 if idle {
                     *self.idle.skip.lock() = Some(header.generation);
                 }
-                return Err(went_back(next_generation));
+                return Err(went_back(next_generation, next_copy));
             }
             // Damage the new generation's recovery found (below the durable bound: never
             // the writer's write in progress), or a log ending before commits this
