@@ -14,6 +14,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// process.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Held by the signal thread from the signal on (through the cleanup and the exit),
+/// and by the command while it puts its output in place and reports it
+/// ([`finishing`]); `true` once the command has begun that.
+static FINISHING: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
+/// Runs `f`, which puts the command's output in place and reports it, with signals
+/// held off: one arriving before waits for nothing and ends the process as usual (the
+/// output is not placed); one arriving during or after `f` is ignored, so what `f`
+/// placed is never left unreported (a salvage's list of what it lost).
+pub fn finishing<T>(f: impl FnOnce() -> T) -> T {
+    let mut finishing = FINISHING.lock().unwrap_or_else(|p| p.into_inner());
+    *finishing = true;
+    f()
+}
+
 /// When a signal arrived, waits for its thread to end the process (with 128 + the
 /// signal's number, once the directory is gone), so that the benchmark's own ending (an
 /// error from its files vanishing, or its summary) does not exit first with another
@@ -56,6 +71,12 @@ pub fn clean_up_on_signal(cleanup: impl FnOnce() -> Option<String> + Send + 'sta
             let mut sig: libc::c_int = 0;
             // SAFETY: `set` is initialised and `sig` is a valid place for the result.
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                return;
+            }
+            // Held to the exit: the command cannot begin placing its output now.
+            let finishing = FINISHING.lock().unwrap_or_else(|p| p.into_inner());
+            if *finishing {
+                // The output is in place, or being placed and reported: let it finish.
                 return;
             }
             INTERRUPTED.store(true, Ordering::Release);

@@ -91,78 +91,83 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         .map_err(|e| naming_output(output, e))?;
     let seq = snapshot.snapshot_seq();
     drop(snapshot);
-    link_no_replace(&temp, output).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            CliError::msg(format!(
-                "{}: made while the salvage ran; salvage writes a new file",
-                output.display()
-            ))
-        } else {
-            CliError::io(format!("link the salvaged file to {}", output.display()), e)
-        }
-    })?;
-    drop(guard);
-    // The rename reaches the disk before OUT is reported written.
-    sync_dir_of(output)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "salvaged {} tables, {copied} keys: the state after commit {} of {}",
-        tables.len(),
-        seq,
-        input.display()
-    )?;
-    writeln!(
-        out,
-        "wrote {} (checked: ok); history before that state is not copied",
-        output.display()
-    )?;
-    for (table, loss) in &losses {
-        let until = loss.until.as_deref().map_or_else(
-            || "to the end of the table".to_string(),
-            |k| format!("up to {}", show_key(k)),
-        );
+    // Linked, OUT is reported with what was lost, signals held off: one arriving
+    // between the link and the report would have left a complete OUT with none of its
+    // losses said.
+    crate::interrupt::finishing(move || -> Result<(), CliError> {
+        link_no_replace(&temp, output).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                CliError::msg(format!(
+                    "{}: made while the salvage ran; salvage writes a new file",
+                    output.display()
+                ))
+            } else {
+                CliError::io(format!("link the salvaged file to {}", output.display()), e)
+            }
+        })?;
+        drop(guard);
+        // The rename reaches the disk before OUT is reported written.
+        sync_dir_of(output)?;
+        let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "lost: table {table}, keys from {} {until} (damaged tree page {}: {}); their later versions, from the log, were copied",
-            show_key(&loss.from),
-            loss.page,
-            loss.what
+            "salvaged {} tables, {copied} keys: the state after commit {} of {}",
+            tables.len(),
+            seq,
+            input.display()
         )?;
-    }
-    if let Some(what) = &info.header_damage {
         writeln!(
             out,
-            "lost: possibly a newer state than the one copied: {what}"
+            "wrote {} (checked: ok); history before that state is not copied",
+            output.display()
         )?;
-    }
-    match &info.log_damage {
-        None if losses.is_empty() && info.header_damage.is_none() => writeln!(
-            out,
-            "lost: nothing (the log holds no damage below its durable commits)"
-        )?,
-        None => writeln!(
-            out,
-            "      the log holds no damage below its durable commits"
-        )?,
-        Some(d) => {
+        for (table, loss) in &losses {
+            let until = loss.until.as_deref().map_or_else(
+                || "to the end of the table".to_string(),
+                |k| format!("up to {}", show_key(k)),
+            );
             writeln!(
                 out,
-                "lost: commits {} to {} (durable, unreadable past damage at page {}: {})",
-                d.seq, d.durable_seq, d.page, d.what
+                "lost: table {table}, keys from {} {until} (damaged tree page {}: {}); their later versions, from the log, were copied",
+                show_key(&loss.from),
+                loss.page,
+                loss.what
             )?;
-            if let Some((lo, hi, n)) = d.later_markers {
+        }
+        if let Some(what) = &info.header_damage {
+            writeln!(
+                out,
+                "lost: possibly a newer state than the one copied: {what}"
+            )?;
+        }
+        match &info.log_damage {
+            None if losses.is_empty() && info.header_damage.is_none() => writeln!(
+                out,
+                "lost: nothing (the log holds no damage below its durable commits)"
+            )?,
+            None => writeln!(
+                out,
+                "      the log holds no damage below its durable commits"
+            )?,
+            Some(d) => {
                 writeln!(
                     out,
-                    "      {n} marker records of commits {lo} to {hi} remain in {} past the damage; they cannot be applied without commit {}",
-                    input.display(),
-                    d.seq
+                    "lost: commits {} to {} (durable, unreadable past damage at page {}: {})",
+                    d.seq, d.durable_seq, d.page, d.what
                 )?;
+                if let Some((lo, hi, n)) = d.later_markers {
+                    writeln!(
+                        out,
+                        "      {n} marker records of commits {lo} to {hi} remain in {} past the damage; they cannot be applied without commit {}",
+                        input.display(),
+                        d.seq
+                    )?;
+                }
             }
         }
-    }
-    out.flush()?;
-    Ok(())
+        out.flush()?;
+        Ok(())
+    })
 }
 
 /// Removes a file when dropped: the temporary output of a salvage (linked into place

@@ -224,8 +224,8 @@ impl Database {
         if let Some(damage) = &info.log_damage {
             return Err(damage.to_error());
         }
-        if let Some(what) = info.header_damage {
-            return Err(Error::corrupted(0, what));
+        if let Some((page, what)) = self.engine().header_damage()? {
+            return Err(Error::corrupted(page, what));
         }
         let tables = snap.tables()?;
         let mut progress = BackupProgress {
@@ -247,10 +247,14 @@ impl Database {
         copy.compact()?;
         let check = copy.check_integrity()?;
         if let Some(problem) = check.problems.first() {
-            return Err(Error::corrupted(
-                0,
-                format!("the backup copy failed its integrity check: {problem}"),
-            ));
+            // The copy's fault (its disk, or a bug), not damage in this database: not a
+            // `Corrupted`, which would name a page of the source.
+            return Err(Error::Io {
+                op: "check the backup copy",
+                source: std::io::Error::other(format!(
+                    "the copy failed its integrity check and was removed: {problem}"
+                )),
+            });
         }
         let file_len = copy.info()?.file_len;
         copy.close()?;

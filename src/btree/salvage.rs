@@ -56,9 +56,13 @@ pub fn salvage_leaf<'a>(
             Err(error) => return hidden(step, error, lo, high, hi),
         };
         if node.is_leaf() {
+            let damaged_before = step.damage.len();
             if let Err(error) = read_leaf(file, page_size, (page, &node), lo, (high, hi), &mut step)
             {
+                // The whole leaf is lost: its damaged values too are inside the range
+                // `hidden` reports (kept, they came twice and out of key order).
                 step.entries.clear();
+                step.damage.truncate(damaged_before);
                 return hidden(step, error, lo, high, hi);
             }
             return match high {

@@ -213,6 +213,12 @@ impl Engine {
             .raise_durable_bound(self.committer.durable_seq())
     }
 
+    /// A header copy damaged beyond repair beside the one read (`DbInfo::header_damage`),
+    /// as `(page of the damaged copy, what)`.
+    pub(crate) fn header_damage(&self) -> Result<Option<(u64, String)>> {
+        super::create::header_damage(self.storage.as_ref())
+    }
+
     /// The last `Database` handle is gone: every commit queued so far reaches the disk
     /// now (as the engine's own drop would do, which a background thread holding the
     /// engine may delay). Bounded: it flushes up to the last commit queued when it
@@ -257,7 +263,7 @@ impl Engine {
             held_pages: self.pager.held_count(),
             log_durable_seq: h.log_durable_seq,
             log_damage: self.log_damage.clone(),
-            header_damage: super::create::header_damage(self.storage.as_ref())?,
+            header_damage: self.header_damage()?.map(|(_, what)| what),
         })
     }
 

@@ -192,7 +192,8 @@ fn copy_damage(
 /// writing a copy this instant, and a copy read mid-write fails its checksum): the
 /// copies are read until two reads in a row find the same bytes, so only damage that
 /// stays is reported.
-pub(crate) fn header_damage(storage: &dyn Storage) -> Result<Option<String>> {
+/// The damage as `(page of the damaged copy, what)`.
+pub(crate) fn header_damage(storage: &dyn Storage) -> Result<Option<(u64, String)>> {
     Ok(header_report(storage)?.0)
 }
 
@@ -201,7 +202,7 @@ const HEADER_READS_MAX: u32 = 20;
 
 /// [`header_damage`], and the copies a one-bit repair makes whole (read as repaired,
 /// reported by `check_integrity` as repairable). A healthy region is read once.
-pub(crate) fn header_report(storage: &dyn Storage) -> Result<(Option<String>, Vec<String>)> {
+pub(crate) fn header_report(storage: &dyn Storage) -> Result<(Option<(u64, String)>, Vec<String>)> {
     let region = |storage: &dyn Storage| -> Result<Vec<u8>> {
         let view = storage.view()?;
         Ok(view
@@ -256,14 +257,14 @@ pub(crate) fn repaired_header_copies(storage: &dyn Storage) -> Result<Vec<(u32, 
 }
 
 /// What [`header_report`] says of the header region `bytes`.
-fn header_report_of(bytes: Vec<u8>) -> (Option<String>, Vec<String>) {
+fn header_report_of(bytes: Vec<u8>) -> (Option<(u64, String)>, Vec<String>) {
     let view = View::new(std::sync::Arc::new(bytes));
     let damage = match decode_copies(&view).as_slice() {
         [Ok(valid), Err(fault)] => copy_damage(&view, valid, 1, fault),
         [Err(fault), Ok(valid)] => copy_damage(&view, valid, 0, fault),
         _ => None,
     }
-    .map(|(_, what)| format!("{what}, which was read"));
+    .map(|(page, what)| (page, format!("{what}, which was read")));
     let repaired = (0u32..)
         .zip(HEADER_COPY_OFFSETS)
         .filter(|&(copy, offset)| {

@@ -74,7 +74,7 @@ impl Engine {
             let problem = |r: &mut IntegrityReport, e: Error| r.problems.push(e.to_string());
             // The header copies: one damaged beyond repair may have held a newer state.
             let (damage, repairable) = super::create::header_report(e.storage.as_ref())?;
-            r.problems.extend(damage);
+            r.problems.extend(damage.map(|(_, what)| what));
             r.problems.extend(repairable);
             // The history floor and the kept drops, as a read-write open reads them (a
             // read-only one reads past them).
