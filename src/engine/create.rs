@@ -197,12 +197,16 @@ pub(crate) fn header_damage(storage: &dyn Storage) -> Result<Option<(u64, String
     Ok(header_report(storage)?.0)
 }
 
+/// A copy damaged beyond repair beside the one read, as `(its page, what)`, and the
+/// copies a read repairs.
+pub(crate) type HeaderReport = (Option<(u64, String)>, Vec<String>);
+
 /// Reads of the header region, at most, until two in a row agree.
 const HEADER_READS_MAX: u32 = 20;
 
 /// [`header_damage`], and the copies a one-bit repair makes whole (read as repaired,
 /// reported by `check_integrity` as repairable). A healthy region is read once.
-pub(crate) fn header_report(storage: &dyn Storage) -> Result<(Option<(u64, String)>, Vec<String>)> {
+pub(crate) fn header_report(storage: &dyn Storage) -> Result<HeaderReport> {
     let region = |storage: &dyn Storage| -> Result<Vec<u8>> {
         let view = storage.view()?;
         Ok(view
@@ -257,7 +261,7 @@ pub(crate) fn repaired_header_copies(storage: &dyn Storage) -> Result<Vec<(u32, 
 }
 
 /// What [`header_report`] says of the header region `bytes`.
-fn header_report_of(bytes: Vec<u8>) -> (Option<(u64, String)>, Vec<String>) {
+fn header_report_of(bytes: Vec<u8>) -> HeaderReport {
     let view = View::new(std::sync::Arc::new(bytes));
     let damage = match decode_copies(&view).as_slice() {
         [Ok(valid), Err(fault)] => copy_damage(&view, valid, 1, fault),
