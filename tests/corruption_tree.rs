@@ -306,3 +306,60 @@ fn a_damaged_value_in_the_last_tables_last_leaf_does_not_refuse_the_open() {
     let tx = c.begin_read().unwrap();
     assert_eq!(tx.get("b", b"x").unwrap().as_deref(), Some(&b"y"[..]));
 }
+
+/// A catalog leaf below a branch holding a table id past the largest a table can have
+/// (its checksum fixed): the open refuses the file naming that leaf, as a read of the
+/// table does; it named the catalog's root, an intact branch.
+#[test]
+fn an_impossible_table_id_in_a_catalog_leaf_names_the_leaf() {
+    use capsuledb::format::{PageKind, seal_page};
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .random_seed(1)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    let names: Vec<String> = (0..400)
+        .map(|i| format!("a-table-named-{i:04}-{}", "x".repeat(40)))
+        .collect();
+    for name in &names {
+        tx.create_table(name).unwrap();
+        tx.put(name, b"k", b"v").unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap().unwrap();
+    // Ids are handed out in creation order from 1: the last table's is 400.
+    let last = names.last().unwrap()[14..].to_string();
+    let id = names.len() as u64;
+    drop(c);
+    db.close().unwrap();
+    sim.crash_losing_unsynced();
+    let mut bytes = sim.live_bytes();
+    // The leaf holding the last table's name, and its id's bytes on that page.
+    let page = (2..bytes.len() / PAGE)
+        .find(|&p| {
+            let b = &bytes[p * PAGE..(p + 1) * PAGE];
+            let leaf = matches!(
+                PageKind::from_u8(b[4]),
+                Some(PageKind::Leaf | PageKind::CompactLeaf | PageKind::UniformLeaf)
+            );
+            leaf && u64::from_le_bytes(b[8..16].try_into().unwrap()) == p as u64
+                && b.windows(last.len()).any(|w| w == last.as_bytes())
+        })
+        .expect("the catalog leaf");
+    let body = &mut bytes[page * PAGE..(page + 1) * PAGE];
+    let kind = PageKind::from_u8(body[4]).unwrap();
+    let at: Vec<usize> = (32..PAGE - 8)
+        .filter(|&i| body[i..i + 8] == id.to_le_bytes())
+        .collect();
+    assert_eq!(at.len(), 1, "the id's bytes once on the leaf");
+    body[at[0]..at[0] + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    seal_page(body, kind, page as u64).unwrap();
+    match open(bytes) {
+        Err(Error::Corrupted { page: named, what }) => {
+            assert_eq!(named, page as u64, "{what}")
+        }
+        other => panic!("expected Corrupted naming page {page}, got {other:?}"),
+    }
+}

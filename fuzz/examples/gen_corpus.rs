@@ -108,6 +108,12 @@ fn open_bytes_seeds() -> Vec<(String, Vec<u8>)> {
     let mut b_only = mixed.clone();
     b_only[20] ^= 1;
     seeds.push(("header_a_damaged".into(), b_only));
+    // A file of an older writer, with compact leaves (kind 5) and an overflow run (kind
+    // 6), which no writer of today makes and every reader still reads: the fixture
+    // keeps the first 86,016 bytes of a 1,064,960-byte file, the rest zeros.
+    let mut v3 = include_bytes!("../../tests/fixtures/v3-leaves.db").to_vec();
+    v3.resize(1_064_960, 0);
+    seeds.push(("v3_leaves".into(), v3));
     seeds
 }
 

@@ -51,9 +51,37 @@ fn exercise_read_only(db: &Database) {
     {
         for name in names.iter().take(SCAN_TABLES_MAX) {
             read_table(&tx, name);
+            salvage_table(&tx, name);
         }
     }
     let _ = db.check_integrity();
+}
+
+/// Salvages `name` (the walk past damaged pages and values): keys come in strictly
+/// increasing order, and the losses in key order, each ending after it starts.
+fn salvage_table(tx: &capsuledb::Transaction<'_>, name: &str) {
+    let mut last: Option<Vec<u8>> = None;
+    let salvaged = tx.salvage_table(name, |k, _| {
+        assert!(
+            last.as_deref().is_none_or(|l| l < k),
+            "salvage handed {k:?} after {last:?}"
+        );
+        last = Some(k.to_vec());
+        Ok(())
+    });
+    if let Ok(report) = salvaged {
+        for loss in &report.losses {
+            assert!(
+                loss.until.as_ref().is_none_or(|u| loss.from < *u),
+                "an empty or reversed loss: {loss:?}"
+            );
+        }
+        assert!(
+            report.losses.windows(2).all(|w| w[0].from <= w[1].from),
+            "losses out of key order: {:?}",
+            report.losses
+        );
+    }
 }
 
 /// Everything `fuzz_open_bytes` does with a database that opened.

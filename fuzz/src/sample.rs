@@ -6,7 +6,7 @@ use capsuledb::storage::SimStorage;
 use capsuledb::{Durability, Options};
 use std::sync::Arc;
 
-/// A small database with two tables, values inline and in overflow runs.
+/// A small database with four tables, values inline and in overflow extents.
 /// `checkpointed`: folded into the tree twice (so a free list exists); `tail`: more
 /// commits after the last checkpoint, left in the log. Closed cleanly.
 pub fn sample_database(page_size: u32, checkpointed: bool, tail: bool) -> Vec<u8> {

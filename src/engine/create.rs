@@ -444,7 +444,18 @@ pub(super) fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Re
         )?;
         for (_, v) in &batch.entries {
             if let Ok(b) = <[u8; 8]>::try_from(*v) {
-                max = max.max(u64::from_le_bytes(b));
+                let id = u64::from_le_bytes(b);
+                if id > crate::types::TABLE_ID_MAX {
+                    // Named by the leaf that holds it (the open named the root).
+                    return Err(Error::corrupted(
+                        0,
+                        format!(
+                            "the catalog names table id {id}, above the highest a table can have"
+                        ),
+                    )
+                    .on_page_of(file, v, page_size));
+                }
+                max = max.max(id);
             }
         }
         match batch.leaf_edge {

@@ -62,7 +62,8 @@ pub struct Header {
     pub catalog_root: u64,
     /// First free-list page (0 = none).
     pub freelist_root: u64,
-    /// First marker page after the checkpoint (0 = none).
+    /// First marker page after the checkpoint (never 0: a decoded header names a page at
+    /// or past the first data page).
     pub marker_start_page: u64,
     /// Chain value the first marker after the checkpoint chains to.
     pub marker_chain_seed: u32,

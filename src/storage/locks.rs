@@ -12,7 +12,8 @@ use std::io;
 
 /// The byte that pins generation `g` is `PIN_BASE + g` (`format-spec/locking.md`).
 pub const PIN_BASE: u64 = 1 << 62;
-/// Generations at or above this cannot be pinned (their byte would pass `i64::MAX`).
+/// Generations at or above this cannot be pinned (the byte of this one would be at
+/// `i64::MAX`, where a one-byte lock cannot end).
 pub const PIN_GENERATION_MAX: u64 = (1 << 62) - 1;
 
 #[cfg(target_os = "linux")]
