@@ -66,6 +66,44 @@ mod reopen_after_close_tests {
     }
 }
 
+mod closed_live_reader_tests {
+    use crate::{Database, Error, Options};
+
+    /// A transaction that passed its handle's open check as another clone of a live
+    /// reader closed it: its pin on the tree (taken after the close moved the
+    /// generation pin off the tree) is refused, and nothing stays pinned. It read with
+    /// no pin (the writer could reuse the pages under it), or its pin stayed in the
+    /// closed handle's cache while a clone lived.
+    #[test]
+    fn a_pin_taken_after_a_live_readers_close_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.db");
+        let writer = Database::open(&path).unwrap();
+        let mut c = writer.connect();
+        let commit = |c: &mut crate::Connection, v: &[u8]| {
+            let mut tx = c.begin().unwrap();
+            if !tx.table_exists("t").unwrap() {
+                tx.create_table("t").unwrap();
+            }
+            tx.put("t", b"k", v).unwrap();
+            tx.commit().unwrap();
+        };
+        commit(&mut c, b"1");
+        writer.checkpoint().unwrap();
+        let reader = Options::new().read_only(true).open(&path).unwrap();
+        let engine = reader.latest().unwrap();
+        reader.close().unwrap();
+        assert!(matches!(engine.shared_pin(), Err(Error::Closed)));
+        assert!(matches!(engine.pin(), Err(Error::Closed)));
+        for v in [b"2", b"3"] {
+            commit(&mut c, v);
+            writer.checkpoint().unwrap();
+        }
+        assert!(!writer.info().unwrap().older_generations_pinned);
+        drop(engine);
+    }
+}
+
 mod table_id_tests {
     use crate::Database;
     use crate::types::TABLE_ID_MAX;

@@ -201,6 +201,12 @@ impl Engine {
         // than it is, which costs one needless reload, never a missed version.
         let generation = self.checkpointer.generation();
         let tree = self.current_tree();
+        // A live reader's close takes the generation pin off the current tree
+        // (`Checkpointer::detach_pin`) after it marks the engine closing: a tree taken
+        // since may hold no pin, and the writer may reuse its pages. Refused then.
+        if self.read_only {
+            self.check_open()?;
+        }
         let view = self.storage.view()?;
         Ok(Arc::new(ReadPin {
             view,
@@ -221,6 +227,12 @@ impl Engine {
         }
         let pin = self.pin()?;
         self.pins.offer(&pin, || self.checkpointer.generation());
+        if self.read_only && self.check_open().is_err() {
+            // Kept after the close emptied the cache: the closed handle would pin its
+            // generation for as long as a clone of it lives.
+            self.pins.clear();
+            return Err(crate::error::Error::Closed);
+        }
         Ok(pin)
     }
 

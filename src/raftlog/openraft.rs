@@ -132,7 +132,8 @@ fn install_failed(db: &Database, name: &str) -> bool {
         .any(|(d, n)| *d == id && n == name)
 }
 
-/// Most payload bytes one append of [`LogStore::append`] commits, well under
+/// Most payload bytes one append of [`LogStore::append`] commits, and about the most
+/// one commit of [`StateMachine`]'s apply writes, well under
 /// [`crate::MAX_TRANSACTION_BYTES`].
 const APPEND_PART_BYTES_MAX: usize = 256 << 20;
 

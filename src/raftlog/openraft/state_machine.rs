@@ -210,8 +210,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         let mut last = None;
         let mut membership = None;
+        // Bytes written by this transaction: past `APPEND_PART_BYTES_MAX` the entries so
+        // far are committed as one part (with the last applied id, as every commit is),
+        // so a batch never meets the transaction limit (fatal to openraft).
+        let mut part_bytes = 0usize;
         for e in entries {
             last = Some(e.log_id);
+            part_bytes += match &e.payload {
+                EntryPayload::Normal(Request::Set { key, value }) => key.len() + value.len(),
+                EntryPayload::Normal(Request::Delete { key }) => key.len(),
+                _ => 0,
+            };
             let response = match e.payload {
                 EntryPayload::Blank => Response::default(),
                 // Deterministic on every replica: failing here would stop each node's
@@ -244,6 +253,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             };
             responses.push(response);
+            if part_bytes > APPEND_PART_BYTES_MAX {
+                Self::put_json(&mut tx, &inner.meta, LAST_APPLIED, &last)?;
+                if let Some(m) = membership.take() {
+                    Self::put_json(&mut tx, &inner.meta, MEMBERSHIP, &m)?;
+                }
+                Self::commit(tx)?;
+                tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
+                (last, part_bytes) = (None, 0);
+            }
         }
         let Some(last) = last else {
             return Ok(responses);
