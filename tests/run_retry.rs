@@ -114,6 +114,51 @@ fn a_zero_time_bound_allows_one_attempt() {
     ));
 }
 
+/// The wait for the conflicting commit to become visible counts against the time
+/// bound: a `Durable` commit held in its sync kept the retry waiting past the bound,
+/// and the next attempt then began (and committed) anyway.
+#[test]
+fn no_attempt_begins_once_the_wait_for_the_conflict_spent_the_time_bound() {
+    use capsuledb::Options;
+    use capsuledb::storage::SimStorage;
+    let sim = SimStorage::new();
+    let db = Options::new().open_storage(Arc::new(sim.clone())).unwrap();
+    db.connect().run(|tx| tx.create_table("t")).unwrap();
+    let gate = sim.hold_nth_sync(1);
+    let other = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut c = db.connect();
+            let mut tx = c.begin().unwrap();
+            tx.put("t", b"k", b"other").unwrap();
+            tx.commit_with(Durability::Durable).unwrap();
+        })
+    };
+    gate.wait_held();
+    let releaser = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            gate.release();
+        })
+    };
+    let policy = RetryPolicy::default().max_elapsed(std::time::Duration::from_millis(50));
+    let mut conn = db.connect();
+    let result = conn.run_with(Isolation::Snapshot, Durability::Applied, &policy, |tx| {
+        tx.get("t", b"k")?;
+        tx.put("t", b"k", b"mine")
+    });
+    releaser.join().unwrap();
+    other.join().unwrap();
+    assert!(
+        matches!(result, Err(Error::RetriesExhausted { attempts: 1, .. })),
+        "{result:?}"
+    );
+    let mut c = db.connect();
+    let v = c.read(|tx| tx.get("t", b"k")).unwrap();
+    assert_eq!(v.as_deref(), Some(&b"other"[..]));
+}
+
 #[derive(Debug)]
 enum AppError {
     Db(Error),

@@ -178,6 +178,21 @@ impl Connection {
                     // A new attempt that began before the conflicting commit is visible
                     // would meet the same conflict again.
                     self.db.wait_for(committed_seq, Durability::Applied)?;
+                    // The wait may have spent the time bound (a `Durable` commit is
+                    // visible only after its syncs): no new attempt then.
+                    let elapsed = start.elapsed();
+                    if elapsed >= policy.max_elapsed {
+                        return Err(Error::RetriesExhausted {
+                            attempts,
+                            elapsed,
+                            last: Box::new(Error::Conflict {
+                                table,
+                                key,
+                                committed_seq,
+                            }),
+                        }
+                        .into());
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
