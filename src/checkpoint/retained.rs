@@ -35,7 +35,7 @@ pub fn read_floor_and_drops(
     root: u64,
 ) -> Result<(Option<u64>, Option<KeptDrops>)> {
     let floor = btree::get(file, page_size, root, &floor_key(), None)?
-        .map(|v| decode_floor(v, root))
+        .map(|v| decode_floor(file, page_size, v, root))
         .transpose()?;
     let drops = btree::get(file, page_size, root, &drops_key(), None)?
         .map(|v| decode_drops(v).map_err(|e| e.on_page_of(file, v, page_size)))
@@ -45,14 +45,16 @@ pub fn read_floor_and_drops(
 
 /// The persisted floor record's value: 8 bytes. Any other length is damage (read as no
 /// floor, the window would start at the checkpoint's sequence, below a floor the tree
-/// may have been written above); the error names the tree's root, under which the
-/// record sits.
-fn decode_floor(v: &[u8], root: u64) -> Result<u64> {
+/// may have been written above); the error names the page the record's bytes lie on,
+/// or the tree's root, under which the record sits, when they lie outside the file.
+fn decode_floor(file: &[u8], page_size: u32, v: &[u8], root: u64) -> Result<u64> {
     <[u8; 8]>::try_from(v).map(u64::from_le_bytes).map_err(|_| {
         crate::error::Error::corrupted(
-            root,
+            0,
             format!("the history floor record holds {} bytes, not 8", v.len()),
         )
+        .on_page_of(file, v, page_size)
+        .on_page(root)
     })
 }
 
@@ -96,7 +98,7 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
     let dk = drops_key();
     walk_history(file, page_size, root, Bound::Unbounded, |_, k, v| {
         if k == fk.as_slice() {
-            r.floor = Some(decode_floor(v, root)?);
+            r.floor = Some(decode_floor(file, page_size, v, root)?);
         } else if k == dk.as_slice() {
             r.drops = Some(decode_drops(v).map_err(|e| e.on_page_of(file, v, page_size))?);
         } else {
@@ -267,5 +269,27 @@ mod tests {
         let file = sim.view().unwrap();
         let (floor, _) = read_floor_and_drops(&file, 4096, built.root).unwrap();
         assert_eq!(floor, Some(9));
+
+        // In a tree of two levels, the error names the leaf holding the record (it
+        // named the root, an intact branch).
+        let mut changes: Vec<(Vec<u8>, Option<Arc<[u8]>>)> = (0..400)
+            .map(|i| {
+                (
+                    format!("k{i:05}").into_bytes(),
+                    Some(Arc::from(&[0u8; 40][..])),
+                )
+            })
+            .collect();
+        changes.push((floor_key(), Some(Arc::from(&[1u8; 7][..]))));
+        let built = rebuild(&sim, &pager, &file, 0, &changes, &[], u64::MAX).unwrap();
+        let file = sim.view().unwrap();
+        let Err(crate::error::Error::Corrupted { page, .. }) =
+            read_floor_and_drops(&file, 4096, built.root)
+        else {
+            panic!("the bad floor record is refused");
+        };
+        assert_ne!(page, built.root);
+        let leaf = &file[page as usize * 4096..(page as usize + 1) * 4096];
+        assert!(leaf.windows(5).any(|w| w == b"floor"), "page {page}");
     }
 }
