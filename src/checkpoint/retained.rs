@@ -272,7 +272,7 @@ mod tests {
 
         // In a tree of two levels, the error names the leaf holding the record (it
         // named the root, an intact branch).
-        let mut changes: Vec<(Vec<u8>, Option<Arc<[u8]>>)> = (0..400)
+        let mut changes: Vec<_> = (0..400)
             .map(|i| {
                 (
                     format!("k{i:05}").into_bytes(),
