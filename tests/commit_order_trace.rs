@@ -91,14 +91,35 @@ fn last_write(trace: &[TraceOp], range: &Range<u64>) -> Option<usize> {
     })
 }
 
-/// Index of the first sync after index `after`.
-fn sync_after(trace: &[TraceOp], after: usize) -> Option<usize> {
-    trace
-        .iter()
-        .enumerate()
-        .skip(after + 1)
-        .find(|(_, op)| matches!(op, TraceOp::Sync))
-        .map(|(i, _)| i)
+/// For each trace index `i`, the index where the earliest sync *called* after `i`
+/// returned (a sync makes durable what was written before its call, not what is
+/// written while it runs); `usize::MAX` when none.
+fn covering_syncs(trace: &[TraceOp]) -> Vec<usize> {
+    let mut started = BTreeMap::new();
+    let mut returned_of_call = vec![usize::MAX; trace.len() + 1];
+    for (i, op) in trace.iter().enumerate() {
+        match *op {
+            TraceOp::SyncStart(id) => {
+                started.insert(id, i);
+            }
+            TraceOp::Sync(id) => {
+                if let Some(&called) = started.get(&id) {
+                    returned_of_call[called] = i;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut covering = vec![usize::MAX; trace.len() + 1];
+    for i in (0..trace.len()).rev() {
+        covering[i] = covering[i + 1].min(returned_of_call[i + 1]);
+    }
+    covering
+}
+
+/// Where the earliest sync called after index `after` returned, if one did.
+fn sync_after(covering: &[usize], after: usize) -> Option<usize> {
+    covering.get(after).copied().filter(|&i| i != usize::MAX)
 }
 
 /// The level thread `t` asks for on its `i`-th commit: mostly `Durable`, some
@@ -168,8 +189,9 @@ fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
     assert_eq!(acks.len() as u64, THREADS * COMMITS_PER_THREAD);
     let syncs = trace
         .iter()
-        .filter(|op| matches!(op, TraceOp::Sync))
+        .filter(|op| matches!(op, TraceOp::Sync(_)))
         .count();
+    let covering = covering_syncs(&trace);
     for &(seq, lvl, acked_at) in &acks {
         let p = placed
             .get(&seq)
@@ -186,14 +208,14 @@ fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
              marker write #{marker}, acknowledged at trace length {acked_at}"
         );
         assert!(capsule < proof, "{ctx}: capsule not before proof");
-        let sync_1 =
-            sync_after(&trace, proof).unwrap_or_else(|| panic!("{ctx}: no sync after the proof"));
+        let sync_1 = sync_after(&covering, proof)
+            .unwrap_or_else(|| panic!("{ctx}: no sync after the proof"));
         assert!(
             sync_1 < marker,
             "{ctx}: marker written before a sync after its proof (first sync #{sync_1})"
         );
-        let sync_2 =
-            sync_after(&trace, marker).unwrap_or_else(|| panic!("{ctx}: no sync after the marker"));
+        let sync_2 = sync_after(&covering, marker)
+            .unwrap_or_else(|| panic!("{ctx}: no sync after the marker"));
         match lvl {
             Durability::Durable => assert!(
                 sync_2 < acked_at,
@@ -280,14 +302,7 @@ fn no_commit_is_acknowledged_while_the_sync_it_waits_for_is_held() {
             }
         }
     }
-    let mut next_sync = vec![usize::MAX; trace.len() + 1];
-    for i in (0..trace.len()).rev() {
-        next_sync[i] = if matches!(trace[i], TraceOp::Sync) {
-            i
-        } else {
-            next_sync[i + 1]
-        };
-    }
+    let covering = covering_syncs(&trace);
     let mut checked = 0;
     for &(ref acked, trace_len) in &looks {
         for &(seq, lvl) in acked {
@@ -299,7 +314,7 @@ fn no_commit_is_acknowledged_while_the_sync_it_waits_for_is_held() {
             };
             match lvl {
                 Durability::Durable => assert!(
-                    next_sync[marker + 1] < trace_len,
+                    covering[marker] < trace_len,
                     "commit {seq} returned Durable while the sync after its marker was held"
                 ),
                 Durability::Written => assert!(

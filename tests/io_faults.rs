@@ -292,7 +292,7 @@ fn a_failed_checkpoint_header_sync_poisons() {
             .expect("the checkpoint writes a header");
         let n = trace[..=header_write]
             .iter()
-            .filter(|op| matches!(op, capsuledb::storage::TraceOp::Sync))
+            .filter(|op| matches!(op, capsuledb::storage::TraceOp::Sync(_)))
             .count() as u64;
         assert!(sim.counts().syncs > syncs);
         n + 1

@@ -35,6 +35,12 @@ struct SimState {
     live: Arc<Vec<u8>>,
     durable: Vec<u8>,
     unsynced: Vec<Unsynced>,
+    /// Operations ever taken out of `unsynced` (synced, crashed or lost): an operation's
+    /// number is this plus its position there, so a sync makes durable exactly the
+    /// operations made before it was called, however other syncs ran meanwhile.
+    unsynced_gone: u64,
+    /// Syncs called so far, numbering [`TraceOp::SyncStart`] and [`TraceOp::Sync`].
+    sync_calls: u64,
     counts: IoCounts,
     faults: Faults,
     /// Operations still allowed before the simulated power loss.
@@ -43,7 +49,8 @@ struct SimState {
     trace: Option<Vec<TraceOp>>,
 }
 
-/// One successful operation of a traced [`SimStorage`], in the order it happened.
+/// One operation of a traced [`SimStorage`], in the order it happened: successful
+/// writes and resizes, and each sync's call and successful return.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceOp {
     /// `write_at` of `len` bytes at `offset`.
@@ -53,10 +60,20 @@ pub enum TraceOp {
         /// Bytes written.
         len: u64,
     },
-    /// `sync`: everything before it is durable.
-    Sync,
+    /// A `sync` was called (numbered from 1): it makes durable what was written before
+    /// this point, not what is written while it runs.
+    SyncStart(u64),
+    /// The `sync` of that number returned successfully: what was written before its
+    /// [`TraceOp::SyncStart`] is durable.
+    Sync(u64),
     /// `set_len` to this length.
     SetLen(u64),
+}
+
+/// Takes every unsynced operation out (a crash, a lost writeback), counting them gone.
+fn take_unsynced(st: &mut SimState) -> Vec<Unsynced> {
+    st.unsynced_gone += st.unsynced.len() as u64;
+    std::mem::take(&mut st.unsynced)
 }
 
 enum Unsynced {
@@ -195,6 +212,8 @@ impl SimStorage {
                     Unsynced::SetLen(len) => Unsynced::SetLen(*len),
                 })
                 .collect(),
+            unsynced_gone: st.unsynced_gone,
+            sync_calls: st.sync_calls,
             counts: st.counts,
             faults: Faults::default(),
             power_budget: None,
@@ -313,7 +332,7 @@ impl SimStorage {
         let mut rng = Rng::new(seed);
         let mut st = self.state.lock();
         let mut image = std::mem::take(&mut st.durable);
-        for op in std::mem::take(&mut st.unsynced) {
+        for op in take_unsynced(&mut st) {
             match op {
                 Unsynced::SetLen(len) => {
                     if rng.chance(1, 2) {
@@ -337,7 +356,7 @@ impl SimStorage {
     /// operation is forgotten (no later sync makes it durable) while reads still see
     /// it, as pages marked clean without reaching the disk. A later crash loses them.
     pub fn lose_writeback(&self) {
-        self.state.lock().unsynced.clear();
+        take_unsynced(&mut self.state.lock());
     }
 
     /// Simulates a crash that loses every unsynced operation.
@@ -345,7 +364,7 @@ impl SimStorage {
         let mut st = self.state.lock();
         let image = st.durable.clone();
         st.live = Arc::new(image);
-        st.unsynced.clear();
+        take_unsynced(&mut st);
         st.faults = Faults::default();
         st.power_budget = None;
     }
@@ -462,6 +481,14 @@ impl Storage for SimStorage {
             source,
         };
         let mut st = self.state.lock();
+        // As `fdatasync`: what was written before the call, not what is written while
+        // it waits (here: while a test holds it).
+        let covered = st.unsynced_gone + st.unsynced.len() as u64;
+        st.sync_calls += 1;
+        let id = st.sync_calls;
+        if let Some(trace) = st.trace.as_mut() {
+            trace.push(TraceOp::SyncStart(id));
+        }
         let next = st.counts.syncs + 1;
         let held = match &st.faults.hold_sync {
             Some((n, _)) if *n == next => st.faults.hold_sync.take(),
@@ -479,18 +506,27 @@ impl Storage for SimStorage {
         }
         // Replaying the unsynced operations costs what they wrote, not the file's size.
         let SimState {
-            durable, unsynced, ..
+            durable,
+            unsynced,
+            unsynced_gone,
+            ..
         } = &mut *st;
-        for op in unsynced.drain(..) {
+        let n = usize::try_from(covered.saturating_sub(*unsynced_gone))
+            .unwrap_or(usize::MAX)
+            .min(unsynced.len());
+        for op in unsynced.drain(..n) {
             match op {
                 Unsynced::Write { offset, data } => apply_write(durable, offset, &data),
                 Unsynced::SetLen(len) => resize(durable, len),
             }
         }
-        debug_assert_eq!(st.durable.len(), st.live.len());
+        *unsynced_gone += n as u64;
+        if st.unsynced.is_empty() {
+            debug_assert_eq!(st.durable.len(), st.live.len());
+        }
         st.counts.syncs += 1;
         if let Some(trace) = st.trace.as_mut() {
-            trace.push(TraceOp::Sync);
+            trace.push(TraceOp::Sync(id));
         }
         Ok(())
     }
