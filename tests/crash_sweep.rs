@@ -31,15 +31,24 @@ fn ctr_key(thread: u64) -> Vec<u8> {
     format!("ctr/{thread}").into_bytes()
 }
 
+fn seen_key(thread: u64, nth: u64) -> Vec<u8> {
+    format!("seen/{thread}/{nth:08}").into_bytes()
+}
+
 fn data_key(thread: u64, k: u64) -> Vec<u8> {
     format!("d/{thread}/{k}").into_bytes()
 }
 
-/// The writes of a thread's `nth` transaction: its counter, and 1..=3 data keys with a
-/// value naming the transaction (some large enough to span capsule pages).
+/// The writes of a thread's `nth` transaction: its counter, a key of its own that no
+/// later transaction writes (so a commit lost between two kept ones shows even when
+/// later ones overwrote its data keys), and 1..=3 data keys with a value naming the
+/// transaction (some large enough to span capsule pages).
 fn txn_writes(thread: u64, nth: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let mut rng = Rng::new(thread * 1_000_003 + nth);
-    let mut w = vec![(ctr_key(thread), Some(nth.to_le_bytes().to_vec()))];
+    let mut w = vec![
+        (ctr_key(thread), Some(nth.to_le_bytes().to_vec())),
+        (seen_key(thread, nth), Some(b"1".to_vec())),
+    ];
     for _ in 0..=rng.below(3) {
         let k = rng.below(KEYS_PER_THREAD);
         let v = if rng.chance(1, 6) {
@@ -170,14 +179,17 @@ fn check(db: &Database, acks: &[Ack], threads: u64, context: &str) {
             .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()));
         // No partial commit: the thread's keys are exactly its first n transactions.
         let expected = model(thread, n);
-        let prefix = format!("d/{thread}/").into_bytes();
-        let mut got: BTreeMap<Vec<u8>, Vec<u8>> = tx
-            .range("t", prefix.clone()..)
-            .unwrap()
-            .map(|r| r.unwrap())
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, v)| (k, v.to_vec()))
-            .collect();
+        let mut got: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for prefix in [format!("d/{thread}/"), format!("seen/{thread}/")] {
+            let prefix = prefix.into_bytes();
+            got.extend(
+                tx.range("t", prefix.clone()..)
+                    .unwrap()
+                    .map(|r| r.unwrap())
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k, v.to_vec())),
+            );
+        }
         if n > 0 {
             got.insert(ctr_key(thread), n.to_le_bytes().to_vec());
         }
