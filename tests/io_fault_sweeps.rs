@@ -20,8 +20,10 @@ fn sweep_points(kind: &str, w: &Workload, total: u64, make: impl Fn(u64) -> Faul
     let mut failing_points = 0;
     let mut survivors = 0;
     let mut runs = 0;
+    // After a failed sync, the writeback it reported lost, too.
+    let lost = (kind == "sync").then_some(CrashMode::LostWriteback);
     for n in 1..=total + 1 {
-        for (m, mode) in CRASH_MODES.into_iter().enumerate() {
+        for (m, mode) in CRASH_MODES.into_iter().chain(lost).enumerate() {
             let mode = match mode {
                 CrashMode::Seeded(s) => CrashMode::Seeded(s ^ (n << 8) ^ m as u64),
                 other => other,

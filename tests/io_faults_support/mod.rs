@@ -173,6 +173,10 @@ pub enum CrashMode {
     LoseUnsynced,
     /// Power loss that keeps a seeded subset of unsynced writes, possibly torn.
     Seeded(u64),
+    /// The kernel lost the writeback a failed sync reported: reads still see the
+    /// unsynced writes, no later sync makes them durable; then the live image is
+    /// reopened (the same boot). Only after a failed sync.
+    LostWriteback,
 }
 
 pub fn crash(sim: &SimStorage, mode: CrashMode) {
@@ -180,6 +184,7 @@ pub fn crash(sim: &SimStorage, mode: CrashMode) {
         CrashMode::NoCrash => {}
         CrashMode::LoseUnsynced => sim.crash_losing_unsynced(),
         CrashMode::Seeded(seed) => sim.crash(seed),
+        CrashMode::LostWriteback => sim.lose_writeback(),
     }
 }
 
@@ -329,7 +334,7 @@ pub fn sweep_point(w: &Workload, fault: Fault, mode: CrashMode) -> (usize, bool)
     drop(db);
     disarm(&sim);
     crash(&sim, mode);
-    if let (Fault::PowerOff(_), CrashMode::NoCrash) = (fault, mode) {
+    if let (Fault::PowerOff(_), CrashMode::NoCrash | CrashMode::LostWriteback) = (fault, mode) {
         // Power off is cleared only by a crash.
         sim.crash_losing_unsynced();
     }
