@@ -13,7 +13,7 @@ use io_faults_support::*;
 use std::sync::Arc;
 
 fn fsync_failure_poisons(sync_index: u64, expect_survivor_without_crash: bool) {
-    for mode in CRASH_MODES {
+    for mode in CRASH_MODES.into_iter().chain([CrashMode::LostWriteback]) {
         let before = 5;
         let (sim, db, err) = fail_one_commit(Fault::Sync(sync_index), before);
         assert!(
@@ -41,7 +41,7 @@ fn fsync_failure_poisons(sync_index: u64, expect_survivor_without_crash: bool) {
             // FSYNC_2 (written before the sync) and absent after a failed FSYNC_1.
             CrashMode::NoCrash => assert_eq!(survived, expect_survivor_without_crash),
             CrashMode::LoseUnsynced => assert!(!survived, "nothing unsynced survives"),
-            CrashMode::Seeded(_) => {}
+            CrashMode::Seeded(_) | CrashMode::LostWriteback => {}
         }
         check_accepts_commit(&sim, db, before + 4);
     }
@@ -64,7 +64,7 @@ fn failed_fsync_2_poisons_and_recovers_all_or_nothing() {
 /// commit is refused, and after a crash each is whole or absent.
 #[test]
 fn failed_sync_serving_two_groups_poisons_both() {
-    for mode in CRASH_MODES {
+    for mode in CRASH_MODES.into_iter().chain([CrashMode::LostWriteback]) {
         let before = 5;
         let sim = SimStorage::new();
         let db = Arc::new(open(&sim).unwrap());
@@ -136,7 +136,7 @@ fn failed_sync_serving_two_groups_poisons_both() {
             // only its proof.
             CrashMode::NoCrash => assert!(survived),
             CrashMode::LoseUnsynced => assert!(!survived, "nothing unsynced survives"),
-            CrashMode::Seeded(_) => {}
+            CrashMode::Seeded(_) | CrashMode::LostWriteback => {}
         }
         check_accepts_commit(&sim, db, before + 4);
     }
