@@ -1,4 +1,5 @@
-//! The byte layout of the Raft log's keys and values inside its two tables.
+//! The byte layout of the Raft log's keys and values inside its two tables
+//! (`format-spec/raftlog.md`, which a test holds these encoders to).
 //!
 //! Integers are little-endian, except log keys, which are big-endian so that the
 //! table's byte order is index order.
@@ -166,7 +167,49 @@ fn corrupted(what: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::spec_table;
     use proptest::prelude::*;
+
+    /// `format-spec/raftlog.md`'s tables against what the encoders write.
+    #[test]
+    fn layout_matches_the_spec() {
+        let spec = include_str!("../../format-spec/raftlog.md");
+        let value = entry_value(7, b"abc");
+        assert_eq!(decode_entry_value(1, &value).unwrap(), (7, &b"abc"[..]));
+        assert_eq!(&value[..TERM_LEN], &7u64.to_le_bytes());
+        spec_table::assert_layout(
+            &spec_table::rows(spec, "Entry value"),
+            &[("term", 0, TERM_LEN), ("payload", TERM_LEN, 0)],
+        );
+        let h = encode_hard_state(&HardState {
+            term: 3,
+            commit: 5,
+            vote: Some(9),
+        });
+        assert_eq!(h.len(), HARD_STATE_LEN);
+        assert_eq!((h[0], h[8], h[16], h[17]), (3, 5, 1, 9));
+        spec_table::assert_layout(
+            &spec_table::rows(spec, "Hard state"),
+            &[
+                ("term", 0, 8),
+                ("commit", 8, 8),
+                ("voted", 16, 1),
+                ("vote", 17, 8),
+            ],
+        );
+        let p = encode_purged(EntryId { index: 4, term: 2 });
+        assert_eq!((p.len(), p[0], p[8]), (PURGED_LEN, 4, 2));
+        spec_table::assert_layout(
+            &spec_table::rows(spec, "Purge record"),
+            &[("index", 0, 8), ("term", 8, 8)],
+        );
+        assert!(spec.contains("Key `hard_state`") && spec.contains("Key `purged`"));
+        assert_eq!(
+            (HARD_STATE_KEY, PURGED_KEY),
+            (&b"hard_state"[..], &b"purged"[..])
+        );
+        assert!(spec.contains("Keys `user/<n>`") && USER_META_PREFIX == b"user/");
+    }
 
     proptest! {
         #[test]
