@@ -238,9 +238,10 @@ fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
 /// The acknowledgement side, exactly: the test above reads the trace's length only
 /// after `commit_with` returned, an upper bound on when it did (a leader that woke its
 /// `Durable` committers before their FSYNC_2 would almost always pass it, the sync
-/// recorded before they ran). Here a sync is held inside the storage, before the trace
-/// records it, while committers run: every commit that returned by then must find its
-/// marker, and for `Durable` a sync after it, already in the trace.
+/// recorded before they ran). Here a sync is held inside the storage (the trace has its
+/// call, not its return) while committers run: every commit that returned by then must
+/// find its marker, and for `Durable` the return of a sync called after it, already in
+/// the trace.
 #[test]
 fn no_commit_is_acknowledged_while_the_sync_it_waits_for_is_held() {
     // No checkpoint, however many commits come: every record stays where the image

@@ -188,3 +188,25 @@ fn fork_crashes_independently() {
     b.crash(3);
     assert_eq!(s.live_bytes()[0], 2, "the original is untouched");
 }
+
+/// A lost writeback keeps the file's length (metadata the file system journals) and
+/// drops only the unsynced writes: it dropped a pending resize too, leaving the durable
+/// image shorter than the live one after the next sync.
+#[test]
+fn a_lost_writeback_keeps_lengths_and_drops_writes() {
+    let sim = SimStorage::new();
+    sim.set_len(4096).unwrap();
+    sim.sync().unwrap();
+    sim.set_len(1 << 20).unwrap();
+    sim.write_at(8192, b"lost").unwrap();
+    sim.fail_nth_sync(1);
+    assert!(sim.sync().is_err());
+    sim.lose_writeback();
+    sim.write_at(0, b"kept").unwrap();
+    sim.sync().unwrap();
+    let durable = sim.durable_bytes();
+    assert_eq!(durable.len(), 1 << 20);
+    assert_eq!(&durable[..4], b"kept");
+    assert_eq!(&durable[8192..8196], &[0; 4]);
+    assert_eq!(&sim.live_bytes()[8192..8196], b"lost");
+}

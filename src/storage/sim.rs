@@ -1,7 +1,7 @@
 //! A simulated file for crash, corruption and fault tests.
 //!
-//! It keeps the *durable* image (what survived the last `sync`) apart from the
-//! *unsynced* operations since then. [`SimStorage::crash`] throws the live state away
+//! It keeps the *durable* image (what the syncs made durable) apart from the
+//! *unsynced* operations (each sync covers those made before it was called). [`SimStorage::crash`] throws the live state away
 //! and keeps the durable image plus a seeded subset of the unsynced operations, each
 //! kept whole, dropped, or torn at [`SECTOR_SIZE`] boundaries. It can also flip bits,
 //! fail the N-th write, sync or resize, refuse to grow past a size (a full disk), and
@@ -9,7 +9,8 @@
 //! A test can hold the N-th sync until it releases it ([`SimStorage::hold_nth_sync`]),
 //! to line concurrent commits up deterministically around one sync.
 //! When asked ([`SimStorage::start_trace`]) it records the order of its successful
-//! writes, syncs and resizes, so a test can check the order the engine issues them in.
+//! writes and resizes and of each sync's call and successful return, so a test can
+//! check the order the engine issues them in.
 //! The same seed always gives the same image.
 
 use super::{Storage, View};
@@ -352,11 +353,18 @@ impl SimStorage {
         st.power_budget = None;
     }
 
-    /// Simulates a writeback the kernel lost after a failed sync: every unsynced
-    /// operation is forgotten (no later sync makes it durable) while reads still see
-    /// it, as pages marked clean without reaching the disk. A later crash loses them.
+    /// Simulates a writeback the kernel lost after a failed sync: every unsynced write
+    /// is forgotten (no later sync makes it durable) while reads still see it, as
+    /// pages marked clean without reaching the disk; a later crash loses them. Length
+    /// changes are kept (the file's size is metadata the file system journals, not a
+    /// page the writeback drops).
     pub fn lose_writeback(&self) {
-        take_unsynced(&mut self.state.lock());
+        let mut st = self.state.lock();
+        for op in take_unsynced(&mut st) {
+            if let Unsynced::SetLen(len) = op {
+                resize(&mut st.durable, len);
+            }
+        }
     }
 
     /// Simulates a crash that loses every unsynced operation.

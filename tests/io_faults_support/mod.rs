@@ -175,7 +175,8 @@ pub enum CrashMode {
     Seeded(u64),
     /// The kernel lost the writeback a failed sync reported: reads still see the
     /// unsynced writes, no later sync makes them durable; then the live image is
-    /// reopened (the same boot). Only after a failed sync.
+    /// reopened (the same boot). Run where a sync failed (at a sweep's last point,
+    /// where none did, nothing is unsynced and it changes nothing).
     LostWriteback,
 }
 
