@@ -32,7 +32,7 @@ pub fn main() -> capsuledb::Result<()> {
     assert_eq!(left, 90);
 
     conn.read(|tx| {
-        // a read-only snapshot: never blocks, never aborts
+        // a read-only snapshot: never aborts
         for entry in tx.table(ACCOUNTS).iter()? {
             let (name, balance) = entry?;
             println!("{name} = {balance}");

@@ -51,7 +51,9 @@ pub enum Error {
         /// The length at least required.
         needed: u64,
     },
-    /// The file was written by a newer format version than this build reads.
+    /// The file needs a newer format version than this build has: to be read at all
+    /// (its `read_version`), or, for a read-write open, to be written (its
+    /// `write_version`: such a file still opens with `Options::read_only`).
     UnsupportedVersion {
         /// The format version the file requires.
         found: u32,
@@ -266,7 +268,8 @@ impl fmt::Display for Error {
             ),
             Error::UnsupportedVersion { found, supported } => write!(
                 f,
-                "database needs format version {found}; this build supports up to {supported}"
+                "database needs format version {found}; this build supports up to {supported} \
+                 (a file a newer build wrote that this one can still read opens read-only)"
             ),
             Error::Corrupted { page, what } => {
                 write!(f, "database is corrupted at page {page}: {what}")

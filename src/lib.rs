@@ -41,8 +41,9 @@
 //!
 //! ## Safety
 //! `unsafe` appears only in `storage::file` and `storage::locks`, for mapping the file, the
-//! open-file-description locks of live readers (`format-spec/locking.md`), and the `flock` and
-//! `fdatasync` calls, in `engine` for one `malloc_trim` after a bulk commit, and in
+//! open-file-description locks of live readers (`format-spec/locking.md`), and the `flock`,
+//! `fdatasync`, `sync_file_range` (the write-behind) and `renameat2` (a rename that never
+//! replaces) calls, in `engine` for one `malloc_trim` after a bulk commit, and in
 //! `types::prefetch` (re-exported as `util::prefetch`) for the x86-64 prefetch hint (it never faults and reads nothing into
 //! the program), each with a `// SAFETY:` comment. Everything else is safe Rust.
 

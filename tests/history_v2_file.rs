@@ -1,6 +1,6 @@
 //! A file written by a format-version-2 build, with history entries in the unindexed
 //! version-list layout (`format-spec/btree.md`, "Version-2 version list"), opens, reads
-//! every retained state right, is upgraded to version 3 by its first header write, and
+//! every retained state right, is upgraded to the current version by its first header write, and
 //! keeps reading right once later checkpoints rewrite some of its lists in the indexed
 //! layout while others stay as they were.
 //!

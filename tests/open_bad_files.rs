@@ -148,8 +148,10 @@ fn a_newer_writers_file_opens_read_only() {
     }
     // Read-write: refused, untouched.
     match open_err_untouched(&path) {
-        Error::UnsupportedVersion { found, supported } => {
-            assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION))
+        e @ Error::UnsupportedVersion { found, supported } => {
+            assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION));
+            // The message tells the way in.
+            assert!(e.to_string().contains("opens read-only"), "{e}");
         }
         e => panic!("expected UnsupportedVersion, got {e}"),
     }

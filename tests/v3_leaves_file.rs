@@ -72,12 +72,17 @@ fn a_version_3_file_reads_upgrades_and_mixes_leaf_layouts() {
     let mut want = model();
 
     // Read-only: nothing is written, the version stays 3.
+    let before = std::fs::read(&path).unwrap();
     let ro = Options::new().read_only(true).open(&path).unwrap();
     assert_eq!(ro.info().unwrap().format_version, 3);
     assert_reads(&ro, &want);
     let report = ro.check_integrity().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     drop(ro);
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "a read-only open wrote"
+    );
 
     // Read-write: upgraded, and everything still reads right.
     let db = Database::open(&path).unwrap();

@@ -73,10 +73,15 @@ fn a_version_6_file_reads_upgrades_and_mixes_compact_and_uniform_leaves() {
     );
 
     // Read-only: nothing is written, the version stays 6.
+    let before = std::fs::read(&path).unwrap();
     let ro = Options::new().read_only(true).open(&path).unwrap();
     assert_eq!(ro.info().unwrap().format_version, 6);
     assert_reads(&ro, &want);
     drop(ro);
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "a read-only open wrote"
+    );
 
     // Read-write: upgraded, and everything still reads right.
     let db = Database::open(&path).unwrap();

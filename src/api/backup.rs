@@ -154,7 +154,9 @@ impl Database {
     ///
     /// The copy holds exactly the state of one read snapshot, taken when the backup
     /// starts ([`BackupReport::seq`]). Writers are never held up: like any long read
-    /// snapshot, the backup only keeps the versions it reads in memory until it ends. The
+    /// snapshot, the backup keeps every version committed after its snapshot in memory
+    /// until it ends (checkpoints cannot fold past it), so the version store grows with
+    /// what writers commit meanwhile. The
     /// new file has the source's page size, all tables and keys folded into its tree, no history;
     /// it is checked with [`Database::check_integrity`] before it is renamed into place,
     /// and only once every commit it holds is durable in the source (the snapshot may

@@ -138,7 +138,7 @@ impl Connection {
 
     /// Begins a read-only snapshot: it never aborts, and it waits for no writer except
     /// a transaction being committed straight into the tree (a large one, or a durable
-    /// one of 1 MiB or more, admitted while no other snapshot was open), whose fold and
+    /// one of more than 1 MiB, admitted while no other snapshot was open), whose fold and
     /// sync it waits out; writes give [`crate::Error::ReadOnly`].
     ///
     /// It reads a snapshot and records nothing, so it is not part of the serializable

@@ -61,7 +61,9 @@ impl Options {
     }
 
     /// Commits the log may hold beyond the last checkpoint before the next one runs
-    /// (default 100,000; at least 1); this bounds the time reopening takes.
+    /// (default 100,000; at least 1); this bounds the time reopening takes. Commits look
+    /// at this once every 256 commits (or at once over the budget), so the log may hold
+    /// up to 255 commits more.
     pub fn checkpoint_log_commits(mut self, commits: u64) -> Options {
         self.config.checkpoint_log_commits = commits;
         self
