@@ -125,6 +125,44 @@ fn newer_format_version() {
     }
 }
 
+/// A newer format's header in the newest copy, using what are reserved bytes here (its
+/// checksum recomputed: the copy is intact), beside an older copy this build reads: the
+/// file is a newer one, refused by every open and left untouched. It was taken for
+/// damage to that copy: a read-write open said Corrupted, a read-only open read the
+/// older copy, an earlier state.
+#[test]
+fn a_newer_formats_header_is_not_taken_for_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_db(dir.path());
+    let mut bytes = bytes_of(&path);
+    let a = header_of(&bytes, 0);
+    let newer = Header {
+        read_version: FORMAT_VERSION + 1,
+        write_version: FORMAT_VERSION + 1,
+        generation: a.generation + 1,
+        ..a
+    };
+    let off = HEADER_COPY_OFFSETS[1] as usize;
+    let mut copy = newer.encode(1);
+    copy[100] = 7; // a reserved byte here, a field there
+    let sum = capsuledb::format::checksum(&[&copy[..124]]);
+    copy[124..128].copy_from_slice(&sum.to_le_bytes());
+    bytes[off..off + HEADER_LEN].copy_from_slice(&copy);
+    std::fs::write(&path, &bytes).unwrap();
+    for read_only in [false, true] {
+        let opened = capsuledb::Options::new().read_only(read_only).open(&path);
+        assert!(
+            matches!(
+                opened,
+                Err(Error::UnsupportedVersion { found, .. }) if found == FORMAT_VERSION + 1
+            ),
+            "read_only {read_only}: {:?}",
+            opened.map(|_| ())
+        );
+        assert_eq!(bytes_of(&path), bytes, "untouched");
+    }
+}
+
 #[test]
 fn a_newer_writers_file_opens_read_only() {
     let dir = tempfile::tempdir().unwrap();

@@ -323,6 +323,17 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
             what: "neither header copy has the capsuledb magic".into(),
         });
     }
+    // A copy a newer format wrote (intact: its checksum passed) makes the file a newer
+    // one, whichever copy is newest: never read past as damage to the other copy.
+    if let Some(found) = [a, b].into_iter().find_map(|d| match d {
+        Err(HeaderFault::NewerVersion(v)) => Some(*v),
+        _ => None,
+    }) {
+        return Err(Error::UnsupportedVersion {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
     // Whether copy `c` was never written (all zero).
     let blank = |c: usize| {
         HEADER_COPY_OFFSETS.get(c).is_some_and(|&offset| {

@@ -88,6 +88,9 @@ pub enum HeaderFault {
     },
     /// The copy field does not name the slot the copy was read from.
     WrongCopy(u32),
+    /// `read_version` is newer than this build reads: the copy is not damaged, the file
+    /// needs a newer build.
+    NewerVersion(u32),
     /// The page size is not a power of two in range.
     BadPageSize(u32),
     /// A reserved byte is not zero.
@@ -111,7 +114,7 @@ pub enum HeaderFault {
 }
 
 /// Largest `checkpoint_seq` a valid header holds: sequences above it are never reached
-/// (`format-spec/header.md`, validation 9), so recovery's arithmetic on them cannot wrap.
+/// (`format-spec/header.md`, validation 10), so recovery's arithmetic on them cannot wrap.
 pub const CHECKPOINT_SEQ_MAX: u64 = u64::MAX / 2;
 
 impl fmt::Display for HeaderFault {
@@ -124,6 +127,12 @@ impl fmt::Display for HeaderFault {
                 "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
             ),
             HeaderFault::WrongCopy(c) => write!(f, "copy field {c} does not match its slot"),
+            HeaderFault::NewerVersion(v) => {
+                write!(
+                    f,
+                    "written by format version {v}, newer than this build reads"
+                )
+            }
             HeaderFault::BadPageSize(s) => write!(f, "page size {s} is not allowed"),
             HeaderFault::ReservedNotZero => write!(f, "reserved header bytes are not zero"),
             HeaderFault::BadPageCount(n) => write!(f, "page count {n} is too small"),
@@ -208,6 +217,13 @@ impl Header {
         }
         if raw.copy.get() != copy {
             return Err(HeaderFault::WrongCopy(raw.copy.get()));
+        }
+        // Written as it is (the checksum says so) by a format this build cannot read:
+        // its other fields may mean what this build's checks refuse (a page size, a
+        // field in the reserved bytes), which is no damage.
+        let read_version = raw.read_version.get();
+        if read_version > super::FORMAT_VERSION {
+            return Err(HeaderFault::NewerVersion(read_version));
         }
         let page_size = raw.page_size.get();
         if !page_size_valid(page_size) {
@@ -447,7 +463,8 @@ mod tests {
                         root(fr)
                     };
                     Header {
-                        read_version: rv,
+                        // A newer read version is refused (`HeaderFault::NewerVersion`).
+                        read_version: rv % (super::super::FORMAT_VERSION + 1),
                         write_version: wv,
                         page_size,
                         generation: generation % crate::storage::locks::PIN_GENERATION_MAX,
