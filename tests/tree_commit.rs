@@ -413,3 +413,35 @@ fn a_mid_sized_durable_transaction_uses_the_tree_only_while_the_file_is_small() 
     assert_eq!(read_state(&db), model);
     assert_sound(&db);
 }
+
+/// While a tree commit is being written, time travel waits it out as a new snapshot
+/// does: the commit raises the history floor to its own sequence before that is
+/// visible, and every `begin_read_at` was refused meanwhile, the window inverted.
+#[test]
+fn time_travel_waits_out_a_tree_commit_in_progress() {
+    let sim = SimStorage::new();
+    let db = open(&sim).unwrap();
+    for n in 0..3 {
+        commit(&db, &small_writes(n)).unwrap();
+    }
+    let gate = sim.hold_nth_sync(1);
+    let loader = {
+        let db = db.clone();
+        std::thread::spawn(move || commit(&db, &bulk_writes(0)).unwrap())
+    };
+    gate.wait_held();
+    let reader = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let (oldest, newest) = db.history_window();
+            assert!(oldest <= newest, "window ({oldest}, {newest})");
+            let tx = db.begin_read_at(newest).unwrap();
+            tx.snapshot_seq()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    gate.release();
+    let seq = loader.join().unwrap();
+    assert_eq!(reader.join().unwrap(), seq, "read the tree commit's state");
+    assert_eq!(db.stats().tree_commits, 1);
+}

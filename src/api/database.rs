@@ -228,12 +228,15 @@ impl Database {
     /// and none after it. `seq` must lie in the history window
     /// ([`Options::history_retention`], [`Database::history_window`]); otherwise
     /// [`Error::HistoryUnavailable`](crate::Error::HistoryUnavailable) says what the window holds. While the transaction
-    /// lives, the window does not move past `seq`.
+    /// lives, the window does not move past `seq`. Like [`Connection::begin_read`](crate::Connection::begin_read),
+    /// it waits out a transaction being committed straight into the tree.
     pub fn begin_read_at(&self, seq: u64) -> Result<Transaction<'_>> {
         Transaction::begin_at(self.latest()?, seq)
     }
 
-    /// The states readable through [`Database::begin_read_at`] now: `(oldest, newest)`.
+    /// The states readable through [`Database::begin_read_at`] now: `(oldest, newest)`
+    /// (waiting out a transaction being committed straight into the tree, as
+    /// `begin_read_at` does).
     pub fn history_window(&self) -> (u64, u64) {
         self.engine().history_window()
     }

@@ -165,6 +165,9 @@ impl Engine {
     }
 
     pub(crate) fn history_window(&self) -> (u64, u64) {
+        // As `Transaction::begin_at`: a tree commit in progress has raised the floor
+        // above `visible`, and the window would read inverted.
+        let _registered = self.registry.begin();
         (self.committer.history().floor(), self.registry.visible())
     }
 
