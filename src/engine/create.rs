@@ -128,12 +128,17 @@ pub(crate) fn decode_or_repair(
         if let Some(b) = trial.get_mut(byte) {
             *b ^= mask;
         }
-        if let Ok(header) = Header::decode(&trial, copy) {
-            log::warn!(
-                "header copy {}: bit {bit} was flipped; repaired (the checksum confirms it)",
-                copy_name(copy as usize)
-            );
-            return Ok(header);
+        match Header::decode(&trial, copy) {
+            Ok(header) => {
+                log::warn!(
+                    "header copy {}: bit {bit} was flipped; repaired (the checksum confirms it)",
+                    copy_name(copy as usize)
+                );
+                return Ok(header);
+            }
+            // Whole once repaired, and a newer format's: a newer file, not damage.
+            Err(newer @ HeaderFault::NewerVersion(_)) => return Err(newer),
+            Err(_) => {}
         }
         if let Some(b) = trial.get_mut(byte) {
             *b ^= mask;
@@ -264,6 +269,8 @@ pub(crate) fn repaired_header_copies(storage: &dyn Storage) -> Result<Vec<(u32, 
 fn header_report_of(bytes: Vec<u8>) -> HeaderReport {
     let view = View::new(std::sync::Arc::new(bytes));
     let damage = match decode_copies(&view).as_slice() {
+        // A newer format's copy is no damage (an open refuses the file as newer).
+        [_, Err(HeaderFault::NewerVersion(_))] | [Err(HeaderFault::NewerVersion(_)), _] => None,
         [Ok(valid), Err(fault)] => copy_damage(&view, valid, 1, fault),
         [Err(fault), Ok(valid)] => copy_damage(&view, valid, 0, fault),
         _ => None,
