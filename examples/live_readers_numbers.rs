@@ -110,8 +110,13 @@ fn write_for(db: &Database, phase: Duration) -> u64 {
                     let k = rng.next_u64() % KEYS;
                     tx.put(TABLE, &k.to_be_bytes(), &[t as u8; VALUE_LEN])
                         .unwrap();
-                    if tx.commit_with(Durability::Durable).is_ok() {
-                        done.fetch_add(1, Ordering::Relaxed);
+                    match tx.commit_with(Durability::Durable) {
+                        Ok(_) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Another writer's key: try again. Anything else ends the run.
+                        Err(capsuledb::Error::Conflict { .. }) => {}
+                        Err(e) => panic!("commit failed: {e}"),
                     }
                 }
             })

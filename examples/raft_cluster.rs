@@ -183,12 +183,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let mut last_index = 0;
     for (k, v) in &writes {
-        let resp = leader
-            .client_write(Request::Set {
-                key: k.clone().into_bytes(),
-                value: v.clone().into_bytes(),
-            })
-            .await?;
+        let request = Request::Set {
+            key: k.clone().into_bytes(),
+            value: v.clone().into_bytes(),
+        };
+        // Refused here, not by the log store: openraft stops a leader whose log store
+        // cannot store an entry (a key over the limit, or JSON over one value).
+        request.check()?;
+        let resp = leader.client_write(request).await?;
         last_index = resp.log_id.index;
         println!(
             "write via leader: {k} = {v} (log index {}, previous {:?})",
@@ -198,11 +200,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|p| String::from_utf8_lossy(&p).into_owned())
         );
     }
-    let resp = leader
-        .client_write(Request::Delete {
-            key: b"key-5".to_vec(),
-        })
-        .await?;
+    let request = Request::Delete {
+        key: b"key-5".to_vec(),
+    };
+    request.check()?;
+    let resp = leader.client_write(request).await?;
     last_index = last_index.max(resp.log_id.index);
     println!(
         "write via leader: delete key-5 (log index {})",

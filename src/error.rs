@@ -317,7 +317,7 @@ impl fmt::Display for Error {
             }
             Error::Poisoned { cause } => write!(
                 f,
-                "database refuses commits after an I/O failure ({cause}); reopen it"
+                "database refuses commits after a failed write or sync, or a panic in a commit ({cause}); reopen it"
             ),
             Error::Closed => write!(f, "database is closed"),
             Error::Decode { ty, what } => {

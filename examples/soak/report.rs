@@ -60,7 +60,7 @@ pub struct Report {
     pub snapshots: u64,
     /// Filler values read back and verified.
     pub filler_checks: u64,
-    /// Checkpoints and compactions run by the maintenance thread.
+    /// Checkpoints run by the maintenance thread.
     pub checkpoints: u64,
     /// Compactions run by the maintenance thread.
     pub compactions: u64,
