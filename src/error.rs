@@ -157,7 +157,10 @@ pub enum Error {
         what: String,
     },
     /// `begin_read_at` asked for a state outside the history-retention window
-    /// (see [`crate::Options::history_retention`]).
+    /// (see [`crate::Options::history_retention`]); or `Transaction::salvage_table` ran
+    /// at a past state below the newest tree's checkpoint, which its walk cannot read
+    /// (then `oldest` is that checkpoint, the oldest state a salvage reads, and the
+    /// message's "window" is the salvage's).
     HistoryUnavailable {
         /// The sequence asked for.
         requested: u64,
