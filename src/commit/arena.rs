@@ -23,7 +23,7 @@ pub struct Extent {
     pub offset: u64,
     /// Length in bytes.
     pub len: u64,
-    /// The page (or first page of the run) holding the record, and the run's length.
+    /// The page (or first page of the run) holding the record.
     pub page: u64,
     /// Pages in the record's own run (`1` for a record packed in a shared page).
     pub run_pages: u64,

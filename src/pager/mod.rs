@@ -23,7 +23,8 @@ pub const GROW_FRACTION: u64 = 16;
 pub const GROW_STEP_MAX: u64 = 64 << 20;
 
 /// Pages the log takes from the file's end at a time when no free page is left
-/// ([`Pager::alloc_log`]): written with zeros at once, so the first sync after has the
+/// ([`Pager::alloc_log`]): all but the first (handed out at once) written with zeros at
+/// once, so the first sync after has the
 /// file system allocate all of them together, not one page (and one journal commit)
 /// per later sync of the group commit. The sync that carries the zeros takes longer:
 /// 16 pages kept 16 writers' p99 where it was (32 raised it by 15%, 512 tripled the
@@ -52,8 +53,9 @@ struct PagerState {
     /// into a free set without such runs would otherwise search the whole set each
     /// time). Cleared whenever a page joins the free set.
     run_hint: Option<(u64, u64)>,
-    /// Pages past every page handed out, below `high_water`, already written with
-    /// zeros, that [`Pager::alloc_log`] hands out next. Nothing references them: a
+    /// Pages taken from the end for the log, below `high_water`, already written with
+    /// zeros (pages taken from the end later lie past them), that [`Pager::alloc_log`]
+    /// hands out next. Nothing references them: a
     /// checkpoint's free list and an open count them free.
     reserve: std::ops::Range<u64>,
 }
@@ -138,7 +140,9 @@ impl Pager {
     /// and a failure of that sync fails that group.
     pub fn alloc_log(&self) -> Result<u64> {
         let mut st = self.state.lock();
-        let grows = st.reserve.is_empty() && self.would_grow(&st, 1);
+        // A fresh reserve takes `LOG_RESERVE_PAGES` from the end: held pages are tested
+        // whenever that would grow the file.
+        let grows = st.reserve.is_empty() && self.would_grow(&st, LOG_RESERVE_PAGES);
         if let Some(page) = self.pop_free(&mut st, grows) {
             return Ok(page);
         }
@@ -243,10 +247,28 @@ impl Pager {
     }
 
     /// Allocates `n` contiguous pages and returns the first: the lowest run of free
-    /// pages that long, else from the high-water mark.
+    /// pages that long, else from the high-water mark. Pages held for readers of other
+    /// processes are tested before the file grows, and a run they free is taken.
     pub fn alloc_run(&self, n: u64) -> Result<u64> {
         let n = n.max(1);
         let mut st = self.state.lock();
+        if let Some(first) = Self::take_run(&mut st, n) {
+            return Ok(first);
+        }
+        if self.would_grow(&st, n) {
+            let held = st.held.len();
+            self.release_held_locked(&mut st);
+            if st.held.len() != held
+                && let Some(first) = Self::take_run(&mut st, n)
+            {
+                return Ok(first);
+            }
+        }
+        self.alloc_from_end(&mut st, n)
+    }
+
+    /// The lowest run of `n` free pages, taken out of the free set, if there is one.
+    fn take_run(st: &mut PagerState, n: u64) -> Option<u64> {
         let from = match st.run_hint {
             Some((m, from)) if m == n => from,
             _ => 0,
@@ -271,15 +293,12 @@ impl Pager {
                 st.free.remove(&p);
             }
             st.run_hint = Some((n, first));
-            return Ok(first);
+            return Some(first);
         }
         // The pages from `start` on may yet become a run when pages join the set; none
         // before it can (and a page joining clears the hint).
         st.run_hint = Some((n, start.unwrap_or(from)));
-        if self.would_grow(&st, n) {
-            self.release_held_locked(&mut st);
-        }
-        self.alloc_from_end(&mut st, n)
+        None
     }
 
     /// `n` free pages in a row that all lie below page `mark`, if the free set holds
@@ -476,6 +495,47 @@ mod tests {
         assert_eq!((pager.free_count(), pager.held_count()), (0, 1));
         assert_eq!(pager.cut_file(0).unwrap() % 4096, 0);
         assert_eq!(pager.held_count(), 1, "compaction cuts no held page");
+    }
+
+    /// Held pages a reader no longer pins are taken before the file grows: by the log
+    /// when its fresh reserve would grow the file (it tested only whether one page
+    /// would), and by a run (it released them and grew the file anyway).
+    #[test]
+    fn held_pages_are_taken_before_the_file_grows() {
+        let storage = Arc::new(Pinned {
+            sim: SimStorage::new(),
+            pinned: AtomicU64::new(3),
+        });
+        storage.sim.set_len(10 * 4096).unwrap();
+        let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
+        let pages: Vec<u64> = (0..4).map(|_| pager.alloc().unwrap()).collect();
+        pager.free_after(4, [pages[0], pages[1]]);
+        assert_eq!(pager.held_count(), 2);
+        storage.pinned.store(0, Ordering::Release);
+        let resizes = storage.sim.counts().set_lens;
+        assert_eq!(pager.alloc_log().unwrap(), pages[0]);
+        assert_eq!(
+            storage.sim.counts().set_lens,
+            resizes,
+            "the file did not grow"
+        );
+
+        let storage = Arc::new(Pinned {
+            sim: SimStorage::new(),
+            pinned: AtomicU64::new(3),
+        });
+        storage.sim.set_len(8 * 4096).unwrap();
+        let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
+        let pages: Vec<u64> = (0..6).map(|_| pager.alloc().unwrap()).collect();
+        pager.free_after(4, pages[..3].iter().copied());
+        storage.pinned.store(0, Ordering::Release);
+        let resizes = storage.sim.counts().set_lens;
+        assert_eq!(pager.alloc_run(3).unwrap(), pages[0]);
+        assert_eq!(
+            storage.sim.counts().set_lens,
+            resizes,
+            "the file did not grow"
+        );
     }
 
     #[test]
