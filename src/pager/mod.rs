@@ -502,12 +502,17 @@ mod tests {
     /// would), and by a run (it released them and grew the file anyway).
     #[test]
     fn held_pages_are_taken_before_the_file_grows() {
-        let storage = Arc::new(Pinned {
-            sim: SimStorage::new(),
-            pinned: AtomicU64::new(3),
-        });
-        storage.sim.set_len(10 * 4096).unwrap();
-        let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
+        // A file of `len` pages, generation 3 pinned, pages 2.. handed out.
+        let pinned_pager = |len: u64| {
+            let storage = Arc::new(Pinned {
+                sim: SimStorage::new(),
+                pinned: AtomicU64::new(3),
+            });
+            storage.sim.set_len(len * 4096).unwrap();
+            let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
+            (storage, pager)
+        };
+        let (storage, pager) = pinned_pager(10);
         let pages: Vec<u64> = (0..4).map(|_| pager.alloc().unwrap()).collect();
         pager.free_after(4, [pages[0], pages[1]]);
         assert_eq!(pager.held_count(), 2);
@@ -520,12 +525,7 @@ mod tests {
             "the file did not grow"
         );
 
-        let storage = Arc::new(Pinned {
-            sim: SimStorage::new(),
-            pinned: AtomicU64::new(3),
-        });
-        storage.sim.set_len(8 * 4096).unwrap();
-        let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
+        let (storage, pager) = pinned_pager(8);
         let pages: Vec<u64> = (0..6).map(|_| pager.alloc().unwrap()).collect();
         pager.free_after(4, pages[..3].iter().copied());
         storage.pinned.store(0, Ordering::Release);
