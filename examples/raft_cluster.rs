@@ -188,7 +188,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             value: v.clone().into_bytes(),
         };
         // Refused here, not by the log store: openraft stops a leader whose log store
-        // cannot store an entry (a key over the limit, or JSON over one value).
+        // cannot store an entry (JSON over one value); a key over the limit would be
+        // logged and applied as nothing.
         request.check()?;
         let resp = leader.client_write(request).await?;
         last_index = resp.log_id.index;

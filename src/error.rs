@@ -137,7 +137,9 @@ pub enum Error {
     ReadOnly,
     /// The connection already has an open transaction.
     TransactionInProgress,
-    /// A commit's I/O failed earlier; the database refuses commits until reopened.
+    /// A commit's write or sync failed earlier, or a commit panicked: the database
+    /// refuses commits until reopened. A `RaftLog` handle also answers it after any
+    /// failed commit of its own (it then refuses changes until reopened).
     Poisoned {
         /// The failure that poisoned it.
         cause: String,
@@ -320,7 +322,7 @@ impl fmt::Display for Error {
             }
             Error::Poisoned { cause } => write!(
                 f,
-                "database refuses commits after a failed write or sync, or a panic in a commit ({cause}); reopen it"
+                "refuses changes after a failed write or sync, or a panic in a commit ({cause}); reopen it"
             ),
             Error::Closed => write!(f, "database is closed"),
             Error::Decode { ty, what } => {
