@@ -137,3 +137,33 @@ fn a_watching_database_reopens_at_once_after_drop() {
     let tx = c.begin_read().unwrap();
     assert_eq!(tx.iter("t").unwrap().count(), 2000);
 }
+
+/// A load over the whole budget sent through the log by a live snapshot, that snapshot
+/// ended soon after: folded once commits stop. Its commit started the budget's
+/// checkpoint (which could fold nothing past the snapshot) and so no idle watcher, and
+/// the load stayed in the store until some later commit.
+#[test]
+fn a_load_over_the_budget_held_back_by_a_snapshot_is_folded_once_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("over.db"));
+    create_table(&db);
+    let mut reader = db.connect();
+    let held = reader.begin_read().unwrap();
+    // 50,000 keys of about 110 bytes: over 5 MiB, over the 4 MiB budget.
+    burst(&db, 1, 50_000);
+    assert!(
+        db.stats().version_bytes > 0,
+        "the snapshot held the load back"
+    );
+    drop(held);
+    // A deadline for a liveness check, not a measure: the watcher looks every 50 ms.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.stats().version_bytes > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load stayed in the store: {} bytes",
+            db.stats().version_bytes
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

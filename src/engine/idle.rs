@@ -2,8 +2,10 @@
 //! by a commit (`Engine::commit`, when the store passes its budget or the log its commit
 //! bound): after a burst of commits that leaves the store well filled but under budget
 //! (a load in batches of a few thousand keys), every read of the idle database would
-//! keep merging the store with the tree until some later commit. A watcher thread,
-//! started by such a commit, folds the store once no commit has come for
+//! keep merging the store with the tree until some later commit; so would a load a
+//! live snapshot held back from the budget's checkpoint. A watcher thread, started by
+//! such a commit (beside the checkpoint, which it waits out, if one started), folds the
+//! store once no commit has come for
 //! [`IDLE_AFTER`], forgets the commit index's records of the commits it folded, and
 //! then ends; it holds the engine only while it looks, folds and prunes.
 

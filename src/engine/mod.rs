@@ -631,9 +631,12 @@ impl Engine {
             self.last_checkpoint_try_bytes
                 .store(bytes, Ordering::Relaxed);
             self.start_background_checkpoint();
-        } else {
-            self.arm_idle_fold(bytes);
         }
+        // Armed beside a checkpoint too, which it waits out: that checkpoint folds only
+        // up to the oldest live snapshot, and a load a snapshot held back (its one commit
+        // started the checkpoint) is then folded once commits stop, not at some later
+        // commit.
+        self.arm_idle_fold(bytes);
         self.throttle(bytes);
         Ok(seq)
     }
