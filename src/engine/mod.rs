@@ -739,6 +739,10 @@ impl Engine {
             release_freed_memory();
             let _ = self.run_checkpoint(true);
             release_freed_memory();
+            // Armed again now the commit is done: a watcher armed by the commit may have
+            // spent its one fold during this cleanup, while a snapshot that holds the
+            // load back was still live.
+            self.arm_idle_fold(self.versions.byte_count());
         }
     }
 
