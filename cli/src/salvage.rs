@@ -95,16 +95,12 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     // between the link and the report would have left a complete OUT with none of its
     // losses said.
     crate::interrupt::finishing(move || -> Result<(), CliError> {
-        link_no_replace(&temp, output).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                CliError::msg(format!(
-                    "{}: made while the salvage ran; salvage writes a new file",
-                    output.display()
-                ))
-            } else {
-                CliError::io(format!("link the salvaged file to {}", output.display()), e)
-            }
-        })?;
+        link_no_replace(&temp, output).map_err(placing_error(
+            output,
+            "the salvage",
+            "salvage writes a new file",
+            format!("link the salvaged file to {}", output.display()),
+        ))?;
         drop(guard);
         // The rename reaches the disk before OUT is reported written.
         sync_dir_of(output)?;
@@ -180,6 +176,27 @@ pub(crate) fn sync_dir_of(path: &Path) -> CliResult<()> {
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| CliError::io(format!("sync the directory {}", dir.display()), e))
+}
+
+/// The error of placing a new file at `target` ([`link_no_replace`], or the copy it is
+/// made from): a file made there while the command (`running`) ran is said so, with
+/// what the command does (`writes`); any other failure is an I/O error of `op`.
+pub(crate) fn placing_error(
+    target: &Path,
+    running: &str,
+    writes: &str,
+    op: String,
+) -> impl Fn(std::io::Error) -> CliError {
+    move |e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            CliError::msg(format!(
+                "{}: made while {running} ran; {writes}",
+                target.display()
+            ))
+        } else {
+            CliError::io(op.clone(), e)
+        }
+    }
 }
 
 /// Gives `temp`'s file the name `output` without replacing a file there: a link, not a

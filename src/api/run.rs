@@ -156,42 +156,25 @@ impl Connection {
             let value = f(&mut tx)?;
             match tx.commit_with(durability) {
                 Ok(_) => return Ok(value),
-                Err(Error::Conflict {
-                    table,
-                    key,
-                    committed_seq,
-                }) => {
-                    let elapsed = start.elapsed();
-                    if attempts >= policy.max_attempts || elapsed >= policy.max_elapsed {
-                        let last = Error::Conflict {
-                            table,
-                            key,
-                            committed_seq,
-                        };
-                        return Err(Error::RetriesExhausted {
+                Err(conflict @ Error::Conflict { committed_seq, .. }) => {
+                    let exhausted = |conflict: Error| -> E {
+                        Error::RetriesExhausted {
                             attempts,
-                            elapsed,
-                            last: Box::new(last),
+                            elapsed: start.elapsed(),
+                            last: Box::new(conflict),
                         }
-                        .into());
+                        .into()
+                    };
+                    if attempts >= policy.max_attempts || start.elapsed() >= policy.max_elapsed {
+                        return Err(exhausted(conflict));
                     }
                     // A new attempt that began before the conflicting commit is visible
                     // would meet the same conflict again.
                     self.db.wait_for(committed_seq, Durability::Applied)?;
                     // The wait may have spent the time bound (a `Durable` commit is
                     // visible only after its syncs): no new attempt then.
-                    let elapsed = start.elapsed();
-                    if elapsed >= policy.max_elapsed {
-                        return Err(Error::RetriesExhausted {
-                            attempts,
-                            elapsed,
-                            last: Box::new(Error::Conflict {
-                                table,
-                                key,
-                                committed_seq,
-                            }),
-                        }
-                        .into());
+                    if start.elapsed() >= policy.max_elapsed {
+                        return Err(exhausted(conflict));
                     }
                 }
                 Err(e) => return Err(e.into()),

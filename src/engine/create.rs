@@ -158,6 +158,12 @@ fn decode_copies(view: &View) -> Vec<std::result::Result<Header, HeaderFault>> {
         .collect()
 }
 
+/// The page header copy `copy` lies on, with `page_size`-byte pages (`format-spec/
+/// header.md`: `0` for copy A, `4096 / page_size` for copy B).
+pub(crate) fn header_copy_page(copy: usize, page_size: u32) -> u64 {
+    HEADER_COPY_OFFSETS.get(copy).copied().unwrap_or(0) / u64::from(page_size.max(1))
+}
+
 /// Copy `bad`, which failed with `fault` (after a one-bit repair) beside the valid copy
 /// `valid`: its page and what is wrong with it, unless that is no damage. A copy sits
 /// alone in its 512-byte sector, which a crash leaves old or new (format-spec/README.md),
@@ -177,7 +183,7 @@ fn copy_damage(
     if matches!(fault, HeaderFault::Short) || (valid.generation == 1 && blank) {
         return None;
     }
-    let page = offset / u64::from(valid.page_size);
+    let page = header_copy_page(bad, valid.page_size);
     Some((
         page,
         format!(
@@ -427,10 +433,8 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
         if let Some((bad, fault)) = fell_back {
             // The older copy names pages the newer state (a compaction) cut off: the
             // damage is the other copy's, not a truncation.
-            let page = HEADER_COPY_OFFSETS.get(bad).copied().unwrap_or(0)
-                / u64::from(header.page_size).max(1);
             return Err(Error::corrupted(
-                page,
+                header_copy_page(bad, header.page_size),
                 format!(
                     "header copy {} is damaged ({fault}), and copy {} names {needed} bytes, \
                      more than the file's {len} (the damaged copy's state cut them off): \

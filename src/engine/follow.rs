@@ -9,7 +9,7 @@
 
 use super::Engine;
 use super::config::Config;
-use super::create::read_header;
+use super::create::{header_copy_page, read_header};
 use crate::commit::{Recovered, StreamStart, recover_from};
 use crate::error::{Error, Result};
 use crate::format::Header;
@@ -308,12 +308,8 @@ impl Follower {
         // pages may be the writer's again, so it is never read. The error names the
         // damaged copy's page (the copy not taken).
         let went_back = |generation: u64, taken: u32| {
-            let damaged = crate::format::HEADER_COPY_OFFSETS
-                .get(1 - taken.min(1) as usize)
-                .copied()
-                .unwrap_or(0);
             Error::corrupted(
-                damaged / u64::from(held.page_size.max(1)),
+                header_copy_page(1 - taken.min(1) as usize, held.page_size),
                 format!(
                     "the newest valid header copy is generation {generation}, older than \
                      generation {} this reader already read: the newer copy is damaged",

@@ -55,28 +55,25 @@ impl<T: Serialize + DeserializeOwned + 'static> Value for Serde<T> {
     type Owned = T;
 
     fn encode_value(value: &&T, out: &mut Vec<u8>) -> Result<()> {
-        let bytes = postcard::to_stdvec(*value).map_err(|e| Error::Encode {
+        let refused = |what: String| Error::Encode {
             ty: std::any::type_name::<T>(),
-            what: format!("postcard: {e}"),
-        })?;
+            what,
+        };
+        let bytes = postcard::to_stdvec(*value).map_err(|e| refused(format!("postcard: {e}")))?;
         // What a read will do with these bytes, done once now: a `T` postcard cannot
         // read back (it needs `deserialize_any`) fails here, not at every later read.
         match postcard::take_from_bytes::<T>(&bytes) {
             Ok((_, [])) => {}
             Ok((_, rest)) => {
-                return Err(Error::Encode {
-                    ty: std::any::type_name::<T>(),
-                    what: format!(
-                        "postcard: its decoder stops {} bytes before the end of the encoding",
-                        rest.len()
-                    ),
-                });
+                return Err(refused(format!(
+                    "postcard: its decoder stops {} bytes before the end of the encoding",
+                    rest.len()
+                )));
             }
             Err(e) => {
-                return Err(Error::Encode {
-                    ty: std::any::type_name::<T>(),
-                    what: format!("postcard cannot read the encoding back ({e}): see `Serde`"),
-                });
+                return Err(refused(format!(
+                    "postcard cannot read the encoding back ({e}): see `Serde`"
+                )));
             }
         }
         out.extend_from_slice(&bytes);

@@ -191,16 +191,12 @@ impl Bench<'_> {
         let path = db.path().map(Path::to_path_buf);
         db.close()?;
         let Some(path) = path else { return Ok(()) };
-        let kept = |e: std::io::Error| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                CliError::msg(format!(
-                    "{}: made while the benchmark ran; --keep writes a new file",
-                    keep.display()
-                ))
-            } else {
-                CliError::io(format!("keep the database at {}", keep.display()), e)
-            }
-        };
+        let kept = crate::salvage::placing_error(
+            keep,
+            "the benchmark",
+            "--keep writes a new file",
+            format!("keep the database at {}", keep.display()),
+        );
         match std::fs::hard_link(&path, keep) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(kept(e)),
@@ -210,8 +206,8 @@ impl Bench<'_> {
                 let guard = crate::salvage::RemoveOnDrop(Some(temp.clone()));
                 std::fs::copy(&path, &temp)
                     .and_then(|_| std::fs::File::open(&temp)?.sync_all())
-                    .map_err(kept)?;
-                crate::salvage::link_no_replace(&temp, keep).map_err(kept)?;
+                    .map_err(&kept)?;
+                crate::salvage::link_no_replace(&temp, keep).map_err(&kept)?;
                 drop(guard);
             }
         }

@@ -130,6 +130,22 @@ impl StateMachine {
             .map(|_| ())
             .map_err(sm_write)
     }
+
+    /// Commits applied entries with the last one's id and, if they held one, the last
+    /// membership, in the same transaction: a crash never separates the data from what
+    /// it reflects.
+    fn commit_applied(
+        mut tx: crate::Transaction<'_>,
+        meta: &str,
+        last: Option<LogId<Nid>>,
+        membership: Option<StoredMembership<Nid, BasicNode>>,
+    ) -> Result<(), StorageError<Nid>> {
+        Self::put_json(&mut tx, meta, LAST_APPLIED, &last)?;
+        if let Some(m) = membership {
+            Self::put_json(&mut tx, meta, MEMBERSHIP, &m)?;
+        }
+        Self::commit(tx)
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -254,23 +270,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             responses.push(response);
             if part_bytes > APPEND_PART_BYTES_MAX {
-                Self::put_json(&mut tx, &inner.meta, LAST_APPLIED, &last)?;
-                if let Some(m) = membership.take() {
-                    Self::put_json(&mut tx, &inner.meta, MEMBERSHIP, &m)?;
-                }
-                Self::commit(tx)?;
+                Self::commit_applied(tx, &inner.meta, last.take(), membership.take())?;
                 tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
-                (last, part_bytes) = (None, 0);
+                part_bytes = 0;
             }
         }
-        let Some(last) = last else {
-            return Ok(responses);
-        };
-        Self::put_json(&mut tx, &inner.meta, LAST_APPLIED, &Some(last))?;
-        if let Some(m) = membership {
-            Self::put_json(&mut tx, &inner.meta, MEMBERSHIP, &m)?;
+        if last.is_some() {
+            Self::commit_applied(tx, &inner.meta, last, membership)?;
         }
-        Self::commit(tx)?;
         Ok(responses)
     }
 
