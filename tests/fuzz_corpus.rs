@@ -31,6 +31,7 @@ fn harness_for(target: &str) -> Harness {
         "decode" => harness::fuzz_decode,
         "api_model" => harness::fuzz_api_model,
         "key_decode" => harness::fuzz_key_decode,
+        "raftlog" => harness::fuzz_raftlog,
         other => panic!("fuzz/{other}: no harness of that name"),
     }
 }
@@ -79,7 +80,7 @@ fn replay(files: &[(String, String, PathBuf)]) -> Vec<String> {
 #[test]
 fn corpus_and_regressions_replay() {
     let corpus = inputs("corpus");
-    for target in ["open_bytes", "decode", "api_model"] {
+    for target in ["open_bytes", "decode", "api_model", "raftlog"] {
         assert!(
             corpus.iter().filter(|(t, ..)| t == target).count() >= 5,
             "fuzz/corpus/{target}/ holds the committed seeds"
@@ -224,6 +225,13 @@ proptest! {
 
     /// Random bytes for every typed key: two candidate keys of one type (the first
     /// byte picks it, the second splits them).
+    /// Random table contents and calls for the Raft log (the harness shapes most records
+    /// like the log's own).
+    #[test]
+    fn raftlog_random(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        harness::fuzz_raftlog(&bytes);
+    }
+
     #[test]
     fn key_decode_random(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         harness::fuzz_key_decode(&bytes);

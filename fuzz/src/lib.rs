@@ -20,6 +20,9 @@
 //!   with their proof and marker chain fixed up, which reaches recovery's replay.
 //! - [`fuzz_key_decode`]: the typed-key decoder on arbitrary bytes: canonical, and
 //!   two decoded keys compare as their bytes do.
+//! - [`fuzz_raftlog`]: the Raft log's decoders on arbitrary contents of its tables,
+//!   then its calls on what opened: errors only for damage or calls out of order, and
+//!   every way of reading an entry agrees.
 //! - [`fuzz_api_model`]: the input as a sequence of API operations on simulated
 //!   storage, checked against a `BTreeMap` model, with checkpoints, compaction,
 //!   reopens, crashes (process crash, power loss with torn writes, power loss losing
@@ -37,6 +40,7 @@ mod key_decode;
 mod model;
 pub mod op;
 mod open_bytes;
+mod raftlog;
 mod sample;
 
 pub use api_model::{OP_COUNT, fuzz_api_model};
@@ -48,4 +52,5 @@ pub use decode::{
 pub use key_decode::fuzz_key_decode;
 pub use model::MODEL_TABLES;
 pub use open_bytes::fuzz_open_bytes;
+pub use raftlog::fuzz_raftlog;
 pub use sample::{sample_database, trim_database};
