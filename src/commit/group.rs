@@ -18,7 +18,9 @@
 //! the step that makes it group N+1, its marker only in the next step, after that sync.
 //! A lone commit takes two steps, as it took two syncs before. Any I/O failure, or a
 //! panic inside a step (caught by its leader), poisons the coordinator: both groups a
-//! failed sync served, and every waiting and later commit, get [`Error::Poisoned`].
+//! failed sync served, and every waiting and later commit, get [`Error::Poisoned`]; but
+//! a `Written` commit whose marker the failed step wrote before its sync was published
+//! written (and may have been read), and is answered `Ok`.
 
 use super::arena::LogArena;
 use super::doorbells::Doorbells;
@@ -394,14 +396,21 @@ impl GroupCommit {
         Ok(())
     }
 
-    /// Either runs one step as the leader or waits for a change.
+    /// Either runs one step as the leader or waits for a change. A step in flight is
+    /// waited out even when poisoned from outside it (a checkpoint's failed header
+    /// write): it may still make commits durable and tell their waiters so, and `close`
+    /// (through [`GroupCommit::drain`]) must not return before that.
     fn lead_or_wait(&self, st: &mut parking_lot::MutexGuard<'_, State>) -> Result<()> {
+        if st.leader_active {
+            self.changed.wait(st);
+            return Ok(());
+        }
         if let Some(cause) = &st.poisoned {
             return Err(Error::Poisoned {
                 cause: cause.clone(),
             });
         }
-        if st.leader_active || !self.has_work(st) {
+        if !self.has_work(st) {
             self.changed.wait(st);
             return Ok(());
         }
@@ -441,7 +450,8 @@ impl GroupCommit {
                 Ok(())
             }
             Err(e) => {
-                st.poisoned = Some(e.to_string());
+                // The first cause stays (a checkpoint's failed header write, say).
+                st.poisoned.get_or_insert_with(|| e.to_string());
                 self.poisoned_at.store(true, Ordering::Release);
                 self.bells.ring_all();
                 Err(e)

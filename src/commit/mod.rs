@@ -138,7 +138,7 @@ impl Drop for TreeAdmission<'_> {
                 self.seq
             );
             self.committer.group.poison(cause.clone());
-            self.committer.registry.stall(cause.clone());
+            self.committer.registry.stall(self.seq, cause.clone());
             log::error!("{cause}; the database refuses commits until reopened");
         }
     }
@@ -322,7 +322,7 @@ impl Committer {
                 && let Err(e) = self.group.wait_for(seq, durability)
             {
                 // This seq never becomes visible; nor does anything after it.
-                self.registry.stall(e.to_string());
+                self.registry.stall(seq, e.to_string());
                 return Err(e.into());
             }
             // Step 5: visibility.
@@ -398,7 +398,7 @@ impl Committer {
             .wait_for(below, Durability::Durable)
             .and_then(|()| self.group.check())
         {
-            self.registry.stall(e.to_string());
+            self.registry.stall(seq, e.to_string());
             return Err(e.into());
         }
         self.registry
@@ -442,7 +442,7 @@ impl Committer {
         let cause = format!("a tree commit's I/O failed: {cause}");
         // Logged last: every waiter is told first, whatever the logger does.
         self.group.poison(cause.clone());
-        self.registry.stall(cause.clone());
+        self.registry.stall(admission.seq, cause.clone());
         admission.ended = true;
         drop(admission);
         log::error!("{cause}; the database refuses commits until reopened");

@@ -94,10 +94,22 @@ struct State {
     written: u64,
     /// Every commit at or below this is durable.
     durable: u64,
-    /// Set when a sequenced commit can never become visible (its I/O failed).
-    stalled: Option<String>,
+    /// Set when a sequenced commit can never become visible (its I/O failed): the
+    /// smallest such sequence, and the first cause given. Visibility never reaches it;
+    /// a smaller sequence is still made visible by its committer (or stalls too).
+    stalled: Option<(u64, String)>,
     /// While set, no new snapshot is taken (a tree commit is being published).
     exclusive: bool,
+}
+
+impl State {
+    /// The stall's cause, if visibility stalled at or below `seq`.
+    fn stalled_at_or_below(&self, seq: u64) -> Option<&String> {
+        self.stalled
+            .as_ref()
+            .filter(|(at, _)| *at <= seq)
+            .map(|(_, cause)| cause)
+    }
 }
 
 /// A registered snapshot; dropping it lets the horizon move past it.
@@ -304,14 +316,15 @@ impl SnapshotRegistry {
         }
     }
 
-    /// Blocks until `seq` is visible. Fails if visibility stalled for good below it.
+    /// Blocks until `seq` is visible. Fails if visibility stalled for good at or below
+    /// it.
     pub fn wait_visible(&self, seq: u64) -> Result<(), String> {
         if self.visible.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
         let mut st = self.state.lock();
         while st.visible < seq {
-            if let Some(cause) = &st.stalled {
+            if let Some(cause) = st.stalled_at_or_below(seq) {
                 return Err(cause.clone());
             }
             self.visible_slots.slot(seq).wait(&mut st);
@@ -329,7 +342,7 @@ impl SnapshotRegistry {
         }
         let mut st = self.state.lock();
         while st.visible < seq {
-            if let Some(cause) = &st.stalled {
+            if let Some(cause) = st.stalled_at_or_below(seq) {
                 return Err(cause.clone());
             }
             if ended() {
@@ -346,11 +359,20 @@ impl SnapshotRegistry {
         self.visible_slots.wake_all();
     }
 
-    /// Records that some sequenced commit will never become visible (its I/O failed),
-    /// releasing everyone waiting for a later sequence.
-    pub fn stall(&self, cause: String) {
+    /// Records that commit `seq` will never become visible (its I/O failed), releasing
+    /// everyone waiting for it or a later sequence. A waiter for an earlier one waits
+    /// on: that commit may have reached its level (a sync before the failed one made it
+    /// durable) and becomes visible once every commit below it is applied, and a
+    /// `Poisoned` answer would have its committer retry a commit that happened. If it
+    /// never does, its own committer stalls it.
+    pub fn stall(&self, seq: u64, cause: String) {
         let mut st = self.state.lock();
-        st.stalled.get_or_insert(cause);
+        let at = match &st.stalled {
+            Some((at, _)) => seq.min(*at),
+            None => seq,
+        };
+        let cause = st.stalled.take().map_or(cause, |(_, first)| first);
+        st.stalled = Some((at, cause));
         self.visible_slots.wake_all();
     }
 }
@@ -424,8 +446,37 @@ mod tests {
             std::thread::spawn(move || r.wait_visible(150))
         };
         r.mark_ready(102);
-        r.stall("a sync failed".into());
+        r.stall(103, "a sync failed".into());
         assert_eq!(stuck.join().unwrap(), Err("a sync failed".to_string()));
+    }
+
+    /// A commit below the one that stalled is still waited for, not failed: it was
+    /// durable before the failed sync, and becomes visible once a slower commit below
+    /// it is applied (told `Poisoned`, its committer would run it again).
+    #[test]
+    fn a_stall_fails_only_its_sequence_and_later_ones() {
+        let r = SnapshotRegistry::new(0);
+        // 1 is still being applied; 2 reached `Durable`; 3's sync failed.
+        r.mark_applied(2, Durability::Durable);
+        r.reached(2, 2);
+        let waiter = {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || r.wait_visible(2))
+        };
+        let later = {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || r.wait_visible(4))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        r.stall(3, "a sync failed".into());
+        assert_eq!(later.join().unwrap(), Err("a sync failed".to_string()));
+        r.mark_applied(1, Durability::Applied);
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(r.visible(), 2);
+        // A lower stall moves the bound down and keeps the first cause.
+        r.stall(1, "later".into());
+        assert_eq!(r.wait_visible(3), Err("a sync failed".to_string()));
+        assert_eq!(r.wait_visible(2), Ok(()));
     }
 
     #[test]
