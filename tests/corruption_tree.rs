@@ -363,3 +363,52 @@ fn an_impossible_table_id_in_a_catalog_leaf_names_the_leaf() {
         other => panic!("expected Corrupted naming page {page}, got {other:?}"),
     }
 }
+
+/// A borrowing scan that met a damaged leaf has ended: the caller who logs the error and
+/// goes on gets `None`, not the keys after the damage (before, the next call moved on
+/// to the next leaf, or past a whole damaged subtree, without another error). Every leaf
+/// of the file damaged in turn, both directions.
+#[test]
+fn a_borrowing_scan_ends_at_the_damage_it_reports() {
+    let (bytes, _) = build();
+    let mut errors = 0;
+    for (page, p) in bytes.chunks_exact(PAGE).enumerate().skip(2) {
+        let leaf = [5u8, 8, 9].contains(&p[4])
+            && u64::from_le_bytes(p[8..16].try_into().unwrap()) == page as u64;
+        if !leaf {
+            continue;
+        }
+        let mut damaged = bytes.clone();
+        damaged[page * PAGE + 200] ^= 0x10;
+        let Ok(db) = open(damaged) else { continue };
+        let mut c = db.connect();
+        let Ok(tx) = c.begin_read() else { continue };
+        for table in ["t", "u"] {
+            for reverse in [false, true] {
+                let scan = if reverse {
+                    tx.scan_rev::<&[u8], _>(table, ..)
+                } else {
+                    tx.scan::<&[u8], _>(table, ..)
+                };
+                // Damage met by the first seek refuses the scan itself.
+                let Ok(mut scan) = scan else { continue };
+                while let Some(item) = scan.next() {
+                    if let Err(e) = item {
+                        assert!(e.is_corruption(), "page {page}: {e:?}");
+                        errors += 1;
+                        assert!(
+                            scan.next().is_none(),
+                            "page {page}, table {table}, reverse {reverse}: the scan went on past the damage"
+                        );
+                        assert!(scan.next().is_none());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        errors > 4,
+        "the damaged leaves reached the scans ({errors})"
+    );
+}

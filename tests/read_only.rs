@@ -1,7 +1,7 @@
 //! Read-only mode: a file the process may only read opens, reads work, every write is a
 //! clear error, and nothing in the file changes.
 
-use capsuledb::{Database, Error, Options};
+use capsuledb::{Database, Durability, Error, Options};
 use std::os::unix::fs::PermissionsExt;
 
 fn make(path: &std::path::Path) {
@@ -365,4 +365,30 @@ fn an_idle_live_reader_stops_pinning_older_generations() {
     drop(kept);
     assert!(!db.info().unwrap().older_generations_pinned);
     db.close().unwrap();
+}
+
+/// A read on a live reader, committed, says the level it can vouch for: the state it
+/// read is in the file (the writer wrote its markers) but not known synced, so `Written`
+/// at most, whatever was asked (it said `Durable` before). On the writer, the level
+/// asked is waited for and reported.
+#[test]
+fn a_read_committed_on_a_live_reader_reports_written_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    make(&path);
+    let reader = Options::new().read_only(true).open(&path).unwrap();
+    let mut c = reader.connect();
+    for (asked, told) in [
+        (Durability::Durable, Durability::Written),
+        (Durability::Written, Durability::Written),
+        (Durability::Applied, Durability::Applied),
+    ] {
+        let info = c.begin_read().unwrap().commit_with(asked).unwrap();
+        assert_eq!(info.durability, told, "asked {asked:?}");
+    }
+    drop(c);
+    reader.close().unwrap();
+    let writer = Database::open(&path).unwrap();
+    let info = writer.connect().begin_read().unwrap().commit().unwrap();
+    assert_eq!(info.durability, Durability::Durable);
 }

@@ -292,9 +292,10 @@ impl Database {
     /// it afresh (waiting a moment while a background thread lets go of the closed
     /// engine), unless a clone of a closed handle or one of its connections is still
     /// kept: then the open answers [`Error::Closed`](crate::Error::Closed). A
-    /// [`crate::ValueRef`] or a scan iterator of the closed database still kept holds
-    /// its file (and its lock) open until dropped: an open meanwhile answers
-    /// [`Error::Locked`](crate::Error::Locked).
+    /// [`crate::ValueRef`] of the closed database still kept holds its file (and its
+    /// lock) open until dropped: an open meanwhile answers
+    /// [`Error::Locked`](crate::Error::Locked) (a scan kept borrows its transaction,
+    /// and so a connection: that open answers [`Error::Closed`](crate::Error::Closed)).
     pub fn close(self) -> Result<()> {
         match &self.handle.0 {
             Handle::Engine(e) => e.close(),
@@ -334,7 +335,11 @@ impl Database {
     /// Verifies the whole database: every page checksum of the tree, its ordering and
     /// balance, the catalog, the free list, every proof and capsule of the log, and
     /// that every page is used exactly once (tree, free list, log or free) and none is
-    /// leaked. Returns the problems found; an `Err` only for I/O failures. Exact when no
+    /// leaked. Returns the problems found; an `Err` only for I/O failures, and, on a
+    /// live reader (a read-only handle following a writer), for damage it meets first
+    /// moving to the writer's newest state ([`Error::LogCorrupted`](crate::Error::LogCorrupted) or
+    /// [`Error::Corrupted`](crate::Error::Corrupted), as `info` gives then too; a later call reports on the
+    /// state before the damage, with [`DbInfo::log_damage`](crate::DbInfo::log_damage) set). Exact when no
     /// transaction commits meanwhile (the CLI's `check` opens the file alone).
     ///
     /// ```

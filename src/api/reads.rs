@@ -62,9 +62,10 @@ impl<'c> Transaction<'c> {
         self.iter(table)?.with_batch_size(1).next_back().transpose()
     }
 
-    /// Counts the keys of `table` inside `range` by scanning it; values are lent from
-    /// the engine, never copied or decoded. Under Serializable the range is recorded
-    /// like any scan.
+    /// Counts the keys of `table` inside `range` by scanning it; committed values are
+    /// lent from the engine, never copied or decoded (this transaction's own writes in
+    /// the range are copied, as a range copies them). Under Serializable the range is
+    /// recorded like any scan.
     ///
     /// ```
     /// # fn main() -> capsuledb::Result<()> {

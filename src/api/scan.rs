@@ -33,6 +33,8 @@ use std::ops::{Bound, RangeBounds};
 /// ```
 pub struct Scan<'t, 'c> {
     inner: Inner<'t, 'c>,
+    /// Set once the scan handed out an error reporting damage: it has ended.
+    damaged: bool,
 }
 
 impl std::fmt::Debug for Scan<'_, '_> {
@@ -58,7 +60,11 @@ enum Inner<'t, 'c> {
 }
 
 impl Scan<'_, '_> {
-    /// The next entry in the scan's order, or `None` at the end.
+    /// The next entry in the scan's order, or `None` at the end. After an error that
+    /// reports damage ([`crate::Error::is_corruption`]) the scan has ended: every later
+    /// call returns `None` (going on would skip the damaged leaf, or a whole subtree,
+    /// without another error). After any other error (an I/O failure, such as a
+    /// mapping that could not grow) a later call goes on where the scan stopped.
     #[expect(
         clippy::should_implement_trait,
         reason = "a lending cursor: its items borrow the scan, which Iterator cannot express"
@@ -70,8 +76,19 @@ impl Scan<'_, '_> {
         if matches!(self.inner, Inner::Owned { .. }) {
             return self.next_owned().into_item();
         }
+        if self.damaged {
+            return None;
+        }
         match &mut self.inner {
-            Inner::Merge(m) => m.next(),
+            Inner::Merge(m) => {
+                let item = m.next();
+                if let Some(Err(e)) = &item
+                    && e.is_corruption()
+                {
+                    self.damaged = true;
+                }
+                item
+            }
             Inner::Empty | Inner::Owned { .. } => None,
         }
     }
@@ -141,6 +158,7 @@ impl<'c> Transaction<'c> {
         if self.time_travel() {
             let range = Range::new(self, id, lo, hi);
             return Ok(Scan {
+                damaged: false,
                 inner: Inner::Owned {
                     range,
                     reverse,
@@ -151,6 +169,7 @@ impl<'c> Transaction<'c> {
         self.record_range(id, bound_slice(&lo), bound_slice(&hi));
         if !bounds_nonempty(bound_slice(&lo), bound_slice(&hi)) {
             return Ok(Scan {
+                damaged: false,
                 inner: Inner::Empty,
             });
         }
@@ -169,6 +188,7 @@ impl<'c> Transaction<'c> {
             own,
         )?;
         Ok(Scan {
+            damaged: false,
             inner: Inner::Merge(merge),
         })
     }

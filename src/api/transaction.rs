@@ -608,6 +608,11 @@ impl<'c> Transaction<'c> {
 
     /// Commits, returning once the commit has reached `durability`.
     ///
+    /// A transaction that wrote nothing (a read) waits until the state it read has
+    /// reached `durability`. On a read-only database (a live reader) it cannot tell: the
+    /// state it read is in the file, written by the writer process but perhaps not yet
+    /// synced, so the [`CommitInfo`] says `Written` at most, whatever was asked.
+    ///
     /// A conflict with a concurrent commit gives [`Error::Conflict`]; nothing is
     /// written and the transaction can be run again.
     pub fn commit_with(self, durability: Durability) -> Result<CommitInfo> {
@@ -616,10 +621,9 @@ impl<'c> Transaction<'c> {
             return Err(Error::ReadOnlyDatabase);
         }
         if self.read_only || (self.writes.is_empty() && !self.tracks_reads()) {
-            self.read_state_reaches(snapshot, durability)?;
             return Ok(CommitInfo {
                 seq: snapshot,
-                durability,
+                durability: self.read_state_reaches(snapshot, durability)?,
             });
         }
         let reads = std::mem::take(&mut *self.reads.borrow_mut());
@@ -656,12 +660,16 @@ impl<'c> Transaction<'c> {
     /// For a commit that writes nothing: the state it read reaches `durability` first,
     /// so a caller that acts on what it read, told it is durable, never acts on a state
     /// a crash then loses (an `Applied` commit not yet flushed). Nothing to wait for when
-    /// it already has; a read-only database cannot tell, and does not wait.
-    fn read_state_reaches(&self, snapshot: u64, durability: Durability) -> Result<()> {
-        if durability > Durability::Applied && !self.engine.read_only {
+    /// it already has. A read-only database cannot tell, and does not wait: what it
+    /// reads is in the file (written), not known synced. Returns the level reached.
+    fn read_state_reaches(&self, snapshot: u64, durability: Durability) -> Result<Durability> {
+        if self.engine.read_only {
+            return Ok(durability.min(Durability::Written));
+        }
+        if durability > Durability::Applied {
             self.engine.committer.wait_for(snapshot, durability)?;
         }
-        Ok(())
+        Ok(durability)
     }
 
     /// The names of the tables this transaction wrote, created, cleared or dropped (asked
