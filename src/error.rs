@@ -67,9 +67,11 @@ pub enum Error {
         /// What failed.
         what: String,
     },
-    /// The commit log is damaged where commits known to be durable lie: commit `seq` is
-    /// the first that cannot be recovered, and every commit from `seq` to `durable_seq`
-    /// was durable (`format-spec/log.md`, "Recovery"). A read-write open refuses such a
+    /// The commit log is damaged where commits known to be durable lie, or on a page it
+    /// needs whatever was committed (its first marker page): commit `seq` is the first
+    /// that cannot be recovered, and every commit from `seq` to `durable_seq` was
+    /// durable (`format-spec/log.md`, "Recovery"); `durable_seq` below `seq` says the
+    /// file proves no commit from `seq` on (none may have been made). A read-write open refuses such a
     /// file and writes nothing; a read-only open ([`crate::Options::read_only`]) opens
     /// the commits before `seq`, and `capsuledb salvage` copies them to a new file.
     LogCorrupted {
@@ -77,7 +79,8 @@ pub enum Error {
         page: u64,
         /// The first commit that cannot be recovered.
         seq: u64,
-        /// The highest commit the file proves was durable (at least `seq`).
+        /// The highest commit the file proves was durable: at least `seq`, or below it
+        /// when no commit from `seq` on is proven (damage to the first marker page).
         durable_seq: u64,
         /// What failed.
         what: String,
@@ -279,6 +282,18 @@ impl fmt::Display for Error {
             Error::Corrupted { page, what } => {
                 write!(f, "database is corrupted at page {page}: {what}")
             }
+            Error::LogCorrupted {
+                page,
+                seq,
+                durable_seq,
+                what,
+            } if durable_seq < seq => write!(
+                f,
+                "database log is corrupted at page {page} ({what}): commits from {seq} on, if \
+                 any were made, cannot be recovered; the file proves none of them durable. \
+                 Nothing was written; a read-only open reads the state before commit {seq}, \
+                 and `capsuledb salvage` copies it to a new file"
+            ),
             Error::LogCorrupted {
                 page,
                 seq,

@@ -82,15 +82,14 @@ pub fn refuse_damage(db: &Database, file: &Path) -> CliResult<()> {
     }
     match info.log_damage {
         Some(d) => Err(CliError::msg(format!(
-            "{}: the log is damaged at page {} (commit {}: {}); commits {} to {} were durable \
-             and cannot be read, so the readable state is an earlier one. `capsuledb info` \
-             shows the damage; `capsuledb salvage {} OUT` copies what can be recovered",
+            "{}: the log is damaged at page {} (commit {}: {}); {} and cannot be read, so \
+             the readable state is an earlier one. `capsuledb info` shows the damage; \
+             `capsuledb salvage {} OUT` copies what can be recovered",
             file.display(),
             d.page,
             d.seq,
             d.what,
-            d.seq,
-            d.durable_seq,
+            d.lost(),
             file.display()
         ))),
         None => Ok(()),

@@ -20,10 +20,7 @@ pub fn damage_lines(d: &LogDamage) -> Vec<String> {
             "LOG DAMAGE         commit {} at page {}: {}",
             d.seq, d.page, d.what
         ),
-        format!(
-            "beyond the damage  commits {} to {} were durable and cannot be read",
-            d.seq, d.durable_seq
-        ),
+        format!("beyond the damage  {} and cannot be read", d.lost()),
     ];
     lines.push(match d.later_markers {
         Some((lo, hi, n)) => format!(
@@ -148,8 +145,10 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             Some(d) => {
                 writeln!(
                     out,
-                    "lost: commits {} to {} (durable, unreadable past damage at page {}: {})",
-                    d.seq, d.durable_seq, d.page, d.what
+                    "lost: {}, unreadable past damage at page {}: {}",
+                    d.lost(),
+                    d.page,
+                    d.what
                 )?;
                 if let Some((lo, hi, n)) = d.later_markers {
                     writeln!(

@@ -76,7 +76,8 @@ pub struct LogDamage {
     pub page: u64,
     /// The first commit that cannot be recovered.
     pub seq: u64,
-    /// The highest commit the file proves was durable (at least `seq`).
+    /// The highest commit the file proves was durable: at least `seq`, or below it when
+    /// no commit from `seq` on is proven (damage to the first marker page).
     pub durable_seq: u64,
     /// What failed.
     pub what: String,
@@ -86,6 +87,20 @@ pub struct LogDamage {
 }
 
 impl LogDamage {
+    /// The commits the damage cuts off, in words: "commits 9 to 61 were durable", or,
+    /// when the file proves none of them, "commits from 9 on, if any were made, are not
+    /// proven durable".
+    pub fn lost(&self) -> String {
+        if self.durable_seq < self.seq {
+            format!(
+                "commits from {} on, if any were made, are not proven durable",
+                self.seq
+            )
+        } else {
+            format!("commits {} to {} were durable", self.seq, self.durable_seq)
+        }
+    }
+
     /// The typed error a read-write open returns for this damage.
     pub fn to_error(&self) -> Error {
         Error::LogCorrupted {
@@ -468,9 +483,12 @@ pub fn recover_from(
                 page: stop.page,
                 seq: stop.seq,
                 // The later pair's group began at most a group before it; every earlier group
-                // was synced.
+                // was synced. Damage that counts whatever the bound is proves commit `seq`
+                // only when a marker names it (`proven`): a start page (or a page reached
+                // through an unconfirmed link) failing its header says nothing of whether
+                // any commit followed the bound.
                 durable_seq: bound
-                    .max(stop.seq)
+                    .max(if stop.proven { stop.seq } else { 0 })
                     .max(later_group.map_or(0, |j| j - GROUP_COMMITS_MAX as u64)),
                 what: stop.what.clone(),
                 // A live reader's walk only decides whether to open its generation again, whose
