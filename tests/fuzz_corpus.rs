@@ -223,8 +223,6 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Random bytes for every typed key: two candidate keys of one type (the first
-    /// byte picks it, the second splits them).
     /// Random table contents and calls for the Raft log (the harness shapes most records
     /// like the log's own).
     #[test]
@@ -232,6 +230,8 @@ proptest! {
         harness::fuzz_raftlog(&bytes);
     }
 
+    /// Random bytes for every typed key: two candidate keys of one type (the first
+    /// byte picks it, the second splits them).
     #[test]
     fn key_decode_random(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         harness::fuzz_key_decode(&bytes);

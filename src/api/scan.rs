@@ -64,7 +64,9 @@ impl Scan<'_, '_> {
     /// reports damage ([`crate::Error::is_corruption`]) the scan has ended: every later
     /// call returns `None` (going on would skip the damaged leaf, or a whole subtree,
     /// without another error). After any other error (an I/O failure, such as a
-    /// mapping that could not grow) a later call goes on where the scan stopped.
+    /// mapping that could not grow) a later call goes on where the scan stopped, but
+    /// on a time-travel transaction ([`crate::Database::begin_read_at`]), whose scan
+    /// ends at any error: there, an error is the scan's last item.
     #[expect(
         clippy::should_implement_trait,
         reason = "a lending cursor: its items borrow the scan, which Iterator cannot express"

@@ -20,7 +20,8 @@
 //! panic inside a step (caught by its leader), poisons the coordinator: both groups a
 //! failed sync served, and every waiting and later commit, get [`Error::Poisoned`]; but
 //! a `Written` commit whose marker the failed step wrote before its sync was published
-//! written (and may have been read), and is answered `Ok`.
+//! written, and its wait here answers `Ok` (its committer then reports it as it
+//! becomes visible, or not).
 
 use super::arena::LogArena;
 use super::doorbells::Doorbells;

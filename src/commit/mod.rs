@@ -128,6 +128,26 @@ pub struct TreeAdmission<'a> {
     pub seq: u64,
 }
 
+/// A sequenced commit whose versions are not yet marked applied: dropped armed (a panic
+/// on the way), it poisons the database and stalls visibility at its sequence, as a
+/// failed I/O does, so nobody waits for it for ever.
+struct Unapplied<'a> {
+    committer: &'a Committer,
+    seq: u64,
+}
+
+impl Drop for Unapplied<'_> {
+    fn drop(&mut self) {
+        let cause = format!(
+            "commit {} panicked before its versions were applied",
+            self.seq
+        );
+        self.committer.group.poison(cause.clone());
+        self.committer.registry.stall(self.seq, cause.clone());
+        log::error!("{cause}; the database refuses commits until reopened");
+    }
+}
+
 impl Drop for TreeAdmission<'_> {
     fn drop(&mut self) {
         if !self.ended {
@@ -299,6 +319,13 @@ impl Committer {
                 return Err(CommitError::Refused(refusal));
             }
         };
+        // From here until the versions are marked applied, a panic would leave the
+        // sequence taken and never visible, and every later commit and reader waiting on
+        // it for ever: it poisons the database instead.
+        let unapplied = admitted.seq.map(|seq| Unapplied {
+            committer: self,
+            seq,
+        });
         match (&capsule, admitted.seq) {
             (Some((_, extent)), Some(seq)) => self.capsules.settle(extent, seq),
             // Admitted without a sequence (nothing it wrote needs one): no marker will
@@ -318,6 +345,8 @@ impl Committer {
             // once it reaches `durability`, whether or not this thread is running then
             // (the group commit tells the registry each level it reaches).
             self.registry.mark_applied(seq, durability);
+            // Applied: nothing for the guard to do (it holds no resource).
+            std::mem::forget(unapplied);
             if durability > Durability::Applied
                 && let Err(e) = self.group.wait_for(seq, durability)
             {
