@@ -510,6 +510,23 @@ fn a_zeroed_first_sector_of_a_marker_page_before_a_later_group_is_an_error() {
         ),
         Err(e) => panic!("unexpected error {e}"),
     }
+    // A read-only open (and so `check` and `salvage`) says so too: it read the 127
+    // commits before the page and reported no damage, `check` said ok, and a salvage
+    // listed nothing lost.
+    let db = Options::new()
+        .random_seed(3)
+        .read_only(true)
+        .open_storage(std::sync::Arc::new(image.clone()))
+        .unwrap();
+    assert_eq!(keys(&db), 127);
+    let damage = db
+        .info()
+        .unwrap()
+        .log_damage
+        .expect("the damage is reported");
+    assert_eq!(damage.seq, 128);
+    assert!(damage.durable_seq >= 640 - 512, "{damage:?}");
+    assert!(!db.check_integrity().unwrap().is_ok());
 }
 
 /// A crashed run whose stream filled its marker page, and whose next page still holds a

@@ -457,12 +457,12 @@ pub fn recover_from(
         .then(|| {
             chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots).or_else(|| {
                 // A stop at a page whose header is lost lost its link to the pages after
-                // it too: a read-write recovery looks for them where the stream would
-                // have put them, when the page holds anything past its first sector (a
-                // page the stream moved on from was filled; the usual end of the
-                // stream, a page never started, is blank and costs nothing).
+                // it too: a recovery from the checkpoint (read-write, read-only, or an
+                // integrity check; not a live reader resuming) looks for them where the
+                // stream would have put them, when the page holds anything past its
+                // first sector (a page the stream moved on from was filled; the usual
+                // end of the stream, a page never started, is blank and costs nothing).
                 (from.strict
-                    && !lenient
                     && !marker_header_verifies(&f, stop.tail_page, stop.first_seq)
                     && written_past_first_sector(&f, stop.tail_page))
                 .then(|| chained_later_past_lost_header(&f, stop.first_seq, stop.seq, slots))
@@ -629,7 +629,7 @@ const LOST_HEADER_CANDIDATES_MAX: usize = 4;
 /// headers verify at the stream's later positions (`first_seq` plus a whole number of
 /// pages) are walked from, in stream order. Pages of an earlier crashed run or an older
 /// stream cannot hold a chained pair a whole group past `seq` (see `chained_later`). Reads
-/// the first bytes of every page: only a read-write recovery that stops at a lost header
+/// the first bytes of every page: only a recovery from the checkpoint that stops at a lost header
 /// over a written page pays for it.
 fn chained_later_past_lost_header(
     f: &LogFile<'_>,
