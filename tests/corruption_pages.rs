@@ -475,3 +475,40 @@ fn bit_flips_in_log_pages_are_repaired_or_detected() {
         &panics[..panics.len().min(10)]
     );
 }
+
+/// Both header copies damaged beyond repair under an open database: the check reports
+/// it (the next open refuses the file); it said ok, the header in memory being whole.
+/// One copy beyond repair beside one a single flipped bit repairs is reported as before.
+#[test]
+fn both_header_copies_damaged_under_an_open_database_are_reported() {
+    use capsuledb::storage::Storage;
+    for repairable_a in [false, true] {
+        let sim = SimStorage::new();
+        let db = Options::new()
+            .random_seed(1)
+            .open_storage(Arc::new(sim.clone()))
+            .unwrap();
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.put("t", b"k", b"v").unwrap();
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+        assert!(db.check_integrity().unwrap().is_ok());
+        // Copy B: its page size and page count bytes scrambled (beyond repair).
+        sim.write_at(4096 + 16, &[0xee; 24]).unwrap();
+        if repairable_a {
+            sim.flip_bit(40, 3);
+        } else {
+            sim.write_at(16, &[0xee; 24]).unwrap();
+        }
+        let report = db.check_integrity().unwrap();
+        assert!(!report.is_ok(), "repairable A {repairable_a}: {report:?}");
+        let text = format!("{report:?}");
+        if repairable_a {
+            assert!(text.contains("header copy B"), "{text}");
+        } else {
+            assert!(text.contains("both header copies"), "{text}");
+        }
+    }
+}
