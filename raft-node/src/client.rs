@@ -116,7 +116,9 @@ impl Client {
         }
     }
 
-    /// A linearizable scan of `[from, to)`, at most `limit` entries.
+    /// A linearizable scan of `[from, to)`, at most `limit` entries, and at most about
+    /// 8 MiB of keys and values (`server::SCAN_REPLY_BYTES_MAX`): fewer than `limit`
+    /// entries does not mean the range ended; go on after the last key.
     pub async fn scan(
         &mut self,
         from: Option<&[u8]>,

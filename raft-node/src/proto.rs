@@ -74,7 +74,10 @@ pub enum ClientRequest {
         /// The key.
         key: Vec<u8>,
     },
-    /// A linearizable scan of `[from, to)` in key order, at most `limit` entries.
+    /// A linearizable scan of `[from, to)` in key order, at most `limit` entries and at
+    /// most about 8 MiB of keys and values (`server::SCAN_REPLY_BYTES_MAX`; always one
+    /// entry): fewer than `limit` entries does not mean the range ended, continue after
+    /// the last key.
     Scan {
         /// First key, inclusive; `None` from the start.
         from: Option<Vec<u8>>,
@@ -138,8 +141,10 @@ pub enum ClientReply {
     },
     /// The request failed on the node; for a write, it may or may not have taken effect.
     Failed(String),
-    /// The write was refused and did nothing, on any node and at any retry: its key or
-    /// value is over the limits (`capsuledb::raftlog::openraft::Request::check`).
+    /// The request was refused and did nothing, on any node and at any retry: a key or
+    /// value over the limits (`capsuledb::raftlog::openraft::Request::check`), or a
+    /// membership over its limits (`server::NODE_ADDR_BYTES_MAX`,
+    /// `server::MEMBERSHIP_NODES_MAX`).
     Refused(String),
 }
 

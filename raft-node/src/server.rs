@@ -116,6 +116,40 @@ struct Node {
 /// Most bytes of a snapshot received: its install is one transaction.
 const SNAPSHOT_BYTES_MAX: u64 = capsuledb::MAX_TRANSACTION_BYTES as u64;
 
+/// Longest node address accepted in a membership (`Init`, `AddLearner`). Every
+/// membership entry carries every node's address, and an entry the log cannot store (one
+/// value is at most 16 MiB) is an error openraft takes as fatal: a 17 MB address stopped
+/// the leader, and every next leader it was sent to.
+pub const NODE_ADDR_BYTES_MAX: usize = 1024;
+
+/// Most nodes a membership may name (with [`NODE_ADDR_BYTES_MAX`], a membership entry
+/// stays a few MiB).
+pub const MEMBERSHIP_NODES_MAX: usize = 1024;
+
+/// Most key and value bytes one scan reply carries: its JSON takes up to four bytes a
+/// byte, and a reply over the frame limit could not be sent (the connection dropped,
+/// the client retried the same scan until its deadline). A reply stops before the
+/// entry that would pass it, but always holds the first.
+pub const SCAN_REPLY_BYTES_MAX: usize = 8 << 20;
+
+/// Why a membership of `nodes` nodes with these addresses is refused, if it is.
+fn membership_refusal<'a>(
+    nodes: usize,
+    mut addrs: impl Iterator<Item = &'a String>,
+) -> Option<String> {
+    if nodes > MEMBERSHIP_NODES_MAX {
+        return Some(format!(
+            "a membership of {nodes} nodes is over the limit of {MEMBERSHIP_NODES_MAX}"
+        ));
+    }
+    addrs.find(|a| a.len() > NODE_ADDR_BYTES_MAX).map(|a| {
+        format!(
+            "a node address of {} bytes is over the limit of {NODE_ADDR_BYTES_MAX}",
+            a.len()
+        )
+    })
+}
+
 impl Node {
     /// Whether a snapshot chunk continues what was received: a new snapshot starts at
     /// offset 0, and a chunk of the one being received starts at or before the end of
@@ -263,6 +297,9 @@ async fn init(
     if initialized {
         return Ok(());
     }
+    if let Some(why) = membership_refusal(members.len(), members.values()) {
+        return Err(NodeError::Raft(format!("initialize: {why}")));
+    }
     let nodes: BTreeMap<NodeId, BasicNode> = members
         .iter()
         .map(|(id, addr)| (*id, BasicNode::new(addr)))
@@ -390,11 +427,27 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
                 Err(e) => ClientReply::Failed(format!("scan: {e}")),
             }
         }
-        ClientRequest::Init { members } => match init(&node.raft, &members).await {
-            Ok(()) => ClientReply::Ok(ClientOk::Done),
-            Err(e) => ClientReply::Failed(e.to_string()),
-        },
+        ClientRequest::Init { members } => {
+            if let Some(why) = membership_refusal(members.len(), members.values()) {
+                return ClientReply::Refused(why);
+            }
+            match init(&node.raft, &members).await {
+                Ok(()) => ClientReply::Ok(ClientOk::Done),
+                Err(e) => ClientReply::Failed(e.to_string()),
+            }
+        }
         ClientRequest::AddLearner { id, addr } => {
+            let nodes = node
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .nodes()
+                .count()
+                + 1;
+            if let Some(why) = membership_refusal(nodes, std::iter::once(&addr)) {
+                return ClientReply::Refused(why);
+            }
             match node.raft.add_learner(id, BasicNode::new(addr), true).await {
                 Ok(r) => ClientReply::Ok(ClientOk::Written {
                     previous: None,
@@ -433,10 +486,17 @@ fn scan(
     let tx = conn.begin_read()?;
     let start = from.map_or(Bound::Unbounded, Bound::Included);
     let end = to.map_or(Bound::Unbounded, Bound::Excluded);
-    tx.range(DATA_TABLE, (start, end))?
-        .take(limit)
-        .map(|r| r.map(|(k, v)| (k, v.to_vec())))
-        .collect()
+    let mut pairs = Vec::new();
+    let mut bytes = 0usize;
+    for r in tx.range(DATA_TABLE, (start, end))?.take(limit) {
+        let (k, v) = r?;
+        bytes = bytes.saturating_add(k.len() + v.len());
+        if bytes > SCAN_REPLY_BYTES_MAX && !pairs.is_empty() {
+            break;
+        }
+        pairs.push((k, v.to_vec()));
+    }
+    Ok(pairs)
 }
 
 fn status(m: &RaftMetrics<NodeId, BasicNode>) -> Status {

@@ -2,8 +2,11 @@
 //! capsuledb's key limit used to reach every log, fail every state machine's apply and
 //! stop every node, again at each restart; a value whose JSON entry is over the value
 //! limit stopped the leader (its log store could not store it); a snapshot chunk naming
-//! a far offset made the node allocate that much. Each is refused now, as a write that
-//! did nothing or a dropped connection, and the node goes on serving.
+//! a far offset made the node allocate that much; a 17 MB node address in `AddLearner`
+//! stopped the leader (its membership entry could not be stored); a scan whose reply
+//! was over the frame limit never came back. Each is refused now, as a request that
+//! did nothing or a dropped connection, or answered in parts, and the node goes on
+//! serving.
 
 use openraft::raft::InstallSnapshotRequest;
 use openraft::{CommittedLeaderId, LogId, SnapshotMeta, StoredMembership, Vote};
@@ -68,5 +71,35 @@ async fn oversized_writes_and_a_far_snapshot_chunk_do_not_stop_a_node() {
     cluster.start(1).unwrap();
     cluster.wait_leader(WAIT).await.unwrap();
     assert_eq!(client.get(b"a").await.unwrap(), Some(b"3".to_vec()));
+
+    // A node address over the limit is refused, and did nothing (a 17 MB one stopped the
+    // leader: the membership entry it made could not be stored).
+    let long = "a".repeat(raft_node::server::NODE_ADDR_BYTES_MAX + 1);
+    let e = client.add_learner(2, &long).await.unwrap_err();
+    assert!(!e.may_have_applied(), "{e}");
+    let mut members = BTreeMap::from([(1, a1.clone())]);
+    members.insert(2, long);
+    let e = client.init(members).await.unwrap_err();
+    assert!(!e.may_have_applied(), "{e}");
+    assert_eq!(client.get(b"a").await.unwrap(), Some(b"3".to_vec()));
+
+    // Eight values of 3 MiB of 255s: 96 MiB of JSON in one scan reply, over the frame
+    // limit (the connection dropped, and the client retried until its deadline). A
+    // reply stops at about 8 MiB of keys and values; the scan goes on after its last key.
+    let big = vec![255u8; 3 << 20];
+    for i in 0..8u8 {
+        client.put(&[b'z', i], &big).await.unwrap();
+    }
+    let mut seen = 0;
+    let mut from = vec![b'z'];
+    loop {
+        let pairs = client.scan(Some(&from), None, 100).await.unwrap();
+        let Some((last, _)) = pairs.last() else { break };
+        assert!(pairs.len() < 8, "{} pairs in one reply", pairs.len());
+        assert!(pairs.iter().all(|(_, v)| *v == big));
+        seen += pairs.len();
+        from = [last.as_slice(), &[0]].concat();
+    }
+    assert_eq!(seen, 8);
     cluster.stop_all(WAIT).await.unwrap();
 }
