@@ -206,23 +206,42 @@ pub fn info(file: &Path) -> CliResult<()> {
     {
         let mut conn = db.connect();
         let tx = conn.begin_read()?;
-        for table in tx.tables()? {
-            writeln!(
-                out,
-                "table              {table} ({} entries)",
-                tx.len(&table)?
-            )?;
+        // Counting reads every table whole: counted first, under a spinner.
+        let tables = tx.tables()?;
+        let lens = with_spinner("counting the entries of every table", || {
+            tables
+                .iter()
+                .map(|t| tx.len(t))
+                .collect::<capsuledb::Result<Vec<u64>>>()
+        })?;
+        for (table, len) in tables.iter().zip(lens) {
+            writeln!(out, "table              {table} ({len} entries)")?;
         }
     }
     out.flush()?;
     close(db)
 }
 
+/// Runs `f` under a spinner on stderr saying `what`, with the time it has taken (drawn
+/// only when stderr is a terminal), for work that reports no progress of its own.
+pub(crate) fn with_spinner<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.set_message(what.to_string());
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let out = f();
+    spinner.finish_and_clear();
+    out
+}
+
 /// `check`: `check_integrity()`, every problem on its own line; fails if any.
 pub fn check(file: &Path) -> CliResult<()> {
     // Read-only: a check reports what a write open would repair, and changes nothing.
     let db = open_for_read(file)?;
-    let r = db.check_integrity()?;
+    let r = with_spinner("checking every page", || db.check_integrity())?;
     let printed = (|| -> std::io::Result<()> {
         let mut out = stdout();
         for p in &r.problems {
@@ -259,7 +278,7 @@ pub fn check(file: &Path) -> CliResult<()> {
 pub fn compact(file: &Path) -> CliResult<()> {
     let db = open_existing(file)?;
     let before = db.info()?.file_len;
-    let freed = db.compact()?;
+    let freed = with_spinner("checkpointing and moving pages down", || db.compact())?;
     let after = db.info()?.file_len;
     let mut out = stdout();
     writeln!(

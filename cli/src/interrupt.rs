@@ -81,7 +81,14 @@ pub fn clean_up_on_signal(cleanup: impl FnOnce() -> Option<String> + Send + 'sta
             }
             INTERRUPTED.store(true, Ordering::Release);
             if let Some(what) = cleanup() {
-                eprintln!("\ncapsuledb: interrupted; removed {what}");
+                // Not `eprintln!`: it panics when stderr is gone (a closed pipe, a full
+                // disk), and this thread must reach the exit, or the command waits for
+                // it for ever (`wait_if_interrupted`) with the signals blocked.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\ncapsuledb: interrupted; removed {what}"
+                );
             }
             std::process::exit(128 + sig);
         });

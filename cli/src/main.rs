@@ -234,7 +234,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("capsuledb: {}; see --help", usage_error_line(&e));
+            say_error(format_args!("{}; see --help", usage_error_line(&e)));
             return ExitCode::from(2);
         }
     };
@@ -242,10 +242,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("capsuledb: {e}");
+            say_error(format_args!("{e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `capsuledb: <what>` on stderr, ignoring a stderr that cannot be written (a
+/// closed pipe, a full disk: `eprintln!` would panic, and the status would be 101).
+fn say_error(what: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "capsuledb: {what}");
 }
 
 /// Clap's message on one line: its first paragraph (before the tips and usage),

@@ -45,7 +45,9 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             input.display()
         )));
     }
-    if output.exists() {
+    // Not `exists()`, which follows a symbolic link: a dangling one passed, the whole
+    // salvage ran, and placing the copy failed as if OUT had been made meanwhile.
+    if output.symlink_metadata().is_ok() {
         return Err(CliError::msg(format!(
             "{}: already exists; salvage writes a new file",
             output.display()
@@ -64,7 +66,9 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     let tables = snapshot.tables()?;
     // Counting reads the tables whole: with a damaged page it fails, and the progress
     // bar counts without a total.
-    let total: Option<u64> = tables.iter().map(|t| snapshot.len(t).ok()).sum();
+    let total: Option<u64> = crate::data::with_spinner("counting the keys to copy", || {
+        tables.iter().map(|t| snapshot.len(t).ok()).sum()
+    });
     // Written under a temporary name beside OUT and renamed into place once checked: a
     // failed salvage (a full disk, say) leaves no partial file that looks complete.
     let name = output

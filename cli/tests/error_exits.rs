@@ -164,3 +164,17 @@ fn a_failed_put_create_leaves_no_new_file() {
     fails(&["put", "--create", &db, "t", &long, "v"], 1);
     assert!(path.exists(), "an existing database stays");
 }
+
+/// A dangling symbolic link at OUT is there already: salvage refuses it before it
+/// starts (it followed the link, ran to the end, and then said OUT was made while it
+/// ran), and leaves the link alone.
+#[test]
+fn salvage_refuses_a_dangling_link_at_its_output() {
+    let (dir, db) = sample();
+    let out = dir.path().join("out.db");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &out).unwrap();
+    let line = fails(&["salvage", &db, &s(&out)], 1);
+    assert!(line.contains("already exists"), "{line}");
+    assert!(out.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(!dir.path().join("nowhere").exists());
+}
