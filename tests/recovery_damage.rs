@@ -700,3 +700,34 @@ fn a_damaged_start_page_after_a_checkpoint_proves_no_later_commit() {
         "commits from 4 on, if any were made, are not proven durable"
     );
 }
+
+/// The newest markers of a running writer lost from the file (a sector zeroed under it):
+/// above the durable bound on disk, so the file alone takes the stop for the end of the
+/// log, but the writer's own check knows those commits were acknowledged durable and
+/// says a reopen would lose them (it said ok).
+#[test]
+fn a_writers_check_reports_acknowledged_commits_missing_from_the_log() {
+    use capsuledb::storage::{SimStorage, Storage};
+    use std::sync::Arc;
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .random_seed(3)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let mut c = db.connect();
+    for i in 1..=20 {
+        commit_key(&mut c, i);
+    }
+    assert!(db.check_integrity().unwrap().is_ok());
+    // Markers 16 to 20 fill the page's second sector.
+    assert_eq!(marker_offset(16), MARKER_PAGE * PAGE + 512);
+    sim.write_at(MARKER_PAGE * PAGE + 512, &[0u8; 512]).unwrap();
+    let report = db.check_integrity().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("commits up to 20 were acknowledged durable")),
+        "{report:?}"
+    );
+}

@@ -273,6 +273,9 @@ impl Engine {
             // the middle of the stream is reported, repairable or not.
             let recovered = e.committer.with_markers_quiet(|| {
                 let scratch = VersionStore::new();
+                // Every commit acknowledged durable by now has its marker in the file
+                // (no group writes markers meanwhile): the walk must reach it.
+                let durable = (!e.read_only).then(|| e.committer.durable_seq());
                 if e.read_only {
                     // A writer in another process may be appending (a live reader).
                     let start = crate::commit::StreamStart::at_checkpoint(header);
@@ -292,9 +295,21 @@ impl Engine {
                         true,
                     )
                 }
+                .map(|rec| (rec, durable))
             });
             match recovered {
-                Ok(rec) => {
+                Ok((rec, durable)) => {
+                    // A stop the walk took for the end of the log, above the durable
+                    // bound on disk (so not damage by the file alone), below commits this
+                    // engine acknowledged durable: a crash now would lose them.
+                    if let Some(durable) = durable.filter(|&d| rec.damage.is_none() && rec.tip < d) {
+                        r.problems.push(format!(
+                            "the log on disk ends after commit {} (marker page {}), but commits up to {durable} were acknowledged durable: a reopen would lose commits {} to {durable}",
+                            rec.tip,
+                            rec.tail.page,
+                            rec.tip + 1
+                        ));
+                    }
                     r.log_commits = rec.replayed;
                     r.log_repairable = rec.repairs.len() as u64;
                     for rep in &rec.repairs {
