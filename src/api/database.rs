@@ -340,7 +340,8 @@ impl Database {
     /// moving to the writer's newest state ([`Error::LogCorrupted`](crate::Error::LogCorrupted) or
     /// [`Error::Corrupted`](crate::Error::Corrupted), as `info` gives then too; a later call reports on the
     /// state before the damage, with [`DbInfo::log_damage`](crate::DbInfo::log_damage) set). Exact when no
-    /// transaction commits meanwhile (the CLI's `check` opens the file alone).
+    /// transaction commits meanwhile (the CLI's `check` opens the file read-only, so a
+    /// writer in another process may commit while it runs).
     ///
     /// ```
     /// # fn main() -> capsuledb::Result<()> {

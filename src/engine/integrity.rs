@@ -262,15 +262,22 @@ impl Engine {
                     0 => r.problems.push(format!(
                         "page {p} is leaked: neither in the tree nor in the free list"
                     )),
-                    _ => r
-                        .problems
-                        .push(format!("page {p} is both in the tree and in the free list")),
+                    _ => {
+                        let names = ["the tree", "the free list", "the free list's own run"];
+                        let users: Vec<&str> = names
+                            .iter()
+                            .zip(uses)
+                            .filter_map(|(name, used)| used.then_some(*name))
+                            .collect();
+                        r.problems
+                            .push(format!("page {p} is used twice: by {}", users.join(" and by ")));
+                    }
                 }
             }
 
             // The log after the checkpoint: every marker, proof and capsule verifies.
-            // Read leniently: past damage to the end of the stream's pages, so damage in
-            // the middle of the stream is reported, repairable or not.
+            // Read leniently: every repair is reported, and the first damage that cannot
+            // be repaired, with the marker records that remain past it.
             let recovered = e.committer.with_markers_quiet(|| {
                 let scratch = VersionStore::new();
                 // Every commit acknowledged durable by now has its marker in the file
