@@ -412,3 +412,85 @@ fn a_borrowing_scan_ends_at_the_damage_it_reports() {
         "the damaged leaves reached the scans ({errors})"
     );
 }
+
+/// A damaged leaf fails only the scans that reach into it: a range that ends just before
+/// it (or, in reverse, just after it) reads whole, and the list of tables reads whole
+/// beside a damaged first leaf of data (a scan read the next leaf to learn that its
+/// range had ended, so damage past the range failed it). Every leaf damaged in turn,
+/// both directions, both kinds of scan.
+#[test]
+fn a_damaged_leaf_fails_only_the_scans_that_reach_it() {
+    let (bytes, _) = build();
+    let mut cases = 0;
+    for (page, p) in bytes.chunks_exact(PAGE).enumerate().skip(2) {
+        let leaf = [5u8, 8, 9].contains(&p[4])
+            && u64::from_le_bytes(p[8..16].try_into().unwrap()) == page as u64;
+        if !leaf {
+            continue;
+        }
+        let mut damaged = bytes.clone();
+        damaged[page * PAGE + 200] ^= 0x10;
+        let Ok(db) = open(damaged) else { continue };
+        let mut c = db.connect();
+        let Ok(tx) = c.begin_read() else { continue };
+        let Ok(tables) = tx.tables() else {
+            // The damaged leaf holds the catalog.
+            continue;
+        };
+        assert_eq!(tables, ["t", "u"], "page {page}");
+        for table in ["t", "u"] {
+            for reverse in [false, true] {
+                // The keys before the damage, in scan order (a borrowing scan hands
+                // them out one by one, up to the damaged leaf).
+                let mut before: Vec<Vec<u8>> = Vec::new();
+                let scan = if reverse {
+                    tx.scan_rev::<&[u8], _>(table, ..)
+                } else {
+                    tx.scan::<&[u8], _>(table, ..)
+                };
+                // Damage at the scan's first leaf refuses the scan itself.
+                let Ok(mut scan) = scan else { continue };
+                let mut failed = false;
+                while let Some(item) = scan.next() {
+                    match item {
+                        Ok((k, _)) => before.push(k.to_vec()),
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                drop(scan);
+                let Some(edge) = before.last().filter(|_| failed).cloned() else {
+                    continue;
+                };
+                cases += 1;
+                let again: Vec<Vec<u8>> = if reverse {
+                    tx.range_rev(table, edge.as_slice()..)
+                        .unwrap()
+                        .map(|r| r.map(|(k, _)| k))
+                        .collect::<capsuledb::Result<_>>()
+                } else {
+                    tx.range(table, ..=edge.as_slice())
+                        .unwrap()
+                        .map(|r| r.map(|(k, _)| k))
+                        .collect::<capsuledb::Result<_>>()
+                }
+                .unwrap_or_else(|e| panic!("page {page}, {table}, reverse {reverse}: {e}"));
+                assert_eq!(again, before, "page {page}, {table}, reverse {reverse}");
+                let mut scan = if reverse {
+                    tx.scan_rev(table, edge.as_slice()..).unwrap()
+                } else {
+                    tx.scan(table, ..=edge.as_slice()).unwrap()
+                };
+                let mut n = 0;
+                while let Some(item) = scan.next() {
+                    item.unwrap_or_else(|e| panic!("page {page}, {table}, scan: {e}"));
+                    n += 1;
+                }
+                assert_eq!(n, before.len(), "page {page}, {table}, reverse {reverse}");
+            }
+        }
+    }
+    assert!(cases > 4, "damaged leaves met by scans: {cases}");
+}

@@ -245,6 +245,36 @@ impl Cursor {
         ))
     }
 
+    /// Whether the cursor has handed out its leaf and the next leaf in its direction can
+    /// hold no key within `end` (a forward scan's upper bound, a reverse one's lower):
+    /// the bound the branches above give that side lies at or past `end`. A scan then
+    /// ends without reading that leaf: a damaged page past its range must not fail it.
+    pub fn spent_before(&self, file: &[u8], end: Bound<&[u8]>) -> bool {
+        if self.done {
+            return true;
+        }
+        let handed_out = if self.reverse {
+            self.next == 0
+        } else {
+            self.next >= self.shape.count()
+        };
+        if !handed_out {
+            return false;
+        }
+        let bounds = self.path.last().map(|s| s.2).unwrap_or_default();
+        let edge = if self.reverse { bounds.lo } else { bounds.hi };
+        let Some(edge) = edge.and_then(|(at, len)| file.get(at..at + len)) else {
+            return false;
+        };
+        // Forward, the next leaf's keys lie at or above `edge`; reverse, below it.
+        match (end, self.reverse) {
+            (Bound::Unbounded, _) => false,
+            (Bound::Included(e), false) => edge > e,
+            (Bound::Excluded(e), false) => edge >= e,
+            (Bound::Included(e) | Bound::Excluded(e), true) => edge <= e,
+        }
+    }
+
     /// Every cell of the current leaf not yet handed out, at once (moving to the next
     /// leaf first when this one is done), marked handed out; `None` past the end of
     /// the tree. A scan that knows a whole run lies inside its range reads the cells

@@ -404,8 +404,11 @@ impl Engine {
         )?;
         let n = prefix.len();
         let mut out = Vec::new();
-        // One descent, then leaf to leaf, until the range's end, `covered`, or `limit`.
-        while let Some((k, v)) = cursor.step(view, verified)? {
+        // One descent, then leaf to leaf, until the range's end, `covered`, or `limit`;
+        // a leaf wholly past the end is never read.
+        while !cursor.spent_before(view, bound_slice(end))
+            && let Some((k, v)) = cursor.step(view, verified)?
+        {
             let past_end = !within_key(&k, bound_slice(end), reverse);
             let rest = k.after(n).unwrap_or(&[]);
             if past_end || !k.starts_with(prefix) || !within(rest, bound_slice(covered), reverse) {

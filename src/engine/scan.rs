@@ -85,6 +85,8 @@ pub(crate) struct ScanMerge<'t> {
     hi: Bound<Vec<u8>>,
     pin: Arc<ReadPin>,
     tree: Cursor,
+    /// The scan's far end as a tree key: a leaf wholly past it is never read.
+    tree_end: Bound<Vec<u8>>,
     tree_done: bool,
     /// The tree's next entry: offsets of its key (without the table prefix) and value.
     tree_head: Option<((usize, usize), (usize, usize))>,
@@ -152,6 +154,12 @@ impl<'t> ScanMerge<'t> {
         .map(<[u8]>::to_vec);
         engine.refresh(pin)?;
         let tree = Self::seek(engine, pin, table, bound_slice(&start), reverse)?;
+        let end = if reverse {
+            bound_slice(&lo)
+        } else {
+            bound_slice(&hi)
+        };
+        let tree_end = tree_start(table, end, !reverse);
         Ok(ScanMerge {
             engine,
             table,
@@ -162,6 +170,7 @@ impl<'t> ScanMerge<'t> {
             hi,
             pin: Arc::clone(pin),
             tree,
+            tree_end,
             tree_done: false,
             tree_head: None,
             use_store,
@@ -213,6 +222,10 @@ impl<'t> ScanMerge<'t> {
         }
         let prefix = self.table.to_be_bytes();
         let view: &[u8] = &self.pin.view;
+        if self.tree.spent_before(view, bound_slice(&self.tree_end)) {
+            self.tree_done = true;
+            return Ok(());
+        }
         match self.tree.step(view, Some(self.engine.pager.verified()))? {
             Some((k, v)) if k.table_bytes() == Some(prefix) => {
                 let key = k.user();
@@ -471,6 +484,10 @@ impl<'t> ScanMerge<'t> {
         let verified = Some(self.engine.pager.verified());
         let reverse = self.reverse;
         let view: &[u8] = &self.pin.view;
+        if self.tree.spent_before(view, bound_slice(&self.tree_end)) {
+            self.tree_done = true;
+            return Ok(false);
+        }
         let Some(run) = self.tree.take_run(view, verified)? else {
             self.tree_done = true;
             return Ok(false);
