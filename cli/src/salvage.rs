@@ -63,7 +63,16 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     let mut conn = src.connect();
     let snapshot = conn.begin_read()?;
     let info = src.info()?;
-    let tables = snapshot.tables()?;
+    // A damaged catalog page is passed over too: the names on it are lost (and where
+    // their tables lie), every other table is copied.
+    let (tables, catalog_losses) = match snapshot.tables() {
+        Ok(tables) => (tables, Vec::new()),
+        Err(e) if e.is_corruption() => {
+            let (tables, report) = snapshot.salvage_tables()?;
+            (tables, report.losses)
+        }
+        Err(e) => return Err(e.into()),
+    };
     // Counting reads the tables whole: with a damaged page it fails, and the progress
     // bar counts without a total.
     let total: Option<u64> = crate::data::with_spinner("counting the keys to copy", || {
@@ -118,6 +127,19 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             "wrote {} (checked: ok); history before that state is not copied",
             output.display()
         )?;
+        for loss in &catalog_losses {
+            let until = loss.until.as_deref().map_or_else(
+                || "to the last name".to_string(),
+                |k| format!("up to {}", show_key(k)),
+            );
+            writeln!(
+                out,
+                "lost: the tables named from {} {until}, with their keys (damaged catalog page {}: {})",
+                show_key(&loss.from),
+                loss.page,
+                loss.what
+            )?;
+        }
         for (table, loss) in &losses {
             let until = loss.until.as_deref().map_or_else(
                 || "to the end of the table".to_string(),
@@ -138,10 +160,15 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             )?;
         }
         match &info.log_damage {
-            None if losses.is_empty() && info.header_damage.is_none() => writeln!(
-                out,
-                "lost: nothing (the log holds no damage below its durable commits)"
-            )?,
+            None if losses.is_empty()
+                && catalog_losses.is_empty()
+                && info.header_damage.is_none() =>
+            {
+                writeln!(
+                    out,
+                    "lost: nothing (the log holds no damage below its durable commits)"
+                )?
+            }
             None => writeln!(
                 out,
                 "      the log holds no damage below its durable commits"

@@ -5,8 +5,9 @@ use crate::checkpoint::CheckpointReport;
 use crate::commit::Subscription;
 use crate::engine::{DbInfo, Engine, Follower, IntegrityReport, SalvageReport, Stats};
 use crate::error::Result;
+use crate::format::decode_table_id;
 use crate::storage::Storage;
-use crate::types::Durability;
+use crate::types::{CATALOG_TABLE, Durability, TableId};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -413,12 +414,27 @@ impl Transaction<'_> {
     /// It hands over the committed state only, never this transaction's own writes.
     /// At [`Isolation::Serializable`](crate::Isolation::Serializable) it counts as a
     /// read of the whole table, as a scan of it would.
+    ///
+    /// A name the catalog cannot give (its page damaged) is looked for as
+    /// [`Transaction::salvage_tables`] reads the catalog.
     pub fn salvage_table(
         &self,
         table: &str,
         mut entry: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<SalvageReport> {
-        let id = self.table_id(table)?;
+        let id = match self.table_id(table) {
+            Ok(id) => id,
+            Err(e) if e.is_corruption() => {
+                let mut found = None;
+                self.salvage_catalog(|name, id| {
+                    if name == table {
+                        found = Some(id);
+                    }
+                })?;
+                found.ok_or(e)?
+            }
+            Err(e) => return Err(e),
+        };
         self.record_range(id, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
         let snapshot = self.snapshot_seq();
         // A pin of its own, not the transaction's borrowed for the walk: `entry` may
@@ -426,6 +442,33 @@ impl Transaction<'_> {
         let mut pin = Arc::clone(&self.pin());
         self.engine()
             .salvage_table(&mut pin, id, snapshot, &mut entry)
+    }
+}
+
+impl Transaction<'_> {
+    /// The names of all tables, in byte order, read as a salvage reads: damaged pages
+    /// of the catalog are passed over, each named in the report's losses (the names in
+    /// its key range are lost, and with them where their tables' data lies). For a file
+    /// whose catalog [`Transaction::tables`] cannot read; [`Transaction::salvage_table`]
+    /// then finds each table the same way.
+    pub fn salvage_tables(&self) -> Result<(Vec<String>, SalvageReport)> {
+        let mut names = Vec::new();
+        let report = self.salvage_catalog(|name, _| names.push(name))?;
+        Ok((names, report))
+    }
+
+    /// Salvages the catalog at this transaction's snapshot: `each(name, id)` for every
+    /// entry that can be read, in name order.
+    fn salvage_catalog(&self, mut each: impl FnMut(String, TableId)) -> Result<SalvageReport> {
+        let all = std::ops::Bound::Unbounded;
+        self.record_range(CATALOG_TABLE, all, all);
+        let snapshot = self.snapshot_seq();
+        let mut pin = Arc::clone(&self.pin());
+        self.engine()
+            .salvage_table(&mut pin, CATALOG_TABLE, snapshot, &mut |k, v| {
+                each(String::from_utf8_lossy(k).into_owned(), decode_table_id(v)?);
+                Ok(())
+            })
     }
 }
 
