@@ -731,3 +731,31 @@ fn a_writers_check_reports_acknowledged_commits_missing_from_the_log() {
         "{report:?}"
     );
 }
+
+/// A live reader that opened on a full marker page whose header checksum is damaged,
+/// with the next page not yet started, follows the writer once it goes on (it stayed at
+/// that state, with no error, until the writer's next checkpoint: it resumed on the full
+/// page as if it were the next one, whose header then never verified).
+#[test]
+fn a_live_reader_goes_on_past_a_full_page_whose_header_checksum_flipped() {
+    let slots = (PAGE - LOG_PAGE_HEADER_LEN as u64) / MARKER_LEN as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    let writer = Database::open(&path).unwrap();
+    let mut c = writer.connect();
+    for i in 1..=slots {
+        commit_key(&mut c, i);
+    }
+    // The page is full; its header's checksum (bytes 0..4) takes a flipped bit.
+    flip_live(&path, MARKER_PAGE * PAGE + 1);
+    let reader = Options::new().read_only(true).open(&path).unwrap();
+    assert_eq!(keys(&reader), slots as usize);
+    for i in slots + 1..=slots + 5 {
+        commit_key(&mut c, i);
+    }
+    assert_eq!(
+        keys(&reader),
+        slots as usize + 5,
+        "the reader stayed behind"
+    );
+}

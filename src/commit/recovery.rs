@@ -509,8 +509,20 @@ pub fn recover_from(
     // rewritten with it before any marker is written.
     let rewrite_tail_header = next_unconfirmed && stop.next_page.is_some();
     let next_page = stop.next_page.filter(|_| !rewrite_tail_header);
-    let tail = match next_page {
-        Some(next) => {
+    let full = seq == stop.first_seq.saturating_add(slots);
+    let tail = match (next_page, stop.next_page) {
+        // A reader (it never writes) at a full page whose next page is unconfirmed waits
+        // for the stream on the page named, where the writer, which knows it, goes on:
+        // resuming on the full page itself, at the next page's first sequence, it never
+        // verified that page's header and stayed behind for good.
+        (None, Some(named)) if lenient && full => StreamTail {
+            page: named,
+            first_seq: seq,
+            next_page: 0,
+            next_seq: seq,
+            chain,
+        },
+        (Some(next), _) => {
             w.used.insert(next);
             StreamTail {
                 page: stop.tail_page,
@@ -522,7 +534,7 @@ pub fn recover_from(
         }
         // The stream filled a page and its next page was never validly started: the
         // stream continues there, with a next page chosen when it is started.
-        None => StreamTail {
+        (None, _) => StreamTail {
             page: stop.tail_page,
             first_seq: stop.first_seq,
             next_page: 0,
