@@ -17,6 +17,7 @@
 
 mod arena;
 mod doorbells;
+mod evidence;
 mod feed;
 mod group;
 mod index;
