@@ -759,3 +759,49 @@ fn a_live_reader_goes_on_past_a_full_page_whose_header_checksum_flipped() {
         "the reader stayed behind"
     );
 }
+
+/// The start page's first sector lost after a crash, with 700 durable commits past the
+/// checkpoint: the error names what the later pages prove durable (it said the file
+/// proved none of them durable).
+#[test]
+fn a_lost_start_page_sector_reports_what_later_groups_prove() {
+    use capsuledb::format::Header;
+    use capsuledb::storage::{SimStorage, Storage};
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .random_seed(3)
+        .open_storage(std::sync::Arc::new(sim.clone()))
+        .unwrap();
+    let mut c = db.connect();
+    for i in 1..=3 {
+        commit_key(&mut c, i);
+    }
+    db.checkpoint().unwrap().unwrap();
+    for i in 4..=703 {
+        commit_key(&mut c, i);
+    }
+    let image = sim.fork();
+    image.crash_losing_unsynced();
+    drop(c);
+    drop(db);
+    let bytes = image.view().unwrap().to_vec();
+    let header = [0u32, 1]
+        .into_iter()
+        .filter_map(|copy| Header::decode(&bytes[(copy as usize) * PAGE as usize..], copy).ok())
+        .max_by_key(|h| h.generation)
+        .unwrap();
+    assert_eq!(header.checkpoint_seq, 3);
+    image
+        .write_at(header.marker_start_page * PAGE, &[0u8; 512])
+        .unwrap();
+    match open_image(&image) {
+        Err(Error::LogCorrupted {
+            seq, durable_seq, ..
+        }) => {
+            assert_eq!(seq, 4);
+            assert!(durable_seq >= 703 - 512 - 1, "durable_seq {durable_seq}");
+        }
+        Err(e) => panic!("expected LogCorrupted, got {e}"),
+        Ok(_) => panic!("a lost start page opened"),
+    }
+}

@@ -15,7 +15,7 @@ pub(super) fn slot_holds(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, c
         .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
 }
 
-/// The first of two consecutive marker records, both at least a group
+/// The first of the last two consecutive marker records, both at least a group
 /// ([`GROUP_COMMITS_MAX`]) past `seq`, the second chained to the first's stored chain,
 /// found past a stop at `seq` on `page` (whose slot 0 is `first_seq`) as
 /// [`later_markers`] walks, on pages whose headers verify: markers a later group wrote.
@@ -37,7 +37,8 @@ pub(super) fn chained_later(
             found = Some(p);
         }
         prev = Marker::stored_chain(record).map(|c| (at, c));
-        found.is_none()
+        // On to the last such pair: the later it lies, the more it proves durable.
+        true
     });
     found
 }

@@ -455,9 +455,10 @@ pub fn recover_from(
     // Neither a crash's torn tail nor a live writer's write in progress can be told
     // from damage by the record alone above the durable bound; but two chained markers a
     // whole group past the stop were written after the stop's marker was written and
-    // synced, so a stop that still fails when read again is damage.
+    // synced, so a stop that still fails when read again is damage. Looked for also
+    // when the stop is damage anyway: what it proves durable is reported.
     let damaged_anyway = from.strict && (stop.always || stop.seq <= bound);
-    let later_group = (!stop.limit && !damaged_anyway)
+    let later_group = (!stop.limit)
         .then(|| {
             chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots).or_else(|| {
                 // A stop at a page whose header is lost lost its link to the pages after
