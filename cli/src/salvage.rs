@@ -127,24 +127,24 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             "wrote {} (checked: ok); history before that state is not copied",
             output.display()
         )?;
+        // Where a loss ends, or `open` for a loss to the end.
+        let until = |loss: &SalvageLoss, open: &str| {
+            loss.until
+                .as_deref()
+                .map_or_else(|| open.to_string(), |k| format!("up to {}", show_key(k)))
+        };
         for loss in &catalog_losses {
-            let until = loss.until.as_deref().map_or_else(
-                || "to the last name".to_string(),
-                |k| format!("up to {}", show_key(k)),
-            );
             writeln!(
                 out,
-                "lost: the tables named from {} {until}, with their keys (damaged catalog page {}: {})",
+                "lost: the names of tables from {} {}, and with them those tables' checkpointed keys (damaged catalog page {}: {}); a table named there since the last checkpoint comes from the log and was copied",
                 show_key(&loss.from),
+                until(loss, "to the last name"),
                 loss.page,
                 loss.what
             )?;
         }
         for (table, loss) in &losses {
-            let until = loss.until.as_deref().map_or_else(
-                || "to the end of the table".to_string(),
-                |k| format!("up to {}", show_key(k)),
-            );
+            let until = until(loss, "to the end of the table");
             writeln!(
                 out,
                 "lost: table {table}, keys from {} {until} (damaged tree page {}: {}); their later versions, from the log, were copied",

@@ -103,7 +103,8 @@ enum ClientOp {
     Get { key: String },
     /// Remove a key.
     Delete { key: String },
-    /// Keys in `[from, to)`, one `key<TAB>value` a line.
+    /// Keys in `[from, to)`, one `key<TAB>value` a line, at most `limit` of them (asked
+    /// for in as many requests as their size needs).
     Scan {
         #[arg(long)]
         from: Option<String>,
@@ -228,19 +229,24 @@ async fn run(cli: Cli) -> Result<bool, String> {
                     client.delete(key.as_bytes()).await.map_err(e)?;
                 }
                 ClientOp::Scan { from, to, limit } => {
-                    let pairs = client
-                        .scan(
-                            from.as_deref().map(str::as_bytes),
-                            to.as_deref().map(str::as_bytes),
-                            limit,
-                        )
-                        .await
-                        .map_err(e)?;
-                    let lines: String = pairs
-                        .iter()
-                        .map(|(k, v)| format!("{}\t{}\n", text(k), text(v)))
-                        .collect();
-                    out(&lines)?;
+                    // A reply stops at about 8 MiB of keys and values: asked again after
+                    // its last key until `limit` entries or the end of the range.
+                    let mut from = from.map(String::into_bytes);
+                    let mut left = limit;
+                    while left > 0 {
+                        let pairs = client
+                            .scan(from.as_deref(), to.as_deref().map(str::as_bytes), left)
+                            .await
+                            .map_err(e)?;
+                        let Some((last, _)) = pairs.last() else { break };
+                        from = Some([last.as_slice(), &[0]].concat());
+                        left = left.saturating_sub(pairs.len() as u32);
+                        let lines: String = pairs
+                            .iter()
+                            .map(|(k, v)| format!("{}\t{}\n", text(k), text(v)))
+                            .collect();
+                        out(&lines)?;
+                    }
                 }
                 ClientOp::Status => {
                     let s = client.status().await.map_err(e)?;

@@ -437,14 +437,13 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
             }
         }
         ClientRequest::AddLearner { id, addr } => {
-            let nodes = node
-                .raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .nodes()
-                .count()
-                + 1;
+            // The membership with this learner (a node already in it counts once).
+            let nodes = {
+                let metrics = node.raft.metrics();
+                let m = metrics.borrow();
+                let known = m.membership_config.nodes().any(|(n, _)| *n == id);
+                m.membership_config.nodes().count() + usize::from(!known)
+            };
             if let Some(why) = membership_refusal(nodes, std::iter::once(&addr)) {
                 return ClientReply::Refused(why);
             }

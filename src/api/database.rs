@@ -435,18 +435,28 @@ impl Transaction<'_> {
             }
             Err(e) => return Err(e),
         };
+        self.salvage_id(id, &mut entry)
+    }
+
+    /// Salvages table `id` at this transaction's snapshot, recorded as a read of it
+    /// whole.
+    fn salvage_id(
+        &self,
+        id: TableId,
+        entry: &mut crate::engine::EntrySink<'_>,
+    ) -> Result<SalvageReport> {
         self.record_range(id, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
         let snapshot = self.snapshot_seq();
         // A pin of its own, not the transaction's borrowed for the walk: `entry` may
         // read through the transaction.
         let mut pin = Arc::clone(&self.pin());
-        self.engine()
-            .salvage_table(&mut pin, id, snapshot, &mut entry)
+        self.engine().salvage_table(&mut pin, id, snapshot, entry)
     }
 }
 
 impl Transaction<'_> {
-    /// The names of all tables, in byte order, read as a salvage reads: damaged pages
+    /// The names of the committed state's tables (not this transaction's own
+    /// creations), in byte order, read as a salvage reads: damaged pages
     /// of the catalog are passed over, each named in the report's losses (the names in
     /// its key range are lost, and with them where their tables' data lies). For a file
     /// whose catalog [`Transaction::tables`] cannot read; [`Transaction::salvage_table`]
@@ -460,15 +470,10 @@ impl Transaction<'_> {
     /// Salvages the catalog at this transaction's snapshot: `each(name, id)` for every
     /// entry that can be read, in name order.
     fn salvage_catalog(&self, mut each: impl FnMut(String, TableId)) -> Result<SalvageReport> {
-        let all = std::ops::Bound::Unbounded;
-        self.record_range(CATALOG_TABLE, all, all);
-        let snapshot = self.snapshot_seq();
-        let mut pin = Arc::clone(&self.pin());
-        self.engine()
-            .salvage_table(&mut pin, CATALOG_TABLE, snapshot, &mut |k, v| {
-                each(String::from_utf8_lossy(k).into_owned(), decode_table_id(v)?);
-                Ok(())
-            })
+        self.salvage_id(CATALOG_TABLE, &mut |k, v| {
+            each(String::from_utf8_lossy(k).into_owned(), decode_table_id(v)?);
+            Ok(())
+        })
     }
 }
 

@@ -279,32 +279,19 @@ fn header_report_of(bytes: Vec<u8>) -> HeaderReport {
         [_, Err(HeaderFault::NewerVersion(_))] | [Err(HeaderFault::NewerVersion(_)), _] => None,
         [Ok(valid), Err(fault)] => copy_damage(&view, valid, 1, fault),
         [Err(fault), Ok(valid)] => copy_damage(&view, valid, 0, fault),
-        // Neither copy passes (damaged since the open read them, or one read repaired):
-        // a copy beyond repair beside one that repairs is damage as above; both beyond
-        // repair, the next open refuses the file.
+        // Neither copy passes, nor repairs (`decode_copies` tries that): damaged since
+        // the open read them, and the next open refuses the file.
         [Err(fault_a), Err(fault_b)] => {
-            let repaired = |copy: u32| {
-                let offset = HEADER_COPY_OFFSETS.get(copy as usize).copied().unwrap_or(0);
-                let bytes = view.get(offset, HEADER_LEN).unwrap_or_default();
-                decode_or_repair(bytes, copy).ok()
-            };
-            match (repaired(0), repaired(1)) {
-                (Some(a), None) => copy_damage(&view, &a, 1, fault_b),
-                (None, Some(b)) => copy_damage(&view, &b, 0, fault_a),
-                (None, None) => {
-                    return (
-                        Some((
-                            0,
-                            format!(
-                                "both header copies are damaged beyond repair (copy A: \
-                                 {fault_a}; copy B: {fault_b}): the next open refuses the file"
-                            ),
-                        )),
-                        Vec::new(),
-                    );
-                }
-                (Some(_), Some(_)) => None,
-            }
+            return (
+                Some((
+                    0,
+                    format!(
+                        "both header copies are damaged beyond repair (copy A: {fault_a}; \
+                         copy B: {fault_b}): the next open refuses the file"
+                    ),
+                )),
+                Vec::new(),
+            );
         }
         _ => None,
     }

@@ -22,6 +22,7 @@ pub(crate) use files::open_path;
 pub(crate) use follow::Follower;
 pub use integrity::IntegrityReport;
 pub(crate) use read::Committed;
+pub(crate) use salvage::EntrySink;
 pub use salvage::{SalvageLoss, SalvageReport};
 pub(crate) use scan::{OwnWrites, ScanMerge, Step};
 pub(crate) use value::ReadPin;
