@@ -284,7 +284,8 @@ impl Database {
     }
 
     /// Shuts the database down: new commits get [`Error::Closed`](crate::Error::Closed), and every commit
-    /// already sequenced is written and synced before this returns. Dropping the last
+    /// already sequenced is written and synced before this returns. Every open of the
+    /// same file in this process shares one engine, so this closes them all. Dropping the last
     /// handle does the same, but cannot report an error. On a poisoned database (a
     /// commit's I/O failed) it returns [`Error::Poisoned`](crate::Error::Poisoned): commits
     /// acknowledged below `Durable` may be lost. An error from the final header write

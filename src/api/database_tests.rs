@@ -64,6 +64,20 @@ mod reopen_after_close_tests {
         drop(conn);
         Database::open(&path).unwrap();
     }
+
+    /// A clone of a closed writer's handle answers `Closed` to `info`,
+    /// `check_integrity` and `collect_garbage` as to every other call (they answered
+    /// with data, and `Ok`).
+    #[test]
+    fn a_closed_handles_clone_is_told_it_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("c.db")).unwrap();
+        let clone = db.clone();
+        db.close().unwrap();
+        assert!(matches!(clone.info(), Err(crate::Error::Closed)));
+        assert!(matches!(clone.check_integrity(), Err(crate::Error::Closed)));
+        assert!(matches!(clone.collect_garbage(), Err(crate::Error::Closed)));
+    }
 }
 
 mod closed_live_reader_tests {

@@ -151,14 +151,23 @@ impl Options {
     /// Opens (creating if missing) the database file at `path` with these options.
     ///
     /// A file this process already has open (read-write) is not opened twice: the new
-    /// handle shares that engine, and the first open's options hold until every handle
-    /// of it is gone (a warning is logged when the two differ).
+    /// handle shares that engine, and the first open's options hold until the engine is
+    /// gone (a warning is logged when the two differ): every handle of it, and, for a
+    /// moment after the last, a background checkpoint it started. An engine poisoned
+    /// by a failed write is never handed out again once its last handle is gone: the
+    /// open waits for it to go and opens the file afresh.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Database> {
         Database::open_with_options(path.as_ref(), self)
     }
 
     /// Opens a database on any [`Storage`], such as the simulated storage of the tests.
     /// An empty storage becomes a new database.
+    ///
+    /// Nothing here keeps a second engine off the same storage (a path's open does, with
+    /// the file's lock and the process's registry): two engines on one storage are two
+    /// writers, and lose commits. Open a storage again only once the database on it is
+    /// closed and every handle of it dropped (a background checkpoint may hold the
+    /// engine a moment longer: [`crate::Database::close`] waits for it).
     pub fn open_storage(&self, storage: Arc<dyn Storage>) -> Result<Database> {
         Database::open_on_storage(storage, self)
     }

@@ -235,6 +235,7 @@ impl Engine {
     }
 
     pub(crate) fn collect_garbage(&self) -> Result<()> {
+        self.check_open()?;
         // Up to what is queued now: `drain` would go on while other threads commit.
         self.committer.flush_queued()?;
         self.committer.maintain();
@@ -250,6 +251,8 @@ impl Engine {
     }
 
     pub(crate) fn info(&self) -> Result<DbInfo> {
+        // A clone of a closed handle is told so, as by every other call.
+        self.check_open()?;
         let (h, copy) = self.checkpointer.header();
         Ok(DbInfo {
             format_version: h.read_version,

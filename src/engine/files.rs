@@ -110,6 +110,12 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     let registry = open_files.get_or_insert_with(HashMap::new);
     registry.retain(|_, engine| engine.strong_count() > 0);
     if let Some(engine) = file_id_of(path).and_then(|id| registry.get(&id)?.upgrade()) {
+        // Poisoned, with no handle left (only a background thread, a checkpoint's
+        // fold say, still holds it): the open the error asks for must give a fresh
+        // engine, not this one again. Closed here, it goes as a closed one does.
+        if engine.handles.load(Ordering::Acquire) == 0 && engine.committer.is_poisoned() {
+            engine.closing.store(true, Ordering::SeqCst);
+        }
         if engine.closing.load(Ordering::Acquire) {
             if engine.handles.load(Ordering::Acquire) > 0 {
                 // `close` was called on another handle that some clone still keeps.

@@ -62,6 +62,7 @@ impl IntegrityReport {
 impl Engine {
     /// Verifies the whole database; `Database::check_integrity` documents it.
     pub(crate) fn check_integrity(&self) -> Result<IntegrityReport> {
+        self.check_open()?;
         let e = self;
         e.checkpointer.hold(|header, non_tree, run| {
             let mut r = IntegrityReport {
