@@ -642,65 +642,6 @@ fn a_crash_while_the_open_repairs_the_tail_page_header_loses_nothing() {
     assert!(crashes > 0, "no crash happened inside the open");
 }
 
-/// The log's start page damaged beyond repair right after a checkpoint, no commit after
-/// it: the open refuses (the start page must read whatever was committed), and the error
-/// claims no commit past the checkpoint durable (it named commit 4 durable, a commit
-/// never made).
-#[test]
-fn a_damaged_start_page_after_a_checkpoint_proves_no_later_commit() {
-    use capsuledb::format::Header;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("x.db");
-    {
-        let db = Database::open(&path).unwrap();
-        let mut c = db.connect();
-        for i in 1..=3u64 {
-            commit_key(&mut c, i);
-        }
-        drop(c);
-        db.checkpoint().unwrap().unwrap();
-        db.close().unwrap();
-    }
-    let mut bytes = std::fs::read(&path).unwrap();
-    let header = [0u32, 1]
-        .into_iter()
-        .filter_map(|copy| Header::decode(&bytes[(copy as usize) * PAGE as usize..], copy).ok())
-        .max_by_key(|h| h.generation)
-        .unwrap();
-    assert_eq!(header.checkpoint_seq, 3);
-    let at = (header.marker_start_page * PAGE) as usize;
-    bytes[at..at + LOG_PAGE_HEADER_LEN].fill(0xa5);
-    std::fs::write(&path, &bytes).unwrap();
-    match Database::open(&path) {
-        Err(e @ Error::LogCorrupted { .. }) => {
-            let Error::LogCorrupted {
-                page,
-                seq,
-                durable_seq,
-                ..
-            } = &e
-            else {
-                unreachable!()
-            };
-            assert_eq!(
-                (*page, *seq, *durable_seq),
-                (header.marker_start_page, 4, 3)
-            );
-            assert!(e.to_string().contains("if any were made"), "{e}");
-        }
-        Err(e) => panic!("expected LogCorrupted, got {e}"),
-        Ok(_) => panic!("a damaged start page opened"),
-    }
-    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was written");
-    let db = Options::new().read_only(true).open(&path).unwrap();
-    assert_eq!(keys(&db), 3);
-    let damage = db.info().unwrap().log_damage.unwrap();
-    assert_eq!(
-        damage.lost(),
-        "commits from 4 on, if any were made, are not proven durable"
-    );
-}
-
 /// The newest markers of a running writer lost from the file (a sector zeroed under it):
 /// above the durable bound on disk, so the file alone takes the stop for the end of the
 /// log, but the writer's own check knows those commits were acknowledged durable and
@@ -758,50 +699,10 @@ fn a_live_reader_goes_on_past_a_full_page_whose_header_checksum_flipped() {
         slots as usize + 5,
         "the reader stayed behind"
     );
-}
-
-/// The start page's first sector lost after a crash, with 700 durable commits past the
-/// checkpoint: the error names what the later pages prove durable (it said the file
-/// proved none of them durable).
-#[test]
-fn a_lost_start_page_sector_reports_what_later_groups_prove() {
-    use capsuledb::format::Header;
-    use capsuledb::storage::{SimStorage, Storage};
-    let sim = SimStorage::new();
-    let db = Options::new()
-        .random_seed(3)
-        .open_storage(std::sync::Arc::new(sim.clone()))
-        .unwrap();
-    let mut c = db.connect();
-    for i in 1..=3 {
-        commit_key(&mut c, i);
-    }
-    db.checkpoint().unwrap().unwrap();
-    for i in 4..=703 {
-        commit_key(&mut c, i);
-    }
-    let image = sim.fork();
-    image.crash_losing_unsynced();
-    drop(c);
-    drop(db);
-    let bytes = image.view().unwrap().to_vec();
-    let header = [0u32, 1]
-        .into_iter()
-        .filter_map(|copy| Header::decode(&bytes[(copy as usize) * PAGE as usize..], copy).ok())
-        .max_by_key(|h| h.generation)
-        .unwrap();
-    assert_eq!(header.checkpoint_seq, 3);
-    image
-        .write_at(header.marker_start_page * PAGE, &[0u8; 512])
-        .unwrap();
-    match open_image(&image) {
-        Err(Error::LogCorrupted {
-            seq, durable_seq, ..
-        }) => {
-            assert_eq!(seq, 4);
-            assert!(durable_seq >= 703 - 512 - 1, "durable_seq {durable_seq}");
-        }
-        Err(e) => panic!("expected LogCorrupted, got {e}"),
-        Ok(_) => panic!("a lost start page opened"),
-    }
+    // The page it waited on is the log's, not a free one.
+    let report = reader.check_integrity().unwrap();
+    assert!(
+        !report.problems.iter().any(|p| p.contains("used by")),
+        "{report:?}"
+    );
 }

@@ -136,7 +136,7 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         for loss in &catalog_losses {
             writeln!(
                 out,
-                "lost: the names of tables from {} {}, and with them those tables' checkpointed keys (damaged catalog page {}: {}); a table named there since the last checkpoint comes from the log and was copied",
+                "lost: the tables named from {} {}, with every key of theirs (damaged catalog page {}: {}); a table created there since the last checkpoint comes from the log and was copied",
                 show_key(&loss.from),
                 until(loss, "to the last name"),
                 loss.page,

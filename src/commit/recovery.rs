@@ -476,6 +476,11 @@ pub fn recover_from(
         })
         .flatten()
         .filter(|_| {
+            // A stop a valid marker proves damage (its proof or capsule failed) is
+            // damage already: the later pair only says how far durable commits reach.
+            if stop.proven {
+                return true;
+            }
             // The stop is read again after the later markers, never before them.
             std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
             // (The page's header is not asked: one damaged on disk may have been
@@ -520,13 +525,16 @@ pub fn recover_from(
         // for the stream on the page named, where the writer, which knows it, goes on:
         // resuming on the full page itself, at the next page's first sequence, it never
         // verified that page's header and stayed behind for good.
-        (None, Some(named)) if lenient && full => StreamTail {
-            page: named,
-            first_seq: seq,
-            next_page: 0,
-            next_seq: seq,
-            chain,
-        },
+        (None, Some(named)) if lenient && full => {
+            w.used.insert(named);
+            StreamTail {
+                page: named,
+                first_seq: seq,
+                next_page: 0,
+                next_seq: seq,
+                chain,
+            }
+        }
         (Some(next), _) => {
             w.used.insert(next);
             StreamTail {

@@ -271,7 +271,7 @@ impl Engine {
                             .filter_map(|(name, used)| used.then_some(*name))
                             .collect();
                         r.problems
-                            .push(format!("page {p} is used twice: by {}", users.join(" and by ")));
+                            .push(format!("page {p} is used more than once: by {}", users.join(" and by ")));
                     }
                 }
             }
