@@ -364,6 +364,24 @@ fn an_impossible_table_id_in_a_catalog_leaf_names_the_leaf() {
     }
 }
 
+/// The file's leaves (compact, uniform or older), each with a copy of `bytes` in which a
+/// bit of that leaf is flipped.
+fn each_leaf_damaged(bytes: &[u8]) -> impl Iterator<Item = (usize, Vec<u8>)> + '_ {
+    bytes
+        .chunks_exact(PAGE)
+        .enumerate()
+        .skip(2)
+        .filter(|(page, p)| {
+            [5u8, 8, 9].contains(&p[4])
+                && u64::from_le_bytes(p[8..16].try_into().unwrap()) == *page as u64
+        })
+        .map(|(page, _)| {
+            let mut damaged = bytes.to_vec();
+            damaged[page * PAGE + 200] ^= 0x10;
+            (page, damaged)
+        })
+}
+
 /// A borrowing scan that met a damaged leaf has ended: the caller who logs the error and
 /// goes on gets `None`, not the keys after the damage (before, the next call moved on
 /// to the next leaf, or past a whole damaged subtree, without another error). Every leaf
@@ -372,14 +390,7 @@ fn an_impossible_table_id_in_a_catalog_leaf_names_the_leaf() {
 fn a_borrowing_scan_ends_at_the_damage_it_reports() {
     let (bytes, _) = build();
     let mut errors = 0;
-    for (page, p) in bytes.chunks_exact(PAGE).enumerate().skip(2) {
-        let leaf = [5u8, 8, 9].contains(&p[4])
-            && u64::from_le_bytes(p[8..16].try_into().unwrap()) == page as u64;
-        if !leaf {
-            continue;
-        }
-        let mut damaged = bytes.clone();
-        damaged[page * PAGE + 200] ^= 0x10;
+    for (page, damaged) in each_leaf_damaged(&bytes) {
         let Ok(db) = open(damaged) else { continue };
         let mut c = db.connect();
         let Ok(tx) = c.begin_read() else { continue };
@@ -422,14 +433,7 @@ fn a_borrowing_scan_ends_at_the_damage_it_reports() {
 fn a_damaged_leaf_fails_only_the_scans_that_reach_it() {
     let (bytes, _) = build();
     let mut cases = 0;
-    for (page, p) in bytes.chunks_exact(PAGE).enumerate().skip(2) {
-        let leaf = [5u8, 8, 9].contains(&p[4])
-            && u64::from_le_bytes(p[8..16].try_into().unwrap()) == page as u64;
-        if !leaf {
-            continue;
-        }
-        let mut damaged = bytes.clone();
-        damaged[page * PAGE + 200] ^= 0x10;
+    for (page, damaged) in each_leaf_damaged(&bytes) {
         let Ok(db) = open(damaged) else { continue };
         let mut c = db.connect();
         let Ok(tx) = c.begin_read() else { continue };

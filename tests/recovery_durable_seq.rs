@@ -40,6 +40,21 @@ fn newest_header(bytes: &[u8]) -> Header {
         .unwrap()
 }
 
+/// The open of `image` (see [`crashed_past_a_checkpoint`]) refuses commit 4 on, saying
+/// that the later groups prove all but the last group or so durable.
+fn refused_naming_the_later_groups(image: &SimStorage) {
+    match open_image(image) {
+        Err(Error::LogCorrupted {
+            seq, durable_seq, ..
+        }) => {
+            assert_eq!(seq, 4);
+            assert!(durable_seq >= 703 - 512 - 1, "durable_seq {durable_seq}");
+        }
+        Err(e) => panic!("expected LogCorrupted, got {e}"),
+        Ok(_) => panic!("the damaged log opened"),
+    }
+}
+
 /// The image a crash leaves after a checkpoint at commit 3 and 700 durable commits after
 /// it (none below the durable bound), with its newest header.
 fn crashed_past_a_checkpoint() -> (SimStorage, Header) {
@@ -125,16 +140,7 @@ fn a_lost_start_page_sector_reports_what_later_groups_prove() {
     image
         .write_at(header.marker_start_page * PAGE, &[0u8; 512])
         .unwrap();
-    match open_image(&image) {
-        Err(Error::LogCorrupted {
-            seq, durable_seq, ..
-        }) => {
-            assert_eq!(seq, 4);
-            assert!(durable_seq >= 703 - 512 - 1, "durable_seq {durable_seq}");
-        }
-        Err(e) => panic!("expected LogCorrupted, got {e}"),
-        Ok(_) => panic!("a lost start page opened"),
-    }
+    refused_naming_the_later_groups(&image);
 }
 
 /// A committed capsule damaged after a crash, with 700 durable commits past it: a valid
@@ -151,14 +157,5 @@ fn a_damaged_capsule_reports_what_later_groups_prove() {
     let (proof, _) = Proof::decode(&bytes[at..at + PROOF_LEN]).unwrap();
     assert_eq!(proof.seq, 4);
     image.write_at(proof.capsule_offset + 40, &[0x5a]).unwrap();
-    match open_image(&image) {
-        Err(Error::LogCorrupted {
-            seq, durable_seq, ..
-        }) => {
-            assert_eq!(seq, 4);
-            assert!(durable_seq >= 703 - 512 - 1, "durable_seq {durable_seq}");
-        }
-        Err(e) => panic!("expected LogCorrupted, got {e}"),
-        Ok(_) => panic!("a damaged capsule opened"),
-    }
+    refused_naming_the_later_groups(&image);
 }

@@ -143,8 +143,7 @@ impl Drop for Unapplied<'_> {
             "commit {} panicked before its versions were applied",
             self.seq
         );
-        self.committer.group.poison(cause.clone());
-        self.committer.registry.stall(self.seq, cause.clone());
+        self.committer.poison_at(self.seq, cause.clone());
         log::error!("{cause}; the database refuses commits until reopened");
     }
 }
@@ -158,8 +157,7 @@ impl Drop for TreeAdmission<'_> {
                 "the tree commit of sequence {} never ended (a panic)",
                 self.seq
             );
-            self.committer.group.poison(cause.clone());
-            self.committer.registry.stall(self.seq, cause.clone());
+            self.committer.poison_at(self.seq, cause.clone());
             log::error!("{cause}; the database refuses commits until reopened");
         }
     }
@@ -471,11 +469,18 @@ impl Committer {
     pub fn fail_tree(&self, mut admission: TreeAdmission<'_>, cause: &Error) {
         let cause = format!("a tree commit's I/O failed: {cause}");
         // Logged last: every waiter is told first, whatever the logger does.
-        self.group.poison(cause.clone());
-        self.registry.stall(admission.seq, cause.clone());
+        self.poison_at(admission.seq, cause.clone());
         admission.ended = true;
         drop(admission);
         log::error!("{cause}; the database refuses commits until reopened");
+    }
+
+    /// Commit `seq` will never be visible (its I/O failed, or a panic cut it short):
+    /// every waiting and later commit is refused with `cause`, and visibility stalls at
+    /// `seq` (a commit below it still becomes visible).
+    fn poison_at(&self, seq: u64, cause: String) {
+        self.group.poison(cause.clone());
+        self.registry.stall(seq, cause);
     }
 
     /// Blocks until `seq` has reached `level` and is visible. A `seq` not allocated yet
