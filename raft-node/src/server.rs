@@ -211,6 +211,9 @@ pub async fn run(
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("listen on {}: {e}", config.addr)))?;
     if let Some(members) = &config.init {
+        if let Some(why) = membership_refusal(members.len(), members.values()) {
+            return Err(NodeError::Raft(format!("initialize: {why}")));
+        }
         init(&raft, members).await?;
     }
     eprintln!(
@@ -286,6 +289,9 @@ fn append_well_formed(r: &AppendEntriesRequest<TypeConfig>) -> bool {
     })
 }
 
+/// Initializes the cluster with `members`, unless this node already belongs to one. Its
+/// callers (`--init` at startup, a client's `Init`) refuse a membership over the limits
+/// first ([`membership_refusal`]).
 async fn init(
     raft: &Raft<TypeConfig>,
     members: &BTreeMap<NodeId, String>,
@@ -296,9 +302,6 @@ async fn init(
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     if initialized {
         return Ok(());
-    }
-    if let Some(why) = membership_refusal(members.len(), members.values()) {
-        return Err(NodeError::Raft(format!("initialize: {why}")));
     }
     let nodes: BTreeMap<NodeId, BasicNode> = members
         .iter()

@@ -28,8 +28,8 @@ pub fn read_free_list(
     // log still used them.
     let run_end = first
         .checked_add(run.pages)
-        .filter(|&end| end <= page_count);
-    let Some(run_end) = run_end.filter(|_| first >= first_data) else {
+        .filter(|&end| first >= first_data && end <= page_count);
+    let Some(run_end) = run_end else {
         return Err(Error::corrupted(
             first,
             format!(

@@ -367,12 +367,10 @@ impl SnapshotRegistry {
     /// never does, its own committer stalls it.
     pub fn stall(&self, seq: u64, cause: String) {
         let mut st = self.state.lock();
-        let at = match &st.stalled {
-            Some((at, _)) => seq.min(*at),
-            None => seq,
-        };
-        let cause = st.stalled.take().map_or(cause, |(_, first)| first);
-        st.stalled = Some((at, cause));
+        st.stalled = Some(match st.stalled.take() {
+            Some((at, first)) => (seq.min(at), first),
+            None => (seq, cause),
+        });
         self.visible_slots.wake_all();
     }
 }
