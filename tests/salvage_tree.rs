@@ -6,7 +6,7 @@
 //! in turn.
 
 use capsuledb::storage::SimStorage;
-use capsuledb::{Database, Durability, Error, Options, SalvageReport};
+use capsuledb::{Database, Durability, Error, HistoryRetention, Options, SalvageReport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -296,10 +296,24 @@ fn a_time_travel_salvage_below_the_checkpoint_is_refused() {
 /// nothing: the list of tables failed).
 #[test]
 fn a_damaged_catalog_page_loses_only_the_names_on_it() {
+    lose_catalog_pages(0);
+}
+
+/// Tables dropped while the history window keeps their data are not taken for tables
+/// whose names a damaged catalog page lost.
+#[test]
+fn a_dropped_table_kept_for_history_is_no_lost_table() {
+    lose_catalog_pages(10);
+}
+
+/// Damages each leaf of a catalog of 400 tables in turn, the first `dropped` of them
+/// dropped inside the history window after a checkpoint wrote them.
+fn lose_catalog_pages(dropped: u32) {
     const TABLES: u32 = 400;
     let sim = SimStorage::new();
     let db = Options::new()
         .random_seed(3)
+        .history_retention(HistoryRetention::Commits(10_000))
         .open_storage(Arc::new(sim.clone()))
         .unwrap();
     let name = |i: u32| format!("table-{i:04}-{}", "n".repeat(60));
@@ -311,10 +325,24 @@ fn a_damaged_catalog_page_loses_only_the_names_on_it() {
     }
     tx.commit().unwrap();
     db.checkpoint().unwrap().unwrap();
+    if dropped > 0 {
+        let mut tx = c.begin().unwrap();
+        for i in 0..dropped {
+            tx.drop_table(&name(i)).unwrap();
+        }
+        tx.commit().unwrap();
+        db.checkpoint().unwrap().unwrap();
+    }
     drop(c);
     db.close().unwrap();
     sim.crash_losing_unsynced();
     let bytes = sim.live_bytes();
+    {
+        let db = open_read_only(bytes.clone()).unwrap();
+        let mut c = db.connect();
+        let tx = c.begin_read().unwrap();
+        assert_eq!(tx.salvage_unnamed_tables().unwrap(), Vec::<u64>::new());
+    }
     let mut cases = 0;
     for (p, page) in bytes.chunks_exact(PAGE).enumerate().skip(2) {
         let leaf = matches!(page[4], 5 | 8 | 9) && page[8..16] == (p as u64).to_le_bytes();
@@ -342,6 +370,7 @@ fn a_damaged_catalog_page_loses_only_the_names_on_it() {
             names.len()
         );
         assert!(names.len() < TABLES as usize, "page {p}: no name lost");
+        let mut found = std::collections::BTreeSet::new();
         for n in &names {
             let i: u32 = n[6..10].parse().unwrap();
             let mut got = Vec::new();
@@ -351,7 +380,36 @@ fn a_damaged_catalog_page_loses_only_the_names_on_it() {
             })
             .unwrap();
             assert_eq!(got, vec![(b"k".to_vec(), i.to_le_bytes().to_vec())], "{n}");
+            found.insert(i);
         }
+        // The tables whose names were lost are found by their keys, and copied whole.
+        let unnamed = tx.salvage_unnamed_tables().unwrap();
+        assert_eq!(
+            unnamed.len() + names.len(),
+            (TABLES - dropped) as usize,
+            "page {p}: {unnamed:?}"
+        );
+        for id in unnamed {
+            let mut got = Vec::new();
+            let report = tx
+                .salvage_table_id(id, |k, v| {
+                    got.push((k.to_vec(), v.to_vec()));
+                    Ok(())
+                })
+                .unwrap();
+            assert!(report.losses.is_empty(), "table #{id}: {report:?}");
+            let [(k, v)] = &got[..] else {
+                panic!("table #{id}: {got:?}")
+            };
+            assert_eq!(k, b"k");
+            let i = u32::from_le_bytes(v[..].try_into().unwrap());
+            assert!(found.insert(i), "table #{id} copied table {i} twice");
+        }
+        assert_eq!(found.len(), (TABLES - dropped) as usize);
+        assert!(
+            found.iter().all(|&i| i >= dropped),
+            "a dropped table came out"
+        );
     }
     assert!(
         cases >= 2,

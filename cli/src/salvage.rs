@@ -73,10 +73,32 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         }
         Err(e) => return Err(e.into()),
     };
+    // The tables whose names were lost are found by their keys and copied under names
+    // of their own, none a copied table has.
+    let unnamed = if catalog_losses.is_empty() {
+        Vec::new()
+    } else {
+        crate::data::with_spinner("looking for tables whose names were lost", || {
+            snapshot.salvage_unnamed_tables()
+        })?
+    };
+    let mut sources: Vec<(String, Source)> = tables
+        .iter()
+        .map(|t| (t.clone(), Source::Named(t.clone())))
+        .collect();
+    for &id in &unnamed {
+        let mut name = format!("lost-table-{id}");
+        while tables.contains(&name) {
+            name.push('_');
+        }
+        sources.push((name, Source::Id(id)));
+    }
     // Counting reads the tables whole: with a damaged page it fails, and the progress
     // bar counts without a total.
     let total: Option<u64> = crate::data::with_spinner("counting the keys to copy", || {
-        tables.iter().map(|t| snapshot.len(t).ok()).sum()
+        let named: Option<u64> = tables.iter().map(|t| snapshot.len(t).ok()).sum();
+        // A table whose name is lost cannot be counted without being read.
+        named.filter(|_| unnamed.is_empty())
     });
     // Written under a temporary name beside OUT and renamed into place once checked: a
     // failed salvage (a full disk, say) leaves no partial file that looks complete.
@@ -97,7 +119,7 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         )));
     }
     let guard = RemoveOnDrop(Some(temp.clone()));
-    let (copied, losses) = write_copy(&snapshot, &tables, &temp, info.page_size, total)
+    let (copied, losses) = write_copy(&snapshot, &sources, &temp, info.page_size, total)
         .map_err(|e| naming_output(output, e))?;
     let seq = snapshot.snapshot_seq();
     drop(snapshot);
@@ -118,7 +140,7 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         writeln!(
             out,
             "salvaged {} tables, {copied} keys: the state after commit {} of {}",
-            tables.len(),
+            sources.len(),
             seq,
             input.display()
         )?;
@@ -136,12 +158,20 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         for loss in &catalog_losses {
             writeln!(
                 out,
-                "lost: the tables named from {} {}, with every key of theirs (damaged catalog page {}: {}); a table created there since the last checkpoint comes from the log and was copied",
+                "lost: the names of the tables named from {} {} (damaged catalog page {}: {}); a table created there since the last checkpoint comes from the log and was copied, the others as found below",
                 show_key(&loss.from),
                 until(loss, "to the last name"),
                 loss.page,
                 loss.what
             )?;
+        }
+        for (name, source) in &sources {
+            if let Source::Id(id) = source {
+                writeln!(
+                    out,
+                    "found: a table whose name was lost (its id is {id}), copied as {name}"
+                )?;
+            }
         }
         for (table, loss) in &losses {
             let until = until(loss, "to the end of the table");
@@ -262,12 +292,20 @@ fn show_key(key: &[u8]) -> String {
     }
 }
 
-/// Writes what can be read of `tables` in the snapshot `src` into a new database at `temp` (pages of
+/// Writes what can be read of `tables` (each under its name in the copy) in the snapshot `src` into a new database at `temp` (pages of
 /// `page_size`), with a progress bar over `total` keys (when known), and checks it;
 /// returns the keys copied and what could not be read, by table.
+/// Where a table of the copy comes from.
+enum Source {
+    /// The table of this name.
+    Named(String),
+    /// The table of this id, whose name is lost.
+    Id(u64),
+}
+
 fn write_copy(
     src: &capsuledb::Transaction<'_>,
-    tables: &[String],
+    tables: &[(String, Source)],
     temp: &Path,
     page_size: u32,
     total: Option<u64>,
@@ -285,7 +323,7 @@ fn write_copy(
     bar.set_prefix("salvage");
     let mut copied = 0u64;
     let mut losses = Vec::new();
-    for table in tables {
+    for (table, source) in tables {
         bar.set_message(table.clone());
         let mut conn = dst.connect();
         let mut tx = conn.begin()?;
@@ -301,7 +339,7 @@ fn write_copy(
             w.commit()?;
             Ok(())
         };
-        let report = src.salvage_table(table, |k, v| {
+        let each = |k: &[u8], v: &[u8]| {
             batch.push((k.to_vec(), v.to_vec()));
             bytes += k.len() + v.len();
             copied += 1;
@@ -311,7 +349,11 @@ fn write_copy(
                 bar.set_position(copied);
             }
             Ok(())
-        })?;
+        };
+        let report = match source {
+            Source::Named(name) => src.salvage_table(name, each)?,
+            Source::Id(id) => src.salvage_table_id(*id, each)?,
+        };
         flush(&mut batch)?;
         bar.set_position(copied);
         losses.extend(report.losses.into_iter().map(|l| (table.clone(), l)));

@@ -80,3 +80,75 @@ fn a_damaged_leaf_is_passed_over_and_reported() {
         "salvage never modifies IN"
     );
 }
+
+/// A damaged catalog page loses table names, not tables: `salvage` copies every table
+/// whose name it can read under that name and every other one it finds by its keys as
+/// `lost-table-<id>`, and says so.
+#[test]
+fn tables_whose_names_were_lost_are_copied_under_new_names() {
+    const TABLES: usize = 300;
+    let name = |i: usize| format!("table-{i:04}-{}", "n".repeat(60));
+    let dir = tempfile::tempdir().unwrap();
+    let db = s(&db_in(&dir));
+    {
+        let d = capsuledb::Database::open(&db).unwrap();
+        let mut c = d.connect();
+        let mut tx = c.begin().unwrap();
+        for i in 0..TABLES {
+            tx.create_table(&name(i)).unwrap();
+            tx.put(&name(i), b"k", format!("v{i}").as_bytes()).unwrap();
+        }
+        tx.commit().unwrap();
+        d.checkpoint().unwrap();
+        drop(c);
+        d.close().unwrap();
+    }
+    // The catalog leaf holding table 150's name: found by its bytes, damaged past them.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let needle = name(150);
+    // (The first tree leaf holding it, not a log page of the commit that made it.)
+    let page = bytes
+        .chunks_exact(PAGE)
+        .enumerate()
+        .position(|(p, b)| {
+            matches!(b[4], 5 | 8 | 9)
+                && b[8..16] == (p as u64).to_le_bytes()
+                && b.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+        .expect("a leaf holds the name");
+    bytes[page * PAGE + PAGE / 2] ^= 0x40;
+    std::fs::write(&db, &bytes).unwrap();
+
+    let out_db = s(&dir.path().join("salvaged.db"));
+    let report = ok(&["salvage", &db, &out_db]);
+    assert!(
+        report.contains(&format!("(damaged catalog page {page}:")),
+        "{report}"
+    );
+    let found = report.lines().filter(|l| l.starts_with("found: ")).count();
+    assert!(found > 0, "{report}");
+    assert!(
+        report.contains(&format!("salvaged {TABLES} tables, {TABLES} keys")),
+        "{report}"
+    );
+    let listed = ok(&["tables", &out_db]);
+    let lost: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.starts_with("lost-table-"))
+        .collect();
+    assert_eq!(lost.len(), found, "{listed}");
+    // Every value comes out once, under its own name or a lost table's.
+    let mut values = Vec::new();
+    for line in listed.lines() {
+        let table = line.split_whitespace().next().unwrap();
+        let scanned = ok(&["scan", &out_db, table]);
+        let (k, v) = scanned.trim_end().split_once('\t').unwrap();
+        assert_eq!(k, "k");
+        if let Some(i) = table.strip_prefix("table-") {
+            assert_eq!(v, format!("v{}", i[..4].parse::<usize>().unwrap()));
+        }
+        values.push(v[1..].parse::<usize>().unwrap());
+    }
+    values.sort_unstable();
+    assert_eq!(values, (0..TABLES).collect::<Vec<_>>());
+}

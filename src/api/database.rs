@@ -459,13 +459,55 @@ impl Transaction<'_> {
     /// The names of the committed state's tables (not this transaction's own
     /// creations), in byte order, read as a salvage reads: damaged pages
     /// of the catalog are passed over, each named in the report's losses (the names in
-    /// its key range are lost, and with them where their tables' data lies). For a file
-    /// whose catalog [`Transaction::tables`] cannot read; [`Transaction::salvage_table`]
-    /// then finds each table the same way.
+    /// its key range are lost; [`Transaction::salvage_unnamed_tables`] finds their
+    /// tables). For a file whose catalog [`Transaction::tables`] cannot read;
+    /// [`Transaction::salvage_table`] then finds each table the same way.
     pub fn salvage_tables(&self) -> Result<(Vec<String>, SalvageReport)> {
         let mut names = Vec::new();
         let report = self.salvage_catalog(|name, _| names.push(name))?;
         Ok((names, report))
+    }
+
+    /// The tables a damaged catalog page took the names of: the ids of tables holding
+    /// keys at this transaction's snapshot that [`Transaction::salvage_tables`] cannot
+    /// name, in id order, for [`Transaction::salvage_table_id`] to copy. Empty when the
+    /// catalog reads whole (a table dropped while the history window keeps its data is
+    /// never listed). Ids are the file's own numbering of its tables, stable while the
+    /// table lives; a table whose keys all lie on damaged pages is not found.
+    ///
+    /// Walks the tree from one table's first key to the next table's, passing over
+    /// damage as a salvage does, only when the catalog has damage.
+    pub fn salvage_unnamed_tables(&self) -> Result<Vec<u64>> {
+        let mut named = std::collections::BTreeSet::new();
+        let report = self.salvage_catalog(|_, id| {
+            named.insert(id);
+        })?;
+        if report.losses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pin = Arc::clone(&self.pin());
+        let ids = self
+            .engine()
+            .salvage_table_ids(&mut pin, self.snapshot_seq())?;
+        Ok(ids.into_iter().filter(|id| !named.contains(id)).collect())
+    }
+
+    /// [`Transaction::salvage_table`] of the table with id `id` (one of
+    /// [`Transaction::salvage_unnamed_tables`]): a table whose name is lost. An id no
+    /// table has salvages nothing; the catalog's own id, or one past the largest a
+    /// table can have, is [`Error::TableNotFound`](crate::Error::TableNotFound) naming
+    /// `#id`.
+    pub fn salvage_table_id(
+        &self,
+        id: u64,
+        mut entry: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<SalvageReport> {
+        if id == CATALOG_TABLE || id > crate::types::TABLE_ID_MAX {
+            return Err(crate::Error::TableNotFound {
+                table: format!("#{id}"),
+            });
+        }
+        self.salvage_id(id, &mut entry)
     }
 
     /// Salvages the catalog at this transaction's snapshot: `each(name, id)` for every

@@ -4,7 +4,7 @@ use super::{Engine, ReadPin};
 use crate::btree;
 use crate::btree::salvage::{Damage, salvage_leaf};
 use crate::error::{Error, Result};
-use crate::types::{TableId, Value};
+use crate::types::{CATALOG_TABLE, TABLE_ID_MAX, TableId, Value};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -57,15 +57,7 @@ impl Engine {
         let store = self.store_entries(table, snapshot);
         self.refresh(pin)?;
         let p: &ReadPin = pin;
-        if snapshot < p.tree.checkpoint_seq {
-            // A time-travel snapshot below the tree's checkpoint: the walk reads the
-            // tree's current entries, not its history, so it cannot salvage that state.
-            return Err(Error::HistoryUnavailable {
-                requested: snapshot,
-                oldest: p.tree.checkpoint_seq,
-                newest: self.registry.visible(),
-            });
-        }
+        self.tree_holds(p, snapshot)?;
         let lo = btree::composite(table, &[]);
         let hi = table
             .checked_add(1)
@@ -117,6 +109,73 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// The tables other than the catalog with an entry at `snapshot` that can be read,
+    /// in the tree (a walk over every table's keys that passes over damage, stepping
+    /// from one table's first entry to the next table) or in the store, in id order.
+    /// Tables dropped at or below `snapshot` are left out (a checkpoint keeps a dropped
+    /// table's data while the drop is inside the history window).
+    pub(crate) fn salvage_table_ids(
+        &self,
+        pin: &mut Arc<ReadPin>,
+        snapshot: u64,
+    ) -> Result<Vec<TableId>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for table in self.versions.table_ids() {
+            let has_value = self
+                .store_entries(table, snapshot)
+                .iter()
+                .any(|(_, v)| v.is_some());
+            if table != CATALOG_TABLE && has_value {
+                ids.insert(table);
+            }
+        }
+        self.refresh(pin)?;
+        let p: &ReadPin = pin;
+        self.tree_holds(p, snapshot)?;
+        // History entries sort after every table, under ids past the largest.
+        let end = (TABLE_ID_MAX + 1).to_be_bytes();
+        let mut from = btree::composite(CATALOG_TABLE + 1, &[]);
+        loop {
+            let step = salvage_leaf(&p.view, self.page_size, p.tree.root, &from, &end);
+            let first = step.entries.first().map(|(k, _)| {
+                let mut key = Vec::new();
+                k.extend_into(&mut key);
+                key.get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(TableId::from_be_bytes)
+            });
+            match (first.flatten(), step.next) {
+                // The next table starts after this one's keys, whatever lies between.
+                (Some(id), _) if id < TABLE_ID_MAX => {
+                    ids.insert(id);
+                    from = btree::composite(id + 1, &[]);
+                }
+                (Some(id), _) => {
+                    ids.insert(id);
+                    break;
+                }
+                (None, Some(next)) => from = next,
+                (None, None) => break,
+            }
+        }
+        let dropped = self.versions.drops_at_or_below(snapshot);
+        ids.retain(|id| !dropped.contains(id));
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Fails for a time-travel snapshot below the tree's checkpoint: a salvaging walk
+    /// reads the tree's current entries, not its history, so it cannot read that state.
+    fn tree_holds(&self, p: &ReadPin, snapshot: u64) -> Result<()> {
+        if snapshot < p.tree.checkpoint_seq {
+            return Err(Error::HistoryUnavailable {
+                requested: snapshot,
+                oldest: p.tree.checkpoint_seq,
+                newest: self.registry.visible(),
+            });
+        }
+        Ok(())
     }
 
     /// Every visible version of `table` at `snapshot` in the store, tombstones included,

@@ -243,6 +243,11 @@ impl VersionStore {
         }
     }
 
+    /// The ids of the tables the store holds versions of, in no order.
+    pub fn table_ids(&self) -> Vec<TableId> {
+        self.tables.read().keys().copied().collect()
+    }
+
     /// Marks `table` dropped at `seq`; its data goes once no snapshot below `seq` lives.
     pub fn drop_table_at(&self, table: TableId, seq: u64) {
         self.dropped.lock().push((table, seq));
