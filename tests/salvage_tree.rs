@@ -416,3 +416,78 @@ fn lose_catalog_pages(dropped: u32) {
         "the catalog spans several leaves: {cases} damaged"
     );
 }
+
+/// A catalog entry whose value is no table id, in a page that verifies (a crafted file),
+/// loses that one name: the other names come out, the loss names the page, and the
+/// table is found by its keys (the first such value ended the whole walk).
+#[test]
+fn a_catalog_entry_that_is_no_table_id_loses_only_its_name() {
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .random_seed(3)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let name = |i: u8| format!("crafted-table-{i}");
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    for i in 1..=5 {
+        tx.create_table(&name(i)).unwrap();
+        tx.put(&name(i), b"k", &[i]).unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap().unwrap();
+    drop(c);
+    db.close().unwrap();
+    sim.crash_losing_unsynced();
+    let mut bytes = sim.live_bytes();
+    // The catalog's one leaf; the value 3 (a table's id) becomes 0, the catalog's own.
+    let p = bytes
+        .chunks_exact(PAGE)
+        .enumerate()
+        .position(|(p, b)| {
+            matches!(b[4], 8 | 9)
+                && b[19] <= 1
+                && b[8..16] == (p as u64).to_le_bytes()
+                && b.windows(15).any(|w| w == b"crafted-table-1")
+        })
+        .expect("the catalog's leaf");
+    let page = &mut bytes[p * PAGE..(p + 1) * PAGE];
+    let id3 = 3u64.to_le_bytes();
+    let at: Vec<usize> = (16..PAGE - 8).filter(|&i| page[i..i + 8] == id3).collect();
+    let [at] = at[..] else {
+        panic!("the id 3 is at {at:?}")
+    };
+    page[at..at + 8].fill(0);
+    let sum = crc32fast::hash(&page[4..]);
+    page[..4].copy_from_slice(&sum.to_le_bytes());
+
+    let db = open_read_only(bytes).unwrap();
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    let (names, report) = tx.salvage_tables().unwrap();
+    assert_eq!(names.len(), 4, "{names:?}");
+    let [loss] = &report.losses[..] else {
+        panic!("{report:?}")
+    };
+    assert_eq!(loss.page, p as u64, "{loss:?}");
+    assert!(loss.what.contains("table id 0"), "{loss:?}");
+    let lost = String::from_utf8(loss.from.clone()).unwrap();
+    assert!(!names.contains(&lost), "{lost}");
+    let mut values = Vec::new();
+    for n in &names {
+        tx.salvage_table(n, |_, v| {
+            values.push(v[0]);
+            Ok(())
+        })
+        .unwrap();
+    }
+    for id in tx.salvage_unnamed_tables().unwrap() {
+        tx.salvage_table_id(id, |_, v| {
+            values.push(v[0]);
+            Ok(())
+        })
+        .unwrap();
+    }
+    values.sort_unstable();
+    assert_eq!(values, vec![1, 2, 3, 4, 5]);
+}

@@ -156,6 +156,17 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
                 .map_or_else(|| open.to_string(), |k| format!("up to {}", show_key(k)))
         };
         for loss in &catalog_losses {
+            let one = loss.until.as_deref().and_then(|u| u.strip_suffix(&[0]));
+            if one == Some(&loss.from[..]) {
+                writeln!(
+                    out,
+                    "lost: the name {} (catalog page {}: {}); its table is copied as found below",
+                    show_key(&loss.from),
+                    loss.page,
+                    loss.what
+                )?;
+                continue;
+            }
             writeln!(
                 out,
                 "lost: the names of the tables named from {} {} (damaged catalog page {}: {}); a table created there since the last checkpoint comes from the log and was copied, the others as found below",

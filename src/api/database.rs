@@ -426,8 +426,13 @@ impl Transaction<'_> {
         let id = match self.table_id(table) {
             Ok(id) => id,
             Err(e) if e.is_corruption() => {
+                // The catalog's entry of this name alone: a salvage of every table
+                // through a damaged catalog reads each name once, not the catalog each
+                // time.
                 let mut found = None;
-                self.salvage_catalog(|name, id| {
+                let mut past = table.as_bytes().to_vec();
+                past.push(0);
+                self.salvage_catalog((table.as_bytes(), Some(&past)), |name, id| {
                     if name == table {
                         found = Some(id);
                     }
@@ -436,22 +441,30 @@ impl Transaction<'_> {
             }
             Err(e) => return Err(e),
         };
-        self.salvage_id(id, &mut entry)
+        self.salvage_id(id, (&[], None), &|_| Ok(()), &mut entry)
     }
 
-    /// Salvages table `id` at this transaction's snapshot, recorded as a read of it
-    /// whole.
+    /// Salvages the keys in `[from, until)` (`None`: to the end) of table `id` at this
+    /// transaction's snapshot, recorded as a read of that range.
     fn salvage_id(
         &self,
         id: TableId,
+        (from, until): (&[u8], Option<&[u8]>),
+        valid: &dyn Fn(&[u8]) -> Result<()>,
         entry: &mut crate::engine::EntrySink<'_>,
     ) -> Result<SalvageReport> {
-        self.record_range(id, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+        use std::ops::Bound;
+        self.record_range(
+            id,
+            Bound::Included(from),
+            until.map_or(Bound::Unbounded, Bound::Excluded),
+        );
         let snapshot = self.snapshot_seq();
         // A pin of its own, not the transaction's borrowed for the walk: `entry` may
         // read through the transaction.
         let mut pin = Arc::clone(&self.pin());
-        self.engine().salvage_table(&mut pin, id, snapshot, entry)
+        self.engine()
+            .salvage_table(&mut pin, id, (from, until), snapshot, valid, entry)
     }
 }
 
@@ -464,7 +477,7 @@ impl Transaction<'_> {
     /// [`Transaction::salvage_table`] then finds each table the same way.
     pub fn salvage_tables(&self) -> Result<(Vec<String>, SalvageReport)> {
         let mut names = Vec::new();
-        let report = self.salvage_catalog(|name, _| names.push(name))?;
+        let report = self.salvage_catalog((&[], None), |name, _| names.push(name))?;
         Ok((names, report))
     }
 
@@ -479,7 +492,7 @@ impl Transaction<'_> {
     /// damage as a salvage does, only when the catalog has damage.
     pub fn salvage_unnamed_tables(&self) -> Result<Vec<u64>> {
         let mut named = std::collections::BTreeSet::new();
-        let report = self.salvage_catalog(|_, id| {
+        let report = self.salvage_catalog((&[], None), |_, id| {
             named.insert(id);
         })?;
         if report.losses.is_empty() {
@@ -507,16 +520,27 @@ impl Transaction<'_> {
                 table: format!("#{id}"),
             });
         }
-        self.salvage_id(id, &mut entry)
+        self.salvage_id(id, (&[], None), &|_| Ok(()), &mut entry)
     }
 
-    /// Salvages the catalog at this transaction's snapshot: `each(name, id)` for every
-    /// entry that can be read, in name order.
-    fn salvage_catalog(&self, mut each: impl FnMut(String, TableId)) -> Result<SalvageReport> {
-        self.salvage_id(CATALOG_TABLE, &mut |k, v| {
-            each(String::from_utf8_lossy(k).into_owned(), decode_table_id(v)?);
-            Ok(())
-        })
+    /// Salvages the catalog's names in `[from, until)` at this transaction's snapshot:
+    /// `each(name, id)` for every entry that can be read, in name order. An entry whose
+    /// value is no table id (a crafted file: a page that verifies holds it) is a loss of
+    /// that name alone, not the end of the walk.
+    fn salvage_catalog(
+        &self,
+        names: (&[u8], Option<&[u8]>),
+        mut each: impl FnMut(String, TableId),
+    ) -> Result<SalvageReport> {
+        self.salvage_id(
+            CATALOG_TABLE,
+            names,
+            &|v| decode_table_id(v).map(drop),
+            &mut |k, v| {
+                each(String::from_utf8_lossy(k).into_owned(), decode_table_id(v)?);
+                Ok(())
+            },
+        )
     }
 }
 

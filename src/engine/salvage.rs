@@ -41,28 +41,36 @@ pub struct SalvageReport {
 }
 
 impl Engine {
-    /// Hands `entry` every key of `table` at `snapshot` that can be read, in key order,
-    /// passing over tree pages and values that fail their checks (each named in the
-    /// report). The store's versions override the tree's, as in every read.
+    /// Hands `entry` every key of `table` in `[from, until)` (`None`: to the table's
+    /// end) at `snapshot` that can be read, in key order, passing over tree pages and
+    /// values that fail their checks (each named in the report). The store's versions
+    /// override the tree's, as in every read. A tree value `valid` refuses (a catalog
+    /// entry that is no table id, in a page that verifies: a crafted file) is a loss of
+    /// its key alone, naming its page.
     pub(crate) fn salvage_table(
         &self,
         pin: &mut Arc<ReadPin>,
         table: TableId,
+        (from, until): (&[u8], Option<&[u8]>),
         snapshot: u64,
+        valid: &dyn Fn(&[u8]) -> Result<()>,
         entry: &mut EntrySink<'_>,
     ) -> Result<SalvageReport> {
         // The store first, then the tree: a checkpoint takes versions out of the store
         // only after it published the tree that holds them, so the newest tree, taken
         // after, has every version the store no longer had.
-        let store = self.store_entries(table, snapshot);
+        let store = self.store_entries(table, (from, until), snapshot);
         self.refresh(pin)?;
         let p: &ReadPin = pin;
         self.tree_holds(p, snapshot)?;
-        let lo = btree::composite(table, &[]);
-        let hi = table
-            .checked_add(1)
-            .map(|t| t.to_be_bytes().to_vec())
-            .ok_or_else(|| Error::corrupted(0, "table id out of range"))?;
+        let lo = btree::composite(table, from);
+        let hi = match until {
+            Some(u) => btree::composite(table, u),
+            None => table
+                .checked_add(1)
+                .map(|t| t.to_be_bytes().to_vec())
+                .ok_or_else(|| Error::corrupted(0, "table id out of range"))?,
+        };
         let mut report = SalvageReport {
             seq: snapshot,
             ..SalvageReport::default()
@@ -91,6 +99,19 @@ impl Engine {
                     }
                     continue;
                 }
+                if let Err(e) = valid(v) {
+                    let mut past = user.to_vec();
+                    past.push(0);
+                    report.losses.push(loss(
+                        Damage {
+                            error: e.on_page_of(&p.view, v, self.page_size),
+                            from: key.clone(),
+                            until: btree::composite(table, &past),
+                        },
+                        &hi,
+                    ));
+                    continue;
+                }
                 entry(user, v)?;
                 report.entries += 1;
             }
@@ -108,6 +129,8 @@ impl Engine {
                 report.entries += 1;
             }
         }
+        // A refused value's loss was met before the damage its leaf's step reported.
+        report.losses.sort_by(|a, b| a.from.cmp(&b.from));
         Ok(report)
     }
 
@@ -124,7 +147,7 @@ impl Engine {
         let mut ids = std::collections::BTreeSet::new();
         for table in self.versions.table_ids() {
             let has_value = self
-                .store_entries(table, snapshot)
+                .store_entries(table, (&[], None), snapshot)
                 .iter()
                 .any(|(_, v)| v.is_some());
             if table != CATALOG_TABLE && has_value {
@@ -178,16 +201,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Every visible version of `table` at `snapshot` in the store, tombstones included,
-    /// in key order.
-    fn store_entries(&self, table: TableId, snapshot: u64) -> Vec<(Vec<u8>, Value)> {
+    /// Every visible version of `table` in `[from, until)` at `snapshot` in the store,
+    /// tombstones included, in key order.
+    fn store_entries(
+        &self,
+        table: TableId,
+        (from, until): (&[u8], Option<&[u8]>),
+        snapshot: u64,
+    ) -> Vec<(Vec<u8>, Value)> {
         let mut out = Vec::new();
         let mut lo: Option<Vec<u8>> = None;
         loop {
             let batch = self.versions.scan(
                 table,
-                lo.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-                Bound::Unbounded,
+                lo.as_deref().map_or(Bound::Included(from), Bound::Excluded),
+                until.map_or(Bound::Unbounded, Bound::Excluded),
                 snapshot,
                 false,
                 STORE_BATCH,
