@@ -608,3 +608,62 @@ fn a_lost_leaf_is_reported_once_in_key_order() {
         .collect();
     assert_eq!(spans, [(&b""[..], &b"mmmmmmmm"[..])], "{:?}", step.damage);
 }
+
+/// A checksum-valid leaf of another part of the tree where a branch names a child (a
+/// lost or misdirected write): a point read missing at the leaf's edge checks the
+/// descent and names the leaf, where it answered "absent" for every key of the range
+/// the branch gives. A hit, and a miss between two of the leaf's keys, still answer.
+#[test]
+fn a_point_read_refuses_a_leaf_of_another_range() {
+    let get = |file: &[u8], key: &[u8]| super::get(file, PS, 1, key, None).map(|v| v.is_some());
+    // Root 1: keys below "mmmmmmmm" in leaf 2, the rest in leaf 3; leaf 3 holds keys
+    // of the lower range.
+    let below = file_of(
+        4,
+        vec![
+            branch(1, 2, &[(b"mmmmmmmm", 3)]),
+            leaf(2, &[b"aaaaaaaa"]),
+            leaf(3, &[b"bbbbbbbb", b"dddddddd"]),
+        ],
+    );
+    let err = get(&below, b"nnnnnnnn").unwrap_err().to_string();
+    assert!(
+        err.contains("page 3") && err.contains("outside the bounds"),
+        "{err}"
+    );
+    // Leaf 2 holds keys of the upper range.
+    let above = file_of(
+        4,
+        vec![
+            branch(1, 2, &[(b"mmmmmmmm", 3)]),
+            leaf(2, &[b"xxxxxxxx", b"yyyyyyyy"]),
+            leaf(3, &[b"nnnnnnnn"]),
+        ],
+    );
+    let err = get(&above, b"aaaaaaaa").unwrap_err().to_string();
+    assert!(
+        err.contains("page 2") && err.contains("outside the bounds"),
+        "{err}"
+    );
+    // A sound tree: hits, misses inside a leaf and at its edges.
+    let fine = file_of(
+        4,
+        vec![
+            branch(1, 2, &[(b"mmmmmmmm", 3)]),
+            leaf(2, &[b"bbbbbbbb", b"dddddddd"]),
+            leaf(3, &[b"nnnnnnnn", b"pppppppp"]),
+        ],
+    );
+    for (key, found) in [
+        (&b"aaaaaaaa"[..], false),
+        (b"bbbbbbbb", true),
+        (b"cccccccc", false),
+        (b"eeeeeeee", false),
+        (b"mmmmmmmm", false),
+        (b"nnnnnnnn", true),
+        (b"oooooooo", false),
+        (b"zzzzzzzz", false),
+    ] {
+        assert_eq!(get(&fine, key).unwrap(), found, "{key:?}");
+    }
+}

@@ -203,6 +203,13 @@ pub fn get<'a>(
                     node.value(i)?,
                     verified,
                 )?)),
+                // A miss at the leaf's edge is what a leaf of another part of the tree
+                // (a lost or misdirected write at this page number) answers for every
+                // key: the descent is walked again with every bound checked. A hit, or
+                // a miss between two of the leaf's keys, costs nothing more.
+                Err(i) if i == 0 || i == node.count() => {
+                    check_descent(file, page_size, root, key, verified).map(|()| None)
+                }
                 Err(_) => Ok(None),
             };
         }
@@ -217,6 +224,38 @@ pub fn get<'a>(
             if idx < node.count() {
                 bounds.1 = Some(node.separator(idx)?);
             }
+        }
+        page = node.child(idx)?;
+    }
+    Err(Error::corrupted(root, "tree deeper than the limit"))
+}
+
+/// Descends from `root` towards `key` checking each node against the bounds its parent
+/// branches give ([`check_within`]).
+fn check_descent(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+    key: &[u8],
+    verified: Option<&Verified>,
+) -> Result<()> {
+    let mut page = root;
+    let (mut lo, mut hi): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+    for _ in 0..DEPTH_MAX {
+        let node = NodeRef::parse_cached(page_bytes(file, page, page_size)?, page, verified)?;
+        check_within(&node, page, lo, hi)?;
+        if node.is_leaf() {
+            return Ok(());
+        }
+        let idx = match node.search_near(key, (None, None))? {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        if idx > 0 {
+            lo = Some(node.separator(idx - 1)?);
+        }
+        if idx < node.count() {
+            hi = Some(node.separator(idx)?);
         }
         page = node.child(idx)?;
     }
