@@ -341,7 +341,16 @@ fn lose_catalog_pages(dropped: u32) {
         let db = open_read_only(bytes.clone()).unwrap();
         let mut c = db.connect();
         let tx = c.begin_read().unwrap();
-        assert_eq!(tx.salvage_unnamed_tables().unwrap(), Vec::<u64>::new());
+        let (ids, report) = tx.salvage_unnamed_tables().unwrap();
+        assert_eq!(ids, Vec::<u64>::new());
+        assert!(report.losses.is_empty(), "{report:?}");
+        // A dropped table's id salvages nothing, though the tree keeps its keys.
+        for id in 1..=u64::from(dropped) {
+            let report = tx
+                .salvage_table_id(id, |k, _| panic!("table #{id} handed out {k:?}"))
+                .unwrap();
+            assert_eq!(report.entries, 0);
+        }
     }
     let mut cases = 0;
     for (p, page) in bytes.chunks_exact(PAGE).enumerate().skip(2) {
@@ -383,7 +392,8 @@ fn lose_catalog_pages(dropped: u32) {
             found.insert(i);
         }
         // The tables whose names were lost are found by their keys, and copied whole.
-        let unnamed = tx.salvage_unnamed_tables().unwrap();
+        let (unnamed, search) = tx.salvage_unnamed_tables().unwrap();
+        assert!(search.losses.is_empty(), "page {p}: {search:?}");
         assert_eq!(
             unnamed.len() + names.len(),
             (TABLES - dropped) as usize,
@@ -481,7 +491,7 @@ fn a_catalog_entry_that_is_no_table_id_loses_only_its_name() {
         })
         .unwrap();
     }
-    for id in tx.salvage_unnamed_tables().unwrap() {
+    for id in tx.salvage_unnamed_tables().unwrap().0 {
         tx.salvage_table_id(id, |_, v| {
             values.push(v[0]);
             Ok(())
@@ -490,4 +500,48 @@ fn a_catalog_entry_that_is_no_table_id_loses_only_its_name() {
     }
     values.sort_unstable();
     assert_eq!(values, vec![1, 2, 3, 4, 5]);
+}
+
+/// A table whose keys all lie on the damaged page with the catalog's names is not
+/// found, and the search says which ids it could not look at (the report claimed every
+/// table other than those it found was gone with its keys, or said nothing).
+#[test]
+fn a_search_for_unnamed_tables_names_the_ids_it_could_not_look_at() {
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .random_seed(3)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    for t in ["x", "y"] {
+        tx.create_table(t).unwrap();
+        tx.put(t, b"k", b"v").unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap().unwrap();
+    drop(c);
+    db.close().unwrap();
+    sim.crash_losing_unsynced();
+    let mut bytes = sim.live_bytes();
+    // The tree is one leaf: the names and both tables' keys.
+    let p = bytes
+        .chunks_exact(PAGE)
+        .enumerate()
+        .position(|(p, b)| matches!(b[4], 8 | 9) && b[8..16] == (p as u64).to_le_bytes())
+        .expect("the tree's leaf");
+    bytes[p * PAGE + PAGE / 2] ^= 0x10;
+    let db = open_read_only(bytes).unwrap();
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    let (names, _) = tx.salvage_tables().unwrap();
+    assert!(names.is_empty(), "{names:?}");
+    let (ids, search) = tx.salvage_unnamed_tables().unwrap();
+    assert!(ids.is_empty(), "{ids:?}");
+    let [loss] = &search.losses[..] else {
+        panic!("{search:?}")
+    };
+    assert_eq!(loss.page, p as u64);
+    assert_eq!(loss.from, 1u64.to_be_bytes());
+    assert_eq!(loss.until, None, "{loss:?}");
 }

@@ -75,12 +75,14 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     };
     // The tables whose names were lost are found by their keys and copied under names
     // of their own, none a copied table has.
-    let unnamed = if catalog_losses.is_empty() {
-        Vec::new()
+    let (unnamed, unsearched) = if catalog_losses.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
-        crate::data::with_spinner("looking for tables whose names were lost", || {
-            snapshot.salvage_unnamed_tables()
-        })?
+        let (ids, report) =
+            crate::data::with_spinner("looking for tables whose names were lost", || {
+                snapshot.salvage_unnamed_tables()
+            })?;
+        (ids, report.losses)
     };
     let mut sources: Vec<(String, Source)> = tables
         .iter()
@@ -169,7 +171,7 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             }
             writeln!(
                 out,
-                "lost: the names of the tables named from {} {} (damaged catalog page {}: {}); a table created there since the last checkpoint comes from the log and was copied, the others as found below",
+                "lost: the names of the tables named from {} {} (damaged catalog page {}: {}); a table created there since the last checkpoint comes from the log and was copied, the others as found below when their keys can be read",
                 show_key(&loss.from),
                 until(loss, "to the last name"),
                 loss.page,
@@ -183,6 +185,19 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
                     "found: a table whose name was lost (its id is {id}), copied as {name}"
                 )?;
             }
+        }
+        let id = |bytes: &[u8]| <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes);
+        for loss in &unsearched {
+            let ids = match loss.until.as_deref().map(id) {
+                Some(past) if past == id(&loss.from) + 1 => format!("id {}", id(&loss.from)),
+                Some(past) => format!("ids {} to {}", id(&loss.from), past - 1),
+                None => format!("ids from {}", id(&loss.from)),
+            };
+            writeln!(
+                out,
+                "lost: any table of {ids} whose name was lost and whose keys all lie on damaged tree page {} ({}): not found",
+                loss.page, loss.what
+            )?;
         }
         for (table, loss) in &losses {
             let until = until(loss, "to the end of the table");

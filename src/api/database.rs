@@ -483,33 +483,50 @@ impl Transaction<'_> {
 
     /// The tables a damaged catalog page took the names of: the ids of tables holding
     /// keys at this transaction's snapshot that [`Transaction::salvage_tables`] cannot
-    /// name, in id order, for [`Transaction::salvage_table_id`] to copy. Empty when the
-    /// catalog reads whole (a table dropped while the history window keeps its data is
-    /// never listed). Ids are the file's own numbering of its tables, stable while the
-    /// table lives; a table whose keys all lie on damaged pages is not found.
+    /// name, in id order, for [`Transaction::salvage_table_id`] to copy; and a report
+    /// whose losses are the tree pages the search could not read, each naming the ids
+    /// (8 bytes, big-endian) of the tables whose keys it may hold, from `from` up to
+    /// `until` (`None`: every later id): a table whose keys all lie there is not found
+    /// (nor is an empty table). The report's `entries` counts the ids. Empty when the
+    /// catalog reads whole; a table dropped at or before the snapshot (whose data a
+    /// checkpoint keeps while the history window holds the drop) is never listed. Ids
+    /// are the file's own numbering of its tables, never given twice.
     ///
     /// Walks the tree from one table's first key to the next table's, passing over
-    /// damage as a salvage does, only when the catalog has damage.
-    pub fn salvage_unnamed_tables(&self) -> Result<Vec<u64>> {
+    /// damage as a salvage does, only when the catalog has damage. Under
+    /// [`Isolation::Serializable`](crate::Isolation::Serializable) it counts as a read of
+    /// the catalog, not of the tables it finds.
+    pub fn salvage_unnamed_tables(&self) -> Result<(Vec<u64>, SalvageReport)> {
+        let seq = self.snapshot_seq();
         let mut named = std::collections::BTreeSet::new();
         let report = self.salvage_catalog((&[], None), |_, id| {
             named.insert(id);
         })?;
         if report.losses.is_empty() {
-            return Ok(Vec::new());
+            return Ok((
+                Vec::new(),
+                SalvageReport {
+                    seq,
+                    ..SalvageReport::default()
+                },
+            ));
         }
         let mut pin = Arc::clone(&self.pin());
-        let ids = self
-            .engine()
-            .salvage_table_ids(&mut pin, self.snapshot_seq())?;
-        Ok(ids.into_iter().filter(|id| !named.contains(id)).collect())
+        let (ids, losses) = self.engine().salvage_table_ids(&mut pin, seq)?;
+        let ids: Vec<u64> = ids.into_iter().filter(|id| !named.contains(id)).collect();
+        let report = SalvageReport {
+            seq,
+            entries: ids.len() as u64,
+            losses,
+        };
+        Ok((ids, report))
     }
 
     /// [`Transaction::salvage_table`] of the table with id `id` (one of
     /// [`Transaction::salvage_unnamed_tables`]): a table whose name is lost. An id no
-    /// table has salvages nothing; the catalog's own id, or one past the largest a
-    /// table can have, is [`Error::TableNotFound`](crate::Error::TableNotFound) naming
-    /// `#id`.
+    /// table has at the snapshot (never given, or a table dropped at or before it)
+    /// salvages nothing; the catalog's own id, or one past the largest a table can
+    /// have, is [`Error::TableNotFound`](crate::Error::TableNotFound) naming `#id`.
     pub fn salvage_table_id(
         &self,
         id: u64,
@@ -518,6 +535,13 @@ impl Transaction<'_> {
         if id == CATALOG_TABLE || id > crate::types::TABLE_ID_MAX {
             return Err(crate::Error::TableNotFound {
                 table: format!("#{id}"),
+            });
+        }
+        let seq = self.snapshot_seq();
+        if self.engine().table_dropped(id, seq) {
+            return Ok(SalvageReport {
+                seq,
+                ..SalvageReport::default()
             });
         }
         self.salvage_id(id, (&[], None), &|_| Ok(()), &mut entry)

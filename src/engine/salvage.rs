@@ -136,14 +136,17 @@ impl Engine {
 
     /// The tables other than the catalog with an entry at `snapshot` that can be read,
     /// in the tree (a walk over every table's keys that passes over damage, stepping
-    /// from one table's first entry to the next table) or in the store, in id order.
-    /// Tables dropped at or below `snapshot` are left out (a checkpoint keeps a dropped
-    /// table's data while the drop is inside the history window).
+    /// from one table's first entry to the next table) or in the store, in id order;
+    /// and the tree pages the walk could not read, each a loss whose `from` and `until`
+    /// are the ids (8 bytes, big-endian) of the first table whose keys it may hold and
+    /// of the first after them (`None`: every later id). Tables dropped at or below
+    /// `snapshot` are left out (a checkpoint keeps a dropped table's data while the
+    /// drop is inside the history window).
     pub(crate) fn salvage_table_ids(
         &self,
         pin: &mut Arc<ReadPin>,
         snapshot: u64,
-    ) -> Result<Vec<TableId>> {
+    ) -> Result<(Vec<TableId>, Vec<SalvageLoss>)> {
         let mut ids = std::collections::BTreeSet::new();
         for table in self.versions.table_ids() {
             let has_value = self
@@ -157,19 +160,42 @@ impl Engine {
         self.refresh(pin)?;
         let p: &ReadPin = pin;
         self.tree_holds(p, snapshot)?;
+        let id_of = |key: &[u8]| {
+            key.get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, TableId::from_be_bytes)
+        };
         // History entries sort after every table, under ids past the largest.
         let end = (TABLE_ID_MAX + 1).to_be_bytes();
+        let mut losses: Vec<SalvageLoss> = Vec::new();
         let mut from = btree::composite(CATALOG_TABLE + 1, &[]);
         loop {
             let step = salvage_leaf(&p.view, self.page_size, p.tree.root, &from, &end);
             let first = step.entries.first().map(|(k, _)| {
                 let mut key = Vec::new();
                 k.extend_into(&mut key);
-                key.get(..8)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(TableId::from_be_bytes)
+                key
             });
-            match (first.flatten(), step.next) {
+            // Damage past the first entry is that table's own (its salvage reports it)
+            // or is met again from the next table on.
+            for d in step.damage {
+                if first.as_ref().is_some_and(|f| d.from >= *f) {
+                    continue;
+                }
+                let (page, what) = match d.error {
+                    Error::Corrupted { page, what } => (page, what),
+                    other => (0, other.to_string()),
+                };
+                let last = id_of(&d.until);
+                let past = if d.until.len() > 8 { last + 1 } else { last };
+                losses.push(SalvageLoss {
+                    page,
+                    what,
+                    from: id_of(&d.from).to_be_bytes().to_vec(),
+                    until: (d.until.as_slice() < &end[..]).then(|| past.to_be_bytes().to_vec()),
+                });
+            }
+            match (first.as_deref().map(id_of), step.next) {
                 // The next table starts after this one's keys, whatever lies between.
                 (Some(id), _) if id < TABLE_ID_MAX => {
                     ids.insert(id);
@@ -183,9 +209,23 @@ impl Engine {
                 (None, None) => break,
             }
         }
-        let dropped = self.versions.drops_at_or_below(snapshot);
-        ids.retain(|id| !dropped.contains(id));
-        Ok(ids.into_iter().collect())
+        // A loss of ids that were all found hides no table.
+        losses.retain(|l| {
+            let range = (id_of(&l.from), l.until.as_deref().map(id_of));
+            range.1.is_none_or(|past| {
+                ids.range(range.0..past).count() as u64 != past.saturating_sub(range.0)
+            })
+        });
+        // Dead tables count as dropped too: a checkpoint forgets a drop (marking the
+        // table dead) once it published a tree without the table's keys, which the
+        // pin taken above may predate.
+        ids.retain(|&id| !self.table_dropped(id, snapshot));
+        Ok((ids.into_iter().collect(), losses))
+    }
+
+    /// Whether table `id` was dropped at or below `snapshot`.
+    pub(crate) fn table_dropped(&self, id: TableId, snapshot: u64) -> bool {
+        self.versions.dropped_for(id, snapshot)
     }
 
     /// Fails for a time-travel snapshot below the tree's checkpoint: a salvaging walk

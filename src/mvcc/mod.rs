@@ -243,6 +243,17 @@ impl VersionStore {
         }
     }
 
+    /// Whether `table` was dropped at or below `snapshot` (or is dead: dropped at or
+    /// below every live snapshot; ids are never given again).
+    pub fn dropped_for(&self, table: TableId, snapshot: u64) -> bool {
+        self.dead.lock().contains(&table)
+            || self
+                .dropped
+                .lock()
+                .iter()
+                .any(|&(t, seq)| t == table && seq <= snapshot)
+    }
+
     /// The ids of the tables the store holds versions of, in no order.
     pub fn table_ids(&self) -> Vec<TableId> {
         self.tables.read().keys().copied().collect()
