@@ -179,8 +179,19 @@ impl Feed {
             // Receiving from before the feed is marked active: a commit sequenced after
             // `tip` below and published before this subscriber's second look (below)
             // reached nobody, and was missed with no lag told.
+            // Subscriptions dropped since the last event are forgotten here too: a
+            // database without commits would otherwise keep one entry per
+            // subscription ever made.
+            st.subscribers.retain(|w| w.strong_count() > 0);
             st.subscribers.push(mine.clone());
             joined_durable = st.durable;
+            // The first subscriber's gap, pending now, may be told before this
+            // subscriber's second look: it is owed what of the gap came after it joined
+            // (counted again, more closely, at that look if the gap is still pending).
+            let before = joined_durable.min(st.visible);
+            if let Some((gap_tip, owed)) = &mut st.gap {
+                owed.push((mine.clone(), gap_tip.saturating_sub(before)));
+            }
         }
         let first = !self.active.swap(true, Ordering::SeqCst);
         let (tip, visible) = look();
@@ -205,12 +216,14 @@ impl Feed {
                 let owed = st.subscribers.iter().map(|w| (w.clone(), missed)).collect();
                 st.gap = Some((tip, owed));
             }
-        } else if let Some((gap_tip, owed)) = &mut st.gap
-            && !owed.iter().any(|(w, _)| w.ptr_eq(&mine))
-        {
+        } else if let Some((gap_tip, owed)) = &mut st.gap {
             // The first subscriber's gap, still pending: what of it came after this one
             // joined.
-            owed.push((mine, gap_tip.saturating_sub(before)));
+            let count = gap_tip.saturating_sub(before);
+            match owed.iter_mut().find(|(w, _)| w.ptr_eq(&mine)) {
+                Some((_, n)) => *n = (*n).min(count),
+                None => owed.push((mine, count)),
+            }
         }
         // What became publishable meanwhile (a record waiting for this look's `next`).
         publish(&mut st);
@@ -444,6 +457,37 @@ mod tests {
         assert!(s.try_recv().is_none(), "2 is not durable yet");
         f.durable(2);
         assert_eq!(s.try_recv(), Some(Received::Lagged { missed: 1 }));
+    }
+
+    /// A second subscriber that joined while the first one's gap was pending, the gap
+    /// told between its two looks: it is told of the gap too (it was in no list of
+    /// those owed it, and received the commit after the gap as if none was missed).
+    #[test]
+    fn a_subscriber_joining_during_the_gap_is_told_of_it_however_soon_it_ends() {
+        let f = Feed::new(0);
+        // Seq 1 taken while nobody recorded: the first subscriber's gap.
+        let s1 = f.subscribe(16, || (1, 0));
+        let s2 = f.subscribe(16, || {
+            // The gap is told between the second subscriber's two looks.
+            done(&f, 1);
+            (1, 1)
+        });
+        assert_eq!(s1.try_recv(), Some(Received::Lagged { missed: 1 }));
+        f.record(2, &|| t(&["a"]));
+        done(&f, 2);
+        assert_eq!(s2.try_recv(), Some(Received::Lagged { missed: 1 }));
+        assert!(matches!(s2.try_recv(), Some(Received::Commit(e)) if e.seq == 2));
+    }
+
+    /// Subscriptions dropped on a database without commits are forgotten when the next
+    /// one comes (each left an entry until the next event).
+    #[test]
+    fn dropped_subscriptions_leave_nothing_behind_without_commits() {
+        let f = Feed::new(0);
+        for _ in 0..1000 {
+            drop(f.subscribe(16, || (0, 0)));
+        }
+        assert_eq!(f.state.lock().subscribers.len(), 1);
     }
 
     /// A timeout longer than an `Instant` can hold waits as `recv` does (it panicked).

@@ -136,8 +136,17 @@ impl<'a> LogFile<'a> {
         prev_chain: u32,
         successor: Option<&[u8]>,
     ) -> Option<(Marker, u32, [u8; MARKER_LEN])> {
-        if blank(slot) && successor.is_none_or(blank) {
-            // The usual end of the stream: an empty slot with nothing after it.
+        // A blank slot has nothing of its own to confirm a rebuild: only a successor
+        // holding the next sequence's marker can. Any other successor (blank: the usual
+        // end of the stream; or the first slot of a next page this stream never started,
+        // holding what an earlier use of the page left) leaves nothing to rebuild, and
+        // no search of every proof in the file runs for it.
+        let names_next = |s: &[u8]| {
+            s.get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .is_some_and(|b| u64::from_le_bytes(b) == seq + 1)
+        };
+        if blank(slot) && !successor.is_some_and(names_next) {
             return None;
         }
         let stored_offset = slot
