@@ -460,7 +460,9 @@ impl GroupCommit {
         };
         self.changed.notify_all();
         self.hand_off(st);
-        if result.is_err() {
+        // Poisoned by this step, or from outside it while it ran (which then left the
+        // feed open for what it made durable): no later step runs.
+        if st.poisoned.is_some() {
             self.close_feed_poisoned();
         }
         // Logged last: every waiter is already told, whatever the logger does.
@@ -526,13 +528,22 @@ impl GroupCommit {
         self.poisoned_at.store(true, Ordering::Release);
         self.changed.notify_all();
         self.bells.ring_all();
+        // A step in flight may still make its group durable, and tells its waiters so:
+        // the feed closes when it ends, after its subscribers receive that group.
+        let step_in_flight = st.leader_active;
         drop(st);
-        self.close_feed_poisoned();
+        if !step_in_flight {
+            self.close_feed_poisoned();
+        }
     }
 
-    /// Once poisoned: subscribers receive what is durable and visible, then `Closed`
-    /// (no commit becomes durable any more; they waited until the database was closed).
+    /// Once poisoned and no step runs: subscribers receive what is durable and visible,
+    /// then `Closed` (no commit becomes durable any more; they waited until the
+    /// database was closed).
     fn close_feed_poisoned(&self) {
+        // A step reports its durable sequence to the feed after telling its waiters:
+        // one poisoned from outside between the two had not.
+        self.feed.durable(self.durable_at.load(Ordering::Acquire));
         self.feed.visible(self.registry.visible());
         self.feed.close();
     }

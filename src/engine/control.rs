@@ -196,6 +196,14 @@ impl Engine {
         // closes, subscribers receive every commit this close leaves durable.
         // (Visible or not: nothing reads the database once it is closed.)
         let durable = self.committer.durable_seq();
+        // A committer records its commit to the feed after taking its sequence, and
+        // before it applies its versions: once every commit `drain` made durable is
+        // visible, every one is recorded, and the feed publishes them all (it stops at
+        // the first sequence not recorded). Not when poisoned: a commit stalled there
+        // never becomes visible.
+        if drained.is_ok() && self.committer.check_poisoned().is_ok() {
+            let _ = self.registry.wait_visible(durable);
+        }
         self.committer.feed().durable(durable);
         self.committer.feed().visible(durable);
         self.committer.feed().close();
