@@ -392,3 +392,44 @@ fn a_read_committed_on_a_live_reader_reports_written_at_most() {
     let info = writer.connect().begin_read().unwrap().commit().unwrap();
     assert_eq!(info.durability, Durability::Durable);
 }
+
+/// A live reader's history window is the one its next `begin_read_at` reads: after the
+/// writer's checkpoint raised the floor, the window said the old floor, and reading at
+/// it failed.
+#[test]
+fn a_live_readers_history_window_follows_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let writer = capsuledb::Options::new()
+        .history_retention(capsuledb::HistoryRetention::Commits(10))
+        .open(&path)
+        .unwrap();
+    let mut c = writer.connect();
+    let commit = |c: &mut capsuledb::Connection, i: u32| {
+        let mut tx = c.begin().unwrap();
+        if i == 0 {
+            tx.create_table("t").unwrap();
+        }
+        tx.put("t", &i.to_be_bytes(), b"v").unwrap();
+        tx.commit().unwrap().seq
+    };
+    for i in 0..50 {
+        commit(&mut c, i);
+    }
+    writer.checkpoint().unwrap();
+    let reader = capsuledb::Options::new()
+        .read_only(true)
+        .open(&path)
+        .unwrap();
+    let (lo, _) = reader.history_window();
+    reader.begin_read_at(lo).unwrap();
+    let mut last = 0;
+    for i in 50..100 {
+        last = commit(&mut c, i);
+    }
+    writer.checkpoint().unwrap();
+    let (lo, hi) = reader.history_window();
+    assert_eq!(hi, last, "the window's newest state");
+    let tx = reader.begin_read_at(lo).unwrap();
+    assert_eq!(tx.snapshot_seq(), lo);
+}

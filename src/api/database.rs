@@ -239,7 +239,12 @@ impl Database {
     /// (waiting out a transaction being committed straight into the tree, as
     /// `begin_read_at` does).
     pub fn history_window(&self) -> (u64, u64) {
-        self.engine().history_window()
+        // The engine `begin_read_at` would use: a live reader's newest generation, with
+        // the writer's commits replayed (the current one can be a checkpoint behind).
+        match self.latest() {
+            Ok(engine) => engine.history_window(),
+            Err(_) => self.engine().history_window(),
+        }
     }
 
     /// Drops retained versions older than `seq` now, whatever the retention setting:

@@ -111,6 +111,25 @@ pub(crate) fn recover_live(
     Ok(rec)
 }
 
+/// A read-only open's recovery that stopped at damage: logged, and refused when the
+/// damage lies below the history floor the tree was written with (`floor`, when read):
+/// such a tree is right only from the floor on (the log puts right the keys written
+/// between its checkpoint and the floor), so no state before the damage can be read
+/// exactly.
+pub(crate) fn damage_before_reads(rec: &Recovered, floor: Option<u64>, path: &str) -> Result<()> {
+    let Some(d) = &rec.damage else {
+        return Ok(());
+    };
+    if floor.is_some_and(|floor| rec.tip < floor) {
+        return Err(d.to_error());
+    }
+    log::warn!(
+        "{path}: read-only open: the commit log is damaged; reads see the commits before it: {}",
+        d.to_error()
+    );
+    Ok(())
+}
+
 impl Engine {
     /// A live reader's engine: replays the commits written to the marker stream since
     /// the last call and makes them visible. Nothing for a writer's engine.

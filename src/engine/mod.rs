@@ -247,13 +247,8 @@ impl Engine {
                 rec.used_pages.len()
             );
         }
-        if let Some(d) = &rec.damage {
-            log::warn!(
-                "{}: read-only open: the commit log is damaged; reads see the commits before it: {}",
-                show_path(path.as_deref()),
-                d.to_error()
-            );
-        }
+        let known_floor = (!floor_unread).then_some(floor);
+        follow::damage_before_reads(&rec, known_floor, &show_path(path.as_deref()))?;
         // With its record unread, the window may have started anywhere after the
         // checkpoint (a tree written with the floor above it is wrong at its own
         // sequence): only the newest state is read.
