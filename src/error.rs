@@ -94,7 +94,9 @@ pub enum Error {
     Conflict {
         /// The table of the conflicting key or range.
         table: String,
-        /// The conflicting key (for a range conflict: the key that met the range).
+        /// The conflicting key (for a range conflict: the key that met the range; for
+        /// a table this transaction dropped or cleared after another wrote to it: empty,
+        /// the whole table).
         key: Vec<u8>,
         /// The sequence number of the committed transaction met.
         committed_seq: u64,

@@ -22,7 +22,11 @@ use std::marker::PhantomData;
 ///   see (the wrong value may encode to the same bytes);
 /// - a recursive `T` (`enum Tree { Leaf, Node(Box<Tree>) }`) is decoded without a depth
 ///   limit: bytes nested deeper than the thread's stack allows (only a hostile file can
-///   hold them with valid checksums) overflow the stack.
+///   hold them with valid checksums) overflow the stack;
+/// - a collection of elements that encode to no bytes (`Vec<()>`, a set of unit
+///   structs, `[T; 0]`) takes its length from the bytes without a bound: bytes naming
+///   2^64 elements (written through the byte API, say) make a read step through that
+///   many, for ever in effect. Such collections are not for values other code writes.
 ///
 /// ```
 /// # fn main() -> capsuledb::Result<()> {
