@@ -121,3 +121,25 @@ fn a_written_commit_that_led_a_failing_step_is_answered_ok() {
     tx.put(TABLE, b"later", b"v").unwrap();
     assert!(matches!(tx.commit(), Err(Error::Poisoned { .. })));
 }
+
+/// A checkpoint whose sync fails poisons the database: that `fdatasync` may have dropped
+/// a commit's dirty capsule, and a later group's sync that succeeds (on a storage that
+/// does not fail every sync after a failed one, as `SimStorage` does not) had that commit
+/// acknowledged durable over a capsule a crash then lost.
+#[test]
+fn a_failed_checkpoint_sync_poisons() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    create_table(&db, TABLE);
+    let mut conn = db.connect();
+    let mut tx = conn.begin().unwrap();
+    tx.put(TABLE, b"k1", b"v").unwrap();
+    tx.commit_with(Durability::Durable).unwrap();
+    sim.fail_nth_sync(1);
+    let e = db.checkpoint().expect_err("the checkpoint's sync failed");
+    assert!(is_io_or_poisoned(&e), "{e:?}");
+    let mut tx = conn.begin().unwrap();
+    tx.put(TABLE, b"k2", b"v").unwrap();
+    let e = tx.commit_with(Durability::Durable).expect_err("poisoned");
+    assert!(matches!(e, Error::Poisoned { .. }), "{e:?}");
+}

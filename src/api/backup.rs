@@ -221,12 +221,13 @@ impl Database {
         // A read-only handle past damage reads an earlier state than the file's (a
         // damaged log, or a header copy that may have held a newer state): a copy of it
         // would pass its check and hide what was lost. `capsuledb salvage` copies such a
-        // file and says what was lost.
-        let info = self.info()?;
+        // file and says what was lost. The snapshot's own engine is asked: a live
+        // reader's handle may have moved on to a newer one since.
+        let info = snap.engine().info()?;
         if let Some(damage) = &info.log_damage {
             return Err(damage.to_error());
         }
-        if let Some((page, what)) = self.engine().header_damage()? {
+        if let Some((page, what)) = snap.engine().header_damage()? {
             return Err(Error::corrupted(page, what));
         }
         let tables = snap.tables()?;

@@ -329,7 +329,10 @@ impl Database {
     }
 
     /// Checkpoints, then returns the free pages at the end of the file to the operating
-    /// system. Returns the number of bytes the file shrank by.
+    /// system. Returns the number of bytes the file shrank by. While a live reader in
+    /// another process reads an older state, the pages it may read are neither reused
+    /// nor cut: the file shrinks only by what lies past them, and the tree's leaves are
+    /// not moved out of the tail (they would only go to the file's end).
     pub fn compact(&self) -> Result<u64> {
         self.engine().compact()
     }

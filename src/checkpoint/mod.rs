@@ -546,7 +546,7 @@ impl Checkpointer {
         let durable = self
             .storage
             .write_at(self.pager.offset_of(run_first), &run)
-            .and_then(|()| self.storage.sync())
+            .and_then(|()| self.synced())
             // A group's step may have failed meanwhile (poisoned only once it returns,
             // so a step in flight is waited for): the marker page this header would name
             // may never have been written.
@@ -662,11 +662,16 @@ impl Checkpointer {
         // Every page in use would fit below `in_use`: the second pass also moves the
         // tree's leaves that lie above it (a tree written after the log, as a tree
         // commit's is, would otherwise keep the tail).
+        // Not while pages are held for a reader of an older state (a live reader in
+        // another process): neither free for the moved leaves nor cut once moved out of,
+        // they would have the leaves moved to the file's end, growing it.
         let (header, _) = self.header();
         let in_use = header
             .page_count
             .saturating_sub(self.pager.free_pages().len() as u64);
-        self.relocate_from.store(in_use, Ordering::Release);
+        if self.pager.held_count() == 0 {
+            self.relocate_from.store(in_use, Ordering::Release);
+        }
         let second = self.checkpoint(&mut st, true);
         self.relocate_from.store(u64::MAX, Ordering::Release);
         passes += u64::from(second?.is_some());
@@ -675,8 +680,20 @@ impl Checkpointer {
         passes += u64::from(self.checkpoint(&mut st, true)?.is_some());
         let (header, _) = self.header();
         let after = self.pager.cut_file(header.page_count)?;
-        self.storage.sync()?;
+        self.synced()?;
         Ok((before.saturating_sub(after), passes))
+    }
+
+    /// Syncs the file, poisoning the database when that fails: a failed `fdatasync` may
+    /// have dropped dirty pages of commits (capsules, proofs) along with the
+    /// checkpoint's, and a later sync that succeeds would have their group acknowledged
+    /// durable over them (the file storage fails every sync after a failed one; a
+    /// storage plugged in through `Options::open_storage` need not).
+    fn synced(&self) -> Result<()> {
+        self.storage.sync().inspect_err(|e| {
+            self.committer
+                .poison(format!("a checkpoint's sync failed: {e}"))
+        })
     }
 }
 
