@@ -47,10 +47,19 @@ impl Chain {
             Chain::One(_) => *self = Chain::Many(Vec::new()),
             Chain::Many(list) => {
                 list.drain(..cut.min(list.len()));
+                // A chain that grew long under a long-lived snapshot gives the room back
+                // once pruned (the store's byte count, which the budget watches, counts
+                // versions, not room), keeping some for the next versions.
+                if list.capacity() > CHAIN_SPARE_MAX && list.capacity() > 4 * list.len() {
+                    list.shrink_to(CHAIN_SPARE_MAX.max(2 * list.len()));
+                }
             }
         }
     }
 }
+
+/// Room for versions a chain keeps past the ones it holds, at most, once pruned.
+const CHAIN_SPARE_MAX: usize = 16;
 
 impl std::ops::Deref for Chain {
     type Target = [Version];
@@ -73,6 +82,22 @@ mod tests {
 
     fn seqs(c: &Chain) -> Vec<u64> {
         c.iter().map(|v| v.seq).collect()
+    }
+
+    /// A chain pruned after growing long (a snapshot held the horizon back) gives its
+    /// room back: the store's byte count, which the budget watches, never counted it.
+    #[test]
+    fn a_long_chain_gives_its_room_back_once_pruned() {
+        let mut c = Chain::new(v(0));
+        for s in 1..100_000 {
+            c.insert(s as usize, v(s));
+        }
+        c.drop_front(99_998);
+        assert_eq!(seqs(&c), vec![99_998, 99_999]);
+        let Chain::Many(list) = &c else {
+            panic!("a chain of two")
+        };
+        assert!(list.capacity() <= CHAIN_SPARE_MAX, "{}", list.capacity());
     }
 
     #[test]
