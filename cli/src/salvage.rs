@@ -318,9 +318,6 @@ fn show_key(key: &[u8]) -> String {
     }
 }
 
-/// Writes what can be read of `tables` (each under its name in the copy) in the snapshot `src` into a new database at `temp` (pages of
-/// `page_size`), with a progress bar over `total` keys (when known), and checks it;
-/// returns the keys copied and what could not be read, by table.
 /// Where a table of the copy comes from.
 enum Source {
     /// The table of this name.
@@ -329,6 +326,9 @@ enum Source {
     Id(u64),
 }
 
+/// Writes what can be read of `tables` (each under its name in the copy) in the snapshot `src` into a new database at `temp` (pages of
+/// `page_size`), with a progress bar over `total` keys (when known), and checks it;
+/// returns the keys copied and what could not be read, by table.
 fn write_copy(
     src: &capsuledb::Transaction<'_>,
     tables: &[(String, Source)],

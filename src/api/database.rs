@@ -239,11 +239,12 @@ impl Database {
     /// (waiting out a transaction being committed straight into the tree, as
     /// `begin_read_at` does).
     pub fn history_window(&self) -> (u64, u64) {
-        // The engine `begin_read_at` would use: a live reader's newest generation, with
-        // the writer's commits replayed (the current one can be a checkpoint behind).
-        match self.latest() {
-            Ok(engine) => engine.history_window(),
-            Err(_) => self.engine().history_window(),
+        // A live reader's newest generation (the current one can be a checkpoint
+        // behind, naming a floor `begin_read_at` refuses), moved to as its idle thread
+        // does: damage is left for the next transaction to report.
+        match &self.handle.0 {
+            Handle::Engine(e) => e.history_window(),
+            Handle::Live(f) => f.newest_quietly().history_window(),
         }
     }
 

@@ -463,6 +463,11 @@ pub(super) fn leaves_of(
                 "tree page outside the file's data pages",
             ));
         }
+        // A multi-page leaf's other pages too: one over another node would be freed
+        // with it while the new tree keeps that node.
+        if (page + 1..end).any(|p| !seen.insert(p)) {
+            return Err(Error::corrupted(page, "tree page reachable twice"));
+        }
         if node.is_leaf() {
             leaves.push((low, page));
             continue;
@@ -640,6 +645,11 @@ fn merge_into(
             continue;
         }
         let node = NodeRef::parse(page_bytes(file, *leaf, page_size)?, *leaf)?;
+        // A leaf of another range at this page (a lost or misdirected write) is refused,
+        // as a read and a scan refuse it: merged, its keys would take the separator of
+        // their own first key, and reads of this range and the one before would find
+        // them absent without an error.
+        super::check_within(&node, *leaf, low.as_deref(), high)?;
         b.freed.extend(*leaf..*leaf + node.pages());
         let mut j = 0usize;
         let n = node.count();

@@ -615,7 +615,11 @@ fn a_lost_leaf_is_reported_once_in_key_order() {
 /// the branch gives. A hit, and a miss between two of the leaf's keys, still answer.
 #[test]
 fn a_point_read_refuses_a_leaf_of_another_range() {
-    let get = |file: &[u8], key: &[u8]| super::get(file, PS, 1, key, None).map(|v| v.is_some());
+    // As a read calls it: with the pager's set of verified pages (one per file here).
+    let get = |file: &[u8], key: &[u8]| {
+        let verified = crate::pager::Verified::default();
+        super::get(file, PS, 1, key, Some(&verified)).map(|v| v.is_some())
+    };
     // Root 1: keys below "mmmmmmmm" in leaf 2, the rest in leaf 3; leaf 3 holds keys
     // of the lower range.
     let below = file_of(

@@ -205,9 +205,11 @@ pub fn get<'a>(
                 )?)),
                 // A miss at the leaf's edge is what a leaf of another part of the tree
                 // (a lost or misdirected write at this page number) answers for every
-                // key: the descent is walked again with every bound checked. A hit, or
-                // a miss between two of the leaf's keys, costs nothing more.
-                Err(i) if i == 0 || i == node.count() => {
+                // key: a read (whose pages the pager's set marks verified, so the second
+                // walk checksums nothing again) walks the descent again with every bound
+                // checked. A hit, or a miss between two of the leaf's keys, costs
+                // nothing more.
+                Err(i) if verified.is_some() && (i == 0 || i == node.count()) => {
                     check_descent(file, page_size, root, key, verified).map(|()| None)
                 }
                 Err(_) => Ok(None),

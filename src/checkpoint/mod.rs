@@ -579,7 +579,7 @@ impl Checkpointer {
         let written = self
             .storage
             .write_at(slot, &header.encode(copy))
-            .and_then(|()| self.storage.sync());
+            .and_then(|()| self.synced());
         if let Err(e) = written {
             // Whether the header reached the disk is unknown, and another process may
             // already read it (and pin its generation): a later header written with
@@ -692,7 +692,7 @@ impl Checkpointer {
     fn synced(&self) -> Result<()> {
         self.storage.sync().inspect_err(|e| {
             self.committer
-                .poison(format!("a checkpoint's sync failed: {e}"))
+                .poison_sync(format!("a checkpoint's sync failed: {e}"))
         })
     }
 }

@@ -82,6 +82,13 @@ pub(super) fn started_anywhere(f: &LogFile<'_>, first_seq: u64) -> bool {
     (f.first_data..f.file_pages).any(|p| marker_header_verifies(f, p, first_seq))
 }
 
+/// Whether `page` holds a non-zero byte past its first 512-byte sector.
+pub(super) fn written_past_first_sector(f: &LogFile<'_>, page: u64) -> bool {
+    f.page(page)
+        .and_then(|b| b.get(512..))
+        .is_some_and(|rest| rest.iter().any(|&x| x != 0))
+}
+
 /// Candidate pages [`chained_later_past_lost_header`] walks from, at most: a hostile
 /// file of many linked marker pages would otherwise cost a walk per page.
 const LOST_HEADER_CANDIDATES_MAX: usize = 4;

@@ -145,6 +145,10 @@ pub struct GroupCommit {
     poisoned_at: AtomicBool,
     /// Set at close: a waiter for a sequence never queued stops waiting.
     closed: AtomicBool,
+    /// Set when a sync outside the steps failed (a checkpoint's): it may have dropped
+    /// pages a step wrote, so no later step's sync makes anything durable, as the file
+    /// storage fails every sync after a failed one (a storage plugged in need not).
+    sync_failed: AtomicBool,
 }
 
 impl GroupCommit {
@@ -183,6 +187,7 @@ impl GroupCommit {
             durable_at: AtomicU64::new(durable),
             poisoned_at: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            sync_failed: AtomicBool::new(false),
         }
     }
 
@@ -506,6 +511,12 @@ impl GroupCommit {
         // FSYNC_2 of `marked` and FSYNC_1 of `fresh`: no marker of `fresh` is written
         // before this returns.
         self.storage.sync()?;
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(Error::Poisoned {
+                cause: "an earlier sync of the file failed; this one may not cover what it dropped"
+                    .into(),
+            });
+        }
         let mut st = self.state.lock();
         st.stats.syncs += 1;
         st.stats.log_bytes += log_bytes;
@@ -519,6 +530,13 @@ impl GroupCommit {
             self.feed.durable(last);
         }
         Ok(proved)
+    }
+
+    /// [`GroupCommit::poison`] for a failed sync outside the steps: a step in flight
+    /// makes nothing durable either.
+    pub fn poison_sync(&self, cause: String) {
+        self.sync_failed.store(true, Ordering::Release);
+        self.poison(cause);
     }
 
     /// Fails every waiting and later commit with `cause` (a tree commit's I/O failed).

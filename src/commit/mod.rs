@@ -526,6 +526,13 @@ impl Committer {
         log::error!("{cause}; the database refuses commits until reopened");
     }
 
+    /// [`Committer::poison`] for a failed sync: the group step in flight, whose own sync
+    /// may not cover what the failed one dropped, makes nothing durable either.
+    pub fn poison_sync(&self, cause: String) {
+        self.group.poison_sync(cause.clone());
+        log::error!("{cause}; the database refuses commits until reopened");
+    }
+
     /// [`Committer::check_poisoned`] once the group step in flight (if any) returned:
     /// a step whose write or sync failed is poisoned only then.
     pub fn check_poisoned_settled(&self) -> crate::error::Result<()> {

@@ -294,6 +294,18 @@ impl Follower {
         Arc::clone(&self.current.lock())
     }
 
+    /// The engine of the newest generation that opens without damage, as the idle
+    /// thread moves to it: damage and a header gone back are left for the handle's next
+    /// transaction to report (a look that reported them here would have that
+    /// transaction read the state before them without a word).
+    pub(crate) fn newest_quietly(&self) -> Arc<Engine> {
+        let mut current = self.current.lock();
+        if current.check_open().is_ok() {
+            let _ = self.look(&mut current, true);
+        }
+        Arc::clone(&current)
+    }
+
     /// The engine of the newest generation, with every commit written so far.
     pub(crate) fn latest(&self) -> Result<Arc<Engine>> {
         let mut current = self.current.lock();
@@ -360,7 +372,15 @@ impl Follower {
                 Arc::clone(&self.storage),
                 Some(self.path.clone()),
                 &self.config,
-            )?;
+            )
+            .inspect_err(|_| {
+                // Refused (damage below the history floor, say): the idle thread leaves
+                // the generation to the handle's next look, not to another whole
+                // recovery every tick.
+                if idle {
+                    *self.idle.skip.lock() = Some(header.generation);
+                }
+            })?;
             let (next_header, next_copy) = next.checkpointer.header();
             let next_generation = next_header.generation;
             if next_generation < held.generation {

@@ -196,6 +196,9 @@ impl Engine {
                 });
             }
             match (first.as_deref().map(id_of), step.next) {
+                // A key too short to hold a table id (a crafted file) names none, and the
+                // walk could no longer step past it.
+                (Some(_), _) if first.as_ref().is_some_and(|k| k.len() < 8) => break,
                 // The next table starts after this one's keys, whatever lies between.
                 (Some(id), _) if id < TABLE_ID_MAX => {
                     ids.insert(id);
@@ -213,7 +216,9 @@ impl Engine {
         losses.retain(|l| {
             let range = (id_of(&l.from), l.until.as_deref().map(id_of));
             range.1.is_none_or(|past| {
-                ids.range(range.0..past).count() as u64 != past.saturating_sub(range.0)
+                // (A crafted separator can end a loss below where it starts.)
+                past <= range.0
+                    || ids.range(range.0..past).count() as u64 != past.saturating_sub(range.0)
             })
         });
         // Dead tables count as dropped too: a checkpoint forgets a drop (marking the
