@@ -36,7 +36,19 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     // Interrupted, the copy being written (`.OUT.backup-<pid>-…` beside OUT, named by
     // the library) is removed; installed before the open starts any thread.
     let (dir, prefix) = temp_prefix(out, "backup");
-    crate::interrupt::clean_up_on_signal(move || remove_with_prefix(&dir, &prefix));
+    // Once the copy is in place (and has replaced OUT, with --force), an interruption
+    // during its second check says so instead of exiting without a word.
+    let placed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let placed_seen = std::sync::Arc::clone(&placed);
+    let out_shown = out.display().to_string();
+    crate::interrupt::clean_up_on_signal(move || {
+        if placed_seen.load(std::sync::atomic::Ordering::Acquire) {
+            return Some(format!(
+                "nothing: the backup {out_shown} was already in place; its second check did not finish"
+            ));
+        }
+        remove_with_prefix(&dir, &prefix)
+    });
     // Read-only: the source file is never written, whatever state it is in.
     let db = Options::new().read_only(true).open(file)?;
     // A damaged log's readable state is an earlier one: a backup of it would look like a
@@ -58,6 +70,7 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     bar.finish_and_clear();
     let named = |e: capsuledb::Error| naming_output(out, e.into());
     let report = report.map_err(named)?;
+    placed.store(true, std::sync::atomic::Ordering::Release);
     db.close()?;
     // Checked read-only: a read-write open would write to the new backup (a header).
     let copy = Options::new().read_only(true).open(out).map_err(named)?;

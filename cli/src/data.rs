@@ -39,17 +39,22 @@ fn open_existing(file: &Path) -> CliResult<Database> {
     Ok(Database::open(file)?)
 }
 
-/// Whether `file` is at most 192 KiB (the longest file creation makes) and its first
-/// 8 KiB (both header copies) are zero.
+/// Whether `file` is at most 192 KiB (the longest file creation makes) and holds only
+/// zero bytes (a database whose two header copies were damaged is not such a file: the
+/// engine names its damage).
 fn short_and_blank(file: &Path) -> bool {
-    use std::io::Read;
     let short = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() <= 196_608);
-    let mut head = [0u8; 8192];
-    short
-        && std::fs::File::open(file).is_ok_and(|mut f| {
-            let n = f.read(&mut head).unwrap_or(0);
-            head.get(..n).is_some_and(|b| b.iter().all(|&x| x == 0))
-        })
+    short && std::fs::read(file).is_ok_and(|b| b.iter().all(|&x| x == 0))
+}
+
+/// A table name as the listings print it: as it is, or quoted and escaped when it holds
+/// a control character (a line break would read as two names).
+pub(crate) fn show_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        format!("{name:?}").into()
+    } else {
+        name.into()
+    }
 }
 
 /// Opens `file`, which must already exist, read-only: a live reader, so it works
@@ -215,7 +220,11 @@ pub fn info(file: &Path) -> CliResult<()> {
                 .collect::<capsuledb::Result<Vec<u64>>>()
         })?;
         for (table, len) in tables.iter().zip(lens) {
-            writeln!(out, "table              {table} ({len} entries)")?;
+            writeln!(
+                out,
+                "table              {} ({len} entries)",
+                show_name(table)
+            )?;
         }
     }
     out.flush()?;
@@ -299,7 +308,7 @@ pub fn tables(file: &Path) -> CliResult<()> {
     };
     let mut out = stdout();
     for name in names {
-        writeln!(out, "{name}")?;
+        writeln!(out, "{}", show_name(&name))?;
     }
     out.flush()?;
     close(db)

@@ -137,7 +137,8 @@ enum Command {
         file: PathBuf,
         /// The table.
         table: String,
-        /// The key (UTF-8 text, or hex with --hex).
+        /// The key (UTF-8 text, or hex with --hex). One spelled like an option (`-h`,
+        /// `--help`, `--hex`) goes after `--`: `put app.db t -- -h v`.
         #[arg(allow_hyphen_values = true)]
         key: String,
         /// Read the state as of commit SEQ instead of the newest; SEQ must be inside
@@ -153,10 +154,12 @@ enum Command {
         file: PathBuf,
         /// The table.
         table: String,
-        /// The key (UTF-8 text, or hex with --hex).
+        /// The key (UTF-8 text, or hex with --hex). One spelled like an option (`-h`,
+        /// `--help`, `--hex`) goes after `--`: `put app.db t -- -h v`.
         #[arg(allow_hyphen_values = true)]
         key: String,
-        /// The value (UTF-8 text, or hex with --hex).
+        /// The value (UTF-8 text, or hex with --hex); after `--` when spelled like an
+        /// option.
         #[arg(allow_hyphen_values = true)]
         value: String,
         /// Create the table, and the database file, if they are missing.
@@ -173,7 +176,8 @@ enum Command {
         file: PathBuf,
         /// The table.
         table: String,
-        /// The key (UTF-8 text, or hex with --hex).
+        /// The key (UTF-8 text, or hex with --hex). One spelled like an option (`-h`,
+        /// `--help`, `--hex`) goes after `--`: `put app.db t -- -h v`.
         #[arg(allow_hyphen_values = true)]
         key: String,
         #[command(flatten)]

@@ -155,3 +155,17 @@ fn scan_refuses_tabs_and_line_breaks_in_text_and_prints_them_in_hex() {
         "616c696365\t310a32\n"
     );
 }
+
+/// A table name with a line break is listed quoted and escaped (it read as two names),
+/// and a key spelled like an option goes after `--` (`-h` printed the help and exited 0
+/// with nothing written).
+#[test]
+fn odd_names_and_keys_are_listed_and_taken_unambiguously() {
+    let (_dir, db) = sample();
+    ok(&["put", "--create", &db, "a\nb", "k", "v"]);
+    let listed = ok(&["tables", &db]);
+    assert!(listed.lines().any(|l| l == "\"a\\nb\""), "{listed}");
+    assert!(!listed.lines().any(|l| l == "a" || l == "b"), "{listed}");
+    ok(&["put", &db, "a\nb", "--", "-h", "--help"]);
+    assert_eq!(ok(&["get", &db, "a\nb", "--", "-h"]).trim_end(), "--help");
+}

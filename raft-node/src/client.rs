@@ -279,7 +279,10 @@ impl Client {
             .cloned()
             .ok_or_else(|| Unsent("no node address given".to_string()))?;
         let left = deadline.saturating_duration_since(Instant::now());
-        let stream = match &mut self.stream {
+        // Taken out for the exchange and put back only after a whole reply: a request
+        // whose future the caller drops part way (a timeout of its own) drops the
+        // connection with it, and the next request can never read its reply.
+        let mut stream = match self.stream.take() {
             Some(s) => s,
             None => {
                 let s = match tokio::time::timeout(left, TcpStream::connect(&addr)).await {
@@ -288,33 +291,27 @@ impl Client {
                     Err(_) => return Err(Unsent(format!("connect to {addr} timed out"))),
                 };
                 let _ = s.set_nodelay(true);
-                self.stream.insert(s)
+                s
             }
         };
         let rpc = Rpc::Client(req.clone());
         // Nothing reaches the node unless the write of the frame starts; a failure to
         // write may still have delivered it, so both count as sent.
         let result = tokio::time::timeout(left, async {
-            write_frame(stream, &rpc).await?;
-            read_frame::<_, Reply>(stream).await
+            write_frame(&mut stream, &rpc).await?;
+            read_frame::<_, Reply>(&mut stream).await
         })
         .await;
         match result {
-            Ok(Ok(Reply::Client(reply))) => Ok(reply),
-            Ok(Ok(other)) => {
-                self.stream = None;
-                Err(Sent(format!(
-                    "{addr} answered with a non-client reply: {other:?}"
-                )))
+            Ok(Ok(Reply::Client(reply))) => {
+                self.stream = Some(stream);
+                Ok(reply)
             }
-            Ok(Err(e)) => {
-                self.stream = None;
-                Err(Sent(format!("{addr}: {e}")))
-            }
-            Err(_) => {
-                self.stream = None;
-                Err(Sent(format!("{addr}: no answer before the deadline")))
-            }
+            Ok(Ok(other)) => Err(Sent(format!(
+                "{addr} answered with a non-client reply: {other:?}"
+            ))),
+            Ok(Err(e)) => Err(Sent(format!("{addr}: {e}"))),
+            Err(_) => Err(Sent(format!("{addr}: no answer before the deadline"))),
         }
     }
 }

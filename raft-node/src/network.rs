@@ -58,7 +58,11 @@ impl PeerConnection {
     /// `Unreachable` (openraft backs off); anything after that is a network error and
     /// drops the connection, so the next call reconnects.
     async fn call<E: std::error::Error>(&mut self, rpc: Rpc, ttl: Duration) -> RpcResult<Reply, E> {
-        let stream = match &mut self.stream {
+        // Taken out for the exchange and put back only after a whole reply: a call whose
+        // future is dropped part way (openraft's own timeout around it) drops the
+        // connection with it, and the next call, on a new one, can never read the reply
+        // meant for this request (it took another request's reply as its own).
+        let mut stream = match self.stream.take() {
             Some(s) => s,
             None => {
                 let connect = tokio::time::timeout(ttl, TcpStream::connect(&self.addr)).await;
@@ -76,21 +80,23 @@ impl PeerConnection {
                 };
                 // Heartbeats and small appends must not wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                self.stream.insert(stream)
+                stream
             }
         };
         let exchange = async {
-            write_frame(stream, &rpc).await?;
-            read_frame::<_, Reply>(stream).await
+            write_frame(&mut stream, &rpc).await?;
+            read_frame::<_, Reply>(&mut stream).await
         };
         let result = match tokio::time::timeout(ttl, exchange).await {
-            Ok(Ok(reply)) => return Ok(reply),
+            Ok(Ok(reply)) => {
+                self.stream = Some(stream);
+                return Ok(reply);
+            }
             Ok(Err(e)) => io_error("rpc to", &self.addr, e),
             Err(_) => {
                 std::io::Error::other(format!("rpc to {} timed out after {ttl:?}", self.addr))
             }
         };
-        self.stream = None;
         Err(RPCError::Network(NetworkError::new(&result)))
     }
 

@@ -413,6 +413,15 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
         ClientRequest::Put { key, value } => write(Request::Set { key, value }).await,
         ClientRequest::Delete { key } => write(Request::Delete { key }).await,
         ClientRequest::Get { key } => {
+            // No key this long can exist: refused at once, not retried on every node
+            // until the client's deadline.
+            if key.len() > capsuledb::MAX_KEY_LEN {
+                return ClientReply::Refused(format!(
+                    "a key of {} bytes, over the limit of {}",
+                    key.len(),
+                    capsuledb::MAX_KEY_LEN
+                ));
+            }
             if let Err(e) = node.raft.ensure_linearizable().await {
                 return raft_failure(e);
             }
