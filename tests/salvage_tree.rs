@@ -432,24 +432,10 @@ fn lose_catalog_pages(dropped: u32) {
 /// table is found by its keys (the first such value ended the whole walk).
 #[test]
 fn a_catalog_entry_that_is_no_table_id_loses_only_its_name() {
-    let sim = SimStorage::new();
-    let db = Options::new()
-        .random_seed(3)
-        .open_storage(Arc::new(sim.clone()))
-        .unwrap();
-    let name = |i: u8| format!("crafted-table-{i}");
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    for i in 1..=5 {
-        tx.create_table(&name(i)).unwrap();
-        tx.put(&name(i), b"k", &[i]).unwrap();
-    }
-    tx.commit().unwrap();
-    db.checkpoint().unwrap().unwrap();
-    drop(c);
-    db.close().unwrap();
-    sim.crash_losing_unsynced();
-    let mut bytes = sim.live_bytes();
+    let tables: Vec<(String, Vec<u8>)> = (1..=5)
+        .map(|i| (format!("crafted-table-{i}"), vec![i]))
+        .collect();
+    let mut bytes = checkpointed_tables(&tables);
     // The catalog's one leaf; the value 3 (a table's id) becomes 0, the catalog's own.
     let p = bytes
         .chunks_exact(PAGE)
@@ -507,23 +493,11 @@ fn a_catalog_entry_that_is_no_table_id_loses_only_its_name() {
 /// table other than those it found was gone with its keys, or said nothing).
 #[test]
 fn a_search_for_unnamed_tables_names_the_ids_it_could_not_look_at() {
-    let sim = SimStorage::new();
-    let db = Options::new()
-        .random_seed(3)
-        .open_storage(Arc::new(sim.clone()))
-        .unwrap();
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    for t in ["x", "y"] {
-        tx.create_table(t).unwrap();
-        tx.put(t, b"k", b"v").unwrap();
-    }
-    tx.commit().unwrap();
-    db.checkpoint().unwrap().unwrap();
-    drop(c);
-    db.close().unwrap();
-    sim.crash_losing_unsynced();
-    let mut bytes = sim.live_bytes();
+    let tables = [
+        ("x".to_string(), b"v".to_vec()),
+        ("y".to_string(), b"v".to_vec()),
+    ];
+    let mut bytes = checkpointed_tables(&tables);
     // The tree is one leaf: the names and both tables' keys.
     let p = bytes
         .chunks_exact(PAGE)
@@ -544,4 +518,26 @@ fn a_search_for_unnamed_tables_names_the_ids_it_could_not_look_at() {
     assert_eq!(loss.page, p as u64);
     assert_eq!(loss.from, 1u64.to_be_bytes());
     assert_eq!(loss.until, None, "{loss:?}");
+}
+
+/// The file a crash leaves after one commit creating each of `tables` with the key `k`
+/// (its value given) and a checkpoint.
+fn checkpointed_tables(tables: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .random_seed(3)
+        .open_storage(Arc::new(sim.clone()))
+        .unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    for (name, value) in tables {
+        tx.create_table(name).unwrap();
+        tx.put(name, b"k", value).unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap().unwrap();
+    drop(c);
+    db.close().unwrap();
+    sim.crash_losing_unsynced();
+    sim.live_bytes()
 }
