@@ -10,12 +10,7 @@ use std::path::Path;
 /// Copies `file` to `out` (replacing `out` only with `force`), then reopens the copy
 /// and checks it.
 pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
-    if !file.exists() {
-        return Err(CliError::msg(format!(
-            "{}: no such database file",
-            file.display()
-        )));
-    }
+    crate::data::must_exist(file)?;
     match out.symlink_metadata() {
         Ok(m) if !m.is_file() => {
             // `--force` replaces a regular file only: never a device, a pipe, a socket,

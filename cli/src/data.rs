@@ -11,16 +11,25 @@ use std::io::{BufWriter, Write};
 use std::ops::Bound;
 use std::path::Path;
 
+/// Fails unless `file` exists: "no such database file" when it does not, and the error
+/// itself when it cannot be told (`Path::exists` says "no" for a file in a directory
+/// that may not be searched, and the user was told the file was missing).
+pub(crate) fn must_exist(file: &Path) -> CliResult<()> {
+    match std::fs::metadata(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CliError::msg(format!(
+            "{}: no such database file",
+            file.display()
+        ))),
+        Err(e) => Err(CliError::io(format!("look at {}", file.display()), e)),
+    }
+}
+
 /// Opens `file`, which must already exist and not be empty: the library makes an empty
 /// file a new database, which a command that then fails (a missing table) would leave
 /// behind. `put --create` makes one on purpose.
 fn open_existing(file: &Path) -> CliResult<Database> {
-    if !file.exists() {
-        return Err(CliError::msg(format!(
-            "{}: no such database file",
-            file.display()
-        )));
-    }
+    must_exist(file)?;
     if std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0) {
         return Err(CliError::msg(format!(
             "{}: the file is empty, not a database (`put --create` makes one)",
@@ -63,12 +72,7 @@ pub(crate) fn show_name(name: &str) -> std::borrow::Cow<'_, str> {
 /// damage; `info` and `check` report it, the commands that read data call
 /// [`refuse_damage`].
 fn open_for_read(file: &Path) -> CliResult<Database> {
-    if !file.exists() {
-        return Err(CliError::msg(format!(
-            "{}: no such database file",
-            file.display()
-        )));
-    }
+    must_exist(file)?;
     Ok(capsuledb::Options::new().read_only(true).open(file)?)
 }
 
@@ -352,6 +356,9 @@ pub fn put(
 ) -> CliResult<()> {
     let key = enc.decode("key", key)?;
     let value = enc.decode("value", value)?;
+    // Refused before `--create` makes a file: one it made and removed after a failed
+    // put could be another process's database by then.
+    check_put(table, &key, &value)?;
     let db = if create {
         // A database this command creates and then fails to write into (a key too
         // long, a bad table name) is not left behind.
@@ -371,6 +378,34 @@ pub fn put(
         db
     };
     close(db)
+}
+
+/// The limits a put of `key` and `value` into `table` is refused for, checked as the
+/// library checks them.
+fn check_put(table: &str, key: &[u8], value: &[u8]) -> CliResult<()> {
+    use capsuledb::{CATALOG_NAME, Error, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_VALUE_LEN};
+    if table.is_empty() || table.len() > MAX_TABLE_NAME_LEN || table == CATALOG_NAME {
+        return Err(Error::InvalidTableName {
+            len: table.len(),
+            max: MAX_TABLE_NAME_LEN,
+        }
+        .into());
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        }
+        .into());
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::ValueTooLarge {
+            len: value.len(),
+            max: MAX_VALUE_LEN,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// `put`'s durable commit of one key (creating the table when `create`).

@@ -39,12 +39,7 @@ pub fn damage_lines(d: &LogDamage) -> Vec<String> {
 /// that can be recovered, checks it, and says which commits were lost and why. IN is
 /// opened read-only and never modified.
 pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
-    if !input.exists() {
-        return Err(CliError::msg(format!(
-            "{}: no such database file",
-            input.display()
-        )));
-    }
+    crate::data::must_exist(input)?;
     // Not `exists()`, which follows a symbolic link: a dangling one passed, the whole
     // salvage ran, and placing the copy failed as if OUT had been made meanwhile.
     if output.symlink_metadata().is_ok() {
