@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+/// The pause after a failed `accept` before the next.
+const ACCEPT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The capsuledb table holding the state machine's data: `<log name>.sm`, see
 /// `capsuledb::raftlog::openraft::StateMachine::open_named`.
 const DATA_TABLE: &str = "raft.sm";
@@ -247,7 +250,14 @@ pub async fn run(
                     let node = Arc::clone(&node);
                     tokio::spawn(serve_connection(node, stream));
                 }
-                Err(e) => break Err(NodeError::Io(e)),
+                // A failed accept is one connection's (it failed before it was taken)
+                // or the process out of descriptors for a moment: the node goes on
+                // serving the connections it has, after a pause (it stopped, and the
+                // clients moved to the next node, which could stop the same way).
+                Err(e) => {
+                    eprintln!("raft-node {}: accept failed ({e}); going on", config.id);
+                    tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
+                }
             },
         }
     };

@@ -43,10 +43,12 @@
 //! `client_write`, since openraft stops on a log store that cannot store an entry. A
 //! request whose key is over [`crate::MAX_KEY_LEN`] that reaches the log anyway is
 //! applied as nothing ([`Response::refused`]). A snapshot is built, and installed, in
-//! one transaction ([`crate::MAX_TRANSACTION_BYTES`], 1 GiB) as JSON: a state machine
-//! whose pairs serialize to more (from about 250 MB of keys and values) cannot be
-//! snapshotted, and openraft stops when a build fails. Keep such state elsewhere, or
-//! set openraft's snapshot policy to `Never`.
+//! one transaction ([`crate::MAX_TRANSACTION_BYTES`], 1 GiB): the build stores the
+//! pairs as JSON, the install the JSON and the pairs themselves, so a state machine of
+//! more than about 230 MB of keys and values cannot be installed on a follower (and one
+//! over about 250 MB cannot be snapshotted), and openraft stops when a build or an
+//! install fails. Keep such state elsewhere, or set openraft's snapshot policy to
+//! `Never`.
 //!
 //! ```
 //! use capsuledb::raftlog::openraft::{LogStore, StateMachine, TypeConfig};
