@@ -498,3 +498,46 @@ fn a_damaged_leaf_fails_only_the_scans_that_reach_it() {
     }
     assert!(cases > 4, "damaged leaves met by scans: {cases}");
 }
+
+/// A range consumed from both ends ends at the damage its forward end met: the keys the
+/// back end had fetched are not handed out after the error (they were, as if the keys
+/// between had not been there).
+#[test]
+fn a_range_ends_at_the_damage_it_reports() {
+    let (bytes, _) = build();
+    let mut cases = 0;
+    for (p, page) in bytes.chunks_exact(PAGE).enumerate().skip(2) {
+        let leaf = matches!(page[4], 8 | 9) && page[8..16] == (p as u64).to_le_bytes();
+        if !leaf {
+            continue;
+        }
+        let mut copy = bytes.clone();
+        copy[p * PAGE + PAGE / 2] ^= 0x08;
+        let Ok(db) = open(copy) else { continue };
+        let mut c = db.connect();
+        let tx = c.begin_read().unwrap();
+        let Ok(mut range) = tx.range::<&[u8], _>("t", ..) else {
+            continue;
+        };
+        if !matches!(range.next_back(), Some(Ok(_))) {
+            continue;
+        }
+        let failed = loop {
+            match range.next() {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break Some(e),
+                None => break None,
+            }
+        };
+        if let Some(e) = failed {
+            assert!(matches!(e, Error::Corrupted { .. }), "page {p}: {e}");
+            assert!(range.next().is_none(), "page {p}: keys after the error");
+            assert!(
+                range.next_back().is_none(),
+                "page {p}: keys after the error"
+            );
+            cases += 1;
+        }
+    }
+    assert!(cases >= 1, "a damaged leaf in the middle of t");
+}

@@ -24,7 +24,9 @@ type Entry = (Vec<u8>, Option<ValueRef>);
 const FIRST_BATCH: usize = 16;
 
 /// An iterator over `(key, value)` pairs of a table in key order. Use `.rev()` for
-/// descending order; both ends can be consumed alternately.
+/// descending order; both ends can be consumed alternately. After it yields an error it
+/// ends (`None` from either end); begin a new range after the last key handed out to go
+/// on.
 pub struct Range<'t, 'c> {
     tx: &'t Transaction<'c>,
     table: TableId,
@@ -32,6 +34,8 @@ pub struct Range<'t, 'c> {
     hi: Bound<Vec<u8>>,
     /// Whether `(lo, hi)` is known to hold nothing more.
     drained: bool,
+    /// An error was handed out: nothing more is.
+    failed: bool,
     front: VecDeque<(Vec<u8>, ValueRef)>,
     /// Descending: the back of this deque holds the smallest key.
     back: VecDeque<(Vec<u8>, ValueRef)>,
@@ -69,6 +73,7 @@ impl<'t, 'c> Range<'t, 'c> {
             lo,
             hi,
             drained,
+            failed: false,
             front: VecDeque::new(),
             back: VecDeque::new(),
             batch: FIRST_BATCH,
@@ -180,14 +185,28 @@ impl<'t, 'c> Range<'t, 'c> {
     }
 }
 
+impl Range<'_, '_> {
+    /// After an error the range ends: handing out what the other end's batch still held
+    /// would skip the keys between the two without a word.
+    fn fail(&mut self) {
+        self.drained = true;
+        self.failed = true;
+        self.front.clear();
+        self.back.clear();
+    }
+}
+
 impl Iterator for Range<'_, '_> {
     type Item = Result<(Vec<u8>, ValueRef)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
         if self.front.is_empty()
             && let Err(e) = self.fetch(false)
         {
-            self.drained = true;
+            self.fail();
             return Some(Err(e));
         }
         self.front
@@ -202,10 +221,13 @@ impl std::iter::FusedIterator for Range<'_, '_> {}
 
 impl DoubleEndedIterator for Range<'_, '_> {
     fn next_back(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
         if self.back.is_empty()
             && let Err(e) = self.fetch(true)
         {
-            self.drained = true;
+            self.fail();
             return Some(Err(e));
         }
         self.back

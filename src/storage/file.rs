@@ -309,7 +309,10 @@ impl Storage for FileStorage {
         // cut could lose a new database, its durable commits with it. A directory this
         // process may not read cannot be synced, nor one on a file system without
         // directory syncs (EINVAL, EOPNOTSUPP): the open goes on, said in the log.
-        match sync_parent(&self.path, "sync the database file's directory") {
+        // The directory holding the file itself: a path through a symbolic link names
+        // the link's directory, which holds no entry of the file.
+        let real = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        match sync_parent(&real, "sync the database file's directory") {
             Err(Error::Io { source, .. })
                 if source.kind() == io::ErrorKind::PermissionDenied
                     || matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
