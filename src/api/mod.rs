@@ -10,6 +10,7 @@ mod options;
 mod range;
 mod reads;
 mod run;
+mod salvage;
 mod scan;
 mod transaction;
 mod typed;
