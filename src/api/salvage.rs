@@ -114,9 +114,7 @@ impl Transaction<'_> {
         self.engine()
             .salvage_table(&mut pin, id, (from, until), snapshot, valid, entry)
     }
-}
 
-impl Transaction<'_> {
     /// The names of the committed state's tables (not this transaction's own
     /// creations), in byte order, read as a salvage reads: damaged pages
     /// of the catalog are passed over, each named in the report's losses (the names in

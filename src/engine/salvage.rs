@@ -160,11 +160,7 @@ impl Engine {
         self.refresh(pin)?;
         let p: &ReadPin = pin;
         self.tree_holds(p, snapshot)?;
-        let id_of = |key: &[u8]| {
-            key.get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(0, TableId::from_be_bytes)
-        };
+        let id_of = |key: &[u8]| btree::split_composite(key).0;
         // History entries sort after every table, under ids past the largest.
         let end = (TABLE_ID_MAX + 1).to_be_bytes();
         let mut losses: Vec<SalvageLoss> = Vec::new();
