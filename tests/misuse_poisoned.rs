@@ -7,6 +7,7 @@ mod misuse_support;
 use capsuledb::storage::SimStorage;
 use capsuledb::{Durability, Error};
 use misuse_support::{TABLE, assert_clean, create_table, is_io_or_poisoned, open_sim, scan};
+use std::sync::Arc;
 
 #[test]
 fn a_poisoned_database_refuses_commits_until_reopened() {
@@ -142,4 +143,106 @@ fn a_failed_checkpoint_sync_poisons() {
     tx.put(TABLE, b"k2", b"v").unwrap();
     let e = tx.commit_with(Durability::Durable).expect_err("poisoned");
     assert!(matches!(e, Error::Poisoned { .. }), "{e:?}");
+}
+
+/// A storage whose first sync on the checkpoint's thread fails, but only after a sync
+/// on another thread (a group step's) has returned, if one can within half a second.
+struct CheckpointSyncFailsLate {
+    sim: SimStorage,
+    checkpoint_thread: parking_lot::Mutex<Option<std::thread::ThreadId>>,
+    /// (the checkpoint's sync began, another thread's sync returned)
+    moments: parking_lot::Mutex<(bool, bool)>,
+    changed: parking_lot::Condvar,
+}
+
+impl capsuledb::storage::Storage for CheckpointSyncFailsLate {
+    fn len(&self) -> capsuledb::Result<u64> {
+        self.sim.len()
+    }
+    fn view(&self) -> capsuledb::Result<capsuledb::storage::View> {
+        self.sim.view()
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> capsuledb::Result<()> {
+        self.sim.write_at(offset, data)
+    }
+    fn set_len(&self, len: u64) -> capsuledb::Result<()> {
+        self.sim.set_len(len)
+    }
+    fn sync(&self) -> capsuledb::Result<()> {
+        let me = std::thread::current().id();
+        let mut checkpoint = self.checkpoint_thread.lock();
+        if *checkpoint == Some(me) {
+            *checkpoint = None;
+            drop(checkpoint);
+            let mut m = self.moments.lock();
+            m.0 = true;
+            self.changed.notify_all();
+            if !m.1 {
+                self.changed
+                    .wait_for(&mut m, std::time::Duration::from_millis(500));
+            }
+            drop(m);
+            // The step that synced looks at the failure flag before this sync reports.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            return Err(Error::Io {
+                op: "sync the database file",
+                source: std::io::Error::other("simulated failure of the checkpoint's sync"),
+            });
+        }
+        drop(checkpoint);
+        let r = self.sim.sync();
+        if r.is_ok() {
+            self.moments.lock().1 = true;
+            self.changed.notify_all();
+        }
+        r
+    }
+}
+
+/// A group step's sync that returns while a checkpoint's failed sync has not yet
+/// poisoned the database makes nothing durable: the failed `fdatasync` may have dropped
+/// the step's pages (a storage plugged in that, unlike the file storage, neither
+/// serializes its syncs nor fails every sync after a failed one). The step's sync
+/// waited for the checkpoint's and its outcome; it ran beside it, and the commit was
+/// acknowledged durable.
+#[test]
+fn a_step_sync_beside_a_failing_checkpoint_sync_acknowledges_nothing() {
+    use capsuledb::storage::Storage;
+    let storage = Arc::new(CheckpointSyncFailsLate {
+        sim: SimStorage::new(),
+        checkpoint_thread: parking_lot::Mutex::new(None),
+        moments: parking_lot::Mutex::new((false, false)),
+        changed: parking_lot::Condvar::new(),
+    });
+    let db = capsuledb::Options::new()
+        .random_seed(7)
+        .open_storage(Arc::clone(&storage) as Arc<dyn Storage>)
+        .unwrap();
+    create_table(&db, TABLE);
+    let mut conn = db.connect();
+    let mut tx = conn.begin().unwrap();
+    tx.put(TABLE, b"k1", b"v").unwrap();
+    tx.commit_with(Durability::Durable).unwrap();
+    *storage.checkpoint_thread.lock() = Some(std::thread::current().id());
+    let committer = {
+        let (db, storage) = (db.clone(), Arc::clone(&storage));
+        std::thread::spawn(move || {
+            let mut m = storage.moments.lock();
+            while !m.0 {
+                storage.changed.wait(&mut m);
+            }
+            drop(m);
+            let mut conn = db.connect();
+            let mut tx = conn.begin()?;
+            tx.put(TABLE, b"k2", b"v")?;
+            tx.commit_with(Durability::Durable)
+        })
+    };
+    let e = db.checkpoint().expect_err("the checkpoint's sync failed");
+    assert!(is_io_or_poisoned(&e), "{e:?}");
+    let committed = committer.join().unwrap();
+    assert!(
+        matches!(committed, Err(Error::Poisoned { .. })),
+        "acknowledged over a failed sync: {committed:?}"
+    );
 }

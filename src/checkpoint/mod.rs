@@ -690,6 +690,9 @@ impl Checkpointer {
     /// durable over them (the file storage fails every sync after a failed one; a
     /// storage plugged in through `Options::open_storage` need not).
     fn synced(&self) -> Result<()> {
+        // A step's sync returning between this one's failure and the poisoning would
+        // have its group acknowledged durable (a storage that fails only this sync).
+        let _serial = self.committer.serialize_syncs();
         self.storage.sync().inspect_err(|e| {
             self.committer
                 .poison_sync(format!("a checkpoint's sync failed: {e}"))

@@ -149,6 +149,13 @@ pub struct GroupCommit {
     /// pages a step wrote, so no later step's sync makes anything durable, as the file
     /// storage fails every sync after a failed one (a storage plugged in need not).
     sync_failed: AtomicBool,
+    /// Held around each step's sync and its look at `sync_failed`, and around a sync
+    /// outside the steps and its store of `sync_failed`
+    /// ([`GroupCommit::serialize_syncs`]): a step's sync that returns while a
+    /// checkpoint's failed sync has not yet set the flag would make its group durable
+    /// over what the failed one dropped (on a storage plugged in that does not fail every
+    /// sync after a failed one; the file storage serializes its syncs the same way).
+    syncs: Mutex<()>,
 }
 
 impl GroupCommit {
@@ -188,6 +195,7 @@ impl GroupCommit {
             poisoned_at: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             sync_failed: AtomicBool::new(false),
+            syncs: Mutex::new(()),
         }
     }
 
@@ -289,9 +297,15 @@ impl GroupCommit {
                 .back()
                 .is_none_or(|b| b.proof.seq + 1 == pending.proof.seq)
         );
-        self.last_queued.store(pending.proof.seq, Ordering::Release);
+        let seq = pending.proof.seq;
         queue.push_back(pending);
+        // `queued` before `last_queued`: a thread that reads `last_queued` and waits for
+        // it (the flusher, `flush_queued`) then finds the commit queued, or taken by a
+        // step, when it asks whether to lead. The other order let it find neither and
+        // sleep while the committer (at `Applied`, waiting for nothing) returned: no
+        // step ran until some other commit came.
         self.queued.store(queue.len(), Ordering::Release);
+        self.last_queued.store(seq, Ordering::Release);
     }
 
     /// The newest sequence ever queued (`durable` at open).
@@ -510,8 +524,11 @@ impl GroupCommit {
         }
         // FSYNC_2 of `marked` and FSYNC_1 of `fresh`: no marker of `fresh` is written
         // before this returns.
+        let serial = self.syncs.lock();
         self.storage.sync()?;
-        if self.sync_failed.load(Ordering::Acquire) {
+        let sync_failed = self.sync_failed.load(Ordering::Acquire);
+        drop(serial);
+        if sync_failed {
             return Err(Error::Poisoned {
                 cause: "an earlier sync of the file failed; this one may not cover what it dropped"
                     .into(),
@@ -530,6 +547,12 @@ impl GroupCommit {
             self.feed.durable(last);
         }
         Ok(proved)
+    }
+
+    /// Holds off the steps' syncs: a sync outside the steps runs under it and, when it
+    /// fails, calls [`GroupCommit::poison_sync`] before letting go.
+    pub fn serialize_syncs(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.syncs.lock()
     }
 
     /// [`GroupCommit::poison`] for a failed sync outside the steps: a step in flight

@@ -216,6 +216,8 @@ pub struct CommitIndex {
     records: VecDeque<Record>,
     writers: HashMap<TableId, BTreeMap<Key, Entries>>,
     point_readers: HashMap<TableId, HashMap<Key, Entries>>,
+    /// Per table, the ranges read by recorded commits, in commit order (`cseq` never
+    /// decreases from front to back).
     range_readers: HashMap<TableId, VecDeque<(Arc<TableRange>, Entry)>>,
     /// Tables dropped by recorded commits: the sequence of the drop (an id is dropped
     /// once; a cleared table gets a new one).
@@ -592,10 +594,12 @@ impl CommitIndex {
             {
                 see(e);
             }
-            for (range, e) in self.range_readers.get(&table).into_iter().flatten() {
-                if e.cseq > snapshot
-                    && in_bounds(key.as_ref(), bound_slice(&range.lo), bound_slice(&range.hi))
-                {
+            // Recorded in commit order: only the newest, those after the snapshot, are
+            // concurrent (a walk of every range kept since the oldest live snapshot cost
+            // each contended commit more the longer that snapshot lived).
+            let readers = self.range_readers.get(&table).into_iter().flatten().rev();
+            for (range, e) in readers.take_while(|(_, e)| e.cseq > snapshot) {
+                if in_bounds(key.as_ref(), bound_slice(&range.lo), bound_slice(&range.hi)) {
                     see(e);
                 }
             }

@@ -526,6 +526,13 @@ impl Committer {
         log::error!("{cause}; the database refuses commits until reopened");
     }
 
+    /// Holds off the group steps' syncs while a sync outside them (a checkpoint's) runs
+    /// and, if it fails, [`Committer::poison_sync`] is called: no step's sync returns
+    /// between the failure and the poisoning to make its group durable.
+    pub fn serialize_syncs(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.group.serialize_syncs()
+    }
+
     /// [`Committer::poison`] for a failed sync: the group step in flight, whose own sync
     /// may not cover what the failed one dropped, makes nothing durable either.
     pub fn poison_sync(&self, cause: String) {

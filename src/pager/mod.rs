@@ -335,11 +335,18 @@ impl Pager {
         let needed = self.offset_of(end);
         if needed > st.file_len {
             let step = (st.file_len / GROW_FRACTION).clamp(GROW_STEP_MIN, GROW_STEP_MAX);
+            let exact = needed.next_multiple_of(u64::from(self.page_size));
             let target = needed
                 .max(st.file_len + step)
                 .next_multiple_of(u64::from(self.page_size));
-            self.storage.set_len(target)?;
-            st.file_len = target;
+            // A step the disk refuses (nearly full, or a file size limit) is tried again
+            // at the size this allocation needs: the step saves resizes, it is not worth
+            // failing a commit the disk still has room for.
+            let grown = match self.storage.set_len(target) {
+                Err(_) if exact < target => self.storage.set_len(exact).map(|()| exact),
+                r => r.map(|()| target),
+            }?;
+            st.file_len = grown;
         }
         st.high_water = end;
         Ok(first)
@@ -584,6 +591,17 @@ mod tests {
             "every page went back"
         );
         assert_eq!(pager.alloc_log().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_refused_growth_step_is_retried_at_the_size_needed() {
+        // Room for one more page, not for a growth step: the page is still handed out.
+        let sim = SimStorage::new();
+        let pager = Pager::new(Arc::new(sim.clone()), 4096, 2, BTreeSet::new()).unwrap();
+        sim.set_max_len(Some(3 * 4096));
+        assert_eq!(pager.alloc().unwrap(), 2);
+        assert_eq!(sim.len().unwrap(), 3 * 4096);
+        assert!(pager.alloc().is_err(), "no room for a fourth page");
     }
 
     #[test]
