@@ -46,10 +46,14 @@ pub(crate) fn create(storage: &dyn Storage, config: &Config) -> Result<(Header, 
     // The headers go last, after everything they name is durable: a crash before
     // them leaves a file `interrupted_creation` recognises.
     storage.sync()?;
-    for (copy, offset) in (0u32..).zip(HEADER_COPY_OFFSETS) {
+    // Copy B first, durable before copy A is written: a crash between them leaves copy A
+    // blank beside a first-generation copy B, the one blank copy an open takes for an
+    // interrupted creation ([`copy_damage`]). A blank copy B is damage: the first header
+    // written after creation goes to copy B, so it may hold a newer state.
+    for (copy, offset) in (0u32..2).zip(HEADER_COPY_OFFSETS).rev() {
         storage.write_at(offset, &header.encode(copy))?;
+        storage.sync()?;
     }
-    storage.sync()?;
     // Every creation, an interrupted one completed by a later open too.
     storage.sync_name()?;
     Ok((header, 0))
@@ -167,9 +171,13 @@ pub(crate) fn header_copy_page(copy: usize, page_size: u32) -> u64 {
 /// Copy `bad`, which failed with `fault` (after a one-bit repair) beside the valid copy
 /// `valid`: its page and what is wrong with it, unless that is no damage. A copy sits
 /// alone in its 512-byte sector, which a crash leaves old or new (format-spec/README.md),
-/// so a copy that fails is damage and may be the newer one; but creation writes both
-/// copies (generation 1) before one sync, so a blank copy beside a first-generation one
-/// is a crash during creation, and a copy cut off by the file's end is no copy.
+/// so a copy that fails is damage and may be the newer one; but creation makes copy B
+/// (generation 1) durable before it writes copy A, so a blank copy A beside a
+/// first-generation copy B is a crash during creation (a read-write open then writes
+/// copy A: [`fill_blank_copy_a`]), and a copy cut off by the file's end is no copy. A
+/// blank copy B is damage: the first header written after creation goes to copy B,
+/// and zeros there (beside copy A's generation 1) would have the open start from the
+/// state before it (a tree commit's, whose only record is that header).
 fn copy_damage(
     view: &View,
     valid: &Header,
@@ -180,7 +188,7 @@ fn copy_damage(
     let blank = view
         .get(offset, HEADER_LEN)
         .is_some_and(|b| b.iter().all(|&x| x == 0));
-    if matches!(fault, HeaderFault::Short) || (valid.generation == 1 && blank) {
+    if matches!(fault, HeaderFault::Short) || (bad == 0 && valid.generation == 1 && blank) {
         return None;
     }
     let page = header_copy_page(bad, valid.page_size);
@@ -269,6 +277,29 @@ pub(crate) fn repaired_header_copies(storage: &dyn Storage) -> Result<Vec<(u32, 
             }
         })
         .collect())
+}
+
+/// After a read-write open chose copy B (`copy` 1) of the first generation beside a
+/// blank copy A (an interrupted creation, [`copy_damage`]): writes copy A with the same
+/// header and makes it durable, and returns the copy now current (A, which wins the
+/// tie), so the next header goes to copy B as after a whole creation. Without it, the
+/// next header went to copy A, and damage blanking that copy would read as the crash.
+/// Any other `copy` and header: nothing written, `copy` returned.
+pub(crate) fn fill_blank_copy_a(storage: &dyn Storage, header: &Header, copy: u32) -> Result<u32> {
+    if copy != 1 || header.generation != 1 {
+        return Ok(copy);
+    }
+    let offset = HEADER_COPY_OFFSETS[0];
+    let blank = storage
+        .view()?
+        .get(offset, HEADER_LEN)
+        .is_some_and(|b| b.iter().all(|&x| x == 0));
+    if !blank {
+        return Ok(copy);
+    }
+    storage.write_at(offset, &header.encode(0))?;
+    storage.sync()?;
+    Ok(0)
 }
 
 /// What [`header_report`] says of the header region `bytes`.

@@ -339,6 +339,7 @@ impl Engine {
             // The current copy is whole on disk now; a repaired older one is written back
             // below, once it is sure to stay the older.
             repaired.retain(|&(c, _)| c != copy);
+            copy = create::fill_blank_copy_a(storage.as_ref(), &header, copy)?;
             // Recovery explained everything: rebuilt records go back, the torn tail is
             // scrubbed, and the recovered stream becomes the durable bound. A tail page
             // header rebuilt with an unconfirmed next page is not written back: the scrub
