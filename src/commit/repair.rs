@@ -238,7 +238,10 @@ impl<'a> LogFile<'a> {
     fn build_index(&self) -> RecordIndex {
         let mut ix = RecordIndex::default();
         let ps = self.page_size;
-        for page in self.first_data..self.file_pages {
+        let mut next = self.first_data;
+        while next < self.file_pages {
+            let page = next;
+            next += 1;
             let Some(bytes) = self.page(page) else {
                 continue;
             };
@@ -260,20 +263,34 @@ impl<'a> LogFile<'a> {
                 }
             } else if is(PageKind::Capsule) {
                 // Records are packed back to back; a damaged one ends the walk of its page.
+                // They end within the page, or within the run its one large record takes
+                // (`run_pages` of a header that verifies; one page for a rebuilt one): a
+                // crafted record ending at the next page's first record went on, from
+                // every page, to the file's end (quadratic: a hang, then no memory).
+                let run = verify_log_page(bytes, PageKind::Capsule, page)
+                    .map_or(1, |kh| u64::from(read_u32(&kh[..4])).max(1));
+                let end = base.saturating_add(run.saturating_mul(ps));
                 let mut at = base + LOG_PAGE_HEADER_LEN as u64;
                 while let Some(head) = self.view.get(at, CAPSULE_HEADER_LEN) {
                     let Some(len) = capsule_total_len(head) else {
                         break;
                     };
                     let magic_ok = head.get(4..8) == Some(&CAPSULE_MAGIC.to_le_bytes()[..]);
-                    let sum_ok = self.view.get(at, len as usize).is_some_and(|b| {
-                        b.get(4..).map(|r| checksum(&[r])) == b.get(..4).map(read_u32)
-                    });
+                    let sum_ok = at.saturating_add(u64::from(len)) <= end
+                        && self.view.get(at, len as usize).is_some_and(|b| {
+                            b.get(4..).map(|r| checksum(&[r])) == b.get(..4).map(read_u32)
+                        });
                     if !magic_ok || !sum_ok || (len as usize) < CAPSULE_HEADER_LEN {
                         break;
                     }
                     ix.capsules.push(at);
                     at += u64::from(len);
+                }
+                // The pages of a run whose record was read hold its bytes, not records
+                // of their own: not walked again (a crafted run over others' pages then
+                // costs one read of its pages, not one per page).
+                if run > 1 && at > base + LOG_PAGE_HEADER_LEN as u64 {
+                    next = next.max(page.saturating_add(run));
                 }
             }
         }
@@ -331,6 +348,50 @@ mod tests {
         let at = (page * u64::from(PS)) as usize;
         bytes[at..at + header.len()].copy_from_slice(header);
         bytes
+    }
+
+    /// Capsule pages `2..2 + n`, each with a header that verifies (`run_pages` 1, or
+    /// `run` on page 2) and a checksum-valid record at offset 32 of `page_size` bytes:
+    /// each record ends at the next page's offset 32, over its page header.
+    fn chained_capsule_pages(n: u64, run: u32) -> Vec<u8> {
+        let ps = PS as usize;
+        let mut bytes = vec![0u8; (2 + n as usize + 1) * ps];
+        for page in 2..2 + n {
+            let at = page as usize * ps;
+            let mut kh = [0u8; 16];
+            kh[..4].copy_from_slice(&(if page == 2 { run } else { 1 }).to_le_bytes());
+            write_log_page_header(&mut bytes[at..at + ps], PageKind::Capsule, page, &kh).unwrap();
+        }
+        for page in 2..2 + n {
+            let at = page as usize * ps + LOG_PAGE_HEADER_LEN;
+            bytes[at + 4..at + 8].copy_from_slice(&CAPSULE_MAGIC.to_le_bytes());
+            bytes[at + 8..at + 12].copy_from_slice(&PS.to_le_bytes());
+        }
+        // Checksums last to first: a record's bytes include the next page's header,
+        // whose record checksum is then already in place.
+        for page in (2..2 + n).rev() {
+            let at = page as usize * ps + LOG_PAGE_HEADER_LEN;
+            let sum = checksum(&[&bytes[at + 4..at + ps]]);
+            bytes[at..at + 4].copy_from_slice(&sum.to_le_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_capsule_pages_walk_stays_within_its_page() {
+        // Every page's walk went on through the records of every page after it: n²/2
+        // entries (a crafted file of 200 MB: about 10^9, a hang and then no memory).
+        let view = View::new(Arc::new(chained_capsule_pages(64, 1)));
+        let ix = LogFile::new(&view, PS, 2).build_index();
+        assert!(ix.capsules.is_empty(), "{} records", ix.capsules.len());
+        // A run header lets its one record reach over the run's pages, and those
+        // pages are not walked again.
+        let view = View::new(Arc::new(chained_capsule_pages(64, 2)));
+        let ix = LogFile::new(&view, PS, 2).build_index();
+        assert_eq!(
+            ix.capsules,
+            vec![2 * u64::from(PS) + LOG_PAGE_HEADER_LEN as u64]
+        );
     }
 
     /// The header of marker page 2 (next page 4, first seq 128) and its bytes.
