@@ -259,3 +259,22 @@ fn purge_to_right_below_the_first_entry_with_a_higher_term_opens_again() {
     assert_eq!(log.term(4).unwrap(), Some(3));
     assert_eq!(log.entries(..).unwrap().len(), 1);
 }
+
+/// A live reader's log is refused (as the docs say): its bounds, read once and kept in
+/// memory, would stay those of its open while the writer purged and appended.
+#[test]
+fn a_log_on_a_read_only_handle_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let db = Database::open(&path).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    log.append(&[Entry::new(1, 1, vec![1])]).unwrap();
+    let reader = capsuledb::Options::new()
+        .read_only(true)
+        .open(&path)
+        .unwrap();
+    assert!(matches!(
+        RaftLog::open(&reader),
+        Err(Error::ReadOnlyDatabase)
+    ));
+}

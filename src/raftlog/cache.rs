@@ -1,9 +1,13 @@
 //! A bounded in-memory copy of the log's newest entries, so that followers catching
 //! up and the state machine applying read them without going through the engine.
 //!
-//! The cache holds a contiguous run of durable entries ending at the last one. It is
-//! changed only after the commit it mirrors succeeded, under the log's writer lock,
-//! and it starts empty on every open, so it can never hold what a crash lost.
+//! The cache holds a contiguous run of committed entries ending at the last one (an
+//! `append_async`'s before they are durable: a reader of this process sees them, as it
+//! does the engine's). Entries go in only after the commit that appends them succeeded,
+//! and come out (a truncate, a purge) before the commit that removes them, so no read
+//! serves an entry the log no longer holds; it is changed under the log's writer lock,
+//! cleared when a commit fails, and starts empty on every open, so it never holds what a
+//! crash lost.
 
 use super::Entry;
 use std::collections::VecDeque;

@@ -3,14 +3,16 @@
 //! [`RaftLog`] keeps a Raft replica's log and its hard state (term, vote, commit index)
 //! in two tables of a [`Database`], `<name>.log` and `<name>.meta` (the default name is
 //! `raft`; the byte layout is in `codec.rs`). Every call that changes the log is one
-//! transaction committed [`Durability::Durable`], so after a crash or power loss the log
+//! transaction, and all but [`RaftLog::append_async`] commit it
+//! [`Durability::Durable`]: an append, a truncate or a purge is never half done, and the
+//! hard state is never torn. With those calls alone, after a crash or power loss the log
 //! holds exactly the calls that returned `Ok` (and possibly the one in flight, whole or
-//! not at all): an append, a truncate or a purge is never half done, and the hard state
-//! is never torn. Concurrent appenders on different logs of one database share the
+//! not at all). Concurrent appenders on different logs of one database share the
 //! engine's group commit. [`RaftLog::append_async`] pipelines appends: it returns an
 //! [`AppendTicket`] before the entries are durable, so one log can keep several batches
 //! in flight, sharing group commits; after a crash the log is a prefix of the appends,
-//! holding at least those whose ticket was waited on.
+//! holding at least those whose ticket was waited on (and every one before a later
+//! durable call that returned `Ok`).
 //!
 //! The log's bounds ([`RaftLog::first_index`], [`RaftLog::last_index`]) are kept in
 //! memory and answered without I/O; recently appended entries are kept in a bounded
@@ -150,6 +152,10 @@ impl RaftLog {
     /// Opens the log stored in the tables `<name>.log` and `<name>.meta` of `db`,
     /// creating them if absent. Several logs can share one database under different
     /// names (their appends then share group commits).
+    ///
+    /// A database opened read-only is refused with [`Error::ReadOnlyDatabase`] (the open
+    /// begins a read-write transaction): the log's bounds are read once and kept in
+    /// memory, and a live reader's would stay those of its open.
     pub fn open_named(db: &Database, name: &str) -> Result<RaftLog> {
         let id = db.identity();
         // A dead entry for the same log may stand before a live one: every match is

@@ -108,16 +108,17 @@ const FLUSH_QUEUE_APPENDS_MAX: usize = 1024;
 const PURGE_WAIT_WARN: std::time::Duration = std::time::Duration::from_secs(10);
 const PURGE_POLL_MIN: std::time::Duration = std::time::Duration::from_micros(200);
 const PURGE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(20);
-/// State machines (database, name) whose snapshot install failed in this process: a
-/// purge waiting for one of them stops waiting.
+/// State machines (database, name) whose snapshot install or apply failed in this
+/// process (openraft's state machine task ends there): a purge waiting for one of them
+/// stops waiting.
 static FAILED_INSTALLS: parking_lot::Mutex<Vec<(usize, String)>> =
     parking_lot::Mutex::new(Vec::new());
 
-/// Records how the latest snapshot install of state machine `name` in `db` ended: a
-/// failure makes purges waiting for more than it applied stop, a later success clears
-/// it. (Not cleared by a new handle: a purge of the failed Raft still polling would
-/// then wait for ever.)
-fn note_install(db: &Database, name: &str, ok: bool) {
+/// Records how the latest snapshot install of state machine `name` in `db` ended, or
+/// that an apply failed (`ok` false): a failure makes purges waiting for more than it
+/// applied stop, a later successful install clears it. (Not cleared by a new handle: a
+/// purge of the failed Raft still polling would then wait for ever.)
+fn note_state_machine(db: &Database, name: &str, ok: bool) {
     let id = db.identity();
     let mut failed = FAILED_INSTALLS.lock();
     failed.retain(|(d, n)| !(*d == id && n == name));
@@ -478,17 +479,11 @@ where
         let Some(bytes) = tx.get(&table, LAST_APPLIED).map_err(logs_read)? else {
             return Ok(Some(None));
         };
-        let applied: serde_json::Value = serde_json::from_slice(&bytes).map_err(logs_read)?;
-        if applied.is_null() {
-            return Ok(Some(None));
-        }
-        match applied.get("index").and_then(serde_json::Value::as_u64) {
-            Some(index) => Ok(Some(Some(index))),
-            None => Err(logs_read(crate::Error::corrupted(
-                0,
-                format!("the state machine's last applied id {applied} has no index"),
-            ))),
-        }
+        // Decoded as the log id the state machine stores (`format-spec/raftlog.md`):
+        // any other JSON with an "index" let a purge go on that the state machine's own
+        // read refuses.
+        let applied: Option<LogId<Nid>> = serde_json::from_slice(&bytes).map_err(logs_read)?;
+        Ok(Some(applied.map(|id| id.index)))
     }
 
     /// Waits until the state machine beside this log has durably applied `index`.
@@ -505,8 +500,8 @@ where
         let mut pause = PURGE_POLL_MIN;
         loop {
             // What the wait is for may never come: the database closed (the read below
-            // fails) or poisoned, or the state machine's install failed (openraft then
-            // stops, once this returns).
+            // fails) or poisoned, or the state machine's install or an apply failed
+            // (its task ended; openraft then stops, once this returns).
             self.log.usable().map_err(logs_write)?;
             match self.state_machine_applied()? {
                 None => return Ok(()),
@@ -514,7 +509,7 @@ where
                 _ if install_failed(self.log.database(), self.log.name()) => {
                     return Err(logs_write(std::io::Error::other(format!(
                         "the log is not purged to index {index}: the state machine {}.sm \
-                         failed to install a snapshot",
+                         failed to install a snapshot or to apply entries",
                         self.log.name()
                     ))));
                 }
@@ -598,7 +593,15 @@ where
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeIdOf<C>>>, StorageError<NodeIdOf<C>>> {
-        self.read_meta(VOTE)
+        // A failure names the vote, as `save_vote`'s does (not the log's entries).
+        let bytes = self
+            .log
+            .meta(VOTE)
+            .map_err(|e| StorageError::from(StorageIOError::read_vote(io_err(e))))?;
+        bytes
+            .map(|b| serde_json::from_slice(&b))
+            .transpose()
+            .map_err(|e| StorageIOError::read_vote(io_err(e)).into())
     }
 
     async fn save_committed(

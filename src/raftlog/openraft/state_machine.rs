@@ -178,7 +178,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         // is handed to openraft unstored (openraft keeps the newer one it holds).
         let keep_stored = stored.is_some_and(|m| m.last_log_id >= data.last_applied);
         let count: u64 = Self::meta_value(&tx, &inner.meta, SNAPSHOT_COUNT)?;
-        let count = count + 1;
+        let count = count.checked_add(1).ok_or_else(|| {
+            sm_read(crate::Error::corrupted(
+                0,
+                format!("the state machine's snapshot count {count} cannot grow"),
+            ))
+        })?;
         inner.built.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match data.last_applied {
             Some(id) => format!("{}-{}-{count}", id.leader_id, id.index),
@@ -220,7 +225,71 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = ::openraft::Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let applied = self.apply_entries(entries);
+        if applied.is_err() {
+            // openraft's state machine task ends at this error, and an install queued
+            // behind it never runs: a purge waiting for that install stops waiting.
+            let inner = &*self.inner;
+            let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
+            note_state_machine(&inner.db, name, false);
+        }
+        applied
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<Nid>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<Nid, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<Nid>> {
+        let installed = self.install(meta, snapshot.into_inner());
         let inner = &*self.inner;
+        let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
+        note_state_machine(&inner.db, name, installed.is_ok());
+        installed
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<Nid>> {
+        let inner = &*self.inner;
+        let mut conn = inner.db.connect();
+        let tx = conn.begin_read().map_err(sm_read)?;
+        let meta: Option<SnapshotMeta<Nid, BasicNode>> =
+            Self::meta_value(&tx, &inner.meta, SNAPSHOT_META)?;
+        let Some(meta) = meta else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        for r in tx.iter(&inner.snapshot).map_err(sm_read)? {
+            let (_, chunk) = r.map_err(sm_read)?;
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}
+
+impl StateMachine {
+    /// [`RaftStateMachine::apply`]: the entries applied in commits of at most
+    /// `APPEND_PART_BYTES_MAX` bytes each, with the last applied id.
+    fn apply_entries<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<Nid>>
+    where
+        I: IntoIterator<Item = ::openraft::Entry<TypeConfig>>,
+    {
+        let inner = &*self.inner;
+
         let mut conn = inner.db.connect();
         let mut tx = conn.begin_with(Isolation::Snapshot).map_err(sm_write)?;
         let mut responses = Vec::new();
@@ -281,52 +350,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(responses)
     }
 
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<Nid>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<Nid, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<Nid>> {
-        let installed = self.install(meta, snapshot.into_inner());
-        let inner = &*self.inner;
-        let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
-        note_install(&inner.db, name, installed.is_ok());
-        installed
-    }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<Nid>> {
-        let inner = &*self.inner;
-        let mut conn = inner.db.connect();
-        let tx = conn.begin_read().map_err(sm_read)?;
-        let meta: Option<SnapshotMeta<Nid, BasicNode>> =
-            Self::meta_value(&tx, &inner.meta, SNAPSHOT_META)?;
-        let Some(meta) = meta else {
-            return Ok(None);
-        };
-        let mut bytes = Vec::new();
-        for r in tx.iter(&inner.snapshot).map_err(sm_read)? {
-            let (_, chunk) = r.map_err(sm_read)?;
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        }))
-    }
-}
-
-impl StateMachine {
     /// [`RaftStateMachine::install_snapshot`]'s work.
     fn install(
         &self,
