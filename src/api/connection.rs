@@ -73,7 +73,32 @@ pub(crate) struct Names {
     /// The tables whose catalog entry this transaction has recorded as read (under
     /// Serializable a name taken from the cache is still a read of the catalog; each is
     /// recorded once).
-    pub(crate) recorded: Vec<TableId>,
+    pub(crate) recorded: RecordedTables,
+}
+
+/// A set of table ids: searched in a short list while it is short (a transaction of a
+/// few tables, on every call), hashed beyond (a migration over thousands of tables
+/// searched the whole list on each call: quadratic).
+#[derive(Default)]
+pub(crate) struct RecordedTables {
+    few: Vec<TableId>,
+    many: std::collections::HashSet<TableId>,
+}
+
+impl RecordedTables {
+    const FEW_MAX: usize = 16;
+
+    /// Adds `id`; whether it was not in the set yet.
+    pub(crate) fn insert(&mut self, id: TableId) -> bool {
+        if self.few.contains(&id) {
+            return false;
+        }
+        if self.few.len() < Self::FEW_MAX {
+            self.few.push(id);
+            return true;
+        }
+        self.many.insert(id)
+    }
 }
 
 impl Names {
@@ -102,7 +127,7 @@ impl Names {
             map,
             last,
             home,
-            recorded: Vec::new(),
+            recorded: RecordedTables::default(),
         }
     }
 }
@@ -154,5 +179,22 @@ impl Connection {
     /// The database this connection belongs to.
     pub fn database(&self) -> &Database {
         &self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecordedTables;
+
+    #[test]
+    fn recorded_tables_hold_each_id_once_past_the_short_list() {
+        let mut set = RecordedTables::default();
+        for id in 0..100u64 {
+            assert!(set.insert(id), "{id} is new");
+        }
+        for id in (0..100u64).rev() {
+            assert!(!set.insert(id), "{id} is held");
+        }
+        assert!(set.insert(100));
     }
 }

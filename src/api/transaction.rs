@@ -180,7 +180,8 @@ impl<'c> Transaction<'c> {
         self.isolation
     }
 
-    /// Whether this transaction was begun with `begin_read`.
+    /// Whether this transaction was begun with `begin_read` (or
+    /// [`crate::Database::begin_read_at`]): it reads and never writes.
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
@@ -233,8 +234,7 @@ impl<'c> Transaction<'c> {
             if let Some(id) = cached {
                 // A name from the connection's cache was read from the catalog by an
                 // earlier transaction: under Serializable this one reads it too.
-                if self.tracks_reads() && !names.recorded.contains(&id) {
-                    names.recorded.push(id);
+                if self.tracks_reads() && names.recorded.insert(id) {
                     self.record_point(CATALOG_TABLE, name.as_bytes());
                 }
                 return Ok(id);
@@ -253,7 +253,7 @@ impl<'c> Transaction<'c> {
                 let id = id?;
                 let mut names = self.names.borrow_mut();
                 names.map.insert(name.to_string(), id);
-                names.recorded.push(id);
+                names.recorded.insert(id);
                 Ok(id)
             }
             None => Err(Error::TableNotFound { table: name.into() }),
@@ -437,7 +437,9 @@ impl<'c> Transaction<'c> {
         self.committed(id, key, <[u8]>::to_vec)
     }
 
-    /// Reads `key` without copying: the value borrows the engine's bytes.
+    /// Reads `key` without copying a committed value: the value borrows the engine's
+    /// bytes. A value this transaction wrote itself is copied once into the returned
+    /// [`ValueRef`] (the transaction may overwrite it while the `ValueRef` lives).
     pub fn get_ref(&self, table: &str, key: &[u8]) -> Result<Option<ValueRef>> {
         check_key(key)?;
         let id = self.table_id(table)?;

@@ -190,6 +190,11 @@ impl<'c, T: DerefMut<Target = Transaction<'c>>, K: Key, V: Value> Table<T, K, V>
 }
 
 /// The entries of a typed table in key order, decoded; `.rev()` for descending.
+///
+/// An entry whose key or value does not decode as the table's types (one written
+/// through the byte API, say) is an [`Error::Decode`](crate::Error::Decode) for that
+/// entry alone, and the iteration goes on past it; an error reading the table (damage,
+/// I/O) ends it, as it ends a [`Range`].
 pub struct TypedRange<'t, 'c, K, V> {
     inner: Range<'t, 'c>,
     types: PhantomData<fn() -> (K, V)>,
