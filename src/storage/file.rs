@@ -245,11 +245,13 @@ impl Storage for FileStorage {
             })?;
             // SAFETY: a writer holds the exclusive `flock`, so no other writer changes
             // the file. Within the writer's process the engine never writes a range a
-            // live view may read (copy-on-write pages) and never truncates below one.
-            // A reader's views are protected by its generation pins: the writer reuses
-            // no page a pinned generation reaches and cuts the file only while no
-            // generation is pinned (`format-spec/locking.md`); a reader maps after it
-            // pins (every view re-reads the length).
+            // live view may read (copy-on-write pages), and cuts the file only below
+            // pages it holds free: a view kept longer (a read pin, a lent value) may
+            // span the cut length, but the tree it reads reaches no freed page (freed
+            // pages wait for its guard), so nothing reads past the cut. A reader's views
+            // are protected by its generation pins: the writer reuses no page a pinned
+            // generation reaches and cuts the file only while no generation is pinned
+            // (`format-spec/locking.md`); every view re-reads the length after the pin.
             let mmap: Mmap = unsafe { MmapOptions::new().len(map_len).map(&self.file) }
                 .map_err(io_err("map the database file"))?;
             View::mapped(Arc::new(mmap))
