@@ -1,19 +1,20 @@
 //! Building the next tree at a checkpoint.
 //!
-//! The old tree's leaves are visited in key order with the key range their branches
-//! give them. A leaf whose range holds no change (and no dropped table) is kept as it
-//! is; runs of changed leaves are merged with their changes and packed into new
-//! leaves. All branch levels are rebuilt over the resulting leaves as they come: each
-//! level holds the one node it is filling, and a full node is written and becomes a
-//! child of the level above (a load of a million keys no longer lists every leaf
-//! with its separator in memory before building the branches). New pages come
+//! The old tree's leaves are listed in key order from its branches, each with the key
+//! range they give it, and only the leaves a rebuild rewrites are read. A leaf whose
+//! range holds no change (and no dropped table) is kept as it is; runs of changed
+//! leaves are merged with their changes and packed into new leaves. All branch levels
+//! are rebuilt over the resulting leaves as they come: each level holds the one node it
+//! is filling, and a full node is written and becomes a child of the level above (the
+//! new leaves are not listed in memory; the old ones are, a page number and a
+//! separator borrowed from the mapping each). New pages come
 //! from the pager; pages of the old tree that the new one no longer uses are returned
 //! in `freed` (to be freed once the new header is durable and no reader walks the
 //! old tree).
 
 use super::page::{
     CellValue, EXTENT_CELL_BODY, LEAF_PAGES_MAX, NodeBuilder, NodeRef, OVERFLOW_CELL_BODY, TreeKey,
-    branch_cell, stored_inline,
+    branch_cell, branch_cell_into, stored_inline,
 };
 use super::run::{encode_extent_into, extent_checksum, extent_pages};
 use super::{DEPTH_MAX, page_bytes};
@@ -99,6 +100,8 @@ struct Builder<'a> {
     /// into one write of up to [`COALESCE_BYTES`], starting at `coalesced_at`.
     coalesced: Vec<u8>,
     coalesced_at: u64,
+    /// A branch cell being put together ([`Builder::add_leaf`]), its room kept.
+    cell: Vec<u8>,
     /// Values whose pages reach this page are copied to new pages (`u64::MAX`: none).
     relocate_from: u64,
     /// The fewest pages a relocation found no run for below `relocate_from`: the free
@@ -209,6 +212,22 @@ impl Builder<'_> {
         let page = self.alloc_write(|p| builder.finish(p), builder.pages())?;
         let first = self.pending_first.take().unwrap_or_default();
         self.add_child(0, first, page)
+    }
+
+    /// [`Builder::add_child`] of a leaf at level 0, copying nothing when the cell fits
+    /// the node being filled (the common case: a rebuild adds every kept leaf).
+    fn add_leaf(&mut self, separator: &[u8], child: u64) -> Result<()> {
+        let Builder { levels, cell, .. } = self;
+        if let Some(level) = levels.first_mut().filter(|l| l.first.is_some()) {
+            cell.clear();
+            branch_cell_into(cell, separator, child);
+            if level.node.fits(cell.len()) {
+                level.children += 1;
+                level.node.push_raw(cell);
+                return Ok(());
+            }
+        }
+        self.add_child(0, separator.to_vec(), child)
     }
 
     /// Adds `child`, whose keys start at `separator`, to the branch level at `depth`
@@ -423,13 +442,43 @@ impl Builder<'_> {
     }
 }
 
-/// Leaves with the lower bound of their range (`None` for the leftmost).
-pub(super) type LeafList = Vec<(Option<Vec<u8>>, u64)>;
+/// Leaves with the lower bound of their range (`None` for the leftmost), borrowed from
+/// the branch that names it.
+pub(super) type LeafList<'f> = Vec<(Option<&'f [u8]>, u64)>;
 
-/// The leaves of the tree at `root`, in key order, each with the lower bound of its
-/// range (`None` for the leftmost), and every branch page.
+/// The tree at `root` as a rebuild sees it: its leaves in key order, each with the lower
+/// bound of its range (`None` for the leftmost), every branch page, and every node's
+/// first page.
+pub(super) struct OldTree<'f> {
+    pub(super) leaves: LeafList<'f>,
+    pub(super) branches: Vec<u64>,
+    pub(super) nodes: NodePages,
+}
+
+/// Every node's first page: the branches in a set as the walk meets them (a branch
+/// reached twice would multiply the walk), the leaves' sorted once at its end (a hash
+/// of each cost a checkpoint more than the rest of its walk).
+#[derive(Default)]
+pub(super) struct NodePages {
+    branches: std::collections::HashSet<u64>,
+    leaves: Vec<u64>,
+}
+
+impl NodePages {
+    /// Whether a node starts at `page`.
+    pub(super) fn contains(&self, page: u64) -> bool {
+        self.branches.contains(&page) || self.leaves.binary_search(&page).is_ok()
+    }
+}
+
+/// The leaves of the tree at `root`, listed from its branches alone: the leaf level's
+/// depth is that of the leftmost leaf, and a node at that depth is taken for a leaf
+/// without being read (a rebuild reads only the leaves it rewrites: reading and
+/// checking every leaf made each checkpoint cost the size of the tree, 99 ms for one
+/// changed key among 4 million). A node the rebuild rewrites is checked then
+/// ([`merge_into`]): a leaf, of its range, its pages no other node's.
 ///
-/// Every node must lie within `data_pages` (the file's data pages handed out so far):
+/// Every node must start within `data_pages` (the file's data pages handed out so far):
 /// a hostile tree naming a page past them would have it freed (a page the pager never
 /// handed out) or handed out while the tree still uses it.
 pub(super) fn leaves_of(
@@ -437,52 +486,88 @@ pub(super) fn leaves_of(
     page_size: u32,
     root: u64,
     data_pages: std::ops::Range<u64>,
-) -> Result<(LeafList, Vec<u64>)> {
-    let mut leaves = Vec::new();
-    let mut branches = Vec::new();
+) -> Result<OldTree<'_>> {
+    let mut tree = OldTree {
+        leaves: Vec::new(),
+        branches: Vec::new(),
+        nodes: NodePages::default(),
+    };
     if root == 0 {
-        return Ok((leaves, branches));
+        return Ok(tree);
     }
-    // Depth-first, left to right: push children right to left. A page reached twice (a
-    // damaged or hostile file) would be freed or linked twice, and a branch whose
-    // children all name one subtree multiplies the walk: refused.
-    let mut seen = std::collections::HashSet::new();
-    let mut stack = vec![(root, None::<Vec<u8>>, 0usize)];
-    while let Some((page, low, depth)) = stack.pop() {
-        if depth >= DEPTH_MAX {
-            return Err(Error::corrupted(page, "tree deeper than the limit"));
-        }
-        if !seen.insert(page) {
-            return Err(Error::corrupted(page, "tree page reachable twice"));
-        }
-        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
-        let end = page.saturating_add(node.pages().max(1));
+    let within = |page: u64, end: u64| {
         if page < data_pages.start || end > data_pages.end {
             return Err(Error::corrupted(
                 page,
                 "tree page outside the file's data pages",
             ));
         }
-        // A multi-page leaf's other pages too: one over another node would be freed
-        // with it while the new tree keeps that node.
-        if (page + 1..end).any(|p| !seen.insert(p)) {
-            return Err(Error::corrupted(page, "tree page reachable twice"));
+        Ok(())
+    };
+    // The leaf level: the leftmost path's.
+    let mut leaf_depth = 0usize;
+    let mut page = root;
+    loop {
+        if leaf_depth >= DEPTH_MAX {
+            return Err(Error::corrupted(page, "tree deeper than the limit"));
         }
+        within(page, page.saturating_add(1))?;
+        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
         if node.is_leaf() {
-            leaves.push((low, page));
+            break;
+        }
+        page = node.child(0)?;
+        leaf_depth += 1;
+    }
+    // Depth-first, left to right: push children right to left. A page reached twice (a
+    // damaged or hostile file) would be freed or linked twice, and a branch whose
+    // children all name one subtree multiplies the walk: refused.
+    let mut stack = vec![(root, None::<&[u8]>, 0usize)];
+    while let Some((page, low, depth)) = stack.pop() {
+        if depth == leaf_depth {
+            within(page, page.saturating_add(1))?;
+            tree.leaves.push((low, page));
+            tree.nodes.leaves.push(page);
             continue;
         }
-        branches.push(page);
+        if !tree.nodes.branches.insert(page) {
+            return Err(Error::corrupted(page, "tree page reachable twice"));
+        }
+        let node = NodeRef::parse(page_bytes(file, page, page_size)?, page)?;
+        within(page, page.saturating_add(node.pages().max(1)))?;
+        if node.is_leaf() {
+            return Err(Error::corrupted(
+                page,
+                "a leaf above the tree's leaf level (leaves at different depths)",
+            ));
+        }
+        tree.branches.push(page);
         for i in (0..=node.count()).rev() {
             let lo = if i == 0 {
-                low.clone()
+                low
             } else {
-                Some(node.separator(i - 1)?.to_vec())
+                Some(node.separator(i - 1)?)
             };
             stack.push((node.child(i)?, lo, depth + 1));
         }
     }
-    Ok((leaves, branches))
+    let nodes = &mut tree.nodes;
+    nodes.leaves.sort_unstable();
+    let twice = nodes
+        .leaves
+        .windows(2)
+        .find_map(|w| matches!(w, [a, b] if a == b).then(|| w.first().copied())?);
+    let twice = twice.or_else(|| {
+        nodes
+            .leaves
+            .iter()
+            .copied()
+            .find(|p| nodes.branches.contains(p))
+    });
+    if let Some(page) = twice {
+        return Err(Error::corrupted(page, "tree page reachable twice"));
+    }
+    Ok(tree)
 }
 
 /// Whether the leaf at `leaf` has a page at or above `mark` (a multi-page leaf may start
@@ -588,24 +673,30 @@ pub fn rebuild_from(
 ) -> Result<Built> {
     let page_size = pager.page_size();
     let data_pages = crate::format::first_data_page(page_size)..pager.high_water();
-    let (old_leaves, old_branches) = leaves_of(file, page_size, root, data_pages)?;
+    let old = leaves_of(file, page_size, root, data_pages.clone())?;
     let mut b = Builder {
         storage,
         pager,
         page_size,
         file,
         new_pages: Vec::new(),
-        freed: old_branches,
+        freed: old.branches,
         levels: Vec::new(),
         pending: NodeBuilder::new(true, page_size),
         pending_first: None,
         unflushed: 0,
         coalesced: Vec::new(),
         coalesced_at: 0,
+        cell: Vec::new(),
         relocate_from,
         relocate_failed: u64::MAX,
     };
-    match merge_into(&mut b, &old_leaves, changes, dropped, relocate_from) {
+    let old_tree = OldNodes {
+        leaves: &old.leaves,
+        nodes: &old.nodes,
+        data_end: data_pages.end,
+    };
+    match merge_into(&mut b, &old_tree, changes, dropped, relocate_from) {
         Ok(root) => Ok(Built {
             root,
             new_pages: b.new_pages,
@@ -621,18 +712,28 @@ pub fn rebuild_from(
     }
 }
 
+/// What [`merge_into`] needs of the old tree.
+struct OldNodes<'o> {
+    leaves: &'o LeafList<'o>,
+    /// Every node's first page.
+    nodes: &'o NodePages,
+    /// The end of the file's data pages handed out.
+    data_end: u64,
+}
+
 /// [`rebuild_from`]'s merge of the old leaves with the changes into `b`; returns the
 /// new root.
 fn merge_into(
     b: &mut Builder<'_>,
-    old_leaves: &LeafList,
+    old: &OldNodes<'_>,
     changes: &mut dyn ChangeSource,
     dropped: &[[u8; 8]],
     relocate_from: u64,
 ) -> Result<u64> {
     let (file, page_size) = (b.file, b.page_size);
+    let old_leaves = old.leaves;
     for (i, (low, leaf)) in old_leaves.iter().enumerate() {
-        let high = old_leaves.get(i + 1).and_then(|(l, _)| l.as_deref());
+        let high = old_leaves.get(i + 1).and_then(|&(l, _)| l);
         let below_high = |k: &[u8]| high.is_none_or(|h| k < h);
         let has_changes = changes.peek().is_some_and(|(k, _)| below_high(k));
         let touched = has_changes
@@ -641,10 +742,29 @@ fn merge_into(
             || range_meets_dropped(dropped, low.as_deref(), high);
         if !touched {
             b.flush_pending()?;
-            b.add_child(0, low.clone().unwrap_or_default(), *leaf)?;
+            b.add_leaf(low.unwrap_or_default(), *leaf)?;
             continue;
         }
         let node = NodeRef::parse(page_bytes(file, *leaf, page_size)?, *leaf)?;
+        // Listed from its branch without a read ([`leaves_of`]): a leaf, its pages the
+        // file's and no other node's. A multi-page leaf over another node would be
+        // freed with it while the new tree keeps that node.
+        if !node.is_leaf() {
+            return Err(Error::corrupted(
+                *leaf,
+                "a branch at the tree's leaf level (leaves at different depths)",
+            ));
+        }
+        let end = leaf.saturating_add(node.pages().max(1));
+        if end > old.data_end {
+            return Err(Error::corrupted(
+                *leaf,
+                "tree page outside the file's data pages",
+            ));
+        }
+        if (leaf + 1..end).any(|p| old.nodes.contains(p)) {
+            return Err(Error::corrupted(*leaf, "tree page reachable twice"));
+        }
         // A leaf of another range at this page (a lost or misdirected write) is refused,
         // as a read and a scan refuse it: merged, its keys would take the separator of
         // their own first key, and reads of this range and the one before would find

@@ -132,7 +132,7 @@ fn a_page_reached_twice_is_refused_by_a_rebuild() {
     );
     match leaves_of(&file, PS, 1, 0..u64::MAX) {
         Err(err) => assert!(err.to_string().contains("reachable twice"), "{err}"),
-        Ok((leaves, _)) => panic!("listed {} leaves of one", leaves.len()),
+        Ok(tree) => panic!("listed {} leaves of one", tree.leaves.len()),
     }
     // A salvage walk ends, and hands the leaf's key over at most once, in order.
     let mut from = Vec::new();
@@ -701,4 +701,49 @@ fn a_rebuild_refuses_a_touched_leaf_of_another_range() {
         e.contains("page 4") && e.contains("outside the bounds"),
         "{e}"
     );
+}
+
+/// A tree whose leaves lie at different depths (each page valid): a rebuild lists the
+/// leaves from the branches at the leftmost leaf's depth without reading them, and
+/// refuses a node it then finds is no leaf when it rewrites it, or a leaf above that
+/// depth, naming the page.
+#[test]
+fn a_rebuild_refuses_leaves_at_different_depths() {
+    use super::build::rebuild;
+    use crate::pager::Pager;
+    use crate::storage::SimStorage;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    let k = |s: &[u8]| crate::btree::composite(1, s);
+    let (a, c, sep) = (k(b"bbbbbbbb"), k(b"nnnnnnnn"), k(b"mmmmmmmm"));
+    let rebuild_of = |file: &[u8], change: &[u8]| {
+        let sim = SimStorage::from_bytes(file.to_vec());
+        let pager = Pager::new(Arc::new(sim.clone()), PS, 6, BTreeSet::new()).unwrap();
+        let changes = vec![(change.to_vec(), Some(Arc::from(&b"v"[..])))];
+        rebuild(&sim, &pager, file, 2, &changes, &[], u64::MAX).map(|_| ())
+    };
+    // Leaf 3 at depth 1, branch 4 (over leaf 5) beside it at the leaf level.
+    let file = file_of(
+        6,
+        vec![
+            branch(2, 3, &[(&sep, 4)]),
+            leaf(3, &[&a]),
+            branch(4, 5, &[]),
+            leaf(5, &[&c]),
+        ],
+    );
+    let e = rebuild_of(&file, &c).expect_err("refused").to_string();
+    assert!(e.contains("page 4") && e.contains("leaf level"), "{e}");
+    // Branch 4 over leaf 5 first: leaf 3 lies above the leaf level.
+    let file = file_of(
+        6,
+        vec![
+            branch(2, 4, &[(&sep, 3)]),
+            leaf(3, &[&c]),
+            branch(4, 5, &[]),
+            leaf(5, &[&a]),
+        ],
+    );
+    let e = rebuild_of(&file, &a).expect_err("refused").to_string();
+    assert!(e.contains("page 3") && e.contains("leaf level"), "{e}");
 }

@@ -409,9 +409,14 @@ pub fn v3_leaf_cell_overflow(key: &[u8], run: u64, len: u32) -> Vec<u8> {
 /// Encodes a branch cell.
 pub fn branch_cell(separator: &[u8], child: u64) -> Vec<u8> {
     let mut c = Vec::with_capacity(BRANCH_CELL_HEAD + separator.len());
-    c.extend_from_slice(&(separator.len() as u16).to_le_bytes());
-    c.extend_from_slice(&[0; 6]);
-    c.extend_from_slice(&child.to_le_bytes());
-    c.extend_from_slice(separator);
+    branch_cell_into(&mut c, separator, child);
     c
+}
+
+/// [`branch_cell`] appended to `out`.
+pub fn branch_cell_into(out: &mut Vec<u8>, separator: &[u8], child: u64) {
+    out.extend_from_slice(&(separator.len() as u16).to_le_bytes());
+    out.extend_from_slice(&[0; 6]);
+    out.extend_from_slice(&child.to_le_bytes());
+    out.extend_from_slice(separator);
 }

@@ -63,7 +63,9 @@ pub fn stored_inline(page_size: u32, key_len: usize, value_len: usize) -> bool {
 }
 
 pub use super::key::TreeKey;
-pub use super::node_builder::{EXTENT_CELL_BODY, NodeBuilder, OVERFLOW_CELL_BODY, branch_cell};
+pub use super::node_builder::{
+    EXTENT_CELL_BODY, NodeBuilder, OVERFLOW_CELL_BODY, branch_cell, branch_cell_into,
+};
 #[cfg(test)]
 pub use super::node_builder::{v3_leaf_cell_inline, v3_leaf_cell_overflow};
 pub use crate::types::cmp_keys;
