@@ -1,6 +1,7 @@
-//! I/O faults at every I/O point: the N-th write, sync, resize or remap fails, or the power
-//! goes after N operations, for every N a workload reaches (on a fresh database, across a
-//! marker page, and while creating one); after each, in every crash mode, the database
+//! I/O faults at every I/O point: the N-th write, sync or remap fails, every resize from the
+//! N-th on fails, or the power goes after N operations, for every N a workload reaches (on
+//! a fresh database, across a marker page, and while creating one); after each, in every
+//! crash mode, the database
 //! reopens with every acknowledged commit and a failed one whole or not at all.
 
 mod io_faults_support;

@@ -60,13 +60,22 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     let info = src.info()?;
     // A damaged catalog page is passed over too: the names on it are lost (and where
     // their tables lie), every other table is copied.
+    // The list reads the names alone: a name whose entry names no table (a crafted
+    // value) is met by looking each up, and the catalog is then salvaged, that name
+    // lost (it stopped the whole salvage when its copy began).
     let (tables, catalog_losses) = match snapshot.tables() {
-        Ok(tables) => (tables, Vec::new()),
-        Err(e) if e.is_corruption() => {
+        Ok(tables)
+            if tables
+                .iter()
+                .all(|t| snapshot.table_exists(t).is_ok_and(|e| e)) =>
+        {
+            (tables, Vec::new())
+        }
+        Err(e) if !e.is_corruption() => return Err(e.into()),
+        _ => {
             let (tables, report) = snapshot.salvage_tables()?;
             (tables, report.losses)
         }
-        Err(e) => return Err(e.into()),
     };
     // The tables whose names were lost are found by their keys and copied under names
     // of their own, none a copied table has.
@@ -183,10 +192,12 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         }
         let id = |bytes: &[u8]| <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes);
         for loss in &unsearched {
+            let from = id(&loss.from);
             let ids = match loss.until.as_deref().map(id) {
-                Some(past) if past == id(&loss.from) + 1 => format!("id {}", id(&loss.from)),
-                Some(past) => format!("ids {} to {}", id(&loss.from), past - 1),
-                None => format!("ids from {}", id(&loss.from)),
+                Some(past) if past == from.saturating_add(1) => format!("id {from}"),
+                Some(past) if past > from => format!("ids {from} to {}", past - 1),
+                // (A crafted separator can end a loss at or below where it starts.)
+                _ => format!("ids from {from}"),
             };
             writeln!(
                 out,

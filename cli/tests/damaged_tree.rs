@@ -152,3 +152,58 @@ fn tables_whose_names_were_lost_are_copied_under_new_names() {
     values.sort_unstable();
     assert_eq!(values, (0..TABLES).collect::<Vec<_>>());
 }
+
+/// A catalog entry whose value names no table (a crafted file, its page's checksum
+/// rewritten): `salvage` loses that name, copies the other tables, and finds the table
+/// by its keys. The listing read the names alone, and the copy stopped at that name
+/// with nothing written.
+#[test]
+fn a_catalog_value_that_names_no_table_loses_only_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = s(&db_in(&dir));
+    {
+        let d = capsuledb::Database::open(&db).unwrap();
+        let mut c = d.connect();
+        let mut tx = c.begin().unwrap();
+        for i in 1..=5u8 {
+            let name = format!("crafted-table-{i}");
+            tx.create_table(&name).unwrap();
+            tx.put(&name, b"k", &[i]).unwrap();
+        }
+        tx.commit().unwrap();
+        d.checkpoint().unwrap();
+        drop(c);
+        d.close().unwrap();
+    }
+    // The catalog's leaf: table 3's id (3) becomes 0, the catalog's own.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let p = bytes
+        .chunks_exact(PAGE)
+        .enumerate()
+        .position(|(p, b)| {
+            matches!(b[4], 8 | 9)
+                && b[8..16] == (p as u64).to_le_bytes()
+                && b.windows(15).any(|w| w == b"crafted-table-1")
+        })
+        .expect("the catalog's leaf");
+    let page = &mut bytes[p * PAGE..(p + 1) * PAGE];
+    let at: Vec<usize> = (16..PAGE - 8)
+        .filter(|&i| page[i..i + 8] == 3u64.to_le_bytes())
+        .collect();
+    let [at] = at[..] else {
+        panic!("the id 3 is at {at:?}")
+    };
+    page[at..at + 8].fill(0);
+    let sum = crc32fast::hash(&page[4..]);
+    page[..4].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&db, &bytes).unwrap();
+
+    let out_db = s(&dir.path().join("salvaged.db"));
+    let report = ok(&["salvage", &db, &out_db]);
+    assert!(report.contains("salvaged 5 tables"), "{report}");
+    assert!(
+        report.contains("lost: the name \"crafted-table-3\""),
+        "{report}"
+    );
+    assert!(report.contains("copied as lost-table-3"), "{report}");
+}

@@ -182,8 +182,18 @@ impl Engine {
                     Error::Corrupted { page, what } => (page, what),
                     other => (0, other.to_string()),
                 };
-                let last = id_of(&d.until);
-                let past = if d.until.len() > 8 { last + 1 } else { last };
+                // The first table id none of whose keys lies below the loss's end: its
+                // first 8 bytes, padded with zeros (a crafted separator may be shorter:
+                // read as id 0, the CLI named ids 1 to 2^64 - 1), one more when the
+                // key goes on past them.
+                let mut first8 = [0u8; 8];
+                first8.iter_mut().zip(&d.until).for_each(|(b, u)| *b = *u);
+                let last = u64::from_be_bytes(first8);
+                let past = if d.until.len() > 8 {
+                    last.saturating_add(1)
+                } else {
+                    last
+                };
                 losses.push(SalvageLoss {
                     page,
                     what,

@@ -191,7 +191,9 @@ impl SnapshotRegistry {
     }
 
     /// The oldest live snapshot, or the visible sequence when none is live. No current
-    /// or future snapshot reads below it.
+    /// or future registered snapshot reads below it; a time-travel read
+    /// (`begin_read_at`) is not registered and reads at or above the history floor,
+    /// which pruning also stays below.
     pub fn horizon(&self) -> u64 {
         let mut h = self.visible.load(Ordering::SeqCst);
         for shard in self.live.iter() {

@@ -339,9 +339,11 @@ impl Pager {
             let target = needed
                 .max(st.file_len + step)
                 .next_multiple_of(u64::from(self.page_size));
-            // A step the disk refuses (nearly full, or a file size limit) is tried again
-            // at the size this allocation needs: the step saves resizes, it is not worth
-            // failing a commit the disk still has room for.
+            // A step the storage refuses is tried again at the size this allocation
+            // needs: the step saves resizes, it is not worth failing a commit there is
+            // room for. (A storage plugged in may refuse growth when full; a Linux file
+            // grows sparse, its full disk shows at a write, and a file size limit
+            // raises SIGXFSZ, which ends the process unless the application handles it.)
             let grown = match self.storage.set_len(target) {
                 Err(_) if exact < target => self.storage.set_len(exact).map(|()| exact),
                 r => r.map(|()| target),

@@ -103,6 +103,8 @@ struct Faults {
     fail_write: Option<u64>,
     fail_sync: Option<u64>,
     fail_set_len: Option<u64>,
+    /// Every `set_len` from this one (by count) on fails.
+    fail_set_lens_from: Option<u64>,
     fail_remap: Option<u64>,
     /// The length the last successful view saw (what a real file has mapped).
     mapped_len: Option<usize>,
@@ -289,6 +291,14 @@ impl SimStorage {
     pub fn fail_nth_set_len(&self, n: u64) {
         let mut st = self.state.lock();
         st.faults.fail_set_len = Some(st.counts.set_lens + n);
+    }
+
+    /// Makes the `n`-th `set_len` from now (1-based) and every one after it fail without
+    /// resizing (a file that can no longer change its length; a retry fails too);
+    /// `None` lifts it.
+    pub fn fail_set_lens_from(&self, n: Option<u64>) {
+        let mut st = self.state.lock();
+        st.faults.fail_set_lens_from = n.map(|n| st.counts.set_lens + n);
     }
 
     /// Makes the `n`-th remap from now (1-based) fail: the `n`-th `view` that follows a
@@ -552,6 +562,13 @@ impl Storage for SimStorage {
         SimStorage::spend_power(&mut st).map_err(io)?;
         if st.faults.fail_set_len == Some(st.counts.set_lens + 1) {
             st.faults.fail_set_len = None;
+            return Err(io(simulated("resize failure")));
+        }
+        if st
+            .faults
+            .fail_set_lens_from
+            .is_some_and(|n| st.counts.set_lens + 1 >= n)
+        {
             return Err(io(simulated("resize failure")));
         }
         if st.faults.max_len.is_some_and(|max| len > max) {

@@ -269,6 +269,7 @@ pub fn disarm(sim: &SimStorage) {
     sim.fail_nth_write(FAR);
     sim.fail_nth_sync(FAR);
     sim.fail_nth_set_len(FAR);
+    sim.fail_set_lens_from(None);
     sim.fail_nth_remap(FAR);
 }
 
@@ -276,7 +277,9 @@ pub fn arm(sim: &SimStorage, fault: Fault) {
     match fault {
         Fault::Write(n) => sim.fail_nth_write(n),
         Fault::Sync(n) => sim.fail_nth_sync(n),
-        Fault::SetLen(n) => sim.fail_nth_set_len(n),
+        // Every resize from the n-th on: a refused growth step is tried again at the
+        // size needed, so one failure alone fails nothing.
+        Fault::SetLen(n) => sim.fail_set_lens_from(Some(n)),
         Fault::PowerOff(n) => sim.power_off_after(n),
     }
 }
@@ -326,7 +329,8 @@ pub fn sweep_point(w: &Workload, fault: Fault, mode: CrashMode) -> (usize, bool)
     let sim = w.storage();
     let db = open(&sim).unwrap();
     arm(&sim, fault);
-    let single = !matches!(fault, Fault::PowerOff(_));
+    // Resizes fail from the n-th on: every commit that grows the file fails.
+    let single = !matches!(fault, Fault::PowerOff(_) | Fault::SetLen(_));
     let mut run = run_workload(&db, w.from..w.to, single);
     run.acked.splice(0..0, 0..w.from);
     if !matches!(fault, Fault::PowerOff(_)) {
