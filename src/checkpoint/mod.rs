@@ -2,8 +2,11 @@
 //! the new header, then free what the old state used (`format-spec/btree.md`,
 //! "Checkpoint ordering").
 //!
-//! Committers keep committing while a checkpoint runs: it takes no lock a committer
-//! waits on, except the marker writer's for a moment to find where the stream restarts.
+//! Committers keep committing while a checkpoint runs: it holds no lock a committer
+//! waits on for long, but the group steps' sync lock across its own syncs
+//! (`Committer::serialize_syncs`), and the marker writer's, the group state's and the
+//! commit index's for a moment each (where the stream restarts, a step in flight, the
+//! tip).
 
 mod bound;
 mod folded;
