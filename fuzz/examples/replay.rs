@@ -13,6 +13,8 @@ fn main() {
         "open_bytes" => capsuledb_fuzz::fuzz_open_bytes,
         "decode" => capsuledb_fuzz::fuzz_decode,
         "api_model" => capsuledb_fuzz::fuzz_api_model,
+        "key_decode" => capsuledb_fuzz::fuzz_key_decode,
+        "raftlog" => capsuledb_fuzz::fuzz_raftlog,
         other => panic!("unknown target {other}"),
     };
     let mut files = Vec::new();

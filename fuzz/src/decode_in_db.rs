@@ -6,14 +6,13 @@
 
 use super::decode::{LOG_KINDS, SEALED_KINDS};
 use super::input::{Input, u32_at, u64_at};
-use super::open_bytes::{exercise, open_sim};
+use super::open_bytes::exercise_bytes;
 use super::sample::sample_database;
 use capsuledb::format::{
     CAPSULE_HEADER_LEN, HEADER_COPY_OFFSETS, Header, LOG_PAGE_HEADER_LEN, MARKER_LEN, Marker,
     MarkerPageHeader, PROOF_LEN, PageKind, Proof, checksum, decode_capsule, first_data_page,
     slots_per_page, verify_log_page,
 };
-use capsuledb::storage::SimStorage;
 use std::sync::OnceLock;
 
 /// Page size of the sample databases.
@@ -85,10 +84,7 @@ pub(super) fn page_in_database(rest: &[u8], tree: bool) {
         let sum = checksum(&[covered]);
         file[start..start + 4].copy_from_slice(&sum.to_le_bytes());
     }
-    let sim = SimStorage::from_bytes(file);
-    if let Ok(db) = open_sim(&sim) {
-        exercise(db);
-    }
+    exercise_bytes(file);
 }
 
 /// Where one commit of the log sits in a database file.
@@ -233,8 +229,5 @@ pub(super) fn capsule_in_database(rest: &[u8]) {
         file[c.marker_at..c.marker_at + MARKER_LEN].copy_from_slice(&bytes);
         chain = next;
     }
-    let sim = SimStorage::from_bytes(file);
-    if let Ok(db) = open_sim(&sim) {
-        exercise(db);
-    }
+    exercise_bytes(file);
 }

@@ -25,16 +25,22 @@ pub(super) fn open_sim(sim: &SimStorage) -> capsuledb::Result<Database> {
 /// once, checkpoints and closes. Every step may fail with an error; none may panic,
 /// hang or allocate without bound.
 pub fn fuzz_open_bytes(data: &[u8]) {
-    // Read-only first (it writes nothing): the lenient paths a salvage relies on.
-    let sim = SimStorage::from_bytes(data.to_vec());
+    exercise_bytes(data.to_vec());
+}
+
+/// Opens `file` read-only and exercises it (the lenient paths a salvage relies on; it
+/// writes nothing), then read-write and exercises that: `fuzz_open_bytes`'s work, also
+/// done by the in-database `decode` modes on the files they damage.
+pub(super) fn exercise_bytes(file: Vec<u8>) {
+    let sim = SimStorage::from_bytes(file.clone());
     if let Ok(db) = Options::new()
         .random_seed(1)
         .read_only(true)
-        .open_storage(Arc::new(sim.clone()))
+        .open_storage(Arc::new(sim))
     {
         exercise_read_only(&db);
     }
-    let sim = SimStorage::from_bytes(data.to_vec());
+    let sim = SimStorage::from_bytes(file);
     if let Ok(db) = open_sim(&sim) {
         exercise(db);
     }
@@ -46,15 +52,45 @@ fn exercise_read_only(db: &Database) {
     let _ = db.info();
     let _ = db.stats();
     let mut conn = db.connect();
-    if let Ok(tx) = conn.begin_read()
-        && let Ok(names) = tx.tables()
-    {
-        for name in names.iter().take(SCAN_TABLES_MAX) {
-            read_table(&tx, name);
-            salvage_table(&tx, name);
+    if let Ok(tx) = conn.begin_read() {
+        if let Ok(names) = tx.tables() {
+            for name in names.iter().take(SCAN_TABLES_MAX) {
+                read_table(&tx, name);
+                salvage_table(&tx, name);
+            }
         }
+        salvage_catalog(&tx);
     }
     let _ = db.check_integrity();
+}
+
+/// The salvage of a damaged catalog (what the CLI's `salvage` runs): the names it
+/// gives, the tables whose names were lost found by their keys, and each of those
+/// copied. Ids come sorted and once each, and each table's keys in increasing order.
+fn salvage_catalog(tx: &capsuledb::Transaction<'_>) {
+    if let Ok((names, _)) = tx.salvage_tables() {
+        for name in names.iter().take(SCAN_TABLES_MAX) {
+            salvage_table(tx, name);
+        }
+    }
+    let Ok((ids, _)) = tx.salvage_unnamed_tables() else {
+        return;
+    };
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "unnamed table ids out of order or repeated: {ids:?}"
+    );
+    for &id in ids.iter().take(SCAN_TABLES_MAX) {
+        let mut last: Option<Vec<u8>> = None;
+        let _ = tx.salvage_table_id(id, |k, _| {
+            assert!(
+                last.as_deref().is_none_or(|l| l < k),
+                "salvage of table #{id} handed {k:?} after {last:?}"
+            );
+            last = Some(k.to_vec());
+            Ok(())
+        });
+    }
 }
 
 /// Salvages `name` (the walk past damaged pages and values): keys come in strictly
