@@ -380,7 +380,11 @@ impl Engine {
             // the current copy in place (a reader of another process reading it torn
             // would take the older one): a repaired current copy got a new generation
             // in the other copy above, and the repaired one is the older now.
-            if bound_needs_write(&header, rec.tip) {
+            // A tail page header rewritten with a next page of this open's choosing gets
+            // a new header generation too: a live reader of another process that
+            // opened on the damaged header waits on the page it named, which no writer
+            // starts now, and reopens only at a new generation.
+            if bound_needs_write(&header, rec.tip) || rec.rewrite_tail_header {
                 (header, copy) = write_durable_bound(storage.as_ref(), &header, copy, rec.tip)?;
             }
             let older: Vec<_> = repaired.iter().filter(|&&(c, _)| c != copy).collect();
