@@ -81,30 +81,26 @@ fn salvage_catalog(tx: &capsuledb::Transaction<'_>) {
         "unnamed table ids out of order or repeated: {ids:?}"
     );
     for &id in ids.iter().take(SCAN_TABLES_MAX) {
-        let mut last: Option<Vec<u8>> = None;
-        let _ = tx.salvage_table_id(id, |k, _| {
-            assert!(
-                last.as_deref().is_none_or(|l| l < k),
-                "salvage of table #{id} handed {k:?} after {last:?}"
-            );
-            last = Some(k.to_vec());
-            Ok(())
-        });
+        let mut last = None;
+        let _ = tx.salvage_table_id(id, |k, _| increasing(&mut last, k));
     }
+}
+
+/// A salvage's callback: `key` comes after the last one handed over (`last`).
+fn increasing(last: &mut Option<Vec<u8>>, key: &[u8]) -> capsuledb::Result<()> {
+    assert!(
+        last.as_deref().is_none_or(|l| l < key),
+        "salvage handed {key:?} after {last:?}"
+    );
+    *last = Some(key.to_vec());
+    Ok(())
 }
 
 /// Salvages `name` (the walk past damaged pages and values): keys come in strictly
 /// increasing order, and the losses in key order, each ending after it starts.
 fn salvage_table(tx: &capsuledb::Transaction<'_>, name: &str) {
-    let mut last: Option<Vec<u8>> = None;
-    let salvaged = tx.salvage_table(name, |k, _| {
-        assert!(
-            last.as_deref().is_none_or(|l| l < k),
-            "salvage handed {k:?} after {last:?}"
-        );
-        last = Some(k.to_vec());
-        Ok(())
-    });
+    let mut last = None;
+    let salvaged = tx.salvage_table(name, |k, _| increasing(&mut last, k));
     if let Ok(report) = salvaged {
         for loss in &report.losses {
             assert!(
