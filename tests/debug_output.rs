@@ -1,5 +1,5 @@
-//! Every public type prints with `{:?}` (the library also denies
-//! `missing_debug_implementations`), so a user's own `#[derive(Debug)]` struct can hold a
+//! Every public type prints with `{:?}` (the library also warns on
+//! `missing_debug_implementations`, an error under CI's `-D warnings`), so a user's own `#[derive(Debug)]` struct can hold a
 //! `Database`, a `Connection` or a `RaftLog`; the output names what a reader of a log needs.
 
 use capsuledb::raftlog::{Entry, RaftLog};
