@@ -307,11 +307,10 @@ fn a_damaged_value_in_the_last_tables_last_leaf_does_not_refuse_the_open() {
     assert_eq!(tx.get("b", b"x").unwrap().as_deref(), Some(&b"y"[..]));
 }
 
-/// A catalog leaf below a branch holding a table id past the largest a table can have
-/// (its checksum fixed): the open refuses the file naming that leaf, as a read of the
-/// table does; it named the catalog's root, an intact branch.
-#[test]
-fn an_impossible_table_id_in_a_catalog_leaf_names_the_leaf() {
+/// 400 tables (so the catalog spans leaves below a branch), checkpointed; the last
+/// table's id (400) on its catalog leaf replaced by `id` and the leaf resealed. Returns
+/// the bytes, that leaf's page and the last table's name.
+fn catalog_leaf_naming(id: u64) -> (Vec<u8>, usize, String) {
     use capsuledb::format::{PageKind, seal_page};
     let sim = SimStorage::new();
     let db = Options::new()
@@ -330,8 +329,8 @@ fn an_impossible_table_id_in_a_catalog_leaf_names_the_leaf() {
     tx.commit().unwrap();
     db.checkpoint().unwrap().unwrap();
     // Ids are handed out in creation order from 1: the last table's is 400.
-    let last = names.last().unwrap()[14..].to_string();
-    let id = names.len() as u64;
+    let last = names.last().unwrap().clone();
+    let last_id = names.len() as u64;
     drop(c);
     db.close().unwrap();
     sim.crash_losing_unsynced();
@@ -345,23 +344,64 @@ fn an_impossible_table_id_in_a_catalog_leaf_names_the_leaf() {
                 Some(PageKind::Leaf | PageKind::CompactLeaf | PageKind::UniformLeaf)
             );
             leaf && u64::from_le_bytes(b[8..16].try_into().unwrap()) == p as u64
-                && b.windows(last.len()).any(|w| w == last.as_bytes())
+                && b.windows(last.len() - 14)
+                    .any(|w| w == &last.as_bytes()[14..])
         })
         .expect("the catalog leaf");
     let body = &mut bytes[page * PAGE..(page + 1) * PAGE];
     let kind = PageKind::from_u8(body[4]).unwrap();
     let at: Vec<usize> = (32..PAGE - 8)
-        .filter(|&i| body[i..i + 8] == id.to_le_bytes())
+        .filter(|&i| body[i..i + 8] == last_id.to_le_bytes())
         .collect();
     assert_eq!(at.len(), 1, "the id's bytes once on the leaf");
-    body[at[0]..at[0] + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    body[at[0]..at[0] + 8].copy_from_slice(&id.to_le_bytes());
     seal_page(body, kind, page as u64).unwrap();
+    (bytes, page, last)
+}
+
+/// A catalog leaf below a branch holding a table id past the largest a table can have
+/// (its checksum fixed): the open refuses the file naming that leaf, as a read of the
+/// table does; it named the catalog's root, an intact branch.
+#[test]
+fn an_impossible_table_id_in_a_catalog_leaf_names_the_leaf() {
+    let (bytes, page, _) = catalog_leaf_naming(u64::MAX);
     match open(bytes) {
         Err(Error::Corrupted { page: named, what }) => {
             assert_eq!(named, page as u64, "{what}")
         }
         other => panic!("expected Corrupted naming page {page}, got {other:?}"),
     }
+}
+
+/// A catalog entry naming table id 0, the catalog's own (its leaf's checksum fixed): a
+/// use of that name is corruption naming the leaf, and a table created after it gets an
+/// id of its own (a fuzzer found the catalog's keys read as that table's, so a key put
+/// into a new table showed up as a table name; the decode regression saved then no
+/// longer reaches the page it was written for, this test does).
+#[test]
+fn a_catalog_entry_naming_the_catalog_id_is_corruption() {
+    let (bytes, page, last) = catalog_leaf_naming(0);
+    let db = open(bytes).expect("the open reads no table through that entry");
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    match tx.get(&last, b"k") {
+        Err(Error::Corrupted { page: named, what }) => {
+            assert_eq!(named, page as u64, "{what}")
+        }
+        other => panic!("expected Corrupted naming page {page}, got {other:?}"),
+    }
+    drop(tx);
+    let mut tx = c.begin().unwrap();
+    tx.create_table("fresh").unwrap();
+    tx.put("fresh", b"a-key", b"v").unwrap();
+    tx.commit().unwrap();
+    let tx = c.begin_read().unwrap();
+    assert_eq!(
+        tx.get("fresh", b"a-key").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    let names = tx.tables().unwrap();
+    assert!(!names.iter().any(|n| n == "a-key"), "{names:?}");
 }
 
 /// The file's leaves (compact, uniform or older), each with a copy of `bytes` in which a
