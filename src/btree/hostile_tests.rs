@@ -2,7 +2,7 @@
 //! break the tree's invariants, as a writer's mistake or a hostile file could make them:
 //! every walk ends, with an error naming a page, instead of looping or multiplying.
 
-use super::build::leaves_of;
+use super::old_tree::leaves_of;
 use super::page::{NodeBuilder, TreeKey, branch_cell};
 use super::salvage::salvage_leaf;
 use super::scan_leaf;

@@ -14,6 +14,7 @@ pub mod key;
 #[cfg(test)]
 mod multi_page_leaf_tests;
 mod node_builder;
+mod old_tree;
 pub mod page;
 pub mod run;
 pub mod salvage;

@@ -184,10 +184,7 @@ fn copy_damage(
     bad: usize,
     fault: &HeaderFault,
 ) -> Option<(u64, String)> {
-    let offset = HEADER_COPY_OFFSETS.get(bad).copied().unwrap_or(0);
-    let blank = view
-        .get(offset, HEADER_LEN)
-        .is_some_and(|b| b.iter().all(|&x| x == 0));
+    let blank = copy_is_blank(view, bad);
     if matches!(fault, HeaderFault::Short) || (bad == 0 && valid.generation == 1 && blank) {
         return None;
     }
@@ -279,6 +276,14 @@ pub(crate) fn repaired_header_copies(storage: &dyn Storage) -> Result<Vec<(u32, 
         .collect())
 }
 
+/// Whether header copy `copy` of `view` was never written (all zero).
+fn copy_is_blank(view: &View, copy: usize) -> bool {
+    HEADER_COPY_OFFSETS.get(copy).is_some_and(|&offset| {
+        view.get(offset, HEADER_LEN)
+            .is_some_and(|b| b.iter().all(|&x| x == 0))
+    })
+}
+
 /// After a read-write open chose copy B (`copy` 1) of the first generation beside a
 /// blank copy A (an interrupted creation, [`copy_damage`]): writes copy A with the same
 /// header and makes it durable, and returns the copy now current (A, which wins the
@@ -289,15 +294,10 @@ pub(crate) fn fill_blank_copy_a(storage: &dyn Storage, header: &Header, copy: u3
     if copy != 1 || header.generation != 1 {
         return Ok(copy);
     }
-    let offset = HEADER_COPY_OFFSETS[0];
-    let blank = storage
-        .view()?
-        .get(offset, HEADER_LEN)
-        .is_some_and(|b| b.iter().all(|&x| x == 0));
-    if !blank {
+    if !copy_is_blank(&storage.view()?, 0) {
         return Ok(copy);
     }
-    storage.write_at(offset, &header.encode(0))?;
+    storage.write_at(HEADER_COPY_OFFSETS[0], &header.encode(0))?;
     storage.sync()?;
     Ok(0)
 }
@@ -393,12 +393,7 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
         });
     }
     // Whether copy `c` was never written (all zero).
-    let blank = |c: usize| {
-        HEADER_COPY_OFFSETS.get(c).is_some_and(|&offset| {
-            view.get(offset, HEADER_LEN)
-                .is_some_and(|b| b.iter().all(|&x| x == 0))
-        })
-    };
+    let blank = |c: usize| copy_is_blank(&view, c);
     // The copy that failed beside the chosen one, with its fault.
     let mut fell_back = None;
     let chosen = match (a, b) {
