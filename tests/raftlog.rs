@@ -281,6 +281,27 @@ fn a_new_log_starts_at_its_first_append() {
 }
 
 #[test]
+fn a_payload_over_the_limit_is_refused_naming_the_payloads_limit() {
+    use capsuledb::raftlog::ENTRY_PAYLOAD_MAX;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("r.db")).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    // The longest payload fits (its term makes the stored value exactly the limit).
+    log.append(&[Entry::new(1, 1, vec![7; ENTRY_PAYLOAD_MAX])])
+        .unwrap();
+    assert_eq!(log.entry(1).unwrap().unwrap().data.len(), ENTRY_PAYLOAD_MAX);
+    // One byte more is refused naming the payload and its own limit, nothing written.
+    let err = log
+        .append(&[Entry::new(2, 1, vec![7; ENTRY_PAYLOAD_MAX + 1])])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ValueTooLarge { len, max } if len == ENTRY_PAYLOAD_MAX + 1 && max == ENTRY_PAYLOAD_MAX),
+        "{err:?}"
+    );
+    assert_eq!(log.last_index(), Some(1));
+}
+
+#[test]
 fn lent_reads_follow_ranges_and_stop_at_the_first_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("lent.db")).unwrap();

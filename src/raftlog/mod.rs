@@ -102,6 +102,11 @@ static OPENING: Mutex<()> = Mutex::new(());
 /// Table name used by [`RaftLog::open`].
 pub const DEFAULT_NAME: &str = "raft";
 
+/// The longest payload an [`Entry`] may carry: one stored value
+/// ([`crate::MAX_VALUE_LEN`]) less the entry's term stored in front of it. An append of a
+/// longer one is [`Error::ValueTooLarge`] naming the payload's length and this limit.
+pub const ENTRY_PAYLOAD_MAX: usize = crate::MAX_VALUE_LEN - codec::TERM_LEN;
+
 /// A Raft log and hard state stored in a capsuledb [`Database`]. Cheap to clone (the
 /// clones share one log); `Send + Sync`. See the [module docs](self).
 #[derive(Clone)]
@@ -293,7 +298,7 @@ impl RaftLog {
     /// Appends `entries` in one durable transaction. They must be contiguous, start
     /// right after the last entry (or anywhere, on a log that never held anything), and
     /// have terms that never go down; otherwise [`Error::LogOrder`] and nothing is
-    /// written. Returns once the entries are on stable storage. An empty slice is a
+    /// written. A payload over [`ENTRY_PAYLOAD_MAX`] is [`Error::ValueTooLarge`]. Returns once the entries are on stable storage. An empty slice is a
     /// no-op. [`RaftLog::append_async`] returns earlier.
     pub fn append(&self, entries: &[Entry]) -> Result<()> {
         match self.append_async(entries)? {
@@ -352,6 +357,12 @@ impl RaftLog {
             ));
         }
         for e in entries {
+            if e.data.len() > ENTRY_PAYLOAD_MAX {
+                return Err(Error::ValueTooLarge {
+                    len: e.data.len(),
+                    max: ENTRY_PAYLOAD_MAX,
+                });
+            }
             if let Some(p) = prev {
                 if p.index.checked_add(1) != Some(e.index) {
                     return Err(refuse(e.index, format!("not contiguous after {}", p.index)));
