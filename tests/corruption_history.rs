@@ -239,3 +239,64 @@ fn names_its_page(e: &Error) -> u32 {
         _ => 0,
     }
 }
+
+/// A version list whose oldest element is above the floor (a hostile edit, checksum made
+/// right) leaves a read at the floor nothing to take: `check` names it, where it passed
+/// it before.
+#[test]
+fn check_names_a_version_list_whose_oldest_element_is_above_the_floor() {
+    let (bytes, _) = build();
+    let floor = open(bytes.clone(), usize::MAX).unwrap().history_window().0;
+    // An indexed list (tag 0, a count, index entries newest first, the first record
+    // right after the index) of three or more elements whose oldest is at or below the
+    // floor, with room to move its two oldest above the floor, still newest first.
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let mut found = None;
+    'leaves: for &(start, len, kind) in &history_leaves(&bytes) {
+        for at in start + 24..start + len - 32 {
+            let count = u32_at(&bytes, at + 4) as usize;
+            if u32_at(&bytes, at) != 0 || !(3..=40).contains(&count) {
+                continue;
+            }
+            if at + 8 + 12 * count > start + len
+                || u32_at(&bytes, at + 16) as usize != 8 + 12 * count
+            {
+                continue;
+            }
+            let seqs: Vec<u64> = (0..count)
+                .map(|i| u64_at(&bytes, at + 8 + 12 * i))
+                .collect();
+            let second = seqs[count - 2].max(floor + 2);
+            if seqs.windows(2).all(|w| w[0] > w[1])
+                && seqs[count - 1] <= floor
+                && seqs[count - 3] > second
+            {
+                found = Some((start, len, kind, at + 8 + 12 * (count - 2), second));
+                break 'leaves;
+            }
+        }
+    }
+    let (start, len, kind, seq_at, second) = found.expect("an indexed list to move");
+    assert!(
+        open(bytes.clone(), usize::MAX)
+            .unwrap()
+            .check_integrity()
+            .unwrap()
+            .is_ok()
+    );
+    let mut copy = bytes.clone();
+    copy[seq_at..seq_at + 8].copy_from_slice(&second.to_le_bytes());
+    copy[seq_at + 12..seq_at + 20].copy_from_slice(&(floor + 1).to_le_bytes());
+    seal_page(&mut copy[start..start + len], kind, (start / PAGE) as u64).unwrap();
+    let report = open(copy, usize::MAX).unwrap().check_integrity().unwrap();
+    let named = format!("above the floor {floor}");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&named) && p.contains(&format!("page {}", start / PAGE))),
+        "{:?}",
+        report.problems
+    );
+}

@@ -343,9 +343,10 @@ impl Database {
     }
 
     /// Verifies the whole database: every page checksum of the tree, its ordering and
-    /// balance, the catalog, the free list, every proof and capsule of the log, and
-    /// that every page is used exactly once (tree, free list, log or free) and none is
-    /// leaked. Returns the problems found; an `Err` only for I/O failures, and, on a
+    /// balance, the catalog, the history entries (each version list whole, its oldest
+    /// version at or below the history floor), the free list, every proof and capsule
+    /// of the log, and that every page is used exactly once (tree, free list, log or
+    /// free) and none is leaked. Returns the problems found; an `Err` only for I/O failures, and, on a
     /// live reader (a read-only handle following a writer), for damage it meets first
     /// moving to the writer's newest state ([`Error::LogCorrupted`](crate::Error::LogCorrupted) or
     /// [`Error::Corrupted`](crate::Error::Corrupted), as `info` gives then too; a later call reports on the

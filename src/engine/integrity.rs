@@ -79,8 +79,12 @@ impl Engine {
             r.problems.extend(repairable);
             // The history floor and the kept drops, as a read-write open reads them (a
             // read-only one reads past them).
+            // A read at the floor takes each list's element at or below it: the floor an
+            // open starts from (the checkpoint's sequence when none is kept).
+            let mut floor = header.checkpoint_seq;
             match crate::checkpoint::read_floor_and_drops(&file, ps, header.catalog_root) {
-                Ok((_, drops)) => {
+                Ok((kept, drops)) => {
+                    floor = kept.unwrap_or(floor);
                     for (table, seq) in drops.unwrap_or_default() {
                         if table == crate::types::CATALOG_TABLE || seq > header.checkpoint_seq {
                             r.problems.push(format!(
@@ -182,11 +186,24 @@ impl Engine {
             let all_read = range(&mut r, &HISTORY_PREFIX, &history_end, &mut |r, k, v| {
                 history_keys += 1;
                 let (table, key) = btree::split_composite(k.get(8..).unwrap_or(&[]));
-                if let Err(err) = decode_list(v).map_err(|err| err.on_page_of(&file, v, ps)) {
-                    r.problems.push(format!(
+                match decode_list(v).map_err(|err| err.on_page_of(&file, v, ps)) {
+                    Err(err) => r.problems.push(format!(
                         "the history entry of key {} in table {table}: {err}",
                         crate::util::show_bytes(key)
-                    ));
+                    )),
+                    // Its oldest element is the key's state at the floor: one above it
+                    // leaves a read at the floor nothing to take.
+                    Ok(list) => match list.last() {
+                        Some(&(oldest, _)) if oldest > floor => r.problems.push(format!(
+                            "the history entry of key {} in table {table}{}: its oldest \
+                             version is commit {oldest}, above the floor {floor}",
+                            crate::util::show_bytes(key),
+                            crate::util::offset_in(&file, v)
+                                .map(|o| format!(" on page {}", o as u64 / u64::from(ps)))
+                                .unwrap_or_default()
+                        )),
+                        _ => {}
+                    },
                 }
                 if index.is_some_and(|i| !i.knows(&file, k, v)) {
                     unknown += 1;
