@@ -292,3 +292,53 @@ fn a_backup_holds_only_commits_durable_in_the_source() {
         db.stats().durable_seq
     );
 }
+
+/// A target whose name is as long as a name may be (255 bytes) is backed up: the copy's
+/// temporary name keeps only the start of it. Errors writing the copy carry the op
+/// `BACKUP_COPY_OP`, told apart from this database's own; `before_placing` is called
+/// once, before the copy is in place.
+#[test]
+fn a_target_with_the_longest_name_is_backed_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("src.db")).unwrap();
+    db.connect()
+        .run(|tx| {
+            tx.create_table("t")?;
+            tx.put("t", b"k", b"v")
+        })
+        .unwrap();
+    let out = dir.path().join(format!("{}é.db", "b".repeat(250)));
+    assert_eq!(out.file_name().unwrap().len(), 255);
+    let placed_before = std::cell::Cell::new(None);
+    let options = BackupOptions::new().before_placing(|| placed_before.set(Some(out.exists())));
+    assert_eq!(db.backup_to_with(&out, options).unwrap().keys, 1);
+    assert_eq!(
+        placed_before.get(),
+        Some(false),
+        "called once, before placing"
+    );
+    let copy = Database::open(&out).unwrap();
+    assert_eq!(
+        copy.connect()
+            .begin_read()
+            .unwrap()
+            .get("t", b"k")
+            .unwrap()
+            .as_deref(),
+        Some(&b"v"[..])
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+
+    // A copy that cannot be written: its error says so.
+    let err = db
+        .backup_to(dir.path().join("no-such-dir").join("c.db"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { op, .. } if *op == capsuledb::BACKUP_COPY_OP),
+        "{err:?}"
+    );
+}

@@ -56,22 +56,37 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     bar.set_style(style);
-    let options = BackupOptions::new().overwrite(force).progress(|p| {
-        bar.set_length(p.keys_total);
-        bar.set_position(p.keys_done);
-        bar.set_message(format!("{}/{} tables", p.tables_done, p.tables_total));
-    });
+    // From just before the copy is renamed into place until the backup returns, a
+    // signal waits: its cleanup then knows whether OUT was replaced.
+    let placing = std::cell::RefCell::new(None);
+    let options = BackupOptions::new()
+        .overwrite(force)
+        .progress(|p| {
+            bar.set_length(p.keys_total);
+            bar.set_position(p.keys_done);
+            bar.set_message(format!("{}/{} tables", p.tables_done, p.tables_total));
+        })
+        .before_placing(|| *placing.borrow_mut() = Some(crate::interrupt::hold_off()));
     let report = db.backup_to_with(out, options);
+    if report.is_ok() {
+        placed.store(true, std::sync::atomic::Ordering::Release);
+    }
+    drop(placing.take());
     bar.finish_and_clear();
+    // Errors the library met writing the copy or placing it name OUT; others are the
+    // source's (its file read, a live reader's move to a newer state).
+    let report = report.map_err(|e| match &e {
+        capsuledb::Error::Io { op, .. } if output_op(op) => naming_output(out, e.into()),
+        _ => e.into(),
+    })?;
     let named = |e: capsuledb::Error| naming_output(out, e.into());
-    let report = report.map_err(named)?;
-    placed.store(true, std::sync::atomic::Ordering::Release);
     db.close()?;
     // Checked read-only: a read-write open would write to the new backup (a header).
     let copy = Options::new().read_only(true).open(out).map_err(named)?;
     let check = copy.check_integrity().map_err(named)?;
     drop(copy);
-    let printed = (|| -> std::io::Result<()> {
+    // A signal from here on would report a second check that did finish.
+    let printed = crate::interrupt::finishing(|| -> std::io::Result<()> {
         let mut stdout = std::io::stdout().lock();
         writeln!(
             stdout,
@@ -88,7 +103,7 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
             writeln!(stdout, "problem: {problem}")?;
         }
         stdout.flush()
-    })();
+    });
     // The verdict first: a failed check is an error even when stdout is gone (a closed
     // pipe, which `main` treats as success, would otherwise hide it).
     if !check.is_ok() {
@@ -96,6 +111,19 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     }
     printed?;
     Ok(())
+}
+
+/// Whether an I/O error's op is one the library gives errors of a backup's copy or of
+/// its placing.
+fn output_op(op: &str) -> bool {
+    [
+        capsuledb::BACKUP_COPY_OP,
+        "check the backup copy",
+        "rename the backup into place",
+        "link the backup into place",
+        "sync the backup's directory",
+    ]
+    .contains(&op)
 }
 
 /// The directory `out` lies in (`.` for a bare name).
@@ -110,9 +138,14 @@ pub fn dir_of(out: &Path) -> std::path::PathBuf {
 /// copies it writes there for `what` (`.OUT.what-<pid>-`).
 pub fn temp_prefix(out: &Path, what: &str) -> (std::path::PathBuf, String) {
     let dir = dir_of(out);
+    // Cut as the library cuts a backup's: within the 255 bytes a name may have.
     let name = out
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| {
+            capsuledb::temporary_name_stem(n)
+                .to_string_lossy()
+                .into_owned()
+        })
         .unwrap_or_default();
     (dir, format!(".{name}.{what}-{}-", std::process::id()))
 }

@@ -360,14 +360,18 @@ pub fn put(
     // put could be another process's database by then.
     check_put(table, &key, &value)?;
     let db = if create {
-        // A database this command creates and then fails to write into (a key too
-        // long, a bad table name) is not left behind.
+        // A database this command creates and then fails to write into (its commit's
+        // I/O failed) is not left behind. Another process's `put --create` may have
+        // created the file first and committed to it: removed only while nothing was
+        // ever committed to it, and while this open's lock keeps every other open out.
         let existed = std::fs::symlink_metadata(file).is_ok();
         let db = Database::open(file)?;
         let written = put_into(&db, table, &key, &value, true);
         if written.is_err() && !existed {
+            if db.info().is_ok_and(|i| i.visible_seq == 0) {
+                let _ = std::fs::remove_file(file);
+            }
             drop(db);
-            let _ = std::fs::remove_file(file);
             return written;
         }
         written?;

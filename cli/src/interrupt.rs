@@ -29,6 +29,13 @@ pub fn finishing<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Holds signals off while the guard lives: one arriving meanwhile runs its cleanup
+/// (and ends the process) once the guard is dropped, so the cleanup sees what the
+/// command did under it (a backup's copy renamed into place, or not).
+pub fn hold_off() -> std::sync::MutexGuard<'static, bool> {
+    FINISHING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// When a signal arrived, waits for its thread to end the process (with 128 + the
 /// signal's number, once the directory is gone), so that the benchmark's own ending (an
 /// error from its files vanishing, or its summary) does not exit first with another
@@ -99,8 +106,10 @@ pub fn clean_up_on_signal(cleanup: impl FnOnce() -> Option<String> + Send + 'sta
     }
 }
 
-/// [`clean_up_on_signal`] removing the directory `dir` and everything in it.
-pub fn remove_on_signal(dir: std::path::PathBuf) {
+/// [`clean_up_on_signal`] removing the directory `dir` and everything in it, and, with
+/// `also`, the files of a directory whose names start with a prefix
+/// ([`crate::backup::remove_with_prefix`]).
+pub fn remove_on_signal(dir: std::path::PathBuf, also: Option<(std::path::PathBuf, String)>) {
     clean_up_on_signal(move || {
         // Writers may still be creating files in it: a few tries.
         for _ in 0..5 {
@@ -108,6 +117,12 @@ pub fn remove_on_signal(dir: std::path::PathBuf) {
                 break;
             }
         }
-        Some(dir.display().to_string())
+        let mut removed = dir.display().to_string();
+        if let Some(more) =
+            also.and_then(|(d, prefix)| crate::backup::remove_with_prefix(&d, &prefix))
+        {
+            removed = format!("{removed}, {more}");
+        }
+        Some(removed)
     });
 }

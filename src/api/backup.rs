@@ -66,6 +66,7 @@ type ProgressFn<'p> = Box<dyn FnMut(&BackupProgress) + 'p>;
 pub struct BackupOptions<'p> {
     overwrite: bool,
     progress: Option<ProgressFn<'p>>,
+    placing: Option<Box<dyn FnMut() + 'p>>,
 }
 
 impl std::fmt::Debug for BackupOptions<'_> {
@@ -73,6 +74,7 @@ impl std::fmt::Debug for BackupOptions<'_> {
         f.debug_struct("BackupOptions")
             .field("overwrite", &self.overwrite)
             .field("progress", &self.progress.is_some())
+            .field("placing", &self.placing.is_some())
             .finish()
     }
 }
@@ -93,6 +95,16 @@ impl<'p> BackupOptions<'p> {
     /// Calls `progress` every few thousand keys and after each table.
     pub fn progress(mut self, progress: impl FnMut(&BackupProgress) + 'p) -> Self {
         self.progress = Some(Box::new(progress));
+        self
+    }
+
+    /// Calls `placing` once the copy is complete, checked and durable, right before it
+    /// is renamed to the target path (not at all when the backup fails before that). A
+    /// program that handles signals can hold them off from here until the backup
+    /// returns, so that an interruption never leaves it unsure whether the target was
+    /// replaced.
+    pub fn before_placing(mut self, placing: impl FnMut() + 'p) -> Self {
+        self.placing = Some(Box::new(placing));
         self
     }
 }
@@ -204,7 +216,7 @@ impl Database {
         // processes with one pid in two containers on a shared volume) never share it.
         static BACKUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
+        temp_name.push(temporary_name_stem(name));
         temp_name.push(format!(
             ".backup-{}-{}-{:x}",
             std::process::id(),
@@ -243,12 +255,13 @@ impl Database {
         }
         let copy = Options::new()
             .page_size(self.engine().page_size)
-            .open(&temp_path)?;
+            .open(&temp_path)
+            .map_err(of_copy)?;
         copy_tables(&snap, &tables, &copy, &mut progress, &mut options)?;
         let seq = snap.snapshot_seq();
         drop(snap);
-        copy.compact()?;
-        let check = copy.check_integrity()?;
+        copy.compact().map_err(of_copy)?;
+        let check = copy.check_integrity().map_err(of_copy)?;
         if let Some(problem) = check.problems.first() {
             // The copy's fault (its disk, or a bug), not damage in this database: not a
             // `Corrupted`, which would name a page of the source.
@@ -259,13 +272,16 @@ impl Database {
                 )),
             });
         }
-        let file_len = copy.info()?.file_len;
-        copy.close()?;
+        let file_len = copy.info().map_err(of_copy)?.file_len;
+        copy.close().map_err(of_copy)?;
         // The snapshot may hold commits not yet durable here (`Applied`): a crash or a
         // failed sync would lose them from the source, not from the backup. (A live
         // reader sees what the writer has written and cannot tell when it is synced.)
         if !info.read_only {
             self.wait_for(seq, crate::Durability::Durable)?;
+        }
+        if let Some(placing) = options.placing.as_mut() {
+            placing();
         }
         if options.overwrite {
             // Again just before: `path` may have been made this database's name while
@@ -317,6 +333,41 @@ impl Database {
     }
 }
 
+/// An I/O error met writing the copy, told apart from one of this database (whose
+/// messages say "the database file" alike): [`Error::Io`] with the op
+/// [`BACKUP_COPY_OP`], the original op in front of its message, its kind kept.
+fn of_copy(e: Error) -> Error {
+    match e {
+        Error::Io { op, source } => Error::Io {
+            op: BACKUP_COPY_OP,
+            source: std::io::Error::new(source.kind(), format!("{op}: {source}")),
+        },
+        other => other,
+    }
+}
+
+/// The op of every I/O error a backup meets writing its copy (before it is placed).
+pub const BACKUP_COPY_OP: &str = "write the backup copy";
+
+/// Most bytes of the target's name a backup's temporary name keeps: with the rest of
+/// it (a dot, `.backup-`, the process id, a count, a time) within the 255 bytes a
+/// name may have, whatever the target's name.
+pub const TEMP_STEM_MAX: usize = 160;
+
+/// The target's name as a backup's temporary name (`.STEM.backup-<pid>-…`) gives it: at most
+/// [`TEMP_STEM_MAX`] bytes, cut at a character's start when the name is UTF-8.
+pub fn temporary_name_stem(name: &std::ffi::OsStr) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = name.as_bytes();
+    let mut end = bytes.len().min(TEMP_STEM_MAX);
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+    }
+    std::ffi::OsString::from_vec(bytes.get(..end).unwrap_or(bytes).to_vec())
+}
+
 /// Copies every table of the snapshot into `copy`, in bulk transactions.
 fn copy_tables(
     snap: &Transaction<'_>,
@@ -327,23 +378,23 @@ fn copy_tables(
 ) -> Result<()> {
     let mut conn = copy.connect();
     for table in tables {
-        let mut tx = conn.begin_with(Isolation::Snapshot)?;
-        tx.create_table(table)?;
+        let mut tx = conn.begin_with(Isolation::Snapshot).map_err(of_copy)?;
+        tx.create_table(table).map_err(of_copy)?;
         let (mut batch_bytes, mut batch_keys) = (0usize, 0u64);
         let entries = snap
             .iter(table)?
             .with_batch_size(crate::mvcc::SCAN_BATCH_MAX);
         for entry in entries {
             let (key, value) = entry?;
-            tx.put(table, &key, &value)?;
+            tx.put(table, &key, &value).map_err(of_copy)?;
             let len = key.len() + value.len();
             batch_bytes += len;
             batch_keys += 1;
             progress.keys_done += 1;
             progress.bytes_done += len as u64;
             if batch_bytes >= BACKUP_BATCH_BYTES_MAX || batch_keys >= BACKUP_BATCH_KEYS_MAX {
-                tx.commit_with(Durability::Applied)?;
-                tx = conn.begin_with(Isolation::Snapshot)?;
+                tx.commit_with(Durability::Applied).map_err(of_copy)?;
+                tx = conn.begin_with(Isolation::Snapshot).map_err(of_copy)?;
                 (batch_bytes, batch_keys) = (0, 0);
             }
             if progress.keys_done.is_multiple_of(PROGRESS_KEYS)
@@ -354,7 +405,7 @@ fn copy_tables(
         }
         // Durable: every earlier batch becomes durable with it, so the checkpoint that
         // follows can fold them all.
-        tx.commit_with(Durability::Durable)?;
+        tx.commit_with(Durability::Durable).map_err(of_copy)?;
         progress.tables_done += 1;
         if let Some(report) = options.progress.as_mut() {
             report(progress);

@@ -15,7 +15,9 @@ mod scan;
 mod transaction;
 mod typed;
 
-pub use backup::{BackupOptions, BackupProgress, BackupReport};
+pub use backup::{
+    BACKUP_COPY_OP, BackupOptions, BackupProgress, BackupReport, TEMP_STEM_MAX, temporary_name_stem,
+};
 
 pub use crate::types::CATALOG_NAME;
 pub use connection::Connection;

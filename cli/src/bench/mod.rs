@@ -316,8 +316,13 @@ fn run_uninterrupted(args: &BenchArgs) -> CliResult<()> {
             .map_err(|e| CliError::io("create a temporary directory", e))?,
     };
     // Interrupted, the run removes its directory as a finished one does (the threads the
-    // phases start inherit the blocked signals).
-    crate::interrupt::remove_on_signal(tmp.path().to_path_buf());
+    // phases start inherit the blocked signals), and the copy `--keep` may be writing
+    // beside its target (across file systems).
+    let keep_temp = args
+        .keep
+        .as_deref()
+        .map(|keep| crate::backup::temp_prefix(keep, "bench"));
+    crate::interrupt::remove_on_signal(tmp.path().to_path_buf(), keep_temp);
     let machine = report::Machine {
         directory: tmp.path().display().to_string(),
         file_system: fsync::file_system_of(tmp.path()),
