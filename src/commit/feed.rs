@@ -169,6 +169,7 @@ impl Feed {
         // How far commits were durable when this subscriber joined: those up to it
         // (and visible) come before the subscription.
         let joined_durable;
+        let first;
         {
             let mut st = self.state.lock();
             if st.closed {
@@ -185,6 +186,12 @@ impl Feed {
             st.subscribers.retain(|w| w.strong_count() > 0);
             st.subscribers.push(mine.clone());
             joined_durable = st.durable;
+            // Under the lock: the first subscriber to join is the one that counts the
+            // gap, from its own `joined_durable`, and tells every subscriber joined
+            // after it at most what it missed itself. (Swapped outside, a later joiner
+            // could win, count a gap from its later join, and leave the earlier one
+            // missing commits with no lag told.)
+            first = !self.active.swap(true, Ordering::SeqCst);
             // The first subscriber's gap, pending now, may be told before this
             // subscriber's second look: it is owed what of the gap came after it joined
             // (counted again, more closely, at that look if the gap is still pending).
@@ -193,7 +200,6 @@ impl Feed {
                 owed.push((mine.clone(), gap_tip.saturating_sub(before)));
             }
         }
-        let first = !self.active.swap(true, Ordering::SeqCst);
         let (tip, visible) = look();
         let mut st = self.state.lock();
         // Nobody reported visibility while nobody subscribed: the look's is current.
