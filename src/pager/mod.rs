@@ -231,6 +231,9 @@ impl Pager {
         }
         for (_, pages) in st.held.drain(..free_upto).collect::<Vec<_>>() {
             for p in pages {
+                // A reader of the generation that still reached it may have verified it
+                // while it was held: forgotten again, as it may be rewritten now.
+                self.verified.remove(p);
                 st.insert_free(p);
             }
         }
@@ -494,9 +497,13 @@ mod tests {
             2,
             "held pages count as free for checks"
         );
+        // The reader of 3 verifies a held page: freed, the page is no longer trusted (a
+        // later write there would be read unchecked).
+        pager.verified().insert(pages[1]);
         storage.pinned.store(0, Ordering::Release);
         pager.release_held();
         assert_eq!((pager.free_count(), pager.held_count()), (2, 0));
+        assert!(!pager.verified().contains(pages[1]));
         assert_eq!(pager.alloc().unwrap(), pages[1]);
         // At open, the whole free set is held while an older generation is pinned.
         storage.pinned.store(5, Ordering::Release);
