@@ -177,6 +177,10 @@ impl Client {
 
     /// Sends a request to the node at the first address only, without retries.
     async fn call_first(&mut self, req: ClientRequest) -> Result<ClientOk, ClientError> {
+        // The kept connection may be to another node (a leader a write followed).
+        if self.current != 0 {
+            self.stream = None;
+        }
         self.current = 0;
         let deadline = Instant::now() + self.deadline;
         let reply = match self.exchange(&req, deadline).await {

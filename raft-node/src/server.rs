@@ -283,11 +283,17 @@ async fn raft_stopped(mut metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode
 }
 
 /// Whether an append's entries follow its `prev_log_id` (when it has one) and each
-/// other one index at a time, their terms never going down. openraft 0.9 checks this
-/// only in debug builds; the log refuses such an append with an error openraft takes
-/// as fatal, so one malformed message from the network would stop the node's Raft.
+/// other one index at a time, their terms never going down nor above the term of the
+/// request's vote, and each membership they carry names a node for every voter.
+/// openraft 0.9 checks the order only in debug builds; the log refuses an append out
+/// of order with an error openraft takes as fatal, and an entry of a term above the
+/// vote's leaves a log that refuses this node's own first entry as leader (a lower
+/// term): one malformed message from the network would stop the node's Raft. A voter
+/// without a node (which `Membership::new` never makes, but a decoded one can have)
+/// panics openraft's core when this node campaigns or leads.
 fn append_well_formed(r: &AppendEntriesRequest<TypeConfig>) -> bool {
     let mut prev = r.prev_log_id;
+    let vote_term = r.vote.leader_id().term;
     r.entries.iter().all(|e| {
         let id = e.log_id;
         // With no previous entry the append starts the log, at index 0.
@@ -295,8 +301,17 @@ fn append_well_formed(r: &AppendEntriesRequest<TypeConfig>) -> bool {
             p.index.checked_add(1) == Some(id.index) && id.leader_id >= p.leader_id
         });
         prev = Some(id);
-        follows
+        let members_named = match &e.payload {
+            openraft::EntryPayload::Membership(m) => voters_named(m),
+            _ => true,
+        };
+        follows && id.leader_id.term <= vote_term && members_named
     })
+}
+
+/// Whether every voter of `m` (in every configuration of it) has a node.
+fn voters_named(m: &openraft::Membership<NodeId, BasicNode>) -> bool {
+    m.voter_ids().all(|id| m.get_node(&id).is_some())
 }
 
 /// Initializes the cluster with `members`, unless this node already belongs to one. Its
@@ -338,8 +353,14 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
             // A malformed append is garbage like a frame that does not parse.
             Rpc::AppendEntries(r) if !append_well_formed(&r) => return,
             Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
-            // So is a snapshot chunk that leaves a hole or runs past the limit.
-            Rpc::InstallSnapshot(r) if !node.snapshot_chunk_follows(&r) => return,
+            // So is a snapshot chunk that leaves a hole or runs past the limit, or whose
+            // membership has a voter without a node.
+            Rpc::InstallSnapshot(r)
+                if !voters_named(r.meta.last_membership.membership())
+                    || !node.snapshot_chunk_follows(&r) =>
+            {
+                return;
+            }
             Rpc::InstallSnapshot(r) => {
                 let last_chunk = r.done;
                 let result = node.raft.install_snapshot(r).await;
@@ -376,6 +397,32 @@ where
     }
 }
 
+/// [`raft_failure`] of a write (an entry appended to the log: a put or delete, a learner
+/// added, a membership changed) begun when the node's leadership was `before`
+/// ([`leadership`]). A node that led when the write went in and answers
+/// `ForwardToLeader` lost its leadership with the entry in its log, which a later leader
+/// may still commit (and a membership change is two entries, the first of which may be
+/// committed already): its outcome is unknown, never "did nothing" (the client would
+/// retry it as undone). The metrics may lag the node's own state (it may have just won
+/// an election): a term that moved while the write was in flight, or a node leading by
+/// the metrics before or after, counts as having led. Only a node that followed in one
+/// term throughout refused it unwritten.
+fn write_failure<E>(node: &Node, before: (bool, u64), e: RaftError<NodeId, E>) -> ClientReply
+where
+    E: std::error::Error + TryAsRef<ForwardToLeader<NodeId, BasicNode>>,
+{
+    let (led_before, term_before) = before;
+    if e.forward_to_leader::<BasicNode>().is_some() {
+        let (led_after, term_after) = leadership(node);
+        if led_before || led_after || term_after != term_before {
+            return ClientReply::Failed(format!(
+                "leadership changed while the write was in flight, outcome unknown: {e}"
+            ));
+        }
+    }
+    raft_failure(e)
+}
+
 /// Whether the node leads by its metrics, and its term.
 fn leadership(node: &Node) -> (bool, u64) {
     let m = node.raft.metrics();
@@ -389,14 +436,8 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
         if let Err(e) = r.check() {
             return ClientReply::Refused(e.to_string());
         }
-        // A node that led when the write went in and answers `ForwardToLeader` lost
-        // its leadership with the write in its log, which a later leader may still
-        // commit: its outcome is unknown, never "did nothing" (the client would retry
-        // and could apply it twice). The metrics may lag the node's own state (it
-        // may have just won an election): a term that moved while the write was in
-        // flight, or a node leading by the metrics before or after, counts as having
-        // led. Only a node that followed in one term throughout refused it unwritten.
-        let (led_before, term_before) = leadership(node);
+        // Its outcome is unknown if leadership changed meanwhile (`write_failure`).
+        let before = leadership(node);
         let written = node.raft.client_write(r).await;
         match written {
             Ok(resp) if resp.data.refused.is_some() => {
@@ -406,17 +447,7 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
                 previous: resp.data.previous,
                 index: resp.log_id.index,
             }),
-            Err(e)
-                if e.forward_to_leader::<BasicNode>().is_some() && {
-                    let (led_after, term_after) = leadership(node);
-                    led_before || led_after || term_after != term_before
-                } =>
-            {
-                ClientReply::Failed(format!(
-                    "leadership changed while the write was in flight, outcome unknown: {e}"
-                ))
-            }
-            Err(e) => raft_failure(e),
+            Err(e) => write_failure(node, before, e),
         }
     };
     match request {
@@ -469,21 +500,25 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
             if let Some(why) = membership_refusal(nodes, std::iter::once(&addr)) {
                 return ClientReply::Refused(why);
             }
+            let before = leadership(node);
             match node.raft.add_learner(id, BasicNode::new(addr), true).await {
                 Ok(r) => ClientReply::Ok(ClientOk::Written {
                     previous: None,
                     index: r.log_id.index,
                 }),
-                Err(e) => raft_failure(e),
+                Err(e) => write_failure(node, before, e),
             }
         }
         ClientRequest::ChangeMembership { voters, retain } => {
+            // Two entries (the joint membership, then the new one): leadership lost
+            // between them leaves the first committed.
+            let before = leadership(node);
             match node.raft.change_membership(voters, retain).await {
                 Ok(r) => ClientReply::Ok(ClientOk::Written {
                     previous: None,
                     index: r.log_id.index,
                 }),
-                Err(e) => raft_failure(e),
+                Err(e) => write_failure(node, before, e),
             }
         }
         ClientRequest::Status => {
@@ -593,5 +628,26 @@ mod tests {
             &[id(1, 0)]
         )));
         assert!(!append_well_formed(&append(None, &[id(1, 5)])));
+        // An entry of a term above the request's vote (term 3).
+        assert!(append_well_formed(&append(None, &[id(3, 0)])));
+        assert!(!append_well_formed(&append(None, &[id(4, 0)])));
+    }
+
+    /// A membership whose voter has no node (decoded from the network: `Membership::new`
+    /// never makes one) panics openraft's core when this node campaigns: refused.
+    #[test]
+    fn a_membership_with_a_voter_without_a_node_never_reaches_raft() {
+        let with_voters = |json: &str| {
+            let m: openraft::Membership<NodeId, BasicNode> = serde_json::from_str(json).unwrap();
+            let mut r = append(None, &[id(1, 0)]);
+            r.entries[0].payload = EntryPayload::Membership(m);
+            r
+        };
+        let named = r#"{"configs":[[1,2]],"nodes":{"1":{"addr":"a"},"2":{"addr":"b"}}}"#;
+        assert!(append_well_formed(&with_voters(named)));
+        let unnamed = r#"{"configs":[[1,99]],"nodes":{"1":{"addr":"a"}}}"#;
+        assert!(!append_well_formed(&with_voters(unnamed)));
+        let joint = r#"{"configs":[[1],[1,99]],"nodes":{"1":{"addr":"a"}}}"#;
+        assert!(!append_well_formed(&with_voters(joint)));
     }
 }

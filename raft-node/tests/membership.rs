@@ -78,6 +78,9 @@ async fn one_node_grows_to_three_then_loses_one() {
     // Any node's address works: followers point the client at the leader.
     let mut via_follower = Client::new([a3.clone()]);
     via_follower.put(b"c", b"3").await.unwrap();
+    // Its status is the first address's, not the leader's the write was sent on to
+    // (whose connection the client kept).
+    assert_eq!(via_follower.status().await.unwrap().id, 3);
     assert_eq!(via_follower.get(b"a").await.unwrap(), Some(b"2".to_vec()));
     assert_eq!(
         via_follower.delete(b"b").await.unwrap(),
