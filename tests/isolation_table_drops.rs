@@ -99,3 +99,40 @@ fn drops_do_not_conflict_with_other_tables() {
         assert_eq!(committed(&db, "u"), rows(&[("x", 1)]), "{iso:?}");
     }
 }
+
+/// T1 salvages table `a` by its id and writes `x` of `b`; T2 reads `x`, drops `a` and
+/// commits. T1 saw `a`'s rows (before T2) and T2 saw the old `x` (before T1): a cycle,
+/// refused whichever commits first. The salvage by id read no catalog name, and a drop
+/// met no read of the table it dropped: both committed.
+#[test]
+fn a_salvage_by_id_conflicts_with_a_concurrent_drop_of_that_table() {
+    for salvage_first in [false, true] {
+        let (_d, db) = db_with("a", &[("k", 1)]);
+        db.connect()
+            .run(|tx| {
+                tx.create_table("b")?;
+                tx.put("b", b"x", &0i64.to_be_bytes())
+            })
+            .unwrap();
+        let (mut c1, mut c2) = (db.connect(), db.connect());
+        let mut t1 = c1.begin_with(Serializable).unwrap();
+        let mut t2 = c2.begin_with(Serializable).unwrap();
+        let mut seen = 0;
+        t1.salvage_table_id(1, |_, _| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 1, "table a has id 1");
+        t2.get("b", b"x").unwrap();
+        t2.drop_table("a").unwrap();
+        t1.put("b", b"x", &1i64.to_be_bytes()).unwrap();
+        let (first, second) = if salvage_first { (t1, t2) } else { (t2, t1) };
+        ok(first.commit());
+        let refused = second.commit();
+        assert!(
+            matches!(refused, Err(Error::Conflict { .. })),
+            "salvage first {salvage_first}: {refused:?}"
+        );
+    }
+}

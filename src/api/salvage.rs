@@ -6,6 +6,7 @@ use crate::engine::SalvageReport;
 use crate::error::Result;
 use crate::format::decode_table_id;
 use crate::types::{CATALOG_TABLE, TableId};
+use std::ops::Bound;
 use std::sync::Arc;
 
 impl Database {
@@ -101,7 +102,6 @@ impl Transaction<'_> {
         valid: &dyn Fn(&[u8]) -> Result<()>,
         entry: &mut crate::engine::EntrySink<'_>,
     ) -> Result<SalvageReport> {
-        use std::ops::Bound;
         self.record_range(
             id,
             Bound::Included(from),
@@ -173,6 +173,8 @@ impl Transaction<'_> {
     /// table has at the snapshot (never given, or a table dropped at or before it)
     /// salvages nothing; the catalog's own id, or one past the largest a table can
     /// have, is [`Error::TableNotFound`](crate::Error::TableNotFound) naming `#id`.
+    /// Under `Serializable` it counts as a read of the table's keys and of every table
+    /// name (a drop, clear or creation committed meanwhile conflicts with it).
     pub fn salvage_table_id(
         &self,
         id: u64,
@@ -184,6 +186,10 @@ impl Transaction<'_> {
             });
         }
         let seq = self.snapshot_seq();
+        // Read by id, the table's name is not: the whole catalog counts as read, so a
+        // concurrent drop, clear or creation (each writes a name) conflicts with what
+        // this read of the table saw (its name cannot be told from here).
+        self.record_range(CATALOG_TABLE, Bound::Unbounded, Bound::Unbounded);
         if self.engine().table_dropped(id, seq) {
             return Ok(SalvageReport {
                 seq,
