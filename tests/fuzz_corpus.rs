@@ -1,8 +1,8 @@
 //! The fuzz harnesses of `fuzz/` run as ordinary tests on stable: every committed seed
 //! (`fuzz/corpus/<target>/`) and every regression a fuzzer found
 //! (`fuzz/regressions/<target>/`) goes through the harness of its target, then a few
-//! thousand seeded-random inputs per harness (mutated seeds for `open_bytes`, random
-//! bytes for `decode` and `api_model`). A harness panics when capsuledb misbehaves;
+//! thousand seeded-random inputs per harness (mutated seeds for `open_bytes` and `history`,
+//! random bytes for `decode` and `api_model`). A harness panics when capsuledb misbehaves;
 //! see `fuzz/src/` and `fuzz/README.md`.
 //!
 //! The regressions are the fuzzers' findings, each fixed in the engine: a marker page
@@ -32,6 +32,7 @@ fn harness_for(target: &str) -> Harness {
         "api_model" => harness::fuzz_api_model,
         "key_decode" => harness::fuzz_key_decode,
         "raftlog" => harness::fuzz_raftlog,
+        "history" => harness::fuzz_history,
         other => panic!("fuzz/{other}: no harness of that name"),
     }
 }
@@ -80,7 +81,7 @@ fn replay(files: &[(String, String, PathBuf)]) -> Vec<String> {
 #[test]
 fn corpus_and_regressions_replay() {
     let corpus = inputs("corpus");
-    for target in ["open_bytes", "decode", "api_model", "raftlog"] {
+    for target in ["open_bytes", "decode", "api_model", "raftlog", "history"] {
         assert!(
             corpus.iter().filter(|(t, ..)| t == target).count() >= 5,
             "fuzz/corpus/{target}/ holds the committed seeds"
@@ -282,4 +283,50 @@ fn api_model_regression_a_failed_step_is_its_leaders_error() {
         0u8, 0, 0, 35, 0, 93, 8, 96, 0, 61, 0, 4, 255, 40, 7, 0, 0, 70, 0, 0, 0,
     ];
     harness::fuzz_api_model(&data);
+}
+
+/// Seeded mutations of the `history` seeds: bytes of the rewritten part of a history
+/// leaf (or of any tree page) changed, so the version lists, the floor, the kept drops
+/// and the directory built from them meet damage behind a valid checksum. The sample
+/// holds history leaves for the seeds to pick.
+#[test]
+fn history_mutated_seeds() {
+    const CASES: u64 = 2000;
+    let sample = harness::history_database();
+    let history_leaves = sample
+        .chunks_exact(4096)
+        .enumerate()
+        .filter(|(p, b)| {
+            matches!(b[4], 8 | 9)
+                && u64::from_le_bytes(b[8..16].try_into().unwrap()) == *p as u64
+                && b[24..32] == [0xFF; 8]
+        })
+        .count();
+    assert!(
+        history_leaves >= 2,
+        "the history sample holds {history_leaves} history leaves"
+    );
+    let seeds: Vec<Vec<u8>> = inputs("corpus")
+        .into_iter()
+        .filter(|(t, ..)| t == "history")
+        .map(|(_, _, p)| std::fs::read(p).unwrap())
+        .collect();
+    let mut rng = Rng::new(0x415);
+    for case in 0..CASES {
+        let mut bytes = seeds[rng.below(seeds.len() as u64) as usize].clone();
+        if bytes.len() > 3 {
+            for _ in 0..1 + rng.below(3) {
+                let at = 3 + rng.below(bytes.len() as u64 - 3) as usize;
+                bytes[at] = match rng.below(3) {
+                    0 => bytes[at] ^ (1 << rng.below(8)),
+                    1 => rng.next_u64() as u8,
+                    _ => [0, 0xFF, 1][rng.below(3) as usize],
+                };
+            }
+        } else {
+            bytes.extend((0..rng.below(64)).map(|_| rng.next_u64() as u8));
+        }
+        let r = catch_unwind(AssertUnwindSafe(|| harness::fuzz_history(&bytes)));
+        assert!(r.is_ok(), "history mutated case {case} panicked");
+    }
 }

@@ -8,7 +8,9 @@
 //! both, 8 KiB pages, compacted, a torn power-loss image, an empty and a cut-short
 //! file). `decode`: one valid instance of each structure for each decode mode, taken
 //! from those files. `api_model`: operation sequences covering each operation, every
-//! crash kind, power cuts and the option variants. Output is deterministic.
+//! crash kind, power cuts and the option variants. `history`: history leaves of the
+//! history sample rewritten with their own bytes, and tree pages left whole. Output is
+//! deterministic.
 
 use capsuledb::format::{
     CAPSULE_MAGIC, HEADER_COPY_OFFSETS, HEADER_LEN, MARKER_LEN, PROOF_LEN, PROOF_MAGIC, PageKind,
@@ -19,7 +21,7 @@ use capsuledb::{Durability, Options};
 use capsuledb_fuzz::{
     DECODE_CAPSULE, DECODE_CAPSULE_IN_DB, DECODE_HEADER, DECODE_HEADER_FIXED, DECODE_LOG_IN_DB,
     DECODE_MARKER, DECODE_PAGE, DECODE_PAGE_FIXED, DECODE_PROOF, DECODE_TREE_IN_DB,
-    DECODE_VERSION_LIST, op, sample_database, trim_database,
+    DECODE_VERSION_LIST, history_database, op, sample_database, trim_database,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -549,9 +551,38 @@ fn api_model_seeds() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// `history` seeds: for several history leaves and tree pages of the history sample,
+/// the input that rewrites part of the page with its own bytes (the file unchanged),
+/// so mutations start from a whole page.
+fn history_seeds() -> Vec<(String, Vec<u8>)> {
+    let db = history_database();
+    let leaves: Vec<usize> = (first_data_page(PS as u32) as usize..db.len() / PS)
+        .filter(|&p| {
+            let at = p * PS;
+            matches!(db[at + 4], 8 | 9)
+                && u64::from_le_bytes(db[at + 8..at + 16].try_into().expect("8 bytes")) == p as u64
+                && db[at + 24..at + 32] == [0xFF; 8]
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, &page) in leaves.iter().enumerate().take(6) {
+        for (offset16, len) in [(0u8, 512usize), (8, 256)] {
+            let from = page * PS + 16 + 16 * usize::from(offset16);
+            let mut input = vec![i as u8, 1, offset16];
+            input.extend_from_slice(&db[from..(from + len).min(db.len())]);
+            out.push((format!("history_leaf{i}_at{offset16}"), input));
+        }
+    }
+    // Any tree page (flag bit 0 clear), nothing overwritten.
+    for i in 0..4u8 {
+        out.push((format!("tree_page{i}"), vec![i, 0, 0]));
+    }
+    out
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    for target in ["open_bytes", "decode", "api_model"] {
+    for target in ["open_bytes", "decode", "api_model", "history"] {
         let _ = std::fs::remove_dir_all(root.join(target));
     }
     let mut total = 0;
@@ -567,6 +598,10 @@ fn main() {
     for (name, bytes) in api_model_seeds() {
         total += bytes.len();
         write("api_model", &name, &bytes);
+    }
+    for (name, bytes) in history_seeds() {
+        total += bytes.len();
+        write("history", &name, &bytes);
     }
     println!("corpus: {total} bytes");
 }

@@ -16,10 +16,14 @@ use capsuledb::format::{
 use std::sync::OnceLock;
 
 /// Page size of the sample databases.
-const SAMPLE_PAGE_SIZE: usize = 4096;
+pub(super) const SAMPLE_PAGE_SIZE: usize = 4096;
 
 /// Pages of `file` whose header names their own page number and one of `kinds`.
-fn pages_of_kind(file: &[u8], page_size: usize, kinds: &[PageKind]) -> Vec<(u64, PageKind)> {
+pub(super) fn pages_of_kind(
+    file: &[u8],
+    page_size: usize,
+    kinds: &[PageKind],
+) -> Vec<(u64, PageKind)> {
     let first = first_data_page(page_size as u32) as usize;
     (first..file.len() / page_size)
         .filter_map(|p| {
@@ -45,14 +49,27 @@ fn base_database() -> &'static [u8] {
 pub(super) fn page_in_database(rest: &[u8], tree: bool) {
     let kinds: &[PageKind] = if tree { &SEALED_KINDS } else { &LOG_KINDS };
     let mut file = base_database().to_vec();
+    let pages = pages_of_kind(&file, SAMPLE_PAGE_SIZE, kinds);
+    if replace_page(&mut file, &pages, kinds, rest) {
+        exercise_bytes(file);
+    }
+}
+
+/// Overwrites one of `pages` of `file` with fuzz bytes and fixes its checksum, as
+/// [`page_in_database`] describes its input; `false` when there is no page to damage.
+pub(super) fn replace_page(
+    file: &mut [u8],
+    pages: &[(u64, PageKind)],
+    kinds: &[PageKind],
+    rest: &[u8],
+) -> bool {
     let ps = SAMPLE_PAGE_SIZE;
-    let pages = pages_of_kind(&file, ps, kinds);
     let mut input = Input::new(rest);
     let index = usize::from(input.u8());
     let flags = input.u8();
     let offset = 16 + 16 * usize::from(input.u8());
     let Some(&(page, _)) = pages.get(index % pages.len().max(1)) else {
-        return;
+        return false;
     };
     let start = page as usize * ps;
     let body = rest.get(3..).unwrap_or(&[]);
@@ -69,7 +86,7 @@ pub(super) fn page_in_database(rest: &[u8], tree: bool) {
     let kind = PageKind::from_u8(file[start + 4]);
     let end = match kind {
         Some(PageKind::Overflow | PageKind::FreeList) => {
-            let n = u32_at(&file, start + 16) as usize;
+            let n = u32_at(file, start + 16) as usize;
             start + n.max(1) * ps
         }
         Some(PageKind::CompactLeaf | PageKind::UniformLeaf) => {
@@ -84,7 +101,7 @@ pub(super) fn page_in_database(rest: &[u8], tree: bool) {
         let sum = checksum(&[covered]);
         file[start..start + 4].copy_from_slice(&sum.to_le_bytes());
     }
-    exercise_bytes(file);
+    true
 }
 
 /// Where one commit of the log sits in a database file.

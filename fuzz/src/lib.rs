@@ -23,18 +23,23 @@
 //! - [`fuzz_raftlog`]: the Raft log's decoders on arbitrary contents of its tables,
 //!   then its calls on what opened: errors only for damage or calls out of order, and
 //!   every way of reading an entry agrees.
+//! - [`fuzz_history`]: the records kept for time travel (version lists, the floor, the
+//!   kept drops, the history directory built from them) damaged with a valid checksum
+//!   in a database that keeps its history, then read at every state of its window,
+//!   checked, salvaged, committed to, checkpointed and reopened.
 //! - [`fuzz_api_model`]: the input as a sequence of API operations on simulated
 //!   storage, checked against a `BTreeMap` model, with checkpoints, compaction,
 //!   reopens, crashes (process crash, power loss with torn writes, power loss losing
 //!   everything unsynced) and power cuts after a number of I/O operations.
 //!
 //! The parts: [`input`] (reading the bytes), [`open_bytes`], [`decode`] and
-//! [`decode_in_db`] (modes 7-9), [`sample`] (sample databases), [`api_model`] with its
+//! [`decode_in_db`] (modes 7-9), [`history`], [`sample`] (sample databases), [`api_model`] with its
 //! [`model`] and its program encoding [`op`].
 
 mod api_model;
 mod decode;
 mod decode_in_db;
+mod history;
 mod input;
 mod key_decode;
 mod model;
@@ -49,8 +54,9 @@ pub use decode::{
     DECODE_MARKER, DECODE_MODES, DECODE_PAGE, DECODE_PAGE_FIXED, DECODE_PROOF, DECODE_TREE_IN_DB,
     DECODE_VERSION_LIST, fuzz_decode,
 };
+pub use history::fuzz_history;
 pub use key_decode::fuzz_key_decode;
 pub use model::MODEL_TABLES;
 pub use open_bytes::fuzz_open_bytes;
 pub use raftlog::fuzz_raftlog;
-pub use sample::{sample_database, trim_database};
+pub use sample::{history_database, sample_database, trim_database};

@@ -85,3 +85,57 @@ pub fn trim_database(mut file: Vec<u8>) -> Vec<u8> {
     file.truncate(counted.max(used));
     file
 }
+
+/// Retention of the history sample (and of the opens that read it): every state kept.
+pub const HISTORY_SAMPLE_COMMITS: u64 = 1_000;
+
+/// A small database that keeps its history (`HistoryRetention::Commits`): 60 keys of
+/// table `h` updated and deleted over 16 commits with checkpoints between, so its tree
+/// holds version lists (a few in overflow extents), the persisted floor and the kept
+/// drops (table `gone` dropped inside the window), and a history directory is built
+/// from it at open; the last commits left in the log. Closed cleanly.
+pub fn history_database() -> Vec<u8> {
+    let sim = SimStorage::new();
+    let db = Options::new()
+        .random_seed(5)
+        .history_retention(capsuledb::HistoryRetention::Commits(HISTORY_SAMPLE_COMMITS))
+        .open_storage(Arc::new(sim.clone()))
+        .expect("create the history sample");
+    let mut conn = db.connect();
+    for round in 0..16u32 {
+        let mut tx = conn.begin().expect("begin");
+        if round == 0 {
+            tx.create_table("h").expect("create h");
+            tx.create_table("gone").expect("create gone");
+            tx.put("gone", b"g", b"dropped later").expect("put");
+        }
+        if round == 5 {
+            tx.drop_table("gone").expect("drop gone");
+        }
+        for i in 0..60u32 {
+            if round > 0 && (i * 7 + round) % 3 != 0 {
+                continue;
+            }
+            let key = i.to_be_bytes();
+            if round > 0 && (i + round) % 5 == 0 {
+                tx.delete("h", &key).expect("delete");
+                continue;
+            }
+            let len = if i % 20 == 3 {
+                900
+            } else {
+                6 + (i + round) as usize % 20
+            };
+            let v: Vec<u8> = (0..len).map(|j| (round as usize * 13 + j) as u8).collect();
+            tx.put("h", &key, &v).expect("put");
+        }
+        tx.commit().expect("commit");
+        if round % 4 == 3 {
+            db.checkpoint().expect("checkpoint");
+        }
+    }
+    drop(conn);
+    db.close().expect("close");
+    sim.crash_losing_unsynced();
+    trim_database(sim.live_bytes())
+}
