@@ -433,3 +433,41 @@ fn a_live_readers_history_window_follows_the_writer() {
     let tx = reader.begin_read_at(lo).unwrap();
     assert_eq!(tx.snapshot_seq(), lo);
 }
+
+/// A live reader serves the file's whole history window whatever its own retention:
+/// `collect_garbage` on it (under the default retention) raised its floor to its newest
+/// state, and the file's older states became unreadable through it.
+#[test]
+fn collect_garbage_on_a_live_reader_keeps_the_files_window() {
+    use capsuledb::HistoryRetention;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let writer = Options::new()
+        .history_retention(HistoryRetention::Commits(1_000))
+        .open(&path)
+        .unwrap();
+    let mut c = writer.connect();
+    let mut seqs = Vec::new();
+    for i in 0..6u32 {
+        let mut tx = c.begin().unwrap();
+        if i == 0 {
+            tx.create_table("t").unwrap();
+        }
+        tx.put("t", b"k", &i.to_be_bytes()).unwrap();
+        seqs.push(tx.commit().unwrap().seq);
+        if i == 2 {
+            writer.checkpoint().unwrap();
+        }
+    }
+    let reader = Options::new().read_only(true).open(&path).unwrap();
+    let (floor, tip) = reader.history_window();
+    assert!(floor < seqs[0] && tip == seqs[5], "({floor}, {tip}) of {seqs:?}");
+    reader.collect_garbage().unwrap();
+    assert_eq!(reader.history_window(), (floor, tip));
+    for (i, &seq) in seqs.iter().enumerate() {
+        let tx = reader.begin_read_at(seq).unwrap();
+        assert_eq!(tx.get("t", b"k").unwrap(), Some((i as u32).to_be_bytes().to_vec()));
+    }
+    drop(c);
+    writer.close().unwrap();
+}

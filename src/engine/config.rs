@@ -62,6 +62,18 @@ impl Config {
     /// Whether `other` sets what an open engine runs by (budgets, retention, history
     /// index) differently: the page size only matters at creation, the seed only to
     /// tests.
+    /// The retention the engine's history window follows: the options' for a writer;
+    /// for a read-only handle (a live reader) one that never raises the floor itself,
+    /// so it serves the file's whole window (`collect_garbage` on it raised the floor
+    /// to its newest state under the default retention).
+    pub(crate) fn retention(&self) -> HistoryRetention {
+        if self.read_only {
+            HistoryRetention::Commits(u64::MAX)
+        } else {
+            self.history_retention
+        }
+    }
+
     pub(crate) fn differs_at_runtime(&self, other: &Config) -> bool {
         self.version_store_budget != other.version_store_budget
             || self.checkpoint_log_commits != other.checkpoint_log_commits

@@ -433,7 +433,7 @@ impl Engine {
             rec.tip,
             Arc::clone(&registry),
             Arc::clone(&versions),
-            History::new(config.history_retention, floor, rec.tip),
+            History::new(config.retention(), floor, rec.tip),
             feed,
             capsules,
             group,
@@ -618,15 +618,16 @@ impl Engine {
                     .last_checkpoint_try_bytes
                     .load(Ordering::Relaxed)
                     .saturating_add(self.version_bytes_max / 16);
+        // A look finding none due counts as a try (it takes the commit index's lock).
         let due = (s >= last + retry_after || grown)
             && !self.checkpoint_running.load(Ordering::Acquire)
-            && self
-                .checkpointer
-                .due(self.version_bytes_max, self.log_commits_max)
-            && self
-                .last_checkpoint_try
-                .compare_exchange(last, s, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+            && {
+                let wanted = (self.checkpointer).due(self.version_bytes_max, self.log_commits_max);
+                (self.last_checkpoint_try)
+                    .compare_exchange(last, s, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                    && wanted
+            }
             && !self.checkpoint_running.swap(true, Ordering::AcqRel);
         if due {
             self.last_checkpoint_try_bytes
