@@ -164,7 +164,8 @@ impl Database {
         })
     }
 
-    /// The path the database was opened from (`None` on simulated storage).
+    /// The path the database was opened from (`None` on simulated storage). Opens of one
+    /// file by two paths (a link) share the first open's engine, and its path.
     pub fn path(&self) -> Option<&Path> {
         match &self.handle.0 {
             Handle::Engine(e) => e.path.as_deref(),
@@ -329,10 +330,11 @@ impl Database {
     }
 
     /// Checkpoints, then returns the free pages at the end of the file to the operating
-    /// system. Returns the number of bytes the file shrank by. While a live reader in
-    /// another process reads an older state, the pages it may read are neither reused
-    /// nor cut: the file shrinks only by what lies past them, and the tree's leaves are
-    /// not moved out of the tail (they would only go to the file's end).
+    /// system. Returns the number of bytes the file shrank by. While any live reader is
+    /// open (a read-only handle, in this process or another: each pins the state it
+    /// reads), the file is not cut (0 bytes) and the tree's leaves are not moved out of
+    /// the tail (they would only go to the file's end); the pages a reader of an older
+    /// state may read are not reused until it moves on.
     pub fn compact(&self) -> Result<u64> {
         self.engine().compact()
     }

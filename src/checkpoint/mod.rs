@@ -111,7 +111,9 @@ impl TreeState {
 pub struct CheckpointReport {
     /// The sequence folded up to.
     pub checkpoint_seq: u64,
-    /// Keys folded (puts and deletions).
+    /// Entries the fold wrote or removed in the tree: the keys folded (puts and
+    /// deletions) and, with a history window, the history records they changed (version
+    /// lists, the floor, the kept drops).
     pub keys_folded: u64,
     /// Tree, overflow and free-list pages written.
     pub pages_written: u64,

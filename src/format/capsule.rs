@@ -226,6 +226,20 @@ pub fn decode_capsule(bytes: &[u8]) -> Result<Capsule, CapsuleFault> {
             OP_DROP_TABLE if key_len == 0 && value_len == 0 && table != CATALOG_TABLE => {
                 capsule.dropped_tables.push(table);
             }
+            OP_DELETE => {
+                return Err(CapsuleFault(format!(
+                    "capsule delete entry with a value of {value_len} bytes"
+                )));
+            }
+            OP_DROP_TABLE if table == CATALOG_TABLE => {
+                return Err(CapsuleFault("capsule entry drops the catalog".into()));
+            }
+            OP_DROP_TABLE => {
+                return Err(CapsuleFault(format!(
+                    "capsule drop entry with a key of {key_len} bytes and a value of \
+                     {value_len} bytes"
+                )));
+            }
             _ => {
                 return Err(CapsuleFault(format!(
                     "capsule entry has invalid op {}",
@@ -272,6 +286,52 @@ mod tests {
         ];
         spec_table::assert_layout(&spec, &code);
         assert_eq!(&CAPSULE_MAGIC.to_le_bytes(), b"CAP1");
+    }
+
+    /// A capsule of `entries` (op, table, key, value), its header and checksum right.
+    fn raw_capsule(entries: &[(u8, u64, &[u8], &[u8])]) -> Vec<u8> {
+        let mut b = vec![0u8; CAPSULE_HEADER_LEN];
+        for &(op, table, key, value) in entries {
+            b.extend([op, 0, 0, 0]);
+            b.extend(table.to_le_bytes());
+            b.extend((key.len() as u32).to_le_bytes());
+            b.extend((value.len() as u32).to_le_bytes());
+            b.extend(key);
+            b.extend(value);
+        }
+        let total = b.len() as u32;
+        b[4..8].copy_from_slice(&CAPSULE_MAGIC.to_le_bytes());
+        b[8..12].copy_from_slice(&total.to_le_bytes());
+        b[12..16].copy_from_slice(&(entries.len() as u32).to_le_bytes());
+        let sum = checksum(&[&b[4..]]);
+        b[..4].copy_from_slice(&sum.to_le_bytes());
+        b
+    }
+
+    /// A valid op whose lengths or table break its rule is named as that, not as an
+    /// invalid op (ops 2 and 3 were "invalid op 2" then).
+    #[test]
+    fn an_entry_breaking_its_ops_rule_is_named() {
+        assert!(decode_capsule(&raw_capsule(&[(OP_DELETE, 1, b"k", b"")])).is_ok());
+        let named = |entries: &[(u8, u64, &[u8], &[u8])]| {
+            decode_capsule(&raw_capsule(entries)).unwrap_err().0
+        };
+        assert_eq!(
+            named(&[(OP_DELETE, 1, b"k", b"v")]),
+            "capsule delete entry with a value of 1 bytes"
+        );
+        assert_eq!(
+            named(&[(OP_DROP_TABLE, CATALOG_TABLE, b"", b"")]),
+            "capsule entry drops the catalog"
+        );
+        assert!(
+            named(&[(OP_DROP_TABLE, 2, b"k", b"")])
+                .starts_with("capsule drop entry with a key of 1 bytes")
+        );
+        assert_eq!(
+            named(&[(9, 1, b"k", b"")]),
+            "capsule entry has invalid op 9"
+        );
     }
 
     fn any_writes() -> impl Strategy<Value = (WriteSet, Vec<TableId>)> {

@@ -309,7 +309,11 @@ impl SimStorage {
         st.faults.fail_remap = Some(st.counts.remaps + n);
     }
 
-    /// Refuses to let the file grow past `max_len` bytes, like a full disk.
+    /// Refuses to let the file grow past `max_len` bytes: a full disk as a storage that
+    /// reserves space when the file grows sees it. A Linux file grows sparse, so there
+    /// a full disk fails a later write inside the file's length, possibly after part of
+    /// it was written; this refuses growth only, and a refused or failed write writes
+    /// nothing (`fail_nth_write` fails a write whole).
     pub fn set_max_len(&self, max_len: Option<u64>) {
         self.state.lock().faults.max_len = max_len;
     }
