@@ -461,12 +461,18 @@ fn collect_garbage_on_a_live_reader_keeps_the_files_window() {
     }
     let reader = Options::new().read_only(true).open(&path).unwrap();
     let (floor, tip) = reader.history_window();
-    assert!(floor < seqs[0] && tip == seqs[5], "({floor}, {tip}) of {seqs:?}");
+    assert!(
+        floor < seqs[0] && tip == seqs[5],
+        "({floor}, {tip}) of {seqs:?}"
+    );
     reader.collect_garbage().unwrap();
     assert_eq!(reader.history_window(), (floor, tip));
     for (i, &seq) in seqs.iter().enumerate() {
         let tx = reader.begin_read_at(seq).unwrap();
-        assert_eq!(tx.get("t", b"k").unwrap(), Some((i as u32).to_be_bytes().to_vec()));
+        assert_eq!(
+            tx.get("t", b"k").unwrap(),
+            Some((i as u32).to_be_bytes().to_vec())
+        );
     }
     drop(c);
     writer.close().unwrap();
