@@ -6,8 +6,8 @@
 
 mod io_faults_support;
 
-use capsuledb::storage::SimStorage;
 use capsuledb::Database;
+use capsuledb::storage::SimStorage;
 use io_faults_support::*;
 use std::collections::BTreeMap;
 
