@@ -309,12 +309,13 @@ fn a_target_with_the_longest_name_is_backed_up() {
         .unwrap();
     let out = dir.path().join(format!("{}é.db", "b".repeat(250)));
     assert_eq!(out.file_name().unwrap().len(), 255);
-    let placed_before = std::cell::Cell::new(None);
-    let options = BackupOptions::new().before_placing(|| placed_before.set(Some(out.exists())));
+    let placed_before = std::cell::RefCell::new(Vec::new());
+    let options =
+        BackupOptions::new().before_placing(|| placed_before.borrow_mut().push(out.exists()));
     assert_eq!(db.backup_to_with(&out, options).unwrap().keys, 1);
     assert_eq!(
-        placed_before.get(),
-        Some(false),
+        *placed_before.borrow(),
+        [false],
         "called once, before placing"
     );
     let copy = Database::open(&out).unwrap();

@@ -137,17 +137,22 @@ pub fn dir_of(out: &Path) -> std::path::PathBuf {
 /// The directory of `out` and the start of the names this process gives the temporary
 /// copies it writes there for `what` (`.OUT.what-<pid>-`).
 pub fn temp_prefix(out: &Path, what: &str) -> (std::path::PathBuf, String) {
-    let dir = dir_of(out);
-    // Cut as the library cuts a backup's: within the 255 bytes a name may have.
-    let name = out
-        .file_name()
-        .map(|n| {
-            capsuledb::temporary_name_stem(n)
-                .to_string_lossy()
-                .into_owned()
-        })
-        .unwrap_or_default();
-    (dir, format!(".{name}.{what}-{}-", std::process::id()))
+    let start = temp_path(out, what, "");
+    let name = start.file_name().map(|n| n.to_string_lossy().into_owned());
+    (dir_of(out), name.unwrap_or_default())
+}
+
+/// The path of a temporary file beside `out` for `what`, `.STEM.what-<pid>-<unique>`,
+/// built from the name's bytes (the stem cut as the library cuts a backup's): within
+/// the 255 bytes a name may have, whatever the name. [`temp_prefix`] gives its start.
+pub fn temp_path(out: &Path, what: &str, unique: &str) -> std::path::PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    match out.file_name() {
+        Some(n) => name.push(capsuledb::temporary_name_stem(n)),
+        None => name.push(what),
+    }
+    name.push(format!(".{what}-{}-{unique}", std::process::id()));
+    dir_of(out).join(name)
 }
 
 /// Removes the files of `dir` whose names start with `prefix`; says which, if any.

@@ -108,21 +108,12 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
     });
     // Written under a temporary name beside OUT and renamed into place once checked: a
     // failed salvage (a full disk, say) leaves no partial file that looks complete.
-    // Its name begins as `temp_prefix` says (cut within the 255 bytes a name may have).
-    let name = output
-        .file_name()
-        .map(|n| {
-            capsuledb::temporary_name_stem(n)
-                .to_string_lossy()
-                .into_owned()
-        })
-        .unwrap_or_else(|| "salvage".into());
     // Unique: never a name another salvage (another process with this pid, in another
     // container on a shared volume) is writing.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let temp = output.with_file_name(format!(".{name}.salvage-{}-{nanos}", std::process::id()));
+    let temp = crate::backup::temp_path(output, "salvage", &nanos.to_string());
     if temp.symlink_metadata().is_ok() {
         return Err(CliError::msg(format!(
             "{}: exists; another salvage may be writing it",

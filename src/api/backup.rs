@@ -333,16 +333,22 @@ impl Database {
     }
 }
 
-/// An I/O error met writing the copy, told apart from one of this database (whose
-/// messages say "the database file" alike): [`Error::Io`] with the op
-/// [`BACKUP_COPY_OP`], the original op in front of its message, its kind kept.
+/// An error met writing the copy, told apart from one of this database (whose messages
+/// say "the database file" alike, a `Poisoned` telling to reopen it, a `Corrupted`
+/// naming a page as if of it): [`Error::Io`] with the op [`BACKUP_COPY_OP`], the
+/// original error's message after it, an I/O error's kind kept.
 fn of_copy(e: Error) -> Error {
-    match e {
-        Error::Io { op, source } => Error::Io {
-            op: BACKUP_COPY_OP,
-            source: std::io::Error::new(source.kind(), format!("{op}: {source}")),
-        },
-        other => other,
+    let kind = match &e {
+        Error::Io { source, .. } => source.kind(),
+        _ => std::io::ErrorKind::Other,
+    };
+    let message = match e {
+        Error::Io { op, source } => format!("{op}: {source}"),
+        other => other.to_string(),
+    };
+    Error::Io {
+        op: BACKUP_COPY_OP,
+        source: std::io::Error::new(kind, message),
     }
 }
 

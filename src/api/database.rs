@@ -332,9 +332,9 @@ impl Database {
     /// Checkpoints, then returns the free pages at the end of the file to the operating
     /// system. Returns the number of bytes the file shrank by. While any live reader is
     /// open (a read-only handle, in this process or another: each pins the state it
-    /// reads), the file is not cut (0 bytes) and the tree's leaves are not moved out of
-    /// the tail (they would only go to the file's end); the pages a reader of an older
-    /// state may read are not reused until it moves on.
+    /// reads), the file is not cut (0 bytes). While one reads an older state, the pages
+    /// it may read are not reused and the tree's leaves are not moved out of the tail
+    /// (they would only go to the file's end).
     pub fn compact(&self) -> Result<u64> {
         self.engine().compact()
     }

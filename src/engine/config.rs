@@ -59,9 +59,6 @@ impl Config {
         Ok(())
     }
 
-    /// Whether `other` sets what an open engine runs by (budgets, retention, history
-    /// index) differently: the page size only matters at creation, the seed only to
-    /// tests.
     /// The retention the engine's history window follows: the options' for a writer;
     /// for a read-only handle (a live reader) one that never raises the floor itself,
     /// so it serves the file's whole window (`collect_garbage` on it raised the floor
@@ -74,6 +71,9 @@ impl Config {
         }
     }
 
+    /// Whether `other` sets what an open engine runs by (budgets, retention, history
+    /// index) differently: the page size only matters at creation, the seed only to
+    /// tests.
     pub(crate) fn differs_at_runtime(&self, other: &Config) -> bool {
         self.version_store_budget != other.version_store_budget
             || self.checkpoint_log_commits != other.checkpoint_log_commits

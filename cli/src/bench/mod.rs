@@ -201,8 +201,7 @@ impl Bench<'_> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(kept(e)),
             Err(_) => {
-                let (dir, prefix) = crate::backup::temp_prefix(keep, "bench");
-                let temp = dir.join(prefix);
+                let temp = crate::backup::temp_path(keep, "bench", "");
                 let guard = crate::salvage::RemoveOnDrop(Some(temp.clone()));
                 std::fs::copy(&path, &temp)
                     .and_then(|_| std::fs::File::open(&temp)?.sync_all())
