@@ -92,7 +92,7 @@ fn main() {
     db.checkpoint().unwrap();
     let file = std::fs::metadata(&path).unwrap().len();
     println!(
-        "file size {} MiB; version store {} MiB; peak anonymous memory during the load {:.0} MiB; peak RSS {:.0} MiB (mapped file pages included)",
+        "file size {} MiB; version store {} MiB; anonymous memory during the load, highest after a commit {:.0} MiB (sampled after each commit: a lower bound of the peak); peak RSS {:.0} MiB (mapped file pages included)",
         file >> 20,
         db.stats().version_bytes >> 20,
         peak_anon,

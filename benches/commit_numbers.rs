@@ -90,13 +90,21 @@ fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Dur
     let stop = Arc::new(AtomicBool::new(false));
     let commits = Arc::new(AtomicU64::new(0));
     let aborts = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
+    // Every writer connected before the clock starts; it stops when the last writer
+    // leaves its loop (not after the joins and the sort of the latencies).
+    let ready = Arc::new(std::sync::Barrier::new(threads as usize + 1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let (db, stop, commits, aborts) =
-                (db.clone(), stop.clone(), commits.clone(), aborts.clone());
+            let (db, stop, commits, aborts, ready) = (
+                db.clone(),
+                stop.clone(),
+                commits.clone(),
+                aborts.clone(),
+                ready.clone(),
+            );
             std::thread::spawn(move || {
                 let mut c = db.connect();
+                ready.wait();
                 let mut rng = Rng::new(t + 1);
                 let mut i = 0u64;
                 let mut latencies = Vec::new();
@@ -126,18 +134,23 @@ fn writers(db: &Database, threads: u64, hot: bool, level: Durability, phase: Dur
                         Err(e) => panic!("{e}"),
                     }
                 }
-                latencies
+                (latencies, Instant::now())
             })
         })
         .collect();
+    ready.wait();
+    let start = Instant::now();
     std::thread::sleep(phase);
     stop.store(true, Ordering::Relaxed);
     let mut latencies_us = Vec::new();
+    let mut end = start;
     for h in handles {
-        latencies_us.extend(h.join().unwrap());
+        let (latencies, stopped) = h.join().unwrap();
+        latencies_us.extend(latencies);
+        end = end.max(stopped);
     }
     latencies_us.sort_unstable();
-    let secs = start.elapsed().as_secs_f64();
+    let secs = end.duration_since(start).as_secs_f64();
     let after = db.stats();
     Run {
         commits: commits.load(Ordering::Relaxed),

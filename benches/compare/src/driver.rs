@@ -64,7 +64,11 @@ where
     let ops = AtomicU64::new(0);
     let aborts = AtomicU64::new(0);
     let ready = Barrier::new(threads + 1);
+    // When the last worker stopped committing: the run ends there, before the workers'
+    // sessions close (SQLite's last connection checkpoints its WAL as it closes).
+    let ended = std::sync::Mutex::new(None::<Instant>);
     let (stop, ops, aborts, ready, init, step) = (&stop, &ops, &aborts, &ready, &init, &step);
+    let ended = &ended;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -81,6 +85,10 @@ where
                         }
                         Ok(())
                     })();
+                    let now = Instant::now();
+                    let mut last = ended.lock().unwrap_or_else(|p| p.into_inner());
+                    *last = Some(last.map_or(now, |l| l.max(now)));
+                    drop(last);
                     if result.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -110,7 +118,11 @@ where
                 first_err.get_or_insert(e);
             }
         }
-        let seconds = t0.elapsed().as_secs_f64();
+        let end = ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(Instant::now);
+        let seconds = end.saturating_duration_since(t0).as_secs_f64();
         match first_err {
             Some(e) => Err(e),
             None => Ok(Run {
