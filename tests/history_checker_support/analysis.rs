@@ -40,7 +40,10 @@ pub fn false_aborts(
         let mut targets: Vec<usize> = Vec::new();
         for r in &a.reads {
             for k in read_keys(chains, r) {
-                let chain = &chains[&k];
+                // A key no commit wrote: no edge.
+                let Some(chain) = chains.get(&k) else {
+                    continue;
+                };
                 let i = after(chain, a.snapshot);
                 if let Some(j) = i.checked_sub(1) {
                     sources.push(chain[j].node);
@@ -114,7 +117,8 @@ pub fn occ(h: &History, chains: &Chains, report: &mut Report) {
         let stale = t.reads.iter().any(|r| {
             read_keys(chains, r)
                 .iter()
-                .any(|k| chains[k].iter().any(|v| v.seq > t.snapshot && v.seq <= end))
+                .filter_map(|k| chains.get(k))
+                .any(|c| c.iter().any(|v| v.seq > t.snapshot && v.seq <= end))
         });
         report.occ_would_abort += u64::from(stale);
     }

@@ -276,7 +276,10 @@ pub fn check(h: &History) -> Report {
         }
         for r in &t.reads {
             for k in read_keys(&chains, r) {
-                let chain = &chains[&k];
+                // A key no commit wrote: no edge.
+                let Some(chain) = chains.get(&k) else {
+                    continue;
+                };
                 let i = after(chain, t.snapshot);
                 if let Some(v) = i.checked_sub(1).map(|j| chain[j])
                     && v.node != n
