@@ -103,27 +103,35 @@ impl<'t, 'c> Range<'t, 'c> {
                 self.batch,
                 self.tx.time_travel(),
             )?;
-            if !self.fixed_batch {
-                self.batch = (self.batch * 2).min(SCAN_BATCH_MAX);
-            }
             // The span this batch covered, from our end to where it stopped.
             let (span_lo, span_hi) = if reverse {
                 (got.covered.clone(), self.hi.clone())
             } else {
                 (self.lo.clone(), got.covered.clone())
             };
-            self.tx
-                .record_range(self.table, bound_slice(&span_lo), bound_slice(&span_hi));
-            let merged = self.merge_own(
+            let (merged, cut) = self.merge_own(
                 got.entries,
                 bound_slice(&span_lo),
                 bound_slice(&span_hi),
                 reverse,
             );
-            if got.done {
+            if !self.fixed_batch {
+                self.batch = (self.batch * 2).min(SCAN_BATCH_MAX);
+            }
+            // Own writes past a batch's worth end it early: it covered up to its last key.
+            let done = got.done && cut.is_none();
+            let covered = cut.map_or(got.covered, Bound::Included);
+            let (span_lo, span_hi) = if reverse {
+                (covered.clone(), span_hi)
+            } else {
+                (span_lo, covered.clone())
+            };
+            self.tx
+                .record_range(self.table, bound_slice(&span_lo), bound_slice(&span_hi));
+            if done {
                 self.drained = true;
             } else {
-                let next = match got.covered {
+                let next = match covered {
                     Bound::Included(k) => Bound::Excluded(k),
                     Bound::Excluded(k) => Bound::Included(k),
                     Bound::Unbounded => Bound::Unbounded,
@@ -152,36 +160,56 @@ impl<'t, 'c> Range<'t, 'c> {
         Ok(())
     }
 
-    /// Overlays the transaction's own writes in `(lo, hi)` on committed entries.
+    /// Overlays the transaction's own writes in `(lo, hi)` on committed entries, in scan
+    /// order. Own tombstones of keys with no committed entry here are passed over
+    /// without a copy. At most a batch's worth of entries more than the committed ones
+    /// are taken: with more to come, the last key taken is returned, where the batch
+    /// then ends (a table written only by this transaction, or written past its last
+    /// committed key, was copied whole for one `first` or `is_empty`).
     fn merge_own(
         &self,
         committed: Vec<Entry>,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
         reverse: bool,
-    ) -> Vec<Entry> {
+    ) -> (Vec<Entry>, Option<Vec<u8>>) {
         let Some(own) = self.tx.writes.get(&self.table) else {
-            return committed;
+            return (committed, None);
         };
         if !bounds_nonempty(lo, hi) {
-            return committed;
+            return (committed, None);
         }
+        let limit = committed.len() + self.batch;
         let mut own_iter = own.range(lo, hi, reverse).peekable();
         let own_value = |v: Option<&[u8]>| v.map(|v| ValueRef::shared(Arc::from(v)));
-        let mut out = Vec::with_capacity(committed.len());
+        let mut out: Vec<Entry> = Vec::with_capacity(committed.len());
         let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
-        for (k, v) in committed {
-            while let Some((ok, ov)) = own_iter.next_if(|(ok, _)| before(ok, &k)) {
-                out.push((ok.to_vec(), own_value(ov)));
+        let mut committed = committed.into_iter().peekable();
+        loop {
+            let next_own = own_iter.peek().map(|(k, _)| *k);
+            let next_committed = committed.peek().map(|(k, _)| k.as_slice());
+            if out.len() >= limit && (next_own.is_some() || next_committed.is_some()) {
+                let last = out.last().map(|(k, _)| k.clone());
+                return (out, last);
             }
-            if let Some((_, ov)) = own_iter.next_if(|(ok, _)| *ok == k.as_slice()) {
-                out.push((k, own_value(ov)));
-            } else {
-                out.push((k, v));
+            match (next_committed, next_own) {
+                (None, None) => return (out, None),
+                (Some(k), Some(ok)) if ok == k => {
+                    let (k, _) = committed.next().unwrap_or_default();
+                    let ov = own_iter.next().and_then(|(_, v)| v);
+                    out.push((k, own_value(ov)));
+                }
+                (Some(k), Some(ok)) if !before(ok, k) => {
+                    out.extend(committed.next());
+                }
+                (Some(_), None) => out.extend(committed.next()),
+                (_, Some(_)) => {
+                    if let Some((ok, Some(ov))) = own_iter.next() {
+                        out.push((ok.to_vec(), own_value(Some(ov))));
+                    }
+                }
             }
         }
-        out.extend(own_iter.map(|(k, v)| (k.to_vec(), own_value(v))));
-        out
     }
 }
 
