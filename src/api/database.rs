@@ -90,7 +90,8 @@ enum Handle {
 
 impl Database {
     /// Opens the database file at `path`, creating it with the default [`Options`] if it
-    /// does not exist.
+    /// does not exist, is empty, or holds only what a creation a crash cut short leaves
+    /// (zeros and marker pages, no longer than a new database).
     pub fn open(path: impl AsRef<Path>) -> Result<Database> {
         Options::new().open(path)
     }
