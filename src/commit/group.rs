@@ -10,7 +10,8 @@
 //! 2. up to [`GROUP_COMMITS_MAX`] queued commits become group N+1: their proofs are
 //!    written;
 //! 3. one `fdatasync`: it is FSYNC_2 of group N and FSYNC_1 of group N+1;
-//! 4. `durable` is published for group N, and everyone waiting is woken.
+//! 4. `durable` is published for group N, and the waiters it satisfies are woken (and
+//!    one more, to lead the next step).
 //!
 //! So while group N waits on its FSYNC_2, group N+1 has formed and written its proofs,
 //! and one sync serves both. Every commit still sees capsule, proof, a sync, marker, a

@@ -65,7 +65,9 @@ pub enum Isolation {
 pub enum Durability {
     /// Sequenced and visible to later transactions; lost if the process dies.
     Applied,
-    /// Handed to the operating system; survives a process crash, not a power loss.
+    /// Handed to the operating system; survives a process crash, not a power loss
+    /// (unless its group's sync then fails, which poisons the database: after a failed
+    /// `fdatasync` the kernel may drop the written pages, and a process crash with them).
     Written,
     /// On stable storage; survives a power loss.
     #[default]
