@@ -49,9 +49,6 @@ pub struct TreeGuard {
     /// A live reader's pin on the generation this tree belongs to, released with the
     /// last reader of the tree (`format-spec/locking.md`).
     pin: Mutex<Option<GenerationPin>>,
-    /// Which keys this tree holds history entries for, and where, once built
-    /// ([`Checkpointer::index_history`]).
-    history: OnceLock<HistoryIndex>,
 }
 
 impl TreeGuard {
@@ -61,7 +58,6 @@ impl TreeGuard {
             pager: Arc::clone(pager),
             next: Mutex::new(None),
             pin: Mutex::new(None),
-            history: OnceLock::new(),
         })
     }
 }
@@ -95,13 +91,18 @@ pub struct TreeState {
     /// The checkpoint sequence the tree holds the state of.
     pub checkpoint_seq: u64,
     guard: Arc<TreeGuard>,
+    /// Which keys this tree holds history entries for, and where, once built
+    /// ([`Checkpointer::index_history`]). Held by the tree's readers, not its guard: a
+    /// guard lives while any older tree is read, and every newer tree's index with it
+    /// (a reader held through many checkpoints kept each one's, tens of MiB apiece).
+    history: Arc<OnceLock<HistoryIndex>>,
 }
 
 impl TreeState {
     /// Which keys this tree holds history entries for, and where: `None` until
     /// [`Checkpointer::index_history`] has built it (a reader then looks every key up).
     pub fn history_index(&self) -> Option<&HistoryIndex> {
-        self.guard.history.get()
+        self.history.get()
     }
 }
 
@@ -177,6 +178,7 @@ impl Checkpointer {
                 root: header.catalog_root,
                 checkpoint_seq: header.checkpoint_seq,
                 guard,
+                history: Arc::new(OnceLock::new()),
             }),
             generation: AtomicU64::new(0),
             relocate_from: AtomicU64::new(u64::MAX),
@@ -236,10 +238,10 @@ impl Checkpointer {
     /// tree commit publishes has one from the start).
     pub fn index_history(&self) {
         let tree = self.tree();
-        if tree.guard.history.get().is_none()
+        if tree.history.get().is_none()
             && let Some(index) = self.history_index_of(tree.root)
         {
-            let _ = tree.guard.history.set(index);
+            let _ = tree.history.set(index);
         }
     }
 
@@ -602,8 +604,9 @@ impl Checkpointer {
         // The new state is durable: publish the tree, then drop the folded versions (a
         // reader that misses a version in the store finds it in the new tree).
         let guard = TreeGuard::new(&self.pager);
+        let history = Arc::new(OnceLock::new());
         if let Some(index) = self.history_index_of(built.root) {
-            let _ = guard.history.set(index);
+            let _ = history.set(index);
         }
         let old = std::mem::replace(
             &mut *self.tree.write(),
@@ -611,6 +614,7 @@ impl Checkpointer {
                 root: built.root,
                 checkpoint_seq: horizon,
                 guard: Arc::clone(&guard),
+                history,
             },
         );
         // The free-list bookkeeping changes with the tree, at once: the next checkpoint

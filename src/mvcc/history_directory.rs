@@ -13,8 +13,8 @@
 //! looked up: a hash collision costs a comparison, never another key's versions.
 //!
 //! The pages the offsets point into were verified by the walk (checksum, cells, key
-//! order) and never change while the tree is reachable; the directory lives and dies
-//! with its tree ([`HistoryIndex`] in the tree's guard).
+//! order) and never change while the tree is reachable; the directory lives as long as
+//! a reader holds its tree ([`HistoryIndex`] in the tree's `TreeState`).
 
 use super::history::HISTORY_PREFIX;
 use super::history_filter::KeyFilter;
