@@ -83,7 +83,8 @@ impl<'t, 'c> Range<'t, 'c> {
 
     /// Fetches `n` keys per batch (at most 512) instead of starting small and doubling:
     /// a scan that will read many keys saves round trips, one that reads few records a
-    /// shorter span for conflict checks.
+    /// shorter span for conflict checks. A batch that finds nothing live (only deleted
+    /// keys) still doubles the next.
     pub fn with_batch_size(mut self, n: usize) -> Self {
         self.batch = n.clamp(1, SCAN_BATCH_MAX);
         self.fixed_batch = true;
@@ -156,6 +157,9 @@ impl<'t, 'c> Range<'t, 'c> {
             if target.len() > before {
                 return Ok(());
             }
+            // Nothing live (keys the transaction deleted, or tombstones in the store):
+            // a chosen batch grows too, or `first` past m deleted keys took m fetches.
+            self.batch = (self.batch * 2).min(SCAN_BATCH_MAX);
         }
         Ok(())
     }
