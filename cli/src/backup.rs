@@ -76,7 +76,9 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     // Errors the library met writing the copy or placing it name OUT; others are the
     // source's (its file read, a live reader's move to a newer state).
     let report = report.map_err(|e| match &e {
-        capsuledb::Error::Io { op, .. } if output_op(op) => naming_output(out, e.into()),
+        capsuledb::Error::Io { op, .. } if capsuledb::BACKUP_OUTPUT_OPS.contains(op) => {
+            naming_output(out, e.into())
+        }
         _ => e.into(),
     })?;
     let named = |e: capsuledb::Error| naming_output(out, e.into());
@@ -111,19 +113,6 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     }
     printed?;
     Ok(())
-}
-
-/// Whether an I/O error's op is one the library gives errors of a backup's copy or of
-/// its placing.
-fn output_op(op: &str) -> bool {
-    [
-        capsuledb::BACKUP_COPY_OP,
-        "check the backup copy",
-        "rename the backup into place",
-        "link the backup into place",
-        "sync the backup's directory",
-    ]
-    .contains(&op)
 }
 
 /// The directory `out` lies in (`.` for a bare name).

@@ -266,7 +266,7 @@ impl Database {
             // The copy's fault (its disk, or a bug), not damage in this database: not a
             // `Corrupted`, which would name a page of the source.
             return Err(Error::Io {
-                op: "check the backup copy",
+                op: CHECK_OP,
                 source: std::io::Error::other(format!(
                     "the copy failed its integrity check and was removed: {problem}"
                 )),
@@ -293,7 +293,7 @@ impl Database {
                 });
             }
             std::fs::rename(&temp_path, path).map_err(|source| Error::Io {
-                op: "rename the backup into place",
+                op: RENAME_OP,
                 source,
             })?;
         } else {
@@ -308,14 +308,14 @@ impl Database {
                     }
                 } else {
                     Error::Io {
-                        op: "link the backup into place",
+                        op: LINK_OP,
                         source,
                     }
                 }
             })?;
         }
         temp.0 = None;
-        crate::storage::sync_parent(path, "sync the backup's directory")?;
+        crate::storage::sync_parent(path, DIR_SYNC_OP)?;
         log::info!(
             "backup of seq {seq} to {}: {} tables, {} keys, {} bytes",
             path.display(),
@@ -354,6 +354,16 @@ fn of_copy(e: Error) -> Error {
 
 /// The op of every I/O error a backup meets writing its copy (before it is placed).
 pub const BACKUP_COPY_OP: &str = "write the backup copy";
+const CHECK_OP: &str = "check the backup copy";
+const RENAME_OP: &str = "rename the backup into place";
+const LINK_OP: &str = "link the backup into place";
+const DIR_SYNC_OP: &str = "sync the backup's directory";
+
+/// The ops of the I/O errors a backup meets writing its copy or putting it in place:
+/// an [`Error::Io`] with one of these concerns the target path, any other error the
+/// database backed up.
+pub const BACKUP_OUTPUT_OPS: [&str; 5] =
+    [BACKUP_COPY_OP, CHECK_OP, RENAME_OP, LINK_OP, DIR_SYNC_OP];
 
 /// Most bytes of the target's name a backup's temporary name keeps: with the rest of
 /// it (a dot, `.backup-`, the process id, a count, a time) within the 255 bytes a

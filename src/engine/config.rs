@@ -59,10 +59,11 @@ impl Config {
         Ok(())
     }
 
-    /// The retention the engine's history window follows: the options' for a writer;
-    /// for a read-only handle (a live reader) one that never raises the floor itself,
-    /// so it serves the file's whole window (`collect_garbage` on it raised the floor
-    /// to its newest state under the default retention).
+    /// The retention the engine's history window follows, at open (what the replay
+    /// keeps) and after: the options' for a writer; for a read-only handle (a live
+    /// reader) one that never raises the floor itself, so it serves the file's whole
+    /// window (`collect_garbage` on it raised the floor to its newest state under the
+    /// default retention).
     pub(crate) fn retention(&self) -> HistoryRetention {
         if self.read_only {
             HistoryRetention::Commits(u64::MAX)

@@ -225,12 +225,8 @@ impl Engine {
         // Only the states the history window will serve are kept (under the default
         // retention, the newest: a log of many commits since the checkpoint replayed
         // into memory whole). A read-only handle serves the file's whole window, to look
-        // at its history without changing it.
-        let window = if config.read_only {
-            crate::mvcc::ReplayWindow::from_floor(floor)
-        } else {
-            crate::mvcc::ReplayWindow::at_open(config.history_retention, floor)
-        };
+        // at its history without changing it (`Config::retention`).
+        let window = crate::mvcc::ReplayWindow::at_open(config.retention(), floor);
         let rec = if config.read_only {
             let start = StreamStart::at_checkpoint(&header);
             follow::recover_live(storage.as_ref(), &header, start, &versions, window)?
