@@ -19,6 +19,11 @@ pub(super) fn slot_holds(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, c
 /// ([`GROUP_COMMITS_MAX`]) past `seq`, the second chained to the first's stored chain,
 /// found past a stop at `seq` on `page` (whose slot 0 is `first_seq`) as
 /// [`later_markers`] walks, on pages whose headers verify: markers a later group wrote.
+/// Such a pair was written after every marker up to `seq` was synced (a group's markers
+/// follow the sync of every earlier group's, and a group holds at most
+/// [`GROUP_COMMITS_MAX`] commits), so no earlier run left one: its recovery read its
+/// synced markers (a run continues from its recovered tip, which lies within a group of
+/// any pair it left), and an older stream's sequences lie below the checkpoint.
 pub(super) fn chained_later(
     f: &LogFile<'_>,
     page: u64,
@@ -26,20 +31,43 @@ pub(super) fn chained_later(
     seq: u64,
     slots: u64,
 ) -> Option<u64> {
+    chained_later_from(f, page, first_seq, seq, slots, true)
+}
+
+/// [`chained_later`], also over the slots of `page` itself when `verified_first` is
+/// false: a stop at a page whose header is lost, whose own later slots (a 32 or 64 KiB
+/// page holds more than a group) may hold a later group's markers. Such a pair proves
+/// what it proves wherever it lies: no earlier run left one (see `chained_later`).
+fn chained_later_from(
+    f: &LogFile<'_>,
+    page: u64,
+    first_seq: u64,
+    seq: u64,
+    slots: u64,
+    verified_first: bool,
+) -> Option<u64> {
     let mut found = None;
     let mut prev: Option<(u64, u32)> = None;
-    walk_later_slots(f, page, first_seq, seq, slots, true, |at, record| {
-        if let Some((p, chain)) = prev
-            && p + 1 == at
-            && p >= seq + GROUP_COMMITS_MAX as u64
-            && Marker::decode(record, at, chain).is_some()
-        {
-            found = Some(p);
-        }
-        prev = Marker::stored_chain(record).map(|c| (at, c));
-        // On to the last such pair: the later it lies, the more it proves durable.
-        true
-    });
+    walk_later_slots(
+        f,
+        page,
+        first_seq,
+        seq,
+        slots,
+        verified_first,
+        |at, record| {
+            if let Some((p, chain)) = prev
+                && p + 1 == at
+                && p >= seq + GROUP_COMMITS_MAX as u64
+                && Marker::decode(record, at, chain).is_some()
+            {
+                found = Some(p);
+            }
+            prev = Marker::stored_chain(record).map(|c| (at, c));
+            // On to the last such pair: the later it lies, the more it proves durable.
+            true
+        },
+    );
     found
 }
 
@@ -79,36 +107,38 @@ pub(super) fn holds_stream_markers(
 /// `first_seq`. Reads the first bytes of every page: only a walk that reaches the end of
 /// a full page whose next page is unconfirmed pays for it.
 pub(super) fn started_anywhere(f: &LogFile<'_>, first_seq: u64) -> bool {
-    (f.first_data..f.file_pages).any(|p| marker_header_verifies(f, p, first_seq))
-}
-
-/// Whether `page` holds a non-zero byte past its first 512-byte sector.
-pub(super) fn written_past_first_sector(f: &LogFile<'_>, page: u64) -> bool {
-    f.page(page)
-        .and_then(|b| b.get(512..))
-        .is_some_and(|rest| rest.iter().any(|&x| x != 0))
+    (f.first_data..f.file_pages).any(|p| {
+        verify_marker_page(f, p)
+            .is_some_and(|kh| MarkerPageHeader::decode(&kh).first_seq == first_seq)
+    })
 }
 
 /// Candidate pages [`chained_later_past_lost_header`] walks from, at most: a hostile
 /// file of many linked marker pages would otherwise cost a walk per page.
 const LOST_HEADER_CANDIDATES_MAX: usize = 4;
 
-/// [`chained_later`] for a stop at `seq` on a marker page (slot 0 `first_seq`) whose
-/// header, and so its link to the next page, is lost: the file's marker pages whose
-/// headers verify at the stream's later positions (`first_seq` plus a whole number of
-/// pages) are walked from, in stream order. Pages of an earlier crashed run or an older
-/// stream cannot hold a chained pair a whole group past `seq` (see `chained_later`). Reads
-/// the first bytes of every page: only a recovery from the checkpoint that stops at a lost header
-/// over a written page pays for it.
+/// [`chained_later`] for a stop at `seq` on marker page `page` (slot 0 `first_seq`) whose
+/// header, and so its link to the next page, is lost (damaged, or the page read back
+/// blank): the page's own later slots, then the file's marker pages whose headers verify
+/// at the stream's later positions (`first_seq` plus a whole number of pages), walked
+/// from in stream order. Pages of an earlier crashed run or an older stream cannot hold a
+/// chained pair a whole group past `seq` (see `chained_later`). Reads the first bytes of
+/// every page when the own slots prove nothing: only a recovery from the checkpoint that
+/// stops at a lost header (the walk reached a page that was never started, the usual end
+/// of a log whose last page filled exactly, or one damaged) pays for it.
 pub(super) fn chained_later_past_lost_header(
     f: &LogFile<'_>,
+    page: u64,
     first_seq: u64,
     seq: u64,
     slots: u64,
 ) -> Option<u64> {
+    if let Some(found) = chained_later_from(f, page, first_seq, seq, slots, false) {
+        return Some(found);
+    }
     let mut candidates: Vec<(u64, u64)> = (f.first_data..f.file_pages)
         .filter_map(|p| {
-            let kh = verify_log_page(f.page(p)?, PageKind::Marker, p).ok()?;
+            let kh = verify_marker_page(f, p)?;
             let at = MarkerPageHeader::decode(&kh).first_seq;
             // Sequences near the top of the range (only a hostile page names one) would
             // overflow the walk's sums.
@@ -121,6 +151,16 @@ pub(super) fn chained_later_past_lost_header(
         .into_iter()
         .take(LOST_HEADER_CANDIDATES_MAX)
         .find_map(|(at, p)| chained_later(f, p, at, seq, slots))
+}
+
+/// The kind header of `page` when it is a marker page whose header verifies; the kind
+/// byte is looked at first, so a search over every page of the file checksums only
+/// marker pages' headers.
+fn verify_marker_page(f: &LogFile<'_>, page: u64) -> Option<[u8; 16]> {
+    let bytes = f.page(page)?;
+    (bytes.get(4) == Some(&(PageKind::Marker as u8)))
+        .then(|| verify_log_page(bytes, PageKind::Marker, page).ok())
+        .flatten()
 }
 
 /// Marker records of later commits found past damage at `seq` on `page` (whose slot 0

@@ -9,7 +9,7 @@
 use super::arena::PageUse;
 use super::evidence::{
     chained_later, chained_later_past_lost_header, holds_stream_markers, later_markers,
-    marker_header_verifies, slot_holds, started_anywhere, written_past_first_sector,
+    marker_header_verifies, slot_holds, started_anywhere,
 };
 use super::group::GROUP_COMMITS_MAX;
 use super::marker_writer::{MarkerWriter, StreamTail};
@@ -463,18 +463,23 @@ pub fn recover_from(
             chained_later(&f, stop.tail_page, stop.first_seq, stop.seq, slots).or_else(|| {
                 // A stop at a page whose header is lost lost its link to the pages after
                 // it too: a recovery from the checkpoint (read-write, read-only, or an
-                // integrity check; not a live reader resuming) looks for them where the
-                // stream would have put them, when the page holds anything past its
-                // first sector (a page the stream moved on from was filled; the usual
-                // end of the stream, a page never started, is blank and costs nothing,
-                // unless it was taken from the free pages holding what an earlier use
-                // left: content alone cannot tell it from a started page whose writes
-                // were lost, and the search then reads the first bytes of every page).
-                (from.strict
-                    && !marker_header_verifies(&f, stop.tail_page, stop.first_seq)
-                    && written_past_first_sector(&f, stop.tail_page))
-                .then(|| chained_later_past_lost_header(&f, stop.first_seq, stop.seq, slots))
-                .flatten()
+                // integrity check; not a live reader resuming) looks for them in the
+                // page's own later slots and where the stream would have put them. A
+                // page the walk reached as the next page and found blank is searched
+                // too: it is how a log whose last page filled exactly ends, and how a
+                // started page whose every byte was lost reads (one in `slots` opens
+                // stops there, and reads the first bytes of every page).
+                (from.strict && !marker_header_verifies(&f, stop.tail_page, stop.first_seq))
+                    .then(|| {
+                        chained_later_past_lost_header(
+                            &f,
+                            stop.tail_page,
+                            stop.first_seq,
+                            stop.seq,
+                            slots,
+                        )
+                    })
+                    .flatten()
             })
         })
         .flatten()
