@@ -42,6 +42,9 @@ pub struct LogFile<'a> {
 struct RecordIndex {
     proofs: BTreeMap<u64, Vec<u64>>,
     capsules: Vec<u64>,
+    /// Bytes of capsule records checksummed while building: at most about the file's
+    /// size, whatever runs its headers claim.
+    summed: u64,
 }
 
 impl<'a> LogFile<'a> {
@@ -238,6 +241,26 @@ impl<'a> LogFile<'a> {
     fn build_index(&self) -> RecordIndex {
         let mut ix = RecordIndex::default();
         let ps = self.page_size;
+        // Pages whose own log page header verifies. The later pages of a run have no
+        // header, so a run over one of them is stale (a later page reused) or crafted:
+        // its record is read within its first page only. Runs read whole then hold no
+        // verified header after their first page and so never overlap: the records'
+        // checksums cover each byte of the file at most about once (crafted headers
+        // each claiming a run to the file's end, with records that fail their checksum,
+        // made each page's walk checksum the rest of the file).
+        let headed: Vec<u64> = (self.first_data..self.file_pages)
+            .filter(|&p| {
+                self.page(p).is_some_and(|b| {
+                    [PageKind::Capsule, PageKind::Proof, PageKind::Marker]
+                        .into_iter()
+                        .any(|k| verify_log_page(b, k, p).is_ok())
+                })
+            })
+            .collect();
+        let headed_within = |lo: u64, hi: u64| {
+            let i = headed.partition_point(|&p| p < lo);
+            headed.get(i).is_some_and(|&p| p < hi)
+        };
         let mut next = self.first_data;
         while next < self.file_pages {
             let page = next;
@@ -269,6 +292,11 @@ impl<'a> LogFile<'a> {
                 // every page, to the file's end (quadratic: a hang, then no memory).
                 let run = verify_log_page(bytes, PageKind::Capsule, page)
                     .map_or(1, |kh| u64::from(read_u32(&kh[..4])).max(1));
+                let run = if headed_within(page + 1, page.saturating_add(run)) {
+                    1
+                } else {
+                    run
+                };
                 let end = base.saturating_add(run.saturating_mul(ps));
                 let mut at = base + LOG_PAGE_HEADER_LEN as u64;
                 while let Some(head) = self.view.get(at, CAPSULE_HEADER_LEN) {
@@ -278,6 +306,7 @@ impl<'a> LogFile<'a> {
                     let magic_ok = head.get(4..8) == Some(&CAPSULE_MAGIC.to_le_bytes()[..]);
                     let sum_ok = at.saturating_add(u64::from(len)) <= end
                         && self.view.get(at, len as usize).is_some_and(|b| {
+                            ix.summed += u64::from(len);
                             b.get(4..).map(|r| checksum(&[r])) == b.get(..4).map(read_u32)
                         });
                     if !magic_ok || !sum_ok || (len as usize) < CAPSULE_HEADER_LEN {
@@ -351,12 +380,16 @@ mod tests {
     }
 
     /// Capsule pages `2..2 + n`, each with a header that verifies (`run_pages` 1, or
-    /// `run` on page 2) and a checksum-valid record at offset 32 of `page_size` bytes:
-    /// each record ends at the next page's offset 32, over its page header.
+    /// `run` on page 2, whose later pages then have none) and a checksum-valid record at
+    /// offset 32 of `page_size` bytes: each record ends at the next page's offset 32,
+    /// over its page header.
     fn chained_capsule_pages(n: u64, run: u32) -> Vec<u8> {
         let ps = PS as usize;
         let mut bytes = vec![0u8; (2 + n as usize + 1) * ps];
         for page in 2..2 + n {
+            if page > 2 && page < 2 + u64::from(run) {
+                continue;
+            }
             let at = page as usize * ps;
             let mut kh = [0u8; 16];
             kh[..4].copy_from_slice(&(if page == 2 { run } else { 1 }).to_le_bytes());
@@ -391,6 +424,38 @@ mod tests {
         assert_eq!(
             ix.capsules,
             vec![2 * u64::from(PS) + LOG_PAGE_HEADER_LEN as u64]
+        );
+    }
+
+    #[test]
+    fn runs_claimed_to_the_files_end_are_checksummed_about_once() {
+        // Capsule pages 2..2 + n whose verified headers each claim a run to the file's
+        // end, each with a record as long as its run whose checksum fails: every page's
+        // record was checksummed over the rest of the file, n²/2 pages in all (a crafted
+        // file of 200 MB: about 10^9 pages' worth, a hang).
+        let n = 64u64;
+        let ps = PS as usize;
+        let pages = 2 + n as usize;
+        let mut bytes = vec![0u8; pages * ps];
+        for page in 2..2 + n {
+            let at = page as usize * ps;
+            let run = u32::try_from(pages as u64 - page).unwrap();
+            let mut kh = [0u8; 16];
+            kh[..4].copy_from_slice(&run.to_le_bytes());
+            write_log_page_header(&mut bytes[at..at + ps], PageKind::Capsule, page, &kh).unwrap();
+            let rec = at + LOG_PAGE_HEADER_LEN;
+            let len = run * PS - LOG_PAGE_HEADER_LEN as u32;
+            bytes[rec + 4..rec + 8].copy_from_slice(&CAPSULE_MAGIC.to_le_bytes());
+            bytes[rec + 8..rec + 12].copy_from_slice(&len.to_le_bytes());
+        }
+        let view = View::new(Arc::new(bytes));
+        let file = pages as u64 * u64::from(PS);
+        let ix = LogFile::new(&view, PS, 2).build_index();
+        assert!(ix.capsules.is_empty(), "{} records", ix.capsules.len());
+        assert!(
+            ix.summed <= file,
+            "{} bytes checksummed of {file}",
+            ix.summed
         );
     }
 
