@@ -119,6 +119,17 @@ impl Database {
         }
     }
 
+    /// A weak reference to what [`Database::identity`] names: while it is kept, no other
+    /// database takes that value, and its strong count tells whether the named one lives.
+    pub(crate) fn identity_ref(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
+        match &self.handle.0 {
+            Handle::Engine(e) => {
+                Arc::downgrade(e) as std::sync::Weak<dyn std::any::Any + Send + Sync>
+            }
+            Handle::Live(_) => Arc::downgrade(&self.handle) as std::sync::Weak<_>,
+        }
+    }
+
     /// The device and inode of the file this handle has open (`None` for a database on
     /// storage of the application's own).
     pub(crate) fn open_file_id(&self) -> Option<(u64, u64)> {

@@ -80,9 +80,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 mod state_machine;
@@ -110,8 +110,12 @@ const PURGE_POLL_MIN: std::time::Duration = std::time::Duration::from_micros(200
 const PURGE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(20);
 /// State machines (database, name) whose snapshot install or apply failed in this
 /// process (openraft's state machine task ends there): a purge waiting for one of them
-/// stops waiting.
-static FAILED_INSTALLS: parking_lot::Mutex<Vec<(usize, String)>> =
+/// stops waiting. Each entry keeps a weak reference to its database: the database's
+/// identity (an address) is not reused while it is kept, and an entry whose database is
+/// gone is dropped (a database opened later at the freed address took over its failure,
+/// and stopped its first purge that waited for a snapshot install).
+type FailedStateMachine = (usize, String, Weak<dyn std::any::Any + Send + Sync>);
+static FAILED_INSTALLS: parking_lot::Mutex<Vec<FailedStateMachine>> =
     parking_lot::Mutex::new(Vec::new());
 
 /// Records how the latest snapshot install of state machine `name` in `db` ended, or
@@ -121,18 +125,17 @@ static FAILED_INSTALLS: parking_lot::Mutex<Vec<(usize, String)>> =
 fn note_state_machine(db: &Database, name: &str, ok: bool) {
     let id = db.identity();
     let mut failed = FAILED_INSTALLS.lock();
-    failed.retain(|(d, n)| !(*d == id && n == name));
+    failed.retain(|(d, n, w)| !(*d == id && n == name) && w.strong_count() > 0);
     if !ok {
-        failed.push((id, name.to_string()));
+        failed.push((id, name.to_string(), db.identity_ref()));
     }
 }
 
 fn install_failed(db: &Database, name: &str) -> bool {
     let id = db.identity();
-    FAILED_INSTALLS
-        .lock()
-        .iter()
-        .any(|(d, n)| *d == id && n == name)
+    let mut failed = FAILED_INSTALLS.lock();
+    failed.retain(|(_, _, w)| w.strong_count() > 0);
+    failed.iter().any(|(d, n, _)| *d == id && n == name)
 }
 
 /// Most payload bytes one append of [`LogStore::append`] commits, and about the most
@@ -689,6 +692,36 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_goes_with_its_database() {
+        // The list was keyed by the engine's address alone: an entry outlived its
+        // database, and one opened later at the freed address inherited its failure.
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| Database::open(dir.path().join(name)).unwrap();
+        let failed = open("failed");
+        note_state_machine(&failed, "raft-failure-test", false);
+        assert!(install_failed(&failed, "raft-failure-test"));
+        let id = failed.identity();
+        drop(failed);
+        let other = open("other");
+        // A background thread of the closed engine may hold it a moment longer.
+        let kept = || {
+            let other_failed = install_failed(&other, "raft-failure-test");
+            let kept = FAILED_INSTALLS
+                .lock()
+                .iter()
+                .any(|(d, n, _)| *d == id && n == "raft-failure-test");
+            other_failed || kept
+        };
+        for _ in 0..1000 {
+            if !kept() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!kept(), "the closed database's failure is kept");
+    }
 
     #[test]
     fn a_batch_over_the_part_limit_is_appended_in_parts() {
