@@ -167,7 +167,7 @@ fn a_log_whose_last_page_filled_exactly_opens_whole() {
 
 /// A 64 KiB marker page holds 2,047 slots, more than a group: its first sector (header
 /// and first 15 slots) lost, the markers of later groups on the page itself prove it.
-/// The search looked only at later pages, and the open read 2,047 of 3,000 commits.
+/// The search looked only at later pages, and the open read 2,047 of 3,047 commits.
 #[test]
 fn a_lost_first_sector_of_a_large_marker_page_before_later_groups_on_it_is_an_error() {
     let ps = 65536u32;

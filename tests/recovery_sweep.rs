@@ -435,9 +435,11 @@ fn loss_targets(bytes: &[u8]) -> Vec<(&'static str, u64, u64)> {
 /// Reads back every target of [`loss_targets`] as zeros, one at a time. Nothing repairs
 /// a lost sector in general, so a typed error is an honest outcome; an earlier state is
 /// lost data. It is within the limit `format-spec/log.md` states (and still counted as
-/// lost) only above the durable bound `bound` with no chained pair of markers a whole
-/// group past the stop, that is when the open read `k` commits and `k + 1 + 512` is past
-/// the last marker written (`expect`); anywhere else it is a failure.
+/// lost) only for a lost marker sector or page (a committed marker's unreadable capsule
+/// or proof is damage wherever it lies), above the durable bound `bound` with no chained
+/// pair of markers a whole group past the stop, that is when the open read `k` commits
+/// and `k + 1 + 512` is past the last marker written (`expect`); anywhere else it is a
+/// failure.
 fn loss_sweep(bytes: &[u8], expect: u64, acked: u64, bound: u64) -> Tally {
     let mut tally = Tally::default();
     for (name, at, len) in loss_targets(bytes) {
@@ -450,12 +452,13 @@ fn loss_sweep(bytes: &[u8], expect: u64, acked: u64, bound: u64) -> Tally {
             check_reading(&damaged, expect, acked, false)
         }))
         .unwrap_or((Outcome::Panic, None));
-        let within_limit =
-            o == Outcome::Earlier && read.is_some_and(|k| k >= bound && k + 1 + 512 >= expect);
-        let name = if within_limit {
-            "earlier, the limit"
-        } else {
-            name
+        let within_limit = o == Outcome::Earlier
+            && name.starts_with("marker")
+            && read.is_some_and(|k| k >= bound && k + 1 + 512 >= expect);
+        let name = match (within_limit, name) {
+            (true, "marker page") => "marker page, earlier: the limit",
+            (true, _) => "marker sector, earlier: the limit",
+            _ => name,
         };
         *tally.by.entry((name, o)).or_default() += 1;
         if o >= Outcome::Earlier && !within_limit && tally.first_failures.len() < 10 {

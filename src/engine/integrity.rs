@@ -65,6 +65,10 @@ impl Engine {
         self.check_open()?;
         let e = self;
         e.checkpointer.hold(|header, non_tree, run| {
+            // Again under the hold: a live reader's close between the check above and
+            // the hold released its generation pin, and the writer may since reuse the
+            // pages read below, or cut the file under the mapping (as `Engine::pin`).
+            e.check_open()?;
             let mut r = IntegrityReport {
                 page_count: header.page_count,
                 ..IntegrityReport::default()

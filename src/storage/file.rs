@@ -245,13 +245,19 @@ impl Storage for FileStorage {
             })?;
             // SAFETY: a writer holds the exclusive `flock`, so no other writer changes
             // the file. Within the writer's process the engine never writes a range a
-            // live view may read (copy-on-write pages), and cuts the file only below
-            // pages it holds free: a view kept longer (a read pin, a lent value) may
-            // span the cut length, but the tree it reads reaches no freed page (freed
-            // pages wait for its guard), so nothing reads past the cut. A reader's views
-            // are protected by its generation pins: the writer reuses no page a pinned
-            // generation reaches and cuts the file only while no generation is pinned
-            // (`format-spec/locking.md`); every view re-reads the length after the pin.
+            // live view may read (copy-on-write pages), but for the header copies and
+            // the marker stream's pages, which a live reader (of this process or
+            // another) reads while they may change: it trusts them only through
+            // checksums over a copy (a header is decoded from a copy, `header_report`
+            // reads until two reads agree, a stop in the marker stream is read again),
+            // so a changing byte costs a retry, never a wrong value. It cuts the file
+            // only below pages it holds free: a view kept longer (a read pin, a lent
+            // value) may span the cut length, but the tree it reads reaches no freed
+            // page (freed pages wait for its guard), so nothing reads past the cut. A
+            // reader's views are protected by its generation pins: the writer reuses
+            // no page a pinned generation reaches and cuts the file only while no
+            // generation is pinned (`format-spec/locking.md`); every view re-reads the
+            // length after the pin.
             let mmap: Mmap = unsafe { MmapOptions::new().len(map_len).map(&self.file) }
                 .map_err(io_err("map the database file"))?;
             View::mapped(Arc::new(mmap))

@@ -30,7 +30,8 @@ use std::sync::Arc;
 ///
 /// Implementations must be safe to call from many threads at once. Writes to
 /// disjoint ranges may run concurrently; the engine never writes a range that a
-/// reader may be reading (copy-on-write discipline above this layer).
+/// reader may be reading (copy-on-write discipline above this layer), but for the
+/// header copies and the marker stream's pages, which readers copy before they check.
 pub trait Storage: Send + Sync + 'static {
     /// Current length of the file in bytes.
     fn len(&self) -> Result<u64>;
