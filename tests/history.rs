@@ -635,3 +635,35 @@ fn dropping_history_past_the_newest_state_keeps_the_window_for_later_commits() {
     let tx = db.begin_read_at(first_after).unwrap();
     assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"a"[..]));
 }
+
+/// `versions` read the newest tree, not the transaction's: a key changed after the
+/// snapshot and folded into the tree by a checkpoint since came back as a version at or
+/// below the snapshot, with the newer value.
+#[test]
+fn versions_in_a_transaction_older_than_a_checkpoint_reads_its_own_state() {
+    for retention in [HistoryRetention::Snapshots, HistoryRetention::Commits(1)] {
+        let sim = SimStorage::new();
+        let db = sim_db(&sim, retention);
+        put(&db, "t", b"k", Some(b"old"));
+        put(&db, "t", b"gone", Some(b"here"));
+        db.checkpoint().unwrap();
+        let mut c = db.connect();
+        let tx = c.begin().unwrap();
+        put(&db, "t", b"k", Some(b"new"));
+        put(&db, "t", b"gone", None);
+        put(&db, "t", b"born", Some(b"later"));
+        db.checkpoint().unwrap();
+        assert_eq!(tx.get("t", b"k").unwrap().as_deref(), Some(&b"old"[..]));
+        let values = |key: &[u8]| -> Vec<Option<Vec<u8>>> {
+            let versions = tx.versions("t", key).unwrap();
+            versions.into_iter().map(|(_, v)| v).collect()
+        };
+        assert_eq!(values(b"k"), [Some(b"old".to_vec())], "{retention:?}");
+        assert_eq!(values(b"gone"), [Some(b"here".to_vec())], "{retention:?}");
+        assert_eq!(
+            values(b"born"),
+            Vec::<Option<Vec<u8>>>::new(),
+            "{retention:?}"
+        );
+    }
+}

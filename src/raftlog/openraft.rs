@@ -22,7 +22,9 @@
 //! batch large enough to be written into the tree directly, and for the commits
 //! sequenced before its own to become visible (entries are readable when `append`
 //! returns, and commits become visible in sequence order): under load, up to the
-//! first sync of a group in flight, one `fdatasync`. (openraft 0.9 waits for
+//! first sync of a group in flight, one `fdatasync`; and, while the version store holds
+//! more than twice its budget and a checkpoint folds it, each commit sleeps up to 20 ms
+//! (the back-pressure every writer meets). (openraft 0.9 waits for
 //! each append's callback before its next storage call, so one append per log store is
 //! in flight; the log stores of several nodes in one database share group commits.) The
 //! other calls (vote, committed, truncate, purge, the state machine's apply, install and

@@ -26,6 +26,12 @@ pub const MAX_TABLE_NAME_LEN: usize = 255;
 /// Most bytes of keys and values one transaction may hold: the newest put of each key
 /// counts, and an overwritten put only until the transaction's write buffer merges it
 /// away, so overwriting one key many times stays far below the limit.
+///
+/// The log's record of a transaction also holds at most 4 GiB, counting 20 bytes an
+/// entry besides its key and value: a write set within this limit of more than about
+/// 150 million entries (keys of a few bytes, empty values or deletes) is refused at
+/// commit with [`Error::TransactionTooLarge`](crate::Error::TransactionTooLarge) unless
+/// it is written into the tree directly, which it is when no other snapshot is open.
 pub const MAX_TRANSACTION_BYTES: usize = 1 << 30;
 
 /// Isolation level of a read-write transaction.
