@@ -177,3 +177,29 @@ fn a_lost_first_sector_of_a_large_marker_page_before_later_groups_on_it_is_an_er
     image.write_at(second * u64::from(ps), &[0u8; 512]).unwrap();
     assert_damage_at(&image, ps, second, s + 1, s + 999 - 512);
 }
+
+/// A page an earlier, crashed run started at the same position, whose rewrite by this
+/// run was lost: its header verifies (with that run's link to a page the stream never
+/// used) and none of its slots continues the stream. The walk stops at its slot 0 and
+/// followed the stale link only: the open read the commits before it and said nothing.
+#[test]
+fn a_stale_page_at_the_streams_position_before_later_groups_is_an_error() {
+    use capsuledb::format::{MarkerPageHeader, write_log_page_header};
+    let ps = 4096u32;
+    let s = slots(ps);
+    let n = 1200;
+    let image = crashed_after(n, ps);
+    let first = 2 * s + 1;
+    let page = marker_page(&image, ps, first);
+    // A page past the file's end: a link the stream never followed.
+    let stale_next = image.len().unwrap() / u64::from(ps) + 10;
+    let mut bytes = vec![0u8; ps as usize];
+    let kind_header = MarkerPageHeader {
+        next_page: stale_next,
+        first_seq: first,
+    }
+    .encode();
+    write_log_page_header(&mut bytes, PageKind::Marker, page, &kind_header).unwrap();
+    image.write_at(page * u64::from(ps), &bytes).unwrap();
+    assert_damage_at(&image, ps, page, first, n - 1 - 512);
+}

@@ -468,18 +468,23 @@ pub fn recover_from(
                 // page the walk reached as the next page and found blank is searched
                 // too: it is how a log whose last page filled exactly ends, and how a
                 // started page whose every byte was lost reads (one in `slots` opens
-                // stops there, and reads the first bytes of every page).
-                (from.strict && !marker_header_verifies(&f, stop.tail_page, stop.first_seq))
-                    .then(|| {
-                        chained_later_past_lost_header(
-                            &f,
-                            stop.tail_page,
-                            stop.first_seq,
-                            stop.seq,
-                            slots,
-                        )
-                    })
-                    .flatten()
+                // stops there, and reads the first bytes of every page). So is a stop at
+                // slot 0 under a header that verifies: a page an earlier, crashed run
+                // started at this position, whose rewrite was lost, links where that
+                // run went, not where the stream did.
+                (from.strict
+                    && (stop.seq == stop.first_seq
+                        || !marker_header_verifies(&f, stop.tail_page, stop.first_seq)))
+                .then(|| {
+                    chained_later_past_lost_header(
+                        &f,
+                        stop.tail_page,
+                        stop.first_seq,
+                        stop.seq,
+                        slots,
+                    )
+                })
+                .flatten()
             })
         })
         .flatten()
