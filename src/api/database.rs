@@ -121,6 +121,7 @@ impl Database {
 
     /// A weak reference to what [`Database::identity`] names: while it is kept, no other
     /// database takes that value, and its strong count tells whether the named one lives.
+    #[cfg(feature = "openraft")]
     pub(crate) fn identity_ref(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
         match &self.handle.0 {
             Handle::Engine(e) => {

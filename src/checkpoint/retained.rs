@@ -18,9 +18,11 @@ use std::sync::Arc;
 
 /// What the tree holds besides the tables' current state.
 #[derive(Default)]
-pub struct Retained {
-    /// History entries by tree key.
-    pub entries: BTreeMap<Vec<u8>, VersionList>,
+pub struct Retained<'a> {
+    /// History entries by tree key: each version list's bytes in the file, decoded
+    /// where it is used (a checkpoint holds one decoded list at a time, not the whole
+    /// history's values: a long window's history is many times the version store).
+    pub entries: BTreeMap<Vec<u8>, &'a [u8]>,
     /// The persisted floor.
     pub floor: Option<u64>,
     /// Drops whose data is still kept.
@@ -92,7 +94,7 @@ fn walk_history<'a>(
 }
 
 /// Every history entry in the tree rooted at `root`, the persisted floor and drops.
-pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> {
+pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained<'_>> {
     let mut r = Retained::default();
     let fk = floor_key();
     let dk = drops_key();
@@ -102,8 +104,7 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained> 
         } else if k == dk.as_slice() {
             r.drops = Some(decode_drops(v).map_err(|e| e.on_page_of(file, v, page_size))?);
         } else {
-            let list = decode_list(v).map_err(|e| e.on_page_of(file, v, page_size))?;
-            r.entries.insert(k.to_vec(), list);
+            r.entries.insert(k.to_vec(), v);
         }
         Ok(())
     })?;
@@ -169,6 +170,9 @@ pub(super) fn history_changes(
         floor: persisted,
         drops: persisted_drops,
     } = read_history(file, page_size, root)?;
+    let decode = |v: &[u8]| -> Result<VersionList> {
+        decode_list(v).map_err(|e| e.on_page_of(file, v, page_size))
+    };
     // (The catalog, table 0, which a short key would give, is never dropped.)
     let is_dropped = |composite: &[u8]| dropped.contains(&btree::split_composite(composite).0);
     let nothing_kept = old.is_empty();
@@ -183,7 +187,7 @@ pub(super) fn history_changes(
             continue;
         }
         let hk = history_key(table, key);
-        let existing = old.remove(&hk);
+        let existing = old.remove(&hk).map(decode).transpose()?;
         if existing.is_none() && !above {
             continue;
         }
@@ -208,11 +212,12 @@ pub(super) fn history_changes(
             out.insert(hk, None);
         }
     }
-    for (hk, mut list) in old {
+    for (hk, bytes) in old {
         if history_owner(&hk).is_some_and(is_dropped) {
             out.insert(hk, None);
             continue;
         }
+        let mut list = decode(bytes)?;
         let n = list.len();
         prune_list(&mut list, floor);
         if list.len() <= 1 {
