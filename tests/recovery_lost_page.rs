@@ -180,8 +180,9 @@ fn a_lost_first_sector_of_a_large_marker_page_before_later_groups_on_it_is_an_er
 
 /// A page an earlier, crashed run started at the same position, whose rewrite by this
 /// run was lost: its header verifies (with that run's link to a page the stream never
-/// used) and none of its slots continues the stream. The walk stops at its slot 0 and
-/// followed the stale link only: the open read the commits before it and said nothing.
+/// used) and its slots hold that run's markers, none of which continues the stream. The
+/// walk stops at its slot 0 and followed the stale link only: the open read the commits
+/// before it and said nothing.
 #[test]
 fn a_stale_page_at_the_streams_position_before_later_groups_is_an_error() {
     use capsuledb::format::{MarkerPageHeader, write_log_page_header};
@@ -193,7 +194,8 @@ fn a_stale_page_at_the_streams_position_before_later_groups_is_an_error() {
     let page = marker_page(&image, ps, first);
     // A page past the file's end: a link the stream never followed.
     let stale_next = image.len().unwrap() / u64::from(ps) + 10;
-    let mut bytes = vec![0u8; ps as usize];
+    // That run's markers, which do not chain to this stream's.
+    let mut bytes = vec![0xA5u8; ps as usize];
     let kind_header = MarkerPageHeader {
         next_page: stale_next,
         first_seq: first,

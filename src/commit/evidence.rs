@@ -15,6 +15,14 @@ pub(super) fn slot_holds(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64, c
         .is_some_and(|r| Marker::decode(r, seq, chain).is_some())
 }
 
+/// Whether the slot of `seq` on marker page `page` (whose slot 0 is `first_seq`) holds
+/// only zeros (never written, or scrubbed by an open).
+pub(super) fn slot_blank(f: &LogFile<'_>, page: u64, first_seq: u64, seq: u64) -> bool {
+    f.page(page)
+        .and_then(|b| marker_slot(b, seq - first_seq))
+        .is_some_and(|r| r.iter().all(|&b| b == 0))
+}
+
 /// The first of the last two consecutive marker records, both at least a group
 /// ([`GROUP_COMMITS_MAX`]) past `seq`, the second chained to the first's stored chain,
 /// found past a stop at `seq` on `page` (whose slot 0 is `first_seq`) as

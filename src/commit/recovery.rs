@@ -9,7 +9,7 @@
 use super::arena::PageUse;
 use super::evidence::{
     chained_later, chained_later_past_lost_header, holds_stream_markers, later_markers,
-    marker_header_verifies, slot_holds, started_anywhere,
+    marker_header_verifies, slot_blank, slot_holds, started_anywhere,
 };
 use super::group::GROUP_COMMITS_MAX;
 use super::marker_writer::{MarkerWriter, StreamTail};
@@ -469,11 +469,14 @@ pub fn recover_from(
                 // too: it is how a log whose last page filled exactly ends, and how a
                 // started page whose every byte was lost reads (one in `slots` opens
                 // stops there, and reads the first bytes of every page). So is a stop at
-                // slot 0 under a header that verifies: a page an earlier, crashed run
-                // started at this position, whose rewrite was lost, links where that
-                // run went, not where the stream did.
+                // a written slot 0 under a header that verifies: a page an earlier,
+                // crashed run started at this position, whose rewrite was lost, links
+                // where that run went, not where the stream did. (Not a blank slot 0: a
+                // tail page an open scrubbed, read so by every open until the next
+                // commit.)
                 (from.strict
-                    && (stop.seq == stop.first_seq
+                    && ((stop.seq == stop.first_seq
+                        && !slot_blank(&f, stop.tail_page, stop.first_seq, stop.seq))
                         || !marker_header_verifies(&f, stop.tail_page, stop.first_seq)))
                 .then(|| {
                     chained_later_past_lost_header(

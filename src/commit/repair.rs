@@ -292,11 +292,21 @@ impl<'a> LogFile<'a> {
                 // every page, to the file's end (quadratic: a hang, then no memory).
                 let run = verify_log_page(bytes, PageKind::Capsule, page)
                     .map_or(1, |kh| u64::from(read_u32(&kh[..4])).max(1));
-                let run = if headed_within(page + 1, page.saturating_add(run)) {
-                    1
-                } else {
-                    run
-                };
+                // The run's last page counts only where the record covers its header's
+                // checksum: an honest record may end 1 to 3 bytes into a page whose
+                // earlier use's header then still verifies, by chance.
+                let last = page.saturating_add(run).saturating_sub(1);
+                let covers_last = self
+                    .view
+                    .get(base + LOG_PAGE_HEADER_LEN as u64, CAPSULE_HEADER_LEN)
+                    .and_then(capsule_total_len)
+                    .map(|len| {
+                        (LOG_PAGE_HEADER_LEN as u64 + u64::from(len)).saturating_sub((run - 1) * ps)
+                    })
+                    .is_some_and(|covered| covered >= 4);
+                let stale = headed_within(page + 1, last)
+                    || (run > 1 && covers_last && headed_within(last, last + 1));
+                let run = if stale { 1 } else { run };
                 let end = base.saturating_add(run.saturating_mul(ps));
                 let mut at = base + LOG_PAGE_HEADER_LEN as u64;
                 while let Some(head) = self.view.get(at, CAPSULE_HEADER_LEN) {
