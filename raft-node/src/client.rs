@@ -7,7 +7,8 @@
 //! not have taken effect, and retrying it blindly could apply it twice.
 
 use crate::proto::{
-    ClientOk, ClientReply, ClientRequest, NodeId, Reply, Rpc, Status, read_frame, write_frame,
+    CONNECTION_REUSE_MAX, ClientOk, ClientReply, ClientRequest, NodeId, Reply, Rpc, Status,
+    read_frame, write_frame,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -55,7 +56,8 @@ pub struct Client {
     addrs: Vec<String>,
     /// Index into `addrs` of the node tried first.
     current: usize,
-    stream: Option<TcpStream>,
+    /// The kept connection and when its last exchange ended.
+    stream: Option<(TcpStream, Instant)>,
     deadline: Duration,
 }
 
@@ -286,8 +288,14 @@ impl Client {
         // Taken out for the exchange and put back only after a whole reply: a request
         // whose future the caller drops part way (a timeout of its own) drops the
         // connection with it, and the next request can never read its reply.
-        let mut stream = match self.stream.take() {
-            Some(s) => s,
+        // A connection left idle long enough that the node may be closing it is
+        // not used: a request sent on it could be lost with its answer.
+        let kept = self
+            .stream
+            .take()
+            .filter(|(_, used)| used.elapsed() < CONNECTION_REUSE_MAX);
+        let mut stream = match kept {
+            Some((s, _)) => s,
             None => {
                 let s = match tokio::time::timeout(left, TcpStream::connect(&addr)).await {
                     Ok(Ok(s)) => s,
@@ -308,7 +316,7 @@ impl Client {
         .await;
         match result {
             Ok(Ok(Reply::Client(reply))) => {
-                self.stream = Some(stream);
+                self.stream = Some((stream, Instant::now()));
                 Ok(reply)
             }
             Ok(Ok(other)) => Err(Sent(format!(

@@ -1,7 +1,7 @@
 //! openraft's network over TCP: one connection per (node, peer) stream that openraft
 //! opens, reconnected after any failure, one RPC in flight on it at a time.
 
-use crate::proto::{NodeId, Reply, Rpc, read_frame, write_frame};
+use crate::proto::{CONNECTION_REUSE_MAX, NodeId, Reply, Rpc, read_frame, write_frame};
 use capsuledb::raftlog::openraft::TypeConfig;
 use openraft::BasicNode;
 use openraft::error::{
@@ -13,7 +13,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// How long to wait before retrying a peer that refused a connection.
@@ -41,7 +41,8 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
 pub struct PeerConnection {
     target: NodeId,
     addr: String,
-    stream: Option<TcpStream>,
+    /// The kept connection and when its last exchange ended.
+    stream: Option<(TcpStream, Instant)>,
 }
 
 fn io_error(what: &str, addr: &str, e: std::io::Error) -> std::io::Error {
@@ -62,8 +63,14 @@ impl PeerConnection {
         // future is dropped part way (openraft's own timeout around it) drops the
         // connection with it, and the next call, on a new one, can never read the reply
         // meant for this request (it took another request's reply as its own).
-        let mut stream = match self.stream.take() {
-            Some(s) => s,
+        // A connection left idle long enough that the node may be closing it is
+        // not used: a request sent on it could be lost with its answer.
+        let kept = self
+            .stream
+            .take()
+            .filter(|(_, used)| used.elapsed() < CONNECTION_REUSE_MAX);
+        let mut stream = match kept {
+            Some((s, _)) => s,
             None => {
                 let connect = tokio::time::timeout(ttl, TcpStream::connect(&self.addr)).await;
                 let stream = match connect {
@@ -89,7 +96,7 @@ impl PeerConnection {
         };
         let result = match tokio::time::timeout(ttl, exchange).await {
             Ok(Ok(reply)) => {
-                self.stream = Some(stream);
+                self.stream = Some((stream, Instant::now()));
                 return Ok(reply);
             }
             Ok(Err(e)) => io_error("rpc to", &self.addr, e),

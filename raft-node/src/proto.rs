@@ -26,6 +26,15 @@ pub const FRAME_BYTES_MAX: u32 = 64 << 20;
 /// Entries a scan returns at most, whatever the client asks for.
 pub const SCAN_LIMIT_MAX: u32 = 10_000;
 
+/// How long a node keeps a connection on which no frame arrives: then it closes it (a
+/// client or peer that went away without closing held it for ever).
+pub const CONNECTION_IDLE_MAX: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Longest a client or peer reuses a connection left idle: half the node's
+/// [`CONNECTION_IDLE_MAX`], so a request is never sent on a connection the node is
+/// closing (its answer lost, a write's outcome unknown).
+pub const CONNECTION_REUSE_MAX: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A request to a node.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Rpc {

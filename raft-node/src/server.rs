@@ -4,8 +4,8 @@
 
 use crate::network::TcpNetwork;
 use crate::proto::{
-    ClientOk, ClientReply, ClientRequest, NodeId, Reply, Rpc, SCAN_LIMIT_MAX, Status, read_frame,
-    write_frame,
+    CONNECTION_IDLE_MAX, ClientOk, ClientReply, ClientRequest, NodeId, Reply, Rpc, SCAN_LIMIT_MAX,
+    Status, read_frame, write_frame,
 };
 use capsuledb::Database;
 use capsuledb::raftlog::openraft::{LogStore, Request, StateMachine, TypeConfig};
@@ -343,11 +343,12 @@ async fn init(
 async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     loop {
-        let rpc: Rpc = match read_frame(&mut stream).await {
-            Ok(rpc) => rpc,
-            // The peer hung up or sent garbage: either way this connection is done.
-            Err(_) => return,
-        };
+        let rpc: Rpc =
+            match tokio::time::timeout(CONNECTION_IDLE_MAX, read_frame(&mut stream)).await {
+                Ok(Ok(rpc)) => rpc,
+                // The peer hung up, sent garbage or went quiet: this connection is done.
+                Ok(Err(_)) | Err(_) => return,
+            };
         let stop_after = matches!(rpc, Rpc::Client(ClientRequest::Shutdown));
         let reply = match rpc {
             // A malformed append is garbage like a frame that does not parse.
