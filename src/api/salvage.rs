@@ -72,7 +72,7 @@ impl Transaction<'_> {
         table: &str,
         mut entry: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<SalvageReport> {
-        let id = match self.table_id(table) {
+        let id = match self.committed_table_id(table) {
             Ok(id) => id,
             Err(e) if e.is_corruption() => {
                 // The catalog's entry of this name alone: a salvage of every table

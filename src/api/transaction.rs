@@ -219,6 +219,13 @@ impl<'c> Transaction<'c> {
                 None => Err(Error::TableNotFound { table: name.into() }),
             };
         }
+        self.committed_table_id(name)
+    }
+
+    /// The id of table `name` in the committed state this transaction reads, whatever
+    /// it wrote to the catalog itself.
+    pub(crate) fn committed_table_id(&self, name: &str) -> Result<TableId> {
+        check_table_name(name)?;
         {
             let mut names = self.names.borrow_mut();
             let cached = match &names.last {

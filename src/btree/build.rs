@@ -240,6 +240,14 @@ impl Builder<'_> {
         mut child: u64,
     ) -> Result<()> {
         loop {
+            // Never reached by keys a read lets through (`NodeRef`'s first read refuses
+            // one too long for any branch, which went up a level at a time for ever).
+            if depth >= super::DEPTH_MAX {
+                return Err(crate::error::Error::corrupted(
+                    child,
+                    "a tree built deeper than the limit",
+                ));
+            }
             if self.levels.len() <= depth {
                 self.levels.push(Level {
                     node: NodeBuilder::new(false, self.page_size),

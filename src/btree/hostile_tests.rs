@@ -609,6 +609,54 @@ fn a_lost_leaf_is_reported_once_in_key_order() {
     assert_eq!(spans, [(&b""[..], &b"mmmmmmmm"[..])], "{:?}", step.damage);
 }
 
+/// A checksum-valid leaf of another range where a branch names a child: a salvage names
+/// it lost, as every read refuses it. From the walk's start (the branch's separator) the
+/// leaf of the lower range gave nothing and no damage: the keys its range held were lost
+/// with the report saying none were. A leaf of an older state (keys on both sides of the
+/// separator) gave its old keys above it as current.
+#[test]
+fn a_salvage_names_a_leaf_of_another_range_lost() {
+    let walk = |file: &[u8]| {
+        let (mut entries, mut damage, mut from) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..10 {
+            let step = salvage_leaf(file, PS, 1, &from, &[0xFF; 9]);
+            entries.extend(step.entries.iter().map(|(k, _)| k.to_vec()));
+            damage.extend(
+                step.damage
+                    .iter()
+                    .map(|d| (d.error.to_string(), d.from.clone(), d.until.clone())),
+            );
+            match step.next {
+                Some(next) => from = next,
+                None => return (entries, damage),
+            }
+        }
+        panic!("the walk did not end");
+    };
+    for leaf_3 in [
+        &[&b"bbbbbbbb"[..], b"dddddddd"][..],
+        &[b"cccccccc", b"nnnnnnnn", b"pppppppp"],
+    ] {
+        let file = file_of(
+            4,
+            vec![
+                branch(1, 2, &[(b"mmmmmmmm", 3)]),
+                leaf(2, &[b"aaaaaaaa"]),
+                leaf(3, leaf_3),
+            ],
+        );
+        let (entries, damage) = walk(&file);
+        assert_eq!(entries, [b"aaaaaaaa".to_vec()]);
+        assert_eq!(damage.len(), 1, "{damage:?}");
+        let (error, from, until) = &damage[0];
+        assert!(
+            error.contains("page 3") && error.contains("outside"),
+            "{error}"
+        );
+        assert_eq!((&from[..], &until[..]), (&b"mmmmmmmm"[..], &[0xFF; 9][..]));
+    }
+}
+
 /// A checksum-valid leaf of another part of the tree where a branch names a child (a
 /// lost or misdirected write): a point read missing at the leaf's edge checks the
 /// descent and names the leaf, where it answered "absent" for every key of the range
@@ -746,4 +794,44 @@ fn a_rebuild_refuses_leaves_at_different_depths() {
     );
     let e = rebuild_of(&file, &a).expect_err("refused").to_string();
     assert!(e.contains("page 3") && e.contains("leaf level"), "{e}");
+}
+
+/// A leaf whose checksum holds, with a key longer than any key can be (4,050 bytes at
+/// 4 KiB pages): its first read refuses it. A checkpoint rewriting it took that key for
+/// a separator, which fits no branch: each full node was pushed into a new level above
+/// with it again, without end, until the disk was full (here: the 64 pages the test
+/// allows).
+#[test]
+fn a_key_longer_than_any_key_is_refused() {
+    use super::build::rebuild;
+    use crate::pager::Pager;
+    use crate::storage::SimStorage;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    let long = [vec![b'n'; 8], vec![7u8; 4042]].concat();
+    let file = file_of(
+        6,
+        vec![
+            branch(2, 3, &[(b"mmmmmmmm", 4)]),
+            leaf(3, &[b"aaaaaaaa"]),
+            leaf(4, &[&long]),
+        ],
+    );
+    let verified = crate::pager::Verified::default();
+    let err = super::get(&file, PS, 2, &long, Some(&verified))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("page 4") && err.contains("longer"), "{err}");
+    let sim = SimStorage::from_bytes(file.clone());
+    // Bounded, so the build fails rather than filling memory when the key is taken.
+    sim.set_max_len(Some(64 * u64::from(PS)));
+    let pager = Pager::new(Arc::new(sim.clone()), PS, 6, BTreeSet::new()).unwrap();
+    let past = [long.clone(), vec![1]].concat();
+    let changes = vec![(past, Some(Arc::from(&b"v"[..])))];
+    let err = rebuild(&sim, &pager, &file, 2, &changes, &[], u64::MAX)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("page 4") && err.contains("longer"), "{err}");
 }

@@ -23,6 +23,9 @@ pub(super) const EXTENT_MARK: u16 = 0xFFFE;
 pub(super) const EXTENT_BODY: usize = 16;
 /// Bytes of a branch cell's fixed head.
 pub const BRANCH_CELL_HEAD: usize = 16;
+
+/// Longest key the tree holds: a history key, 16 bytes before a table's longest key.
+pub const TREE_KEY_MAX: usize = 16 + crate::types::MAX_KEY_LEN;
 /// Offset of the cell offset array.
 pub(super) const OFFSETS_AT: usize = LOG_PAGE_HEADER_LEN;
 /// Bytes per CPU cache line (64 on the targets that matter; a wrong guess costs only
@@ -284,11 +287,17 @@ impl<'a> NodeRef<'a> {
         // Keys (a branch's separators) strictly increasing: a search or a scan trusts
         // the order, and a page out of order would hand out keys outside a range. A
         // compact leaf's keys share its prefix, so their tails decide.
+        // And no longer than a key can be: a checkpoint takes a leaf's first key for a
+        // separator, and one too long for any branch was taken again into a new level
+        // above, without end, until the disk was full.
         let mut last: Option<&[u8]> = None;
         for i in 0..count {
             let tail = node.tail(i)?;
             if last.is_some_and(|l| cmp_keys(l, tail).is_ge()) {
                 return Err(bad("keys out of order"));
+            }
+            if node.prefix.len() + tail.len() > TREE_KEY_MAX {
+                return Err(bad("a key longer than any key can be"));
             }
             last = Some(tail);
         }

@@ -49,9 +49,25 @@ pub fn salvage_leaf<'a>(
         return step;
     }
     let mut page = root;
+    // The bounds the branches above give the node entered: at or above `low`, below
+    // `high` (each clamped to its parent's).
+    let mut low: Option<&'a [u8]> = None;
     let mut high: Option<&'a [u8]> = None;
     for _ in 0..DEPTH_MAX {
-        let node = match page_bytes(file, page, page_size).and_then(|b| NodeRef::parse(b, page)) {
+        // A leaf whose keys leave those bounds (a checksum-valid page of another range:
+        // a lost write, a stale page) is refused whole, as every read refuses it: read
+        // from the walk's start, a leaf of a lower range gave nothing and no damage, and
+        // the keys its range should hold were lost with the report saying none were; one
+        // of an older state gave its old values. (A branch is not: its bounds clamped,
+        // every key a lookup through it finds is handed over.)
+        let node = match page_bytes(file, page, page_size)
+            .and_then(|b| NodeRef::parse(b, page))
+            .and_then(|node| {
+                if node.is_leaf() {
+                    super::check_within(&node, page, low, high)?;
+                }
+                Ok(node)
+            }) {
             Ok(node) => node,
             Err(error) => return hidden(step, error, lo, high, hi),
         };
@@ -92,12 +108,21 @@ pub fn salvage_leaf<'a>(
             } else {
                 None
             };
-            Ok((idx, sep))
+            let left = match idx.checked_sub(1) {
+                Some(i) => Some(node.separator(i)?),
+                None => None,
+            };
+            Ok((idx, sep, left))
         });
-        let (idx, sep) = match descend {
+        let (idx, sep, left) = match descend {
             Ok(found) => found,
             Err(error) => return hidden(step, error, lo, high, hi),
         };
+        match (low, left) {
+            (Some(l), Some(s)) if cmp_keys(s, l).is_lt() => {}
+            (_, Some(s)) => low = Some(s),
+            (_, None) => {}
+        }
         // The bound a child gives is never past the one its own parent gave: a
         // separator past it (damage with valid checksums, or a hostile file) would have
         // the step resume past keys of the next subtree that no step then reads, and
@@ -113,8 +138,10 @@ pub fn salvage_leaf<'a>(
             Err(error) => return hidden(step, error, lo, high, hi),
         };
     }
-    let error = Error::corrupted(root, "tree deeper than the limit");
-    hidden(step, error, lo, None, hi)
+    // A branch cycle (a child naming an ancestor): only the subtree the walk was in is
+    // lost, up to its bound; the walk resumes past it.
+    let error = Error::corrupted(page, "tree deeper than the limit (a branch cycle)");
+    hidden(step, error, lo, high, hi)
 }
 
 /// The entries of leaf `node` (at `page`) in `[lo, hi)`, each value verified; a value
