@@ -819,8 +819,7 @@ fn a_key_longer_than_any_key_is_refused() {
     );
     let verified = crate::pager::Verified::default();
     let err = super::get(&file, PS, 2, &long, Some(&verified))
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(err.contains("page 4") && err.contains("longer"), "{err}");
     let sim = SimStorage::from_bytes(file.clone());
