@@ -7,8 +7,8 @@
 //! not have taken effect, and retrying it blindly could apply it twice.
 
 use crate::proto::{
-    CONNECTION_REUSE_MAX, ClientOk, ClientReply, ClientRequest, NodeId, Reply, Rpc, Status,
-    read_frame, write_frame,
+    ClientOk, ClientReply, ClientRequest, NodeId, Reply, Rpc, Status, read_frame, take_reusable,
+    write_frame,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -288,14 +288,8 @@ impl Client {
         // Taken out for the exchange and put back only after a whole reply: a request
         // whose future the caller drops part way (a timeout of its own) drops the
         // connection with it, and the next request can never read its reply.
-        // A connection left idle long enough that the node may be closing it is
-        // not used: a request sent on it could be lost with its answer.
-        let kept = self
-            .stream
-            .take()
-            .filter(|(_, used)| used.elapsed() < CONNECTION_REUSE_MAX);
-        let mut stream = match kept {
-            Some((s, _)) => s,
+        let mut stream = match take_reusable(&mut self.stream) {
+            Some(s) => s,
             None => {
                 let s = match tokio::time::timeout(left, TcpStream::connect(&addr)).await {
                     Ok(Ok(s)) => s,

@@ -1,7 +1,7 @@
 //! openraft's network over TCP: one connection per (node, peer) stream that openraft
 //! opens, reconnected after any failure, one RPC in flight on it at a time.
 
-use crate::proto::{CONNECTION_REUSE_MAX, NodeId, Reply, Rpc, read_frame, write_frame};
+use crate::proto::{NodeId, Reply, Rpc, read_frame, take_reusable, write_frame};
 use capsuledb::raftlog::openraft::TypeConfig;
 use openraft::BasicNode;
 use openraft::error::{
@@ -63,14 +63,8 @@ impl PeerConnection {
         // future is dropped part way (openraft's own timeout around it) drops the
         // connection with it, and the next call, on a new one, can never read the reply
         // meant for this request (it took another request's reply as its own).
-        // A connection left idle long enough that the node may be closing it is
-        // not used: a request sent on it could be lost with its answer.
-        let kept = self
-            .stream
-            .take()
-            .filter(|(_, used)| used.elapsed() < CONNECTION_REUSE_MAX);
-        let mut stream = match kept {
-            Some((s, _)) => s,
+        let mut stream = match take_reusable(&mut self.stream) {
+            Some(s) => s,
             None => {
                 let connect = tokio::time::timeout(ttl, TcpStream::connect(&self.addr)).await;
                 let stream = match connect {

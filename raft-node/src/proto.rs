@@ -35,6 +35,17 @@ pub const CONNECTION_IDLE_MAX: std::time::Duration = std::time::Duration::from_s
 /// closing (its answer lost, a write's outcome unknown).
 pub const CONNECTION_REUSE_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// The connection kept in `kept` (with when its last exchange ended), taken out, unless
+/// it was left idle past [`CONNECTION_REUSE_MAX`]: the node may be closing it, and a
+/// request sent on it could be lost with its answer.
+pub fn take_reusable(
+    kept: &mut Option<(tokio::net::TcpStream, std::time::Instant)>,
+) -> Option<tokio::net::TcpStream> {
+    kept.take()
+        .filter(|(_, used)| used.elapsed() < CONNECTION_REUSE_MAX)
+        .map(|(stream, _)| stream)
+}
+
 /// A request to a node.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Rpc {
