@@ -306,17 +306,22 @@ fn a_dropped_table_kept_for_history_is_no_lost_table() {
     lose_catalog_pages(10);
 }
 
-/// Damages each leaf of a catalog of 400 tables in turn, the first `dropped` of them
-/// dropped inside the history window after a checkpoint wrote them.
-fn lose_catalog_pages(dropped: u32) {
-    const TABLES: u32 = 400;
+const TABLES: u32 = 400;
+
+fn table_name(i: u32) -> String {
+    format!("table-{i:04}-{}", "n".repeat(60))
+}
+
+/// A cleanly closed database of 400 tables of one key each, the first `dropped` of them
+/// dropped inside the history window after a checkpoint wrote them (their keys kept).
+fn catalog_of_many_tables(dropped: u32) -> Vec<u8> {
     let sim = SimStorage::new();
     let db = Options::new()
         .random_seed(3)
         .history_retention(HistoryRetention::Commits(10_000))
         .open_storage(Arc::new(sim.clone()))
         .unwrap();
-    let name = |i: u32| format!("table-{i:04}-{}", "n".repeat(60));
+    let name = table_name;
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
     for i in 0..TABLES {
@@ -336,7 +341,12 @@ fn lose_catalog_pages(dropped: u32) {
     drop(c);
     db.close().unwrap();
     sim.crash_losing_unsynced();
-    let bytes = sim.live_bytes();
+    sim.live_bytes()
+}
+
+/// Damages each leaf of [`catalog_of_many_tables`]'s catalog in turn.
+fn lose_catalog_pages(dropped: u32) {
+    let bytes = catalog_of_many_tables(dropped);
     {
         let db = open_read_only(bytes.clone()).unwrap();
         let mut c = db.connect();
@@ -578,4 +588,51 @@ fn a_salvage_in_a_writing_transaction_reads_the_committed_table() {
         assert!(report.losses.is_empty(), "{t}: {report:?}");
         assert_eq!(got, [(b"k".to_vec(), b"v".to_vec())], "{t}");
     }
+}
+
+/// A catalog page and the leaf holding the record of drops the history window keeps
+/// both damaged: the dropped tables, whose keys the tree keeps, are found by their keys
+/// like live ones, and the search said nothing of the record it could not read.
+#[test]
+fn unnamed_tables_found_without_the_record_of_drops_say_so() {
+    let dropped = 10;
+    let bytes = catalog_of_many_tables(dropped);
+    let leaf = |page: &[u8], p: usize| {
+        matches!(page[4], 5 | 8 | 9) && page[8..16] == (p as u64).to_le_bytes()
+    };
+    let drops_leaf = bytes
+        .chunks_exact(PAGE)
+        .enumerate()
+        .position(|(p, page)| leaf(page, p) && page.windows(5).any(|w| w == b"drops"))
+        .expect("the record of drops is in a leaf");
+    let mut cases = 0;
+    for (p, page) in bytes.chunks_exact(PAGE).enumerate().skip(2) {
+        if !leaf(page, p) || p == drops_leaf {
+            continue;
+        }
+        let mut copy = bytes.clone();
+        copy[p * PAGE + PAGE / 2] ^= 0x10;
+        copy[drops_leaf * PAGE + PAGE / 2] ^= 0x10;
+        let Ok(db) = open_read_only(copy) else {
+            continue;
+        };
+        let mut c = db.connect();
+        let tx = c.begin_read().unwrap();
+        if tx.tables().is_ok() {
+            continue;
+        }
+        let (unnamed, search) = tx.salvage_unnamed_tables().unwrap();
+        if !unnamed.iter().any(|&id| id <= u64::from(dropped)) {
+            continue;
+        }
+        cases += 1;
+        assert!(
+            search
+                .losses
+                .iter()
+                .any(|l| l.page == drops_leaf as u64 && l.what.contains("dropped")),
+            "page {p}: {unnamed:?} {search:?}"
+        );
+    }
+    assert!(cases > 0, "no catalog page's loss found a dropped table");
 }

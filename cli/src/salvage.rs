@@ -188,6 +188,11 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
         }
         let id = |bytes: &[u8]| <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes);
         for loss in &unsearched {
+            // Not a range of ids: what makes the tables found uncertain.
+            if loss.from.is_empty() {
+                writeln!(out, "lost: {} (damaged tree page {})", loss.what, loss.page)?;
+                continue;
+            }
             let from = id(&loss.from);
             let ids = match loss.until.as_deref().map(id) {
                 Some(past) if past == from.saturating_add(1) => format!("id {from}"),

@@ -135,7 +135,8 @@ impl Transaction<'_> {
     /// `until` (`None`: every later id): a table whose keys all lie there is not found
     /// (nor is an empty table). The report's `entries` counts the ids. Empty when the
     /// catalog reads whole; a table dropped at or before the snapshot (whose data a
-    /// checkpoint keeps while the history window holds the drop) is never listed. Ids
+    /// checkpoint keeps while the history window holds the drop) is never listed, unless
+    /// the record of those drops is damaged too, which a loss then says. Ids
     /// are the file's own numbering of its tables, never given twice.
     ///
     /// Walks the tree from one table's first key to the next table's, passing over
@@ -158,8 +159,26 @@ impl Transaction<'_> {
             ));
         }
         let mut pin = Arc::clone(&self.pin());
-        let (ids, losses) = self.engine().salvage_table_ids(&mut pin, seq)?;
+        let (ids, mut losses) = self.engine().salvage_table_ids(&mut pin, seq)?;
         let ids: Vec<u64> = ids.into_iter().filter(|id| !named.contains(id)).collect();
+        // Without the record of drops the window keeps, a dropped table whose keys the
+        // tree still holds is found like a live one: said when any table is found.
+        if let Some((page, what)) = self
+            .engine()
+            .drops_unread
+            .as_ref()
+            .filter(|_| !ids.is_empty())
+        {
+            losses.push(crate::engine::SalvageLoss {
+                page: *page,
+                what: format!(
+                    "the record of tables dropped inside the history window could not be read \
+                     ({what}): a table found may be a dropped one"
+                ),
+                from: Vec::new(),
+                until: None,
+            });
+        }
         let report = SalvageReport {
             seq,
             entries: ids.len() as u64,

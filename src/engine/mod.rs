@@ -95,6 +95,8 @@ pub(crate) struct Engine {
     pub(crate) repaired_log_records: u64,
     /// Damage a read-only open stopped at (a read-write open refuses such a file).
     pub(crate) log_damage: Option<LogDamage>,
+    /// `(page, what)`: a read-only open could not read the floor and the kept drops.
+    pub(crate) drops_unread: Option<(u64, String)>,
     version_bytes_max: u64,
     log_commits_max: u64,
     pub(crate) checkpoints: AtomicU64,
@@ -173,7 +175,7 @@ impl Engine {
                 Err(e)
             }
         };
-        let mut floor_unread = false;
+        let mut floor_unread = None;
         let (floor, kept_drops) = {
             let file = storage.view()?;
             let (floor, drops) = match crate::checkpoint::read_floor_and_drops(
@@ -183,8 +185,12 @@ impl Engine {
             ) {
                 Ok(found) => found,
                 Err(e) => {
+                    let page = match &e {
+                        Error::Corrupted { page, .. } => *page,
+                        _ => header.catalog_root,
+                    };
+                    floor_unread = Some((page, e.to_string()));
                     lenient("the history floor and kept drops", e)?;
-                    floor_unread = true;
                     (None, None)
                 }
             };
@@ -243,12 +249,12 @@ impl Engine {
                 rec.used_pages.len()
             );
         }
-        let known_floor = (!floor_unread).then_some(floor);
+        let known_floor = floor_unread.is_none().then_some(floor);
         follow::damage_before_reads(&rec, known_floor, &show_path(path.as_deref()))?;
         // With its record unread, the window may have started anywhere after the
         // checkpoint (a tree written with the floor above it is wrong at its own
         // sequence): only the newest state is read.
-        let floor = if floor_unread {
+        let floor = if floor_unread.is_some() {
             rec.tip
         } else {
             window.floor_at(rec.tip)
@@ -473,6 +479,7 @@ impl Engine {
             recovered_commits: rec.replayed,
             repaired_log_records: rec.repairs.len() as u64,
             log_damage: rec.damage,
+            drops_unread: floor_unread,
             version_bytes_max: config.version_store_budget,
             log_commits_max: config.checkpoint_log_commits,
             checkpoints: AtomicU64::new(0),
@@ -734,9 +741,9 @@ impl Engine {
             // Its keys leave the commit index first (rather than in the maintenance pass
             // of some later committer), so the fold's own memory comes on top of less.
             self.committer.maintain();
-            release_freed_memory();
+            flush::release_freed_memory();
             let _ = self.run_checkpoint(true);
-            release_freed_memory();
+            flush::release_freed_memory();
             // Armed again now the commit is done: a watcher armed by the commit may have
             // spent its one fold during this cleanup, while a snapshot that holds the
             // load back was still live.
@@ -767,19 +774,6 @@ impl Engine {
             }
         }
         result
-    }
-}
-
-/// Hands the memory a bulk commit freed (millions of small blocks: its write set, its
-/// versions, its commit-index entries) back to the allocator's free lists and the OS
-/// now. glibc would otherwise merge those blocks inside some later, unrelated
-/// allocation: the next small commit would stall for hundreds of milliseconds.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks and trims the allocator's own free lists; it takes
-    // no pointer from us and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
