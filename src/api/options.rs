@@ -76,8 +76,8 @@ impl Options {
     /// gives their space back early. The setting is not stored in the file: opening
     /// with a shorter window drops the older history at the next checkpoint (open
     /// read-only to look at a file's history without changing it). Each checkpoint
-    /// reads every history entry (one at a time) and holds the ones it rewrites, so a
-    /// very large window makes checkpoints slower.
+    /// reads every history entry (one at a time), holding every entry's key and the
+    /// entries it rewrites, so a very large window makes checkpoints slower.
     ///
     /// ```
     /// # fn main() -> capsuledb::Result<()> {

@@ -52,9 +52,10 @@ impl<'c> Transaction<'c> {
     /// The entry with the smallest key of `table`, if any. It fetches one key at a
     /// time, so under Serializable it records as read the keys it passed and the one it
     /// returns; past keys deleted (by this transaction, or tombstones not yet folded
-    /// into the tree) each fetch takes twice as many keys as the last, so a run of m
-    /// deleted keys costs about log₂ m fetches and may record up to about m keys after
-    /// the one returned (a write to them then conflicts with this transaction).
+    /// into the tree) each fetch takes twice as many keys as the last, up to 512, so a
+    /// run of m deleted keys costs about log₂ m fetches up to about 1,000 keys and one
+    /// more per 512 beyond, and may record up to min(m, 511) keys after the one returned
+    /// (a write to them then conflicts with this transaction).
     pub fn first(&self, table: &str) -> Result<Option<(Vec<u8>, ValueRef)>> {
         self.iter(table)?.with_batch_size(1).next().transpose()
     }

@@ -171,11 +171,16 @@ pub fn verify_sealed_page(page: &[u8], kind: PageKind, page_number: u64) -> Resu
 
 /// Verifies a log page's fixed header and returns its 16-byte kind header.
 pub fn verify_log_page(page: &[u8], kind: PageKind, page_number: u64) -> Result<[u8; 16]> {
-    verify_common(page, kind, page_number, LOG_PAGE_HEADER_LEN)?;
+    // Checked over a copy: a live reader reads the header of a marker page the writer
+    // may be rewriting, and what it returns must be the bytes the checksum covered.
+    let mut head = [0u8; LOG_PAGE_HEADER_LEN];
+    head.copy_from_slice(
+        page.get(..LOG_PAGE_HEADER_LEN)
+            .ok_or_else(|| Error::corrupted(page_number, "page is cut short"))?,
+    );
+    verify_common(&head, kind, page_number, LOG_PAGE_HEADER_LEN)?;
     let mut out = [0u8; 16];
-    if let Some(kh) = page.get(PAGE_HEADER_LEN..LOG_PAGE_HEADER_LEN) {
-        out.copy_from_slice(kh);
-    }
+    out.copy_from_slice(&head[PAGE_HEADER_LEN..LOG_PAGE_HEADER_LEN]);
     Ok(out)
 }
 

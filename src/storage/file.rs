@@ -247,10 +247,12 @@ impl Storage for FileStorage {
             // the file. Within the writer's process the engine never writes a range a
             // live view may read (copy-on-write pages), but for the header copies and
             // the marker stream's pages, which a live reader (of this process or
-            // another) reads while they may change: it trusts them only through
-            // checksums over a copy (a header is decoded from a copy, `header_report`
-            // reads until two reads agree, a stop in the marker stream is read again),
-            // so a changing byte costs a retry, never a wrong value. It cuts the file
+            // another) reads while they may change, as a read-only open's recovery
+            // reads the free and log pages it searches: it trusts them only through
+            // checksums over a copy (a header copy and a log page header are checked
+            // copied, a marker decoded from its copy, `header_report` reads until two
+            // reads agree, a stop in the marker stream is read again), so a changing
+            // byte costs a retry or a failed check, never a wrong value. It cuts the file
             // only below pages it holds free: a view kept longer (a read pin, a lent
             // value) may span the cut length, but the tree it reads reaches no freed
             // page (freed pages wait for its guard), so nothing reads past the cut. A

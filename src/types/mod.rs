@@ -29,9 +29,11 @@ pub const MAX_TABLE_NAME_LEN: usize = 255;
 ///
 /// The log's record of a transaction also holds at most 4 GiB, counting 20 bytes an
 /// entry besides its key and value: a write set within this limit of more than about
-/// 150 million entries (keys of a few bytes, empty values or deletes) is refused at
+/// 160 million entries (keys of a few bytes, empty values or deletes) is refused at
 /// commit with [`Error::TransactionTooLarge`](crate::Error::TransactionTooLarge) unless
-/// it is written into the tree directly, which it is when no other snapshot is open.
+/// it is written into the tree directly, which it is when it drops no table, no other
+/// snapshot is open and it is large for [`crate::Options::version_store_budget`]
+/// (at the default budget, always).
 pub const MAX_TRANSACTION_BYTES: usize = 1 << 30;
 
 /// Isolation level of a read-write transaction.
