@@ -259,7 +259,13 @@ impl<'c> Transaction<'c> {
             Some(id) => {
                 let id = id?;
                 let mut names = self.names.borrow_mut();
-                names.map.insert(name.to_string(), id);
+                // Not cached for a name this transaction wrote to the catalog (a salvage
+                // asks its committed id): `drop_table` takes a name missing from the map
+                // for one this transaction created.
+                let own = self.writes.get(&CATALOG_TABLE);
+                if own.and_then(|c| c.get(name.as_bytes())).is_none() {
+                    names.map.insert(name.to_string(), id);
+                }
                 names.recorded.insert(id);
                 Ok(id)
             }

@@ -205,19 +205,19 @@ impl Engine {
         let bad_drop = kept_drops
             .iter()
             .find(|&&(table, seq)| table == CATALOG_TABLE || seq > header.checkpoint_seq);
+        let mut drops_unread = floor_unread.clone();
         let kept_drops = match bad_drop {
             Some(&(table, seq)) => {
-                lenient(
-                    "the tree's kept drops",
-                    Error::corrupted(
-                        header.catalog_root,
-                        format!(
-                            "the tree's kept drops name table {table} dropped at commit {seq} \
-                             (the checkpoint is at commit {})",
-                            header.checkpoint_seq
-                        ),
+                let e = Error::corrupted(
+                    header.catalog_root,
+                    format!(
+                        "the tree's kept drops name table {table} dropped at commit {seq} \
+                         (the checkpoint is at commit {})",
+                        header.checkpoint_seq
                     ),
-                )?;
+                );
+                drops_unread = Some((header.catalog_root, e.to_string()));
+                lenient("the tree's kept drops", e)?;
                 Vec::new()
             }
             None => kept_drops,
@@ -479,7 +479,7 @@ impl Engine {
             recovered_commits: rec.replayed,
             repaired_log_records: rec.repairs.len() as u64,
             log_damage: rec.damage,
-            drops_unread: floor_unread,
+            drops_unread,
             version_bytes_max: config.version_store_budget,
             log_commits_max: config.checkpoint_log_commits,
             checkpoints: AtomicU64::new(0),
