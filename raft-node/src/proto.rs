@@ -36,14 +36,20 @@ pub const CONNECTION_IDLE_MAX: std::time::Duration = std::time::Duration::from_s
 pub const CONNECTION_REUSE_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The connection kept in `kept` (with when its last exchange ended), taken out, unless
-/// it was left idle past [`CONNECTION_REUSE_MAX`]: the node may be closing it, and a
-/// request sent on it could be lost with its answer.
+/// it was left idle past [`CONNECTION_REUSE_MAX`] (the node may be closing it, and a
+/// request sent on it could be lost with its answer) or the node has closed it already
+/// (a host suspended longer than the node's [`CONNECTION_IDLE_MAX`] on a clock that
+/// stopped meanwhile): nothing may be waiting to be read on a kept connection.
 pub fn take_reusable(
     kept: &mut Option<(tokio::net::TcpStream, std::time::Instant)>,
 ) -> Option<tokio::net::TcpStream> {
     kept.take()
         .filter(|(_, used)| used.elapsed() < CONNECTION_REUSE_MAX)
         .map(|(stream, _)| stream)
+        .filter(|stream| {
+            let mut byte = [0u8; 1];
+            matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
 }
 
 /// A request to a node.
@@ -271,6 +277,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kept connection is reused while open and recently used, never once the node
+    /// closed it or it sat idle past the reuse limit.
+    #[tokio::test]
+    async fn a_kept_connection_is_reused_only_while_the_node_keeps_it() {
+        use std::time::{Duration, Instant};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut kept = Some((client, Instant::now()));
+        let client = take_reusable(&mut kept).expect("open and recent");
+        let stale = Instant::now().checked_sub(CONNECTION_REUSE_MAX + Duration::from_secs(1));
+        if let Some(stale) = stale {
+            let mut kept = Some((client, stale));
+            assert!(take_reusable(&mut kept).is_none(), "idle past the limit");
+        }
+        // The node closes a connection: the client sees it before it sends.
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server_2, _) = listener.accept().await.unwrap();
+        drop((server, server_2));
+        let mut kept = Some((client, Instant::now()));
+        for _ in 0..200 {
+            match take_reusable(&mut kept) {
+                None => return,
+                Some(s) => kept = Some((s, Instant::now())),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("a connection the node closed was reused");
+    }
 
     #[tokio::test]
     async fn a_frame_round_trips_and_an_oversized_length_is_refused() {
