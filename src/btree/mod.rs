@@ -9,6 +9,8 @@ pub mod build;
 pub mod cursor;
 mod estimate;
 #[cfg(test)]
+mod hostile_rebuild_tests;
+#[cfg(test)]
 mod hostile_tests;
 pub mod key;
 #[cfg(test)]
