@@ -250,10 +250,14 @@ impl<'a> LogFile<'a> {
         // made each page's walk checksum the rest of the file).
         let headed: Vec<u64> = (self.first_data..self.file_pages)
             .filter(|&p| {
+                // Verified as the log kind its kind byte names (any other fails anyway).
                 self.page(p).is_some_and(|b| {
-                    [PageKind::Capsule, PageKind::Proof, PageKind::Marker]
-                        .into_iter()
-                        .any(|k| verify_log_page(b, k, p).is_ok())
+                    b.get(4)
+                        .and_then(|&k| PageKind::from_u8(k))
+                        .filter(|k| {
+                            matches!(k, PageKind::Capsule | PageKind::Proof | PageKind::Marker)
+                        })
+                        .is_some_and(|k| verify_log_page(b, k, p).is_ok())
                 })
             })
             .collect();
@@ -296,16 +300,19 @@ impl<'a> LogFile<'a> {
                 // checksum: an honest record may end 1 to 3 bytes into a page whose
                 // earlier use's header then still verifies, by chance.
                 let last = page.saturating_add(run).saturating_sub(1);
-                let covers_last = self
-                    .view
-                    .get(base + LOG_PAGE_HEADER_LEN as u64, CAPSULE_HEADER_LEN)
-                    .and_then(capsule_total_len)
-                    .map(|len| {
-                        (LOG_PAGE_HEADER_LEN as u64 + u64::from(len)).saturating_sub((run - 1) * ps)
-                    })
-                    .is_some_and(|covered| covered >= 4);
-                let stale = headed_within(page + 1, last)
-                    || (run > 1 && covers_last && headed_within(last, last + 1));
+                let covers_last = || {
+                    self.view
+                        .get(base + LOG_PAGE_HEADER_LEN as u64, CAPSULE_HEADER_LEN)
+                        .and_then(capsule_total_len)
+                        .map(|len| {
+                            (LOG_PAGE_HEADER_LEN as u64 + u64::from(len))
+                                .saturating_sub((run - 1) * ps)
+                        })
+                        .is_some_and(|covered| covered >= 4)
+                };
+                let stale = run > 1
+                    && (headed_within(page + 1, last)
+                        || (headed_within(last, last + 1) && covers_last()));
                 let run = if stale { 1 } else { run };
                 let end = base.saturating_add(run.saturating_mul(ps));
                 let mut at = base + LOG_PAGE_HEADER_LEN as u64;

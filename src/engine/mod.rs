@@ -175,7 +175,9 @@ impl Engine {
                 Err(e)
             }
         };
-        let mut floor_unread = None;
+        let mut floor_unread = false;
+        // `(page, what)` of the record of kept drops a read-only open read past.
+        let mut drops_unread = None;
         let (floor, kept_drops) = {
             let file = storage.view()?;
             let (floor, drops) = match crate::checkpoint::read_floor_and_drops(
@@ -189,7 +191,8 @@ impl Engine {
                         Error::Corrupted { page, .. } => *page,
                         _ => header.catalog_root,
                     };
-                    floor_unread = Some((page, e.to_string()));
+                    drops_unread = Some((page, e.to_string()));
+                    floor_unread = true;
                     lenient("the history floor and kept drops", e)?;
                     (None, None)
                 }
@@ -205,7 +208,6 @@ impl Engine {
         let bad_drop = kept_drops
             .iter()
             .find(|&&(table, seq)| table == CATALOG_TABLE || seq > header.checkpoint_seq);
-        let mut drops_unread = floor_unread.clone();
         let kept_drops = match bad_drop {
             Some(&(table, seq)) => {
                 let e = Error::corrupted(
@@ -249,12 +251,12 @@ impl Engine {
                 rec.used_pages.len()
             );
         }
-        let known_floor = floor_unread.is_none().then_some(floor);
+        let known_floor = (!floor_unread).then_some(floor);
         follow::damage_before_reads(&rec, known_floor, &show_path(path.as_deref()))?;
         // With its record unread, the window may have started anywhere after the
         // checkpoint (a tree written with the floor above it is wrong at its own
         // sequence): only the newest state is read.
-        let floor = if floor_unread.is_some() {
+        let floor = if floor_unread {
             rec.tip
         } else {
             window.floor_at(rec.tip)
