@@ -85,6 +85,21 @@ fn open_read_only(bytes: Vec<u8>) -> capsuledb::Result<Database> {
         .open_storage(Arc::new(SimStorage::from_bytes(bytes)))
 }
 
+/// Keys and values in the order a salvage handed them over.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What `tx` salvages of `table`, in the order handed over, and its report.
+fn salvaged(tx: &capsuledb::Transaction<'_>, table: &str) -> (Pairs, SalvageReport) {
+    let mut got = Vec::new();
+    let report = tx
+        .salvage_table(table, |k, v| {
+            got.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    (got, report)
+}
+
 /// Salvages `t`; checks what came out against the model and the losses reported.
 fn salvage_and_check(
     db: &Database,
@@ -223,24 +238,14 @@ fn a_salvage_through_one_transaction_copies_its_snapshot() {
     tx.commit().unwrap();
     let mut rc = db.connect();
     let snapshot = rc.begin_read().unwrap();
-    let mut copied = Vec::new();
-    snapshot
-        .salvage_table("a", |k, v| {
-            copied.push((k.to_vec(), v.to_vec()));
-            Ok(())
-        })
-        .unwrap();
+    let (mut copied, _) = salvaged(&snapshot, "a");
     let mut tx = c.begin().unwrap();
     tx.put("b", b"k", b"new").unwrap();
     tx.put("b", b"k2", b"new").unwrap();
     tx.commit().unwrap();
     db.checkpoint().unwrap();
-    let report = snapshot
-        .salvage_table("b", |k, v| {
-            copied.push((k.to_vec(), v.to_vec()));
-            Ok(())
-        })
-        .unwrap();
+    let (b, report) = salvaged(&snapshot, "b");
+    copied.extend(b);
     assert!(report.losses.is_empty());
     assert_eq!(
         copied,
@@ -392,12 +397,7 @@ fn lose_catalog_pages(dropped: u32) {
         let mut found = std::collections::BTreeSet::new();
         for n in &names {
             let i: u32 = n[6..10].parse().unwrap();
-            let mut got = Vec::new();
-            tx.salvage_table(n, |k, v| {
-                got.push((k.to_vec(), v.to_vec()));
-                Ok(())
-            })
-            .unwrap();
+            let (got, _) = salvaged(&tx, n);
             assert_eq!(got, vec![(b"k".to_vec(), i.to_le_bytes().to_vec())], "{n}");
             found.insert(i);
         }
@@ -578,13 +578,7 @@ fn a_salvage_in_a_writing_transaction_reads_the_committed_table() {
         Err(Error::TableNotFound { .. })
     ));
     for t in ["cleared", "dropped"] {
-        let mut got = Vec::new();
-        let report = tx
-            .salvage_table(t, |k, v| {
-                got.push((k.to_vec(), v.to_vec()));
-                Ok(())
-            })
-            .unwrap();
+        let (got, report) = salvaged(&tx, t);
         assert!(report.losses.is_empty(), "{t}: {report:?}");
         assert_eq!(got, [(b"k".to_vec(), b"v".to_vec())], "{t}");
     }
