@@ -645,3 +645,40 @@ fn a_poisoned_database_closes_its_subscriptions() {
     assert_eq!(got.last(), Some(&capsuledb::Received::Closed), "{got:?}");
     drop(db);
 }
+
+/// A wait for the visibility of a commit no one has made yet, on a database a failed
+/// background flush poisoned (only `Applied` commits, so no committer waited for the
+/// failed step): no commit can take that sequence any more, and the wait hung until
+/// the database was closed. It is told the database is poisoned.
+#[test]
+fn a_wait_for_a_future_commit_on_a_poisoned_database_ends() {
+    let sim = SimStorage::new();
+    let db = open(&sim).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.commit_with(Durability::Durable).unwrap();
+    sim.fail_nth_sync(1);
+    let mut tx = c.begin().unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    let seq = tx.commit_with(Durability::Applied).unwrap().seq;
+    let (done, waited) = std::sync::mpsc::channel();
+    let waiter = db.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(waiter.wait_for(seq + 1, Durability::Applied));
+    });
+    // The flush fails in the background (or in this wait, which leads it).
+    let flushed = db.wait_for(seq, Durability::Durable);
+    assert!(
+        matches!(flushed, Err(Error::Poisoned { .. } | Error::Io { .. })),
+        "{flushed:?}"
+    );
+    let got = waited
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the wait for a commit no one can make never ended");
+    assert!(matches!(got, Err(Error::Poisoned { .. })), "{got:?}");
+    let late = db.wait_for(seq + 1, Durability::Applied);
+    assert!(matches!(late, Err(Error::Poisoned { .. })), "{late:?}");
+    drop(c);
+    let _ = db.close();
+}

@@ -232,13 +232,19 @@ fn check_reading(bytes: &[u8], expect: u64, acked: u64, deep: bool) -> (Outcome,
                 return (Outcome::BadError, None);
             };
             let state = read_state(&db);
+            // Exactly the commits before the damage (any shorter prefix is lost data);
+            // after another typed error, at least a prefix of the commits, never
+            // other data.
+            let read = prefix_of(&state, expect);
             if let Error::LogCorrupted { seq, .. } = e {
                 let damage = db.info().unwrap().log_damage;
-                if damage.is_none_or(|d| d.seq != seq) || prefix_of(&state, seq - 1).is_none() {
-                    return (Outcome::BadError, None);
+                if damage.is_none_or(|d| d.seq != seq) || read != Some(seq - 1) {
+                    return (Outcome::BadError, read);
                 }
+            } else if read.is_none() {
+                return (Outcome::BadError, None);
             }
-            (Outcome::TypedError, None)
+            (Outcome::TypedError, read)
         }
         Err(_) => (Outcome::BadError, None),
     }

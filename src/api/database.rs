@@ -219,7 +219,9 @@ impl Database {
     /// one, so every level waits for that.
     ///
     /// A `seq` no commit has taken yet waits for a future commit; once the database is
-    /// closed (by any handle) such a wait ends with [`Error::Closed`](crate::Error::Closed).
+    /// closed (by any handle) such a wait ends with [`Error::Closed`](crate::Error::Closed),
+    /// once it is poisoned (no commit is taken any more) with
+    /// [`Error::Poisoned`](crate::Error::Poisoned).
     pub fn wait_for(&self, seq: u64, level: Durability) -> Result<()> {
         match &self.handle.0 {
             Handle::Engine(e) => e.committer.wait_for(seq, level),

@@ -57,6 +57,7 @@ impl Queue {
             state: Mutex::new(QueueState {
                 events: VecDeque::new(),
                 missed: 0,
+                gap: None,
                 closed,
             }),
             ready: Condvar::new(),
@@ -67,8 +68,37 @@ impl Queue {
 
 struct QueueState {
     events: VecDeque<CommitEvent>,
+    /// Events missed just before the first queued one (told first).
     missed: u64,
+    /// The first subscriber's gap told while events older than it were queued:
+    /// `(events before it, its commits)`, told as a lag once those are received (or
+    /// dropped).
+    gap: Option<(usize, u64)>,
     closed: bool,
+}
+
+impl QueueState {
+    /// The first queued event, received or dropped: a gap told after it moves up.
+    fn pop_front(&mut self) -> Option<CommitEvent> {
+        let e = self.events.pop_front()?;
+        if let Some((before, n)) = &mut self.gap {
+            *before = before.saturating_sub(1);
+            if *before == 0 {
+                self.missed += *n;
+                self.gap = None;
+            }
+        }
+        Some(e)
+    }
+
+    /// The first subscriber's gap of `n` commits, which come after every queued event.
+    fn lag_after_queued(&mut self, n: u64) {
+        match &mut self.gap {
+            _ if self.events.is_empty() => self.missed += n,
+            Some((_, m)) => *m += n,
+            None => self.gap = Some((self.events.len(), n)),
+        }
+    }
 }
 
 /// A subscriber's queue and the commits of the first subscriber's gap it is owed.
@@ -85,6 +115,9 @@ struct FeedState {
     subscribers: Vec<Weak<Queue>>,
     /// Set by [`Feed::close`]: a later subscriber starts closed.
     closed: bool,
+    /// Set by [`Feed::close_after`]: the feed closes once it has published this
+    /// sequence, and a later subscriber starts closed.
+    close_at: Option<u64>,
     /// The commits up to `tip` that were in flight, unrecorded, when the first
     /// subscriber came: `(tip, [(queue, count)])`, each subscriber since then with the
     /// number of them not yet durable when it subscribed. Told as a lag once they are
@@ -112,6 +145,7 @@ impl Feed {
                 visible: durable,
                 subscribers: Vec::new(),
                 closed: false,
+                close_at: None,
                 gap: None,
             }),
         }
@@ -172,8 +206,9 @@ impl Feed {
         let first;
         {
             let mut st = self.state.lock();
-            if st.closed {
-                // After `close`: no event will come, and `recv` says so at once.
+            if st.closed || st.close_at.is_some() {
+                // After `close` (or `close_after`: no commit becomes durable any more):
+                // no event will come, and `recv` says so at once.
                 queue.state.lock().closed = true;
                 return Subscription { queue };
             }
@@ -246,12 +281,25 @@ impl Feed {
 
     /// Tells every subscriber no more events will come.
     pub fn close(&self) {
+        close_all(&mut self.state.lock());
+    }
+
+    /// Closes the feed once it has published every commit up to `seq` (poisoned: no
+    /// commit after `seq` becomes durable). Those not yet published still are, as their
+    /// committers record them and they become visible: a committer told its commit
+    /// succeeded, so its subscribers receive it.
+    pub fn close_after(&self, seq: u64) {
         let mut st = self.state.lock();
-        st.closed = true;
-        for q in st.subscribers.drain(..).filter_map(|w| w.upgrade()) {
-            q.state.lock().closed = true;
-            q.ready.notify_all();
-        }
+        st.close_at = Some(st.close_at.map_or(seq, |c| c.min(seq)));
+        publish(&mut st);
+    }
+}
+
+fn close_all(st: &mut FeedState) {
+    st.closed = true;
+    for q in st.subscribers.drain(..).filter_map(|w| w.upgrade()) {
+        q.state.lock().closed = true;
+        q.ready.notify_all();
     }
 }
 
@@ -262,11 +310,19 @@ impl Drop for Feed {
 }
 
 fn publish(st: &mut FeedState) {
+    publish_ready(st);
+    if st.close_at.is_some_and(|c| st.next > c) && !st.closed {
+        close_all(st);
+    }
+}
+
+/// Publishes what is durable, visible and recorded, in order.
+fn publish_ready(st: &mut FeedState) {
     let durable = st.durable.min(st.visible);
     if let Some((_, owed)) = st.gap.take_if(|(tip, _)| *tip <= durable) {
         for (queue, missed) in owed {
             if let Some(q) = queue.upgrade() {
-                q.state.lock().missed += missed;
+                q.state.lock().lag_after_queued(missed);
                 q.ready.notify_one();
             }
         }
@@ -286,7 +342,7 @@ fn publish(st: &mut FeedState) {
             let Some(q) = w.upgrade() else { return false };
             let mut qs = q.state.lock();
             if qs.events.len() >= q.capacity {
-                qs.events.pop_front();
+                qs.pop_front();
                 qs.missed += 1;
             }
             qs.events.push_back(event.clone());
@@ -365,7 +421,7 @@ impl Subscription {
                 let missed = std::mem::take(&mut qs.missed);
                 return Received::Lagged { missed };
             }
-            if let Some(e) = qs.events.pop_front() {
+            if let Some(e) = qs.pop_front() {
                 return Received::Commit(e);
             }
             if qs.closed {
@@ -441,13 +497,55 @@ mod tests {
             done(&f, 2);
             (2, 2)
         });
+        // In order: commit 1, then the lag for 2 (it came first, before commit 1).
         let got: Vec<Received> = std::iter::from_fn(|| s.try_recv()).collect();
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(got.contains(&Received::Lagged { missed: 1 }), "{got:?}");
         assert!(
-            got.iter()
-                .any(|r| matches!(r, Received::Commit(e) if e.seq == 1))
+            matches!(&got[0], Received::Commit(e) if e.seq == 1),
+            "{got:?}"
         );
+        assert_eq!(got[1], Received::Lagged { missed: 1 });
+        // The same with the commit before the gap dropped for room: one lag for both.
+        let f = Feed::new(0);
+        let s = f.subscribe(1, || {
+            f.record(1, &|| t(&["a"]));
+            done(&f, 2);
+            (2, 2)
+        });
+        f.record(3, &|| t(&["b"]));
+        done(&f, 3);
+        assert_eq!(s.try_recv(), Some(Received::Lagged { missed: 2 }));
+        assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 3));
+    }
+
+    /// Poisoned with commits durable but not yet visible (their committers, told they
+    /// succeeded, still applying): the feed closed at once and its subscribers never
+    /// received them. It closes once it has published them.
+    #[test]
+    fn a_feed_closed_after_a_sequence_publishes_up_to_it_first() {
+        let f = Feed::new(0);
+        let s = f.subscribe(16, || (0, 0));
+        f.record(1, &|| t(&["a"]));
+        done(&f, 1);
+        f.durable(3);
+        f.close_after(3);
+        assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 1));
+        assert_eq!(s.try_recv(), None, "2 and 3 are not visible yet");
+        assert_eq!(
+            f.subscribe(16, || (3, 1)).try_recv(),
+            Some(Received::Closed)
+        );
+        f.record(2, &|| t(&["b"]));
+        f.record(3, &|| t(&["c"]));
+        f.visible(3);
+        assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 2));
+        assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 3));
+        assert_eq!(s.try_recv(), Some(Received::Closed));
+        // Nothing left to publish: closed at once.
+        let f = Feed::new(4);
+        let s = f.subscribe(16, || (4, 4));
+        f.close_after(4);
+        assert_eq!(s.try_recv(), Some(Received::Closed));
     }
 
     /// A commit visible before anyone subscribed (its committer's report went nowhere)

@@ -257,6 +257,11 @@ impl GroupCommit {
         }
     }
 
+    /// Whether the coordinator is poisoned, without a lock (callable under any).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned_at.load(Ordering::Acquire)
+    }
+
     /// Fails when the coordinator is poisoned.
     pub fn check(&self) -> Result<()> {
         if !self.poisoned_at.load(Ordering::Acquire) {
@@ -579,15 +584,18 @@ impl GroupCommit {
         }
     }
 
-    /// Once poisoned and no step runs: subscribers receive what is durable and visible,
-    /// then `Closed` (no commit becomes durable any more; they waited until the
-    /// database was closed).
+    /// Once poisoned and no step runs: subscribers receive every durable commit, as it
+    /// becomes visible (its committer is told it succeeded), then `Closed` (no commit
+    /// becomes durable any more; they waited until the database was closed). Waiters
+    /// for the visibility of a sequence no commit took look again.
     fn close_feed_poisoned(&self) {
         // A step reports its durable sequence to the feed after telling its waiters:
         // one poisoned from outside between the two had not.
-        self.feed.durable(self.durable_at.load(Ordering::Acquire));
+        let durable = self.durable_at.load(Ordering::Acquire);
+        self.feed.durable(durable);
         self.feed.visible(self.registry.visible());
-        self.feed.close();
+        self.feed.close_after(durable);
+        self.registry.wake_all();
     }
 
     /// After a tree commit at `seq` (every commit below it durable, nothing queued):

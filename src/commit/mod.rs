@@ -485,17 +485,22 @@ impl Committer {
 
     /// Blocks until `seq` has reached `level` and is visible. A `seq` not allocated yet
     /// waits for a future commit.
-    /// Once the database is closed, a `seq` no commit took gives [`Error::Closed`].
+    /// Once the database is poisoned, a `seq` no commit took gives [`Error::Poisoned`]
+    /// (every later commit is refused); once it is closed, [`Error::Closed`].
     pub fn wait_for(&self, seq: u64, level: Durability) -> Result<(), Error> {
         if level > Durability::Applied {
             self.group.wait_for(seq, level)?;
         }
-        match self
-            .registry
-            .wait_visible_until(seq, || self.group.closed_before(seq))
-        {
+        let never_taken = || {
+            self.group.closed_before(seq)
+                || (self.group.is_poisoned() && seq > self.group.last_queued())
+        };
+        match self.registry.wait_visible_until(seq, never_taken) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::Closed),
+            Ok(false) => {
+                self.group.check()?;
+                Err(Error::Closed)
+            }
             Err(cause) => Err(Error::Poisoned { cause }),
         }
     }
