@@ -8,6 +8,7 @@ use crate::proto::{
     Status, read_frame, write_frame,
 };
 use capsuledb::Database;
+use capsuledb::raftlog::ENTRY_PAYLOAD_MAX;
 use capsuledb::raftlog::openraft::{LogStore, Request, StateMachine, TypeConfig};
 use openraft::error::{ForwardToLeader, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
@@ -112,8 +113,9 @@ struct Node {
     stop: watch::Sender<bool>,
     /// Snapshots received from a leader and installed since this process started.
     snapshots_installed: AtomicU64,
-    /// The snapshot being received: its id and the end of the bytes received so far.
-    receiving: std::sync::Mutex<Option<(String, u64)>>,
+    /// The snapshot being received: its id and its bytes so far, as openraft's receiver
+    /// holds them (a copy, checked before the last chunk goes to openraft).
+    receiving: std::sync::Mutex<Option<(String, Vec<u8>)>>,
 }
 
 /// Most bytes of a snapshot received: its install is one transaction.
@@ -158,26 +160,36 @@ impl Node {
     /// offset 0, and a chunk of the one being received starts at or before the end of
     /// its bytes so far (openraft resends a chunk whose answer was lost), ending
     /// within [`SNAPSHOT_BYTES_MAX`]. openraft's receiver writes a chunk at its offset
-    /// into memory, so one frame naming a far offset would allocate that much.
+    /// into memory, so one frame naming a far offset would allocate that much. The last
+    /// chunk must also complete a snapshot the state machine can install
+    /// ([`StateMachine::check_snapshot_data`]): openraft takes a failed install as fatal.
     fn snapshot_chunk_follows(&self, r: &InstallSnapshotRequest<TypeConfig>) -> bool {
         let mut receiving = self.receiving.lock().unwrap_or_else(|p| p.into_inner());
         let Some(end) = r.offset.checked_add(r.data.len() as u64) else {
             return false;
         };
         let id = &r.meta.snapshot_id;
-        let follows = end <= SNAPSHOT_BYTES_MAX
-            && (r.offset == 0
-                || receiving
-                    .as_ref()
-                    .is_some_and(|(at, next)| at == id && r.offset <= *next));
-        if follows {
-            let next = match &*receiving {
-                Some((at, next)) if at == id && r.offset != 0 => end.max(*next),
-                _ => end,
-            };
-            *receiving = (!r.done).then(|| (id.clone(), next));
+        let mut bytes = match receiving.take() {
+            Some((at, bytes)) if at == *id && r.offset != 0 => bytes,
+            _ => Vec::new(),
+        };
+        if end > SNAPSHOT_BYTES_MAX || r.offset > bytes.len() as u64 {
+            return false;
         }
-        follows
+        // As openraft's receiver: the chunk written at its offset.
+        let (offset, end) = (r.offset as usize, end as usize);
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        let Some(at) = bytes.get_mut(offset..end) else {
+            return false;
+        };
+        at.copy_from_slice(&r.data);
+        if r.done {
+            return StateMachine::check_snapshot_data(&bytes).is_ok();
+        }
+        *receiving = Some((id.clone(), bytes));
+        true
     }
 }
 
@@ -290,7 +302,9 @@ async fn raft_stopped(mut metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode
 /// vote's leaves a log that refuses this node's own first entry as leader (a lower
 /// term): one malformed message from the network would stop the node's Raft. A voter
 /// without a node (which `Membership::new` never makes, but a decoded one can have)
-/// panics openraft's core when this node campaigns or leads.
+/// panics openraft's core when this node campaigns or leads. An entry the log cannot
+/// store (its JSON over one value, which a leader never sends: it checks each request
+/// first) is an error openraft takes as fatal too.
 fn append_well_formed(r: &AppendEntriesRequest<TypeConfig>) -> bool {
     let mut prev = r.prev_log_id;
     let vote_term = r.vote.leader_id().term;
@@ -305,8 +319,35 @@ fn append_well_formed(r: &AppendEntriesRequest<TypeConfig>) -> bool {
             openraft::EntryPayload::Membership(m) => voters_named(m),
             _ => true,
         };
-        follows && id.leader_id.term <= vote_term && members_named
+        follows && id.leader_id.term <= vote_term && members_named && entry_fits(e)
     })
+}
+
+/// Whether the log can store entry `e`: its JSON within one entry's payload
+/// ([`ENTRY_PAYLOAD_MAX`]). JSON takes at most four bytes a key or value byte, so most
+/// entries pass on their lengths alone; the rest are counted.
+fn entry_fits(e: &openraft::Entry<TypeConfig>) -> bool {
+    if let openraft::EntryPayload::Normal(req) = &e.payload {
+        let bytes = match req {
+            Request::Set { key, value } => key.len() + value.len(),
+            Request::Delete { key } => key.len(),
+        };
+        if bytes.saturating_mul(4).saturating_add(4096) <= ENTRY_PAYLOAD_MAX {
+            return true;
+        }
+    }
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, e).is_ok() && count.0 <= ENTRY_PAYLOAD_MAX
 }
 
 /// Whether every voter of `m` (in every configuration of it) has a node.
@@ -355,9 +396,15 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
             Rpc::AppendEntries(r) if !append_well_formed(&r) => return,
             Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
             // So is a snapshot chunk that leaves a hole or runs past the limit, or whose
-            // membership has a voter without a node.
+            // membership has a voter without a node, or which claims a log id of a term
+            // above its vote's (installed, it left a log refusing every later entry of
+            // a lower term, which openraft takes as fatal: the node stopped at each
+            // restart), or the last one of a snapshot that cannot be installed.
             Rpc::InstallSnapshot(r)
                 if !voters_named(r.meta.last_membership.membership())
+                    || r.meta
+                        .last_log_id
+                        .is_some_and(|l| l.leader_id.term > r.vote.leader_id().term)
                     || !node.snapshot_chunk_follows(&r) =>
             {
                 return;

@@ -103,3 +103,90 @@ async fn oversized_writes_and_a_far_snapshot_chunk_do_not_stop_a_node() {
     assert_eq!(seen, 8);
     cluster.stop_all(WAIT).await.unwrap();
 }
+
+/// Frames no correct peer sends, each of which stopped the node's Raft (openraft takes a
+/// storage error as fatal): an append of an entry the log cannot store (its JSON over
+/// one value); a snapshot whose last log id has a term above its vote's (installed, the
+/// log refused every later entry of a lower term, at each restart too); the last chunk
+/// of a snapshot that does not decode. Each connection is dropped unanswered, and the
+/// node goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_appends_and_snapshots_do_not_stop_a_node() {
+    use capsuledb::raftlog::openraft::Request;
+    use openraft::raft::AppendEntriesRequest;
+    use openraft::{Entry, EntryPayload};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::new(env!("CARGO_BIN_EXE_raft-node"), dir.path());
+    let a1 = cluster.add(1).unwrap();
+    cluster
+        .set_init(1, BTreeMap::from([(1, a1.clone())]))
+        .unwrap();
+    cluster.start(1).unwrap();
+    cluster.wait_leader(WAIT).await.unwrap();
+    let mut client = Client::new([a1.clone()]);
+    client.put(b"a", b"1").await.unwrap();
+    let refused = |rpc: Rpc| {
+        let a1 = a1.clone();
+        async move {
+            let mut stream = TcpStream::connect(&a1).await.unwrap();
+            write_frame(&mut stream, &rpc).await.unwrap();
+            let answer = read_frame::<_, Reply>(&mut stream).await;
+            assert!(answer.is_err(), "answered: {answer:?}");
+        }
+    };
+
+    // The log so far: the membership at 0, the leader's blank entry and the put (term
+    // 1). Entry 3, 9 MiB of 255s: 36 MiB of JSON, within a frame, over one value.
+    let leader = |term, node| CommittedLeaderId::new(term, node);
+    refused(Rpc::AppendEntries(AppendEntriesRequest {
+        vote: Vote::new_committed(100, 9),
+        prev_log_id: Some(LogId::new(leader(1, 1), 2)),
+        entries: vec![Entry {
+            log_id: LogId::new(leader(100, 9), 3),
+            payload: EntryPayload::Normal(Request::Set {
+                key: b"big".to_vec(),
+                value: vec![255u8; 9 << 20],
+            }),
+        }],
+        leader_commit: None,
+    }))
+    .await;
+    cluster.wait_leader(WAIT).await.unwrap();
+    assert_eq!(client.put(b"a", b"2").await.unwrap(), Some(b"1".to_vec()));
+
+    let snapshot = |vote_term, log_term, data: Vec<u8>| {
+        let last_log_id = Some(LogId::new(leader(log_term, 9), 1_000));
+        Rpc::InstallSnapshot(InstallSnapshotRequest {
+            vote: Vote::new_committed(vote_term, 9),
+            meta: SnapshotMeta {
+                last_log_id,
+                last_membership: StoredMembership::default(),
+                snapshot_id: format!("forged-{vote_term}"),
+            },
+            offset: 0,
+            data,
+            done: true,
+        })
+    };
+    let installable = |log_term| {
+        serde_json::to_vec(&serde_json::json!({
+            "last_applied": Some(LogId::new(leader(log_term, 9), 1_000)),
+            "membership": StoredMembership::<u64, openraft::BasicNode>::default(),
+            "pairs": [],
+        }))
+        .unwrap()
+    };
+    refused(snapshot(1_000, 9_000, installable(9_000))).await;
+    cluster.wait_leader(WAIT).await.unwrap();
+    assert_eq!(client.put(b"a", b"3").await.unwrap(), Some(b"2".to_vec()));
+    refused(snapshot(10_000, 10_000, b"x".to_vec())).await;
+    cluster.wait_leader(WAIT).await.unwrap();
+    assert_eq!(client.put(b"a", b"4").await.unwrap(), Some(b"3".to_vec()));
+
+    // And it starts again with everything.
+    cluster.stop(1, WAIT).await.unwrap();
+    cluster.start(1).unwrap();
+    cluster.wait_leader(WAIT).await.unwrap();
+    assert_eq!(client.get(b"a").await.unwrap(), Some(b"4".to_vec()));
+    cluster.stop_all(WAIT).await.unwrap();
+}

@@ -41,6 +41,33 @@ struct SnapshotData {
 }
 
 impl StateMachine {
+    /// Whether `bytes`, a whole snapshot as a leader sends it, can be installed: it
+    /// decodes, and its keys and values are within capsuledb's limits. A receiver that
+    /// hands openraft the last chunk of one that cannot stops its Raft (openraft takes
+    /// the failed install as fatal): check before, and refuse the chunk.
+    pub fn check_snapshot_data(bytes: &[u8]) -> crate::Result<()> {
+        let data: SnapshotData =
+            serde_json::from_slice(bytes).map_err(|e| crate::Error::Decode {
+                ty: "raft snapshot",
+                what: e.to_string(),
+            })?;
+        for (k, v) in &data.pairs {
+            if k.len() > crate::MAX_KEY_LEN {
+                return Err(crate::Error::KeyTooLarge {
+                    len: k.len(),
+                    max: crate::MAX_KEY_LEN,
+                });
+            }
+            if v.len() > crate::MAX_VALUE_LEN {
+                return Err(crate::Error::ValueTooLarge {
+                    len: v.len(),
+                    max: crate::MAX_VALUE_LEN,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The state machine named `raft` in `db` (tables created if absent).
     pub fn open(db: &Database) -> crate::Result<StateMachine> {
         StateMachine::open_named(db, crate::raftlog::DEFAULT_NAME)
