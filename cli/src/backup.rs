@@ -109,7 +109,10 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     // The verdict first: a failed check is an error even when stdout is gone (a closed
     // pipe, which `main` treats as success, would otherwise hide it).
     if !check.is_ok() {
-        return Err(CliError::msg("the copy failed its integrity check"));
+        return Err(CliError::msg(format!(
+            "the copy failed its integrity check; it is left at {} (do not rely on it)",
+            out.display()
+        )));
     }
     printed?;
     Ok(())

@@ -41,19 +41,30 @@ fn open_existing(file: &Path) -> CliResult<Database> {
     // to these commands either.
     if short_and_blank(file) {
         return Err(CliError::msg(format!(
-            "{}: the file holds no database header (only zero bytes), not a database (`put --create` makes one)",
+            "{}: the file holds no database header (what an interrupted creation leaves), not a database (`put --create` makes one)",
             file.display()
         )));
     }
     Ok(Database::open(file)?)
 }
 
-/// Whether `file` is at most 192 KiB (the longest file creation makes) and holds only
-/// zero bytes (a database whose two header copies were damaged is not such a file: the
-/// engine names its damage).
+/// Whether `file` is what the library takes for an interrupted creation (and would
+/// create a database over): at most 192 KiB (the longest file creation makes), its
+/// header region all zeros, and nothing else but zeros or a log page's 32-byte header
+/// (creation writes the first marker page's before either header copy). A database
+/// whose two header copies were damaged is not such a file: the engine names its damage.
 fn short_and_blank(file: &Path) -> bool {
+    use capsuledb::format::{HEADER_REGION_LEN, LOG_PAGE_HEADER_LEN, PAGE_SIZE_MIN};
     let short = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() <= 196_608);
-    short && std::fs::read(file).is_ok_and(|b| b.iter().all(|&x| x == 0))
+    let page_header_at = |i: usize| {
+        i as u64 >= HEADER_REGION_LEN && i % (PAGE_SIZE_MIN as usize) < LOG_PAGE_HEADER_LEN
+    };
+    short
+        && std::fs::read(file).is_ok_and(|b| {
+            b.iter()
+                .enumerate()
+                .all(|(i, &x)| x == 0 || page_header_at(i))
+        })
 }
 
 /// A table name as the listings print it: as it is, or quoted and escaped when it holds

@@ -117,7 +117,11 @@ pub fn remove_on_signal(dir: std::path::PathBuf, also: Option<(std::path::PathBu
                 break;
             }
         }
-        let mut removed = dir.display().to_string();
+        let mut removed = if dir.exists() {
+            format!("nothing: {} could not be removed", dir.display())
+        } else {
+            dir.display().to_string()
+        };
         if let Some(more) =
             also.and_then(|(d, prefix)| crate::backup::remove_with_prefix(&d, &prefix))
         {

@@ -192,10 +192,10 @@ enum Command {
         /// The table.
         table: String,
         /// First key of the range (inclusive); the start of the table if omitted.
-        #[arg(long, value_name = "KEY")]
+        #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
         from: Option<String>,
         /// End of the range (exclusive); the end of the table if omitted.
-        #[arg(long, value_name = "KEY")]
+        #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
         to: Option<String>,
         /// Descending key order.
         #[arg(long)]

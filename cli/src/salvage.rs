@@ -264,11 +264,27 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
 pub(crate) struct RemoveOnDrop(pub(crate) Option<std::path::PathBuf>);
 
 /// Syncs the directory `path` lies in: a name just given there reaches the disk.
+/// The file at `path` is already in place: a directory that cannot be synced at all
+/// (one this user may not read, or on a file system without directory syncs: EINVAL,
+/// EOPNOTSUPP) is said on stderr, and the command goes on to report what it wrote, as
+/// the library's own open does; any other failure is an error.
 pub(crate) fn sync_dir_of(path: &Path) -> CliResult<()> {
     let dir = crate::backup::dir_of(path);
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CliError::io(format!("sync the directory {}", dir.display()), e))
+    match std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
+        {
+            eprintln!(
+                "capsuledb: warning: the directory {} cannot be synced ({e}): a power cut may \
+                 lose the name {}",
+                dir.display(),
+                path.display()
+            );
+            Ok(())
+        }
+        r => r.map_err(|e| CliError::io(format!("sync the directory {}", dir.display()), e)),
+    }
 }
 
 /// The error of placing a new file at `target` ([`link_no_replace`], or the copy it is

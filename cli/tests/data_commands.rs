@@ -54,6 +54,12 @@ fn scan_prints_ranges_in_order() {
         ok(&["scan", "--hex", &db, "t", "--to", "62"]),
         "616c696365\t313030\n"
     );
+    // A bound starting with `-` is a key, not an option (it was a usage error).
+    ok(&["put", &db, "t", "--", "-k", "neg"]);
+    assert_eq!(
+        ok(&["scan", &db, "t", "--from", "-k", "--to", "-l"]),
+        "-k\tneg\n"
+    );
 }
 
 #[test]

@@ -145,6 +145,13 @@ fn a_short_file_of_zeros_is_refused_and_left_alone() {
     let path = db_in(&dir);
     std::fs::write(&path, vec![0u8; 8192]).unwrap();
     every_command_refuses_and_leaves_alone(&path);
+    // And what a crash during creation most likely leaves: the first marker page's
+    // header written (before either header copy), the rest zeros. `compact` made a
+    // database of it and said so, `put` and `delete` left one made.
+    let mut bytes = vec![0u8; 16384];
+    bytes[8192] = 1;
+    std::fs::write(&path, &bytes).unwrap();
+    every_command_refuses_and_leaves_alone(&path);
 }
 
 /// `put --create` that fails (a key over the limit, an empty table name) leaves no new

@@ -322,20 +322,7 @@ impl Storage for FileStorage {
         // The directory holding the file itself: a path through a symbolic link names
         // the link's directory, which holds no entry of the file.
         let real = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
-        match sync_parent(&real, "sync the database file's directory") {
-            Err(Error::Io { source, .. })
-                if source.kind() == io::ErrorKind::PermissionDenied
-                    || matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
-            {
-                log::warn!(
-                    "{}: its directory cannot be synced ({source}): a power cut may lose a \
-                     newly created file's name",
-                    self.path.display()
-                );
-                Ok(())
-            }
-            other => other,
-        }
+        sync_parent_if_possible(&real, "sync the database file's directory")
     }
 
     fn write_behind(&self) {
@@ -432,6 +419,30 @@ pub(crate) fn sync_parent(path: &Path, op: &'static str) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| Error::Io { op, source })
+}
+
+/// [`sync_parent`], going on (said in the log) where the directory cannot be synced:
+/// one this process may not read, or on a file system without directory syncs
+/// (EINVAL, EOPNOTSUPP). The caller has already placed its file under its name.
+pub(crate) fn sync_parent_if_possible(path: &Path, op: &'static str) -> Result<()> {
+    match sync_parent(path, op) {
+        Err(Error::Io { source, .. }) if dir_sync_unsupported(&source) => {
+            log::warn!(
+                "{}: its directory cannot be synced ({source}): a power cut may lose a \
+                 newly created file's name",
+                path.display()
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Whether a directory's sync failed because it cannot be synced at all (see
+/// [`sync_parent_if_possible`]), not because the disk failed.
+fn dir_sync_unsupported(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied
+        || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
 }
 
 /// Gives the file at `from` the name `to`, never replacing a file named `to`: an error

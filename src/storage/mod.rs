@@ -19,7 +19,7 @@ pub mod locks;
 mod sim;
 
 pub use file::FileStorage;
-pub(crate) use file::{rename_no_replace, sync_parent};
+pub(crate) use file::{rename_no_replace, sync_parent_if_possible};
 pub use sim::{SECTOR_SIZE, SimStorage, SyncGate, TraceOp};
 
 use crate::Result;

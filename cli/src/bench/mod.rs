@@ -298,7 +298,9 @@ fn run_uninterrupted(args: &BenchArgs) -> CliResult<()> {
                 keep.display()
             )));
         }
-        if !args.phases.is_empty() && !args.phases.contains(&Phase::Bulk) {
+        // The reads and scans run the bulk load too.
+        let loads = [Phase::Bulk, Phase::Reads, Phase::Scans];
+        if !args.phases.is_empty() && !args.phases.iter().any(|p| loads.contains(p)) {
             return Err(CliError::msg(
                 "--keep keeps the bulk-loaded database: add the bulk phase to --phases",
             ));
