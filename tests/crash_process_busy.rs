@@ -467,4 +467,17 @@ fn acknowledged_commits_survive_sigkill_while_busy() {
          commits recovered whole; acknowledged per writer: {per_writer:?}"
     );
     assert!(total_acked > 0, "the children never committed");
+    // Each writer's checks above mean something only for commits it made: every one
+    // must have had some acknowledged over the rounds (the large writer's tree commits,
+    // the updater's, the incrementers' as much as the small writers').
+    let writers = (0..SMALL_WRITERS)
+        .map(|t| format!("s{t}"))
+        .chain((0..INCREMENTERS).map(|t| format!("c{t}")))
+        .chain(["u".to_string(), "L".to_string()]);
+    for name in writers {
+        assert!(
+            per_writer.get(&name).is_some_and(|&n| n > 0),
+            "writer {name} had no commit acknowledged in {rounds} rounds: its checks proved nothing"
+        );
+    }
 }

@@ -547,54 +547,77 @@ fn crash_at_random_points_of_long_runs() {
     }
 }
 
+/// The concurrent appenders' workload: two logs appended from two threads and a
+/// hard-state saver after each; each thread's acknowledged appends and saves.
+fn concurrent_appenders(logs: &[RaftLog], appends: u64) -> Vec<(u64, u64)> {
+    let handles: Vec<_> = logs
+        .iter()
+        .cloned()
+        .map(|log| {
+            std::thread::spawn(move || {
+                let mut acked = 0;
+                for i in 0..appends {
+                    let es = [
+                        Entry::new(i * 2 + 1, 1, vec![i as u8; 100]),
+                        Entry::new(i * 2 + 2, 1, vec![i as u8; 3000]),
+                    ];
+                    if log.append(&es).is_err() {
+                        break;
+                    }
+                    acked = i + 1;
+                }
+                let mut hard_acked = 0;
+                for t in 1..=appends {
+                    if log
+                        .save_hard_state(&HardState {
+                            term: t,
+                            vote: Some(t),
+                            commit: t * 2,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                    hard_acked = t;
+                }
+                (acked, hard_acked)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
 /// Two logs appended from two threads (sharing group commits) and a hard-state saver
 /// beside them: each log holds its acknowledged appends, plus at most the one in
 /// flight; the hard state is the last acknowledged save or the one in flight.
 #[test]
 fn crash_with_concurrent_appenders() {
     let appends = 30u64;
-    for n in (0..400).step_by(3) {
+    // The points cover the whole run (their number varies a little with how the two
+    // threads share groups) and a few past its end: a fixed 400 left the last saves
+    // uncut when the run took more.
+    let total_ops = {
+        let sim = setup_sim();
+        let base = sim.counts();
+        let db = open_sim(&sim).unwrap();
+        let logs: Vec<RaftLog> = (0..2)
+            .map(|t| RaftLog::open_named(&db, &format!("c{t}")).unwrap())
+            .collect();
+        concurrent_appenders(&logs, appends);
+        drop(logs);
+        db.close().unwrap();
+        let c = sim.counts();
+        (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens)
+    };
+    println!("concurrent appenders: {total_ops} I/O points, every third cut");
+    for n in (0..total_ops + 40).step_by(3) {
         let sim = setup_sim();
         let db = open_sim(&sim).unwrap();
         let logs: Vec<RaftLog> = (0..2)
             .map(|t| RaftLog::open_named(&db, &format!("c{t}")).unwrap())
             .collect();
         sim.power_off_after(n);
-        let handles: Vec<_> = logs
-            .iter()
-            .cloned()
-            .map(|log| {
-                std::thread::spawn(move || {
-                    let mut acked = 0;
-                    for i in 0..appends {
-                        let es = [
-                            Entry::new(i * 2 + 1, 1, vec![i as u8; 100]),
-                            Entry::new(i * 2 + 2, 1, vec![i as u8; 3000]),
-                        ];
-                        if log.append(&es).is_err() {
-                            break;
-                        }
-                        acked = i + 1;
-                    }
-                    let mut hard_acked = 0;
-                    for t in 1..=appends {
-                        if log
-                            .save_hard_state(&HardState {
-                                term: t,
-                                vote: Some(t),
-                                commit: t * 2,
-                            })
-                            .is_err()
-                        {
-                            break;
-                        }
-                        hard_acked = t;
-                    }
-                    (acked, hard_acked)
-                })
-            })
-            .collect();
-        let acks: Vec<(u64, u64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let acks = concurrent_appenders(&logs, appends);
         drop(logs);
         drop(db);
         for seed in 0..2 {
@@ -627,64 +650,85 @@ fn crash_with_concurrent_appenders() {
     }
 }
 
+/// The pipelined appenders' workload: two logs, each keeping up to `IN_FLIGHT`
+/// appends in flight; each thread's appends submitted and reported durable.
+fn pipelined_appenders(logs: &[RaftLog], appends: u64) -> Vec<(u64, u64)> {
+    const IN_FLIGHT: usize = 4;
+    let handles: Vec<_> = logs
+        .iter()
+        .cloned()
+        .map(|log| {
+            std::thread::spawn(move || {
+                // (appends submitted, appends reported durable)
+                let mut submitted = 0;
+                let mut durable = 0;
+                let mut tickets = std::collections::VecDeque::new();
+                let mut failed = false;
+                for i in 0..appends {
+                    let es = [
+                        Entry::new(i * 2 + 1, 1, vec![i as u8; 100]),
+                        Entry::new(i * 2 + 2, 1, vec![i as u8; 3000]),
+                    ];
+                    match log.append_async(&es) {
+                        Ok(ticket) => tickets.push_back(ticket.unwrap()),
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                    submitted = i + 1;
+                    if tickets.len() >= IN_FLIGHT {
+                        let oldest = tickets.pop_front().unwrap();
+                        if oldest.wait().is_err() {
+                            failed = true;
+                            break;
+                        }
+                        durable += 1;
+                    }
+                }
+                while !failed && let Some(t) = tickets.pop_front() {
+                    if t.wait().is_err() {
+                        break;
+                    }
+                    durable += 1;
+                }
+                (submitted, durable)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
 /// Two logs, each keeping up to four appends in flight ([`RaftLog::append_async`]) and
 /// waiting on the oldest ticket before submitting more, with the power going out at
 /// every third storage operation: each log recovers a prefix of what was appended,
 /// holding every append whose ticket was waited on successfully, none torn.
 #[test]
 fn crash_with_pipelined_appends() {
-    const IN_FLIGHT: usize = 4;
     let appends = 24u64;
-    for n in (0..300).step_by(3) {
+    // The points cover the whole run and a few past its end (see above).
+    let total_ops = {
+        let sim = setup_sim();
+        let base = sim.counts();
+        let db = open_sim(&sim).unwrap();
+        let logs: Vec<RaftLog> = (0..2)
+            .map(|t| RaftLog::open_named(&db, &format!("p{t}")).unwrap())
+            .collect();
+        pipelined_appenders(&logs, appends);
+        drop(logs);
+        db.close().unwrap();
+        let c = sim.counts();
+        (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens)
+    };
+    println!("pipelined appenders: {total_ops} I/O points, every third cut");
+    for n in (0..total_ops + 40).step_by(3) {
         let sim = setup_sim();
         let db = open_sim(&sim).unwrap();
         let logs: Vec<RaftLog> = (0..2)
             .map(|t| RaftLog::open_named(&db, &format!("p{t}")).unwrap())
             .collect();
         sim.power_off_after(n);
-        let handles: Vec<_> = logs
-            .iter()
-            .cloned()
-            .map(|log| {
-                std::thread::spawn(move || {
-                    // (appends submitted, appends reported durable)
-                    let mut submitted = 0;
-                    let mut durable = 0;
-                    let mut tickets = std::collections::VecDeque::new();
-                    let mut failed = false;
-                    for i in 0..appends {
-                        let es = [
-                            Entry::new(i * 2 + 1, 1, vec![i as u8; 100]),
-                            Entry::new(i * 2 + 2, 1, vec![i as u8; 3000]),
-                        ];
-                        match log.append_async(&es) {
-                            Ok(ticket) => tickets.push_back(ticket.unwrap()),
-                            Err(_) => {
-                                failed = true;
-                                break;
-                            }
-                        }
-                        submitted = i + 1;
-                        if tickets.len() >= IN_FLIGHT {
-                            let oldest = tickets.pop_front().unwrap();
-                            if oldest.wait().is_err() {
-                                failed = true;
-                                break;
-                            }
-                            durable += 1;
-                        }
-                    }
-                    while !failed && let Some(t) = tickets.pop_front() {
-                        if t.wait().is_err() {
-                            break;
-                        }
-                        durable += 1;
-                    }
-                    (submitted, durable)
-                })
-            })
-            .collect();
-        let acks: Vec<(u64, u64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let acks = pipelined_appenders(&logs, appends);
         drop(logs);
         drop(db);
         for seed in 0..2 {

@@ -271,7 +271,9 @@ impl SimStorage {
         st.faults.fail_write = Some(st.counts.writes + n);
     }
 
-    /// Makes the `n`-th `sync` from now (1-based) fail without making anything durable.
+    /// Makes the `n`-th `sync` from now (1-based) fail without making anything durable,
+    /// and lose the writes it covered (as [`SimStorage::lose_writeback`]: no later sync
+    /// makes them durable, as pages Linux marks clean after a failed writeback).
     pub fn fail_nth_sync(&self, n: u64) {
         let mut st = self.state.lock();
         st.faults.fail_sync = Some(st.counts.syncs + n);
@@ -524,6 +526,19 @@ impl Storage for SimStorage {
         SimStorage::spend_power(&mut st).map_err(io)?;
         if st.faults.fail_sync == Some(st.counts.syncs + 1) {
             st.faults.fail_sync = None;
+            // As Linux may: the writeback of what the sync covered failed, and those
+            // pages are marked clean, never to reach the disk (reads still see them);
+            // a later sync does not make them durable.
+            let n = usize::try_from(covered.saturating_sub(st.unsynced_gone))
+                .unwrap_or(usize::MAX)
+                .min(st.unsynced.len());
+            st.unsynced_gone += n as u64;
+            let lost: Vec<Unsynced> = st.unsynced.drain(..n).collect();
+            for op in lost {
+                if let Unsynced::SetLen(len) = op {
+                    resize(&mut st.durable, len);
+                }
+            }
             return Err(io(simulated("sync failure")));
         }
         // Replaying the unsynced operations costs what they wrote, not the file's size.
