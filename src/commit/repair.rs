@@ -35,6 +35,29 @@ pub struct LogFile<'a> {
     /// Pages in the file.
     pub file_pages: u64,
     index: Option<RecordIndex>,
+    /// Every capsule's proof with sequence 0, by [`rest_checksum`], built on first use:
+    /// a rebuild looks a marker's proof up here instead of trying every capsule.
+    rebuilt: Option<std::collections::HashMap<u32, Vec<Proof>>>,
+}
+
+/// The checksum of `p`'s encoding with its sequence set to 0. CRC-32 is affine over
+/// messages of one length, so the checksum of the proof of `seq` is
+/// `rest_checksum(p) ^ seq_checksum(seq) ^ zeros_checksum()`: a marker's recorded
+/// checksum names the rest of its proof whatever its sequence.
+fn rest_checksum(p: &Proof) -> u32 {
+    Proof::checksum_of(&Proof { seq: 0, ..*p }.encode())
+}
+
+/// The CRC-32 of a proof's checksummed bytes (4..48) all zero but `seq` (8..16).
+fn seq_checksum(seq: u64) -> u32 {
+    let mut b = [0u8; PROOF_LEN - 4];
+    b[4..12].copy_from_slice(&seq.to_le_bytes());
+    checksum(&[&b])
+}
+
+/// The CRC-32 of a proof's checksummed bytes all zero.
+fn zeros_checksum() -> u32 {
+    checksum(&[&[0u8; PROOF_LEN - 4]])
 }
 
 /// Offsets of every decodable proof (by sequence) and capsule record in the file.
@@ -57,6 +80,7 @@ impl<'a> LogFile<'a> {
             first_data,
             file_pages: view.len() as u64 / page_size,
             index: None,
+            rebuilt: None,
         }
     }
 
@@ -203,31 +227,56 @@ impl<'a> LogFile<'a> {
             .get(24..32)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
             .map(u64::from_le_bytes);
-        let try_at = |offset: u64| -> Option<(Proof, [u8; PROOF_LEN])> {
-            let len = capsule_total_len(self.view.get(offset, CAPSULE_HEADER_LEN)?)?;
-            let bytes = self.view.get(offset, len as usize)?;
-            let capsule = decode_capsule(bytes).ok()?;
-            let stored_sum = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
-            let proof = Proof {
-                seq,
-                snapshot: capsule.snapshot,
-                capsule_offset: offset,
-                capsule_len: len,
-                capsule_checksum: stored_sum,
-                write_digest: capsule.write_digest,
-                entry_count: capsule.entry_count,
-            };
+        let confirmed = |p: Proof| -> Option<(Proof, [u8; PROOF_LEN])> {
+            let proof = Proof { seq, ..p };
             let enc = proof.encode();
             (Proof::checksum_of(&enc) == proof_checksum).then_some((proof, enc))
         };
-        if let Some(found) = stored_offset.and_then(try_at) {
+        if let Some(found) = stored_offset
+            .and_then(|o| self.proof_from_capsule(o))
+            .and_then(confirmed)
+        {
             return Some(found);
         }
-        let capsules = self.index().capsules.clone();
-        capsules
-            .into_iter()
-            .filter(|&o| Some(o) != stored_offset)
-            .find_map(try_at)
+        // Every capsule's proof, found by what the recorded checksum says of the rest of
+        // the proof (each capsule decoded once per open, not once per damaged proof).
+        if self.rebuilt.is_none() {
+            let capsules = self.index().capsules.clone();
+            let mut rebuilt = std::collections::HashMap::<u32, Vec<Proof>>::new();
+            for p in capsules
+                .into_iter()
+                .filter_map(|o| self.proof_from_capsule(o))
+            {
+                rebuilt.entry(rest_checksum(&p)).or_default().push(p);
+            }
+            self.rebuilt = Some(rebuilt);
+        }
+        let rest = proof_checksum ^ seq_checksum(seq) ^ zeros_checksum();
+        self.rebuilt
+            .as_ref()?
+            .get(&rest)?
+            .iter()
+            .copied()
+            .filter(|p| Some(p.capsule_offset) != stored_offset)
+            .find_map(confirmed)
+    }
+
+    /// The proof (with sequence 0) of the capsule record at `offset`, if one verifies
+    /// there.
+    fn proof_from_capsule(&self, offset: u64) -> Option<Proof> {
+        let len = capsule_total_len(self.view.get(offset, CAPSULE_HEADER_LEN)?)?;
+        let bytes = self.view.get(offset, len as usize)?;
+        let capsule = decode_capsule(bytes).ok()?;
+        let stored_sum = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+        Some(Proof {
+            seq: 0,
+            snapshot: capsule.snapshot,
+            capsule_offset: offset,
+            capsule_len: len,
+            capsule_checksum: stored_sum,
+            write_digest: capsule.write_digest,
+            entry_count: capsule.entry_count,
+        })
     }
 
     /// The index of every proof and capsule record in the file, built on first use.
@@ -388,6 +437,28 @@ mod tests {
     use std::sync::Arc;
 
     const PS: u32 = 4096;
+
+    /// The lookup a proof rebuild uses: a proof's checksum is the rest of it, its
+    /// sequence and a constant combined (CRC-32 is affine over one length).
+    #[test]
+    fn a_proofs_checksum_splits_into_its_sequence_and_the_rest() {
+        let mut rng = crate::rng::Rng::new(7);
+        for _ in 0..1000 {
+            let p = Proof {
+                seq: rng.next_u64(),
+                snapshot: rng.next_u64(),
+                capsule_offset: rng.next_u64(),
+                capsule_len: rng.next_u64() as u32,
+                capsule_checksum: rng.next_u64() as u32,
+                write_digest: rng.next_u64() as u32,
+                entry_count: rng.next_u64() as u32,
+            };
+            assert_eq!(
+                Proof::checksum_of(&p.encode()),
+                rest_checksum(&p) ^ seq_checksum(p.seq) ^ zeros_checksum()
+            );
+        }
+    }
 
     fn file_with(page: u64, header: &[u8]) -> Vec<u8> {
         let mut bytes = vec![0u8; 6 * PS as usize];

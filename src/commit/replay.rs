@@ -4,7 +4,8 @@
 use super::recovery::Walk;
 use super::repair::{LogFile, Repair};
 use crate::format::{
-    Marker, PROOF_LEN, PageKind, Proof, decode_capsule, decode_table_id, verify_log_page,
+    LOG_PAGE_HEADER_LEN, Marker, PROOF_LEN, PageKind, Proof, decode_capsule, decode_table_id,
+    verify_log_page,
 };
 use crate::mvcc::{ReplayWindow, VersionStore};
 use crate::types::{CATALOG_TABLE, TABLE_ID_MAX, TableId};
@@ -24,6 +25,20 @@ pub(super) fn replay(
 ) -> Result<TableId, Fault> {
     let seq = m.seq;
     let proof_page = f.page_of(m.proof_offset);
+    // A proof lies inside one proof page, after its header (log.md: a record never
+    // crosses a page boundary): one across two pages (a crafted marker, its chain
+    // right) would count only the first page as used, and its repair would write over
+    // the start of the next, which a later commit may have reused.
+    let in_page = m.proof_offset % f.page_size;
+    if in_page < LOG_PAGE_HEADER_LEN as u64 || in_page + PROOF_LEN as u64 > f.page_size {
+        return Err((
+            marker_page,
+            format!(
+                "its proof at offset {} crosses a page boundary",
+                m.proof_offset
+            ),
+        ));
+    }
     let proof_bytes = f.view.get(m.proof_offset, PROOF_LEN).ok_or_else(|| {
         (
             marker_page,
