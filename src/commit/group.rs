@@ -5,10 +5,10 @@
 //! section). A committer that needs `Written` or `Durable` either waits or, if no
 //! step is running, becomes the leader for one **step**:
 //!
-//! 1. the markers of the group whose proofs the previous step's sync made durable
-//!    (group N) are written, and `written` is published;
-//! 2. up to [`GROUP_COMMITS_MAX`] queued commits become group N+1: their proofs are
+//! 1. up to [`GROUP_COMMITS_MAX`] queued commits become group N+1: their proofs are
 //!    written;
+//! 2. the markers of the group whose proofs the previous step's sync made durable
+//!    (group N) are written, and `written` is published;
 //! 3. one `fdatasync`: it is FSYNC_2 of group N and FSYNC_1 of group N+1;
 //! 4. `durable` is published for group N, and the waiters it satisfies are woken (and
 //!    one more, to lead the next step).
@@ -499,20 +499,15 @@ impl GroupCommit {
         result
     }
 
-    /// One step: the markers of `marked` (whose proofs are durable), the proofs of
-    /// `fresh`, then one sync that is FSYNC_2 of `marked` and FSYNC_1 of `fresh`.
+    /// One step: the proofs of `fresh`, the markers of `marked` (whose proofs are
+    /// durable), then one sync that is FSYNC_2 of `marked` and FSYNC_1 of `fresh`.
     /// Returns `fresh` as proved commits, for the next step's markers.
     fn step(&self, marked: &[Proved], fresh: &[Pending]) -> Result<Vec<Proved>> {
         let mut log_bytes = 0u64;
-        if let Some(&(last_marked, _, _)) = marked.last() {
-            log_bytes += self.markers.lock().append(marked)?;
-            let mut st = self.state.lock();
-            // Only the committers waiting for `Written`: the durable ones wait on.
-            let durable = st.durable;
-            let done = self.publish(&mut st, last_marked, durable);
-            drop(st);
-            self.announce(last_marked, durable, &done);
-        }
+        // The proofs first: a proof write that fails (a full disk) then leaves no marker
+        // of `marked` written behind its error, which tells their committers their
+        // commits failed (a marker written first would still reach the disk, and the
+        // commit with it).
         let mut proved = Vec::with_capacity(fresh.len());
         if !fresh.is_empty() {
             let encoded: Vec<_> = fresh.iter().map(|p| p.proof.encode()).collect();
@@ -527,6 +522,15 @@ impl GroupCommit {
                     .zip(&encoded)
                     .map(|((p, e), enc)| (p.proof.seq, e.offset, Proof::checksum_of(enc))),
             );
+        }
+        if let Some(&(last_marked, _, _)) = marked.last() {
+            log_bytes += self.markers.lock().append(marked)?;
+            let mut st = self.state.lock();
+            // Only the committers waiting for `Written`: the durable ones wait on.
+            let durable = st.durable;
+            let done = self.publish(&mut st, last_marked, durable);
+            drop(st);
+            self.announce(last_marked, durable, &done);
         }
         // FSYNC_2 of `marked` and FSYNC_1 of `fresh`: no marker of `fresh` is written
         // before this returns.

@@ -189,12 +189,35 @@ impl MarkerWriter {
         let page_size = self.pager.page_size();
         let slots = slots_per_page(page_size);
         let mut written = 0u64;
+        // The pages this append starts are each chosen as the next page of the one
+        // before, all before the first marker is written: an allocation failing halfway
+        // (a full disk) would leave the markers already written behind an error that
+        // tells their committers their commits failed.
+        let starts = {
+            let mut slot = self.tail.next_seq - self.tail.first_seq;
+            let mut starts = 0usize;
+            for _ in entries {
+                if slot >= slots {
+                    starts += 1;
+                    slot = 0;
+                }
+                slot += 1;
+            }
+            starts
+        };
+        let mut chosen = (0..starts)
+            .map(|_| self.pager.alloc_log())
+            .collect::<Result<std::collections::VecDeque<u64>>>()?;
         let mut i = 0usize;
         while i < entries.len() {
             let mut slot = self.tail.next_seq - self.tail.first_seq;
             if slot >= slots {
                 // Start the next page; choose the one after it now.
-                let next_next = self.pager.alloc_log()?;
+                let Some(next_next) = chosen.pop_front() else {
+                    return Err(crate::Error::Poisoned {
+                        cause: "a marker page was started that was not counted".into(),
+                    });
+                };
                 self.tail.first_seq += slots;
                 self.tail.page = self.tail.next_page;
                 self.tail.next_page = next_next;
