@@ -14,6 +14,17 @@ pub fn write_durable_bound(
     copy: u32,
     seq: u64,
 ) -> Result<(Header, u32)> {
+    write_durable_bound_with(storage, header, copy, seq, || storage.sync())
+}
+
+/// [`write_durable_bound`], syncing through `sync`.
+fn write_durable_bound_with(
+    storage: &dyn Storage,
+    header: &Header,
+    copy: u32,
+    seq: u64,
+    sync: impl FnOnce() -> Result<()>,
+) -> Result<(Header, u32)> {
     crate::format::check_next_header(header.generation.saturating_add(1), header.checkpoint_seq)?;
     let new = Header {
         generation: header.generation + 1,
@@ -28,7 +39,7 @@ pub fn write_durable_bound(
         .copied()
         .unwrap_or(0);
     storage.write_at(slot, &new.encode(new_copy))?;
-    storage.sync()?;
+    sync()?;
     Ok((new, new_copy))
 }
 
@@ -46,7 +57,19 @@ impl Checkpointer {
         if !bound_needs_write(&header, seq) {
             return Ok(());
         }
-        let written = write_durable_bound(self.storage.as_ref(), &header, copy, seq)?;
+        // A commit admitted while `close` drained may still run its steps: this sync is
+        // held off from theirs, and a failed write or sync here poisons the database, so
+        // none of them is acknowledged over what the failure dropped (on a storage whose
+        // syncs do not all fail after one failed, as the file storage's do).
+        let _serial = self.committer.serialize_syncs();
+        let poison = |e: &crate::Error| {
+            self.committer
+                .poison_sync(format!("the durable bound's header write failed: {e}"))
+        };
+        let written = write_durable_bound_with(self.storage.as_ref(), &header, copy, seq, || {
+            self.storage.sync()
+        })
+        .inspect_err(poison)?;
         *self.header.lock() = written;
         Ok(())
     }
