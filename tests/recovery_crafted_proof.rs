@@ -62,3 +62,103 @@ fn a_proof_across_a_page_boundary_is_damage_and_nothing_is_written() {
         "the open wrote over the page after the proof page"
     );
 }
+
+/// A tail marker page whose header (its checksum right: a crafted file) names a page of
+/// the tree as its next page: a read-write open zeroes the next page of the tail, and
+/// zeroed the catalog's root, after which every read failed. It chooses a next page of
+/// its own, and the data stays whole.
+#[test]
+fn a_next_page_in_the_tree_is_never_zeroed() {
+    next_page_named_is_never_zeroed(|_, header, _, _| header.catalog_root as usize);
+}
+
+/// The same with the next page naming the page holding the last commit's capsule (the
+/// stream's own records): the open zeroed it, and the next open refused the commit.
+#[test]
+fn a_next_page_holding_a_replayed_capsule_is_never_zeroed() {
+    next_page_named_is_never_zeroed(|bytes, _, tail, first_seq| {
+        let slot = tail * PS + LOG_PAGE_HEADER_LEN + (8 - first_seq as usize) * MARKER_LEN;
+        let proof = u64_at(bytes, slot + 8) as usize;
+        u64_at(bytes, proof + 24) as usize / PS
+    });
+}
+
+fn next_page_named_is_never_zeroed(
+    target: impl Fn(&[u8], &capsuledb::format::Header, usize, u64) -> usize,
+) {
+    use capsuledb::format::{HEADER_COPY_OFFSETS, Header, MarkerPageHeader, write_log_page_header};
+    let sim = SimStorage::new();
+    let options = || Options::new().random_seed(6).page_size(PS as u32);
+    let db = options().open_storage(Arc::new(sim.clone())).unwrap();
+    let put = |i: u64| {
+        let mut c = db.connect();
+        let mut tx = c.begin().unwrap();
+        if i == 1 {
+            tx.create_table("t").unwrap();
+        }
+        tx.put("t", format!("k{i}").as_bytes(), b"v").unwrap();
+        tx.commit().unwrap();
+    };
+    for i in 1..=5 {
+        put(i);
+    }
+    db.checkpoint().unwrap();
+    for i in 6..=8 {
+        put(i);
+    }
+    let image = sim.fork();
+    image.crash_losing_unsynced();
+    drop(db);
+    let mut bytes = image.view().unwrap().to_vec();
+    let header = HEADER_COPY_OFFSETS
+        .iter()
+        .enumerate()
+        .filter_map(|(c, &at)| Header::decode(&bytes[at as usize..], c as u32).ok())
+        .max_by_key(|h| h.generation)
+        .expect("a header copy");
+    // The marker page holding commit 8's slot: the stream's tail.
+    let slots = ((PS - LOG_PAGE_HEADER_LEN) / MARKER_LEN) as u64;
+    let tail = (0..bytes.len() / PS)
+        .find(|&p| {
+            let first = u64_at(&bytes, p * PS + 24);
+            bytes[p * PS + 4] == PageKind::Marker as u8 && first <= 8 && 8 < first + slots
+        })
+        .expect("the tail marker page");
+    let first_seq = u64_at(&bytes, tail * PS + 24);
+    let root = target(&bytes, &header, tail, first_seq);
+    assert!(root > 0 && root != tail);
+    let mut kind_header = [0u8; 16];
+    kind_header.copy_from_slice(
+        &MarkerPageHeader {
+            next_page: root as u64,
+            first_seq,
+        }
+        .encode(),
+    );
+    write_log_page_header(
+        &mut bytes[tail * PS..(tail + 1) * PS],
+        PageKind::Marker,
+        tail as u64,
+        &kind_header,
+    )
+    .unwrap();
+    let root_page = bytes[root * PS..(root + 1) * PS].to_vec();
+
+    let crafted = SimStorage::from_bytes(bytes);
+    let db = options().open_storage(Arc::new(crafted.clone())).unwrap();
+    assert_eq!(
+        &crafted.live_bytes()[root * PS..(root + 1) * PS],
+        &root_page[..],
+        "the open zeroed the page named"
+    );
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    assert_eq!(tx.iter("t").unwrap().count(), 8);
+    drop(tx);
+    drop(c);
+    assert!(db.check_integrity().unwrap().is_ok());
+    db.close().unwrap();
+    let db = options().open_storage(Arc::new(crafted)).unwrap();
+    let mut c = db.connect();
+    assert_eq!(c.begin_read().unwrap().iter("t").unwrap().count(), 8);
+}

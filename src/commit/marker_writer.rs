@@ -24,6 +24,27 @@ pub struct StreamTail {
     pub chain: u32,
 }
 
+impl StreamTail {
+    /// Forgets a next page that is a page of the tree (or of the free list): below
+    /// `page_count` and not among the pages outside the tree (`non_tree`). A writer takes
+    /// its pages from outside the tree, so only a crafted header (its checksum right)
+    /// names one, and a read-write open zeroes the next page: it chooses one of its own,
+    /// as for a next page recovery could not confirm. Returns whether it forgot one.
+    pub fn forget_next_page_in_tree(
+        &mut self,
+        page_count: u64,
+        non_tree: &std::collections::BTreeSet<u64>,
+    ) -> bool {
+        let in_tree = self.next_page != 0
+            && self.next_page < page_count
+            && !non_tree.contains(&self.next_page);
+        if in_tree {
+            self.next_page = 0;
+        }
+        in_tree
+    }
+}
+
 /// The writer of the marker stream; used by one flushing leader at a time.
 pub struct MarkerWriter {
     storage: Arc<dyn Storage>,

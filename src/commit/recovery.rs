@@ -532,8 +532,11 @@ pub fn recover_from(
     }
     let tip = seq - 1;
     // A tail page whose next page is unconfirmed gets a fresh one, and its header is
-    // rewritten with it before any marker is written.
-    let rewrite_tail_header = next_unconfirmed && stop.next_page.is_some();
+    // rewritten with it before any marker is written. So does one naming a page the
+    // stream or a replayed commit already uses (a crafted header, its checksum right):
+    // a read-write open zeroes the next page, and would zero that one.
+    let next_in_use = stop.next_page.is_some_and(|n| w.used.contains(&n));
+    let rewrite_tail_header = (next_unconfirmed || next_in_use) && stop.next_page.is_some();
     let next_page = stop.next_page.filter(|_| !rewrite_tail_header);
     let full = seq == stop.first_seq.saturating_add(slots);
     let tail = match (next_page, stop.next_page) {

@@ -321,6 +321,9 @@ impl Engine {
             free,
         )?);
         let mut tail = rec.tail;
+        // A next page in the tree: only a crafted header names one; never zeroed.
+        let rewrite_tail_header = rec.rewrite_tail_header
+            || (!config.read_only && tail.forget_next_page_in_tree(header.page_count, &non_tree));
         let (mut header, mut copy) = (header, copy);
         if !config.read_only {
             // Readers of other processes may pin an older generation that reaches
@@ -353,7 +356,7 @@ impl Engine {
             let repairs: Vec<_> = rec
                 .repairs
                 .iter()
-                .filter(|r| !(rec.rewrite_tail_header && r.offset == tail_header))
+                .filter(|r| !(rewrite_tail_header && r.offset == tail_header))
                 .cloned()
                 .collect();
             apply_repairs(storage.as_ref(), &repairs)?;
@@ -373,7 +376,7 @@ impl Engine {
                 // torn tail. Once per open that rewrites the tail page's header.
                 storage.sync()?;
             }
-            scrub_tail(storage.as_ref(), page_size, &tail, rec.rewrite_tail_header)?;
+            scrub_tail(storage.as_ref(), page_size, &tail, rewrite_tail_header)?;
             log::debug!(
                 "cleared the marker stream after seq {} (page {}, next page {}) so no torn record can continue it",
                 tail.next_seq.saturating_sub(1),
@@ -388,7 +391,7 @@ impl Engine {
             // a new header generation too: a live reader of another process that
             // opened on the damaged header waits on the page it named, which no writer
             // starts now, and reopens only at a new generation.
-            if bound_needs_write(&header, rec.tip) || rec.rewrite_tail_header {
+            if bound_needs_write(&header, rec.tip) || rewrite_tail_header {
                 (header, copy) = write_durable_bound(storage.as_ref(), &header, copy, rec.tip)?;
             }
             let older: Vec<_> = repaired.iter().filter(|&&(c, _)| c != copy).collect();
