@@ -115,7 +115,7 @@ struct Node {
     snapshots_installed: AtomicU64,
     /// The snapshot being received: its id and its bytes so far, as openraft's receiver
     /// holds them (a copy, checked before the last chunk goes to openraft).
-    receiving: std::sync::Mutex<Option<(String, Vec<u8>)>>,
+    receiving: tokio::sync::Mutex<Option<(String, Vec<u8>)>>,
 }
 
 /// Most bytes of a snapshot received: its install is one transaction.
@@ -156,40 +156,73 @@ fn membership_refusal<'a>(
 }
 
 impl Node {
-    /// Whether a snapshot chunk continues what was received: a new snapshot starts at
-    /// offset 0, and a chunk of the one being received starts at or before the end of
-    /// its bytes so far (openraft resends a chunk whose answer was lost), ending
-    /// within [`SNAPSHOT_BYTES_MAX`]. openraft's receiver writes a chunk at its offset
-    /// into memory, so one frame naming a far offset would allocate that much. The last
-    /// chunk must also complete a snapshot the state machine can install
-    /// ([`StateMachine::check_snapshot_data`]): openraft takes a failed install as fatal.
-    fn snapshot_chunk_follows(&self, r: &InstallSnapshotRequest<TypeConfig>) -> bool {
-        let mut receiving = self.receiving.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(end) = r.offset.checked_add(r.data.len() as u64) else {
-            return false;
-        };
-        let id = &r.meta.snapshot_id;
-        let mut bytes = match receiving.take() {
-            Some((at, bytes)) if at == *id && r.offset != 0 => bytes,
-            _ => Vec::new(),
-        };
-        if end > SNAPSHOT_BYTES_MAX || r.offset > bytes.len() as u64 {
-            return false;
+    /// Hands a snapshot chunk to openraft, or refuses it (`None`: the connection is
+    /// dropped). A new snapshot starts at offset 0, and a chunk of the one being received
+    /// starts at or before the end of its bytes so far (openraft resends a chunk whose
+    /// answer was lost), ending within [`SNAPSHOT_BYTES_MAX`]: openraft's receiver writes
+    /// a chunk at its offset into memory, so one frame naming a far offset would allocate
+    /// that much. The last chunk must also complete a snapshot the state machine can
+    /// install ([`StateMachine::check_snapshot_data`]): openraft takes a failed install
+    /// as fatal. To check it, the node keeps a copy of what openraft's receiver holds:
+    /// chunks go to openraft one at a time, and the copy takes a chunk as openraft does
+    /// (written at its offset over a buffer kept for the same snapshot id, a new one for
+    /// a new id), and only once openraft has taken it (not a chunk of a lower vote, which
+    /// it ignores).
+    async fn install_chunk(&self, r: InstallSnapshotRequest<TypeConfig>) -> Option<Reply> {
+        let mut receiving = self.receiving.lock().await;
+        let end = r.offset.checked_add(r.data.len() as u64)?;
+        let same = receiving
+            .as_ref()
+            .is_some_and(|(id, _)| *id == r.meta.snapshot_id);
+        let held = receiving.as_ref().map_or(0, |(_, b)| b.len() as u64);
+        if end > SNAPSHOT_BYTES_MAX || r.offset > if same { held } else { 0 } {
+            return None;
         }
-        // As openraft's receiver: the chunk written at its offset.
         let (offset, end) = (r.offset as usize, end as usize);
+        // The chunk applied to the copy, with what it overwrote kept to undo it.
+        let mut fresh = Vec::new();
+        let bytes = match receiving.as_mut() {
+            Some((_, b)) if same => b,
+            _ => &mut fresh,
+        };
+        let undo = (
+            bytes.len(),
+            bytes.get(offset..end.min(bytes.len())).map(<[u8]>::to_vec),
+        );
         if bytes.len() < end {
             bytes.resize(end, 0);
         }
-        let Some(at) = bytes.get_mut(offset..end) else {
-            return false;
+        bytes.get_mut(offset..end)?.copy_from_slice(&r.data);
+        let restore = |bytes: &mut Vec<u8>| {
+            if let Some(old) = &undo.1
+                && let Some(at) = bytes.get_mut(offset..offset + old.len())
+            {
+                at.copy_from_slice(old);
+            }
+            bytes.truncate(undo.0);
         };
-        at.copy_from_slice(&r.data);
-        if r.done {
-            return StateMachine::check_snapshot_data(&bytes).is_ok();
+        if r.done && StateMachine::check_snapshot_data(bytes).is_err() {
+            restore(bytes);
+            return None;
         }
-        *receiving = Some((id.clone(), bytes));
-        true
+        let (done, id, vote) = (r.done, r.meta.snapshot_id.clone(), r.vote);
+        let result = self.raft.install_snapshot(r).await;
+        let taken = result.as_ref().is_ok_and(|resp| vote >= resp.vote);
+        match (taken, done) {
+            (true, true) => {
+                *receiving = None;
+                self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) if !same => *receiving = Some((id, fresh)),
+            (true, false) => {}
+            (false, _) if same => {
+                if let Some((_, b)) = receiving.as_mut() {
+                    restore(b);
+                }
+            }
+            (false, _) => {}
+        }
+        Some(Reply::InstallSnapshot(result))
     }
 }
 
@@ -245,7 +278,7 @@ pub async fn run(
         db: db.clone(),
         stop,
         snapshots_installed: AtomicU64::new(0),
-        receiving: std::sync::Mutex::new(None),
+        receiving: tokio::sync::Mutex::new(None),
     });
     tokio::pin!(shutdown);
     let raft_stopped = raft_stopped(raft.metrics());
@@ -395,28 +428,22 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
             // A malformed append is garbage like a frame that does not parse.
             Rpc::AppendEntries(r) if !append_well_formed(&r) => return,
             Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
-            // So is a snapshot chunk that leaves a hole or runs past the limit, or whose
-            // membership has a voter without a node, or which claims a log id of a term
-            // above its vote's (installed, it left a log refusing every later entry of
-            // a lower term, which openraft takes as fatal: the node stopped at each
-            // restart), or the last one of a snapshot that cannot be installed.
+            // So is a snapshot chunk whose membership has a voter without a node, or
+            // which claims a log id of a term above its vote's (installed, it left a log
+            // refusing every later entry of a lower term, which openraft takes as fatal:
+            // the node stopped at each restart), or one `install_chunk` refuses.
             Rpc::InstallSnapshot(r)
                 if !voters_named(r.meta.last_membership.membership())
                     || r.meta
                         .last_log_id
-                        .is_some_and(|l| l.leader_id.term > r.vote.leader_id().term)
-                    || !node.snapshot_chunk_follows(&r) =>
+                        .is_some_and(|l| l.leader_id.term > r.vote.leader_id().term) =>
             {
                 return;
             }
-            Rpc::InstallSnapshot(r) => {
-                let last_chunk = r.done;
-                let result = node.raft.install_snapshot(r).await;
-                if last_chunk && result.is_ok() {
-                    node.snapshots_installed.fetch_add(1, Ordering::Relaxed);
-                }
-                Reply::InstallSnapshot(result)
-            }
+            Rpc::InstallSnapshot(r) => match node.install_chunk(r).await {
+                Some(reply) => reply,
+                None => return,
+            },
             Rpc::Vote(r) => Reply::Vote(node.raft.vote(r).await),
             Rpc::Client(r) => Reply::Client(handle_client(&node, r).await),
         };

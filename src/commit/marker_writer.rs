@@ -229,6 +229,7 @@ impl MarkerWriter {
         let mut chosen = (0..starts)
             .map(|_| self.pager.alloc_log())
             .collect::<Result<std::collections::VecDeque<u64>>>()?;
+        let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut i = 0usize;
         while i < entries.len() {
             let mut slot = self.tail.next_seq - self.tail.first_seq;
@@ -298,8 +299,15 @@ impl MarkerWriter {
                 self.pager.offset_of(self.tail.page)
                     + (LOG_PAGE_HEADER_LEN + start_slot as usize * MARKER_LEN) as u64
             };
-            self.storage.write_at(offset, &buf)?;
             written += buf.len() as u64;
+            writes.push((offset, buf));
+        }
+        // The last page first: a write failing halfway (a full disk, in a page never
+        // written before) leaves the markers written so far after a gap in the stream,
+        // which no recovery reads past, rather than the first ones of the group readable
+        // behind an error that tells their committers their commits failed.
+        for (offset, buf) in writes.iter().rev() {
+            self.storage.write_at(*offset, buf)?;
         }
         Ok(written)
     }

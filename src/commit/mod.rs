@@ -481,6 +481,10 @@ impl Committer {
     fn poison_at(&self, seq: u64, cause: String) {
         self.group.poison(cause.clone());
         self.registry.stall(seq, cause);
+        // Nothing from `seq` on becomes visible, so the feed, which publishes what is
+        // visible, closes once it has published what is before it (it waited for `seq`
+        // for ever when a step had made it durable).
+        self.feed.close_after(seq.saturating_sub(1));
     }
 
     /// Blocks until `seq` has reached `level` and is visible. A `seq` not allocated yet

@@ -41,10 +41,13 @@ struct SnapshotData {
 }
 
 impl StateMachine {
-    /// Whether `bytes`, a whole snapshot as a leader sends it, can be installed: it
-    /// decodes, and its keys and values are within capsuledb's limits. A receiver that
-    /// hands openraft the last chunk of one that cannot stops its Raft (openraft takes
-    /// the failed install as fatal): check before, and refuse the chunk.
+    /// Whether `bytes`, a whole snapshot as a leader sends it, decodes and holds keys
+    /// and values within capsuledb's limits. A receiver that hands openraft the last
+    /// chunk of one that does not stops its Raft (openraft takes the failed install as
+    /// fatal): check before, and refuse the chunk. Not checked: the install is one
+    /// transaction (the pairs, the deletion of the current ones and the snapshot's own
+    /// bytes), which a snapshot of more than about a third of
+    /// [`crate::MAX_TRANSACTION_BYTES`] can pass, and then fails as fatally.
     pub fn check_snapshot_data(bytes: &[u8]) -> crate::Result<()> {
         let data: SnapshotData =
             serde_json::from_slice(bytes).map_err(|e| crate::Error::Decode {
