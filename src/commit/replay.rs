@@ -34,7 +34,7 @@ pub(super) fn replay(
         return Err((
             marker_page,
             format!(
-                "its proof at offset {} crosses a page boundary",
+                "its proof at offset {} is not within one page after its header",
                 m.proof_offset
             ),
         ));
