@@ -94,7 +94,9 @@ fn watch(engine: Weak<Engine>) {
         };
         // Until the watcher disarms itself below, the flag is its own.
         let unwinding = ClearIfPanicking(&me.idle_armed);
-        if me.closing.load(Ordering::Acquire) {
+        // Closing, or every handle gone (a fold then would keep the file locked after
+        // the application let go of it).
+        if me.closing.load(Ordering::Acquire) || me.handles.load(Ordering::Acquire) == 0 {
             me.idle_armed.store(false, Ordering::Release);
             return;
         }

@@ -662,7 +662,9 @@ impl Engine {
             .name("capsuledb-checkpoint".into())
             .spawn(move || {
                 let _running = idle::ClearOnDrop(&me.checkpoint_running);
-                if !me.closing.load(Ordering::Acquire) {
+                // Not once every handle is gone: the fold would keep the file locked
+                // after the application let go of it (the next open folds anyway).
+                if !me.closing.load(Ordering::Acquire) && me.handles.load(Ordering::Acquire) > 0 {
                     let _ = me.run_checkpoint(false);
                 }
             });
