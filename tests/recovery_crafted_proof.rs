@@ -69,24 +69,46 @@ fn a_proof_across_a_page_boundary_is_damage_and_nothing_is_written() {
 /// its own, and the data stays whole.
 #[test]
 fn a_next_page_in_the_tree_is_never_zeroed() {
-    next_page_named_is_never_zeroed(|_, header, _, _| header.catalog_root as usize);
+    next_page_named_is_never_zeroed(false, |_, header, _, _| header.catalog_root as usize);
 }
 
 /// The same with the next page naming the page holding the last commit's capsule (the
 /// stream's own records): the open zeroed it, and the next open refused the commit.
 #[test]
 fn a_next_page_holding_a_replayed_capsule_is_never_zeroed() {
-    next_page_named_is_never_zeroed(|bytes, _, tail, first_seq| {
-        let slot = tail * PS + LOG_PAGE_HEADER_LEN + (8 - first_seq as usize) * MARKER_LEN;
-        let proof = u64_at(bytes, slot + 8) as usize;
-        u64_at(bytes, proof + 24) as usize / PS
-    });
+    next_page_named_is_never_zeroed(false, capsule_page_of_last);
 }
 
+/// A full last marker page naming such a page: the walk took it for the stream's next
+/// page, and the open wrote a fresh marker page over it. A page of the tree is refused
+/// (named), a page in use is left alone (the stream ends on the full page).
+#[test]
+fn a_full_pages_next_page_in_the_tree_or_in_use_is_never_written() {
+    next_page_named_is_never_zeroed(true, |_, header, _, _| header.catalog_root as usize);
+    next_page_named_is_never_zeroed(true, capsule_page_of_last);
+}
+
+/// The page holding the capsule of the commit in the tail page's last used slot.
+fn capsule_page_of_last(
+    bytes: &[u8],
+    _: &capsuledb::format::Header,
+    tail: usize,
+    last: u64,
+) -> usize {
+    let first_seq = u64_at(bytes, tail * PS + 24);
+    let slot = tail * PS + LOG_PAGE_HEADER_LEN + (last - first_seq) as usize * MARKER_LEN;
+    let proof = u64_at(bytes, slot + 8) as usize;
+    u64_at(bytes, proof + 24) as usize / PS
+}
+
+/// Commits after a checkpoint (filling their marker page exactly when `full`), a crash,
+/// then the tail page's header crafted to name `target`'s page as its next.
 fn next_page_named_is_never_zeroed(
+    full: bool,
     target: impl Fn(&[u8], &capsuledb::format::Header, usize, u64) -> usize,
 ) {
     use capsuledb::format::{HEADER_COPY_OFFSETS, Header, MarkerPageHeader, write_log_page_header};
+    let slots = ((PS - LOG_PAGE_HEADER_LEN) / MARKER_LEN) as u64;
     let sim = SimStorage::new();
     let options = || Options::new().random_seed(6).page_size(PS as u32);
     let db = options().open_storage(Arc::new(sim.clone())).unwrap();
@@ -103,7 +125,22 @@ fn next_page_named_is_never_zeroed(
         put(i);
     }
     db.checkpoint().unwrap();
-    for i in 6..=8 {
+    put(6);
+    let page_of = |bytes: &[u8], seq: u64| {
+        (0..bytes.len() / PS)
+            .find(|&p| {
+                let first = u64_at(bytes, p * PS + 24);
+                bytes[p * PS + 4] == PageKind::Marker as u8 && first <= seq && seq < first + slots
+            })
+            .expect("the marker page")
+    };
+    let last = if full {
+        let now = sim.view().unwrap().to_vec();
+        u64_at(&now, page_of(&now, 6) * PS + 24) + slots - 1
+    } else {
+        8
+    };
+    for i in 7..=last {
         put(i);
     }
     let image = sim.fork();
@@ -116,21 +153,17 @@ fn next_page_named_is_never_zeroed(
         .filter_map(|(c, &at)| Header::decode(&bytes[at as usize..], c as u32).ok())
         .max_by_key(|h| h.generation)
         .expect("a header copy");
-    // The marker page holding commit 8's slot: the stream's tail.
-    let slots = ((PS - LOG_PAGE_HEADER_LEN) / MARKER_LEN) as u64;
-    let tail = (0..bytes.len() / PS)
-        .find(|&p| {
-            let first = u64_at(&bytes, p * PS + 24);
-            bytes[p * PS + 4] == PageKind::Marker as u8 && first <= 8 && 8 < first + slots
-        })
-        .expect("the tail marker page");
+    // The marker page holding the last commit's slot: the stream's tail (or, full, the
+    // page before the tail).
+    let tail = page_of(&bytes, last);
     let first_seq = u64_at(&bytes, tail * PS + 24);
-    let root = target(&bytes, &header, tail, first_seq);
-    assert!(root > 0 && root != tail);
+    let named = target(&bytes, &header, tail, last);
+    assert!(named > 0 && named != tail);
+    let in_tree = named as u64 == header.catalog_root;
     let mut kind_header = [0u8; 16];
     kind_header.copy_from_slice(
         &MarkerPageHeader {
-            next_page: root as u64,
+            next_page: named as u64,
             first_seq,
         }
         .encode(),
@@ -142,23 +175,32 @@ fn next_page_named_is_never_zeroed(
         &kind_header,
     )
     .unwrap();
-    let root_page = bytes[root * PS..(root + 1) * PS].to_vec();
+    let named_page = bytes[named * PS..(named + 1) * PS].to_vec();
 
     let crafted = SimStorage::from_bytes(bytes);
-    let db = options().open_storage(Arc::new(crafted.clone())).unwrap();
+    let opened = options().open_storage(Arc::new(crafted.clone()));
     assert_eq!(
-        &crafted.live_bytes()[root * PS..(root + 1) * PS],
-        &root_page[..],
-        "the open zeroed the page named"
+        &crafted.live_bytes()[named * PS..(named + 1) * PS],
+        &named_page[..],
+        "the open wrote over the page named"
     );
+    if full && in_tree {
+        let e = opened.expect_err("a stream continuing on a page of the tree");
+        assert!(e.is_corruption(), "{e}");
+        return;
+    }
+    let db = opened.unwrap();
     let mut c = db.connect();
     let tx = c.begin_read().unwrap();
-    assert_eq!(tx.iter("t").unwrap().count(), 8);
+    assert_eq!(tx.iter("t").unwrap().count() as u64, last);
     drop(tx);
     drop(c);
     assert!(db.check_integrity().unwrap().is_ok());
     db.close().unwrap();
     let db = options().open_storage(Arc::new(crafted)).unwrap();
     let mut c = db.connect();
-    assert_eq!(c.begin_read().unwrap().iter("t").unwrap().count(), 8);
+    assert_eq!(
+        c.begin_read().unwrap().iter("t").unwrap().count() as u64,
+        last
+    );
 }

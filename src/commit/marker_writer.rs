@@ -29,19 +29,26 @@ impl StreamTail {
     /// `page_count` and not among the pages outside the tree (`non_tree`). A writer takes
     /// its pages from outside the tree, so only a crafted header (its checksum right)
     /// names one, and a read-write open zeroes the next page: it chooses one of its own,
-    /// as for a next page recovery could not confirm. Returns whether it forgot one.
+    /// as for a next page recovery could not confirm. Returns whether it forgot one. A
+    /// tail page in the tree (a crafted full page linking to it), which the open would
+    /// write a marker page over, is an error naming it.
     pub fn forget_next_page_in_tree(
         &mut self,
         page_count: u64,
         non_tree: &std::collections::BTreeSet<u64>,
-    ) -> bool {
-        let in_tree = self.next_page != 0
-            && self.next_page < page_count
-            && !non_tree.contains(&self.next_page);
-        if in_tree {
+    ) -> Result<bool> {
+        let in_tree = |p: u64| p != 0 && p < page_count && !non_tree.contains(&p);
+        if in_tree(self.page) {
+            return Err(crate::Error::corrupted(
+                self.page,
+                "the marker stream continues on a page of the tree",
+            ));
+        }
+        let forget = in_tree(self.next_page);
+        if forget {
             self.next_page = 0;
         }
-        in_tree
+        Ok(forget)
     }
 }
 

@@ -447,6 +447,26 @@ pub fn recover_from(
                 first_seq,
             };
         }
+        // A full page naming as its next a page the stream or a replayed commit already
+        // uses (never one a writer chose: a crafted header, its checksum right): the
+        // stream ends on this page, and a writer continues on a fresh next page of its
+        // own (`next_in_use` below), never writing over that one.
+        if w.used.contains(&ph.next_page) {
+            break Stop {
+                page,
+                tail_page: page,
+                seq,
+                what: format!(
+                    "marker page {page} is full and names page {}, already in use, as its next",
+                    ph.next_page
+                ),
+                always: false,
+                proven: false,
+                limit: false,
+                next_page: Some(ph.next_page),
+                first_seq,
+            };
+        }
         // Page full: the stream continues on its next page.
         w.used.insert(ph.next_page);
         first_seq += slots;

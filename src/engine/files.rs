@@ -232,7 +232,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (slow, other) = (dir.path().join("slow.db"), dir.path().join("other.db"));
         for p in [&slow, &other] {
-            drop(crate::Database::open(p).unwrap());
+            open_path(p, &Config::default()).unwrap().close().unwrap();
         }
         let (entered, entered_rx) = mpsc::channel::<()>();
         let (release, release_rx) = mpsc::channel::<()>();
