@@ -530,13 +530,12 @@ fn failed_checkpoints_leak_no_pages_and_keep_their_drops() {
     );
 }
 
-/// An `Applied` commit whose background flush fails (the group's sync) is lost at a
-/// reopen; `close` must say so. It returned `Ok` when the failed step had taken every
-/// queued commit, since `drain` then found nothing to flush.
-#[test]
-fn close_after_a_failed_background_flush_reports_the_poison() {
-    let sim = SimStorage::new();
-    let db = open(&sim).unwrap();
+/// A database on `sim` with a table, and one `Applied` commit after it (returned with
+/// the connection that made it) whose flush (the next sync) fails.
+fn an_applied_commit_whose_flush_fails(
+    sim: &SimStorage,
+) -> (capsuledb::Database, capsuledb::Connection, u64) {
+    let db = open(sim).unwrap();
     let mut c = db.connect();
     let mut tx = c.begin().unwrap();
     tx.create_table("t").unwrap();
@@ -545,6 +544,16 @@ fn close_after_a_failed_background_flush_reports_the_poison() {
     let mut tx = c.begin().unwrap();
     tx.put("t", b"k", b"v").unwrap();
     let seq = tx.commit_with(Durability::Applied).unwrap().seq;
+    (db, c, seq)
+}
+
+/// An `Applied` commit whose background flush fails (the group's sync) is lost at a
+/// reopen; `close` must say so. It returned `Ok` when the failed step had taken every
+/// queued commit, since `drain` then found nothing to flush.
+#[test]
+fn close_after_a_failed_background_flush_reports_the_poison() {
+    let sim = SimStorage::new();
+    let (db, c, seq) = an_applied_commit_whose_flush_fails(&sim);
     // The step that flushes it fails (the flusher's, or this waiter's own); the
     // waiter for its durability is told.
     let waited = db.wait_for(seq, Durability::Durable);
@@ -653,15 +662,7 @@ fn a_poisoned_database_closes_its_subscriptions() {
 #[test]
 fn a_wait_for_a_future_commit_on_a_poisoned_database_ends() {
     let sim = SimStorage::new();
-    let db = open(&sim).unwrap();
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    tx.commit_with(Durability::Durable).unwrap();
-    sim.fail_nth_sync(1);
-    let mut tx = c.begin().unwrap();
-    tx.put("t", b"k", b"v").unwrap();
-    let seq = tx.commit_with(Durability::Applied).unwrap().seq;
+    let (db, c, seq) = an_applied_commit_whose_flush_fails(&sim);
     let (done, waited) = std::sync::mpsc::channel();
     let waiter = db.clone();
     std::thread::spawn(move || {

@@ -547,6 +547,22 @@ fn crash_at_random_points_of_long_runs() {
     }
 }
 
+/// The storage operations a run of `work` on two logs named `prefix0`, `prefix1` takes,
+/// from their open to a clean close.
+fn ops_of(prefix: &str, work: impl FnOnce(&[RaftLog]) -> Vec<(u64, u64)>) -> u64 {
+    let sim = setup_sim();
+    let base = sim.counts();
+    let db = open_sim(&sim).unwrap();
+    let logs: Vec<RaftLog> = (0..2)
+        .map(|t| RaftLog::open_named(&db, &format!("{prefix}{t}")).unwrap())
+        .collect();
+    work(&logs);
+    drop(logs);
+    db.close().unwrap();
+    let c = sim.counts();
+    (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens)
+}
+
 /// The concurrent appenders' workload: two logs appended from two threads and a
 /// hard-state saver after each; each thread's acknowledged appends and saves.
 fn concurrent_appenders(logs: &[RaftLog], appends: u64) -> Vec<(u64, u64)> {
@@ -596,19 +612,7 @@ fn crash_with_concurrent_appenders() {
     // The points cover the whole run (their number varies a little with how the two
     // threads share groups) and a few past its end: a fixed 400 left the last saves
     // uncut when the run took more.
-    let total_ops = {
-        let sim = setup_sim();
-        let base = sim.counts();
-        let db = open_sim(&sim).unwrap();
-        let logs: Vec<RaftLog> = (0..2)
-            .map(|t| RaftLog::open_named(&db, &format!("c{t}")).unwrap())
-            .collect();
-        concurrent_appenders(&logs, appends);
-        drop(logs);
-        db.close().unwrap();
-        let c = sim.counts();
-        (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens)
-    };
+    let total_ops = ops_of("c", |logs| concurrent_appenders(logs, appends));
     println!("concurrent appenders: {total_ops} I/O points, every third cut");
     for n in (0..total_ops + 40).step_by(3) {
         let sim = setup_sim();
@@ -707,19 +711,7 @@ fn pipelined_appenders(logs: &[RaftLog], appends: u64) -> Vec<(u64, u64)> {
 fn crash_with_pipelined_appends() {
     let appends = 24u64;
     // The points cover the whole run and a few past its end (see above).
-    let total_ops = {
-        let sim = setup_sim();
-        let base = sim.counts();
-        let db = open_sim(&sim).unwrap();
-        let logs: Vec<RaftLog> = (0..2)
-            .map(|t| RaftLog::open_named(&db, &format!("p{t}")).unwrap())
-            .collect();
-        pipelined_appenders(&logs, appends);
-        drop(logs);
-        db.close().unwrap();
-        let c = sim.counts();
-        (c.writes + c.syncs + c.set_lens) - (base.writes + base.syncs + base.set_lens)
-    };
+    let total_ops = ops_of("p", |logs| pipelined_appenders(logs, appends));
     println!("pipelined appenders: {total_ops} I/O points, every third cut");
     for n in (0..total_ops + 40).step_by(3) {
         let sim = setup_sim();

@@ -19,10 +19,10 @@ use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn oversized_writes_and_a_far_snapshot_chunk_do_not_stop_a_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::new(env!("CARGO_BIN_EXE_raft-node"), dir.path());
+/// A cluster of one node, led, with `a` = `1` written: the cluster, its address and a
+/// client.
+async fn one_node(dir: &std::path::Path) -> (LocalCluster, String, Client) {
+    let mut cluster = LocalCluster::new(env!("CARGO_BIN_EXE_raft-node"), dir);
     let a1 = cluster.add(1).unwrap();
     cluster
         .set_init(1, BTreeMap::from([(1, a1.clone())]))
@@ -31,6 +31,13 @@ async fn oversized_writes_and_a_far_snapshot_chunk_do_not_stop_a_node() {
     cluster.wait_leader(WAIT).await.unwrap();
     let mut client = Client::new([a1.clone()]);
     client.put(b"a", b"1").await.unwrap();
+    (cluster, a1, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_writes_and_a_far_snapshot_chunk_do_not_stop_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, a1, mut client) = one_node(dir.path()).await;
 
     let key = vec![b'k'; capsuledb::MAX_KEY_LEN + 1];
     let e = client.put(&key, b"v").await.unwrap_err();
@@ -116,15 +123,7 @@ async fn malformed_appends_and_snapshots_do_not_stop_a_node() {
     use openraft::raft::AppendEntriesRequest;
     use openraft::{Entry, EntryPayload};
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::new(env!("CARGO_BIN_EXE_raft-node"), dir.path());
-    let a1 = cluster.add(1).unwrap();
-    cluster
-        .set_init(1, BTreeMap::from([(1, a1.clone())]))
-        .unwrap();
-    cluster.start(1).unwrap();
-    cluster.wait_leader(WAIT).await.unwrap();
-    let mut client = Client::new([a1.clone()]);
-    client.put(b"a", b"1").await.unwrap();
+    let (mut cluster, a1, mut client) = one_node(dir.path()).await;
     let refused = |rpc: Rpc| {
         let a1 = a1.clone();
         async move {
