@@ -460,7 +460,9 @@ pub fn recover_from(
                     "marker page {page} is full and names page {}, already in use, as its next",
                     ph.next_page
                 ),
-                always: false,
+                // A header rebuilt with an unconfirmed link: damage whatever the bound, as
+                // when the walk follows such a link to a page that fails.
+                always: next_unconfirmed,
                 proven: false,
                 limit: false,
                 next_page: Some(ph.next_page),

@@ -322,9 +322,9 @@ impl Engine {
         )?);
         let mut tail = rec.tail;
         // A next page in the tree: only a crafted header names one; never zeroed.
-        let rewrite_tail_header = rec.rewrite_tail_header
-            || (!config.read_only
-                && tail.forget_next_page_in_tree(header.page_count, &non_tree)?);
+        let rewrite_tail_header = (!config.read_only
+            && tail.forget_next_page_in_tree(header.page_count, &non_tree)?)
+            || rec.rewrite_tail_header;
         let (mut header, mut copy) = (header, copy);
         if !config.read_only {
             // Readers of other processes may pin an older generation that reaches
