@@ -27,7 +27,9 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
-    /// Another process (or another open handle) holds the file's lock.
+    /// Another process (or another open handle) holds the file's lock. An open tries
+    /// again for half a second first: a child process just forked holds the lock of a file
+    /// its parent has open (or has just closed) until its exec.
     Locked {
         /// The file that is locked.
         path: PathBuf,

@@ -28,6 +28,13 @@ static HELD_RELEASED: parking_lot::Condvar = parking_lot::Condvar::new();
 /// How long an open waits for this process's own dying engine to release the file.
 const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long an open tries again a lock no engine of this process holds, before it says
+/// `Locked`. A child process forked (by any thread of this process, or of the process
+/// holding the file) holds the lock from its fork until its exec closes the descriptor it
+/// inherited: without this, an open right after a close met `Locked` in 4 of 10 tries
+/// while another thread started child processes.
+const FORKED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Marks a file's lock as held by an engine of this process; dropped as the engine's
 /// last field, after its storage.
 pub(crate) struct LockNotice(FileId);
@@ -83,11 +90,20 @@ fn open_file(path: &Path, config: &Config) -> Result<FileStorage> {
         };
         let mut held = HELD.lock();
         if !held.as_ref().is_some_and(|h| h.contains_key(&id)) {
-            // Another process holds it, or this process's dying engine released it
-            // between the refused open and this look (its lock goes before its notice):
-            // one more try tells the two apart.
+            // Another process holds it, or a child process forked a moment ago (until its
+            // exec), or this process's dying engine released it between the refused open
+            // and this look (its lock goes before its notice): tried again for a moment.
             drop(held);
-            return try_open();
+            let until = std::time::Instant::now() + FORKED_LOCK_WAIT;
+            loop {
+                let again = try_open();
+                match &again {
+                    Err(Error::Locked { .. }) if std::time::Instant::now() < until => {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    _ => return again,
+                }
+            }
         }
         if HELD_RELEASED.wait_until(&mut held, deadline).timed_out() {
             return opened;
