@@ -7,15 +7,47 @@ use super::config::Config;
 use crate::error::{Error, Result};
 use crate::storage::FileStorage;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 /// Engines open in this process, by `(device, inode)`, so that opening the same file
-/// twice shares one engine instead of failing on our own lock.
+/// twice shares one engine instead of failing on our own lock; and the files whose open
+/// (its recovery) is under way, outside this lock: an open of one of them waits for it
+/// and shares its engine, an open of any other file does not wait.
 type FileId = (u64, u64);
-static OPEN_FILES: Mutex<Option<HashMap<FileId, Weak<Engine>>>> = Mutex::new(None);
+
+#[derive(Default)]
+struct OpenFiles {
+    engines: HashMap<FileId, Weak<Engine>>,
+    opening: HashSet<FileId>,
+}
+
+static OPEN_FILES: Mutex<Option<OpenFiles>> = Mutex::new(None);
+/// Signalled when an open under way ends (`OpenFiles::opening` loses a file).
+static OPEN_ENDED: parking_lot::Condvar = parking_lot::Condvar::new();
+
+/// Marks a file's open as under way; dropped (ending it) when the open fails or panics.
+/// A successful open ends it itself, in the same critical section that registers its
+/// engine.
+struct Opening(Option<FileId>);
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.take() {
+            if let Some(files) = OPEN_FILES.lock().as_mut() {
+                files.opening.remove(&id);
+            }
+            OPEN_ENDED.notify_all();
+        }
+    }
+}
+
+/// Called with the path just before an engine is opened (a test holds an open there).
+#[cfg(test)]
+#[expect(clippy::type_complexity, reason = "a test's hook")]
+static BEFORE_ENGINE_OPEN: Mutex<Option<Arc<dyn Fn(&Path) + Send + Sync>>> = Mutex::new(None);
 
 /// Files whose lock an engine of this process still holds, and the signal that one was
 /// released: an open that meets our own lock while the engine holding it is being
@@ -123,9 +155,19 @@ pub(crate) fn file_id_of(path: &Path) -> Option<(u64, u64)> {
 pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     config.validate()?;
     let mut open_files = OPEN_FILES.lock();
-    let registry = open_files.get_or_insert_with(HashMap::new);
-    registry.retain(|_, engine| engine.strong_count() > 0);
-    if let Some(engine) = file_id_of(path).and_then(|id| registry.get(&id)?.upgrade()) {
+    loop {
+        let files = open_files.get_or_insert_with(OpenFiles::default);
+        let id = file_id_of(path);
+        if id.is_some_and(|id| files.opening.contains(&id)) {
+            // Another thread is opening this file (recovering it, perhaps for a while):
+            // its engine is the one to share, or its failure leaves the open to this one.
+            OPEN_ENDED.wait(&mut open_files);
+            continue;
+        }
+        files.engines.retain(|_, engine| engine.strong_count() > 0);
+        let Some(engine) = id.and_then(|id| files.engines.get(&id)?.upgrade()) else {
+            break;
+        };
         // Poisoned, with no handle left (only a background thread, a checkpoint's
         // fold say, still holds it): the open the error asks for must give a fresh
         // engine, not this one again. Closed here, it goes as a closed one does.
@@ -160,12 +202,94 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
             engine.handles.fetch_add(1, Ordering::AcqRel);
             return Ok(engine);
         }
+        break;
     }
+    // Under the lock: the file is created or opened and locked, and marked as opening,
+    // before any other open of this process looks for it.
     let storage = open_file(path, config)?;
     let id = storage.file_id()?;
+    open_files
+        .get_or_insert_with(OpenFiles::default)
+        .opening
+        .insert(id);
+    let mut opening = Opening(Some(id));
+    drop(open_files);
+    #[cfg(test)]
+    {
+        let hook = BEFORE_ENGINE_OPEN.lock().clone();
+        if let Some(hook) = hook {
+            hook(path);
+        }
+    }
     let engine = Engine::open(Arc::new(storage), Some(path.to_path_buf()), config)?;
     *engine.lock_notice.lock() = Some(LockNotice::new(id));
-    registry.insert(id, Arc::downgrade(&engine));
     engine.handles.fetch_add(1, Ordering::AcqRel);
+    let mut open_files = OPEN_FILES.lock();
+    let files = open_files.get_or_insert_with(OpenFiles::default);
+    files.engines.insert(id, Arc::downgrade(&engine));
+    files.opening.remove(&id);
+    opening.0 = None;
+    drop(open_files);
+    OPEN_ENDED.notify_all();
     Ok(engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// An open whose recovery takes long (held here) no longer holds up the opens of
+    /// other files (they waited for it under one lock); a second open of the same file
+    /// waits for it and shares its engine.
+    #[test]
+    fn a_long_open_holds_up_only_opens_of_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (slow, other) = (dir.path().join("slow.db"), dir.path().join("other.db"));
+        for p in [&slow, &other] {
+            open_path(p, &Config::default()).unwrap().close().unwrap();
+        }
+        let (entered, entered_rx) = mpsc::channel::<()>();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let (entered, release_rx) = (Mutex::new(entered), Mutex::new(release_rx));
+        let held = slow.clone();
+        *BEFORE_ENGINE_OPEN.lock() = Some(Arc::new(move |p: &Path| {
+            if p == held {
+                let _ = entered.lock().send(());
+                let _ = release_rx.lock().recv();
+            }
+        }));
+        let config = Config::default();
+        let first = {
+            let (slow, config) = (slow.clone(), config.clone());
+            std::thread::spawn(move || open_path(&slow, &config).unwrap())
+        };
+        entered_rx.recv().unwrap();
+        let (done, done_rx) = mpsc::channel();
+        {
+            let (other, config) = (other.clone(), config.clone());
+            std::thread::spawn(move || {
+                let _ = done.send(open_path(&other, &config).map(|e| e.close()));
+            });
+        }
+        let opened = done_rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            matches!(opened, Ok(Ok(_))),
+            "an open of another file waited for this one: {opened:?}"
+        );
+        let second = {
+            let (slow, config) = (slow.clone(), config.clone());
+            std::thread::spawn(move || open_path(&slow, &config).unwrap())
+        };
+        release.send(()).unwrap();
+        let (a, b) = (first.join().unwrap(), second.join().unwrap());
+        *BEFORE_ENGINE_OPEN.lock() = None;
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the second open shares the first one's engine"
+        );
+        assert_eq!(a.handles.load(Ordering::Acquire), 2);
+        a.close().unwrap();
+    }
 }
