@@ -28,19 +28,16 @@ static OPEN_FILES: Mutex<Option<OpenFiles>> = Mutex::new(None);
 /// Signalled when an open under way ends (`OpenFiles::opening` loses a file).
 static OPEN_ENDED: parking_lot::Condvar = parking_lot::Condvar::new();
 
-/// Marks a file's open as under way; dropped (ending it) when the open fails or panics.
-/// A successful open ends it itself, in the same critical section that registers its
-/// engine.
-struct Opening(Option<FileId>);
+/// Marks a file's open as under way; dropped (ending it, waking the opens waiting for
+/// it) once the open registered its engine, or failed, or panicked.
+struct Opening(FileId);
 
 impl Drop for Opening {
     fn drop(&mut self) {
-        if let Some(id) = self.0.take() {
-            if let Some(files) = OPEN_FILES.lock().as_mut() {
-                files.opening.remove(&id);
-            }
-            OPEN_ENDED.notify_all();
+        if let Some(files) = OPEN_FILES.lock().as_mut() {
+            files.opening.remove(&self.0);
         }
+        OPEN_ENDED.notify_all();
     }
 }
 
@@ -212,7 +209,7 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
         .get_or_insert_with(OpenFiles::default)
         .opening
         .insert(id);
-    let mut opening = Opening(Some(id));
+    let opening = Opening(id);
     drop(open_files);
     #[cfg(test)]
     {
@@ -224,13 +221,13 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     let engine = Engine::open(Arc::new(storage), Some(path.to_path_buf()), config)?;
     *engine.lock_notice.lock() = Some(LockNotice::new(id));
     engine.handles.fetch_add(1, Ordering::AcqRel);
-    let mut open_files = OPEN_FILES.lock();
-    let files = open_files.get_or_insert_with(OpenFiles::default);
-    files.engines.insert(id, Arc::downgrade(&engine));
-    files.opening.remove(&id);
-    opening.0 = None;
-    drop(open_files);
-    OPEN_ENDED.notify_all();
+    OPEN_FILES
+        .lock()
+        .get_or_insert_with(OpenFiles::default)
+        .engines
+        .insert(id, Arc::downgrade(&engine));
+    // Registered first: a waiter woken by the end of the opening finds the engine.
+    drop(opening);
     Ok(engine)
 }
 
