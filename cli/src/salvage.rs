@@ -271,10 +271,7 @@ pub(crate) struct RemoveOnDrop(pub(crate) Option<std::path::PathBuf>);
 pub(crate) fn sync_dir_of(path: &Path) -> CliResult<()> {
     let dir = crate::backup::dir_of(path);
     match std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
-        Err(e)
-            if e.kind() == std::io::ErrorKind::PermissionDenied
-                || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
-        {
+        Err(e) if capsuledb::storage::dir_sync_unsupported(&e) => {
             eprintln!(
                 "capsuledb: warning: the directory {} cannot be synced ({e}): a power cut may \
                  lose the name {}",

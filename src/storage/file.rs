@@ -438,9 +438,11 @@ pub(crate) fn sync_parent_if_possible(path: &Path, op: &'static str) -> Result<(
     }
 }
 
-/// Whether a directory's sync failed because it cannot be synced at all (see
-/// [`sync_parent_if_possible`]), not because the disk failed.
-fn dir_sync_unsupported(e: &io::Error) -> bool {
+/// Whether a directory's sync failed because it cannot be synced at all (a directory
+/// this process may not read, or a file system without directory syncs: EINVAL,
+/// EOPNOTSUPP), not because the disk failed: the file's name is then left to the file
+/// system, as the library's own open and backup do.
+pub fn dir_sync_unsupported(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::PermissionDenied
         || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
 }

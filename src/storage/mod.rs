@@ -18,7 +18,7 @@ mod file;
 pub mod locks;
 mod sim;
 
-pub use file::FileStorage;
+pub use file::{FileStorage, dir_sync_unsupported};
 pub(crate) use file::{rename_no_replace, sync_parent_if_possible};
 pub use sim::{SECTOR_SIZE, SimStorage, SyncGate, TraceOp};
 
