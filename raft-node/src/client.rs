@@ -138,7 +138,8 @@ impl Client {
         }
     }
 
-    /// Adds a learner and waits until it has caught up.
+    /// Adds a learner and waits until it has caught up: `Failed` if it has not within
+    /// [`crate::server::LEARNER_CATCH_UP_MAX`] (it stays in the membership).
     pub async fn add_learner(&mut self, id: NodeId, addr: &str) -> Result<(), ClientError> {
         let req = ClientRequest::AddLearner {
             id,

@@ -118,7 +118,9 @@ pub enum ClientRequest {
         /// Every initial voter: id to `host:port`.
         members: BTreeMap<NodeId, String>,
     },
-    /// Adds a learner and waits until it has caught up (leader only).
+    /// Adds a learner and waits until the leader has replicated to it up to the
+    /// membership entry naming it, at most [`crate::server::LEARNER_CATCH_UP_MAX`]
+    /// (leader only).
     AddLearner {
         /// The new node's id.
         id: NodeId,

@@ -137,6 +137,13 @@ pub const MEMBERSHIP_NODES_MAX: usize = 1024;
 /// entry that would pass it, but always holds the first.
 pub const SCAN_REPLY_BYTES_MAX: usize = 8 << 20;
 
+/// How long an `AddLearner` waits, once the membership naming the learner is committed,
+/// for the leader to have replicated to it everything up to that entry. Less than the
+/// client's default deadline (10 s), so a learner that cannot be reached (a wrong
+/// address, a node not started) is answered clearly rather than timed out; openraft's
+/// own blocking wait has no bound (its task stayed for ever, a leak per request).
+pub const LEARNER_CATCH_UP_MAX: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// Why a membership of `nodes` nodes with these addresses is refused, if it is.
 fn membership_refusal<'a>(
     nodes: usize,
@@ -498,6 +505,40 @@ where
     raft_failure(e)
 }
 
+/// The answer to an `AddLearner` whose membership entry was committed at `index`: done
+/// once the leader has replicated up to `index` to the learner, a failure (the learner
+/// stays in the membership) if that takes over [`LEARNER_CATCH_UP_MAX`] or this node
+/// stops leading first.
+async fn learner_caught_up(node: &Node, id: NodeId, index: u64) -> ClientReply {
+    let settled = node
+        .raft
+        .wait(Some(LEARNER_CATCH_UP_MAX))
+        .metrics(
+            |m| {
+                let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned());
+                m.current_leader != Some(m.id)
+                    || matched.flatten().is_some_and(|l| l.index >= index)
+            },
+            "learner caught up",
+        )
+        .await;
+    match settled {
+        Ok(m) if m.current_leader == Some(m.id) => ClientReply::Ok(ClientOk::Written {
+            previous: None,
+            index,
+        }),
+        Ok(_) => ClientReply::Failed(format!(
+            "learner {id} was added at log index {index}, but this node stopped leading \
+             before the learner caught up"
+        )),
+        Err(_) => ClientReply::Failed(format!(
+            "learner {id} was added at log index {index}, but has not caught up within {} s \
+             (is its address reachable and its node started?); it stays in the membership",
+            LEARNER_CATCH_UP_MAX.as_secs()
+        )),
+    }
+}
+
 /// Whether the node leads by its metrics, and its term.
 fn leadership(node: &Node) -> (bool, u64) {
     let m = node.raft.metrics();
@@ -576,11 +617,8 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
                 return ClientReply::Refused(why);
             }
             let before = leadership(node);
-            match node.raft.add_learner(id, BasicNode::new(addr), true).await {
-                Ok(r) => ClientReply::Ok(ClientOk::Written {
-                    previous: None,
-                    index: r.log_id.index,
-                }),
+            match node.raft.add_learner(id, BasicNode::new(addr), false).await {
+                Ok(r) => learner_caught_up(node, id, r.log_id.index).await,
                 Err(e) => write_failure(node, before, e),
             }
         }

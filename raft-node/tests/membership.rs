@@ -58,8 +58,8 @@ async fn one_node_grows_to_three_then_loses_one() {
     let s = cluster.status(1).await.unwrap();
     assert_eq!(s.voters, BTreeSet::from([1]));
     assert_eq!(s.nodes.len(), 3);
-    // A blocking add_learner returns once the learner is within openraft's lag threshold;
-    // wait until both have everything.
+    // add_learner returns once the learner has the entry naming it; wait until both
+    // have everything.
     let (_, index) = cluster.wait_converged(WAIT).await.unwrap();
     for id in [2, 3] {
         let s = cluster.status(id).await.unwrap();

@@ -10,7 +10,7 @@
 
 use openraft::raft::InstallSnapshotRequest;
 use openraft::{CommittedLeaderId, LogId, SnapshotMeta, StoredMembership, Vote};
-use raft_node::client::Client;
+use raft_node::client::{Client, ClientError};
 use raft_node::cluster::LocalCluster;
 use raft_node::proto::{Reply, Rpc, read_frame, write_frame};
 use std::collections::BTreeMap;
@@ -214,5 +214,29 @@ async fn malformed_appends_and_snapshots_do_not_stop_a_node() {
     cluster.start(1).unwrap();
     cluster.wait_leader(WAIT).await.unwrap();
     assert_eq!(client.get(b"a").await.unwrap(), Some(b"5".to_vec()));
+    cluster.stop_all(WAIT).await.unwrap();
+}
+
+/// A learner that cannot be reached. The `AddLearner` used openraft's blocking wait,
+/// which counts a learner within 5,000 entries of the leader's last as caught up and has
+/// no bound: on this short log it answered done at once for a learner that had received
+/// nothing, and on a log 5,000 entries longer it waited for ever (the client timed out
+/// not knowing whether the learner was added, the node kept the request's task). It is
+/// answered within `LEARNER_CATCH_UP_MAX`, saying the learner has not caught up, and the
+/// learner stays in the membership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_learner_is_answered_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, _a1, client) = one_node(dir.path()).await;
+    // Port 1 on the loopback: nothing listens there, every connection is refused.
+    let mut patient = client.with_deadline(Duration::from_secs(60));
+    let e = patient.add_learner(2, "127.0.0.1:1").await.unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Failed(m) if m.contains("not caught up")),
+        "{e}"
+    );
+    let s = cluster.status(1).await.unwrap();
+    assert_eq!(s.nodes.len(), 2, "{s:?}");
+    assert_eq!(patient.put(b"a", b"2").await.unwrap(), Some(b"1".to_vec()));
     cluster.stop_all(WAIT).await.unwrap();
 }
