@@ -311,7 +311,9 @@ impl Drop for Feed {
 
 fn publish(st: &mut FeedState) {
     publish_ready(st);
-    if st.close_at.is_some_and(|c| st.next > c) && !st.closed {
+    // The first subscriber's gap is told first: its commits up to `c` are durable, and
+    // a subscriber closed before it is told never learns it missed them.
+    if st.close_at.is_some_and(|c| st.next > c) && st.gap.is_none() && !st.closed {
         close_all(st);
     }
 }
@@ -319,8 +321,15 @@ fn publish(st: &mut FeedState) {
 /// Publishes what is durable, visible and recorded, in order.
 fn publish_ready(st: &mut FeedState) {
     let durable = st.durable.min(st.visible);
-    if let Some((_, owed)) = st.gap.take_if(|(tip, _)| *tip <= durable) {
+    // Past `close_at` no commit becomes durable: the gap ends there.
+    let end = st.close_at.unwrap_or(u64::MAX);
+    if let Some((tip, owed)) = st.gap.take_if(|(tip, _)| (*tip).min(end) <= durable) {
+        let never = tip.saturating_sub(end);
         for (queue, missed) in owed {
+            let missed = missed.saturating_sub(never);
+            if missed == 0 {
+                continue;
+            }
             if let Some(q) = queue.upgrade() {
                 q.state.lock().lag_after_queued(missed);
                 q.ready.notify_one();
@@ -545,6 +554,30 @@ mod tests {
         let f = Feed::new(4);
         let s = f.subscribe(16, || (4, 4));
         f.close_after(4);
+        assert_eq!(s.try_recv(), Some(Received::Closed));
+    }
+
+    /// Poisoned while the first subscriber's gap was pending: the feed closed at once
+    /// (every sequence of the gap counts as published), and the gap's commits that were
+    /// durable were never told, as an event or a lag. They are told first, once
+    /// visible; those past the poisoning never become durable and are not counted.
+    #[test]
+    fn a_feed_closed_during_the_first_subscribers_gap_tells_its_durable_part() {
+        let f = Feed::new(0);
+        done(&f, 2);
+        // Sequences 3..=5 were taken, unrecorded; the group poisons with 4 durable.
+        let s = f.subscribe(16, || (5, 2));
+        f.durable(4);
+        f.close_after(4);
+        assert_eq!(s.try_recv(), None, "3 and 4 are not visible yet");
+        f.visible(4);
+        assert_eq!(s.try_recv(), Some(Received::Lagged { missed: 2 }));
+        assert_eq!(s.try_recv(), Some(Received::Closed));
+        // Poisoned below the gap: nothing of it is owed, and the feed closes at once.
+        let f = Feed::new(0);
+        done(&f, 2);
+        let s = f.subscribe(16, || (5, 2));
+        f.close_after(2);
         assert_eq!(s.try_recv(), Some(Received::Closed));
     }
 
