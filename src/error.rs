@@ -17,6 +17,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// - misuse: the limits, missing or existing tables, read-only writes;
 /// - engine state: [`Error::Poisoned`] (a commit's I/O failed; reopen) and
 ///   [`Error::Closed`].
+///
+/// A commit (or [`crate::Connection::run`]) that returns [`Error::Io`] or
+/// [`Error::Poisoned`] may or may not have happened: its own write or sync may have
+/// failed after its marker reached the file, and a reopen then finds it. Only a read
+/// after reopening tells; run it again only if it can repeat or the read shows it
+/// missing. Any other error from a commit means nothing of it was written.
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum Error {
@@ -144,8 +150,10 @@ pub enum Error {
     ReadOnly,
     /// The connection already has an open transaction.
     TransactionInProgress,
-    /// A commit's write or sync failed earlier, or a commit panicked: the database
-    /// refuses commits until reopened. A `RaftLog` handle also answers it after any
+    /// A commit's write or sync failed (this commit's own, or an earlier one's), or a
+    /// commit panicked: the database refuses commits until reopened. A commit answered
+    /// `Poisoned` may be in the file nonetheless (its marker written before the sync
+    /// that failed): see the type's notes on an unknown outcome. A `RaftLog` handle also answers it after any
     /// failed commit of its own (it then refuses changes until reopened).
     Poisoned {
         /// The failure that poisoned it.

@@ -85,6 +85,9 @@ impl Connection {
     /// - If `f` returns an error, the transaction rolls back and `run` returns that
     ///   error unchanged. If `f` panics, the transaction rolls back as the panic
     ///   unwinds. Either way nothing of it is committed.
+    /// - Any other commit error is returned as it came, and `f` is not run again:
+    ///   after [`Error::Io`] or [`Error::Poisoned`] the commit may or may not have
+    ///   happened (see [`Error`]), and running `f` again could apply it twice.
     ///
     /// The error type is the closure's own: any `E: From<capsuledb::Error>` (this
     /// crate's [`Error`], `anyhow::Error`, `Box<dyn std::error::Error>`, or an

@@ -628,8 +628,15 @@ impl<'c> Transaction<'c> {
     /// state it read is in the file, written by the writer process but perhaps not yet
     /// synced, so the [`CommitInfo`] says `Written` at most, whatever was asked.
     ///
-    /// A conflict with a concurrent commit gives [`Error::Conflict`]; nothing is
-    /// written and the transaction can be run again.
+    /// # Errors
+    ///
+    /// - [`Error::Conflict`]: a concurrent commit came first; nothing is written and the
+    ///   transaction can be run again.
+    /// - [`Error::Io`] or [`Error::Poisoned`]: the outcome is unknown. The commit's own
+    ///   write or sync may have failed after its marker reached the file, and a reopen
+    ///   then finds it; only a read after reopening tells.
+    /// - [`Error::Closed`], [`Error::ReadOnlyDatabase`], [`Error::TransactionTooLarge`]:
+    ///   nothing is written.
     pub fn commit_with(self, durability: Durability) -> Result<CommitInfo> {
         let snapshot = self.snapshot.seq();
         if self.engine.read_only && !self.writes.is_empty() {
