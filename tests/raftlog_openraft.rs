@@ -142,6 +142,31 @@ fn a_failed_install_stops_only_the_purges_it_leaves_waiting() {
     });
 }
 
+/// A stored snapshot whose chunks are not keys `0, 1, 2, ...` (a stray chunk, here) was
+/// joined as it came and served to followers, who could not install it. Reading it is
+/// an error now, naming the chunk; and since openraft's state machine task ends at that
+/// error (an install queued behind it never runs), a purge waiting for the state
+/// machine stops with an error instead of waiting for ever.
+#[test]
+fn a_snapshot_with_a_stray_chunk_is_refused_and_stops_waiting_purges() {
+    use openraft::storage::{RaftLogStorage, RaftStateMachine};
+    with_node(|db, mut log, mut sm| async move {
+        let (meta, good) = snapshot_at(40);
+        sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(good)))
+            .await
+            .unwrap();
+        assert!(sm.get_current_snapshot().await.unwrap().is_some());
+        let mut conn = db.connect();
+        let mut tx = conn.begin().unwrap();
+        tx.put("raft.sm.snapshot", &7u64.to_be_bytes(), b"stray")
+            .unwrap();
+        tx.commit().unwrap();
+        let e = sm.get_current_snapshot().await.unwrap_err();
+        assert!(e.to_string().contains("snapshot chunk 1 expected"), "{e}");
+        assert!(log.purge(log_id(60)).await.is_err());
+    });
+}
+
 /// A request the state machine cannot hold (a key over the key limit) that reached the
 /// log is applied as nothing, on every replica alike: failing the apply stopped each
 /// node's Raft at that entry, and again at every restart (openraft replays committed

@@ -7,8 +7,9 @@
 //!   same commit as what it describes. It works for any type config whose entries
 //!   serialize.
 //! - [`StateMachine`] is `RaftStateMachine` for [`TypeConfig`]: a key-value state
-//!   machine whose data is a capsuledb table (`<name>.sm`), applied one durable
-//!   transaction per batch together with the last applied log id and membership
+//!   machine whose data is a capsuledb table (`<name>.sm`), applied in durable
+//!   transactions (one per batch, or per part of a batch over 256 MiB of writes), each
+//!   together with the last applied log id and membership
 //!   (`<name>.sm.meta`), so a crash never separates the data from what it reflects.
 //!   Snapshots are a consistent read snapshot of those tables, serialized; the current
 //!   one is kept in `<name>.sm.snapshot` in chunks.
@@ -110,8 +111,9 @@ const FLUSH_QUEUE_APPENDS_MAX: usize = 1024;
 const PURGE_WAIT_WARN: std::time::Duration = std::time::Duration::from_secs(10);
 const PURGE_POLL_MIN: std::time::Duration = std::time::Duration::from_micros(200);
 const PURGE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(20);
-/// State machines (database, name) whose snapshot install or apply failed in this
-/// process (openraft's state machine task ends there): a purge waiting for one of them
+/// State machines (database, name) whose snapshot install, apply or read of the current
+/// snapshot failed in this process (openraft's state machine task ends there): a purge
+/// waiting for one of them
 /// stops waiting. Each entry keeps a weak reference to its database: the database's
 /// identity (an address) is not reused while it is kept, and an entry whose database is
 /// gone is dropped (a database opened later at the freed address took over its failure,
@@ -121,7 +123,7 @@ static FAILED_INSTALLS: parking_lot::Mutex<Vec<FailedStateMachine>> =
     parking_lot::Mutex::new(Vec::new());
 
 /// Records how the latest snapshot install of state machine `name` in `db` ended, or
-/// that an apply failed (`ok` false): a failure makes purges waiting for more than it
+/// that an apply or a read of the current snapshot failed (`ok` false): a failure makes purges waiting for more than it
 /// applied stop, a later successful install clears it. (Not cleared by a new handle: a
 /// purge of the failed Raft still polling would then wait for ever.)
 fn note_state_machine(db: &Database, name: &str, ok: bool) {
@@ -514,7 +516,8 @@ where
                 _ if install_failed(self.log.database(), self.log.name()) => {
                     return Err(logs_write(std::io::Error::other(format!(
                         "the log is not purged to index {index}: the state machine {}.sm \
-                         failed to install a snapshot or to apply entries",
+                         failed to install a snapshot, to apply entries or to read its \
+                         snapshot",
                         self.log.name()
                     ))));
                 }

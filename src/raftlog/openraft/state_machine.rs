@@ -291,6 +291,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<Nid>> {
+        let current = self.current_snapshot();
+        if current.is_err() {
+            // openraft's state machine task ends at this error too, and an install
+            // queued behind it never runs: a purge waiting for it stops waiting.
+            let inner = &*self.inner;
+            let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
+            note_state_machine(&inner.db, name, false);
+        }
+        current
+    }
+}
+
+impl StateMachine {
+    /// [`RaftStateMachine::get_current_snapshot`]: the stored snapshot, its chunks
+    /// checked to be keys `0, 1, 2, ...` (joined as they came, a missing or stray chunk
+    /// was served as a snapshot no follower could install).
+    fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<Nid>> {
         let inner = &*self.inner;
         let mut conn = inner.db.connect();
         let tx = conn.begin_read().map_err(sm_read)?;
@@ -300,8 +317,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(None);
         };
         let mut bytes = Vec::new();
-        for r in tx.iter(&inner.snapshot).map_err(sm_read)? {
-            let (_, chunk) = r.map_err(sm_read)?;
+        for (i, r) in (0u64..).zip(tx.iter(&inner.snapshot).map_err(sm_read)?) {
+            let (key, chunk) = r.map_err(sm_read)?;
+            if key != i.to_be_bytes() {
+                return Err(sm_read(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "table {}: snapshot chunk {i} expected, key {key:02x?} found",
+                        inner.snapshot
+                    ),
+                )));
+            }
             bytes.extend_from_slice(&chunk);
         }
         Ok(Some(Snapshot {
