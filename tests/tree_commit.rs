@@ -445,3 +445,27 @@ fn time_travel_waits_out_a_tree_commit_in_progress() {
     assert_eq!(reader.join().unwrap(), seq, "read the tree commit's state");
     assert_eq!(db.stats().tree_commits, 1);
 }
+
+/// A tree commit whose I/O fails raised the history floor to its own sequence before
+/// failing (its fold runs before the tree is written), and visibility stalls below it:
+/// the window was `(seq, seq - 1)`, and `begin_read_at` refused every state, the one
+/// `begin_read` reads included. The floor comes back to the newest visible state.
+#[test]
+fn a_failed_tree_commit_leaves_the_newest_state_readable_as_of() {
+    let sim = SimStorage::new();
+    let db = open(&sim).unwrap();
+    for n in 0..3 {
+        commit(&db, &small_writes(n)).unwrap();
+    }
+    let before = read_state(&db);
+    sim.fail_nth_sync(1);
+    assert!(commit(&db, &bulk_writes(0)).is_err());
+    assert_eq!(db.stats().tree_commits, 0);
+    let (oldest, newest) = db.history_window();
+    assert!(oldest <= newest, "window ({oldest}, {newest})");
+    let tx = db.begin_read_at(newest).unwrap();
+    let mut conn = db.connect();
+    assert_eq!(tx.snapshot_seq(), conn.begin_read().unwrap().snapshot_seq());
+    drop(tx);
+    assert_eq!(read_state(&db), before);
+}

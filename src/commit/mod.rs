@@ -470,6 +470,9 @@ impl Committer {
         let cause = format!("a tree commit's I/O failed: {cause}");
         // Logged last: every waiter is told first, whatever the logger does.
         self.poison_at(admission.seq, cause.clone());
+        // Visibility stalls below `seq`: the floor its fold raised comes back to it.
+        self.history
+            .lower_after_failed_tree_commit(admission.seq.saturating_sub(1));
         admission.ended = true;
         drop(admission);
         log::error!("{cause}; the database refuses commits until reopened");

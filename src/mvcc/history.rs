@@ -294,6 +294,19 @@ impl History {
         st.explicit = st.explicit.max(seq);
     }
 
+    /// Lowers the floor to `seq` if it stands above: after a tree commit at `seq + 1`
+    /// failed. Its fold raised the floor to its own sequence before the tree was
+    /// written, and visibility stalls below it, so no state would be readable as of. The
+    /// version at or below `seq` of every key is still there: pruning never passes the
+    /// collection horizon, which stood at or below `seq` throughout the tree commit.
+    pub fn lower_after_failed_tree_commit(&self, seq: u64) {
+        let mut st = self.state.lock();
+        if st.floor > seq {
+            st.floor = seq;
+            self.floor.store(seq, Ordering::Release);
+        }
+    }
+
     /// Raises the floor as far as the retention allows, given the newest sequence `tip`
     /// and `limit`, the highest floor the engine can serve (the GC horizon). Returns the
     /// floor.
