@@ -137,7 +137,7 @@ impl Transaction<'_> {
     /// catalog reads whole; a table dropped at or before the snapshot (whose data a
     /// checkpoint keeps while the history window holds the drop) is never listed, unless
     /// the record of those drops is damaged too, which a loss then says. Ids
-    /// are the file's own numbering of its tables, never given twice.
+    /// are the file's own numbering of its tables at the snapshot, one table each.
     ///
     /// Walks the tree from one table's first key to the next table's, passing over
     /// damage as a salvage does, only when the catalog has damage. Under

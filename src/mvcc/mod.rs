@@ -12,6 +12,7 @@ mod fold;
 pub mod history;
 pub mod history_directory;
 pub mod history_filter;
+mod id_ranges;
 mod read;
 mod snapshots;
 
@@ -50,8 +51,8 @@ pub struct VersionStore {
     /// Tables dropped at a sequence, whose data goes once the horizon passes it.
     dropped: Mutex<Vec<(TableId, u64)>>,
     /// Tables whose data is gone; late writes to them (serialized before their drop)
-    /// are not kept.
-    dead: Mutex<std::collections::HashSet<TableId>>,
+    /// are not kept. As ranges: one entry per drop grew without bound.
+    dead: Mutex<id_ranges::IdRanges>,
     /// Keys with a chain, per slot of tables (`table % TABLE_SLOTS`): a reader whose
     /// table's slot is zero skips the store with one atomic load.
     slot_keys: [AtomicU64; TABLE_SLOTS],
@@ -166,7 +167,7 @@ impl VersionStore {
         let mut added_bytes = 0i64;
         let mut still_long = Vec::new();
         for (&table, keys) in writes {
-            if self.dead.lock().contains(&table) {
+            if self.dead.lock().contains(table) {
                 continue;
             }
             let t = {
@@ -178,7 +179,7 @@ impl VersionStore {
                         // by then: `gc` marks a table dead before it removes its chains,
                         // and chains created after that would never be visited again.
                         let mut tables = self.tables.write();
-                        if self.dead.lock().contains(&table) {
+                        if self.dead.lock().contains(table) {
                             continue;
                         }
                         Arc::clone(tables.entry(table).or_default())
@@ -188,7 +189,7 @@ impl VersionStore {
             let mut chains = t.write();
             // A table `gc` removed after this commit found it: the versions would go
             // into chains nothing reaches, counted for ever.
-            if self.dead.lock().contains(&table) {
+            if self.dead.lock().contains(table) {
                 continue;
             }
             for (key, value) in keys {
@@ -244,9 +245,9 @@ impl VersionStore {
     }
 
     /// Whether `table` was dropped at or below `snapshot` (or is dead: dropped at or
-    /// below every live snapshot; ids are never given again).
+    /// below every live snapshot; this process never gives an id twice).
     pub fn dropped_for(&self, table: TableId, snapshot: u64) -> bool {
-        self.dead.lock().contains(&table)
+        self.dead.lock().contains(table)
             || self
                 .dropped
                 .lock()
@@ -430,6 +431,25 @@ mod tests {
             w.entry(table).or_default().insert(k, *v).unwrap();
         }
         w
+    }
+
+    /// A table cleared again and again (each clear drops its id and gives it the next):
+    /// the dead set kept one entry per drop for the life of the process. It stays one
+    /// range, and late writes to any dead id are still discarded.
+    #[test]
+    fn tables_dropped_in_turn_leave_a_dead_set_of_one_range() {
+        let vs = VersionStore::new();
+        for id in 2..5_002u64 {
+            vs.apply(id, &ws(id, &[(b"k", Some(b"v"))]), 0);
+            vs.drop_table_at(id, id + 1);
+            vs.gc(id + 1);
+        }
+        assert_eq!(vs.dead.lock().ranges(), 1);
+        assert!(vs.dropped_for(2, 0) && vs.dropped_for(5_001, 0));
+        assert!(!vs.dropped_for(1, u64::MAX) && !vs.dropped_for(5_002, u64::MAX));
+        vs.apply(10_000, &ws(700, &[(b"late", Some(b"v"))]), 0);
+        assert!(!vs.may_have_key(700, b"late"));
+        assert_eq!(vs.version_count(), 0);
     }
 
     /// A pruning pass leaves every chain as if it had been pruned at its horizon from

@@ -105,7 +105,9 @@ pub struct CommitInfo {
     pub durability: Durability,
 }
 
-/// Identifies a table for its whole life; never reused after a drop.
+/// Identifies a table for its whole life. Never given twice by one open database; a
+/// reopen may give again the id of a table whose drop has left the history window (and
+/// the file with it), never one anything can still read.
 pub type TableId = u64;
 
 /// The highest id a table can have: `u64::MAX` prefixes the history entries, and the
