@@ -218,17 +218,32 @@ impl Pager {
             return;
         }
         st.held.sort_by_key(|(g, _)| *g);
-        // `pinned_below` is monotone in the generation: test from the newest batch
-        // down, and release it and every older one at the first that is unpinned.
-        // An error counts as pinned: holding longer is always safe.
-        let mut free_upto = 0;
-        for i in (0..st.held.len()).rev() {
-            let g = st.held.get(i).map_or(0, |(g, _)| *g);
-            if !self.storage.pinned_below(g).unwrap_or(true) {
-                free_upto = i + 1;
-                break;
+        // Batches of one generation are one: while a reader keeps an old generation,
+        // every checkpoint holds two or three more.
+        let mut merged: Vec<(u64, Vec<u64>)> = Vec::with_capacity(st.held.len());
+        for (g, pages) in st.held.drain(..) {
+            match merged.last_mut() {
+                Some((last, held)) if *last == g => held.extend(pages),
+                _ => merged.push((g, pages)),
             }
         }
+        st.held = merged;
+        // `pinned_below` is monotone in the generation (a pin below `g` is below every
+        // later one): the newest batch is tested first (nothing pinned, the usual case:
+        // one test), then the first pinned one is found by halving, one test (a lock
+        // call) per halving where one per batch made a long-lived reader's cost grow
+        // with every checkpoint. That batch and the newer ones stay held, the older
+        // ones are released. An error counts as pinned: holding longer is always safe.
+        let unpinned = |g: u64| !self.storage.pinned_below(g).unwrap_or(true);
+        let newest = st.held.last().map_or(0, |(g, _)| *g);
+        let free_upto = if unpinned(newest) {
+            st.held.len()
+        } else {
+            let older = st.held.len() - 1;
+            st.held
+                .get(..older)
+                .map_or(0, |h| h.partition_point(|(g, _)| unpinned(*g)))
+        };
         for (_, pages) in st.held.drain(..free_upto).collect::<Vec<_>>() {
             for p in pages {
                 // A reader of the generation that still reached it may have verified it
@@ -451,6 +466,8 @@ mod tests {
     struct Pinned {
         sim: SimStorage,
         pinned: AtomicU64,
+        /// `pinned_below` calls (each a lock call on a file).
+        tests: AtomicU64,
     }
 
     impl Storage for Pinned {
@@ -470,6 +487,7 @@ mod tests {
             self.sim.set_len(len)
         }
         fn pinned_below(&self, generation: u64) -> Result<bool> {
+            self.tests.fetch_add(1, Ordering::Relaxed);
             let p = self.pinned.load(Ordering::Acquire);
             Ok(p != 0 && p < generation)
         }
@@ -480,6 +498,7 @@ mod tests {
         let storage = Arc::new(Pinned {
             sim: SimStorage::new(),
             pinned: AtomicU64::new(3),
+            tests: AtomicU64::new(0),
         });
         let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
         let pages: Vec<u64> = (0..4).map(|_| pager.alloc().unwrap()).collect();
@@ -513,6 +532,42 @@ mod tests {
         assert_eq!(pager.held_count(), 1, "compaction cuts no held page");
     }
 
+    /// A reader keeping an old generation while the writer checkpoints: every release
+    /// tested each held batch (a lock call each, under the pager's lock), so its cost
+    /// grew with every checkpoint. Batches of one generation are one, and the first
+    /// pinned batch is found by halving.
+    #[test]
+    fn releasing_held_pages_tests_few_generations() {
+        let storage = Arc::new(Pinned {
+            sim: SimStorage::new(),
+            pinned: AtomicU64::new(3),
+            tests: AtomicU64::new(0),
+        });
+        let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
+        for g in 4..1_004 {
+            let (a, b) = (pager.alloc().unwrap(), pager.alloc().unwrap());
+            pager.free_after(g, [a]);
+            pager.free_after(g, [b]);
+        }
+        assert_eq!(pager.held_count(), 2_000);
+        assert_eq!(
+            pager.state.lock().held.len(),
+            1_000,
+            "one batch a generation"
+        );
+        storage.tests.store(0, Ordering::Relaxed);
+        pager.release_held();
+        assert_eq!(pager.held_count(), 2_000);
+        let tests = storage.tests.swap(0, Ordering::Relaxed);
+        assert!(tests <= 12, "{tests} generations tested");
+        // The reader moves on to 500: what 4..=500 dropped is free, the rest held.
+        storage.pinned.store(500, Ordering::Release);
+        pager.release_held();
+        assert_eq!(pager.held_count(), 2 * 503);
+        let tests = storage.tests.swap(0, Ordering::Relaxed);
+        assert!(tests <= 12, "{tests} generations tested");
+    }
+
     /// Held pages a reader no longer pins are taken before the file grows: by the log
     /// when its fresh reserve would grow the file (it tested only whether one page
     /// would), and by a run (it released them and grew the file anyway).
@@ -523,6 +578,7 @@ mod tests {
             let storage = Arc::new(Pinned {
                 sim: SimStorage::new(),
                 pinned: AtomicU64::new(3),
+                tests: AtomicU64::new(0),
             });
             storage.sim.set_len(len * 4096).unwrap();
             let pager = Pager::new(storage.clone(), 4096, 2, BTreeSet::new()).unwrap();
