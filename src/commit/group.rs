@@ -572,7 +572,7 @@ impl GroupCommit {
         self.poison(cause);
     }
 
-    /// Fails every waiting and later commit with `cause` (a tree commit's I/O failed).
+    /// Fails every waiting and later commit with `cause` (a tree commit failed).
     pub fn poison(&self, cause: String) {
         let mut st = self.state.lock();
         st.poisoned.get_or_insert(cause);

@@ -464,10 +464,16 @@ impl Committer {
         old_reserved
     }
 
-    /// Ends a tree commit whose I/O failed: whether its header reached the disk is
-    /// unknown, so nothing more is written until the database is reopened.
+    /// Ends a tree commit that failed (its I/O, or damage its fold met in the tree):
+    /// whether its header reached the disk is unknown, so nothing more is written until
+    /// the database is reopened.
     pub fn fail_tree(&self, mut admission: TreeAdmission<'_>, cause: &Error) {
-        let cause = format!("a tree commit's I/O failed: {cause}");
+        let what = if matches!(cause, Error::Corrupted { .. }) {
+            "met damage"
+        } else {
+            "failed"
+        };
+        let cause = format!("a tree commit {what}: {cause}");
         // Logged last: every waiter is told first, whatever the logger does.
         self.poison_at(admission.seq, cause.clone());
         // Visibility stalls below `seq`: the floor its fold raised comes back to it.

@@ -115,7 +115,9 @@ pub struct DbInfo {
     pub log_damage: Option<crate::commit::LogDamage>,
     /// A header copy damaged beyond repair beside the one read (only a read-only open
     /// reads such a file): the damaged copy may have held a newer state, so what this
-    /// handle reads may be an earlier one.
+    /// handle reads may be an earlier one, and a writer may have reused pages only that
+    /// earlier state reached: its reads may then fail as damage, or (a page rewritten
+    /// as a node of a later tree) show keys and values of another state.
     pub header_damage: Option<String>,
 }
 
