@@ -1,7 +1,12 @@
 //! openraft's network over TCP: one connection per (node, peer) stream that openraft
-//! opens, reconnected after any failure, one RPC in flight on it at a time.
+//! opens, reconnected after any failure, one RPC in flight on it at a time. openraft
+//! opens a stream per voter for every linearizable read and every election: a stream
+//! it drops gives its idle connection back to a pool, and the next stream to that peer
+//! takes it rather than connecting again.
 
-use crate::proto::{NodeId, Reply, Rpc, read_frame, take_reusable, write_frame};
+use crate::proto::{
+    CONNECTION_REUSE_MAX, NodeId, Reply, Rpc, read_frame, take_reusable, write_frame,
+};
 use capsuledb::raftlog::openraft::TypeConfig;
 use openraft::BasicNode;
 use openraft::error::{
@@ -13,6 +18,8 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -21,20 +28,37 @@ const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
 
+/// Idle connections kept per peer (its id and address) for the next stream to it.
+const IDLE_PER_PEER_MAX: usize = 8;
+
+/// Idle connections by peer: each with when its last exchange ended.
+type IdleMap = HashMap<(NodeId, String), Vec<(TcpStream, Instant)>>;
+type Idle = Arc<Mutex<IdleMap>>;
+
 /// Creates a [`PeerConnection`] for each peer openraft talks to.
 #[derive(Clone, Debug, Default)]
-pub struct TcpNetwork;
+pub struct TcpNetwork {
+    idle: Idle,
+}
 
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
+        let key = (target, node.addr.clone());
+        let stream = lock(&self.idle).get_mut(&key).and_then(Vec::pop);
         PeerConnection {
             target,
             addr: node.addr.clone(),
-            stream: None,
+            stream,
+            idle: Arc::clone(&self.idle),
         }
     }
+}
+
+fn lock(idle: &Idle) -> std::sync::MutexGuard<'_, IdleMap> {
+    idle.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One stream of RPCs to one peer.
@@ -43,6 +67,28 @@ pub struct PeerConnection {
     addr: String,
     /// The kept connection and when its last exchange ended.
     stream: Option<(TcpStream, Instant)>,
+    /// Where the kept connection goes when openraft drops this stream.
+    idle: Idle,
+}
+
+impl Drop for PeerConnection {
+    fn drop(&mut self) {
+        // Kept only after a whole reply: no exchange is half done on it.
+        let Some(kept) = self.stream.take() else {
+            return;
+        };
+        let mut idle = lock(&self.idle);
+        // Peers gone from the membership leave nothing behind for long: connections
+        // too old to reuse are dropped whenever one is given back.
+        idle.retain(|_, v| {
+            v.retain(|(_, used)| used.elapsed() < CONNECTION_REUSE_MAX);
+            !v.is_empty()
+        });
+        let kept_here = idle.entry((self.target, self.addr.clone())).or_default();
+        if kept_here.len() < IDLE_PER_PEER_MAX {
+            kept_here.push(kept);
+        }
+    }
 }
 
 fn io_error(what: &str, addr: &str, e: std::io::Error) -> std::io::Error {

@@ -218,6 +218,9 @@ pub struct Status {
     pub purged: Option<u64>,
     /// Snapshots this process received from a leader and installed.
     pub snapshots_installed: u64,
+    /// Connections this process accepted (from clients and peers).
+    #[serde(default)]
+    pub connections_accepted: u64,
     /// The voters of the effective membership.
     pub voters: BTreeSet<NodeId>,
     /// Every node of the effective membership (voters and learners), id to address.

@@ -113,6 +113,8 @@ struct Node {
     stop: watch::Sender<bool>,
     /// Snapshots received from a leader and installed since this process started.
     snapshots_installed: AtomicU64,
+    /// Connections accepted since this process started.
+    connections_accepted: AtomicU64,
     /// The snapshot being received: its id and its bytes so far, as openraft's receiver
     /// holds them (a copy, checked before the last chunk goes to openraft).
     receiving: tokio::sync::Mutex<Option<(String, Vec<u8>)>>,
@@ -256,7 +258,7 @@ pub async fn run(
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        TcpNetwork,
+        TcpNetwork::default(),
         log_store,
         state_machine.clone(),
     )
@@ -285,6 +287,7 @@ pub async fn run(
         db: db.clone(),
         stop,
         snapshots_installed: AtomicU64::new(0),
+        connections_accepted: AtomicU64::new(0),
         receiving: tokio::sync::Mutex::new(None),
     });
     tokio::pin!(shutdown);
@@ -299,6 +302,7 @@ pub async fn run(
             why = &mut raft_stopped => break Err(NodeError::Raft(format!("raft stopped: {why}"))),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    node.connections_accepted.fetch_add(1, Ordering::Relaxed);
                     let node = Arc::clone(&node);
                     tokio::spawn(serve_connection(node, stream));
                 }
@@ -637,6 +641,7 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
         ClientRequest::Status => {
             let mut s = status(&node.raft.metrics().borrow());
             s.snapshots_installed = node.snapshots_installed.load(Ordering::Relaxed);
+            s.connections_accepted = node.connections_accepted.load(Ordering::Relaxed);
             ClientReply::Ok(ClientOk::Status(s))
         }
         // `serve_connection` stops the node once this answer is out.
@@ -680,6 +685,7 @@ fn status(m: &RaftMetrics<NodeId, BasicNode>) -> Status {
         snapshot: m.snapshot.map(|l| l.index),
         purged: m.purged.map(|l| l.index),
         snapshots_installed: 0,
+        connections_accepted: 0,
         voters: membership.voter_ids().collect(),
         nodes: membership
             .nodes()

@@ -100,6 +100,23 @@ async fn one_node_grows_to_three_then_loses_one() {
         vec![kv("a", "2"), kv("c", "3")]
     );
 
+    // Each linearizable read has the leader confirm its leadership with a heartbeat to
+    // every voter, on a stream openraft opens for that read: each one connected anew
+    // (two connections a read). Idle connections are kept for the next stream.
+    let accepted = |s: raft_node::proto::Status| s.connections_accepted;
+    let before =
+        accepted(cluster.status(2).await.unwrap()) + accepted(cluster.status(3).await.unwrap());
+    for _ in 0..200 {
+        assert_eq!(client.get(b"a").await.unwrap(), Some(b"2".to_vec()));
+    }
+    let after =
+        accepted(cluster.status(2).await.unwrap()) + accepted(cluster.status(3).await.unwrap());
+    assert!(
+        after - before < 100,
+        "{} connections accepted by the followers for 200 reads",
+        after - before
+    );
+
     // Remove node 3 from the cluster entirely.
     client
         .change_membership(BTreeSet::from([1, 2]), false)
