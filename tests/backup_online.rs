@@ -267,6 +267,38 @@ fn a_backup_of_a_damaged_file_is_refused() {
     assert!(!out.exists());
 }
 
+/// A header copy damaged at rest under a running writer: the writer's backup was
+/// refused as a read-only handle's is (the copy "may hold a newer state"), though the
+/// writer wrote the current copy itself and reads its newest state, and the next
+/// read-write open will refuse the file: when a backup is wanted most.
+#[test]
+fn a_writer_backs_up_past_a_header_copy_damaged_under_it() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("src.db");
+    let db = Database::open(&path).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    tx.commit().unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let at = capsuledb::format::HEADER_COPY_OFFSETS[1] + 50;
+    file.write_all_at(&[0xA5; 8], at).unwrap();
+    file.sync_all().unwrap();
+    assert!(db.info().unwrap().header_damage.is_some());
+    let out = dir.path().join("copy.db");
+    let report = db.backup_to(&out).unwrap();
+    assert_eq!(report.keys, 1);
+    let copy = Database::open(&out).unwrap();
+    assert!(copy.check_integrity().unwrap().is_ok());
+    let mut c = copy.connect();
+    assert_eq!(
+        c.begin_read().unwrap().get("t", b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
 /// A backup's snapshot may hold commits acknowledged at `Applied` (sequenced, not yet
 /// durable): the backup is renamed into place only once they are durable in the source,
 /// so it never holds a commit the source could still lose.

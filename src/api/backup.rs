@@ -239,7 +239,12 @@ impl Database {
         if let Some(damage) = &info.log_damage {
             return Err(damage.to_error());
         }
-        if let Some((page, what)) = snap.engine().header_damage()? {
+        // A writer wrote the current header copy itself and reads its newest state: a
+        // copy damaged at rest beside it hides nothing from it (and the next read-write
+        // open will refuse the file: now is when a backup is wanted).
+        if info.read_only
+            && let Some((page, what)) = snap.engine().header_damage()?
+        {
             return Err(Error::corrupted(page, what));
         }
         let tables = snap.tables()?;
