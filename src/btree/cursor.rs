@@ -64,6 +64,11 @@ pub struct LeafRun {
 }
 
 impl LeafRun {
+    /// The page of the run's leaf.
+    pub fn leaf_page(&self) -> u64 {
+        self.leaf
+    }
+
     /// Cell `i` of the run's leaf as `(key, value)`, borrowed from `file` (the bytes the
     /// cursor walks), the value resolved through its overflow run when it has one.
     #[inline(always)]

@@ -489,9 +489,40 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
     Ok(chosen)
 }
 
-/// The largest table id the tree's catalog names.
-pub(super) fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
-    let mut max = 0;
+/// Why the tree's record of kept drops cannot be right, if it cannot: it names the
+/// catalog, a table the catalog names (`live`, when it could be read), an id no table
+/// can have, or a drop after the checkpoint that kept it. Such a record would have
+/// writes to a live table discarded and the next checkpoint delete the catalog or live
+/// data.
+pub(super) fn refused_kept_drop(
+    header: &Header,
+    drops: &[(TableId, u64)],
+    live: Option<&std::collections::BTreeSet<TableId>>,
+) -> Option<Error> {
+    let &(table, seq) = drops.iter().find(|&&(table, seq)| {
+        table == CATALOG_TABLE
+            || table > crate::types::TABLE_ID_MAX
+            || seq > header.checkpoint_seq
+            || live.is_some_and(|ids| ids.contains(&table))
+    })?;
+    Some(Error::corrupted(
+        header.catalog_root,
+        format!(
+            "the tree's kept drops name table {table} dropped at commit {seq} (the checkpoint \
+             is at commit {}; the catalog, a table the catalog names and an id above the \
+             highest are never dropped)",
+            header.checkpoint_seq
+        ),
+    ))
+}
+
+/// The table ids the tree's catalog names.
+pub(super) fn catalog_table_ids(
+    file: &[u8],
+    page_size: u32,
+    root: u64,
+) -> Result<std::collections::BTreeSet<TableId>> {
+    let mut ids = std::collections::BTreeSet::new();
     let hi = 1u64.to_be_bytes().to_vec();
     let mut lo = Bound::Included(CATALOG_TABLE.to_be_bytes().to_vec());
     loop {
@@ -517,12 +548,12 @@ pub(super) fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Re
                     )
                     .on_page_of(file, v, page_size));
                 }
-                max = max.max(id);
+                ids.insert(id);
             }
         }
         match batch.leaf_edge {
             Some(edge) if edge < hi => lo = Bound::Included(edge),
-            _ => return Ok(max),
+            _ => return Ok(ids),
         }
     }
 }
@@ -534,12 +565,19 @@ pub(super) fn max_table_id_in_tree(file: &[u8], page_size: u32, root: u64) -> Re
 pub(super) fn max_data_table_id(file: &[u8], page_size: u32, root: u64) -> Result<TableId> {
     let start = Bound::Excluded(&HISTORY_PREFIX[..]);
     let mut cursor = btree::cursor::Cursor::seek(file, page_size, root, start, true, None)?;
-    match cursor.take_run(file, None)? {
-        // A reverse run hands out its cells from `hi - 1` down.
-        Some(run) => Ok(run
-            .key(file, run.hi - 1)?
-            .table_bytes()
-            .map_or(0, u64::from_be_bytes)),
-        None => Ok(0),
+    let Some(run) = cursor.take_run(file, None)? else {
+        return Ok(0);
+    };
+    // A reverse run hands out its cells from `hi - 1` down.
+    let key = run.key(file, run.hi - 1)?;
+    let id = key.table_bytes().map_or(0, u64::from_be_bytes);
+    if id > crate::types::TABLE_ID_MAX {
+        // Named by the leaf that holds the key (the open named the root, and refused
+        // even read-only, so that neither `check` nor `salvage` could run).
+        return Err(Error::corrupted(
+            run.leaf_page(),
+            format!("a key of table id {id}, above the highest a table can have"),
+        ));
     }
+    Ok(id)
 }

@@ -89,14 +89,15 @@ impl Engine {
             match crate::checkpoint::read_floor_and_drops(&file, ps, header.catalog_root) {
                 Ok((kept, drops)) => {
                     floor = kept.unwrap_or(floor);
-                    for (table, seq) in drops.unwrap_or_default() {
-                        if table == crate::types::CATALOG_TABLE || seq > header.checkpoint_seq {
-                            r.problems.push(format!(
-                                "the tree's kept drops name table {table} dropped at commit \
-                                 {seq} (the checkpoint is at commit {})",
-                                header.checkpoint_seq
-                            ));
-                        }
+                    // Checked against the catalog as an open checks it (a damaged
+                    // catalog is reported below, by the walk).
+                    let live =
+                        super::create::catalog_table_ids(&file, ps, header.catalog_root).ok();
+                    let drops = drops.unwrap_or_default();
+                    if let Some(e) =
+                        super::create::refused_kept_drop(header, &drops, live.as_ref())
+                    {
+                        problem(&mut r, e);
                     }
                 }
                 Err(err) => problem(&mut r, err),

@@ -41,7 +41,7 @@ use crate::format::{PageKind, first_data_page};
 use crate::mvcc::{History, SnapshotRegistry, VersionStore};
 use crate::pager::Pager;
 use crate::storage::Storage;
-use crate::types::{CATALOG_TABLE, Durability, Isolation, TABLE_ID_MAX, TableId, WriteSet};
+use crate::types::{Durability, Isolation, TABLE_ID_MAX, TableId, WriteSet};
 use create::{create, interrupted_creation, read_header};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
@@ -178,8 +178,9 @@ impl Engine {
         let mut floor_unread = false;
         // `(page, what)` of the record of kept drops a read-only open read past.
         let mut drops_unread = None;
-        let (floor, kept_drops) = {
+        let (floor, kept_drops, catalog_ids) = {
             let file = storage.view()?;
+            let catalog_ids = create::catalog_table_ids(&file, page_size, header.catalog_root);
             let (floor, drops) = match crate::checkpoint::read_floor_and_drops(
                 &file,
                 page_size,
@@ -200,24 +201,13 @@ impl Engine {
             (
                 floor.unwrap_or(header.checkpoint_seq),
                 drops.unwrap_or_default(),
+                catalog_ids,
             )
         };
         let mut kept_max_id = 0;
-        // Never the catalog, never after the checkpoint that kept it: a record that says
-        // so would have the next checkpoint delete the catalog or live data.
-        let bad_drop = kept_drops
-            .iter()
-            .find(|&&(table, seq)| table == CATALOG_TABLE || seq > header.checkpoint_seq);
-        let kept_drops = match bad_drop {
-            Some(&(table, seq)) => {
-                let e = Error::corrupted(
-                    header.catalog_root,
-                    format!(
-                        "the tree's kept drops name table {table} dropped at commit {seq} \
-                         (the checkpoint is at commit {})",
-                        header.checkpoint_seq
-                    ),
-                );
+        let refused = create::refused_kept_drop(&header, &kept_drops, catalog_ids.as_ref().ok());
+        let kept_drops = match refused {
+            Some(e) => {
                 drops_unread = Some((header.catalog_root, e.to_string()));
                 lenient("the tree's kept drops", e)?;
                 Vec::new()
@@ -277,14 +267,14 @@ impl Engine {
                     (BTreeSet::new(), (header.freelist_root, 0))
                 }
             };
-            let max_id = match create::max_table_id_in_tree(&file, page_size, header.catalog_root)
-                .and_then(|a| {
-                    Ok(a.max(create::max_data_table_id(
-                        &file,
-                        page_size,
-                        header.catalog_root,
-                    )?))
-                }) {
+            let max_id = match catalog_ids.and_then(|ids| {
+                let named = ids.last().copied().unwrap_or(0);
+                Ok(named.max(create::max_data_table_id(
+                    &file,
+                    page_size,
+                    header.catalog_root,
+                )?))
+            }) {
                 Ok(id) => id,
                 Err(e) => {
                     lenient("the largest table id", e)?;
