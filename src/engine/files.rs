@@ -98,46 +98,43 @@ impl Drop for LockNotice {
     }
 }
 
-/// Opens the file, waiting while an engine of this process that is being dropped still
-/// holds its lock.
+/// One try at opening and locking the file.
 fn open_file(path: &Path, config: &Config) -> Result<FileStorage> {
-    let deadline = std::time::Instant::now() + RELEASE_WAIT;
-    let try_open = || {
-        if config.read_only {
-            FileStorage::open_read_only(path)
-        } else {
-            FileStorage::open(path, true)
-        }
-    };
-    loop {
-        let opened = try_open();
-        let Err(Error::Locked { .. }) = &opened else {
-            return opened;
-        };
-        let Some(id) = file_id_of(path) else {
-            return opened;
-        };
-        let mut held = HELD.lock();
-        if !held.as_ref().is_some_and(|h| h.contains_key(&id)) {
-            // Another process holds it, or a child process forked a moment ago (until its
-            // exec), or this process's dying engine released it between the refused open
-            // and this look (its lock goes before its notice): tried again for a moment.
-            drop(held);
-            let until = std::time::Instant::now() + FORKED_LOCK_WAIT;
-            loop {
-                let again = try_open();
-                match &again {
-                    Err(Error::Locked { .. }) if std::time::Instant::now() < until => {
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
-                    _ => return again,
-                }
-            }
-        }
-        if HELD_RELEASED.wait_until(&mut held, deadline).timed_out() {
-            return opened;
-        }
+    if config.read_only {
+        FileStorage::open_read_only(path)
+    } else {
+        FileStorage::open(path, true)
     }
+}
+
+/// After an open met `Locked` at `now`: whether to try again (after waiting here, with
+/// the registry's lock released, so that opens of other files go on meanwhile). While an
+/// engine of this process that is being dropped holds the file, until it releases it
+/// (at most [`RELEASE_WAIT`] from the open's `start`); otherwise (another process, or a
+/// child process forked a moment ago until its exec, or this process's dying engine
+/// released it between the refused open and this look: its lock goes before its notice)
+/// for [`FORKED_LOCK_WAIT`] from the first such refusal, `retry_until`.
+fn wait_to_retry(
+    path: &Path,
+    start: std::time::Instant,
+    retry_until: &mut Option<std::time::Instant>,
+) -> bool {
+    let Some(id) = file_id_of(path) else {
+        return false;
+    };
+    let mut held = HELD.lock();
+    if held.as_ref().is_some_and(|h| h.contains_key(&id)) {
+        return !HELD_RELEASED
+            .wait_until(&mut held, start + RELEASE_WAIT)
+            .timed_out();
+    }
+    drop(held);
+    let now = std::time::Instant::now();
+    if now >= *retry_until.get_or_insert(now + FORKED_LOCK_WAIT) {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    true
 }
 
 pub(crate) fn file_id_of(path: &Path) -> Option<(u64, u64)> {
@@ -151,59 +148,26 @@ pub(crate) fn file_id_of(path: &Path) -> Option<(u64, u64)> {
 /// takes that count over.
 pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     config.validate()?;
-    let mut open_files = OPEN_FILES.lock();
-    loop {
-        let files = open_files.get_or_insert_with(OpenFiles::default);
-        let id = file_id_of(path);
-        if id.is_some_and(|id| files.opening.contains(&id)) {
-            // Another thread is opening this file (recovering it, perhaps for a while):
-            // its engine is the one to share, or its failure leaves the open to this one.
-            OPEN_ENDED.wait(&mut open_files);
-            continue;
+    let start = std::time::Instant::now();
+    let mut retry_until = None;
+    let (mut open_files, storage) = loop {
+        let open_files = OPEN_FILES.lock();
+        match open_registered(path, config, open_files)? {
+            Ok(engine) => return Ok(engine),
+            // Under the lock: the file is created or opened and locked, and marked as
+            // opening (below), before any other open of this process looks for it.
+            Err(open_files) => match open_file(path, config) {
+                Err(locked @ Error::Locked { .. }) => {
+                    // Waited for without the lock: opens of other files go on.
+                    drop(open_files);
+                    if !wait_to_retry(path, start, &mut retry_until) {
+                        return Err(locked);
+                    }
+                }
+                opened => break (open_files, opened?),
+            },
         }
-        files.engines.retain(|_, engine| engine.strong_count() > 0);
-        let Some(engine) = id.and_then(|id| files.engines.get(&id)?.upgrade()) else {
-            break;
-        };
-        // Poisoned, with no handle left (only a background thread, a checkpoint's
-        // fold say, still holds it): the open the error asks for must give a fresh
-        // engine, not this one again. Closed here, it goes as a closed one does.
-        if engine.handles.load(Ordering::Acquire) == 0 && engine.committer.is_poisoned() {
-            engine.closing.store(true, Ordering::SeqCst);
-        }
-        if engine.closing.load(Ordering::Acquire) {
-            if engine.handles.load(Ordering::Acquire) > 0 {
-                // `close` was called on another handle that some clone still keeps.
-                return Err(Error::Closed);
-            }
-            // Closed, and no handle is left: only a background thread still holds the
-            // engine, for a moment. The open waits for it to go (`open_file` waits for
-            // the lock it releases) and opens the file afresh, as after any close.
-            drop(engine);
-        } else if engine.read_only != config.read_only {
-            // Not reached by the public API (a read-only open is a live reader,
-            // `Follower`, never registered here); an engine is shared only with an open
-            // of its own kind.
-            return Err(Error::Locked {
-                path: path.to_path_buf(),
-            });
-        } else {
-            if engine.config.differs_at_runtime(config) {
-                // One engine per file: the first open's options hold.
-                log::warn!(
-                    "{}: already open in this process; this open shares that engine and \
-                     its options, not the ones it was given",
-                    path.display()
-                );
-            }
-            engine.handles.fetch_add(1, Ordering::AcqRel);
-            return Ok(engine);
-        }
-        break;
-    }
-    // Under the lock: the file is created or opened and locked, and marked as opening,
-    // before any other open of this process looks for it.
-    let storage = open_file(path, config)?;
+    };
     let id = storage.file_id()?;
     open_files
         .get_or_insert_with(OpenFiles::default)
@@ -231,11 +195,115 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
     Ok(engine)
 }
 
+type Registry = parking_lot::MutexGuard<'static, Option<OpenFiles>>;
+
+/// The engine this process has open for `path`, counted as one more handle (after
+/// waiting for an open of it under way), or the registry's lock back when there is none
+/// to share.
+fn open_registered(
+    path: &Path,
+    config: &Config,
+    mut open_files: Registry,
+) -> Result<std::result::Result<Arc<Engine>, Registry>> {
+    loop {
+        let files = open_files.get_or_insert_with(OpenFiles::default);
+        let id = file_id_of(path);
+        if id.is_some_and(|id| files.opening.contains(&id)) {
+            // Another thread is opening this file (recovering it, perhaps for a while):
+            // its engine is the one to share, or its failure leaves the open to this one.
+            OPEN_ENDED.wait(&mut open_files);
+            continue;
+        }
+        files.engines.retain(|_, engine| engine.strong_count() > 0);
+        let Some(engine) = id.and_then(|id| files.engines.get(&id)?.upgrade()) else {
+            return Ok(Err(open_files));
+        };
+        // Poisoned, with no handle left (only a background thread, a checkpoint's
+        // fold say, still holds it): the open the error asks for must give a fresh
+        // engine, not this one again. Closed here, it goes as a closed one does.
+        if engine.handles.load(Ordering::Acquire) == 0 && engine.committer.is_poisoned() {
+            engine.closing.store(true, Ordering::SeqCst);
+        }
+        if engine.closing.load(Ordering::Acquire) {
+            if engine.handles.load(Ordering::Acquire) > 0 {
+                // `close` was called on another handle that some clone still keeps.
+                return Err(Error::Closed);
+            }
+            // Closed, and no handle is left: only a background thread still holds the
+            // engine, for a moment. The open waits for it to go (`wait_to_retry` waits
+            // for the lock it releases) and opens the file afresh, as after any close.
+            drop(engine);
+        } else if engine.read_only != config.read_only {
+            // Not reached by the public API (a read-only open is a live reader,
+            // `Follower`, never registered here); an engine is shared only with an open
+            // of its own kind.
+            return Err(Error::Locked {
+                path: path.to_path_buf(),
+            });
+        } else {
+            if engine.config.differs_at_runtime(config) {
+                // One engine per file: the first open's options hold.
+                log::warn!(
+                    "{}: already open in this process; this open shares that engine and \
+                     its options, not the ones it was given",
+                    path.display()
+                );
+            }
+            engine.handles.fetch_add(1, Ordering::AcqRel);
+            return Ok(Ok(engine));
+        }
+        return Ok(Err(open_files));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
+
+    /// An open meeting its file locked by this process's own dying engine waits for it
+    /// (up to 30 s), as one meeting a lock held elsewhere tries again for a moment: both
+    /// waited under the registry's lock, and every other open of the process waited too.
+    #[test]
+    fn an_open_waiting_for_a_lock_holds_up_no_other_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (held, other) = (dir.path().join("held.db"), dir.path().join("other.db"));
+        for p in [&held, &other] {
+            open_path(p, &Config::default()).unwrap().close().unwrap();
+        }
+        // A dying engine of this process: the file's lock, and its notice.
+        let storage = FileStorage::open(&held, true).unwrap();
+        let notice = LockNotice::new(storage.file_id().unwrap());
+        let config = Config::default();
+        let waiting = {
+            let (held, config) = (held.clone(), config.clone());
+            std::thread::spawn(move || open_path(&held, &config))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let (done, done_rx) = mpsc::channel();
+        {
+            let (other, config) = (other.clone(), config.clone());
+            std::thread::spawn(move || {
+                let _ = done.send(open_path(&other, &config).map(|e| e.close()));
+            });
+        }
+        let opened = done_rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            matches!(opened, Ok(Ok(_))),
+            "an open of another file waited: {opened:?}"
+        );
+        // Without the lock released, the other open ended only once this one had given
+        // up (after 30 s).
+        assert!(
+            !waiting.is_finished(),
+            "the open of another file waited for this one to give up"
+        );
+        // The engine goes: its lock, then its notice.
+        drop(storage);
+        drop(notice);
+        waiting.join().unwrap().unwrap().close().unwrap();
+    }
 
     /// An open whose recovery takes long (held here) no longer holds up the opens of
     /// other files (they waited for it under one lock); a second open of the same file
