@@ -269,8 +269,8 @@ fn a_backup_of_a_damaged_file_is_refused() {
 
 /// A header copy damaged at rest under a running writer: the writer's backup was
 /// refused as a read-only handle's is (the copy "may hold a newer state"), though the
-/// writer wrote the current copy itself and reads its newest state, and the next
-/// read-write open will refuse the file: when a backup is wanted most.
+/// writer wrote the current copy itself and reads its newest state, and until a header
+/// write replaces the damaged copy a read-write open would refuse the file.
 #[test]
 fn a_writer_backs_up_past_a_header_copy_damaged_under_it() {
     use std::os::unix::fs::FileExt;

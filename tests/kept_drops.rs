@@ -9,10 +9,10 @@ use capsuledb::{Database, Error, HistoryRetention, Options};
 
 const PAGE: usize = 4096;
 
-/// A file with tables `live` (id 1) and `gone` (id 2, dropped inside the history
+/// A file with tables `live` (id 1, 2,001 keys) and `gone` (id 2, dropped inside the history
 /// window, so its drop is kept), checkpointed; with the record's `gone` changed to
-/// `live` when `forge`.
-fn file(dir: &std::path::Path, forge: bool) -> std::path::PathBuf {
+/// `live` when `forge`, and the page of that record.
+fn file(dir: &std::path::Path, forge: bool) -> (std::path::PathBuf, u64) {
     let path = dir.join("kept.db");
     {
         let db = Options::new()
@@ -25,6 +25,11 @@ fn file(dir: &std::path::Path, forge: bool) -> std::path::PathBuf {
             tx.create_table(t).unwrap();
             tx.put(t, b"k", b"v").unwrap();
         }
+        // Enough keys for a tree of more than one level.
+        for i in 0..2_000u32 {
+            tx.put("live", format!("key {i:05}").as_bytes(), &[7u8; 100])
+                .unwrap();
+        }
         tx.commit().unwrap();
         let mut tx = c.begin().unwrap();
         tx.drop_table("gone").unwrap();
@@ -34,7 +39,7 @@ fn file(dir: &std::path::Path, forge: bool) -> std::path::PathBuf {
     }
     if forge {
         let mut bytes = std::fs::read(&path).unwrap();
-        let mut forged = 0;
+        let mut forged = Vec::new();
         for (p, page) in bytes.chunks_exact_mut(PAGE).enumerate() {
             let leaf = matches!(page[4], 8 | 9) && page[8..16] == (p as u64).to_le_bytes();
             if !leaf || !page.windows(5).any(|w| w == b"drops") {
@@ -49,27 +54,32 @@ fn file(dir: &std::path::Path, forge: bool) -> std::path::PathBuf {
             page[at..at + 8].copy_from_slice(&1u64.to_le_bytes());
             let sum = crc32fast::hash(&page[4..]);
             page[..4].copy_from_slice(&sum.to_le_bytes());
-            forged += 1;
+            forged.push(p as u64);
         }
-        assert_eq!(forged, 1, "the record of drops was found once");
+        assert_eq!(forged.len(), 1, "the record of drops was found once");
         std::fs::write(&path, &bytes).unwrap();
+        return (path, forged[0]);
     }
-    path
+    (path, 0)
 }
 
 #[test]
 fn a_kept_drop_naming_a_live_table_is_damage() {
     let dir = tempfile::tempdir().unwrap();
     // Unforged, the file opens and checks clean: the pattern is the record's.
-    let path = file(dir.path(), false);
+    let (path, _) = file(dir.path(), false);
     let db = Database::open(&path).unwrap();
     assert!(db.check_integrity().unwrap().is_ok());
     db.close().unwrap();
     std::fs::remove_file(&path).unwrap();
 
-    let path = file(dir.path(), true);
+    let (path, leaf) = file(dir.path(), true);
+    // Named by the leaf holding the record (it named the tree's root).
     match Database::open(&path) {
-        Err(Error::Corrupted { what, .. }) => assert!(what.contains("kept drops"), "{what}"),
+        Err(Error::Corrupted { page, what }) => {
+            assert!(what.contains("kept drops"), "{what}");
+            assert_eq!(page, leaf, "{what}");
+        }
         other => panic!("a read-write open gave {other:?}"),
     }
     let db = Options::new().read_only(true).open(&path).unwrap();

@@ -510,9 +510,9 @@ where
 }
 
 /// The answer to an `AddLearner` whose membership entry was committed at `index`: done
-/// once the leader has replicated up to `index` to the learner, a failure (the learner
-/// stays in the membership) if that takes over [`LEARNER_CATCH_UP_MAX`] or this node
-/// stops leading first.
+/// once the leader has replicated up to `index` to the learner, a failure (saying why) if
+/// that takes over [`LEARNER_CATCH_UP_MAX`] (the learner stays in the membership), or
+/// the learner is removed, this node stops leading or shuts down first.
 async fn learner_caught_up(node: &Node, id: NodeId, index: u64) -> ClientReply {
     let settled = node
         .raft
@@ -521,12 +521,19 @@ async fn learner_caught_up(node: &Node, id: NodeId, index: u64) -> ClientReply {
             |m| {
                 let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned());
                 m.current_leader != Some(m.id)
+                    || !m.membership_config.nodes().any(|(n, _)| *n == id)
                     || matched.flatten().is_some_and(|l| l.index >= index)
             },
             "learner caught up",
         )
         .await;
     match settled {
+        Ok(m) if !m.membership_config.nodes().any(|(n, _)| *n == id) => {
+            ClientReply::Failed(format!(
+                "learner {id} was added at log index {index}, and removed from the membership \
+                 before it caught up"
+            ))
+        }
         Ok(m) if m.current_leader == Some(m.id) => ClientReply::Ok(ClientOk::Written {
             previous: None,
             index,
@@ -534,6 +541,9 @@ async fn learner_caught_up(node: &Node, id: NodeId, index: u64) -> ClientReply {
         Ok(_) => ClientReply::Failed(format!(
             "learner {id} was added at log index {index}, but this node stopped leading \
              before the learner caught up"
+        )),
+        Err(openraft::metrics::WaitError::ShuttingDown) => ClientReply::Failed(format!(
+            "learner {id} was added at log index {index}, but this node is shutting down"
         )),
         Err(_) => ClientReply::Failed(format!(
             "learner {id} was added at log index {index}, but has not caught up within {} s \

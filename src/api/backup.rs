@@ -240,8 +240,8 @@ impl Database {
             return Err(damage.to_error());
         }
         // A writer wrote the current header copy itself and reads its newest state: a
-        // copy damaged at rest beside it hides nothing from it (and the next read-write
-        // open will refuse the file: now is when a backup is wanted).
+        // copy damaged at rest beside it hides nothing from it (and until a header write
+        // replaces that copy, a read-write open would refuse the file: a backup is wanted).
         if info.read_only
             && let Some((page, what)) = snap.engine().header_damage()?
         {

@@ -494,7 +494,9 @@ pub(crate) fn read_header(storage: &dyn Storage, read_only: bool) -> Result<(Hea
 /// can have, or a drop after the checkpoint that kept it. Such a record would have
 /// writes to a live table discarded and the next checkpoint delete the catalog or live
 /// data.
+/// Named by the leaf holding the record.
 pub(super) fn refused_kept_drop(
+    file: &[u8],
     header: &Header,
     drops: &[(TableId, u64)],
     live: Option<&std::collections::BTreeSet<TableId>>,
@@ -505,15 +507,22 @@ pub(super) fn refused_kept_drop(
             || seq > header.checkpoint_seq
             || live.is_some_and(|ids| ids.contains(&table))
     })?;
-    Some(Error::corrupted(
-        header.catalog_root,
+    let e = Error::corrupted(
+        0,
         format!(
             "the tree's kept drops name table {table} dropped at commit {seq} (the checkpoint \
              is at commit {}; the catalog, a table the catalog names and an id above the \
              highest are never dropped)",
             header.checkpoint_seq
         ),
-    ))
+    );
+    let key = crate::mvcc::history::drops_key();
+    // The tree's root, under which the record sits, when its bytes cannot be found.
+    let e = match btree::get(file, header.page_size, header.catalog_root, &key, None) {
+        Ok(Some(record)) => e.on_page_of(file, record, header.page_size),
+        _ => e,
+    };
+    Some(e.on_page(header.catalog_root))
 }
 
 /// The table ids the tree's catalog names.

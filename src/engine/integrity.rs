@@ -95,7 +95,7 @@ impl Engine {
                         super::create::catalog_table_ids(&file, ps, header.catalog_root).ok();
                     let drops = drops.unwrap_or_default();
                     if let Some(e) =
-                        super::create::refused_kept_drop(header, &drops, live.as_ref())
+                        super::create::refused_kept_drop(&file, header, &drops, live.as_ref())
                     {
                         problem(&mut r, e);
                     }

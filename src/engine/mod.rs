@@ -178,7 +178,7 @@ impl Engine {
         let mut floor_unread = false;
         // `(page, what)` of the record of kept drops a read-only open read past.
         let mut drops_unread = None;
-        let (floor, kept_drops, catalog_ids) = {
+        let (floor, kept_drops, catalog_ids, refused) = {
             let file = storage.view()?;
             let catalog_ids = create::catalog_table_ids(&file, page_size, header.catalog_root);
             let (floor, drops) = match crate::checkpoint::read_floor_and_drops(
@@ -198,17 +198,24 @@ impl Engine {
                     (None, None)
                 }
             };
+            let drops = drops.unwrap_or_default();
+            let refused =
+                create::refused_kept_drop(&file, &header, &drops, catalog_ids.as_ref().ok());
             (
                 floor.unwrap_or(header.checkpoint_seq),
-                drops.unwrap_or_default(),
+                drops,
                 catalog_ids,
+                refused,
             )
         };
         let mut kept_max_id = 0;
-        let refused = create::refused_kept_drop(&header, &kept_drops, catalog_ids.as_ref().ok());
         let kept_drops = match refused {
             Some(e) => {
-                drops_unread = Some((header.catalog_root, e.to_string()));
+                let page = match &e {
+                    Error::Corrupted { page, .. } => *page,
+                    _ => header.catalog_root,
+                };
+                drops_unread = Some((page, e.to_string()));
                 lenient("the tree's kept drops", e)?;
                 Vec::new()
             }
