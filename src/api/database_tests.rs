@@ -35,6 +35,9 @@ mod reopen_after_close_tests {
         let path = dir.path().join("reopen.db");
         let db = Database::open(&path).unwrap();
         let first = db.identity();
+        // Kept, so that no engine opened later takes the same address (one freed before
+        // the next open allocates its engine would be taken for the same engine).
+        let _first_kept = std::sync::Arc::downgrade(&db.latest().unwrap());
         // As a background thread holds it: briefly, then lets go.
         let held = db.latest().unwrap();
         db.close().unwrap();

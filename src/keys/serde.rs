@@ -21,8 +21,9 @@ use std::marker::PhantomData;
 ///   return a *different value without an error*. This the check at `put` cannot always
 ///   see (the wrong value may encode to the same bytes);
 /// - a recursive `T` (`enum Tree { Leaf, Node(Box<Tree>) }`) is decoded without a depth
-///   limit: bytes nested deeper than the thread's stack allows (only a hostile file can
-///   hold them with valid checksums) overflow the stack;
+///   limit: bytes nested deeper than the reading thread's stack allows (a million `0x01`
+///   for that `Tree`, which any writer can store through the byte API, or a deep value
+///   written on a thread with a larger stack) overflow it and abort the process;
 /// - a collection of elements that encode to no bytes (`Vec<()>`, a set of unit
 ///   structs, `[T; 0]`) takes its length from the bytes without a bound: bytes naming
 ///   2^64 elements (written through the byte API, say) make a read step through that
