@@ -307,3 +307,34 @@ mod tree_commit_wait_tests {
         assert_eq!(tx.iter("t").unwrap().count(), 2_000);
     }
 }
+
+mod back_pressure_tests {
+    use crate::{Durability, Options};
+
+    /// Back-pressure held commits back only while the automatic checkpoint ran: while the
+    /// application's own checkpoint, `compact` or `check_integrity` held the checkpointer
+    /// (which no fold can then take), the store grew past any bound unslowed, and every
+    /// eighth commit started a checkpoint thread that found it taken and ended.
+    #[test]
+    fn commits_are_held_back_while_the_checkpointer_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Options::new()
+            .version_store_budget(16 * 1024)
+            .open(dir.path().join("held.db"))
+            .unwrap();
+        let engine = db.latest().unwrap();
+        let mut conn = db.connect();
+        let mut tx = conn.begin().unwrap();
+        tx.create_table("t").unwrap();
+        tx.commit().unwrap();
+        let held = engine.checkpointer.hold_for_test();
+        for i in 0..60u32 {
+            let mut tx = conn.begin().unwrap();
+            tx.put("t", &i.to_be_bytes(), &[1u8; 1024]).unwrap();
+            tx.commit_with(Durability::Applied).unwrap();
+        }
+        assert!(engine.versions.byte_count() > 2 * 16 * 1024);
+        assert!(db.stats().throttled_commits > 0, "{:?}", db.stats());
+        drop(held);
+    }
+}

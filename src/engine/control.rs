@@ -68,6 +68,9 @@ pub struct Stats {
     /// Transactions committed straight into the tree, written once (counted in
     /// `checkpoints` too; `format-spec/btree.md`, "Tree commits").
     pub tree_commits: u64,
+    /// Commits held back because the version store was over twice its budget while a
+    /// checkpoint folded it (or something else held the checkpointer).
+    pub throttled_commits: u64,
     /// History entries of the checkpointed tree, as its in-memory history index counts
     /// them (0 until the index is built).
     pub history_keys: u64,
@@ -160,6 +163,7 @@ impl Engine {
             checkpoint_seq: tree.checkpoint_seq,
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             tree_commits: self.tree_commits.load(Ordering::Relaxed),
+            throttled_commits: self.throttled_commits.load(Ordering::Relaxed),
             history_keys: history.map_or(0, |h| h.keys() as u64),
             history_directory: matches!(history, Some(HistoryIndex::Directory(_))),
             history_index_bytes: history.map_or(0, |h| h.bytes() as u64),

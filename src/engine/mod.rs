@@ -114,6 +114,7 @@ pub(crate) struct Engine {
     pub(crate) handles: AtomicUsize,
     /// Transactions committed straight into the tree.
     pub(crate) tree_commits: AtomicU64,
+    pub(crate) throttled_commits: AtomicU64, // Commits `Engine::throttle` held back.
     pub(crate) last_checkpoint_error: Mutex<Option<String>>,
     /// A live reader's place in the marker stream (`None` for a writer).
     pub(crate) live_tail: Mutex<Option<StreamTail>>,
@@ -493,6 +494,7 @@ impl Engine {
             flush_armed: AtomicBool::new(false),
             handles: AtomicUsize::new(0),
             tree_commits: AtomicU64::new(0),
+            throttled_commits: AtomicU64::new(0),
             last_checkpoint_error: Mutex::new(None),
             live_tail: Mutex::new(config.read_only.then_some(tail)),
             lock_notice: Mutex::new(None),
@@ -625,8 +627,10 @@ impl Engine {
                     .load(Ordering::Relaxed)
                     .saturating_add(self.version_bytes_max / 16);
         // A look finding none due counts as a try (it takes the commit index's lock).
+        // Not while the checkpointer is held: the thread would find it taken and end.
         let due = (s >= last + retry_after || grown)
             && !self.checkpoint_running.load(Ordering::Acquire)
+            && !self.checkpointer.busy()
             && {
                 let wanted = (self.checkpointer).due(self.version_bytes_max, self.log_commits_max);
                 (self.last_checkpoint_try)
@@ -674,14 +678,15 @@ impl Engine {
     }
 
     /// Back-pressure: while the version store is more than twice over budget and a
-    /// checkpoint is folding it, each commit waits a little, in proportion to how far
-    /// over it is, at most [`THROTTLE_MAX`]: commits slow down gradually instead of one
-    /// of them waiting out a whole fold.
+    /// checkpoint folds it (or `compact`, `check_integrity` hold the checkpointer), each
+    /// commit waits in proportion to how far over it is, at most [`THROTTLE_MAX`].
     fn throttle(&self, bytes: u64) {
         let budget = self.version_bytes_max.max(1);
-        if bytes <= budget.saturating_mul(2) || !self.checkpoint_running.load(Ordering::Acquire) {
+        let folding = self.checkpoint_running.load(Ordering::Acquire) || self.checkpointer.busy();
+        if bytes <= budget.saturating_mul(2) || !folding {
             return;
         }
+        self.throttled_commits.fetch_add(1, Ordering::Relaxed);
         let over = (bytes / budget).saturating_sub(1);
         let wait = THROTTLE_STEP
             .saturating_mul(u32::try_from(over).unwrap_or(u32::MAX))
