@@ -238,6 +238,17 @@ fn a_file_made_at_the_path_during_a_backup_is_not_replaced() {
     assert!(copy.check_integrity().unwrap().is_ok());
 }
 
+/// A database at `path` holding table `t` with `k` = `v`.
+fn one_key(path: &std::path::Path) -> Database {
+    let db = Database::open(path).unwrap();
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.create_table("t").unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    tx.commit().unwrap();
+    db
+}
+
 /// A read-only handle past damage (here a header copy damaged beyond repair, which may
 /// have held a newer state) refuses to back up: the copy would check clean and hide
 /// what was lost.
@@ -245,14 +256,7 @@ fn a_file_made_at_the_path_during_a_backup_is_not_replaced() {
 fn a_backup_of_a_damaged_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("src.db");
-    {
-        let db = Database::open(&path).unwrap();
-        let mut c = db.connect();
-        let mut tx = c.begin().unwrap();
-        tx.create_table("t").unwrap();
-        tx.put("t", b"k", b"v").unwrap();
-        tx.commit().unwrap();
-    }
+    drop(one_key(&path));
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[capsuledb::format::HEADER_COPY_OFFSETS[1] as usize + 50] ^= 0xFF;
     std::fs::write(&path, &bytes).unwrap();
@@ -276,12 +280,7 @@ fn a_writer_backs_up_past_a_header_copy_damaged_under_it() {
     use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("src.db");
-    let db = Database::open(&path).unwrap();
-    let mut c = db.connect();
-    let mut tx = c.begin().unwrap();
-    tx.create_table("t").unwrap();
-    tx.put("t", b"k", b"v").unwrap();
-    tx.commit().unwrap();
+    let db = one_key(&path);
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     let at = capsuledb::format::HEADER_COPY_OFFSETS[1] + 50;
     file.write_all_at(&[0xA5; 8], at).unwrap();

@@ -262,6 +262,21 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
+    /// Opens and closes `other` on a thread of its own while another open waits: it
+    /// ends without waiting for that one (which ends only when the test lets it).
+    fn opens_meanwhile(other: &Path, config: &Config) {
+        let (done, done_rx) = mpsc::channel();
+        let (other, config) = (other.to_path_buf(), config.clone());
+        std::thread::spawn(move || {
+            let _ = done.send(open_path(&other, &config).map(|e| e.close()));
+        });
+        let opened = done_rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            matches!(opened, Ok(Ok(_))),
+            "an open of another file waited for the one under way: {opened:?}"
+        );
+    }
+
     /// An open meeting its file locked by this process's own dying engine waits for it
     /// (up to 30 s), as one meeting a lock held elsewhere tries again for a moment: both
     /// waited under the registry's lock, and every other open of the process waited too.
@@ -281,18 +296,7 @@ mod tests {
             std::thread::spawn(move || open_path(&held, &config))
         };
         std::thread::sleep(Duration::from_millis(200));
-        let (done, done_rx) = mpsc::channel();
-        {
-            let (other, config) = (other.clone(), config.clone());
-            std::thread::spawn(move || {
-                let _ = done.send(open_path(&other, &config).map(|e| e.close()));
-            });
-        }
-        let opened = done_rx.recv_timeout(Duration::from_secs(60));
-        assert!(
-            matches!(opened, Ok(Ok(_))),
-            "an open of another file waited: {opened:?}"
-        );
+        opens_meanwhile(&other, &config);
         // Without the lock released, the other open ended only once this one had given
         // up (after 30 s).
         assert!(
@@ -331,18 +335,7 @@ mod tests {
             std::thread::spawn(move || open_path(&slow, &config).unwrap())
         };
         entered_rx.recv().unwrap();
-        let (done, done_rx) = mpsc::channel();
-        {
-            let (other, config) = (other.clone(), config.clone());
-            std::thread::spawn(move || {
-                let _ = done.send(open_path(&other, &config).map(|e| e.close()));
-            });
-        }
-        let opened = done_rx.recv_timeout(Duration::from_secs(60));
-        assert!(
-            matches!(opened, Ok(Ok(_))),
-            "an open of another file waited for this one: {opened:?}"
-        );
+        opens_meanwhile(&other, &config);
         let second = {
             let (slow, config) = (slow.clone(), config.clone());
             std::thread::spawn(move || open_path(&slow, &config).unwrap())
