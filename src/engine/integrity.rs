@@ -359,9 +359,14 @@ impl Engine {
             let free = e.pager.free_pages();
             r.free_pages = free.len() as u64;
             for p in &log {
-                if tree.contains(p) || run_pages.contains(p) {
+                if tree.contains(p) {
                     r.problems
                         .push(format!("page {p} is used by both the log and the tree"));
+                }
+                if run_pages.contains(p) {
+                    r.problems.push(format!(
+                        "page {p} is used by both the log and the free-list run"
+                    ));
                 }
                 if free.contains(p) {
                     r.problems
@@ -369,9 +374,13 @@ impl Engine {
                 }
             }
             for p in &free {
-                if tree.contains(p) || run_pages.contains(p) {
+                if tree.contains(p) {
                     r.problems
                         .push(format!("page {p} is reachable from the tree and free"));
+                }
+                if run_pages.contains(p) {
+                    r.problems
+                        .push(format!("page {p} is in the free-list run and free"));
                 }
             }
             Ok(r)
