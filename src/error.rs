@@ -148,7 +148,9 @@ pub enum Error {
     },
     /// The operation needs a read-write transaction.
     ReadOnly,
-    /// The connection already has an open transaction.
+    /// The connection already has an open transaction. Not returned by this version:
+    /// `Connection::begin` borrows the connection mutably, so a second transaction on it
+    /// cannot begin while one is open (the compiler refuses it).
     TransactionInProgress,
     /// A commit's write or sync failed (this commit's own, or an earlier one's), or a
     /// commit panicked: the database refuses commits until reopened. A commit answered
