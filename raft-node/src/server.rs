@@ -514,6 +514,8 @@ where
 /// that takes over [`LEARNER_CATCH_UP_MAX`] (the learner stays in the membership), or
 /// the learner is removed, this node stops leading or shuts down first.
 async fn learner_caught_up(node: &Node, id: NodeId, index: u64) -> ClientReply {
+    let member =
+        |m: &RaftMetrics<NodeId, BasicNode>| m.membership_config.nodes().any(|(n, _)| *n == id);
     let settled = node
         .raft
         .wait(Some(LEARNER_CATCH_UP_MAX))
@@ -521,19 +523,17 @@ async fn learner_caught_up(node: &Node, id: NodeId, index: u64) -> ClientReply {
             |m| {
                 let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned());
                 m.current_leader != Some(m.id)
-                    || !m.membership_config.nodes().any(|(n, _)| *n == id)
+                    || !member(m)
                     || matched.flatten().is_some_and(|l| l.index >= index)
             },
             "learner caught up",
         )
         .await;
     match settled {
-        Ok(m) if !m.membership_config.nodes().any(|(n, _)| *n == id) => {
-            ClientReply::Failed(format!(
-                "learner {id} was added at log index {index}, and removed from the membership \
+        Ok(m) if !member(&m) => ClientReply::Failed(format!(
+            "learner {id} was added at log index {index}, and removed from the membership \
                  before it caught up"
-            ))
-        }
+        )),
         Ok(m) if m.current_leader == Some(m.id) => ClientReply::Ok(ClientOk::Written {
             previous: None,
             index,

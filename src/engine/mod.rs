@@ -179,6 +179,10 @@ impl Engine {
         let mut floor_unread = false;
         // `(page, what)` of the record of kept drops a read-only open read past.
         let mut drops_unread = None;
+        let unread = |e: &Error| match e {
+            Error::Corrupted { page, .. } => (*page, e.to_string()),
+            _ => (header.catalog_root, e.to_string()),
+        };
         let (floor, kept_drops, catalog_ids, refused) = {
             let file = storage.view()?;
             let catalog_ids = create::catalog_table_ids(&file, page_size, header.catalog_root);
@@ -189,11 +193,7 @@ impl Engine {
             ) {
                 Ok(found) => found,
                 Err(e) => {
-                    let page = match &e {
-                        Error::Corrupted { page, .. } => *page,
-                        _ => header.catalog_root,
-                    };
-                    drops_unread = Some((page, e.to_string()));
+                    drops_unread = Some(unread(&e));
                     floor_unread = true;
                     lenient("the history floor and kept drops", e)?;
                     (None, None)
@@ -212,11 +212,7 @@ impl Engine {
         let mut kept_max_id = 0;
         let kept_drops = match refused {
             Some(e) => {
-                let page = match &e {
-                    Error::Corrupted { page, .. } => *page,
-                    _ => header.catalog_root,
-                };
-                drops_unread = Some((page, e.to_string()));
+                drops_unread = Some(unread(&e));
                 lenient("the tree's kept drops", e)?;
                 Vec::new()
             }

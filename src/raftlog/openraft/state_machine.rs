@@ -259,9 +259,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if applied.is_err() {
             // openraft's state machine task ends at this error, and an install queued
             // behind it never runs: a purge waiting for that install stops waiting.
-            let inner = &*self.inner;
-            let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
-            note_state_machine(&inner.db, name, false);
+            self.note(false);
         }
         applied
     }
@@ -282,9 +280,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<Nid>> {
         let installed = self.install(meta, snapshot.into_inner());
-        let inner = &*self.inner;
-        let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
-        note_state_machine(&inner.db, name, installed.is_ok());
+        self.note(installed.is_ok());
         installed
     }
 
@@ -295,15 +291,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if current.is_err() {
             // openraft's state machine task ends at this error too, and an install
             // queued behind it never runs: a purge waiting for it stops waiting.
-            let inner = &*self.inner;
-            let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
-            note_state_machine(&inner.db, name, false);
+            self.note(false);
         }
         current
     }
 }
 
 impl StateMachine {
+    /// [`note_state_machine`] for this state machine: how its latest install ended, or
+    /// that an apply or a read of its snapshot failed (`ok` false).
+    fn note(&self, ok: bool) {
+        let inner = &*self.inner;
+        let name = inner.data.strip_suffix(".sm").unwrap_or(&inner.data);
+        note_state_machine(&inner.db, name, ok);
+    }
+
     /// [`RaftStateMachine::get_current_snapshot`]: the stored snapshot, its chunks
     /// checked to be keys `0, 1, 2, ...` (joined as they came, a missing or stray chunk
     /// was served as a snapshot no follower could install).
