@@ -92,3 +92,30 @@ fn read_only_t_in_across_pruning_serializable() {
     filler(&db);
     assert_conflict(t_in.commit(), IDX, &["x"], &[s_pivot]);
 }
+
+// A read-only snapshot never validates, so a long one (a backup) holds back none of the
+// commit index's pruning: the index forgets the commits after it, while the snapshot
+// still reads its own state. A read-write transaction of the same age keeps them.
+#[test]
+fn a_long_read_only_snapshot_holds_back_no_pruning() {
+    let (_d, db) = db_with(IDX, &[("x", 0)]);
+    let (mut c1, mut c2) = (db.connect(), db.connect());
+    let reader = c1.begin_read().unwrap();
+    filler(&db);
+    let records = db.stats().commit_index_records;
+    assert!(
+        records < FILLER_COMMITS as usize / 2,
+        "{records} records kept for a snapshot that never validates"
+    );
+    assert_eq!(get_int(&reader, IDX, "x"), Some(0));
+    assert_eq!(get_int(&reader, IDX, "f/0000"), None, "its own state");
+    drop(reader);
+    let writer = c2.begin().unwrap();
+    filler(&db);
+    let records = db.stats().commit_index_records;
+    assert!(
+        records >= FILLER_COMMITS as usize,
+        "{records} records kept for a transaction that may commit"
+    );
+    drop(writer);
+}

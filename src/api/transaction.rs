@@ -114,7 +114,13 @@ impl<'c> Transaction<'c> {
         if !read_only && engine.read_only {
             return Err(Error::ReadOnlyDatabase);
         }
-        let snapshot = Snap::Live(engine.registry.begin());
+        // A read-only snapshot never validates: it holds back no pruning of the commit
+        // index, only the version store's collection.
+        let snapshot = Snap::Live(if read_only {
+            engine.registry.begin_read_only()
+        } else {
+            engine.registry.begin()
+        });
         let pin = RefCell::new(engine.shared_pin()?);
         // Read after the snapshot: every catalog change at or below it is counted.
         let catalog_at = engine.committer.catalog_changed_at();

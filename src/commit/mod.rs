@@ -374,9 +374,9 @@ impl Committer {
             // The horizon is taken before the index's lock, so the look at every shard
             // of live snapshots is not made while other committers wait for the index.
             let horizon = if fresh_horizon {
-                self.registry.horizon()
+                self.registry.validation_horizon()
             } else {
-                self.registry.recent_horizon()
+                self.registry.recent_validation_horizon()
             };
             if let Some(mut index) = self.index.try_lock() {
                 index.prune_some(horizon, prune_budget);
@@ -628,7 +628,7 @@ impl Committer {
     /// watcher runs passes once commits stopped, so the small commits after a load find
     /// no backlog of its keys to prune; a commit that came prunes its own share.
     pub fn prune_pass(&self, tip: u64) -> bool {
-        let horizon = self.registry.horizon();
+        let horizon = self.registry.validation_horizon();
         let mut index = self.index.lock();
         if index.tip() != tip {
             return false;
@@ -642,7 +642,7 @@ impl Committer {
     fn maintain_up_to(&self, prune_keys: usize) {
         self.index
             .lock()
-            .prune_some(self.registry.horizon(), prune_keys);
+            .prune_some(self.registry.validation_horizon(), prune_keys);
         self.history
             .advance(self.tip(), self.registry.horizon().min(self.durable_seq()));
         self.versions.gc(self.gc_horizon());

@@ -21,7 +21,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// every committer waiting for a later one.
 const VISIBLE_SLOTS: usize = 32;
 
-/// The live snapshots of one shard: `(sequence, holders)` pairs, a handful at most.
+/// The live snapshots of one shard: `(sequence, holders, validating holders)`, a
+/// handful at most. A validating holder is a read-write transaction, which validates
+/// against the commit index at its commit; a read-only snapshot never does, so it holds
+/// back the version store's collection but not the index's pruning
+/// ([`SnapshotRegistry::validation_horizon`]).
 /// Live snapshots are counted in [`ThreadShards`]: a thread counts its snapshots in its
 /// own shard, so two threads beginning and ending read transactions lock and write
 /// different cache lines, and neither takes the lock the commit path advances
@@ -29,23 +33,30 @@ const VISIBLE_SLOTS: usize = 32;
 #[repr(align(128))]
 #[derive(Default)]
 pub struct LiveShard {
-    live: Mutex<Vec<(u64, usize)>>,
+    live: Mutex<Vec<(u64, usize, usize)>>,
 }
 
 impl LiveShard {
-    fn add(&self, seq: u64) {
+    fn add(&self, seq: u64, validates: bool) {
+        let v = usize::from(validates);
         let mut live = self.live.lock();
-        match live.iter_mut().find(|(s, _)| *s == seq) {
-            Some((_, n)) => *n += 1,
-            None => live.push((seq, 1)),
+        match live.iter_mut().find(|(s, _, _)| *s == seq) {
+            Some((_, n, m)) => {
+                *n += 1;
+                *m += v;
+            }
+            None => live.push((seq, 1, v)),
         }
     }
 
-    fn remove(&self, seq: u64) {
+    fn remove(&self, seq: u64, validates: bool) {
         let mut live = self.live.lock();
-        if let Some(i) = live.iter().position(|(s, _)| *s == seq) {
+        if let Some(i) = live.iter().position(|(s, _, _)| *s == seq) {
             match live.get_mut(i) {
-                Some((_, n)) if *n > 1 => *n -= 1,
+                Some((_, n, m)) if *n > 1 => {
+                    *n -= 1;
+                    *m -= usize::from(validates);
+                }
                 _ => {
                     live.swap_remove(i);
                 }
@@ -68,6 +79,9 @@ pub struct SnapshotRegistry {
     exclusive: AtomicBool,
     /// The newest horizon computed ([`SnapshotRegistry::recent_horizon`]).
     last_horizon: AtomicU64,
+    /// The newest validation horizon computed
+    /// ([`SnapshotRegistry::recent_validation_horizon`]).
+    last_validation_horizon: AtomicU64,
 }
 
 impl Default for SnapshotRegistry {
@@ -80,6 +94,7 @@ impl Default for SnapshotRegistry {
             live: ThreadShards::default(),
             exclusive: AtomicBool::new(false),
             last_horizon: AtomicU64::new(0),
+            last_validation_horizon: AtomicU64::new(0),
         }
     }
 }
@@ -116,6 +131,7 @@ impl State {
 pub struct SnapshotGuard {
     shard: Arc<LiveShard>,
     seq: u64,
+    validates: bool,
 }
 
 impl SnapshotGuard {
@@ -127,7 +143,7 @@ impl SnapshotGuard {
 
 impl Drop for SnapshotGuard {
     fn drop(&mut self) {
-        self.shard.remove(self.seq);
+        self.shard.remove(self.seq, self.validates);
     }
 }
 
@@ -154,11 +170,14 @@ impl SnapshotRegistry {
         }
         r.visible.store(visible, Ordering::SeqCst);
         r.last_horizon.store(visible, Ordering::SeqCst);
+        r.last_validation_horizon.store(visible, Ordering::SeqCst);
         Arc::new(r)
     }
 
     /// Takes a snapshot at the current visible sequence (waiting while an exclusive
-    /// hold lasts), counted in the calling thread's shard.
+    /// hold lasts), counted in the calling thread's shard, for a transaction that may
+    /// commit: it holds back the commit index's pruning as well as the version store's
+    /// collection. [`SnapshotRegistry::begin_read_only`] for one that never commits.
     ///
     /// The sequence is read, counted, then read again: a snapshot is taken only when
     /// `visible` did not move in between. A [`SnapshotRegistry::horizon`] that reads
@@ -166,6 +185,16 @@ impl SnapshotRegistry {
     /// newer than the second read, so it never passes the snapshot. In the same way an
     /// exclusive hold either sees the count or is seen by the test that follows it.
     pub fn begin(&self) -> SnapshotGuard {
+        self.begin_as(true)
+    }
+
+    /// [`SnapshotRegistry::begin`] for a snapshot that never validates (a read-only
+    /// transaction): the commit index may forget the commits after it.
+    pub fn begin_read_only(&self) -> SnapshotGuard {
+        self.begin_as(false)
+    }
+
+    fn begin_as(&self, validates: bool) -> SnapshotGuard {
         let shard = self.live.home();
         loop {
             if self.exclusive.load(Ordering::SeqCst) {
@@ -178,15 +207,16 @@ impl SnapshotRegistry {
             // Tests widen the window a horizon may slip through here.
             #[cfg(test)]
             std::thread::yield_now();
-            shard.add(seq);
+            shard.add(seq, validates);
             if self.visible.load(Ordering::SeqCst) == seq && !self.exclusive.load(Ordering::SeqCst)
             {
                 return SnapshotGuard {
                     shard: Arc::clone(shard),
                     seq,
+                    validates,
                 };
             }
-            shard.remove(seq);
+            shard.remove(seq, validates);
         }
     }
 
@@ -195,14 +225,33 @@ impl SnapshotRegistry {
     /// (`begin_read_at`) is not registered and reads at or above the history floor,
     /// which pruning also stays below.
     pub fn horizon(&self) -> u64 {
-        let mut h = self.visible.load(Ordering::SeqCst);
+        self.horizons().0
+    }
+
+    /// The oldest live snapshot of a transaction that may commit (read-write), or the
+    /// visible sequence when none is live: no current or future commit validates
+    /// against a commit at or below it, so the commit index may forget those. A
+    /// read-only snapshot (a long backup) does not hold it back.
+    pub fn validation_horizon(&self) -> u64 {
+        self.horizons().1
+    }
+
+    /// [`SnapshotRegistry::horizon`] and [`SnapshotRegistry::validation_horizon`], from
+    /// one look at every shard.
+    fn horizons(&self) -> (u64, u64) {
+        let visible = self.visible.load(Ordering::SeqCst);
+        let (mut h, mut v) = (visible, visible);
         for shard in self.live.iter() {
-            if let Some(&(s, _)) = shard.live.lock().iter().min_by_key(|(s, _)| *s) {
+            for &(s, _, validators) in shard.live.lock().iter() {
                 h = h.min(s);
+                if validators > 0 {
+                    v = v.min(s);
+                }
             }
         }
         self.last_horizon.fetch_max(h, Ordering::AcqRel);
-        h
+        self.last_validation_horizon.fetch_max(v, Ordering::AcqRel);
+        (h, v)
     }
 
     /// The newest horizon [`SnapshotRegistry::horizon`] computed, without computing one
@@ -212,6 +261,11 @@ impl SnapshotRegistry {
     /// fresh one.
     pub fn recent_horizon(&self) -> u64 {
         self.last_horizon.load(Ordering::Acquire)
+    }
+
+    /// The newest validation horizon computed, as [`SnapshotRegistry::recent_horizon`].
+    pub fn recent_validation_horizon(&self) -> u64 {
+        self.last_validation_horizon.load(Ordering::Acquire)
     }
 
     /// When the only live snapshot is one holder of `own`: holds every new snapshot
@@ -230,7 +284,7 @@ impl SnapshotRegistry {
         // Counted after the flag is up: a `begin` that this count misses sees the flag.
         let (mut total, mut mine) = (0usize, 0usize);
         for shard in self.live.iter() {
-            for &(s, n) in shard.live.lock().iter() {
+            for &(s, n, _) in shard.live.lock().iter() {
                 total += n;
                 if s == own {
                     mine += n;
@@ -265,7 +319,7 @@ impl SnapshotRegistry {
     pub fn live_count(&self) -> usize {
         self.live
             .iter()
-            .map(|shard| shard.live.lock().iter().map(|(_, n)| n).sum::<usize>())
+            .map(|shard| shard.live.lock().iter().map(|(_, n, _)| n).sum::<usize>())
             .sum()
     }
 
@@ -503,6 +557,29 @@ mod tests {
         drop(b);
         r.mark_ready(7);
         assert_eq!(r.horizon(), 7);
+        assert_eq!(r.live_count(), 0);
+    }
+
+    /// Read-only snapshots hold back the horizon, not the validation horizon; a
+    /// read-write one at the same sequence holds back both, until its own drop.
+    #[test]
+    fn validation_horizon_follows_the_oldest_read_write_snapshot() {
+        let r = SnapshotRegistry::new(5);
+        let reader = r.begin_read_only();
+        r.mark_ready(6);
+        let writer = r.begin();
+        let reader_too = r.begin_read_only();
+        r.mark_ready(7);
+        assert_eq!((r.horizon(), r.validation_horizon()), (5, 6));
+        assert_eq!(r.recent_validation_horizon(), 6);
+        drop(writer);
+        assert_eq!((r.horizon(), r.validation_horizon()), (5, 7));
+        drop(reader);
+        assert_eq!((r.horizon(), r.validation_horizon()), (6, 7));
+        let writer = r.begin();
+        drop(reader_too);
+        assert_eq!((r.horizon(), r.validation_horizon()), (7, 7));
+        drop(writer);
         assert_eq!(r.live_count(), 0);
     }
 
