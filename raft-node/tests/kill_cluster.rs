@@ -269,7 +269,8 @@ async fn leader_killed_mid_writes_loses_nothing_and_stays_linearizable() {
     let mut states = Vec::new();
     for id in 1..=NODES {
         let db = Database::open(cluster.db_path(id).unwrap()).unwrap();
-        db.check_integrity().unwrap();
+        let report = db.check_integrity().unwrap();
+        assert!(report.is_ok(), "node {id}: {:?}", report.problems);
         let pairs: BTreeMap<Vec<u8>, Vec<u8>> = StateMachine::open(&db)
             .unwrap()
             .pairs()

@@ -19,6 +19,7 @@ type EntryCheck<'a> = dyn FnMut(&mut IntegrityReport, &[u8], &[u8]) + 'a;
 /// What [`crate::Database::check_integrity`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use = "the check returns `Ok` with the problems it found: look at `problems` or `is_ok`"]
 pub struct IntegrityReport {
     /// Every problem found, each naming a page; empty when the database is sound.
     pub problems: Vec<String>,
