@@ -45,7 +45,7 @@ use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// What the proof needs of a capsule once its bytes are written.
@@ -181,6 +181,8 @@ pub struct Committer {
     /// commit is admitted, before it can become visible (see
     /// [`Committer::catalog_changed_at`]).
     catalog_seq: AtomicU64,
+    /// Set by [`Committer::stop_admission`]: no commit is admitted any more.
+    stopped: AtomicBool,
 }
 
 impl Committer {
@@ -208,7 +210,21 @@ impl Committer {
             section_ns: AtomicU64::new(0),
             section_max_ns: AtomicU64::new(0),
             catalog_seq: AtomicU64::new(tip),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Admits no commit from now on ([`Error::Closed`]), and returns once every commit
+    /// admitted before is queued for its group: a close's drain that follows makes
+    /// each of them durable, and the feed, closed after it, has told each. (A commit
+    /// that passed the engine's open check before the close began would otherwise be
+    /// admitted after the drain, made durable and acknowledged by its own committer,
+    /// and told to no subscriber.) The flag is read under the index's lock, which a
+    /// commit holds from its admission to its proof's enqueueing; taking that lock
+    /// once after setting it is the barrier.
+    pub fn stop_admission(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        drop(self.index.lock());
     }
 
     /// The newest sequence that may have changed the catalog (table names): every
@@ -291,6 +307,13 @@ impl Committer {
         // Step 2: the serialized section.
         let admitted = {
             let mut index = self.index.lock();
+            if self.stopped.load(Ordering::SeqCst) {
+                drop(index);
+                if let Some((_, extent)) = capsule {
+                    self.capsules.release(extent);
+                }
+                return Err(Error::Closed.into());
+            }
             let start = Instant::now();
             let result = index.admit(snapshot, sets);
             if let (Ok(Admitted { seq: Some(seq) }), Some((enc, extent))) = (&result, &capsule) {
@@ -408,6 +431,9 @@ impl Committer {
     ) -> Result<Option<TreeAdmission<'_>>, CommitError> {
         self.group.check()?;
         let mut index = self.index.lock();
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(Error::Closed.into());
+        }
         let start = Instant::now();
         let result = index.admit_unrecorded(snapshot, isolation, writes, reads);
         self.record_section(start);

@@ -196,6 +196,9 @@ impl Engine {
         // Wait for a checkpoint in progress; none starts after this.
         self.checkpointer.shut();
         self.pins.clear();
+        // A commit that passed the open check before `closing` was set is admitted
+        // before this returns (and drained below) or refused `Closed`.
+        self.committer.stop_admission();
         let drained = self.committer.drain();
         // A step led by another thread (the flusher) may have made commits durable and
         // not yet told the feed when `drain` saw it end: told here, before the feed

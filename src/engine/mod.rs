@@ -587,12 +587,6 @@ impl Engine {
         if seq.is_none() {
             return Ok(seq);
         }
-        if durability != Durability::Durable && self.closing.load(Ordering::SeqCst) {
-            // Admitted while `close` ran: its drain may have finished before this commit
-            // was queued, and no flusher starts once closing. It is made durable here,
-            // as `close` promises for every commit it acknowledges.
-            self.committer.flush_queued().map_err(CommitError::Failed)?;
-        }
         self.arm_flush(durability);
         let bytes = self.versions.byte_count();
         // Over budget, a checkpoint is due as soon as none runs; otherwise at most once
