@@ -213,3 +213,53 @@ fn an_inapplicable_request_is_applied_as_nothing() {
         assert_eq!(applied, Some(log_id(2)));
     });
 }
+
+/// What a leader reads for one replication message stops at about
+/// `REPLICATION_READ_BYTES_MAX` bytes of entries (at least one entry): it read every
+/// entry openraft asked for (up to 300), and on a log of large entries held gigabytes
+/// to find the message over the frame limit. Small entries come whole.
+#[test]
+fn a_replication_read_stops_at_its_byte_budget() {
+    use capsuledb::raftlog::Entry as LogEntry;
+    use capsuledb::raftlog::openraft::{REPLICATION_READ_BYTES_MAX, Request};
+    use openraft::storage::RaftLogReader;
+    use openraft::{Entry, EntryPayload};
+    with_node(|db, mut log, _sm| async move {
+        let raw = RaftLog::open(&db).unwrap();
+        let stored = |index: u64, value: Vec<u8>| {
+            let entry = Entry::<TypeConfig> {
+                log_id: log_id(index),
+                payload: EntryPayload::Normal(Request::Set {
+                    key: index.to_be_bytes().to_vec(),
+                    value,
+                }),
+            };
+            LogEntry::new(index, 3, serde_json::to_vec(&entry).unwrap())
+        };
+        // 20 entries of about 2 MiB of JSON each, then 20 small ones.
+        let mut entries: Vec<_> = (1..=20).map(|i| stored(i, vec![9; 1 << 20])).collect();
+        entries.extend((21..=40).map(|i| stored(i, b"v".to_vec())));
+        raw.append(&entries).unwrap();
+        let size = |i: u64| entries[(i - 1) as usize].data.len();
+        for start in [1u64, 7, 19] {
+            let got = log.limited_get_log_entries(start, 41).await.unwrap();
+            let indices: Vec<u64> = got.iter().map(|e| e.log_id.index).collect();
+            let want: Vec<u64> = (start..start + got.len() as u64).collect();
+            assert_eq!(indices, want, "from {start}: contiguous from the start");
+            let all_but_last: usize = indices[..indices.len() - 1].iter().map(|&i| size(i)).sum();
+            assert!(
+                all_but_last < REPLICATION_READ_BYTES_MAX,
+                "from {start}: {} entries, {all_but_last} bytes before the last",
+                indices.len()
+            );
+            assert!(
+                all_but_last + size(*indices.last().unwrap()) >= REPLICATION_READ_BYTES_MAX
+                    || *indices.last().unwrap() == 40
+            );
+        }
+        let small = log.limited_get_log_entries(21, 41).await.unwrap();
+        assert_eq!(small.len(), 20, "small entries come whole");
+        let one = log.limited_get_log_entries(40, 41).await.unwrap();
+        assert_eq!(one.len(), 1);
+    });
+}
