@@ -344,14 +344,18 @@ impl Engine {
             copy = create::fill_blank_copy_a(storage.as_ref(), &header, copy)?;
             // Recovery explained everything: rebuilt records go back, the torn tail is
             // scrubbed, and the recovered stream becomes the durable bound. A tail page
-            // header rebuilt with an unconfirmed next page is not written back: the scrub
-            // writes that header with a next page of its own choosing (made durable
-            // first, a crash before the scrub would have the next open trust it).
-            let tail_header = tail.page * u64::from(page_size);
+            // header the scrub writes (rebuilt with an unconfirmed next page, or a page
+            // stopped at slot 0, written whole) is not written back: the scrub writes it
+            // with a next page of its own choosing (made durable first, a crash before
+            // the scrub would have the next open trust it).
+            let (tail_header, whole) = (
+                tail.page * u64::from(page_size),
+                tail.next_seq == tail.first_seq,
+            );
             let repairs: Vec<_> = rec
                 .repairs
                 .iter()
-                .filter(|r| !(rewrite_tail_header && r.offset == tail_header))
+                .filter(|r| !((rewrite_tail_header || whole) && r.offset == tail_header))
                 .cloned()
                 .collect();
             apply_repairs(storage.as_ref(), &repairs)?;
