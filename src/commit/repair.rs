@@ -364,27 +364,70 @@ impl<'a> LogFile<'a> {
                         || (headed_within(last, last + 1) && covers_last()));
                 let run = if stale { 1 } else { run };
                 let end = base.saturating_add(run.saturating_mul(ps));
-                let mut at = base + LOG_PAGE_HEADER_LEN as u64;
-                while let Some(head) = self.view.get(at, CAPSULE_HEADER_LEN) {
-                    let Some(len) = capsule_total_len(head) else {
-                        break;
-                    };
+                let first = base + LOG_PAGE_HEADER_LEN as u64;
+                // A record verifies at `at` within `end`: its length.
+                let verify = |at: u64, end: u64, summed: &mut u64| -> Option<u64> {
+                    let head = self.view.get(at, CAPSULE_HEADER_LEN)?;
+                    let len = u64::from(capsule_total_len(head)?);
                     let magic_ok = head.get(4..8) == Some(&CAPSULE_MAGIC.to_le_bytes()[..]);
-                    let sum_ok = at.saturating_add(u64::from(len)) <= end
+                    let sum_ok = magic_ok
+                        && at.saturating_add(len) <= end
+                        && len >= CAPSULE_HEADER_LEN as u64
                         && self.view.get(at, len as usize).is_some_and(|b| {
-                            ix.summed += u64::from(len);
+                            *summed += len;
                             b.get(4..).map(|r| checksum(&[r])) == b.get(..4).map(read_u32)
                         });
-                    if !magic_ok || !sum_ok || (len as usize) < CAPSULE_HEADER_LEN {
-                        break;
-                    }
-                    ix.capsules.push(at);
-                    at += u64::from(len);
+                    sum_ok.then_some(len)
+                };
+                let mut at = first;
+                let mut found = Vec::new();
+                while let Some(len) = verify(at, end, &mut ix.summed) {
+                    found.push(at);
+                    at += len;
                 }
+                // Past a record that does not verify (a reservation whose write failed or
+                // never came, ahead of a later commit's capsule in the same page), the
+                // walk looks on for the next record starting in this page, checksumming
+                // at most a page's bytes more: a durable capsule behind such a gap is
+                // still found for a proof to be rebuilt from.
+                if found.len() == 1 && run > 1 {
+                    // The page's one large record: nothing follows it in its run.
+                } else if let Some(page_bytes) = self.view.get(base, ps as usize) {
+                    let mut budget = ps;
+                    let magic = CAPSULE_MAGIC.to_le_bytes();
+                    let page_end = base + ps;
+                    let mut from = at + 1;
+                    while budget > 0 {
+                        let lo = (from - base + 4) as usize;
+                        let Some(hit) = page_bytes
+                            .get(lo..)
+                            .and_then(|rest| rest.windows(4).position(|w| w == magic))
+                        else {
+                            break;
+                        };
+                        let cand = base + (lo + hit) as u64 - 4;
+                        let before = ix.summed;
+                        match verify(cand, page_end, &mut ix.summed) {
+                            Some(len) => {
+                                found.push(cand);
+                                from = cand + len;
+                                // Records packed after it verify as usual.
+                                while let Some(len) = verify(from, page_end, &mut ix.summed) {
+                                    found.push(from);
+                                    from += len;
+                                }
+                                from += 1;
+                            }
+                            None => from = cand + 1,
+                        }
+                        budget = budget.saturating_sub((ix.summed - before).max(1));
+                    }
+                }
+                ix.capsules.extend(found.iter().copied());
                 // The pages of a run whose record was read hold its bytes, not records
                 // of their own: not walked again (a crafted run over others' pages then
                 // costs one read of its pages, not one per page).
-                if run > 1 && at > base + LOG_PAGE_HEADER_LEN as u64 {
+                if run > 1 && at > first {
                     next = next.max(page.saturating_add(run));
                 }
             }
@@ -496,6 +539,45 @@ mod tests {
             bytes[at..at + 4].copy_from_slice(&sum.to_le_bytes());
         }
         bytes
+    }
+
+    /// A capsule page with `gap` bytes of a record that does not verify (a reservation
+    /// whose write failed, its stale bytes a record's magic and length) before a
+    /// committed capsule: its offset, and the page's bytes.
+    fn capsule_behind_a_gap(gap: usize) -> (u64, Vec<u8>) {
+        let ps = PS as usize;
+        let mut bytes = vec![0u8; 4 * ps];
+        let at = 2 * ps;
+        let mut kh = [0u8; 16];
+        kh[0] = 1;
+        write_log_page_header(&mut bytes[at..at + ps], PageKind::Capsule, 2, &kh).unwrap();
+        let mut writes = crate::types::WriteSet::new();
+        let mut t = crate::types::TableWrites::new();
+        t.insert(b"key", Some(b"value")).unwrap();
+        writes.insert(7, t);
+        let rec = crate::format::encode_capsule(3, &writes, &[])
+            .unwrap()
+            .bytes;
+        let stale = at + LOG_PAGE_HEADER_LEN;
+        bytes[stale + 4..stale + 8].copy_from_slice(&CAPSULE_MAGIC.to_le_bytes());
+        bytes[stale + 8..stale + 12].copy_from_slice(&(gap as u32).to_le_bytes());
+        let good = stale + gap;
+        bytes[good..good + rec.len()].copy_from_slice(&rec);
+        (good as u64, bytes)
+    }
+
+    #[test]
+    fn a_capsule_behind_a_record_that_does_not_verify_is_indexed() {
+        for gap in [40, 300, 1000] {
+            let (good, bytes) = capsule_behind_a_gap(gap);
+            let view = View::new(Arc::new(bytes));
+            let file = LogFile::new(&view, PS, 2);
+            let ix = file.build_index();
+            assert_eq!(ix.capsules, vec![good], "gap {gap}");
+            assert!(ix.summed <= 2 * u64::from(PS), "{}", ix.summed);
+            let proof = file.proof_from_capsule(good).expect("the capsule verifies");
+            assert_eq!(proof.snapshot, 3);
+        }
     }
 
     #[test]
