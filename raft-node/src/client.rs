@@ -204,7 +204,18 @@ impl Client {
 
     /// Sends `req` to the leader, following hints and trying other nodes until the
     /// deadline, as long as the request certainly did nothing.
+    ///
+    /// `Init`, `Status` and `Shutdown` address a node, not the cluster: they go to the
+    /// first address only, as [`Client::init`], [`Client::status`] and
+    /// [`Client::shutdown`] send them (a shutdown whose answer was lost was sent on to
+    /// the next node, and could stop it too).
     pub async fn request(&mut self, req: ClientRequest) -> Result<ClientOk, ClientError> {
+        if matches!(
+            req,
+            ClientRequest::Init { .. } | ClientRequest::Status | ClientRequest::Shutdown
+        ) {
+            return self.call_first(req).await;
+        }
         let deadline = Instant::now() + self.deadline;
         let mut last_problem = String::from("no node address given");
         loop {
@@ -247,7 +258,13 @@ impl Client {
                     last_problem = e;
                     self.next_addr();
                 }
-                Err(Sent(e)) => return Err(ClientError::Indefinite(e)),
+                Err(Sent(e)) => {
+                    // Not resent (it may have taken effect), but the next request goes
+                    // to the next node: this one may accept connections and never
+                    // answer (stopped, its disk hung, a leader cut off from the rest).
+                    self.next_addr();
+                    return Err(ClientError::Indefinite(e));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(ClientError::NotApplied(format!(
@@ -332,4 +349,59 @@ use Attempt::{Sent, Unsent};
 
 fn unexpected(ok: &ClientOk) -> ClientError {
     ClientError::Protocol(format!("unexpected reply {ok:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+
+    /// A listener that accepts connections, reads whatever comes and never answers (with
+    /// `hang_up`, closes the connection after the first bytes): its address, and how
+    /// many connections it accepted.
+    async fn silent_node(hang_up: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) && !hang_up {}
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// A write sent to a node that never answers is not resent, but the next request
+    /// goes to the next node (it went back to the silent one every time).
+    #[tokio::test]
+    async fn a_write_without_an_answer_moves_the_client_on() {
+        let (first, _) = silent_node(false).await;
+        let (second, _) = silent_node(false).await;
+        let mut client =
+            Client::new([first.clone(), second.clone()]).with_deadline(Duration::from_millis(200));
+        let put = client.put(b"k", b"v").await;
+        assert!(matches!(put, Err(ClientError::Indefinite(_))), "{put:?}");
+        assert_eq!(client.current_addr(), Some(second.as_str()));
+    }
+
+    /// A shutdown through `request` whose answer is lost goes to no other node.
+    #[tokio::test]
+    async fn a_shutdown_request_goes_to_the_first_node_only() {
+        let (first, _) = silent_node(true).await;
+        let (second, accepted) = silent_node(false).await;
+        let mut client = Client::new([first, second]).with_deadline(Duration::from_secs(2));
+        assert!(client.request(ClientRequest::Shutdown).await.is_err());
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            0,
+            "sent on to the second node"
+        );
+    }
 }

@@ -30,6 +30,18 @@ pub const SCAN_LIMIT_MAX: u32 = 10_000;
 /// client or peer that went away without closing held it for ever).
 pub const CONNECTION_IDLE_MAX: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// Longest a node waits to hand a reply to the socket: a client that asked for a large
+/// value or a scan and never reads held the connection, its task and the reply for ever
+/// once the socket's buffers filled. The connection is closed then.
+pub const REPLY_WRITE_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Longest a node waits for a client's write to be committed and applied, or for a read
+/// to be confirmed linearizable: a leader deposed with a write pending whose entry the
+/// new leader's snapshot purged from its log never answered it (openraft answers a write
+/// only when its entry is applied or truncated). Answered `Failed` (a write's outcome
+/// unknown) then; the client has long given up (its deadline is shorter).
+pub const CLIENT_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Longest a client or peer reuses a connection left idle: half the node's
 /// [`CONNECTION_IDLE_MAX`], so a request is never sent on a connection the node is
 /// closing (its answer lost, a write's outcome unknown).

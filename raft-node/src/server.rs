@@ -4,8 +4,8 @@
 
 use crate::network::TcpNetwork;
 use crate::proto::{
-    CONNECTION_IDLE_MAX, ClientOk, ClientReply, ClientRequest, NodeId, Reply, Rpc, SCAN_LIMIT_MAX,
-    Status, read_frame, write_frame,
+    CLIENT_WAIT_MAX, CONNECTION_IDLE_MAX, ClientOk, ClientReply, ClientRequest, NodeId,
+    REPLY_WRITE_MAX, Reply, Rpc, SCAN_LIMIT_MAX, Status, read_frame, write_frame,
 };
 use capsuledb::Database;
 use capsuledb::raftlog::ENTRY_PAYLOAD_MAX;
@@ -458,12 +458,13 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
             Rpc::Vote(r) => Reply::Vote(node.raft.vote(r).await),
             Rpc::Client(r) => Reply::Client(handle_client(&node, r).await),
         };
-        let written = write_frame(&mut stream, &reply).await;
+        let written = tokio::time::timeout(REPLY_WRITE_MAX, write_frame(&mut stream, &reply)).await;
         if stop_after {
             // Answered first, so the client learns the stop was accepted.
             let _ = node.stop.send(true);
         }
-        if written.is_err() {
+        // A reply not taken within the bound: the client stopped reading.
+        if !matches!(written, Ok(Ok(_))) {
             return;
         }
     }
@@ -560,6 +561,19 @@ fn leadership(node: &Node) -> (bool, u64) {
     (m.current_leader == Some(m.id), m.current_term)
 }
 
+/// Waits until a read at this point is linearizable, at most [`CLIENT_WAIT_MAX`] (a
+/// node cut off from its peers after confirming its leadership waits for the partition
+/// to heal): else the reply that says why not.
+async fn linearizable(node: &Node) -> Result<(), ClientReply> {
+    match tokio::time::timeout(CLIENT_WAIT_MAX, node.raft.ensure_linearizable()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(raft_failure(e)),
+        Err(_) => Err(ClientReply::Failed(format!(
+            "the read could not be confirmed linearizable within {CLIENT_WAIT_MAX:?}"
+        ))),
+    }
+}
+
 async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
     let write = |r: Request| async {
         // A leader whose log cannot store the entry would stop its Raft.
@@ -568,7 +582,13 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
         }
         // Its outcome is unknown if leadership changed meanwhile (`write_failure`).
         let before = leadership(node);
-        let written = node.raft.client_write(r).await;
+        let Ok(written) = tokio::time::timeout(CLIENT_WAIT_MAX, node.raft.client_write(r)).await
+        else {
+            return ClientReply::Failed(format!(
+                "not answered within {CLIENT_WAIT_MAX:?} (leadership lost with the entry \
+                 pending, perhaps), outcome unknown"
+            ));
+        };
         match written {
             Ok(resp) if resp.data.refused.is_some() => {
                 ClientReply::Refused(resp.data.refused.unwrap_or_default())
@@ -593,8 +613,8 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
                     capsuledb::MAX_KEY_LEN
                 ));
             }
-            if let Err(e) = node.raft.ensure_linearizable().await {
-                return raft_failure(e);
+            if let Err(reply) = linearizable(node).await {
+                return reply;
             }
             match node.state_machine.get(&key) {
                 Ok(v) => ClientReply::Ok(ClientOk::Value(v)),
@@ -602,8 +622,8 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
             }
         }
         ClientRequest::Scan { from, to, limit } => {
-            if let Err(e) = node.raft.ensure_linearizable().await {
-                return raft_failure(e);
+            if let Err(reply) = linearizable(node).await {
+                return reply;
             }
             match scan(&node.db, from, to, limit) {
                 Ok(pairs) => ClientReply::Ok(ClientOk::Pairs(pairs)),
