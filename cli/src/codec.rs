@@ -73,6 +73,10 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .unwrap_or(text);
+    // Characters first, whole: a byte of a multi-byte one named a character never typed.
+    if let Some(c) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!("{text:?} has a non-hex character {c:?}"));
+    }
     if !digits.len().is_multiple_of(2) {
         return Err(format!("{text:?} has an odd number of digits"));
     }
@@ -114,7 +118,8 @@ mod tests {
     fn bad_hex_is_an_error() {
         assert!(from_hex("abc").is_err());
         assert!(from_hex("zz").is_err());
-        assert!(from_hex("é1").is_err());
+        assert!(from_hex("é1").unwrap_err().contains("'é'"));
+        assert!(from_hex("éé").unwrap_err().contains("'é'"));
     }
 
     #[test]

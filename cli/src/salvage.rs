@@ -210,7 +210,8 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             let until = until(loss, "to the end of the table");
             writeln!(
                 out,
-                "lost: table {table}, keys from {} {until} (damaged tree page {}: {}); their later versions, from the log, were copied",
+                "lost: table {}, keys from {} {until} (damaged tree page {}: {}); their later versions, from the log, were copied",
+                crate::data::show_name(table),
                 show_key(&loss.from),
                 loss.page,
                 loss.what
@@ -272,7 +273,9 @@ pub(crate) fn sync_dir_of(path: &Path) -> CliResult<()> {
     let dir = crate::backup::dir_of(path);
     match std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
         Err(e) if capsuledb::storage::dir_sync_unsupported(&e) => {
-            eprintln!(
+            // Not `eprintln!`: a closed stderr would panic before the report.
+            let _ = writeln!(
+                std::io::stderr(),
                 "capsuledb: warning: the directory {} cannot be synced ({e}): a power cut may \
                  lose the name {}",
                 dir.display(),

@@ -168,6 +168,26 @@ fn bench_keep_refuses_an_existing_file_at_once() {
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
 
+/// `--keep` into a directory no file can be made in is refused before any phase runs
+/// (it was found after the whole run, and the results were lost with it). `/proc`
+/// takes no new file, whoever runs the test.
+#[test]
+fn bench_keep_into_an_unwritable_directory_is_refused_at_once() {
+    let err = fails(
+        &[
+            "bench",
+            "--phases",
+            "bulk",
+            "--keys",
+            "10",
+            "--keep",
+            "/proc/kept.db",
+        ],
+        1,
+    );
+    assert!(err.contains("create a file in its directory"), "{err}");
+}
+
 /// A closed stdout ends `bench` quietly (exit 0), as it does the other commands: no panic.
 #[test]
 fn bench_output_into_a_closed_pipe_is_no_failure() {

@@ -298,6 +298,17 @@ fn run_uninterrupted(args: &BenchArgs) -> CliResult<()> {
                 keep.display()
             )));
         }
+        // A directory the run could not write to (permissions, a read-only or full file
+        // system) was found only after every phase, and the results were lost with it.
+        tempfile::Builder::new()
+            .prefix(".capsuledb-keep-")
+            .tempfile_in(parent.unwrap_or(Path::new(".")))
+            .map_err(|e| {
+                CliError::io(
+                    format!("--keep {}: create a file in its directory", keep.display()),
+                    e,
+                )
+            })?;
         // The reads and scans run the bulk load too.
         let loads = [Phase::Bulk, Phase::Reads, Phase::Scans];
         if !args.phases.is_empty() && !args.phases.iter().any(|p| loads.contains(p)) {
