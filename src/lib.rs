@@ -76,10 +76,10 @@ mod types;
 mod util;
 
 pub use api::{
-    BACKUP_COPY_OP, BACKUP_OUTPUT_OPS, BackupOptions, BackupProgress, BackupReport, CATALOG_NAME,
-    Connection, Database, Options, Page, RETRY_ATTEMPTS_DEFAULT, RETRY_ELAPSED_DEFAULT, Range,
-    RetryPolicy, Scan, TEMP_STEM_MAX, Table, TableDef, Transaction, TypedRange,
-    temporary_name_stem,
+    BACKUP_COPY_OP, BACKUP_DIR_SYNC_OP, BACKUP_OUTPUT_OPS, BackupOptions, BackupProgress,
+    BackupReport, CATALOG_NAME, Connection, Database, Options, Page, RETRY_ATTEMPTS_DEFAULT,
+    RETRY_ELAPSED_DEFAULT, Range, RetryPolicy, Scan, TEMP_STEM_MAX, Table, TableDef, Transaction,
+    TypedRange, temporary_name_stem,
 };
 pub use checkpoint::CheckpointReport;
 pub use commit::{CommitEvent, LogDamage, QUEUE_COMMITS_MAX, Received, Subscription};

@@ -68,7 +68,13 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
         })
         .before_placing(|| *placing.borrow_mut() = Some(crate::interrupt::hold_off()));
     let report = db.backup_to_with(out, options);
-    if report.is_ok() {
+    // A failed sync of the directory comes after the copy took the name OUT.
+    let in_place = match &report {
+        Ok(_) => true,
+        Err(capsuledb::Error::Io { op, .. }) => *op == capsuledb::BACKUP_DIR_SYNC_OP,
+        Err(_) => false,
+    };
+    if in_place {
         placed.store(true, std::sync::atomic::Ordering::Release);
     }
     drop(placing.take());
@@ -76,6 +82,13 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     // Errors the library met writing the copy or placing it name OUT; others are the
     // source's (its file read, a live reader's move to a newer state).
     let report = report.map_err(|e| match &e {
+        capsuledb::Error::Io { op, source } if *op == capsuledb::BACKUP_DIR_SYNC_OP => {
+            CliError::msg(format!(
+                "the backup is in place at {} (it replaced any file there), but its \
+                 directory could not be synced ({source}): a power cut may lose the name",
+                out.display()
+            ))
+        }
         capsuledb::Error::Io { op, .. } if capsuledb::BACKUP_OUTPUT_OPS.contains(op) => {
             naming_output(out, e.into())
         }

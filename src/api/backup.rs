@@ -322,7 +322,7 @@ impl Database {
         temp.0 = None;
         // In place now: a directory that cannot be synced (one this process may not
         // read, say) is no reason to report the backup failed.
-        crate::storage::sync_parent_if_possible(path, DIR_SYNC_OP)?;
+        crate::storage::sync_parent_if_possible(path, BACKUP_DIR_SYNC_OP)?;
         log::info!(
             "backup of seq {seq} to {}: {} tables, {} keys, {} bytes",
             path.display(),
@@ -364,13 +364,21 @@ pub const BACKUP_COPY_OP: &str = "write the backup copy";
 const CHECK_OP: &str = "check the backup copy";
 const RENAME_OP: &str = "rename the backup into place";
 const LINK_OP: &str = "link the backup into place";
-const DIR_SYNC_OP: &str = "sync the backup's directory";
+/// The op of the I/O error a backup meets syncing its directory once the copy is in
+/// place: the backup is there (and, asked to overwrite, replaced the file), only its
+/// name may not survive a power cut.
+pub const BACKUP_DIR_SYNC_OP: &str = "sync the backup's directory";
 
 /// The ops of the I/O errors a backup meets writing its copy or putting it in place:
 /// an [`Error::Io`] with one of these concerns the target path, any other error the
 /// database backed up.
-pub const BACKUP_OUTPUT_OPS: [&str; 5] =
-    [BACKUP_COPY_OP, CHECK_OP, RENAME_OP, LINK_OP, DIR_SYNC_OP];
+pub const BACKUP_OUTPUT_OPS: [&str; 5] = [
+    BACKUP_COPY_OP,
+    CHECK_OP,
+    RENAME_OP,
+    LINK_OP,
+    BACKUP_DIR_SYNC_OP,
+];
 
 /// Most bytes of the target's name a backup's temporary name keeps: with the rest of
 /// it (a dot, `.backup-`, the process id, a count, a time) within the 255 bytes a

@@ -16,8 +16,8 @@ mod transaction;
 mod typed;
 
 pub use backup::{
-    BACKUP_COPY_OP, BACKUP_OUTPUT_OPS, BackupOptions, BackupProgress, BackupReport, TEMP_STEM_MAX,
-    temporary_name_stem,
+    BACKUP_COPY_OP, BACKUP_DIR_SYNC_OP, BACKUP_OUTPUT_OPS, BackupOptions, BackupProgress,
+    BackupReport, TEMP_STEM_MAX, temporary_name_stem,
 };
 
 pub use crate::types::CATALOG_NAME;
