@@ -2,9 +2,11 @@
 //!
 //! A read at snapshot `S` sees the newest version at or below `S` in the version store,
 //! else the tree. The tree is always the *current* one: its checkpoint sequence is at
-//! or below every live snapshot. The store is consulted first and the tree's root
-//! loaded after, so a version folded into a new tree and then dropped from the store
-//! is always found in that new tree.
+//! or below every live (registered) snapshot. The store is consulted first and the
+//! tree's root loaded after, so a version folded into a new tree and then dropped from
+//! the store is always found in that new tree. A time-travel read (`begin_read_at`) at
+//! `S` below the tree's checkpoint sequence reads the tree's history entries first: a
+//! key's version list gives its value at `S` there.
 
 use super::Engine;
 use super::value::{ReadPin, ValueRef};
