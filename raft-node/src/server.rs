@@ -106,6 +106,8 @@ impl From<std::io::Error> for NodeError {
 }
 
 struct Node {
+    /// This node's id.
+    id: NodeId,
     raft: Raft<TypeConfig>,
     state_machine: StateMachine,
     db: Database,
@@ -165,6 +167,24 @@ fn membership_refusal<'a>(
 }
 
 impl Node {
+    /// Whether `r` names, at an index this node's state machine has applied, a log id
+    /// of a later leader than the applied one's: no correct leader does (an applied
+    /// entry is committed, the same in every log, and leaders only rise along a log).
+    /// openraft takes such an id as matching (it counts every index up to its commit
+    /// as present) and as what the follower accepted, and commits the smaller of it and
+    /// the leader's commit: a commit *below* what it applied, which stopped the node
+    /// (applying an empty range, it panicked).
+    async fn contradicts_applied(&self, r: &AppendEntriesRequest<TypeConfig>) -> bool {
+        use openraft::storage::RaftStateMachine;
+        let Ok((Some(applied), _)) = self.state_machine.clone().applied_state().await else {
+            return false;
+        };
+        r.prev_log_id
+            .iter()
+            .chain(r.entries.iter().map(|e| &e.log_id))
+            .any(|id| id.index <= applied.index && id.leader_id > applied.leader_id)
+    }
+
     /// Hands a snapshot chunk to openraft, or refuses it (`None`: the connection is
     /// dropped). A new snapshot starts at offset 0, and a chunk of the one being received
     /// starts at or before the end of its bytes so far (openraft resends a chunk whose
@@ -282,6 +302,7 @@ pub async fn run(
 
     let (stop, mut stopped) = watch::channel(false);
     let node = Arc::new(Node {
+        id: config.id,
         raft: raft.clone(),
         state_machine,
         db: db.clone(),
@@ -436,8 +457,19 @@ async fn serve_connection(node: Arc<Node>, mut stream: TcpStream) {
             };
         let stop_after = matches!(rpc, Rpc::Client(ClientRequest::Shutdown));
         let reply = match rpc {
+            // No peer sends a vote naming this node: only this node's own Raft votes for
+            // it, and a stranger's claim that it leads (a committed vote of this node's
+            // id) had openraft take entries it never appended for committed, then panic
+            // applying them.
+            Rpc::AppendEntries(r) if r.vote.leader_id().node_id == node.id => return,
+            Rpc::InstallSnapshot(r) if r.vote.leader_id().node_id == node.id => return,
+            Rpc::Vote(r) if r.vote.leader_id().node_id == node.id => return,
             // A malformed append is garbage like a frame that does not parse.
-            Rpc::AppendEntries(r) if !append_well_formed(&r) => return,
+            Rpc::AppendEntries(r)
+                if !append_well_formed(&r) || node.contradicts_applied(&r).await =>
+            {
+                return;
+            }
             Rpc::AppendEntries(r) => Reply::AppendEntries(node.raft.append_entries(r).await),
             // So is a snapshot chunk whose membership has a voter without a node, or
             // which claims a log id of a term above its vote's (installed, it left a log
