@@ -241,8 +241,39 @@ fn a_panic_in_a_tree_commit_poisons_instead_of_hanging_later_commits() {
         .recv_timeout(std::time::Duration::from_secs(60))
         .expect("a commit after a panicked tree commit waited forever");
     assert!(
-        matches!(&after, Some(capsuledb::Error::Poisoned { cause }) if cause.contains("tree commit")),
+        matches!(&after, Some(capsuledb::Error::Poisoned { cause }) if cause.contains("panicked")),
         "{after:?}"
     );
+    // The floor the tree commit's fold raised came back below the stall: the newest
+    // state is readable as of (it read `(seq, seq - 1)`, every state refused).
+    let (oldest, newest) = db.history_window();
+    assert!(oldest <= newest, "window ({oldest}, {newest})");
+    drop(db.begin_read_at(newest).unwrap());
+    assert!(db.close().is_err(), "close reports the poisoned state");
+}
+
+/// A checkpoint's sync panics (the application's storage): what reached the disk is
+/// unknown, as after a failed sync, so the database is poisoned and no later group's
+/// sync acknowledges commits over it. It went on committing, as if nothing happened.
+#[test]
+fn a_panic_in_a_checkpoints_sync_poisons() {
+    use std::sync::atomic::Ordering;
+    let (storage, db) = panicking_db(capsuledb::Options::new());
+    let mut c = db.connect();
+    let mut tx = c.begin().unwrap();
+    tx.put(TABLE, b"before", b"v").unwrap();
+    tx.commit_with(Durability::Durable).unwrap();
+    storage.armed.store(true, Ordering::Release);
+    let checkpoint = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.checkpoint()));
+    storage.armed.store(false, Ordering::Release);
+    assert!(checkpoint.is_err(), "the checkpoint's sync panicked");
+    let mut tx = c.begin().unwrap();
+    tx.put(TABLE, b"after", b"v").unwrap();
+    let after = tx.commit_with(Durability::Durable);
+    assert!(
+        matches!(&after, Err(capsuledb::Error::Poisoned { cause }) if cause.contains("checkpoint")),
+        "{after:?}"
+    );
+    drop(c);
     assert!(db.close().is_err(), "close reports the poisoned state");
 }

@@ -66,10 +66,14 @@ impl Checkpointer {
             self.committer
                 .poison_sync(format!("the durable bound's header write failed: {e}"))
         };
+        let unwinding =
+            super::PoisonOnUnwind::new(&self.committer, "the durable bound's header write");
         let written = write_durable_bound_with(self.storage.as_ref(), &header, copy, seq, || {
             self.storage.sync()
         })
-        .inspect_err(poison)?;
+        .inspect_err(poison);
+        unwinding.disarm();
+        let written = written?;
         *self.header.lock() = written;
         Ok(())
     }

@@ -583,10 +583,12 @@ impl Checkpointer {
         };
         let copy = 1 - old_copy;
         let slot = HEADER_COPY_OFFSETS.get(copy as usize).copied().unwrap_or(0);
+        let unwinding = PoisonOnUnwind::new(&self.committer, "a checkpoint's header write");
         let written = self
             .storage
             .write_at(slot, &header.encode(copy))
             .and_then(|()| self.synced());
+        unwinding.disarm();
         if let Err(e) = written {
             // Whether the header reached the disk is unknown, and another process may
             // already read it (and pin its generation): a later header written with
@@ -702,10 +704,47 @@ impl Checkpointer {
         // A step's sync returning between this one's failure and the poisoning would
         // have its group acknowledged durable (a storage that fails only this sync).
         let _serial = self.committer.serialize_syncs();
-        self.storage.sync().inspect_err(|e| {
+        let unwinding = PoisonOnUnwind::new(&self.committer, "a checkpoint's sync");
+        let synced = self.storage.sync().inspect_err(|e| {
             self.committer
                 .poison_sync(format!("a checkpoint's sync failed: {e}"))
-        })
+        });
+        unwinding.disarm();
+        synced
+    }
+}
+
+/// Poisons the database (as a failed sync does) when dropped armed by a panic: what a
+/// sync or header write that panicked (in an application's `Storage`, say) left on disk
+/// is unknown, as after a failure, and a later group's sync must not acknowledge commits
+/// over it, nor a later checkpoint write a header of the same generation.
+pub(crate) struct PoisonOnUnwind<'a> {
+    committer: &'a Committer,
+    what: &'static str,
+    armed: bool,
+}
+
+impl<'a> PoisonOnUnwind<'a> {
+    pub(crate) fn new(committer: &'a Committer, what: &'static str) -> Self {
+        PoisonOnUnwind {
+            committer,
+            what,
+            armed: true,
+        }
+    }
+
+    /// The guarded call returned (its failure, if any, handled by the caller).
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.committer
+                .poison_sync(format!("{} panicked", self.what));
+        }
     }
 }
 

@@ -19,7 +19,8 @@
 //! the step that makes it group N+1, its marker only in the next step, after that sync.
 //! A lone commit takes two steps, as it took two syncs before. Any I/O failure, or a
 //! panic inside a step (caught by its leader), poisons the coordinator: both groups a
-//! failed sync served, and every waiting and later commit, get [`Error::Poisoned`]; but
+//! failed sync served, and every waiting and later commit, get [`Error::Poisoned`] (the
+//! step's leader gets the failure itself, an [`Error::Io`] say: as unknown); but
 //! a `Written` commit whose marker the failed step wrote before its sync was published
 //! written, and its wait here answers `Ok` (its committer then reports it as it
 //! becomes visible, or not).

@@ -158,6 +158,11 @@ impl Drop for TreeAdmission<'_> {
                 self.seq
             );
             self.committer.poison_at(self.seq, cause.clone());
+            // As `fail_tree`: visibility stalls below `seq`, and the floor the fold
+            // raised comes back to it.
+            self.committer
+                .history
+                .lower_after_failed_tree_commit(self.seq.saturating_sub(1));
             log::error!("{cause}; the database refuses commits until reopened");
         }
     }
@@ -307,12 +312,21 @@ impl Committer {
         // Step 2: the serialized section.
         let admitted = {
             let mut index = self.index.lock();
-            if self.stopped.load(Ordering::SeqCst) {
+            // Refused when the database closed, or was poisoned since the check above
+            // (a checkpoint's failed header write, while this commit wrote its capsule
+            // or waited for room): admitted, an `Applied` commit would be acknowledged
+            // and visible, and never written.
+            let refused = if self.stopped.load(Ordering::SeqCst) {
+                Err(Error::Closed)
+            } else {
+                self.group.check()
+            };
+            if let Err(e) = refused {
                 drop(index);
                 if let Some((_, extent)) = capsule {
                     self.capsules.release(extent);
                 }
-                return Err(Error::Closed.into());
+                return Err(e.into());
             }
             let start = Instant::now();
             let result = index.admit(snapshot, sets);

@@ -115,6 +115,13 @@ fn watch(engine: Weak<Engine>) {
         // Disarmed first: a commit from here on starts a new watcher.
         drop(unwinding);
         me.idle_armed.store(false, Ordering::Release);
+        // One sequenced since `tip` was read may have found the flag still set and
+        // started none (an `Applied` one, not yet durable, the fold would leave out):
+        // this watcher goes on watching for it, unless that commit started one since.
+        if me.committer.tip() != tip && !me.idle_armed.swap(true, Ordering::AcqRel) {
+            seen = None;
+            continue;
+        }
         // The store was worth folding when the watcher started: whatever is left now,
         // however little, is folded too, so an idle database reads its tree alone.
         if me.versions.byte_count() > 0 && !me.checkpoint_running.swap(true, Ordering::AcqRel) {

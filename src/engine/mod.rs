@@ -661,7 +661,11 @@ impl Engine {
                 // Not once every handle is gone: the fold would keep the file locked
                 // after the application let go of it (the next open folds anyway).
                 if !me.closing.load(Ordering::Acquire) && me.handles.load(Ordering::Acquire) > 0 {
-                    let _ = me.run_checkpoint(false);
+                    // A panic (an application's `Storage`) is told, not lost with the thread.
+                    let run = std::panic::AssertUnwindSafe(|| me.run_checkpoint(false));
+                    if std::panic::catch_unwind(run).is_err() {
+                        *me.last_checkpoint_error.lock() = Some("the checkpoint panicked".into());
+                    }
                 }
             });
         if let Err(e) = spawned {
