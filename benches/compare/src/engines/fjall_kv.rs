@@ -1,5 +1,6 @@
 //! fjall (LSM): an `OptimisticTxDatabase` (its serializable multi-writer mode) with one
-//! shared keyspace; every write transaction commits with `PersistMode::SyncAll`.
+//! shared keyspace; every write transaction commits with `PersistMode::SyncData` (`fdatasync`, as
+//! the other engines sync).
 
 use super::TABLE;
 use crate::engine::{Attempt, Body, Engine, Key, Res, Tx, err};
@@ -49,8 +50,8 @@ impl Tx for ReadTx<'_> {
 impl Engine for Fjall {
     type Session = ();
     const NAME: &'static str = "fjall";
-    const DURABILITY: &'static str = "each write transaction `.durability(Some(PersistMode::SyncAll))` (journal fsync per commit)";
-    const SERIALIZATION: &'static str = "`OptimisticTxDatabase` (optimistic, serializable; conflicts retried at once); its commit check and journal write+fsync run under one oracle lock, so durable commits are serial; read-only bodies use a `read_tx()` snapshot";
+    const DURABILITY: &'static str = "each write transaction `.durability(Some(PersistMode::SyncData))` (journal fdatasync per commit)";
+    const SERIALIZATION: &'static str = "`OptimisticTxDatabase` (optimistic, serializable; conflicts retried at once); its commit check and journal write+fdatasync run under one oracle lock, so durable commits are serial; read-only bodies use a `read_tx()` snapshot";
 
     fn open(dir: &Path) -> Res<Self> {
         let db = OptimisticTxDatabase::builder(dir)
@@ -73,7 +74,7 @@ impl Engine for Fjall {
             })?;
             return Ok(Attempt::Committed);
         }
-        let mut tx = self.db.write_tx()?.durability(Some(PersistMode::SyncAll));
+        let mut tx = self.db.write_tx()?.durability(Some(PersistMode::SyncData));
         body(&mut WriteTx {
             tx: &mut tx,
             ks: &self.ks,
@@ -119,7 +120,7 @@ impl Engine for Fjall {
     }
 
     fn close(self) -> Res<()> {
-        self.db.persist(PersistMode::SyncAll)?;
+        self.db.persist(PersistMode::SyncData)?;
         Ok(())
     }
 }
