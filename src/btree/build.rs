@@ -20,7 +20,6 @@ use super::page::{
 use super::page_bytes;
 use super::run::{encode_extent_into, extent_checksum, extent_pages};
 use crate::error::{Error, Result};
-use crate::format::PageKind;
 use crate::pager::Pager;
 use crate::storage::Storage;
 use std::sync::Arc;
@@ -419,8 +418,11 @@ impl Builder<'_> {
     fn free_value(&mut self, v: CellValue<'_>) -> Result<()> {
         match v {
             CellValue::Inline(_) => {}
-            CellValue::Overflow { page, .. } => {
-                let r = super::run::read_run(self.file, PageKind::Overflow, page, self.page_size)?;
+            CellValue::Overflow { page, len } => {
+                // Checked against its cell as a read checks it (`btree.md`: the run's
+                // length is the cell's, its entry count zero): a run that does not match
+                // is freed by no claim of its own.
+                let (r, _) = super::overflow_run(self.file, self.page_size, page, len)?;
                 // As for an extent below: never the headers, never past the pages ever
                 // handed out (a hostile run there checks out by itself).
                 let first_data = crate::format::first_data_page(self.page_size);
@@ -475,8 +477,8 @@ fn value_end(file: &[u8], page_size: u32, v: CellValue<'_>) -> Result<u64> {
         CellValue::Extent { page, len, .. } => {
             page.saturating_add(extent_pages(page_size, len as usize))
         }
-        CellValue::Overflow { page, .. } => {
-            let r = super::run::read_run(file, PageKind::Overflow, page, page_size)?;
+        CellValue::Overflow { page, len } => {
+            let (r, _) = super::overflow_run(file, page_size, page, len)?;
             page.saturating_add(r.pages)
         }
     })

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::btree::{composite, get};
+use crate::format::PageKind;
 use crate::rng::Rng;
 use crate::storage::{SimStorage, Storage};
 use std::collections::{BTreeMap, BTreeSet};

@@ -45,7 +45,9 @@ fn write_durable_bound_with(
 
 /// Whether a header needs a write to record `seq` as durable.
 pub fn bound_needs_write(header: &Header, seq: u64) -> bool {
-    seq > header.log_durable_seq.max(header.checkpoint_seq) || header.read_version < FORMAT_VERSION
+    seq > header.log_durable_seq.max(header.checkpoint_seq)
+        || header.read_version < FORMAT_VERSION
+        || header.write_version < FORMAT_VERSION
 }
 
 impl Checkpointer {

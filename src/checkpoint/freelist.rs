@@ -5,6 +5,10 @@ use crate::error::{Error, Result};
 use crate::format::PageKind;
 use std::collections::BTreeSet;
 
+/// Most data pages a header without a free list may name (`format-spec/btree.md`):
+/// creation makes two.
+pub const PAGES_WITHOUT_FREE_LIST_MAX: u64 = 64;
+
 /// The page numbers of the free-list run at `first`, and the run's extent. Entries must
 /// be strictly increasing, inside `[first_data, page_count)`. Before the first
 /// checkpoint (`first` is 0) there is no tree, so every page below `page_count` is in
@@ -17,6 +21,16 @@ pub fn read_free_list(
     page_count: u64,
 ) -> Result<(BTreeSet<u64>, (u64, u64))> {
     if first == 0 {
+        // Creation makes two data pages, and only a checkpoint (which writes a free
+        // list) raises `page_count`: a crafted header claiming millions of pages with
+        // no list (a sparse file makes its length free) had the open build a set of
+        // them all, gigabytes.
+        if page_count.saturating_sub(first_data) > PAGES_WITHOUT_FREE_LIST_MAX {
+            return Err(Error::corrupted(
+                0,
+                format!("the header names no free list (no checkpoint yet) but {page_count} pages"),
+            ));
+        }
         return Ok(((first_data..page_count).collect(), (0, 0)));
     }
     let run = read_run(file, PageKind::FreeList, first, page_size)?;
@@ -116,5 +130,23 @@ mod tests {
             read_free_list(&file, PS, 2, 4, 800),
             Err(Error::Corrupted { page: 2, .. })
         ));
+    }
+
+    /// No free list (no checkpoint yet): every data page below `page_count` is free,
+    /// and a header naming more than creation ever makes is refused, naming the header,
+    /// before a set of them all is built (2^40 pages: a crafted sparse file's claim).
+    #[test]
+    fn no_free_list_with_pages_past_what_creation_makes_is_refused() {
+        let (set, run) = read_free_list(&[], PS, 0, 4, 6).unwrap();
+        assert_eq!(
+            (set.into_iter().collect::<Vec<_>>(), run),
+            (vec![4, 5], (0, 0))
+        );
+        match read_free_list(&[], PS, 0, 4, 1 << 40) {
+            Err(Error::Corrupted { page: 0, what }) => {
+                assert!(what.contains("no free list"), "{what}")
+            }
+            other => panic!("{:?}", other.map(|(s, r)| (s.len(), r))),
+        }
     }
 }

@@ -64,6 +64,23 @@ pub(super) fn replay(
         }
     };
     let cap_page = f.page_of(proof.capsule_offset);
+    // A capsule starts after its page's header, and one longer than its page's rest
+    // starts right after it, at the head of its run (log.md, "Records"): one over the
+    // header (a crafted proof) could take the header's zeros for its checksum.
+    let cap_in_page = proof.capsule_offset % f.page_size;
+    let cap_fits = u64::from(proof.capsule_len) <= f.page_size - cap_in_page;
+    if cap_in_page < LOG_PAGE_HEADER_LEN as u64
+        || (!cap_fits && cap_in_page != LOG_PAGE_HEADER_LEN as u64)
+    {
+        return Err((
+            proof_page,
+            format!(
+                "its capsule at offset {} is not after its page's header, or not at the head \
+                 of its run",
+                proof.capsule_offset
+            ),
+        ));
+    }
     let cap_bytes = f
         .view
         .get(proof.capsule_offset, proof.capsule_len as usize)

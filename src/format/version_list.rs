@@ -118,18 +118,12 @@ impl<'a> Indexed<'a> {
         Ok((self.seq(i), flagged(self.record(i)?)?))
     }
 
-    /// What a read sees in element `i`, like [`Indexed::element`] but without touching
-    /// the record's bytes when its length alone tells: a record longer than its flag is
-    /// a value (its flag is `1`; a value's bytes are only read by whoever reads the
-    /// value). A point read then costs the index lines, not the record's line too. The
-    /// list comes from a checksummed page; [`decode_list`] (and so `check_integrity`)
-    /// still checks every flag.
+    /// What a read sees in element `i`: its record checked against the index, and its
+    /// flag (`btree.md`): a record whose flag is neither `1` nor a lone `0` is damage,
+    /// as [`decode_list`] (and so `check_integrity`) says, never served as a value. The
+    /// flag shares its cache line with the value's first bytes, which the reader reads.
     fn seen(&self, i: usize) -> Result<Option<&'a [u8]>> {
-        let record = self.record(i)?;
-        match record.get(1..) {
-            Some(value) if !value.is_empty() => Ok(Some(value)),
-            _ => flagged(record),
-        }
+        flagged(self.record(i)?)
     }
 }
 
@@ -419,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn a_point_read_checks_the_flag_only_where_the_length_does_not_tell() {
+    fn a_point_read_checks_every_flag() {
         let good = encode_list(&[(9, v(b"c")), (7, Some(Arc::from(&b""[..]))), (5, None)]).unwrap();
         // Records start after the 8-byte head and three 12-byte index entries.
         let (value_at, empty_at, deleted_at) = (44, 46, 47);
@@ -433,12 +427,14 @@ mod tests {
             bad[at] = 2;
             assert!(find_in_list(&bad, 8).is_err() || find_in_list(&bad, 6).is_err());
         }
-        // A longer record is a value by its length; its flag is checked by the full
-        // decode (integrity checks), not by a point read.
-        let mut bad = good.clone();
-        bad[value_at] = 0;
-        assert_eq!(find_in_list(&bad, 9).unwrap(), Some(Some(&b"c"[..])));
-        assert!(decode_list(&bad).is_err());
+        // A longer record with a flag other than `1` is damage on the read path too,
+        // as the full decode (integrity checks) says: it was served as a value.
+        for flag in [0, 2, 255] {
+            let mut bad = good.clone();
+            bad[value_at] = flag;
+            assert!(find_in_list(&bad, 9).is_err(), "flag {flag}");
+            assert!(decode_list(&bad).is_err());
+        }
     }
 
     proptest! {
