@@ -135,14 +135,13 @@ pub struct TreeAdmission<'a> {
 struct Unapplied<'a> {
     committer: &'a Committer,
     seq: u64,
+    /// What the commit was doing: said in the poisoning's cause.
+    when: &'static str,
 }
 
 impl Drop for Unapplied<'_> {
     fn drop(&mut self) {
-        let cause = format!(
-            "commit {} panicked before its versions were applied",
-            self.seq
-        );
+        let cause = format!("commit {} panicked {}", self.seq, self.when);
         self.committer.poison_at(self.seq, cause.clone());
         log::error!("{cause}; the database refuses commits until reopened");
     }
@@ -361,6 +360,7 @@ impl Committer {
         let unapplied = admitted.seq.map(|seq| Unapplied {
             committer: self,
             seq,
+            when: "before its versions were applied",
         });
         match (&capsule, admitted.seq) {
             (Some((_, extent)), Some(seq)) => self.capsules.settle(extent, seq),
@@ -383,9 +383,20 @@ impl Committer {
             self.registry.mark_applied(seq, durability);
             // Applied: nothing for the guard to do (it holds no resource).
             std::mem::forget(unapplied);
-            if durability > Durability::Applied
-                && let Err(e) = self.group.wait_for(seq, durability)
-            {
+            // A panic in the wait (a logger's, after the step this committer led failed)
+            // poisons and stalls `seq` as the failure would: its `Applied` successors
+            // waited for its visibility for ever.
+            let waiting = Unapplied {
+                committer: self,
+                seq,
+                when: "while it waited for its durability",
+            };
+            let waited = match durability {
+                Durability::Applied => Ok(()),
+                _ => self.group.wait_for(seq, durability),
+            };
+            std::mem::forget(waiting);
+            if let Err(e) = waited {
                 // This seq never becomes visible; nor does anything after it.
                 self.registry.stall(seq, e.to_string());
                 return Err(e.into());
