@@ -112,6 +112,24 @@ fn checker_finds_write_skew_cycle() {
     refuses(&write_skew(Isolation::Serializable), "dependency cycle");
 }
 
+/// A read that finds its key absent is a read too: T1 reads x (absent) and writes y,
+/// T2 reads y and inserts x, both from the setup's snapshot: T1 →rw(x) T2 →rw(y) T1.
+/// Every other hand-made history reads values that exist; a checker drawing no edge
+/// for a read of nothing passed them all.
+#[test]
+fn checker_finds_a_cycle_through_a_read_of_an_absent_key() {
+    let h = history(
+        Isolation::Serializable,
+        &[b"y"],
+        vec![
+            txn(1, 1, 2, vec![get(b"x", None)], &[b"y"]),
+            txn(2, 1, 3, vec![get(b"y", Some(SETUP_UID))], &[b"x"]),
+        ],
+        &[(b"x", 2), (b"y", 1)],
+    );
+    refuses(&h, "dependency cycle");
+}
+
 /// Each scans the range the other writes into and sees it empty: a cycle through rw
 /// edges on keys neither read by name.
 #[test]

@@ -346,6 +346,9 @@ fn run_session(
                                 hist.push(o.view, Some(level));
                             } else {
                                 assert_eq!(info.seq, snapshot, "a commit without writes");
+                                // It waited until the state it read (the latest: one
+                                // transaction at a time) reached its level.
+                                hist.reach(level);
                             }
                         }
                         Err(e) => {
@@ -372,11 +375,11 @@ fn run_session(
                     fail!(e, "compact");
                 }
             }
-            op::GC => {
-                if let Err(e) = db.collect_garbage() {
-                    fail!(e, "collect_garbage");
-                }
-            }
+            op::GC => match db.collect_garbage() {
+                // Every queued commit's marker is written.
+                Ok(()) => hist.reach(Durability::Written),
+                Err(e) => fail!(e, "collect_garbage"),
+            },
             op::CRASH => {
                 let kind = input.u8();
                 let seed = input.u64();

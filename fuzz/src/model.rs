@@ -41,6 +41,20 @@ impl History {
         self.states.last().expect("history is never empty")
     }
 
+    /// The latest state reached `level` (a commit that wrote nothing waits until the
+    /// state it read does; `collect_garbage` writes the queued commits' markers).
+    pub(super) fn reach(&mut self, level: Durability) {
+        let i = self.states.len() - 1;
+        match level {
+            Durability::Durable => {
+                self.durable = i;
+                self.written = i;
+            }
+            Durability::Written => self.written = self.written.max(i),
+            _ => {}
+        }
+    }
+
     pub(super) fn push(&mut self, state: Model, level: Option<Durability>) {
         self.states.push(state);
         let i = self.states.len() - 1;

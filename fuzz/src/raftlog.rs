@@ -208,14 +208,30 @@ pub fn fuzz_raftlog(data: &[u8]) {
             }
             2 => {
                 let from = first.saturating_sub(1) + u64::from(input.u8() % 12);
+                let last = log.last_index();
                 if allowed("truncate", log.truncate(from)).is_some() {
                     assert!(log.last_index().is_none_or(|l| l < from), "truncated");
+                    // Exactly the entries from `from` on go: the one before it stays.
+                    if last.is_some_and(|l| from <= l) && from > first {
+                        assert_eq!(log.last_index(), Some(from - 1), "truncated past `from`");
+                    } else if last.is_some_and(|l| from > l) {
+                        assert_eq!(log.last_index(), last, "a truncate past the end");
+                    }
                 }
             }
             3 => {
                 let upto = first.saturating_sub(1) + u64::from(input.u8() % 12);
+                let last = log.last_index();
                 if allowed("purge", log.purge(upto)).is_some() {
                     assert!(log.first_index() > upto, "purged");
+                    // Exactly the entries up to `upto` go: the one after it stays.
+                    if last.is_some_and(|l| upto < l) {
+                        assert_eq!(
+                            log.first_index(),
+                            (upto + 1).max(first),
+                            "purged past `upto`"
+                        );
+                    }
                 }
             }
             4 => {
