@@ -300,3 +300,49 @@ fn check_names_a_version_list_whose_oldest_element_is_above_the_floor() {
         report.problems
     );
 }
+
+/// A version list whose newest element is not the key's ordinary entry (a hostile edit
+/// of its value, checksum made right): `versions` read it while `get` read the entry at
+/// the newest states, and `check` said nothing. It names the list's page now.
+#[test]
+fn check_names_a_version_list_whose_newest_element_is_not_the_keys_entry() {
+    let (bytes, _) = build();
+    let db = open(bytes.clone(), usize::MAX).unwrap();
+    assert!(db.check_integrity().unwrap().is_ok());
+    // A key with a history whose newest version is a value: that value's record (its
+    // flag, `1`, then its bytes) in a history leaf.
+    let mut c = db.connect();
+    let tx = c.begin_read().unwrap();
+    let leaves = history_leaves(&bytes);
+    let found = (0..KEYS).find_map(|i| {
+        let versions = tx.versions("t", &i.to_be_bytes()).unwrap();
+        let newest = versions
+            .first()
+            .filter(|_| versions.len() >= 2)?
+            .1
+            .clone()?;
+        let record = [&[1u8][..], &newest].concat();
+        leaves.iter().find_map(|&(start, len, kind)| {
+            let at = bytes[start..start + len]
+                .windows(record.len())
+                .position(|w| w == record.as_slice())?;
+            Some((start, len, kind, start + at + 1))
+        })
+    });
+    drop(tx);
+    drop(c);
+    drop(db);
+    let (start, len, kind, value_at) = found.expect("a newest value in a history leaf");
+    let mut copy = bytes.clone();
+    copy[value_at] ^= 0x20;
+    seal_page(&mut copy[start..start + len], kind, (start / PAGE) as u64).unwrap();
+    let report = open(copy, usize::MAX).unwrap().check_integrity().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("newest version") && p.contains(&format!("page {}", start / PAGE))),
+        "{:?}",
+        report.problems
+    );
+}

@@ -197,8 +197,10 @@ impl Engine {
                         "the history entry of key {} in table {table}: {err}",
                         crate::util::show_bytes(key)
                     )),
-                    // Its oldest element is the key's state at the floor: one above it
-                    // leaves a read at the floor nothing to take.
+                    // Its newest element is the key's ordinary entry (`btree.md`): a
+                    // list that says otherwise has `versions` and `get` disagree at the
+                    // newest states. Tables the catalog names only (a dropped table's
+                    // keys go with its drop, its lists after).
                     Ok(list) => match list.last() {
                         Some(&(oldest, _)) if oldest > floor => r.problems.push(format!(
                             "the history entry of key {} in table {table}{}: its oldest \
@@ -208,7 +210,28 @@ impl Engine {
                                 .map(|o| format!(" on page {}", o as u64 / u64::from(ps)))
                                 .unwrap_or_default()
                         )),
-                        _ => {}
+                        _ => {
+                            let newest = list.first().filter(|_| owners.contains_key(&table));
+                            if let Some((seq, value)) = newest {
+                                let ordinary = btree::get(
+                                    &file,
+                                    ps,
+                                    header.catalog_root,
+                                    &btree::composite(table, key),
+                                    None,
+                                );
+                                if ordinary.is_ok_and(|o| o != value.as_deref()) {
+                                    r.problems.push(format!(
+                                        "the history entry of key {} in table {table}{}: its \
+                                         newest version, commit {seq}, is not the key's entry",
+                                        crate::util::show_bytes(key),
+                                        crate::util::offset_in(&file, v)
+                                            .map(|o| format!(" on page {}", o as u64 / u64::from(ps)))
+                                            .unwrap_or_default()
+                                    ));
+                                }
+                            }
+                        }
                     },
                 }
                 if index.is_some_and(|i| !i.knows(&file, k, v)) {
