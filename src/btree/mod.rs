@@ -70,6 +70,25 @@ pub fn page_bytes(file: &[u8], page: u64, page_size: u32) -> Result<&[u8]> {
         .ok_or_else(|| Error::corrupted(page, "multi-page leaf lies past the end of the file"))
 }
 
+/// The page a parent names for the node holding `page`: `page` itself, or the first
+/// page of a multi-page leaf reaching over it (one whose checksum is right, starting at
+/// most [`page::LEAF_PAGES_MAX`] pages before it). An error about bytes inside a leaf's
+/// later page (a damaged version list) names that first page, as every other error
+/// about the leaf does: the later pages have no header of their own.
+pub fn node_first_page(file: &[u8], page_size: u32, page: u64) -> u64 {
+    (1..page::LEAF_PAGES_MAX as u64)
+        .filter_map(|back| page.checked_sub(back))
+        .find(|&first| {
+            page_bytes(file, first, page_size).is_ok_and(|bytes| {
+                let pages = (bytes.len() / page_size.max(1) as usize) as u64;
+                pages > 1
+                    && first.saturating_add(pages) > page
+                    && NodeRef::parse(bytes, first).is_ok()
+            })
+        })
+        .unwrap_or(page)
+}
+
 /// Resolves a stored value to its bytes: an overflow extent or run in `verified` is
 /// located from its cell alone, else read, checked and added to `verified`
 /// ([`value_bytes_read`]). Always inlined: a scan's step calls it for every entry (out

@@ -3,8 +3,9 @@
 //! freed and verified as one.
 
 use super::build::{Change, puts, rebuild};
+use super::page::CellValue;
 use super::page::{NodeBuilder, NodeRef, TreeKey};
-use super::{composite, get, page_bytes, walk};
+use super::{composite, get, node_first_page, page_bytes, walk};
 use crate::error::Error;
 use crate::format::PageKind;
 use crate::pager::Pager;
@@ -215,6 +216,38 @@ fn a_damaged_leaf_run_is_an_error_naming_its_first_page() {
         }
         assert!(walk(&bad, PS, root, |_, _, _| {}).is_err());
     }
+}
+
+/// An error about bytes inside a multi-page leaf's later page (a value that does not
+/// decode, a damaged version list) names the leaf's first page, the page its parent
+/// names: it named the page the value started on, which has no header of its own.
+#[test]
+fn an_error_about_a_value_in_a_later_page_of_a_leaf_names_its_first_page() {
+    let (sim, _pager, root, _) = build(400, 1000);
+    let file = sim.view().unwrap().to_vec();
+    let (_, runs) = pages_of(&file, root);
+    let &(first, n) = runs.first().expect("a multi-page leaf");
+    let node = NodeRef::parse(page_bytes(&file, first, PS).unwrap(), first).unwrap();
+    let ps = u64::from(PS);
+    let value_in_later_page = (0..node.count())
+        .filter_map(|i| match node.value(i).ok()? {
+            CellValue::Inline(v) => Some(v),
+            _ => None,
+        })
+        .find(|v| crate::util::offset_in(&file, v).is_some_and(|o| o as u64 / ps > first))
+        .expect("a value in a later page of the leaf");
+    let named = Error::corrupted(0, "a value that does not decode").on_page_of(
+        &file,
+        value_in_later_page,
+        PS,
+    );
+    assert!(
+        matches!(named, Error::Corrupted { page, .. } if page == first),
+        "{named}"
+    );
+    assert!(n > 1);
+    // A page of no multi-page leaf keeps its own number.
+    assert_eq!(node_first_page(&file, PS, first), first);
 }
 
 #[test]
