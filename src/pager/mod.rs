@@ -19,7 +19,8 @@ pub const GROW_STEP_MIN: u64 = 1 << 20;
 /// …or by this fraction (1/N) of its size, whichever is larger…
 pub const GROW_FRACTION: u64 = 16;
 /// …but by at most this many bytes (more only when one allocation needs it): the
-/// file's unused tail stays under 1/16 of it, and under 64 MiB.
+/// file's unused tail stays under 64 MiB, and under 1/16 of a file of 16 MiB or more
+/// (a smaller file grows by 1 MiB at once).
 pub const GROW_STEP_MAX: u64 = 64 << 20;
 
 /// Pages the log takes from the file's end at a time when no free page is left
@@ -131,7 +132,9 @@ impl Pager {
     }
 
     /// Allocates one page for the log (a capsule, proof or marker page): a free page
-    /// (its blocks are on disk already), else the next of the reserve, else a fresh
+    /// (its blocks mostly on disk already: some free pages were never written, a
+    /// growth step's unused pages found free at open or pages given back unwritten),
+    /// else the next of the reserve, else a fresh
     /// reserve of [`LOG_RESERVE_PAGES`] from the end, whose pages after the first are
     /// written with zeros now. A page in a hole would have the file system allocate
     /// its block at the sync after its first write, a journal commit inside each group

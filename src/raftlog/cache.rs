@@ -42,7 +42,8 @@ impl Cache {
         self.entries.back().map(|e| e.index + 1)
     }
 
-    /// Records entries just made durable right after the last one.
+    /// Records entries just committed (durable, or on their way: `append_async`) right
+    /// after the last one.
     pub(super) fn append(&mut self, entries: &[Entry]) {
         let Some(head) = entries.first() else { return };
         let follows = self.next_index().is_none_or(|next| next == head.index);

@@ -3,9 +3,11 @@
 //! [`RaftLog`] keeps a Raft replica's log and its hard state (term, vote, commit index)
 //! in two tables of a [`Database`], `<name>.log` and `<name>.meta` (the default name is
 //! `raft`; the byte layout is in `codec.rs`). Every call that changes the log is one
-//! transaction, and all but [`RaftLog::append_async`] commit it
-//! [`Durability::Durable`]: an append, a truncate or a purge is never half done, and the
-//! hard state is never torn. With those calls alone, after a crash or power loss the log
+//! transaction, and every call but [`RaftLog::append_async`] returns once it is
+//! durable (an append commits [`Durability::Applied`] and waits for `Durable`, so its
+//! entries are readable in this process a moment before; the others commit `Durable`):
+//! an append, a truncate or a purge is never half done, and the hard state is never
+//! torn. With those calls alone, after a crash or power loss the log
 //! holds exactly the calls that returned `Ok` (and possibly the one in flight, whole or
 //! not at all). Concurrent appenders on different logs of one database share the
 //! engine's group commit. [`RaftLog::append_async`] pipelines appends: it returns an
@@ -295,7 +297,10 @@ impl RaftLog {
         self.inner.bounds.lock().held.is_none()
     }
 
-    /// Appends `entries` in one durable transaction. They must be contiguous, start
+    /// Appends `entries` in one transaction and waits until it is durable ([`Durability::Applied`],
+    /// then a wait for `Durable`: readable in this process before it returns, and, when the
+    /// wait fails, readable in this process although a crash may lose them; the handle
+    /// refuses further changes then). They must be contiguous, start
     /// right after the last entry (or anywhere, on a log that never held anything), and
     /// have terms that never go down; otherwise [`Error::LogOrder`] and nothing is
     /// written. A payload over [`ENTRY_PAYLOAD_MAX`] is [`Error::ValueTooLarge`]. Returns once the entries are on stable storage. An empty slice is a

@@ -33,7 +33,11 @@
 //! openraft on a multi-threaded runtime with a spare worker.
 //!
 //! A purge waits until the [`StateMachine`] of the same name (`<name>.sm.meta`) has
-//! durably applied the purged index: openraft purges right after handing a received
+//! durably applied the purged index (and fails, which openraft takes as fatal, once a
+//! state machine of that name in this process failed an install, apply or snapshot read
+//! without a later install succeeding: a `Raft` started again on the same open
+//! `Database` after such a failure stops at its first purge that must wait; reopen the
+//! database to start afresh): openraft purges right after handing a received
 //! snapshot's install to the state machine's task, and a purge durable before that
 //! install, then a crash, would leave the log without entries the state machine still
 //! needs. With a state machine of the application's own (no such table), the purge does

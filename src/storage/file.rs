@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A database file on disk, exclusively locked for the life of this value.
+/// A database file on disk, exclusively locked for the life of this value (a
+/// read-only handle, [`FileStorage::open_read_only`], takes no lock).
 ///
 /// Reads go through a shared memory mapping of the whole file. When the file grows,
 /// the next [`Storage::view`] maps it again; views taken earlier keep their old mapping

@@ -23,7 +23,9 @@ struct SmInner {
     data: String,
     meta: String,
     snapshot: String,
-    /// Snapshots built since opening, to name them uniquely with the stored count.
+    /// Snapshots built since opening (counted; a snapshot's id is named by the stored
+    /// count, which a build kept unstored does not raise: two such builds at one applied
+    /// id share an id, and their contents).
     built: AtomicU64,
     /// Held while a snapshot is stored: openraft builds snapshots in a task of their
     /// own, beside the state machine's commands, so a build's store and an install
