@@ -1,4 +1,4 @@
-//! SQLite through rusqlite (bundled, built with `HAVE_FDATASYNC`: `.cargo/config.toml`):
+//! SQLite through rusqlite (bundled, built with `HAVE_FDATASYNC`: the repository's `.cargo/config.toml`):
 //! WAL journal, `synchronous=FULL`, one connection per thread; write transactions queue
 //! on a lock of the process, then start with `BEGIN IMMEDIATE` (with a busy timeout, for
 //! the checkpoint a reader may hold).
