@@ -70,7 +70,8 @@ pub fn fuzz_api_model(data: &[u8]) {
     };
     let mut ops_left = OPS_MAX;
     let mut context = "create".to_string();
-    for _ in 0..SESSIONS_MAX {
+    // One open more than sessions: the last session's crash or reopen is checked too.
+    for session in 0..=SESSIONS_MAX {
         let db = options
             .open_storage(Arc::new(sim.clone()))
             .unwrap_or_else(|e| panic!("open after {context}: {e}"));
@@ -91,6 +92,9 @@ pub fn fuzz_api_model(data: &[u8]) {
         };
         let report = db.check_integrity().expect("check_integrity");
         assert!(report.is_ok(), "after {context}: {:?}", report.problems);
+        if session == SESSIONS_MAX {
+            return;
+        }
         hist = History {
             states: vec![hist.states.swap_remove(i)],
             durable: 0,
