@@ -175,6 +175,39 @@ fn failed_capsule_write_fails_only_its_commit() {
     }
 }
 
+/// The same with the failed write landing part way (its first bytes written, as a real
+/// write may before an EIO): the capsule's first bytes, magic and length, sit in the page
+/// ahead of the later commits' capsules, and recovery reads past them.
+#[test]
+fn failed_capsule_write_landing_part_way_fails_only_its_commit() {
+    for (mode, keep) in CRASH_MODES
+        .into_iter()
+        .zip([12usize, 40, 200].into_iter().cycle())
+    {
+        let before = 4;
+        let sim = SimStorage::new();
+        let db = open(&sim).unwrap();
+        for i in 0..before {
+            try_commit(&db, i).unwrap();
+        }
+        sim.fail_nth_write_partly(1, keep);
+        let err = try_commit(&db, before).expect_err("the faulted commit must fail");
+        assert!(is_io(&err), "capsule write failure: {err:?}");
+        let mut acked: Vec<u32> = (0..before).collect();
+        for i in before + 1..before + 6 {
+            try_commit(&db, i).expect("the database keeps working after a capsule failure");
+            acked.push(i);
+        }
+        let universe = before + 6;
+        assert_eq!(read_state(&db, universe), model(&acked));
+        drop(db);
+        crash(&sim, mode);
+        let db = open(&sim).unwrap();
+        assert!(!check_recovered(&db, &acked, &[before], universe));
+        check_accepts_commit(&sim, db, universe);
+    }
+}
+
 #[test]
 fn failed_capsule_write_on_the_first_commit() {
     let (sim, db, err) = fail_one_commit(Fault::Write(1), 0);

@@ -101,6 +101,8 @@ pub struct IoCounts {
 #[derive(Default)]
 struct Faults {
     fail_write: Option<u64>,
+    /// Bytes of the failing write that land before it fails (none: it writes nothing).
+    fail_write_keep: usize,
     fail_sync: Option<u64>,
     fail_set_len: Option<u64>,
     /// Every `set_len` from this one (by count) on fails.
@@ -267,8 +269,15 @@ impl SimStorage {
 
     /// Makes the `n`-th `write_at` from now (1-based) fail without writing anything.
     pub fn fail_nth_write(&self, n: u64) {
+        self.fail_nth_write_partly(n, 0);
+    }
+
+    /// Makes the `n`-th `write_at` from now (1-based) write its first `keep` bytes, then
+    /// fail (a real write may land part way before an EIO or a full disk stops it).
+    pub fn fail_nth_write_partly(&self, n: u64, keep: usize) {
         let mut st = self.state.lock();
         st.faults.fail_write = Some(st.counts.writes + n);
+        st.faults.fail_write_keep = keep;
     }
 
     /// Makes the `n`-th `sync` from now (1-based) fail without making anything durable,
@@ -474,6 +483,15 @@ impl Storage for SimStorage {
         SimStorage::spend_power(&mut st).map_err(io)?;
         if st.faults.fail_write == Some(st.counts.writes + 1) {
             st.faults.fail_write = None;
+            let keep = std::mem::take(&mut st.faults.fail_write_keep).min(data.len());
+            if keep > 0 {
+                let part = &data[..keep];
+                apply_write(Arc::make_mut(&mut st.live), offset, part);
+                st.unsynced.push(Unsynced::Write {
+                    offset,
+                    data: part.to_vec(),
+                });
+            }
             return Err(io(simulated("write failure")));
         }
         let end = offset.saturating_add(data.len() as u64);
