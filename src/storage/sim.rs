@@ -485,7 +485,7 @@ impl Storage for SimStorage {
             st.faults.fail_write = None;
             let keep = std::mem::take(&mut st.faults.fail_write_keep).min(data.len());
             if keep > 0 {
-                let part = &data[..keep];
+                let part = data.get(..keep).unwrap_or(data);
                 apply_write(Arc::make_mut(&mut st.live), offset, part);
                 st.unsynced.push(Unsynced::Write {
                     offset,
