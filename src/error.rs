@@ -247,25 +247,6 @@ impl Error {
             other => other,
         }
     }
-
-    /// [`Error::on_page`] with the page of the file holding `part`, a slice of the
-    /// mapped `file` (a value read in place): the node's page a parent names (a
-    /// multi-page leaf's first page, [`crate::btree::node_first_page`]); unchanged when
-    /// `part` lies elsewhere.
-    pub(crate) fn on_page_of(self, file: &[u8], part: &[u8], page_size: u32) -> Error {
-        match crate::util::offset_in(file, part) {
-            Some(offset) if offset < file.len() && page_size > 0 => {
-                let page = offset as u64 / u64::from(page_size);
-                match self {
-                    Error::Corrupted { page: 0, .. } => {
-                        self.on_page(crate::btree::node_first_page(file, page_size, page))
-                    }
-                    other => other,
-                }
-            }
-            _ => self,
-        }
-    }
 }
 
 impl fmt::Display for Error {

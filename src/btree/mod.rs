@@ -89,6 +89,31 @@ pub fn node_first_page(file: &[u8], page_size: u32, page: u64) -> u64 {
         .unwrap_or(page)
 }
 
+/// Names the tree node holding some bytes in an error about them.
+pub(crate) trait OnNodePage {
+    /// [`Error::on_page`] for an error about `part`, bytes of a tree node in the mapped
+    /// `file` (a value read in place) from a decoder that could not know where they lay:
+    /// the page a parent names for that node ([`node_first_page`]: a multi-page leaf's
+    /// first page, when the bytes lie in a later one); unchanged when `part` lies
+    /// elsewhere.
+    fn on_node_page_of(self, file: &[u8], part: &[u8], page_size: u32) -> Error;
+}
+
+impl OnNodePage for Error {
+    fn on_node_page_of(self, file: &[u8], part: &[u8], page_size: u32) -> Error {
+        match crate::util::offset_in(file, part) {
+            Some(offset) if offset < file.len() && page_size > 0 => match self {
+                Error::Corrupted { page: 0, .. } => {
+                    let page = offset as u64 / u64::from(page_size);
+                    self.on_page(node_first_page(file, page_size, page))
+                }
+                other => other,
+            },
+            _ => self,
+        }
+    }
+}
+
 /// Resolves a stored value to its bytes: an overflow extent or run in `verified` is
 /// located from its cell alone, else read, checked and added to `verified`
 /// ([`value_bytes_read`]). Always inlined: a scan's step calls it for every entry (out

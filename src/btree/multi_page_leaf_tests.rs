@@ -5,7 +5,7 @@
 use super::build::{Change, puts, rebuild};
 use super::page::CellValue;
 use super::page::{NodeBuilder, NodeRef, TreeKey};
-use super::{composite, get, node_first_page, page_bytes, walk};
+use super::{OnNodePage, composite, get, node_first_page, page_bytes, walk};
 use crate::error::Error;
 use crate::format::PageKind;
 use crate::pager::Pager;
@@ -236,7 +236,7 @@ fn an_error_about_a_value_in_a_later_page_of_a_leaf_names_its_first_page() {
         })
         .find(|v| crate::util::offset_in(&file, v).is_some_and(|o| o as u64 / ps > first))
         .expect("a value in a later page of the leaf");
-    let named = Error::corrupted(0, "a value that does not decode").on_page_of(
+    let named = Error::corrupted(0, "a value that does not decode").on_node_page_of(
         &file,
         value_in_later_page,
         PS,

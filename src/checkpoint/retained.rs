@@ -5,6 +5,7 @@
 use super::folded::FoldMerge;
 use crate::Result;
 use crate::btree;
+use crate::btree::OnNodePage;
 use crate::btree::page::TreeKey;
 use crate::mvcc::history::{
     HISTORY_PREFIX, KeptDrops, VersionList, decode_drops, decode_list, drops_key, encode_drops,
@@ -40,7 +41,7 @@ pub fn read_floor_and_drops(
         .map(|v| decode_floor(file, page_size, v, root))
         .transpose()?;
     let drops = btree::get(file, page_size, root, &drops_key(), None)?
-        .map(|v| decode_drops(v).map_err(|e| e.on_page_of(file, v, page_size)))
+        .map(|v| decode_drops(v).map_err(|e| e.on_node_page_of(file, v, page_size)))
         .transpose()?;
     Ok((floor, drops))
 }
@@ -55,7 +56,7 @@ fn decode_floor(file: &[u8], page_size: u32, v: &[u8], root: u64) -> Result<u64>
             0,
             format!("the history floor record holds {} bytes, not 8", v.len()),
         )
-        .on_page_of(file, v, page_size)
+        .on_node_page_of(file, v, page_size)
         .on_page(root)
     })
 }
@@ -102,7 +103,7 @@ pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained<'
         if k == fk.as_slice() {
             r.floor = Some(decode_floor(file, page_size, v, root)?);
         } else if k == dk.as_slice() {
-            r.drops = Some(decode_drops(v).map_err(|e| e.on_page_of(file, v, page_size))?);
+            r.drops = Some(decode_drops(v).map_err(|e| e.on_node_page_of(file, v, page_size))?);
         } else {
             r.entries.insert(k.to_vec(), v);
         }
@@ -171,7 +172,7 @@ pub(super) fn history_changes(
         drops: persisted_drops,
     } = read_history(file, page_size, root)?;
     let decode = |v: &[u8]| -> Result<VersionList> {
-        decode_list(v).map_err(|e| e.on_page_of(file, v, page_size))
+        decode_list(v).map_err(|e| e.on_node_page_of(file, v, page_size))
     };
     // (The catalog, table 0, which a short key would give, is never dropped.)
     let is_dropped = |composite: &[u8]| dropped.contains(&btree::split_composite(composite).0);

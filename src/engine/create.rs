@@ -2,6 +2,7 @@
 
 use super::config::Config;
 use crate::btree;
+use crate::btree::OnNodePage;
 use crate::error::{Error, Result};
 use crate::format::{
     FORMAT_VERSION, HEADER_COPY_OFFSETS, HEADER_LEN, HEADER_REGION_LEN, Header, HeaderFault,
@@ -519,7 +520,7 @@ pub(super) fn refused_kept_drop(
     let key = crate::mvcc::history::drops_key();
     // The tree's root, under which the record sits, when its bytes cannot be found.
     let e = match btree::get(file, header.page_size, header.catalog_root, &key, None) {
-        Ok(Some(record)) => e.on_page_of(file, record, header.page_size),
+        Ok(Some(record)) => e.on_node_page_of(file, record, header.page_size),
         _ => e,
     };
     Some(e.on_page(header.catalog_root))
@@ -555,7 +556,7 @@ pub(super) fn catalog_table_ids(
                             "the catalog names table id {id}, above the highest a table can have"
                         ),
                     )
-                    .on_page_of(file, v, page_size));
+                    .on_node_page_of(file, v, page_size));
                 }
                 ids.insert(id);
             }

@@ -3,6 +3,7 @@
 
 use super::Engine;
 use crate::btree;
+use crate::btree::OnNodePage;
 use crate::checkpoint::read_free_list;
 use crate::error::{Error, Result};
 use crate::format::first_data_page;
@@ -166,7 +167,7 @@ impl Engine {
                     r.problems
                         .push(format!("catalog entry {shown} is not a valid table name"));
                 }
-                match decode_table_id(v).map_err(|err| err.on_page_of(&file, v, ps)) {
+                match decode_table_id(v).map_err(|err| err.on_node_page_of(&file, v, ps)) {
                     Err(e) => r.problems.push(format!("catalog entry {shown}: {e}")),
                     Ok(id) => {
                         if let Some(other) = owners.insert(id, name.to_vec()) {
@@ -192,7 +193,7 @@ impl Engine {
             let all_read = range(&mut r, &HISTORY_PREFIX, &history_end, &mut |r, k, v| {
                 history_keys += 1;
                 let (table, key) = btree::split_composite(k.get(8..).unwrap_or(&[]));
-                match decode_list(v).map_err(|err| err.on_page_of(&file, v, ps)) {
+                match decode_list(v).map_err(|err| err.on_node_page_of(&file, v, ps)) {
                     Err(err) => r.problems.push(format!(
                         "the history entry of key {} in table {table}: {err}",
                         crate::util::show_bytes(key)

@@ -11,6 +11,7 @@
 use super::Engine;
 use super::value::{ReadPin, ValueRef};
 use crate::btree;
+use crate::btree::OnNodePage;
 use crate::btree::cursor::Cursor;
 use crate::btree::page::TreeKey;
 use crate::error::Result;
@@ -171,7 +172,7 @@ impl Engine {
             match self.tree_get(&view, tree.root, &history_key(id, key))? {
                 Some(bytes) => {
                     let decoded = decode_list(bytes)
-                        .map_err(|e| e.on_page_of(&view, bytes, self.page_size))?;
+                        .map_err(|e| e.on_node_page_of(&view, bytes, self.page_size))?;
                     list.extend(decoded.into_iter().filter(|(s, _)| *s <= seq))
                 }
                 None => {
@@ -295,7 +296,7 @@ impl Engine {
             })?
         {
             let found = version_at(bytes, snapshot)
-                .map_err(|e| e.on_page_of(&p.view, bytes, self.page_size))?;
+                .map_err(|e| e.on_node_page_of(&p.view, bytes, self.page_size))?;
             return Ok(found.map(|v| Committed::Mapped(p.locate(v))));
         }
         let found = with_tree_key(&[], table, key, |k| self.tree_get(&p.view, root, k))?;
@@ -355,7 +356,7 @@ impl Engine {
                 let mut hist = Vec::new();
                 for (k, v) in scan(&prefix, &mut covered)? {
                     let value = version_at(v, snapshot)
-                        .map_err(|e| e.on_page_of(view, v, self.page_size))?;
+                        .map_err(|e| e.on_node_page_of(view, v, self.page_size))?;
                     hist.push((k, value.map(mapped)));
                 }
                 tree_entries = merge_prefer(hist, tree_entries, &covered, reverse);

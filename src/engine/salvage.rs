@@ -2,6 +2,7 @@
 
 use super::{Engine, ReadPin};
 use crate::btree;
+use crate::btree::OnNodePage;
 use crate::btree::salvage::{Damage, salvage_leaf};
 use crate::error::{Error, Result};
 use crate::types::{CATALOG_TABLE, TABLE_ID_MAX, TableId, Value};
@@ -104,7 +105,7 @@ impl Engine {
                     past.push(0);
                     report.losses.push(loss(
                         Damage {
-                            error: e.on_page_of(&p.view, v, self.page_size),
+                            error: e.on_node_page_of(&p.view, v, self.page_size),
                             from: key.clone(),
                             until: btree::composite(table, &past),
                         },
