@@ -153,25 +153,37 @@ fn each_commit_costs_two_syncs() {
     assert_eq!(sim.counts().syncs - before, 4);
 }
 
+/// Commit 4's first write (its capsule, or the capsule page's header) fails, as `fail`
+/// arms it: that commit alone fails, the next five commit, and after a crash in `mode`
+/// every acknowledged commit is there and commit 4 is not.
+fn a_failed_capsule_write_fails_only_its_commit(mode: CrashMode, fail: impl Fn(&SimStorage)) {
+    let before = 4;
+    let sim = SimStorage::new();
+    let db = open(&sim).unwrap();
+    for i in 0..before {
+        try_commit(&db, i).unwrap();
+    }
+    fail(&sim);
+    let err = try_commit(&db, before).expect_err("the faulted commit must fail");
+    assert!(is_io(&err), "capsule write failure: {err:?}");
+    let mut acked: Vec<u32> = (0..before).collect();
+    for i in before + 1..before + 6 {
+        try_commit(&db, i).expect("the database keeps working after a capsule failure");
+        acked.push(i);
+    }
+    let universe = before + 6;
+    assert_eq!(read_state(&db, universe), model(&acked));
+    drop(db);
+    crash(&sim, mode);
+    let db = open(&sim).unwrap();
+    assert!(!check_recovered(&db, &acked, &[before], universe));
+    check_accepts_commit(&sim, db, universe);
+}
+
 #[test]
 fn failed_capsule_write_fails_only_its_commit() {
     for mode in CRASH_MODES {
-        let before = 4;
-        // The first write of a commit is its capsule (or the capsule page's header).
-        let (sim, db, err) = fail_one_commit(Fault::Write(1), before);
-        assert!(is_io(&err), "capsule write failure: {err:?}");
-        let mut acked: Vec<u32> = (0..before).collect();
-        for i in before + 1..before + 6 {
-            try_commit(&db, i).expect("the database keeps working after a capsule failure");
-            acked.push(i);
-        }
-        let universe = before + 6;
-        assert_eq!(read_state(&db, universe), model(&acked));
-        drop(db);
-        crash(&sim, mode);
-        let db = open(&sim).unwrap();
-        assert!(!check_recovered(&db, &acked, &[before], universe));
-        check_accepts_commit(&sim, db, universe);
+        a_failed_capsule_write_fails_only_its_commit(mode, |sim| arm(sim, Fault::Write(1)));
     }
 }
 
@@ -184,27 +196,9 @@ fn failed_capsule_write_landing_part_way_fails_only_its_commit() {
         .into_iter()
         .zip([12usize, 40, 200].into_iter().cycle())
     {
-        let before = 4;
-        let sim = SimStorage::new();
-        let db = open(&sim).unwrap();
-        for i in 0..before {
-            try_commit(&db, i).unwrap();
-        }
-        sim.fail_nth_write_partly(1, keep);
-        let err = try_commit(&db, before).expect_err("the faulted commit must fail");
-        assert!(is_io(&err), "capsule write failure: {err:?}");
-        let mut acked: Vec<u32> = (0..before).collect();
-        for i in before + 1..before + 6 {
-            try_commit(&db, i).expect("the database keeps working after a capsule failure");
-            acked.push(i);
-        }
-        let universe = before + 6;
-        assert_eq!(read_state(&db, universe), model(&acked));
-        drop(db);
-        crash(&sim, mode);
-        let db = open(&sim).unwrap();
-        assert!(!check_recovered(&db, &acked, &[before], universe));
-        check_accepts_commit(&sim, db, universe);
+        a_failed_capsule_write_fails_only_its_commit(mode, |sim| {
+            sim.fail_nth_write_partly(1, keep)
+        });
     }
 }
 
