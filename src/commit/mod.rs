@@ -357,7 +357,7 @@ impl Committer {
         // From here until the versions are marked applied, a panic would leave the
         // sequence taken and never visible, and every later commit and reader waiting on
         // it for ever: it poisons the database instead.
-        let unapplied = admitted.seq.map(|seq| Unapplied {
+        let mut unapplied = admitted.seq.map(|seq| Unapplied {
             committer: self,
             seq,
             when: "before its versions were applied",
@@ -381,21 +381,18 @@ impl Committer {
             // once it reaches `durability`, whether or not this thread is running then
             // (the group commit tells the registry each level it reaches).
             self.registry.mark_applied(seq, durability);
-            // Applied: nothing for the guard to do (it holds no resource).
-            std::mem::forget(unapplied);
-            // A panic in the wait (a logger's, after the step this committer led failed)
-            // poisons and stalls `seq` as the failure would: its `Applied` successors
-            // waited for its visibility for ever.
-            let waiting = Unapplied {
-                committer: self,
-                seq,
-                when: "while it waited for its durability",
-            };
+            // The guard stays armed through the wait: a panic there (a logger's, after
+            // the step this committer led failed) poisons and stalls `seq` as the
+            // failure would; its `Applied` successors waited for its visibility for ever.
+            if let Some(guard) = unapplied.as_mut() {
+                guard.when = "while it waited for its durability";
+            }
             let waited = match durability {
                 Durability::Applied => Ok(()),
                 _ => self.group.wait_for(seq, durability),
             };
-            std::mem::forget(waiting);
+            // Past the wait: nothing for the guard to do (it holds no resource).
+            std::mem::forget(unapplied);
             if let Err(e) = waited {
                 // This seq never becomes visible; nor does anything after it.
                 self.registry.stall(seq, e.to_string());
@@ -691,30 +688,26 @@ impl Committer {
     /// [`Committer::maintain`], forgetting at most `prune_keys` keys of the commit
     /// index (the rest goes in later passes and commits' own steps).
     fn maintain_up_to(&self, prune_keys: usize) {
-        self.index
-            .lock()
-            .prune_some(self.registry.validation_horizon(), prune_keys);
+        // Both horizons from one look at the registry's shards (it was three).
+        let (horizon, validation) = self.registry.horizons();
+        self.index.lock().prune_some(validation, prune_keys);
         self.history
-            .advance(self.tip(), self.registry.horizon().min(self.durable_seq()));
-        self.versions.gc(self.gc_horizon());
+            .advance(self.tip(), horizon.min(self.durable_seq()));
+        self.versions.gc(self.below_fold_and_window(horizon));
     }
 
-    /// The horizon below which old versions may go: no live snapshot reads below it,
-    /// and no future checkpoint folds below it (a checkpoint never passes the durable
-    /// sequence, so versions it will need stay until it has run), and nothing inside
-    /// the history window.
-    fn gc_horizon(&self) -> u64 {
-        self.below_fold_and_window(self.registry.horizon())
-    }
-
-    /// [`Committer::gc_horizon`] with the registry's most recent horizon instead of a
-    /// fresh one (at most [`MAINTENANCE_INTERVAL`] commits old): what a commit prunes the
-    /// chains it touches to, without locking every shard of live snapshots.
+    /// [`Committer::below_fold_and_window`] with the registry's most recent horizon
+    /// instead of a fresh one (at most [`MAINTENANCE_INTERVAL`] commits old): what a
+    /// commit prunes the chains it touches to, without locking every shard of live
+    /// snapshots.
     fn apply_horizon(&self) -> u64 {
         self.below_fold_and_window(self.registry.recent_horizon())
     }
 
-    /// `horizon`, lowered to what the next checkpoint may fold and the history window.
+    /// The horizon below which old versions may go, from the registry's `horizon` (no
+    /// live snapshot reads below it): lowered so that no future checkpoint folds below
+    /// it (a checkpoint never passes the durable sequence, so versions it will need stay
+    /// until it has run), and nothing inside the history window goes.
     fn below_fold_and_window(&self, horizon: u64) -> u64 {
         horizon
             .min(self.group.durable_seq())

@@ -379,12 +379,17 @@ impl<'a> LogFile<'a> {
                         });
                     sum_ok.then_some(len)
                 };
-                let mut at = first;
+                // Records packed back to back from `at`, each verifying within `end`,
+                // into `found`: where the first that does not verify starts.
+                let walk = |mut at: u64, end: u64, found: &mut Vec<u64>, summed: &mut u64| {
+                    while let Some(len) = verify(at, end, summed) {
+                        found.push(at);
+                        at += len;
+                    }
+                    at
+                };
                 let mut found = Vec::new();
-                while let Some(len) = verify(at, end, &mut ix.summed) {
-                    found.push(at);
-                    at += len;
-                }
+                let at = walk(first, end, &mut found, &mut ix.summed);
                 // Past a record that does not verify (a reservation whose write failed or
                 // never came, ahead of a later commit's capsule in the same page), the
                 // walk looks on for the next record starting in this page, checksumming
@@ -410,13 +415,8 @@ impl<'a> LogFile<'a> {
                         match verify(cand, page_end, &mut ix.summed) {
                             Some(len) => {
                                 found.push(cand);
-                                from = cand + len;
                                 // Records packed after it verify as usual.
-                                while let Some(len) = verify(from, page_end, &mut ix.summed) {
-                                    found.push(from);
-                                    from += len;
-                                }
-                                from += 1;
+                                from = walk(cand + len, page_end, &mut found, &mut ix.summed) + 1;
                             }
                             None => from = cand + 1,
                         }

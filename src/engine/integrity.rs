@@ -190,6 +190,14 @@ impl Engine {
                 .flatten();
             let (mut history_keys, mut unknown, mut first_unknown) = (0usize, 0usize, None);
             let history_end = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
+            // " on page N" for a list `v` in the mapped file: the page its leaf's parent
+            // names (a multi-page leaf's first page), as its decode errors name it.
+            let on_page = |v: &[u8]| {
+                crate::util::offset_in(&file, v)
+                    .map(|o| o as u64 / u64::from(ps))
+                    .map(|p| format!(" on page {}", btree::node_first_page(&file, ps, p)))
+                    .unwrap_or_default()
+            };
             let all_read = range(&mut r, &HISTORY_PREFIX, &history_end, &mut |r, k, v| {
                 history_keys += 1;
                 let (table, key) = btree::split_composite(k.get(8..).unwrap_or(&[]));
@@ -207,9 +215,7 @@ impl Engine {
                             "the history entry of key {} in table {table}{}: its oldest \
                              version is commit {oldest}, above the floor {floor}",
                             crate::util::show_bytes(key),
-                            crate::util::offset_in(&file, v)
-                                .map(|o| format!(" on page {}", o as u64 / u64::from(ps)))
-                                .unwrap_or_default()
+                            on_page(v)
                         )),
                         _ => {
                             let newest = list.first().filter(|_| owners.contains_key(&table));
@@ -226,9 +232,7 @@ impl Engine {
                                         "the history entry of key {} in table {table}{}: its \
                                          newest version, commit {seq}, is not the key's entry",
                                         crate::util::show_bytes(key),
-                                        crate::util::offset_in(&file, v)
-                                            .map(|o| format!(" on page {}", o as u64 / u64::from(ps)))
-                                            .unwrap_or_default()
+                                        on_page(v)
                                     ));
                                 }
                             }

@@ -238,7 +238,7 @@ impl SnapshotRegistry {
 
     /// [`SnapshotRegistry::horizon`] and [`SnapshotRegistry::validation_horizon`], from
     /// one look at every shard.
-    fn horizons(&self) -> (u64, u64) {
+    pub fn horizons(&self) -> (u64, u64) {
         let visible = self.visible.load(Ordering::SeqCst);
         let (mut h, mut v) = (visible, visible);
         for shard in self.live.iter() {
