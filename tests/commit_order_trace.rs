@@ -5,6 +5,10 @@
 //! the marker). This is what makes recovery exact: a marker that survives a crash
 //! points at a proof and a capsule that were already durable.
 //!
+//! A record counts as written when its bytes first reach their final contents (a marker
+//! written early and again later fails at its early write), and as synced only after
+//! its last write.
+//!
 //! Where each commit's records lie is read back from the final image, the way recovery
 //! finds them: the newest header gives the marker stream, each marker its proof, each
 //! proof its capsule. The workload stays far below the checkpoint thresholds, so no page
@@ -98,6 +102,41 @@ fn last_write(trace: &[TraceOp], range: &Range<u64>) -> Option<usize> {
     })
 }
 
+/// Index of the first write in `trace` after which `range` held the bytes it holds in
+/// `image`, replaying every write over it from `start` (the image when tracing
+/// began). A record written with its final bytes early and written again later is
+/// caught at that first write, where [`last_write`] would see only the later one.
+fn first_final(
+    trace: &[(TraceOp, Vec<u8>)],
+    start: &[u8],
+    image: &[u8],
+    range: &Range<u64>,
+) -> Option<usize> {
+    let want = &image[range.start as usize..range.end as usize];
+    let mut held: Vec<u8> = (range.start..range.end)
+        .map(|i| start.get(i as usize).copied().unwrap_or(0))
+        .collect();
+    assert_ne!(
+        held, want,
+        "{range:?} held its final bytes before tracing began"
+    );
+    for (i, (op, bytes)) in trace.iter().enumerate() {
+        let TraceOp::Write { offset, len } = *op else {
+            continue;
+        };
+        let (from, to) = (offset.max(range.start), (offset + len).min(range.end));
+        if from >= to {
+            continue;
+        }
+        held[(from - range.start) as usize..(to - range.start) as usize]
+            .copy_from_slice(&bytes[(from - offset) as usize..(to - offset) as usize]);
+        if held == want {
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// For each trace index `i`, the index where the earliest sync *called* after `i`
 /// returned (a sync makes durable what was written before its call, not what is
 /// written while it runs); `usize::MAX` when none.
@@ -162,6 +201,7 @@ fn traced(options: Options) -> (SimStorage, Database) {
 #[test]
 fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
     let (sim, db) = traced(Options::new());
+    let start = sim.live_bytes();
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let (db, sim) = (db.clone(), sim.clone());
@@ -191,8 +231,10 @@ fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
         .into_iter()
         .flat_map(|h| h.join().unwrap())
         .collect();
-    let trace = sim.take_trace();
-    let placed = placed_commits(&sim.live_bytes());
+    let traced = sim.take_trace_with_bytes();
+    let trace: Vec<TraceOp> = traced.iter().map(|(op, _)| *op).collect();
+    let image = sim.live_bytes();
+    let placed = placed_commits(&image);
     assert_eq!(acks.len() as u64, THREADS * COMMITS_PER_THREAD);
     let syncs = trace
         .iter()
@@ -207,18 +249,25 @@ fn every_commit_is_capsule_proof_sync_marker_sync_then_acknowledged() {
             last_write(&trace, r)
                 .unwrap_or_else(|| panic!("commit {seq}: its {what} {r:?} was never written"))
         };
+        // When each record first held its final bytes, and when it was last written.
+        let first = |what: &str, r: &Range<u64>| {
+            first_final(&traced, &start, &image, r).unwrap_or_else(|| {
+                panic!("commit {seq}: its {what} {r:?} never held its final bytes")
+            })
+        };
         let capsule = at("capsule", &p.capsule);
-        let proof = at("proof", &p.proof);
-        let marker = at("marker", &p.marker);
+        let (proof_first, proof) = (first("proof", &p.proof), at("proof", &p.proof));
+        let (marker_first, marker) = (first("marker", &p.marker), at("marker", &p.marker));
         let ctx = format!(
-            "commit {seq} ({lvl:?}): capsule write #{capsule}, proof write #{proof}, \
-             marker write #{marker}, acknowledged at trace length {acked_at}"
+            "commit {seq} ({lvl:?}): capsule write #{capsule}, proof writes \
+             #{proof_first}..#{proof}, marker writes #{marker_first}..#{marker}, \
+             acknowledged at trace length {acked_at}"
         );
-        assert!(capsule < proof, "{ctx}: capsule not before proof");
+        assert!(capsule < proof_first, "{ctx}: capsule not before proof");
         let sync_1 = sync_after(&covering, proof)
             .unwrap_or_else(|| panic!("{ctx}: no sync after the proof"));
         assert!(
-            sync_1 < marker,
+            sync_1 < marker_first,
             "{ctx}: marker written before a sync after its proof (first sync #{sync_1})"
         );
         let sync_2 = sync_after(&covering, marker)

@@ -48,6 +48,8 @@ struct SimState {
     power_budget: Option<u64>,
     /// The operations recorded since [`SimStorage::start_trace`], if tracing.
     trace: Option<Vec<TraceOp>>,
+    /// The bytes of each [`TraceOp::Write`] in `trace`, in order.
+    trace_bytes: Vec<Vec<u8>>,
 }
 
 /// One operation of a traced [`SimStorage`], in the order it happened: successful
@@ -223,6 +225,7 @@ impl SimStorage {
             faults: Faults::default(),
             power_budget: None,
             trace: None,
+            trace_bytes: Vec::new(),
         };
         SimStorage {
             state: Arc::new(Mutex::new(copy)),
@@ -247,13 +250,34 @@ impl SimStorage {
     /// Starts recording the successful writes, syncs and resizes (dropping any trace
     /// recorded so far). Off by default, when it costs one branch per operation.
     pub fn start_trace(&self) {
-        self.state.lock().trace = Some(Vec::new());
+        let mut st = self.state.lock();
+        st.trace = Some(Vec::new());
+        st.trace_bytes.clear();
     }
 
     /// Stops recording and returns the operations recorded since
     /// [`SimStorage::start_trace`], in order (empty if tracing was off).
     pub fn take_trace(&self) -> Vec<TraceOp> {
-        self.state.lock().trace.take().unwrap_or_default()
+        self.take_trace_with_bytes()
+            .into_iter()
+            .map(|(op, _)| op)
+            .collect()
+    }
+
+    /// [`SimStorage::take_trace`] with the bytes each write wrote (empty for the other
+    /// operations): a test can tell when a range first held its final contents, and
+    /// not only when it was last written.
+    pub fn take_trace_with_bytes(&self) -> Vec<(TraceOp, Vec<u8>)> {
+        let mut st = self.state.lock();
+        let mut bytes = std::mem::take(&mut st.trace_bytes).into_iter();
+        let trace = st.trace.take().unwrap_or_default();
+        trace
+            .into_iter()
+            .map(|op| match op {
+                TraceOp::Write { .. } => (op, bytes.next().unwrap_or_default()),
+                _ => (op, Vec::new()),
+            })
+            .collect()
     }
 
     /// How many operations the trace holds so far (0 when not tracing): a position a
@@ -513,6 +537,7 @@ impl Storage for SimStorage {
                 offset,
                 len: data.len() as u64,
             });
+            st.trace_bytes.push(data.to_vec());
         }
         Ok(())
     }
