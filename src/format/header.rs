@@ -225,6 +225,20 @@ impl Header {
         if read_version > super::FORMAT_VERSION {
             return Err(HeaderFault::NewerVersion(read_version));
         }
+        // No writer makes a version 0, nor a file needing less of its writers than of
+        // its readers.
+        if read_version == 0 {
+            return Err(HeaderFault::OutOfRange {
+                field: "read_version",
+                value: 0,
+            });
+        }
+        if raw.write_version.get() < read_version {
+            return Err(HeaderFault::OutOfRange {
+                field: "write_version",
+                value: raw.write_version.get().into(),
+            });
+        }
         let page_size = raw.page_size.get();
         if !page_size_valid(page_size) {
             return Err(HeaderFault::BadPageSize(page_size));
@@ -389,6 +403,24 @@ mod tests {
         for (h, field, value) in [
             (
                 Header {
+                    read_version: 0,
+                    write_version: 0,
+                    ..sample()
+                },
+                "read_version",
+                0,
+            ),
+            (
+                Header {
+                    read_version: 3,
+                    write_version: 2,
+                    ..sample()
+                },
+                "write_version",
+                2,
+            ),
+            (
+                Header {
                     catalog_root: 1,
                     ..sample()
                 },
@@ -462,10 +494,12 @@ mod tests {
                     } else {
                         root(fr)
                     };
+                    // A newer read version is refused (`HeaderFault::NewerVersion`), and
+                    // so are version 0 and a write version below the read version.
+                    let read_version = 1 + rv % super::super::FORMAT_VERSION;
                     Header {
-                        // A newer read version is refused (`HeaderFault::NewerVersion`).
-                        read_version: rv % (super::super::FORMAT_VERSION + 1),
-                        write_version: wv,
+                        read_version,
+                        write_version: wv.max(read_version),
                         page_size,
                         generation: generation % crate::storage::locks::PIN_GENERATION_MAX,
                         database_id: id,
