@@ -1,7 +1,7 @@
 //! The checker: replays the committed writes in sequence order, checks every read
 //! against it, checks first-committer-wins and the conflicts the engine named, and
-//! builds the ww/wr/rw dependency graph over committed transactions, which must have
-//! no cycle at Serializable.
+//! builds the ww/wr/rw dependency graph over committed transactions, with the
+//! real-time order, which must have no cycle at Serializable (strict serializability).
 
 use super::analysis::{false_aborts, occ};
 use super::record::{Dir, History, Key, Kind, Outcome, Read, TABLES, Tbl, Txn, Uid, in_range};
@@ -24,6 +24,8 @@ pub enum EdgeKind {
     Ww,
     Wr,
     Rw,
+    /// Real time: the first committed before the second began (no key).
+    Rt,
 }
 
 #[derive(Clone, Debug)]
@@ -303,19 +305,20 @@ pub fn check(h: &History) -> Report {
             }
         }
     }
+    real_time_edges(txns, &in_graph, &mut edges);
     let cycle = find_cycle(&edges);
     report.graph_has_cycle = cycle.is_some();
     if let (Some(cycle), Isolation::Serializable) = (&cycle, h.iso) {
         let mut s = String::from("dependency cycle among committed Serializable transactions:");
         for (from, e) in cycle {
+            let on = match e.kind {
+                EdgeKind::Rt => String::new(),
+                _ => format!(" {}:{}", TABLES[e.tbl], String::from_utf8_lossy(&e.key)),
+            };
             let _ = write!(
                 s,
-                "\n  T{:#x} --{:?} {}:{}--> T{:#x}",
-                txns[*from].uid,
-                e.kind,
-                TABLES[e.tbl],
-                String::from_utf8_lossy(&e.key),
-                txns[e.to].uid
+                "\n  T{:#x} --{:?}{on}--> T{:#x}",
+                txns[*from].uid, e.kind, txns[e.to].uid
             );
         }
         for (from, _) in cycle {
@@ -338,6 +341,54 @@ pub fn check(h: &History) -> Report {
         occ(h, &chains, &mut report);
     }
     report
+}
+
+/// Adds the real-time order to the graph (strict serializability: a commit acknowledged
+/// before a transaction began comes before it in the serial order). Each thread's
+/// committed transactions follow one another in its program order, so it is enough to
+/// chain each thread's and to draw, into every transaction, an edge from each other
+/// thread's last one acknowledged before it began: the earlier ones reach it along
+/// their thread's chain.
+fn real_time_edges(txns: &[Txn], in_graph: &dyn Fn(&Txn) -> bool, edges: &mut [Vec<Edge>]) {
+    let rt = |to: usize| Edge {
+        to,
+        kind: EdgeKind::Rt,
+        tbl: 0,
+        key: Vec::new(),
+    };
+    let mut by_thread: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (n, t) in txns.iter().enumerate() {
+        if in_graph(t) && t.began_at != 0 && t.acked_at != 0 {
+            by_thread.entry(t.thread).or_default().push(n);
+        }
+    }
+    for nodes in by_thread.values_mut() {
+        nodes.sort_by_key(|&n| txns[n].acked_at);
+        for w in nodes.windows(2) {
+            let (a, b) = (&txns[w[0]], &txns[w[1]]);
+            assert!(
+                a.acked_at < b.began_at,
+                "thread {} ran T{:#x} and T{:#x} at once",
+                a.thread,
+                a.uid,
+                b.uid
+            );
+            edges[w[0]].push(rt(w[1]));
+        }
+    }
+    for (n, t) in txns.iter().enumerate() {
+        if !in_graph(t) || t.began_at == 0 {
+            continue;
+        }
+        for nodes in by_thread.values() {
+            let before = nodes.partition_point(|&w| txns[w].acked_at < t.began_at);
+            if let Some(&w) = before.checked_sub(1).and_then(|i| nodes.get(i))
+                && w != n
+            {
+                edges[w].push(rt(n));
+            }
+        }
+    }
 }
 
 /// Finds a cycle by depth-first search; returns its edges as (from, edge).

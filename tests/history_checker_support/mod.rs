@@ -6,8 +6,10 @@
 //! committed version it saw. From the recorded history the checker
 //! - replays the committed writes in sequence order and checks every read against the
 //!   newest version at or below the reader's snapshot (SI reads), and first-committer-wins;
-//! - builds the dependency graph (ww, wr, rw) over committed transactions and, at
-//!   Serializable, asserts it has no cycle;
+//! - builds the dependency graph (ww, wr, rw) over committed transactions, adds the
+//!   real-time order (a commit acknowledged before a transaction began precedes it,
+//!   ticks of a shared clock) and, at Serializable, asserts it has no cycle: strict
+//!   serializability;
 //! - counts false aborts (an aborted transaction that, committed where it aborted, would
 //!   close no cycle) and what plain read-set (OCC) validation would have aborted.
 //!

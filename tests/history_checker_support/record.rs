@@ -112,6 +112,11 @@ pub struct Txn {
     /// `stats().tip_seq` right before and right after `commit` was called.
     pub tip_before: u64,
     pub tip_after: u64,
+    /// Ticks of the workload's shared clock, taken right before `begin` and right after
+    /// a successful `commit_with` returned (0: not recorded, as in hand-made histories).
+    /// A commit acknowledged before another transaction began precedes it in real time.
+    pub began_at: u64,
+    pub acked_at: u64,
     pub reads: Vec<Read>,
     pub writes: BTreeMap<(Tbl, Key), Option<Uid>>,
     pub outcome: Outcome,

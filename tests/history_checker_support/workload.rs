@@ -74,8 +74,14 @@ fn worker(
     seed: u64,
     thread: usize,
     start: Arc<Barrier>,
-    acked: Arc<std::sync::atomic::AtomicU64>,
+    // The highest sequence acknowledged so far, and the clock whose ticks order
+    // acknowledgements before begins.
+    (acked, clock): (
+        Arc<std::sync::atomic::AtomicU64>,
+        Arc<std::sync::atomic::AtomicU64>,
+    ),
 ) -> Vec<Txn> {
+    let tick = || clock.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
     let mut rng = Rng::new(seed ^ (thread as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut conn = db.connect();
     let mut out = Vec::new();
@@ -93,6 +99,7 @@ fn worker(
         // Every commit acknowledged before `begin` is visible to it (the checker takes
         // the engine's snapshot number on trust otherwise).
         let known = acked.load(std::sync::atomic::Ordering::Acquire);
+        let began_at = tick();
         let mut tx = match kind {
             Kind::Reader => conn.begin_read(),
             Kind::ReadWrite => conn.begin_with(iso),
@@ -112,6 +119,8 @@ fn worker(
             },
             tip_before: 0,
             tip_after: 0,
+            began_at,
+            acked_at: 0,
             reads: Vec::new(),
             writes: BTreeMap::new(),
             outcome: Outcome::RolledBack,
@@ -199,6 +208,7 @@ fn worker(
             let result = tx.commit_with(Durability::Applied);
             rec.tip_after = db.stats().tip_seq;
             if let Ok(info) = &result {
+                rec.acked_at = tick();
                 acked.fetch_max(info.seq, std::sync::atomic::Ordering::AcqRel);
             }
             rec.outcome = match result {
@@ -244,6 +254,8 @@ pub fn run(seed: u64, iso: Isolation, profile: Profile) -> History {
         snapshot: tx.snapshot_seq(),
         tip_before: 0,
         tip_after: 0,
+        began_at: 0,
+        acked_at: 0,
         reads: Vec::new(),
         writes: BTreeMap::new(),
         outcome: Outcome::RolledBack,
@@ -261,12 +273,13 @@ pub fn run(seed: u64, iso: Isolation, profile: Profile) -> History {
     };
     let start = Arc::new(Barrier::new(THREADS));
     let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let clock = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let db = db.clone();
             let start = Arc::clone(&start);
-            let acked = Arc::clone(&acked);
-            std::thread::spawn(move || worker(db, iso, profile, seed, t, start, acked))
+            let (acked, clock) = (Arc::clone(&acked), Arc::clone(&clock));
+            std::thread::spawn(move || worker(db, iso, profile, seed, t, start, (acked, clock)))
         })
         .collect();
     let mut txns = vec![setup];
