@@ -185,6 +185,23 @@ fn check_against(log: &RaftLog, model: &Model) {
     if let Some(p) = model.purged {
         assert_eq!(log.term(p.index).unwrap(), Some(p.term));
     }
+    // Up to a byte budget: from a start, through the entry that brings them to it.
+    for (start, budget) in [(first, 0), (first, 100), (first + 1, 1000), (0, usize::MAX)] {
+        let mut want = Vec::new();
+        let mut bytes = 0;
+        for e in model.entries.iter().filter(|e| e.index >= start) {
+            if bytes >= budget && !want.is_empty() {
+                break;
+            }
+            bytes += e.data.len();
+            want.push(e.clone());
+        }
+        assert_eq!(
+            log.entries_within(start.., budget).unwrap(),
+            want,
+            "entries_within({start}.., {budget})"
+        );
+    }
 }
 
 /// Calls the log must refuse with `Error::LogOrder`, writing nothing.

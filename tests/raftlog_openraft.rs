@@ -236,13 +236,16 @@ fn a_replication_read_stops_at_its_byte_budget() {
             };
             LogEntry::new(index, 3, serde_json::to_vec(&entry).unwrap())
         };
-        // 20 entries of about 2 MiB of JSON each, then 20 small ones.
+        // 20 entries of about 2 MiB of JSON each, 20 small ones, 20 large ones again:
+        // a read that sized its parts by the entries seen so far read every large
+        // entry after a few small ones.
         let mut entries: Vec<_> = (1..=20).map(|i| stored(i, vec![9; 1 << 20])).collect();
         entries.extend((21..=40).map(|i| stored(i, b"v".to_vec())));
+        entries.extend((41..=60).map(|i| stored(i, vec![9; 1 << 20])));
         raw.append(&entries).unwrap();
         let size = |i: u64| entries[(i - 1) as usize].data.len();
-        for start in [1u64, 7, 19] {
-            let got = log.limited_get_log_entries(start, 41).await.unwrap();
+        for start in [1u64, 7, 19, 37, 40] {
+            let got = log.limited_get_log_entries(start, 61).await.unwrap();
             let indices: Vec<u64> = got.iter().map(|e| e.log_id.index).collect();
             let want: Vec<u64> = (start..start + got.len() as u64).collect();
             assert_eq!(indices, want, "from {start}: contiguous from the start");
@@ -254,7 +257,7 @@ fn a_replication_read_stops_at_its_byte_budget() {
             );
             assert!(
                 all_but_last + size(*indices.last().unwrap()) >= REPLICATION_READ_BYTES_MAX
-                    || *indices.last().unwrap() == 40
+                    || *indices.last().unwrap() == 60
             );
         }
         let small = log.limited_get_log_entries(21, 41).await.unwrap();

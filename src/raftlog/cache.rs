@@ -113,6 +113,23 @@ impl Cache {
         self.entries.get(self.position(index)?).map(|e| e.term)
     }
 
+    /// Entries from `lo` up to `hi`, stopping after the one that brings their payloads
+    /// to `budget` bytes (at least one), if the cache holds all of those.
+    pub(super) fn range_within(&self, lo: u64, hi: u64, budget: usize) -> Option<Vec<Entry>> {
+        let start = self.position(lo)?;
+        let mut found = Vec::new();
+        let mut bytes = 0usize;
+        for e in self.entries.range(start..) {
+            if e.index > hi || (bytes >= budget && !found.is_empty()) {
+                return Some(found);
+            }
+            bytes = bytes.saturating_add(e.data.len());
+            found.push(e.clone());
+        }
+        // Ran out: complete only if the last entry wanted was the cache's last.
+        (found.last().map(|e| e.index) == Some(hi) || bytes >= budget).then_some(found)
+    }
+
     /// Entries `lo..=hi`, if the cache holds all of them.
     pub(super) fn range(&self, lo: u64, hi: u64) -> Option<Vec<Entry>> {
         let start = self.position(lo)?;

@@ -179,13 +179,6 @@ fn append_parts(mut batch: &[Entry]) -> Vec<&[Entry]> {
 /// gigabytes for one message.
 pub const REPLICATION_READ_BYTES_MAX: usize = 8 << 20;
 
-/// Entries the first read of [`RaftLogReader::limited_get_log_entries`] asks for: later
-/// reads ask for as many as the budget left holds of the largest entry seen.
-const REPLICATION_FIRST_READ: u64 = 4;
-
-/// Most entries one read of [`RaftLogReader::limited_get_log_entries`] asks for.
-const REPLICATION_READ_ENTRIES_MAX: u64 = 1024;
-
 /// Bytes of a stored snapshot per key (well under [`crate::MAX_VALUE_LEN`]).
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
@@ -572,36 +565,20 @@ where
         entries.iter().map(Self::decode).collect()
     }
 
-    /// The entries from `start` up to `end`, stopping once they hold
-    /// [`REPLICATION_READ_BYTES_MAX`] bytes (never before the first): read in parts
-    /// sized by the largest entry seen, so a log of large entries is never read far
-    /// past the budget.
+    /// The entries from `start` up to `end`, stopping after the one that brings them
+    /// to [`REPLICATION_READ_BYTES_MAX`] bytes (never before the first), read in one
+    /// look at the log ([`RaftLog::entries_within`]): no entry past the budget is read,
+    /// and a truncate racing the read cannot join entries of two states of the log.
     async fn limited_get_log_entries(
         &mut self,
         start: u64,
         end: u64,
     ) -> Result<Vec<C::Entry>, StorageError<NodeIdOf<C>>> {
-        let mut out = Vec::new();
-        let (mut bytes, mut largest, mut next) = (0usize, 0usize, start);
-        while next < end && bytes < REPLICATION_READ_BYTES_MAX {
-            let want = match largest {
-                0 => REPLICATION_FIRST_READ,
-                n => ((REPLICATION_READ_BYTES_MAX - bytes) / n) as u64,
-            }
-            .clamp(1, REPLICATION_READ_ENTRIES_MAX);
-            let part = self
-                .log
-                .entries(next..end.min(next.saturating_add(want)))
-                .map_err(logs_read)?;
-            let Some(last) = part.last() else { break };
-            next = last.index.saturating_add(1);
-            for e in &part {
-                bytes = bytes.saturating_add(e.data.len());
-                largest = largest.max(e.data.len());
-                out.push(Self::decode(e)?);
-            }
-        }
-        Ok(out)
+        let entries = self
+            .log
+            .entries_within(start..end, REPLICATION_READ_BYTES_MAX)
+            .map_err(logs_read)?;
+        entries.iter().map(Self::decode).collect()
     }
 }
 

@@ -1,5 +1,6 @@
-//! Reading entries: owned ([`RaftLog::entries`], from the cache of recent appends or
-//! the database), owned in one buffer ([`RaftLog::entry_batch`]) and lent
+//! Reading entries: owned ([`RaftLog::entries`], and up to a byte budget
+//! [`RaftLog::entries_within`], from the cache of recent appends or the database),
+//! owned in one buffer ([`RaftLog::entry_batch`]) and lent
 //! ([`RaftLog::for_each_entry`]), both from the database.
 
 use super::RaftLog;
@@ -115,6 +116,34 @@ impl RaftLog {
         self.walk((lo, hi), f)
     }
 
+    /// The held entries from the start of `range`, in index order, stopping after the
+    /// one that brings their payloads to `budget` bytes (never before the first, however
+    /// large): a leader filling one replication message reads no entry past it. Read
+    /// in one look, at the cache of recent appends when it holds them, else in one
+    /// snapshot of the database, so the entries are one state of the log (a truncate
+    /// and new appends between two parts of a read could join an old entry to a new
+    /// one).
+    pub fn entries_within(
+        &self,
+        range: impl RangeBounds<u64>,
+        budget: usize,
+    ) -> Result<Vec<Entry>> {
+        let Some((lo, hi)) = self.held_part(&range) else {
+            return Ok(Vec::new());
+        };
+        if let Some(found) = self.inner.cache.read().range_within(lo, hi, budget) {
+            return Ok(found);
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        self.walk_while(log_key(lo)..=log_key(hi), |index, term, data| {
+            out.push(Entry::new(index, term, data.to_vec()));
+            bytes = bytes.saturating_add(data.len());
+            Ok(bytes < budget)
+        })?;
+        Ok(out)
+    }
+
     /// Calls `f(index, term, data)` for each entry under the log keys in `keys`, in
     /// order, through the borrowing scan: each key and value is lent from the mapping
     /// (or the store).
@@ -122,6 +151,17 @@ impl RaftLog {
         &self,
         keys: impl RangeBounds<[u8; 8]>,
         mut f: impl FnMut(u64, u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.walk_while(keys, |index, term, data| {
+            f(index, term, data).map(|()| true)
+        })
+    }
+
+    /// [`RaftLog::walk`] until `f` returns `false` (after that entry).
+    fn walk_while(
+        &self,
+        keys: impl RangeBounds<[u8; 8]>,
+        mut f: impl FnMut(u64, u64, &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let mut conn = self.inner.db.connect();
         let tx = conn.begin_read()?;
@@ -163,7 +203,9 @@ impl RaftLog {
                 Some(_) => {}
             }
             prev = Some((index, term));
-            f(index, term, data)?;
+            if !f(index, term, data)? {
+                return Ok(());
+            }
         }
         // The range ends before the next entry held: damage if the snapshot holds one
         // past the range's end and one before the gap (at the range's top, or around
