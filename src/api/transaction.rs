@@ -3,6 +3,7 @@
 use super::connection::{Connection, Names};
 use super::database::EngineRef;
 use super::range::Range;
+use crate::btree::OnNodePage;
 use crate::commit::{ReadSet, TableRange};
 use crate::engine::{Committed, Engine, ReadPin, ValueRef};
 use crate::error::{Error, Result};
@@ -254,12 +255,15 @@ impl<'c> Transaction<'c> {
             }
         }
         self.record_point(CATALOG_TABLE, name.as_bytes());
-        let page_size = u64::from(self.engine.page_size.max(1));
+        let page_size = self.engine.page_size;
         let found = self.lookup(CATALOG_TABLE, name.as_bytes(), |pin, c| match c {
             Committed::Shared(v) => decode_table_id(&v),
-            // A damaged entry read in place names its page.
-            Committed::Mapped((offset, len)) => decode_table_id(pin.bytes(offset, len))
-                .map_err(|e| e.on_page(offset as u64 / page_size)),
+            // A damaged entry read in place names its node's page (a multi-page leaf's
+            // first), as every other read of tree bytes does.
+            Committed::Mapped((offset, len)) => {
+                let bytes = pin.bytes(offset, len);
+                decode_table_id(bytes).map_err(|e| e.on_node_page_of(&pin.view, bytes, page_size))
+            }
         })?;
         match found {
             Some(id) => {
