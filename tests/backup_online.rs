@@ -191,6 +191,50 @@ fn an_existing_target_is_refused_unless_overwrite() {
     assert!(names.is_empty(), "{names:?}");
 }
 
+/// Asked to overwrite, a backup does not replace a database another handle has open
+/// read-write at the target: that writer's later commits, acknowledged, went to a file
+/// no name reached, and its next open read the backup.
+#[test]
+fn overwrite_refuses_a_database_another_handle_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("src.db")).unwrap();
+    db.connect()
+        .run(|tx| {
+            tx.create_table("t")?;
+            tx.put("t", b"k", b"backup")
+        })
+        .unwrap();
+    let other_path = dir.path().join("other.db");
+    let other = Database::open(&other_path).unwrap();
+    let mut conn = other.connect();
+    conn.run(|tx| {
+        tx.create_table("t")?;
+        tx.put("t", b"k", b"live")
+    })
+    .unwrap();
+    let refused = db.backup_to_with(&other_path, BackupOptions::new().overwrite(true));
+    assert!(matches!(refused, Err(Error::Locked { .. })), "{refused:?}");
+    conn.run(|tx| tx.put("t", b"k2", b"after")).unwrap();
+    drop(conn);
+    other.close().unwrap();
+    let reopened = Database::open(&other_path).unwrap();
+    let got = reopened
+        .connect()
+        .read(|tx| Ok::<_, Error>((tx.get("t", b"k")?, tx.get("t", b"k2")?)))
+        .unwrap();
+    assert_eq!(
+        (got.0.as_deref(), got.1.as_deref()),
+        (Some(&b"live"[..]), Some(&b"after"[..]))
+    );
+    drop(reopened);
+    // Closed, it is replaced.
+    db.backup_to_with(&other_path, BackupOptions::new().overwrite(true))
+        .unwrap();
+    let copy = Database::open(&other_path).unwrap();
+    let v = copy.connect().read(|tx| tx.get("t", b"k")).unwrap();
+    assert_eq!(v.as_deref(), Some(&b"backup"[..]));
+}
+
 /// A backup that must not overwrite never replaces a file made at its path while it
 /// copied (it links the copy into place, which fails when the name exists; a rename
 /// would have replaced it), and leaves no temporary file behind; two backups to one

@@ -86,7 +86,10 @@ impl<'p> BackupOptions<'p> {
     }
 
     /// Replace a file already at the target path (it is replaced only once the copy is
-    /// complete and checked).
+    /// complete and checked). A database another handle has open read-write there, in
+    /// this process or another, is not replaced: the backup fails with
+    /// [`Error::Locked`](crate::Error::Locked) (its writer's later commits would go to a
+    /// file no name reaches).
     pub fn overwrite(mut self, overwrite: bool) -> Self {
         self.overwrite = overwrite;
         self
@@ -297,10 +300,8 @@ impl Database {
                     reason: "it is the database being backed up",
                 });
             }
-            std::fs::rename(&temp_path, path).map_err(|source| Error::Io {
-                op: RENAME_OP,
-                source,
-            })?;
+            // Nor over a database another handle writes (its `flock`).
+            crate::storage::rename_over_unlocked(&temp_path, path, RENAME_OP)?;
         } else {
             // Not over a file made at `path` while the copy ran: a link (or, on a file
             // system without links, a rename that does not replace) fails if the name

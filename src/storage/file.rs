@@ -437,6 +437,25 @@ pub fn dir_sync_unsupported(e: &io::Error) -> bool {
         || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
 }
 
+/// Renames `from` over `to`, unless `to` is a database a writer has open (holds its
+/// `flock`): the rename would take the name from the live file, and the writer's later
+/// commits, acknowledged, would go to a file no name reaches. The lock is held across
+/// the rename, so a writer opening `to` meanwhile is refused (`Error::Locked`) rather
+/// than left on the replaced file; a live reader (it takes no lock) reads on in the file
+/// it opened. A `to` this process cannot open is left to the rename to judge.
+pub(crate) fn rename_over_unlocked(from: &Path, to: &Path, op: &'static str) -> Result<()> {
+    let held = match File::open(to) {
+        Ok(file) => {
+            lock(&file, to, libc::LOCK_EX)?;
+            Some(file)
+        }
+        Err(_) => None,
+    };
+    std::fs::rename(from, to).map_err(|source| Error::Io { op, source })?;
+    drop(held);
+    Ok(())
+}
+
 /// Gives the file at `from` the name `to`, never replacing a file named `to`: an error
 /// of kind `AlreadyExists` if one is there. A hard link first (then `from` is removed);
 /// on a file system without hard links (vfat, exFAT, many network and FUSE mounts),
@@ -447,7 +466,14 @@ pub(crate) fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     match std::fs::hard_link(from, to) {
         Ok(()) => {
-            let _ = std::fs::remove_file(from);
+            if let Err(e) = std::fs::remove_file(from) {
+                // In place under `to`; only the temporary name stays behind.
+                log::warn!(
+                    "{} is in place, but its temporary name {} could not be removed: {e}",
+                    to.display(),
+                    from.display()
+                );
+            }
             return Ok(());
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(e),
