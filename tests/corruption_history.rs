@@ -346,3 +346,38 @@ fn check_names_a_version_list_whose_newest_element_is_not_the_keys_entry() {
         report.problems
     );
 }
+
+/// Under the floor's and kept drops' prefix (`FF×8 ‖ FF×8`) no other key may lie: a
+/// checkpoint reads one as a history entry and fails at every try, so the log and the
+/// store grow without a fold. `check` said the file was sound.
+#[test]
+fn check_names_a_key_beside_the_floor_under_its_prefix() {
+    let (bytes, _) = build();
+    let floor = [&[0xFFu8; 16][..], b"floor"].concat();
+    let (start, len, kind, at) = history_leaves(&bytes)
+        .into_iter()
+        .find_map(|(start, len, kind)| {
+            let page = &bytes[start..start + len];
+            // The key whole, or its last bytes after a prefix the leaf keeps once.
+            let at = page
+                .windows(floor.len())
+                .position(|w| w == floor.as_slice())
+                .map(|i| i + floor.len() - 1)
+                .or_else(|| page.windows(5).position(|w| w == b"floor").map(|i| i + 4))?;
+            Some((start, len, kind, start + at))
+        })
+        .expect("the floor's key in a history leaf");
+    let mut copy = bytes.clone();
+    // "floor" becomes "floos": still after "drops", no longer the floor.
+    copy[at] = b's';
+    seal_page(&mut copy[start..start + len], kind, (start / PAGE) as u64).unwrap();
+    let report = open(copy, usize::MAX).unwrap().check_integrity().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("neither the history floor nor the kept drops")),
+        "{:?}",
+        report.problems
+    );
+}
