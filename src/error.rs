@@ -70,7 +70,10 @@ pub enum Error {
     },
     /// A checksum or structural check failed; the file is damaged.
     Corrupted {
-        /// The page number where the damage was found.
+        /// The page number where the damage was found. `0` (header copy A's page) also
+        /// stands for damage no one page holds, which `what` then describes: an entry of
+        /// a Raft log missing between two others, a live reader's next state ending
+        /// before commits it already read, no table id left.
         page: u64,
         /// What failed.
         what: String,

@@ -25,8 +25,9 @@
 //!    limits, table ids, write sets) and small helpers; `types` imports nothing.
 //! 2. `error`: the one `Error` enum; `keys`: the order-preserving encoding of typed
 //!    keys and values (`format-spec/keys.md`).
-//! 3. `storage`: the only code touching the OS (a memory-mapped file and a
-//!    fault-injecting simulator).
+//! 3. `storage`: the file the database lives in (a memory-mapped file and a
+//!    fault-injecting simulator); the rest of the OS a few higher layers use directly
+//!    (a backup's rename, a file's identity, `malloc_trim`).
 //! 4. `format`: every on-disk structure, checked against `format-spec/`.
 //! 5. `pager`: page allocation, free pages, growth.
 //! 6. `btree`: the copy-on-write B+tree.

@@ -62,8 +62,12 @@ impl Options {
 
     /// Commits the log may hold beyond the last checkpoint before the next one runs
     /// (default 100,000; at least 1); this bounds the time reopening takes. Commits look
-    /// at this once every 256 commits (or at once over the budget), so the log may hold
-    /// up to 255 commits more.
+    /// at this once every 256 commits (every 8 while the version store holds more than
+    /// twice its budget), and not while a checkpoint, `compact` or `check_integrity`
+    /// runs, so the log may hold a few hundred commits more. A checkpoint folds only
+    /// up to the oldest live snapshot: while one is older than the log (a long
+    /// `begin_read`, a backup), the log since the last checkpoint grows past this bound,
+    /// and so does the time a reopen after a crash takes.
     pub fn checkpoint_log_commits(mut self, commits: u64) -> Options {
         self.config.checkpoint_log_commits = commits;
         self

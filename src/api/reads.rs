@@ -28,8 +28,9 @@ pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 
 impl<'c> Transaction<'c> {
     /// Iterates the keys of `table` that start with `prefix`, in ascending order (`.rev()`
-    /// for descending). Under Serializable the scanned prefix is what validation checks,
-    /// so a key added under it by a concurrent commit is a conflict.
+    /// for descending). Under Serializable the part of the prefix the iterator fetched
+    /// is what validation checks (its batches: the whole prefix once iterated to the
+    /// end), so a key added there by a concurrent commit is a conflict.
     ///
     /// ```
     /// # fn main() -> capsuledb::Result<()> {

@@ -177,6 +177,36 @@ impl Engine {
         (self.committer.history().floor(), self.registry.visible())
     }
 
+    /// Runs a checkpoint (waiting for one in progress when `wait`; one even with
+    /// nothing to fold when `force`).
+    pub(crate) fn run_checkpoint(
+        &self,
+        wait: bool,
+        force: bool,
+    ) -> Result<Option<CheckpointReport>> {
+        let result = self.checkpointer.run(wait, force);
+        match &result {
+            Ok(Some(r)) => {
+                log::info!(
+                    "checkpoint to seq {} in {} ms: {} keys folded, {} pages written, {} pages freed",
+                    r.checkpoint_seq,
+                    r.duration.as_millis(),
+                    r.keys_folded,
+                    r.pages_written,
+                    r.pages_freed
+                );
+                self.checkpoints.fetch_add(1, Ordering::Relaxed);
+                *self.last_checkpoint_error.lock() = None;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::warn!("checkpoint failed: {e}");
+                *self.last_checkpoint_error.lock() = Some(e.to_string());
+            }
+        }
+        result
+    }
+
     pub(crate) fn drop_history_before(&self, seq: u64) -> Result<u64> {
         self.check_writable()?;
         // Up to what is queued now: `drain` would go on while other threads commit.
@@ -187,7 +217,8 @@ impl Engine {
         // after it (the window the database was opened with switched off).
         history.drop_before(seq.min(self.registry.visible()));
         self.committer.maintain();
-        self.checkpointer.run(true, true)?;
+        // Counted and logged as every checkpoint is (`Stats::checkpoints`).
+        self.run_checkpoint(true, true)?;
         Ok(history.floor())
     }
 
@@ -292,6 +323,6 @@ impl Engine {
 
     pub(crate) fn checkpoint(&self) -> Result<Option<CheckpointReport>> {
         self.check_writable()?;
-        self.run_checkpoint(true)
+        self.run_checkpoint(true, false)
     }
 }

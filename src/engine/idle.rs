@@ -126,7 +126,7 @@ fn watch(engine: Weak<Engine>) {
         // however little, is folded too, so an idle database reads its tree alone.
         if me.versions.byte_count() > 0 && !me.checkpoint_running.swap(true, Ordering::AcqRel) {
             let _running = ClearOnDrop(&me.checkpoint_running);
-            let _ = me.run_checkpoint(false);
+            let _ = me.run_checkpoint(false, false);
         }
         drop(me);
         // The commit index's records of those commits too, a pass at a time, holding the

@@ -29,8 +29,7 @@ pub(crate) use value::ReadPin;
 pub use value::ValueRef;
 
 use crate::checkpoint::{
-    CheckpointReport, Checkpointer, TreeState, bound_needs_write, read_free_list,
-    write_durable_bound,
+    Checkpointer, TreeState, bound_needs_write, read_free_list, write_durable_bound,
 };
 use crate::commit::{
     CommitError, Committer, Feed, GroupCommit, LogArena, LogDamage, MarkerWriter, ReadSet,
@@ -662,7 +661,7 @@ impl Engine {
                 // after the application let go of it (the next open folds anyway).
                 if !me.closing.load(Ordering::Acquire) && me.handles.load(Ordering::Acquire) > 0 {
                     // A panic (an application's `Storage`) is told, not lost with the thread.
-                    let run = std::panic::AssertUnwindSafe(|| me.run_checkpoint(false));
+                    let run = std::panic::AssertUnwindSafe(|| me.run_checkpoint(false, false));
                     if std::panic::catch_unwind(run).is_err() {
                         *me.last_checkpoint_error.lock() = Some("the checkpoint panicked".into());
                     }
@@ -750,38 +749,13 @@ impl Engine {
             // of some later committer), so the fold's own memory comes on top of less.
             self.committer.maintain();
             flush::release_freed_memory();
-            let _ = self.run_checkpoint(true);
+            let _ = self.run_checkpoint(true, false);
             flush::release_freed_memory();
             // Armed again now the commit is done: a watcher armed by the commit may have
             // spent its one fold during this cleanup, while a snapshot that holds the
             // load back was still live.
             self.arm_idle_fold(self.versions.byte_count());
         }
-    }
-
-    /// Runs a checkpoint (waiting for one in progress when `wait`).
-    pub(crate) fn run_checkpoint(&self, wait: bool) -> Result<Option<CheckpointReport>> {
-        let result = self.checkpointer.run(wait, false);
-        match &result {
-            Ok(Some(r)) => {
-                log::info!(
-                    "checkpoint to seq {} in {} ms: {} keys folded, {} pages written, {} pages freed",
-                    r.checkpoint_seq,
-                    r.duration.as_millis(),
-                    r.keys_folded,
-                    r.pages_written,
-                    r.pages_freed
-                );
-                self.checkpoints.fetch_add(1, Ordering::Relaxed);
-                *self.last_checkpoint_error.lock() = None;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                log::warn!("checkpoint failed: {e}");
-                *self.last_checkpoint_error.lock() = Some(e.to_string());
-            }
-        }
-        result
     }
 }
 

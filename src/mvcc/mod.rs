@@ -50,8 +50,10 @@ pub struct VersionStore {
     gc_pending: Mutex<BTreeSet<PendingKey>>,
     /// Tables dropped at a sequence, whose data goes once the horizon passes it.
     dropped: Mutex<Vec<(TableId, u64)>>,
-    /// Tables whose data is gone; late writes to them (serialized before their drop)
-    /// are not kept. As ranges: one entry per drop grew without bound.
+    /// Tables whose data is gone; a write to one is not kept. Validation refuses a
+    /// commit writing a table dropped after its snapshot, and a write serialized before
+    /// the drop is applied before the table dies, so this is a guard, not a path any
+    /// valid history takes. As ranges: one entry per drop grew without bound.
     dead: Mutex<id_ranges::IdRanges>,
     /// Keys with a chain, per slot of tables (`table % TABLE_SLOTS`): a reader whose
     /// table's slot is zero skips the store with one atomic load.
@@ -303,8 +305,8 @@ impl VersionStore {
     }
 
     /// Marks dropped tables dead and removes their versions: no snapshot reads them,
-    /// and writes to them are discarded from now on (a transaction that began before
-    /// the drop may still commit one).
+    /// and a write to them is discarded from now on (validation refuses one from a
+    /// transaction that began before the drop: a guard).
     fn kill_tables(&self, tables: &[TableId]) {
         let mut removed = (0u64, 0u64);
         for &table in tables {
@@ -363,8 +365,8 @@ impl VersionStore {
     /// [`VersionStore::drops_at_or_below`], forgetting them: once a checkpoint that
     /// removed their data from the tree is durable.
     /// The tables are marked dead as they are forgotten (as garbage collection does
-    /// while they are listed): a write to one committed later by a transaction that
-    /// began before its drop would otherwise stay in the store and reach the tree.
+    /// while they are listed), so that no write to one reaches the tree (validation
+    /// already refuses one from a transaction that began before the drop).
     pub fn take_drops(&self, horizon: u64) -> Vec<TableId> {
         let taken: Vec<TableId> = {
             let mut dropped = self.dropped.lock();

@@ -71,7 +71,8 @@ pub enum Isolation {
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Durability {
-    /// Sequenced and visible to later transactions; lost if the process dies.
+    /// Sequenced and visible to later transactions; may be lost if the process dies
+    /// (a background flush makes it durable within about 10 ms).
     Applied,
     /// Handed to the operating system; survives a process crash, not a power loss
     /// (unless its group's sync then fails, which poisons the database: after a failed
