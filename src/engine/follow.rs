@@ -191,6 +191,11 @@ pub(crate) struct Follower {
     /// The open file's device and inode.
     file_id: Option<(u64, u64)>,
     idle: Arc<IdleFollow>,
+    /// A generation whose open a look refused for damage (below its history floor: no
+    /// state of it reads exactly), reported by that look: later looks keep the generation
+    /// the handle holds (pinned, so still its own) until a newer one is published,
+    /// rather than fail every transaction, each after a whole read-only recovery.
+    refused: Mutex<Option<u64>>,
 }
 
 /// What the handle shares with its idle-follow thread ([`Follower::start_idle_follow`]).
@@ -221,6 +226,7 @@ impl Follower {
             current: Mutex::new(engine),
             file_id,
             idle: Arc::default(),
+            refused: Mutex::new(None),
         })
     }
 
@@ -357,6 +363,9 @@ impl Follower {
         {
             return Ok(());
         }
+        if header.generation != held.generation && *self.refused.lock() == Some(header.generation) {
+            return Ok(());
+        }
         // A moved generation, or damage the resumed walk proves, opens the generation
         // again: a read-only recovery from the checkpoint rebuilds what redundancy can (in
         // memory) and reports the rest in `log_damage`, as an open does. Proven damage
@@ -373,12 +382,17 @@ impl Follower {
                 Some(self.path.clone()),
                 &self.config,
             )
-            .inspect_err(|_| {
-                // Refused (damage below the history floor, say): the idle thread leaves
-                // the generation to the handle's next look, not to another whole
-                // recovery every tick.
-                if idle {
-                    *self.idle.skip.lock() = Some(header.generation);
+            .inspect_err(|e| {
+                // Refused for damage (below the history floor, say): the idle thread
+                // leaves the generation to the handle's next look, not to another whole
+                // recovery every tick; that look reports it, and later ones keep the
+                // generation held. Any other failure (an I/O error) is tried again.
+                if matches!(e, Error::Corrupted { .. } | Error::LogCorrupted { .. }) {
+                    if idle {
+                        *self.idle.skip.lock() = Some(header.generation);
+                    } else {
+                        *self.refused.lock() = Some(header.generation);
+                    }
                 }
             })?;
             let (next_header, next_copy) = next.checkpointer.header();
