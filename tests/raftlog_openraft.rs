@@ -167,6 +167,27 @@ fn a_snapshot_with_a_stray_chunk_is_refused_and_stops_waiting_purges() {
     });
 }
 
+/// A stored snapshot missing its last chunk (here its only one) passed the key check
+/// and was served short, as a snapshot no follower could install: its length is stored
+/// with it and checked.
+#[test]
+fn a_snapshot_missing_its_last_chunk_is_refused() {
+    use openraft::storage::RaftStateMachine;
+    with_node(|db, _log, mut sm| async move {
+        let (meta, good) = snapshot_at(40);
+        sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(good)))
+            .await
+            .unwrap();
+        assert!(sm.get_current_snapshot().await.unwrap().is_some());
+        let mut conn = db.connect();
+        let mut tx = conn.begin().unwrap();
+        tx.delete("raft.sm.snapshot", &0u64.to_be_bytes()).unwrap();
+        tx.commit().unwrap();
+        let e = sm.get_current_snapshot().await.unwrap_err();
+        assert!(e.to_string().contains("were stored"), "{e}");
+    });
+}
+
 /// A request the state machine cannot hold (a key over the key limit) that reached the
 /// log is applied as nothing, on every replica alike: failing the apply stopped each
 /// node's Raft at that entry, and again at every restart (openraft replays committed

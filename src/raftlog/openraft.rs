@@ -107,6 +107,8 @@ const LAST_APPLIED: &[u8] = b"last_applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const SNAPSHOT_META: &[u8] = b"snapshot_meta";
 const SNAPSHOT_COUNT: &[u8] = b"snapshot_count";
+/// The current snapshot's length in bytes (JSON): chunks lost from its end are found.
+const SNAPSHOT_LEN: &[u8] = b"snapshot_len";
 /// Appends handed to a log store's flusher thread and not yet reported durable; an
 /// `append` finding the queue full waits for room (back-pressure).
 const FLUSH_QUEUE_APPENDS_MAX: usize = 1024;

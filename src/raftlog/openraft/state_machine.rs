@@ -154,6 +154,7 @@ impl StateMachine {
             tx.put(&self.inner.snapshot, &i.to_be_bytes(), chunk)
                 .map_err(sm_write)?;
         }
+        Self::put_json(tx, &self.inner.meta, SNAPSHOT_LEN, &Some(bytes.len()))?;
         Self::put_json(tx, &self.inner.meta, SNAPSHOT_META, &Some(meta))
     }
 
@@ -309,8 +310,9 @@ impl StateMachine {
     }
 
     /// [`RaftStateMachine::get_current_snapshot`]: the stored snapshot, its chunks
-    /// checked to be keys `0, 1, 2, ...` (joined as they came, a missing or stray chunk
-    /// was served as a snapshot no follower could install).
+    /// checked to be keys `0, 1, 2, ...` and to hold the length stored with them (joined
+    /// as they came, a missing or stray chunk was served as a snapshot no follower could
+    /// install; a snapshot stored before the length was has only the keys checked).
     fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<Nid>> {
         let inner = &*self.inner;
         let mut conn = inner.db.connect();
@@ -333,6 +335,17 @@ impl StateMachine {
                 )));
             }
             bytes.extend_from_slice(&chunk);
+        }
+        let len: Option<usize> = Self::meta_value(&tx, &inner.meta, SNAPSHOT_LEN)?;
+        if let Some(len) = len.filter(|&len| len != bytes.len()) {
+            return Err(sm_read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "table {}: the snapshot's chunks hold {} bytes, {len} were stored",
+                    inner.snapshot,
+                    bytes.len()
+                ),
+            )));
         }
         Ok(Some(Snapshot {
             meta,
