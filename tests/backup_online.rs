@@ -191,6 +191,29 @@ fn an_existing_target_is_refused_unless_overwrite() {
     assert!(names.is_empty(), "{names:?}");
 }
 
+/// A backup has its source's permissions: a database only its owner may read was
+/// copied to a file everyone could read (`0666` less the umask).
+#[test]
+fn a_backup_keeps_its_sources_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("src.db");
+    let db = Database::open(&path).unwrap();
+    db.connect()
+        .run(|tx| {
+            tx.create_table("t")?;
+            tx.put("t", b"k", b"v")
+        })
+        .unwrap();
+    for mode in [0o600, 0o640] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = dir.path().join(format!("copy-{mode:o}.db"));
+        db.backup_to(&out).unwrap();
+        let got = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "{mode:o}");
+    }
+}
+
 /// Asked to overwrite, a backup does not replace a database another handle has open
 /// read-write at the target: that writer's later commits, acknowledged, went to a file
 /// no name reached, and its next open read the backup.

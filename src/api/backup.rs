@@ -261,6 +261,20 @@ impl Database {
         if let Some(report) = options.progress.as_mut() {
             report(&progress);
         }
+        // With the source's permissions (a file this process cannot stat, or a database
+        // on a plugged-in storage, has the default ones).
+        if let Some(source) = self.path() {
+            match crate::storage::create_like(&temp_path, source) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::Io {
+                        op: "create the backup's temporary file",
+                        source: e,
+                    });
+                }
+                Err(_) => {}
+            }
+        }
         let copy = Options::new()
             .page_size(self.engine().page_size)
             .open(&temp_path)

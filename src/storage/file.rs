@@ -437,6 +437,16 @@ pub fn dir_sync_unsupported(e: &io::Error) -> bool {
         || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
 }
 
+/// Creates the empty file `path` (it must not exist) with the permission bits of the
+/// file at `like`: a copy of a database readable by its owner alone is not made
+/// readable by everyone (a new file's mode is `0666` less the umask).
+pub(crate) fn create_like(path: &Path, like: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(like)?.permissions().mode() & 0o7777;
+    let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+}
+
 /// Renames `from` over `to`, unless `to` is a database a writer has open (holds its
 /// `flock`): the rename would take the name from the live file, and the writer's later
 /// commits, acknowledged, would go to a file no name reaches. The lock is held across

@@ -19,7 +19,9 @@ pub mod locks;
 mod sim;
 
 pub use file::{FileStorage, dir_sync_unsupported};
-pub(crate) use file::{rename_no_replace, rename_over_unlocked, sync_parent_if_possible};
+pub(crate) use file::{
+    create_like, rename_no_replace, rename_over_unlocked, sync_parent_if_possible,
+};
 pub use sim::{SECTOR_SIZE, SimStorage, SyncGate, TraceOp};
 
 use crate::Result;
