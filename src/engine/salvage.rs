@@ -76,6 +76,17 @@ impl Engine {
             seq: snapshot,
             ..SalvageReport::default()
         };
+        // A damaged value of a key the store has a version of (at or below the
+        // snapshot) is no loss: that version is the key's state, a tombstone included.
+        let stored: std::collections::BTreeSet<Vec<u8>> =
+            store.iter().map(|(k, _)| k.clone()).collect();
+        let superseded = |d: &Damage| {
+            d.from.get(8..).is_some_and(|k| {
+                let mut past = k.to_vec();
+                past.push(0);
+                d.until == btree::composite(table, &past) && stored.contains(k)
+            })
+        };
         let mut store = store.into_iter().peekable();
         let mut from = lo;
         let mut key = Vec::new();
@@ -84,7 +95,10 @@ impl Engine {
             for (k, v) in &step.entries {
                 key.clear();
                 k.extend_into(&mut key);
-                let user = key.get(8..).unwrap_or_default();
+                // A key too short to hold a table id (a crafted file) is no table's.
+                let Some(user) = key.get(8..) else {
+                    continue;
+                };
                 // The store's keys below this one, then this one: the store's version
                 // when it has one (a tombstone hides the tree's), else the tree's.
                 while let Some((sk, sv)) = store.next_if(|(sk, _)| sk.as_slice() < user) {
@@ -116,9 +130,12 @@ impl Engine {
                 entry(user, v)?;
                 report.entries += 1;
             }
-            report
-                .losses
-                .extend(step.damage.into_iter().map(|d| loss(d, &hi)));
+            report.losses.extend(
+                step.damage
+                    .into_iter()
+                    .filter(|d| !superseded(d))
+                    .map(|d| loss(d, &hi)),
+            );
             match step.next {
                 Some(next) => from = next,
                 None => break,
@@ -203,9 +220,14 @@ impl Engine {
                 });
             }
             match (first.as_deref().map(id_of), step.next) {
-                // A key too short to hold a table id (a crafted file) names none, and the
-                // walk could no longer step past it.
-                (Some(_), _) if first.as_ref().is_some_and(|k| k.len() < 8) => break,
+                // A key too short to hold a table id (a crafted file) names none: the
+                // walk steps past it (to the key with a zero byte appended, the next one
+                // up), where it stopped and every table after it went unfound and
+                // unreported.
+                (Some(_), _) if first.as_ref().is_some_and(|k| k.len() < 8) => {
+                    from = first.clone().unwrap_or_default();
+                    from.push(0);
+                }
                 // The next table starts after this one's keys, whatever lies between.
                 (Some(id), _) if id < TABLE_ID_MAX => {
                     ids.insert(id);
