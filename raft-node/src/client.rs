@@ -319,6 +319,17 @@ impl Client {
             }
         };
         let rpc = Rpc::Client(req.clone());
+        // A request over the frame limit is never sent (the write refuses it before a
+        // byte goes out): refused here, as the node would refuse it, not reported as
+        // sent with its outcome unknown.
+        let json_len = serde_json::to_vec(&rpc).map_or(0, |b| b.len());
+        if json_len > crate::proto::FRAME_BYTES_MAX as usize {
+            self.stream = Some((stream, Instant::now()));
+            return Ok(ClientReply::Refused(format!(
+                "a request of {json_len} bytes, over the frame limit {}: not sent",
+                crate::proto::FRAME_BYTES_MAX
+            )));
+        }
         // Nothing reaches the node unless the write of the frame starts; a failure to
         // write may still have delivered it, so both count as sent.
         let result = tokio::time::timeout(left, async {

@@ -606,6 +606,16 @@ async fn linearizable(node: &Node) -> Result<(), ClientReply> {
     }
 }
 
+/// A membership change not committed within [`CLIENT_WAIT_MAX`] (no quorum, say): its
+/// outcome is unknown, as a write's is; the connection is answered rather than held
+/// until the entry commits, which it may never do.
+fn membership_unanswered() -> ClientReply {
+    ClientReply::Failed(format!(
+        "the membership change was not committed within {CLIENT_WAIT_MAX:?} (no quorum, \
+         or leadership lost with the entry pending, perhaps), outcome unknown"
+    ))
+}
+
 async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
     let write = |r: Request| async {
         // A leader whose log cannot store the entry would stop its Raft.
@@ -672,32 +682,50 @@ async fn handle_client(node: &Node, request: ClientRequest) -> ClientReply {
             }
         }
         ClientRequest::AddLearner { id, addr } => {
-            // The membership with this learner (a node already in it counts once).
-            let nodes = {
+            // The membership with this learner (a node already in it counts once), and
+            // the address it already has there, if any.
+            let (nodes, known_at) = {
                 let metrics = node.raft.metrics();
                 let m = metrics.borrow();
-                let known = m.membership_config.nodes().any(|(n, _)| *n == id);
-                m.membership_config.nodes().count() + usize::from(!known)
+                let known_at = m
+                    .membership_config
+                    .nodes()
+                    .find(|(n, _)| **n == id)
+                    .map(|(_, b)| b.addr.clone());
+                let count = m.membership_config.nodes().count();
+                (count + usize::from(known_at.is_none()), known_at)
             };
+            // openraft keeps a member's address: asked again with another, it changed
+            // nothing and the learner's catch-up wait blamed the new address.
+            if let Some(old) = known_at.filter(|old| *old != addr) {
+                return ClientReply::Refused(format!(
+                    "node {id} is already in the membership at {old}; its address cannot be \
+                     changed"
+                ));
+            }
             if let Some(why) = membership_refusal(nodes, std::iter::once(&addr)) {
                 return ClientReply::Refused(why);
             }
             let before = leadership(node);
-            match node.raft.add_learner(id, BasicNode::new(addr), false).await {
-                Ok(r) => learner_caught_up(node, id, r.log_id.index).await,
-                Err(e) => write_failure(node, before, e),
+            let added = node.raft.add_learner(id, BasicNode::new(addr), false);
+            match tokio::time::timeout(CLIENT_WAIT_MAX, added).await {
+                Ok(Ok(r)) => learner_caught_up(node, id, r.log_id.index).await,
+                Ok(Err(e)) => write_failure(node, before, e),
+                Err(_) => membership_unanswered(),
             }
         }
         ClientRequest::ChangeMembership { voters, retain } => {
             // Two entries (the joint membership, then the new one): leadership lost
             // between them leaves the first committed.
             let before = leadership(node);
-            match node.raft.change_membership(voters, retain).await {
-                Ok(r) => ClientReply::Ok(ClientOk::Written {
+            let changed = node.raft.change_membership(voters, retain);
+            match tokio::time::timeout(CLIENT_WAIT_MAX, changed).await {
+                Ok(Ok(r)) => ClientReply::Ok(ClientOk::Written {
                     previous: None,
                     index: r.log_id.index,
                 }),
-                Err(e) => write_failure(node, before, e),
+                Ok(Err(e)) => write_failure(node, before, e),
+                Err(_) => membership_unanswered(),
             }
         }
         ClientRequest::Status => {

@@ -4,8 +4,9 @@
 //! fence every 32 records or 2 KiB and a Bloom filter of its keys. Runs are merged four at
 //! a time (a run made by `n` merges is merged only with three others made by `n` merges),
 //! so a put is copied about `log4(puts / TAIL_MAX)` times (a large one, which gets a
-//! chunk of its own, twice: into the tail and into its first run), reads search fewer than
-//! `3 × log4(puts / TAIL_MAX)` + 1 runs (most of them turned away by their filter), and a
+//! chunk of its own, twice: into the tail and into its first run), reads search about
+//! `3 × log4(puts / TAIL_MAX)` + 1 runs (a few more when tails seal on their byte limit,
+//! large values; most of them turned away by their filter), and a
 //! merge drops each input chunk as soon as it has read past it. Keys put in key order
 //! are neither searched nor merged: a put after the tail's last key is appended to it,
 //! and a sealed run whose keys all lie above the newest run's is appended to that run
@@ -175,9 +176,11 @@ impl TableWrites {
     }
 
     /// Bytes of the keys and values held: those of the newest put of each key, plus
-    /// those of overwritten puts a merge has not yet dropped (a bounded few: the tail's,
-    /// and fewer than four runs' at each level). What a transaction's size limit
-    /// counts, so overwriting one key a million times does not reach it.
+    /// those of overwritten puts a merge has not yet dropped (the tail's, and fewer than
+    /// four runs' at each level: for a working set rewritten pass after pass, up to
+    /// about ten times its newest size, [`crate::MAX_TRANSACTION_BYTES`]). What a
+    /// transaction's size limit counts, so overwriting one key a million times does not
+    /// reach it.
     pub fn payload(&self) -> usize {
         self.payload as usize
     }
