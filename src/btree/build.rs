@@ -29,9 +29,14 @@ pub type Change = (Vec<u8>, Option<Arc<[u8]>>);
 
 /// The changes a rebuild applies, in key order, one per composite key: read one at a
 /// time, so that a large fold need not hold them all as [`Change`]s.
+/// A change lent by a [`ChangeSource`]: a composite key and its new value (`None`: a
+/// delete).
+pub type ChangeRef<'c> = (&'c [u8], Option<&'c [u8]>);
+
 pub trait ChangeSource {
-    /// The next change (composite key, new value or `None` to delete), not consumed.
-    fn peek(&mut self) -> Option<(&[u8], Option<&[u8]>)>;
+    /// The next change (composite key, new value or `None` to delete), not consumed; an
+    /// error making it (a history entry that does not decode) ends the rebuild.
+    fn peek(&mut self) -> Result<Option<ChangeRef<'_>>>;
     /// Moves past the change [`ChangeSource::peek`] gave.
     fn advance(&mut self);
 }
@@ -53,10 +58,11 @@ impl<'a> SliceChanges<'a> {
 
 #[cfg(test)]
 impl ChangeSource for SliceChanges<'_> {
-    fn peek(&mut self) -> Option<(&[u8], Option<&[u8]>)> {
-        self.changes
+    fn peek(&mut self) -> Result<Option<ChangeRef<'_>>> {
+        Ok(self
+            .changes
             .get(self.at)
-            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .map(|(k, v)| (k.as_slice(), v.as_deref())))
     }
 
     fn advance(&mut self) {
@@ -621,7 +627,7 @@ fn merge_into(
     for (i, (low, leaf)) in old_leaves.iter().enumerate() {
         let high = old_leaves.get(i + 1).and_then(|&(l, _)| l);
         let below_high = |k: &[u8]| high.is_none_or(|h| k < h);
-        let has_changes = changes.peek().is_some_and(|(k, _)| below_high(k));
+        let has_changes = changes.peek()?.is_some_and(|(k, _)| below_high(k));
         let touched = has_changes
             || reaches(file, page_size, *leaf, relocate_from)?
             || values_reach(file, page_size, *leaf, relocate_from)?
@@ -662,7 +668,7 @@ fn merge_into(
         // Merge the leaf's cells with the changes in its range.
         loop {
             let cell = if j < n { Some(node.entry(j)?) } else { None };
-            let change = changes.peek().filter(|(k, _)| below_high(k));
+            let change = changes.peek()?.filter(|(k, _)| below_high(k));
             let order = match (&cell, change) {
                 (Some((k, _)), Some((ck, _))) => k.cmp_bytes(ck),
                 (Some(_), None) => std::cmp::Ordering::Less,
@@ -688,7 +694,7 @@ fn merge_into(
     }
     // An empty old tree: everything is new.
     if old_leaves.is_empty() {
-        while let Some((ck, cv)) = changes.peek() {
+        while let Some((ck, cv)) = changes.peek()? {
             if let Some(v) = cv.filter(|_| !dropped_owner(dropped, &TreeKey::whole(ck))) {
                 b.push_value(ck, v)?;
             }

@@ -122,8 +122,9 @@ impl<'a> Iterator for FoldMerge<'a> {
 /// history entries (whose keys sort after every table's).
 pub(super) struct FoldChanges<'a> {
     merge: FoldMerge<'a>,
-    retained: Vec<Change>,
-    next_retained: usize,
+    retained: super::retained::HistoryChanges<'a>,
+    /// The next history change, taken from `retained` and not yet moved past.
+    next_retained: Option<Change>,
     /// The current folded key's composite key, and its newest value.
     key: Vec<u8>,
     current: Option<Option<&'a [u8]>>,
@@ -134,11 +135,11 @@ pub(super) struct FoldChanges<'a> {
 
 impl<'a> FoldChanges<'a> {
     /// The folded keys of `merge`, then `retained`.
-    pub fn new(merge: FoldMerge<'a>, retained: Vec<Change>) -> Self {
+    pub fn new(merge: FoldMerge<'a>, retained: super::retained::HistoryChanges<'a>) -> Self {
         FoldChanges {
             merge,
             retained,
-            next_retained: 0,
+            next_retained: None,
             key: Vec::new(),
             current: None,
             merge_done: false,
@@ -148,7 +149,7 @@ impl<'a> FoldChanges<'a> {
 }
 
 impl ChangeSource for FoldChanges<'_> {
-    fn peek(&mut self) -> Option<(&[u8], Option<&[u8]>)> {
+    fn peek(&mut self) -> crate::Result<Option<crate::btree::build::ChangeRef<'_>>> {
         if self.current.is_none() && !self.merge_done {
             match self.merge.next() {
                 Some((table, key, versions)) => {
@@ -160,19 +161,22 @@ impl ChangeSource for FoldChanges<'_> {
                 None => self.merge_done = true,
             }
         }
-        match self.current {
-            Some(value) => Some((self.key.as_slice(), value)),
-            None => self
-                .retained
-                .get(self.next_retained)
-                .map(|(k, v)| (k.as_slice(), v.as_deref())),
+        if let Some(value) = self.current {
+            return Ok(Some((self.key.as_slice(), value)));
         }
+        if self.next_retained.is_none() {
+            self.next_retained = self.retained.next().transpose()?;
+        }
+        Ok(self
+            .next_retained
+            .as_ref()
+            .map(|(k, v)| (k.as_slice(), v.as_deref())))
     }
 
     fn advance(&mut self) {
         self.taken += 1;
         if self.current.take().is_none() {
-            self.next_retained += 1;
+            self.next_retained = None;
         }
     }
 }

@@ -432,8 +432,7 @@ impl Checkpointer {
             newest,
             floor,
             &dropped_ids,
-            &self
-                .versions
+            self.versions
                 .pending_drops(horizon)
                 .into_iter()
                 .filter(|&(_, seq)| seq > drops_bound)

@@ -151,46 +151,94 @@ pub fn index_history(
 /// `dropped` tables go. The floor is persisted while any entry exists or `keep_floor`.
 /// `newest` bounds the folded versions' sequences: when no entry exists and none
 /// reaches above `floor`, the fold is not walked (a large load's tree commit).
+///
+/// Produced one change at a time, in key order, as the rebuild takes them
+/// ([`HistoryChanges`]): collected first, every rewritten list was held encoded at
+/// once, and a floor passing a batch that rewrote a million keys under a long window
+/// held them all (each list many versions long).
 #[expect(
     clippy::too_many_arguments,
     reason = "the old tree, the fold and the window"
 )]
-pub(super) fn history_changes(
-    file: &[u8],
+pub(super) fn history_changes<'a>(
+    file: &'a [u8],
     page_size: u32,
     root: u64,
-    folded: FoldMerge<'_>,
+    folded: FoldMerge<'a>,
     newest: u64,
     floor: u64,
-    dropped: &[TableId],
-    kept_drops: &[(TableId, u64)],
+    dropped: &'a [TableId],
+    kept_drops: KeptDrops,
     keep_floor: bool,
-) -> Result<Vec<btree::build::Change>> {
+) -> Result<HistoryChanges<'a>> {
     let Retained {
-        entries: mut old,
+        entries,
         floor: persisted,
         drops: persisted_drops,
     } = read_history(file, page_size, root)?;
-    let decode = |v: &[u8]| -> Result<VersionList> {
-        decode_list(v).map_err(|e| e.on_node_page_of(file, v, page_size))
-    };
-    // (The catalog, table 0, which a short key would give, is never dropped.)
-    let is_dropped = |composite: &[u8]| dropped.contains(&btree::split_composite(composite).0);
-    let nothing_kept = old.is_empty();
-    let mut out: BTreeMap<Vec<u8>, Option<Arc<[u8]>>> = BTreeMap::new();
-    let mut live = 0usize;
+    let nothing_kept = entries.is_empty();
     // Nothing kept and nothing to keep: every key of the fold would be passed over.
-    let folded = (!nothing_kept || newest > floor).then_some(folded);
-    for (table, key, versions) in folded.into_iter().flatten() {
-        let above = versions.newest_seq() > floor;
-        // Most folds of a large load: nothing kept, nothing to keep (no key to build).
-        if (nothing_kept && !above) || dropped.contains(&table) {
-            continue;
-        }
-        let hk = history_key(table, key);
-        let existing = old.remove(&hk).map(decode).transpose()?;
+    let folded = (!nothing_kept || newest > floor).then(|| folded.peekable());
+    Ok(HistoryChanges {
+        file,
+        page_size,
+        root,
+        folded,
+        old: entries.into_iter().peekable(),
+        floor,
+        dropped,
+        nothing_kept,
+        live: 0,
+        persisted,
+        persisted_drops,
+        kept_drops,
+        keep_floor,
+        tail: None,
+        failed: false,
+    })
+}
+
+/// [`history_changes`]' changes, in key order: the fold's keys merged with the old
+/// tree's entries, then the kept drops' and the floor's records (whose keys sort last).
+pub(super) struct HistoryChanges<'a> {
+    file: &'a [u8],
+    page_size: u32,
+    root: u64,
+    folded: Option<std::iter::Peekable<FoldMerge<'a>>>,
+    old: std::iter::Peekable<std::collections::btree_map::IntoIter<Vec<u8>, &'a [u8]>>,
+    floor: u64,
+    dropped: &'a [TableId],
+    nothing_kept: bool,
+    /// Entries the new tree keeps so far: the floor is persisted while any exists.
+    live: usize,
+    persisted: Option<u64>,
+    persisted_drops: Option<KeptDrops>,
+    kept_drops: KeptDrops,
+    keep_floor: bool,
+    /// The records after every entry, once both inputs are done.
+    tail: Option<std::vec::IntoIter<btree::build::Change>>,
+    /// An error was returned: nothing follows it.
+    failed: bool,
+}
+
+impl HistoryChanges<'_> {
+    fn decode(&self, v: &[u8]) -> Result<VersionList> {
+        decode_list(v).map_err(|e| e.on_node_page_of(self.file, v, self.page_size))
+    }
+
+    /// A folded key's entry, merged with its old one (`existing`), if it changes.
+    fn fold_one(
+        &mut self,
+        hk: Vec<u8>,
+        table: TableId,
+        key: &[u8],
+        versions: &super::folded::Versions<'_>,
+        existing: Option<&[u8]>,
+    ) -> Result<Option<btree::build::Change>> {
+        let above = versions.newest_seq() > self.floor;
+        let existing = existing.map(|v| self.decode(v)).transpose()?;
         if existing.is_none() && !above {
-            continue;
+            return Ok(None);
         }
         let existed = existing.is_some();
         let mut merged = versions.to_list();
@@ -200,49 +248,119 @@ pub(super) fn history_changes(
             // seq at or below the floor (it has no entry, so it did not change above).
             None => {
                 let composite = btree::composite(table, key);
-                let base = btree::get(file, page_size, root, &composite, None)?;
+                let base = btree::get(self.file, self.page_size, self.root, &composite, None)?;
                 merged.push((0, base.map(Arc::from)));
             }
         }
         newest_first(&mut merged);
-        prune_list(&mut merged, floor);
+        prune_list(&mut merged, self.floor);
         if merged.len() > 1 {
-            live += 1;
-            out.insert(hk, Some(Arc::from(encode_list(&merged)?)));
-        } else if existed {
-            out.insert(hk, None);
+            self.live += 1;
+            Ok(Some((hk, Some(Arc::from(encode_list(&merged)?)))))
+        } else {
+            Ok(existed.then_some((hk, None)))
         }
     }
-    for (hk, bytes) in old {
-        if history_owner(&hk).is_some_and(is_dropped) {
-            out.insert(hk, None);
-            continue;
+
+    /// An old entry no folded key changes: pruned to the floor, or gone with its table.
+    fn old_one(&mut self, hk: Vec<u8>, bytes: &[u8]) -> Result<Option<btree::build::Change>> {
+        // (The catalog, table 0, which a short key would give, is never dropped.)
+        let dropped = self.dropped;
+        if history_owner(&hk).is_some_and(|c| dropped.contains(&btree::split_composite(c).0)) {
+            return Ok(Some((hk, None)));
         }
-        let mut list = decode(bytes)?;
+        let mut list = self.decode(bytes)?;
         let n = list.len();
-        prune_list(&mut list, floor);
+        prune_list(&mut list, self.floor);
         if list.len() <= 1 {
-            out.insert(hk, None);
-        } else {
-            live += 1;
-            if list.len() != n {
-                out.insert(hk, Some(Arc::from(encode_list(&list)?)));
+            return Ok(Some((hk, None)));
+        }
+        self.live += 1;
+        if list.len() == n {
+            return Ok(None);
+        }
+        Ok(Some((hk, Some(Arc::from(encode_list(&list)?)))))
+    }
+
+    /// The kept drops' and the floor's records, in key order.
+    fn tail(&mut self) -> Vec<btree::build::Change> {
+        let mut out = Vec::new();
+        if self.persisted_drops.as_deref().unwrap_or(&[]) != self.kept_drops.as_slice() {
+            let value =
+                (!self.kept_drops.is_empty()).then(|| Arc::from(encode_drops(&self.kept_drops)));
+            out.push((drops_key(), value));
+        }
+        if self.live > 0 || self.keep_floor {
+            if self.persisted != Some(self.floor) {
+                out.push((floor_key(), Some(Arc::from(&self.floor.to_le_bytes()[..]))));
+            }
+        } else if self.persisted.is_some() {
+            out.push((floor_key(), None));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The next change, or `None` when there are none.
+    fn next_change(&mut self) -> Result<Option<btree::build::Change>> {
+        loop {
+            if let Some(tail) = self.tail.as_mut() {
+                return Ok(tail.next());
+            }
+            let next_folded = self
+                .folded
+                .as_mut()
+                .and_then(|f| f.peek())
+                .map(|(t, k, _)| history_key(*t, k));
+            let next_old = self.old.peek().map(|(k, _)| k.clone());
+            match (next_folded, next_old) {
+                (None, None) => {
+                    let tail = self.tail();
+                    self.tail = Some(tail.into_iter());
+                }
+                (Some(hk), old) if old.as_ref().is_none_or(|o| hk <= *o) => {
+                    let Some((table, key, versions)) = self.folded.as_mut().and_then(|f| f.next())
+                    else {
+                        continue;
+                    };
+                    let above = versions.newest_seq() > self.floor;
+                    // Most folds of a large load: nothing kept, nothing to keep. A
+                    // dropped table's old entry, if any, goes as an old one.
+                    if (self.nothing_kept && !above) || self.dropped.contains(&table) {
+                        continue;
+                    }
+                    let existing = match old {
+                        Some(o) if o == hk => self.old.next().map(|(_, v)| v),
+                        _ => None,
+                    };
+                    if let Some(change) = self.fold_one(hk, table, key, &versions, existing)? {
+                        return Ok(Some(change));
+                    }
+                }
+                _ => {
+                    let Some((hk, bytes)) = self.old.next() else {
+                        continue;
+                    };
+                    if let Some(change) = self.old_one(hk, bytes)? {
+                        return Ok(Some(change));
+                    }
+                }
             }
         }
     }
-    let fk = floor_key();
-    if live > 0 || keep_floor {
-        if persisted != Some(floor) {
-            out.insert(fk, Some(Arc::from(&floor.to_le_bytes()[..])));
+}
+
+impl Iterator for HistoryChanges<'_> {
+    type Item = Result<btree::build::Change>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
         }
-    } else if persisted.is_some() {
-        out.insert(fk, None);
+        let next = self.next_change().transpose();
+        self.failed = matches!(next, Some(Err(_)));
+        next
     }
-    if persisted_drops.as_deref().unwrap_or(&[]) != kept_drops {
-        let value = (!kept_drops.is_empty()).then(|| Arc::from(encode_drops(kept_drops)));
-        out.insert(drops_key(), value);
-    }
-    Ok(out.into_iter().collect())
 }
 
 #[cfg(test)]
