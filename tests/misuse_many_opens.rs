@@ -134,3 +134,57 @@ fn opening_while_the_last_handle_closes_never_reports_locked() {
         refused[0]
     );
 }
+
+/// The same with `close`: an open that lands while another thread's `close` runs (its
+/// handle still counted until `close` returns) was answered `Closed`, an error an
+/// application takes as final, where an open a moment later succeeded. It waits for the
+/// close now and opens the file afresh.
+#[test]
+fn opening_while_another_thread_closes_never_reports_closed() {
+    const THREADS: usize = 2;
+    const ROUNDS: u32 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("closing.db");
+    create_table(&Database::open(&path).unwrap(), TABLE);
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut refused = Vec::new();
+                for i in 0..ROUNDS {
+                    let db = match Database::open(&path) {
+                        Ok(db) => db,
+                        Err(e) => {
+                            refused.push(format!("thread {t} round {i}: {e}"));
+                            continue;
+                        }
+                    };
+                    // The other thread's handle may share this engine and close it:
+                    // this one's calls then answer `Closed`, as documented; only the
+                    // open is checked.
+                    let _: capsuledb::Result<()> = db.connect().run(|tx| {
+                        for k in 0..20u32 {
+                            tx.put(TABLE, format!("{t}/{i}/{k}").as_bytes(), &[7; 3000])?;
+                        }
+                        Ok(())
+                    });
+                    let _ = db.close();
+                }
+                refused
+            })
+        })
+        .collect();
+    let refused: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("a worker panicked"))
+        .collect();
+    let db = Database::open(&path).unwrap();
+    assert_clean(&db, "after the open/close churn");
+    assert!(
+        refused.is_empty(),
+        "{} of {} opens refused, first: {}",
+        refused.len(),
+        THREADS * ROUNDS as usize,
+        refused[0]
+    );
+}

@@ -313,8 +313,9 @@ impl Database {
     /// leaves every commit durable (each group's sync succeeded before it was reported)
     /// and the database closed. Opening the file again in this process afterwards opens
     /// it afresh (waiting a moment while a background thread lets go of the closed
-    /// engine), unless a clone of a closed handle or one of its connections is still
-    /// kept: then the open answers [`Error::Closed`](crate::Error::Closed). A
+    /// engine; an open meeting the close under way waits for it), unless a clone of a
+    /// closed handle or one of its connections is still kept 50 ms after the close
+    /// returned: then the open answers [`Error::Closed`](crate::Error::Closed). A
     /// [`crate::ValueRef`] of the closed database still kept holds its file (and its
     /// lock) open until dropped: an open meanwhile answers
     /// [`Error::Locked`](crate::Error::Locked) (a scan kept borrows its transaction,

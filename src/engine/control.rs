@@ -223,6 +223,14 @@ impl Engine {
     }
 
     pub(crate) fn close(&self) -> Result<()> {
+        let closed = self.close_inner();
+        // An open of this file meanwhile waited: the closer's own handle goes when it
+        // returns (`files::open_registered`).
+        self.close_done.store(true, Ordering::Release);
+        closed
+    }
+
+    fn close_inner(&self) -> Result<()> {
         self.closing.store(true, Ordering::SeqCst);
         // Wait for a checkpoint in progress; none starts after this.
         self.checkpointer.shut();

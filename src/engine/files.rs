@@ -197,6 +197,10 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
 
 type Registry = parking_lot::MutexGuard<'static, Option<OpenFiles>>;
 
+/// How long after another thread's `close` returned an open waits for that handle to
+/// go before it takes a handle still counted for a kept clone ([`Error::Closed`]).
+const CLOSE_HANDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The engine this process has open for `path`, counted as one more handle (after
 /// waiting for an open of it under way), or the registry's lock back when there is none
 /// to share.
@@ -205,6 +209,8 @@ fn open_registered(
     config: &Config,
     mut open_files: Registry,
 ) -> Result<std::result::Result<Arc<Engine>, Registry>> {
+    // When a closed engine's close was first seen done with a handle still counted.
+    let mut done_seen: Option<std::time::Instant> = None;
     loop {
         let files = open_files.get_or_insert_with(OpenFiles::default);
         let id = file_id_of(path);
@@ -226,7 +232,16 @@ fn open_registered(
         }
         if engine.closing.load(Ordering::Acquire) {
             if engine.handles.load(Ordering::Acquire) > 0 {
-                // `close` was called on another handle that some clone still keeps.
+                // `close` was called on another handle. While it runs, and a moment
+                // after (its own handle goes as it returns), the open waits to open the
+                // file afresh; a handle counted after that is a clone some thread keeps.
+                let done = engine.close_done.load(Ordering::Acquire);
+                let seen = done.then(|| *done_seen.get_or_insert_with(std::time::Instant::now));
+                if seen.is_none_or(|at| at.elapsed() < CLOSE_HANDLE_GRACE) {
+                    drop(engine);
+                    OPEN_ENDED.wait_for(&mut open_files, std::time::Duration::from_millis(1));
+                    continue;
+                }
                 return Err(Error::Closed);
             }
             // Closed, and no handle is left: only a background thread still holds the

@@ -83,6 +83,8 @@ pub(crate) struct Engine {
     pub(crate) pins: Arc<pin_cache::PinCache>,
     pub(crate) next_table_id: AtomicU64,
     pub(crate) closing: AtomicBool,
+    /// Set once a `close` of it returned (whatever its result).
+    pub(crate) close_done: AtomicBool,
     /// Opened read-only: nothing is written.
     pub(crate) read_only: bool,
     /// The settings it was opened with.
@@ -477,6 +479,7 @@ impl Engine {
             pins,
             next_table_id: AtomicU64::new(next_table_id),
             closing: AtomicBool::new(false),
+            close_done: AtomicBool::new(false),
             read_only: config.read_only,
             config: config.clone(),
             recovered_commits: rec.replayed,
