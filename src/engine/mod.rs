@@ -60,6 +60,9 @@ const TREE_COMMIT_FILE_RATIO: u64 = 8;
 
 /// Commits between two automatic checkpoint attempts.
 const CHECKPOINT_RETRY_COMMITS: u64 = 256;
+/// Generations above the recovered one a read-write open looks for readers' pins on (a
+/// writer poisons itself at its first failed header sync: one is the most expected).
+const GHOST_GENERATIONS: u64 = 64;
 /// Commits between two attempts while the version store is more than twice over budget.
 const CHECKPOINT_RETRY_COMMITS_OVER_BUDGET: u64 = 8;
 /// Back-pressure per multiple of the budget the version store is over (see
@@ -322,9 +325,25 @@ impl Engine {
             || rec.rewrite_tail_header;
         let (mut header, mut copy) = (header, copy);
         if !config.read_only {
+            // A reader pinning a generation above the recovered one read a header whose
+            // sync failed, from the page cache, before the kernel dropped it: its tree's
+            // pages are free here. This open's header goes above it (the reader sees a
+            // new generation, where one of the same number named another tree) and the
+            // free set is held while it is pinned (`format-spec/locking.md`).
+            let ghost = storage.highest_pin_in(header.generation + 1, GHOST_GENERATIONS)?;
+            if let Some(g) = ghost {
+                log::warn!(
+                    "{}: a reader pins generation {g}, above the file's {}: a header whose \
+                     sync failed; this open writes generation {}",
+                    show_path(path.as_deref()),
+                    header.generation,
+                    g + 1
+                );
+                header.generation = g;
+            }
             // Readers of other processes may pin an older generation that reaches
             // pages this open found free (`format-spec/locking.md`).
-            pager.hold_free_set(header.generation);
+            pager.hold_free_set(header.generation + u64::from(ghost.is_some()));
             // The header this open recovered from is made durable before anything is
             // written to a page only it frees: read through the page cache, it may be a
             // header whose sync failed (the kernel then marks the page clean without
@@ -333,7 +352,7 @@ impl Engine {
             // written again (a live reader reading them mid-write reads the same bytes);
             // a copy read repaired gets a new generation in the other copy instead.
             let mut repaired = create::repaired_header_copies(storage.as_ref())?;
-            if repaired.iter().any(|&(c, _)| c == copy) {
+            if ghost.is_some() || repaired.iter().any(|&(c, _)| c == copy) {
                 (header, copy) =
                     write_durable_bound(storage.as_ref(), &header, copy, header.log_durable_seq)?;
             } else {

@@ -219,6 +219,11 @@ impl Storage for FileStorage {
         super::locks::pinned_below(&self.file, generation).map_err(io_err("test for readers' pins"))
     }
 
+    fn highest_pin_in(&self, from: u64, len: u64) -> Result<Option<u64>> {
+        super::locks::highest_pin_in(&self.file, from, len)
+            .map_err(io_err("test for readers' pins"))
+    }
+
     fn cut_len(&self, len: u64) -> Result<bool> {
         // Pins are kept out while the length changes, so no reader pins between the
         // test and the cut and then reads a page the cut removed.

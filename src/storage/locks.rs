@@ -162,6 +162,26 @@ pub fn unpin(file: &File, generation: u64) -> io::Result<()> {
     imp::unlock(file, PIN_BASE + generation.min(PIN_GENERATION_MAX))
 }
 
+/// The highest generation in `[from, from + len)` another open file description pins,
+/// if any: one test, and a halving search only when something is pinned there.
+pub fn highest_pin_in(file: &File, from: u64, len: u64) -> io::Result<Option<u64>> {
+    let end = from.saturating_add(len).min(PIN_GENERATION_MAX);
+    if from >= end || !imp::any_lock(file, PIN_BASE + from, end - from)? {
+        return Ok(None);
+    }
+    // A pin lies in `[lo, end)`, none in `(hi, end)`.
+    let (mut lo, mut hi) = (from, end - 1);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if imp::any_lock(file, PIN_BASE + mid, end - mid)? {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(Some(lo))
+}
+
 /// Whether another open file description pins any generation below `generation`.
 pub fn pinned_below(file: &File, generation: u64) -> io::Result<bool> {
     let len = generation.min(PIN_GENERATION_MAX);
@@ -174,6 +194,24 @@ pub fn pinned_below(file: &File, generation: u64) -> io::Result<bool> {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    /// The highest pin in a window, found by halving from one test.
+    #[test]
+    fn the_highest_pin_in_a_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let writer = File::options().read(true).write(true).open(&path).unwrap();
+        let reader = File::open(&path).unwrap();
+        assert_eq!(highest_pin_in(&writer, 1, 64).unwrap(), None);
+        pin(&reader, 5).unwrap();
+        pin(&reader, 9).unwrap();
+        assert_eq!(highest_pin_in(&writer, 1, 64).unwrap(), Some(9));
+        assert_eq!(highest_pin_in(&writer, 1, 8).unwrap(), Some(5));
+        assert_eq!(highest_pin_in(&writer, 9, 1).unwrap(), Some(9));
+        assert_eq!(highest_pin_in(&writer, 10, 64).unwrap(), None);
+        assert_eq!(highest_pin_in(&reader, 1, 64).unwrap(), None, "own pins");
+    }
 
     #[test]
     fn pins_are_seen_by_another_description_and_released() {

@@ -101,6 +101,12 @@ pub trait Storage: Send + Sync + 'static {
     fn pinned_below(&self, _generation: u64) -> Result<bool> {
         Ok(false)
     }
+
+    /// The highest generation in `[from, from + len)` a reader in another handle (or
+    /// process) pins, if any.
+    fn highest_pin_in(&self, _from: u64, _len: u64) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// A pin on one header generation, released when dropped.
