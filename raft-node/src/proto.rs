@@ -228,7 +228,9 @@ pub struct Status {
     pub snapshot: Option<u64>,
     /// The last entry purged from the log (the log starts after it).
     pub purged: Option<u64>,
-    /// Snapshots this process received from a leader and installed.
+    /// Snapshots this process received whole from a leader and handed to openraft to
+    /// install (one at or below what the node already committed is skipped by openraft,
+    /// and counted all the same: a leader's resend after a slow install counts twice).
     pub snapshots_installed: u64,
     /// Connections this process accepted (from clients and peers).
     #[serde(default)]

@@ -113,7 +113,8 @@ struct Node {
     db: Database,
     /// Set to `true` after answering a [`ClientRequest::Shutdown`].
     stop: watch::Sender<bool>,
-    /// Snapshots received from a leader and installed since this process started.
+    /// Snapshots received whole from a leader and handed to openraft since this process
+    /// started (`Status::snapshots_installed`).
     snapshots_installed: AtomicU64,
     /// Connections accepted since this process started.
     connections_accepted: AtomicU64,
