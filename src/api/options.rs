@@ -114,8 +114,9 @@ impl Options {
     /// bytes of memory a history key (40 when the key's version list is stored in an
     /// overflow extent), and is built when a checkpoint publishes its tree and at open,
     /// taking 32 bytes a key more while it is built. A tree with more history keys keeps
-    /// a Bloom filter of them instead (1.25 bytes a key, 8 while it is built), which
-    /// only rules keys out. Answers are the same either way.
+    /// a Bloom filter of them instead (1.25 to 2.5 bytes a key: at least 10 bits, rounded
+    /// up to a power of two in all; up to about 16 bytes a key more while it is built),
+    /// which only rules keys out. Answers are the same either way.
     pub fn history_directory_keys(mut self, keys: usize) -> Options {
         self.config.history_directory_keys = keys;
         self

@@ -2,8 +2,10 @@
 //! version lists that keep them in the tree (`format-spec/btree.md`, "History").
 //!
 //! Every state at a sequence `S >= floor` (and at or below the visible sequence) is
-//! readable. The floor only rises: it follows the retention setting, but never passes a
-//! live time-travel snapshot (a [`HistoryPin`]).
+//! readable. The floor only rises (but once: a tree commit that fails lowers the floor
+//! it raised back to the commit's sequence less one, `format-spec/btree.md`): it follows
+//! the retention setting, but never passes a live time-travel snapshot (a
+//! [`HistoryPin`]).
 //!
 //! Versions of a key folded by a checkpoint while still inside the window go to a
 //! *history entry*: tree key `HISTORY_PREFIX ‖ table ‖ key`, value a list of
