@@ -13,22 +13,8 @@ use crate::mvcc::history::{
 };
 use crate::mvcc::history_directory::{HistoryIndex, IndexBuilder};
 use crate::types::TableId;
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
-
-/// What the tree holds besides the tables' current state.
-#[derive(Default)]
-pub struct Retained<'a> {
-    /// History entries by tree key: each version list's bytes in the file, decoded
-    /// where it is used (a checkpoint holds one decoded list at a time, not the whole
-    /// history's values: a long window's history is many times the version store).
-    pub entries: BTreeMap<Vec<u8>, &'a [u8]>,
-    /// The persisted floor.
-    pub floor: Option<u64>,
-    /// Drops whose data is still kept.
-    pub drops: Option<KeptDrops>,
-}
 
 /// The persisted floor and kept drops alone (two point lookups): what an open needs,
 /// without reading every history entry.
@@ -94,24 +80,6 @@ fn walk_history<'a>(
     }
 }
 
-/// Every history entry in the tree rooted at `root`, the persisted floor and drops.
-pub fn read_history(file: &[u8], page_size: u32, root: u64) -> Result<Retained<'_>> {
-    let mut r = Retained::default();
-    let fk = floor_key();
-    let dk = drops_key();
-    walk_history(file, page_size, root, Bound::Unbounded, |_, k, v| {
-        if k == fk.as_slice() {
-            r.floor = Some(decode_floor(file, page_size, v, root)?);
-        } else if k == dk.as_slice() {
-            r.drops = Some(decode_drops(v).map_err(|e| e.on_node_page_of(file, v, page_size))?);
-        } else {
-            r.entries.insert(k.to_vec(), v);
-        }
-        Ok(())
-    })?;
-    Ok(r)
-}
-
 /// The index of the history keys of the tree rooted at `root` (not the floor's or the
 /// kept drops' keys): a walk over the history leaves, every one verified as a first read
 /// is, that locates each key's bytes and version list in `file` for a directory of at
@@ -171,12 +139,15 @@ pub(super) fn history_changes<'a>(
     kept_drops: KeptDrops,
     keep_floor: bool,
 ) -> Result<HistoryChanges<'a>> {
-    let Retained {
-        entries,
-        floor: persisted,
-        drops: persisted_drops,
-    } = read_history(file, page_size, root)?;
-    let nothing_kept = entries.is_empty();
+    let (persisted, persisted_drops) = read_floor_and_drops(file, page_size, root)?;
+    let mut old = OldEntries {
+        file,
+        page_size,
+        root,
+        lo: Some(Bound::Included(HISTORY_PREFIX.to_vec())),
+        leaf: std::collections::VecDeque::new(),
+    };
+    let nothing_kept = old.peek_key()?.is_none();
     // Nothing kept and nothing to keep: every key of the fold would be passed over.
     let folded = (!nothing_kept || newest > floor).then(|| folded.peekable());
     Ok(HistoryChanges {
@@ -184,7 +155,7 @@ pub(super) fn history_changes<'a>(
         page_size,
         root,
         folded,
-        old: entries.into_iter().peekable(),
+        old,
         floor,
         dropped,
         nothing_kept,
@@ -198,6 +169,59 @@ pub(super) fn history_changes<'a>(
     })
 }
 
+/// The old tree's history entries (not the floor's or the kept drops' records), in key
+/// order, read a leaf at a time: a checkpoint holds one leaf's keys, not a copy of every
+/// history key (a long window's history may hold many millions).
+pub(super) struct OldEntries<'a> {
+    file: &'a [u8],
+    page_size: u32,
+    root: u64,
+    /// Where the next leaf starts; `None` once the last was read.
+    lo: Option<Bound<Vec<u8>>>,
+    /// The rest of the leaf read last: each key whole, its value in the file.
+    leaf: std::collections::VecDeque<(Vec<u8>, &'a [u8])>,
+}
+
+impl<'a> OldEntries<'a> {
+    /// Reads leaves until one holds an entry, or none is left.
+    fn fill(&mut self) -> Result<()> {
+        let (fk, dk) = (floor_key(), drops_key());
+        while self.leaf.is_empty() {
+            let Some(lo) = self.lo.take() else {
+                return Ok(());
+            };
+            let batch = btree::scan_leaf(
+                self.file,
+                self.page_size,
+                self.root,
+                lo.as_ref().map(Vec::as_slice),
+                Bound::Unbounded,
+                false,
+                None,
+            )?;
+            for &(k, v) in &batch.entries {
+                let mut key = Vec::new();
+                k.extend_into(&mut key);
+                if key != fk && key != dk {
+                    self.leaf.push_back((key, v));
+                }
+            }
+            self.lo = batch.leaf_edge.map(Bound::Included);
+        }
+        Ok(())
+    }
+
+    fn peek_key(&mut self) -> Result<Option<&[u8]>> {
+        self.fill()?;
+        Ok(self.leaf.front().map(|(k, _)| k.as_slice()))
+    }
+
+    fn next(&mut self) -> Result<Option<(Vec<u8>, &'a [u8])>> {
+        self.fill()?;
+        Ok(self.leaf.pop_front())
+    }
+}
+
 /// [`history_changes`]' changes, in key order: the fold's keys merged with the old
 /// tree's entries, then the kept drops' and the floor's records (whose keys sort last).
 pub(super) struct HistoryChanges<'a> {
@@ -205,7 +229,7 @@ pub(super) struct HistoryChanges<'a> {
     page_size: u32,
     root: u64,
     folded: Option<std::iter::Peekable<FoldMerge<'a>>>,
-    old: std::iter::Peekable<std::collections::btree_map::IntoIter<Vec<u8>, &'a [u8]>>,
+    old: OldEntries<'a>,
     floor: u64,
     dropped: &'a [TableId],
     nothing_kept: bool,
@@ -312,7 +336,7 @@ impl HistoryChanges<'_> {
                 .as_mut()
                 .and_then(|f| f.peek())
                 .map(|(t, k, _)| history_key(*t, k));
-            let next_old = self.old.peek().map(|(k, _)| k.clone());
+            let next_old = self.old.peek_key()?.map(<[u8]>::to_vec);
             match (next_folded, next_old) {
                 (None, None) => {
                     let tail = self.tail();
@@ -330,7 +354,7 @@ impl HistoryChanges<'_> {
                         continue;
                     }
                     let existing = match old {
-                        Some(o) if o == hk => self.old.next().map(|(_, v)| v),
+                        Some(o) if o == hk => self.old.next()?.map(|(_, v)| v),
                         _ => None,
                     };
                     if let Some(change) = self.fold_one(hk, table, key, &versions, existing)? {
@@ -338,7 +362,7 @@ impl HistoryChanges<'_> {
                     }
                 }
                 _ => {
-                    let Some((hk, bytes)) = self.old.next() else {
+                    let Some((hk, bytes)) = self.old.next()? else {
                         continue;
                     };
                     if let Some(change) = self.old_one(hk, bytes)? {
@@ -387,7 +411,6 @@ mod tests {
             e.is_corruption() && e.to_string().contains("7 bytes"),
             "{e}"
         );
-        assert!(read_history(&file, 4096, built.root).is_err());
         let changes = vec![(floor_key(), Some(Arc::from(&9u64.to_le_bytes()[..])))];
         let built = rebuild(&sim, &pager, &file, 0, &changes, &[], u64::MAX).unwrap();
         let file = sim.view().unwrap();
