@@ -108,12 +108,15 @@ fn churn(name: &str, closes: bool, end: fn(Database)) {
                             continue;
                         }
                     };
-                    let committed: capsuledb::Result<()> = db.connect().run(|tx| {
+                    let committed = (|| -> capsuledb::Result<()> {
+                        let mut conn = db.connect();
+                        let mut tx = conn.begin()?;
                         for k in 0..20u32 {
                             tx.put(TABLE, format!("{t}/{i}/{k}").as_bytes(), &[7; 3000])?;
                         }
+                        tx.commit_with(Durability::Applied)?;
                         Ok(())
-                    });
+                    })();
                     assert!(closes || committed.is_ok(), "{committed:?}");
                     end(db);
                 }
