@@ -457,14 +457,17 @@ pub(crate) fn create_like(path: &Path, like: &Path) -> std::io::Result<()> {
 /// commits, acknowledged, would go to a file no name reaches. The lock is held across
 /// the rename, so a writer opening `to` meanwhile is refused (`Error::Locked`) rather
 /// than left on the replaced file; a live reader (it takes no lock) reads on in the file
-/// it opened. A `to` this process cannot open is left to the rename to judge.
+/// it opened. Only a regular file at `to` is locked (a FIFO's open would block, and a
+/// symbolic link is replaced, not the file it names); one this process cannot open is
+/// left to the rename to judge.
 pub(crate) fn rename_over_unlocked(from: &Path, to: &Path, op: &'static str) -> Result<()> {
-    let held = match File::open(to) {
-        Ok(file) => {
+    let regular = std::fs::symlink_metadata(to).is_ok_and(|m| m.is_file());
+    let held = match regular.then(|| File::open(to)) {
+        Some(Ok(file)) => {
             lock(&file, to, libc::LOCK_EX)?;
             Some(file)
         }
-        Err(_) => None,
+        _ => None,
     };
     std::fs::rename(from, to).map_err(|source| Error::Io { op, source })?;
     drop(held);
