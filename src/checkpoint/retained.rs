@@ -199,12 +199,29 @@ impl<'a> OldEntries<'a> {
                 false,
                 None,
             )?;
+            let second_prefix = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
             for &(k, v) in &batch.entries {
                 let mut key = Vec::new();
                 k.extend_into(&mut key);
-                if key != fk && key != dk {
-                    self.leaf.push_back((key, v));
+                if key == fk || key == dk {
+                    continue;
                 }
+                // Under `FF×8 ‖ FF×8` only the floor and the kept drops (`btree.md`):
+                // another key there would follow the entries and come after the records
+                // the changes end with, out of order.
+                if key.starts_with(&second_prefix) {
+                    return Err(crate::error::Error::corrupted(
+                        0,
+                        format!(
+                            "tree key {} is neither the history floor nor the kept drops, \
+                             under their prefix",
+                            crate::util::show_bytes(&key)
+                        ),
+                    )
+                    .on_node_page_of(self.file, v, self.page_size)
+                    .on_page(self.root));
+                }
+                self.leaf.push_back((key, v));
             }
             self.lo = batch.leaf_edge.map(Bound::Included);
         }
