@@ -291,10 +291,19 @@ impl Engine {
             };
             (non_tree, run, max_id.max(kept_max_id))
         };
-        let high_water = rec
-            .used_pages
-            .last()
-            .map_or(header.page_count, |&p| (p + 1).max(header.page_count));
+        // A reader pinning a generation above the recovered one read a header whose sync
+        // failed, from the page cache: that tree's pages are free here, up to the file's
+        // end (its checkpoint may have grown the file), and all are held below.
+        let ghost = match config.read_only {
+            true => None,
+            false => storage.highest_pin_in(header.generation + 1, GHOST_GENERATIONS)?,
+        };
+        let used_end = rec.used_pages.last().map_or(0, |&p| p + 1);
+        let file_end = match ghost {
+            Some(_) => storage.len()? / u64::from(header.page_size),
+            None => 0,
+        };
+        let high_water = used_end.max(file_end).max(header.page_count);
         // Free: outside the tree and unused by the log after the checkpoint.
         let free: BTreeSet<u64> = non_tree
             .iter()
@@ -325,12 +334,8 @@ impl Engine {
             || rec.rewrite_tail_header;
         let (mut header, mut copy) = (header, copy);
         if !config.read_only {
-            // A reader pinning a generation above the recovered one read a header whose
-            // sync failed, from the page cache, before the kernel dropped it: its tree's
-            // pages are free here. This open's header goes above it (the reader sees a
-            // new generation, where one of the same number named another tree) and the
-            // free set is held while it is pinned (`format-spec/locking.md`).
-            let ghost = storage.highest_pin_in(header.generation + 1, GHOST_GENERATIONS)?;
+            // Above a `ghost` generation: its reader sees a new one, not another tree
+            // under the number it holds (`format-spec/locking.md`).
             if let Some(g) = ghost {
                 log::warn!(
                     "{}: a reader pins generation {g}, above the file's {}: a header whose \
