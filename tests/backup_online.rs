@@ -205,7 +205,7 @@ fn a_backup_keeps_its_sources_permissions() {
             tx.put("t", b"k", b"v")
         })
         .unwrap();
-    for mode in [0o600, 0o640] {
+    for mode in [0o600, 0o640, 0o444, 0o400] {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         let out = dir.path().join(format!("copy-{mode:o}.db"));
         db.backup_to(&out).unwrap();

@@ -261,11 +261,13 @@ impl Database {
         if let Some(report) = options.progress.as_mut() {
             report(&progress);
         }
-        // With the source's permissions (a file this process cannot stat, or a database
-        // on a plugged-in storage, has the default ones).
+        // With the source's permissions, given whole once it is written (a file this
+        // process cannot stat, or a database on a plugged-in storage, has the default
+        // ones).
+        let mut mode = None;
         if let Some(source) = self.path() {
             match crate::storage::create_like(&temp_path, source) {
-                Ok(()) => {}
+                Ok(m) => mode = Some(m),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     return Err(Error::Io {
                         op: "create the backup's temporary file",
@@ -296,6 +298,14 @@ impl Database {
         }
         let file_len = copy.info().map_err(of_copy)?.file_len;
         copy.close().map_err(of_copy)?;
+        if let Some(mode) = mode
+            && let Err(e) = crate::storage::set_mode(&temp_path, mode)
+        {
+            log::warn!(
+                "{}: the backup keeps its owner's write permission beside its source's ({mode:o}): {e}",
+                path.display()
+            );
+        }
         // The snapshot may hold commits not yet durable here (`Applied`): a crash or a
         // failed sync would lose them from the source, not from the backup. (A live
         // reader sees what the writer has written and cannot tell when it is synced.)

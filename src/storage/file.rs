@@ -443,13 +443,22 @@ pub fn dir_sync_unsupported(e: &io::Error) -> bool {
 }
 
 /// Creates the empty file `path` (it must not exist) with the permission bits of the
-/// file at `like`: a copy of a database readable by its owner alone is not made
-/// readable by everyone (a new file's mode is `0666` less the umask).
-pub(crate) fn create_like(path: &Path, like: &Path) -> std::io::Result<()> {
+/// file at `like`, and its owner's read and write (a copy is written before it takes
+/// `like`'s bits whole, [`set_mode`]); returns `like`'s bits. A copy of a database
+/// readable by its owner alone is not made readable by everyone (a new file's mode is
+/// `0666` less the umask).
+pub(crate) fn create_like(path: &Path, like: &Path) -> std::io::Result<u32> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(like)?.permissions().mode() & 0o7777;
     let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
+    file.set_permissions(std::fs::Permissions::from_mode(mode | 0o600))?;
+    Ok(mode)
+}
+
+/// Gives the file at `path` the permission bits `mode`.
+pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// Renames `from` over `to`, unless `to` is a database a writer has open (holds its

@@ -20,7 +20,7 @@ mod sim;
 
 pub use file::{FileStorage, dir_sync_unsupported};
 pub(crate) use file::{
-    create_like, rename_no_replace, rename_over_unlocked, sync_parent_if_possible,
+    create_like, rename_no_replace, rename_over_unlocked, set_mode, sync_parent_if_possible,
 };
 pub use sim::{SECTOR_SIZE, SimStorage, SyncGate, TraceOp};
 
