@@ -117,7 +117,9 @@ impl Cache {
     /// to `budget` bytes (at least one), if the cache holds all of those.
     pub(super) fn range_within(&self, lo: u64, hi: u64, budget: usize) -> Option<Vec<Entry>> {
         let start = self.position(lo)?;
-        let mut found = Vec::new();
+        let wanted = usize::try_from(hi.saturating_sub(lo)).unwrap_or(usize::MAX);
+        let mut found =
+            Vec::with_capacity(wanted.saturating_add(1).min(self.entries.len() - start));
         let mut bytes = 0usize;
         for e in self.entries.range(start..) {
             if e.index > hi || (bytes >= budget && !found.is_empty()) {
@@ -128,16 +130,6 @@ impl Cache {
         }
         // Ran out: complete only if the last entry wanted was the cache's last.
         (found.last().map(|e| e.index) == Some(hi) || bytes >= budget).then_some(found)
-    }
-
-    /// Entries `lo..=hi`, if the cache holds all of them.
-    pub(super) fn range(&self, lo: u64, hi: u64) -> Option<Vec<Entry>> {
-        let start = self.position(lo)?;
-        let end = self.position(hi)?;
-        let found: Vec<Entry> = self.entries.range(start..=end).cloned().collect();
-        debug_assert_eq!(found.first().map(|e| e.index), Some(lo));
-        debug_assert_eq!(found.last().map(|e| e.index), Some(hi));
-        Some(found)
     }
 
     fn is_contiguous(&self) -> bool {
@@ -160,15 +152,15 @@ mod tests {
     fn serves_only_covered_ranges() {
         let mut c = Cache::new();
         c.append(&[e(5), e(6), e(7)]);
-        assert_eq!(c.range(5, 7).map(|v| v.len()), Some(3));
-        assert_eq!(c.range(4, 7), None);
-        assert_eq!(c.range(6, 8), None);
+        assert_eq!(c.range_within(5, 7, usize::MAX).map(|v| v.len()), Some(3));
+        assert_eq!(c.range_within(4, 7, usize::MAX), None);
+        assert_eq!(c.range_within(6, 8, usize::MAX), None);
         c.truncate(7);
         assert_eq!(c.get(7), None);
         c.append(&[e(7)]);
         c.purge(5);
         assert_eq!(c.get(5), None);
-        assert_eq!(c.range(6, 7).map(|v| v.len()), Some(2));
+        assert_eq!(c.range_within(6, 7, usize::MAX).map(|v| v.len()), Some(2));
         c.append(&[Entry::new(8, 1, vec![0; CACHED_ENTRY_BYTES_MAX + 1])]);
         assert_eq!(c.get(7), None, "an uncached entry breaks the run");
         c.append(&[e(9)]);

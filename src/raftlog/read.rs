@@ -21,13 +21,7 @@ impl RaftLog {
     /// purged and never-appended indices are simply absent). Served from the in-memory
     /// cache of recent appends when it covers the range, else from the database.
     pub fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
-        let Some((lo, hi)) = self.held_part(&range) else {
-            return Ok(Vec::new());
-        };
-        if let Some(found) = self.inner.cache.read().range(lo, hi) {
-            return Ok(found);
-        }
-        self.entries_from_db(lo, hi)
+        self.entries_within(range, usize::MAX)
     }
 
     /// The part of `range` the log holds, as inclusive first and last indices (`None`:
@@ -54,7 +48,7 @@ impl RaftLog {
     pub fn entries_uncached(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
         let lo = range.start_bound().map(|&i| log_key(i));
         let hi = range.end_bound().map(|&i| log_key(i));
-        self.scan((lo, hi))
+        self.collect((lo, hi), usize::MAX)
     }
 
     /// The held entries whose index lies in `range`, in index order, owned in one
@@ -134,14 +128,7 @@ impl RaftLog {
         if let Some(found) = self.inner.cache.read().range_within(lo, hi, budget) {
             return Ok(found);
         }
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        self.walk_while(log_key(lo)..=log_key(hi), |index, term, data| {
-            out.push(Entry::new(index, term, data.to_vec()));
-            bytes = bytes.saturating_add(data.len());
-            Ok(bytes < budget)
-        })?;
-        Ok(out)
+        self.collect(log_key(lo)..=log_key(hi), budget)
     }
 
     /// Calls `f(index, term, data)` for each entry under the log keys in `keys`, in
@@ -230,16 +217,16 @@ impl RaftLog {
         Ok(())
     }
 
-    fn entries_from_db(&self, lo: u64, hi: u64) -> Result<Vec<Entry>> {
-        self.scan(log_key(lo)..=log_key(hi))
-    }
-
-    fn scan(&self, keys: impl RangeBounds<[u8; 8]>) -> Result<Vec<Entry>> {
+    /// The entries under the log keys in `keys`, from the database, stopping after the
+    /// one that brings their payloads to `budget` bytes (`usize::MAX`: all of them).
+    fn collect(&self, keys: impl RangeBounds<[u8; 8]>, budget: usize) -> Result<Vec<Entry>> {
         let mut out = Vec::with_capacity(self.expected_entries(&keys));
+        let mut bytes = 0usize;
         // The only copy per entry is the entry's own data.
-        self.walk(keys, |index, term, data| {
+        self.walk_while(keys, |index, term, data| {
             out.push(Entry::new(index, term, data.to_vec()));
-            Ok(())
+            bytes = bytes.saturating_add(data.len());
+            Ok(bytes < budget)
         })?;
         Ok(out)
     }
