@@ -56,27 +56,53 @@ fn walk_history<'a>(
     hi: Bound<&[u8]>,
     mut f: impl FnMut(TreeKey<'a>, &[u8], &'a [u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut lo = Bound::Included(HISTORY_PREFIX.to_vec());
+    let mut leaves = HistoryLeaves::new(file, page_size, root);
     let mut key = Vec::new();
-    loop {
-        let batch = btree::scan_leaf(
-            file,
-            page_size,
-            root,
-            lo.as_ref().map(Vec::as_slice),
-            hi,
-            false,
-            None,
-        )?;
-        for &(k, v) in &batch.entries {
+    while let Some(leaf) = leaves.next_leaf(hi)? {
+        for (k, v) in leaf.entries {
             key.clear();
             k.extend_into(&mut key);
             f(k, &key, v)?;
         }
-        match batch.leaf_edge {
-            Some(edge) => lo = Bound::Included(edge),
-            None => return Ok(()),
+    }
+    Ok(())
+}
+
+/// The tree's leaves from the first history key on, one leaf's entries at a time.
+struct HistoryLeaves<'a> {
+    file: &'a [u8],
+    page_size: u32,
+    root: u64,
+    /// Where the next leaf starts; `None` once the last was read.
+    lo: Option<Vec<u8>>,
+}
+
+impl<'a> HistoryLeaves<'a> {
+    fn new(file: &'a [u8], page_size: u32, root: u64) -> Self {
+        HistoryLeaves {
+            file,
+            page_size,
+            root,
+            lo: Some(HISTORY_PREFIX.to_vec()),
         }
+    }
+
+    /// The next leaf's entries below `hi` (its `leaf_edge` taken); `None` past the last.
+    fn next_leaf(&mut self, hi: Bound<&[u8]>) -> Result<Option<btree::TreeBatch<'a>>> {
+        let Some(lo) = self.lo.take() else {
+            return Ok(None);
+        };
+        let mut batch = btree::scan_leaf(
+            self.file,
+            self.page_size,
+            self.root,
+            Bound::Included(&lo),
+            hi,
+            false,
+            None,
+        )?;
+        self.lo = batch.leaf_edge.take();
+        Ok(Some(batch))
     }
 }
 
@@ -141,10 +167,7 @@ pub(super) fn history_changes<'a>(
 ) -> Result<HistoryChanges<'a>> {
     let (persisted, persisted_drops) = read_floor_and_drops(file, page_size, root)?;
     let mut old = OldEntries {
-        file,
-        page_size,
-        root,
-        lo: Some(Bound::Included(HISTORY_PREFIX.to_vec())),
+        leaves: HistoryLeaves::new(file, page_size, root),
         leaf: std::collections::VecDeque::new(),
     };
     let nothing_kept = old.peek_key()?.is_none();
@@ -173,11 +196,7 @@ pub(super) fn history_changes<'a>(
 /// order, read a leaf at a time: a checkpoint holds one leaf's keys, not a copy of every
 /// history key (a long window's history may hold many millions).
 pub(super) struct OldEntries<'a> {
-    file: &'a [u8],
-    page_size: u32,
-    root: u64,
-    /// Where the next leaf starts; `None` once the last was read.
-    lo: Option<Bound<Vec<u8>>>,
+    leaves: HistoryLeaves<'a>,
     /// The rest of the leaf read last: each key whole, its value in the file.
     leaf: std::collections::VecDeque<(Vec<u8>, &'a [u8])>,
 }
@@ -186,21 +205,12 @@ impl<'a> OldEntries<'a> {
     /// Reads leaves until one holds an entry, or none is left.
     fn fill(&mut self) -> Result<()> {
         let (fk, dk) = (floor_key(), drops_key());
+        let second_prefix = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
         while self.leaf.is_empty() {
-            let Some(lo) = self.lo.take() else {
+            let Some(leaf) = self.leaves.next_leaf(Bound::Unbounded)? else {
                 return Ok(());
             };
-            let batch = btree::scan_leaf(
-                self.file,
-                self.page_size,
-                self.root,
-                lo.as_ref().map(Vec::as_slice),
-                Bound::Unbounded,
-                false,
-                None,
-            )?;
-            let second_prefix = [HISTORY_PREFIX, HISTORY_PREFIX].concat();
-            for &(k, v) in &batch.entries {
+            for (k, v) in leaf.entries {
                 let mut key = Vec::new();
                 k.extend_into(&mut key);
                 if key == fk || key == dk {
@@ -218,12 +228,11 @@ impl<'a> OldEntries<'a> {
                             crate::util::show_bytes(&key)
                         ),
                     )
-                    .on_node_page_of(self.file, v, self.page_size)
-                    .on_page(self.root));
+                    .on_node_page_of(self.leaves.file, v, self.leaves.page_size)
+                    .on_page(self.leaves.root));
                 }
                 self.leaf.push_back((key, v));
             }
-            self.lo = batch.leaf_edge.map(Bound::Included);
         }
         Ok(())
     }
@@ -353,13 +362,20 @@ impl HistoryChanges<'_> {
                 .as_mut()
                 .and_then(|f| f.peek())
                 .map(|(t, k, _)| history_key(*t, k));
-            let next_old = self.old.peek_key()?.map(<[u8]>::to_vec);
-            match (next_folded, next_old) {
-                (None, None) => {
+            // How the fold's next key compares with the old tree's next entry (`None`:
+            // both are done), without a copy of the entry's key.
+            let order = match (&next_folded, self.old.peek_key()?) {
+                (None, None) => None,
+                (Some(_), None) => Some(std::cmp::Ordering::Less),
+                (None, Some(_)) => Some(std::cmp::Ordering::Greater),
+                (Some(hk), Some(old)) => Some(hk.as_slice().cmp(old)),
+            };
+            match (next_folded, order) {
+                (_, None) => {
                     let tail = self.tail();
                     self.tail = Some(tail.into_iter());
                 }
-                (Some(hk), old) if old.as_ref().is_none_or(|o| hk <= *o) => {
+                (Some(hk), Some(order)) if order.is_le() => {
                     let Some((table, key, versions)) = self.folded.as_mut().and_then(|f| f.next())
                     else {
                         continue;
@@ -370,8 +386,8 @@ impl HistoryChanges<'_> {
                     if (self.nothing_kept && !above) || self.dropped.contains(&table) {
                         continue;
                     }
-                    let existing = match old {
-                        Some(o) if o == hk => self.old.next()?.map(|(_, v)| v),
+                    let existing = match order {
+                        std::cmp::Ordering::Equal => self.old.next()?.map(|(_, v)| v),
                         _ => None,
                     };
                     if let Some(change) = self.fold_one(hk, table, key, &versions, existing)? {
