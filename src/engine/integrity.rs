@@ -121,9 +121,13 @@ impl Engine {
                 problem(&mut r, err);
             }
             r.tree_pages = tree.len() as u64;
-            // Every entry of the tree keys in `[lo, hi)`, leaf after leaf; whether it
-            // read them all (a damaged page stops it, named).
-            let range = |r: &mut IntegrityReport, lo: &[u8], hi: &[u8], f: &mut EntryCheck<'_>| {
+            // Every entry of the tree keys from `lo` below `hi` (`None`: to the tree's
+            // end), leaf after leaf; whether it read them all (a damaged page stops it,
+            // named).
+            let range = |r: &mut IntegrityReport,
+                         lo: &[u8],
+                         hi: Option<&[u8]>,
+                         f: &mut EntryCheck<'_>| {
                 let mut lo = lo.to_vec();
                 loop {
                     match btree::scan_leaf(
@@ -131,7 +135,7 @@ impl Engine {
                         ps,
                         header.catalog_root,
                         Bound::Included(&lo[..]),
-                        Bound::Excluded(hi),
+                        hi.map_or(Bound::Unbounded, Bound::Excluded),
                         false,
                         None,
                     ) {
@@ -142,7 +146,9 @@ impl Engine {
                                 Ok(())
                             });
                             match batch.leaf_edge {
-                                Some(edge) if edge.as_slice() < hi => lo = edge,
+                                Some(edge) if hi.is_none_or(|hi| edge.as_slice() < hi) => {
+                                    lo = edge;
+                                }
                                 _ => return true,
                             }
                         }
@@ -158,7 +164,7 @@ impl Engine {
             let catalog = CATALOG_TABLE.to_be_bytes();
             let mut owners: std::collections::HashMap<u64, Vec<u8>> = Default::default();
             // (A damaged catalog page is named by the walk and the scan.)
-            let _ = range(&mut r, &catalog, &1u64.to_be_bytes(), &mut |r, k, v| {
+            let _ = range(&mut r, &catalog, Some(&1u64.to_be_bytes()), &mut |r, k, v| {
                 r.tables += 1;
                 let name = k.get(8..).unwrap_or(&[]);
                 let shown = crate::util::show_bytes(name);
@@ -198,7 +204,7 @@ impl Engine {
                     .map(|p| format!(" on page {}", btree::node_first_page(&file, ps, p)))
                     .unwrap_or_default()
             };
-            let all_read = range(&mut r, &HISTORY_PREFIX, &history_end, &mut |r, k, v| {
+            let all_read = range(&mut r, &HISTORY_PREFIX, Some(&history_end), &mut |r, k, v| {
                 history_keys += 1;
                 let (table, key) = btree::split_composite(k.get(8..).unwrap_or(&[]));
                 match decode_list(v).map_err(|err| err.on_node_page_of(&file, v, ps)) {
@@ -266,8 +272,7 @@ impl Engine {
             // checkpoint reads any other key there as a history entry, and fails on it
             // at every try.
             let (floor_key, drops_key) = (history::floor_key(), history::drops_key());
-            let past_all = [0xFF; 2 * 8 + crate::types::MAX_KEY_LEN + 64];
-            let _ = range(&mut r, &history_end, &past_all, &mut |r, k, v| {
+            let _ = range(&mut r, &history_end, None, &mut |r, k, v| {
                 if k != floor_key.as_slice() && k != drops_key.as_slice() {
                     r.problems.push(format!(
                         "tree key {}{} is neither the history floor nor the kept drops, \
