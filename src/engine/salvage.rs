@@ -78,16 +78,18 @@ impl Engine {
         };
         // A damaged value of a key the store has a version of (at or below the
         // snapshot) is no loss: that version is the key's state, a tombstone included.
-        let stored: std::collections::BTreeSet<Vec<u8>> =
-            store.iter().map(|(k, _)| k.clone()).collect();
+        // (The store's entries are in key order; a value's damage covers its key alone,
+        // up to the key with a zero byte appended.)
         let superseded = |d: &Damage| {
-            d.from.get(8..).is_some_and(|k| {
-                let mut past = k.to_vec();
-                past.push(0);
-                d.until == btree::composite(table, &past) && stored.contains(k)
-            })
+            let one_key = d.until.strip_suffix(&[0]) == Some(d.from.as_slice());
+            one_key
+                && d.from.get(8..).is_some_and(|k| {
+                    store
+                        .binary_search_by(|(sk, _)| sk.as_slice().cmp(k))
+                        .is_ok()
+                })
         };
-        let mut store = store.into_iter().peekable();
+        let mut rest = store.iter().peekable();
         let mut from = lo;
         let mut key = Vec::new();
         loop {
@@ -101,14 +103,14 @@ impl Engine {
                 };
                 // The store's keys below this one, then this one: the store's version
                 // when it has one (a tombstone hides the tree's), else the tree's.
-                while let Some((sk, sv)) = store.next_if(|(sk, _)| sk.as_slice() < user) {
-                    if let Some(value) = &sv {
-                        entry(&sk, value)?;
+                while let Some((sk, sv)) = rest.next_if(|(sk, _)| sk.as_slice() < user) {
+                    if let Some(value) = sv {
+                        entry(sk, value)?;
                         report.entries += 1;
                     }
                 }
-                if let Some((_, sv)) = store.next_if(|(sk, _)| sk.as_slice() == user) {
-                    if let Some(value) = &sv {
+                if let Some((_, sv)) = rest.next_if(|(sk, _)| sk.as_slice() == user) {
+                    if let Some(value) = sv {
                         entry(user, value)?;
                         report.entries += 1;
                     }
@@ -141,9 +143,9 @@ impl Engine {
                 None => break,
             }
         }
-        for (k, v) in store {
-            if let Some(value) = &v {
-                entry(&k, value)?;
+        for (k, v) in rest {
+            if let Some(value) = v {
+                entry(k, value)?;
                 report.entries += 1;
             }
         }
