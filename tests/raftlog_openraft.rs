@@ -149,20 +149,13 @@ fn a_failed_install_stops_only_the_purges_it_leaves_waiting() {
 /// machine stops with an error instead of waiting for ever.
 #[test]
 fn a_snapshot_with_a_stray_chunk_is_refused_and_stops_waiting_purges() {
-    use openraft::storage::{RaftLogStorage, RaftStateMachine};
+    use openraft::storage::RaftLogStorage;
     with_node(|db, mut log, mut sm| async move {
-        let (meta, good) = snapshot_at(40);
-        sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(good)))
-            .await
-            .unwrap();
-        assert!(sm.get_current_snapshot().await.unwrap().is_some());
-        let mut conn = db.connect();
-        let mut tx = conn.begin().unwrap();
-        tx.put("raft.sm.snapshot", &7u64.to_be_bytes(), b"stray")
-            .unwrap();
-        tx.commit().unwrap();
-        let e = sm.get_current_snapshot().await.unwrap_err();
-        assert!(e.to_string().contains("snapshot chunk 1 expected"), "{e}");
+        let e = read_back_changed(&db, &mut sm, |tx| {
+            tx.put("raft.sm.snapshot", &7u64.to_be_bytes(), b"stray")
+        })
+        .await;
+        assert!(e.contains("snapshot chunk 1 expected"), "{e}");
         assert!(log.purge(log_id(60)).await.is_err());
     });
 }
@@ -172,20 +165,33 @@ fn a_snapshot_with_a_stray_chunk_is_refused_and_stops_waiting_purges() {
 /// with it and checked.
 #[test]
 fn a_snapshot_missing_its_last_chunk_is_refused() {
-    use openraft::storage::RaftStateMachine;
     with_node(|db, _log, mut sm| async move {
-        let (meta, good) = snapshot_at(40);
-        sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(good)))
-            .await
-            .unwrap();
-        assert!(sm.get_current_snapshot().await.unwrap().is_some());
-        let mut conn = db.connect();
-        let mut tx = conn.begin().unwrap();
-        tx.delete("raft.sm.snapshot", &0u64.to_be_bytes()).unwrap();
-        tx.commit().unwrap();
-        let e = sm.get_current_snapshot().await.unwrap_err();
-        assert!(e.to_string().contains("were stored"), "{e}");
+        let e = read_back_changed(&db, &mut sm, |tx| {
+            tx.delete("raft.sm.snapshot", &0u64.to_be_bytes())
+        })
+        .await;
+        assert!(e.contains("were stored"), "{e}");
     });
+}
+
+/// Installs the snapshot at 40, changes its stored chunks with `change` in one commit,
+/// and returns the error reading it back gives.
+async fn read_back_changed(
+    db: &Database,
+    sm: &mut StateMachine,
+    change: impl FnOnce(&mut capsuledb::Transaction<'_>) -> capsuledb::Result<()>,
+) -> String {
+    use openraft::storage::RaftStateMachine;
+    let (meta, good) = snapshot_at(40);
+    sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(good)))
+        .await
+        .unwrap();
+    assert!(sm.get_current_snapshot().await.unwrap().is_some());
+    let mut conn = db.connect();
+    let mut tx = conn.begin().unwrap();
+    change(&mut tx).unwrap();
+    tx.commit().unwrap();
+    sm.get_current_snapshot().await.unwrap_err().to_string()
 }
 
 /// A request the state machine cannot hold (a key over the key limit) that reached the
