@@ -346,9 +346,9 @@ impl Engine {
                 );
                 header.generation = g;
             }
-            // Readers of other processes may pin an older generation that reaches
-            // pages this open found free (`format-spec/locking.md`).
-            pager.hold_free_set(header.generation + u64::from(ghost.is_some()));
+            // Readers of other processes may pin an older generation (or the ghost) that
+            // reaches pages this open found free (`format-spec/locking.md`).
+            pager.hold_free_set(ghost.map_or(header.generation, |g| g + 1));
             // The header this open recovered from is made durable before anything is
             // written to a page only it frees: read through the page cache, it may be a
             // header whose sync failed (the kernel then marks the page clean without
