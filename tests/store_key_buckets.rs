@@ -75,7 +75,8 @@ fn reads_never_go_back_while_chains_come_and_go() {
             let mut c = db.connect();
             let mut seen = vec![0u64; KEYS as usize];
             let mut snapshots = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            // At least one snapshot, however late the thread is scheduled.
+            loop {
                 let before: Vec<u64> = acked.iter().map(|a| a.load(Ordering::SeqCst)).collect();
                 let tx = c.begin_read().expect("begin_read");
                 for k in 0..KEYS {
@@ -94,6 +95,9 @@ fn reads_never_go_back_while_chains_come_and_go() {
                     *last = v;
                 }
                 snapshots += 1;
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
             }
             snapshots
         }));
