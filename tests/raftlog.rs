@@ -391,10 +391,11 @@ fn concurrent_appenders_on_separate_logs() {
     }
 }
 
-/// Once a reader sees a truncate's new bounds, no removed entry is served to it: the
-/// truncate dropped the entries from the cache only after setting the bounds, and a
-/// reader in between got an entry past `last_index` from the cache (nothing is
-/// appended, so an index past the last can never be held again).
+/// Once a reader sees a truncate's new bounds, no removed entry is served to it: a
+/// truncate that dropped the entries from the cache only after setting the bounds let
+/// a reader in between get an entry past `last_index` from the cache (nothing is
+/// appended, so an index past the last can never be held again). The `entry` read is
+/// the one that meets the cache; the range read is clamped to the bounds first.
 #[test]
 fn a_reader_that_saw_a_truncate_is_never_served_a_removed_entry() {
     let sim = SimStorage::new();

@@ -260,6 +260,28 @@ fn purge_to_right_below_the_first_entry_with_a_higher_term_opens_again() {
     assert_eq!(log.entries(..).unwrap().len(), 1);
 }
 
+/// A held entry is purged with its own term by `purge_to` as by `purge`, even when
+/// an earlier purge recorded a higher term (the state the test above reaches): the
+/// purged term's rule is for entries past the last, whose terms are unknown.
+#[test]
+fn purge_to_of_a_held_entry_takes_its_term_as_purge_does() {
+    let sim = SimStorage::new();
+    let db = open_sim(&sim).unwrap();
+    let log = RaftLog::open(&db).unwrap();
+    log.append(&[Entry::new(5, 1, b"a".to_vec())]).unwrap();
+    log.purge_to(EntryId { index: 4, term: 3 }).unwrap();
+    log.append(&[Entry::new(6, 1, b"b".to_vec())]).unwrap();
+    log.purge_to(EntryId { index: 5, term: 1 })
+        .expect("the held entry's own term");
+    assert_eq!(log.first_index(), 6);
+    assert_eq!(log.term(5).unwrap(), Some(1));
+    // Past the last entry the purged term's rule stands.
+    assert!(matches!(
+        log.purge_to(EntryId { index: 9, term: 0 }),
+        Err(Error::LogOrder { .. })
+    ));
+}
+
 /// A live reader's log is refused (as the docs say): its bounds, read once and kept in
 /// memory, would stay those of its open while the writer purged and appended.
 #[test]

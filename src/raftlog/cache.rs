@@ -118,8 +118,10 @@ impl Cache {
     pub(super) fn range_within(&self, lo: u64, hi: u64, budget: usize) -> Option<Vec<Entry>> {
         let start = self.position(lo)?;
         let wanted = usize::try_from(hi.saturating_sub(lo)).unwrap_or(usize::MAX);
+        let expected = wanted.saturating_add(1).min(self.entries.len() - start);
+        let first_len = self.entries.get(start).map_or(0, |e| e.data.len());
         let mut found =
-            Vec::with_capacity(wanted.saturating_add(1).min(self.entries.len() - start));
+            Vec::with_capacity(super::read::entries_to_reserve(expected, budget, first_len));
         let mut bytes = 0usize;
         for e in self.entries.range(start..) {
             if e.index > hi || (bytes >= budget && !found.is_empty()) {

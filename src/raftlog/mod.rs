@@ -411,6 +411,11 @@ impl RaftLog {
     /// Removes the entries at `from` and after, atomically and durably (the conflict
     /// rollback of a follower). `from` past the last entry is a no-op; `from` at or
     /// below the last purged index is [`Error::LogOrder`].
+    ///
+    /// Every removal (this, [`RaftLog::purge`], [`RaftLog::purge_to`]) is one
+    /// transaction deleting one key per removed entry: it holds memory in proportion
+    /// and fails with [`Error::TransactionTooLarge`] past about 134 million entries
+    /// ([`crate::MAX_TRANSACTION_BYTES`] over 8-byte keys); purge a longer log in steps.
     pub fn truncate(&self, from: u64) -> Result<()> {
         let inner = &*self.inner;
         let _writer = inner.writer.lock();
@@ -508,20 +513,6 @@ impl RaftLog {
         inner.check_usable()?;
         let before = *inner.bounds.lock();
         if let Some(p) = before.purged
-            && upto.index > p.index
-            && upto.term < p.term
-        {
-            // Purged entries were committed: a later committed index has no lower term.
-            return Err(Error::LogOrder {
-                op: "purge",
-                index: upto.index,
-                what: format!(
-                    "term {} below the term {} of the purged entry {}",
-                    upto.term, p.term, p.index
-                ),
-            });
-        }
-        if let Some(p) = before.purged
             && upto.index <= p.index
         {
             if upto.index == p.index && upto.term != p.term {
@@ -550,6 +541,20 @@ impl RaftLog {
                     what: format!("the entry has term {term}, not {}", upto.term),
                 });
             }
+        } else if let Some(p) = before.purged
+            && upto.term < p.term
+        {
+            // Past the last entry (a held one is checked against its own term, which
+            // `purge` takes as it is): purged entries were committed, and a later
+            // committed index has no lower term.
+            return Err(Error::LogOrder {
+                op: "purge",
+                index: upto.index,
+                what: format!(
+                    "term {} below the term {} of the purged entry {}",
+                    upto.term, p.term, p.index
+                ),
+            });
         }
         // Past the last entry, the whole log goes whatever its terms: a snapshot of a
         // committed prefix supersedes it. Its last term may be below the last entry's

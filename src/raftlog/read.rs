@@ -220,10 +220,14 @@ impl RaftLog {
     /// The entries under the log keys in `keys`, from the database, stopping after the
     /// one that brings their payloads to `budget` bytes (`usize::MAX`: all of them).
     fn collect(&self, keys: impl RangeBounds<[u8; 8]>, budget: usize) -> Result<Vec<Entry>> {
-        let mut out = Vec::with_capacity(self.expected_entries(&keys));
+        let expected = self.expected_entries(&keys);
+        let mut out = Vec::new();
         let mut bytes = 0usize;
         // The only copy per entry is the entry's own data.
         self.walk_while(keys, |index, term, data| {
+            if out.is_empty() {
+                out.reserve(entries_to_reserve(expected, budget, data.len()));
+            }
             out.push(Entry::new(index, term, data.to_vec()));
             bytes = bytes.saturating_add(data.len());
             Ok(bytes < budget)
@@ -255,6 +259,17 @@ impl RaftLog {
             .min(PREALLOCATE_ENTRIES_MAX);
         usize::try_from(expected).unwrap_or(0)
     }
+}
+
+/// How many entries a read of at most `expected` entries under `budget` payload bytes
+/// reserves room for, its first entry's payload `first_len` bytes: a budgeted read
+/// expects entries of about the first's size, so a small budget over a long range does
+/// not reserve the whole range.
+pub(super) fn entries_to_reserve(expected: usize, budget: usize, first_len: usize) -> usize {
+    if budget == usize::MAX {
+        return expected;
+    }
+    expected.min((budget / first_len.max(1)).saturating_add(1))
 }
 
 /// The error for entry `index` missing between entries `below` and `above`.
