@@ -114,8 +114,13 @@ struct RoundLog {
 /// kills it, and returns what it acknowledged (every complete line it wrote, read to the
 /// end of the pipe).
 fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bool) -> RoundLog {
-    let Killed { lines, stderr } =
-        kill_child("child_commits_until_killed", path, round, kill_after, early);
+    let Killed { lines, stderr } = kill_child(
+        "child_commits_until_killed",
+        path,
+        round,
+        (kill_after, early),
+        &|_| true,
+    );
     let mut log = RoundLog::default();
     for l in &lines {
         let f: Vec<&str> = l.split_whitespace().collect();

@@ -235,9 +235,30 @@ struct RoundLog {
     increments: Vec<u64>,
 }
 
-fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bool) -> RoundLog {
-    let Killed { lines, stderr } =
-        kill_child("busy_child_until_killed", path, round, kill_after, early);
+/// Runs one round's child. In the round that `creates_file`, the seeded kill counts
+/// from when every writer has had a commit acknowledged, so each writer's checks are
+/// exercised whatever the machine's load (the large writer's first tree commit can
+/// take longer than a short kill window on two busy cores).
+fn run_child(
+    path: &std::path::Path,
+    round: u32,
+    timing: (Duration, bool),
+    creates_file: bool,
+) -> RoundLog {
+    let every_writer_acked = |lines: &[String]| {
+        !creates_file
+            || writer_names().all(|name| {
+                let ack = format!("ACK {name} ");
+                lines.iter().any(|l| l.starts_with(&ack))
+            })
+    };
+    let Killed { lines, stderr } = kill_child(
+        "busy_child_until_killed",
+        path,
+        round,
+        timing,
+        &every_writer_acked,
+    );
     let mut log = RoundLog::default();
     for l in &lines {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -262,6 +283,14 @@ fn run_child(path: &std::path::Path, round: u32, kill_after: Duration, early: bo
         }
     }
     log
+}
+
+/// The names the child's writers report their acknowledgements under.
+fn writer_names() -> impl Iterator<Item = String> {
+    (0..SMALL_WRITERS)
+        .map(|t| format!("s{t}"))
+        .chain((0..INCREMENTERS).map(|t| format!("c{t}")))
+        .chain(["u".to_string(), "L".to_string()])
 }
 
 /// Every key and value of `round`.
@@ -424,7 +453,7 @@ fn acknowledged_commits_survive_sigkill_while_busy() {
         // Round 0 of a file creates it; a kill during creation is another test's matter.
         let (kill_after, early) = TIMING.next(&mut rng, round == first_of_file);
         early_rounds += u32::from(early);
-        let log = run_child(&path, round, kill_after, early);
+        let log = run_child(&path, round, (kill_after, early), round == first_of_file);
         let db = options()
             .open(&path)
             .unwrap_or_else(|e| panic!("round {round}: reopen after SIGKILL failed: {e}"));
@@ -470,11 +499,7 @@ fn acknowledged_commits_survive_sigkill_while_busy() {
     // Each writer's checks above mean something only for commits it made: every one
     // must have had some acknowledged over the rounds (the large writer's tree commits,
     // the updater's, the incrementers' as much as the small writers').
-    let writers = (0..SMALL_WRITERS)
-        .map(|t| format!("s{t}"))
-        .chain((0..INCREMENTERS).map(|t| format!("c{t}")))
-        .chain(["u".to_string(), "L".to_string()]);
-    for name in writers {
+    for name in writer_names() {
         assert!(
             per_writer.get(&name).is_some_and(|&n| n > 0),
             "writer {name} had no commit acknowledged in {rounds} rounds: its checks proved nothing"

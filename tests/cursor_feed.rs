@@ -220,7 +220,8 @@ fn subscribers_see_every_durable_commit_in_order() {
     let tip = db.stats().tip_seq;
     db.wait_for(tip, Durability::Durable).unwrap();
     let mut seqs = Vec::new();
-    while let Some(r) = sub.recv_timeout(Duration::from_secs(5)) {
+    // A guard against a hang: the loop ends at the tip's event.
+    while let Some(r) = sub.recv_timeout(Duration::from_secs(60)) {
         match r {
             Received::Commit(e) => {
                 assert_eq!(&e.tables[..], &["t".to_string()]);

@@ -5,7 +5,7 @@
 
 use capsuledb::{Database, Error};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[test]
 fn reopens_while_another_thread_starts_processes_are_never_locked() {
@@ -13,31 +13,35 @@ fn reopens_while_another_thread_starts_processes_are_never_locked() {
     let path = dir.path().join("forking.db");
     Database::open(&path).unwrap().close().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
+    let children = Arc::new(AtomicU64::new(0));
     let spawner = {
-        let stop = Arc::clone(&stop);
+        let (stop, children) = (Arc::clone(&stop), Arc::clone(&children));
         std::thread::spawn(move || {
-            let mut children = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 if std::process::Command::new("true").status().is_ok() {
-                    children += 1;
+                    children.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            children
         })
     };
-    let mut locked = 0;
-    for _ in 0..500 {
+    // At least 500 opens, and more until the other thread has started a few children
+    // (on a loaded machine it may start late); a guard ends a spawner that never can.
+    let (mut opens, mut locked) = (0u64, 0u64);
+    while opens < 500 || (children.load(Ordering::Relaxed) < 3 && !spawner.is_finished()) {
         match Database::open(&path) {
             Ok(db) => db.close().unwrap(),
             Err(Error::Locked { .. }) => locked += 1,
             Err(e) => panic!("{e}"),
         }
+        opens += 1;
+        assert!(opens < 1_000_000, "no child process was started");
     }
     stop.store(true, Ordering::Relaxed);
-    let children = spawner.join().unwrap();
+    spawner.join().unwrap();
+    let children = children.load(Ordering::Relaxed);
     assert!(children > 0, "no child process was started");
     assert_eq!(
         locked, 0,
-        "{locked} of 500 opens met Locked ({children} children)"
+        "{locked} of {opens} opens met Locked ({children} children)"
     );
 }

@@ -314,11 +314,12 @@ fn an_idle_live_reader_stops_pinning_older_generations() {
     make(&path);
     let db = Database::open(&path).unwrap();
     let reader = Options::new().read_only(true).open(&path).unwrap();
-    {
-        let mut rc = reader.connect();
-        let rtx = rc.begin_read().unwrap();
-        assert!(rtx.get("t", b"log-only").unwrap().is_some());
-    }
+    // The reader's transaction stays open across the checkpoints, so its generation is
+    // pinned when the writer looks (the idle thread could otherwise move between the
+    // last checkpoint and the look); then it ends and the reader goes idle.
+    let mut rc = reader.connect();
+    let rtx = rc.begin_read().unwrap();
+    assert!(rtx.get("t", b"log-only").unwrap().is_some());
     let mut c = db.connect();
     for round in 0..3u32 {
         let mut tx = c.begin().unwrap();
@@ -329,6 +330,8 @@ fn an_idle_live_reader_stops_pinning_older_generations() {
         db.checkpoint().unwrap();
     }
     assert!(db.info().unwrap().older_generations_pinned);
+    drop(rtx);
+    drop(rc);
     // A deadline for a liveness check, not a measure: the reader looks twice a second.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while db.info().unwrap().older_generations_pinned {

@@ -135,9 +135,13 @@ fn no_attempt_begins_once_the_wait_for_the_conflict_spent_the_time_bound() {
         })
     };
     gate.wait_held();
+    // The sync is released 400 ms after the first attempt began (counted from then, so
+    // a main thread descheduled before it cannot find the other commit visible).
+    let (began, began_rx) = std::sync::mpsc::channel::<()>();
     let releaser = {
         let gate = gate.clone();
         std::thread::spawn(move || {
+            let _ = began_rx.recv();
             std::thread::sleep(std::time::Duration::from_millis(400));
             gate.release();
         })
@@ -145,9 +149,11 @@ fn no_attempt_begins_once_the_wait_for_the_conflict_spent_the_time_bound() {
     let policy = RetryPolicy::default().max_elapsed(std::time::Duration::from_millis(50));
     let mut conn = db.connect();
     let result = conn.run_with(Isolation::Snapshot, Durability::Applied, &policy, |tx| {
+        let _ = began.send(());
         tx.get("t", b"k")?;
         tx.put("t", b"k", b"mine")
     });
+    drop(began);
     releaser.join().unwrap();
     other.join().unwrap();
     assert!(

@@ -56,6 +56,15 @@ fn inspection_commands_work_while_an_application_writes() {
             .parse()
             .unwrap()
     };
+    // The writer has committed before the commands look (a guard, not a measure).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.stats().tip_seq < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let mut last = 0;
     for _ in 0..5 {
         let info = ok(&["info", &file]);

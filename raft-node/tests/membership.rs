@@ -70,9 +70,17 @@ async fn one_node_grows_to_three_then_loses_one() {
         .change_membership(BTreeSet::from([1, 2, 3]), false)
         .await
         .unwrap();
+    // The change returns once a quorum has it: a follower may learn it a little later.
+    let end = std::time::Instant::now() + WAIT;
     for id in 1..=3 {
-        let s = cluster.status(id).await.unwrap();
-        assert_eq!(s.voters, BTreeSet::from([1, 2, 3]), "node {id}");
+        loop {
+            let s = cluster.status(id).await.unwrap();
+            if s.voters == BTreeSet::from([1, 2, 3]) {
+                break;
+            }
+            assert!(std::time::Instant::now() < end, "node {id}: {s:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     // Any node's address works: followers point the client at the leader.

@@ -42,15 +42,20 @@ pub fn child_args() -> Option<(String, u32)> {
     Some((path, round))
 }
 
+/// How long a child may take, after `READY`, to have written what the parent's
+/// `started` asks for (a guard against a hang, not a measure).
+pub const STARTED_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Runs the test `child_test` of this binary as a child on the database at `path` in
-/// `round` ([`child_args`]), lets it run `kill_after` after it prints `READY` (after it
-/// is spawned when `early`), kills it with SIGKILL and returns what it wrote.
+/// `round` ([`child_args`]), lets it run `kill_after` after it prints `READY` and its
+/// lines so far satisfy `started` (after it is spawned when `early`), kills it with
+/// SIGKILL and returns what it wrote.
 pub fn kill_child(
     child_test: &str,
     path: &std::path::Path,
     round: u32,
-    kill_after: Duration,
-    early: bool,
+    (kill_after, early): (Duration, bool),
+    started: &dyn Fn(&[String]) -> bool,
 ) -> Killed {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
@@ -95,6 +100,25 @@ pub fn kill_child(
                     panic!(
                         "round {round}: child never became ready; stdout (last lines) {:?}, \
                          stderr {}",
+                        &lines[lines.len().saturating_sub(10)..],
+                        err_reader.join().unwrap()
+                    );
+                }
+            }
+        }
+        // The seeded wait counts from when the child has done what the parent needs
+        // to have seen (on a loaded machine its threads may start late).
+        let started_deadline = Instant::now() + STARTED_TIMEOUT;
+        while !started(&lines) {
+            let left = started_deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => lines.push(l),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "round {round}: the child never got started; stdout (last lines) \
+                         {:?}, stderr {}",
                         &lines[lines.len().saturating_sub(10)..],
                         err_reader.join().unwrap()
                     );
