@@ -314,15 +314,21 @@ impl Database {
     /// and the database closed. Opening the file again in this process afterwards opens
     /// it afresh (waiting a moment while a background thread lets go of the closed
     /// engine; an open meeting the close under way waits for it), unless a clone of a
-    /// closed handle or one of its connections is still kept 50 ms after the close
-    /// returned: then the open answers [`Error::Closed`](crate::Error::Closed). A
+    /// closed handle or one of its connections is still kept a second after the close
+    /// returned (another thread's handle, say, ending its work): then the open answers [`Error::Closed`](crate::Error::Closed). A
     /// [`crate::ValueRef`] of the closed database still kept holds its file (and its
     /// lock) open until dropped: an open meanwhile answers
     /// [`Error::Locked`](crate::Error::Locked) (a scan kept borrows its transaction,
     /// and so a connection: that open answers [`Error::Closed`](crate::Error::Closed)).
     pub fn close(self) -> Result<()> {
-        match &self.handle.0 {
-            Handle::Engine(e) => e.close(),
+        let Database { handle } = self;
+        match &handle.0 {
+            Handle::Engine(e) => {
+                // This handle goes before the close is marked done, so an open waiting
+                // for it never meets it still counted.
+                let e = Arc::clone(e);
+                e.close_then(move || drop(handle))
+            }
             Handle::Live(f) => f.close(),
         }
     }

@@ -491,11 +491,16 @@ impl GroupCommit {
         if st.poisoned.is_some() {
             self.close_feed_poisoned();
         }
-        // Logged last: every waiter is already told, whatever the logger does.
+        // Logged last, with the state unlocked: every waiter is already told, whatever
+        // the logger does, and a logger that calls into the database (its stats, a
+        // commit that is then refused) takes this lock.
         if let Err(e) = &result {
-            log::error!(
-                "a group commit step failed; the database refuses commits until reopened: {e}"
-            );
+            parking_lot::MutexGuard::unlocked(st, || {
+                log::error!(
+                    "a group commit step failed; the database refuses commits until \
+                     reopened: {e}"
+                );
+            });
         }
         result
     }

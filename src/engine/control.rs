@@ -223,9 +223,16 @@ impl Engine {
     }
 
     pub(crate) fn close(&self) -> Result<()> {
+        self.close_then(|| {})
+    }
+
+    /// Closes, then calls `release` (which lets go of the closer's own handle) before
+    /// the close is marked done: an open of this file meanwhile waited for that mark,
+    /// and a handle still counted after it is one some other thread keeps
+    /// (`files::open_registered`).
+    pub(crate) fn close_then(&self, release: impl FnOnce()) -> Result<()> {
         let closed = self.close_inner();
-        // An open of this file meanwhile waited: the closer's own handle goes when it
-        // returns (`files::open_registered`).
+        release();
         self.close_done.store(true, Ordering::Release);
         closed
     }

@@ -197,9 +197,12 @@ pub(crate) fn open_path(path: &Path, config: &Config) -> Result<Arc<Engine>> {
 
 type Registry = parking_lot::MutexGuard<'static, Option<OpenFiles>>;
 
-/// How long after another thread's `close` returned an open waits for that handle to
-/// go before it takes a handle still counted for a kept clone ([`Error::Closed`]).
-const CLOSE_HANDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long after another thread's `close` is done an open waits for the closed
+/// engine's other handles (another thread's open of the same file, ending its work) to
+/// go before it takes one still counted for a kept clone ([`Error::Closed`]). Long
+/// enough for a thread descheduled on a loaded machine; an application that keeps a
+/// clone of a closed handle pays it once per open.
+const CLOSE_HANDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The engine this process has open for `path`, counted as one more handle (after
 /// waiting for an open of it under way), or the registry's lock back when there is none
@@ -232,9 +235,11 @@ fn open_registered(
         }
         if engine.closing.load(Ordering::Acquire) {
             if engine.handles.load(Ordering::Acquire) > 0 {
-                // `close` was called on another handle. While it runs, and a moment
-                // after (its own handle goes as it returns), the open waits to open the
-                // file afresh; a handle counted after that is a clone some thread keeps.
+                // `close` was called on another handle. While it runs (the closer's
+                // own handle goes before it is marked done), and a moment after (other
+                // threads' handles of the shared engine end their work), the open
+                // waits to open the file afresh; a handle counted after that is a
+                // clone some thread keeps.
                 let done = engine.close_done.load(Ordering::Acquire);
                 let seen = done.then(|| *done_seen.get_or_insert_with(std::time::Instant::now));
                 if seen.is_none_or(|at| at.elapsed() < CLOSE_HANDLE_GRACE) {
@@ -256,6 +261,9 @@ fn open_registered(
                 path: path.to_path_buf(),
             });
         } else {
+            engine.handles.fetch_add(1, Ordering::AcqRel);
+            // Logged without the registry's lock: a logger may open a database.
+            drop(open_files);
             if engine.config.differs_at_runtime(config) {
                 // One engine per file: the first open's options hold.
                 log::warn!(
@@ -264,7 +272,6 @@ fn open_registered(
                     path.display()
                 );
             }
-            engine.handles.fetch_add(1, Ordering::AcqRel);
             return Ok(Ok(engine));
         }
         return Ok(Err(open_files));
