@@ -529,6 +529,45 @@ fn a_zeroed_first_sector_of_a_marker_page_before_a_later_group_is_an_error() {
     assert!(!db.check_integrity().unwrap().is_ok());
 }
 
+/// Sixteen markers lost on one page (a zeroed stretch, nothing rebuilds them) and the
+/// first sector of the next page (its header, so its link onward), with a later group's
+/// durable commits on the pages after: the walk past the stop met the next page failing
+/// its header and looked no further (the stop's own page verifies, so the search by
+/// position was not made), and the open returned 48 of 700 durable commits, no error.
+/// The next page holds this stream's markers at its position, so the pages after it are
+/// found where the stream put them.
+#[test]
+fn lost_markers_before_a_page_whose_header_is_lost_are_an_error_after_a_crash() {
+    use capsuledb::storage::Storage;
+    let (image, second) = crashed_after(700);
+    let first = MARKER_PAGE * PAGE + LOG_PAGE_HEADER_LEN as u64;
+    image
+        .write_at(first + 48 * MARKER_LEN as u64, &[0u8; 16 * MARKER_LEN])
+        .unwrap();
+    image.write_at(second * PAGE, &[0u8; 512]).unwrap();
+    match open_image(&image) {
+        Err(Error::LogCorrupted { seq, .. }) => assert_eq!(seq, 49),
+        Ok(db) => panic!(
+            "the open took the lost markers for the end of the log: {} of 700 commits",
+            keys(&db)
+        ),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+    let db = Options::new()
+        .random_seed(3)
+        .read_only(true)
+        .open_storage(std::sync::Arc::new(image.clone()))
+        .unwrap();
+    assert_eq!(keys(&db), 48);
+    let damage = db
+        .info()
+        .unwrap()
+        .log_damage
+        .expect("the damage is reported");
+    assert_eq!(damage.seq, 49);
+    assert!(!db.check_integrity().unwrap().is_ok());
+}
+
 /// A crashed run whose stream filled its marker page, and whose next page still holds a
 /// header an earlier crashed run wrote at the same position (it verifies) over an empty
 /// first slot: that header's link names a page the later run used for its proofs. The

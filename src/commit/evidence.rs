@@ -121,6 +121,48 @@ pub(super) fn started_anywhere(f: &LogFile<'_>, first_seq: u64) -> bool {
     })
 }
 
+/// The first page past a stop on `page` (whose slot 0 is `first_seq`), along the stored
+/// `next_page` links of pages whose headers verify, that fails to verify at its
+/// position yet holds a record naming one of its slots there: a page this stream
+/// started whose header (and so its link onward) was lost, with its slot 0's position.
+/// A page never started (blank, or stale from an older stream whose sequences lie below
+/// the checkpoint) holds no such record, so an ordinary end of the log pays nothing for
+/// the search past it.
+pub(super) fn linked_page_with_lost_header(
+    f: &LogFile<'_>,
+    page: u64,
+    first_seq: u64,
+    slots: u64,
+) -> Option<(u64, u64)> {
+    let (mut page, mut first) = (page, first_seq);
+    // Every page at most once.
+    for _ in 0..f.file_pages {
+        let bytes = f.page(page)?;
+        let next = verify_log_page(bytes, PageKind::Marker, page)
+            .ok()
+            .map(|kh| MarkerPageHeader::decode(&kh).next_page)
+            .or_else(|| {
+                bytes
+                    .get(16..24)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_le_bytes)
+            })?;
+        let next_first = first.checked_add(slots)?;
+        if !marker_header_verifies(f, next, next_first) {
+            let b = f.page(next)?;
+            let names_its_slot = (0..slots).any(|s| {
+                marker_slot(b, s)
+                    .and_then(|r| <[u8; 8]>::try_from(r.get(..8)?).ok())
+                    .is_some_and(|stored| u64::from_le_bytes(stored) == next_first + s)
+            });
+            return names_its_slot.then_some((next, next_first));
+        }
+        page = next;
+        first = next_first;
+    }
+    None
+}
+
 /// Candidate pages [`chained_later_past_lost_header`] walks from, at most: a hostile
 /// file of many linked marker pages would otherwise cost a walk per page.
 const LOST_HEADER_CANDIDATES_MAX: usize = 4;

@@ -9,7 +9,7 @@
 use super::arena::PageUse;
 use super::evidence::{
     chained_later, chained_later_past_lost_header, holds_stream_markers, later_markers,
-    marker_header_verifies, slot_blank, slot_holds, started_anywhere,
+    linked_page_with_lost_header, marker_header_verifies, slot_blank, slot_holds, started_anywhere,
 };
 use super::group::GROUP_COMMITS_MAX;
 use super::marker_writer::{MarkerWriter, StreamTail};
@@ -510,6 +510,18 @@ pub fn recover_from(
                     )
                 })
                 .flatten()
+                .or_else(|| {
+                    // A page the links lead to past the stop, started by this stream
+                    // but whose header is lost: the pages after it are found where
+                    // the stream would have put them, as for a stop at such a page.
+                    let (lost, lost_first) = from
+                        .strict
+                        .then(|| {
+                            linked_page_with_lost_header(&f, stop.tail_page, stop.first_seq, slots)
+                        })
+                        .flatten()?;
+                    chained_later_past_lost_header(&f, lost, lost_first, stop.seq, slots)
+                })
             })
         })
         .flatten()
