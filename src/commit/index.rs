@@ -16,7 +16,9 @@
 //!
 //! `T` cannot be `T_out`: it commits last.
 //!
-//! Records are kept until no live snapshot is older than them (`prune`).
+//! Records are kept until no live read-write snapshot is older than them (`prune_some`,
+//! to the validation horizon): a `begin_read` snapshot never validates, so it holds no
+//! record back.
 
 use super::{ReadSet, TableRange};
 use crate::types::{Isolation, TableId, WriteSet};
