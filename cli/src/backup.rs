@@ -56,6 +56,10 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     bar.set_style(style);
+    // Ticking on its own: the library counts every key before its first report, and
+    // compacts and checks the copy after its last, each a while on a large database.
+    bar.set_message("counting keys");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     // From just before the copy is renamed into place until the backup returns, a
     // signal waits: its cleanup then knows whether OUT was replaced.
     let placing = std::cell::RefCell::new(None);
@@ -64,7 +68,11 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
         .progress(|p| {
             bar.set_length(p.keys_total);
             bar.set_position(p.keys_done);
-            bar.set_message(format!("{}/{} tables", p.tables_done, p.tables_total));
+            if p.tables_done == p.tables_total && p.keys_done == p.keys_total {
+                bar.set_message("compacting and checking the copy".to_string());
+            } else {
+                bar.set_message(format!("{}/{} tables", p.tables_done, p.tables_total));
+            }
         })
         .before_placing(|| *placing.borrow_mut() = Some(crate::interrupt::hold_off()));
     let report = db.backup_to_with(out, options);
@@ -98,7 +106,10 @@ pub fn backup(file: &Path, out: &Path, force: bool) -> CliResult<()> {
     db.close()?;
     // Checked read-only: a read-write open would write to the new backup (a header).
     let copy = Options::new().read_only(true).open(out).map_err(named)?;
-    let check = copy.check_integrity().map_err(named)?;
+    let check = crate::data::with_spinner("checking the backup again, read-only", || {
+        copy.check_integrity()
+    })
+    .map_err(named)?;
     drop(copy);
     // A signal from here on would report a second check that did finish.
     let printed = crate::interrupt::finishing(|| -> std::io::Result<()> {

@@ -136,8 +136,9 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             format!("link the salvaged file to {}", output.display()),
         ))?;
         drop(guard);
-        // The rename reaches the disk before OUT is reported written.
-        sync_dir_of(output)?;
+        // The new name reaches the disk before OUT is reported written. A failed sync
+        // is said after the report: OUT is in place, and what it lacks is said once.
+        let synced = sync_dir_of(output);
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
@@ -256,7 +257,13 @@ pub fn salvage(input: &Path, output: &Path) -> CliResult<()> {
             }
         }
         out.flush()?;
-        Ok(())
+        synced.map_err(|e| {
+            CliError::msg(format!(
+                "the salvage is in place at {} (reported above), but its directory could not \
+                 be synced ({e}): a power cut may lose the name",
+                output.display()
+            ))
+        })
     })
 }
 
@@ -408,7 +415,8 @@ fn write_copy(
         losses.extend(report.losses.into_iter().map(|l| (table.clone(), l)));
     }
     bar.finish_and_clear();
-    let report = dst.check_integrity()?;
+    let report =
+        crate::data::with_spinner("checking the salvaged database", || dst.check_integrity())?;
     if !report.is_ok() {
         return Err(CliError::msg(format!(
             "the salvaged database fails its check: {}",

@@ -83,12 +83,12 @@ enum Command {
         /// Concurrent clients.
         #[arg(long, default_value_t = 16)]
         clients: u32,
-        /// Seconds per cluster size.
-        #[arg(long, default_value_t = 10)]
+        /// Seconds per cluster size (1 to 86,400).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         seconds: u64,
-        /// Bytes per value.
-        #[arg(long, default_value_t = 100)]
-        value_bytes: usize,
+        /// Bytes per value (at most 16 MiB: a write travels in one frame).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=16 << 20))]
+        value_bytes: u64,
         /// Skip the embedded-database reference row.
         #[arg(long)]
         no_embedded: bool,
@@ -286,7 +286,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 cluster_sizes,
                 clients,
                 duration: Duration::from_secs(seconds),
-                value_bytes,
+                value_bytes: usize::try_from(value_bytes)
+                    .map_err(|_| format!("--value-bytes {value_bytes}: too large"))?,
                 embedded: !no_embedded,
             };
             let bin = std::env::current_exe().map_err(|e| format!("find this program: {e}"))?;

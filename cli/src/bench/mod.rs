@@ -212,8 +212,16 @@ impl Bench<'_> {
         }
         std::fs::remove_file(&path)
             .map_err(|e| CliError::io(format!("remove {}", path.display()), e))?;
-        // The new name reaches the disk before the run reports it kept.
-        crate::salvage::sync_dir_of(keep)
+        // The new name reaches the disk before the run reports it kept. A failed sync
+        // is a warning: the file is in place, and the run's results are still printed.
+        if let Err(e) = crate::salvage::sync_dir_of(keep) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "capsuledb: warning: kept {}, but {e}: a power cut may lose the name",
+                keep.display()
+            );
+        }
+        Ok(())
     }
 
     /// Closes a phase's database (flushing everything) and deletes its file.
