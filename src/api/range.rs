@@ -268,3 +268,19 @@ impl DoubleEndedIterator for Range<'_, '_> {
             .map(Ok)
     }
 }
+
+/// A bound's bytes borrowed.
+pub(crate) fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    b.as_ref().map(Vec::as_slice)
+}
+
+/// Whether a range ending at `end` and one starting at `start` meet with neither gap
+/// nor overlap: one bound includes the key the other excludes.
+pub(crate) fn adjoins(end: Bound<&[u8]>, start: Bound<&[u8]>) -> bool {
+    match (end, start) {
+        (Bound::Included(a), Bound::Excluded(b)) | (Bound::Excluded(a), Bound::Included(b)) => {
+            a == b
+        }
+        _ => false,
+    }
+}

@@ -8,7 +8,7 @@ use crate::commit::{ReadSet, TableRange};
 use crate::engine::{Committed, Engine, ReadPin, ValueRef};
 use crate::error::{Error, Result};
 use crate::format::{check_table_name, decode_table_id};
-use crate::mvcc::{HistoryPin, SnapshotGuard};
+use crate::mvcc::{HistoryPin, SnapshotGuard, bounds_nonempty};
 use crate::types::{
     CATALOG_NAME, CATALOG_TABLE, CommitInfo, Durability, Isolation, MAX_KEY_LEN,
     MAX_TRANSACTION_BYTES, MAX_VALUE_LEN, TABLE_WRITES_BYTES_MAX, TableId, TableWrites, WriteSet,
@@ -193,6 +193,12 @@ impl<'c> Transaction<'c> {
         self.read_only
     }
 
+    /// Tests: the ranges recorded as read.
+    #[cfg(test)]
+    pub(crate) fn read_ranges(&self) -> Vec<crate::commit::TableRange> {
+        self.reads.borrow().ranges.clone()
+    }
+
     fn tracks_reads(&self) -> bool {
         !self.read_only && self.isolation == Isolation::Serializable
     }
@@ -203,14 +209,39 @@ impl<'c> Transaction<'c> {
         }
     }
 
+    /// Records a scanned range. A range that continues the last one recorded (a scan's
+    /// next batch: it starts just past where the last ended, or, reversed, ends just
+    /// before where it started) extends it, so a long scan is one range to check, not
+    /// one per batch, in every later writer's validation.
     pub(crate) fn record_range(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>) {
-        if self.tracks_reads() {
-            self.reads.borrow_mut().ranges.push(TableRange {
-                table,
-                lo: lo.map(<[u8]>::to_vec),
-                hi: hi.map(<[u8]>::to_vec),
-            });
+        if !self.tracks_reads() {
+            return;
         }
+        let mut reads = self.reads.borrow_mut();
+        // Only ordered ranges join (an inverted one, recorded for a scan of nothing,
+        // adjoining at its wrong end would cut the other short).
+        if let Some(last) = reads.ranges.last_mut()
+            && last.table == table
+            && bounds_nonempty(lo, hi)
+            && bounds_nonempty(
+                super::range::bound_ref(&last.lo),
+                super::range::bound_ref(&last.hi),
+            )
+        {
+            if super::range::adjoins(super::range::bound_ref(&last.hi), lo) {
+                last.hi = hi.map(<[u8]>::to_vec);
+                return;
+            }
+            if super::range::adjoins(hi, super::range::bound_ref(&last.lo)) {
+                last.lo = lo.map(<[u8]>::to_vec);
+                return;
+            }
+        }
+        reads.ranges.push(TableRange {
+            table,
+            lo: lo.map(<[u8]>::to_vec),
+            hi: hi.map(<[u8]>::to_vec),
+        });
     }
 
     /// The id of table `name` as this transaction sees it.
