@@ -301,6 +301,22 @@ fn a_read_only_subscription_is_closed() {
     make(&path);
     let reader = Options::new().read_only(true).open(&path).unwrap();
     assert_eq!(reader.subscribe().recv(), capsuledb::Received::Closed);
+    // A read-only storage plugged in too (it waited until the handle was dropped).
+    let sim = capsuledb::storage::SimStorage::new();
+    drop(
+        Options::new()
+            .open_storage(std::sync::Arc::new(sim.clone()))
+            .unwrap(),
+    );
+    let reader = Options::new()
+        .read_only(true)
+        .open_storage(std::sync::Arc::new(sim))
+        .unwrap();
+    let sub = reader.subscribe();
+    assert_eq!(
+        sub.recv_timeout(std::time::Duration::from_secs(60)),
+        Some(capsuledb::Received::Closed)
+    );
 }
 
 /// A live reader that stays idle (a monitor that reads once in a while) moves to each

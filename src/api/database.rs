@@ -298,6 +298,10 @@ impl Database {
             return crate::commit::Feed::closed_subscription();
         }
         let engine = self.engine();
+        // A read-only storage (`open_storage`) commits nothing either.
+        if engine.read_only {
+            return crate::commit::Feed::closed_subscription();
+        }
         let committer = &engine.committer;
         committer
             .feed()

@@ -124,6 +124,8 @@ struct FeedState {
     /// durable (before the events after them), not before: a subscriber that rereads the
     /// database on a lag must find them there.
     gap: Option<(u64, Vec<Owed>)>,
+    /// The first subscriber is between its two looks: later ones wait for it.
+    first_joining: bool,
 }
 
 /// The commit feed of one database.
@@ -131,6 +133,8 @@ pub struct Feed {
     /// Set by the first subscriber; until then committers record nothing.
     active: AtomicBool,
     state: Mutex<FeedState>,
+    /// Rung when the first subscriber has counted its gap.
+    first_joined: Condvar,
 }
 
 impl Feed {
@@ -147,7 +151,9 @@ impl Feed {
                 closed: false,
                 close_at: None,
                 gap: None,
+                first_joining: false,
             }),
+            first_joined: Condvar::new(),
         }
     }
 
@@ -196,7 +202,9 @@ impl Feed {
     /// sequence is recorded and every later visibility reported.
     /// The first subscriber cannot receive the commits sequenced before it and durable
     /// after it (nobody recorded their tables): once they are durable it gets a
-    /// [`Received::Lagged`] counting them, before the events after them.
+    /// [`Received::Lagged`] counting them, before the events after them. Subscribers
+    /// coming while the first is between its looks wait for it (so `look` must not
+    /// subscribe to this feed).
     pub fn subscribe(&self, capacity: usize, look: impl FnOnce() -> (u64, u64)) -> Subscription {
         let queue = Queue::new(capacity, false);
         let mine = Arc::downgrade(&queue);
@@ -206,6 +214,13 @@ impl Feed {
         let first;
         {
             let mut st = self.state.lock();
+            // A subscriber joining while the first is between its looks waits for it:
+            // its own look, read before the first's, could set its cut-off below the
+            // first's, and the commits between the two would be dropped uncounted.
+            // Joining after, its look is the later, and the gap is pending (or told).
+            while st.first_joining {
+                self.first_joined.wait(&mut st);
+            }
             if st.closed || st.close_at.is_some() {
                 // After `close` (or `close_after`: no commit becomes durable any more):
                 // no event will come, and `recv` says so at once.
@@ -227,6 +242,7 @@ impl Feed {
             // could win, count a gap from its later join, and leave the earlier one
             // missing commits with no lag told.)
             first = !self.active.swap(true, Ordering::SeqCst);
+            st.first_joining = first;
             // The first subscriber's gap, pending now, may be told before this
             // subscriber's second look: it is owed what of the gap came after it joined
             // (counted again, more closely, at that look if the gap is still pending).
@@ -235,6 +251,9 @@ impl Feed {
                 owed.push((mine.clone(), gap_tip.saturating_sub(before)));
             }
         }
+        // However the first subscriber's setup ends (a panicking `look` included), the
+        // subscribers waiting for it go on.
+        let _joined = first.then_some(FirstJoined(self));
         let (tip, visible) = look();
         let mut st = self.state.lock();
         // Nobody reported visibility while nobody subscribed: the look's is current.
@@ -292,6 +311,16 @@ impl Feed {
         let mut st = self.state.lock();
         st.close_at = Some(st.close_at.map_or(seq, |c| c.min(seq)));
         publish(&mut st);
+    }
+}
+
+/// Ends the first subscriber's setup when dropped (see [`Feed::subscribe`]).
+struct FirstJoined<'a>(&'a Feed);
+
+impl Drop for FirstJoined<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().first_joining = false;
+        self.0.first_joined.notify_all();
     }
 }
 
@@ -614,6 +643,59 @@ mod tests {
         done(&f, 2);
         assert_eq!(s2.try_recv(), Some(Received::Lagged { missed: 1 }));
         assert!(matches!(s2.try_recv(), Some(Received::Commit(e)) if e.seq == 2));
+    }
+
+    /// A second subscriber coming while the first is between its looks, with commits 1
+    /// and 2 durable but not yet visible: its own look, read before the first's, saw
+    /// neither, and the first's later look (both visible) counted no gap, so it was told
+    /// of neither. It waits for the first now; whatever its look saw, it is told of
+    /// every commit it did not see.
+    #[test]
+    fn a_subscriber_racing_the_first_is_told_of_what_its_look_did_not_see() {
+        use std::sync::atomic::AtomicU64;
+        let f = Arc::new(Feed::new(0));
+        f.durable(2);
+        let visible = Arc::new(AtomicU64::new(0));
+        let (in_look, first_looks) = std::sync::mpsc::channel();
+        let second = {
+            let (f, visible) = (Arc::clone(&f), Arc::clone(&visible));
+            std::thread::spawn(move || {
+                first_looks.recv().unwrap();
+                let saw = Arc::new(AtomicU64::new(0));
+                let s = f.subscribe(16, || {
+                    let v = visible.load(Ordering::SeqCst);
+                    saw.store(v, Ordering::SeqCst);
+                    (2, v)
+                });
+                (s, saw.load(Ordering::SeqCst))
+            })
+        };
+        let _first = f.subscribe(16, || {
+            in_look.send(()).unwrap();
+            // Time for the second to reach its look (without the wait it did).
+            std::thread::sleep(Duration::from_millis(100));
+            visible.store(2, Ordering::SeqCst);
+            f.visible(2);
+            (2, 2)
+        });
+        let (s, saw) = second.join().unwrap();
+        f.record(3, &|| t(&["x"]));
+        done(&f, 3);
+        let told = match s.try_recv() {
+            Some(Received::Lagged { missed }) => {
+                assert!(matches!(s.try_recv(), Some(Received::Commit(e)) if e.seq == 3));
+                missed
+            }
+            Some(Received::Commit(e)) => {
+                assert_eq!(e.seq, 3);
+                0
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            saw + told >= 2,
+            "its look saw {saw} commits and it was told of {told}"
+        );
     }
 
     /// Subscriptions dropped on a database without commits are forgotten when the next

@@ -90,20 +90,32 @@ impl FileStorage {
                 reason: "is not a regular file",
             });
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .create(create && !read_only)
-            .open(path)
-            .map_err(|source| Error::Io {
-                op: "open the database file",
-                source,
-            })?;
-        // The writer's exclusive `flock`; a reader takes none, so it never conflicts
-        // with the writer and pins generations instead (`format-spec/locking.md`).
-        if !read_only {
+        let mut tries = 0;
+        let file = loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(!read_only)
+                .create(create && !read_only)
+                .open(path)
+                .map_err(|source| Error::Io {
+                    op: "open the database file",
+                    source,
+                })?;
+            // The writer's exclusive `flock`; a reader takes none, so it never conflicts
+            // with the writer and pins generations instead (`format-spec/locking.md`).
+            if read_only {
+                break file;
+            }
             lock(&file, path, libc::LOCK_EX)?;
-        }
+            // A file renamed over the path between the open and the lock (a backup's
+            // overwrite takes the lock of the file it replaces, which this one did not
+            // hold yet): locked, this one has no name, and every commit to it would be
+            // lost with it. The file at the path is opened again.
+            tries += 1;
+            if still_at(&file, path) || tries >= 16 {
+                break file;
+            }
+        };
         let len = file
             .metadata()
             .map_err(io_err("stat the database file"))?
@@ -538,6 +550,15 @@ pub(crate) fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
             })
         }
         _ => Err(e),
+    }
+}
+
+/// Whether `file` is the file `path` names now (same device and inode).
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 
