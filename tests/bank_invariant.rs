@@ -354,4 +354,7 @@ fn serializable_prevents_write_skew_overdraft() {
         "write skew guard: {} commits, {} write conflicts, {} SSI refusals",
         stats.tip_seq, stats.write_conflicts, stats.ssi_conflicts
     );
+    // The workload put SSI to work (hundreds of refusals a run): without any, the
+    // absence of an overdraft would prove nothing of it.
+    assert!(stats.ssi_conflicts > 0, "no withdrawal was refused by SSI");
 }

@@ -216,6 +216,17 @@ fn check(db: &Database, acks: &[Ack], threads: u64, context: &str) {
     // (an in-flight commit recovered above a lost acknowledged one passed the check
     // above): every acknowledged commit at or below it is present, none above it.
     let tip = db.stats().tip_seq;
+    // Every sequence up to the tip is the setup's commit or one thread transaction
+    // recovered whole: a commit in flight lost below one recovered above it (two
+    // unacknowledged commits of one torn group, from different threads) leaves a
+    // sequence no thread counts, which the acknowledged commits alone cannot show.
+    let recovered: u64 = recovered_n.values().sum();
+    assert_eq!(
+        tip,
+        1 + recovered,
+        "{context}: the recovered tip {tip} is not the setup's commit and the {recovered} \
+         thread transactions recovered: not a prefix of the commit sequence"
+    );
     for a in acks {
         assert!(
             present(a) || a.seq > max_present,

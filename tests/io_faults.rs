@@ -173,7 +173,7 @@ fn a_failed_capsule_write_fails_only_its_commit(mode: CrashMode, fail: impl Fn(&
     }
     let universe = before + 6;
     assert_eq!(read_state(&db, universe), model(&acked));
-    drop(db);
+    let sim = crash_before_close(sim, db, mode);
     crash(&sim, mode);
     let db = open(&sim).unwrap();
     assert!(!check_recovered(&db, &acked, &[before], universe));
@@ -208,7 +208,7 @@ fn failed_capsule_write_on_the_first_commit() {
     assert!(is_io(&err), "{err:?}");
     try_commit(&db, 1).unwrap();
     assert_eq!(read_state(&db, 2), model(&[1]));
-    drop(db);
+    let sim = crash_before_close(sim, db, CrashMode::Seeded(7));
     sim.crash(7);
     let db = open(&sim).unwrap();
     assert!(!check_recovered(&db, &[1], &[0], 2));

@@ -49,7 +49,7 @@ fn a_proof_across_a_page_boundary_is_damage_and_nothing_is_written() {
     bytes[at + 28..at + 32].copy_from_slice(&chain.to_le_bytes());
     let next_page = bytes[(proof_page + 1) * PS..(proof_page + 2) * PS].to_vec();
 
-    let crafted = SimStorage::from_bytes(bytes);
+    let crafted = SimStorage::from_bytes(bytes.clone());
     let opened = options().open_storage(Arc::new(crafted.clone()));
     assert!(
         matches!(opened, Err(Error::LogCorrupted { seq: 5, .. })),
@@ -61,6 +61,8 @@ fn a_proof_across_a_page_boundary_is_damage_and_nothing_is_written() {
         &next_page[..],
         "the open wrote over the page after the proof page"
     );
+    // A refused open writes nothing anywhere (the proof page, a header).
+    assert!(after[..] == bytes[..], "the refused open wrote to the file");
 }
 
 /// A tail marker page whose header (its checksum right: a crafted file) names a page of

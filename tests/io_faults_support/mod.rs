@@ -189,6 +189,21 @@ pub fn crash(sim: &SimStorage, mode: CrashMode) {
     }
 }
 
+/// The storage to reopen after `db`'s workload ends in `mode`: the database is closed
+/// (dropped) when there is no crash, and otherwise the crash comes first, on an image
+/// taken before the drop: a database that is not poisoned syncs everything as it
+/// closes, which would leave the crash nothing to lose (after a fault that fails one
+/// commit alone, the crash modes all read as no crash).
+pub fn crash_before_close(sim: SimStorage, db: Database, mode: CrashMode) -> SimStorage {
+    if matches!(mode, CrashMode::NoCrash) {
+        drop(db);
+        return sim;
+    }
+    let image = sim.fork();
+    drop(db);
+    image
+}
+
 pub const CRASH_MODES: [CrashMode; 4] = [
     CrashMode::NoCrash,
     CrashMode::LoseUnsynced,
@@ -336,7 +351,7 @@ pub fn sweep_point(w: &Workload, fault: Fault, mode: CrashMode) -> (usize, bool)
     if !matches!(fault, Fault::PowerOff(_)) {
         check_live(&db, &run, w.to);
     }
-    drop(db);
+    let sim = crash_before_close(sim, db, mode);
     disarm(&sim);
     crash(&sim, mode);
     if let (Fault::PowerOff(_), CrashMode::NoCrash | CrashMode::LostWriteback) = (fault, mode) {
