@@ -42,7 +42,10 @@ pub(super) fn replay(
     let proof_bytes = f.view.get(m.proof_offset, PROOF_LEN).ok_or_else(|| {
         (
             marker_page,
-            "its proof lies past the end of the file".to_string(),
+            format!(
+                "its proof at offset {} (page {proof_page}) lies past the end of the file",
+                m.proof_offset
+            ),
         )
     })?;
     let proof = match Proof::decode(proof_bytes) {
@@ -87,7 +90,11 @@ pub(super) fn replay(
         .ok_or_else(|| {
             (
                 proof_page,
-                "its capsule lies past the end of the file".to_string(),
+                format!(
+                    "its capsule at offset {} (page {cap_page}, {} bytes) lies past the end \
+                     of the file",
+                    proof.capsule_offset, proof.capsule_len
+                ),
             )
         })?;
     let capsule = decode_capsule(cap_bytes).map_err(|e| (cap_page, e.0))?;
