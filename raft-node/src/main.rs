@@ -86,8 +86,9 @@ enum Command {
         /// Seconds per cluster size (1 to 86,400).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         seconds: u64,
-        /// Bytes per value (at most 16 MiB: a write travels in one frame).
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=16 << 20))]
+        /// Bytes per value (at most 4,000,000: a write's JSON, about four bytes a value
+        /// byte, must fit a node's 16 MiB request limit).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=4_000_000))]
         value_bytes: u64,
         /// Skip the embedded-database reference row.
         #[arg(long)]

@@ -346,10 +346,12 @@ impl Database {
         self.engine().collect_garbage()
     }
 
-    /// Folds every commit that no live snapshot still needs into the checkpointed tree
-    /// and writes a new header, so the version store shrinks and reopening replays only
-    /// later commits. Runs on its own when the version store or the log outgrows its
-    /// budget ([`Options::version_store_budget`], [`Options::checkpoint_log_commits`]).
+    /// Folds every durable commit that no live snapshot still needs into the
+    /// checkpointed tree and writes a new header, so the version store shrinks and
+    /// reopening replays only later commits. `Applied` and `Written` commits not yet
+    /// durable stay in the store (call [`Database::collect_garbage`] first to flush
+    /// them). Runs on its own when the version store or the log outgrows its budget
+    /// ([`Options::version_store_budget`], [`Options::checkpoint_log_commits`]).
     /// Returns `None` when there was nothing to fold.
     pub fn checkpoint(&self) -> Result<Option<CheckpointReport>> {
         self.engine().checkpoint()
@@ -487,6 +489,35 @@ mod idle_watcher_tests {
         );
         assert!(engine.idle_watcher_armed());
         engine.set_checkpoint_running(false);
+        folded_and_exact(&db);
+    }
+
+    /// A burst of `Applied` commits whose flush has not made them durable yet: the
+    /// watcher folded at once (its fold stops at the durable ones, here none of the
+    /// burst) and ended, leaving the whole burst in the store. It waits for them now.
+    #[test]
+    fn the_watcher_waits_for_the_burst_to_be_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let engine = db.engine();
+        // No flusher starts: the burst stays queued until `collect_garbage` below.
+        engine.hold_flusher();
+        let mut c = db.connect();
+        for r in 0..20u64 {
+            let mut tx = c.begin().unwrap();
+            for k in 0..100u64 {
+                tx.put("t", &(r * 100 + k).to_be_bytes(), &[r as u8; 100])
+                    .unwrap();
+            }
+            tx.commit_with(Durability::Applied).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(
+            engine.idle_watcher_armed(),
+            "the watcher ended before the burst was durable: {:?}",
+            db.stats()
+        );
+        db.collect_garbage().unwrap();
         folded_and_exact(&db);
     }
 

@@ -55,7 +55,7 @@ mod reopen_after_close_tests {
     }
 
     /// While a handle of the closed database is still kept (here: a connection), an
-    /// open answers `Closed` at once, as before.
+    /// open answers `Closed` (after the second it waits for such a handle to go).
     #[test]
     fn an_open_while_a_closed_handle_is_kept_is_refused() {
         let dir = tempfile::tempdir().unwrap();

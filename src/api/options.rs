@@ -142,6 +142,13 @@ impl Options {
     /// generation lives (or for a new generation whose log shows damage, until the
     /// handle's next transaction reports it). While any live reader is open, `compact`
     /// does not shrink the file. Linux only.
+    ///
+    /// Memory: a live reader holds every version the writer committed since its last
+    /// checkpoint (it folds nothing, and reads any state from the file's history floor
+    /// on), however few of them the writer's own store keeps: a writer rewriting a few
+    /// large values gives its readers up to `checkpoint_log_commits` versions of them
+    /// until its next checkpoint ([`Options::version_store_budget`] bounds the writer's
+    /// store, not a reader's).
     pub fn read_only(mut self, read_only: bool) -> Options {
         self.config.read_only = read_only;
         self

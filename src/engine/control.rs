@@ -37,7 +37,9 @@ pub struct Stats {
     pub section_ns_max: u64,
     /// Highest sequence on stable storage.
     pub durable_seq: u64,
-    /// Commit groups flushed (each costs two `fdatasync`s).
+    /// Commit groups flushed. Each group's commits are made durable by two `fdatasync`s,
+    /// but under load each sync serves two groups (the second of one, the first of the
+    /// next): about one sync per group, two for a lone commit.
     pub groups: u64,
     /// Commits flushed by those groups.
     pub group_commits: u64,

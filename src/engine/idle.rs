@@ -112,6 +112,16 @@ fn watch(engine: Weak<Engine>) {
         if me.checkpoint_running.load(Ordering::Acquire) || me.checkpointer.busy() {
             continue;
         }
+        // `Applied` and `Written` commits not yet durable (the flusher's sync under
+        // way): a fold now would stop at the durable ones and leave the rest of the
+        // burst in the store with no watcher left. Poisoned, they never will be.
+        if me.committer.durable_seq() < tip {
+            if me.committer.is_poisoned() {
+                me.idle_armed.store(false, Ordering::Release);
+                return;
+            }
+            continue;
+        }
         // Disarmed first: a commit from here on starts a new watcher.
         drop(unwinding);
         me.idle_armed.store(false, Ordering::Release);

@@ -212,6 +212,13 @@ pub fn parse_args() -> Res<Config> {
              and --hot >= 2 when --hot-pct is 100 (a transfer needs two accounts)",
         ));
     }
+    if c.scan_len == 0 {
+        return Err(err("--scan-len must be at least 1"));
+    }
+    // Each thread's keys carry its number in two bytes: more threads would share keys.
+    if c.threads.iter().any(|&t| t == 0 || t > 65_535) {
+        return Err(err("--threads must each be 1 to 65,535"));
+    }
     for (flag, s) in [("--seconds", c.seconds), ("--read-seconds", c.read_seconds)] {
         if !(s.is_finite() && s > 0.0 && s < 1e9) {
             return Err(err(format!("{flag} must be a positive number of seconds")));

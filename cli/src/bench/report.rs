@@ -16,7 +16,8 @@ pub struct PhaseResult {
     pub latency_us_p99: Option<f64>,
     pub fsyncs_per_commit: Option<f64>,
     pub abort_pct: Option<f64>,
-    /// Commits per commit group (each group costs two fdatasyncs).
+    /// Commits per commit group (under load about one fdatasync per group: each sync is
+    /// the second of one group and the first of the next).
     pub group_size_mean: Option<f64>,
     /// Capsule, proof and marker bytes written per commit.
     pub bytes_per_commit: Option<f64>,

@@ -1,5 +1,5 @@
 //! capsuledb: one shared `Database`, a `Connection` per thread, Serializable
-//! transactions committed with `Durability::Durable` (group commit: two fdatasyncs per group).
+//! transactions committed with `Durability::Durable` (group commit: each fdatasync is the second of one group and the first of the next).
 
 use super::TABLE;
 use crate::engine::{Attempt, Body, Engine, Key, Res, Tx};
@@ -38,7 +38,7 @@ impl Engine for Capsule {
     type Session = Connection;
     const NAME: &'static str = "capsuledb";
     const DURABILITY: &'static str =
-        "`commit_with(Durability::Durable)` (group commit, 2 fdatasyncs per group)";
+        "`commit_with(Durability::Durable)` (group commit: each fdatasync the second of one group and the first of the next)";
     const SERIALIZATION: &'static str = "many optimistic writers, `Isolation::Serializable` (SSI); on `Error::Conflict` the transaction is retried after `db.wait_for(committed_seq, Durability::Applied)` (the conflicting commit is visible)";
 
     fn open(dir: &Path) -> Res<Self> {
