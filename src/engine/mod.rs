@@ -669,7 +669,6 @@ impl Engine {
         // started the checkpoint) is then folded once commits stop, not at some later
         // commit.
         self.arm_idle_fold(bytes);
-        self.throttle(bytes);
         Ok(seq)
     }
 
@@ -763,8 +762,10 @@ impl Engine {
     /// store before the next commit and its readers read the tree, and prunes the
     /// commit index of its keys. The committer that wrote the bulk pays for both, not
     /// the next one. A failure is kept for
-    /// `last_checkpoint_error()` (the commit itself is done).
-    pub(crate) fn after_large_commit(&self, write_bytes: usize) {
+    /// `last_checkpoint_error()` (the commit itself is done). Any other commit pays its
+    /// back-pressure here ([`Engine::throttle`]): after its transaction's snapshot is
+    /// gone, so the sleep holds back no fold's horizon.
+    pub(crate) fn after_commit(&self, write_bytes: usize) {
         // A tree commit left nothing in the store (and nothing in the commit index).
         let in_store = self.is_large(self.versions.byte_count());
         if self.is_large(write_bytes)
@@ -782,6 +783,8 @@ impl Engine {
             // spent its one fold during this cleanup, while a snapshot that holds the
             // load back was still live.
             self.arm_idle_fold(self.versions.byte_count());
+        } else {
+            self.throttle(self.versions.byte_count());
         }
     }
 }
