@@ -297,7 +297,14 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 "bench: {clients} clients, {seconds} s per cluster size, {value_bytes}-byte values, databases under {}",
                 dir.path().display()
             );
-            let rows = bench::run(&bin, dir.path(), &config).await?;
+            // Ctrl-C ends the run: the bench (its clusters, whose drop stops their node
+            // processes) is dropped, then the directory of their databases.
+            let rows = tokio::select! {
+                rows = bench::run(&bin, dir.path(), &config) => rows?,
+                _ = tokio::signal::ctrl_c() => {
+                    return Err("interrupted: the clusters are stopped and their databases removed".into());
+                }
+            };
             out(&bench::table(&rows))?;
             Ok(true)
         }
