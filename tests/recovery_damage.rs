@@ -502,31 +502,42 @@ fn a_zeroed_first_sector_of_a_marker_page_before_a_later_group_is_an_error() {
     use capsuledb::storage::Storage;
     let (image, second) = crashed_after(700);
     image.write_at(second * PAGE, &[0u8; 512]).unwrap();
-    match open_image(&image) {
-        Err(Error::LogCorrupted { seq, .. }) => assert_eq!(seq, 128),
+    // A read-only open (and so `check` and `salvage`) says so too: it read the 127
+    // commits before the page and reported no damage, `check` said ok, and a salvage
+    // listed nothing lost.
+    let damage = refused_at_and_reported(&image, 128);
+    assert!(damage.durable_seq >= 640 - 512, "{damage:?}");
+}
+
+/// Checks that a read-write open of `image` refuses it at commit `seq` (700 durable
+/// commits were made), and that a read-only open reads the commits before it and
+/// reports the damage, which `check` finds; returns that report.
+fn refused_at_and_reported(
+    image: &capsuledb::storage::SimStorage,
+    seq: u64,
+) -> capsuledb::LogDamage {
+    match open_image(image) {
+        Err(Error::LogCorrupted { seq: s, .. }) => assert_eq!(s, seq),
         Ok(db) => panic!(
-            "the open took the damaged page for the end of the log: {} of 700 commits",
+            "the open took the damage for the end of the log: {} of 700 commits",
             keys(&db)
         ),
         Err(e) => panic!("unexpected error {e}"),
     }
-    // A read-only open (and so `check` and `salvage`) says so too: it read the 127
-    // commits before the page and reported no damage, `check` said ok, and a salvage
-    // listed nothing lost.
     let db = Options::new()
         .random_seed(3)
         .read_only(true)
         .open_storage(std::sync::Arc::new(image.clone()))
         .unwrap();
-    assert_eq!(keys(&db), 127);
+    assert_eq!(keys(&db) as u64, seq - 1);
     let damage = db
         .info()
         .unwrap()
         .log_damage
         .expect("the damage is reported");
-    assert_eq!(damage.seq, 128);
-    assert!(damage.durable_seq >= 640 - 512, "{damage:?}");
+    assert_eq!(damage.seq, seq);
     assert!(!db.check_integrity().unwrap().is_ok());
+    damage
 }
 
 /// Sixteen markers lost on one page (a zeroed stretch, nothing rebuilds them) and the
@@ -545,27 +556,7 @@ fn lost_markers_before_a_page_whose_header_is_lost_are_an_error_after_a_crash() 
         .write_at(first + 48 * MARKER_LEN as u64, &[0u8; 16 * MARKER_LEN])
         .unwrap();
     image.write_at(second * PAGE, &[0u8; 512]).unwrap();
-    match open_image(&image) {
-        Err(Error::LogCorrupted { seq, .. }) => assert_eq!(seq, 49),
-        Ok(db) => panic!(
-            "the open took the lost markers for the end of the log: {} of 700 commits",
-            keys(&db)
-        ),
-        Err(e) => panic!("unexpected error {e}"),
-    }
-    let db = Options::new()
-        .random_seed(3)
-        .read_only(true)
-        .open_storage(std::sync::Arc::new(image.clone()))
-        .unwrap();
-    assert_eq!(keys(&db), 48);
-    let damage = db
-        .info()
-        .unwrap()
-        .log_damage
-        .expect("the damage is reported");
-    assert_eq!(damage.seq, 49);
-    assert!(!db.check_integrity().unwrap().is_ok());
+    refused_at_and_reported(&image, 49);
 }
 
 /// A crashed run whose stream filled its marker page, and whose next page still holds a

@@ -441,6 +441,11 @@ mod idle_watcher_tests {
     /// watcher starts), under the budget (no commit starts a checkpoint). Then several
     /// of the watcher's looks go by.
     fn burst(db: &Database) {
+        burst_at(db, Durability::Durable);
+    }
+
+    /// [`burst`]'s commits at `level`, then several of the watcher's looks.
+    fn burst_at(db: &Database, level: Durability) {
         let mut c = db.connect();
         for r in 0..20u64 {
             let mut tx = c.begin().unwrap();
@@ -448,7 +453,7 @@ mod idle_watcher_tests {
                 tx.put("t", &(r * 100 + k).to_be_bytes(), &[r as u8; 100])
                     .unwrap();
             }
-            tx.commit_with(Durability::Durable).unwrap();
+            tx.commit_with(level).unwrap();
         }
         std::thread::sleep(Duration::from_millis(400));
     }
@@ -502,16 +507,7 @@ mod idle_watcher_tests {
         let engine = db.engine();
         // No flusher starts: the burst stays queued until `collect_garbage` below.
         engine.hold_flusher();
-        let mut c = db.connect();
-        for r in 0..20u64 {
-            let mut tx = c.begin().unwrap();
-            for k in 0..100u64 {
-                tx.put("t", &(r * 100 + k).to_be_bytes(), &[r as u8; 100])
-                    .unwrap();
-            }
-            tx.commit_with(Durability::Applied).unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(400));
+        burst_at(&db, Durability::Applied);
         assert!(
             engine.idle_watcher_armed(),
             "the watcher ended before the burst was durable: {:?}",

@@ -137,16 +137,7 @@ pub(super) fn linked_page_with_lost_header(
     let (mut page, mut first) = (page, first_seq);
     // Every page at most once.
     for _ in 0..f.file_pages {
-        let bytes = f.page(page)?;
-        let next = verify_log_page(bytes, PageKind::Marker, page)
-            .ok()
-            .map(|kh| MarkerPageHeader::decode(&kh).next_page)
-            .or_else(|| {
-                bytes
-                    .get(16..24)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_le_bytes)
-            })?;
+        let next = stored_next_page(f.page(page)?, page)?;
         let next_first = first.checked_add(slots)?;
         if !marker_header_verifies(f, next, next_first) {
             let b = f.page(next)?;
@@ -265,16 +256,7 @@ pub(super) fn walk_later_slots(
                 return;
             }
         }
-        let Some(next) = verify_log_page(bytes, PageKind::Marker, page)
-            .ok()
-            .map(|kh| MarkerPageHeader::decode(&kh).next_page)
-            .or_else(|| {
-                bytes
-                    .get(16..24)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_le_bytes)
-            })
-        else {
+        let Some(next) = stored_next_page(bytes, page) else {
             return;
         };
         if !marker_header_verifies(f, next, first + slots) {
@@ -284,4 +266,19 @@ pub(super) fn walk_later_slots(
         first += slots;
         from = first;
     }
+}
+
+/// The `next_page` link marker page `page` (its bytes `bytes`) stores: from its header
+/// when that verifies, else as the bytes where the header keeps it say (a damaged
+/// header's link may still be right).
+fn stored_next_page(bytes: &[u8], page: u64) -> Option<u64> {
+    verify_log_page(bytes, PageKind::Marker, page)
+        .ok()
+        .map(|kh| MarkerPageHeader::decode(&kh).next_page)
+        .or_else(|| {
+            bytes
+                .get(16..24)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes)
+        })
 }
