@@ -145,8 +145,8 @@ impl<'c> Transaction<'c> {
     /// A read-only transaction at the past state `seq` (`Database::begin_read_at`).
     pub(crate) fn begin_at(engine: Arc<Engine>, seq: u64) -> Result<Self> {
         engine.check_open()?;
-        // Registered as a snapshot while it pins: a tree commit raises the floor to its
-        // own sequence before that is visible (every sequence was refused meanwhile);
+        // Registered as a snapshot while it pins: a tree commit may raise the floor up to
+        // its own sequence before that is visible (every sequence was refused meanwhile);
         // the registration waits it out, as any new snapshot does, and keeps another
         // from starting until the pin is taken.
         let registered = engine.registry.begin();

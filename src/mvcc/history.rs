@@ -2,8 +2,8 @@
 //! version lists that keep them in the tree (`format-spec/btree.md`, "History").
 //!
 //! Every state at a sequence `S >= floor` (and at or below the visible sequence) is
-//! readable. The floor only rises (but once: a tree commit that fails lowers the floor
-//! it raised back to the commit's sequence less one, `format-spec/btree.md`): it follows
+//! readable. The floor only rises (but once: a tree commit that fails lowers a floor it
+//! raised to its own sequence back to that sequence less one, `format-spec/btree.md`): it follows
 //! the retention setting, but never passes a live time-travel snapshot (a
 //! [`HistoryPin`]).
 //!
