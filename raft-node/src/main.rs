@@ -298,11 +298,18 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 dir.path().display()
             );
             // Ctrl-C ends the run: the bench (its clusters, whose drop stops their node
-            // processes) is dropped, then the directory of their databases.
+            // processes) is dropped, then the directory of their databases goes, and the
+            // process exits at once (the embedded row's writers run on blocking threads
+            // a dropped future does not stop, and the runtime's drop would wait for
+            // them). A handler that cannot be installed leaves Ctrl-C as it was.
             let rows = tokio::select! {
                 rows = bench::run(&bin, dir.path(), &config) => rows?,
-                _ = tokio::signal::ctrl_c() => {
-                    return Err("interrupted: the clusters are stopped and their databases removed".into());
+                Ok(()) = tokio::signal::ctrl_c() => {
+                    let _ = std::fs::remove_dir_all(dir.path());
+                    eprintln!(
+                        "raft-node: interrupted: the clusters are stopped and their databases removed"
+                    );
+                    std::process::exit(130);
                 }
             };
             out(&bench::table(&rows))?;

@@ -713,7 +713,7 @@ impl<'c> Transaction<'c> {
         // The snapshot goes first: it holds the horizon below this commit.
         let (engine, write_bytes) = (Arc::clone(&*self.engine), self.write_bytes);
         drop(self);
-        engine.after_commit(write_bytes);
+        engine.after_commit(write_bytes, seq.is_some());
         Ok(CommitInfo {
             seq: seq.unwrap_or(snapshot),
             durability,

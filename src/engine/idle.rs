@@ -6,7 +6,7 @@
 //! live snapshot held back from the budget's checkpoint. A watcher thread, started by
 //! such a commit (beside the checkpoint, which it waits out, if one started), folds the
 //! store once no commit has come for
-//! [`IDLE_AFTER`], forgets the commit index's records of the commits it folded, and
+//! [`IDLE_AFTER`] and every commit is durable (a fold stops at the durable ones), forgets the commit index's records of the commits it folded, and
 //! then ends; it holds the engine only while it looks, folds and prunes.
 
 use super::Engine;

@@ -328,17 +328,17 @@ impl Engine {
                 );
             }
             let walked = walked && free_list_read;
-            // Who uses each page in use; the pages between are leaked, said as runs.
-            // Walked over the pages in use, not every page: a crafted header's
-            // `page_count` over a sparse file may name billions.
-            let mut users: std::collections::BTreeMap<u64, [bool; 3]> = Default::default();
-            for (i, set) in [&tree, non_tree, &run_pages].into_iter().enumerate() {
-                for &p in set.range(first_data..header.page_count) {
-                    if let Some(used) = users.entry(p).or_default().get_mut(i) {
-                        *used = true;
-                    }
-                }
-            }
+            // Who uses each page in use (the three sets merged in order, no copy); the
+            // pages between are leaked, said as runs. Walked over the pages in use, not
+            // every page: a crafted header's `page_count` over a sparse file may name
+            // billions.
+            let pages = first_data..header.page_count;
+            let mut sets = [&tree, non_tree, &run_pages]
+                .map(|set| set.range(pages.clone()).copied().peekable());
+            let users = std::iter::from_fn(|| {
+                let p = sets.iter_mut().filter_map(|s| s.peek().copied()).min()?;
+                Some((p, sets.each_mut().map(|s| s.next_if_eq(&p).is_some())))
+            });
             let leaked = |from: u64, to: u64, r: &mut IntegrityReport| {
                 if walked && from < to {
                     r.problems.push(if to - from == 1 {
@@ -354,7 +354,7 @@ impl Engine {
                 }
             };
             let mut next = first_data;
-            for (&p, &uses) in &users {
+            for (p, uses) in users {
                 leaked(next, p, &mut r);
                 next = p + 1;
                 match uses.iter().filter(|&&u| u).count() {

@@ -762,10 +762,10 @@ impl Engine {
     /// store before the next commit and its readers read the tree, and prunes the
     /// commit index of its keys. The committer that wrote the bulk pays for both, not
     /// the next one. A failure is kept for
-    /// `last_checkpoint_error()` (the commit itself is done). Any other commit pays its
-    /// back-pressure here ([`Engine::throttle`]): after its transaction's snapshot is
-    /// gone, so the sleep holds back no fold's horizon.
-    pub(crate) fn after_commit(&self, write_bytes: usize) {
+    /// `last_checkpoint_error()` (the commit itself is done). Any other commit that
+    /// `wrote` pays its back-pressure here ([`Engine::throttle`]): after its
+    /// transaction's snapshot is gone, so the sleep holds back no fold's horizon.
+    pub(crate) fn after_commit(&self, write_bytes: usize, wrote: bool) {
         // A tree commit left nothing in the store (and nothing in the commit index).
         let in_store = self.is_large(self.versions.byte_count());
         if self.is_large(write_bytes)
@@ -783,7 +783,7 @@ impl Engine {
             // spent its one fold during this cleanup, while a snapshot that holds the
             // load back was still live.
             self.arm_idle_fold(self.versions.byte_count());
-        } else {
+        } else if wrote {
             self.throttle(self.versions.byte_count());
         }
     }

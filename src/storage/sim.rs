@@ -359,6 +359,12 @@ impl SimStorage {
         self.state.lock().power_budget = Some(ops);
     }
 
+    /// The operations left before the power goes out ([`SimStorage::power_off_after`]):
+    /// `Some(0)` once it has (or is about to), `None` when no power-off is set.
+    pub fn power_left(&self) -> Option<u64> {
+        self.state.lock().power_budget
+    }
+
     /// Flips one bit in both the live and the durable image (corruption at rest).
     /// Offsets past the end of an image leave that image alone.
     pub fn flip_bit(&self, offset: u64, bit: u8) {
